@@ -1,0 +1,263 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+/* State of one load: which keys were seen, how many problems so far. */
+struct config_load {
+	const char *source;   /* file name, for messages */
+	const char *basedir;
+	const char *section;
+	const struct config_key *table;
+	void *settings;
+	unsigned char seen[128];
+	int errors;
+};
+
+static void
+config_problem(struct config_load *cl, const char *key, const char *fmt,
+    const char *arg)
+{
+	fprintf(stderr, "%s: [%s] %s: ", cl->source, cl->section, key);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	cl->errors++;
+}
+
+char *
+config_resolve_path(const char *basedir, const char *path)
+{
+	char *out;
+	size_t len;
+
+	if (path[0] == '/' || path[0] == '\0' || basedir == NULL)
+		return strdup(path);
+	len = strlen(basedir) + 1 + strlen(path) + 1;
+	if ((out = malloc(len)) == NULL)
+		return NULL;
+	snprintf(out, len, "%s/%s", basedir, path);
+	return out;
+}
+
+/* ipc:// endpoints with relative paths are made absolute; others kept. */
+static char *
+config_resolve_endpoints(const char *basedir, const char *value)
+{
+	char *copy = strdup(value), *tok, *save = NULL, *out = NULL;
+	size_t cap = strlen(value) * 2 + (basedir ? strlen(basedir) * 8 : 0) + 16;
+	size_t used = 0;
+
+	if (copy == NULL || (out = calloc(1, cap)) == NULL)
+		goto fail;
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t,", &save)) {
+		int n;
+
+		if (strncmp(tok, "ipc://", 6) == 0 && tok[6] != '/' &&
+		    basedir != NULL)
+			n = snprintf(out + used, cap - used, "%sipc://%s/%s",
+			    used ? " " : "", basedir, tok + 6);
+		else
+			n = snprintf(out + used, cap - used, "%s%s",
+			    used ? " " : "", tok);
+		if (n < 0 || (size_t)n >= cap - used)
+			goto fail;
+		used += n;
+	}
+	free(copy);
+	return out;
+fail:
+	free(copy);
+	free(out);
+	return NULL;
+}
+
+static int
+config_set(struct config_load *cl, const struct config_key *k,
+    const char *value)
+{
+	char *field = (char *)cl->settings + k->offset;
+	char *end, *s = NULL;
+	long n;
+
+	switch (k->type) {
+	case CONFIG_STRING:
+		s = strdup(value);
+		break;
+	case CONFIG_PATH:
+		s = config_resolve_path(cl->basedir, value);
+		break;
+	case CONFIG_ENDPOINT:
+		if (value[0] == '\0') {
+			config_problem(cl, k->name, "%san endpoint is required",
+			    "");
+			return -1;
+		}
+		s = config_resolve_endpoints(cl->basedir, value);
+		break;
+	case CONFIG_INT:
+		errno = 0;
+		n = strtol(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0') {
+			config_problem(cl, k->name, "'%s' is not a number",
+			    value);
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			char range[96];
+
+			snprintf(range, sizeof(range), "%ld is outside %ld..%ld",
+			    n, k->min, k->max);
+			config_problem(cl, k->name, "%s", range);
+			return -1;
+		}
+		*(long *)field = n;
+		return 0;
+	case CONFIG_BOOL:
+		if (strcmp(value, "1") == 0 || strcasecmp(value, "yes") == 0 ||
+		    strcasecmp(value, "true") == 0)
+			*(int *)field = 1;
+		else if (strcmp(value, "0") == 0 ||
+		    strcasecmp(value, "no") == 0 ||
+		    strcasecmp(value, "false") == 0)
+			*(int *)field = 0;
+		else {
+			config_problem(cl, k->name, "'%s' is not 0 or 1", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (s == NULL) {
+		config_problem(cl, k->name, "%sout of memory", "");
+		return -1;
+	}
+	free(*(char **)field);
+	*(char **)field = s;
+	return 0;
+}
+
+static int
+config_ini_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct config_load *cl = user;
+	size_t i;
+
+	if (strcasecmp(section, cl->section) != 0)
+		return 1;
+	for (i = 0; cl->table[i].name != NULL; i++)
+		if (strcasecmp(cl->table[i].name, name) == 0)
+			break;
+	if (cl->table[i].name == NULL) {
+		config_problem(cl, name, "%sunknown key", "");
+		return 1; /* keep going: report every problem */
+	}
+	if (i < sizeof(cl->seen) && cl->seen[i]) {
+		config_problem(cl, name, "%sset twice", "");
+		return 1;
+	}
+	if (i < sizeof(cl->seen))
+		cl->seen[i] = 1;
+	config_set(cl, &cl->table[i], value);
+	return 1;
+}
+
+/* Defaults first, so that a key set in the file simply replaces them. */
+static void
+config_defaults(struct config_load *cl)
+{
+	for (size_t i = 0; cl->table[i].name != NULL; i++) {
+		const struct config_key *k = &cl->table[i];
+
+		if (k->def != NULL)
+			config_set(cl, k, k->def);
+	}
+}
+
+static int
+config_finish(struct config_load *cl, int parse_rc)
+{
+	if (parse_rc > 0) {
+		char line[32];
+
+		snprintf(line, sizeof(line), "line %d", parse_rc);
+		fprintf(stderr, "%s: syntax error at %s\n", cl->source, line);
+		cl->errors++;
+	}
+	for (size_t i = 0; cl->table[i].name != NULL; i++)
+		if (cl->table[i].def == NULL &&
+		    (i >= sizeof(cl->seen) || !cl->seen[i]))
+			config_problem(cl, cl->table[i].name, "%sis required",
+			    "");
+	if (cl->errors > 0) {
+		config_free(cl->table, cl->settings);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load(const char *file, const char *section,
+    const struct config_key *table, void *settings)
+{
+	struct config_load cl = { file, NULL, section, table, settings, { 0 },
+		0 };
+	char *dir = NULL, *slash, *abs = NULL;
+	int rc;
+
+	if ((abs = realpath(file, NULL)) == NULL) {
+		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	dir = strdup(abs);
+	if (dir == NULL) {
+		free(abs);
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	cl.basedir = dir;
+	config_defaults(&cl);
+	rc = ini_parse(abs, config_ini_handler, &cl);
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot read\n", file);
+		cl.errors++;
+	}
+	rc = config_finish(&cl, rc);
+	free(dir);
+	free(abs);
+	return rc;
+}
+
+int
+config_load_string(const char *text, const char *basedir, const char *section,
+    const struct config_key *table, void *settings)
+{
+	struct config_load cl = { "(string)", basedir, section, table, settings,
+		{ 0 }, 0 };
+
+	config_defaults(&cl);
+	return config_finish(&cl, ini_parse_string(text, config_ini_handler,
+	    &cl));
+}
+
+void
+config_free(const struct config_key *table, void *settings)
+{
+	for (size_t i = 0; table[i].name != NULL; i++) {
+		const struct config_key *k = &table[i];
+		char **field = (char **)((char *)settings + k->offset);
+
+		if (k->type == CONFIG_STRING || k->type == CONFIG_PATH ||
+		    k->type == CONFIG_ENDPOINT) {
+			free(*field);
+			*field = NULL;
+		}
+	}
+}

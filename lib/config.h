@@ -1,0 +1,48 @@
+/*
+ * Configuration: one INI file (libinih), one section per service. Each
+ * service describes its section as a table (name, type, bounds, default,
+ * field), redis-style; NDES names are used where NDES has one.
+ * Unknown keys and bad values are errors; every problem is printed before
+ * config_load() fails. Relative paths and ipc:// endpoints are resolved
+ * against the directory of the configuration file.
+ */
+#ifndef SCEPD_CONFIG_H
+#define SCEPD_CONFIG_H
+
+#include <stddef.h>
+
+enum config_type {
+	CONFIG_STRING,   /* char *, malloc'ed */
+	CONFIG_PATH,     /* char *, made absolute; "" allowed when default is "" */
+	CONFIG_ENDPOINT, /* char *, ZeroMQ endpoints, space separated */
+	CONFIG_INT,      /* long, within [min, max] */
+	CONFIG_BOOL,     /* int, 0 or 1 */
+};
+
+struct config_key {
+	const char *name;
+	enum config_type type;
+	long min, max;     /* CONFIG_INT only */
+	const char *def;   /* default as written in the file; NULL: required */
+	size_t offset;     /* of the field in the service's settings struct */
+	const char *help;  /* one line, for the example configuration */
+};
+
+#define CONFIG_END { NULL, 0, 0, 0, NULL, 0, NULL }
+
+/*
+ * Fills `settings` from [section] of `file` using `table`. Returns 0, or -1
+ * after printing every problem to stderr as "FILE: [section] Key: reason".
+ * The caller frees the strings with config_free().
+ */
+int config_load(const char *file, const char *section,
+    const struct config_key *table, void *settings);
+/* Same, from a string (tests, fuzzing); `basedir` resolves relative paths. */
+int config_load_string(const char *text, const char *basedir,
+    const char *section, const struct config_key *table, void *settings);
+void config_free(const struct config_key *table, void *settings);
+
+/* Resolves `path` against `basedir` unless absolute. Caller frees. */
+char *config_resolve_path(const char *basedir, const char *path);
+
+#endif

@@ -1,0 +1,99 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+
+static const char *log_service = "scepd";
+static enum log_level log_threshold = LOG_LEVEL_INFO;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_init(const char *service, enum log_level level)
+{
+	log_service = service;
+	log_threshold = level;
+}
+
+int
+log_level_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (strcasecmp(name, level_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* One write(2) per line so lines from threads and processes don't mix. */
+static void
+log_vevent(enum log_level level, const char *txid, uint64_t reqid,
+    const char *fmt, va_list ap)
+{
+	char line[2048], stamp[32];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n, m;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	n = snprintf(line, sizeof(line), "%s %s[%d] %s", stamp, log_service,
+	    (int)getpid(), level_names[level]);
+	if (txid != NULL && n < (int)sizeof(line))
+		n += snprintf(line + n, sizeof(line) - n, " txid=%.128s", txid);
+	if (reqid != 0 && n < (int)sizeof(line))
+		n += snprintf(line + n, sizeof(line) - n, " req=%llu",
+		    (unsigned long long)reqid);
+	if (n < (int)sizeof(line))
+		n += snprintf(line + n, sizeof(line) - n, ": ");
+	if (n < (int)sizeof(line)) {
+		m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+		if (m > 0)
+			n += m;
+	}
+	if (n >= (int)sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	/* Untrusted text must not forge log lines. */
+	for (int i = 0; i < n; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+void
+log_event(enum log_level level, const char *txid, uint64_t reqid,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > log_threshold)
+		return;
+	va_start(ap, fmt);
+	log_vevent(level, txid, reqid, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_openssl(enum log_level level, const char *txid, const char *what)
+{
+	unsigned long e;
+	char buf[256];
+	const char *file, *data;
+	int line, flags, any = 0;
+
+	while ((e = ERR_get_error_all(&file, &line, NULL, &data, &flags)) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_event(level, txid, 0, "%s: %s%s%s", what, buf,
+		    (flags & ERR_TXT_STRING) ? ": " : "",
+		    (flags & ERR_TXT_STRING) ? data : "");
+		any = 1;
+	}
+	if (!any)
+		log_event(level, txid, 0, "%s", what);
+}

@@ -1,0 +1,31 @@
+/*
+ * One log module for every process: one line per event on stderr,
+ *   2026-11-25T06:30:00Z scepd-ra[123] info txid=ABC req=7: message
+ * The launcher collects its children's stderr, so nothing else is needed.
+ */
+#ifndef SCEPD_LOG_H
+#define SCEPD_LOG_H
+
+#include <stdint.h>
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+/* Names the process in every line; call once at start-up. */
+void log_init(const char *service, enum log_level level);
+/* Parses "error|warn|info|debug"; -1 when unknown. */
+int log_level_parse(const char *name);
+
+/* txid and reqid identify the SCEP transaction and the RPC request; NULL/0
+ * when there is none. */
+void log_event(enum log_level level, const char *txid, uint64_t reqid,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define log_error(...) log_event(LOG_LEVEL_ERROR, NULL, 0, __VA_ARGS__)
+#define log_warn(...) log_event(LOG_LEVEL_WARN, NULL, 0, __VA_ARGS__)
+#define log_info(...) log_event(LOG_LEVEL_INFO, NULL, 0, __VA_ARGS__)
+#define log_debug(...) log_event(LOG_LEVEL_DEBUG, NULL, 0, __VA_ARGS__)
+
+/* Logs `what` with every entry of OpenSSL's error queue, and empties it. */
+void log_openssl(enum log_level level, const char *txid, const char *what);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Certificates and keys from files: what the RA, the CA, scepd's first-run
+ * set-up and scepctl share. Errors name the file at fault.
+ */
+#ifndef SCEPD_PKI_H
+#define SCEPD_PKI_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* Reads one PEM (or DER) certificate. NULL and `err` filled on failure. */
+X509 *pki_load_cert(const char *path, char *err, size_t errlen);
+/* Reads every certificate in a PEM file, in order. */
+STACK_OF(X509) *pki_load_certs(const char *path, char *err, size_t errlen);
+/*
+ * Reads a PEM private key; `passphrase_file` (NULL or "" for none) holds the
+ * passphrase of an encrypted key on its first line.
+ */
+EVP_PKEY *pki_load_key(const char *path, const char *passphrase_file,
+    char *err, size_t errlen);
+
+/* 0 when `cert` holds the public half of `key`; -1 and `err` otherwise. */
+int pki_check_pair(X509 *cert, EVP_PKEY *key, const char *cert_path,
+    const char *key_path, char *err, size_t errlen);
+/*
+ * 0 when `cert` may be used for every bit of `ku_bits` (X509v3_KU_*); a
+ * certificate without a keyUsage extension may be used for anything.
+ */
+int pki_check_key_usage(X509 *cert, unsigned int ku_bits, const char *cert_path,
+    const char *purpose, char *err, size_t errlen);
+
+/* Hex of the digest of the DER certificate, upper case, no separators. */
+int pki_thumbprint(X509 *cert, const EVP_MD *md, char *out, size_t outlen);
+
+/* Writes PEM; key files are created mode 0600. */
+int pki_write_cert(const char *path, X509 *cert);
+int pki_write_key(const char *path, EVP_PKEY *key);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * The SCEP (RFC 8894) message codec on OpenSSL 3's PKCS7 API: the only
+ * code that parses a pkiMessage. Server side: parse and verify a request,
+ * open its envelope, read its CSR, build a CertRep and the GetCACert answer.
+ * Client side (tests and the iOS-like client): build a request, read a
+ * CertRep.
+ *
+ * Parsers take untrusted bytes as (const uint8_t *, size_t), accept DER and
+ * BER (indefinite lengths, constructed OCTET STRINGs), never exit, and on
+ * failure return a negative scep_error plus the failInfo to answer with:
+ * SCEP_FAILINFO_NONE means "not authentic enough for a CertRep" (HTTP 400).
+ */
+#ifndef SCEPD_SCEP_H
+#define SCEPD_SCEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+enum scep_message_type {
+	SCEP_MSG_CERTREP = 3,
+	SCEP_MSG_RENEWALREQ = 17,
+	SCEP_MSG_PKCSREQ = 19,
+	SCEP_MSG_CERTPOLL = 20, /* GetCertInitial */
+	SCEP_MSG_GETCERT = 21,
+	SCEP_MSG_GETCRL = 22,
+};
+
+enum scep_pki_status {
+	SCEP_STATUS_SUCCESS = 0,
+	SCEP_STATUS_FAILURE = 2,
+	SCEP_STATUS_PENDING = 3,
+};
+
+enum scep_failinfo {
+	SCEP_FAILINFO_NONE = -1,
+	SCEP_FAILINFO_BAD_ALG = 0,
+	SCEP_FAILINFO_BAD_MESSAGE_CHECK = 1,
+	SCEP_FAILINFO_BAD_REQUEST = 2,
+	SCEP_FAILINFO_BAD_TIME = 3,
+	SCEP_FAILINFO_BAD_CERT_ID = 4,
+};
+
+enum scep_error {
+	SCEP_OK = 0,
+	SCEP_E_NOMEM = -1,
+	SCEP_E_PARSE = -2,      /* not DER/BER of the expected structure */
+	SCEP_E_CONTENT = -3,    /* wrong content type or missing part */
+	SCEP_E_SIGNATURE = -4,  /* signature does not verify */
+	SCEP_E_ATTRIBUTE = -5,  /* a required signed attribute is missing/bad */
+	SCEP_E_ALGORITHM = -6,  /* algorithm refused by policy */
+	SCEP_E_DECRYPT = -7,    /* envelope cannot be opened by us */
+	SCEP_E_CSR = -8,        /* CSR unreadable or its signature is bad */
+	SCEP_E_BUILD = -9,      /* building a message failed */
+};
+const char *scep_strerror(int err);
+const char *scep_failinfo_name(int failinfo);   /* "badAlg", ... */
+const char *scep_message_type_name(int type);   /* "PKCSReq", ... or "unknown" */
+
+/* Registers SCEP's attribute OIDs with OpenSSL. Once, before any thread. */
+int scep_init(void);
+
+/* Which algorithms a server accepts in requests. */
+struct scep_alg_policy {
+	int allow_des;   /* single DES (RFC 8894 forbids it; legacy switch) */
+	int allow_des3;
+	int allow_sha1;
+};
+/* The defaults: AES always, 3DES and SHA-1 allowed, DES and MD5 refused. */
+extern const struct scep_alg_policy scep_default_policy;
+
+/* --- server side ------------------------------------------------------ */
+
+/* A verified pkiMessage (the outer SignedData). */
+struct scep_request {
+	int message_type;           /* as sent; may be a type we do not handle */
+	char *transaction_id;
+	uint8_t *sender_nonce;
+	size_t sender_nonce_len;
+	X509 *signer;               /* the certificate that signed it */
+	int digest_nid;             /* digest of the SignerInfo, e.g. NID_sha256 */
+	uint8_t *envelope;          /* pkcsPKIEnvelope, still encrypted (DER) */
+	size_t envelope_len;        /* 0 if the message carried no content */
+};
+
+/*
+ * Parses the outer SignedData, checks it has one SignerInfo whose
+ * certificate is included, verifies the signature and the messageDigest,
+ * and reads messageType, transactionID and senderNonce. The signer's
+ * certificate is not checked against any CA here (clients sign with a
+ * self-signed one). MD5 (always) and SHA-1 (unless policy allows) digests
+ * are refused with SCEP_E_ALGORITHM after the signature verifies.
+ * On failure *failinfo says how to answer: SCEP_FAILINFO_NONE when the
+ * message was not authentic (no CertRep possible, HTTP 400), otherwise a
+ * failInfo for a signed CertRep, and then *out is still set so the caller
+ * has the transactionID, nonce and signer to answer to.
+ * *why is a static, human-readable reason (failInfoText / logs).
+ */
+int scep_request_parse(const uint8_t *der, size_t len,
+    const struct scep_alg_policy *policy, struct scep_request **out,
+    int *failinfo, const char **why);
+void scep_request_free(struct scep_request *req);
+
+/*
+ * Opens the pkcsPKIEnvelope with the RA's decryption certificate and key.
+ * Refuses by policy: single DES unless allow_des (why names "AllowDES = 1"),
+ * 3DES unless allow_des3, anything but AES/3DES/DES. *cipher_nid is the
+ * content-encryption algorithm (also on refusal, NID_undef if unreadable).
+ * Every failure to decrypt gets the same error and why.
+ * *plain is malloc'ed; the caller frees it.
+ */
+int scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
+    EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
+    uint8_t **plain, size_t *plain_len, int *cipher_nid, int *failinfo,
+    const char **why);
+
+/*
+ * Reads a PKCS#10 request, verifies its self-signature and extracts the
+ * challengePassword (PrintableString, UTF8String or IA5String; *challenge is
+ * NULL when absent, malloc'ed otherwise). Accepts version 0 and Apple's 2.
+ */
+int scep_csr_parse(const uint8_t *der, size_t len, X509_REQ **csr,
+    char **challenge, int *failinfo, const char **why);
+
+/* What a CertRep says. */
+struct scep_certrep_params {
+	const char *transaction_id;
+	const uint8_t *recipient_nonce; /* the request's senderNonce */
+	size_t recipient_nonce_len;
+	int pki_status;                 /* enum scep_pki_status */
+	int failinfo;                   /* with SCEP_STATUS_FAILURE */
+	const char *failinfo_text;      /* id-scep-failInfoText; may be NULL */
+	X509 *issued;                   /* with SCEP_STATUS_SUCCESS */
+	STACK_OF(X509) *issued_chain;   /* extra certs in the reply; may be NULL */
+	X509 *recipient;                /* the request's signer: envelope to it */
+	const EVP_CIPHER *cipher;       /* envelope cipher; never single DES */
+	X509 *signer;                   /* RA signing certificate */
+	EVP_PKEY *signer_key;
+	const EVP_MD *digest;
+};
+/* Builds a DER CertRep with a fresh senderNonce. *out is malloc'ed. */
+int scep_certrep_build(const struct scep_certrep_params *params,
+    uint8_t **out, size_t *out_len);
+
+/*
+ * The GetCACert answer: a degenerate certs-only SignedData (DER) holding
+ * `certs` in order (RA signing, RA encryption, CA). *out is malloc'ed.
+ */
+int scep_certs_only_build(STACK_OF(X509) *certs, uint8_t **out,
+    size_t *out_len);
+
+/* The cipher and digest a reply should use for a request that used
+ * `cipher_nid` and `digest_nid`: AES unless the request used 3DES or DES
+ * (then 3DES); SHA-256 unless the request's digest is stronger. */
+const EVP_CIPHER *scep_reply_cipher(int cipher_nid);
+const EVP_MD *scep_reply_digest(int digest_nid);
+
+/* --- client side (tests, tools) ------------------------------------------ */
+
+struct scep_pkcsreq_params {
+	int message_type;               /* SCEP_MSG_PKCSREQ, ... */
+	const char *transaction_id;     /* NULL: hex SHA-256 of the public key */
+	X509_REQ *csr;
+	X509 *signer;                   /* self-signed or an existing cert */
+	EVP_PKEY *signer_key;
+	X509 *recipient;                /* RA encryption certificate */
+	const EVP_CIPHER *cipher;
+	const EVP_MD *digest;
+	int ber_indefinite;             /* stream BER as iOS does */
+};
+/* Builds a request (DER, or BER with indefinite lengths). *out malloc'ed. */
+int scep_pkcsreq_build(const struct scep_pkcsreq_params *params,
+    uint8_t **out, size_t *out_len);
+
+/* A CertRep as a client reads it. */
+struct scep_certrep {
+	int pki_status;
+	int failinfo;                   /* SCEP_FAILINFO_NONE if absent */
+	char *failinfo_text;            /* NULL if absent */
+	char *transaction_id;
+	uint8_t *recipient_nonce;
+	size_t recipient_nonce_len;
+	uint8_t *sender_nonce;
+	size_t sender_nonce_len;
+	int digest_nid;
+	int cipher_nid;                 /* of the envelope; NID_undef if none */
+	X509 *signer;
+	STACK_OF(X509) *certs;          /* decrypted certs-only content */
+};
+/*
+ * Verifies a CertRep's signature (against `ra_signer` when not NULL, else
+ * its own included certificate) and, on SUCCESS, opens the envelope with the
+ * client's certificate and key.
+ */
+int scep_certrep_parse(const uint8_t *der, size_t len, X509 *ra_signer,
+    X509 *client_cert, EVP_PKEY *client_key, struct scep_certrep **out);
+void scep_certrep_free(struct scep_certrep *rep);
+
+/* Reads a certs-only SignedData (GetCACert answer). */
+int scep_certs_only_parse(const uint8_t *der, size_t len,
+    STACK_OF(X509) **certs);
+
+#endif

@@ -1,0 +1,111 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "ra.h"
+
+/*
+ * GetCACaps (RFC 8894 §3.5.2): exactly what is enabled. SCEPStandard
+ * promises AES, POSTPKIOperation and SHA-256; SHA-1 and DES3 are listed
+ * only while their switches allow them.
+ */
+static char *
+ra_caps_text(const struct ra *ra)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "AES\nPOSTPKIOperation\n%sSHA-256\nSHA-512\n%s"
+				   "SCEPStandard\n",
+	    ra->policy.allow_sha1 ? "SHA-1\n" : "",
+	    ra->policy.allow_des3 ? "DES3\n" : "");
+	return strdup(buf);
+}
+
+int
+ra_cacert_prepare(struct ra *ra)
+{
+	STACK_OF(X509) *certs = NULL;
+	X509 *ca = sk_X509_value(ra->ca_chain, 0);
+	unsigned char *p;
+	int len, rc = -1;
+
+	if ((ra->caps = ra_caps_text(ra)) == NULL)
+		goto out;
+	len = i2d_X509(ca, NULL);
+	if (len <= 0 || (ra->ca_der = malloc(len)) == NULL)
+		goto out;
+	p = ra->ca_der;
+	ra->ca_der_len = i2d_X509(ca, &p);
+
+	/* The CA certificate alone serving as RA: RFC 8894 §4.2.1.1. */
+	if (X509_cmp(ra->sign_cert, ca) == 0 && X509_cmp(ra->enc_cert, ca) == 0 &&
+	    sk_X509_num(ra->ca_chain) == 1) {
+		ra->cacert_type = "application/x-x509-ca-cert";
+		ra->cacert_body = malloc(ra->ca_der_len);
+		if (ra->cacert_body == NULL)
+			goto out;
+		memcpy(ra->cacert_body, ra->ca_der, ra->ca_der_len);
+		ra->cacert_len = ra->ca_der_len;
+		rc = 0;
+		goto out;
+	}
+	/* RA signing, RA encryption, then the CA chain; no duplicates. */
+	if ((certs = sk_X509_new_null()) == NULL)
+		goto out;
+	sk_X509_push(certs, ra->sign_cert);
+	if (X509_cmp(ra->enc_cert, ra->sign_cert) != 0)
+		sk_X509_push(certs, ra->enc_cert);
+	for (int i = 0; i < sk_X509_num(ra->ca_chain); i++) {
+		X509 *c = sk_X509_value(ra->ca_chain, i);
+
+		if (X509_cmp(c, ra->sign_cert) != 0 &&
+		    X509_cmp(c, ra->enc_cert) != 0)
+			sk_X509_push(certs, c);
+	}
+	if (scep_certs_only_build(certs, &ra->cacert_body, &ra->cacert_len) !=
+	    SCEP_OK) {
+		log_openssl(LOG_LEVEL_ERROR, NULL,
+		    "cannot build the GetCACert answer");
+		goto out;
+	}
+	ra->cacert_type = "application/x-x509-ca-ra-cert";
+	rc = 0;
+out:
+	sk_X509_free(certs); /* borrowed certificates */
+	return rc;
+}
+
+void
+ra_handle_get_ca_caps(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ra *ra = ((struct ra_worker *)worker)->ra;
+	Scep__V1__GetCACapsReply *body = rpc_alloc(arena, sizeof(*body));
+
+	(void)req;
+	scep__v1__get_cacaps_reply__init(body);
+	body->caps = ra->caps;
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CAPS;
+	reply->get_ca_caps = body;
+}
+
+void
+ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ra *ra = ((struct ra_worker *)worker)->ra;
+	Scep__V1__GetCACertReply *body = rpc_alloc(arena, sizeof(*body));
+
+	(void)req;
+	scep__v1__get_cacert_reply__init(body);
+	body->body.data = ra->cacert_body;
+	body->body.len = ra->cacert_len;
+	body->content_type = (char *)ra->cacert_type;
+	body->ca_cert.data = ra->ca_der;
+	body->ca_cert.len = ra->ca_der_len;
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CERT;
+	reply->get_ca_cert = body;
+}

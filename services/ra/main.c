@@ -1,0 +1,208 @@
+/*
+ * scepd-ra start-up: arguments, configuration, keys, then serve.
+ */
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "pki.h"
+#include "ra.h"
+
+#define S(field) offsetof(struct ra_settings, field)
+static const struct config_key ra_config[] = {
+	{ "Listen", CONFIG_ENDPOINT, 0, 0, NULL, S(listen), NULL },
+	{ "CAEndpoint", CONFIG_ENDPOINT, 0, 0, NULL, S(ca_endpoint), NULL },
+	{ "ChallengeEndpoint", CONFIG_ENDPOINT, 0, 0, NULL,
+	    S(challenge_endpoint), NULL },
+	{ "CACertificate", CONFIG_PATH, 0, 0, NULL, S(ca_certificate), NULL },
+	{ "SigningCertificate", CONFIG_PATH, 0, 0, NULL,
+	    S(signing_certificate), NULL },
+	{ "SigningKey", CONFIG_PATH, 0, 0, NULL, S(signing_key), NULL },
+	{ "EncryptionCertificate", CONFIG_PATH, 0, 0, NULL,
+	    S(encryption_certificate), NULL },
+	{ "EncryptionKey", CONFIG_PATH, 0, 0, NULL, S(encryption_key), NULL },
+	{ "KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file),
+	    NULL },
+	{ "AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow_des), NULL },
+	{ "AllowDES3", CONFIG_BOOL, 0, 1, "1", S(allow_des3), NULL },
+	{ "AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL },
+	{ "Workers", CONFIG_INT, 0, 256, "0", S(workers), NULL },
+	{ "RPCTimeout", CONFIG_INT, 100, 600000, "4000", S(rpc_timeout), NULL },
+	CONFIG_END,
+};
+#undef S
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: scepd-ra --config FILE\n");
+}
+
+/* Loads one certificate and its key and checks they belong together and
+ * may do what SCEP needs of them. Names the file at fault. */
+static int
+ra_load_pair(const struct ra_settings *s, const char *cert_path,
+    const char *key_path, unsigned int ku, const char *purpose, X509 **cert,
+    EVP_PKEY **key)
+{
+	char err[512];
+
+	if ((*cert = pki_load_cert(cert_path, err, sizeof(err))) == NULL ||
+	    (*key = pki_load_key(key_path, s->key_passphrase_file, err,
+		 sizeof(err))) == NULL ||
+	    pki_check_pair(*cert, *key, cert_path, key_path, err,
+		sizeof(err)) != 0 ||
+	    pki_check_key_usage(*cert, ku, cert_path, purpose, err,
+		sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ra: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void *
+ra_worker_init(void *service)
+{
+	struct ra *ra = service;
+	struct ra_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->ra = ra;
+	w->ca = rpc_client_new(ra->zmq_ctx, ra->settings.ca_endpoint, "ra");
+	w->challenge = rpc_client_new(ra->zmq_ctx,
+	    ra->settings.challenge_endpoint, "ra");
+	if (w->ca == NULL || w->challenge == NULL) {
+		rpc_client_free(w->ca);
+		rpc_client_free(w->challenge);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void
+ra_worker_fini(void *worker)
+{
+	struct ra_worker *w = worker;
+
+	rpc_client_free(w->ca);
+	rpc_client_free(w->challenge);
+	free(w);
+}
+
+static const struct rpc_route ra_routes[] = {
+	{ SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "GetCACaps",
+	    ra_handle_get_ca_caps },
+	{ SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert",
+	    ra_handle_get_ca_cert },
+	{ SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation",
+	    ra_handle_pki_operation },
+	{ 0, NULL, NULL },
+};
+
+static void
+ra_free(struct ra *ra)
+{
+	X509_free(ra->sign_cert);
+	X509_free(ra->enc_cert);
+	EVP_PKEY_free(ra->sign_key);
+	EVP_PKEY_free(ra->enc_key);
+	sk_X509_pop_free(ra->ca_chain, X509_free);
+	free(ra->cacert_body);
+	free(ra->ca_der);
+	free(ra->caps);
+	config_free(ra_config, &ra->settings);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ra ra;
+	struct rpc_server_config server;
+	const char *config_file = NULL;
+	char err[512];
+	int c, rc = 1;
+
+	memset(&ra, 0, sizeof(ra));
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_file = optarg;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 1;
+		}
+	}
+	if (config_file == NULL) {
+		usage();
+		return 1;
+	}
+	log_init("scepd-ra", LOG_LEVEL_INFO);
+	if (config_load(config_file, "ra", ra_config, &ra.settings) != 0)
+		return 1;
+	if (scep_init() != 0) {
+		fprintf(stderr, "scepd-ra: cannot initialise OpenSSL\n");
+		goto out;
+	}
+	ra.policy.allow_des = ra.settings.allow_des;
+	ra.policy.allow_des3 = ra.settings.allow_des3;
+	ra.policy.allow_sha1 = ra.settings.allow_sha1;
+	if (ra.policy.allow_des)
+		log_warn("AllowDES = 1: single-DES requests are accepted "
+			 "(RFC 8894 forbids them); replies stay 3DES or AES");
+
+	if (ra_load_pair(&ra.settings, ra.settings.signing_certificate,
+		ra.settings.signing_key, X509v3_KU_DIGITAL_SIGNATURE,
+		"signing CertRep messages", &ra.sign_cert, &ra.sign_key) != 0 ||
+	    ra_load_pair(&ra.settings, ra.settings.encryption_certificate,
+		ra.settings.encryption_key, X509v3_KU_KEY_ENCIPHERMENT,
+		"receiving encrypted requests", &ra.enc_cert,
+		&ra.enc_key) != 0)
+		goto out;
+	ra.ca_chain = pki_load_certs(ra.settings.ca_certificate, err,
+	    sizeof(err));
+	if (ra.ca_chain == NULL || sk_X509_num(ra.ca_chain) == 0) {
+		fprintf(stderr, "scepd-ra: %s\n",
+		    ra.ca_chain ? "no certificate in CACertificate" : err);
+		goto out;
+	}
+	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
+		log_warn("the CA certificate serves as RA: this process holds "
+			 "the CA key");
+	if (ra_cacert_prepare(&ra) != 0)
+		goto out;
+
+	if ((ra.zmq_ctx = zmq_ctx_new()) == NULL)
+		goto out;
+	memset(&server, 0, sizeof(server));
+	server.zmq_ctx = ra.zmq_ctx;
+	server.endpoint = ra.settings.listen;
+	server.routes = ra_routes;
+	server.workers = (int)ra.settings.workers;
+	server.worker_init = ra_worker_init;
+	server.worker_fini = ra_worker_fini;
+	server.service = &ra;
+	rc = rpc_serve(&server) == 0 ? 0 : 1;
+out:
+	if (ra.zmq_ctx != NULL)
+		zmq_ctx_term(ra.zmq_ctx);
+	ra_free(&ra);
+	return rc;
+}

@@ -1,0 +1,377 @@
+/*
+ * PKIOperation: verify, authorize by messageType, open, check, have the
+ * challenge service and the CA do their part, answer a CertRep.
+ *
+ * Authorization is default-deny: only the message types in ra_operations
+ * are handled, each by its own handler that makes its own checks; every
+ * other messageType gets FAILURE badRequest and nothing is signed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "ra.h"
+
+/* What a handler decided, turned into a CertRep (or a 503) by the caller. */
+struct ra_answer {
+	int unavailable;       /* our own outage: 503, never a FAILURE */
+	int pki_status;
+	int failinfo;
+	const char *text;      /* failInfoText; static or in the arena */
+	X509 *issued;          /* owned */
+	int cipher_nid;        /* of the request's envelope, for the reply */
+};
+
+static void
+ra_fail(struct ra_answer *ans, int failinfo, const char *text)
+{
+	ans->pki_status = SCEP_STATUS_FAILURE;
+	ans->failinfo = failinfo;
+	ans->text = text;
+}
+
+/* The downstream timeout: our setting, but never past the caller's deadline. */
+static int
+ra_budget_ms(const struct ra *ra, const Scep__V1__Request *req)
+{
+	int64_t left = req->deadline_ms - rpc_now_ms() - 50;
+
+	if (left > ra->settings.rpc_timeout)
+		left = ra->settings.rpc_timeout;
+	return left > 0 ? (int)left : 0;
+}
+
+/* A PKCSReq signed by a self-signed certificate must be signed by the key
+ * it asks a certificate for (RFC 8894 §2.3, proof of possession). */
+static int
+ra_signer_matches_csr(X509 *signer, X509_REQ *csr)
+{
+	EVP_PKEY *signer_key = X509_get0_pubkey(signer);
+	EVP_PKEY *csr_key = X509_REQ_get0_pubkey(csr);
+	int self_signed = X509_check_issued(signer, signer) == X509_V_OK;
+
+	if (!self_signed)
+		return 1; /* an existing certificate: renewal rules apply */
+	return signer_key != NULL && csr_key != NULL &&
+	    EVP_PKEY_eq(signer_key, csr_key) == 1;
+}
+
+static int
+ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
+    const char *password, const char *txid, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeCheckRequest check =
+	    SCEP__V1__CHALLENGE_CHECK_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	int rc;
+
+	check.password = (char *)password;
+	check.transaction_id = (char *)txid;
+	check.client_addr = req->pki_operation->client_addr;
+	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
+	call.challenge_check = &check;
+	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	if (rc != RPC_OK) {
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "challenge service: %s", rpc_strerror(rc));
+		ans->unavailable = 1;
+		return -1;
+	}
+	rc = 0;
+	if (reply->status == SCEP__V1__STATUS__STATUS_OK)
+		goto out;
+	rc = -1;
+	if (reply->status != SCEP__V1__STATUS__STATUS_REFUSED) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	log_event(LOG_LEVEL_WARN, txid, req->id, "challenge refused: %s",
+	    reply->error ? reply->error : "?");
+	ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+	    rpc_strdup(arena, reply->error ? reply->error
+					   : "challenge password refused"));
+out:
+	scep__v1__reply__free_unpacked(reply, NULL);
+	return rc;
+}
+
+static void
+ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
+    const char *password, const char *txid)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeConsumeRequest consume =
+	    SCEP__V1__CHALLENGE_CONSUME_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	int rc;
+
+	consume.password = (char *)password;
+	consume.transaction_id = (char *)txid;
+	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
+	call.challenge_consume = &consume;
+	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	/* The password stays reserved to this transaction even if this
+	 * fails, so no other transaction can use it; it then expires. */
+	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "challenge not marked used: %s",
+		    rc != RPC_OK ? rpc_strerror(rc)
+				 : (reply->error ? reply->error : "refused"));
+	scep__v1__reply__free_unpacked(reply, NULL);
+}
+
+static int
+ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, X509_REQ *csr, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__SignRequest sign = SCEP__V1__SIGN_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len, rc = -1;
+
+	if ((len = i2d_X509_REQ(csr, &der)) <= 0) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST, "unreadable CSR");
+		return -1;
+	}
+	sign.csr.data = der;
+	sign.csr.len = len;
+	sign.transaction_id = sreq->transaction_id;
+	sign.client_addr = req->pki_operation->client_addr;
+	sign.has_message_type = 1;
+	sign.message_type = sreq->message_type;
+	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
+	call.sign = &sign;
+	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
+	OPENSSL_free(der);
+	if (rc != RPC_OK) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "CA: %s", rpc_strerror(rc));
+		ans->unavailable = 1;
+		return -1;
+	}
+	rc = -1;
+	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
+		int fi = reply->sign != NULL && reply->sign->has_fail_info
+		    ? (int)reply->sign->fail_info
+		    : SCEP_FAILINFO_BAD_REQUEST;
+
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "CA refused: %s", reply->error ? reply->error : "?");
+		ra_fail(ans, fi,
+		    rpc_strdup(arena, reply->error ? reply->error
+						   : "refused by the CA"));
+		goto out;
+	}
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_SIGN ||
+	    !reply->sign->has_cert) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	p = reply->sign->cert.data;
+	ans->issued = d2i_X509(NULL, &p, (long)reply->sign->cert.len);
+	if (ans->issued == NULL) {
+		log_event(LOG_LEVEL_ERROR, sreq->transaction_id, req->id,
+		    "CA sent an unreadable certificate");
+		ans->unavailable = 1;
+		goto out;
+	}
+	ans->pki_status = SCEP_STATUS_SUCCESS;
+	rc = 0;
+out:
+	scep__v1__reply__free_unpacked(reply, NULL);
+	return rc;
+}
+
+/* PKCSReq (19): a new certificate, paid for with a challenge password. */
+static void
+ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	const struct ra *ra = w->ra;
+	const char *txid = sreq->transaction_id, *why = NULL;
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	X509_REQ *csr = NULL;
+	char *challenge = NULL;
+	int failinfo = SCEP_FAILINFO_NONE;
+
+	if (sreq->envelope_len == 0) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "PKCSReq without a pkcsPKIEnvelope");
+		goto out;
+	}
+	if (scep_envelope_open(sreq->envelope, sreq->envelope_len,
+		ra->enc_cert, ra->enc_key, &ra->policy, &plain, &plain_len,
+		&ans->cipher_nid, &failinfo, &why) != SCEP_OK) {
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "envelope refused: %s", why);
+		ra_fail(ans, failinfo, why);
+		goto out;
+	}
+	if (ans->cipher_nid == NID_des_cbc)
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "single DES envelope accepted: legacy switch AllowDES = 1");
+	if (scep_csr_parse(plain, plain_len, &csr, &challenge, &failinfo,
+		&why) != SCEP_OK) {
+		log_event(LOG_LEVEL_WARN, txid, req->id, "CSR refused: %s",
+		    why);
+		ra_fail(ans, failinfo, why);
+		goto out;
+	}
+	if (!ra_signer_matches_csr(sreq->signer, csr)) {
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "self-signed signer certificate is not for the CSR's key");
+		ra_fail(ans, SCEP_FAILINFO_BAD_MESSAGE_CHECK,
+		    "the self-signed signer certificate does not hold the "
+		    "CSR's public key");
+		goto out;
+	}
+	if (challenge == NULL || challenge[0] == '\0') {
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "PKCSReq without a challengePassword");
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "the request carries no challengePassword; get one from "
+		    "the SCEP admin page");
+		goto out;
+	}
+	if (ra_challenge_check(w, req, challenge, txid, ans, arena) != 0)
+		goto out;
+	if (ra_ca_sign(w, req, sreq, csr, ans, arena) != 0)
+		goto out;
+	ra_challenge_consume(w, req, challenge, txid);
+	log_event(LOG_LEVEL_INFO, txid, req->id, "issued to %s via %s",
+	    req->pki_operation->client_addr ? req->pki_operation->client_addr
+					    : "?",
+	    req->pki_operation->path ? req->pki_operation->path : "?");
+out:
+	if (challenge != NULL) {
+		OPENSSL_cleanse(challenge, strlen(challenge));
+		free(challenge);
+	}
+	X509_REQ_free(csr);
+	if (plain != NULL) {
+		OPENSSL_cleanse(plain, plain_len);
+		free(plain);
+	}
+}
+
+typedef void (*ra_operation_handler)(struct ra_worker *,
+    const Scep__V1__Request *, const struct scep_request *,
+    struct ra_answer *, struct rpc_arena *);
+
+/* The message types this RA answers. Anything else: FAILURE badRequest. */
+static const struct ra_operation {
+	int message_type;
+	ra_operation_handler handler;
+} ra_operations[] = {
+	{ SCEP_MSG_PKCSREQ, ra_pkcsreq },
+	{ 0, NULL },
+};
+
+static const struct ra_operation *
+ra_operation_find(int message_type)
+{
+	for (const struct ra_operation *op = ra_operations; op->handler; op++)
+		if (op->message_type == message_type)
+			return op;
+	return NULL;
+}
+
+void
+ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct ra_worker *w = worker;
+	const struct ra *ra = w->ra;
+	const Scep__V1__PkiOperationRequest *op = req->pki_operation;
+	Scep__V1__PkiOperationReply *body;
+	struct scep_request *sreq = NULL;
+	struct ra_answer ans = { 0, SCEP_STATUS_FAILURE,
+		SCEP_FAILINFO_BAD_REQUEST, NULL, NULL, NID_undef };
+	struct scep_certrep_params params;
+	const struct ra_operation *handler;
+	const char *why = NULL;
+	int failinfo = SCEP_FAILINFO_NONE, rc;
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+
+	rc = scep_request_parse(op->message.data, op->message.len, &ra->policy,
+	    &sreq, &failinfo, &why);
+	if (rc != SCEP_OK && (failinfo == SCEP_FAILINFO_NONE || sreq == NULL)) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "unanswerable pkiMessage from %s: %s",
+		    op->client_addr ? op->client_addr : "?", why);
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = (char *)why;
+		goto out;
+	}
+	if (rc != SCEP_OK) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "%s refused: %s",
+		    scep_message_type_name(sreq->message_type), why);
+		ra_fail(&ans, failinfo, why);
+	} else if ((handler = ra_operation_find(sreq->message_type)) == NULL) {
+		char *text = rpc_alloc(arena, 96);
+
+		snprintf(text, 96, "messageType %d (%s) is not supported",
+		    sreq->message_type,
+		    scep_message_type_name(sreq->message_type));
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id, "%s",
+		    text);
+		ra_fail(&ans, SCEP_FAILINFO_BAD_REQUEST, text);
+	} else
+		handler->handler(w, req, sreq, &ans, arena);
+
+	if (ans.unavailable) {
+		reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
+		reply->error = "a service behind the RA did not answer";
+		goto out;
+	}
+	memset(&params, 0, sizeof(params));
+	params.transaction_id = sreq->transaction_id;
+	params.recipient_nonce = sreq->sender_nonce;
+	params.recipient_nonce_len = sreq->sender_nonce_len;
+	params.pki_status = ans.pki_status;
+	params.failinfo = ans.failinfo;
+	params.failinfo_text = ans.text;
+	params.issued = ans.issued;
+	params.recipient = sreq->signer;
+	params.cipher = scep_reply_cipher(ans.cipher_nid);
+	params.signer = ra->sign_cert;
+	params.signer_key = ra->sign_key;
+	params.digest = scep_reply_digest(sreq->digest_nid);
+	if (scep_certrep_build(&params, &out, &out_len) != SCEP_OK) {
+		log_openssl(LOG_LEVEL_ERROR, sreq->transaction_id,
+		    "cannot build the CertRep");
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "cannot build the CertRep";
+		goto out;
+	}
+	rpc_adopt(arena, out);
+	body = rpc_alloc(arena, sizeof(*body));
+	scep__v1__pki_operation_reply__init(body);
+	body->has_certrep = 1;
+	body->certrep.data = out;
+	body->certrep.len = out_len;
+	reply->body_case = SCEP__V1__REPLY__BODY_PKI_OPERATION;
+	reply->pki_operation = body;
+	if (ans.pki_status != SCEP_STATUS_SUCCESS)
+		log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
+		    "answered FAILURE %s: %s", scep_failinfo_name(ans.failinfo),
+		    ans.text ? ans.text : "");
+out:
+	X509_free(ans.issued);
+	scep_request_free(sreq);
+	ERR_clear_error();
+}

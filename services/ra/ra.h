@@ -1,0 +1,70 @@
+/*
+ * scepd-ra: opens and builds the PKCS#7 envelopes. It holds the RA signing
+ * and encryption keys, never the CA key (unless the operator made the CA
+ * certificate serve as RA), and reaches the CA and the challenge service
+ * only through proto/ messages.
+ */
+#ifndef SCEPD_RA_H
+#define SCEPD_RA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/x509.h>
+
+#include "rpc.h"
+#include "scep.h"
+
+struct ra_settings {
+	char *listen;
+	char *ca_endpoint;
+	char *challenge_endpoint;
+	char *ca_certificate;
+	char *signing_certificate;
+	char *signing_key;
+	char *encryption_certificate;
+	char *encryption_key;
+	char *key_passphrase_file;
+	int allow_des;
+	int allow_des3;
+	int allow_sha1;
+	long workers;
+	long rpc_timeout;
+};
+
+/* What every worker shares, read-only after start-up. */
+struct ra {
+	struct ra_settings settings;
+	struct scep_alg_policy policy;
+	X509 *sign_cert;
+	EVP_PKEY *sign_key;
+	X509 *enc_cert;
+	EVP_PKEY *enc_key;
+	STACK_OF(X509) *ca_chain;   /* CA first */
+	uint8_t *cacert_body;       /* the GetCACert answer */
+	size_t cacert_len;
+	const char *cacert_type;
+	uint8_t *ca_der;            /* the CA certificate, for thumbprints */
+	size_t ca_der_len;
+	char *caps;                 /* the GetCACaps answer */
+	void *zmq_ctx;
+};
+
+/* One per worker thread: its own sockets to the CA and challenge. */
+struct ra_worker {
+	const struct ra *ra;
+	struct rpc_client *ca;
+	struct rpc_client *challenge;
+};
+
+/* cacert.c: builds the GetCACert and GetCACaps answers at start-up. */
+int ra_cacert_prepare(struct ra *ra);
+void ra_handle_get_ca_caps(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+void ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* pkioperation.c */
+void ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+#endif
