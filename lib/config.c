@@ -11,7 +11,7 @@
 
 /* State of one load: which keys were seen, how many problems so far. */
 struct config_load {
-	const char *source;   /* file name, for messages */
+	const char *source; /* file name, for messages */
 	const char *basedir;
 	const char *section;
 	const struct config_key *table;
@@ -21,8 +21,8 @@ struct config_load {
 };
 
 static void
-config_problem(struct config_load *cl, const char *key, const char *fmt,
-    const char *arg)
+config_problem(
+    struct config_load *cl, const char *key, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "%s: [%s] %s: ", cl->source, cl->section, key);
 	fprintf(stderr, fmt, arg);
@@ -50,13 +50,14 @@ static char *
 config_resolve_endpoints(const char *basedir, const char *value)
 {
 	char *copy = strdup(value), *tok, *save = NULL, *out = NULL;
-	size_t cap = strlen(value) * 2 + (basedir ? strlen(basedir) * 8 : 0) + 16;
+	size_t cap =
+	    strlen(value) * 2 + (basedir ? strlen(basedir) * 8 : 0) + 16;
 	size_t used = 0;
 
 	if (copy == NULL || (out = calloc(1, cap)) == NULL)
 		goto fail;
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
-	    tok = strtok_r(NULL, " \t,", &save)) {
+	     tok = strtok_r(NULL, " \t,", &save)) {
 		int n;
 
 		if (strncmp(tok, "ipc://", 6) == 0 && tok[6] != '/' &&
@@ -79,8 +80,8 @@ fail:
 }
 
 static int
-config_set(struct config_load *cl, const struct config_key *k,
-    const char *value)
+config_set(
+    struct config_load *cl, const struct config_key *k, const char *value)
 {
 	char *field = (char *)cl->settings + k->offset;
 	char *end, *s = NULL;
@@ -95,8 +96,8 @@ config_set(struct config_load *cl, const struct config_key *k,
 		break;
 	case CONFIG_ENDPOINT:
 		if (value[0] == '\0') {
-			config_problem(cl, k->name, "%san endpoint is required",
-			    "");
+			config_problem(
+			    cl, k->name, "%san endpoint is required", "");
 			return -1;
 		}
 		s = config_resolve_endpoints(cl->basedir, value);
@@ -105,15 +106,15 @@ config_set(struct config_load *cl, const struct config_key *k,
 		errno = 0;
 		n = strtol(value, &end, 10);
 		if (errno != 0 || end == value || *end != '\0') {
-			config_problem(cl, k->name, "'%s' is not a number",
-			    value);
+			config_problem(
+			    cl, k->name, "'%s' is not a number", value);
 			return -1;
 		}
 		if (n < k->min || n > k->max) {
 			char range[96];
 
-			snprintf(range, sizeof(range), "%ld is outside %ld..%ld",
-			    n, k->min, k->max);
+			snprintf(range, sizeof(range),
+			    "%ld is outside %ld..%ld", n, k->min, k->max);
 			config_problem(cl, k->name, "%s", range);
 			return -1;
 		}
@@ -128,7 +129,8 @@ config_set(struct config_load *cl, const struct config_key *k,
 		    strcasecmp(value, "false") == 0)
 			*(int *)field = 0;
 		else {
-			config_problem(cl, k->name, "'%s' is not 0 or 1", value);
+			config_problem(
+			    cl, k->name, "'%s' is not 0 or 1", value);
 			return -1;
 		}
 		return 0;
@@ -143,8 +145,8 @@ config_set(struct config_load *cl, const struct config_key *k,
 }
 
 static int
-config_ini_handler(void *user, const char *section, const char *name,
-    const char *value)
+config_ini_handler(
+    void *user, const char *section, const char *name, const char *value)
 {
 	struct config_load *cl = user;
 	size_t i;
@@ -193,8 +195,8 @@ config_finish(struct config_load *cl, int parse_rc)
 	for (size_t i = 0; cl->table[i].name != NULL; i++)
 		if (cl->table[i].def == NULL &&
 		    (i >= sizeof(cl->seen) || !cl->seen[i]))
-			config_problem(cl, cl->table[i].name, "%sis required",
-			    "");
+			config_problem(
+			    cl, cl->table[i].name, "%sis required", "");
 	if (cl->errors > 0) {
 		config_free(cl->table, cl->settings);
 		return -1;
@@ -206,8 +208,7 @@ int
 config_load(const char *file, const char *section,
     const struct config_key *table, void *settings)
 {
-	struct config_load cl = { file, NULL, section, table, settings, { 0 },
-		0 };
+	struct config_load cl = {file, NULL, section, table, settings, {0}, 0};
 	char *dir = NULL, *slash, *abs = NULL;
 	int rc;
 
@@ -239,12 +240,12 @@ int
 config_load_string(const char *text, const char *basedir, const char *section,
     const struct config_key *table, void *settings)
 {
-	struct config_load cl = { "(string)", basedir, section, table, settings,
-		{ 0 }, 0 };
+	struct config_load cl = {
+	    "(string)", basedir, section, table, settings, {0}, 0};
 
 	config_defaults(&cl);
-	return config_finish(&cl, ini_parse_string(text, config_ini_handler,
-	    &cl));
+	return config_finish(
+	    &cl, ini_parse_string(text, config_ini_handler, &cl));
 }
 
 void

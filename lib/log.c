@@ -12,7 +12,7 @@
 static const char *log_service = "scepd";
 static enum log_level log_threshold = LOG_LEVEL_INFO;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void
 log_init(const char *service, enum log_level level)
@@ -24,7 +24,8 @@ log_init(const char *service, enum log_level level)
 int
 log_level_parse(const char *name)
 {
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]);
+	     i++)
 		if (strcasecmp(name, level_names[i]) == 0)
 			return (int)i;
 	return -1;
@@ -87,7 +88,8 @@ log_openssl(enum log_level level, const char *txid, const char *what)
 	const char *file, *data;
 	int line, flags, any = 0;
 
-	while ((e = ERR_get_error_all(&file, &line, NULL, &data, &flags)) != 0) {
+	while (
+	    (e = ERR_get_error_all(&file, &line, NULL, &data, &flags)) != 0) {
 		ERR_error_string_n(e, buf, sizeof(buf));
 		log_event(level, txid, 0, "%s: %s%s%s", what, buf,
 		    (flags & ERR_TXT_STRING) ? ": " : "",

@@ -71,7 +71,7 @@ rpc_client_socket(struct rpc_client *client)
 		return NULL;
 	}
 	for (tok = strtok_r(copy, " ", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ", &save))
+	     tok = strtok_r(NULL, " ", &save))
 		if (zmq_connect(sock, tok) != 0)
 			log_warn("rpc: cannot connect to %s: %s", tok,
 			    zmq_strerror(errno));
@@ -91,7 +91,7 @@ rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin)
 	client->origin = strdup(origin);
 	if (client->endpoints == NULL || client->origin == NULL ||
 	    RAND_bytes((unsigned char *)&client->next_id,
-		sizeof(client->next_id)) != 1 ||
+	        sizeof(client->next_id)) != 1 ||
 	    (client->sock = rpc_client_socket(client)) == NULL) {
 		rpc_client_free(client);
 		return NULL;
@@ -118,7 +118,7 @@ rpc_client_wait(struct rpc_client *client, uint64_t id, int64_t until_ms,
     Scep__V1__Reply **reply, int *err)
 {
 	for (;;) {
-		zmq_pollitem_t item = { client->sock, 0, ZMQ_POLLIN, 0 };
+		zmq_pollitem_t item = {client->sock, 0, ZMQ_POLLIN, 0};
 		int64_t left = until_ms - rpc_now_ms();
 		zmq_msg_t msg;
 		Scep__V1__Reply *rep;
@@ -140,8 +140,8 @@ rpc_client_wait(struct rpc_client *client, uint64_t id, int64_t until_ms,
 			zmq_msg_close(&msg);
 			continue;
 		}
-		rep = scep__v1__reply__unpack(NULL, zmq_msg_size(&msg),
-		    zmq_msg_data(&msg));
+		rep = scep__v1__reply__unpack(
+		    NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
 		zmq_msg_close(&msg);
 		if (rep == NULL) {
 			log_warn("rpc: dropped an unreadable reply");
@@ -193,7 +193,7 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 		}
 		if (zmq_send(client->sock, buf, len, ZMQ_DONTWAIT) < 0) {
 			/* No connected peer yet: wait a little, retry. */
-			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			struct timespec ts = {0, 20 * 1000 * 1000};
 
 			if (errno != EAGAIN && errno != EINTR) {
 				err = RPC_ESYS;
@@ -307,8 +307,8 @@ rpc_dispatch(const struct rpc_server_config *config, void *state,
 
 	req = scep__v1__request__unpack(NULL, size, data);
 	if (req == NULL) {
-		log_warn("rpc: dropped an unreadable request of %zu bytes",
-		    size);
+		log_warn(
+		    "rpc: dropped an unreadable request of %zu bytes", size);
 		return NULL;
 	}
 	reply.id = req->id;
@@ -343,12 +343,12 @@ rpc_worker_main(void *arg)
 	const struct rpc_server_config *config = w->config;
 	void *sock = zmq_socket(config->zmq_ctx, ZMQ_DEALER);
 	void *state = NULL;
-	struct rpc_arena arena = { NULL, 0, 0 };
+	struct rpc_arena arena = {NULL, 0, 0};
 	int zero = 0;
 
 	if (sock == NULL || zmq_connect(sock, w->backend) != 0) {
-		log_error("rpc: worker cannot connect: %s",
-		    zmq_strerror(errno));
+		log_error(
+		    "rpc: worker cannot connect: %s", zmq_strerror(errno));
 		goto out;
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
@@ -431,7 +431,7 @@ rpc_serve(const struct rpc_server_config *config)
 	struct rpc_worker *workers = NULL;
 	char backend[64];
 	int64_t max = config->max_message ? (int64_t)config->max_message
-					   : RPC_DEFAULT_MAX_MESSAGE;
+	                                  : RPC_DEFAULT_MAX_MESSAGE;
 	int nworkers = config->workers, zero = 0, rc = -1;
 	struct sigaction sa;
 	sigset_t block, old;
@@ -477,7 +477,7 @@ rpc_serve(const struct rpc_server_config *config)
 		workers[i].config = config;
 		workers[i].backend = backend;
 		if (pthread_create(&workers[i].thread, NULL, rpc_worker_main,
-			&workers[i]) == 0)
+		        &workers[i]) == 0)
 			workers[i].started = 1;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -485,8 +485,8 @@ rpc_serve(const struct rpc_server_config *config)
 	    nworkers == 1 ? "" : "s");
 
 	while (!rpc_stop) {
-		zmq_pollitem_t items[] = { { front, 0, ZMQ_POLLIN, 0 },
-			{ back, 0, ZMQ_POLLIN, 0 } };
+		zmq_pollitem_t items[] = {
+		    {front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
 
 		if (zmq_poll(items, 2, 1000) < 0) {
 			if (errno == EINTR)

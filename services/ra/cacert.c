@@ -17,8 +17,9 @@ ra_caps_text(const struct ra *ra)
 {
 	char buf[256];
 
-	snprintf(buf, sizeof(buf), "AES\nPOSTPKIOperation\n%sSHA-256\nSHA-512\n%s"
-				   "SCEPStandard\n",
+	snprintf(buf, sizeof(buf),
+	    "AES\nPOSTPKIOperation\n%sSHA-256\nSHA-512\n%s"
+	    "SCEPStandard\n",
 	    ra->policy.allow_sha1 ? "SHA-1\n" : "",
 	    ra->policy.allow_des3 ? "DES3\n" : "");
 	return strdup(buf);
@@ -41,8 +42,8 @@ ra_cacert_prepare(struct ra *ra)
 	ra->ca_der_len = i2d_X509(ca, &p);
 
 	/* The CA certificate alone serving as RA: RFC 8894 §4.2.1.1. */
-	if (X509_cmp(ra->sign_cert, ca) == 0 && X509_cmp(ra->enc_cert, ca) == 0 &&
-	    sk_X509_num(ra->ca_chain) == 1) {
+	if (X509_cmp(ra->sign_cert, ca) == 0 &&
+	    X509_cmp(ra->enc_cert, ca) == 0 && sk_X509_num(ra->ca_chain) == 1) {
 		ra->cacert_type = "application/x-x509-ca-cert";
 		ra->cacert_body = malloc(ra->ca_der_len);
 		if (ra->cacert_body == NULL)
@@ -67,8 +68,8 @@ ra_cacert_prepare(struct ra *ra)
 	}
 	if (scep_certs_only_build(certs, &ra->cacert_body, &ra->cacert_len) !=
 	    SCEP_OK) {
-		log_openssl(LOG_LEVEL_ERROR, NULL,
-		    "cannot build the GetCACert answer");
+		log_openssl(
+		    LOG_LEVEL_ERROR, NULL, "cannot build the GetCACert answer");
 		goto out;
 	}
 	ra->cacert_type = "application/x-x509-ca-ra-cert";

@@ -17,25 +17,24 @@
 
 #define S(field) offsetof(struct ra_settings, field)
 static const struct config_key ra_config[] = {
-	{ "Listen", CONFIG_ENDPOINT, 0, 0, NULL, S(listen), NULL },
-	{ "CAEndpoint", CONFIG_ENDPOINT, 0, 0, NULL, S(ca_endpoint), NULL },
-	{ "ChallengeEndpoint", CONFIG_ENDPOINT, 0, 0, NULL,
-	    S(challenge_endpoint), NULL },
-	{ "CACertificate", CONFIG_PATH, 0, 0, NULL, S(ca_certificate), NULL },
-	{ "SigningCertificate", CONFIG_PATH, 0, 0, NULL,
-	    S(signing_certificate), NULL },
-	{ "SigningKey", CONFIG_PATH, 0, 0, NULL, S(signing_key), NULL },
-	{ "EncryptionCertificate", CONFIG_PATH, 0, 0, NULL,
-	    S(encryption_certificate), NULL },
-	{ "EncryptionKey", CONFIG_PATH, 0, 0, NULL, S(encryption_key), NULL },
-	{ "KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file),
-	    NULL },
-	{ "AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow_des), NULL },
-	{ "AllowDES3", CONFIG_BOOL, 0, 1, "1", S(allow_des3), NULL },
-	{ "AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL },
-	{ "Workers", CONFIG_INT, 0, 256, "0", S(workers), NULL },
-	{ "RPCTimeout", CONFIG_INT, 100, 600000, "4000", S(rpc_timeout), NULL },
-	CONFIG_END,
+    {"Listen", CONFIG_ENDPOINT, 0, 0, NULL, S(listen), NULL},
+    {"CAEndpoint", CONFIG_ENDPOINT, 0, 0, NULL, S(ca_endpoint), NULL},
+    {"ChallengeEndpoint", CONFIG_ENDPOINT, 0, 0, NULL, S(challenge_endpoint),
+        NULL},
+    {"CACertificate", CONFIG_PATH, 0, 0, NULL, S(ca_certificate), NULL},
+    {"SigningCertificate", CONFIG_PATH, 0, 0, NULL, S(signing_certificate),
+        NULL},
+    {"SigningKey", CONFIG_PATH, 0, 0, NULL, S(signing_key), NULL},
+    {"EncryptionCertificate", CONFIG_PATH, 0, 0, NULL,
+        S(encryption_certificate), NULL},
+    {"EncryptionKey", CONFIG_PATH, 0, 0, NULL, S(encryption_key), NULL},
+    {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file), NULL},
+    {"AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow_des), NULL},
+    {"AllowDES3", CONFIG_BOOL, 0, 1, "1", S(allow_des3), NULL},
+    {"AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL},
+    {"Workers", CONFIG_INT, 0, 256, "0", S(workers), NULL},
+    {"RPCTimeout", CONFIG_INT, 100, 600000, "4000", S(rpc_timeout), NULL},
+    CONFIG_END,
 };
 #undef S
 
@@ -55,12 +54,12 @@ ra_load_pair(const struct ra_settings *s, const char *cert_path,
 	char err[512];
 
 	if ((*cert = pki_load_cert(cert_path, err, sizeof(err))) == NULL ||
-	    (*key = pki_load_key(key_path, s->key_passphrase_file, err,
-		 sizeof(err))) == NULL ||
-	    pki_check_pair(*cert, *key, cert_path, key_path, err,
-		sizeof(err)) != 0 ||
-	    pki_check_key_usage(*cert, ku, cert_path, purpose, err,
-		sizeof(err)) != 0) {
+	    (*key = pki_load_key(
+	         key_path, s->key_passphrase_file, err, sizeof(err))) == NULL ||
+	    pki_check_pair(
+	        *cert, *key, cert_path, key_path, err, sizeof(err)) != 0 ||
+	    pki_check_key_usage(
+	        *cert, ku, cert_path, purpose, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-ra: %s\n", err);
 		return -1;
 	}
@@ -77,8 +76,8 @@ ra_worker_init(void *service)
 		return NULL;
 	w->ra = ra;
 	w->ca = rpc_client_new(ra->zmq_ctx, ra->settings.ca_endpoint, "ra");
-	w->challenge = rpc_client_new(ra->zmq_ctx,
-	    ra->settings.challenge_endpoint, "ra");
+	w->challenge =
+	    rpc_client_new(ra->zmq_ctx, ra->settings.challenge_endpoint, "ra");
 	if (w->ca == NULL || w->challenge == NULL) {
 		rpc_client_free(w->ca);
 		rpc_client_free(w->challenge);
@@ -99,13 +98,11 @@ ra_worker_fini(void *worker)
 }
 
 static const struct rpc_route ra_routes[] = {
-	{ SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "GetCACaps",
-	    ra_handle_get_ca_caps },
-	{ SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert",
-	    ra_handle_get_ca_cert },
-	{ SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation",
-	    ra_handle_pki_operation },
-	{ 0, NULL, NULL },
+    {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "GetCACaps", ra_handle_get_ca_caps},
+    {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert", ra_handle_get_ca_cert},
+    {SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation",
+        ra_handle_pki_operation},
+    {0, NULL, NULL},
 };
 
 static void
@@ -126,9 +123,9 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ra ra;
 	struct rpc_server_config server;
@@ -166,18 +163,17 @@ main(int argc, char **argv)
 	ra.policy.allow_sha1 = ra.settings.allow_sha1;
 	if (ra.policy.allow_des)
 		log_warn("AllowDES = 1: single-DES requests are accepted "
-			 "(RFC 8894 forbids them); replies stay 3DES or AES");
+		         "(RFC 8894 forbids them); replies stay 3DES or AES");
 
 	if (ra_load_pair(&ra.settings, ra.settings.signing_certificate,
-		ra.settings.signing_key, X509v3_KU_DIGITAL_SIGNATURE,
-		"signing CertRep messages", &ra.sign_cert, &ra.sign_key) != 0 ||
+	        ra.settings.signing_key, X509v3_KU_DIGITAL_SIGNATURE,
+	        "signing CertRep messages", &ra.sign_cert, &ra.sign_key) != 0 ||
 	    ra_load_pair(&ra.settings, ra.settings.encryption_certificate,
-		ra.settings.encryption_key, X509v3_KU_KEY_ENCIPHERMENT,
-		"receiving encrypted requests", &ra.enc_cert,
-		&ra.enc_key) != 0)
+	        ra.settings.encryption_key, X509v3_KU_KEY_ENCIPHERMENT,
+	        "receiving encrypted requests", &ra.enc_cert, &ra.enc_key) != 0)
 		goto out;
-	ra.ca_chain = pki_load_certs(ra.settings.ca_certificate, err,
-	    sizeof(err));
+	ra.ca_chain =
+	    pki_load_certs(ra.settings.ca_certificate, err, sizeof(err));
 	if (ra.ca_chain == NULL || sk_X509_num(ra.ca_chain) == 0) {
 		fprintf(stderr, "scepd-ra: %s\n",
 		    ra.ca_chain ? "no certificate in CACertificate" : err);
@@ -185,7 +181,7 @@ main(int argc, char **argv)
 	}
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
-			 "the CA key");
+		         "the CA key");
 	if (ra_cacert_prepare(&ra) != 0)
 		goto out;
 

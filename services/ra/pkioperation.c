@@ -18,12 +18,12 @@
 
 /* What a handler decided, turned into a CertRep (or a 503) by the caller. */
 struct ra_answer {
-	int unavailable;       /* our own outage: 503, never a FAILURE */
+	int unavailable; /* our own outage: 503, never a FAILURE */
 	int pki_status;
 	int failinfo;
-	const char *text;      /* failInfoText; static or in the arena */
-	X509 *issued;          /* owned */
-	int cipher_nid;        /* of the request's envelope, for the reply */
+	const char *text; /* failInfoText; static or in the arena */
+	X509 *issued; /* owned */
+	int cipher_nid; /* of the request's envelope, for the reply */
 };
 
 static void
@@ -94,8 +94,8 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	log_event(LOG_LEVEL_WARN, txid, req->id, "challenge refused: %s",
 	    reply->error ? reply->error : "?");
 	ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-	    rpc_strdup(arena, reply->error ? reply->error
-					   : "challenge password refused"));
+	    rpc_strdup(arena,
+	        reply->error ? reply->error : "challenge password refused"));
 out:
 	scep__v1__reply__free_unpacked(reply, NULL);
 	return rc;
@@ -122,7 +122,7 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "challenge not marked used: %s",
 		    rc != RPC_OK ? rpc_strerror(rc)
-				 : (reply->error ? reply->error : "refused"));
+		                 : (reply->error ? reply->error : "refused"));
 	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
@@ -167,8 +167,8 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA refused: %s", reply->error ? reply->error : "?");
 		ra_fail(ans, fi,
-		    rpc_strdup(arena, reply->error ? reply->error
-						   : "refused by the CA"));
+		    rpc_strdup(arena,
+		        reply->error ? reply->error : "refused by the CA"));
 		goto out;
 	}
 	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
@@ -211,11 +211,11 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		    "PKCSReq without a pkcsPKIEnvelope");
 		goto out;
 	}
-	if (scep_envelope_open(sreq->envelope, sreq->envelope_len,
-		ra->enc_cert, ra->enc_key, &ra->policy, &plain, &plain_len,
-		&ans->cipher_nid, &failinfo, &why) != SCEP_OK) {
-		log_event(LOG_LEVEL_WARN, txid, req->id,
-		    "envelope refused: %s", why);
+	if (scep_envelope_open(sreq->envelope, sreq->envelope_len, ra->enc_cert,
+	        ra->enc_key, &ra->policy, &plain, &plain_len, &ans->cipher_nid,
+	        &failinfo, &why) != SCEP_OK) {
+		log_event(
+		    LOG_LEVEL_WARN, txid, req->id, "envelope refused: %s", why);
 		ra_fail(ans, failinfo, why);
 		goto out;
 	}
@@ -223,9 +223,9 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "single DES envelope accepted: legacy switch AllowDES = 1");
 	if (scep_csr_parse(plain, plain_len, &csr, &challenge, &failinfo,
-		&why) != SCEP_OK) {
-		log_event(LOG_LEVEL_WARN, txid, req->id, "CSR refused: %s",
-		    why);
+	        &why) != SCEP_OK) {
+		log_event(
+		    LOG_LEVEL_WARN, txid, req->id, "CSR refused: %s", why);
 		ra_fail(ans, failinfo, why);
 		goto out;
 	}
@@ -252,7 +252,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	ra_challenge_consume(w, req, challenge, txid);
 	log_event(LOG_LEVEL_INFO, txid, req->id, "issued to %s via %s",
 	    req->pki_operation->client_addr ? req->pki_operation->client_addr
-					    : "?",
+	                                    : "?",
 	    req->pki_operation->path ? req->pki_operation->path : "?");
 out:
 	if (challenge != NULL) {
@@ -267,16 +267,16 @@ out:
 }
 
 typedef void (*ra_operation_handler)(struct ra_worker *,
-    const Scep__V1__Request *, const struct scep_request *,
-    struct ra_answer *, struct rpc_arena *);
+    const Scep__V1__Request *, const struct scep_request *, struct ra_answer *,
+    struct rpc_arena *);
 
 /* The message types this RA answers. Anything else: FAILURE badRequest. */
 static const struct ra_operation {
 	int message_type;
 	ra_operation_handler handler;
 } ra_operations[] = {
-	{ SCEP_MSG_PKCSREQ, ra_pkcsreq },
-	{ 0, NULL },
+    {SCEP_MSG_PKCSREQ, ra_pkcsreq},
+    {0, NULL},
 };
 
 static const struct ra_operation *
@@ -297,8 +297,8 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	const Scep__V1__PkiOperationRequest *op = req->pki_operation;
 	Scep__V1__PkiOperationReply *body;
 	struct scep_request *sreq = NULL;
-	struct ra_answer ans = { 0, SCEP_STATUS_FAILURE,
-		SCEP_FAILINFO_BAD_REQUEST, NULL, NULL, NID_undef };
+	struct ra_answer ans = {0, SCEP_STATUS_FAILURE,
+	    SCEP_FAILINFO_BAD_REQUEST, NULL, NULL, NID_undef};
 	struct scep_certrep_params params;
 	const struct ra_operation *handler;
 	const char *why = NULL;
@@ -327,8 +327,8 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 		snprintf(text, 96, "messageType %d (%s) is not supported",
 		    sreq->message_type,
 		    scep_message_type_name(sreq->message_type));
-		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id, "%s",
-		    text);
+		log_event(
+		    LOG_LEVEL_WARN, sreq->transaction_id, req->id, "%s", text);
 		ra_fail(&ans, SCEP_FAILINFO_BAD_REQUEST, text);
 	} else
 		handler->handler(w, req, sreq, &ans, arena);

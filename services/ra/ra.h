@@ -39,13 +39,13 @@ struct ra {
 	EVP_PKEY *sign_key;
 	X509 *enc_cert;
 	EVP_PKEY *enc_key;
-	STACK_OF(X509) *ca_chain;   /* CA first */
-	uint8_t *cacert_body;       /* the GetCACert answer */
+	STACK_OF(X509) * ca_chain; /* CA first */
+	uint8_t *cacert_body; /* the GetCACert answer */
 	size_t cacert_len;
 	const char *cacert_type;
-	uint8_t *ca_der;            /* the CA certificate, for thumbprints */
+	uint8_t *ca_der; /* the CA certificate, for thumbprints */
 	size_t ca_der_len;
-	char *caps;                 /* the GetCACaps answer */
+	char *caps; /* the GetCACaps answer */
 	void *zmq_ctx;
 };
 

@@ -1,0 +1,1344 @@
+/*
+ * The SCEP (RFC 8894) message codec on OpenSSL 3's PKCS7 API. The PKCS7
+ * structs are public, so the envelope's content-encryption algorithm and the
+ * SignerInfo digest can be read before anything is decrypted or trusted.
+ *
+ * Every function drains OpenSSL's error queue before it returns, so one bad
+ * request never leaves errors behind for the next one on the same thread.
+ */
+#include "scep.h"
+#include "log.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pkcs7.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#define SCEP_NONCE_LEN 16
+#define SCEP_NONCE_MAX 64 /* longest nonce accepted from a peer */
+#define SCEP_TXID_MAX 256 /* longest transactionID accepted */
+
+const struct scep_alg_policy scep_default_policy = {
+    .allow_des = 0,
+    .allow_des3 = 1,
+    .allow_sha1 = 1,
+};
+
+/* NIDs of the SCEP attributes, registered once by scep_init(). */
+static int nid_message_type = NID_undef;
+static int nid_pki_status = NID_undef;
+static int nid_fail_info = NID_undef;
+static int nid_sender_nonce = NID_undef;
+static int nid_recipient_nonce = NID_undef;
+static int nid_transaction_id = NID_undef;
+static int nid_fail_info_text = NID_undef;
+
+static CRYPTO_ONCE init_once = CRYPTO_ONCE_STATIC_INIT;
+static int init_rc = SCEP_E_NOMEM;
+/* Kept loaded for the life of the process. */
+static OSSL_PROVIDER *prov_default;
+static OSSL_PROVIDER *prov_legacy;
+
+static const char why_decrypt[] =
+    "the envelope cannot be decrypted with the RA certificate's key";
+static const char why_des[] = "single DES is refused (RFC 8894); set "
+                              "AllowDES = 1 in the [ra] section to allow it";
+
+const char *
+scep_strerror(int err)
+{
+	switch (err) {
+	case SCEP_OK:
+		return "success";
+	case SCEP_E_NOMEM:
+		return "out of memory";
+	case SCEP_E_PARSE:
+		return "malformed message";
+	case SCEP_E_CONTENT:
+		return "wrong content type or missing part";
+	case SCEP_E_SIGNATURE:
+		return "signature does not verify";
+	case SCEP_E_ATTRIBUTE:
+		return "required signed attribute missing or malformed";
+	case SCEP_E_ALGORITHM:
+		return "algorithm refused by policy";
+	case SCEP_E_DECRYPT:
+		return "envelope cannot be decrypted";
+	case SCEP_E_CSR:
+		return "certificate request unreadable or badly signed";
+	case SCEP_E_BUILD:
+		return "building the message failed";
+	}
+	return "unknown error";
+}
+
+const char *
+scep_failinfo_name(int failinfo)
+{
+	switch (failinfo) {
+	case SCEP_FAILINFO_NONE:
+		return "none";
+	case SCEP_FAILINFO_BAD_ALG:
+		return "badAlg";
+	case SCEP_FAILINFO_BAD_MESSAGE_CHECK:
+		return "badMessageCheck";
+	case SCEP_FAILINFO_BAD_REQUEST:
+		return "badRequest";
+	case SCEP_FAILINFO_BAD_TIME:
+		return "badTime";
+	case SCEP_FAILINFO_BAD_CERT_ID:
+		return "badCertId";
+	}
+	return "unknown";
+}
+
+const char *
+scep_message_type_name(int type)
+{
+	switch (type) {
+	case SCEP_MSG_CERTREP:
+		return "CertRep";
+	case SCEP_MSG_RENEWALREQ:
+		return "RenewalReq";
+	case SCEP_MSG_PKCSREQ:
+		return "PKCSReq";
+	case SCEP_MSG_CERTPOLL:
+		return "CertPoll";
+	case SCEP_MSG_GETCERT:
+		return "GetCert";
+	case SCEP_MSG_GETCRL:
+		return "GetCRL";
+	}
+	return "unknown";
+}
+
+/* --- initialisation ------------------------------------------------------ */
+
+static int
+register_oid(const char *oid, const char *sn, const char *ln)
+{
+	int nid = OBJ_txt2nid(oid);
+
+	if (nid == NID_undef)
+		nid = OBJ_create(oid, sn, ln);
+	return nid;
+}
+
+static void
+init_once_fn(void)
+{
+	nid_message_type = register_oid(
+	    "2.16.840.1.113733.1.9.2", "scepMessageType", "SCEP messageType");
+	nid_pki_status = register_oid(
+	    "2.16.840.1.113733.1.9.3", "scepPkiStatus", "SCEP pkiStatus");
+	nid_fail_info = register_oid(
+	    "2.16.840.1.113733.1.9.4", "scepFailInfo", "SCEP failInfo");
+	nid_sender_nonce = register_oid(
+	    "2.16.840.1.113733.1.9.5", "scepSenderNonce", "SCEP senderNonce");
+	nid_recipient_nonce = register_oid("2.16.840.1.113733.1.9.6",
+	    "scepRecipientNonce", "SCEP recipientNonce");
+	nid_transaction_id = register_oid("2.16.840.1.113733.1.9.7",
+	    "scepTransactionID", "SCEP transactionID");
+	nid_fail_info_text = register_oid(
+	    "1.3.6.1.5.5.7.24.1", "scepFailInfoText", "SCEP failInfoText");
+	if (nid_message_type == NID_undef || nid_pki_status == NID_undef ||
+	    nid_fail_info == NID_undef || nid_sender_nonce == NID_undef ||
+	    nid_recipient_nonce == NID_undef ||
+	    nid_transaction_id == NID_undef ||
+	    nid_fail_info_text == NID_undef) {
+		init_rc = SCEP_E_NOMEM;
+		ERR_clear_error();
+		return;
+	}
+	/*
+	 * Loading any provider explicitly stops OpenSSL from loading the
+	 * default one implicitly, so load both. Single DES lives in "legacy";
+	 * without it a DES envelope fails to decrypt like any bad envelope.
+	 */
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	ERR_clear_error();
+	if (prov_legacy == NULL)
+		log_warn("OpenSSL legacy provider not available: single DES "
+		         "envelopes cannot be opened even with AllowDES = 1");
+	init_rc = prov_default != NULL ? SCEP_OK : SCEP_E_NOMEM;
+}
+
+int
+scep_init(void)
+{
+	if (!CRYPTO_THREAD_run_once(&init_once, init_once_fn)) {
+		ERR_clear_error();
+		return SCEP_E_NOMEM;
+	}
+	return init_rc;
+}
+
+/* --- helpers ------------------------------------------------------------- */
+
+static PKCS7 *
+pkcs7_read(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+
+	if (der == NULL || len == 0 || len > LONG_MAX)
+		return NULL;
+	return d2i_PKCS7(NULL, &p, (long)len);
+}
+
+/* DER (or streamed BER) of a PKCS7 into a malloc'ed buffer. */
+static int
+bio_to_buf(BIO *bio, uint8_t **out, size_t *out_len)
+{
+	char *data = NULL;
+	long n = BIO_get_mem_data(bio, &data);
+	uint8_t *buf;
+
+	if (n <= 0)
+		return SCEP_E_BUILD;
+	if ((buf = malloc((size_t)n)) == NULL)
+		return SCEP_E_NOMEM;
+	memcpy(buf, data, (size_t)n);
+	*out = buf;
+	*out_len = (size_t)n;
+	return SCEP_OK;
+}
+
+static int
+pkcs7_to_der(PKCS7 *p7, uint8_t **out, size_t *out_len)
+{
+	unsigned char *der = NULL;
+	uint8_t *buf;
+	int n;
+
+	if ((n = i2d_PKCS7(p7, &der)) <= 0)
+		return SCEP_E_BUILD;
+	if ((buf = malloc((size_t)n)) == NULL) {
+		OPENSSL_free(der);
+		return SCEP_E_NOMEM;
+	}
+	memcpy(buf, der, (size_t)n);
+	OPENSSL_free(der);
+	*out = buf;
+	*out_len = (size_t)n;
+	return SCEP_OK;
+}
+
+static int
+is_text_type(int type)
+{
+	return type == V_ASN1_PRINTABLESTRING || type == V_ASN1_UTF8STRING ||
+	    type == V_ASN1_IA5STRING || type == V_ASN1_T61STRING ||
+	    type == V_ASN1_VISIBLESTRING || type == V_ASN1_GENERALSTRING;
+}
+
+/*
+ * A signed attribute holding text of any string type (clients differ),
+ * returned as a C string; only printable ASCII, as it ends up in logs and as
+ * a database key.
+ */
+static char *
+attr_text(PKCS7_SIGNER_INFO *si, int nid, size_t maxlen)
+{
+	ASN1_TYPE *t = PKCS7_get_signed_attribute(si, nid);
+	const unsigned char *data;
+	char *s;
+	int len;
+
+	if (t == NULL || !is_text_type(t->type) || t->value.asn1_string == NULL)
+		return NULL;
+	data = ASN1_STRING_get0_data(t->value.asn1_string);
+	len = ASN1_STRING_length(t->value.asn1_string);
+	if (len <= 0 || (size_t)len > maxlen)
+		return NULL;
+	for (int i = 0; i < len; i++)
+		if (data[i] < 0x20 || data[i] > 0x7e)
+			return NULL;
+	if ((s = malloc((size_t)len + 1)) == NULL)
+		return NULL;
+	memcpy(s, data, (size_t)len);
+	s[len] = '\0';
+	return s;
+}
+
+/* Same for failInfoText: UTF-8 allowed, control characters refused. */
+static char *
+attr_utf8(PKCS7_SIGNER_INFO *si, int nid)
+{
+	ASN1_TYPE *t = PKCS7_get_signed_attribute(si, nid);
+	const unsigned char *data;
+	char *s;
+	int len;
+
+	if (t == NULL || !is_text_type(t->type) || t->value.asn1_string == NULL)
+		return NULL;
+	data = ASN1_STRING_get0_data(t->value.asn1_string);
+	len = ASN1_STRING_length(t->value.asn1_string);
+	if (len < 0 || len > 4096)
+		return NULL;
+	for (int i = 0; i < len; i++)
+		if (data[i] < 0x20 || data[i] == 0x7f)
+			return NULL;
+	if ((s = malloc((size_t)len + 1)) == NULL)
+		return NULL;
+	memcpy(s, data, (size_t)len);
+	s[len] = '\0';
+	return s;
+}
+
+/* A decimal number in a PrintableString (messageType, pkiStatus, ...). */
+static int
+attr_number(PKCS7_SIGNER_INFO *si, int nid, int *value)
+{
+	ASN1_TYPE *t = PKCS7_get_signed_attribute(si, nid);
+	const unsigned char *data;
+	int len, v = 0;
+
+	if (t == NULL || !is_text_type(t->type) || t->value.asn1_string == NULL)
+		return -1;
+	data = ASN1_STRING_get0_data(t->value.asn1_string);
+	len = ASN1_STRING_length(t->value.asn1_string);
+	if (len <= 0 || len > 4)
+		return -1;
+	for (int i = 0; i < len; i++) {
+		if (data[i] < '0' || data[i] > '9')
+			return -1;
+		v = v * 10 + (data[i] - '0');
+	}
+	*value = v;
+	return 0;
+}
+
+static int
+attr_octets(PKCS7_SIGNER_INFO *si, int nid, uint8_t **out, size_t *out_len)
+{
+	ASN1_TYPE *t = PKCS7_get_signed_attribute(si, nid);
+	int len;
+
+	*out = NULL;
+	*out_len = 0;
+	if (t == NULL || t->type != V_ASN1_OCTET_STRING ||
+	    t->value.octet_string == NULL)
+		return -1;
+	len = ASN1_STRING_length(t->value.octet_string);
+	if (len <= 0 || len > SCEP_NONCE_MAX)
+		return -1;
+	if ((*out = malloc((size_t)len)) == NULL)
+		return -1;
+	memcpy(*out, ASN1_STRING_get0_data(t->value.octet_string), (size_t)len);
+	*out_len = (size_t)len;
+	return 0;
+}
+
+/* Adds a copy of the bytes as a signed attribute (ownership stays ours). */
+static int
+attr_add(
+    PKCS7_SIGNER_INFO *si, int nid, int type, const void *bytes, size_t len)
+{
+	if (len > INT_MAX)
+		return -1;
+	if (X509at_add1_attr_by_NID(
+	        &si->auth_attr, nid, type, bytes, (int)len) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+attr_add_text(PKCS7_SIGNER_INFO *si, int nid, const char *s)
+{
+	size_t len = strlen(s);
+	int type;
+
+	if (len > INT_MAX)
+		return -1;
+	/* PrintableString where the characters allow it (RFC 8894), else
+	 * the narrowest type that holds them, so strict decoders (Go's
+	 * encoding/asn1) accept what we echo back. */
+	type = ASN1_PRINTABLE_type((const unsigned char *)s, (int)len);
+	if (type == V_ASN1_T61STRING)
+		type = V_ASN1_UTF8STRING;
+	return attr_add(si, nid, type, s, len);
+}
+
+static int
+attr_add_number(PKCS7_SIGNER_INFO *si, int nid, int value)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%d", value);
+	return attr_add(si, nid, V_ASN1_PRINTABLESTRING, buf, strlen(buf));
+}
+
+static int
+digest_nid_of(PKCS7_SIGNER_INFO *si)
+{
+	if (si->digest_alg == NULL || si->digest_alg->algorithm == NULL)
+		return NID_undef;
+	return OBJ_obj2nid(si->digest_alg->algorithm);
+}
+
+/*
+ * Verifies a SignedData with exactly one SignerInfo, the content (if any)
+ * being id-data. `certs` (may be NULL) with `flags` PKCS7_NOINTERN restricts
+ * the signer to those certificates. Returns the signer (up-ref'd) or NULL;
+ * *err tells why.
+ */
+static X509 *
+signed_verify(PKCS7 *p7, STACK_OF(X509) * certs, int flags, int *err)
+{
+	STACK_OF(X509) *signers = NULL;
+	PKCS7_SIGNED *sd;
+	BIO *indata = NULL;
+	X509 *signer = NULL;
+
+	*err = SCEP_E_CONTENT;
+	if (!PKCS7_type_is_signed(p7) || (sd = p7->d.sign) == NULL ||
+	    sd->contents == NULL || !PKCS7_type_is_data(sd->contents))
+		goto out;
+	if (sk_PKCS7_SIGNER_INFO_num(sd->signer_info) != 1)
+		goto out;
+	signers = PKCS7_get0_signers(p7, certs, flags);
+	if (signers == NULL || sk_X509_num(signers) != 1)
+		goto out;
+	/* No eContent means the signature covers empty content. */
+	if (sd->contents->d.data == NULL &&
+	    (indata = BIO_new_mem_buf("", 0)) == NULL) {
+		*err = SCEP_E_NOMEM;
+		goto out;
+	}
+	*err = SCEP_E_SIGNATURE;
+	if (PKCS7_verify(p7, certs, NULL, indata, NULL,
+	        flags | PKCS7_NOVERIFY | PKCS7_BINARY) != 1)
+		goto out;
+	signer = sk_X509_value(signers, 0);
+	if (!X509_up_ref(signer)) {
+		signer = NULL;
+		*err = SCEP_E_NOMEM;
+		goto out;
+	}
+	*err = SCEP_OK;
+out:
+	BIO_free(indata);
+	sk_X509_free(signers);
+	return signer;
+}
+
+/* --- server side --------------------------------------------------------- */
+
+void
+scep_request_free(struct scep_request *req)
+{
+	if (req == NULL)
+		return;
+	free(req->transaction_id);
+	free(req->sender_nonce);
+	X509_free(req->signer);
+	free(req->envelope);
+	free(req);
+}
+
+/* Digests accepted in a request's SignerInfo; *why on refusal. */
+static int
+digest_allowed(int nid, const struct scep_alg_policy *policy, const char **why)
+{
+	switch (nid) {
+	case NID_sha224:
+	case NID_sha256:
+	case NID_sha384:
+	case NID_sha512:
+		return 1;
+	case NID_sha1:
+		if (policy->allow_sha1)
+			return 1;
+		*why = "SHA-1 signatures are refused; set AllowSHA1 = 1 in the "
+		       "[ra] section to allow them";
+		return 0;
+	case NID_md5:
+		*why = "MD5 signatures are refused";
+		return 0;
+	}
+	*why = "the request's digest algorithm is not supported";
+	return 0;
+}
+
+int
+scep_request_parse(const uint8_t *der, size_t len,
+    const struct scep_alg_policy *policy, struct scep_request **out,
+    int *failinfo, const char **why)
+{
+	struct scep_request *req = NULL;
+	PKCS7 *p7 = NULL;
+	PKCS7_SIGNER_INFO *si;
+	ASN1_OCTET_STRING *os;
+	int rc, fi = SCEP_FAILINFO_NONE;
+	const char *w = NULL;
+
+	*out = NULL;
+	if (policy == NULL)
+		policy = &scep_default_policy;
+	if ((rc = scep_init()) != SCEP_OK) {
+		w = "SCEP codec not initialised";
+		goto out;
+	}
+	if ((p7 = pkcs7_read(der, len)) == NULL) {
+		rc = SCEP_E_PARSE;
+		w = "not a PKCS#7 message";
+		goto out;
+	}
+	if ((req = calloc(1, sizeof(*req))) == NULL) {
+		rc = SCEP_E_NOMEM;
+		w = "out of memory";
+		goto out;
+	}
+	req->signer = signed_verify(p7, NULL, 0, &rc);
+	if (req->signer == NULL) {
+		if (rc == SCEP_E_CONTENT)
+			w = "not a SignedData with one signer whose "
+			    "certificate "
+			    "is included";
+		else if (rc == SCEP_E_SIGNATURE)
+			w = "the request's signature does not verify";
+		else
+			w = "out of memory";
+		goto out;
+	}
+	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
+	req->digest_nid = digest_nid_of(si);
+
+	/* Without these two no CertRep can be addressed. */
+	req->transaction_id = attr_text(si, nid_transaction_id, SCEP_TXID_MAX);
+	if (req->transaction_id == NULL ||
+	    attr_octets(si, nid_sender_nonce, &req->sender_nonce,
+	        &req->sender_nonce_len) != 0) {
+		rc = SCEP_E_ATTRIBUTE;
+		w = req->transaction_id == NULL
+		    ? "transactionID missing or malformed"
+		    : "senderNonce missing or malformed";
+		goto out;
+	}
+	/* From here on the caller can answer with a signed CertRep. */
+	if (!digest_allowed(req->digest_nid, policy, &w)) {
+		rc = SCEP_E_ALGORITHM;
+		fi = SCEP_FAILINFO_BAD_ALG;
+		goto out;
+	}
+	if (attr_number(si, nid_message_type, &req->message_type) != 0) {
+		rc = SCEP_E_ATTRIBUTE;
+		fi = SCEP_FAILINFO_BAD_REQUEST;
+		w = "messageType missing or malformed";
+		goto out;
+	}
+	os = p7->d.sign->contents->d.data;
+	if (os != NULL && ASN1_STRING_length(os) > 0) {
+		req->envelope_len = (size_t)ASN1_STRING_length(os);
+		if ((req->envelope = malloc(req->envelope_len)) == NULL) {
+			req->envelope_len = 0;
+			rc = SCEP_E_NOMEM;
+			w = "out of memory";
+			goto out;
+		}
+		memcpy(req->envelope, ASN1_STRING_get0_data(os),
+		    req->envelope_len);
+	}
+	rc = SCEP_OK;
+out:
+	if (rc != SCEP_OK && fi == SCEP_FAILINFO_NONE) {
+		scep_request_free(req);
+		req = NULL;
+	}
+	*out = req;
+	*failinfo = rc == SCEP_OK ? SCEP_FAILINFO_NONE : fi;
+	*why = rc == SCEP_OK ? NULL : w;
+	PKCS7_free(p7);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Content-encryption algorithms accepted in a request envelope. */
+static int
+cipher_allowed(int nid, const struct scep_alg_policy *policy, const char **why)
+{
+	switch (nid) {
+	case NID_aes_128_cbc:
+	case NID_aes_192_cbc:
+	case NID_aes_256_cbc:
+		return 1;
+	case NID_des_ede3_cbc:
+		if (policy->allow_des3)
+			return 1;
+		*why = "3DES envelopes are refused; set AllowDES3 = 1 in the "
+		       "[ra] section to allow them";
+		return 0;
+	case NID_des_cbc:
+		if (policy->allow_des)
+			return 1;
+		*why = why_des;
+		return 0;
+	}
+	*why = "the envelope's content-encryption algorithm is not supported";
+	return 0;
+}
+
+/*
+ * PKCS7_decrypt picks our RecipientInfo by issuer and serial number. Every
+ * failure after that point is reported identically: a bad RSA block makes
+ * OpenSSL carry on with a random key (its MMA defence), so bad RSA padding
+ * and bad CBC padding both end at the same final-block check. A recipient
+ * mismatch is decided on public header fields, so its shorter path tells a
+ * client nothing it does not know; trying our key on every foreign
+ * RecipientInfo instead would let one message cost us any number of RSA
+ * operations.
+ */
+int
+scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
+    EVP_PKEY *ra_key, const struct scep_alg_policy *policy, uint8_t **plain,
+    size_t *plain_len, int *cipher_nid, int *failinfo, const char **why)
+{
+	PKCS7 *p7 = NULL;
+	BIO *mem = NULL;
+	PKCS7_ENC_CONTENT *ec;
+	int rc, fi = SCEP_FAILINFO_BAD_REQUEST;
+	const char *w = NULL;
+
+	*plain = NULL;
+	*plain_len = 0;
+	*cipher_nid = NID_undef;
+	if (policy == NULL)
+		policy = &scep_default_policy;
+	if ((rc = scep_init()) != SCEP_OK) {
+		w = "SCEP codec not initialised";
+		goto out;
+	}
+	if ((p7 = pkcs7_read(env, len)) == NULL) {
+		rc = SCEP_E_PARSE;
+		w = "the pkcsPKIEnvelope is not a PKCS#7 message";
+		goto out;
+	}
+	if (!PKCS7_type_is_enveloped(p7) || p7->d.enveloped == NULL ||
+	    (ec = p7->d.enveloped->enc_data) == NULL || ec->algorithm == NULL) {
+		rc = SCEP_E_CONTENT;
+		w = "the pkcsPKIEnvelope is not an EnvelopedData";
+		goto out;
+	}
+	*cipher_nid = OBJ_obj2nid(ec->algorithm->algorithm);
+	if (!cipher_allowed(*cipher_nid, policy, &w)) {
+		rc = SCEP_E_ALGORITHM;
+		fi = SCEP_FAILINFO_BAD_ALG;
+		goto out;
+	}
+	if ((mem = BIO_new(BIO_s_mem())) == NULL) {
+		rc = SCEP_E_NOMEM;
+		w = "out of memory";
+		goto out;
+	}
+	if (ra_cert == NULL || ra_key == NULL ||
+	    PKCS7_decrypt(p7, ra_key, ra_cert, mem, PKCS7_BINARY) != 1 ||
+	    (rc = bio_to_buf(mem, plain, plain_len)) != SCEP_OK) {
+		rc = SCEP_E_DECRYPT;
+		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
+		w = why_decrypt;
+		goto out;
+	}
+	rc = SCEP_OK;
+out:
+	*failinfo = rc == SCEP_OK ? SCEP_FAILINFO_NONE : fi;
+	*why = rc == SCEP_OK ? NULL : w;
+	BIO_free(mem);
+	PKCS7_free(p7);
+	ERR_clear_error();
+	return rc;
+}
+
+/* The challengePassword as a C string; exactly one attribute, one value. */
+static int
+csr_challenge(X509_REQ *req, char **challenge, const char **why)
+{
+	X509_ATTRIBUTE *attr;
+	ASN1_TYPE *t;
+	const unsigned char *data;
+	int idx, len;
+
+	*challenge = NULL;
+	idx = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
+	if (idx < 0)
+		return SCEP_OK;
+	if (X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, idx) >=
+	    0) {
+		*why = "more than one challengePassword attribute";
+		return SCEP_E_CSR;
+	}
+	attr = X509_REQ_get_attr(req, idx);
+	if (attr == NULL || X509_ATTRIBUTE_count(attr) != 1 ||
+	    (t = X509_ATTRIBUTE_get0_type(attr, 0)) == NULL ||
+	    (t->type != V_ASN1_PRINTABLESTRING &&
+	        t->type != V_ASN1_UTF8STRING && t->type != V_ASN1_IA5STRING &&
+	        t->type != V_ASN1_T61STRING) ||
+	    t->value.asn1_string == NULL) {
+		*why = "challengePassword is not a single text string";
+		return SCEP_E_CSR;
+	}
+	data = ASN1_STRING_get0_data(t->value.asn1_string);
+	len = ASN1_STRING_length(t->value.asn1_string);
+	if (len < 0 || memchr(data, '\0', (size_t)len) != NULL) {
+		*why = "challengePassword contains a NUL character";
+		return SCEP_E_CSR;
+	}
+	if ((*challenge = malloc((size_t)len + 1)) == NULL) {
+		*why = "out of memory";
+		return SCEP_E_NOMEM;
+	}
+	memcpy(*challenge, data, (size_t)len);
+	(*challenge)[len] = '\0';
+	return SCEP_OK;
+}
+
+int
+scep_csr_parse(const uint8_t *der, size_t len, X509_REQ **csr, char **challenge,
+    int *failinfo, const char **why)
+{
+	X509_REQ *req = NULL;
+	EVP_PKEY *pub;
+	const unsigned char *p = der;
+	int rc, fi = SCEP_FAILINFO_BAD_REQUEST;
+	const char *w = NULL;
+
+	*csr = NULL;
+	*challenge = NULL;
+	if (der == NULL || len == 0 || len > LONG_MAX ||
+	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
+		rc = SCEP_E_CSR;
+		w = "the certificate request is not a PKCS#10 request";
+		goto out;
+	}
+	/* Version is not checked: Apple devices send 2 (RFC 2986 says 0). */
+	if ((pub = X509_REQ_get0_pubkey(req)) == NULL ||
+	    X509_REQ_verify(req, pub) != 1) {
+		rc = SCEP_E_CSR;
+		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
+		w = "the certificate request's self-signature does not verify";
+		goto out;
+	}
+	if ((rc = csr_challenge(req, challenge, &w)) != SCEP_OK)
+		goto out;
+	*csr = req;
+	req = NULL;
+	rc = SCEP_OK;
+out:
+	*failinfo = rc == SCEP_OK ? SCEP_FAILINFO_NONE : fi;
+	*why = rc == SCEP_OK ? NULL : w;
+	X509_REQ_free(req);
+	ERR_clear_error();
+	return rc;
+}
+
+static int
+is_single_des(const EVP_CIPHER *cipher)
+{
+	switch (EVP_CIPHER_get_nid(cipher)) {
+	case NID_des_cbc:
+	case NID_des_ecb:
+	case NID_des_cfb64:
+	case NID_des_ofb64:
+		return 1;
+	}
+	return 0;
+}
+
+/* A degenerate certs-only SignedData holding `first` (may be NULL) and then
+ * `rest` (may be NULL), in that order. */
+static PKCS7 *
+certs_only_new(X509 *first, STACK_OF(X509) * rest)
+{
+	PKCS7 *p7;
+
+	if ((p7 = PKCS7_new()) == NULL)
+		return NULL;
+	if (!PKCS7_set_type(p7, NID_pkcs7_signed) ||
+	    !PKCS7_content_new(p7, NID_pkcs7_data) ||
+	    !PKCS7_set_detached(p7, 1))
+		goto err;
+	if (first != NULL && !PKCS7_add_certificate(p7, first))
+		goto err;
+	for (int i = 0; i < sk_X509_num(rest); i++)
+		if (!PKCS7_add_certificate(p7, sk_X509_value(rest, i)))
+			goto err;
+	return p7;
+err:
+	PKCS7_free(p7);
+	return NULL;
+}
+
+int
+scep_certs_only_build(STACK_OF(X509) * certs, uint8_t **out, size_t *out_len)
+{
+	PKCS7 *p7 = NULL;
+	int rc = SCEP_E_BUILD;
+
+	*out = NULL;
+	*out_len = 0;
+	if (sk_X509_num(certs) <= 0)
+		goto out;
+	if ((p7 = certs_only_new(NULL, certs)) == NULL)
+		goto out;
+	rc = pkcs7_to_der(p7, out, out_len);
+out:
+	PKCS7_free(p7);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+scep_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *certs)
+{
+	PKCS7 *p7 = NULL;
+	int rc;
+
+	*certs = NULL;
+	if ((p7 = pkcs7_read(der, len)) == NULL) {
+		rc = SCEP_E_PARSE;
+		goto out;
+	}
+	if (!PKCS7_type_is_signed(p7) || p7->d.sign == NULL ||
+	    sk_X509_num(p7->d.sign->cert) <= 0) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	if ((*certs = X509_chain_up_ref(p7->d.sign->cert)) == NULL) {
+		rc = SCEP_E_NOMEM;
+		goto out;
+	}
+	rc = SCEP_OK;
+out:
+	PKCS7_free(p7);
+	ERR_clear_error();
+	return rc;
+}
+
+/* EnvelopedData DER of `in` to `recipient`. */
+static int
+envelope_build(const uint8_t *in, size_t in_len, X509 *recipient,
+    const EVP_CIPHER *cipher, int ber, uint8_t **out, size_t *out_len)
+{
+	STACK_OF(X509) *recips = NULL;
+	BIO *inbio = NULL, *outbio = NULL;
+	PKCS7 *p7 = NULL;
+	int rc = SCEP_E_NOMEM;
+	int flags = PKCS7_BINARY | (ber ? PKCS7_STREAM : 0);
+
+	if (in_len > INT_MAX)
+		return SCEP_E_BUILD;
+	if ((recips = sk_X509_new_null()) == NULL ||
+	    !sk_X509_push(recips, recipient) ||
+	    (inbio = BIO_new_mem_buf(in, (int)in_len)) == NULL)
+		goto out;
+	rc = SCEP_E_BUILD;
+	if ((p7 = PKCS7_encrypt(recips, inbio, cipher, flags)) == NULL)
+		goto out;
+	if (!ber) {
+		rc = pkcs7_to_der(p7, out, out_len);
+		goto out;
+	}
+	if ((outbio = BIO_new(BIO_s_mem())) == NULL) {
+		rc = SCEP_E_NOMEM;
+		goto out;
+	}
+	if (!i2d_PKCS7_bio_stream(outbio, p7, inbio, flags))
+		goto out;
+	rc = bio_to_buf(outbio, out, out_len);
+out:
+	BIO_free(outbio);
+	BIO_free(inbio);
+	PKCS7_free(p7);
+	sk_X509_free(recips);
+	return rc;
+}
+
+/*
+ * A SignedData over `content` (may be empty: eContent present, zero
+ * length) with the SignerInfo set up by `add_attrs`; DER, or BER with
+ * indefinite lengths when `ber`.
+ */
+struct sign_attrs {
+	int message_type;
+	const char *transaction_id;
+	const uint8_t *sender_nonce;
+	size_t sender_nonce_len;
+	const uint8_t *recipient_nonce;
+	size_t recipient_nonce_len;
+	int pki_status; /* -1: none (requests) */
+	int failinfo; /* -1: none */
+	const char *failinfo_text;
+};
+
+static int
+signed_build(const uint8_t *content, size_t content_len, X509 *signer,
+    EVP_PKEY *key, const EVP_MD *md, const struct sign_attrs *a, int ber,
+    uint8_t **out, size_t *out_len)
+{
+	PKCS7 *p7 = NULL;
+	PKCS7_SIGNER_INFO *si;
+	BIO *inbio = NULL, *outbio = NULL;
+	int rc = SCEP_E_BUILD;
+	int flags = PKCS7_BINARY | PKCS7_NOSMIMECAP;
+
+	if (content_len > INT_MAX)
+		goto out;
+	p7 = PKCS7_sign(NULL, NULL, NULL, NULL, PKCS7_PARTIAL | PKCS7_BINARY);
+	if (p7 == NULL)
+		goto out;
+	if ((si = PKCS7_sign_add_signer(p7, signer, key, md, flags)) == NULL)
+		goto out;
+	if (attr_add_number(si, nid_message_type, a->message_type) != 0 ||
+	    attr_add_text(si, nid_transaction_id, a->transaction_id) != 0)
+		goto out;
+	if (a->pki_status >= 0 &&
+	    attr_add_number(si, nid_pki_status, a->pki_status) != 0)
+		goto out;
+	if (a->failinfo >= 0 &&
+	    attr_add_number(si, nid_fail_info, a->failinfo) != 0)
+		goto out;
+	if (a->failinfo_text != NULL &&
+	    attr_add(si, nid_fail_info_text, V_ASN1_UTF8STRING,
+	        a->failinfo_text, strlen(a->failinfo_text)) != 0)
+		goto out;
+	if (a->sender_nonce_len > 0 &&
+	    attr_add(si, nid_sender_nonce, V_ASN1_OCTET_STRING, a->sender_nonce,
+	        a->sender_nonce_len) != 0)
+		goto out;
+	if (a->recipient_nonce != NULL && a->recipient_nonce_len > 0 &&
+	    attr_add(si, nid_recipient_nonce, V_ASN1_OCTET_STRING,
+	        a->recipient_nonce, a->recipient_nonce_len) != 0)
+		goto out;
+
+	rc = SCEP_E_NOMEM;
+	if ((inbio = BIO_new_mem_buf(
+	         content_len > 0 ? content : (const void *)"",
+	         (int)content_len)) == NULL)
+		goto out;
+	rc = SCEP_E_BUILD;
+	if (!ber) {
+		if (!PKCS7_final(p7, inbio, PKCS7_BINARY))
+			goto out;
+		rc = pkcs7_to_der(p7, out, out_len);
+		goto out;
+	}
+	if ((outbio = BIO_new(BIO_s_mem())) == NULL) {
+		rc = SCEP_E_NOMEM;
+		goto out;
+	}
+	if (!i2d_PKCS7_bio_stream(
+	        outbio, p7, inbio, PKCS7_STREAM | PKCS7_BINARY))
+		goto out;
+	rc = bio_to_buf(outbio, out, out_len);
+out:
+	BIO_free(outbio);
+	BIO_free(inbio);
+	PKCS7_free(p7);
+	return rc;
+}
+
+int
+scep_certrep_build(
+    const struct scep_certrep_params *params, uint8_t **out, size_t *out_len)
+{
+	PKCS7 *inner = NULL;
+	uint8_t *inner_der = NULL, *env = NULL;
+	size_t inner_len = 0, env_len = 0;
+	uint8_t nonce[SCEP_NONCE_LEN];
+	struct sign_attrs a;
+	const EVP_MD *md;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if ((rc = scep_init()) != SCEP_OK)
+		goto out;
+	rc = SCEP_E_BUILD;
+	if (params == NULL || params->transaction_id == NULL ||
+	    params->signer == NULL || params->signer_key == NULL)
+		goto out;
+	memset(&a, 0, sizeof(a));
+	a.message_type = SCEP_MSG_CERTREP;
+	a.transaction_id = params->transaction_id;
+	a.recipient_nonce = params->recipient_nonce;
+	a.recipient_nonce_len = params->recipient_nonce_len;
+	a.pki_status = params->pki_status;
+	a.failinfo = -1;
+	switch (params->pki_status) {
+	case SCEP_STATUS_SUCCESS:
+		if (params->issued == NULL || params->recipient == NULL ||
+		    params->cipher == NULL)
+			goto out;
+		if (is_single_des(params->cipher)) {
+			rc = SCEP_E_ALGORITHM;
+			goto out;
+		}
+		if ((inner = certs_only_new(
+		         params->issued, params->issued_chain)) == NULL ||
+		    (rc = pkcs7_to_der(inner, &inner_der, &inner_len)) !=
+		        SCEP_OK)
+			goto out;
+		if ((rc = envelope_build(inner_der, inner_len,
+		         params->recipient, params->cipher, 0, &env,
+		         &env_len)) != SCEP_OK)
+			goto out;
+		break;
+	case SCEP_STATUS_FAILURE:
+		if (params->failinfo < SCEP_FAILINFO_BAD_ALG ||
+		    params->failinfo > SCEP_FAILINFO_BAD_CERT_ID)
+			goto out;
+		a.failinfo = params->failinfo;
+		a.failinfo_text = params->failinfo_text;
+		break;
+	case SCEP_STATUS_PENDING:
+		break;
+	default:
+		goto out;
+	}
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+		goto out;
+	a.sender_nonce = nonce;
+	a.sender_nonce_len = sizeof(nonce);
+	md = params->digest != NULL ? params->digest : EVP_sha256();
+	rc = signed_build(env, env_len, params->signer, params->signer_key, md,
+	    &a, 0, out, out_len);
+out:
+	free(env);
+	free(inner_der);
+	PKCS7_free(inner);
+	ERR_clear_error();
+	return rc;
+}
+
+const EVP_CIPHER *
+scep_reply_cipher(int cipher_nid)
+{
+	switch (cipher_nid) {
+	case NID_des_cbc:
+	case NID_des_ede3_cbc:
+		return EVP_des_ede3_cbc();
+	case NID_aes_192_cbc:
+		return EVP_aes_192_cbc();
+	case NID_aes_256_cbc:
+		return EVP_aes_256_cbc();
+	}
+	return EVP_aes_128_cbc();
+}
+
+const EVP_MD *
+scep_reply_digest(int digest_nid)
+{
+	switch (digest_nid) {
+	case NID_sha384:
+		return EVP_sha384();
+	case NID_sha512:
+		return EVP_sha512();
+	}
+	return EVP_sha256();
+}
+
+/* --- client side --------------------------------------------------------- */
+
+/* Upper-case hex SHA-256 of the request's SubjectPublicKeyInfo. */
+static char *
+default_txid(X509_REQ *csr)
+{
+	unsigned char *spki = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
+	char *hex = NULL;
+	int n;
+
+	if (pub == NULL || (n = i2d_PUBKEY(pub, &spki)) <= 0)
+		goto out;
+	if (!EVP_Digest(spki, (size_t)n, md, &mdlen, EVP_sha256(), NULL))
+		goto out;
+	if ((hex = malloc(2 * (size_t)mdlen + 1)) == NULL)
+		goto out;
+	if (!OPENSSL_buf2hexstr_ex(
+	        hex, 2 * (size_t)mdlen + 1, NULL, md, mdlen, '\0')) {
+		free(hex);
+		hex = NULL;
+	}
+out:
+	OPENSSL_free(spki);
+	return hex;
+}
+
+/* CertPoll's IssuerAndSubject: the CA's name (the RA certificate's issuer)
+ * and the subject asked for. */
+static int
+issuer_and_subject(
+    X509 *recipient, X509_REQ *csr, uint8_t **out, size_t *out_len)
+{
+	const X509_NAME *names[2];
+	STACK_OF(ASN1_TYPE) *seq = NULL;
+	unsigned char *der = NULL;
+	int n, rc = SCEP_E_NOMEM;
+
+	names[0] = X509_get_issuer_name(recipient);
+	names[1] = X509_REQ_get_subject_name(csr);
+	if ((seq = sk_ASN1_TYPE_new_null()) == NULL)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		unsigned char *nd = NULL;
+		ASN1_STRING *s = NULL;
+		ASN1_TYPE *t = NULL;
+
+		if ((n = i2d_X509_NAME(names[i], &nd)) <= 0)
+			goto out;
+		if ((s = ASN1_STRING_new()) == NULL ||
+		    (t = ASN1_TYPE_new()) == NULL) {
+			ASN1_STRING_free(s);
+			OPENSSL_free(nd);
+			goto out;
+		}
+		ASN1_STRING_set0(s, nd, n);
+		ASN1_TYPE_set(t, V_ASN1_SEQUENCE, s);
+		if (!sk_ASN1_TYPE_push(seq, t)) {
+			ASN1_TYPE_free(t);
+			goto out;
+		}
+	}
+	if ((n = i2d_ASN1_SEQUENCE_ANY(seq, &der)) <= 0) {
+		rc = SCEP_E_BUILD;
+		goto out;
+	}
+	if ((*out = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*out, der, (size_t)n);
+	*out_len = (size_t)n;
+	rc = SCEP_OK;
+out:
+	OPENSSL_free(der);
+	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	return rc;
+}
+
+int
+scep_pkcsreq_build(
+    const struct scep_pkcsreq_params *params, uint8_t **out, size_t *out_len)
+{
+	unsigned char *csr_der = NULL;
+	uint8_t *content = NULL, *env = NULL;
+	size_t content_len = 0, env_len = 0;
+	uint8_t nonce[SCEP_NONCE_LEN];
+	char *txid = NULL;
+	struct sign_attrs a;
+	int n, rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if ((rc = scep_init()) != SCEP_OK)
+		goto out;
+	rc = SCEP_E_BUILD;
+	if (params == NULL || params->csr == NULL || params->signer == NULL ||
+	    params->signer_key == NULL || params->recipient == NULL ||
+	    params->cipher == NULL)
+		goto out;
+	if (params->message_type == SCEP_MSG_CERTPOLL) {
+		if ((rc = issuer_and_subject(params->recipient, params->csr,
+		         &content, &content_len)) != SCEP_OK)
+			goto out;
+	} else {
+		if ((n = i2d_X509_REQ(params->csr, &csr_der)) <= 0)
+			goto out;
+		if ((content = malloc((size_t)n)) == NULL) {
+			rc = SCEP_E_NOMEM;
+			goto out;
+		}
+		memcpy(content, csr_der, (size_t)n);
+		content_len = (size_t)n;
+	}
+	if ((rc = envelope_build(content, content_len, params->recipient,
+	         params->cipher, params->ber_indefinite, &env, &env_len)) !=
+	    SCEP_OK)
+		goto out;
+	rc = SCEP_E_BUILD;
+	if (params->transaction_id == NULL &&
+	    (txid = default_txid(params->csr)) == NULL)
+		goto out;
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+		goto out;
+	memset(&a, 0, sizeof(a));
+	a.message_type =
+	    params->message_type > 0 ? params->message_type : SCEP_MSG_PKCSREQ;
+	a.transaction_id =
+	    params->transaction_id != NULL ? params->transaction_id : txid;
+	a.sender_nonce = nonce;
+	a.sender_nonce_len = sizeof(nonce);
+	a.pki_status = -1;
+	a.failinfo = -1;
+	rc = signed_build(env, env_len, params->signer, params->signer_key,
+	    params->digest != NULL ? params->digest : EVP_sha256(), &a,
+	    params->ber_indefinite, out, out_len);
+out:
+	free(txid);
+	free(env);
+	free(content);
+	OPENSSL_free(csr_der);
+	ERR_clear_error();
+	return rc;
+}
+
+void
+scep_certrep_free(struct scep_certrep *rep)
+{
+	if (rep == NULL)
+		return;
+	free(rep->failinfo_text);
+	free(rep->transaction_id);
+	free(rep->recipient_nonce);
+	free(rep->sender_nonce);
+	X509_free(rep->signer);
+	sk_X509_pop_free(rep->certs, X509_free);
+	free(rep);
+}
+
+/*
+ * The envelope of a SUCCESS CertRep. With client_key NULL it is not
+ * decrypted: only its algorithm is read (cipher_nid) and certs stays NULL,
+ * so a CertRep can be checked without the device's key (the NDES vector).
+ * With a key it is decrypted and its certs-only content returned.
+ */
+static int
+certrep_open(ASN1_OCTET_STRING *os, X509 *client_cert, EVP_PKEY *client_key,
+    struct scep_certrep *rep)
+{
+	PKCS7 *env = NULL;
+	BIO *mem = NULL;
+	char *plain = NULL;
+	long plain_len;
+	int rc;
+
+	if (os == NULL || ASN1_STRING_length(os) <= 0 ||
+	    (env = pkcs7_read(ASN1_STRING_get0_data(os),
+	         (size_t)ASN1_STRING_length(os))) == NULL) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	if (!PKCS7_type_is_enveloped(env) || env->d.enveloped == NULL ||
+	    env->d.enveloped->enc_data == NULL ||
+	    env->d.enveloped->enc_data->algorithm == NULL) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	rep->cipher_nid =
+	    OBJ_obj2nid(env->d.enveloped->enc_data->algorithm->algorithm);
+	if (client_key == NULL) {
+		rc = SCEP_OK;
+		goto out;
+	}
+	if ((mem = BIO_new(BIO_s_mem())) == NULL) {
+		rc = SCEP_E_NOMEM;
+		goto out;
+	}
+	if (PKCS7_decrypt(env, client_key, client_cert, mem, PKCS7_BINARY) !=
+	    1) {
+		rc = SCEP_E_DECRYPT;
+		goto out;
+	}
+	plain_len = BIO_get_mem_data(mem, &plain);
+	if (plain_len <= 0) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	rc = scep_certs_only_parse(
+	    (const uint8_t *)plain, (size_t)plain_len, &rep->certs);
+out:
+	BIO_free(mem);
+	PKCS7_free(env);
+	return rc;
+}
+
+int
+scep_certrep_parse(const uint8_t *der, size_t len, X509 *ra_signer,
+    X509 *client_cert, EVP_PKEY *client_key, struct scep_certrep **out)
+{
+	struct scep_certrep *rep = NULL;
+	STACK_OF(X509) *trusted = NULL;
+	PKCS7 *p7 = NULL;
+	PKCS7_SIGNER_INFO *si;
+	int rc, flags = 0, mtype, v;
+
+	*out = NULL;
+	if ((rc = scep_init()) != SCEP_OK)
+		goto out;
+	if ((p7 = pkcs7_read(der, len)) == NULL) {
+		rc = SCEP_E_PARSE;
+		goto out;
+	}
+	if ((rep = calloc(1, sizeof(*rep))) == NULL) {
+		rc = SCEP_E_NOMEM;
+		goto out;
+	}
+	rep->failinfo = SCEP_FAILINFO_NONE;
+	rep->cipher_nid = NID_undef;
+	if (ra_signer != NULL) {
+		/* Only the RA certificate from GetCACert may have signed. */
+		if ((trusted = sk_X509_new_null()) == NULL ||
+		    !sk_X509_push(trusted, ra_signer)) {
+			rc = SCEP_E_NOMEM;
+			goto out;
+		}
+		flags = PKCS7_NOINTERN;
+	}
+	if ((rep->signer = signed_verify(p7, trusted, flags, &rc)) == NULL)
+		goto out;
+	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
+	rep->digest_nid = digest_nid_of(si);
+
+	rc = SCEP_E_ATTRIBUTE;
+	if (attr_number(si, nid_message_type, &mtype) != 0 ||
+	    mtype != SCEP_MSG_CERTREP)
+		goto out;
+	if (attr_number(si, nid_pki_status, &rep->pki_status) != 0 ||
+	    (rep->pki_status != SCEP_STATUS_SUCCESS &&
+	        rep->pki_status != SCEP_STATUS_FAILURE &&
+	        rep->pki_status != SCEP_STATUS_PENDING))
+		goto out;
+	if ((rep->transaction_id =
+	            attr_text(si, nid_transaction_id, SCEP_TXID_MAX)) == NULL)
+		goto out;
+	/* Nonces are optional on read: cryptlib sends no senderNonce. */
+	if (PKCS7_get_signed_attribute(si, nid_recipient_nonce) != NULL &&
+	    attr_octets(si, nid_recipient_nonce, &rep->recipient_nonce,
+	        &rep->recipient_nonce_len) != 0)
+		goto out;
+	if (PKCS7_get_signed_attribute(si, nid_sender_nonce) != NULL &&
+	    attr_octets(si, nid_sender_nonce, &rep->sender_nonce,
+	        &rep->sender_nonce_len) != 0)
+		goto out;
+	if (rep->pki_status == SCEP_STATUS_FAILURE &&
+	    PKCS7_get_signed_attribute(si, nid_fail_info) != NULL) {
+		if (attr_number(si, nid_fail_info, &v) != 0 ||
+		    v > SCEP_FAILINFO_BAD_CERT_ID)
+			goto out;
+		rep->failinfo = v;
+	}
+	if (PKCS7_get_signed_attribute(si, nid_fail_info_text) != NULL &&
+	    (rep->failinfo_text = attr_utf8(si, nid_fail_info_text)) == NULL)
+		goto out;
+	if (rep->pki_status == SCEP_STATUS_SUCCESS &&
+	    (rc = certrep_open(p7->d.sign->contents->d.data, client_cert,
+	         client_key, rep)) != SCEP_OK)
+		goto out;
+	*out = rep;
+	rep = NULL;
+	rc = SCEP_OK;
+out:
+	scep_certrep_free(rep);
+	sk_X509_free(trusted);
+	PKCS7_free(p7);
+	ERR_clear_error();
+	return rc;
+}

@@ -1,0 +1,133 @@
+/* lib/config.c: tables, defaults, bounds, unknown keys, path resolution. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+struct settings {
+	char *listen;
+	char *db;
+	char *name;
+	long validity;
+	int allow;
+};
+
+#define S(f) offsetof(struct settings, f)
+static const struct config_key table[] = {
+    {"Listen", CONFIG_ENDPOINT, 0, 0, NULL, S(listen), NULL},
+    {"Database", CONFIG_PATH, 0, 0, "db/x", S(db), NULL},
+    {"Name", CONFIG_STRING, 0, 0, "", S(name), NULL},
+    {"PasswordValidity", CONFIG_INT, 1, 525600, "60", S(validity), NULL},
+    {"AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow), NULL},
+    CONFIG_END,
+};
+
+static void
+test_defaults_and_resolution(void **state)
+{
+	struct settings s = {0};
+
+	(void)state;
+	assert_int_equal(config_load_string("[svc]\nListen = ipc://run/a.sock "
+	                                    "tcp://127.0.0.1:5000\n",
+	                     "/etc/scepd", "svc", table, &s),
+	    0);
+	assert_string_equal(
+	    s.listen, "ipc:///etc/scepd/run/a.sock tcp://127.0.0.1:5000");
+	assert_string_equal(s.db, "/etc/scepd/db/x");
+	assert_int_equal(s.validity, 60);
+	assert_int_equal(s.allow, 0);
+	config_free(table, &s);
+	assert_null(s.listen);
+}
+
+static void
+test_values_and_other_sections(void **state)
+{
+	struct settings s = {0};
+	const char *text = "[other]\nUnknown = 1\n"
+	                   "[svc]\nlisten = ipc:///abs.sock\n"
+	                   "Database = /var/db\nPasswordValidity = 120\n"
+	                   "AllowDES = yes\nName = Fabrikam Issuing CA1\n";
+
+	(void)state;
+	assert_int_equal(config_load_string(text, "/x", "svc", table, &s), 0);
+	assert_string_equal(s.listen, "ipc:///abs.sock");
+	assert_string_equal(s.db, "/var/db");
+	assert_int_equal(s.validity, 120);
+	assert_int_equal(s.allow, 1);
+	assert_string_equal(s.name, "Fabrikam Issuing CA1");
+	config_free(table, &s);
+}
+
+/* Every problem is an error: unknown key, bad number, out of range, bad
+ * boolean, missing required key, a key set twice. */
+static void
+test_errors(void **state)
+{
+	static const char *bad[] = {
+	    "[svc]\nListen = ipc://a\nPasswordMinutes = 5\n",
+	    "[svc]\nListen = ipc://a\nPasswordValidity = ten\n",
+	    "[svc]\nListen = ipc://a\nPasswordValidity = 0\n",
+	    "[svc]\nListen = ipc://a\nPasswordValidity = 999999\n",
+	    "[svc]\nListen = ipc://a\nAllowDES = maybe\n",
+	    "[svc]\nPasswordValidity = 5\n",
+	    "[svc]\nListen = ipc://a\nListen = ipc://b\n",
+	    "[svc]\nListen = \n",
+	    "[svc\nListen = ipc://a\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct settings s = {0};
+
+		assert_int_equal(
+		    config_load_string(bad[i], "/x", "svc", table, &s), -1);
+		/* Nothing is left allocated after a failed load. */
+		assert_null(s.listen);
+		assert_null(s.db);
+	}
+}
+
+static void
+test_file(void **state)
+{
+	char dir[] = "/tmp/scepd-config-XXXXXX", path[256];
+	struct settings s = {0};
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("; comment\n[svc]\nListen = ipc://run/s.sock\n", f);
+	fclose(f);
+	assert_int_equal(config_load(path, "svc", table, &s), 0);
+	assert_string_equal(s.db + strlen(dir), "/db/x");
+	assert_memory_equal(s.listen, "ipc://", 6);
+	assert_memory_equal(s.listen + 6, dir, strlen(dir));
+	config_free(table, &s);
+	unlink(path);
+	assert_int_equal(config_load(path, "svc", table, &s), -1);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults_and_resolution),
+	    cmocka_unit_test(test_values_and_other_sections),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1142 @@
+/*
+ * The SCEP codec against real client and server messages (tests/vectors)
+ * and in round trips with freshly generated keys.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "scep.h"
+
+#define MMDM VECTORS_DIR "/micromdm-scep/"
+#define JSCEP VECTORS_DIR "/jscep-cryptlib-samples/"
+
+/* Keys and certificates shared by the round-trip tests. */
+static struct {
+	EVP_PKEY *client_key, *ra_key, *ca_key, *other_key;
+	X509 *client_cert, *ra_cert, *ca_cert, *other_cert;
+	X509 *issued;
+	X509_REQ *csr;
+} fx;
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n > 0);
+	rewind(f);
+	buf = malloc((size_t)n);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static X509 *
+load_cert(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	X509 *x;
+
+	assert_non_null(b);
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	assert_non_null(x);
+	return x;
+}
+
+static int
+empty_pass(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return 0;
+}
+
+/* micromdm's test CA key is encrypted with an empty passphrase. */
+static EVP_PKEY *
+load_key(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	EVP_PKEY *k;
+
+	assert_non_null(b);
+	k = PEM_read_bio_PrivateKey(b, NULL, empty_pass, NULL);
+	BIO_free(b);
+	assert_non_null(k);
+	return k;
+}
+
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+    long serial)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+
+	assert_non_null(x);
+	assert_non_null(name);
+	assert_true(X509_set_version(x, 2));
+	assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), serial));
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+	assert_true(X509_NAME_add_entry_by_txt(
+	    name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0));
+	assert_true(X509_set_subject_name(x, name));
+	assert_true(X509_set_issuer_name(
+	    x, issuer != NULL ? X509_get_subject_name(issuer) : name));
+	assert_true(X509_set_pubkey(x, key));
+	assert_true(X509_sign(x, issuer_key != NULL ? issuer_key : key,
+	                EVP_sha256()) > 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+static X509_REQ *
+make_csr(EVP_PKEY *key, const char *cn, const char *challenge)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+
+	assert_non_null(req);
+	assert_true(X509_REQ_set_version(req, 0));
+	assert_true(X509_NAME_add_entry_by_txt(
+	    name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0));
+	assert_true(X509_REQ_set_subject_name(req, name));
+	assert_true(X509_REQ_set_pubkey(req, key));
+	if (challenge != NULL)
+		assert_true(X509_REQ_add1_attr_by_NID(req,
+		    NID_pkcs9_challengePassword, V_ASN1_PRINTABLESTRING,
+		    (const unsigned char *)challenge, (int)strlen(challenge)));
+	assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+	X509_NAME_free(name);
+	return req;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (scep_init() != SCEP_OK)
+		return -1;
+	fx.client_key = EVP_RSA_gen(2048);
+	fx.ra_key = EVP_RSA_gen(2048);
+	fx.ca_key = EVP_RSA_gen(2048);
+	fx.other_key = EVP_RSA_gen(2048);
+	if (fx.client_key == NULL || fx.ra_key == NULL || fx.ca_key == NULL ||
+	    fx.other_key == NULL)
+		return -1;
+	fx.ca_cert = make_cert(fx.ca_key, "Test CA", NULL, NULL, 1);
+	fx.ra_cert =
+	    make_cert(fx.ra_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 2);
+	fx.other_cert =
+	    make_cert(fx.other_key, "Other RA", fx.ca_cert, fx.ca_key, 3);
+	fx.client_cert = make_cert(fx.client_key, "SCEP SIGNER", NULL, NULL, 7);
+	fx.issued =
+	    make_cert(fx.client_key, "device-1", fx.ca_cert, fx.ca_key, 1000);
+	fx.csr = make_csr(fx.client_key, "device-1", "s3cret-OTP");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	EVP_PKEY_free(fx.client_key);
+	EVP_PKEY_free(fx.ra_key);
+	EVP_PKEY_free(fx.ca_key);
+	EVP_PKEY_free(fx.other_key);
+	X509_free(fx.client_cert);
+	X509_free(fx.ra_cert);
+	X509_free(fx.ca_cert);
+	X509_free(fx.other_cert);
+	X509_free(fx.issued);
+	X509_REQ_free(fx.csr);
+	return 0;
+}
+
+static const char *
+cn_of_req(X509_REQ *req, char *buf, size_t len)
+{
+	X509_NAME_get_text_by_NID(
+	    X509_REQ_get_subject_name(req), NID_commonName, buf, (int)len);
+	return buf;
+}
+
+/* --- real messages ------------------------------------------------------- */
+
+static const uint8_t apple_nonce[] = {
+    0xAE, 0x7F, 0xE8, 0x81, 0x6C, 0xC6, 0xBE, 0xDD};
+
+static void
+test_apple_pkcsreq(void **state)
+{
+	struct scep_request *req = NULL;
+	uint8_t *der, *plain = NULL;
+	size_t len, plain_len;
+	X509 *ca = load_cert(MMDM "testca/ca.pem");
+	EVP_PKEY *key = load_key(MMDM "testca/ca.key");
+	X509_REQ *csr = NULL;
+	char *challenge = NULL, cn[128];
+	const char *why = NULL;
+	int fi, cipher;
+
+	(void)state;
+	der = read_file(MMDM "PKCSReq.der", &len);
+	assert_int_equal(
+	    scep_request_parse(der, len, &scep_default_policy, &req, &fi, &why),
+	    SCEP_OK);
+	assert_non_null(req);
+	assert_int_equal(req->message_type, SCEP_MSG_PKCSREQ);
+	assert_string_equal(
+	    req->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
+	assert_int_equal(req->sender_nonce_len, 8);
+	assert_memory_equal(req->sender_nonce, apple_nonce, 8);
+	assert_int_equal(req->digest_nid, NID_sha1);
+	assert_non_null(req->signer);
+	X509_NAME_get_text_by_NID(
+	    X509_get_subject_name(req->signer), NID_commonName, cn, sizeof(cn));
+	assert_string_equal(cn, "MDM SCEP SIGNER");
+	assert_true(req->envelope_len > 1000);
+
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, ca, key,
+	        &scep_default_policy, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(cipher, NID_des_ede3_cbc);
+	assert_int_equal(
+	    scep_csr_parse(plain, plain_len, &csr, &challenge, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(X509_REQ_get_version(csr), 2);
+	assert_null(challenge);
+	assert_string_equal(cn_of_req(csr, cn, sizeof(cn)),
+	    "com.apple.security.scep.063D7953-1338-4BF0-8F99-913382996224");
+
+	X509_REQ_free(csr);
+	free(plain);
+	scep_request_free(req);
+	free(der);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+}
+
+/* The same Apple request under a policy without SHA-1, then without 3DES:
+ * refused with badAlg, and the caller still gets what it needs to answer. */
+static void
+test_apple_policy(void **state)
+{
+	struct scep_alg_policy no_sha1 = {0, 1, 0}, no_des3 = {0, 0, 1};
+	struct scep_request *req = NULL;
+	uint8_t *der, *plain = NULL;
+	size_t len, plain_len;
+	X509 *ca = load_cert(MMDM "testca/ca.pem");
+	EVP_PKEY *key = load_key(MMDM "testca/ca.key");
+	const char *why = NULL;
+	int fi, cipher;
+
+	(void)state;
+	der = read_file(MMDM "PKCSReq.der", &len);
+	assert_int_equal(
+	    scep_request_parse(der, len, &no_sha1, &req, &fi, &why),
+	    SCEP_E_ALGORITHM);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_ALG);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "AllowSHA1 = 1"));
+	assert_non_null(req);
+	assert_string_equal(
+	    req->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
+	assert_int_equal(req->sender_nonce_len, 8);
+	scep_request_free(req);
+
+	assert_int_equal(
+	    scep_request_parse(der, len, &no_des3, &req, &fi, &why), SCEP_OK);
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, ca, key,
+	        &no_des3, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_E_ALGORITHM);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_ALG);
+	assert_int_equal(cipher, NID_des_ede3_cbc);
+	assert_non_null(strstr(why, "AllowDES3 = 1"));
+	assert_null(plain);
+
+	scep_request_free(req);
+	free(der);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+}
+
+static const uint8_t cryptlib_nonce[] = {0xE8, 0xC5, 0x7D, 0x51, 0x69, 0x09,
+    0x02, 0x6F, 0x34, 0x63, 0xF8, 0xE9, 0x07, 0xFC, 0x98, 0x56};
+
+static void
+test_cryptlib_pkcsreq(void **state)
+{
+	struct scep_request *req = NULL;
+	uint8_t *der, *plain = NULL;
+	size_t len, plain_len;
+	X509_REQ *csr = NULL;
+	char *challenge = NULL;
+	const char *why = NULL;
+	int fi, cipher;
+
+	(void)state;
+	der = read_file(JSCEP "scep_req2.der", &len);
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	assert_int_equal(req->message_type, SCEP_MSG_PKCSREQ);
+	assert_string_equal(req->transaction_id, "7XXEY-ERLPU-2JDR9");
+	assert_int_equal(req->digest_nid, NID_sha256);
+	assert_int_equal(req->sender_nonce_len, 16);
+	assert_memory_equal(req->sender_nonce, cryptlib_nonce, 16);
+
+	/* Not for us: the envelope is read, refused to decrypt. */
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, fx.ra_cert,
+	        fx.ra_key, NULL, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_E_DECRYPT);
+	assert_int_equal(cipher, NID_aes_128_cbc);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	scep_request_free(req);
+	free(der);
+
+	/* Its plaintext CSR: PrintableString challengePassword. */
+	der = read_file(JSCEP "scep_req0.der", &len);
+	assert_int_equal(
+	    scep_csr_parse(der, len, &csr, &challenge, &fi, &why), SCEP_OK);
+	assert_string_equal(challenge, "NQ3C6-GS3ZN-2XPGL-SEJTQ");
+	free(challenge);
+	X509_REQ_free(csr);
+	free(der);
+}
+
+/* NDES's CertRep carries no certificate: verified only with the RA cert. */
+static void
+test_ndes_certrep(void **state)
+{
+	struct scep_certrep *rep = NULL;
+	X509 *ra = load_cert(MMDM "testca2/ca2.pem");
+	X509 *wrong = load_cert(MMDM "testca/ca.pem");
+	uint8_t *der;
+	size_t len;
+
+	(void)state;
+	der = read_file(
+	    MMDM "testca2/CertRep_NoCertificatesForSigners.der", &len);
+	assert_int_equal(
+	    scep_certrep_parse(der, len, ra, NULL, NULL, &rep), SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	assert_int_equal(rep->failinfo, SCEP_FAILINFO_NONE);
+	assert_string_equal(
+	    rep->transaction_id, "HVvzN0228V+AW+dUuDe8OPyDXD0=");
+	assert_int_equal(rep->digest_nid, NID_sha1);
+	assert_int_equal(rep->cipher_nid, NID_aes_128_cbc);
+	assert_int_equal(rep->recipient_nonce_len, 16);
+	assert_int_equal(rep->sender_nonce_len, 16);
+	assert_int_equal(X509_cmp(rep->signer, ra), 0);
+	/* No client key: the envelope is not opened. */
+	assert_null(rep->certs);
+	scep_certrep_free(rep);
+	rep = NULL;
+
+	assert_int_equal(scep_certrep_parse(der, len, NULL, NULL, NULL, &rep),
+	    SCEP_E_CONTENT);
+	assert_null(rep);
+	assert_int_equal(scep_certrep_parse(der, len, wrong, NULL, NULL, &rep),
+	    SCEP_E_CONTENT);
+	assert_null(rep);
+
+	free(der);
+	X509_free(ra);
+	X509_free(wrong);
+}
+
+static void
+test_micromdm_and_cryptlib_certrep(void **state)
+{
+	struct scep_certrep *rep = NULL;
+	X509 *ca = load_cert(MMDM "testca/ca.pem");
+	uint8_t *der;
+	size_t len;
+
+	(void)state;
+	der = read_file(MMDM "CertRep.der", &len);
+	assert_int_equal(
+	    scep_certrep_parse(der, len, ca, NULL, NULL, &rep), SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	assert_string_equal(
+	    rep->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
+	assert_int_equal(rep->recipient_nonce_len, 8);
+	assert_memory_equal(rep->recipient_nonce, apple_nonce, 8);
+	assert_int_equal(rep->cipher_nid, NID_des_cbc);
+	scep_certrep_free(rep);
+	rep = NULL;
+	/* Its own included certificate verifies it as well. */
+	assert_int_equal(
+	    scep_certrep_parse(der, len, NULL, NULL, NULL, &rep), SCEP_OK);
+	scep_certrep_free(rep);
+	rep = NULL;
+	free(der);
+
+	/* cryptlib answers without a senderNonce. */
+	der = read_file(JSCEP "scep_resp2.der", &len);
+	assert_int_equal(
+	    scep_certrep_parse(der, len, NULL, NULL, NULL, &rep), SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	assert_string_equal(rep->transaction_id, "7XXEY-ERLPU-2JDR9");
+	assert_null(rep->sender_nonce);
+	assert_int_equal(rep->recipient_nonce_len, 16);
+	assert_memory_equal(rep->recipient_nonce, cryptlib_nonce, 16);
+	assert_int_equal(rep->digest_nid, NID_sha256);
+	assert_int_equal(rep->cipher_nid, NID_aes_128_cbc);
+	scep_certrep_free(rep);
+	free(der);
+	X509_free(ca);
+}
+
+/* --- round trips --------------------------------------------------------- */
+
+static uint8_t *
+build_req(
+    const EVP_CIPHER *cipher, int ber, X509 *recipient, int type, size_t *len)
+{
+	struct scep_pkcsreq_params p = {
+	    .message_type = type,
+	    .csr = fx.csr,
+	    .signer = fx.client_cert,
+	    .signer_key = fx.client_key,
+	    .recipient = recipient,
+	    .cipher = cipher,
+	    .digest = EVP_sha256(),
+	    .ber_indefinite = ber,
+	};
+	uint8_t *out = NULL;
+
+	assert_int_equal(scep_pkcsreq_build(&p, &out, len), SCEP_OK);
+	assert_non_null(out);
+	return out;
+}
+
+static char *
+expected_txid(void)
+{
+	unsigned char *spki = NULL, md[32];
+	unsigned int mdlen = 0;
+	char *hex = malloc(65);
+	int n = i2d_PUBKEY(X509_REQ_get0_pubkey(fx.csr), &spki);
+
+	assert_true(n > 0);
+	assert_true(
+	    EVP_Digest(spki, (size_t)n, md, &mdlen, EVP_sha256(), NULL));
+	for (unsigned int i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02X", md[i]);
+	OPENSSL_free(spki);
+	return hex;
+}
+
+static void
+check_certrep_success(const struct scep_request *req, int cipher_nid)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	struct scep_certrep_params cp = {
+	    .transaction_id = req->transaction_id,
+	    .recipient_nonce = req->sender_nonce,
+	    .recipient_nonce_len = req->sender_nonce_len,
+	    .pki_status = SCEP_STATUS_SUCCESS,
+	    .issued = fx.issued,
+	    .issued_chain = chain,
+	    .recipient = req->signer,
+	    .cipher = scep_reply_cipher(cipher_nid),
+	    .signer = fx.ra_cert,
+	    .signer_key = fx.ra_key,
+	    .digest = scep_reply_digest(req->digest_nid),
+	};
+	struct scep_certrep *rep = NULL;
+	uint8_t *der = NULL;
+	size_t len;
+
+	assert_true(sk_X509_push(chain, fx.ca_cert));
+	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_OK);
+	assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
+	                     fx.client_cert, fx.client_key, &rep),
+	    SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	assert_string_equal(rep->transaction_id, req->transaction_id);
+	assert_int_equal(rep->recipient_nonce_len, req->sender_nonce_len);
+	assert_memory_equal(
+	    rep->recipient_nonce, req->sender_nonce, req->sender_nonce_len);
+	assert_int_equal(rep->sender_nonce_len, 16);
+	assert_memory_not_equal(rep->sender_nonce, req->sender_nonce, 16);
+	assert_int_equal(rep->digest_nid, NID_sha256);
+	assert_int_equal(rep->cipher_nid,
+	    cipher_nid == NID_des_ede3_cbc ? NID_des_ede3_cbc : cipher_nid);
+	assert_int_equal(sk_X509_num(rep->certs), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(rep->certs, 0), fx.issued), 0);
+	assert_int_equal(X509_cmp(sk_X509_value(rep->certs, 1), fx.ca_cert), 0);
+	scep_certrep_free(rep);
+	free(der);
+	sk_X509_free(chain);
+}
+
+static void
+round_trip(const EVP_CIPHER *cipher, int ber)
+{
+	struct scep_request *req = NULL;
+	uint8_t *der, *plain = NULL, *csr_der = NULL;
+	size_t len, plain_len;
+	X509_REQ *csr = NULL;
+	char *challenge = NULL, *txid = expected_txid();
+	const char *why = NULL;
+	int fi, cipher_nid, csr_len;
+
+	der = build_req(cipher, ber, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	if (ber) {
+		/* Outer SEQUENCE and [0] of indefinite length, as iOS. */
+		assert_int_equal(der[0], 0x30);
+		assert_int_equal(der[1], 0x80);
+	} else {
+		assert_int_equal(der[0], 0x30);
+		assert_int_not_equal(der[1], 0x80);
+	}
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	assert_int_equal(req->message_type, SCEP_MSG_PKCSREQ);
+	assert_string_equal(req->transaction_id, txid);
+	assert_int_equal(req->sender_nonce_len, 16);
+	assert_int_equal(req->digest_nid, NID_sha256);
+	assert_int_equal(X509_cmp(req->signer, fx.client_cert), 0);
+	/* The inner EnvelopedData is streamed BER too. */
+	assert_int_equal(req->envelope[1] == 0x80, ber);
+
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, fx.ra_cert,
+	        fx.ra_key, NULL, &plain, &plain_len, &cipher_nid, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(cipher_nid, EVP_CIPHER_get_nid(cipher));
+	csr_len = i2d_X509_REQ(fx.csr, &csr_der);
+	assert_int_equal(plain_len, (size_t)csr_len);
+	assert_memory_equal(plain, csr_der, plain_len);
+	assert_int_equal(
+	    scep_csr_parse(plain, plain_len, &csr, &challenge, &fi, &why),
+	    SCEP_OK);
+	assert_string_equal(challenge, "s3cret-OTP");
+
+	check_certrep_success(req, cipher_nid);
+
+	OPENSSL_free(csr_der);
+	free(challenge);
+	X509_REQ_free(csr);
+	free(plain);
+	scep_request_free(req);
+	free(der);
+	free(txid);
+}
+
+static void
+test_round_trip_der(void **state)
+{
+	(void)state;
+	round_trip(EVP_aes_128_cbc(), 0);
+	round_trip(EVP_aes_256_cbc(), 0);
+	round_trip(EVP_des_ede3_cbc(), 0);
+}
+
+static void
+test_round_trip_ber(void **state)
+{
+	(void)state;
+	round_trip(EVP_aes_128_cbc(), 1);
+	round_trip(EVP_aes_256_cbc(), 1);
+	round_trip(EVP_des_ede3_cbc(), 1);
+}
+
+static struct scep_certrep *
+certrep_status(
+    int status, int failinfo, const char *text, uint8_t **der, size_t *len)
+{
+	static const uint8_t nonce[16] = {
+	    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	struct scep_certrep_params cp = {
+	    .transaction_id = "TXID-ab/c+d=",
+	    .recipient_nonce = nonce,
+	    .recipient_nonce_len = sizeof(nonce),
+	    .pki_status = status,
+	    .failinfo = failinfo,
+	    .failinfo_text = text,
+	    .recipient = fx.client_cert,
+	    .cipher = EVP_aes_128_cbc(),
+	    .signer = fx.ra_cert,
+	    .signer_key = fx.ra_key,
+	    .digest = EVP_sha256(),
+	};
+	struct scep_certrep *rep = NULL;
+
+	assert_int_equal(scep_certrep_build(&cp, der, len), SCEP_OK);
+	assert_int_equal(scep_certrep_parse(*der, *len, fx.ra_cert,
+	                     fx.client_cert, fx.client_key, &rep),
+	    SCEP_OK);
+	assert_int_equal(rep->pki_status, status);
+	assert_string_equal(rep->transaction_id, "TXID-ab/c+d=");
+	assert_int_equal(rep->recipient_nonce_len, 16);
+	assert_memory_equal(rep->recipient_nonce, nonce, 16);
+	assert_int_equal(rep->cipher_nid, NID_undef);
+	assert_null(rep->certs);
+	return rep;
+}
+
+/* eContent present but empty, as micromdm's server answers. */
+static void
+assert_empty_econtent(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
+
+	assert_non_null(p7);
+	assert_true(PKCS7_type_is_signed(p7));
+	assert_non_null(p7->d.sign->contents->d.data);
+	assert_int_equal(ASN1_STRING_length(p7->d.sign->contents->d.data), 0);
+	assert_int_equal(sk_X509_num(p7->d.sign->cert), 1);
+	PKCS7_free(p7);
+}
+
+static void
+test_certrep_failure_pending(void **state)
+{
+	struct scep_certrep *rep;
+	uint8_t *der = NULL;
+	size_t len;
+	char text[64];
+
+	(void)state;
+	for (int fi = SCEP_FAILINFO_BAD_ALG; fi <= SCEP_FAILINFO_BAD_CERT_ID;
+	     fi++) {
+		snprintf(
+		    text, sizeof(text), "refused: %s", scep_failinfo_name(fi));
+		rep = certrep_status(SCEP_STATUS_FAILURE, fi, text, &der, &len);
+		assert_int_equal(rep->failinfo, fi);
+		assert_string_equal(rep->failinfo_text, text);
+		assert_empty_econtent(der, len);
+		scep_certrep_free(rep);
+		free(der);
+	}
+	rep = certrep_status(
+	    SCEP_STATUS_FAILURE, SCEP_FAILINFO_BAD_REQUEST, NULL, &der, &len);
+	assert_null(rep->failinfo_text);
+	scep_certrep_free(rep);
+	free(der);
+
+	rep = certrep_status(
+	    SCEP_STATUS_PENDING, SCEP_FAILINFO_NONE, NULL, &der, &len);
+	assert_int_equal(rep->failinfo, SCEP_FAILINFO_NONE);
+	assert_empty_econtent(der, len);
+	scep_certrep_free(rep);
+	free(der);
+}
+
+static void
+test_certrep_refuses_des(void **state)
+{
+	struct scep_certrep_params cp = {
+	    .transaction_id = "T",
+	    .pki_status = SCEP_STATUS_SUCCESS,
+	    .issued = fx.issued,
+	    .recipient = fx.client_cert,
+	    .cipher = EVP_des_cbc(),
+	    .signer = fx.ra_cert,
+	    .signer_key = fx.ra_key,
+	    .digest = EVP_sha256(),
+	};
+	uint8_t *der = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_E_ALGORITHM);
+	assert_null(der);
+	assert_true(scep_reply_cipher(NID_des_cbc) == EVP_des_ede3_cbc());
+	assert_true(scep_reply_cipher(NID_des_ede3_cbc) == EVP_des_ede3_cbc());
+	assert_true(scep_reply_cipher(NID_aes_256_cbc) == EVP_aes_256_cbc());
+	assert_true(scep_reply_cipher(NID_aes_192_cbc) == EVP_aes_192_cbc());
+	assert_true(scep_reply_cipher(NID_undef) == EVP_aes_128_cbc());
+	assert_true(scep_reply_digest(NID_sha1) == EVP_sha256());
+	assert_true(scep_reply_digest(NID_sha512) == EVP_sha512());
+	assert_true(scep_reply_digest(NID_sha384) == EVP_sha384());
+}
+
+static void
+test_des_envelope(void **state)
+{
+	struct scep_alg_policy des = {1, 1, 1};
+	struct scep_request *req = NULL;
+	uint8_t *der, *plain = NULL;
+	size_t len, plain_len;
+	const char *why = NULL;
+	int fi, cipher;
+
+	(void)state;
+	der = build_req(EVP_des_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	assert_int_equal(scep_envelope_open(req->envelope, req->envelope_len,
+	                     fx.ra_cert, fx.ra_key, &scep_default_policy,
+	                     &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_E_ALGORITHM);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_ALG);
+	assert_int_equal(cipher, NID_des_cbc);
+	assert_string_equal(why,
+	    "single DES is refused (RFC 8894); set "
+	    "AllowDES = 1 in the [ra] section to allow it");
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, fx.ra_cert,
+	        fx.ra_key, &des, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(cipher, NID_des_cbc);
+	assert_true(plain_len > 0);
+	free(plain);
+	scep_request_free(req);
+	free(der);
+}
+
+/* Flips the last byte of the SignerInfo's signature (the last element of a
+ * DER request without unsigned attributes) or a byte of the content. */
+static void
+test_tampered_signature(void **state)
+{
+	struct scep_request *req = NULL;
+	uint8_t *der;
+	size_t len;
+	const char *why = NULL;
+	int fi = 0;
+
+	(void)state;
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	der[len - 1] ^= 0x01;
+	assert_int_equal(scep_request_parse(der, len, NULL, &req, &fi, &why),
+	    SCEP_E_SIGNATURE);
+	assert_int_equal(fi, SCEP_FAILINFO_NONE);
+	assert_null(req);
+	der[len - 1] ^= 0x01;
+	/* A byte inside the envelope: the messageDigest no longer matches. */
+	der[200] ^= 0x01;
+	assert_int_equal(scep_request_parse(der, len, NULL, &req, &fi, &why),
+	    SCEP_E_SIGNATURE);
+	assert_int_equal(fi, SCEP_FAILINFO_NONE);
+	assert_null(req);
+	free(der);
+
+	/* A CertRep signed by someone else than the RA is refused. */
+	{
+		struct scep_certrep *rep = NULL;
+		uint8_t *rd = NULL;
+		size_t rl;
+
+		rep = certrep_status(
+		    SCEP_STATUS_PENDING, SCEP_FAILINFO_NONE, NULL, &rd, &rl);
+		scep_certrep_free(rep);
+		rep = NULL;
+		assert_int_not_equal(
+		    scep_certrep_parse(rd, rl, fx.other_cert, NULL, NULL, &rep),
+		    SCEP_OK);
+		assert_null(rep);
+		rd[rl - 1] ^= 0x01;
+		assert_int_equal(
+		    scep_certrep_parse(rd, rl, fx.ra_cert, NULL, NULL, &rep),
+		    SCEP_E_SIGNATURE);
+		assert_null(rep);
+		free(rd);
+	}
+}
+
+static uint8_t *
+envelope_of(const uint8_t *der, size_t len, size_t *env_len)
+{
+	struct scep_request *req = NULL;
+	uint8_t *env;
+	const char *why;
+	int fi;
+
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	env = malloc(req->envelope_len);
+	memcpy(env, req->envelope, req->envelope_len);
+	*env_len = req->envelope_len;
+	scep_request_free(req);
+	return env;
+}
+
+/*
+ * Wrong recipient, bad RSA block and bad CBC padding all give the same
+ * error and reason. A bad RSA block makes OpenSSL decrypt with a random key
+ * (its defence against padding oracles), which passes the CBC padding check
+ * about once in 256 tries: then the result is garbage, never the CSR.
+ */
+static void
+test_decrypt_failures_look_alike(void **state)
+{
+	uint8_t *der, *env, *plain = NULL, *out = NULL, *csr_der = NULL;
+	size_t len, env_len, plain_len;
+	const char *why = NULL, *why_first;
+	const unsigned char *p;
+	PKCS7 *p7;
+	PKCS7_RECIP_INFO *ri;
+	int fi, cipher, rc, n, csr_len;
+
+	(void)state;
+	csr_len = i2d_X509_REQ(fx.csr, &csr_der);
+
+	/* Encrypted to another RA. */
+	der = build_req(
+	    EVP_aes_128_cbc(), 0, fx.other_cert, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	assert_int_equal(scep_envelope_open(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_E_DECRYPT);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	assert_null(plain);
+	why_first = why;
+	free(env);
+	free(der);
+
+	/* CBC padding: flip the top bit of the last byte of the next-to-last
+	 * ciphertext block, i.e. of the padding length byte. */
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	env[env_len - 1 - 16] ^= 0x80;
+	assert_int_equal(scep_envelope_open(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_E_DECRYPT);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	assert_string_equal(why, why_first);
+	env[env_len - 1 - 16] ^= 0x80;
+
+	/* RSA block: overwrite the encrypted key. */
+	p = env;
+	p7 = d2i_PKCS7(NULL, &p, (long)env_len);
+	assert_non_null(p7);
+	ri = sk_PKCS7_RECIP_INFO_value(p7->d.enveloped->recipientinfo, 0);
+	memset(ri->enc_key->data, 0x55, (size_t)ri->enc_key->length);
+	n = i2d_PKCS7(p7, &out);
+	assert_true(n > 0);
+	rc = scep_envelope_open(out, (size_t)n, fx.ra_cert, fx.ra_key, NULL,
+	    &plain, &plain_len, &cipher, &fi, &why);
+	if (rc == SCEP_OK) {
+		assert_false(plain_len == (size_t)csr_len &&
+		    memcmp(plain, csr_der, plain_len) == 0);
+		free(plain);
+	} else {
+		assert_int_equal(rc, SCEP_E_DECRYPT);
+		assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+		assert_string_equal(why, why_first);
+	}
+	OPENSSL_free(out);
+	PKCS7_free(p7);
+	OPENSSL_free(csr_der);
+	free(env);
+	free(der);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+static void
+test_csr_bad_signature(void **state)
+{
+	unsigned char *der = NULL;
+	X509_REQ *csr = NULL;
+	X509_REQ *two = NULL;
+	X509_ATTRIBUTE *attr;
+	char *challenge = NULL;
+	const char *why = NULL;
+	int len, fi;
+
+	(void)state;
+	len = i2d_X509_REQ(fx.csr, &der);
+	der[len - 1] ^= 0x01;
+	assert_int_equal(
+	    scep_csr_parse(der, (size_t)len, &csr, &challenge, &fi, &why),
+	    SCEP_E_CSR);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	assert_null(csr);
+	assert_null(challenge);
+	OPENSSL_free(der);
+	der = NULL;
+
+	/* One challengePassword with two values: ambiguous, refused. */
+	two = make_csr(fx.client_key, "two", NULL);
+	attr = X509_ATTRIBUTE_create_by_NID(
+	    NULL, NID_pkcs9_challengePassword, V_ASN1_UTF8STRING, "one", 3);
+	assert_non_null(attr);
+	assert_true(
+	    X509_ATTRIBUTE_set1_data(attr, V_ASN1_UTF8STRING, "two", 3));
+	assert_int_equal(X509_ATTRIBUTE_count(attr), 2);
+	assert_true(X509_REQ_add1_attr(two, attr));
+	X509_ATTRIBUTE_free(attr);
+	assert_true(X509_REQ_sign(two, fx.client_key, EVP_sha256()) > 0);
+	len = i2d_X509_REQ(two, &der);
+	assert_int_equal(
+	    scep_csr_parse(der, (size_t)len, &csr, &challenge, &fi, &why),
+	    SCEP_E_CSR);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
+	OPENSSL_free(der);
+	X509_REQ_free(two);
+	der = NULL;
+
+	/* UTF8String challenge is accepted. */
+	two = make_csr(fx.client_key, "utf8", NULL);
+	assert_true(X509_REQ_add1_attr_by_NID(two, NID_pkcs9_challengePassword,
+	    V_ASN1_UTF8STRING, (const unsigned char *)"p\xc3\xa4ss", 5));
+	assert_true(X509_REQ_sign(two, fx.client_key, EVP_sha256()) > 0);
+	len = i2d_X509_REQ(two, &der);
+	assert_int_equal(
+	    scep_csr_parse(der, (size_t)len, &csr, &challenge, &fi, &why),
+	    SCEP_OK);
+	assert_string_equal(challenge, "p\xc3\xa4ss");
+	free(challenge);
+	X509_REQ_free(csr);
+	OPENSSL_free(der);
+	X509_REQ_free(two);
+}
+
+/* A request without eContent (GetCRL-style): verifies, envelope_len 0. */
+static void
+test_request_without_content(void **state)
+{
+	PKCS7 *p7;
+	PKCS7_SIGNER_INFO *si;
+	BIO *empty = BIO_new_mem_buf("", 0);
+	struct scep_request *req = NULL;
+	unsigned char *der = NULL;
+	static const unsigned char nonce[16] = {7};
+	const char *why = NULL;
+	int len, fi;
+
+	(void)state;
+	p7 = PKCS7_sign(NULL, NULL, NULL, NULL, PKCS7_PARTIAL | PKCS7_BINARY);
+	si = PKCS7_sign_add_signer(
+	    p7, fx.client_cert, fx.client_key, EVP_sha256(), PKCS7_NOSMIMECAP);
+	assert_non_null(si);
+	assert_non_null(X509at_add1_attr_by_NID(&si->auth_attr,
+	    OBJ_txt2nid("2.16.840.1.113733.1.9.2"), V_ASN1_PRINTABLESTRING,
+	    (const unsigned char *)"22", 2));
+	assert_non_null(X509at_add1_attr_by_NID(&si->auth_attr,
+	    OBJ_txt2nid("2.16.840.1.113733.1.9.7"), V_ASN1_PRINTABLESTRING,
+	    (const unsigned char *)"abc", 3));
+	assert_non_null(X509at_add1_attr_by_NID(&si->auth_attr,
+	    OBJ_txt2nid("2.16.840.1.113733.1.9.5"), V_ASN1_OCTET_STRING, nonce,
+	    16));
+	assert_true(PKCS7_set_detached(p7, 1));
+	assert_true(PKCS7_final(p7, empty, PKCS7_BINARY));
+	len = i2d_PKCS7(p7, &der);
+	assert_true(len > 0);
+	assert_int_equal(
+	    scep_request_parse(der, (size_t)len, NULL, &req, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(req->message_type, SCEP_MSG_GETCRL);
+	assert_string_equal(req->transaction_id, "abc");
+	assert_int_equal(req->envelope_len, 0);
+	assert_null(req->envelope);
+	scep_request_free(req);
+	OPENSSL_free(der);
+	PKCS7_free(p7);
+	BIO_free(empty);
+}
+
+/* CertPoll carries IssuerAndSubject: the CA's name and the subject. */
+static void
+test_certpoll_content(void **state)
+{
+	struct scep_request *req = NULL;
+	uint8_t *der, *plain = NULL;
+	size_t len, plain_len;
+	const unsigned char *p;
+	STACK_OF(ASN1_TYPE) * seq;
+	X509_NAME *name;
+	const char *why;
+	int fi, cipher;
+
+	(void)state;
+	der = build_req(
+	    EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_CERTPOLL, &len);
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	assert_int_equal(req->message_type, SCEP_MSG_CERTPOLL);
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, fx.ra_cert,
+	        fx.ra_key, NULL, &plain, &plain_len, &cipher, &fi, &why),
+	    SCEP_OK);
+	p = plain;
+	seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)plain_len);
+	assert_non_null(seq);
+	assert_int_equal(sk_ASN1_TYPE_num(seq), 2);
+	p = plain + 2;
+	name = d2i_X509_NAME(NULL, &p, (long)plain_len - 2);
+	assert_non_null(name);
+	assert_int_equal(
+	    X509_NAME_cmp(name, X509_get_subject_name(fx.ca_cert)), 0);
+	X509_NAME_free(name);
+	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	free(plain);
+	scep_request_free(req);
+	free(der);
+}
+
+static void
+test_certs_only(void **state)
+{
+	STACK_OF(X509) *in = sk_X509_new_null(), *out = NULL;
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	size_t len;
+	PKCS7 *p7;
+
+	(void)state;
+	assert_true(sk_X509_push(in, fx.ra_cert));
+	assert_true(sk_X509_push(in, fx.other_cert));
+	assert_true(sk_X509_push(in, fx.ca_cert));
+	assert_int_equal(scep_certs_only_build(in, &der, &len), SCEP_OK);
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	assert_non_null(p7);
+	assert_true(PKCS7_type_is_signed(p7));
+	assert_int_equal(sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info), 0);
+	assert_true(PKCS7_type_is_data(p7->d.sign->contents));
+	assert_null(p7->d.sign->contents->d.data);
+	PKCS7_free(p7);
+	assert_int_equal(scep_certs_only_parse(der, len, &out), SCEP_OK);
+	assert_int_equal(sk_X509_num(out), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    X509_cmp(sk_X509_value(out, i), sk_X509_value(in, i)), 0);
+	sk_X509_pop_free(out, X509_free);
+	free(der);
+	sk_X509_free(in);
+	assert_int_not_equal(scep_certs_only_build(NULL, &der, &len), SCEP_OK);
+}
+
+/* Every truncation of real and generated messages fails cleanly. */
+static void
+truncations(const uint8_t *der, size_t len, X509 *ra, EVP_PKEY *key)
+{
+	struct scep_request *req;
+	struct scep_certrep *rep;
+	X509_REQ *csr;
+	uint8_t *plain;
+	size_t plain_len;
+	char *challenge;
+	const char *why;
+	int fi, cipher;
+
+	for (size_t n = 0; n < len; n++) {
+		uint8_t *copy = malloc(n > 0 ? n : 1);
+
+		memcpy(copy, der, n);
+		req = NULL;
+		assert_int_not_equal(
+		    scep_request_parse(copy, n, NULL, &req, &fi, &why),
+		    SCEP_OK);
+		assert_null(req);
+		plain = NULL;
+		assert_int_not_equal(
+		    scep_envelope_open(copy, n, ra, key, NULL, &plain,
+		        &plain_len, &cipher, &fi, &why),
+		    SCEP_OK);
+		assert_null(plain);
+		csr = NULL;
+		assert_int_not_equal(
+		    scep_csr_parse(copy, n, &csr, &challenge, &fi, &why),
+		    SCEP_OK);
+		assert_null(csr);
+		rep = NULL;
+		assert_int_not_equal(
+		    scep_certrep_parse(copy, n, NULL, NULL, NULL, &rep),
+		    SCEP_OK);
+		assert_null(rep);
+		free(copy);
+	}
+}
+
+static void
+test_truncated_input(void **state)
+{
+	static const char *files[] = {MMDM "PKCSReq.der", JSCEP "scep_req2.der",
+	    JSCEP "scep_req1.der", JSCEP "scep_req0.der", MMDM "CertRep.der"};
+	uint8_t *der, *env;
+	size_t len, env_len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		der = read_file(files[i], &len);
+		truncations(der, len, fx.ra_cert, fx.ra_key);
+		free(der);
+	}
+	der =
+	    build_req(EVP_aes_128_cbc(), 1, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	truncations(der, len, fx.ra_cert, fx.ra_key);
+	env = envelope_of(der, len, &env_len);
+	truncations(env, env_len, fx.ra_cert, fx.ra_key);
+	free(env);
+	free(der);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+static void
+test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(
+	    scep_failinfo_name(SCEP_FAILINFO_BAD_ALG), "badAlg");
+	assert_string_equal(
+	    scep_failinfo_name(SCEP_FAILINFO_BAD_CERT_ID), "badCertId");
+	assert_string_equal(
+	    scep_message_type_name(SCEP_MSG_PKCSREQ), "PKCSReq");
+	assert_string_equal(scep_message_type_name(99), "unknown");
+	assert_string_equal(
+	    scep_strerror(SCEP_E_DECRYPT), "envelope cannot be decrypted");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_apple_pkcsreq),
+	    cmocka_unit_test(test_apple_policy),
+	    cmocka_unit_test(test_cryptlib_pkcsreq),
+	    cmocka_unit_test(test_ndes_certrep),
+	    cmocka_unit_test(test_micromdm_and_cryptlib_certrep),
+	    cmocka_unit_test(test_round_trip_der),
+	    cmocka_unit_test(test_round_trip_ber),
+	    cmocka_unit_test(test_certrep_failure_pending),
+	    cmocka_unit_test(test_certrep_refuses_des),
+	    cmocka_unit_test(test_des_envelope),
+	    cmocka_unit_test(test_tampered_signature),
+	    cmocka_unit_test(test_decrypt_failures_look_alike),
+	    cmocka_unit_test(test_csr_bad_signature),
+	    cmocka_unit_test(test_request_without_content),
+	    cmocka_unit_test(test_certpoll_content),
+	    cmocka_unit_test(test_certs_only),
+	    cmocka_unit_test(test_truncated_input),
+	    cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
