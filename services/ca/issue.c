@@ -1,0 +1,132 @@
+/*
+ * Building and signing the end-entity certificate. The subject is the
+ * request's name as sent (RDN order and string types preserved: Apple sends
+ * O=,OU=,CN= and expects it back); everything else is the CA's choice.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+
+/* Clock skew of devices: their certificate is valid a little early. */
+#define CA_BACKDATE_SECONDS 300
+
+int
+ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX])
+{
+	int nonzero = 0;
+
+	do {
+		if (RAND_bytes(serial, CA_SERIAL_LEN) != 1)
+			return -1;
+		serial[0] &= 0x7f; /* positive as a DER INTEGER */
+		for (int i = 0; i < CA_SERIAL_LEN; i++)
+			nonzero |= serial[i];
+	} while (!nonzero);
+	for (int i = 0; i < CA_SERIAL_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02X", serial[i]);
+	return 0;
+}
+
+static int
+ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
+	int ok;
+
+	if (ext == NULL)
+		return -1;
+	ok = X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok ? 0 : -1;
+}
+
+/* keyid of the CA: its subjectKeyIdentifier, or the SHA-1 of its key
+ * (RFC 5280 method 1) when it has none. */
+static int
+ca_add_akid(X509 *cert, X509 *ca_cert)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
+	AUTHORITY_KEYID *akid = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	int rc = -1;
+
+	if ((akid = AUTHORITY_KEYID_new()) == NULL)
+		goto out;
+	if (ski != NULL)
+		akid->keyid = ASN1_OCTET_STRING_dup(ski);
+	else if (X509_pubkey_digest(ca_cert, EVP_sha1(), md, &md_len) == 1 &&
+	    (akid->keyid = ASN1_OCTET_STRING_new()) != NULL &&
+	    ASN1_OCTET_STRING_set(akid->keyid, md, (int)md_len) != 1)
+		goto out;
+	if (akid->keyid == NULL ||
+	    X509_add1_ext_i2d(cert, NID_authority_key_identifier, akid, 0,
+	        X509V3_ADD_APPEND) != 1)
+		goto out;
+	rc = 0;
+out:
+	AUTHORITY_KEYID_free(akid);
+	return rc;
+}
+
+X509 *
+ca_issue_build(const struct ca *ca, X509_REQ *req,
+    const unsigned char serial[CA_SERIAL_LEN], time_t now, const char **why)
+{
+	EVP_PKEY *key = X509_REQ_get0_pubkey(req);
+	X509 *cert = NULL, *rc = NULL;
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *sn = NULL;
+	X509V3_CTX ctx;
+	time_t not_before = now - CA_BACKDATE_SECONDS;
+	time_t not_after = now + (time_t)ca->settings.validity_days * 86400;
+	int ec = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC;
+
+	*why = "the certificate cannot be built";
+	if (not_before < ca->not_before)
+		not_before = ca->not_before;
+	if (not_after > ca->not_after)
+		not_after = ca->not_after;
+	if (not_after <= now) {
+		*why = "the CA certificate has expired";
+		goto out;
+	}
+	if ((cert = X509_new()) == NULL ||
+	    !X509_set_version(cert, X509_VERSION_3) ||
+	    (bn = BN_bin2bn(serial, CA_SERIAL_LEN, NULL)) == NULL ||
+	    (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    !X509_set_serialNumber(cert, sn) ||
+	    !X509_set_subject_name(cert, X509_REQ_get_subject_name(req)) ||
+	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
+	    ASN1_TIME_set(X509_getm_notBefore(cert), not_before) == NULL ||
+	    ASN1_TIME_set(X509_getm_notAfter(cert), not_after) == NULL ||
+	    !X509_set_pubkey(cert, key))
+		goto out;
+	X509V3_set_ctx(&ctx, ca->cert, cert, NULL, NULL, 0);
+	if (ca_add_ext(
+	        cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
+	    ca_add_ext(cert, &ctx, NID_key_usage,
+	        ec ? "critical,digitalSignature"
+	           : "critical,digitalSignature,keyEncipherment") != 0 ||
+	    ca_add_ext(cert, &ctx, NID_ext_key_usage, "clientAuth") != 0 ||
+	    ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") != 0 ||
+	    ca_add_akid(cert, ca->cert) != 0)
+		goto out;
+	if (X509_sign(cert, ca->key, EVP_sha256()) <= 0) {
+		*why = "signing failed";
+		goto out;
+	}
+	rc = cert;
+	cert = NULL;
+out:
+	X509_free(cert);
+	ASN1_INTEGER_free(sn);
+	BN_free(bn);
+	return rc;
+}

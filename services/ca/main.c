@@ -1,0 +1,207 @@
+/*
+ * scepd-ca start-up: arguments, configuration, the CA certificate and key
+ * (checked to belong together and to be a CA), the ledger, then serve. One
+ * worker: LMDB has one writer at a time anyway.
+ */
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <zmq.h>
+
+#include "ca.h"
+#include "config.h"
+#include "log.h"
+#include "pki.h"
+
+#define S(field) offsetof(struct ca_settings, field)
+static const struct config_key ca_config[] = {
+    {"Listen", CONFIG_ENDPOINT, 0, 0, NULL, S(listen),
+        "ZeroMQ endpoint to serve on"},
+    {"Certificate", CONFIG_PATH, 0, 0, NULL, S(certificate),
+        "the CA certificate (PEM or DER)"},
+    {"Key", CONFIG_PATH, 0, 0, NULL, S(key), "the CA private key (PEM)"},
+    {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file),
+        "passphrase of an encrypted key (first line), or empty"},
+    {"Database", CONFIG_PATH, 0, 0, NULL, S(database),
+        "LMDB directory of issued certificates (created mode 0700)"},
+    {"ValidityDays", CONFIG_INT, 1, 36500, "365", S(validity_days),
+        "days an issued certificate is valid"},
+    {"MinRSABits", CONFIG_INT, 1024, 16384, "2048", S(min_rsa_bits),
+        "smallest RSA key accepted in a request"},
+    CONFIG_END,
+};
+#undef S
+
+static const struct rpc_route ca_routes[] = {
+    {SCEP__V1__REQUEST__BODY_SIGN, "Sign", ca_handle_sign},
+    {0, NULL, NULL},
+};
+
+/* The handlers share the service itself: there is one worker. */
+static void *
+ca_worker_init(void *service)
+{
+	return service;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: scepd-ca --config FILE\n");
+}
+
+static int
+ca_time(const ASN1_TIME *t, time_t *out)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+/*
+ * The CA certificate and key: readable, a pair, a CA that may sign
+ * certificates, within its validity, a key we sign with SHA-256.
+ * Problems go to stderr naming the file.
+ */
+static int
+ca_load_keys(struct ca *ca)
+{
+	const struct ca_settings *s = &ca->settings;
+	char err[512];
+	time_t now = time(NULL);
+	int type;
+
+	if ((ca->cert = pki_load_cert(s->certificate, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
+		return -1;
+	}
+	if ((ca->key = pki_load_key(
+	         s->key, s->key_passphrase_file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
+		return -1;
+	}
+	if (pki_check_pair(ca->cert, ca->key, s->certificate, s->key, err,
+	        sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
+		return -1;
+	}
+	if ((X509_get_extension_flags(ca->cert) & EXFLAG_CA) == 0) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] Certificate: %s is not a CA certificate "
+		    "(it lacks basicConstraints CA:TRUE)\n",
+		    s->certificate);
+		return -1;
+	}
+	if (pki_check_key_usage(ca->cert, X509v3_KU_KEY_CERT_SIGN,
+	        s->certificate, "issuing certificates", err,
+	        sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
+		return -1;
+	}
+	type = EVP_PKEY_get_base_id(ca->key);
+	if (type != EVP_PKEY_RSA && type != EVP_PKEY_RSA_PSS &&
+	    type != EVP_PKEY_EC) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] Key: %s: only RSA and EC CA keys are "
+		    "supported (signatures use SHA-256)\n",
+		    s->key);
+		return -1;
+	}
+	if (ca_time(X509_get0_notBefore(ca->cert), &ca->not_before) != 0 ||
+	    ca_time(X509_get0_notAfter(ca->cert), &ca->not_after) != 0) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] Certificate: %s: unreadable validity\n",
+		    s->certificate);
+		return -1;
+	}
+	if (ca->not_after <= now) {
+		fprintf(stderr, "scepd-ca: [ca] Certificate: %s has expired\n",
+		    s->certificate);
+		return -1;
+	}
+	if (ca->not_after - now < (time_t)s->validity_days * 86400)
+		log_warn("%s ends before ValidityDays = %ld: certificates "
+		         "will end with it",
+		    s->certificate, s->validity_days);
+	ERR_clear_error();
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ca ca;
+	struct rpc_server_config server;
+	const char *config_file = NULL;
+	char err[512];
+	int ch, loaded = 0, rc = 1;
+
+	memset(&ca, 0, sizeof(ca));
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_file = optarg;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 1;
+		}
+	}
+	if (config_file == NULL || optind != argc) {
+		usage();
+		return 1;
+	}
+	log_init("scepd-ca", LOG_LEVEL_INFO);
+	if (config_load(config_file, "ca", ca_config, &ca.settings) != 0)
+		return 1;
+	loaded = 1;
+	if (ca_load_keys(&ca) != 0)
+		goto out;
+	if (ca_ledger_open(&ca, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] Database: %s\n", err);
+		goto out;
+	}
+	if ((ca.zmq_ctx = zmq_ctx_new()) == NULL) {
+		fprintf(stderr, "scepd-ca: cannot start ZeroMQ\n");
+		goto out;
+	}
+	log_info("CA %s, ValidityDays = %ld, MinRSABits = %ld",
+	    ca.settings.certificate, ca.settings.validity_days,
+	    ca.settings.min_rsa_bits);
+	memset(&server, 0, sizeof(server));
+	server.zmq_ctx = ca.zmq_ctx;
+	server.endpoint = ca.settings.listen;
+	server.routes = ca_routes;
+	server.workers = 1;
+	server.worker_init = ca_worker_init;
+	server.service = &ca;
+	server.max_message = 256 * 1024;
+	rc = rpc_serve(&server) == 0 ? 0 : 1;
+out:
+	if (ca.zmq_ctx != NULL)
+		zmq_ctx_term(ca.zmq_ctx);
+	ca_ledger_close(&ca);
+	X509_free(ca.cert);
+	EVP_PKEY_free(ca.key);
+	if (loaded)
+		config_free(ca_config, &ca.settings);
+	return rc;
+}

@@ -1,0 +1,240 @@
+/*
+ * SignRequest: re-check the CSR, then issue once per transactionID. The
+ * ledger lookup, the serial check and the new record share one write
+ * transaction, committed before the reply leaves: a retry always finds
+ * what the first attempt issued.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "log.h"
+#include "scep.h"
+
+#define CA_SERIAL_ATTEMPTS 8
+
+static void
+ca_sign_refuse(Scep__V1__Reply *reply, const Scep__V1__Request *req,
+    const char *txid, const char *addr, int fail_info, const char *why,
+    struct rpc_arena *arena)
+{
+	Scep__V1__SignReply *out = rpc_alloc(arena, sizeof(*out));
+
+	log_event(LOG_LEVEL_WARN, txid, req->id, "refused (client %s): %s",
+	    addr, why);
+	scep__v1__sign_reply__init(out);
+	out->has_fail_info = 1;
+	out->fail_info = fail_info;
+	reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+	reply->error = rpc_strdup(arena, why);
+	reply->body_case = SCEP__V1__REPLY__BODY_SIGN;
+	reply->sign = out;
+}
+
+static void
+ca_sign_internal(Scep__V1__Reply *reply, const Scep__V1__Request *req,
+    const char *txid, const char *what, int mdb_error)
+{
+	if (mdb_error != 0)
+		log_event(LOG_LEVEL_ERROR, txid, req->id, "%s: %s", what,
+		    mdb_strerror(mdb_error));
+	else
+		log_openssl(LOG_LEVEL_ERROR, txid, what);
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the CA cannot issue a certificate now";
+}
+
+static void
+ca_sign_answer(Scep__V1__Reply *reply, const uint8_t *der, size_t len,
+    struct rpc_arena *arena)
+{
+	Scep__V1__SignReply *out = rpc_alloc(arena, sizeof(*out));
+	uint8_t *copy = rpc_alloc(arena, len);
+
+	memcpy(copy, der, len);
+	scep__v1__sign_reply__init(out);
+	out->has_cert = 1;
+	out->cert.data = copy;
+	out->cert.len = len;
+	reply->body_case = SCEP__V1__REPLY__BODY_SIGN;
+	reply->sign = out;
+}
+
+/* The subject as one line, in the order sent: "O=Acme,OU=IT,CN=x". */
+static char *
+ca_subject_line(const X509_NAME *name, struct rpc_arena *arena)
+{
+	unsigned long flags = XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN |
+	    ((ASN1_STRFLGS_RFC2253 | ASN1_STRFLGS_ESC_CTRL) &
+	        ~ASN1_STRFLGS_ESC_MSB);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data = NULL, *line;
+	long len;
+
+	if (bio == NULL || X509_NAME_print_ex(bio, name, 0, flags) < 0) {
+		BIO_free(bio);
+		ERR_clear_error();
+		return rpc_strdup(arena, "?");
+	}
+	len = BIO_get_mem_data(bio, &data);
+	line = rpc_alloc(arena, (size_t)len + 1);
+	memcpy(line, data, (size_t)len);
+	BIO_free(bio);
+	return line;
+}
+
+/*
+ * A transaction seen before: the same key gets the same certificate (the
+ * device retried), another key is refused. 1 when answered, 0 when the
+ * transaction is new, -1 on an internal error (answered).
+ */
+static int
+ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+    const Scep__V1__Request *req, const char *txid, const char *addr,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const uint8_t *der = NULL, *p;
+	size_t der_len = 0;
+	char serial[CA_SERIAL_HEX];
+	X509 *old = NULL;
+	int found, rc = -1;
+
+	found = ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial);
+	if (found == 1)
+		return 0;
+	p = der;
+	if (found < 0 || (old = d2i_X509(NULL, &p, (long)der_len)) == NULL) {
+		ca_sign_internal(
+		    reply, req, txid, "ledger record unreadable", 0);
+		goto out;
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(old), X509_REQ_get0_pubkey(csr)) !=
+	    1) {
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "transactionID already used with another key", arena);
+		rc = 1;
+		goto out;
+	}
+	ca_sign_answer(reply, der, der_len, arena);
+	log_event(LOG_LEVEL_INFO, txid, req->id,
+	    "retry (client %s): the same certificate, serial %s", addr, serial);
+	rc = 1;
+out:
+	X509_free(old);
+	ERR_clear_error();
+	return rc;
+}
+
+void
+ca_handle_sign(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ca *ca = worker;
+	const Scep__V1__SignRequest *in = req->sign;
+	const char *txid = in->transaction_id;
+	const char *addr = in->client_addr != NULL && in->client_addr[0]
+	    ? in->client_addr
+	    : "-";
+	struct ca_refusal refusal;
+	struct ca_ledger_entry entry;
+	unsigned char serial[CA_SERIAL_LEN];
+	char hex[CA_SERIAL_HEX];
+	X509_REQ *csr = NULL;
+	X509 *cert = NULL;
+	MDB_txn *txn = NULL;
+	unsigned char *der = NULL;
+	const char *why = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int der_len, e, used = 1;
+
+	if (txid == NULL || txid[0] == '\0' || strlen(txid) > CA_TXID_MAX) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "refused request from %s: transactionID missing or longer "
+		    "than %d bytes",
+		    req->origin ? req->origin : "?", CA_TXID_MAX);
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "transactionID missing or too long";
+		goto out;
+	}
+	memset(&refusal, 0, sizeof(refusal));
+	if (ca_csr_check(ca, in->csr.data, in->csr.len, &csr, &refusal) != 0) {
+		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
+		    refusal.why, arena);
+		goto out;
+	}
+
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0) {
+		ca_sign_internal(reply, req, txid, "ledger", e);
+		goto out;
+	}
+	if (ca_sign_retry(ca, txn, csr, req, txid, addr, reply, arena) != 0)
+		goto out;
+	for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {
+		if (ca_serial_new(serial, hex) != 0) {
+			ca_sign_internal(
+			    reply, req, txid, "no random serial", 0);
+			goto out;
+		}
+		if ((used = ca_ledger_serial_used(ca, txn, hex)) < 0) {
+			ca_sign_internal(
+			    reply, req, txid, "ledger", MDB_CORRUPTED);
+			goto out;
+		}
+	}
+	if (used) {
+		log_event(LOG_LEVEL_ERROR, txid, req->id,
+		    "%d random serials in a row already used: the random "
+		    "number generator is broken",
+		    CA_SERIAL_ATTEMPTS);
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the CA cannot issue a certificate now";
+		goto out;
+	}
+	if ((cert = ca_issue_build(ca, csr, serial, now, &why)) == NULL) {
+		ca_sign_internal(reply, req, txid, why, 0);
+		goto out;
+	}
+	if ((der_len = i2d_X509(cert, &der)) <= 0) {
+		ca_sign_internal(reply, req, txid, "encoding", 0);
+		goto out;
+	}
+	memset(&entry, 0, sizeof(entry));
+	entry.der = der;
+	entry.der_len = (size_t)der_len;
+	entry.subject = ca_subject_line(X509_get_subject_name(cert), arena);
+	entry.txid = txid;
+	entry.client_addr = in->client_addr != NULL ? in->client_addr : "";
+	entry.issued_at = (int64_t)now;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+		entry.not_after = (int64_t)timegm(&tm);
+	if ((e = ca_ledger_put(ca, txn, hex, &entry)) != 0) {
+		ca_sign_internal(reply, req, txid, "ledger write", e);
+		goto out;
+	}
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e != 0) {
+		ca_sign_internal(reply, req, txid, "ledger commit", e);
+		goto out;
+	}
+	ca_sign_answer(reply, der, (size_t)der_len, arena);
+	log_event(LOG_LEVEL_INFO, txid, req->id,
+	    "issued serial %s to \"%s\" (client %s, %s, %s)", hex,
+	    entry.subject, addr,
+	    in->has_message_type ? scep_message_type_name(in->message_type)
+	                         : "messageType ?",
+	    req->origin ? req->origin : "?");
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	OPENSSL_free(der);
+	X509_free(cert);
+	X509_REQ_free(csr);
+	ERR_clear_error();
+}

@@ -1,0 +1,133 @@
+/*
+ * ChallengeIssueRequest: a fresh one-time password, unless PasswordMax are
+ * already outstanding (then NDES's own refusal text, which admins know).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "challenge.h"
+#include "log.h"
+
+#define CHALLENGE_CACHE_FULL "The password cache is full."
+
+/* 16 random bytes as 32 upper-case hex digits (what NDES shows). */
+static int
+challenge_new_password(char out[2 * CHALLENGE_RAW_LEN + 1])
+{
+	unsigned char raw[CHALLENGE_RAW_LEN];
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02X", raw[i]);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return 0;
+}
+
+static void
+challenge_internal(
+    Scep__V1__Reply *reply, uint64_t reqid, const char *what, int e)
+{
+	log_event(LOG_LEVEL_ERROR, NULL, reqid, "issue: %s: %s", what,
+	    e ? mdb_strerror(e) : "failed");
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the challenge service cannot issue a password now";
+}
+
+void
+challenge_handle_issue(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct challenge *c = worker;
+	const Scep__V1__ChallengeIssueRequest *in = req->challenge_issue;
+	Scep__V1__ChallengeIssueReply *out;
+	struct challenge_record rec;
+	char password[2 * CHALLENGE_RAW_LEN + 1], id[17];
+	const char *who, *addr;
+	unsigned long outstanding = 0, swept = 0;
+	int64_t now = (int64_t)time(NULL);
+	MDB_txn *txn = NULL;
+	int e;
+
+	memset(password, 0, sizeof(password));
+	who = in->issued_by != NULL && in->issued_by[0] != '\0' ? in->issued_by
+	                                                        : "?";
+	addr = in->client_addr != NULL ? in->client_addr : "-";
+
+	/* Sweep, count and insert in one write transaction: two callers can
+	 * never both take the last free slot. */
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0) {
+		challenge_internal(reply, req->id, "begin", e);
+		goto out;
+	}
+	if ((e = challenge_sweep(txn, c->dbi, now, &outstanding, &swept)) !=
+	    0) {
+		challenge_internal(reply, req->id, "sweep", e);
+		goto out;
+	}
+	if (swept > 0)
+		log_event(LOG_LEVEL_DEBUG, NULL, req->id,
+		    "swept %lu expired password%s", swept,
+		    swept == 1 ? "" : "s");
+	if (outstanding >= (unsigned long)c->settings.password_max) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "issue refused to %s (%s, via %s): %lu passwords "
+		    "outstanding, PasswordMax = %ld",
+		    who, addr, req->origin ? req->origin : "?", outstanding,
+		    c->settings.password_max);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = CHALLENGE_CACHE_FULL;
+		/* Commit the sweep anyway. */
+		goto commit;
+	}
+
+	memset(&rec, 0, sizeof(rec));
+	rec.version = CHALLENGE_RECORD_VERSION;
+	rec.state = CHALLENGE_ISSUED;
+	rec.issued_at = now;
+	rec.expires_at = now + (int64_t)c->settings.password_validity * 60;
+	snprintf(rec.issued_by, sizeof(rec.issued_by), "%s", who);
+	/* A collision of 128 random bits means a broken RNG: refuse. */
+	if (challenge_new_password(password) != 0 ||
+	    challenge_mac(c, password, rec.mac) != 0) {
+		challenge_internal(reply, req->id, "random or HMAC", 0);
+		goto out;
+	}
+	if ((e = challenge_record_put(txn, c->dbi, &rec, MDB_NOOVERWRITE)) !=
+	    0) {
+		challenge_internal(reply, req->id, "store", e);
+		goto out;
+	}
+commit:
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e != 0) {
+		challenge_internal(reply, req->id, "commit", e);
+		goto out;
+	}
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK)
+		goto out;
+
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_issue_reply__init(out);
+	out->password = rpc_strdup(arena, password);
+	out->expires_at = rec.expires_at;
+	out->validity_minutes = (uint32_t)c->settings.password_validity;
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE;
+	reply->challenge_issue = out;
+	challenge_mac_id(rec.mac, id);
+	log_event(LOG_LEVEL_INFO, NULL, req->id,
+	    "issued password id=%s to %s (%s, via %s), valid %ld minutes, "
+	    "%lu of %ld outstanding",
+	    id, who, addr, req->origin ? req->origin : "?",
+	    c->settings.password_validity, outstanding + 1,
+	    c->settings.password_max);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	OPENSSL_cleanse(password, sizeof(password));
+}

@@ -1,0 +1,141 @@
+/*
+ * The HMAC secret: 32 random bytes in SecretFile. Created at first start;
+ * refused when group or others may read it, since with the secret and the
+ * database a password could be tested offline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "challenge.h"
+#include "log.h"
+
+/* Creates `dir` and its missing parents, mode 0700. */
+int
+challenge_mkdir_p(const char *dir, char *err, size_t errlen)
+{
+	char *copy = NULL, *p;
+	int rc = -1;
+
+	if ((copy = strdup(dir)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", dir);
+		goto out;
+	}
+	for (p = copy + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: cannot create: %s", copy,
+			    strerror(errno));
+			goto out;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+static int
+challenge_secret_create(
+    const char *path, unsigned char *secret, char *err, size_t errlen)
+{
+	char *copy = NULL;
+	int fd = -1, rc = -1;
+
+	if ((copy = strdup(path)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	if (challenge_mkdir_p(dirname(copy), err, errlen) != 0)
+		goto out;
+	if (RAND_bytes(secret, CHALLENGE_SECRET_LEN) != 1) {
+		snprintf(err, errlen, "%s: no random bytes from OpenSSL", path);
+		goto out;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: cannot create: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (write(fd, secret, CHALLENGE_SECRET_LEN) != CHALLENGE_SECRET_LEN ||
+	    fsync(fd) != 0) {
+		snprintf(
+		    err, errlen, "%s: cannot write: %s", path, strerror(errno));
+		unlink(path);
+		goto out;
+	}
+	log_info("created SecretFile %s", path);
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
+int
+challenge_secret_load(
+    const char *path, unsigned char *secret, char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = -1, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return challenge_secret_create(
+			    path, secret, err, errlen);
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "%s: mode %04o lets group or others read the secret; "
+		    "chmod 600 it",
+		    path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (st.st_size != CHALLENGE_SECRET_LEN) {
+		snprintf(err, errlen,
+		    "%s: %lld bytes; expected %d random bytes (delete it to "
+		    "have a new one made, which voids outstanding passwords)",
+		    path, (long long)st.st_size, CHALLENGE_SECRET_LEN);
+		goto out;
+	}
+	n = read(fd, secret, CHALLENGE_SECRET_LEN);
+	if (n != CHALLENGE_SECRET_LEN) {
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+		    n < 0 ? strerror(errno) : "short read");
+		OPENSSL_cleanse(secret, CHALLENGE_SECRET_LEN);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	return rc;
+}

@@ -1,0 +1,161 @@
+/*
+ * challenge.mdb: one LMDB database, HMAC(password) -> struct
+ * challenge_record. The key is the MAC, so looking a password up never
+ * compares the password itself; LMDB's durable commits make a reservation
+ * survive a crash before the reply leaves.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "challenge.h"
+#include "log.h"
+
+/* Room for PasswordMax = 100000 records many times over. */
+#define CHALLENGE_MAP_SIZE ((size_t)256 << 20)
+
+int
+challenge_db_open(struct challenge *c, char *err, size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	int dead = 0, e, rc = -1;
+
+	if (challenge_mkdir_p(c->settings.database, err, errlen) != 0)
+		goto out;
+	if ((e = mdb_env_create(&c->env)) != 0 ||
+	    (e = mdb_env_set_mapsize(c->env, CHALLENGE_MAP_SIZE)) != 0 ||
+	    (e = mdb_env_open(c->env, c->settings.database, 0, 0600)) != 0) {
+		snprintf(err, errlen, "%s: cannot open the database: %s",
+		    c->settings.database, mdb_strerror(e));
+		goto out;
+	}
+	/* Reader slots of a crashed earlier run. */
+	mdb_reader_check(c->env, &dead);
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0 ||
+	    (e = mdb_dbi_open(txn, NULL, 0, &c->dbi)) != 0) {
+		snprintf(err, errlen, "%s: %s", c->settings.database,
+		    mdb_strerror(e));
+		goto out;
+	}
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e != 0) {
+		snprintf(err, errlen, "%s: %s", c->settings.database,
+		    mdb_strerror(e));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+void
+challenge_db_close(struct challenge *c)
+{
+	if (c->env != NULL)
+		mdb_env_close(c->env);
+	c->env = NULL;
+}
+
+int
+challenge_mac(const struct challenge *c, const char *password,
+    unsigned char mac[CHALLENGE_MAC_LEN])
+{
+	unsigned int len = 0;
+
+	if (HMAC(EVP_sha256(), c->secret, CHALLENGE_SECRET_LEN,
+	        (const unsigned char *)password, strlen(password), mac,
+	        &len) == NULL ||
+	    len != CHALLENGE_MAC_LEN)
+		return -1;
+	return 0;
+}
+
+void
+challenge_mac_id(const unsigned char mac[CHALLENGE_MAC_LEN], char out[17])
+{
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+int
+challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
+    const unsigned char mac[CHALLENGE_MAC_LEN], struct challenge_record *rec)
+{
+	MDB_val key = {CHALLENGE_MAC_LEN, (void *)mac}, val;
+	int e;
+
+	if ((e = mdb_get(txn, dbi, &key, &val)) == MDB_NOTFOUND)
+		return 1;
+	if (e != 0) {
+		log_error("database: %s", mdb_strerror(e));
+		return -1;
+	}
+	if (val.mv_size != sizeof(*rec)) {
+		log_error("database: a record of %zu bytes (expected %zu); "
+		          "treated as unknown",
+		    val.mv_size, sizeof(*rec));
+		return 1;
+	}
+	memcpy(rec, val.mv_data, sizeof(*rec));
+	/* The lookup was by key; this also guards against a record stored
+	 * under the wrong key, in constant time. */
+	if (rec->version != CHALLENGE_RECORD_VERSION ||
+	    CRYPTO_memcmp(rec->mac, mac, CHALLENGE_MAC_LEN) != 0)
+		return 1;
+	rec->issued_by[sizeof(rec->issued_by) - 1] = '\0';
+	rec->reserved_txid[sizeof(rec->reserved_txid) - 1] = '\0';
+	return 0;
+}
+
+int
+challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
+    const struct challenge_record *rec, unsigned int flags)
+{
+	MDB_val key = {CHALLENGE_MAC_LEN, (void *)rec->mac};
+	MDB_val val = {sizeof(*rec), (void *)rec};
+
+	return mdb_put(txn, dbi, &key, &val, flags);
+}
+
+int
+challenge_sweep(MDB_txn *txn, MDB_dbi dbi, int64_t now,
+    unsigned long *outstanding, unsigned long *deleted)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	int e;
+
+	*outstanding = 0;
+	*deleted = 0;
+	if ((e = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return e;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+
+		if (val.mv_size != sizeof(rec)) {
+			/* Not ours to keep: it can never match. */
+			if ((e = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			(*deleted)++;
+			continue;
+		}
+		memcpy(&rec, val.mv_data, sizeof(rec));
+		if (rec.expires_at <= now) {
+			if ((e = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			(*deleted)++;
+			continue;
+		}
+		if (rec.state != CHALLENGE_USED)
+			(*outstanding)++;
+	}
+	mdb_cursor_close(cur);
+	return e == MDB_NOTFOUND ? 0 : e;
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# An existing CA in front of which scepd sits, as NDES sits in front of an
+# enterprise CA: the CA key encrypted with a passphrase file, RA
+# certificates issued by that CA; then the CA certificate itself serving as
+# RA; then the start-up checks naming the file at fault.
+set -euo pipefail
+: "${BUILD_DIR:?}" "${SRC_DIR:?}"
+work=$(mktemp -d /tmp/scepd-existing-ca.XXXXXX)
+server_pid=
+cleanup() {
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -30 "$work/server.log"; exit 1; }
+
+cd "$work"
+mkdir -p data/pki data/run data/db
+# The enterprise CA: key encrypted with a passphrase kept in a file.
+echo "correct horse battery staple" > data/pki/ca.pass
+openssl req -x509 -newkey rsa:2048 -sha256 -days 3650 -subj "/O=Fabrikam/CN=Fabrikam Issuing CA1" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-passout file:data/pki/ca.pass -keyout data/pki/ca.key -out data/pki/ca.pem 2>/dev/null
+ra_cert() { # name keyusage
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=ndes01-MSCEP-RA" -keyout "data/pki/$1.key" \
+		-out "$1.csr" 2>/dev/null
+	printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,%s\n' "$2" > "$1.ext"
+	openssl x509 -req -in "$1.csr" -CA data/pki/ca.pem -CAkey data/pki/ca.key \
+		-passin file:data/pki/ca.pass -CAcreateserial -days 365 -sha256 \
+		-extfile "$1.ext" -out "data/pki/$1.pem" 2>/dev/null
+}
+ra_cert ra-sign digitalSignature
+ra_cert ra-enc keyEncipherment,dataEncipherment
+ra_cert ra-noenc digitalSignature
+chmod 600 data/pki/*.key
+
+write_conf() { # sign-cert sign-key enc-cert enc-key passfile-for-ra
+	sed -e "s|^CACertificate = .*|CACertificate = pki/ca.pem|" \
+	    -e "s|^SigningCertificate = .*|SigningCertificate = $1|" \
+	    -e "s|^SigningKey = .*|SigningKey = $2|" \
+	    -e "s|^EncryptionCertificate = .*|EncryptionCertificate = $3|" \
+	    -e "s|^EncryptionKey = .*|EncryptionKey = $4|" \
+	    -e "s|^Certificate = ca/ca.pem|Certificate = pki/ca.pem|" \
+	    -e "s|^Key = ca/ca.key|Key = pki/ca.key|" \
+	    "$SRC_DIR/deploy/scepd.conf.example" > data/scepd.conf
+	# KeyPassphraseFile appears in [ra] and [ca]: set it in [ca] always,
+	# in [ra] only when the RA keys are the CA's.
+	awk -v rapass="$5" '
+		/^\[/ { sect = $0 }
+		/^KeyPassphraseFile =/ {
+			if (sect == "[ca]") { print "KeyPassphraseFile = pki/ca.pass"; next }
+			if (sect == "[ra]") { print "KeyPassphraseFile = " rapass; next }
+		}
+		{ print }' data/scepd.conf > data/scepd.conf.new && mv data/scepd.conf.new data/scepd.conf
+}
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port/certsrv/mscep/mscep.dll"
+start() {
+	"$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
+	server_pid=$!
+	for _ in $(seq 100); do
+		curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	fail "server did not start"
+}
+stop() { kill "$server_pid"; wait "$server_pid" || true; server_pid=; }
+enroll() { # cn -> issued cert file
+	pw=$("$BUILD_DIR/scepctl" --data-dir "$work/data" challenge) || fail "no challenge"
+	"$BUILD_DIR/tests/scep_ios_client" --url "$url" --challenge "$pw" \
+		--subject "O=Fabrikam,CN=$1" --out "$work/$1.pem" > "$work/$1.out" 2>&1 ||
+		{ cat "$work/$1.out"; fail "enrollment of $1"; }
+	openssl verify -CAfile data/pki/ca.pem "$work/$1.pem" >/dev/null || fail "$1 does not verify"
+}
+
+echo "-- RA certificates issued by an existing CA whose key is encrypted"
+write_conf pki/ra-sign.pem pki/ra-sign.key pki/ra-enc.pem pki/ra-enc.key ""
+start
+curl -s "$url?operation=GetCACert" -D headers -o cacert.der
+grep -qi "content-type: application/x-x509-ca-ra-cert" headers || fail "GetCACert content type"
+n=$(openssl pkcs7 -inform DER -in cacert.der -print_certs | grep -c "BEGIN CERTIFICATE")
+[ "$n" = 3 ] || fail "GetCACert has $n certificates, want RA signing, RA encryption and CA"
+enroll device-existing-ca
+stop
+
+echo "-- the CA certificate itself serving as RA"
+write_conf pki/ca.pem pki/ca.key pki/ca.pem pki/ca.key pki/ca.pass
+start
+curl -s "$url?operation=GetCACert" -D headers -o cacert.der
+grep -qi "content-type: application/x-x509-ca-cert" headers || fail "single-certificate GetCACert content type"
+openssl x509 -inform DER -in cacert.der -noout || fail "GetCACert is not one DER certificate"
+enroll device-ca-as-ra
+stop
+
+echo "-- start-up checks name the file at fault"
+write_conf pki/ra-sign.pem pki/ra-enc.key pki/ra-enc.pem pki/ra-enc.key ""
+set +e
+"$BUILD_DIR/scepd-ra" --config data/scepd.conf 2> err.txt; rc=$?
+set -e
+[ $rc = 1 ] || fail "mismatched signing key: exit $rc, want 1"
+grep -q "ra-sign.pem" err.txt || { cat err.txt; fail "mismatched key error does not name ra-sign.pem"; }
+
+write_conf pki/ra-sign.pem pki/ra-sign.key pki/ra-noenc.pem pki/ra-noenc.key ""
+set +e
+"$BUILD_DIR/scepd-ra" --config data/scepd.conf 2> err.txt; rc=$?
+set -e
+[ $rc = 1 ] || fail "encryption cert without keyEncipherment: exit $rc, want 1"
+grep -q "ra-noenc.pem" err.txt || { cat err.txt; fail "key usage error does not name ra-noenc.pem"; }
+
+write_conf pki/ra-sign.pem pki/ra-sign.key pki/ra-enc.pem pki/ra-enc.key ""
+sed -i "s|^KeyPassphraseFile = pki/ca.pass|KeyPassphraseFile = pki/missing.pass|" data/scepd.conf
+set +e
+"$BUILD_DIR/scepd-ca" --config data/scepd.conf 2> err.txt; rc=$?
+set -e
+[ $rc = 1 ] || fail "missing passphrase file: exit $rc, want 1"
+grep -q "missing.pass\|ca.key" err.txt || { cat err.txt; fail "passphrase error names no file"; }
+echo "PASS: existing CA, CA as RA, start-up checks"

@@ -1,0 +1,108 @@
+/*
+ * scepctl [--data-dir DIR] COMMAND [ARGS]: operator tasks on the CA host.
+ * DIR (default ./var) is the data directory scepd created; its scepd.conf
+ * says where the services listen.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "scepctl.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: scepctl [--data-dir DIR] COMMAND [ARGS]\n"
+	    "  DIR is scepd's data directory (default ./var).\n"
+	    "commands:\n"
+	    "  challenge [--json]  print a fresh one-time enrollment password\n"
+	    "  passwd USER         set an admin-page password (from stdin)\n"
+	    "  list                issued certificates       (not yet)\n"
+	    "  show SERIAL         one certificate           (not yet)\n"
+	    "  approve TXID        approve a pending request (not yet)\n"
+	    "  reject TXID         reject a pending request  (not yet)\n"
+	    "  revoke SERIAL       revoke a certificate      (not yet)\n"
+	    "  keygen              CurveZMQ keys             (not yet)\n"
+	    "exit status: 0 done, 1 refused or failed, 2 usage\n");
+}
+
+static const struct {
+	const char *name;
+	int (*run)(const struct scepctl *, int, char **);
+} commands[] = {
+    {"challenge", scepctl_challenge},
+    {"passwd", scepctl_passwd},
+    {"list", NULL},
+    {"show", NULL},
+    {"approve", NULL},
+    {"reject", NULL},
+    {"revoke", NULL},
+    {"keygen", NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct scepctl ctl = {NULL, NULL};
+	const char *dir = "./var";
+	size_t i, len;
+	int c, rc = 2;
+
+	/* '+': options after the command are the command's. */
+	while ((c = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, argv[optind]) == 0)
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0])) {
+		fprintf(
+		    stderr, "scepctl: unknown command '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (commands[i].run == NULL) {
+		fprintf(stderr, "scepctl: '%s' is not implemented yet\n",
+		    commands[i].name);
+		return 2;
+	}
+	/* Library warnings (e.g. a ZeroMQ connect) would only repeat what
+	 * scepctl says itself. */
+	log_init("scepctl", LOG_LEVEL_ERROR);
+	if ((ctl.data_dir = realpath(dir, NULL)) == NULL) {
+		fprintf(stderr, "scepctl: data directory %s: ", dir);
+		perror(NULL);
+		return 1;
+	}
+	len = strlen(ctl.data_dir) + sizeof("/scepd.conf");
+	if ((ctl.conf = malloc(len)) == NULL)
+		goto out;
+	snprintf(ctl.conf, len, "%s/scepd.conf", ctl.data_dir);
+	rc = commands[i].run(&ctl, argc - optind, argv + optind);
+out:
+	free(ctl.conf);
+	free(ctl.data_dir);
+	return rc;
+}

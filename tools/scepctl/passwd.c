@@ -1,0 +1,135 @@
+/*
+ * scepctl passwd USER: sets USER's password for the admin page
+ * (/certsrv/mscep_admin/) in DIR/admin.passwd, with the right to get
+ * challenge passwords. The password is one line on stdin, so that it
+ * never shows in the process list or shell history.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "passwd.h"
+#include "scepctl.h"
+
+#define SCEPCTL_PASSWORD_MAX 1024
+
+static void
+scepctl_passwd_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: scepctl [--data-dir DIR] passwd USER < password\n"
+	    "  Sets USER's admin-page password (first line of stdin) in\n"
+	    "  DIR/admin.passwd, with the right to get enrollment "
+	    "passwords.\n");
+}
+
+/* Letters, digits and . _ - @ only: the file is "user:hash:rights". */
+static int
+scepctl_user_ok(const char *user)
+{
+	size_t len = strlen(user);
+
+	if (len == 0 || len > 64)
+		return 0;
+	return strspn(user,
+	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	           "0123456789._-@") == len;
+}
+
+/* The first line of stdin, without echo when it is a terminal. */
+static int
+scepctl_read_password(const char *user, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	int tty = isatty(STDIN_FILENO), restore = 0, rc = -1;
+
+	if (tty) {
+		fprintf(stderr, "New password for %s: ", user);
+		if (tcgetattr(STDIN_FILENO, &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			restore =
+			    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	if (fgets(buf, (int)len, stdin) == NULL)
+		goto out;
+	if (strchr(buf, '\n') == NULL && !feof(stdin)) {
+		fprintf(stderr, "scepctl: password longer than %zu bytes\n",
+		    len - 2);
+		goto out;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	rc = 0;
+out:
+	if (restore)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	if (tty)
+		fputc('\n', stderr);
+	return rc;
+}
+
+int
+scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char password[SCEPCTL_PASSWORD_MAX + 2], *file = NULL;
+	const char *user;
+	size_t len;
+	int c, rc = 1;
+
+	memset(password, 0, sizeof(password));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			scepctl_passwd_usage(stdout);
+			return 0;
+		default:
+			scepctl_passwd_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		scepctl_passwd_usage(stderr);
+		return 2;
+	}
+	user = argv[optind];
+	if (!scepctl_user_ok(user)) {
+		fprintf(stderr,
+		    "scepctl: user name '%s': use 1 to 64 letters, digits, "
+		    "'.', '_', '-' or '@'\n",
+		    user);
+		return 2;
+	}
+	if (scepctl_read_password(user, password, sizeof(password)) != 0) {
+		fprintf(stderr, "scepctl: no password on stdin\n");
+		goto out;
+	}
+	if (password[0] == '\0') {
+		fprintf(stderr, "scepctl: the password is empty\n");
+		goto out;
+	}
+	len = strlen(ctl->data_dir) + sizeof("/admin.passwd");
+	if ((file = malloc(len)) == NULL)
+		goto out;
+	snprintf(file, len, "%s/admin.passwd", ctl->data_dir);
+	if (passwd_set_file(file, user, password, "enroll") != 0) {
+		fprintf(stderr, "scepctl: cannot write %s\n", file);
+		goto out;
+	}
+	fprintf(stderr, "scepctl: password of %s set in %s\n", user, file);
+	rc = 0;
+out:
+	OPENSSL_cleanse(password, sizeof(password));
+	free(file);
+	return rc;
+}
