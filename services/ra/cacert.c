@@ -10,7 +10,9 @@
 /*
  * GetCACaps (RFC 8894 §3.5.2): exactly what is enabled. SCEPStandard
  * promises AES, POSTPKIOperation and SHA-256; SHA-1 and DES3 are listed
- * only while their switches allow them.
+ * only while their switches allow them. SHA-384 is listed (the codec takes
+ * it) also because strongSwan 5.9's pki tests the bit of that line when it
+ * checks for AES and SHA-256 support, and refuses to enroll without it.
  */
 static char *
 ra_caps_text(const struct ra *ra)
@@ -18,7 +20,7 @@ ra_caps_text(const struct ra *ra)
 	char buf[256];
 
 	snprintf(buf, sizeof(buf),
-	    "AES\nPOSTPKIOperation\n%sSHA-256\nSHA-512\n%s"
+	    "AES\nPOSTPKIOperation\n%sSHA-256\nSHA-384\nSHA-512\n%s"
 	    "SCEPStandard\n",
 	    ra->policy.allow_sha1 ? "SHA-1\n" : "",
 	    ra->policy.allow_des3 ? "DES3\n" : "");
