@@ -1,0 +1,313 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "passwd.h"
+
+/* 16 MiB and ~50 ms per check: slow for a guesser, fine for an admin. */
+#define PASSWD_N 16384
+#define PASSWD_R 8
+#define PASSWD_P 1
+#define PASSWD_SALT 16
+#define PASSWD_KEY 32
+/* Parameters asking for more memory than this are refused as malformed. */
+#define PASSWD_MAXMEM (64u << 20)
+
+/*
+ * Checked when the user does not exist, so that a miss costs as much as a
+ * wrong password and user names cannot be probed by timing.
+ */
+static const char passwd_dummy[] =
+    "$scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+struct passwd_hash {
+	unsigned long n, r, p;
+	unsigned char salt[64], key[64];
+	size_t salt_len, key_len;
+};
+
+static int
+b64_decode(
+    const char *s, size_t len, unsigned char *out, size_t cap, size_t *out_len)
+{
+	unsigned char tmp[96];
+	int n, pad = 0;
+
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(tmp))
+		return -1;
+	if ((n = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)len)) < 0)
+		return -1;
+	pad = (s[len - 1] == '=') + (s[len - 2] == '=');
+	if ((size_t)(n - pad) > cap)
+		return -1;
+	memcpy(out, tmp, (size_t)(n - pad));
+	*out_len = (size_t)(n - pad);
+	return 0;
+}
+
+static int
+parse_ulong(const char *s, size_t len, unsigned long max, unsigned long *v)
+{
+	unsigned long n = 0;
+
+	if (len == 0 || len > 10 || s[0] == '0')
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		n = n * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (n > max)
+		return -1;
+	*v = n;
+	return 0;
+}
+
+/* "$scrypt$N$r$p$salt$key" into h; -1 when malformed or too costly. */
+static int
+passwd_parse(const char *hash, struct passwd_hash *h)
+{
+	const char *f[5];
+	size_t flen[5];
+	const char *p;
+
+	if (strncmp(hash, "$scrypt$", 8) != 0)
+		return -1;
+	p = hash + 8;
+	for (int i = 0; i < 5; i++) {
+		const char *d = strchr(p, '$');
+
+		if ((d == NULL) != (i == 4))
+			return -1;
+		f[i] = p;
+		flen[i] = d != NULL ? (size_t)(d - p) : strlen(p);
+		p = d != NULL ? d + 1 : NULL;
+	}
+	if (parse_ulong(f[0], flen[0], 1ul << 20, &h->n) != 0 ||
+	    (h->n & (h->n - 1)) != 0 || h->n < 2 ||
+	    parse_ulong(f[1], flen[1], 64, &h->r) != 0 ||
+	    parse_ulong(f[2], flen[2], 16, &h->p) != 0 ||
+	    128ull * h->r * (h->n + h->p) > PASSWD_MAXMEM ||
+	    b64_decode(f[3], flen[3], h->salt, sizeof(h->salt), &h->salt_len) !=
+	        0 ||
+	    b64_decode(f[4], flen[4], h->key, sizeof(h->key), &h->key_len) !=
+	        0 ||
+	    h->salt_len < 8 || h->key_len < 16)
+		return -1;
+	return 0;
+}
+
+static int
+passwd_derive(
+    const char *password, const struct passwd_hash *h, unsigned char *key)
+{
+	if (EVP_PBE_scrypt(password, strlen(password), h->salt, h->salt_len,
+	        h->n, h->r, h->p, PASSWD_MAXMEM, key, h->key_len) != 1) {
+		log_openssl(LOG_LEVEL_ERROR, NULL, "scrypt failed");
+		return -1;
+	}
+	return 0;
+}
+
+int
+passwd_hash(const char *password, char *out, size_t outlen)
+{
+	struct passwd_hash h = {
+	    PASSWD_N, PASSWD_R, PASSWD_P, {0}, {0}, PASSWD_SALT, PASSWD_KEY};
+	char salt64[64], key64[64];
+	int n, rc = -1;
+
+	if (RAND_bytes(h.salt, PASSWD_SALT) != 1 ||
+	    passwd_derive(password, &h, h.key) != 0)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)salt64, h.salt, PASSWD_SALT);
+	EVP_EncodeBlock((unsigned char *)key64, h.key, PASSWD_KEY);
+	n = snprintf(out, outlen, "$scrypt$%lu$%lu$%lu$%s$%s", h.n, h.r, h.p,
+	    salt64, key64);
+	if (n < 0 || (size_t)n >= outlen)
+		goto out;
+	rc = 0;
+out:
+	OPENSSL_cleanse(&h, sizeof(h));
+	OPENSSL_cleanse(key64, sizeof(key64));
+	return rc;
+}
+
+int
+passwd_verify(const char *password, const char *hash)
+{
+	struct passwd_hash h;
+	unsigned char key[64];
+	int rc = -1;
+
+	if (passwd_parse(hash, &h) != 0 ||
+	    passwd_derive(password, &h, key) != 0)
+		goto out;
+	rc = CRYPTO_memcmp(key, h.key, h.key_len) == 0;
+out:
+	OPENSSL_cleanse(&h, sizeof(h));
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+/* Splits "user:hash:rights" in place; -1 for a comment, blank or bad line. */
+static int
+passwd_split(char *line, char **user, char **hash, char **rights)
+{
+	char *c1, *c2;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	if (line[0] == '\0' || line[0] == '#' ||
+	    (c1 = strchr(line, ':')) == NULL ||
+	    (c2 = strchr(c1 + 1, ':')) == NULL)
+		return -1;
+	*c1 = *c2 = '\0';
+	*user = line;
+	*hash = c1 + 1;
+	*rights = c2 + 1;
+	return 0;
+}
+
+int
+passwd_check_file(const char *file, const char *user, const char *password,
+    char *rights, size_t rightslen)
+{
+	FILE *f = NULL;
+	char *line = NULL, *hash = NULL, *found_rights = NULL;
+	size_t cap = 0;
+	int rc = -1, v;
+
+	if ((f = fopen(file, "r")) == NULL) {
+		log_error("cannot read %s: %s", file, strerror(errno));
+		goto out;
+	}
+	while (hash == NULL && getline(&line, &cap, f) >= 0) {
+		char *u, *h, *r;
+
+		if (passwd_split(line, &u, &h, &r) != 0 || strcmp(u, user) != 0)
+			continue;
+		if ((hash = strdup(h)) == NULL ||
+		    (found_rights = strdup(r)) == NULL)
+			goto out;
+	}
+	if (ferror(f)) {
+		log_error("cannot read %s: %s", file, strerror(errno));
+		goto out;
+	}
+	v = passwd_verify(password, hash != NULL ? hash : passwd_dummy);
+	if (hash != NULL && v < 0)
+		log_warn("%s: the hash of user %s is malformed", file, user);
+	if (hash == NULL || v != 1) {
+		rc = 0;
+		goto out;
+	}
+	if (rights != NULL && rightslen > 0)
+		snprintf(rights, rightslen, "%s", found_rights);
+	rc = 1;
+out:
+	if (f != NULL)
+		fclose(f);
+	if (line != NULL)
+		OPENSSL_cleanse(line, cap);
+	free(line);
+	free(hash);
+	free(found_rights);
+	return rc;
+}
+
+static int
+passwd_field_ok(const char *s, int allow_empty)
+{
+	return (allow_empty || s[0] != '\0') && strpbrk(s, ":\r\n") == NULL;
+}
+
+int
+passwd_set_file(const char *file, const char *user, const char *password,
+    const char *rights)
+{
+	char hash[256], *tmp = NULL, *line = NULL;
+	FILE *in = NULL, *out = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	int fd = -1, rc = -1, written = 0;
+
+	if (!passwd_field_ok(user, 0) || user[0] == '#' ||
+	    !passwd_field_ok(rights, 1)) {
+		log_error("a user name must be non-empty and not start with "
+		          "'#'; neither it nor the rights may hold ':' or a "
+		          "line break");
+		return -1;
+	}
+	if (passwd_hash(password, hash, sizeof(hash)) != 0)
+		goto out;
+	if ((tmp = malloc(strlen(file) + 16)) == NULL)
+		goto out;
+	sprintf(tmp, "%s.tmpXXXXXX", file);
+	/* mkstemp creates the file 0600: the hashes are never readable by
+	 * others, not even for a moment. */
+	if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0600) != 0 ||
+	    (out = fdopen(fd, "w")) == NULL)
+		goto out;
+	fd = -1;
+	if ((in = fopen(file, "r")) == NULL && errno != ENOENT)
+		goto out;
+	while (in != NULL && (got = getline(&line, &cap, in)) > 0) {
+		char *copy = strdup(line), *u, *h, *r;
+		int same;
+
+		if (copy == NULL)
+			goto out;
+		same =
+		    passwd_split(copy, &u, &h, &r) == 0 && strcmp(u, user) == 0;
+		free(copy);
+		if (!same) {
+			fwrite(line, 1, (size_t)got, out);
+			if (line[got - 1] != '\n')
+				fputc('\n', out);
+		} else if (!written) { /* in place of the old entry */
+			fprintf(out, "%s:%s:%s\n", user, hash, rights);
+			written = 1;
+		}
+	}
+	if (in != NULL && ferror(in))
+		goto out;
+	if (!written)
+		fprintf(out, "%s:%s:%s\n", user, hash, rights);
+	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
+		goto out;
+	if (fclose(out) != 0) {
+		out = NULL;
+		goto out;
+	}
+	out = NULL;
+	if (rename(tmp, file) != 0)
+		goto out;
+	free(tmp);
+	tmp = NULL;
+	rc = 0;
+out:
+	if (rc != 0)
+		log_error("cannot write %s: %s", file, strerror(errno));
+	if (in != NULL)
+		fclose(in);
+	if (out != NULL)
+		fclose(out);
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(line);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rc;
+}

@@ -1,0 +1,407 @@
+/*
+ * The NDES-style admin page (/certsrv/mscep_admin/): after HTTP Basic
+ * authentication against AdminPasswordFile, a fresh one-time challenge
+ * password from the challenge service and the CA certificate's thumbprint,
+ * as HTML or (Accept: application/json) as JSON.
+ *
+ * Answers: 401 without valid credentials; 403 for a client that is not on
+ * loopback (plain HTTP would carry the password in clear, so no credentials
+ * are even asked for) and for a user without the "enroll" right; 503 with
+ * Retry-After when the challenge service does not answer. A refusal of the
+ * challenge service ("The password cache is full.") is shown on the HTML
+ * page with status 200, as NDES does, and is a 429 {"error": ...} in JSON.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "frontend.h"
+#include "log.h"
+#include "passwd.h"
+
+static const struct http_header admin_headers[] = {
+    {"Cache-Control", "no-store"},
+    {"Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'"},
+    {"X-Frame-Options", "DENY"},
+    {"Referrer-Policy", "no-referrer"},
+    {NULL, NULL},
+};
+
+/* What the page shows. Thumbprints are "" when the RA did not answer. */
+struct admin_page {
+	const char *user;
+	char sha256[65], sha1[41], md5[33];
+	const char *password; /* NULL: refused, see error */
+	const char *error;
+	int64_t expires_at;
+	unsigned int validity_minutes;
+};
+
+static void
+thumbprint(
+    const EVP_MD *md, const uint8_t *der, size_t len, char *out, size_t outlen)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (EVP_Digest(der, len, d, &n, md, NULL) != 1) {
+		log_openssl(
+		    LOG_LEVEL_WARN, NULL, "cannot hash the CA certificate");
+		return;
+	}
+	for (unsigned int i = 0; i < n && 2 * i + 2 < outlen; i++)
+		snprintf(out + 2 * i, 3, "%02X", d[i]);
+}
+
+static int
+has_right(const char *rights, const char *want)
+{
+	size_t n = strlen(want);
+
+	for (const char *p = rights; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		const char *q = p;
+
+		while (len > 0 && *q == ' ')
+			q++, len--;
+		while (len > 0 && q[len - 1] == ' ')
+			len--;
+		if (len == n && strncmp(q, want, n) == 0)
+			return 1;
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static void
+html_escape(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&#39;", f);
+			break;
+		default:
+			fputc(*s, f);
+		}
+	}
+}
+
+/* "AB CD EF ..." as NDES shows thumbprints. */
+static void
+html_hex_spaced(FILE *f, const char *hex)
+{
+	for (size_t i = 0; hex[i] != '\0' && hex[i + 1] != '\0'; i += 2)
+		fprintf(f, "%s%c%c", i ? " " : "", hex[i], hex[i + 1]);
+}
+
+static const char admin_style[] =
+    "body{font-family:system-ui,-apple-system,\"Segoe UI\",Roboto,"
+    "sans-serif;max-width:46rem;margin:2.5rem auto;padding:0 1rem;"
+    "color:#1b1b1b;line-height:1.5}"
+    "h1{font-size:1.4rem;font-weight:600;border-bottom:3px solid #0067b8;"
+    "padding-bottom:.4rem}"
+    "dt{font-weight:600;margin-top:1.2rem}"
+    "dd{margin:.3rem 0 0 0}"
+    "code{font-family:ui-monospace,Consolas,monospace;background:#f2f2f2;"
+    "padding:.15rem .4rem;border-radius:4px;word-break:break-all}"
+    ".pw{font-size:1.7rem;letter-spacing:.06em;padding:.3rem .7rem}"
+    ".alg{display:inline-block;min-width:5rem;color:#555}"
+    ".err{background:#fde7e9;border-left:4px solid #c50f1f;"
+    "padding:.6rem 1rem}"
+    ".note{color:#555;font-size:.9rem;margin-top:2rem}";
+
+static char *
+admin_html(const struct admin_page *pg, size_t *len)
+{
+	char *buf = NULL, when[32];
+	FILE *f = open_memstream(&buf, len);
+	time_t t = (time_t)pg->expires_at;
+	struct tm tm;
+
+	if (f == NULL)
+		return NULL;
+	fprintf(f,
+	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	    "<meta name=\"viewport\" content=\"width=device-width, "
+	    "initial-scale=1\"><title>Network Device Enrollment Service"
+	    "</title><style>%s</style></head><body>\n"
+	    "<h1>Network Device Enrollment Service</h1>\n"
+	    "<p>Network Device Enrollment Service allows you to obtain "
+	    "certificates for routers or other network devices using the "
+	    "Simple Certificate Enrollment Protocol (SCEP).</p>\n",
+	    admin_style);
+	if (pg->password == NULL) {
+		fputs("<p class=\"err\">", f);
+		html_escape(f, pg->error);
+		fputs("</p>\n<p>You can wait until a password is used or "
+		      "expires, then refresh this page.</p>\n",
+		    f);
+	} else
+		fputs("<p>To complete certificate enrollment for your network "
+		      "device you will need the following information:</p>\n",
+		    f);
+	fputs("<dl>\n<dt>The thumbprint (hash value) for the CA certificate "
+	      "is:</dt>\n",
+	    f);
+	if (pg->sha256[0] != '\0') {
+		fputs("<dd><span class=\"alg\">SHA-256</span> <code>", f);
+		html_hex_spaced(f, pg->sha256);
+		fputs("</code></dd>\n<dd><span class=\"alg\">SHA-1</span> "
+		      "<code>",
+		    f);
+		html_hex_spaced(f, pg->sha1);
+		fputs("</code></dd>\n", f);
+	} else
+		fputs("<dd>unavailable: the RA did not answer; refresh in a "
+		      "moment.</dd>\n",
+		    f);
+	if (pg->password != NULL) {
+		fputs("<dt>The enrollment challenge password is:</dt>\n"
+		      "<dd><code class=\"pw\">",
+		    f);
+		html_escape(f, pg->password);
+		fputs("</code></dd>\n", f);
+	}
+	fputs("</dl>\n", f);
+	if (pg->password != NULL) {
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+		fprintf(f,
+		    "<p>This password can be used only once and will expire "
+		    "within %u minutes.</p>\n<p>Each enrollment requires a new "
+		    "challenge password. You can refresh this web page to "
+		    "obtain a new challenge password.</p>\n"
+		    "<p class=\"note\">Expires at %s. Issued to ",
+		    pg->validity_minutes, when);
+		html_escape(f, pg->user);
+		fputs(".</p>\n", f);
+	}
+	fputs("</body></html>\n", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static char *
+admin_json(const struct admin_page *pg)
+{
+	json_t *o;
+	char when[32], *out;
+	time_t t = (time_t)pg->expires_at;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	o = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s?}", "password",
+	    pg->password, "expires_at", when, "validity_minutes",
+	    (int)pg->validity_minutes, "ca_thumbprint_sha256",
+	    pg->sha256[0] ? pg->sha256 : NULL, "ca_thumbprint_sha1",
+	    pg->sha1[0] ? pg->sha1 : NULL, "ca_thumbprint_md5",
+	    pg->md5[0] ? pg->md5 : NULL);
+	if (o == NULL)
+		return NULL;
+	out = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	return out;
+}
+
+static enum MHD_Result
+admin_json_error(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *error)
+{
+	static const struct http_header retry[] = {
+	    {"Retry-After", "5"}, {"Cache-Control", "no-store"}, {NULL, NULL}};
+	json_t *o = json_pack("{s:s}", "error", error);
+	char *s = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
+	enum MHD_Result ret;
+
+	json_decref(o);
+	if (s == NULL)
+		return MHD_NO;
+	ret = http_respond(c, r, status, "application/json", s, strlen(s),
+	    status == MHD_HTTP_SERVICE_UNAVAILABLE ? retry : admin_headers);
+	free(s);
+	return ret;
+}
+
+/* Asks the challenge service; fills pg, or answers the error itself. */
+static int
+admin_issue(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    struct admin_page *pg, int json, Scep__V1__Reply **rep,
+    enum MHD_Result *ret)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeIssueRequest body =
+	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
+	enum upstream_result res;
+
+	body.issued_by = (char *)pg->user;
+	body.client_addr = r->client;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
+	req.challenge_issue = &body;
+	res = upstream_call(fe, UPSTREAM_CHALLENGE, &req,
+	    SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE, rep);
+	switch (res) {
+	case UPSTREAM_OK:
+		pg->password = (*rep)->challenge_issue->password;
+		pg->expires_at = (*rep)->challenge_issue->expires_at;
+		pg->validity_minutes =
+		    (*rep)->challenge_issue->validity_minutes;
+		log_info("admin: %s from %s got a challenge password valid %u "
+		         "minutes",
+		    pg->user, r->client, pg->validity_minutes);
+		return 0;
+	case UPSTREAM_REFUSED:
+		pg->error = (*rep)->error != NULL ? (*rep)->error
+		                                  : "No password was issued.";
+		log_warn("admin: no challenge password for %s: %s", pg->user,
+		    pg->error);
+		return 0;
+	case UPSTREAM_UNAVAILABLE:
+		*ret = json
+		    ? admin_json_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		          "The challenge service did not answer; retry "
+		          "in a few seconds.")
+		    : http_unavailable(c, r,
+		          "The challenge service did not answer; retry "
+		          "in a few seconds.\n");
+		return -1;
+	default:
+		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		return -1;
+	}
+}
+
+static enum MHD_Result
+admin_unauthorized(struct MHD_Connection *c, struct request *r)
+{
+	static const struct http_header h[] = {
+	    {"WWW-Authenticate", "Basic realm=\"scepd\""},
+	    {"Cache-Control", "no-store"},
+	    {NULL, NULL},
+	};
+	static const char text[] = "Authentication required.\n";
+
+	return http_respond(c, r, MHD_HTTP_UNAUTHORIZED,
+	    "text/plain; charset=utf-8", text, sizeof(text) - 1, h);
+}
+
+enum MHD_Result
+admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	struct admin_page pg;
+	struct cacert cc = {0};
+	Scep__V1__Reply *rep = NULL;
+	char *user = NULL, *pass = NULL, rights[256] = "", err[256];
+	char *out = NULL;
+	size_t len = 0;
+	const char *accept;
+	int json, v;
+	enum MHD_Result ret = MHD_NO;
+
+	memset(&pg, 0, sizeof(pg));
+	accept = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	json = accept != NULL && strcasestr(accept, "application/json") != NULL;
+	if (!r->loopback) {
+		log_warn("admin: refused %s: the admin page needs a loopback "
+		         "client until it is served over HTTPS",
+		    r->client);
+		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
+		    "The admin page is served over plain HTTP to loopback "
+		    "clients only.\n");
+		goto out;
+	}
+	user = MHD_basic_auth_get_username_password(c, &pass);
+	if (user == NULL || pass == NULL) {
+		ret = admin_unauthorized(c, r);
+		goto out;
+	}
+	v = passwd_check_file(fe->settings.admin_password_file, user, pass,
+	    rights, sizeof(rights));
+	if (v < 0) {
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "The admin accounts cannot be read; the server log says "
+		    "more.\n");
+		goto out;
+	}
+	if (v == 0) {
+		log_warn("admin: failed login for %s from %s", user, r->client);
+		ret = admin_unauthorized(c, r);
+		goto out;
+	}
+	if (!has_right(rights, "enroll")) {
+		log_warn("admin: %s has no enroll right", user);
+		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
+		    "You do not have sufficient permission to enroll with "
+		    "SCEP.\n");
+		goto out;
+	}
+	pg.user = user;
+	if (cache_get_cacert(fe, &cc, err, sizeof(err)) == UPSTREAM_OK) {
+		thumbprint(EVP_sha256(), cc.ca_der, cc.ca_der_len, pg.sha256,
+		    sizeof(pg.sha256));
+		thumbprint(EVP_sha1(), cc.ca_der, cc.ca_der_len, pg.sha1,
+		    sizeof(pg.sha1));
+		thumbprint(EVP_md5(), cc.ca_der, cc.ca_der_len, pg.md5,
+		    sizeof(pg.md5));
+	} else
+		log_warn("admin: no CA thumbprint to show: %s", err);
+	if (admin_issue(fe, c, r, &pg, json, &rep, &ret) != 0)
+		goto out;
+	if (json && pg.password == NULL) {
+		ret = admin_json_error(c, r, 429, pg.error);
+		goto out;
+	}
+	out = json ? admin_json(&pg) : admin_html(&pg, &len);
+	if (out == NULL) {
+		ret = http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+		goto out;
+	}
+	if (json)
+		len = strlen(out);
+	ret = http_respond(c, r, MHD_HTTP_OK,
+	    json ? "application/json" : "text/html; charset=utf-8", out, len,
+	    admin_headers);
+out:
+	if (out != NULL) {
+		OPENSSL_cleanse(out, len);
+		free(out);
+	}
+	if (pass != NULL) {
+		OPENSSL_cleanse(pass, strlen(pass));
+		MHD_free(pass);
+	}
+	if (user != NULL)
+		MHD_free(user);
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	cacert_clear(&cc);
+	return ret;
+}

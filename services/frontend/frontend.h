@@ -1,0 +1,157 @@
+/*
+ * scepd-frontend: SCEP over HTTP (libmicrohttpd) in front of the RA, and the
+ * NDES-style admin page in front of the challenge service. No keys here and
+ * no ASN.1 parsing of requests: bytes in, bytes forwarded.
+ */
+#ifndef SCEPD_FRONTEND_H
+#define SCEPD_FRONTEND_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "rpc.h"
+
+/* [frontend] of the configuration file. */
+struct frontend_settings {
+	char *listen;
+	char *ra_endpoint;
+	char *challenge_endpoint;
+	char *paths;
+	char *admin_path;
+	char *admin_password_file;
+	long max_query_string;
+	long max_body_size;
+	long connection_timeout;
+	long request_deadline;
+	long per_ip_connection_limit;
+	long rpc_timeout;
+	long threads;
+};
+
+/* The RA's GetCACert answer (a copy the holder frees with cacert_clear). */
+struct cacert {
+	uint8_t *body;
+	size_t body_len;
+	char *content_type;
+	uint8_t *ca_der; /* the CA certificate alone, for thumbprints */
+	size_t ca_der_len;
+};
+void cacert_clear(struct cacert *c);
+
+/* GetCACaps and GetCACert answers, fetched on first use and kept for
+ * CACHE_SECONDS so that they cost no round trip to the RA. */
+#define CACHE_SECONDS 60
+struct cache {
+	pthread_mutex_t lock;
+	char *caps;
+	int64_t caps_at; /* monotonic ms of the fetch; 0: none */
+	struct cacert cacert;
+	int64_t cacert_at;
+};
+
+struct frontend {
+	struct frontend_settings settings;
+	char **paths; /* SCEP paths, NULL-terminated */
+	size_t npaths;
+	void *zmq_ctx; /* one per process */
+	/* Each HTTP worker thread's own RPC clients (ZeroMQ sockets never
+	 * cross threads); freed by the key's destructor at thread exit. */
+	pthread_key_t clients_key;
+	struct cache cache;
+	struct MHD_Daemon *daemon;
+};
+
+/* One HTTP request, from the URI log callback to NOTIFY_COMPLETED. */
+struct request {
+	char *raw_uri; /* as the client sent it, query included */
+	int64_t start_ms; /* monotonic */
+	int started; /* the access handler has seen it */
+	int route; /* enum route of http.c */
+	int responded; /* a response is queued */
+	int collecting; /* reading a POST body on a SCEP path */
+	int too_big; /* ... which went over MaxBodySize */
+	char method[16];
+	char path[256];
+	char operation[32];
+	char client[64];
+	int loopback;
+	char user_agent[256];
+	unsigned int status;
+	size_t bytes;
+	uint8_t *body;
+	size_t body_len, body_cap;
+};
+
+/* --- http.c: the daemon, routing, limits, responses, the access log ---- */
+
+struct MHD_Daemon *http_start(struct frontend *fe, int listen_fd);
+
+/* A header for http_respond: name/value pairs, ending with a NULL name. */
+struct http_header {
+	const char *name;
+	const char *value;
+};
+
+/* Queues status + body (copied) and records both for the access log. */
+enum MHD_Result http_respond(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *type, const void *body, size_t len,
+    const struct http_header *headers);
+enum MHD_Result http_text(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *text);
+/* 503 with Retry-After: our own outage, the client is to come back. */
+enum MHD_Result
+http_unavailable(struct MHD_Connection *c, struct request *r, const char *text);
+
+/* --- upstream.c: RPC to the RA and the challenge service, the cache ---- */
+
+enum upstream {
+	UPSTREAM_RA,
+	UPSTREAM_CHALLENGE,
+};
+
+enum upstream_result {
+	UPSTREAM_OK,
+	UPSTREAM_REFUSED, /* STATUS_REFUSED: the reply's error says why */
+	UPSTREAM_BAD_REQUEST, /* STATUS_BAD_REQUEST */
+	UPSTREAM_UNAVAILABLE, /* timeout or STATUS_UNAVAILABLE: HTTP 503 */
+	UPSTREAM_FAILED, /* anything else: HTTP 500 */
+};
+
+void upstream_thread_free(void *clients);
+
+/*
+ * Calls `which` from this thread's client with RPCTimeout, expecting a
+ * reply with body `expect`. *reply is set whenever a reply came, whatever
+ * the result (for its error text); the caller frees it with
+ * scep__v1__reply__free_unpacked(*reply, NULL).
+ */
+enum upstream_result
+upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
+    Scep__V1__Reply__BodyCase expect, Scep__V1__Reply **reply);
+
+/* Cached answers. On UPSTREAM_OK the copy is the caller's; on errors,
+ * err holds the reason for a 400/500 body. */
+enum upstream_result
+cache_get_caps(struct frontend *fe, char **caps, char *err, size_t errlen);
+enum upstream_result cache_get_cacert(
+    struct frontend *fe, struct cacert *out, char *err, size_t errlen);
+void cache_init(struct cache *cache);
+void cache_free(struct cache *cache);
+
+int64_t monotonic_ms(void);
+
+/* --- scep_http.c ------------------------------------------------------- */
+
+/* Answers a request on a SCEP path; a POST body is in r->body. */
+enum MHD_Result scep_handle(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *query, size_t qlen);
+
+/* --- admin.c ----------------------------------------------------------- */
+
+enum MHD_Result
+admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+
+#endif

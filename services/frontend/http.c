@@ -1,0 +1,458 @@
+/*
+ * The HTTP side: libmicrohttpd set-up, per-request state, routing, the
+ * limits libmicrohttpd does not set by default, and one access-log line
+ * per request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frontend.h"
+#include "log.h"
+
+#define ALLOW_SCEP "GET, HEAD, POST"
+#define ALLOW_READ "GET, HEAD"
+#define ALLOW_ADMIN "GET"
+
+enum route {
+	ROUTE_NONE,
+	ROUTE_HEALTHZ,
+	ROUTE_ADMIN,
+	ROUTE_SCEP,
+};
+
+enum MHD_Result
+http_respond(struct MHD_Connection *c, struct request *r, unsigned int status,
+    const char *type, const void *body, size_t len,
+    const struct http_header *headers)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret = MHD_NO;
+
+	resp = MHD_create_response_from_buffer(
+	    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	if (type != NULL &&
+	    MHD_add_response_header(resp, "Content-Type", type) != MHD_YES)
+		goto out;
+	if (MHD_add_response_header(
+	        resp, "X-Content-Type-Options", "nosniff") != MHD_YES)
+		goto out;
+	for (; headers != NULL && headers->name != NULL; headers++)
+		if (MHD_add_response_header(
+		        resp, headers->name, headers->value) != MHD_YES)
+			goto out;
+	ret = MHD_queue_response(c, status, resp);
+	if (ret == MHD_YES) {
+		r->responded = 1;
+		r->status = status;
+		r->bytes = len;
+	}
+out:
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result
+http_text(struct MHD_Connection *c, struct request *r, unsigned int status,
+    const char *text)
+{
+	return http_respond(c, r, status, "text/plain; charset=utf-8", text,
+	    strlen(text), NULL);
+}
+
+enum MHD_Result
+http_unavailable(struct MHD_Connection *c, struct request *r, const char *text)
+{
+	static const struct http_header h[] = {
+	    {"Retry-After", "5"}, {NULL, NULL}};
+
+	return http_respond(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+	    "text/plain; charset=utf-8", text, strlen(text), h);
+}
+
+static enum MHD_Result
+http_not_allowed(struct MHD_Connection *c, struct request *r, const char *allow)
+{
+	const struct http_header h[] = {{"Allow", allow}, {NULL, NULL}};
+	static const char text[] = "Method not allowed.\n";
+
+	return http_respond(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
+	    "text/plain; charset=utf-8", text, sizeof(text) - 1, h);
+}
+
+/* --- request state ---------------------------------------------------- */
+
+static void
+http_client_address(struct MHD_Connection *c, struct request *r)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+	snprintf(r->client, sizeof(r->client), "?");
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		inet_ntop(
+		    AF_INET, &sin->sin_addr, r->client, sizeof(r->client));
+		r->loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+		const uint8_t *a = sin6->sin6_addr.s6_addr;
+
+		inet_ntop(
+		    AF_INET6, &sin6->sin6_addr, r->client, sizeof(r->client));
+		r->loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127);
+	}
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the raw request-target, before libmicrohttpd
+ * unescapes it. What it returns is the request's *con_cls. */
+static void *
+http_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct request *r = calloc(1, sizeof(*r));
+
+	(void)cls;
+	if (r == NULL)
+		return NULL;
+	if ((r->raw_uri = strdup(uri)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->start_ms = monotonic_ms();
+	http_client_address(c, r);
+	return r;
+}
+
+static const char *
+http_toe_name(enum MHD_RequestTerminationCode toe)
+{
+	switch (toe) {
+	case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+		return NULL;
+	case MHD_REQUEST_TERMINATED_WITH_ERROR:
+		return "ended with an error";
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+		return "idle past ConnectionTimeout";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+		return "server stopping";
+	case MHD_REQUEST_TERMINATED_READ_ERROR:
+		return "read error";
+	case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+		return "client went away";
+	}
+	return "ended";
+}
+
+/* One line per request; never the query string (it may carry secrets). */
+static void
+http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
+{
+	const char *why = http_toe_name(toe);
+	char status[16];
+
+	if (!r->started) {
+		snprintf(r->path, sizeof(r->path), "%.*s",
+		    (int)strcspn(r->raw_uri, "?"), r->raw_uri);
+		snprintf(r->method, sizeof(r->method), "-");
+	}
+	if (r->status != 0)
+		snprintf(status, sizeof(status), "%u", r->status);
+	else
+		snprintf(status, sizeof(status), "-");
+	log_info("%s %s op=%s status=%s client=%s bytes=%zu ms=%lld "
+	         "ua=\"%s\"%s%s%s",
+	    r->method, r->path, r->operation[0] ? r->operation : "-", status,
+	    r->client, r->bytes, (long long)(monotonic_ms() - r->start_ms),
+	    r->user_agent, why ? " (" : "", why ? why : "", why ? ")" : "");
+}
+
+static void
+http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	if (r == NULL)
+		return;
+	http_access_log(r, toe);
+	free(r->raw_uri);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_warn("libmicrohttpd: %s", buf);
+}
+
+/* --- routing ---------------------------------------------------------- */
+
+/* Compares paths case-insensitively, as IIS does, ignoring one trailing
+ * '/' on either side when `slash` is set. */
+static int
+path_equal(const char *a, const char *b, int slash)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (slash && la > 1 && a[la - 1] == '/')
+		la--;
+	if (slash && lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static enum route
+http_route(const struct frontend *fe, const char *url)
+{
+	if (strcmp(url, "/healthz") == 0)
+		return ROUTE_HEALTHZ;
+	if (fe->settings.admin_path[0] != '\0' &&
+	    path_equal(url, fe->settings.admin_path, 1))
+		return ROUTE_ADMIN;
+	for (size_t i = 0; i < fe->npaths; i++)
+		if (path_equal(url, fe->paths[i], 0))
+			return ROUTE_SCEP;
+	return ROUTE_NONE;
+}
+
+/*
+ * First call, headers read: note what came and refuse a body declared
+ * over MaxBodySize at once (answering now closes the connection without
+ * reading it). Everything else is answered in the last call: a response
+ * queued in the first call makes libmicrohttpd 0.9.75 drop keep-alive.
+ */
+static enum MHD_Result
+http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    const char *url, const char *method)
+{
+	const char *ua, *cl;
+	unsigned long long n;
+	char *end;
+
+	r->started = 1;
+	r->route = http_route(fe, url);
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	snprintf(r->path, sizeof(r->path), "%s", url);
+	ua = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+	snprintf(
+	    r->user_agent, sizeof(r->user_agent), "%s", ua != NULL ? ua : "");
+	for (char *p = r->user_agent; *p != '\0'; p++)
+		if (*p == '"' || (unsigned char)*p < 0x20)
+			*p = '\'';
+	if (r->route != ROUTE_SCEP || strcmp(method, "POST") != 0)
+		return MHD_YES; /* any body is discarded */
+	cl = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL) {
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (errno == 0 && end != cl &&
+		    n > (unsigned long long)fe->settings.max_body_size) {
+			log_warn("%s %s from %s: POST body of %llu bytes "
+			         "exceeds MaxBodySize = %ld in [frontend]",
+			    r->method, r->path, r->client, n,
+			    fe->settings.max_body_size);
+			return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "Request body too large.\n");
+		}
+	}
+	r->collecting = 1;
+	return MHD_YES;
+}
+
+/* Last call: the request is complete. */
+static enum MHD_Result
+http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	int get =
+	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+	int post = strcmp(r->method, "POST") == 0;
+	const char *query;
+	size_t qlen;
+	char text[256];
+
+	query = strchr(r->raw_uri, '?');
+	query = query != NULL ? query + 1 : "";
+	qlen = strlen(query);
+	switch (r->route) {
+	case ROUTE_NONE:
+		return http_text(c, r, MHD_HTTP_NOT_FOUND, "Not found.\n");
+	case ROUTE_HEALTHZ:
+		if (!get)
+			return http_not_allowed(c, r, ALLOW_READ);
+		return http_text(c, r, MHD_HTTP_OK, "ok");
+	case ROUTE_ADMIN:
+		if (strcmp(r->method, "GET") != 0)
+			return http_not_allowed(c, r, ALLOW_ADMIN);
+		break;
+	case ROUTE_SCEP:
+		if (!get && !post)
+			return http_not_allowed(c, r, ALLOW_SCEP);
+		break;
+	}
+	if (qlen > (size_t)fe->settings.max_query_string) {
+		log_warn("%s %s from %s: query string of %zu bytes exceeds "
+		         "MaxQueryString = %ld in [frontend]; raise it",
+		    r->method, r->path, r->client, qlen,
+		    fe->settings.max_query_string);
+		snprintf(text, sizeof(text),
+		    "Query string of %zu bytes is longer than the %ld this "
+		    "server accepts.\n",
+		    qlen, fe->settings.max_query_string);
+		return http_text(c, r, MHD_HTTP_URI_TOO_LONG, text);
+	}
+	if (r->too_big)
+		return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "Request body too large.\n");
+	if (r->route == ROUTE_ADMIN)
+		return admin_handle(fe, c, r);
+	return scep_handle(fe, c, r, query, qlen);
+}
+
+/* A POST body on a SCEP path, up to MaxBodySize. */
+static void
+http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    const char *data, size_t n)
+{
+	size_t max = (size_t)fe->settings.max_body_size;
+
+	if (!r->collecting || r->too_big)
+		return; /* discarded */
+	if (n > max - r->body_len) {
+		log_warn("%s %s from %s: POST body over MaxBodySize = %ld in "
+		         "[frontend]",
+		    r->method, r->path, r->client, fe->settings.max_body_size);
+		r->too_big = 1;
+		free(r->body);
+		r->body = NULL;
+		r->body_len = r->body_cap = 0;
+		/* Newer libmicrohttpd answers at once; 0.9.75 refuses while
+		 * the body is being read, and the 413 comes at its end. */
+		http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "Request body too large.\n");
+		return;
+	}
+	if (r->body_len + n > r->body_cap) {
+		size_t cap = r->body_cap ? r->body_cap : 4096;
+		uint8_t *b;
+
+		while (cap < r->body_len + n)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		if ((b = realloc(r->body, cap)) == NULL) {
+			r->too_big = 1; /* answered 413 at the end */
+			return;
+		}
+		r->body = b;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+}
+
+static enum MHD_Result
+http_access(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	static const struct http_header close_hdr[] = {
+	    {"Connection", "close"}, {NULL, NULL}};
+	static const char late[] = "Request not complete in time.\n";
+	struct frontend *fe = cls;
+	struct request *r = *con_cls;
+
+	(void)version;
+	if (r == NULL)
+		return MHD_NO; /* out of memory in http_uri_log */
+	if (r->responded) {
+		*upload_data_size = 0; /* a body nobody will read */
+		return MHD_YES;
+	}
+	if (monotonic_ms() - r->start_ms >
+	    fe->settings.request_deadline * 1000) {
+		log_warn("%s %s from %s: not complete within RequestDeadline = "
+		         "%ld s in [frontend]; closing",
+		    method, url, r->client, fe->settings.request_deadline);
+		if (!r->started) {
+			r->started = 1;
+			snprintf(r->method, sizeof(r->method), "%s", method);
+			snprintf(r->path, sizeof(r->path), "%s", url);
+		}
+		r->status = MHD_HTTP_REQUEST_TIMEOUT; /* for the log */
+		return http_respond(c, r, MHD_HTTP_REQUEST_TIMEOUT,
+		    "text/plain; charset=utf-8", late, sizeof(late) - 1,
+		    close_hdr);
+	}
+	if (!r->started)
+		return http_begin(fe, c, r, url, method);
+	if (*upload_data_size > 0) {
+		http_collect(fe, c, r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return http_dispatch(fe, c, r);
+}
+
+struct MHD_Daemon *
+http_start(struct frontend *fe, int listen_fd)
+{
+	const struct frontend_settings *s = &fe->settings;
+	long threads = s->threads;
+	/* libmicrohttpd refuses a request line larger than the connection's
+	 * memory pool with its own 414 and no log line; with this headroom
+	 * our 414 naming MaxQueryString is what clients normally get. */
+	size_t pool = 2 * (size_t)s->max_query_string + 32 * 1024;
+
+	struct MHD_OptionItem opts[] = {
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, NULL},
+	    {MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, s->connection_timeout, NULL},
+	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->per_ip_connection_limit,
+	        NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
+	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http_uri_log, fe},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, fe},
+	    /* Last: cut off below when there is one thread only. */
+	    {MHD_OPTION_THREAD_POOL_SIZE, 0, NULL},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	size_t n = sizeof(opts) / sizeof(opts[0]);
+
+	if (threads <= 0) {
+		threads = 2 * sysconf(_SC_NPROCESSORS_ONLN);
+		if (threads <= 0)
+			threads = 2;
+	}
+	opts[n - 2].value = threads;
+	if (threads == 1) /* libmicrohttpd warns about a pool of one */
+		opts[n - 2].option = MHD_OPTION_END;
+	return MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, http_access, fe, MHD_OPTION_ARRAY, opts,
+	    MHD_OPTION_END);
+}

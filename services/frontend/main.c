@@ -1,0 +1,293 @@
+/*
+ * scepd-frontend start-up: arguments, configuration, the listening socket,
+ * the ZeroMQ context, then libmicrohttpd until SIGINT or SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "config.h"
+#include "frontend.h"
+#include "log.h"
+
+#define S(field) offsetof(struct frontend_settings, field)
+static const struct config_key frontend_config[] = {
+    {"Listen", CONFIG_STRING, 0, 0, "127.0.0.1:8080", S(listen),
+        "HOST:PORT to serve HTTP on"},
+    {"RAEndpoint", CONFIG_ENDPOINT, 0, 0, "ipc://run/ra.sock", S(ra_endpoint),
+        "the RA's ZeroMQ endpoints"},
+    {"ChallengeEndpoint", CONFIG_ENDPOINT, 0, 0, "ipc://run/challenge.sock",
+        S(challenge_endpoint), "the challenge service's ZeroMQ endpoints"},
+    {"Paths", CONFIG_STRING, 0, 0,
+        "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe", S(paths),
+        "SCEP paths served (space separated)"},
+    {"AdminPath", CONFIG_STRING, 0, 0, "/certsrv/mscep_admin/", S(admin_path),
+        "admin page; empty: none"},
+    {"AdminPasswordFile", CONFIG_PATH, 0, 0, "admin.passwd",
+        S(admin_password_file), "admin accounts (scepctl passwd)"},
+    {"MaxQueryString", CONFIG_INT, 1024, 16L << 20, "65536",
+        S(max_query_string), "longest query string (bytes); longer: 414"},
+    {"MaxBodySize", CONFIG_INT, 1024, 64L << 20, "1048576", S(max_body_size),
+        "largest POST body (bytes); larger: 413"},
+    {"ConnectionTimeout", CONFIG_INT, 1, 3600, "15", S(connection_timeout),
+        "seconds a connection may sit idle"},
+    {"RequestDeadline", CONFIG_INT, 1, 3600, "30", S(request_deadline),
+        "seconds a whole request may take; later: 408"},
+    {"PerIPConnectionLimit", CONFIG_INT, 0, 65535, "32",
+        S(per_ip_connection_limit), "connections per client address"},
+    {"RPCTimeout", CONFIG_INT, 100, 600000, "5000", S(rpc_timeout),
+        "milliseconds to wait for the RA or the challenge service"},
+    {"Threads", CONFIG_INT, 0, 1024, "0", S(threads),
+        "HTTP worker threads (0: two per core)"},
+    CONFIG_END,
+};
+#undef S
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: scepd-frontend --config FILE [--listen HOST:PORT]\n");
+}
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (every address). */
+static int
+split_listen(const char *spec, char *host, size_t hostlen, const char **port)
+{
+	const char *colon;
+	size_t n;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		n = (size_t)(close - spec - 1);
+		colon = close + 1;
+		spec++;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL)
+			return -1;
+		n = (size_t)(colon - spec);
+	}
+	if (n >= hostlen || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    strlen(colon + 1) > 5 || atol(colon + 1) > 65535)
+		return -1;
+	memcpy(host, spec, n);
+	host[n] = '\0';
+	if (strcmp(host, "*") == 0)
+		host[0] = '\0';
+	*port = colon + 1;
+	return 0;
+}
+
+/* Binds and listens; a busy or wrong address is reported here, clearly,
+ * rather than as libmicrohttpd's NULL daemon. */
+static int
+listen_open(const char *spec)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char host[256];
+	const char *port;
+	int fd = -1, e = 0, one = 1, gai;
+
+	if (split_listen(spec, host, sizeof(host), &port) != 0) {
+		fprintf(stderr,
+		    "scepd-frontend: Listen '%s' is not HOST:PORT\n", spec);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) !=
+	    0) {
+		fprintf(stderr, "scepd-frontend: Listen '%s': %s\n", spec,
+		    gai_strerror(gai));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family,
+		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 128) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		fprintf(stderr, "scepd-frontend: cannot listen on %s: %s\n",
+		    spec, strerror(e));
+	return fd;
+}
+
+/* Paths and AdminPath; every problem is printed, as config_load does. */
+static int
+frontend_prepare(struct frontend *fe, const char *file)
+{
+	char *copy = NULL, *tok, *save = NULL;
+	int errors = 0;
+	size_t n = 0;
+
+	if ((copy = strdup(fe->settings.paths)) == NULL ||
+	    (fe->paths = calloc(strlen(copy) / 2 + 2, sizeof(char *))) ==
+	        NULL) {
+		free(copy);
+		return -1;
+	}
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (tok[0] != '/') {
+			fprintf(stderr,
+			    "%s: [frontend] Paths: '%s' does not start with "
+			    "'/'\n",
+			    file, tok);
+			errors++;
+			continue;
+		}
+		if ((fe->paths[n++] = strdup(tok)) == NULL)
+			errors++;
+	}
+	fe->npaths = n;
+	free(copy);
+	if (n == 0 && errors == 0) {
+		fprintf(stderr, "%s: [frontend] Paths: no path given\n", file);
+		errors++;
+	}
+	if (fe->settings.admin_path[0] != '\0' &&
+	    fe->settings.admin_path[0] != '/') {
+		fprintf(stderr,
+		    "%s: [frontend] AdminPath: '%s' does not start with '/'\n",
+		    file, fe->settings.admin_path);
+		errors++;
+	}
+	return errors ? -1 : 0;
+}
+
+static void
+frontend_free(struct frontend *fe)
+{
+	for (size_t i = 0; fe->paths != NULL && fe->paths[i] != NULL; i++)
+		free(fe->paths[i]);
+	free(fe->paths);
+	config_free(frontend_config, &fe->settings);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct frontend fe;
+	const char *config_file = NULL, *listen_arg = NULL;
+	sigset_t stop;
+	int c, sig, fd = -1, key = 0, rc = 1;
+
+	memset(&fe, 0, sizeof(fe));
+	cache_init(&fe.cache);
+	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_file = optarg;
+			break;
+		case 'l':
+			listen_arg = optarg;
+			break;
+		case 'h':
+			usage();
+			rc = 0;
+			goto out;
+		default:
+			usage();
+			goto out;
+		}
+	}
+	if (config_file == NULL || optind != argc) {
+		usage();
+		goto out;
+	}
+	log_init("scepd-frontend", LOG_LEVEL_INFO);
+	if (config_load(
+	        config_file, "frontend", frontend_config, &fe.settings) != 0)
+		goto out;
+	if (listen_arg != NULL) {
+		free(fe.settings.listen);
+		if ((fe.settings.listen = strdup(listen_arg)) == NULL)
+			goto out;
+	}
+	if (frontend_prepare(&fe, config_file) != 0 ||
+	    (fd = listen_open(fe.settings.listen)) < 0)
+		goto out;
+
+	/* The workers inherit this mask: only sigwait below takes them. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (pthread_key_create(&fe.clients_key, upstream_thread_free) != 0)
+		goto out;
+	key = 1;
+	if ((fe.zmq_ctx = zmq_ctx_new()) == NULL) {
+		fprintf(stderr,
+		    "scepd-frontend: cannot create a ZeroMQ "
+		    "context\n");
+		goto out;
+	}
+	if ((fe.daemon = http_start(&fe, fd)) == NULL) {
+		fprintf(stderr,
+		    "scepd-frontend: cannot start the HTTP server "
+		    "on %s\n",
+		    fe.settings.listen);
+		goto out;
+	}
+	fd = -1; /* libmicrohttpd closes it */
+	if (fe.settings.admin_path[0] != '\0' &&
+	    access(fe.settings.admin_password_file, R_OK) != 0)
+		log_warn("AdminPasswordFile %s: %s; the admin page will answer "
+		         "500 until it can be read",
+		    fe.settings.admin_password_file, strerror(errno));
+	log_info("serving HTTP on %s; RA %s, challenge service %s",
+	    fe.settings.listen, fe.settings.ra_endpoint,
+	    fe.settings.challenge_endpoint);
+	do {
+		if (sigwait(&stop, &sig) != 0)
+			sig = 0;
+	} while (sig != SIGINT && sig != SIGTERM);
+	log_info("stopping on signal %d", sig);
+	/* Joins the workers, whose key destructors close their sockets. */
+	MHD_stop_daemon(fe.daemon);
+	rc = 0;
+out:
+	if (fe.zmq_ctx != NULL)
+		zmq_ctx_term(fe.zmq_ctx);
+	if (key)
+		pthread_key_delete(fe.clients_key);
+	if (fd >= 0)
+		close(fd);
+	cache_free(&fe.cache);
+	frontend_free(&fe);
+	return rc;
+}

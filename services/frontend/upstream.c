@@ -1,0 +1,273 @@
+/*
+ * The frontend's side of the RPC: per-thread clients of the RA and of the
+ * challenge service, and the cache of the RA's GetCACaps/GetCACert answers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "frontend.h"
+#include "log.h"
+
+struct upstream_clients {
+	struct rpc_client *client[2]; /* by enum upstream */
+};
+
+static const char *const upstream_names[] = {"RA", "challenge service"};
+
+int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* pthread key destructor: runs in the worker thread as it exits, so the
+ * sockets are closed by the thread that used them, before zmq_ctx_term. */
+void
+upstream_thread_free(void *p)
+{
+	struct upstream_clients *uc = p;
+
+	if (uc == NULL)
+		return;
+	rpc_client_free(uc->client[0]);
+	rpc_client_free(uc->client[1]);
+	free(uc);
+}
+
+static struct rpc_client *
+upstream_client(struct frontend *fe, enum upstream which)
+{
+	struct upstream_clients *uc = pthread_getspecific(fe->clients_key);
+
+	if (uc == NULL) {
+		if ((uc = calloc(1, sizeof(*uc))) == NULL)
+			return NULL;
+		if (pthread_setspecific(fe->clients_key, uc) != 0) {
+			free(uc);
+			return NULL;
+		}
+	}
+	if (uc->client[which] == NULL)
+		uc->client[which] = rpc_client_new(fe->zmq_ctx,
+		    which == UPSTREAM_RA ? fe->settings.ra_endpoint
+		                         : fe->settings.challenge_endpoint,
+		    "frontend");
+	return uc->client[which];
+}
+
+enum upstream_result
+upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
+    Scep__V1__Reply__BodyCase expect, Scep__V1__Reply **reply)
+{
+	struct rpc_client *client = upstream_client(fe, which);
+	const char *name = upstream_names[which];
+	Scep__V1__Reply *rep = NULL;
+	int rc;
+
+	*reply = NULL;
+	if (client == NULL) {
+		log_error("cannot create a ZeroMQ client for the %s", name);
+		return UPSTREAM_UNAVAILABLE;
+	}
+	rc = rpc_call(client, req, (int)fe->settings.rpc_timeout, &rep);
+	if (rc != RPC_OK) {
+		log_warn("the %s did not answer: %s", name, rpc_strerror(rc));
+		return rc == RPC_EPROTO ? UPSTREAM_FAILED
+		                        : UPSTREAM_UNAVAILABLE;
+	}
+	*reply = rep;
+	switch (rep->status) {
+	case SCEP__V1__STATUS__STATUS_OK:
+		if (rep->body_case != expect) {
+			log_error("the %s answered with body %d, not %d", name,
+			    (int)rep->body_case, (int)expect);
+			return UPSTREAM_FAILED;
+		}
+		return UPSTREAM_OK;
+	case SCEP__V1__STATUS__STATUS_REFUSED:
+		return UPSTREAM_REFUSED;
+	case SCEP__V1__STATUS__STATUS_BAD_REQUEST:
+		return UPSTREAM_BAD_REQUEST;
+	case SCEP__V1__STATUS__STATUS_UNAVAILABLE:
+		log_warn("the %s is unavailable: %s", name,
+		    rep->error ? rep->error : "no reason given");
+		return UPSTREAM_UNAVAILABLE;
+	default:
+		log_error("the %s failed: %s", name,
+		    rep->error ? rep->error : "no reason given");
+		return UPSTREAM_FAILED;
+	}
+}
+
+void
+cacert_clear(struct cacert *c)
+{
+	free(c->body);
+	free(c->content_type);
+	free(c->ca_der);
+	memset(c, 0, sizeof(*c));
+}
+
+static int
+cacert_copy(struct cacert *dst, const uint8_t *body, size_t body_len,
+    const char *type, const uint8_t *der, size_t der_len)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->body = malloc(body_len ? body_len : 1);
+	dst->ca_der = malloc(der_len ? der_len : 1);
+	dst->content_type = strdup(type);
+	if (dst->body == NULL || dst->ca_der == NULL ||
+	    dst->content_type == NULL) {
+		cacert_clear(dst);
+		return -1;
+	}
+	if (body_len > 0)
+		memcpy(dst->body, body, body_len);
+	if (der_len > 0)
+		memcpy(dst->ca_der, der, der_len);
+	dst->body_len = body_len;
+	dst->ca_der_len = der_len;
+	return 0;
+}
+
+void
+cache_init(struct cache *cache)
+{
+	memset(cache, 0, sizeof(*cache));
+	pthread_mutex_init(&cache->lock, NULL);
+}
+
+void
+cache_free(struct cache *cache)
+{
+	free(cache->caps);
+	cacert_clear(&cache->cacert);
+	pthread_mutex_destroy(&cache->lock);
+}
+
+static int
+cache_fresh(int64_t at)
+{
+	return at != 0 && monotonic_ms() - at < CACHE_SECONDS * 1000;
+}
+
+static void
+reply_error(
+    const Scep__V1__Reply *rep, const char *def, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s",
+	    rep != NULL && rep->error != NULL ? rep->error : def);
+}
+
+/*
+ * The lock is not held during the RPC: two threads missing at once both
+ * ask the RA, which is cheap, rather than one waiting up to RPCTimeout.
+ */
+enum upstream_result
+cache_get_caps(struct frontend *fe, char **caps, char *err, size_t errlen)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
+	Scep__V1__Reply *rep = NULL;
+	enum upstream_result res;
+	char *fresh = NULL;
+
+	*caps = NULL;
+	pthread_mutex_lock(&fe->cache.lock);
+	if (cache_fresh(fe->cache.caps_at))
+		*caps = strdup(fe->cache.caps);
+	pthread_mutex_unlock(&fe->cache.lock);
+	if (*caps != NULL)
+		return UPSTREAM_OK;
+
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
+	req.get_ca_caps = &body;
+	res = upstream_call(
+	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CA_CAPS, &rep);
+	if (res != UPSTREAM_OK) {
+		reply_error(
+		    rep, "the RA did not give its capabilities", err, errlen);
+		goto out;
+	}
+	if ((*caps = strdup(rep->get_ca_caps->caps)) == NULL ||
+	    (fresh = strdup(rep->get_ca_caps->caps)) == NULL) {
+		free(*caps);
+		*caps = NULL;
+		snprintf(err, errlen, "out of memory");
+		res = UPSTREAM_FAILED;
+		goto out;
+	}
+	pthread_mutex_lock(&fe->cache.lock);
+	free(fe->cache.caps);
+	fe->cache.caps = fresh;
+	fe->cache.caps_at = monotonic_ms();
+	pthread_mutex_unlock(&fe->cache.lock);
+out:
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	return res;
+}
+
+enum upstream_result
+cache_get_cacert(
+    struct frontend *fe, struct cacert *out, char *err, size_t errlen)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
+	Scep__V1__Reply *rep = NULL;
+	Scep__V1__GetCACertReply *cr;
+	struct cacert fresh;
+	enum upstream_result res = UPSTREAM_OK;
+	int hit = 0, oom = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&fe->cache.lock);
+	if (cache_fresh(fe->cache.cacert_at)) {
+		const struct cacert *c = &fe->cache.cacert;
+
+		hit = 1;
+		oom = cacert_copy(out, c->body, c->body_len, c->content_type,
+		          c->ca_der, c->ca_der_len) != 0;
+	}
+	pthread_mutex_unlock(&fe->cache.lock);
+	if (hit && !oom)
+		return UPSTREAM_OK;
+	if (oom) {
+		snprintf(err, errlen, "out of memory");
+		return UPSTREAM_FAILED;
+	}
+
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
+	req.get_ca_cert = &body;
+	res = upstream_call(
+	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CA_CERT, &rep);
+	if (res != UPSTREAM_OK) {
+		reply_error(
+		    rep, "the RA did not give its certificates", err, errlen);
+		goto out;
+	}
+	cr = rep->get_ca_cert;
+	if (cacert_copy(out, cr->body.data, cr->body.len, cr->content_type,
+	        cr->ca_cert.data, cr->ca_cert.len) != 0 ||
+	    cacert_copy(&fresh, cr->body.data, cr->body.len, cr->content_type,
+	        cr->ca_cert.data, cr->ca_cert.len) != 0) {
+		cacert_clear(out);
+		snprintf(err, errlen, "out of memory");
+		res = UPSTREAM_FAILED;
+		goto out;
+	}
+	pthread_mutex_lock(&fe->cache.lock);
+	cacert_clear(&fe->cache.cacert);
+	fe->cache.cacert = fresh;
+	fe->cache.cacert_at = monotonic_ms();
+	pthread_mutex_unlock(&fe->cache.lock);
+out:
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	return res;
+}

@@ -1,0 +1,202 @@
+/* lib/passwd.c: salted scrypt hashes and the admin account file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "passwd.h"
+
+static void
+test_hash_verify(void **state)
+{
+	char h1[256], h2[256];
+
+	(void)state;
+	assert_int_equal(passwd_hash("correct horse", h1, sizeof(h1)), 0);
+	assert_int_equal(strncmp(h1, "$scrypt$", 8), 0);
+	assert_int_equal(passwd_verify("correct horse", h1), 1);
+	assert_int_equal(passwd_verify("correct horsE", h1), 0);
+	assert_int_equal(passwd_verify("", h1), 0);
+	assert_int_equal(passwd_verify("correct horse ", h1), 0);
+	/* Salted: the same password never hashes the same twice. */
+	assert_int_equal(passwd_hash("correct horse", h2, sizeof(h2)), 0);
+	assert_string_not_equal(h1, h2);
+	assert_int_equal(passwd_verify("correct horse", h2), 1);
+	/* An empty password is a password like any other. */
+	assert_int_equal(passwd_hash("", h2, sizeof(h2)), 0);
+	assert_int_equal(passwd_verify("", h2), 1);
+	assert_int_equal(passwd_verify("x", h2), 0);
+	/* Too small a buffer fails rather than truncating. */
+	assert_int_equal(passwd_hash("x", h2, 20), -1);
+}
+
+static void
+test_malformed(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "plain",
+	    "$scrypt$",
+	    "$bcrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    /* N not a power of two, zero, huge; r and p out of range */
+	    "$scrypt$1000$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$0$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$1073741824$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$16384$0$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$16384$8$99$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$-16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    /* missing, short or non-base64 salt and key; extra field */
+	    "$scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==",
+	    "$scrypt$16384$8$1$AAAA$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
+	    "$scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAA!!==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "$scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=$",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (passwd_verify("x", bad[i]) != -1)
+			fail_msg("accepted malformed hash %zu: %s", i, bad[i]);
+	}
+}
+
+static char *
+tmpfile_path(void)
+{
+	char *dir = strdup("/tmp/test_passwd.XXXXXX"), *path;
+
+	assert_non_null(dir);
+	assert_non_null(mkdtemp(dir));
+	path = malloc(strlen(dir) + 16);
+	assert_non_null(path);
+	sprintf(path, "%s/admin.passwd", dir);
+	free(dir);
+	return path;
+}
+
+static void
+cleanup(char *path)
+{
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+	free(path);
+}
+
+static void
+test_file(void **state)
+{
+	char *path = tmpfile_path(), rights[64];
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	/* No file: an error, not "no such user". */
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "pw", rights, sizeof(rights)), -1);
+	assert_int_equal(passwd_set_file(path, "admin", "s3cret", "enroll"), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(passwd_set_file(path, "viewer", "look", ""), 0);
+	strcpy(rights, "junk");
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "s3cret", rights, sizeof(rights)),
+	    1);
+	assert_string_equal(rights, "enroll");
+	assert_int_equal(
+	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	    1);
+	assert_string_equal(rights, "");
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "look", rights, sizeof(rights)),
+	    0);
+	assert_int_equal(
+	    passwd_check_file(path, "nobody", "look", rights, sizeof(rights)),
+	    0);
+	assert_int_equal(
+	    passwd_check_file(path, "Admin", "s3cret", rights, sizeof(rights)),
+	    0);
+	/* Replacing a password keeps the other accounts and the mode. */
+	assert_int_equal(
+	    passwd_set_file(path, "admin", "n3w", "enroll,audit"), 0);
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "s3cret", rights, sizeof(rights)),
+	    0);
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "n3w", rights, sizeof(rights)), 1);
+	assert_string_equal(rights, "enroll,audit");
+	assert_int_equal(
+	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	    1);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* Names that would break the format are refused. */
+	assert_int_equal(passwd_set_file(path, "a:b", "x", "enroll"), -1);
+	assert_int_equal(passwd_set_file(path, "a\nb", "x", "enroll"), -1);
+	assert_int_equal(passwd_set_file(path, "", "x", "enroll"), -1);
+	assert_int_equal(passwd_set_file(path, "#x", "x", "enroll"), -1);
+	assert_int_equal(passwd_set_file(path, "ok", "x", "en:roll"), -1);
+	/* Comments, blank and broken lines, a malformed hash: no crash, no
+	 * match, the good lines still work. Two lines for one user: the
+	 * first counts. */
+	f = fopen(path, "a");
+	assert_non_null(f);
+	fputs("# comment\n\nbroken line\nbad:$scrypt$1$1$1$x$y:enroll\n"
+	      "viewer:$scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
+	      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:enroll\n",
+	    f);
+	fclose(f);
+	assert_int_equal(
+	    passwd_check_file(path, "bad", "x", rights, sizeof(rights)), 0);
+	assert_int_equal(
+	    passwd_check_file(path, "broken line", "", rights, sizeof(rights)),
+	    0);
+	assert_int_equal(
+	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	    1);
+	assert_string_equal(rights, "");
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "n3w", rights, sizeof(rights)), 1);
+	/* Rewriting keeps the lines it does not understand. */
+	assert_int_equal(passwd_set_file(path, "admin", "n4", "enroll"), 0);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	{
+		char buf[4096];
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+
+		buf[n] = '\0';
+		assert_non_null(strstr(buf, "# comment\n"));
+		assert_non_null(strstr(buf, "broken line\n"));
+	}
+	fclose(f);
+	cleanup(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_hash_verify),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
