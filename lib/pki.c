@@ -1,0 +1,380 @@
+/*
+ * Certificates and keys from files. Every error message names the file and
+ * gives OpenSSL's reason; OpenSSL's error queue is left empty.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "pki.h"
+
+/* Larger than any certificate chain or key file we mean to read. */
+#define PKI_MAX_FILE (4 * 1024 * 1024)
+#define PKI_MAX_PASSPHRASE 1024
+
+/* OpenSSL's reason for the last failure, and an empty error queue. */
+static const char *
+pki_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = NULL;
+
+	if (e != 0)
+		r = ERR_reason_error_string(e);
+	ERR_clear_error();
+	return r != NULL ? r : "unknown OpenSSL error";
+}
+
+/*
+ * The whole file in a memory BIO, so PEM can be retried as DER. NULL and
+ * `err` filled when the file cannot be read.
+ */
+static BIO *
+pki_read_file(const char *path, char *err, size_t errlen)
+{
+	BIO *file = NULL, *mem = NULL, *rc = NULL;
+	char buf[4096];
+	long total = 0;
+	int n;
+
+	if ((file = BIO_new_file(path, "rb")) == NULL) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((mem = BIO_new(BIO_s_mem())) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, pki_reason());
+		goto out;
+	}
+	while ((n = BIO_read(file, buf, sizeof(buf))) > 0) {
+		total += n;
+		if (total > PKI_MAX_FILE) {
+			snprintf(err, errlen, "%s: larger than %d bytes", path,
+			    PKI_MAX_FILE);
+			goto out;
+		}
+		if (BIO_write(mem, buf, n) != n) {
+			snprintf(err, errlen, "%s: %s", path, pki_reason());
+			goto out;
+		}
+	}
+	ERR_clear_error();
+	rc = mem;
+	mem = NULL;
+out:
+	BIO_free(file);
+	BIO_free(mem);
+	return rc;
+}
+
+static int
+pki_is_pem(BIO *mem)
+{
+	char *data;
+	long len = BIO_get_mem_data(mem, &data);
+
+	return len > 0 && memmem(data, len, "-----BEGIN", 10) != NULL;
+}
+
+X509 *
+pki_load_cert(const char *path, char *err, size_t errlen)
+{
+	BIO *mem = NULL;
+	X509 *cert = NULL;
+
+	if ((mem = pki_read_file(path, err, errlen)) == NULL)
+		goto out;
+	if (pki_is_pem(mem))
+		cert = PEM_read_bio_X509(mem, NULL, NULL, NULL);
+	else
+		cert = d2i_X509_bio(mem, NULL);
+	if (cert == NULL)
+		snprintf(err, errlen, "%s: cannot read certificate: %s", path,
+		    pki_reason());
+out:
+	BIO_free(mem);
+	return cert;
+}
+
+STACK_OF(X509) *
+pki_load_certs(const char *path, char *err, size_t errlen)
+{
+	STACK_OF(X509) *certs = NULL, *rc = NULL;
+	BIO *mem = NULL;
+	X509 *cert = NULL;
+
+	if ((mem = pki_read_file(path, err, errlen)) == NULL)
+		goto out;
+	if ((certs = sk_X509_new_null()) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, pki_reason());
+		goto out;
+	}
+	if (!pki_is_pem(mem)) {
+		if ((cert = d2i_X509_bio(mem, NULL)) == NULL) {
+			snprintf(err, errlen, "%s: cannot read certificate: %s",
+			    path, pki_reason());
+			goto out;
+		}
+		if (!sk_X509_push(certs, cert)) {
+			snprintf(err, errlen, "%s: %s", path, pki_reason());
+			goto out;
+		}
+		cert = NULL;
+	} else {
+		/* Until the last certificate; other PEM blocks are skipped. */
+		while ((cert = PEM_read_bio_X509(mem, NULL, NULL, NULL)) !=
+		    NULL) {
+			if (!sk_X509_push(certs, cert)) {
+				snprintf(err, errlen, "%s: %s", path,
+				    pki_reason());
+				goto out;
+			}
+			cert = NULL;
+		}
+		if (ERR_GET_REASON(ERR_peek_last_error()) !=
+		    PEM_R_NO_START_LINE) {
+			snprintf(err, errlen, "%s: cannot read certificate %d: %s",
+			    path, sk_X509_num(certs) + 1, pki_reason());
+			goto out;
+		}
+		ERR_clear_error();
+		if (sk_X509_num(certs) == 0) {
+			snprintf(err, errlen, "%s: no certificate in the file",
+			    path);
+			goto out;
+		}
+	}
+	rc = certs;
+	certs = NULL;
+out:
+	X509_free(cert);
+	sk_X509_pop_free(certs, X509_free);
+	BIO_free(mem);
+	return rc;
+}
+
+struct pki_pass {
+	const char *pass; /* NULL: no passphrase file was given */
+	int asked;        /* the key turned out to be encrypted */
+};
+
+/* Never prompts: a daemon has no terminal. */
+static int
+pki_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	struct pki_pass *p = u;
+	size_t len;
+
+	(void)rwflag;
+	p->asked = 1;
+	if (p->pass == NULL)
+		return -1;
+	len = strlen(p->pass);
+	if (len > (size_t)size)
+		return -1;
+	memcpy(buf, p->pass, len);
+	return (int)len;
+}
+
+/* First line of `path`, without its line ending, into `out`. */
+static int
+pki_read_passphrase(const char *path, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	FILE *f = NULL;
+	int rc = -1;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fgets(out, outlen, f) == NULL) {
+		if (ferror(f)) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		out[0] = '\0'; /* an empty file: the empty passphrase */
+	} else if (strchr(out, '\n') == NULL && !feof(f)) {
+		snprintf(err, errlen, "%s: passphrase longer than %zu bytes",
+		    path, outlen - 2);
+		goto out;
+	}
+	out[strcspn(out, "\r\n")] = '\0';
+	rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	return rc;
+}
+
+EVP_PKEY *
+pki_load_key(const char *path, const char *passphrase_file, char *err,
+    size_t errlen)
+{
+	char pass[PKI_MAX_PASSPHRASE + 2];
+	struct pki_pass p = { NULL, 0 };
+	EVP_PKEY *key = NULL;
+	BIO *mem = NULL;
+
+	if (passphrase_file != NULL && passphrase_file[0] != '\0') {
+		if (pki_read_passphrase(passphrase_file, pass, sizeof(pass),
+		    err, errlen) == -1)
+			goto out;
+		p.pass = pass;
+	}
+	if ((mem = pki_read_file(path, err, errlen)) == NULL)
+		goto out;
+	if (pki_is_pem(mem))
+		key = PEM_read_bio_PrivateKey(mem, NULL, pki_pass_cb, &p);
+	else
+		key = d2i_PrivateKey_bio(mem, NULL);
+	if (key != NULL)
+		goto out;
+	if (p.asked && p.pass == NULL)
+		snprintf(err, errlen,
+		    "%s: the key is encrypted and no passphrase file is set",
+		    path);
+	else if (p.asked)
+		snprintf(err, errlen,
+		    "%s: cannot read private key (wrong passphrase in %s?): %s",
+		    path, passphrase_file, pki_reason());
+	else
+		snprintf(err, errlen, "%s: cannot read private key: %s", path,
+		    pki_reason());
+out:
+	ERR_clear_error();
+	OPENSSL_cleanse(pass, sizeof(pass));
+	BIO_free(mem);
+	return key;
+}
+
+int
+pki_check_pair(X509 *cert, EVP_PKEY *key, const char *cert_path,
+    const char *key_path, char *err, size_t errlen)
+{
+	if (X509_check_private_key(cert, key) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s does not match the key in %s",
+		    cert_path, key_path);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct {
+	unsigned int bit;
+	const char *name;
+} pki_ku_names[] = {
+	{ X509v3_KU_DIGITAL_SIGNATURE, "digitalSignature" },
+	{ X509v3_KU_NON_REPUDIATION, "nonRepudiation" },
+	{ X509v3_KU_KEY_ENCIPHERMENT, "keyEncipherment" },
+	{ X509v3_KU_DATA_ENCIPHERMENT, "dataEncipherment" },
+	{ X509v3_KU_KEY_AGREEMENT, "keyAgreement" },
+	{ X509v3_KU_KEY_CERT_SIGN, "keyCertSign" },
+	{ X509v3_KU_CRL_SIGN, "cRLSign" },
+	{ X509v3_KU_ENCIPHER_ONLY, "encipherOnly" },
+	{ X509v3_KU_DECIPHER_ONLY, "decipherOnly" },
+};
+
+int
+pki_check_key_usage(X509 *cert, unsigned int ku_bits, const char *cert_path,
+    const char *purpose, char *err, size_t errlen)
+{
+	/* UINT32_MAX when there is no keyUsage extension. */
+	uint32_t ku = X509_get_key_usage(cert);
+	unsigned int missing = ku_bits & ~ku;
+	const char *sep = "";
+	size_t n = 0;
+
+	if (missing == 0)
+		return 0;
+	n = snprintf(err, errlen, "%s lacks keyUsage ", cert_path);
+	for (size_t i = 0; i < sizeof(pki_ku_names) / sizeof(pki_ku_names[0]);
+	    i++) {
+		if ((missing & pki_ku_names[i].bit) == 0)
+			continue;
+		if (n < errlen)
+			n += snprintf(err + n, errlen - n, "%s%s", sep,
+			    pki_ku_names[i].name);
+		sep = "+";
+	}
+	if (n < errlen)
+		snprintf(err + n, errlen - n, " needed for %s", purpose);
+	return -1;
+}
+
+int
+pki_thumbprint(X509 *cert, const EVP_MD *md, char *out, size_t outlen)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (X509_digest(cert, md, digest, &len) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	if (outlen < 2 * (size_t)len + 1)
+		return -1;
+	for (unsigned int i = 0; i < len; i++)
+		snprintf(out + 2 * i, 3, "%02X", digest[i]);
+	out[2 * len] = '\0';
+	return 0;
+}
+
+/* Truncates or creates `path` with `mode`, and enforces it if it existed. */
+static FILE *
+pki_create(const char *path, mode_t mode)
+{
+	FILE *f = NULL;
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) ==
+	    -1)
+		return NULL;
+	if (fchmod(fd, mode) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	return f;
+}
+
+static int
+pki_close(FILE *f, int ok)
+{
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		ok = 0;
+	if (fclose(f) != 0)
+		ok = 0;
+	ERR_clear_error();
+	return ok ? 0 : -1;
+}
+
+int
+pki_write_cert(const char *path, X509 *cert)
+{
+	FILE *f;
+
+	if ((f = pki_create(path, 0644)) == NULL)
+		return -1;
+	return pki_close(f, PEM_write_X509(f, cert) == 1);
+}
+
+int
+pki_write_key(const char *path, EVP_PKEY *key)
+{
+	FILE *f;
+
+	if ((f = pki_create(path, 0600)) == NULL)
+		return -1;
+	return pki_close(f,
+	    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1);
+}

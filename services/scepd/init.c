@@ -1,0 +1,298 @@
+/*
+ * First start: a data directory with a demo CA (RSA 3072, 10 years), two
+ * RA certificates named <hostname>-MSCEP-RA with separate keys (NDES's
+ * signature and exchange certificates), the configuration, and an admin
+ * account whose password is printed once and left in admin.credentials.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "passwd.h"
+#include "pki.h"
+#include "scepd.h"
+
+#define CA_DAYS 3650
+#define RA_DAYS 730
+
+/* 0: missing or empty; 1: has entries; -1: not a directory or unreadable. */
+static int
+dir_state(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int state = 0;
+
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0) {
+			state = 1;
+			break;
+		}
+	closedir(d);
+	return state;
+}
+
+static int
+add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+		return -1;
+	ok = X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok ? 0 : -1;
+}
+
+/* A certificate for `key` named `cn`, signed by issuer/issuer_key (or
+ * self-signed when issuer is NULL), with the extensions in `exts`. */
+static X509 *
+make_cert(EVP_PKEY *key, const char *o, const char *cn, X509 *issuer,
+    EVP_PKEY *issuer_key, int days, const int *nids, const char **values)
+{
+	X509 *cert = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	unsigned char serial[16];
+	BIGNUM *bn = NULL;
+
+	if (cert == NULL || name == NULL || RAND_bytes(serial, 16) != 1)
+		goto fail;
+	serial[0] &= 0x7f; /* positive */
+	serial[0] |= 0x40; /* and 16 bytes long */
+	if ((bn = BN_bin2bn(serial, 16, NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) == NULL)
+		goto fail;
+	if (!X509_set_version(cert, 2) ||
+	    (o != NULL &&
+	        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+	            (const unsigned char *)o, -1, -1, 0)) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	        (const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_set_subject_name(cert, name) ||
+	    !X509_set_issuer_name(
+	        cert, issuer ? X509_get_subject_name(issuer) : name) ||
+	    !X509_set_pubkey(cert, key) ||
+	    X509_gmtime_adj(X509_getm_notBefore(cert), -300) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(cert), days, 0, NULL) == NULL)
+		goto fail;
+	for (int i = 0; nids[i] != NID_undef; i++)
+		if (add_ext(cert, issuer ? issuer : cert, nids[i], values[i]) !=
+		    0)
+			goto fail;
+	if (X509_sign(cert, issuer_key, EVP_sha256()) <= 0)
+		goto fail;
+	BN_free(bn);
+	X509_NAME_free(name);
+	return cert;
+fail:
+	BN_free(bn);
+	X509_NAME_free(name);
+	X509_free(cert);
+	return NULL;
+}
+
+static int
+write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	size_t len = strlen(text);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, text, len) == (ssize_t)len;
+	return (close(fd) == 0 && ok) ? 0 : -1;
+}
+
+/* The example configuration with [frontend] Listen set to `listen`. */
+static char *
+config_text(const char *listen)
+{
+	const char *key = "\nListen = 127.0.0.1:8080\n";
+	const char *at = strstr(scepd_conf_example, key);
+	size_t len = strlen(scepd_conf_example) + strlen(listen) + 64;
+	char *out = malloc(len);
+
+	if (out == NULL)
+		return NULL;
+	if (at == NULL) {
+		snprintf(out, len, "%s", scepd_conf_example);
+		return out;
+	}
+	snprintf(out, len, "%.*s\nListen = %s\n%s",
+	    (int)(at - scepd_conf_example), scepd_conf_example, listen,
+	    at + strlen(key));
+	return out;
+}
+
+static int
+make_dirs(const char *dir)
+{
+	static const char *const subdirs[] = {
+	    "", "/ca", "/ra", "/secrets", "/db", "/run"};
+	char path[4096];
+
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", dir, subdirs[i]);
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			fprintf(
+			    stderr, "scepd: %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+scepd_init(const char *dir, const char *listen)
+{
+	static const int ca_nids[] = {NID_basic_constraints, NID_key_usage,
+	    NID_subject_key_identifier, NID_authority_key_identifier,
+	    NID_undef};
+	static const char *ca_values[] = {"critical,CA:TRUE",
+	    "critical,keyCertSign,cRLSign", "hash", "keyid:always"};
+	/* NDES's RA certificates carry the Certificate Request Agent EKU. */
+	static const int ra_nids[] = {NID_basic_constraints, NID_key_usage,
+	    NID_ext_key_usage, NID_subject_key_identifier,
+	    NID_authority_key_identifier, NID_undef};
+	static const char *sign_values[] = {"CA:FALSE",
+	    "critical,digitalSignature", "1.3.6.1.4.1.311.20.2.1", "hash",
+	    "keyid:always"};
+	static const char *enc_values[] = {"CA:FALSE",
+	    "critical,keyEncipherment,dataEncipherment",
+	    "1.3.6.1.4.1.311.20.2.1", "hash", "keyid:always"};
+	EVP_PKEY *ca_key = NULL, *sign_key = NULL, *enc_key = NULL;
+	X509 *ca = NULL, *sign = NULL, *enc = NULL;
+	char host[256], ca_cn[320], ra_cn[320], path[4096], thumb[129];
+	char password[32], *conf = NULL, creds[128];
+	unsigned char raw[12];
+	int state = dir_state(dir), rc = -1;
+
+	if (state < 0) {
+		fprintf(stderr, "scepd: %s: not a readable directory\n", dir);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	if (state == 1) {
+		if (access(path, R_OK) == 0)
+			return 0;
+		fprintf(stderr,
+		    "scepd: %s is not empty and has no scepd.conf: not "
+		    "touching it (give an empty or new directory, or "
+		    "--config FILE)\n",
+		    dir);
+		return -1;
+	}
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	host[strcspn(host, ".")] = '\0'; /* NDES uses the short name */
+	snprintf(ca_cn, sizeof(ca_cn), "scepd demo CA %s", host);
+	snprintf(ra_cn, sizeof(ra_cn), "%s-MSCEP-RA", host);
+
+	printf("scepd: initialising %s (demo CA, RSA 3072; this takes a "
+	       "moment)\n",
+	    dir);
+	fflush(stdout);
+	if (make_dirs(dir) != 0)
+		goto out;
+	if ((ca_key = EVP_RSA_gen(3072)) == NULL ||
+	    (sign_key = EVP_RSA_gen(2048)) == NULL ||
+	    (enc_key = EVP_RSA_gen(2048)) == NULL ||
+	    (ca = make_cert(ca_key, "scepd", ca_cn, NULL, ca_key, CA_DAYS,
+	         ca_nids, ca_values)) == NULL ||
+	    (sign = make_cert(sign_key, NULL, ra_cn, ca, ca_key, RA_DAYS,
+	         ra_nids, sign_values)) == NULL ||
+	    (enc = make_cert(enc_key, NULL, ra_cn, ca, ca_key, RA_DAYS, ra_nids,
+	         enc_values)) == NULL) {
+		fprintf(stderr, "scepd: cannot make the demo certificates\n");
+		goto out;
+	}
+#define WRITE(fn, name, obj) \
+	do { \
+		snprintf(path, sizeof(path), "%s/%s", dir, name); \
+		if (fn(path, obj) != 0) { \
+			fprintf(stderr, "scepd: cannot write %s\n", path); \
+			goto out; \
+		} \
+	} while (0)
+	WRITE(pki_write_key, "ca/ca.key", ca_key);
+	WRITE(pki_write_cert, "ca/ca.pem", ca);
+	WRITE(pki_write_key, "ra/ra-sign.key", sign_key);
+	WRITE(pki_write_cert, "ra/ra-sign.pem", sign);
+	WRITE(pki_write_key, "ra/ra-enc.key", enc_key);
+	WRITE(pki_write_cert, "ra/ra-enc.pem", enc);
+#undef WRITE
+
+	/* The admin account: a random password, shown once. */
+	if (RAND_bytes(raw, sizeof(raw)) != 1 ||
+	    EVP_EncodeBlock((unsigned char *)password, raw, sizeof(raw)) <= 0)
+		goto out;
+	for (char *p = password; *p; p++) /* base64url: no '+' or '/' */
+		*p = *p == '+' ? '-' : (*p == '/' ? '_' : *p);
+	snprintf(path, sizeof(path), "%s/admin.passwd", dir);
+	if (passwd_set_file(path, "admin", password, "enroll") != 0) {
+		fprintf(stderr, "scepd: cannot write %s\n", path);
+		goto out;
+	}
+	snprintf(creds, sizeof(creds), "admin:%s\n", password);
+	snprintf(path, sizeof(path), "%s/admin.credentials", dir);
+	if (write_text(path, creds, 0600) != 0) {
+		fprintf(stderr, "scepd: cannot write %s\n", path);
+		goto out;
+	}
+	/* Last, so that a directory without it was not finished. */
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	if ((conf = config_text(listen)) == NULL ||
+	    write_text(path, conf, 0600) != 0) {
+		fprintf(stderr, "scepd: cannot write %s\n", path);
+		goto out;
+	}
+	pki_thumbprint(ca, EVP_sha256(), thumb, sizeof(thumb));
+	printf("scepd: created in %s:\n"
+	       "  ca/ca.pem, ca/ca.key          demo CA \"%s\" (RSA 3072, 10 "
+	       "years)\n"
+	       "  ra/ra-sign.pem, ra/ra-sign.key  RA signing certificate "
+	       "\"%s\"\n"
+	       "  ra/ra-enc.pem, ra/ra-enc.key    RA encryption certificate "
+	       "\"%s\"\n"
+	       "  scepd.conf                    the configuration\n"
+	       "  admin.passwd, admin.credentials the admin account\n"
+	       "CA thumbprint (SHA-256): %s\n"
+	       "SCEP URL:  http://%s/certsrv/mscep/mscep.dll\n"
+	       "Admin URL: http://%s/certsrv/mscep_admin/\n"
+	       "Admin credentials: admin:%s  (also in %s/admin.credentials, "
+	       "mode 0600: read it, then delete it)\n"
+	       "A challenge password for scripts: scepctl --data-dir %s "
+	       "challenge\n",
+	    dir, ca_cn, ra_cn, ra_cn, thumb, listen, listen, password, dir,
+	    dir);
+	fflush(stdout);
+	rc = 1;
+out:
+	OPENSSL_cleanse(password, sizeof(password));
+	OPENSSL_cleanse(creds, sizeof(creds));
+	free(conf);
+	X509_free(ca);
+	X509_free(sign);
+	X509_free(enc);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(sign_key);
+	EVP_PKEY_free(enc_key);
+	return rc;
+}

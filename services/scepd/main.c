@@ -1,0 +1,114 @@
+/*
+ * scepd --data-dir DIR [--listen HOST:PORT] [--config FILE]
+ * Start-up only: arguments, first-run initialisation, then supervision.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "scepd.h"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: scepd [--data-dir DIR] [--listen HOST:PORT] "
+	    "[--config FILE]\n"
+	    "  DIR defaults to ./var and is initialised on first start "
+	    "(demo CA,\n  RA certificates, scepd.conf, admin account); "
+	    "HOST:PORT defaults to\n  127.0.0.1:8080.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *data_dir = "./var", *listen = NULL, *config = NULL;
+	char dir_abs[PATH_MAX], conf_abs[PATH_MAX + 16], self[PATH_MAX];
+	char run_dir[PATH_MAX + 8];
+	struct launch launch;
+	ssize_t n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:l:c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	log_init("scepd", LOG_LEVEL_INFO);
+	if (listen != NULL && strchr(listen, ':') == NULL) {
+		fprintf(stderr, "scepd: --listen wants HOST:PORT, not '%s'\n",
+		    listen);
+		return 1;
+	}
+	if (config == NULL &&
+	    scepd_init(data_dir, listen ? listen : "127.0.0.1:8080") < 0)
+		return 1;
+	if (realpath(data_dir, dir_abs) == NULL) {
+		fprintf(stderr, "scepd: %s: %s\n", data_dir, strerror(errno));
+		return 1;
+	}
+	if (config == NULL)
+		snprintf(conf_abs, sizeof(conf_abs), "%s/scepd.conf", dir_abs);
+	else if (realpath(config, conf_abs) == NULL) {
+		fprintf(stderr, "scepd: %s: %s\n", config, strerror(errno));
+		return 1;
+	}
+	/* The services' ipc:// sockets live here. */
+	snprintf(run_dir, sizeof(run_dir), "%s/run", dir_abs);
+	if (mkdir(run_dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "scepd: %s: %s\n", run_dir, strerror(errno));
+		return 1;
+	}
+
+	/* The services are installed beside scepd (SCEPD_LIBEXEC_DIR for
+	 * tests that substitute them). */
+	if (getenv("SCEPD_LIBEXEC_DIR") != NULL)
+		snprintf(self, sizeof(self), "%s", getenv("SCEPD_LIBEXEC_DIR"));
+	else if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
+		char *dir;
+
+		self[n] = '\0';
+		dir = dirname(self);
+		memmove(self, dir, strlen(dir) + 1);
+	} else {
+		fprintf(stderr, "scepd: cannot find my own directory\n");
+		return 1;
+	}
+	launch.data_dir = dir_abs;
+	launch.config = conf_abs;
+	launch.listen = listen;
+	launch.libexec = self;
+	return scepd_supervise(&launch);
+}

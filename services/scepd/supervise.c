@@ -1,0 +1,263 @@
+/*
+ * Runs scepd-ca, scepd-challenge, scepd-ra and scepd-frontend as children,
+ * restarts one that dies with exponential back-off, and stops them all on
+ * SIGINT/SIGTERM (frontend first, so no new work arrives; CA last).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "scepd.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define STABLE_MS 60000 /* a child that ran this long starts over */
+#define QUICK_EXIT_MS 2000 /* exit 1 this fast: a configuration error */
+#define CONFIG_FAILURES 3
+#define STOP_GRACE_MS 10000
+
+struct child {
+	const char *name;
+	pid_t pid; /* 0: not running */
+	int64_t started_ms;
+	int64_t restart_at_ms; /* 0: none scheduled */
+	int backoff_ms;
+	int config_failures; /* quick exits with status 1 in a row */
+};
+
+static int signal_pipe[2] = {-1, -1};
+
+static void
+on_signal(int sig)
+{
+	unsigned char b = (unsigned char)sig;
+	int saved = errno;
+
+	(void)!write(signal_pipe[1], &b, 1);
+	errno = saved;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+child_start(struct child *c, const struct launch *launch)
+{
+	char path[4096];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", launch->libexec, c->name);
+	if ((pid = fork()) < 0) {
+		log_error("cannot fork %s: %s", c->name, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		close(signal_pipe[0]);
+		close(signal_pipe[1]);
+		if (launch->listen != NULL &&
+		    strcmp(c->name, "scepd-frontend") == 0)
+			execl(path, c->name, "--config", launch->config,
+			    "--listen", launch->listen, (char *)NULL);
+		else
+			execl(path, c->name, "--config", launch->config,
+			    (char *)NULL);
+		fprintf(stderr, "scepd: cannot run %s: %s\n", path,
+		    strerror(errno));
+		_exit(127);
+	}
+	c->pid = pid;
+	c->started_ms = now_ms();
+	c->restart_at_ms = 0;
+	log_info("started %s (pid %d)", c->name, (int)pid);
+	return 0;
+}
+
+static void
+describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(
+		    buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "stopped with status %d", status);
+}
+
+/* Reaps exited children; schedules restarts unless stopping. Returns -1
+ * when a child keeps failing on its configuration. */
+static int
+reap(struct child *children, size_t n, int stopping)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		char how[96];
+
+		for (size_t i = 0; i < n; i++) {
+			struct child *c = &children[i];
+			int64_t ran;
+
+			if (c->pid != pid)
+				continue;
+			c->pid = 0;
+			describe_status(status, how, sizeof(how));
+			if (stopping) {
+				log_info("%s %s", c->name, how);
+				break;
+			}
+			ran = now_ms() - c->started_ms;
+			/* 1: configuration error; 127: not runnable. */
+			if (WIFEXITED(status) &&
+			    (WEXITSTATUS(status) == 1 ||
+			        WEXITSTATUS(status) == 127) &&
+			    ran < QUICK_EXIT_MS) {
+				if (++c->config_failures >= CONFIG_FAILURES) {
+					log_error("%s %s %d times at start-up: "
+					          "a configuration error (see "
+					          "above); stopping",
+					    c->name, how, c->config_failures);
+					return -1;
+				}
+			} else
+				c->config_failures = 0;
+			if (ran >= STABLE_MS)
+				c->backoff_ms = BACKOFF_MIN_MS;
+			c->restart_at_ms = now_ms() + c->backoff_ms;
+			log_warn("%s %s after %lld ms; restarting in %d ms",
+			    c->name, how, (long long)ran, c->backoff_ms);
+			c->backoff_ms *= 2;
+			if (c->backoff_ms > BACKOFF_MAX_MS)
+				c->backoff_ms = BACKOFF_MAX_MS;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* SIGTERM in order, each given time to finish; SIGKILL what stays. */
+static void
+stop_all(struct child *children, size_t n)
+{
+	int64_t deadline = now_ms() + STOP_GRACE_MS;
+
+	for (size_t k = n; k-- > 0;) {
+		struct child *c = &children[k];
+
+		if (c->pid == 0)
+			continue;
+		kill(c->pid, SIGTERM);
+		while (c->pid != 0 && now_ms() < deadline) {
+			struct timespec ts = {0, 20 * 1000 * 1000};
+
+			nanosleep(&ts, NULL);
+			reap(children, n, 1);
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (children[k].pid == 0)
+			continue;
+		log_warn("%s did not stop in time: SIGKILL", children[k].name);
+		kill(children[k].pid, SIGKILL);
+		waitpid(children[k].pid, NULL, 0);
+		children[k].pid = 0;
+	}
+}
+
+int
+scepd_supervise(const struct launch *launch)
+{
+	/* Start order; stop order is the reverse. */
+	struct child children[] = {
+	    {"scepd-ca", 0, 0, 0, BACKOFF_MIN_MS, 0},
+	    {"scepd-challenge", 0, 0, 0, BACKOFF_MIN_MS, 0},
+	    {"scepd-ra", 0, 0, 0, BACKOFF_MIN_MS, 0},
+	    {"scepd-frontend", 0, 0, 0, BACKOFF_MIN_MS, 0},
+	};
+	const size_t n = sizeof(children) / sizeof(children[0]);
+	struct sigaction sa;
+	int rc = 0, stopping = 0;
+
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		log_error("pipe: %s", strerror(errno));
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("data directory %s, configuration %s", launch->data_dir,
+	    launch->config);
+	for (size_t i = 0; i < n; i++)
+		if (child_start(&children[i], launch) != 0) {
+			stopping = 1;
+			rc = 1;
+			break;
+		}
+
+	while (!stopping) {
+		struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
+		int64_t wait = 1000, t = now_ms();
+		unsigned char sig;
+
+		for (size_t i = 0; i < n; i++)
+			if (children[i].restart_at_ms != 0 &&
+			    children[i].restart_at_ms - t < wait)
+				wait = children[i].restart_at_ms - t;
+		if (wait < 0)
+			wait = 0;
+		if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
+			break;
+		while (read(signal_pipe[0], &sig, 1) == 1) {
+			if (sig == SIGINT || sig == SIGTERM) {
+				log_info("%s: stopping the services",
+				    strsignal(sig));
+				stopping = 1;
+			}
+		}
+		if (!stopping && reap(children, n, 0) != 0) {
+			rc = 1;
+			break;
+		}
+		t = now_ms();
+		for (size_t i = 0; !stopping && i < n; i++)
+			if (children[i].pid == 0 &&
+			    children[i].restart_at_ms != 0 &&
+			    children[i].restart_at_ms <= t)
+				child_start(&children[i], launch);
+	}
+	stop_all(children, n);
+	close(signal_pipe[0]);
+	close(signal_pipe[1]);
+	log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,257 @@
+# shellcheck shell=bash
+# Shared shell functions of the interop tests; `source` it first thing:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   interop_init NAME          work dir, traps; WORK DATA PORT URL BASE set
+#   server_start               scepd on 127.0.0.1:$PORT, waits for /healthz
+#   pw=$(challenge)            a fresh one-time password (scepctl)
+#   fetch_ca_chain             GetCACert -> $CA_PEM $RA_SIG_PEM $RA_ENC_PEM
+#   verify_cert FILE           openssl verify against the GetCACert CA
+#   set_conf SECTION KEY VALUE edit $DATA/scepd.conf (restart to apply)
+#   on_exit "COMMAND"          run at exit, before the server is stopped
+#   check "what"               announce a check;  fail "why"  ends the test
+#   pass "summary"             the closing PASS line
+#
+# Environment: BUILD_DIR (cmake build dir), SRC_DIR (repo root); KEEP=1
+# keeps the work directory. The server is always stopped at exit.
+
+set -euo pipefail
+: "${BUILD_DIR:?set BUILD_DIR to the cmake build directory}"
+: "${SRC_DIR:?set SRC_DIR to the repository root}"
+
+SCEPD="$BUILD_DIR/scepd"
+SCEPCTL="$BUILD_DIR/scepctl"
+IOS_CLIENT="$BUILD_DIR/tests/scep_ios_client"
+TEST_NAME=
+WORK=
+DATA=
+PORT=
+BASE=
+URL=
+SERVER_LOG=
+SERVER_PID=
+CA_PEM=
+RA_SIG_PEM=
+RA_ENC_PEM=
+_EXIT_HOOKS=()
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+		return
+	fi
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "no free port found" >&2
+	return 1
+}
+
+interop_init() {
+	TEST_NAME=$1
+	WORK=$(mktemp -d "/tmp/scepd-$TEST_NAME.XXXXXX")
+	DATA="$WORK/data"
+	SERVER_LOG="$WORK/server.log"
+	PORT=$(free_port)
+	BASE="http://127.0.0.1:$PORT"
+	URL="$BASE/certsrv/mscep/mscep.dll"
+	trap _interop_exit EXIT
+	trap 'exit 130' INT TERM
+	echo "== $TEST_NAME (work dir $WORK, port $PORT)"
+	for bin in "$SCEPD" "$SCEPCTL"; do
+		[ -x "$bin" ] || fail "$bin is not built"
+	done
+}
+
+on_exit() {
+	_EXIT_HOOKS+=("$1")
+}
+
+_interop_exit() {
+	local rc=$?
+	local i
+	set +e
+	# Last registered, first run: what was started last stops first.
+	for ((i = ${#_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do
+		eval "${_EXIT_HOOKS[$i]}" >/dev/null 2>&1
+	done
+	server_stop
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "(KEEP=1: work directory $WORK kept)"
+	elif [ -n "$WORK" ]; then
+		rm -rf "$WORK"
+	fi
+	exit $rc
+}
+
+check() {
+	echo "-- $*"
+}
+
+# Ends the test. Inside $(...) the message goes to stderr so that it is
+# seen, and the caller's `set -e` ends the test.
+fail() {
+	if [ "$BASH_SUBSHELL" -gt 0 ]; then
+		_fail_report "$@" >&2
+	else
+		_fail_report "$@"
+	fi
+	exit 1
+}
+
+_fail_report() {
+	echo "FAIL: $TEST_NAME: $*"
+	if [ -n "$SERVER_LOG" ] && [ -s "$SERVER_LOG" ]; then
+		echo "---- last lines of the server log ($SERVER_LOG)"
+		tail -n 40 "$SERVER_LOG"
+		echo "----"
+	fi
+}
+
+pass() {
+	echo "PASS: $TEST_NAME: $*"
+}
+
+# Starts scepd (initialising $DATA on the first start) and waits until
+# /healthz answers; 30 s at most, then the log is shown and the test fails.
+server_start() {
+	[ -z "$SERVER_PID" ] || fail "server_start: the server is already running"
+	echo "   starting scepd on 127.0.0.1:$PORT"
+	"$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" "$@" >> "$SERVER_LOG" 2>&1 &
+	SERVER_PID=$!
+	local deadline=$((SECONDS + 30))
+	while [ $SECONDS -lt $deadline ]; do
+		if curl -sf -m 2 "$BASE/healthz" >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			wait "$SERVER_PID" 2>/dev/null
+			local rc=$?
+			SERVER_PID=
+			fail "scepd exited (status $rc) before /healthz answered"
+		fi
+		sleep 0.2
+	done
+	fail "scepd: /healthz did not answer within 30 s"
+}
+
+# SIGTERM, up to 10 s for a clean stop, then SIGKILL.
+server_stop() {
+	[ -n "$SERVER_PID" ] || return 0
+	local pid=$SERVER_PID
+	SERVER_PID=
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "   scepd did not stop within 10 s: SIGKILL"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+server_restart() {
+	server_stop
+	server_start "$@"
+}
+
+# A fresh one-time challenge password on stdout.
+challenge() {
+	local pw
+	pw=$("$SCEPCTL" --data-dir "$DATA" challenge) || fail "scepctl challenge failed"
+	[ -n "$pw" ] || fail "scepctl challenge printed nothing"
+	echo "$pw"
+}
+
+# GetCACert into $WORK/cacert.der, split into $WORK/getcacert-N.pem, and
+# sorted by role: CA_PEM (CA:TRUE), RA_SIG_PEM (digitalSignature),
+# RA_ENC_PEM (keyEncipherment). One certificate serves all roles alone.
+fetch_ca_chain() {
+	local url=${1:-$URL} ct f ku n
+	ct=$(curl -s -o "$WORK/cacert.der" -w '%{content_type}' \
+		"$url?operation=GetCACert&message=CA") || fail "GetCACert: no answer"
+	rm -f "$WORK"/getcacert-*.pem
+	case "$ct" in
+	application/x-x509-ca-ra-cert*)
+		openssl pkcs7 -inform DER -in "$WORK/cacert.der" -print_certs \
+			-out "$WORK/getcacert-all.pem" 2>/dev/null ||
+			fail "GetCACert: not a PKCS#7 certs-only message"
+		awk -v dir="$WORK" '/-----BEGIN CERTIFICATE-----/ { n++ }
+			n { print > (dir "/getcacert-" n ".pem") }' "$WORK/getcacert-all.pem"
+		rm -f "$WORK/getcacert-all.pem"
+		;;
+	application/x-x509-ca-cert*)
+		openssl x509 -inform DER -in "$WORK/cacert.der" -out "$WORK/getcacert-1.pem" ||
+			fail "GetCACert: not one DER certificate"
+		;;
+	*) fail "GetCACert: content type '$ct'" ;;
+	esac
+	CA_PEM='' RA_SIG_PEM='' RA_ENC_PEM=''
+	n=0
+	for f in "$WORK"/getcacert-*.pem; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		if openssl x509 -in "$f" -noout -ext basicConstraints 2>/dev/null | grep -q 'CA:TRUE'; then
+			[ -n "$CA_PEM" ] || CA_PEM=$f
+			continue
+		fi
+		ku=$(openssl x509 -in "$f" -noout -ext keyUsage 2>/dev/null || true)
+		if [ -z "$RA_SIG_PEM" ] && { [ -z "$ku" ] || echo "$ku" | grep -q 'Digital Signature'; }; then
+			RA_SIG_PEM=$f
+		fi
+		if [ -z "$RA_ENC_PEM" ] && { [ -z "$ku" ] || echo "$ku" | grep -q 'Key Encipherment'; }; then
+			RA_ENC_PEM=$f
+		fi
+	done
+	[ $n -gt 0 ] || fail "GetCACert: no certificate"
+	[ -n "$CA_PEM" ] || fail "GetCACert: no CA certificate (CA:TRUE) among $n"
+	[ -n "$RA_SIG_PEM" ] || RA_SIG_PEM=$CA_PEM
+	[ -n "$RA_ENC_PEM" ] || RA_ENC_PEM=$CA_PEM
+	# shellcheck disable=SC2034 # for the tests
+	GETCACERT_COUNT=$n
+}
+
+# The certificate chains to the CA that GetCACert gave.
+verify_cert() {
+	local cert=$1
+	[ -n "$CA_PEM" ] || fetch_ca_chain "$URL"
+	[ -s "$cert" ] || fail "no certificate in $cert"
+	openssl verify -CAfile "$CA_PEM" "$cert" > "$WORK/verify.out" 2>&1 ||
+		{ cat "$WORK/verify.out"; fail "$cert does not verify against the GetCACert CA"; }
+	echo "   $(openssl x509 -in "$cert" -noout -subject) verifies against the CA"
+}
+
+# Sets KEY = VALUE in [SECTION] of $DATA/scepd.conf, adding it when absent.
+set_conf() {
+	local section=$1 key=$2 value=$3 conf="$DATA/scepd.conf"
+	[ -f "$conf" ] || fail "no $conf (start the server once first)"
+	awk -v sect="[$section]" -v key="$key" -v val="$value" '
+		function flush() { if (in_sect && !done) { print key " = " val; done = 1 } }
+		/^\[/ { flush(); in_sect = ($0 == sect) }
+		in_sect && $0 ~ "^[ \t]*" key "[ \t]*=" { print key " = " val; done = 1; next }
+		{ print }
+		END { flush() }' "$conf" > "$conf.new" && mv "$conf.new" "$conf"
+	grep -q "^$key = $value\$" "$conf" || fail "set_conf: could not set $key in [$section]"
+}
+
+# The iOS-like client: ios_enroll CHALLENGE SUBJECT OUT [URL] [extra args];
+# its output goes to OUT.log; returns its exit status.
+ios_enroll() {
+	local pw=$1 subject=$2 out=$3 url=${4:-$URL}
+	shift 3
+	[ $# -gt 0 ] && shift
+	[ -x "$IOS_CLIENT" ] || fail "$IOS_CLIENT is not built"
+	local rc=0
+	"$IOS_CLIENT" --url "$url" --challenge "$pw" --subject "$subject" \
+		--out "$out" --force-plus "$@" > "$out.log" 2>&1 || rc=$?
+	sed 's/^/   | /' "$out.log"
+	return $rc
+}

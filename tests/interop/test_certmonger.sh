@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# certmonger (Debian 0.79.17) enrolling from scepd through its own SCEP
+# helper, run privately: its own D-Bus bus, its own state directories, no
+# system service touched.
+#
+# Quirks found while writing this test:
+#  - The state goes where CERTMONGER_CONFIG_DIR, CERTMONGER_REQUESTS_DIR,
+#    CERTMONGER_CAS_DIR, CERTMONGER_LOCAL_CA_DIR and CERTMONGER_TMPDIR
+#    say. With -s it chdir()s to the config dir first: a relative -p
+#    pidfile fails and the daemon exits.
+#  - The stock session bus configuration can activate
+#    /usr/lib/certmonger/certmonger-session by itself when getcert talks
+#    before our daemon owns its name: the private bus here has no service
+#    directories, so only the daemon this test started answers.
+#  - Its helper (/usr/lib/certmonger/scep-submit) reads GetCACaps and
+#    logs "Server supports AES, using AES256." and "Server supports
+#    SHA-256, using that.": AES-256-CBC and SHA-256 (it prefers SHA-256
+#    even when SHA-512 is offered).
+#  - -N "CN=certmonger client,O=Fabrikam" is read as an RFC 4514 string:
+#    the CSR holds O first, then CN.
+#  - It sends PKIOperation by GET (never POST), and reads the reply only
+#    if its Content-Type is exactly application/x-pki-message.
+#  - It picks the GetCACert certificate that issued nothing, preferring
+#    keyEncipherment, as the recipient; it verifies the CertRep with
+#    OpenSSL's PKCS7_verify against the CA and RA certificates, so the RA
+#    signing certificate must chain to the CA and pass the S/MIME purpose
+#    check (micromdm's scepserver, which signs with a keyCertSign-only CA
+#    certificate, fails here with "certificate verify error").
+#  - The challenge goes in with -L (challengePassword in the CSR).
+. "$(dirname "$0")/lib.sh"
+interop_init certmonger
+for bin in certmonger getcert dbus-daemon; do
+	command -v "$bin" >/dev/null || fail "$bin not installed (Debian packages certmonger, dbus)"
+done
+server_start
+fetch_ca_chain
+
+cm="$WORK/cm"
+mkdir -p "$cm"/{config,requests,cas,local,tmp,certs}
+chmod 700 "$cm"
+export CERTMONGER_CONFIG_DIR="$cm/config" CERTMONGER_REQUESTS_DIR="$cm/requests" \
+	CERTMONGER_CAS_DIR="$cm/cas" CERTMONGER_LOCAL_CA_DIR="$cm/local" \
+	CERTMONGER_TMPDIR="$cm/tmp"
+
+check "a private D-Bus session bus and certmonger on it"
+cat > "$cm/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$cm/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+EOF
+bus_out=$(dbus-daemon --config-file="$cm/bus.conf" --fork --print-address=1 --print-pid=1) ||
+	fail "dbus-daemon did not start"
+DBUS_SESSION_BUS_ADDRESS=$(echo "$bus_out" | sed -n 1p)
+bus_pid=$(echo "$bus_out" | sed -n 2p)
+export DBUS_SESSION_BUS_ADDRESS
+[[ "$bus_pid" =~ ^[0-9]+$ ]] || fail "dbus-daemon pid: '$bus_pid'"
+on_exit "kill $bus_pid"
+echo "   bus $DBUS_SESSION_BUS_ADDRESS (pid $bus_pid)"
+
+certmonger -s -n -d 2 -p "$cm/certmonger.pid" > "$cm/certmonger.log" 2>&1 &
+cm_pid=$!
+on_exit "kill $cm_pid; sleep 0.5; kill -KILL $cm_pid"
+for _ in $(seq 50); do
+	getcert list-cas -s > /dev/null 2>&1 && break
+	kill -0 "$cm_pid" 2>/dev/null || { tail -20 "$cm/certmonger.log"; fail "certmonger exited"; }
+	sleep 0.2
+done
+getcert list-cas -s > /dev/null 2>&1 || fail "certmonger does not answer on the private bus"
+
+check "getcert add-scep-ca"
+getcert add-scep-ca -s -c scepd -u "$URL" > "$cm/add-ca.out" 2>&1 ||
+	{ cat "$cm/add-ca.out"; fail "getcert add-scep-ca failed"; }
+sed 's/^/   | /' "$cm/add-ca.out"
+
+check "getcert request with a one-time challenge; wait for MONITORING (60 s at most)"
+pw=$(challenge)
+getcert request -s -c scepd -I cmtest -g 2048 -k "$cm/certs/key.pem" -f "$cm/certs/cert.pem" \
+	-L "$pw" -N "CN=certmonger client,O=Fabrikam" > "$cm/request.out" 2>&1 ||
+	{ cat "$cm/request.out"; fail "getcert request failed"; }
+status=
+deadline=$((SECONDS + 60))
+while [ $SECONDS -lt $deadline ]; do
+	status=$(getcert list -s -i cmtest 2>/dev/null | sed -n 's/^[[:space:]]*status: //p')
+	case "$status" in
+	MONITORING | CA_REJECTED | NEED_GUIDANCE | CA_UNCONFIGURED) break ;;
+	esac
+	sleep 1
+done
+getcert list -s -i cmtest | sed 's/^/   | /'
+grep -E "Server supports|using AES|using DES" "$cm/certmonger.log" | sed 's/.*\] /   certmonger: /' | sort -u
+[ "$status" = MONITORING ] ||
+	{ grep -iE "error|fail|reject" "$cm/certmonger.log" | tail -20; fail "certmonger request status $status, want MONITORING"; }
+
+check "the certificate certmonger saved verifies"
+verify_cert "$cm/certs/cert.pem"
+openssl x509 -in "$cm/certs/cert.pem" -noout -subject | grep -q "CN = certmonger client" ||
+	fail "issued subject: $(openssl x509 -in "$cm/certs/cert.pem" -noout -subject)"
+
+pass "certmonger enrolled over SCEP on a private bus"

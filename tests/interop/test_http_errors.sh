@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The HTTP surface as curl sees it: clear errors for bad requests (400,
+# 414 past MaxQueryString but not below it), /healthz, the exact
+# GetCACaps lines, GetCACert's type and three certificates, and the
+# NDES-style admin page behind Basic auth whose one-time password enrolls.
+. "$(dirname "$0")/lib.sh"
+interop_init http_errors
+server_start
+
+# code URL [curl args...]: the HTTP status.
+code() {
+	local u=$1
+	shift
+	curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@" "$u" || true
+}
+expect() { # WANT GOT WHAT
+	[ "$2" = "$1" ] || fail "$3: HTTP $2, want $1 (body: $(head -c 200 "$WORK/body" 2>/dev/null))"
+	echo "   $3: HTTP $2"
+}
+
+check "GET /healthz answers 200"
+expect 200 "$(code "$BASE/healthz")" "/healthz"
+
+check "missing or unknown operation: 400"
+expect 400 "$(code "$URL")" "no query at all"
+expect 400 "$(code "$URL?message=CA")" "no operation="
+expect 400 "$(code "$URL?operation=GetCAFoo&message=CA")" "operation=GetCAFoo"
+
+check "a 70 KiB query gets 414, a 60 KiB garbage message 400 (not 414)"
+big=$(head -c 71680 /dev/zero | tr '\0' 'A')
+expect 414 "$(code "$URL?operation=PKIOperation&message=$big")" "70 KiB query"
+garbage=$(head -c 61440 /dev/zero | tr '\0' 'A')
+expect 400 "$(code "$URL?operation=PKIOperation&message=${garbage}%21%21")" "60 KiB garbage message"
+unset big garbage
+
+check "GetCACaps lists POSTPKIOperation, SHA-256, SHA-512, AES, SCEPStandard, and no bare DES"
+expect 200 "$(code "$URL?operation=GetCACaps&message=CA")" "GetCACaps"
+tr -d '\r' < "$WORK/body" > "$WORK/caps"
+sed 's/^/   | /' "$WORK/caps"
+for cap in POSTPKIOperation SHA-256 SHA-512 AES SCEPStandard; do
+	grep -qx "$cap" "$WORK/caps" || fail "GetCACaps lacks a '$cap' line"
+done
+! grep -qx "DES" "$WORK/caps" || fail "GetCACaps offers single DES"
+
+check "GetCACert: application/x-x509-ca-ra-cert with RA signing, RA encryption and CA"
+expect 200 "$(code "$URL?operation=GetCACert&message=CA")" "GetCACert"
+grep -qi '^content-type: application/x-x509-ca-ra-cert' "$WORK/headers" ||
+	fail "GetCACert content type: $(grep -i '^content-type' "$WORK/headers")"
+n=$(openssl pkcs7 -inform DER -in "$WORK/body" -print_certs 2>/dev/null | grep -c 'BEGIN CERTIFICATE' || true)
+[ "$n" = 3 ] || fail "GetCACert holds $n certificates, want 3"
+echo "   3 certificates"
+fetch_ca_chain
+
+admin="$BASE/certsrv/mscep_admin/"
+[ -s "$DATA/admin.credentials" ] || fail "no $DATA/admin.credentials"
+creds=$(head -n 1 "$DATA/admin.credentials" | tr -d '\r\n')
+user=${creds%%:*}
+
+check "admin page: 401 without credentials and with a wrong password"
+expect 401 "$(code "$admin")" "no credentials"
+grep -qi '^www-authenticate: basic' "$WORK/headers" || fail "401 without WWW-Authenticate: Basic"
+expect 401 "$(code "$admin" -u "$user:wrong-password")" "wrong password"
+expect 401 "$(code "$admin" -u "nobody:${creds#*:}")" "unknown user"
+
+check "admin page with the right credentials: HTML with a password and the CA thumbprint"
+expect 200 "$(code "$admin" -u "$creds")" "right credentials"
+grep -qi '^content-type: text/html' "$WORK/headers" || fail "admin page is not text/html"
+# NDES shows the CA certificate's hash; accept SHA-1 or SHA-256, with or
+# without separators, in any case.
+thumbs=$(for md in sha1 sha256; do
+	openssl x509 -in "$CA_PEM" -noout -fingerprint -"$md" | sed 's/.*=//; s/://g'
+done)
+flat=$(tr -d ' :\r\n' < "$WORK/body" | tr 'a-f' 'A-F')
+found=
+for t in $thumbs; do
+	case "$flat" in *"$t"*) found=$t ;; esac
+done
+[ -n "$found" ] || fail "the admin page does not show the CA thumbprint (SHA-1 or SHA-256)"
+echo "   CA thumbprint $found shown"
+html_pw=$(grep -oE '\b[0-9A-Fa-f]{32}\b' "$WORK/body" | head -1 || true)
+[ -n "$html_pw" ] || fail "the admin page shows no 32-hex-character password"
+echo "   password shown"
+
+check "admin page as JSON: a 32-hex-character password that enrolls"
+expect 200 "$(code "$admin" -u "$creds" -H 'Accept: application/json')" "JSON"
+grep -qi '^content-type: application/json' "$WORK/headers" || fail "JSON answer is not application/json"
+pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/body" 2>/dev/null ||
+	sed -n 's/.*"password"[ ]*:[ ]*"\([^"]*\)".*/\1/p' "$WORK/body")
+[[ "$pw" =~ ^[0-9A-Fa-f]{32}$ ]] || fail "JSON password '$pw' is not 32 hex characters"
+[ "$pw" != "$html_pw" ] || fail "the JSON answer repeated the HTML page's password"
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=admin page device" "$WORK/admin.pem" || rc=$?
+[ $rc = 0 ] || fail "enrollment with the admin page's password: exit $rc"
+verify_cert "$WORK/admin.pem"
+
+pass "HTTP errors, GetCACaps, GetCACert, admin page"

@@ -1,0 +1,876 @@
+/*
+ * scep_ios_client: enrolls exactly as iOS's SCEP payload does, so the
+ * interop tests can play an iPad against scepd (see the NDES blog post in
+ * shared/seed: "Settings/1.0 CFNetwork/467.12 Darwin/10.3.1", a query over
+ * 2,700 characters, subject "O=Fabrikam,OU=IT,CN=Robs IPad").
+ *
+ *   GET ?operation=GetCACert&message=<CA name>   RA + CA (certs-only PKCS#7)
+ *   GET ?operation=GetCACaps&message=<CA name>
+ *   GET ?operation=PKIOperation&message=<base64> even when POSTPKIOperation
+ *       is advertised; BER with indefinite lengths; base64 broken every 76
+ *       characters with %0A (after the last line too), '+' and '/' left
+ *       as they are, '=' as %3D.
+ * Cipher AES-128-CBC if the caps say AES, else 3DES; digest SHA-512, else
+ * SHA-256, else SHA-1. Signer: a self-signed certificate whose CN is an
+ * upper-case random UUID. The CSR subject keeps the RDNs in the order given.
+ *
+ * Exit status: 0 SUCCESS (certificate written to --out), 2 FAILURE,
+ * 3 PENDING, 1 any other error (HTTP status, bad reply, usage).
+ */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "scep.h"
+
+#define USER_AGENT "Settings/1.0 CFNetwork/467.12 Darwin/10.3.1"
+#define MAX_BODY (1024 * 1024)
+#define MIN_QUERY_LEN 2700
+#define B64_LINE 76
+
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,
+	EXIT_FAILURE_STATUS = 2,
+	EXIT_PENDING = 3,
+};
+
+struct options {
+	const char *url;
+	const char *challenge;
+	const char *subject;
+	const char *out;
+	const char *ca_name;
+	int keysize;
+	int force_plus;
+};
+
+/* An HTTP answer. */
+struct reply {
+	uint8_t *body;
+	size_t len;
+	long code;
+	char *content_type;
+};
+
+static void
+reply_clear(struct reply *r)
+{
+	free(r->body);
+	free(r->content_type);
+	memset(r, 0, sizeof(*r));
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct reply *r = arg;
+	size_t n = size * nmemb;
+	uint8_t *p;
+
+	if (r->len + n > MAX_BODY)
+		return 0;
+	if ((p = realloc(r->body, r->len + n + 1)) == NULL)
+		return 0;
+	memcpy(p + r->len, ptr, n);
+	r->body = p;
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+/* GET base?query with iOS's User-Agent. 0 when an HTTP answer came. */
+static int
+http_get(const char *base, const char *query, struct reply *r)
+{
+	CURL *curl = NULL;
+	char *url = NULL;
+	char *ct = NULL;
+	CURLcode cc;
+	size_t n;
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	n = strlen(base) + strlen(query) + 2;
+	if ((url = malloc(n)) == NULL)
+		goto out;
+	snprintf(url, n, "%s?%s", base, query);
+	if ((curl = curl_easy_init()) == NULL)
+		goto out;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	if ((cc = curl_easy_perform(curl)) != CURLE_OK) {
+		fprintf(
+		    stderr, "GET %.80s...: %s\n", url, curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->code);
+	if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+	    ct != NULL && (r->content_type = strdup(ct)) == NULL)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		reply_clear(r);
+	curl_easy_cleanup(curl);
+	free(url);
+	return rc;
+}
+
+/* "a/b; charset=x" matches "a/b". */
+static int
+content_type_is(const struct reply *r, const char *type)
+{
+	size_t n = strlen(type);
+
+	return r->content_type != NULL &&
+	    strncasecmp(r->content_type, type, n) == 0 &&
+	    (r->content_type[n] == '\0' || r->content_type[n] == ';' ||
+	        r->content_type[n] == ' ');
+}
+
+/* --- the CA's certificates -------------------------------------------- */
+
+struct ca_certs {
+	X509 *ra_enc; /* the recipient of our envelope */
+	X509 *ra_sig; /* the signer of CertReps */
+	X509 *ca;
+	STACK_OF(X509) * all;
+};
+
+static void
+ca_certs_clear(struct ca_certs *c)
+{
+	sk_X509_pop_free(c->all, X509_free);
+	memset(c, 0, sizeof(*c));
+}
+
+static int
+is_ca(X509 *x)
+{
+	return X509_check_ca(x) != 0 || X509_check_issued(x, x) == X509_V_OK;
+}
+
+/*
+ * Picks the certificates as iOS does: encryption = keyEncipherment,
+ * signing = digitalSignature, among the non-CA certificates; with none,
+ * the CA itself serves as RA. Pointers borrow from c->all.
+ */
+static int
+ca_certs_pick(struct ca_certs *c)
+{
+	X509 *any_ra = NULL;
+
+	for (int i = 0; i < sk_X509_num(c->all); i++) {
+		X509 *x = sk_X509_value(c->all, i);
+		uint32_t ku = X509_get_key_usage(x);
+
+		if (is_ca(x)) {
+			if (c->ca == NULL)
+				c->ca = x;
+			continue;
+		}
+		if (any_ra == NULL)
+			any_ra = x;
+		if (c->ra_enc == NULL && (ku & KU_KEY_ENCIPHERMENT) != 0)
+			c->ra_enc = x;
+		if (c->ra_sig == NULL && (ku & KU_DIGITAL_SIGNATURE) != 0)
+			c->ra_sig = x;
+	}
+	if (any_ra == NULL)
+		any_ra = c->ca;
+	if (c->ra_enc == NULL)
+		c->ra_enc = any_ra;
+	if (c->ra_sig == NULL)
+		c->ra_sig = any_ra;
+	if (c->ra_enc == NULL || c->ra_sig == NULL) {
+		fprintf(stderr, "GetCACert: no usable RA certificate\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_name(const char *what, X509 *x)
+{
+	char *s = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+
+	printf("%s: %s\n", what, s != NULL ? s : "?");
+	OPENSSL_free(s);
+}
+
+static int
+get_ca_cert(const struct options *o, struct ca_certs *c)
+{
+	struct reply r;
+	char *name = NULL, *query = NULL;
+	const unsigned char *p;
+	X509 *x = NULL;
+	size_t n;
+	int rc = -1, err;
+
+	memset(&r, 0, sizeof(r));
+	memset(c, 0, sizeof(*c));
+	if ((name = curl_easy_escape(NULL, o->ca_name, 0)) == NULL)
+		return -1;
+	n = strlen(name) + 64;
+	if ((query = malloc(n)) == NULL)
+		goto out;
+	snprintf(query, n, "operation=GetCACert&message=%s", name);
+	if (http_get(o->url, query, &r) != 0)
+		goto out;
+	printf("GetCACert: HTTP %ld, %s, %zu bytes\n", r.code,
+	    r.content_type != NULL ? r.content_type : "(no type)", r.len);
+	if (r.code != 200) {
+		fprintf(stderr, "GetCACert: HTTP %ld\n", r.code);
+		goto out;
+	}
+	if (content_type_is(&r, "application/x-x509-ca-cert")) {
+		/* One certificate: the CA is its own RA. */
+		p = r.body;
+		if ((x = d2i_X509(NULL, &p, (long)r.len)) == NULL ||
+		    (c->all = sk_X509_new_null()) == NULL ||
+		    !sk_X509_push(c->all, x)) {
+			fprintf(stderr, "GetCACert: not one DER certificate\n");
+			X509_free(x);
+			goto out;
+		}
+		c->ca = c->ra_enc = c->ra_sig = x;
+	} else if (content_type_is(&r, "application/x-x509-ca-ra-cert")) {
+		if ((err = scep_certs_only_parse(r.body, r.len, &c->all)) !=
+		    SCEP_OK) {
+			fprintf(stderr, "GetCACert: %s\n", scep_strerror(err));
+			goto out;
+		}
+		if (ca_certs_pick(c) != 0)
+			goto out;
+	} else {
+		fprintf(stderr, "GetCACert: unexpected content type %s\n",
+		    r.content_type != NULL ? r.content_type : "(none)");
+		goto out;
+	}
+	printf("GetCACert: %d certificate(s)\n", sk_X509_num(c->all));
+	print_name("  RA encryption", c->ra_enc);
+	print_name("  RA signing", c->ra_sig);
+	if (c->ca != NULL)
+		print_name("  CA", c->ca);
+	rc = 0;
+out:
+	if (rc != 0)
+		ca_certs_clear(c);
+	reply_clear(&r);
+	free(query);
+	curl_free(name);
+	return rc;
+}
+
+/* 1 when the GetCACaps body has `cap` alone on a line. */
+static int
+has_cap(const char *caps, const char *cap)
+{
+	size_t n = strlen(cap);
+	const char *p = caps;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\r\n");
+		size_t l = len;
+
+		while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+			l--;
+		if (l == n && strncasecmp(p, cap, n) == 0)
+			return 1;
+		p += len;
+		p += strspn(p, "\r\n");
+	}
+	return 0;
+}
+
+static int
+get_ca_caps(const struct options *o, char **caps)
+{
+	struct reply r;
+	char *name = NULL, *query = NULL;
+	size_t n;
+	int rc = -1;
+
+	memset(&r, 0, sizeof(r));
+	*caps = NULL;
+	if ((name = curl_easy_escape(NULL, o->ca_name, 0)) == NULL)
+		return -1;
+	n = strlen(name) + 64;
+	if ((query = malloc(n)) == NULL)
+		goto out;
+	snprintf(query, n, "operation=GetCACaps&message=%s", name);
+	if (http_get(o->url, query, &r) != 0)
+		goto out;
+	if (r.code != 200) {
+		fprintf(stderr, "GetCACaps: HTTP %ld\n", r.code);
+		goto out;
+	}
+	if ((*caps = strdup(r.body != NULL ? (char *)r.body : "")) == NULL)
+		goto out;
+	rc = 0;
+out:
+	reply_clear(&r);
+	free(query);
+	curl_free(name);
+	return rc;
+}
+
+/* --- the device's key, signer and CSR ----------------------------------- */
+
+/* An upper-case random (v4) UUID, as iOS names its SCEP signer. */
+static void
+random_uuid(char out[37])
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		memset(b, 0x5a, sizeof(b));
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 37,
+	    "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-"
+	    "%02X%02X%02X%02X%02X%02X",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+	    b[11], b[12], b[13], b[14], b[15]);
+}
+
+static X509 *
+self_signed(EVP_PKEY *key, const EVP_MD *md)
+{
+	X509 *x = NULL;
+	X509_NAME *name = NULL;
+	BIGNUM *bn = NULL;
+	char uuid[37];
+	int ok = 0;
+
+	random_uuid(uuid);
+	if ((x = X509_new()) == NULL || (name = X509_NAME_new()) == NULL ||
+	    (bn = BN_new()) == NULL)
+		goto out;
+	if (!X509_set_version(x, X509_VERSION_3) ||
+	    !BN_rand(bn, 64, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	        (const unsigned char *)uuid, -1, -1, 0) ||
+	    !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) == NULL ||
+	    !X509_set_pubkey(x, key) || X509_sign(x, key, md) <= 0)
+		goto out;
+	ok = 1;
+out:
+	BN_free(bn);
+	X509_NAME_free(name);
+	if (!ok) {
+		X509_free(x);
+		x = NULL;
+	}
+	return x;
+}
+
+/*
+ * "O=Fabrikam,OU=IT,CN=Robs IPad" to a name with the RDNs in that order
+ * (Apple's order: not reversed as RFC 4514 strings are). "\," escapes a
+ * comma in a value.
+ */
+static X509_NAME *
+parse_subject(const char *s)
+{
+	X509_NAME *name = NULL;
+	char *buf = NULL, *type, *value, *w;
+	const char *r;
+	int ok = 0;
+
+	if ((name = X509_NAME_new()) == NULL ||
+	    (buf = malloc(strlen(s) + 1)) == NULL)
+		goto out;
+	r = s;
+	while (*r != '\0') {
+		/* One "TYPE=value" into buf, unescaping "\,". */
+		w = buf;
+		while (*r != '\0' && *r != ',') {
+			if (r[0] == '\\' && r[1] != '\0')
+				r++;
+			*w++ = *r++;
+		}
+		*w = '\0';
+		if (*r == ',')
+			r++;
+		type = buf;
+		while (*type == ' ')
+			type++;
+		if ((value = strchr(type, '=')) == NULL || value == type) {
+			fprintf(stderr, "subject: \"%s\" is not TYPE=value\n",
+			    type);
+			goto out;
+		}
+		*value++ = '\0';
+		if (!X509_NAME_add_entry_by_txt(name, type, MBSTRING_UTF8,
+		        (const unsigned char *)value, -1, -1, 0)) {
+			fprintf(
+			    stderr, "subject: unknown attribute %s\n", type);
+			goto out;
+		}
+	}
+	if (X509_NAME_entry_count(name) == 0) {
+		fprintf(stderr, "subject: empty\n");
+		goto out;
+	}
+	ok = 1;
+out:
+	free(buf);
+	if (!ok) {
+		X509_NAME_free(name);
+		name = NULL;
+	}
+	return name;
+}
+
+/* The PKCS#10 request: subject as given, challengePassword, and the key
+ * usage of an iOS payload asking for signing and encryption. */
+static X509_REQ *
+make_csr(const struct options *o, EVP_PKEY *key, const EVP_MD *md)
+{
+	X509_REQ *req = NULL;
+	X509_NAME *name = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_EXTENSION *ext = NULL;
+	int ok = 0;
+
+	if ((name = parse_subject(o->subject)) == NULL)
+		goto out;
+	if ((req = X509_REQ_new()) == NULL ||
+	    !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+	    !X509_REQ_set_subject_name(req, name) ||
+	    !X509_REQ_set_pubkey(req, key))
+		goto out;
+	if (o->challenge != NULL &&
+	    !X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
+	        MBSTRING_ASC, (const unsigned char *)o->challenge, -1))
+		goto out;
+	if ((exts = sk_X509_EXTENSION_new_null()) == NULL ||
+	    (ext = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
+	         "critical,digitalSignature,keyEncipherment")) == NULL ||
+	    !sk_X509_EXTENSION_push(exts, ext))
+		goto out;
+	ext = NULL;
+	if (!X509_REQ_add_extensions(req, exts) ||
+	    X509_REQ_sign(req, key, md) <= 0)
+		goto out;
+	ok = 1;
+out:
+	X509_EXTENSION_free(ext);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_NAME_free(name);
+	if (!ok) {
+		X509_REQ_free(req);
+		req = NULL;
+	}
+	return req;
+}
+
+/*
+ * The query iOS sends: base64 in lines of 76 characters, each ended by
+ * %0A; '+' and '/' unescaped, '=' as %3D. Sets *has_plus.
+ */
+static char *
+ios_query(const uint8_t *msg, size_t len, int *has_plus)
+{
+	static const char prefix[] = "operation=PKIOperation&message=";
+	unsigned char *b64 = NULL;
+	char *q = NULL, *w;
+	size_t b64len, cap;
+	int n;
+
+	*has_plus = 0;
+	if (len > (size_t)INT32_MAX / 2)
+		return NULL;
+	if ((b64 = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
+		return NULL;
+	n = EVP_EncodeBlock(b64, msg, (int)len);
+	if (n < 0)
+		goto out;
+	b64len = (size_t)n;
+	/* Worst case: every character as %3D, plus %0A per line. */
+	cap = sizeof(prefix) + 3 * b64len + 3 * (b64len / B64_LINE + 1) + 1;
+	if ((q = malloc(cap)) == NULL)
+		goto out;
+	w = q + (sizeof(prefix) - 1);
+	memcpy(q, prefix, sizeof(prefix) - 1);
+	for (size_t i = 0; i < b64len; i++) {
+		if (b64[i] == '=') {
+			memcpy(w, "%3D", 3);
+			w += 3;
+		} else {
+			if (b64[i] == '+')
+				*has_plus = 1;
+			*w++ = (char)b64[i];
+		}
+		if ((i + 1) % B64_LINE == 0 || i + 1 == b64len) {
+			memcpy(w, "%0A", 3);
+			w += 3;
+		}
+	}
+	*w = '\0';
+out:
+	free(b64);
+	return q;
+}
+
+/* --- the enrollment ------------------------------------------------------ */
+
+struct request {
+	EVP_PKEY *key;
+	X509 *signer;
+	X509_REQ *csr;
+	uint8_t *msg;
+	size_t msg_len;
+	char *query;
+	char *txid;
+	uint8_t *nonce;
+	size_t nonce_len;
+};
+
+static void
+request_clear(struct request *rq)
+{
+	EVP_PKEY_free(rq->key);
+	X509_free(rq->signer);
+	X509_REQ_free(rq->csr);
+	free(rq->msg);
+	free(rq->query);
+	free(rq->txid);
+	free(rq->nonce);
+	memset(rq, 0, sizeof(*rq));
+}
+
+/* Reads our own message back for its transactionID and senderNonce,
+ * which the CertRep must echo. */
+static int
+own_attributes(struct request *rq)
+{
+	static const struct scep_alg_policy any = {1, 1, 1};
+	struct scep_request *parsed = NULL;
+	const char *why = NULL;
+	int failinfo, err, rc = -1;
+
+	err = scep_request_parse(
+	    rq->msg, rq->msg_len, &any, &parsed, &failinfo, &why);
+	if (err != SCEP_OK || parsed == NULL) {
+		fprintf(stderr, "own request does not parse: %s (%s)\n",
+		    scep_strerror(err), why != NULL ? why : "");
+		goto out;
+	}
+	if ((rq->txid = strdup(parsed->transaction_id)) == NULL ||
+	    (rq->nonce = malloc(parsed->sender_nonce_len)) == NULL)
+		goto out;
+	memcpy(rq->nonce, parsed->sender_nonce, parsed->sender_nonce_len);
+	rq->nonce_len = parsed->sender_nonce_len;
+	rc = 0;
+out:
+	scep_request_free(parsed);
+	return rc;
+}
+
+static int
+build_request(const struct options *o, const struct ca_certs *c,
+    const EVP_CIPHER *cipher, const EVP_MD *md, struct request *rq)
+{
+	struct scep_pkcsreq_params p;
+	int has_plus = 0, err;
+
+	for (int attempt = 1;; attempt++) {
+		request_clear(rq);
+		if ((rq->key = EVP_RSA_gen((unsigned int)o->keysize)) == NULL ||
+		    (rq->signer = self_signed(rq->key, md)) == NULL ||
+		    (rq->csr = make_csr(o, rq->key, md)) == NULL) {
+			fprintf(stderr, "key, signer or CSR: failed\n");
+			ERR_print_errors_fp(stderr);
+			return -1;
+		}
+		memset(&p, 0, sizeof(p));
+		p.message_type = SCEP_MSG_PKCSREQ;
+		p.csr = rq->csr;
+		p.signer = rq->signer;
+		p.signer_key = rq->key;
+		p.recipient = c->ra_enc;
+		p.cipher = cipher;
+		p.digest = md;
+		p.ber_indefinite = 1;
+		if ((err = scep_pkcsreq_build(&p, &rq->msg, &rq->msg_len)) !=
+		    SCEP_OK) {
+			fprintf(stderr, "PKCSReq: %s\n", scep_strerror(err));
+			return -1;
+		}
+		if ((rq->query = ios_query(rq->msg, rq->msg_len, &has_plus)) ==
+		    NULL)
+			return -1;
+		if (!o->force_plus || has_plus)
+			break;
+		if (attempt >= 50) {
+			fprintf(stderr, "no '+' in the base64 after %d keys\n",
+			    attempt);
+			return -1;
+		}
+		printf("no '+' in the base64: new key\n");
+	}
+	return own_attributes(rq);
+}
+
+static const char *
+status_name(int status)
+{
+	switch (status) {
+	case SCEP_STATUS_SUCCESS:
+		return "SUCCESS";
+	case SCEP_STATUS_FAILURE:
+		return "FAILURE";
+	case SCEP_STATUS_PENDING:
+		return "PENDING";
+	}
+	return "unknown";
+}
+
+/* Writes the issued certificate: the one holding our public key. */
+static int
+write_issued(const struct options *o, const struct request *rq,
+    const struct scep_certrep *rep)
+{
+	X509 *mine = NULL;
+	FILE *f = NULL;
+	int rc = -1;
+
+	for (int i = 0; i < sk_X509_num(rep->certs); i++) {
+		X509 *x = sk_X509_value(rep->certs, i);
+
+		if (X509_check_private_key(x, rq->key) == 1) {
+			mine = x;
+			break;
+		}
+	}
+	ERR_clear_error();
+	if (mine == NULL) {
+		fprintf(stderr, "CertRep SUCCESS without our certificate\n");
+		goto out;
+	}
+	print_name("issued", mine);
+	if ((f = fopen(o->out, "w")) == NULL) {
+		perror(o->out);
+		goto out;
+	}
+	if (!PEM_write_X509(f, mine)) {
+		fprintf(stderr, "%s: write failed\n", o->out);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f != NULL && fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+static int
+enroll(const struct options *o)
+{
+	struct ca_certs c;
+	struct request rq;
+	struct reply r;
+	struct scep_certrep *rep = NULL;
+	char *caps = NULL;
+	const EVP_CIPHER *cipher;
+	const EVP_MD *md;
+	size_t qlen;
+	int err, rc = EXIT_ERROR;
+
+	memset(&c, 0, sizeof(c));
+	memset(&rq, 0, sizeof(rq));
+	memset(&r, 0, sizeof(r));
+	if (get_ca_cert(o, &c) != 0 || get_ca_caps(o, &caps) != 0)
+		goto out;
+	cipher = has_cap(caps, "AES") ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
+	md = has_cap(caps, "SHA-512")  ? EVP_sha512()
+	    : has_cap(caps, "SHA-256") ? EVP_sha256()
+	                               : EVP_sha1();
+	printf("GetCACaps: POSTPKIOperation %s (unused: iOS GETs); "
+	       "cipher %s, digest %s\n",
+	    has_cap(caps, "POSTPKIOperation") ? "advertised" : "absent",
+	    EVP_CIPHER_get0_name(cipher), EVP_MD_get0_name(md));
+
+	if (build_request(o, &c, cipher, md, &rq) != 0)
+		goto out;
+	qlen = strlen(rq.query);
+	printf("PKIOperation: %zu bytes BER, query length %zu, txid %s\n",
+	    rq.msg_len, qlen, rq.txid);
+	if (o->keysize >= 2048 && qlen <= MIN_QUERY_LEN) {
+		fprintf(stderr,
+		    "query length %zu is not over %d: not what "
+		    "an iPad sends\n",
+		    qlen, MIN_QUERY_LEN);
+		goto out;
+	}
+	if (http_get(o->url, rq.query, &r) != 0)
+		goto out;
+	printf("PKIOperation: HTTP %ld, %s, %zu bytes\n", r.code,
+	    r.content_type != NULL ? r.content_type : "(no type)", r.len);
+	if (r.code != 200) {
+		fprintf(stderr, "PKIOperation: HTTP %ld: %.200s\n", r.code,
+		    r.body != NULL ? (char *)r.body : "");
+		goto out;
+	}
+	if (!content_type_is(&r, "application/x-pki-message"))
+		fprintf(stderr, "warning: CertRep content type %s\n",
+		    r.content_type != NULL ? r.content_type : "(none)");
+	if ((err = scep_certrep_parse(r.body, r.len, c.ra_sig, rq.signer,
+	         rq.key, &rep)) != SCEP_OK) {
+		fprintf(stderr, "CertRep: %s\n", scep_strerror(err));
+		goto out;
+	}
+	if (rep->transaction_id == NULL ||
+	    strcmp(rep->transaction_id, rq.txid) != 0) {
+		fprintf(stderr, "CertRep transactionID %s, sent %s\n",
+		    rep->transaction_id != NULL ? rep->transaction_id : "-",
+		    rq.txid);
+		goto out;
+	}
+	if (rep->recipient_nonce_len != rq.nonce_len ||
+	    memcmp(rep->recipient_nonce, rq.nonce, rq.nonce_len) != 0) {
+		fprintf(stderr,
+		    "CertRep recipientNonce is not our "
+		    "senderNonce\n");
+		goto out;
+	}
+	printf("pkiStatus: %s\n", status_name(rep->pki_status));
+	printf("reply digest: %s\n", OBJ_nid2sn(rep->digest_nid));
+	if (rep->cipher_nid != NID_undef)
+		printf("reply cipher: %s\n", OBJ_nid2sn(rep->cipher_nid));
+	if (rep->failinfo != SCEP_FAILINFO_NONE)
+		printf("failInfo: %s\n", scep_failinfo_name(rep->failinfo));
+	if (rep->failinfo_text != NULL)
+		printf("failInfoText: %s\n", rep->failinfo_text);
+	switch (rep->pki_status) {
+	case SCEP_STATUS_SUCCESS:
+		if (write_issued(o, &rq, rep) != 0)
+			goto out;
+		printf("written: %s\n", o->out);
+		rc = EXIT_OK;
+		break;
+	case SCEP_STATUS_FAILURE:
+		rc = EXIT_FAILURE_STATUS;
+		break;
+	case SCEP_STATUS_PENDING:
+		rc = EXIT_PENDING;
+		break;
+	}
+out:
+	scep_certrep_free(rep);
+	reply_clear(&r);
+	request_clear(&rq);
+	free(caps);
+	ca_certs_clear(&c);
+	return rc;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: scep_ios_client --url URL --subject \"O=..,CN=..\" "
+	    "--out FILE\n"
+	    "         [--challenge PASSWORD] [--keysize BITS] "
+	    "[--ca-name NAME] [--force-plus]\n"
+	    "  URL e.g. http://127.0.0.1:8080/certsrv/mscep/mscep.dll\n"
+	    "  --force-plus  new keys until the base64 holds a '+'\n"
+	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"url", required_argument, NULL, 'u'},
+	    {"challenge", required_argument, NULL, 'c'},
+	    {"subject", required_argument, NULL, 's'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"keysize", required_argument, NULL, 'k'},
+	    {"ca-name", required_argument, NULL, 'n'},
+	    {"force-plus", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct options o;
+	char *end;
+	int ch, rc;
+
+	memset(&o, 0, sizeof(o));
+	o.keysize = 2048;
+	o.ca_name = "Fabrikam Issuing CA1";
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:ph", opts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'u':
+			o.url = optarg;
+			break;
+		case 'c':
+			o.challenge = optarg;
+			break;
+		case 's':
+			o.subject = optarg;
+			break;
+		case 'o':
+			o.out = optarg;
+			break;
+		case 'k':
+			o.keysize = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o.keysize < 1024 ||
+			    o.keysize > 8192) {
+				fprintf(stderr, "--keysize: 1024..8192\n");
+				return EXIT_ERROR;
+			}
+			break;
+		case 'n':
+			o.ca_name = optarg;
+			break;
+		case 'p':
+			o.force_plus = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_ERROR;
+		}
+	}
+	if (o.url == NULL || o.subject == NULL || o.out == NULL ||
+	    optind != argc) {
+		usage(stderr);
+		return EXIT_ERROR;
+	}
+	if (scep_init() != SCEP_OK ||
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "initialisation failed\n");
+		return EXIT_ERROR;
+	}
+	rc = enroll(&o);
+	curl_global_cleanup();
+	printf("exit %d\n", rc);
+	return rc;
+}
