@@ -163,6 +163,7 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 {
 	const char *why = http_toe_name(toe);
 	char status[16];
+	const char *query;
 
 	if (!r->started) {
 		snprintf(r->path, sizeof(r->path), "%.*s",
@@ -173,11 +174,15 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 		snprintf(status, sizeof(status), "%u", r->status);
 	else
 		snprintf(status, sizeof(status), "-");
-	log_info("%s %s op=%s status=%s client=%s bytes=%zu ms=%lld "
+	/* The query length is what IIS's maxQueryString broke for iPads:
+	 * logged so an administrator sees what devices send. */
+	query = strchr(r->raw_uri, '?');
+	log_info("%s %s op=%s status=%s client=%s query=%zu bytes=%zu ms=%lld "
 	         "ua=\"%s\"%s%s%s",
 	    r->method, r->path, r->operation[0] ? r->operation : "-", status,
-	    r->client, r->bytes, (long long)(monotonic_ms() - r->start_ms),
-	    r->user_agent, why ? " (" : "", why ? why : "", why ? ")" : "");
+	    r->client, query ? strlen(query + 1) : 0, r->bytes,
+	    (long long)(monotonic_ms() - r->start_ms), r->user_agent,
+	    why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
 static void

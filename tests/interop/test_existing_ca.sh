@@ -16,10 +16,11 @@ fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -30 "$work/server.lo
 
 cd "$work"
 mkdir -p data/pki data/run data/db
-# The enterprise CA: key encrypted with a passphrase kept in a file.
+# The enterprise CA: key encrypted with a passphrase kept in a file. It may
+# also serve as RA (below), so it allows signing and key encipherment.
 echo "correct horse battery staple" > data/pki/ca.pass
 openssl req -x509 -newkey rsa:2048 -sha256 -days 3650 -subj "/O=Fabrikam/CN=Fabrikam Issuing CA1" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment" \
 	-passout file:data/pki/ca.pass -keyout data/pki/ca.key -out data/pki/ca.pem 2>/dev/null
 ra_cert() { # name keyusage
 	openssl req -newkey rsa:2048 -nodes -subj "/CN=ndes01-MSCEP-RA" -keyout "data/pki/$1.key" \
