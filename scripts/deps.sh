@@ -8,7 +8,8 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 	liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
 	libcmocka-dev libinih-dev libjansson-dev libcurl4-openssl-dev curl)
-test_pkgs=(scep certmonger dbus strongswan-pki clang libclang-rt-14-dev
+test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
+	clang libclang-rt-14-dev
 	lmdb-utils iproute2 procps)
 
 want=("${build_pkgs[@]}")

@@ -82,6 +82,7 @@ _interop_exit() {
 		eval "${_EXIT_HOOKS[$i]}" >/dev/null 2>&1
 	done
 	server_stop
+	[ "$_SANITIZER_FAILED" = 1 ] && [ "$rc" = 0 ] && rc=1
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "(KEEP=1: work directory $WORK kept)"
 	elif [ -n "$WORK" ]; then
@@ -123,7 +124,9 @@ pass() {
 server_start() {
 	[ -z "$SERVER_PID" ] || fail "server_start: the server is already running"
 	echo "   starting scepd on 127.0.0.1:$PORT"
-	"$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" "$@" >> "$SERVER_LOG" 2>&1 &
+	# Its own process group, so that no child outlives the test even if
+	# scepd itself has to be killed.
+	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" "$@" >> "$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	local deadline=$((SECONDS + 30))
 	while [ $SECONDS -lt $deadline ]; do
@@ -131,8 +134,8 @@ server_start() {
 			return 0
 		fi
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-			wait "$SERVER_PID" 2>/dev/null
-			local rc=$?
+			local rc=0
+			wait "$SERVER_PID" 2>/dev/null || rc=$?
 			SERVER_PID=
 			fail "scepd exited (status $rc) before /healthz answered"
 		fi
@@ -141,21 +144,41 @@ server_start() {
 	fail "scepd: /healthz did not answer within 30 s"
 }
 
-# SIGTERM, up to 10 s for a clean stop, then SIGKILL.
+# SIGTERM, up to 10 s for a clean stop, then SIGKILL; then whatever is
+# left of scepd's process group (children it failed to stop) is killed.
 server_stop() {
 	[ -n "$SERVER_PID" ] || return 0
 	local pid=$SERVER_PID
 	SERVER_PID=
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "   scepd did not stop within 10 s: SIGKILL"
-		kill -KILL "$pid" 2>/dev/null
+	if kill -TERM "$pid" 2>/dev/null; then
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "   scepd did not stop within 10 s: SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null
+		fi
 	fi
 	wait "$pid" 2>/dev/null || true
+	if kill -0 -- "-$pid" 2>/dev/null; then
+		echo "   processes of scepd's group outlived it: SIGKILL" >&2
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	sanitizer_check "$SERVER_LOG"
+}
+
+# In the sanitizer build every service reports leaks and undefined
+# behaviour to its stderr, which is the server log: any report fails the
+# test, even one that passed otherwise.
+_SANITIZER_FAILED=0
+sanitizer_check() {
+	[ -f "$1" ] || return 0
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"; then
+		echo "FAIL: $TEST_NAME: sanitizer report in $1:" >&2
+		grep -E -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" | head -60 >&2
+		_SANITIZER_FAILED=1
+	fi
 }
 
 server_restart() {

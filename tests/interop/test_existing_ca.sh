@@ -8,8 +8,16 @@ set -euo pipefail
 work=$(mktemp -d /tmp/scepd-existing-ca.XXXXXX)
 server_pid=
 cleanup() {
+	local rc=$?
 	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	# Sanitizer builds: a report from any service fails the test.
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work/server.log" 2>/dev/null; then
+		grep -E -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work/server.log" | head -60
+		echo "FAIL: sanitizer report in the server log"
+		rc=1
+	fi
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+	exit $rc
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && tail -30 "$work/server.log"; exit 1; }
@@ -58,7 +66,7 @@ write_conf() { # sign-cert sign-key enc-cert enc-key passfile-for-ra
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port/certsrv/mscep/mscep.dll"
 start() {
-	"$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
+	"$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" >> "$work/server.log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 100); do
 		curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0

@@ -9,9 +9,17 @@ work=$(mktemp -d /tmp/scepd-outage.XXXXXX)
 server_pid=
 stopped=
 cleanup() {
+	local rc=$?
 	[ -n "$stopped" ] && kill -CONT $stopped 2>/dev/null
 	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	# Sanitizer builds: a report from any service fails the test.
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work/server.log" 2>/dev/null; then
+		grep -E -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$work/server.log" | head -60
+		echo "FAIL: sanitizer report in the server log"
+		rc=1
+	fi
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+	exit $rc
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -30 "$work/server.log"; exit 1; }
@@ -19,7 +27,7 @@ fail() { echo "FAIL: $*"; tail -30 "$work/server.log"; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 url="$base/certsrv/mscep/mscep.dll"
-"$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
+"$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" >> "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 150); do curl -sf "$base/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -sf "$base/healthz" >/dev/null || fail "server did not start"

@@ -24,8 +24,8 @@
 #    hold the SHA-384 line (bit 3 = "SCEPStandard" = 8), and fails with
 #    "AES_CBC encryption algorithm not supported by CA" otherwise; 3DES is
 #    accepted when AES is advertised (bit 0 = 1), SHA-256 when DES3 or
-#    SHA-384 is. A server that wants Debian 12's pki to use AES advertises
-#    SHA-384 (and accepts it). Lines are also matched by prefix
+#    SHA-384 is. scepd therefore advertises SHA-384 (and accepts it) so
+#    that Debian 12's pki uses AES. Lines are also matched by prefix
 #    (strncasecmp over the line's length).
 . "$(dirname "$0")/lib.sh"
 interop_init pki
