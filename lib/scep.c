@@ -1170,8 +1170,8 @@ scep_pkcsreq_build(
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
 		goto out;
 	memset(&a, 0, sizeof(a));
-	a.message_type =
-	    params->message_type > 0 ? params->message_type : SCEP_MSG_PKCSREQ;
+	/* Sent as given, 0 included: tests send what servers must refuse. */
+	a.message_type = params->message_type;
 	a.transaction_id =
 	    params->transaction_id != NULL ? params->transaction_id : txid;
 	a.sender_nonce = nonce;

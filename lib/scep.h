@@ -159,7 +159,7 @@ const EVP_MD *scep_reply_digest(int digest_nid);
 /* --- client side (tests, tools) ------------------------------------------ */
 
 struct scep_pkcsreq_params {
-	int message_type;               /* SCEP_MSG_PKCSREQ, ... */
+	int message_type;               /* SCEP_MSG_PKCSREQ, ...; sent as is */
 	const char *transaction_id;     /* NULL: hex SHA-256 of the public key */
 	X509_REQ *csr;
 	X509 *signer;                   /* self-signed or an existing cert */

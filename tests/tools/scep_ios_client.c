@@ -55,6 +55,7 @@ struct options {
 	const char *ca_name;
 	int keysize;
 	int force_plus;
+	int message_type; /* what to send; PKCSReq normally */
 };
 
 /* An HTTP answer. */
@@ -607,7 +608,7 @@ build_request(const struct options *o, const struct ca_certs *c,
 			return -1;
 		}
 		memset(&p, 0, sizeof(p));
-		p.message_type = SCEP_MSG_PKCSREQ;
+		p.message_type = o->message_type;
 		p.csr = rq->csr;
 		p.signer = rq->signer;
 		p.signer_key = rq->key;
@@ -798,6 +799,8 @@ usage(FILE *f)
 	    "[--ca-name NAME] [--force-plus]\n"
 	    "  URL e.g. http://127.0.0.1:8080/certsrv/mscep/mscep.dll\n"
 	    "  --force-plus  new keys until the base64 holds a '+'\n"
+	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
+	    "                    to test what a server does with it\n"
 	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
 }
 
@@ -812,6 +815,7 @@ main(int argc, char **argv)
 	    {"keysize", required_argument, NULL, 'k'},
 	    {"ca-name", required_argument, NULL, 'n'},
 	    {"force-plus", no_argument, NULL, 'p'},
+	    {"message-type", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -821,8 +825,9 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.keysize = 2048;
+	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:ph", opts, NULL)) !=
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:h", opts, NULL)) !=
 	    -1) {
 		switch (ch) {
 		case 'u':
@@ -850,6 +855,14 @@ main(int argc, char **argv)
 			break;
 		case 'p':
 			o.force_plus = 1;
+			break;
+		case 'm':
+			o.message_type = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o.message_type < 0 ||
+			    o.message_type > 255) {
+				fprintf(stderr, "--message-type: 0..255\n");
+				return EXIT_ERROR;
+			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# scepd, the one-machine launcher: a service killed with SIGKILL is
+# restarted (logged, with back-off) and enrollment works again; SIGTERM
+# stops every service and scepd exits 0; a configuration error stops scepd
+# with status 1 naming the service; a non-empty directory that is not a
+# scepd data directory is never touched.
+. "$(dirname "$0")/lib.sh"
+interop_init launcher
+server_start
+
+check "first start made the data directory"
+for f in ca/ca.pem ca/ca.key ra/ra-sign.pem ra/ra-enc.pem scepd.conf admin.passwd admin.credentials; do
+	[ -f "$DATA/$f" ] || fail "$f missing"
+done
+[ "$(stat -c %a "$DATA/admin.credentials")" = 600 ] || fail "admin.credentials is not mode 0600"
+[ "$(stat -c %a "$DATA/ca/ca.key")" = 600 ] || fail "ca.key is not mode 0600"
+openssl x509 -in "$DATA/ca/ca.pem" -noout -text | grep -q "Public-Key: (3072 bit)" || fail "demo CA is not RSA 3072"
+openssl x509 -in "$DATA/ra/ra-sign.pem" -noout -subject | grep -q "MSCEP-RA" || fail "RA is not named <host>-MSCEP-RA"
+grep -q "Admin URL: http://127.0.0.1:$PORT/certsrv/mscep_admin/" "$SERVER_LOG" || fail "admin URL not printed"
+grep -q "SCEP URL:  http://127.0.0.1:$PORT/certsrv/mscep/mscep.dll" "$SERVER_LOG" || fail "SCEP URL not printed"
+grep -q "admin:$(cut -d: -f2 "$DATA/admin.credentials")" "$SERVER_LOG" || fail "admin credentials not printed"
+
+for svc in scepd-ra scepd-ca scepd-challenge; do
+	check "$svc killed with SIGKILL is restarted and enrollment works again"
+	old=$(pgrep -P "$SERVER_PID" -x "$svc") || fail "no $svc child"
+	kill -KILL "$old"
+	new=
+	for _ in $(seq 50); do
+		new=$(pgrep -P "$SERVER_PID" -x "$svc" || true)
+		[ -n "$new" ] && [ "$new" != "$old" ] && break
+		sleep 0.2
+	done
+	[ -n "$new" ] && [ "$new" != "$old" ] || fail "$svc was not restarted"
+	grep -q "$svc killed by signal 9 (Killed).*restarting" "$SERVER_LOG" || fail "restart of $svc not logged"
+	sleep 0.5
+	pw=$(challenge)
+	"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after $svc" \
+		--out "$WORK/$svc.pem" > "$WORK/$svc.log" 2>&1 || { cat "$WORK/$svc.log"; fail "enrollment after $svc restart"; }
+	verify_cert "$WORK/$svc.pem"
+done
+
+check "SIGTERM stops every service; scepd exits 0"
+children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
+[ -n "$children" ] || fail "no children"
+kill -TERM "$SERVER_PID"
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=
+[ $rc = 0 ] || fail "scepd exited $rc after SIGTERM, want 0"
+for pid in $children; do
+	kill -0 "$pid" 2>/dev/null && fail "service pid $pid outlived scepd"
+done
+grep -q "scepd-ca exited with status 0" "$SERVER_LOG" || fail "scepd-ca did not stop cleanly"
+
+check "a configuration error stops scepd with status 1, naming the service"
+set_conf ca MinRSABits 12
+set +e
+timeout 30 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$WORK/bad.log" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || { cat "$WORK/bad.log"; fail "scepd exit $rc with a bad [ca] value, want 1"; }
+grep -q "MinRSABits" "$WORK/bad.log" || fail "the error does not name the key"
+grep -q "scepd-ca exited with status 1 3 times" "$WORK/bad.log" || { cat "$WORK/bad.log"; fail "scepd does not name the failing service"; }
+
+check "a non-empty directory without scepd.conf is refused and left alone"
+mkdir -p "$WORK/other" && echo precious > "$WORK/other/notes.txt"
+set +e
+"$SCEPD" --data-dir "$WORK/other" --listen "127.0.0.1:$PORT" > "$WORK/other.log" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "scepd exit $rc on a foreign directory, want 1"
+[ "$(ls "$WORK/other")" = notes.txt ] || fail "scepd wrote into a foreign directory"
+pass "restart after SIGKILL, clean stop, configuration errors, foreign directories"
