@@ -13,6 +13,7 @@
 
 #include "ca.h"
 #include "log.h"
+#include "store.h"
 
 #define CA_LEDGER_VERSION 1
 /* Address space only; the file grows with what is written. */
@@ -29,73 +30,18 @@ struct ca_ledger_head {
 	int64_t not_after;
 };
 
-/* Creates `dir` and its missing parents, mode 0700. */
-static int
-ca_mkdir_p(const char *dir, char *err, size_t errlen)
-{
-	char *copy = NULL, *p;
-	int rc = -1;
-
-	if ((copy = strdup(dir)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", dir);
-		goto out;
-	}
-	for (p = copy + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
-			snprintf(err, errlen, "%s: cannot create: %s", copy,
-			    strerror(errno));
-			goto out;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	rc = 0;
-out:
-	free(copy);
-	return rc;
-}
-
 int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
-	const char *dir = ca->settings.database;
-	MDB_txn *txn = NULL;
-	int dead = 0, e, rc = -1;
+	static const char *const names[] = {"certs", "txids", NULL};
+	MDB_dbi dbis[2];
 
-	if (ca_mkdir_p(dir, err, errlen) != 0)
-		goto out;
-	if ((e = mdb_env_create(&ca->env)) != 0 ||
-	    (e = mdb_env_set_mapsize(ca->env, CA_MAP_SIZE)) != 0 ||
-	    (e = mdb_env_set_maxdbs(ca->env, 8)) != 0 ||
-	    (e = mdb_env_open(ca->env, dir, 0, 0600)) != 0) {
-		snprintf(err, errlen, "%s: cannot open the database: %s", dir,
-		    mdb_strerror(e));
-		goto out;
-	}
-	mdb_reader_check(ca->env, &dead);
-	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
-	    (e = mdb_dbi_open(txn, "certs", MDB_CREATE, &ca->certs)) != 0 ||
-	    (e = mdb_dbi_open(txn, "txids", MDB_CREATE, &ca->txids)) != 0) {
-		snprintf(err, errlen, "%s: %s", dir, mdb_strerror(e));
-		goto out;
-	}
-	e = mdb_txn_commit(txn);
-	txn = NULL;
-	if (e != 0) {
-		snprintf(err, errlen, "%s: %s", dir, mdb_strerror(e));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	return rc;
+	if (store_open(ca->settings.database, CA_MAP_SIZE, names, &ca->env,
+	        dbis, err, errlen) != 0)
+		return -1;
+	ca->certs = dbis[0];
+	ca->txids = dbis[1];
+	return 0;
 }
 
 void

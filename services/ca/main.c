@@ -3,7 +3,6 @@
  * (checked to belong together and to be a CA), the ledger, then serve. One
  * worker: LMDB has one writer at a time anyway.
  */
-#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "ca.h"
 #include "config.h"
 #include "log.h"
+#include "service.h"
 #include "pki.h"
 
 #define S(field) offsetof(struct ca_settings, field)
@@ -48,12 +48,6 @@ static void *
 ca_worker_init(void *service)
 {
 	return service;
-}
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: scepd-ca --config FILE\n");
 }
 
 static int
@@ -140,35 +134,17 @@ ca_load_keys(struct ca *ca)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct ca ca;
 	struct rpc_server_config server;
 	const char *config_file = NULL;
 	char err[512];
-	int ch, loaded = 0, rc = 1;
+	int loaded = 0, rc = 1;
 
 	memset(&ca, 0, sizeof(ca));
-	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			config_file = optarg;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		default:
-			usage();
-			return 1;
-		}
-	}
-	if (config_file == NULL || optind != argc) {
-		usage();
-		return 1;
-	}
+	if ((config_file = service_config_arg(argc, argv, "scepd-ca", &rc)) ==
+	    NULL)
+		return rc;
+	rc = 1;
 	log_init("scepd-ca", LOG_LEVEL_INFO);
 	if (config_load(config_file, "ca", ca_config, &ca.settings) != 0)
 		return 1;

@@ -59,8 +59,6 @@ struct challenge_record {
 	char reserved_txid[CHALLENGE_TXID_MAX]; /* "" while issued */
 };
 
-/* secret.c: reads SecretFile, creating it (mode 0600) when missing. */
-int challenge_mkdir_p(const char *dir, char *err, size_t errlen);
 int challenge_secret_load(
     const char *path, unsigned char *secret, char *err, size_t errlen);
 

@@ -2,7 +2,6 @@
  * scepd-challenge start-up: arguments, configuration, secret, database,
  * then serve. One worker: LMDB has one writer at a time anyway.
  */
-#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "challenge.h"
 #include "config.h"
 #include "log.h"
+#include "service.h"
 
 #define S(field) offsetof(struct challenge_settings, field)
 static const struct config_key challenge_config[] = {
@@ -48,44 +48,20 @@ challenge_worker_init(void *service)
 	return service;
 }
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: scepd-challenge --config FILE\n");
-}
-
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct challenge c;
 	struct rpc_server_config server;
 	const char *config_file = NULL;
 	char err[512];
-	int ch, loaded = 0, rc = 1;
+	int loaded = 0, rc = 1;
 
 	memset(&c, 0, sizeof(c));
-	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			config_file = optarg;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		default:
-			usage();
-			return 1;
-		}
-	}
-	if (config_file == NULL || optind != argc) {
-		usage();
-		return 1;
-	}
+	if ((config_file = service_config_arg(
+	         argc, argv, "scepd-challenge", &rc)) == NULL)
+		return rc;
+	rc = 1;
 	log_init("scepd-challenge", LOG_LEVEL_INFO);
 	if (config_load(
 	        config_file, "challenge", challenge_config, &c.settings) != 0)

@@ -16,39 +16,8 @@
 #include <openssl/rand.h>
 
 #include "challenge.h"
+#include "store.h"
 #include "log.h"
-
-/* Creates `dir` and its missing parents, mode 0700. */
-int
-challenge_mkdir_p(const char *dir, char *err, size_t errlen)
-{
-	char *copy = NULL, *p;
-	int rc = -1;
-
-	if ((copy = strdup(dir)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", dir);
-		goto out;
-	}
-	for (p = copy + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
-			snprintf(err, errlen, "%s: cannot create: %s", copy,
-			    strerror(errno));
-			goto out;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	rc = 0;
-out:
-	free(copy);
-	return rc;
-}
 
 static int
 challenge_secret_create(
@@ -61,7 +30,7 @@ challenge_secret_create(
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	if (challenge_mkdir_p(dirname(copy), err, errlen) != 0)
+	if (store_mkdir_p(dirname(copy), err, errlen) != 0)
 		goto out;
 	if (RAND_bytes(secret, CHALLENGE_SECRET_LEN) != 1) {
 		snprintf(err, errlen, "%s: no random bytes from OpenSSL", path);

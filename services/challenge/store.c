@@ -13,6 +13,7 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "store.h"
 
 /* Room for PasswordMax = 100000 records many times over. */
 #define CHALLENGE_MAP_SIZE ((size_t)256 << 20)
@@ -20,38 +21,10 @@
 int
 challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
-	MDB_txn *txn = NULL;
-	int dead = 0, e, rc = -1;
+	static const char *const main_db[] = {NULL};
 
-	if (challenge_mkdir_p(c->settings.database, err, errlen) != 0)
-		goto out;
-	if ((e = mdb_env_create(&c->env)) != 0 ||
-	    (e = mdb_env_set_mapsize(c->env, CHALLENGE_MAP_SIZE)) != 0 ||
-	    (e = mdb_env_open(c->env, c->settings.database, 0, 0600)) != 0) {
-		snprintf(err, errlen, "%s: cannot open the database: %s",
-		    c->settings.database, mdb_strerror(e));
-		goto out;
-	}
-	/* Reader slots of a crashed earlier run. */
-	mdb_reader_check(c->env, &dead);
-	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0 ||
-	    (e = mdb_dbi_open(txn, NULL, 0, &c->dbi)) != 0) {
-		snprintf(err, errlen, "%s: %s", c->settings.database,
-		    mdb_strerror(e));
-		goto out;
-	}
-	e = mdb_txn_commit(txn);
-	txn = NULL;
-	if (e != 0) {
-		snprintf(err, errlen, "%s: %s", c->settings.database,
-		    mdb_strerror(e));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	return rc;
+	return store_open(c->settings.database, CHALLENGE_MAP_SIZE, main_db,
+	    &c->env, &c->dbi, err, errlen);
 }
 
 void

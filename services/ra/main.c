@@ -1,7 +1,6 @@
 /*
  * scepd-ra start-up: arguments, configuration, keys, then serve.
  */
-#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "service.h"
 #include "pki.h"
 #include "ra.h"
 
@@ -37,12 +37,6 @@ static const struct config_key ra_config[] = {
     CONFIG_END,
 };
 #undef S
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: scepd-ra --config FILE\n");
-}
 
 /* Loads one certificate and its key and checks they belong together and
  * may do what SCEP needs of them. Names the file at fault. */
@@ -122,35 +116,17 @@ ra_free(struct ra *ra)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct ra ra;
 	struct rpc_server_config server;
 	const char *config_file = NULL;
 	char err[512];
-	int c, rc = 1;
+	int rc = 1;
 
 	memset(&ra, 0, sizeof(ra));
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config_file = optarg;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		default:
-			usage();
-			return 1;
-		}
-	}
-	if (config_file == NULL) {
-		usage();
-		return 1;
-	}
+	if ((config_file = service_config_arg(argc, argv, "scepd-ra", &rc)) ==
+	    NULL)
+		return rc;
+	rc = 1;
 	log_init("scepd-ra", LOG_LEVEL_INFO);
 	if (config_load(config_file, "ra", ra_config, &ra.settings) != 0)
 		return 1;

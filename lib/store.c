@@ -1,0 +1,86 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+int
+store_mkdir_p(const char *dir, char *err, size_t errlen)
+{
+	char *copy = NULL, *p;
+	int rc = -1;
+
+	if ((copy = strdup(dir)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", dir);
+		goto out;
+	}
+	for (p = copy + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: cannot create: %s", copy,
+			    strerror(errno));
+			goto out;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+int
+store_open(const char *dir, size_t map_size, const char *const *names,
+    MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	int dead = 0, e, n = 0, rc = -1;
+
+	*env = NULL;
+	while (names[n] != NULL)
+		n++;
+	if (store_mkdir_p(dir, err, errlen) != 0)
+		goto out;
+	if ((e = mdb_env_create(env)) != 0 ||
+	    (e = mdb_env_set_mapsize(*env, map_size)) != 0 ||
+	    (e = mdb_env_set_maxdbs(*env, n > 0 ? n : 1)) != 0 ||
+	    (e = mdb_env_open(*env, dir, 0, 0600)) != 0) {
+		snprintf(err, errlen, "%s: cannot open the database: %s", dir,
+		    mdb_strerror(e));
+		goto out;
+	}
+	/* Reader slots of a crashed earlier run. */
+	mdb_reader_check(*env, &dead);
+	if ((e = mdb_txn_begin(*env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if (n == 0 && (e = mdb_dbi_open(txn, NULL, 0, &dbis[0])) != 0)
+		goto fail;
+	for (int i = 0; i < n; i++)
+		if ((e = mdb_dbi_open(txn, names[i], MDB_CREATE, &dbis[i])) !=
+		    0)
+			goto fail;
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e != 0)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	snprintf(err, errlen, "%s: %s", dir, mdb_strerror(e));
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (rc != 0 && *env != NULL) {
+		mdb_env_close(*env);
+		*env = NULL;
+	}
+	return rc;
+}

@@ -1,0 +1,25 @@
+/*
+ * LMDB as the services use it: one environment per directory, durable
+ * commits (LMDB's default), named databases created on first open.
+ */
+#ifndef SCEPD_STORE_H
+#define SCEPD_STORE_H
+
+#include <stddef.h>
+
+#include <lmdb.h>
+
+/* Creates `dir` and its missing parents, mode 0700. 0, or -1 and err. */
+int store_mkdir_p(const char *dir, char *err, size_t errlen);
+
+/*
+ * Opens the environment in `dir` (created if missing) with room for
+ * `map_size` bytes, clears reader slots left by a crashed run, and opens
+ * the databases named in `names` (NULL-terminated; a NULL first entry is
+ * the unnamed main database) into dbis[]. On failure *env is NULL and err
+ * names the directory.
+ */
+int store_open(const char *dir, size_t map_size, const char *const *names,
+    MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen);
+
+#endif
