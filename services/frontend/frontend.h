@@ -62,6 +62,7 @@ struct frontend {
 	pthread_key_t clients_key;
 	struct cache cache;
 	struct MHD_Daemon *daemon;
+	struct watchdog *watchdog;
 };
 
 /* One HTTP request, from the URI log callback to NOTIFY_COMPLETED. */
@@ -88,6 +89,16 @@ struct request {
 /* --- http.c: the daemon, routing, limits, responses, the access log ---- */
 
 struct MHD_Daemon *http_start(struct frontend *fe, int listen_fd);
+
+/* watchdog.c: RequestDeadline for requests whose headers never end. */
+struct watchdog;
+struct watchdog *watchdog_start(long deadline_s);
+void watchdog_stop(struct watchdog *w);
+/* MHD_OPTION_NOTIFY_CONNECTION, with the watchdog as its closure. */
+void watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code);
+/* From NOTIFY_COMPLETED: the connection's next request starts now. */
+void watchdog_request_done(struct watchdog *w, struct MHD_Connection *c);
 
 /* A header for http_respond: name/value pairs, ending with a NULL name. */
 struct http_header {

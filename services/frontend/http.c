@@ -189,10 +189,10 @@ static void
 http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct frontend *fe = cls;
 	struct request *r = *con_cls;
 
-	(void)cls;
-	(void)c;
+	watchdog_request_done(fe->watchdog, c);
 	if (r == NULL)
 		return;
 	http_access_log(r, toe);
@@ -442,6 +442,8 @@ http_start(struct frontend *fe, int listen_fd)
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
 	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http_uri_log, fe},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, fe},
+	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)watchdog_notify,
+	        fe->watchdog},
 	    /* Last: cut off below when there is one thread only. */
 	    {MHD_OPTION_THREAD_POOL_SIZE, 0, NULL},
 	    {MHD_OPTION_END, 0, NULL},

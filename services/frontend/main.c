@@ -256,6 +256,11 @@ main(int argc, char **argv)
 		    "context\n");
 		goto out;
 	}
+	if ((fe.watchdog = watchdog_start(fe.settings.request_deadline)) ==
+	    NULL) {
+		fprintf(stderr, "scepd-frontend: cannot start a thread\n");
+		goto out;
+	}
 	if ((fe.daemon = http_start(&fe, fd)) == NULL) {
 		fprintf(stderr,
 		    "scepd-frontend: cannot start the HTTP server "
@@ -281,6 +286,8 @@ main(int argc, char **argv)
 	MHD_stop_daemon(fe.daemon);
 	rc = 0;
 out:
+	/* After the daemon: its connections are all closed by now. */
+	watchdog_stop(fe.watchdog);
 	if (fe.zmq_ctx != NULL)
 		zmq_ctx_term(fe.zmq_ctx);
 	if (key)

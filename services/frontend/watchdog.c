@@ -1,0 +1,175 @@
+/*
+ * The whole-request deadline for what libmicrohttpd does not show us.
+ * The access handler is called only once a request's headers are in, so a
+ * client that dribbles header lines just faster than ConnectionTimeout
+ * (slowloris) would hold its connection forever. Every connection is
+ * listed here from its start; a thread shuts down the socket of any whose
+ * current request has taken longer than RequestDeadline, and libmicrohttpd
+ * then closes it as it would a client that went away. It waits one second
+ * past the deadline so that a request whose headers arrive just late still
+ * gets the access handler's 408 rather than a bare close.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "frontend.h"
+#include "log.h"
+
+#define WATCHDOG_GRACE_MS 1000
+
+struct watch {
+	struct watch *prev, *next;
+	int fd;
+	int64_t since_ms; /* start of the current request (or connection) */
+	int cut;
+};
+
+struct watchdog {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct watch *head;
+	int64_t deadline_ms;
+	int stop;
+	pthread_t thread;
+};
+
+static int64_t
+watchdog_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+watchdog_main(void *arg)
+{
+	struct watchdog *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec until;
+		int64_t now = watchdog_now();
+
+		for (struct watch *x = w->head; x != NULL; x = x->next) {
+			if (x->cut ||
+			    now - x->since_ms <=
+			        w->deadline_ms + WATCHDOG_GRACE_MS)
+				continue;
+			/* Under the lock, so the fd is still this
+			 * connection's: CLOSED unlists it first. */
+			shutdown(x->fd, SHUT_RDWR);
+			x->cut = 1;
+			log_warn(
+			    "connection (fd %d) not done within "
+			    "RequestDeadline = %lld s in [frontend]; closed",
+			    x->fd, (long long)(w->deadline_ms / 1000));
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 500 * 1000 * 1000;
+		if (until.tv_nsec >= 1000 * 1000 * 1000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+struct watchdog *
+watchdog_start(long deadline_s)
+{
+	struct watchdog *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	w->deadline_ms = (int64_t)deadline_s * 1000;
+	if (pthread_create(&w->thread, NULL, watchdog_main, w) != 0) {
+		pthread_cond_destroy(&w->wake);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+watchdog_stop(struct watchdog *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	while (w->head != NULL) {
+		struct watch *x = w->head;
+
+		w->head = x->next;
+		free(x);
+	}
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void
+watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct watchdog *w = cls;
+	struct watch *x = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (info == NULL || (x = calloc(1, sizeof(*x))) == NULL)
+			return;
+		x->fd = info->connect_fd;
+		x->since_ms = watchdog_now();
+		pthread_mutex_lock(&w->lock);
+		x->next = w->head;
+		if (w->head != NULL)
+			w->head->prev = x;
+		w->head = x;
+		pthread_mutex_unlock(&w->lock);
+		*socket_context = x;
+		return;
+	}
+	if (x == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (x->prev != NULL)
+		x->prev->next = x->next;
+	else
+		w->head = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	pthread_mutex_unlock(&w->lock);
+	free(x);
+	*socket_context = NULL;
+}
+
+void
+watchdog_request_done(struct watchdog *w, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct watch *x;
+
+	if (info == NULL || (x = info->socket_context) == NULL)
+		return;
+	/* The next request on a kept-alive connection gets its own time. */
+	pthread_mutex_lock(&w->lock);
+	x->since_ms = watchdog_now();
+	pthread_mutex_unlock(&w->lock);
+}

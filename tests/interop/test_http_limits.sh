@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The limits libmicrohttpd does not set by default: a POST body over
+# MaxBodySize gets 413, an idle connection is closed after
+# ConnectionTimeout, a request dribbled in slower than RequestDeadline gets
+# 408, and one address cannot hold more than PerIPConnectionLimit
+# connections; after all of it a device still enrolls.
+. "$(dirname "$0")/lib.sh"
+interop_init http_limits
+server_start
+server_stop
+set_conf frontend MaxBodySize 65536
+set_conf frontend ConnectionTimeout 2
+set_conf frontend RequestDeadline 3
+set_conf frontend PerIPConnectionLimit 4
+server_start
+
+check "a POST body over MaxBodySize gets 413"
+head -c 100000 /dev/urandom > "$WORK/big.bin"
+code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$WORK/big.bin" \
+	-H 'Content-Type: application/x-pki-message' "$URL?operation=PKIOperation")
+[ "$code" = 413 ] || fail "100 kB body with MaxBodySize = 65536: HTTP $code, want 413"
+
+python3 - "$PORT" <<'PY' || fail "connection limits (see above)"
+import socket, sys, time
+port = int(sys.argv[1])
+
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+
+def closed_within(s, seconds):
+    """True if the server closes (or answers) within `seconds`."""
+    s.settimeout(seconds)
+    try:
+        data = s.recv(4096)
+        return True, data
+    except socket.timeout:
+        return False, b""
+    except ConnectionResetError:
+        return True, b""
+
+print("-- an idle connection is closed after ConnectionTimeout (2 s)")
+s = conn()
+t = time.time()
+closed, _ = closed_within(s, 8)
+s.close()
+if not closed:
+    sys.exit("idle connection still open after 8 s")
+print("   closed after %.1f s" % (time.time() - t))
+
+print("-- headers completed after RequestDeadline (3 s) get 408")
+s = conn()
+t = time.time()
+s.sendall(b"GET /certsrv/mscep/mscep.dll?operation=GetCACaps HTTP/1.1\r\nHost: x\r\n")
+for i in range(3):           # a line every 1.1 s: never idle for 2 s
+    time.sleep(1.1)
+    s.sendall(b"X-Slow-%d: a\r\n" % i)
+s.sendall(b"\r\n")
+s.settimeout(5)
+try:
+    first = s.recv(4096).split(b"\r\n")[0]
+except OSError:
+    first = b""
+s.close()
+if b" 408 " not in first:
+    sys.exit("late request: got %r after %.1f s, want 408" % (first, time.time() - t))
+print("   %s after %.1f s" % (first.decode(), time.time() - t))
+
+print("-- headers that never end are cut off (slowloris)")
+s = conn()
+s.settimeout(1)
+s.sendall(b"GET /certsrv/mscep/mscep.dll?operation=GetCACaps HTTP/1.1\r\n")
+t = time.time()
+cut = False
+while time.time() - t < 15:
+    try:
+        s.sendall(b"X-Slow: a\r\n")
+        if s.recv(4096) == b"":
+            cut = True
+            break
+    except socket.timeout:
+        pass
+    except OSError:
+        cut = True
+        break
+s.close()
+if not cut:
+    sys.exit("a connection dribbling headers for 15 s was never closed")
+print("   closed after %.1f s" % (time.time() - t))
+
+print("-- one address holds at most PerIPConnectionLimit (4) connections")
+held = [conn() for _ in range(4)]
+extra = conn()
+closed, data = closed_within(extra, 3)
+for s in held:
+    s.close()
+extra.close()
+if not closed or data:
+    sys.exit("the 5th connection from one address was served")
+print("   5th connection refused")
+PY
+
+check "after all of it a device still enrolls"
+sleep 1
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after limits" \
+	--out "$WORK/ok.pem" > "$WORK/ok.log" 2>&1 || { cat "$WORK/ok.log"; fail "enrollment"; }
+verify_cert "$WORK/ok.pem"
+pass "413, idle timeout, 408 deadline, per-IP limit"
