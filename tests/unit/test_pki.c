@@ -1,0 +1,160 @@
+/*
+ * lib/pki.c on micromdm's published test CA: loading an encrypted key with
+ * a passphrase file, matching certificate and key, key usage checks that
+ * name the file at fault, thumbprints as `openssl x509 -fingerprint`
+ * prints them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/x509v3.h>
+
+#include "pki.h"
+
+#define CA_PEM VECTORS_DIR "/micromdm-scep/testca/ca.pem"
+#define CA_KEY VECTORS_DIR "/micromdm-scep/testca/ca.key"
+#define CLIENT_KEY VECTORS_DIR "/micromdm-scep/testclient/client.key"
+#define NDES_RA VECTORS_DIR "/micromdm-scep/testca2/ca2.pem"
+
+/* A passphrase file holding `text` and a newline; caller unlinks. */
+static void
+passfile(char *path, size_t len, const char *text)
+{
+	FILE *f;
+
+	snprintf(path, len, "/tmp/scepd-test-pass-%d", (int)getpid());
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "%s\n", text);
+	fclose(f);
+}
+
+/* ca.key is DES-EDE3 encrypted with an empty passphrase. */
+static void
+test_encrypted_key_and_pair(void **state)
+{
+	char pass[64], err[512];
+	X509 *ca = pki_load_cert(CA_PEM, err, sizeof(err));
+	EVP_PKEY *key, *other;
+
+	(void)state;
+	assert_non_null(ca);
+	passfile(pass, sizeof(pass), "");
+	key = pki_load_key(CA_KEY, pass, err, sizeof(err));
+	assert_non_null(key);
+	assert_int_equal(
+	    pki_check_pair(ca, key, CA_PEM, CA_KEY, err, sizeof(err)), 0);
+	other = pki_load_key(CLIENT_KEY, NULL, err, sizeof(err));
+	assert_non_null(other);
+	assert_int_equal(
+	    pki_check_pair(ca, other, CA_PEM, CLIENT_KEY, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "ca.pem"));
+	assert_non_null(strstr(err, "client.key"));
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	unlink(pass);
+}
+
+/* Without its passphrase the key does not load, and the error says which
+ * file; a missing passphrase file is named too. */
+static void
+test_wrong_or_missing_passphrase(void **state)
+{
+	char pass[64], err[512];
+	EVP_PKEY *key;
+
+	(void)state;
+	passfile(pass, sizeof(pass), "not the passphrase");
+	key = pki_load_key(CA_KEY, pass, err, sizeof(err));
+	assert_null(key);
+	assert_non_null(strstr(err, "ca.key"));
+	unlink(pass);
+	key = pki_load_key(CA_KEY, "/nonexistent/pass", err, sizeof(err));
+	assert_null(key);
+	assert_non_null(strstr(err, "/nonexistent/pass"));
+	assert_null(pki_load_cert("/nonexistent/cert.pem", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+}
+
+/* The test CA may sign certificates only; NDES's RA may only sign. */
+static void
+test_key_usage(void **state)
+{
+	char err[512];
+	X509 *ca = pki_load_cert(CA_PEM, NULL, 0);
+	X509 *ra = pki_load_cert(NDES_RA, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(ca);
+	assert_non_null(ra);
+	assert_int_equal(pki_check_key_usage(ra, X509v3_KU_DIGITAL_SIGNATURE,
+	                     NDES_RA, "signing", err, sizeof(err)),
+	    0);
+	assert_int_equal(
+	    pki_check_key_usage(ra, X509v3_KU_KEY_ENCIPHERMENT, NDES_RA,
+	        "receiving encrypted requests", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "ca2.pem"));
+	assert_int_equal(pki_check_key_usage(ca, X509v3_KU_DIGITAL_SIGNATURE,
+	                     CA_PEM, "signing", err, sizeof(err)),
+	    -1);
+	X509_free(ca);
+	X509_free(ra);
+}
+
+/* `openssl x509 -in testca/ca.pem -noout -fingerprint -sha256` printed
+ * 46:C7:12:EA:...:C5:28; the admin page shows it without colons. */
+static void
+test_thumbprint(void **state)
+{
+	X509 *ca = pki_load_cert(CA_PEM, NULL, 0);
+	char out[129];
+
+	(void)state;
+	assert_non_null(ca);
+	assert_int_equal(pki_thumbprint(ca, EVP_sha256(), out, sizeof(out)), 0);
+	assert_string_equal(out,
+	    "46C712EA43DAE9FCBE309CD52442104D23E196CE"
+	    "56516CDEECA093E443F1C528");
+	X509_free(ca);
+}
+
+/* Written keys are private to their owner. */
+static void
+test_write_key_mode(void **state)
+{
+	char path[64], err[512];
+	EVP_PKEY *key = pki_load_key(CLIENT_KEY, NULL, err, sizeof(err));
+	struct stat st;
+
+	(void)state;
+	assert_non_null(key);
+	snprintf(path, sizeof(path), "/tmp/scepd-test-key-%d", (int)getpid());
+	assert_int_equal(pki_write_key(path, key), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	unlink(path);
+	EVP_PKEY_free(key);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_encrypted_key_and_pair),
+	    cmocka_unit_test(test_wrong_or_missing_passphrase),
+	    cmocka_unit_test(test_key_usage),
+	    cmocka_unit_test(test_thumbprint),
+	    cmocka_unit_test(test_write_key_mode),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
