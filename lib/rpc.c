@@ -286,6 +286,21 @@ struct rpc_worker {
 	int started;
 };
 
+/* Whether `origin` is one of the space-separated `peers`. */
+static int
+rpc_peer_allowed(const char *peers, const char *origin)
+{
+	size_t len;
+
+	if (origin == NULL || (len = strlen(origin)) == 0)
+		return 0;
+	for (const char *p = peers; (p = strstr(p, origin)) != NULL; p += len)
+		if ((p == peers || p[-1] == ' ') &&
+		    (p[len] == ' ' || p[len] == '\0'))
+			return 1;
+	return 0;
+}
+
 static const struct rpc_route *
 rpc_route_find(const struct rpc_route *routes, Scep__V1__Request__BodyCase b)
 {
@@ -325,6 +340,12 @@ rpc_dispatch(const struct rpc_server_config *config, void *state,
 		    req->origin ? req->origin : "?", (int)req->body_case);
 		reply.status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply.error = "request kind not served here";
+	} else if (!rpc_peer_allowed(route->peers, req->origin)) {
+		log_warn("rpc: request %llu: %s is not permitted from '%s'",
+		    (unsigned long long)req->id, route->name,
+		    req->origin ? req->origin : "");
+		reply.status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply.error = "request kind not permitted from this peer";
 	} else
 		route->handler(state, req, &reply, arena);
 	*out_len = scep__v1__reply__get_packed_size(&reply);

@@ -24,8 +24,8 @@
 enum rpc_error {
 	RPC_OK = 0,
 	RPC_ETIMEDOUT = -1, /* no answer before the deadline */
-	RPC_EPROTO = -2,    /* an answer that could not be unpacked */
-	RPC_ESYS = -3,      /* ZeroMQ or memory failure */
+	RPC_EPROTO = -2, /* an answer that could not be unpacked */
+	RPC_ESYS = -3, /* ZeroMQ or memory failure */
 };
 const char *rpc_strerror(int err);
 
@@ -40,8 +40,8 @@ struct rpc_client;
  * `endpoints`: one or more ZeroMQ endpoints, space separated; `origin` names
  * the caller in requests. The client belongs to the calling thread.
  */
-struct rpc_client *rpc_client_new(void *zmq_ctx, const char *endpoints,
-    const char *origin);
+struct rpc_client *
+rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin);
 void rpc_client_free(struct rpc_client *client);
 
 /*
@@ -49,8 +49,8 @@ void rpc_client_free(struct rpc_client *client);
  * timeout_ms for the matching reply. On RPC_OK, *reply is the caller's to
  * free with scep__v1__reply__free_unpacked(*reply, NULL).
  */
-int rpc_call(struct rpc_client *client, Scep__V1__Request *req,
-    int timeout_ms, Scep__V1__Reply **reply);
+int rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
+    Scep__V1__Reply **reply);
 
 /* --- server ----------------------------------------------------------- */
 
@@ -75,20 +75,24 @@ typedef void (*rpc_handler)(void *worker, const Scep__V1__Request *req,
 
 struct rpc_route {
 	Scep__V1__Request__BodyCase body; /* 0 ends the table */
-	const char *name;                 /* for logs */
+	const char *name; /* for logs */
+	/* Origins allowed to ask (space separated, e.g. "frontend scepctl");
+	 * any other is refused with STATUS_BAD_REQUEST and logged. Origins are
+	 * what callers declare: between hosts, CurveZMQ keys vouch for them. */
+	const char *peers;
 	rpc_handler handler;
 };
 
 struct rpc_server_config {
 	void *zmq_ctx;
-	const char *endpoint;          /* to bind */
+	const char *endpoint; /* to bind */
 	const struct rpc_route *routes;
-	int workers;                   /* threads; <= 0: one per core */
+	int workers; /* threads; <= 0: one per core */
 	/* Called in each worker thread before its first request; may be NULL. */
 	void *(*worker_init)(void *service);
 	void (*worker_fini)(void *worker);
-	void *service;                 /* passed to worker_init */
-	size_t max_message;            /* bytes; 0: 4 MiB */
+	void *service; /* passed to worker_init */
+	size_t max_message; /* bytes; 0: 4 MiB */
 };
 
 /*

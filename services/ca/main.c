@@ -39,8 +39,8 @@ static const struct config_key ca_config[] = {
 #undef S
 
 static const struct rpc_route ca_routes[] = {
-    {SCEP__V1__REQUEST__BODY_SIGN, "Sign", ca_handle_sign},
-    {0, NULL, NULL},
+    {SCEP__V1__REQUEST__BODY_SIGN, "Sign", "ra", ca_handle_sign},
+    {0, NULL, NULL, NULL},
 };
 
 /* The handlers share the service itself: there is one worker. */

@@ -33,12 +33,12 @@ static const struct config_key challenge_config[] = {
 
 static const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE, "ChallengeIssue",
-        challenge_handle_issue},
-    {SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK, "ChallengeCheck",
+        "frontend scepctl", challenge_handle_issue},
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK, "ChallengeCheck", "ra",
         challenge_handle_check},
-    {SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME, "ChallengeConsume",
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME, "ChallengeConsume", "ra",
         challenge_handle_consume},
-    {0, NULL, NULL},
+    {0, NULL, NULL, NULL},
 };
 
 /* The handlers share the service itself: there is one worker. */

@@ -92,11 +92,13 @@ ra_worker_fini(void *worker)
 }
 
 static const struct rpc_route ra_routes[] = {
-    {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "GetCACaps", ra_handle_get_ca_caps},
-    {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert", ra_handle_get_ca_cert},
-    {SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation",
+    {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "GetCACaps", "frontend",
+        ra_handle_get_ca_caps},
+    {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert", "frontend",
+        ra_handle_get_ca_cert},
+    {SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation", "frontend",
         ra_handle_pki_operation},
-    {0, NULL, NULL},
+    {0, NULL, NULL, NULL},
 };
 
 static void

@@ -63,9 +63,9 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 }
 
 static const struct rpc_route routes[] = {
-    {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "caps", handle_caps},
-    {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "cacert", handle_cacert},
-    {0, NULL, NULL},
+    {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "caps", "test other", handle_caps},
+    {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "cacert", "test", handle_cacert},
+    {0, NULL, NULL, NULL},
 };
 
 static void *
@@ -173,6 +173,33 @@ test_no_route(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* A caller not listed for a route is refused: the route table is the
+ * callee's authorization. "tes" and "testing" are not "test". */
+static void
+test_peer_not_allowed(void **state)
+{
+	static const char *const strangers[] = {
+	    "frontend", "tes", "testing", ""};
+	void *ctx = zmq_ctx_new();
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(strangers) / sizeof(strangers[0]); i++) {
+		struct rpc_client *client =
+		    rpc_client_new(ctx, endpoint, strangers[i]);
+		Scep__V1__Reply *reply = NULL;
+
+		assert_int_equal(
+		    call_cacert(client, "x", 3000, &reply), RPC_OK);
+		assert_int_equal(
+		    reply->status, SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+		assert_int_equal(
+		    reply->body_case, SCEP__V1__REPLY__BODY__NOT_SET);
+		scep__v1__reply__free_unpacked(reply, NULL);
+		rpc_client_free(client);
+	}
+	zmq_ctx_term(ctx);
+}
+
 /* Nobody listening: the call returns a timeout, it does not hang. */
 static void
 test_dead_server_times_out(void **state)
@@ -218,6 +245,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_no_route),
+	    cmocka_unit_test(test_peer_not_allowed),
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
 	};
