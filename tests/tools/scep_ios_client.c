@@ -55,6 +55,7 @@ struct options {
 	const char *ca_name;
 	int keysize;
 	int force_plus;
+	const char *key_file; /* reuse this key (a retry), or save a new one */
 	int message_type; /* what to send; PKCSReq normally */
 };
 
@@ -591,6 +592,35 @@ out:
 	return rc;
 }
 
+/* The device's key: from --key when that file exists (a retry of the same
+ * transaction: the transactionID is derived from the key), else new, and
+ * saved to --key when given. */
+static EVP_PKEY *
+device_key(const struct options *o)
+{
+	EVP_PKEY *key = NULL;
+	FILE *f;
+
+	if (o->key_file != NULL && (f = fopen(o->key_file, "r")) != NULL) {
+		key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+		return key;
+	}
+	if ((key = EVP_RSA_gen((unsigned int)o->keysize)) == NULL)
+		return NULL;
+	if (o->key_file != NULL) {
+		if ((f = fopen(o->key_file, "w")) == NULL ||
+		    !PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)) {
+			if (f != NULL)
+				fclose(f);
+			EVP_PKEY_free(key);
+			return NULL;
+		}
+		fclose(f);
+	}
+	return key;
+}
+
 static int
 build_request(const struct options *o, const struct ca_certs *c,
     const EVP_CIPHER *cipher, const EVP_MD *md, struct request *rq)
@@ -600,7 +630,7 @@ build_request(const struct options *o, const struct ca_certs *c,
 
 	for (int attempt = 1;; attempt++) {
 		request_clear(rq);
-		if ((rq->key = EVP_RSA_gen((unsigned int)o->keysize)) == NULL ||
+		if ((rq->key = device_key(o)) == NULL ||
 		    (rq->signer = self_signed(rq->key, md)) == NULL ||
 		    (rq->csr = make_csr(o, rq->key, md)) == NULL) {
 			fprintf(stderr, "key, signer or CSR: failed\n");
@@ -624,7 +654,7 @@ build_request(const struct options *o, const struct ca_certs *c,
 		if ((rq->query = ios_query(rq->msg, rq->msg_len, &has_plus)) ==
 		    NULL)
 			return -1;
-		if (!o->force_plus || has_plus)
+		if (!o->force_plus || has_plus || o->key_file != NULL)
 			break;
 		if (attempt >= 50) {
 			fprintf(stderr, "no '+' in the base64 after %d keys\n",
@@ -799,6 +829,8 @@ usage(FILE *f)
 	    "[--ca-name NAME] [--force-plus]\n"
 	    "  URL e.g. http://127.0.0.1:8080/certsrv/mscep/mscep.dll\n"
 	    "  --force-plus  new keys until the base64 holds a '+'\n"
+	    "  --key FILE    use the key in FILE (a retry of the same\n"
+	    "                transaction), or save the new key there\n"
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
 	    "                    to test what a server does with it\n"
 	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
@@ -816,6 +848,7 @@ main(int argc, char **argv)
 	    {"ca-name", required_argument, NULL, 'n'},
 	    {"force-plus", no_argument, NULL, 'p'},
 	    {"message-type", required_argument, NULL, 'm'},
+	    {"key", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -827,8 +860,8 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:h", opts, NULL)) !=
-	    -1) {
+	while ((ch = getopt_long(
+	            argc, argv, "u:c:s:o:k:n:pm:K:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'u':
 			o.url = optarg;
@@ -855,6 +888,9 @@ main(int argc, char **argv)
 			break;
 		case 'p':
 			o.force_plus = 1;
+			break;
+		case 'K':
+			o.key_file = optarg;
 			break;
 		case 'm':
 			o.message_type = (int)strtol(optarg, &end, 10);

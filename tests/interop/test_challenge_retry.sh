@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One-time passwords as NDES issues them, and retries as devices make them:
+# a device that lost the answer resends the same PKCSReq (same key, so the
+# same transactionID) and gets the same certificate, not a second one; any
+# other transaction presenting that password is refused; PasswordMax
+# outstanding passwords fill the cache ("The password cache is full.")
+# until one is used; the database never holds a password in clear.
+. "$(dirname "$0")/lib.sh"
+interop_init challenge_retry
+server_start
+server_stop
+set_conf challenge PasswordMax 3
+server_start
+
+check "first enrollment"
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=retry" --key "$WORK/k1.pem" \
+	--out "$WORK/a.pem" > "$WORK/a.log" 2>&1 || { cat "$WORK/a.log"; fail "first enrollment"; }
+serial_a=$(openssl x509 -in "$WORK/a.pem" -noout -serial)
+
+check "the same transaction retried gets the same certificate"
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=retry" --key "$WORK/k1.pem" \
+	--out "$WORK/b.pem" > "$WORK/b.log" 2>&1 || { cat "$WORK/b.log"; fail "retry"; }
+serial_b=$(openssl x509 -in "$WORK/b.pem" -noout -serial)
+[ "$serial_a" = "$serial_b" ] || fail "retry got $serial_b, first got $serial_a"
+n=$(grep -c 'scepd-ca\[.*issued serial.*"CN=retry"' "$SERVER_LOG" || true)
+[ "$n" = 1 ] || fail "the CA issued $n certificates for the transaction, want 1"
+
+check "another transaction with the same password: FAILURE badRequest"
+set +e
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=thief" \
+	--out "$WORK/c.pem" > "$WORK/c.log" 2>&1
+rc=$?
+set -e
+[ $rc = 2 ] || { cat "$WORK/c.log"; fail "other transaction: exit $rc, want 2 (FAILURE)"; }
+grep -q badRequest "$WORK/c.log" || fail "other transaction: failInfo is not badRequest"
+
+check "PasswordMax = 3: the fourth outstanding password is refused"
+p1=$(challenge); p2=$(challenge); p3=$(challenge)
+set +e
+out=$("$SCEPCTL" --data-dir "$DATA" challenge 2>&1)
+rc=$?
+set -e
+[ $rc != 0 ] || fail "a fourth password was issued: $out"
+echo "$out" | grep -q "The password cache is full." || fail "scepctl said: $out"
+creds=$(cat "$DATA/admin.credentials")
+code=$(curl -s -o "$WORK/full.json" -w '%{http_code}' -u "$creds" -H 'Accept: application/json' "$BASE/certsrv/mscep_admin/")
+[ "$code" = 429 ] || fail "admin page JSON with a full cache: HTTP $code, want 429"
+grep -q "The password cache is full." "$WORK/full.json" || fail "admin JSON: $(cat "$WORK/full.json")"
+curl -s -u "$creds" "$BASE/certsrv/mscep_admin/" | grep -q "The password cache is full." ||
+	fail "admin HTML page does not say the cache is full"
+
+check "using one frees a place"
+"$IOS_CLIENT" --url "$URL" --challenge "$p1" --subject "CN=frees" \
+	--out "$WORK/d.pem" > "$WORK/d.log" 2>&1 || { cat "$WORK/d.log"; fail "enrollment with p1"; }
+p4=$(challenge)
+[ -n "$p4" ] || fail "no password after one was used"
+
+check "the challenge database holds no password in clear"
+for p in "$pw" "$p1" "$p2" "$p3" "$p4"; do
+	lower=$(echo "$p" | tr 'A-F' 'a-f')
+	if grep -rqaF -e "$p" -e "$lower" "$DATA/db"; then
+		fail "password $p found in clear under $DATA/db"
+	fi
+done
+pass "retry gets the same certificate, reuse refused, cache full at PasswordMax, no clear passwords"
