@@ -5,7 +5,7 @@
  * (slowloris) would hold its connection forever. Every connection is
  * listed here from its start; a thread shuts down the socket of any whose
  * current request has taken longer than RequestDeadline, and libmicrohttpd
- * then closes it as it would a client that went away. It waits one second
+ * then closes it as it would a client that went away. It waits two seconds
  * past the deadline so that a request whose headers arrive just late still
  * gets the access handler's 408 rather than a bare close.
  */
@@ -18,7 +18,7 @@
 #include "frontend.h"
 #include "log.h"
 
-#define WATCHDOG_GRACE_MS 1000
+#define WATCHDOG_GRACE_MS 2000
 
 struct watch {
 	struct watch *prev, *next;
