@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The bad-input battery (grows with each issue): hostile requests, each with
+# the answer HTTP and RFC 8894 expect, and after each one a good client
+# still enrolls. Other files cover messageTypes (test_message_types.sh),
+# connection limits and slow clients (test_http_limits.sh) and reuse of
+# challenges (test_challenge_*.sh).
+. "$(dirname "$0")/lib.sh"
+interop_init bad_input
+server_start
+server_stop
+set_conf challenge PasswordMax 100
+server_start
+
+cases=0
+enrolled=0
+# A good client after every case: the server must still serve.
+still_enrolls() {
+	local pw
+	pw=$(challenge)
+	"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=good $cases" \
+		--out "$WORK/good.pem" > "$WORK/good.log" 2>&1 ||
+		{ cat "$WORK/good.log"; fail "after case $cases ($1) a good client no longer enrolls"; }
+	enrolled=$((enrolled + 1))
+}
+
+# expect_http CODE "what" curl-arguments...
+expect_http() {
+	local want=$1 what=$2 code
+	shift 2
+	cases=$((cases + 1))
+	code=$(curl -s -o "$WORK/body" -w '%{http_code}' -m 60 "$@" || true)
+	[ "$code" = "$want" ] || { head -c 300 "$WORK/body"; echo; fail "case $cases, $what: HTTP $code, want $want"; }
+	echo "   ok $cases: $what -> $code"
+	still_enrolls "$what"
+}
+
+# expect_certrep EXIT FAILINFO "what" client-arguments...: the iOS-like
+# client's exit (2 = FAILURE) and the failInfo it printed.
+expect_certrep() {
+	local want=$1 failinfo=$2 what=$3 rc=0
+	shift 3
+	cases=$((cases + 1))
+	"$IOS_CLIENT" --url "$URL" --subject "CN=bad $cases" --out "$WORK/bad.pem" "$@" \
+		> "$WORK/bad.log" 2>&1 || rc=$?
+	[ "$rc" = "$want" ] || { cat "$WORK/bad.log"; fail "case $cases, $what: client exit $rc, want $want"; }
+	grep -q "$failinfo" "$WORK/bad.log" || { cat "$WORK/bad.log"; fail "case $cases, $what: no $failinfo"; }
+	echo "   ok $cases: $what -> FAILURE $failinfo"
+	still_enrolls "$what"
+}
+
+# expect_raw CODE "what" PYTHON-EXPR: sends the bytes the expression makes
+# (a whole HTTP request; too large for a command line) and reads the status.
+expect_raw() {
+	local want=$1 what=$2 code
+	cases=$((cases + 1))
+	code=$(python3 - "$PORT" "$3" <<'PY'
+import socket, sys
+port, expr = int(sys.argv[1]), sys.argv[2]
+req = eval(expr)
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+try:
+    s.sendall(req)
+except OSError:
+    pass        # the server may answer and close before reading it all
+data = b""
+try:
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except OSError:
+    pass
+line = data.split(b"\r\n")[0].split()
+print(line[1].decode() if len(line) > 1 else "closed")
+PY
+)
+	[ "$code" = "$want" ] || fail "case $cases, $what: HTTP $code, want $want"
+	echo "   ok $cases: $what -> $code"
+	still_enrolls "$what"
+}
+
+# A real request to cut up: the iPhone's, from the vectors.
+req="$SRC_DIR/tests/vectors/micromdm-scep/PKCSReq.der"
+b64() { base64 -w0 "$1" | sed 's/+/%2B/g; s/\//%2F/g; s/=/%3D/g'; }
+
+check "HTTP-level: answered with the right status, never a crash"
+expect_http 400 "no operation" "$URL"
+expect_http 400 "unknown operation" "$URL?operation=GetEverything"
+expect_http 400 "operation in the wrong case of a real one plus junk" "$URL?operation=PKIOperationX"
+expect_http 400 "PKIOperation without message" "$URL?operation=PKIOperation"
+expect_http 400 "message not base64" "$URL?operation=PKIOperation&message=%21%21%21%21"
+head -c 3000 /dev/urandom > "$WORK/garbage"
+expect_http 400 "base64 of garbage" "$URL?operation=PKIOperation&message=$(b64 "$WORK/garbage")"
+head -c 200 "$req" > "$WORK/trunc"
+expect_http 400 "truncated PKCS#7" "$URL?operation=PKIOperation&message=$(b64 "$WORK/trunc")"
+expect_http 400 "bad percent escape" "$URL?operation=PKIOperation&message=%ZZ%0"
+expect_http 400 "operation given twice" "$URL?operation=GetCACaps&operation=GetCACert"
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x30\x80" * 100000)' > "$WORK/deep"
+expect_http 400 "BER nested 100,000 deep (POST)" --data-binary @"$WORK/deep" "$URL?operation=PKIOperation"
+expect_http 400 "empty POST body" --data-binary "" "$URL?operation=PKIOperation"
+{ printf '\x30'; head -c 1000 /dev/urandom; } > "$WORK/junk30"
+expect_http 400 "DER-looking junk (POST)" --data-binary @"$WORK/junk30" "$URL?operation=PKIOperation"
+expect_http 400 "an envelope where the SignedData should be" --data-binary @"$SRC_DIR/tests/fuzz/corpus/envelope/$(ls "$SRC_DIR/tests/fuzz/corpus/envelope" | head -1)" "$URL?operation=PKIOperation"
+expect_raw 414 "1 MiB query string" \
+	'b"GET /certsrv/mscep/mscep.dll?operation=PKIOperation&message=" + b"A" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n"'
+head -c 1048577 /dev/zero > "$WORK/1m1"
+expect_http 413 "1 MiB + 1 POST body" --data-binary @"$WORK/1m1" "$URL?operation=PKIOperation"
+expect_http 413 "100 MiB POST body announced" -H "Content-Length: 104857600" --data-binary @"$WORK/junk30" "$URL?operation=PKIOperation"
+for m in PUT DELETE OPTIONS TRACE PATCH; do
+	expect_http 405 "method $m" -X "$m" "$URL?operation=GetCACaps"
+done
+expect_http 404 "unknown path" "$BASE/certsrv/mscep/other.dll?operation=GetCACaps"
+expect_raw 414 "200 kB URL path" 'b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"'
+expect_raw 431 "6,000 headers" \
+	'b"GET /scep?operation=GetCACaps HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Flood-%d: %s\r\n" % (i, b"b" * 40) for i in range(6000)) + b"\r\n"'
+# A TLS ClientHello on the plain port: nothing HTTP to answer; closed.
+expect_raw closed "not HTTP at all (a TLS ClientHello)" 'b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 500 + b"\r\n\r\n"' 
+
+check "SCEP-level: a CertRep FAILURE with the right failInfo"
+expect_certrep 2 badRequest "wrong challenge" --challenge "0000000000000000000000000000000F"
+expect_certrep 2 badRequest "no challenge at all"
+expect_certrep 2 badRequest "RSA 1024 below MinRSABits" --keysize 1024 --challenge "$(challenge)"
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=owner" --out "$WORK/owner.pem" > "$WORK/owner.log" 2>&1 ||
+	{ cat "$WORK/owner.log"; fail "enrollment to set up the replay"; }
+expect_certrep 2 badRequest "a challenge from another transaction replayed" --challenge "$pw"
+
+n=$(grep -c 'scepd-ca\[.*issued serial' "$SERVER_LOG" || true)
+[ "$n" = $((enrolled + 1)) ] || fail "the CA issued $n certificates; only the $((enrolled + 1)) good enrollments may have one"
+pass "$cases hostile requests answered as expected, a good client enrolled after each"
