@@ -121,6 +121,24 @@ check "SCEP-level: a CertRep FAILURE with the right failInfo"
 expect_certrep 2 badRequest "wrong challenge" --challenge "0000000000000000000000000000000F"
 expect_certrep 2 badRequest "no challenge at all"
 expect_certrep 2 badRequest "RSA 1024 below MinRSABits" --keysize 1024 --challenge "$(challenge)"
+expect_certrep 2 badAlg "single DES envelope (RFC 8894 forbids it)" --cipher des-cbc --challenge "$(challenge)"
+grep -q "AllowDES = 1" "$WORK/bad.log" || { cat "$WORK/bad.log"; fail "the single-DES failInfoText does not name AllowDES = 1"; }
+expect_certrep 2 badAlg "MD5 message digest" --digest md5 --challenge "$(challenge)"
+expect_certrep 2 badMessageCheck "envelope for another certificate (the CA's)" \
+	--recipient "$DATA/ca/ca.pem" --challenge "$(challenge)"
+expect_certrep 2 badMessageCheck "signer key is not the CSR's key" --signer-mismatch --challenge "$(challenge)"
+
+check "accepted variants: 3DES (reply 3DES, never DES), AES-256, SHA-1"
+for v in "des-ede3-cbc sha256 DES-EDE3-CBC" "aes-256-cbc sha256 AES-256-CBC" "aes-128-cbc sha1 AES-128-CBC"; do
+	set -- $v
+	"$IOS_CLIENT" --url "$URL" --challenge "$(challenge)" --subject "CN=variant $1 $2" \
+		--cipher "$1" --digest "$2" --out "$WORK/v.pem" > "$WORK/v.log" 2>&1 ||
+		{ cat "$WORK/v.log"; fail "$1 with $2 was refused"; }
+	grep -q "reply cipher: $3" "$WORK/v.log" || { cat "$WORK/v.log"; fail "$1 request: reply not $3"; }
+	enrolled=$((enrolled + 1))
+	echo "   ok: $1 + $2 accepted, reply $3"
+done
+
 pw=$(challenge)
 "$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=owner" --out "$WORK/owner.pem" > "$WORK/owner.log" 2>&1 ||
 	{ cat "$WORK/owner.log"; fail "enrollment to set up the replay"; }

@@ -56,6 +56,11 @@ struct options {
 	int keysize;
 	int force_plus;
 	const char *key_file; /* reuse this key (a retry), or save a new one */
+	/* Hostile variants for the bad-input tests; NULL/0 = as iOS does. */
+	const char *cipher_name; /* envelope cipher instead of the caps' */
+	const char *digest_name; /* pkiMessage digest instead of the caps' */
+	const char *recipient_file; /* envelope to this cert, not the RA's */
+	int signer_mismatch; /* sign with a key other than the CSR's */
 	int message_type; /* what to send; PKCSReq normally */
 };
 
@@ -549,6 +554,9 @@ struct request {
 	char *txid;
 	uint8_t *nonce;
 	size_t nonce_len;
+	EVP_PKEY *other_key; /* --signer-mismatch */
+	X509 *other_signer;
+	X509 *recipient; /* --recipient */
 };
 
 static void
@@ -561,6 +569,9 @@ request_clear(struct request *rq)
 	free(rq->query);
 	free(rq->txid);
 	free(rq->nonce);
+	EVP_PKEY_free(rq->other_key);
+	X509_free(rq->other_signer);
+	X509_free(rq->recipient);
 	memset(rq, 0, sizeof(*rq));
 }
 
@@ -576,6 +587,10 @@ own_attributes(struct request *rq)
 
 	err = scep_request_parse(
 	    rq->msg, rq->msg_len, &any, &parsed, &failinfo, &why);
+	/* A refused algorithm (MD5, sent on purpose) still leaves the
+	 * attributes readable: the codec answers such requests too. */
+	if (err == SCEP_E_ALGORITHM && parsed != NULL)
+		err = SCEP_OK;
 	if (err != SCEP_OK || parsed == NULL) {
 		fprintf(stderr, "own request does not parse: %s (%s)\n",
 		    scep_strerror(err), why != NULL ? why : "");
@@ -645,6 +660,34 @@ build_request(const struct options *o, const struct ca_certs *c,
 		p.recipient = c->ra_enc;
 		p.cipher = cipher;
 		p.digest = md;
+		if (o->digest_name != NULL &&
+		    (p.digest = EVP_get_digestbyname(o->digest_name)) == NULL) {
+			fprintf(stderr, "unknown digest %s\n", o->digest_name);
+			return -1;
+		}
+		if (o->signer_mismatch) {
+			if ((rq->other_key = EVP_RSA_gen(2048)) == NULL ||
+			    (rq->other_signer =
+			            self_signed(rq->other_key, md)) == NULL)
+				return -1;
+			p.signer = rq->other_signer;
+			p.signer_key = rq->other_key;
+		}
+		if (o->recipient_file != NULL) {
+			FILE *f = fopen(o->recipient_file, "r");
+
+			if (f == NULL ||
+			    (rq->recipient = PEM_read_X509(
+			         f, NULL, NULL, NULL)) == NULL) {
+				fprintf(stderr, "cannot read %s\n",
+				    o->recipient_file);
+				if (f != NULL)
+					fclose(f);
+				return -1;
+			}
+			fclose(f);
+			p.recipient = rq->recipient;
+		}
 		p.ber_indefinite = 1;
 		if ((err = scep_pkcsreq_build(&p, &rq->msg, &rq->msg_len)) !=
 		    SCEP_OK) {
@@ -737,6 +780,11 @@ enroll(const struct options *o)
 	if (get_ca_cert(o, &c) != 0 || get_ca_caps(o, &caps) != 0)
 		goto out;
 	cipher = has_cap(caps, "AES") ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
+	if (o->cipher_name != NULL &&
+	    (cipher = EVP_get_cipherbyname(o->cipher_name)) == NULL) {
+		fprintf(stderr, "unknown cipher %s\n", o->cipher_name);
+		goto out;
+	}
 	md = has_cap(caps, "SHA-512")  ? EVP_sha512()
 	    : has_cap(caps, "SHA-256") ? EVP_sha256()
 	                               : EVP_sha1();
@@ -829,6 +877,9 @@ usage(FILE *f)
 	    "[--ca-name NAME] [--force-plus]\n"
 	    "  URL e.g. http://127.0.0.1:8080/certsrv/mscep/mscep.dll\n"
 	    "  --force-plus  new keys until the base64 holds a '+'\n"
+	    "  hostile variants: --cipher NAME (e.g. des-cbc), --digest NAME\n"
+	    "    (e.g. md5), --recipient CERT.pem (envelope to another cert),\n"
+	    "    --signer-mismatch (sign with a key other than the CSR's)\n"
 	    "  --key FILE    use the key in FILE (a retry of the same\n"
 	    "                transaction), or save the new key there\n"
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
@@ -849,6 +900,10 @@ main(int argc, char **argv)
 	    {"force-plus", no_argument, NULL, 'p'},
 	    {"message-type", required_argument, NULL, 'm'},
 	    {"key", required_argument, NULL, 'K'},
+	    {"cipher", required_argument, NULL, 'C'},
+	    {"digest", required_argument, NULL, 'D'},
+	    {"recipient", required_argument, NULL, 'R'},
+	    {"signer-mismatch", no_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -860,8 +915,8 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(
-	            argc, argv, "u:c:s:o:k:n:pm:K:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:Mh", opts,
+	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
 			o.url = optarg;
@@ -891,6 +946,18 @@ main(int argc, char **argv)
 			break;
 		case 'K':
 			o.key_file = optarg;
+			break;
+		case 'C':
+			o.cipher_name = optarg;
+			break;
+		case 'D':
+			o.digest_name = optarg;
+			break;
+		case 'R':
+			o.recipient_file = optarg;
+			break;
+		case 'M':
+			o.signer_mismatch = 1;
 			break;
 		case 'm':
 			o.message_type = (int)strtol(optarg, &end, 10);
