@@ -1,0 +1,81 @@
+/*
+ * The plugin ABI. A plugin is a shared object exporting one versioned table
+ * of function pointers (SQLite's and nginx's way): the host reads the ABI
+ * version first and refuses a table it does not know, before calling
+ * anything. Built-in plugins (`otp`, `static`) fill the same table.
+ *
+ * This header is the whole contract: a plugin includes it and nothing else
+ * of scepd. Strings the host passes are valid for the duration of a call.
+ */
+#ifndef SCEPD_PLUGIN_H
+#define SCEPD_PLUGIN_H
+
+#include <stddef.h>
+
+#define SCEPD_PLUGIN_ABI_VERSION 1
+
+/* The symbol a challenge-validator shared object exports. */
+#define SCEPD_CHALLENGE_VALIDATOR_SYMBOL "scepd_challenge_validator_v1"
+
+enum scepd_plugin_log_level {
+	SCEPD_PLUGIN_LOG_DEBUG = 0,
+	SCEPD_PLUGIN_LOG_INFO = 1,
+	SCEPD_PLUGIN_LOG_WARN = 2,
+	SCEPD_PLUGIN_LOG_ERROR = 3,
+};
+
+/* What the host offers a plugin. */
+struct scepd_plugin_host {
+	unsigned abi_version; /* SCEPD_PLUGIN_ABI_VERSION of the host */
+	const char *instance; /* the name it is configured under */
+	/* A key of the plugin's configuration section, or NULL if unset.
+	 * Only keys listed in the plugin's `keys` can be set at all. */
+	const char *(*config_get)(
+	    const struct scepd_plugin_host *host, const char *key);
+	/* One log line, tagged with the instance name. */
+	void (*log)(const struct scepd_plugin_host *host, int level,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+	void *opaque; /* the host's */
+};
+
+/* A PKCSReq's challenge, and what a validator may weigh with it. */
+struct scepd_challenge_request {
+	const char *challenge;      /* "" when the request has none */
+	const char *transaction_id;
+	const char *path;           /* the SCEP path it came in on */
+	const unsigned char *csr_der;
+	size_t csr_der_len;
+	const char *csr_pem;
+	const char *subject;        /* RFC 4514, the request's RDN order */
+	const char *const *sans;    /* "DNS:x", "email:x", ...; NULL-ended */
+	const char *requester;      /* client address as the frontend saw it */
+};
+
+enum scepd_verdict {
+	SCEPD_VERDICT_ALLOW = 0,
+	SCEPD_VERDICT_REFUSE = 1,      /* FAILURE badRequest, `why` as text */
+	SCEPD_VERDICT_UNAVAILABLE = 2, /* our outage: HTTP 503, device retries */
+};
+
+struct scepd_challenge_validator {
+	unsigned abi_version; /* SCEPD_PLUGIN_ABI_VERSION; read first */
+	const char *name;
+	/* Configuration keys the plugin reads (NULL-ended); any other key in
+	 * its section is a configuration error reported by the host. */
+	const char *const *keys;
+	/* 0, or -1 with a reason in err (a configuration error at start). */
+	int (*init)(const struct scepd_plugin_host *host, void **state,
+	    char *err, size_t errlen);
+	/* Decides on a request. On refusal or outage, `why` (NUL-terminated,
+	 * at most whylen bytes) says why, in words for the device's
+	 * failInfoText and the log. May be called from one thread at a time. */
+	enum scepd_verdict (*check)(void *state,
+	    const struct scepd_challenge_request *req, char *why,
+	    size_t whylen);
+	/* The certificate paid for by this request was issued (NULL: nothing
+	 * to do). */
+	void (*consume)(void *state, const struct scepd_challenge_request *req);
+	void (*destroy)(void *state);
+};
+
+#endif
