@@ -262,3 +262,101 @@ config_free(const struct config_key *table, void *settings)
 		}
 	}
 }
+
+/* --- free-form sections ([challenge.paths], [validator.NAME]) ---------- */
+
+struct config_pairs_load {
+	const char *prefix; /* "validator." matches [validator.*] */
+	struct config_pairs *out;
+	int failed;
+};
+
+static int
+config_pairs_handler(
+    void *user, const char *section, const char *name, const char *value)
+{
+	struct config_pairs_load *pl = user;
+	struct config_pairs *p = pl->out;
+	size_t plen = strlen(pl->prefix);
+	struct config_pair *grown;
+
+	if (strncasecmp(section, pl->prefix, plen) != 0)
+		return 1;
+	/* "prefix" alone, or "prefix.": a bare [validator.] is no name. */
+	if (pl->prefix[plen - 1] == '.' && section[plen] == '\0')
+		return 1;
+	if (pl->prefix[plen - 1] != '.' && section[plen] != '\0')
+		return 1;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 8;
+
+		if ((grown = realloc(p->pair, cap * sizeof(*grown))) == NULL) {
+			pl->failed = 1;
+			return 0;
+		}
+		p->pair = grown;
+		p->cap = cap;
+	}
+	p->pair[p->n].section = strdup(section);
+	p->pair[p->n].name = strdup(name);
+	p->pair[p->n].value = strdup(value);
+	if (p->pair[p->n].section == NULL || p->pair[p->n].name == NULL ||
+	    p->pair[p->n].value == NULL) {
+		p->n++;
+		pl->failed = 1;
+		return 0;
+	}
+	p->n++;
+	return 1;
+}
+
+int
+config_load_pairs(
+    const char *file, const char *prefix, struct config_pairs *out)
+{
+	struct config_pairs_load pl = {prefix, out, 0};
+	char *abs, *slash;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((abs = realpath(file, NULL)) == NULL) {
+		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	rc = ini_parse(abs, config_pairs_handler, &pl);
+	if (rc != 0 || pl.failed) {
+		fprintf(stderr, "%s: cannot read [%s...] sections\n", file,
+		    prefix);
+		free(abs);
+		config_pairs_free(out);
+		return -1;
+	}
+	if ((slash = strrchr(abs, '/')) != NULL)
+		*(slash == abs ? slash + 1 : slash) = '\0';
+	out->basedir = abs;
+	return 0;
+}
+
+const char *
+config_pairs_get(
+    const struct config_pairs *p, const char *section, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (strcasecmp(p->pair[i].section, section) == 0 &&
+		    strcasecmp(p->pair[i].name, name) == 0)
+			return p->pair[i].value;
+	return NULL;
+}
+
+void
+config_pairs_free(struct config_pairs *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->pair[i].section);
+		free(p->pair[i].name);
+		free(p->pair[i].value);
+	}
+	free(p->pair);
+	free(p->basedir);
+	memset(p, 0, sizeof(*p));
+}

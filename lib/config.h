@@ -42,6 +42,27 @@ int config_load_string(const char *text, const char *basedir,
     const char *section, const struct config_key *table, void *settings);
 void config_free(const struct config_key *table, void *settings);
 
+/*
+ * Free-form sections whose keys are not known in advance: a plugin's own
+ * section, or a map such as [challenge.paths]. `prefix` ending in '.'
+ * matches every [prefix.NAME]; otherwise exactly [prefix]. Keys keep the
+ * file's order. 0, or -1 with the reason on stderr.
+ */
+struct config_pair {
+	char *section, *name, *value;
+};
+struct config_pairs {
+	struct config_pair *pair;
+	size_t n, cap;
+	char *basedir; /* the configuration file's directory */
+};
+int config_load_pairs(
+    const char *file, const char *prefix, struct config_pairs *out);
+/* The value of `name` in `section`, or NULL. */
+const char *config_pairs_get(
+    const struct config_pairs *p, const char *section, const char *name);
+void config_pairs_free(struct config_pairs *p);
+
 /* Resolves `path` against `basedir` unless absolute. Caller frees. */
 char *config_resolve_path(const char *basedir, const char *path);
 

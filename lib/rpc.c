@@ -270,6 +270,22 @@ rpc_arena_clear(struct rpc_arena *arena)
 	arena->n = 0;
 }
 
+struct rpc_arena *
+rpc_arena_new(void)
+{
+	return calloc(1, sizeof(struct rpc_arena));
+}
+
+void
+rpc_arena_free(struct rpc_arena *arena)
+{
+	if (arena == NULL)
+		return;
+	rpc_arena_clear(arena);
+	free(arena->blocks);
+	free(arena);
+}
+
 static volatile sig_atomic_t rpc_stop;
 
 static void

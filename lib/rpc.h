@@ -64,6 +64,9 @@ void *rpc_alloc(struct rpc_arena *arena, size_t size);
 char *rpc_strdup(struct rpc_arena *arena, const char *s);
 /* Hands ownership of a malloc'ed block to the arena. */
 void rpc_adopt(struct rpc_arena *arena, void *p);
+/* An arena of one's own, to call a handler in process (unit tests). */
+struct rpc_arena *rpc_arena_new(void);
+void rpc_arena_free(struct rpc_arena *arena);
 
 /*
  * A handler reads `req`, fills `reply` (id is already set; status is

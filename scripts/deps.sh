@@ -7,10 +7,11 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 	liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
-	libcmocka-dev libinih-dev libjansson-dev libcurl4-openssl-dev curl)
+	libcmocka-dev libinih-dev libjansson-dev libcurl4-openssl-dev curl
+	libplist-dev)
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
-	lmdb-utils iproute2 procps)
+	lmdb-utils iproute2 procps libplist-utils)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

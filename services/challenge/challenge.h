@@ -13,11 +13,14 @@
 
 #include <lmdb.h>
 
+#include "config.h"
+#include "plugin.h"
 #include "rpc.h"
 
 #define CHALLENGE_SECRET_LEN 32
 #define CHALLENGE_MAC_LEN 32 /* HMAC-SHA256 */
-#define CHALLENGE_RAW_LEN 16 /* random bytes in a password */
+#define CHALLENGE_RAW_MAX 64 /* PasswordLength's upper bound (bytes) */
+#define CHALLENGE_PASSWORD_MAX 255 /* longer than any typed password */
 #define CHALLENGE_TXID_MAX 128 /* with the NUL */
 #define CHALLENGE_WHO_MAX 64 /* with the NUL */
 
@@ -27,6 +30,49 @@ struct challenge_settings {
 	char *secret_file;
 	long password_validity; /* minutes */
 	long password_max;
+	long password_length; /* random bytes; shown as twice as many hex */
+	int enforce_password;
+	int allow_no_password;
+	int use_single_password;
+	char *single_password;
+	char *validator; /* for paths without their own */
+	char *plugin_dir;
+	long mdm_password_max; /* per MDM account */
+	long wrong_password_limit; /* refusals per client address ... */
+	long wrong_password_window; /* ... in this many seconds */
+};
+
+/* A configured validator: built in (otp, static) or a loaded plugin. */
+struct validator {
+	char *name; /* the instance: "otp", "static" or [validator.NAME] */
+	const struct scepd_challenge_validator *v;
+	void *state;
+	void *dl; /* dlopen handle; NULL when built in */
+	struct scepd_plugin_host host;
+	struct challenge *c;
+	unsigned long allowed, refused, unavailable;
+};
+
+/* [challenge.paths]: SCEP path -> validator. */
+struct validator_route {
+	char *path;
+	struct validator *validator;
+};
+
+/* Refusals per client address for the wrong-password limit. */
+#define CHALLENGE_LIMIT_SLOTS 4096
+struct refusal_slot {
+	char addr[64];
+	int64_t window_start;
+	unsigned long count;
+};
+
+/* Counters for /metrics; one worker, so plain integers. */
+struct challenge_counters {
+	unsigned long issued, cache_full, used, expired, rate_limited;
+	unsigned long security_events; /* a password presented by another */
+	unsigned long refused_missing; /* no password in the request */
+	unsigned long allowed_without_password; /* AllowNoPassword */
 };
 
 /* The service: read-only after start-up except through LMDB. */
@@ -36,6 +82,15 @@ struct challenge {
 	MDB_env *env;
 	MDB_dbi dbi;
 	void *zmq_ctx;
+	struct config_pairs *config; /* [challenge.paths], [validator.*] */
+	struct validator *validators;
+	size_t nvalidators;
+	struct validator *default_validator;
+	struct validator_route *routes;
+	size_t nroutes;
+	struct refusal_slot *refusals; /* CHALLENGE_LIMIT_SLOTS */
+	struct challenge_counters counters;
+	int64_t (*now)(void); /* seconds since the epoch; tests fake it */
 };
 
 enum challenge_state {
@@ -48,7 +103,11 @@ enum challenge_state {
  * One stored password, keyed by its HMAC. A fixed layout written as is:
  * the database belongs to this host and this build.
  */
-#define CHALLENGE_RECORD_VERSION 1
+#define CHALLENGE_RECORD_VERSION 2
+enum challenge_pool {
+	CHALLENGE_POOL_ADMIN = 0, /* PasswordMax, all accounts together */
+	CHALLENGE_POOL_MDM = 1,   /* MdmPasswordMax per account */
+};
 struct challenge_record {
 	uint32_t version;
 	uint32_t state; /* enum challenge_state */
@@ -57,6 +116,20 @@ struct challenge_record {
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char issued_by[CHALLENGE_WHO_MAX];
 	char reserved_txid[CHALLENGE_TXID_MAX]; /* "" while issued */
+	uint32_t pool; /* enum challenge_pool; version 2 on */
+	uint32_t unused;
+};
+/* Version 1 ended before `pool`: read as the admin pool. */
+#define CHALLENGE_RECORD_V1_SIZE offsetof(struct challenge_record, pool)
+
+/* The UseSinglePassword password when set through the admin API. */
+#define CHALLENGE_SINGLE_KEY "single-password"
+struct challenge_single {
+	uint32_t version; /* 1 */
+	uint32_t unused;
+	int64_t set_at;
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char set_by[CHALLENGE_WHO_MAX];
 };
 
 int challenge_secret_load(
@@ -77,19 +150,46 @@ int challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 int challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
     const struct challenge_record *rec, unsigned int flags);
 /*
- * Deletes expired records and counts the outstanding ones (issued or
- * reserved, not expired). MDB_* error code.
+ * Deletes expired records (each logged) and counts the outstanding ones
+ * (issued or reserved, not expired) of `pool`; for the MDM pool only those
+ * issued to `who`. MDB_* error code.
  */
-int challenge_sweep(MDB_txn *txn, MDB_dbi dbi, int64_t now,
-    unsigned long *outstanding, unsigned long *deleted);
+int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
+    enum challenge_pool pool, const char *who, unsigned long *outstanding,
+    unsigned long *deleted);
+/* The admin-set single password: 0 found, 1 none, -1 error. */
+int challenge_single_get(MDB_txn *txn, MDB_dbi dbi,
+    struct challenge_single *single);
+int challenge_single_put(MDB_txn *txn, MDB_dbi dbi,
+    const struct challenge_single *single);
+/* Our passwords are hex: one typed in lower case is the same password. */
+void challenge_normalize(const char *password, char *out, size_t outlen);
 
 /* issue.c */
+int challenge_new_password(
+    size_t raw_len, char out[2 * CHALLENGE_RAW_MAX + 1]);
 void challenge_handle_issue(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
-/* redeem.c: check (reserve) and consume (use). */
+/* check.c: picks the validator, limits refusals, and asks it. */
 void challenge_handle_check(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void challenge_handle_consume(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
+void challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* otp.c and single.c: the built-in validators. */
+extern const struct scepd_challenge_validator challenge_otp_validator;
+extern const struct scepd_challenge_validator challenge_static_validator;
+void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+/* Whether a single password is set (in LMDB or the configuration), and
+ * by whom; for the admin page. */
+int challenge_single_info(struct challenge *c, char *set_by, size_t len);
+
+/* validators.c: built-ins and [validator.NAME] plugins, [challenge.paths]. */
+int validators_load(struct challenge *c, const char *config_file);
+void validators_free(struct challenge *c);
+struct validator *validators_for_path(struct challenge *c, const char *path);
 
 #endif

@@ -14,18 +14,54 @@
 
 #define CHALLENGE_CACHE_FULL "The password cache is full."
 
-/* 16 random bytes as 32 upper-case hex digits (what NDES shows). */
-static int
-challenge_new_password(char out[2 * CHALLENGE_RAW_LEN + 1])
+/* PasswordLength random bytes as upper-case hex (NDES shows 16 bytes as
+ * 32 digits). */
+int
+challenge_new_password(size_t raw_len, char out[2 * CHALLENGE_RAW_MAX + 1])
 {
-	unsigned char raw[CHALLENGE_RAW_LEN];
+	unsigned char raw[CHALLENGE_RAW_MAX];
 
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
+	if (raw_len > sizeof(raw) || RAND_bytes(raw, (int)raw_len) != 1)
 		return -1;
-	for (size_t i = 0; i < sizeof(raw); i++)
+	for (size_t i = 0; i < raw_len; i++)
 		snprintf(out + 2 * i, 3, "%02X", raw[i]);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	return 0;
+}
+
+/* UseSinglePassword: nothing to issue; say who set the shared one. */
+static void
+challenge_issue_single(struct challenge *c, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena, const char *who)
+{
+	Scep__V1__ChallengeIssueReply *out;
+	char set_by[CHALLENGE_WHO_MAX];
+
+	if (!challenge_single_info(c, set_by, sizeof(set_by))) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "issue refused to %s: UseSinglePassword = 1 but no single "
+		    "password is set",
+		    who);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "UseSinglePassword = 1 but no single password "
+		               "is set: set SinglePassword in [challenge] or "
+		               "POST api/single-password";
+		return;
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_issue_reply__init(out);
+	out->password = "";
+	out->expires_at = 0;
+	out->validity_minutes = 0;
+	out->has_single = 1;
+	out->single = 1;
+	out->single_set_by = rpc_strdup(arena, set_by);
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE;
+	reply->challenge_issue = out;
+	log_event(LOG_LEVEL_INFO, NULL, req->id,
+	    "%s asked for a password: the single password (set by %s) is in "
+	    "use",
+	    who, set_by);
 }
 
 static void
@@ -46,10 +82,12 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	const Scep__V1__ChallengeIssueRequest *in = req->challenge_issue;
 	Scep__V1__ChallengeIssueReply *out;
 	struct challenge_record rec;
-	char password[2 * CHALLENGE_RAW_LEN + 1], id[17];
+	char password[2 * CHALLENGE_RAW_MAX + 1], id[17];
 	const char *who, *addr;
 	unsigned long outstanding = 0, swept = 0;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = c->now();
+	enum challenge_pool pool = CHALLENGE_POOL_ADMIN;
+	long max = c->settings.password_max;
 	MDB_txn *txn = NULL;
 	int e;
 
@@ -57,6 +95,19 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	who = in->issued_by != NULL && in->issued_by[0] != '\0' ? in->issued_by
 	                                                        : "?";
 	addr = in->client_addr != NULL ? in->client_addr : "-";
+	if (in->pool != NULL && strcmp(in->pool, "mdm") == 0) {
+		pool = CHALLENGE_POOL_MDM;
+		max = c->settings.mdm_password_max;
+	} else if (in->pool != NULL && in->pool[0] != '\0' &&
+	    strcmp(in->pool, "admin") != 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "unknown password pool";
+		return;
+	}
+	if (c->settings.use_single_password) {
+		challenge_issue_single(c, req, reply, arena, who);
+		return;
+	}
 
 	/* Sweep, count and insert in one write transaction: two callers can
 	 * never both take the last free slot. */
@@ -64,8 +115,8 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		challenge_internal(reply, req->id, "begin", e);
 		goto out;
 	}
-	if ((e = challenge_sweep(txn, c->dbi, now, &outstanding, &swept)) !=
-	    0) {
+	if ((e = challenge_sweep(c, txn, now, pool, who, &outstanding,
+	         &swept)) != 0) {
 		challenge_internal(reply, req->id, "sweep", e);
 		goto out;
 	}
@@ -73,12 +124,15 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		log_event(LOG_LEVEL_DEBUG, NULL, req->id,
 		    "swept %lu expired password%s", swept,
 		    swept == 1 ? "" : "s");
-	if (outstanding >= (unsigned long)c->settings.password_max) {
+	if (outstanding >= (unsigned long)max) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "issue refused to %s (%s, via %s): %lu passwords "
-		    "outstanding, PasswordMax = %ld",
+		    "outstanding, %s = %ld",
 		    who, addr, req->origin ? req->origin : "?", outstanding,
-		    c->settings.password_max);
+		    pool == CHALLENGE_POOL_MDM ? "MdmPasswordMax"
+		                               : "PasswordMax",
+		    max);
+		c->counters.cache_full++;
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = CHALLENGE_CACHE_FULL;
 		/* Commit the sweep anyway. */
@@ -90,9 +144,11 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	rec.state = CHALLENGE_ISSUED;
 	rec.issued_at = now;
 	rec.expires_at = now + (int64_t)c->settings.password_validity * 60;
+	rec.pool = pool;
 	snprintf(rec.issued_by, sizeof(rec.issued_by), "%s", who);
-	/* A collision of 128 random bits means a broken RNG: refuse. */
-	if (challenge_new_password(password) != 0 ||
+	/* A collision of PasswordLength random bytes means a broken RNG. */
+	if (challenge_new_password(
+	        (size_t)c->settings.password_length, password) != 0 ||
 	    challenge_mac(c, password, rec.mac) != 0) {
 		challenge_internal(reply, req->id, "random or HMAC", 0);
 		goto out;
@@ -120,12 +176,13 @@ commit:
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE;
 	reply->challenge_issue = out;
 	challenge_mac_id(rec.mac, id);
+	c->counters.issued++;
 	log_event(LOG_LEVEL_INFO, NULL, req->id,
 	    "issued password id=%s to %s (%s, via %s), valid %ld minutes, "
-	    "%lu of %ld outstanding",
+	    "%lu of %s = %ld outstanding",
 	    id, who, addr, req->origin ? req->origin : "?",
 	    c->settings.password_validity, outstanding + 1,
-	    c->settings.password_max);
+	    pool == CHALLENGE_POOL_MDM ? "MdmPasswordMax" : "PasswordMax", max);
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);

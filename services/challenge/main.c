@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <zmq.h>
@@ -27,6 +28,26 @@ static const struct config_key challenge_config[] = {
         "minutes a password stays valid"},
     {"PasswordMax", CONFIG_INT, 1, 100000, "5", S(password_max),
         "passwords outstanding at once"},
+    {"PasswordLength", CONFIG_INT, 8, CHALLENGE_RAW_MAX, "16",
+        S(password_length), "random bytes per password (shown as hex)"},
+    {"EnforcePassword", CONFIG_BOOL, 0, 1, "1", S(enforce_password),
+        "1: every request needs a valid password"},
+    {"AllowNoPassword", CONFIG_BOOL, 0, 1, "0", S(allow_no_password),
+        "with EnforcePassword = 0: really enroll without a password"},
+    {"UseSinglePassword", CONFIG_BOOL, 0, 1, "0", S(use_single_password),
+        "1: one shared password (the static validator)"},
+    {"SinglePassword", CONFIG_STRING, 0, 0, "", S(single_password),
+        "the shared password (the admin API may replace it)"},
+    {"Validator", CONFIG_STRING, 0, 0, "", S(validator),
+        "validator for paths not in [challenge.paths] (otp or static)"},
+    {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
+        "where Module = NAME finds scepd-NAME.so"},
+    {"MdmPasswordMax", CONFIG_INT, 1, 10000000, "10000",
+        S(mdm_password_max), "outstanding passwords per MDM account"},
+    {"WrongPasswordLimit", CONFIG_INT, 0, 1000000, "10",
+        S(wrong_password_limit), "refusals per client address (0: none)"},
+    {"WrongPasswordWindow", CONFIG_INT, 1, 86400, "300",
+        S(wrong_password_window), "... within this many seconds"},
     CONFIG_END,
 };
 #undef S
@@ -38,8 +59,33 @@ static const struct rpc_route challenge_routes[] = {
         challenge_handle_check},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME, "ChallengeConsume", "ra",
         challenge_handle_consume},
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_SET_SINGLE, "ChallengeSetSingle",
+        "frontend scepctl", challenge_handle_set_single},
+    {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend",
+        challenge_handle_metrics},
     {0, NULL, NULL, NULL},
 };
+
+static int64_t
+challenge_clock(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* Unsafe choices are said at every start, where an operator looks. */
+static void
+challenge_warn_unsafe(const struct challenge_settings *s)
+{
+	if (!s->enforce_password && s->allow_no_password)
+		log_warn("unsafe: EnforcePassword = 0 and AllowNoPassword = 1: "
+		         "any device that reaches this server can enroll");
+	else if (!s->enforce_password)
+		log_warn("EnforcePassword = 0 without AllowNoPassword = 1: "
+		         "requests without a password are still refused");
+	if (s->use_single_password)
+		log_warn("UseSinglePassword = 1: one password for every "
+		         "device; whoever learns it can enroll");
+}
 
 /* The handlers share the service itself: there is one worker. */
 static void *
@@ -58,6 +104,7 @@ main(int argc, char **argv)
 	int loaded = 0, rc = 1;
 
 	memset(&c, 0, sizeof(c));
+	c.now = challenge_clock;
 	if ((config_file = service_config_arg(
 	         argc, argv, "scepd-challenge", &rc)) == NULL)
 		return rc;
@@ -78,12 +125,23 @@ main(int argc, char **argv)
 		    stderr, "scepd-challenge: [challenge] Database: %s\n", err);
 		goto out;
 	}
+	if ((c.refusals = calloc(
+	         CHALLENGE_LIMIT_SLOTS, sizeof(*c.refusals))) == NULL) {
+		fprintf(stderr, "scepd-challenge: out of memory\n");
+		goto out;
+	}
+	if (validators_load(&c, config_file) != 0)
+		goto out;
+	challenge_warn_unsafe(&c.settings);
 	if ((c.zmq_ctx = zmq_ctx_new()) == NULL) {
 		fprintf(stderr, "scepd-challenge: cannot start ZeroMQ\n");
 		goto out;
 	}
-	log_info("PasswordValidity = %ld minutes, PasswordMax = %ld",
-	    c.settings.password_validity, c.settings.password_max);
+	log_info("PasswordValidity = %ld minutes, PasswordMax = %ld, "
+	         "PasswordLength = %ld bytes, WrongPasswordLimit = %ld per %ld s",
+	    c.settings.password_validity, c.settings.password_max,
+	    c.settings.password_length, c.settings.wrong_password_limit,
+	    c.settings.wrong_password_window);
 	memset(&server, 0, sizeof(server));
 	server.zmq_ctx = c.zmq_ctx;
 	server.endpoint = c.settings.listen;
@@ -96,6 +154,8 @@ main(int argc, char **argv)
 out:
 	if (c.zmq_ctx != NULL)
 		zmq_ctx_term(c.zmq_ctx);
+	validators_free(&c);
+	free(c.refusals);
 	challenge_db_close(&c);
 	OPENSSL_cleanse(c.secret, sizeof(c.secret));
 	if (loaded)

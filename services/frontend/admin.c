@@ -41,6 +41,7 @@ struct admin_page {
 	const char *error;
 	int64_t expires_at;
 	unsigned int validity_minutes;
+	const char *single_set_by; /* UseSinglePassword: who set it */
 };
 
 static void
@@ -152,7 +153,15 @@ admin_html(const struct admin_page *pg, size_t *len)
 	    "certificates for routers or other network devices using the "
 	    "Simple Certificate Enrollment Protocol (SCEP).</p>\n",
 	    admin_style);
-	if (pg->password == NULL) {
+	if (pg->single_set_by != NULL) {
+		fputs("<p>This server uses a single password for every device "
+		      "(UseSinglePassword = 1). It was set by ",
+		    f);
+		html_escape(f, pg->single_set_by);
+		fputs(" and is stored only as a keyed hash, so it cannot be "
+		      "shown here.</p>\n",
+		    f);
+	} else if (pg->password == NULL) {
 		fputs("<p class=\"err\">", f);
 		html_escape(f, pg->error);
 		fputs("</p>\n<p>You can wait until a password is used or "
@@ -177,7 +186,7 @@ admin_html(const struct admin_page *pg, size_t *len)
 		fputs("<dd>unavailable: the RA did not answer; refresh in a "
 		      "moment.</dd>\n",
 		    f);
-	if (pg->password != NULL) {
+	if (pg->password != NULL && pg->single_set_by == NULL) {
 		fputs("<dt>The enrollment challenge password is:</dt>\n"
 		      "<dd><code class=\"pw\">",
 		    f);
@@ -185,7 +194,7 @@ admin_html(const struct admin_page *pg, size_t *len)
 		fputs("</code></dd>\n", f);
 	}
 	fputs("</dl>\n", f);
-	if (pg->password != NULL) {
+	if (pg->password != NULL && pg->single_set_by == NULL) {
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
 		fprintf(f,
@@ -216,12 +225,19 @@ admin_json(const struct admin_page *pg)
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	o = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s?}", "password",
-	    pg->password, "expires_at", when, "validity_minutes",
-	    (int)pg->validity_minutes, "ca_thumbprint_sha256",
-	    pg->sha256[0] ? pg->sha256 : NULL, "ca_thumbprint_sha1",
-	    pg->sha1[0] ? pg->sha1 : NULL, "ca_thumbprint_md5",
-	    pg->md5[0] ? pg->md5 : NULL);
+	if (pg->single_set_by != NULL)
+		o = json_pack("{s:b, s:s, s:s?, s:s?, s:s?}", "single", 1,
+		    "set_by", pg->single_set_by, "ca_thumbprint_sha256",
+		    pg->sha256[0] ? pg->sha256 : NULL, "ca_thumbprint_sha1",
+		    pg->sha1[0] ? pg->sha1 : NULL, "ca_thumbprint_md5",
+		    pg->md5[0] ? pg->md5 : NULL);
+	else
+		o = json_pack("{s:s, s:s, s:i, s:s?, s:s?, s:s?}", "password",
+		    pg->password, "expires_at", when, "validity_minutes",
+		    (int)pg->validity_minutes, "ca_thumbprint_sha256",
+		    pg->sha256[0] ? pg->sha256 : NULL, "ca_thumbprint_sha1",
+		    pg->sha1[0] ? pg->sha1 : NULL, "ca_thumbprint_md5",
+		    pg->md5[0] ? pg->md5 : NULL);
 	if (o == NULL)
 		return NULL;
 	out = json_dumps(o, JSON_INDENT(2));
@@ -251,7 +267,7 @@ admin_json_error(struct MHD_Connection *c, struct request *r,
 /* Asks the challenge service; fills pg, or answers the error itself. */
 static int
 admin_issue(struct frontend *fe, struct MHD_Connection *c, struct request *r,
-    struct admin_page *pg, int json, Scep__V1__Reply **rep,
+    struct admin_page *pg, int json, const char *pool, Scep__V1__Reply **rep,
     enum MHD_Result *ret)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
@@ -261,12 +277,22 @@ admin_issue(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 
 	body.issued_by = (char *)pg->user;
 	body.client_addr = r->client;
+	body.pool = (char *)pool;
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
 	req.challenge_issue = &body;
 	res = upstream_call(fe, UPSTREAM_CHALLENGE, &req,
 	    SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE, rep);
 	switch (res) {
 	case UPSTREAM_OK:
+		if ((*rep)->challenge_issue->has_single &&
+		    (*rep)->challenge_issue->single) {
+			pg->single_set_by =
+			    (*rep)->challenge_issue->single_set_by != NULL
+			    ? (*rep)->challenge_issue->single_set_by
+			    : "?";
+			pg->password = "";
+			return 0;
+		}
 		pg->password = (*rep)->challenge_issue->password;
 		pg->expires_at = (*rep)->challenge_issue->expires_at;
 		pg->validity_minutes =
@@ -297,6 +323,15 @@ admin_issue(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	}
 }
 
+int
+admin_wants_json(struct MHD_Connection *c)
+{
+	const char *accept = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+
+	return accept != NULL && strcasestr(accept, "application/json") != NULL;
+}
+
 static enum MHD_Result
 admin_unauthorized(struct MHD_Connection *c, struct request *r)
 {
@@ -311,23 +346,205 @@ admin_unauthorized(struct MHD_Connection *c, struct request *r)
 	    "text/plain; charset=utf-8", text, sizeof(text) - 1, h);
 }
 
-enum MHD_Result
-admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+/* A fresh password and the CA thumbprints, as a page or JSON. */
+static enum MHD_Result
+admin_password(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user, const char *pool, int json)
 {
 	struct admin_page pg;
 	struct cacert cc = {0};
 	Scep__V1__Reply *rep = NULL;
-	char *user = NULL, *pass = NULL, rights[256] = "", err[256];
-	char *out = NULL;
+	char err[256], *out = NULL;
 	size_t len = 0;
-	const char *accept;
-	int json, v;
 	enum MHD_Result ret = MHD_NO;
 
 	memset(&pg, 0, sizeof(pg));
-	accept = MHD_lookup_connection_value(
-	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-	json = accept != NULL && strcasestr(accept, "application/json") != NULL;
+	pg.user = user;
+	if (cache_get_cacert(fe, &cc, err, sizeof(err)) == UPSTREAM_OK) {
+		thumbprint(EVP_sha256(), cc.ca_der, cc.ca_der_len, pg.sha256,
+		    sizeof(pg.sha256));
+		thumbprint(EVP_sha1(), cc.ca_der, cc.ca_der_len, pg.sha1,
+		    sizeof(pg.sha1));
+		thumbprint(EVP_md5(), cc.ca_der, cc.ca_der_len, pg.md5,
+		    sizeof(pg.md5));
+	} else
+		log_warn("admin: no CA thumbprint to show: %s", err);
+	if (admin_issue(fe, c, r, &pg, json, pool, &rep, &ret) != 0)
+		goto out;
+	if (json && pg.password == NULL) {
+		ret = admin_json_error(c, r, 429, pg.error);
+		goto out;
+	}
+	out = json ? admin_json(&pg) : admin_html(&pg, &len);
+	if (out == NULL) {
+		ret = http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+		goto out;
+	}
+	if (json)
+		len = strlen(out);
+	ret = http_respond(c, r, MHD_HTTP_OK,
+	    json ? "application/json" : "text/html; charset=utf-8", out, len,
+	    admin_headers);
+out:
+	if (out != NULL) {
+		OPENSSL_cleanse(out, len);
+		free(out);
+	}
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	cacert_clear(&cc);
+	return ret;
+}
+
+/* The admin page itself: NDES's "fresh password and thumbprint". */
+static enum MHD_Result
+admin_page_handle(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user)
+{
+	if (strcmp(r->method, "GET") != 0)
+		return http_not_allowed(c, r, "GET");
+	return admin_password(fe, c, r, user, "admin", admin_wants_json(c));
+}
+
+/* POST api/challenges: the same for an MDM, counted against its own
+ * MdmPasswordMax so a fleet rollout is not throttled to PasswordMax. */
+static enum MHD_Result
+admin_api_challenges(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user)
+{
+	if (strcmp(r->method, "POST") != 0)
+		return http_not_allowed(c, r, "POST");
+	return admin_password(fe, c, r, user, "mdm", 1);
+}
+
+/* POST api/single-password {"password": "..."} sets the UseSinglePassword
+ * password; without one the server makes one and returns it once. */
+static enum MHD_Result
+admin_api_single_password(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeSetSingleRequest body =
+	    SCEP__V1__CHALLENGE_SET_SINGLE_REQUEST__INIT;
+	Scep__V1__Reply *rep = NULL;
+	json_t *in = NULL, *o = NULL;
+	json_error_t jerr;
+	const char *password = NULL;
+	char *text = NULL;
+	enum upstream_result res;
+	enum MHD_Result ret;
+
+	if (strcmp(r->method, "POST") != 0)
+		return http_not_allowed(c, r, "POST");
+	if (r->body_len > 0) {
+		in = json_loadb((const char *)r->body, r->body_len, 0, &jerr);
+		if (!json_is_object(in) ||
+		    json_unpack(in, "{s?s}", "password", &password) != 0) {
+			json_decref(in);
+			return admin_json_error(c, r, MHD_HTTP_BAD_REQUEST,
+			    "expected {\"password\": \"...\"} or no body");
+		}
+	}
+	body.password = (char *)password;
+	body.set_by = (char *)user;
+	body.client_addr = r->client;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_SET_SINGLE;
+	req.challenge_set_single = &body;
+	res = upstream_call(fe, UPSTREAM_CHALLENGE, &req,
+	    SCEP__V1__REPLY__BODY_CHALLENGE_SET_SINGLE, &rep);
+	json_decref(in); /* after the call: `password` points into it */
+	switch (res) {
+	case UPSTREAM_OK:
+		if (rep->challenge_set_single->password != NULL)
+			o = json_pack("{s:s, s:s}", "password",
+			    rep->challenge_set_single->password, "set_by",
+			    user);
+		else
+			o = json_pack("{s:s}", "set_by", user);
+		text = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
+		json_decref(o);
+		log_warn("admin: %s from %s set the single password", user,
+		    r->client);
+		ret = text != NULL
+		    ? http_respond(c, r, MHD_HTTP_OK, "application/json",
+		          text, strlen(text), admin_headers)
+		    : http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		          "Out of memory.\n");
+		if (text != NULL) {
+			OPENSSL_cleanse(text, strlen(text));
+			free(text);
+		}
+		break;
+	case UPSTREAM_REFUSED:
+	case UPSTREAM_BAD_REQUEST:
+		ret = admin_json_error(c, r, MHD_HTTP_CONFLICT,
+		    rep->error != NULL ? rep->error : "refused");
+		break;
+	case UPSTREAM_UNAVAILABLE:
+		ret = admin_json_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "The challenge service did not answer; retry in a few "
+		    "seconds.");
+		break;
+	default:
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+	}
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	return ret;
+}
+
+/*
+ * What lives under AdminPath, and the right each needs. "enroll" is NDES's
+ * enroll permission; "mdm" is for MDM servers that mint passwords by API;
+ * "admin" manages the server.
+ */
+static const struct admin_route {
+	const char *subpath; /* after AdminPath; "" is the page itself */
+	const char *right;
+	admin_handler handler;
+} admin_routes[] = {
+    {"", "enroll", admin_page_handle},
+    {"api/challenges", "mdm", admin_api_challenges},
+    {"api/single-password", "admin", admin_api_single_password},
+    {"profile.mobileconfig", "enroll", profile_handle},
+    {NULL, NULL, NULL},
+};
+
+const char *
+admin_subpath(const struct frontend *fe, const char *url)
+{
+	const char *base = fe->settings.admin_path;
+	size_t n = strlen(base);
+
+	if (n == 0)
+		return NULL;
+	if (base[n - 1] == '/')
+		n--;
+	if (strncasecmp(url, base, n) != 0)
+		return NULL;
+	if (url[n] == '\0')
+		return "";
+	if (url[n] != '/')
+		return NULL;
+	return url + n + 1;
+}
+
+enum MHD_Result
+admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	const struct admin_route *route;
+	const char *sub = admin_subpath(fe, r->path);
+	char *user = NULL, *pass = NULL, rights[256] = "";
+	int v;
+	enum MHD_Result ret = MHD_NO;
+
+	for (route = admin_routes; route->subpath != NULL; route++)
+		if (sub != NULL && strcmp(sub, route->subpath) == 0)
+			break;
+	if (route->subpath == NULL)
+		return http_text(c, r, MHD_HTTP_NOT_FOUND, "Not found.\n");
 	if (!r->loopback) {
 		log_warn("admin: refused %s: the admin page needs a loopback "
 		         "client until it is served over HTTPS",
@@ -355,53 +572,23 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		ret = admin_unauthorized(c, r);
 		goto out;
 	}
-	if (!has_right(rights, "enroll")) {
-		log_warn("admin: %s has no enroll right", user);
+	if (!has_right(rights, route->right)) {
+		log_warn("admin: %s has no %s right (for %s)", user,
+		    route->right, r->path);
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
-		    "You do not have sufficient permission to enroll with "
-		    "SCEP.\n");
+		    strcmp(route->right, "enroll") == 0
+		        ? "You do not have sufficient permission to enroll "
+		          "with SCEP.\n"
+		        : "You do not have sufficient permission for this.\n");
 		goto out;
 	}
-	pg.user = user;
-	if (cache_get_cacert(fe, &cc, err, sizeof(err)) == UPSTREAM_OK) {
-		thumbprint(EVP_sha256(), cc.ca_der, cc.ca_der_len, pg.sha256,
-		    sizeof(pg.sha256));
-		thumbprint(EVP_sha1(), cc.ca_der, cc.ca_der_len, pg.sha1,
-		    sizeof(pg.sha1));
-		thumbprint(EVP_md5(), cc.ca_der, cc.ca_der_len, pg.md5,
-		    sizeof(pg.md5));
-	} else
-		log_warn("admin: no CA thumbprint to show: %s", err);
-	if (admin_issue(fe, c, r, &pg, json, &rep, &ret) != 0)
-		goto out;
-	if (json && pg.password == NULL) {
-		ret = admin_json_error(c, r, 429, pg.error);
-		goto out;
-	}
-	out = json ? admin_json(&pg) : admin_html(&pg, &len);
-	if (out == NULL) {
-		ret = http_text(
-		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
-		goto out;
-	}
-	if (json)
-		len = strlen(out);
-	ret = http_respond(c, r, MHD_HTTP_OK,
-	    json ? "application/json" : "text/html; charset=utf-8", out, len,
-	    admin_headers);
+	ret = route->handler(fe, c, r, user);
 out:
-	if (out != NULL) {
-		OPENSSL_cleanse(out, len);
-		free(out);
-	}
 	if (pass != NULL) {
 		OPENSSL_cleanse(pass, strlen(pass));
 		MHD_free(pass);
 	}
 	if (user != NULL)
 		MHD_free(user);
-	if (rep != NULL)
-		scep__v1__reply__free_unpacked(rep, NULL);
-	cacert_clear(&cc);
 	return ret;
 }

@@ -29,6 +29,9 @@ struct frontend_settings {
 	long per_ip_connection_limit;
 	long rpc_timeout;
 	long threads;
+	char *external_url; /* "": derived from Listen and Paths */
+	int sign_profiles;
+	char *profile_organization;
 };
 
 /* The RA's GetCACert answer (a copy the holder frees with cacert_clear). */
@@ -115,6 +118,12 @@ enum MHD_Result http_text(struct MHD_Connection *c, struct request *r,
 /* 503 with Retry-After: our own outage, the client is to come back. */
 enum MHD_Result
 http_unavailable(struct MHD_Connection *c, struct request *r, const char *text);
+/* 429 with Retry-After. */
+enum MHD_Result http_too_many(struct MHD_Connection *c, struct request *r,
+    unsigned int retry_after_s, const char *text);
+/* 405 with Allow. */
+enum MHD_Result http_not_allowed(
+    struct MHD_Connection *c, struct request *r, const char *allow);
 
 /* --- upstream.c: RPC to the RA and the challenge service, the cache ---- */
 
@@ -128,6 +137,7 @@ enum upstream_result {
 	UPSTREAM_REFUSED, /* STATUS_REFUSED: the reply's error says why */
 	UPSTREAM_BAD_REQUEST, /* STATUS_BAD_REQUEST */
 	UPSTREAM_UNAVAILABLE, /* timeout or STATUS_UNAVAILABLE: HTTP 503 */
+	UPSTREAM_RATE_LIMITED, /* STATUS_RATE_LIMITED: HTTP 429 */
 	UPSTREAM_FAILED, /* anything else: HTTP 500 */
 };
 
@@ -164,5 +174,27 @@ enum MHD_Result scep_handle(struct frontend *fe, struct MHD_Connection *c,
 
 enum MHD_Result
 admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+/* The part of `url` under AdminPath ("" for the page), or NULL. */
+const char *admin_subpath(const struct frontend *fe, const char *url);
+/* Whether the client asked for JSON (Accept: application/json). */
+int admin_wants_json(struct MHD_Connection *c);
+/* A page or API under AdminPath, called once the user is authenticated
+ * and holds the route's right. */
+typedef enum MHD_Result (*admin_handler)(struct frontend *fe,
+    struct MHD_Connection *c, struct request *r, const char *user);
+
+/* --- profile.c: Apple configuration profiles -------------------------- */
+
+/* AdminPath/profile.mobileconfig: a SCEP payload with a fresh challenge and
+ * the CA certificate, signed by the RA when SignProfiles is on. */
+enum MHD_Result profile_handle(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user);
+
+/* --- metrics.c: /metrics in Prometheus text format --------------------- */
+
+enum MHD_Result
+metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+/* Counts one answered request by its HTTP status (from the access log). */
+void metrics_count_response(unsigned int status);
 
 #endif

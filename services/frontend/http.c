@@ -19,13 +19,14 @@
 
 #define ALLOW_SCEP "GET, HEAD, POST"
 #define ALLOW_READ "GET, HEAD"
-#define ALLOW_ADMIN "GET"
+#define ALLOW_ADMIN "GET, POST"
 
 enum route {
 	ROUTE_NONE,
 	ROUTE_HEALTHZ,
 	ROUTE_ADMIN,
 	ROUTE_SCEP,
+	ROUTE_METRICS,
 };
 
 enum MHD_Result
@@ -79,7 +80,20 @@ http_unavailable(struct MHD_Connection *c, struct request *r, const char *text)
 	    "text/plain; charset=utf-8", text, strlen(text), h);
 }
 
-static enum MHD_Result
+enum MHD_Result
+http_too_many(struct MHD_Connection *c, struct request *r,
+    unsigned int retry_after_s, const char *text)
+{
+	char secs[16], body[512];
+	const struct http_header h[] = {{"Retry-After", secs}, {NULL, NULL}};
+
+	snprintf(secs, sizeof(secs), "%u", retry_after_s);
+	snprintf(body, sizeof(body), "%s\n", text);
+	return http_respond(c, r, MHD_HTTP_TOO_MANY_REQUESTS,
+	    "text/plain; charset=utf-8", body, strlen(body), h);
+}
+
+enum MHD_Result
 http_not_allowed(struct MHD_Connection *c, struct request *r, const char *allow)
 {
 	const struct http_header h[] = {{"Allow", allow}, {NULL, NULL}};
@@ -196,6 +210,7 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (r == NULL)
 		return;
 	http_access_log(r, toe);
+	metrics_count_response(r->status);
 	free(r->raw_uri);
 	free(r->body);
 	free(r);
@@ -234,8 +249,10 @@ http_route(const struct frontend *fe, const char *url)
 {
 	if (strcmp(url, "/healthz") == 0)
 		return ROUTE_HEALTHZ;
-	if (fe->settings.admin_path[0] != '\0' &&
-	    path_equal(url, fe->settings.admin_path, 1))
+	if (strcmp(url, "/metrics") == 0)
+		return ROUTE_METRICS;
+	/* The admin page and what lies under it (profile, API). */
+	if (admin_subpath(fe, url) != NULL)
 		return ROUTE_ADMIN;
 	for (size_t i = 0; i < fe->npaths; i++)
 		if (path_equal(url, fe->paths[i], 0))
@@ -268,7 +285,8 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	for (char *p = r->user_agent; *p != '\0'; p++)
 		if (*p == '"' || (unsigned char)*p < 0x20)
 			*p = '\'';
-	if (r->route != ROUTE_SCEP || strcmp(method, "POST") != 0)
+	if ((r->route != ROUTE_SCEP && r->route != ROUTE_ADMIN) ||
+	    strcmp(method, "POST") != 0)
 		return MHD_YES; /* any body is discarded */
 	cl = MHD_lookup_connection_value(
 	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -310,8 +328,12 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
 		return http_text(c, r, MHD_HTTP_OK, "ok");
+	case ROUTE_METRICS:
+		if (!get)
+			return http_not_allowed(c, r, ALLOW_READ);
+		return metrics_handle(fe, c, r);
 	case ROUTE_ADMIN:
-		if (strcmp(r->method, "GET") != 0)
+		if (strcmp(r->method, "GET") != 0 && !post)
 			return http_not_allowed(c, r, ALLOW_ADMIN);
 		break;
 	case ROUTE_SCEP:

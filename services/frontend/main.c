@@ -48,6 +48,13 @@ static const struct config_key frontend_config[] = {
         "milliseconds to wait for the RA or the challenge service"},
     {"Threads", CONFIG_INT, 0, 1024, "0", S(threads),
         "HTTP worker threads (0: two per core)"},
+    {"ExternalURL", CONFIG_STRING, 0, 0, "", S(external_url),
+        "SCEP URL put in configuration profiles; empty: from Listen and "
+        "Paths"},
+    {"SignProfiles", CONFIG_BOOL, 0, 1, "1", S(sign_profiles),
+        "have the RA sign configuration profiles"},
+    {"ProfileOrganization", CONFIG_STRING, 0, 0, "scepd",
+        S(profile_organization), "PayloadOrganization of profiles"},
     CONFIG_END,
 };
 #undef S
@@ -169,6 +176,16 @@ frontend_prepare(struct frontend *fe, const char *file)
 	free(copy);
 	if (n == 0 && errors == 0) {
 		fprintf(stderr, "%s: [frontend] Paths: no path given\n", file);
+		errors++;
+	}
+	/* Devices are given this URL as is: only http(s) makes sense. */
+	if (fe->settings.external_url[0] != '\0' &&
+	    strncasecmp(fe->settings.external_url, "http://", 7) != 0 &&
+	    strncasecmp(fe->settings.external_url, "https://", 8) != 0) {
+		fprintf(stderr,
+		    "%s: [frontend] ExternalURL: '%s' is not an http:// or "
+		    "https:// URL\n",
+		    file, fe->settings.external_url);
 		errors++;
 	}
 	if (fe->settings.admin_path[0] != '\0' &&

@@ -84,6 +84,7 @@ scep_upstream_error(struct MHD_Connection *c, struct request *r,
 		return http_text(c, r, MHD_HTTP_BAD_REQUEST, text);
 	case UPSTREAM_OK:
 	case UPSTREAM_FAILED:
+	case UPSTREAM_RATE_LIMITED:
 		break;
 	}
 	return http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -146,6 +147,12 @@ scep_pki_operation(struct frontend *fe, struct MHD_Connection *c,
 	req.pki_operation = &body;
 	res = upstream_call(
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_PKI_OPERATION, &rep);
+	if (res == UPSTREAM_RATE_LIMITED) {
+		ret = http_too_many(c, r,
+		    rep->has_retry_after_s ? rep->retry_after_s : 60,
+		    rep->error != NULL ? rep->error : "Too many refusals.");
+		goto out;
+	}
 	if (res != UPSTREAM_OK) {
 		ret = scep_upstream_error(c, r, res,
 		    rep != NULL && rep->error != NULL ? rep->error

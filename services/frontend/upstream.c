@@ -93,6 +93,8 @@ upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
 		return UPSTREAM_REFUSED;
 	case SCEP__V1__STATUS__STATUS_BAD_REQUEST:
 		return UPSTREAM_BAD_REQUEST;
+	case SCEP__V1__STATUS__STATUS_RATE_LIMITED:
+		return UPSTREAM_RATE_LIMITED;
 	case SCEP__V1__STATUS__STATUS_UNAVAILABLE:
 		log_warn("the %s is unavailable: %s", name,
 		    rep->error ? rep->error : "no reason given");

@@ -98,6 +98,10 @@ static const struct rpc_route ra_routes[] = {
         ra_handle_get_ca_cert},
     {SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation", "frontend",
         ra_handle_pki_operation},
+    {SCEP__V1__REQUEST__BODY_SIGN_PROFILE, "SignProfile", "frontend",
+        ra_handle_sign_profile},
+    {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend",
+        ra_handle_metrics},
     {0, NULL, NULL, NULL},
 };
 

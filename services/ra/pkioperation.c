@@ -19,6 +19,7 @@
 /* What a handler decided, turned into a CertRep (or a 503) by the caller. */
 struct ra_answer {
 	int unavailable; /* our own outage: 503, never a FAILURE */
+	unsigned int rate_limited; /* 429: seconds to wait; 0: not limited */
 	int pki_status;
 	int failinfo;
 	const char *text; /* failInfoText; static or in the arena */
@@ -62,21 +63,32 @@ ra_signer_matches_csr(X509 *signer, X509_REQ *csr)
 
 static int
 ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
-    const char *password, const char *txid, struct ra_answer *ans,
-    struct rpc_arena *arena)
+    const char *password, const char *txid, X509_REQ *csr,
+    struct ra_answer *ans, struct rpc_arena *arena)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeCheckRequest check =
 	    SCEP__V1__CHALLENGE_CHECK_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	int rc;
+	unsigned char *der = NULL;
+	int rc, len;
 
-	check.password = (char *)password;
+	check.password = (char *)(password != NULL ? password : "");
 	check.transaction_id = (char *)txid;
 	check.client_addr = req->pki_operation->client_addr;
+	check.path = req->pki_operation->path;
+	/* For validators that weigh the request (an MDM's webhook). */
+	if ((len = i2d_X509_REQ(csr, &der)) > 0) {
+		check.has_csr = 1;
+		check.csr.data = der;
+		check.csr.len = (size_t)len;
+	}
+	check.subject = ra_csr_subject(csr, arena);
+	check.n_sans = ra_csr_sans(csr, &check.sans, arena);
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	call.challenge_check = &check;
 	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	OPENSSL_free(der);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "challenge service: %s", rpc_strerror(rc));
@@ -84,9 +96,22 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 		return -1;
 	}
 	rc = 0;
-	if (reply->status == SCEP__V1__STATUS__STATUS_OK)
+	if (reply->status == SCEP__V1__STATUS__STATUS_OK) {
+		if (reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_CHECK &&
+		    reply->challenge_check->validator != NULL)
+			log_event(LOG_LEVEL_INFO, txid, req->id,
+			    "challenge accepted by validator %s",
+			    reply->challenge_check->validator);
 		goto out;
+	}
 	rc = -1;
+	if (reply->status == SCEP__V1__STATUS__STATUS_RATE_LIMITED) {
+		ans->rate_limited =
+		    reply->has_retry_after_s && reply->retry_after_s > 0
+		    ? reply->retry_after_s
+		    : 60;
+		goto out;
+	}
 	if (reply->status != SCEP__V1__STATUS__STATUS_REFUSED) {
 		ans->unavailable = 1;
 		goto out;
@@ -111,8 +136,9 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Reply *reply = NULL;
 	int rc;
 
-	consume.password = (char *)password;
+	consume.password = (char *)(password != NULL ? password : "");
 	consume.transaction_id = (char *)txid;
+	consume.path = req->pki_operation->path;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
 	call.challenge_consume = &consume;
 	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
@@ -237,15 +263,9 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		    "CSR's public key");
 		goto out;
 	}
-	if (challenge == NULL || challenge[0] == '\0') {
-		log_event(LOG_LEVEL_WARN, txid, req->id,
-		    "PKCSReq without a challengePassword");
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-		    "the request carries no challengePassword; get one from "
-		    "the SCEP admin page");
-		goto out;
-	}
-	if (ra_challenge_check(w, req, challenge, txid, ans, arena) != 0)
+	/* No password is the challenge service's call too: it knows
+	 * EnforcePassword and names the setting in its refusal. */
+	if (ra_challenge_check(w, req, challenge, txid, csr, ans, arena) != 0)
 		goto out;
 	if (ra_ca_sign(w, req, sreq, csr, ans, arena) != 0)
 		goto out;
@@ -297,8 +317,9 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	const Scep__V1__PkiOperationRequest *op = req->pki_operation;
 	Scep__V1__PkiOperationReply *body;
 	struct scep_request *sreq = NULL;
-	struct ra_answer ans = {0, SCEP_STATUS_FAILURE,
-	    SCEP_FAILINFO_BAD_REQUEST, NULL, NULL, NID_undef};
+	struct ra_answer ans = {.pki_status = SCEP_STATUS_FAILURE,
+	    .failinfo = SCEP_FAILINFO_BAD_REQUEST,
+	    .cipher_nid = NID_undef};
 	struct scep_certrep_params params;
 	const struct ra_operation *handler;
 	const char *why = NULL;
@@ -314,6 +335,7 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 		    op->client_addr ? op->client_addr : "?", why);
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply->error = (char *)why;
+		ra_count(RA_OUTCOME_UNANSWERABLE, 0);
 		goto out;
 	}
 	if (rc != SCEP_OK) {
@@ -336,6 +358,17 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	if (ans.unavailable) {
 		reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
 		reply->error = "a service behind the RA did not answer";
+		ra_count(RA_OUTCOME_UNAVAILABLE, 0);
+		goto out;
+	}
+	if (ans.rate_limited > 0) {
+		/* Not a FAILURE: the device is to come back, not give up. */
+		reply->status = SCEP__V1__STATUS__STATUS_RATE_LIMITED;
+		reply->error = "Too many refused challenge passwords from this "
+		               "address; retry later.";
+		reply->has_retry_after_s = 1;
+		reply->retry_after_s = ans.rate_limited;
+		ra_count(RA_OUTCOME_RATE_LIMITED, 0);
 		goto out;
 	}
 	memset(&params, 0, sizeof(params));
@@ -366,6 +399,9 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	body->certrep.len = out_len;
 	reply->body_case = SCEP__V1__REPLY__BODY_PKI_OPERATION;
 	reply->pki_operation = body;
+	ra_count(ans.pki_status == SCEP_STATUS_SUCCESS ? RA_OUTCOME_SUCCESS
+	                                               : RA_OUTCOME_FAILURE,
+	    ans.failinfo);
 	if (ans.pki_status != SCEP_STATUS_SUCCESS)
 		log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
 		    "answered FAILURE %s: %s", scep_failinfo_name(ans.failinfo),

@@ -63,8 +63,29 @@ void ra_handle_get_ca_caps(void *worker, const Scep__V1__Request *req,
 void ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
+/* csrinfo.c: what a challenge validator is shown of a CSR (arena). */
+char *ra_csr_subject(X509_REQ *csr, struct rpc_arena *arena);
+size_t ra_csr_sans(X509_REQ *csr, char ***out, struct rpc_arena *arena);
+
+/* metrics.c: PKIOperation outcomes, for /metrics. */
+enum ra_outcome {
+	RA_OUTCOME_SUCCESS,
+	RA_OUTCOME_FAILURE,
+	RA_OUTCOME_UNAVAILABLE,
+	RA_OUTCOME_RATE_LIMITED,
+	RA_OUTCOME_UNANSWERABLE,
+	RA_OUTCOME_COUNT,
+};
+void ra_count(enum ra_outcome outcome, int failinfo);
+void ra_handle_metrics(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
 /* pkioperation.c */
 void ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* profile.c: SignProfile, CMS SignedData by the RA signing key. */
+void ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 #endif

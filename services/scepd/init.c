@@ -246,7 +246,7 @@ scepd_init(const char *dir, const char *listen)
 	for (char *p = password; *p; p++) /* base64url: no '+' or '/' */
 		*p = *p == '+' ? '-' : (*p == '/' ? '_' : *p);
 	snprintf(path, sizeof(path), "%s/admin.passwd", dir);
-	if (passwd_set_file(path, "admin", password, "enroll") != 0) {
+	if (passwd_set_file(path, "admin", password, "enroll,admin") != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
 	}

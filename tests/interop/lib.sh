@@ -8,6 +8,7 @@
 #   fetch_ca_chain             GetCACert -> $CA_PEM $RA_SIG_PEM $RA_ENC_PEM
 #   verify_cert FILE           openssl verify against the GetCACert CA
 #   set_conf SECTION KEY VALUE edit $DATA/scepd.conf (restart to apply)
+#   add_conf_section SECTION   add [SECTION] to it when missing
 #   on_exit "COMMAND"          run at exit, before the server is stopped
 #   check "what"               announce a check;  fail "why"  ends the test
 #   pass "summary"             the closing PASS line
@@ -263,6 +264,13 @@ set_conf() {
 		{ print }
 		END { flush() }' "$conf" > "$conf.new" && mv "$conf.new" "$conf"
 	grep -q "^$key = $value\$" "$conf" || fail "set_conf: could not set $key in [$section]"
+}
+
+# Appends an empty [SECTION] to $DATA/scepd.conf unless it is there, so
+# set_conf can fill it ([challenge.paths], [validator.NAME]).
+add_conf_section() {
+	local conf="$DATA/scepd.conf"
+	grep -qxF "[$1]" "$conf" || printf '\n[%s]\n' "$1" >> "$conf"
 }
 
 # The iOS-like client: ios_enroll CHALLENGE SUBJECT OUT [URL] [extra args];

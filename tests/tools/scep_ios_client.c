@@ -64,12 +64,17 @@ struct options {
 	int message_type; /* what to send; PKCSReq normally */
 };
 
+/* --source: the local address to connect from (any 127.0.0.0/8 on Linux),
+ * so a test can be two clients at once. */
+static const char *source_addr;
+
 /* An HTTP answer. */
 struct reply {
 	uint8_t *body;
 	size_t len;
 	long code;
 	char *content_type;
+	char retry_after[16]; /* the Retry-After header, "" if none */
 };
 
 static void
@@ -78,6 +83,26 @@ reply_clear(struct reply *r)
 	free(r->body);
 	free(r->content_type);
 	memset(r, 0, sizeof(*r));
+}
+
+/* Keeps Retry-After: what a device is told when to come back. */
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct reply *r = arg;
+	size_t n = size * nmemb;
+	static const char name[] = "retry-after:";
+
+	if (n > sizeof(name) - 1 &&
+	    strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
+		size_t skip = sizeof(name) - 1;
+
+		while (skip < n && ptr[skip] == ' ')
+			skip++;
+		snprintf(r->retry_after, sizeof(r->retry_after), "%.*s",
+		    (int)strcspn(ptr + skip, "\r\n"), ptr + skip);
+	}
+	return n;
 }
 
 static size_t
@@ -120,8 +145,12 @@ http_get(const char *base, const char *query, struct reply *r)
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	if (source_addr != NULL)
+		curl_easy_setopt(curl, CURLOPT_INTERFACE, source_addr);
 	if ((cc = curl_easy_perform(curl)) != CURLE_OK) {
 		fprintf(
 		    stderr, "GET %.80s...: %s\n", url, curl_easy_strerror(cc));
@@ -812,6 +841,8 @@ enroll(const struct options *o)
 	if (r.code != 200) {
 		fprintf(stderr, "PKIOperation: HTTP %ld: %.200s\n", r.code,
 		    r.body != NULL ? (char *)r.body : "");
+		if (r.retry_after[0] != '\0')
+			printf("Retry-After: %s\n", r.retry_after);
 		goto out;
 	}
 	if (!content_type_is(&r, "application/x-pki-message"))
@@ -884,6 +915,7 @@ usage(FILE *f)
 	    "                transaction), or save the new key there\n"
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
 	    "                    to test what a server does with it\n"
+	    "  --source ADDR     connect from this local address\n"
 	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
 }
 
@@ -904,6 +936,7 @@ main(int argc, char **argv)
 	    {"digest", required_argument, NULL, 'D'},
 	    {"recipient", required_argument, NULL, 'R'},
 	    {"signer-mismatch", no_argument, NULL, 'M'},
+	    {"source", required_argument, NULL, 'A'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -915,7 +948,7 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:Mh", opts,
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:h", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -955,6 +988,9 @@ main(int argc, char **argv)
 			break;
 		case 'R':
 			o.recipient_file = optarg;
+			break;
+		case 'A':
+			source_addr = optarg;
 			break;
 		case 'M':
 			o.signer_mismatch = 1;

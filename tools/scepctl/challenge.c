@@ -186,6 +186,20 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 		goto out;
 	}
 	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
+	    reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE &&
+	    reply->challenge_issue->has_single &&
+	    reply->challenge_issue->single) {
+		/* Nothing to print: the service keeps only the HMAC. */
+		fprintf(stderr,
+		    "scepctl: UseSinglePassword = 1: every device uses the "
+		    "single password set by %s; no one-time password is "
+		    "issued\n",
+		    reply->challenge_issue->single_set_by
+		        ? reply->challenge_issue->single_set_by
+		        : "?");
+		goto out;
+	}
+	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
 	    reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE) {
 		rc = scepctl_print(reply->challenge_issue, json);
 		goto out;

@@ -1,8 +1,10 @@
 /*
- * scepctl passwd USER: sets USER's password for the admin page
- * (/certsrv/mscep_admin/) in DIR/admin.passwd, with the right to get
- * challenge passwords. The password is one line on stdin, so that it
- * never shows in the process list or shell history.
+ * scepctl passwd [--rights LIST] USER: sets USER's password for the admin
+ * page (/certsrv/mscep_admin/) in DIR/admin.passwd, and USER's rights:
+ * "enroll" (get challenge passwords, NDES's enroll permission; the
+ * default), "mdm" (the MDM API), "admin" (server settings such as the
+ * single password). The password is one line on stdin, so that it never
+ * shows in the process list or shell history.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -22,10 +24,38 @@ static void
 scepctl_passwd_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: scepctl [--data-dir DIR] passwd USER < password\n"
+	    "usage: scepctl [--data-dir DIR] passwd [--rights LIST] USER "
+	    "< password\n"
 	    "  Sets USER's admin-page password (first line of stdin) in\n"
-	    "  DIR/admin.passwd, with the right to get enrollment "
-	    "passwords.\n");
+	    "  DIR/admin.passwd. LIST (comma separated, default enroll):\n"
+	    "    enroll  get enrollment passwords (the admin page)\n"
+	    "    mdm     issue passwords through api/challenges\n"
+	    "    admin   set the single password (api/single-password)\n");
+}
+
+/* Each right of the comma-separated list is one we know. */
+static int
+scepctl_rights_ok(const char *rights)
+{
+	static const char *const known[] = {"enroll", "mdm", "admin", NULL};
+	const char *p = rights;
+
+	if (*p == '\0')
+		return 0;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ","), i;
+
+		for (i = 0; known[i] != NULL; i++)
+			if (strlen(known[i]) == len &&
+			    strncmp(known[i], p, len) == 0)
+				break;
+		if (known[i] == NULL)
+			return 0;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 1;
 }
 
 /* Letters, digits and . _ - @ only: the file is "user:hash:rights". */
@@ -79,20 +109,31 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
+	    {"rights", required_argument, NULL, 'r'},
 	    {NULL, 0, NULL, 0},
 	};
 	char password[SCEPCTL_PASSWORD_MAX + 2], *file = NULL;
-	const char *user;
+	const char *user, *rights = "enroll";
 	size_t len;
 	int c, rc = 1;
 
 	memset(password, 0, sizeof(password));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hr:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			scepctl_passwd_usage(stdout);
 			return 0;
+		case 'r':
+			rights = optarg;
+			if (!scepctl_rights_ok(rights)) {
+				fprintf(stderr,
+				    "scepctl: --rights %s: use enroll, mdm "
+				    "and admin, comma separated\n",
+				    rights);
+				return 2;
+			}
+			break;
 		default:
 			scepctl_passwd_usage(stderr);
 			return 2;
@@ -122,11 +163,12 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 	if ((file = malloc(len)) == NULL)
 		goto out;
 	snprintf(file, len, "%s/admin.passwd", ctl->data_dir);
-	if (passwd_set_file(file, user, password, "enroll") != 0) {
+	if (passwd_set_file(file, user, password, rights) != 0) {
 		fprintf(stderr, "scepctl: cannot write %s\n", file);
 		goto out;
 	}
-	fprintf(stderr, "scepctl: password of %s set in %s\n", user, file);
+	fprintf(stderr, "scepctl: password of %s (rights %s) set in %s\n",
+	    user, rights, file);
 	rc = 0;
 out:
 	OPENSSL_cleanse(password, sizeof(password));

@@ -1,0 +1,373 @@
+/*
+ * ChallengeCheckRequest and ChallengeConsumeRequest from the RA: the
+ * validator of the request's SCEP path decides; this file adds what every
+ * validator shares: the per-address limit on refusals (WrongPasswordLimit,
+ * answered 429 by the frontend without slowing other clients), the
+ * EnforcePassword rules, and the counters of /metrics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
+#include <openssl/pem.h>
+
+#include "challenge.h"
+#include "log.h"
+
+#define E_NO_PASSWORD                                                         \
+	"the request carries no challengePassword; get one from the SCEP "    \
+	"admin page"
+#define E_NO_PASSWORD_UNSAFE                                                  \
+	"the request carries no challengePassword: EnforcePassword = 0 also " \
+	"needs AllowNoPassword = 1 in [challenge]"
+
+/* The slot of `addr`, a free one, or the one idle longest. */
+static struct refusal_slot *
+refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
+{
+	struct refusal_slot *oldest = NULL;
+
+	for (size_t i = 0; i < CHALLENGE_LIMIT_SLOTS; i++) {
+		struct refusal_slot *s = &c->refusals[i];
+
+		if (s->addr[0] != '\0' && strcmp(s->addr, addr) == 0)
+			return s;
+		if (!create)
+			continue;
+		if (s->addr[0] == '\0' ||
+		    s->window_start + c->settings.wrong_password_window <= now) {
+			if (oldest == NULL || oldest->addr[0] != '\0')
+				oldest = s;
+		} else if (oldest == NULL ||
+		    (oldest->addr[0] != '\0' &&
+		        s->window_start < oldest->window_start))
+			oldest = s;
+	}
+	if (oldest != NULL) {
+		memset(oldest, 0, sizeof(*oldest));
+		snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+		oldest->window_start = now;
+	}
+	return oldest;
+}
+
+/* Seconds until `addr` may try again, or 0 when it may now. */
+static unsigned int
+refusal_wait(struct challenge *c, const char *addr, int64_t now)
+{
+	struct refusal_slot *s;
+	int64_t end;
+
+	if (c->settings.wrong_password_limit == 0)
+		return 0;
+	if ((s = refusal_slot(c, addr, now, 0)) == NULL)
+		return 0;
+	end = s->window_start + c->settings.wrong_password_window;
+	if (end <= now || s->count < (unsigned long)c->settings.wrong_password_limit)
+		return 0;
+	return (unsigned int)(end - now);
+}
+
+static void
+refusal_record(struct challenge *c, const char *addr, int64_t now)
+{
+	struct refusal_slot *s;
+
+	if (c->settings.wrong_password_limit == 0)
+		return;
+	if ((s = refusal_slot(c, addr, now, 1)) == NULL)
+		return;
+	if (s->window_start + c->settings.wrong_password_window <= now) {
+		s->window_start = now;
+		s->count = 0;
+	}
+	s->count++;
+	if (s->count == (unsigned long)c->settings.wrong_password_limit)
+		log_warn("security: client %s refused %lu times in %ld s "
+		         "(WrongPasswordLimit): further requests get 429 for "
+		         "the rest of the window",
+		    addr, s->count, c->settings.wrong_password_window);
+}
+
+/* PEM of the CSR for validators that pass it on; NULL when none. */
+static char *
+csr_pem(const ProtobufCBinaryData *der)
+{
+	BIO *b;
+	BUF_MEM *mem;
+	char *out = NULL;
+
+	if (der->len == 0 || (b = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (PEM_write_bio(b, "CERTIFICATE REQUEST", "", der->data,
+	        (long)der->len) > 0 &&
+	    BIO_get_mem_ptr(b, &mem) == 1 &&
+	    (out = malloc(mem->length + 1)) != NULL) {
+		memcpy(out, mem->data, mem->length);
+		out[mem->length] = '\0';
+	}
+	BIO_free(b);
+	return out;
+}
+
+void
+challenge_handle_check(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct challenge *c = worker;
+	const Scep__V1__ChallengeCheckRequest *in = req->challenge_check;
+	Scep__V1__ChallengeCheckReply *out;
+	struct scepd_challenge_request vr;
+	struct validator *v;
+	const char **sans = NULL;
+	char why[512] = "", *pem = NULL;
+	const char *addr, *password;
+	int64_t now = c->now();
+	unsigned int wait;
+	enum scepd_verdict verdict;
+
+	addr = in->client_addr != NULL && in->client_addr[0] != '\0'
+	    ? in->client_addr
+	    : "-";
+	password = in->password != NULL ? in->password : "";
+	if (in->transaction_id == NULL || in->transaction_id[0] == '\0' ||
+	    strlen(in->transaction_id) >= CHALLENGE_TXID_MAX) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "refused request from %s: transactionID missing or longer "
+		    "than %d bytes",
+		    req->origin ? req->origin : "?", CHALLENGE_TXID_MAX - 1);
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "transactionID missing or too long";
+		return;
+	}
+	if ((wait = refusal_wait(c, addr, now)) > 0) {
+		c->counters.rate_limited++;
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "client %s is over WrongPasswordLimit = %ld: 429 for %u s",
+		    addr, c->settings.wrong_password_limit, wait);
+		reply->status = SCEP__V1__STATUS__STATUS_RATE_LIMITED;
+		reply->error = "Too many refused challenge passwords from this "
+		               "address; retry later.";
+		reply->has_retry_after_s = 1;
+		reply->retry_after_s = wait;
+		return;
+	}
+	v = validators_for_path(c, in->path);
+	if (!c->settings.enforce_password && c->settings.allow_no_password) {
+		c->counters.allowed_without_password++;
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "unsafe: no password checked for client %s "
+		    "(EnforcePassword = 0, AllowNoPassword = 1)",
+		    addr);
+		goto allow;
+	}
+	if (password[0] == '\0') {
+		c->counters.refused_missing++;
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "refused client %s: no challengePassword", addr);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = c->settings.enforce_password
+		    ? E_NO_PASSWORD
+		    : E_NO_PASSWORD_UNSAFE;
+		return;
+	}
+	if (strlen(password) > CHALLENGE_PASSWORD_MAX) {
+		snprintf(why, sizeof(why),
+		    "challenge password is not valid or has expired");
+		verdict = SCEPD_VERDICT_REFUSE;
+		goto decided;
+	}
+	memset(&vr, 0, sizeof(vr));
+	vr.challenge = password;
+	vr.transaction_id = in->transaction_id;
+	vr.path = in->path != NULL ? in->path : "";
+	vr.csr_der = in->has_csr ? in->csr.data : NULL;
+	vr.csr_der_len = in->has_csr ? in->csr.len : 0;
+	vr.csr_pem = in->has_csr ? (pem = csr_pem(&in->csr)) : NULL;
+	vr.subject = in->subject != NULL ? in->subject : "";
+	sans = calloc(in->n_sans + 1, sizeof(*sans));
+	for (size_t i = 0; sans != NULL && i < in->n_sans; i++)
+		sans[i] = in->sans[i];
+	vr.sans = sans;
+	vr.requester = addr;
+	if (sans == NULL) {
+		snprintf(why, sizeof(why), "out of memory");
+		verdict = SCEPD_VERDICT_UNAVAILABLE;
+	} else
+		verdict = v->v->check(v->state, &vr, why, sizeof(why));
+	why[sizeof(why) - 1] = '\0';
+decided:
+	free(sans);
+	free(pem);
+	switch (verdict) {
+	case SCEPD_VERDICT_ALLOW:
+		v->allowed++;
+		goto allow;
+	case SCEPD_VERDICT_UNAVAILABLE:
+		v->unavailable++;
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "validator %s unavailable: %s", v->name, why);
+		reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
+		reply->error = rpc_strdup(arena, why);
+		return;
+	default:
+		v->refused++;
+		refusal_record(c, addr, now);
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "validator %s refused client %s (via %s): %s", v->name,
+		    addr, in->path ? in->path : "?", why);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = rpc_strdup(
+		    arena, why[0] ? why : "challenge password refused");
+		return;
+	}
+allow:
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_check_reply__init(out);
+	out->validator = v->name;
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CHECK;
+	reply->challenge_check = out;
+}
+
+void
+challenge_handle_consume(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct challenge *c = worker;
+	const Scep__V1__ChallengeConsumeRequest *in = req->challenge_consume;
+	Scep__V1__ChallengeConsumeReply *out;
+	struct validator *v = validators_for_path(c, in->path);
+	struct scepd_challenge_request vr;
+
+	if (in->transaction_id == NULL || in->transaction_id[0] == '\0') {
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "transactionID missing";
+		return;
+	}
+	memset(&vr, 0, sizeof(vr));
+	vr.challenge = in->password != NULL ? in->password : "";
+	vr.transaction_id = in->transaction_id;
+	vr.path = in->path != NULL ? in->path : "";
+	vr.subject = "";
+	vr.requester = "-";
+	if (vr.challenge[0] != '\0' && v->v->consume != NULL &&
+	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX)
+		v->v->consume(v->state, &vr);
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_consume_reply__init(out);
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CONSUME;
+	reply->challenge_consume = out;
+}
+
+/* --- metrics ----------------------------------------------------------- */
+
+struct metric_list {
+	Scep__V1__Metric **items;
+	size_t n, cap;
+	struct rpc_arena *arena;
+};
+
+static void
+metric_add(struct metric_list *l, const char *name, const char *help,
+    const char *type, const char *labels, double value)
+{
+	Scep__V1__Metric *m;
+
+	if (l->n == l->cap)
+		return;
+	m = rpc_alloc(l->arena, sizeof(*m));
+	scep__v1__metric__init(m);
+	m->name = (char *)name;
+	m->help = (char *)help;
+	m->type = (char *)type;
+	m->labels = labels != NULL ? rpc_strdup(l->arena, labels) : NULL;
+	m->value = value;
+	l->items[l->n++] = m;
+}
+
+void
+challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct challenge *c = worker;
+	const struct challenge_counters *k = &c->counters;
+	Scep__V1__MetricsReply *out;
+	struct metric_list l;
+	unsigned long outstanding = 0, swept = 0;
+	char labels[160];
+	MDB_txn *txn;
+
+	(void)req;
+	l.cap = 16 + 3 * c->nvalidators;
+	l.n = 0;
+	l.arena = arena;
+	l.items = rpc_alloc(arena, l.cap * sizeof(*l.items));
+	/* Sweep while counting: expired passwords must not look outstanding. */
+	if (mdb_txn_begin(c->env, NULL, 0, &txn) == 0) {
+		if (challenge_sweep(c, txn, c->now(), CHALLENGE_POOL_ADMIN, "",
+		        &outstanding, &swept) == 0)
+			mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	metric_add(&l, "scepd_challenge_passwords_outstanding",
+	    "Admin-page passwords issued, not used, not expired.", "gauge",
+	    NULL, (double)outstanding);
+	metric_add(&l, "scepd_challenge_password_max",
+	    "PasswordMax: outstanding admin-page passwords allowed.", "gauge",
+	    NULL, (double)c->settings.password_max);
+	metric_add(&l, "scepd_challenge_issued_total",
+	    "One-time passwords issued.", "counter", NULL, (double)k->issued);
+	metric_add(&l, "scepd_challenge_cache_full_total",
+	    "Password requests refused: the password cache is full.",
+	    "counter", NULL, (double)k->cache_full);
+	metric_add(&l, "scepd_challenge_used_total",
+	    "One-time passwords used by an issued certificate.", "counter",
+	    NULL, (double)k->used);
+	metric_add(&l, "scepd_challenge_expired_total",
+	    "One-time passwords that expired unused.", "counter", NULL,
+	    (double)k->expired);
+	metric_add(&l, "scepd_challenge_rate_limited_total",
+	    "Checks refused at once: the client address is over "
+	    "WrongPasswordLimit.",
+	    "counter", NULL, (double)k->rate_limited);
+	metric_add(&l, "scepd_challenge_security_events_total",
+	    "A password presented by a transaction other than its own.",
+	    "counter", NULL, (double)k->security_events);
+	metric_add(&l, "scepd_challenge_missing_total",
+	    "Requests without a challengePassword, refused.", "counter", NULL,
+	    (double)k->refused_missing);
+	metric_add(&l, "scepd_challenge_unchecked_total",
+	    "Requests let through unchecked (AllowNoPassword = 1).", "counter",
+	    NULL, (double)k->allowed_without_password);
+	/* Prometheus wants the samples of one name together. */
+	for (int which = 0; which < 3; which++)
+		for (size_t i = 0; i < c->nvalidators; i++) {
+			const struct validator *v = &c->validators[i];
+
+			snprintf(labels, sizeof(labels), "validator=\"%s\"",
+			    v->name);
+			if (which == 0)
+				metric_add(&l, "scepd_challenge_allowed_total",
+				    "Challenges a validator accepted.",
+				    "counter", labels, (double)v->allowed);
+			else if (which == 1)
+				metric_add(&l, "scepd_challenge_refused_total",
+				    "Challenges a validator refused.",
+				    "counter", labels, (double)v->refused);
+			else
+				metric_add(&l,
+				    "scepd_challenge_unavailable_total",
+				    "Checks a validator could not decide "
+				    "(answered 503).",
+				    "counter", labels, (double)v->unavailable);
+		}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__metrics_reply__init(out);
+	out->metrics = l.items;
+	out->n_metrics = l.n;
+	reply->body_case = SCEP__V1__REPLY__BODY_METRICS;
+	reply->metrics = out;
+}

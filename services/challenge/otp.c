@@ -1,0 +1,211 @@
+/*
+ * The built-in `otp` validator: NDES's one-time passwords. A password is
+ * reserved by the first transaction that presents it (the same transaction
+ * may present it again: devices retry) and used once that transaction's
+ * certificate is issued. Any other transaction is refused, and logged as
+ * a security event: someone shared or intercepted the password.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "challenge.h"
+#include "log.h"
+
+#define E_NOT_VALID "challenge password is not valid or has expired"
+#define E_USED "challenge password was already used"
+#define E_RESERVED "challenge password is reserved by another transaction"
+#define E_INTERNAL "the challenge service cannot check passwords now"
+
+/* The password's MAC (lower-case hex typed is the same password). */
+static int
+otp_mac(struct challenge *c, const char *password,
+    unsigned char mac[CHALLENGE_MAC_LEN], char id[17])
+{
+	char norm[CHALLENGE_PASSWORD_MAX + 1];
+	int rc;
+
+	challenge_normalize(password, norm, sizeof(norm));
+	rc = challenge_mac(c, norm, mac);
+	OPENSSL_cleanse(norm, sizeof(norm));
+	if (rc == 0)
+		challenge_mac_id(mac, id);
+	return rc;
+}
+
+static enum scepd_verdict
+otp_internal(const char *txid, const char *what, int e, char *why,
+    size_t whylen)
+{
+	log_event(LOG_LEVEL_ERROR, txid, 0, "otp: database %s: %s", what,
+	    e ? mdb_strerror(e) : "failed");
+	snprintf(why, whylen, "%s", E_INTERNAL);
+	return SCEPD_VERDICT_UNAVAILABLE;
+}
+
+static enum scepd_verdict
+otp_check(void *state, const struct scepd_challenge_request *req, char *why,
+    size_t whylen)
+{
+	struct challenge *c = state;
+	struct challenge_record rec;
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char id[17];
+	MDB_txn *txn = NULL;
+	int64_t now = c->now();
+	enum scepd_verdict v = SCEPD_VERDICT_REFUSE;
+	int e, found;
+
+	if (otp_mac(c, req->challenge, mac, id) != 0)
+		return otp_internal(req->transaction_id, "HMAC", 0, why, whylen);
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		return otp_internal(
+		    req->transaction_id, "begin", e, why, whylen);
+	found = challenge_record_get(txn, c->dbi, mac, &rec);
+	if (found < 0) {
+		v = otp_internal(req->transaction_id, "read", MDB_CORRUPTED,
+		    why, whylen);
+		goto out;
+	}
+	if (found > 0 || rec.expires_at <= now) {
+		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
+		    "otp: refused (client %s): %s (%s)", req->requester,
+		    E_NOT_VALID, found > 0 ? "unknown" : "expired");
+		snprintf(why, whylen, "%s", E_NOT_VALID);
+		goto out;
+	}
+	switch (rec.state) {
+	case CHALLENGE_ISSUED:
+		rec.state = CHALLENGE_RESERVED;
+		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
+		    req->transaction_id);
+		if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0) {
+			v = otp_internal(
+			    req->transaction_id, "write", e, why, whylen);
+			goto out;
+		}
+		e = mdb_txn_commit(txn);
+		txn = NULL;
+		if (e != 0) {
+			v = otp_internal(
+			    req->transaction_id, "commit", e, why, whylen);
+			goto out;
+		}
+		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
+		    "otp: password id=%s (issued to %s) reserved for client %s",
+		    id, rec.issued_by, req->requester);
+		v = SCEPD_VERDICT_ALLOW;
+		break;
+	case CHALLENGE_RESERVED:
+	case CHALLENGE_USED:
+		if (strcmp(rec.reserved_txid, req->transaction_id) != 0) {
+			c->counters.security_events++;
+			log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
+			    "security: otp: password id=%s (issued to %s) "
+			    "presented by client %s, but it is %s txid %s",
+			    id, rec.issued_by, req->requester,
+			    rec.state == CHALLENGE_USED ? "already used by"
+			                                : "reserved by",
+			    rec.reserved_txid);
+			snprintf(why, whylen, "%s",
+			    rec.state == CHALLENGE_USED ? E_USED : E_RESERVED);
+			goto out;
+		}
+		/* The same transaction again: the device retried. The CA
+		 * answers a retry with the certificate already issued. */
+		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
+		    "otp: password id=%s presented again by its transaction "
+		    "(client %s, %s)",
+		    id, req->requester,
+		    rec.state == CHALLENGE_USED ? "already used" : "reserved");
+		v = SCEPD_VERDICT_ALLOW;
+		break;
+	default:
+		v = otp_internal(req->transaction_id, "record state",
+		    MDB_CORRUPTED, why, whylen);
+	}
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return v;
+}
+
+static void
+otp_consume(void *state, const struct scepd_challenge_request *req)
+{
+	struct challenge *c = state;
+	struct challenge_record rec;
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char id[17];
+	MDB_txn *txn = NULL;
+	int e, found;
+
+	if (otp_mac(c, req->challenge, mac, id) != 0 ||
+	    (e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0) {
+		log_event(LOG_LEVEL_ERROR, req->transaction_id, 0,
+		    "otp: cannot mark the password used");
+		return;
+	}
+	/* No expiry test: a reservation that expired while its certificate
+	 * was being issued is still paid for by that certificate. */
+	found = challenge_record_get(txn, c->dbi, mac, &rec);
+	if (found != 0 || rec.state == CHALLENGE_ISSUED ||
+	    strcmp(rec.reserved_txid, req->transaction_id) != 0) {
+		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
+		    "otp: password id=%s is not reserved by this transaction; "
+		    "not marked used",
+		    id);
+		goto out;
+	}
+	if (rec.state == CHALLENGE_USED) {
+		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
+		    "otp: password id=%s already used by this transaction", id);
+		goto out;
+	}
+	rec.state = CHALLENGE_USED;
+	if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) == 0) {
+		e = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (e != 0) {
+		log_event(LOG_LEVEL_ERROR, req->transaction_id, 0,
+		    "otp: database: %s", mdb_strerror(e));
+		goto out;
+	}
+	c->counters.used++;
+	log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
+	    "otp: password id=%s (issued to %s) used", id, rec.issued_by);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+static const char *const otp_keys[] = {NULL};
+
+/* The state is the service itself: the host passes it in host->opaque. */
+static int
+otp_init(const struct scepd_plugin_host *host, void **state, char *err,
+    size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	*state = host->opaque;
+	return 0;
+}
+
+static void
+otp_destroy(void *state)
+{
+	(void)state;
+}
+
+const struct scepd_challenge_validator challenge_otp_validator = {
+    SCEPD_PLUGIN_ABI_VERSION,
+    "otp",
+    otp_keys,
+    otp_init,
+    otp_check,
+    otp_consume,
+    otp_destroy,
+};

@@ -1,0 +1,362 @@
+/*
+ * The validators a request can be checked by: the built-in `otp` (always)
+ * and `static` (with UseSinglePassword = 1), and every [validator.NAME]
+ * section, whose Module names a shared object exporting the table of
+ * lib/plugin.h. [challenge.paths] maps SCEP paths to them; other paths use
+ * `Validator` of [challenge]. Everything is checked at start: a typo is a
+ * configuration error, not a refusal at the first enrollment.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "challenge.h"
+#include "log.h"
+
+#define VALIDATOR_SECTION "validator."
+#define PATHS_SECTION "challenge.paths"
+
+static struct validator *
+validator_of(const struct scepd_plugin_host *host)
+{
+	return (struct validator *)((char *)host -
+	    offsetof(struct validator, host));
+}
+
+static const char *
+validator_config_get(const struct scepd_plugin_host *host, const char *key)
+{
+	struct validator *v = validator_of(host);
+	char section[128];
+
+	snprintf(section, sizeof(section), VALIDATOR_SECTION "%s", v->name);
+	return config_pairs_get(v->c->config, section, key);
+}
+
+static void
+validator_log(
+    const struct scepd_plugin_host *host, int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* The ABI counts up from DEBUG; lib/log.h counts up from ERROR. */
+	if (level < SCEPD_PLUGIN_LOG_DEBUG || level > SCEPD_PLUGIN_LOG_ERROR)
+		level = SCEPD_PLUGIN_LOG_INFO;
+	log_event((enum log_level)(SCEPD_PLUGIN_LOG_ERROR - level), NULL, 0,
+	    "%s: %s", host->instance, line);
+}
+
+/* PluginDir, or the directory of this executable + "/plugins". */
+static char *
+plugin_path(struct challenge *c, const char *module)
+{
+	char exe[PATH_MAX], *slash, *out;
+	ssize_t n;
+	size_t len;
+
+	if (strchr(module, '/') != NULL)
+		return config_resolve_path(c->config->basedir, module);
+	if (c->settings.plugin_dir != NULL && c->settings.plugin_dir[0] != '\0')
+		snprintf(exe, sizeof(exe), "%s", c->settings.plugin_dir);
+	else {
+		if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
+			return NULL;
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL)
+			*slash = '\0';
+		strncat(exe, "/plugins", sizeof(exe) - strlen(exe) - 1);
+	}
+	len = strlen(exe) + strlen(module) + 16;
+	if ((out = malloc(len)) != NULL)
+		snprintf(out, len, "%s/scepd-%s.so", exe, module);
+	return out;
+}
+
+/* Loads Module's table; the ABI version is read before anything else. */
+static const struct scepd_challenge_validator *
+plugin_open(struct challenge *c, const char *section, const char *module,
+    void **dl)
+{
+	const struct scepd_challenge_validator *table;
+	char *path = plugin_path(c, module);
+
+	*dl = NULL;
+	if (path == NULL) {
+		fprintf(stderr, "scepd-challenge: [%s] Module: out of memory\n",
+		    section);
+		return NULL;
+	}
+	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		fprintf(stderr, "scepd-challenge: [%s] Module = %s: %s\n",
+		    section, module, dlerror());
+		free(path);
+		return NULL;
+	}
+	table = dlsym(*dl, SCEPD_CHALLENGE_VALIDATOR_SYMBOL);
+	if (table == NULL) {
+		fprintf(stderr,
+		    "scepd-challenge: [%s] Module = %s: %s exports no %s\n",
+		    section, module, path, SCEPD_CHALLENGE_VALIDATOR_SYMBOL);
+	} else if (table->abi_version != SCEPD_PLUGIN_ABI_VERSION) {
+		fprintf(stderr,
+		    "scepd-challenge: [%s] Module = %s: plugin ABI version "
+		    "%u, this server speaks %d\n",
+		    section, module, table->abi_version,
+		    SCEPD_PLUGIN_ABI_VERSION);
+		table = NULL;
+	} else if (table->name == NULL || table->init == NULL ||
+	    table->check == NULL || table->destroy == NULL ||
+	    table->keys == NULL) {
+		fprintf(stderr,
+		    "scepd-challenge: [%s] Module = %s: incomplete table\n",
+		    section, module);
+		table = NULL;
+	}
+	if (table == NULL) {
+		dlclose(*dl);
+		*dl = NULL;
+	}
+	free(path);
+	return table;
+}
+
+/* Every key of the section is Module or one the plugin reads. */
+static int
+plugin_keys_known(struct challenge *c, const char *section,
+    const struct scepd_challenge_validator *table)
+{
+	int errors = 0;
+
+	for (size_t i = 0; i < c->config->n; i++) {
+		const struct config_pair *p = &c->config->pair[i];
+		int known = strcasecmp(p->name, "Module") == 0;
+
+		if (strcasecmp(p->section, section) != 0)
+			continue;
+		for (size_t k = 0; !known && table->keys[k] != NULL; k++)
+			known = strcasecmp(p->name, table->keys[k]) == 0;
+		if (!known) {
+			fprintf(stderr,
+			    "scepd-challenge: [%s] %s: unknown key (the %s "
+			    "plugin does not read it)\n",
+			    section, p->name, table->name);
+			errors++;
+		}
+	}
+	return errors == 0 ? 0 : -1;
+}
+
+static struct validator *
+validator_find(struct challenge *c, const char *name)
+{
+	for (size_t i = 0; i < c->nvalidators; i++)
+		if (strcasecmp(c->validators[i].name, name) == 0)
+			return &c->validators[i];
+	return NULL;
+}
+
+static int
+validator_add(struct challenge *c, const char *name,
+    const struct scepd_challenge_validator *table, void *dl)
+{
+	struct validator *v = &c->validators[c->nvalidators];
+	char err[512] = "";
+
+	memset(v, 0, sizeof(*v));
+	if ((v->name = strdup(name)) == NULL) {
+		if (dl != NULL)
+			dlclose(dl);
+		return -1;
+	}
+	v->v = table;
+	v->dl = dl;
+	v->c = c;
+	v->host.abi_version = SCEPD_PLUGIN_ABI_VERSION;
+	v->host.instance = v->name;
+	v->host.config_get = validator_config_get;
+	v->host.log = validator_log;
+	v->host.opaque = c;
+	c->nvalidators++;
+	if (table->init(&v->host, &v->state, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-challenge: [%s%s] %s\n",
+		    dl != NULL ? VALIDATOR_SECTION : "",
+		    dl != NULL ? name : "challenge", err);
+		v->v = NULL; /* no destroy for what did not start */
+		return -1;
+	}
+	log_info("validator %s ready (%s%s)", name, table->name,
+	    dl != NULL ? ", plugin" : ", built in");
+	return 0;
+}
+
+static int
+validators_load_sections(struct challenge *c)
+{
+	for (size_t i = 0; i < c->config->n; i++) {
+		const struct config_pair *p = &c->config->pair[i];
+		const char *name = p->section + strlen(VALIDATOR_SECTION);
+		const struct scepd_challenge_validator *table;
+		const char *module;
+		void *dl;
+
+		if (validator_find(c, name) != NULL)
+			continue; /* a later key of a section already loaded */
+		if (name[strspn(name, "abcdefghijklmnopqrstuvwxyz"
+		                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] !=
+		    '\0') {
+			/* It is a metrics label and a log word. */
+			fprintf(stderr,
+			    "scepd-challenge: [%s]: a validator name has "
+			    "letters, digits, '-' and '_' only\n",
+			    p->section);
+			return -1;
+		}
+		module = config_pairs_get(c->config, p->section, "Module");
+		if (module == NULL || module[0] == '\0') {
+			fprintf(stderr,
+			    "scepd-challenge: [%s] Module: is required\n",
+			    p->section);
+			return -1;
+		}
+		if (strcasecmp(module, "otp") == 0 ||
+		    strcasecmp(module, "static") == 0) {
+			fprintf(stderr,
+			    "scepd-challenge: [%s] Module = %s: built in; "
+			    "name it directly (Validator = %s)\n",
+			    p->section, module, module);
+			return -1;
+		}
+		if ((table = plugin_open(c, p->section, module, &dl)) == NULL)
+			return -1;
+		if (plugin_keys_known(c, p->section, table) != 0) {
+			dlclose(dl);
+			return -1;
+		}
+		if (validator_add(c, name, table, dl) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+validators_load_paths(struct challenge *c, const char *config_file)
+{
+	struct config_pairs paths;
+	int rc = 0;
+
+	if (config_load_pairs(config_file, PATHS_SECTION, &paths) != 0)
+		return -1;
+	if (paths.n > 0 &&
+	    (c->routes = calloc(paths.n, sizeof(*c->routes))) == NULL) {
+		config_pairs_free(&paths);
+		return -1;
+	}
+	for (size_t i = 0; i < paths.n; i++) {
+		struct validator *v = validator_find(c, paths.pair[i].value);
+
+		if (v == NULL) {
+			fprintf(stderr,
+			    "scepd-challenge: [" PATHS_SECTION "] %s = %s: "
+			    "no such validator (otp%s, or a [" VALIDATOR_SECTION
+			    "NAME] section)\n",
+			    paths.pair[i].name, paths.pair[i].value,
+			    c->settings.use_single_password ? ", static" : "");
+			rc = -1;
+			continue;
+		}
+		c->routes[c->nroutes].path = strdup(paths.pair[i].name);
+		c->routes[c->nroutes].validator = v;
+		if (c->routes[c->nroutes].path == NULL)
+			rc = -1;
+		c->nroutes++;
+		log_info("SCEP path %s: validator %s", paths.pair[i].name,
+		    v->name);
+	}
+	config_pairs_free(&paths);
+	return rc;
+}
+
+int
+validators_load(struct challenge *c, const char *config_file)
+{
+	const char *def;
+	size_t sections = 0;
+
+	if ((c->config = calloc(1, sizeof(*c->config))) == NULL ||
+	    config_load_pairs(config_file, VALIDATOR_SECTION, c->config) != 0)
+		return -1;
+	sections = c->config->n; /* an upper bound on the sections */
+	c->validators = calloc(sections + 2, sizeof(*c->validators));
+	if (c->validators == NULL)
+		return -1;
+	if (validator_add(c, "otp", &challenge_otp_validator, NULL) != 0)
+		return -1;
+	if (c->settings.use_single_password &&
+	    validator_add(c, "static", &challenge_static_validator, NULL) != 0)
+		return -1;
+	if (validators_load_sections(c) != 0)
+		return -1;
+	def = c->settings.validator;
+	if (def == NULL || def[0] == '\0')
+		def = c->settings.use_single_password ? "static" : "otp";
+	if ((c->default_validator = validator_find(c, def)) == NULL) {
+		fprintf(stderr,
+		    "scepd-challenge: [challenge] Validator = %s: no such "
+		    "validator\n",
+		    def);
+		return -1;
+	}
+	if (c->settings.use_single_password &&
+	    strcmp(c->default_validator->name, "static") != 0)
+		log_warn("UseSinglePassword = 1 but Validator = %s: the single "
+		         "password serves only paths mapped to static",
+		    c->default_validator->name);
+	log_info("default validator: %s", c->default_validator->name);
+	return validators_load_paths(c, config_file);
+}
+
+void
+validators_free(struct challenge *c)
+{
+	for (size_t i = 0; i < c->nvalidators; i++) {
+		struct validator *v = &c->validators[i];
+
+		if (v->v != NULL)
+			v->v->destroy(v->state);
+		if (v->dl != NULL)
+			dlclose(v->dl);
+		free(v->name);
+	}
+	free(c->validators);
+	c->validators = NULL;
+	c->nvalidators = 0;
+	for (size_t i = 0; i < c->nroutes; i++)
+		free(c->routes[i].path);
+	free(c->routes);
+	c->routes = NULL;
+	c->nroutes = 0;
+	if (c->config != NULL) {
+		config_pairs_free(c->config);
+		free(c->config);
+		c->config = NULL;
+	}
+}
+
+struct validator *
+validators_for_path(struct challenge *c, const char *path)
+{
+	if (path != NULL)
+		for (size_t i = 0; i < c->nroutes; i++)
+			if (strcasecmp(c->routes[i].path, path) == 0)
+				return c->routes[i].validator;
+	return c->default_validator;
+}

@@ -1,0 +1,890 @@
+/*
+ * Apple configuration profiles (AdminPath/profile.mobileconfig): what the
+ * NDES blog has an administrator type into Apple's configuration utility,
+ * made by the server itself. A SCEP payload (this server's URL, the CA
+ * name, the subject in the order given, a fresh one-time challenge, key
+ * size and usage, the CA fingerprint) and a root payload with the CA
+ * certificate, as an XML plist built with libplist. Unless SignProfiles = 0
+ * the RA signs it (CMS SignedData, content attached): the frontend holds no
+ * key, so signing is an RPC.
+ *
+ * Query: subject (required, RFC 4514-like, kept in the order given),
+ * keysize (2048, 3072, 4096), usage (1 signing, 4 encryption, 5 both),
+ * dns, rfc822, uri (subjectAltName, repeatable). Bad input is a 400 naming
+ * the parameter, answered before any password is issued.
+ *
+ * Answers: 200 application/x-apple-aspen-config; 400 bad query; 405 not
+ * GET; 409 UseSinglePassword (no password to put in); 429 when the
+ * challenge service refuses ("The password cache is full."); 503 with
+ * Retry-After when the RA or the challenge service does not answer.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <plist/plist.h>
+
+#include "frontend.h"
+#include "log.h"
+
+#define PROFILE_SUBJECT_MAX 2048 /* bytes of the subject parameter */
+#define PROFILE_ATTRS_MAX 32
+#define PROFILE_SANS_MAX 16 /* of each kind */
+#define PROFILE_RETRIES 3
+#define PROFILE_RETRY_DELAY 10 /* seconds */
+
+static const struct http_header profile_headers[] = {
+    {"Content-Disposition", "attachment; filename=\"scep.mobileconfig\""},
+    {"Cache-Control", "no-store"}, /* it carries a password */
+    {NULL, NULL},
+};
+
+/* subjectAltName kinds: the query parameter and Apple's key. */
+enum san_kind { SAN_DNS, SAN_RFC822, SAN_URI, SAN_KINDS };
+static const struct {
+	const char *param;
+	const char *key;
+	size_t max_len;
+} san_kinds[SAN_KINDS] = {
+    {"dns", "dNSName", 253},
+    {"rfc822", "rfc822Name", 254},
+    {"uri", "uniformResourceIdentifier", 2048},
+};
+
+struct subject_attr {
+	char type[64]; /* Apple's short name (CN, O, ...) or a dotted OID */
+	char *value; /* unescaped UTF-8, malloc'ed */
+	int same_rdn; /* joined to the previous attribute with '+' */
+};
+
+/* What the query asks for. Strings in sans are libmicrohttpd's, valid for
+ * the request. */
+struct profile_query {
+	struct subject_attr attrs[PROFILE_ATTRS_MAX];
+	size_t nattrs;
+	long keysize;
+	long usage;
+	const char *sans[SAN_KINDS][PROFILE_SANS_MAX];
+	size_t nsans[SAN_KINDS];
+	int seen_subject, seen_keysize, seen_usage;
+	char err[320]; /* the 400's text; "" while all is well */
+};
+
+/* What goes into the profile besides the query. */
+struct profile_content {
+	const char *url;
+	const char *ca_name;
+	const char *challenge;
+	const char *organization;
+	char ident[128]; /* PayloadIdentifier prefix */
+	const uint8_t *ca_der;
+	size_t ca_der_len;
+	unsigned char ca_sha1[20];
+};
+
+static void
+profile_query_clear(struct profile_query *q)
+{
+	for (size_t i = 0; i < q->nattrs; i++)
+		free(q->attrs[i].value);
+	q->nattrs = 0;
+}
+
+static int __attribute__((format(printf, 2, 3)))
+query_fail(struct profile_query *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (q->err[0] != '\0')
+		return -1; /* the first problem is the one reported */
+	va_start(ap, fmt);
+	vsnprintf(q->err, sizeof(q->err) - 1, fmt, ap);
+	va_end(ap);
+	strcat(q->err, "\n");
+	return -1;
+}
+
+/* UTF-8 that XML can carry: no control characters, no surrogates, no
+ * overlong forms, no U+FFFE/U+FFFF. */
+static int
+utf8_text_ok(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = p[i];
+		uint32_t cp;
+		size_t n;
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return 0;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		if (i + n >= len)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+		    cp == 0xfffe || cp == 0xffff || (cp >= 0x80 && cp < 0xa0))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/*
+ * An attribute type as iOS wants it: its six short names (C, L, ST, O, OU,
+ * CN) whatever the case or spelling ("commonName", "2.5.4.3"), any other
+ * type OpenSSL knows ("emailAddress", "E", "serialNumber", "DC") as a
+ * dotted OID, which iOS takes as is.
+ */
+static int
+subject_type(const char *in, size_t n, char *out, size_t outlen)
+{
+	static const struct {
+		int nid;
+		const char *apple;
+	} apple_names[] = {
+	    {NID_countryName, "C"},
+	    {NID_localityName, "L"},
+	    {NID_stateOrProvinceName, "ST"},
+	    {NID_organizationName, "O"},
+	    {NID_organizationalUnitName, "OU"},
+	    {NID_commonName, "CN"},
+	};
+	char name[64];
+	ASN1_OBJECT *obj;
+	int nid, len;
+
+	if (n == 0 || n >= sizeof(name))
+		return -1;
+	memcpy(name, in, n);
+	name[n] = '\0';
+	for (size_t i = 0; i < sizeof(apple_names) / sizeof(*apple_names); i++)
+		if (strcasecmp(name, apple_names[i].apple) == 0) {
+			snprintf(out, outlen, "%s", apple_names[i].apple);
+			return 0;
+		}
+	if (strcasecmp(name, "E") == 0 || strcasecmp(name, "EMAIL") == 0)
+		snprintf(name, sizeof(name), "emailAddress");
+	if ((obj = OBJ_txt2obj(name, 0)) == NULL) {
+		ERR_clear_error();
+		return -1;
+	}
+	nid = OBJ_obj2nid(obj);
+	for (size_t i = 0; i < sizeof(apple_names) / sizeof(*apple_names); i++)
+		if (nid != NID_undef && nid == apple_names[i].nid) {
+			ASN1_OBJECT_free(obj);
+			snprintf(out, outlen, "%s", apple_names[i].apple);
+			return 0;
+		}
+	len = OBJ_obj2txt(out, (int)outlen, obj, 1);
+	ASN1_OBJECT_free(obj);
+	return len > 0 && (size_t)len < outlen ? 0 : -1;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * "O=Fabrikam,OU=IT,CN=Robs IPad" into q->attrs, in that order (Apple's
+ * order is the order given, never reversed). RDNs are separated by ',',
+ * attributes of one RDN by '+'; in values, RFC 4514 escapes: '\' before
+ * one of , + " \ < > ; = # and space, or two hex digits. Spaces around
+ * types and around values are dropped, escaped ones kept.
+ */
+static int
+subject_parse(const char *s, size_t len, struct profile_query *q)
+{
+	size_t i = 0;
+	int same_rdn = 0;
+
+	if (len == 0)
+		return query_fail(q,
+		    "subject is missing or empty; give it as e.g. "
+		    "subject=O=Fabrikam,OU=IT,CN=Robs%%20IPad");
+	if (len > PROFILE_SUBJECT_MAX)
+		return query_fail(q, "subject is longer than %d bytes",
+		    PROFILE_SUBJECT_MAX);
+	for (;;) {
+		struct subject_attr *a;
+		size_t t0, t1, vlen = 0, keep = 0;
+		char *v;
+
+		if (q->nattrs == PROFILE_ATTRS_MAX)
+			return query_fail(q,
+			    "subject has more than %d attributes",
+			    PROFILE_ATTRS_MAX);
+		while (i < len && s[i] == ' ')
+			i++;
+		t0 = i;
+		while (i < len && (isalnum((unsigned char)s[i]) ||
+		                      s[i] == '.' || s[i] == '-'))
+			i++;
+		t1 = i;
+		while (i < len && s[i] == ' ')
+			i++;
+		if (t1 == t0 || i == len || s[i] != '=')
+			return query_fail(q,
+			    "subject: attribute %zu is not TYPE=value (as in "
+			    "O=Fabrikam,OU=IT,CN=Robs IPad; a ',' or '+' in a "
+			    "value is written '\\,' or '\\+')",
+			    q->nattrs + 1);
+		i++;
+		a = &q->attrs[q->nattrs];
+		if (subject_type(s + t0, t1 - t0, a->type, sizeof(a->type)) !=
+		    0)
+			return query_fail(q,
+			    "subject: unknown attribute type '%.*s' (C, L, "
+			    "ST, O, OU, CN, another name OpenSSL knows, or a "
+			    "dotted OID)",
+			    (int)(t1 - t0), s + t0);
+		while (i < len && s[i] == ' ')
+			i++;
+		if ((v = malloc(len - i + 1)) == NULL)
+			return query_fail(q, "out of memory");
+		a->value = v;
+		a->same_rdn = same_rdn;
+		q->nattrs++;
+		while (i < len && s[i] != ',' && s[i] != '+') {
+			unsigned char ch = (unsigned char)s[i++];
+			int hi, lo;
+
+			if (ch != '\\') {
+				v[vlen++] = (char)ch;
+				if (ch != ' ')
+					keep = vlen;
+				continue;
+			}
+			if (i == len)
+				return query_fail(q,
+				    "subject: the value of %s ends with '\\'",
+				    a->type);
+			if (strchr(",+\"\\<>;=# ", s[i]) != NULL) {
+				ch = (unsigned char)s[i++];
+			} else if (i + 1 < len &&
+			    (hi = hexval((unsigned char)s[i])) >= 0 &&
+			    (lo = hexval((unsigned char)s[i + 1])) >= 0) {
+				ch = (unsigned char)(hi << 4 | lo);
+				i += 2;
+			} else
+				return query_fail(q,
+				    "subject: '\\%c' in the value of %s: escape "
+				    "only , + \" \\ < > ; = # space, or two hex "
+				    "digits",
+				    s[i], a->type);
+			v[vlen++] = (char)ch;
+			keep = vlen;
+		}
+		vlen = keep;
+		v[vlen] = '\0';
+		if (vlen == 0)
+			return query_fail(
+			    q, "subject: %s has an empty value", a->type);
+		if (!utf8_text_ok(v, vlen))
+			return query_fail(q,
+			    "subject: the value of %s is not UTF-8 text",
+			    a->type);
+		if (i == len)
+			return 0;
+		same_rdn = s[i] == '+';
+		if (++i == len)
+			return query_fail(q, "subject ends with '%c'", s[i - 1]);
+	}
+}
+
+/* Digits only, one of `allowed`. */
+static int
+parse_choice(const char *s, size_t len, const long *allowed, long *out)
+{
+	long v = 0;
+
+	if (len == 0 || len > 6 || strspn(s, "0123456789") != len)
+		return -1;
+	v = strtol(s, NULL, 10);
+	for (; *allowed != 0; allowed++)
+		if (v == *allowed) {
+			*out = v;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+san_ok(enum san_kind kind, const char *v, size_t len)
+{
+	const char *at;
+
+	if (len == 0 || len > san_kinds[kind].max_len || strlen(v) != len)
+		return 0;
+	switch (kind) {
+	case SAN_DNS:
+		return strspn(v,
+		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		           "0123456789-.*_") == len;
+	case SAN_RFC822:
+		at = strchr(v, '@');
+		return at != NULL && at != v && at[1] != '\0' &&
+		    strchr(at + 1, '@') == NULL && utf8_text_ok(v, len) &&
+		    strchr(v, ' ') == NULL;
+	case SAN_URI:
+		return isalpha((unsigned char)v[0]) && strchr(v, ':') != NULL &&
+		    utf8_text_ok(v, len) && strchr(v, ' ') == NULL;
+	default:
+		return 0;
+	}
+}
+
+/* Each query argument, repeated ones included: subjectAltNames are
+ * collected, anything unknown or given twice is refused. */
+static enum MHD_Result
+profile_param(void *cls, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct profile_query *q = cls;
+	int *seen = NULL;
+
+	(void)kind;
+	(void)key_size;
+	for (int k = 0; k < SAN_KINDS; k++) {
+		if (strcmp(key, san_kinds[k].param) != 0)
+			continue;
+		if (q->nsans[k] == PROFILE_SANS_MAX)
+			query_fail(q, "more than %d %s= parameters",
+			    PROFILE_SANS_MAX, san_kinds[k].param);
+		else if (value == NULL ||
+		    !san_ok((enum san_kind)k, value, value_size))
+			query_fail(q, "%s=%.64s%s is not a valid %s",
+			    san_kinds[k].param, value ? value : "",
+			    value && value_size > 64 ? "..." : "",
+			    san_kinds[k].key);
+		else
+			q->sans[k][q->nsans[k]++] = value;
+		return q->err[0] ? MHD_NO : MHD_YES;
+	}
+	if (strcmp(key, "subject") == 0)
+		seen = &q->seen_subject;
+	else if (strcmp(key, "keysize") == 0)
+		seen = &q->seen_keysize;
+	else if (strcmp(key, "usage") == 0)
+		seen = &q->seen_usage;
+	if (seen == NULL)
+		query_fail(q,
+		    "unknown parameter '%.64s' (known: subject, keysize, "
+		    "usage, dns, rfc822, uri)",
+		    key);
+	else if ((*seen)++ > 0)
+		query_fail(q, "%s is given more than once", key);
+	return q->err[0] ? MHD_NO : MHD_YES;
+}
+
+/* Fills q from the query string; on -1, q->err says what is wrong. */
+static int
+profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
+{
+	static const long keysizes[] = {2048, 3072, 4096, 0};
+	static const long usages[] = {1, 4, 5, 0};
+	const char *v;
+	size_t len;
+
+	q->keysize = 2048;
+	q->usage = 5;
+	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, profile_param, q);
+	if (q->err[0] != '\0')
+		return -1;
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "keysize",
+	        strlen("keysize"), &v, &len) == MHD_YES &&
+	    parse_choice(v ? v : "", v ? len : 0, keysizes, &q->keysize) != 0)
+		return query_fail(q, "keysize must be 2048, 3072 or 4096");
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "usage",
+	        strlen("usage"), &v, &len) == MHD_YES &&
+	    parse_choice(v ? v : "", v ? len : 0, usages, &q->usage) != 0)
+		return query_fail(q,
+		    "usage must be 1 (signing), 4 (encryption) or 5 (both)");
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "subject",
+	        strlen("subject"), &v, &len) != MHD_YES ||
+	    v == NULL)
+		v = "", len = 0;
+	if (strlen(v) != len)
+		return query_fail(q, "subject holds a NUL byte");
+	return subject_parse(v, len, q);
+}
+
+/* The CA's name for the SCEP payload's Name: its subject CN, else its
+ * whole subject (RFC 2253, non-ASCII escaped). Caller frees. */
+static char *
+profile_ca_name(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	X509_NAME *name;
+	X509_NAME_ENTRY *e;
+	unsigned char *utf8 = NULL;
+	BIO *b = NULL;
+	char *out = NULL, *mem;
+	long n;
+	int i, ulen;
+
+	if (x == NULL) {
+		log_openssl(LOG_LEVEL_ERROR, NULL,
+		    "profile: the RA's CA certificate does not parse");
+		return NULL;
+	}
+	name = X509_get_subject_name(x);
+	i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+	if (i >= 0 && (e = X509_NAME_get_entry(name, i)) != NULL &&
+	    (ulen = ASN1_STRING_to_UTF8(
+	         &utf8, X509_NAME_ENTRY_get_data(e))) > 0 &&
+	    utf8_text_ok((char *)utf8, (size_t)ulen)) {
+		out = strdup((char *)utf8);
+		goto out;
+	}
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    X509_NAME_print_ex(b, name, 0,
+	        XN_FLAG_RFC2253 | ASN1_STRFLGS_ESC_MSB) < 0 ||
+	    (n = BIO_get_mem_data(b, &mem)) <= 0)
+		goto out;
+	out = strndup(mem, (size_t)n);
+out:
+	OPENSSL_free(utf8);
+	BIO_free(b);
+	X509_free(x);
+	return out;
+}
+
+/* The SCEP URL devices are given: ExternalURL, else http:// Listen and
+ * the first of Paths. Caller frees. */
+static char *
+profile_scep_url(const struct frontend *fe)
+{
+	const char *listen = fe->settings.listen, *colon;
+	char host[256];
+	char *url = NULL;
+	size_t n;
+
+	if (fe->settings.external_url[0] != '\0')
+		return strdup(fe->settings.external_url);
+	if (fe->npaths == 0 || (colon = strrchr(listen, ':')) == NULL ||
+	    (n = (size_t)(colon - listen)) >= sizeof(host))
+		return NULL;
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	/* A wildcard address is no place to send a device: the host's name
+	 * is the best guess; ExternalURL says better. */
+	if (n == 0 || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ||
+	    strcmp(host, "[::]") == 0) {
+		if (gethostname(host, sizeof(host)) != 0)
+			return NULL;
+		host[sizeof(host) - 1] = '\0';
+	}
+	if (asprintf(&url, "http://%s%s%s", host, colon, fe->paths[0]) < 0)
+		return NULL;
+	return url;
+}
+
+/* "scepd.<host of url>": the PayloadIdentifier prefix. A device replaces
+ * an installed profile of the same identifier, so it stays stable. */
+static void
+profile_ident(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://");
+	size_t n = 0;
+	char host[100];
+
+	for (p = p ? p + 3 : url; n < sizeof(host) - 1 &&
+	     (isalnum((unsigned char)*p) || *p == '-' || *p == '.');
+	     p++)
+		host[n++] = (char)tolower((unsigned char)*p);
+	host[n] = '\0';
+	snprintf(out, outlen, "scepd.%s", n > 0 ? host : "server");
+}
+
+/* A random (version 4) UUID, upper case as Apple's tools write them. */
+static int
+uuid_v4(char out[37])
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1) {
+		log_openssl(LOG_LEVEL_ERROR, NULL, "profile: RAND_bytes");
+		return -1;
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+	    "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-"
+	    "%02X%02X%02X%02X%02X%02X",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+	    b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+/* Sets key to item, which it takes; -1 when libplist had no memory. */
+static int
+dict_set(plist_t dict, const char *key, plist_t item)
+{
+	if (item == NULL)
+		return -1;
+	plist_dict_set_item(dict, key, item);
+	return 0;
+}
+
+static int
+array_add(plist_t array, plist_t item)
+{
+	if (item == NULL)
+		return -1;
+	plist_array_append_item(array, item);
+	return 0;
+}
+
+/* The keys every payload carries. */
+static int
+payload_header(plist_t d, const char *type, const char *ident,
+    const char *suffix, const char *display)
+{
+	char uuid[37], id[192];
+
+	if (uuid_v4(uuid) != 0)
+		return -1;
+	snprintf(id, sizeof(id), "%s%s", ident, suffix);
+	return dict_set(d, "PayloadType", plist_new_string(type)) |
+	    dict_set(d, "PayloadVersion", plist_new_uint(1)) |
+	    dict_set(d, "PayloadIdentifier", plist_new_string(id)) |
+	    dict_set(d, "PayloadUUID", plist_new_string(uuid)) |
+	    dict_set(d, "PayloadDisplayName", plist_new_string(display));
+}
+
+/* Apple's Subject: an array of RDNs, each an array of [type, value]. */
+static plist_t
+profile_subject(const struct profile_query *q)
+{
+	plist_t subject = plist_new_array(), rdn = NULL, pair;
+	int rc = subject == NULL ? -1 : 0;
+
+	for (size_t i = 0; rc == 0 && i < q->nattrs; i++) {
+		if (rdn == NULL || !q->attrs[i].same_rdn)
+			rc |= array_add(subject, rdn = plist_new_array());
+		if (rc != 0)
+			break;
+		rc |= array_add(rdn, pair = plist_new_array());
+		if (rc == 0)
+			rc |= array_add(pair,
+			          plist_new_string(q->attrs[i].type)) |
+			    array_add(pair, plist_new_string(q->attrs[i].value));
+	}
+	if (rc != 0) {
+		plist_free(subject);
+		return NULL;
+	}
+	return subject;
+}
+
+/* The com.apple.security.scep payload's own PayloadContent. */
+static plist_t
+profile_scep_content(
+    const struct profile_query *q, const struct profile_content *pc)
+{
+	plist_t d = plist_new_dict(), san = NULL, list;
+	int rc = d == NULL ? -1 : 0;
+
+	if (rc == 0)
+		rc = dict_set(d, "URL", plist_new_string(pc->url)) |
+		    dict_set(d, "Name", plist_new_string(pc->ca_name)) |
+		    dict_set(d, "Subject", profile_subject(q)) |
+		    dict_set(d, "Challenge", plist_new_string(pc->challenge)) |
+		    dict_set(d, "Keysize", plist_new_uint((uint64_t)q->keysize)) |
+		    dict_set(d, "Key Type", plist_new_string("RSA")) |
+		    dict_set(d, "Key Usage", plist_new_uint((uint64_t)q->usage)) |
+		    dict_set(d, "Retries", plist_new_uint(PROFILE_RETRIES)) |
+		    dict_set(
+		        d, "RetryDelay", plist_new_uint(PROFILE_RETRY_DELAY)) |
+		    dict_set(d, "CAFingerprint",
+		        plist_new_data((const char *)pc->ca_sha1,
+		            sizeof(pc->ca_sha1)));
+	for (int k = 0; rc == 0 && k < SAN_KINDS; k++) {
+		if (q->nsans[k] == 0)
+			continue;
+		if (san == NULL &&
+		    (rc = dict_set(d, "SubjectAltName", san = plist_new_dict())) !=
+		        0)
+			break;
+		if ((rc = dict_set(san, san_kinds[k].key,
+		         list = plist_new_array())) != 0)
+			break;
+		for (size_t i = 0; rc == 0 && i < q->nsans[k]; i++)
+			rc = array_add(list, plist_new_string(q->sans[k][i]));
+	}
+	if (rc != 0) {
+		plist_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The whole profile; NULL on failure (logged). */
+static plist_t
+profile_build(const struct profile_query *q, const struct profile_content *pc)
+{
+	plist_t top = plist_new_dict(), payloads = plist_new_array();
+	plist_t scep = plist_new_dict(), root = plist_new_dict();
+	char display[256], desc[512];
+	int rc = 0;
+
+	if (top == NULL || payloads == NULL || scep == NULL || root == NULL) {
+		plist_free(scep);
+		plist_free(root);
+		rc = -1;
+		goto out;
+	}
+	snprintf(display, sizeof(display), "SCEP enrollment (%s)", pc->ca_name);
+	snprintf(desc, sizeof(desc),
+	    "Enrolls this device for a certificate from %s and trusts that "
+	    "certificate authority.",
+	    pc->ca_name);
+	rc |= array_add(payloads, scep);
+	rc |= array_add(payloads, root);
+	rc |= payload_header(scep, "com.apple.security.scep", pc->ident,
+	    ".scep", display);
+	rc |= dict_set(scep, "PayloadContent", profile_scep_content(q, pc));
+	rc |= payload_header(
+	    root, "com.apple.security.root", pc->ident, ".ca", pc->ca_name);
+	rc |= dict_set(root, "PayloadCertificateFileName",
+	    plist_new_string("ca.cer"));
+	rc |= dict_set(root, "PayloadContent",
+	    plist_new_data((const char *)pc->ca_der, pc->ca_der_len));
+	rc |= payload_header(top, "Configuration", pc->ident, "", display);
+	rc |= dict_set(
+	    top, "PayloadOrganization", plist_new_string(pc->organization));
+	rc |= dict_set(top, "PayloadDescription", plist_new_string(desc));
+	rc |= dict_set(top, "PayloadContent", payloads);
+	payloads = NULL; /* the top dictionary's now */
+out:
+	plist_free(payloads);
+	if (rc != 0) {
+		log_error("profile: cannot build the plist (out of memory)");
+		plist_free(top);
+		return NULL;
+	}
+	return top;
+}
+
+/* Issues the challenge as the admin page does; answers errors itself. */
+static int
+profile_challenge(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user, Scep__V1__Reply **rep,
+    enum MHD_Result *ret)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeIssueRequest body =
+	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
+
+	body.issued_by = (char *)user;
+	body.client_addr = r->client;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
+	req.challenge_issue = &body;
+	switch (upstream_call(fe, UPSTREAM_CHALLENGE, &req,
+	    SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE, rep)) {
+	case UPSTREAM_OK:
+		if ((*rep)->challenge_issue->password == NULL ||
+		    (*rep)->challenge_issue->password[0] == '\0') {
+			*ret = http_text(c, r, MHD_HTTP_CONFLICT,
+			    "UseSinglePassword is on: the shared password is "
+			    "stored only as a hash, so no profile can carry "
+			    "it.\n");
+			return -1;
+		}
+		return 0;
+	case UPSTREAM_REFUSED:
+	case UPSTREAM_RATE_LIMITED:
+		log_warn("profile: no challenge password for %s: %s", user,
+		    (*rep)->error ? (*rep)->error : "refused");
+		*ret = http_too_many(c, r,
+		    (*rep)->has_retry_after_s ? (*rep)->retry_after_s : 60,
+		    (*rep)->error ? (*rep)->error : "No password was issued.");
+		return -1;
+	case UPSTREAM_UNAVAILABLE:
+		*ret = http_unavailable(c, r,
+		    "The challenge service did not answer; retry in a few "
+		    "seconds.\n");
+		return -1;
+	default:
+		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		return -1;
+	}
+}
+
+/* Has the RA sign xml; answers errors itself. */
+static int
+profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    const char *xml, size_t len, Scep__V1__Reply **rep, enum MHD_Result *ret)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__SignProfileRequest body = SCEP__V1__SIGN_PROFILE_REQUEST__INIT;
+	enum upstream_result res;
+
+	body.content.data = (uint8_t *)xml;
+	body.content.len = len;
+	req.body_case = SCEP__V1__REQUEST__BODY_SIGN_PROFILE;
+	req.sign_profile = &body;
+	res = upstream_call(
+	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_SIGN_PROFILE, rep);
+	if (res == UPSTREAM_OK)
+		return 0;
+	if (res == UPSTREAM_UNAVAILABLE)
+		*ret = http_unavailable(c, r,
+		    "The RA did not answer to sign the profile; retry in a "
+		    "few seconds.\n");
+	else {
+		log_error("profile: the RA did not sign: %s",
+		    *rep != NULL && (*rep)->error ? (*rep)->error : "failed");
+		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "The profile could not be signed; the server log says "
+		    "more.\n");
+	}
+	return -1;
+}
+
+enum MHD_Result
+profile_handle(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user)
+{
+	struct profile_query q;
+	struct profile_content pc;
+	struct cacert cc = {0};
+	Scep__V1__Reply *chal = NULL, *sig = NULL;
+	plist_t plist = NULL;
+	char err[256], *url = NULL, *ca_name = NULL, *xml = NULL;
+	uint32_t xml_len = 0;
+	const uint8_t *body;
+	size_t body_len;
+	enum MHD_Result ret = MHD_NO;
+
+	if (strcmp(r->method, "GET") != 0)
+		return http_not_allowed(c, r, "GET");
+	memset(&q, 0, sizeof(q));
+	memset(&pc, 0, sizeof(pc));
+	if (profile_query_parse(c, &q) != 0) {
+		ret = http_text(c, r, MHD_HTTP_BAD_REQUEST, q.err);
+		goto out;
+	}
+	switch (cache_get_cacert(fe, &cc, err, sizeof(err))) {
+	case UPSTREAM_OK:
+		break;
+	case UPSTREAM_UNAVAILABLE:
+		ret = http_unavailable(c, r,
+		    "The RA did not answer; retry in a few seconds.\n");
+		goto out;
+	default:
+		log_error("profile: no CA certificate: %s", err);
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		goto out;
+	}
+	if ((ca_name = profile_ca_name(cc.ca_der, cc.ca_der_len)) == NULL ||
+	    (url = profile_scep_url(fe)) == NULL ||
+	    EVP_Digest(cc.ca_der, cc.ca_der_len, pc.ca_sha1, NULL, EVP_sha1(),
+	        NULL) != 1) {
+		log_openssl(
+		    LOG_LEVEL_ERROR, NULL, "profile: cannot describe the CA");
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		goto out;
+	}
+	pc.url = url;
+	pc.ca_name = ca_name;
+	pc.organization = fe->settings.profile_organization;
+	pc.ca_der = cc.ca_der;
+	pc.ca_der_len = cc.ca_der_len;
+	profile_ident(url, pc.ident, sizeof(pc.ident));
+
+	/* Last before building: a refused query costs no password. */
+	if (profile_challenge(fe, c, r, user, &chal, &ret) != 0)
+		goto out;
+	pc.challenge = chal->challenge_issue->password;
+	if ((plist = profile_build(&q, &pc)) == NULL) {
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Out of memory.\n");
+		goto out;
+	}
+	plist_to_xml(plist, &xml, &xml_len);
+	if (xml == NULL) {
+		log_error("profile: libplist wrote no XML");
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		goto out;
+	}
+	body = (const uint8_t *)xml;
+	body_len = xml_len;
+	if (fe->settings.sign_profiles) {
+		if (profile_sign(fe, c, r, xml, xml_len, &sig, &ret) != 0)
+			goto out;
+		body = sig->sign_profile->signed_data.data;
+		body_len = sig->sign_profile->signed_data.len;
+	}
+	log_info("profile: %s from %s got a %s profile for %zu subject "
+	         "attributes, challenge valid %u minutes",
+	    user, r->client, fe->settings.sign_profiles ? "signed" : "unsigned",
+	    q.nattrs, chal->challenge_issue->validity_minutes);
+	ret = http_respond(c, r, MHD_HTTP_OK, "application/x-apple-aspen-config",
+	    body, body_len, profile_headers);
+out:
+	/* The password is in the XML, and in clear inside the signed data. */
+	if (xml != NULL) {
+		OPENSSL_cleanse(xml, xml_len);
+		plist_to_xml_free(xml);
+	}
+	if (sig != NULL) {
+		if (sig->body_case == SCEP__V1__REPLY__BODY_SIGN_PROFILE &&
+		    sig->sign_profile->signed_data.data != NULL)
+			OPENSSL_cleanse(sig->sign_profile->signed_data.data,
+			    sig->sign_profile->signed_data.len);
+		scep__v1__reply__free_unpacked(sig, NULL);
+	}
+	if (chal != NULL) {
+		if (chal->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE &&
+		    chal->challenge_issue->password != NULL)
+			OPENSSL_cleanse(chal->challenge_issue->password,
+			    strlen(chal->challenge_issue->password));
+		scep__v1__reply__free_unpacked(chal, NULL);
+	}
+	plist_free(plist);
+	free(url);
+	free(ca_name);
+	cacert_clear(&cc);
+	profile_query_clear(&q);
+	return ret;
+}

@@ -1,0 +1,68 @@
+/*
+ * PKIOperation outcomes, counted by every worker (atomics) and reported to
+ * the frontend's /metrics on MetricsRequest.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "ra.h"
+
+/* Failures by failInfo (badAlg .. badCertId). */
+#define RA_FAILINFOS 5
+static atomic_ulong ra_outcomes[RA_OUTCOME_COUNT];
+static atomic_ulong ra_failures[RA_FAILINFOS];
+
+void
+ra_count(enum ra_outcome outcome, int failinfo)
+{
+	atomic_fetch_add(&ra_outcomes[outcome], 1);
+	if (outcome == RA_OUTCOME_FAILURE && failinfo >= 0 &&
+	    failinfo < RA_FAILINFOS)
+		atomic_fetch_add(&ra_failures[failinfo], 1);
+}
+
+void
+ra_handle_metrics(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	static const char *const outcome_names[RA_OUTCOME_COUNT] = {
+	    "success", "failure", "unavailable", "rate_limited",
+	    "unanswerable"};
+	Scep__V1__MetricsReply *out;
+	Scep__V1__Metric **m;
+	size_t n = 0;
+	char labels[64];
+
+	(void)worker;
+	(void)req;
+	m = rpc_alloc(arena, (RA_OUTCOME_COUNT + RA_FAILINFOS) * sizeof(*m));
+	for (int i = 0; i < RA_OUTCOME_COUNT; i++, n++) {
+		m[n] = rpc_alloc(arena, sizeof(**m));
+		scep__v1__metric__init(m[n]);
+		m[n]->name = "scepd_ra_pki_operations_total";
+		m[n]->help = "PKIOperation answers: a CertRep SUCCESS or "
+		             "FAILURE, or HTTP 503, 429, 400.";
+		m[n]->type = "counter";
+		snprintf(labels, sizeof(labels), "outcome=\"%s\"",
+		    outcome_names[i]);
+		m[n]->labels = rpc_strdup(arena, labels);
+		m[n]->value = (double)atomic_load(&ra_outcomes[i]);
+	}
+	for (int i = 0; i < RA_FAILINFOS; i++, n++) {
+		m[n] = rpc_alloc(arena, sizeof(**m));
+		scep__v1__metric__init(m[n]);
+		m[n]->name = "scepd_ra_failures_total";
+		m[n]->help = "CertRep FAILUREs by failInfo.";
+		m[n]->type = "counter";
+		snprintf(labels, sizeof(labels), "failinfo=\"%s\"",
+		    scep_failinfo_name(i));
+		m[n]->labels = rpc_strdup(arena, labels);
+		m[n]->value = (double)atomic_load(&ra_failures[i]);
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__metrics_reply__init(out);
+	out->metrics = m;
+	out->n_metrics = n;
+	reply->body_case = SCEP__V1__REPLY__BODY_METRICS;
+	reply->metrics = out;
+}

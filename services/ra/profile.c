@@ -1,0 +1,94 @@
+/*
+ * SignProfile: signs an Apple configuration profile for the frontend, which
+ * holds no key. CMS SignedData over the profile as given (binary, content
+ * attached, as iOS wants it), SHA-256, by the RA signing certificate and
+ * key, with that certificate and the CA chain included so a device can
+ * show who signed it.
+ */
+#include <stdlib.h>
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "ra.h"
+
+/* A profile is a few KiB; this only bounds what the RA will sign. */
+#define RA_PROFILE_MAX (256 * 1024)
+
+/* DER of the SignedData in a malloc'ed block, or NULL (logged). */
+static uint8_t *
+ra_sign_profile(const struct ra *ra, const uint8_t *content, size_t len,
+    size_t *out_len)
+{
+	BIO *in = NULL;
+	CMS_ContentInfo *cms = NULL;
+	uint8_t *der = NULL, *p;
+	unsigned int flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	int n;
+
+	if ((in = BIO_new_mem_buf(content, (int)len)) == NULL ||
+	    (cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
+	    CMS_add1_signer(cms, ra->sign_cert, ra->sign_key, EVP_sha256(),
+	        flags) == NULL)
+		goto fail;
+	/* The chain after the signer, which CMS_add1_signer added. */
+	for (int i = 0; i < sk_X509_num(ra->ca_chain); i++) {
+		X509 *c = sk_X509_value(ra->ca_chain, i);
+
+		if (X509_cmp(c, ra->sign_cert) != 0 && !CMS_add1_cert(cms, c))
+			goto fail;
+	}
+	if (!CMS_final(cms, in, NULL, flags) ||
+	    (n = i2d_CMS_ContentInfo(cms, NULL)) <= 0 ||
+	    (der = malloc((size_t)n)) == NULL)
+		goto fail;
+	p = der;
+	*out_len = (size_t)i2d_CMS_ContentInfo(cms, &p);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	return der;
+fail:
+	log_openssl(LOG_LEVEL_ERROR, NULL, "cannot sign a configuration profile");
+	free(der);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	return NULL;
+}
+
+void
+ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ra *ra = ((struct ra_worker *)worker)->ra;
+	const ProtobufCBinaryData *content = &req->sign_profile->content;
+	Scep__V1__SignProfileReply *body;
+	uint8_t *der;
+	size_t der_len = 0;
+
+	if (content->len == 0 || content->len > RA_PROFILE_MAX) {
+		log_warn("refused to sign a profile of %zu bytes (1 to %d)",
+		    content->len, RA_PROFILE_MAX);
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = content->len == 0 ? "empty profile"
+		                                 : "profile too large to sign";
+		return;
+	}
+	if ((der = ra_sign_profile(ra, content->data, content->len,
+	         &der_len)) == NULL) {
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "cannot sign the profile";
+		return;
+	}
+	rpc_adopt(arena, der);
+	body = rpc_alloc(arena, sizeof(*body));
+	scep__v1__sign_profile_reply__init(body);
+	body->signed_data.data = der;
+	body->signed_data.len = der_len;
+	reply->body_case = SCEP__V1__REPLY__BODY_SIGN_PROFILE;
+	reply->sign_profile = body;
+	log_event(LOG_LEVEL_INFO, NULL, req->id,
+	    "signed a configuration profile of %zu bytes", content->len);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# NDES's password settings and what scepd adds to them, end to end:
+# PasswordLength, EnforcePassword / AllowNoPassword, WrongPasswordLimit
+# (429 for one address, not for another), UseSinglePassword with the
+# admin API, the MDM API with its own MdmPasswordMax, account rights, and
+# the counters of /metrics.
+. "$(dirname "$0")/lib.sh"
+interop_init challenge_policy
+server_start
+fetch_ca_chain
+creds=$(head -n 1 "$DATA/admin.credentials" | tr -d '\r\n')
+ADMIN="$BASE/certsrv/mscep_admin"
+
+# metric NAME_WITH_LABELS: its value in /metrics (fails if absent).
+metric() {
+	curl -s "$BASE/metrics" > "$WORK/metrics.txt" || fail "/metrics: no answer"
+	awk -v m="$1" '$1 == m { print $2; found = 1 } END { exit !found }' "$WORK/metrics.txt" ||
+		{ cat "$WORK/metrics.txt"; fail "/metrics has no $1"; }
+}
+
+check "PasswordLength: 16 bytes (32 hex digits) by default, 8 bytes when set"
+pw=$(challenge)
+[[ $pw =~ ^[0-9A-F]{32}$ ]] || fail "default password '$pw' is not 32 upper-case hex digits"
+ios_enroll "$pw" "CN=long password" "$WORK/long.pem" >/dev/null || fail "a default password did not enroll"
+set_conf challenge PasswordLength 8
+server_restart
+pw=$(challenge)
+[[ $pw =~ ^[0-9A-F]{16}$ ]] || fail "PasswordLength = 8: password '$pw' is not 16 hex digits"
+ios_enroll "$pw" "CN=short password" "$WORK/short.pem" || fail "a PasswordLength = 8 password did not enroll"
+
+check "EnforcePassword = 0 alone still refuses a request without a password, naming AllowNoPassword = 1"
+set_conf challenge EnforcePassword 0
+server_restart
+grep -q "EnforcePassword = 0 without AllowNoPassword = 1" "$SERVER_LOG" ||
+	fail "no start-up warning for EnforcePassword = 0"
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=no password" --out "$WORK/nopw.pem" > "$WORK/nopw.log" 2>&1 || rc=$?
+[ $rc = 2 ] || { cat "$WORK/nopw.log"; fail "no password with EnforcePassword = 0 alone: exit $rc, want 2"; }
+grep -q "^failInfo: badRequest" "$WORK/nopw.log" || fail "not failInfo badRequest"
+grep -q "AllowNoPassword = 1" "$WORK/nopw.log" ||
+	{ cat "$WORK/nopw.log"; fail "the failInfoText does not name AllowNoPassword = 1"; }
+
+check "EnforcePassword = 0 with AllowNoPassword = 1 enrolls without a password, logged as unsafe"
+set_conf challenge AllowNoPassword 1
+server_restart
+grep -q "unsafe: EnforcePassword = 0 and AllowNoPassword = 1" "$SERVER_LOG" ||
+	fail "no 'unsafe' warning at start"
+"$IOS_CLIENT" --url "$URL" --subject "CN=no password" --out "$WORK/nopw.pem" > "$WORK/nopw.log" 2>&1 ||
+	{ cat "$WORK/nopw.log"; fail "AllowNoPassword = 1: enrollment without a password failed"; }
+verify_cert "$WORK/nopw.pem"
+grep -q "unsafe: no password checked" "$SERVER_LOG" || fail "the unchecked enrollment was not logged"
+set_conf challenge EnforcePassword 1
+set_conf challenge AllowNoPassword 0
+
+check "WrongPasswordLimit = 3: three wrong passwords get FAILURE, the fourth request gets 429"
+set_conf challenge WrongPasswordLimit 3
+set_conf challenge WrongPasswordWindow 120
+server_restart
+for i in 1 2 3; do
+	rc=0
+	ios_enroll "DEADBEEF0000000000000000000000$i$i" "CN=guess $i" "$WORK/guess$i.pem" >/dev/null || rc=$?
+	[ $rc = 2 ] || fail "wrong password $i: exit $rc, want 2 (FAILURE)"
+done
+good=$(challenge)
+rc=0
+ios_enroll "$good" "CN=after guesses" "$WORK/limited.pem" >/dev/null || rc=$?
+[ $rc = 1 ] || fail "over the limit: exit $rc, want 1 (an HTTP error, not a CertRep)"
+grep -q "PKIOperation: HTTP 429" "$WORK/limited.pem.log" || { cat "$WORK/limited.pem.log"; fail "no HTTP 429"; }
+ra=$(sed -n 's/^Retry-After: //p' "$WORK/limited.pem.log")
+[[ $ra =~ ^[0-9]+$ ]] && [ "$ra" -gt 0 ] && [ "$ra" -le 120 ] ||
+	fail "Retry-After '$ra' is not 1..120 seconds"
+echo "   ok: 429 with Retry-After: $ra"
+
+check "... while another client address enrolls at once with the same password"
+ios_enroll "$good" "CN=other client" "$WORK/other.pem" "$URL" --source 127.0.0.2 >/dev/null ||
+	fail "a client at 127.0.0.2 was slowed by 127.0.0.1's refusals"
+verify_cert "$WORK/other.pem"
+
+check "/metrics counts what happened (Prometheus text)"
+[ "$(metric 'scepd_up{service="ra"}')" = 1 ] || fail "scepd_up for the RA is not 1"
+[ "$(metric 'scepd_up{service="challenge"}')" = 1 ] || fail "scepd_up for the challenge service is not 1"
+[ "$(metric 'scepd_challenge_refused_total{validator="otp"}')" = 3 ] || fail "otp refusals: want 3"
+[ "$(metric 'scepd_challenge_rate_limited_total')" = 1 ] || fail "rate-limited checks: want 1"
+[ "$(metric 'scepd_ra_pki_operations_total{outcome="rate_limited"}')" = 1 ] || fail "RA rate_limited: want 1"
+[ "$(metric 'scepd_http_responses_total{code="429"}')" -ge 1 ] || fail "no 429 counted"
+[ "$(metric 'scepd_challenge_issued_total')" -ge 1 ] || fail "no password issued counted"
+# Every sample's name was announced by a # TYPE line before it.
+awk '/^# TYPE / { typed[$3] = 1; next } /^#/ { next }
+	{ n = $1; sub(/\{.*/, "", n); if (!typed[n]) { print "untyped: " $0; bad = 1 } }
+	NF != 2 { print "bad line: " $0; bad = 1 } END { exit bad }' "$WORK/metrics.txt" ||
+	fail "/metrics is not well-formed Prometheus text"
+
+check "MDM API: its own MdmPasswordMax; PasswordMax still limits the admin page"
+set_conf challenge PasswordMax 1
+set_conf challenge MdmPasswordMax 3
+set_conf challenge WrongPasswordLimit 10
+server_restart
+printf 'mdm-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm1 2>/dev/null ||
+	fail "scepctl passwd --rights mdm"
+for i in 1 2 3; do
+	code=$(curl -s -o "$WORK/mdm$i.json" -w '%{http_code}' -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+	[ "$code" = 200 ] || { cat "$WORK/mdm$i.json"; fail "MDM password $i: HTTP $code"; }
+done
+code=$(curl -s -o "$WORK/mdm4.json" -w '%{http_code}' -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 429 ] || fail "4th MDM password with MdmPasswordMax = 3: HTTP $code, want 429"
+grep -q "The password cache is full." "$WORK/mdm4.json" || fail "the 429 does not say the cache is full"
+code=$(curl -s -o "$WORK/page.json" -w '%{http_code}' -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 200 ] || fail "the admin page was refused (HTTP $code) while only the MDM pool is full"
+mdm_pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/mdm1.json")
+ios_enroll "$mdm_pw" "CN=fleet device" "$WORK/fleet.pem" >/dev/null || fail "an MDM password did not enroll"
+verify_cert "$WORK/fleet.pem"
+
+check "rights: mdm1 has no enroll right, the first admin has no mdm right"
+code=$(curl -s -o "$WORK/deny.txt" -w '%{http_code}' -u mdm1:mdm-secret "$ADMIN/")
+[ "$code" = 403 ] || fail "mdm1 on the admin page: HTTP $code, want 403"
+grep -q "You do not have sufficient permission to enroll with SCEP." "$WORK/deny.txt" ||
+	fail "the 403 does not carry NDES's text"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/challenges")
+[ "$code" = 403 ] || fail "admin (no mdm right) on api/challenges: HTTP $code, want 403"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u mdm1:wrong -X POST "$ADMIN/api/challenges")
+[ "$code" = 401 ] || fail "wrong MDM password: HTTP $code, want 401"
+
+check "UseSinglePassword = 1: one password for every device"
+set_conf challenge UseSinglePassword 1
+set_conf challenge SinglePassword "Shared-Secret-42"
+server_restart
+grep -q "UseSinglePassword = 1: one password for every device" "$SERVER_LOG" || fail "no start-up warning"
+ios_enroll "Shared-Secret-42" "CN=shared one" "$WORK/s1.pem" >/dev/null || fail "first device with the single password"
+ios_enroll "Shared-Secret-42" "CN=shared two" "$WORK/s2.pem" >/dev/null || fail "second device with the single password"
+rc=0
+ios_enroll "Shared-Secret-43" "CN=shared wrong" "$WORK/s3.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "a wrong single password: exit $rc, want 2"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge > "$WORK/ctl.out" 2> "$WORK/ctl.err" || rc=$?
+[ $rc != 0 ] && grep -q "UseSinglePassword = 1" "$WORK/ctl.err" ||
+	fail "scepctl challenge under UseSinglePassword: exit $rc, $(cat "$WORK/ctl.err")"
+curl -s -u "$creds" -H 'Accept: application/json' "$ADMIN/" > "$WORK/single.json"
+grep -q '"single": true' "$WORK/single.json" || { cat "$WORK/single.json"; fail "the admin page does not say single"; }
+
+check "admin API: a new single password replaces the configured one; enroll-only accounts may not"
+printf 'pw-enroll\n' | "$SCEPCTL" --data-dir "$DATA" passwd enrollonly 2>/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' -u enrollonly:pw-enroll -X POST "$ADMIN/api/single-password")
+[ "$code" = 403 ] || fail "api/single-password without the admin right: HTTP $code, want 403"
+code=$(curl -s -o "$WORK/newsingle.json" -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/single-password")
+[ "$code" = 200 ] || { cat "$WORK/newsingle.json"; fail "api/single-password: HTTP $code"; }
+new=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/newsingle.json")
+[[ $new =~ ^[0-9A-F]{16}$ ]] || fail "made single password '$new' is not PasswordLength = 8 bytes of hex"
+rc=0
+ios_enroll "Shared-Secret-42" "CN=old single" "$WORK/s4.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "the replaced configured password still works (exit $rc)"
+ios_enroll "$new" "CN=new single" "$WORK/s5.pem" >/dev/null || fail "the new single password does not enroll"
+grep -q "$new" "$DATA"/db/challenge/data.mdb && fail "the single password is stored in clear"
+
+check "a used one-time password presented again is logged as a security event"
+set_conf challenge UseSinglePassword 0
+set_conf challenge PasswordMax 5
+server_restart
+pw=$(challenge)
+ios_enroll "$pw" "CN=owner" "$WORK/o1.pem" >/dev/null || fail "owner enrollment"
+rc=0
+ios_enroll "$pw" "CN=thief" "$WORK/o2.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "reuse: exit $rc, want 2"
+grep -q "security: otp: password id=.* already used by" "$SERVER_LOG" || fail "no security event logged"
+[ "$(metric 'scepd_challenge_security_events_total')" = 1 ] || fail "security events: want 1"
+
+pass "PasswordLength, EnforcePassword/AllowNoPassword, WrongPasswordLimit, MDM API, rights, UseSinglePassword, /metrics"

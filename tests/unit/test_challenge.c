@@ -1,0 +1,278 @@
+/*
+ * The challenge service's rules, called in process with a fake clock:
+ * PasswordValidity expiry, PasswordMax "cache full" and recovery once a
+ * password is used or expires, reservation by transaction, the MDM pool,
+ * and the HMAC-only database.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "challenge.h"
+#include "log.h"
+
+static int64_t fake_now = 1700000000;
+
+static int64_t
+fake_clock(void)
+{
+	return fake_now;
+}
+
+struct fixture {
+	struct challenge c;
+	char dir[64];
+	char conf[96];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
+	FILE *fp;
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_challenge.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->conf, sizeof(f->conf), "%s/scepd.conf", f->dir);
+	assert_non_null(fp = fopen(f->conf, "w"));
+	fputs("[challenge]\nPasswordMax = 2\n", fp);
+	fclose(fp);
+	f->c.now = fake_clock;
+	f->c.settings.database = strdup(f->dir);
+	f->c.settings.password_validity = 60;
+	f->c.settings.password_max = 2;
+	f->c.settings.password_length = 16;
+	f->c.settings.enforce_password = 1;
+	f->c.settings.mdm_password_max = 3;
+	f->c.settings.wrong_password_limit = 0;
+	f->c.settings.wrong_password_window = 300;
+	assert_int_equal(RAND_bytes(f->c.secret, sizeof(f->c.secret)), 1);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	f->c.refusals = calloc(CHALLENGE_LIMIT_SLOTS, sizeof(*f->c.refusals));
+	assert_int_equal(validators_load(&f->c, f->conf), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+
+	validators_free(&f->c);
+	challenge_db_close(&f->c);
+	free(f->c.refusals);
+	free(f->c.settings.database);
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
+	unlink(path);
+	unlink(f->conf);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Issues a password for `who` in `pool`; returns it (malloc'ed) or NULL
+ * with the refusal in *error. */
+static char *
+issue(struct fixture *f, const char *who, const char *pool, char *error,
+    size_t errlen)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeIssueRequest in =
+	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+	char *out = NULL;
+
+	in.issued_by = (char *)who;
+	in.pool = (char *)pool;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
+	req.challenge_issue = &in;
+	reply.status = SCEP__V1__STATUS__STATUS_OK;
+	challenge_handle_issue(&f->c, &req, &reply, arena);
+	if (reply.status == SCEP__V1__STATUS__STATUS_OK)
+		out = strdup(reply.challenge_issue->password);
+	else if (error != NULL)
+		snprintf(error, errlen, "%s", reply.error ? reply.error : "?");
+	rpc_arena_free(arena);
+	return out;
+}
+
+/* check (consume = 0) or consume (1); returns the reply status. */
+static int
+redeem(struct fixture *f, const char *password, const char *txid, int consume)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeCheckRequest check =
+	    SCEP__V1__CHALLENGE_CHECK_REQUEST__INIT;
+	Scep__V1__ChallengeConsumeRequest use =
+	    SCEP__V1__CHALLENGE_CONSUME_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+	int status;
+
+	if (consume) {
+		use.password = (char *)password;
+		use.transaction_id = (char *)txid;
+		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
+		req.challenge_consume = &use;
+		reply.status = SCEP__V1__STATUS__STATUS_OK;
+		challenge_handle_consume(&f->c, &req, &reply, arena);
+	} else {
+		check.password = (char *)password;
+		check.transaction_id = (char *)txid;
+		check.client_addr = "192.0.2.1";
+		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
+		req.challenge_check = &check;
+		reply.status = SCEP__V1__STATUS__STATUS_OK;
+		challenge_handle_check(&f->c, &req, &reply, arena);
+	}
+	status = reply.status;
+	rpc_arena_free(arena);
+	return status;
+}
+
+#define OK SCEP__V1__STATUS__STATUS_OK
+#define REFUSED SCEP__V1__STATUS__STATUS_REFUSED
+
+static void
+test_expiry(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "alice", NULL, NULL, 0);
+
+	assert_non_null(pw);
+	fake_now += 59 * 60;
+	assert_int_equal(redeem(f, pw, "tx-early", 0), OK);
+	free(pw);
+	pw = issue(f, "alice", NULL, NULL, 0);
+	fake_now += 60 * 60 + 1; /* past PasswordValidity */
+	assert_int_equal(redeem(f, pw, "tx-late", 0), REFUSED);
+	assert_int_equal(f->c.counters.expired, 0); /* not swept yet */
+	free(pw);
+	/* The next issue sweeps: both count as expired, the reserved one
+	 * never paid for a certificate. */
+	pw = issue(f, "alice", NULL, NULL, 0);
+	assert_non_null(pw);
+	assert_int_equal(f->c.counters.expired, 2);
+	free(pw);
+}
+
+static void
+test_cache_full_and_recovery(void **state)
+{
+	struct fixture *f = *state;
+	char err[128] = "", *a, *b, *c;
+
+	a = issue(f, "admin", NULL, NULL, 0);
+	b = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(issue(f, "admin", NULL, err, sizeof(err)));
+	assert_string_equal(err, "The password cache is full.");
+	assert_int_equal(f->c.counters.cache_full, 1);
+	/* A reserved password still counts; a used one no longer does. */
+	assert_int_equal(redeem(f, a, "tx-a", 0), OK);
+	assert_null(issue(f, "admin", NULL, err, sizeof(err)));
+	assert_int_equal(redeem(f, a, "tx-a", 1), OK);
+	c = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(c);
+	assert_null(issue(f, "admin", NULL, err, sizeof(err)));
+	/* Expiry frees the cache too. */
+	fake_now += 61 * 60;
+	free(c);
+	c = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(c);
+	/* The MDM pool is separate: MdmPasswordMax = 3 per account. */
+	for (int i = 0; i < 3; i++) {
+		char *m = issue(f, "mdm1", "mdm", NULL, 0);
+
+		assert_non_null(m);
+		free(m);
+	}
+	assert_null(issue(f, "mdm1", "mdm", err, sizeof(err)));
+	free(c);
+	c = issue(f, "mdm2", "mdm", NULL, 0); /* another account */
+	assert_non_null(c);
+	free(a);
+	free(b);
+	free(c);
+}
+
+static void
+test_reservation(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0), lower[64];
+
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK); /* a retry */
+	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	assert_int_equal(f->c.counters.security_events, 1);
+	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
+	assert_int_equal(f->c.counters.used, 1);
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK); /* lost answer */
+	assert_int_equal(redeem(f, pw, "tx-3", 0), REFUSED);
+	/* Typed in lower case it is the same password. */
+	for (size_t i = 0; i <= strlen(pw); i++)
+		lower[i] = (char)(pw[i] >= 'A' && pw[i] <= 'F' ? pw[i] + 32
+		                                               : pw[i]);
+	assert_int_equal(redeem(f, lower, "tx-4", 0), REFUSED);
+	assert_int_equal(f->c.counters.security_events, 3);
+	assert_int_equal(redeem(f, "", "tx-5", 0), REFUSED);
+	assert_int_equal(f->c.counters.refused_missing, 1);
+	free(pw);
+}
+
+static void
+test_no_password_in_clear(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0), path[128], *data;
+	size_t len;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	challenge_db_close(&f->c); /* flush and release */
+	assert_non_null(fp = fopen(path, "rb"));
+	fseek(fp, 0, SEEK_END);
+	len = (size_t)ftell(fp);
+	rewind(fp);
+	data = malloc(len);
+	assert_int_equal(fread(data, 1, len, fp), len);
+	fclose(fp);
+	assert_null(memmem(data, len, pw, strlen(pw)));
+	free(data);
+	free(pw);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cache_full_and_recovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_no_password_in_clear, setup, teardown),
+	};
+
+	log_init("test_challenge", LOG_LEVEL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
