@@ -5,7 +5,9 @@
  * anything. Built-in plugins (`otp`, `static`) fill the same table.
  *
  * This header is the whole contract: a plugin includes it and nothing else
- * of scepd. Strings the host passes are valid for the duration of a call.
+ * of scepd. Strings the host passes are valid for the duration of a call;
+ * the host structure itself lives as long as the instance (until destroy),
+ * so a plugin may keep it for logging.
  */
 #ifndef SCEPD_PLUGIN_H
 #define SCEPD_PLUGIN_H

@@ -2,6 +2,7 @@
  * scepd-challenge start-up: arguments, configuration, secret, database,
  * then serve. One worker: LMDB has one writer at a time anyway.
  */
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,9 @@ main(int argc, char **argv)
 		    stderr, "scepd-challenge: [challenge] Database: %s\n", err);
 		goto out;
 	}
+	/* Plugins talk to the network (webhook): a peer that hangs up must
+	 * not kill the service. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((c.refusals = calloc(
 	         CHALLENGE_LIMIT_SLOTS, sizeof(*c.refusals))) == NULL) {
 		fprintf(stderr, "scepd-challenge: out of memory\n");

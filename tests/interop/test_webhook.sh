@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# An MDM that mints its own challenges: /scep/mdm is routed to a
+# [validator.mdm] instance of the webhook plugin, which asks a stand-in MDM
+# (tests/tools/webhook_server.py over HTTPS on 127.0.0.1). The challenge the
+# MDM allows gets a certificate; one it denies gets CertRep FAILURE
+# badRequest with the MDM's reason; an MDM that is down refuses too; the
+# default path keeps using one-time passwords and never asks the MDM.
+. "$(dirname "$0")/lib.sh"
+interop_init webhook
+server_start
+fetch_ca_chain
+
+MDM_OK="MDM-ALLOWED-7F3A9C"
+MDM_URL="$BASE/scep/mdm"
+hook="$WORK/webhook"
+mkdir -p "$hook"
+
+check "a stand-in MDM on 127.0.0.1 over HTTPS, with its own CA"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2)
+openssl req -x509 "${ec[@]}" -subj /CN=mdm-ca -keyout "$hook/ca.key" -out "$hook/ca.pem" 2>/dev/null ||
+	fail "openssl: MDM CA"
+openssl req -x509 "${ec[@]}" -subj /CN=127.0.0.1 -CA "$hook/ca.pem" -CAkey "$hook/ca.key" \
+	-addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+	-keyout "$hook/server.key" -out "$hook/server.pem" 2>/dev/null || fail "openssl: MDM server certificate"
+python3 "$SRC_DIR/tests/tools/webhook_server.py" --mode match --allow-challenge "$MDM_OK" \
+	--cert "$hook/server.pem" --key "$hook/server.key" \
+	--port-file "$hook/port" --record "$hook/requests.jsonl" 2> "$hook/server.log" &
+HOOK_PID=$!
+on_exit "kill $HOOK_PID"
+for _ in $(seq 100); do
+	[ -s "$hook/port" ] && break
+	kill -0 "$HOOK_PID" 2>/dev/null || { cat "$hook/server.log"; fail "webhook_server.py exited"; }
+	sleep 0.1
+done
+[ -s "$hook/port" ] || fail "webhook_server.py wrote no port"
+hook_port=$(cat "$hook/port")
+echo "   MDM webhook on https://127.0.0.1:$hook_port/challenge"
+
+# requests: how many the MDM was asked so far.
+requests() {
+	if [ -f "$hook/requests.jsonl" ]; then wc -l < "$hook/requests.jsonl"; else echo 0; fi
+}
+
+check "[validator.mdm] Module = webhook serves /scep/mdm; the default stays otp"
+set_conf frontend Paths "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe /scep/mdm"
+add_conf_section challenge.paths
+set_conf challenge.paths /scep/mdm mdm
+add_conf_section validator.mdm
+set_conf validator.mdm Module webhook
+set_conf validator.mdm URL "https://127.0.0.1:$hook_port/challenge"
+set_conf validator.mdm CAFile "$hook/ca.pem"
+set_conf validator.mdm Timeout 5
+server_restart
+grep -q "validator mdm ready (webhook, plugin)" "$SERVER_LOG" ||
+	fail "the challenge service did not load the webhook plugin"
+
+check "the challenge the MDM allows enrolls through /scep/mdm"
+ios_enroll "$MDM_OK" "O=Fabrikam,CN=mdm device" "$WORK/mdm.pem" "$MDM_URL" ||
+	fail "enrollment with the MDM's challenge failed"
+verify_cert "$WORK/mdm.pem"
+[ "$(requests)" = 1 ] || fail "the MDM was asked $(requests) times, want 1"
+python3 - "$hook/requests.jsonl" "$MDM_OK" <<'PY' || fail "the MDM got the wrong request"
+import json, sys
+rec = json.loads(open(sys.argv[1]).readline())
+req = rec["request"]
+assert rec["content_type"] == "application/json", rec
+assert rec["user_agent"] == "scepd-webhook/1", rec
+assert req["challenge"] == sys.argv[2], req
+assert req["path"] == "/scep/mdm", req
+assert req["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----"), req
+assert "CN=mdm device" in req["subject"], req
+assert len(req["transaction_id"]) > 0, req
+assert req["requester"] == "127.0.0.1", req
+assert isinstance(req["sans"], list), req
+print("   ok: the MDM got challenge, transaction_id, csr, subject, sans, requester, path")
+PY
+
+check "a challenge the MDM denies gets CertRep FAILURE badRequest with its reason"
+rc=0
+ios_enroll "MDM-DENIED-000000" "CN=denied device" "$WORK/denied.pem" "$MDM_URL" || rc=$?
+[ $rc = 2 ] || fail "denied challenge: client exit $rc, want 2 (CertRep FAILURE)"
+grep -q "^failInfo: badRequest" "$WORK/denied.pem.log" || fail "not failInfo badRequest"
+grep -q "refused the challenge: unknown device" "$WORK/denied.pem.log" ||
+	fail "the failInfoText does not carry the MDM's reason"
+[ ! -s "$WORK/denied.pem" ] || fail "a certificate was written for the denied request"
+
+check "a one-time password is no good on /scep/mdm: the MDM decides there"
+rc=0
+ios_enroll "$(challenge)" "CN=otp on mdm path" "$WORK/otp-on-mdm.pem" "$MDM_URL" || rc=$?
+[ $rc = 2 ] || fail "otp password on /scep/mdm: exit $rc, want 2"
+
+check "the default path still uses one-time passwords and never asks the MDM"
+asked=$(requests)
+ios_enroll "$(challenge)" "CN=otp device" "$WORK/otp.pem" || fail "otp enrollment on $URL failed"
+verify_cert "$WORK/otp.pem"
+rc=0
+ios_enroll "$MDM_OK" "CN=mdm challenge on default path" "$WORK/mdm-on-otp.pem" || rc=$?
+[ $rc = 2 ] || fail "the MDM's challenge on the otp path: exit $rc, want 2"
+grep -q "^failInfo: badRequest" "$WORK/mdm-on-otp.pem.log" || fail "not failInfo badRequest"
+[ "$(requests)" = "$asked" ] || fail "the MDM was asked about a request on the otp path"
+
+check "the MDM down: refused, the reason says it could not be asked"
+kill "$HOOK_PID" 2>/dev/null || true
+wait "$HOOK_PID" 2>/dev/null || true
+rc=0
+ios_enroll "$MDM_OK" "CN=mdm down" "$WORK/down.pem" "$MDM_URL" || rc=$?
+[ $rc = 2 ] || fail "MDM down: exit $rc, want 2"
+grep -q "could not be asked" "$WORK/down.pem.log" || fail "the failInfoText does not say the MDM could not be asked"
+
+check "no challenge in the server log"
+if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"; then
+	grep -nF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"
+	fail "a challenge was logged"
+fi
+grep -q "mdm: allowed transaction" "$SERVER_LOG" || fail "the plugin's decision was not logged"
+
+pass "/scep/mdm asks the MDM (allow, deny with reason, down); the default path stays otp"
