@@ -14,8 +14,8 @@
  * the parameter, answered before any password is issued.
  *
  * Answers: 200 application/x-apple-aspen-config; 400 bad query; 405 not
- * GET; 409 UseSinglePassword (no password to put in); 429 when the
- * challenge service refuses ("The password cache is full."); 503 with
+ * GET; 409 UseSinglePassword (no password to put in) or another refusal
+ * of the challenge service; 429 "The password cache is full."; 503 with
  * Retry-After when the RA or the challenge service does not answer.
  */
 #include <ctype.h>
@@ -236,8 +236,8 @@ subject_parse(const char *s, size_t len, struct profile_query *q)
 		    "subject is missing or empty; give it as e.g. "
 		    "subject=O=Fabrikam,OU=IT,CN=Robs%%20IPad");
 	if (len > PROFILE_SUBJECT_MAX)
-		return query_fail(q, "subject is longer than %d bytes",
-		    PROFILE_SUBJECT_MAX);
+		return query_fail(
+		    q, "subject is longer than %d bytes", PROFILE_SUBJECT_MAX);
 	for (;;) {
 		struct subject_attr *a;
 		size_t t0, t1, vlen = 0, keep = 0;
@@ -250,8 +250,9 @@ subject_parse(const char *s, size_t len, struct profile_query *q)
 		while (i < len && s[i] == ' ')
 			i++;
 		t0 = i;
-		while (i < len && (isalnum((unsigned char)s[i]) ||
-		                      s[i] == '.' || s[i] == '-'))
+		while (i < len &&
+		    (isalnum((unsigned char)s[i]) || s[i] == '.' ||
+		        s[i] == '-'))
 			i++;
 		t1 = i;
 		while (i < len && s[i] == ' ')
@@ -301,9 +302,9 @@ subject_parse(const char *s, size_t len, struct profile_query *q)
 				i += 2;
 			} else
 				return query_fail(q,
-				    "subject: '\\%c' in the value of %s: escape "
-				    "only , + \" \\ < > ; = # space, or two hex "
-				    "digits",
+				    "subject: '\\%c' in the value of %s: "
+				    "escape only , + \" \\ < > ; = # "
+				    "space, or two hex digits",
 				    s[i], a->type);
 			v[vlen++] = (char)ch;
 			keep = vlen;
@@ -321,7 +322,8 @@ subject_parse(const char *s, size_t len, struct profile_query *q)
 			return 0;
 		same_rdn = s[i] == '+';
 		if (++i == len)
-			return query_fail(q, "subject ends with '%c'", s[i - 1]);
+			return query_fail(
+			    q, "subject ends with '%c'", s[i - 1]);
 	}
 }
 
@@ -352,8 +354,8 @@ san_ok(enum san_kind kind, const char *v, size_t len)
 	switch (kind) {
 	case SAN_DNS:
 		return strspn(v,
-		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		           "0123456789-.*_") == len;
+		           "abcdefghijklmnopqrstuvwxyz"
+		           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.*_") == len;
 	case SAN_RFC822:
 		at = strchr(v, '@');
 		return at != NULL && at != v && at[1] != '\0' &&
@@ -431,8 +433,8 @@ profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "usage",
 	        strlen("usage"), &v, &len) == MHD_YES &&
 	    parse_choice(v ? v : "", v ? len : 0, usages, &q->usage) != 0)
-		return query_fail(q,
-		    "usage must be 1 (signing), 4 (encryption) or 5 (both)");
+		return query_fail(
+		    q, "usage must be 1 (signing), 4 (encryption) or 5 (both)");
 	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "subject",
 	        strlen("subject"), &v, &len) != MHD_YES ||
 	    v == NULL)
@@ -465,15 +467,15 @@ profile_ca_name(const uint8_t *der, size_t len)
 	name = X509_get_subject_name(x);
 	i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 	if (i >= 0 && (e = X509_NAME_get_entry(name, i)) != NULL &&
-	    (ulen = ASN1_STRING_to_UTF8(
-	         &utf8, X509_NAME_ENTRY_get_data(e))) > 0 &&
+	    (ulen = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e))) >
+	        0 &&
 	    utf8_text_ok((char *)utf8, (size_t)ulen)) {
 		out = strdup((char *)utf8);
 		goto out;
 	}
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    X509_NAME_print_ex(b, name, 0,
-	        XN_FLAG_RFC2253 | ASN1_STRFLGS_ESC_MSB) < 0 ||
+	    X509_NAME_print_ex(
+	        b, name, 0, XN_FLAG_RFC2253 | ASN1_STRFLGS_ESC_MSB) < 0 ||
 	    (n = BIO_get_mem_data(b, &mem)) <= 0)
 		goto out;
 	out = strndup(mem, (size_t)n);
@@ -601,9 +603,10 @@ profile_subject(const struct profile_query *q)
 			break;
 		rc |= array_add(rdn, pair = plist_new_array());
 		if (rc == 0)
-			rc |= array_add(pair,
-			          plist_new_string(q->attrs[i].type)) |
-			    array_add(pair, plist_new_string(q->attrs[i].value));
+			rc |= array_add(
+			          pair, plist_new_string(q->attrs[i].type)) |
+			    array_add(
+			        pair, plist_new_string(q->attrs[i].value));
 	}
 	if (rc != 0) {
 		plist_free(subject);
@@ -625,24 +628,26 @@ profile_scep_content(
 		    dict_set(d, "Name", plist_new_string(pc->ca_name)) |
 		    dict_set(d, "Subject", profile_subject(q)) |
 		    dict_set(d, "Challenge", plist_new_string(pc->challenge)) |
-		    dict_set(d, "Keysize", plist_new_uint((uint64_t)q->keysize)) |
+		    dict_set(
+		        d, "Keysize", plist_new_uint((uint64_t)q->keysize)) |
 		    dict_set(d, "Key Type", plist_new_string("RSA")) |
-		    dict_set(d, "Key Usage", plist_new_uint((uint64_t)q->usage)) |
+		    dict_set(
+		        d, "Key Usage", plist_new_uint((uint64_t)q->usage)) |
 		    dict_set(d, "Retries", plist_new_uint(PROFILE_RETRIES)) |
 		    dict_set(
 		        d, "RetryDelay", plist_new_uint(PROFILE_RETRY_DELAY)) |
 		    dict_set(d, "CAFingerprint",
-		        plist_new_data((const char *)pc->ca_sha1,
-		            sizeof(pc->ca_sha1)));
+		        plist_new_data(
+		            (const char *)pc->ca_sha1, sizeof(pc->ca_sha1)));
 	for (int k = 0; rc == 0 && k < SAN_KINDS; k++) {
 		if (q->nsans[k] == 0)
 			continue;
 		if (san == NULL &&
-		    (rc = dict_set(d, "SubjectAltName", san = plist_new_dict())) !=
-		        0)
+		    (rc = dict_set(
+		         d, "SubjectAltName", san = plist_new_dict())) != 0)
 			break;
-		if ((rc = dict_set(san, san_kinds[k].key,
-		         list = plist_new_array())) != 0)
+		if ((rc = dict_set(
+		         san, san_kinds[k].key, list = plist_new_array())) != 0)
 			break;
 		for (size_t i = 0; rc == 0 && i < q->nsans[k]; i++)
 			rc = array_add(list, plist_new_string(q->sans[k][i]));
@@ -676,13 +681,13 @@ profile_build(const struct profile_query *q, const struct profile_content *pc)
 	    pc->ca_name);
 	rc |= array_add(payloads, scep);
 	rc |= array_add(payloads, root);
-	rc |= payload_header(scep, "com.apple.security.scep", pc->ident,
-	    ".scep", display);
+	rc |= payload_header(
+	    scep, "com.apple.security.scep", pc->ident, ".scep", display);
 	rc |= dict_set(scep, "PayloadContent", profile_scep_content(q, pc));
 	rc |= payload_header(
 	    root, "com.apple.security.root", pc->ident, ".ca", pc->ca_name);
-	rc |= dict_set(root, "PayloadCertificateFileName",
-	    plist_new_string("ca.cer"));
+	rc |= dict_set(
+	    root, "PayloadCertificateFileName", plist_new_string("ca.cer"));
 	rc |= dict_set(root, "PayloadContent",
 	    plist_new_data((const char *)pc->ca_der, pc->ca_der_len));
 	rc |= payload_header(top, "Configuration", pc->ident, "", display);
@@ -710,15 +715,20 @@ profile_challenge(struct frontend *fe, struct MHD_Connection *c,
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeIssueRequest body =
 	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
+	enum upstream_result res;
+	const char *error;
 
 	body.issued_by = (char *)user;
 	body.client_addr = r->client;
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
 	req.challenge_issue = &body;
-	switch (upstream_call(fe, UPSTREAM_CHALLENGE, &req,
-	    SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE, rep)) {
+	res = upstream_call(fe, UPSTREAM_CHALLENGE, &req,
+	    SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE, rep);
+	switch (res) {
 	case UPSTREAM_OK:
-		if ((*rep)->challenge_issue->password == NULL ||
+		if (((*rep)->challenge_issue->has_single &&
+		        (*rep)->challenge_issue->single) ||
+		    (*rep)->challenge_issue->password == NULL ||
 		    (*rep)->challenge_issue->password[0] == '\0') {
 			*ret = http_text(c, r, MHD_HTTP_CONFLICT,
 			    "UseSinglePassword is on: the shared password is "
@@ -729,11 +739,20 @@ profile_challenge(struct frontend *fe, struct MHD_Connection *c,
 		return 0;
 	case UPSTREAM_REFUSED:
 	case UPSTREAM_RATE_LIMITED:
-		log_warn("profile: no challenge password for %s: %s", user,
-		    (*rep)->error ? (*rep)->error : "refused");
-		*ret = http_too_many(c, r,
-		    (*rep)->has_retry_after_s ? (*rep)->retry_after_s : 60,
-		    (*rep)->error ? (*rep)->error : "No password was issued.");
+		error =
+		    (*rep)->error ? (*rep)->error : "No password was issued.";
+		log_warn(
+		    "profile: no challenge password for %s: %s", user, error);
+		/* A full cache empties as passwords are used or expire; any
+		 * other refusal is the configuration's, not to be retried. */
+		if (res == UPSTREAM_RATE_LIMITED ||
+		    strcmp(error, "The password cache is full.") == 0)
+			*ret = http_too_many(c, r,
+			    (*rep)->has_retry_after_s ? (*rep)->retry_after_s
+			                              : 60,
+			    error);
+		else
+			*ret = http_text(c, r, MHD_HTTP_CONFLICT, error);
 		return -1;
 	case UPSTREAM_UNAVAILABLE:
 		*ret = http_unavailable(c, r,
@@ -753,7 +772,8 @@ profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
     const char *xml, size_t len, Scep__V1__Reply **rep, enum MHD_Result *ret)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
-	Scep__V1__SignProfileRequest body = SCEP__V1__SIGN_PROFILE_REQUEST__INIT;
+	Scep__V1__SignProfileRequest body =
+	    SCEP__V1__SIGN_PROFILE_REQUEST__INIT;
 	enum upstream_result res;
 
 	body.content.data = (uint8_t *)xml;
@@ -779,8 +799,8 @@ profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 }
 
 enum MHD_Result
-profile_handle(struct frontend *fe, struct MHD_Connection *c,
-    struct request *r, const char *user)
+profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    const char *user)
 {
 	struct profile_query q;
 	struct profile_content pc;
@@ -805,8 +825,8 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c,
 	case UPSTREAM_OK:
 		break;
 	case UPSTREAM_UNAVAILABLE:
-		ret = http_unavailable(c, r,
-		    "The RA did not answer; retry in a few seconds.\n");
+		ret = http_unavailable(
+		    c, r, "The RA did not answer; retry in a few seconds.\n");
 		goto out;
 	default:
 		log_error("profile: no CA certificate: %s", err);
@@ -836,8 +856,8 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c,
 		goto out;
 	pc.challenge = chal->challenge_issue->password;
 	if ((plist = profile_build(&q, &pc)) == NULL) {
-		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "Out of memory.\n");
+		ret = http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
 		goto out;
 	}
 	plist_to_xml(plist, &xml, &xml_len);
@@ -859,8 +879,9 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c,
 	         "attributes, challenge valid %u minutes",
 	    user, r->client, fe->settings.sign_profiles ? "signed" : "unsigned",
 	    q.nattrs, chal->challenge_issue->validity_minutes);
-	ret = http_respond(c, r, MHD_HTTP_OK, "application/x-apple-aspen-config",
-	    body, body_len, profile_headers);
+	ret =
+	    http_respond(c, r, MHD_HTTP_OK, "application/x-apple-aspen-config",
+	        body, body_len, profile_headers);
 out:
 	/* The password is in the XML, and in clear inside the signed data. */
 	if (xml != NULL) {

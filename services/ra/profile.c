@@ -20,8 +20,8 @@
 
 /* DER of the SignedData in a malloc'ed block, or NULL (logged). */
 static uint8_t *
-ra_sign_profile(const struct ra *ra, const uint8_t *content, size_t len,
-    size_t *out_len)
+ra_sign_profile(
+    const struct ra *ra, const uint8_t *content, size_t len, size_t *out_len)
 {
 	BIO *in = NULL;
 	CMS_ContentInfo *cms = NULL;
@@ -31,8 +31,8 @@ ra_sign_profile(const struct ra *ra, const uint8_t *content, size_t len,
 
 	if ((in = BIO_new_mem_buf(content, (int)len)) == NULL ||
 	    (cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
-	    CMS_add1_signer(cms, ra->sign_cert, ra->sign_key, EVP_sha256(),
-	        flags) == NULL)
+	    CMS_add1_signer(
+	        cms, ra->sign_cert, ra->sign_key, EVP_sha256(), flags) == NULL)
 		goto fail;
 	/* The chain after the signer, which CMS_add1_signer added. */
 	for (int i = 0; i < sk_X509_num(ra->ca_chain); i++) {
@@ -51,7 +51,8 @@ ra_sign_profile(const struct ra *ra, const uint8_t *content, size_t len,
 	BIO_free(in);
 	return der;
 fail:
-	log_openssl(LOG_LEVEL_ERROR, NULL, "cannot sign a configuration profile");
+	log_openssl(
+	    LOG_LEVEL_ERROR, NULL, "cannot sign a configuration profile");
 	free(der);
 	CMS_ContentInfo_free(cms);
 	BIO_free(in);
@@ -76,8 +77,8 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 		                                 : "profile too large to sign";
 		return;
 	}
-	if ((der = ra_sign_profile(ra, content->data, content->len,
-	         &der_len)) == NULL) {
+	if ((der = ra_sign_profile(
+	         ra, content->data, content->len, &der_len)) == NULL) {
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "cannot sign the profile";
 		return;

@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Apple configuration profiles from the admin area
+# (AdminPath/profile.mobileconfig): signed by the RA so that it verifies
+# against the GetCACert CA, a well-formed plist with the subject in the
+# order given, a fresh challenge and a new PayloadUUID each time, and a
+# challenge that really enrolls the iOS-like client with that subject.
+# Unsigned with SignProfiles = 0; 400, 401, 403, 405, 409, 429 and 503
+# where due.
+. "$(dirname "$0")/lib.sh"
+interop_init profile
+command -v plistutil >/dev/null || fail "plistutil is not installed (scripts/deps.sh --test)"
+command -v python3 >/dev/null || fail "python3 is not installed"
+server_start
+fetch_ca_chain
+
+CRED=$(cat "$DATA/admin.credentials")
+PROFILE_URL="$BASE/certsrv/mscep_admin/profile.mobileconfig"
+SUBJECT_Q='O=Fabrikam,OU=IT,CN=Robs%20IPad'
+openssl x509 -in "$CA_PEM" -outform DER -out "$WORK/ca.der"
+CA_SHA1=$(openssl x509 -in "$CA_PEM" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+CA_CN=$(openssl x509 -in "$CA_PEM" -noout -subject -nameopt RFC2253,utf8,-esc_msb |
+	sed -n 's/^subject=.*CN=\([^,]*\).*/\1/p')
+
+# get_profile OUT QUERY [curl args]: the answer in OUT, its headers in
+# OUT.headers; prints "STATUS CONTENT-TYPE".
+get_profile() {
+	local out=$1 query=$2
+	shift 2
+	curl -s -o "$out" -D "$out.headers" -w '%{http_code} %{content_type}' \
+		"$@" "$PROFILE_URL?$query" || fail "GET $PROFILE_URL?$query: no answer"
+}
+
+# Checks a profile's plist with plistlib (after plistutil has parsed it
+# too): check_plist FILE URL ORGANIZATION SUBJECT-JSON KEYSIZE USAGE
+# SAN-JSON. Prints "TOP-UUID SCEP-UUID ROOT-UUID CHALLENGE".
+cat > "$WORK/check_plist.py" <<'EOF'
+import json, plistlib, re, sys
+
+path, url, org, subject, keysize, usage, sans, ca_der, ca_sha1, ca_cn = sys.argv[1:]
+with open(path, "rb") as f:
+    p = plistlib.load(f)
+problems = []
+def want(what, got, expected):
+    if got != expected:
+        problems.append(f"{what}: {got!r}, want {expected!r}")
+UUID = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$")
+def header(what, d, ptype):
+    want(f"{what} PayloadType", d.get("PayloadType"), ptype)
+    want(f"{what} PayloadVersion", d.get("PayloadVersion"), 1)
+    for k in ("PayloadIdentifier", "PayloadDisplayName"):
+        if not isinstance(d.get(k), str) or not d[k]:
+            problems.append(f"{what}: no {k}")
+    if not UUID.match(str(d.get("PayloadUUID"))):
+        problems.append(f"{what} PayloadUUID {d.get('PayloadUUID')!r} is not a v4 UUID")
+header("profile", p, "Configuration")
+want("PayloadOrganization", p.get("PayloadOrganization"), org)
+content = p.get("PayloadContent", [])
+want("payload types", [c.get("PayloadType") for c in content],
+     ["com.apple.security.scep", "com.apple.security.root"])
+if len(content) == 2:
+    scep, root = content
+    header("SCEP payload", scep, "com.apple.security.scep")
+    header("root payload", root, "com.apple.security.root")
+    s = scep.get("PayloadContent", {})
+    want("URL", s.get("URL"), url)
+    want("Name", s.get("Name"), ca_cn)
+    want("Subject", s.get("Subject"), json.loads(subject))
+    want("Keysize", s.get("Keysize"), int(keysize))
+    want("Key Type", s.get("Key Type"), "RSA")
+    want("Key Usage", s.get("Key Usage"), int(usage))
+    want("Retries", s.get("Retries"), 3)
+    want("RetryDelay", s.get("RetryDelay"), 10)
+    fp = s.get("CAFingerprint")
+    want("CAFingerprint", fp.hex().upper() if isinstance(fp, bytes) else fp, ca_sha1)
+    want("SubjectAltName", s.get("SubjectAltName"), json.loads(sans))
+    if not isinstance(s.get("Challenge"), str) or len(s["Challenge"]) < 8:
+        problems.append(f"Challenge: {s.get('Challenge')!r}")
+    with open(ca_der, "rb") as f:
+        want("root payload content (the CA certificate)", root.get("PayloadContent"), f.read())
+    uuids = [p.get("PayloadUUID"), scep.get("PayloadUUID"), root.get("PayloadUUID")]
+    if len(set(uuids)) != 3:
+        problems.append(f"PayloadUUIDs repeat within the profile: {uuids}")
+if problems:
+    print("; ".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(*uuids, s["Challenge"])
+EOF
+check_plist() {
+	local file=$1
+	plistutil -i "$file" -o "$file.bplist" 2> "$file.plistutil.err"
+	# plistutil 2.2 exits 0 even when it cannot parse: look at what it wrote.
+	[ "$(head -c 8 "$file.bplist" 2>/dev/null)" = bplist00 ] ||
+		fail "plistutil cannot parse $file: $(cat "$file.plistutil.err")"
+	python3 -c 'import plistlib,sys; plistlib.load(open(sys.argv[1],"rb"))' "$file.bplist" ||
+		fail "plistutil's binary plist of $file does not load"
+	shift
+	python3 "$WORK/check_plist.py" "$file" "$@" "$WORK/ca.der" "$CA_SHA1" "$CA_CN" ||
+		fail "$file: the profile is not as asked"
+}
+
+SUBJECT_JSON='[[["O","Fabrikam"]],[["OU","IT"]],[["CN","Robs IPad"]]]'
+
+check "a profile downloads as application/x-apple-aspen-config, an attachment"
+r=$(get_profile "$WORK/p1" "subject=$SUBJECT_Q&keysize=2048&usage=5" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "profile: '$r', want '200 application/x-apple-aspen-config': $(head -c 300 "$WORK/p1")"
+grep -qi '^Content-Disposition: attachment; filename="scep.mobileconfig"' "$WORK/p1.headers" ||
+	fail "no Content-Disposition attachment scep.mobileconfig: $(cat "$WORK/p1.headers")"
+grep -qi '^Cache-Control: no-store' "$WORK/p1.headers" || fail "a profile with a password may be cached"
+
+check "it is CMS SignedData, SHA-256, content attached, by the RA signing certificate, verifying against the CA"
+openssl cms -verify -inform DER -in "$WORK/p1" -CAfile "$CA_PEM" -purpose any \
+	-signer "$WORK/p1.signer.pem" -out "$WORK/p1.xml" 2> "$WORK/p1.verify" ||
+	fail "openssl cms -verify: $(cat "$WORK/p1.verify")"
+grep -q 'Verification successful' "$WORK/p1.verify" || fail "no 'Verification successful': $(cat "$WORK/p1.verify")"
+[ "$(openssl x509 -in "$WORK/p1.signer.pem" -noout -fingerprint -sha256)" = \
+	"$(openssl x509 -in "$RA_SIG_PEM" -noout -fingerprint -sha256)" ] ||
+	fail "signer $(openssl x509 -in "$WORK/p1.signer.pem" -noout -subject) is not the RA signing certificate"
+openssl cms -cmsout -print -inform DER -in "$WORK/p1" > "$WORK/p1.print"
+grep -A1 -E '^ *digestAlgorithm:' "$WORK/p1.print" | grep -q 'algorithm: sha256 ' ||
+	fail "the signer's digest is not SHA-256: $(grep -A1 -E '^ *digestAlgorithm:' "$WORK/p1.print")"
+head -c 5 "$WORK/p1.xml" | grep -q '<?xml' || fail "the signed content is not an XML plist"
+
+check "the plist parses; Subject O, OU, CN in that order; Keysize 2048, Key Usage 5, CAFingerprint, the CA as root payload"
+out=$(check_plist "$WORK/p1.xml" "$URL" scepd "$SUBJECT_JSON" 2048 5 null)
+read -r top1 scep1 root1 pw1 <<< "$out"
+[ -n "$pw1" ] || fail "no challenge read from the first profile"
+echo "   PayloadUUID $top1, challenge of ${#pw1} characters"
+
+check "a second download has new PayloadUUIDs and a new challenge"
+r=$(get_profile "$WORK/p2" "subject=$SUBJECT_Q" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "second profile: '$r'"
+openssl cms -verify -inform DER -in "$WORK/p2" -CAfile "$CA_PEM" -purpose any -out "$WORK/p2.xml" 2> "$WORK/p2.verify" ||
+	fail "second profile: $(cat "$WORK/p2.verify")"
+out=$(check_plist "$WORK/p2.xml" "$URL" scepd "$SUBJECT_JSON" 2048 5 null)
+read -r top2 scep2 root2 pw2 <<< "$out"
+[ "$top1" != "$top2" ] && [ "$scep1" != "$scep2" ] && [ "$root1" != "$root2" ] ||
+	fail "PayloadUUIDs repeat across downloads: $top1 $scep1 $root1 / $top2 $scep2 $root2"
+[ "$pw1" != "$pw2" ] || fail "both profiles carry the same challenge"
+
+check "the profile's URL, challenge, subject and key size enroll the iOS-like client, subject in Apple's order"
+out=$(python3 -c '
+import plistlib, sys
+s = plistlib.load(open(sys.argv[1], "rb"))["PayloadContent"][0]["PayloadContent"]
+print(s["URL"])
+print(",".join(f"{t}={v}" for rdn in s["Subject"] for t, v in rdn))
+print(s["Keysize"])' "$WORK/p1.xml")
+{ read -r p_url; read -r p_subject; read -r p_keysize; } <<< "$out"
+echo "   URL $p_url, subject $p_subject, Keysize $p_keysize"
+rc=0
+ios_enroll "$pw1" "$p_subject" "$WORK/cert.pem" "$p_url" --keysize "$p_keysize" || rc=$?
+[ $rc = 0 ] || fail "enrollment with the profile's challenge: iOS client exit $rc, want 0"
+verify_cert "$WORK/cert.pem"
+subj=$(openssl x509 -in "$WORK/cert.pem" -noout -subject -nameopt oneline)
+[ "$subj" = "subject=O = Fabrikam, OU = IT, CN = Robs IPad" ] ||
+	fail "issued subject '$subj', want 'subject=O = Fabrikam, OU = IT, CN = Robs IPad'"
+openssl x509 -in "$WORK/cert.pem" -noout -text | grep -q 'Public-Key: (2048 bit)' ||
+	fail "the issued certificate's key is not the profile's 2048 bits"
+
+check "bad queries are 400 with a clear text, and cost no password"
+bad() {
+	local query=$1 want=$2 r
+	r=$(get_profile "$WORK/bad" "$query" -u "$CRED")
+	[ "${r%% *}" = 400 ] || fail "?$query: status ${r%% *}, want 400"
+	grep -qi -- "$want" "$WORK/bad" || fail "?$query: the 400 says '$(cat "$WORK/bad")', not '$want'"
+	echo "   ?$query -> 400 $(head -n1 "$WORK/bad")"
+}
+bad "subject=$SUBJECT_Q&keysize=1024" "keysize must be 2048, 3072 or 4096"
+bad "subject=$SUBJECT_Q&keysize=2048x" "keysize must be"
+bad "subject=$SUBJECT_Q&usage=3" "usage must be 1"
+bad "keysize=2048" "subject is missing or empty"
+bad "subject=" "subject is missing or empty"
+bad "subject=Fabrikam" "not TYPE=value"
+bad "subject=O=Fabrikam,,CN=x" "attribute 2 is not TYPE=value"
+bad "subject=O=Fabrikam,CN=" "CN has an empty value"
+bad "subject=O=Fabrikam,XYZ=1" "unknown attribute type 'XYZ'"
+bad "subject=CN=a\\q" "escape only"
+bad "subject=CN=a%01b" "not UTF-8 text"
+bad "subject=$SUBJECT_Q&subject=CN=x" "subject is given more than once"
+bad "subject=$SUBJECT_Q&keysiz=2048" "unknown parameter 'keysiz'"
+bad "subject=$SUBJECT_Q&dns=bad%20name" "not a valid dNSName"
+
+check "escaped commas, multi-valued RDNs and subjectAltNames come through as given"
+r=$(get_profile "$WORK/p3" "subject=O=Fabrikam\\,%20Inc.,OU=IT%2BL=Berlin,CN=Robs%20IPad&keysize=3072&usage=1&dns=ipad.fabrikam.example&dns=rob.fabrikam.example&rfc822=rob@fabrikam.example&uri=https://fabrikam.example/rob" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "profile with SANs: '$r': $(head -c 300 "$WORK/p3")"
+openssl cms -verify -inform DER -in "$WORK/p3" -CAfile "$CA_PEM" -purpose any -out "$WORK/p3.xml" 2> "$WORK/p3.verify" ||
+	fail "profile with SANs: $(cat "$WORK/p3.verify")"
+check_plist "$WORK/p3.xml" "$URL" scepd \
+	'[[["O","Fabrikam, Inc."]],[["OU","IT"],["L","Berlin"]],[["CN","Robs IPad"]]]' 3072 1 \
+	'{"dNSName":["ipad.fabrikam.example","rob.fabrikam.example"],"rfc822Name":["rob@fabrikam.example"],"uniformResourceIdentifier":["https://fabrikam.example/rob"]}' > /dev/null
+
+check "no credentials: 401; a wrong password: 401; POST: 405"
+r=$(get_profile "$WORK/noauth" "subject=$SUBJECT_Q")
+[ "${r%% *}" = 401 ] || fail "without credentials: ${r%% *}, want 401"
+grep -qi '^WWW-Authenticate: Basic' "$WORK/noauth.headers" || fail "the 401 asks for no Basic credentials"
+r=$(get_profile "$WORK/wrongpw" "subject=$SUBJECT_Q" -u "${CRED%%:*}:not-the-password")
+[ "${r%% *}" = 401 ] || fail "with a wrong password: ${r%% *}, want 401"
+r=$(get_profile "$WORK/post" "subject=$SUBJECT_Q" -u "$CRED" -X POST -d '')
+[ "${r%% *}" = 405 ] || fail "POST: ${r%% *}, want 405"
+
+check "a user without the enroll right: 403"
+printf 'reader-pw\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm reader 2> /dev/null ||
+	fail "scepctl passwd --rights mdm reader failed"
+r=$(get_profile "$WORK/noright" "subject=$SUBJECT_Q" -u reader:reader-pw)
+[ "${r%% *}" = 403 ] || fail "a user without enroll: ${r%% *}, want 403"
+grep -q "permission to enroll" "$WORK/noright" || fail "the 403 says '$(cat "$WORK/noright")'"
+
+check "SignProfiles = 0: a plain XML plist, with ExternalURL and ProfileOrganization"
+set_conf frontend SignProfiles 0
+set_conf frontend ExternalURL "https://scep.fabrikam.example/certsrv/mscep/mscep.dll"
+set_conf frontend ProfileOrganization "Fabrikam IT"
+server_restart
+r=$(get_profile "$WORK/p4" "subject=$SUBJECT_Q&keysize=4096" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "unsigned profile: '$r'"
+head -c 5 "$WORK/p4" | grep -q '<?xml' || fail "with SignProfiles = 0 the body is not an XML plist: $(head -c 40 "$WORK/p4" | od -c | head -2)"
+out=$(check_plist "$WORK/p4" "https://scep.fabrikam.example/certsrv/mscep/mscep.dll" \
+	"Fabrikam IT" "$SUBJECT_JSON" 4096 5 null)
+read -r _ _ _ pw4 <<< "$out"
+[ -n "$pw4" ] || fail "no challenge in the unsigned profile"
+
+check "PasswordMax outstanding passwords: 429 \"The password cache is full.\""
+# Outstanding now: the second and the SANs profiles' and this one's; the
+# first was used by the enrollment and the 400s cost none. PasswordMax = 5.
+r=$(get_profile "$WORK/p5" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 200 ] || fail "the 4th outstanding password: ${r%% *}, want 200 (did a 400 cost a password?): $(cat "$WORK/p5")"
+r=$(get_profile "$WORK/p6" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 200 ] || fail "the 5th outstanding password: ${r%% *}, want 200: $(cat "$WORK/p6")"
+r=$(get_profile "$WORK/full" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 429 ] || fail "past PasswordMax: ${r%% *}, want 429"
+grep -q "The password cache is full." "$WORK/full" || fail "the 429 says '$(cat "$WORK/full")'"
+
+check "UseSinglePassword = 1: 409, as the shared password is kept only as a hash"
+set_conf challenge UseSinglePassword 1
+set_conf challenge SinglePassword "shared-secret-1"
+server_restart
+r=$(get_profile "$WORK/single" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 409 ] || fail "with UseSinglePassword = 1: ${r%% *}, want 409: $(cat "$WORK/single")"
+grep -q "UseSinglePassword" "$WORK/single" || fail "the 409 says '$(cat "$WORK/single")'"
+
+check "the challenge service or the RA unreachable: 503 with Retry-After"
+set_conf frontend RPCTimeout 300
+set_conf frontend ChallengeEndpoint "ipc://run/nothing-here.sock"
+server_restart
+r=$(get_profile "$WORK/nochal" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 503 ] || fail "challenge service unreachable: ${r%% *}, want 503"
+grep -qi '^Retry-After:' "$WORK/nochal.headers" || fail "the 503 has no Retry-After"
+grep -q "challenge service" "$WORK/nochal" || fail "the 503 says '$(cat "$WORK/nochal")'"
+set_conf frontend RAEndpoint "ipc://run/nothing-here.sock"
+server_restart
+r=$(get_profile "$WORK/nora" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 503 ] || fail "RA unreachable: ${r%% *}, want 503"
+grep -q "RA did not answer" "$WORK/nora" || fail "the 503 says '$(cat "$WORK/nora")'"
+
+pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503"
