@@ -51,7 +51,8 @@ store_open(const char *dir, size_t map_size, const char *const *names,
 		goto out;
 	if ((e = mdb_env_create(env)) != 0 ||
 	    (e = mdb_env_set_mapsize(*env, map_size)) != 0 ||
-	    (e = mdb_env_set_maxdbs(*env, n > 0 ? n : 1)) != 0 ||
+	    /* Room for databases the caller opens with flags of its own. */
+	    (e = mdb_env_set_maxdbs(*env, n + 4)) != 0 ||
 	    (e = mdb_env_open(*env, dir, 0, 0600)) != 0) {
 		snprintf(err, errlen, "%s: cannot open the database: %s", dir,
 		    mdb_strerror(e));

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "config.h"
 #include "rpc.h"
 
 #define CA_SERIAL_LEN 16 /* 128 random bits */
@@ -29,6 +30,45 @@ struct ca_settings {
 	char *database;
 	long validity_days;
 	long min_rsa_bits;
+	/* NDES's template selection by the CSR's requested key usage. */
+	char *signature_template;
+	char *encryption_template;
+	char *general_purpose_template;
+};
+
+/* A rule of a template's SAN policy: a GeneralName type and a pattern. */
+enum ca_san_type {
+	CA_SAN_DNS,
+	CA_SAN_EMAIL,
+	CA_SAN_URI,
+	CA_SAN_IP,
+	CA_SAN_UPN,
+};
+struct ca_san_rule {
+	enum ca_san_type type;
+	char *pattern; /* fnmatch(3); case-insensitive except URIs */
+};
+
+/* [template.NAME]: what a certificate issued under it looks like. */
+struct ca_template_settings {
+	long validity_days; /* 0: [ca] ValidityDays */
+	char *key_usage; /* "digitalSignature,keyEncipherment" */
+	char *extended_key_usage; /* names or OIDs, comma separated */
+	char *key_types; /* "RSA EC" */
+	long min_rsa_bits;
+	char *ec_curves; /* "P-256 P-384" */
+	char *subject; /* "request", or a fixed DN taking the CN from it */
+	char *allowed_sans; /* "DNS:*.example.com email:*@example.com" */
+	int approval_required;
+};
+struct ca_template {
+	char *name;
+	struct ca_template_settings s;
+	int allow_rsa, allow_ec;
+	int curves[4]; /* NIDs, 0-terminated */
+	X509_NAME *fixed_subject; /* NULL: the request's subject */
+	struct ca_san_rule *sans;
+	size_t nsans;
 };
 
 /* The service: read-only after start-up except through LMDB. */
@@ -40,7 +80,19 @@ struct ca {
 	MDB_env *env;
 	MDB_dbi certs; /* serial (hex) -> ledger record */
 	MDB_dbi txids; /* transactionID -> serial (hex) */
+	MDB_dbi subjects; /* subject line -> serial (hex), duplicates */
+	MDB_dbi events; /* time-ordered refusals, JSON */
 	void *zmq_ctx;
+	struct ca_template *templates;
+	size_t ntemplates;
+	const struct ca_template *by_usage[3]; /* enum ca_usage */
+};
+
+/* What the CSR's keyUsage asks for, as NDES reads it (Apple's 1, 4, 5). */
+enum ca_usage {
+	CA_USAGE_SIGNATURE = 0, /* digitalSignature alone */
+	CA_USAGE_ENCRYPTION = 1, /* keyEncipherment alone */
+	CA_USAGE_GENERAL = 2, /* both, or neither, or no keyUsage */
 };
 
 /* A refusal: the failInfo for the device's CertRep and a reason. */
@@ -49,16 +101,33 @@ struct ca_refusal {
 	char why[256];
 };
 
-/* csr.c: parses the PKCS#10 bytes and applies the request policy. */
+/* csr.c: parses the PKCS#10 bytes and applies the template's policy:
+ * the template is picked from the CSR's key usage (*tpl is set as soon
+ * as it is known, for the ledger, even when the request is refused). */
 int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
-    X509_REQ **out, struct ca_refusal *refusal);
+    X509_REQ **out, const struct ca_template **tpl,
+    struct ca_refusal *refusal);
+/* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
+ * NULL-terminated); NULL with none. */
+char **ca_csr_sans(X509_REQ *req);
+void ca_strings_free(char **v);
+
+/* template.c */
+int ca_templates_load(struct ca *ca, const char *config_file);
+void ca_templates_free(struct ca *ca);
+enum ca_usage ca_csr_usage(X509_REQ *req);
+/* 1 when `value` of `type` is allowed by the template, else 0. */
+int ca_template_san_allowed(
+    const struct ca_template *t, enum ca_san_type type, const char *value);
+const char *ca_san_type_name(enum ca_san_type type);
 
 /* issue.c */
 /* 128 random bits, positive and non-zero; hex is upper case, 32 digits. */
 int ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX]);
 /* The certificate for `req`, signed with SHA-256. NULL and *why on failure. */
-X509 *ca_issue_build(const struct ca *ca, X509_REQ *req,
-    const unsigned char serial[CA_SERIAL_LEN], time_t now, const char **why);
+X509 *ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
+    X509_REQ *req, const unsigned char serial[CA_SERIAL_LEN], time_t now,
+    const char **why);
 
 /* ledger.c */
 struct ca_ledger_entry {
@@ -69,6 +138,8 @@ struct ca_ledger_entry {
 	const char *client_addr; /* "" when unknown */
 	int64_t issued_at;
 	int64_t not_after;
+	const char *template_name;
+	char *const *sans; /* NULL-terminated, or NULL */
 };
 int ca_ledger_open(struct ca *ca, char *err, size_t errlen);
 void ca_ledger_close(struct ca *ca);
@@ -85,6 +156,10 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial);
 /* Records the certificate under `serial` and `txid`. An MDB_* code. */
 int ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
     const struct ca_ledger_entry *entry);
+/* Records a refusal (its own write transaction); logged on failure. */
+void ca_ledger_refusal(const struct ca *ca, const char *txid,
+    const char *client_addr, const char *subject, char *const *sans,
+    const char *template_name, const char *why);
 
 /* sign.c */
 void ca_handle_sign(void *worker, const Scep__V1__Request *req,

@@ -1,11 +1,13 @@
 /*
  * The request policy, applied to the CSR bytes as the RA forwarded them:
- * readable, self-signature valid, an accepted key, a subject, no
- * subjectAltName (no template allows SANs yet).
+ * readable, a key the template accepts (checked before any signature
+ * math), self-signature valid, a subject, and only the subjectAltNames the
+ * template's SAN policy allows. Whatever the RA decided, this is checked.
  */
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -31,50 +33,193 @@ ca_refuse(struct ca_refusal *refusal, int fail_info, const char *fmt, ...)
 	return -1;
 }
 
-/* RSA of at least MinRSABits; EC on P-256 or P-384; nothing else. */
+/* Larger RSA keys cost seconds of verification: refused before any. */
+#define CA_RSA_MAX_BITS 8192
+
+/* What the template accepts: RSA of at least its MinRSABits and of
+ * [ca] MinRSABits, EC on its curves; nothing else. */
 static int
-ca_csr_check_key(const struct ca *ca, EVP_PKEY *key, struct ca_refusal *r)
+ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
+    EVP_PKEY *key, struct ca_refusal *r)
 {
 	char group[80];
+	long min;
 	int bits, nid;
 
 	switch (EVP_PKEY_get_base_id(key)) {
 	case EVP_PKEY_RSA:
 		bits = EVP_PKEY_get_bits(key);
-		if (bits < ca->settings.min_rsa_bits)
+		if (!t->allow_rsa)
+			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+			    "RSA keys are not accepted by template %s "
+			    "(KeyTypes = %s)",
+			    t->name, t->s.key_types);
+		min = t->s.min_rsa_bits > ca->settings.min_rsa_bits
+		    ? t->s.min_rsa_bits
+		    : ca->settings.min_rsa_bits;
+		if (bits < min)
 			return ca_refuse(r,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-			    "RSA key of %d bits is below MinRSABits = %ld in "
-			    "[ca]",
-			    bits, ca->settings.min_rsa_bits);
+			    "RSA key of %d bits is below MinRSABits = %ld "
+			    "(template %s)",
+			    bits, min, t->name);
+		if (bits > CA_RSA_MAX_BITS)
+			return ca_refuse(r,
+			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+			    "RSA key of %d bits is over %d", bits,
+			    CA_RSA_MAX_BITS);
 		return 0;
 	case EVP_PKEY_EC:
+		if (!t->allow_ec)
+			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+			    "EC keys are not accepted by template %s "
+			    "(KeyTypes = %s)",
+			    t->name, t->s.key_types);
 		if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) !=
 		    1)
 			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
 			    "EC key without a named curve is not accepted "
-			    "(P-256 or P-384)");
+			    "(ECCurves = %s)",
+			    t->s.ec_curves);
 		nid = OBJ_sn2nid(group);
 		if (nid == NID_undef)
 			nid = EC_curve_nist2nid(group);
-		if (nid == NID_X9_62_prime256v1 || nid == NID_secp384r1)
-			return 0;
+		for (int i = 0; t->curves[i] != 0; i++)
+			if (t->curves[i] == nid)
+				return 0;
 		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
-		    "EC curve %s is not accepted (P-256 or P-384)", group);
+		    "EC curve %s is not accepted by template %s (ECCurves = "
+		    "%s)",
+		    group, t->name, t->s.ec_curves);
 	default:
 		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
-		    "%s keys are not accepted (RSA, EC P-256 or P-384)",
+		    "%s keys are not accepted (RSA or EC)",
 		    EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
 		                                 : "these");
 	}
 }
 
-/* A subjectAltName in the extensionRequest (PKCS#9 or Microsoft's). */
+/* One GeneralName as the policy sees it; -1 for kinds never allowed. */
 static int
-ca_csr_check_extensions(X509_REQ *req, struct ca_refusal *r)
+ca_general_name(const GENERAL_NAME *gn, enum ca_san_type *type, char *out,
+    size_t outlen)
+{
+	const ASN1_STRING *s = NULL;
+
+	switch (gn->type) {
+	case GEN_DNS:
+		*type = CA_SAN_DNS, s = gn->d.dNSName;
+		break;
+	case GEN_EMAIL:
+		*type = CA_SAN_EMAIL, s = gn->d.rfc822Name;
+		break;
+	case GEN_URI:
+		*type = CA_SAN_URI, s = gn->d.uniformResourceIdentifier;
+		break;
+	case GEN_IPADD: {
+		const unsigned char *p = gn->d.iPAddress->data;
+		int n = gn->d.iPAddress->length;
+		size_t used = 0;
+
+		*type = CA_SAN_IP;
+		if (n == 4) {
+			snprintf(out, outlen, "%u.%u.%u.%u", p[0], p[1], p[2],
+			    p[3]);
+			return 0;
+		}
+		if (n != 16)
+			return -1;
+		for (int i = 0; i < 16 && used < outlen; i += 2)
+			used += (size_t)snprintf(out + used, outlen - used,
+			    "%s%x", i ? ":" : "", (p[i] << 8) | p[i + 1]);
+		return 0;
+	}
+	case GEN_OTHERNAME:
+		if (OBJ_obj2nid(gn->d.otherName->type_id) != NID_ms_upn ||
+		    gn->d.otherName->value->type != V_ASN1_UTF8STRING)
+			return -1;
+		*type = CA_SAN_UPN, s = gn->d.otherName->value->value.utf8string;
+		break;
+	default:
+		return -1;
+	}
+	/* An embedded NUL or control byte would fool a pattern: refused. */
+	if (s == NULL || ASN1_STRING_length(s) <= 0 ||
+	    (size_t)ASN1_STRING_length(s) >= outlen)
+		return -1;
+	memcpy(out, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+	out[ASN1_STRING_length(s)] = '\0';
+	for (const char *c = out; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x21 || *c == 0x7f)
+			return -1;
+	return strlen(out) == (size_t)ASN1_STRING_length(s) ? 0 : -1;
+}
+
+static GENERAL_NAMES *
+ca_csr_san_names(X509_REQ *req)
 {
 	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-	int san, rc = -1;
+	GENERAL_NAMES *names = NULL;
+	int at;
+
+	if (exts != NULL &&
+	    (at = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1)) >= 0)
+		names = X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, at));
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return names;
+}
+
+char **
+ca_csr_sans(X509_REQ *req)
+{
+	GENERAL_NAMES *names = ca_csr_san_names(req);
+	char **out = NULL, value[512];
+	enum ca_san_type type;
+	int n;
+	size_t k = 0;
+
+	if (names == NULL || (n = sk_GENERAL_NAME_num(names)) <= 0 ||
+	    (out = calloc((size_t)n + 1, sizeof(*out))) == NULL) {
+		GENERAL_NAMES_free(names);
+		ERR_clear_error();
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		char line[600];
+
+		if (ca_general_name(sk_GENERAL_NAME_value(names, i), &type,
+		        value, sizeof(value)) != 0)
+			snprintf(line, sizeof(line), "other:(type %d)",
+			    sk_GENERAL_NAME_value(names, i)->type);
+		else
+			snprintf(line, sizeof(line), "%s:%s",
+			    ca_san_type_name(type), value);
+		if ((out[k] = strdup(line)) != NULL)
+			k++;
+	}
+	GENERAL_NAMES_free(names);
+	return out;
+}
+
+void
+ca_strings_free(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The extensionRequest is readable, and every SAN in it is one the
+ * template allows: none are dropped silently, none copied unchecked. */
+static int
+ca_csr_check_extensions(
+    const struct ca_template *t, X509_REQ *req, struct ca_refusal *r)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	GENERAL_NAMES *names;
+	char value[512];
+	enum ca_san_type type;
+	int rc = -1;
 
 	if (exts == NULL) {
 		if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
@@ -85,22 +230,38 @@ ca_csr_check_extensions(X509_REQ *req, struct ca_refusal *r)
 		ERR_clear_error();
 		return 0;
 	}
-	san = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
-	if (san >= 0) {
-		ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "subjectAltName in the request is refused: no template "
-		    "allows SANs (see the template SAN policy)");
-		goto out;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	if ((names = ca_csr_san_names(req)) == NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+		if (ca_general_name(sk_GENERAL_NAME_value(names, i), &type,
+		        value, sizeof(value)) != 0) {
+			ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+			    "subjectAltName of a kind no template allows "
+			    "(only DNS, email, URI, IP, UPN may be)");
+			goto out;
+		}
+		if (!ca_template_san_allowed(t, type, value)) {
+			ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+			    "subjectAltName %s:%s is refused by template %s "
+			    "(AllowedSANs = %s)",
+			    ca_san_type_name(type), value, t->name,
+			    t->nsans ? t->s.allowed_sans : "none");
+			goto out;
+		}
 	}
 	rc = 0;
 out:
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	GENERAL_NAMES_free(names);
 	return rc;
 }
 
 int
 ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
-    X509_REQ **out, struct ca_refusal *refusal)
+    X509_REQ **out, const struct ca_template **tpl,
+    struct ca_refusal *refusal)
 {
 	const unsigned char *p = der;
 	X509_REQ *req = NULL;
@@ -120,8 +281,9 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 		    "the CSR's public key cannot be read");
 		goto out;
 	}
+	*tpl = ca->by_usage[ca_csr_usage(req)];
 	/* The key first: no signature work for keys we refuse anyway. */
-	if (ca_csr_check_key(ca, key, refusal) != 0)
+	if (ca_csr_check_key(ca, *tpl, key, refusal) != 0)
 		goto out;
 	if (X509_REQ_verify(req, key) != 1) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_MESSAGE_CHECK,
@@ -133,7 +295,15 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 		    "the CSR has an empty subject");
 		goto out;
 	}
-	if (ca_csr_check_extensions(req, refusal) != 0)
+	if ((*tpl)->fixed_subject != NULL &&
+	    X509_NAME_get_index_by_NID(
+	        X509_REQ_get_subject_name(req), NID_commonName, -1) < 0) {
+		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "template %s takes the CN from the request, and it has none",
+		    (*tpl)->name);
+		goto out;
+	}
+	if (ca_csr_check_extensions(*tpl, req, refusal) != 0)
 		goto out;
 	*out = req;
 	req = NULL;

@@ -1,9 +1,12 @@
 /*
  * Building and signing the end-entity certificate. The subject is the
  * request's name as sent (RDN order and string types preserved: Apple sends
- * O=,OU=,CN= and expects it back); everything else is the CA's choice.
+ * O=,OU=,CN= and expects it back) or the template's fixed DN with the
+ * request's CN; key usage, EKUs and validity are the template's, never the
+ * request's; SANs are the request's, each already allowed by the template.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -75,20 +78,96 @@ out:
 	return rc;
 }
 
+/* The template's fixed DN, then the request's CN(s). */
+static X509_NAME *
+ca_issue_subject(const struct ca_template *t, X509_REQ *req)
+{
+	const X509_NAME *asked = X509_REQ_get_subject_name(req);
+	X509_NAME *name;
+	int at = -1;
+
+	if (t->fixed_subject == NULL)
+		return X509_NAME_dup(asked);
+	if ((name = X509_NAME_dup(t->fixed_subject)) == NULL)
+		return NULL;
+	while ((at = X509_NAME_get_index_by_NID(asked, NID_commonName, at)) >=
+	    0)
+		if (X509_NAME_add_entry(name,
+		        X509_NAME_get_entry(asked, at), -1, 0) != 1) {
+			X509_NAME_free(name);
+			return NULL;
+		}
+	return name;
+}
+
+/* keyUsage of the template, without keyEncipherment for EC keys (they
+ * cannot do key transport: RFC 5480). */
+static char *
+ca_issue_key_usage(const struct ca_template *t, int ec)
+{
+	char *out = malloc(strlen(t->s.key_usage) + 16), *copy, *tok;
+	char *save = NULL;
+	size_t used;
+
+	copy = strdup(t->s.key_usage);
+	if (out == NULL || copy == NULL) {
+		free(out);
+		free(copy);
+		return NULL;
+	}
+	used = (size_t)sprintf(out, "critical");
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		if (strcmp(tok, "critical") == 0 ||
+		    (ec && strcmp(tok, "keyEncipherment") == 0))
+			continue;
+		used += (size_t)sprintf(out + used, ",%s", tok);
+	}
+	free(copy);
+	if (strcmp(out, "critical") == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* The request's subjectAltName extension, copied as it came. */
+static int
+ca_issue_copy_sans(X509 *cert, X509_REQ *req)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	int at, rc = 0;
+
+	if (exts != NULL &&
+	    (at = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1)) >= 0)
+		rc = X509_add_ext(cert, sk_X509_EXTENSION_value(exts, at), -1)
+		    ? 0
+		    : -1;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return rc;
+}
+
 X509 *
-ca_issue_build(const struct ca *ca, X509_REQ *req,
-    const unsigned char serial[CA_SERIAL_LEN], time_t now, const char **why)
+ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
+    X509_REQ *req, const unsigned char serial[CA_SERIAL_LEN], time_t now,
+    const char **why)
 {
 	EVP_PKEY *key = X509_REQ_get0_pubkey(req);
 	X509 *cert = NULL, *rc = NULL;
+	X509_NAME *subject = NULL;
 	BIGNUM *bn = NULL;
 	ASN1_INTEGER *sn = NULL;
 	X509V3_CTX ctx;
 	time_t not_before = now - CA_BACKDATE_SECONDS;
-	time_t not_after = now + (time_t)ca->settings.validity_days * 86400;
+	time_t not_after = now + (time_t)tpl->s.validity_days * 86400;
 	int ec = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC;
+	char *ku = ca_issue_key_usage(tpl, ec);
 
 	*why = "the certificate cannot be built";
+	if (ku == NULL) {
+		*why = "the template's KeyUsage leaves nothing for this key type";
+		goto out;
+	}
 	if (not_before < ca->not_before)
 		not_before = ca->not_before;
 	if (not_after > ca->not_after)
@@ -97,12 +176,13 @@ ca_issue_build(const struct ca *ca, X509_REQ *req,
 		*why = "the CA certificate has expired";
 		goto out;
 	}
-	if ((cert = X509_new()) == NULL ||
+	if ((subject = ca_issue_subject(tpl, req)) == NULL ||
+	    (cert = X509_new()) == NULL ||
 	    !X509_set_version(cert, X509_VERSION_3) ||
 	    (bn = BN_bin2bn(serial, CA_SERIAL_LEN, NULL)) == NULL ||
 	    (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
 	    !X509_set_serialNumber(cert, sn) ||
-	    !X509_set_subject_name(cert, X509_REQ_get_subject_name(req)) ||
+	    !X509_set_subject_name(cert, subject) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
 	    ASN1_TIME_set(X509_getm_notBefore(cert), not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(cert), not_after) == NULL ||
@@ -111,12 +191,12 @@ ca_issue_build(const struct ca *ca, X509_REQ *req,
 	X509V3_set_ctx(&ctx, ca->cert, cert, NULL, NULL, 0);
 	if (ca_add_ext(
 	        cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
-	    ca_add_ext(cert, &ctx, NID_key_usage,
-	        ec ? "critical,digitalSignature"
-	           : "critical,digitalSignature,keyEncipherment") != 0 ||
-	    ca_add_ext(cert, &ctx, NID_ext_key_usage, "clientAuth") != 0 ||
+	    ca_add_ext(cert, &ctx, NID_key_usage, ku) != 0 ||
+	    (tpl->s.extended_key_usage[0] != '\0' &&
+	        ca_add_ext(cert, &ctx, NID_ext_key_usage,
+	            tpl->s.extended_key_usage) != 0) ||
 	    ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") != 0 ||
-	    ca_add_akid(cert, ca->cert) != 0)
+	    ca_add_akid(cert, ca->cert) != 0 || ca_issue_copy_sans(cert, req) != 0)
 		goto out;
 	if (X509_sign(cert, ca->key, EVP_sha256()) <= 0) {
 		*why = "signing failed";
@@ -125,6 +205,8 @@ ca_issue_build(const struct ca *ca, X509_REQ *req,
 	rc = cert;
 	cert = NULL;
 out:
+	free(ku);
+	X509_NAME_free(subject);
 	X509_free(cert);
 	ASN1_INTEGER_free(sn);
 	BN_free(bn);

@@ -1,12 +1,18 @@
 /*
  * ca.mdb: the ledger of issued certificates. Named databases:
- *   certs  serial (32 upper-case hex digits) -> record
- *   txids  transactionID -> serial
+ *   certs     serial (32 upper-case hex digits) -> record
+ *   txids     transactionID -> serial
+ *   subjects  subject line -> serial (several per subject)
+ *   events    time (ns, big-endian) -> a refusal, as JSON
  * A record is a fixed header followed by the DER certificate, the subject
- * line, the transactionID and the client address (no NULs stored).
+ * line, the transactionID, the client address (no NULs stored) and, from
+ * version 2 on, a JSON object of what else is known (template, SANs).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
+
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,7 +21,7 @@
 #include "log.h"
 #include "store.h"
 
-#define CA_LEDGER_VERSION 1
+#define CA_LEDGER_VERSION 2 /* 1: no meta; still read */
 /* Address space only; the file grows with what is written. */
 #define CA_MAP_SIZE ((size_t)1 << 30)
 
@@ -25,7 +31,7 @@ struct ca_ledger_head {
 	uint32_t subject_len;
 	uint32_t txid_len;
 	uint32_t addr_len;
-	uint32_t reserved;
+	uint32_t meta_len; /* 0 in version 1 */
 	int64_t issued_at;
 	int64_t not_after;
 };
@@ -33,14 +39,25 @@ struct ca_ledger_head {
 int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
-	static const char *const names[] = {"certs", "txids", NULL};
-	MDB_dbi dbis[2];
+	static const char *const names[] = {"certs", "txids", "events", NULL};
+	MDB_dbi dbis[3];
+	MDB_txn *txn;
+	int e;
 
 	if (store_open(ca->settings.database, CA_MAP_SIZE, names, &ca->env,
 	        dbis, err, errlen) != 0)
 		return -1;
 	ca->certs = dbis[0];
 	ca->txids = dbis[1];
+	ca->events = dbis[2];
+	/* Several certificates per subject: its own flags, so reopened. */
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
+	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
+	         &ca->subjects)) != 0 ||
+	    (e = mdb_txn_commit(txn)) != 0) {
+		snprintf(err, errlen, "subjects index: %s", mdb_strerror(e));
+		return -1;
+	}
 	return 0;
 }
 
@@ -103,9 +120,9 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 		return -1;
 	}
 	memcpy(&head, val.mv_data, sizeof(head));
-	if (head.version != CA_LEDGER_VERSION ||
+	if ((head.version != 1 && head.version != CA_LEDGER_VERSION) ||
 	    (uint64_t)head.der_len + head.subject_len + head.txid_len +
-	            head.addr_len !=
+	            head.addr_len + head.meta_len !=
 	        val.mv_size - sizeof(head)) {
 		log_event(LOG_LEVEL_ERROR, txid, 0,
 		    "ledger: record %s is malformed", serial);
@@ -116,6 +133,28 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 	return 0;
 }
 
+/* What else is known of a certificate, as JSON; NULL on failure. */
+static char *
+ca_ledger_meta(const struct ca_ledger_entry *entry)
+{
+	json_t *o = json_object(), *sans = json_array();
+	char *out = NULL;
+
+	if (o == NULL || sans == NULL)
+		goto out;
+	for (size_t i = 0; entry->sans != NULL && entry->sans[i] != NULL; i++)
+		json_array_append_new(sans, json_string(entry->sans[i]));
+	if (json_object_set_new(o, "template",
+	        json_string(entry->template_name ? entry->template_name : "")) ==
+	        0 &&
+	    json_object_set(o, "sans", sans) == 0)
+		out = json_dumps(o, JSON_COMPACT);
+out:
+	json_decref(sans);
+	json_decref(o);
+	return out;
+}
+
 int
 ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
     const struct ca_ledger_entry *entry)
@@ -124,28 +163,37 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	size_t subject_len = strlen(entry->subject);
 	size_t txid_len = strlen(entry->txid);
 	size_t addr_len = strlen(entry->client_addr);
+	char *meta = ca_ledger_meta(entry);
+	size_t meta_len = meta != NULL ? strlen(meta) : 0;
 	MDB_val key = {strlen(serial), (void *)serial}, val;
 	uint8_t *p;
 	int e;
 
+	if (meta == NULL)
+		return ENOMEM;
 	if (entry->der_len > UINT32_MAX || subject_len > UINT32_MAX ||
-	    txid_len > UINT32_MAX || addr_len > UINT32_MAX)
+	    txid_len > UINT32_MAX || addr_len > UINT32_MAX) {
+		free(meta);
 		return EINVAL;
+	}
 	memset(&head, 0, sizeof(head));
 	head.version = CA_LEDGER_VERSION;
 	head.der_len = (uint32_t)entry->der_len;
 	head.subject_len = (uint32_t)subject_len;
 	head.txid_len = (uint32_t)txid_len;
 	head.addr_len = (uint32_t)addr_len;
+	head.meta_len = (uint32_t)meta_len;
 	head.issued_at = entry->issued_at;
 	head.not_after = entry->not_after;
-	val.mv_size =
-	    sizeof(head) + entry->der_len + subject_len + txid_len + addr_len;
+	val.mv_size = sizeof(head) + entry->der_len + subject_len + txid_len +
+	    addr_len + meta_len;
 	val.mv_data = NULL;
 	/* Written in place: MDB_RESERVE hands us the record's memory. */
 	if ((e = mdb_put(txn, ca->certs, &key, &val,
-	         MDB_NOOVERWRITE | MDB_RESERVE)) != 0)
+	         MDB_NOOVERWRITE | MDB_RESERVE)) != 0) {
+		free(meta);
 		return e;
+	}
 	p = val.mv_data;
 	memcpy(p, &head, sizeof(head));
 	p += sizeof(head);
@@ -156,10 +204,73 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	memcpy(p, entry->txid, txid_len);
 	p += txid_len;
 	memcpy(p, entry->client_addr, addr_len);
+	p += addr_len;
+	memcpy(p, meta, meta_len);
+	free(meta);
 
+	/* LMDB keys are at most 511 bytes: long subjects are not indexed. */
+	if (subject_len > 0 && subject_len <= 500) {
+		key.mv_size = subject_len;
+		key.mv_data = (void *)entry->subject;
+		val.mv_size = strlen(serial);
+		val.mv_data = (void *)serial;
+		if ((e = mdb_put(txn, ca->subjects, &key, &val, 0)) != 0)
+			return e;
+	}
 	key.mv_size = txid_len;
 	key.mv_data = (void *)entry->txid;
 	val.mv_size = strlen(serial);
 	val.mv_data = (void *)serial;
 	return mdb_put(txn, ca->txids, &key, &val, MDB_NOOVERWRITE);
+}
+
+void
+ca_ledger_refusal(const struct ca *ca, const char *txid,
+    const char *client_addr, const char *subject, char *const *sans,
+    const char *template_name, const char *why)
+{
+	json_t *o = json_object(), *a = json_array();
+	struct timespec ts;
+	unsigned char key_bytes[8];
+	MDB_val key = {sizeof(key_bytes), key_bytes}, val;
+	MDB_txn *txn = NULL;
+	uint64_t ns;
+	char *text = NULL;
+	int e = ENOMEM;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	for (int i = 0; i < 8; i++)
+		key_bytes[i] = (unsigned char)(ns >> (56 - 8 * i));
+	for (size_t i = 0; a != NULL && sans != NULL && sans[i] != NULL; i++)
+		json_array_append_new(a, json_string(sans[i]));
+	if (o == NULL || a == NULL ||
+	    json_object_set_new(o, "time", json_integer(ts.tv_sec)) != 0 ||
+	    json_object_set_new(o, "outcome", json_string("refused")) != 0 ||
+	    json_object_set_new(o, "transaction_id", json_string(txid)) != 0 ||
+	    json_object_set_new(o, "client", json_string(client_addr)) != 0 ||
+	    json_object_set_new(o, "subject", json_string(subject)) != 0 ||
+	    json_object_set(o, "sans", a) != 0 ||
+	    json_object_set_new(o, "template", json_string(template_name)) !=
+	        0 ||
+	    json_object_set_new(o, "reason", json_string(why)) != 0 ||
+	    (text = json_dumps(o, JSON_COMPACT)) == NULL)
+		goto out;
+	val.mv_size = strlen(text);
+	val.mv_data = text;
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
+		goto out;
+	if ((e = mdb_put(txn, ca->events, &key, &val, 0)) != 0) {
+		mdb_txn_abort(txn);
+		goto out;
+	}
+	e = mdb_txn_commit(txn);
+out:
+	if (e != 0)
+		log_event(LOG_LEVEL_ERROR, txid, 0,
+		    "ledger: the refusal could not be recorded: %s",
+		    e == ENOMEM ? "out of memory" : mdb_strerror(e));
+	free(text);
+	json_decref(a);
+	json_decref(o);
 }

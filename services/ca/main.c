@@ -32,6 +32,15 @@ static const struct config_key ca_config[] = {
         "LMDB directory of issued certificates (created mode 0700)"},
     {"ValidityDays", CONFIG_INT, 1, 36500, "365", S(validity_days),
         "days an issued certificate is valid"},
+    {"SignatureTemplate", CONFIG_STRING, 0, 0, "IPSECIntermediateOffline",
+        S(signature_template),
+        "template for CSRs asking digitalSignature only (NDES)"},
+    {"EncryptionTemplate", CONFIG_STRING, 0, 0, "IPSECIntermediateOffline",
+        S(encryption_template),
+        "template for CSRs asking keyEncipherment only (NDES)"},
+    {"GeneralPurposeTemplate", CONFIG_STRING, 0, 0,
+        "IPSECIntermediateOffline", S(general_purpose_template),
+        "template for CSRs asking both, or neither (NDES)"},
     {"MinRSABits", CONFIG_INT, 1024, 16384, "2048", S(min_rsa_bits),
         "smallest RSA key accepted in a request"},
     CONFIG_END,
@@ -151,6 +160,8 @@ main(int argc, char **argv)
 	loaded = 1;
 	if (ca_load_keys(&ca) != 0)
 		goto out;
+	if (ca_templates_load(&ca, config_file) != 0)
+		goto out;
 	if (ca_ledger_open(&ca, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-ca: [ca] Database: %s\n", err);
 		goto out;
@@ -175,6 +186,7 @@ out:
 	if (ca.zmq_ctx != NULL)
 		zmq_ctx_term(ca.zmq_ctx);
 	ca_ledger_close(&ca);
+	ca_templates_free(&ca);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
 	if (loaded)

@@ -87,6 +87,25 @@ ca_subject_line(const X509_NAME *name, struct rpc_arena *arena)
 	return line;
 }
 
+/* A refusal goes to the ledger with what could be read of the request. */
+static void
+ca_sign_record_refusal(const struct ca *ca, const Scep__V1__SignRequest *in,
+    const char *txid, const struct ca_template *tpl, const char *why,
+    struct rpc_arena *arena)
+{
+	const unsigned char *p = in->csr.data;
+	X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)in->csr.len);
+	char **sans = csr != NULL ? ca_csr_sans(csr) : NULL;
+
+	ca_ledger_refusal(ca, txid, in->client_addr ? in->client_addr : "",
+	    csr != NULL ? ca_subject_line(X509_REQ_get_subject_name(csr), arena)
+	                : "",
+	    sans, tpl != NULL ? tpl->name : "", why);
+	ca_strings_free(sans);
+	X509_REQ_free(csr);
+	ERR_clear_error();
+}
+
 /*
  * A transaction seen before: the same key gets the same certificate (the
  * device retried), another key is refused. 1 when answered, 0 when the
@@ -142,6 +161,8 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	    : "-";
 	struct ca_refusal refusal;
 	struct ca_ledger_entry entry;
+	const struct ca_template *tpl = NULL;
+	char **sans = NULL;
 	unsigned char serial[CA_SERIAL_LEN];
 	char hex[CA_SERIAL_HEX];
 	X509_REQ *csr = NULL;
@@ -163,11 +184,14 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_check(ca, in->csr.data, in->csr.len, &csr, &refusal) != 0) {
+	if (ca_csr_check(ca, in->csr.data, in->csr.len, &csr, &tpl,
+	        &refusal) != 0) {
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
+		ca_sign_record_refusal(ca, in, txid, tpl, refusal.why, arena);
 		goto out;
 	}
+	sans = ca_csr_sans(csr);
 
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0) {
 		ca_sign_internal(reply, req, txid, "ledger", e);
@@ -196,7 +220,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		reply->error = "the CA cannot issue a certificate now";
 		goto out;
 	}
-	if ((cert = ca_issue_build(ca, csr, serial, now, &why)) == NULL) {
+	if ((cert = ca_issue_build(ca, tpl, csr, serial, now, &why)) == NULL) {
 		ca_sign_internal(reply, req, txid, why, 0);
 		goto out;
 	}
@@ -211,6 +235,8 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	entry.txid = txid;
 	entry.client_addr = in->client_addr != NULL ? in->client_addr : "";
 	entry.issued_at = (int64_t)now;
+	entry.template_name = tpl->name;
+	entry.sans = sans;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
 		entry.not_after = (int64_t)timegm(&tm);
 	if ((e = ca_ledger_put(ca, txn, hex, &entry)) != 0) {
@@ -225,14 +251,16 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	}
 	ca_sign_answer(reply, der, (size_t)der_len, arena);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
-	    "issued serial %s to \"%s\" (client %s, %s, %s)", hex,
-	    entry.subject, addr,
+	    "issued serial %s to \"%s\" under template %s (client %s, %s, "
+	    "%s)",
+	    hex, entry.subject, tpl->name, addr,
 	    in->has_message_type ? scep_message_type_name(in->message_type)
 	                         : "messageType ?",
 	    req->origin ? req->origin : "?");
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+	ca_strings_free(sans);
 	OPENSSL_free(der);
 	X509_free(cert);
 	X509_REQ_free(csr);

@@ -61,6 +61,8 @@ struct options {
 	const char *digest_name; /* pkiMessage digest instead of the caps' */
 	const char *recipient_file; /* envelope to this cert, not the RA's */
 	int signer_mismatch; /* sign with a key other than the CSR's */
+	int key_usage; /* Apple's Key Usage: 1 sign, 4 encrypt, 5 both */
+	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
 	int message_type; /* what to send; PKCSReq normally */
 };
 
@@ -504,8 +506,18 @@ make_csr(const struct options *o, EVP_PKEY *key, const EVP_MD *md)
 		goto out;
 	if ((exts = sk_X509_EXTENSION_new_null()) == NULL ||
 	    (ext = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-	         "critical,digitalSignature,keyEncipherment")) == NULL ||
+	         o->key_usage == 1 ? "critical,digitalSignature"
+	             : o->key_usage == 4
+	             ? "critical,keyEncipherment"
+	             : "critical,digitalSignature,keyEncipherment")) == NULL ||
 	    !sk_X509_EXTENSION_push(exts, ext))
+		goto out;
+	ext = NULL;
+	/* The SubjectAltName dictionary of a SCEP payload. */
+	if (o->san != NULL &&
+	    ((ext = X509V3_EXT_conf_nid(
+	          NULL, NULL, NID_subject_alt_name, o->san)) == NULL ||
+	        !sk_X509_EXTENSION_push(exts, ext)))
 		goto out;
 	ext = NULL;
 	if (!X509_REQ_add_extensions(req, exts) ||
@@ -916,6 +928,9 @@ usage(FILE *f)
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
 	    "                    to test what a server does with it\n"
 	    "  --source ADDR     connect from this local address\n"
+	    "  --key-usage N     Apple's Key Usage: 1 signing, 4 encryption,\n"
+	    "                    5 both (the default)\n"
+	    "  --san SPEC        subjectAltName, e.g. DNS:a.example.com\n"
 	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
 }
 
@@ -937,6 +952,8 @@ main(int argc, char **argv)
 	    {"recipient", required_argument, NULL, 'R'},
 	    {"signer-mismatch", no_argument, NULL, 'M'},
 	    {"source", required_argument, NULL, 'A'},
+	    {"key-usage", required_argument, NULL, 'U'},
+	    {"san", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -948,7 +965,7 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:h", opts,
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:h", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -991,6 +1008,17 @@ main(int argc, char **argv)
 			break;
 		case 'A':
 			source_addr = optarg;
+			break;
+		case 'U':
+			o.key_usage = atoi(optarg);
+			if (o.key_usage != 1 && o.key_usage != 4 &&
+			    o.key_usage != 5) {
+				fprintf(stderr, "--key-usage: 1, 4 or 5\n");
+				return 1;
+			}
+			break;
+		case 'N':
+			o.san = optarg;
 			break;
 		case 'M':
 			o.signer_mismatch = 1;

@@ -1,0 +1,374 @@
+/*
+ * Certificate templates: [template.NAME] sections of the configuration,
+ * over three built in (NDES's default IPSECIntermediateOffline, and
+ * client and server authentication). [ca] SignatureTemplate,
+ * EncryptionTemplate and GeneralPurposeTemplate pick one from the key
+ * usage the CSR asks for, as NDES does. Everything is checked at start: an
+ * unknown template, key usage, EKU or SAN rule stops the service there.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "log.h"
+
+#define TEMPLATE_PREFIX "template."
+
+/* Shipped with scepd; a section of the same name in the file replaces one. */
+static const char builtin_templates[] =
+    /* NDES's default for all three: IPsec IKE intermediate. */
+    "[template.IPSECIntermediateOffline]\n"
+    "KeyUsage = digitalSignature,keyEncipherment\n"
+    "ExtendedKeyUsage = 1.3.6.1.5.5.8.2.2\n"
+    /* Wi-Fi (802.1X EAP-TLS) and VPN client certificates. */
+    "[template.ClientAuth]\n"
+    "KeyUsage = digitalSignature,keyEncipherment\n"
+    "ExtendedKeyUsage = clientAuth\n"
+    /* Devices that serve TLS (printers, appliances): a DNS name needed. */
+    "[template.ServerAuth]\n"
+    "KeyUsage = digitalSignature,keyEncipherment\n"
+    "ExtendedKeyUsage = serverAuth,clientAuth\n";
+
+#define S(field) offsetof(struct ca_template_settings, field)
+static const struct config_key template_config[] = {
+    {"ValidityDays", CONFIG_INT, 0, 36500, "0", S(validity_days),
+        "days (0: [ca] ValidityDays); never past the CA's own end"},
+    {"KeyUsage", CONFIG_STRING, 0, 0, "digitalSignature,keyEncipherment",
+        S(key_usage), "keyUsage of issued certificates"},
+    {"ExtendedKeyUsage", CONFIG_STRING, 0, 0, "", S(extended_key_usage),
+        "EKUs by name (clientAuth, serverAuth, ...) or OID"},
+    {"KeyTypes", CONFIG_STRING, 0, 0, "RSA EC", S(key_types),
+        "key types accepted: RSA, EC"},
+    {"MinRSABits", CONFIG_INT, 2048, 16384, "2048", S(min_rsa_bits),
+        "smallest RSA key (never below 2048)"},
+    {"ECCurves", CONFIG_STRING, 0, 0, "P-256 P-384", S(ec_curves),
+        "EC curves accepted: P-256, P-384, P-521"},
+    {"Subject", CONFIG_STRING, 0, 0, "request", S(subject),
+        "request (as sent, RDN order kept) or a fixed DN + the CN sent"},
+    {"AllowedSANs", CONFIG_STRING, 0, 0, "", S(allowed_sans),
+        "TYPE:PATTERN ... (DNS, email, URI, IP, UPN); empty: none"},
+    {"ApprovalRequired", CONFIG_BOOL, 0, 1, "0", S(approval_required),
+        "an operator approves each request (scepctl approve)"},
+    CONFIG_END,
+};
+#undef S
+
+static const struct {
+	const char *name;
+	int nid;
+} template_curves[] = {
+    {"P-256", NID_X9_62_prime256v1},
+    {"P-384", NID_secp384r1},
+    {"P-521", NID_secp521r1},
+};
+
+static const struct {
+	const char *name; /* as in AllowedSANs */
+	const char *alias; /* RFC 5280's name */
+	enum ca_san_type type;
+} template_san_types[] = {
+    {"DNS", "dNSName", CA_SAN_DNS},
+    {"email", "rfc822Name", CA_SAN_EMAIL},
+    {"URI", "uniformResourceIdentifier", CA_SAN_URI},
+    {"IP", "iPAddress", CA_SAN_IP},
+    {"UPN", "userPrincipalName", CA_SAN_UPN},
+};
+
+const char *
+ca_san_type_name(enum ca_san_type type)
+{
+	for (size_t i = 0; i < sizeof(template_san_types) /
+	         sizeof(template_san_types[0]);
+	     i++)
+		if (template_san_types[i].type == type)
+			return template_san_types[i].name;
+	return "?";
+}
+
+/* A SAN type by our name or RFC 5280's; 0, or -1 when unknown. */
+static int
+template_san_type(const char *name, size_t len, enum ca_san_type *type)
+{
+	for (size_t i = 0; i < sizeof(template_san_types) /
+	         sizeof(template_san_types[0]);
+	     i++) {
+		const char *a = template_san_types[i].name;
+		const char *b = template_san_types[i].alias;
+
+		if ((strlen(a) == len && strncasecmp(name, a, len) == 0) ||
+		    (strlen(b) == len && strncasecmp(name, b, len) == 0)) {
+			*type = template_san_types[i].type;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The extension value is what OpenSSL's config syntax builds: try it. */
+static int
+template_ext_ok(int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, NULL, nid, value);
+
+	X509_EXTENSION_free(ext);
+	ERR_clear_error();
+	return ext != NULL;
+}
+
+static int
+template_prepare(struct ca_template *t, const char *section)
+{
+	char *copy, *tok, *save = NULL;
+	size_t ncurves = 0;
+	int errors = 0;
+
+	if (!template_ext_ok(NID_key_usage, t->s.key_usage)) {
+		fprintf(stderr,
+		    "scepd-ca: [%s] KeyUsage = %s: not a key usage list "
+		    "(digitalSignature, keyEncipherment, ...)\n",
+		    section, t->s.key_usage);
+		errors++;
+	}
+	if (t->s.extended_key_usage[0] != '\0' &&
+	    !template_ext_ok(NID_ext_key_usage, t->s.extended_key_usage)) {
+		fprintf(stderr,
+		    "scepd-ca: [%s] ExtendedKeyUsage = %s: unknown name or "
+		    "OID\n",
+		    section, t->s.extended_key_usage);
+		errors++;
+	}
+	copy = strdup(t->s.key_types);
+	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
+	     tok = strtok_r(NULL, " ,", &save)) {
+		if (strcasecmp(tok, "RSA") == 0)
+			t->allow_rsa = 1;
+		else if (strcasecmp(tok, "EC") == 0)
+			t->allow_ec = 1;
+		else {
+			fprintf(stderr,
+			    "scepd-ca: [%s] KeyTypes: '%s' is not RSA or EC\n",
+			    section, tok);
+			errors++;
+		}
+	}
+	free(copy);
+	copy = strdup(t->s.ec_curves);
+	save = NULL;
+	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
+	     tok = strtok_r(NULL, " ,", &save)) {
+		size_t i;
+
+		for (i = 0; i < sizeof(template_curves) /
+		         sizeof(template_curves[0]);
+		     i++)
+			if (strcasecmp(tok, template_curves[i].name) == 0)
+				break;
+		if (i == sizeof(template_curves) / sizeof(template_curves[0]) ||
+		    ncurves + 1 >= sizeof(t->curves) / sizeof(t->curves[0])) {
+			fprintf(stderr,
+			    "scepd-ca: [%s] ECCurves: '%s' is not P-256, "
+			    "P-384 or P-521\n",
+			    section, tok);
+			errors++;
+			continue;
+		}
+		t->curves[ncurves++] = template_curves[i].nid;
+	}
+	free(copy);
+	if (!t->allow_rsa && !t->allow_ec) {
+		fprintf(stderr, "scepd-ca: [%s] KeyTypes: none\n", section);
+		errors++;
+	}
+	if (strcasecmp(t->s.subject, "request") != 0) {
+		t->fixed_subject = X509_NAME_new();
+		copy = strdup(t->s.subject);
+		save = NULL;
+		/* "O=Fabrikam,OU=Devices": RDNs in the order written. */
+		for (tok = copy ? strtok_r(copy, ",", &save) : NULL;
+		     tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(tok, '=');
+
+			while (*tok == ' ')
+				tok++;
+			if (eq == NULL || eq == tok ||
+			    X509_NAME_add_entry_by_txt(t->fixed_subject,
+			        (*eq = '\0', tok), MBSTRING_UTF8,
+			        (const unsigned char *)eq + 1, -1, -1, 0) != 1) {
+				fprintf(stderr,
+				    "scepd-ca: [%s] Subject: '%s' is not "
+				    "request or a DN such as O=Fabrikam,OU=IT\n",
+				    section, t->s.subject);
+				errors++;
+				break;
+			}
+		}
+		free(copy);
+		ERR_clear_error();
+	}
+	copy = strdup(t->s.allowed_sans);
+	save = NULL;
+	for (tok = copy ? strtok_r(copy, " ", &save) : NULL; tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		char *colon = strchr(tok, ':');
+		enum ca_san_type type;
+
+		if (colon == NULL || colon[1] == '\0' ||
+		    template_san_type(tok, (size_t)(colon - tok), &type) != 0) {
+			fprintf(stderr,
+			    "scepd-ca: [%s] AllowedSANs: '%s' is not TYPE:PATTERN "
+			    "(DNS, email, URI, IP, UPN)\n",
+			    section, tok);
+			errors++;
+			continue;
+		}
+		t->sans = realloc(t->sans, (t->nsans + 1) * sizeof(*t->sans));
+		t->sans[t->nsans].type = type;
+		t->sans[t->nsans].pattern = strdup(colon + 1);
+		t->nsans++;
+	}
+	free(copy);
+	return errors ? -1 : 0;
+}
+
+int
+ca_template_san_allowed(
+    const struct ca_template *t, enum ca_san_type type, const char *value)
+{
+	for (size_t i = 0; i < t->nsans; i++)
+		if (t->sans[i].type == type &&
+		    fnmatch(t->sans[i].pattern, value,
+		        type == CA_SAN_URI ? 0 : FNM_CASEFOLD) == 0)
+			return 1;
+	return 0;
+}
+
+static struct ca_template *
+template_find(struct ca *ca, const char *name)
+{
+	for (size_t i = 0; i < ca->ntemplates; i++)
+		if (strcasecmp(ca->templates[i].name, name) == 0)
+			return &ca->templates[i];
+	return NULL;
+}
+
+/* Loads [section] from the file, or from the built-ins when `text`. */
+static int
+template_load(struct ca *ca, const char *config_file, const char *text,
+    const char *section)
+{
+	const char *name = section + strlen(TEMPLATE_PREFIX);
+	struct ca_template *t;
+	int rc;
+
+	if (template_find(ca, name) != NULL)
+		return 0; /* the file's, loaded first, wins */
+	t = &ca->templates[ca->ntemplates];
+	memset(t, 0, sizeof(*t));
+	if ((t->name = strdup(name)) == NULL)
+		return -1;
+	ca->ntemplates++;
+	rc = text != NULL
+	    ? config_load_string(text, NULL, section, template_config, &t->s)
+	    : config_load(config_file, section, template_config, &t->s);
+	if (rc != 0) {
+		t->s.key_usage = NULL; /* freed by config_load */
+		return -1;
+	}
+	if (t->s.validity_days == 0)
+		t->s.validity_days = ca->settings.validity_days;
+	return template_prepare(t, section);
+}
+
+int
+ca_templates_load(struct ca *ca, const char *config_file)
+{
+	static const char *const builtin_names[] = {
+	    "template.IPSECIntermediateOffline", "template.ClientAuth",
+	    "template.ServerAuth"};
+	static const char *const want_keys[3] = {"SignatureTemplate",
+	    "EncryptionTemplate", "GeneralPurposeTemplate"};
+	const char *want[3] = {ca->settings.signature_template,
+	    ca->settings.encryption_template,
+	    ca->settings.general_purpose_template};
+	const size_t nbuiltin = sizeof(builtin_names) / sizeof(*builtin_names);
+	struct config_pairs file;
+	int rc = -1;
+
+	if (config_load_pairs(config_file, TEMPLATE_PREFIX, &file) != 0)
+		return -1;
+	ca->templates = calloc(file.n + nbuiltin, sizeof(*ca->templates));
+	if (ca->templates == NULL)
+		goto out;
+	for (size_t i = 0; i < file.n; i++)
+		if (template_load(ca, config_file, NULL, file.pair[i].section) !=
+		    0)
+			goto out;
+	for (size_t i = 0; i < nbuiltin; i++)
+		if (template_load(ca, NULL, builtin_templates,
+		        builtin_names[i]) != 0)
+			goto out;
+	for (int u = 0; u < 3; u++) {
+		if ((ca->by_usage[u] = template_find(ca, want[u])) == NULL) {
+			fprintf(stderr,
+			    "scepd-ca: [ca] %s = %s: no such template (define "
+			    "[template.%s], or use IPSECIntermediateOffline, "
+			    "ClientAuth or ServerAuth)\n",
+			    want_keys[u], want[u], want[u]);
+			goto out;
+		}
+		log_info("%s = %s", want_keys[u], ca->by_usage[u]->name);
+	}
+	rc = 0;
+out:
+	config_pairs_free(&file);
+	return rc;
+}
+
+void
+ca_templates_free(struct ca *ca)
+{
+	for (size_t i = 0; i < ca->ntemplates; i++) {
+		struct ca_template *t = &ca->templates[i];
+
+		if (t->s.key_usage != NULL)
+			config_free(template_config, &t->s);
+		X509_NAME_free(t->fixed_subject);
+		for (size_t k = 0; k < t->nsans; k++)
+			free(t->sans[k].pattern);
+		free(t->sans);
+		free(t->name);
+	}
+	free(ca->templates);
+	ca->templates = NULL;
+	ca->ntemplates = 0;
+}
+
+enum ca_usage
+ca_csr_usage(X509_REQ *req)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	ASN1_BIT_STRING *ku = NULL;
+	int at, sig = 0, enc = 0;
+
+	if (exts != NULL &&
+	    (at = X509v3_get_ext_by_NID(exts, NID_key_usage, -1)) >= 0)
+		ku = X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, at));
+	if (ku != NULL) {
+		sig = ASN1_BIT_STRING_get_bit(ku, 0); /* digitalSignature */
+		enc = ASN1_BIT_STRING_get_bit(ku, 2); /* keyEncipherment */
+	}
+	ASN1_BIT_STRING_free(ku);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ERR_clear_error();
+	if (sig && !enc)
+		return CA_USAGE_SIGNATURE;
+	if (enc && !sig)
+		return CA_USAGE_ENCRYPTION;
+	return CA_USAGE_GENERAL;
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Certificate templates in the CA: NDES's choice among SignatureTemplate,
+# EncryptionTemplate and GeneralPurposeTemplate by the key usage a CSR asks
+# for; key usage, EKU and validity from the template; key types and sizes;
+# the SAN policy per template (refused by default, listed patterns allowed,
+# userPrincipalName never by default); the subject order kept, or a fixed
+# subject with the request's CN; a lint of every certificate; and clear
+# configuration errors. CSRs go to the CA directly (tests/tools/ca_sign),
+# and through SCEP with the iOS-like client.
+. "$(dirname "$0")/lib.sh"
+interop_init templates
+CA_SIGN="$BUILD_DIR/tests/ca_sign"
+server_start
+fetch_ca_chain
+server_stop
+
+conf="$DATA/scepd.conf"
+set_conf ca SignatureTemplate Signing
+set_conf ca EncryptionTemplate Encrypting
+set_conf ca GeneralPurposeTemplate Devices
+cat >> "$conf" <<'EOF'
+
+[template.Signing]
+KeyUsage = digitalSignature
+ExtendedKeyUsage = clientAuth
+ValidityDays = 30
+
+[template.Encrypting]
+KeyUsage = keyEncipherment
+ExtendedKeyUsage = emailProtection
+Subject = O=Fixed Corp,OU=Devices
+
+[template.Devices]
+KeyUsage = digitalSignature,keyEncipherment
+ExtendedKeyUsage = serverAuth,clientAuth
+AllowedSANs = DNS:*.devices.example.com email:*@example.com
+EOF
+
+check "an unknown template or key usage stops the CA at start with the reason"
+cp "$conf" "$WORK/good.conf"
+set_conf ca SignatureTemplate Nope
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "scepd-ca with SignatureTemplate = Nope: exit $rc, want 1"
+grep -q "SignatureTemplate = Nope: no such template" "$WORK/ca.out" || { cat "$WORK/ca.out"; fail "no clear message"; }
+cp "$WORK/good.conf" "$conf"
+sed -i 's/^KeyUsage = keyEncipherment$/KeyUsage = flying/' "$conf"
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "\[template.Encrypting\] KeyUsage = flying" "$WORK/ca.out" ||
+	{ cat "$WORK/ca.out"; fail "a bad KeyUsage was not named at start (exit $rc)"; }
+cp "$WORK/good.conf" "$conf"
+server_start
+CA_EP="ipc://$DATA/run/ca.sock"
+
+# csr NAME SUBJECT KEYSPEC [openssl req -addext ...]: $WORK/NAME.csr
+csr() {
+	local name=$1 subj=$2 keyspec=$3
+	shift 3
+	case "$keyspec" in
+	rsa:*) openssl genrsa -out "$WORK/$name.key" "${keyspec#rsa:}" 2>/dev/null ;;
+	ec:*) openssl ecparam -name "${keyspec#ec:}" -genkey -noout -out "$WORK/$name.key" 2>/dev/null ;;
+	esac
+	openssl req -new -key "$WORK/$name.key" -subj "$subj" "$@" -out "$WORK/$name.csr" 2>/dev/null ||
+		fail "openssl req for $name"
+}
+
+# issue NAME: the CA signs $WORK/NAME.csr into $WORK/NAME.pem
+issue() {
+	"$CA_SIGN" --endpoint "$CA_EP" --csr "$WORK/$1.csr" --txid "tx-$1" --out "$WORK/$1.pem" > "$WORK/$1.out" 2>&1 ||
+		{ cat "$WORK/$1.out"; fail "$1 was not issued"; }
+	openssl x509 -in "$WORK/$1.pem" -noout -text > "$WORK/$1.txt"
+}
+
+# refused NAME FAILINFO TEXT: the CA refuses with that failInfo and reason
+refused() {
+	local rc=0
+	"$CA_SIGN" --endpoint "$CA_EP" --csr "$WORK/$1.csr" --txid "tx-$1" > "$WORK/$1.out" 2>&1 || rc=$?
+	[ $rc = 2 ] || { cat "$WORK/$1.out"; fail "$1: exit $rc, want 2 (refused)"; }
+	grep -q "failInfo: $2" "$WORK/$1.out" || { cat "$WORK/$1.out"; fail "$1: not failInfo $2"; }
+	grep -q -- "$3" "$WORK/$1.out" || { cat "$WORK/$1.out"; fail "$1: the reason does not say '$3'"; }
+	echo "   ok: $1 refused ($2): $(sed -n 's/^reason: //p' "$WORK/$1.out")"
+}
+
+# lint NAME: what every end-entity certificate must carry
+lint() {
+	local t="$WORK/$1.txt"
+	grep -A1 "X509v3 Basic Constraints: critical" "$t" | grep -q "CA:FALSE" || fail "$1: no critical CA:FALSE"
+	grep -q "X509v3 Subject Key Identifier" "$t" || fail "$1: no SKI"
+	grep -q "X509v3 Authority Key Identifier" "$t" || fail "$1: no AKI"
+	grep -q "X509v3 Key Usage: critical" "$t" || fail "$1: key usage not critical"
+	grep -q "Signature Algorithm: sha256WithRSAEncryption" "$t" || fail "$1: not signed with SHA-256"
+	openssl verify -CAfile "$CA_PEM" "$WORK/$1.pem" >/dev/null || fail "$1 does not verify"
+}
+
+# usages NAME: "KU | EKU" as openssl prints them
+usages() {
+	local ku eku
+	ku=$(grep -A1 "X509v3 Key Usage" "$WORK/$1.txt" | tail -1 | sed 's/^ *//')
+	eku=$(grep -A1 "X509v3 Extended Key Usage" "$WORK/$1.txt" | tail -1 | sed 's/^ *//')
+	echo "$ku | $eku"
+}
+
+check "key usage 1 (digitalSignature) -> SignatureTemplate: its usages and 30 days"
+csr sig "/CN=signer" rsa:2048 -addext "keyUsage=critical,digitalSignature"
+issue sig
+lint sig
+[ "$(usages sig)" = "Digital Signature | TLS Web Client Authentication" ] || fail "sig: $(usages sig)"
+days=$(( ($(date -d "$(openssl x509 -in "$WORK/sig.pem" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))
+[ "$days" -ge 29 ] && [ "$days" -le 30 ] || fail "Signing template: valid $days days, want 30"
+
+check "key usage 4 (keyEncipherment) -> EncryptionTemplate, fixed subject with the request's CN"
+csr enc "/O=Asked Corp/CN=encrypter" rsa:2048 -addext "keyUsage=critical,keyEncipherment"
+issue enc
+lint enc
+[ "$(usages enc)" = "Key Encipherment | E-mail Protection" ] || fail "enc: $(usages enc)"
+subj=$(openssl x509 -in "$WORK/enc.pem" -noout -subject -nameopt oneline)
+[ "$subj" = "subject=O = Fixed Corp, OU = Devices, CN = encrypter" ] || fail "fixed subject: $subj"
+
+check "key usage 5 (both) and no key usage -> GeneralPurposeTemplate; the request's usages are ignored"
+csr both "/CN=both" rsa:2048 -addext "keyUsage=critical,digitalSignature,keyEncipherment"
+issue both
+lint both
+[ "$(usages both)" = "Digital Signature, Key Encipherment | TLS Web Server Authentication, TLS Web Client Authentication" ] ||
+	fail "both: $(usages both)"
+csr none "/CN=none" rsa:2048 -addext "extendedKeyUsage=codeSigning"
+issue none
+[ "$(usages none)" = "Digital Signature, Key Encipherment | TLS Web Server Authentication, TLS Web Client Authentication" ] ||
+	fail "no key usage asked, or codeSigning asked: $(usages none)"
+
+check "Apple's subject order is kept exactly"
+csr apple "/O=Fabrikam/OU=IT/CN=Robs IPad" rsa:2048
+issue apple
+subj=$(openssl x509 -in "$WORK/apple.pem" -noout -subject -nameopt oneline)
+[ "$subj" = "subject=O = Fabrikam, OU = IT, CN = Robs IPad" ] || fail "subject order: $subj"
+
+check "key types: RSA 1024 refused, EC P-256 issued without keyEncipherment, P-521 refused"
+csr rsa1024 "/CN=weak" rsa:1024
+refused rsa1024 badRequest "below MinRSABits"
+csr ec256 "/CN=ec device" ec:prime256v1
+issue ec256
+openssl verify -CAfile "$CA_PEM" "$WORK/ec256.pem" >/dev/null || fail "ec256 does not verify"
+[ "$(usages ec256)" = "Digital Signature | TLS Web Server Authentication, TLS Web Client Authentication" ] ||
+	fail "EC certificate usages: $(usages ec256) (keyEncipherment is not for EC keys)"
+csr ec521 "/CN=ec521" ec:secp521r1
+refused ec521 badAlg "ECCurves"
+
+check "SAN policy: allowed patterns issued, others refused with the rule, UPN never by default"
+csr san_ok "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:printer.devices.example.com,email:ops@example.com"
+issue san_ok
+lint san_ok
+grep -q "DNS:printer.devices.example.com, email:ops@example.com" "$WORK/san_ok.txt" ||
+	fail "the allowed SANs are not in the certificate"
+csr san_bad "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:www.evil.example.net"
+refused san_bad badRequest "AllowedSANs"
+csr san_upn "/CN=helpdesk" rsa:2048 -addext "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:administrator@corp.example.com"
+refused san_upn badRequest "UPN:administrator@corp.example.com is refused"
+csr san_sig "/CN=signer" rsa:2048 -addext "keyUsage=critical,digitalSignature" -addext "subjectAltName=DNS:a.devices.example.com"
+refused san_sig badRequest "refused by template Signing"
+csr san_dir "/CN=dir" rsa:2048 -addext "subjectAltName=dirName:dir_sect" -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=x\n')
+refused san_dir badRequest "of a kind no template allows"
+
+check "through SCEP: the iOS-like client's Key Usage and SubjectAltName reach the templates"
+pw=$(challenge)
+ios_enroll "$pw" "O=Fabrikam,CN=ios signer" "$WORK/ios1.pem" "$URL" --key-usage 1 >/dev/null ||
+	fail "iOS-like client with Key Usage 1"
+openssl x509 -in "$WORK/ios1.pem" -noout -text > "$WORK/ios1.txt"
+[ "$(usages ios1)" = "Digital Signature | TLS Web Client Authentication" ] || fail "ios1: $(usages ios1)"
+pw=$(challenge)
+rc=0
+ios_enroll "$pw" "CN=ios san" "$WORK/ios2.pem" "$URL" --san "DNS:laptop.evil.example.net" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "a refused SAN through SCEP: exit $rc, want 2 (FAILURE)"
+grep -q "AllowedSANs" "$WORK/ios2.pem.log" || fail "the device's failInfoText does not name AllowedSANs"
+pw=$(challenge)
+ios_enroll "$pw" "CN=ios san ok" "$WORK/ios3.pem" "$URL" --san "DNS:laptop.devices.example.com" >/dev/null ||
+	fail "an allowed SAN through SCEP was refused"
+openssl x509 -in "$WORK/ios3.pem" -noout -ext subjectAltName | grep -q "DNS:laptop.devices.example.com" ||
+	fail "the allowed SAN is not in the SCEP-issued certificate"
+
+pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint"
