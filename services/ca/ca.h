@@ -141,6 +141,16 @@ struct ca_ledger_entry {
 	const char *template_name;
 	char *const *sans; /* NULL-terminated, or NULL */
 };
+/* A stored record, pointing into LMDB's memory (valid with its txn). */
+struct ca_ledger_view {
+	const uint8_t *der;
+	size_t der_len;
+	const char *subject, *txid, *addr, *meta; /* not NUL-terminated */
+	size_t subject_len, txid_len, addr_len, meta_len;
+	int64_t issued_at, not_after;
+};
+/* 0, or -1 for a malformed record. */
+int ca_ledger_view(const void *data, size_t size, struct ca_ledger_view *v);
 int ca_ledger_open(struct ca *ca, char *err, size_t errlen);
 void ca_ledger_close(struct ca *ca);
 /*
@@ -160,6 +170,12 @@ int ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 void ca_ledger_refusal(const struct ca *ca, const char *txid,
     const char *client_addr, const char *subject, char *const *sans,
     const char *template_name, const char *why);
+
+/* query.c: the ledger for scepctl list and show. */
+void ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+void ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* sign.c */
 void ca_handle_sign(void *worker, const Scep__V1__Request *req,

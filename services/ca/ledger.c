@@ -85,6 +85,40 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
 }
 
 int
+ca_ledger_view(const void *data, size_t size, struct ca_ledger_view *v)
+{
+	struct ca_ledger_head head;
+	const char *p = data;
+
+	if (size < sizeof(head))
+		return -1;
+	memcpy(&head, data, sizeof(head));
+	if ((head.version != 1 && head.version != CA_LEDGER_VERSION) ||
+	    (uint64_t)head.der_len + head.subject_len + head.txid_len +
+	            head.addr_len + head.meta_len !=
+	        size - sizeof(head))
+		return -1;
+	p += sizeof(head);
+	v->der = (const uint8_t *)p;
+	v->der_len = head.der_len;
+	p += head.der_len;
+	v->subject = p;
+	v->subject_len = head.subject_len;
+	p += head.subject_len;
+	v->txid = p;
+	v->txid_len = head.txid_len;
+	p += head.txid_len;
+	v->addr = p;
+	v->addr_len = head.addr_len;
+	p += head.addr_len;
+	v->meta = p;
+	v->meta_len = head.meta_len;
+	v->issued_at = head.issued_at;
+	v->not_after = head.not_after;
+	return 0;
+}
+
+int
 ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
     const uint8_t **der, size_t *der_len, char serial[CA_SERIAL_HEX])
 {

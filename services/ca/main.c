@@ -49,6 +49,10 @@ static const struct config_key ca_config[] = {
 
 static const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_SIGN, "Sign", "ra", ca_handle_sign},
+    {SCEP__V1__REQUEST__BODY_LEDGER_LIST, "LedgerList", "scepctl",
+        ca_handle_ledger_list},
+    {SCEP__V1__REQUEST__BODY_LEDGER_SHOW, "LedgerShow", "scepctl",
+        ca_handle_ledger_show},
     {0, NULL, NULL, NULL},
 };
 

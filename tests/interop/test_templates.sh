@@ -177,4 +177,41 @@ ios_enroll "$pw" "CN=ios san ok" "$WORK/ios3.pem" "$URL" --san "DNS:laptop.devic
 openssl x509 -in "$WORK/ios3.pem" -noout -ext subjectAltName | grep -q "DNS:laptop.devices.example.com" ||
 	fail "the allowed SAN is not in the SCEP-issued certificate"
 
-pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint"
+check "the ledger: scepctl list, list --refused and show SERIAL"
+"$SCEPCTL" --data-dir "$DATA" list --json > "$WORK/list.json" || fail "scepctl list"
+python3 - "$WORK/list.json" <<'PY' || fail "scepctl list does not hold what was issued"
+import json, sys
+entries = json.load(open(sys.argv[1]))
+by_subject = {e["subject"]: e for e in entries}
+assert by_subject["CN=signer"]["template"] == "Signing", by_subject["CN=signer"]
+assert by_subject["O=Fixed Corp,OU=Devices,CN=encrypter"]["template"] == "Encrypting"
+p = by_subject["CN=printer"]
+assert p["template"] == "Devices" and p["sans"] == ["DNS:printer.devices.example.com", "email:ops@example.com"], p
+assert p["transaction_id"] == "tx-san_ok" and p["client"] == "192.0.2.7", p
+assert all(e["status"] == "issued" for e in entries)
+times = [e["time"] for e in entries]
+assert times == sorted(times, reverse=True), "not newest first"
+PY
+"$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json" || fail "scepctl list --refused"
+python3 - "$WORK/refused.json" <<'PY' || fail "the refusals are not in the ledger with their reasons"
+import json, sys
+entries = json.load(open(sys.argv[1]))
+by_txid = {e["transaction_id"]: e for e in entries}
+r = by_txid["tx-san_bad"]
+assert r["status"] == "refused" and "AllowedSANs" in r["reason"], r
+assert r["sans"] == ["DNS:www.evil.example.net"] and r["template"] == "Devices", r
+assert "below MinRSABits" in by_txid["tx-rsa1024"]["reason"]
+assert by_txid["tx-san_upn"]["sans"] == ["UPN:administrator@corp.example.com"]
+PY
+serial=$(openssl x509 -in "$WORK/san_ok.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" show "$serial" > "$WORK/show.json" || fail "scepctl show $serial"
+grep -q '"template": "Devices"' "$WORK/show.json" || { cat "$WORK/show.json"; fail "show: no template"; }
+"$SCEPCTL" --data-dir "$DATA" show "$(echo "$serial" | tr A-F a-f)" --pem > "$WORK/show.pem" || fail "show --pem (lower case)"
+cmp -s <(openssl x509 -in "$WORK/show.pem" -outform DER) <(openssl x509 -in "$WORK/san_ok.pem" -outform DER) ||
+	fail "show --pem is not the issued certificate"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" show 00112233445566778899AABBCCDDEEFF > /dev/null 2> "$WORK/show.err" || rc=$?
+[ $rc = 1 ] && grep -q "no such serial" "$WORK/show.err" || fail "an unknown serial: exit $rc, $(cat "$WORK/show.err")"
+"$SCEPCTL" --data-dir "$DATA" list | head -3
+
+pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint, ledger"

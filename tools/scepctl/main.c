@@ -20,8 +20,8 @@ usage(FILE *f)
 	    "commands:\n"
 	    "  challenge [--json]  print a fresh one-time enrollment password\n"
 	    "  passwd USER         set an admin-page password (from stdin)\n"
-	    "  list                issued certificates       (not yet)\n"
-	    "  show SERIAL         one certificate           (not yet)\n"
+	    "  list [--refused]    issued certificates (or refused requests)\n"
+	    "  show SERIAL [--pem] one certificate of the ledger\n"
 	    "  approve TXID        approve a pending request (not yet)\n"
 	    "  reject TXID         reject a pending request  (not yet)\n"
 	    "  revoke SERIAL       revoke a certificate      (not yet)\n"
@@ -35,8 +35,8 @@ static const struct {
 } commands[] = {
     {"challenge", scepctl_challenge},
     {"passwd", scepctl_passwd},
-    {"list", NULL},
-    {"show", NULL},
+    {"list", scepctl_list},
+    {"show", scepctl_show},
     {"approve", NULL},
     {"reject", NULL},
     {"revoke", NULL},

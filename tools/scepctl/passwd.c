@@ -118,7 +118,8 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 	int c, rc = 1;
 
 	memset(password, 0, sizeof(password));
-	optind = 1;
+	/* 0, not 1: glibc then forgets the "+" of main's option string. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "hr:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':

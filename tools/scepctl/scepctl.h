@@ -12,9 +12,28 @@ struct scepctl {
 	char *conf;
 };
 
+#include "rpc.h"
+
+/* connect.c: a client of the service whose endpoint is [section] key of
+ * DIR/scepd.conf. 0, or -1 with the reason on stderr. */
+struct scepctl_conn {
+	void *zmq_ctx;
+	struct rpc_client *client;
+	char *endpoint;
+};
+int scepctl_connect(const struct scepctl *ctl, const char *section,
+    const char *key, struct scepctl_conn *conn);
+/* The reply (the caller frees it), or NULL with the reason on stderr. */
+Scep__V1__Reply *scepctl_call(
+    struct scepctl_conn *conn, Scep__V1__Request *req, const char *service);
+void scepctl_disconnect(struct scepctl_conn *conn);
+
 /* challenge.c: one fresh one-time password from the challenge service. */
 int scepctl_challenge(const struct scepctl *ctl, int argc, char **argv);
 /* passwd.c: sets an admin account's password (read from stdin). */
 int scepctl_passwd(const struct scepctl *ctl, int argc, char **argv);
+/* ledger.c: the CA's ledger of issued certificates and refusals. */
+int scepctl_list(const struct scepctl *ctl, int argc, char **argv);
+int scepctl_show(const struct scepctl *ctl, int argc, char **argv);
 
 #endif

@@ -1,0 +1,260 @@
+/*
+ * scepctl list [--refused] [--limit N] [--json] and scepctl show SERIAL
+ * [--pem]: the CA's ledger, asked of the CA at [ca] Listen of
+ * DIR/scepd.conf (on the CA host).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "scepctl.h"
+
+static void
+scepctl_time(int64_t t, char out[24])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *
+scepctl_entry_json(const Scep__V1__LedgerEntry *e)
+{
+	json_t *o = json_object(), *sans = json_array();
+	char when[24], until[24];
+
+	for (size_t i = 0; i < e->n_sans; i++)
+		json_array_append_new(sans, json_string(e->sans[i]));
+	scepctl_time(e->time, when);
+	scepctl_time(e->not_after, until);
+	json_object_set_new(o, "status", json_string(e->status ? e->status : ""));
+	json_object_set_new(o, "time", json_string(when));
+	if (e->serial != NULL && e->serial[0] != '\0') {
+		json_object_set_new(o, "serial", json_string(e->serial));
+		json_object_set_new(o, "not_after", json_string(until));
+	}
+	json_object_set_new(o, "subject", json_string(e->subject ? e->subject : ""));
+	json_object_set_new(o, "sans", sans);
+	json_object_set_new(
+	    o, "template", json_string(e->template_name ? e->template_name : ""));
+	json_object_set_new(o, "transaction_id",
+	    json_string(e->transaction_id ? e->transaction_id : ""));
+	json_object_set_new(
+	    o, "client", json_string(e->client_addr ? e->client_addr : ""));
+	if (e->reason != NULL && e->reason[0] != '\0')
+		json_object_set_new(o, "reason", json_string(e->reason));
+	return o;
+}
+
+static void
+scepctl_sans_line(const Scep__V1__LedgerEntry *e, FILE *f)
+{
+	if (e->n_sans == 0)
+		fputs("-", f);
+	for (size_t i = 0; i < e->n_sans; i++)
+		fprintf(f, "%s%s", i ? "," : "", e->sans[i]);
+}
+
+static void
+scepctl_list_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: scepctl [--data-dir DIR] list [--refused] [--limit N] "
+	    "[--json]\n"
+	    "  The certificates the CA issued (or, with --refused, the\n"
+	    "  requests it refused), newest first; 100 unless --limit.\n");
+}
+
+int
+scepctl_list(const struct scepctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"refused", no_argument, NULL, 'r'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__LedgerListRequest list = SCEP__V1__LEDGER_LIST_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	struct scepctl_conn conn;
+	int c, json = 0, rc = 1;
+	char *end;
+
+	/* 0, not 1: glibc then forgets the "+" of main's option string. */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "rl:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			list.has_refusals = 1;
+			list.refusals = 1;
+			break;
+		case 'l':
+			list.has_limit = 1;
+			list.limit = (uint32_t)strtoul(optarg, &end, 10);
+			if (*end != '\0' || list.limit == 0) {
+				fprintf(stderr, "scepctl: --limit: a number\n");
+				return 2;
+			}
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			scepctl_list_usage(stdout);
+			return 0;
+		default:
+			scepctl_list_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		scepctl_list_usage(stderr);
+		return 2;
+	}
+	if (scepctl_connect(ctl, "ca", "Listen", &conn) != 0)
+		return 1;
+	req.body_case = SCEP__V1__REQUEST__BODY_LEDGER_LIST;
+	req.ledger_list = &list;
+	if ((reply = scepctl_call(&conn, &req, "CA")) == NULL)
+		goto out;
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_LEDGER_LIST) {
+		fprintf(stderr, "scepctl: CA: %s\n",
+		    reply->error ? reply->error : "no listing");
+		goto out;
+	}
+	if (json) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < reply->ledger_list->n_entries; i++)
+			json_array_append_new(
+			    a, scepctl_entry_json(reply->ledger_list->entries[i]));
+		json_dumpf(a, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(a);
+	} else {
+		for (size_t i = 0; i < reply->ledger_list->n_entries; i++) {
+			const Scep__V1__LedgerEntry *e =
+			    reply->ledger_list->entries[i];
+			char when[24], until[24];
+
+			scepctl_time(e->time, when);
+			scepctl_time(e->not_after, until);
+			if (list.refusals)
+				printf("%s  refused  %s  %s  \"%s\"  ", when,
+				    e->template_name[0] ? e->template_name : "-",
+				    e->client_addr[0] ? e->client_addr : "-",
+				    e->subject);
+			else
+				printf("%s  %s  until %s  %s  \"%s\"  ", when,
+				    e->serial,
+				    until, e->template_name ? e->template_name : "-",
+				    e->subject);
+			scepctl_sans_line(e, stdout);
+			if (list.refusals)
+				printf("  %s", e->reason);
+			putchar('\n');
+		}
+		fprintf(stderr, "scepctl: %zu of %llu shown\n",
+		    reply->ledger_list->n_entries,
+		    (unsigned long long)reply->ledger_list->total);
+	}
+	rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+	if (reply != NULL)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	scepctl_disconnect(&conn);
+	return rc;
+}
+
+static void
+scepctl_show_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: scepctl [--data-dir DIR] show SERIAL [--pem]\n"
+	    "  One certificate of the ledger: who asked, when, under which\n"
+	    "  template; --pem prints the certificate itself.\n");
+}
+
+int
+scepctl_show(const struct scepctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"pem", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__LedgerShowRequest show = SCEP__V1__LEDGER_SHOW_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	const Scep__V1__LedgerEntry *e;
+	struct scepctl_conn conn;
+	int c, pem = 0, rc = 1;
+	json_t *o;
+
+	/* 0, not 1: glibc then forgets the "+" of main's option string. */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "ph", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			pem = 1;
+			break;
+		case 'h':
+			scepctl_show_usage(stdout);
+			return 0;
+		default:
+			scepctl_show_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		scepctl_show_usage(stderr);
+		return 2;
+	}
+	if (scepctl_connect(ctl, "ca", "Listen", &conn) != 0)
+		return 1;
+	show.serial = argv[optind];
+	req.body_case = SCEP__V1__REQUEST__BODY_LEDGER_SHOW;
+	req.ledger_show = &show;
+	if ((reply = scepctl_call(&conn, &req, "CA")) == NULL)
+		goto out;
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_LEDGER_SHOW) {
+		fprintf(stderr, "scepctl: %s: %s\n", argv[optind],
+		    reply->error ? reply->error : "not found");
+		goto out;
+	}
+	e = reply->ledger_show->entry;
+	if (pem) {
+		const unsigned char *p = e->cert.data;
+		X509 *cert = d2i_X509(NULL, &p, (long)e->cert.len);
+
+		if (cert == NULL || PEM_write_X509(stdout, cert) != 1) {
+			X509_free(cert);
+			fprintf(stderr, "scepctl: the certificate is unreadable\n");
+			goto out;
+		}
+		X509_free(cert);
+	} else {
+		o = scepctl_entry_json(e);
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(o);
+	}
+	rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+	if (reply != NULL)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	scepctl_disconnect(&conn);
+	return rc;
+}
