@@ -18,12 +18,20 @@
 
 /* The symbol a challenge-validator shared object exports. */
 #define SCEPD_CHALLENGE_VALIDATOR_SYMBOL "scepd_challenge_validator_v1"
+/* The symbol an issuance-policy shared object exports (the CA loads it). */
+#define SCEPD_ISSUANCE_POLICY_SYMBOL "scepd_issuance_policy_v1"
 
 enum scepd_plugin_log_level {
 	SCEPD_PLUGIN_LOG_DEBUG = 0,
 	SCEPD_PLUGIN_LOG_INFO = 1,
 	SCEPD_PLUGIN_LOG_WARN = 2,
 	SCEPD_PLUGIN_LOG_ERROR = 3,
+};
+
+/* A certificate the CA issued, as an issuance policy sees it. */
+struct scepd_issued_certificate {
+	const char *serial; /* upper-case hex */
+	long long issued_at, not_after; /* seconds since the epoch */
 };
 
 /* What the host offers a plugin. */
@@ -38,6 +46,13 @@ struct scepd_plugin_host {
 	void (*log)(const struct scepd_plugin_host *host, int level,
 	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 	void *opaque; /* the host's */
+	/* The CA only (NULL elsewhere): calls `each` for every certificate
+	 * issued with exactly this subject line; stops early when `each`
+	 * returns non-zero. Returns how many were seen, or -1 on error. */
+	int (*issued_for_subject)(const struct scepd_plugin_host *host,
+	    const char *subject,
+	    int (*each)(void *ctx, const struct scepd_issued_certificate *c),
+	    void *ctx);
 };
 
 /* A PKCSReq's challenge, and what a validator may weigh with it. */
@@ -77,6 +92,33 @@ struct scepd_challenge_validator {
 	/* The certificate paid for by this request was issued (NULL: nothing
 	 * to do). */
 	void (*consume)(void *state, const struct scepd_challenge_request *req);
+	void (*destroy)(void *state);
+};
+
+/* What the CA is about to issue, after its own checks passed. */
+struct scepd_issuance_request {
+	const char *subject; /* one line, in the certificate's RDN order */
+	const char *const *sans; /* "DNS:x", ...; NULL-ended */
+	const char *template_name;
+	const char *transaction_id;
+	const char *requester; /* client address as the frontend saw it */
+	const unsigned char *csr_der;
+	size_t csr_der_len;
+	long long now; /* seconds since the epoch */
+};
+
+/* A site's own rule before the CA signs (duplicate subjects, inventory
+ * lookups). REFUSE reaches the device as FAILURE badRequest with `why`;
+ * UNAVAILABLE as HTTP 503. Called from one thread at a time. */
+struct scepd_issuance_policy {
+	unsigned abi_version; /* SCEPD_PLUGIN_ABI_VERSION; read first */
+	const char *name;
+	const char *const *keys;
+	int (*init)(const struct scepd_plugin_host *host, void **state,
+	    char *err, size_t errlen);
+	enum scepd_verdict (*check)(void *state,
+	    const struct scepd_issuance_request *req, char *why,
+	    size_t whylen);
 	void (*destroy)(void *state);
 };
 

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "plugin.h"
 #include "rpc.h"
 
 #define CA_SERIAL_LEN 16 /* 128 random bits */
@@ -34,6 +35,20 @@ struct ca_settings {
 	char *signature_template;
 	char *encryption_template;
 	char *general_purpose_template;
+	char *policies; /* issuance-policy instances, [policy.NAME] each */
+	char *plugin_dir;
+};
+
+/* A loaded issuance-policy plugin (policy.c). */
+struct ca;
+struct ca_policy {
+	char *name;
+	const struct scepd_issuance_policy *p;
+	void *state;
+	void *dl;
+	struct scepd_plugin_host host;
+	const struct ca *ca;
+	MDB_txn *txn; /* the signing transaction, during check */
 };
 
 /* A rule of a template's SAN policy: a GeneralName type and a pattern. */
@@ -86,6 +101,9 @@ struct ca {
 	struct ca_template *templates;
 	size_t ntemplates;
 	const struct ca_template *by_usage[3]; /* enum ca_usage */
+	struct config_pairs *config; /* [policy.*] */
+	struct ca_policy *policies;
+	size_t npolicies;
 };
 
 /* What the CSR's keyUsage asks for, as NDES reads it (Apple's 1, 4, 5). */
@@ -112,6 +130,15 @@ int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 char **ca_csr_sans(X509_REQ *req);
 void ca_strings_free(char **v);
 
+/* policy.c */
+int ca_policies_load(struct ca *ca, const char *config_file);
+void ca_policies_free(struct ca *ca);
+/* 0: every policy allows; -1 with the refusal (and *unavailable when a
+ * policy could not decide: our outage, not the device's fault). */
+int ca_policies_check(const struct ca *ca, MDB_txn *txn,
+    const struct scepd_issuance_request *req, struct ca_refusal *refusal,
+    int *unavailable);
+
 /* template.c */
 int ca_templates_load(struct ca *ca, const char *config_file);
 void ca_templates_free(struct ca *ca);
@@ -125,6 +152,9 @@ const char *ca_san_type_name(enum ca_san_type type);
 /* 128 random bits, positive and non-zero; hex is upper case, 32 digits. */
 int ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX]);
 /* The certificate for `req`, signed with SHA-256. NULL and *why on failure. */
+/* The issued subject: the template's fixed DN then the request's CN(s),
+ * or the request's subject as sent. The caller frees it. */
+X509_NAME *ca_issue_subject(const struct ca_template *t, X509_REQ *req);
 X509 *ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
     X509_REQ *req, const unsigned char serial[CA_SERIAL_LEN], time_t now,
     const char **why);

@@ -78,8 +78,7 @@ out:
 	return rc;
 }
 
-/* The template's fixed DN, then the request's CN(s). */
-static X509_NAME *
+X509_NAME *
 ca_issue_subject(const struct ca_template *t, X509_REQ *req)
 {
 	const X509_NAME *asked = X509_REQ_get_subject_name(req);

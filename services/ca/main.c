@@ -41,6 +41,10 @@ static const struct config_key ca_config[] = {
     {"GeneralPurposeTemplate", CONFIG_STRING, 0, 0,
         "IPSECIntermediateOffline", S(general_purpose_template),
         "template for CSRs asking both, or neither (NDES)"},
+    {"Policies", CONFIG_STRING, 0, 0, "", S(policies),
+        "issuance-policy plugins, each a [policy.NAME] section"},
+    {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
+        "where Module = NAME finds scepd-NAME.so"},
     {"MinRSABits", CONFIG_INT, 1024, 16384, "2048", S(min_rsa_bits),
         "smallest RSA key accepted in a request"},
     CONFIG_END,
@@ -166,6 +170,8 @@ main(int argc, char **argv)
 		goto out;
 	if (ca_templates_load(&ca, config_file) != 0)
 		goto out;
+	if (ca_policies_load(&ca, config_file) != 0)
+		goto out;
 	if (ca_ledger_open(&ca, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-ca: [ca] Database: %s\n", err);
 		goto out;
@@ -191,6 +197,7 @@ out:
 		zmq_ctx_term(ca.zmq_ctx);
 	ca_ledger_close(&ca);
 	ca_templates_free(&ca);
+	ca_policies_free(&ca);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
 	if (loaded)

@@ -106,6 +106,38 @@ ca_sign_record_refusal(const struct ca *ca, const Scep__V1__SignRequest *in,
 	ERR_clear_error();
 }
 
+/* The site's issuance policies: 0 allowed; -1 refused or undecided
+ * (*unavailable), with the reason in `refusal`. */
+static int
+ca_sign_policies(const struct ca *ca, MDB_txn *txn,
+    const Scep__V1__SignRequest *in, X509_REQ *csr,
+    const struct ca_template *tpl, char **sans, time_t now,
+    struct ca_refusal *refusal, int *unavailable, struct rpc_arena *arena)
+{
+	static const char *const no_sans[] = {NULL};
+	struct scepd_issuance_request pr;
+	X509_NAME *subject = ca_issue_subject(tpl, csr);
+
+	*unavailable = 0;
+	if (subject == NULL) {
+		*unavailable = 1;
+		snprintf(refusal->why, sizeof(refusal->why),
+		    "the subject cannot be built");
+		return -1;
+	}
+	memset(&pr, 0, sizeof(pr));
+	pr.subject = ca_subject_line(subject, arena);
+	pr.sans = sans != NULL ? (const char *const *)sans : no_sans;
+	pr.template_name = tpl->name;
+	pr.transaction_id = in->transaction_id;
+	pr.requester = in->client_addr != NULL ? in->client_addr : "";
+	pr.csr_der = in->csr.data;
+	pr.csr_der_len = in->csr.len;
+	pr.now = (long long)now;
+	X509_NAME_free(subject);
+	return ca_policies_check(ca, txn, &pr, refusal, unavailable);
+}
+
 /*
  * A transaction seen before: the same key gets the same certificate (the
  * device retried), another key is refused. 1 when answered, 0 when the
@@ -172,7 +204,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	const char *why = NULL;
 	time_t now = time(NULL);
 	struct tm tm;
-	int der_len, e, used = 1;
+	int der_len, e, used = 1, unavailable = 0;
 
 	if (txid == NULL || txid[0] == '\0' || strlen(txid) > CA_TXID_MAX) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
@@ -199,6 +231,23 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	}
 	if (ca_sign_retry(ca, txn, csr, req, txid, addr, reply, arena) != 0)
 		goto out;
+	if (ca->npolicies > 0 &&
+	    ca_sign_policies(ca, txn, in, csr, tpl, sans, now, &refusal,
+	        &unavailable, arena) != 0) {
+		mdb_txn_abort(txn); /* before the refusal's own write */
+		txn = NULL;
+		if (unavailable) {
+			log_event(LOG_LEVEL_WARN, txid, req->id, "%s",
+			    refusal.why);
+			reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
+			reply->error = rpc_strdup(arena, refusal.why);
+			goto out;
+		}
+		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
+		    refusal.why, arena);
+		ca_sign_record_refusal(ca, in, txid, tpl, refusal.why, arena);
+		goto out;
+	}
 	for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {
 		if (ca_serial_new(serial, hex) != 0) {
 			ca_sign_internal(

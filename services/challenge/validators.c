@@ -7,16 +7,15 @@
  * configuration error, not a refusal at the first enrollment.
  */
 #include <dlfcn.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "challenge.h"
 #include "log.h"
+#include "plugin_load.h"
 
 #define VALIDATOR_SECTION "validator."
 #define PATHS_SECTION "challenge.paths"
@@ -55,104 +54,38 @@ validator_log(
 	    "%s: %s", host->instance, line);
 }
 
-/* PluginDir, or the directory of this executable + "/plugins". */
-static char *
-plugin_path(struct challenge *c, const char *module)
-{
-	char exe[PATH_MAX], *slash, *out;
-	ssize_t n;
-	size_t len;
-
-	if (strchr(module, '/') != NULL)
-		return config_resolve_path(c->config->basedir, module);
-	if (c->settings.plugin_dir != NULL && c->settings.plugin_dir[0] != '\0')
-		snprintf(exe, sizeof(exe), "%s", c->settings.plugin_dir);
-	else {
-		if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
-			return NULL;
-		exe[n] = '\0';
-		if ((slash = strrchr(exe, '/')) != NULL)
-			*slash = '\0';
-		strncat(exe, "/plugins", sizeof(exe) - strlen(exe) - 1);
-	}
-	len = strlen(exe) + strlen(module) + 16;
-	if ((out = malloc(len)) != NULL)
-		snprintf(out, len, "%s/scepd-%s.so", exe, module);
-	return out;
-}
-
-/* Loads Module's table; the ABI version is read before anything else. */
+/* Loads Module's table; the ABI version is checked before anything else. */
 static const struct scepd_challenge_validator *
-plugin_open(struct challenge *c, const char *section, const char *module,
+plugin_table(struct challenge *c, const char *section, const char *module,
     void **dl)
 {
 	const struct scepd_challenge_validator *table;
-	char *path = plugin_path(c, module);
+	char *path, err[512];
 
 	*dl = NULL;
-	if (path == NULL) {
-		fprintf(stderr, "scepd-challenge: [%s] Module: out of memory\n",
-		    section);
+	path = plugin_module_path(
+	    module, c->settings.plugin_dir, c->config->basedir);
+	if (path == NULL)
 		return NULL;
-	}
-	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		fprintf(stderr, "scepd-challenge: [%s] Module = %s: %s\n",
-		    section, module, dlerror());
-		free(path);
-		return NULL;
-	}
-	table = dlsym(*dl, SCEPD_CHALLENGE_VALIDATOR_SYMBOL);
+	table = plugin_open(
+	    path, SCEPD_CHALLENGE_VALIDATOR_SYMBOL, dl, err, sizeof(err));
+	free(path);
 	if (table == NULL) {
-		fprintf(stderr,
-		    "scepd-challenge: [%s] Module = %s: %s exports no %s\n",
-		    section, module, path, SCEPD_CHALLENGE_VALIDATOR_SYMBOL);
-	} else if (table->abi_version != SCEPD_PLUGIN_ABI_VERSION) {
-		fprintf(stderr,
-		    "scepd-challenge: [%s] Module = %s: plugin ABI version "
-		    "%u, this server speaks %d\n",
-		    section, module, table->abi_version,
-		    SCEPD_PLUGIN_ABI_VERSION);
-		table = NULL;
-	} else if (table->name == NULL || table->init == NULL ||
+		fprintf(stderr, "scepd-challenge: [%s] Module = %s: %s\n",
+		    section, module, err);
+		return NULL;
+	}
+	if (table->name == NULL || table->init == NULL ||
 	    table->check == NULL || table->destroy == NULL ||
 	    table->keys == NULL) {
 		fprintf(stderr,
 		    "scepd-challenge: [%s] Module = %s: incomplete table\n",
 		    section, module);
-		table = NULL;
-	}
-	if (table == NULL) {
 		dlclose(*dl);
 		*dl = NULL;
+		return NULL;
 	}
-	free(path);
 	return table;
-}
-
-/* Every key of the section is Module or one the plugin reads. */
-static int
-plugin_keys_known(struct challenge *c, const char *section,
-    const struct scepd_challenge_validator *table)
-{
-	int errors = 0;
-
-	for (size_t i = 0; i < c->config->n; i++) {
-		const struct config_pair *p = &c->config->pair[i];
-		int known = strcasecmp(p->name, "Module") == 0;
-
-		if (strcasecmp(p->section, section) != 0)
-			continue;
-		for (size_t k = 0; !known && table->keys[k] != NULL; k++)
-			known = strcasecmp(p->name, table->keys[k]) == 0;
-		if (!known) {
-			fprintf(stderr,
-			    "scepd-challenge: [%s] %s: unknown key (the %s "
-			    "plugin does not read it)\n",
-			    section, p->name, table->name);
-			errors++;
-		}
-	}
-	return errors == 0 ? 0 : -1;
 }
 
 static struct validator *
@@ -210,9 +143,7 @@ validators_load_sections(struct challenge *c)
 
 		if (validator_find(c, name) != NULL)
 			continue; /* a later key of a section already loaded */
-		if (name[strspn(name, "abcdefghijklmnopqrstuvwxyz"
-		                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] !=
-		    '\0') {
+		if (!plugin_instance_name_ok(name)) {
 			/* It is a metrics label and a log word. */
 			fprintf(stderr,
 			    "scepd-challenge: [%s]: a validator name has "
@@ -235,9 +166,10 @@ validators_load_sections(struct challenge *c)
 			    p->section, module, module);
 			return -1;
 		}
-		if ((table = plugin_open(c, p->section, module, &dl)) == NULL)
+		if ((table = plugin_table(c, p->section, module, &dl)) == NULL)
 			return -1;
-		if (plugin_keys_known(c, p->section, table) != 0) {
+		if (plugin_check_keys(c->config, p->section, table->keys,
+		        "scepd-challenge", table->name) != 0) {
 			dlclose(dl);
 			return -1;
 		}

@@ -1,0 +1,102 @@
+/*
+ * Loading plugins (lib/plugin.h): where Module = NAME is found, opening the
+ * shared object, and the checks every kind shares: the ABI version read
+ * before anything else, and no configuration key the plugin does not read.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "plugin.h"
+#include "plugin_load.h"
+
+char *
+plugin_module_path(
+    const char *module, const char *plugin_dir, const char *basedir)
+{
+	char dir[PATH_MAX], *slash, *out;
+	ssize_t n;
+	size_t len;
+
+	if (strchr(module, '/') != NULL)
+		return config_resolve_path(basedir, module);
+	if (plugin_dir != NULL && plugin_dir[0] != '\0')
+		snprintf(dir, sizeof(dir), "%s", plugin_dir);
+	else {
+		/* Beside the executable: build/ and /usr/lib/scepd alike. */
+		if ((n = readlink("/proc/self/exe", dir, sizeof(dir) - 1)) <= 0)
+			return NULL;
+		dir[n] = '\0';
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*slash = '\0';
+		strncat(dir, "/plugins", sizeof(dir) - strlen(dir) - 1);
+	}
+	len = strlen(dir) + strlen(module) + 16;
+	if ((out = malloc(len)) != NULL)
+		snprintf(out, len, "%s/scepd-%s.so", dir, module);
+	return out;
+}
+
+const void *
+plugin_open(const char *path, const char *symbol, void **dl, char *err,
+    size_t errlen)
+{
+	const unsigned *abi;
+
+	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		snprintf(err, errlen, "%s", dlerror());
+		return NULL;
+	}
+	/* Every table starts with its ABI version (lib/plugin.h). */
+	if ((abi = dlsym(*dl, symbol)) == NULL)
+		snprintf(err, errlen, "%s exports no %s", path, symbol);
+	else if (*abi != SCEPD_PLUGIN_ABI_VERSION) {
+		snprintf(err, errlen,
+		    "%s: plugin ABI version %u, this server speaks %d "
+		    "(rebuild the plugin against this scepd's lib/plugin.h)",
+		    path, *abi, SCEPD_PLUGIN_ABI_VERSION);
+		abi = NULL;
+	}
+	if (abi == NULL) {
+		dlclose(*dl);
+		*dl = NULL;
+	}
+	return abi;
+}
+
+int
+plugin_check_keys(const struct config_pairs *pairs, const char *section,
+    const char *const *keys, const char *service, const char *plugin)
+{
+	int errors = 0;
+
+	for (size_t i = 0; i < pairs->n; i++) {
+		const struct config_pair *p = &pairs->pair[i];
+		int known = strcasecmp(p->name, "Module") == 0;
+
+		if (strcasecmp(p->section, section) != 0)
+			continue;
+		for (size_t k = 0; !known && keys[k] != NULL; k++)
+			known = strcasecmp(p->name, keys[k]) == 0;
+		if (!known) {
+			fprintf(stderr,
+			    "%s: [%s] %s: unknown key (the %s plugin does not "
+			    "read it)\n",
+			    service, section, p->name, plugin);
+			errors++;
+		}
+	}
+	return errors == 0 ? 0 : -1;
+}
+
+int
+plugin_instance_name_ok(const char *name)
+{
+	return name[0] != '\0' &&
+	    name[strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] == '\0';
+}

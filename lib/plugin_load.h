@@ -1,0 +1,29 @@
+/*
+ * The host side of lib/plugin.h: finding, opening and checking plugins.
+ * Kinds differ in their table; these steps are the same for all.
+ */
+#ifndef SCEPD_PLUGIN_LOAD_H
+#define SCEPD_PLUGIN_LOAD_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* Module = NAME -> PLUGIN_DIR/scepd-NAME.so (PLUGIN_DIR "" means
+ * "plugins" beside the executable); a value with '/' is a path, relative
+ * to `basedir`. Caller frees; NULL when out of memory. */
+char *plugin_module_path(
+    const char *module, const char *plugin_dir, const char *basedir);
+/* dlopen()s `path` and returns its table `symbol` once its ABI version
+ * (the table's first field) is this host's; else NULL, *dl NULL and the
+ * reason in err. */
+const void *plugin_open(const char *path, const char *symbol, void **dl,
+    char *err, size_t errlen);
+/* Every key of [section] is Module or one of `keys`; each other one is
+ * printed as "SERVICE: [section] Key: unknown key". 0 or -1. */
+int plugin_check_keys(const struct config_pairs *pairs, const char *section,
+    const char *const *keys, const char *service, const char *plugin);
+/* Letters, digits, '-' and '_': a name that is safe in logs and labels. */
+int plugin_instance_name_ok(const char *name);
+
+#endif

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issuance-policy plugins in the CA: the shipped duplicate-subject plugin
+# loads through the plugin ABI and refuses a second valid certificate for
+# one subject (the device sees FAILURE badRequest with the policy's
+# reason; the ledger records it), lets a renewal near the end through, and
+# a plugin built against another ABI version stops the CA at start with a
+# clear message.
+. "$(dirname "$0")/lib.sh"
+interop_init policy_plugin
+server_start
+fetch_ca_chain
+server_stop
+
+set_conf ca Policies one-per-device
+cat >> "$DATA/scepd.conf" <<'EOF'
+
+[policy.one-per-device]
+Module = duplicate-subject
+RenewWithinDays = 30
+EOF
+
+check "a plugin of another ABI version is refused at start, by name"
+cp "$DATA/scepd.conf" "$WORK/good.conf"
+cat >> "$DATA/scepd.conf" <<EOF
+
+[policy.stale]
+Module = $BUILD_DIR/tests/plugins/scepd-wrong-abi.so
+EOF
+set_conf ca Policies "one-per-device stale"
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca.out" 2>&1 || rc=$?
+[ $rc = 1 ] || { cat "$WORK/ca.out"; fail "scepd-ca with a wrong-ABI plugin: exit $rc, want 1"; }
+grep -q "\[policy.stale\] Module = .*plugin ABI version 99, this server speaks 1" "$WORK/ca.out" ||
+	{ cat "$WORK/ca.out"; fail "no clear ABI message"; }
+echo "   ok: $(grep 'ABI version' "$WORK/ca.out")"
+
+check "an unknown key of a plugin's section is a configuration error"
+cp "$WORK/good.conf" "$DATA/scepd.conf"
+echo "RenewWithinWeeks = 4" >> "$DATA/scepd.conf"
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "\[policy.one-per-device\] RenewWithinWeeks: unknown key" "$WORK/ca.out" ||
+	{ cat "$WORK/ca.out"; fail "an unknown plugin key was not refused (exit $rc)"; }
+cp "$WORK/good.conf" "$DATA/scepd.conf"
+
+check "duplicate-subject: the first certificate for a subject is issued, a twin is refused"
+server_start
+grep -q "issuance policy one-per-device ready (duplicate-subject)" "$SERVER_LOG" || fail "the policy did not load"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/first.pem" >/dev/null || fail "first enrollment"
+verify_cert "$WORK/first.pem"
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/twin.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "a second certificate for the same subject: exit $rc, want 2 (FAILURE)"
+grep -q "^failInfo: badRequest" "$WORK/twin.pem.log" || fail "not failInfo badRequest"
+grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/twin.pem.log" ||
+	{ cat "$WORK/twin.pem.log"; fail "the failInfoText does not carry the policy's reason"; }
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/null ||
+	fail "another subject was refused"
+"$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json"
+grep -q "policy one-per-device" "$WORK/refused.json" || fail "the policy's refusal is not in the ledger"
+
+check "RenewWithinDays longer than the validity: a renewal-time second certificate is issued"
+set_conf policy.one-per-device RenewWithinDays 400
+server_restart
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/renewed.pem" >/dev/null ||
+	fail "a second certificate inside the renewal window was refused"
+verify_cert "$WORK/renewed.pem"
+
+pass "duplicate-subject policy through the plugin ABI; wrong ABI and unknown keys refused at start"
