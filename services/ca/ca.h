@@ -75,6 +75,8 @@ struct ca_template_settings {
 	char *subject; /* "request", or a fixed DN taking the CN from it */
 	char *allowed_sans; /* "DNS:*.example.com email:*@example.com" */
 	int approval_required;
+	long renewal_window; /* percent of the lifetime, at its end */
+	int renewal_new_key;
 };
 struct ca_template {
 	char *name;
@@ -97,6 +99,7 @@ struct ca {
 	MDB_dbi txids; /* transactionID -> serial (hex) */
 	MDB_dbi subjects; /* subject line -> serial (hex), duplicates */
 	MDB_dbi events; /* time-ordered refusals, JSON */
+	MDB_dbi revoked; /* serial (hex) -> revocation, JSON */
 	void *zmq_ctx;
 	struct ca_template *templates;
 	size_t ntemplates;
@@ -129,6 +132,14 @@ int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
  * NULL-terminated); NULL with none. */
 char **ca_csr_sans(X509_REQ *req);
 void ca_strings_free(char **v);
+
+/* renewal.c: a renewal request signed with `old` (DER): 0 allowed, with
+ * its serial in old_serial; -1 refused (refusal filled). */
+int ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *old,
+    size_t old_len, X509_REQ *csr, const struct ca_template *tpl, time_t now,
+    struct ca_refusal *refusal, char old_serial[CA_SERIAL_HEX]);
+/* 1 revoked, 0 not, -1 database error. */
+int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
 
 /* policy.c */
 int ca_policies_load(struct ca *ca, const char *config_file);
@@ -170,6 +181,7 @@ struct ca_ledger_entry {
 	int64_t not_after;
 	const char *template_name;
 	char *const *sans; /* NULL-terminated, or NULL */
+	const char *renewal_of; /* the serial renewed, or NULL */
 };
 /* A stored record, pointing into LMDB's memory (valid with its txn). */
 struct ca_ledger_view {

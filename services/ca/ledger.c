@@ -39,8 +39,9 @@ struct ca_ledger_head {
 int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
-	static const char *const names[] = {"certs", "txids", "events", NULL};
-	MDB_dbi dbis[3];
+	static const char *const names[] = {
+	    "certs", "txids", "events", "revoked", NULL};
+	MDB_dbi dbis[4];
 	MDB_txn *txn;
 	int e;
 
@@ -50,6 +51,7 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->certs = dbis[0];
 	ca->txids = dbis[1];
 	ca->events = dbis[2];
+	ca->revoked = dbis[3];
 	/* Several certificates per subject: its own flags, so reopened. */
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
 	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
@@ -74,6 +76,21 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
 {
 	MDB_val key = {strlen(serial), (void *)serial}, val;
 	int e = mdb_get(txn, ca->certs, &key, &val);
+
+	if (e == MDB_NOTFOUND)
+		return 0;
+	if (e != 0) {
+		log_error("ledger: %s", mdb_strerror(e));
+		return -1;
+	}
+	return 1;
+}
+
+int
+ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial)
+{
+	MDB_val key = {strlen(serial), (void *)serial}, val;
+	int e = mdb_get(txn, ca->revoked, &key, &val);
 
 	if (e == MDB_NOTFOUND)
 		return 0;
@@ -178,6 +195,10 @@ ca_ledger_meta(const struct ca_ledger_entry *entry)
 		goto out;
 	for (size_t i = 0; entry->sans != NULL && entry->sans[i] != NULL; i++)
 		json_array_append_new(sans, json_string(entry->sans[i]));
+	if (entry->renewal_of != NULL &&
+	    json_object_set_new(
+	        o, "renewal_of", json_string(entry->renewal_of)) != 0)
+		goto out;
 	if (json_object_set_new(o, "template",
 	        json_string(entry->template_name ? entry->template_name : "")) ==
 	        0 &&
@@ -255,7 +276,10 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	key.mv_data = (void *)entry->txid;
 	val.mv_size = strlen(serial);
 	val.mv_data = (void *)serial;
-	return mdb_put(txn, ca->txids, &key, &val, MDB_NOOVERWRITE);
+	/* A renewal keeping its key reuses its transactionID: the newest
+	 * certificate answers it from now on. */
+	return mdb_put(txn, ca->txids, &key, &val,
+	    entry->renewal_of != NULL ? 0 : MDB_NOOVERWRITE);
 }
 
 void

@@ -145,8 +145,9 @@ ca_sign_policies(const struct ca *ca, MDB_txn *txn,
  */
 static int
 ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
-    const Scep__V1__Request *req, const char *txid, const char *addr,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
+    const Scep__V1__SignRequest *in, const Scep__V1__Request *req,
+    const char *txid, const char *addr, Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
 {
 	const uint8_t *der = NULL, *p;
 	size_t der_len = 0;
@@ -162,6 +163,20 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		ca_sign_internal(
 		    reply, req, txid, "ledger record unreadable", 0);
 		goto out;
+	}
+	/* A renewal keeping its key keeps its transactionID too (RFC 8894
+	 * derives it from the key): the certificate it renews is not an
+	 * answer to it. */
+	if (in->has_renewal_of && (size_t)i2d_X509(old, NULL) == in->renewal_of.len) {
+		unsigned char *mine = NULL;
+		int len = i2d_X509(old, &mine), same = len > 0 &&
+		    memcmp(mine, in->renewal_of.data, (size_t)len) == 0;
+
+		OPENSSL_free(mine);
+		if (same) {
+			rc = 0;
+			goto out;
+		}
 	}
 	if (EVP_PKEY_eq(X509_get0_pubkey(old), X509_REQ_get0_pubkey(csr)) !=
 	    1) {
@@ -194,7 +209,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	struct ca_refusal refusal;
 	struct ca_ledger_entry entry;
 	const struct ca_template *tpl = NULL;
-	char **sans = NULL;
+	char **sans = NULL, renewed[CA_SERIAL_HEX] = "";
 	unsigned char serial[CA_SERIAL_LEN];
 	char hex[CA_SERIAL_HEX];
 	X509_REQ *csr = NULL;
@@ -229,8 +244,19 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		ca_sign_internal(reply, req, txid, "ledger", e);
 		goto out;
 	}
-	if (ca_sign_retry(ca, txn, csr, req, txid, addr, reply, arena) != 0)
+	if (ca_sign_retry(ca, txn, csr, in, req, txid, addr, reply, arena) !=
+	    0)
 		goto out;
+	if (in->has_renewal_of &&
+	    ca_renewal_check(ca, txn, in->renewal_of.data, in->renewal_of.len,
+	        csr, tpl, now, &refusal, renewed) != 0) {
+		mdb_txn_abort(txn); /* before the refusal's own write */
+		txn = NULL;
+		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
+		    refusal.why, arena);
+		ca_sign_record_refusal(ca, in, txid, tpl, refusal.why, arena);
+		goto out;
+	}
 	if (ca->npolicies > 0 &&
 	    ca_sign_policies(ca, txn, in, csr, tpl, sans, now, &refusal,
 	        &unavailable, arena) != 0) {
@@ -286,6 +312,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	entry.issued_at = (int64_t)now;
 	entry.template_name = tpl->name;
 	entry.sans = sans;
+	entry.renewal_of = renewed[0] ? renewed : NULL;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
 		entry.not_after = (int64_t)timegm(&tm);
 	if ((e = ca_ledger_put(ca, txn, hex, &entry)) != 0) {
@@ -300,9 +327,10 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	}
 	ca_sign_answer(reply, der, (size_t)der_len, arena);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
-	    "issued serial %s to \"%s\" under template %s (client %s, %s, "
-	    "%s)",
-	    hex, entry.subject, tpl->name, addr,
+	    "issued serial %s to \"%s\" under template %s%s%s (client %s, "
+	    "%s, %s)",
+	    hex, entry.subject, tpl->name, renewed[0] ? ", renewing " : "",
+	    renewed, addr,
 	    in->has_message_type ? scep_message_type_name(in->message_type)
 	                         : "messageType ?",
 	    req->origin ? req->origin : "?");

@@ -20,20 +20,23 @@
 
 #define TEMPLATE_PREFIX "template."
 
-/* Shipped with scepd; a section of the same name in the file replaces one. */
-static const char builtin_templates[] =
+/* Shipped with scepd. A section of the same name in the file changes the
+ * keys it sets and keeps the others. */
+static const struct {
+	const char *name;
+	const char *key_usage;
+	const char *extended_key_usage;
+} builtin_templates[] = {
     /* NDES's default for all three: IPsec IKE intermediate. */
-    "[template.IPSECIntermediateOffline]\n"
-    "KeyUsage = digitalSignature,keyEncipherment\n"
-    "ExtendedKeyUsage = 1.3.6.1.5.5.8.2.2\n"
+    {"IPSECIntermediateOffline", "digitalSignature,keyEncipherment",
+        "1.3.6.1.5.5.8.2.2"},
     /* Wi-Fi (802.1X EAP-TLS) and VPN client certificates. */
-    "[template.ClientAuth]\n"
-    "KeyUsage = digitalSignature,keyEncipherment\n"
-    "ExtendedKeyUsage = clientAuth\n"
-    /* Devices that serve TLS (printers, appliances): a DNS name needed. */
-    "[template.ServerAuth]\n"
-    "KeyUsage = digitalSignature,keyEncipherment\n"
-    "ExtendedKeyUsage = serverAuth,clientAuth\n";
+    {"ClientAuth", "digitalSignature,keyEncipherment", "clientAuth"},
+    /* Devices that serve TLS (printers, appliances). */
+    {"ServerAuth", "digitalSignature,keyEncipherment",
+        "serverAuth,clientAuth"},
+};
+#define NBUILTIN (sizeof(builtin_templates) / sizeof(builtin_templates[0]))
 
 #define S(field) offsetof(struct ca_template_settings, field)
 static const struct config_key template_config[] = {
@@ -55,6 +58,10 @@ static const struct config_key template_config[] = {
         "TYPE:PATTERN ... (DNS, email, URI, IP, UPN); empty: none"},
     {"ApprovalRequired", CONFIG_BOOL, 0, 1, "0", S(approval_required),
         "an operator approves each request (scepctl approve)"},
+    {"RenewalWindow", CONFIG_INT, 1, 100, "30", S(renewal_window),
+        "renewal in the last N percent of a certificate's lifetime"},
+    {"RenewalNewKey", CONFIG_BOOL, 0, 1, "0", S(renewal_new_key),
+        "1: a renewal must bring a new key"},
     CONFIG_END,
 };
 #undef S
@@ -257,26 +264,60 @@ template_find(struct ca *ca, const char *name)
 	return NULL;
 }
 
-/* Loads [section] from the file, or from the built-ins when `text`. */
-static int
-template_load(struct ca *ca, const char *config_file, const char *text,
-    const char *section)
+/* [section] as INI text: a built-in's keys, then what the file sets
+ * (which the built-in's then leave out). Caller frees. */
+static char *
+template_text(const struct config_pairs *file, const char *section,
+    const char *builtin_ku, const char *builtin_eku)
 {
-	const char *name = section + strlen(TEMPLATE_PREFIX);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	fprintf(f, "[%s]\n", section);
+	if (builtin_ku != NULL &&
+	    config_pairs_get(file, section, "KeyUsage") == NULL)
+		fprintf(f, "KeyUsage = %s\n", builtin_ku);
+	if (builtin_eku != NULL &&
+	    config_pairs_get(file, section, "ExtendedKeyUsage") == NULL)
+		fprintf(f, "ExtendedKeyUsage = %s\n", builtin_eku);
+	for (size_t i = 0; i < file->n; i++)
+		if (strcasecmp(file->pair[i].section, section) == 0)
+			fprintf(f, "%s = %s\n", file->pair[i].name,
+			    file->pair[i].value);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int
+template_load(struct ca *ca, const struct config_pairs *file,
+    const char *name, const char *builtin_ku, const char *builtin_eku)
+{
 	struct ca_template *t;
+	char section[160], *text;
 	int rc;
 
 	if (template_find(ca, name) != NULL)
-		return 0; /* the file's, loaded first, wins */
+		return 0;
+	snprintf(section, sizeof(section), TEMPLATE_PREFIX "%s", name);
 	t = &ca->templates[ca->ntemplates];
 	memset(t, 0, sizeof(*t));
-	if ((t->name = strdup(name)) == NULL)
+	if ((t->name = strdup(name)) == NULL ||
+	    (text = template_text(file, section, builtin_ku, builtin_eku)) ==
+	        NULL)
 		return -1;
 	ca->ntemplates++;
-	rc = text != NULL
-	    ? config_load_string(text, NULL, section, template_config, &t->s)
-	    : config_load(config_file, section, template_config, &t->s);
+	rc = config_load_string(
+	    text, file->basedir, section, template_config, &t->s);
+	free(text);
 	if (rc != 0) {
+		fprintf(stderr, "scepd-ca: [%s] is not usable (see above)\n",
+		    section);
 		t->s.key_usage = NULL; /* freed by config_load */
 		return -1;
 	}
@@ -288,30 +329,28 @@ template_load(struct ca *ca, const char *config_file, const char *text,
 int
 ca_templates_load(struct ca *ca, const char *config_file)
 {
-	static const char *const builtin_names[] = {
-	    "template.IPSECIntermediateOffline", "template.ClientAuth",
-	    "template.ServerAuth"};
 	static const char *const want_keys[3] = {"SignatureTemplate",
 	    "EncryptionTemplate", "GeneralPurposeTemplate"};
 	const char *want[3] = {ca->settings.signature_template,
 	    ca->settings.encryption_template,
 	    ca->settings.general_purpose_template};
-	const size_t nbuiltin = sizeof(builtin_names) / sizeof(*builtin_names);
 	struct config_pairs file;
 	int rc = -1;
 
 	if (config_load_pairs(config_file, TEMPLATE_PREFIX, &file) != 0)
 		return -1;
-	ca->templates = calloc(file.n + nbuiltin, sizeof(*ca->templates));
+	ca->templates = calloc(file.n + NBUILTIN, sizeof(*ca->templates));
 	if (ca->templates == NULL)
 		goto out;
-	for (size_t i = 0; i < file.n; i++)
-		if (template_load(ca, config_file, NULL, file.pair[i].section) !=
-		    0)
+	for (size_t i = 0; i < NBUILTIN; i++)
+		if (template_load(ca, &file, builtin_templates[i].name,
+		        builtin_templates[i].key_usage,
+		        builtin_templates[i].extended_key_usage) != 0)
 			goto out;
-	for (size_t i = 0; i < nbuiltin; i++)
-		if (template_load(ca, NULL, builtin_templates,
-		        builtin_names[i]) != 0)
+	for (size_t i = 0; i < file.n; i++)
+		if (template_load(ca, &file,
+		        file.pair[i].section + strlen(TEMPLATE_PREFIX), NULL,
+		        NULL) != 0)
 			goto out;
 	for (int u = 0; u < 3; u++) {
 		if ((ca->by_usage[u] = template_find(ca, want[u])) == NULL) {

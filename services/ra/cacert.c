@@ -8,7 +8,8 @@
 #include "ra.h"
 
 /*
- * GetCACaps (RFC 8894 §3.5.2): exactly what is enabled. SCEPStandard
+ * GetCACaps (RFC 8894 §3.5.2): exactly what is enabled. Renewal: a
+ * RenewalReq, or a PKCSReq signed by a certificate of this CA. SCEPStandard
  * promises AES, POSTPKIOperation and SHA-256; SHA-1 and DES3 are listed
  * only while their switches allow them. SHA-384 is listed (the codec takes
  * it) also because strongSwan 5.9's pki tests the bit of that line when it
@@ -20,7 +21,7 @@ ra_caps_text(const struct ra *ra)
 	char buf[256];
 
 	snprintf(buf, sizeof(buf),
-	    "AES\nPOSTPKIOperation\n%sSHA-256\nSHA-384\nSHA-512\n%s"
+	    "AES\nPOSTPKIOperation\nRenewal\n%sSHA-256\nSHA-384\nSHA-512\n%s"
 	    "SCEPStandard\n",
 	    ra->policy.allow_sha1 ? "SHA-1\n" : "",
 	    ra->policy.allow_des3 ? "DES3\n" : "");

@@ -61,6 +61,24 @@ ra_signer_matches_csr(X509 *signer, X509_REQ *csr)
 	    EVP_PKEY_eq(signer_key, csr_key) == 1;
 }
 
+/* A signer certificate this CA issued (its signature verifies with the
+ * CA's key): the request is a renewal, paid for by that certificate. The
+ * CA checks the rest (ledger, expiry, revocation, window) itself. */
+static int
+ra_signer_is_ours(const struct ra *ra, X509 *signer)
+{
+	X509 *ca = sk_X509_value(ra->ca_chain, 0);
+	EVP_PKEY *ca_key = X509_get0_pubkey(ca);
+	int ours;
+
+	if (X509_check_issued(signer, signer) == X509_V_OK)
+		return 0; /* self-signed: a new enrollment */
+	ours = X509_check_issued(ca, signer) == X509_V_OK && ca_key != NULL &&
+	    X509_verify(signer, ca_key) == 1;
+	ERR_clear_error();
+	return ours;
+}
+
 static int
 ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
     const char *password, const char *txid, X509_REQ *csr,
@@ -154,13 +172,13 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 
 static int
 ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
-    const struct scep_request *sreq, X509_REQ *csr, struct ra_answer *ans,
-    struct rpc_arena *arena)
+    const struct scep_request *sreq, X509_REQ *csr, int renewal,
+    struct ra_answer *ans, struct rpc_arena *arena)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__SignRequest sign = SCEP__V1__SIGN_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	unsigned char *der = NULL;
+	unsigned char *der = NULL, *old = NULL;
 	const unsigned char *p;
 	int len, rc = -1;
 
@@ -174,10 +192,16 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	sign.client_addr = req->pki_operation->client_addr;
 	sign.has_message_type = 1;
 	sign.message_type = sreq->message_type;
+	if (renewal && (len = i2d_X509(sreq->signer, &old)) > 0) {
+		sign.has_renewal_of = 1;
+		sign.renewal_of.data = old;
+		sign.renewal_of.len = (size_t)len;
+	}
 	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	call.sign = &sign;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
 	OPENSSL_free(der);
+	OPENSSL_free(old);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA: %s", rpc_strerror(rc));
@@ -218,7 +242,11 @@ out:
 	return rc;
 }
 
-/* PKCSReq (19): a new certificate, paid for with a challenge password. */
+/*
+ * PKCSReq (19): a new certificate, paid for with a challenge password; or,
+ * signed by a certificate of this CA, a renewal (what clients that never
+ * send RenewalReq do). RenewalReq (17): a renewal only.
+ */
 static void
 ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
     const struct scep_request *sreq, struct ra_answer *ans,
@@ -230,7 +258,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	size_t plain_len = 0;
 	X509_REQ *csr = NULL;
 	char *challenge = NULL;
-	int failinfo = SCEP_FAILINFO_NONE;
+	int failinfo = SCEP_FAILINFO_NONE, renewal;
 
 	if (sreq->envelope_len == 0) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
@@ -263,14 +291,25 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		    "CSR's public key");
 		goto out;
 	}
-	/* No password is the challenge service's call too: it knows
-	 * EnforcePassword and names the setting in its refusal. */
-	if (ra_challenge_check(w, req, challenge, txid, csr, ans, arena) != 0)
+	renewal = ra_signer_is_ours(ra, sreq->signer);
+	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "a RenewalReq must be signed with the certificate to renew, "
+		    "issued by this CA");
 		goto out;
-	if (ra_ca_sign(w, req, sreq, csr, ans, arena) != 0)
+	}
+	/* A renewal is paid for by the certificate that signed it; a new
+	 * enrollment by a password. No password is the challenge service's
+	 * call too: it knows EnforcePassword and names the setting. */
+	if (!renewal &&
+	    ra_challenge_check(w, req, challenge, txid, csr, ans, arena) != 0)
 		goto out;
-	ra_challenge_consume(w, req, challenge, txid);
-	log_event(LOG_LEVEL_INFO, txid, req->id, "issued to %s via %s",
+	if (ra_ca_sign(w, req, sreq, csr, renewal, ans, arena) != 0)
+		goto out;
+	if (!renewal)
+		ra_challenge_consume(w, req, challenge, txid);
+	log_event(LOG_LEVEL_INFO, txid, req->id, "%s to %s via %s",
+	    renewal ? "renewed" : "issued",
 	    req->pki_operation->client_addr ? req->pki_operation->client_addr
 	                                    : "?",
 	    req->pki_operation->path ? req->pki_operation->path : "?");
@@ -296,6 +335,7 @@ static const struct ra_operation {
 	ra_operation_handler handler;
 } ra_operations[] = {
     {SCEP_MSG_PKCSREQ, ra_pkcsreq},
+    {SCEP_MSG_RENEWALREQ, ra_pkcsreq},
     {0, NULL},
 };
 

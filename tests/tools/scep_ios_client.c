@@ -62,6 +62,8 @@ struct options {
 	const char *recipient_file; /* envelope to this cert, not the RA's */
 	int signer_mismatch; /* sign with a key other than the CSR's */
 	int key_usage; /* Apple's Key Usage: 1 sign, 4 encrypt, 5 both */
+	const char *renew_cert; /* sign with this certificate ... */
+	const char *renew_key; /* ... and its key: a renewal */
 	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
 	int message_type; /* what to send; PKCSReq normally */
 };
@@ -706,6 +708,28 @@ build_request(const struct options *o, const struct ca_certs *c,
 			fprintf(stderr, "unknown digest %s\n", o->digest_name);
 			return -1;
 		}
+		if (o->renew_cert != NULL) {
+			FILE *cf = fopen(o->renew_cert, "r"),
+			     *kf = fopen(o->renew_key, "r");
+
+			if (cf != NULL)
+				rq->other_signer =
+				    PEM_read_X509(cf, NULL, NULL, NULL);
+			if (kf != NULL)
+				rq->other_key =
+				    PEM_read_PrivateKey(kf, NULL, NULL, NULL);
+			if (cf != NULL)
+				fclose(cf);
+			if (kf != NULL)
+				fclose(kf);
+			if (rq->other_signer == NULL || rq->other_key == NULL) {
+				fprintf(stderr, "cannot read %s or %s\n",
+				    o->renew_cert, o->renew_key);
+				return -1;
+			}
+			p.signer = rq->other_signer;
+			p.signer_key = rq->other_key;
+		}
 		if (o->signer_mismatch) {
 			if ((rq->other_key = EVP_RSA_gen(2048)) == NULL ||
 			    (rq->other_signer =
@@ -860,8 +884,11 @@ enroll(const struct options *o)
 	if (!content_type_is(&r, "application/x-pki-message"))
 		fprintf(stderr, "warning: CertRep content type %s\n",
 		    r.content_type != NULL ? r.content_type : "(none)");
-	if ((err = scep_certrep_parse(r.body, r.len, c.ra_sig, rq.signer,
-	         rq.key, &rep)) != SCEP_OK) {
+	/* The reply is encrypted to whatever signed the request. */
+	if ((err = scep_certrep_parse(r.body, r.len, c.ra_sig,
+	         o->renew_cert != NULL ? rq.other_signer : rq.signer,
+	         o->renew_cert != NULL ? rq.other_key : rq.key, &rep)) !=
+	    SCEP_OK) {
 		fprintf(stderr, "CertRep: %s\n", scep_strerror(err));
 		goto out;
 	}
@@ -931,6 +958,9 @@ usage(FILE *f)
 	    "  --key-usage N     Apple's Key Usage: 1 signing, 4 encryption,\n"
 	    "                    5 both (the default)\n"
 	    "  --san SPEC        subjectAltName, e.g. DNS:a.example.com\n"
+	    "  --renew-cert FILE --renew-key FILE  sign with this certificate\n"
+	    "                    and key (a renewal; with --message-type 17\n"
+	    "                    a RenewalReq)\n"
 	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
 }
 
@@ -953,6 +983,8 @@ main(int argc, char **argv)
 	    {"signer-mismatch", no_argument, NULL, 'M'},
 	    {"source", required_argument, NULL, 'A'},
 	    {"key-usage", required_argument, NULL, 'U'},
+	    {"renew-cert", required_argument, NULL, 'r'},
+	    {"renew-key", required_argument, NULL, 'e'},
 	    {"san", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -965,7 +997,7 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:h", opts,
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:h", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -1020,6 +1052,12 @@ main(int argc, char **argv)
 		case 'N':
 			o.san = optarg;
 			break;
+		case 'r':
+			o.renew_cert = optarg;
+			break;
+		case 'e':
+			o.renew_key = optarg;
+			break;
 		case 'M':
 			o.signer_mismatch = 1;
 			break;
@@ -1040,7 +1078,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (o.url == NULL || o.subject == NULL || o.out == NULL ||
-	    optind != argc) {
+	    optind != argc || (o.renew_cert == NULL) != (o.renew_key == NULL)) {
 		usage(stderr);
 		return EXIT_ERROR;
 	}

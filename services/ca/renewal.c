@@ -1,0 +1,150 @@
+/*
+ * Renewal: a request signed with a certificate this CA issued needs no
+ * password, but the CA checks that certificate itself (whatever the RA
+ * decided): its signature is ours, it is in the ledger and not revoked, it
+ * is valid now, the new certificate keeps its subject, and the request
+ * comes inside the template's RenewalWindow (and with a new key when the
+ * template says RenewalNewKey = 1).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "log.h"
+
+static int
+renewal_refuse(struct ca_refusal *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+renewal_refuse(struct ca_refusal *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->fail_info = SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+	ERR_clear_error();
+	return -1;
+}
+
+static void
+renewal_date(time_t t, char out[24])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+int
+ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
+    size_t der_len, X509_REQ *csr, const struct ca_template *tpl, time_t now,
+    struct ca_refusal *r, char old_serial[CA_SERIAL_HEX])
+{
+	const unsigned char *p = der;
+	X509 *old = d2i_X509(NULL, &p, (long)der_len);
+	X509_NAME *subject = NULL;
+	const ASN1_INTEGER *sn;
+	BIGNUM *bn = NULL;
+	char *hex = NULL, when[24];
+	struct tm tm;
+	time_t nb, na, opens;
+	MDB_val key, val;
+	int rc = -1, revoked;
+
+	if (old == NULL || p != der + der_len) {
+		renewal_refuse(r, "the certificate to renew is unreadable");
+		goto out;
+	}
+	if (X509_NAME_cmp(X509_get_issuer_name(old),
+	        X509_get_subject_name(ca->cert)) != 0 ||
+	    X509_verify(old, X509_get0_pubkey(ca->cert)) != 1) {
+		renewal_refuse(r, "the certificate to renew was not issued by "
+		                  "this CA");
+		goto out;
+	}
+	sn = X509_get0_serialNumber(old);
+	if ((bn = ASN1_INTEGER_to_BN(sn, NULL)) == NULL ||
+	    (hex = BN_bn2hex(bn)) == NULL || strlen(hex) >= CA_SERIAL_HEX) {
+		renewal_refuse(r, "the certificate to renew has a serial this "
+		                  "CA never issues");
+		goto out;
+	}
+	/* Ours are 32 digits; BN_bn2hex drops leading zero bytes. */
+	memset(old_serial, '0', CA_SERIAL_HEX - 1 - strlen(hex));
+	strcpy(old_serial + (CA_SERIAL_HEX - 1 - strlen(hex)), hex);
+	key.mv_size = strlen(old_serial);
+	key.mv_data = old_serial;
+	if (mdb_get(txn, ca->certs, &key, &val) != 0) {
+		renewal_refuse(r,
+		    "certificate %s is not in this CA's ledger: only "
+		    "certificates issued through SCEP are renewed",
+		    old_serial);
+		goto out;
+	}
+	if ((revoked = ca_ledger_is_revoked(ca, txn, old_serial)) != 0) {
+		renewal_refuse(r, revoked > 0
+		        ? "certificate %s is revoked: enroll anew"
+		        : "certificate %s: the ledger cannot be read",
+		    old_serial);
+		goto out;
+	}
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(old), &tm) != 1 ||
+	    (nb = timegm(&tm)) == (time_t)-1 ||
+	    ASN1_TIME_to_tm(X509_get0_notAfter(old), &tm) != 1 ||
+	    (na = timegm(&tm)) == (time_t)-1) {
+		renewal_refuse(r, "the certificate to renew has no readable "
+		                  "validity");
+		goto out;
+	}
+	if (now >= na) {
+		renewal_date(na, when);
+		renewal_refuse(r,
+		    "certificate %s expired on %s: enroll anew with a "
+		    "challenge password",
+		    old_serial, when);
+		goto out;
+	}
+	subject = ca_issue_subject(tpl, csr);
+	if (subject == NULL ||
+	    X509_NAME_cmp(subject, X509_get_subject_name(old)) != 0) {
+		renewal_refuse(r,
+		    "a renewal keeps the subject of certificate %s; this "
+		    "request asks for another",
+		    old_serial);
+		goto out;
+	}
+	opens = na - (time_t)((double)(na - nb) * tpl->s.renewal_window / 100.0);
+	if (now < opens) {
+		renewal_date(opens, when);
+		renewal_refuse(r,
+		    "certificate %s can be renewed from %s (its last %ld%%: "
+		    "RenewalWindow of template %s)",
+		    old_serial, when, tpl->s.renewal_window, tpl->name);
+		goto out;
+	}
+	if (tpl->s.renewal_new_key &&
+	    EVP_PKEY_eq(X509_get0_pubkey(old), X509_REQ_get0_pubkey(csr)) ==
+	        1) {
+		renewal_refuse(r,
+		    "a renewal under template %s must bring a new key "
+		    "(RenewalNewKey = 1)",
+		    tpl->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_NAME_free(subject);
+	X509_free(old);
+	ERR_clear_error();
+	return rc;
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Renewal (RFC 8894 RenewalReq, and a PKCSReq signed by a certificate of
+# this CA): no password needed; the CA itself checks that the certificate
+# to renew is its own, in its ledger, valid, with the same subject, inside
+# the template's RenewalWindow, and with a new key when RenewalNewKey = 1.
+# Clients: the iOS-like client (both message types) and strongSwan's pki
+# (--cert/--key of the old certificate).
+. "$(dirname "$0")/lib.sh"
+interop_init renewal
+server_start
+fetch_ca_chain
+server_stop
+# Renew any time for the test; NDES's template keeps its usages.
+cat >> "$DATA/scepd.conf" <<'EOF'
+
+[template.IPSECIntermediateOffline]
+RenewalWindow = 100
+EOF
+server_start
+grep -q "^Renewal$" <(curl -s "$URL?operation=GetCACaps" | tr -d '\r') || fail "GetCACaps does not list Renewal"
+
+# renew NAME OLD SUBJECT [client args...]: signed with OLD.pem/OLD.key
+renew() {
+	local name=$1 old=$2 subject=$3
+	shift 3
+	local rc=0
+	"$IOS_CLIENT" --url "$URL" --subject "$subject" --out "$WORK/$name.pem" \
+		--renew-cert "$WORK/$old.pem" --renew-key "$WORK/$old.key" "$@" > "$WORK/$name.log" 2>&1 || rc=$?
+	return $rc
+}
+
+check "a first certificate, with a password"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 7" "$WORK/c1.pem" "$URL" --key "$WORK/c1.key" >/dev/null ||
+	fail "first enrollment"
+serial1=$(openssl x509 -in "$WORK/c1.pem" -noout -serial | cut -d= -f2)
+
+check "RenewalReq (17) signed with it, same key, no password: a new certificate"
+renew c2 c1 "O=Fabrikam,CN=laptop 7" --message-type 17 --key "$WORK/c1.key" ||
+	{ cat "$WORK/c2.log"; fail "RenewalReq was refused"; }
+cp "$WORK/c1.key" "$WORK/c2.key"
+verify_cert "$WORK/c2.pem"
+serial2=$(openssl x509 -in "$WORK/c2.pem" -noout -serial | cut -d= -f2)
+[ "$serial2" != "$serial1" ] || fail "the renewal returned the old certificate"
+"$SCEPCTL" --data-dir "$DATA" show "$serial2" | grep -q "\"transaction_id\"" || fail "scepctl show $serial2"
+grep -q "renewing $serial1" "$SERVER_LOG" || fail "the CA log does not say which certificate was renewed"
+
+check "a PKCSReq signed with a certificate of this CA is a renewal too (new key, no password)"
+renew c3 c2 "O=Fabrikam,CN=laptop 7" --key "$WORK/c3.key" || { cat "$WORK/c3.log"; fail "PKCSReq renewal refused"; }
+verify_cert "$WORK/c3.pem"
+cmp -s <(openssl x509 -in "$WORK/c3.pem" -noout -pubkey) <(openssl pkey -in "$WORK/c3.key" -pubout) ||
+	fail "the renewed certificate does not hold the new key"
+
+check "a renewal must keep the subject"
+rc=0
+renew c4 c3 "O=Fabrikam,CN=someone else" --key "$WORK/c3.key" || rc=$?
+[ $rc = 2 ] && grep -q "keeps the subject" "$WORK/c4.log" || { cat "$WORK/c4.log"; fail "another subject: exit $rc"; }
+
+check "a RenewalReq signed with a self-signed certificate is refused"
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=no cert" --out "$WORK/c5.pem" --message-type 17 > "$WORK/c5.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "must be signed with the certificate to renew" "$WORK/c5.log" ||
+	{ cat "$WORK/c5.log"; fail "RenewalReq without a certificate: exit $rc"; }
+
+check "a certificate made with the CA key but never issued through SCEP is not renewed"
+openssl genrsa -out "$WORK/forged.key" 2048 2>/dev/null
+openssl req -new -key "$WORK/forged.key" -subj "/O=Fabrikam/CN=laptop 7" -out "$WORK/forged.csr" 2>/dev/null
+openssl x509 -req -in "$WORK/forged.csr" -CA "$DATA/ca/ca.pem" -CAkey "$DATA/ca/ca.key" -set_serial 0x1234 \
+	-days 30 -out "$WORK/forged.pem" 2>/dev/null || fail "forging a certificate"
+rc=0
+renew c6 forged "O=Fabrikam,CN=laptop 7" --key "$WORK/forged.key" || rc=$?
+[ $rc = 2 ] && grep -q "not in this CA's ledger" "$WORK/c6.log" || { cat "$WORK/c6.log"; fail "forged: exit $rc"; }
+
+check "strongSwan pki renews with --cert/--key of its old certificate"
+run_pki() {
+	local out=$1
+	shift
+	pki_rc=0
+	pki "$@" > "$out" 2> "$out.err" || pki_rc=$?
+}
+mkdir -p "$WORK/pki"
+run_pki "$WORK/pki/old.key" --gen --type rsa --size 2048 --outform pem
+run_pki "$WORK/pki/old.pem" --scep --url "$URL" --in "$WORK/pki/old.key" --dn "O=Test, CN=pki renew" \
+	--password "$(challenge)" --cacert-enc "$RA_ENC_PEM" --cacert-sig "$RA_SIG_PEM" --cacert "$CA_PEM" \
+	--outform pem --interval 2 --maxpolltime 20
+[ "$pki_rc" = 0 ] || { cat "$WORK/pki/old.pem.err"; fail "pki enrollment exit $pki_rc"; }
+run_pki "$WORK/pki/new.key" --gen --type rsa --size 2048 --outform pem
+run_pki "$WORK/pki/new.pem" --scep --url "$URL" --in "$WORK/pki/new.key" --dn "O=Test, CN=pki renew" \
+	--cert "$WORK/pki/old.pem" --key "$WORK/pki/old.key" \
+	--cacert-enc "$RA_ENC_PEM" --cacert-sig "$RA_SIG_PEM" --cacert "$CA_PEM" \
+	--outform pem --interval 2 --maxpolltime 20
+[ "$pki_rc" = 0 ] || { grep -v "failed to load\|could not load" "$WORK/pki/new.pem.err"; fail "pki renewal exit $pki_rc"; }
+verify_cert "$WORK/pki/new.pem"
+[ "$(openssl x509 -in "$WORK/pki/new.pem" -noout -serial)" != "$(openssl x509 -in "$WORK/pki/old.pem" -noout -serial)" ] ||
+	fail "pki got its old certificate back"
+grep -q "renewing" "$SERVER_LOG" || fail "not handled as a renewal"
+
+check "RenewalWindow = 30: a fresh certificate is not renewed yet, with the date it can be"
+set_conf template.IPSECIntermediateOffline RenewalWindow 30
+server_restart
+rc=0
+renew c7 c3 "O=Fabrikam,CN=laptop 7" --key "$WORK/c3.key" || rc=$?
+[ $rc = 2 ] && grep -q "can be renewed from .* (its last 30%" "$WORK/c7.log" || { cat "$WORK/c7.log"; fail "window: exit $rc"; }
+
+check "RenewalNewKey = 1: the same key is refused"
+set_conf template.IPSECIntermediateOffline RenewalWindow 100
+echo "RenewalNewKey = 1" >> "$DATA/scepd.conf"
+server_restart
+rc=0
+renew c8 c3 "O=Fabrikam,CN=laptop 7" --key "$WORK/c3.key" || rc=$?
+[ $rc = 2 ] && grep -q "must bring a new key" "$WORK/c8.log" || { cat "$WORK/c8.log"; fail "same key: exit $rc"; }
+renew c9 c3 "O=Fabrikam,CN=laptop 7" --key "$WORK/c9.key" || { cat "$WORK/c9.log"; fail "a new key was refused"; }
+
+pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, ledger, window and new-key rules"
