@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <openssl/asn1.h>
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -195,6 +196,43 @@ pkcs7_read(const uint8_t *der, size_t len)
 	return d2i_PKCS7(NULL, &p, (long)len);
 }
 
+/* Same, refusing bytes after the structure. */
+static PKCS7 *
+pkcs7_read_exact(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	PKCS7 *p7;
+
+	if (der == NULL || len == 0 || len > LONG_MAX)
+		return NULL;
+	if ((p7 = d2i_PKCS7(NULL, &p, (long)len)) != NULL && p != der + len) {
+		PKCS7_free(p7);
+		p7 = NULL;
+	}
+	return p7;
+}
+
+/* An OpenSSL-allocated encoding (freed here) into a malloc'ed buffer. */
+static int
+der_take(unsigned char *der, int n, uint8_t **out, size_t *out_len)
+{
+	uint8_t *buf;
+
+	if (n <= 0) {
+		OPENSSL_free(der);
+		return SCEP_E_BUILD;
+	}
+	if ((buf = malloc((size_t)n)) == NULL) {
+		OPENSSL_free(der);
+		return SCEP_E_NOMEM;
+	}
+	memcpy(buf, der, (size_t)n);
+	OPENSSL_free(der);
+	*out = buf;
+	*out_len = (size_t)n;
+	return SCEP_OK;
+}
+
 /* DER (or streamed BER) of a PKCS7 into a malloc'ed buffer. */
 static int
 bio_to_buf(BIO *bio, uint8_t **out, size_t *out_len)
@@ -217,20 +255,9 @@ static int
 pkcs7_to_der(PKCS7 *p7, uint8_t **out, size_t *out_len)
 {
 	unsigned char *der = NULL;
-	uint8_t *buf;
-	int n;
+	int n = i2d_PKCS7(p7, &der);
 
-	if ((n = i2d_PKCS7(p7, &der)) <= 0)
-		return SCEP_E_BUILD;
-	if ((buf = malloc((size_t)n)) == NULL) {
-		OPENSSL_free(der);
-		return SCEP_E_NOMEM;
-	}
-	memcpy(buf, der, (size_t)n);
-	OPENSSL_free(der);
-	*out = buf;
-	*out_len = (size_t)n;
-	return SCEP_OK;
+	return der_take(der, n, out, out_len);
 }
 
 static int
@@ -740,6 +767,123 @@ out:
 	return rc;
 }
 
+/*
+ * IssuerAndSubject (RFC 8894 3.3.3), CertPoll's content:
+ * SEQUENCE { issuer Name, subject Name }.
+ */
+struct issuer_and_subject {
+	X509_NAME *issuer;
+	X509_NAME *subject;
+};
+
+/* OpenSSL's template macros, laid out as OpenSSL does. */
+/* clang-format off */
+ASN1_SEQUENCE(ISSUER_AND_SUBJECT) = {
+	ASN1_SIMPLE(struct issuer_and_subject, issuer, X509_NAME),
+	ASN1_SIMPLE(struct issuer_and_subject, subject, X509_NAME),
+} static_ASN1_SEQUENCE_END_name(struct issuer_and_subject, ISSUER_AND_SUBJECT);
+/* clang-format on */
+
+/*
+ * A decoded X509_NAME re-encodes as the bytes it was read from, BER
+ * included; rebuilt from its entries it encodes as DER, so names handed on
+ * (to the CA, to a database key) are canonical whatever the client sent.
+ */
+static X509_NAME *
+name_der(const X509_NAME *in)
+{
+	X509_NAME *out;
+	int prev_set = -1;
+
+	if ((out = X509_NAME_new()) == NULL)
+		return NULL;
+	for (int i = 0; i < X509_NAME_entry_count(in); i++) {
+		const X509_NAME_ENTRY *ne = X509_NAME_get_entry(in, i);
+		int set = X509_NAME_ENTRY_set(ne);
+
+		/* 0: a new RDN; -1: another value of the previous one. */
+		if (!X509_NAME_add_entry(
+		        out, ne, -1, i > 0 && set == prev_set ? -1 : 0)) {
+			X509_NAME_free(out);
+			return NULL;
+		}
+		prev_set = set;
+	}
+	return out;
+}
+
+int
+scep_issuer_serial_parse(const uint8_t *der, size_t len, X509_NAME **issuer,
+    ASN1_INTEGER **serial, int *failinfo, const char **why)
+{
+	PKCS7_ISSUER_AND_SERIAL *ias = NULL;
+	const unsigned char *p = der;
+	int rc = SCEP_E_PARSE;
+	const char *w = "the content is not an IssuerAndSerialNumber";
+
+	*issuer = NULL;
+	*serial = NULL;
+	if (der == NULL || len == 0 || len > LONG_MAX ||
+	    (ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &p, (long)len)) == NULL)
+		goto out;
+	if (p != der + len) {
+		w = "bytes after the IssuerAndSerialNumber";
+		goto out;
+	}
+	if ((*issuer = name_der(ias->issuer)) == NULL) {
+		rc = SCEP_E_NOMEM;
+		w = "out of memory";
+		goto out;
+	}
+	*serial = ias->serial;
+	ias->serial = NULL;
+	rc = SCEP_OK;
+out:
+	*failinfo =
+	    rc == SCEP_OK ? SCEP_FAILINFO_NONE : SCEP_FAILINFO_BAD_REQUEST;
+	*why = rc == SCEP_OK ? NULL : w;
+	PKCS7_ISSUER_AND_SERIAL_free(ias);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+scep_issuer_subject_parse(const uint8_t *der, size_t len, X509_NAME **issuer,
+    X509_NAME **subject, int *failinfo, const char **why)
+{
+	struct issuer_and_subject *ias = NULL;
+	const unsigned char *p = der;
+	int rc = SCEP_E_PARSE;
+	const char *w = "the content is not an IssuerAndSubject";
+
+	*issuer = NULL;
+	*subject = NULL;
+	if (der == NULL || len == 0 || len > LONG_MAX ||
+	    (ias = (struct issuer_and_subject *)ASN1_item_d2i(NULL, &p,
+	         (long)len, ASN1_ITEM_rptr(ISSUER_AND_SUBJECT))) == NULL)
+		goto out;
+	if (p != der + len) {
+		w = "bytes after the IssuerAndSubject";
+		goto out;
+	}
+	if ((*issuer = name_der(ias->issuer)) == NULL ||
+	    (*subject = name_der(ias->subject)) == NULL) {
+		X509_NAME_free(*issuer);
+		*issuer = NULL;
+		rc = SCEP_E_NOMEM;
+		w = "out of memory";
+		goto out;
+	}
+	rc = SCEP_OK;
+out:
+	*failinfo =
+	    rc == SCEP_OK ? SCEP_FAILINFO_NONE : SCEP_FAILINFO_BAD_REQUEST;
+	*why = rc == SCEP_OK ? NULL : w;
+	ASN1_item_free((ASN1_VALUE *)ias, ASN1_ITEM_rptr(ISSUER_AND_SUBJECT));
+	ERR_clear_error();
+	return rc;
+}
+
 static int
 is_single_des(const EVP_CIPHER *cipher)
 {
@@ -754,9 +898,9 @@ is_single_des(const EVP_CIPHER *cipher)
 }
 
 /* A degenerate certs-only SignedData holding `first` (may be NULL) and then
- * `rest` (may be NULL), in that order. */
+ * `rest` (may be NULL), in that order, and the CRL `crl` (may be NULL). */
 static PKCS7 *
-certs_only_new(X509 *first, STACK_OF(X509) * rest)
+certs_only_new(X509 *first, STACK_OF(X509) * rest, X509_CRL *crl)
 {
 	PKCS7 *p7;
 
@@ -771,6 +915,8 @@ certs_only_new(X509 *first, STACK_OF(X509) * rest)
 	for (int i = 0; i < sk_X509_num(rest); i++)
 		if (!PKCS7_add_certificate(p7, sk_X509_value(rest, i)))
 			goto err;
+	if (crl != NULL && !PKCS7_add_crl(p7, crl))
+		goto err;
 	return p7;
 err:
 	PKCS7_free(p7);
@@ -787,7 +933,7 @@ scep_certs_only_build(STACK_OF(X509) * certs, uint8_t **out, size_t *out_len)
 	*out_len = 0;
 	if (sk_X509_num(certs) <= 0)
 		goto out;
-	if ((p7 = certs_only_new(NULL, certs)) == NULL)
+	if ((p7 = certs_only_new(NULL, certs, NULL)) == NULL)
 		goto out;
 	rc = pkcs7_to_der(p7, out, out_len);
 out:
@@ -820,6 +966,60 @@ scep_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *certs)
 out:
 	PKCS7_free(p7);
 	ERR_clear_error();
+	return rc;
+}
+
+/*
+ * The certificates and CRLs of a degenerate SignedData (up-ref'd, NULL when
+ * it has none of a kind); at least one of either. `exact` refuses bytes
+ * after the structure.
+ */
+static int
+degenerate_parse(const uint8_t *der, size_t len, int exact,
+    STACK_OF(X509) * *certs, STACK_OF(X509_CRL) * *crls)
+{
+	STACK_OF(X509_CRL) * in_crls;
+	PKCS7 *p7;
+	int rc = SCEP_E_NOMEM;
+
+	*certs = NULL;
+	*crls = NULL;
+	p7 = exact ? pkcs7_read_exact(der, len) : pkcs7_read(der, len);
+	if (p7 == NULL)
+		return SCEP_E_PARSE;
+	if (!PKCS7_type_is_signed(p7) || p7->d.sign == NULL ||
+	    (sk_X509_num(p7->d.sign->cert) <= 0 &&
+	        sk_X509_CRL_num(p7->d.sign->crl) <= 0)) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	if (sk_X509_num(p7->d.sign->cert) > 0 &&
+	    (*certs = X509_chain_up_ref(p7->d.sign->cert)) == NULL)
+		goto out;
+	in_crls = p7->d.sign->crl;
+	if (sk_X509_CRL_num(in_crls) > 0 &&
+	    (*crls = sk_X509_CRL_new_reserve(NULL, sk_X509_CRL_num(in_crls))) ==
+	        NULL)
+		goto out;
+	for (int i = 0; i < sk_X509_CRL_num(in_crls); i++) {
+		X509_CRL *crl = sk_X509_CRL_value(in_crls, i);
+
+		if (!X509_CRL_up_ref(crl))
+			goto out;
+		if (!sk_X509_CRL_push(*crls, crl)) {
+			X509_CRL_free(crl);
+			goto out;
+		}
+	}
+	rc = SCEP_OK;
+out:
+	if (rc != SCEP_OK) {
+		sk_X509_pop_free(*certs, X509_free);
+		sk_X509_CRL_pop_free(*crls, X509_CRL_free);
+		*certs = NULL;
+		*crls = NULL;
+	}
+	PKCS7_free(p7);
 	return rc;
 }
 
@@ -862,11 +1062,6 @@ out:
 	return rc;
 }
 
-/*
- * A SignedData over `content` (may be empty: eContent present, zero
- * length) with the SignerInfo set up by `add_attrs`; DER, or BER with
- * indefinite lengths when `ber`.
- */
 struct sign_attrs {
 	int message_type;
 	const char *transaction_id;
@@ -879,6 +1074,40 @@ struct sign_attrs {
 	const char *failinfo_text;
 };
 
+/* SCEP's signed attributes; OpenSSL adds contentType, signingTime and
+ * messageDigest. */
+static int
+sign_attrs_add(PKCS7_SIGNER_INFO *si, const struct sign_attrs *a)
+{
+	if (attr_add_number(si, nid_message_type, a->message_type) != 0 ||
+	    attr_add_text(si, nid_transaction_id, a->transaction_id) != 0)
+		return -1;
+	if (a->pki_status >= 0 &&
+	    attr_add_number(si, nid_pki_status, a->pki_status) != 0)
+		return -1;
+	if (a->failinfo >= 0 &&
+	    attr_add_number(si, nid_fail_info, a->failinfo) != 0)
+		return -1;
+	if (a->failinfo_text != NULL &&
+	    attr_add(si, nid_fail_info_text, V_ASN1_UTF8STRING,
+	        a->failinfo_text, strlen(a->failinfo_text)) != 0)
+		return -1;
+	if (a->sender_nonce_len > 0 &&
+	    attr_add(si, nid_sender_nonce, V_ASN1_OCTET_STRING, a->sender_nonce,
+	        a->sender_nonce_len) != 0)
+		return -1;
+	if (a->recipient_nonce != NULL && a->recipient_nonce_len > 0 &&
+	    attr_add(si, nid_recipient_nonce, V_ASN1_OCTET_STRING,
+	        a->recipient_nonce, a->recipient_nonce_len) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * A SignedData over `content` (may be empty: eContent present, zero
+ * length) whose SignerInfo carries the SCEP attributes `a` (NULL: only
+ * CMS's own); DER, or BER with indefinite lengths when `ber`.
+ */
 static int
 signed_build(const uint8_t *content, size_t content_len, X509 *signer,
     EVP_PKEY *key, const EVP_MD *md, const struct sign_attrs *a, int ber,
@@ -897,26 +1126,7 @@ signed_build(const uint8_t *content, size_t content_len, X509 *signer,
 		goto out;
 	if ((si = PKCS7_sign_add_signer(p7, signer, key, md, flags)) == NULL)
 		goto out;
-	if (attr_add_number(si, nid_message_type, a->message_type) != 0 ||
-	    attr_add_text(si, nid_transaction_id, a->transaction_id) != 0)
-		goto out;
-	if (a->pki_status >= 0 &&
-	    attr_add_number(si, nid_pki_status, a->pki_status) != 0)
-		goto out;
-	if (a->failinfo >= 0 &&
-	    attr_add_number(si, nid_fail_info, a->failinfo) != 0)
-		goto out;
-	if (a->failinfo_text != NULL &&
-	    attr_add(si, nid_fail_info_text, V_ASN1_UTF8STRING,
-	        a->failinfo_text, strlen(a->failinfo_text)) != 0)
-		goto out;
-	if (a->sender_nonce_len > 0 &&
-	    attr_add(si, nid_sender_nonce, V_ASN1_OCTET_STRING, a->sender_nonce,
-	        a->sender_nonce_len) != 0)
-		goto out;
-	if (a->recipient_nonce != NULL && a->recipient_nonce_len > 0 &&
-	    attr_add(si, nid_recipient_nonce, V_ASN1_OCTET_STRING,
-	        a->recipient_nonce, a->recipient_nonce_len) != 0)
+	if (a != NULL && sign_attrs_add(si, a) != 0)
 		goto out;
 
 	rc = SCEP_E_NOMEM;
@@ -975,15 +1185,15 @@ scep_certrep_build(
 	a.failinfo = -1;
 	switch (params->pki_status) {
 	case SCEP_STATUS_SUCCESS:
-		if (params->issued == NULL || params->recipient == NULL ||
-		    params->cipher == NULL)
+		if ((params->issued == NULL && params->crl == NULL) ||
+		    params->recipient == NULL || params->cipher == NULL)
 			goto out;
 		if (is_single_des(params->cipher)) {
 			rc = SCEP_E_ALGORITHM;
 			goto out;
 		}
-		if ((inner = certs_only_new(
-		         params->issued, params->issued_chain)) == NULL ||
+		if ((inner = certs_only_new(params->issued,
+		         params->issued_chain, params->crl)) == NULL ||
 		    (rc = pkcs7_to_der(inner, &inner_der, &inner_len)) !=
 		        SCEP_OK)
 			goto out;
@@ -1013,6 +1223,32 @@ scep_certrep_build(
 	    &a, 0, out, out_len);
 out:
 	free(env);
+	free(inner_der);
+	PKCS7_free(inner);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+scep_next_ca_build(STACK_OF(X509) * next_certs, X509 *signer,
+    EVP_PKEY *signer_key, const EVP_MD *md, uint8_t **out, size_t *out_len)
+{
+	PKCS7 *inner = NULL;
+	uint8_t *inner_der = NULL;
+	size_t inner_len = 0;
+	int rc = SCEP_E_BUILD;
+
+	*out = NULL;
+	*out_len = 0;
+	if (sk_X509_num(next_certs) <= 0 || signer == NULL ||
+	    signer_key == NULL)
+		goto out;
+	if ((inner = certs_only_new(NULL, next_certs, NULL)) == NULL ||
+	    (rc = pkcs7_to_der(inner, &inner_der, &inner_len)) != SCEP_OK)
+		goto out;
+	rc = signed_build(inner_der, inner_len, signer, signer_key,
+	    md != NULL ? md : EVP_sha256(), NULL, 0, out, out_len);
+out:
 	free(inner_der);
 	PKCS7_free(inner);
 	ERR_clear_error();
@@ -1074,53 +1310,57 @@ out:
 	return hex;
 }
 
-/* CertPoll's IssuerAndSubject: the CA's name (the RA certificate's issuer)
- * and the subject asked for. */
-static int
-issuer_and_subject(
-    X509 *recipient, X509_REQ *csr, uint8_t **out, size_t *out_len)
+int
+scep_issuer_serial_build(const X509_NAME *issuer, const ASN1_INTEGER *serial,
+    uint8_t **out, size_t *out_len)
 {
-	const X509_NAME *names[2];
-	STACK_OF(ASN1_TYPE) *seq = NULL;
+	PKCS7_ISSUER_AND_SERIAL *ias = NULL;
 	unsigned char *der = NULL;
-	int n, rc = SCEP_E_NOMEM;
+	int n, rc = SCEP_E_BUILD;
 
-	names[0] = X509_get_issuer_name(recipient);
-	names[1] = X509_REQ_get_subject_name(csr);
-	if ((seq = sk_ASN1_TYPE_new_null()) == NULL)
+	*out = NULL;
+	*out_len = 0;
+	if (issuer == NULL || serial == NULL)
 		goto out;
-	for (int i = 0; i < 2; i++) {
-		unsigned char *nd = NULL;
-		ASN1_STRING *s = NULL;
-		ASN1_TYPE *t = NULL;
-
-		if ((n = i2d_X509_NAME(names[i], &nd)) <= 0)
-			goto out;
-		if ((s = ASN1_STRING_new()) == NULL ||
-		    (t = ASN1_TYPE_new()) == NULL) {
-			ASN1_STRING_free(s);
-			OPENSSL_free(nd);
-			goto out;
-		}
-		ASN1_STRING_set0(s, nd, n);
-		ASN1_TYPE_set(t, V_ASN1_SEQUENCE, s);
-		if (!sk_ASN1_TYPE_push(seq, t)) {
-			ASN1_TYPE_free(t);
-			goto out;
-		}
-	}
-	if ((n = i2d_ASN1_SEQUENCE_ANY(seq, &der)) <= 0) {
-		rc = SCEP_E_BUILD;
+	rc = SCEP_E_NOMEM;
+	if ((ias = PKCS7_ISSUER_AND_SERIAL_new()) == NULL ||
+	    !X509_NAME_set(&ias->issuer, issuer))
 		goto out;
-	}
-	if ((*out = malloc((size_t)n)) == NULL)
+	ASN1_INTEGER_free(ias->serial);
+	if ((ias->serial = ASN1_INTEGER_dup(serial)) == NULL)
 		goto out;
-	memcpy(*out, der, (size_t)n);
-	*out_len = (size_t)n;
-	rc = SCEP_OK;
+	n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
+	rc = der_take(der, n, out, out_len);
 out:
-	OPENSSL_free(der);
-	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	PKCS7_ISSUER_AND_SERIAL_free(ias);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+scep_issuer_subject_build(const X509_NAME *issuer, const X509_NAME *subject,
+    uint8_t **out, size_t *out_len)
+{
+	struct issuer_and_subject *ias = NULL;
+	unsigned char *der = NULL;
+	int n, rc = SCEP_E_BUILD;
+
+	*out = NULL;
+	*out_len = 0;
+	if (issuer == NULL || subject == NULL)
+		goto out;
+	rc = SCEP_E_NOMEM;
+	if ((ias = (struct issuer_and_subject *)ASN1_item_new(
+	         ASN1_ITEM_rptr(ISSUER_AND_SUBJECT))) == NULL ||
+	    !X509_NAME_set(&ias->issuer, issuer) ||
+	    !X509_NAME_set(&ias->subject, subject))
+		goto out;
+	n = ASN1_item_i2d(
+	    (ASN1_VALUE *)ias, &der, ASN1_ITEM_rptr(ISSUER_AND_SUBJECT));
+	rc = der_take(der, n, out, out_len);
+out:
+	ASN1_item_free((ASN1_VALUE *)ias, ASN1_ITEM_rptr(ISSUER_AND_SUBJECT));
+	ERR_clear_error();
 	return rc;
 }
 
@@ -1130,7 +1370,8 @@ scep_pkcsreq_build(
 {
 	unsigned char *csr_der = NULL;
 	uint8_t *content = NULL, *env = NULL;
-	size_t content_len = 0, env_len = 0;
+	const uint8_t *body;
+	size_t content_len = 0, body_len, env_len = 0;
 	uint8_t nonce[SCEP_NONCE_LEN];
 	char *txid = NULL;
 	struct sign_attrs a;
@@ -1141,13 +1382,21 @@ scep_pkcsreq_build(
 	if ((rc = scep_init()) != SCEP_OK)
 		goto out;
 	rc = SCEP_E_BUILD;
-	if (params == NULL || params->csr == NULL || params->signer == NULL ||
+	if (params == NULL || params->signer == NULL ||
 	    params->signer_key == NULL || params->recipient == NULL ||
 	    params->cipher == NULL)
 		goto out;
-	if (params->message_type == SCEP_MSG_CERTPOLL) {
-		if ((rc = issuer_and_subject(params->recipient, params->csr,
-		         &content, &content_len)) != SCEP_OK)
+	if (params->csr == NULL) {
+		/* Caller-made content (CertPoll, GetCert, GetCRL): no key to
+		 * derive a transactionID from. */
+		if (params->content == NULL || params->content_len == 0 ||
+		    params->transaction_id == NULL)
+			goto out;
+	} else if (params->message_type == SCEP_MSG_CERTPOLL) {
+		if ((rc = scep_issuer_subject_build(
+		         X509_get_issuer_name(params->recipient),
+		         X509_REQ_get_subject_name(params->csr), &content,
+		         &content_len)) != SCEP_OK)
 			goto out;
 	} else {
 		if ((n = i2d_X509_REQ(params->csr, &csr_der)) <= 0)
@@ -1159,7 +1408,9 @@ scep_pkcsreq_build(
 		memcpy(content, csr_der, (size_t)n);
 		content_len = (size_t)n;
 	}
-	if ((rc = envelope_build(content, content_len, params->recipient,
+	body = params->csr != NULL ? content : params->content;
+	body_len = params->csr != NULL ? content_len : params->content_len;
+	if ((rc = envelope_build(body, body_len, params->recipient,
 	         params->cipher, params->ber_indefinite, &env, &env_len)) !=
 	    SCEP_OK)
 		goto out;
@@ -1201,6 +1452,7 @@ scep_certrep_free(struct scep_certrep *rep)
 	free(rep->sender_nonce);
 	X509_free(rep->signer);
 	sk_X509_pop_free(rep->certs, X509_free);
+	sk_X509_CRL_pop_free(rep->crls, X509_CRL_free);
 	free(rep);
 }
 
@@ -1208,7 +1460,8 @@ scep_certrep_free(struct scep_certrep *rep)
  * The envelope of a SUCCESS CertRep. With client_key NULL it is not
  * decrypted: only its algorithm is read (cipher_nid) and certs stays NULL,
  * so a CertRep can be checked without the device's key (the NDES vector).
- * With a key it is decrypted and its certs-only content returned.
+ * With a key it is decrypted and its degenerate SignedData's certificates
+ * and CRLs returned.
  */
 static int
 certrep_open(ASN1_OCTET_STRING *os, X509 *client_cert, EVP_PKEY *client_key,
@@ -1252,8 +1505,8 @@ certrep_open(ASN1_OCTET_STRING *os, X509 *client_cert, EVP_PKEY *client_key,
 		rc = SCEP_E_CONTENT;
 		goto out;
 	}
-	rc = scep_certs_only_parse(
-	    (const uint8_t *)plain, (size_t)plain_len, &rep->certs);
+	rc = degenerate_parse((const uint8_t *)plain, (size_t)plain_len, 0,
+	    &rep->certs, &rep->crls);
 out:
 	BIO_free(mem);
 	PKCS7_free(env);
@@ -1337,6 +1590,59 @@ scep_certrep_parse(const uint8_t *der, size_t len, X509 *ra_signer,
 	rc = SCEP_OK;
 out:
 	scep_certrep_free(rep);
+	sk_X509_free(trusted);
+	PKCS7_free(p7);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+scep_next_ca_parse(
+    const uint8_t *der, size_t len, X509 *signer, STACK_OF(X509) * *certs)
+{
+	STACK_OF(X509) *trusted = NULL;
+	STACK_OF(X509_CRL) *crls = NULL;
+	ASN1_OCTET_STRING *os;
+	PKCS7 *p7 = NULL;
+	X509 *verified = NULL;
+	int rc, flags = 0;
+
+	*certs = NULL;
+	if ((p7 = pkcs7_read_exact(der, len)) == NULL) {
+		rc = SCEP_E_PARSE;
+		goto out;
+	}
+	if (signer != NULL) {
+		if ((trusted = sk_X509_new_null()) == NULL ||
+		    !sk_X509_push(trusted, signer)) {
+			rc = SCEP_E_NOMEM;
+			goto out;
+		}
+		flags = PKCS7_NOINTERN;
+	}
+	if ((verified = signed_verify(p7, trusted, flags, &rc)) == NULL)
+		goto out;
+	/* Signed, then read: the next certificates, and nothing else. */
+	os = p7->d.sign->contents->d.data;
+	if (os == NULL || ASN1_STRING_length(os) <= 0) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	if ((rc = degenerate_parse(ASN1_STRING_get0_data(os),
+	         (size_t)ASN1_STRING_length(os), 1, certs, &crls)) != SCEP_OK)
+		goto out;
+	if (*certs == NULL || crls != NULL) {
+		rc = SCEP_E_CONTENT;
+		goto out;
+	}
+	rc = SCEP_OK;
+out:
+	if (rc != SCEP_OK) {
+		sk_X509_pop_free(*certs, X509_free);
+		*certs = NULL;
+	}
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	X509_free(verified);
 	sk_X509_free(trusted);
 	PKCS7_free(p7);
 	ERR_clear_error();

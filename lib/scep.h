@@ -1,9 +1,10 @@
 /*
  * The SCEP (RFC 8894) message codec on OpenSSL 3's PKCS7 API: the only
  * code that parses a pkiMessage. Server side: parse and verify a request,
- * open its envelope, read its CSR, build a CertRep and the GetCACert answer.
- * Client side (tests and the iOS-like client): build a request, read a
- * CertRep.
+ * open its envelope, read its CSR or other messageData, build a CertRep and
+ * the GetCACert and GetNextCACert answers. Client side (tests and the
+ * iOS-like client): build a request, read a CertRep and a GetNextCACert
+ * answer.
  *
  * Parsers take untrusted bytes as (const uint8_t *, size_t), accept DER and
  * BER (indefinite lengths, constructed OCTET STRINGs), never exit, and on
@@ -123,6 +124,24 @@ int scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
 int scep_csr_parse(const uint8_t *der, size_t len, X509_REQ **csr,
     char **challenge, int *failinfo, const char **why);
 
+/*
+ * The messageData of the other requests, from inside the decrypted
+ * envelope (RFC 8894 3.3.3, 3.3.4): IssuerAndSerialNumber for GetCert and
+ * GetCRL, IssuerAndSubject for CertPoll (GetCertInitial). DER or BER; bytes
+ * after the structure are refused. The names come back re-encoded as DER
+ * whatever the client sent, so they can be compared and stored as bytes.
+ * On success the caller frees what it gets (X509_NAME_free,
+ * ASN1_INTEGER_free); on failure every output is NULL and *failinfo is
+ * badRequest. Whether the names or the serial match anything we issued is
+ * the caller's question (badCertId).
+ */
+int scep_issuer_serial_parse(const uint8_t *der, size_t len,
+    X509_NAME **issuer, ASN1_INTEGER **serial, int *failinfo,
+    const char **why);
+int scep_issuer_subject_parse(const uint8_t *der, size_t len,
+    X509_NAME **issuer, X509_NAME **subject, int *failinfo,
+    const char **why);
+
 /* What a CertRep says. */
 struct scep_certrep_params {
 	const char *transaction_id;
@@ -138,8 +157,17 @@ struct scep_certrep_params {
 	X509 *signer;                   /* RA signing certificate */
 	EVP_PKEY *signer_key;
 	const EVP_MD *digest;
+	X509_CRL *crl;                  /* with SUCCESS: GetCRL's answer */
 };
-/* Builds a DER CertRep with a fresh senderNonce. *out is malloc'ed. */
+/*
+ * Builds a DER CertRep with a fresh senderNonce. *out is malloc'ed.
+ * SUCCESS envelopes to `recipient` a degenerate SignedData holding `issued`
+ * (then `issued_chain`) and/or `crl`; one of the two is required. `issued`
+ * need not certify the recipient's key: GetCert's answer is any certificate
+ * the CA issued, encrypted to the requester's signer. FAILURE carries
+ * failInfo (and failInfoText); PENDING neither, and no envelope (like
+ * FAILURE, eContent is present and empty). Inputs are borrowed.
+ */
 int scep_certrep_build(const struct scep_certrep_params *params,
     uint8_t **out, size_t *out_len);
 
@@ -149,6 +177,16 @@ int scep_certrep_build(const struct scep_certrep_params *params,
  */
 int scep_certs_only_build(STACK_OF(X509) *certs, uint8_t **out,
     size_t *out_len);
+
+/*
+ * The GetNextCACert answer (RFC 8894 4.7.1): a SignedData signed by the
+ * current CA or RA (`signer`, whose certificate is included, no SCEP
+ * attributes) over a degenerate certs-only SignedData holding `next_certs`
+ * in order (the next CA certificate and any next RA certificates). `md`
+ * NULL means SHA-256. *out (DER) is malloc'ed.
+ */
+int scep_next_ca_build(STACK_OF(X509) *next_certs, X509 *signer,
+    EVP_PKEY *signer_key, const EVP_MD *md, uint8_t **out, size_t *out_len);
 
 /* The cipher and digest a reply should use for a request that used
  * `cipher_nid` and `digest_nid`: AES unless the request used 3DES or DES
@@ -160,18 +198,36 @@ const EVP_MD *scep_reply_digest(int digest_nid);
 
 struct scep_pkcsreq_params {
 	int message_type;               /* SCEP_MSG_PKCSREQ, ...; sent as is */
-	const char *transaction_id;     /* NULL: hex SHA-256 of the public key */
-	X509_REQ *csr;
+	const char *transaction_id;     /* NULL: hex SHA-256 of the CSR's key */
+	X509_REQ *csr;                  /* NULL: send `content` instead */
 	X509 *signer;                   /* self-signed or an existing cert */
 	EVP_PKEY *signer_key;
 	X509 *recipient;                /* RA encryption certificate */
 	const EVP_CIPHER *cipher;
 	const EVP_MD *digest;
 	int ber_indefinite;             /* stream BER as iOS does */
+	const uint8_t *content;         /* envelope content when csr is NULL */
+	size_t content_len;
 };
-/* Builds a request (DER, or BER with indefinite lengths). *out malloc'ed. */
+/*
+ * Builds a request (DER, or BER with indefinite lengths). *out malloc'ed.
+ * The envelope holds the CSR, or for CertPoll with a CSR the
+ * IssuerAndSubject of the recipient's issuer and the CSR's subject; with
+ * csr NULL it holds `content` (made by the builders below) and
+ * transaction_id is required.
+ */
 int scep_pkcsreq_build(const struct scep_pkcsreq_params *params,
     uint8_t **out, size_t *out_len);
+
+/*
+ * DER IssuerAndSerialNumber (GetCert, GetCRL) and IssuerAndSubject
+ * (CertPoll) for scep_pkcsreq_params.content. Inputs are borrowed; *out
+ * is malloc'ed.
+ */
+int scep_issuer_serial_build(const X509_NAME *issuer,
+    const ASN1_INTEGER *serial, uint8_t **out, size_t *out_len);
+int scep_issuer_subject_build(const X509_NAME *issuer,
+    const X509_NAME *subject, uint8_t **out, size_t *out_len);
 
 /* A CertRep as a client reads it. */
 struct scep_certrep {
@@ -186,12 +242,15 @@ struct scep_certrep {
 	int digest_nid;
 	int cipher_nid;                 /* of the envelope; NID_undef if none */
 	X509 *signer;
-	STACK_OF(X509) *certs;          /* decrypted certs-only content */
+	STACK_OF(X509) *certs;          /* decrypted content; NULL if none */
+	STACK_OF(X509_CRL) *crls;       /* decrypted content; NULL if none */
 };
 /*
  * Verifies a CertRep's signature (against `ra_signer` when not NULL, else
  * its own included certificate) and, on SUCCESS, opens the envelope with the
- * client's certificate and key.
+ * client's certificate and key: its degenerate SignedData must hold
+ * certificates (PKCSReq, CertPoll, GetCert) or CRLs (GetCRL) or both.
+ * Without a client key the envelope's cipher is read, nothing decrypted.
  */
 int scep_certrep_parse(const uint8_t *der, size_t len, X509 *ra_signer,
     X509 *client_cert, EVP_PKEY *client_key, struct scep_certrep **out);
@@ -199,6 +258,19 @@ void scep_certrep_free(struct scep_certrep *rep);
 
 /* Reads a certs-only SignedData (GetCACert answer). */
 int scep_certs_only_parse(const uint8_t *der, size_t len,
+    STACK_OF(X509) **certs);
+
+/*
+ * Verifies a GetNextCACert answer and returns the next certificates, in
+ * order. `signer` is the current CA or RA certificate (from GetCACert); with
+ * NULL the answer's own included certificate verifies it, which proves
+ * nothing (tests only). Bytes after either SignedData, a missing or
+ * certificate-less inner SignedData, or CRLs in it are refused
+ * (SCEP_E_PARSE, SCEP_E_CONTENT); a signer other than `signer` gives
+ * SCEP_E_CONTENT, a bad signature SCEP_E_SIGNATURE. *certs is the
+ * caller's (sk_X509_pop_free), NULL on failure.
+ */
+int scep_next_ca_parse(const uint8_t *der, size_t len, X509 *signer,
     STACK_OF(X509) **certs);
 
 #endif

@@ -12,12 +12,15 @@
 
 #include <cmocka.h>
 
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "scep.h"
 
@@ -602,6 +605,7 @@ certrep_status(
 	assert_memory_equal(rep->recipient_nonce, nonce, 16);
 	assert_int_equal(rep->cipher_nid, NID_undef);
 	assert_null(rep->certs);
+	assert_null(rep->crls);
 	return rep;
 }
 
@@ -970,7 +974,9 @@ test_certpoll_content(void **state)
 	size_t len, plain_len;
 	const unsigned char *p;
 	STACK_OF(ASN1_TYPE) * seq;
-	X509_NAME *name;
+	X509_NAME *name, *issuer = NULL, *subject = NULL;
+	uint8_t *built = NULL;
+	size_t built_len;
 	const char *why;
 	int fi, cipher;
 
@@ -995,6 +1001,23 @@ test_certpoll_content(void **state)
 	    X509_NAME_cmp(name, X509_get_subject_name(fx.ca_cert)), 0);
 	X509_NAME_free(name);
 	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	/* The same through the server's parser, and byte for byte what the
+	 * builder makes of the two names. */
+	assert_int_equal(scep_issuer_subject_parse(
+	                     plain, plain_len, &issuer, &subject, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(
+	    X509_NAME_cmp(issuer, X509_get_subject_name(fx.ca_cert)), 0);
+	assert_int_equal(
+	    X509_NAME_cmp(subject, X509_REQ_get_subject_name(fx.csr)), 0);
+	assert_int_equal(
+	    scep_issuer_subject_build(issuer, subject, &built, &built_len),
+	    SCEP_OK);
+	assert_int_equal(built_len, plain_len);
+	assert_memory_equal(built, plain, plain_len);
+	free(built);
+	X509_NAME_free(issuer);
+	X509_NAME_free(subject);
 	free(plain);
 	scep_request_free(req);
 	free(der);
@@ -1031,6 +1054,37 @@ test_certs_only(void **state)
 	free(der);
 	sk_X509_free(in);
 	assert_int_not_equal(scep_certs_only_build(NULL, &der, &len), SCEP_OK);
+}
+
+/* Neither messageData parser nor the GetNextCACert reader takes `der`. */
+static void
+messagedata_refused(const uint8_t *der, size_t len)
+{
+	X509_NAME *issuer = (X509_NAME *)1, *subject = (X509_NAME *)1;
+	ASN1_INTEGER *serial = (ASN1_INTEGER *)1;
+	STACK_OF(X509) *certs = (STACK_OF(X509) *)1;
+	const char *why = NULL;
+	int fi = 0;
+
+	assert_int_not_equal(
+	    scep_issuer_serial_parse(der, len, &issuer, &serial, &fi, &why),
+	    SCEP_OK);
+	assert_null(issuer);
+	assert_null(serial);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
+	assert_non_null(why);
+	fi = 0;
+	why = NULL;
+	assert_int_not_equal(
+	    scep_issuer_subject_parse(der, len, &issuer, &subject, &fi, &why),
+	    SCEP_OK);
+	assert_null(issuer);
+	assert_null(subject);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
+	assert_non_null(why);
+	assert_int_not_equal(
+	    scep_next_ca_parse(der, len, NULL, &certs), SCEP_OK);
+	assert_null(certs);
 }
 
 /* Every truncation of real and generated messages fails cleanly. */
@@ -1071,6 +1125,7 @@ truncations(const uint8_t *der, size_t len, X509 *ra, EVP_PKEY *key)
 		    scep_certrep_parse(copy, n, NULL, NULL, NULL, &rep),
 		    SCEP_OK);
 		assert_null(rep);
+		messagedata_refused(copy, n);
 		free(copy);
 	}
 }
@@ -1096,6 +1151,774 @@ test_truncated_input(void **state)
 	truncations(env, env_len, fx.ra_cert, fx.ra_key);
 	free(env);
 	free(der);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* --- GetCert, GetCRL, CertPoll, GetNextCACert ---------------------------- */
+
+/*
+ * The same encoding with every constructed element (down to `depth` levels,
+ * -1: all) given an indefinite length, as a streaming BER encoder would.
+ * *out_len <= 2 * len: each header shrinks or grows by at most 2 bytes.
+ */
+static size_t
+ber_of(const uint8_t *der, size_t len, int depth, uint8_t *out)
+{
+	const unsigned char *p = der, *end = der + len;
+	unsigned char *o = out;
+
+	while (p < end) {
+		const unsigned char *start = p;
+		long l;
+		int tag, cls, r;
+
+		r = ASN1_get_object(&p, &l, &tag, &cls, (long)(end - p));
+		assert_int_equal(r & 0x80, 0);
+		if ((r & V_ASN1_CONSTRUCTED) && depth != 0) {
+			ASN1_put_object(&o, 2, 0, tag, cls);
+			o += ber_of(p, (size_t)l, depth - 1, o);
+			ASN1_put_eoc(&o);
+		} else {
+			memcpy(o, start, (size_t)(p - start) + (size_t)l);
+			o += (p - start) + l;
+		}
+		p += l;
+	}
+	return (size_t)(o - out);
+}
+
+static uint8_t *
+to_ber(const uint8_t *der, size_t len, int depth, size_t *out_len)
+{
+	uint8_t *out = malloc(2 * len + 16);
+
+	assert_non_null(out);
+	*out_len = ber_of(der, len, depth, out);
+	assert_true(*out_len <= 2 * len + 16);
+	assert_int_equal(out[1], 0x80);
+	return out;
+}
+
+/* C=DE, O=Example Org, OU=PKI + CN=Issuing CA (one RDN, two values),
+ * a UTF-8 L: several RDNs as real CAs have them. */
+static X509_NAME *
+make_name(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	assert_non_null(n);
+	assert_true(X509_NAME_add_entry_by_txt(
+	    n, "C", MBSTRING_ASC, (const unsigned char *)"DE", -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC,
+	    (const unsigned char *)"Example Org", -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(n, "L", MBSTRING_UTF8,
+	    (const unsigned char *)"M\xc3\xbcnchen", -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(
+	    n, "OU", MBSTRING_ASC, (const unsigned char *)"PKI", -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(
+	    n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, -1));
+	assert_int_equal(X509_NAME_entry_count(n), 5);
+	assert_int_equal(X509_NAME_ENTRY_set(X509_NAME_get_entry(n, 4)),
+	    X509_NAME_ENTRY_set(X509_NAME_get_entry(n, 3)));
+	return n;
+}
+
+static uint8_t *
+name_der_of(const X509_NAME *n, size_t *len)
+{
+	unsigned char *der = NULL;
+	int l = i2d_X509_NAME(n, &der);
+	uint8_t *copy;
+
+	assert_true(l > 0);
+	copy = malloc((size_t)l);
+	memcpy(copy, der, (size_t)l);
+	OPENSSL_free(der);
+	*len = (size_t)l;
+	return copy;
+}
+
+/* A returned name equals `want` and re-encodes as its DER. */
+static void
+assert_name(X509_NAME *got, const X509_NAME *want)
+{
+	uint8_t *a, *b;
+	size_t al, bl;
+
+	assert_non_null(got);
+	assert_int_equal(X509_NAME_cmp(got, want), 0);
+	a = name_der_of(got, &al);
+	b = name_der_of(want, &bl);
+	assert_int_equal(al, bl);
+	assert_memory_equal(a, b, al);
+	free(a);
+	free(b);
+}
+
+/* Every prefix, and the whole with a byte after it, is refused. */
+static void
+assert_prefixes_refused(const uint8_t *der, size_t len)
+{
+	uint8_t *longer = malloc(len + 1);
+
+	for (size_t n = 0; n < len; n++)
+		messagedata_refused(der, n);
+	memcpy(longer, der, len);
+	longer[len] = 0x00;
+	messagedata_refused(longer, len + 1);
+	free(longer);
+}
+
+static void
+test_issuer_serial(void **state)
+{
+	X509_NAME *issuer = make_name("Issuing CA"), *got = NULL;
+	ASN1_INTEGER *serials[4], *serial = NULL;
+	BIGNUM *bn = BN_new();
+	uint8_t *der = NULL, *ber;
+	size_t len, ber_len;
+	const char *why = NULL;
+	int fi = 0;
+
+	(void)state;
+	/* 1, a 20-byte serial with the top bit set (21 bytes of DER), 0 and
+	 * a negative one (non-conforming CAs issue them). */
+	assert_true(BN_rand(bn, 160, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY));
+	serials[0] = ASN1_INTEGER_new();
+	assert_true(ASN1_INTEGER_set(serials[0], 1));
+	serials[1] = BN_to_ASN1_INTEGER(bn, NULL);
+	serials[2] = ASN1_INTEGER_new();
+	assert_true(ASN1_INTEGER_set(serials[2], 0));
+	serials[3] = ASN1_INTEGER_new();
+	assert_true(ASN1_INTEGER_set(serials[3], -5));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(
+		    scep_issuer_serial_build(issuer, serials[i], &der, &len),
+		    SCEP_OK);
+		assert_int_equal(der[0], 0x30);
+		assert_int_not_equal(der[1], 0x80);
+		assert_int_equal(scep_issuer_serial_parse(
+		                     der, len, &got, &serial, &fi, &why),
+		    SCEP_OK);
+		assert_int_equal(fi, SCEP_FAILINFO_NONE);
+		assert_null(why);
+		assert_name(got, issuer);
+		assert_int_equal(ASN1_INTEGER_cmp(serial, serials[i]), 0);
+		X509_NAME_free(got);
+		ASN1_INTEGER_free(serial);
+
+		/* Indefinite lengths all the way down: the name still comes
+		 * back as DER. */
+		ber = to_ber(der, len, -1, &ber_len);
+		assert_true(ber_len > len);
+		assert_int_equal(scep_issuer_serial_parse(
+		                     ber, ber_len, &got, &serial, &fi, &why),
+		    SCEP_OK);
+		assert_name(got, issuer);
+		assert_int_equal(ASN1_INTEGER_cmp(serial, serials[i]), 0);
+		X509_NAME_free(got);
+		ASN1_INTEGER_free(serial);
+		if (i == 1) {
+			assert_prefixes_refused(der, len);
+			assert_prefixes_refused(ber, ber_len);
+		}
+		free(ber);
+		free(der);
+		ASN1_INTEGER_free(serials[i]);
+	}
+
+	/* The certificate's own issuer and serial, as a client sends them. */
+	assert_int_equal(
+	    scep_issuer_serial_build(X509_get_issuer_name(fx.issued),
+	        X509_get0_serialNumber(fx.issued), &der, &len),
+	    SCEP_OK);
+	assert_int_equal(
+	    scep_issuer_serial_parse(der, len, &got, &serial, &fi, &why),
+	    SCEP_OK);
+	assert_name(got, X509_get_subject_name(fx.ca_cert));
+	assert_int_equal(ASN1_INTEGER_get(serial), 1000);
+	X509_NAME_free(got);
+	ASN1_INTEGER_free(serial);
+	/* An IssuerAndSubject is not an IssuerAndSerialNumber. */
+	free(der);
+	assert_int_equal(scep_issuer_subject_build(issuer,
+	                     X509_get_subject_name(fx.issued), &der, &len),
+	    SCEP_OK);
+	assert_int_equal(
+	    scep_issuer_serial_parse(der, len, &got, &serial, &fi, &why),
+	    SCEP_E_PARSE);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
+	assert_non_null(why);
+	free(der);
+	assert_int_equal(scep_issuer_serial_build(NULL, serials[0], &der, &len),
+	    SCEP_E_BUILD);
+	assert_null(der);
+
+	BN_free(bn);
+	X509_NAME_free(issuer);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+static void
+test_issuer_subject(void **state)
+{
+	X509_NAME *issuer = make_name("Issuing CA"), *subject;
+	X509_NAME *got_issuer = NULL, *got_subject = NULL;
+	ASN1_INTEGER *serial = NULL;
+	uint8_t *der = NULL, *ber, *garbage;
+	size_t len, ber_len;
+	const char *why = NULL;
+	int fi = 0;
+
+	(void)state;
+	subject = make_name("device-1");
+	assert_int_equal(
+	    scep_issuer_subject_build(issuer, subject, &der, &len), SCEP_OK);
+	assert_int_equal(scep_issuer_subject_parse(
+	                     der, len, &got_issuer, &got_subject, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(fi, SCEP_FAILINFO_NONE);
+	assert_name(got_issuer, issuer);
+	assert_name(got_subject, subject);
+	X509_NAME_free(got_issuer);
+	X509_NAME_free(got_subject);
+
+	ber = to_ber(der, len, -1, &ber_len);
+	assert_int_equal(scep_issuer_subject_parse(ber, ber_len, &got_issuer,
+	                     &got_subject, &fi, &why),
+	    SCEP_OK);
+	assert_name(got_issuer, issuer);
+	assert_name(got_subject, subject);
+	X509_NAME_free(got_issuer);
+	X509_NAME_free(got_subject);
+	assert_prefixes_refused(der, len);
+	assert_prefixes_refused(ber, ber_len);
+
+	/* An IssuerAndSerialNumber is not an IssuerAndSubject. */
+	assert_int_equal(
+	    scep_issuer_serial_parse(der, len, &got_issuer, &serial, &fi, &why),
+	    SCEP_E_PARSE);
+	assert_null(got_issuer);
+	assert_null(serial);
+
+	/* A name with no RDN at all is a Name. */
+	X509_NAME_free(subject);
+	subject = X509_NAME_new();
+	free(der);
+	assert_int_equal(
+	    scep_issuer_subject_build(issuer, subject, &der, &len), SCEP_OK);
+	assert_int_equal(scep_issuer_subject_parse(
+	                     der, len, &got_issuer, &got_subject, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(X509_NAME_entry_count(got_subject), 0);
+	X509_NAME_free(got_issuer);
+	X509_NAME_free(got_subject);
+
+	/* Garbage of the right shape: a SEQUENCE of two INTEGERs. */
+	garbage = (uint8_t *)"\x30\x06\x02\x01\x01\x02\x01\x02";
+	assert_int_equal(scep_issuer_subject_parse(
+	                     garbage, 8, &got_issuer, &got_subject, &fi, &why),
+	    SCEP_E_PARSE);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
+	assert_null(got_issuer);
+	assert_null(got_subject);
+	/* The CSR a PKCSReq carries. */
+	{
+		unsigned char *csr_der = NULL;
+		int n = i2d_X509_REQ(fx.csr, &csr_der);
+
+		messagedata_refused(csr_der, (size_t)n);
+		OPENSSL_free(csr_der);
+	}
+	messagedata_refused(NULL, 0);
+
+	free(ber);
+	free(der);
+	X509_NAME_free(issuer);
+	X509_NAME_free(subject);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* A request with caller-made content, as the RA sees it: parsed, opened. */
+static struct scep_request *
+request_with_content(int type, const uint8_t *content, size_t content_len,
+    int ber, uint8_t **plain, size_t *plain_len)
+{
+	struct scep_pkcsreq_params p = {
+	    .message_type = type,
+	    .transaction_id = "poll-or-get-1",
+	    .signer = fx.client_cert,
+	    .signer_key = fx.client_key,
+	    .recipient = fx.ra_cert,
+	    .cipher = EVP_aes_256_cbc(),
+	    .digest = EVP_sha256(),
+	    .ber_indefinite = ber,
+	    .content = content,
+	    .content_len = content_len,
+	};
+	struct scep_request *req = NULL;
+	uint8_t *der = NULL;
+	size_t len;
+	const char *why = NULL;
+	int fi, cipher;
+
+	assert_int_equal(scep_pkcsreq_build(&p, &der, &len), SCEP_OK);
+	assert_int_equal(der[1] == 0x80, ber);
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	assert_int_equal(req->message_type, type);
+	assert_string_equal(req->transaction_id, "poll-or-get-1");
+	assert_int_equal(req->sender_nonce_len, 16);
+	assert_int_equal(req->envelope[1] == 0x80, ber);
+	assert_int_equal(
+	    scep_envelope_open(req->envelope, req->envelope_len, fx.ra_cert,
+	        fx.ra_key, NULL, plain, plain_len, &cipher, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(cipher, NID_aes_256_cbc);
+	assert_int_equal(*plain_len, content_len);
+	assert_memory_equal(*plain, content, content_len);
+	free(der);
+	return req;
+}
+
+static void
+test_request_content(void **state)
+{
+	struct scep_pkcsreq_params p = {
+	    .message_type = SCEP_MSG_GETCERT,
+	    .transaction_id = "T",
+	    .signer = fx.client_cert,
+	    .signer_key = fx.client_key,
+	    .recipient = fx.ra_cert,
+	    .cipher = EVP_aes_128_cbc(),
+	};
+	uint8_t *der = NULL, *content;
+	size_t len, content_len;
+
+	(void)state;
+	/* Neither CSR nor content, or content without a transactionID. */
+	assert_int_equal(scep_pkcsreq_build(&p, &der, &len), SCEP_E_BUILD);
+	assert_null(der);
+	assert_int_equal(
+	    scep_issuer_serial_build(X509_get_issuer_name(fx.issued),
+	        X509_get0_serialNumber(fx.issued), &content, &content_len),
+	    SCEP_OK);
+	p.content = content;
+	p.content_len = content_len;
+	p.transaction_id = NULL;
+	assert_int_equal(scep_pkcsreq_build(&p, &der, &len), SCEP_E_BUILD);
+	assert_null(der);
+	free(content);
+}
+
+/* GetCert: the answer is any certificate the CA issued (here one for
+ * another key), encrypted to the requester's signer. */
+static void
+test_getcert_round_trip(void **state)
+{
+	struct scep_request *req;
+	struct scep_certrep *rep = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *serial = NULL;
+	uint8_t *content, *plain = NULL, *der = NULL;
+	size_t content_len, plain_len, len;
+	const char *why = NULL;
+	int fi;
+
+	(void)state;
+	assert_int_equal(
+	    scep_issuer_serial_build(X509_get_issuer_name(fx.other_cert),
+	        X509_get0_serialNumber(fx.other_cert), &content, &content_len),
+	    SCEP_OK);
+	for (int ber = 0; ber <= 1; ber++) {
+		struct scep_certrep_params cp;
+
+		req = request_with_content(SCEP_MSG_GETCERT, content,
+		    content_len, ber, &plain, &plain_len);
+		assert_int_equal(scep_issuer_serial_parse(plain, plain_len,
+		                     &issuer, &serial, &fi, &why),
+		    SCEP_OK);
+		assert_int_equal(
+		    X509_NAME_cmp(issuer, X509_get_issuer_name(fx.other_cert)),
+		    0);
+		assert_int_equal(ASN1_INTEGER_cmp(serial,
+		                     X509_get0_serialNumber(fx.other_cert)),
+		    0);
+
+		memset(&cp, 0, sizeof(cp));
+		cp.transaction_id = req->transaction_id;
+		cp.recipient_nonce = req->sender_nonce;
+		cp.recipient_nonce_len = req->sender_nonce_len;
+		cp.pki_status = SCEP_STATUS_SUCCESS;
+		cp.issued = fx.other_cert;
+		cp.recipient = req->signer;
+		cp.cipher = scep_reply_cipher(NID_aes_256_cbc);
+		cp.signer = fx.ra_cert;
+		cp.signer_key = fx.ra_key;
+		assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_OK);
+		assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
+		                     fx.client_cert, fx.client_key, &rep),
+		    SCEP_OK);
+		assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+		assert_string_equal(rep->transaction_id, "poll-or-get-1");
+		assert_memory_equal(rep->recipient_nonce, req->sender_nonce,
+		    req->sender_nonce_len);
+		assert_int_equal(rep->cipher_nid, NID_aes_256_cbc);
+		assert_int_equal(sk_X509_num(rep->certs), 1);
+		assert_int_equal(
+		    X509_cmp(sk_X509_value(rep->certs, 0), fx.other_cert), 0);
+		assert_null(rep->crls);
+		scep_certrep_free(rep);
+		rep = NULL;
+		free(der);
+		X509_NAME_free(issuer);
+		ASN1_INTEGER_free(serial);
+		free(plain);
+		scep_request_free(req);
+	}
+	free(content);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+static X509_CRL *
+make_crl(void)
+{
+	X509_CRL *crl = X509_CRL_new();
+	X509_REVOKED *rev = X509_REVOKED_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+
+	assert_non_null(crl);
+	assert_non_null(rev);
+	assert_true(X509_CRL_set_version(crl, 1));
+	assert_true(
+	    X509_CRL_set_issuer_name(crl, X509_get_subject_name(fx.ca_cert)));
+	assert_non_null(X509_gmtime_adj(t, 0));
+	assert_true(X509_CRL_set1_lastUpdate(crl, t));
+	assert_non_null(X509_gmtime_adj(t, 86400));
+	assert_true(X509_CRL_set1_nextUpdate(crl, t));
+	assert_true(X509_REVOKED_set_serialNumber(
+	    rev, X509_get_serialNumber(fx.other_cert)));
+	assert_non_null(X509_gmtime_adj(t, -60));
+	assert_true(X509_REVOKED_set_revocationDate(rev, t));
+	assert_true(X509_CRL_add0_revoked(crl, rev));
+	assert_true(X509_CRL_sort(crl));
+	assert_true(X509_CRL_sign(crl, fx.ca_key, EVP_sha256()) > 0);
+	ASN1_TIME_free(t);
+	return crl;
+}
+
+/* GetCRL: SUCCESS with the CRL and no certificate; the client reads the
+ * CRL back from the envelope. */
+static void
+test_getcrl_round_trip(void **state)
+{
+	struct scep_request *req;
+	struct scep_certrep *rep = NULL;
+	struct scep_certrep_params cp;
+	X509_CRL *crl = make_crl(), *got;
+	X509_REVOKED *revoked = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *serial = NULL;
+	uint8_t *content, *plain = NULL, *der = NULL;
+	size_t content_len, plain_len, len;
+	const char *why = NULL;
+	int fi;
+
+	(void)state;
+	assert_int_equal(
+	    scep_issuer_serial_build(X509_get_issuer_name(fx.issued),
+	        X509_get0_serialNumber(fx.issued), &content, &content_len),
+	    SCEP_OK);
+	req = request_with_content(
+	    SCEP_MSG_GETCRL, content, content_len, 1, &plain, &plain_len);
+	assert_int_equal(scep_issuer_serial_parse(
+	                     plain, plain_len, &issuer, &serial, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(
+	    X509_NAME_cmp(issuer, X509_get_subject_name(fx.ca_cert)), 0);
+
+	memset(&cp, 0, sizeof(cp));
+	cp.transaction_id = req->transaction_id;
+	cp.recipient_nonce = req->sender_nonce;
+	cp.recipient_nonce_len = req->sender_nonce_len;
+	cp.pki_status = SCEP_STATUS_SUCCESS;
+	cp.recipient = req->signer;
+	cp.cipher = EVP_aes_128_cbc();
+	cp.signer = fx.ra_cert;
+	cp.signer_key = fx.ra_key;
+	/* Neither a certificate nor a CRL: nothing to answer with. */
+	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_E_BUILD);
+	assert_null(der);
+	cp.crl = crl;
+	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_OK);
+	assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
+	                     fx.client_cert, fx.client_key, &rep),
+	    SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	assert_int_equal(rep->cipher_nid, NID_aes_128_cbc);
+	assert_null(rep->certs);
+	assert_int_equal(sk_X509_CRL_num(rep->crls), 1);
+	got = sk_X509_CRL_value(rep->crls, 0);
+	assert_int_equal(X509_CRL_cmp(got, crl), 0);
+	assert_int_equal(X509_CRL_get0_by_serial(got, &revoked,
+	                     X509_get_serialNumber(fx.other_cert)),
+	    1);
+	assert_int_equal(X509_CRL_verify(got, fx.ca_key), 1);
+	scep_certrep_free(rep);
+	rep = NULL;
+	/* Without the client's key only the cipher is read. */
+	assert_int_equal(
+	    scep_certrep_parse(der, len, fx.ra_cert, NULL, NULL, &rep),
+	    SCEP_OK);
+	assert_null(rep->certs);
+	assert_null(rep->crls);
+	scep_certrep_free(rep);
+	rep = NULL;
+	free(der);
+
+	/* A certificate and a CRL together are both read back. */
+	cp.issued = fx.issued;
+	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_OK);
+	assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
+	                     fx.client_cert, fx.client_key, &rep),
+	    SCEP_OK);
+	assert_int_equal(sk_X509_num(rep->certs), 1);
+	assert_int_equal(sk_X509_CRL_num(rep->crls), 1);
+	scep_certrep_free(rep);
+	free(der);
+
+	X509_NAME_free(issuer);
+	ASN1_INTEGER_free(serial);
+	free(plain);
+	free(content);
+	scep_request_free(req);
+	X509_CRL_free(crl);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/*
+ * CertPoll with caller-made IssuerAndSubject; the RA answers PENDING: no
+ * envelope, pkiStatus 3, no failInfo even though the params' failinfo is 0
+ * (badAlg) and a text is set, and the request's nonce echoed.
+ */
+static void
+test_certpoll_pending(void **state)
+{
+	struct scep_request *req;
+	struct scep_certrep *rep = NULL;
+	struct scep_certrep_params cp;
+	X509_NAME *issuer = NULL, *subject = NULL;
+	uint8_t *content, *plain = NULL, *der = NULL;
+	size_t content_len, plain_len, len;
+	const unsigned char *p;
+	PKCS7 *p7;
+	PKCS7_SIGNER_INFO *si;
+	ASN1_TYPE *status;
+	const char *why = NULL;
+	int fi;
+
+	(void)state;
+	assert_int_equal(
+	    scep_issuer_subject_build(X509_get_subject_name(fx.ca_cert),
+	        X509_REQ_get_subject_name(fx.csr), &content, &content_len),
+	    SCEP_OK);
+	req = request_with_content(
+	    SCEP_MSG_CERTPOLL, content, content_len, 0, &plain, &plain_len);
+	assert_int_equal(scep_issuer_subject_parse(
+	                     plain, plain_len, &issuer, &subject, &fi, &why),
+	    SCEP_OK);
+	assert_int_equal(
+	    X509_NAME_cmp(issuer, X509_get_subject_name(fx.ca_cert)), 0);
+	assert_int_equal(
+	    X509_NAME_cmp(subject, X509_REQ_get_subject_name(fx.csr)), 0);
+
+	memset(&cp, 0, sizeof(cp));
+	cp.transaction_id = req->transaction_id;
+	cp.recipient_nonce = req->sender_nonce;
+	cp.recipient_nonce_len = req->sender_nonce_len;
+	cp.pki_status = SCEP_STATUS_PENDING;
+	cp.failinfo_text = "not for PENDING";
+	cp.recipient = req->signer;
+	cp.signer = fx.ra_cert;
+	cp.signer_key = fx.ra_key;
+	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_OK);
+	assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
+	                     fx.client_cert, fx.client_key, &rep),
+	    SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_PENDING);
+	assert_int_equal(rep->failinfo, SCEP_FAILINFO_NONE);
+	assert_null(rep->failinfo_text);
+	assert_string_equal(rep->transaction_id, "poll-or-get-1");
+	assert_int_equal(rep->recipient_nonce_len, req->sender_nonce_len);
+	assert_memory_equal(
+	    rep->recipient_nonce, req->sender_nonce, req->sender_nonce_len);
+	assert_int_equal(rep->sender_nonce_len, 16);
+	assert_memory_not_equal(rep->sender_nonce, req->sender_nonce, 16);
+	assert_int_equal(rep->cipher_nid, NID_undef);
+	assert_null(rep->certs);
+	assert_null(rep->crls);
+	scep_certrep_free(rep);
+
+	/* On the wire: pkiStatus "3", no failInfo(Text), empty eContent. */
+	assert_empty_econtent(der, len);
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	assert_non_null(p7);
+	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
+	status = PKCS7_get_signed_attribute(
+	    si, OBJ_txt2nid("2.16.840.1.113733.1.9.3"));
+	assert_non_null(status);
+	assert_int_equal(status->type, V_ASN1_PRINTABLESTRING);
+	assert_int_equal(ASN1_STRING_length(status->value.asn1_string), 1);
+	assert_memory_equal(
+	    ASN1_STRING_get0_data(status->value.asn1_string), "3", 1);
+	assert_null(PKCS7_get_signed_attribute(
+	    si, OBJ_txt2nid("2.16.840.1.113733.1.9.4")));
+	assert_null(
+	    PKCS7_get_signed_attribute(si, OBJ_txt2nid("1.3.6.1.5.5.7.24.1")));
+	PKCS7_free(p7);
+
+	free(der);
+	X509_NAME_free(issuer);
+	X509_NAME_free(subject);
+	free(plain);
+	free(content);
+	scep_request_free(req);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* GetNextCACert: signed by the current CA, the next CA and RA inside. */
+static void
+test_next_ca(void **state)
+{
+	EVP_PKEY *next_key = EVP_RSA_gen(2048);
+	X509 *next_ca, *next_ra;
+	STACK_OF(X509) *next = sk_X509_new_null(), *got = NULL;
+	STACK_OF(X509) *cacerts = sk_X509_new_null();
+	uint8_t *der = NULL, *ber, *other = NULL, *inner;
+	unsigned char *cert_der = NULL;
+	size_t len, ber_len, other_len;
+	const unsigned char *p;
+	PKCS7 *p7, *in7;
+	PKCS7_SIGNER_INFO *si;
+	ASN1_OCTET_STRING *os;
+	int n;
+
+	(void)state;
+	assert_non_null(next_key);
+	next_ca = make_cert(next_key, "Test CA 2", NULL, NULL, 11);
+	next_ra =
+	    make_cert(fx.other_key, "test-MSCEP-RA 2", next_ca, next_key, 12);
+	assert_true(sk_X509_push(next, next_ca));
+	assert_true(sk_X509_push(next, next_ra));
+	assert_int_equal(scep_next_ca_build(next, fx.ca_cert, fx.ca_key,
+	                     EVP_sha256(), &der, &len),
+	    SCEP_OK);
+
+	/* Its shape: one SignerInfo without SCEP attributes, the signer's
+	 * certificate only, id-data content holding a degenerate SignedData. */
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	assert_non_null(p7);
+	assert_true(PKCS7_type_is_signed(p7));
+	assert_int_equal(sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info), 1);
+	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
+	assert_null(PKCS7_get_signed_attribute(
+	    si, OBJ_txt2nid("2.16.840.1.113733.1.9.2")));
+	assert_non_null(
+	    PKCS7_get_signed_attribute(si, NID_pkcs9_messageDigest));
+	assert_int_equal(sk_X509_num(p7->d.sign->cert), 1);
+	assert_int_equal(
+	    X509_cmp(sk_X509_value(p7->d.sign->cert, 0), fx.ca_cert), 0);
+	assert_true(PKCS7_type_is_data(p7->d.sign->contents));
+	os = p7->d.sign->contents->d.data;
+	p = ASN1_STRING_get0_data(os);
+	in7 = d2i_PKCS7(NULL, &p, ASN1_STRING_length(os));
+	assert_non_null(in7);
+	assert_true(PKCS7_type_is_signed(in7));
+	assert_int_equal(sk_PKCS7_SIGNER_INFO_num(in7->d.sign->signer_info), 0);
+	assert_int_equal(sk_X509_num(in7->d.sign->cert), 2);
+	PKCS7_free(in7);
+	PKCS7_free(p7);
+
+	/* Verified against the current CA, or its own certificate. */
+	assert_int_equal(
+	    scep_next_ca_parse(der, len, fx.ca_cert, &got), SCEP_OK);
+	assert_int_equal(sk_X509_num(got), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(got, 0), next_ca), 0);
+	assert_int_equal(X509_cmp(sk_X509_value(got, 1), next_ra), 0);
+	sk_X509_pop_free(got, X509_free);
+	got = NULL;
+	assert_int_equal(scep_next_ca_parse(der, len, NULL, &got), SCEP_OK);
+	assert_int_equal(sk_X509_num(got), 2);
+	sk_X509_pop_free(got, X509_free);
+	got = NULL;
+
+	/* Streamed BER around the signed content verifies the same. */
+	ber = to_ber(der, len, 3, &ber_len);
+	assert_int_equal(
+	    scep_next_ca_parse(ber, ber_len, fx.ca_cert, &got), SCEP_OK);
+	assert_int_equal(sk_X509_num(got), 2);
+	sk_X509_pop_free(got, X509_free);
+	got = NULL;
+	free(ber);
+
+	/* Another signer than the one expected. */
+	assert_int_equal(
+	    scep_next_ca_parse(der, len, fx.ra_cert, &got), SCEP_E_CONTENT);
+	assert_null(got);
+	assert_int_equal(scep_next_ca_build(next, fx.other_cert, fx.other_key,
+	                     NULL, &other, &other_len),
+	    SCEP_OK);
+	assert_int_equal(scep_next_ca_parse(other, other_len, fx.ca_cert, &got),
+	    SCEP_E_CONTENT);
+	assert_null(got);
+	free(other);
+
+	/* Tampered: the signature, then a byte of the next CA certificate
+	 * inside the signed content. */
+	der[len - 1] ^= 0x01;
+	assert_int_equal(
+	    scep_next_ca_parse(der, len, fx.ca_cert, &got), SCEP_E_SIGNATURE);
+	assert_null(got);
+	der[len - 1] ^= 0x01;
+	n = i2d_X509(next_ca, &cert_der);
+	inner = memmem(der, len, cert_der, (size_t)n);
+	assert_non_null(inner);
+	inner[n / 2] ^= 0x01;
+	assert_int_equal(
+	    scep_next_ca_parse(der, len, fx.ca_cert, &got), SCEP_E_SIGNATURE);
+	assert_null(got);
+	assert_int_equal(
+	    scep_next_ca_parse(der, len, NULL, &got), SCEP_E_SIGNATURE);
+	inner[n / 2] ^= 0x01;
+	OPENSSL_free(cert_der);
+	assert_prefixes_refused(der, len);
+
+	/* Not GetNextCACert answers: GetCACert's unsigned certs-only, a
+	 * PENDING CertRep (no content). */
+	assert_true(sk_X509_push(cacerts, fx.ra_cert));
+	assert_true(sk_X509_push(cacerts, fx.ca_cert));
+	assert_int_equal(
+	    scep_certs_only_build(cacerts, &other, &other_len), SCEP_OK);
+	assert_int_equal(
+	    scep_next_ca_parse(other, other_len, NULL, &got), SCEP_E_CONTENT);
+	free(other);
+	scep_certrep_free(certrep_status(
+	    SCEP_STATUS_PENDING, SCEP_FAILINFO_NONE, NULL, &other, &other_len));
+	assert_int_equal(scep_next_ca_parse(other, other_len, fx.ra_cert, &got),
+	    SCEP_E_CONTENT);
+	assert_null(got);
+	free(other);
+	assert_int_equal(scep_next_ca_build(NULL, fx.ca_cert, fx.ca_key, NULL,
+	                     &other, &other_len),
+	    SCEP_E_BUILD);
+	assert_null(other);
+
+	free(der);
+	sk_X509_free(cacerts);
+	sk_X509_pop_free(next, X509_free);
+	EVP_PKEY_free(next_key);
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
@@ -1135,6 +1958,13 @@ main(void)
 	    cmocka_unit_test(test_certpoll_content),
 	    cmocka_unit_test(test_certs_only),
 	    cmocka_unit_test(test_truncated_input),
+	    cmocka_unit_test(test_issuer_serial),
+	    cmocka_unit_test(test_issuer_subject),
+	    cmocka_unit_test(test_request_content),
+	    cmocka_unit_test(test_getcert_round_trip),
+	    cmocka_unit_test(test_getcrl_round_trip),
+	    cmocka_unit_test(test_certpoll_pending),
+	    cmocka_unit_test(test_next_ca),
 	    cmocka_unit_test(test_names),
 	};
 
