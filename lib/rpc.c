@@ -1,20 +1,28 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <zmq.h>
 
+#include "config.h"
 #include "log.h"
 #include "rpc.h"
 
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
 #define RPC_MIN_ATTEMPT_MS 200
+#define RPC_NAME_MAX 32 /* a CurveClients NAME, with its NUL */
+#define RPC_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* RFC 27 */
+#define RPC_ZAP_DOMAIN "scepd"
 
 const char *
 rpc_strerror(int err)
@@ -41,12 +49,482 @@ rpc_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* --- CurveZMQ ---------------------------------------------------------- */
+
+/* A client key a server admits, and the name its requests then carry. */
+struct rpc_admitted {
+	char name[RPC_NAME_MAX];
+	uint8_t key[32];
+};
+
+struct rpc_curve {
+	char *basedir; /* of the configuration, for relative key files */
+	int has_pair;
+	char public_key[RPC_KEY_LEN + 1];
+	char secret_key[RPC_KEY_LEN + 1];
+	struct rpc_admitted *clients;
+	size_t nclients;
+	int allow_insecure;
+};
+
+struct rpc_endpoint {
+	char *addr;
+	char server_key[RPC_KEY_LEN + 1]; /* "" without CURVE */
+};
+
+struct rpc_link {
+	char *endpoints; /* space separated, for messages */
+	struct rpc_endpoint *ep;
+	size_t nep;
+	int curve;
+	char public_key[RPC_KEY_LEN + 1];
+	char secret_key[RPC_KEY_LEN + 1];
+};
+
+static const char rpc_z85_chars[] =
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    ".-:+=^!/*?&<>()[]{}@%$#";
+
+/* Anything but ipc:// and inproc:// leaves the host. */
+static int
+rpc_is_network(const char *endpoint)
+{
+	return strncmp(endpoint, "ipc://", 6) != 0 &&
+	    strncmp(endpoint, "inproc://", 9) != 0;
+}
+
+static void rpc_problem(const char *file, const char *section, const char *key,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* "FILE: [SECTION] Key: reason", as config_load() reports. */
+static void
+rpc_problem(const char *file, const char *section, const char *key,
+    const char *fmt, ...)
+{
+	char line[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: [%s] %s: %s\n", file, section, key, line);
+}
+
+int
+rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen)
+{
+	char buf[1024], *line, *save = NULL, *key = NULL;
+	struct stat st;
+	size_t used = 0;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		goto out;
+	}
+	if (secret && (st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "%s is open to group or others (mode %04o); a secret key "
+		    "must be mode 0600 or stricter",
+		    path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	while (used < sizeof(buf) - 1 &&
+	    (n = read(fd, buf + used, sizeof(buf) - 1 - used)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	if (used == sizeof(buf) - 1) {
+		snprintf(err, errlen, "%s is too large for a key file", path);
+		goto out;
+	}
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		size_t len;
+
+		line += strspn(line, " \t\r");
+		len = strlen(line);
+		while (len > 0 && strchr(" \t\r", line[len - 1]) != NULL)
+			line[--len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		if (key != NULL) {
+			snprintf(
+			    err, errlen, "%s holds more than one key", path);
+			goto out;
+		}
+		key = line;
+	}
+	if (key == NULL || strlen(key) != RPC_KEY_LEN ||
+	    strspn(key, rpc_z85_chars) != RPC_KEY_LEN) {
+		snprintf(err, errlen,
+		    "%s does not hold a CurveZMQ key (%d characters of Z85, "
+		    "as scepctl keygen writes)",
+		    path, RPC_KEY_LEN);
+		goto out;
+	}
+	memcpy(out, key, RPC_KEY_LEN + 1);
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	close(fd);
+	return rc;
+}
+
+/* The directory of `file`, absolute when it exists; NULL on no memory. */
+static char *
+rpc_basedir(const char *file)
+{
+	char *dir = realpath(file, NULL), *slash;
+
+	if (dir == NULL)
+		dir = strdup(file);
+	if (dir == NULL)
+		return NULL;
+	if ((slash = strrchr(dir, '/')) == NULL) {
+		free(dir);
+		return strdup(".");
+	}
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	return dir;
+}
+
+/* A public key file into `out`; 0, or -1 after reporting. */
+static int
+rpc_public_key_load(const char *basedir, const char *path, char *out,
+    const char *file, const char *section, const char *key)
+{
+	char err[512], *abs = config_resolve_path(basedir, path);
+	uint8_t bin[32];
+	int rc = -1;
+
+	if (abs == NULL)
+		rpc_problem(file, section, key, "out of memory");
+	else if (rpc_key_read(abs, 0, out, err, sizeof(err)) != 0)
+		rpc_problem(file, section, key, "%s", err);
+	else if (zmq_z85_decode(bin, out) == NULL)
+		rpc_problem(file, section, key, "%s: not a Z85 key", abs);
+	else
+		rc = 0;
+	free(abs);
+	return rc;
+}
+
+/* CurveClients = NAME:PUBKEYFILE ...; the number of problems. */
+static int
+rpc_curve_clients(struct rpc_curve *c, const char *list, const char *file,
+    const char *section)
+{
+	char *copy = strdup(list), *tok, *save = NULL;
+	int errors = 0;
+
+	if (copy == NULL) {
+		rpc_problem(file, section, "CurveClients", "out of memory");
+		return 1;
+	}
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		char *colon = strchr(tok, ':'), z85[RPC_KEY_LEN + 1];
+		struct rpc_admitted *grown, *a;
+		size_t len = colon ? (size_t)(colon - tok) : 0;
+
+		if (colon == NULL || len == 0 || len >= RPC_NAME_MAX ||
+		    strspn(tok,
+		        "abcdefghijklmnopqrstuvwxyz"
+		        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len ||
+		    colon[1] == '\0') {
+			rpc_problem(file, section, "CurveClients",
+			    "'%s' is not NAME:PUBKEYFILE (NAME: letters, "
+			    "digits, '_', '.', '-', at most %d)",
+			    tok, RPC_NAME_MAX - 1);
+			errors++;
+			continue;
+		}
+		if (rpc_public_key_load(c->basedir, colon + 1, z85, file,
+		        section, "CurveClients") != 0) {
+			errors++;
+			continue;
+		}
+		grown = realloc(c->clients, (c->nclients + 1) * sizeof(*grown));
+		if (grown == NULL) {
+			rpc_problem(
+			    file, section, "CurveClients", "out of memory");
+			errors++;
+			break;
+		}
+		c->clients = grown;
+		a = &c->clients[c->nclients];
+		memset(a, 0, sizeof(*a));
+		memcpy(a->name, tok, len);
+		zmq_z85_decode(a->key, z85);
+		for (size_t i = 0; i < c->nclients; i++)
+			if (memcmp(c->clients[i].key, a->key, 32) == 0) {
+				rpc_problem(file, section, "CurveClients",
+				    "%s: the same key is listed twice (as %s "
+				    "and %s)",
+				    colon + 1, c->clients[i].name, a->name);
+				errors++;
+			}
+		c->nclients++;
+	}
+	free(copy);
+	return errors;
+}
+
+struct rpc_curve *
+rpc_curve_load(const struct rpc_curve_settings *s, const char *listen,
+    const char *file, const char *section)
+{
+	struct rpc_curve *c = calloc(1, sizeof(*c));
+	const char *secret = s->secret_key_file ? s->secret_key_file : "";
+	const char *pub = s->public_key_file ? s->public_key_file : "";
+	const char *clients = s->clients ? s->clients : "";
+	char err[512], *abs = NULL;
+	int errors = 0;
+
+	if (c == NULL || (c->basedir = rpc_basedir(file)) == NULL) {
+		fprintf(stderr, "%s: [%s]: out of memory\n", file, section);
+		rpc_curve_free(c);
+		return NULL;
+	}
+	c->allow_insecure = s->allow_insecure;
+	if (secret[0] != '\0') {
+		if ((abs = config_resolve_path(c->basedir, secret)) == NULL ||
+		    rpc_key_read(abs, 1, c->secret_key, err, sizeof(err)) !=
+		        0) {
+			rpc_problem(file, section, "CurveSecretKeyFile", "%s",
+			    abs ? err : "out of memory");
+			errors++;
+		} else if (zmq_curve_public(c->public_key, c->secret_key) !=
+		    0) {
+			rpc_problem(file, section, "CurveSecretKeyFile",
+			    "%s: not a CurveZMQ secret key", abs);
+			errors++;
+		} else
+			c->has_pair = 1;
+		free(abs);
+	}
+	if (pub[0] != '\0') {
+		char z85[RPC_KEY_LEN + 1];
+
+		if (secret[0] == '\0') {
+			rpc_problem(file, section, "CurvePublicKeyFile",
+			    "set without CurveSecretKeyFile");
+			errors++;
+		} else if (rpc_public_key_load(c->basedir, pub, z85, file,
+		               section, "CurvePublicKeyFile") != 0)
+			errors++;
+		else if (c->has_pair && strcmp(z85, c->public_key) != 0) {
+			rpc_problem(file, section, "CurvePublicKeyFile",
+			    "%s is not the public key of CurveSecretKeyFile",
+			    pub);
+			errors++;
+		}
+	}
+	errors += rpc_curve_clients(c, clients, file, section);
+	if (clients[0] != '\0' && secret[0] == '\0') {
+		rpc_problem(file, section, "CurveClients",
+		    "needs CurveSecretKeyFile (this server's own key pair)");
+		errors++;
+	}
+	if (clients[0] != '\0' && c->nclients == 0 && errors == 0) {
+		rpc_problem(file, section, "CurveClients", "lists no key");
+		errors++;
+	}
+	if (c->allow_insecure)
+		log_warn("unsafe: AllowInsecureTransport = 1 in [%s]: network "
+		         "endpoints without CurveZMQ keys are allowed, "
+		         "unencrypted and with no proof of who is at the "
+		         "other end",
+		    section);
+	if (listen != NULL && rpc_is_network(listen) && c->nclients == 0) {
+		if (!c->allow_insecure) {
+			rpc_problem(file, section, "Listen",
+			    "%s needs CurveZMQ keys (CurveSecretKeyFile and "
+			    "CurveClients) or AllowInsecureTransport = 1",
+			    listen);
+			errors++;
+		} else
+			log_warn("unsafe: serving %s without CurveZMQ: "
+			         "anyone who reaches it may send requests",
+			    listen);
+	}
+	if (errors > 0) {
+		rpc_curve_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+rpc_curve_free(struct rpc_curve *curve)
+{
+	if (curve == NULL)
+		return;
+	free(curve->basedir);
+	free(curve->clients);
+	OPENSSL_cleanse(curve, sizeof(*curve));
+	free(curve);
+}
+
+int
+rpc_curve_serves(const struct rpc_curve *curve)
+{
+	return curve != NULL && curve->nclients > 0;
+}
+
+/* Splits " \t,"-separated `list` into a NULL-ended array (one block). */
+static char **
+rpc_split(const char *list, size_t *n)
+{
+	size_t len = strlen(list), max = len / 2 + 2;
+	char **v = calloc(1, max * sizeof(char *) + len + 1), *copy, *tok,
+	     *save = NULL;
+
+	*n = 0;
+	if (v == NULL)
+		return NULL;
+	copy = (char *)(v + max);
+	memcpy(copy, list, len + 1);
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save))
+		v[(*n)++] = tok;
+	return v;
+}
+
+void
+rpc_link_free(struct rpc_link *link)
+{
+	if (link == NULL)
+		return;
+	for (size_t i = 0; i < link->nep; i++)
+		free(link->ep[i].addr);
+	free(link->ep);
+	free(link->endpoints);
+	OPENSSL_cleanse(link, sizeof(*link));
+	free(link);
+}
+
+/* The endpoints of `endpoints`, no keys yet. */
+static struct rpc_link *
+rpc_link_plain(const char *endpoints)
+{
+	struct rpc_link *link = calloc(1, sizeof(*link));
+	char **v = NULL;
+	size_t n = 0;
+
+	if (link == NULL || (link->endpoints = strdup(endpoints)) == NULL ||
+	    (v = rpc_split(endpoints, &n)) == NULL ||
+	    (link->ep = calloc(n ? n : 1, sizeof(*link->ep))) == NULL)
+		goto fail;
+	for (; link->nep < n; link->nep++)
+		if ((link->ep[link->nep].addr = strdup(v[link->nep])) == NULL)
+			goto fail;
+	free(v);
+	return link;
+fail:
+	free(v);
+	rpc_link_free(link);
+	return NULL;
+}
+
+struct rpc_link *
+rpc_link_new(const struct rpc_curve *curve, const char *endpoints,
+    const char *server_keys, const char *file, const char *section,
+    const char *endpoint_key, const char *server_key_key)
+{
+	struct rpc_link *link = rpc_link_plain(endpoints);
+	char **files = NULL;
+	size_t nfiles = 0;
+	int errors = 0;
+
+	if (link == NULL ||
+	    (files = rpc_split(server_keys ? server_keys : "", &nfiles)) ==
+	        NULL) {
+		rpc_problem(file, section, endpoint_key, "out of memory");
+		goto fail;
+	}
+	if (link->nep == 0) {
+		rpc_problem(file, section, endpoint_key, "no endpoint");
+		goto fail;
+	}
+	if (nfiles > 1 && nfiles != link->nep) {
+		rpc_problem(file, section, server_key_key,
+		    "%zu key files for %zu endpoints in %s: give one for "
+		    "all, or one per endpoint in the same order",
+		    nfiles, link->nep, endpoint_key);
+		goto fail;
+	}
+	for (size_t i = 0; i < nfiles; i++) {
+		char z85[RPC_KEY_LEN + 1];
+
+		if (rpc_public_key_load(curve ? curve->basedir : NULL, files[i],
+		        z85, file, section, server_key_key) != 0) {
+			errors++;
+			continue;
+		}
+		for (size_t j = 0; j < link->nep; j++)
+			if (nfiles == 1 || i == j)
+				memcpy(
+				    link->ep[j].server_key, z85, sizeof(z85));
+	}
+	if (nfiles > 0) {
+		if (curve == NULL || !curve->has_pair) {
+			rpc_problem(file, section, server_key_key,
+			    "needs CurveSecretKeyFile (this service's own "
+			    "key pair)");
+			errors++;
+		} else {
+			link->curve = 1;
+			memcpy(link->public_key, curve->public_key,
+			    sizeof(link->public_key));
+			memcpy(link->secret_key, curve->secret_key,
+			    sizeof(link->secret_key));
+		}
+	}
+	for (size_t i = 0; nfiles == 0 && i < link->nep; i++) {
+		if (!rpc_is_network(link->ep[i].addr))
+			continue;
+		if (curve != NULL && curve->allow_insecure) {
+			log_warn("unsafe: reaching %s without CurveZMQ: "
+			         "requests and answers travel in clear",
+			    link->ep[i].addr);
+			continue;
+		}
+		rpc_problem(file, section, endpoint_key,
+		    "%s needs CurveZMQ keys (%s and CurveSecretKeyFile) or "
+		    "AllowInsecureTransport = 1",
+		    link->ep[i].addr, server_key_key);
+		errors++;
+	}
+	if (errors > 0)
+		goto fail;
+	free(files);
+	return link;
+fail:
+	free(files);
+	rpc_link_free(link);
+	return NULL;
+}
+
 /* --- client ----------------------------------------------------------- */
 
 struct rpc_client {
 	void *zmq_ctx;
 	void *sock;
-	char *endpoints;
+	const struct rpc_link *link;
+	struct rpc_link *own; /* rpc_client_new()'s, freed with the client */
 	char *origin;
 	uint64_t next_id;
 };
@@ -54,42 +532,61 @@ struct rpc_client {
 static void *
 rpc_client_socket(struct rpc_client *client)
 {
+	const struct rpc_link *link = client->link;
 	void *sock = zmq_socket(client->zmq_ctx, ZMQ_DEALER);
 	int zero = 0, one = 1, ivl = 2000, ttl = 6000;
-	char *copy, *tok, *save = NULL;
 
 	if (sock == NULL)
 		return NULL;
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
 	/* Queue only to peers that are connected: a dead endpoint of several
-	 * is then skipped instead of swallowing requests. */
+	 * is then skipped instead of swallowing requests. With CURVE,
+	 * connected means the handshake passed: a server that refuses our
+	 * key gets nothing. */
 	zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one));
 	zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
 	zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof(ttl));
-	if ((copy = strdup(client->endpoints)) == NULL) {
+	if (link->curve &&
+	    (zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, link->public_key,
+	         RPC_KEY_LEN + 1) != 0 ||
+	        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, link->secret_key,
+	            RPC_KEY_LEN + 1) != 0)) {
+		log_error(
+		    "rpc: cannot use CurveZMQ keys: %s", zmq_strerror(errno));
 		zmq_close(sock);
 		return NULL;
 	}
-	for (tok = strtok_r(copy, " ", &save); tok != NULL;
-	     tok = strtok_r(NULL, " ", &save))
-		if (zmq_connect(sock, tok) != 0)
-			log_warn("rpc: cannot connect to %s: %s", tok,
+	/* Options are taken at each connect: every endpoint may have a
+	 * server key of its own. */
+	for (size_t i = 0; i < link->nep; i++) {
+		const struct rpc_endpoint *ep = &link->ep[i];
+
+		if (link->curve &&
+		    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, ep->server_key,
+		        RPC_KEY_LEN + 1) != 0) {
+			log_warn("rpc: %s: unusable server key: %s", ep->addr,
 			    zmq_strerror(errno));
-	free(copy);
+			continue;
+		}
+		if (zmq_connect(sock, ep->addr) != 0)
+			log_warn("rpc: cannot connect to %s: %s", ep->addr,
+			    zmq_strerror(errno));
+	}
 	return sock;
 }
 
 struct rpc_client *
-rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin)
+rpc_client_new_link(
+    void *zmq_ctx, const struct rpc_link *link, const char *origin)
 {
 	struct rpc_client *client = calloc(1, sizeof(*client));
 
 	if (client == NULL)
 		return NULL;
 	client->zmq_ctx = zmq_ctx;
-	client->endpoints = strdup(endpoints);
+	client->link = link;
 	client->origin = strdup(origin);
-	if (client->endpoints == NULL || client->origin == NULL ||
+	if (link == NULL || client->origin == NULL ||
 	    RAND_bytes((unsigned char *)&client->next_id,
 	        sizeof(client->next_id)) != 1 ||
 	    (client->sock = rpc_client_socket(client)) == NULL) {
@@ -100,6 +597,22 @@ rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin)
 	return client;
 }
 
+struct rpc_client *
+rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin)
+{
+	struct rpc_link *link = rpc_link_plain(endpoints);
+	struct rpc_client *client;
+
+	if (link == NULL)
+		return NULL;
+	if ((client = rpc_client_new_link(zmq_ctx, link, origin)) == NULL) {
+		rpc_link_free(link);
+		return NULL;
+	}
+	client->own = link;
+	return client;
+}
+
 void
 rpc_client_free(struct rpc_client *client)
 {
@@ -107,7 +620,7 @@ rpc_client_free(struct rpc_client *client)
 		return;
 	if (client->sock != NULL)
 		zmq_close(client->sock);
-	free(client->endpoints);
+	rpc_link_free(client->own);
 	free(client->origin);
 	free(client);
 }
@@ -207,7 +720,7 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 		/* Lazy Pirate: the socket may be wedged on a dead peer;
 		 * start over on a fresh one and resend the same id. */
 		log_debug("rpc: no answer to %llu from %s, retrying",
-		    (unsigned long long)req->id, client->endpoints);
+		    (unsigned long long)req->id, client->link->endpoints);
 		zmq_close(client->sock);
 		client->sock = NULL;
 	}
@@ -219,26 +732,47 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 
 /* --- server ----------------------------------------------------------- */
 
-struct rpc_arena {
-	void **blocks;
-	size_t n, cap;
+struct rpc_block {
+	void *p;
+	size_t wipe; /* bytes to cleanse before freeing: rpc_adopt_secret */
 };
 
-void
-rpc_adopt(struct rpc_arena *arena, void *p)
+struct rpc_arena {
+	struct rpc_block *blocks;
+	size_t n, cap;
+	int secret; /* a block was a secret: the packed reply holds it too */
+};
+
+static void
+rpc_arena_add(struct rpc_arena *arena, void *p, size_t wipe)
 {
-	if (p == NULL)
-		return;
 	if (arena->n == arena->cap) {
 		size_t cap = arena->cap ? arena->cap * 2 : 16;
-		void **b = realloc(arena->blocks, cap * sizeof(*b));
+		struct rpc_block *b = realloc(arena->blocks, cap * sizeof(*b));
 
 		if (b == NULL)
 			abort();
 		arena->blocks = b;
 		arena->cap = cap;
 	}
-	arena->blocks[arena->n++] = p;
+	arena->blocks[arena->n].p = p;
+	arena->blocks[arena->n++].wipe = wipe;
+}
+
+void
+rpc_adopt(struct rpc_arena *arena, void *p)
+{
+	if (p != NULL)
+		rpc_arena_add(arena, p, 0);
+}
+
+void
+rpc_adopt_secret(struct rpc_arena *arena, void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	rpc_arena_add(arena, p, len);
+	arena->secret = 1;
 }
 
 void *
@@ -262,12 +796,23 @@ rpc_strdup(struct rpc_arena *arena, const char *s)
 	return p;
 }
 
-static void
+/* Frees every block, wiping the secret ones; returns whether there were
+ * any. */
+static int
 rpc_arena_clear(struct rpc_arena *arena)
 {
-	for (size_t i = 0; i < arena->n; i++)
-		free(arena->blocks[i]);
+	int secret = arena->secret;
+
+	for (size_t i = 0; i < arena->n; i++) {
+		struct rpc_block *b = &arena->blocks[i];
+
+		if (b->wipe > 0)
+			OPENSSL_cleanse(b->p, b->wipe);
+		free(b->p);
+	}
 	arena->n = 0;
+	arena->secret = 0;
+	return secret;
 }
 
 struct rpc_arena *
@@ -326,10 +871,38 @@ rpc_route_find(const struct rpc_route *routes, Scep__V1__Request__BodyCase b)
 	return NULL;
 }
 
-/* Handles one request frame; returns the packed reply or NULL to drop. */
+/*
+ * Whether `route` may be asked by this caller. Without CURVE (`peer` NULL)
+ * the declared origin decides; with it, the name the caller's key was
+ * admitted under must be listed and be what the caller declares: an RA's
+ * key cannot speak as scepctl.
+ */
+static int
+rpc_caller_allowed(const struct rpc_route *route, const char *peer,
+    const Scep__V1__Request *req)
+{
+	if (peer == NULL)
+		return rpc_peer_allowed(route->peers, req->origin);
+	if (peer[0] == '\0')
+		return 0;
+	if (req->origin == NULL || strcmp(req->origin, peer) != 0) {
+		log_warn("security: request %llu: the CurveZMQ key of '%s' "
+		         "declares origin '%s'",
+		    (unsigned long long)req->id, peer,
+		    req->origin ? req->origin : "");
+		return 0;
+	}
+	return rpc_peer_allowed(route->peers, peer);
+}
+
+/*
+ * Handles one request frame; returns the packed reply or NULL to drop.
+ * `peer`: the name of the caller's CurveZMQ key, NULL without CURVE.
+ */
 static uint8_t *
 rpc_dispatch(const struct rpc_server_config *config, void *state,
-    const void *data, size_t size, size_t *out_len, struct rpc_arena *arena)
+    const char *peer, const void *data, size_t size, size_t *out_len,
+    struct rpc_arena *arena)
 {
 	Scep__V1__Request *req;
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
@@ -356,10 +929,11 @@ rpc_dispatch(const struct rpc_server_config *config, void *state,
 		    req->origin ? req->origin : "?", (int)req->body_case);
 		reply.status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply.error = "request kind not served here";
-	} else if (!rpc_peer_allowed(route->peers, req->origin)) {
-		log_warn("rpc: request %llu: %s is not permitted from '%s'",
+	} else if (!rpc_caller_allowed(route, peer, req)) {
+		log_warn("rpc: request %llu: %s is not permitted from '%s'%s%s",
 		    (unsigned long long)req->id, route->name,
-		    req->origin ? req->origin : "");
+		    req->origin ? req->origin : "",
+		    peer ? " with the key of " : "", peer ? peer : "");
 		reply.status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply.error = "request kind not permitted from this peer";
 	} else
@@ -380,7 +954,7 @@ rpc_worker_main(void *arg)
 	const struct rpc_server_config *config = w->config;
 	void *sock = zmq_socket(config->zmq_ctx, ZMQ_DEALER);
 	void *state = NULL;
-	struct rpc_arena arena = {NULL, 0, 0};
+	struct rpc_arena arena = {NULL, 0, 0, 0};
 	int zero = 0;
 
 	if (sock == NULL || zmq_connect(sock, w->backend) != 0) {
@@ -395,22 +969,35 @@ rpc_worker_main(void *arg)
 		goto out;
 	}
 	for (;;) {
-		zmq_msg_t ident, body;
+		zmq_msg_t ident, peer, body;
+		char name[RPC_NAME_MAX];
 		uint8_t *out;
-		size_t out_len = 0;
+		size_t out_len = 0, len;
+		int secret;
 
+		/* The routing id, the key's name (rpc_forward_request) and
+		 * the request. */
 		zmq_msg_init(&ident);
+		zmq_msg_init(&peer);
 		zmq_msg_init(&body);
 		if (zmq_msg_recv(&ident, sock, 0) < 0 ||
-		    !zmq_msg_more(&ident) || zmq_msg_recv(&body, sock, 0) < 0) {
+		    !zmq_msg_more(&ident) || zmq_msg_recv(&peer, sock, 0) < 0 ||
+		    !zmq_msg_more(&peer) || zmq_msg_recv(&body, sock, 0) < 0) {
 			int e = errno;
 
 			zmq_msg_close(&ident);
+			zmq_msg_close(&peer);
 			zmq_msg_close(&body);
 			if (e == ETERM)
 				break;
 			continue;
 		}
+		len = zmq_msg_size(&peer);
+		if (len >= sizeof(name))
+			len = 0; /* not a name ZAP gave: admits nothing */
+		memcpy(name, zmq_msg_data(&peer), len);
+		name[len] = '\0';
+		zmq_msg_close(&peer);
 		/* Drop any extra frames: one message per frame is the rule. */
 		while (zmq_msg_more(&body)) {
 			zmq_msg_close(&body);
@@ -418,14 +1005,17 @@ rpc_worker_main(void *arg)
 			if (zmq_msg_recv(&body, sock, 0) < 0)
 				break;
 		}
-		out = rpc_dispatch(config, state, zmq_msg_data(&body),
-		    zmq_msg_size(&body), &out_len, &arena);
-		rpc_arena_clear(&arena);
+		out = rpc_dispatch(config, state,
+		    rpc_curve_serves(config->curve) ? name : NULL,
+		    zmq_msg_data(&body), zmq_msg_size(&body), &out_len, &arena);
+		secret = rpc_arena_clear(&arena);
 		if (out != NULL) {
 			if (zmq_msg_send(&ident, sock, ZMQ_SNDMORE) < 0 ||
 			    zmq_send(sock, out, out_len, 0) < 0)
 				log_warn("rpc: reply not sent: %s",
 				    zmq_strerror(errno));
+			if (secret) /* the packed copy of the secret */
+				OPENSSL_cleanse(out, out_len);
 			free(out);
 		}
 		zmq_msg_close(&ident);
@@ -461,31 +1051,245 @@ rpc_forward(void *from, void *to)
 	}
 }
 
+/*
+ * A request from the front to a worker: its routing id, then a frame with
+ * the name its CurveZMQ key was admitted under (the ZAP User-Id; empty
+ * without CURVE), then its frames. Metadata stays with the socket a
+ * message arrived on: this is how the name reaches the worker.
+ */
+static void
+rpc_forward_request(void *front, void *back)
+{
+	zmq_msg_t ident, msg, peer;
+	const char *user;
+	int more;
+
+	zmq_msg_init(&ident);
+	zmq_msg_init(&msg);
+	if (zmq_msg_recv(&ident, front, ZMQ_DONTWAIT) < 0 ||
+	    !zmq_msg_more(&ident) || zmq_msg_recv(&msg, front, 0) < 0) {
+		zmq_msg_close(&ident);
+		zmq_msg_close(&msg);
+		return;
+	}
+	user = zmq_msg_gets(&msg, "User-Id");
+	if (user == NULL)
+		user = "";
+	more = zmq_msg_more(&msg);
+	if (zmq_msg_init_size(&peer, strlen(user)) != 0) {
+		zmq_msg_close(&ident);
+		zmq_msg_close(&msg);
+		while (more) { /* drop the rest of this request */
+			zmq_msg_init(&msg);
+			if (zmq_msg_recv(&msg, front, 0) < 0)
+				more = 0;
+			else
+				more = zmq_msg_more(&msg);
+			zmq_msg_close(&msg);
+		}
+		return;
+	}
+	memcpy(zmq_msg_data(&peer), user, strlen(user));
+	if (zmq_msg_send(&ident, back, ZMQ_SNDMORE) < 0)
+		zmq_msg_close(&ident);
+	if (zmq_msg_send(&peer, back, ZMQ_SNDMORE) < 0)
+		zmq_msg_close(&peer);
+	if (zmq_msg_send(&msg, back, more ? ZMQ_SNDMORE : 0) < 0)
+		zmq_msg_close(&msg);
+	if (more)
+		rpc_forward(front, back);
+}
+
+/*
+ * The ZAP handler (RFC 27) of a CURVE server: a REP socket on
+ * inproc://zeromq.zap.01 in the server's context, its own thread. libzmq
+ * asks it about every client that completed the CURVE handshake (so holds
+ * the secret key of the public key it shows); it admits the keys of
+ * CurveClients and names the peer by the key's NAME, the User-Id of every
+ * message from it. libzmq admits everyone when no handler is bound, so the
+ * handler is bound before the server socket and lives until the context
+ * ends.
+ */
+#define RPC_ZAP_LOGGED 16
+
+struct rpc_zap {
+	const struct rpc_curve *curve;
+	void *sock;
+	pthread_t thread;
+	int started;
+	/* Refusals logged lately: a client retrying with a wrong key would
+	 * otherwise fill the log. */
+	struct {
+		uint8_t key[32];
+		int64_t at;
+	} logged[RPC_ZAP_LOGGED];
+};
+
+static int
+rpc_frame_is(zmq_msg_t *m, const char *s)
+{
+	return zmq_msg_size(m) == strlen(s) &&
+	    memcmp(zmq_msg_data(m), s, strlen(s)) == 0;
+}
+
+/* Whether to log a refusal of `key` now: once a minute per key. */
+static int
+rpc_zap_log_now(struct rpc_zap *zap, const uint8_t *key)
+{
+	int64_t now = rpc_now_ms();
+	size_t oldest = 0;
+
+	for (size_t i = 0; i < RPC_ZAP_LOGGED; i++) {
+		if (memcmp(zap->logged[i].key, key, 32) == 0 &&
+		    zap->logged[i].at != 0) {
+			if (now - zap->logged[i].at < 60000)
+				return 0;
+			zap->logged[i].at = now;
+			return 1;
+		}
+		if (zap->logged[i].at < zap->logged[oldest].at)
+			oldest = i;
+	}
+	memcpy(zap->logged[oldest].key, key, 32);
+	zap->logged[oldest].at = now;
+	return 1;
+}
+
+/* Answers one request of `n` frames: version, request id, domain,
+ * address, routing id, mechanism, credentials. */
+static void
+rpc_zap_answer(struct rpc_zap *zap, zmq_msg_t *f, size_t n)
+{
+	const struct rpc_curve *curve = zap->curve;
+	const char *status = "400", *text = "key not admitted", *user = "";
+	char addr[64] = "?";
+	const uint8_t *key = NULL;
+
+	if (n >= 4) {
+		size_t len = zmq_msg_size(&f[3]);
+
+		if (len > 0 && len < sizeof(addr)) {
+			memcpy(addr, zmq_msg_data(&f[3]), len);
+			addr[len] = '\0';
+		}
+	}
+	if (n < 6 || !rpc_frame_is(&f[0], "1.0")) {
+		status = "500";
+		text = "malformed ZAP request";
+	} else if (!rpc_frame_is(&f[5], "CURVE") || n < 7 ||
+	    zmq_msg_size(&f[6]) != 32) {
+		text = "CURVE only";
+		log_warn("rpc: refused a connection from %s: not CURVE", addr);
+	} else {
+		key = zmq_msg_data(&f[6]);
+		for (size_t i = 0; i < curve->nclients; i++)
+			if (memcmp(curve->clients[i].key, key, 32) == 0) {
+				status = "200";
+				text = "OK";
+				user = curve->clients[i].name;
+				break;
+			}
+		if (user[0] != '\0')
+			log_debug("rpc: admitted %s from %s", user, addr);
+		else if (rpc_zap_log_now(zap, key)) {
+			char z85[RPC_KEY_LEN + 1];
+
+			zmq_z85_encode(z85, key, 32);
+			log_warn("security: refused a connection from %s: "
+			         "CurveZMQ key %s is not in CurveClients",
+			    addr, z85);
+		}
+	}
+	/* REP: a request always gets its answer, even a malformed one. */
+	zmq_send(zap->sock, "1.0", 3, ZMQ_SNDMORE);
+	if (n >= 2)
+		zmq_send(zap->sock, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]),
+		    ZMQ_SNDMORE);
+	else
+		zmq_send(zap->sock, "", 0, ZMQ_SNDMORE);
+	zmq_send(zap->sock, status, strlen(status), ZMQ_SNDMORE);
+	zmq_send(zap->sock, text, strlen(text), ZMQ_SNDMORE);
+	zmq_send(zap->sock, user, strlen(user), ZMQ_SNDMORE);
+	zmq_send(zap->sock, "", 0, 0); /* no metadata */
+}
+
+static void *
+rpc_zap_main(void *arg)
+{
+	struct rpc_zap *zap = arg;
+
+	for (;;) {
+		zmq_msg_t f[7];
+		size_t n = 0;
+		int more = 1, e = 0;
+
+		while (more) {
+			zmq_msg_t m;
+
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, zap->sock, 0) < 0) {
+				e = errno;
+				zmq_msg_close(&m);
+				break;
+			}
+			more = zmq_msg_more(&m);
+			if (n < 7)
+				f[n++] = m; /* zmq_msg_t may be moved */
+			else
+				zmq_msg_close(&m);
+		}
+		if (e == 0)
+			rpc_zap_answer(zap, f, n);
+		for (size_t i = 0; i < n; i++)
+			zmq_msg_close(&f[i]);
+		if (e == ETERM)
+			break;
+	}
+	zmq_close(zap->sock);
+	return NULL;
+}
+
 int
 rpc_serve(const struct rpc_server_config *config)
 {
 	void *front = NULL, *back = NULL;
 	struct rpc_worker *workers = NULL;
+	struct rpc_zap zap;
 	char backend[64];
 	int64_t max = config->max_message ? (int64_t)config->max_message
 	                                  : RPC_DEFAULT_MAX_MESSAGE;
-	int nworkers = config->workers, zero = 0, rc = -1;
+	int nworkers = config->workers, zero = 0, one = 1, rc = -1;
+	int curve = rpc_curve_serves(config->curve);
 	struct sigaction sa;
 	sigset_t block, old;
 
+	memset(&zap, 0, sizeof(zap));
 	if (nworkers <= 0)
 		nworkers = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (nworkers <= 0)
 		nworkers = 1;
 	snprintf(backend, sizeof(backend), "inproc://rpc-workers-%p",
 	    (void *)config);
+	/* Workers and the ZAP handler must not take the stop signals: the
+	 * poll below does. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
 
+	rpc_stop = 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = rpc_on_signal; /* no SA_RESTART: poll must wake */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
+	if (!curve && rpc_is_network(config->endpoint) &&
+	    (config->curve == NULL || !config->curve->allow_insecure)) {
+		log_error("cannot listen on %s: a network endpoint needs "
+		          "CurveZMQ keys or AllowInsecureTransport = 1",
+		    config->endpoint);
+		goto out;
+	}
 	front = zmq_socket(config->zmq_ctx, ZMQ_ROUTER);
 	back = zmq_socket(config->zmq_ctx, ZMQ_DEALER);
 	if (front == NULL || back == NULL)
@@ -493,6 +1297,37 @@ rpc_serve(const struct rpc_server_config *config)
 	zmq_setsockopt(front, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(back, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(front, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	if (curve) {
+		zap.curve = config->curve;
+		if ((zap.sock = zmq_socket(config->zmq_ctx, ZMQ_REP)) == NULL ||
+		    zmq_setsockopt(zap.sock, ZMQ_LINGER, &zero, sizeof(zero)) !=
+		        0 ||
+		    zmq_bind(zap.sock, RPC_ZAP_ENDPOINT) != 0) {
+			log_error("cannot start the CurveZMQ ZAP handler: %s",
+			    zmq_strerror(errno));
+			goto out;
+		}
+		/* The socket moves to its thread; pthread_create is the
+		 * memory barrier ZeroMQ asks for. */
+		pthread_sigmask(SIG_BLOCK, &block, &old);
+		zap.started =
+		    pthread_create(&zap.thread, NULL, rpc_zap_main, &zap) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (!zap.started) {
+			log_error("cannot start the CurveZMQ ZAP handler");
+			goto out;
+		}
+		if (zmq_setsockopt(
+		        front, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+		    zmq_setsockopt(front, ZMQ_CURVE_SECRETKEY,
+		        config->curve->secret_key, RPC_KEY_LEN + 1) != 0 ||
+		    zmq_setsockopt(front, ZMQ_ZAP_DOMAIN, RPC_ZAP_DOMAIN,
+		        strlen(RPC_ZAP_DOMAIN)) != 0) {
+			log_error("cannot use the CurveZMQ keys: %s",
+			    zmq_strerror(errno));
+			goto out;
+		}
+	}
 	if (strncmp(config->endpoint, "ipc://", 6) == 0)
 		unlink(config->endpoint + 6); /* a stale socket of a crash */
 	if (zmq_bind(front, config->endpoint) != 0) {
@@ -503,10 +1338,6 @@ rpc_serve(const struct rpc_server_config *config)
 	if (zmq_bind(back, backend) != 0)
 		goto out;
 
-	/* Workers must not take the stop signals: the poll below does. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
 		goto out_mask;
@@ -518,8 +1349,23 @@ rpc_serve(const struct rpc_server_config *config)
 			workers[i].started = 1;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	log_info("serving on %s with %d worker%s", config->endpoint, nworkers,
-	    nworkers == 1 ? "" : "s");
+	log_info("serving on %s with %d worker%s%s", config->endpoint, nworkers,
+	    nworkers == 1 ? "" : "s", curve ? ", CurveZMQ" : "");
+	for (size_t i = 0; curve && i < config->curve->nclients; i++) {
+		const char *name = config->curve->clients[i].name;
+		const struct rpc_route *r = config->routes;
+		char z85[RPC_KEY_LEN + 1];
+
+		while (r->body != 0 && !rpc_peer_allowed(r->peers, name))
+			r++;
+		zmq_z85_encode(z85, config->curve->clients[i].key, 32);
+		if (r->body == 0)
+			log_warn("CurveClients: %s (key %s) may ask nothing "
+			         "here: the name must be the caller's role",
+			    name, z85);
+		else
+			log_info("admitting %s with key %s", name, z85);
+	}
 
 	while (!rpc_stop) {
 		zmq_pollitem_t items[] = {
@@ -531,7 +1377,7 @@ rpc_serve(const struct rpc_server_config *config)
 			break;
 		}
 		if (items[0].revents & ZMQ_POLLIN)
-			rpc_forward(front, back);
+			rpc_forward_request(front, back);
 		if (items[1].revents & ZMQ_POLLIN)
 			rpc_forward(back, front);
 	}
@@ -545,11 +1391,15 @@ out:
 		zmq_close(front);
 	if (back != NULL)
 		zmq_close(back);
-	/* Wakes workers blocked in recv with ETERM. */
+	if (zap.sock != NULL && !zap.started)
+		zmq_close(zap.sock);
+	/* Wakes workers and the ZAP handler blocked in recv with ETERM. */
 	zmq_ctx_shutdown(config->zmq_ctx);
 	for (int i = 0; workers != NULL && i < nworkers; i++)
 		if (workers[i].started)
 			pthread_join(workers[i].thread, NULL);
+	if (zap.started)
+		pthread_join(zap.thread, NULL);
 	free(workers);
 	if (rc == 0 && strncmp(config->endpoint, "ipc://", 6) == 0)
 		unlink(config->endpoint + 6);

@@ -32,16 +32,90 @@ const char *rpc_strerror(int err);
 /* Milliseconds since the Unix epoch (deadlines cross processes). */
 int64_t rpc_now_ms(void);
 
+/* --- CurveZMQ ---------------------------------------------------------- */
+
+/*
+ * Between hosts, endpoints other than ipc:// and inproc:// are encrypted
+ * and authenticated with CurveZMQ. Keys are Z85 text files (scepctl
+ * keygen): NAME.pub, and NAME.key which must not be readable by group or
+ * others.
+ *
+ * A server uses CURVE when it admits clients (CurveClients = NAME:FILE
+ * ...): its ZAP handler admits only those public keys and names the peer
+ * by the key's NAME, which must then be listed in the route's `peers` and
+ * be the origin the request declares. A client uses CURVE towards a
+ * service whose public key it is given (CAServerKey, ...), with its own
+ * pair. A network endpoint without CURVE is refused at start-up unless
+ * AllowInsecureTransport = 1, which is logged as unsafe; ipc:// is guarded
+ * by file permissions and needs no keys.
+ */
+
+#define RPC_KEY_LEN 40 /* characters of a Z85 CurveZMQ key */
+
+/* A service's keys as its configuration section names them; the fields
+ * are config_load()'s (strings "" when unset). */
+struct rpc_curve_settings {
+	char *secret_key_file; /* CurveSecretKeyFile: this service's pair */
+	char *public_key_file; /* CurvePublicKeyFile: checked against it */
+	char *clients; /* CurveClients: NAME:PUBKEYFILE ..., servers only */
+	int allow_insecure; /* AllowInsecureTransport */
+};
+
+/* A service's loaded keys: its own pair, the clients it admits. */
+struct rpc_curve;
+
+/*
+ * Reads the key files of `s`, relative paths against the directory of
+ * `file` (the configuration). `listen`: the endpoint this service serves,
+ * NULL for a client only; served over the network, it needs CurveClients
+ * or AllowInsecureTransport. Every problem is printed to stderr as
+ * "FILE: [SECTION] Key: reason"; NULL then. Call at start-up (it opens
+ * files); the caller frees with rpc_curve_free().
+ */
+struct rpc_curve *rpc_curve_load(const struct rpc_curve_settings *s,
+    const char *listen, const char *file, const char *section);
+void rpc_curve_free(struct rpc_curve *curve);
+/* Whether `curve` serves with CURVE, i.e. admits some client key. */
+int rpc_curve_serves(const struct rpc_curve *curve);
+
+/*
+ * How a client reaches one service: `endpoints` (space separated) and the
+ * service's public key files `server_keys`: "" (no CURVE), one file for
+ * every endpoint, or one per endpoint in the same order. With keys the
+ * client presents the pair of `curve`. `endpoint_key` and `server_key_key`
+ * name the configuration keys in messages. NULL after printing every
+ * problem as rpc_curve_load() does. The link is read-only: any thread may
+ * make clients of it. Freed with rpc_link_free(), after its clients.
+ */
+struct rpc_link;
+struct rpc_link *rpc_link_new(const struct rpc_curve *curve,
+    const char *endpoints, const char *server_keys, const char *file,
+    const char *section, const char *endpoint_key, const char *server_key_key);
+void rpc_link_free(struct rpc_link *link);
+
+/*
+ * One Z85 key from `path` into `out` (RPC_KEY_LEN + 1 bytes): the first
+ * line that is not empty or a '#' comment. `secret`: the file must not be
+ * readable, writable or executable by group or others. 0, or -1 with the
+ * reason in `err`.
+ */
+int
+rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
+
 /* --- client ----------------------------------------------------------- */
 
 struct rpc_client;
 
 /*
  * `endpoints`: one or more ZeroMQ endpoints, space separated; `origin` names
- * the caller in requests. The client belongs to the calling thread.
+ * the caller in requests. No CURVE: for ipc:// (or a test). The client
+ * belongs to the calling thread.
  */
 struct rpc_client *
 rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin);
+/* The same through `link` (borrowed: it must outlive the client). */
+struct rpc_client *rpc_client_new_link(
+    void *zmq_ctx, const struct rpc_link *link, const char *origin);
 void rpc_client_free(struct rpc_client *client);
 
 /*
@@ -64,6 +138,10 @@ void *rpc_alloc(struct rpc_arena *arena, size_t size);
 char *rpc_strdup(struct rpc_arena *arena, const char *s);
 /* Hands ownership of a malloc'ed block to the arena. */
 void rpc_adopt(struct rpc_arena *arena, void *p);
+/* The same for a block holding a secret (a password in clear): its first
+ * `len` bytes are wiped before it is freed, and so is the packed reply
+ * once sent. */
+void rpc_adopt_secret(struct rpc_arena *arena, void *p, size_t len);
 /* An arena of one's own, to call a handler in process (unit tests). */
 struct rpc_arena *rpc_arena_new(void);
 void rpc_arena_free(struct rpc_arena *arena);
@@ -81,7 +159,8 @@ struct rpc_route {
 	const char *name; /* for logs */
 	/* Origins allowed to ask (space separated, e.g. "frontend scepctl");
 	 * any other is refused with STATUS_BAD_REQUEST and logged. Origins are
-	 * what callers declare: between hosts, CurveZMQ keys vouch for them. */
+	 * what callers declare; with CURVE the name of the client's key must
+	 * be listed here and equal the declared origin. */
 	const char *peers;
 	rpc_handler handler;
 };
@@ -96,12 +175,16 @@ struct rpc_server_config {
 	void (*worker_fini)(void *worker);
 	void *service; /* passed to worker_init */
 	size_t max_message; /* bytes; 0: 4 MiB */
+	/* Keys (borrowed); NULL or admitting no client: no CURVE, and then
+	 * a network endpoint is refused unless AllowInsecureTransport. */
+	const struct rpc_curve *curve;
 };
 
 /*
  * Binds and serves until SIGINT or SIGTERM (the caller must not block
- * them in the calling thread). Returns 0 on a clean stop, -1 if it could
- * not bind (logged). Call from the main thread after start-up.
+ * them in the calling thread). With CURVE a ZAP handler thread admits the
+ * clients' keys (one per ZeroMQ context). Returns 0 on a clean stop, -1 if
+ * it could not bind (logged). Call from the main thread after start-up.
  */
 int rpc_serve(const struct rpc_server_config *config);
 

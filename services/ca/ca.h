@@ -36,7 +36,11 @@ struct ca_settings {
 	char *encryption_template;
 	char *general_purpose_template;
 	char *policies; /* issuance-policy instances, [policy.NAME] each */
+	char *crl_url; /* CRL distribution point put in certificates */
+	long pending_days; /* a pending request expires after these */
+	long crl_validity_hours;
 	char *plugin_dir;
+	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 };
 
 /* A loaded issuance-policy plugin (policy.c). */
@@ -100,6 +104,8 @@ struct ca {
 	MDB_dbi subjects; /* subject line -> serial (hex), duplicates */
 	MDB_dbi events; /* time-ordered refusals, JSON */
 	MDB_dbi revoked; /* serial (hex) -> revocation, JSON */
+	MDB_dbi meta; /* "crl" -> DER, "crl_number" -> int64 */
+	MDB_dbi pending; /* transactionID -> pending request, JSON */
 	void *zmq_ctx;
 	struct ca_template *templates;
 	size_t ntemplates;
@@ -138,6 +144,9 @@ void ca_strings_free(char **v);
 int ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *old,
     size_t old_len, X509_REQ *csr, const struct ca_template *tpl, time_t now,
     struct ca_refusal *refusal, char old_serial[CA_SERIAL_HEX]);
+/* A serial as typed (any case, leading zeros or not) as the ledger's
+ * key: 32 upper-case hex digits. 0, or -1 when it cannot be one. */
+int ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
 
@@ -219,7 +228,35 @@ void ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 void ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
+/* crl.c */
+void ca_handle_revoke(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* pending.c: requests waiting for an operator (ApprovalRequired). */
+int ca_pending_put(const struct ca *ca, MDB_txn *txn,
+    const Scep__V1__SignRequest *in, const struct ca_template *tpl,
+    time_t now);
+/* 1 when an operator rejected `txid` (why filled), else 0. */
+int ca_pending_rejected(const struct ca *ca, MDB_txn *txn, const char *txid,
+    char *why, size_t len);
+void ca_handle_poll(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+void ca_handle_decide(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
 /* sign.c */
+/* The subject as one line, in the certificate's order (arena). */
+char *ca_subject_line(const X509_NAME *name, struct rpc_arena *arena);
+/* Builds, signs and records a certificate for `csr` under `tpl` in `txn`
+ * (not committed). `entry` brings txid, client, SANs and renewal_of and
+ * gets the rest; *der is OPENSSL_malloc'ed. 0, an MDB_* code, or -1 with
+ * the reason in entry->subject. */
+int ca_issue_record(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+    const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
+    char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len,
+    struct rpc_arena *arena);
 void ca_handle_sign(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 

@@ -160,7 +160,9 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	time_t not_before = now - CA_BACKDATE_SECONDS;
 	time_t not_after = now + (time_t)tpl->s.validity_days * 86400;
 	int ec = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC;
-	char *ku = ca_issue_key_usage(tpl, ec);
+	char *ku = ca_issue_key_usage(tpl, ec), cdp[600];
+
+	snprintf(cdp, sizeof(cdp), "URI:%s", ca->settings.crl_url);
 
 	*why = "the certificate cannot be built";
 	if (ku == NULL) {
@@ -195,6 +197,9 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	        ca_add_ext(cert, &ctx, NID_ext_key_usage,
 	            tpl->s.extended_key_usage) != 0) ||
 	    ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") != 0 ||
+	    (ca->settings.crl_url[0] != '\0' &&
+	        ca_add_ext(cert, &ctx, NID_crl_distribution_points,
+	            cdp) != 0) ||
 	    ca_add_akid(cert, ca->cert) != 0 || ca_issue_copy_sans(cert, req) != 0)
 		goto out;
 	if (X509_sign(cert, ca->key, EVP_sha256()) <= 0) {

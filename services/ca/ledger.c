@@ -40,8 +40,8 @@ int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
 	static const char *const names[] = {
-	    "certs", "txids", "events", "revoked", NULL};
-	MDB_dbi dbis[4];
+	    "certs", "txids", "events", "revoked", "meta", "pending", NULL};
+	MDB_dbi dbis[6];
 	MDB_txn *txn;
 	int e;
 
@@ -52,6 +52,8 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->txids = dbis[1];
 	ca->events = dbis[2];
 	ca->revoked = dbis[3];
+	ca->meta = dbis[4];
+	ca->pending = dbis[5];
 	/* Several certificates per subject: its own flags, so reopened. */
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
 	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
@@ -84,6 +86,26 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
 		return -1;
 	}
 	return 1;
+}
+
+int
+ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
+{
+	size_t len = in != NULL ? strlen(in) : 0, pad;
+
+	/* Tools print serials without leading zero bytes ("openssl x509
+	 * -serial"), in either case; the ledger keys are 32 upper-case. */
+	while (len > 0 && in[0] == '0')
+		in++, len--;
+	if (len == 0 || len > CA_SERIAL_HEX - 1 ||
+	    in[strspn(in, "0123456789abcdefABCDEF")] != '\0')
+		return -1;
+	pad = CA_SERIAL_HEX - 1 - len;
+	memset(out, '0', pad);
+	for (size_t i = 0; i <= len; i++)
+		out[pad + i] = (char)(in[i] >= 'a' && in[i] <= 'f' ? in[i] - 32
+		                                                    : in[i]);
+	return 0;
 }
 
 int

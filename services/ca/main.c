@@ -41,12 +41,26 @@ static const struct config_key ca_config[] = {
     {"GeneralPurposeTemplate", CONFIG_STRING, 0, 0,
         "IPSECIntermediateOffline", S(general_purpose_template),
         "template for CSRs asking both, or neither (NDES)"},
+    {"PendingDays", CONFIG_INT, 1, 365, "7", S(pending_days),
+        "days a request waits for an operator's approval"},
+    {"CRLURL", CONFIG_STRING, 0, 0, "", S(crl_url),
+        "CRL distribution point in issued certificates (http://.../crl)"},
+    {"CRLValidityHours", CONFIG_INT, 1, 8760, "168", S(crl_validity_hours),
+        "nextUpdate of a CRL (it is re-issued at half of it)"},
     {"Policies", CONFIG_STRING, 0, 0, "", S(policies),
         "issuance-policy plugins, each a [policy.NAME] section"},
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
         "where Module = NAME finds scepd-NAME.so"},
     {"MinRSABits", CONFIG_INT, 1024, 16384, "2048", S(min_rsa_bits),
         "smallest RSA key accepted in a request"},
+    {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
+        "CurveZMQ secret key of the CA (scepctl keygen), mode 0600"},
+    {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),
+        "its public key, checked against the secret one"},
+    {"CurveClients", CONFIG_STRING, 0, 0, "", S(curve.clients),
+        "NAME:PUBKEYFILE of each client admitted (ra, scepctl)"},
+    {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
+        "1: tcp:// without CurveZMQ (unsafe)"},
     CONFIG_END,
 };
 #undef S
@@ -55,8 +69,13 @@ static const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_SIGN, "Sign", "ra", ca_handle_sign},
     {SCEP__V1__REQUEST__BODY_LEDGER_LIST, "LedgerList", "scepctl",
         ca_handle_ledger_list},
-    {SCEP__V1__REQUEST__BODY_LEDGER_SHOW, "LedgerShow", "scepctl",
+    {SCEP__V1__REQUEST__BODY_LEDGER_SHOW, "LedgerShow", "scepctl ra",
         ca_handle_ledger_show},
+    {SCEP__V1__REQUEST__BODY_REVOKE, "Revoke", "scepctl", ca_handle_revoke},
+    {SCEP__V1__REQUEST__BODY_POLL, "Poll", "ra", ca_handle_poll},
+    {SCEP__V1__REQUEST__BODY_DECIDE, "Decide", "scepctl", ca_handle_decide},
+    {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "ra scepctl",
+        ca_handle_get_crl},
     {0, NULL, NULL, NULL},
 };
 
@@ -153,6 +172,7 @@ main(int argc, char **argv)
 {
 	struct ca ca;
 	struct rpc_server_config server;
+	struct rpc_curve *curve = NULL;
 	const char *config_file = NULL;
 	char err[512];
 	int loaded = 0, rc = 1;
@@ -166,6 +186,10 @@ main(int argc, char **argv)
 	if (config_load(config_file, "ca", ca_config, &ca.settings) != 0)
 		return 1;
 	loaded = 1;
+	/* Between hosts: CurveZMQ, admitting the RA's and scepctl's keys. */
+	if ((curve = rpc_curve_load(&ca.settings.curve, ca.settings.listen,
+	         config_file, "ca")) == NULL)
+		goto out;
 	if (ca_load_keys(&ca) != 0)
 		goto out;
 	if (ca_templates_load(&ca, config_file) != 0)
@@ -191,10 +215,12 @@ main(int argc, char **argv)
 	server.worker_init = ca_worker_init;
 	server.service = &ca;
 	server.max_message = 256 * 1024;
+	server.curve = curve;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ca.zmq_ctx != NULL)
 		zmq_ctx_term(ca.zmq_ctx);
+	rpc_curve_free(curve);
 	ca_ledger_close(&ca);
 	ca_templates_free(&ca);
 	ca_policies_free(&ca);

@@ -50,9 +50,11 @@ ca_entry_meta(Scep__V1__LedgerEntry *e, const char *meta, size_t len,
 }
 
 static Scep__V1__LedgerEntry *
-ca_entry_issued(const char *serial, size_t serial_len,
-    const struct ca_ledger_view *v, int with_cert, struct rpc_arena *arena)
+ca_entry_issued(const struct ca *ca, MDB_txn *txn, const char *serial,
+    size_t serial_len, const struct ca_ledger_view *v, int with_cert,
+    struct rpc_arena *arena)
 {
+	MDB_val key = {serial_len, (void *)serial}, val;
 	Scep__V1__LedgerEntry *e = rpc_alloc(arena, sizeof(*e));
 
 	scep__v1__ledger_entry__init(e);
@@ -65,6 +67,14 @@ ca_entry_issued(const char *serial, size_t serial_len,
 	e->has_not_after = 1;
 	e->not_after = v->not_after;
 	e->status = "issued";
+	if (mdb_get(txn, ca->revoked, &key, &val) == 0) {
+		json_t *o = json_loadb(val.mv_data, val.mv_size, 0, NULL);
+		const char *why = json_string_value(json_object_get(o, "reason"));
+
+		e->status = "revoked";
+		e->reason = rpc_strdup(arena, why != NULL ? why : "");
+		json_decref(o);
+	}
 	ca_entry_meta(e, v->meta, v->meta_len, arena);
 	if (with_cert) {
 		e->has_cert = 1;
@@ -158,8 +168,8 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 		if (in->has_refusals && in->refusals)
 			entry = ca_entry_refused(&val, arena);
 		else if (ca_ledger_view(val.mv_data, val.mv_size, &v) == 0)
-			entry = ca_entry_issued(
-			    key.mv_data, key.mv_size, &v, 0, arena);
+			entry = ca_entry_issued(ca, txn, key.mv_data,
+			    key.mv_size, &v, 0, arena);
 		else
 			continue;
 		if (n == cap) {
@@ -202,19 +212,15 @@ ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
 	struct ca_ledger_view v;
 	MDB_txn *txn = NULL;
 	MDB_val key, val;
-	size_t len = serial != NULL ? strlen(serial) : 0;
+	size_t len;
 	int e;
 
-	/* Serials are stored as 32 upper-case hex digits; any case typed. */
-	if (len == 0 || len >= sizeof(upper)) {
+	if (ca_serial_normalize(serial, upper) != 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "no such serial";
 		return;
 	}
-	for (size_t i = 0; i <= len; i++)
-		upper[i] = (char)(serial[i] >= 'a' && serial[i] <= 'f'
-		        ? serial[i] - 32
-		        : serial[i]);
+	len = strlen(upper);
 	key.mv_size = len;
 	key.mv_data = upper;
 	if ((e = mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn)) != 0) {
@@ -233,7 +239,7 @@ ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
 	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__ledger_show_reply__init(out);
-	out->entry = ca_entry_issued(upper, len, &v, 1, arena);
+	out->entry = ca_entry_issued(ca, txn, upper, len, &v, 1, arena);
 	reply->body_case = SCEP__V1__REPLY__BODY_LEDGER_SHOW;
 	reply->ledger_show = out;
 out:

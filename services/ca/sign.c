@@ -65,7 +65,7 @@ ca_sign_answer(Scep__V1__Reply *reply, const uint8_t *der, size_t len,
 }
 
 /* The subject as one line, in the order sent: "O=Acme,OU=IT,CN=x". */
-static char *
+char *
 ca_subject_line(const X509_NAME *name, struct rpc_arena *arena)
 {
 	unsigned long flags = XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_FN_SN |
@@ -196,6 +196,64 @@ out:
 	return rc;
 }
 
+static void
+ca_sign_pending(Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	Scep__V1__SignReply *out = rpc_alloc(arena, sizeof(*out));
+
+	scep__v1__sign_reply__init(out);
+	out->has_pending = 1;
+	out->pending = 1;
+	reply->body_case = SCEP__V1__REPLY__BODY_SIGN;
+	reply->sign = out;
+}
+
+int
+ca_issue_record(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+    const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
+    char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len,
+    struct rpc_arena *arena)
+{
+	unsigned char serial[CA_SERIAL_LEN];
+	const char *why = NULL;
+	X509 *cert = NULL;
+	struct tm tm;
+	int used = 1, e = -1;
+
+	entry->subject = "the certificate cannot be built";
+	for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {
+		if (ca_serial_new(serial, hex) != 0 ||
+		    (used = ca_ledger_serial_used(ca, txn, hex)) < 0) {
+			entry->subject = "no random serial";
+			return -1;
+		}
+	}
+	if (used) {
+		log_error("%d random serials in a row already used: the "
+		          "random number generator is broken",
+		    CA_SERIAL_ATTEMPTS);
+		entry->subject = "no unused serial";
+		return -1;
+	}
+	if ((cert = ca_issue_build(ca, tpl, csr, serial, now, &why)) == NULL) {
+		entry->subject = why;
+		return -1;
+	}
+	if ((*der_len = i2d_X509(cert, der)) <= 0)
+		goto out;
+	entry->der = *der;
+	entry->der_len = (size_t)*der_len;
+	entry->subject = ca_subject_line(X509_get_subject_name(cert), arena);
+	entry->issued_at = (int64_t)now;
+	entry->template_name = tpl->name;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+		entry->not_after = (int64_t)timegm(&tm);
+	e = ca_ledger_put(ca, txn, hex, entry);
+out:
+	X509_free(cert);
+	return e;
+}
+
 void
 ca_handle_sign(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -207,19 +265,15 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	    ? in->client_addr
 	    : "-";
 	struct ca_refusal refusal;
-	struct ca_ledger_entry entry;
+	struct ca_ledger_entry issued;
 	const struct ca_template *tpl = NULL;
 	char **sans = NULL, renewed[CA_SERIAL_HEX] = "";
-	unsigned char serial[CA_SERIAL_LEN];
 	char hex[CA_SERIAL_HEX];
 	X509_REQ *csr = NULL;
-	X509 *cert = NULL;
 	MDB_txn *txn = NULL;
 	unsigned char *der = NULL;
-	const char *why = NULL;
 	time_t now = time(NULL);
-	struct tm tm;
-	int der_len, e, used = 1, unavailable = 0;
+	int der_len = 0, e, unavailable = 0;
 
 	if (txid == NULL || txid[0] == '\0' || strlen(txid) > CA_TXID_MAX) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
@@ -274,49 +328,39 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		ca_sign_record_refusal(ca, in, txid, tpl, refusal.why, arena);
 		goto out;
 	}
-	for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {
-		if (ca_serial_new(serial, hex) != 0) {
-			ca_sign_internal(
-			    reply, req, txid, "no random serial", 0);
+	if (ca_pending_rejected(ca, txn, txid, refusal.why,
+	        sizeof(refusal.why))) {
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, refusal.why, arena);
+		goto out;
+	}
+	if (tpl->s.approval_required && !renewed[0]) {
+		/* Checked now, issued when an operator approves it. */
+		e = ca_pending_put(ca, txn, in, tpl, now);
+		if (e == 0)
+			e = mdb_txn_commit(txn);
+		txn = NULL;
+		if (e != 0) {
+			ca_sign_internal(reply, req, txid, "pending write", e);
 			goto out;
 		}
-		if ((used = ca_ledger_serial_used(ca, txn, hex)) < 0) {
-			ca_sign_internal(
-			    reply, req, txid, "ledger", MDB_CORRUPTED);
-			goto out;
-		}
-	}
-	if (used) {
-		log_event(LOG_LEVEL_ERROR, txid, req->id,
-		    "%d random serials in a row already used: the random "
-		    "number generator is broken",
-		    CA_SERIAL_ATTEMPTS);
-		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
-		reply->error = "the CA cannot issue a certificate now";
+		ca_sign_pending(reply, arena);
+		log_event(LOG_LEVEL_INFO, txid, req->id,
+		    "pending an operator's approval (template %s, client %s): "
+		    "scepctl approve %s",
+		    tpl->name, addr, txid);
 		goto out;
 	}
-	if ((cert = ca_issue_build(ca, tpl, csr, serial, now, &why)) == NULL) {
-		ca_sign_internal(reply, req, txid, why, 0);
-		goto out;
-	}
-	if ((der_len = i2d_X509(cert, &der)) <= 0) {
-		ca_sign_internal(reply, req, txid, "encoding", 0);
-		goto out;
-	}
-	memset(&entry, 0, sizeof(entry));
-	entry.der = der;
-	entry.der_len = (size_t)der_len;
-	entry.subject = ca_subject_line(X509_get_subject_name(cert), arena);
-	entry.txid = txid;
-	entry.client_addr = in->client_addr != NULL ? in->client_addr : "";
-	entry.issued_at = (int64_t)now;
-	entry.template_name = tpl->name;
-	entry.sans = sans;
-	entry.renewal_of = renewed[0] ? renewed : NULL;
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
-		entry.not_after = (int64_t)timegm(&tm);
-	if ((e = ca_ledger_put(ca, txn, hex, &entry)) != 0) {
-		ca_sign_internal(reply, req, txid, "ledger write", e);
+	memset(&issued, 0, sizeof(issued));
+	issued.txid = txid;
+	issued.client_addr = in->client_addr != NULL ? in->client_addr : "";
+	issued.sans = sans;
+	issued.renewal_of = renewed[0] ? renewed : NULL;
+	if ((e = ca_issue_record(
+	         ca, txn, csr, tpl, now, &issued, hex, &der, &der_len, arena)) !=
+	    0) {
+		ca_sign_internal(reply, req, txid,
+		    e > 0 ? "ledger write" : issued.subject, e > 0 ? e : 0);
 		goto out;
 	}
 	e = mdb_txn_commit(txn);
@@ -329,7 +373,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	log_event(LOG_LEVEL_INFO, txid, req->id,
 	    "issued serial %s to \"%s\" under template %s%s%s (client %s, "
 	    "%s, %s)",
-	    hex, entry.subject, tpl->name, renewed[0] ? ", renewing " : "",
+	    hex, issued.subject, tpl->name, renewed[0] ? ", renewing " : "",
 	    renewed, addr,
 	    in->has_message_type ? scep_message_type_name(in->message_type)
 	                         : "messageType ?",
@@ -339,7 +383,6 @@ out:
 		mdb_txn_abort(txn);
 	ca_strings_free(sans);
 	OPENSSL_free(der);
-	X509_free(cert);
 	X509_REQ_free(csr);
 	ERR_clear_error();
 }

@@ -40,6 +40,7 @@ struct challenge_settings {
 	long mdm_password_max; /* per MDM account */
 	long wrong_password_limit; /* refusals per client address ... */
 	long wrong_password_window; /* ... in this many seconds */
+	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 };
 
 /* A configured validator: built in (otp, static) or a loaded plugin. */

@@ -49,6 +49,14 @@ static const struct config_key challenge_config[] = {
         S(wrong_password_limit), "refusals per client address (0: none)"},
     {"WrongPasswordWindow", CONFIG_INT, 1, 86400, "300",
         S(wrong_password_window), "... within this many seconds"},
+    {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
+        "CurveZMQ secret key of this service (scepctl keygen), mode 0600"},
+    {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),
+        "its public key, checked against the secret one"},
+    {"CurveClients", CONFIG_STRING, 0, 0, "", S(curve.clients),
+        "NAME:PUBKEYFILE of each client admitted (frontend, ra, scepctl)"},
+    {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
+        "1: tcp:// without CurveZMQ (unsafe)"},
     CONFIG_END,
 };
 #undef S
@@ -100,6 +108,7 @@ main(int argc, char **argv)
 {
 	struct challenge c;
 	struct rpc_server_config server;
+	struct rpc_curve *curve = NULL;
 	const char *config_file = NULL;
 	char err[512];
 	int loaded = 0, rc = 1;
@@ -115,6 +124,9 @@ main(int argc, char **argv)
 	        config_file, "challenge", challenge_config, &c.settings) != 0)
 		return 1;
 	loaded = 1;
+	if ((curve = rpc_curve_load(&c.settings.curve, c.settings.listen,
+	         config_file, "challenge")) == NULL)
+		goto out;
 	if (challenge_secret_load(
 	        c.settings.secret_file, c.secret, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-challenge: [challenge] SecretFile: %s\n",
@@ -154,10 +166,12 @@ main(int argc, char **argv)
 	server.worker_init = challenge_worker_init;
 	server.service = &c;
 	server.max_message = 64 * 1024;
+	server.curve = curve;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (c.zmq_ctx != NULL)
 		zmq_ctx_term(c.zmq_ctx);
+	rpc_curve_free(curve);
 	validators_free(&c);
 	free(c.refusals);
 	challenge_db_close(&c);

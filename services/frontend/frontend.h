@@ -22,6 +22,7 @@ struct frontend_settings {
 	char *paths;
 	char *admin_path;
 	char *admin_password_file;
+	char *crl_path; /* "" : no CRL served */
 	long max_query_string;
 	long max_body_size;
 	long connection_timeout;
@@ -32,6 +33,9 @@ struct frontend_settings {
 	char *external_url; /* "": derived from Listen and Paths */
 	int sign_profiles;
 	char *profile_organization;
+	char *ra_server_key; /* RAServerKey: the RA's public key file(s) */
+	char *challenge_server_key; /* ChallengeServerKey */
+	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 };
 
 /* The RA's GetCACert answer (a copy the holder frees with cacert_clear). */
@@ -55,15 +59,26 @@ struct cache {
 	int64_t cacert_at;
 };
 
+/* The CRL, kept like the answers above (under cache.lock). */
+struct crl_cache {
+	uint8_t *der;
+	size_t len;
+	int64_t at;
+};
+void crl_cache_clear(struct crl_cache *c);
+
 struct frontend {
 	struct frontend_settings settings;
 	char **paths; /* SCEP paths, NULL-terminated */
 	size_t npaths;
 	void *zmq_ctx; /* one per process */
+	struct rpc_curve *curve; /* own CurveZMQ keys */
+	struct rpc_link *ra_link, *challenge_link; /* how workers reach them */
 	/* Each HTTP worker thread's own RPC clients (ZeroMQ sockets never
 	 * cross threads); freed by the key's destructor at thread exit. */
 	pthread_key_t clients_key;
 	struct cache cache;
+	struct crl_cache crl;
 	struct MHD_Daemon *daemon;
 	struct watchdog *watchdog;
 };
@@ -189,6 +204,11 @@ typedef enum MHD_Result (*admin_handler)(struct frontend *fe,
  * the CA certificate, signed by the RA when SignProfiles is on. */
 enum MHD_Result profile_handle(struct frontend *fe, struct MHD_Connection *c,
     struct request *r, const char *user);
+
+/* --- crl.c: the CRL at CRLPath --------------------------------------- */
+
+enum MHD_Result
+crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 

@@ -27,6 +27,7 @@ enum route {
 	ROUTE_ADMIN,
 	ROUTE_SCEP,
 	ROUTE_METRICS,
+	ROUTE_CRL,
 };
 
 enum MHD_Result
@@ -251,6 +252,9 @@ http_route(const struct frontend *fe, const char *url)
 		return ROUTE_HEALTHZ;
 	if (strcmp(url, "/metrics") == 0)
 		return ROUTE_METRICS;
+	if (fe->settings.crl_path[0] != '\0' &&
+	    strcmp(url, fe->settings.crl_path) == 0)
+		return ROUTE_CRL;
 	/* The admin page and what lies under it (profile, API). */
 	if (admin_subpath(fe, url) != NULL)
 		return ROUTE_ADMIN;
@@ -332,6 +336,10 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
 		return metrics_handle(fe, c, r);
+	case ROUTE_CRL:
+		if (!get)
+			return http_not_allowed(c, r, ALLOW_READ);
+		return crl_handle(fe, c, r);
 	case ROUTE_ADMIN:
 		if (strcmp(r->method, "GET") != 0 && !post)
 			return http_not_allowed(c, r, ALLOW_ADMIN);

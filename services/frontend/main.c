@@ -34,6 +34,8 @@ static const struct config_key frontend_config[] = {
         "admin page; empty: none"},
     {"AdminPasswordFile", CONFIG_PATH, 0, 0, "admin.passwd",
         S(admin_password_file), "admin accounts (scepctl passwd)"},
+    {"CRLPath", CONFIG_STRING, 0, 0, "/crl/ca.crl", S(crl_path),
+        "where the CA's CRL is served over HTTP (\"\": nowhere)"},
     {"MaxQueryString", CONFIG_INT, 1024, 16L << 20, "65536",
         S(max_query_string), "longest query string (bytes); longer: 414"},
     {"MaxBodySize", CONFIG_INT, 1024, 64L << 20, "1048576", S(max_body_size),
@@ -55,6 +57,16 @@ static const struct config_key frontend_config[] = {
         "have the RA sign configuration profiles"},
     {"ProfileOrganization", CONFIG_STRING, 0, 0, "scepd",
         S(profile_organization), "PayloadOrganization of profiles"},
+    {"RAServerKey", CONFIG_STRING, 0, 0, "", S(ra_server_key),
+        "the RA's CurveZMQ public key file (one per RAEndpoint, or one)"},
+    {"ChallengeServerKey", CONFIG_STRING, 0, 0, "", S(challenge_server_key),
+        "the challenge service's CurveZMQ public key file"},
+    {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
+        "CurveZMQ secret key of the frontend (scepctl keygen), mode 0600"},
+    {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),
+        "its public key, checked against the secret one"},
+    {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
+        "1: tcp:// without CurveZMQ (unsafe)"},
     CONFIG_END,
 };
 #undef S
@@ -204,6 +216,9 @@ frontend_free(struct frontend *fe)
 	for (size_t i = 0; fe->paths != NULL && fe->paths[i] != NULL; i++)
 		free(fe->paths[i]);
 	free(fe->paths);
+	rpc_link_free(fe->ra_link);
+	rpc_link_free(fe->challenge_link);
+	rpc_curve_free(fe->curve);
 	config_free(frontend_config, &fe->settings);
 }
 
@@ -253,6 +268,17 @@ main(int argc, char **argv)
 		if ((fe.settings.listen = strdup(listen_arg)) == NULL)
 			goto out;
 	}
+	if ((fe.curve = rpc_curve_load(
+	         &fe.settings.curve, NULL, config_file, "frontend")) == NULL)
+		goto out;
+	fe.ra_link = rpc_link_new(fe.curve, fe.settings.ra_endpoint,
+	    fe.settings.ra_server_key, config_file, "frontend", "RAEndpoint",
+	    "RAServerKey");
+	fe.challenge_link = rpc_link_new(fe.curve,
+	    fe.settings.challenge_endpoint, fe.settings.challenge_server_key,
+	    config_file, "frontend", "ChallengeEndpoint", "ChallengeServerKey");
+	if (fe.ra_link == NULL || fe.challenge_link == NULL)
+		goto out;
 	if (frontend_prepare(&fe, config_file) != 0 ||
 	    (fd = listen_open(fe.settings.listen)) < 0)
 		goto out;
@@ -311,6 +337,7 @@ out:
 		pthread_key_delete(fe.clients_key);
 	if (fd >= 0)
 		close(fd);
+	crl_cache_clear(&fe.crl);
 	cache_free(&fe.cache);
 	frontend_free(&fe);
 	return rc;

@@ -16,6 +16,7 @@ enum scep_op {
 	SCEP_OP_NONE,
 	SCEP_OP_GETCACAPS,
 	SCEP_OP_GETCACERT,
+	SCEP_OP_GETNEXTCACERT,
 	SCEP_OP_PKIOPERATION,
 };
 
@@ -25,6 +26,7 @@ static const struct {
 } scep_ops[] = {
     {"GetCACaps", SCEP_OP_GETCACAPS},
     {"GetCACert", SCEP_OP_GETCACERT},
+    {"GetNextCACert", SCEP_OP_GETNEXTCACERT},
     {"PKIOperation", SCEP_OP_PKIOPERATION},
 };
 
@@ -123,6 +125,40 @@ scep_get_ca_cert(
 	ret = http_respond(
 	    c, r, MHD_HTTP_OK, cc.content_type, cc.body, cc.body_len, NULL);
 	cacert_clear(&cc);
+	return ret;
+}
+
+/* GetNextCACert (CA rollover): from the RA, which signed it at start. */
+static enum MHD_Result
+scep_get_next_ca_cert(
+    struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetNextCACertRequest body =
+	    SCEP__V1__GET_NEXT_CACERT_REQUEST__INIT;
+	Scep__V1__Reply *rep = NULL;
+	enum upstream_result res;
+	enum MHD_Result ret;
+	char text[256];
+
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT;
+	req.get_next_ca_cert = &body;
+	res = upstream_call(fe, UPSTREAM_RA, &req,
+	    SCEP__V1__REPLY__BODY_GET_NEXT_CA_CERT, &rep);
+	if (res == UPSTREAM_OK)
+		ret = http_respond(c, r, MHD_HTTP_OK,
+		    "application/x-x509-next-ca-cert",
+		    rep->get_next_ca_cert->body.data,
+		    rep->get_next_ca_cert->body.len, NULL);
+	else if (res == UPSTREAM_REFUSED) {
+		/* Not advertised in GetCACaps: nothing to roll over to. */
+		snprintf(text, sizeof(text), "%s\n",
+		    rep->error ? rep->error : "No next CA certificate.");
+		ret = http_text(c, r, MHD_HTTP_NOT_FOUND, text);
+	} else
+		ret = scep_upstream_error(c, r, res, "");
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
 	return ret;
 }
 
@@ -265,6 +301,9 @@ scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		break;
 	case SCEP_OP_GETCACERT:
 		ret = scep_get_ca_cert(fe, c, r);
+		break;
+	case SCEP_OP_GETNEXTCACERT:
+		ret = scep_get_next_ca_cert(fe, c, r);
 		break;
 	case SCEP_OP_PKIOPERATION:
 		if (strcmp(r->method, "POST") == 0)

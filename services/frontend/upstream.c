@@ -53,9 +53,8 @@ upstream_client(struct frontend *fe, enum upstream which)
 		}
 	}
 	if (uc->client[which] == NULL)
-		uc->client[which] = rpc_client_new(fe->zmq_ctx,
-		    which == UPSTREAM_RA ? fe->settings.ra_endpoint
-		                         : fe->settings.challenge_endpoint,
+		uc->client[which] = rpc_client_new_link(fe->zmq_ctx,
+		    which == UPSTREAM_RA ? fe->ra_link : fe->challenge_link,
 		    "frontend");
 	return uc->client[which];
 }

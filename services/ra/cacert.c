@@ -1,14 +1,18 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "log.h"
 #include "ra.h"
 
 /*
- * GetCACaps (RFC 8894 §3.5.2): exactly what is enabled. Renewal: a
+ * GetCACaps (RFC 8894 §3.5.2): exactly what is enabled. GetNextCACert:
+ * only with a next CA certificate configured (rollover). Renewal: a
  * RenewalReq, or a PKCSReq signed by a certificate of this CA. SCEPStandard
  * promises AES, POSTPKIOperation and SHA-256; SHA-1 and DES3 are listed
  * only while their switches allow them. SHA-384 is listed (the codec takes
@@ -21,11 +25,79 @@ ra_caps_text(const struct ra *ra)
 	char buf[256];
 
 	snprintf(buf, sizeof(buf),
-	    "AES\nPOSTPKIOperation\nRenewal\n%sSHA-256\nSHA-384\nSHA-512\n%s"
+	    "AES\n%sPOSTPKIOperation\nRenewal\n%sSHA-256\nSHA-384\nSHA-512\n%s"
 	    "SCEPStandard\n",
+	    ra->next_ca_body != NULL ? "GetNextCACert\n" : "",
 	    ra->policy.allow_sha1 ? "SHA-1\n" : "",
 	    ra->policy.allow_des3 ? "DES3\n" : "");
 	return strdup(buf);
+}
+
+/* NextCACertificate: the next CA certificate (and any next RA
+ * certificates), PEM, signed as RFC 8894 4.7.1 says by the current RA. */
+static int
+ra_next_ca_prepare(struct ra *ra)
+{
+	STACK_OF(X509) *next = NULL;
+	FILE *f;
+	X509 *x;
+	int rc = -1;
+
+	if (ra->settings.next_ca_certificate == NULL ||
+	    ra->settings.next_ca_certificate[0] == '\0')
+		return 0;
+	if ((f = fopen(ra->settings.next_ca_certificate, "r")) == NULL) {
+		fprintf(stderr, "scepd-ra: [ra] NextCACertificate: %s: %s\n",
+		    ra->settings.next_ca_certificate, strerror(errno));
+		return -1;
+	}
+	next = sk_X509_new_null();
+	while (next != NULL &&
+	    (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(next, x);
+	fclose(f);
+	ERR_clear_error();
+	if (next == NULL || sk_X509_num(next) == 0) {
+		fprintf(stderr,
+		    "scepd-ra: [ra] NextCACertificate: %s holds no PEM "
+		    "certificate\n",
+		    ra->settings.next_ca_certificate);
+		goto out;
+	}
+	if (scep_next_ca_build(next, ra->sign_cert, ra->sign_key, NULL,
+	        &ra->next_ca_body, &ra->next_ca_len) != SCEP_OK) {
+		fprintf(stderr,
+		    "scepd-ra: [ra] NextCACertificate: cannot sign the answer\n");
+		goto out;
+	}
+	log_info("GetNextCACert: %d certificate(s) from %s", sk_X509_num(next),
+	    ra->settings.next_ca_certificate);
+	rc = 0;
+out:
+	sk_X509_pop_free(next, X509_free);
+	return rc;
+}
+
+void
+ra_handle_get_next_ca_cert(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct ra_worker *w = worker;
+	Scep__V1__GetNextCACertReply *body;
+
+	(void)req;
+	if (w->ra->next_ca_body == NULL) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "No next CA certificate is configured "
+		               "(NextCACertificate in [ra]).";
+		return;
+	}
+	body = rpc_alloc(arena, sizeof(*body));
+	scep__v1__get_next_cacert_reply__init(body);
+	body->body.data = w->ra->next_ca_body;
+	body->body.len = w->ra->next_ca_len;
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_NEXT_CA_CERT;
+	reply->get_next_ca_cert = body;
 }
 
 int
@@ -36,6 +108,8 @@ ra_cacert_prepare(struct ra *ra)
 	unsigned char *p;
 	int len, rc = -1;
 
+	if (ra_next_ca_prepare(ra) != 0)
+		return -1;
 	if ((ra->caps = ra_caps_text(ra)) == NULL)
 		goto out;
 	len = i2d_X509(ca, NULL);

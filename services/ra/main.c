@@ -29,11 +29,25 @@ static const struct config_key ra_config[] = {
         S(encryption_certificate), NULL},
     {"EncryptionKey", CONFIG_PATH, 0, 0, NULL, S(encryption_key), NULL},
     {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file), NULL},
+    {"NextCACertificate", CONFIG_PATH, 0, 0, "", S(next_ca_certificate),
+        NULL},
     {"AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow_des), NULL},
     {"AllowDES3", CONFIG_BOOL, 0, 1, "1", S(allow_des3), NULL},
     {"AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL},
     {"Workers", CONFIG_INT, 0, 256, "0", S(workers), NULL},
     {"RPCTimeout", CONFIG_INT, 100, 600000, "4000", S(rpc_timeout), NULL},
+    {"CAServerKey", CONFIG_STRING, 0, 0, "", S(ca_server_key),
+        "the CA's CurveZMQ public key file (one per CAEndpoint, or one)"},
+    {"ChallengeServerKey", CONFIG_STRING, 0, 0, "", S(challenge_server_key),
+        "the challenge service's CurveZMQ public key file"},
+    {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
+        "CurveZMQ secret key of the RA (scepctl keygen), mode 0600"},
+    {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),
+        "its public key, checked against the secret one"},
+    {"CurveClients", CONFIG_STRING, 0, 0, "", S(curve.clients),
+        "NAME:PUBKEYFILE of each client admitted (frontend)"},
+    {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
+        "1: tcp:// without CurveZMQ (unsafe)"},
     CONFIG_END,
 };
 #undef S
@@ -69,9 +83,9 @@ ra_worker_init(void *service)
 	if (w == NULL)
 		return NULL;
 	w->ra = ra;
-	w->ca = rpc_client_new(ra->zmq_ctx, ra->settings.ca_endpoint, "ra");
+	w->ca = rpc_client_new_link(ra->zmq_ctx, ra->ca_link, "ra");
 	w->challenge =
-	    rpc_client_new(ra->zmq_ctx, ra->settings.challenge_endpoint, "ra");
+	    rpc_client_new_link(ra->zmq_ctx, ra->challenge_link, "ra");
 	if (w->ca == NULL || w->challenge == NULL) {
 		rpc_client_free(w->ca);
 		rpc_client_free(w->challenge);
@@ -102,6 +116,10 @@ static const struct rpc_route ra_routes[] = {
         ra_handle_sign_profile},
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend",
         ra_handle_metrics},
+    {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "frontend",
+        ra_handle_get_crl},
+    {SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT, "GetNextCACert", "frontend",
+        ra_handle_get_next_ca_cert},
     {0, NULL, NULL, NULL},
 };
 
@@ -116,6 +134,10 @@ ra_free(struct ra *ra)
 	free(ra->cacert_body);
 	free(ra->ca_der);
 	free(ra->caps);
+	free(ra->next_ca_body);
+	rpc_link_free(ra->ca_link);
+	rpc_link_free(ra->challenge_link);
+	rpc_curve_free(ra->curve);
 	config_free(ra_config, &ra->settings);
 }
 
@@ -136,6 +158,17 @@ main(int argc, char **argv)
 	log_init("scepd-ra", LOG_LEVEL_INFO);
 	if (config_load(config_file, "ra", ra_config, &ra.settings) != 0)
 		return 1;
+	if ((ra.curve = rpc_curve_load(&ra.settings.curve, ra.settings.listen,
+	         config_file, "ra")) == NULL)
+		goto out;
+	ra.ca_link = rpc_link_new(ra.curve, ra.settings.ca_endpoint,
+	    ra.settings.ca_server_key, config_file, "ra", "CAEndpoint",
+	    "CAServerKey");
+	ra.challenge_link = rpc_link_new(ra.curve,
+	    ra.settings.challenge_endpoint, ra.settings.challenge_server_key,
+	    config_file, "ra", "ChallengeEndpoint", "ChallengeServerKey");
+	if (ra.ca_link == NULL || ra.challenge_link == NULL)
+		goto out;
 	if (scep_init() != 0) {
 		fprintf(stderr, "scepd-ra: cannot initialise OpenSSL\n");
 		goto out;
@@ -177,6 +210,7 @@ main(int argc, char **argv)
 	server.worker_init = ra_worker_init;
 	server.worker_fini = ra_worker_fini;
 	server.service = &ra;
+	server.curve = ra.curve;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ra.zmq_ctx != NULL)

@@ -24,6 +24,7 @@ struct ra_answer {
 	int failinfo;
 	const char *text; /* failInfoText; static or in the arena */
 	X509 *issued; /* owned */
+	X509_CRL *crl; /* owned; GetCRL's answer */
 	int cipher_nid; /* of the request's envelope, for the reply */
 };
 
@@ -221,6 +222,14 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		        reply->error ? reply->error : "refused by the CA"));
 		goto out;
 	}
+	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
+	    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
+	    reply->sign->has_pending && reply->sign->pending) {
+		/* An operator decides; the device polls (CertPoll). */
+		ans->pki_status = SCEP_STATUS_PENDING;
+		rc = 1;
+		goto out;
+	}
 	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
 	    reply->body_case != SCEP__V1__REPLY__BODY_SIGN ||
 	    !reply->sign->has_cert) {
@@ -258,7 +267,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	size_t plain_len = 0;
 	X509_REQ *csr = NULL;
 	char *challenge = NULL;
-	int failinfo = SCEP_FAILINFO_NONE, renewal;
+	int failinfo = SCEP_FAILINFO_NONE, renewal, rc;
 
 	if (sreq->envelope_len == 0) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
@@ -304,12 +313,13 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	if (!renewal &&
 	    ra_challenge_check(w, req, challenge, txid, csr, ans, arena) != 0)
 		goto out;
-	if (ra_ca_sign(w, req, sreq, csr, renewal, ans, arena) != 0)
+	if ((rc = ra_ca_sign(w, req, sreq, csr, renewal, ans, arena)) < 0)
 		goto out;
-	if (!renewal)
+	/* Pending: the password stays reserved to this transaction. */
+	if (!renewal && rc == 0)
 		ra_challenge_consume(w, req, challenge, txid);
 	log_event(LOG_LEVEL_INFO, txid, req->id, "%s to %s via %s",
-	    renewal ? "renewed" : "issued",
+	    rc > 0 ? "pending" : (renewal ? "renewed" : "issued"),
 	    req->pki_operation->client_addr ? req->pki_operation->client_addr
 	                                    : "?",
 	    req->pki_operation->path ? req->pki_operation->path : "?");
@@ -325,6 +335,264 @@ out:
 	}
 }
 
+/* Opens a request's envelope (the RA's key); 0, or -1 with ans failed. */
+static int
+ra_open(const struct ra *ra, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans, uint8_t **plain,
+    size_t *plain_len)
+{
+	int failinfo = SCEP_FAILINFO_NONE;
+	const char *why = NULL;
+
+	if (sreq->envelope_len == 0) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "the request has no pkcsPKIEnvelope");
+		return -1;
+	}
+	if (scep_envelope_open(sreq->envelope, sreq->envelope_len, ra->enc_cert,
+	        ra->enc_key, &ra->policy, plain, plain_len, &ans->cipher_nid,
+	        &failinfo, &why) != SCEP_OK) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "envelope refused: %s", why);
+		ra_fail(ans, failinfo, why);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ra_free_plain(uint8_t *plain, size_t len)
+{
+	if (plain != NULL) {
+		OPENSSL_cleanse(plain, len);
+		free(plain);
+	}
+}
+
+/* The issuer a GetCert/GetCRL/CertPoll names must be our CA. */
+static int
+ra_issuer_is_ours(const struct ra *ra, const X509_NAME *issuer)
+{
+	return X509_NAME_cmp(issuer,
+	           X509_get_subject_name(sk_X509_value(ra->ca_chain, 0))) == 0;
+}
+
+/*
+ * CertPoll (20, GetCertInitial): the device asks about a PENDING request.
+ * The CA answers only the transaction's own key: the signer's, the key
+ * of the CSR that asked (RFC 8894 3.3.3).
+ */
+static void
+ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__PollRequest poll = SCEP__V1__POLL_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	X509_NAME *issuer = NULL, *subject = NULL;
+	unsigned char *key = NULL;
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	const unsigned char *p;
+	const char *why = NULL;
+	int failinfo, len, rc;
+
+	if (ra_open(w->ra, req, sreq, ans, &plain, &plain_len) != 0)
+		goto out;
+	if (scep_issuer_subject_parse(plain, plain_len, &issuer, &subject,
+	        &failinfo, &why) != SCEP_OK) {
+		ra_fail(ans, failinfo, why);
+		goto out;
+	}
+	/* The transactionID and the signer's key identify the request;
+	 * clients disagree on the issuer they name (strongSwan 5.9 names the
+	 * RA certificate's subject), so it is only logged. */
+	if (!ra_issuer_is_ours(w->ra, issuer)) {
+		char name[256];
+
+		X509_NAME_oneline(issuer, name, sizeof(name));
+		log_event(LOG_LEVEL_DEBUG, sreq->transaction_id, req->id,
+		    "CertPoll names issuer %s, not the CA", name);
+	}
+	if ((len = i2d_PUBKEY(X509_get0_pubkey(sreq->signer), &key)) <= 0) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST, "unreadable signer key");
+		goto out;
+	}
+	poll.transaction_id = sreq->transaction_id;
+	poll.public_key.data = key;
+	poll.public_key.len = (size_t)len;
+	call.body_case = SCEP__V1__REQUEST__BODY_POLL;
+	call.poll = &poll;
+	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
+	if (rc != RPC_OK ||
+	    (reply->status != SCEP__V1__STATUS__STATUS_OK &&
+	        reply->status != SCEP__V1__STATUS__STATUS_REFUSED) ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_POLL) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "CA: %s",
+		    rc != RPC_OK ? rpc_strerror(rc)
+		                 : (reply->error ? reply->error : "?"));
+		ans->unavailable = 1;
+		goto out;
+	}
+	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
+		ra_fail(ans,
+		    reply->poll->has_fail_info ? (int)reply->poll->fail_info
+		                               : SCEP_FAILINFO_BAD_REQUEST,
+		    rpc_strdup(arena, reply->error ? reply->error : "refused"));
+		goto out;
+	}
+	if (reply->poll->has_pending && reply->poll->pending) {
+		ans->pki_status = SCEP_STATUS_PENDING;
+		goto out;
+	}
+	p = reply->poll->cert.data;
+	if (!reply->poll->has_cert ||
+	    (ans->issued = d2i_X509(NULL, &p, (long)reply->poll->cert.len)) ==
+	        NULL) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	ans->pki_status = SCEP_STATUS_SUCCESS;
+out:
+	scep__v1__reply__free_unpacked(reply, NULL);
+	OPENSSL_free(key);
+	X509_NAME_free(issuer);
+	X509_NAME_free(subject);
+	ra_free_plain(plain, plain_len);
+}
+
+/*
+ * GetCert (21): a certificate of this CA by issuer and serial, to a
+ * requester that signs with a certificate of this CA (authenticated).
+ */
+static void
+ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__LedgerShowRequest show = SCEP__V1__LEDGER_SHOW_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *serial = NULL;
+	BIGNUM *bn = NULL;
+	char *hex = NULL, padded[80];
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	const unsigned char *p;
+	const char *why = NULL;
+	int failinfo, rc;
+
+	(void)arena;
+	if (!ra_signer_is_ours(w->ra, sreq->signer)) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "GetCert is answered to holders of a certificate of this "
+		    "CA: sign the request with it");
+		goto out;
+	}
+	if (ra_open(w->ra, req, sreq, ans, &plain, &plain_len) != 0)
+		goto out;
+	if (scep_issuer_serial_parse(plain, plain_len, &issuer, &serial,
+	        &failinfo, &why) != SCEP_OK) {
+		ra_fail(ans, failinfo, why);
+		goto out;
+	}
+	if (!ra_issuer_is_ours(w->ra, issuer) ||
+	    (bn = ASN1_INTEGER_to_BN(serial, NULL)) == NULL ||
+	    (hex = BN_bn2hex(bn)) == NULL || strlen(hex) > 32) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "no such certificate at this CA");
+		goto out;
+	}
+	/* The ledger's serials are 32 hex digits. */
+	snprintf(padded, sizeof(padded), "%.*s%s", (int)(32 - strlen(hex)),
+	    "00000000000000000000000000000000", hex);
+	show.serial = padded;
+	call.body_case = SCEP__V1__REQUEST__BODY_LEDGER_SHOW;
+	call.ledger_show = &show;
+	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
+	if (rc != RPC_OK || (reply->status != SCEP__V1__STATUS__STATUS_OK &&
+	                        reply->status != SCEP__V1__STATUS__STATUS_REFUSED)) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_LEDGER_SHOW ||
+	    !reply->ledger_show->entry->has_cert) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "no such certificate at this CA");
+		goto out;
+	}
+	p = reply->ledger_show->entry->cert.data;
+	if ((ans->issued = d2i_X509(NULL, &p,
+	         (long)reply->ledger_show->entry->cert.len)) == NULL) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	ans->pki_status = SCEP_STATUS_SUCCESS;
+out:
+	scep__v1__reply__free_unpacked(reply, NULL);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free(issuer);
+	ra_free_plain(plain, plain_len);
+}
+
+/* GetCRL (22): the CA's current CRL; CRLs are public, any signer. */
+static void
+ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *serial = NULL;
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	const unsigned char *p;
+	const char *why = NULL;
+	int failinfo, rc;
+
+	(void)arena;
+	if (ra_open(w->ra, req, sreq, ans, &plain, &plain_len) != 0)
+		goto out;
+	if (scep_issuer_serial_parse(plain, plain_len, &issuer, &serial,
+	        &failinfo, &why) != SCEP_OK) {
+		ra_fail(ans, failinfo, why);
+		goto out;
+	}
+	if (!ra_issuer_is_ours(w->ra, issuer)) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "GetCRL names another CA as issuer");
+		goto out;
+	}
+	call.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
+	call.get_crl = &body;
+	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
+	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_GET_CRL) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	p = reply->get_crl->crl.data;
+	if ((ans->crl = d2i_X509_CRL(
+	         NULL, &p, (long)reply->get_crl->crl.len)) == NULL) {
+		ans->unavailable = 1;
+		goto out;
+	}
+	ans->pki_status = SCEP_STATUS_SUCCESS;
+out:
+	scep__v1__reply__free_unpacked(reply, NULL);
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free(issuer);
+	ra_free_plain(plain, plain_len);
+}
+
 typedef void (*ra_operation_handler)(struct ra_worker *,
     const Scep__V1__Request *, const struct scep_request *, struct ra_answer *,
     struct rpc_arena *);
@@ -336,6 +604,9 @@ static const struct ra_operation {
 } ra_operations[] = {
     {SCEP_MSG_PKCSREQ, ra_pkcsreq},
     {SCEP_MSG_RENEWALREQ, ra_pkcsreq},
+    {SCEP_MSG_CERTPOLL, ra_certpoll},
+    {SCEP_MSG_GETCERT, ra_getcert},
+    {SCEP_MSG_GETCRL, ra_getcrl},
     {0, NULL},
 };
 
@@ -419,6 +690,7 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	params.failinfo = ans.failinfo;
 	params.failinfo_text = ans.text;
 	params.issued = ans.issued;
+	params.crl = ans.crl;
 	params.recipient = sreq->signer;
 	params.cipher = scep_reply_cipher(ans.cipher_nid);
 	params.signer = ra->sign_cert;
@@ -448,6 +720,7 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 		    ans.text ? ans.text : "");
 out:
 	X509_free(ans.issued);
+	X509_CRL_free(ans.crl);
 	scep_request_free(sreq);
 	ERR_clear_error();
 }

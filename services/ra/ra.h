@@ -24,11 +24,15 @@ struct ra_settings {
 	char *encryption_certificate;
 	char *encryption_key;
 	char *key_passphrase_file;
+	char *next_ca_certificate; /* rollover: the next CA (and RA) certs */
 	int allow_des;
 	int allow_des3;
 	int allow_sha1;
 	long workers;
 	long rpc_timeout;
+	char *ca_server_key; /* CAServerKey: the CA's public key file(s) */
+	char *challenge_server_key; /* ChallengeServerKey */
+	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 };
 
 /* What every worker shares, read-only after start-up. */
@@ -46,7 +50,11 @@ struct ra {
 	uint8_t *ca_der; /* the CA certificate, for thumbprints */
 	size_t ca_der_len;
 	char *caps; /* the GetCACaps answer */
+	uint8_t *next_ca_body; /* the GetNextCACert answer, or NULL */
+	size_t next_ca_len;
 	void *zmq_ctx;
+	struct rpc_curve *curve; /* own keys, the frontends' keys admitted */
+	struct rpc_link *ca_link, *challenge_link; /* how workers reach them */
 };
 
 /* One per worker thread: its own sockets to the CA and challenge. */
@@ -61,6 +69,8 @@ int ra_cacert_prepare(struct ra *ra);
 void ra_handle_get_ca_caps(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+void ra_handle_get_next_ca_cert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* csrinfo.c: what a challenge validator is shown of a CSR (arena). */
@@ -78,6 +88,10 @@ enum ra_outcome {
 };
 void ra_count(enum ra_outcome outcome, int failinfo);
 void ra_handle_metrics(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* crl.c: the CA's CRL for the frontend's HTTP CRL distribution point. */
+void ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* pkioperation.c */

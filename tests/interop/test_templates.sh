@@ -188,7 +188,7 @@ assert by_subject["O=Fixed Corp,OU=Devices,CN=encrypter"]["template"] == "Encryp
 p = by_subject["CN=printer"]
 assert p["template"] == "Devices" and p["sans"] == ["DNS:printer.devices.example.com", "email:ops@example.com"], p
 assert p["transaction_id"] == "tx-san_ok" and p["client"] == "192.0.2.7", p
-assert all(e["status"] == "issued" for e in entries)
+assert all(e["status"] == "issued" for e in entries), "a status is not issued"
 times = [e["time"] for e in entries]
 assert times == sorted(times, reverse=True), "not newest first"
 PY

@@ -4,8 +4,15 @@
  * CSRs made with `openssl req`, without a SCEP envelope around them.
  *
  *   ca_sign --endpoint ipc://DIR/run/ca.sock --csr FILE.pem --txid ID
- *           [--out CERT.pem]
- * exit: 0 issued, 2 refused (failInfo and reason printed), 1 error.
+ *           [--out CERT.pem] [--origin NAME] [--timeout MS]
+ *           [--key SECRET.key --server-key CA.pub]
+ * exit: 0 issued, 2 refused (failInfo and reason printed), 1 error, 3 no
+ * answer before the timeout (default 10000 ms).
+ *
+ * --key and --server-key speak CurveZMQ with that key pair (its public key
+ * derived from the secret one) to a CA whose public key is CA.pub: the
+ * multi-host test plays a stranger on the frontend's host with them.
+ * --origin is the caller the request declares (default "ra").
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -29,10 +36,19 @@ main(int argc, char **argv)
 	    {"csr", required_argument, NULL, 'c'},
 	    {"txid", required_argument, NULL, 't'},
 	    {"out", required_argument, NULL, 'o'},
+	    {"origin", required_argument, NULL, 'O'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"server-key", required_argument, NULL, 's'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *endpoint = NULL, *csr_file = NULL, *txid = NULL,
 		   *out_file = NULL;
+	const char *origin = "ra", *key_file = "", *server_key = "";
+	struct rpc_curve_settings keys = {"", "", "", 0};
+	struct rpc_curve *curve = NULL;
+	struct rpc_link *link = NULL;
+	int timeout = 10000, e;
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__SignRequest sign = SCEP__V1__SIGN_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
@@ -43,7 +59,8 @@ main(int argc, char **argv)
 	FILE *f;
 	int ch, len, rc = 1;
 
-	while ((ch = getopt_long(argc, argv, "e:c:t:o:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "e:c:t:o:O:T:k:s:", opts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'e':
 			endpoint = optarg;
@@ -57,13 +74,28 @@ main(int argc, char **argv)
 		case 'o':
 			out_file = optarg;
 			break;
+		case 'O':
+			origin = optarg;
+			break;
+		case 'T':
+			timeout = atoi(optarg);
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 's':
+			server_key = optarg;
+			break;
 		default:
 			return 1;
 		}
 	}
 	if (endpoint == NULL || csr_file == NULL || txid == NULL) {
-		fprintf(stderr, "usage: ca_sign --endpoint E --csr FILE --txid "
-		                "ID [--out CERT.pem]\n");
+		fprintf(stderr,
+		    "usage: ca_sign --endpoint E --csr FILE --txid ID "
+		    "[--out CERT.pem] [--origin NAME]\n"
+		    "               [--timeout MS] [--key SECRET.key "
+		    "--server-key CA.pub]\n");
 		return 1;
 	}
 	if ((f = fopen(csr_file, "r")) == NULL ||
@@ -82,10 +114,21 @@ main(int argc, char **argv)
 	sign.client_addr = "192.0.2.7";
 	req.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	req.sign = &sign;
+	/* Plain unless given keys: a test may well try tcp:// in clear. */
+	keys.secret_key_file = (char *)key_file;
+	keys.allow_insecure = strncmp(endpoint, "ipc://", 6) != 0;
+	if ((curve = rpc_curve_load(&keys, NULL, "./ca_sign", "ca_sign")) ==
+	        NULL ||
+	    (link = rpc_link_new(curve, endpoint, server_key, "./ca_sign",
+	         "ca_sign", "--endpoint", "--server-key")) == NULL)
+		goto out;
 	if ((ctx = zmq_ctx_new()) == NULL ||
-	    (client = rpc_client_new(ctx, endpoint, "ra")) == NULL ||
-	    rpc_call(client, &req, 10000, &reply) != RPC_OK) {
-		fprintf(stderr, "the CA at %s did not answer\n", endpoint);
+	    (client = rpc_client_new_link(ctx, link, origin)) == NULL)
+		goto out;
+	if ((e = rpc_call(client, &req, timeout, &reply)) != RPC_OK) {
+		fprintf(stderr, "the CA at %s did not answer: %s\n", endpoint,
+		    rpc_strerror(e));
+		rc = e == RPC_ETIMEDOUT ? 3 : 1;
 		goto out;
 	}
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
@@ -125,6 +168,8 @@ out:
 	rpc_client_free(client);
 	if (ctx != NULL)
 		zmq_ctx_term(ctx);
+	rpc_link_free(link);
+	rpc_curve_free(curve);
 	OPENSSL_free(der);
 	X509_REQ_free(csr);
 	return rc;

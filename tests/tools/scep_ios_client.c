@@ -62,6 +62,7 @@ struct options {
 	const char *recipient_file; /* envelope to this cert, not the RA's */
 	int signer_mismatch; /* sign with a key other than the CSR's */
 	int key_usage; /* Apple's Key Usage: 1 sign, 4 encrypt, 5 both */
+	const char *issuer_serial; /* GetCert/GetCRL: of this certificate */
 	const char *renew_cert; /* sign with this certificate ... */
 	const char *renew_key; /* ... and its key: a renewal */
 	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
@@ -599,6 +600,8 @@ struct request {
 	size_t nonce_len;
 	EVP_PKEY *other_key; /* --signer-mismatch */
 	X509 *other_signer;
+	uint8_t *content; /* --issuer-serial */
+	size_t content_len;
 	X509 *recipient; /* --recipient */
 };
 
@@ -614,6 +617,7 @@ request_clear(struct request *rq)
 	free(rq->nonce);
 	EVP_PKEY_free(rq->other_key);
 	X509_free(rq->other_signer);
+	free(rq->content);
 	X509_free(rq->recipient);
 	memset(rq, 0, sizeof(*rq));
 }
@@ -677,6 +681,42 @@ device_key(const struct options *o)
 		fclose(f);
 	}
 	return key;
+}
+
+/* GetCert and GetCRL carry IssuerAndSerialNumber of a certificate, and
+ * a transactionID of their own. */
+static int
+issuer_serial_content(
+    const struct options *o, struct request *rq, struct scep_pkcsreq_params *p)
+{
+	FILE *f = fopen(o->issuer_serial, "r");
+	X509 *cert = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	unsigned char raw[16];
+	static char txid[33];
+	int rc = -1;
+
+	if (f != NULL)
+		fclose(f);
+	if (cert == NULL) {
+		fprintf(stderr, "cannot read %s\n", o->issuer_serial);
+		return -1;
+	}
+	free(rq->content);
+	rq->content = NULL;
+	if (scep_issuer_serial_build(X509_get_issuer_name(cert),
+	        X509_get0_serialNumber(cert), &rq->content,
+	        &rq->content_len) == SCEP_OK &&
+	    RAND_bytes(raw, sizeof(raw)) == 1) {
+		for (int i = 0; i < 16; i++)
+			snprintf(txid + 2 * i, 3, "%02X", raw[i]);
+		p->csr = NULL;
+		p->content = rq->content;
+		p->content_len = rq->content_len;
+		p->transaction_id = txid;
+		rc = 0;
+	}
+	X509_free(cert);
+	return rc;
 }
 
 static int
@@ -753,6 +793,9 @@ build_request(const struct options *o, const struct ca_certs *c,
 			fclose(f);
 			p.recipient = rq->recipient;
 		}
+		if (o->issuer_serial != NULL &&
+		    issuer_serial_content(o, rq, &p) != 0)
+			return -1;
 		p.ber_indefinite = 1;
 		if ((err = scep_pkcsreq_build(&p, &rq->msg, &rq->msg_len)) !=
 		    SCEP_OK) {
@@ -797,6 +840,21 @@ write_issued(const struct options *o, const struct request *rq,
 	FILE *f = NULL;
 	int rc = -1;
 
+	/* GetCRL: the CRL; GetCert: the certificate asked for, not ours. */
+	if (o->issuer_serial != NULL) {
+		X509_CRL *crl = sk_X509_CRL_value(rep->crls, 0);
+		X509 *cert = sk_X509_value(rep->certs, 0);
+
+		if ((crl == NULL && cert == NULL) ||
+		    (f = fopen(o->out, "w")) == NULL) {
+			fprintf(stderr, "SUCCESS without a CRL or certificate\n");
+			return -1;
+		}
+		rc = crl != NULL ? (PEM_write_X509_CRL(f, crl) ? 0 : -1)
+		                 : (PEM_write_X509(f, cert) ? 0 : -1);
+		printf("%s written\n", crl != NULL ? "CRL" : "certificate");
+		return fclose(f) != 0 ? -1 : rc;
+	}
 	for (int i = 0; i < sk_X509_num(rep->certs); i++) {
 		X509 *x = sk_X509_value(rep->certs, i);
 
@@ -961,6 +1019,11 @@ usage(FILE *f)
 	    "  --renew-cert FILE --renew-key FILE  sign with this certificate\n"
 	    "                    and key (a renewal; with --message-type 17\n"
 	    "                    a RenewalReq)\n"
+	    "  --issuer-serial CERT.pem  with --message-type 21 (GetCert) or\n"
+	    "                    22 (GetCRL): ask about that certificate;\n"
+	    "                    --out gets the certificate or the CRL\n"
+	    "  A CertPoll is --message-type 20 with the --key of the\n"
+	    "  PENDING request (the same transactionID)\n"
 	    "exit: 0 SUCCESS, 2 FAILURE, 3 PENDING, 1 error\n");
 }
 
@@ -985,6 +1048,7 @@ main(int argc, char **argv)
 	    {"key-usage", required_argument, NULL, 'U'},
 	    {"renew-cert", required_argument, NULL, 'r'},
 	    {"renew-key", required_argument, NULL, 'e'},
+	    {"issuer-serial", required_argument, NULL, 'I'},
 	    {"san", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -997,7 +1061,7 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:h", opts,
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:h", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -1057,6 +1121,9 @@ main(int argc, char **argv)
 			break;
 		case 'e':
 			o.renew_key = optarg;
+			break;
+		case 'I':
+			o.issuer_serial = optarg;
 			break;
 		case 'M':
 			o.signer_mismatch = 1;

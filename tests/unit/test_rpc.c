@@ -2,7 +2,11 @@
  * lib/rpc.c: request/reply over ZeroMQ. Replies match their request ids,
  * unknown kinds are refused, a dead or slow server gives RPC_ETIMEDOUT
  * (never a hang) and a late answer never passes for the next one.
+ * CurveZMQ: a server admits only listed client keys, names the caller by
+ * its key (an origin that is not the key's name is refused), and the
+ * start-up checks refuse bad key files and network endpoints without keys.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +27,8 @@
 static void *server_ctx;
 static pthread_t server_thread;
 static char endpoint[128];
+static struct rpc_curve *server_curve; /* the CURVE group's server keys */
+static char key_dir[128];
 
 /* GetCACaps answers "caps <n>" for the n-th call; the ca_ident "slow"
  * makes GetCACert sleep 600 ms first. */
@@ -82,6 +89,7 @@ serve(void *arg)
 	config.endpoint = endpoint;
 	config.routes = routes;
 	config.workers = 1;
+	config.curve = server_curve;
 	rpc_serve(&config);
 	return NULL;
 }
@@ -239,6 +247,315 @@ test_late_reply_is_dropped(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* --- CurveZMQ ---------------------------------------------------------- */
+
+/* KEY_DIR/NAME.pub (0644) and KEY_DIR/NAME.key (0600), as scepctl keygen
+ * writes them. */
+static void
+write_keypair(const char *name)
+{
+	char pub[41], sec[41], path[256];
+	FILE *f;
+
+	assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+	snprintf(path, sizeof(path), "%s/%s.pub", key_dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "%s\n", pub);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s.key", key_dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "# CurveZMQ secret key of %s\n%s\n", name, sec);
+	fclose(f);
+	assert_int_equal(chmod(path, 0600), 0);
+}
+
+static char *
+key_path(const char *file)
+{
+	static char path[4][256];
+	static int next;
+	char *p = path[next++ % 4];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", key_dir, file);
+	return p;
+}
+
+/* The keys of a service whose configuration file sits in key_dir. */
+static struct rpc_curve *
+load_curve(const char *secret, const char *public, const char *clients,
+    int insecure, const char *listen)
+{
+	struct rpc_curve_settings s = {(char *)(secret ? secret : ""),
+	    (char *)(public ? public : ""), (char *)(clients ? clients : ""),
+	    insecure};
+
+	return rpc_curve_load(&s, listen, key_path("test.conf"), "test");
+}
+
+/* Server: key "server", admitting "test" (key a) and "other" (key b);
+ * "stranger" is a well-formed key nobody listed. */
+static int
+curve_setup(void **state)
+{
+	sigset_t block;
+
+	(void)state;
+	snprintf(key_dir, sizeof(key_dir), "/tmp/scepd-test-rpc-keys-%d",
+	    (int)getpid());
+	mkdir(key_dir, 0700);
+	write_keypair("server");
+	write_keypair("a");
+	write_keypair("b");
+	write_keypair("stranger");
+	snprintf(endpoint, sizeof(endpoint),
+	    "ipc:///tmp/scepd-test-rpc-curve-%d.sock", (int)getpid());
+	server_curve = load_curve(
+	    "server.key", "server.pub", "test:a.pub other:b.pub", 0, endpoint);
+	if (server_curve == NULL)
+		return -1;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	server_ctx = zmq_ctx_new();
+	pthread_create(&server_thread, NULL, serve, NULL);
+	return 0;
+}
+
+static int
+curve_teardown(void **state)
+{
+	static const char *const files[] = {"server", "a", "b", "stranger"};
+	char path[256];
+
+	teardown(state);
+	rpc_curve_free(server_curve);
+	server_curve = NULL;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s.pub", key_dir, files[i]);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s.key", key_dir, files[i]);
+		unlink(path);
+	}
+	unlink(key_path("bad.key"));
+	unlink(key_path("garbage.pub"));
+	rmdir(key_dir);
+	return 0;
+}
+
+/* A client with key pair `own` that trusts `server_pub` as the server. */
+struct curve_client {
+	void *ctx;
+	struct rpc_curve *curve;
+	struct rpc_link *link;
+	struct rpc_client *client;
+};
+
+static void
+curve_client_open(struct curve_client *cc, const char *own,
+    const char *server_pub, const char *origin)
+{
+	char secret[64];
+
+	memset(cc, 0, sizeof(*cc));
+	cc->ctx = zmq_ctx_new();
+	snprintf(secret, sizeof(secret), "%s.key", own);
+	assert_non_null(cc->curve = load_curve(secret, NULL, NULL, 0, NULL));
+	assert_non_null(
+	    cc->link = rpc_link_new(cc->curve, endpoint, server_pub,
+	        key_path("test.conf"), "test", "Endpoint", "ServerKey"));
+	assert_non_null(
+	    cc->client = rpc_client_new_link(cc->ctx, cc->link, origin));
+}
+
+static void
+curve_client_close(struct curve_client *cc)
+{
+	rpc_client_free(cc->client);
+	rpc_link_free(cc->link);
+	rpc_curve_free(cc->curve);
+	zmq_ctx_term(cc->ctx);
+}
+
+static int
+call_caps(struct rpc_client *client, int timeout, Scep__V1__Reply **reply)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
+
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
+	req.get_ca_caps = &body;
+	return rpc_call(client, &req, timeout, reply);
+}
+
+/* A listed key is admitted and answered, time after time. */
+static void
+test_curve_admits_listed_key(void **state)
+{
+	struct curve_client cc;
+	Scep__V1__Reply *reply = NULL;
+
+	(void)state;
+	curve_client_open(&cc, "a", "server.pub", "test");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    call_cacert(cc.client, "curve", 3000, &reply), RPC_OK);
+		assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_OK);
+		assert_string_equal(reply->get_ca_cert->content_type, "curve");
+		scep__v1__reply__free_unpacked(reply, NULL);
+	}
+	curve_client_close(&cc);
+}
+
+/* A well-formed key nobody listed gets nothing, whatever it declares; so
+ * does a client without CURVE, and one that expects another server key. */
+static void
+test_curve_refuses_unlisted_key(void **state)
+{
+	struct curve_client cc;
+	Scep__V1__Reply *reply = NULL;
+	void *ctx;
+	struct rpc_client *plain;
+	int64_t start = rpc_now_ms();
+
+	(void)state;
+	curve_client_open(&cc, "stranger", "server.pub", "test");
+	assert_int_equal(
+	    call_cacert(cc.client, "x", 800, &reply), RPC_ETIMEDOUT);
+	assert_null(reply);
+	curve_client_close(&cc);
+
+	ctx = zmq_ctx_new();
+	assert_non_null(plain = rpc_client_new(ctx, endpoint, "test"));
+	assert_int_equal(call_cacert(plain, "x", 800, &reply), RPC_ETIMEDOUT);
+	assert_null(reply);
+	rpc_client_free(plain);
+	zmq_ctx_term(ctx);
+
+	/* A listed key talking to a server that is not who it expects. */
+	curve_client_open(&cc, "a", "stranger.pub", "test");
+	assert_int_equal(
+	    call_cacert(cc.client, "x", 800, &reply), RPC_ETIMEDOUT);
+	assert_null(reply);
+	curve_client_close(&cc);
+	assert_true(rpc_now_ms() - start < 10000);
+}
+
+/* With CURVE the key's name is the caller: it must be listed for the
+ * route and be the origin the request declares. */
+static void
+test_curve_origin_is_the_key_name(void **state)
+{
+	static const struct {
+		const char *key, *origin;
+		int cacert_ok, caps_ok;
+	} cases[] = {
+	    {"a", "test", 1, 1}, /* "test": both routes */
+	    {"b", "other", 0, 1}, /* "other": caps only */
+	    {"b", "test", 0, 0}, /* other's key claiming to be test */
+	    {"a", "other", 0, 0}, /* test's key claiming to be other */
+	    {"a", "", 0, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct curve_client cc;
+		Scep__V1__Reply *reply = NULL;
+
+		curve_client_open(
+		    &cc, cases[i].key, "server.pub", cases[i].origin);
+		assert_int_equal(
+		    call_cacert(cc.client, "x", 3000, &reply), RPC_OK);
+		assert_int_equal(reply->status,
+		    cases[i].cacert_ok ? SCEP__V1__STATUS__STATUS_OK
+		                       : SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+		scep__v1__reply__free_unpacked(reply, NULL);
+		assert_int_equal(call_caps(cc.client, 3000, &reply), RPC_OK);
+		assert_int_equal(reply->status,
+		    cases[i].caps_ok ? SCEP__V1__STATUS__STATUS_OK
+		                     : SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+		scep__v1__reply__free_unpacked(reply, NULL);
+		curve_client_close(&cc);
+	}
+}
+
+/* Start-up checks: what a service must refuse before serving. */
+static void
+test_curve_start_up_checks(void **state)
+{
+	struct rpc_curve *c, *own;
+	struct rpc_link *link;
+	char key[RPC_KEY_LEN + 1], err[512];
+	FILE *f;
+
+	(void)state;
+	/* A secret key others may read. */
+	assert_non_null(f = fopen(key_path("bad.key"), "w"));
+	fclose(f);
+	assert_int_equal(chmod(key_path("a.key"), 0640), 0);
+	assert_int_equal(
+	    rpc_key_read(key_path("a.key"), 1, key, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "0640"));
+	assert_null(load_curve("a.key", NULL, NULL, 0, NULL));
+	assert_int_equal(chmod(key_path("a.key"), 0600), 0);
+	assert_int_equal(
+	    rpc_key_read(key_path("a.key"), 1, key, err, sizeof(err)), 0);
+	/* Not a key; a public key that is not the pair's; a bad list. */
+	assert_non_null(f = fopen(key_path("garbage.pub"), "w"));
+	fprintf(f, "not a key\n");
+	fclose(f);
+	assert_null(load_curve("a.key", "garbage.pub", NULL, 0, NULL));
+	assert_null(load_curve("a.key", "b.pub", NULL, 0, NULL));
+	assert_null(load_curve("server.key", NULL, "a.pub", 0, NULL));
+	assert_null(load_curve("server.key", NULL, "x:garbage.pub", 0, NULL));
+	assert_null(load_curve(NULL, NULL, "test:a.pub", 0, NULL));
+	assert_null(load_curve("server.key", NULL, "t:a.pub u:a.pub", 0, NULL));
+	assert_non_null(c = load_curve("a.key", "a.pub", NULL, 0, NULL));
+	rpc_curve_free(c);
+
+	/* tcp:// served without CURVE: refused unless insecure is allowed;
+	 * ipc:// needs nothing. */
+	assert_null(load_curve(NULL, NULL, NULL, 0, "tcp://127.0.0.1:5555"));
+	assert_non_null(
+	    c = load_curve(NULL, NULL, NULL, 1, "tcp://127.0.0.1:5555"));
+	rpc_curve_free(c);
+	assert_non_null(
+	    c = load_curve("server.key", NULL, "t:a.pub", 0, "tcp://*:5555"));
+	rpc_curve_free(c);
+	assert_non_null(c = load_curve(NULL, NULL, NULL, 0, "ipc://x.sock"));
+	rpc_curve_free(c);
+
+	/* Reaching tcp:// without the server's key: refused unless insecure
+	 * is allowed; a server key needs our own pair; key files are one
+	 * for all endpoints or one each. */
+	assert_non_null(own = load_curve(NULL, NULL, NULL, 0, NULL));
+	assert_null(rpc_link_new(own, "ipc://x.sock tcp://127.0.0.1:5555", "",
+	    key_path("test.conf"), "test", "Endpoint", "ServerKey"));
+	assert_null(rpc_link_new(own, "tcp://127.0.0.1:5555", "server.pub",
+	    key_path("test.conf"), "test", "Endpoint", "ServerKey"));
+	assert_non_null(
+	    link = rpc_link_new(own, "ipc://x.sock", "", key_path("test.conf"),
+	        "test", "Endpoint", "ServerKey"));
+	rpc_link_free(link);
+	rpc_curve_free(own);
+	assert_non_null(own = load_curve(NULL, NULL, NULL, 1, NULL));
+	assert_non_null(
+	    link = rpc_link_new(own, "tcp://127.0.0.1:5555", "",
+	        key_path("test.conf"), "test", "Endpoint", "ServerKey"));
+	rpc_link_free(link);
+	rpc_curve_free(own);
+	assert_non_null(own = load_curve("a.key", NULL, NULL, 0, NULL));
+	assert_non_null(
+	    link = rpc_link_new(own,
+	        "tcp://127.0.0.1:5555 tcp://127.0.0.1:5556", "server.pub b.pub",
+	        key_path("test.conf"), "test", "Endpoint", "ServerKey"));
+	rpc_link_free(link);
+	assert_null(
+	    rpc_link_new(own, "tcp://127.0.0.1:5555 tcp://127.0.0.1:5556",
+	        "server.pub b.pub a.pub", key_path("test.conf"), "test",
+	        "Endpoint", "ServerKey"));
+	rpc_curve_free(own);
+}
+
 int
 main(void)
 {
@@ -249,6 +566,15 @@ main(void)
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
 	};
+	const struct CMUnitTest curve_tests[] = {
+	    cmocka_unit_test(test_curve_admits_listed_key),
+	    cmocka_unit_test(test_curve_refuses_unlisted_key),
+	    cmocka_unit_test(test_curve_origin_is_the_key_name),
+	    cmocka_unit_test(test_curve_start_up_checks),
+	};
+	int failed = cmocka_run_group_tests(tests, setup, teardown);
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	failed += cmocka_run_group_tests_name(
+	    "curve", curve_tests, curve_setup, curve_teardown);
+	return failed;
 }

@@ -3,13 +3,21 @@
  * (ipc:// paths resolved against DIR, as the services resolve them), a
  * ZeroMQ client with origin "scepctl", and one call with a clear message
  * when nobody answers.
+ *
+ * CurveZMQ when the service uses it: scepctl's own pair is
+ * DIR/keys/scepctl.key (scepctl keygen scepctl), which the service must
+ * list as scepctl in CurveClients. The service's public key is its
+ * CurvePublicKeyFile when scepctl reaches it at its Listen endpoint, or the
+ * section's matching *ServerKey (ChallengeEndpoint: ChallengeServerKey).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
+#include <openssl/crypto.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -17,23 +25,33 @@
 
 #define SCEPCTL_TIMEOUT_MS 5000
 
+/* The keys of [section] scepctl needs; the service validates the rest. */
+enum {
+	LOOKUP_ENDPOINT,
+	LOOKUP_SERVER_KEY,
+	LOOKUP_CLIENTS,
+	LOOKUP_INSECURE,
+	LOOKUP_N
+};
 struct scepctl_lookup {
-	const char *section, *key;
-	char *value;
+	const char *section;
+	const char *key[LOOKUP_N];
+	char *value[LOOKUP_N];
 };
 
-/* Only the one key wanted; the service validates the rest. */
 static int
 scepctl_ini_key(
     void *user, const char *section, const char *name, const char *value)
 {
 	struct scepctl_lookup *l = user;
 
-	if (strcasecmp(section, l->section) == 0 &&
-	    strcasecmp(name, l->key) == 0) {
-		free(l->value);
-		l->value = strdup(value);
-	}
+	if (strcasecmp(section, l->section) != 0)
+		return 1;
+	for (int i = 0; i < LOOKUP_N; i++)
+		if (strcasecmp(name, l->key[i]) == 0) {
+			free(l->value[i]);
+			l->value[i] = strdup(value);
+		}
 	return 1;
 }
 
@@ -58,7 +76,13 @@ scepctl_resolve_endpoints(const char *basedir, const char *value)
 			n = snprintf(out + used, cap - used, "%sipc://%s",
 			    used ? " " : "", path);
 			free(path);
-		} else
+		} else if (strncmp(tok, "tcp://*:", 8) == 0 ||
+		    strncmp(tok, "tcp://0.0.0.0:", 14) == 0)
+			/* A service listening everywhere: this host. */
+			n = snprintf(out + used, cap - used,
+			    "%stcp://127.0.0.1%s", used ? " " : "",
+			    strchr(tok + 6, ':'));
+		else
 			n = snprintf(out + used, cap - used, "%s%s",
 			    used ? " " : "", tok);
 		if (n < 0 || (size_t)n >= cap - used)
@@ -75,49 +99,137 @@ fail:
 	return NULL;
 }
 
-int
-scepctl_connect(const struct scepctl *ctl, const char *section,
-    const char *key, struct scepctl_conn *conn)
+/*
+ * scepctl's keys, and the link to the service of `l`: CURVE when the
+ * service admits client keys (Listen: CurveClients) or the section names
+ * its server key (*ServerKey). 0, or -1 with the reason on stderr.
+ */
+static int
+scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
+    struct scepctl_conn *conn)
 {
-	struct scepctl_lookup l = {section, key, NULL};
-	int parse;
+	const char *server_key = l->value[LOOKUP_SERVER_KEY];
+	int listen = strcmp(l->key[LOOKUP_ENDPOINT], "Listen") == 0;
+	int curve = listen ? l->value[LOOKUP_CLIENTS] != NULL &&
+	        l->value[LOOKUP_CLIENTS][0] != '\0'
+	                   : server_key != NULL && server_key[0] != '\0';
+	struct rpc_curve_settings s = {"", "", "", 0};
+	char *secret = NULL, *pub = NULL, key[RPC_KEY_LEN + 1], err[512];
+	size_t len = strlen(ctl->data_dir) + sizeof("/keys/scepctl.key");
+	int rc = -1;
+
+	s.allow_insecure = l->value[LOOKUP_INSECURE] != NULL &&
+	    (strcmp(l->value[LOOKUP_INSECURE], "1") == 0 ||
+	        strcasecmp(l->value[LOOKUP_INSECURE], "yes") == 0 ||
+	        strcasecmp(l->value[LOOKUP_INSECURE], "true") == 0);
+	if (!curve)
+		server_key = "";
+	else if (server_key == NULL || server_key[0] == '\0') {
+		fprintf(stderr,
+		    "scepctl: %s: [%s] uses CurveZMQ but %s is not set: "
+		    "scepctl needs the service's public key\n",
+		    ctl->conf, l->section, l->key[LOOKUP_SERVER_KEY]);
+		return -1;
+	}
+	if ((secret = malloc(len)) == NULL || (pub = malloc(len)) == NULL)
+		goto out;
+	snprintf(secret, len, "%s/keys/scepctl.key", ctl->data_dir);
+	snprintf(pub, len, "%s/keys/scepctl.pub", ctl->data_dir);
+	if (curve) {
+		if (access(secret, F_OK) != 0) {
+			fprintf(stderr,
+			    "scepctl: the %s service uses CurveZMQ and scepctl "
+			    "has no key pair: run 'scepctl keygen scepctl' and "
+			    "add scepctl:%s to [%s] CurveClients\n",
+			    l->section, pub, listen ? l->section : "...");
+			goto out;
+		}
+		if (rpc_key_read(secret, 1, key, err, sizeof(err)) != 0) {
+			fprintf(stderr, "scepctl: %s\n", err);
+			goto out;
+		}
+		s.secret_key_file = secret;
+		if (access(pub, F_OK) == 0)
+			s.public_key_file = pub;
+	}
+	if ((conn->curve = rpc_curve_load(&s, NULL, ctl->conf, l->section)) ==
+	        NULL ||
+	    (conn->link = rpc_link_new(conn->curve, conn->endpoint, server_key,
+	         ctl->conf, l->section, l->key[LOOKUP_ENDPOINT],
+	         l->key[LOOKUP_SERVER_KEY])) == NULL)
+		goto out;
+	rc = 0;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	free(secret);
+	free(pub);
+	return rc;
+}
+
+int
+scepctl_connect(const struct scepctl *ctl, const char *section, const char *key,
+    struct scepctl_conn *conn)
+{
+	struct scepctl_lookup l;
+	char server_key[64];
+	size_t len = strlen(key);
+	int parse, rc = -1;
 
 	memset(conn, 0, sizeof(*conn));
+	memset(&l, 0, sizeof(l));
+	/* Listen: the service's own public key; XEndpoint: XServerKey. */
+	if (strcmp(key, "Listen") == 0)
+		snprintf(server_key, sizeof(server_key), "CurvePublicKeyFile");
+	else
+		snprintf(server_key, sizeof(server_key), "%.*sServerKey",
+		    (int)(len > 8 && strcmp(key + len - 8, "Endpoint") == 0
+		            ? len - 8
+		            : len),
+		    key);
+	l.section = section;
+	l.key[LOOKUP_ENDPOINT] = key;
+	l.key[LOOKUP_SERVER_KEY] = server_key;
+	l.key[LOOKUP_CLIENTS] = "CurveClients";
+	l.key[LOOKUP_INSECURE] = "AllowInsecureTransport";
 	if ((parse = ini_parse(ctl->conf, scepctl_ini_key, &l)) < 0) {
 		fprintf(stderr,
 		    "scepctl: cannot read %s (is %s a scepd data directory? "
 		    "see --data-dir)\n",
 		    ctl->conf, ctl->data_dir);
-		goto fail;
+		goto out;
 	}
 	if (parse > 0) {
 		fprintf(stderr, "scepctl: %s: syntax error at line %d\n",
 		    ctl->conf, parse);
-		goto fail;
+		goto out;
 	}
-	if (l.value == NULL || l.value[0] == '\0') {
+	if (l.value[LOOKUP_ENDPOINT] == NULL ||
+	    l.value[LOOKUP_ENDPOINT][0] == '\0') {
 		fprintf(stderr, "scepctl: %s: [%s] %s is not set\n", ctl->conf,
 		    section, key);
-		goto fail;
+		goto out;
 	}
 	if ((conn->endpoint = scepctl_resolve_endpoints(
-	         ctl->data_dir, l.value)) == NULL) {
+	         ctl->data_dir, l.value[LOOKUP_ENDPOINT])) == NULL) {
 		fprintf(stderr, "scepctl: %s: [%s] %s: cannot use '%s'\n",
-		    ctl->conf, section, key, l.value);
-		goto fail;
+		    ctl->conf, section, key, l.value[LOOKUP_ENDPOINT]);
+		goto out;
 	}
+	if (scepctl_keys(ctl, &l, conn) != 0)
+		goto out;
 	if ((conn->zmq_ctx = zmq_ctx_new()) == NULL ||
-	    (conn->client = rpc_client_new(
-	         conn->zmq_ctx, conn->endpoint, "scepctl")) == NULL) {
+	    (conn->client = rpc_client_new_link(
+	         conn->zmq_ctx, conn->link, "scepctl")) == NULL) {
 		fprintf(stderr, "scepctl: cannot start ZeroMQ\n");
-		goto fail;
+		goto out;
 	}
-	free(l.value);
-	return 0;
-fail:
-	free(l.value);
-	scepctl_disconnect(conn);
-	return -1;
+	rc = 0;
+out:
+	for (int i = 0; i < LOOKUP_N; i++)
+		free(l.value[i]);
+	if (rc != 0)
+		scepctl_disconnect(conn);
+	return rc;
 }
 
 Scep__V1__Reply *
@@ -148,6 +260,8 @@ scepctl_disconnect(struct scepctl_conn *conn)
 	rpc_client_free(conn->client);
 	if (conn->zmq_ctx != NULL)
 		zmq_ctx_term(conn->zmq_ctx);
+	rpc_link_free(conn->link);
+	rpc_curve_free(conn->curve);
 	free(conn->endpoint);
 	memset(conn, 0, sizeof(*conn));
 }

@@ -258,3 +258,162 @@ out:
 	scepctl_disconnect(&conn);
 	return rc;
 }
+
+static void
+scepctl_revoke_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: scepctl [--data-dir DIR] revoke SERIAL [--reason R]\n"
+	    "  Revokes a certificate and has the CA issue a new CRL. R is\n"
+	    "  an RFC 5280 reason: keyCompromise, cACompromise,\n"
+	    "  affiliationChanged, superseded, cessationOfOperation,\n"
+	    "  certificateHold, privilegeWithdrawn, unspecified (default).\n");
+}
+
+int
+scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"reason", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__RevokeRequest revoke = SCEP__V1__REVOKE_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	struct scepctl_conn conn;
+	const char *user = getenv("SUDO_USER") ? getenv("SUDO_USER")
+	                                       : getenv("USER");
+	char by[128];
+	int c, rc = 1;
+
+	/* 0, not 1: glibc then forgets the "+" of main's option string. */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			revoke.reason = optarg;
+			break;
+		case 'h':
+			scepctl_revoke_usage(stdout);
+			return 0;
+		default:
+			scepctl_revoke_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		scepctl_revoke_usage(stderr);
+		return 2;
+	}
+	if (scepctl_connect(ctl, "ca", "Listen", &conn) != 0)
+		return 1;
+	snprintf(by, sizeof(by), "scepctl (%s)", user ? user : "?");
+	revoke.serial = argv[optind];
+	revoke.revoked_by = by;
+	req.body_case = SCEP__V1__REQUEST__BODY_REVOKE;
+	req.revoke = &revoke;
+	if ((reply = scepctl_call(&conn, &req, "CA")) == NULL)
+		goto out;
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_REVOKE) {
+		fprintf(stderr, "scepctl: %s: %s\n", argv[optind],
+		    reply->error ? reply->error : "refused");
+		goto out;
+	}
+	fprintf(stderr, "scepctl: %s revoked; CRL number %lld lists it\n",
+	    argv[optind], (long long)reply->revoke->crl_number);
+	rc = 0;
+out:
+	if (reply != NULL)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	scepctl_disconnect(&conn);
+	return rc;
+}
+
+/* approve TXID | reject TXID --reason R: an operator's decision on a
+ * request waiting under a template with ApprovalRequired = 1. */
+static int
+scepctl_decide(const struct scepctl *ctl, int argc, char **argv, int approve)
+{
+	static const struct option opts[] = {
+	    {"reason", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__DecideRequest decide = SCEP__V1__DECIDE_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	struct scepctl_conn conn;
+	const char *user = getenv("SUDO_USER") ? getenv("SUDO_USER")
+	                                       : getenv("USER");
+	const char *usage = approve
+	    ? "usage: scepctl [--data-dir DIR] approve TXID\n"
+	      "  Issues the certificate a pending request asked for; the\n"
+	      "  device gets it at its next poll.\n"
+	    : "usage: scepctl [--data-dir DIR] reject TXID --reason TEXT\n"
+	      "  Refuses a pending request; the device's next poll gets\n"
+	      "  FAILURE with TEXT.\n";
+	char by[128];
+	int c, rc = 1;
+
+	/* 0, not 1: glibc then forgets the "+" of main's option string. */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			decide.reason = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc || (!approve && decide.reason == NULL) ||
+	    (approve && decide.reason != NULL)) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (scepctl_connect(ctl, "ca", "Listen", &conn) != 0)
+		return 1;
+	snprintf(by, sizeof(by), "scepctl (%s)", user ? user : "?");
+	decide.transaction_id = argv[optind];
+	decide.approve = approve;
+	decide.decided_by = by;
+	req.body_case = SCEP__V1__REQUEST__BODY_DECIDE;
+	req.decide = &decide;
+	if ((reply = scepctl_call(&conn, &req, "CA")) == NULL)
+		goto out;
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
+	    reply->body_case != SCEP__V1__REPLY__BODY_DECIDE) {
+		fprintf(stderr, "scepctl: %s: %s\n", argv[optind],
+		    reply->error ? reply->error : "refused");
+		goto out;
+	}
+	if (approve)
+		printf("%s\n", reply->decide->serial);
+	fprintf(stderr, "scepctl: %s %s\n", argv[optind],
+	    approve ? "approved; the certificate waits for the device's poll"
+	            : "rejected");
+	rc = 0;
+out:
+	if (reply != NULL)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	scepctl_disconnect(&conn);
+	return rc;
+}
+
+int
+scepctl_approve(const struct scepctl *ctl, int argc, char **argv)
+{
+	return scepctl_decide(ctl, argc, argv, 1);
+}
+
+int
+scepctl_reject(const struct scepctl *ctl, int argc, char **argv)
+{
+	return scepctl_decide(ctl, argc, argv, 0);
+}

@@ -22,10 +22,13 @@ usage(FILE *f)
 	    "  passwd USER         set an admin-page password (from stdin)\n"
 	    "  list [--refused]    issued certificates (or refused requests)\n"
 	    "  show SERIAL [--pem] one certificate of the ledger\n"
+	    "  revoke SERIAL [--reason R]  revoke; the CA issues a new CRL\n"
+	    "  approve TXID        issue a request pending approval\n"
+	    "  reject TXID --reason TEXT   refuse a pending request\n"
 	    "  approve TXID        approve a pending request (not yet)\n"
 	    "  reject TXID         reject a pending request  (not yet)\n"
 	    "  revoke SERIAL       revoke a certificate      (not yet)\n"
-	    "  keygen              CurveZMQ keys             (not yet)\n"
+	    "  keygen NAME         a CurveZMQ key pair in DIR/keys\n"
 	    "exit status: 0 done, 1 refused or failed, 2 usage\n");
 }
 
@@ -37,10 +40,10 @@ static const struct {
     {"passwd", scepctl_passwd},
     {"list", scepctl_list},
     {"show", scepctl_show},
-    {"approve", NULL},
-    {"reject", NULL},
-    {"revoke", NULL},
-    {"keygen", NULL},
+    {"approve", scepctl_approve},
+    {"reject", scepctl_reject},
+    {"revoke", scepctl_revoke},
+    {"keygen", scepctl_keygen},
 };
 
 int

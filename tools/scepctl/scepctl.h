@@ -15,11 +15,14 @@ struct scepctl {
 #include "rpc.h"
 
 /* connect.c: a client of the service whose endpoint is [section] key of
- * DIR/scepd.conf. 0, or -1 with the reason on stderr. */
+ * DIR/scepd.conf; over CurveZMQ, with DIR/keys/scepctl.key, when that
+ * service uses it. 0, or -1 with the reason on stderr. */
 struct scepctl_conn {
 	void *zmq_ctx;
 	struct rpc_client *client;
 	char *endpoint;
+	struct rpc_curve *curve;
+	struct rpc_link *link;
 };
 int scepctl_connect(const struct scepctl *ctl, const char *section,
     const char *key, struct scepctl_conn *conn);
@@ -35,5 +38,10 @@ int scepctl_passwd(const struct scepctl *ctl, int argc, char **argv);
 /* ledger.c: the CA's ledger of issued certificates and refusals. */
 int scepctl_list(const struct scepctl *ctl, int argc, char **argv);
 int scepctl_show(const struct scepctl *ctl, int argc, char **argv);
+int scepctl_revoke(const struct scepctl *ctl, int argc, char **argv);
+int scepctl_approve(const struct scepctl *ctl, int argc, char **argv);
+int scepctl_reject(const struct scepctl *ctl, int argc, char **argv);
+/* keygen.c: a CurveZMQ key pair in DIR/keys. */
+int scepctl_keygen(const struct scepctl *ctl, int argc, char **argv);
 
 #endif

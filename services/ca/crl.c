@@ -1,0 +1,320 @@
+/*
+ * Revocation and the CRL. `revoked` holds serial -> {"time", "reason",
+ * "by"}; `meta` holds the current CRL ("crl", DER) and its number
+ * ("crl_number"). A revocation issues a new CRL in the same transaction,
+ * so the CRL never lags a revocation; otherwise a CRL is re-issued when
+ * past half its CRLValidityHours. The CRL number only grows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "log.h"
+
+static const struct {
+	const char *name;
+	int code;
+} crl_reasons[] = {
+    {"unspecified", CRL_REASON_UNSPECIFIED},
+    {"keyCompromise", CRL_REASON_KEY_COMPROMISE},
+    {"cACompromise", CRL_REASON_CA_COMPROMISE},
+    {"affiliationChanged", CRL_REASON_AFFILIATION_CHANGED},
+    {"superseded", CRL_REASON_SUPERSEDED},
+    {"cessationOfOperation", CRL_REASON_CESSATION_OF_OPERATION},
+    {"certificateHold", CRL_REASON_CERTIFICATE_HOLD},
+    {"privilegeWithdrawn", CRL_REASON_PRIVILEGE_WITHDRAWN},
+};
+
+static int
+crl_reason_code(const char *name)
+{
+	for (size_t i = 0; i < sizeof(crl_reasons) / sizeof(crl_reasons[0]);
+	     i++)
+		if (strcasecmp(name, crl_reasons[i].name) == 0)
+			return crl_reasons[i].code;
+	return -1;
+}
+
+static int64_t
+crl_meta_int(const struct ca *ca, MDB_txn *txn, const char *name)
+{
+	MDB_val key = {strlen(name), (void *)name}, val;
+	int64_t v = 0;
+
+	if (mdb_get(txn, ca->meta, &key, &val) == 0 && val.mv_size == sizeof(v))
+		memcpy(&v, val.mv_data, sizeof(v));
+	return v;
+}
+
+/* Adds one revoked entry from its JSON record. */
+static int
+crl_add_entry(X509_CRL *crl, const MDB_val *serial, const MDB_val *rec)
+{
+	json_t *o = json_loadb(rec->mv_data, rec->mv_size, 0, NULL);
+	X509_REVOKED *r = X509_REVOKED_new();
+	ASN1_TIME *when = NULL;
+	ASN1_ENUMERATED *reason = NULL;
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *sn = NULL;
+	char hex[CA_SERIAL_HEX];
+	int code, rc = -1;
+
+	if (o == NULL || r == NULL || serial->mv_size >= sizeof(hex))
+		goto out;
+	memcpy(hex, serial->mv_data, serial->mv_size);
+	hex[serial->mv_size] = '\0';
+	code = crl_reason_code(json_string_value(json_object_get(o, "reason"))
+	        ? json_string_value(json_object_get(o, "reason"))
+	        : "unspecified");
+	if (BN_hex2bn(&bn, hex) == 0 || (sn = BN_to_ASN1_INTEGER(bn, NULL)) ==
+	        NULL ||
+	    !X509_REVOKED_set_serialNumber(r, sn) ||
+	    (when = ASN1_TIME_set(NULL,
+	         (time_t)json_integer_value(json_object_get(o, "time")))) ==
+	        NULL ||
+	    !X509_REVOKED_set_revocationDate(r, when))
+		goto out;
+	/* RFC 5280: reasonCode absent rather than unspecified. */
+	if (code > 0 &&
+	    ((reason = ASN1_ENUMERATED_new()) == NULL ||
+	        !ASN1_ENUMERATED_set(reason, code) ||
+	        !X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0)))
+		goto out;
+	if (!X509_CRL_add0_revoked(crl, r))
+		goto out;
+	r = NULL;
+	rc = 0;
+out:
+	X509_REVOKED_free(r);
+	ASN1_TIME_free(when);
+	ASN1_ENUMERATED_free(reason);
+	ASN1_INTEGER_free(sn);
+	BN_free(bn);
+	json_decref(o);
+	return rc;
+}
+
+/* A new CRL from `revoked`, numbered one past the last, stored in meta.
+ * An MDB_* code, or -1 when OpenSSL failed (logged). */
+static int
+crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = NULL;
+	ASN1_INTEGER *num = NULL;
+	AUTHORITY_KEYID *akid = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	unsigned char *der = NULL;
+	int len, e = -1;
+
+	*number = crl_meta_int(ca, txn, "crl_number") + 1;
+	if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
+	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
+	    !X509_CRL_set1_lastUpdate(crl, t) ||
+	    ASN1_TIME_set(t, now + (time_t)ca->settings.crl_validity_hours *
+	                             3600) == NULL ||
+	    !X509_CRL_set1_nextUpdate(crl, t) ||
+	    (num = ASN1_INTEGER_new()) == NULL ||
+	    !ASN1_INTEGER_set_int64(num, *number) ||
+	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0))
+		goto out;
+	if ((akid = AUTHORITY_KEYID_new()) == NULL ||
+	    (akid->keyid = ASN1_OCTET_STRING_dup(
+	         X509_get0_subject_key_id(ca->cert))) == NULL ||
+	    !X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0,
+	        0))
+		ERR_clear_error(); /* a CA without SKI: no AKI either */
+	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
+		goto out;
+	for (int c = mdb_cursor_get(cur, &key, &val, MDB_FIRST); c == 0;
+	     c = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		if (crl_add_entry(crl, &key, &val) != 0) {
+			e = -1;
+			goto out;
+		}
+	e = -1;
+	if (!X509_CRL_sort(crl) || X509_CRL_sign(crl, ca->key, EVP_sha256()) <= 0 ||
+	    (len = i2d_X509_CRL(crl, &der)) <= 0)
+		goto out;
+	key.mv_size = 3;
+	key.mv_data = "crl";
+	val.mv_size = (size_t)len;
+	val.mv_data = der;
+	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) != 0)
+		goto out;
+	key.mv_size = 10;
+	key.mv_data = "crl_number";
+	val.mv_size = sizeof(*number);
+	val.mv_data = number;
+	e = mdb_put(txn, ca->meta, &key, &val, 0);
+	if (e == 0)
+		log_info("issued CRL number %lld", (long long)*number);
+out:
+	if (e == -1)
+		log_openssl(LOG_LEVEL_ERROR, NULL, "cannot issue the CRL");
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	OPENSSL_free(der);
+	AUTHORITY_KEYID_free(akid);
+	ASN1_INTEGER_free(num);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+	return e;
+}
+
+void
+ca_handle_revoke(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ca *ca = worker;
+	const Scep__V1__RevokeRequest *in = req->revoke;
+	Scep__V1__RevokeReply *out;
+	const char *reason = in->reason != NULL && in->reason[0] != '\0'
+	    ? in->reason
+	    : "unspecified";
+	char serial[CA_SERIAL_HEX], *text = NULL;
+	size_t len;
+	MDB_txn *txn = NULL;
+	MDB_val key, val;
+	int64_t number = 0;
+	time_t now = time(NULL);
+	json_t *o = NULL;
+	int e;
+
+	if (crl_reason_code(reason) < 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "unknown reason (keyCompromise, cACompromise, "
+		               "affiliationChanged, superseded, "
+		               "cessationOfOperation, certificateHold, "
+		               "privilegeWithdrawn, unspecified)";
+		return;
+	}
+	if (ca_serial_normalize(in->serial, serial) != 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "no such serial";
+		return;
+	}
+	len = strlen(serial);
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
+		goto internal;
+	key.mv_size = len;
+	key.mv_data = serial;
+	if ((e = mdb_get(txn, ca->certs, &key, &val)) == MDB_NOTFOUND) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "no such serial";
+		goto out;
+	}
+	if (e != 0)
+		goto internal;
+	if (mdb_get(txn, ca->revoked, &key, &val) == 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "already revoked";
+		goto out;
+	}
+	o = json_pack("{s:I, s:s, s:s}", "time", (json_int_t)now, "reason",
+	    reason, "by", in->revoked_by ? in->revoked_by : "?");
+	if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
+		e = -1;
+		goto internal;
+	}
+	val.mv_size = strlen(text);
+	val.mv_data = text;
+	if ((e = mdb_put(txn, ca->revoked, &key, &val, 0)) != 0 ||
+	    (e = crl_issue(ca, txn, now, &number)) != 0)
+		goto internal;
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e != 0)
+		goto internal;
+	log_event(LOG_LEVEL_WARN, NULL, req->id,
+	    "revoked serial %s (%s) by %s; CRL number %lld", serial, reason,
+	    in->revoked_by ? in->revoked_by : "?", (long long)number);
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__revoke_reply__init(out);
+	out->crl_number = number;
+	reply->body_case = SCEP__V1__REPLY__BODY_REVOKE;
+	reply->revoke = out;
+	goto out;
+internal:
+	log_event(LOG_LEVEL_ERROR, NULL, req->id, "revoke %s: %s", serial,
+	    e > 0 ? mdb_strerror(e) : "failed");
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the CA cannot revoke now";
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	free(text);
+	json_decref(o);
+}
+
+void
+ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ca *ca = worker;
+	Scep__V1__GetCrlReply *out;
+	MDB_txn *txn = NULL;
+	MDB_val key = {3, "crl"}, val;
+	const unsigned char *p;
+	X509_CRL *crl = NULL;
+	time_t now = time(NULL), last = 0, next = 0;
+	struct tm tm;
+	int64_t number;
+	int e;
+
+	(void)req;
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
+		goto internal;
+	if (mdb_get(txn, ca->meta, &key, &val) == 0) {
+		p = val.mv_data;
+		crl = d2i_X509_CRL(NULL, &p, (long)val.mv_size);
+	}
+	if (crl != NULL && ASN1_TIME_to_tm(X509_CRL_get0_lastUpdate(crl), &tm))
+		last = timegm(&tm);
+	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL &&
+	    ASN1_TIME_to_tm(X509_CRL_get0_nextUpdate(crl), &tm))
+		next = timegm(&tm);
+	/* Re-issued past half its validity: relying parties never see an
+	 * expired one. */
+	if (crl == NULL || now >= last + (next - last) / 2) {
+		X509_CRL_free(crl);
+		crl = NULL;
+		if ((e = crl_issue(ca, txn, now, &number)) != 0)
+			goto internal;
+		if ((e = mdb_get(txn, ca->meta, &key, &val)) != 0)
+			goto internal;
+		next = now + (time_t)ca->settings.crl_validity_hours * 3600;
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__get_crl_reply__init(out);
+	out->crl.data = rpc_alloc(arena, val.mv_size);
+	memcpy(out->crl.data, val.mv_data, val.mv_size);
+	out->crl.len = val.mv_size;
+	out->next_update = (int64_t)next;
+	if ((e = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		goto internal;
+	}
+	txn = NULL;
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
+	reply->get_crl = out;
+	X509_CRL_free(crl);
+	return;
+internal:
+	log_error("CRL: %s", e > 0 ? mdb_strerror(e) : "cannot issue");
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the CA cannot give a CRL now";
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	X509_CRL_free(crl);
+}

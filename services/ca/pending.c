@@ -1,0 +1,374 @@
+/*
+ * Manual approval (a template with ApprovalRequired = 1): a request that
+ * passed every check waits in `pending` (transactionID -> JSON with the
+ * CSR) and the device gets PENDING. It polls (CertPoll), bound to its own
+ * key, until an operator runs `scepctl approve TXID` (the CA checks the
+ * request again with today's rules, issues, and the next poll gets the
+ * certificate) or `scepctl reject TXID --reason ...` (the next poll gets
+ * FAILURE with that reason). Pending requests expire after PendingDays.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "log.h"
+
+#define PENDING_REJECTED "rejected"
+
+int
+ca_pending_put(const struct ca *ca, MDB_txn *txn,
+    const Scep__V1__SignRequest *in, const struct ca_template *tpl,
+    time_t now)
+{
+	size_t b64len = 4 * ((in->csr.len + 2) / 3) + 1;
+	unsigned char *b64 = malloc(b64len);
+	json_t *o = NULL;
+	char *text = NULL;
+	MDB_val key = {strlen(in->transaction_id), in->transaction_id}, val;
+	int e = ENOMEM;
+
+	if (b64 == NULL)
+		return ENOMEM;
+	EVP_EncodeBlock(b64, in->csr.data, (int)in->csr.len);
+	o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "csr", (char *)b64,
+	    "template", tpl->name, "client",
+	    in->client_addr ? in->client_addr : "", "time", (json_int_t)now,
+	    "state", "pending");
+	if (o != NULL && (text = json_dumps(o, JSON_COMPACT)) != NULL) {
+		val.mv_size = strlen(text);
+		val.mv_data = text;
+		e = mdb_put(txn, ca->pending, &key, &val, 0);
+	}
+	free(text);
+	json_decref(o);
+	free(b64);
+	return e;
+}
+
+int
+ca_pending_rejected(const struct ca *ca, MDB_txn *txn, const char *txid,
+    char *why, size_t len)
+{
+	MDB_val key = {strlen(txid), (void *)txid}, val;
+	json_t *o;
+	const char *state, *reason;
+	int rejected;
+
+	if (mdb_get(txn, ca->pending, &key, &val) != 0 ||
+	    (o = json_loadb(val.mv_data, val.mv_size, 0, NULL)) == NULL)
+		return 0;
+	state = json_string_value(json_object_get(o, "state"));
+	reason = json_string_value(json_object_get(o, "reason"));
+	rejected = state != NULL && strcmp(state, PENDING_REJECTED) == 0;
+	if (rejected)
+		snprintf(why, len, "rejected by the CA operator: %s",
+		    reason != NULL ? reason : "no reason given");
+	json_decref(o);
+	return rejected;
+}
+
+/* The record of `txid`, or NULL (and *e an MDB_* code, MDB_NOTFOUND). */
+static json_t *
+pending_get(const struct ca *ca, MDB_txn *txn, const char *txid, int *e)
+{
+	MDB_val key = {strlen(txid), (void *)txid}, val;
+	json_t *o;
+
+	if ((*e = mdb_get(txn, ca->pending, &key, &val)) != 0)
+		return NULL;
+	if ((o = json_loadb(val.mv_data, val.mv_size, 0, NULL)) == NULL)
+		*e = MDB_CORRUPTED;
+	return o;
+}
+
+/* The CSR kept in a record; NULL if unreadable. */
+static X509_REQ *
+pending_csr(json_t *o, unsigned char **der, size_t *len)
+{
+	const char *b64 = json_string_value(json_object_get(o, "csr"));
+	const unsigned char *p;
+	size_t n;
+	int out;
+	X509_REQ *csr;
+
+	*der = NULL;
+	if (b64 == NULL || (n = strlen(b64)) == 0 || n % 4 != 0 ||
+	    (*der = malloc(n)) == NULL)
+		return NULL;
+	if ((out = EVP_DecodeBlock(*der, (const unsigned char *)b64, (int)n)) <
+	    0)
+		return NULL;
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	*len = (size_t)out - (b64[n - 1] == '=') - (b64[n - 2] == '=');
+	p = *der;
+	csr = d2i_X509_REQ(NULL, &p, (long)*len);
+	return csr;
+}
+
+static int
+pending_expired(const struct ca *ca, json_t *o, time_t now)
+{
+	return json_integer_value(json_object_get(o, "time")) +
+	    (json_int_t)ca->settings.pending_days * 86400 <= now;
+}
+
+static void
+poll_refuse(Scep__V1__Reply *reply, int fail_info, const char *why,
+    struct rpc_arena *arena)
+{
+	Scep__V1__PollReply *out = rpc_alloc(arena, sizeof(*out));
+
+	scep__v1__poll_reply__init(out);
+	out->has_fail_info = 1;
+	out->fail_info = fail_info;
+	reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+	reply->error = rpc_strdup(arena, why);
+	reply->body_case = SCEP__V1__REPLY__BODY_POLL;
+	reply->poll = out;
+}
+
+void
+ca_handle_poll(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ca *ca = worker;
+	const Scep__V1__PollRequest *in = req->poll;
+	const unsigned char *p = in->public_key.data;
+	EVP_PKEY *asker = d2i_PUBKEY(NULL, &p, (long)in->public_key.len);
+	Scep__V1__PollReply *out;
+	const uint8_t *der;
+	size_t der_len;
+	char serial[CA_SERIAL_HEX], why[300];
+	unsigned char *csr_der = NULL;
+	size_t csr_len = 0;
+	X509_REQ *csr = NULL;
+	X509 *cert = NULL;
+	MDB_txn *txn = NULL;
+	json_t *o = NULL;
+	const char *state;
+	int e, found;
+
+	if (asker == NULL || in->transaction_id == NULL ||
+	    strlen(in->transaction_id) > CA_TXID_MAX) {
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "CertPoll without a key or transactionID";
+		goto out;
+	}
+	if ((e = mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the CA cannot read its ledger now";
+		goto out;
+	}
+	/* Issued (approved): the certificate, to its own key only. */
+	found = ca_ledger_find_txid(
+	    ca, txn, in->transaction_id, &der, &der_len, serial);
+	if (found == 0) {
+		p = der;
+		cert = d2i_X509(NULL, &p, (long)der_len);
+		if (cert == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), asker) !=
+		                        1) {
+			poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
+			    "this transaction belongs to another key", arena);
+			goto out;
+		}
+		out = rpc_alloc(arena, sizeof(*out));
+		scep__v1__poll_reply__init(out);
+		out->has_cert = 1;
+		out->cert.data = rpc_alloc(arena, der_len);
+		memcpy(out->cert.data, der, der_len);
+		out->cert.len = der_len;
+		reply->body_case = SCEP__V1__REPLY__BODY_POLL;
+		reply->poll = out;
+		log_event(LOG_LEVEL_INFO, in->transaction_id, req->id,
+		    "poll: approved, serial %s", serial);
+		goto out;
+	}
+	if ((o = pending_get(ca, txn, in->transaction_id, &e)) == NULL) {
+		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
+		    "no such transaction at this CA", arena);
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "poll for an unknown transaction");
+		goto out;
+	}
+	if ((csr = pending_csr(o, &csr_der, &csr_len)) == NULL ||
+	    EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), asker) != 1) {
+		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
+		    "this transaction belongs to another key", arena);
+		goto out;
+	}
+	state = json_string_value(json_object_get(o, "state"));
+	if (state != NULL && strcmp(state, PENDING_REJECTED) == 0) {
+		snprintf(why, sizeof(why), "rejected by the CA operator: %s",
+		    json_string_value(json_object_get(o, "reason"))
+		        ? json_string_value(json_object_get(o, "reason"))
+		        : "no reason given");
+		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why,
+		    arena);
+		goto out;
+	}
+	if (pending_expired(ca, o, time(NULL))) {
+		snprintf(why, sizeof(why),
+		    "no operator approved the request within PendingDays = "
+		    "%ld: enroll anew",
+		    ca->settings.pending_days);
+		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why,
+		    arena);
+		goto out;
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__poll_reply__init(out);
+	out->has_pending = 1;
+	out->pending = 1;
+	reply->body_case = SCEP__V1__REPLY__BODY_POLL;
+	reply->poll = out;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	json_decref(o);
+	free(csr_der);
+	X509_REQ_free(csr);
+	X509_free(cert);
+	EVP_PKEY_free(asker);
+	ERR_clear_error();
+}
+
+static void
+decide_refuse(Scep__V1__Reply *reply, const char *why, struct rpc_arena *arena)
+{
+	reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+	reply->error = rpc_strdup(arena, why);
+}
+
+void
+ca_handle_decide(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ca *ca = worker;
+	const Scep__V1__DecideRequest *in = req->decide;
+	const char *txid = in->transaction_id;
+	const char *by = in->decided_by ? in->decided_by : "?";
+	Scep__V1__DecideReply *out;
+	struct ca_ledger_entry entry;
+	struct ca_refusal refusal;
+	const struct ca_template *tpl = NULL;
+	unsigned char *csr_der = NULL, *der = NULL;
+	size_t csr_len = 0;
+	char hex[CA_SERIAL_HEX], **sans = NULL, *text = NULL;
+	const char *state;
+	X509_REQ *csr = NULL, *checked = NULL;
+	MDB_txn *txn = NULL;
+	MDB_val key = {strlen(txid), (void *)txid}, val;
+	json_t *o = NULL;
+	time_t now = time(NULL);
+	int e, der_len = 0;
+
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
+		goto internal;
+	if ((o = pending_get(ca, txn, txid, &e)) == NULL) {
+		decide_refuse(reply, e == MDB_NOTFOUND
+		        ? "no pending request with this transactionID"
+		        : "the pending request cannot be read",
+		    arena);
+		goto out;
+	}
+	state = json_string_value(json_object_get(o, "state"));
+	if (state != NULL && strcmp(state, PENDING_REJECTED) == 0) {
+		decide_refuse(reply, "already rejected", arena);
+		goto out;
+	}
+	if (pending_expired(ca, o, now)) {
+		decide_refuse(reply, "expired (PendingDays): the device must "
+		                     "enroll anew",
+		    arena);
+		goto out;
+	}
+	if (!in->approve) {
+		json_object_set_new(o, "state", json_string(PENDING_REJECTED));
+		json_object_set_new(o, "reason",
+		    json_string(in->reason ? in->reason : "no reason given"));
+		json_object_set_new(o, "by", json_string(by));
+		if ((text = json_dumps(o, JSON_COMPACT)) == NULL) {
+			e = ENOMEM;
+			goto internal;
+		}
+		val.mv_size = strlen(text);
+		val.mv_data = text;
+		if ((e = mdb_put(txn, ca->pending, &key, &val, 0)) != 0)
+			goto internal;
+		e = mdb_txn_commit(txn);
+		txn = NULL;
+		if (e != 0)
+			goto internal;
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "rejected by %s: %s", by,
+		    in->reason ? in->reason : "no reason given");
+		goto answer;
+	}
+	/* Approval: today's rules, not those of the day it was asked. */
+	if ((csr = pending_csr(o, &csr_der, &csr_len)) == NULL) {
+		decide_refuse(reply, "the pending CSR cannot be read", arena);
+		goto out;
+	}
+	memset(&refusal, 0, sizeof(refusal));
+	if (ca_csr_check(ca, csr_der, csr_len, &checked, &tpl, &refusal) !=
+	    0) {
+		decide_refuse(reply, refusal.why, arena);
+		goto out;
+	}
+	sans = ca_csr_sans(checked);
+	memset(&entry, 0, sizeof(entry));
+	entry.txid = txid;
+	entry.client_addr = json_string_value(json_object_get(o, "client"));
+	if (entry.client_addr == NULL)
+		entry.client_addr = "";
+	entry.sans = sans;
+	if ((e = ca_issue_record(ca, txn, checked, tpl, now, &entry, hex, &der,
+	         &der_len, arena)) != 0) {
+		if (e < 0) {
+			decide_refuse(reply, entry.subject, arena);
+			goto out;
+		}
+		goto internal;
+	}
+	if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0)
+		goto internal;
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e != 0)
+		goto internal;
+	log_event(LOG_LEVEL_INFO, txid, req->id,
+	    "approved by %s: issued serial %s to \"%s\" under template %s", by,
+	    hex, entry.subject, tpl->name);
+answer:
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__decide_reply__init(out);
+	if (in->approve)
+		out->serial = rpc_strdup(arena, hex);
+	reply->body_case = SCEP__V1__REPLY__BODY_DECIDE;
+	reply->decide = out;
+	goto out;
+internal:
+	log_event(LOG_LEVEL_ERROR, txid, req->id, "decide: %s",
+	    e > 0 ? mdb_strerror(e) : "failed");
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the CA cannot decide now";
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	free(text);
+	json_decref(o);
+	free(csr_der);
+	OPENSSL_free(der);
+	ca_strings_free(sans);
+	X509_REQ_free(csr);
+	X509_REQ_free(checked);
+	ERR_clear_error();
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Manual approval (RFC 8894 PENDING and CertPoll): under a template with
+# ApprovalRequired = 1 a PKCSReq gets PENDING; CertPoll (GetCertInitial)
+# with the same transactionID gets PENDING until `scepctl approve`, then
+# the certificate; `scepctl reject` makes the next poll a FAILURE with the
+# operator's reason; a poll for an unknown transaction gets badCertId.
+# Clients: the iOS-like client and strongSwan's pki, which polls by itself.
+# Also GetCert and GetCRL through SCEP.
+. "$(dirname "$0")/lib.sh"
+interop_init pending
+server_start
+fetch_ca_chain
+server_stop
+cat >> "$DATA/scepd.conf" <<'EOF'
+
+[template.IPSECIntermediateOffline]
+ApprovalRequired = 1
+EOF
+server_start
+
+# txid_of LOG: the transactionID the client printed
+pending_txid() {
+	grep "pending an operator's approval" "$SERVER_LOG" | tail -1 | sed -n 's/.* txid=\([^ :]*\).*/\1/p'
+}
+
+# poll NAME KEY: a CertPoll for the transaction of KEY; sets rc
+poll() {
+	rc=0
+	"$IOS_CLIENT" --url "$URL" --subject "$2" --out "$WORK/$1.pem" --key "$WORK/$3.key" \
+		--message-type 20 > "$WORK/$1.log" 2>&1 || rc=$?
+}
+
+check "a PKCSReq under ApprovalRequired = 1 gets PENDING, and a poll too"
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=needs approval" "$WORK/p1.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+grep -q "^pkiStatus: PENDING" "$WORK/p1.pem.log" || fail "no PENDING pkiStatus"
+txid=$(pending_txid)
+[ -n "$txid" ] || fail "the CA did not log the pending transaction"
+poll poll1 "O=Fabrikam,CN=needs approval" p1
+[ $rc = 3 ] || { cat "$WORK/poll1.log"; fail "CertPoll before approval: exit $rc, want 3"; }
+
+check "a CertPoll for an unknown transaction gets FAILURE badCertId"
+poll poll_unknown "CN=nobody" unknown
+[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/poll_unknown.log" ||
+	{ cat "$WORK/poll_unknown.log"; fail "unknown transaction: exit $rc"; }
+
+check "scepctl approve: the next poll gets the certificate"
+serial=$("$SCEPCTL" --data-dir "$DATA" approve "$txid") || fail "scepctl approve $txid"
+[[ $serial =~ ^[0-9A-F]{32}$ ]] || fail "approve printed '$serial', not a serial"
+poll poll2 "O=Fabrikam,CN=needs approval" p1
+[ $rc = 0 ] || { cat "$WORK/poll2.log"; fail "CertPoll after approval: exit $rc, want 0"; }
+verify_cert "$WORK/poll2.pem"
+[ "$(openssl x509 -in "$WORK/poll2.pem" -noout -serial | cut -d= -f2)" = "$serial" ] ||
+	fail "the polled certificate is not the approved serial"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$txid" 2> "$WORK/again.err" || rc=$?
+[ $rc = 1 ] || fail "approving twice: exit $rc"
+
+check "scepctl reject: the next poll gets FAILURE with the operator's reason"
+rc=0
+ios_enroll "$(challenge)" "CN=not in inventory" "$WORK/p2.pem" "$URL" --key "$WORK/p2.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "second PKCSReq: exit $rc, want 3"
+"$SCEPCTL" --data-dir "$DATA" reject "$(pending_txid)" --reason "not in the device inventory" ||
+	fail "scepctl reject"
+poll poll3 "CN=not in inventory" p2
+[ $rc = 2 ] && grep -q "failInfoText: rejected by the CA operator: not in the device inventory" "$WORK/poll3.log" ||
+	{ cat "$WORK/poll3.log"; fail "poll after reject: exit $rc"; }
+
+check "strongSwan pki polls by itself and gets the certificate once approved"
+pki --gen --type rsa --size 2048 --outform pem > "$WORK/pki.key" 2>/dev/null
+( pki --scep --url "$URL" --in "$WORK/pki.key" --dn "O=Test, CN=pki pending" --password "$(challenge)" \
+	--cacert-enc "$RA_ENC_PEM" --cacert-sig "$RA_SIG_PEM" --cacert "$CA_PEM" \
+	--outform pem --interval 1 --maxpolltime 40 > "$WORK/pki.pem" 2> "$WORK/pki.err"; echo $? > "$WORK/pki.rc" ) &
+pki_pid=$!
+on_exit "kill $pki_pid 2>/dev/null || true"
+for _ in $(seq 150); do
+	[ "$(grep -c "pending an operator's approval" "$SERVER_LOG")" -ge 3 ] && break
+	sleep 0.2
+done
+pki_txid=$(pending_txid)
+sleep 2 # at least one poll while pending
+"$SCEPCTL" --data-dir "$DATA" approve "$pki_txid" > /dev/null || fail "approve pki's $pki_txid"
+wait $pki_pid || true
+[ "$(cat "$WORK/pki.rc")" = 0 ] || { grep -v "failed to load\|could not load" "$WORK/pki.err"; fail "pki exit $(cat "$WORK/pki.rc")"; }
+verify_cert "$WORK/pki.pem"
+
+check "GetCert (21) by issuer and serial, signed with a certificate of this CA"
+cp "$WORK/p1.key" "$WORK/poll2.key"
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/got.pem" --message-type 21 \
+	--issuer-serial "$WORK/pki.pem" --renew-cert "$WORK/poll2.pem" --renew-key "$WORK/poll2.key" \
+	> "$WORK/getcert.log" 2>&1 || rc=$?
+[ $rc = 0 ] || { cat "$WORK/getcert.log"; fail "GetCert: exit $rc"; }
+cmp -s <(openssl x509 -in "$WORK/got.pem" -outform DER) <(openssl x509 -in "$WORK/pki.pem" -outform DER) ||
+	fail "GetCert returned another certificate"
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/got2.pem" --message-type 21 \
+	--issuer-serial "$WORK/pki.pem" > "$WORK/getcert2.log" 2>&1 || rc=$?
+[ $rc = 2 ] || { cat "$WORK/getcert2.log"; fail "GetCert by a self-signed requester: exit $rc, want 2"; }
+openssl req -new -x509 -key "$WORK/p2.key" -subj "/CN=stranger" -days 1 -set_serial 77 -out "$WORK/stranger.pem" 2>/dev/null
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/got3.pem" --message-type 21 \
+	--issuer-serial "$WORK/stranger.pem" --renew-cert "$WORK/poll2.pem" --renew-key "$WORK/poll2.key" \
+	> "$WORK/getcert3.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/getcert3.log" || { cat "$WORK/getcert3.log"; fail "unknown serial: exit $rc"; }
+
+check "GetCRL (22) through SCEP: the CA's CRL, listing a revoked serial"
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" --reason superseded 2>/dev/null || fail "revoke"
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/scep.crl" --message-type 22 \
+	--issuer-serial "$WORK/poll2.pem" > "$WORK/getcrl.log" 2>&1 || rc=$?
+[ $rc = 0 ] || { cat "$WORK/getcrl.log"; fail "GetCRL: exit $rc"; }
+openssl crl -in "$WORK/scep.crl" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" || fail "the SCEP CRL does not verify"
+openssl crl -in "$WORK/scep.crl" -noout -text | grep -q "Serial Number: $serial" || fail "the SCEP CRL does not list $serial"
+
+pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Revocation and the CRL: `scepctl revoke` on the CA host, a CRL the CA
+# signs (number, thisUpdate/nextUpdate, reason codes) served over plain
+# HTTP at the CRL distribution point put in issued certificates, that
+# `openssl verify -crl_check` uses; a revoked certificate cannot renew.
+. "$(dirname "$0")/lib.sh"
+interop_init revocation
+server_start
+fetch_ca_chain
+server_stop
+CRL_URL="$BASE/crl/ca.crl"
+set_conf ca CRLURL "$CRL_URL"
+set_conf ca CRLValidityHours 24
+cat >> "$DATA/scepd.conf" <<'EOF'
+
+[template.IPSECIntermediateOffline]
+RenewalWindow = 100
+EOF
+server_start
+
+# crl NAME: the CRL over HTTP into $WORK/NAME.crl (DER) and .pem
+crl() {
+	local code
+	code=$(curl -s -o "$WORK/$1.crl" -w '%{http_code} %{content_type}' "$CRL_URL")
+	[ "$code" = "200 application/pkix-crl" ] || fail "GET $CRL_URL: $code"
+	openssl crl -inform DER -in "$WORK/$1.crl" -out "$WORK/$1.pem" 2>/dev/null || fail "$1: not a DER CRL"
+	openssl crl -in "$WORK/$1.pem" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" ||
+		fail "$1: the CRL's signature does not verify against the CA"
+	openssl crl -in "$WORK/$1.pem" -noout -text > "$WORK/$1.txt"
+}
+
+check "issued certificates carry the CRL distribution point"
+ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/a.pem" "$URL" --key "$WORK/a.key" >/dev/null || fail "enroll a"
+ios_enroll "$(challenge)" "CN=stays valid" "$WORK/b.pem" >/dev/null || fail "enroll b"
+openssl x509 -in "$WORK/a.pem" -noout -ext crlDistributionPoints | grep -q "URI:$CRL_URL" ||
+	fail "no CRL distribution point $CRL_URL in the certificate"
+
+check "the CRL over HTTP: signed by the CA, numbered, valid CRLValidityHours, empty"
+crl first
+grep -q "No Revoked Certificates" "$WORK/first.txt" || fail "a fresh CA's CRL lists something"
+n1=$(awk '/X509v3 CRL Number/ { getline; gsub(/ /, ""); print }' "$WORK/first.txt")
+[ -n "$n1" ] || fail "no CRL number"
+last=$(date -d "$(sed -n 's/ *Last Update: //p' "$WORK/first.txt")" +%s)
+next=$(date -d "$(sed -n 's/ *Next Update: //p' "$WORK/first.txt")" +%s)
+[ $((next - last)) = 86400 ] || fail "nextUpdate - thisUpdate = $((next - last)) s, want CRLValidityHours = 24"
+
+check "scepctl revoke: the serial with its reason in the next CRL; verify -crl_check refuses it"
+serial=$(openssl x509 -in "$WORK/a.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" --reason keyCompromise 2> "$WORK/revoke.err" ||
+	{ cat "$WORK/revoke.err"; fail "scepctl revoke"; }
+cat "$WORK/revoke.err"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" 2> "$WORK/again.err" || rc=$?
+[ $rc = 1 ] && grep -q "already revoked" "$WORK/again.err" || fail "a second revoke: exit $rc, $(cat "$WORK/again.err")"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke 00AA --reason keyCompromise 2> "$WORK/unknown.err" || rc=$?
+[ $rc = 1 ] && grep -q "no such serial" "$WORK/unknown.err" || fail "unknown serial: exit $rc"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/b.pem" -noout -serial | cut -d= -f2)" \
+	--reason bored 2> "$WORK/reason.err" || rc=$?
+[ $rc = 1 ] && grep -q "unknown reason" "$WORK/reason.err" || fail "unknown reason: exit $rc"
+# The frontend keeps the CRL a minute; a restart also shows it persists.
+server_restart
+crl second
+grep -q "Serial Number: $serial" "$WORK/second.txt" || { cat "$WORK/second.txt"; fail "the revoked serial is not listed"; }
+grep -A5 "Serial Number: $serial" "$WORK/second.txt" | grep -q "Key Compromise" || fail "no keyCompromise reason"
+n2=$(awk '/X509v3 CRL Number/ { getline; gsub(/ /, ""); print }' "$WORK/second.txt")
+[ $((16#$n2)) -gt $((16#$n1)) ] || fail "CRL number $n2 is not above $n1"
+cat "$CA_PEM" > "$WORK/chain.pem"
+rc=0
+openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" "$WORK/a.pem" > "$WORK/va.out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/va.out" || { cat "$WORK/va.out"; fail "verify -crl_check accepted the revoked certificate"; }
+openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" "$WORK/b.pem" >/dev/null ||
+	fail "verify -crl_check refused the valid certificate"
+"$SCEPCTL" --data-dir "$DATA" show "$serial" | grep -q '"status": "revoked"' || fail "scepctl show does not say revoked"
+
+check "a revoked certificate cannot renew"
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=to be revoked" --out "$WORK/renew.pem" \
+	--renew-cert "$WORK/a.pem" --renew-key "$WORK/a.key" --key "$WORK/new.key" > "$WORK/renew.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "is revoked" "$WORK/renew.log" || { cat "$WORK/renew.log"; fail "revoked renewal: exit $rc"; }
+
+pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked"
