@@ -11,7 +11,7 @@ build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 	libplist-dev)
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
-	lmdb-utils iproute2 procps libplist-utils)
+	lmdb-utils iproute2 procps libplist-utils wrk chromium)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

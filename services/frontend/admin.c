@@ -27,7 +27,8 @@
 static const struct http_header admin_headers[] = {
     {"Cache-Control", "no-store"},
     {"Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'"},
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        "form-action 'self'"},
     {"X-Frame-Options", "DENY"},
     {"Referrer-Policy", "no-referrer"},
     {NULL, NULL},
@@ -201,9 +202,30 @@ admin_html(const struct admin_page *pg, size_t *len)
 		    "<p>This password can be used only once and will expire "
 		    "within %u minutes.</p>\n<p>Each enrollment requires a new "
 		    "challenge password. You can refresh this web page to "
-		    "obtain a new challenge password.</p>\n"
-		    "<p class=\"note\">Expires at %s. Issued to ",
-		    pg->validity_minutes, when);
+		    "obtain a new challenge password.</p>\n",
+		    pg->validity_minutes);
+		/* A plain GET form (no script) with the profile's own query
+		 * parameters, relative to AdminPath (which ends in '/'). */
+		fputs("<form method=\"get\" action=\"profile.mobileconfig\">"
+		      "<dl>\n<dt>Download an Apple configuration profile"
+		      "</dt>\n<dd>For an iPhone, iPad or Mac: the SCEP "
+		      "settings, this CA to trust, and a one-time password "
+		      "of its own (not the one above).</dd>\n"
+		      "<dd><label><span class=\"alg\">Subject</span> <input "
+		      "name=\"subject\" value=\"CN=device\" size=\"36\" "
+		      "required></label></dd>\n<dd><label><span class=\"alg\">"
+		      "Key size</span> <select name=\"keysize\"><option "
+		      "selected>2048</option><option>3072</option><option>"
+		      "4096</option></select></label></dd>\n<dd><label><span "
+		      "class=\"alg\">Key usage</span> <select name=\"usage\">"
+		      "<option value=\"5\" selected>signing and encryption"
+		      "</option><option value=\"1\">signing</option>"
+		      "<option value=\"4\">encryption</option></select>"
+		      "</label></dd>\n<dd><button type=\"submit\" "
+		      "id=\"profile\">Download an Apple configuration "
+		      "profile</button></dd>\n</dl></form>\n",
+		    f);
+		fprintf(f, "<p class=\"note\">Expires at %s. Issued to ", when);
 		html_escape(f, pg->user);
 		fputs(".</p>\n", f);
 	}
@@ -545,6 +567,16 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 			break;
 	if (route->subpath == NULL)
 		return http_text(c, r, MHD_HTTP_NOT_FOUND, "Not found.\n");
+	/* The page's relative links (the profile form) need the slash. */
+	if (route->subpath[0] == '\0' && r->path[strlen(r->path) - 1] != '/') {
+		char location[300];
+		const struct http_header h[] = {
+		    {"Location", location}, {NULL, NULL}};
+
+		snprintf(location, sizeof(location), "%s/", r->path);
+		return http_respond(c, r, MHD_HTTP_MOVED_PERMANENTLY,
+		    "text/plain; charset=utf-8", "Moved.\n", 7, h);
+	}
 	if (!r->loopback) {
 		log_warn("admin: refused %s: the admin page needs a loopback "
 		         "client until it is served over HTTPS",

@@ -8,10 +8,11 @@
  * the RA signs it (CMS SignedData, content attached): the frontend holds no
  * key, so signing is an RPC.
  *
- * Query: subject (required, RFC 4514-like, kept in the order given),
- * keysize (2048, 3072, 4096), usage (1 signing, 4 encryption, 5 both),
- * dns, rfc822, uri (subjectAltName, repeatable). Bad input is a 400 naming
- * the parameter, answered before any password is issued.
+ * Query: subject (required, RFC 4514-like, kept in the order given; parsed
+ * by lib/subject.c), keysize (2048, 3072, 4096), usage (1 signing, 4
+ * encryption, 5 both), dns, rfc822, uri (subjectAltName, repeatable). Bad
+ * input is a 400 naming the parameter, answered before any password is
+ * issued.
  *
  * Answers: 200 application/x-apple-aspen-config; 400 bad query; 405 not
  * GET; 409 UseSinglePassword (no password to put in) or another refusal
@@ -37,9 +38,8 @@
 
 #include "frontend.h"
 #include "log.h"
+#include "subject.h"
 
-#define PROFILE_SUBJECT_MAX 2048 /* bytes of the subject parameter */
-#define PROFILE_ATTRS_MAX 32
 #define PROFILE_SANS_MAX 16 /* of each kind */
 #define PROFILE_RETRIES 3
 #define PROFILE_RETRY_DELAY 10 /* seconds */
@@ -62,17 +62,10 @@ static const struct {
     {"uri", "uniformResourceIdentifier", 2048},
 };
 
-struct subject_attr {
-	char type[64]; /* Apple's short name (CN, O, ...) or a dotted OID */
-	char *value; /* unescaped UTF-8, malloc'ed */
-	int same_rdn; /* joined to the previous attribute with '+' */
-};
-
 /* What the query asks for. Strings in sans are libmicrohttpd's, valid for
  * the request. */
 struct profile_query {
-	struct subject_attr attrs[PROFILE_ATTRS_MAX];
-	size_t nattrs;
+	struct subject *subject;
 	long keysize;
 	long usage;
 	const char *sans[SAN_KINDS][PROFILE_SANS_MAX];
@@ -96,9 +89,8 @@ struct profile_content {
 static void
 profile_query_clear(struct profile_query *q)
 {
-	for (size_t i = 0; i < q->nattrs; i++)
-		free(q->attrs[i].value);
-	q->nattrs = 0;
+	subject_free(q->subject);
+	q->subject = NULL;
 }
 
 static int __attribute__((format(printf, 2, 3)))
@@ -113,218 +105,6 @@ query_fail(struct profile_query *q, const char *fmt, ...)
 	va_end(ap);
 	strcat(q->err, "\n");
 	return -1;
-}
-
-/* UTF-8 that XML can carry: no control characters, no surrogates, no
- * overlong forms, no U+FFFE/U+FFFF. */
-static int
-utf8_text_ok(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = p[i];
-		uint32_t cp;
-		size_t n;
-
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return 0;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3, cp = c & 0x07;
-		else
-			return 0;
-		if (i + n >= len)
-			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    cp == 0xfffe || cp == 0xffff || (cp >= 0x80 && cp < 0xa0))
-			return 0;
-		i += n + 1;
-	}
-	return 1;
-}
-
-/*
- * An attribute type as iOS wants it: its six short names (C, L, ST, O, OU,
- * CN) whatever the case or spelling ("commonName", "2.5.4.3"), any other
- * type OpenSSL knows ("emailAddress", "E", "serialNumber", "DC") as a
- * dotted OID, which iOS takes as is.
- */
-static int
-subject_type(const char *in, size_t n, char *out, size_t outlen)
-{
-	static const struct {
-		int nid;
-		const char *apple;
-	} apple_names[] = {
-	    {NID_countryName, "C"},
-	    {NID_localityName, "L"},
-	    {NID_stateOrProvinceName, "ST"},
-	    {NID_organizationName, "O"},
-	    {NID_organizationalUnitName, "OU"},
-	    {NID_commonName, "CN"},
-	};
-	char name[64];
-	ASN1_OBJECT *obj;
-	int nid, len;
-
-	if (n == 0 || n >= sizeof(name))
-		return -1;
-	memcpy(name, in, n);
-	name[n] = '\0';
-	for (size_t i = 0; i < sizeof(apple_names) / sizeof(*apple_names); i++)
-		if (strcasecmp(name, apple_names[i].apple) == 0) {
-			snprintf(out, outlen, "%s", apple_names[i].apple);
-			return 0;
-		}
-	if (strcasecmp(name, "E") == 0 || strcasecmp(name, "EMAIL") == 0)
-		snprintf(name, sizeof(name), "emailAddress");
-	if ((obj = OBJ_txt2obj(name, 0)) == NULL) {
-		ERR_clear_error();
-		return -1;
-	}
-	nid = OBJ_obj2nid(obj);
-	for (size_t i = 0; i < sizeof(apple_names) / sizeof(*apple_names); i++)
-		if (nid != NID_undef && nid == apple_names[i].nid) {
-			ASN1_OBJECT_free(obj);
-			snprintf(out, outlen, "%s", apple_names[i].apple);
-			return 0;
-		}
-	len = OBJ_obj2txt(out, (int)outlen, obj, 1);
-	ASN1_OBJECT_free(obj);
-	return len > 0 && (size_t)len < outlen ? 0 : -1;
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/*
- * "O=Fabrikam,OU=IT,CN=Robs IPad" into q->attrs, in that order (Apple's
- * order is the order given, never reversed). RDNs are separated by ',',
- * attributes of one RDN by '+'; in values, RFC 4514 escapes: '\' before
- * one of , + " \ < > ; = # and space, or two hex digits. Spaces around
- * types and around values are dropped, escaped ones kept.
- */
-static int
-subject_parse(const char *s, size_t len, struct profile_query *q)
-{
-	size_t i = 0;
-	int same_rdn = 0;
-
-	if (len == 0)
-		return query_fail(q,
-		    "subject is missing or empty; give it as e.g. "
-		    "subject=O=Fabrikam,OU=IT,CN=Robs%%20IPad");
-	if (len > PROFILE_SUBJECT_MAX)
-		return query_fail(
-		    q, "subject is longer than %d bytes", PROFILE_SUBJECT_MAX);
-	for (;;) {
-		struct subject_attr *a;
-		size_t t0, t1, vlen = 0, keep = 0;
-		char *v;
-
-		if (q->nattrs == PROFILE_ATTRS_MAX)
-			return query_fail(q,
-			    "subject has more than %d attributes",
-			    PROFILE_ATTRS_MAX);
-		while (i < len && s[i] == ' ')
-			i++;
-		t0 = i;
-		while (i < len &&
-		    (isalnum((unsigned char)s[i]) || s[i] == '.' ||
-		        s[i] == '-'))
-			i++;
-		t1 = i;
-		while (i < len && s[i] == ' ')
-			i++;
-		if (t1 == t0 || i == len || s[i] != '=')
-			return query_fail(q,
-			    "subject: attribute %zu is not TYPE=value (as in "
-			    "O=Fabrikam,OU=IT,CN=Robs IPad; a ',' or '+' in a "
-			    "value is written '\\,' or '\\+')",
-			    q->nattrs + 1);
-		i++;
-		a = &q->attrs[q->nattrs];
-		if (subject_type(s + t0, t1 - t0, a->type, sizeof(a->type)) !=
-		    0)
-			return query_fail(q,
-			    "subject: unknown attribute type '%.*s' (C, L, "
-			    "ST, O, OU, CN, another name OpenSSL knows, or a "
-			    "dotted OID)",
-			    (int)(t1 - t0), s + t0);
-		while (i < len && s[i] == ' ')
-			i++;
-		if ((v = malloc(len - i + 1)) == NULL)
-			return query_fail(q, "out of memory");
-		a->value = v;
-		a->same_rdn = same_rdn;
-		q->nattrs++;
-		while (i < len && s[i] != ',' && s[i] != '+') {
-			unsigned char ch = (unsigned char)s[i++];
-			int hi, lo;
-
-			if (ch != '\\') {
-				v[vlen++] = (char)ch;
-				if (ch != ' ')
-					keep = vlen;
-				continue;
-			}
-			if (i == len)
-				return query_fail(q,
-				    "subject: the value of %s ends with '\\'",
-				    a->type);
-			if (strchr(",+\"\\<>;=# ", s[i]) != NULL) {
-				ch = (unsigned char)s[i++];
-			} else if (i + 1 < len &&
-			    (hi = hexval((unsigned char)s[i])) >= 0 &&
-			    (lo = hexval((unsigned char)s[i + 1])) >= 0) {
-				ch = (unsigned char)(hi << 4 | lo);
-				i += 2;
-			} else
-				return query_fail(q,
-				    "subject: '\\%c' in the value of %s: "
-				    "escape only , + \" \\ < > ; = # "
-				    "space, or two hex digits",
-				    s[i], a->type);
-			v[vlen++] = (char)ch;
-			keep = vlen;
-		}
-		vlen = keep;
-		v[vlen] = '\0';
-		if (vlen == 0)
-			return query_fail(
-			    q, "subject: %s has an empty value", a->type);
-		if (!utf8_text_ok(v, vlen))
-			return query_fail(q,
-			    "subject: the value of %s is not UTF-8 text",
-			    a->type);
-		if (i == len)
-			return 0;
-		same_rdn = s[i] == '+';
-		if (++i == len)
-			return query_fail(
-			    q, "subject ends with '%c'", s[i - 1]);
-	}
 }
 
 /* Digits only, one of `allowed`. */
@@ -359,11 +139,11 @@ san_ok(enum san_kind kind, const char *v, size_t len)
 	case SAN_RFC822:
 		at = strchr(v, '@');
 		return at != NULL && at != v && at[1] != '\0' &&
-		    strchr(at + 1, '@') == NULL && utf8_text_ok(v, len) &&
+		    strchr(at + 1, '@') == NULL && subject_text_ok(v, len) &&
 		    strchr(v, ' ') == NULL;
 	case SAN_URI:
 		return isalpha((unsigned char)v[0]) && strchr(v, ':') != NULL &&
-		    utf8_text_ok(v, len) && strchr(v, ' ') == NULL;
+		    subject_text_ok(v, len) && strchr(v, ' ') == NULL;
 	default:
 		return 0;
 	}
@@ -418,6 +198,7 @@ profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 {
 	static const long keysizes[] = {2048, 3072, 4096, 0};
 	static const long usages[] = {1, 4, 5, 0};
+	char err[256];
 	const char *v;
 	size_t len;
 
@@ -439,9 +220,13 @@ profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 	        strlen("subject"), &v, &len) != MHD_YES ||
 	    v == NULL)
 		v = "", len = 0;
-	if (strlen(v) != len)
-		return query_fail(q, "subject holds a NUL byte");
-	return subject_parse(v, len, q);
+	if (len == 0)
+		return query_fail(q,
+		    "subject is missing or empty; give it as e.g. "
+		    "subject=O=Fabrikam,OU=IT,CN=Robs%%20IPad");
+	if (subject_parse(v, len, &q->subject, err, sizeof(err)) != 0)
+		return query_fail(q, "%s", err[0] ? err : "out of memory");
+	return 0;
 }
 
 /* The CA's name for the SCEP payload's Name: its subject CN, else its
@@ -469,7 +254,7 @@ profile_ca_name(const uint8_t *der, size_t len)
 	if (i >= 0 && (e = X509_NAME_get_entry(name, i)) != NULL &&
 	    (ulen = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e))) >
 	        0 &&
-	    utf8_text_ok((char *)utf8, (size_t)ulen)) {
+	    subject_text_ok((char *)utf8, (size_t)ulen)) {
 		out = strdup((char *)utf8);
 		goto out;
 	}
@@ -591,22 +376,22 @@ payload_header(plist_t d, const char *type, const char *ident,
 
 /* Apple's Subject: an array of RDNs, each an array of [type, value]. */
 static plist_t
-profile_subject(const struct profile_query *q)
+profile_subject(const struct subject *subj)
 {
 	plist_t subject = plist_new_array(), rdn = NULL, pair;
 	int rc = subject == NULL ? -1 : 0;
 
-	for (size_t i = 0; rc == 0 && i < q->nattrs; i++) {
-		if (rdn == NULL || !q->attrs[i].same_rdn)
+	for (size_t i = 0; rc == 0 && i < subj->nattrs; i++) {
+		const struct subject_attr *a = &subj->attrs[i];
+
+		if (rdn == NULL || a->rdn != subj->attrs[i - 1].rdn)
 			rc |= array_add(subject, rdn = plist_new_array());
 		if (rc != 0)
 			break;
 		rc |= array_add(rdn, pair = plist_new_array());
 		if (rc == 0)
-			rc |= array_add(
-			          pair, plist_new_string(q->attrs[i].type)) |
-			    array_add(
-			        pair, plist_new_string(q->attrs[i].value));
+			rc |= array_add(pair, plist_new_string(a->type)) |
+			    array_add(pair, plist_new_string(a->value));
 	}
 	if (rc != 0) {
 		plist_free(subject);
@@ -626,7 +411,7 @@ profile_scep_content(
 	if (rc == 0)
 		rc = dict_set(d, "URL", plist_new_string(pc->url)) |
 		    dict_set(d, "Name", plist_new_string(pc->ca_name)) |
-		    dict_set(d, "Subject", profile_subject(q)) |
+		    dict_set(d, "Subject", profile_subject(q->subject)) |
 		    dict_set(d, "Challenge", plist_new_string(pc->challenge)) |
 		    dict_set(
 		        d, "Keysize", plist_new_uint((uint64_t)q->keysize)) |
@@ -878,7 +663,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	log_info("profile: %s from %s got a %s profile for %zu subject "
 	         "attributes, challenge valid %u minutes",
 	    user, r->client, fe->settings.sign_profiles ? "signed" : "unsigned",
-	    q.nattrs, chal->challenge_issue->validity_minutes);
+	    q.subject->nattrs, chal->challenge_issue->validity_minutes);
 	ret =
 	    http_respond(c, r, MHD_HTTP_OK, "application/x-apple-aspen-config",
 	        body, body_len, profile_headers);

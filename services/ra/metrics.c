@@ -11,6 +11,13 @@
 #define RA_FAILINFOS 5
 static atomic_ulong ra_outcomes[RA_OUTCOME_COUNT];
 static atomic_ulong ra_failures[RA_FAILINFOS];
+static atomic_ulong ra_legacy[RA_LEGACY_N];
+
+void
+ra_count_legacy(enum ra_legacy which)
+{
+	atomic_fetch_add(&ra_legacy[which], 1);
+}
 
 void
 ra_count(enum ra_outcome outcome, int failinfo)
@@ -35,7 +42,11 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 
 	(void)worker;
 	(void)req;
-	m = rpc_alloc(arena, (RA_OUTCOME_COUNT + RA_FAILINFOS) * sizeof(*m));
+	static const char *const legacy_names[RA_LEGACY_N] = {
+	    "AllowDES", "AllowDES3", "AllowSHA1"};
+
+	m = rpc_alloc(arena,
+	    (RA_OUTCOME_COUNT + RA_FAILINFOS + RA_LEGACY_N) * sizeof(*m));
 	for (int i = 0; i < RA_OUTCOME_COUNT; i++, n++) {
 		m[n] = rpc_alloc(arena, sizeof(**m));
 		scep__v1__metric__init(m[n]);
@@ -58,6 +69,17 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 		    scep_failinfo_name(i));
 		m[n]->labels = rpc_strdup(arena, labels);
 		m[n]->value = (double)atomic_load(&ra_failures[i]);
+	}
+	for (int i = 0; i < RA_LEGACY_N; i++, n++) {
+		m[n] = rpc_alloc(arena, sizeof(**m));
+		scep__v1__metric__init(m[n]);
+		m[n]->name = "scepd_ra_legacy_total";
+		m[n]->help = "Requests accepted only by a legacy switch.";
+		m[n]->type = "counter";
+		snprintf(labels, sizeof(labels), "switch=\"%s\"",
+		    legacy_names[i]);
+		m[n]->labels = rpc_strdup(arena, labels);
+		m[n]->value = (double)atomic_load(&ra_legacy[i]);
 	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__metrics_reply__init(out);

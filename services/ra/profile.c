@@ -9,6 +9,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -17,6 +18,20 @@
 
 /* A profile is a few KiB; this only bounds what the RA will sign. */
 #define RA_PROFILE_MAX (256 * 1024)
+
+/* Frees a SignedData after wiping its attached content (the password). */
+static void
+ra_cms_free_wiped(CMS_ContentInfo *cms)
+{
+	ASN1_OCTET_STRING **content;
+
+	if (cms == NULL)
+		return;
+	if ((content = CMS_get0_content(cms)) != NULL && *content != NULL &&
+	    (*content)->data != NULL)
+		OPENSSL_cleanse((*content)->data, (size_t)(*content)->length);
+	CMS_ContentInfo_free(cms);
+}
 
 /* DER of the SignedData in a malloc'ed block, or NULL (logged). */
 static uint8_t *
@@ -47,14 +62,14 @@ ra_sign_profile(
 		goto fail;
 	p = der;
 	*out_len = (size_t)i2d_CMS_ContentInfo(cms, &p);
-	CMS_ContentInfo_free(cms);
+	ra_cms_free_wiped(cms);
 	BIO_free(in);
 	return der;
 fail:
 	log_openssl(
 	    LOG_LEVEL_ERROR, NULL, "cannot sign a configuration profile");
 	free(der);
-	CMS_ContentInfo_free(cms);
+	ra_cms_free_wiped(cms);
 	BIO_free(in);
 	return NULL;
 }
@@ -83,7 +98,8 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 		reply->error = "cannot sign the profile";
 		return;
 	}
-	rpc_adopt(arena, der);
+	/* The profile carries a one-time password in clear. */
+	rpc_adopt_secret(arena, der, der_len);
 	body = rpc_alloc(arena, sizeof(*body));
 	scep__v1__sign_profile_reply__init(body);
 	body->signed_data.data = der;

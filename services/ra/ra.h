@@ -87,6 +87,8 @@ enum ra_outcome {
 	RA_OUTCOME_COUNT,
 };
 void ra_count(enum ra_outcome outcome, int failinfo);
+enum ra_legacy { RA_LEGACY_DES, RA_LEGACY_DES3, RA_LEGACY_SHA1, RA_LEGACY_N };
+void ra_count_legacy(enum ra_legacy which);
 void ra_handle_metrics(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
