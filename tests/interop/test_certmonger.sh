@@ -105,4 +105,61 @@ verify_cert "$cm/certs/cert.pem"
 openssl x509 -in "$cm/certs/cert.pem" -noout -subject | grep -q "CN = certmonger client" ||
 	fail "issued subject: $(openssl x509 -in "$cm/certs/cert.pem" -noout -subject)"
 
-pass "certmonger enrolled over SCEP on a private bus"
+# wait_status ID: until MONITORING (or a final state), 90 s at most
+wait_status() {
+	local deadline=$((SECONDS + 90))
+	status=
+	while [ $SECONDS -lt $deadline ]; do
+		status=$(getcert list -s -i "$1" 2>/dev/null | sed -n 's/^[[:space:]]*status: //p')
+		case "$status" in
+		MONITORING | CA_REJECTED | NEED_GUIDANCE | CA_UNCONFIGURED) return ;;
+		esac
+		sleep 1
+	done
+}
+
+check "getcert resubmit renews: signed with the certificate it has, a new certificate"
+# certmonger signs with the certificate it holds ("Signing using
+# previously-issued key and cert"): a renewal, allowed here at any time.
+printf '\n[template.IPSECIntermediateOffline]\nRenewalWindow = 100\n' >> "$DATA/scepd.conf"
+server_restart
+old_serial=$(openssl x509 -in "$cm/certs/cert.pem" -noout -serial)
+getcert resubmit -s -i cmtest > "$cm/resubmit.out" 2>&1 || { cat "$cm/resubmit.out"; fail "getcert resubmit"; }
+for _ in $(seq 90); do
+	[ "$(openssl x509 -in "$cm/certs/cert.pem" -noout -serial 2>/dev/null)" != "$old_serial" ] && break
+	sleep 1
+done
+wait_status cmtest
+getcert list -s -i cmtest | grep -E "status|ca-error" | sed 's/^/   | /'
+[ "$(openssl x509 -in "$cm/certs/cert.pem" -noout -serial)" != "$old_serial" ] ||
+	{ grep -iE "error|fail|reject" "$cm/certmonger.log" | tail -10; tail -20 "$SERVER_LOG"; fail "certmonger kept its old certificate"; }
+verify_cert "$cm/certs/cert.pem"
+grep -q "renewing" "$SERVER_LOG" || fail "the CA did not handle certmonger's resubmission as a renewal"
+
+check "under ApprovalRequired = 1 certmonger waits (CA_WORKING) and gets the certificate once approved"
+printf 'ApprovalRequired = 1\n' >> "$DATA/scepd.conf"
+server_restart
+getcert request -s -c scepd -I cmpending -g 2048 -k "$cm/certs/pkey.pem" -f "$cm/certs/pcert.pem" \
+	-L "$(challenge)" -N "CN=certmonger pending" > "$cm/prequest.out" 2>&1 ||
+	{ cat "$cm/prequest.out"; fail "getcert request (pending)"; }
+for _ in $(seq 60); do
+	grep -q "pending an operator's approval" "$SERVER_LOG" && break
+	sleep 1
+done
+txid=$(grep "pending an operator's approval" "$SERVER_LOG" | tail -1 | sed -n 's/.* txid=\([^ :]*\).*/\1/p')
+[ -n "$txid" ] || fail "certmonger's request did not become pending"
+sleep 3
+getcert list -s -i cmpending | grep -E "status|ca-error" | sed 's/^/   | /'
+"$SCEPCTL" --data-dir "$DATA" approve "$txid" > /dev/null || fail "scepctl approve $txid"
+# certmonger's own poll comes after a long delay; resubmit makes it ask now:
+# it re-sends its PKCSReq, the same transaction, which gets the approved
+# certificate (a CertPoll would too; test_pending.sh covers that path).
+getcert resubmit -s -i cmpending > /dev/null 2>&1 || fail "getcert resubmit (pending)"
+wait_status cmpending
+getcert list -s -i cmpending | grep -E "status|ca-error" | sed 's/^/   | /'
+[ "$status" = MONITORING ] || { tail -20 "$cm/certmonger.log"; fail "certmonger after approval: $status"; }
+verify_cert "$cm/certs/pcert.pem"
+grep -q "poll: approved\|retry (client .*): the same certificate, serial 0*$(openssl x509 -in "$cm/certs/pcert.pem" -noout -serial | cut -d= -f2)" "$SERVER_LOG" ||
+	fail "certmonger's certificate did not come from the approved transaction"
+
+pass "certmonger enrolled over SCEP on a private bus, renewed, and got a pending request once approved"
