@@ -1080,7 +1080,8 @@ static int
 sign_attrs_add(PKCS7_SIGNER_INFO *si, const struct sign_attrs *a)
 {
 	if (attr_add_number(si, nid_message_type, a->message_type) != 0 ||
-	    attr_add_text(si, nid_transaction_id, a->transaction_id) != 0)
+	    (a->transaction_id != NULL &&
+	        attr_add_text(si, nid_transaction_id, a->transaction_id) != 0))
 		return -1;
 	if (a->pki_status >= 0 &&
 	    attr_add_number(si, nid_pki_status, a->pki_status) != 0)
@@ -1092,7 +1093,7 @@ sign_attrs_add(PKCS7_SIGNER_INFO *si, const struct sign_attrs *a)
 	    attr_add(si, nid_fail_info_text, V_ASN1_UTF8STRING,
 	        a->failinfo_text, strlen(a->failinfo_text)) != 0)
 		return -1;
-	if (a->sender_nonce_len > 0 &&
+	if (a->sender_nonce != NULL &&
 	    attr_add(si, nid_sender_nonce, V_ASN1_OCTET_STRING, a->sender_nonce,
 	        a->sender_nonce_len) != 0)
 		return -1;
@@ -1371,8 +1372,8 @@ scep_pkcsreq_build(
 	unsigned char *csr_der = NULL;
 	uint8_t *content = NULL, *env = NULL;
 	const uint8_t *body;
-	size_t content_len = 0, body_len, env_len = 0;
-	uint8_t nonce[SCEP_NONCE_LEN];
+	size_t content_len = 0, body_len, env_len = 0, nonce_len;
+	uint8_t *nonce = NULL;
 	char *txid = NULL;
 	struct sign_attrs a;
 	int n, rc;
@@ -1418,21 +1419,29 @@ scep_pkcsreq_build(
 	if (params->transaction_id == NULL &&
 	    (txid = default_txid(params->csr)) == NULL)
 		goto out;
-	if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+	/* Hostile variants for tests: another nonce length, or none. */
+	nonce_len = params->sender_nonce_len > 0
+	    ? (size_t)params->sender_nonce_len
+	    : params->sender_nonce_len == SCEP_NONCE_EMPTY ? 0 : SCEP_NONCE_LEN;
+	if ((nonce = malloc(nonce_len + 1)) == NULL ||
+	    RAND_bytes(nonce, (int)nonce_len + 1) != 1)
 		goto out;
 	memset(&a, 0, sizeof(a));
 	/* Sent as given, 0 included: tests send what servers must refuse. */
 	a.message_type = params->message_type;
-	a.transaction_id =
-	    params->transaction_id != NULL ? params->transaction_id : txid;
-	a.sender_nonce = nonce;
-	a.sender_nonce_len = sizeof(nonce);
+	a.transaction_id = params->omit_transaction_id ? NULL
+	    : params->transaction_id != NULL           ? params->transaction_id
+	                                               : txid;
+	a.sender_nonce =
+	    params->sender_nonce_len == SCEP_NONCE_NONE ? NULL : nonce;
+	a.sender_nonce_len = nonce_len;
 	a.pki_status = -1;
 	a.failinfo = -1;
 	rc = signed_build(env, env_len, params->signer, params->signer_key,
 	    params->digest != NULL ? params->digest : EVP_sha256(), &a,
 	    params->ber_indefinite, out, out_len);
 out:
+	free(nonce);
 	free(txid);
 	free(env);
 	free(content);

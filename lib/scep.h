@@ -208,7 +208,14 @@ struct scep_pkcsreq_params {
 	int ber_indefinite;             /* stream BER as iOS does */
 	const uint8_t *content;         /* envelope content when csr is NULL */
 	size_t content_len;
+	/* Hostile variants (tests): 0 means a 16-byte senderNonce; N > 0 that
+	 * many bytes; SCEP_NONCE_EMPTY a zero-length one; SCEP_NONCE_NONE
+	 * none. omit_transaction_id leaves the attribute out. */
+	long sender_nonce_len;
+	int omit_transaction_id;
 };
+#define SCEP_NONCE_EMPTY (-1L)
+#define SCEP_NONCE_NONE (-2L)
 /*
  * Builds a request (DER, or BER with indefinite lengths). *out malloc'ed.
  * The envelope holds the CSR, or for CertPoll with a CSR the

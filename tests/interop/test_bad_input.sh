@@ -128,6 +128,42 @@ expect_certrep 2 badMessageCheck "envelope for another certificate (the CA's)" \
 	--recipient "$DATA/ca/ca.pem" --challenge "$(challenge)"
 expect_certrep 2 badMessageCheck "signer key is not the CSR's key" --signer-mismatch --challenge "$(challenge)"
 
+expect_certrep 2 badMessageCheck "CSR with a bad signature" --bad-csr-signature --challenge "$(challenge)"
+expect_certrep 2 badRequest "RSA 512" --keysize 512 --challenge "$(challenge)"
+expect_certrep 2 badRequest "empty challenge" --challenge ""
+expect_certrep 2 badRequest "challenge of 300 bytes" --challenge "$(head -c 300 /dev/zero | tr '\0' 'A')"
+expect_certrep 2 badCertId "CertPoll for an unknown transaction" --message-type 20
+expect_certrep 2 badRequest "GetCert from a requester that holds no certificate of ours" \
+	--message-type 21 --issuer-serial "$DATA/ca/ca.pem"
+
+# expect_unanswerable "what" client-arguments...: a request that cannot be
+# addressed by a CertRep (no transactionID or a bad nonce): HTTP 400.
+expect_unanswerable() {
+	local what=$1 rc=0
+	shift
+	cases=$((cases + 1))
+	"$IOS_CLIENT" --url "$URL" --subject "CN=bad $cases" --out "$WORK/bad.pem" --challenge "$(challenge)" "$@" \
+		> "$WORK/bad.log" 2>&1 || rc=$?
+	[ "$rc" = 1 ] && grep -q "PKIOperation: HTTP 400" "$WORK/bad.log" ||
+		{ cat "$WORK/bad.log"; fail "case $cases, $what: client exit $rc, want HTTP 400"; }
+	echo "   ok $cases: $what -> 400"
+	still_enrolls "$what"
+}
+expect_unanswerable "no transactionID" --no-txid
+expect_unanswerable "no senderNonce" --no-nonce
+expect_unanswerable "senderNonce of 0 bytes" --nonce-len 0
+expect_unanswerable "senderNonce of 10 KiB" --nonce-len 10240
+
+check "wrong content types: what matters is the body (as NDES)"
+cases=$((cases + 1))
+code=$(curl -s -o "$WORK/ct.body" -w '%{http_code} %{content_type}' -H "Content-Type: text/plain" \
+	--data-binary @"$req" "$URL?operation=PKIOperation")
+case "$code" in
+"200 application/x-pki-message" | 400*) echo "   ok $cases: POST as text/plain -> $code (judged by its body)" ;;
+*) fail "case $cases, POST as text/plain: $code" ;;
+esac
+still_enrolls "content type text/plain"
+
 check "accepted variants: 3DES (reply 3DES, never DES), AES-256, SHA-1"
 for v in "des-ede3-cbc sha256 DES-EDE3-CBC" "aes-256-cbc sha256 AES-256-CBC" "aes-128-cbc sha1 AES-128-CBC"; do
 	set -- $v

@@ -66,6 +66,9 @@ struct options {
 	const char *renew_cert; /* sign with this certificate ... */
 	const char *renew_key; /* ... and its key: a renewal */
 	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
+	long nonce_len; /* 0: 16 bytes; SCEP_NONCE_EMPTY, SCEP_NONCE_NONE */
+	int no_txid;
+	int bad_csr_signature; /* flip a bit of the CSR's signature */
 	int message_type; /* what to send; PKCSReq normally */
 };
 
@@ -503,9 +506,13 @@ make_csr(const struct options *o, EVP_PKEY *key, const EVP_MD *md)
 	    !X509_REQ_set_subject_name(req, name) ||
 	    !X509_REQ_set_pubkey(req, key))
 		goto out;
+	/* An empty one (a hostile test) as a raw UTF8String: OpenSSL's
+	 * string rules would refuse to make it. */
 	if (o->challenge != NULL &&
 	    !X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
-	        MBSTRING_ASC, (const unsigned char *)o->challenge, -1))
+	        o->challenge[0] ? MBSTRING_ASC : V_ASN1_UTF8STRING,
+	        (const unsigned char *)o->challenge,
+	        o->challenge[0] ? -1 : 0))
 		goto out;
 	if ((exts = sk_X509_EXTENSION_new_null()) == NULL ||
 	    (ext = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
@@ -638,6 +645,15 @@ own_attributes(struct request *rq)
 	 * attributes readable: the codec answers such requests too. */
 	if (err == SCEP_E_ALGORITHM && parsed != NULL)
 		err = SCEP_OK;
+	/* A request made without transactionID or with a bad nonce, on
+	 * purpose: nothing to match a reply against (it gets HTTP 400). */
+	if (err == SCEP_E_ATTRIBUTE) {
+		rq->txid = strdup(parsed != NULL && parsed->transaction_id != NULL
+		        ? parsed->transaction_id
+		        : "(none)");
+		rc = rq->txid != NULL ? 0 : -1;
+		goto out;
+	}
 	if (err != SCEP_OK || parsed == NULL) {
 		fprintf(stderr, "own request does not parse: %s (%s)\n",
 		    scep_strerror(err), why != NULL ? why : "");
@@ -796,6 +812,15 @@ build_request(const struct options *o, const struct ca_certs *c,
 		if (o->issuer_serial != NULL &&
 		    issuer_serial_content(o, rq, &p) != 0)
 			return -1;
+		p.sender_nonce_len = o->nonce_len;
+		p.omit_transaction_id = o->no_txid;
+		if (o->bad_csr_signature) {
+			const ASN1_BIT_STRING *sig;
+
+			X509_REQ_get0_signature(rq->csr, &sig, NULL);
+			/* The signature is encoded from this field. */
+			((ASN1_BIT_STRING *)sig)->data[sig->length / 2] ^= 0x01;
+		}
 		p.ber_indefinite = 1;
 		if ((err = scep_pkcsreq_build(&p, &rq->msg, &rq->msg_len)) !=
 		    SCEP_OK) {
@@ -911,6 +936,9 @@ enroll(const struct options *o)
 	md = has_cap(caps, "SHA-512")  ? EVP_sha512()
 	    : has_cap(caps, "SHA-256") ? EVP_sha256()
 	                               : EVP_sha1();
+	/* An RSA-512 key (a hostile test) cannot sign a SHA-512 digest. */
+	if (o->keysize < 1024)
+		md = EVP_sha256();
 	printf("GetCACaps: POSTPKIOperation %s (unused: iOS GETs); "
 	       "cipher %s, digest %s\n",
 	    has_cap(caps, "POSTPKIOperation") ? "advertised" : "absent",
@@ -1019,6 +1047,8 @@ usage(FILE *f)
 	    "  --renew-cert FILE --renew-key FILE  sign with this certificate\n"
 	    "                    and key (a renewal; with --message-type 17\n"
 	    "                    a RenewalReq)\n"
+	    "  --nonce-len N (0: empty), --no-nonce, --no-txid,\n"
+	    "  --bad-csr-signature   hostile requests\n"
 	    "  --issuer-serial CERT.pem  with --message-type 21 (GetCert) or\n"
 	    "                    22 (GetCRL): ask about that certificate;\n"
 	    "                    --out gets the certificate or the CRL\n"
@@ -1050,6 +1080,10 @@ main(int argc, char **argv)
 	    {"renew-key", required_argument, NULL, 'e'},
 	    {"issuer-serial", required_argument, NULL, 'I'},
 	    {"san", required_argument, NULL, 'N'},
+	    {"nonce-len", required_argument, NULL, 'L'},
+	    {"no-nonce", no_argument, NULL, 'O'},
+	    {"no-txid", no_argument, NULL, 'T'},
+	    {"bad-csr-signature", no_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1061,7 +1095,7 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:h", opts,
+	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTBh", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -1078,9 +1112,9 @@ main(int argc, char **argv)
 			break;
 		case 'k':
 			o.keysize = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || o.keysize < 1024 ||
+			if (*end != '\0' || o.keysize < 512 ||
 			    o.keysize > 8192) {
-				fprintf(stderr, "--keysize: 1024..8192\n");
+				fprintf(stderr, "--keysize: 512..8192\n");
 				return EXIT_ERROR;
 			}
 			break;
@@ -1124,6 +1158,20 @@ main(int argc, char **argv)
 			break;
 		case 'I':
 			o.issuer_serial = optarg;
+			break;
+		case 'L':
+			o.nonce_len = strtol(optarg, NULL, 10);
+			if (o.nonce_len == 0)
+				o.nonce_len = SCEP_NONCE_EMPTY;
+			break;
+		case 'O':
+			o.nonce_len = SCEP_NONCE_NONE;
+			break;
+		case 'T':
+			o.no_txid = 1;
+			break;
+		case 'B':
+			o.bad_csr_signature = 1;
 			break;
 		case 'M':
 			o.signer_mismatch = 1;
