@@ -8,10 +8,11 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 	liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
 	libcmocka-dev libinih-dev libjansson-dev libcurl4-openssl-dev curl
-	libplist-dev)
+	libplist-dev libseccomp-dev)
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
-	lmdb-utils iproute2 procps libplist-utils wrk chromium)
+	lmdb-utils iproute2 procps libplist-utils wrk chromium
+	docker-compose python3-yaml systemd)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# A full disk under LMDB: the data directory sits on a small tmpfs the test
+# mounts. When it is full, enrollment is our own outage (HTTP 503 with
+# Retry-After, never a FAILURE that makes the device give up) and the logs
+# say why; nothing is corrupted, and once space returns the same device
+# retrying its transaction completes, with one certificate in the ledger.
+. "$(dirname "$0")/lib.sh"
+interop_init disk_full
+command -v mdb_stat >/dev/null || fail "mdb_stat not installed (Debian package lmdb-utils)"
+mkdir -p "$DATA"
+mount -t tmpfs -o size=48m tmpfs "$DATA" || fail "cannot mount a tmpfs (the test needs root)"
+on_exit "umount -l '$DATA' 2>/dev/null || true"
+server_start
+fetch_ca_chain
+
+check "a first enrollment while there is room"
+ios_enroll "$(challenge)" "CN=before" "$WORK/before.pem" >/dev/null || fail "enrollment before the disk filled"
+
+check "disk full: HTTP 503 with Retry-After, and the reason in the log"
+pw=$(challenge)
+dd if=/dev/zero of="$DATA/filler" bs=1M 2>/dev/null || true
+df -h "$DATA" | tail -1 | sed 's/^/   /'
+rc=0
+ios_enroll "$pw" "CN=during" "$WORK/during.pem" "$URL" --key "$WORK/during.key" >/dev/null || rc=$?
+[ $rc = 1 ] || fail "enrollment on a full disk: exit $rc, want 1 (an HTTP error, not a CertRep)"
+grep -q "PKIOperation: HTTP 503" "$WORK/during.pem.log" || { cat "$WORK/during.pem.log"; fail "not a 503"; }
+grep -q "Retry-After:" "$WORK/during.pem.log" || fail "503 without Retry-After"
+grep -qi "No space left on device\|MDB_MAP_FULL\|ENOSPC" "$SERVER_LOG" ||
+	{ tail -20 "$SERVER_LOG"; fail "the log does not say the disk is full"; }
+grep -i "No space left on device" "$SERVER_LOG" | tail -1 | cut -c1-200 | sed 's/^/   /'
+
+check "space returns: the device's retry completes; the databases are sound"
+rm -f "$DATA/filler"
+ios_enroll "$pw" "CN=during" "$WORK/during.pem" "$URL" --key "$WORK/during.key" >/dev/null ||
+	{ cat "$WORK/during.pem.log"; fail "the retry after space returned"; }
+verify_cert "$WORK/during.pem"
+for db in ca challenge; do
+	mdb_stat -a "$DATA/db/$db" > "$WORK/$db.stat" 2>&1 || { cat "$WORK/$db.stat"; fail "mdb_stat $db"; }
+done
+"$SCEPCTL" --data-dir "$DATA" list --json > "$WORK/ledger.json"
+n=$(python3 -c 'import json,sys; print(sum(1 for e in json.load(open(sys.argv[1])) if e["subject"] == "CN=during"))' "$WORK/ledger.json")
+[ "$n" = 1 ] || fail "$n certificates for the device in the ledger, want 1"
+ios_enroll "$(challenge)" "CN=after" "$WORK/after.pem" >/dev/null || fail "a new enrollment after space returned"
+
+pass "full disk: 503 with the reason logged; retry completes once space returns; LMDB sound"
