@@ -36,18 +36,20 @@ pki_reason(void)
 
 /*
  * The whole file in a memory BIO, so PEM can be retried as DER. NULL and
- * `err` filled when the file cannot be read.
+ * `err` filled when the file cannot be read. read(2) rather than stdio,
+ * and the buffer wiped: no copy of a key file is left in freed memory (a
+ * memory BIO wipes its own buffer when it grows or is freed).
  */
 static BIO *
 pki_read_file(const char *path, char *err, size_t errlen)
 {
-	BIO *file = NULL, *mem = NULL, *rc = NULL;
+	BIO *mem = NULL, *rc = NULL;
 	char buf[4096];
 	long total = 0;
-	int n;
+	ssize_t n;
+	int fd;
 
-	if ((file = BIO_new_file(path, "rb")) == NULL) {
-		ERR_clear_error();
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -55,14 +57,20 @@ pki_read_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, pki_reason());
 		goto out;
 	}
-	while ((n = BIO_read(file, buf, sizeof(buf))) > 0) {
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
 		total += n;
 		if (total > PKI_MAX_FILE) {
 			snprintf(err, errlen, "%s: larger than %d bytes", path,
 			    PKI_MAX_FILE);
 			goto out;
 		}
-		if (BIO_write(mem, buf, n) != n) {
+		if (BIO_write(mem, buf, (int)n) != n) {
 			snprintf(err, errlen, "%s: %s", path, pki_reason());
 			goto out;
 		}
@@ -71,7 +79,9 @@ pki_read_file(const char *path, char *err, size_t errlen)
 	rc = mem;
 	mem = NULL;
 out:
-	BIO_free(file);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
 	BIO_free(mem);
 	return rc;
 }
@@ -185,34 +195,46 @@ pki_pass_cb(char *buf, int size, int rwflag, void *u)
 	return (int)len;
 }
 
-/* First line of `path`, without its line ending, into `out`. */
+/*
+ * First line of `path`, without its line ending, into `out` (which the
+ * caller wipes). read(2) straight into `out`: no stdio buffer keeps a
+ * copy. An empty file is the empty passphrase.
+ */
 static int
 pki_read_passphrase(const char *path, char *out, size_t outlen, char *err,
     size_t errlen)
 {
-	FILE *f = NULL;
-	int rc = -1;
+	size_t len = 0;
+	ssize_t n;
+	char more;
+	int fd, rc = -1;
 
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
+		return -1;
 	}
-	if (fgets(out, outlen, f) == NULL) {
-		if (ferror(f)) {
+	while (len < outlen - 1 && memchr(out, '\n', len) == NULL &&
+	    (n = read(fd, out + len, outlen - 1 - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
-		out[0] = '\0'; /* an empty file: the empty passphrase */
-	} else if (strchr(out, '\n') == NULL && !feof(f)) {
+		len += (size_t)n;
+	}
+	if (memchr(out, '\n', len) == NULL && len == outlen - 1 &&
+	    read(fd, &more, 1) == 1) {
 		snprintf(err, errlen, "%s: passphrase longer than %zu bytes",
 		    path, outlen - 2);
 		goto out;
 	}
+	out[len] = '\0';
 	out[strcspn(out, "\r\n")] = '\0';
 	rc = 0;
 out:
-	if (f != NULL)
-		fclose(f);
+	OPENSSL_cleanse(&more, sizeof(more));
+	close(fd);
 	return rc;
 }
 
@@ -255,6 +277,25 @@ out:
 	OPENSSL_cleanse(pass, sizeof(pass));
 	BIO_free(mem);
 	return key;
+}
+
+int
+pki_check_private_file(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "%s: mode %04o gives group or others access; it must be "
+		    "for its owner only (chmod 600 %s)",
+		    path, (unsigned)(st.st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -20,6 +20,13 @@ STACK_OF(X509) *pki_load_certs(const char *path, char *err, size_t errlen);
 EVP_PKEY *pki_load_key(const char *path, const char *passphrase_file,
     char *err, size_t errlen);
 
+/*
+ * 0 when `path` (a private key, a passphrase file) is for its owner alone:
+ * -1 and `err` naming the file and its mode when group or others have any
+ * permission on it, or it cannot be found.
+ */
+int pki_check_private_file(const char *path, char *err, size_t errlen);
+
 /* 0 when `cert` holds the public half of `key`; -1 and `err` otherwise. */
 int pki_check_pair(X509 *cert, EVP_PKEY *key, const char *cert_path,
     const char *key_path, char *err, size_t errlen);

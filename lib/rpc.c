@@ -840,12 +840,30 @@ rpc_on_signal(int sig)
 	rpc_stop = 1;
 }
 
+/* How many workers are past worker_init (or failed it): the ready hook
+ * waits for all, so that no worker creates a socket after it. */
+struct rpc_start {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int up;
+};
+
 struct rpc_worker {
 	const struct rpc_server_config *config;
 	const char *backend;
 	pthread_t thread;
 	int started;
+	struct rpc_start *start;
 };
+
+static void
+rpc_worker_up(struct rpc_worker *w)
+{
+	pthread_mutex_lock(&w->start->lock);
+	w->start->up++;
+	pthread_cond_broadcast(&w->start->cond);
+	pthread_mutex_unlock(&w->start->lock);
+}
 
 /* Whether `origin` is one of the space-separated `peers`. */
 static int
@@ -960,14 +978,17 @@ rpc_worker_main(void *arg)
 	if (sock == NULL || zmq_connect(sock, w->backend) != 0) {
 		log_error(
 		    "rpc: worker cannot connect: %s", zmq_strerror(errno));
+		rpc_worker_up(w);
 		goto out;
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
 	if (config->worker_init != NULL &&
 	    (state = config->worker_init(config->service)) == NULL) {
 		log_error("rpc: worker start-up failed");
+		rpc_worker_up(w);
 		goto out;
 	}
+	rpc_worker_up(w);
 	for (;;) {
 		zmq_msg_t ident, peer, body;
 		char name[RPC_NAME_MAX];
@@ -1254,11 +1275,14 @@ rpc_serve(const struct rpc_server_config *config)
 {
 	void *front = NULL, *back = NULL;
 	struct rpc_worker *workers = NULL;
+	struct rpc_start start = {
+	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 	struct rpc_zap zap;
 	char backend[64];
 	int64_t max = config->max_message ? (int64_t)config->max_message
 	                                  : RPC_DEFAULT_MAX_MESSAGE;
 	int nworkers = config->workers, zero = 0, one = 1, rc = -1;
+	int nstarted = 0;
 	int curve = rpc_curve_serves(config->curve);
 	struct sigaction sa;
 	sigset_t block, old;
@@ -1344,11 +1368,20 @@ rpc_serve(const struct rpc_server_config *config)
 	for (int i = 0; i < nworkers; i++) {
 		workers[i].config = config;
 		workers[i].backend = backend;
+		workers[i].start = &start;
 		if (pthread_create(&workers[i].thread, NULL, rpc_worker_main,
-		        &workers[i]) == 0)
+		        &workers[i]) == 0) {
 			workers[i].started = 1;
+			nstarted++;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_lock(&start.lock);
+	while (start.up < nstarted)
+		pthread_cond_wait(&start.cond, &start.lock);
+	pthread_mutex_unlock(&start.lock);
+	if (config->ready != NULL && config->ready(config->service) != 0)
+		goto out;
 	log_info("serving on %s with %d worker%s%s", config->endpoint, nworkers,
 	    nworkers == 1 ? "" : "s", curve ? ", CurveZMQ" : "");
 	for (size_t i = 0; curve && i < config->curve->nclients; i++) {

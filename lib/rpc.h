@@ -178,6 +178,11 @@ struct rpc_server_config {
 	/* Keys (borrowed); NULL or admitting no client: no CURVE, and then
 	 * a network endpoint is refused unless AllowInsecureTransport. */
 	const struct rpc_curve *curve;
+	/* Called once from the serving thread after binding, when every
+	 * worker has run worker_init (and the ZAP handler runs), before the
+	 * first request: where a service locks its sandbox (sandbox_lock).
+	 * -1 stops: rpc_serve() then returns -1. May be NULL. */
+	int (*ready)(void *service);
 };
 
 /*

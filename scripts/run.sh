@@ -6,6 +6,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh"
-"$top/scripts/build.sh" "$top/build"
+# scripts/test.sh builds the same directory with test-only requests
+# (SCEPD_TEST_HOOKS); what runs for real never has them.
+"$top/scripts/build.sh" "$top/build" -DSCEPD_TEST_HOOKS=OFF
 cd "$top"
 exec "$top/build/scepd" "$@"

@@ -6,8 +6,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh" --test
 
-"$top/scripts/build.sh" "$top/build"
-"$top/scripts/build.sh" "$top/build-asan" -DSCEPD_SANITIZE=ON
+# Both with the test-only requests (SCEPD_TEST_HOOKS: the CA's
+# SandboxProbe); scripts/run.sh turns them off again in build/.
+"$top/scripts/build.sh" "$top/build" -DSCEPD_TEST_HOOKS=ON
+"$top/scripts/build.sh" "$top/build-asan" -DSCEPD_SANITIZE=ON -DSCEPD_TEST_HOOKS=ON
 # libFuzzer targets (clang), run below for a fixed number of runs each.
 fuzz_targets=$(cd "$top/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')
 CC=clang cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \

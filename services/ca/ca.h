@@ -18,6 +18,7 @@
 #include "config.h"
 #include "plugin.h"
 #include "rpc.h"
+#include "sandbox.h"
 
 #define CA_SERIAL_LEN 16 /* 128 random bits */
 #define CA_SERIAL_HEX (2 * CA_SERIAL_LEN + 1) /* upper-case hex, with NUL */
@@ -41,6 +42,7 @@ struct ca_settings {
 	long crl_validity_hours;
 	char *plugin_dir;
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
+	struct sandbox_settings sandbox; /* Sandbox, User */
 };
 
 /* A loaded issuance-policy plugin (policy.c). */
@@ -113,6 +115,9 @@ struct ca {
 	struct config_pairs *config; /* [policy.*] */
 	struct ca_policy *policies;
 	size_t npolicies;
+	struct sandbox *sandbox;
+	struct sandbox_policy sandbox_policy;
+	char sandbox_dirs[1024]; /* the policy's paths */
 };
 
 /* What the CSR's keyUsage asks for, as NDES reads it (Apple's 1, 4, 5). */
@@ -245,6 +250,15 @@ void ca_handle_poll(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_decide(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* sandbox.c: the CA's policy. ca_sandbox_enter() once everything is
+ * open, before ZeroMQ; ca_sandbox_ready() is rpc_server_config.ready. */
+int ca_sandbox_enter(struct ca *ca);
+int ca_sandbox_ready(void *service);
+#ifdef SCEPD_TEST_HOOKS
+void ca_handle_sandbox_probe(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+#endif
 
 /* sign.c */
 /* The subject as one line, in the certificate's order (arena). */

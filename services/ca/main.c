@@ -61,6 +61,7 @@ static const struct config_key ca_config[] = {
         "NAME:PUBKEYFILE of each client admitted (ra, scepctl)"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
+    SANDBOX_CONFIG_KEYS(struct ca_settings, sandbox),
     CONFIG_END,
 };
 #undef S
@@ -76,6 +77,10 @@ static const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_DECIDE, "Decide", "scepctl", ca_handle_decide},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "ra scepctl",
         ca_handle_get_crl},
+#ifdef SCEPD_TEST_HOOKS
+    {SCEP__V1__REQUEST__BODY_SANDBOX_PROBE, "SandboxProbe", "scepctl",
+        ca_handle_sandbox_probe},
+#endif
     {0, NULL, NULL, NULL},
 };
 
@@ -110,6 +115,17 @@ ca_load_keys(struct ca *ca)
 	time_t now = time(NULL);
 	int type;
 
+	/* The key and its passphrase are for this process alone. */
+	if (pki_check_private_file(s->key, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
+		return -1;
+	}
+	if (s->key_passphrase_file[0] != '\0' &&
+	    pki_check_private_file(s->key_passphrase_file, err, sizeof(err)) !=
+	        0) {
+		fprintf(stderr, "scepd-ca: [ca] KeyPassphraseFile: %s\n", err);
+		return -1;
+	}
 	if ((ca->cert = pki_load_cert(s->certificate, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
@@ -186,6 +202,9 @@ main(int argc, char **argv)
 	if (config_load(config_file, "ca", ca_config, &ca.settings) != 0)
 		return 1;
 	loaded = 1;
+	if ((ca.sandbox = sandbox_new(
+	         &ca.settings.sandbox, config_file, "ca", "scepd-ca")) == NULL)
+		goto out;
 	/* Between hosts: CurveZMQ, admitting the RA's and scepctl's keys. */
 	if ((curve = rpc_curve_load(&ca.settings.curve, ca.settings.listen,
 	         config_file, "ca")) == NULL)
@@ -200,6 +219,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd-ca: [ca] Database: %s\n", err);
 		goto out;
 	}
+	/* Everything is open: give up the rest before the first thread. */
+	if (ca_sandbox_enter(&ca) != 0)
+		goto out;
 	if ((ca.zmq_ctx = zmq_ctx_new()) == NULL) {
 		fprintf(stderr, "scepd-ca: cannot start ZeroMQ\n");
 		goto out;
@@ -216,6 +238,7 @@ main(int argc, char **argv)
 	server.service = &ca;
 	server.max_message = 256 * 1024;
 	server.curve = curve;
+	server.ready = ca_sandbox_ready;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ca.zmq_ctx != NULL)
@@ -226,6 +249,7 @@ out:
 	ca_policies_free(&ca);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
+	sandbox_free(ca.sandbox);
 	if (loaded)
 		config_free(ca_config, &ca.settings);
 	return rc;

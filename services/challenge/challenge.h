@@ -16,6 +16,7 @@
 #include "config.h"
 #include "plugin.h"
 #include "rpc.h"
+#include "sandbox.h"
 
 #define CHALLENGE_SECRET_LEN 32
 #define CHALLENGE_MAC_LEN 32 /* HMAC-SHA256 */
@@ -41,6 +42,7 @@ struct challenge_settings {
 	long wrong_password_limit; /* refusals per client address ... */
 	long wrong_password_window; /* ... in this many seconds */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
+	struct sandbox_settings sandbox; /* Sandbox, User */
 };
 
 /* A configured validator: built in (otp, static) or a loaded plugin. */
@@ -192,5 +194,12 @@ int challenge_single_info(struct challenge *c, char *set_by, size_t len);
 int validators_load(struct challenge *c, const char *config_file);
 void validators_free(struct challenge *c);
 struct validator *validators_for_path(struct challenge *c, const char *path);
+
+/* sandbox.c: the challenge service's policy. challenge_sandbox_enter()
+ * once the database and validators are loaded, before ZeroMQ;
+ * challenge_sandbox_ready() is rpc_server_config.ready. */
+int challenge_sandbox_enter(const struct challenge *c, const char *config_file);
+int challenge_sandbox_ready(void *service);
+void challenge_sandbox_free(void);
 
 #endif

@@ -57,6 +57,7 @@ static const struct config_key challenge_config[] = {
         "NAME:PUBKEYFILE of each client admitted (frontend, ra, scepctl)"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
+    SANDBOX_CONFIG_KEYS(struct challenge_settings, sandbox),
     CONFIG_END,
 };
 #undef S
@@ -149,6 +150,9 @@ main(int argc, char **argv)
 	if (validators_load(&c, config_file) != 0)
 		goto out;
 	challenge_warn_unsafe(&c.settings);
+	/* Everything is open: give up the rest before the first thread. */
+	if (challenge_sandbox_enter(&c, config_file) != 0)
+		goto out;
 	if ((c.zmq_ctx = zmq_ctx_new()) == NULL) {
 		fprintf(stderr, "scepd-challenge: cannot start ZeroMQ\n");
 		goto out;
@@ -167,6 +171,7 @@ main(int argc, char **argv)
 	server.service = &c;
 	server.max_message = 64 * 1024;
 	server.curve = curve;
+	server.ready = challenge_sandbox_ready;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (c.zmq_ctx != NULL)
@@ -176,6 +181,7 @@ out:
 	free(c.refusals);
 	challenge_db_close(&c);
 	OPENSSL_cleanse(c.secret, sizeof(c.secret));
+	challenge_sandbox_free();
 	if (loaded)
 		config_free(challenge_config, &c.settings);
 	return rc;

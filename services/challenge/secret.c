@@ -23,7 +23,7 @@ static int
 challenge_secret_create(
     const char *path, unsigned char *secret, char *err, size_t errlen)
 {
-	char *copy = NULL;
+	char *copy = NULL, tmp[4096];
 	int fd = -1, rc = -1;
 
 	if ((copy = strdup(path)) == NULL) {
@@ -36,19 +36,25 @@ challenge_secret_create(
 		snprintf(err, errlen, "%s: no random bytes from OpenSSL", path);
 		goto out;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* Written whole under another name, then linked in place: a stop in
+	 * the middle never leaves an empty secret behind, and an existing
+	 * one is never replaced (link fails on it). */
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1) {
-		snprintf(err, errlen, "%s: cannot create: %s", path,
+		snprintf(err, errlen, "%s: cannot create: %s", tmp,
 		    strerror(errno));
 		goto out;
 	}
 	if (write(fd, secret, CHALLENGE_SECRET_LEN) != CHALLENGE_SECRET_LEN ||
-	    fsync(fd) != 0) {
+	    fsync(fd) != 0 || link(tmp, path) != 0) {
 		snprintf(
 		    err, errlen, "%s: cannot write: %s", path, strerror(errno));
-		unlink(path);
+		unlink(tmp);
 		goto out;
 	}
+	unlink(tmp);
 	log_info("created SecretFile %s", path);
 	rc = 0;
 out:

@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "rpc.h"
+#include "sandbox.h"
 
 /* [frontend] of the configuration file. */
 struct frontend_settings {
@@ -36,6 +37,7 @@ struct frontend_settings {
 	char *ra_server_key; /* RAServerKey: the RA's public key file(s) */
 	char *challenge_server_key; /* ChallengeServerKey */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
+	struct sandbox_settings sandbox; /* Sandbox, User */
 };
 
 /* The RA's GetCACert answer (a copy the holder frees with cacert_clear). */
@@ -112,6 +114,13 @@ struct MHD_Daemon *http_start(struct frontend *fe, int listen_fd);
 struct watchdog;
 struct watchdog *watchdog_start(long deadline_s);
 void watchdog_stop(struct watchdog *w);
+
+/* sandbox.c: the frontend's policy. frontend_sandbox_enter() once the
+ * listening socket is open, before any thread; frontend_sandbox_lock()
+ * once libmicrohttpd's threads run. */
+int frontend_sandbox_enter(const struct frontend *fe, const char *config_file);
+int frontend_sandbox_lock(void);
+void frontend_sandbox_free(void);
 /* MHD_OPTION_NOTIFY_CONNECTION, with the watchdog as its closure. */
 void watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
     enum MHD_ConnectionNotificationCode code);

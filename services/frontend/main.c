@@ -67,6 +67,7 @@ static const struct config_key frontend_config[] = {
         "its public key, checked against the secret one"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
+    SANDBOX_CONFIG_KEYS(struct frontend_settings, sandbox),
     CONFIG_END,
 };
 #undef S
@@ -293,6 +294,9 @@ main(int argc, char **argv)
 	if (pthread_key_create(&fe.clients_key, upstream_thread_free) != 0)
 		goto out;
 	key = 1;
+	/* Everything is open: give up the rest before the first thread. */
+	if (frontend_sandbox_enter(&fe, config_file) != 0)
+		goto out;
 	if ((fe.zmq_ctx = zmq_ctx_new()) == NULL) {
 		fprintf(stderr,
 		    "scepd-frontend: cannot create a ZeroMQ "
@@ -317,6 +321,11 @@ main(int argc, char **argv)
 		log_warn("AdminPasswordFile %s: %s; the admin page will answer "
 		         "500 until it can be read",
 		    fe.settings.admin_password_file, strerror(errno));
+	/* libmicrohttpd's threads run: the seccomp filter, on all. */
+	if (frontend_sandbox_lock() != 0) {
+		MHD_stop_daemon(fe.daemon);
+		goto out;
+	}
 	log_info("serving HTTP on %s; RA %s, challenge service %s",
 	    fe.settings.listen, fe.settings.ra_endpoint,
 	    fe.settings.challenge_endpoint);
@@ -340,5 +349,6 @@ out:
 	crl_cache_clear(&fe.crl);
 	cache_free(&fe.cache);
 	frontend_free(&fe);
+	frontend_sandbox_free();
 	return rc;
 }

@@ -48,6 +48,7 @@ static const struct config_key ra_config[] = {
         "NAME:PUBKEYFILE of each client admitted (frontend)"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
+    SANDBOX_CONFIG_KEYS(struct ra_settings, sandbox),
     CONFIG_END,
 };
 #undef S
@@ -200,6 +201,9 @@ main(int argc, char **argv)
 	if (ra_cacert_prepare(&ra) != 0)
 		goto out;
 
+	/* Everything is open: give up the rest before the first thread. */
+	if (ra_sandbox_enter(&ra, config_file) != 0)
+		goto out;
 	if ((ra.zmq_ctx = zmq_ctx_new()) == NULL)
 		goto out;
 	memset(&server, 0, sizeof(server));
@@ -211,10 +215,12 @@ main(int argc, char **argv)
 	server.worker_fini = ra_worker_fini;
 	server.service = &ra;
 	server.curve = ra.curve;
+	server.ready = ra_sandbox_ready;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ra.zmq_ctx != NULL)
 		zmq_ctx_term(ra.zmq_ctx);
 	ra_free(&ra);
+	ra_sandbox_free();
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "rpc.h"
+#include "sandbox.h"
 #include "scep.h"
 
 struct ra_settings {
@@ -33,6 +34,7 @@ struct ra_settings {
 	char *ca_server_key; /* CAServerKey: the CA's public key file(s) */
 	char *challenge_server_key; /* ChallengeServerKey */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
+	struct sandbox_settings sandbox; /* Sandbox, User */
 };
 
 /* What every worker shares, read-only after start-up. */
@@ -103,5 +105,11 @@ void ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 /* profile.c: SignProfile, CMS SignedData by the RA signing key. */
 void ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* sandbox.c: the RA's policy. ra_sandbox_enter() once the keys are read,
+ * before ZeroMQ; ra_sandbox_ready() is rpc_server_config.ready. */
+int ra_sandbox_enter(const struct ra *ra, const char *config_file);
+int ra_sandbox_ready(void *service);
+void ra_sandbox_free(void);
 
 #endif

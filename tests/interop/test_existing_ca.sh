@@ -41,7 +41,7 @@ ra_cert() { # name keyusage
 ra_cert ra-sign digitalSignature
 ra_cert ra-enc keyEncipherment,dataEncipherment
 ra_cert ra-noenc digitalSignature
-chmod 600 data/pki/*.key
+chmod 600 data/pki/*.key data/pki/ca.pass # the CA refuses key files others may read
 
 write_conf() { # sign-cert sign-key enc-cert enc-key passfile-for-ra
 	sed -e "s|^CACertificate = .*|CACertificate = pki/ca.pem|" \

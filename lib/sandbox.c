@@ -1,0 +1,747 @@
+/*
+ * The sandbox mechanism (see sandbox.h); the policies are the services'.
+ * Landlock is called through its system calls: Debian 12's headers know
+ * only its first two ABI versions, so the constants are ours.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <seccomp.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+/* --- system calls -------------------------------------------------------- */
+
+const struct sandbox_syscall sandbox_syscalls_common[] = {
+    /* memory; no new executable mappings */
+    SANDBOX_ALLOW("brk"),
+    SANDBOX_ALLOW("munmap"),
+    SANDBOX_ALLOW("mremap"),
+    SANDBOX_ALLOW("madvise"),
+    SANDBOX_ALLOW("mlock"), /* libsodium's keys (CurveZMQ) */
+    SANDBOX_ALLOW("munlock"),
+    SANDBOX_ALLOW_IF("mmap", 2, PROT_EXEC, 0),
+    SANDBOX_ALLOW_IF("mprotect", 2, PROT_EXEC, 0),
+    /* threads (clone only for threads; glibc falls back from clone3) */
+    SANDBOX_ALLOW_IF("clone", 0, CLONE_THREAD, CLONE_THREAD),
+    {"clone3", SANDBOX_ENOSYS, -1, 0, 0},
+    SANDBOX_ALLOW("futex"),
+    SANDBOX_ALLOW("set_robust_list"),
+    SANDBOX_ALLOW("rseq"),
+    SANDBOX_ALLOW("sched_yield"),
+    SANDBOX_ALLOW("sched_getaffinity"),
+    /* libzmq's threads, started by the first socket (lazily in the
+     * frontend's workers), read and set their default scheduling */
+    SANDBOX_ALLOW("sched_getparam"),
+    SANDBOX_ALLOW("sched_getscheduler"),
+    SANDBOX_ALLOW_IF("sched_setscheduler", 1, 0xffffffff, SCHED_OTHER),
+    SANDBOX_ALLOW("gettid"),
+    SANDBOX_ALLOW("getpid"),
+    SANDBOX_ALLOW("getuid"),
+    SANDBOX_ALLOW("geteuid"),
+    SANDBOX_ALLOW("getgid"),
+    SANDBOX_ALLOW("getegid"),
+    SANDBOX_ALLOW_IF("prctl", 0, 0xffffffff, PR_SET_NAME),
+    SANDBOX_ALLOW_IF("prctl", 0, 0xffffffff, PR_GET_NAME),
+    SANDBOX_ALLOW("exit"),
+    SANDBOX_ALLOW("exit_group"),
+    /* signals: the stop signals, abort() */
+    SANDBOX_ALLOW("rt_sigaction"),
+    SANDBOX_ALLOW("rt_sigprocmask"),
+    SANDBOX_ALLOW("rt_sigreturn"),
+    SANDBOX_ALLOW("rt_sigtimedwait"),
+    SANDBOX_ALLOW("sigaltstack"),
+    SANDBOX_ALLOW("restart_syscall"),
+    SANDBOX_ALLOW("tgkill"),
+    /* time */
+    SANDBOX_ALLOW("clock_gettime"),
+    SANDBOX_ALLOW("clock_getres"),
+    SANDBOX_ALLOW("gettimeofday"),
+    SANDBOX_ALLOW("time"),
+    SANDBOX_ALLOW("nanosleep"),
+    SANDBOX_ALLOW("clock_nanosleep"),
+    SANDBOX_ALLOW("getrandom"),
+    /* descriptors already open: LMDB, logs, ZeroMQ */
+    SANDBOX_ALLOW("read"),
+    SANDBOX_ALLOW("write"),
+    SANDBOX_ALLOW("readv"),
+    SANDBOX_ALLOW("writev"),
+    SANDBOX_ALLOW("pread64"),
+    SANDBOX_ALLOW("pwrite64"),
+    SANDBOX_ALLOW("lseek"),
+    SANDBOX_ALLOW("close"),
+    SANDBOX_ALLOW("fstat"),
+    SANDBOX_ALLOW("newfstatat"),
+    SANDBOX_ALLOW("fcntl"),
+    SANDBOX_ALLOW("fsync"),
+    SANDBOX_ALLOW("fdatasync"),
+    SANDBOX_ALLOW("msync"),
+    SANDBOX_ALLOW("poll"),
+    SANDBOX_ALLOW("ppoll"),
+    SANDBOX_ALLOW("epoll_create1"),
+    SANDBOX_ALLOW("epoll_ctl"),
+    SANDBOX_ALLOW("epoll_wait"),
+    SANDBOX_ALLOW("epoll_pwait"),
+    SANDBOX_ALLOW("eventfd2"),
+    SANDBOX_ALLOW("accept4"),
+    SANDBOX_ALLOW("accept"),
+    SANDBOX_ALLOW("recvfrom"),
+    SANDBOX_ALLOW("sendto"),
+    SANDBOX_ALLOW("recvmsg"),
+    SANDBOX_ALLOW("sendmsg"),
+    SANDBOX_ALLOW("getsockopt"),
+    SANDBOX_ALLOW("setsockopt"),
+    SANDBOX_ALLOW("getsockname"),
+    SANDBOX_ALLOW("getpeername"),
+    SANDBOX_ALLOW("shutdown"),
+    /* what libc and libraries try on paths: refused, not fatal */
+    SANDBOX_EACCES("open"),
+    SANDBOX_EACCES("openat"),
+    SANDBOX_EACCES("openat2"),
+    SANDBOX_EACCES("creat"),
+    SANDBOX_EACCES("access"),
+    SANDBOX_EACCES("faccessat"),
+    SANDBOX_EACCES("faccessat2"),
+    SANDBOX_EACCES("readlink"),
+    SANDBOX_EACCES("readlinkat"),
+    SANDBOX_EACCES("unlink"),
+    SANDBOX_EACCES("unlinkat"),
+    SANDBOX_EACCES("rename"),
+    SANDBOX_EACCES("renameat"),
+    SANDBOX_EACCES("renameat2"),
+    SANDBOX_EACCES("mkdir"),
+    SANDBOX_EACCES("mkdirat"),
+    SANDBOX_EACCES("rmdir"),
+    SANDBOX_EACCES("statfs"),
+    SANDBOX_EACCES("getdents64"),
+    SANDBOX_EACCES("ioctl"),
+    SANDBOX_SYSCALLS_END,
+};
+
+const struct sandbox_syscall sandbox_syscalls_client[] = {
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_UNIX),
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET),
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET6),
+    SANDBOX_ALLOW("connect"),
+    SANDBOX_ALLOW("socketpair"),
+    SANDBOX_SYSCALLS_END,
+};
+
+const struct sandbox_syscall sandbox_syscalls_resolver[] = {
+    SANDBOX_ALLOW("open"),
+    SANDBOX_ALLOW("openat"),
+    SANDBOX_ALLOW("readlink"),
+    SANDBOX_ALLOW("readlinkat"),
+    SANDBOX_ALLOW("access"),
+    SANDBOX_ALLOW("faccessat"),
+    SANDBOX_ALLOW("faccessat2"),
+    SANDBOX_ALLOW("statfs"),
+    SANDBOX_ALLOW("fstatfs"),
+    SANDBOX_ALLOW("getdents64"),
+    SANDBOX_ALLOW("uname"),
+    SANDBOX_ALLOW("ioctl"),
+    SANDBOX_ALLOW("sendmmsg"),
+    SANDBOX_ALLOW("bind"),
+    /* NSS modules are loaded on first use */
+    SANDBOX_ALLOW("mmap"),
+    SANDBOX_ALLOW("mprotect"),
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_UNIX),
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET),
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET6),
+    SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_NETLINK),
+    SANDBOX_ALLOW("connect"),
+    SANDBOX_ALLOW("socketpair"),
+    SANDBOX_ALLOW("pipe2"),
+    SANDBOX_SYSCALLS_END,
+};
+
+#ifdef SCEPD_SANITIZER_BUILD
+/*
+ * Sanitizer builds only (SCEPD_SANITIZE): LeakSanitizer checks at exit
+ * from a tracer it clones (not a thread), which makes the process
+ * dumpable again, ptrace-attaches every thread and lists them in
+ * /proc/self/task; reports read /proc/self/maps. Landlock still limits
+ * opens to /proc there (sandbox_enter).
+ */
+static const struct sandbox_syscall sandbox_syscalls_sanitizer[] = {
+    SANDBOX_ALLOW("clone"),
+    SANDBOX_ALLOW("prctl"),
+    SANDBOX_ALLOW("ptrace"),
+    SANDBOX_ALLOW("wait4"),
+    SANDBOX_ALLOW("waitid"),
+    SANDBOX_ALLOW("open"),
+    SANDBOX_ALLOW("openat"),
+    SANDBOX_ALLOW("getdents"),
+    SANDBOX_ALLOW("getdents64"),
+    SANDBOX_ALLOW("readlink"),
+    SANDBOX_ALLOW("readlinkat"),
+    SANDBOX_ALLOW("getppid"),
+    SANDBOX_ALLOW("kill"),
+    SANDBOX_ALLOW("pipe2"),
+    SANDBOX_ALLOW("sched_getparam"),
+    SANDBOX_ALLOW("getrlimit"),
+    SANDBOX_ALLOW("prlimit64"),
+    SANDBOX_SYSCALLS_END,
+};
+#endif
+
+/* --- Landlock paths ---------------------------------------------------- */
+
+const struct sandbox_path sandbox_paths_resolver[] = {
+    {"/etc/hosts", SANDBOX_FS_READ},
+    {"/etc/resolv.conf", SANDBOX_FS_READ},
+    {"/etc/nsswitch.conf", SANDBOX_FS_READ},
+    {"/etc/host.conf", SANDBOX_FS_READ},
+    {"/etc/gai.conf", SANDBOX_FS_READ},
+    {"/etc/services", SANDBOX_FS_READ},
+    {"/etc/ssl", SANDBOX_FS_READ},
+    {"/etc/ld.so.cache", SANDBOX_FS_READ},
+    {"/run/systemd/resolve", SANDBOX_FS_READ},
+    {"/usr/lib/ssl", SANDBOX_FS_READ},
+    {"/usr/share/ca-certificates", SANDBOX_FS_READ},
+    {"/usr/local/share/ca-certificates", SANDBOX_FS_READ},
+    {"/usr/lib", SANDBOX_FS_READ},
+    {"/lib", SANDBOX_FS_READ},
+    {NULL, 0},
+};
+
+int
+sandbox_policy_add_path(
+    struct sandbox_policy *p, const char *path, unsigned access)
+{
+	if (p->npaths >= SANDBOX_MAX_PATHS)
+		return -1;
+	p->paths[p->npaths].path = path;
+	p->paths[p->npaths].access = access;
+	p->npaths++;
+	return 0;
+}
+
+int
+sandbox_policy_add_resolver(struct sandbox_policy *p)
+{
+	for (const struct sandbox_path *r = sandbox_paths_resolver;
+	     r->path != NULL; r++)
+		if (sandbox_policy_add_path(p, r->path, r->access) != 0)
+			return -1;
+	return 0;
+}
+
+int
+sandbox_policy_add_ipc_dirs(
+    struct sandbox_policy *p, const char *endpoints, char *buf, size_t bufsize)
+{
+	const char *s = endpoints;
+	size_t used = 0;
+
+	while (*s != '\0') {
+		size_t len = strcspn(s, " \t");
+		const char *slash;
+
+		if (len > 6 && strncmp(s, "ipc://", 6) == 0 &&
+		    (slash = memrchr(s + 6, '/', len - 6)) != NULL) {
+			size_t dirlen = slash - (s + 6);
+
+			if (dirlen == 0)
+				dirlen = 1; /* ipc:///x.sock */
+			if (used + dirlen + 1 > bufsize)
+				return -1;
+			memcpy(buf + used, s + 6, dirlen);
+			buf[used + dirlen] = '\0';
+			if (sandbox_policy_add_path(
+			        p, buf + used, SANDBOX_FS_SOCKETS) != 0)
+				return -1;
+			used += dirlen + 1;
+		}
+		s += len;
+		s += strspn(s, " \t");
+	}
+	return 0;
+}
+
+int
+sandbox_endpoints_need_resolver(const char *endpoints)
+{
+	const char *s = endpoints;
+
+	while (*s != '\0') {
+		size_t len = strcspn(s, " \t");
+
+		if (len > 6 && strncmp(s, "tcp://", 6) == 0) {
+			const char *host = s + 6, *end = s + len;
+			const char *colon = host;
+			const char *semi;
+
+			/* tcp://[source;]host:port: the host is what follows
+			 * the last ';' up to the last ':'. */
+			if ((semi = memrchr(host, ';', end - host)) != NULL)
+				host = semi + 1;
+			colon = memrchr(host, ':', end - host);
+			if (colon == NULL)
+				colon = end;
+			if (host < colon && host[0] != '[' &&
+			    strspn(host, "0123456789.*") <
+			        (size_t)(colon - host))
+				return 1;
+		}
+		s += len;
+		s += strspn(s, " \t");
+	}
+	return 0;
+}
+
+/* --- the sandbox --------------------------------------------------------- */
+
+struct sandbox {
+	int log_only;
+	int has_user;
+	char *user;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct sandbox *
+sandbox_new(const struct sandbox_settings *s, const char *file,
+    const char *section, const char *service)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	int errors = 0;
+
+	if (sb == NULL || (sb->user = strdup(s->user)) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", service);
+		sandbox_free(sb);
+		return NULL;
+	}
+	if (strcmp(s->mode, "enforce") == 0)
+		sb->log_only = 0;
+	else if (strcmp(s->mode, "log") == 0)
+		sb->log_only = 1;
+	else {
+		fprintf(stderr,
+		    "%s: [%s] Sandbox: '%s' is not enforce or log\n", file,
+		    section, s->mode);
+		errors++;
+	}
+	if (s->user[0] != '\0') {
+		struct passwd *pw;
+
+		errno = 0;
+		if ((pw = getpwnam(s->user)) == NULL) {
+			fprintf(stderr, "%s: [%s] User: no user '%s'%s%s\n",
+			    file, section, s->user, errno ? ": " : "",
+			    errno ? strerror(errno) : "");
+			errors++;
+		} else if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+			fprintf(stderr,
+			    "%s: [%s] User: '%s' is root (uid or gid 0); "
+			    "name an unprivileged user\n",
+			    file, section, s->user);
+			errors++;
+		} else {
+			sb->has_user = 1;
+			sb->uid = pw->pw_uid;
+			sb->gid = pw->pw_gid;
+		}
+	}
+	if (errors) {
+		sandbox_free(sb);
+		return NULL;
+	}
+	return sb;
+}
+
+void
+sandbox_free(struct sandbox *sb)
+{
+	if (sb == NULL)
+		return;
+	free(sb->user);
+	free(sb);
+}
+
+int
+sandbox_logging(const struct sandbox *sb)
+{
+	return sb->log_only;
+}
+
+/*
+ * Started as root with User set: that user, its group only, and no way
+ * back (a saved set-user-ID of 0 would be one).
+ */
+static int
+sandbox_drop_user(struct sandbox *sb)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (geteuid() != 0) {
+		if (sb->has_user && geteuid() != sb->uid)
+			log_warn("sandbox: User = %s not applied: not started "
+			         "as root (running as uid %d)",
+			    sb->user, (int)geteuid());
+		return 0;
+	}
+	if (!sb->has_user) {
+		log_warn("sandbox: running as root: set User in the "
+		         "configuration to run as an unprivileged user");
+		return 0;
+	}
+	if (setgroups(1, &sb->gid) != 0 ||
+	    setresgid(sb->gid, sb->gid, sb->gid) != 0 ||
+	    setresuid(sb->uid, sb->uid, sb->uid) != 0) {
+		log_error("sandbox: cannot become user %s: %s", sb->user,
+		    strerror(errno));
+		return -1;
+	}
+	if (setuid(0) != -1 || seteuid(0) != -1 || setgid(0) != -1 ||
+	    setegid(0) != -1) {
+		log_error("sandbox: user %s could become root again", sb->user);
+		return -1;
+	}
+	if (getresuid(&r, &e, &s) != 0 || getresgid(&rg, &eg, &sg) != 0 ||
+	    r != sb->uid || e != sb->uid || s != sb->uid || rg != sb->gid ||
+	    eg != sb->gid || sg != sb->gid) {
+		log_error("sandbox: user %s not fully applied", sb->user);
+		return -1;
+	}
+	log_info("sandbox: running as user %s (uid %d, gid %d)", sb->user,
+	    (int)sb->uid, (int)sb->gid);
+	return 0;
+}
+
+/* Landlock's constants, up to ABI 6 (Linux 6.12). */
+#define LL_CREATE_RULESET_VERSION (1U << 0)
+#define LL_RULE_PATH_BENEATH 1
+#define LL_RULE_NET_PORT 2
+#define LL_FS_EXECUTE (1ULL << 0)
+#define LL_FS_WRITE_FILE (1ULL << 1)
+#define LL_FS_READ_FILE (1ULL << 2)
+#define LL_FS_READ_DIR (1ULL << 3)
+#define LL_FS_REMOVE_FILE (1ULL << 5)
+#define LL_FS_MAKE_SOCK (1ULL << 9)
+#define LL_FS_ABI1 ((1ULL << 13) - 1) /* EXECUTE .. MAKE_SYM */
+#define LL_FS_REFER (1ULL << 13) /* ABI 2 */
+#define LL_FS_TRUNCATE (1ULL << 14) /* ABI 3 */
+#define LL_FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
+#define LL_FS_FILE \
+	(LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE | \
+	    LL_FS_IOCTL_DEV)
+#define LL_NET_BIND_TCP (1ULL << 0) /* ABI 4 */
+#define LL_NET_CONNECT_TCP (1ULL << 1)
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
+#define LL_SCOPE_SIGNAL (1ULL << 1)
+
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
+};
+
+struct ll_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+struct ll_net_port_attr {
+	uint64_t allowed_access;
+	uint64_t port;
+};
+
+/* Adds the rule for one path; 0 also when the path does not exist. */
+static int
+sandbox_landlock_path(int ruleset, uint64_t handled,
+    const struct sandbox_path *p, char *shown, size_t shownlen)
+{
+	struct ll_path_beneath_attr attr;
+	struct stat st;
+	size_t n = strlen(shown);
+	int fd;
+
+	if ((fd = open(p->path, O_PATH | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		log_error(
+		    "sandbox: Landlock: %s: %s", p->path, strerror(errno));
+		return -1;
+	}
+	memset(&attr, 0, sizeof(attr));
+	if (p->access & SANDBOX_FS_READ)
+		attr.allowed_access |= LL_FS_READ_FILE | LL_FS_READ_DIR;
+	if (p->access & SANDBOX_FS_SOCKETS)
+		attr.allowed_access |= LL_FS_MAKE_SOCK | LL_FS_REMOVE_FILE;
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		attr.allowed_access &= LL_FS_FILE;
+	attr.allowed_access &= handled;
+	attr.parent_fd = fd;
+	if (attr.allowed_access != 0 &&
+	    syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &attr,
+	        0) != 0) {
+		log_error(
+		    "sandbox: Landlock: %s: %s", p->path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (n + 1 < shownlen)
+		snprintf(shown + n, shownlen - n, "%s%s (%s%s%s)",
+		    n ? ", " : "", p->path,
+		    (p->access & SANDBOX_FS_READ) ? "read" : "",
+		    (p->access & SANDBOX_FS_READ) &&
+		            (p->access & SANDBOX_FS_SOCKETS)
+		        ? ", "
+		        : "",
+		    (p->access & SANDBOX_FS_SOCKETS) ? "sockets" : "");
+	return 0;
+}
+
+#ifdef SCEPD_SANITIZER_BUILD
+/*
+ * Sanitizer builds: LeakSanitizer's thread list and maps in /proc, and
+ * what its symbolizer reads for a report (the executable's directory,
+ * the libraries), read-only. The rest of the file system stays closed.
+ */
+static int
+sandbox_landlock_sanitizer(
+    int ruleset, uint64_t handled, char *shown, size_t shownlen)
+{
+	static char exe[4096];
+	struct sandbox_path paths[] = {{"/proc", SANDBOX_FS_READ},
+	    {"/usr/lib", SANDBOX_FS_READ}, {"/lib", SANDBOX_FS_READ},
+	    {NULL, SANDBOX_FS_READ}};
+	ssize_t n;
+	char *slash;
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL && slash != exe) {
+			*slash = '\0';
+			paths[3].path = exe;
+		}
+	}
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (paths[i].path != NULL &&
+		    sandbox_landlock_path(
+		        ruleset, handled, &paths[i], shown, shownlen) != 0)
+			return -1;
+	return 0;
+}
+#endif
+
+/* Landlock where the kernel has it; not having it is logged, not fatal. */
+static int
+sandbox_landlock(struct sandbox *sb, const struct sandbox_policy *policy)
+{
+	struct ll_ruleset_attr attr;
+	char shown[1024] = "";
+	int abi, ruleset = -1, rc = -1;
+
+	abi = (int)syscall(
+	    SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+	if (abi < 0) {
+		log_warn("sandbox: Landlock is not available (%s): files are "
+		         "limited by the seccomp filter only",
+		    strerror(errno));
+		return 0;
+	}
+	memset(&attr, 0, sizeof(attr));
+	attr.handled_access_fs = LL_FS_ABI1;
+	if (abi >= 2)
+		attr.handled_access_fs |= LL_FS_REFER;
+	if (abi >= 3)
+		attr.handled_access_fs |= LL_FS_TRUNCATE;
+	if (abi >= 5)
+		attr.handled_access_fs |= LL_FS_IOCTL_DEV;
+	if (abi >= 4 && policy->restrict_tcp)
+		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+	if (abi >= 6)
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+	if ((ruleset = (int)syscall(
+	         SYS_landlock_create_ruleset, &attr, sizeof(attr), 0)) < 0) {
+		log_error("sandbox: Landlock ruleset: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < policy->npaths; i++)
+		if (sandbox_landlock_path(ruleset, attr.handled_access_fs,
+		        &policy->paths[i], shown, sizeof(shown)) != 0)
+			goto out;
+#ifdef SCEPD_SANITIZER_BUILD
+	if (sandbox_landlock_sanitizer(
+	        ruleset, attr.handled_access_fs, shown, sizeof(shown)) != 0)
+		goto out;
+#endif
+	if (attr.handled_access_net != 0 && policy->tcp_bind_port > 0) {
+		struct ll_net_port_attr net = {
+		    LL_NET_BIND_TCP, (uint64_t)policy->tcp_bind_port};
+
+		if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_NET_PORT,
+		        &net, 0) != 0) {
+			log_error("sandbox: Landlock: TCP port %d: %s",
+			    policy->tcp_bind_port, strerror(errno));
+			goto out;
+		}
+	}
+	if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) {
+		log_error("sandbox: Landlock: %s", strerror(errno));
+		goto out;
+	}
+	log_info("sandbox: Landlock ABI %d: %s%s%s", abi,
+	    shown[0] ? "files only beneath " : "no file access", shown,
+	    attr.handled_access_net == 0    ? ""
+	        : policy->tcp_bind_port > 0 ? "; TCP: bind its port only"
+	                                    : "; TCP: none");
+	(void)sb;
+	rc = 0;
+out:
+	if (ruleset >= 0)
+		close(ruleset);
+	return rc;
+}
+
+int
+sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
+{
+	struct rlimit none = {0, 0};
+
+	if (sandbox_drop_user(sb) != 0)
+		return -1;
+	if (setrlimit(RLIMIT_CORE, &none) != 0) {
+		log_error("sandbox: RLIMIT_CORE: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		log_error("sandbox: PR_SET_DUMPABLE: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		log_error("sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return -1;
+	}
+	if (sb->log_only) {
+		log_warn("sandbox: Sandbox = log: Landlock is not applied and "
+		         "the seccomp filter will only log what it would "
+		         "refuse (audit records in dmesg)");
+		return 0;
+	}
+	return sandbox_landlock(sb, policy);
+}
+
+static uint32_t
+sandbox_seccomp_action(const struct sandbox *sb, enum sandbox_action a)
+{
+	switch (a) {
+	case SANDBOX_ALLOW:
+		return SCMP_ACT_ALLOW;
+	case SANDBOX_ENOSYS:
+		return SCMP_ACT_ERRNO(ENOSYS);
+	case SANDBOX_EACCES:
+		return sb->log_only ? SCMP_ACT_LOG : SCMP_ACT_ERRNO(EACCES);
+	case SANDBOX_KILL:
+		break;
+	}
+	return sb->log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+}
+
+/* Whether a later table than `table` names the same system call. */
+static int
+sandbox_overridden(
+    const struct sandbox_syscall *const *tables, size_t table, int nr)
+{
+	for (size_t t = table + 1; tables[t] != NULL; t++)
+		for (const struct sandbox_syscall *r = tables[t];
+		     r->name != NULL; r++)
+			if (seccomp_syscall_resolve_name(r->name) == nr)
+				return 1;
+	return 0;
+}
+
+int
+sandbox_lock(struct sandbox *sb, const struct sandbox_policy *policy)
+{
+	const struct sandbox_syscall *tables[16];
+	scmp_filter_ctx ctx = NULL;
+	size_t n = 0, allowed = 0;
+	int e, rc = -1;
+
+	for (size_t i = 0; policy->syscalls[i] != NULL; i++) {
+		if (n + 2 >= sizeof(tables) / sizeof(tables[0])) {
+			log_error("sandbox: too many system call tables");
+			return -1;
+		}
+		tables[n++] = policy->syscalls[i];
+	}
+#ifdef SCEPD_SANITIZER_BUILD
+	tables[n++] = sandbox_syscalls_sanitizer;
+#endif
+	tables[n] = NULL;
+	if ((ctx = seccomp_init(sandbox_seccomp_action(sb, SANDBOX_KILL))) ==
+	    NULL) {
+		log_error("sandbox: seccomp_init failed");
+		return -1;
+	}
+	/* Every thread (libzmq's, the workers) gets the filter. */
+	if ((e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0) {
+		log_error("sandbox: seccomp thread sync: %s", strerror(-e));
+		goto out;
+	}
+	for (size_t t = 0; tables[t] != NULL; t++)
+		for (const struct sandbox_syscall *r = tables[t];
+		     r->name != NULL; r++) {
+			int nr = seccomp_syscall_resolve_name(r->name);
+			uint32_t action = sandbox_seccomp_action(sb, r->action);
+
+			/* libseccomp refuses rules that say the default. */
+			if (nr == __NR_SCMP_ERROR ||
+			    sandbox_overridden(tables, t, nr) ||
+			    action == sandbox_seccomp_action(sb, SANDBOX_KILL))
+				continue;
+			if (r->arg < 0)
+				e = seccomp_rule_add(ctx, action, nr, 0);
+			else if (r->mask == ~0ULL)
+				e = seccomp_rule_add(ctx, action, nr, 1,
+				    SCMP_CMP((unsigned)r->arg, SCMP_CMP_EQ,
+				        r->value, 0));
+			else
+				e = seccomp_rule_add(ctx, action, nr, 1,
+				    SCMP_CMP((unsigned)r->arg,
+				        SCMP_CMP_MASKED_EQ, r->mask, r->value));
+			if (e != 0) {
+				log_error("sandbox: seccomp rule for %s: %s",
+				    r->name, strerror(-e));
+				goto out;
+			}
+			if (r->action == SANDBOX_ALLOW)
+				allowed++;
+		}
+	if ((e = seccomp_load(ctx)) != 0) {
+		log_error("sandbox: cannot load the seccomp filter: %s",
+		    strerror(-e));
+		goto out;
+	}
+	if (sb->log_only)
+		log_warn("sandbox: seccomp filter loaded in log mode: system "
+		         "calls it would refuse are only logged");
+	else
+		log_info("sandbox: seccomp filter loaded (%zu rules allow); "
+		         "file opens get EACCES, any other system call kills "
+		         "the process",
+		    allowed);
+	rc = 0;
+out:
+	seccomp_release(ctx);
+	return rc;
+}

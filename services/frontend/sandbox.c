@@ -1,0 +1,84 @@
+/*
+ * scepd-frontend's sandbox. Once started the frontend needs its listening
+ * socket (accept) and libmicrohttpd's threads, its clients towards the RA
+ * and the challenge service (ZeroMQ connects them: Unix and TCP sockets),
+ * stderr, and one file: AdminPasswordFile, read at every admin login and
+ * rewritten by `scepctl passwd` (a new file renamed over the old one), so
+ * Landlock leaves it its directory, read-only. Other opens get EACCES;
+ * exec, fork, ptrace and other sockets kill it. A tcp:// endpoint given
+ * by host name keeps name resolution, as in the RA.
+ */
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend.h"
+#include "log.h"
+
+static struct sandbox *frontend_sandbox;
+static struct sandbox_policy frontend_policy;
+static char *frontend_admin_dir;
+
+/* AdminPasswordFile: opened again at every login. */
+static const struct sandbox_syscall frontend_open[] = {
+    SANDBOX_ALLOW("open"),
+    SANDBOX_ALLOW("openat"),
+    SANDBOX_SYSCALLS_END,
+};
+
+static const struct sandbox_syscall *const frontend_syscalls[] = {
+    sandbox_syscalls_common, sandbox_syscalls_client, frontend_open, NULL};
+static const struct sandbox_syscall *const frontend_syscalls_resolver[] = {
+    sandbox_syscalls_common, sandbox_syscalls_client, sandbox_syscalls_resolver,
+    NULL};
+
+int
+frontend_sandbox_enter(const struct frontend *fe, const char *config_file)
+{
+	const struct frontend_settings *s = &fe->settings;
+	int resolver = sandbox_endpoints_need_resolver(s->ra_endpoint) ||
+	    sandbox_endpoints_need_resolver(s->challenge_endpoint);
+	char *copy;
+
+	if ((frontend_sandbox = sandbox_new(&s->sandbox, config_file,
+	         "frontend", "scepd-frontend")) == NULL)
+		return -1;
+	memset(&frontend_policy, 0, sizeof(frontend_policy));
+	frontend_policy.syscalls =
+	    resolver ? frontend_syscalls_resolver : frontend_syscalls;
+	if (s->admin_path[0] != '\0' && s->admin_password_file[0] != '\0') {
+		if ((copy = strdup(s->admin_password_file)) == NULL ||
+		    (frontend_admin_dir = strdup(dirname(copy))) == NULL) {
+			free(copy);
+			log_error("sandbox: out of memory");
+			return -1;
+		}
+		free(copy);
+		sandbox_policy_add_path(
+		    &frontend_policy, frontend_admin_dir, SANDBOX_FS_READ);
+	}
+	if (resolver) {
+		if (sandbox_policy_add_resolver(&frontend_policy) != 0) {
+			log_error("sandbox: too many paths");
+			return -1;
+		}
+		log_info("sandbox: an endpoint is a host name: name "
+		         "resolution stays allowed");
+	}
+	return sandbox_enter(frontend_sandbox, &frontend_policy);
+}
+
+int
+frontend_sandbox_lock(void)
+{
+	return sandbox_lock(frontend_sandbox, &frontend_policy);
+}
+
+void
+frontend_sandbox_free(void)
+{
+	sandbox_free(frontend_sandbox);
+	frontend_sandbox = NULL;
+	free(frontend_admin_dir);
+	frontend_admin_dir = NULL;
+}

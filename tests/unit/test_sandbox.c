@@ -1,0 +1,268 @@
+/*
+ * lib/sandbox.c: the helpers the services build their policies with, the
+ * checks of Sandbox and User, and the mechanism itself in forked children:
+ * a file open refused with EACCES, a socket, exec or fork killing the
+ * process by SIGSYS, threads still allowed, a thread started before the
+ * filter filtered too (thread sync), and log mode letting everything
+ * through.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sandbox.h"
+
+static void
+test_need_resolver(void **state)
+{
+	(void)state;
+	assert_int_equal(
+	    sandbox_endpoints_need_resolver("ipc://run/ca.sock"), 0);
+	assert_int_equal(
+	    sandbox_endpoints_need_resolver("tcp://10.0.0.30:5001"), 0);
+	assert_int_equal(sandbox_endpoints_need_resolver("tcp://*:5001"), 0);
+	assert_int_equal(
+	    sandbox_endpoints_need_resolver("tcp://[::1]:5001"), 0);
+	assert_int_equal(sandbox_endpoints_need_resolver("tcp://ca:5001"), 1);
+	assert_int_equal(sandbox_endpoints_need_resolver(
+	                     "tcp://10.0.0.1:1 tcp://ra.example.com:5002"),
+	    1);
+	assert_int_equal(
+	    sandbox_endpoints_need_resolver("tcp://10.0.0.2;10.0.0.1:1"), 0);
+	assert_int_equal(sandbox_endpoints_need_resolver(""), 0);
+}
+
+static void
+test_ipc_dirs(void **state)
+{
+	struct sandbox_policy p;
+	char buf[64];
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(sandbox_policy_add_ipc_dirs(&p,
+	                     "ipc:///a/run/ca.sock tcp://x:1 ipc:///top.sock",
+	                     buf, sizeof(buf)),
+	    0);
+	assert_int_equal(p.npaths, 2);
+	assert_string_equal(p.paths[0].path, "/a/run");
+	assert_int_equal(p.paths[0].access, SANDBOX_FS_SOCKETS);
+	assert_string_equal(p.paths[1].path, "/");
+	/* Too small a buffer is an error, not a truncated path. */
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(sandbox_policy_add_ipc_dirs(
+	                     &p, "ipc:///a/very/long/directory/x.sock", buf, 8),
+	    -1);
+}
+
+static void
+test_settings(void **state)
+{
+	struct sandbox_settings s = {"maybe", ""};
+	struct sandbox *sb;
+
+	(void)state;
+	assert_null(sandbox_new(&s, "f.conf", "ca", "test"));
+	s.mode = "enforce";
+	s.user = "root";
+	assert_null(sandbox_new(&s, "f.conf", "ca", "test"));
+	s.user = "no-such-user-of-scepd";
+	assert_null(sandbox_new(&s, "f.conf", "ca", "test"));
+	s.user = "";
+	assert_non_null(sb = sandbox_new(&s, "f.conf", "ca", "test"));
+	assert_int_equal(sandbox_logging(sb), 0);
+	sandbox_free(sb);
+	s.mode = "log";
+	assert_non_null(sb = sandbox_new(&s, "f.conf", "ca", "test"));
+	assert_int_equal(sandbox_logging(sb), 1);
+	sandbox_free(sb);
+	if (getpwnam("nobody") != NULL) {
+		s.user = "nobody";
+		assert_non_null(sb = sandbox_new(&s, "f.conf", "ca", "test"));
+		sandbox_free(sb);
+	}
+}
+
+/* --- the mechanism, in children -------------------------------------- */
+
+static int pipe_fds[2];
+
+static void *
+thread_socket(void *arg)
+{
+	char c;
+
+	(void)arg;
+	if (read(pipe_fds[0], &c, 1) == 1)
+		(void)socket(AF_INET, SOCK_STREAM, 0);
+	return NULL;
+}
+
+static void *
+thread_nothing(void *arg)
+{
+	return arg;
+}
+
+enum what { OPEN, OPEN_ALLOWED, SOCKET, EXEC, FORK, THREAD, OLD_THREAD };
+
+static int
+child_main(enum what what)
+{
+	pthread_t t;
+	pid_t pid;
+	int fd;
+
+	switch (what) {
+	case OPEN:
+		fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+		return fd < 0 && errno == EACCES ? 0 : 1;
+	case OPEN_ALLOWED:
+		if ((fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC)) < 0)
+			return 1;
+		close(fd);
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+			return 2;
+		close(fd);
+		return 0;
+	case SOCKET:
+		(void)socket(AF_INET, SOCK_STREAM, 0);
+		return 1;
+	case EXEC:
+		execl("/bin/true", "true", (char *)NULL);
+		return 1;
+	case FORK:
+		if ((pid = fork()) == 0)
+			_exit(0);
+		return 1;
+	case THREAD:
+		if (pthread_create(&t, NULL, thread_nothing, NULL) != 0)
+			return 1;
+		pthread_join(t, NULL);
+		return 0;
+	case OLD_THREAD:
+		/* Started before the filter (below): filtered all the same. */
+		if (write(pipe_fds[1], "x", 1) != 1)
+			return 1;
+		sleep(5);
+		return 1;
+	}
+	return 1;
+}
+
+/* The wait status of a child that sandboxed itself with the common table
+ * alone, no Landlock paths, in `mode`, then did `what`. */
+static int
+in_sandbox(const char *mode, enum what what)
+{
+	static const struct sandbox_syscall *const tables[] = {
+	    sandbox_syscalls_common, NULL};
+	struct sandbox_settings s = {(char *)mode, ""};
+	struct sandbox_policy p;
+	struct sandbox *sb;
+	pthread_t t;
+	pid_t pid;
+	int status = -1;
+
+	assert_int_equal(pipe(pipe_fds), 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		memset(&p, 0, sizeof(p));
+		p.syscalls = tables;
+		if ((sb = sandbox_new(&s, "test", "test", "test")) == NULL ||
+		    sandbox_enter(sb, &p) != 0)
+			_exit(100);
+		if (what == OLD_THREAD &&
+		    pthread_create(&t, NULL, thread_socket, NULL) != 0)
+			_exit(101);
+		if (sandbox_lock(sb, &p) != 0)
+			_exit(102);
+		_exit(child_main(what));
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	return status;
+}
+
+static int
+landlock_available(void)
+{
+	return syscall(SYS_landlock_create_ruleset, NULL, 0, 1) > 0;
+}
+
+static void
+assert_killed(int status)
+{
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSYS);
+}
+
+static void
+test_enforce(void **state)
+{
+	int status;
+
+	(void)state;
+	/* Sanitizer builds allow opens (LeakSanitizer reads /proc) and
+	 * leave refusing /etc/passwd to Landlock. */
+#ifdef SCEPD_SANITIZER_BUILD
+	if (landlock_available())
+#endif
+	{
+		status = in_sandbox("enforce", OPEN);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_killed(in_sandbox("enforce", SOCKET));
+	assert_killed(in_sandbox("enforce", EXEC));
+#ifndef SCEPD_SANITIZER_BUILD
+	/* Sanitizer builds allow clone: LeakSanitizer's tracer. */
+	assert_killed(in_sandbox("enforce", FORK));
+#endif
+	status = in_sandbox("enforce", THREAD);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_killed(in_sandbox("enforce", OLD_THREAD));
+	(void)landlock_available;
+}
+
+static void
+test_log(void **state)
+{
+	int status;
+
+	(void)state;
+	status = in_sandbox("log", OPEN_ALLOWED);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_need_resolver),
+	    cmocka_unit_test(test_ipc_dirs),
+	    cmocka_unit_test(test_settings),
+	    cmocka_unit_test(test_enforce),
+	    cmocka_unit_test(test_log),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
