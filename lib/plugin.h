@@ -122,4 +122,29 @@ struct scepd_issuance_policy {
 	void (*destroy)(void *state);
 };
 
+/*
+ * A CA signer (the CA loads it; [ca] Signer = NAME, a [signer.NAME]
+ * section): where the CA's private key lives. `init` opens the key store
+ * (a PKCS#11 token: session and login now, before the sandbox), `key`
+ * then hands the CA an OpenSSL EVP_PKEY whose public part is the CA
+ * certificate's and whose private operations happen in the store. The
+ * key stays the plugin's: valid until `destroy`, never freed by the host
+ * (which may take its own reference with EVP_PKEY_up_ref). Signing is
+ * from one thread at a time. The built-in `file` signer ([ca] Key) is the
+ * default and has no table.
+ */
+#define SCEPD_CA_SIGNER_SYMBOL "scepd_ca_signer_v1"
+
+struct evp_pkey_st; /* OpenSSL's EVP_PKEY */
+
+struct scepd_ca_signer {
+	unsigned abi_version; /* SCEPD_PLUGIN_ABI_VERSION; read first */
+	const char *name;
+	const char *const *keys;
+	int (*init)(const struct scepd_plugin_host *host, void **state,
+	    char *err, size_t errlen);
+	struct evp_pkey_st *(*key)(void *state);
+	void (*destroy)(void *state);
+};
+
 #endif

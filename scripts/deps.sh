@@ -12,7 +12,8 @@ build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
 	lmdb-utils iproute2 procps libplist-utils wrk chromium
-	docker-compose python3-yaml systemd)
+	docker-compose python3-yaml systemd
+	softhsm2 libengine-pkcs11-openssl)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -26,6 +26,8 @@ static const struct config_key ca_config[] = {
     {"Certificate", CONFIG_PATH, 0, 0, NULL, S(certificate),
         "the CA certificate (PEM or DER)"},
     {"Key", CONFIG_PATH, 0, 0, NULL, S(key), "the CA private key (PEM)"},
+    {"Signer", CONFIG_STRING, 0, 0, "file", S(signer),
+        "file ([ca] Key), or a [signer.NAME] section (an HSM's plugin)"},
     {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file),
         "passphrase of an encrypted key (first line), or empty"},
     {"Database", CONFIG_PATH, 0, 0, NULL, S(database),
@@ -108,13 +110,32 @@ ca_time(const ASN1_TIME *t, time_t *out)
  * Problems go to stderr naming the file.
  */
 static int
-ca_load_keys(struct ca *ca)
+ca_load_keys(struct ca *ca, const char *config_file)
 {
 	const struct ca_settings *s = &ca->settings;
-	char err[512];
+	char err[512], where[160];
+	const char *key_name = s->key;
 	time_t now = time(NULL);
-	int type;
+	int type, file = strcmp(s->signer, "file") == 0;
 
+	if (!file) {
+		/* The key is in a token: [ca] Key is not read at all. */
+		if ((ca->cert = pki_load_cert(s->certificate, err,
+		         sizeof(err))) == NULL) {
+			fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
+			return -1;
+		}
+		if (ca_signer_load(ca, config_file) != 0)
+			return -1;
+		snprintf(where, sizeof(where), "[signer.%s]", s->signer);
+		key_name = where;
+		if (pki_check_pair(ca->cert, ca->key, s->certificate, where,
+		        err, sizeof(err)) != 0) {
+			fprintf(stderr, "scepd-ca: %s: %s\n", where, err);
+			return -1;
+		}
+		goto checked;
+	}
 	/* The key and its passphrase are for this process alone. */
 	if (pki_check_private_file(s->key, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
@@ -141,6 +162,7 @@ ca_load_keys(struct ca *ca)
 		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
 		return -1;
 	}
+checked:
 	if ((X509_get_extension_flags(ca->cert) & EXFLAG_CA) == 0) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] Certificate: %s is not a CA certificate "
@@ -160,7 +182,7 @@ ca_load_keys(struct ca *ca)
 		fprintf(stderr,
 		    "scepd-ca: [ca] Key: %s: only RSA and EC CA keys are "
 		    "supported (signatures use SHA-256)\n",
-		    s->key);
+		    key_name);
 		return -1;
 	}
 	if (ca_time(X509_get0_notBefore(ca->cert), &ca->not_before) != 0 ||
@@ -209,7 +231,7 @@ main(int argc, char **argv)
 	if ((curve = rpc_curve_load(&ca.settings.curve, ca.settings.listen,
 	         config_file, "ca")) == NULL)
 		goto out;
-	if (ca_load_keys(&ca) != 0)
+	if (ca_load_keys(&ca, config_file) != 0)
 		goto out;
 	if (ca_templates_load(&ca, config_file) != 0)
 		goto out;
@@ -249,6 +271,7 @@ out:
 	ca_policies_free(&ca);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
+	ca_signer_free(&ca); /* after the CA's reference to its key */
 	sandbox_free(ca.sandbox);
 	if (loaded)
 		config_free(ca_config, &ca.settings);

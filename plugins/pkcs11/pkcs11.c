@@ -1,0 +1,258 @@
+/*
+ * The `pkcs11` CA signer: the CA key stays in a PKCS#11 token (an HSM,
+ * SoftHSM2 for tests) and the CA signs through OpenSSL's PKCS#11 engine
+ * (libp11's, Debian's libengine-pkcs11-openssl). Everything that touches
+ * a file happens in init, before the CA sandboxes itself: the engine and
+ * the token's module are loaded, a session is opened and logged in, and
+ * the private key object found; afterwards each signature is a C_Sign in
+ * that session.
+ *
+ *   [ca]
+ *   Signer = hsm
+ *   [signer.hsm]
+ *   Module = pkcs11
+ *   ModulePath = /usr/lib/softhsm/libsofthsm2.so
+ *   KeyURI = pkcs11:token=scepd;object=ca;type=private
+ *   PINFile = /var/lib/scepd/ca/token.pin     ; mode 0600, first line
+ *
+ * Paths are absolute: the plugin does not know the configuration's
+ * directory. The PIN is read with read(2) and wiped once handed to the
+ * engine (which keeps its own copy to log in again if the token asks).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED /* the ENGINE API: libp11's interface */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/engine.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "plugin.h"
+
+#define PKCS11_ENGINE_ID "pkcs11"
+
+struct pkcs11_signer {
+	const struct scepd_plugin_host *host;
+	ENGINE *engine;
+	int engine_init; /* ENGINE_init succeeded: ENGINE_finish owed */
+	EVP_PKEY *key;
+};
+
+/* The last OpenSSL error (the engine's reason), or `fallback`. */
+static const char *
+pkcs11_ssl_error(char *buf, size_t len, const char *fallback)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;
+	if (last == 0)
+		return fallback;
+	ERR_error_string_n(last, buf, len);
+	return buf;
+}
+
+/* The first line of `path` into pin (pinlen bytes): a regular file for
+ * its owner alone. 0, or -1 with the reason in err. */
+static int
+pkcs11_read_pin(
+    const char *path, char *pin, size_t pinlen, char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		snprintf(err, errlen, "PINFile: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "PINFile: %s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "PINFile: %s: mode %04o gives group or others access; it "
+		    "must be for its owner only (chmod 600 %s)",
+		    path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return -1;
+	}
+	while (got < pinlen - 1 &&
+	    (n = read(fd, pin + got, pinlen - 1 - got)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "PINFile: %s: %s", path,
+			    strerror(errno));
+			close(fd);
+			OPENSSL_cleanse(pin, pinlen);
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	pin[got] = '\0';
+	pin[strcspn(pin, "\r\n")] = '\0';
+	if (pin[0] == '\0') {
+		snprintf(
+		    err, errlen, "PINFile: %s: no PIN on its first line", path);
+		OPENSSL_cleanse(pin, pinlen);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+pkcs11_required(const struct scepd_plugin_host *host, const char *key, int path,
+    char *err, size_t errlen)
+{
+	const char *v = host->config_get(host, key);
+
+	if (v == NULL || v[0] == '\0') {
+		snprintf(err, errlen, "%s: is required", key);
+		return NULL;
+	}
+	if (path && v[0] != '/') {
+		snprintf(err, errlen, "%s: %s: give an absolute path", key, v);
+		return NULL;
+	}
+	return v;
+}
+
+static void
+pkcs11_free(struct pkcs11_signer *s)
+{
+	if (s == NULL)
+		return;
+	EVP_PKEY_free(s->key);
+	if (s->engine != NULL) {
+		if (s->engine_init)
+			ENGINE_finish(s->engine);
+		ENGINE_free(s->engine);
+	}
+	free(s);
+}
+
+static int
+pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
+    size_t errlen)
+{
+	struct pkcs11_signer *s;
+	const char *module, *uri, *pinfile;
+	char pin[256], ssl[256];
+	int type, ok;
+
+	*state = NULL;
+	if ((module = pkcs11_required(host, "ModulePath", 1, err, errlen)) ==
+	        NULL ||
+	    (uri = pkcs11_required(host, "KeyURI", 0, err, errlen)) == NULL ||
+	    (pinfile = pkcs11_required(host, "PINFile", 1, err, errlen)) ==
+	        NULL)
+		return -1;
+	if (strncmp(uri, "pkcs11:", 7) != 0) {
+		snprintf(err, errlen,
+		    "KeyURI: %s: not a pkcs11: URI (RFC 7512), e.g. "
+		    "pkcs11:token=scepd;object=ca;type=private",
+		    uri);
+		return -1;
+	}
+	if (access(module, R_OK) != 0) {
+		snprintf(
+		    err, errlen, "ModulePath: %s: %s", module, strerror(errno));
+		return -1;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->host = host;
+	if (pkcs11_read_pin(pinfile, pin, sizeof(pin), err, errlen) != 0) {
+		pkcs11_free(s);
+		return -1;
+	}
+	ERR_clear_error();
+	if ((s->engine = ENGINE_by_id(PKCS11_ENGINE_ID)) == NULL) {
+		OPENSSL_cleanse(pin, sizeof(pin));
+		snprintf(err, errlen,
+		    "OpenSSL has no \"pkcs11\" engine (install "
+		    "libengine-pkcs11-openssl): %s",
+		    pkcs11_ssl_error(ssl, sizeof(ssl), "not found"));
+		pkcs11_free(s);
+		return -1;
+	}
+	ok = ENGINE_ctrl_cmd_string(s->engine, "MODULE_PATH", module, 0) == 1 &&
+	    ENGINE_ctrl_cmd_string(s->engine, "PIN", pin, 0) == 1;
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (!ok) {
+		snprintf(err, errlen,
+		    "the pkcs11 engine refused its settings: %s",
+		    pkcs11_ssl_error(ssl, sizeof(ssl), "unknown error"));
+		pkcs11_free(s);
+		return -1;
+	}
+	if (ENGINE_init(s->engine) != 1) {
+		snprintf(err, errlen, "ModulePath: %s: cannot start it: %s",
+		    module,
+		    pkcs11_ssl_error(ssl, sizeof(ssl), "unknown error"));
+		pkcs11_free(s);
+		return -1;
+	}
+	s->engine_init = 1;
+	/* Logs in (the PIN above) and finds the object: the session stays. */
+	if ((s->key = ENGINE_load_private_key(s->engine, uri, NULL, NULL)) ==
+	    NULL) {
+		snprintf(err, errlen,
+		    "KeyURI: %s: no private key could be used (wrong PIN in "
+		    "%s, no such token or object?): %s",
+		    uri, pinfile,
+		    pkcs11_ssl_error(ssl, sizeof(ssl), "no reason given"));
+		pkcs11_free(s);
+		return -1;
+	}
+	type = EVP_PKEY_get_base_id(s->key);
+	host->log(host, SCEPD_PLUGIN_LOG_INFO,
+	    "CA key %s (%s %d bits) is in the token of %s: it signs there, "
+	    "logged in at start",
+	    uri,
+	    type == EVP_PKEY_RSA      ? "RSA"
+	        : type == EVP_PKEY_EC ? "EC"
+	                              : "other",
+	    EVP_PKEY_get_bits(s->key), module);
+	ERR_clear_error();
+	*state = s;
+	return 0;
+}
+
+static struct evp_pkey_st *
+pkcs11_key(void *state)
+{
+	return ((struct pkcs11_signer *)state)->key;
+}
+
+static void
+pkcs11_destroy(void *state)
+{
+	pkcs11_free(state);
+}
+
+static const char *const pkcs11_keys[] = {
+    "ModulePath", "KeyURI", "PINFile", NULL};
+
+__attribute__((visibility("default")))
+const struct scepd_ca_signer scepd_ca_signer_v1 = {
+    .abi_version = SCEPD_PLUGIN_ABI_VERSION,
+    .name = "pkcs11",
+    .keys = pkcs11_keys,
+    .init = pkcs11_init,
+    .key = pkcs11_key,
+    .destroy = pkcs11_destroy,
+};

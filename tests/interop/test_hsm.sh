@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The CA key in a PKCS#11 token: SoftHSM2 with a token of the test's own
+# (SOFTHSM2_CONF, which scepd passes on to the CA), the demo CA's key
+# imported into it and deleted from the data directory, `Signer = hsm`
+# with the pkcs11 plugin. Under the CA's usual sandbox the token signs a
+# certificate for the iOS-like client and a CRL; the log says where the
+# key is and what the sandbox allows for the token; a wrong PIN, a PIN
+# file others may read and a certificate of another key stop the CA at
+# start naming [signer.hsm].
+. "$(dirname "$0")/lib.sh"
+interop_init hsm
+
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+for need in softhsm2-util "$SOFTHSM_MODULE" /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so; do
+	command -v "$need" >/dev/null 2>&1 || [ -e "$need" ] ||
+		fail "$need is missing (scripts/deps.sh --test: softhsm2, libengine-pkcs11-openssl)"
+done
+[ -x "$BUILD_DIR/plugins/scepd-pkcs11.so" ] || [ -f "$BUILD_DIR/plugins/scepd-pkcs11.so" ] ||
+	fail "$BUILD_DIR/plugins/scepd-pkcs11.so is not built"
+
+server_start
+fetch_ca_chain
+server_stop
+
+check "a SoftHSM2 token of the test's own holds the demo CA's key; ca/ca.key is removed"
+export SOFTHSM2_CONF="$WORK/softhsm2.conf"
+mkdir -p "$WORK/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$WORK/tokens" > "$SOFTHSM2_CONF"
+PIN=4711-scepd
+softhsm2-util --init-token --free --label scepd --pin "$PIN" --so-pin 0815-so > "$WORK/init-token.log" 2>&1 ||
+	{ cat "$WORK/init-token.log"; fail "softhsm2-util --init-token"; }
+openssl pkcs8 -topk8 -nocrypt -in "$DATA/ca/ca.key" -out "$WORK/ca.p8" ||
+	fail "openssl pkcs8 of the demo CA key"
+softhsm2-util --import "$WORK/ca.p8" --token scepd --label ca --id 01 --pin "$PIN" > "$WORK/import.log" 2>&1 ||
+	{ cat "$WORK/import.log"; fail "softhsm2-util --import"; }
+shred -u "$WORK/ca.p8" 2>/dev/null || rm -f "$WORK/ca.p8"
+rm -f "$DATA/ca/ca.key"
+printf '%s\n' "$PIN" > "$WORK/token.pin"
+chmod 600 "$WORK/token.pin"
+
+set_conf ca Signer hsm
+add_conf_section signer.hsm
+set_conf signer.hsm Module pkcs11
+set_conf signer.hsm ModulePath "$SOFTHSM_MODULE"
+set_conf signer.hsm KeyURI "pkcs11:token=scepd;object=ca;type=private"
+set_conf signer.hsm PINFile "$WORK/token.pin"
+# SoftHSM2 re-reads its token's generation file and the key's object file
+# before each signature: the CA's sandbox lets it read there, nowhere else.
+set_conf signer.hsm SandboxReadPaths "$WORK/tokens"
+CRL_URL="$BASE/crl/ca.crl"
+set_conf ca CRLURL "$CRL_URL"
+: > "$SERVER_LOG"
+server_start
+
+check "the CA's log: the key is in the token, the sandbox's allowance for it"
+grep -q 'signer hsm: CA key pkcs11:token=scepd;object=ca;type=private (RSA 3072 bits) is in the token' "$SERVER_LOG" ||
+	fail "the log does not say the key is in the token"
+grep -q 'CA key: signer hsm (pkcs11): private key operations happen there, \[ca\] Key is not read' "$SERVER_LOG" ||
+	fail "the log does not name the signer"
+grep -q "sandbox: signer hsm: file opens stay allowed, read-only beneath $WORK/tokens (Landlock)" "$SERVER_LOG" ||
+	fail "the sandbox does not say what it allows the token"
+grep -q 'seccomp filter loaded' "$SERVER_LOG" || fail "no seccomp filter in the CA"
+ca_pid=$(pgrep -f -- "scepd-ca --config $DATA/scepd.conf" | head -1 || true)
+[ -n "$ca_pid" ] || ca_pid=$(pgrep -x scepd-ca -P "$SERVER_PID" | head -1 || true)
+if [ -n "$ca_pid" ]; then
+	grep -q '^Seccomp:[[:space:]]*2' "/proc/$ca_pid/status" || fail "scepd-ca is not under seccomp"
+	tr '\0' '\n' < "/proc/$ca_pid/environ" 2>/dev/null | grep -q "^SOFTHSM2_CONF=$SOFTHSM2_CONF\$" ||
+		[ ! -r "/proc/$ca_pid/environ" ] || fail "SOFTHSM2_CONF did not reach the CA"
+fi
+
+check "an iOS-like client enrolls; the token signed its certificate"
+ios_enroll "$(challenge)" "CN=hsm device,O=scepd tests" "$WORK/dev.pem" "$URL" --key "$WORK/dev.key" >/dev/null ||
+	fail "enrollment with the CA key in the token"
+verify_cert "$WORK/dev.pem"
+ios_enroll "$(challenge)" "CN=hsm device 2" "$WORK/dev2.pem" >/dev/null || fail "a second enrollment"
+verify_cert "$WORK/dev2.pem"
+
+check "scepctl revoke; the CRL the token signed verifies and lists the serial"
+serial=$(openssl x509 -in "$WORK/dev.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" --reason keyCompromise 2> "$WORK/revoke.err" ||
+	{ cat "$WORK/revoke.err"; fail "scepctl revoke"; }
+code=$(curl -s -o "$WORK/ca.crl" -w '%{http_code} %{content_type}' "$CRL_URL")
+[ "$code" = "200 application/pkix-crl" ] || fail "GET $CRL_URL: $code"
+openssl crl -inform DER -in "$WORK/ca.crl" -out "$WORK/ca.crl.pem" 2>/dev/null || fail "not a DER CRL"
+openssl crl -in "$WORK/ca.crl.pem" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" ||
+	fail "the CRL's signature does not verify against the CA"
+openssl crl -in "$WORK/ca.crl.pem" -noout -text | grep -q "Serial Number: $serial" ||
+	fail "the revoked serial is not in the CRL"
+rc=0
+openssl verify -crl_check -CAfile "$CA_PEM" -CRLfile "$WORK/ca.crl.pem" "$WORK/dev.pem" > "$WORK/va.out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/va.out" || fail "verify -crl_check accepted the revoked certificate"
+
+check "the CA is still the one process it was: nothing killed by the sandbox"
+if grep -q 'scepd-ca killed by signal' "$SERVER_LOG"; then
+	fail "the sandbox killed the CA while the token signed"
+fi
+server_stop
+
+# ca_refuses WHAT PATTERN: scepd-ca stops at start with PATTERN in the log.
+ca_refuses() {
+	local what=$1 pattern=$2
+	: > "$SERVER_LOG"
+	rc=0
+	timeout -s KILL 30 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca-alone.log" 2>&1 || rc=$?
+	[ $rc != 0 ] || fail "$what: scepd-ca started"
+	grep -q -- "$pattern" "$WORK/ca-alone.log" ||
+		{ cat "$WORK/ca-alone.log"; fail "$what: no '$pattern' in its message"; }
+	echo "   $what: $(grep -m1 -- "$pattern" "$WORK/ca-alone.log")"
+}
+
+check "a wrong PIN stops the CA at start, naming [signer.hsm]"
+printf 'not-the-pin\n' > "$WORK/token.pin"
+ca_refuses "wrong PIN" 'scepd-ca: \[signer.hsm\] KeyURI: .*wrong PIN'
+printf '%s\n' "$PIN" > "$WORK/token.pin"
+
+check "a PIN file others may read is refused"
+chmod 644 "$WORK/token.pin"
+ca_refuses "PIN file 0644" 'scepd-ca: \[signer.hsm\] PINFile: .*mode 0644'
+chmod 600 "$WORK/token.pin"
+
+check "a certificate of another key is refused"
+cp "$DATA/ca/ca.pem" "$WORK/ca.pem.orig"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj "/CN=other CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+	-days 30 -out "$DATA/ca/ca.pem" 2>/dev/null || fail "openssl req"
+ca_refuses "another certificate" 'scepd-ca: \[signer.hsm\]: .* does not match the key in \[signer.hsm\]'
+cp "$WORK/ca.pem.orig" "$DATA/ca/ca.pem"
+
+check "an unknown key in [signer.hsm] and a missing Module are refused"
+set_conf signer.hsm Slot 3
+ca_refuses "unknown key" '\[signer.hsm\] Slot: unknown key'
+sed -i '/^Slot = 3$/d' "$DATA/scepd.conf"
+set_conf ca Signer nowhere
+ca_refuses "no section" '\[signer.nowhere\] Module: is required'
+set_conf ca Signer hsm
+
+check "with the PIN right again the CA starts and signs"
+server_start
+ios_enroll "$(challenge)" "CN=hsm device 3" "$WORK/dev3.pem" >/dev/null || fail "enrollment after the restart"
+verify_cert "$WORK/dev3.pem"
+
+pass "CA key in SoftHSM2 through the pkcs11 plugin: enrollment and CRL signed under the sandbox, wrong PIN and bad settings refused at start"
