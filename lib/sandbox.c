@@ -527,10 +527,13 @@ static int
 sandbox_landlock_sanitizer(
     int ruleset, uint64_t handled, char *shown, size_t shownlen)
 {
-	static char exe[4096];
+	static const char *option_vars[] = {
+	    "LSAN_OPTIONS", "ASAN_OPTIONS", "UBSAN_OPTIONS"};
+	static char exe[4096], suppressions[3][4096];
 	struct sandbox_path paths[] = {{"/proc", SANDBOX_FS_READ},
 	    {"/usr/lib", SANDBOX_FS_READ}, {"/lib", SANDBOX_FS_READ},
-	    {NULL, SANDBOX_FS_READ}};
+	    {NULL, SANDBOX_FS_READ}, {NULL, SANDBOX_FS_READ},
+	    {NULL, SANDBOX_FS_READ}, {NULL, SANDBOX_FS_READ}};
 	ssize_t n;
 	char *slash;
 
@@ -540,6 +543,31 @@ sandbox_landlock_sanitizer(
 			*slash = '\0';
 			paths[3].path = exe;
 		}
+	}
+	/*
+	 * LeakSanitizer reads its suppressions file only when it reports,
+	 * at exit, long after the sandbox closed the file system.
+	 */
+	for (size_t v = 0; v < 3; v++) {
+		const char *options = getenv(option_vars[v]), *at;
+		size_t len;
+
+		/* The option itself, not print_suppressions= */
+		for (at = options; at != NULL; at++) {
+			if ((at = strstr(at, "suppressions=")) == NULL)
+				break;
+			if (at == options || at[-1] == ':' || at[-1] == ' ')
+				break;
+		}
+		if (at == NULL)
+			continue;
+		at += strlen("suppressions=");
+		len = strcspn(at, ": ");
+		if (len == 0 || len >= sizeof(suppressions[v]))
+			continue;
+		memcpy(suppressions[v], at, len);
+		suppressions[v][len] = '\0';
+		paths[4 + v].path = suppressions[v];
 	}
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (paths[i].path != NULL &&
