@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 
+#include "netaddr.h"
 #include "rpc.h"
 #include "sandbox.h"
 
@@ -34,6 +35,8 @@ struct frontend_settings {
 	char *external_url; /* "": derived from Listen and Paths */
 	int sign_profiles;
 	char *profile_organization;
+	char *trusted_proxies; /* TrustedProxies: networks whose
+	                        * X-Forwarded-For is believed */
 	char *ra_server_key; /* RAServerKey: the RA's public key file(s) */
 	char *challenge_server_key; /* ChallengeServerKey */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
@@ -79,6 +82,7 @@ struct frontend {
 	/* Each HTTP worker thread's own RPC clients (ZeroMQ sockets never
 	 * cross threads); freed by the key's destructor at thread exit. */
 	pthread_key_t clients_key;
+	struct netmask_list trusted_proxies;
 	struct cache cache;
 	struct crl_cache crl;
 	struct MHD_Daemon *daemon;
@@ -97,8 +101,16 @@ struct request {
 	char method[16];
 	char path[256];
 	char operation[32];
+	/* The client: the connection's peer, or, when the peer is one of
+	 * TrustedProxies, the address its X-Forwarded-For names (the peer
+	 * is then in `via`). Limits, logs and the loopback-only pages use
+	 * it. */
 	char client[64];
 	int loopback;
+	struct netaddr peer;
+	int peer_known;
+	char via[64]; /* "": not forwarded by a trusted proxy */
+	int bad_forwarded; /* a trusted proxy's X-Forwarded-For unreadable */
 	char user_agent[256];
 	unsigned int status;
 	size_t bytes;

@@ -3,9 +3,7 @@
  * limits libmicrohttpd does not set by default, and one access-log line
  * per request.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,26 +109,88 @@ http_client_address(struct MHD_Connection *c, struct request *r)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 
 	snprintf(r->client, sizeof(r->client), "?");
-	if (sa == NULL)
+	if (ci == NULL || netaddr_from_sockaddr(ci->client_addr, &r->peer) != 0)
 		return;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)sa;
+	r->peer_known = 1;
+	netaddr_format(&r->peer, r->client, sizeof(r->client));
+	r->loopback = netaddr_is_loopback(&r->peer);
+}
 
-		inet_ntop(
-		    AF_INET, &sin->sin_addr, r->client, sizeof(r->client));
-		r->loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)sa;
-		const uint8_t *a = sin6->sin6_addr.s6_addr;
+/* Every X-Forwarded-For value of a request, joined with commas in the
+ * order received (a proxy may add its own header rather than extend the
+ * client's), and whether other forwarding headers came. */
+struct forwarded_headers {
+	char xff[8192];
+	size_t len;
+	int xff_seen, too_long, other_seen;
+};
 
-		inet_ntop(
-		    AF_INET6, &sin6->sin6_addr, r->client, sizeof(r->client));
-		r->loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127);
+static enum MHD_Result
+http_forwarded_header(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct forwarded_headers *f = cls;
+	size_t n;
+
+	(void)kind;
+	if (strcasecmp(key, "Forwarded") == 0 ||
+	    strcasecmp(key, "X-Real-IP") == 0) {
+		f->other_seen = 1;
+		return MHD_YES;
 	}
+	if (strcasecmp(key, "X-Forwarded-For") != 0)
+		return MHD_YES;
+	f->xff_seen = 1;
+	n = value != NULL ? strlen(value) : 0;
+	if (f->len + n + 2 > sizeof(f->xff)) {
+		f->too_long = 1;
+		return MHD_YES;
+	}
+	if (f->len > 0)
+		f->xff[f->len++] = ',';
+	memcpy(f->xff + f->len, value, n);
+	f->len += n;
+	f->xff[f->len] = '\0';
+	return MHD_YES;
+}
+
+/*
+ * The client behind a trusted proxy; from any other peer, forwarding
+ * headers are ignored and the peer is the client. A forwarded request is
+ * never loopback, whatever address it names: a proxy on this host must
+ * not open the admin page and /metrics to whoever it forwards, nor may a
+ * trusted network claim 127.0.0.1 for itself.
+ */
+static void
+http_forwarded(
+    const struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	struct forwarded_headers *f;
+	struct netaddr client;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		r->loopback = 0;
+		return;
+	}
+	MHD_get_connection_values(c, MHD_HEADER_KIND, http_forwarded_header, f);
+	if (!f->xff_seen && !f->other_seen)
+		goto out;
+	r->loopback = 0;
+	if (!f->xff_seen || !r->peer_known ||
+	    !netmask_list_contains(&fe->trusted_proxies, &r->peer))
+		goto out;
+	if (f->too_long ||
+	    forwarded_client(&fe->trusted_proxies, f->xff, f->len, &client) !=
+	        0) {
+		r->bad_forwarded = 1;
+		goto out;
+	}
+	memcpy(r->via, r->client, sizeof(r->via));
+	netaddr_format(&client, r->client, sizeof(r->client));
+out:
+	free(f);
 }
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the raw request-target, before libmicrohttpd
@@ -192,10 +252,10 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 	/* The query length is what IIS's maxQueryString broke for iPads:
 	 * logged so an administrator sees what devices send. */
 	query = strchr(r->raw_uri, '?');
-	log_info("%s %s op=%s status=%s client=%s query=%zu bytes=%zu ms=%lld "
-	         "ua=\"%s\"%s%s%s",
+	log_info("%s %s op=%s status=%s client=%s%s%s query=%zu bytes=%zu "
+	         "ms=%lld ua=\"%s\"%s%s%s",
 	    r->method, r->path, r->operation[0] ? r->operation : "-", status,
-	    r->client, query ? strlen(query + 1) : 0, r->bytes,
+	    r->client, r->via[0] ? " via=" : "", r->via, query ? strlen(query + 1) : 0, r->bytes,
 	    (long long)(monotonic_ms() - r->start_ms), r->user_agent,
 	    why ? " (" : "", why ? why : "", why ? ")" : "");
 }
@@ -289,6 +349,9 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	for (char *p = r->user_agent; *p != '\0'; p++)
 		if (*p == '"' || (unsigned char)*p < 0x20)
 			*p = '\'';
+	http_forwarded(fe, c, r);
+	if (r->bad_forwarded)
+		return MHD_YES; /* answered 400 in the last call */
 	if ((r->route != ROUTE_SCEP && r->route != ROUTE_ADMIN) ||
 	    strcmp(method, "POST") != 0)
 		return MHD_YES; /* any body is discarded */
@@ -322,6 +385,14 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	size_t qlen;
 	char text[256];
 
+	if (r->bad_forwarded) {
+		log_warn("%s %s: X-Forwarded-For from %s (in TrustedProxies) "
+		         "does not name an address",
+		    r->method, r->path, r->client);
+		return http_text(c, r, MHD_HTTP_BAD_REQUEST,
+		    "X-Forwarded-For from the proxy does not name an "
+		    "address.\n");
+	}
 	query = strchr(r->raw_uri, '?');
 	query = query != NULL ? query + 1 : "";
 	qlen = strlen(query);

@@ -57,6 +57,9 @@ static const struct config_key frontend_config[] = {
         "have the RA sign configuration profiles"},
     {"ProfileOrganization", CONFIG_STRING, 0, 0, "scepd",
         S(profile_organization), "PayloadOrganization of profiles"},
+    {"TrustedProxies", CONFIG_STRING, 0, 0, "", S(trusted_proxies),
+        "reverse proxies (addresses or ADDRESS/BITS) whose "
+        "X-Forwarded-For names the client"},
     {"RAServerKey", CONFIG_STRING, 0, 0, "", S(ra_server_key),
         "the RA's CurveZMQ public key file (one per RAEndpoint, or one)"},
     {"ChallengeServerKey", CONFIG_STRING, 0, 0, "", S(challenge_server_key),
@@ -162,7 +165,7 @@ listen_open(const char *spec)
 static int
 frontend_prepare(struct frontend *fe, const char *file)
 {
-	char *copy = NULL, *tok, *save = NULL;
+	char *copy = NULL, *tok, *save = NULL, text[160];
 	int errors = 0;
 	size_t n = 0;
 
@@ -201,6 +204,12 @@ frontend_prepare(struct frontend *fe, const char *file)
 		    file, fe->settings.external_url);
 		errors++;
 	}
+	if (netmask_list_parse(fe->settings.trusted_proxies,
+	        &fe->trusted_proxies, text, sizeof(text)) != 0) {
+		fprintf(stderr, "%s: [frontend] TrustedProxies: %s\n", file,
+		    text);
+		errors++;
+	}
 	if (fe->settings.admin_path[0] != '\0' &&
 	    fe->settings.admin_path[0] != '/') {
 		fprintf(stderr,
@@ -217,6 +226,7 @@ frontend_free(struct frontend *fe)
 	for (size_t i = 0; fe->paths != NULL && fe->paths[i] != NULL; i++)
 		free(fe->paths[i]);
 	free(fe->paths);
+	netmask_list_free(&fe->trusted_proxies);
 	rpc_link_free(fe->ra_link);
 	rpc_link_free(fe->challenge_link);
 	rpc_curve_free(fe->curve);
@@ -329,6 +339,17 @@ main(int argc, char **argv)
 	log_info("serving HTTP on %s; RA %s, challenge service %s",
 	    fe.settings.listen, fe.settings.ra_endpoint,
 	    fe.settings.challenge_endpoint);
+	if (fe.trusted_proxies.n > 0) {
+		log_info("TrustedProxies = %s: their X-Forwarded-For names "
+		         "the client",
+		    fe.settings.trusted_proxies);
+		/* libmicrohttpd counts connections by peer address. */
+		if (fe.settings.per_ip_connection_limit > 0)
+			log_warn("PerIPConnectionLimit = %ld counts each proxy "
+			         "as one client: set it to 0 and limit "
+			         "connections per device in the proxy",
+			    fe.settings.per_ip_connection_limit);
+	}
 	do {
 		if (sigwait(&stop, &sig) != 0)
 			sig = 0;

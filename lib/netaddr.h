@@ -1,0 +1,60 @@
+/*
+ * Client addresses behind reverse proxies: the frontend's TrustedProxies
+ * (a list of networks) and the X-Forwarded-For header those proxies add.
+ */
+#ifndef SCEPD_NETADDR_H
+#define SCEPD_NETADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* An IPv4 or IPv6 address; IPv4-mapped IPv6 addresses are kept as IPv4,
+ * so that 10.0.0.1 and ::ffff:10.0.0.1 are one client. */
+struct netaddr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+};
+
+/* A network: an address and the number of leading bits that count. */
+struct netmask {
+	struct netaddr net;
+	unsigned int bits;
+};
+
+struct netmask_list {
+	struct netmask *v;
+	size_t n;
+};
+
+/* The text form of one address, exactly (no port, no brackets). */
+int netaddr_parse(const char *s, size_t len, struct netaddr *out);
+/* From a struct sockaddr (IPv4 or IPv6); -1 for other families. */
+int netaddr_from_sockaddr(const void *sa, struct netaddr *out);
+void netaddr_format(const struct netaddr *a, char *out, size_t outlen);
+int netaddr_is_loopback(const struct netaddr *a);
+
+/*
+ * "10.0.0.0/8 192.0.2.7, 2001:db8::/32": addresses or networks separated
+ * by spaces or commas. On error returns -1 with the offending entry
+ * named in err.
+ */
+int netmask_list_parse(const char *spec, struct netmask_list *out,
+    char *err, size_t errlen);
+int netmask_list_contains(
+    const struct netmask_list *list, const struct netaddr *a);
+void netmask_list_free(struct netmask_list *list);
+
+/*
+ * The client behind a chain of proxies. `xff` is every X-Forwarded-For
+ * value the request carried, joined with commas in the order received;
+ * each proxy appends the address it was connected from, so the list is
+ * read from the right: the first address not in `trusted` is the client
+ * (further left, anyone could have written anything). When every entry
+ * is trusted, the leftmost is. An entry may carry a port ("192.0.2.1:80",
+ * "[2001:db8::1]:80"). Returns 0, or -1 when an entry it had to read is
+ * not an address, or the list is empty.
+ */
+int forwarded_client(const struct netmask_list *trusted, const char *xff,
+    size_t len, struct netaddr *client);
+
+#endif
