@@ -123,15 +123,17 @@ struct scepd_issuance_policy {
 };
 
 /*
- * A CA signer (the CA loads it; [ca] Signer = NAME, a [signer.NAME]
- * section): where the CA's private key lives. `init` opens the key store
- * (a PKCS#11 token: session and login now, before the sandbox), `key`
- * then hands the CA an OpenSSL EVP_PKEY whose public part is the CA
- * certificate's and whose private operations happen in the store. The
- * key stays the plugin's: valid until `destroy`, never freed by the host
- * (which may take its own reference with EVP_PKEY_up_ref). Signing is
- * from one thread at a time. The built-in `file` signer ([ca] Key) is the
- * default and has no table.
+ * A signer (a [signer.NAME] section, named by [ca] Signer, [ra]
+ * SigningSigner or [ra] EncryptionSigner): where a private key lives.
+ * `init` opens the key store (a PKCS#11 token: session and login now,
+ * before the sandbox), `key` then hands the host an OpenSSL EVP_PKEY whose
+ * public part is its certificate's and whose private operations happen in
+ * the store. The key stays the plugin's: valid until `destroy`, never
+ * freed by the host (which may take its own reference with
+ * EVP_PKEY_up_ref). The CA signs from one thread at a time; the RA's
+ * workers sign and decrypt from several at once. The built-in `file`
+ * signer (key files) is the default and has no table. (The symbol keeps
+ * its first name: the ABI is unchanged.)
  */
 #define SCEPD_CA_SIGNER_SYMBOL "scepd_ca_signer_v1"
 

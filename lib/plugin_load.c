@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "plugin.h"
 #include "plugin_load.h"
 
@@ -99,4 +100,18 @@ plugin_instance_name_ok(const char *name)
 	return name[0] != '\0' &&
 	    name[strspn(name, "abcdefghijklmnopqrstuvwxyz"
 	                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] == '\0';
+}
+
+void
+plugin_log_v(const char *prefix, const char *instance, int level,
+    const char *fmt, va_list ap)
+{
+	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	/* The ABI counts up from DEBUG; lib/log.h counts up from ERROR. */
+	if (level < SCEPD_PLUGIN_LOG_DEBUG || level > SCEPD_PLUGIN_LOG_ERROR)
+		level = SCEPD_PLUGIN_LOG_INFO;
+	log_event((enum log_level)(SCEPD_PLUGIN_LOG_ERROR - level), NULL, 0,
+	    "%s%s: %s", prefix, instance, line);
 }

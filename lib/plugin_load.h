@@ -5,6 +5,7 @@
 #ifndef SCEPD_PLUGIN_LOAD_H
 #define SCEPD_PLUGIN_LOAD_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -23,6 +24,10 @@ const void *plugin_open(const char *path, const char *symbol, void **dl,
  * printed as "SERVICE: [section] Key: unknown key". 0 or -1. */
 int plugin_check_keys(const struct config_pairs *pairs, const char *section,
     const char *const *keys, const char *service, const char *plugin);
+/* A plugin's host->log: one line "PREFIXINSTANCE: text" at the ABI's
+ * level (SCEPD_PLUGIN_LOG_*; anything else is INFO). */
+void plugin_log_v(const char *prefix, const char *instance, int level,
+    const char *fmt, va_list ap);
 /* Letters, digits, '-' and '_': a name that is safe in logs and labels. */
 int plugin_instance_name_ok(const char *name);
 

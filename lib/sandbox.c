@@ -141,6 +141,12 @@ const struct sandbox_syscall sandbox_syscalls_client[] = {
     SANDBOX_SYSCALLS_END,
 };
 
+const struct sandbox_syscall sandbox_syscalls_token_files[] = {
+    SANDBOX_ALLOW("open"),
+    SANDBOX_ALLOW("openat"),
+    SANDBOX_SYSCALLS_END,
+};
+
 const struct sandbox_syscall sandbox_syscalls_resolver[] = {
     SANDBOX_ALLOW("open"),
     SANDBOX_ALLOW("openat"),

@@ -87,6 +87,11 @@ extern const struct sandbox_syscall sandbox_syscalls_client[];
  * modules, libcurl): file opens, datagram sockets, executable mappings.
  * Their files are the Landlock paths of sandbox_paths_resolver. */
 extern const struct sandbox_syscall sandbox_syscalls_resolver[];
+/* A signer's token module that reads files after start (SoftHSM2 reads
+ * its token's `generation` file before each operation): opens, which
+ * Landlock limits to the signer's SandboxReadPaths, read-only. Nothing
+ * else: a module that logs to syslog would be killed. */
+extern const struct sandbox_syscall sandbox_syscalls_token_files[];
 
 /* Landlock: what may still be done beneath a path. */
 enum {

@@ -1,11 +1,11 @@
 /*
- * The `pkcs11` CA signer: the CA key stays in a PKCS#11 token (an HSM,
- * SoftHSM2 for tests) and the CA signs through OpenSSL's PKCS#11 engine
- * (libp11's, Debian's libengine-pkcs11-openssl). Everything that touches
- * a file happens in init, before the CA sandboxes itself: the engine and
- * the token's module are loaded, a session is opened and logged in, and
- * the private key object found; afterwards each signature is a C_Sign in
- * that session.
+ * The `pkcs11` signer: a key stays in a PKCS#11 token (an HSM, SoftHSM2
+ * for tests); the CA signs, and the RA signs and decrypts, through
+ * OpenSSL's PKCS#11 engine (libp11's, Debian's libengine-pkcs11-openssl).
+ * Everything that touches a file happens in init, before the service
+ * sandboxes itself: the engine and the token's module are loaded, a
+ * session is opened and logged in, and the private key object found;
+ * afterwards each operation is a C_Sign or C_Decrypt in the token.
  *
  *   [ca]
  *   Signer = hsm
@@ -15,6 +15,8 @@
  *   KeyURI = pkcs11:token=scepd;object=ca;type=private
  *   PINFile = /var/lib/scepd/ca/token.pin     ; mode 0600, first line
  *
+ * One process may load several sections (the RA's two keys): they share
+ * OpenSSL's one pkcs11 engine, hence one ModulePath and one token login.
  * Paths are absolute: the plugin does not know the configuration's
  * directory. The PIN is read with read(2) and wiped once handed to the
  * engine (which keeps its own copy to log in again if the token asks).
@@ -220,8 +222,8 @@ pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
 	}
 	type = EVP_PKEY_get_base_id(s->key);
 	host->log(host, SCEPD_PLUGIN_LOG_INFO,
-	    "CA key %s (%s %d bits) is in the token of %s: it signs there, "
-	    "logged in at start",
+	    "key %s (%s %d bits) is in the token of %s: its private "
+	    "operations happen there, logged in at start",
 	    uri,
 	    type == EVP_PKEY_RSA      ? "RSA"
 	        : type == EVP_PKEY_EC ? "EC"

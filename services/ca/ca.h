@@ -19,6 +19,7 @@
 #include "plugin.h"
 #include "rpc.h"
 #include "sandbox.h"
+#include "signer_load.h"
 
 #define CA_SERIAL_LEN 16 /* 128 random bits */
 #define CA_SERIAL_HEX (2 * CA_SERIAL_LEN + 1) /* upper-case hex, with NUL */
@@ -56,20 +57,6 @@ struct ca_policy {
 	struct scepd_plugin_host host;
 	const struct ca *ca;
 	MDB_txn *txn; /* the signing transaction, during check */
-};
-
-/* A loaded CA signer plugin (signer.c): the key in a token. */
-struct ca_signer {
-	char *name;
-	const struct scepd_ca_signer *p;
-	void *state;
-	void *dl;
-	struct scepd_plugin_host host;
-	struct config_pairs *config; /* [signer.NAME] */
-	/* [signer.NAME] SandboxReadPaths: what the token's module reads
-	 * after start (SoftHSM2's token directory), NUL-separated. */
-	char *read_paths;
-	size_t read_paths_len;
 };
 
 /* A rule of a template's SAN policy: a GeneralName type and a pattern. */
@@ -130,7 +117,7 @@ struct ca {
 	struct config_pairs *config; /* [policy.*] */
 	struct ca_policy *policies;
 	size_t npolicies;
-	struct ca_signer signer; /* p NULL: the file signer */
+	struct signer signer; /* p NULL: the file signer */
 	struct sandbox *sandbox;
 	struct sandbox_policy sandbox_policy;
 	char sandbox_dirs[1024]; /* the policy's paths */
@@ -179,12 +166,6 @@ void ca_policies_free(struct ca *ca);
 int ca_policies_check(const struct ca *ca, MDB_txn *txn,
     const struct scepd_issuance_request *req, struct ca_refusal *refusal,
     int *unavailable);
-
-/* signer.c: with [ca] Signer other than "file", loads [signer.NAME] and
- * sets ca->key to its key (a reference of the CA's own). */
-int ca_signer_load(struct ca *ca, const char *config_file);
-/* After ca->key is freed. */
-void ca_signer_free(struct ca *ca);
 
 /* template.c */
 int ca_templates_load(struct ca *ca, const char *config_file);

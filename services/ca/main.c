@@ -125,7 +125,8 @@ ca_load_keys(struct ca *ca, const char *config_file)
 			fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
 			return -1;
 		}
-		if (ca_signer_load(ca, config_file) != 0)
+		if (signer_load(&ca->signer, s->signer, config_file,
+		        s->plugin_dir, "scepd-ca", "[ca] Signer", &ca->key) != 0)
 			return -1;
 		snprintf(where, sizeof(where), "[signer.%s]", s->signer);
 		key_name = where;
@@ -271,7 +272,7 @@ out:
 	ca_policies_free(&ca);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
-	ca_signer_free(&ca); /* after the CA's reference to its key */
+	signer_free(&ca.signer); /* after the CA's reference to its key */
 	sandbox_free(ca.sandbox);
 	if (loaded)
 		config_free(ca_config, &ca.settings);

@@ -38,16 +38,11 @@ static void
 policy_log(const struct scepd_plugin_host *host, int level, const char *fmt,
     ...)
 {
-	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	plugin_log_v("policy ", host->instance, level, fmt, ap);
 	va_end(ap);
-	if (level < SCEPD_PLUGIN_LOG_DEBUG || level > SCEPD_PLUGIN_LOG_ERROR)
-		level = SCEPD_PLUGIN_LOG_INFO;
-	log_event((enum log_level)(SCEPD_PLUGIN_LOG_ERROR - level), NULL, 0,
-	    "policy %s: %s", host->instance, line);
 }
 
 /* Within the signing transaction: what a policy sees is what is true. */

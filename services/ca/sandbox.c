@@ -20,21 +20,9 @@
 static const struct sandbox_syscall *const ca_syscalls[] = {
     sandbox_syscalls_common, NULL};
 
-/*
- * With a signer plugin whose token module reads files after start
- * ([signer.NAME] SandboxReadPaths: SoftHSM2 reads its token's
- * `generation` file before each operation to see whether another process
- * changed the token): opening files, which Landlock then limits to those
- * paths, read-only. Nothing else: no sockets (a module logging to syslog
- * would be killed), no exec, no new executable memory.
- */
-static const struct sandbox_syscall ca_syscalls_token_files[] = {
-    SANDBOX_ALLOW("open"),
-    SANDBOX_ALLOW("openat"),
-    SANDBOX_SYSCALLS_END,
-};
+/* With a signer whose token module reads files after start. */
 static const struct sandbox_syscall *const ca_syscalls_signer[] = {
-    sandbox_syscalls_common, ca_syscalls_token_files, NULL};
+    sandbox_syscalls_common, sandbox_syscalls_token_files, NULL};
 
 /* The port of a tcp:// endpoint, or 0. */
 static int
@@ -62,32 +50,13 @@ ca_sandbox_enter(struct ca *ca)
 	}
 	p->restrict_tcp = 1;
 	p->tcp_bind_port = ca_tcp_port(ca->settings.listen);
-	if (ca->signer.p != NULL) {
-		const struct ca_signer *sg = &ca->signer;
-		char shown[512] = "";
-
-		for (size_t off = 0; off < sg->read_paths_len;
-		     off += strlen(sg->read_paths + off) + 1) {
-			if (sandbox_policy_add_path(p, sg->read_paths + off,
-			        SANDBOX_FS_READ) != 0) {
-				log_error("sandbox: too many paths");
-				return -1;
-			}
-			snprintf(shown + strlen(shown),
-			    sizeof(shown) - strlen(shown), "%s%s",
-			    shown[0] ? ", " : "", sg->read_paths + off);
-		}
-		if (shown[0] != '\0') {
-			p->syscalls = ca_syscalls_signer;
-			log_info("sandbox: signer %s: file opens stay allowed, "
-			         "read-only beneath %s (Landlock) for the "
-			         "token's module",
-			    sg->name, shown);
-		} else
-			log_info("sandbox: signer %s: nothing more allowed "
-			         "(no SandboxReadPaths): the token's module "
-			         "may not open files after start",
-			    sg->name);
+	switch (signer_sandbox_allow(&ca->signer, p)) {
+	case -1:
+		return -1;
+	case 0:
+		break;
+	default:
+		p->syscalls = ca_syscalls_signer;
 	}
 	return sandbox_enter(ca->sandbox, p);
 }

@@ -41,17 +41,11 @@ static void
 validator_log(
     const struct scepd_plugin_host *host, int level, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	plugin_log_v("", host->instance, level, fmt, ap);
 	va_end(ap);
-	/* The ABI counts up from DEBUG; lib/log.h counts up from ERROR. */
-	if (level < SCEPD_PLUGIN_LOG_DEBUG || level > SCEPD_PLUGIN_LOG_ERROR)
-		level = SCEPD_PLUGIN_LOG_INFO;
-	log_event((enum log_level)(SCEPD_PLUGIN_LOG_ERROR - level), NULL, 0,
-	    "%s: %s", host->instance, line);
 }
 
 /* Loads Module's table; the ABI version is checked before anything else. */

@@ -24,10 +24,18 @@ static const struct config_key ra_config[] = {
     {"CACertificate", CONFIG_PATH, 0, 0, NULL, S(ca_certificate), NULL},
     {"SigningCertificate", CONFIG_PATH, 0, 0, NULL, S(signing_certificate),
         NULL},
-    {"SigningKey", CONFIG_PATH, 0, 0, NULL, S(signing_key), NULL},
+    {"SigningKey", CONFIG_PATH, 0, 0, "", S(signing_key),
+        "key file (required unless SigningSigner names a signer)"},
+    {"SigningSigner", CONFIG_STRING, 0, 0, "file", S(signing_signer),
+        "file (SigningKey), or a [signer.NAME] section (an HSM)"},
     {"EncryptionCertificate", CONFIG_PATH, 0, 0, NULL,
         S(encryption_certificate), NULL},
-    {"EncryptionKey", CONFIG_PATH, 0, 0, NULL, S(encryption_key), NULL},
+    {"EncryptionKey", CONFIG_PATH, 0, 0, "", S(encryption_key),
+        "key file (required unless EncryptionSigner names a signer)"},
+    {"EncryptionSigner", CONFIG_STRING, 0, 0, "file", S(encryption_signer),
+        "file (EncryptionKey), or a [signer.NAME] section (an HSM)"},
+    {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
+        "where Module = NAME plugins are (\"\": beside the program)"},
     {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file), NULL},
     {"NextCACertificate", CONFIG_PATH, 0, 0, "", S(next_ca_certificate),
         NULL},
@@ -53,19 +61,40 @@ static const struct config_key ra_config[] = {
 };
 #undef S
 
-/* Loads one certificate and its key and checks they belong together and
- * may do what SCEP needs of them. Names the file at fault. */
+/* Loads one certificate and its key, from a file or a signer, and checks
+ * they belong together and may do what SCEP needs of them. Names the
+ * file or section at fault. */
 static int
-ra_load_pair(const struct ra_settings *s, const char *cert_path,
-    const char *key_path, unsigned int ku, const char *purpose, X509 **cert,
-    EVP_PKEY **key)
+ra_load_pair(const struct ra_settings *s, const char *config_file,
+    const char *cert_path, const char *key_path, const char *key_setting,
+    const char *signer_name, const char *signer_setting, struct signer *signer,
+    unsigned int ku, const char *purpose, X509 **cert, EVP_PKEY **key)
 {
-	char err[512];
+	char err[512], where[160];
 
-	if ((*cert = pki_load_cert(cert_path, err, sizeof(err))) == NULL ||
-	    (*key = pki_load_key(
-	         key_path, s->key_passphrase_file, err, sizeof(err))) == NULL ||
-	    pki_check_pair(
+	if ((*cert = pki_load_cert(cert_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "scepd-ra: %s\n", err);
+		return -1;
+	}
+	if (strcmp(signer_name, "file") != 0) {
+		/* The key is in a token: no key file is read. */
+		if (signer_load(signer, signer_name, config_file,
+		        s->plugin_dir, "scepd-ra", signer_setting, key) != 0)
+			return -1;
+		snprintf(where, sizeof(where), "[signer.%s]", signer_name);
+		key_path = where;
+	} else if (key_path[0] == '\0') {
+		fprintf(stderr,
+		    "scepd-ra: [ra] %s: is required (or %s = NAME of a "
+		    "[signer.NAME] section)\n",
+		    key_setting, signer_setting + strlen("[ra] "));
+		return -1;
+	} else if ((*key = pki_load_key(key_path, s->key_passphrase_file,
+	                err, sizeof(err))) == NULL) {
+		fprintf(stderr, "scepd-ra: %s\n", err);
+		return -1;
+	}
+	if (pki_check_pair(
 	        *cert, *key, cert_path, key_path, err, sizeof(err)) != 0 ||
 	    pki_check_key_usage(
 	        *cert, ku, cert_path, purpose, err, sizeof(err)) != 0) {
@@ -131,6 +160,9 @@ ra_free(struct ra *ra)
 	X509_free(ra->enc_cert);
 	EVP_PKEY_free(ra->sign_key);
 	EVP_PKEY_free(ra->enc_key);
+	/* After the RA's references to their keys; the last loaded first. */
+	signer_free(&ra->enc_signer);
+	signer_free(&ra->sign_signer);
 	sk_X509_pop_free(ra->ca_chain, X509_free);
 	free(ra->cacert_body);
 	free(ra->ca_der);
@@ -181,12 +213,17 @@ main(int argc, char **argv)
 		log_warn("AllowDES = 1: single-DES requests are accepted "
 		         "(RFC 8894 forbids them); replies stay 3DES or AES");
 
-	if (ra_load_pair(&ra.settings, ra.settings.signing_certificate,
-	        ra.settings.signing_key, X509v3_KU_DIGITAL_SIGNATURE,
+	if (ra_load_pair(&ra.settings, config_file,
+	        ra.settings.signing_certificate, ra.settings.signing_key,
+	        "SigningKey", ra.settings.signing_signer, "[ra] SigningSigner",
+	        &ra.sign_signer, X509v3_KU_DIGITAL_SIGNATURE,
 	        "signing CertRep messages", &ra.sign_cert, &ra.sign_key) != 0 ||
-	    ra_load_pair(&ra.settings, ra.settings.encryption_certificate,
-	        ra.settings.encryption_key, X509v3_KU_KEY_ENCIPHERMENT,
-	        "receiving encrypted requests", &ra.enc_cert, &ra.enc_key) != 0)
+	    ra_load_pair(&ra.settings, config_file,
+	        ra.settings.encryption_certificate, ra.settings.encryption_key,
+	        "EncryptionKey", ra.settings.encryption_signer,
+	        "[ra] EncryptionSigner", &ra.enc_signer,
+	        X509v3_KU_KEY_ENCIPHERMENT, "receiving encrypted requests",
+	        &ra.enc_cert, &ra.enc_key) != 0)
 		goto out;
 	ra.ca_chain =
 	    pki_load_certs(ra.settings.ca_certificate, err, sizeof(err));

@@ -14,6 +14,7 @@
 #include "rpc.h"
 #include "sandbox.h"
 #include "scep.h"
+#include "signer_load.h"
 
 struct ra_settings {
 	char *listen;
@@ -22,8 +23,11 @@ struct ra_settings {
 	char *ca_certificate;
 	char *signing_certificate;
 	char *signing_key;
+	char *signing_signer; /* "file" (signing_key), or [signer.NAME] */
 	char *encryption_certificate;
 	char *encryption_key;
+	char *encryption_signer;
+	char *plugin_dir;
 	char *key_passphrase_file;
 	char *next_ca_certificate; /* rollover: the next CA (and RA) certs */
 	int allow_des;
@@ -45,6 +49,10 @@ struct ra {
 	EVP_PKEY *sign_key;
 	X509 *enc_cert;
 	EVP_PKEY *enc_key;
+	/* p NULL: the key is a file. Key operations come from every worker
+	 * at once: the pkcs11 plugin's engine (libp11) serializes them per
+	 * token slot. */
+	struct signer sign_signer, enc_signer;
 	STACK_OF(X509) * ca_chain; /* CA first */
 	uint8_t *cacert_body; /* the GetCACert answer */
 	size_t cacert_len;

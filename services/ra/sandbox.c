@@ -3,7 +3,8 @@
  * clients towards the CA and the challenge service (ZeroMQ reconnects
  * them: Unix and TCP sockets, connect) and stderr; its keys are in memory.
  * No file opens (EACCES); exec, fork, ptrace and other sockets kill it.
- * Landlock leaves it only its ipc:// socket's directory. A tcp:// endpoint
+ * Landlock leaves it only its ipc:// socket's directory, and a signer's
+ * SandboxReadPaths for a token's module. A tcp:// endpoint
  * given by host name keeps name resolution (ZeroMQ resolves at every
  * reconnection): /etc/hosts, /etc/resolv.conf and the NSS modules.
  */
@@ -21,6 +22,11 @@ static const struct sandbox_syscall *const ra_syscalls[] = {
 static const struct sandbox_syscall *const ra_syscalls_resolver[] = {
     sandbox_syscalls_common, sandbox_syscalls_client, sandbox_syscalls_resolver,
     NULL};
+/* A key in a token whose module reads files after start (resolver's
+ * table allows opens already). */
+static const struct sandbox_syscall *const ra_syscalls_signer[] = {
+    sandbox_syscalls_common, sandbox_syscalls_client,
+    sandbox_syscalls_token_files, NULL};
 
 int
 ra_sandbox_enter(const struct ra *ra, const char *config_file)
@@ -43,6 +49,15 @@ ra_sandbox_enter(const struct ra *ra, const char *config_file)
 	if (resolver)
 		log_info("sandbox: an endpoint is a host name: name "
 		         "resolution stays allowed");
+	for (int i = 0; i < 2; i++) {
+		int n = signer_sandbox_allow(
+		    i == 0 ? &ra->sign_signer : &ra->enc_signer, &ra_policy);
+
+		if (n < 0)
+			return -1;
+		if (n > 0 && !resolver)
+			ra_policy.syscalls = ra_syscalls_signer;
+	}
 	return sandbox_enter(ra_sandbox, &ra_policy);
 }
 

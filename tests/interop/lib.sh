@@ -122,9 +122,15 @@ pass() {
 
 # Starts scepd (initialising $DATA on the first start) and waits until
 # /healthz answers; 30 s at most, then the log is shown and the test fails.
+# /healthz is the frontend's alone: then it waits up to 10 s more for the
+# CA, the RA and the challenge service to say they serve, so that what
+# they log at start is in the log (a service a test makes fail at start
+# never says it: that is for the test to see).
 server_start() {
 	[ -z "$SERVER_PID" ] || fail "server_start: the server is already running"
 	echo "   starting scepd on 127.0.0.1:$PORT"
+	local from
+	from=$(($(wc -l < "$SERVER_LOG" 2>/dev/null || echo 0) + 1))
 	# Its own process group, so that no child outlives the test even if
 	# scepd itself has to be killed.
 	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" "$@" >> "$SERVER_LOG" 2>&1 &
@@ -132,6 +138,7 @@ server_start() {
 	local deadline=$((SECONDS + 30))
 	while [ $SECONDS -lt $deadline ]; do
 		if curl -sf -m 2 "$BASE/healthz" >/dev/null 2>&1; then
+			_services_serving "$from"
 			return 0
 		fi
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -143,6 +150,19 @@ server_start() {
 		sleep 0.2
 	done
 	fail "scepd: /healthz did not answer within 30 s"
+}
+
+_services_serving() {
+	local from=$1 svc ready
+	for _ in $(seq 100); do
+		ready=1
+		for svc in scepd-ca scepd-ra scepd-challenge; do
+			tail -n "+$from" "$SERVER_LOG" | grep -q "^[^ ]* $svc\[[0-9]*\] info: serving on" ||
+				{ ready=0; break; }
+		done
+		[ $ready = 1 ] && return 0
+		sleep 0.1
+	done
 }
 
 # SIGTERM, up to 10 s for a clean stop, then SIGKILL; then whatever is

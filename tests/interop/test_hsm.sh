@@ -2,7 +2,7 @@
 # The CA key in a PKCS#11 token: SoftHSM2 with a token of the test's own
 # (SOFTHSM2_CONF, which scepd passes on to the CA), the demo CA's key
 # imported into it and deleted from the data directory, `Signer = hsm`
-# with the pkcs11 plugin. Under the CA's usual sandbox the token signs a
+# with the pkcs11 plugin; then the RA's two keys too. Under the CA's usual sandbox the token signs a
 # certificate for the iOS-like client and a CRL; the log says where the
 # key is and what the sandbox allows for the token; a wrong PIN, a PIN
 # file others may read and a certificate of another key stop the CA at
@@ -54,9 +54,13 @@ set_conf ca CRLURL "$CRL_URL"
 server_start
 
 check "the CA's log: the key is in the token, the sandbox's allowance for it"
-grep -q 'signer hsm: CA key pkcs11:token=scepd;object=ca;type=private (RSA 3072 bits) is in the token' "$SERVER_LOG" ||
+for _ in $(seq 100); do
+	grep -q "scepd-ca.*serving on" "$SERVER_LOG" && break
+	sleep 0.1
+done
+grep -q 'signer hsm: key pkcs11:token=scepd;object=ca;type=private (RSA 3072 bits) is in the token' "$SERVER_LOG" ||
 	fail "the log does not say the key is in the token"
-grep -q 'CA key: signer hsm (pkcs11): private key operations happen there, \[ca\] Key is not read' "$SERVER_LOG" ||
+grep -q 'scepd-ca.*\[ca\] Signer: signer hsm (pkcs11): private key operations happen there, no key file is read' "$SERVER_LOG" ||
 	fail "the log does not name the signer"
 grep -q "sandbox: signer hsm: file opens stay allowed, read-only beneath $WORK/tokens (Landlock)" "$SERVER_LOG" ||
 	fail "the sandbox does not say what it allows the token"
@@ -139,5 +143,71 @@ check "with the PIN right again the CA starts and signs"
 server_start
 ios_enroll "$(challenge)" "CN=hsm device 3" "$WORK/dev3.pem" >/dev/null || fail "enrollment after the restart"
 verify_cert "$WORK/dev3.pem"
+server_stop
 
-pass "CA key in SoftHSM2 through the pkcs11 plugin: enrollment and CRL signed under the sandbox, wrong PIN and bad settings refused at start"
+check "the RA's two keys in the token too (SigningSigner, EncryptionSigner); ra/*.key removed"
+for k in ra-sign ra-enc; do
+	openssl pkcs8 -topk8 -nocrypt -in "$DATA/ra/$k.key" -out "$WORK/$k.p8" || fail "openssl pkcs8 of $k.key"
+	softhsm2-util --import "$WORK/$k.p8" --token scepd --label "$k" --id "$([ $k = ra-sign ] && echo 02 || echo 03)" \
+		--pin "$PIN" > "$WORK/import-$k.log" 2>&1 || { cat "$WORK/import-$k.log"; fail "softhsm2-util --import $k"; }
+	rm -f "$WORK/$k.p8" "$DATA/ra/$k.key"
+	add_conf_section "signer.$k"
+	set_conf "signer.$k" Module pkcs11
+	set_conf "signer.$k" ModulePath "$SOFTHSM_MODULE"
+	set_conf "signer.$k" KeyURI "pkcs11:token=scepd;object=$k;type=private"
+	set_conf "signer.$k" PINFile "$WORK/token.pin"
+	set_conf "signer.$k" SandboxReadPaths "$WORK/tokens"
+done
+set_conf ra SigningSigner ra-sign
+set_conf ra EncryptionSigner ra-enc
+set_conf challenge PasswordMax 20
+: > "$SERVER_LOG"
+server_start
+# /healthz is the frontend's: the RA may still be logging in to the token.
+for _ in $(seq 100); do
+	grep -q "scepd-ra.*serving on" "$SERVER_LOG" && break
+	sleep 0.1
+done
+for k in ra-sign ra-enc; do
+	grep -q "scepd-ra.*signer $k: key pkcs11:token=scepd;object=$k;type=private (RSA 2048 bits) is in the token" "$SERVER_LOG" ||
+		fail "the RA's log does not say $k is in the token"
+	grep -q "scepd-ra.*sandbox: signer $k: file opens stay allowed, read-only beneath $WORK/tokens" "$SERVER_LOG" ||
+		fail "the RA's sandbox does not say what it allows the token for $k"
+done
+
+check "enrollments decrypted and answered by the token's RA keys (iOS-like client, strongSwan pki)"
+ios_enroll "$(challenge)" "CN=hsm ra device" "$WORK/dev4.pem" >/dev/null || fail "enrollment with the RA keys in the token"
+verify_cert "$WORK/dev4.pem"
+openssl genrsa -out "$WORK/pki.key" 2048 2>/dev/null
+pki --scep --url "$URL" --in "$WORK/pki.key" --dn "CN=hsm pki device" --password "$(challenge)" \
+	--cacert-enc "$RA_ENC_PEM" --cacert-sig "$RA_SIG_PEM" --cacert "$CA_PEM" --outform pem \
+	> "$WORK/pki.pem" 2> "$WORK/pki.err" || { cat "$WORK/pki.err"; fail "strongSwan pki with the RA keys in the token"; }
+verify_cert "$WORK/pki.pem"
+
+check "8 devices at once: every RA worker uses the token's keys concurrently"
+pids=()
+for i in $(seq 8); do
+	pw=$(challenge)
+	ios_enroll "$pw" "CN=hsm parallel $i" "$WORK/par$i.pem" > /dev/null &
+	pids+=($!)
+done
+for i in $(seq 8); do
+	wait "${pids[$((i - 1))]}" || { cat "$WORK/par$i.pem.log"; fail "parallel enrollment $i"; }
+	verify_cert "$WORK/par$i.pem"
+done
+grep -q 'scepd-ra killed by signal' "$SERVER_LOG" && fail "the sandbox killed the RA while the token worked"
+server_stop
+
+check "an RA key missing from the token stops the RA at start, naming its section"
+set_conf signer.ra-enc KeyURI "pkcs11:token=scepd;object=nowhere;type=private"
+rc=0
+timeout -s KILL 30 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/ra-alone.log" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q 'scepd-ra: \[signer.ra-enc\] KeyURI: pkcs11:token=scepd;object=nowhere' "$WORK/ra-alone.log" ||
+	{ cat "$WORK/ra-alone.log"; fail "an unknown RA key: exit $rc"; }
+set_conf ra EncryptionSigner file
+rc=0
+timeout -s KILL 30 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/ra-alone.log" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q 'scepd-ra: .*ra-enc.key' "$WORK/ra-alone.log" ||
+	{ cat "$WORK/ra-alone.log"; fail "EncryptionSigner = file without the key file: exit $rc"; }
+
+pass "CA and RA keys in SoftHSM2 through the pkcs11 plugin: enrollments (also 8 at once) and a CRL under the sandbox, wrong PIN and bad settings refused at start"

@@ -1,10 +1,10 @@
 /*
- * CA signers: where the CA key lives. `file` ([ca] Key, the default) is
- * built in (main.c); any other [ca] Signer = NAME is a [signer.NAME]
- * section whose Module is a plugin (lib/plugin.h, struct scepd_ca_signer)
+ * Signers: where a private key lives when it is not a file. A [signer.NAME]
+ * section's Module is a plugin (lib/plugin.h, struct scepd_ca_signer)
  * handing over an EVP_PKEY whose private operations happen elsewhere: a
- * PKCS#11 token with the `pkcs11` plugin. Loaded like the issuance
- * policies (policy.c), before the sandbox.
+ * PKCS#11 token with the `pkcs11` plugin. The CA loads one for its key
+ * ([ca] Signer), the RA one for each of its keys ([ra] SigningSigner,
+ * EncryptionSigner); both before their sandbox.
  */
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -12,23 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ca.h"
 #include "log.h"
 #include "plugin_load.h"
+#include "signer_load.h"
 
 #define SIGNER_SECTION "signer."
 
-static struct ca_signer *
+static struct signer *
 signer_of(const struct scepd_plugin_host *host)
 {
-	return (struct ca_signer *)((char *)host -
-	    offsetof(struct ca_signer, host));
+	return (struct signer *)((char *)host - offsetof(struct signer, host));
 }
 
 static const char *
 signer_config_get(const struct scepd_plugin_host *host, const char *key)
 {
-	struct ca_signer *s = signer_of(host);
+	struct signer *s = signer_of(host);
 	char section[128];
 
 	snprintf(section, sizeof(section), SIGNER_SECTION "%s", s->name);
@@ -39,21 +38,16 @@ static void
 signer_log(
     const struct scepd_plugin_host *host, int level, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	plugin_log_v("signer ", host->instance, level, fmt, ap);
 	va_end(ap);
-	if (level < SCEPD_PLUGIN_LOG_DEBUG || level > SCEPD_PLUGIN_LOG_ERROR)
-		level = SCEPD_PLUGIN_LOG_INFO;
-	log_event((enum log_level)(SCEPD_PLUGIN_LOG_ERROR - level), NULL, 0,
-	    "signer %s: %s", host->instance, line);
 }
 
 /* The plugin's keys and the host's own (SandboxReadPaths). */
 static int
-signer_check_keys(const struct ca_signer *s, const char *section)
+signer_check_keys(const struct signer *s, const char *section)
 {
 	const char *keys[64];
 	size_t n = 0;
@@ -62,13 +56,12 @@ signer_check_keys(const struct ca_signer *s, const char *section)
 		keys[n] = s->p->keys[n];
 	keys[n++] = "SandboxReadPaths";
 	keys[n] = NULL;
-	return plugin_check_keys(
-	    s->config, section, keys, "scepd-ca", s->p->name);
+	return plugin_check_keys(s->config, section, keys, s->who, s->p->name);
 }
 
 /* SandboxReadPaths = absolute paths, space separated. */
 static int
-signer_read_paths(struct ca_signer *s, const char *section)
+signer_read_paths(struct signer *s, const char *section)
 {
 	const char *v =
 	    config_pairs_get(s->config, section, "SandboxReadPaths");
@@ -86,9 +79,9 @@ signer_read_paths(struct ca_signer *s, const char *section)
 	     tok = strtok_r(NULL, " \t,", &save)) {
 		if (tok[0] != '/') {
 			fprintf(stderr,
-			    "scepd-ca: [%s] SandboxReadPaths: %s: give "
-			    "absolute paths\n",
-			    section, tok);
+			    "%s: [%s] SandboxReadPaths: %s: give absolute "
+			    "paths\n",
+			    s->who, section, tok);
 			free(copy);
 			return -1;
 		}
@@ -101,19 +94,21 @@ signer_read_paths(struct ca_signer *s, const char *section)
 }
 
 int
-ca_signer_load(struct ca *ca, const char *config_file)
+signer_load(struct signer *s, const char *name, const char *config_file,
+    const char *plugin_dir, const char *who, const char *setting,
+    EVP_PKEY **key)
 {
-	struct ca_signer *s = &ca->signer;
-	const char *name = ca->settings.signer, *module;
+	const char *module;
 	char section[128], err[512] = "", *path;
-	EVP_PKEY *key;
 
 	memset(s, 0, sizeof(*s));
+	*key = NULL;
+	s->who = who;
 	if (!plugin_instance_name_ok(name)) {
 		fprintf(stderr,
-		    "scepd-ca: [ca] Signer: '%s': file, or the name of a "
-		    "[signer.NAME] section (letters, digits, '-' and '_')\n",
-		    name);
+		    "%s: %s: '%s': file, or the name of a [signer.NAME] "
+		    "section (letters, digits, '-' and '_')\n",
+		    who, setting, name);
 		return -1;
 	}
 	snprintf(section, sizeof(section), SIGNER_SECTION "%s", name);
@@ -123,28 +118,25 @@ ca_signer_load(struct ca *ca, const char *config_file)
 		return -1;
 	module = config_pairs_get(s->config, section, "Module");
 	if (module == NULL || module[0] == '\0') {
-		fprintf(stderr,
-		    "scepd-ca: [%s] Module: is required ([ca] Signer = %s)\n",
-		    section, name);
+		fprintf(stderr, "%s: [%s] Module: is required (%s = %s)\n",
+		    who, section, setting, name);
 		return -1;
 	}
-	path = plugin_module_path(
-	    module, ca->settings.plugin_dir, s->config->basedir);
+	path = plugin_module_path(module, plugin_dir, s->config->basedir);
 	if (path == NULL)
 		return -1;
 	s->p =
 	    plugin_open(path, SCEPD_CA_SIGNER_SYMBOL, &s->dl, err, sizeof(err));
 	free(path);
 	if (s->p == NULL) {
-		fprintf(stderr, "scepd-ca: [%s] Module = %s: %s\n", section,
+		fprintf(stderr, "%s: [%s] Module = %s: %s\n", who, section,
 		    module, err);
 		return -1;
 	}
 	if (s->p->name == NULL || s->p->keys == NULL || s->p->init == NULL ||
 	    s->p->key == NULL || s->p->destroy == NULL) {
-		fprintf(stderr,
-		    "scepd-ca: [%s] Module = %s: incomplete table\n", section,
-		    module);
+		fprintf(stderr, "%s: [%s] Module = %s: incomplete table\n",
+		    who, section, module);
 		s->p = NULL;
 		return -1;
 	}
@@ -158,27 +150,25 @@ ca_signer_load(struct ca *ca, const char *config_file)
 	s->host.config_get = signer_config_get;
 	s->host.log = signer_log;
 	if (s->p->init(&s->host, &s->state, err, sizeof(err)) != 0) {
-		fprintf(stderr, "scepd-ca: [%s] %s\n", section, err);
+		fprintf(stderr, "%s: [%s] %s\n", who, section, err);
 		s->p = NULL; /* no destroy for what did not start */
 		return -1;
 	}
-	if ((key = s->p->key(s->state)) == NULL || EVP_PKEY_up_ref(key) != 1) {
-		fprintf(stderr, "scepd-ca: [%s] the %s plugin gave no key\n",
+	if ((*key = s->p->key(s->state)) == NULL || EVP_PKEY_up_ref(*key) != 1) {
+		*key = NULL;
+		fprintf(stderr, "%s: [%s] the %s plugin gave no key\n", who,
 		    section, s->p->name);
 		return -1;
 	}
-	ca->key = key;
-	log_info("CA key: signer %s (%s): private key operations happen "
-	         "there, [ca] Key is not read",
-	    name, s->p->name);
+	log_info("%s: signer %s (%s): private key operations happen there, "
+	         "no key file is read",
+	    setting, name, s->p->name);
 	return 0;
 }
 
 void
-ca_signer_free(struct ca *ca)
+signer_free(struct signer *s)
 {
-	struct ca_signer *s = &ca->signer;
-
 	if (s->p != NULL)
 		s->p->destroy(s->state);
 	if (s->dl != NULL)
@@ -190,4 +180,35 @@ ca_signer_free(struct ca *ca)
 	free(s->name);
 	free(s->read_paths);
 	memset(s, 0, sizeof(*s));
+}
+
+int
+signer_sandbox_allow(const struct signer *s, struct sandbox_policy *p)
+{
+	char shown[512] = "";
+	int n = 0;
+
+	if (s->p == NULL)
+		return 0;
+	for (size_t off = 0; off < s->read_paths_len;
+	     off += strlen(s->read_paths + off) + 1, n++) {
+		if (sandbox_policy_add_path(
+		        p, s->read_paths + off, SANDBOX_FS_READ) != 0) {
+			log_error("sandbox: too many paths");
+			return -1;
+		}
+		snprintf(shown + strlen(shown), sizeof(shown) - strlen(shown),
+		    "%s%s", shown[0] ? ", " : "", s->read_paths + off);
+	}
+	if (n > 0)
+		log_info("sandbox: signer %s: file opens stay allowed, "
+		         "read-only beneath %s (Landlock) for the token's "
+		         "module",
+		    s->name, shown);
+	else
+		log_info("sandbox: signer %s: nothing more allowed (no "
+		         "SandboxReadPaths): the token's module may not open "
+		         "files after start",
+		    s->name);
+	return n;
 }
