@@ -20,9 +20,19 @@
 static const struct sandbox_syscall *const ca_syscalls[] = {
     sandbox_syscalls_common, NULL};
 
-/* With a signer whose token module reads files after start. */
+/*
+ * With a signer whose token module reads files after start. Such modules
+ * also log their errors to syslog (SoftHSM2 does), which needs a new
+ * socket: it gets EACCES (the line is lost, the CA answers the request
+ * as failed) rather than killing the CA in the middle of a signature.
+ */
+static const struct sandbox_syscall ca_syscalls_token_logging[] = {
+    SANDBOX_EACCES("socket"),
+    SANDBOX_SYSCALLS_END,
+};
 static const struct sandbox_syscall *const ca_syscalls_signer[] = {
-    sandbox_syscalls_common, sandbox_syscalls_token_files, NULL};
+    sandbox_syscalls_common, sandbox_syscalls_token_files,
+    ca_syscalls_token_logging, NULL};
 
 /* The port of a tcp:// endpoint, or 0. */
 static int

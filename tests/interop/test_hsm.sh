@@ -99,6 +99,30 @@ check "the CA is still the one process it was: nothing killed by the sandbox"
 if grep -q 'scepd-ca killed by signal' "$SERVER_LOG"; then
 	fail "the sandbox killed the CA while the token signed"
 fi
+
+check "the token failing after start: 503 with Retry-After, the CA not killed; a restarted CA logs in again and signs"
+mv "$WORK/tokens" "$WORK/tokens.away"
+rc=0
+ios_enroll "$(challenge)" "CN=token away" "$WORK/away.pem" > /dev/null || rc=$?
+mv "$WORK/tokens.away" "$WORK/tokens"
+[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/away.pem.log" && grep -q "^Retry-After: " "$WORK/away.pem.log" ||
+	{ cat "$WORK/away.pem.log"; fail "with the token gone: exit $rc, want HTTP 503 with Retry-After"; }
+grep -q "scepd-ca.*signing failed: .*PKCS#11" "$SERVER_LOG" || fail "the CA did not log the token's error"
+grep -q 'scepd-ca killed by signal' "$SERVER_LOG" && fail "the token's failure killed the CA"
+"$SCEPCTL" --data-dir "$DATA" list > "$WORK/ledger.txt" 2>&1 || { cat "$WORK/ledger.txt"; fail "scepctl list"; }
+grep -q "hsm device 2" "$WORK/ledger.txt" || { cat "$WORK/ledger.txt"; fail "scepctl list does not list what was issued"; }
+grep -q "token away" "$WORK/ledger.txt" && fail "the ledger lists a certificate the token never signed"
+# The session's object handle stays invalid: the operator restarts the CA
+# (here: SIGTERM, and the launcher starts it again).
+served=$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")
+pkill -TERM -f -- "scepd-ca --config $DATA/scepd.conf" || fail "no CA process to restart"
+for _ in $(seq 100); do
+	[ "$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")" -gt "$served" ] && break
+	sleep 0.1
+done
+[ "$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")" -gt "$served" ] || fail "the launcher did not start the CA again"
+ios_enroll "$(challenge)" "CN=token back" "$WORK/back.pem" > /dev/null || fail "no enrollment once the token is back"
+verify_cert "$WORK/back.pem"
 server_stop
 
 # ca_refuses WHAT PATTERN: scepd-ca stops at start with PATTERN in the log.
