@@ -22,21 +22,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <curl/curl.h>
-#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "scep.h"
+#include "scep_client.h"
 
 #define USER_AGENT "Settings/1.0 CFNetwork/467.12 Darwin/10.3.1"
-#define MAX_BODY (1024 * 1024)
 #define MIN_QUERY_LEN 2700
 #define B64_LINE 76
 
@@ -76,305 +73,13 @@ struct options {
  * so a test can be two clients at once. */
 static const char *source_addr;
 
-/* An HTTP answer. */
-struct reply {
-	uint8_t *body;
-	size_t len;
-	long code;
-	char *content_type;
-	char retry_after[16]; /* the Retry-After header, "" if none */
-};
-
-static void
-reply_clear(struct reply *r)
+/* How this client asks: as iOS, from --source. */
+static struct http_client
+client_of(const struct options *o)
 {
-	free(r->body);
-	free(r->content_type);
-	memset(r, 0, sizeof(*r));
-}
+	struct http_client hc = {o->url, USER_AGENT, source_addr};
 
-/* Keeps Retry-After: what a device is told when to come back. */
-static size_t
-on_header(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct reply *r = arg;
-	size_t n = size * nmemb;
-	static const char name[] = "retry-after:";
-
-	if (n > sizeof(name) - 1 &&
-	    strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
-		size_t skip = sizeof(name) - 1;
-
-		while (skip < n && ptr[skip] == ' ')
-			skip++;
-		snprintf(r->retry_after, sizeof(r->retry_after), "%.*s",
-		    (int)strcspn(ptr + skip, "\r\n"), ptr + skip);
-	}
-	return n;
-}
-
-static size_t
-on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct reply *r = arg;
-	size_t n = size * nmemb;
-	uint8_t *p;
-
-	if (r->len + n > MAX_BODY)
-		return 0;
-	if ((p = realloc(r->body, r->len + n + 1)) == NULL)
-		return 0;
-	memcpy(p + r->len, ptr, n);
-	r->body = p;
-	r->len += n;
-	r->body[r->len] = '\0';
-	return n;
-}
-
-/* GET base?query with iOS's User-Agent. 0 when an HTTP answer came. */
-static int
-http_get(const char *base, const char *query, struct reply *r)
-{
-	CURL *curl = NULL;
-	char *url = NULL;
-	char *ct = NULL;
-	CURLcode cc;
-	size_t n;
-	int rc = -1;
-
-	memset(r, 0, sizeof(*r));
-	n = strlen(base) + strlen(query) + 2;
-	if ((url = malloc(n)) == NULL)
-		goto out;
-	snprintf(url, n, "%s?%s", base, query);
-	if ((curl = curl_easy_init()) == NULL)
-		goto out;
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	if (source_addr != NULL)
-		curl_easy_setopt(curl, CURLOPT_INTERFACE, source_addr);
-	if ((cc = curl_easy_perform(curl)) != CURLE_OK) {
-		fprintf(
-		    stderr, "GET %.80s...: %s\n", url, curl_easy_strerror(cc));
-		goto out;
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->code);
-	if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
-	    ct != NULL && (r->content_type = strdup(ct)) == NULL)
-		goto out;
-	rc = 0;
-out:
-	if (rc != 0)
-		reply_clear(r);
-	curl_easy_cleanup(curl);
-	free(url);
-	return rc;
-}
-
-/* "a/b; charset=x" matches "a/b". */
-static int
-content_type_is(const struct reply *r, const char *type)
-{
-	size_t n = strlen(type);
-
-	return r->content_type != NULL &&
-	    strncasecmp(r->content_type, type, n) == 0 &&
-	    (r->content_type[n] == '\0' || r->content_type[n] == ';' ||
-	        r->content_type[n] == ' ');
-}
-
-/* --- the CA's certificates -------------------------------------------- */
-
-struct ca_certs {
-	X509 *ra_enc; /* the recipient of our envelope */
-	X509 *ra_sig; /* the signer of CertReps */
-	X509 *ca;
-	STACK_OF(X509) * all;
-};
-
-static void
-ca_certs_clear(struct ca_certs *c)
-{
-	sk_X509_pop_free(c->all, X509_free);
-	memset(c, 0, sizeof(*c));
-}
-
-static int
-is_ca(X509 *x)
-{
-	return X509_check_ca(x) != 0 || X509_check_issued(x, x) == X509_V_OK;
-}
-
-/*
- * Picks the certificates as iOS does: encryption = keyEncipherment,
- * signing = digitalSignature, among the non-CA certificates; with none,
- * the CA itself serves as RA. Pointers borrow from c->all.
- */
-static int
-ca_certs_pick(struct ca_certs *c)
-{
-	X509 *any_ra = NULL;
-
-	for (int i = 0; i < sk_X509_num(c->all); i++) {
-		X509 *x = sk_X509_value(c->all, i);
-		uint32_t ku = X509_get_key_usage(x);
-
-		if (is_ca(x)) {
-			if (c->ca == NULL)
-				c->ca = x;
-			continue;
-		}
-		if (any_ra == NULL)
-			any_ra = x;
-		if (c->ra_enc == NULL && (ku & KU_KEY_ENCIPHERMENT) != 0)
-			c->ra_enc = x;
-		if (c->ra_sig == NULL && (ku & KU_DIGITAL_SIGNATURE) != 0)
-			c->ra_sig = x;
-	}
-	if (any_ra == NULL)
-		any_ra = c->ca;
-	if (c->ra_enc == NULL)
-		c->ra_enc = any_ra;
-	if (c->ra_sig == NULL)
-		c->ra_sig = any_ra;
-	if (c->ra_enc == NULL || c->ra_sig == NULL) {
-		fprintf(stderr, "GetCACert: no usable RA certificate\n");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-print_name(const char *what, X509 *x)
-{
-	char *s = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
-
-	printf("%s: %s\n", what, s != NULL ? s : "?");
-	OPENSSL_free(s);
-}
-
-static int
-get_ca_cert(const struct options *o, struct ca_certs *c)
-{
-	struct reply r;
-	char *name = NULL, *query = NULL;
-	const unsigned char *p;
-	X509 *x = NULL;
-	size_t n;
-	int rc = -1, err;
-
-	memset(&r, 0, sizeof(r));
-	memset(c, 0, sizeof(*c));
-	if ((name = curl_easy_escape(NULL, o->ca_name, 0)) == NULL)
-		return -1;
-	n = strlen(name) + 64;
-	if ((query = malloc(n)) == NULL)
-		goto out;
-	snprintf(query, n, "operation=GetCACert&message=%s", name);
-	if (http_get(o->url, query, &r) != 0)
-		goto out;
-	printf("GetCACert: HTTP %ld, %s, %zu bytes\n", r.code,
-	    r.content_type != NULL ? r.content_type : "(no type)", r.len);
-	if (r.code != 200) {
-		fprintf(stderr, "GetCACert: HTTP %ld\n", r.code);
-		goto out;
-	}
-	if (content_type_is(&r, "application/x-x509-ca-cert")) {
-		/* One certificate: the CA is its own RA. */
-		p = r.body;
-		if ((x = d2i_X509(NULL, &p, (long)r.len)) == NULL ||
-		    (c->all = sk_X509_new_null()) == NULL ||
-		    !sk_X509_push(c->all, x)) {
-			fprintf(stderr, "GetCACert: not one DER certificate\n");
-			X509_free(x);
-			goto out;
-		}
-		c->ca = c->ra_enc = c->ra_sig = x;
-	} else if (content_type_is(&r, "application/x-x509-ca-ra-cert")) {
-		if ((err = scep_certs_only_parse(r.body, r.len, &c->all)) !=
-		    SCEP_OK) {
-			fprintf(stderr, "GetCACert: %s\n", scep_strerror(err));
-			goto out;
-		}
-		if (ca_certs_pick(c) != 0)
-			goto out;
-	} else {
-		fprintf(stderr, "GetCACert: unexpected content type %s\n",
-		    r.content_type != NULL ? r.content_type : "(none)");
-		goto out;
-	}
-	printf("GetCACert: %d certificate(s)\n", sk_X509_num(c->all));
-	print_name("  RA encryption", c->ra_enc);
-	print_name("  RA signing", c->ra_sig);
-	if (c->ca != NULL)
-		print_name("  CA", c->ca);
-	rc = 0;
-out:
-	if (rc != 0)
-		ca_certs_clear(c);
-	reply_clear(&r);
-	free(query);
-	curl_free(name);
-	return rc;
-}
-
-/* 1 when the GetCACaps body has `cap` alone on a line. */
-static int
-has_cap(const char *caps, const char *cap)
-{
-	size_t n = strlen(cap);
-	const char *p = caps;
-
-	while (*p != '\0') {
-		size_t len = strcspn(p, "\r\n");
-		size_t l = len;
-
-		while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
-			l--;
-		if (l == n && strncasecmp(p, cap, n) == 0)
-			return 1;
-		p += len;
-		p += strspn(p, "\r\n");
-	}
-	return 0;
-}
-
-static int
-get_ca_caps(const struct options *o, char **caps)
-{
-	struct reply r;
-	char *name = NULL, *query = NULL;
-	size_t n;
-	int rc = -1;
-
-	memset(&r, 0, sizeof(r));
-	*caps = NULL;
-	if ((name = curl_easy_escape(NULL, o->ca_name, 0)) == NULL)
-		return -1;
-	n = strlen(name) + 64;
-	if ((query = malloc(n)) == NULL)
-		goto out;
-	snprintf(query, n, "operation=GetCACaps&message=%s", name);
-	if (http_get(o->url, query, &r) != 0)
-		goto out;
-	if (r.code != 200) {
-		fprintf(stderr, "GetCACaps: HTTP %ld\n", r.code);
-		goto out;
-	}
-	if ((*caps = strdup(r.body != NULL ? (char *)r.body : "")) == NULL)
-		goto out;
-	rc = 0;
-out:
-	reply_clear(&r);
-	free(query);
-	curl_free(name);
-	return rc;
+	return hc;
 }
 
 /* --- the device's key, signer and CSR ----------------------------------- */
@@ -396,38 +101,14 @@ random_uuid(char out[37])
 	    b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* Signed by a certificate named by a random UUID, as iOS's are. */
 static X509 *
 self_signed(EVP_PKEY *key, const EVP_MD *md)
 {
-	X509 *x = NULL;
-	X509_NAME *name = NULL;
-	BIGNUM *bn = NULL;
 	char uuid[37];
-	int ok = 0;
 
 	random_uuid(uuid);
-	if ((x = X509_new()) == NULL || (name = X509_NAME_new()) == NULL ||
-	    (bn = BN_new()) == NULL)
-		goto out;
-	if (!X509_set_version(x, X509_VERSION_3) ||
-	    !BN_rand(bn, 64, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) ||
-	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	        (const unsigned char *)uuid, -1, -1, 0) ||
-	    !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name) ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) == NULL ||
-	    !X509_set_pubkey(x, key) || X509_sign(x, key, md) <= 0)
-		goto out;
-	ok = 1;
-out:
-	BN_free(bn);
-	X509_NAME_free(name);
-	if (!ok) {
-		X509_free(x);
-		x = NULL;
-	}
-	return x;
+	return scep_self_signed(key, uuid, md);
 }
 
 /*
@@ -493,55 +174,13 @@ out:
 static X509_REQ *
 make_csr(const struct options *o, EVP_PKEY *key, const EVP_MD *md)
 {
-	X509_REQ *req = NULL;
-	X509_NAME *name = NULL;
-	STACK_OF(X509_EXTENSION) *exts = NULL;
-	X509_EXTENSION *ext = NULL;
-	int ok = 0;
+	X509_NAME *name;
+	X509_REQ *req;
 
 	if ((name = parse_subject(o->subject)) == NULL)
-		goto out;
-	if ((req = X509_REQ_new()) == NULL ||
-	    !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
-	    !X509_REQ_set_subject_name(req, name) ||
-	    !X509_REQ_set_pubkey(req, key))
-		goto out;
-	/* An empty one (a hostile test) as a raw UTF8String: OpenSSL's
-	 * string rules would refuse to make it. */
-	if (o->challenge != NULL &&
-	    !X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
-	        o->challenge[0] ? MBSTRING_ASC : V_ASN1_UTF8STRING,
-	        (const unsigned char *)o->challenge,
-	        o->challenge[0] ? -1 : 0))
-		goto out;
-	if ((exts = sk_X509_EXTENSION_new_null()) == NULL ||
-	    (ext = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-	         o->key_usage == 1 ? "critical,digitalSignature"
-	             : o->key_usage == 4
-	             ? "critical,keyEncipherment"
-	             : "critical,digitalSignature,keyEncipherment")) == NULL ||
-	    !sk_X509_EXTENSION_push(exts, ext))
-		goto out;
-	ext = NULL;
-	/* The SubjectAltName dictionary of a SCEP payload. */
-	if (o->san != NULL &&
-	    ((ext = X509V3_EXT_conf_nid(
-	          NULL, NULL, NID_subject_alt_name, o->san)) == NULL ||
-	        !sk_X509_EXTENSION_push(exts, ext)))
-		goto out;
-	ext = NULL;
-	if (!X509_REQ_add_extensions(req, exts) ||
-	    X509_REQ_sign(req, key, md) <= 0)
-		goto out;
-	ok = 1;
-out:
-	X509_EXTENSION_free(ext);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		return NULL;
+	req = scep_make_csr(name, o->challenge, o->key_usage, o->san, key, md);
 	X509_NAME_free(name);
-	if (!ok) {
-		X509_REQ_free(req);
-		req = NULL;
-	}
 	return req;
 }
 
@@ -629,47 +268,6 @@ request_clear(struct request *rq)
 	memset(rq, 0, sizeof(*rq));
 }
 
-/* Reads our own message back for its transactionID and senderNonce,
- * which the CertRep must echo. */
-static int
-own_attributes(struct request *rq)
-{
-	static const struct scep_alg_policy any = {1, 1, 1};
-	struct scep_request *parsed = NULL;
-	const char *why = NULL;
-	int failinfo, err, rc = -1;
-
-	err = scep_request_parse(
-	    rq->msg, rq->msg_len, &any, &parsed, &failinfo, &why);
-	/* A refused algorithm (MD5, sent on purpose) still leaves the
-	 * attributes readable: the codec answers such requests too. */
-	if (err == SCEP_E_ALGORITHM && parsed != NULL)
-		err = SCEP_OK;
-	/* A request made without transactionID or with a bad nonce, on
-	 * purpose: nothing to match a reply against (it gets HTTP 400). */
-	if (err == SCEP_E_ATTRIBUTE) {
-		rq->txid = strdup(parsed != NULL && parsed->transaction_id != NULL
-		        ? parsed->transaction_id
-		        : "(none)");
-		rc = rq->txid != NULL ? 0 : -1;
-		goto out;
-	}
-	if (err != SCEP_OK || parsed == NULL) {
-		fprintf(stderr, "own request does not parse: %s (%s)\n",
-		    scep_strerror(err), why != NULL ? why : "");
-		goto out;
-	}
-	if ((rq->txid = strdup(parsed->transaction_id)) == NULL ||
-	    (rq->nonce = malloc(parsed->sender_nonce_len)) == NULL)
-		goto out;
-	memcpy(rq->nonce, parsed->sender_nonce, parsed->sender_nonce_len);
-	rq->nonce_len = parsed->sender_nonce_len;
-	rc = 0;
-out:
-	scep_request_free(parsed);
-	return rc;
-}
-
 /* The device's key: from --key when that file exists (a retry of the same
  * transaction: the transactionID is derived from the key), else new, and
  * saved to --key when given. */
@@ -736,7 +334,7 @@ issuer_serial_content(
 }
 
 static int
-build_request(const struct options *o, const struct ca_certs *c,
+build_request(const struct options *o, const struct scep_ca_certs *c,
     const EVP_CIPHER *cipher, const EVP_MD *md, struct request *rq)
 {
 	struct scep_pkcsreq_params p;
@@ -839,7 +437,8 @@ build_request(const struct options *o, const struct ca_certs *c,
 		}
 		printf("no '+' in the base64: new key\n");
 	}
-	return own_attributes(rq);
+	return scep_own_attributes(
+	    rq->msg, rq->msg_len, &rq->txid, &rq->nonce, &rq->nonce_len);
 }
 
 static const char *
@@ -893,7 +492,7 @@ write_issued(const struct options *o, const struct request *rq,
 		fprintf(stderr, "CertRep SUCCESS without our certificate\n");
 		goto out;
 	}
-	print_name("issued", mine);
+	scep_print_name(stdout, "issued", mine);
 	if ((f = fopen(o->out, "w")) == NULL) {
 		perror(o->out);
 		goto out;
@@ -912,9 +511,10 @@ out:
 static int
 enroll(const struct options *o)
 {
-	struct ca_certs c;
+	struct scep_ca_certs c;
 	struct request rq;
-	struct reply r;
+	struct http_reply r;
+	struct http_client hc = client_of(o);
 	struct scep_certrep *rep = NULL;
 	char *caps = NULL;
 	const EVP_CIPHER *cipher;
@@ -925,23 +525,24 @@ enroll(const struct options *o)
 	memset(&c, 0, sizeof(c));
 	memset(&rq, 0, sizeof(rq));
 	memset(&r, 0, sizeof(r));
-	if (get_ca_cert(o, &c) != 0 || get_ca_caps(o, &caps) != 0)
+	if (scep_get_ca_certs(&hc, o->ca_name, stdout, &c) != 0 ||
+	    scep_get_ca_caps(&hc, o->ca_name, &caps) != 0)
 		goto out;
-	cipher = has_cap(caps, "AES") ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
+	cipher = scep_has_cap(caps, "AES") ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
 	if (o->cipher_name != NULL &&
 	    (cipher = EVP_get_cipherbyname(o->cipher_name)) == NULL) {
 		fprintf(stderr, "unknown cipher %s\n", o->cipher_name);
 		goto out;
 	}
-	md = has_cap(caps, "SHA-512")  ? EVP_sha512()
-	    : has_cap(caps, "SHA-256") ? EVP_sha256()
+	md = scep_has_cap(caps, "SHA-512")  ? EVP_sha512()
+	    : scep_has_cap(caps, "SHA-256") ? EVP_sha256()
 	                               : EVP_sha1();
 	/* An RSA-512 key (a hostile test) cannot sign a SHA-512 digest. */
 	if (o->keysize < 1024)
 		md = EVP_sha256();
 	printf("GetCACaps: POSTPKIOperation %s (unused: iOS GETs); "
 	       "cipher %s, digest %s\n",
-	    has_cap(caps, "POSTPKIOperation") ? "advertised" : "absent",
+	    scep_has_cap(caps, "POSTPKIOperation") ? "advertised" : "absent",
 	    EVP_CIPHER_get0_name(cipher), EVP_MD_get0_name(md));
 
 	if (build_request(o, &c, cipher, md, &rq) != 0)
@@ -956,7 +557,7 @@ enroll(const struct options *o)
 		    qlen, MIN_QUERY_LEN);
 		goto out;
 	}
-	if (http_get(o->url, rq.query, &r) != 0)
+	if (http_get(&hc, rq.query, &r) != 0)
 		goto out;
 	printf("PKIOperation: HTTP %ld, %s, %zu bytes\n", r.code,
 	    r.content_type != NULL ? r.content_type : "(no type)", r.len);
@@ -967,7 +568,7 @@ enroll(const struct options *o)
 			printf("Retry-After: %s\n", r.retry_after);
 		goto out;
 	}
-	if (!content_type_is(&r, "application/x-pki-message"))
+	if (!http_content_type_is(r.content_type, "application/x-pki-message"))
 		fprintf(stderr, "warning: CertRep content type %s\n",
 		    r.content_type != NULL ? r.content_type : "(none)");
 	/* The reply is encrypted to whatever signed the request. */
@@ -1016,10 +617,10 @@ enroll(const struct options *o)
 	}
 out:
 	scep_certrep_free(rep);
-	reply_clear(&r);
+	http_reply_clear(&r);
 	request_clear(&rq);
 	free(caps);
-	ca_certs_clear(&c);
+	scep_ca_certs_clear(&c);
 	return rc;
 }
 
