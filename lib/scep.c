@@ -16,9 +16,12 @@
 #include <openssl/asn1.h>
 #include <openssl/asn1t.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
@@ -51,6 +54,53 @@ static OSSL_PROVIDER *prov_legacy;
 
 static const char why_decrypt[] =
     "the envelope cannot be decrypted with the RA certificate's key";
+/* The one answer to every failure to open an envelope and read what it
+ * holds, per kind: a client learns nothing about which step failed. */
+#define KEY_RULE                                                             \
+	"a key of RSA up to 8192 bits (public exponent up to 64 bits), EC on " \
+	"a named curve, Ed25519 or Ed448"
+#define CSR_RULE "a PKCS#10 request with a valid self-signature and " KEY_RULE
+static const char why_csr[] = "the certificate request is not " CSR_RULE;
+static const char *const why_read[SCEP_CONTENT_KINDS] = {
+    [SCEP_CONTENT_CSR] = "the envelope does not open with the RA "
+                         "certificate's key to " CSR_RULE,
+    [SCEP_CONTENT_ISSUER_SERIAL] = "the envelope does not open with the RA "
+                                   "certificate's key to an "
+                                   "IssuerAndSerialNumber",
+    [SCEP_CONTENT_ISSUER_SUBJECT] = "the envelope does not open with the RA "
+                                    "certificate's key to an "
+                                    "IssuerAndSubject",
+};
+static const char why_signer_key[] =
+    "the signer certificate's key is refused before its signature is "
+    "checked: sign with " KEY_RULE;
+
+/*
+ * What a failed read reads instead, so that it costs what a successful one
+ * does (see csr_read, content_read): per kind, a valid DER content made
+ * once, and the request also parsed once (shared read-only by every
+ * thread, for its signature check). The request is an RSA-2048 one, the
+ * most common device key; its private key is not kept anywhere.
+ */
+static const char decoy_csr_pem[] =
+    "-----BEGIN CERTIFICATE REQUEST-----\n"
+    "MIICYzCCAUsCAQAwHjEcMBoGA1UEAwwTc2NlcGQgZGVjb3kgcmVxdWVzdDCCASIw\n"
+    "DQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAKub/0Fh6RJAq2s2ldDeozlP4Ja+\n"
+    "+l7niZRlZAvU6Q0dGHtf0h6ppzj+zjmsOyOyLQxqPNSB5kzuAfWzxsH68rjTpbwU\n"
+    "hvSAvE1byPxfvPHXq5djs1om/87bbutpAmQKalmEeCcauuhelWyT39BVi3zAa6Bs\n"
+    "RStSrhNd0BTaqRuezychMfPQlVeIZlySh1bgSiswt8vP9/9DFDICQpxD579D+dBW\n"
+    "tfqYucGvl6BAqIMEfaPvXrkEOGcw7eF2rB4lxlW9IvTe97AS21vN4hSS13sGogxN\n"
+    "N8Rk8k3MZY7pJqAUCDdv/bbNeTUGG54V/Q9EoC9yiqgTrrw4+n3x2TCn2xcCAwEA\n"
+    "AaAAMA0GCSqGSIb3DQEBCwUAA4IBAQAmWJTsaVn51BZXuNzTJy/bxnHRnolQX4nS\n"
+    "mCbGqn1P9W9AZ63jlLw1VhDO7GpGpQb1YjAeSNRzNcivrXZVD0cT+fPliKbTnu1D\n"
+    "aqmN73nkJOqj+1YBxM2fiJ1dN4fKT053iIFpa1eBiHLz0NzjpkjNJFTOktQuhxq/\n"
+    "rsse2I5lPG9p43oe549EC1CaW0/5j0QAAck4X6keAiL5d38dp+27CRWvi6IGbtYW\n"
+    "5eB57gntMQJkysenCkipetoqBkqXoBvQ/MlErEWzT/MZylBi/mR8tRlbqkQj+c7+\n"
+    "AqYzZU+GtzzyOBHDM4PISp3XHzPZfG7hxOxWZkgXuHlH9lR6QTok\n"
+    "-----END CERTIFICATE REQUEST-----\n";
+static uint8_t *decoy_der[SCEP_CONTENT_KINDS];
+static size_t decoy_len[SCEP_CONTENT_KINDS];
+static X509_REQ *decoy_req;
 static const char why_des[] = "single DES is refused (RFC 8894); set "
                               "AllowDES = 1 in the [ra] section to allow it";
 
@@ -78,6 +128,8 @@ scep_strerror(int err)
 		return "certificate request unreadable or badly signed";
 	case SCEP_E_BUILD:
 		return "building the message failed";
+	case SCEP_E_KEY:
+		return "key refused before any signature math";
 	}
 	return "unknown error";
 }
@@ -134,6 +186,48 @@ register_oid(const char *oid, const char *sn, const char *ln)
 	return nid;
 }
 
+static int der_take(unsigned char *der, int n, uint8_t **out, size_t *out_len);
+
+/* The stand-ins of decoy_der, made once; 0 or -1. */
+static int
+decoys_make(void)
+{
+	BIO *bio = NULL;
+	X509_REQ *req = NULL;
+	X509_NAME *name = NULL;
+	ASN1_INTEGER *serial = NULL;
+	unsigned char *der = NULL;
+	int n, rc = -1;
+
+	if ((bio = BIO_new_mem_buf(decoy_csr_pem, -1)) == NULL ||
+	    (req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) == NULL ||
+	    (n = i2d_X509_REQ(req, &der)) <= 0 ||
+	    der_take(der, n, &decoy_der[SCEP_CONTENT_CSR],
+	        &decoy_len[SCEP_CONTENT_CSR]) != SCEP_OK)
+		goto out;
+	decoy_req = req;
+	req = NULL;
+	if ((name = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	        (const unsigned char *)"scepd decoy", -1, -1, 0) ||
+	    (serial = ASN1_INTEGER_new()) == NULL ||
+	    !ASN1_INTEGER_set(serial, 1) ||
+	    scep_issuer_serial_build(name, serial,
+	        &decoy_der[SCEP_CONTENT_ISSUER_SERIAL],
+	        &decoy_len[SCEP_CONTENT_ISSUER_SERIAL]) != SCEP_OK ||
+	    scep_issuer_subject_build(name, name,
+	        &decoy_der[SCEP_CONTENT_ISSUER_SUBJECT],
+	        &decoy_len[SCEP_CONTENT_ISSUER_SUBJECT]) != SCEP_OK)
+		goto out;
+	rc = 0;
+out:
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	BIO_free(bio);
+	return rc;
+}
+
 static void
 init_once_fn(void)
 {
@@ -171,7 +265,9 @@ init_once_fn(void)
 	if (prov_legacy == NULL)
 		log_warn("OpenSSL legacy provider not available: single DES "
 		         "envelopes cannot be opened even with AllowDES = 1");
-	init_rc = prov_default != NULL ? SCEP_OK : SCEP_E_NOMEM;
+	init_rc = prov_default != NULL && decoys_make() == 0 ? SCEP_OK
+	                                                     : SCEP_E_NOMEM;
+	ERR_clear_error();
 }
 
 int
@@ -414,13 +510,52 @@ digest_nid_of(PKCS7_SIGNER_INFO *si)
 }
 
 /*
+ * Whether a key is one whose signature we check (scep.h: RSA up to
+ * SCEP_RSA_MAX_BITS, EC on a named curve, Ed25519, Ed448), decided on its
+ * public parameters alone. OpenSSL verifies RSA up to 16384 bits, with any
+ * exponent up to 3072 bits (one such check costs what a private-key
+ * operation does), and builds an EC group from whatever explicit
+ * parameters come (an attacker's curve; CVE-2022-0778's loop was there).
+ */
+static int
+key_affordable(EVP_PKEY *pk)
+{
+	BIGNUM *e = NULL;
+	char enc[32];
+	int ok = 0;
+
+	switch (pk == NULL ? EVP_PKEY_NONE : EVP_PKEY_get_base_id(pk)) {
+	case EVP_PKEY_RSA:
+	case EVP_PKEY_RSA_PSS:
+		ok = EVP_PKEY_get_bits(pk) <= SCEP_RSA_MAX_BITS &&
+		    EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) == 1 &&
+		    BN_num_bits(e) <= SCEP_RSA_MAX_EXP_BITS;
+		break;
+	case EVP_PKEY_EC:
+		ok = EVP_PKEY_get_utf8_string_param(pk,
+		         OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc), NULL) ==
+		        1 &&
+		    strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) == 0;
+		break;
+	case EVP_PKEY_ED25519:
+	case EVP_PKEY_ED448:
+		ok = 1;
+		break;
+	}
+	BN_free(e);
+	return ok;
+}
+
+/*
  * Verifies a SignedData with exactly one SignerInfo, the content (if any)
  * being id-data. `certs` (may be NULL) with `flags` PKCS7_NOINTERN restricts
- * the signer to those certificates. Returns the signer (up-ref'd) or NULL;
- * *err tells why.
+ * the signer to those certificates. With `check_key` the signer's key must
+ * pass key_affordable() before it is used (SCEP_E_KEY). Returns the signer
+ * (up-ref'd) or NULL; *err tells why.
  */
 static X509 *
-signed_verify(PKCS7 *p7, STACK_OF(X509) * certs, int flags, int *err)
+signed_verify(
+    PKCS7 *p7, STACK_OF(X509) * certs, int flags, int check_key, int *err)
 {
 	STACK_OF(X509) *signers = NULL;
 	PKCS7_SIGNED *sd;
@@ -436,6 +571,11 @@ signed_verify(PKCS7 *p7, STACK_OF(X509) * certs, int flags, int *err)
 	signers = PKCS7_get0_signers(p7, certs, flags);
 	if (signers == NULL || sk_X509_num(signers) != 1)
 		goto out;
+	if (check_key &&
+	    !key_affordable(X509_get0_pubkey(sk_X509_value(signers, 0)))) {
+		*err = SCEP_E_KEY;
+		goto out;
+	}
 	/* No eContent means the signature covers empty content. */
 	if (sd->contents->d.data == NULL &&
 	    (indata = BIO_new_mem_buf("", 0)) == NULL) {
@@ -526,9 +666,11 @@ scep_request_parse(const uint8_t *der, size_t len,
 		w = "out of memory";
 		goto out;
 	}
-	req->signer = signed_verify(p7, NULL, 0, &rc);
+	req->signer = signed_verify(p7, NULL, 0, 1, &rc);
 	if (req->signer == NULL) {
-		if (rc == SCEP_E_CONTENT)
+		if (rc == SCEP_E_KEY)
+			w = why_signer_key;
+		else if (rc == SCEP_E_CONTENT)
 			w = "not a SignedData with one signer whose "
 			    "certificate "
 			    "is included";
@@ -616,70 +758,312 @@ cipher_allowed(int nid, const struct scep_alg_policy *policy, const char **why)
 }
 
 /*
- * PKCS7_decrypt picks our RecipientInfo by issuer and serial number. Every
- * failure after that point is reported identically: a bad RSA block makes
- * OpenSSL carry on with a random key (its MMA defence), so bad RSA padding
- * and bad CBC padding both end at the same final-block check. A recipient
- * mismatch is decided on public header fields, so its shorter path tells a
- * client nothing it does not know; trying our key on every foreign
- * RecipientInfo instead would let one message cost us any number of RSA
- * operations.
+ * Constant-time helpers (OpenSSL's constant_time_* are internal): all ones
+ * when the condition holds, else zero, without a branch on the values.
  */
+static size_t
+ct_lt(size_t a, size_t b)
+{
+	return 0 - ((a ^ ((a ^ b) | ((a - b) ^ b))) >> (sizeof(size_t) * 8 - 1));
+}
+
+static size_t
+ct_eq(size_t a, size_t b)
+{
+	size_t x = a ^ b;
+
+	return 0 - ((~x & (x - 1)) >> (sizeof(size_t) * 8 - 1));
+}
+
+/*
+ * The length of the PKCS#7 padding ending the `len` bytes (len >= bs), or
+ * 0 with *ok cleared when it is not valid. The same bytes are read and the
+ * same steps taken whatever they hold: the padding's validity shows only
+ * in the final answer, never as an earlier exit (no CBC padding oracle).
+ */
+static size_t
+cbc_unpad(const uint8_t *buf, size_t len, size_t bs, size_t *ok)
+{
+	size_t pad = buf[len - 1];
+	size_t good = ~ct_eq(pad, 0) & ct_lt(pad, bs + 1);
+
+	for (size_t i = 1; i <= bs; i++)
+		good &= ct_lt(pad, i) | ct_eq(buf[len - i], pad);
+	*ok &= good;
+	return pad & good;
+}
+
+/* What an envelope decrypted to, right or wrong. */
+struct envelope_plain {
+	uint8_t *buf;       /* the whole decrypted content, padding included */
+	size_t len;         /* the content without its padding */
+	size_t ok;          /* all ones when every step succeeded */
+	const char *detail; /* the first step that failed, for the log */
+};
+
+static void
+envelope_plain_clear(struct envelope_plain *ep, size_t cap)
+{
+	if (ep->buf != NULL)
+		OPENSSL_clear_free(ep->buf, cap);
+	ep->buf = NULL;
+}
+
+/*
+ * The content-encryption key, as OpenSSL's PKCS7_dataDecode does it with a
+ * certificate given (the first RecipientInfo naming ra_cert's issuer and
+ * serial), and always with one RSA private-key operation: on a ciphertext
+ * that is not a number below our modulus, or when no RecipientInfo names
+ * us, on a stand-in. Whatever does not unwrap (PKCS#1 v1.5) to a key of
+ * the cipher's length is replaced by a random key, chosen without a
+ * branch (the MMA defence): the failure then shows only at the end. With
+ * OpenSSL's implicit rejection (3.2 and later) a bad block yields a
+ * deterministic message instead of an error; that is covered the same
+ * way, as a wrong key.
+ */
+static void
+envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
+    uint8_t *cek, size_t keylen, struct envelope_plain *ep)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	PKCS7_RECIP_INFO *ri = NULL;
+	BIGNUM *n = NULL;
+	uint8_t rnd[EVP_MAX_KEY_LENGTH];
+	uint8_t *mod = NULL, *dummy = NULL, *out = NULL;
+	const uint8_t *ct;
+	size_t k, outlen, usable = 0, got = 0, mask;
+	int size = EVP_PKEY_get_size(ra_key);
+
+	for (int i = 0; i < sk_PKCS7_RECIP_INFO_num(env->recipientinfo); i++) {
+		PKCS7_RECIP_INFO *r =
+		    sk_PKCS7_RECIP_INFO_value(env->recipientinfo, i);
+
+		if (r->issuer_and_serial != NULL && r->enc_key != NULL &&
+		    X509_NAME_cmp(r->issuer_and_serial->issuer,
+		        X509_get_issuer_name(ra_cert)) == 0 &&
+		    ASN1_INTEGER_cmp(r->issuer_and_serial->serial,
+		        X509_get0_serialNumber(ra_cert)) == 0) {
+			ri = r;
+			break;
+		}
+	}
+	if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1 || size <= 0)
+		goto out;
+	k = (size_t)size;
+	if ((mod = OPENSSL_zalloc(k)) == NULL ||
+	    (dummy = OPENSSL_zalloc(k)) == NULL ||
+	    (out = OPENSSL_zalloc(k)) == NULL)
+		goto out;
+	/* Below the modulus: its top byte is zero. */
+	if (RAND_bytes(dummy + 1, (int)k - 1) != 1)
+		goto out;
+	ct = dummy;
+	if (ri == NULL)
+		ep->detail = "no RecipientInfo names the RA certificate";
+	else if ((size_t)ri->enc_key->length != k ||
+	    EVP_PKEY_get_bn_param(ra_key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+	    BN_bn2binpad(n, mod, (int)k) != (int)k ||
+	    memcmp(ri->enc_key->data, mod, k) >= 0)
+		ep->detail = "the RecipientInfo's encrypted key is not a number "
+		             "below the RA key's modulus";
+	else {
+		ct = ri->enc_key->data;
+		usable = 1;
+	}
+	outlen = k;
+	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, ra_key, NULL)) == NULL ||
+	    EVP_PKEY_decrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
+		goto out;
+	got = usable &
+	    (size_t)(EVP_PKEY_decrypt(ctx, out, &outlen, ct, k) == 1) &
+	    (size_t)(outlen == keylen);
+out:
+	mask = 0 - got;
+	for (size_t i = 0; i < keylen; i++)
+		cek[i] = (uint8_t)((out != NULL ? out[i] & mask : 0) |
+		    (rnd[i] & ~mask));
+	ep->ok &= mask;
+	if (ep->detail == NULL && !got)
+		ep->detail = "the RecipientInfo's key does not unwrap (RSA "
+		             "PKCS#1 v1.5) to a key of the cipher's length";
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	if (out != NULL)
+		OPENSSL_clear_free(out, k);
+	OPENSSL_free(dummy);
+	OPENSSL_free(mod);
+	BN_free(n);
+	EVP_PKEY_CTX_free(ctx);
+}
+
+/*
+ * Decrypts the content of `p7` (an EnvelopedData whose cipher passed the
+ * policy) into ep, padding and all, whatever goes wrong on the way: every
+ * failure only clears ep->ok. SCEP_OK, or SCEP_E_NOMEM when nothing could
+ * be decrypted at all; *cap is the size of ep->buf.
+ */
+static int
+envelope_decrypt(PKCS7 *p7, int cipher_nid, X509 *ra_cert, EVP_PKEY *ra_key,
+    struct envelope_plain *ep, size_t *cap)
+{
+	PKCS7_ENC_CONTENT *ec = p7->d.enveloped->enc_data;
+	EVP_CIPHER *cipher = NULL;
+	EVP_CIPHER_CTX *ctx = NULL;
+	ASN1_TYPE *param = ec->algorithm->parameter;
+	uint8_t cek[EVP_MAX_KEY_LENGTH], iv[EVP_MAX_IV_LENGTH];
+	const uint8_t *ct = NULL;
+	size_t keylen, ivlen, bs, ct_len = 0, aligned;
+	int n = 0, m = 0, rc = SCEP_E_NOMEM;
+
+	memset(ep, 0, sizeof(*ep));
+	*cap = 0;
+	ep->ok = ~(size_t)0;
+	if ((cipher = EVP_CIPHER_fetch(NULL, OBJ_nid2sn(cipher_nid), NULL)) ==
+	    NULL) {
+		/* Single DES without the legacy provider: public, and
+		 * answered as any envelope that does not open. */
+		ep->ok = 0;
+		ep->detail = "the content cipher is not available";
+		goto out;
+	}
+	keylen = (size_t)EVP_CIPHER_get_key_length(cipher);
+	ivlen = (size_t)EVP_CIPHER_get_iv_length(cipher);
+	bs = (size_t)EVP_CIPHER_get_block_size(cipher);
+	if (keylen > sizeof(cek) || ivlen > sizeof(iv) || bs == 0)
+		goto out;
+	envelope_cek(p7->d.enveloped, ra_cert, ra_key, cek, keylen, ep);
+
+	memset(iv, 0, sizeof(iv));
+	if (param != NULL && param->type == V_ASN1_OCTET_STRING &&
+	    (size_t)ASN1_STRING_length(param->value.octet_string) == ivlen)
+		memcpy(iv, ASN1_STRING_get0_data(param->value.octet_string),
+		    ivlen);
+	else {
+		ep->ok = 0;
+		if (ep->detail == NULL)
+			ep->detail = "the content cipher's IV is missing or of "
+			             "the wrong length";
+	}
+	if (ec->enc_data != NULL && ASN1_STRING_length(ec->enc_data) > 0) {
+		ct = ASN1_STRING_get0_data(ec->enc_data);
+		ct_len = (size_t)ASN1_STRING_length(ec->enc_data);
+	}
+	aligned = ct_len - ct_len % bs;
+	if (aligned == 0 || aligned != ct_len || aligned > INT_MAX - bs) {
+		ep->ok = 0;
+		if (ep->detail == NULL)
+			ep->detail = "the encrypted content is empty or not "
+			             "whole blocks";
+		if (aligned > INT_MAX - bs)
+			aligned = 0;
+	}
+	if ((ep->buf = OPENSSL_zalloc(aligned + bs)) == NULL)
+		goto out;
+	*cap = aligned + bs;
+	/* Padding is checked below, not by OpenSSL's early exit. */
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    !EVP_DecryptInit_ex2(ctx, cipher, cek, iv, NULL) ||
+	    !EVP_CIPHER_CTX_set_padding(ctx, 0) ||
+	    (aligned > 0 &&
+	        !EVP_DecryptUpdate(ctx, ep->buf, &n, ct, (int)aligned)) ||
+	    !EVP_DecryptFinal_ex(ctx, ep->buf + n, &m) ||
+	    (size_t)n + (size_t)m != aligned)
+		goto out;
+	if (aligned >= bs) {
+		size_t before = ep->ok;
+
+		ep->len = aligned - cbc_unpad(ep->buf, aligned, bs, &ep->ok);
+		if (ep->detail == NULL && before != ep->ok)
+			ep->detail = "the decrypted content's padding is wrong "
+			             "(another key, or an altered ciphertext)";
+	}
+	rc = SCEP_OK;
+out:
+	if (rc != SCEP_OK) {
+		envelope_plain_clear(ep, *cap);
+		*cap = 0;
+		ep->len = 0;
+		ep->ok = 0;
+	}
+	OPENSSL_cleanse(cek, sizeof(cek));
+	EVP_CIPHER_CTX_free(ctx);
+	EVP_CIPHER_free(cipher);
+	return rc;
+}
+
+/*
+ * The envelope's public header: an EnvelopedData whose cipher the policy
+ * allows. SCEP_OK with *p7 set, or the error, failInfo and why to answer.
+ */
+static int
+envelope_header(const uint8_t *env, size_t len,
+    const struct scep_alg_policy *policy, PKCS7 **p7, int *cipher_nid,
+    int *fi, const char **w)
+{
+	PKCS7_ENC_CONTENT *ec;
+
+	*cipher_nid = NID_undef;
+	*fi = SCEP_FAILINFO_BAD_REQUEST;
+	if (policy == NULL)
+		policy = &scep_default_policy;
+	if (scep_init() != SCEP_OK) {
+		*w = "SCEP codec not initialised";
+		return SCEP_E_NOMEM;
+	}
+	if ((*p7 = pkcs7_read(env, len)) == NULL) {
+		*w = "the pkcsPKIEnvelope is not a PKCS#7 message";
+		return SCEP_E_PARSE;
+	}
+	if (!PKCS7_type_is_enveloped(*p7) || (*p7)->d.enveloped == NULL ||
+	    (ec = (*p7)->d.enveloped->enc_data) == NULL ||
+	    ec->algorithm == NULL) {
+		*w = "the pkcsPKIEnvelope is not an EnvelopedData";
+		return SCEP_E_CONTENT;
+	}
+	*cipher_nid = OBJ_obj2nid(ec->algorithm->algorithm);
+	if (!cipher_allowed(*cipher_nid, policy, w)) {
+		*fi = SCEP_FAILINFO_BAD_ALG;
+		return SCEP_E_ALGORITHM;
+	}
+	return SCEP_OK;
+}
+
 int
 scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
     EVP_PKEY *ra_key, const struct scep_alg_policy *policy, uint8_t **plain,
     size_t *plain_len, int *cipher_nid, int *failinfo, const char **why)
 {
+	struct envelope_plain ep = {0};
 	PKCS7 *p7 = NULL;
-	BIO *mem = NULL;
-	PKCS7_ENC_CONTENT *ec;
-	int rc, fi = SCEP_FAILINFO_BAD_REQUEST;
+	size_t cap = 0;
+	int rc, fi;
 	const char *w = NULL;
 
 	*plain = NULL;
 	*plain_len = 0;
-	*cipher_nid = NID_undef;
-	if (policy == NULL)
-		policy = &scep_default_policy;
-	if ((rc = scep_init()) != SCEP_OK) {
-		w = "SCEP codec not initialised";
+	if ((rc = envelope_header(
+	         env, len, policy, &p7, cipher_nid, &fi, &w)) != SCEP_OK)
 		goto out;
-	}
-	if ((p7 = pkcs7_read(env, len)) == NULL) {
-		rc = SCEP_E_PARSE;
-		w = "the pkcsPKIEnvelope is not a PKCS#7 message";
+	rc = SCEP_E_DECRYPT;
+	fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
+	w = why_decrypt;
+	if (ra_cert == NULL || ra_key == NULL ||
+	    envelope_decrypt(p7, *cipher_nid, ra_cert, ra_key, &ep, &cap) !=
+	        SCEP_OK ||
+	    !ep.ok || ep.len == 0)
 		goto out;
-	}
-	if (!PKCS7_type_is_enveloped(p7) || p7->d.enveloped == NULL ||
-	    (ec = p7->d.enveloped->enc_data) == NULL || ec->algorithm == NULL) {
-		rc = SCEP_E_CONTENT;
-		w = "the pkcsPKIEnvelope is not an EnvelopedData";
-		goto out;
-	}
-	*cipher_nid = OBJ_obj2nid(ec->algorithm->algorithm);
-	if (!cipher_allowed(*cipher_nid, policy, &w)) {
-		rc = SCEP_E_ALGORITHM;
-		fi = SCEP_FAILINFO_BAD_ALG;
-		goto out;
-	}
-	if ((mem = BIO_new(BIO_s_mem())) == NULL) {
+	if ((*plain = malloc(ep.len)) == NULL) {
 		rc = SCEP_E_NOMEM;
 		w = "out of memory";
 		goto out;
 	}
-	if (ra_cert == NULL || ra_key == NULL ||
-	    PKCS7_decrypt(p7, ra_key, ra_cert, mem, PKCS7_BINARY) != 1 ||
-	    (rc = bio_to_buf(mem, plain, plain_len)) != SCEP_OK) {
-		rc = SCEP_E_DECRYPT;
-		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
-		w = why_decrypt;
-		goto out;
-	}
+	memcpy(*plain, ep.buf, ep.len);
+	*plain_len = ep.len;
 	rc = SCEP_OK;
 out:
 	*failinfo = rc == SCEP_OK ? SCEP_FAILINFO_NONE : fi;
 	*why = rc == SCEP_OK ? NULL : w;
-	BIO_free(mem);
+	envelope_plain_clear(&ep, cap);
 	PKCS7_free(p7);
 	ERR_clear_error();
 	return rc;
@@ -728,30 +1112,66 @@ csr_challenge(X509_REQ *req, char **challenge, const char **why)
 	return SCEP_OK;
 }
 
+/*
+ * A PKCS#10 request filling `der` exactly, whose key passes
+ * key_affordable() and then whose self-signature verifies; 0, or -1 with
+ * *detail (static) saying which. Whatever fails, one request is parsed
+ * whole and one signature checked, as on success: unparsable bytes are
+ * followed by a parse of the stand-in, and a request that fails before
+ * its signature has the stand-in's checked instead. Version is not
+ * checked: Apple devices send 2 (RFC 2986 says 0).
+ */
+static int
+csr_read(const uint8_t *der, size_t len, X509_REQ **out, const char **detail)
+{
+	const unsigned char *p = der, *q = decoy_der[SCEP_CONTENT_CSR];
+	X509_REQ *req = NULL, *checked = decoy_req;
+	EVP_PKEY *pub = NULL;
+	int ok;
+
+	*out = NULL;
+	if (der != NULL && len > 0 && len <= LONG_MAX)
+		req = d2i_X509_REQ(NULL, &p, (long)len);
+	if (req == NULL) {
+		*detail = "not a PKCS#10 request";
+		X509_REQ_free(d2i_X509_REQ(
+		    NULL, &q, (long)decoy_len[SCEP_CONTENT_CSR]));
+	} else if (p != der + len)
+		*detail = "bytes after the PKCS#10 request";
+	else if ((pub = X509_REQ_get0_pubkey(req)) == NULL)
+		*detail = "the request's key is unreadable";
+	else if (!key_affordable(pub))
+		*detail = "the request's key is refused before any signature "
+		          "math (type, size or explicit curve)";
+	else
+		checked = req;
+	ok = checked != NULL &&
+	    X509_REQ_verify(checked, X509_REQ_get0_pubkey(checked)) == 1;
+	if (checked == req && req != NULL) {
+		if (ok) {
+			*out = req;
+			return 0;
+		}
+		*detail = "the request's self-signature does not verify";
+	}
+	X509_REQ_free(req);
+	return -1;
+}
+
 int
 scep_csr_parse(const uint8_t *der, size_t len, X509_REQ **csr, char **challenge,
     int *failinfo, const char **why)
 {
 	X509_REQ *req = NULL;
-	EVP_PKEY *pub;
-	const unsigned char *p = der;
 	int rc, fi = SCEP_FAILINFO_BAD_REQUEST;
-	const char *w = NULL;
+	const char *w = NULL, *detail = NULL;
 
 	*csr = NULL;
 	*challenge = NULL;
-	if (der == NULL || len == 0 || len > LONG_MAX ||
-	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		rc = SCEP_E_CSR;
-		w = "the certificate request is not a PKCS#10 request";
-		goto out;
-	}
-	/* Version is not checked: Apple devices send 2 (RFC 2986 says 0). */
-	if ((pub = X509_REQ_get0_pubkey(req)) == NULL ||
-	    X509_REQ_verify(req, pub) != 1) {
+	if (csr_read(der, len, &req, &detail) != 0) {
 		rc = SCEP_E_CSR;
 		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
-		w = "the certificate request's self-signature does not verify";
+		w = why_csr;
 		goto out;
 	}
 	if ((rc = csr_challenge(req, challenge, &w)) != SCEP_OK)
@@ -880,6 +1300,127 @@ out:
 	    rc == SCEP_OK ? SCEP_FAILINFO_NONE : SCEP_FAILINFO_BAD_REQUEST;
 	*why = rc == SCEP_OK ? NULL : w;
 	ASN1_item_free((ASN1_VALUE *)ias, ASN1_ITEM_rptr(ISSUER_AND_SUBJECT));
+	ERR_clear_error();
+	return rc;
+}
+
+void
+scep_content_clear(struct scep_content *c)
+{
+	if (c == NULL)
+		return;
+	if (c->challenge != NULL) {
+		OPENSSL_cleanse(c->challenge, strlen(c->challenge));
+		free(c->challenge);
+	}
+	X509_REQ_free(c->csr);
+	X509_NAME_free(c->issuer);
+	X509_NAME_free(c->subject);
+	ASN1_INTEGER_free(c->serial);
+	memset(c, 0, sizeof(*c));
+}
+
+/* An IssuerAndSerialNumber or IssuerAndSubject into c; 0 or -1. */
+static int
+names_read(enum scep_content_kind kind, const uint8_t *der, size_t len,
+    struct scep_content *c, const char **detail)
+{
+	int fi;
+
+	if (kind == SCEP_CONTENT_ISSUER_SERIAL)
+		return scep_issuer_serial_parse(der, len, &c->issuer,
+		           &c->serial, &fi, detail) == SCEP_OK
+		    ? 0
+		    : -1;
+	return scep_issuer_subject_parse(
+	           der, len, &c->issuer, &c->subject, &fi, detail) == SCEP_OK
+	    ? 0
+	    : -1;
+}
+
+/*
+ * One read of `kind` from decrypted bytes; 0, or -1 with *detail. A
+ * failed read is followed by one of the stand-in, so that it costs what a
+ * successful one does (csr_read does the same within).
+ */
+static int
+content_read(enum scep_content_kind kind, const uint8_t *der, size_t len,
+    struct scep_content *c, const char **detail)
+{
+	struct scep_content decoy = {0};
+	const char *unused;
+
+	if (kind == SCEP_CONTENT_CSR)
+		return csr_read(der, len, &c->csr, detail);
+	if (names_read(kind, der, len, c, detail) == 0)
+		return 0;
+	(void)names_read(kind, decoy_der[kind], decoy_len[kind], &decoy,
+	    &unused);
+	scep_content_clear(&decoy);
+	return -1;
+}
+
+int
+scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
+    EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
+    enum scep_content_kind kind, struct scep_content *out, int *cipher_nid,
+    int *failinfo, const char **why, const char **detail)
+{
+	struct envelope_plain ep = {0};
+	PKCS7 *p7 = NULL;
+	size_t cap = 0;
+	int rc, fi, read_ok;
+	const char *w = NULL, *d = NULL;
+
+	memset(out, 0, sizeof(*out));
+	*detail = NULL;
+	if ((unsigned)kind >= SCEP_CONTENT_KINDS) {
+		rc = SCEP_E_CONTENT;
+		fi = SCEP_FAILINFO_BAD_REQUEST;
+		w = "unknown content kind";
+		goto out;
+	}
+	if ((rc = envelope_header(
+	         env, len, policy, &p7, cipher_nid, &fi, &w)) != SCEP_OK)
+		goto out;
+	/*
+	 * From here on one path: every step runs whatever the previous one
+	 * gave, and a failed read costs what a good one does (content_read),
+	 * so that a client can tell neither by the answer nor by its time
+	 * which step failed (a padding oracle needs one or the other).
+	 */
+	if (ra_cert == NULL || ra_key == NULL ||
+	    envelope_decrypt(p7, *cipher_nid, ra_cert, ra_key, &ep, &cap) !=
+	        SCEP_OK)
+		ep.ok = 0;
+	read_ok = content_read(kind, ep.buf, ep.len, out, &d) == 0;
+	if (!(ep.ok && read_ok)) {
+		rc = SCEP_E_DECRYPT;
+		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
+		w = why_read[kind];
+		*detail = ep.detail != NULL ? ep.detail
+		    : d != NULL             ? d
+		                            : "the envelope does not open";
+		goto out;
+	}
+	/* Authentic from here (its own key signed it): answered plainly. */
+	if (kind == SCEP_CONTENT_CSR &&
+	    (rc = csr_challenge(out->csr, &out->challenge, &w)) != SCEP_OK) {
+		fi = SCEP_FAILINFO_BAD_REQUEST;
+		*detail = w;
+		goto out;
+	}
+	rc = SCEP_OK;
+out:
+	if (rc != SCEP_OK) {
+		scep_content_clear(out);
+		if (*detail == NULL)
+			*detail = w;
+	}
+	*failinfo = rc == SCEP_OK ? SCEP_FAILINFO_NONE : fi;
+	*why = rc == SCEP_OK ? NULL : w;
+	envelope_plain_clear(&ep, cap);
+	PKCS7_free(p7);
 	ERR_clear_error();
 	return rc;
 }
@@ -1384,10 +1925,15 @@ scep_pkcsreq_build(
 		goto out;
 	rc = SCEP_E_BUILD;
 	if (params == NULL || params->signer == NULL ||
-	    params->signer_key == NULL || params->recipient == NULL ||
-	    params->cipher == NULL)
+	    params->signer_key == NULL)
 		goto out;
-	if (params->csr == NULL) {
+	if (params->envelope != NULL) {
+		if (params->envelope_len == 0 ||
+		    (params->csr == NULL && params->transaction_id == NULL))
+			goto out;
+	} else if (params->recipient == NULL || params->cipher == NULL) {
+		goto out;
+	} else if (params->csr == NULL) {
 		/* Caller-made content (CertPoll, GetCert, GetCRL): no key to
 		 * derive a transactionID from. */
 		if (params->content == NULL || params->content_len == 0 ||
@@ -1411,9 +1957,10 @@ scep_pkcsreq_build(
 	}
 	body = params->csr != NULL ? content : params->content;
 	body_len = params->csr != NULL ? content_len : params->content_len;
-	if ((rc = envelope_build(body, body_len, params->recipient,
+	if (params->envelope == NULL &&
+	    (rc = envelope_build(body, body_len, params->recipient,
 	         params->cipher, params->ber_indefinite, &env, &env_len)) !=
-	    SCEP_OK)
+	        SCEP_OK)
 		goto out;
 	rc = SCEP_E_BUILD;
 	if (params->transaction_id == NULL &&
@@ -1437,7 +1984,9 @@ scep_pkcsreq_build(
 	a.sender_nonce_len = nonce_len;
 	a.pki_status = -1;
 	a.failinfo = -1;
-	rc = signed_build(env, env_len, params->signer, params->signer_key,
+	rc = signed_build(params->envelope != NULL ? params->envelope : env,
+	    params->envelope != NULL ? params->envelope_len : env_len,
+	    params->signer, params->signer_key,
 	    params->digest != NULL ? params->digest : EVP_sha256(), &a,
 	    params->ber_indefinite, out, out_len);
 out:
@@ -1554,7 +2103,7 @@ scep_certrep_parse(const uint8_t *der, size_t len, X509 *ra_signer,
 		}
 		flags = PKCS7_NOINTERN;
 	}
-	if ((rep->signer = signed_verify(p7, trusted, flags, &rc)) == NULL)
+	if ((rep->signer = signed_verify(p7, trusted, flags, 0, &rc)) == NULL)
 		goto out;
 	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
 	rep->digest_nid = digest_nid_of(si);
@@ -1629,7 +2178,7 @@ scep_next_ca_parse(
 		}
 		flags = PKCS7_NOINTERN;
 	}
-	if ((verified = signed_verify(p7, trusted, flags, &rc)) == NULL)
+	if ((verified = signed_verify(p7, trusted, flags, 0, &rc)) == NULL)
 		goto out;
 	/* Signed, then read: the next certificates, and nothing else. */
 	os = p7->d.sign->contents->d.data;

@@ -54,6 +54,7 @@ enum scep_error {
 	SCEP_E_DECRYPT = -7,    /* envelope cannot be opened by us */
 	SCEP_E_CSR = -8,        /* CSR unreadable or its signature is bad */
 	SCEP_E_BUILD = -9,      /* building a message failed */
+	SCEP_E_KEY = -10,       /* key refused before any signature math */
 };
 const char *scep_strerror(int err);
 const char *scep_failinfo_name(int failinfo);   /* "badAlg", ... */
@@ -70,6 +71,16 @@ struct scep_alg_policy {
 };
 /* The defaults: AES always, 3DES and SHA-1 allowed, DES and MD5 refused. */
 extern const struct scep_alg_policy scep_default_policy;
+
+/*
+ * The keys whose signatures a server checks, decided on the key alone
+ * before any signature math (a signer certificate's, a CSR's): RSA of at
+ * most SCEP_RSA_MAX_BITS with a public exponent of at most
+ * SCEP_RSA_MAX_EXP_BITS, EC on a named curve (never explicit parameters),
+ * Ed25519, Ed448. Minimum sizes are the CA's policy (MinRSABits).
+ */
+#define SCEP_RSA_MAX_BITS 8192
+#define SCEP_RSA_MAX_EXP_BITS 64
 
 /* --- server side ------------------------------------------------------ */
 
@@ -91,7 +102,9 @@ struct scep_request {
  * and reads messageType, transactionID and senderNonce. The signer's
  * certificate is not checked against any CA here (clients sign with a
  * self-signed one). MD5 (always) and SHA-1 (unless policy allows) digests
- * are refused with SCEP_E_ALGORITHM after the signature verifies.
+ * are refused with SCEP_E_ALGORITHM after the signature verifies. A signer
+ * key outside the limits above is refused before it is used, with
+ * SCEP_E_KEY and SCEP_FAILINFO_NONE (nothing was authenticated).
  * On failure *failinfo says how to answer: SCEP_FAILINFO_NONE when the
  * message was not authentic (no CertRep possible, HTTP 400), otherwise a
  * failInfo for a signed CertRep, and then *out is still set so the caller
@@ -103,13 +116,52 @@ int scep_request_parse(const uint8_t *der, size_t len,
     int *failinfo, const char **why);
 void scep_request_free(struct scep_request *req);
 
+/* What a request's envelope must hold, by messageType. */
+enum scep_content_kind {
+	SCEP_CONTENT_CSR,            /* PKCSReq, RenewalReq */
+	SCEP_CONTENT_ISSUER_SERIAL,  /* GetCert, GetCRL */
+	SCEP_CONTENT_ISSUER_SUBJECT, /* CertPoll (GetCertInitial) */
+	SCEP_CONTENT_KINDS,
+};
+
+/* What scep_envelope_read found; the fields of its kind are set. */
+struct scep_content {
+	X509_REQ *csr;        /* CSR: self-signature verified */
+	char *challenge;      /* CSR: its challengePassword, NULL if none */
+	X509_NAME *issuer;    /* ISSUER_SERIAL, ISSUER_SUBJECT (DER) */
+	X509_NAME *subject;   /* ISSUER_SUBJECT */
+	ASN1_INTEGER *serial; /* ISSUER_SERIAL */
+};
+/* Frees what it holds (the challenge wiped) and zeroes it. NULL-safe. */
+void scep_content_clear(struct scep_content *c);
+
 /*
- * Opens the pkcsPKIEnvelope with the RA's decryption certificate and key.
- * Refuses by policy: single DES unless allow_des (why names "AllowDES = 1"),
- * 3DES unless allow_des3, anything but AES/3DES/DES. *cipher_nid is the
- * content-encryption algorithm (also on refusal, NID_undef if unreadable).
- * Every failure to decrypt gets the same error and why.
- * *plain is malloc'ed; the caller frees it.
+ * The server's one way into a request's pkcsPKIEnvelope: decrypts it with
+ * the RA's certificate and key and reads what `kind` says it holds. Public
+ * header fields decide first and answer distinctly: not an EnvelopedData
+ * (badRequest), a cipher refused by policy (badAlg: single DES unless
+ * allow_des, why naming "AllowDES = 1"; 3DES unless allow_des3; anything
+ * but AES/3DES/DES). After that, every failure (no RecipientInfo for
+ * ra_cert, an RSA block that does not unwrap, bad CBC padding, content
+ * that is not `kind`, a CSR key outside the limits above, a CSR
+ * self-signature that does not verify) gets SCEP_E_DECRYPT, badMessageCheck
+ * and one text per kind, after the same steps: one RSA decryption, the
+ * whole content decrypted, and one read (a CSR's with its signature check)
+ * of the content or, when that fails, of a stand-in. Only then is a CSR's
+ * challengePassword read (SCEP_E_CSR, badRequest, when malformed).
+ * *detail (static) says for the server's log what failed; never answer it.
+ * *cipher_nid is the content-encryption algorithm (also on refusal,
+ * NID_undef if unreadable). On failure *out holds nothing.
+ */
+int scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
+    EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
+    enum scep_content_kind kind, struct scep_content *out, int *cipher_nid,
+    int *failinfo, const char **why, const char **detail);
+
+/*
+ * Decrypts a pkcsPKIEnvelope as scep_envelope_read does and returns the
+ * bytes (tests, tools): every failure after the policy check gets the
+ * same error and why. *plain is malloc'ed; the caller frees it.
  */
 int scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
     EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
@@ -117,9 +169,12 @@ int scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
     const char **why);
 
 /*
- * Reads a PKCS#10 request, verifies its self-signature and extracts the
+ * Reads a PKCS#10 request (nothing after it), checks its key against the
+ * limits above, verifies its self-signature and extracts the
  * challengePassword (PrintableString, UTF8String or IA5String; *challenge is
  * NULL when absent, malloc'ed otherwise). Accepts version 0 and Apple's 2.
+ * Every failure up to the signature gets SCEP_E_CSR, badMessageCheck and
+ * one text that names the key limits.
  */
 int scep_csr_parse(const uint8_t *der, size_t len, X509_REQ **csr,
     char **challenge, int *failinfo, const char **why);
@@ -213,6 +268,11 @@ struct scep_pkcsreq_params {
 	 * none. omit_transaction_id leaves the attribute out. */
 	long sender_nonce_len;
 	int omit_transaction_id;
+	/* A hostile test's own pkcsPKIEnvelope (DER), signed as is: then
+	 * recipient, cipher and content are not used, and the CSR (if any)
+	 * only names the transactionID. */
+	const uint8_t *envelope;
+	size_t envelope_len;
 };
 #define SCEP_NONCE_EMPTY (-1L)
 #define SCEP_NONCE_NONE (-2L)

@@ -252,6 +252,38 @@ out:
 }
 
 /*
+ * Opens a request's envelope with the RA's key and reads `kind` from it
+ * (scep_envelope_read: one answer, after the same work, to every way that
+ * can fail); 0, or -1 with ans failed. The log says which step failed.
+ */
+static int
+ra_open(const struct ra *ra, const Scep__V1__Request *req,
+    const struct scep_request *sreq, enum scep_content_kind kind,
+    struct ra_answer *ans, struct scep_content *content)
+{
+	int failinfo = SCEP_FAILINFO_NONE;
+	const char *why = NULL, *detail = NULL;
+
+	if (sreq->envelope_len == 0) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "the request has no pkcsPKIEnvelope");
+		return -1;
+	}
+	if (scep_envelope_read(sreq->envelope, sreq->envelope_len,
+	        ra->enc_cert, ra->enc_key, &ra->policy, kind, content,
+	        &ans->cipher_nid, &failinfo, &why, &detail) != SCEP_OK) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "envelope refused: %s", detail);
+		ra_fail(ans, failinfo, why);
+		return -1;
+	}
+	if (ans->cipher_nid == NID_des_cbc)
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "single DES envelope accepted: legacy switch AllowDES = 1");
+	return 0;
+}
+
+/*
  * PKCSReq (19): a new certificate, paid for with a challenge password; or,
  * signed by a certificate of this CA, a renewal (what clients that never
  * send RenewalReq do). RenewalReq (17): a renewal only.
@@ -262,36 +294,16 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
     struct rpc_arena *arena)
 {
 	const struct ra *ra = w->ra;
-	const char *txid = sreq->transaction_id, *why = NULL;
-	uint8_t *plain = NULL;
-	size_t plain_len = 0;
-	X509_REQ *csr = NULL;
-	char *challenge = NULL;
-	int failinfo = SCEP_FAILINFO_NONE, renewal, rc;
+	const char *txid = sreq->transaction_id;
+	struct scep_content content = {0};
+	X509_REQ *csr;
+	const char *challenge;
+	int renewal, rc;
 
-	if (sreq->envelope_len == 0) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-		    "PKCSReq without a pkcsPKIEnvelope");
+	if (ra_open(ra, req, sreq, SCEP_CONTENT_CSR, ans, &content) != 0)
 		goto out;
-	}
-	if (scep_envelope_open(sreq->envelope, sreq->envelope_len, ra->enc_cert,
-	        ra->enc_key, &ra->policy, &plain, &plain_len, &ans->cipher_nid,
-	        &failinfo, &why) != SCEP_OK) {
-		log_event(
-		    LOG_LEVEL_WARN, txid, req->id, "envelope refused: %s", why);
-		ra_fail(ans, failinfo, why);
-		goto out;
-	}
-	if (ans->cipher_nid == NID_des_cbc)
-		log_event(LOG_LEVEL_WARN, txid, req->id,
-		    "single DES envelope accepted: legacy switch AllowDES = 1");
-	if (scep_csr_parse(plain, plain_len, &csr, &challenge, &failinfo,
-	        &why) != SCEP_OK) {
-		log_event(
-		    LOG_LEVEL_WARN, txid, req->id, "CSR refused: %s", why);
-		ra_fail(ans, failinfo, why);
-		goto out;
-	}
+	csr = content.csr;
+	challenge = content.challenge;
 	if (!ra_signer_matches_csr(sreq->signer, csr)) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "self-signed signer certificate is not for the CSR's key");
@@ -324,49 +336,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	                                    : "?",
 	    req->pki_operation->path ? req->pki_operation->path : "?");
 out:
-	if (challenge != NULL) {
-		OPENSSL_cleanse(challenge, strlen(challenge));
-		free(challenge);
-	}
-	X509_REQ_free(csr);
-	if (plain != NULL) {
-		OPENSSL_cleanse(plain, plain_len);
-		free(plain);
-	}
-}
-
-/* Opens a request's envelope (the RA's key); 0, or -1 with ans failed. */
-static int
-ra_open(const struct ra *ra, const Scep__V1__Request *req,
-    const struct scep_request *sreq, struct ra_answer *ans, uint8_t **plain,
-    size_t *plain_len)
-{
-	int failinfo = SCEP_FAILINFO_NONE;
-	const char *why = NULL;
-
-	if (sreq->envelope_len == 0) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-		    "the request has no pkcsPKIEnvelope");
-		return -1;
-	}
-	if (scep_envelope_open(sreq->envelope, sreq->envelope_len, ra->enc_cert,
-	        ra->enc_key, &ra->policy, plain, plain_len, &ans->cipher_nid,
-	        &failinfo, &why) != SCEP_OK) {
-		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
-		    "envelope refused: %s", why);
-		ra_fail(ans, failinfo, why);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-ra_free_plain(uint8_t *plain, size_t len)
-{
-	if (plain != NULL) {
-		OPENSSL_cleanse(plain, len);
-		free(plain);
-	}
+	scep_content_clear(&content);
 }
 
 /* The issuer a GetCert/GetCRL/CertPoll names must be our CA. */
@@ -390,28 +360,21 @@ ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__PollRequest poll = SCEP__V1__POLL_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	X509_NAME *issuer = NULL, *subject = NULL;
+	struct scep_content content = {0};
 	unsigned char *key = NULL;
-	uint8_t *plain = NULL;
-	size_t plain_len = 0;
 	const unsigned char *p;
-	const char *why = NULL;
-	int failinfo, len, rc;
+	int len, rc;
 
-	if (ra_open(w->ra, req, sreq, ans, &plain, &plain_len) != 0)
+	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SUBJECT, ans,
+	        &content) != 0)
 		goto out;
-	if (scep_issuer_subject_parse(plain, plain_len, &issuer, &subject,
-	        &failinfo, &why) != SCEP_OK) {
-		ra_fail(ans, failinfo, why);
-		goto out;
-	}
 	/* The transactionID and the signer's key identify the request;
 	 * clients disagree on the issuer they name (strongSwan 5.9 names the
 	 * RA certificate's subject), so it is only logged. */
-	if (!ra_issuer_is_ours(w->ra, issuer)) {
+	if (!ra_issuer_is_ours(w->ra, content.issuer)) {
 		char name[256];
 
-		X509_NAME_oneline(issuer, name, sizeof(name));
+		X509_NAME_oneline(content.issuer, name, sizeof(name));
 		log_event(LOG_LEVEL_DEBUG, sreq->transaction_id, req->id,
 		    "CertPoll names issuer %s, not the CA", name);
 	}
@@ -458,9 +421,7 @@ ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
 out:
 	scep__v1__reply__free_unpacked(reply, NULL);
 	OPENSSL_free(key);
-	X509_NAME_free(issuer);
-	X509_NAME_free(subject);
-	ra_free_plain(plain, plain_len);
+	scep_content_clear(&content);
 }
 
 /*
@@ -475,15 +436,11 @@ ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__LedgerShowRequest show = SCEP__V1__LEDGER_SHOW_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	X509_NAME *issuer = NULL;
-	ASN1_INTEGER *serial = NULL;
+	struct scep_content content = {0};
 	BIGNUM *bn = NULL;
 	char *hex = NULL, padded[80];
-	uint8_t *plain = NULL;
-	size_t plain_len = 0;
 	const unsigned char *p;
-	const char *why = NULL;
-	int failinfo, rc;
+	int rc;
 
 	(void)arena;
 	if (!ra_signer_is_ours(w->ra, sreq->signer)) {
@@ -492,15 +449,11 @@ ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
 		    "CA: sign the request with it");
 		goto out;
 	}
-	if (ra_open(w->ra, req, sreq, ans, &plain, &plain_len) != 0)
+	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SERIAL, ans,
+	        &content) != 0)
 		goto out;
-	if (scep_issuer_serial_parse(plain, plain_len, &issuer, &serial,
-	        &failinfo, &why) != SCEP_OK) {
-		ra_fail(ans, failinfo, why);
-		goto out;
-	}
-	if (!ra_issuer_is_ours(w->ra, issuer) ||
-	    (bn = ASN1_INTEGER_to_BN(serial, NULL)) == NULL ||
+	if (!ra_issuer_is_ours(w->ra, content.issuer) ||
+	    (bn = ASN1_INTEGER_to_BN(content.serial, NULL)) == NULL ||
 	    (hex = BN_bn2hex(bn)) == NULL || strlen(hex) > 32) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
 		    "no such certificate at this CA");
@@ -536,9 +489,7 @@ out:
 	scep__v1__reply__free_unpacked(reply, NULL);
 	OPENSSL_free(hex);
 	BN_free(bn);
-	ASN1_INTEGER_free(serial);
-	X509_NAME_free(issuer);
-	ra_free_plain(plain, plain_len);
+	scep_content_clear(&content);
 }
 
 /* GetCRL (22): the CA's current CRL; CRLs are public, any signer. */
@@ -550,23 +501,15 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	X509_NAME *issuer = NULL;
-	ASN1_INTEGER *serial = NULL;
-	uint8_t *plain = NULL;
-	size_t plain_len = 0;
+	struct scep_content content = {0};
 	const unsigned char *p;
-	const char *why = NULL;
-	int failinfo, rc;
+	int rc;
 
 	(void)arena;
-	if (ra_open(w->ra, req, sreq, ans, &plain, &plain_len) != 0)
+	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SERIAL, ans,
+	        &content) != 0)
 		goto out;
-	if (scep_issuer_serial_parse(plain, plain_len, &issuer, &serial,
-	        &failinfo, &why) != SCEP_OK) {
-		ra_fail(ans, failinfo, why);
-		goto out;
-	}
-	if (!ra_issuer_is_ours(w->ra, issuer)) {
+	if (!ra_issuer_is_ours(w->ra, content.issuer)) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
 		    "GetCRL names another CA as issuer");
 		goto out;
@@ -588,9 +531,7 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 	ans->pki_status = SCEP_STATUS_SUCCESS;
 out:
 	scep__v1__reply__free_unpacked(reply, NULL);
-	ASN1_INTEGER_free(serial);
-	X509_NAME_free(issuer);
-	ra_free_plain(plain, plain_len);
+	scep_content_clear(&content);
 }
 
 typedef void (*ra_operation_handler)(struct ra_worker *,

@@ -14,8 +14,10 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/rsa.h>
@@ -23,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep.h"
+#include "scep_client.h"
 
 #define MMDM VECTORS_DIR "/micromdm-scep/"
 #define JSCEP VECTORS_DIR "/jscep-cryptlib-samples/"
@@ -791,9 +794,10 @@ envelope_of(const uint8_t *der, size_t len, size_t *env_len)
 
 /*
  * Wrong recipient, bad RSA block and bad CBC padding all give the same
- * error and reason. A bad RSA block makes OpenSSL decrypt with a random key
- * (its defence against padding oracles), which passes the CBC padding check
- * about once in 256 tries: then the result is garbage, never the CSR.
+ * error and reason. A bad RSA block makes the codec decrypt with a random
+ * key (OpenSSL's defence against padding oracles, done as PKCS7_decrypt
+ * does), which passes the CBC padding check about once in 256 tries: then
+ * the result is garbage, never the CSR.
  */
 static void
 test_decrypt_failures_look_alike(void **state)
@@ -859,6 +863,306 @@ test_decrypt_failures_look_alike(void **state)
 	OPENSSL_free(csr_der);
 	free(env);
 	free(der);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* Keys a server must refuse before any math (tests/tools/scep_client.c). */
+static EVP_PKEY *
+fake_rsa(int bits, int e_bits)
+{
+	EVP_PKEY *pk = scep_fake_rsa_public(bits, e_bits);
+
+	assert_non_null(pk);
+	return pk;
+}
+
+static EVP_PKEY *
+explicit_ec(void)
+{
+	EVP_PKEY *pk = scep_explicit_ec_key();
+
+	assert_non_null(pk);
+	return pk;
+}
+
+/* DER of a CSR holding `pub`, signed by `key` (the same key, or not). */
+static uint8_t *
+csr_der_with(EVP_PKEY *pub, EVP_PKEY *key, size_t *len)
+{
+	X509_REQ *req = make_csr(key, "device-1", "s3cret-OTP");
+	unsigned char *der = NULL;
+	uint8_t *out;
+	int n;
+
+	assert_true(X509_REQ_set_pubkey(req, pub));
+	assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+	n = i2d_X509_REQ(req, &der);
+	assert_true(n > 0);
+	out = malloc((size_t)n);
+	memcpy(out, der, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	return out;
+}
+
+/* The pkcsPKIEnvelope of a request carrying `content` to `recipient`. */
+static uint8_t *
+envelope_holding(
+    const uint8_t *content, size_t len, X509 *recipient, size_t *env_len)
+{
+	struct scep_pkcsreq_params p = {
+	    .message_type = SCEP_MSG_PKCSREQ,
+	    .transaction_id = "oracle",
+	    .signer = fx.client_cert,
+	    .signer_key = fx.client_key,
+	    .recipient = recipient,
+	    .cipher = EVP_aes_128_cbc(),
+	    .content = content,
+	    .content_len = len,
+	};
+	uint8_t *der = NULL, *env;
+	size_t der_len;
+
+	assert_int_equal(scep_pkcsreq_build(&p, &der, &der_len), SCEP_OK);
+	env = envelope_of(der, der_len, env_len);
+	free(der);
+	return env;
+}
+
+/* scep_envelope_read of `env` as `kind`, which must fail with `why` (the
+ * first call sets it) and a log detail containing `detail`. */
+static void
+read_refused(const uint8_t *env, size_t env_len, enum scep_content_kind kind,
+    const char **why, const char *detail)
+{
+	struct scep_content c;
+	const char *w = NULL, *d = NULL;
+	int fi, cipher;
+
+	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, kind, &c, &cipher, &fi, &w, &d),
+	    SCEP_E_DECRYPT);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	assert_int_equal(cipher, NID_aes_128_cbc);
+	assert_null(c.csr);
+	assert_null(c.challenge);
+	assert_null(c.issuer);
+	if (*why == NULL)
+		*why = w;
+	assert_string_equal(w, *why);
+	assert_non_null(d);
+	if (detail != NULL && strstr(d, detail) == NULL)
+		fail_msg("detail \"%s\" does not say \"%s\"", d, detail);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/*
+ * Issue 7's "answers that leak nothing": every way an envelope can fail
+ * to open to a CSR gets one error, failInfo and text (only the log's
+ * detail differs), whatever the step; a CSR key outside the limits is
+ * one of them. Once the CSR's signature verified, its own faults are
+ * answered plainly.
+ */
+static void
+test_envelope_read_one_answer(void **state)
+{
+	struct scep_content c;
+	const char *why = NULL, *why_names = NULL, *w = NULL, *d = NULL;
+	uint8_t *der, *env, *content, *out = NULL;
+	size_t len, env_len, content_len;
+	unsigned char *csr_der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pk;
+	PKCS7 *p7;
+	int fi, cipher, n;
+
+	(void)state;
+	/* The good one. */
+	der = build_req(
+	    EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	free(der);
+	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_non_null(c.csr);
+	assert_string_equal(c.challenge, "s3cret-OTP");
+	assert_null(w);
+	scep_content_clear(&c);
+	assert_null(c.csr);
+
+	/* Bad CBC padding: the padding byte's block altered. */
+	env[env_len - 1 - 16] ^= 0x80;
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, NULL);
+	assert_non_null(strstr(why, "8192"));
+	env[env_len - 1 - 16] ^= 0x80;
+
+	/* Bad RSA block. */
+	p = env;
+	p7 = d2i_PKCS7(NULL, &p, (long)env_len);
+	assert_non_null(p7);
+	memset(sk_PKCS7_RECIP_INFO_value(p7->d.enveloped->recipientinfo, 0)
+	           ->enc_key->data,
+	    0x55,
+	    (size_t)sk_PKCS7_RECIP_INFO_value(p7->d.enveloped->recipientinfo, 0)
+	        ->enc_key->length);
+	n = i2d_PKCS7(p7, &out);
+	assert_true(n > 0);
+	read_refused(out, (size_t)n, SCEP_CONTENT_CSR, &why, "unwrap");
+	OPENSSL_free(out);
+	PKCS7_free(p7);
+	free(env);
+
+	/* Another RA's envelope. */
+	der = build_req(
+	    EVP_aes_128_cbc(), 0, fx.other_cert, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "RecipientInfo");
+	read_refused(env, env_len, SCEP_CONTENT_ISSUER_SERIAL, &why_names,
+	    "RecipientInfo");
+	free(env);
+	free(der);
+
+	/* Not a CSR; and a CSR where an IssuerAndSerialNumber should be. */
+	content = malloc(600);
+	memset(content, 0x41, 600);
+	env = envelope_holding(content, 600, fx.ra_cert, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "PKCS#10");
+	free(env);
+	free(content);
+	n = i2d_X509_REQ(fx.csr, &csr_der);
+	env = envelope_holding(csr_der, (size_t)n, fx.ra_cert, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_ISSUER_SERIAL, &why_names,
+	    "IssuerAndSerialNumber");
+	assert_string_not_equal(why_names, why);
+	free(env);
+
+	/* A CSR whose signature does not verify. */
+	csr_der[n - 1] ^= 0x01;
+	env = envelope_holding(csr_der, (size_t)n, fx.ra_cert, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "self-signature");
+	free(env);
+	OPENSSL_free(csr_der);
+
+	/* Keys refused before their signature is checked: 16384-bit RSA
+	 * (no real key), a 65-bit exponent, an explicit curve. */
+	pk = fake_rsa(16384, 17);
+	content = csr_der_with(pk, fx.client_key, &content_len);
+	env = envelope_holding(content, content_len, fx.ra_cert, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "before any");
+	free(env);
+	free(content);
+	EVP_PKEY_free(pk);
+	pk = fake_rsa(2048, 65);
+	content = csr_der_with(pk, fx.client_key, &content_len);
+	env = envelope_holding(content, content_len, fx.ra_cert, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "before any");
+	free(env);
+	free(content);
+	EVP_PKEY_free(pk);
+	pk = explicit_ec();
+	content = csr_der_with(pk, pk, &content_len);
+	env = envelope_holding(content, content_len, fx.ra_cert, &env_len);
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "before any");
+	free(env);
+	free(content);
+	/* scep_csr_parse refuses them alike. */
+	content = csr_der_with(pk, pk, &content_len);
+	assert_int_equal(scep_csr_parse(content, content_len, &c.csr,
+	                     &c.challenge, &fi, &w),
+	    SCEP_E_CSR);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	free(content);
+	EVP_PKEY_free(pk);
+
+	/* Authentic (its signature verified), then refused plainly. */
+	pk = EVP_RSA_gen(2048);
+	{
+		X509_REQ *two = make_csr(pk, "two", NULL);
+		X509_ATTRIBUTE *attr = X509_ATTRIBUTE_create_by_NID(NULL,
+		    NID_pkcs9_challengePassword, V_ASN1_UTF8STRING, "one", 3);
+
+		assert_true(X509_ATTRIBUTE_set1_data(
+		    attr, V_ASN1_UTF8STRING, "two", 3));
+		assert_true(X509_REQ_add1_attr(two, attr));
+		X509_ATTRIBUTE_free(attr);
+		assert_true(X509_REQ_sign(two, pk, EVP_sha256()) > 0);
+		csr_der = NULL;
+		n = i2d_X509_REQ(two, &csr_der);
+		X509_REQ_free(two);
+	}
+	env = envelope_holding(csr_der, (size_t)n, fx.ra_cert, &env_len);
+	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_E_CSR);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
+	assert_string_not_equal(w, why);
+	assert_null(c.csr);
+	free(env);
+	OPENSSL_free(csr_der);
+	EVP_PKEY_free(pk);
+}
+
+/* A signer certificate whose key is too costly to check is refused
+ * before its signature is: not authenticated, so no CertRep (HTTP 400). */
+static void
+test_signer_key_refused_first(void **state)
+{
+	struct scep_request *req = NULL;
+	struct scep_pkcsreq_params params = {
+	    .message_type = SCEP_MSG_PKCSREQ,
+	    .csr = fx.csr,
+	    .recipient = fx.ra_cert,
+	    .cipher = EVP_aes_128_cbc(),
+	    .digest = EVP_sha256(),
+	};
+	EVP_PKEY *big = fake_rsa(16384, 17), *ec = explicit_ec();
+	X509 *fake = X509_dup(fx.client_cert), *ec_cert;
+	uint8_t *der = NULL;
+	unsigned char *out = NULL;
+	const unsigned char *p;
+	const char *why = NULL;
+	size_t len;
+	PKCS7 *p7;
+	int fi, n;
+
+	(void)state;
+	/* The signed request's certificate swapped for one of the same
+	 * issuer and serial holding the 16384-bit key. */
+	der = build_req(
+	    EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	assert_non_null(p7);
+	assert_true(X509_set_pubkey(fake, big));
+	assert_true(X509_sign(fake, fx.client_key, EVP_sha256()) > 0);
+	X509_free(sk_X509_value(p7->d.sign->cert, 0));
+	(void)sk_X509_set(p7->d.sign->cert, 0, fake);
+	n = i2d_PKCS7(p7, &out);
+	assert_true(n > 0);
+	assert_int_equal(
+	    scep_request_parse(out, (size_t)n, NULL, &req, &fi, &why),
+	    SCEP_E_KEY);
+	assert_int_equal(fi, SCEP_FAILINFO_NONE);
+	assert_null(req);
+	assert_non_null(strstr(why, "8192"));
+	OPENSSL_free(out);
+	PKCS7_free(p7);
+	free(der);
+
+	/* Signed with an explicit-curve key. */
+	ec_cert = make_cert(ec, "explicit", NULL, NULL, 9);
+	params.signer = ec_cert;
+	params.signer_key = ec;
+	assert_int_equal(scep_pkcsreq_build(&params, &der, &len), SCEP_OK);
+	assert_int_equal(scep_request_parse(der, len, NULL, &req, &fi, &why),
+	    SCEP_E_KEY);
+	assert_null(req);
+	free(der);
+	X509_free(ec_cert);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(big);
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
@@ -1953,6 +2257,8 @@ main(void)
 	    cmocka_unit_test(test_des_envelope),
 	    cmocka_unit_test(test_tampered_signature),
 	    cmocka_unit_test(test_decrypt_failures_look_alike),
+	    cmocka_unit_test(test_envelope_read_one_answer),
+	    cmocka_unit_test(test_signer_key_refused_first),
 	    cmocka_unit_test(test_csr_bad_signature),
 	    cmocka_unit_test(test_request_without_content),
 	    cmocka_unit_test(test_certpoll_content),
