@@ -1,6 +1,8 @@
 /*
  * libFuzzer target: scep_envelope_open, the RA's decryption of a
- * pkcsPKIEnvelope, with a fixed RA key. The key below was generated once for
+ * pkcsPKIEnvelope, and scep_envelope_read, its reading of what the
+ * decrypted content must hold (the kind chosen by the input's length),
+ * with a fixed RA key. The key below was generated once for
  * this target and is public; the corpus holds envelopes encrypted to its
  * certificate (AES-128/256, 3DES, DES) so mutations reach the decryption.
  */
@@ -94,7 +96,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct scep_alg_policy all = {1, 1, 1};
 	uint8_t *plain = NULL;
 	size_t plain_len = 0;
-	const char *why = NULL;
+	const char *why = NULL, *detail = NULL;
+	struct scep_content content;
+	enum scep_content_kind kind =
+	    (enum scep_content_kind)(size % SCEP_CONTENT_KINDS);
 	int cipher, failinfo;
 
 	if (load_ra() != 0)
@@ -107,5 +112,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	free(plain);
+	if (scep_envelope_read(data, size, ra_cert, ra_key, &all, kind,
+	        &content, &cipher, &failinfo, &why, &detail) == SCEP_OK) {
+		if (kind == SCEP_CONTENT_CSR ? content.csr == NULL
+		                             : content.issuer == NULL)
+			abort();
+	} else if (content.csr != NULL || content.issuer != NULL ||
+	    why == NULL || detail == NULL) {
+		abort();
+	}
+	scep_content_clear(&content);
 	return 0;
 }
