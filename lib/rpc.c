@@ -965,6 +965,42 @@ out:
 	return out;
 }
 
+/*
+ * Answers the request in `body` (more frames of it are read and dropped:
+ * one message per frame is the rule) to `ident` on `sock`; `name` is what
+ * its CurveZMQ key was admitted as ("" without CURVE).
+ */
+static void
+rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
+    zmq_msg_t *ident, const char *name, zmq_msg_t *body,
+    struct rpc_arena *arena)
+{
+	uint8_t *out;
+	size_t out_len = 0;
+	int secret;
+
+	while (zmq_msg_more(body)) {
+		zmq_msg_close(body);
+		zmq_msg_init(body);
+		if (zmq_msg_recv(body, sock, 0) < 0)
+			break;
+	}
+	out = rpc_dispatch(config, state,
+	    rpc_curve_serves(config->curve) ? name : NULL, zmq_msg_data(body),
+	    zmq_msg_size(body), &out_len, arena);
+	secret = rpc_arena_clear(arena);
+	if (out != NULL) {
+		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
+		    zmq_send(sock, out, out_len, 0) < 0)
+			log_warn("rpc: reply not sent: %s", zmq_strerror(errno));
+		if (secret) /* the packed copy of the secret */
+			OPENSSL_cleanse(out, out_len);
+		free(out);
+	}
+	zmq_msg_close(ident);
+	zmq_msg_close(body);
+}
+
 static void *
 rpc_worker_main(void *arg)
 {
@@ -992,9 +1028,7 @@ rpc_worker_main(void *arg)
 	for (;;) {
 		zmq_msg_t ident, peer, body;
 		char name[RPC_NAME_MAX];
-		uint8_t *out;
-		size_t out_len = 0, len;
-		int secret;
+		size_t len;
 
 		/* The routing id, the key's name (rpc_forward_request) and
 		 * the request. */
@@ -1019,28 +1053,7 @@ rpc_worker_main(void *arg)
 		memcpy(name, zmq_msg_data(&peer), len);
 		name[len] = '\0';
 		zmq_msg_close(&peer);
-		/* Drop any extra frames: one message per frame is the rule. */
-		while (zmq_msg_more(&body)) {
-			zmq_msg_close(&body);
-			zmq_msg_init(&body);
-			if (zmq_msg_recv(&body, sock, 0) < 0)
-				break;
-		}
-		out = rpc_dispatch(config, state,
-		    rpc_curve_serves(config->curve) ? name : NULL,
-		    zmq_msg_data(&body), zmq_msg_size(&body), &out_len, &arena);
-		secret = rpc_arena_clear(&arena);
-		if (out != NULL) {
-			if (zmq_msg_send(&ident, sock, ZMQ_SNDMORE) < 0 ||
-			    zmq_send(sock, out, out_len, 0) < 0)
-				log_warn("rpc: reply not sent: %s",
-				    zmq_strerror(errno));
-			if (secret) /* the packed copy of the secret */
-				OPENSSL_cleanse(out, out_len);
-			free(out);
-		}
-		zmq_msg_close(&ident);
-		zmq_msg_close(&body);
+		rpc_answer(config, state, sock, &ident, name, &body, &arena);
 	}
 out:
 	if (config->worker_fini != NULL && state != NULL)
@@ -1270,6 +1283,48 @@ rpc_zap_main(void *arg)
 	return NULL;
 }
 
+/*
+ * One worker: the requests are answered on the listening socket by the
+ * thread that polls it, without the proxy's two extra thread hops (the CA
+ * and the challenge service, whose LMDB writes are serial anyway, spend
+ * a good part of an enrollment's CPU in those wake-ups otherwise). A
+ * request's peer name is its User-Id, set by the ZAP handler.
+ */
+static void
+rpc_serve_inline(const struct rpc_server_config *config, void *front,
+    void *state)
+{
+	struct rpc_arena arena = {NULL, 0, 0, 0};
+
+	while (!rpc_stop) {
+		zmq_pollitem_t item = {front, 0, ZMQ_POLLIN, 0};
+		zmq_msg_t ident, body;
+		char name[RPC_NAME_MAX] = "";
+		const char *user;
+
+		if (zmq_poll(&item, 1, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (!(item.revents & ZMQ_POLLIN))
+			continue;
+		zmq_msg_init(&ident);
+		zmq_msg_init(&body);
+		if (zmq_msg_recv(&ident, front, ZMQ_DONTWAIT) < 0 ||
+		    !zmq_msg_more(&ident) || zmq_msg_recv(&body, front, 0) < 0) {
+			zmq_msg_close(&ident);
+			zmq_msg_close(&body);
+			continue;
+		}
+		user = zmq_msg_gets(&body, "User-Id");
+		if (user != NULL && strlen(user) < sizeof(name))
+			memcpy(name, user, strlen(user) + 1);
+		rpc_answer(config, state, front, &ident, name, &body, &arena);
+	}
+	free(arena.blocks);
+}
+
 int
 rpc_serve(const struct rpc_server_config *config)
 {
@@ -1284,6 +1339,7 @@ rpc_serve(const struct rpc_server_config *config)
 	int nworkers = config->workers, zero = 0, one = 1, rc = -1;
 	int nstarted = 0;
 	int curve = rpc_curve_serves(config->curve);
+	void *inline_state = NULL;
 	struct sigaction sa;
 	sigset_t block, old;
 
@@ -1315,11 +1371,13 @@ rpc_serve(const struct rpc_server_config *config)
 		goto out;
 	}
 	front = zmq_socket(config->zmq_ctx, ZMQ_ROUTER);
-	back = zmq_socket(config->zmq_ctx, ZMQ_DEALER);
-	if (front == NULL || back == NULL)
+	if (front == NULL ||
+	    (nworkers > 1 &&
+	        (back = zmq_socket(config->zmq_ctx, ZMQ_DEALER)) == NULL))
 		goto out;
 	zmq_setsockopt(front, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(back, ZMQ_LINGER, &zero, sizeof(zero));
+	if (back != NULL)
+		zmq_setsockopt(back, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(front, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 	if (curve) {
 		zap.curve = config->curve;
@@ -1359,6 +1417,15 @@ rpc_serve(const struct rpc_server_config *config)
 		    zmq_strerror(errno));
 		goto out;
 	}
+	if (nworkers == 1) {
+		if (config->worker_init != NULL &&
+		    (inline_state = config->worker_init(config->service)) ==
+		        NULL) {
+			log_error("rpc: worker start-up failed");
+			goto out;
+		}
+		goto ready;
+	}
 	if (zmq_bind(back, backend) != 0)
 		goto out;
 
@@ -1380,6 +1447,7 @@ rpc_serve(const struct rpc_server_config *config)
 	while (start.up < nstarted)
 		pthread_cond_wait(&start.cond, &start.lock);
 	pthread_mutex_unlock(&start.lock);
+ready:
 	if (config->ready != NULL && config->ready(config->service) != 0)
 		goto out;
 	log_info("serving on %s with %d worker%s%s", config->endpoint, nworkers,
@@ -1400,7 +1468,9 @@ rpc_serve(const struct rpc_server_config *config)
 			log_info("admitting %s with key %s", name, z85);
 	}
 
-	while (!rpc_stop) {
+	if (nworkers == 1)
+		rpc_serve_inline(config, front, inline_state);
+	while (back != NULL && !rpc_stop) {
 		zmq_pollitem_t items[] = {
 		    {front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
 
@@ -1434,6 +1504,8 @@ out:
 	if (zap.started)
 		pthread_join(zap.thread, NULL);
 	free(workers);
+	if (config->worker_fini != NULL && inline_state != NULL)
+		config->worker_fini(inline_state);
 	if (rc == 0 && strncmp(config->endpoint, "ipc://", 6) == 0)
 		unlink(config->endpoint + 6);
 	return rc;

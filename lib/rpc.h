@@ -10,7 +10,8 @@
  * Servers hand each request to a handler chosen from a route table by the
  * request's body; requests with no route, or past their deadline, are
  * answered STATUS_BAD_REQUEST or dropped, and logged. Handlers run in worker
- * threads (one per `workers`), each with its own state from worker_init.
+ * threads (one per `workers`), each with its own state from worker_init;
+ * with one worker, in the thread that listens (no proxy hop).
  */
 #ifndef SCEPD_RPC_H
 #define SCEPD_RPC_H
