@@ -255,16 +255,11 @@ init_once_fn(void)
 		return;
 	}
 	/*
-	 * Loading any provider explicitly stops OpenSSL from loading the
-	 * default one implicitly, so load both. Single DES lives in "legacy";
-	 * without it a DES envelope fails to decrypt like any bad envelope.
+	 * Loading a provider explicitly stops OpenSSL from loading the
+	 * default one implicitly: the default first, the legacy one (single
+	 * DES) only when asked (scep_load_single_des).
 	 */
 	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
-	ERR_clear_error();
-	if (prov_legacy == NULL)
-		log_warn("OpenSSL legacy provider not available: single DES "
-		         "envelopes cannot be opened even with AllowDES = 1");
 	init_rc = prov_default != NULL && decoys_make() == 0 ? SCEP_OK
 	                                                     : SCEP_E_NOMEM;
 	ERR_clear_error();
@@ -278,6 +273,26 @@ scep_init(void)
 		return SCEP_E_NOMEM;
 	}
 	return init_rc;
+}
+
+static CRYPTO_ONCE legacy_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void
+legacy_once_fn(void)
+{
+	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	ERR_clear_error();
+}
+
+int
+scep_load_single_des(void)
+{
+	if (scep_init() != SCEP_OK ||
+	    !CRYPTO_THREAD_run_once(&legacy_once, legacy_once_fn)) {
+		ERR_clear_error();
+		return SCEP_E_NOMEM;
+	}
+	return prov_legacy != NULL ? SCEP_OK : SCEP_E_ALGORITHM;
 }
 
 /* --- helpers ------------------------------------------------------------- */

@@ -60,8 +60,18 @@ const char *scep_strerror(int err);
 const char *scep_failinfo_name(int failinfo);   /* "badAlg", ... */
 const char *scep_message_type_name(int type);   /* "PKCSReq", ... or "unknown" */
 
-/* Registers SCEP's attribute OIDs with OpenSSL. Once, before any thread. */
+/* Registers SCEP's attribute OIDs with OpenSSL and loads its default
+ * provider. Once, before any thread. */
 int scep_init(void);
+
+/*
+ * Loads OpenSSL's legacy provider, where single DES lives (after
+ * scep_init, before any thread): a server that allows DES (AllowDES = 1)
+ * and clients that send or read it. Not loaded otherwise: with it, every
+ * key parsed (certificates, CSRs) costs half as much again in OpenSSL 3.0's
+ * decoder set-up. SCEP_E_ALGORITHM when the provider is not there.
+ */
+int scep_load_single_des(void);
 
 /* Which algorithms a server accepts in requests. */
 struct scep_alg_policy {

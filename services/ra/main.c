@@ -209,9 +209,16 @@ main(int argc, char **argv)
 	ra.policy.allow_des = ra.settings.allow_des;
 	ra.policy.allow_des3 = ra.settings.allow_des3;
 	ra.policy.allow_sha1 = ra.settings.allow_sha1;
-	if (ra.policy.allow_des)
+	if (ra.policy.allow_des) {
+		if (scep_load_single_des() != SCEP_OK) {
+			log_error("AllowDES = 1 in [ra] needs OpenSSL's legacy "
+			          "provider (ossl-modules/legacy.so), which "
+			          "cannot be loaded");
+			goto out;
+		}
 		log_warn("AllowDES = 1: single-DES requests are accepted "
 		         "(RFC 8894 forbids them); replies stay 3DES or AES");
+	}
 
 	if (ra_load_pair(&ra.settings, config_file,
 	        ra.settings.signing_certificate, ra.settings.signing_key,

@@ -76,7 +76,7 @@ load_ra(void)
 
 	if (ra_cert != NULL && ra_key != NULL)
 		return 0;
-	if (scep_init() != SCEP_OK)
+	if (scep_init() != SCEP_OK || scep_load_single_des() != SCEP_OK)
 		return -1;
 	if ((b = BIO_new_mem_buf(ra_cert_pem, -1)) == NULL)
 		return -1;

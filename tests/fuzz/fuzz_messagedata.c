@@ -111,7 +111,7 @@ next_ca(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (scep_init() != SCEP_OK)
+	if (scep_init() != SCEP_OK || scep_load_single_des() != SCEP_OK)
 		abort();
 	issuer_serial(data, size);
 	issuer_subject(data, size);

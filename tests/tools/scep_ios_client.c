@@ -798,7 +798,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_ERROR;
 	}
-	if (scep_init() != SCEP_OK ||
+	/* Single DES too: old devices send it, NDES answers with it. */
+	if (scep_init() != SCEP_OK || scep_load_single_des() != SCEP_OK ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "initialisation failed\n");
 		return EXIT_ERROR;

@@ -145,7 +145,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	if (scep_init() != SCEP_OK)
+	if (scep_init() != SCEP_OK || scep_load_single_des() != SCEP_OK)
 		return -1;
 	fx.client_key = EVP_RSA_gen(2048);
 	fx.ra_key = EVP_RSA_gen(2048);
