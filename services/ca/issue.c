@@ -146,6 +146,55 @@ ca_issue_copy_sans(X509 *cert, X509_REQ *req)
 	return rc;
 }
 
+/*
+ * The CSR's SubjectPublicKeyInfo into the certificate as it is (algorithm,
+ * parameters, key bits): X509_set_pubkey would re-encode the key through
+ * OpenSSL 3.0's encoder set-up, which costs half an RSA 2048 signature. The
+ * certificate's key is then not decoded (X509_get0_pubkey gives NULL);
+ * what is built here is only encoded and signed.
+ */
+static int
+ca_issue_copy_pubkey(X509 *cert, X509_REQ *req)
+{
+	X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(req);
+	X509_PUBKEY *to = X509_get_X509_PUBKEY(cert);
+	const unsigned char *bits;
+	const ASN1_OBJECT *alg;
+	const void *param;
+	X509_ALGOR *algor;
+	ASN1_OBJECT *alg_copy = NULL;
+	void *param_copy = NULL;
+	unsigned char *bits_copy = NULL;
+	int len, ptype;
+
+	if (from == NULL || to == NULL ||
+	    !X509_PUBKEY_get0_param(NULL, &bits, &len, &algor, from) ||
+	    len <= 0)
+		return -1;
+	X509_ALGOR_get0(&alg, &ptype, &param, algor);
+	switch (ptype) {
+	case V_ASN1_UNDEF: /* EdDSA */
+	case V_ASN1_NULL:  /* RSA */
+		break;
+	case V_ASN1_OBJECT: /* EC: the named curve */
+		if ((param_copy = OBJ_dup(param)) == NULL)
+			return -1;
+		break;
+	default: /* explicit parameters are refused before this */
+		return -1;
+	}
+	if ((alg_copy = OBJ_dup(alg)) == NULL ||
+	    (bits_copy = OPENSSL_memdup(bits, (size_t)len)) == NULL ||
+	    !X509_PUBKEY_set0_param(
+	        to, alg_copy, ptype, param_copy, bits_copy, len)) {
+		ASN1_OBJECT_free(alg_copy);
+		ASN1_OBJECT_free(param_copy);
+		OPENSSL_free(bits_copy);
+		return -1;
+	}
+	return 0;
+}
+
 X509 *
 ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
     X509_REQ *req, const unsigned char serial[CA_SERIAL_LEN], time_t now,
@@ -187,7 +236,7 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	    !X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) ||
 	    ASN1_TIME_set(X509_getm_notBefore(cert), not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(cert), not_after) == NULL ||
-	    !X509_set_pubkey(cert, key))
+	    ca_issue_copy_pubkey(cert, req) != 0)
 		goto out;
 	X509V3_set_ctx(&ctx, ca->cert, cert, NULL, NULL, 0);
 	if (ca_add_ext(
