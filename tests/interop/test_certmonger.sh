@@ -29,52 +29,12 @@
 #  - The challenge goes in with -L (challengePassword in the CSR).
 . "$(dirname "$0")/lib.sh"
 interop_init certmonger
-for bin in certmonger getcert dbus-daemon; do
-	command -v "$bin" >/dev/null || fail "$bin not installed (Debian packages certmonger, dbus)"
-done
 server_start
 fetch_ca_chain
 
 cm="$WORK/cm"
-mkdir -p "$cm"/{config,requests,cas,local,tmp,certs}
-chmod 700 "$cm"
-export CERTMONGER_CONFIG_DIR="$cm/config" CERTMONGER_REQUESTS_DIR="$cm/requests" \
-	CERTMONGER_CAS_DIR="$cm/cas" CERTMONGER_LOCAL_CA_DIR="$cm/local" \
-	CERTMONGER_TMPDIR="$cm/tmp"
-
 check "a private D-Bus session bus and certmonger on it"
-cat > "$cm/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$cm/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-EOF
-bus_out=$(dbus-daemon --config-file="$cm/bus.conf" --fork --print-address=1 --print-pid=1) ||
-	fail "dbus-daemon did not start"
-DBUS_SESSION_BUS_ADDRESS=$(echo "$bus_out" | sed -n 1p)
-bus_pid=$(echo "$bus_out" | sed -n 2p)
-export DBUS_SESSION_BUS_ADDRESS
-[[ "$bus_pid" =~ ^[0-9]+$ ]] || fail "dbus-daemon pid: '$bus_pid'"
-on_exit "kill $bus_pid"
-echo "   bus $DBUS_SESSION_BUS_ADDRESS (pid $bus_pid)"
-
-certmonger -s -n -d 2 -p "$cm/certmonger.pid" > "$cm/certmonger.log" 2>&1 &
-cm_pid=$!
-on_exit "kill $cm_pid; sleep 0.5; kill -KILL $cm_pid"
-for _ in $(seq 50); do
-	getcert list-cas -s > /dev/null 2>&1 && break
-	kill -0 "$cm_pid" 2>/dev/null || { tail -20 "$cm/certmonger.log"; fail "certmonger exited"; }
-	sleep 0.2
-done
-getcert list-cas -s > /dev/null 2>&1 || fail "certmonger does not answer on the private bus"
+certmonger_start "$cm"
 
 check "getcert add-scep-ca"
 getcert add-scep-ca -s -c scepd -u "$URL" > "$cm/add-ca.out" 2>&1 ||
