@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The memory soak of issue 7: "no growth over a 100,000-request soak (RSS
+# sampled, printed)". Starts scepd on 127.0.0.1 (stopped at exit) and
+# sends it REQUESTS requests with tests/scep_load, in rounds of ROUND:
+# full enrollments (PKCSReq, every answer verified as in the benchmark)
+# with GET_PERCENT of GetCACaps and GetCACert mixed in (each checked to
+# answer as before). After every round, every few seconds, it samples
+# RssAnon and RssFile of each scepd process (/proc/PID/status) and prints
+# a row. Heap growth shows in RssAnon; RssFile is mostly the CA's LMDB
+# ledger mapped in memory, which grows with every certificate recorded.
+#
+# The verdict compares the first sample at 10% of the requests (after
+# warm-up: arenas, caches and thread stacks have reached their size) with
+# the end, in KiB per 1000 requests, and fits a line through every sample
+# from there; the heap has "no growth" when that slope is at most
+# ANON_SLOPE_MAX KiB per 1000 requests.
+#
+#   tests/bench/soak.sh [BUILD_DIR]        (default: build-bench)
+#
+# Environment:
+#   REQUESTS=100000 ROUND=2000 GET_PERCENT=10 CONCURRENCY=4
+#   MODE=single        scepd's passwords: single (UseSinglePassword) or otp
+#                      (one-time passwords from scepctl before each round)
+#   ANON_SLOPE_MAX=2   KiB per 1000 requests
+#   QUIET_WAIT=0       minutes to wait first for a quiet machine
+#   RESULTS=FILE       its "## Memory soak" section is replaced (default
+#                      tests/bench/RESULTS.md; RESULTS= writes nothing)
+#   KEEP=1             keep the work directory
+set -euo pipefail
+
+SRC_DIR=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD_DIR=${1:-${BUILD_DIR:-$SRC_DIR/build-bench}}
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+REQUESTS=${REQUESTS:-100000}
+ROUND=${ROUND:-2000}
+GET_PERCENT=${GET_PERCENT:-10}
+CONCURRENCY=${CONCURRENCY:-4}
+MODE=${MODE:-single}
+ANON_SLOPE_MAX=${ANON_SLOPE_MAX:-2}
+QUIET_WAIT=${QUIET_WAIT:-0}
+RESULTS=${RESULTS-$SRC_DIR/tests/bench/RESULTS.md}
+. "$SRC_DIR/tests/bench/lib.sh"
+
+# The processes, in the table's order.
+PROCS="scepd-frontend scepd-ra scepd-challenge scepd-ca scepd"
+
+bench_init soak
+QUIET="not checked (QUIET_WAIT=0)"
+[ "$QUIET_WAIT" -gt 0 ] && wait_quiet "$QUIET_WAIT"
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+start_scepd scepd "$MODE" 3072
+PGID=${SERVER_PIDS[scepd]}
+LEDGER="${SERVER_DATA[scepd]}/db/ca/data.mdb"
+
+# "KEY: N kB" of /proc/PID/status.
+status_kib() {
+	awk -v k="$2:" '$1 == k { print $2; exit }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# One sample: "DONE SECONDS PIDS anon/file for each of PROCS ANON FILE
+# VMRSS LEDGER_BYTES" appended to $WORK/samples, and a row printed.
+sample() {
+	local done=$1 pid comm anon file rss sum_anon=0 sum_file=0 sum_rss=0 cells="" pids=""
+	for comm in $PROCS; do
+		anon=0
+		file=0
+		for pid in $(pgrep -g "$PGID"); do
+			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || continue
+			anon=$(status_kib "$pid" RssAnon)
+			file=$(status_kib "$pid" RssFile)
+			rss=$(status_kib "$pid" VmRSS)
+			sum_rss=$((sum_rss + rss))
+			pids="$pids$pid,"
+		done
+		sum_anon=$((sum_anon + anon))
+		sum_file=$((sum_file + file))
+		cells="$cells $anon/$file"
+	done
+	echo "$done $SECONDS ${pids:-none}$cells $sum_anon $sum_file $sum_rss $(stat -c %s "$LEDGER" 2>/dev/null || echo 0)" >> "$WORK/samples"
+	printf '%9s %6s%s %9s %9s %9s %8.1f\n' "$done" "$SECONDS" "$(for c in $cells; do printf ' %15s' "$c"; done)" \
+		"$sum_anon" "$sum_file" "$sum_rss" "$(calc "$(tail -1 "$WORK/samples" | awk '{ print $NF }') / 1048576")"
+}
+
+echo "== memory soak: $REQUESTS requests ($GET_PERCENT% GetCACaps/GetCACert, the rest enrollments), rounds of $ROUND, concurrency $CONCURRENCY, $(mode_title "$MODE")"
+echo "   RSS in KiB, RssAnon/RssFile per process; sums; the ledger's data.mdb"
+printf '%9s %6s%s %9s %9s %9s %8s\n' requests s "$(for c in $PROCS; do printf ' %15s' "${c#scepd-}"; done)" anon file VmRSS 'mdb MiB'
+: > "$WORK/samples"
+sample 0
+SECONDS_START=$SECONDS
+done=0
+failed=0
+round=0
+while [ "$done" -lt "$REQUESTS" ]; do
+	n=$((REQUESTS - done < ROUND ? REQUESTS - done : ROUND))
+	gets=$((n * GET_PERCENT / 100))
+	round=$((round + 1))
+	out="$WORK/round$round.out"
+	load scepd $((n - gets)) "$CONCURRENCY" "$out" --gets "$gets"
+	f=$(($(field "$out" failures) + $(field "$out" gets_failed)))
+	if [ "$f" != 0 ]; then
+		failed=$((failed + f))
+		grep -v '^RESULT' "$out" | grep -iv '^scep_load:' | sed 's/^/   | /' | head -8
+	fi
+	cat "$out" >> "$WORK/rounds.out"
+	done=$((done + n))
+	sample "$done"
+done
+ELAPSED=$((SECONDS - SECONDS_START > 0 ? SECONDS - SECONDS_START : 1))
+ENROLLED=$(sed -n 's/^RESULT .* ok=\([0-9]*\) .*/\1/p' "$WORK/rounds.out" | awk '{ s += $1 } END { print s }')
+RESTARTED=$(awk 'NR > 1 && $3 != first { print "yes"; exit } NR == 1 { first = $3 }' "$WORK/samples")
+
+# The verdict, from the samples: columns 1 requests, 4..8 per process,
+# then anon, file, VmRSS, ledger bytes.
+awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" '
+	{ done[NR] = $1; n = NR; for (i = 4; i <= NF; i++) v[NR, i] = $i }
+	END {
+		nf = NF; anon = nf - 3; file = nf - 2; rss = nf - 1; mdb = nf
+		for (w = 1; w < n && done[w] < warm_at; w++) ;
+		span = (done[n] - done[w]) / 1000
+		# Least squares over the samples from warm-up on.
+		for (i = w; i <= n; i++) { sx += done[i]; sy += v[i, anon]; k++ }
+		for (i = w; i <= n; i++) { dx = done[i] - sx / k; sxx += dx * dx; sxy += dx * (v[i, anon] - sy / k) }
+		slope = sxx > 0 ? 1000 * sxy / sxx : 0
+		printf "warm-up sample at %d requests, end at %d: %.1f thousand requests between\n", done[w], done[n], span
+		printf "heap (RssAnon, all processes): %d -> %d KiB, %+d KiB, %+.2f KiB per 1000 requests; fitted slope %+.2f KiB per 1000 requests\n",
+			v[w, anon], v[n, anon], v[n, anon] - v[w, anon], (v[n, anon] - v[w, anon]) / span, slope
+		printf "file pages (RssFile, all processes): %d -> %d KiB, %+.2f KiB per 1000 requests; the ledger data.mdb %.1f -> %.1f MiB\n",
+			v[w, file], v[n, file], (v[n, file] - v[w, file]) / span, v[w, mdb] / 1048576, v[n, mdb] / 1048576
+		printf "VmRSS, all processes: %d -> %d KiB (%.1f -> %.1f MiB)\n", v[w, rss], v[n, rss], v[w, rss] / 1024, v[n, rss] / 1024
+		split(procs, name, " ")
+		printf "RssAnon per process, warm-up -> end:"
+		for (i = 1; i <= 5; i++) {
+			split(v[w, 3 + i], a, "/"); split(v[n, 3 + i], b, "/")
+			printf " %s %+d KiB%s", name[i], b[1] - a[1], i < 5 ? "," : "\n"
+		}
+		if (slope <= max)
+			printf "VERDICT: no heap growth (fitted %+.2f KiB per 1000 requests, at most %s allowed)\n", slope, max
+		else
+			printf "VERDICT: the heap GROWS by %.2f KiB per 1000 requests (at most %s allowed)\n", slope, max
+	}' "$WORK/samples" > "$WORK/verdict.txt"
+{
+	echo "$ENROLLED enrollments verified, $failed failed requests, in $ELAPSED s of wall time, building the requests included ($(calc "$REQUESTS / $ELAPSED" | xargs printf '%.0f') requests/s)"
+	[ "$RESTARTED" = yes ] && echo "WARNING: a scepd process restarted during the soak (its pid changed): see the samples"
+	cat "$WORK/verdict.txt"
+} > "$WORK/summary.txt"
+echo
+cat "$WORK/summary.txt"
+
+if [ -n "$RESULTS" ]; then
+	{
+		echo "## Memory soak"
+		echo
+		echo "Written by \`tests/bench/soak.sh\` on $DATE ($(nproc) cores; quiet machine: $QUIET; load average before $LOADAVG)."
+		echo "scepd \`$(git -C "$SRC_DIR" describe --always --dirty 2>/dev/null || echo unknown)\` ($(basename "$BUILD_DIR")), $(mode_title "$MODE"), demo CA RSA 3072;"
+		echo "$REQUESTS requests by \`tests/scep_load\` at concurrency $CONCURRENCY in rounds of $ROUND: $((100 - GET_PERCENT))% enrollments (PKCSReq, each answer verified), $GET_PERCENT% GetCACaps and GetCACert."
+		echo "RSS from \`/proc/PID/status\` after each round, in KiB; every tenth of the run shown (\`soak.sh\` prints every round)."
+		echo
+		printf '| requests | s |'
+		for c in $PROCS; do printf ' %s RssAnon / RssFile |' "$c"; done
+		printf ' RssAnon, all | RssFile, all | VmRSS, all | data.mdb (MiB) |\n| ---: | ---: |'
+		for _ in $PROCS; do printf ' ---: |'; done
+		printf ' ---: | ---: | ---: | ---: |\n'
+		awk -v step="$((REQUESTS / 10))" -v t0="$SECONDS_START" '
+			NR == 1 || $1 >= next_at || $1 == last {
+				printf "| %d | %d |", $1, $2 - t0
+				for (i = 4; i <= NF - 4; i++) { sub("/", " / ", $i); printf " %s |", $i }
+				printf " %d | %d | %d | %.1f |\n", $(NF - 3), $(NF - 2), $(NF - 1), $NF / 1048576
+				while (next_at <= $1) next_at += step
+			}' last="$(tail -1 "$WORK/samples" | cut -d' ' -f1)" "$WORK/samples"
+		echo
+		sed 's/^/    /' "$WORK/summary.txt"
+	} > "$WORK/section.md"
+	results_put_section "$RESULTS" "Memory soak" "$WORK/section.md"
+	echo
+	echo "written: the \"Memory soak\" section of $RESULTS"
+fi
