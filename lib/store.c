@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "store.h"
 
@@ -84,4 +86,43 @@ out:
 		*env = NULL;
 	}
 	return rc;
+}
+
+int
+store_map_find(MDB_env *env, struct store_map *map)
+{
+	struct stat st;
+	char line[4096];
+	FILE *f;
+	int fd;
+
+	map->addr = NULL;
+	map->len = 0;
+	if (mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &st) != 0 ||
+	    (f = fopen("/proc/self/maps", "r")) == NULL)
+		return -1;
+	/* "start-end perms offset major:minor inode path": the mapping of
+	 * the data file's device and inode (LMDB maps it once, whole). */
+	while (map->addr == NULL && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long start, end, inode;
+		unsigned int major, minor;
+
+		if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end,
+		        &major, &minor, &inode) == 5 &&
+		    inode == (unsigned long)st.st_ino &&
+		    major == major(st.st_dev) && minor == minor(st.st_dev) &&
+		    end > start) {
+			map->addr = (void *)start;
+			map->len = end - start;
+		}
+	}
+	fclose(f);
+	return map->addr != NULL ? 0 : -1;
+}
+
+void
+store_map_release(const struct store_map *map)
+{
+	if (map->addr != NULL)
+		(void)madvise(map->addr, map->len, MADV_DONTNEED);
 }

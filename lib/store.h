@@ -22,4 +22,25 @@ int store_mkdir_p(const char *dir, char *err, size_t errlen);
 int store_open(const char *dir, size_t map_size, const char *const *names,
     MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen);
 
+/* Where LMDB mapped an environment's data file in this process. */
+struct store_map {
+	void *addr;
+	size_t len;
+};
+
+/*
+ * Finds env's map in /proc/self/maps (LMDB only tells its address with
+ * MDB_FIXEDMAP): before a sandbox closes /proc. 0, or -1 when not found.
+ */
+int store_map_find(MDB_env *env, struct store_map *map);
+
+/*
+ * Drops the map from this process's page tables (MADV_DONTNEED: the pages
+ * stay in the page cache, and come back on the next read). A database that
+ * only grows (the CA's ledger) is otherwise mapped in whole over time, by
+ * the kernel's fault-around next to the pages a write reads, and shows in
+ * the process's RSS as if it were its memory.
+ */
+void store_map_release(const struct store_map *map);
+
 #endif

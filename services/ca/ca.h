@@ -18,6 +18,7 @@
 #include "config.h"
 #include "plugin.h"
 #include "rpc.h"
+#include "store.h"
 #include "sandbox.h"
 #include "signer_load.h"
 
@@ -103,6 +104,7 @@ struct ca {
 	EVP_PKEY *key;
 	time_t not_before, not_after; /* of the CA certificate */
 	MDB_env *env;
+	struct store_map ledger_map; /* released after each issuance */
 	MDB_dbi certs; /* serial (hex) -> ledger record */
 	MDB_dbi txids; /* transactionID -> serial (hex) */
 	MDB_dbi subjects; /* subject line -> serial (hex), duplicates */
