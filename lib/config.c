@@ -325,8 +325,8 @@ config_load_pairs(
 	}
 	rc = ini_parse(abs, config_pairs_handler, &pl);
 	if (rc != 0 || pl.failed) {
-		fprintf(stderr, "%s: cannot read [%s...] sections\n", file,
-		    prefix);
+		fprintf(
+		    stderr, "%s: cannot read [%s...] sections\n", file, prefix);
 		free(abs);
 		config_pairs_free(out);
 		return -1;

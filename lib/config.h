@@ -12,23 +12,26 @@
 #include <stddef.h>
 
 enum config_type {
-	CONFIG_STRING,   /* char *, malloc'ed */
-	CONFIG_PATH,     /* char *, made absolute; "" allowed when default is "" */
+	CONFIG_STRING, /* char *, malloc'ed */
+	CONFIG_PATH, /* char *, made absolute; "" allowed when default is "" */
 	CONFIG_ENDPOINT, /* char *, ZeroMQ endpoints, space separated */
-	CONFIG_INT,      /* long, within [min, max] */
-	CONFIG_BOOL,     /* int, 0 or 1 */
+	CONFIG_INT, /* long, within [min, max] */
+	CONFIG_BOOL, /* int, 0 or 1 */
 };
 
 struct config_key {
 	const char *name;
 	enum config_type type;
-	long min, max;     /* CONFIG_INT only */
-	const char *def;   /* default as written in the file; NULL: required */
-	size_t offset;     /* of the field in the service's settings struct */
-	const char *help;  /* one line, for the example configuration */
+	long min, max; /* CONFIG_INT only */
+	const char *def; /* default as written in the file; NULL: required */
+	size_t offset; /* of the field in the service's settings struct */
+	const char *help; /* one line, for the example configuration */
 };
 
-#define CONFIG_END { NULL, 0, 0, 0, NULL, 0, NULL }
+#define CONFIG_END \
+	{ \
+		NULL, 0, 0, 0, NULL, 0, NULL \
+	}
 
 /*
  * Fills `settings` from [section] of `file` using `table`. Returns 0, or -1

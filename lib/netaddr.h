@@ -38,10 +38,10 @@ int netaddr_is_loopback(const struct netaddr *a);
  * by spaces or commas. On error returns -1 with the offending entry
  * named in err.
  */
-int netmask_list_parse(const char *spec, struct netmask_list *out,
-    char *err, size_t errlen);
-int netmask_list_contains(
-    const struct netmask_list *list, const struct netaddr *a);
+int netmask_list_parse(
+    const char *spec, struct netmask_list *out, char *err, size_t errlen);
+int
+netmask_list_contains(const struct netmask_list *list, const struct netaddr *a);
 void netmask_list_free(struct netmask_list *list);
 
 /*

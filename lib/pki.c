@@ -115,8 +115,7 @@ out:
 	return cert;
 }
 
-STACK_OF(X509) *
-pki_load_certs(const char *path, char *err, size_t errlen)
+STACK_OF(X509) * pki_load_certs(const char *path, char *err, size_t errlen)
 {
 	STACK_OF(X509) *certs = NULL, *rc = NULL;
 	BIO *mem = NULL;
@@ -141,19 +140,20 @@ pki_load_certs(const char *path, char *err, size_t errlen)
 		cert = NULL;
 	} else {
 		/* Until the last certificate; other PEM blocks are skipped. */
-		while ((cert = PEM_read_bio_X509(mem, NULL, NULL, NULL)) !=
-		    NULL) {
+		while (
+		    (cert = PEM_read_bio_X509(mem, NULL, NULL, NULL)) != NULL) {
 			if (!sk_X509_push(certs, cert)) {
-				snprintf(err, errlen, "%s: %s", path,
-				    pki_reason());
+				snprintf(
+				    err, errlen, "%s: %s", path, pki_reason());
 				goto out;
 			}
 			cert = NULL;
 		}
 		if (ERR_GET_REASON(ERR_peek_last_error()) !=
 		    PEM_R_NO_START_LINE) {
-			snprintf(err, errlen, "%s: cannot read certificate %d: %s",
-			    path, sk_X509_num(certs) + 1, pki_reason());
+			snprintf(err, errlen,
+			    "%s: cannot read certificate %d: %s", path,
+			    sk_X509_num(certs) + 1, pki_reason());
 			goto out;
 		}
 		ERR_clear_error();
@@ -174,7 +174,7 @@ out:
 
 struct pki_pass {
 	const char *pass; /* NULL: no passphrase file was given */
-	int asked;        /* the key turned out to be encrypted */
+	int asked; /* the key turned out to be encrypted */
 };
 
 /* Never prompts: a daemon has no terminal. */
@@ -201,8 +201,8 @@ pki_pass_cb(char *buf, int size, int rwflag, void *u)
  * copy. An empty file is the empty passphrase.
  */
 static int
-pki_read_passphrase(const char *path, char *out, size_t outlen, char *err,
-    size_t errlen)
+pki_read_passphrase(
+    const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
 	size_t len = 0;
 	ssize_t n;
@@ -239,17 +239,17 @@ out:
 }
 
 EVP_PKEY *
-pki_load_key(const char *path, const char *passphrase_file, char *err,
-    size_t errlen)
+pki_load_key(
+    const char *path, const char *passphrase_file, char *err, size_t errlen)
 {
 	char pass[PKI_MAX_PASSPHRASE + 2];
-	struct pki_pass p = { NULL, 0 };
+	struct pki_pass p = {NULL, 0};
 	EVP_PKEY *key = NULL;
 	BIO *mem = NULL;
 
 	if (passphrase_file != NULL && passphrase_file[0] != '\0') {
-		if (pki_read_passphrase(passphrase_file, pass, sizeof(pass),
-		    err, errlen) == -1)
+		if (pki_read_passphrase(
+		        passphrase_file, pass, sizeof(pass), err, errlen) == -1)
 			goto out;
 		p.pass = pass;
 	}
@@ -315,15 +315,15 @@ static const struct {
 	unsigned int bit;
 	const char *name;
 } pki_ku_names[] = {
-	{ X509v3_KU_DIGITAL_SIGNATURE, "digitalSignature" },
-	{ X509v3_KU_NON_REPUDIATION, "nonRepudiation" },
-	{ X509v3_KU_KEY_ENCIPHERMENT, "keyEncipherment" },
-	{ X509v3_KU_DATA_ENCIPHERMENT, "dataEncipherment" },
-	{ X509v3_KU_KEY_AGREEMENT, "keyAgreement" },
-	{ X509v3_KU_KEY_CERT_SIGN, "keyCertSign" },
-	{ X509v3_KU_CRL_SIGN, "cRLSign" },
-	{ X509v3_KU_ENCIPHER_ONLY, "encipherOnly" },
-	{ X509v3_KU_DECIPHER_ONLY, "decipherOnly" },
+    {X509v3_KU_DIGITAL_SIGNATURE, "digitalSignature"},
+    {X509v3_KU_NON_REPUDIATION, "nonRepudiation"},
+    {X509v3_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+    {X509v3_KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+    {X509v3_KU_KEY_AGREEMENT, "keyAgreement"},
+    {X509v3_KU_KEY_CERT_SIGN, "keyCertSign"},
+    {X509v3_KU_CRL_SIGN, "cRLSign"},
+    {X509v3_KU_ENCIPHER_ONLY, "encipherOnly"},
+    {X509v3_KU_DECIPHER_ONLY, "decipherOnly"},
 };
 
 int
@@ -340,7 +340,7 @@ pki_check_key_usage(X509 *cert, unsigned int ku_bits, const char *cert_path,
 		return 0;
 	n = snprintf(err, errlen, "%s lacks keyUsage ", cert_path);
 	for (size_t i = 0; i < sizeof(pki_ku_names) / sizeof(pki_ku_names[0]);
-	    i++) {
+	     i++) {
 		if ((missing & pki_ku_names[i].bit) == 0)
 			continue;
 		if (n < errlen)
@@ -416,6 +416,6 @@ pki_write_key(const char *path, EVP_PKEY *key)
 
 	if ((f = pki_create(path, 0600)) == NULL)
 		return -1;
-	return pki_close(f,
-	    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1);
+	return pki_close(
+	    f, PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1);
 }

@@ -12,13 +12,13 @@
 /* Reads one PEM (or DER) certificate. NULL and `err` filled on failure. */
 X509 *pki_load_cert(const char *path, char *err, size_t errlen);
 /* Reads every certificate in a PEM file, in order. */
-STACK_OF(X509) *pki_load_certs(const char *path, char *err, size_t errlen);
+STACK_OF(X509) * pki_load_certs(const char *path, char *err, size_t errlen);
 /*
  * Reads a PEM private key; `passphrase_file` (NULL or "" for none) holds the
  * passphrase of an encrypted key on its first line.
  */
-EVP_PKEY *pki_load_key(const char *path, const char *passphrase_file,
-    char *err, size_t errlen);
+EVP_PKEY *pki_load_key(
+    const char *path, const char *passphrase_file, char *err, size_t errlen);
 
 /*
  * 0 when `path` (a private key, a passphrase file) is for its owner alone:

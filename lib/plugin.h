@@ -57,21 +57,22 @@ struct scepd_plugin_host {
 
 /* A PKCSReq's challenge, and what a validator may weigh with it. */
 struct scepd_challenge_request {
-	const char *challenge;      /* "" when the request has none */
+	const char *challenge; /* "" when the request has none */
 	const char *transaction_id;
-	const char *path;           /* the SCEP path it came in on */
+	const char *path; /* the SCEP path it came in on */
 	const unsigned char *csr_der;
 	size_t csr_der_len;
 	const char *csr_pem;
-	const char *subject;        /* RFC 4514, the request's RDN order */
-	const char *const *sans;    /* "DNS:x", "email:x", ...; NULL-ended */
-	const char *requester;      /* client address as the frontend saw it */
+	const char *subject; /* RFC 4514, the request's RDN order */
+	const char *const *sans; /* "DNS:x", "email:x", ...; NULL-ended */
+	const char *requester; /* client address as the frontend saw it */
 };
 
 enum scepd_verdict {
 	SCEPD_VERDICT_ALLOW = 0,
-	SCEPD_VERDICT_REFUSE = 1,      /* FAILURE badRequest, `why` as text */
-	SCEPD_VERDICT_UNAVAILABLE = 2, /* our outage: HTTP 503, device retries */
+	SCEPD_VERDICT_REFUSE = 1, /* FAILURE badRequest, `why` as text */
+	SCEPD_VERDICT_UNAVAILABLE =
+	    2, /* our outage: HTTP 503, device retries */
 };
 
 struct scepd_challenge_validator {
@@ -117,8 +118,7 @@ struct scepd_issuance_policy {
 	int (*init)(const struct scepd_plugin_host *host, void **state,
 	    char *err, size_t errlen);
 	enum scepd_verdict (*check)(void *state,
-	    const struct scepd_issuance_request *req, char *why,
-	    size_t whylen);
+	    const struct scepd_issuance_request *req, char *why, size_t whylen);
 	void (*destroy)(void *state);
 };
 

@@ -43,8 +43,8 @@ plugin_module_path(
 }
 
 const void *
-plugin_open(const char *path, const char *symbol, void **dl, char *err,
-    size_t errlen)
+plugin_open(
+    const char *path, const char *symbol, void **dl, char *err, size_t errlen)
 {
 	const unsigned *abi;
 
@@ -98,8 +98,9 @@ int
 plugin_instance_name_ok(const char *name)
 {
 	return name[0] != '\0' &&
-	    name[strspn(name, "abcdefghijklmnopqrstuvwxyz"
-	                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] == '\0';
+	    name[strspn(name,
+	        "abcdefghijklmnopqrstuvwxyz"
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] == '\0';
 }
 
 void

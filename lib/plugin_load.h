@@ -18,8 +18,8 @@ char *plugin_module_path(
 /* dlopen()s `path` and returns its table `symbol` once its ABI version
  * (the table's first field) is this host's; else NULL, *dl NULL and the
  * reason in err. */
-const void *plugin_open(const char *path, const char *symbol, void **dl,
-    char *err, size_t errlen);
+const void *plugin_open(
+    const char *path, const char *symbol, void **dl, char *err, size_t errlen);
 /* Every key of [section] is Module or one of `keys`; each other one is
  * printed as "SERVICE: [section] Key: unknown key". 0 or -1. */
 int plugin_check_keys(const struct config_pairs *pairs, const char *section,

@@ -992,7 +992,8 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
 	if (out != NULL) {
 		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
 		    zmq_send(sock, out, out_len, 0) < 0)
-			log_warn("rpc: reply not sent: %s", zmq_strerror(errno));
+			log_warn(
+			    "rpc: reply not sent: %s", zmq_strerror(errno));
 		if (secret) /* the packed copy of the secret */
 			OPENSSL_cleanse(out, out_len);
 		free(out);
@@ -1291,8 +1292,8 @@ rpc_zap_main(void *arg)
  * request's peer name is its User-Id, set by the ZAP handler.
  */
 static void
-rpc_serve_inline(const struct rpc_server_config *config, void *front,
-    void *state)
+rpc_serve_inline(
+    const struct rpc_server_config *config, void *front, void *state)
 {
 	struct rpc_arena arena = {NULL, 0, 0, 0};
 
@@ -1312,7 +1313,8 @@ rpc_serve_inline(const struct rpc_server_config *config, void *front,
 		zmq_msg_init(&ident);
 		zmq_msg_init(&body);
 		if (zmq_msg_recv(&ident, front, ZMQ_DONTWAIT) < 0 ||
-		    !zmq_msg_more(&ident) || zmq_msg_recv(&body, front, 0) < 0) {
+		    !zmq_msg_more(&ident) ||
+		    zmq_msg_recv(&body, front, 0) < 0) {
 			zmq_msg_close(&ident);
 			zmq_msg_close(&body);
 			continue;

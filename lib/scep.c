@@ -56,7 +56,7 @@ static const char why_decrypt[] =
     "the envelope cannot be decrypted with the RA certificate's key";
 /* The one answer to every failure to open an envelope and read what it
  * holds, per kind: a client learns nothing about which step failed. */
-#define KEY_RULE                                                             \
+#define KEY_RULE \
 	"a key of RSA up to 8192 bits (public exponent up to 64 bits), EC on " \
 	"a named curve, Ed25519 or Ed448"
 #define CSR_RULE "a PKCS#10 request with a valid self-signature and " KEY_RULE
@@ -260,8 +260,8 @@ init_once_fn(void)
 	 * DES) only when asked (scep_load_single_des).
 	 */
 	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	init_rc = prov_default != NULL && decoys_make() == 0 ? SCEP_OK
-	                                                     : SCEP_E_NOMEM;
+	init_rc =
+	    prov_default != NULL && decoys_make() == 0 ? SCEP_OK : SCEP_E_NOMEM;
 	ERR_clear_error();
 }
 
@@ -548,8 +548,8 @@ key_affordable(EVP_PKEY *pk)
 		break;
 	case EVP_PKEY_EC:
 		ok = EVP_PKEY_get_utf8_string_param(pk,
-		         OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc), NULL) ==
-		        1 &&
+		         OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc),
+		         NULL) == 1 &&
 		    strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) == 0;
 		break;
 	case EVP_PKEY_ED25519:
@@ -779,7 +779,8 @@ cipher_allowed(int nid, const struct scep_alg_policy *policy, const char **why)
 static size_t
 ct_lt(size_t a, size_t b)
 {
-	return 0 - ((a ^ ((a ^ b) | ((a - b) ^ b))) >> (sizeof(size_t) * 8 - 1));
+	return 0 -
+	    ((a ^ ((a ^ b) | ((a - b) ^ b))) >> (sizeof(size_t) * 8 - 1));
 }
 
 static size_t
@@ -810,9 +811,9 @@ cbc_unpad(const uint8_t *buf, size_t len, size_t bs, size_t *ok)
 
 /* What an envelope decrypted to, right or wrong. */
 struct envelope_plain {
-	uint8_t *buf;       /* the whole decrypted content, padding included */
-	size_t len;         /* the content without its padding */
-	size_t ok;          /* all ones when every step succeeded */
+	uint8_t *buf; /* the whole decrypted content, padding included */
+	size_t len; /* the content without its padding */
+	size_t ok; /* all ones when every step succeeded */
 	const char *detail; /* the first step that failed, for the log */
 };
 
@@ -879,8 +880,9 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 	    EVP_PKEY_get_bn_param(ra_key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
 	    BN_bn2binpad(n, mod, (int)k) != (int)k ||
 	    memcmp(ri->enc_key->data, mod, k) >= 0)
-		ep->detail = "the RecipientInfo's encrypted key is not a number "
-		             "below the RA key's modulus";
+		ep->detail =
+		    "the RecipientInfo's encrypted key is not a number "
+		    "below the RA key's modulus";
 	else {
 		ct = ri->enc_key->data;
 		usable = 1;
@@ -1012,8 +1014,8 @@ out:
  */
 static int
 envelope_header(const uint8_t *env, size_t len,
-    const struct scep_alg_policy *policy, PKCS7 **p7, int *cipher_nid,
-    int *fi, const char **w)
+    const struct scep_alg_policy *policy, PKCS7 **p7, int *cipher_nid, int *fi,
+    const char **w)
 {
 	PKCS7_ENC_CONTENT *ec;
 
@@ -1149,8 +1151,8 @@ csr_read(const uint8_t *der, size_t len, X509_REQ **out, const char **detail)
 		req = d2i_X509_REQ(NULL, &p, (long)len);
 	if (req == NULL) {
 		*detail = "not a PKCS#10 request";
-		X509_REQ_free(d2i_X509_REQ(
-		    NULL, &q, (long)decoy_len[SCEP_CONTENT_CSR]));
+		X509_REQ_free(
+		    d2i_X509_REQ(NULL, &q, (long)decoy_len[SCEP_CONTENT_CSR]));
 	} else if (p != der + len)
 		*detail = "bytes after the PKCS#10 request";
 	else if ((pub = X509_REQ_get0_pubkey(req)) == NULL)
@@ -1369,8 +1371,8 @@ content_read(enum scep_content_kind kind, const uint8_t *der, size_t len,
 		return csr_read(der, len, &c->csr, detail);
 	if (names_read(kind, der, len, c, detail) == 0)
 		return 0;
-	(void)names_read(kind, decoy_der[kind], decoy_len[kind], &decoy,
-	    &unused);
+	(void)names_read(
+	    kind, decoy_der[kind], decoy_len[kind], &decoy, &unused);
 	scep_content_clear(&decoy);
 	return -1;
 }
@@ -1984,7 +1986,8 @@ scep_pkcsreq_build(
 	/* Hostile variants for tests: another nonce length, or none. */
 	nonce_len = params->sender_nonce_len > 0
 	    ? (size_t)params->sender_nonce_len
-	    : params->sender_nonce_len == SCEP_NONCE_EMPTY ? 0 : SCEP_NONCE_LEN;
+	    : params->sender_nonce_len == SCEP_NONCE_EMPTY ? 0
+	                                                   : SCEP_NONCE_LEN;
 	if ((nonce = malloc(nonce_len + 1)) == NULL ||
 	    RAND_bytes(nonce, (int)nonce_len + 1) != 1)
 		goto out;

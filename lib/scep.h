@@ -46,19 +46,19 @@ enum scep_failinfo {
 enum scep_error {
 	SCEP_OK = 0,
 	SCEP_E_NOMEM = -1,
-	SCEP_E_PARSE = -2,      /* not DER/BER of the expected structure */
-	SCEP_E_CONTENT = -3,    /* wrong content type or missing part */
-	SCEP_E_SIGNATURE = -4,  /* signature does not verify */
-	SCEP_E_ATTRIBUTE = -5,  /* a required signed attribute is missing/bad */
-	SCEP_E_ALGORITHM = -6,  /* algorithm refused by policy */
-	SCEP_E_DECRYPT = -7,    /* envelope cannot be opened by us */
-	SCEP_E_CSR = -8,        /* CSR unreadable or its signature is bad */
-	SCEP_E_BUILD = -9,      /* building a message failed */
-	SCEP_E_KEY = -10,       /* key refused before any signature math */
+	SCEP_E_PARSE = -2, /* not DER/BER of the expected structure */
+	SCEP_E_CONTENT = -3, /* wrong content type or missing part */
+	SCEP_E_SIGNATURE = -4, /* signature does not verify */
+	SCEP_E_ATTRIBUTE = -5, /* a required signed attribute is missing/bad */
+	SCEP_E_ALGORITHM = -6, /* algorithm refused by policy */
+	SCEP_E_DECRYPT = -7, /* envelope cannot be opened by us */
+	SCEP_E_CSR = -8, /* CSR unreadable or its signature is bad */
+	SCEP_E_BUILD = -9, /* building a message failed */
+	SCEP_E_KEY = -10, /* key refused before any signature math */
 };
 const char *scep_strerror(int err);
-const char *scep_failinfo_name(int failinfo);   /* "badAlg", ... */
-const char *scep_message_type_name(int type);   /* "PKCSReq", ... or "unknown" */
+const char *scep_failinfo_name(int failinfo); /* "badAlg", ... */
+const char *scep_message_type_name(int type); /* "PKCSReq", ... or "unknown" */
 
 /* Registers SCEP's attribute OIDs with OpenSSL and loads its default
  * provider. Once, before any thread. */
@@ -75,7 +75,7 @@ int scep_load_single_des(void);
 
 /* Which algorithms a server accepts in requests. */
 struct scep_alg_policy {
-	int allow_des;   /* single DES (RFC 8894 forbids it; legacy switch) */
+	int allow_des; /* single DES (RFC 8894 forbids it; legacy switch) */
 	int allow_des3;
 	int allow_sha1;
 };
@@ -96,14 +96,14 @@ extern const struct scep_alg_policy scep_default_policy;
 
 /* A verified pkiMessage (the outer SignedData). */
 struct scep_request {
-	int message_type;           /* as sent; may be a type we do not handle */
+	int message_type; /* as sent; may be a type we do not handle */
 	char *transaction_id;
 	uint8_t *sender_nonce;
 	size_t sender_nonce_len;
-	X509 *signer;               /* the certificate that signed it */
-	int digest_nid;             /* digest of the SignerInfo, e.g. NID_sha256 */
-	uint8_t *envelope;          /* pkcsPKIEnvelope, still encrypted (DER) */
-	size_t envelope_len;        /* 0 if the message carried no content */
+	X509 *signer; /* the certificate that signed it */
+	int digest_nid; /* digest of the SignerInfo, e.g. NID_sha256 */
+	uint8_t *envelope; /* pkcsPKIEnvelope, still encrypted (DER) */
+	size_t envelope_len; /* 0 if the message carried no content */
 };
 
 /*
@@ -128,18 +128,18 @@ void scep_request_free(struct scep_request *req);
 
 /* What a request's envelope must hold, by messageType. */
 enum scep_content_kind {
-	SCEP_CONTENT_CSR,            /* PKCSReq, RenewalReq */
-	SCEP_CONTENT_ISSUER_SERIAL,  /* GetCert, GetCRL */
+	SCEP_CONTENT_CSR, /* PKCSReq, RenewalReq */
+	SCEP_CONTENT_ISSUER_SERIAL, /* GetCert, GetCRL */
 	SCEP_CONTENT_ISSUER_SUBJECT, /* CertPoll (GetCertInitial) */
 	SCEP_CONTENT_KINDS,
 };
 
 /* What scep_envelope_read found; the fields of its kind are set. */
 struct scep_content {
-	X509_REQ *csr;        /* CSR: self-signature verified */
-	char *challenge;      /* CSR: its challengePassword, NULL if none */
-	X509_NAME *issuer;    /* ISSUER_SERIAL, ISSUER_SUBJECT (DER) */
-	X509_NAME *subject;   /* ISSUER_SUBJECT */
+	X509_REQ *csr; /* CSR: self-signature verified */
+	char *challenge; /* CSR: its challengePassword, NULL if none */
+	X509_NAME *issuer; /* ISSUER_SERIAL, ISSUER_SUBJECT (DER) */
+	X509_NAME *subject; /* ISSUER_SUBJECT */
 	ASN1_INTEGER *serial; /* ISSUER_SERIAL */
 };
 /* Frees what it holds (the challenge wiped) and zeroes it. NULL-safe. */
@@ -174,9 +174,8 @@ int scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
  * same error and why. *plain is malloc'ed; the caller frees it.
  */
 int scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
-    EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
-    uint8_t **plain, size_t *plain_len, int *cipher_nid, int *failinfo,
-    const char **why);
+    EVP_PKEY *ra_key, const struct scep_alg_policy *policy, uint8_t **plain,
+    size_t *plain_len, int *cipher_nid, int *failinfo, const char **why);
 
 /*
  * Reads a PKCS#10 request (nothing after it), checks its key against the
@@ -200,29 +199,28 @@ int scep_csr_parse(const uint8_t *der, size_t len, X509_REQ **csr,
  * badRequest. Whether the names or the serial match anything we issued is
  * the caller's question (badCertId).
  */
-int scep_issuer_serial_parse(const uint8_t *der, size_t len,
-    X509_NAME **issuer, ASN1_INTEGER **serial, int *failinfo,
-    const char **why);
+int scep_issuer_serial_parse(const uint8_t *der, size_t len, X509_NAME **issuer,
+    ASN1_INTEGER **serial, int *failinfo, const char **why);
 int scep_issuer_subject_parse(const uint8_t *der, size_t len,
-    X509_NAME **issuer, X509_NAME **subject, int *failinfo,
-    const char **why);
+    X509_NAME **issuer, X509_NAME **subject, int *failinfo, const char **why);
 
 /* What a CertRep says. */
 struct scep_certrep_params {
 	const char *transaction_id;
 	const uint8_t *recipient_nonce; /* the request's senderNonce */
 	size_t recipient_nonce_len;
-	int pki_status;                 /* enum scep_pki_status */
-	int failinfo;                   /* with SCEP_STATUS_FAILURE */
-	const char *failinfo_text;      /* id-scep-failInfoText; may be NULL */
-	X509 *issued;                   /* with SCEP_STATUS_SUCCESS */
-	STACK_OF(X509) *issued_chain;   /* extra certs in the reply; may be NULL */
-	X509 *recipient;                /* the request's signer: envelope to it */
-	const EVP_CIPHER *cipher;       /* envelope cipher; never single DES */
-	X509 *signer;                   /* RA signing certificate */
+	int pki_status; /* enum scep_pki_status */
+	int failinfo; /* with SCEP_STATUS_FAILURE */
+	const char *failinfo_text; /* id-scep-failInfoText; may be NULL */
+	X509 *issued; /* with SCEP_STATUS_SUCCESS */
+	STACK_OF(X509) *
+	    issued_chain; /* extra certs in the reply; may be NULL */
+	X509 *recipient; /* the request's signer: envelope to it */
+	const EVP_CIPHER *cipher; /* envelope cipher; never single DES */
+	X509 *signer; /* RA signing certificate */
 	EVP_PKEY *signer_key;
 	const EVP_MD *digest;
-	X509_CRL *crl;                  /* with SUCCESS: GetCRL's answer */
+	X509_CRL *crl; /* with SUCCESS: GetCRL's answer */
 };
 /*
  * Builds a DER CertRep with a fresh senderNonce. *out is malloc'ed.
@@ -233,15 +231,15 @@ struct scep_certrep_params {
  * failInfo (and failInfoText); PENDING neither, and no envelope (like
  * FAILURE, eContent is present and empty). Inputs are borrowed.
  */
-int scep_certrep_build(const struct scep_certrep_params *params,
-    uint8_t **out, size_t *out_len);
+int scep_certrep_build(
+    const struct scep_certrep_params *params, uint8_t **out, size_t *out_len);
 
 /*
  * The GetCACert answer: a degenerate certs-only SignedData (DER) holding
  * `certs` in order (RA signing, RA encryption, CA). *out is malloc'ed.
  */
-int scep_certs_only_build(STACK_OF(X509) *certs, uint8_t **out,
-    size_t *out_len);
+int
+scep_certs_only_build(STACK_OF(X509) * certs, uint8_t **out, size_t *out_len);
 
 /*
  * The GetNextCACert answer (RFC 8894 4.7.1): a SignedData signed by the
@@ -250,7 +248,7 @@ int scep_certs_only_build(STACK_OF(X509) *certs, uint8_t **out,
  * in order (the next CA certificate and any next RA certificates). `md`
  * NULL means SHA-256. *out (DER) is malloc'ed.
  */
-int scep_next_ca_build(STACK_OF(X509) *next_certs, X509 *signer,
+int scep_next_ca_build(STACK_OF(X509) * next_certs, X509 *signer,
     EVP_PKEY *signer_key, const EVP_MD *md, uint8_t **out, size_t *out_len);
 
 /* The cipher and digest a reply should use for a request that used
@@ -262,16 +260,16 @@ const EVP_MD *scep_reply_digest(int digest_nid);
 /* --- client side (tests, tools) ------------------------------------------ */
 
 struct scep_pkcsreq_params {
-	int message_type;               /* SCEP_MSG_PKCSREQ, ...; sent as is */
-	const char *transaction_id;     /* NULL: hex SHA-256 of the CSR's key */
-	X509_REQ *csr;                  /* NULL: send `content` instead */
-	X509 *signer;                   /* self-signed or an existing cert */
+	int message_type; /* SCEP_MSG_PKCSREQ, ...; sent as is */
+	const char *transaction_id; /* NULL: hex SHA-256 of the CSR's key */
+	X509_REQ *csr; /* NULL: send `content` instead */
+	X509 *signer; /* self-signed or an existing cert */
 	EVP_PKEY *signer_key;
-	X509 *recipient;                /* RA encryption certificate */
+	X509 *recipient; /* RA encryption certificate */
 	const EVP_CIPHER *cipher;
 	const EVP_MD *digest;
-	int ber_indefinite;             /* stream BER as iOS does */
-	const uint8_t *content;         /* envelope content when csr is NULL */
+	int ber_indefinite; /* stream BER as iOS does */
+	const uint8_t *content; /* envelope content when csr is NULL */
 	size_t content_len;
 	/* Hostile variants (tests): 0 means a 16-byte senderNonce; N > 0 that
 	 * many bytes; SCEP_NONCE_EMPTY a zero-length one; SCEP_NONCE_NONE
@@ -293,8 +291,8 @@ struct scep_pkcsreq_params {
  * csr NULL it holds `content` (made by the builders below) and
  * transaction_id is required.
  */
-int scep_pkcsreq_build(const struct scep_pkcsreq_params *params,
-    uint8_t **out, size_t *out_len);
+int scep_pkcsreq_build(
+    const struct scep_pkcsreq_params *params, uint8_t **out, size_t *out_len);
 
 /*
  * DER IssuerAndSerialNumber (GetCert, GetCRL) and IssuerAndSubject
@@ -303,24 +301,24 @@ int scep_pkcsreq_build(const struct scep_pkcsreq_params *params,
  */
 int scep_issuer_serial_build(const X509_NAME *issuer,
     const ASN1_INTEGER *serial, uint8_t **out, size_t *out_len);
-int scep_issuer_subject_build(const X509_NAME *issuer,
-    const X509_NAME *subject, uint8_t **out, size_t *out_len);
+int scep_issuer_subject_build(const X509_NAME *issuer, const X509_NAME *subject,
+    uint8_t **out, size_t *out_len);
 
 /* A CertRep as a client reads it. */
 struct scep_certrep {
 	int pki_status;
-	int failinfo;                   /* SCEP_FAILINFO_NONE if absent */
-	char *failinfo_text;            /* NULL if absent */
+	int failinfo; /* SCEP_FAILINFO_NONE if absent */
+	char *failinfo_text; /* NULL if absent */
 	char *transaction_id;
 	uint8_t *recipient_nonce;
 	size_t recipient_nonce_len;
 	uint8_t *sender_nonce;
 	size_t sender_nonce_len;
 	int digest_nid;
-	int cipher_nid;                 /* of the envelope; NID_undef if none */
+	int cipher_nid; /* of the envelope; NID_undef if none */
 	X509 *signer;
-	STACK_OF(X509) *certs;          /* decrypted content; NULL if none */
-	STACK_OF(X509_CRL) *crls;       /* decrypted content; NULL if none */
+	STACK_OF(X509) * certs; /* decrypted content; NULL if none */
+	STACK_OF(X509_CRL) * crls; /* decrypted content; NULL if none */
 };
 /*
  * Verifies a CertRep's signature (against `ra_signer` when not NULL, else
@@ -334,8 +332,8 @@ int scep_certrep_parse(const uint8_t *der, size_t len, X509 *ra_signer,
 void scep_certrep_free(struct scep_certrep *rep);
 
 /* Reads a certs-only SignedData (GetCACert answer). */
-int scep_certs_only_parse(const uint8_t *der, size_t len,
-    STACK_OF(X509) **certs);
+int
+scep_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *certs);
 
 /*
  * Verifies a GetNextCACert answer and returns the next certificates, in
@@ -347,7 +345,7 @@ int scep_certs_only_parse(const uint8_t *der, size_t len,
  * SCEP_E_CONTENT, a bad signature SCEP_E_SIGNATURE. *certs is the
  * caller's (sk_X509_pop_free), NULL on failure.
  */
-int scep_next_ca_parse(const uint8_t *der, size_t len, X509 *signer,
-    STACK_OF(X509) **certs);
+int scep_next_ca_parse(
+    const uint8_t *der, size_t len, X509 *signer, STACK_OF(X509) * *certs);
 
 #endif

@@ -118,8 +118,8 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 		return -1;
 	module = config_pairs_get(s->config, section, "Module");
 	if (module == NULL || module[0] == '\0') {
-		fprintf(stderr, "%s: [%s] Module: is required (%s = %s)\n",
-		    who, section, setting, name);
+		fprintf(stderr, "%s: [%s] Module: is required (%s = %s)\n", who,
+		    section, setting, name);
 		return -1;
 	}
 	path = plugin_module_path(module, plugin_dir, s->config->basedir);
@@ -135,8 +135,8 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 	}
 	if (s->p->name == NULL || s->p->keys == NULL || s->p->init == NULL ||
 	    s->p->key == NULL || s->p->destroy == NULL) {
-		fprintf(stderr, "%s: [%s] Module = %s: incomplete table\n",
-		    who, section, module);
+		fprintf(stderr, "%s: [%s] Module = %s: incomplete table\n", who,
+		    section, module);
 		s->p = NULL;
 		return -1;
 	}
@@ -154,7 +154,8 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 		s->p = NULL; /* no destroy for what did not start */
 		return -1;
 	}
-	if ((*key = s->p->key(s->state)) == NULL || EVP_PKEY_up_ref(*key) != 1) {
+	if ((*key = s->p->key(s->state)) == NULL ||
+	    EVP_PKEY_up_ref(*key) != 1) {
 		*key = NULL;
 		fprintf(stderr, "%s: [%s] the %s plugin gave no key\n", who,
 		    section, s->p->name);

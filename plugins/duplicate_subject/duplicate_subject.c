@@ -76,16 +76,15 @@ duplicate_check(void *state, const struct scepd_issuance_request *req,
 	d->host->log(d->host, SCEPD_PLUGIN_LOG_WARN,
 	    "refused a second certificate for \"%s\" (txid %s, client %s): "
 	    "serial %s is valid until %s",
-	    req->subject, req->transaction_id, req->requester, s.serial,
-	    until);
+	    req->subject, req->transaction_id, req->requester, s.serial, until);
 	return SCEPD_VERDICT_REFUSE;
 }
 
 static const char *const duplicate_keys[] = {"RenewWithinDays", NULL};
 
 static int
-duplicate_init(const struct scepd_plugin_host *host, void **state,
-    char *err, size_t errlen)
+duplicate_init(const struct scepd_plugin_host *host, void **state, char *err,
+    size_t errlen)
 {
 	struct duplicate_subject *d;
 	const char *v = host->config_get(host, "RenewWithinDays");

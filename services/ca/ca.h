@@ -142,8 +142,7 @@ struct ca_refusal {
  * the template is picked from the CSR's key usage (*tpl is set as soon
  * as it is known, for the ledger, even when the request is refused). */
 int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
-    X509_REQ **out, const struct ca_template **tpl,
-    struct ca_refusal *refusal);
+    X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal);
 /* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
  * NULL-terminated); NULL with none. */
 char **ca_csr_sans(X509_REQ *req);
@@ -246,11 +245,10 @@ void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 
 /* pending.c: requests waiting for an operator (ApprovalRequired). */
 int ca_pending_put(const struct ca *ca, MDB_txn *txn,
-    const Scep__V1__SignRequest *in, const struct ca_template *tpl,
-    time_t now);
+    const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now);
 /* 1 when an operator rejected `txid` (why filled), else 0. */
-int ca_pending_rejected(const struct ca *ca, MDB_txn *txn, const char *txid,
-    char *why, size_t len);
+int ca_pending_rejected(
+    const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len);
 void ca_handle_poll(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_decide(void *worker, const Scep__V1__Request *req,

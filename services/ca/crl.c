@@ -74,8 +74,8 @@ crl_add_entry(X509_CRL *crl, const MDB_val *serial, const MDB_val *rec)
 	code = crl_reason_code(json_string_value(json_object_get(o, "reason"))
 	        ? json_string_value(json_object_get(o, "reason"))
 	        : "unspecified");
-	if (BN_hex2bn(&bn, hex) == 0 || (sn = BN_to_ASN1_INTEGER(bn, NULL)) ==
-	        NULL ||
+	if (BN_hex2bn(&bn, hex) == 0 ||
+	    (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
 	    !X509_REVOKED_set_serialNumber(r, sn) ||
 	    (when = ASN1_TIME_set(NULL,
 	         (time_t)json_integer_value(json_object_get(o, "time")))) ==
@@ -121,8 +121,8 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
 	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
 	    !X509_CRL_set1_lastUpdate(crl, t) ||
-	    ASN1_TIME_set(t, now + (time_t)ca->settings.crl_validity_hours *
-	                             3600) == NULL ||
+	    ASN1_TIME_set(t,
+	        now + (time_t)ca->settings.crl_validity_hours * 3600) == NULL ||
 	    !X509_CRL_set1_nextUpdate(crl, t) ||
 	    (num = ASN1_INTEGER_new()) == NULL ||
 	    !ASN1_INTEGER_set_int64(num, *number) ||
@@ -131,8 +131,8 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	if ((akid = AUTHORITY_KEYID_new()) == NULL ||
 	    (akid->keyid = ASN1_OCTET_STRING_dup(
 	         X509_get0_subject_key_id(ca->cert))) == NULL ||
-	    !X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0,
-	        0))
+	    !X509_CRL_add1_ext_i2d(
+	        crl, NID_authority_key_identifier, akid, 0, 0))
 		ERR_clear_error(); /* a CA without SKI: no AKI either */
 	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
 		goto out;
@@ -143,7 +143,8 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 			goto out;
 		}
 	e = -1;
-	if (!X509_CRL_sort(crl) || X509_CRL_sign(crl, ca->key, EVP_sha256()) <= 0 ||
+	if (!X509_CRL_sort(crl) ||
+	    X509_CRL_sign(crl, ca->key, EVP_sha256()) <= 0 ||
 	    (len = i2d_X509_CRL(crl, &der)) <= 0)
 		goto out;
 	key.mv_size = 3;

@@ -101,8 +101,8 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 
 /* One GeneralName as the policy sees it; -1 for kinds never allowed. */
 static int
-ca_general_name(const GENERAL_NAME *gn, enum ca_san_type *type, char *out,
-    size_t outlen)
+ca_general_name(
+    const GENERAL_NAME *gn, enum ca_san_type *type, char *out, size_t outlen)
 {
 	const ASN1_STRING *s = NULL;
 
@@ -123,8 +123,8 @@ ca_general_name(const GENERAL_NAME *gn, enum ca_san_type *type, char *out,
 
 		*type = CA_SAN_IP;
 		if (n == 4) {
-			snprintf(out, outlen, "%u.%u.%u.%u", p[0], p[1], p[2],
-			    p[3]);
+			snprintf(
+			    out, outlen, "%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
 			return 0;
 		}
 		if (n != 16)
@@ -138,7 +138,8 @@ ca_general_name(const GENERAL_NAME *gn, enum ca_san_type *type, char *out,
 		if (OBJ_obj2nid(gn->d.otherName->type_id) != NID_ms_upn ||
 		    gn->d.otherName->value->type != V_ASN1_UTF8STRING)
 			return -1;
-		*type = CA_SAN_UPN, s = gn->d.otherName->value->value.utf8string;
+		*type = CA_SAN_UPN,
+		s = gn->d.otherName->value->value.utf8string;
 		break;
 	default:
 		return -1;
@@ -260,8 +261,7 @@ out:
 
 int
 ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
-    X509_REQ **out, const struct ca_template **tpl,
-    struct ca_refusal *refusal)
+    X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal)
 {
 	const unsigned char *p = der;
 	X509_REQ *req = NULL;
@@ -299,7 +299,8 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 	    X509_NAME_get_index_by_NID(
 	        X509_REQ_get_subject_name(req), NID_commonName, -1) < 0) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "template %s takes the CN from the request, and it has none",
+		    "template %s takes the CN from the request, and it has "
+		    "none",
 		    (*tpl)->name);
 		goto out;
 	}

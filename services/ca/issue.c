@@ -89,10 +89,10 @@ ca_issue_subject(const struct ca_template *t, X509_REQ *req)
 		return X509_NAME_dup(asked);
 	if ((name = X509_NAME_dup(t->fixed_subject)) == NULL)
 		return NULL;
-	while ((at = X509_NAME_get_index_by_NID(asked, NID_commonName, at)) >=
-	    0)
-		if (X509_NAME_add_entry(name,
-		        X509_NAME_get_entry(asked, at), -1, 0) != 1) {
+	while (
+	    (at = X509_NAME_get_index_by_NID(asked, NID_commonName, at)) >= 0)
+		if (X509_NAME_add_entry(
+		        name, X509_NAME_get_entry(asked, at), -1, 0) != 1) {
 			X509_NAME_free(name);
 			return NULL;
 		}
@@ -174,7 +174,7 @@ ca_issue_copy_pubkey(X509 *cert, X509_REQ *req)
 	X509_ALGOR_get0(&alg, &ptype, &param, algor);
 	switch (ptype) {
 	case V_ASN1_UNDEF: /* EdDSA */
-	case V_ASN1_NULL:  /* RSA */
+	case V_ASN1_NULL: /* RSA */
 		break;
 	case V_ASN1_OBJECT: /* EC: the named curve */
 		if ((param_copy = OBJ_dup(param)) == NULL)
@@ -215,7 +215,8 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 
 	*why = "the certificate cannot be built";
 	if (ku == NULL) {
-		*why = "the template's KeyUsage leaves nothing for this key type";
+		*why =
+		    "the template's KeyUsage leaves nothing for this key type";
 		goto out;
 	}
 	if (not_before < ca->not_before)
@@ -247,9 +248,10 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	            tpl->s.extended_key_usage) != 0) ||
 	    ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") != 0 ||
 	    (ca->settings.crl_url[0] != '\0' &&
-	        ca_add_ext(cert, &ctx, NID_crl_distribution_points,
-	            cdp) != 0) ||
-	    ca_add_akid(cert, ca->cert) != 0 || ca_issue_copy_sans(cert, req) != 0)
+	        ca_add_ext(cert, &ctx, NID_crl_distribution_points, cdp) !=
+	            0) ||
+	    ca_add_akid(cert, ca->cert) != 0 ||
+	    ca_issue_copy_sans(cert, req) != 0)
 		goto out;
 	if (X509_sign(cert, ca->key, EVP_sha256()) <= 0) {
 		*why = "signing failed";

@@ -108,8 +108,8 @@ ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
 	pad = CA_SERIAL_HEX - 1 - len;
 	memset(out, '0', pad);
 	for (size_t i = 0; i <= len; i++)
-		out[pad + i] = (char)(in[i] >= 'a' && in[i] <= 'f' ? in[i] - 32
-		                                                    : in[i]);
+		out[pad + i] =
+		    (char)(in[i] >= 'a' && in[i] <= 'f' ? in[i] - 32 : in[i]);
 	return 0;
 }
 
@@ -227,8 +227,8 @@ ca_ledger_meta(const struct ca_ledger_entry *entry)
 	        o, "renewal_of", json_string(entry->renewal_of)) != 0)
 		goto out;
 	if (json_object_set_new(o, "template",
-	        json_string(entry->template_name ? entry->template_name : "")) ==
-	        0 &&
+	        json_string(
+	            entry->template_name ? entry->template_name : "")) == 0 &&
 	    json_object_set(o, "sans", sans) == 0)
 		out = json_dumps(o, JSON_COMPACT);
 out:

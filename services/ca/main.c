@@ -40,8 +40,8 @@ static const struct config_key ca_config[] = {
     {"EncryptionTemplate", CONFIG_STRING, 0, 0, "IPSECIntermediateOffline",
         S(encryption_template),
         "template for CSRs asking keyEncipherment only (NDES)"},
-    {"GeneralPurposeTemplate", CONFIG_STRING, 0, 0,
-        "IPSECIntermediateOffline", S(general_purpose_template),
+    {"GeneralPurposeTemplate", CONFIG_STRING, 0, 0, "IPSECIntermediateOffline",
+        S(general_purpose_template),
         "template for CSRs asking both, or neither (NDES)"},
     {"PendingDays", CONFIG_INT, 1, 365, "7", S(pending_days),
         "days a request waits for an operator's approval"},
@@ -120,13 +120,15 @@ ca_load_keys(struct ca *ca, const char *config_file)
 
 	if (!file) {
 		/* The key is in a token: [ca] Key is not read at all. */
-		if ((ca->cert = pki_load_cert(s->certificate, err,
-		         sizeof(err))) == NULL) {
-			fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
+		if ((ca->cert = pki_load_cert(
+		         s->certificate, err, sizeof(err))) == NULL) {
+			fprintf(
+			    stderr, "scepd-ca: [ca] Certificate: %s\n", err);
 			return -1;
 		}
 		if (signer_load(&ca->signer, s->signer, config_file,
-		        s->plugin_dir, "scepd-ca", "[ca] Signer", &ca->key) != 0)
+		        s->plugin_dir, "scepd-ca", "[ca] Signer",
+		        &ca->key) != 0)
 			return -1;
 		snprintf(where, sizeof(where), "[signer.%s]", s->signer);
 		key_name = where;

@@ -25,8 +25,7 @@
 
 int
 ca_pending_put(const struct ca *ca, MDB_txn *txn,
-    const Scep__V1__SignRequest *in, const struct ca_template *tpl,
-    time_t now)
+    const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now)
 {
 	size_t b64len = 4 * ((in->csr.len + 2) / 3) + 1;
 	unsigned char *b64 = malloc(b64len);
@@ -54,8 +53,8 @@ ca_pending_put(const struct ca *ca, MDB_txn *txn,
 }
 
 int
-ca_pending_rejected(const struct ca *ca, MDB_txn *txn, const char *txid,
-    char *why, size_t len)
+ca_pending_rejected(
+    const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len)
 {
 	MDB_val key = {strlen(txid), (void *)txid}, val;
 	json_t *o;
@@ -117,7 +116,8 @@ static int
 pending_expired(const struct ca *ca, json_t *o, time_t now)
 {
 	return json_integer_value(json_object_get(o, "time")) +
-	    (json_int_t)ca->settings.pending_days * 86400 <= now;
+	    (json_int_t)ca->settings.pending_days * 86400 <=
+	    now;
 }
 
 static void
@@ -173,9 +173,10 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 	if (found == 0) {
 		p = der;
 		cert = d2i_X509(NULL, &p, (long)der_len);
-		if (cert == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), asker) !=
-		                        1) {
-			poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
+		if (cert == NULL ||
+		    EVP_PKEY_eq(X509_get0_pubkey(cert), asker) != 1) {
+			poll_refuse(reply,
+			    SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
 			    "this transaction belongs to another key", arena);
 			goto out;
 		}
@@ -210,8 +211,8 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 		    json_string_value(json_object_get(o, "reason"))
 		        ? json_string_value(json_object_get(o, "reason"))
 		        : "no reason given");
-		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why,
-		    arena);
+		poll_refuse(
+		    reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 		goto out;
 	}
 	if (pending_expired(ca, o, time(NULL))) {
@@ -219,8 +220,8 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 		    "no operator approved the request within PendingDays = "
 		    "%ld: enroll anew",
 		    ca->settings.pending_days);
-		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why,
-		    arena);
+		poll_refuse(
+		    reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 		goto out;
 	}
 	out = rpc_alloc(arena, sizeof(*out));
@@ -273,7 +274,8 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
 		goto internal;
 	if ((o = pending_get(ca, txn, txid, &e)) == NULL) {
-		decide_refuse(reply, e == MDB_NOTFOUND
+		decide_refuse(reply,
+		    e == MDB_NOTFOUND
 		        ? "no pending request with this transactionID"
 		        : "the pending request cannot be read",
 		    arena);
@@ -285,8 +287,9 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	if (pending_expired(ca, o, now)) {
-		decide_refuse(reply, "expired (PendingDays): the device must "
-		                     "enroll anew",
+		decide_refuse(reply,
+		    "expired (PendingDays): the device must "
+		    "enroll anew",
 		    arena);
 		goto out;
 	}
@@ -307,9 +310,8 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		txn = NULL;
 		if (e != 0)
 			goto internal;
-		log_event(LOG_LEVEL_WARN, txid, req->id,
-		    "rejected by %s: %s", by,
-		    in->reason ? in->reason : "no reason given");
+		log_event(LOG_LEVEL_WARN, txid, req->id, "rejected by %s: %s",
+		    by, in->reason ? in->reason : "no reason given");
 		goto answer;
 	}
 	/* Approval: today's rules, not those of the day it was asked. */
@@ -318,8 +320,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_check(ca, csr_der, csr_len, &checked, &tpl, &refusal) !=
-	    0) {
+	if (ca_csr_check(ca, csr_der, csr_len, &checked, &tpl, &refusal) != 0) {
 		decide_refuse(reply, refusal.why, arena);
 		goto out;
 	}

@@ -35,8 +35,8 @@ policy_config_get(const struct scepd_plugin_host *host, const char *key)
 }
 
 static void
-policy_log(const struct scepd_plugin_host *host, int level, const char *fmt,
-    ...)
+policy_log(
+    const struct scepd_plugin_host *host, int level, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -49,8 +49,7 @@ policy_log(const struct scepd_plugin_host *host, int level, const char *fmt,
 static int
 policy_issued_for_subject(const struct scepd_plugin_host *host,
     const char *subject,
-    int (*each)(void *ctx, const struct scepd_issued_certificate *c),
-    void *ctx)
+    int (*each)(void *ctx, const struct scepd_issued_certificate *c), void *ctx)
 {
 	struct ca_policy *p = policy_of(host);
 	const struct ca *ca = p->ca;
@@ -128,8 +127,9 @@ policy_load_one(struct ca *ca, const char *name)
 	}
 	if (p->p->name == NULL || p->p->keys == NULL || p->p->init == NULL ||
 	    p->p->check == NULL || p->p->destroy == NULL) {
-		fprintf(stderr, "scepd-ca: [%s] Module = %s: incomplete table\n",
-		    section, module);
+		fprintf(stderr,
+		    "scepd-ca: [%s] Module = %s: incomplete table\n", section,
+		    module);
 		p->p = NULL;
 		return -1;
 	}

@@ -69,7 +69,8 @@ ca_entry_issued(const struct ca *ca, MDB_txn *txn, const char *serial,
 	e->status = "issued";
 	if (mdb_get(txn, ca->revoked, &key, &val) == 0) {
 		json_t *o = json_loadb(val.mv_data, val.mv_size, 0, NULL);
-		const char *why = json_string_value(json_object_get(o, "reason"));
+		const char *why =
+		    json_string_value(json_object_get(o, "reason"));
 
 		e->status = "revoked";
 		e->reason = rpc_strdup(arena, why != NULL ? why : "");
@@ -106,7 +107,8 @@ ca_entry_refused(const MDB_val *val, struct rpc_arena *arena)
 	e->serial = "";
 	e->status = "refused";
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *v = json_string_value(json_object_get(o, fields[i].key));
+		const char *v =
+		    json_string_value(json_object_get(o, fields[i].key));
 
 		*(char **)((char *)e + fields[i].offset) =
 		    rpc_strdup(arena, v != NULL ? v : "");
@@ -114,9 +116,11 @@ ca_entry_refused(const MDB_val *val, struct rpc_arena *arena)
 	e->has_time = 1;
 	e->time = json_integer_value(json_object_get(o, "time"));
 	if (json_is_array(sans) && json_array_size(sans) > 0) {
-		e->sans = rpc_alloc(arena, json_array_size(sans) * sizeof(char *));
+		e->sans =
+		    rpc_alloc(arena, json_array_size(sans) * sizeof(char *));
 		for (size_t i = 0; i < json_array_size(sans); i++) {
-			const char *v = json_string_value(json_array_get(sans, i));
+			const char *v =
+			    json_string_value(json_array_get(sans, i));
 
 			if (v != NULL)
 				e->sans[e->n_sans++] = rpc_strdup(arena, v);
@@ -168,8 +172,8 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 		if (in->has_refusals && in->refusals)
 			entry = ca_entry_refused(&val, arena);
 		else if (ca_ledger_view(val.mv_data, val.mv_size, &v) == 0)
-			entry = ca_entry_issued(ca, txn, key.mv_data,
-			    key.mv_size, &v, 0, arena);
+			entry = ca_entry_issued(
+			    ca, txn, key.mv_data, key.mv_size, &v, 0, arena);
 		else
 			continue;
 		if (n == cap) {

@@ -17,8 +17,7 @@
 #include "ca.h"
 #include "log.h"
 
-static int
-renewal_refuse(struct ca_refusal *r, const char *fmt, ...)
+static int renewal_refuse(struct ca_refusal *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int
@@ -66,15 +65,17 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	if (X509_NAME_cmp(X509_get_issuer_name(old),
 	        X509_get_subject_name(ca->cert)) != 0 ||
 	    X509_verify(old, X509_get0_pubkey(ca->cert)) != 1) {
-		renewal_refuse(r, "the certificate to renew was not issued by "
-		                  "this CA");
+		renewal_refuse(r,
+		    "the certificate to renew was not issued by "
+		    "this CA");
 		goto out;
 	}
 	sn = X509_get0_serialNumber(old);
 	if ((bn = ASN1_INTEGER_to_BN(sn, NULL)) == NULL ||
 	    (hex = BN_bn2hex(bn)) == NULL || strlen(hex) >= CA_SERIAL_HEX) {
-		renewal_refuse(r, "the certificate to renew has a serial this "
-		                  "CA never issues");
+		renewal_refuse(r,
+		    "the certificate to renew has a serial this "
+		    "CA never issues");
 		goto out;
 	}
 	/* Ours are 32 digits; BN_bn2hex drops leading zero bytes. */
@@ -90,9 +91,9 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		goto out;
 	}
 	if ((revoked = ca_ledger_is_revoked(ca, txn, old_serial)) != 0) {
-		renewal_refuse(r, revoked > 0
-		        ? "certificate %s is revoked: enroll anew"
-		        : "certificate %s: the ledger cannot be read",
+		renewal_refuse(r,
+		    revoked > 0 ? "certificate %s is revoked: enroll anew"
+		                : "certificate %s: the ledger cannot be read",
 		    old_serial);
 		goto out;
 	}
@@ -100,8 +101,9 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	    (nb = timegm(&tm)) == (time_t)-1 ||
 	    ASN1_TIME_to_tm(X509_get0_notAfter(old), &tm) != 1 ||
 	    (na = timegm(&tm)) == (time_t)-1) {
-		renewal_refuse(r, "the certificate to renew has no readable "
-		                  "validity");
+		renewal_refuse(r,
+		    "the certificate to renew has no readable "
+		    "validity");
 		goto out;
 	}
 	if (now >= na) {
@@ -121,7 +123,8 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    old_serial);
 		goto out;
 	}
-	opens = na - (time_t)((double)(na - nb) * tpl->s.renewal_window / 100.0);
+	opens =
+	    na - (time_t)((double)(na - nb) * tpl->s.renewal_window / 100.0);
 	if (now < opens) {
 		renewal_date(opens, when);
 		renewal_refuse(r,

@@ -168,9 +168,11 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	/* A renewal keeping its key keeps its transactionID too (RFC 8894
 	 * derives it from the key): the certificate it renews is not an
 	 * answer to it. */
-	if (in->has_renewal_of && (size_t)i2d_X509(old, NULL) == in->renewal_of.len) {
+	if (in->has_renewal_of &&
+	    (size_t)i2d_X509(old, NULL) == in->renewal_of.len) {
 		unsigned char *mine = NULL;
-		int len = i2d_X509(old, &mine), same = len > 0 &&
+		int len = i2d_X509(old, &mine),
+		    same = len > 0 &&
 		    memcmp(mine, in->renewal_of.data, (size_t)len) == 0;
 
 		OPENSSL_free(mine);
@@ -286,8 +288,8 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_check(ca, in->csr.data, in->csr.len, &csr, &tpl,
-	        &refusal) != 0) {
+	if (ca_csr_check(ca, in->csr.data, in->csr.len, &csr, &tpl, &refusal) !=
+	    0) {
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
 		ca_sign_record_refusal(ca, in, txid, tpl, refusal.why, arena);
@@ -299,8 +301,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		ca_sign_internal(reply, req, txid, "ledger", e);
 		goto out;
 	}
-	if (ca_sign_retry(ca, txn, csr, in, req, txid, addr, reply, arena) !=
-	    0)
+	if (ca_sign_retry(ca, txn, csr, in, req, txid, addr, reply, arena) != 0)
 		goto out;
 	if (in->has_renewal_of &&
 	    ca_renewal_check(ca, txn, in->renewal_of.data, in->renewal_of.len,
@@ -318,8 +319,8 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		mdb_txn_abort(txn); /* before the refusal's own write */
 		txn = NULL;
 		if (unavailable) {
-			log_event(LOG_LEVEL_WARN, txid, req->id, "%s",
-			    refusal.why);
+			log_event(
+			    LOG_LEVEL_WARN, txid, req->id, "%s", refusal.why);
 			reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
 			reply->error = rpc_strdup(arena, refusal.why);
 			goto out;
@@ -329,8 +330,8 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		ca_sign_record_refusal(ca, in, txid, tpl, refusal.why, arena);
 		goto out;
 	}
-	if (ca_pending_rejected(ca, txn, txid, refusal.why,
-	        sizeof(refusal.why))) {
+	if (ca_pending_rejected(
+	        ca, txn, txid, refusal.why, sizeof(refusal.why))) {
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, refusal.why, arena);
 		goto out;
@@ -357,9 +358,8 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	issued.client_addr = in->client_addr != NULL ? in->client_addr : "";
 	issued.sans = sans;
 	issued.renewal_of = renewed[0] ? renewed : NULL;
-	if ((e = ca_issue_record(
-	         ca, txn, csr, tpl, now, &issued, hex, &der, &der_len, arena)) !=
-	    0) {
+	if ((e = ca_issue_record(ca, txn, csr, tpl, now, &issued, hex, &der,
+	         &der_len, arena)) != 0) {
 		ca_sign_internal(reply, req, txid,
 		    e > 0 ? "ledger write" : issued.subject, e > 0 ? e : 0);
 		goto out;

@@ -33,8 +33,7 @@ static const struct {
     /* Wi-Fi (802.1X EAP-TLS) and VPN client certificates. */
     {"ClientAuth", "digitalSignature,keyEncipherment", "clientAuth"},
     /* Devices that serve TLS (printers, appliances). */
-    {"ServerAuth", "digitalSignature,keyEncipherment",
-        "serverAuth,clientAuth"},
+    {"ServerAuth", "digitalSignature,keyEncipherment", "serverAuth,clientAuth"},
 };
 #define NBUILTIN (sizeof(builtin_templates) / sizeof(builtin_templates[0]))
 
@@ -90,8 +89,8 @@ static const struct {
 const char *
 ca_san_type_name(enum ca_san_type type)
 {
-	for (size_t i = 0; i < sizeof(template_san_types) /
-	         sizeof(template_san_types[0]);
+	for (size_t i = 0;
+	     i < sizeof(template_san_types) / sizeof(template_san_types[0]);
 	     i++)
 		if (template_san_types[i].type == type)
 			return template_san_types[i].name;
@@ -102,8 +101,8 @@ ca_san_type_name(enum ca_san_type type)
 static int
 template_san_type(const char *name, size_t len, enum ca_san_type *type)
 {
-	for (size_t i = 0; i < sizeof(template_san_types) /
-	         sizeof(template_san_types[0]);
+	for (size_t i = 0;
+	     i < sizeof(template_san_types) / sizeof(template_san_types[0]);
 	     i++) {
 		const char *a = template_san_types[i].name;
 		const char *b = template_san_types[i].alias;
@@ -171,8 +170,8 @@ template_prepare(struct ca_template *t, const char *section)
 	     tok = strtok_r(NULL, " ,", &save)) {
 		size_t i;
 
-		for (i = 0; i < sizeof(template_curves) /
-		         sizeof(template_curves[0]);
+		for (i = 0;
+		     i < sizeof(template_curves) / sizeof(template_curves[0]);
 		     i++)
 			if (strcasecmp(tok, template_curves[i].name) == 0)
 				break;
@@ -206,10 +205,12 @@ template_prepare(struct ca_template *t, const char *section)
 			if (eq == NULL || eq == tok ||
 			    X509_NAME_add_entry_by_txt(t->fixed_subject,
 			        (*eq = '\0', tok), MBSTRING_UTF8,
-			        (const unsigned char *)eq + 1, -1, -1, 0) != 1) {
+			        (const unsigned char *)eq + 1, -1, -1,
+			        0) != 1) {
 				fprintf(stderr,
 				    "scepd-ca: [%s] Subject: '%s' is not "
-				    "request or a DN such as O=Fabrikam,OU=IT\n",
+				    "request or a DN such as "
+				    "O=Fabrikam,OU=IT\n",
 				    section, t->s.subject);
 				errors++;
 				break;
@@ -228,7 +229,8 @@ template_prepare(struct ca_template *t, const char *section)
 		if (colon == NULL || colon[1] == '\0' ||
 		    template_san_type(tok, (size_t)(colon - tok), &type) != 0) {
 			fprintf(stderr,
-			    "scepd-ca: [%s] AllowedSANs: '%s' is not TYPE:PATTERN "
+			    "scepd-ca: [%s] AllowedSANs: '%s' is not "
+			    "TYPE:PATTERN "
 			    "(DNS, email, URI, IP, UPN)\n",
 			    section, tok);
 			errors++;
@@ -295,8 +297,8 @@ template_text(const struct config_pairs *file, const char *section,
 }
 
 static int
-template_load(struct ca *ca, const struct config_pairs *file,
-    const char *name, const char *builtin_ku, const char *builtin_eku)
+template_load(struct ca *ca, const struct config_pairs *file, const char *name,
+    const char *builtin_ku, const char *builtin_eku)
 {
 	struct ca_template *t;
 	char section[160], *text;

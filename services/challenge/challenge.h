@@ -109,7 +109,7 @@ enum challenge_state {
 #define CHALLENGE_RECORD_VERSION 2
 enum challenge_pool {
 	CHALLENGE_POOL_ADMIN = 0, /* PasswordMax, all accounts together */
-	CHALLENGE_POOL_MDM = 1,   /* MdmPasswordMax per account */
+	CHALLENGE_POOL_MDM = 1, /* MdmPasswordMax per account */
 };
 struct challenge_record {
 	uint32_t version;
@@ -161,16 +161,15 @@ int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,
     unsigned long *deleted);
 /* The admin-set single password: 0 found, 1 none, -1 error. */
-int challenge_single_get(MDB_txn *txn, MDB_dbi dbi,
-    struct challenge_single *single);
-int challenge_single_put(MDB_txn *txn, MDB_dbi dbi,
-    const struct challenge_single *single);
+int challenge_single_get(
+    MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single);
+int challenge_single_put(
+    MDB_txn *txn, MDB_dbi dbi, const struct challenge_single *single);
 /* Our passwords are hex: one typed in lower case is the same password. */
 void challenge_normalize(const char *password, char *out, size_t outlen);
 
 /* issue.c */
-int challenge_new_password(
-    size_t raw_len, char out[2 * CHALLENGE_RAW_MAX + 1]);
+int challenge_new_password(size_t raw_len, char out[2 * CHALLENGE_RAW_MAX + 1]);
 void challenge_handle_issue(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 /* check.c: picks the validator, limits refusals, and asks it. */

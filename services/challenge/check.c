@@ -16,10 +16,10 @@
 #include "challenge.h"
 #include "log.h"
 
-#define E_NO_PASSWORD                                                         \
-	"the request carries no challengePassword; get one from the SCEP "    \
+#define E_NO_PASSWORD \
+	"the request carries no challengePassword; get one from the SCEP " \
 	"admin page"
-#define E_NO_PASSWORD_UNSAFE                                                  \
+#define E_NO_PASSWORD_UNSAFE \
 	"the request carries no challengePassword: EnforcePassword = 0 also " \
 	"needs AllowNoPassword = 1 in [challenge]"
 
@@ -37,7 +37,8 @@ refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
 		if (!create)
 			continue;
 		if (s->addr[0] == '\0' ||
-		    s->window_start + c->settings.wrong_password_window <= now) {
+		    s->window_start + c->settings.wrong_password_window <=
+		        now) {
 			if (oldest == NULL || oldest->addr[0] != '\0')
 				oldest = s;
 		} else if (oldest == NULL ||
@@ -65,7 +66,8 @@ refusal_wait(struct challenge *c, const char *addr, int64_t now)
 	if ((s = refusal_slot(c, addr, now, 0)) == NULL)
 		return 0;
 	end = s->window_start + c->settings.wrong_password_window;
-	if (end <= now || s->count < (unsigned long)c->settings.wrong_password_limit)
+	if (end <= now ||
+	    s->count < (unsigned long)c->settings.wrong_password_limit)
 		return 0;
 	return (unsigned int)(end - now);
 }
@@ -101,8 +103,8 @@ csr_pem(const ProtobufCBinaryData *der)
 
 	if (der->len == 0 || (b = BIO_new(BIO_s_mem())) == NULL)
 		return NULL;
-	if (PEM_write_bio(b, "CERTIFICATE REQUEST", "", der->data,
-	        (long)der->len) > 0 &&
+	if (PEM_write_bio(
+	        b, "CERTIFICATE REQUEST", "", der->data, (long)der->len) > 0 &&
 	    BIO_get_mem_ptr(b, &mem) == 1 &&
 	    (out = malloc(mem->length + 1)) != NULL) {
 		memcpy(out, mem->data, mem->length);
@@ -321,8 +323,8 @@ challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
 	metric_add(&l, "scepd_challenge_issued_total",
 	    "One-time passwords issued.", "counter", NULL, (double)k->issued);
 	metric_add(&l, "scepd_challenge_cache_full_total",
-	    "Password requests refused: the password cache is full.",
-	    "counter", NULL, (double)k->cache_full);
+	    "Password requests refused: the password cache is full.", "counter",
+	    NULL, (double)k->cache_full);
 	metric_add(&l, "scepd_challenge_used_total",
 	    "One-time passwords used by an issued certificate.", "counter",
 	    NULL, (double)k->used);

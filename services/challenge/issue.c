@@ -115,8 +115,8 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		challenge_internal(reply, req->id, "begin", e);
 		goto out;
 	}
-	if ((e = challenge_sweep(c, txn, now, pool, who, &outstanding,
-	         &swept)) != 0) {
+	if ((e = challenge_sweep(
+	         c, txn, now, pool, who, &outstanding, &swept)) != 0) {
 		challenge_internal(reply, req->id, "sweep", e);
 		goto out;
 	}

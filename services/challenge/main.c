@@ -43,8 +43,8 @@ static const struct config_key challenge_config[] = {
         "validator for paths not in [challenge.paths] (otp or static)"},
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
         "where Module = NAME finds scepd-NAME.so"},
-    {"MdmPasswordMax", CONFIG_INT, 1, 10000000, "10000",
-        S(mdm_password_max), "outstanding passwords per MDM account"},
+    {"MdmPasswordMax", CONFIG_INT, 1, 10000000, "10000", S(mdm_password_max),
+        "outstanding passwords per MDM account"},
     {"WrongPasswordLimit", CONFIG_INT, 0, 1000000, "10",
         S(wrong_password_limit), "refusals per client address (0: none)"},
     {"WrongPasswordWindow", CONFIG_INT, 1, 86400, "300",
@@ -142,8 +142,8 @@ main(int argc, char **argv)
 	/* Plugins talk to the network (webhook): a peer that hangs up must
 	 * not kill the service. */
 	signal(SIGPIPE, SIG_IGN);
-	if ((c.refusals = calloc(
-	         CHALLENGE_LIMIT_SLOTS, sizeof(*c.refusals))) == NULL) {
+	if ((c.refusals = calloc(CHALLENGE_LIMIT_SLOTS, sizeof(*c.refusals))) ==
+	    NULL) {
 		fprintf(stderr, "scepd-challenge: out of memory\n");
 		goto out;
 	}
@@ -157,8 +157,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd-challenge: cannot start ZeroMQ\n");
 		goto out;
 	}
-	log_info("PasswordValidity = %ld minutes, PasswordMax = %ld, "
-	         "PasswordLength = %ld bytes, WrongPasswordLimit = %ld per %ld s",
+	log_info(
+	    "PasswordValidity = %ld minutes, PasswordMax = %ld, "
+	    "PasswordLength = %ld bytes, WrongPasswordLimit = %ld per %ld s",
 	    c.settings.password_validity, c.settings.password_max,
 	    c.settings.password_length, c.settings.wrong_password_limit,
 	    c.settings.wrong_password_window);

@@ -35,8 +35,8 @@ otp_mac(struct challenge *c, const char *password,
 }
 
 static enum scepd_verdict
-otp_internal(const char *txid, const char *what, int e, char *why,
-    size_t whylen)
+otp_internal(
+    const char *txid, const char *what, int e, char *why, size_t whylen)
 {
 	log_event(LOG_LEVEL_ERROR, txid, 0, "otp: database %s: %s", what,
 	    e ? mdb_strerror(e) : "failed");
@@ -58,14 +58,15 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	int e, found;
 
 	if (otp_mac(c, req->challenge, mac, id) != 0)
-		return otp_internal(req->transaction_id, "HMAC", 0, why, whylen);
+		return otp_internal(
+		    req->transaction_id, "HMAC", 0, why, whylen);
 	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
 		return otp_internal(
 		    req->transaction_id, "begin", e, why, whylen);
 	found = challenge_record_get(txn, c->dbi, mac, &rec);
 	if (found < 0) {
-		v = otp_internal(req->transaction_id, "read", MDB_CORRUPTED,
-		    why, whylen);
+		v = otp_internal(
+		    req->transaction_id, "read", MDB_CORRUPTED, why, whylen);
 		goto out;
 	}
 	if (found > 0 || rec.expires_at <= now) {

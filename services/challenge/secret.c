@@ -43,8 +43,8 @@ challenge_secret_create(
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1) {
-		snprintf(err, errlen, "%s: cannot create: %s", tmp,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (write(fd, secret, CHALLENGE_SECRET_LEN) != CHALLENGE_SECRET_LEN ||

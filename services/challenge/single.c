@@ -55,8 +55,8 @@ challenge_single_info(struct challenge *c, char *set_by, size_t len)
 }
 
 static enum scepd_verdict
-static_check(void *state, const struct scepd_challenge_request *req,
-    char *why, size_t whylen)
+static_check(void *state, const struct scepd_challenge_request *req, char *why,
+    size_t whylen)
 {
 	struct challenge *c = state;
 	unsigned char want[CHALLENGE_MAC_LEN], got[CHALLENGE_MAC_LEN];
@@ -180,9 +180,8 @@ challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
 		return;
 	}
 	log_event(LOG_LEVEL_WARN, NULL, req->id,
-	    "single password %s by %s (%s, via %s)",
-	    made[0] ? "made" : "set", single.set_by,
-	    in->client_addr ? in->client_addr : "-",
+	    "single password %s by %s (%s, via %s)", made[0] ? "made" : "set",
+	    single.set_by, in->client_addr ? in->client_addr : "-",
 	    req->origin ? req->origin : "?");
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_set_single_reply__init(out);

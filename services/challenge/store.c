@@ -147,7 +147,8 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 			challenge_mac_id(rec.mac, id);
 			if (rec.state != CHALLENGE_USED) {
 				c->counters.expired++;
-				log_info("password id=%s issued to %s expired %s",
+				log_info(
+				    "password id=%s issued to %s expired %s",
 				    id, rec.issued_by,
 				    rec.state == CHALLENGE_RESERVED
 				        ? "reserved but never paid for a "
@@ -168,12 +169,11 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 }
 
 int
-challenge_single_get(
-    MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single)
+challenge_single_get(MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single)
 {
 	MDB_val key = {sizeof(CHALLENGE_SINGLE_KEY) - 1,
-	    (void *)CHALLENGE_SINGLE_KEY},
-		val;
+	            (void *)CHALLENGE_SINGLE_KEY},
+	        val;
 	int e;
 
 	if ((e = mdb_get(txn, dbi, &key, &val)) == MDB_NOTFOUND)
@@ -193,8 +193,8 @@ int
 challenge_single_put(
     MDB_txn *txn, MDB_dbi dbi, const struct challenge_single *single)
 {
-	MDB_val key = {sizeof(CHALLENGE_SINGLE_KEY) - 1,
-	    (void *)CHALLENGE_SINGLE_KEY};
+	MDB_val key = {
+	    sizeof(CHALLENGE_SINGLE_KEY) - 1, (void *)CHALLENGE_SINGLE_KEY};
 	MDB_val val = {sizeof(*single), (void *)single};
 
 	return mdb_put(txn, dbi, &key, &val, 0);

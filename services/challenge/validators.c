@@ -50,8 +50,8 @@ validator_log(
 
 /* Loads Module's table; the ABI version is checked before anything else. */
 static const struct scepd_challenge_validator *
-plugin_table(struct challenge *c, const char *section, const char *module,
-    void **dl)
+plugin_table(
+    struct challenge *c, const char *section, const char *module, void **dl)
 {
 	const struct scepd_challenge_validator *table;
 	char *path, err[512];
@@ -204,8 +204,8 @@ validators_load_paths(struct challenge *c, const char *config_file)
 		if (c->routes[c->nroutes].path == NULL)
 			rc = -1;
 		c->nroutes++;
-		log_info("SCEP path %s: validator %s", paths.pair[i].name,
-		    v->name);
+		log_info(
+		    "SCEP path %s: validator %s", paths.pair[i].name, v->name);
 	}
 	config_pairs_free(&paths);
 	return rc;

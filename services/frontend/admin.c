@@ -370,8 +370,8 @@ admin_unauthorized(struct MHD_Connection *c, struct request *r)
 
 /* A fresh password and the CA thumbprints, as a page or JSON. */
 static enum MHD_Result
-admin_password(struct frontend *fe, struct MHD_Connection *c,
-    struct request *r, const char *user, const char *pool, int json)
+admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    const char *user, const char *pool, int json)
 {
 	struct admin_page pg;
 	struct cacert cc = {0};
@@ -489,8 +489,8 @@ admin_api_single_password(struct frontend *fe, struct MHD_Connection *c,
 		log_warn("admin: %s from %s set the single password", user,
 		    r->client);
 		ret = text != NULL
-		    ? http_respond(c, r, MHD_HTTP_OK, "application/json",
-		          text, strlen(text), admin_headers)
+		    ? http_respond(c, r, MHD_HTTP_OK, "application/json", text,
+		          strlen(text), admin_headers)
 		    : http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		          "Out of memory.\n");
 		if (text != NULL) {

@@ -72,8 +72,8 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		}
 		pthread_mutex_unlock(&fe->cache.lock);
 	}
-	ret = http_respond(c, r, MHD_HTTP_OK, "application/pkix-crl", copy,
-	    len, h);
+	ret = http_respond(
+	    c, r, MHD_HTTP_OK, "application/pkix-crl", copy, len, h);
 out:
 	free(copy);
 	if (rep != NULL)

@@ -233,8 +233,8 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 
-enum MHD_Result
-metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+enum MHD_Result metrics_handle(
+    struct frontend *fe, struct MHD_Connection *c, struct request *r);
 /* Counts one answered request by its HTTP status (from the access log). */
 void metrics_count_response(unsigned int status);
 

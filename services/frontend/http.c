@@ -255,7 +255,8 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 	log_info("%s %s op=%s status=%s client=%s%s%s query=%zu bytes=%zu "
 	         "ms=%lld ua=\"%s\"%s%s%s",
 	    r->method, r->path, r->operation[0] ? r->operation : "-", status,
-	    r->client, r->via[0] ? " via=" : "", r->via, query ? strlen(query + 1) : 0, r->bytes,
+	    r->client, r->via[0] ? " via=" : "", r->via,
+	    query ? strlen(query + 1) : 0, r->bytes,
 	    (long long)(monotonic_ms() - r->start_ms), r->user_agent,
 	    why ? " (" : "", why ? why : "", why ? ")" : "");
 }

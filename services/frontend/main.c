@@ -206,8 +206,8 @@ frontend_prepare(struct frontend *fe, const char *file)
 	}
 	if (netmask_list_parse(fe->settings.trusted_proxies,
 	        &fe->trusted_proxies, text, sizeof(text)) != 0) {
-		fprintf(stderr, "%s: [frontend] TrustedProxies: %s\n", file,
-		    text);
+		fprintf(
+		    stderr, "%s: [frontend] TrustedProxies: %s\n", file, text);
 		errors++;
 	}
 	if (fe->settings.admin_path[0] != '\0' &&

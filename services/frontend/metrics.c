@@ -14,8 +14,8 @@
 #include "log.h"
 
 /* HTTP statuses counted one by one; the rest fall in "other". */
-static const unsigned int metrics_codes[] = {200, 400, 401, 403, 404, 405,
-    408, 413, 414, 429, 500, 503};
+static const unsigned int metrics_codes[] = {
+    200, 400, 401, 403, 404, 405, 408, 413, 414, 429, 500, 503};
 #define METRICS_NCODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
 static atomic_ulong metrics_responses[METRICS_NCODES + 1];
 
@@ -73,9 +73,8 @@ metrics_from(struct frontend *fe, struct metrics_text *t, enum upstream which,
 
 		metrics_header(t, m->name, m->help ? m->help : m->name,
 		    m->type ? m->type : "counter");
-		fprintf(t->f, "%s%s%s%s %.17g\n", m->name,
-		    m->labels ? "{" : "", m->labels ? m->labels : "",
-		    m->labels ? "}" : "", m->value);
+		fprintf(t->f, "%s%s%s%s %.17g\n", m->name, m->labels ? "{" : "",
+		    m->labels ? m->labels : "", m->labels ? "}" : "", m->value);
 	}
 }
 
@@ -93,8 +92,8 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    "Metrics are served to loopback clients only.\n");
 	}
 	if ((t.f = open_memstream(&t.buf, &t.len)) == NULL)
-		return http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "Out of memory.\n");
+		return http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
 	metrics_header(&t, "scepd_http_responses_total",
 	    "HTTP answers of this frontend by status code.", "counter");
 	for (size_t i = 0; i <= METRICS_NCODES; i++) {

@@ -52,8 +52,7 @@ ra_next_ca_prepare(struct ra *ra)
 		return -1;
 	}
 	next = sk_X509_new_null();
-	while (next != NULL &&
-	    (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+	while (next != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
 		sk_X509_push(next, x);
 	fclose(f);
 	ERR_clear_error();
@@ -67,7 +66,8 @@ ra_next_ca_prepare(struct ra *ra)
 	if (scep_next_ca_build(next, ra->sign_cert, ra->sign_key, NULL,
 	        &ra->next_ca_body, &ra->next_ca_len) != SCEP_OK) {
 		fprintf(stderr,
-		    "scepd-ra: [ra] NextCACertificate: cannot sign the answer\n");
+		    "scepd-ra: [ra] NextCACertificate: cannot sign the "
+		    "answer\n");
 		goto out;
 	}
 	log_info("GetNextCACert: %d certificate(s) from %s", sk_X509_num(next),

@@ -66,7 +66,8 @@ ra_general_name(const GENERAL_NAME *gn, struct rpc_arena *arena)
 
 			for (int i = 0; i < 16; i += 2)
 				used += snprintf(ip + used, sizeof(ip) - used,
-				    "%s%x", i ? ":" : "", (p[i] << 8) | p[i + 1]);
+				    "%s%x", i ? ":" : "",
+				    (p[i] << 8) | p[i + 1]);
 		} else
 			return NULL;
 		return rpc_strdup(arena, ip);
@@ -74,7 +75,8 @@ ra_general_name(const GENERAL_NAME *gn, struct rpc_arena *arena)
 	case GEN_OTHERNAME:
 		if (OBJ_obj2nid(gn->d.otherName->type_id) == NID_ms_upn &&
 		    gn->d.otherName->value->type == V_ASN1_UTF8STRING)
-			kind = "UPN", s = gn->d.otherName->value->value.utf8string;
+			kind = "UPN",
+			s = gn->d.otherName->value->value.utf8string;
 		break;
 	default:
 		break;

@@ -37,8 +37,7 @@ static const struct config_key ra_config[] = {
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
         "where Module = NAME plugins are (\"\": beside the program)"},
     {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file), NULL},
-    {"NextCACertificate", CONFIG_PATH, 0, 0, "", S(next_ca_certificate),
-        NULL},
+    {"NextCACertificate", CONFIG_PATH, 0, 0, "", S(next_ca_certificate), NULL},
     {"AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow_des), NULL},
     {"AllowDES3", CONFIG_BOOL, 0, 1, "1", S(allow_des3), NULL},
     {"AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL},
@@ -78,8 +77,8 @@ ra_load_pair(const struct ra_settings *s, const char *config_file,
 	}
 	if (strcmp(signer_name, "file") != 0) {
 		/* The key is in a token: no key file is read. */
-		if (signer_load(signer, signer_name, config_file,
-		        s->plugin_dir, "scepd-ra", signer_setting, key) != 0)
+		if (signer_load(signer, signer_name, config_file, s->plugin_dir,
+		        "scepd-ra", signer_setting, key) != 0)
 			return -1;
 		snprintf(where, sizeof(where), "[signer.%s]", signer_name);
 		key_path = where;
@@ -89,8 +88,8 @@ ra_load_pair(const struct ra_settings *s, const char *config_file,
 		    "[signer.NAME] section)\n",
 		    key_setting, signer_setting + strlen("[ra] "));
 		return -1;
-	} else if ((*key = pki_load_key(key_path, s->key_passphrase_file,
-	                err, sizeof(err))) == NULL) {
+	} else if ((*key = pki_load_key(key_path, s->key_passphrase_file, err,
+	                sizeof(err))) == NULL) {
 		fprintf(stderr, "scepd-ra: %s\n", err);
 		return -1;
 	}
@@ -144,10 +143,8 @@ static const struct rpc_route ra_routes[] = {
         ra_handle_pki_operation},
     {SCEP__V1__REQUEST__BODY_SIGN_PROFILE, "SignProfile", "frontend",
         ra_handle_sign_profile},
-    {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend",
-        ra_handle_metrics},
-    {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "frontend",
-        ra_handle_get_crl},
+    {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", ra_handle_metrics},
+    {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "frontend", ra_handle_get_crl},
     {SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT, "GetNextCACert", "frontend",
         ra_handle_get_next_ca_cert},
     {0, NULL, NULL, NULL},

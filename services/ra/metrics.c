@@ -32,9 +32,8 @@ void
 ra_handle_metrics(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
-	static const char *const outcome_names[RA_OUTCOME_COUNT] = {
-	    "success", "failure", "unavailable", "rate_limited",
-	    "unanswerable"};
+	static const char *const outcome_names[RA_OUTCOME_COUNT] = {"success",
+	    "failure", "unavailable", "rate_limited", "unanswerable"};
 	Scep__V1__MetricsReply *out;
 	Scep__V1__Metric **m;
 	size_t n = 0;
@@ -54,8 +53,8 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 		m[n]->help = "PKIOperation answers: a CertRep SUCCESS or "
 		             "FAILURE, or HTTP 503, 429, 400.";
 		m[n]->type = "counter";
-		snprintf(labels, sizeof(labels), "outcome=\"%s\"",
-		    outcome_names[i]);
+		snprintf(
+		    labels, sizeof(labels), "outcome=\"%s\"", outcome_names[i]);
 		m[n]->labels = rpc_strdup(arena, labels);
 		m[n]->value = (double)atomic_load(&ra_outcomes[i]);
 	}
@@ -76,8 +75,8 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 		m[n]->name = "scepd_ra_legacy_total";
 		m[n]->help = "Requests accepted only by a legacy switch.";
 		m[n]->type = "counter";
-		snprintf(labels, sizeof(labels), "switch=\"%s\"",
-		    legacy_names[i]);
+		snprintf(
+		    labels, sizeof(labels), "switch=\"%s\"", legacy_names[i]);
 		m[n]->labels = rpc_strdup(arena, labels);
 		m[n]->value = (double)atomic_load(&ra_legacy[i]);
 	}

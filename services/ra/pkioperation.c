@@ -269,9 +269,9 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 		    "the request has no pkcsPKIEnvelope");
 		return -1;
 	}
-	if (scep_envelope_read(sreq->envelope, sreq->envelope_len,
-	        ra->enc_cert, ra->enc_key, &ra->policy, kind, content,
-	        &ans->cipher_nid, &failinfo, &why, &detail) != SCEP_OK) {
+	if (scep_envelope_read(sreq->envelope, sreq->envelope_len, ra->enc_cert,
+	        ra->enc_key, &ra->policy, kind, content, &ans->cipher_nid,
+	        &failinfo, &why, &detail) != SCEP_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "envelope refused: %s", detail);
 		ra_fail(ans, failinfo, why);
@@ -315,7 +315,8 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	renewal = ra_signer_is_ours(ra, sreq->signer);
 	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-		    "a RenewalReq must be signed with the certificate to renew, "
+		    "a RenewalReq must be signed with the certificate to "
+		    "renew, "
 		    "issued by this CA");
 		goto out;
 	}
@@ -379,7 +380,8 @@ ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
 		    "CertPoll names issuer %s, not the CA", name);
 	}
 	if ((len = i2d_PUBKEY(X509_get0_pubkey(sreq->signer), &key)) <= 0) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST, "unreadable signer key");
+		ra_fail(
+		    ans, SCEP_FAILINFO_BAD_REQUEST, "unreadable signer key");
 		goto out;
 	}
 	poll.transaction_id = sreq->transaction_id;
@@ -466,8 +468,9 @@ ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
 	call.body_case = SCEP__V1__REQUEST__BODY_LEDGER_SHOW;
 	call.ledger_show = &show;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
-	if (rc != RPC_OK || (reply->status != SCEP__V1__STATUS__STATUS_OK &&
-	                        reply->status != SCEP__V1__STATUS__STATUS_REFUSED)) {
+	if (rc != RPC_OK ||
+	    (reply->status != SCEP__V1__STATUS__STATUS_OK &&
+	        reply->status != SCEP__V1__STATUS__STATUS_REFUSED)) {
 		ans->unavailable = 1;
 		goto out;
 	}

@@ -120,8 +120,8 @@ key_pool(const struct options *o)
 		return NULL;
 	if (o->key_cache != NULL && (f = fopen(o->key_cache, "r")) != NULL) {
 		while (have < o->keys &&
-		    (pool[have].pkey = PEM_read_PrivateKey(
-		         f, NULL, NULL, NULL)) != NULL)
+		    (pool[have].pkey =
+		            PEM_read_PrivateKey(f, NULL, NULL, NULL)) != NULL)
 			have++;
 		fclose(f);
 		ERR_clear_error();
@@ -136,8 +136,8 @@ key_pool(const struct options *o)
 			if ((f = fopen(o->key_cache, "w")) == NULL)
 				goto fail;
 			for (long i = 0; i < o->keys; i++)
-				PEM_write_PrivateKey(f, pool[i].pkey, NULL,
-				    NULL, 0, NULL, NULL);
+				PEM_write_PrivateKey(
+				    f, pool[i].pkey, NULL, NULL, 0, NULL, NULL);
 			if (fclose(f) != 0)
 				goto fail;
 		}
@@ -227,8 +227,8 @@ build_enrollment(const struct options *o, const struct scep_ca_certs *c,
 	        (const unsigned char *)"scepd bench", -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
 	        (const unsigned char *)rq->subject_cn, -1, -1, 0) ||
-	    (csr = scep_make_csr(name, challenge, 5, NULL, key->pkey,
-	         EVP_sha256())) == NULL) {
+	    (csr = scep_make_csr(
+	         name, challenge, 5, NULL, key->pkey, EVP_sha256())) == NULL) {
 		ERR_print_errors_fp(stderr);
 		goto out;
 	}
@@ -241,8 +241,7 @@ build_enrollment(const struct options *o, const struct scep_ca_certs *c,
 	p.recipient = c->ra_enc;
 	p.cipher = cipher;
 	p.digest = md;
-	if ((err = scep_pkcsreq_build(&p, &rq->msg, &rq->msg_len)) !=
-	    SCEP_OK) {
+	if ((err = scep_pkcsreq_build(&p, &rq->msg, &rq->msg_len)) != SCEP_OK) {
 		fprintf(stderr, "PKCSReq: %s\n", scep_strerror(err));
 		goto out;
 	}
@@ -371,7 +370,8 @@ procs_cpu(const struct procs *ps, unsigned long long *ticks)
 	for (int i = 0; i < ps->n; i++) {
 		ticks[i] = 0;
 		snprintf(pid, sizeof(pid), "%d", ps->pid[i]);
-		if ((fields = read_stat(pid, line, sizeof(line), &comm)) == NULL)
+		if ((fields = read_stat(pid, line, sizeof(line), &comm)) ==
+		    NULL)
 			continue;
 		/* utime and stime are fields 14 and 15; `fields` starts at
 		 * field 3 */
@@ -448,7 +448,8 @@ procs_mem(const struct procs *ps, const char *file, const char *key)
 		if ((f = fopen(path, "r")) == NULL)
 			continue;
 		while (fgets(line, sizeof(line), f) != NULL)
-			if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			if (strncmp(line, key, klen) == 0 &&
+			    line[klen] == ':') {
 				sum += strtol(line + klen + 1, NULL, 10);
 				break;
 			}
@@ -497,7 +498,7 @@ struct targets {
 /* One connection: its handle and the request in flight on it. */
 struct slot {
 	CURL *easy;
-	long req;     /* index of the request in flight, -1 when idle */
+	long req; /* index of the request in flight, -1 when idle */
 	double start; /* ms */
 };
 
@@ -556,8 +557,7 @@ run_load(const struct options *o, struct request *rqs, long total,
 		goto out;
 	if ((t.pki_header = curl_slist_append(
 	         NULL, "Content-Type: application/x-pki-message")) == NULL ||
-	    (t.pki_header = curl_slist_append(t.pki_header, "Expect:")) ==
-	        NULL)
+	    (t.pki_header = curl_slist_append(t.pki_header, "Expect:")) == NULL)
 		goto out;
 	if ((multi = curl_multi_init()) == NULL ||
 	    (slots = calloc((size_t)o->concurrency, sizeof(*slots))) == NULL)
@@ -605,8 +605,8 @@ run_load(const struct options *o, struct request *rqs, long total,
 			done++;
 			s->req = -1;
 			if (next < total) {
-				if (start_request(multi, &t, s, &rqs[next],
-				        next) != 0)
+				if (start_request(
+				        multi, &t, s, &rqs[next], next) != 0)
 					goto out;
 				next++;
 			}
@@ -677,9 +677,8 @@ check_answer(const struct scep_ca_certs *c, const struct get_answers *g,
 		}
 		return NULL;
 	}
-	if ((err = scep_certrep_parse(rq->reply.body, rq->reply.len,
-	         c->ra_sig, rq->key->signer, rq->key->pkey, &rep)) !=
-	    SCEP_OK) {
+	if ((err = scep_certrep_parse(rq->reply.body, rq->reply.len, c->ra_sig,
+	         rq->key->signer, rq->key->pkey, &rep)) != SCEP_OK) {
 		snprintf(why, whylen, "CertRep: %s", scep_strerror(err));
 		ERR_clear_error();
 		return why;
@@ -705,8 +704,8 @@ check_answer(const struct scep_ca_certs *c, const struct get_answers *g,
 		X509_NAME *s = X509_get_subject_name(x);
 		char cn[128];
 
-		if (X509_NAME_get_text_by_NID(s, NID_commonName, cn,
-		        sizeof(cn)) > 0 &&
+		if (X509_NAME_get_text_by_NID(
+		        s, NID_commonName, cn, sizeof(cn)) > 0 &&
 		    strcmp(cn, rq->subject_cn) == 0 &&
 		    EVP_PKEY_eq(X509_get0_pubkey(x), rq->key->pkey) == 1) {
 			mine = x;
@@ -744,13 +743,13 @@ percentile(const double *sorted, long n, double p)
 /* --- the report ---------------------------------------------------------- */
 
 struct measures {
-	long ok, failed;         /* enrollments */
+	long ok, failed; /* enrollments */
 	long gets_failed;
 	double elapsed_ms;
-	double client_cpu_ms;    /* ours, while timing */
+	double client_cpu_ms; /* ours, while timing */
 	double server_cpu_ms;
-	double other_cpu_ms;     /* neither server nor client: noise */
-	double busy_ms;          /* the whole machine */
+	double other_cpu_ms; /* neither server nor client: noise */
+	double busy_ms; /* the whole machine */
 	double io_stall_ms;
 	struct mem_peak peak;
 };
@@ -787,8 +786,7 @@ report(const struct options *o, const struct procs *ps,
 			        (double)tick * per);
 	}
 	printf("client CPU while timing: %.0f ms (%.3f ms per request)\n",
-	    m->client_cpu_ms,
-	    m->client_cpu_ms / (double)(o->count + o->gets));
+	    m->client_cpu_ms, m->client_cpu_ms / (double)(o->count + o->gets));
 	printf("machine: %.0f%% of %ld CPUs busy, %.0f ms of it neither "
 	       "server nor client (noise); some task stalled on I/O %.0f%% "
 	       "of the time\n",
@@ -803,8 +801,7 @@ report(const struct options *o, const struct procs *ps,
 	    o->count, m->ok, m->failed, o->gets, m->gets_failed, secs,
 	    (double)m->ok / secs, p50, p99, lat[o->count - 1], ps->n,
 	    m->server_cpu_ms, m->server_cpu_ms * per, m->peak.rss_kib,
-	    m->peak.pss_kib, m->client_cpu_ms, m->other_cpu_ms,
-	    m->io_stall_ms);
+	    m->peak.pss_kib, m->client_cpu_ms, m->other_cpu_ms, m->io_stall_ms);
 	/* cpu_ms.NAME: per enrollment, summed over the processes of that
 	 * name, printed at the first of them */
 	for (int i = 0; i < ps->n; i++) {
@@ -893,7 +890,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->ca_name = "scep_load";
 	o->timeout = 60;
 	for (i = 0; i < NSPEC; i++)
-		opts[i] = (struct option){spec[i].name, required_argument, NULL, 0};
+		opts[i] =
+		    (struct option){spec[i].name, required_argument, NULL, 0};
 	opts[NSPEC] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[NSPEC + 1] = (struct option){NULL, 0, NULL, 0};
 	while ((ch = getopt_long(argc, argv, "h", opts, &i)) != -1) {
@@ -907,8 +905,9 @@ parse_options(int argc, char **argv, struct options *o)
 			*spec[i].str = optarg;
 		else if (!parse_long(
 		             optarg, spec[i].min, spec[i].max, spec[i].num)) {
-			fprintf(stderr, "scep_load: --%s takes a number from "
-			                "%ld to %ld\n",
+			fprintf(stderr,
+			    "scep_load: --%s takes a number from "
+			    "%ld to %ld\n",
 			    spec[i].name, spec[i].min, spec[i].max);
 			return -1;
 		}
@@ -935,8 +934,9 @@ pick_algorithms(const struct options *o, const char *caps,
 	else
 		*cipher = NULL;
 	if (*cipher == NULL) {
-		fprintf(stderr, "no cipher: neither AES nor DES3 in GetCACaps "
-		                "(or unknown --cipher)\n");
+		fprintf(stderr,
+		    "no cipher: neither AES nor DES3 in GetCACaps "
+		    "(or unknown --cipher)\n");
 		return -1;
 	}
 	*md = scep_has_cap(caps, "SHA-256") ? EVP_sha256() : EVP_sha1();
@@ -1016,8 +1016,8 @@ main(int argc, char **argv)
 	if (o.server_pgid > 0) {
 		procs_find(o.server_pgid, &ps);
 		if (ps.n == 0)
-			fprintf(stderr, "no process in group %ld\n",
-			    o.server_pgid);
+			fprintf(
+			    stderr, "no process in group %ld\n", o.server_pgid);
 	}
 	busy0 = machine_busy();
 	io0 = io_stall_us();

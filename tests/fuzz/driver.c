@@ -55,7 +55,8 @@ main(int argc, char **argv)
 			char path[4096];
 			struct stat st;
 
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+			snprintf(
+			    path, sizeof(path), "%s/%s", argv[i], e->d_name);
 			if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 				continue;
 			if (run_file(path) != 0) {

@@ -25,8 +25,8 @@
 
 #include "rpc.h"
 
-static const char *const fail_names[] = {"badAlg", "badMessageCheck",
-    "badRequest", "badTime", "badCertId"};
+static const char *const fail_names[] = {
+    "badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId"};
 
 int
 main(int argc, char **argv)
@@ -43,7 +43,7 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *endpoint = NULL, *csr_file = NULL, *txid = NULL,
-		   *out_file = NULL;
+	           *out_file = NULL;
 	const char *origin = "ra", *key_file = "", *server_key = "";
 	struct rpc_curve_settings keys = {"", "", "", 0};
 	struct rpc_curve *curve = NULL;

@@ -61,31 +61,32 @@
 
 enum expect { EXPECT_SUCCESS, EXPECT_REFUSED, EXPECT_HTTP_400 };
 
-struct class {
+struct class
+{
 	const char *name;
 	enum expect expect;
-	int compared;  /* an envelope failure: must take the others' time */
+	int compared; /* an envelope failure: must take the others' time */
 	int key_class; /* a key refused before any math: under --max-key-ms */
 	uint8_t *msg;
 	size_t len;
-	double *ms;    /* per round */
+	double *ms; /* per round */
 	int n;
 };
 
 /* What every class is made of. */
 struct forge {
 	X509 *ra_enc, *ra_sig, *other;
-	EVP_PKEY *key;    /* the device's RSA-2048 key */
-	X509 *cert;       /* its self-signed certificate */
-	uint8_t *csr;     /* its CSR, with the challenge */
+	EVP_PKEY *key; /* the device's RSA-2048 key */
+	X509 *cert; /* its self-signed certificate */
+	uint8_t *csr; /* its CSR, with the challenge */
 	int csr_len;
-	EVP_PKEY *big;    /* a 16384-bit RSA public key, no private half */
-	EVP_PKEY *big_e;  /* RSA 3072 with a 3071-bit exponent, no more */
-	EVP_PKEY *ec;     /* P-256 with explicit parameters */
+	EVP_PKEY *big; /* a 16384-bit RSA public key, no private half */
+	EVP_PKEY *big_e; /* RSA 3072 with a 3071-bit exponent, no more */
+	EVP_PKEY *ec; /* P-256 with explicit parameters */
 	X509 *ec_cert;
 };
 
-static void
+static _Noreturn void
 die(const char *what)
 {
 	fprintf(stderr, "envelope_forge: %s\n", what);
@@ -117,8 +118,8 @@ csr_for(EVP_PKEY *key, const char *challenge)
 	if (name == NULL ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
 	        (const unsigned char *)"envelope oracle", -1, -1, 0) ||
-	    (req = scep_make_csr(name, challenge, 5, NULL, key,
-	         EVP_sha256())) == NULL)
+	    (req = scep_make_csr(
+	         name, challenge, 5, NULL, key, EVP_sha256())) == NULL)
 		die("cannot make a CSR");
 	X509_NAME_free(name);
 	return req;
@@ -144,8 +145,8 @@ envelope(const uint8_t *in, int len, X509 *r1, X509 *r2)
 
 	if (recips == NULL || bio == NULL || !sk_X509_push(recips, r1) ||
 	    (r2 != NULL && !sk_X509_push(recips, r2)) ||
-	    (p7 = PKCS7_encrypt(recips, bio, EVP_aes_128_cbc(),
-	         PKCS7_BINARY)) == NULL)
+	    (p7 = PKCS7_encrypt(
+	         recips, bio, EVP_aes_128_cbc(), PKCS7_BINARY)) == NULL)
 		die("cannot build an envelope");
 	BIO_free(bio);
 	sk_X509_free(recips);
@@ -220,8 +221,8 @@ bad_padding(PKCS7 *p7, X509 *ra, const uint8_t *in, int len)
 	    EVP_PKEY_encrypt_init(pctx) <= 0 ||
 	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0 ||
 	    EVP_PKEY_encrypt(pctx, wrapped, &wlen, cek, sizeof(cek)) <= 0 ||
-	    !ASN1_OCTET_STRING_set(recipient(p7, 0)->enc_key, wrapped,
-	        (int)wlen))
+	    !ASN1_OCTET_STRING_set(
+	        recipient(p7, 0)->enc_key, wrapped, (int)wlen))
 		die("cannot wrap our content key");
 	if ((cctx = EVP_CIPHER_CTX_new()) == NULL ||
 	    !EVP_EncryptInit_ex2(cctx, EVP_aes_128_cbc(), cek,
@@ -319,8 +320,8 @@ forge_classes(struct class *cl, const struct forge *f, const char *pw)
 	if ((junk = malloc((size_t)f->csr_len)) == NULL ||
 	    RAND_bytes(junk, f->csr_len) != 1)
 		die("out of memory");
-	request(&cl[i], i, envelope(junk, f->csr_len, f->ra_enc, NULL),
-	    f->cert, f->key);
+	request(&cl[i], i, envelope(junk, f->csr_len, f->ra_enc, NULL), f->cert,
+	    f->key);
 	free(junk);
 	i++;
 	/* bad-csr-signature: the signature's last byte */
@@ -328,8 +329,8 @@ forge_classes(struct class *cl, const struct forge *f, const char *pw)
 		die("out of memory");
 	memcpy(der, f->csr, (size_t)f->csr_len);
 	der[f->csr_len - 1] ^= 0x01;
-	request(&cl[i], i, envelope(der, f->csr_len, f->ra_enc, NULL),
-	    f->cert, f->key);
+	request(&cl[i], i, envelope(der, f->csr_len, f->ra_enc, NULL), f->cert,
+	    f->key);
 	free(der);
 	i++;
 	/* bogus-ri-first */
@@ -347,8 +348,8 @@ forge_classes(struct class *cl, const struct forge *f, const char *pw)
 		    X509_REQ_sign(req, f->key, EVP_sha256()) <= 0)
 			die("cannot make a CSR with a fake key");
 		der = req_der(req, &len);
-		request(&cl[i], i, envelope(der, len, f->ra_enc, NULL),
-		    f->cert, f->key);
+		request(&cl[i], i, envelope(der, len, f->ra_enc, NULL), f->cert,
+		    f->key);
 		OPENSSL_free(der);
 		X509_REQ_free(req);
 		i++;
@@ -356,8 +357,8 @@ forge_classes(struct class *cl, const struct forge *f, const char *pw)
 	/* csr-explicit-ec */
 	req = csr_for(f->ec, pw);
 	der = req_der(req, &len);
-	request(&cl[i], i, envelope(der, len, f->ra_enc, NULL), f->cert,
-	    f->key);
+	request(
+	    &cl[i], i, envelope(der, len, f->ra_enc, NULL), f->cert, f->key);
 	OPENSSL_free(der);
 	X509_REQ_free(req);
 	i++;
@@ -422,7 +423,8 @@ check(const struct class *c, const struct http_reply *r, X509 *ra_sig,
 	else if (rep->pki_status == SCEP_STATUS_FAILURE &&
 	    rep->failinfo == SCEP_FAILINFO_BAD_MESSAGE_CHECK &&
 	    rep->failinfo_text != NULL) {
-		if (*text == NULL && (*text = strdup(rep->failinfo_text)) == NULL)
+		if (*text == NULL &&
+		    (*text = strdup(rep->failinfo_text)) == NULL)
 			die("out of memory");
 		ok = strcmp(*text, rep->failinfo_text) == 0;
 	}
@@ -529,15 +531,32 @@ main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'u': url = optarg; break;
-		case 'e': enc = optarg; break;
-		case 's': sig = optarg; break;
-		case 'c': pw = optarg; break;
-		case 'n': rounds = atoi(optarg); break;
-		case 't': tol_ms = atof(optarg); break;
-		case 'p': tol_pct = atof(optarg); break;
-		case 'k': max_key_ms = atof(optarg); break;
-		default: usage();
+		case 'u':
+			url = optarg;
+			break;
+		case 'e':
+			enc = optarg;
+			break;
+		case 's':
+			sig = optarg;
+			break;
+		case 'c':
+			pw = optarg;
+			break;
+		case 'n':
+			rounds = atoi(optarg);
+			break;
+		case 't':
+			tol_ms = atof(optarg);
+			break;
+		case 'p':
+			tol_pct = atof(optarg);
+			break;
+		case 'k':
+			max_key_ms = atof(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (url == NULL || enc == NULL || sig == NULL || pw == NULL ||
@@ -550,15 +569,15 @@ main(int argc, char **argv)
 	f.ra_enc = load_cert(enc);
 	f.ra_sig = load_cert(sig);
 	if ((f.key = EVP_RSA_gen(2048)) == NULL ||
-	    (f.cert = scep_self_signed(f.key, "envelope oracle",
-	         EVP_sha256())) == NULL)
+	    (f.cert = scep_self_signed(
+	         f.key, "envelope oracle", EVP_sha256())) == NULL)
 		die("cannot make the device key");
 	{
 		EVP_PKEY *other_key = EVP_RSA_gen(2048);
 
 		if (other_key == NULL ||
-		    (f.other = scep_self_signed(other_key, "other-MSCEP-RA",
-		         EVP_sha256())) == NULL)
+		    (f.other = scep_self_signed(
+		         other_key, "other-MSCEP-RA", EVP_sha256())) == NULL)
 			die("cannot make the other RA certificate");
 		EVP_PKEY_free(other_key);
 	}
@@ -570,8 +589,8 @@ main(int argc, char **argv)
 	f.ec = scep_explicit_ec_key();
 	if (f.big == NULL || f.big_e == NULL || f.ec == NULL)
 		die("cannot make the refused keys");
-	if ((f.ec_cert = scep_self_signed(f.ec, "explicit curve",
-	         EVP_sha256())) == NULL)
+	if ((f.ec_cert = scep_self_signed(
+	         f.ec, "explicit curve", EVP_sha256())) == NULL)
 		die("cannot make the explicit-curve certificate");
 	forge_classes(cl, &f, pw);
 
@@ -629,9 +648,10 @@ main(int argc, char **argv)
 		off[c] = offset(cl, ncl, c, rounds);
 		printf("%-20s %5d %10.3f %9.3f %+9.3f  %s%s\n", cl[c].name,
 		    cl[c].n, med, quantile(cl[c].ms, rounds, 0.9), off[c],
-		    cl[c].expect == EXPECT_SUCCESS    ? "SUCCESS"
-		        : cl[c].expect == EXPECT_REFUSED ? "FAILURE badMessageCheck"
-		                                         : "HTTP 400",
+		    cl[c].expect == EXPECT_SUCCESS ? "SUCCESS"
+		        : cl[c].expect == EXPECT_REFUSED
+		        ? "FAILURE badMessageCheck"
+		        : "HTTP 400",
 		    cl[c].compared ? ", compared" : "");
 		if (cl[c].key_class && med > max_key_ms) {
 			printf("   %s: refused in %.3f ms, over %.0f ms\n",

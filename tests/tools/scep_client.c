@@ -65,8 +65,7 @@ http_reply_append(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 int
-http_get(const struct http_client *hc, const char *query,
-    struct http_reply *r)
+http_get(const struct http_client *hc, const char *query, struct http_reply *r)
 {
 	CURL *curl = NULL;
 	char *url = NULL;
@@ -124,8 +123,8 @@ http_content_type_is(const char *content_type, const char *type)
 
 /* GET url?operation=OP&message=<ca_name, escaped>. */
 static int
-get_operation(const struct http_client *hc, const char *op,
-    const char *ca_name, struct http_reply *r)
+get_operation(const struct http_client *hc, const char *op, const char *ca_name,
+    struct http_reply *r)
 {
 	char *name = NULL, *query = NULL;
 	size_t n;
@@ -209,8 +208,8 @@ scep_print_name(FILE *f, const char *what, X509 *x)
 }
 
 int
-scep_get_ca_certs(const struct http_client *hc, const char *ca_name,
-    FILE *log, struct scep_ca_certs *c)
+scep_get_ca_certs(const struct http_client *hc, const char *ca_name, FILE *log,
+    struct scep_ca_certs *c)
 {
 	struct http_reply r;
 	const unsigned char *p;
@@ -228,7 +227,8 @@ scep_get_ca_certs(const struct http_client *hc, const char *ca_name,
 		fprintf(stderr, "GetCACert: HTTP %ld\n", r.code);
 		goto out;
 	}
-	if (http_content_type_is(r.content_type, "application/x-x509-ca-cert")) {
+	if (http_content_type_is(
+	        r.content_type, "application/x-x509-ca-cert")) {
 		/* One certificate: the CA is its own RA. */
 		p = r.body;
 		if ((x = d2i_X509(NULL, &p, (long)r.len)) == NULL ||
@@ -254,8 +254,8 @@ scep_get_ca_certs(const struct http_client *hc, const char *ca_name,
 		goto out;
 	}
 	if (log != NULL) {
-		fprintf(log, "GetCACert: %d certificate(s)\n",
-		    sk_X509_num(c->all));
+		fprintf(
+		    log, "GetCACert: %d certificate(s)\n", sk_X509_num(c->all));
 		scep_print_name(log, "  RA encryption", c->ra_enc);
 		scep_print_name(log, "  RA signing", c->ra_sig);
 		if (c->ca != NULL)
@@ -270,8 +270,7 @@ out:
 }
 
 int
-scep_get_ca_caps(
-    const struct http_client *hc, const char *ca_name, char **caps)
+scep_get_ca_caps(const struct http_client *hc, const char *ca_name, char **caps)
 {
 	struct http_reply r;
 	int rc = -1;
@@ -346,8 +345,8 @@ out:
 }
 
 X509_REQ *
-scep_make_csr(const X509_NAME *subject, const char *challenge,
-    int key_usage, const char *san, EVP_PKEY *key, const EVP_MD *md)
+scep_make_csr(const X509_NAME *subject, const char *challenge, int key_usage,
+    const char *san, EVP_PKEY *key, const EVP_MD *md)
 {
 	X509_REQ *req = NULL;
 	STACK_OF(X509_EXTENSION) *exts = NULL;
@@ -470,8 +469,8 @@ scep_explicit_ec_key(void)
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0),
-	    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING,
-	        OSSL_PKEY_EC_ENCODING_EXPLICIT, 0),
+	    OSSL_PARAM_utf8_string(
+	        OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_EXPLICIT, 0),
 	    OSSL_PARAM_END,
 	};
 	EVP_PKEY *pk = NULL;

@@ -36,14 +36,14 @@ size_t http_reply_append(char *ptr, size_t size, size_t nmemb, void *arg);
 
 /* Where and as whom a client asks. */
 struct http_client {
-	const char *url;        /* the SCEP URL, without a query */
+	const char *url; /* the SCEP URL, without a query */
 	const char *user_agent; /* NULL: libcurl's default (none) */
-	const char *source;     /* local address to connect from, or NULL */
+	const char *source; /* local address to connect from, or NULL */
 };
 
 /* GET url?query. 0 when an HTTP answer came, whatever its status. */
-int http_get(const struct http_client *hc, const char *query,
-    struct http_reply *r);
+int
+http_get(const struct http_client *hc, const char *query, struct http_reply *r);
 
 /* "a/b; charset=x" matches "a/b". */
 int http_content_type_is(const char *content_type, const char *type);
@@ -52,7 +52,7 @@ int http_content_type_is(const char *content_type, const char *type);
 struct scep_ca_certs {
 	X509 *ra_enc; /* the recipient of our envelopes */
 	X509 *ra_sig; /* the signer of CertReps */
-	X509 *ca;     /* the issuer; NULL when no certificate is a CA */
+	X509 *ca; /* the issuer; NULL when no certificate is a CA */
 	STACK_OF(X509) * all;
 };
 

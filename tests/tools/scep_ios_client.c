@@ -471,7 +471,8 @@ write_issued(const struct options *o, const struct request *rq,
 
 		if ((crl == NULL && cert == NULL) ||
 		    (f = fopen(o->out, "w")) == NULL) {
-			fprintf(stderr, "SUCCESS without a CRL or certificate\n");
+			fprintf(
+			    stderr, "SUCCESS without a CRL or certificate\n");
 			return -1;
 		}
 		rc = crl != NULL ? (PEM_write_X509_CRL(f, crl) ? 0 : -1)
@@ -528,7 +529,8 @@ enroll(const struct options *o)
 	if (scep_get_ca_certs(&hc, o->ca_name, stdout, &c) != 0 ||
 	    scep_get_ca_caps(&hc, o->ca_name, &caps) != 0)
 		goto out;
-	cipher = scep_has_cap(caps, "AES") ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
+	cipher =
+	    scep_has_cap(caps, "AES") ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
 	if (o->cipher_name != NULL &&
 	    (cipher = EVP_get_cipherbyname(o->cipher_name)) == NULL) {
 		fprintf(stderr, "unknown cipher %s\n", o->cipher_name);
@@ -536,7 +538,7 @@ enroll(const struct options *o)
 	}
 	md = scep_has_cap(caps, "SHA-512")  ? EVP_sha512()
 	    : scep_has_cap(caps, "SHA-256") ? EVP_sha256()
-	                               : EVP_sha1();
+	                                    : EVP_sha1();
 	/* An RSA-512 key (a hostile test) cannot sign a SHA-512 digest. */
 	if (o->keysize < 1024)
 		md = EVP_sha256();
@@ -696,7 +698,8 @@ main(int argc, char **argv)
 	o.keysize = 2048;
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
-	while ((ch = getopt_long(argc, argv, "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTBh", opts,
+	while ((ch = getopt_long(argc, argv,
+	            "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTBh", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':

@@ -230,8 +230,8 @@ test_reservation(void **state)
 	assert_int_equal(redeem(f, pw, "tx-3", 0), REFUSED);
 	/* Typed in lower case it is the same password. */
 	for (size_t i = 0; i <= strlen(pw); i++)
-		lower[i] = (char)(pw[i] >= 'A' && pw[i] <= 'F' ? pw[i] + 32
-		                                               : pw[i]);
+		lower[i] =
+		    (char)(pw[i] >= 'A' && pw[i] <= 'F' ? pw[i] + 32 : pw[i]);
 	assert_int_equal(redeem(f, lower, "tx-4", 0), REFUSED);
 	assert_int_equal(f->c.counters.security_events, 3);
 	assert_int_equal(redeem(f, "", "tx-5", 0), REFUSED);

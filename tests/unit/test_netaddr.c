@@ -36,8 +36,8 @@ test_rightmost_untrusted_is_the_client(void **state)
 {
 	(void)state;
 	/* What the client wrote itself (left) is never believed. */
-	assert_string_equal(client_of("127.0.0.1", "198.51.100.7, 203.0.113.9"),
-	    "203.0.113.9");
+	assert_string_equal(
+	    client_of("127.0.0.1", "198.51.100.7, 203.0.113.9"), "203.0.113.9");
 	/* A chain of trusted proxies is skipped from the right. */
 	assert_string_equal(
 	    client_of("10.0.0.0/8", "198.51.100.7,10.1.2.3 , 10.9.9.9"),
@@ -56,15 +56,13 @@ test_ports_brackets_and_mapped(void **state)
 {
 	(void)state;
 	assert_string_equal(client_of("", "203.0.113.9:4711"), "203.0.113.9");
-	assert_string_equal(
-	    client_of("", "[2001:db8::5]:443"), "2001:db8::5");
+	assert_string_equal(client_of("", "[2001:db8::5]:443"), "2001:db8::5");
 	assert_string_equal(client_of("", "[2001:db8::5]"), "2001:db8::5");
 	assert_string_equal(client_of("", "2001:db8::5"), "2001:db8::5");
 	/* One client whichever way its proxy wrote it. */
 	assert_string_equal(client_of("", "::ffff:192.0.2.9"), "192.0.2.9");
 	assert_string_equal(
-	    client_of("10.0.0.0/8", "192.0.2.3, ::ffff:10.0.0.1"),
-	    "192.0.2.3");
+	    client_of("10.0.0.0/8", "192.0.2.3, ::ffff:10.0.0.1"), "192.0.2.3");
 }
 
 static void
@@ -112,9 +110,8 @@ test_trusted_proxies_list(void **state)
 	assert_int_equal(netmask_list_parse("", &list, err, sizeof(err)), 0);
 	assert_int_equal(list.n, 0);
 	/* Errors name the entry. */
-	assert_int_equal(
-	    netmask_list_parse("10.0.0.0/8 proxy.example", &list, err,
-	        sizeof(err)),
+	assert_int_equal(netmask_list_parse("10.0.0.0/8 proxy.example", &list,
+	                     err, sizeof(err)),
 	    -1);
 	assert_non_null(strstr(err, "'proxy.example'"));
 	assert_null(list.v);

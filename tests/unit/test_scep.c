@@ -979,8 +979,8 @@ test_envelope_read_one_answer(void **state)
 
 	(void)state;
 	/* The good one. */
-	der = build_req(
-	    EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
 	env = envelope_of(der, len, &env_len);
 	free(der);
 	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
@@ -1069,8 +1069,8 @@ test_envelope_read_one_answer(void **state)
 	free(content);
 	/* scep_csr_parse refuses them alike. */
 	content = csr_der_with(pk, pk, &content_len);
-	assert_int_equal(scep_csr_parse(content, content_len, &c.csr,
-	                     &c.challenge, &fi, &w),
+	assert_int_equal(
+	    scep_csr_parse(content, content_len, &c.csr, &c.challenge, &fi, &w),
 	    SCEP_E_CSR);
 	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
 	free(content);
@@ -1130,8 +1130,8 @@ test_signer_key_refused_first(void **state)
 	(void)state;
 	/* The signed request's certificate swapped for one of the same
 	 * issuer and serial holding the 16384-bit key. */
-	der = build_req(
-	    EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
 	p = der;
 	p7 = d2i_PKCS7(NULL, &p, (long)len);
 	assert_non_null(p7);
@@ -1156,8 +1156,8 @@ test_signer_key_refused_first(void **state)
 	params.signer = ec_cert;
 	params.signer_key = ec;
 	assert_int_equal(scep_pkcsreq_build(&params, &der, &len), SCEP_OK);
-	assert_int_equal(scep_request_parse(der, len, NULL, &req, &fi, &why),
-	    SCEP_E_KEY);
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_E_KEY);
 	assert_null(req);
 	free(der);
 	X509_free(ec_cert);

@@ -35,16 +35,18 @@ scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 		json_array_append_new(sans, json_string(e->sans[i]));
 	scepctl_time(e->time, when);
 	scepctl_time(e->not_after, until);
-	json_object_set_new(o, "status", json_string(e->status ? e->status : ""));
+	json_object_set_new(
+	    o, "status", json_string(e->status ? e->status : ""));
 	json_object_set_new(o, "time", json_string(when));
 	if (e->serial != NULL && e->serial[0] != '\0') {
 		json_object_set_new(o, "serial", json_string(e->serial));
 		json_object_set_new(o, "not_after", json_string(until));
 	}
-	json_object_set_new(o, "subject", json_string(e->subject ? e->subject : ""));
-	json_object_set_new(o, "sans", sans);
 	json_object_set_new(
-	    o, "template", json_string(e->template_name ? e->template_name : ""));
+	    o, "subject", json_string(e->subject ? e->subject : ""));
+	json_object_set_new(o, "sans", sans);
+	json_object_set_new(o, "template",
+	    json_string(e->template_name ? e->template_name : ""));
 	json_object_set_new(o, "transaction_id",
 	    json_string(e->transaction_id ? e->transaction_id : ""));
 	json_object_set_new(
@@ -137,8 +139,8 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < reply->ledger_list->n_entries; i++)
-			json_array_append_new(
-			    a, scepctl_entry_json(reply->ledger_list->entries[i]));
+			json_array_append_new(a,
+			    scepctl_entry_json(reply->ledger_list->entries[i]));
 		json_dumpf(a, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(a);
@@ -152,13 +154,14 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 			scepctl_time(e->not_after, until);
 			if (list.refusals)
 				printf("%s  refused  %s  %s  \"%s\"  ", when,
-				    e->template_name[0] ? e->template_name : "-",
+				    e->template_name[0] ? e->template_name
+				                        : "-",
 				    e->client_addr[0] ? e->client_addr : "-",
 				    e->subject);
 			else
 				printf("%s  %s  until %s  %s  \"%s\"  ", when,
-				    e->serial,
-				    until, e->template_name ? e->template_name : "-",
+				    e->serial, until,
+				    e->template_name ? e->template_name : "-",
 				    e->subject);
 			scepctl_sans_line(e, stdout);
 			if (list.refusals)
@@ -241,7 +244,8 @@ scepctl_show(const struct scepctl *ctl, int argc, char **argv)
 
 		if (cert == NULL || PEM_write_X509(stdout, cert) != 1) {
 			X509_free(cert);
-			fprintf(stderr, "scepctl: the certificate is unreadable\n");
+			fprintf(
+			    stderr, "scepctl: the certificate is unreadable\n");
 			goto out;
 		}
 		X509_free(cert);
@@ -282,8 +286,8 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 	Scep__V1__RevokeRequest revoke = SCEP__V1__REVOKE_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
-	const char *user = getenv("SUDO_USER") ? getenv("SUDO_USER")
-	                                       : getenv("USER");
+	const char *user =
+	    getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
 	char by[128];
 	int c, rc = 1;
 
@@ -345,8 +349,8 @@ scepctl_decide(const struct scepctl *ctl, int argc, char **argv, int approve)
 	Scep__V1__DecideRequest decide = SCEP__V1__DECIDE_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
-	const char *user = getenv("SUDO_USER") ? getenv("SUDO_USER")
-	                                       : getenv("USER");
+	const char *user =
+	    getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
 	const char *usage = approve
 	    ? "usage: scepctl [--data-dir DIR] approve TXID\n"
 	      "  Issues the certificate a pending request asked for; the\n"

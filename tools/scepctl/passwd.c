@@ -168,8 +168,8 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		fprintf(stderr, "scepctl: cannot write %s\n", file);
 		goto out;
 	}
-	fprintf(stderr, "scepctl: password of %s (rights %s) set in %s\n",
-	    user, rights, file);
+	fprintf(stderr, "scepctl: password of %s (rights %s) set in %s\n", user,
+	    rights, file);
 	rc = 0;
 out:
 	OPENSSL_cleanse(password, sizeof(password));
