@@ -230,6 +230,8 @@ failures() {
 	echo "$s"
 }
 mib() { calc "$1 / 1024" | xargs printf '%.1f'; }
+# KEY's KiB in resident.py's line for LABEL, after the loads.
+resident() { tr ' ' '\n' < "$WORK/$1-resident" | sed -n "s/^$2=//p"; }
 
 {
 	printf '|'
@@ -261,7 +263,7 @@ mib() { calc "$1 / 1024" | xargs printf '%.1f'; }
 		printf ' |\n| %s' "${row#*:}"
 		for l in $LABELS; do
 			if [ -f "$WORK/$l-resident" ]; then
-				printf ' | %s' "$(mib "$(tr ' ' '\n' < "$WORK/$l-resident" | sed -n "s/^${row%%:*}=//p")")"
+				printf ' | %s' "$(mib "$(resident "$l" "${row%%:*}")")"
 			else
 				printf ' | -'
 			fi
@@ -404,7 +406,7 @@ CACAPS=$(cat "$WORK/scepd-otp-caps.rps")
 	done
 	printf ' |\n| the same, counting each resident page once (distinct page frames after the loads)'
 	for l in $SCEPD_LABELS; do
-		v=$(mib "$(tr ' ' '\n' < "$WORK/$l-resident" | sed -n 's/^distinct=//p')")
+		v=$(mib "$(resident "$l" distinct)")
 		printf ' | %s MiB: %s' "$v" "$(verdict "$v" "$T_RSS_MIB" lt ' MiB')"
 	done
 	printf ' |\n| GetCACaps >= %s requests/s (one measurement, on scepd-otp)' "$T_CACAPS"
