@@ -25,6 +25,7 @@
 #define CA_SERIAL_LEN 16 /* 128 random bits */
 #define CA_SERIAL_HEX (2 * CA_SERIAL_LEN + 1) /* upper-case hex, with NUL */
 #define CA_TXID_MAX 255 /* bytes, without the NUL */
+#define CA_TBS_HASH_LEN 32 /* SHA-256 */
 
 struct ca_settings {
 	char *listen;
@@ -112,6 +113,17 @@ struct ca {
 	MDB_dbi revoked; /* serial (hex) -> revocation, JSON */
 	MDB_dbi meta; /* "crl" -> DER, "crl_number" -> int64 */
 	MDB_dbi pending; /* transactionID -> pending request, JSON */
+	MDB_dbi journal; /* transactionID -> about to be signed (journal.c) */
+	/* The signature AlgorithmIdentifier X509_sign writes with our key,
+	 * learnt at start: put in a certificate before its TBSCertificate is
+	 * hashed for the journal, so that the hash is of what gets signed. */
+	X509_ALGOR *sig_alg;
+#ifdef SCEPD_TEST_HOOKS
+	/* SCEPD_TEST_CA_CRASH=POINT:N: _exit at POINT (journal, signed,
+	 * recorded) of this process's Nth issuance (sign.c). */
+	char crash_point[16];
+	long crash_at, issuances;
+#endif
 	void *zmq_ctx;
 	struct ca_template *templates;
 	size_t ntemplates;
@@ -180,13 +192,39 @@ const char *ca_san_type_name(enum ca_san_type type);
 /* issue.c */
 /* 128 random bits, positive and non-zero; hex is upper case, 32 digits. */
 int ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX]);
-/* The certificate for `req`, signed with SHA-256. NULL and *why on failure. */
 /* The issued subject: the template's fixed DN then the request's CN(s),
  * or the request's subject as sent. The caller frees it. */
 X509_NAME *ca_issue_subject(const struct ca_template *t, X509_REQ *req);
+/* The certificate for `req`, everything but the signature; its signature
+ * algorithm is ca->sig_alg. NULL and *why on failure. */
 X509 *ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
     X509_REQ *req, const unsigned char serial[CA_SERIAL_LEN], time_t now,
     const char **why);
+/* SHA-256 of its TBSCertificate as it would be signed now. 0 or -1. */
+int ca_issue_tbs_hash(X509 *cert, unsigned char out[CA_TBS_HASH_LEN]);
+/* The AlgorithmIdentifier our key's signatures get (one signature of a
+ * copy of the CA certificate, at start). NULL on failure. */
+X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
+
+/* journal.c */
+struct ca_journal_entry {
+	unsigned char serial[CA_SERIAL_LEN];
+	int64_t built_at; /* the `now` the certificate was built with */
+	unsigned char tbs_sha256[CA_TBS_HASH_LEN];
+	char template_name[128];
+};
+/* 0 found, 1 none, -1 error (logged). */
+int ca_journal_get(const struct ca *ca, MDB_txn *txn, const char *txid,
+    struct ca_journal_entry *out);
+/* MDB_* codes. */
+int ca_journal_put(const struct ca *ca, MDB_txn *txn, const char *txid,
+    const struct ca_journal_entry *in);
+int ca_journal_del(const struct ca *ca, MDB_txn *txn, const char *txid);
+/* Commits *txn with the journal in it and begins the next one in *txn
+ * (NULL when the commit or the begin failed). An MDB_* code. */
+int ca_journal_commit(const struct ca *ca, MDB_txn **txn);
+/* Records left by a crash between journal and ledger; -1 on error. */
+long ca_journal_count(const struct ca *ca);
 
 /* ledger.c */
 struct ca_ledger_entry {
@@ -266,11 +304,13 @@ void ca_handle_sandbox_probe(void *worker, const Scep__V1__Request *req,
 /* sign.c */
 /* The subject as one line, in the certificate's order (arena). */
 char *ca_subject_line(const X509_NAME *name, struct rpc_arena *arena);
-/* Builds, signs and records a certificate for `csr` under `tpl` in `txn`
- * (not committed). `entry` brings txid, client, SANs and renewal_of and
- * gets the rest; *der is OPENSSL_malloc'ed. 0, an MDB_* code, or -1 with
- * the reason in entry->subject. */
-int ca_issue_record(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+/* Builds a certificate for `csr` under `tpl`, journals it (committing
+ * *txn and beginning another in it), signs it and records it in *txn
+ * (not committed). A transaction journalled before gets the journalled
+ * certificate. `entry` brings txid, client, SANs and renewal_of and gets
+ * the rest; *der is OPENSSL_malloc'ed. 0, an MDB_* code, or -1 with the
+ * reason in entry->subject. *txn may be NULL on return. */
+int ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
     const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
     char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len,
     struct rpc_arena *arena);

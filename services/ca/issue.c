@@ -253,10 +253,11 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	    ca_add_akid(cert, ca->cert) != 0 ||
 	    ca_issue_copy_sans(cert, req) != 0)
 		goto out;
-	if (X509_sign(cert, ca->key, EVP_sha256()) <= 0) {
-		*why = "signing failed";
+	/* X509_sign writes the same again: the TBSCertificate hashed for the
+	 * journal is the one signed (sign.c checks it after signing). */
+	if (X509_ALGOR_copy(
+	        (X509_ALGOR *)X509_get0_tbs_sigalg(cert), ca->sig_alg) != 1)
 		goto out;
-	}
 	rc = cert;
 	cert = NULL;
 out:
@@ -266,4 +267,29 @@ out:
 	ASN1_INTEGER_free(sn);
 	BN_free(bn);
 	return rc;
+}
+
+int
+ca_issue_tbs_hash(X509 *cert, unsigned char out[CA_TBS_HASH_LEN])
+{
+	unsigned char *tbs = NULL;
+	int len = i2d_re_X509_tbs(cert, &tbs), rc = -1;
+
+	if (len > 0 &&
+	    EVP_Digest(tbs, (size_t)len, out, NULL, EVP_sha256(), NULL) == 1)
+		rc = 0;
+	OPENSSL_free(tbs);
+	return rc;
+}
+
+X509_ALGOR *
+ca_issue_learn_sig_alg(const struct ca *ca)
+{
+	X509 *probe = X509_dup(ca->cert);
+	X509_ALGOR *alg = NULL;
+
+	if (probe != NULL && X509_sign(probe, ca->key, EVP_sha256()) > 0)
+		alg = X509_ALGOR_dup(X509_get0_tbs_sigalg(probe));
+	X509_free(probe);
+	return alg;
 }

@@ -4,6 +4,7 @@
  *   txids     transactionID -> serial
  *   subjects  subject line -> serial (several per subject)
  *   events    time (ns, big-endian) -> a refusal, as JSON
+ *   journal   transactionID -> a certificate about to be signed (journal.c)
  * A record is a fixed header followed by the DER certificate, the subject
  * line, the transactionID, the client address (no NULs stored) and, from
  * version 2 on, a JSON object of what else is known (template, SANs).
@@ -39,9 +40,9 @@ struct ca_ledger_head {
 int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
-	static const char *const names[] = {
-	    "certs", "txids", "events", "revoked", "meta", "pending", NULL};
-	MDB_dbi dbis[6];
+	static const char *const names[] = {"certs", "txids", "events",
+	    "revoked", "meta", "pending", "journal", NULL};
+	MDB_dbi dbis[7];
 	MDB_txn *txn;
 	int e;
 
@@ -54,6 +55,7 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->revoked = dbis[3];
 	ca->meta = dbis[4];
 	ca->pending = dbis[5];
+	ca->journal = dbis[6];
 	/* Several certificates per subject: its own flags, so reopened. */
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
 	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,

@@ -208,6 +208,24 @@ checked:
 	return 0;
 }
 
+#ifdef SCEPD_TEST_HOOKS
+/* SCEPD_TEST_CA_CRASH=POINT:N (ca.h): test builds only. */
+static void
+ca_test_hooks_read(struct ca *ca)
+{
+	const char *v = getenv("SCEPD_TEST_CA_CRASH");
+	const char *colon = v != NULL ? strchr(v, ':') : NULL;
+
+	if (colon == NULL || (size_t)(colon - v) >= sizeof(ca->crash_point))
+		return;
+	memcpy(ca->crash_point, v, (size_t)(colon - v));
+	ca->crash_point[colon - v] = '\0';
+	ca->crash_at = atol(colon + 1);
+	log_warn("test hook: the CA will crash after '%s' of issuance %ld",
+	    ca->crash_point, ca->crash_at);
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -216,6 +234,7 @@ main(int argc, char **argv)
 	struct rpc_curve *curve = NULL;
 	const char *config_file = NULL;
 	char err[512];
+	long journalled;
 	int loaded = 0, rc = 1;
 
 	memset(&ca, 0, sizeof(ca));
@@ -244,6 +263,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd-ca: [ca] Database: %s\n", err);
 		goto out;
 	}
+	if ((ca.sig_alg = ca_issue_learn_sig_alg(&ca)) == NULL) {
+		fprintf(stderr, "scepd-ca: [ca] Key: cannot sign with it\n");
+		goto out;
+	}
+	if ((journalled = ca_journal_count(&ca)) > 0)
+		log_warn("%ld certificate(s) journalled but not in the ledger: "
+		         "the CA stopped between the two; a device retrying "
+		         "its transaction gets the journalled certificate",
+		    journalled);
+#ifdef SCEPD_TEST_HOOKS
+	ca_test_hooks_read(&ca);
+#endif
 	/* Everything is open: give up the rest before the first thread. */
 	if (ca_sandbox_enter(&ca) != 0)
 		goto out;
@@ -272,6 +303,7 @@ out:
 	ca_ledger_close(&ca);
 	ca_templates_free(&ca);
 	ca_policies_free(&ca);
+	X509_ALGOR_free(ca.sig_alg);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
 	signer_free(&ca.signer); /* after the CA's reference to its key */

@@ -331,7 +331,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	if (entry.client_addr == NULL)
 		entry.client_addr = "";
 	entry.sans = sans;
-	if ((e = ca_issue_record(ca, txn, checked, tpl, now, &entry, hex, &der,
+	if ((e = ca_issue_record(ca, &txn, checked, tpl, now, &entry, hex, &der,
 	         &der_len, arena)) != 0) {
 		if (e < 0) {
 			decide_refuse(reply, entry.subject, arena);

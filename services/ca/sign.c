@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -211,39 +213,151 @@ ca_sign_pending(Scep__V1__Reply *reply, struct rpc_arena *arena)
 	reply->sign = out;
 }
 
+#ifdef SCEPD_TEST_HOOKS
+/* Test builds only: the crash the journal is for, where it is asked. The
+ * test compares what it logs with what the retry gets. */
+static void
+ca_test_crash(const struct ca *ca, const char *point, const char *txid,
+    const char *hex, const unsigned char *der, size_t der_len)
+{
+	unsigned char md[CA_TBS_HASH_LEN];
+	char md_hex[2 * CA_TBS_HASH_LEN + 1] = "-";
+
+	if (ca->crash_at <= 0 || ca->issuances != ca->crash_at ||
+	    strcmp(ca->crash_point, point) != 0)
+		return;
+	if (der != NULL &&
+	    EVP_Digest(der, der_len, md, NULL, EVP_sha256(), NULL) == 1)
+		for (size_t i = 0; i < sizeof(md); i++)
+			snprintf(md_hex + 2 * i, 3, "%02x", md[i]);
+	log_warn("test hook: crashing after '%s' of transaction %s: serial "
+	         "%s, certificate SHA-256 %s",
+	    point, txid, hex, md_hex);
+	_exit(70);
+}
+#else
+#define ca_test_crash(ca, point, txid, hex, der, der_len) ((void)0)
+#endif
+
+/*
+ * The journalled certificate of a transaction the CA crashed in the middle
+ * of, built again from its serial and time: NULL (and a warning) when it
+ * cannot be the same (another template, key or request, a changed CA),
+ * which is safe, as it was never delivered.
+ */
+static X509 *
+ca_issue_rebuild(const struct ca *ca, X509_REQ *csr,
+    const struct ca_template *tpl, const struct ca_journal_entry *j,
+    const char *txid)
+{
+	unsigned char hash[CA_TBS_HASH_LEN];
+	char hex[CA_SERIAL_HEX];
+	const char *why = "another template";
+	X509 *cert = NULL;
+
+	for (int i = 0; i < CA_SERIAL_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02X", j->serial[i]);
+	if (strcmp(j->template_name, tpl->name) == 0) {
+		why = "another request or a changed CA";
+		cert = ca_issue_build(
+		    ca, tpl, csr, j->serial, (time_t)j->built_at, &why);
+		if (cert != NULL &&
+		    (ca_issue_tbs_hash(cert, hash) != 0 ||
+		        CRYPTO_memcmp(hash, j->tbs_sha256, sizeof(hash)) !=
+		            0)) {
+			why = "another request or a changed CA";
+			X509_free(cert);
+			cert = NULL;
+		}
+	}
+	if (cert == NULL)
+		log_warn("transaction %s: its journalled certificate (serial "
+		         "%s, template %s) cannot be built again (%s); it was "
+		         "never delivered: a new serial is issued",
+		    txid, hex, j->template_name, why);
+	else
+		log_info("transaction %s: the CA stopped after journalling "
+		         "serial %s: that certificate is signed now",
+		    txid, hex);
+	return cert;
+}
+
 int
-ca_issue_record(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
     const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
     char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len,
     struct rpc_arena *arena)
 {
-	unsigned char serial[CA_SERIAL_LEN];
+	struct ca_journal_entry j;
+	unsigned char signed_hash[CA_TBS_HASH_LEN];
 	const char *why = NULL;
 	X509 *cert = NULL;
 	struct tm tm;
-	int used = 1, e = -1;
+	int used = 1, found, e = -1;
 
+#ifdef SCEPD_TEST_HOOKS
+	((struct ca *)ca)->issuances++;
+#endif
 	entry->subject = "the certificate cannot be built";
-	for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {
-		if (ca_serial_new(serial, hex) != 0 ||
-		    (used = ca_ledger_serial_used(ca, txn, hex)) < 0) {
-			entry->subject = "no random serial";
+	if ((found = ca_journal_get(ca, *txn, entry->txid, &j)) < 0) {
+		entry->subject = "the journal is unreadable";
+		return -1;
+	}
+	if (found == 0 &&
+	    (cert = ca_issue_rebuild(ca, csr, tpl, &j, entry->txid)) != NULL)
+		now = (time_t)j.built_at;
+	if (cert == NULL) {
+		for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {
+			if (ca_serial_new(j.serial, hex) != 0 ||
+			    (used = ca_ledger_serial_used(ca, *txn, hex)) < 0) {
+				entry->subject = "no random serial";
+				return -1;
+			}
+		}
+		if (used) {
+			log_error("%d random serials in a row already used: "
+			          "the random number generator is broken",
+			    CA_SERIAL_ATTEMPTS);
+			entry->subject = "no unused serial";
 			return -1;
 		}
+		if ((cert = ca_issue_build(
+		         ca, tpl, csr, j.serial, now, &why)) == NULL) {
+			entry->subject = why;
+			return -1;
+		}
+		/* Before the signature: the serial and what will be signed. */
+		j.built_at = (int64_t)now;
+		snprintf(
+		    j.template_name, sizeof(j.template_name), "%s", tpl->name);
+		if (ca_issue_tbs_hash(cert, j.tbs_sha256) != 0)
+			goto out;
+		if ((e = ca_journal_put(ca, *txn, entry->txid, &j)) != 0 ||
+		    (e = ca_journal_commit(ca, txn)) != 0)
+			goto out;
+		e = -1;
+		ca_test_crash(ca, "journal", entry->txid, hex, NULL, 0);
 	}
-	if (used) {
-		log_error("%d random serials in a row already used: the "
-		          "random number generator is broken",
-		    CA_SERIAL_ATTEMPTS);
-		entry->subject = "no unused serial";
-		return -1;
+	for (int i = 0; i < CA_SERIAL_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02X", j.serial[i]);
+	if (X509_sign(cert, ca->key, EVP_sha256()) <= 0) {
+		entry->subject = "signing failed";
+		goto out;
 	}
-	if ((cert = ca_issue_build(ca, tpl, csr, serial, now, &why)) == NULL) {
-		entry->subject = why;
-		return -1;
+	/* What was signed is what was journalled, or the journal lies. */
+	if (ca_issue_tbs_hash(cert, signed_hash) != 0 ||
+	    CRYPTO_memcmp(signed_hash, j.tbs_sha256, sizeof(signed_hash)) !=
+	        0) {
+		log_error("transaction %s: the signed TBSCertificate of serial "
+		          "%s is not the journalled one",
+		    entry->txid, hex);
+		entry->subject =
+		    "the signed certificate is not the journalled one";
+		goto out;
 	}
 	if ((*der_len = i2d_X509(cert, der)) <= 0)
 		goto out;
+	ca_test_crash(ca, "signed", entry->txid, hex, *der, (size_t)*der_len);
 	entry->der = *der;
 	entry->der_len = (size_t)*der_len;
 	entry->subject = ca_subject_line(X509_get_subject_name(cert), arena);
@@ -251,7 +365,8 @@ ca_issue_record(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	entry->template_name = tpl->name;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
 		entry->not_after = (int64_t)timegm(&tm);
-	e = ca_ledger_put(ca, txn, hex, entry);
+	if ((e = ca_ledger_put(ca, *txn, hex, entry)) == 0)
+		e = ca_journal_del(ca, *txn, entry->txid);
 out:
 	X509_free(cert);
 	return e;
@@ -358,7 +473,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	issued.client_addr = in->client_addr != NULL ? in->client_addr : "";
 	issued.sans = sans;
 	issued.renewal_of = renewed[0] ? renewed : NULL;
-	if ((e = ca_issue_record(ca, txn, csr, tpl, now, &issued, hex, &der,
+	if ((e = ca_issue_record(ca, &txn, csr, tpl, now, &issued, hex, &der,
 	         &der_len, arena)) != 0) {
 		ca_sign_internal(reply, req, txid,
 		    e > 0 ? "ledger write" : issued.subject, e > 0 ? e : 0);
@@ -370,6 +485,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 		ca_sign_internal(reply, req, txid, "ledger commit", e);
 		goto out;
 	}
+	ca_test_crash(ca, "recorded", txid, hex, der, (size_t)der_len);
 	/* The ledger's pages leave the CA's RSS (store_map_release): it
 	 * would otherwise grow by 2 KiB per certificate ever issued. Cheap:
 	 * only what this issuance mapped is unmapped. */

@@ -1,0 +1,126 @@
+/*
+ * The journal (ca.mdb, database "journal"): transactionID -> what the CA is
+ * about to sign, committed before the signature. A record is a fixed
+ * header (version, serial, the time the certificate was built with, the
+ * SHA-256 of its TBSCertificate) followed by the template's name.
+ *
+ * A crash between the journal's commit and the ledger's leaves the record:
+ * the transaction's retry rebuilds the certificate from the same serial and
+ * time, checks that its TBSCertificate hashes the same and signs that,
+ * the journalled certificate, never a second one (sign.c).
+ */
+#include <string.h>
+
+#include "ca.h"
+#include "log.h"
+
+#define CA_JOURNAL_VERSION 1
+
+struct ca_journal_head {
+	uint32_t version;
+	uint32_t template_len;
+	int64_t built_at;
+	unsigned char serial[CA_SERIAL_LEN];
+	unsigned char tbs_sha256[CA_TBS_HASH_LEN];
+};
+
+int
+ca_journal_get(const struct ca *ca, MDB_txn *txn, const char *txid,
+    struct ca_journal_entry *out)
+{
+	MDB_val key = {strlen(txid), (void *)txid}, val;
+	struct ca_journal_head head;
+	int e = mdb_get(txn, ca->journal, &key, &val);
+
+	if (e == MDB_NOTFOUND)
+		return 1;
+	if (e != 0) {
+		log_error("journal: %s", mdb_strerror(e));
+		return -1;
+	}
+	if (val.mv_size < sizeof(head))
+		goto malformed;
+	memcpy(&head, val.mv_data, sizeof(head));
+	if (head.version != CA_JOURNAL_VERSION ||
+	    head.template_len != val.mv_size - sizeof(head) ||
+	    head.template_len >= sizeof(out->template_name))
+		goto malformed;
+	memcpy(out->serial, head.serial, sizeof(out->serial));
+	memcpy(out->tbs_sha256, head.tbs_sha256, sizeof(out->tbs_sha256));
+	out->built_at = head.built_at;
+	memcpy(out->template_name, (const char *)val.mv_data + sizeof(head),
+	    head.template_len);
+	out->template_name[head.template_len] = '\0';
+	return 0;
+malformed:
+	log_error("journal: the record of transaction %s is malformed", txid);
+	return -1;
+}
+
+int
+ca_journal_put(const struct ca *ca, MDB_txn *txn, const char *txid,
+    const struct ca_journal_entry *in)
+{
+	MDB_val key = {strlen(txid), (void *)txid}, val;
+	struct ca_journal_head head;
+	size_t tlen = strlen(in->template_name);
+	unsigned char buf[sizeof(head) + sizeof(in->template_name)];
+
+	if (tlen >= sizeof(in->template_name))
+		return MDB_BAD_VALSIZE;
+	memset(&head, 0, sizeof(head));
+	head.version = CA_JOURNAL_VERSION;
+	head.template_len = (uint32_t)tlen;
+	head.built_at = in->built_at;
+	memcpy(head.serial, in->serial, sizeof(head.serial));
+	memcpy(head.tbs_sha256, in->tbs_sha256, sizeof(head.tbs_sha256));
+	memcpy(buf, &head, sizeof(head));
+	memcpy(buf + sizeof(head), in->template_name, tlen);
+	val.mv_size = sizeof(head) + tlen;
+	val.mv_data = buf;
+	return mdb_put(txn, ca->journal, &key, &val, 0);
+}
+
+int
+ca_journal_del(const struct ca *ca, MDB_txn *txn, const char *txid)
+{
+	MDB_val key = {strlen(txid), (void *)txid};
+	int e = mdb_del(txn, ca->journal, &key, NULL);
+
+	return e == MDB_NOTFOUND ? 0 : e;
+}
+
+int
+ca_journal_commit(const struct ca *ca, MDB_txn **txn)
+{
+	int e;
+
+	/*
+	 * One flush instead of two: without the meta page's own flush an
+	 * operating-system crash can lose this commit (never corrupt the
+	 * file), and losing it is harmless: the certificate is delivered only
+	 * after the ledger's commit, which flushes everything before it.
+	 */
+	mdb_env_set_flags(ca->env, MDB_NOMETASYNC, 1);
+	e = mdb_txn_commit(*txn);
+	mdb_env_set_flags(ca->env, MDB_NOMETASYNC, 0);
+	*txn = NULL;
+	if (e != 0)
+		return e;
+	return mdb_txn_begin(ca->env, NULL, 0, txn);
+}
+
+long
+ca_journal_count(const struct ca *ca)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	long n = -1;
+
+	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	if (mdb_stat(txn, ca->journal, &st) == 0)
+		n = (long)st.ms_entries;
+	mdb_txn_abort(txn);
+	return n;
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The CA's journal: before it signs, the CA commits the serial and the
+# SHA-256 of the TBSCertificate under the transactionID. The CA is made to
+# crash (test hook SCEPD_TEST_CA_CRASH=POINT:N, its Nth issuance) after the
+# journal's commit, after signing, and after the ledger's commit; scepd
+# restarts it and the device's retry (same key, same password) gets the
+# journalled certificate: the serial the CA had when it died and, after
+# signing, the very bytes (RSA PKCS#1 v1.5 signatures are deterministic).
+# The ledger holds exactly one certificate per device, the journal is left
+# empty. A journalled certificate that can no longer be built as it was
+# (the CA's ValidityDays changed in between) is never signed: the retry
+# gets a new serial, and the operator is told.
+. "$(dirname "$0")/lib.sh"
+interop_init journal
+server_start
+fetch_ca_chain
+server_stop
+
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+der_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+
+# Enrolls SUBJECT with key KEY and password PW until it succeeds (up to
+# 40 attempts, 0.5 s apart, each bounded in time); OUT gets the certificate
+# and OUT.attempts one line per attempt (its exit status).
+enroll_until_success() {
+	local pw=$1 subject=$2 key=$3 out=$4 rc
+	for _ in $(seq 40); do
+		rc=0
+		timeout -s KILL 40 "$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "$subject" \
+			--key "$key" --out "$out" > "$out.log" 2>&1 || rc=$?
+		echo "$rc" >> "$out.attempts"
+		case $rc in
+		0) return 0 ;;
+		2 | 3) cat "$out.log"; fail "$subject: a FAILURE or PENDING answer" ;;
+		esac
+		sleep 0.5
+	done
+	cat "$out.log"
+	fail "$subject: no certificate after 40 attempts"
+}
+
+# The ledger's certificates whose subject is $1.
+ledger_count() {
+	"$SCEPCTL" --data-dir "$DATA" list --json --limit 1000 > "$WORK/ledger.json" || fail "scepctl list"
+	python3 -c 'import json,sys; print(sum(1 for e in json.load(open(sys.argv[1])) if e["subject"] == sys.argv[2]))' \
+		"$WORK/ledger.json" "$1"
+}
+
+for point in journal signed recorded; do
+	check "the CA crashes after '$point': the retry gets the certificate it had"
+	from=$(($(wc -l < "$SERVER_LOG") + 1))
+	SCEPD_TEST_CA_CRASH="$point:2" server_start
+	pw=$(challenge)
+	ios_enroll "$pw" "CN=before $point" "$WORK/before-$point.pem" > /dev/null ||
+		fail "the first enrollment (no crash yet)"
+	pw=$(challenge)
+	enroll_until_success "$pw" "CN=crash $point" "$WORK/$point.key" "$WORK/$point.pem"
+	crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after '$point'" || true)
+	[ -n "$crash" ] || fail "the CA did not crash after '$point'"
+	echo "   $crash" | sed 's/.*test hook: /   CA: /'
+	# The RA resends a request the CA did not answer (Lazy Pirate): the
+	# restarted CA may answer the device's first attempt.
+	echo "   the device's attempts (exit status): $(tr '\n' ' ' < "$WORK/$point.pem.attempts")"
+	tail -n "+$from" "$SERVER_LOG" | grep -q "scepd-ca .*restarting in" ||
+		fail "scepd did not restart the CA"
+	verify_cert "$WORK/$point.pem" > /dev/null
+	want=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
+	got=$(serial_of "$WORK/$point.pem")
+	[ "$got" = "$want" ] || fail "the retry got serial $got, the CA had $want when it crashed"
+	echo "   the retry got serial $got, the one the CA had when it crashed"
+	if [ "$point" != journal ]; then
+		signed=$(echo "$crash" | sed -n 's/.*certificate SHA-256 \([0-9a-f]*\).*/\1/p')
+		hash=$(der_sha256 "$WORK/$point.pem")
+		[ "$hash" = "$signed" ] || fail "the retry got a certificate of SHA-256 $hash, the CA had signed $signed"
+		echo "   and the very certificate it had signed (SHA-256 ${hash:0:16}...)"
+	fi
+	if [ "$point" = recorded ]; then
+		tail -n "+$from" "$SERVER_LOG" | grep -q "retry (client .*): the same certificate, serial $want" ||
+			fail "the ledger did not answer the retry"
+	else
+		tail -n "+$from" "$SERVER_LOG" | grep -q "certificate(s) journalled but not in the ledger" ||
+			fail "the restarted CA did not report the journalled certificate"
+		tail -n "+$from" "$SERVER_LOG" | grep -q "the CA stopped after journalling serial $want: that certificate is signed now" ||
+			fail "the CA did not say it signed the journalled certificate"
+	fi
+	count=$(ledger_count "CN=crash $point")
+	[ "$count" = 1 ] || fail "the ledger holds $count certificates of CN=crash $point, want 1"
+	echo "   the ledger holds exactly one"
+	server_stop
+done
+
+check "after the retries the journal is empty: a restarted CA reports nothing left"
+from=$(($(wc -l < "$SERVER_LOG") + 1))
+server_start
+if tail -n "+$from" "$SERVER_LOG" | grep -q "journalled but not in the ledger"; then
+	fail "the journal still holds records"
+fi
+server_stop
+
+check "a journalled certificate that cannot be built again is never signed: a new serial"
+from=$(($(wc -l < "$SERVER_LOG") + 1))
+SCEPD_TEST_CA_CRASH="journal:2" server_start
+pw=$(challenge)
+ios_enroll "$pw" "CN=before change" "$WORK/before-change.pem" > /dev/null || fail "the first enrollment"
+pw=$(challenge)
+# The whole server dies right after the journal's commit (the RA would
+# otherwise resend to the restarted CA at once): the process group is
+# killed as soon as the CA says it crashed, before scepd restarts it.
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=changed CA" \
+	--key "$WORK/changed.key" --out "$WORK/changed.pem" > "$WORK/changed.first" 2>&1 &
+client=$!
+crash=
+for _ in $(seq 600); do
+	crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after 'journal'" || true)
+	[ -z "$crash" ] || break
+	sleep 0.05
+done
+[ -n "$crash" ] || fail "the CA did not crash after 'journal'"
+kill -KILL -- "-$SERVER_PID"
+for _ in $(seq 100); do kill -0 -- "-$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+wait "$client" && fail "the attempt the server died in succeeded"
+[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "started scepd-ca")" -le 1 ] || fail "scepd restarted the CA before it was killed"
+journalled=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
+server_stop
+set_conf ca ValidityDays 200
+from=$(($(wc -l < "$SERVER_LOG") + 1))
+server_start
+enroll_until_success "$pw" "CN=changed CA" "$WORK/changed.key" "$WORK/changed.pem"
+verify_cert "$WORK/changed.pem" > /dev/null
+got=$(serial_of "$WORK/changed.pem")
+[ "$got" != "$journalled" ] || fail "the certificate journalled under another ValidityDays was signed"
+tail -n "+$from" "$SERVER_LOG" | grep -q "its journalled certificate (serial $journalled, template .*) cannot be built again" ||
+	fail "the operator was not told that serial $journalled was abandoned"
+days=$(( ($(date -d "$(openssl x509 -in "$WORK/changed.pem" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))
+[ "$days" -ge 198 ] && [ "$days" -le 200 ] || fail "the new certificate is valid for $days days, want 200 (today's ValidityDays)"
+[ "$(ledger_count "CN=changed CA")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=changed CA"
+echo "   journalled serial $journalled abandoned, issued $got valid $days days; the ledger holds one"
+
+pass "a crash between journal and reply: the retry gets the journalled certificate, never a second one"
