@@ -126,3 +126,12 @@ store_map_release(const struct store_map *map)
 	if (map->addr != NULL)
 		(void)madvise(map->addr, map->len, MADV_DONTNEED);
 }
+
+void
+store_map_release_every(struct store_map *map, unsigned every)
+{
+	if (++map->writes < every)
+		return;
+	map->writes = 0;
+	store_map_release(map);
+}
