@@ -16,6 +16,12 @@ server_start
 fetch_ca_chain
 server_stop
 
+# logged FROM PATTERN: the server log has PATTERN from line FROM on (the
+# whole log is read: grep -q would end a pipe early, tail dying of SIGPIPE).
+logged() {
+	tail -n "+$1" "$SERVER_LOG" > "$WORK/log.since"
+	grep -q -- "$2" "$WORK/log.since"
+}
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 der_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
@@ -61,7 +67,7 @@ for point in journal signed recorded; do
 	# The RA resends a request the CA did not answer (Lazy Pirate): the
 	# restarted CA may answer the device's first attempt.
 	echo "   the device's attempts (exit status): $(tr '\n' ' ' < "$WORK/$point.pem.attempts")"
-	tail -n "+$from" "$SERVER_LOG" | grep -q "scepd-ca .*restarting in" ||
+	logged "$from" "scepd-ca .*restarting in" ||
 		fail "scepd did not restart the CA"
 	verify_cert "$WORK/$point.pem" > /dev/null
 	want=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
@@ -75,12 +81,12 @@ for point in journal signed recorded; do
 		echo "   and the very certificate it had signed (SHA-256 ${hash:0:16}...)"
 	fi
 	if [ "$point" = recorded ]; then
-		tail -n "+$from" "$SERVER_LOG" | grep -q "retry (client .*): the same certificate, serial $want" ||
+		logged "$from" "retry (client .*): the same certificate, serial $want" ||
 			fail "the ledger did not answer the retry"
 	else
-		tail -n "+$from" "$SERVER_LOG" | grep -q "certificate(s) journalled but not in the ledger" ||
+		logged "$from" "certificate(s) journalled but not in the ledger" ||
 			fail "the restarted CA did not report the journalled certificate"
-		tail -n "+$from" "$SERVER_LOG" | grep -q "the CA stopped after journalling serial $want: that certificate is signed now" ||
+		logged "$from" "the CA stopped after journalling serial $want: that certificate is signed now" ||
 			fail "the CA did not say it signed the journalled certificate"
 	fi
 	count=$(ledger_count "CN=crash $point")
@@ -92,7 +98,7 @@ done
 check "after the retries the journal is empty: a restarted CA reports nothing left"
 from=$(($(wc -l < "$SERVER_LOG") + 1))
 server_start
-if tail -n "+$from" "$SERVER_LOG" | grep -q "journalled but not in the ledger"; then
+if logged "$from" "journalled but not in the ledger"; then
 	fail "the journal still holds records"
 fi
 server_stop
@@ -129,7 +135,7 @@ enroll_until_success "$pw" "CN=changed CA" "$WORK/changed.key" "$WORK/changed.pe
 verify_cert "$WORK/changed.pem" > /dev/null
 got=$(serial_of "$WORK/changed.pem")
 [ "$got" != "$journalled" ] || fail "the certificate journalled under another ValidityDays was signed"
-tail -n "+$from" "$SERVER_LOG" | grep -q "its journalled certificate (serial $journalled, template .*) cannot be built again" ||
+logged "$from" "its journalled certificate (serial $journalled, template .*) cannot be built again" ||
 	fail "the operator was not told that serial $journalled was abandoned"
 days=$(( ($(date -d "$(openssl x509 -in "$WORK/changed.pem" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))
 [ "$days" -ge 198 ] && [ "$days" -le 200 ] || fail "the new certificate is valid for $days days, want 200 (today's ValidityDays)"
