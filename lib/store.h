@@ -44,8 +44,8 @@ int store_map_find(MDB_env *env, struct store_map *map);
  */
 void store_map_release(const struct store_map *map);
 /* The same after every `every`th call: a release and the page faults that
- * bring back the tree's upper pages cost 0.1-0.2 ms, and the pages mapped
- * in between stay bounded (about 64 KiB of fault-around per write). */
+ * bring back the trees' upper pages cost 0.1-0.2 ms, and the pages mapped
+ * in between stay bounded (64 KiB of fault-around per page read). */
 void store_map_release_every(struct store_map *map, unsigned every);
 
 #endif
