@@ -36,16 +36,17 @@ RA_SIG_PEM=
 RA_ENC_PEM=
 _EXIT_HOOKS=()
 
-# A TCP port on 127.0.0.1 that nothing listens on right now.
+# A TCP port on 127.0.0.1 that nothing uses right now, chosen at random
+# below the kernel's ephemeral range (32768 and up): a port the kernel
+# handed out with bind(0) could be handed again to another test running
+# in parallel, or be the source port of a connection, before our server
+# binds it (seen: "cannot listen on 127.0.0.1:49921: Address already in
+# use" while another server answered there).
 free_port() {
-	if command -v python3 >/dev/null 2>&1; then
-		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-		return
-	fi
 	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+	for _ in $(seq 100); do
+		p=$((20000 + RANDOM % 12000))
+		if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1])))' "$p" 2>/dev/null; then
 			echo "$p"
 			return
 		fi

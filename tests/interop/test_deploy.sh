@@ -77,11 +77,19 @@ def need(cond, msg):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    # Below the ephemeral range, at random (as tests/interop/lib.sh).
+    import random
+    for _ in range(100):
+        p = random.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            pass
+        finally:
+            s.close()
+    die("no free port found")
 
 
 def parse_conf(text):
