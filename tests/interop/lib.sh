@@ -36,23 +36,10 @@ RA_SIG_PEM=
 RA_ENC_PEM=
 _EXIT_HOOKS=()
 
-# A TCP port on 127.0.0.1 that nothing uses right now, chosen at random
-# below the kernel's ephemeral range (32768 and up): a port the kernel
-# handed out with bind(0) could be handed again to another test running
-# in parallel, or be the source port of a connection, before our server
-# binds it (seen: "cannot listen on 127.0.0.1:49921: Address already in
-# use" while another server answered there).
+# A TCP port on 127.0.0.1 that nothing uses right now, below the
+# kernel's ephemeral range (tests/tools/free_port.py says why).
 free_port() {
-	local p
-	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 12000))
-		if python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1])))' "$p" 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
+	python3 "$SRC_DIR/tests/tools/free_port.py"
 }
 
 interop_init() {

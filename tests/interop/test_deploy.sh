@@ -77,19 +77,10 @@ def need(cond, msg):
 
 
 def free_port():
-    # Below the ephemeral range, at random (as tests/interop/lib.sh).
-    import random
-    for _ in range(100):
-        p = random.randrange(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            pass
-        finally:
-            s.close()
-    die("no free port found")
+    # tests/tools/free_port.py: below the ephemeral range, at random.
+    import subprocess
+    tool = os.path.join(os.environ["SRC_DIR"], "tests", "tools", "free_port.py")
+    return int(subprocess.run([sys.executable, tool], check=True, capture_output=True, text=True).stdout)
 
 
 def parse_conf(text):

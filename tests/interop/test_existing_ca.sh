@@ -63,14 +63,7 @@ write_conf() { # sign-cert sign-key enc-cert enc-key passfile-for-ra
 		{ print }' data/scepd.conf > data/scepd.conf.new && mv data/scepd.conf.new data/scepd.conf
 }
 
-# Below the kernel's ephemeral range, at random (see lib.sh's free_port).
-port=$(python3 -c 'import random,socket
-for _ in range(100):
-    p = random.randrange(20000, 32000)
-    try:
-        socket.socket().bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass')
+port=$(python3 "$(dirname "$0")/../tools/free_port.py")
 url="http://127.0.0.1:$port/certsrv/mscep/mscep.dll"
 start() {
 	"$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" >> "$work/server.log" 2>&1 &

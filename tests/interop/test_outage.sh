@@ -24,14 +24,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -30 "$work/server.log"; exit 1; }
 
-# Below the kernel's ephemeral range, at random (see lib.sh's free_port).
-port=$(python3 -c 'import random,socket
-for _ in range(100):
-    p = random.randrange(20000, 32000)
-    try:
-        socket.socket().bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass')
+port=$(python3 "$(dirname "$0")/../tools/free_port.py")
 base="http://127.0.0.1:$port"
 url="$base/certsrv/mscep/mscep.dll"
 "$BUILD_DIR/scepd" --data-dir "$work/data" --listen "127.0.0.1:$port" >> "$work/server.log" 2>&1 &
