@@ -21,7 +21,9 @@
  * directory. The PIN is read with read(2) and wiped once handed to the
  * engine (which keeps its own copy to log in again if the token asks).
  */
+/* dladdr and RTLD_NODELETE: _GNU_SOURCE comes from the build */
 #define OPENSSL_SUPPRESS_DEPRECATED /* the ENGINE API: libp11's interface */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -144,6 +146,29 @@ pkcs11_free(struct pkcs11_signer *s)
 	free(s);
 }
 
+/*
+ * Keeps the engine's shared object (engines-3/pkcs11.so) loaded until the
+ * process ends. libp11 builds its RSA, EC and EVP_PKEY methods once, kept
+ * in static variables and never freed; when the last engine reference
+ * went, OpenSSL unloaded the object with those variables and the methods
+ * became leaks (LeakSanitizer reported them at exit, depending on the
+ * order in which keys, engines and OPENSSL_cleanup let go).
+ */
+static void
+pkcs11_engine_pin(ENGINE *engine)
+{
+	ENGINE_GEN_INT_FUNC_PTR init = ENGINE_get_init_function(engine);
+	Dl_info where;
+	void *handle;
+
+	if (init == NULL || dladdr((void *)init, &where) == 0 ||
+	    where.dli_fname == NULL)
+		return;
+	handle = dlopen(where.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+	if (handle != NULL)
+		dlclose(handle); /* RTLD_NODELETE stays */
+}
+
 static int
 pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
     size_t errlen)
@@ -191,6 +216,7 @@ pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
 		pkcs11_free(s);
 		return -1;
 	}
+	pkcs11_engine_pin(s->engine);
 	ok = ENGINE_ctrl_cmd_string(s->engine, "MODULE_PATH", module, 0) == 1 &&
 	    ENGINE_ctrl_cmd_string(s->engine, "PIN", pin, 0) == 1;
 	OPENSSL_cleanse(pin, sizeof(pin));

@@ -132,6 +132,9 @@ ca_refuses() {
 	rc=0
 	timeout -s KILL 30 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca-alone.log" 2>&1 || rc=$?
 	[ $rc != 0 ] || fail "$what: scepd-ca started"
+	# A refusal after the engine was loaded still frees all it took
+	# (libp11's methods leaked when its shared object was unloaded).
+	sanitizer_check "$WORK/ca-alone.log"
 	grep -q -- "$pattern" "$WORK/ca-alone.log" ||
 		{ cat "$WORK/ca-alone.log"; fail "$what: no '$pattern' in its message"; }
 	echo "   $what: $(grep -m1 -- "$pattern" "$WORK/ca-alone.log")"
