@@ -98,9 +98,10 @@ signer_read_paths(struct signer *s, const char *section)
 /*
  * One signature now, in the loading thread, before any worker exists: the
  * pkcs11 engine (libp11) makes its key methods lazily on first use,
- * without a lock, and two RA workers using a token key for the first time
- * at once both made them (LeakSanitizer reported the loser's). It also
- * proves the key signs before the service says it serves.
+ * without a lock, which two RA workers using a token key for the first
+ * time at once could both do. (The leak report first blamed on that came
+ * from the engine being unloaded: plugins/pkcs11 keeps it loaded.) It
+ * also proves the key signs before the service says it serves.
  */
 static int
 signer_warm_up(EVP_PKEY *key)
