@@ -99,9 +99,8 @@ signer_read_paths(struct signer *s, const char *section)
  * One signature now, in the loading thread, before any worker exists: the
  * pkcs11 engine (libp11) makes its key methods lazily on first use,
  * without a lock, which two RA workers using a token key for the first
- * time at once could both do. (The leak report first blamed on that came
- * from the engine being unloaded: plugins/pkcs11 keeps it loaded.) It
- * also proves the key signs before the service says it serves.
+ * time at once could both do. It also proves the key signs before the
+ * service says it serves.
  */
 static int
 signer_warm_up(EVP_PKEY *key)

@@ -21,9 +21,8 @@
  * directory. The PIN is read with read(2) and wiped once handed to the
  * engine (which keeps its own copy to log in again if the token asks).
  */
-/* dladdr and RTLD_NODELETE: _GNU_SOURCE comes from the build */
 #define OPENSSL_SUPPRESS_DEPRECATED /* the ENGINE API: libp11's interface */
-#include <dlfcn.h>
+#include <dlfcn.h> /* dladdr, RTLD_NODELETE: the build sets _GNU_SOURCE */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -164,7 +163,8 @@ pkcs11_engine_pin(ENGINE *engine)
 	if (init == NULL || dladdr((void *)init, &where) == 0 ||
 	    where.dli_fname == NULL)
 		return;
-	handle = dlopen(where.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+	handle =
+	    dlopen(where.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 	if (handle != NULL)
 		dlclose(handle); /* RTLD_NODELETE stays */
 }
