@@ -1744,21 +1744,28 @@ scep_certrep_build(
 	a.failinfo = -1;
 	switch (params->pki_status) {
 	case SCEP_STATUS_SUCCESS:
-		if ((params->issued == NULL && params->crl == NULL) ||
+		if ((params->issued == NULL && params->crl == NULL &&
+		        params->certs_only_len == 0) ||
 		    params->recipient == NULL || params->cipher == NULL)
 			goto out;
 		if (is_single_des(params->cipher)) {
 			rc = SCEP_E_ALGORITHM;
 			goto out;
 		}
-		if ((inner = certs_only_new(params->issued,
-		         params->issued_chain, params->crl)) == NULL ||
+		if (params->certs_only_len > 0)
+			rc = envelope_build(params->certs_only,
+			    params->certs_only_len, params->recipient,
+			    params->cipher, 0, &env, &env_len);
+		else if ((inner = certs_only_new(params->issued,
+		              params->issued_chain, params->crl)) == NULL ||
 		    (rc = pkcs7_to_der(inner, &inner_der, &inner_len)) !=
 		        SCEP_OK)
 			goto out;
-		if ((rc = envelope_build(inner_der, inner_len,
-		         params->recipient, params->cipher, 0, &env,
-		         &env_len)) != SCEP_OK)
+		else
+			rc = envelope_build(inner_der, inner_len,
+			    params->recipient, params->cipher, 0, &env,
+			    &env_len);
+		if (rc != SCEP_OK)
 			goto out;
 		break;
 	case SCEP_STATUS_FAILURE:

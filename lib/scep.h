@@ -215,6 +215,10 @@ struct scep_certrep_params {
 	X509 *issued; /* with SCEP_STATUS_SUCCESS */
 	STACK_OF(X509) *
 	    issued_chain; /* extra certs in the reply; may be NULL */
+	/* Or, instead of issued, issued_chain and crl: the degenerate
+	 * SignedData already built (DER), enveloped as it is. */
+	const uint8_t *certs_only;
+	size_t certs_only_len;
 	X509 *recipient; /* the request's signer: envelope to it */
 	const EVP_CIPHER *cipher; /* envelope cipher; never single DES */
 	X509 *signer; /* RA signing certificate */
@@ -225,7 +229,8 @@ struct scep_certrep_params {
 /*
  * Builds a DER CertRep with a fresh senderNonce. *out is malloc'ed.
  * SUCCESS envelopes to `recipient` a degenerate SignedData holding `issued`
- * (then `issued_chain`) and/or `crl`; one of the two is required. `issued`
+ * (then `issued_chain`) and/or `crl`; one of the two is required, unless
+ * the SignedData comes ready in `certs_only`. `issued`
  * need not certify the recipient's key: GetCert's answer is any certificate
  * the CA issued, encrypted to the requester's signer. FAILURE carries
  * failInfo (and failInfoText); PENDING neither, and no envelope (like

@@ -308,11 +308,12 @@ char *ca_subject_line(const X509_NAME *name, struct rpc_arena *arena);
  * *txn and beginning another in it), signs it and records it in *txn
  * (not committed). A transaction journalled before gets the journalled
  * certificate. `entry` brings txid, client, SANs and renewal_of and gets
- * the rest; *der is OPENSSL_malloc'ed. 0, an MDB_* code, or -1 with the
- * reason in entry->subject. *txn may be NULL on return. */
+ * the rest; *der is OPENSSL_malloc'ed, and so is *issued (the signed
+ * certificate) when `issued` is not NULL. 0, an MDB_* code, or -1 with
+ * the reason in entry->subject. *txn may be NULL on return. */
 int ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
     const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
-    char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len,
+    char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len, X509 **issued,
     struct rpc_arena *arena);
 void ca_handle_sign(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

@@ -332,7 +332,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		entry.client_addr = "";
 	entry.sans = sans;
 	if ((e = ca_issue_record(ca, &txn, checked, tpl, now, &entry, hex, &der,
-	         &der_len, arena)) != 0) {
+	         &der_len, NULL, arena)) != 0) {
 		if (e < 0) {
 			decide_refuse(reply, entry.subject, arena);
 			goto out;

@@ -51,18 +51,34 @@ ca_sign_internal(Scep__V1__Reply *reply, const Scep__V1__Request *req,
 	reply->error = "the CA cannot issue a certificate now";
 }
 
+/* The certificate `der`, and as the CertRep's degenerate SignedData when
+ * `cert` (the same, parsed) is given: built here, where the certificate
+ * is at hand, it spares the RA decoding its key. */
 static void
 ca_sign_answer(Scep__V1__Reply *reply, const uint8_t *der, size_t len,
-    struct rpc_arena *arena)
+    X509 *cert, struct rpc_arena *arena)
 {
 	Scep__V1__SignReply *out = rpc_alloc(arena, sizeof(*out));
-	uint8_t *copy = rpc_alloc(arena, len);
+	uint8_t *copy = rpc_alloc(arena, len), *certs_only = NULL;
+	STACK_OF(X509) *one = cert != NULL ? sk_X509_new_null() : NULL;
+	size_t certs_only_len = 0;
 
 	memcpy(copy, der, len);
 	scep__v1__sign_reply__init(out);
 	out->has_cert = 1;
 	out->cert.data = copy;
 	out->cert.len = len;
+	/* Without it the RA builds the SignedData from `cert` itself. */
+	if (one != NULL && sk_X509_push(one, cert) > 0 &&
+	    scep_certs_only_build(one, &certs_only, &certs_only_len) ==
+	        SCEP_OK) {
+		rpc_adopt(arena, certs_only);
+		out->has_certs_only = 1;
+		out->certs_only.data = certs_only;
+		out->certs_only.len = certs_only_len;
+	} else
+		free(certs_only);
+	sk_X509_free(one);
 	reply->body_case = SCEP__V1__REPLY__BODY_SIGN;
 	reply->sign = out;
 }
@@ -191,7 +207,7 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
-	ca_sign_answer(reply, der, der_len, arena);
+	ca_sign_answer(reply, der, der_len, old, arena);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
 	    "retry (client %s): the same certificate, serial %s", addr, serial);
 	rc = 1;
@@ -285,7 +301,7 @@ ca_issue_rebuild(const struct ca *ca, X509_REQ *csr,
 int
 ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
     const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
-    char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len,
+    char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len, X509 **issued,
     struct rpc_arena *arena)
 {
 	struct ca_journal_entry j;
@@ -367,6 +383,10 @@ ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
 		entry->not_after = (int64_t)timegm(&tm);
 	if ((e = ca_ledger_put(ca, *txn, hex, entry)) == 0)
 		e = ca_journal_del(ca, *txn, entry->txid);
+	if (e == 0 && issued != NULL) {
+		*issued = cert;
+		cert = NULL;
+	}
 out:
 	X509_free(cert);
 	return e;
@@ -388,6 +408,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	char **sans = NULL, renewed[CA_SERIAL_HEX] = "";
 	char hex[CA_SERIAL_HEX];
 	X509_REQ *csr = NULL;
+	X509 *cert = NULL;
 	MDB_txn *txn = NULL;
 	unsigned char *der = NULL;
 	time_t now = time(NULL);
@@ -474,7 +495,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	issued.sans = sans;
 	issued.renewal_of = renewed[0] ? renewed : NULL;
 	if ((e = ca_issue_record(ca, &txn, csr, tpl, now, &issued, hex, &der,
-	         &der_len, arena)) != 0) {
+	         &der_len, &cert, arena)) != 0) {
 		ca_sign_internal(reply, req, txid,
 		    e > 0 ? "ledger write" : issued.subject, e > 0 ? e : 0);
 		goto out;
@@ -492,7 +513,7 @@ ca_handle_sign(void *worker, const Scep__V1__Request *req,
 	 * random places, and the kernel maps 64 KiB around each, so up to
 	 * about 6 MiB are mapped in between (RESULTS.md: 1.3-5.9 MiB). */
 	store_map_release_every(&((struct ca *)worker)->ledger_map, 16);
-	ca_sign_answer(reply, der, (size_t)der_len, arena);
+	ca_sign_answer(reply, der, (size_t)der_len, cert, arena);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
 	    "issued serial %s to \"%s\" under template %s%s%s (client %s, "
 	    "%s, %s)",
@@ -506,6 +527,7 @@ out:
 		mdb_txn_abort(txn);
 	ca_strings_free(sans);
 	OPENSSL_free(der);
+	X509_free(cert);
 	X509_REQ_free(csr);
 	ERR_clear_error();
 }

@@ -24,6 +24,9 @@ struct ra_answer {
 	int failinfo;
 	const char *text; /* failInfoText; static or in the arena */
 	X509 *issued; /* owned */
+	/* Or the CA's degenerate SignedData of it (in the arena). */
+	const uint8_t *certs_only;
+	size_t certs_only_len;
 	X509_CRL *crl; /* owned; GetCRL's answer */
 	int cipher_nid; /* of the request's envelope, for the reply */
 };
@@ -234,6 +237,18 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	    reply->body_case != SCEP__V1__REPLY__BODY_SIGN ||
 	    !reply->sign->has_cert) {
 		ans->unavailable = 1;
+		goto out;
+	}
+	if (reply->sign->has_certs_only && reply->sign->certs_only.len > 0) {
+		/* Enveloped as it comes: no parse, no key to decode. */
+		uint8_t *copy = rpc_alloc(arena, reply->sign->certs_only.len);
+
+		memcpy(copy, reply->sign->certs_only.data,
+		    reply->sign->certs_only.len);
+		ans->certs_only = copy;
+		ans->certs_only_len = reply->sign->certs_only.len;
+		ans->pki_status = SCEP_STATUS_SUCCESS;
+		rc = 0;
 		goto out;
 	}
 	p = reply->sign->cert.data;
@@ -657,6 +672,8 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	params.failinfo = ans.failinfo;
 	params.failinfo_text = ans.text;
 	params.issued = ans.issued;
+	params.certs_only = ans.certs_only;
+	params.certs_only_len = ans.certs_only_len;
 	params.crl = ans.crl;
 	params.recipient = sreq->signer;
 	params.cipher = scep_reply_cipher(ans.cipher_nid);

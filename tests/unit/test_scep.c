@@ -461,6 +461,27 @@ expected_txid(void)
 	return hex;
 }
 
+/* Builds cp's CertRep, opens it as the client and checks that it brings
+ * the issued certificate, then the CA's. The caller frees it. */
+static struct scep_certrep *
+certrep_issued_and_ca(const struct scep_certrep_params *cp)
+{
+	struct scep_certrep *rep = NULL;
+	uint8_t *der = NULL;
+	size_t len;
+
+	assert_int_equal(scep_certrep_build(cp, &der, &len), SCEP_OK);
+	assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
+	                     fx.client_cert, fx.client_key, &rep),
+	    SCEP_OK);
+	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	assert_int_equal(sk_X509_num(rep->certs), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(rep->certs, 0), fx.issued), 0);
+	assert_int_equal(X509_cmp(sk_X509_value(rep->certs, 1), fx.ca_cert), 0);
+	free(der);
+	return rep;
+}
+
 static void
 check_certrep_success(const struct scep_request *req, int cipher_nid)
 {
@@ -478,16 +499,12 @@ check_certrep_success(const struct scep_request *req, int cipher_nid)
 	    .signer_key = fx.ra_key,
 	    .digest = scep_reply_digest(req->digest_nid),
 	};
-	struct scep_certrep *rep = NULL;
-	uint8_t *der = NULL;
-	size_t len;
+	struct scep_certrep *rep;
+	uint8_t *ready = NULL;
+	size_t ready_len = 0;
 
 	assert_true(sk_X509_push(chain, fx.ca_cert));
-	assert_int_equal(scep_certrep_build(&cp, &der, &len), SCEP_OK);
-	assert_int_equal(scep_certrep_parse(der, len, fx.ra_cert,
-	                     fx.client_cert, fx.client_key, &rep),
-	    SCEP_OK);
-	assert_int_equal(rep->pki_status, SCEP_STATUS_SUCCESS);
+	rep = certrep_issued_and_ca(&cp);
 	assert_string_equal(rep->transaction_id, req->transaction_id);
 	assert_int_equal(rep->recipient_nonce_len, req->sender_nonce_len);
 	assert_memory_equal(
@@ -497,11 +514,19 @@ check_certrep_success(const struct scep_request *req, int cipher_nid)
 	assert_int_equal(rep->digest_nid, NID_sha256);
 	assert_int_equal(rep->cipher_nid,
 	    cipher_nid == NID_des_ede3_cbc ? NID_des_ede3_cbc : cipher_nid);
-	assert_int_equal(sk_X509_num(rep->certs), 2);
-	assert_int_equal(X509_cmp(sk_X509_value(rep->certs, 0), fx.issued), 0);
-	assert_int_equal(X509_cmp(sk_X509_value(rep->certs, 1), fx.ca_cert), 0);
 	scep_certrep_free(rep);
-	free(der);
+
+	/* The same certificates handed over as the CA sends them, a ready
+	 * degenerate SignedData: enveloped as they come. */
+	assert_true(sk_X509_insert(chain, fx.issued, 0));
+	assert_int_equal(
+	    scep_certs_only_build(chain, &ready, &ready_len), SCEP_OK);
+	cp.issued = NULL;
+	cp.issued_chain = NULL;
+	cp.certs_only = ready;
+	cp.certs_only_len = ready_len;
+	scep_certrep_free(certrep_issued_and_ca(&cp));
+	free(ready);
 	sk_X509_free(chain);
 }
 
