@@ -166,7 +166,19 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	}
 	rec.state = CHALLENGE_USED;
 	if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) == 0) {
+		/*
+		 * One flush instead of two: the data pages are flushed, the
+		 * meta page that makes them current is not (the next
+		 * commit's flush takes it to disk). The flushed reservation
+		 * already refuses every other transaction, so an
+		 * operating-system crash that loses this commit leaves the
+		 * password reserved by the transaction that got its
+		 * certificate, never usable again. A killed service loses
+		 * nothing: the page is in the kernel's cache.
+		 */
+		mdb_env_set_flags(c->env, MDB_NOMETASYNC, 1);
 		e = mdb_txn_commit(txn);
+		mdb_env_set_flags(c->env, MDB_NOMETASYNC, 0);
 		txn = NULL;
 	}
 	if (e != 0) {

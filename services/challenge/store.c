@@ -31,8 +31,11 @@ challenge_db_open(struct challenge *c, char *err, size_t errlen)
 void
 challenge_db_close(struct challenge *c)
 {
-	if (c->env != NULL)
+	if (c->env != NULL) {
+		/* The meta page of the last "used" mark (otp.c). */
+		mdb_env_sync(c->env, 1);
 		mdb_env_close(c->env);
+	}
 	c->env = NULL;
 }
 
