@@ -123,6 +123,9 @@ struct ca {
 	 * recorded) of this process's Nth issuance (sign.c). */
 	char crash_point[16];
 	long crash_at, issuances;
+	/* SCEPD_TEST_CA_CERT_ALONE=1: answer SignRequest as a CA before
+	 * SignReply.certs_only did (the RA then wraps the certificate). */
+	int cert_alone;
 #endif
 	void *zmq_ctx;
 	struct ca_template *templates;

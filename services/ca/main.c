@@ -215,7 +215,13 @@ ca_test_hooks_read(struct ca *ca)
 {
 	const char *v = getenv("SCEPD_TEST_CA_CRASH");
 	const char *colon = v != NULL ? strchr(v, ':') : NULL;
+	const char *alone = getenv("SCEPD_TEST_CA_CERT_ALONE");
 
+	if (alone != NULL && strcmp(alone, "1") == 0) {
+		ca->cert_alone = 1;
+		log_warn("test hook: certificates are sent without their "
+		         "SignedData (SignReply.certs_only)");
+	}
 	if (colon == NULL || (size_t)(colon - v) >= sizeof(ca->crash_point))
 		return;
 	memcpy(ca->crash_point, v, (size_t)(colon - v));

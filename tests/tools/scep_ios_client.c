@@ -480,6 +480,7 @@ write_issued(const struct options *o, const struct request *rq,
 		printf("%s written\n", crl != NULL ? "CRL" : "certificate");
 		return fclose(f) != 0 ? -1 : rc;
 	}
+	printf("CertRep: %d certificate(s)\n", sk_X509_num(rep->certs));
 	for (int i = 0; i < sk_X509_num(rep->certs); i++) {
 		X509 *x = sk_X509_value(rep->certs, i);
 
