@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Interleaved A/B of two builds of scepd on this machine: single runs here
+# vary by about 8 % from one hour to the next, more than most changes
+# move, so a change is judged by alternating the two builds and comparing
+# means. Each run starts a fresh scepd of one build (single password, RSA
+# 2048 CA, a new data directory), sends it COUNT enrollments at
+# CONCURRENCY with tests/scep_load (every answer verified) and stops it;
+# the runs go A, B, A, B, ... ROUNDS times. Prints every run and, per
+# build, the means of enrollments/s, p99 and server CPU per enrollment
+# (also per service), and B's change against A.
+#
+#   tests/bench/ab.sh BUILD_DIR_A BUILD_DIR_B
+#
+# A build directory holds scepd and the four services: a cmake build, or
+# a copy of its executables (scepctl and tests/scep_load are then taken
+# from build-bench).
+#
+# Environment: ROUNDS=3 COUNT=1500 CONCURRENCY=16 KEEP=1 (keep the work
+# directory)
+set -euo pipefail
+
+SRC_DIR=$(cd "$(dirname "$0")/../.." && pwd)
+[ $# = 2 ] || { echo "usage: $0 BUILD_DIR_A BUILD_DIR_B" >&2; exit 1; }
+DIR_A=$(cd "$1" && pwd)
+DIR_B=$(cd "$2" && pwd)
+ROUNDS=${ROUNDS:-3}
+COUNT=${COUNT:-1500}
+CONCURRENCY=${CONCURRENCY:-16}
+BUILD_DIR=$DIR_A
+. "$SRC_DIR/tests/bench/lib.sh"
+
+[ -x "$SCEPCTL" ] || SCEPCTL=$SRC_DIR/build-bench/scepctl
+[ -x "$SCEP_LOAD" ] || SCEP_LOAD=$SRC_DIR/build-bench/tests/scep_load
+SCEPD=$DIR_A/scepd
+bench_init ab
+for d in "$DIR_A" "$DIR_B"; do
+	if [ ! -x "$d/scepd" ] || [ ! -x "$d/scepd-ca" ]; then
+		fail "$d: no scepd and services"
+	fi
+done
+
+# The processes whose CPU is shown, in this order.
+PROCS="scepd-frontend scepd-ra scepd-challenge scepd-ca"
+declare -A SUM=()
+
+echo "A: $DIR_A"
+echo "B: $DIR_B"
+echo "$ROUNDS rounds of $COUNT enrollments at concurrency $CONCURRENCY, single password, RSA 2048 CA"
+printf '%-6s %8s %8s %8s' run "enr/s" "p99 ms" "CPU ms"
+for p in $PROCS; do printf ' %15s' "$p"; done
+echo
+for r in $(seq "$ROUNDS"); do
+	for v in A B; do
+		label="$v$r"
+		if [ $v = A ]; then SCEPD="$DIR_A/scepd"; else SCEPD="$DIR_B/scepd"; fi
+		start_scepd "$label" single 2048 > "$WORK/$label.start" 2>&1
+		load "$label" "$COUNT" "$CONCURRENCY" "$WORK/$label.out"
+		stop_server "$label"
+		rm -rf "${SERVER_DATA[$label]}"
+		out="$WORK/$label.out"
+		[ "$(field "$out" failures)" = 0 ] || fail "$label: $(field "$out" failures) failed answers"
+		printf '%-6s %8s %8s %8s' "$label" "$(field "$out" rate)" \
+			"$(field "$out" p99_ms)" "$(field "$out" cpu_ms_per_enrollment)"
+		for k in rate p99_ms cpu_ms_per_enrollment; do
+			SUM[$v.$k]=$(calc "${SUM[$v.$k]:-0} + $(field "$out" "$k")")
+		done
+		for p in $PROCS; do
+			printf ' %15s' "$(field "$out" "cpu_ms.$p")"
+			SUM[$v.$p]=$(calc "${SUM[$v.$p]:-0} + $(field "$out" "cpu_ms.$p")")
+		done
+		echo
+	done
+done
+
+mean() { calc "${SUM[$1]} / $ROUNDS"; }
+printf '%-6s %8.1f %8.1f %8.3f' "mean A" "$(mean A.rate)" "$(mean A.p99_ms)" "$(mean A.cpu_ms_per_enrollment)"
+for p in $PROCS; do printf ' %15.3f' "$(mean "A.$p")"; done
+echo
+printf '%-6s %8.1f %8.1f %8.3f' "mean B" "$(mean B.rate)" "$(mean B.p99_ms)" "$(mean B.cpu_ms_per_enrollment)"
+for p in $PROCS; do printf ' %15.3f' "$(mean "B.$p")"; done
+echo
+echo "B against A: enrollments/s $(calc "100 * ($(mean B.rate) / $(mean A.rate) - 1)" | xargs printf '%+.1f') %," \
+	"CPU per enrollment $(calc "100 * ($(mean B.cpu_ms_per_enrollment) / $(mean A.cpu_ms_per_enrollment) - 1)" | xargs printf '%+.1f') %"
