@@ -2,8 +2,9 @@
 # Interleaved A/B of two builds of scepd on this machine: single runs here
 # vary by about 8 % from one hour to the next, more than most changes
 # move, so a change is judged by alternating the two builds and comparing
-# means. Each run starts a fresh scepd of one build (single password, RSA
-# 2048 CA, a new data directory), sends it COUNT enrollments at
+# means. Each run starts a fresh scepd of one build (single password and
+# an RSA 2048 CA unless told otherwise, a new data directory), sends it
+# COUNT enrollments at
 # CONCURRENCY with tests/scep_load (every answer verified) and stops it;
 # the runs go A, B, A, B, ... ROUNDS times. Prints every run and, per
 # build, the means of enrollments/s, p99 and server CPU per enrollment
@@ -15,8 +16,10 @@
 # a copy of its executables (scepctl and tests/scep_load are then taken
 # from build-bench).
 #
-# Environment: ROUNDS=3 COUNT=1500 CONCURRENCY=16 KEEP=1 (keep the work
-# directory)
+# Environment: ROUNDS=3 COUNT=1500 CONCURRENCY=16
+#   MODE=single   or otp: one-time passwords, as scepd comes
+#   CA_BITS=2048  or 3072: the demo CA as scepd makes it
+#   KEEP=1        keep the work directory
 set -euo pipefail
 
 SRC_DIR=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +29,8 @@ DIR_B=$(cd "$2" && pwd)
 ROUNDS=${ROUNDS:-3}
 COUNT=${COUNT:-1500}
 CONCURRENCY=${CONCURRENCY:-16}
+MODE=${MODE:-single}
+CA_BITS=${CA_BITS:-2048}
 BUILD_DIR=$DIR_A
 . "$SRC_DIR/tests/bench/lib.sh"
 
@@ -45,7 +50,7 @@ declare -A SUM=()
 
 echo "A: $DIR_A"
 echo "B: $DIR_B"
-echo "$ROUNDS rounds of $COUNT enrollments at concurrency $CONCURRENCY, single password, RSA 2048 CA"
+echo "$ROUNDS rounds of $COUNT enrollments at concurrency $CONCURRENCY, $(mode_title "$MODE"), RSA $CA_BITS CA"
 printf '%-6s %8s %8s %8s' run "enr/s" "p99 ms" "CPU ms"
 for p in $PROCS; do printf ' %15s' "$p"; done
 echo
@@ -53,7 +58,7 @@ for r in $(seq "$ROUNDS"); do
 	for v in A B; do
 		label="$v$r"
 		if [ $v = A ]; then SCEPD="$DIR_A/scepd"; else SCEPD="$DIR_B/scepd"; fi
-		start_scepd "$label" single 2048 > "$WORK/$label.start" 2>&1
+		start_scepd "$label" "$MODE" "$CA_BITS" > "$WORK/$label.start" 2>&1
 		load "$label" "$COUNT" "$CONCURRENCY" "$WORK/$label.out"
 		stop_server "$label"
 		rm -rf "${SERVER_DATA[$label]}"
