@@ -7,8 +7,8 @@
 # COUNT enrollments at
 # CONCURRENCY with tests/scep_load (every answer verified) and stops it;
 # the runs go A, B, A, B, ... ROUNDS times. Prints every run and, per
-# build, the means of enrollments/s, p99 and server CPU per enrollment
-# (also per service), and B's change against A.
+# build, the means of enrollments/s, p99, server CPU per enrollment (also
+# per service) and peak summed VmRSS, and B's change against A.
 #
 #   tests/bench/ab.sh BUILD_DIR_A BUILD_DIR_B
 #
@@ -19,6 +19,9 @@
 # Environment: ROUNDS=3 COUNT=1500 CONCURRENCY=16
 #   MODE=single   or otp: one-time passwords, as scepd comes
 #   CA_BITS=2048  or 3072: the demo CA as scepd makes it
+#   A_CONF, B_CONF="SECTION KEY VALUE": one setting changed for A's or
+#                 B's runs, e.g. B_CONF="ra Workers 4" with the same build
+#                 twice compares two configurations
 #   KEEP=1        keep the work directory
 set -euo pipefail
 
@@ -48,25 +51,30 @@ done
 PROCS="scepd-frontend scepd-ra scepd-challenge scepd-ca"
 declare -A SUM=()
 
-echo "A: $DIR_A"
-echo "B: $DIR_B"
+echo "A: $DIR_A${A_CONF:+, [${A_CONF%% *}] ${A_CONF#* }}"
+echo "B: $DIR_B${B_CONF:+, [${B_CONF%% *}] ${B_CONF#* }}"
 echo "$ROUNDS rounds of $COUNT enrollments at concurrency $CONCURRENCY, $(mode_title "$MODE"), RSA $CA_BITS CA"
-printf '%-6s %8s %8s %8s' run "enr/s" "p99 ms" "CPU ms"
+printf '%-6s %8s %8s %8s %8s' run "enr/s" "p99 ms" "CPU ms" "RSS MiB"
 for p in $PROCS; do printf ' %15s' "$p"; done
 echo
 for r in $(seq "$ROUNDS"); do
 	for v in A B; do
 		label="$v$r"
-		if [ $v = A ]; then SCEPD="$DIR_A/scepd"; else SCEPD="$DIR_B/scepd"; fi
+		if [ $v = A ]; then
+			SCEPD="$DIR_A/scepd" EXTRA_CONF=${A_CONF:-}
+		else
+			SCEPD="$DIR_B/scepd" EXTRA_CONF=${B_CONF:-}
+		fi
 		start_scepd "$label" "$MODE" "$CA_BITS" > "$WORK/$label.start" 2>&1
 		load "$label" "$COUNT" "$CONCURRENCY" "$WORK/$label.out"
 		stop_server "$label"
 		rm -rf "${SERVER_DATA[$label]}"
 		out="$WORK/$label.out"
 		[ "$(field "$out" failures)" = 0 ] || fail "$label: $(field "$out" failures) failed answers"
-		printf '%-6s %8s %8s %8s' "$label" "$(field "$out" rate)" \
-			"$(field "$out" p99_ms)" "$(field "$out" cpu_ms_per_enrollment)"
-		for k in rate p99_ms cpu_ms_per_enrollment; do
+		printf '%-6s %8s %8s %8s %8.1f' "$label" "$(field "$out" rate)" \
+			"$(field "$out" p99_ms)" "$(field "$out" cpu_ms_per_enrollment)" \
+			"$(calc "$(field "$out" peak_rss_kib) / 1024")"
+		for k in rate p99_ms cpu_ms_per_enrollment peak_rss_kib; do
 			SUM[$v.$k]=$(calc "${SUM[$v.$k]:-0} + $(field "$out" "$k")")
 		done
 		for p in $PROCS; do
@@ -78,10 +86,12 @@ for r in $(seq "$ROUNDS"); do
 done
 
 mean() { calc "${SUM[$1]} / $ROUNDS"; }
-printf '%-6s %8.1f %8.1f %8.3f' "mean A" "$(mean A.rate)" "$(mean A.p99_ms)" "$(mean A.cpu_ms_per_enrollment)"
+printf '%-6s %8.1f %8.1f %8.3f %8.1f' "mean A" "$(mean A.rate)" "$(mean A.p99_ms)" \
+	"$(mean A.cpu_ms_per_enrollment)" "$(calc "$(mean A.peak_rss_kib) / 1024")"
 for p in $PROCS; do printf ' %15.3f' "$(mean "A.$p")"; done
 echo
-printf '%-6s %8.1f %8.1f %8.3f' "mean B" "$(mean B.rate)" "$(mean B.p99_ms)" "$(mean B.cpu_ms_per_enrollment)"
+printf '%-6s %8.1f %8.1f %8.3f %8.1f' "mean B" "$(mean B.rate)" "$(mean B.p99_ms)" \
+	"$(mean B.cpu_ms_per_enrollment)" "$(calc "$(mean B.peak_rss_kib) / 1024")"
 for p in $PROCS; do printf ' %15.3f' "$(mean "B.$p")"; done
 echo
 echo "B against A: enrollments/s $(calc "100 * ($(mean B.rate) / $(mean A.rate) - 1)" | xargs printf '%+.1f') %," \
