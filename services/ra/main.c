@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/x509v3.h>
 #include <zmq.h>
@@ -179,7 +178,6 @@ main(int argc, char **argv)
 	struct rpc_server_config server;
 	const char *config_file = NULL;
 	char err[512];
-	long ncpu;
 	int rc = 1;
 
 	memset(&ra, 0, sizeof(ra));
@@ -249,18 +247,11 @@ main(int argc, char **argv)
 		goto out;
 	if ((ra.zmq_ctx = zmq_ctx_new()) == NULL)
 		goto out;
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	memset(&server, 0, sizeof(server));
 	server.zmq_ctx = ra.zmq_ctx;
 	server.endpoint = ra.settings.listen;
 	server.routes = ra_routes;
-	/* 0: two per core. A worker spends much of a request waiting on the
-	 * challenge service and the CA; with one per core the cores idled
-	 * (tests/bench/ab.sh, 2 cores, c=16: 4 workers against 2 gave 15 %
-	 * more enrollments/s and p99 119 -> 82 ms). */
 	server.workers = (int)ra.settings.workers;
-	if (server.workers == 0)
-		server.workers = 2 * (ncpu > 0 ? (int)ncpu : 1);
 	server.worker_init = ra_worker_init;
 	server.worker_fini = ra_worker_fini;
 	server.service = &ra;

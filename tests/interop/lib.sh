@@ -8,6 +8,8 @@
 #   fetch_ca_chain             GetCACert -> $CA_PEM $RA_SIG_PEM $RA_ENC_PEM
 #   verify_cert FILE           openssl verify against the GetCACert CA
 #   set_conf SECTION KEY VALUE edit $DATA/scepd.conf (restart to apply)
+#   from=$(log_mark); logged "$from" PATTERN
+#                              the server log has PATTERN since the mark
 #   add_conf_section SECTION   add [SECTION] to it when missing
 #   on_exit "COMMAND"          run at exit, before the server is stopped
 #   check "what"               announce a check;  fail "why"  ends the test
@@ -262,6 +264,18 @@ verify_cert() {
 }
 
 # Sets KEY = VALUE in [SECTION] of $DATA/scepd.conf, adding it when absent.
+# The line the server log's next line will have (1 before it exists).
+log_mark() {
+	if [ -f "$SERVER_LOG" ]; then echo $(($(wc -l < "$SERVER_LOG") + 1)); else echo 1; fi
+}
+
+# logged FROM PATTERN: the server log has PATTERN from line FROM on (the
+# whole log is read: grep -q would end a pipe early, tail dying of SIGPIPE).
+logged() {
+	tail -n "+$1" "$SERVER_LOG" > "$WORK/log.since"
+	grep -q -- "$2" "$WORK/log.since"
+}
+
 set_conf() {
 	local section=$1 key=$2 value=$3 conf="$DATA/scepd.conf"
 	[ -f "$conf" ] || fail "no $conf (start the server once first)"

@@ -16,12 +16,6 @@ server_start
 fetch_ca_chain
 server_stop
 
-# logged FROM PATTERN: the server log has PATTERN from line FROM on (the
-# whole log is read: grep -q would end a pipe early, tail dying of SIGPIPE).
-logged() {
-	tail -n "+$1" "$SERVER_LOG" > "$WORK/log.since"
-	grep -q -- "$2" "$WORK/log.since"
-}
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 der_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
@@ -54,7 +48,7 @@ ledger_count() {
 
 for point in journal signed recorded; do
 	check "the CA crashes after '$point': the retry gets the certificate it had"
-	from=$(($(wc -l < "$SERVER_LOG") + 1))
+	from=$(log_mark)
 	SCEPD_TEST_CA_CRASH="$point:2" server_start
 	pw=$(challenge)
 	ios_enroll "$pw" "CN=before $point" "$WORK/before-$point.pem" > /dev/null ||
@@ -96,7 +90,7 @@ for point in journal signed recorded; do
 done
 
 check "after the retries the journal is empty: a restarted CA reports nothing left"
-from=$(($(wc -l < "$SERVER_LOG") + 1))
+from=$(log_mark)
 server_start
 if logged "$from" "journalled but not in the ledger"; then
 	fail "the journal still holds records"
@@ -104,7 +98,7 @@ fi
 server_stop
 
 check "a journalled certificate that cannot be built again is never signed: a new serial"
-from=$(($(wc -l < "$SERVER_LOG") + 1))
+from=$(log_mark)
 SCEPD_TEST_CA_CRASH="journal:2" server_start
 pw=$(challenge)
 ios_enroll "$pw" "CN=before change" "$WORK/before-change.pem" > /dev/null || fail "the first enrollment"
@@ -129,7 +123,7 @@ wait "$client" && fail "the attempt the server died in succeeded"
 journalled=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
 server_stop
 set_conf ca ValidityDays 200
-from=$(($(wc -l < "$SERVER_LOG") + 1))
+from=$(log_mark)
 server_start
 enroll_until_success "$pw" "CN=changed CA" "$WORK/changed.key" "$WORK/changed.pem"
 verify_cert "$WORK/changed.pem" > /dev/null

@@ -9,17 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 interop_init sign_reply
 
-# logged FROM PATTERN: the server log has PATTERN from line FROM on.
-logged() {
-	tail -n "+$1" "$SERVER_LOG" > "$WORK/log.since"
-	grep -q -- "$2" "$WORK/log.since"
-}
 pubkey() { openssl x509 -in "$1" -noout -pubkey; }
 
 for form in ready alone; do
 	check "the CA sends the certificate $([ $form = ready ] && echo "with its SignedData ready" || echo "alone (an earlier CA)"): the device gets its certificate"
-	from=1
-	[ ! -f "$SERVER_LOG" ] || from=$(($(wc -l < "$SERVER_LOG") + 1))
+	from=$(log_mark)
 	if [ $form = alone ]; then
 		SCEPD_TEST_CA_CERT_ALONE=1 server_start
 		logged "$from" "test hook: certificates are sent without their SignedData" ||
