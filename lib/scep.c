@@ -7,6 +7,7 @@
  * request never leaves errors behind for the next one on the same thread.
  */
 #include "scep.h"
+#include "x509parse.h"
 #include "log.h"
 
 #include <limits.h>
@@ -304,7 +305,7 @@ pkcs7_read(const uint8_t *der, size_t len)
 
 	if (der == NULL || len == 0 || len > LONG_MAX)
 		return NULL;
-	return d2i_PKCS7(NULL, &p, (long)len);
+	return x509parse_pkcs7(&p, (long)len);
 }
 
 /* Same, refusing bytes after the structure. */
@@ -316,7 +317,7 @@ pkcs7_read_exact(const uint8_t *der, size_t len)
 
 	if (der == NULL || len == 0 || len > LONG_MAX)
 		return NULL;
-	if ((p7 = d2i_PKCS7(NULL, &p, (long)len)) != NULL && p != der + len) {
+	if ((p7 = x509parse_pkcs7(&p, (long)len)) != NULL && p != der + len) {
 		PKCS7_free(p7);
 		p7 = NULL;
 	}
@@ -1143,19 +1144,20 @@ csr_read(const uint8_t *der, size_t len, X509_REQ **out, const char **detail)
 {
 	const unsigned char *p = der, *q = decoy_der[SCEP_CONTENT_CSR];
 	X509_REQ *req = NULL, *checked = decoy_req;
-	EVP_PKEY *pub = NULL;
+	EVP_PKEY *pub = NULL, *decoy_pub = NULL;
 	int ok;
 
 	*out = NULL;
 	if (der != NULL && len > 0 && len <= LONG_MAX)
-		req = d2i_X509_REQ(NULL, &p, (long)len);
+		req = x509parse_req(&p, (long)len, &pub);
 	if (req == NULL) {
 		*detail = "not a PKCS#10 request";
-		X509_REQ_free(
-		    d2i_X509_REQ(NULL, &q, (long)decoy_len[SCEP_CONTENT_CSR]));
+		X509_REQ_free(x509parse_req(
+		    &q, (long)decoy_len[SCEP_CONTENT_CSR], &decoy_pub));
+		EVP_PKEY_free(decoy_pub);
 	} else if (p != der + len)
 		*detail = "bytes after the PKCS#10 request";
-	else if ((pub = X509_REQ_get0_pubkey(req)) == NULL)
+	else if (pub == NULL)
 		*detail = "the request's key is unreadable";
 	else if (!key_affordable(pub))
 		*detail = "the request's key is refused before any signature "
@@ -1163,14 +1165,21 @@ csr_read(const uint8_t *der, size_t len, X509_REQ **out, const char **detail)
 	else
 		checked = req;
 	ok = checked != NULL &&
-	    X509_REQ_verify(checked, X509_REQ_get0_pubkey(checked)) == 1;
+	    X509_REQ_verify(checked,
+	        checked == req ? pub : X509_REQ_get0_pubkey(checked)) == 1;
 	if (checked == req && req != NULL) {
 		if (ok) {
-			*out = req;
-			return 0;
+			/* Only now: i2d may re-encode it from here on. */
+			*out = x509parse_req_keyed(req, pub, der, (long)len);
+			EVP_PKEY_free(pub);
+			if (*out != NULL)
+				return 0;
+			*detail = "out of memory";
+			return -1;
 		}
 		*detail = "the request's self-signature does not verify";
 	}
+	EVP_PKEY_free(pub);
 	X509_REQ_free(req);
 	return -1;
 }
@@ -1331,6 +1340,7 @@ scep_content_clear(struct scep_content *c)
 		free(c->challenge);
 	}
 	X509_REQ_free(c->csr);
+	free(c->csr_der);
 	X509_NAME_free(c->issuer);
 	X509_NAME_free(c->subject);
 	ASN1_INTEGER_free(c->serial);
@@ -1367,8 +1377,19 @@ content_read(enum scep_content_kind kind, const uint8_t *der, size_t len,
 	struct scep_content decoy = {0};
 	const char *unused;
 
-	if (kind == SCEP_CONTENT_CSR)
-		return csr_read(der, len, &c->csr, detail);
+	if (kind == SCEP_CONTENT_CSR) {
+		if (csr_read(der, len, &c->csr, detail) != 0)
+			return -1;
+		if ((c->csr_der = malloc(len)) == NULL) {
+			X509_REQ_free(c->csr);
+			c->csr = NULL;
+			*detail = "out of memory";
+			return -1;
+		}
+		memcpy(c->csr_der, der, len);
+		c->csr_der_len = len;
+		return 0;
+	}
 	if (names_read(kind, der, len, c, detail) == 0)
 		return 0;
 	(void)names_read(

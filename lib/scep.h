@@ -137,6 +137,10 @@ enum scep_content_kind {
 /* What scep_envelope_read found; the fields of its kind are set. */
 struct scep_content {
 	X509_REQ *csr; /* CSR: self-signature verified */
+	/* CSR: the bytes it was read from, to pass on: csr's own i2d
+	 * re-encodes it (its key was attached after the check). */
+	uint8_t *csr_der;
+	size_t csr_der_len;
 	char *challenge; /* CSR: its challengePassword, NULL if none */
 	X509_NAME *issuer; /* ISSUER_SERIAL, ISSUER_SUBJECT (DER) */
 	X509_NAME *subject; /* ISSUER_SUBJECT */

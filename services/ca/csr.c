@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "x509parse.h"
 
 static int ca_refuse(struct ca_refusal *refusal, int fail_info, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
@@ -265,18 +266,18 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 {
 	const unsigned char *p = der;
 	X509_REQ *req = NULL;
-	EVP_PKEY *key;
+	EVP_PKEY *key = NULL;
 	int rc = -1;
 
 	*out = NULL;
 	if (len == 0 || len > LONG_MAX ||
-	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL ||
+	    (req = x509parse_req(&p, (long)len, &key)) == NULL ||
 	    p != der + len) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
 		    "the CSR is not a readable PKCS#10 request");
 		goto out;
 	}
-	if ((key = X509_REQ_get0_pubkey(req)) == NULL) {
+	if (key == NULL) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
 		    "the CSR's public key cannot be read");
 		goto out;
@@ -288,6 +289,12 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 	if (X509_REQ_verify(req, key) != 1) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_MESSAGE_CHECK,
 		    "the CSR's signature does not verify with its key");
+		goto out;
+	}
+	/* Verified: the key goes in (the CA never re-encodes a request). */
+	if ((req = x509parse_req_keyed(req, key, der, (long)len)) == NULL) {
+		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "the CSR is not a readable PKCS#10 request");
 		goto out;
 	}
 	if (X509_NAME_entry_count(X509_REQ_get_subject_name(req)) == 0) {
@@ -311,6 +318,7 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 	rc = 0;
 out:
 	X509_REQ_free(req);
+	EVP_PKEY_free(key);
 	ERR_clear_error();
 	return rc;
 }

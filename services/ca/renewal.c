@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "x509parse.h"
 #include "log.h"
 
 static int renewal_refuse(struct ca_refusal *r, const char *fmt, ...)
@@ -48,7 +49,7 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
     struct ca_refusal *r, char old_serial[CA_SERIAL_HEX])
 {
 	const unsigned char *p = der;
-	X509 *old = d2i_X509(NULL, &p, (long)der_len);
+	X509 *old = x509parse_cert(&p, (long)der_len);
 	X509_NAME *subject = NULL;
 	const ASN1_INTEGER *sn;
 	BIGNUM *bn = NULL;

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "x509parse.h"
 #include "store.h"
 #include "log.h"
 #include "scep.h"
@@ -178,7 +179,7 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	if (found == 1)
 		return 0;
 	p = der;
-	if (found < 0 || (old = d2i_X509(NULL, &p, (long)der_len)) == NULL) {
+	if (found < 0 || (old = x509parse_cert(&p, (long)der_len)) == NULL) {
 		ca_sign_internal(
 		    reply, req, txid, "ledger record unreadable", 0);
 		goto out;

@@ -85,32 +85,30 @@ ra_signer_is_ours(const struct ra *ra, X509 *signer)
 
 static int
 ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
-    const char *password, const char *txid, X509_REQ *csr,
-    struct ra_answer *ans, struct rpc_arena *arena)
+    const char *txid, const struct scep_content *content, struct ra_answer *ans,
+    struct rpc_arena *arena)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeCheckRequest check =
 	    SCEP__V1__CHALLENGE_CHECK_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	unsigned char *der = NULL;
-	int rc, len;
+	const char *password = content->challenge;
+	X509_REQ *csr = content->csr;
+	int rc;
 
 	check.password = (char *)(password != NULL ? password : "");
 	check.transaction_id = (char *)txid;
 	check.client_addr = req->pki_operation->client_addr;
 	check.path = req->pki_operation->path;
 	/* For validators that weigh the request (an MDM's webhook). */
-	if ((len = i2d_X509_REQ(csr, &der)) > 0) {
-		check.has_csr = 1;
-		check.csr.data = der;
-		check.csr.len = (size_t)len;
-	}
+	check.has_csr = 1;
+	check.csr.data = content->csr_der;
+	check.csr.len = content->csr_der_len;
 	check.subject = ra_csr_subject(csr, arena);
 	check.n_sans = ra_csr_sans(csr, &check.sans, arena);
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	call.challenge_check = &check;
 	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
-	OPENSSL_free(der);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "challenge service: %s", rpc_strerror(rc));
@@ -176,22 +174,19 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 
 static int
 ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
-    const struct scep_request *sreq, X509_REQ *csr, int renewal,
-    struct ra_answer *ans, struct rpc_arena *arena)
+    const struct scep_request *sreq, const struct scep_content *content,
+    int renewal, struct ra_answer *ans, struct rpc_arena *arena)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__SignRequest sign = SCEP__V1__SIGN_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	unsigned char *der = NULL, *old = NULL;
+	unsigned char *old = NULL;
 	const unsigned char *p;
 	int len, rc = -1;
 
-	if ((len = i2d_X509_REQ(csr, &der)) <= 0) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST, "unreadable CSR");
-		return -1;
-	}
-	sign.csr.data = der;
-	sign.csr.len = len;
+	/* The CSR as the device sent it: the CA checks its signature. */
+	sign.csr.data = content->csr_der;
+	sign.csr.len = content->csr_der_len;
 	sign.transaction_id = sreq->transaction_id;
 	sign.client_addr = req->pki_operation->client_addr;
 	sign.has_message_type = 1;
@@ -204,7 +199,6 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	call.sign = &sign;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
-	OPENSSL_free(der);
 	OPENSSL_free(old);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
@@ -339,9 +333,9 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	 * enrollment by a password. No password is the challenge service's
 	 * call too: it knows EnforcePassword and names the setting. */
 	if (!renewal &&
-	    ra_challenge_check(w, req, challenge, txid, csr, ans, arena) != 0)
+	    ra_challenge_check(w, req, txid, &content, ans, arena) != 0)
 		goto out;
-	if ((rc = ra_ca_sign(w, req, sreq, csr, renewal, ans, arena)) < 0)
+	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) < 0)
 		goto out;
 	/* Pending: the password stays reserved to this transaction. */
 	if (!renewal && rc == 0)

@@ -1014,6 +1014,12 @@ test_envelope_read_one_answer(void **state)
 	assert_non_null(c.csr);
 	assert_string_equal(c.challenge, "s3cret-OTP");
 	assert_null(w);
+	/* The CSR's bytes as sent, for the CA to check again. */
+	n = i2d_X509_REQ(fx.csr, &csr_der);
+	assert_int_equal(c.csr_der_len, (size_t)n);
+	assert_memory_equal(c.csr_der, csr_der, (size_t)n);
+	OPENSSL_free(csr_der);
+	csr_der = NULL;
 	scep_content_clear(&c);
 	assert_null(c.csr);
 

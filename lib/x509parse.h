@@ -1,0 +1,38 @@
+/*
+ * Certificates, requests and PKCS#7 parsed from DER (or BER) without
+ * OpenSSL 3.0's per-key decoder set-up (x509parse.c): the same objects
+ * d2i_X509, d2i_X509_REQ and d2i_PKCS7 give, at a twentieth of the cost.
+ */
+#ifndef SCEPD_X509PARSE_H
+#define SCEPD_X509PARSE_H
+
+#include <openssl/pkcs7.h>
+#include <openssl/x509.h>
+
+/* As d2i_PKCS7; every certificate of a SignedData has its key. */
+PKCS7 *x509parse_pkcs7(const unsigned char **in, long len);
+
+/* As d2i_X509. */
+X509 *x509parse_cert(const unsigned char **in, long len);
+
+/*
+ * As d2i_X509_REQ, but the request's own key is not in it
+ * (X509_REQ_get0_pubkey gives NULL): *key gets it, or NULL if it cannot be
+ * read. Check the request's key and self-signature with *key, then
+ * x509parse_req_keyed puts the key in.
+ */
+X509_REQ *x509parse_req(const unsigned char **in, long len, EVP_PKEY **key);
+
+/*
+ * `req` (from x509parse_req of the `len` bytes at `der`) with `key` in it,
+ * as d2i_X509_REQ would have given it: an RSA key whose encoding is the
+ * request's own goes in (X509_REQ_set_pubkey); any other, the request is
+ * parsed again the usual way, so that its SubjectPublicKeyInfo stays the
+ * device's byte for byte. Either way i2d may re-encode the request from
+ * then on (X509_REQ_set_pubkey marks it changed): whoever checks its
+ * signature again must get `der`. Takes req; NULL on failure.
+ */
+X509_REQ *x509parse_req_keyed(
+    X509_REQ *req, EVP_PKEY *key, const unsigned char *der, long len);
+
+#endif
