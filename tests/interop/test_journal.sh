@@ -16,7 +16,13 @@ server_start
 fetch_ca_chain
 server_stop
 
-serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+# As the CA writes serials: 32 digits (openssl drops a leading 00 byte,
+# which one serial in 128 has).
+serial_of() {
+	local s
+	s=$(openssl x509 -in "$1" -noout -serial | cut -d= -f2)
+	printf '%32s' "$s" | tr ' ' 0
+}
 der_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
 # Enrolls SUBJECT with key KEY and password PW until it succeeds (up to
