@@ -58,4 +58,19 @@ check "the server log shows iOS's User-Agent"
 grep -qF "Settings/1.0 CFNetwork/467.12 Darwin/10.3.1" "$SERVER_LOG" ||
 	fail "the server log does not show the iOS User-Agent"
 
-pass "iOS-style enrollment: long GET query, Apple RDN order, certificate verifies"
+check "a CSR whose RSA key comes without its NULL parameters: enrolled, the key kept as sent"
+# The RA passes on the CSR's own bytes (it attaches the key it read only
+# after the signature check, which makes OpenSSL re-encode a request), and
+# the CA copies the SubjectPublicKeyInfo into the certificate as it is.
+ios_enroll "$(challenge)" "CN=params absent" "$WORK/noparams.pem" "$URL" --rsa-params-absent ||
+	fail "the enrollment failed"
+verify_cert "$WORK/noparams.pem"
+spki_alg=$(openssl x509 -in "$WORK/noparams.pem" -outform DER | od -An -tx1 -v | tr -d ' \n')
+# AlgorithmIdentifier { rsaEncryption } with nothing after the OID, then
+# the key's BIT STRING (with NULL: 300d06092a864886f70d0101010500).
+case $spki_alg in
+*300b06092a864886f70d01010103*) echo "   the certificate's key: rsaEncryption without parameters, as the CSR had it" ;;
+*) fail "the certificate's SubjectPublicKeyInfo is not the CSR's (no parameters)" ;;
+esac
+
+pass "iOS-style enrollment: long GET query, Apple RDN order, certificate verifies; a CSR's key without NULL parameters kept"

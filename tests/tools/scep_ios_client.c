@@ -66,6 +66,7 @@ struct options {
 	long nonce_len; /* 0: 16 bytes; SCEP_NONCE_EMPTY, SCEP_NONCE_NONE */
 	int no_txid;
 	int bad_csr_signature; /* flip a bit of the CSR's signature */
+	int rsa_params_absent; /* the CSR's RSA key without NULL parameters */
 	int message_type; /* what to send; PKCSReq normally */
 };
 
@@ -182,6 +183,27 @@ make_csr(const struct options *o, EVP_PKEY *key, const EVP_MD *md)
 	req = scep_make_csr(name, o->challenge, o->key_usage, o->san, key, md);
 	X509_NAME_free(name);
 	return req;
+}
+
+/* The CSR's RSA AlgorithmIdentifier without the NULL parameters RFC 3279
+ * asks for (some devices leave them out), signed again. */
+static int
+drop_rsa_params(X509_REQ *req, EVP_PKEY *key, const EVP_MD *md)
+{
+	X509_PUBKEY *spki = X509_REQ_get_X509_PUBKEY(req);
+	const unsigned char *bits;
+	unsigned char *copy;
+	int len;
+
+	if (!X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, spki) ||
+	    (copy = OPENSSL_memdup(bits, (size_t)len)) == NULL)
+		return -1;
+	if (!X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption),
+	        V_ASN1_UNDEF, NULL, copy, len)) {
+		OPENSSL_free(copy);
+		return -1;
+	}
+	return X509_REQ_sign(req, key, md) > 0 ? 0 : -1;
 }
 
 /*
@@ -347,6 +369,11 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 		    (rq->csr = make_csr(o, rq->key, md)) == NULL) {
 			fprintf(stderr, "key, signer or CSR: failed\n");
 			ERR_print_errors_fp(stderr);
+			return -1;
+		}
+		if (o->rsa_params_absent &&
+		    drop_rsa_params(rq->csr, rq->key, md) != 0) {
+			fprintf(stderr, "--rsa-params-absent: failed\n");
 			return -1;
 		}
 		memset(&p, 0, sizeof(p));
@@ -653,6 +680,9 @@ usage(FILE *f)
 	    "                    a RenewalReq)\n"
 	    "  --nonce-len N (0: empty), --no-nonce, --no-txid,\n"
 	    "  --bad-csr-signature   hostile requests\n"
+	    "  --rsa-params-absent   the CSR's RSA AlgorithmIdentifier "
+	    "without\n"
+	    "                    its NULL parameters (as some devices send)\n"
 	    "  --issuer-serial CERT.pem  with --message-type 21 (GetCert) or\n"
 	    "                    22 (GetCRL): ask about that certificate;\n"
 	    "                    --out gets the certificate or the CRL\n"
@@ -688,6 +718,7 @@ main(int argc, char **argv)
 	    {"no-nonce", no_argument, NULL, 'O'},
 	    {"no-txid", no_argument, NULL, 'T'},
 	    {"bad-csr-signature", no_argument, NULL, 'B'},
+	    {"rsa-params-absent", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -700,7 +731,7 @@ main(int argc, char **argv)
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
 	while ((ch = getopt_long(argc, argv,
-	            "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTBh", opts,
+	            "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTBPh", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -777,6 +808,9 @@ main(int argc, char **argv)
 			break;
 		case 'B':
 			o.bad_csr_signature = 1;
+			break;
+		case 'P':
+			o.rsa_params_absent = 1;
 			break;
 		case 'M':
 			o.signer_mismatch = 1;
