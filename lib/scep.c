@@ -1174,7 +1174,7 @@ csr_read(const uint8_t *der, size_t len, X509_REQ **out, const char **detail)
 			EVP_PKEY_free(pub);
 			if (*out != NULL)
 				return 0;
-			*detail = "out of memory";
+			*detail = "the request's key is unreadable";
 			return -1;
 		}
 		*detail = "the request's self-signature does not verify";

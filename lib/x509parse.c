@@ -150,5 +150,12 @@ x509parse_req_keyed(
 		return req;
 again:
 	X509_REQ_free(req);
-	return d2i_X509_REQ(NULL, &p, len);
+	/* OpenSSL's own decoders may refuse what d2i_PublicKey read: then
+	 * no request, rather than one whose key is missing. */
+	if ((req = d2i_X509_REQ(NULL, &p, len)) != NULL &&
+	    X509_REQ_get0_pubkey(req) == NULL) {
+		X509_REQ_free(req);
+		req = NULL;
+	}
+	return req;
 }

@@ -30,7 +30,8 @@ X509_REQ *x509parse_req(const unsigned char **in, long len, EVP_PKEY **key);
  * parsed again the usual way, so that its SubjectPublicKeyInfo stays the
  * device's byte for byte. Either way i2d may re-encode the request from
  * then on (X509_REQ_set_pubkey marks it changed): whoever checks its
- * signature again must get `der`. Takes req; NULL on failure.
+ * signature again must get `der`. Takes req; NULL on failure, also when
+ * OpenSSL's own decoders cannot read the key.
  */
 X509_REQ *x509parse_req_keyed(
     X509_REQ *req, EVP_PKEY *key, const unsigned char *der, long len);

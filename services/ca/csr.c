@@ -293,8 +293,8 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 	}
 	/* Verified: the key goes in (the CA never re-encodes a request). */
 	if ((req = x509parse_req_keyed(req, key, der, (long)len)) == NULL) {
-		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "the CSR is not a readable PKCS#10 request");
+		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+		    "the CSR's public key cannot be read");
 		goto out;
 	}
 	if (X509_NAME_entry_count(X509_REQ_get_subject_name(req)) == 0) {
