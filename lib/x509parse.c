@@ -6,7 +6,8 @@
  * device's certificate and its CSR in the RA, the CSR again in the CA).
  * Parsed in a library context holding only the null provider, the key is
  * left undecoded, as OpenSSL leaves a key of an unknown type; an RSA key
- * is then read by its own decoder (2 us), any other the usual way.
+ * is then read by its own decoder (2 us). Any other key type (EC devices
+ * are few) is parsed again the usual way: one decoder set-up, as before.
  */
 #include <pthread.h>
 #include <string.h>
@@ -39,44 +40,70 @@ keyless_d2i(const unsigned char **in, long len, const ASN1_ITEM *it)
 	return ASN1_item_d2i_ex(NULL, in, len, it, keyless_ctx, NULL);
 }
 
-/* The key of a SubjectPublicKeyInfo; NULL if unreadable. */
-static EVP_PKEY *
-spki_key(X509_PUBKEY *spki)
+static int
+spki_is_rsa(X509_PUBKEY *spki)
 {
 	ASN1_OBJECT *alg = NULL;
-	const unsigned char *bits = NULL, *p;
-	unsigned char *der = NULL;
-	EVP_PKEY *key = NULL;
-	int bits_len = 0, n;
 
-	if (spki == NULL ||
-	    !X509_PUBKEY_get0_param(&alg, &bits, &bits_len, NULL, spki))
+	return spki != NULL &&
+	    X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, spki) &&
+	    OBJ_obj2nid(alg) == NID_rsaEncryption;
+}
+
+/* An RSA SubjectPublicKeyInfo's key, read by RSA's own decoder; NULL if
+ * unreadable. */
+static EVP_PKEY *
+rsa_key(X509_PUBKEY *spki)
+{
+	const unsigned char *bits = NULL, *p;
+	EVP_PKEY *key;
+	int bits_len = 0;
+
+	if (!X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, spki))
 		return NULL;
-	if (OBJ_obj2nid(alg) == NID_rsaEncryption) {
-		/* The BIT STRING holds PKCS#1's RSAPublicKey, all of it. */
-		p = bits;
-		key = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, bits_len);
-		if (key != NULL && p != bits + bits_len) {
-			EVP_PKEY_free(key);
-			key = NULL;
-		}
-	} else if ((n = i2d_X509_PUBKEY(spki, &der)) > 0) {
-		p = der;
-		key = d2i_PUBKEY(NULL, &p, n);
+	/* The BIT STRING holds PKCS#1's RSAPublicKey, all of it. */
+	p = bits;
+	key = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, bits_len);
+	if (key != NULL && p != bits + bits_len) {
+		EVP_PKEY_free(key);
+		key = NULL;
 	}
-	OPENSSL_free(der);
 	return key;
 }
 
-/* X509_set_pubkey keeps the certificate's encoding (unlike a request's). */
+/*
+ * *cert with its key: an RSA key read and set (X509_set_pubkey keeps the
+ * certificate's encoding, unlike a request's); with any other key type the
+ * certificate is parsed again the usual way from its own bytes, one
+ * decoder set-up as d2i_X509 makes (reading the key the usual way and
+ * setting it would cost an encoder set-up more).
+ */
 static int
-cert_attach_key(X509 *cert)
+cert_keyed(X509 **cert)
 {
-	EVP_PKEY *key = spki_key(X509_get_X509_PUBKEY(cert));
-	int ok = key == NULL || X509_set_pubkey(cert, key);
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *key;
+	X509 *again;
+	int n, ok;
 
-	EVP_PKEY_free(key); /* the certificate holds its reference */
-	return ok;
+	if (spki_is_rsa(X509_get_X509_PUBKEY(*cert))) {
+		if ((key = rsa_key(X509_get_X509_PUBKEY(*cert))) == NULL)
+			return 1; /* unreadable: as d2i_X509 leaves it */
+		ok = X509_set_pubkey(*cert, key);
+		EVP_PKEY_free(key); /* the certificate holds its reference */
+		return ok;
+	}
+	if ((n = i2d_X509(*cert, &der)) <= 0)
+		return 0;
+	p = der;
+	again = d2i_X509(NULL, &p, n);
+	OPENSSL_free(der);
+	if (again == NULL)
+		return 0;
+	X509_free(*cert);
+	*cert = again;
+	return 1;
 }
 
 PKCS7 *
@@ -87,11 +114,15 @@ x509parse_pkcs7(const unsigned char **in, long len)
 
 	if (p7 != NULL && PKCS7_type_is_signed(p7) && p7->d.sign != NULL)
 		certs = p7->d.sign->cert;
-	for (int i = 0; i < sk_X509_num(certs); i++)
-		if (!cert_attach_key(sk_X509_value(certs, i))) {
+	for (int i = 0; i < sk_X509_num(certs); i++) {
+		X509 *cert = sk_X509_value(certs, i);
+
+		if (!cert_keyed(&cert)) {
 			PKCS7_free(p7);
 			return NULL;
 		}
+		sk_X509_set(certs, i, cert);
+	}
 	return p7;
 }
 
@@ -100,7 +131,7 @@ x509parse_cert(const unsigned char **in, long len)
 {
 	X509 *cert = keyless_d2i(in, len, ASN1_ITEM_rptr(X509));
 
-	if (cert != NULL && !cert_attach_key(cert)) {
+	if (cert != NULL && !cert_keyed(&cert)) {
 		X509_free(cert);
 		cert = NULL;
 	}
@@ -110,9 +141,22 @@ x509parse_cert(const unsigned char **in, long len)
 X509_REQ *
 x509parse_req(const unsigned char **in, long len, EVP_PKEY **key)
 {
+	const unsigned char *start = *in;
 	X509_REQ *req = keyless_d2i(in, len, ASN1_ITEM_rptr(X509_REQ));
 
-	*key = req != NULL ? spki_key(X509_REQ_get_X509_PUBKEY(req)) : NULL;
+	*key = NULL;
+	if (req == NULL)
+		return NULL;
+	if (spki_is_rsa(X509_REQ_get_X509_PUBKEY(req))) {
+		*key = rsa_key(X509_REQ_get_X509_PUBKEY(req));
+		return req;
+	}
+	/* Any other key type the usual way: one decoder set-up, as before. */
+	X509_REQ_free(req);
+	*in = start;
+	if ((req = d2i_X509_REQ(NULL, in, len)) != NULL &&
+	    (*key = X509_REQ_get0_pubkey(req)) != NULL)
+		EVP_PKEY_up_ref(*key);
 	return req;
 }
 
@@ -124,9 +168,8 @@ spki_is_encoding_of(X509_PUBKEY *spki, EVP_PKEY *key)
 	unsigned char *a = NULL, *b = NULL;
 	int na, nb, same;
 
-	/* An RSA key read by spki_key has OpenSSL's legacy encoder: cheap. */
-	if (EVP_PKEY_get_id(key) != EVP_PKEY_RSA ||
-	    !X509_PUBKEY_set(&mine, key))
+	/* rsa_key's key has OpenSSL's legacy encoder: cheap. */
+	if (!X509_PUBKEY_set(&mine, key))
 		return 0;
 	na = i2d_X509_PUBKEY(spki, &a);
 	nb = i2d_X509_PUBKEY(mine, &b);
@@ -145,6 +188,8 @@ x509parse_req_keyed(
 
 	if (req == NULL || key == NULL)
 		goto again;
+	if (!spki_is_rsa(X509_REQ_get_X509_PUBKEY(req)))
+		return req; /* parsed the usual way: its key is in it */
 	if (spki_is_encoding_of(X509_REQ_get_X509_PUBKEY(req), key) &&
 	    X509_REQ_set_pubkey(req, key))
 		return req;

@@ -16,18 +16,19 @@ PKCS7 *x509parse_pkcs7(const unsigned char **in, long len);
 X509 *x509parse_cert(const unsigned char **in, long len);
 
 /*
- * As d2i_X509_REQ, but the request's own key is not in it
- * (X509_REQ_get0_pubkey gives NULL): *key gets it, or NULL if it cannot be
- * read. Check the request's key and self-signature with *key, then
- * x509parse_req_keyed puts the key in.
+ * As d2i_X509_REQ, but an RSA key is not in the request
+ * (X509_REQ_get0_pubkey gives NULL; other key types are): *key gets the
+ * key (a reference of its own), or NULL if it cannot be read. Check the
+ * request's key and self-signature with *key, then x509parse_req_keyed
+ * puts the key in.
  */
 X509_REQ *x509parse_req(const unsigned char **in, long len, EVP_PKEY **key);
 
 /*
  * `req` (from x509parse_req of the `len` bytes at `der`) with `key` in it,
  * as d2i_X509_REQ would have given it: an RSA key whose encoding is the
- * request's own goes in (X509_REQ_set_pubkey); any other, the request is
- * parsed again the usual way, so that its SubjectPublicKeyInfo stays the
+ * request's own goes in (X509_REQ_set_pubkey); an RSA key encoded
+ * otherwise, the request is parsed again the usual way, so that its SubjectPublicKeyInfo stays the
  * device's byte for byte. Either way i2d may re-encode the request from
  * then on (X509_REQ_set_pubkey marks it changed): whoever checks its
  * signature again must get `der`. Takes req; NULL on failure, also when

@@ -120,7 +120,7 @@ server_start() {
 	[ -z "$SERVER_PID" ] || fail "server_start: the server is already running"
 	echo "   starting scepd on 127.0.0.1:$PORT"
 	local from
-	from=$(($(wc -l < "$SERVER_LOG" 2>/dev/null || echo 0) + 1))
+	from=$(log_mark)
 	# Its own process group, so that no child outlives the test even if
 	# scepd itself has to be killed.
 	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" "$@" >> "$SERVER_LOG" 2>&1 &
@@ -263,7 +263,6 @@ verify_cert() {
 	echo "   $(openssl x509 -in "$cert" -noout -subject) verifies against the CA"
 }
 
-# Sets KEY = VALUE in [SECTION] of $DATA/scepd.conf, adding it when absent.
 # The line the server log's next line will have (1 before it exists).
 log_mark() {
 	if [ -f "$SERVER_LOG" ]; then echo $(($(wc -l < "$SERVER_LOG") + 1)); else echo 1; fi
@@ -276,6 +275,7 @@ logged() {
 	grep -q -- "$2" "$WORK/log.since"
 }
 
+# Sets KEY = VALUE in [SECTION] of $DATA/scepd.conf, adding it when absent.
 set_conf() {
 	local section=$1 key=$2 value=$3 conf="$DATA/scepd.conf"
 	[ -f "$conf" ] || fail "no $conf (start the server once first)"
