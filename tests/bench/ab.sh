@@ -95,13 +95,11 @@ for r in $(seq "$ROUNDS"); do
 done
 
 mean() { calc "${SUM[$1]} / $ROUNDS"; }
-printf '%-6s %8.1f %8.1f %8.3f %8.1f' "mean A" "$(mean A.rate)" "$(mean A.p99_ms)" \
-	"$(mean A.cpu_ms_per_enrollment)" "$(calc "$(mean A.peak_rss_kib) / 1024")"
-for p in $PROCS; do printf ' %15.3f' "$(mean "A.$p")"; done
-echo
-printf '%-6s %8.1f %8.1f %8.3f %8.1f' "mean B" "$(mean B.rate)" "$(mean B.p99_ms)" \
-	"$(mean B.cpu_ms_per_enrollment)" "$(calc "$(mean B.peak_rss_kib) / 1024")"
-for p in $PROCS; do printf ' %15.3f' "$(mean "B.$p")"; done
-echo
+for v in A B; do
+	printf '%-6s %8.1f %8.1f %8.3f %8.1f' "mean $v" "$(mean $v.rate)" "$(mean $v.p99_ms)" \
+		"$(mean $v.cpu_ms_per_enrollment)" "$(calc "$(mean $v.peak_rss_kib) / 1024")"
+	for p in $PROCS; do printf ' %15.3f' "$(mean "$v.$p")"; done
+	echo
+done
 echo "B against A: enrollments/s $(calc "100 * ($(mean B.rate) / $(mean A.rate) - 1)" | xargs printf '%+.1f') %," \
 	"CPU per enrollment $(calc "100 * ($(mean B.cpu_ms_per_enrollment) / $(mean A.cpu_ms_per_enrollment) - 1)" | xargs printf '%+.1f') %"
