@@ -128,6 +128,7 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 	const char *addr, *password;
 	int64_t now = c->now();
 	unsigned int wait;
+	int checked = 0; /* the validator saw the password */
 	enum scepd_verdict verdict;
 
 	addr = in->client_addr != NULL && in->client_addr[0] != '\0'
@@ -197,8 +198,10 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 	if (sans == NULL) {
 		snprintf(why, sizeof(why), "out of memory");
 		verdict = SCEPD_VERDICT_UNAVAILABLE;
-	} else
+	} else {
 		verdict = v->v->check(v->state, &vr, why, sizeof(why));
+		checked = 1;
+	}
 	why[sizeof(why) - 1] = '\0';
 decided:
 	free(sans);
@@ -229,6 +232,10 @@ allow:
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_check_reply__init(out);
 	out->validator = v->name;
+	/* Saves the RA a round trip per enrollment where nothing was
+	 * reserved (unchecked, or a validator without a consume step). */
+	out->has_consume_not_needed = 1;
+	out->consume_not_needed = !checked || v->v->consume == NULL;
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CHECK;
 	reply->challenge_check = out;
 }

@@ -83,10 +83,14 @@ ra_signer_is_ours(const struct ra *ra, X509 *signer)
 	return ours;
 }
 
+/*
+ * Asks the challenge service; 0 if the password is accepted, and then
+ * *consume says whether it must hear of the issuance (ChallengeConsume).
+ */
 static int
 ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
     const char *txid, const struct scep_content *content, struct ra_answer *ans,
-    struct rpc_arena *arena)
+    struct rpc_arena *arena, int *consume)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeCheckRequest check =
@@ -117,11 +121,18 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	}
 	rc = 0;
 	if (reply->status == SCEP__V1__STATUS__STATUS_OK) {
-		if (reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_CHECK &&
-		    reply->challenge_check->validator != NULL)
+		const Scep__V1__ChallengeCheckReply *cr =
+		    reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_CHECK
+		    ? reply->challenge_check
+		    : NULL;
+
+		if (cr != NULL && cr->validator != NULL)
 			log_event(LOG_LEVEL_INFO, txid, req->id,
 			    "challenge accepted by validator %s",
-			    reply->challenge_check->validator);
+			    cr->validator);
+		/* Unsaid (an older challenge service): consume, as before. */
+		*consume = cr == NULL || !cr->has_consume_not_needed ||
+		    !cr->consume_not_needed;
 		goto out;
 	}
 	rc = -1;
@@ -307,7 +318,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	struct scep_content content = {0};
 	X509_REQ *csr;
 	const char *challenge;
-	int renewal, rc;
+	int renewal, rc, consume = 0;
 
 	if (ra_open(ra, req, sreq, SCEP_CONTENT_CSR, ans, &content) != 0)
 		goto out;
@@ -333,12 +344,13 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	 * enrollment by a password. No password is the challenge service's
 	 * call too: it knows EnforcePassword and names the setting. */
 	if (!renewal &&
-	    ra_challenge_check(w, req, txid, &content, ans, arena) != 0)
+	    ra_challenge_check(w, req, txid, &content, ans, arena, &consume) !=
+	        0)
 		goto out;
 	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) < 0)
 		goto out;
 	/* Pending: the password stays reserved to this transaction. */
-	if (!renewal && rc == 0)
+	if (consume && rc == 0)
 		ra_challenge_consume(w, req, challenge, txid);
 	log_event(LOG_LEVEL_INFO, txid, req->id, "%s to %s via %s",
 	    rc > 0 ? "pending" : (renewal ? "renewed" : "issued"),

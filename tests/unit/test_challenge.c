@@ -113,35 +113,57 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 	return out;
 }
 
+/* A ChallengeCheck; returns the reply status and, if OK, whether the
+ * reply asks for a ChallengeConsume in *consume. */
+static int
+redeem_check(
+    struct fixture *f, const char *password, const char *txid, int *consume)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeCheckRequest check =
+	    SCEP__V1__CHALLENGE_CHECK_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+	int status;
+
+	check.password = (char *)password;
+	check.transaction_id = (char *)txid;
+	check.client_addr = "192.0.2.1";
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
+	req.challenge_check = &check;
+	reply.status = SCEP__V1__STATUS__STATUS_OK;
+	challenge_handle_check(&f->c, &req, &reply, arena);
+	status = reply.status;
+	if (status == SCEP__V1__STATUS__STATUS_OK) {
+		assert_int_equal(
+		    reply.body_case, SCEP__V1__REPLY__BODY_CHALLENGE_CHECK);
+		assert_true(reply.challenge_check->has_consume_not_needed);
+		*consume = !reply.challenge_check->consume_not_needed;
+	}
+	rpc_arena_free(arena);
+	return status;
+}
+
 /* check (consume = 0) or consume (1); returns the reply status. */
 static int
 redeem(struct fixture *f, const char *password, const char *txid, int consume)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
-	Scep__V1__ChallengeCheckRequest check =
-	    SCEP__V1__CHALLENGE_CHECK_REQUEST__INIT;
 	Scep__V1__ChallengeConsumeRequest use =
 	    SCEP__V1__CHALLENGE_CONSUME_REQUEST__INIT;
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
-	struct rpc_arena *arena = rpc_arena_new();
-	int status;
+	struct rpc_arena *arena;
+	int status, wanted;
 
-	if (consume) {
-		use.password = (char *)password;
-		use.transaction_id = (char *)txid;
-		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
-		req.challenge_consume = &use;
-		reply.status = SCEP__V1__STATUS__STATUS_OK;
-		challenge_handle_consume(&f->c, &req, &reply, arena);
-	} else {
-		check.password = (char *)password;
-		check.transaction_id = (char *)txid;
-		check.client_addr = "192.0.2.1";
-		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
-		req.challenge_check = &check;
-		reply.status = SCEP__V1__STATUS__STATUS_OK;
-		challenge_handle_check(&f->c, &req, &reply, arena);
-	}
+	if (!consume)
+		return redeem_check(f, password, txid, &wanted);
+	arena = rpc_arena_new();
+	use.password = (char *)password;
+	use.transaction_id = (char *)txid;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
+	req.challenge_consume = &use;
+	reply.status = SCEP__V1__STATUS__STATUS_OK;
+	challenge_handle_consume(&f->c, &req, &reply, arena);
 	status = reply.status;
 	rpc_arena_free(arena);
 	return status;
@@ -239,6 +261,46 @@ test_reservation(void **state)
 	free(pw);
 }
 
+/* 1 if a check of `password` for `txid` tells the RA to send
+ * ChallengeConsume after issuance, 0 if not, -1 if it was refused. */
+static int
+consume_wanted(struct fixture *f, const char *password, const char *txid)
+{
+	int wanted = -1;
+
+	return redeem_check(f, password, txid, &wanted) == OK ? wanted : -1;
+}
+
+/* A one-time password must hear of its issuance (else it stays reserved,
+ * never counted used); a single password or an unchecked request has
+ * nothing to mark, and the RA saves the round trip. */
+static void
+test_consume_wanted(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0);
+
+	assert_int_equal(consume_wanted(f, pw, "tx-1"), 1);
+	assert_int_equal(consume_wanted(f, pw, "tx-2"), -1);
+	free(pw);
+
+	validators_free(&f->c);
+	f->c.settings.use_single_password = 1;
+	f->c.settings.single_password = "shared-secret-42";
+	assert_int_equal(validators_load(&f->c, f->conf), 0);
+	assert_int_equal(consume_wanted(f, "shared-secret-42", "tx-3"), 0);
+	assert_int_equal(consume_wanted(f, "shared-secret-42", "tx-4"), 0);
+	assert_int_equal(consume_wanted(f, "wrong", "tx-5"), -1);
+	f->c.settings.single_password = NULL;
+
+	validators_free(&f->c);
+	f->c.settings.use_single_password = 0;
+	f->c.settings.enforce_password = 0;
+	f->c.settings.allow_no_password = 1;
+	assert_int_equal(validators_load(&f->c, f->conf), 0);
+	assert_int_equal(consume_wanted(f, "", "tx-6"), 0);
+}
+
 static void
 test_no_password_in_clear(void **state)
 {
@@ -269,6 +331,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_consume_wanted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_no_password_in_clear, setup, teardown),
 	};
