@@ -18,7 +18,7 @@
 # the containers run as 10001:10001 and bind-mount these files as they are.
 #
 # usage: make-secrets.sh [--bin-dir DIR] [--owner UID:GID] [--tls NAME] OUTDIR
-#   DIR holds scepd and scepctl (default: where `scepd` is on PATH, else
+#   DIR holds scepd-init and scepctl (default: where `scepd` is on PATH, else
 #   /opt/scepd/bin). In the image: docker run --rm --user 0 --hostname ndes \
 #     -v "$PWD/deploy/compose/secrets:/out" --entrypoint scepd-make-secrets \
 #     scepd:latest --owner 10001:10001 /out
@@ -57,7 +57,7 @@ if [ -z "$bin_dir" ]; then
 		bin_dir=/opt/scepd/bin
 	fi
 fi
-for b in scepd scepctl; do
+for b in scepd-init scepctl; do
 	[ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing (see --bin-dir)"
 done
 if [ -n "$tls_name" ] && ! command -v openssl > /dev/null 2>&1; then
@@ -74,33 +74,17 @@ fi
 out=$(cd "$out" && pwd)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/scepd-secrets.XXXXXX")
-pid=
 cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null; then
-		kill -KILL "$pid" 2> /dev/null || true
-	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# scepd's own first start makes the CA, the RA certificates and the admin
-# account. Its services are not started (SCEPD_LIBEXEC_DIR names an empty
-# directory), and scepd is stopped once scepd.conf, written last, is there.
-mkdir "$tmp/none"
-SCEPD_LIBEXEC_DIR="$tmp/none" "$bin_dir/scepd" --data-dir "$tmp/data" \
-	--listen 0.0.0.0:8080 > "$tmp/init.log" 2>&1 &
-pid=$!
-for _ in $(seq 600); do
-	[ -f "$tmp/data/scepd.conf" ] && break
-	kill -0 "$pid" 2> /dev/null || break
-	sleep 0.1
-done
-kill -TERM "$pid" 2> /dev/null || true
-wait "$pid" 2> /dev/null || true
-pid=
-if [ ! -f "$tmp/data/scepd.conf" ]; then
+# scepd's first start (scepd-init) makes the CA, the RA certificates and
+# the admin account.
+if ! "$bin_dir/scepd-init" --data-dir "$tmp/data" --listen 0.0.0.0:8080 \
+	> "$tmp/init.log" 2>&1 || [ ! -f "$tmp/data/scepd.conf" ]; then
 	grep -v '^Admin credentials' "$tmp/init.log" >&2 || true
-	die "scepd did not make the CA"
+	die "scepd-init did not make the CA"
 fi
 
 mkdir -m 0700 "$out/ca" "$out/ra"

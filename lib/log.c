@@ -5,8 +5,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include "log.h"
 
 static const char *log_service = "scepd";
@@ -78,24 +76,4 @@ log_event(enum log_level level, const char *txid, uint64_t reqid,
 	va_start(ap, fmt);
 	log_vevent(level, txid, reqid, fmt, ap);
 	va_end(ap);
-}
-
-void
-log_openssl(enum log_level level, const char *txid, const char *what)
-{
-	unsigned long e;
-	char buf[256];
-	const char *file, *data;
-	int line, flags, any = 0;
-
-	while (
-	    (e = ERR_get_error_all(&file, &line, NULL, &data, &flags)) != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		log_event(level, txid, 0, "%s: %s%s%s", what, buf,
-		    (flags & ERR_TXT_STRING) ? ": " : "",
-		    (flags & ERR_TXT_STRING) ? data : "");
-		any = 1;
-	}
-	if (!any)
-		log_event(level, txid, 0, "%s", what);
 }

@@ -1,19 +1,57 @@
 /*
  * scepd --data-dir DIR [--listen HOST:PORT] [--config FILE]
- * Start-up only: arguments, first-run initialisation, then supervision.
+ * Start-up only: arguments, first-run initialisation (scepd-init), then
+ * supervision.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "scepd.h"
+
+extern char **environ;
+
+/*
+ * Runs LIBEXEC/scepd-init on DIR and waits for it: 0 if DIR is a data
+ * directory now. It prints what it made or why it could not.
+ */
+static int
+run_init(const char *libexec, const char *dir, const char *listen)
+{
+	char path[PATH_MAX + 16];
+	char *argv[] = {
+	    path, "--data-dir", (char *)dir, "--listen", (char *)listen, NULL};
+	pid_t pid;
+	int e, status;
+
+	snprintf(path, sizeof(path), "%s/scepd-init", libexec);
+	fflush(stdout);
+	if ((e = posix_spawn(&pid, path, NULL, NULL, argv, environ)) != 0) {
+		fprintf(stderr, "scepd: %s: %s\n", path, strerror(e));
+		return -1;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			fprintf(stderr, "scepd: waiting for %s: %s\n", path,
+			    strerror(errno));
+			return -1;
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "scepd: %s killed by signal %d\n", path,
+		    WTERMSIG(status));
+	return -1;
+}
 
 static void
 usage(FILE *out)
@@ -72,8 +110,22 @@ main(int argc, char **argv)
 		    listen);
 		return 1;
 	}
+	/* The services are installed beside scepd (SCEPD_LIBEXEC_DIR for
+	 * tests that substitute them). */
+	if (getenv("SCEPD_LIBEXEC_DIR") != NULL)
+		snprintf(self, sizeof(self), "%s", getenv("SCEPD_LIBEXEC_DIR"));
+	else if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
+		char *dir;
+
+		self[n] = '\0';
+		dir = dirname(self);
+		memmove(self, dir, strlen(dir) + 1);
+	} else {
+		fprintf(stderr, "scepd: cannot find my own directory\n");
+		return 1;
+	}
 	if (config == NULL &&
-	    scepd_init(data_dir, listen ? listen : "127.0.0.1:8080") < 0)
+	    run_init(self, data_dir, listen ? listen : "127.0.0.1:8080") != 0)
 		return 1;
 	if (realpath(data_dir, dir_abs) == NULL) {
 		fprintf(stderr, "scepd: %s: %s\n", data_dir, strerror(errno));
@@ -92,20 +144,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	/* The services are installed beside scepd (SCEPD_LIBEXEC_DIR for
-	 * tests that substitute them). */
-	if (getenv("SCEPD_LIBEXEC_DIR") != NULL)
-		snprintf(self, sizeof(self), "%s", getenv("SCEPD_LIBEXEC_DIR"));
-	else if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
-		char *dir;
-
-		self[n] = '\0';
-		dir = dirname(self);
-		memmove(self, dir, strlen(dir) + 1);
-	} else {
-		fprintf(stderr, "scepd: cannot find my own directory\n");
-		return 1;
-	}
 	launch.data_dir = dir_abs;
 	launch.config = conf_abs;
 	launch.listen = listen;

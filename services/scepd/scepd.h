@@ -1,6 +1,7 @@
 /*
- * scepd: the one-machine launcher. It initialises a data directory on
- * first start, then runs the four services as children and keeps them up.
+ * scepd: the one-machine launcher. It has scepd-init initialise a data
+ * directory on first start, then runs the four services as children and
+ * keeps them up.
  */
 #ifndef SCEPD_LAUNCHER_H
 #define SCEPD_LAUNCHER_H
@@ -12,15 +13,10 @@ struct launch {
 	const char *libexec; /* directory of the service executables */
 };
 
-/* The text of deploy/scepd.conf.example (generated at build time). */
-extern const char scepd_conf_example[];
-
 /*
- * init.c: makes `dir` a data directory (demo CA, RA certificates,
- * configuration, admin account) if it is missing or empty; prints what it
- * made. 1: initialised, 0: already one, -1: refused or failed (printed).
+ * main.c runs scepd-init (services/scepd/init/) from `libexec` first: it
+ * makes the data directory on first start.
  */
-int scepd_init(const char *dir, const char *listen);
 
 /* supervise.c: runs the services until SIGINT/SIGTERM. Exit status. */
 int scepd_supervise(const struct launch *launch);

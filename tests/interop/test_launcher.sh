@@ -3,7 +3,8 @@
 # restarted (logged, with back-off) and enrollment works again; SIGTERM
 # stops every service and scepd exits 0; a configuration error stops scepd
 # with status 1 naming the service; a non-empty directory that is not a
-# scepd data directory is never touched.
+# scepd data directory is never touched; the keys are made by scepd-init,
+# so the launcher itself never loads OpenSSL.
 . "$(dirname "$0")/lib.sh"
 interop_init launcher
 server_start
@@ -19,6 +20,14 @@ openssl x509 -in "$DATA/ra/ra-sign.pem" -noout -subject | grep -q "MSCEP-RA" || 
 grep -q "Admin URL: http://127.0.0.1:$PORT/certsrv/mscep_admin/" "$SERVER_LOG" || fail "admin URL not printed"
 grep -q "SCEP URL:  http://127.0.0.1:$PORT/certsrv/mscep/mscep.dll" "$SERVER_LOG" || fail "SCEP URL not printed"
 grep -q "admin:$(cut -d: -f2 "$DATA/admin.credentials")" "$SERVER_LOG" || fail "admin credentials not printed"
+
+check "the keys were made by scepd-init, which has exited: the launcher maps no OpenSSL"
+if grep -q libcrypto "/proc/$SERVER_PID/maps"; then
+	fail "scepd (the launcher, pid $SERVER_PID) has libcrypto mapped"
+fi
+if pgrep -x scepd-init > /dev/null; then
+	fail "scepd-init still runs"
+fi
 
 for svc in scepd-ra scepd-ca scepd-challenge; do
 	check "$svc killed with SIGKILL is restarted and enrollment works again"
@@ -70,4 +79,14 @@ rc=$?
 set -e
 [ $rc = 1 ] || fail "scepd exit $rc on a foreign directory, want 1"
 [ "$(ls "$WORK/other")" = notes.txt ] || fail "scepd wrote into a foreign directory"
-pass "restart after SIGKILL, clean stop, configuration errors, foreign directories"
+
+check "without scepd-init beside it scepd says so and exits 1"
+mkdir -p "$WORK/no-init"
+set +e
+SCEPD_LIBEXEC_DIR="$WORK/no-init" "$SCEPD" --data-dir "$WORK/new" --listen "127.0.0.1:$PORT" > "$WORK/no-init.log" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "scepd exit $rc without scepd-init, want 1"
+grep -q "no-init/scepd-init: No such file" "$WORK/no-init.log" || { cat "$WORK/no-init.log"; fail "the error does not name scepd-init"; }
+[ ! -e "$WORK/new" ] || fail "scepd made a data directory without scepd-init"
+pass "restart after SIGKILL, clean stop, configuration errors, foreign directories, scepd-init"

@@ -19,7 +19,7 @@
 
 #include "passwd.h"
 #include "pki.h"
-#include "scepd.h"
+#include "scepd_init.h"
 
 #define CA_DAYS 3650
 #define RA_DAYS 730
