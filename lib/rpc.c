@@ -1308,6 +1308,8 @@ rpc_serve_inline(
 				continue;
 			break;
 		}
+		if (config->idle != NULL)
+			config->idle(config->service);
 		if (!(item.revents & ZMQ_POLLIN))
 			continue;
 		zmq_msg_init(&ident);

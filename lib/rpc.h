@@ -184,6 +184,11 @@ struct rpc_server_config {
 	 * first request: where a service locks its sandbox (sandbox_lock).
 	 * -1 stops: rpc_serve() then returns -1. May be NULL. */
 	int (*ready)(void *service);
+	/* With one worker (`workers` 1), called from the serving thread
+	 * after each request and at least once a second: work a service
+	 * defers (the challenge service's "used" marks). Else not called.
+	 * May be NULL. */
+	void (*idle)(void *service);
 };
 
 /*

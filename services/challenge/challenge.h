@@ -79,6 +79,19 @@ struct challenge_counters {
 };
 
 /* The service: read-only after start-up except through LMDB. */
+/* used.c: "used" marks held until the next write transaction. */
+#define CHALLENGE_USED_HOLD_MAX 64
+struct challenge_used_mark {
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char txid[CHALLENGE_TXID_MAX];
+};
+struct challenge_used {
+	struct challenge_used_mark marks[CHALLENGE_USED_HOLD_MAX];
+	size_t n;
+	size_t in_txn; /* written in the open write transaction */
+	int64_t since_ms; /* the oldest held, CLOCK_MONOTONIC */
+};
+
 struct challenge {
 	struct challenge_settings settings;
 	unsigned char secret[CHALLENGE_SECRET_LEN];
@@ -94,6 +107,7 @@ struct challenge {
 	struct refusal_slot *refusals; /* CHALLENGE_LIMIT_SLOTS */
 	struct challenge_counters counters;
 	int64_t (*now)(void); /* seconds since the epoch; tests fake it */
+	struct challenge_used used;
 };
 
 enum challenge_state {
@@ -161,6 +175,25 @@ int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,
     unsigned long *deleted);
 /* The admin-set single password: 0 found, 1 none, -1 error. */
+/*
+ * used.c. Every write transaction of the password database begins with
+ * challenge_txn_begin (it writes the held "used" marks first) and ends
+ * with challenge_txn_commit or challenge_txn_abort (which keeps them held).
+ */
+int challenge_txn_begin(struct challenge *c, MDB_txn **txn);
+int challenge_txn_commit(struct challenge *c, MDB_txn *txn);
+void challenge_txn_abort(struct challenge *c, MDB_txn *txn);
+/* Holds the mark "the password with this MAC is used by txid" (checked by
+ * the caller): 0, 1 if held already, -1 if it could not make room. */
+int challenge_used_hold(
+    struct challenge *c, const unsigned char *mac, const char *txid);
+int challenge_used_held(const struct challenge *c, const unsigned char *mac);
+/* Writes the held marks now in a transaction of their own: 0 or LMDB's
+ * error (logged; they stay held). */
+int challenge_used_flush(struct challenge *c);
+/* rpc_server_config.idle: writes marks held for half a second. */
+void challenge_used_idle(void *service);
+
 int challenge_single_get(
     MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single);
 int challenge_single_put(

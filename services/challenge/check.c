@@ -314,12 +314,12 @@ challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
 	l.arena = arena;
 	l.items = rpc_alloc(arena, l.cap * sizeof(*l.items));
 	/* Sweep while counting: expired passwords must not look outstanding. */
-	if (mdb_txn_begin(c->env, NULL, 0, &txn) == 0) {
+	if (challenge_txn_begin(c, &txn) == 0) {
 		if (challenge_sweep(c, txn, c->now(), CHALLENGE_POOL_ADMIN, "",
 		        &outstanding, &swept) == 0)
-			mdb_txn_commit(txn);
+			challenge_txn_commit(c, txn);
 		else
-			mdb_txn_abort(txn);
+			challenge_txn_abort(c, txn);
 	}
 	metric_add(&l, "scepd_challenge_passwords_outstanding",
 	    "Admin-page passwords issued, not used, not expired.", "gauge",

@@ -111,7 +111,7 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 
 	/* Sweep, count and insert in one write transaction: two callers can
 	 * never both take the last free slot. */
-	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0) {
+	if ((e = challenge_txn_begin(c, &txn)) != 0) {
 		challenge_internal(reply, req->id, "begin", e);
 		goto out;
 	}
@@ -159,7 +159,7 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 commit:
-	e = mdb_txn_commit(txn);
+	e = challenge_txn_commit(c, txn);
 	txn = NULL;
 	if (e != 0) {
 		challenge_internal(reply, req->id, "commit", e);
@@ -185,6 +185,6 @@ commit:
 	    pool == CHALLENGE_POOL_MDM ? "MdmPasswordMax" : "PasswordMax", max);
 out:
 	if (txn != NULL)
-		mdb_txn_abort(txn);
+		challenge_txn_abort(c, txn);
 	OPENSSL_cleanse(password, sizeof(password));
 }

@@ -173,6 +173,7 @@ main(int argc, char **argv)
 	server.max_message = 64 * 1024;
 	server.curve = curve;
 	server.ready = challenge_sandbox_ready;
+	server.idle = challenge_used_idle;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (c.zmq_ctx != NULL)

@@ -60,7 +60,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	if (otp_mac(c, req->challenge, mac, id) != 0)
 		return otp_internal(
 		    req->transaction_id, "HMAC", 0, why, whylen);
-	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+	if ((e = challenge_txn_begin(c, &txn)) != 0)
 		return otp_internal(
 		    req->transaction_id, "begin", e, why, whylen);
 	found = challenge_record_get(txn, c->dbi, mac, &rec);
@@ -86,7 +86,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 			    req->transaction_id, "write", e, why, whylen);
 			goto out;
 		}
-		e = mdb_txn_commit(txn);
+		e = challenge_txn_commit(c, txn);
 		txn = NULL;
 		if (e != 0) {
 			v = otp_internal(
@@ -128,7 +128,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	}
 out:
 	if (txn != NULL)
-		mdb_txn_abort(txn);
+		challenge_txn_abort(c, txn);
 	return v;
 }
 
@@ -140,58 +140,42 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17];
 	MDB_txn *txn = NULL;
-	int e, found;
+	int found;
 
 	if (otp_mac(c, req->challenge, mac, id) != 0 ||
-	    (e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0) {
+	    mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0) {
 		log_event(LOG_LEVEL_ERROR, req->transaction_id, 0,
 		    "otp: cannot mark the password used");
 		return;
 	}
+	found = challenge_record_get(txn, c->dbi, mac, &rec);
+	mdb_txn_abort(txn);
 	/* No expiry test: a reservation that expired while its certificate
 	 * was being issued is still paid for by that certificate. */
-	found = challenge_record_get(txn, c->dbi, mac, &rec);
 	if (found != 0 || rec.state == CHALLENGE_ISSUED ||
 	    strcmp(rec.reserved_txid, req->transaction_id) != 0) {
 		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
 		    "otp: password id=%s is not reserved by this transaction; "
 		    "not marked used",
 		    id);
-		goto out;
+		return;
 	}
-	if (rec.state == CHALLENGE_USED) {
+	if (rec.state == CHALLENGE_USED || challenge_used_held(c, mac)) {
 		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 		    "otp: password id=%s already used by this transaction", id);
-		goto out;
+		return;
 	}
-	rec.state = CHALLENGE_USED;
-	if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) == 0) {
-		/*
-		 * One flush instead of two: the data pages are flushed, the
-		 * meta page that makes them current is not (the next
-		 * commit's flush takes it to disk). The flushed reservation
-		 * already refuses every other transaction, so an
-		 * operating-system crash that loses this commit leaves the
-		 * password reserved by the transaction that got its
-		 * certificate, never usable again. A killed service loses
-		 * nothing: the page is in the kernel's cache.
-		 */
-		mdb_env_set_flags(c->env, MDB_NOMETASYNC, 1);
-		e = mdb_txn_commit(txn);
-		mdb_env_set_flags(c->env, MDB_NOMETASYNC, 0);
-		txn = NULL;
-	}
-	if (e != 0) {
+	/* Written with the next write transaction (used.c). */
+	if (challenge_used_hold(c, mac, req->transaction_id) != 0) {
 		log_event(LOG_LEVEL_ERROR, req->transaction_id, 0,
-		    "otp: database: %s", mdb_strerror(e));
-		goto out;
+		    "otp: password id=%s not marked used: the marks waiting "
+		    "to be written cannot be written",
+		    id);
+		return;
 	}
 	c->counters.used++;
 	log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 	    "otp: password id=%s (issued to %s) used", id, rec.issued_by);
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
 }
 
 static const char *const otp_keys[] = {NULL};

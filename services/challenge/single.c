@@ -166,12 +166,12 @@ challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
 	challenge_normalize(password, norm, sizeof(norm));
 	e = challenge_mac(c, norm, single.mac);
 	OPENSSL_cleanse(norm, sizeof(norm));
-	if (e == 0 && (e = mdb_txn_begin(c->env, NULL, 0, &txn)) == 0) {
+	if (e == 0 && (e = challenge_txn_begin(c, &txn)) == 0) {
 		/* Commit frees the transaction whatever its result. */
 		if ((e = challenge_single_put(txn, c->dbi, &single)) == 0)
-			e = mdb_txn_commit(txn);
+			e = challenge_txn_commit(c, txn);
 		else
-			mdb_txn_abort(txn);
+			challenge_txn_abort(c, txn);
 	}
 	if (e != 0) {
 		OPENSSL_cleanse(made, sizeof(made));

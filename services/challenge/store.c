@@ -32,7 +32,9 @@ void
 challenge_db_close(struct challenge *c)
 {
 	if (c->env != NULL) {
-		/* The meta page of the last "used" mark (otp.c). */
+		/* The held "used" marks, and the meta page of the last
+		 * commit that wrote some (used.c). */
+		challenge_used_flush(c);
 		mdb_env_sync(c->env, 1);
 		mdb_env_close(c->env);
 	}

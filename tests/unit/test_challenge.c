@@ -301,6 +301,84 @@ test_consume_wanted(void **state)
 	assert_int_equal(consume_wanted(f, "", "tx-6"), 0);
 }
 
+/* The password's state as stored (0: no record). */
+static int
+stored_state(struct fixture *f, const char *password)
+{
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char norm[CHALLENGE_PASSWORD_MAX + 1];
+	struct challenge_record rec;
+	MDB_txn *txn;
+	int found;
+
+	challenge_normalize(password, norm, sizeof(norm));
+	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
+	assert_int_equal(mdb_txn_begin(f->c.env, NULL, MDB_RDONLY, &txn), 0);
+	found = challenge_record_get(txn, f->c.dbi, mac, &rec);
+	mdb_txn_abort(txn);
+	assert_true(found >= 0);
+	return found == 0 ? (int)rec.state : 0;
+}
+
+/*
+ * A "used" mark is held until the next write transaction (used.c): the
+ * password reads as used at once, is stored used with the next commit, by
+ * the idle hook after half a second, or when the database closes.
+ */
+static void
+test_used_mark_held(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0), *pw2, *pw3;
+	char err[128];
+
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
+	assert_int_equal(f->c.counters.used, 1);
+	assert_int_equal(f->c.used.n, 1);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	/* Consumed twice: counted once. */
+	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
+	assert_int_equal(f->c.counters.used, 1);
+	/* Refused as used; the aborted check keeps the mark held. */
+	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	assert_int_equal(f->c.counters.security_events, 1);
+	assert_int_equal(f->c.used.n, 1);
+	/* The next commit (an issue) writes it, before it counts: with
+	 * PasswordMax = 1 the used password leaves room for a new one. */
+	f->c.settings.password_max = 1;
+	pw2 = issue(f, "admin", NULL, err, sizeof(err));
+	f->c.settings.password_max = 2;
+	assert_non_null(pw2);
+	assert_int_equal(f->c.used.n, 0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+
+	/* Idle: written once held for half a second. */
+	assert_int_equal(redeem(f, pw2, "tx-3", 0), OK);
+	assert_int_equal(redeem(f, pw2, "tx-3", 1), OK);
+	challenge_used_idle(&f->c);
+	assert_int_equal(f->c.used.n, 1);
+	f->c.used.since_ms -= 600;
+	challenge_used_idle(&f->c);
+	assert_int_equal(f->c.used.n, 0);
+	assert_int_equal(stored_state(f, pw2), CHALLENGE_USED);
+
+	/* Closing the database writes what is held. */
+	pw3 = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(pw3);
+	assert_int_equal(redeem(f, pw3, "tx-4", 0), OK);
+	assert_int_equal(redeem(f, pw3, "tx-4", 1), OK);
+	assert_int_equal(f->c.used.n, 1);
+	challenge_db_close(&f->c);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	assert_int_equal(f->c.used.n, 0);
+	assert_int_equal(stored_state(f, pw3), CHALLENGE_USED);
+	free(pw);
+	free(pw2);
+	free(pw3);
+}
+
 static void
 test_no_password_in_clear(void **state)
 {
@@ -333,6 +411,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_consume_wanted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_used_mark_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_no_password_in_clear, setup, teardown),
 	};

@@ -1,0 +1,158 @@
+/*
+ * The "used" marks of one-time passwords, written with the next write
+ * transaction instead of one of their own.
+ *
+ * A mark only turns a password reserved by a transaction into used by it
+ * once that transaction's certificate is issued; the reservation alone,
+ * flushed when it was made, already refuses every other transaction (otp.c).
+ * So a mark lost with a killed service changes nothing that matters: the
+ * password stays reserved to its own transaction until it expires. Held
+ * here, a mark rides on the next reservation's commit, which is flushed
+ * anyway, and saves a flush per enrollment on the challenge service's one
+ * thread; with no such commit, challenge_used_idle writes the marks within
+ * about a second, and challenge_db_close before the service stops.
+ *
+ * Every write transaction (challenge_txn_begin) writes the held marks
+ * first, so what it reads (a password's state, the outstanding count) is
+ * as if each mark had been written at once. A transaction that is aborted
+ * leaves them held.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "challenge.h"
+#include "log.h"
+
+/* Held this long without a write transaction, the marks get their own. */
+#define USED_HOLD_MS 500
+
+static int64_t
+used_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes the held marks in `txn`; 0 or LMDB's error (then abort txn). */
+static int
+used_write(struct challenge *c, MDB_txn *txn)
+{
+	for (size_t i = 0; i < c->used.n; i++) {
+		const struct challenge_used_mark *m = &c->used.marks[i];
+		struct challenge_record rec;
+		int found = challenge_record_get(txn, c->dbi, m->mac, &rec), e;
+
+		/* Gone, or no longer this transaction's: nothing to mark
+		 * (challenge_used_hold checked it was when it was held). */
+		if (found != 0 || rec.state != CHALLENGE_RESERVED ||
+		    strcmp(rec.reserved_txid, m->txid) != 0)
+			continue;
+		rec.state = CHALLENGE_USED;
+		if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0)
+			return e;
+	}
+	c->used.in_txn = c->used.n;
+	return 0;
+}
+
+int
+challenge_txn_begin(struct challenge *c, MDB_txn **txn)
+{
+	int e = mdb_txn_begin(c->env, NULL, 0, txn);
+
+	c->used.in_txn = 0;
+	if (e == 0 && c->used.n > 0 && (e = used_write(c, *txn)) != 0) {
+		mdb_txn_abort(*txn);
+		*txn = NULL;
+		c->used.in_txn = 0;
+	}
+	return e;
+}
+
+int
+challenge_txn_commit(struct challenge *c, MDB_txn *txn)
+{
+	int e = mdb_txn_commit(txn);
+
+	if (e == 0 && c->used.in_txn > 0) {
+		memmove(c->used.marks, c->used.marks + c->used.in_txn,
+		    (c->used.n - c->used.in_txn) * sizeof(c->used.marks[0]));
+		c->used.n -= c->used.in_txn;
+	}
+	c->used.in_txn = 0;
+	return e;
+}
+
+void
+challenge_txn_abort(struct challenge *c, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	c->used.in_txn = 0;
+}
+
+int
+challenge_used_flush(struct challenge *c)
+{
+	MDB_txn *txn;
+	int e;
+
+	if (c->used.n == 0)
+		return 0;
+	if ((e = challenge_txn_begin(c, &txn)) != 0)
+		goto fail;
+	/*
+	 * One flush instead of two: the data pages are flushed, the meta
+	 * page that makes them current is not (the next commit's flush, or
+	 * challenge_db_close, takes it to disk). An operating-system crash
+	 * that loses it loses marks only (above).
+	 */
+	mdb_env_set_flags(c->env, MDB_NOMETASYNC, 1);
+	e = challenge_txn_commit(c, txn);
+	mdb_env_set_flags(c->env, MDB_NOMETASYNC, 0);
+	if (e == 0)
+		return 0;
+fail:
+	log_error("otp: cannot write %zu 'used' mark%s: %s", c->used.n,
+	    c->used.n == 1 ? "" : "s", mdb_strerror(e));
+	return e;
+}
+
+int
+challenge_used_held(const struct challenge *c, const unsigned char *mac)
+{
+	for (size_t i = 0; i < c->used.n; i++)
+		if (memcmp(c->used.marks[i].mac, mac, CHALLENGE_MAC_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+int
+challenge_used_hold(
+    struct challenge *c, const unsigned char *mac, const char *txid)
+{
+	struct challenge_used_mark *m;
+
+	if (challenge_used_held(c, mac))
+		return 1;
+	if (c->used.n == CHALLENGE_USED_HOLD_MAX &&
+	    challenge_used_flush(c) != 0)
+		return -1;
+	if (c->used.n == 0)
+		c->used.since_ms = used_clock_ms();
+	m = &c->used.marks[c->used.n++];
+	memcpy(m->mac, mac, CHALLENGE_MAC_LEN);
+	snprintf(m->txid, sizeof(m->txid), "%s", txid);
+	return 0;
+}
+
+void
+challenge_used_idle(void *service)
+{
+	struct challenge *c = service;
+
+	if (c->used.n > 0 && used_clock_ms() - c->used.since_ms >= USED_HOLD_MS)
+		challenge_used_flush(c);
+}
