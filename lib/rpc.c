@@ -1308,10 +1308,11 @@ rpc_serve_inline(
 				continue;
 			break;
 		}
-		if (config->idle != NULL)
-			config->idle(config->service);
-		if (!(item.revents & ZMQ_POLLIN))
+		if (!(item.revents & ZMQ_POLLIN)) {
+			if (config->idle != NULL)
+				config->idle(config->service);
 			continue;
+		}
 		zmq_msg_init(&ident);
 		zmq_msg_init(&body);
 		if (zmq_msg_recv(&ident, front, ZMQ_DONTWAIT) < 0 ||
@@ -1325,6 +1326,8 @@ rpc_serve_inline(
 		if (user != NULL && strlen(user) < sizeof(name))
 			memcpy(name, user, strlen(user) + 1);
 		rpc_answer(config, state, front, &ident, name, &body, &arena);
+		if (config->idle != NULL)
+			config->idle(config->service);
 	}
 	free(arena.blocks);
 }

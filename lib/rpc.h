@@ -185,9 +185,9 @@ struct rpc_server_config {
 	 * -1 stops: rpc_serve() then returns -1. May be NULL. */
 	int (*ready)(void *service);
 	/* With one worker (`workers` 1), called from the serving thread
-	 * after each request and at least once a second: work a service
-	 * defers (the challenge service's "used" marks). Else not called.
-	 * May be NULL. */
+	 * after each answer and after each second without a request: work
+	 * a service defers (the challenge service's "used" marks). Else not
+	 * called. May be NULL. */
 	void (*idle)(void *service);
 };
 

@@ -78,7 +78,6 @@ struct challenge_counters {
 	unsigned long allowed_without_password; /* AllowNoPassword */
 };
 
-/* The service: read-only after start-up except through LMDB. */
 /* used.c: "used" marks held until the next write transaction. */
 #define CHALLENGE_USED_HOLD_MAX 64
 struct challenge_used_mark {
@@ -90,8 +89,11 @@ struct challenge_used {
 	size_t n;
 	size_t in_txn; /* written in the open write transaction */
 	int64_t since_ms; /* the oldest held, CLOCK_MONOTONIC */
+	int64_t retry_ms; /* after a failed write, not before this */
 };
 
+/* The service: read-only after start-up except through LMDB and the held
+ * "used" marks. */
 struct challenge {
 	struct challenge_settings settings;
 	unsigned char secret[CHALLENGE_SECRET_LEN];
@@ -174,7 +176,6 @@ int challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
 int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,
     unsigned long *deleted);
-/* The admin-set single password: 0 found, 1 none, -1 error. */
 /*
  * used.c. Every write transaction of the password database begins with
  * challenge_txn_begin (it writes the held "used" marks first) and ends
@@ -194,6 +195,7 @@ int challenge_used_flush(struct challenge *c);
 /* rpc_server_config.idle: writes marks held for half a second. */
 void challenge_used_idle(void *service);
 
+/* The admin-set single password: 0 found, 1 none, -1 error. */
 int challenge_single_get(
     MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single);
 int challenge_single_put(

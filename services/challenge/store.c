@@ -34,7 +34,11 @@ challenge_db_close(struct challenge *c)
 	if (c->env != NULL) {
 		/* The held "used" marks, and the meta page of the last
 		 * commit that wrote some (used.c). */
-		challenge_used_flush(c);
+		if (challenge_used_flush(c) != 0)
+			log_error("otp: %zu 'used' mark%s lost: the passwords "
+			          "stay reserved to their transactions",
+			    c->used.n, c->used.n == 1 ? "" : "s");
+		c->used.n = 0;
 		mdb_env_sync(c->env, 1);
 		mdb_env_close(c->env);
 	}

@@ -10,12 +10,13 @@
  * here, a mark rides on the next reservation's commit, which is flushed
  * anyway, and saves a flush per enrollment on the challenge service's one
  * thread; with no such commit, challenge_used_idle writes the marks within
- * about a second, and challenge_db_close before the service stops.
+ * a second and a half, and challenge_db_close before the service stops.
  *
  * Every write transaction (challenge_txn_begin) writes the held marks
  * first, so what it reads (a password's state, the outstanding count) is
  * as if each mark had been written at once. A transaction that is aborted
- * leaves them held.
+ * leaves them held; if they cannot be written (a full disk), the
+ * transaction goes on without them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 
 /* Held this long without a write transaction, the marks get their own. */
 #define USED_HOLD_MS 500
+/* After a failed write (a full disk), the idle hook waits this long. */
+#define USED_RETRY_MS 10000
 
 static int64_t
 used_clock_ms(void)
@@ -64,12 +67,19 @@ challenge_txn_begin(struct challenge *c, MDB_txn **txn)
 	int e = mdb_txn_begin(c->env, NULL, 0, txn);
 
 	c->used.in_txn = 0;
-	if (e == 0 && c->used.n > 0 && (e = used_write(c, *txn)) != 0) {
-		mdb_txn_abort(*txn);
-		*txn = NULL;
-		c->used.in_txn = 0;
-	}
-	return e;
+	if (e != 0 || c->used.n == 0)
+		return e;
+	if ((e = used_write(c, *txn)) == 0)
+		return 0;
+	/* Bookkeeping must not stop reservations: go on without the marks,
+	 * which stay held; the idle hook tries again later. */
+	mdb_txn_abort(*txn);
+	c->used.in_txn = 0;
+	log_error("otp: cannot write %zu held 'used' mark%s (%s); they stay "
+	          "held",
+	    c->used.n, c->used.n == 1 ? "" : "s", mdb_strerror(e));
+	c->used.retry_ms = used_clock_ms() + USED_RETRY_MS;
+	return mdb_txn_begin(c->env, NULL, 0, txn);
 }
 
 int
@@ -103,6 +113,11 @@ challenge_used_flush(struct challenge *c)
 		return 0;
 	if ((e = challenge_txn_begin(c, &txn)) != 0)
 		goto fail;
+	if (c->used.in_txn == 0) {
+		/* challenge_txn_begin could not write them (logged). */
+		challenge_txn_abort(c, txn);
+		return -1;
+	}
 	/*
 	 * One flush instead of two: the data pages are flushed, the meta
 	 * page that makes them current is not (the next commit's flush, or
@@ -115,8 +130,9 @@ challenge_used_flush(struct challenge *c)
 	if (e == 0)
 		return 0;
 fail:
-	log_error("otp: cannot write %zu 'used' mark%s: %s", c->used.n,
+	log_error("otp: cannot write %zu held 'used' mark%s: %s", c->used.n,
 	    c->used.n == 1 ? "" : "s", mdb_strerror(e));
+	c->used.retry_ms = used_clock_ms() + USED_RETRY_MS;
 	return e;
 }
 
@@ -152,7 +168,11 @@ void
 challenge_used_idle(void *service)
 {
 	struct challenge *c = service;
+	int64_t now;
 
-	if (c->used.n > 0 && used_clock_ms() - c->used.since_ms >= USED_HOLD_MS)
+	if (c->used.n == 0)
+		return;
+	now = used_clock_ms();
+	if (now - c->used.since_ms >= USED_HOLD_MS && now >= c->used.retry_ms)
 		challenge_used_flush(c);
 }

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ run_init(const char *libexec, const char *dir, const char *listen)
 	int e, status;
 
 	snprintf(path, sizeof(path), "%s/scepd-init", libexec);
+	/* Inherited "ignore" would reap it before waitpid could. */
+	signal(SIGCHLD, SIG_DFL);
 	fflush(stdout);
 	if ((e = posix_spawn(&pid, path, NULL, NULL, argv, environ)) != 0) {
 		fprintf(stderr, "scepd: %s: %s\n", path, strerror(e));
@@ -50,6 +53,9 @@ run_init(const char *libexec, const char *dir, const char *listen)
 	if (WIFSIGNALED(status))
 		fprintf(stderr, "scepd: %s killed by signal %d\n", path,
 		    WTERMSIG(status));
+	else
+		fprintf(stderr, "scepd: %s exited with status %d\n", path,
+		    WEXITSTATUS(status));
 	return -1;
 }
 

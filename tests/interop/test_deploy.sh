@@ -883,7 +883,7 @@ OPT="$ROOT/opt/scepd"
 check "cmake --install: bin/ and lib/scepd/plugins/ under the prefix"
 cmake --install "$BUILD_DIR" --prefix "$OPT" > "$WORK/install.log" 2>&1 ||
 	{ cat "$WORK/install.log"; fail "cmake --install failed"; }
-for b in scepd scepctl scepd-frontend scepd-ra scepd-challenge scepd-ca; do
+for b in scepd scepd-init scepctl scepd-frontend scepd-ra scepd-challenge scepd-ca; do
 	[ -x "$OPT/bin/$b" ] || fail "cmake --install did not install bin/$b"
 done
 ls "$OPT"/lib/scepd/plugins/scepd-*.so > /dev/null 2>&1 || fail "no plugins in lib/scepd/plugins"

@@ -25,7 +25,7 @@ check "the keys were made by scepd-init, which has exited: the launcher maps no 
 if grep -q libcrypto "/proc/$SERVER_PID/maps"; then
 	fail "scepd (the launcher, pid $SERVER_PID) has libcrypto mapped"
 fi
-if pgrep -x scepd-init > /dev/null; then
+if pgrep -P "$SERVER_PID" -x scepd-init > /dev/null; then
 	fail "scepd-init still runs"
 fi
 

@@ -18,7 +18,8 @@ usage(FILE *out)
 	    "usage: scepd-init --data-dir DIR [--listen HOST:PORT]\n"
 	    "  makes DIR a scepd data directory (demo CA, RA "
 	    "certificates,\n  scepd.conf, admin account) if it is "
-	    "missing or empty; scepd runs\n  it on every start. "
+	    "missing or empty; scepd runs\n  it on every start without "
+	    "--config. "
 	    "HOST:PORT (default 127.0.0.1:8080) goes in\n  "
 	    "scepd.conf.\n");
 }
