@@ -87,6 +87,12 @@ struct frontend {
 	struct crl_cache crl;
 	struct MHD_Daemon *daemon;
 	struct watchdog *watchdog;
+	/* http.c's acceptor: takes connections off the listening socket
+	 * and hands them to the daemon's threads in turn. */
+	int listen_fd;
+	int acceptor_stop[2]; /* a pipe: written to stop it */
+	pthread_t acceptor;
+	int acceptor_running;
 };
 
 /* One HTTP request, from the URI log callback to NOTIFY_COMPLETED. */
@@ -120,7 +126,11 @@ struct request {
 
 /* --- http.c: the daemon, routing, limits, responses, the access log ---- */
 
-struct MHD_Daemon *http_start(struct frontend *fe, int listen_fd);
+/* Starts the daemon and the acceptor on listen_fd, which it then owns:
+ * 0, or -1 (listen_fd closed). */
+int http_start(struct frontend *fe, int listen_fd);
+/* Stops the acceptor, then the daemon (its threads joined). */
+void http_stop(struct frontend *fe);
 
 /* watchdog.c: RequestDeadline for requests whose headers never end. */
 struct watchdog;

@@ -4,12 +4,16 @@
  * per request.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frontend.h"
@@ -525,7 +529,64 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 	return http_dispatch(fe, c, r);
 }
 
-struct MHD_Daemon *
+/*
+ * The acceptor. libmicrohttpd's own accept, with a thread pool, lets
+ * whichever thread wakes first take the connection: with keep-alive
+ * clients one thread may end up with twice its share and another with
+ * none, and since a thread answers its connections' requests one after
+ * another, the clients of the crowded one wait longest (the latency's
+ * tail). MHD_add_connection instead hands connection after connection to
+ * the threads in turn (by descriptor).
+ */
+static void *
+http_acceptor(void *arg)
+{
+	struct frontend *fe = arg;
+	int64_t warned_ms = 0;
+
+	for (;;) {
+		struct pollfd p[2] = {{fe->listen_fd, POLLIN, 0},
+		    {fe->acceptor_stop[0], POLLIN, 0}};
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		int c;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("acceptor: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents != 0)
+			break;
+		c = accept4(fe->listen_fd, (struct sockaddr *)&addr, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: the connection waits in
+				 * the backlog; do not spin on it. */
+				struct timespec ts = {0, 100 * 1000 * 1000};
+
+				if (monotonic_ms() - warned_ms > 10000) {
+					log_warn(
+					    "cannot accept connections: %s",
+					    strerror(errno));
+					warned_ms = monotonic_ms();
+				}
+				nanosleep(&ts, NULL);
+			}
+			continue; /* EAGAIN, EINTR, ECONNABORTED, ... */
+		}
+		/* On MHD_NO libmicrohttpd has closed it (connection limit,
+		 * PerIPConnectionLimit; it logs why). */
+		(void)MHD_add_connection(
+		    fe->daemon, c, (struct sockaddr *)&addr, len);
+	}
+	return NULL;
+}
+
+int
 http_start(struct frontend *fe, int listen_fd)
 {
 	const struct frontend_settings *s = &fe->settings;
@@ -537,7 +598,6 @@ http_start(struct frontend *fe, int listen_fd)
 
 	struct MHD_OptionItem opts[] = {
 	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, NULL},
-	    {MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
 	    {MHD_OPTION_CONNECTION_TIMEOUT, s->connection_timeout, NULL},
 	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->per_ip_connection_limit,
 	        NULL},
@@ -560,8 +620,43 @@ http_start(struct frontend *fe, int listen_fd)
 	opts[n - 2].value = threads;
 	if (threads == 1) /* libmicrohttpd warns about a pool of one */
 		opts[n - 2].option = MHD_OPTION_END;
-	return MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, http_access, fe, MHD_OPTION_ARRAY, opts,
-	    MHD_OPTION_END);
+	fe->listen_fd = listen_fd;
+	fe->acceptor_stop[0] = fe->acceptor_stop[1] = -1;
+	/* No listening socket of its own: the acceptor adds connections
+	 * (MHD_USE_ITC wakes the thread that gets one). */
+	fe->daemon =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	            MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
+	        0, NULL, NULL, http_access, fe, MHD_OPTION_ARRAY, opts,
+	        MHD_OPTION_END);
+	if (fe->daemon == NULL || pipe2(fe->acceptor_stop, O_CLOEXEC) != 0 ||
+	    pthread_create(&fe->acceptor, NULL, http_acceptor, fe) != 0) {
+		http_stop(fe);
+		return -1;
+	}
+	fe->acceptor_running = 1;
+	return 0;
+}
+
+void
+http_stop(struct frontend *fe)
+{
+	if (fe->acceptor_running) {
+		(void)!write(fe->acceptor_stop[1], "", 1);
+		pthread_join(fe->acceptor, NULL);
+		fe->acceptor_running = 0;
+	}
+	for (int i = 0; i < 2; i++)
+		if (fe->acceptor_stop[i] >= 0) {
+			close(fe->acceptor_stop[i]);
+			fe->acceptor_stop[i] = -1;
+		}
+	if (fe->listen_fd >= 0) {
+		close(fe->listen_fd);
+		fe->listen_fd = -1;
+	}
+	/* Joins the workers, whose key destructors close their sockets. */
+	if (fe->daemon != NULL)
+		MHD_stop_daemon(fe->daemon);
+	fe->daemon = NULL;
 }

@@ -318,14 +318,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd-frontend: cannot start a thread\n");
 		goto out;
 	}
-	if ((fe.daemon = http_start(&fe, fd)) == NULL) {
+	if (http_start(&fe, fd) != 0) {
+		fd = -1; /* closed */
 		fprintf(stderr,
 		    "scepd-frontend: cannot start the HTTP server "
 		    "on %s\n",
 		    fe.settings.listen);
 		goto out;
 	}
-	fd = -1; /* libmicrohttpd closes it */
+	fd = -1; /* http_stop closes it */
 	if (fe.settings.admin_path[0] != '\0' &&
 	    access(fe.settings.admin_password_file, R_OK) != 0)
 		log_warn("AdminPasswordFile %s: %s; the admin page will answer "
@@ -333,7 +334,7 @@ main(int argc, char **argv)
 		    fe.settings.admin_password_file, strerror(errno));
 	/* libmicrohttpd's threads run: the seccomp filter, on all. */
 	if (frontend_sandbox_lock() != 0) {
-		MHD_stop_daemon(fe.daemon);
+		http_stop(&fe);
 		goto out;
 	}
 	log_info("serving HTTP on %s; RA %s, challenge service %s",
@@ -355,8 +356,7 @@ main(int argc, char **argv)
 			sig = 0;
 	} while (sig != SIGINT && sig != SIGTERM);
 	log_info("stopping on signal %d", sig);
-	/* Joins the workers, whose key destructors close their sockets. */
-	MHD_stop_daemon(fe.daemon);
+	http_stop(&fe);
 	rc = 0;
 out:
 	/* After the daemon: its connections are all closed by now. */
