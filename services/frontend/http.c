@@ -535,9 +535,35 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
  * clients one thread may end up with twice its share and another with
  * none, and since a thread answers its connections' requests one after
  * another, the clients of the crowded one wait longest (the latency's
- * tail). MHD_add_connection instead hands connection after connection to
- * the threads in turn (by descriptor).
+ * tail). MHD_add_connection instead spreads connections over the threads
+ * by descriptor (the first thread with room from descriptor modulo
+ * threads).
  */
+/* accept(2): errors of the connection, not of the socket; retry now. */
+static int
+http_accept_transient(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR ||
+	    e == ECONNABORTED || e == EPROTO || e == ENETDOWN ||
+	    e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET ||
+	    e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH;
+}
+
+/* Anything else (out of descriptors, a broken socket): log now and then
+ * and wait a little, so that the thread neither spins nor gives up. */
+static void
+http_acceptor_pause(const char *what, int e, int64_t *warned_ms)
+{
+	struct timespec ts = {0, 100 * 1000 * 1000};
+
+	if (monotonic_ms() - *warned_ms > 10000) {
+		log_warn(
+		    "cannot accept connections: %s: %s", what, strerror(e));
+		*warned_ms = monotonic_ms();
+	}
+	nanosleep(&ts, NULL);
+}
+
 static void *
 http_acceptor(void *arg)
 {
@@ -552,34 +578,22 @@ http_acceptor(void *arg)
 		int c;
 
 		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("acceptor: poll: %s", strerror(errno));
-			break;
+			if (errno != EINTR)
+				http_acceptor_pause("poll", errno, &warned_ms);
+			continue;
 		}
 		if (p[1].revents != 0)
 			break;
 		c = accept4(fe->listen_fd, (struct sockaddr *)&addr, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (c < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				/* Out of descriptors: the connection waits in
-				 * the backlog; do not spin on it. */
-				struct timespec ts = {0, 100 * 1000 * 1000};
-
-				if (monotonic_ms() - warned_ms > 10000) {
-					log_warn(
-					    "cannot accept connections: %s",
-					    strerror(errno));
-					warned_ms = monotonic_ms();
-				}
-				nanosleep(&ts, NULL);
-			}
-			continue; /* EAGAIN, EINTR, ECONNABORTED, ... */
+			if (!http_accept_transient(errno))
+				http_acceptor_pause(
+				    "accept", errno, &warned_ms);
+			continue;
 		}
-		/* On MHD_NO libmicrohttpd has closed it (connection limit,
-		 * PerIPConnectionLimit; it logs why). */
+		/* Closed by libmicrohttpd on MHD_NO (its connection limits:
+		 * PerIPConnectionLimit and the process's). */
 		(void)MHD_add_connection(
 		    fe->daemon, c, (struct sockaddr *)&addr, len);
 	}
@@ -622,8 +636,13 @@ http_start(struct frontend *fe, int listen_fd)
 		opts[n - 2].option = MHD_OPTION_END;
 	fe->listen_fd = listen_fd;
 	fe->acceptor_stop[0] = fe->acceptor_stop[1] = -1;
-	/* No listening socket of its own: the acceptor adds connections
-	 * (MHD_USE_ITC wakes the thread that gets one). */
+	/*
+	 * No listening socket of its own: the acceptor adds connections
+	 * (MHD_USE_ITC wakes the thread that gets one). microhttpd.h says
+	 * a thread pool is ignored without a listening socket; 0.9.75, the
+	 * version this is built for, runs the pool and spreads added
+	 * connections over it (test_http_errors counts its threads).
+	 */
 	fe->daemon =
 	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	            MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,

@@ -2,7 +2,8 @@
 # The HTTP surface as curl sees it: clear errors for bad requests (400,
 # 414 past MaxQueryString but not below it), /healthz, the exact
 # GetCACaps lines, GetCACert's type and three certificates, and the
-# NDES-style admin page behind Basic auth whose one-time password enrolls.
+# NDES-style admin page behind Basic auth whose one-time password enrolls;
+# the frontend's pool of HTTP threads is there.
 . "$(dirname "$0")/lib.sh"
 interop_init http_errors
 server_start
@@ -93,4 +94,12 @@ ios_enroll "$pw" "O=Fabrikam,CN=admin page device" "$WORK/admin.pem" || rc=$?
 [ $rc = 0 ] || fail "enrollment with the admin page's password: exit $rc"
 verify_cert "$WORK/admin.pem"
 
-pass "HTTP errors, GetCACaps, GetCACert, admin page"
+check "the frontend runs its pool of HTTP threads (Threads = 0: two per core) beside its own acceptor"
+# libmicrohttpd documents a pool as ignored without a listening socket of
+# its own (services/frontend/http.c); 0.9.75 runs it: keep it that way.
+fe=$(pgrep -P "$SERVER_PID" -x scepd-frontend) || fail "no scepd-frontend"
+workers=$(cat /proc/"$fe"/task/*/comm | grep -c '^MHD-worker' || true)
+[ "$workers" = $((2 * $(nproc))) ] || fail "$workers libmicrohttpd worker threads, want $((2 * $(nproc)))"
+echo "   $workers HTTP threads"
+
+pass "HTTP errors, GetCACaps, GetCACert, admin page, the HTTP threads"
