@@ -1026,6 +1026,9 @@ rpc_worker_main(void *arg)
 		goto out;
 	}
 	rpc_worker_up(w);
+	/* "Ready": an empty frame (rpc_proxy); each reply says it again. */
+	if (zmq_send(sock, "", 0, 0) < 0)
+		goto out;
 	for (;;) {
 		zmq_msg_t ident, peer, body;
 		char name[RPC_NAME_MAX];
@@ -1087,13 +1090,15 @@ rpc_forward(void *from, void *to)
 }
 
 /*
- * A request from the front to a worker: its routing id, then a frame with
+ * A request from the front to the idle worker `worker` (its routing id on
+ * the back socket, consumed): the client's routing id, then a frame with
  * the name its CurveZMQ key was admitted under (the ZAP User-Id; empty
  * without CURVE), then its frames. Metadata stays with the socket a
- * message arrived on: this is how the name reaches the worker.
+ * message arrived on: this is how the name reaches the worker. 0, or -1
+ * if nothing was read from the front (`worker` then left to the caller).
  */
-static void
-rpc_forward_request(void *front, void *back)
+static int
+rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 {
 	zmq_msg_t ident, msg, peer;
 	const char *user;
@@ -1105,7 +1110,7 @@ rpc_forward_request(void *front, void *back)
 	    !zmq_msg_more(&ident) || zmq_msg_recv(&msg, front, 0) < 0) {
 		zmq_msg_close(&ident);
 		zmq_msg_close(&msg);
-		return;
+		return -1;
 	}
 	user = zmq_msg_gets(&msg, "User-Id");
 	if (user == NULL)
@@ -1122,9 +1127,11 @@ rpc_forward_request(void *front, void *back)
 				more = zmq_msg_more(&msg);
 			zmq_msg_close(&msg);
 		}
-		return;
+		return -1;
 	}
 	memcpy(zmq_msg_data(&peer), user, strlen(user));
+	if (zmq_msg_send(worker, back, ZMQ_SNDMORE) < 0)
+		zmq_msg_close(worker);
 	if (zmq_msg_send(&ident, back, ZMQ_SNDMORE) < 0)
 		zmq_msg_close(&ident);
 	if (zmq_msg_send(&peer, back, ZMQ_SNDMORE) < 0)
@@ -1133,6 +1140,82 @@ rpc_forward_request(void *front, void *back)
 		zmq_msg_close(&msg);
 	if (more)
 		rpc_forward(front, back);
+	return 0;
+}
+
+/*
+ * Between the listening socket and the workers: a request goes to a
+ * worker that is idle, the one idle longest, never queued behind another
+ * request at a busy one (a DEALER would deal them out in turn, busy or
+ * not, and a request would wait for a slow one while others idle). A
+ * worker says it is idle with an empty frame when it starts and with
+ * each reply; requests wait at the front while none is.
+ */
+static void
+rpc_proxy(void *front, void *back, int nworkers)
+{
+	zmq_msg_t *idle = calloc((size_t)nworkers, sizeof(*idle));
+	int nidle = 0;
+
+	if (idle == NULL)
+		return;
+	while (!rpc_stop) {
+		zmq_pollitem_t items[] = {
+		    {back, 0, ZMQ_POLLIN, 0}, {front, 0, ZMQ_POLLIN, 0}};
+		zmq_msg_t worker, first;
+
+		if (zmq_poll(items, nidle > 0 ? 2 : 1, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (items[0].revents & ZMQ_POLLIN) {
+			zmq_msg_init(&worker);
+			zmq_msg_init(&first);
+			if (zmq_msg_recv(&worker, back, ZMQ_DONTWAIT) < 0 ||
+			    !zmq_msg_more(&worker) ||
+			    zmq_msg_recv(&first, back, 0) < 0) {
+				zmq_msg_close(&worker);
+				zmq_msg_close(&first);
+				continue;
+			}
+			if (nidle < nworkers) {
+				zmq_msg_init(&idle[nidle]);
+				zmq_msg_move(&idle[nidle++], &worker);
+			}
+			zmq_msg_close(&worker);
+			if (zmq_msg_more(&first)) {
+				/* A reply: the client's routing id, then it. */
+				if (zmq_msg_send(&first, front, ZMQ_SNDMORE) <
+				    0)
+					zmq_msg_close(&first);
+				rpc_forward(back, front);
+			} else
+				zmq_msg_close(&first); /* "ready" */
+		}
+		if (nidle > 0 && (items[1].revents & ZMQ_POLLIN)) {
+			zmq_msg_t w;
+
+			/* The one idle longest; back first if nothing came. */
+			zmq_msg_init(&w);
+			zmq_msg_move(&w, &idle[0]);
+			for (int i = 1; i < nidle; i++)
+				zmq_msg_move(&idle[i - 1], &idle[i]);
+			zmq_msg_close(&idle[--nidle]);
+			if (rpc_forward_request(front, back, &w) != 0) {
+				for (int i = nidle; i > 0; i--) {
+					zmq_msg_init(&idle[i]);
+					zmq_msg_move(&idle[i], &idle[i - 1]);
+				}
+				zmq_msg_move(&idle[0], &w);
+				nidle++;
+			}
+			zmq_msg_close(&w);
+		}
+	}
+	for (int i = 0; i < nidle; i++)
+		zmq_msg_close(&idle[i]);
+	free(idle);
 }
 
 /*
@@ -1384,7 +1467,7 @@ rpc_serve(const struct rpc_server_config *config)
 	front = zmq_socket(config->zmq_ctx, ZMQ_ROUTER);
 	if (front == NULL ||
 	    (nworkers > 1 &&
-	        (back = zmq_socket(config->zmq_ctx, ZMQ_DEALER)) == NULL))
+	        (back = zmq_socket(config->zmq_ctx, ZMQ_ROUTER)) == NULL))
 		goto out;
 	zmq_setsockopt(front, ZMQ_LINGER, &zero, sizeof(zero));
 	if (back != NULL)
@@ -1481,20 +1564,8 @@ ready:
 
 	if (nworkers == 1)
 		rpc_serve_inline(config, front, inline_state);
-	while (back != NULL && !rpc_stop) {
-		zmq_pollitem_t items[] = {
-		    {front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
-
-		if (zmq_poll(items, 2, 1000) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (items[0].revents & ZMQ_POLLIN)
-			rpc_forward_request(front, back);
-		if (items[1].revents & ZMQ_POLLIN)
-			rpc_forward(back, front);
-	}
+	if (back != NULL)
+		rpc_proxy(front, back, nworkers);
 	rc = 0;
 	log_info("stopping");
 	goto out;

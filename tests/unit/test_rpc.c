@@ -5,6 +5,8 @@
  * CurveZMQ: a server admits only listed client keys, names the caller by
  * its key (an origin that is not the key's name is refused), and the
  * start-up checks refuse bad key files and network endpoints without keys.
+ * With several workers a request goes to an idle one, never queued behind
+ * a slow request.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,6 +30,7 @@ static void *server_ctx;
 static pthread_t server_thread;
 static char endpoint[128];
 static struct rpc_curve *server_curve; /* the CURVE group's server keys */
+static int server_workers = 1; /* the "two workers" group: 2 */
 static char key_dir[128];
 
 /* GetCACaps answers "caps <n>" for the n-th call; the ca_ident "slow"
@@ -88,7 +91,7 @@ serve(void *arg)
 	config.zmq_ctx = server_ctx;
 	config.endpoint = endpoint;
 	config.routes = routes;
-	config.workers = 1;
+	config.workers = server_workers;
 	config.curve = server_curve;
 	rpc_serve(&config);
 	return NULL;
@@ -556,6 +559,85 @@ test_curve_start_up_checks(void **state)
 	rpc_curve_free(own);
 }
 
+/* --- two workers --------------------------------------------------- */
+
+static int
+setup_two_workers(void **state)
+{
+	server_workers = 2;
+	return setup(state);
+}
+
+static int
+teardown_two_workers(void **state)
+{
+	int rc = teardown(state);
+
+	server_workers = 1;
+	return rc;
+}
+
+static void *
+call_slow(void *arg)
+{
+	void *ctx = arg;
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	Scep__V1__Reply *reply = NULL;
+
+	if (client != NULL &&
+	    call_cacert(client, "slow", 3000, &reply) == RPC_OK)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	rpc_client_free(client);
+	return NULL;
+}
+
+static int64_t
+elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/*
+ * One worker is busy with a slow request (600 ms); two quick requests in a
+ * row are both answered by the idle one at once. Dealt out in turn, the
+ * second would wait for the slow one.
+ */
+static void
+test_idle_worker_takes_the_request(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	struct timespec t0, t;
+	Scep__V1__Reply *reply = NULL;
+	pthread_t slow;
+
+	(void)state;
+	assert_non_null(client);
+	/* Both workers up and connected. */
+	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(pthread_create(&slow, NULL, call_slow, ctx), 0);
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	for (int i = 0; i < 2; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		assert_int_equal(
+		    call_cacert(client, "quick", 3000, &reply), RPC_OK);
+		assert_string_equal(reply->get_ca_cert->content_type, "quick");
+		scep__v1__reply__free_unpacked(reply, NULL);
+		/* Well before the slow one ends (t0 + 600 ms). */
+		assert_true(elapsed_ms(&t) < 250);
+	}
+	assert_true(elapsed_ms(&t0) < 550);
+	pthread_join(slow, NULL);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
@@ -572,9 +654,14 @@ main(void)
 	    cmocka_unit_test(test_curve_origin_is_the_key_name),
 	    cmocka_unit_test(test_curve_start_up_checks),
 	};
+	const struct CMUnitTest two_worker_tests[] = {
+	    cmocka_unit_test(test_idle_worker_takes_the_request),
+	};
 	int failed = cmocka_run_group_tests(tests, setup, teardown);
 
 	failed += cmocka_run_group_tests_name(
 	    "curve", curve_tests, curve_setup, curve_teardown);
+	failed += cmocka_run_group_tests_name("two workers", two_worker_tests,
+	    setup_two_workers, teardown_two_workers);
 	return failed;
 }
