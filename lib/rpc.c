@@ -1095,7 +1095,8 @@ rpc_forward(void *from, void *to)
  * the name its CurveZMQ key was admitted under (the ZAP User-Id; empty
  * without CURVE), then its frames. Metadata stays with the socket a
  * message arrived on: this is how the name reaches the worker. 0, or -1
- * if nothing was read from the front (`worker` then left to the caller).
+ * if nothing was read from the front; `worker` is the caller's to close
+ * either way (empty once sent).
  */
 static int
 rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
@@ -1130,8 +1131,7 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 		return -1;
 	}
 	memcpy(zmq_msg_data(&peer), user, strlen(user));
-	if (zmq_msg_send(worker, back, ZMQ_SNDMORE) < 0)
-		zmq_msg_close(worker);
+	(void)zmq_msg_send(worker, back, ZMQ_SNDMORE); /* the caller closes */
 	if (zmq_msg_send(&ident, back, ZMQ_SNDMORE) < 0)
 		zmq_msg_close(&ident);
 	if (zmq_msg_send(&peer, back, ZMQ_SNDMORE) < 0)
@@ -1145,11 +1145,11 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 
 /*
  * Between the listening socket and the workers: a request goes to a
- * worker that is idle, the one idle longest, never queued behind another
- * request at a busy one (a DEALER would deal them out in turn, busy or
- * not, and a request would wait for a slow one while others idle). A
- * worker says it is idle with an empty frame when it starts and with
- * each reply; requests wait at the front while none is.
+ * worker that is idle, never queued behind another request at a busy one
+ * (a DEALER would deal them out in turn, busy or not, and a request would
+ * wait for a slow one while others idle). A worker says it is idle with
+ * an empty frame when it starts and with each reply; requests wait at the
+ * front while none is. `idle` is a stack: any idle worker will do.
  */
 static void
 rpc_proxy(void *front, void *back, int nworkers)
@@ -1194,23 +1194,12 @@ rpc_proxy(void *front, void *back, int nworkers)
 				zmq_msg_close(&first); /* "ready" */
 		}
 		if (nidle > 0 && (items[1].revents & ZMQ_POLLIN)) {
-			zmq_msg_t w;
-
-			/* The one idle longest; back first if nothing came. */
-			zmq_msg_init(&w);
-			zmq_msg_move(&w, &idle[0]);
-			for (int i = 1; i < nidle; i++)
-				zmq_msg_move(&idle[i - 1], &idle[i]);
-			zmq_msg_close(&idle[--nidle]);
-			if (rpc_forward_request(front, back, &w) != 0) {
-				for (int i = nidle; i > 0; i--) {
-					zmq_msg_init(&idle[i]);
-					zmq_msg_move(&idle[i], &idle[i - 1]);
-				}
-				zmq_msg_move(&idle[0], &w);
+			nidle--;
+			/* Sent, it is gone; else it stays idle. */
+			if (rpc_forward_request(front, back, &idle[nidle]) != 0)
 				nidle++;
-			}
-			zmq_msg_close(&w);
+			else
+				zmq_msg_close(&idle[nidle]);
 		}
 	}
 	for (int i = 0; i < nidle; i++)

@@ -87,7 +87,7 @@ struct challenge_used_mark {
 struct challenge_used {
 	struct challenge_used_mark marks[CHALLENGE_USED_HOLD_MAX];
 	size_t n;
-	size_t in_txn; /* written in the open write transaction */
+	int in_txn; /* written in the open write transaction */
 	int64_t since_ms; /* the oldest held, CLOCK_MONOTONIC */
 	int64_t retry_ms; /* after a failed write, not before this */
 };

@@ -57,7 +57,7 @@ used_write(struct challenge *c, MDB_txn *txn)
 		if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0)
 			return e;
 	}
-	c->used.in_txn = c->used.n;
+	c->used.in_txn = 1;
 	return 0;
 }
 
@@ -87,11 +87,9 @@ challenge_txn_commit(struct challenge *c, MDB_txn *txn)
 {
 	int e = mdb_txn_commit(txn);
 
-	if (e == 0 && c->used.in_txn > 0) {
-		memmove(c->used.marks, c->used.marks + c->used.in_txn,
-		    (c->used.n - c->used.in_txn) * sizeof(c->used.marks[0]));
-		c->used.n -= c->used.in_txn;
-	}
+	/* One thread: nothing was held while the transaction ran. */
+	if (e == 0 && c->used.in_txn)
+		c->used.n = 0;
 	c->used.in_txn = 0;
 	return e;
 }
@@ -113,7 +111,7 @@ challenge_used_flush(struct challenge *c)
 		return 0;
 	if ((e = challenge_txn_begin(c, &txn)) != 0)
 		goto fail;
-	if (c->used.in_txn == 0) {
+	if (!c->used.in_txn) {
 		/* challenge_txn_begin could not write them (logged). */
 		challenge_txn_abort(c, txn);
 		return -1;
