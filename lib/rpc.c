@@ -914,55 +914,90 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
 }
 
 /*
- * Handles one request frame; returns the packed reply or NULL to drop.
- * `peer`: the name of the caller's CurveZMQ key, NULL without CURVE.
+ * Unpacks and admits one request frame: NULL to drop it (unreadable, past
+ * its deadline). Else the request, and *route is NULL when `reply` holds
+ * its refusal already. `peer`: the name of the caller's CurveZMQ key,
+ * NULL without CURVE.
  */
-static uint8_t *
-rpc_dispatch(const struct rpc_server_config *config, void *state,
-    const char *peer, const void *data, size_t size, size_t *out_len,
-    struct rpc_arena *arena)
+static Scep__V1__Request *
+rpc_admit(const struct rpc_server_config *config, const char *peer,
+    const void *data, size_t size, Scep__V1__Reply *reply,
+    const struct rpc_route **route)
 {
 	Scep__V1__Request *req;
-	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
-	const struct rpc_route *route;
-	uint8_t *out = NULL;
+	const struct rpc_route *r;
 
+	*route = NULL;
 	req = scep__v1__request__unpack(NULL, size, data);
 	if (req == NULL) {
 		log_warn(
 		    "rpc: dropped an unreadable request of %zu bytes", size);
 		return NULL;
 	}
-	reply.id = req->id;
+	reply->id = req->id;
 	if (req->deadline_ms < rpc_now_ms()) {
 		log_warn("rpc: dropped request %llu from %s: past its deadline",
 		    (unsigned long long)req->id,
 		    req->origin ? req->origin : "?");
-		goto out;
+		scep__v1__request__free_unpacked(req, NULL);
+		return NULL;
 	}
-	route = rpc_route_find(config->routes, req->body_case);
-	if (route == NULL) {
+	r = rpc_route_find(config->routes, req->body_case);
+	if (r == NULL) {
 		log_warn("rpc: request %llu from %s: no route for body %d",
 		    (unsigned long long)req->id,
 		    req->origin ? req->origin : "?", (int)req->body_case);
-		reply.status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply.error = "request kind not served here";
-	} else if (!rpc_caller_allowed(route, peer, req)) {
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "request kind not served here";
+	} else if (!rpc_caller_allowed(r, peer, req)) {
 		log_warn("rpc: request %llu: %s is not permitted from '%s'%s%s",
-		    (unsigned long long)req->id, route->name,
+		    (unsigned long long)req->id, r->name,
 		    req->origin ? req->origin : "",
 		    peer ? " with the key of " : "", peer ? peer : "");
-		reply.status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply.error = "request kind not permitted from this peer";
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "request kind not permitted from this peer";
 	} else
-		route->handler(state, req, &reply, arena);
-	*out_len = scep__v1__reply__get_packed_size(&reply);
+		*route = r;
+	return req;
+}
+
+static uint8_t *
+rpc_pack(const Scep__V1__Reply *reply, size_t *out_len)
+{
+	uint8_t *out;
+
+	*out_len = scep__v1__reply__get_packed_size(reply);
 	out = malloc(*out_len ? *out_len : 1);
 	if (out != NULL)
-		scep__v1__reply__pack(&reply, out);
-out:
-	scep__v1__request__free_unpacked(req, NULL);
+		scep__v1__reply__pack(reply, out);
 	return out;
+}
+
+/*
+ * Sends the reply `reply` (NULL: none, the request was dropped) to
+ * `ident`, frees what the handler allocated for it and closes `ident`.
+ */
+static void
+rpc_send_reply(void *sock, zmq_msg_t *ident, const Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
+{
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	int secret;
+
+	if (reply != NULL)
+		out = rpc_pack(reply, &out_len);
+	secret = rpc_arena_clear(arena);
+	if (out != NULL) {
+		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
+		    zmq_send(sock, out, out_len, 0) < 0)
+			log_warn(
+			    "rpc: reply not sent: %s", zmq_strerror(errno));
+		if (secret) /* the packed copy of the secret */
+			OPENSSL_cleanse(out, out_len);
+		free(out);
+	}
+	zmq_msg_close(ident);
 }
 
 /*
@@ -975,9 +1010,9 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
     zmq_msg_t *ident, const char *name, zmq_msg_t *body,
     struct rpc_arena *arena)
 {
-	uint8_t *out;
-	size_t out_len = 0;
-	int secret;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	const struct rpc_route *route;
+	Scep__V1__Request *req;
 
 	while (zmq_msg_more(body)) {
 		zmq_msg_close(body);
@@ -985,21 +1020,13 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
 		if (zmq_msg_recv(body, sock, 0) < 0)
 			break;
 	}
-	out = rpc_dispatch(config, state,
-	    rpc_curve_serves(config->curve) ? name : NULL, zmq_msg_data(body),
-	    zmq_msg_size(body), &out_len, arena);
-	secret = rpc_arena_clear(arena);
-	if (out != NULL) {
-		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
-		    zmq_send(sock, out, out_len, 0) < 0)
-			log_warn(
-			    "rpc: reply not sent: %s", zmq_strerror(errno));
-		if (secret) /* the packed copy of the secret */
-			OPENSSL_cleanse(out, out_len);
-		free(out);
-	}
-	zmq_msg_close(ident);
+	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
+	    zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
 	zmq_msg_close(body);
+	if (route != NULL)
+		route->handler(state, req, &reply, arena);
+	rpc_send_reply(sock, ident, req != NULL ? &reply : NULL, arena);
+	scep__v1__request__free_unpacked(req, NULL);
 }
 
 static void *
@@ -1356,24 +1383,80 @@ rpc_zap_main(void *arg)
 	return NULL;
 }
 
+/* A request read by rpc_serve_inline, until answered. */
+struct rpc_slot {
+	zmq_msg_t ident;
+	Scep__V1__Request *req; /* NULL: dropped, nothing to answer */
+	const struct rpc_route *route; /* NULL: `reply` is its refusal */
+	Scep__V1__Reply reply;
+};
+
+/*
+ * Reads a request waiting on `front` into `s` and admits it: 1, or 0 when
+ * none was waiting (or what came was not a request: its frames are gone).
+ */
+static int
+rpc_slot_read(
+    const struct rpc_server_config *config, void *front, struct rpc_slot *s)
+{
+	static const Scep__V1__Reply init = SCEP__V1__REPLY__INIT;
+	char name[RPC_NAME_MAX] = "";
+	const char *user;
+	zmq_msg_t body;
+
+	zmq_msg_init(&s->ident);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&s->ident, front, ZMQ_DONTWAIT) < 0 ||
+	    !zmq_msg_more(&s->ident) || zmq_msg_recv(&body, front, 0) < 0) {
+		zmq_msg_close(&s->ident);
+		zmq_msg_close(&body);
+		return 0;
+	}
+	user = zmq_msg_gets(&body, "User-Id");
+	if (user != NULL && strlen(user) < sizeof(name))
+		memcpy(name, user, strlen(user) + 1);
+	while (zmq_msg_more(&body)) { /* one message per frame */
+		zmq_msg_close(&body);
+		zmq_msg_init(&body);
+		if (zmq_msg_recv(&body, front, 0) < 0)
+			break;
+	}
+	s->reply = init;
+	s->req =
+	    rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
+	        zmq_msg_data(&body), zmq_msg_size(&body), &s->reply, &s->route);
+	zmq_msg_close(&body);
+	return 1;
+}
+
+static int
+rpc_slot_batched(const struct rpc_server_config *config, struct rpc_slot *s)
+{
+	return config->batch != NULL && s->route != NULL &&
+	    s->req->body_case == config->batch_body;
+}
+
 /*
  * One worker: the requests are answered on the listening socket by the
  * thread that polls it, without the proxy's two extra thread hops (the CA
  * and the challenge service, whose LMDB writes are serial anyway, spend
  * a good part of an enrollment's CPU in those wake-ups otherwise). A
- * request's peer name is its User-Id, set by the ZAP handler.
+ * request's peer name is its User-Id, set by the ZAP handler. With a
+ * batch handler, what is waiting is read at once, and the batch kind's
+ * requests in a row are handled together.
  */
 static void
 rpc_serve_inline(
     const struct rpc_server_config *config, void *front, void *state)
 {
-	struct rpc_arena arena = {NULL, 0, 0, 0};
+	struct rpc_arena arenas[RPC_BATCH_MAX];
+	struct rpc_slot slots[RPC_BATCH_MAX];
+	struct rpc_batch_item items[RPC_BATCH_MAX];
+	size_t max = config->batch != NULL ? RPC_BATCH_MAX : 1, n, i, j;
 
+	memset(arenas, 0, sizeof(arenas));
 	while (!rpc_stop) {
 		zmq_pollitem_t item = {front, 0, ZMQ_POLLIN, 0};
-		zmq_msg_t ident, body;
-		char name[RPC_NAME_MAX] = "";
-		const char *user;
 
 		if (zmq_poll(&item, 1, 1000) < 0) {
 			if (errno == EINTR)
@@ -1385,23 +1468,36 @@ rpc_serve_inline(
 				config->idle(config->service);
 			continue;
 		}
-		zmq_msg_init(&ident);
-		zmq_msg_init(&body);
-		if (zmq_msg_recv(&ident, front, ZMQ_DONTWAIT) < 0 ||
-		    !zmq_msg_more(&ident) ||
-		    zmq_msg_recv(&body, front, 0) < 0) {
-			zmq_msg_close(&ident);
-			zmq_msg_close(&body);
-			continue;
+		for (n = 0; n < max && rpc_slot_read(config, front, &slots[n]);)
+			n++;
+		for (i = 0; i < n; i = j) {
+			j = i + 1;
+			if (rpc_slot_batched(config, &slots[i])) {
+				for (j = i; j < n &&
+				     rpc_slot_batched(config, &slots[j]);
+				     j++) {
+					items[j - i].req = slots[j].req;
+					items[j - i].reply = &slots[j].reply;
+					items[j - i].arena = &arenas[j];
+				}
+				config->batch(state, items, j - i);
+			} else if (slots[i].route != NULL)
+				slots[i].route->handler(state, slots[i].req,
+				    &slots[i].reply, &arenas[i]);
+			for (size_t k = i; k < j; k++) {
+				rpc_send_reply(front, &slots[k].ident,
+				    slots[k].req != NULL ? &slots[k].reply
+				                         : NULL,
+				    &arenas[k]);
+				scep__v1__request__free_unpacked(
+				    slots[k].req, NULL);
+			}
 		}
-		user = zmq_msg_gets(&body, "User-Id");
-		if (user != NULL && strlen(user) < sizeof(name))
-			memcpy(name, user, strlen(user) + 1);
-		rpc_answer(config, state, front, &ident, name, &body, &arena);
 		if (config->idle != NULL)
 			config->idle(config->service);
 	}
-	free(arena.blocks);
+	for (i = 0; i < RPC_BATCH_MAX; i++)
+		free(arenas[i].blocks);
 }
 
 int

@@ -155,6 +155,17 @@ void rpc_arena_free(struct rpc_arena *arena);
 typedef void (*rpc_handler)(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
+/* One request of a batch (rpc_server_config.batch), to be answered in
+ * `reply` as a handler would. */
+struct rpc_batch_item {
+	const Scep__V1__Request *req;
+	Scep__V1__Reply *reply;
+	struct rpc_arena *arena;
+};
+typedef void (*rpc_batch_handler)(
+    void *worker, struct rpc_batch_item *items, size_t n);
+#define RPC_BATCH_MAX 16
+
 struct rpc_route {
 	Scep__V1__Request__BodyCase body; /* 0 ends the table */
 	const char *name; /* for logs */
@@ -189,6 +200,14 @@ struct rpc_server_config {
 	 * a service defers (the challenge service's "used" marks). Else not
 	 * called. May be NULL. */
 	void (*idle)(void *service);
+	/* With one worker: requests of kind `batch_body` that arrived
+	 * together (up to RPC_BATCH_MAX in a row, each admitted by its route
+	 * as any other) go to `batch` in one call instead of one by one to
+	 * the route's handler; their answers leave when it returns. The CA
+	 * commits the certificates of a batch together: one disk flush for
+	 * all of them. NULL: requests are read and answered one at a time. */
+	Scep__V1__Request__BodyCase batch_body;
+	rpc_batch_handler batch;
 };
 
 /*

@@ -126,6 +126,11 @@ struct ca {
 	/* SCEPD_TEST_CA_CERT_ALONE=1: answer SignRequest as a CA before
 	 * SignReply.certs_only did (the RA then wraps the certificate). */
 	int cert_alone;
+	/* SCEPD_TEST_CA_HOLD=N:MS: once, after the batch of the Nth
+	 * issuance, sleep MS ms before answering: what is sent meanwhile
+	 * arrives as one batch. */
+	long hold_after, hold_ms;
+	int held;
 #endif
 	void *zmq_ctx;
 	struct ca_template *templates;
@@ -320,5 +325,8 @@ int ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
     struct rpc_arena *arena);
 void ca_handle_sign(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
+/* SignRequests that arrived together: their certificates share the
+ * journal's and the ledger's commits (rpc_server_config.batch). */
+void ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n);
 
 #endif

@@ -216,11 +216,19 @@ ca_test_hooks_read(struct ca *ca)
 	const char *v = getenv("SCEPD_TEST_CA_CRASH");
 	const char *colon = v != NULL ? strchr(v, ':') : NULL;
 	const char *alone = getenv("SCEPD_TEST_CA_CERT_ALONE");
+	const char *hold = getenv("SCEPD_TEST_CA_HOLD");
 
 	if (alone != NULL && strcmp(alone, "1") == 0) {
 		ca->cert_alone = 1;
 		log_warn("test hook: certificates are sent without their "
 		         "SignedData (SignReply.certs_only)");
+	}
+	if (hold != NULL && strchr(hold, ':') != NULL) {
+		ca->hold_after = atol(hold);
+		ca->hold_ms = atol(strchr(hold, ':') + 1);
+		log_warn("test hook: the CA will hold %ld ms after the batch "
+		         "of issuance %ld",
+		    ca->hold_ms, ca->hold_after);
 	}
 	if (colon == NULL || (size_t)(colon - v) >= sizeof(ca->crash_point))
 		return;
@@ -301,6 +309,8 @@ main(int argc, char **argv)
 	server.max_message = 256 * 1024;
 	server.curve = curve;
 	server.ready = ca_sandbox_ready;
+	server.batch_body = SCEP__V1__REQUEST__BODY_SIGN;
+	server.batch = ca_handle_sign_batch;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ca.zmq_ctx != NULL)

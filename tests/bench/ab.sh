@@ -20,9 +20,9 @@
 # Environment: ROUNDS=3 COUNT=1500 CONCURRENCY=16
 #   MODE=single   or otp: one-time passwords, as scepd comes
 #   CA_BITS=2048  or 3072: the demo CA as scepd makes it
-#   A_CONF, B_CONF="SECTION KEY VALUE": one setting changed for A's or
-#                 B's runs, e.g. B_CONF="ra Workers 4" with the same build
-#                 twice compares two configurations
+#   A_CONF, B_CONF="SECTION KEY VALUE[; ...]": settings changed for A's
+#                 or B's runs, e.g. B_CONF="ra Workers 4" with the same
+#                 build twice compares two configurations
 #   KEEP=1        keep the work directory
 set -euo pipefail
 

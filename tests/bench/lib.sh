@@ -190,11 +190,17 @@ start_scepd() {
 	else
 		set_conf challenge PasswordMax 100000
 	fi
-	# EXTRA_CONF="SECTION KEY VALUE": one more setting (tests/bench/ab.sh).
+	# EXTRA_CONF="SECTION KEY VALUE[; SECTION KEY VALUE...]": more
+	# settings (tests/bench/ab.sh).
 	if [ -n "${EXTRA_CONF:-}" ]; then
-		# shellcheck disable=SC2086 # three words
-		set_conf $EXTRA_CONF
-		echo "-- $label: [${EXTRA_CONF%% *}] ${EXTRA_CONF#* }"
+		local setting settings
+		IFS=';' read -ra settings <<< "$EXTRA_CONF"
+		for setting in "${settings[@]}"; do
+			# shellcheck disable=SC2086 # three words
+			set_conf $setting
+			setting=${setting# }
+			echo "-- $label: [${setting%% *}] ${setting#* }"
+		done
 	fi
 	if [ "$bits" = 2048 ]; then
 		echo "-- $label: the demo CA replaced by an RSA 2048 CA"

@@ -9,7 +9,10 @@
 # The ledger holds exactly one certificate per device, the journal is left
 # empty. A journalled certificate that can no longer be built as it was
 # (the CA's ValidityDays changed in between) is never signed: the retry
-# gets a new serial, and the operator is told.
+# gets a new serial, and the operator is told. Requests that reach the CA
+# together are journalled in one commit, and a crash after it leaves each
+# of them journalled; two copies of one request at once get one
+# certificate.
 . "$(dirname "$0")/lib.sh"
 interop_init journal
 server_start
@@ -141,5 +144,77 @@ days=$(( ($(date -d "$(openssl x509 -in "$WORK/changed.pem" -noout -enddate | cu
 [ "$days" -ge 198 ] && [ "$days" -le 200 ] || fail "the new certificate is valid for $days days, want 200 (today's ValidityDays)"
 [ "$(ledger_count "CN=changed CA")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=changed CA"
 echo "   journalled serial $journalled abandoned, issued $got valid $days days; the ledger holds one"
+server_stop
+
+# Waits until the server log has PATTERN from line FROM on (15 s at most).
+wait_logged() {
+	for _ in $(seq 300); do
+		logged "$1" "$2" && return 0
+		sleep 0.05
+	done
+	fail "the server never logged: $2"
+}
+
+check "requests that arrive together share the journal's commit: a crash after it, every retry gets its journalled certificate"
+# The CA holds 1 s after its first issuance (test hook; less than the
+# RA's and the frontend's first attempt, after which they would resend):
+# the devices' requests sent meanwhile reach it together, as under load
+# (three at most: the RA's fourth worker waits on the first). Their keys
+# and passwords are made before, so that they are sent at once.
+for i in 1 2 3 4; do
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/batch$i.key" 2> /dev/null
+done
+from=$(log_mark)
+SCEPD_TEST_CA_HOLD="1:1000" SCEPD_TEST_CA_CRASH="journal:2" server_start
+pws=()
+for i in 0 1 2 3 4; do pws[i]=$(challenge); done
+ios_enroll "${pws[0]}" "CN=batch opener" "$WORK/batch-opener.pem" > /dev/null &
+opener=$!
+wait_logged "$from" "test hook: holding for 1000 ms"
+devices=()
+for i in 1 2 3 4; do
+	enroll_until_success "${pws[i]}" "CN=batch $i" "$WORK/batch$i.key" "$WORK/batch$i.pem" > /dev/null &
+	devices+=($!)
+done
+wait "$opener" || fail "the first enrollment (no crash yet)"
+for pid in "${devices[@]}"; do wait "$pid" || fail "a device of the batch got no certificate"; done
+crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after 'journal'" || true)
+[ -n "$crash" ] || fail "the CA did not crash after 'journal'"
+journalled=$(tail -n "+$from" "$SERVER_LOG" | sed -n 's/.*the CA stopped after journalling serial \([0-9A-F]*\):.*/\1/p' | sort -u)
+n=$(echo "$journalled" | grep -c . || true)
+echo "   the restarted CA signed $n journalled certificate(s) of the batch"
+[ "$n" -ge 2 ] || fail "$n certificate(s) journalled at the crash: the batch's requests were not journalled together"
+for i in 1 2 3 4; do
+	verify_cert "$WORK/batch$i.pem" > /dev/null
+	got=$(serial_of "$WORK/batch$i.pem")
+	[ "$(ledger_count "CN=batch $i")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=batch $i"
+	if echo "$journalled" | grep -qx "$got"; then
+		echo "   CN=batch $i: serial $got, journalled before the crash"
+	fi
+done
+server_stop
+
+check "the same request twice at once (a device that resent it): one certificate, the same to both"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/twice.key" 2> /dev/null
+from=$(log_mark)
+SCEPD_TEST_CA_HOLD="1:1000" server_start
+pw=$(challenge)
+pw2=$(challenge)
+ios_enroll "$pw" "CN=twice opener" "$WORK/twice-opener.pem" > /dev/null &
+opener=$!
+wait_logged "$from" "test hook: holding for 1000 ms"
+for i in 1 2; do
+	"$IOS_CLIENT" --url "$URL" --challenge "$pw2" --subject "CN=twice" --key "$WORK/twice.key" \
+		--out "$WORK/twice$i.pem" > "$WORK/twice$i.log" 2>&1 &
+	devices[i]=$!
+done
+wait "$opener" || fail "the first enrollment"
+for i in 1 2; do wait "${devices[i]}" || { cat "$WORK/twice$i.log"; fail "copy $i of the request got no certificate"; }; done
+cmp -s "$WORK/twice1.pem" "$WORK/twice2.pem" || fail "the two copies got different certificates"
+[ "$(ledger_count "CN=twice")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=twice"
+logged "$from" "retry (client .*): the same certificate, serial $(serial_of "$WORK/twice1.pem")" ||
+	fail "the second copy was not answered as a retry"
+echo "   both got serial $(serial_of "$WORK/twice1.pem"); the ledger holds one"
+server_stop
 
 pass "a crash between journal and reply: the retry gets the journalled certificate, never a second one"

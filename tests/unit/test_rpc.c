@@ -6,7 +6,8 @@
  * its key (an origin that is not the key's name is refused), and the
  * start-up checks refuse bad key files and network endpoints without keys.
  * With several workers a request goes to an idle one, never queued behind
- * a slow request.
+ * a slow request. With a batch handler, requests of its kind that wait
+ * together are handed over in one call, each answered to its caller.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@ static pthread_t server_thread;
 static char endpoint[128];
 static struct rpc_curve *server_curve; /* the CURVE group's server keys */
 static int server_workers = 1; /* the "two workers" group: 2 */
+static int server_batches; /* the "batch" group: GetCACert in batches */
 static char key_dir[128];
 
 /* GetCACaps answers "caps <n>" for the n-th call; the ca_ident "slow"
@@ -72,6 +74,31 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 	reply->get_ca_cert = body;
 }
 
+/* GetCACert in batches: content_type "IDENT, 1 of N" for the first of a
+ * batch of N; a batch that starts with "slow" sleeps 600 ms. */
+static void
+handle_cacert_batch(void *worker, struct rpc_batch_item *items, size_t n)
+{
+	const char *first = items[0].req->get_ca_cert->ca_ident;
+
+	if (first != NULL && strcmp(first, "slow") == 0)
+		nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
+	for (size_t i = 0; i < n; i++) {
+		Scep__V1__GetCACertReply *body =
+		    rpc_alloc(items[i].arena, sizeof(*body));
+		const char *ident = items[i].req->get_ca_cert->ca_ident;
+		char text[64];
+
+		(void)worker;
+		scep__v1__get_cacert_reply__init(body);
+		snprintf(text, sizeof(text), "%s, %zu of %zu",
+		    ident ? ident : "none", i + 1, n);
+		body->content_type = rpc_strdup(items[i].arena, text);
+		items[i].reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CERT;
+		items[i].reply->get_ca_cert = body;
+	}
+}
+
 static const struct rpc_route routes[] = {
     {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "caps", "test other", handle_caps},
     {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "cacert", "test", handle_cacert},
@@ -93,6 +120,10 @@ serve(void *arg)
 	config.routes = routes;
 	config.workers = server_workers;
 	config.curve = server_curve;
+	if (server_batches) {
+		config.batch_body = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
+		config.batch = handle_cacert_batch;
+	}
 	rpc_serve(&config);
 	return NULL;
 }
@@ -638,6 +669,120 @@ test_idle_worker_takes_the_request(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* --- batches -------------------------------------------------------- */
+
+static int
+setup_batches(void **state)
+{
+	server_batches = 1;
+	return setup(state);
+}
+
+static int
+teardown_batches(void **state)
+{
+	int rc = teardown(state);
+
+	server_batches = 0;
+	return rc;
+}
+
+struct batch_call {
+	void *ctx;
+	const char *ident, *origin;
+	int rc;
+	char answer[64];
+};
+
+static void *
+call_in_thread(void *arg)
+{
+	struct batch_call *c = arg;
+	struct rpc_client *client = rpc_client_new(c->ctx, endpoint, c->origin);
+	Scep__V1__Reply *reply = NULL;
+
+	c->rc = -1;
+	if (client != NULL &&
+	    (c->rc = call_cacert(client, c->ident, 3000, &reply)) == RPC_OK) {
+		if (reply->status != SCEP__V1__STATUS__STATUS_OK)
+			snprintf(c->answer, sizeof(c->answer), "status %d",
+			    (int)reply->status);
+		else
+			snprintf(c->answer, sizeof(c->answer), "%s",
+			    reply->get_ca_cert->content_type);
+		scep__v1__reply__free_unpacked(reply, NULL);
+	}
+	rpc_client_free(client);
+	return NULL;
+}
+
+/*
+ * While a slow batch runs, three requests of the batch kind arrive, and a
+ * fourth from a caller its route refuses: the three are handed over in
+ * one call (each answered as the third of three), the fourth is refused
+ * and never reaches the handler. A request of another kind is answered
+ * by its route's handler as ever.
+ */
+static void
+test_waiting_requests_come_as_one_batch(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct batch_call slow = {ctx, "slow", "test", 0, ""};
+	struct batch_call calls[4] = {
+	    {ctx, "a", "test", 0, ""},
+	    {ctx, "b", "test", 0, ""},
+	    {ctx, "c", "test", 0, ""},
+	    {ctx, "refused", "other", 0, ""},
+	};
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACapsRequest caps = SCEP__V1__GET_CACAPS_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	pthread_t slow_thread, threads[4];
+	int seen[3] = {0, 0, 0};
+	char refused[32];
+
+	(void)state;
+	assert_non_null(client);
+	assert_int_equal(
+	    pthread_create(&slow_thread, NULL, call_in_thread, &slow), 0);
+	nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL,
+		                     call_in_thread, &calls[i]),
+		    0);
+	pthread_join(slow_thread, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(threads[i], NULL);
+	assert_int_equal(slow.rc, RPC_OK);
+	assert_string_equal(slow.answer, "slow, 1 of 1");
+	for (int i = 0; i < 3; i++) {
+		char ident[2] = {calls[i].ident[0], '\0'};
+		int of = -1, n = -1;
+
+		assert_int_equal(calls[i].rc, RPC_OK);
+		assert_int_equal(sscanf(calls[i].answer + strlen(ident),
+		                     ", %d of %d", &of, &n),
+		    2);
+		assert_int_equal(n, 3);
+		assert_true(of >= 1 && of <= 3 && !seen[of - 1]);
+		seen[of - 1] = 1;
+	}
+	assert_int_equal(calls[3].rc, RPC_OK);
+	snprintf(refused, sizeof(refused), "status %d",
+	    (int)SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	assert_string_equal(calls[3].answer, refused);
+	/* Another kind: its route's handler. */
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
+	req.get_ca_caps = &caps;
+	assert_int_equal(rpc_call(client, &req, 3000, &reply), RPC_OK);
+	assert_int_equal(reply->body_case, SCEP__V1__REPLY__BODY_GET_CA_CAPS);
+	assert_int_equal(strncmp(reply->get_ca_caps->caps, "caps ", 5), 0);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
@@ -657,11 +802,16 @@ main(void)
 	const struct CMUnitTest two_worker_tests[] = {
 	    cmocka_unit_test(test_idle_worker_takes_the_request),
 	};
+	const struct CMUnitTest batch_tests[] = {
+	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
+	};
 	int failed = cmocka_run_group_tests(tests, setup, teardown);
 
 	failed += cmocka_run_group_tests_name(
 	    "curve", curve_tests, curve_setup, curve_teardown);
 	failed += cmocka_run_group_tests_name("two workers", two_worker_tests,
 	    setup_two_workers, teardown_two_workers);
+	failed += cmocka_run_group_tests_name(
+	    "batch", batch_tests, setup_batches, teardown_batches);
 	return failed;
 }
