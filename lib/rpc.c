@@ -1436,6 +1436,69 @@ rpc_slot_batched(const struct rpc_server_config *config, struct rpc_slot *s)
 	    s->req->body_case == config->batch_body;
 }
 
+/* Past its deadline while it waited behind others: dropped, as when it
+ * arrived so (its caller has given up or sent it again). */
+static int
+rpc_slot_expired(struct rpc_slot *s)
+{
+	if (s->route == NULL || s->req->deadline_ms >= rpc_now_ms())
+		return 0;
+	log_warn("rpc: dropped request %llu from %s: past its deadline",
+	    (unsigned long long)s->req->id,
+	    s->req->origin ? s->req->origin : "?");
+	scep__v1__request__free_unpacked(s->req, NULL);
+	s->req = NULL;
+	s->route = NULL;
+	return 1;
+}
+
+static void
+rpc_slot_answer(void *front, struct rpc_slot *s, struct rpc_arena *arena)
+{
+	rpc_send_reply(
+	    front, &s->ident, s->req != NULL ? &s->reply : NULL, arena);
+	scep__v1__request__free_unpacked(s->req, NULL);
+}
+
+/*
+ * The batch kind's requests among slots[]: handed over while any is left,
+ * the answers of each part sent as soon as the handler returns it.
+ */
+static void
+rpc_serve_batch(const struct rpc_server_config *config, void *front,
+    void *state, struct rpc_slot *slots, struct rpc_arena *arenas, size_t *left,
+    size_t nleft)
+{
+	struct rpc_batch_item items[RPC_BATCH_MAX];
+
+	while (nleft > 0) {
+		size_t n = 0, done;
+
+		for (size_t i = 0; i < nleft; i++) {
+			struct rpc_slot *s = &slots[left[i]];
+
+			if (rpc_slot_expired(s)) {
+				rpc_slot_answer(front, s, &arenas[left[i]]);
+				continue;
+			}
+			left[n] = left[i];
+			items[n].req = s->req;
+			items[n].reply = &s->reply;
+			items[n++].arena = &arenas[left[i]];
+		}
+		if (n == 0)
+			return;
+		done = config->batch(state, items, n);
+		if (done == 0 || done > n)
+			done = n;
+		for (size_t i = 0; i < done; i++)
+			rpc_slot_answer(
+			    front, &slots[left[i]], &arenas[left[i]]);
+		memmove(left, left + done, (n - done) * sizeof(*left));
+		nleft = n - done;
+	}
+}
+
 /*
  * One worker: the requests are answered on the listening socket by the
  * thread that polls it, without the proxy's two extra thread hops (the CA
@@ -1451,8 +1514,8 @@ rpc_serve_inline(
 {
 	struct rpc_arena arenas[RPC_BATCH_MAX];
 	struct rpc_slot slots[RPC_BATCH_MAX];
-	struct rpc_batch_item items[RPC_BATCH_MAX];
-	size_t max = config->batch != NULL ? RPC_BATCH_MAX : 1, n, i, j;
+	size_t batched[RPC_BATCH_MAX];
+	size_t max = config->batch != NULL ? RPC_BATCH_MAX : 1, n, nbatched, i;
 
 	memset(arenas, 0, sizeof(arenas));
 	while (!rpc_stop) {
@@ -1470,29 +1533,20 @@ rpc_serve_inline(
 		}
 		for (n = 0; n < max && rpc_slot_read(config, front, &slots[n]);)
 			n++;
-		for (i = 0; i < n; i = j) {
-			j = i + 1;
+		/* The other kinds first, in turn: none waits for a batch. */
+		for (i = 0, nbatched = 0; i < n; i++) {
 			if (rpc_slot_batched(config, &slots[i])) {
-				for (j = i; j < n &&
-				     rpc_slot_batched(config, &slots[j]);
-				     j++) {
-					items[j - i].req = slots[j].req;
-					items[j - i].reply = &slots[j].reply;
-					items[j - i].arena = &arenas[j];
-				}
-				config->batch(state, items, j - i);
-			} else if (slots[i].route != NULL)
+				batched[nbatched++] = i;
+				continue;
+			}
+			if (!rpc_slot_expired(&slots[i]) &&
+			    slots[i].route != NULL)
 				slots[i].route->handler(state, slots[i].req,
 				    &slots[i].reply, &arenas[i]);
-			for (size_t k = i; k < j; k++) {
-				rpc_send_reply(front, &slots[k].ident,
-				    slots[k].req != NULL ? &slots[k].reply
-				                         : NULL,
-				    &arenas[k]);
-				scep__v1__request__free_unpacked(
-				    slots[k].req, NULL);
-			}
+			rpc_slot_answer(front, &slots[i], &arenas[i]);
 		}
+		rpc_serve_batch(
+		    config, front, state, slots, arenas, batched, nbatched);
 		if (config->idle != NULL)
 			config->idle(config->service);
 	}

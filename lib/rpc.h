@@ -162,7 +162,9 @@ struct rpc_batch_item {
 	Scep__V1__Reply *reply;
 	struct rpc_arena *arena;
 };
-typedef void (*rpc_batch_handler)(
+/* Answers the first items (at least one) and returns how many: those
+ * answers are sent, and the rest is handed over again. */
+typedef size_t (*rpc_batch_handler)(
     void *worker, struct rpc_batch_item *items, size_t n);
 #define RPC_BATCH_MAX 16
 
@@ -201,11 +203,12 @@ struct rpc_server_config {
 	 * called. May be NULL. */
 	void (*idle)(void *service);
 	/* With one worker: requests of kind `batch_body` that arrived
-	 * together (up to RPC_BATCH_MAX in a row, each admitted by its route
-	 * as any other) go to `batch` in one call instead of one by one to
-	 * the route's handler; their answers leave when it returns. The CA
-	 * commits the certificates of a batch together: one disk flush for
-	 * all of them. NULL: requests are read and answered one at a time. */
+	 * together (up to RPC_BATCH_MAX, each admitted by its route as any
+	 * other) go to `batch` together instead of one by one to the route's
+	 * handler; requests of other kinds read with them are answered
+	 * first. The CA commits the certificates of a batch together: one
+	 * disk flush for all of them. NULL: requests are read and answered
+	 * one at a time. */
 	Scep__V1__Request__BodyCase batch_body;
 	rpc_batch_handler batch;
 };

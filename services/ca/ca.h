@@ -327,6 +327,7 @@ void ca_handle_sign(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 /* SignRequests that arrived together: their certificates share the
  * journal's and the ledger's commits (rpc_server_config.batch). */
-void ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n);
+size_t
+ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n);
 
 #endif

@@ -721,29 +721,33 @@ ca_sign_queued(const struct ca_sign_job *jobs, size_t n, const char *txid)
 	return 0;
 }
 
-void
+/*
+ * The first requests of `items` whose certificates can share commits:
+ * checked one by one, then issued together. A request that must see
+ * those before it in the ledger (a renewal, any with issuance policies, a
+ * second copy of a transactionID) starts the next group. Returns how many
+ * were answered.
+ */
+size_t
 ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n)
 {
 	struct ca *ca = worker;
 	struct ca_sign_job jobs[RPC_BATCH_MAX];
-	size_t queued = 0;
+	size_t queued = 0, i;
 
-	for (size_t i = 0; i < n; i++) {
+#ifdef SCEPD_TEST_HOOKS
+	if (ca->hold_after > 0 && n > 1)
+		log_warn("test hook: %zu SignRequests handed over together", n);
+#endif
+	for (i = 0; i < n; i++) {
 		const Scep__V1__SignRequest *in = items[i].req->sign;
-		/* Decided on what the ledger holds: after the jobs before it
-		 * are in, and before any after it is checked. */
 		int alone = ca->npolicies > 0 || in->has_renewal_of;
-		struct ca_sign_job *job;
+		struct ca_sign_job *job = &jobs[queued];
 
-		if (queued == RPC_BATCH_MAX ||
-		    (queued > 0 &&
-		        (alone ||
-		            ca_sign_queued(
-		                jobs, queued, in->transaction_id)))) {
-			ca_sign_issue(ca, jobs, queued);
-			queued = 0;
-		}
-		job = &jobs[queued];
+		if (queued > 0 &&
+		    (alone || queued == RPC_BATCH_MAX ||
+		        ca_sign_queued(jobs, queued, in->transaction_id)))
+			break;
 		memset(job, 0, sizeof(*job));
 		job->req = items[i].req;
 		job->reply = items[i].reply;
@@ -755,8 +759,8 @@ ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n)
 		}
 		queued++;
 		if (alone) {
-			ca_sign_issue(ca, jobs, queued);
-			queued = 0;
+			i++;
+			break;
 		}
 	}
 	if (queued > 0)
@@ -770,6 +774,7 @@ ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n)
 		usleep((useconds_t)ca->hold_ms * 1000);
 	}
 #endif
+	return i;
 }
 
 void
