@@ -34,6 +34,19 @@ garbage=$(head -c 61440 /dev/zero | tr '\0' 'A')
 expect 400 "$(code "$URL?operation=PKIOperation&message=${garbage}%21%21")" "60 KiB garbage message"
 unset big garbage
 
+check "at the edge: a query of exactly MaxQueryString (65536) bytes is read, one byte more gets the 414 naming MaxQueryString"
+# libmicrohttpd answers a request line larger than a connection's memory
+# pool with its own 414 and no log line; the pool (MaxQueryString + 16
+# KiB) must leave the limit to the frontend.
+prefix="operation=PKIOperation&message="
+edge=$(head -c $((65536 - ${#prefix})) /dev/zero | tr '\0' 'A')
+expect 400 "$(code "$URL?$prefix$edge" -H "User-Agent: Settings/1.0 CFNetwork/1408.0.4 Darwin/22.5.0")" "query of 65536 bytes"
+from=$(log_mark)
+expect 414 "$(code "$URL?${prefix}A$edge")" "query of 65537 bytes"
+logged "$from" "MaxQueryString = 65536" || fail "the 414 of 65537 bytes was not the frontend's (no log line naming MaxQueryString)"
+echo "   the frontend's 414, logged with MaxQueryString"
+unset edge
+
 check "GetCACaps lists POSTPKIOperation, SHA-256, SHA-512, AES, SCEPStandard, and no bare DES"
 expect 200 "$(code "$URL?operation=GetCACaps&message=CA")" "GetCACaps"
 tr -d '\r' < "$WORK/body" > "$WORK/caps"
