@@ -1489,8 +1489,24 @@ rpc_serve_batch(const struct rpc_server_config *config, void *front,
 		if (n == 0)
 			return;
 		done = config->batch(state, items, n);
-		if (done == 0 || done > n)
+		if (done == 0 || done > n) {
+			/* A broken handler: whatever it left unanswered gets
+			 * an error, not an empty success. */
+			log_error("rpc: the batch handler answered %zu of %zu "
+			          "requests",
+			    done, n);
+			for (size_t i = 0; i < n; i++)
+				if (items[i].reply->status ==
+				        SCEP__V1__STATUS__STATUS_OK &&
+				    items[i].reply->body_case ==
+				        SCEP__V1__REPLY__BODY__NOT_SET) {
+					items[i].reply->status =
+					    SCEP__V1__STATUS__STATUS_INTERNAL;
+					items[i].reply->error =
+					    "request not answered";
+				}
 			done = n;
+		}
 		for (size_t i = 0; i < done; i++)
 			rpc_slot_answer(
 			    front, &slots[left[i]], &arenas[left[i]]);

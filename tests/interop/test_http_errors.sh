@@ -40,12 +40,16 @@ check "at the edge: a query of exactly MaxQueryString (65536) bytes is read, one
 # KiB) must leave the limit to the frontend.
 prefix="operation=PKIOperation&message="
 edge=$(head -c $((65536 - ${#prefix})) /dev/zero | tr '\0' 'A')
-expect 400 "$(code "$URL?$prefix$edge" -H "User-Agent: Settings/1.0 CFNetwork/1408.0.4 Darwin/22.5.0")" "query of 65536 bytes"
+# With 4 KiB of headers, as a reverse proxy may add (X-Forwarded-For,
+# Forwarded, Via and the like).
+proxied=$(head -c 4000 /dev/zero | tr '\0' 'x')
+expect 400 "$(code "$URL?$prefix$edge" -H "User-Agent: Settings/1.0 CFNetwork/1408.0.4 Darwin/22.5.0" \
+	-H "X-Forwarded-For: 192.0.2.1" -H "Via: 1.1 proxy" -H "X-Padding: $proxied")" "query of 65536 bytes, 4 KiB of headers"
 from=$(log_mark)
 expect 414 "$(code "$URL?${prefix}A$edge")" "query of 65537 bytes"
 logged "$from" "MaxQueryString = 65536" || fail "the 414 of 65537 bytes was not the frontend's (no log line naming MaxQueryString)"
 echo "   the frontend's 414, logged with MaxQueryString"
-unset edge
+unset edge proxied
 
 check "GetCACaps lists POSTPKIOperation, SHA-256, SHA-512, AES, SCEPStandard, and no bare DES"
 expect 200 "$(code "$URL?operation=GetCACaps&message=CA")" "GetCACaps"

@@ -77,10 +77,19 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 /* GetCACert in batches: content_type "IDENT, I of N" for the Ith of N
  * handed over together; two answered per call at most (the rest is handed
  * over again); a batch that starts with "slow" sleeps 600 ms. */
+static int batch_saw_late; /* the handler was given "late" */
+
 static size_t
 handle_cacert_batch(void *worker, struct rpc_batch_item *items, size_t n)
 {
 	const char *first = items[0].req->get_ca_cert->ca_ident;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *ident = items[i].req->get_ca_cert->ca_ident;
+
+		if (ident != NULL && strcmp(ident, "late") == 0)
+			batch_saw_late = 1;
+	}
 
 	if (first != NULL && strcmp(first, "slow") == 0)
 		nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
@@ -694,6 +703,7 @@ struct batch_call {
 	const char *ident, *origin;
 	int rc;
 	char answer[64];
+	int timeout_ms;
 };
 
 static void *
@@ -705,7 +715,8 @@ call_in_thread(void *arg)
 
 	c->rc = -1;
 	if (client != NULL &&
-	    (c->rc = call_cacert(client, c->ident, 3000, &reply)) == RPC_OK) {
+	    (c->rc = call_cacert(client, c->ident, c->timeout_ms, &reply)) ==
+	        RPC_OK) {
 		if (reply->status != SCEP__V1__STATUS__STATUS_OK)
 			snprintf(c->answer, sizeof(c->answer), "status %d",
 			    (int)reply->status);
@@ -725,25 +736,27 @@ call_in_thread(void *arg)
  * fourth from a caller its route refuses: the three are handed over
  * together, the handler answers two ("1 of 3", "2 of 3") and gets the
  * third again alone ("1 of 1"); the fourth is refused and never reaches
- * the handler. A request of another kind is answered by its route's
- * handler as ever.
+ * the handler, nor does a fifth whose caller gave up (250 ms) while it
+ * waited. A request of another kind is answered by its route's handler
+ * as ever.
  */
 static void
 test_waiting_requests_come_as_one_batch(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	struct batch_call slow = {ctx, "slow", "test", 0, ""};
-	struct batch_call calls[4] = {
-	    {ctx, "a", "test", 0, ""},
-	    {ctx, "b", "test", 0, ""},
-	    {ctx, "c", "test", 0, ""},
-	    {ctx, "refused", "other", 0, ""},
+	struct batch_call slow = {ctx, "slow", "test", 0, "", 3000};
+	struct batch_call calls[5] = {
+	    {ctx, "a", "test", 0, "", 3000},
+	    {ctx, "b", "test", 0, "", 3000},
+	    {ctx, "c", "test", 0, "", 3000},
+	    {ctx, "refused", "other", 0, "", 3000},
+	    {ctx, "late", "test", 0, "", 250},
 	};
 	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCACapsRequest caps = SCEP__V1__GET_CACAPS_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	pthread_t slow_thread, threads[4];
+	pthread_t slow_thread, threads[5];
 	int seen[3] = {0, 0, 0};
 	char refused[32];
 
@@ -752,12 +765,12 @@ test_waiting_requests_come_as_one_batch(void **state)
 	assert_int_equal(
 	    pthread_create(&slow_thread, NULL, call_in_thread, &slow), 0);
 	nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		assert_int_equal(pthread_create(&threads[i], NULL,
 		                     call_in_thread, &calls[i]),
 		    0);
 	pthread_join(slow_thread, NULL);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		pthread_join(threads[i], NULL);
 	assert_int_equal(slow.rc, RPC_OK);
 	assert_string_equal(slow.answer, "slow, 1 of 1");
@@ -777,6 +790,9 @@ test_waiting_requests_come_as_one_batch(void **state)
 	snprintf(refused, sizeof(refused), "status %d",
 	    (int)SCEP__V1__STATUS__STATUS_BAD_REQUEST);
 	assert_string_equal(calls[3].answer, refused);
+	/* Its deadline passed while it waited: dropped, never handled. */
+	assert_int_equal(calls[4].rc, RPC_ETIMEDOUT);
+	assert_false(batch_saw_late);
 	/* Another kind: its route's handler. */
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
 	req.get_ca_caps = &caps;
