@@ -913,6 +913,30 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
 	return rpc_peer_allowed(route->peers, peer);
 }
 
+/* Past its deadline (logged): its caller has given up or sent it again. */
+static int
+rpc_past_deadline(const Scep__V1__Request *req)
+{
+	if (req->deadline_ms >= rpc_now_ms())
+		return 0;
+	log_warn("rpc: dropped request %llu from %s: past its deadline",
+	    (unsigned long long)req->id, req->origin ? req->origin : "?");
+	return 1;
+}
+
+/* The last frame of a message whose first is in `body` (one message per
+ * frame is the rule: the others are dropped). */
+static void
+rpc_last_frame(void *sock, zmq_msg_t *body)
+{
+	while (zmq_msg_more(body)) {
+		zmq_msg_close(body);
+		zmq_msg_init(body);
+		if (zmq_msg_recv(body, sock, 0) < 0)
+			break;
+	}
+}
+
 /*
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
@@ -935,10 +959,7 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 		return NULL;
 	}
 	reply->id = req->id;
-	if (req->deadline_ms < rpc_now_ms()) {
-		log_warn("rpc: dropped request %llu from %s: past its deadline",
-		    (unsigned long long)req->id,
-		    req->origin ? req->origin : "?");
+	if (rpc_past_deadline(req)) {
 		scep__v1__request__free_unpacked(req, NULL);
 		return NULL;
 	}
@@ -1014,12 +1035,7 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
 	const struct rpc_route *route;
 	Scep__V1__Request *req;
 
-	while (zmq_msg_more(body)) {
-		zmq_msg_close(body);
-		zmq_msg_init(body);
-		if (zmq_msg_recv(body, sock, 0) < 0)
-			break;
-	}
+	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
 	    zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
 	zmq_msg_close(body);
@@ -1415,12 +1431,7 @@ rpc_slot_read(
 	user = zmq_msg_gets(&body, "User-Id");
 	if (user != NULL && strlen(user) < sizeof(name))
 		memcpy(name, user, strlen(user) + 1);
-	while (zmq_msg_more(&body)) { /* one message per frame */
-		zmq_msg_close(&body);
-		zmq_msg_init(&body);
-		if (zmq_msg_recv(&body, front, 0) < 0)
-			break;
-	}
+	rpc_last_frame(front, &body);
 	s->reply = init;
 	s->req =
 	    rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
@@ -1437,15 +1448,12 @@ rpc_slot_batched(const struct rpc_server_config *config, struct rpc_slot *s)
 }
 
 /* Past its deadline while it waited behind others: dropped, as when it
- * arrived so (its caller has given up or sent it again). */
+ * arrived so. */
 static int
 rpc_slot_expired(struct rpc_slot *s)
 {
-	if (s->route == NULL || s->req->deadline_ms >= rpc_now_ms())
+	if (s->route == NULL || !rpc_past_deadline(s->req))
 		return 0;
-	log_warn("rpc: dropped request %llu from %s: past its deadline",
-	    (unsigned long long)s->req->id,
-	    s->req->origin ? s->req->origin : "?");
 	scep__v1__request__free_unpacked(s->req, NULL);
 	s->req = NULL;
 	s->route = NULL;
@@ -1521,8 +1529,8 @@ rpc_serve_batch(const struct rpc_server_config *config, void *front,
  * and the challenge service, whose LMDB writes are serial anyway, spend
  * a good part of an enrollment's CPU in those wake-ups otherwise). A
  * request's peer name is its User-Id, set by the ZAP handler. With a
- * batch handler, what is waiting is read at once, and the batch kind's
- * requests in a row are handled together.
+ * batch handler, every request waiting is read at once: the other kinds
+ * are answered first, then the batch kind's go to the handler together.
  */
 static void
 rpc_serve_inline(

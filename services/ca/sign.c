@@ -313,6 +313,8 @@ struct ca_issue {
 	X509 *cert; /* built, then signed */
 	unsigned char *der;
 	int der_len;
+	struct rpc_arena *arena; /* the answer's: the subject line */
+	int failed; /* not built or not signed: the reason in entry->subject */
 };
 
 /*
@@ -383,8 +385,7 @@ ca_issue_prepare(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
  * ca_issue_prepare.
  */
 static int
-ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is,
-    struct rpc_arena *arena)
+ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 {
 	struct ca_ledger_entry *entry = is->entry;
 	unsigned char signed_hash[CA_TBS_HASH_LEN];
@@ -413,7 +414,7 @@ ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is,
 	entry->der = is->der;
 	entry->der_len = (size_t)is->der_len;
 	entry->subject =
-	    ca_subject_line(X509_get_subject_name(is->cert), arena);
+	    ca_subject_line(X509_get_subject_name(is->cert), is->arena);
 	entry->issued_at = (int64_t)is->now;
 	entry->template_name = is->tpl->name;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(is->cert), &tm) == 1)
@@ -423,13 +424,56 @@ ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is,
 	return e;
 }
 
+/*
+ * The certificates of `group` in *txn: each built and journalled, the
+ * journal committed if any was written (the one flush before any
+ * signature), each signed and put in the ledger, which the caller
+ * commits. 0, or an MDB_* code that fails them all (*what says where); a
+ * certificate that cannot be built or signed fails alone (its `failed`).
+ */
+static int
+ca_issue_group(const struct ca *ca, MDB_txn **txn,
+    struct ca_issue *const *group, size_t n, const char **what)
+{
+	int e, journalled = 0;
+	size_t i;
+
+	*what = "ledger write";
+	for (i = 0; i < n; i++) {
+		if ((e = ca_issue_prepare(ca, *txn, group[i])) > 0)
+			return e;
+		group[i]->failed = e < 0;
+		journalled |= group[i]->journalled;
+	}
+	if (journalled) {
+		if ((e = ca_journal_commit(ca, txn)) != 0) {
+			*what = "journal commit";
+			return e;
+		}
+		for (i = 0; i < n; i++)
+			if (group[i]->journalled)
+				ca_test_crash(ca, group[i]->issuance, "journal",
+				    group[i]->entry->txid, group[i]->hex, NULL,
+				    0);
+	}
+	for (i = 0; i < n; i++) {
+		if (group[i]->failed)
+			continue;
+		if ((e = ca_issue_finish(ca, *txn, group[i])) > 0)
+			return e;
+		group[i]->failed = e < 0;
+	}
+	return 0;
+}
+
 int
 ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
     const struct ca_template *tpl, time_t now, struct ca_ledger_entry *entry,
     char hex[CA_SERIAL_HEX], unsigned char **der, int *der_len, X509 **issued,
     struct rpc_arena *arena)
 {
-	struct ca_issue is;
+	struct ca_issue is, *one = &is;
+	const char *what;
 	int e;
 
 	memset(&is, 0, sizeof(is));
@@ -437,12 +481,9 @@ ca_issue_record(const struct ca *ca, MDB_txn **txn, X509_REQ *csr,
 	is.tpl = tpl;
 	is.now = now;
 	is.entry = entry;
-	e = ca_issue_prepare(ca, *txn, &is);
-	if (e == 0 && is.journalled && (e = ca_journal_commit(ca, txn)) == 0)
-		ca_test_crash(
-		    ca, is.issuance, "journal", entry->txid, is.hex, NULL, 0);
-	if (e == 0)
-		e = ca_issue_finish(ca, *txn, &is, arena);
+	is.arena = arena;
+	if ((e = ca_issue_group(ca, txn, &one, 1, &what)) == 0 && is.failed)
+		e = -1;
 	memcpy(hex, is.hex, CA_SERIAL_HEX);
 	*der = is.der;
 	*der_len = is.der_len;
@@ -466,7 +507,6 @@ struct ca_sign_job {
 	char renewed[CA_SERIAL_HEX];
 	struct ca_ledger_entry issued;
 	struct ca_issue is;
-	int answered; /* a failure on the way: reply filled */
 };
 
 /*
@@ -632,9 +672,10 @@ ca_sign_deliver(struct ca *ca, struct ca_sign_job *job)
 static void
 ca_sign_issue(struct ca *ca, struct ca_sign_job *jobs, size_t n)
 {
+	struct ca_issue *group[RPC_BATCH_MAX];
 	MDB_txn *txn = NULL;
 	const char *what = "ledger";
-	int e, journalled = 0;
+	int e;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -649,62 +690,27 @@ ca_sign_issue(struct ca *ca, struct ca_sign_job *jobs, size_t n)
 		job->is.csr = job->csr;
 		job->is.tpl = job->tpl;
 		job->is.entry = &job->issued;
+		job->is.arena = job->arena;
+		group[i] = &job->is;
 	}
-	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
-		goto failed;
-	what = "ledger write";
-	for (i = 0; i < n; i++) {
-		struct ca_sign_job *job = &jobs[i];
-
-		if ((e = ca_issue_prepare(ca, txn, &job->is)) > 0)
-			goto failed;
-		if (e < 0) {
-			ca_sign_internal(job->reply, job->req, job->txid,
-			    job->issued.subject, 0);
-			job->answered = 1;
-		}
-		journalled |= job->is.journalled;
-	}
-	if (journalled) {
-		if ((e = ca_journal_commit(ca, &txn)) != 0) {
-			what = "journal commit";
-			goto failed;
-		}
-		for (i = 0; i < n; i++)
-			if (jobs[i].is.journalled)
-				ca_test_crash(ca, jobs[i].is.issuance,
-				    "journal", jobs[i].txid, jobs[i].is.hex,
-				    NULL, 0);
-	}
-	for (i = 0; i < n; i++) {
-		struct ca_sign_job *job = &jobs[i];
-
-		if (job->answered)
-			continue;
-		if ((e = ca_issue_finish(ca, txn, &job->is, job->arena)) > 0)
-			goto failed;
-		if (e < 0) {
-			ca_sign_internal(job->reply, job->req, job->txid,
-			    job->issued.subject, 0);
-			job->answered = 1;
-		}
-	}
-	e = mdb_txn_commit(txn);
-	txn = NULL;
-	if (e != 0) {
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) == 0 &&
+	    (e = ca_issue_group(ca, &txn, group, n, &what)) == 0) {
+		e = mdb_txn_commit(txn);
+		txn = NULL;
 		what = "ledger commit";
-		goto failed;
 	}
-	for (i = 0; i < n; i++)
-		if (!jobs[i].answered)
-			ca_sign_deliver(ca, &jobs[i]);
-	goto out;
-failed:
-	for (i = 0; i < n; i++)
-		if (!jobs[i].answered)
+	for (i = 0; i < n; i++) {
+		struct ca_sign_job *job = &jobs[i];
+
+		if (job->is.failed)
+			ca_sign_internal(job->reply, job->req, job->txid,
+			    job->issued.subject, 0);
+		else if (e != 0)
 			ca_sign_internal(
-			    jobs[i].reply, jobs[i].req, jobs[i].txid, what, e);
-out:
+			    job->reply, job->req, job->txid, what, e);
+		else
+			ca_sign_deliver(ca, job);
+	}
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	for (i = 0; i < n; i++)

@@ -23,21 +23,13 @@
 #include <time.h>
 
 #include "challenge.h"
+#include "clock.h"
 #include "log.h"
 
 /* Held this long without a write transaction, the marks get their own. */
 #define USED_HOLD_MS 500
 /* After a failed write (a full disk), the idle hook waits this long. */
 #define USED_RETRY_MS 10000
-
-static int64_t
-used_clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Writes the held marks in `txn`; 0 or LMDB's error (then abort txn). */
 static int
@@ -78,7 +70,7 @@ challenge_txn_begin(struct challenge *c, MDB_txn **txn)
 	log_error("otp: cannot write %zu held 'used' mark%s (%s); they stay "
 	          "held",
 	    c->used.n, c->used.n == 1 ? "" : "s", mdb_strerror(e));
-	c->used.retry_ms = used_clock_ms() + USED_RETRY_MS;
+	c->used.retry_ms = clock_monotonic_ms() + USED_RETRY_MS;
 	return mdb_txn_begin(c->env, NULL, 0, txn);
 }
 
@@ -130,7 +122,7 @@ challenge_used_flush(struct challenge *c)
 fail:
 	log_error("otp: cannot write %zu held 'used' mark%s: %s", c->used.n,
 	    c->used.n == 1 ? "" : "s", mdb_strerror(e));
-	c->used.retry_ms = used_clock_ms() + USED_RETRY_MS;
+	c->used.retry_ms = clock_monotonic_ms() + USED_RETRY_MS;
 	return e;
 }
 
@@ -155,7 +147,7 @@ challenge_used_hold(
 	    challenge_used_flush(c) != 0)
 		return -1;
 	if (c->used.n == 0)
-		c->used.since_ms = used_clock_ms();
+		c->used.since_ms = clock_monotonic_ms();
 	m = &c->used.marks[c->used.n++];
 	memcpy(m->mac, mac, CHALLENGE_MAC_LEN);
 	snprintf(m->txid, sizeof(m->txid), "%s", txid);
@@ -170,7 +162,7 @@ challenge_used_idle(void *service)
 
 	if (c->used.n == 0)
 		return;
-	now = used_clock_ms();
+	now = clock_monotonic_ms();
 	if (now - c->used.since_ms >= USED_HOLD_MS && now >= c->used.retry_ms)
 		challenge_used_flush(c);
 }

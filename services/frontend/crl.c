@@ -33,7 +33,8 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	    {"Cache-Control", "max-age=60"}, {NULL, NULL}};
 
 	pthread_mutex_lock(&fe->cache.lock);
-	if (cc->der != NULL && monotonic_ms() - cc->at < CACHE_SECONDS * 1000 &&
+	if (cc->der != NULL &&
+	    clock_monotonic_ms() - cc->at < CACHE_SECONDS * 1000 &&
 	    (copy = malloc(cc->len)) != NULL) {
 		memcpy(copy, cc->der, cc->len);
 		len = cc->len;
@@ -68,7 +69,7 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		if ((cc->der = malloc(len)) != NULL) {
 			memcpy(cc->der, copy, len);
 			cc->len = len;
-			cc->at = monotonic_ms();
+			cc->at = clock_monotonic_ms();
 		}
 		pthread_mutex_unlock(&fe->cache.lock);
 	}

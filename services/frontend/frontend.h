@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "netaddr.h"
 #include "rpc.h"
 #include "sandbox.h"
@@ -207,8 +208,6 @@ enum upstream_result cache_get_cacert(
     struct frontend *fe, struct cacert *out, char *err, size_t errlen);
 void cache_init(struct cache *cache);
 void cache_free(struct cache *cache);
-
-int64_t monotonic_ms(void);
 
 /* --- scep_http.c ------------------------------------------------------- */
 

@@ -211,7 +211,7 @@ http_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 		free(r);
 		return NULL;
 	}
-	r->start_ms = monotonic_ms();
+	r->start_ms = clock_monotonic_ms();
 	http_client_address(c, r);
 	return r;
 }
@@ -261,7 +261,7 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 	    r->method, r->path, r->operation[0] ? r->operation : "-", status,
 	    r->client, r->via[0] ? " via=" : "", r->via,
 	    query ? strlen(query + 1) : 0, r->bytes,
-	    (long long)(monotonic_ms() - r->start_ms), r->user_agent,
+	    (long long)(clock_monotonic_ms() - r->start_ms), r->user_agent,
 	    why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
@@ -504,7 +504,7 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_data_size = 0; /* a body nobody will read */
 		return MHD_YES;
 	}
-	if (monotonic_ms() - r->start_ms >
+	if (clock_monotonic_ms() - r->start_ms >
 	    fe->settings.request_deadline * 1000) {
 		log_warn("%s %s from %s: not complete within RequestDeadline = "
 		         "%ld s in [frontend]; closing",
@@ -556,10 +556,10 @@ http_acceptor_pause(const char *what, int e, int64_t *warned_ms)
 {
 	struct timespec ts = {0, 100 * 1000 * 1000};
 
-	if (monotonic_ms() - *warned_ms > 10000) {
+	if (clock_monotonic_ms() - *warned_ms > 10000) {
 		log_warn(
 		    "cannot accept connections: %s: %s", what, strerror(e));
-		*warned_ms = monotonic_ms();
+		*warned_ms = clock_monotonic_ms();
 	}
 	nanosleep(&ts, NULL);
 }

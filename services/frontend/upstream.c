@@ -16,15 +16,6 @@ struct upstream_clients {
 
 static const char *const upstream_names[] = {"RA", "challenge service"};
 
-int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* pthread key destructor: runs in the worker thread as it exits, so the
  * sockets are closed by the thread that used them, before zmq_ctx_term. */
 void
@@ -154,7 +145,7 @@ cache_free(struct cache *cache)
 static int
 cache_fresh(int64_t at)
 {
-	return at != 0 && monotonic_ms() - at < CACHE_SECONDS * 1000;
+	return at != 0 && clock_monotonic_ms() - at < CACHE_SECONDS * 1000;
 }
 
 static void
@@ -206,7 +197,7 @@ cache_get_caps(struct frontend *fe, char **caps, char *err, size_t errlen)
 	pthread_mutex_lock(&fe->cache.lock);
 	free(fe->cache.caps);
 	fe->cache.caps = fresh;
-	fe->cache.caps_at = monotonic_ms();
+	fe->cache.caps_at = clock_monotonic_ms();
 	pthread_mutex_unlock(&fe->cache.lock);
 out:
 	if (rep != NULL)
@@ -265,7 +256,7 @@ cache_get_cacert(
 	pthread_mutex_lock(&fe->cache.lock);
 	cacert_clear(&fe->cache.cacert);
 	fe->cache.cacert = fresh;
-	fe->cache.cacert_at = monotonic_ms();
+	fe->cache.cacert_at = clock_monotonic_ms();
 	pthread_mutex_unlock(&fe->cache.lock);
 out:
 	if (rep != NULL)

@@ -36,15 +36,6 @@ struct watchdog {
 	pthread_t thread;
 };
 
-static int64_t
-watchdog_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *
 watchdog_main(void *arg)
 {
@@ -53,7 +44,7 @@ watchdog_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
 		struct timespec until;
-		int64_t now = watchdog_now();
+		int64_t now = clock_monotonic_ms();
 
 		for (struct watch *x = w->head; x != NULL; x = x->next) {
 			if (x->cut ||
@@ -135,7 +126,7 @@ watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		if (info == NULL || (x = calloc(1, sizeof(*x))) == NULL)
 			return;
 		x->fd = info->connect_fd;
-		x->since_ms = watchdog_now();
+		x->since_ms = clock_monotonic_ms();
 		pthread_mutex_lock(&w->lock);
 		x->next = w->head;
 		if (w->head != NULL)
@@ -170,6 +161,6 @@ watchdog_request_done(struct watchdog *w, struct MHD_Connection *c)
 		return;
 	/* The next request on a kept-alive connection gets its own time. */
 	pthread_mutex_lock(&w->lock);
-	x->since_ms = watchdog_now();
+	x->since_ms = clock_monotonic_ms();
 	pthread_mutex_unlock(&w->lock);
 }

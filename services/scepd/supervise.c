@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "scepd.h"
 
@@ -44,15 +45,6 @@ on_signal(int sig)
 
 	(void)!write(signal_pipe[1], &b, 1);
 	errno = saved;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -88,7 +80,7 @@ child_start(struct child *c, const struct launch *launch)
 		_exit(127);
 	}
 	c->pid = pid;
-	c->started_ms = now_ms();
+	c->started_ms = clock_monotonic_ms();
 	c->restart_at_ms = 0;
 	log_info("started %s (pid %d)", c->name, (int)pid);
 	return 0;
@@ -130,7 +122,7 @@ reap(struct child *children, size_t n, int stopping)
 				log_info("%s %s", c->name, how);
 				break;
 			}
-			ran = now_ms() - c->started_ms;
+			ran = clock_monotonic_ms() - c->started_ms;
 			/* 1: configuration error; 127: not runnable. */
 			if (WIFEXITED(status) &&
 			    (WEXITSTATUS(status) == 1 ||
@@ -147,7 +139,7 @@ reap(struct child *children, size_t n, int stopping)
 				c->config_failures = 0;
 			if (ran >= STABLE_MS)
 				c->backoff_ms = BACKOFF_MIN_MS;
-			c->restart_at_ms = now_ms() + c->backoff_ms;
+			c->restart_at_ms = clock_monotonic_ms() + c->backoff_ms;
 			log_warn("%s %s after %lld ms; restarting in %d ms",
 			    c->name, how, (long long)ran, c->backoff_ms);
 			c->backoff_ms *= 2;
@@ -163,7 +155,7 @@ reap(struct child *children, size_t n, int stopping)
 static void
 stop_all(struct child *children, size_t n)
 {
-	int64_t deadline = now_ms() + STOP_GRACE_MS;
+	int64_t deadline = clock_monotonic_ms() + STOP_GRACE_MS;
 
 	for (size_t k = n; k-- > 0;) {
 		struct child *c = &children[k];
@@ -171,7 +163,7 @@ stop_all(struct child *children, size_t n)
 		if (c->pid == 0)
 			continue;
 		kill(c->pid, SIGTERM);
-		while (c->pid != 0 && now_ms() < deadline) {
+		while (c->pid != 0 && clock_monotonic_ms() < deadline) {
 			struct timespec ts = {0, 20 * 1000 * 1000};
 
 			nanosleep(&ts, NULL);
@@ -226,7 +218,7 @@ scepd_supervise(const struct launch *launch)
 
 	while (!stopping) {
 		struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
-		int64_t wait = 1000, t = now_ms();
+		int64_t wait = 1000, t = clock_monotonic_ms();
 		unsigned char sig;
 
 		for (size_t i = 0; i < n; i++)
@@ -248,7 +240,7 @@ scepd_supervise(const struct launch *launch)
 			rc = 1;
 			break;
 		}
-		t = now_ms();
+		t = clock_monotonic_ms();
 		for (size_t i = 0; !stopping && i < n; i++)
 			if (children[i].pid == 0 &&
 			    children[i].restart_at_ms != 0 &&

@@ -1,0 +1,20 @@
+/*
+ * Milliseconds of CLOCK_MONOTONIC: for intervals and timeouts inside one
+ * process (deadlines that cross processes are wall-clock: rpc_now_ms).
+ */
+#ifndef SCEPD_CLOCK_H
+#define SCEPD_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t
+clock_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#endif
