@@ -1,0 +1,160 @@
+/*
+ * The pool of pool.h. One batch at a time: pool_run publishes it under
+ * the lock, wakes the helpers, and every thread (the caller included)
+ * claims the next unclaimed item until none is left; pool_run then waits
+ * for the helpers' last items. Batches are small (RPC_BATCH_MAX) and
+ * each item is long (a signature), so one lock for claiming is enough.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work; /* a batch was published, or stop */
+	pthread_cond_t done; /* a helper finished its last item */
+	pthread_t *threads;
+	int helpers, started;
+	int stop;
+	unsigned long batch; /* counts batches: a helper's wake-up test */
+	pool_fn fn;
+	void *arg;
+	void *const *items;
+	size_t n, next; /* items[next] is the next unclaimed */
+	int busy; /* helpers inside the current batch */
+	char name[16];
+};
+
+/* The next unclaimed item of the batch, or NULL; under p->lock. */
+static void *
+pool_claim(struct pool *p)
+{
+	return p->next < p->n ? p->items[p->next++] : NULL;
+}
+
+static void *
+pool_helper(void *arg)
+{
+	struct pool *p = arg;
+	unsigned long seen = 0;
+	void *item;
+
+	/* By the thread itself: naming another opens /proc, which a
+	 * sandboxed service may not. */
+	pthread_setname_np(pthread_self(), p->name);
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && p->batch == seen)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->stop)
+			break;
+		seen = p->batch;
+		p->busy++;
+		while ((item = pool_claim(p)) != NULL) {
+			pool_fn fn = p->fn;
+			void *fn_arg = p->arg;
+
+			pthread_mutex_unlock(&p->lock);
+			fn(item, fn_arg);
+			pthread_mutex_lock(&p->lock);
+		}
+		if (--p->busy == 0)
+			pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct pool *
+pool_start(int helpers, const char *name)
+{
+	struct pool *p;
+	int e;
+
+	if (helpers < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->helpers = helpers;
+	if (helpers > 0 &&
+	    (p->threads = calloc((size_t)helpers, sizeof(*p->threads))) == NULL)
+		goto fail;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	for (; p->started < helpers; p->started++) {
+		if ((e = pthread_create(
+		         &p->threads[p->started], NULL, pool_helper, p)) != 0) {
+			errno = e;
+			goto fail;
+		}
+	}
+	return p;
+fail:
+	e = errno;
+	pool_stop(p);
+	errno = e;
+	return NULL;
+}
+
+void
+pool_run(struct pool *p, pool_fn fn, void *arg, void *const *items, size_t n)
+{
+	void *item;
+
+	pthread_mutex_lock(&p->lock);
+	p->fn = fn;
+	p->arg = arg;
+	p->items = items;
+	p->n = n;
+	p->next = 0;
+	/* Only worth a wake-up when there is an item left for a helper. */
+	if (n > 1 && p->started > 0) {
+		p->batch++;
+		pthread_cond_broadcast(&p->work);
+	}
+	while ((item = pool_claim(p)) != NULL) {
+		pthread_mutex_unlock(&p->lock);
+		fn(item, arg);
+		pthread_mutex_lock(&p->lock);
+	}
+	/* A helper woken late finds nothing to claim and leaves at once. */
+	while (p->busy > 0)
+		pthread_cond_wait(&p->done, &p->lock);
+	p->items = NULL;
+	p->n = p->next = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+int
+pool_threads(const struct pool *p)
+{
+	return p->started + 1;
+}
+
+void
+pool_stop(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	if (p->started > 0) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = 1;
+		pthread_cond_broadcast(&p->work);
+		pthread_mutex_unlock(&p->lock);
+		for (int i = 0; i < p->started; i++)
+			pthread_join(p->threads[i], NULL);
+	}
+	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+	free(p->threads);
+	free(p);
+}
