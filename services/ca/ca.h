@@ -45,12 +45,14 @@ struct ca_settings {
 	long crl_validity_hours;
 	char *plugin_dir;
 	char *signer; /* "file" ([ca] Key), or a [signer.NAME] section */
+	long sign_threads; /* 0: one per processor */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 	struct sandbox_settings sandbox; /* Sandbox, User */
 };
 
 /* A loaded issuance-policy plugin (policy.c). */
 struct ca;
+struct pool; /* pool.h */
 struct ca_policy {
 	char *name;
 	const struct scepd_issuance_policy *p;
@@ -140,6 +142,9 @@ struct ca {
 	struct ca_policy *policies;
 	size_t npolicies;
 	struct signer signer; /* p NULL: the file signer */
+	/* The threads that sign a batch beside the serving one ([ca]
+	 * SignThreads); NULL: it signs alone. */
+	struct pool *signers;
 	struct sandbox *sandbox;
 	struct sandbox_policy sandbox_policy;
 	char sandbox_dirs[1024]; /* the policy's paths */
@@ -213,6 +218,8 @@ int ca_issue_tbs_hash(X509 *cert, unsigned char out[CA_TBS_HASH_LEN]);
 /* The AlgorithmIdentifier our key's signatures get (one signature of a
  * copy of the CA certificate, at start). NULL on failure. */
 X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
+/* Microseconds one signature with the CA's key takes, or -1. */
+long ca_issue_signature_us(const struct ca *ca);
 
 /* journal.c */
 struct ca_journal_entry {

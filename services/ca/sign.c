@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "pool.h"
 #include "x509parse.h"
 #include "store.h"
 #include "log.h"
@@ -380,21 +381,24 @@ ca_issue_prepare(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 }
 
 /*
- * After the journal's commit, in `txn`: the signature, checked against
- * the journal, and the certificate in the ledger. Returns as
- * ca_issue_prepare.
+ * After the journal's commit: the signature, checked against the journal,
+ * and the certificate's DER; is->failed set when it cannot be. On any of
+ * the CA's signing threads ([ca] SignThreads): it touches only `is`.
  */
-static int
-ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
+static void
+ca_issue_sign(void *item, void *arg)
 {
+	const struct ca *ca = arg;
+	struct ca_issue *is = item;
 	struct ca_ledger_entry *entry = is->entry;
 	unsigned char signed_hash[CA_TBS_HASH_LEN];
-	struct tm tm;
-	int e;
 
+	if (is->failed)
+		return;
+	is->failed = 1;
 	if (X509_sign(is->cert, ca->key, EVP_sha256()) <= 0) {
 		entry->subject = "signing failed";
-		return -1;
+		return;
 	}
 	/* What was signed is what was journalled, or the journal lies. */
 	if (ca_issue_tbs_hash(is->cert, signed_hash) != 0 ||
@@ -405,10 +409,24 @@ ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 		    entry->txid, is->hex);
 		entry->subject =
 		    "the signed certificate is not the journalled one";
-		return -1;
+		return;
 	}
 	if ((is->der_len = i2d_X509(is->cert, &is->der)) <= 0)
-		return -1;
+		return;
+	is->failed = 0;
+}
+
+/*
+ * After the signature, in `txn`: the certificate in the ledger, its
+ * journal entry gone. Returns as ca_issue_prepare.
+ */
+static int
+ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
+{
+	struct ca_ledger_entry *entry = is->entry;
+	struct tm tm;
+	int e;
+
 	ca_test_crash(ca, is->issuance, "signed", entry->txid, is->hex, is->der,
 	    (size_t)is->der_len);
 	entry->der = is->der;
@@ -427,9 +445,10 @@ ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 /*
  * The certificates of `group` in *txn: each built and journalled, the
  * journal committed if any was written (the one flush before any
- * signature), each signed and put in the ledger, which the caller
- * commits. 0, or an MDB_* code that fails them all (*what says where); a
- * certificate that cannot be built or signed fails alone (its `failed`).
+ * signature), all signed (shared among the signing threads), each put in
+ * the ledger, which the caller commits. 0, or an MDB_* code that fails
+ * them all (*what says where); a certificate that cannot be built or
+ * signed fails alone (its `failed`).
  */
 static int
 ca_issue_group(const struct ca *ca, MDB_txn **txn,
@@ -455,6 +474,16 @@ ca_issue_group(const struct ca *ca, MDB_txn **txn,
 				ca_test_crash(ca, group[i]->issuance, "journal",
 				    group[i]->entry->txid, group[i]->hex, NULL,
 				    0);
+	}
+	if (ca->signers != NULL && n > 1 && n <= RPC_BATCH_MAX) {
+		void *items[RPC_BATCH_MAX];
+
+		for (i = 0; i < n; i++)
+			items[i] = group[i];
+		pool_run(ca->signers, ca_issue_sign, (void *)ca, items, n);
+	} else {
+		for (i = 0; i < n; i++)
+			ca_issue_sign(group[i], (void *)ca);
 	}
 	for (i = 0; i < n; i++) {
 		if (group[i]->failed)

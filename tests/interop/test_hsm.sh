@@ -50,6 +50,8 @@ set_conf signer.hsm PINFile "$WORK/token.pin"
 set_conf signer.hsm SandboxReadPaths "$WORK/tokens"
 CRL_URL="$BASE/crl/ca.crl"
 set_conf ca CRLURL "$CRL_URL"
+# Asked for, but a signer plugin's key is used by one thread only.
+set_conf ca SignThreads 2
 : > "$SERVER_LOG"
 server_start
 
@@ -65,6 +67,9 @@ grep -q 'scepd-ca.*\[ca\] Signer: signer hsm (pkcs11): private key operations ha
 grep -q "sandbox: signer hsm: file opens stay allowed, read-only beneath $WORK/tokens (Landlock)" "$SERVER_LOG" ||
 	fail "the sandbox does not say what it allows the token"
 grep -q 'seccomp filter loaded' "$SERVER_LOG" || fail "no seccomp filter in the CA"
+grep -q 'scepd-ca.*\[ca\] SignThreads = 2 not applied: the key is \[signer.hsm\]'"'"'s, which signs on one thread' "$SERVER_LOG" ||
+	fail "the CA did not say that SignThreads is not applied to the token's key"
+grep -q 'scepd-ca.*signing on 1 thread(s)' "$SERVER_LOG" || fail "the CA signs with the token's key on more than one thread"
 ca_pid=$(pgrep -f -- "scepd-ca --config $DATA/scepd.conf" | head -1 || true)
 [ -n "$ca_pid" ] || ca_pid=$(pgrep -x scepd-ca -P "$SERVER_PID" | head -1 || true)
 if [ -n "$ca_pid" ]; then
