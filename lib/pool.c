@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ struct pool {
 	pthread_cond_t work; /* a batch was published, or stop */
 	pthread_cond_t done; /* a helper finished its last item */
 	pthread_t *threads;
-	int helpers, started;
+	int started; /* helpers running */
 	int stop;
 	unsigned long batch; /* counts batches: a helper's wake-up test */
 	pool_fn fn;
@@ -73,7 +74,8 @@ struct pool *
 pool_start(int helpers, const char *name)
 {
 	struct pool *p;
-	int e;
+	sigset_t all, old;
+	int e = 0;
 
 	if (helpers < 0) {
 		errno = EINVAL;
@@ -84,17 +86,22 @@ pool_start(int helpers, const char *name)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
-	p->helpers = helpers;
 	if (helpers > 0 &&
 	    (p->threads = calloc((size_t)helpers, sizeof(*p->threads))) == NULL)
 		goto fail;
 	snprintf(p->name, sizeof(p->name), "%s", name);
-	for (; p->started < helpers; p->started++) {
-		if ((e = pthread_create(
-		         &p->threads[p->started], NULL, pool_helper, p)) != 0) {
-			errno = e;
-			goto fail;
-		}
+	/* The helpers take no signal: the stop signals are for the thread
+	 * that waits on them (rpc_serve's poll). They inherit this mask. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (p->started < helpers &&
+	    (e = pthread_create(
+	         &p->threads[p->started], NULL, pool_helper, p)) == 0)
+		p->started++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		errno = e;
+		goto fail;
 	}
 	return p;
 fail:

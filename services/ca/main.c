@@ -5,6 +5,7 @@
  * shared with the signing threads ([ca] SignThreads).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,11 +260,25 @@ ca_test_hooks_read(struct ca *ca)
  */
 #define CA_SIGN_THREADS_MIN_US 1000
 
+/* The processors this process may run on (its affinity: a cpuset or
+ * taskset counts), at least 1. */
+static long
+ca_processors(void)
+{
+	cpu_set_t set;
+	long n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n;
+}
+
 /*
  * How many threads sign a batch: as told, or one per processor for a
  * key slow enough to be worth it; one when the key is a signer plugin's
- * (an HSM's sessions are the plugin's business). Read before the sandbox
- * hides /sys.
+ * (an HSM's sessions are the plugin's business). Before the sandbox.
  */
 static int
 ca_sign_threads(const struct ca *ca)
@@ -279,12 +294,20 @@ ca_sign_threads(const struct ca *ca)
 	}
 	if (n > 0)
 		return (int)n;
-	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if ((cpus = ca_processors()) < 2) {
+		log_info("[ca] SignThreads = 0: one thread signs, on the one "
+		         "processor this process may use");
+		return 1;
+	}
 	if (cpus > CA_SIGN_THREADS_AUTO_MAX)
 		cpus = CA_SIGN_THREADS_AUTO_MAX;
-	if (cpus < 2)
+	if ((us = ca_issue_signature_us(ca)) < 0) {
+		log_openssl(LOG_LEVEL_WARN, NULL,
+		    "[ca] SignThreads = 0: one thread signs, a signature "
+		    "could not be timed");
 		return 1;
-	if ((us = ca_issue_signature_us(ca)) < CA_SIGN_THREADS_MIN_US) {
+	}
+	if (us < CA_SIGN_THREADS_MIN_US) {
 		log_info("[ca] SignThreads = 0: one thread signs, a signature "
 		         "takes %ld us (less than %d is not worth another "
 		         "thread's wake-up)",

@@ -397,6 +397,10 @@ ca_issue_sign(void *item, void *arg)
 		return;
 	is->failed = 1;
 	if (X509_sign(is->cert, ca->key, EVP_sha256()) <= 0) {
+		/* OpenSSL's errors are this thread's: logged here, where
+		 * they are, not by the serving thread's reply. */
+		log_openssl(LOG_LEVEL_ERROR, entry->txid, "signing failed");
+		ERR_clear_error();
 		entry->subject = "signing failed";
 		return;
 	}

@@ -7,6 +7,7 @@
  *
  *   ca_load --endpoint ipc://DIR/run/ca.sock --csr FILE.pem
  *           [--count 2000] [--concurrency 8] [--prefix TXID-PREFIX]
+ * (the transactionIDs are PREFIX-N; the default prefix names this run)
  * exit: 0 every request got a certificate, 1 otherwise.
  */
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -112,6 +114,7 @@ main(int argc, char **argv)
 	};
 	struct ca_load l;
 	const char *csr_file = NULL;
+	char default_prefix[64];
 	pthread_t *threads;
 	X509_REQ *csr;
 	FILE *f;
@@ -121,7 +124,11 @@ main(int argc, char **argv)
 	memset(&l, 0, sizeof(l));
 	l.count = 2000;
 	l.concurrency = 8;
-	l.prefix = "ca-load";
+	/* Distinct transactionIDs run after run: a repeated one would be
+	 * answered as a retry, without a signature. */
+	snprintf(default_prefix, sizeof(default_prefix), "ca-load-%ld-%ld",
+	    (long)getpid(), (long)time(NULL));
+	l.prefix = default_prefix;
 	while ((ch = getopt_long(argc, argv, "e:c:n:C:p:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'e':

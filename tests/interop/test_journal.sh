@@ -243,38 +243,47 @@ server_stop
 
 check "a batch's certificates signed on two threads (SignThreads 2): each device its own, one each in the ledger"
 set_conf ca SignThreads 2
-for i in 1 2 3; do
-	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/pair$i.key" 2> /dev/null
+# The serving thread signs too, taking what the signing thread has not
+# claimed yet: on a busy machine it can sign a whole batch before the
+# other is scheduled. So up to three batches, each to a fresh CA, until
+# the signing thread has signed.
+ran=0
+for attempt in 1 2 3; do
+	name="pair$attempt"
+	for i in 1 2 3; do
+		openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/$name$i.key" 2> /dev/null
+	done
+	from=$(log_mark)
+	SCEPD_TEST_CA_HOLD="1:1000" server_start
+	wait_logged "$from" "scepd-ca.*signing on 2 thread(s)"
+	ca_pid=$(pgrep -f -- "scepd-ca --config $DATA/scepd.conf" | head -1 || true)
+	[ -n "$ca_pid" ] || ca_pid=$(pgrep -x scepd-ca -P "$SERVER_PID" | head -1 || true)
+	[ -n "$ca_pid" ] || fail "no scepd-ca process"
+	signer_task=
+	for task in /proc/"$ca_pid"/task/*; do
+		[ "$(cat "$task/comm")" = scepd-ca-sign ] && signer_task=$task
+	done
+	[ -n "$signer_task" ] || fail "the CA has no signing thread (scepd-ca-sign)"
+	# schedstat's first field: the thread's time on a processor, in ns.
+	ran_before=$(cut -d' ' -f1 "$signer_task/schedstat")
+	three_at_once "$name"
+	logged "$from" "test hook: 3 SignRequests handed over together" || fail "the three requests did not reach the CA together"
+	ran=$(($(cut -d' ' -f1 "$signer_task/schedstat") - ran_before))
+	serials=()
+	for i in 1 2 3; do
+		verify_cert "$WORK/$name$i.pem" > /dev/null
+		openssl x509 -in "$WORK/$name$i.pem" -noout -pubkey | cmp -s - <(openssl pkey -in "$WORK/$name$i.key" -pubout) ||
+			fail "CN=$name $i got a certificate for another key"
+		[ "$(ledger_count "CN=$name $i")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=$name $i"
+		serials+=("$(serial_of "$WORK/$name$i.pem")")
+	done
+	[ "$(printf '%s\n' "${serials[@]}" | sort -u | wc -l)" = 3 ] || fail "two devices got the same serial"
+	server_stop
+	echo "   batch $attempt: serials ${serials[*]}; the signing thread ran $((ran / 1000)) us"
+	# One RSA 3072 signature (the demo CA's) takes more than 1 ms here; a
+	# thread woken for nothing, microseconds.
+	[ "$ran" -gt 500000 ] && break
 done
-from=$(log_mark)
-SCEPD_TEST_CA_HOLD="1:1000" server_start
-wait_logged "$from" "scepd-ca.*signing on 2 thread(s)"
-ca_pid=$(pgrep -f -- "scepd-ca --config $DATA/scepd.conf" | head -1 || true)
-[ -n "$ca_pid" ] || fail "no scepd-ca process"
-signer_task=
-for task in /proc/"$ca_pid"/task/*; do
-	[ "$(cat "$task/comm")" = scepd-ca-sign ] && signer_task=$task
-done
-[ -n "$signer_task" ] || fail "the CA has no signing thread (scepd-ca-sign)"
-# schedstat's first field: the thread's time on a processor, in ns.
-ran_before=$(cut -d' ' -f1 "$signer_task/schedstat")
-three_at_once pair
-logged "$from" "test hook: 3 SignRequests handed over together" || fail "the three requests did not reach the CA together"
-ran=$(( $(cut -d' ' -f1 "$signer_task/schedstat") - ran_before ))
-echo "   the signing thread ran $((ran / 1000)) us during the batch"
-# One RSA 3072 signature (the demo CA's) takes more than 1 ms here; a
-# thread woken for nothing, microseconds.
-[ "$ran" -gt 500000 ] || fail "the signing thread signed nothing of the batch (ran $ran ns)"
-serials=()
-for i in 1 2 3; do
-	verify_cert "$WORK/pair$i.pem" > /dev/null
-	openssl x509 -in "$WORK/pair$i.pem" -noout -pubkey | cmp -s - <(openssl pkey -in "$WORK/pair$i.key" -pubout) ||
-		fail "CN=pair $i got a certificate for another key"
-	[ "$(ledger_count "CN=pair $i")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=pair $i"
-	serials+=("$(serial_of "$WORK/pair$i.pem")")
-done
-[ "$(printf '%s\n' "${serials[@]}" | sort -u | wc -l)" = 3 ] || fail "two devices got the same serial"
-echo "   serials ${serials[*]}"
-server_stop
+[ "$ran" -gt 500000 ] || fail "the signing thread signed nothing of three batches"
 
 pass "a crash between journal and reply: the retry gets the journalled certificate, never a second one"

@@ -1,4 +1,5 @@
 /* lib/pool.c: a batch shared out among the caller and helper threads. */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -148,6 +149,68 @@ test_no_helpers_runs_on_the_caller(void **state)
 	pool_stop(NULL);
 }
 
+/* How many threads of this process named `name` block every signal
+ * (their SigBlk in /proc: 64 signals, SIGKILL and SIGSTOP never), and
+ * how many such threads there are, in *named. */
+static int
+threads_blocking_all(const char *name, int *named)
+{
+	char path[300], line[256], comm[32];
+	struct dirent *task;
+	DIR *tasks = opendir("/proc/self/task");
+	int blocking = 0;
+
+	*named = 0;
+	assert_non_null(tasks);
+	while ((task = readdir(tasks)) != NULL) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+		    task->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			comm[0] = '\0';
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		if (strcmp(comm, name) != 0)
+			continue;
+		(*named)++;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status",
+		    task->d_name);
+		assert_non_null(f = fopen(path, "r"));
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strcmp(line, "SigBlk:\tfffffffe7ffbfeff\n") == 0)
+				blocking++;
+		fclose(f);
+	}
+	closedir(tasks);
+	return blocking;
+}
+
+/* The helpers take no signal: the stop signals are for the thread that
+ * waits on them. */
+static void
+test_helpers_block_signals(void **state)
+{
+	struct pool *p = pool_start(2, "test-sigmask");
+	int named = 0, blocking = 0;
+
+	(void)state;
+	assert_non_null(p);
+	/* Each helper names itself when it starts. */
+	for (int i = 0; i < 200 && named < 2; i++) {
+		blocking = threads_blocking_all("test-sigmask", &named);
+		if (named < 2)
+			usleep(10000);
+	}
+	assert_int_equal(named, 2);
+	assert_int_equal(blocking, 2);
+	/* The caller's own mask is as it was. */
+	assert_int_equal(threads_blocking_all("test_pool", &named), 0);
+	pool_stop(p);
+}
+
 int
 main(void)
 {
@@ -155,6 +218,7 @@ main(void)
 	    cmocka_unit_test(test_each_item_once_before_return),
 	    cmocka_unit_test(test_batch_runs_on_two_threads),
 	    cmocka_unit_test(test_no_helpers_runs_on_the_caller),
+	    cmocka_unit_test(test_helpers_block_signals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
