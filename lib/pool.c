@@ -30,11 +30,20 @@ struct pool {
 	char name[16];
 };
 
-/* The next unclaimed item of the batch, or NULL; under p->lock. */
-static void *
-pool_claim(struct pool *p)
+/* Runs the batch's unclaimed items one by one until none is left;
+ * called and returns with p->lock held, which it drops around each. */
+static void
+pool_drain(struct pool *p)
 {
-	return p->next < p->n ? p->items[p->next++] : NULL;
+	while (p->next < p->n) {
+		void *item = p->items[p->next++];
+		pool_fn fn = p->fn;
+		void *arg = p->arg;
+
+		pthread_mutex_unlock(&p->lock);
+		fn(item, arg);
+		pthread_mutex_lock(&p->lock);
+	}
 }
 
 static void *
@@ -42,7 +51,6 @@ pool_helper(void *arg)
 {
 	struct pool *p = arg;
 	unsigned long seen = 0;
-	void *item;
 
 	/* By the thread itself: naming another opens /proc, which a
 	 * sandboxed service may not. */
@@ -55,14 +63,7 @@ pool_helper(void *arg)
 			break;
 		seen = p->batch;
 		p->busy++;
-		while ((item = pool_claim(p)) != NULL) {
-			pool_fn fn = p->fn;
-			void *fn_arg = p->arg;
-
-			pthread_mutex_unlock(&p->lock);
-			fn(item, fn_arg);
-			pthread_mutex_lock(&p->lock);
-		}
+		pool_drain(p);
 		if (--p->busy == 0)
 			pthread_cond_signal(&p->done);
 	}
@@ -114,8 +115,6 @@ fail:
 void
 pool_run(struct pool *p, pool_fn fn, void *arg, void *const *items, size_t n)
 {
-	void *item;
-
 	pthread_mutex_lock(&p->lock);
 	p->fn = fn;
 	p->arg = arg;
@@ -127,11 +126,7 @@ pool_run(struct pool *p, pool_fn fn, void *arg, void *const *items, size_t n)
 		p->batch++;
 		pthread_cond_broadcast(&p->work);
 	}
-	while ((item = pool_claim(p)) != NULL) {
-		pthread_mutex_unlock(&p->lock);
-		fn(item, arg);
-		pthread_mutex_lock(&p->lock);
-	}
+	pool_drain(p);
 	/* A helper woken late finds nothing to claim and leaves at once. */
 	while (p->busy > 0)
 		pthread_cond_wait(&p->done, &p->lock);

@@ -24,7 +24,8 @@ void
 pool_run(struct pool *p, pool_fn fn, void *arg, void *const *items, size_t n);
 /* The threads that run a batch: the helpers and the caller. */
 int pool_threads(const struct pool *p);
-/* Ends the helpers and frees the pool; NULL is allowed. */
+/* Ends the helpers and frees the pool; NULL is allowed. Not while a
+ * pool_run is under way: the same thread runs batches and stops. */
 void pool_stop(struct pool *p);
 
 #endif

@@ -392,32 +392,32 @@ ca_issue_sign(void *item, void *arg)
 	struct ca_issue *is = item;
 	struct ca_ledger_entry *entry = is->entry;
 	unsigned char signed_hash[CA_TBS_HASH_LEN];
+	const char *why = NULL;
 
 	if (is->failed)
 		return;
-	is->failed = 1;
 	if (X509_sign(is->cert, ca->key, EVP_sha256()) <= 0) {
-		/* OpenSSL's errors are this thread's: logged here, where
-		 * they are, not by the serving thread's reply. */
-		log_openssl(LOG_LEVEL_ERROR, entry->txid, "signing failed");
-		ERR_clear_error();
-		entry->subject = "signing failed";
-		return;
-	}
-	/* What was signed is what was journalled, or the journal lies. */
-	if (ca_issue_tbs_hash(is->cert, signed_hash) != 0 ||
+		why = "signing failed";
+	} else if (ca_issue_tbs_hash(is->cert, signed_hash) != 0 ||
 	    CRYPTO_memcmp(signed_hash, is->j.tbs_sha256, sizeof(signed_hash)) !=
 	        0) {
+		/* What was signed is what was journalled, or the journal
+		 * lies. */
 		log_error("transaction %s: the signed TBSCertificate of serial "
 		          "%s is not the journalled one",
 		    entry->txid, is->hex);
-		entry->subject =
-		    "the signed certificate is not the journalled one";
-		return;
+		why = "the signed certificate is not the journalled one";
+	} else if ((is->der_len = i2d_X509(is->cert, &is->der)) <= 0) {
+		why = "the signed certificate cannot be encoded";
 	}
-	if ((is->der_len = i2d_X509(is->cert, &is->der)) <= 0)
-		return;
-	is->failed = 0;
+	if (why != NULL) {
+		/* OpenSSL's errors are this thread's: logged and cleared
+		 * here, not left for the next failure on it. */
+		log_openssl(LOG_LEVEL_ERROR, entry->txid, why);
+		ERR_clear_error();
+		entry->subject = why;
+		is->failed = 1;
+	}
 }
 
 /*

@@ -263,6 +263,16 @@ verify_cert() {
 	echo "   $(openssl x509 -in "$cert" -noout -subject) verifies against the CA"
 }
 
+# The pid of the running server's service NAME (scepd-ca, ...): the
+# launcher's child, or else a process started with our configuration;
+# empty when there is none.
+service_pid() {
+	local pid
+	pid=$(pgrep -P "$SERVER_PID" -x "$1" | head -1 || true)
+	[ -n "$pid" ] || pid=$(pgrep -f -- "$1 --config $DATA/scepd.conf" | head -1 || true)
+	echo "$pid"
+}
+
 # The line the server log's next line will have (1 before it exists).
 log_mark() {
 	if [ -f "$SERVER_LOG" ]; then echo $(($(wc -l < "$SERVER_LOG") + 1)); else echo 1; fi

@@ -70,8 +70,7 @@ grep -q 'seccomp filter loaded' "$SERVER_LOG" || fail "no seccomp filter in the 
 grep -q 'scepd-ca.*\[ca\] SignThreads = 2 not applied: the key is \[signer.hsm\]'"'"'s, which signs on one thread' "$SERVER_LOG" ||
 	fail "the CA did not say that SignThreads is not applied to the token's key"
 grep -q 'scepd-ca.*signing on 1 thread(s)' "$SERVER_LOG" || fail "the CA signs with the token's key on more than one thread"
-ca_pid=$(pgrep -f -- "scepd-ca --config $DATA/scepd.conf" | head -1 || true)
-[ -n "$ca_pid" ] || ca_pid=$(pgrep -x scepd-ca -P "$SERVER_PID" | head -1 || true)
+ca_pid=$(service_pid scepd-ca)
 if [ -n "$ca_pid" ]; then
 	grep -q '^Seccomp:[[:space:]]*2' "/proc/$ca_pid/status" || fail "scepd-ca is not under seccomp"
 	tr '\0' '\n' < "/proc/$ca_pid/environ" 2>/dev/null | grep -q "^SOFTHSM2_CONF=$SOFTHSM2_CONF\$" ||

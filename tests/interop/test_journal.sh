@@ -176,16 +176,17 @@ opener() {
 		--out "$WORK/$1.pem" > "$WORK/$1.log" 2>&1 &
 	opener=$!
 }
-# three_at_once NAME: once the held CA (SCEPD_TEST_CA_HOLD) has answered
-# ca_sign's first request, three devices enroll at once as CN=NAME 1 to 3
-# with the keys $WORK/NAME1.key to NAME3.key (made before), each into
-# $WORK/NAMEi.pem, retrying until they get it.
+# three_at_once NAME FROM: once the held CA (SCEPD_TEST_CA_HOLD) has
+# answered ca_sign's first request (logged after the log mark FROM), three
+# devices enroll at once as CN=NAME 1 to 3 with the keys $WORK/NAME1.key
+# to NAME3.key (made before), each into $WORK/NAMEi.pem, retrying until
+# they get it.
 three_at_once() {
-	local name=$1 i pid
+	local name=$1 mark=$2 i pid
 	local -a pws=() devices=()
 	for i in 1 2 3; do pws[i]=$(challenge); done
 	opener "$name-opener"
-	wait_logged "$from" "test hook: holding for 1000 ms"
+	wait_logged "$mark" "test hook: holding for 1000 ms"
 	for i in 1 2 3; do
 		enroll_until_success "${pws[i]}" "CN=$name $i" "$WORK/$name$i.key" "$WORK/$name$i.pem" > /dev/null &
 		devices+=($!)
@@ -199,7 +200,7 @@ done
 set_conf frontend Threads 16
 from=$(log_mark)
 SCEPD_TEST_CA_HOLD="1:1000" SCEPD_TEST_CA_CRASH="journal:2" server_start
-three_at_once batch
+three_at_once batch "$from"
 tail -n "+$from" "$SERVER_LOG" > "$WORK/batch.log"
 n=$(sed -n 's/.* \([0-9]*\) certificate(s) journalled but not in the ledger.*/\1/p' "$WORK/batch.log" | head -1)
 echo "   the restarted CA found ${n:-no} certificate(s) journalled"
@@ -256,8 +257,7 @@ for attempt in 1 2 3; do
 	from=$(log_mark)
 	SCEPD_TEST_CA_HOLD="1:1000" server_start
 	wait_logged "$from" "scepd-ca.*signing on 2 thread(s)"
-	ca_pid=$(pgrep -f -- "scepd-ca --config $DATA/scepd.conf" | head -1 || true)
-	[ -n "$ca_pid" ] || ca_pid=$(pgrep -x scepd-ca -P "$SERVER_PID" | head -1 || true)
+	ca_pid=$(service_pid scepd-ca)
 	[ -n "$ca_pid" ] || fail "no scepd-ca process"
 	signer_task=
 	for task in /proc/"$ca_pid"/task/*; do
@@ -266,7 +266,7 @@ for attempt in 1 2 3; do
 	[ -n "$signer_task" ] || fail "the CA has no signing thread (scepd-ca-sign)"
 	# schedstat's first field: the thread's time on a processor, in ns.
 	ran_before=$(cut -d' ' -f1 "$signer_task/schedstat")
-	three_at_once "$name"
+	three_at_once "$name" "$from"
 	logged "$from" "test hook: 3 SignRequests handed over together" || fail "the three requests did not reach the CA together"
 	ran=$(($(cut -d' ' -f1 "$signer_task/schedstat") - ran_before))
 	serials=()
