@@ -23,15 +23,15 @@
 int
 ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX])
 {
-	int nonzero = 0;
-
+	/* Positive as a DER INTEGER (top bit clear), and a first byte that
+	 * is not zero: DER drops a leading zero byte, and the certificate's
+	 * serial would then print ("openssl x509 -serial") shorter than the
+	 * 32 digits the ledger, the logs and scepctl show. */
 	do {
 		if (RAND_bytes(serial, CA_SERIAL_LEN) != 1)
 			return -1;
-		serial[0] &= 0x7f; /* positive as a DER INTEGER */
-		for (int i = 0; i < CA_SERIAL_LEN; i++)
-			nonzero |= serial[i];
-	} while (!nonzero);
+		serial[0] &= 0x7f;
+	} while (serial[0] == 0);
 	for (int i = 0; i < CA_SERIAL_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02X", serial[i]);
 	return 0;
