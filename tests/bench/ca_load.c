@@ -171,8 +171,8 @@ main(int argc, char **argv)
 		return 1;
 	t0 = now_ms();
 	for (started = 0; started < l.concurrency; started++)
-		if (pthread_create(&threads[started], NULL, ca_load_thread, &l) !=
-		    0)
+		if (pthread_create(
+		        &threads[started], NULL, ca_load_thread, &l) != 0)
 			break;
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
@@ -187,8 +187,8 @@ main(int argc, char **argv)
 	printf("RESULT count=%d concurrency=%d failed=%d seconds=%.3f "
 	       "rate=%.1f p50_ms=%.2f p99_ms=%.2f\n",
 	    l.count, l.concurrency, l.failed, seconds,
-	    (l.count - l.failed) / seconds,
-	    l.latency_ms[l.count / 2], l.latency_ms[(l.count * 99) / 100]);
+	    (l.count - l.failed) / seconds, l.latency_ms[l.count / 2],
+	    l.latency_ms[(l.count * 99) / 100]);
 	zmq_ctx_term(l.zmq_ctx);
 	OPENSSL_free(l.csr);
 	free(l.latency_ms);
