@@ -1,6 +1,7 @@
 /*
- * Milliseconds (and microseconds) of CLOCK_MONOTONIC: for intervals and timeouts inside one
- * process (deadlines that cross processes are wall-clock: rpc_now_ms).
+ * Milliseconds (and microseconds) of CLOCK_MONOTONIC: for intervals and
+ * timeouts inside one process (deadlines that cross processes are
+ * wall-clock: rpc_now_ms).
  */
 #ifndef SCEPD_CLOCK_H
 #define SCEPD_CLOCK_H

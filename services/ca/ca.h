@@ -142,8 +142,8 @@ struct ca {
 	struct ca_policy *policies;
 	size_t npolicies;
 	struct signer signer; /* p NULL: the file signer */
-	/* The threads that sign a batch beside the serving one ([ca]
-	 * SignThreads); NULL: it signs alone. */
+	/* The threads that sign a batch with the serving one ([ca]
+	 * SignThreads); no helper at all when it signs alone. */
 	struct pool *signers;
 	struct sandbox *sandbox;
 	struct sandbox_policy sandbox_policy;
@@ -218,7 +218,8 @@ int ca_issue_tbs_hash(X509 *cert, unsigned char out[CA_TBS_HASH_LEN]);
 /* The AlgorithmIdentifier our key's signatures get (one signature of a
  * copy of the CA certificate, at start). NULL on failure. */
 X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
-/* Microseconds one signature with the CA's key takes, or -1. */
+/* Microseconds one signature with the CA's key takes, or -1; after
+ * ca_issue_learn_sig_alg. */
 long ca_issue_signature_us(const struct ca *ca);
 
 /* journal.c */

@@ -375,9 +375,8 @@ main(int argc, char **argv)
 	/* Everything is open: give up the rest before the first thread. */
 	if (ca_sandbox_enter(&ca) != 0)
 		goto out;
-	if (sign_threads > 1 &&
-	    (ca.signers = pool_start(sign_threads - 1, "scepd-ca-sign")) ==
-	        NULL) {
+	if ((ca.signers = pool_start(sign_threads - 1, "scepd-ca-sign")) ==
+	    NULL) {
 		fprintf(stderr,
 		    "scepd-ca: cannot start %d signing threads: %s\n",
 		    sign_threads - 1, strerror(errno));
@@ -390,7 +389,7 @@ main(int argc, char **argv)
 	log_info("CA %s, ValidityDays = %ld, MinRSABits = %ld, signing on %d "
 	         "thread(s)",
 	    ca.settings.certificate, ca.settings.validity_days,
-	    ca.settings.min_rsa_bits, sign_threads);
+	    ca.settings.min_rsa_bits, pool_threads(ca.signers));
 	memset(&server, 0, sizeof(server));
 	server.zmq_ctx = ca.zmq_ctx;
 	server.endpoint = ca.settings.listen;

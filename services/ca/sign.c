@@ -4,6 +4,7 @@
  * transaction, committed before the reply leaves: a retry always finds
  * what the first attempt issued.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -458,6 +459,7 @@ static int
 ca_issue_group(const struct ca *ca, MDB_txn **txn,
     struct ca_issue *const *group, size_t n, const char **what)
 {
+	void *items[RPC_BATCH_MAX] = {NULL};
 	int e, journalled = 0;
 	size_t i;
 
@@ -479,16 +481,14 @@ ca_issue_group(const struct ca *ca, MDB_txn **txn,
 				    group[i]->entry->txid, group[i]->hex, NULL,
 				    0);
 	}
-	if (ca->signers != NULL && n > 1 && n <= RPC_BATCH_MAX) {
-		void *items[RPC_BATCH_MAX];
-
-		for (i = 0; i < n; i++)
-			items[i] = group[i];
-		pool_run(ca->signers, ca_issue_sign, (void *)ca, items, n);
-	} else {
-		for (i = 0; i < n; i++)
-			ca_issue_sign(group[i], (void *)ca);
+	/* A group is a batch's (RPC_BATCH_MAX at most) or one request's. */
+	if (n > RPC_BATCH_MAX) {
+		*what = "certificate group";
+		return EINVAL;
 	}
+	for (i = 0; i < n; i++)
+		items[i] = group[i];
+	pool_run(ca->signers, ca_issue_sign, (void *)ca, items, n);
 	for (i = 0; i < n; i++) {
 		if (group[i]->failed)
 			continue;
