@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,9 +111,30 @@ handle_cacert_batch(void *worker, struct rpc_batch_item *items, size_t n)
 	return n < 2 ? n : 2;
 }
 
+/* GetNextCACert: a request of another kind than the batch's that takes
+ * 600 ms; counts its calls. */
+static atomic_int next_calls;
+
+static void
+handle_next_slowly(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	Scep__V1__GetNextCACertReply *body = rpc_alloc(arena, sizeof(*body));
+
+	(void)worker;
+	(void)req;
+	atomic_fetch_add(&next_calls, 1);
+	nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
+	scep__v1__get_next_cacert_reply__init(body);
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_NEXT_CA_CERT;
+	reply->get_next_ca_cert = body;
+}
+
 static const struct rpc_route routes[] = {
     {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "caps", "test other", handle_caps},
     {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "cacert", "test", handle_cacert},
+    {SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT, "next", "test",
+        handle_next_slowly},
     {0, NULL, NULL, NULL},
 };
 
@@ -804,6 +826,91 @@ test_waiting_requests_come_as_one_batch(void **state)
 	zmq_ctx_term(ctx);
 }
 
+struct next_call {
+	void *ctx;
+	int timeout_ms;
+	int rc;
+};
+
+static void *
+call_next_in_thread(void *arg)
+{
+	struct next_call *c = arg;
+	struct rpc_client *client = rpc_client_new(c->ctx, endpoint, "test");
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetNextCACertRequest body =
+	    SCEP__V1__GET_NEXT_CACERT_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT;
+	req.get_next_ca_cert = &body;
+	c->rc = client != NULL ? rpc_call(client, &req, c->timeout_ms, &reply)
+	                       : RPC_ESYS;
+	scep__v1__reply__free_unpacked(reply, NULL);
+	rpc_client_free(client);
+	return NULL;
+}
+
+/*
+ * Requests read together are answered one after the other: one whose
+ * caller gives up while those before it are handled is dropped then, not
+ * handled late. Behind a slow batch (0-600 ms), four requests wait and
+ * are read at once at 600 ms, all still in time: two of another kind
+ * that each take 600 ms, the second given up at 900 ms, and one of the
+ * batch's kind given up at 900 ms too. The first of the other kind is
+ * handled (600-1200 ms); by then the other two are past their deadlines:
+ * neither reaches its handler. (A fourth, of the batch's kind and in
+ * time, shows the batch handler still runs.) Margins of 300 ms.
+ */
+static void
+test_requests_expiring_while_others_are_handled_are_dropped(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct batch_call slow = {ctx, "slow", "test", 0, "", 3000};
+	struct batch_call late = {ctx, "late", "test", 0, "", 700};
+	/* 6 s: a caller resends after a third of its time (Lazy Pirate),
+	 * and a resent copy would be handled again. */
+	struct batch_call in_time = {ctx, "in time", "test", 0, "", 6000};
+	struct next_call first = {ctx, 6000, 0}, second = {ctx, 700, 0};
+	pthread_t slow_thread, late_thread, in_time_thread, first_thread,
+	    second_thread;
+
+	(void)state;
+	atomic_store(&next_calls, 0);
+	batch_saw_late = 0;
+	assert_int_equal(
+	    pthread_create(&slow_thread, NULL, call_in_thread, &slow), 0);
+	nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+	assert_int_equal(
+	    pthread_create(&first_thread, NULL, call_next_in_thread, &first),
+	    0);
+	/* The second of the other kind after the first: they are handled
+	 * in the order they arrived. */
+	nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	assert_int_equal(
+	    pthread_create(&second_thread, NULL, call_next_in_thread, &second),
+	    0);
+	assert_int_equal(
+	    pthread_create(&late_thread, NULL, call_in_thread, &late), 0);
+	assert_int_equal(
+	    pthread_create(&in_time_thread, NULL, call_in_thread, &in_time), 0);
+	pthread_join(slow_thread, NULL);
+	pthread_join(first_thread, NULL);
+	pthread_join(second_thread, NULL);
+	pthread_join(late_thread, NULL);
+	pthread_join(in_time_thread, NULL);
+	assert_int_equal(slow.rc, RPC_OK);
+	assert_int_equal(first.rc, RPC_OK);
+	assert_int_equal(in_time.rc, RPC_OK);
+	assert_string_equal(in_time.answer, "in time, 1 of 1");
+	/* Given up, and never handled. */
+	assert_int_equal(second.rc, RPC_ETIMEDOUT);
+	assert_int_equal(atomic_load(&next_calls), 1);
+	assert_int_equal(late.rc, RPC_ETIMEDOUT);
+	assert_false(batch_saw_late);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
@@ -825,6 +932,8 @@ main(void)
 	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
+	    cmocka_unit_test(
+	        test_requests_expiring_while_others_are_handled_are_dropped),
 	};
 	int failed = cmocka_run_group_tests(tests, setup, teardown);
 
