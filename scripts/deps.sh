@@ -11,7 +11,7 @@ build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 	libplist-dev libseccomp-dev)
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
-	lmdb-utils iproute2 procps libplist-utils wrk chromium
+	lmdb-utils iproute2 procps valgrind libplist-utils wrk chromium
 	docker-compose python3-yaml systemd
 	softhsm2 libengine-pkcs11-openssl haproxy)
 
