@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -586,9 +586,12 @@ rpc_client_new_link(
 	client->zmq_ctx = zmq_ctx;
 	client->link = link;
 	client->origin = strdup(origin);
+	/* From the kernel, not RAND_bytes: the frontend uses no other
+	 * random numbers, and OpenSSL's generator would load its provider
+	 * there at the first request (2 MiB more of libcrypto's pages). */
 	if (link == NULL || client->origin == NULL ||
-	    RAND_bytes((unsigned char *)&client->next_id,
-	        sizeof(client->next_id)) != 1 ||
+	    getrandom(&client->next_id, sizeof(client->next_id), 0) !=
+	        (ssize_t)sizeof(client->next_id) ||
 	    (client->sock = rpc_client_socket(client)) == NULL) {
 		rpc_client_free(client);
 		return NULL;
