@@ -111,7 +111,8 @@ pass() {
 }
 
 # Starts scepd (initialising $DATA on the first start) and waits until
-# /healthz answers; 30 s at most, then the log is shown and the test fails.
+# /healthz answers; START_TIMEOUT (30) s at most, then the log is shown and
+# the test fails.
 # /healthz is the frontend's alone: then it waits up to 10 s more for the
 # CA, the RA and the challenge service to say they serve, so that what
 # they log at start is in the log (a service a test makes fail at start
@@ -125,7 +126,7 @@ server_start() {
 	# scepd itself has to be killed.
 	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" "$@" >> "$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
-	local deadline=$((SECONDS + 30))
+	local deadline=$((SECONDS + ${START_TIMEOUT:-30}))
 	while [ $SECONDS -lt $deadline ]; do
 		if curl -sf -m 2 "$BASE/healthz" >/dev/null 2>&1; then
 			_services_serving "$from"
@@ -139,7 +140,7 @@ server_start() {
 		fi
 		sleep 0.2
 	done
-	fail "scepd: /healthz did not answer within 30 s"
+	fail "scepd: /healthz did not answer within ${START_TIMEOUT:-30} s"
 }
 
 _services_serving() {
@@ -155,19 +156,20 @@ _services_serving() {
 	done
 }
 
-# SIGTERM, up to 10 s for a clean stop, then SIGKILL; then whatever is
-# left of scepd's process group (children it failed to stop) is killed.
+# SIGTERM, up to STOP_TIMEOUT (10) s for a clean stop, then SIGKILL; then
+# whatever is left of scepd's process group (children it failed to stop)
+# is killed.
 server_stop() {
 	[ -n "$SERVER_PID" ] || return 0
 	local pid=$SERVER_PID
 	SERVER_PID=
 	if kill -TERM "$pid" 2>/dev/null; then
-		for _ in $(seq 50); do
+		for _ in $(seq $((5 * ${STOP_TIMEOUT:-10}))); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
 		done
 		if kill -0 "$pid" 2>/dev/null; then
-			echo "   scepd did not stop within 10 s: SIGKILL" >&2
+			echo "   scepd did not stop within ${STOP_TIMEOUT:-10} s: SIGKILL" >&2
 			kill -KILL "$pid" 2>/dev/null
 		fi
 	fi
