@@ -2,9 +2,9 @@
 # The benchmark of issue 7: scepd against micromdm's scepserver on this
 # machine, in one run, with servers it starts on 127.0.0.1 and always
 # stops. Prints every figure and each target as "met" or "MISSED by ...",
-# and writes them to tests/bench/RESULTS.md (its "## Memory soak" section,
-# written by soak.sh, and a "## Where the time goes" section written by
-# hand are kept).
+# and writes them to tests/bench/RESULTS.md (its "## Memory soak" and
+# "## Profile" sections, written by soak.sh and profile.sh, and a
+# "## Where the time goes" section written by hand are kept).
 #
 #   tests/bench/run.sh [BUILD_DIR]        (default: build-bench)
 #
@@ -498,9 +498,9 @@ cat "$WORK/targets.md"
 	echo "## Targets"
 	echo
 	cat "$WORK/targets.md"
-	# What run.sh does not write is kept: soak.sh's section and the
-	# analysis written by hand.
-	for kept in "Memory soak" "Where the time goes"; do
+	# What run.sh does not write is kept: soak.sh's and profile.sh's
+	# sections and the analysis written by hand.
+	for kept in "Memory soak" "Profile" "Where the time goes"; do
 		if [ -f "$RESULTS" ] && results_section "$RESULTS" "$kept" > "$WORK/kept.md" && [ -s "$WORK/kept.md" ]; then
 			echo
 			cat "$WORK/kept.md"
