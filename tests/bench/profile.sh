@@ -155,9 +155,10 @@ print(f"Crypto floor (`openssl speed`, one core, at this hour): an RSA 2048 "
       f"ms in all.")
 print()
 print("System calls and thread switches per enrollment (`perf stat` of "
-      "each service's threads over the same load; `getpid` is libzmq's "
-      "check for a fork, made on each of its signals, a system call since "
-      "glibc 2.25):")
+      "each service's threads over the same load; `getpid`, libzmq's check "
+      "for a fork on each of its signals and OpenSSL's on each random "
+      "draw, is a system call since glibc 2.25 unless lib/pid.c's cache "
+      "answers it):")
 print()
 print("| service | system calls | of which getpid | poll | thread switches |")
 print("| --- | ---: | ---: | ---: | ---: |")
