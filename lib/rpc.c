@@ -586,9 +586,10 @@ rpc_client_new_link(
 	client->zmq_ctx = zmq_ctx;
 	client->link = link;
 	client->origin = strdup(origin);
-	/* From the kernel, not RAND_bytes: the frontend uses no other
-	 * random numbers, and OpenSSL's generator would load its provider
-	 * there at the first request (2 MiB more of libcrypto's pages). */
+	/* From the kernel, not RAND_bytes: nothing else on the frontend's
+	 * request path draws random numbers (only the admin page does), and
+	 * OpenSSL's generator would load its provider at the first request
+	 * (2 MiB more of libcrypto's pages in every frontend). */
 	if (link == NULL || client->origin == NULL ||
 	    getrandom(&client->next_id, sizeof(client->next_id), 0) !=
 	        (ssize_t)sizeof(client->next_id) ||

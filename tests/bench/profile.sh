@@ -112,7 +112,7 @@ for line in open(samples_file):
         kind = "libzmq"
     elif base.startswith("liblmdb"):
         kind = "LMDB"
-    elif base.startswith("scepd") or base.endswith(".so") and "scepd" in base:
+    elif base.startswith("scepd"):  # the executables and plugins
         kind = "scepd"
     else:
         kind = "other"
