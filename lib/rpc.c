@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -629,33 +630,34 @@ rpc_client_free(struct rpc_client *client)
 	free(client);
 }
 
-/* Waits for the reply to `id` until `until_ms`. 1: got it, 0: timed out. */
+/*
+ * Waits for the reply to `id` until `until_ms`. 1: got it, 0: timed out.
+ * In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's receive
+ * sleeps in one poll(2) of its mailbox, where zmq_poll polls without
+ * waiting first and asks the socket's events twice.
+ */
 static int
 rpc_client_wait(struct rpc_client *client, uint64_t id, int64_t until_ms,
     Scep__V1__Reply **reply, int *err)
 {
 	for (;;) {
-		zmq_pollitem_t item = {client->sock, 0, ZMQ_POLLIN, 0};
 		int64_t left = until_ms - rpc_now_ms();
+		int wait_ms;
 		zmq_msg_t msg;
 		Scep__V1__Reply *rep;
-		int rc;
 
 		if (left <= 0)
 			return 0;
-		rc = zmq_poll(&item, 1, (long)left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0) {
+		wait_ms = left > INT_MAX ? INT_MAX : (int)left;
+		zmq_setsockopt(
+		    client->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof(wait_ms));
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, client->sock, 0) < 0) {
+			zmq_msg_close(&msg);
+			if (errno == EAGAIN || errno == EINTR)
+				continue; /* the top says whether time is up */
 			*err = RPC_ESYS;
 			return 1;
-		}
-		if (rc == 0)
-			return 0;
-		zmq_msg_init(&msg);
-		if (zmq_msg_recv(&msg, client->sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&msg);
-			continue;
 		}
 		rep = scep__v1__reply__unpack(
 		    NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
