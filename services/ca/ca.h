@@ -14,6 +14,7 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "plugin.h"
@@ -170,6 +171,10 @@ int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
     X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal);
 /* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
  * NULL-terminated); NULL with none. */
+/* The request's subjectAltNames decoded: 0 (*names NULL when it asks
+ * none), or -1 when the extension cannot be read whole or comes twice
+ * (ca_csr_check refuses that). `critical`, if not NULL: its flag. */
+int ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical);
 char **ca_csr_sans(X509_REQ *req);
 void ca_strings_free(char **v);
 

@@ -157,30 +157,49 @@ ca_general_name(
 	return strlen(out) == (size_t)ASN1_STRING_length(s) ? 0 : -1;
 }
 
-static GENERAL_NAMES *
-ca_csr_san_names(X509_REQ *req)
+int
+ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical)
 {
 	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-	GENERAL_NAMES *names = NULL;
-	int at;
+	int at, rc = 0;
 
+	*names = NULL;
 	if (exts != NULL &&
-	    (at = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1)) >= 0)
-		names = X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, at));
+	    (at = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1)) >= 0) {
+		X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, at);
+		const ASN1_OCTET_STRING *v = X509_EXTENSION_get_data(ext);
+		const unsigned char *p = ASN1_STRING_get0_data(v);
+		long len = ASN1_STRING_length(v);
+
+		if (critical != NULL)
+			*critical = X509_EXTENSION_get_critical(ext);
+		/* Whole, and once: bytes OpenSSL skips or cannot read are
+		 * names another parser may read. */
+		if ((*names = d2i_GENERAL_NAMES(NULL, &p, len)) == NULL ||
+		    p != ASN1_STRING_get0_data(v) + len ||
+		    X509v3_get_ext_by_NID(exts, NID_subject_alt_name, at) >=
+		        0) {
+			GENERAL_NAMES_free(*names);
+			*names = NULL;
+			rc = -1;
+		}
+	}
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	return names;
+	ERR_clear_error();
+	return rc;
 }
 
 char **
 ca_csr_sans(X509_REQ *req)
 {
-	GENERAL_NAMES *names = ca_csr_san_names(req);
+	GENERAL_NAMES *names;
 	char **out = NULL, value[512];
 	enum ca_san_type type;
 	int n;
 	size_t k = 0;
 
-	if (names == NULL || (n = sk_GENERAL_NAME_num(names)) <= 0 ||
+	if (ca_csr_san_names(req, &names, NULL) != 0 || names == NULL ||
+	    (n = sk_GENERAL_NAME_num(names)) <= 0 ||
 	    (out = calloc((size_t)n + 1, sizeof(*out))) == NULL) {
 		GENERAL_NAMES_free(names);
 		ERR_clear_error();
@@ -233,10 +252,12 @@ ca_csr_check_extensions(
 		return 0;
 	}
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	if ((names = ca_csr_san_names(req)) == NULL) {
-		ERR_clear_error();
+	if (ca_csr_san_names(req, &names, NULL) != 0)
+		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "the request's subjectAltName cannot be read (or comes "
+		    "twice)");
+	if (names == NULL)
 		return 0;
-	}
 	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
 		if (ca_general_name(sk_GENERAL_NAME_value(names, i), &type,
 		        value, sizeof(value)) != 0) {

@@ -131,19 +131,26 @@ ca_issue_key_usage(const struct ca_template *t, int ec)
 	return out;
 }
 
-/* The request's subjectAltName extension, copied as it came. */
+/* The request's subjectAltNames, encoded anew from the names ca_csr_check
+ * read and allowed: never bytes of the request that it did not read. */
 static int
 ca_issue_copy_sans(X509 *cert, X509_REQ *req)
 {
-	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-	int at, rc = 0;
+	GENERAL_NAMES *names;
+	int critical = 0, rc;
 
-	if (exts != NULL &&
-	    (at = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1)) >= 0)
-		rc = X509_add_ext(cert, sk_X509_EXTENSION_value(exts, at), -1)
-		    ? 0
-		    : -1;
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	if (ca_csr_san_names(req, &names, &critical) != 0)
+		return -1;
+	if (names == NULL || sk_GENERAL_NAME_num(names) == 0) {
+		/* An empty one asks nothing, and RFC 5280 forbids it. */
+		GENERAL_NAMES_free(names);
+		return 0;
+	}
+	rc = X509_add1_ext_i2d(cert, NID_subject_alt_name, names, critical,
+	         X509V3_ADD_DEFAULT) == 1
+	    ? 0
+	    : -1;
+	GENERAL_NAMES_free(names);
 	return rc;
 }
 

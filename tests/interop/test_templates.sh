@@ -160,6 +160,37 @@ refused san_sig badRequest "refused by template Signing"
 csr san_dir "/CN=dir" rsa:2048 -addext "subjectAltName=dirName:dir_sect" -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=x\n')
 refused san_dir badRequest "of a kind no template allows"
 
+check "a subjectAltName OpenSSL cannot read whole, or a second one, is refused, never copied unchecked"
+# der_san NAME... : "DER:" and a SEQUENCE of dNSName [2] of each NAME,
+# then the raw hex bytes of $TAIL (another parser may read what OpenSSL
+# skips or fails on: a Go client reads the DNS names before a bad tag)
+der_san() {
+	TAIL=${TAIL:-} python3 -c '
+import os, sys
+tlv = lambda t, b: bytes([t, len(b)]) + b
+seq = tlv(0x30, b"".join(tlv(0x82, n.encode()) for n in sys.argv[1:]) + bytes.fromhex(os.environ["TAIL"]))
+print("DER:" + seq.hex(":"))' "$@"
+}
+# an unreadable registeredID [8] after an outside name
+csr san_unreadable "/CN=printer" rsa:2048 -addext "subjectAltName=$(TAIL=880180 der_san victim.example.com)"
+refused san_unreadable badRequest "subjectAltName cannot be read"
+# a tag no GeneralName has [9]
+csr san_tag9 "/CN=printer" rsa:2048 -addext "subjectAltName=$(TAIL=890100 der_san victim.example.com)"
+refused san_tag9 badRequest "subjectAltName cannot be read"
+# an allowed name, then bytes after the SEQUENCE
+san_ok_der=$(der_san printer.devices.example.com)
+csr san_trailing "/CN=printer" rsa:2048 -addext "subjectAltName=$san_ok_der:$(der_san victim.example.com | cut -c5-)"
+refused san_trailing badRequest "subjectAltName cannot be read"
+# an allowed one, and a second extension with an outside name
+csr san_twice "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:printer.devices.example.com" \
+	-addext "2.5.29.17=$(der_san victim.example.com)"
+refused san_twice badRequest "comes twice"
+# the same allowed name as DER, marked critical: issued as it was asked
+csr san_crit "/CN=printer" rsa:2048 -addext "subjectAltName=critical,$san_ok_der"
+issue san_crit
+grep -A1 "X509v3 Subject Alternative Name: critical" "$WORK/san_crit.txt" | grep -q "DNS:printer.devices.example.com$" ||
+	{ cat "$WORK/san_crit.txt"; fail "a critical SAN was not issued critical with its name"; }
+
 check "through SCEP: the iOS-like client's Key Usage and SubjectAltName reach the templates"
 pw=$(challenge)
 ios_enroll "$pw" "O=Fabrikam,CN=ios signer" "$WORK/ios1.pem" "$URL" --key-usage 1 >/dev/null ||
