@@ -270,6 +270,10 @@ struct ca_ledger_view {
 };
 /* 0, or -1 for a malformed record. */
 int ca_ledger_view(const void *data, size_t size, struct ca_ledger_view *v);
+/* The template a record's certificate was issued under, into `out`; -1
+ * when the record does not say (version 1) or it does not fit. */
+int
+ca_ledger_template(const struct ca_ledger_view *v, char *out, size_t outlen);
 int ca_ledger_open(struct ca *ca, char *err, size_t errlen);
 void ca_ledger_close(struct ca *ca);
 /*

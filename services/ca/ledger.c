@@ -165,6 +165,20 @@ ca_ledger_view(const void *data, size_t size, struct ca_ledger_view *v)
 }
 
 int
+ca_ledger_template(const struct ca_ledger_view *v, char *out, size_t outlen)
+{
+	json_t *o =
+	    v->meta_len > 0 ? json_loadb(v->meta, v->meta_len, 0, NULL) : NULL;
+	const char *t = json_string_value(json_object_get(o, "template"));
+	int rc = t != NULL && strlen(t) < outlen ? 0 : -1;
+
+	if (rc == 0)
+		strcpy(out, t);
+	json_decref(o);
+	return rc;
+}
+
+int
 ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
     const uint8_t **der, size_t *der_len, char serial[CA_SERIAL_HEX])
 {

@@ -3,8 +3,9 @@
  * password, but the CA checks that certificate itself (whatever the RA
  * decided): its signature is ours, it is in the ledger and not revoked, it
  * is valid now, the new certificate keeps its subject, and the request
- * comes inside the template's RenewalWindow (and with a new key when the
- * template says RenewalNewKey = 1).
+ * asks the template it was issued under, and comes inside the template's
+ * RenewalWindow (and with a new key when the template says RenewalNewKey =
+ * 1).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +58,8 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	struct tm tm;
 	time_t nb, na, opens;
 	MDB_val key, val;
+	struct ca_ledger_view view;
+	char old_template[128];
 	int rc = -1, revoked;
 
 	if (old == NULL || p != der + der_len) {
@@ -89,6 +92,26 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    "certificate %s is not in this CA's ledger: only "
 		    "certificates issued through SCEP are renewed",
 		    old_serial);
+		goto out;
+	}
+	/* A renewal keeps its template: a request signed by a certificate
+	 * needs no password and no approval, so it may not reach another
+	 * template's usages, SANs or approval rule by asking other key
+	 * usages. */
+	if (ca_ledger_view(val.mv_data, val.mv_size, &view) != 0 ||
+	    ca_ledger_template(&view, old_template, sizeof(old_template)) !=
+	        0) {
+		renewal_refuse(r,
+		    "certificate %s has no template in the ledger: enroll "
+		    "anew with a challenge password",
+		    old_serial);
+		goto out;
+	}
+	if (strcmp(old_template, tpl->name) != 0) {
+		renewal_refuse(r,
+		    "a renewal keeps the template of certificate %s (%s); "
+		    "this request's key usage asks template %s",
+		    old_serial, old_template, tpl->name);
 		goto out;
 	}
 	if ((revoked = ca_ledger_is_revoked(ca, txn, old_serial)) != 0) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Renewal (RFC 8894 RenewalReq, and a PKCSReq signed by a certificate of
 # this CA): no password needed; the CA itself checks that the certificate
-# to renew is its own, in its ledger, valid, with the same subject, inside
-# the template's RenewalWindow, and with a new key when RenewalNewKey = 1.
+# to renew is its own, in its ledger, valid, with the same subject and
+# template, inside the template's RenewalWindow, and with a new key when
+# RenewalNewKey = 1.
 # Clients: the iOS-like client (both message types) and strongSwan's pki
 # (--cert/--key of the old certificate).
 . "$(dirname "$0")/lib.sh"
@@ -110,4 +111,27 @@ renew c8 c3 "O=Fabrikam,CN=laptop 7" --key "$WORK/c3.key" || rc=$?
 [ $rc = 2 ] && grep -q "must bring a new key" "$WORK/c8.log" || { cat "$WORK/c8.log"; fail "same key: exit $rc"; }
 renew c9 c3 "O=Fabrikam,CN=laptop 7" --key "$WORK/c9.key" || { cat "$WORK/c9.log"; fail "a new key was refused"; }
 
-pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, ledger, window and new-key rules"
+check "a renewal keeps its template: other key usages may not reach another template's usages"
+# Key usage 1 now goes to a template of its own; c9 was issued under
+# IPSECIntermediateOffline (no key usage asked).
+set_conf ca SignatureTemplate ServerSign
+cat >> "$DATA/scepd.conf" <<'EOF2'
+
+[template.ServerSign]
+KeyUsage = digitalSignature
+ExtendedKeyUsage = serverAuth
+RenewalWindow = 100
+EOF2
+server_restart
+rc=0
+renew c10 c9 "O=Fabrikam,CN=laptop 7" --key "$WORK/c10.key" --key-usage 1 || rc=$?
+[ $rc = 2 ] && grep -q "keeps the template of certificate .* (IPSECIntermediateOffline); this request's key usage asks template ServerSign" "$WORK/c10.log" ||
+	{ cat "$WORK/c10.log"; fail "a renewal into another template: exit $rc"; }
+renew c11 c9 "O=Fabrikam,CN=laptop 7" --key "$WORK/c11.key" ||
+	{ cat "$WORK/c11.log"; fail "a renewal under its own template was refused"; }
+verify_cert "$WORK/c11.pem"
+"$SCEPCTL" --data-dir "$DATA" list > "$WORK/list.txt" || fail "scepctl list"
+grep -q "IPSECIntermediateOffline" "$WORK/list.txt" || fail "scepctl list shows no template"
+! grep -q "ServerSign" "$WORK/list.txt" || fail "a ServerSign certificate is in the ledger"
+
+pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, ledger, template, window and new-key rules"
