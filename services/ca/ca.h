@@ -309,6 +309,10 @@ void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 /* pending.c: requests waiting for an operator (ApprovalRequired). */
 int ca_pending_put(const struct ca *ca, MDB_txn *txn,
     const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now);
+/* 1 when a request pending (or rejected) under `txid` holds another key
+ * than `csr`, or cannot be read; 0 when it holds the same or none is. */
+int ca_pending_other_key(
+    const struct ca *ca, MDB_txn *txn, const char *txid, X509_REQ *csr);
 /* 1 when an operator rejected `txid` (why filled), else 0. */
 int ca_pending_rejected(
     const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len);

@@ -112,6 +112,29 @@ pending_csr(json_t *o, unsigned char **der, size_t *len)
 	return csr;
 }
 
+int
+ca_pending_other_key(
+    const struct ca *ca, MDB_txn *txn, const char *txid, X509_REQ *csr)
+{
+	json_t *o;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	X509_REQ *held = NULL;
+	int e, other;
+
+	if ((o = pending_get(ca, txn, txid, &e)) == NULL)
+		return e == MDB_NOTFOUND ? 0 : 1;
+	held = pending_csr(o, &der, &len);
+	other = held == NULL ||
+	    EVP_PKEY_eq(
+	        X509_REQ_get0_pubkey(held), X509_REQ_get0_pubkey(csr)) != 1;
+	X509_REQ_free(held);
+	free(der);
+	json_decref(o);
+	ERR_clear_error();
+	return other;
+}
+
 static int
 pending_expired(const struct ca *ca, json_t *o, time_t now)
 {

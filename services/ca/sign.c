@@ -630,6 +630,20 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, refusal.why, arena);
 		goto out;
 	}
+	/* A transactionID is its key's (RFC 8894): one waiting for an
+	 * operator is not taken over by another request, PKCSReq or
+	 * renewal, whatever its password. */
+	if (ca_pending_other_key(ca, txn, txid, job->csr)) {
+		const char *why = "transactionID already used with another key "
+		                  "(a request pending approval)";
+
+		mdb_txn_abort(txn); /* before the refusal's own write */
+		txn = NULL;
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+		ca_sign_record_refusal(ca, in, txid, job->tpl, why, arena);
+		goto out;
+	}
 	if (job->tpl->s.approval_required && !job->renewed[0]) {
 		/* Checked now, issued when an operator approves it. */
 		e = ca_pending_put(ca, txn, in, job->tpl, now);

@@ -40,6 +40,23 @@ txid=$(pending_txid)
 poll poll1 "O=Fabrikam,CN=needs approval" p1
 [ $rc = 3 ] || { cat "$WORK/poll1.log"; fail "CertPoll before approval: exit $rc, want 3"; }
 
+check "the pending transactionID is not taken by another key, whatever its password; approval issues the first"
+# At the CA, as the RA would hand it on once a password passed.
+openssl genrsa -out "$WORK/intruder.key" 2048 2>/dev/null
+openssl req -new -key "$WORK/intruder.key" -subj "/CN=intruder" -out "$WORK/intruder.csr" 2>/dev/null
+rc=0
+"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/intruder.csr" --txid "$txid" \
+	> "$WORK/intruder.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "failInfo: badRequest" "$WORK/intruder.out" &&
+	grep -q "transactionID already used with another key" "$WORK/intruder.out" ||
+	{ cat "$WORK/intruder.out"; fail "another key under the pending transactionID: exit $rc, want 2"; }
+# The device's own request again (a resend) stays pending.
+openssl req -new -key "$WORK/p1.key" -subj "/O=Fabrikam/CN=needs approval" -out "$WORK/p1again.csr" 2>/dev/null
+rc=0
+"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/p1again.csr" --txid "$txid" \
+	> "$WORK/p1again.out" 2>&1 || rc=$?
+[ $rc = 4 ] || { cat "$WORK/p1again.out"; fail "the same key's request again: exit $rc, want 4 (PENDING)"; }
+
 check "a CertPoll for an unknown transaction gets FAILURE badCertId"
 poll poll_unknown "CN=nobody" unknown
 [ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/poll_unknown.log" ||
@@ -53,6 +70,8 @@ poll poll2 "O=Fabrikam,CN=needs approval" p1
 verify_cert "$WORK/poll2.pem"
 [ "$(openssl x509 -in "$WORK/poll2.pem" -noout -serial | cut -d= -f2)" = "$serial" ] ||
 	fail "the polled certificate is not the approved serial"
+cmp -s <(openssl x509 -in "$WORK/poll2.pem" -noout -pubkey) <(openssl pkey -in "$WORK/p1.key" -pubout) ||
+	fail "the approved certificate does not hold the device's key"
 rc=0
 "$SCEPCTL" --data-dir "$DATA" approve "$txid" 2> "$WORK/again.err" || rc=$?
 [ $rc = 1 ] || fail "approving twice: exit $rc"
@@ -68,6 +87,7 @@ poll poll3 "CN=not in inventory" p2
 	{ cat "$WORK/poll3.log"; fail "poll after reject: exit $rc"; }
 
 check "strongSwan pki polls by itself and gets the certificate once approved"
+pending_before=$(grep -c "pending an operator's approval" "$SERVER_LOG")
 pki --gen --type rsa --size 2048 --outform pem > "$WORK/pki.key" 2>/dev/null
 ( pki --scep --url "$URL" --in "$WORK/pki.key" --dn "O=Test, CN=pki pending" --password "$(challenge)" \
 	--cacert-enc "$RA_ENC_PEM" --cacert-sig "$RA_SIG_PEM" --cacert "$CA_PEM" \
@@ -75,7 +95,7 @@ pki --gen --type rsa --size 2048 --outform pem > "$WORK/pki.key" 2>/dev/null
 pki_pid=$!
 on_exit "kill $pki_pid 2>/dev/null || true"
 for _ in $(seq 150); do
-	[ "$(grep -c "pending an operator's approval" "$SERVER_LOG")" -ge 3 ] && break
+	[ "$(grep -c "pending an operator's approval" "$SERVER_LOG")" -gt "$pending_before" ] && break
 	sleep 0.2
 done
 pki_txid=$(pending_txid)

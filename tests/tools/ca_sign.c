@@ -7,7 +7,7 @@
  *           [--out CERT.pem] [--origin NAME] [--timeout MS]
  *           [--key SECRET.key --server-key CA.pub]
  * exit: 0 issued, 2 refused (failInfo and reason printed), 1 error, 3 no
- * answer before the timeout (default 10000 ms).
+ * answer before the timeout (default 10000 ms), 4 pending approval.
  *
  * --key and --server-key speak CurveZMQ with that key pair (its public key
  * derived from the secret one) to a CA whose public key is CA.pub: the
@@ -140,6 +140,12 @@ main(int argc, char **argv)
 		    fi >= 0 && fi < 5 ? fail_names[fi] : "?",
 		    reply->error ? reply->error : "");
 		rc = 2;
+		goto out;
+	}
+	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
+	    reply->sign != NULL && reply->sign->pending) {
+		printf("PENDING\n");
+		rc = 4;
 		goto out;
 	}
 	if (reply->status != SCEP__V1__STATUS__STATUS_OK ||
