@@ -553,12 +553,41 @@ admin_subpath(const struct frontend *fe, const char *url)
 	return url + n + 1;
 }
 
+/*
+ * A browser's request made by another site's page (cross-site request
+ * forgery: a form posting a new single password, an image minting
+ * passwords up to PasswordMax) with the credentials it holds for this
+ * page. Browsers say where a request comes from (Sec-Fetch-Site; Origin
+ * on every cross-origin POST); scripts and MDMs send neither. NULL when
+ * the request may go on, else what to log.
+ */
+static const char *
+admin_cross_site(struct MHD_Connection *c)
+{
+	const char *site =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *origin =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *host =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+
+	if (site != NULL && strcmp(site, "same-origin") != 0 &&
+	    strcmp(site, "none") != 0)
+		return "Sec-Fetch-Site";
+	if (origin != NULL &&
+	    (strncasecmp(origin, "http://", 7) != 0 || host == NULL ||
+	        strcasecmp(origin + 7, host) != 0))
+		return "Origin";
+	return NULL;
+}
+
 enum MHD_Result
 admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	const struct admin_route *route;
 	const char *sub = admin_subpath(fe, r->path);
 	char *user = NULL, *pass = NULL, rights[256] = "";
+	const char *why;
 	int v;
 	enum MHD_Result ret = MHD_NO;
 
@@ -584,6 +613,15 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "The admin page is served over plain HTTP to loopback "
 		    "clients only.\n");
+		goto out;
+	}
+	if ((why = admin_cross_site(c)) != NULL) {
+		log_warn("admin: refused %s %s from %s: made by another site's "
+		         "page (%s)",
+		    r->method, r->path, r->client, why);
+		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
+		    "Requests to the admin page from another site's page are "
+		    "refused.\n");
 		goto out;
 	}
 	user = MHD_basic_auth_get_username_password(c, &pass);

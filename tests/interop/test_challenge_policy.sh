@@ -151,6 +151,41 @@ ios_enroll "Shared-Secret-42" "CN=old single" "$WORK/s4.pem" >/dev/null || rc=$?
 ios_enroll "$new" "CN=new single" "$WORK/s5.pem" >/dev/null || fail "the new single password does not enroll"
 grep -q "$new" "$DATA"/db/challenge/data.mdb && fail "the single password is stored in clear"
 
+check "another site's page cannot use the admin's browser: a forged single password and minted passwords refused"
+# What a page elsewhere makes the admin's browser send (its credentials
+# cached): a text/plain form whose body parses as JSON, and an image.
+code=$(curl -s -o "$WORK/csrf1.txt" -w '%{http_code}' -u "$creds" -X POST -H "Origin: http://evil.example" \
+	-H "Sec-Fetch-Site: cross-site" -H "Content-Type: text/plain" \
+	--data-binary '{"password":"attacker-pass-1","x":"="}' "$ADMIN/api/single-password")
+[ "$code" = 403 ] || { cat "$WORK/csrf1.txt"; fail "a cross-site form post: HTTP $code, want 403"; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -X POST -H "Origin: http://evil.example" \
+	-d '{"password":"attacker-pass-2"}' "$ADMIN/api/single-password")
+[ "$code" = 403 ] || fail "a post with another Origin (no Sec-Fetch-Site, older browsers): HTTP $code, want 403"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -X POST -H "Origin: null" \
+	-d '{"password":"attacker-pass-3"}' "$ADMIN/api/single-password")
+[ "$code" = 403 ] || fail "a post with Origin null (a sandboxed frame): HTTP $code, want 403"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -H "Sec-Fetch-Site: same-site" "$ADMIN/")
+[ "$code" = 403 ] || fail "the admin page fetched by an image of another site: HTTP $code, want 403"
+grep -q "admin: refused POST .* made by another site's page (Sec-Fetch-Site)" "$SERVER_LOG" ||
+	fail "the refusal is not logged"
+for n in 1 2 3; do
+	rc=0
+	ios_enroll "attacker-pass-$n" "CN=forged $n" "$WORK/f$n.pem" >/dev/null || rc=$?
+	[ $rc = 2 ] || fail "the forged single password attacker-pass-$n enrolls (exit $rc)"
+done
+ios_enroll "$new" "CN=still the admin's" "$WORK/s6.pem" >/dev/null || fail "the admin's single password was replaced"
+# The admin's own browser: the page typed in (none), its own requests
+# (same-origin, Origin of this server).
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -H "Sec-Fetch-Site: none" "$ADMIN/")
+[ "$code" = 200 ] || fail "the admin page opened by the admin: HTTP $code"
+host=${ADMIN#http://}
+host=${host%%/*}
+code=$(curl -s -o "$WORK/sameorigin.json" -w '%{http_code}' -u "$creds" -X POST -H "Sec-Fetch-Site: same-origin" \
+	-H "Origin: http://$host" "$ADMIN/api/single-password")
+[ "$code" = 200 ] || { cat "$WORK/sameorigin.json"; fail "a same-origin post: HTTP $code"; }
+new=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/sameorigin.json")
+ios_enroll "$new" "CN=same origin single" "$WORK/s7.pem" >/dev/null || fail "the same-origin single password does not enroll"
+
 check "a used one-time password presented again is logged as a security event"
 set_conf challenge UseSinglePassword 0
 set_conf challenge PasswordMax 5
