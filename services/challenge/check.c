@@ -142,7 +142,10 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 		    "than %d bytes",
 		    req->origin ? req->origin : "?", CHALLENGE_TXID_MAX - 1);
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply->error = "transactionID missing or too long";
+		reply->error = rpc_alloc(arena, 64);
+		snprintf(reply->error, 64,
+		    "transactionID missing or longer than %d characters",
+		    CHALLENGE_TXID_MAX - 1);
 		return;
 	}
 	if ((wait = refusal_wait(c, addr, now)) > 0) {

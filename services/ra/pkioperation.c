@@ -143,7 +143,10 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 		    : 60;
 		goto out;
 	}
-	if (reply->status != SCEP__V1__STATUS__STATUS_REFUSED) {
+	/* A request the service cannot take (a transactionID longer than
+	 * it keeps) is the device's to fix: FAILURE, not 503 and retries. */
+	if (reply->status != SCEP__V1__STATUS__STATUS_REFUSED &&
+	    reply->status != SCEP__V1__STATUS__STATUS_BAD_REQUEST) {
 		ans->unavailable = 1;
 		goto out;
 	}
@@ -218,7 +221,8 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		return -1;
 	}
 	rc = -1;
-	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
+	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED ||
+	    reply->status == SCEP__V1__STATUS__STATUS_BAD_REQUEST) {
 		int fi = reply->sign != NULL && reply->sign->has_fail_info
 		    ? (int)reply->sign->fail_info
 		    : SCEP_FAILINFO_BAD_REQUEST;

@@ -132,6 +132,10 @@ expect_certrep 2 badMessageCheck "CSR with a bad signature" --bad-csr-signature 
 expect_certrep 2 badRequest "RSA 512" --keysize 512 --challenge "$(challenge)"
 expect_certrep 2 badRequest "empty challenge" --challenge ""
 expect_certrep 2 badRequest "challenge of 300 bytes" --challenge "$(head -c 300 /dev/zero | tr '\0' 'A')"
+expect_certrep 2 badRequest "transactionID of 200 characters (more than the services keep)" \
+	--txid "$(head -c 200 /dev/zero | tr '\0' 'T')" --challenge "$(challenge)"
+grep -q "failInfoText: transactionID missing or longer than 127 characters" "$WORK/bad.log" ||
+	{ cat "$WORK/bad.log"; fail "the long transactionID's failInfoText does not give the limit"; }
 expect_certrep 2 badCertId "CertPoll for an unknown transaction" --message-type 20
 expect_certrep 2 badRequest "GetCert from a requester that holds no certificate of ours" \
 	--message-type 21 --issuer-serial "$DATA/ca/ca.pem"
@@ -150,6 +154,7 @@ expect_unanswerable() {
 	still_enrolls "$what"
 }
 expect_unanswerable "no transactionID" --no-txid
+expect_unanswerable "transactionID of 300 characters" --txid "$(head -c 300 /dev/zero | tr '\0' 'T')"
 expect_unanswerable "no senderNonce" --no-nonce
 expect_unanswerable "senderNonce of 0 bytes" --nonce-len 0
 expect_unanswerable "senderNonce of 10 KiB" --nonce-len 10240

@@ -65,6 +65,7 @@ struct options {
 	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
 	long nonce_len; /* 0: 16 bytes; SCEP_NONCE_EMPTY, SCEP_NONCE_NONE */
 	int no_txid;
+	const char *txid; /* --txid: this transactionID, not the key's hash */
 	int bad_csr_signature; /* flip a bit of the CSR's signature */
 	int rsa_params_absent; /* the CSR's RSA key without NULL parameters */
 	int message_type; /* what to send; PKCSReq normally */
@@ -439,6 +440,8 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 			return -1;
 		p.sender_nonce_len = o->nonce_len;
 		p.omit_transaction_id = o->no_txid;
+		if (o->txid != NULL)
+			p.transaction_id = o->txid;
 		if (o->bad_csr_signature) {
 			const ASN1_BIT_STRING *sig;
 
@@ -680,6 +683,7 @@ usage(FILE *f)
 	    "                    a RenewalReq)\n"
 	    "  --nonce-len N (0: empty), --no-nonce, --no-txid,\n"
 	    "  --bad-csr-signature   hostile requests\n"
+	    "  --txid TEXT       this transactionID (default: the key's hash)\n"
 	    "  --rsa-params-absent   the CSR's RSA AlgorithmIdentifier "
 	    "without\n"
 	    "                    its NULL parameters (as some devices send)\n"
@@ -717,6 +721,7 @@ main(int argc, char **argv)
 	    {"nonce-len", required_argument, NULL, 'L'},
 	    {"no-nonce", no_argument, NULL, 'O'},
 	    {"no-txid", no_argument, NULL, 'T'},
+	    {"txid", required_argument, NULL, 'X'},
 	    {"bad-csr-signature", no_argument, NULL, 'B'},
 	    {"rsa-params-absent", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
@@ -731,7 +736,7 @@ main(int argc, char **argv)
 	o.message_type = SCEP_MSG_PKCSREQ;
 	o.ca_name = "Fabrikam Issuing CA1";
 	while ((ch = getopt_long(argc, argv,
-	            "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTBPh", opts,
+	            "u:c:s:o:k:n:pm:K:C:D:R:MA:U:N:r:e:I:L:OTX:BPh", opts,
 	            NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -805,6 +810,9 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			o.no_txid = 1;
+			break;
+		case 'X':
+			o.txid = optarg;
 			break;
 		case 'B':
 			o.bad_csr_signature = 1;
