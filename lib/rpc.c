@@ -37,6 +37,8 @@ rpc_strerror(int err)
 		return "unreadable answer";
 	case RPC_ESYS:
 		return "ZeroMQ or memory failure";
+	case RPC_ETOOBIG:
+		return "request larger than the service reads";
 	}
 	return "unknown rpc error";
 }
@@ -528,6 +530,7 @@ struct rpc_client {
 	struct rpc_link *own; /* rpc_client_new()'s, freed with the client */
 	char *origin;
 	uint64_t next_id;
+	size_t max_request; /* rpc_client_set_max; 0: none */
 };
 
 static void *
@@ -630,6 +633,12 @@ rpc_client_free(struct rpc_client *client)
 	free(client);
 }
 
+void
+rpc_client_set_max(struct rpc_client *client, size_t bytes)
+{
+	client->max_request = bytes;
+}
+
 /*
  * Waits for the reply to `id` until `until_ms`. 1: got it, 0: timed out.
  * In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's receive
@@ -696,6 +705,8 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 	req->deadline_ms = deadline;
 	req->origin = client->origin;
 	len = scep__v1__request__get_packed_size(req);
+	if (client->max_request > 0 && len > client->max_request)
+		return RPC_ETOOBIG;
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return RPC_ESYS;
 	scep__v1__request__pack(req, buf);

@@ -27,6 +27,7 @@ enum rpc_error {
 	RPC_ETIMEDOUT = -1, /* no answer before the deadline */
 	RPC_EPROTO = -2, /* an answer that could not be unpacked */
 	RPC_ESYS = -3, /* ZeroMQ or memory failure */
+	RPC_ETOOBIG = -4, /* larger than the service reads: not sent */
 };
 const char *rpc_strerror(int err);
 
@@ -103,6 +104,16 @@ void rpc_link_free(struct rpc_link *link);
 int
 rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
 
+/*
+ * The largest request the challenge service and the CA read (their
+ * ZMQ_MAXMSGSIZE). Part of the protocol: libzmq drops the connection of
+ * a peer that sends more and says nothing, so a caller that sent such a
+ * request would wait out its timeout and retry; callers refuse it
+ * themselves (rpc_client_set_max).
+ */
+#define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
+#define RPC_MAX_CA_REQUEST (256 * 1024)
+
 /* --- client ----------------------------------------------------------- */
 
 struct rpc_client;
@@ -118,6 +129,9 @@ rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin);
 struct rpc_client *rpc_client_new_link(
     void *zmq_ctx, const struct rpc_link *link, const char *origin);
 void rpc_client_free(struct rpc_client *client);
+/* Requests packing to more than `bytes` are not sent: rpc_call returns
+ * RPC_ETOOBIG at once. 0 (the default): no limit here. */
+void rpc_client_set_max(struct rpc_client *client, size_t bytes);
 
 /*
  * Sends `req` (its id, deadline and origin are set here) and waits up to

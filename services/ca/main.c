@@ -397,7 +397,7 @@ main(int argc, char **argv)
 	server.workers = 1;
 	server.worker_init = ca_worker_init;
 	server.service = &ca;
-	server.max_message = 256 * 1024;
+	server.max_message = RPC_MAX_CA_REQUEST;
 	server.curve = curve;
 	server.ready = ca_sandbox_ready;
 	server.batch_body = SCEP__V1__REQUEST__BODY_SIGN;

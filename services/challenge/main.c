@@ -170,7 +170,7 @@ main(int argc, char **argv)
 	server.workers = 1;
 	server.worker_init = challenge_worker_init;
 	server.service = &c;
-	server.max_message = 64 * 1024;
+	server.max_message = RPC_MAX_CHALLENGE_REQUEST;
 	server.curve = curve;
 	server.ready = challenge_sandbox_ready;
 	server.idle = challenge_used_idle;

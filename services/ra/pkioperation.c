@@ -39,6 +39,29 @@ ra_fail(struct ra_answer *ans, int failinfo, const char *text)
 	ans->text = text;
 }
 
+/*
+ * A call that failed: a request larger than the service reads (a CSR of
+ * hundreds of KiB) is the device's to fix, answered FAILURE at once;
+ * anything else is our outage, 503 with Retry-After. Returns -1.
+ */
+static int
+ra_call_failed(
+    struct ra_answer *ans, int rc, int to_ca, struct rpc_arena *arena)
+{
+	char *why;
+
+	if (rc != RPC_ETOOBIG) {
+		ans->unavailable = 1;
+		return -1;
+	}
+	why = rpc_alloc(arena, 80);
+	snprintf(why, 80, "the request is larger than the %s reads (%d KiB)",
+	    to_ca ? "CA" : "challenge service",
+	    (to_ca ? RPC_MAX_CA_REQUEST : RPC_MAX_CHALLENGE_REQUEST) / 1024);
+	ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST, why);
+	return -1;
+}
+
 /* The downstream timeout: our setting, but never past the caller's deadline. */
 static int
 ra_budget_ms(const struct ra *ra, const Scep__V1__Request *req)
@@ -116,8 +139,7 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "challenge service: %s", rpc_strerror(rc));
-		ans->unavailable = 1;
-		return -1;
+		return ra_call_failed(ans, rc, 0, arena);
 	}
 	rc = 0;
 	if (reply->status == SCEP__V1__STATUS__STATUS_OK) {
@@ -217,8 +239,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA: %s", rpc_strerror(rc));
-		ans->unavailable = 1;
-		return -1;
+		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED ||

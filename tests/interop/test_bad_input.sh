@@ -185,6 +185,21 @@ pw=$(challenge)
 	{ cat "$WORK/owner.log"; fail "enrollment to set up the replay"; }
 expect_certrep 2 badRequest "a challenge from another transaction replayed" --challenge "$pw"
 
+check "a CSR larger than the challenge service reads: FAILURE at once, not 503 and retries"
+# A 70,000-character DNS name: the password check would carry the CSR
+# and its names, more than the 64 KiB the challenge service reads
+# (libzmq would drop the RA's connection and the RA wait out its timeout).
+server_stop
+set_conf frontend MaxQueryString 262144
+server_start
+start=$(date +%s%N)
+expect_certrep 2 badRequest "a CSR of 70 kB" --san "DNS:$(head -c 70000 /dev/zero | tr '\0' 'a').example.com" \
+	--challenge "$(challenge)"
+ms=$((($(date +%s%N) - start) / 1000000))
+grep -q "failInfoText: the request is larger than the challenge service reads (64 KiB)" "$WORK/bad.log" ||
+	{ cat "$WORK/bad.log"; fail "the failInfoText does not say the request is too large"; }
+echo "   answered (and a good client enrolled after it) in $ms ms"
+
 n=$(grep -c 'scepd-ca\[.*issued serial' "$SERVER_LOG" || true)
 [ "$n" = $((enrolled + 1)) ] || fail "the CA issued $n certificates; only the $((enrolled + 1)) good enrollments may have one"
 pass "$cases hostile requests answered as expected, a good client enrolled after each"
