@@ -47,8 +47,9 @@ struct scepd_plugin_host {
 	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 	void *opaque; /* the host's */
 	/* The CA only (NULL elsewhere): calls `each` for every certificate
-	 * issued with exactly this subject line; stops early when `each`
-	 * returns non-zero. Returns how many were seen, or -1 on error. */
+	 * issued with exactly this subject line and not revoked; stops
+	 * early when `each` returns non-zero. Returns how many were seen,
+	 * or -1 on error. */
 	int (*issued_for_subject)(const struct scepd_plugin_host *host,
 	    const char *subject,
 	    int (*each)(void *ctx, const struct scepd_issued_certificate *c),

@@ -292,7 +292,9 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	MDB_val key = {strlen(txid), (void *)txid}, val;
 	json_t *o = NULL;
 	time_t now = time(NULL);
-	int e, der_len = 0;
+	const uint8_t *issued_der;
+	size_t issued_len;
+	int e, found, der_len = 0;
 
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
 		goto internal;
@@ -337,6 +339,29 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		    by, in->reason ? in->reason : "no reason given");
 		goto answer;
 	}
+	/* Issued meanwhile (the device asked again under a template
+	 * without approval): nothing left to approve. */
+	if ((found = ca_ledger_find_txid(
+	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
+		goto internal;
+	if (found == 0) {
+		char why[100];
+
+		if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0 ||
+		    (e = mdb_txn_commit(txn)) != 0) {
+			txn = NULL;
+			goto internal;
+		}
+		txn = NULL;
+		snprintf(why, sizeof(why),
+		    "already issued: serial %s; the pending request is "
+		    "removed",
+		    hex);
+		log_event(LOG_LEVEL_WARN, txid, req->id, "approval by %s: %s",
+		    by, why);
+		decide_refuse(reply, why, arena);
+		goto out;
+	}
 	/* Approval: today's rules, not those of the day it was asked. */
 	if ((csr = pending_csr(o, &csr_der, &csr_len)) == NULL) {
 		decide_refuse(reply, "the pending CSR cannot be read", arena);
@@ -348,6 +373,25 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	sans = ca_csr_sans(checked);
+	/* The site's policies too: what they judge (the subject's other
+	 * certificates, an inventory) may have changed since, and a pending
+	 * request is not yet in the ledger they read. */
+	if (ca->npolicies > 0) {
+		int unavailable = 0;
+
+		if (ca_policies_check_request(ca, txn, checked, csr_der,
+		        csr_len, tpl, sans, txid,
+		        json_string_value(json_object_get(o, "client")), now,
+		        &refusal, &unavailable, arena) != 0) {
+			if (unavailable) {
+				reply->status =
+				    SCEP__V1__STATUS__STATUS_UNAVAILABLE;
+				reply->error = rpc_strdup(arena, refusal.why);
+			} else
+				decide_refuse(reply, refusal.why, arena);
+			goto out;
+		}
+	}
 	memset(&entry, 0, sizeof(entry));
 	entry.txid = txid;
 	entry.client_addr = json_string_value(json_object_get(o, "client"));
@@ -356,7 +400,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	entry.sans = sans;
 	if ((e = ca_issue_record(ca, &txn, checked, tpl, now, &entry, hex, &der,
 	         &der_len, NULL, arena)) != 0) {
-		if (e < 0) {
+		if (e == -1) {
 			decide_refuse(reply, entry.subject, arena);
 			goto out;
 		}
@@ -381,7 +425,7 @@ answer:
 	goto out;
 internal:
 	log_event(LOG_LEVEL_ERROR, txid, req->id, "decide: %s",
-	    e > 0 ? mdb_strerror(e) : "failed");
+	    e != 0 && e != -1 ? mdb_strerror(e) : "failed");
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 	reply->error = "the CA cannot decide now";
 out:

@@ -74,6 +74,10 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 			continue;
 		memcpy(serial, val.mv_data, val.mv_size);
 		serial[val.mv_size] = '\0';
+		/* A revoked certificate is no longer the device's: its
+		 * replacement is not a second one. */
+		if (ca_ledger_is_revoked(ca, p->txn, serial) != 0)
+			continue;
 		c.serial = serial;
 		c.issued_at = v.issued_at;
 		c.not_after = v.not_after;
@@ -194,6 +198,36 @@ ca_policies_free(struct ca *ca)
 		free(ca->config);
 		ca->config = NULL;
 	}
+}
+
+int
+ca_policies_check_request(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+    const uint8_t *csr_der, size_t csr_len, const struct ca_template *tpl,
+    char **sans, const char *txid, const char *requester, time_t now,
+    struct ca_refusal *refusal, int *unavailable, struct rpc_arena *arena)
+{
+	static const char *const no_sans[] = {NULL};
+	struct scepd_issuance_request pr;
+	X509_NAME *subject = ca_issue_subject(tpl, csr);
+
+	*unavailable = 0;
+	if (subject == NULL) {
+		*unavailable = 1;
+		snprintf(refusal->why, sizeof(refusal->why),
+		    "the subject cannot be built");
+		return -1;
+	}
+	memset(&pr, 0, sizeof(pr));
+	pr.subject = ca_subject_line(subject, arena);
+	pr.sans = sans != NULL ? (const char *const *)sans : no_sans;
+	pr.template_name = tpl->name;
+	pr.transaction_id = txid;
+	pr.requester = requester != NULL ? requester : "";
+	pr.csr_der = csr_der;
+	pr.csr_der_len = csr_len;
+	pr.now = (long long)now;
+	X509_NAME_free(subject);
+	return ca_policies_check(ca, txn, &pr, refusal, unavailable);
 }
 
 int

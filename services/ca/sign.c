@@ -128,38 +128,6 @@ ca_sign_record_refusal(const struct ca *ca, const Scep__V1__SignRequest *in,
 	ERR_clear_error();
 }
 
-/* The site's issuance policies: 0 allowed; -1 refused or undecided
- * (*unavailable), with the reason in `refusal`. */
-static int
-ca_sign_policies(const struct ca *ca, MDB_txn *txn,
-    const Scep__V1__SignRequest *in, X509_REQ *csr,
-    const struct ca_template *tpl, char **sans, time_t now,
-    struct ca_refusal *refusal, int *unavailable, struct rpc_arena *arena)
-{
-	static const char *const no_sans[] = {NULL};
-	struct scepd_issuance_request pr;
-	X509_NAME *subject = ca_issue_subject(tpl, csr);
-
-	*unavailable = 0;
-	if (subject == NULL) {
-		*unavailable = 1;
-		snprintf(refusal->why, sizeof(refusal->why),
-		    "the subject cannot be built");
-		return -1;
-	}
-	memset(&pr, 0, sizeof(pr));
-	pr.subject = ca_subject_line(subject, arena);
-	pr.sans = sans != NULL ? (const char *const *)sans : no_sans;
-	pr.template_name = tpl->name;
-	pr.transaction_id = in->transaction_id;
-	pr.requester = in->client_addr != NULL ? in->client_addr : "";
-	pr.csr_der = in->csr.data;
-	pr.csr_der_len = in->csr.len;
-	pr.now = (long long)now;
-	X509_NAME_free(subject);
-	return ca_policies_check(ca, txn, &pr, refusal, unavailable);
-}
-
 /*
  * A transaction seen before: the same key gets the same certificate (the
  * device retried), another key is refused. 1 when answered, 0 when the
@@ -175,7 +143,7 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	size_t der_len = 0;
 	char serial[CA_SERIAL_HEX];
 	X509 *old = NULL;
-	int found, rc = -1;
+	int found, revoked, rc = -1;
 
 	found = ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial);
 	if (found == 1)
@@ -207,6 +175,26 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
 		    "transactionID already used with another key", arena);
+		rc = 1;
+		goto out;
+	}
+	/* Revoked since: not handed out again as a SUCCESS (RFC 8894's
+	 * transactionID is the key's: a device re-enrolling with the key
+	 * of a revoked certificate comes back here). */
+	if ((revoked = ca_ledger_is_revoked(ca, txn, serial)) != 0) {
+		char why[160];
+
+		if (revoked < 0) {
+			ca_sign_internal(
+			    reply, req, txid, "ledger record unreadable", 0);
+			goto out;
+		}
+		snprintf(why, sizeof(why),
+		    "certificate %s of this transactionID is revoked: "
+		    "enroll with a new key",
+		    serial);
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 		rc = 1;
 		goto out;
 	}
@@ -465,9 +453,11 @@ ca_issue_group(const struct ca *ca, MDB_txn **txn,
 
 	*what = "ledger write";
 	for (i = 0; i < n; i++) {
-		if ((e = ca_issue_prepare(ca, *txn, group[i])) > 0)
+		/* -1 fails this one; an MDB_* code (negative too) or errno
+		 * fails the group. */
+		if ((e = ca_issue_prepare(ca, *txn, group[i])) != 0 && e != -1)
 			return e;
-		group[i]->failed = e < 0;
+		group[i]->failed = e == -1;
 		journalled |= group[i]->journalled;
 	}
 	if (journalled) {
@@ -492,9 +482,9 @@ ca_issue_group(const struct ca *ca, MDB_txn **txn,
 	for (i = 0; i < n; i++) {
 		if (group[i]->failed)
 			continue;
-		if ((e = ca_issue_finish(ca, *txn, group[i])) > 0)
+		if ((e = ca_issue_finish(ca, *txn, group[i])) != 0 && e != -1)
 			return e;
-		group[i]->failed = e < 0;
+		group[i]->failed = e == -1;
 	}
 	return 0;
 }
@@ -607,7 +597,8 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		goto out;
 	}
 	if (ca->npolicies > 0 &&
-	    ca_sign_policies(ca, txn, in, job->csr, job->tpl, job->sans, now,
+	    ca_policies_check_request(ca, txn, job->csr, in->csr.data,
+	        in->csr.len, job->tpl, job->sans, txid, in->client_addr, now,
 	        &refusal, &unavailable, arena) != 0) {
 		mdb_txn_abort(txn); /* before the refusal's own write */
 		txn = NULL;

@@ -134,4 +134,27 @@ rc=0
 openssl crl -in "$WORK/scep.crl" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" || fail "the SCEP CRL does not verify"
 openssl crl -in "$WORK/scep.crl" -noout -text | grep -q "Serial Number: $serial" || fail "the SCEP CRL does not list $serial"
 
-pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL"
+check "approving a transaction issued meanwhile (approval switched off, the device asked again): refused, the pending request removed, nothing signed"
+rc=0
+ios_enroll "$(challenge)" "CN=asked twice" "$WORK/q1.pem" "$URL" --key "$WORK/q1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+q_txid=$(pending_txid)
+set_conf template.IPSECIntermediateOffline ApprovalRequired 0
+server_restart
+ios_enroll "$(challenge)" "CN=asked twice" "$WORK/q2.pem" "$URL" --key "$WORK/q1.key" >/dev/null ||
+	fail "the same request without approval required was not issued"
+q_serial=$(openssl x509 -in "$WORK/q2.pem" -noout -serial | cut -d= -f2)
+issued_before=$(grep -c "issued serial" "$SERVER_LOG")
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$q_txid" > "$WORK/q_approve.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "already issued: serial $q_serial; the pending request is removed" "$WORK/q_approve.out" ||
+	{ cat "$WORK/q_approve.out"; fail "approving an issued transaction: exit $rc"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$q_txid" > "$WORK/q_again.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "no pending request" "$WORK/q_again.out" ||
+	{ cat "$WORK/q_again.out"; fail "the pending request was not removed"; }
+[ "$(grep -c "issued serial" "$SERVER_LOG")" = "$issued_before" ] || fail "the approval signed another certificate"
+server_restart
+! grep -q "journalled but not in the ledger" "$SERVER_LOG" || fail "the approval left a journal entry behind"
+
+pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile"

@@ -59,6 +59,35 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/nul
 "$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json"
 grep -q "policy one-per-device" "$WORK/refused.json" || fail "the policy's refusal is not in the ledger"
 
+check "duplicate-subject: a revoked certificate does not count; its replacement is issued"
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other2.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "a twin of Other IPad before revocation: exit $rc, want 2"
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/other.pem" -noout -serial | cut -d= -f2)" \
+	--reason keyCompromise 2>/dev/null || fail "scepctl revoke"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other3.pem" >/dev/null ||
+	fail "the replacement of a revoked certificate was refused as a twin"
+verify_cert "$WORK/other3.pem"
+
+check "duplicate-subject at an operator's approval: two requests pending for one subject, the second approval refused"
+printf '\n[template.IPSECIntermediateOffline]\nApprovalRequired = 1\n' >> "$DATA/scepd.conf"
+server_restart
+for k in pa pb; do
+	rc=0
+	ios_enroll "$(challenge)" "O=Fabrikam,CN=Pending IPad" "$WORK/$k.pem" "$URL" --key "$WORK/$k.key" >/dev/null || rc=$?
+	[ $rc = 3 ] || fail "request $k: exit $rc, want 3 (PENDING)"
+done
+mapfile -t pend < <(grep "pending an operator's approval" "$SERVER_LOG" | sed -n 's/.* txid=\([^ :]*\).*/\1/p')
+[ "${#pend[@]}" = 2 ] || fail "want two pending transactions, got ${#pend[@]}"
+"$SCEPCTL" --data-dir "$DATA" approve "${pend[0]}" > /dev/null || fail "approving the first"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "${pend[1]}" > "$WORK/approve2.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/approve2.out" ||
+	{ cat "$WORK/approve2.out"; fail "the second approval for one subject: exit $rc, want 1 with the policy's reason"; }
+echo "   ok: $(cat "$WORK/approve2.out")"
+sed -i '/^\[template.IPSECIntermediateOffline\]$/,/^ApprovalRequired = 1$/d' "$DATA/scepd.conf"
+! grep -q "ApprovalRequired" "$DATA/scepd.conf" || fail "ApprovalRequired is still set"
+
 check "RenewWithinDays longer than the validity: a renewal-time second certificate is issued"
 set_conf policy.one-per-device RenewWithinDays 400
 server_restart
@@ -66,4 +95,4 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/renewed.pem" >/dev/nu
 	fail "a second certificate inside the renewal window was refused"
 verify_cert "$WORK/renewed.pem"
 
-pass "duplicate-subject policy through the plugin ABI; wrong ABI and unknown keys refused at start"
+pass "duplicate-subject policy through the plugin ABI, at approval too, revoked certificates not counted; wrong ABI and unknown keys refused at start"

@@ -80,4 +80,14 @@ rc=0
 	--renew-cert "$WORK/a.pem" --renew-key "$WORK/a.key" --key "$WORK/new.key" > "$WORK/renew.log" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "is revoked" "$WORK/renew.log" || { cat "$WORK/renew.log"; fail "revoked renewal: exit $rc"; }
 
-pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked"
+check "re-enrolling with the revoked certificate's key (its transactionID) does not hand it out again"
+rc=0
+ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/again.pem" "$URL" --key "$WORK/a.key" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/again.pem.log" &&
+	grep -q "certificate $serial of this transactionID is revoked: enroll with a new key" "$WORK/again.pem.log" ||
+	fail "the same key after revocation: exit $rc, want FAILURE naming the revoked serial"
+ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/fresh.pem" "$URL" --key "$WORK/fresh.key" >/dev/null ||
+	fail "a new key after revocation was refused"
+verify_cert "$WORK/fresh.pem"
+
+pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction"
