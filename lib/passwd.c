@@ -241,10 +241,11 @@ passwd_set_file(const char *file, const char *user, const char *password,
 	int fd = -1, rc = -1, written = 0;
 
 	if (!passwd_field_ok(user, 0) || user[0] == '#' ||
-	    !passwd_field_ok(rights, 1)) {
-		log_error("a user name must be non-empty and not start with "
-		          "'#'; neither it nor the rights may hold ':' or a "
-		          "line break");
+	    strlen(user) > PASSWD_USER_MAX || !passwd_field_ok(rights, 1)) {
+		log_error("a user name must be 1 to %d bytes and not start "
+		          "with '#'; neither it nor the rights may hold ':' "
+		          "or a line break",
+		    PASSWD_USER_MAX);
 		return -1;
 	}
 	if (passwd_hash(password, hash, sizeof(hash)) != 0)

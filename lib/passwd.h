@@ -21,6 +21,10 @@ int passwd_verify(const char *password, const char *hash);
  */
 int passwd_check_file(const char *file, const char *user, const char *password,
     char *rights, size_t rightslen);
+/* Longest user name, in bytes: the challenge service records it with
+ * each password it issues and counts MdmPasswordMax by it. */
+#define PASSWD_USER_MAX 63
+
 /* Adds or replaces `user` in `file` (created mode 0600). 0 or -1. */
 int passwd_set_file(const char *file, const char *user, const char *password,
     const char *rights);

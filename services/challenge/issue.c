@@ -95,6 +95,13 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	who = in->issued_by != NULL && in->issued_by[0] != '\0' ? in->issued_by
 	                                                        : "?";
 	addr = in->client_addr != NULL ? in->client_addr : "-";
+	/* Each password records its account, and MdmPasswordMax counts by
+	 * it: a name cut to fit would never match its own passwords. */
+	if (strlen(who) >= CHALLENGE_WHO_MAX) {
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "account name longer than 63 bytes";
+		return;
+	}
 	if (in->pool != NULL && strcmp(in->pool, "mdm") == 0) {
 		pool = CHALLENGE_POOL_MDM;
 		max = c->settings.mdm_password_max;

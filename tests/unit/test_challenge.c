@@ -231,6 +231,26 @@ test_cache_full_and_recovery(void **state)
 	free(c);
 	c = issue(f, "mdm2", "mdm", NULL, 0); /* another account */
 	assert_non_null(c);
+	/* A name longer than a record keeps would never count against its
+	 * own MdmPasswordMax: refused. */
+	{
+		char name[CHALLENGE_WHO_MAX + 1];
+
+		memset(name, 'm', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		for (int i = 0; i < 4; i++)
+			assert_null(issue(f, name, "mdm", err, sizeof(err)));
+		assert_string_equal(err, "account name longer than 63 bytes");
+		name[CHALLENGE_WHO_MAX - 1] = '\0'; /* 63 bytes: counted */
+		for (int i = 0; i < 3; i++) {
+			char *m = issue(f, name, "mdm", NULL, 0);
+
+			assert_non_null(m);
+			free(m);
+		}
+		assert_null(issue(f, name, "mdm", err, sizeof(err)));
+		assert_string_equal(err, "The password cache is full.");
+	}
 	free(a);
 	free(b);
 	free(c);

@@ -152,6 +152,16 @@ test_file(void **state)
 	assert_int_equal(passwd_set_file(path, "", "x", "enroll"), -1);
 	assert_int_equal(passwd_set_file(path, "#x", "x", "enroll"), -1);
 	assert_int_equal(passwd_set_file(path, "ok", "x", "en:roll"), -1);
+	/* The challenge service keeps 63 bytes of a name. */
+	{
+		char name[PASSWD_USER_MAX + 2];
+
+		memset(name, 'm', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		assert_int_equal(passwd_set_file(path, name, "x", "mdm"), -1);
+		name[PASSWD_USER_MAX] = '\0';
+		assert_int_equal(passwd_set_file(path, name, "x", "mdm"), 0);
+	}
 	/* Comments, blank and broken lines, a malformed hash: no crash, no
 	 * match, the good lines still work. Two lines for one user: the
 	 * first counts. */
