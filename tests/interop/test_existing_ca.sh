@@ -124,4 +124,13 @@ set +e
 set -e
 [ $rc = 1 ] || fail "missing passphrase file: exit $rc, want 1"
 grep -q "missing.pass\|ca.key" err.txt || { cat err.txt; fail "passphrase error names no file"; }
+write_conf pki/ra-sign.pem pki/ra-sign.key pki/ra-enc.pem pki/ra-enc.key ""
+chmod 644 data/pki/ra-enc.key
+set +e
+timeout -s KILL 20 "$BUILD_DIR/scepd-ra" --config data/scepd.conf 2> err.txt; rc=$?
+set -e
+chmod 600 data/pki/ra-enc.key
+[ $rc = 1 ] || fail "an RA encryption key others may read: exit $rc, want 1"
+grep -q "\[ra\] EncryptionKey: .*ra-enc.key: mode 0644 gives group or others access" err.txt ||
+	{ cat err.txt; fail "the readable key is not named with its mode"; }
 echo "PASS: existing CA, CA as RA, start-up checks"
