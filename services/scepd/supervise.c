@@ -1,7 +1,9 @@
 /*
  * Runs scepd-ca, scepd-challenge, scepd-ra and scepd-frontend as children,
  * restarts one that dies with exponential back-off, and stops them all on
- * SIGINT/SIGTERM (frontend first, so no new work arrives; CA last).
+ * SIGINT/SIGTERM/SIGHUP (frontend first, so no new work arrives; CA last).
+ * A child gets SIGTERM when the launcher dies however it dies: services
+ * left behind would hold the sockets and databases a new scepd needs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,21 +54,36 @@ static int
 child_start(struct child *c, const struct launch *launch)
 {
 	char path[4096];
-	pid_t pid;
+	sigset_t stops, old;
+	pid_t pid, launcher = getpid();
 
 	snprintf(path, sizeof(path), "%s/%s", launch->libexec, c->name);
+	/* Held until the child has its own handlers: a stop signal meant
+	 * for it must not run ours in it, written to our pipe and lost. */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	sigaddset(&stops, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &stops, &old);
 	if ((pid = fork()) < 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_error("cannot fork %s: %s", c->name, strerror(errno));
 		return -1;
 	}
 	if (pid == 0) {
 		sigset_t none;
 
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Kept across exec; the launcher may have died already. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 ||
+		    getppid() != launcher)
+			_exit(1);
 		close(signal_pipe[0]);
 		close(signal_pipe[1]);
 		if (launch->listen != NULL &&
@@ -79,6 +97,7 @@ child_start(struct child *c, const struct launch *launch)
 		    strerror(errno));
 		_exit(127);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	c->pid = pid;
 	c->started_ms = clock_monotonic_ms();
 	c->restart_at_ms = 0;
@@ -204,6 +223,7 @@ scepd_supervise(const struct launch *launch)
 	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* its terminal gone: stop in order */
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -230,7 +250,7 @@ scepd_supervise(const struct launch *launch)
 		if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
 			break;
 		while (read(signal_pipe[0], &sig, 1) == 1) {
-			if (sig == SIGINT || sig == SIGTERM) {
+			if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
 				log_info("%s: stopping the services",
 				    strsignal(sig));
 				stopping = 1;
@@ -241,11 +261,19 @@ scepd_supervise(const struct launch *launch)
 			break;
 		}
 		t = clock_monotonic_ms();
-		for (size_t i = 0; !stopping && i < n; i++)
-			if (children[i].pid == 0 &&
-			    children[i].restart_at_ms != 0 &&
-			    children[i].restart_at_ms <= t)
-				child_start(&children[i], launch);
+		for (size_t i = 0; !stopping && i < n; i++) {
+			struct child *c = &children[i];
+
+			if (c->pid != 0 || c->restart_at_ms == 0 ||
+			    c->restart_at_ms > t || child_start(c, launch) == 0)
+				continue;
+			/* No fork (a process limit): try again later, not
+			 * at once in a loop. */
+			c->restart_at_ms = t + c->backoff_ms;
+			c->backoff_ms *= 2;
+			if (c->backoff_ms > BACKOFF_MAX_MS)
+				c->backoff_ms = BACKOFF_MAX_MS;
+		}
 	}
 	stop_all(children, n);
 	close(signal_pipe[0]);

@@ -61,6 +61,45 @@ for pid in $children; do
 done
 grep -q "scepd-ca exited with status 0" "$SERVER_LOG" || fail "scepd-ca did not stop cleanly"
 
+check "scepd killed with SIGKILL takes its services with it (none left holding sockets and databases)"
+server_start
+children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
+[ "$(echo $children | wc -w)" = 4 ] || fail "want four services, got: $children"
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+for _ in $(seq 100); do
+	left=""
+	for pid in $children; do
+		kill -0 "$pid" 2>/dev/null && left="$left $pid"
+	done
+	[ -z "$left" ] && break
+	sleep 0.1
+done
+[ -z "$left" ] || { kill -KILL $left; fail "services outlived the launcher's SIGKILL:$left"; }
+grep -q "scepd-ca\[[0-9]*\] info: stopping" "$SERVER_LOG" ||
+	{ tail -20 "$SERVER_LOG"; fail "the CA did not stop cleanly after the launcher died"; }
+server_start
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after the launcher died" \
+	--out "$WORK/after.pem" > "$WORK/after.log" 2>&1 || { cat "$WORK/after.log"; fail "enrollment after a new start"; }
+
+check "SIGHUP (its terminal gone) stops every service in order; scepd exits 0"
+children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
+kill -HUP "$SERVER_PID"
+for _ in $(seq 150); do
+	kill -0 "$SERVER_PID" 2>/dev/null || break
+	sleep 0.1
+done
+! kill -0 "$SERVER_PID" 2>/dev/null || fail "scepd still runs 15 s after SIGHUP"
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=
+[ $rc = 0 ] || fail "scepd exited $rc after SIGHUP, want 0"
+for pid in $children; do
+	kill -0 "$pid" 2>/dev/null && fail "service pid $pid outlived scepd"
+done
+
 check "a configuration error stops scepd with status 1, naming the service"
 set_conf ca MinRSABits 12
 set +e
