@@ -139,6 +139,10 @@ grep -q '"single": true' "$WORK/single.json" || { cat "$WORK/single.json"; fail 
 
 check "admin API: a new single password replaces the configured one; enroll-only accounts may not"
 printf 'pw-enroll\n' | "$SCEPCTL" --data-dir "$DATA" passwd enrollonly 2>/dev/null
+rc=0
+printf 'pw\n' | "$SCEPCTL" --data-dir "$DATA" passwd "$(head -c 64 /dev/zero | tr '\0' m)" 2> "$WORK/longname.err" || rc=$?
+[ $rc = 2 ] && grep -q "use 1 to 63 letters" "$WORK/longname.err" ||
+	{ cat "$WORK/longname.err"; fail "a 64-byte account name: exit $rc, want 2 saying 1 to 63"; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -u enrollonly:pw-enroll -X POST "$ADMIN/api/single-password")
 [ "$code" = 403 ] || fail "api/single-password without the admin right: HTTP $code, want 403"
 code=$(curl -s -o "$WORK/newsingle.json" -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/single-password")

@@ -25,9 +25,6 @@ usage(FILE *f)
 	    "  revoke SERIAL [--reason R]  revoke; the CA issues a new CRL\n"
 	    "  approve TXID        issue a request pending approval\n"
 	    "  reject TXID --reason TEXT   refuse a pending request\n"
-	    "  approve TXID        approve a pending request (not yet)\n"
-	    "  reject TXID         reject a pending request  (not yet)\n"
-	    "  revoke SERIAL       revoke a certificate      (not yet)\n"
 	    "  keygen NAME         a CurveZMQ key pair in DIR/keys\n"
 	    "exit status: 0 done, 1 refused or failed, 2 usage\n");
 }

@@ -64,7 +64,7 @@ scepctl_user_ok(const char *user)
 {
 	size_t len = strlen(user);
 
-	if (len == 0 || len > 64)
+	if (len == 0 || len > PASSWD_USER_MAX)
 		return 0;
 	return strspn(user,
 	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -147,9 +147,9 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 	user = argv[optind];
 	if (!scepctl_user_ok(user)) {
 		fprintf(stderr,
-		    "scepctl: user name '%s': use 1 to 64 letters, digits, "
+		    "scepctl: user name '%s': use 1 to %d letters, digits, "
 		    "'.', '_', '-' or '@'\n",
-		    user);
+		    user, PASSWD_USER_MAX);
 		return 2;
 	}
 	if (scepctl_read_password(user, password, sizeof(password)) != 0) {
