@@ -162,9 +162,10 @@ const struct sandbox_syscall sandbox_syscalls_resolver[] = {
     SANDBOX_ALLOW("ioctl"),
     SANDBOX_ALLOW("sendmmsg"),
     SANDBOX_ALLOW("bind"),
-    /* NSS modules are loaded on first use */
-    SANDBOX_ALLOW("mmap"),
-    SANDBOX_ALLOW("mprotect"),
+    /* NSS modules are loaded on first use: executable mappings of
+     * files (the loader maps each segment with its final protection),
+     * never of anonymous memory, and no mprotect to PROT_EXEC */
+    SANDBOX_ALLOW_IF("mmap", 3, MAP_ANONYMOUS, 0),
     SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_UNIX),
     SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET),
     SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET6),

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -118,7 +119,19 @@ thread_nothing(void *arg)
 	return arg;
 }
 
-enum what { OPEN, OPEN_ALLOWED, SOCKET, EXEC, FORK, THREAD, OLD_THREAD };
+enum what {
+	OPEN,
+	OPEN_ALLOWED,
+	SOCKET,
+	EXEC,
+	FORK,
+	THREAD,
+	OLD_THREAD,
+	MAP_EXEC_ANON, /* new code in memory: shellcode's way */
+	MPROTECT_EXEC,
+	MAP_EXEC_FILE, /* a library's segment, as the loader maps it */
+};
+static int exec_file_fd = -1; /* opened before the filter */
 
 static int
 child_main(enum what what)
@@ -160,17 +173,32 @@ child_main(enum what what)
 			return 1;
 		sleep(5);
 		return 1;
+	case MAP_EXEC_ANON:
+		(void)mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return 1;
+	case MPROTECT_EXEC: {
+		void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			return 2;
+		(void)mprotect(m, 4096, PROT_READ | PROT_EXEC);
+		return 1;
+	}
+	case MAP_EXEC_FILE:
+		return mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE,
+		           exec_file_fd, 0) == MAP_FAILED;
 	}
 	return 1;
 }
 
-/* The wait status of a child that sandboxed itself with the common table
- * alone, no Landlock paths, in `mode`, then did `what`. */
+/* The wait status of a child that sandboxed itself with `tables`, no
+ * Landlock paths, in `mode`, then did `what`. */
 static int
-in_sandbox(const char *mode, enum what what)
+in_sandbox_with(const struct sandbox_syscall *const *tables, const char *mode,
+    enum what what)
 {
-	static const struct sandbox_syscall *const tables[] = {
-	    sandbox_syscalls_common, NULL};
 	struct sandbox_settings s = {(char *)mode, ""};
 	struct sandbox_policy p;
 	struct sandbox *sb;
@@ -198,6 +226,16 @@ in_sandbox(const char *mode, enum what what)
 	close(pipe_fds[0]);
 	close(pipe_fds[1]);
 	return status;
+}
+
+/* The same with the common table alone. */
+static int
+in_sandbox(const char *mode, enum what what)
+{
+	static const struct sandbox_syscall *const tables[] = {
+	    sandbox_syscalls_common, NULL};
+
+	return in_sandbox_with(tables, mode, what);
 }
 
 static int
@@ -242,6 +280,30 @@ test_enforce(void **state)
 	(void)landlock_available;
 }
 
+/* The RA's and frontend's tables when their endpoints are host names:
+ * NSS may load a module, but no code is made in memory. */
+static void
+test_resolver_no_new_code(void **state)
+{
+	static const struct sandbox_syscall *const tables[] = {
+	    sandbox_syscalls_common, sandbox_syscalls_client,
+	    sandbox_syscalls_resolver, NULL};
+	int status;
+
+	(void)state;
+	exec_file_fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+	assert_true(exec_file_fd >= 0);
+	assert_killed(in_sandbox_with(tables, "enforce", MAP_EXEC_ANON));
+	assert_killed(in_sandbox_with(tables, "enforce", MPROTECT_EXEC));
+	status = in_sandbox_with(tables, "enforce", MAP_EXEC_FILE);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* The common table alone maps no file executable either. */
+	assert_killed(in_sandbox("enforce", MAP_EXEC_FILE));
+	close(exec_file_fd);
+	exec_file_fd = -1;
+}
+
 static void
 test_log(void **state)
 {
@@ -261,6 +323,7 @@ main(void)
 	    cmocka_unit_test(test_ipc_dirs),
 	    cmocka_unit_test(test_settings),
 	    cmocka_unit_test(test_enforce),
+	    cmocka_unit_test(test_resolver_no_new_code),
 	    cmocka_unit_test(test_log),
 	};
 
