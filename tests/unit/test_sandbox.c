@@ -127,11 +127,13 @@ enum what {
 	FORK,
 	THREAD,
 	OLD_THREAD,
+	ANON_MEMORY, /* memory as malloc and threads take it */
 	MAP_EXEC_ANON, /* new code in memory: shellcode's way */
 	MPROTECT_EXEC,
 	MAP_EXEC_FILE, /* a library's segment, as the loader maps it */
 };
 static int exec_file_fd = -1; /* opened before the filter */
+static void *rw_page; /* mapped before the filter */
 
 static int
 child_main(enum what what)
@@ -173,19 +175,19 @@ child_main(enum what what)
 			return 1;
 		sleep(5);
 		return 1;
+	case ANON_MEMORY: {
+		void *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		return m == MAP_FAILED;
+	}
 	case MAP_EXEC_ANON:
 		(void)mmap(NULL, 4096, PROT_READ | PROT_EXEC,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return 1;
-	case MPROTECT_EXEC: {
-		void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (m == MAP_FAILED)
-			return 2;
-		(void)mprotect(m, 4096, PROT_READ | PROT_EXEC);
+	case MPROTECT_EXEC:
+		(void)mprotect(rw_page, 4096, PROT_READ | PROT_EXEC);
 		return 1;
-	}
 	case MAP_EXEC_FILE:
 		return mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE,
 		           exec_file_fd, 0) == MAP_FAILED;
@@ -293,6 +295,12 @@ test_resolver_no_new_code(void **state)
 	(void)state;
 	exec_file_fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
 	assert_true(exec_file_fd >= 0);
+	rw_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(rw_page != MAP_FAILED);
+	status = in_sandbox_with(tables, "enforce", ANON_MEMORY);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_killed(in_sandbox_with(tables, "enforce", MAP_EXEC_ANON));
 	assert_killed(in_sandbox_with(tables, "enforce", MPROTECT_EXEC));
 	status = in_sandbox_with(tables, "enforce", MAP_EXEC_FILE);
@@ -302,6 +310,7 @@ test_resolver_no_new_code(void **state)
 	assert_killed(in_sandbox("enforce", MAP_EXEC_FILE));
 	close(exec_file_fd);
 	exec_file_fd = -1;
+	munmap(rw_page, 4096);
 }
 
 static void
