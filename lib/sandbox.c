@@ -66,7 +66,7 @@ const struct sandbox_syscall sandbox_syscalls_common[] = {
     SANDBOX_ALLOW("rt_sigtimedwait"),
     SANDBOX_ALLOW("sigaltstack"),
     SANDBOX_ALLOW("restart_syscall"),
-    SANDBOX_ALLOW("tgkill"),
+    SANDBOX_ALLOW_IF("tgkill", 0, 0xffffffff, SANDBOX_OWN_PID),
     /* time */
     SANDBOX_ALLOW("clock_gettime"),
     SANDBOX_ALLOW("clock_getres"),
@@ -756,22 +756,25 @@ sandbox_lock(struct sandbox *sb, const struct sandbox_policy *policy)
 		     r->name != NULL; r++) {
 			int nr = seccomp_syscall_resolve_name(r->name);
 			uint32_t action = sandbox_seccomp_action(sb, r->action);
+			uint64_t value;
 
 			/* libseccomp refuses rules that say the default. */
 			if (nr == __NR_SCMP_ERROR ||
 			    sandbox_overridden(tables, t, nr) ||
 			    action == sandbox_seccomp_action(sb, SANDBOX_KILL))
 				continue;
+			value = r->value == SANDBOX_OWN_PID ? (uint64_t)getpid()
+			                                    : r->value;
 			if (r->arg < 0)
 				e = seccomp_rule_add(ctx, action, nr, 0);
 			else if (r->mask == ~0ULL)
 				e = seccomp_rule_add(ctx, action, nr, 1,
 				    SCMP_CMP((unsigned)r->arg, SCMP_CMP_EQ,
-				        r->value, 0));
+				        value, 0));
 			else
 				e = seccomp_rule_add(ctx, action, nr, 1,
 				    SCMP_CMP((unsigned)r->arg,
-				        SCMP_CMP_MASKED_EQ, r->mask, r->value));
+				        SCMP_CMP_MASKED_EQ, r->mask, value));
 			if (e != 0) {
 				log_error("sandbox: seccomp rule for %s: %s",
 				    r->name, strerror(-e));

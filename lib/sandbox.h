@@ -68,6 +68,10 @@ struct sandbox_syscall {
 	uint64_t value;
 };
 
+/* A rule's `value` standing for the process's own pid, known when the
+ * filter is made (tgkill: signals to its own threads only). */
+#define SANDBOX_OWN_PID UINT64_MAX
+
 /* clang-format off */
 #define SANDBOX_ALLOW(n) {n, SANDBOX_ALLOW, -1, 0, 0}
 #define SANDBOX_ALLOW_IF(n, a, m, v) {n, SANDBOX_ALLOW, a, m, v}

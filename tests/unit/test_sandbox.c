@@ -131,9 +131,12 @@ enum what {
 	MAP_EXEC_ANON, /* new code in memory: shellcode's way */
 	MPROTECT_EXEC,
 	MAP_EXEC_FILE, /* a library's segment, as the loader maps it */
+	SIGNAL_SELF, /* raise(): tgkill to its own thread */
+	SIGNAL_OTHER, /* tgkill to another process */
 };
 static int exec_file_fd = -1; /* opened before the filter */
 static void *rw_page; /* mapped before the filter */
+static pid_t parent_pid; /* the test's, for SIGNAL_OTHER */
 
 static int
 child_main(enum what what)
@@ -188,6 +191,12 @@ child_main(enum what what)
 	case MPROTECT_EXEC:
 		(void)mprotect(rw_page, 4096, PROT_READ | PROT_EXEC);
 		return 1;
+	case SIGNAL_SELF:
+		signal(SIGUSR1, SIG_IGN);
+		return raise(SIGUSR1) != 0;
+	case SIGNAL_OTHER:
+		(void)syscall(SYS_tgkill, parent_pid, parent_pid, 0);
+		return 1;
 	case MAP_EXEC_FILE:
 		return mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE,
 		           exec_file_fd, 0) == MAP_FAILED;
@@ -209,6 +218,7 @@ in_sandbox_with(const struct sandbox_syscall *const *tables, const char *mode,
 	int status = -1;
 
 	assert_int_equal(pipe(pipe_fds), 0);
+	parent_pid = getpid();
 	fflush(NULL);
 	if ((pid = fork()) == 0) {
 		memset(&p, 0, sizeof(p));
@@ -279,6 +289,11 @@ test_enforce(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_killed(in_sandbox("enforce", OLD_THREAD));
+	/* Signals to its own threads only. */
+	status = in_sandbox("enforce", SIGNAL_SELF);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_killed(in_sandbox("enforce", SIGNAL_OTHER));
 	(void)landlock_available;
 }
 
