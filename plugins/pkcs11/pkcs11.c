@@ -192,6 +192,14 @@ pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
 		    uri);
 		return -1;
 	}
+	/* The URI is logged; a PIN in it would be too. Not echoed here. */
+	if (strcasestr(uri, "pin-value") != NULL ||
+	    strcasestr(uri, "pin-source") != NULL) {
+		snprintf(err, errlen,
+		    "KeyURI: holds pin-value or pin-source: the PIN belongs in "
+		    "PINFile (mode 0600), not in the URI, which is logged");
+		return -1;
+	}
 	if (access(module, R_OK) != 0) {
 		snprintf(
 		    err, errlen, "ModulePath: %s: %s", module, strerror(errno));

@@ -154,6 +154,12 @@ chmod 644 "$WORK/token.pin"
 ca_refuses "PIN file 0644" 'scepd-ca: \[signer.hsm\] PINFile: .*mode 0644'
 chmod 600 "$WORK/token.pin"
 
+check "a PIN inside KeyURI (pin-value) is refused, and not logged"
+set_conf signer.hsm KeyURI "pkcs11:token=scepd;object=ca;type=private;pin-value=$PIN"
+ca_refuses "pin-value in KeyURI" 'scepd-ca: \[signer.hsm\] KeyURI: holds pin-value or pin-source'
+! grep -q -- "$PIN" "$WORK/ca-alone.log" || fail "the PIN is in the CA's log"
+set_conf signer.hsm KeyURI "pkcs11:token=scepd;object=ca;type=private"
+
 check "a certificate of another key is refused"
 cp "$DATA/ca/ca.pem" "$WORK/ca.pem.orig"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj "/CN=other CA" \
