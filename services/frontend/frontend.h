@@ -92,6 +92,7 @@ struct frontend {
 	 * and hands them to the daemon's threads in turn. */
 	int listen_fd;
 	int acceptor_stop[2]; /* a pipe: written to stop it */
+	int acceptor_go[2]; /* a pipe: written when it may accept */
 	pthread_t acceptor;
 	int acceptor_running;
 };
@@ -132,6 +133,9 @@ struct request {
 int http_start(struct frontend *fe, int listen_fd);
 /* Stops the acceptor, then the daemon (its threads joined). */
 void http_stop(struct frontend *fe);
+/* Lets the acceptor take connections: after the sandbox is locked, so no
+ * request is served by a process that is not yet confined. */
+void http_accept_start(struct frontend *fe);
 
 /* watchdog.c: RequestDeadline for requests whose headers never end. */
 struct watchdog;

@@ -332,11 +332,22 @@ main(int argc, char **argv)
 		log_warn("AdminPasswordFile %s: %s; the admin page will answer "
 		         "500 until it can be read",
 		    fe.settings.admin_password_file, strerror(errno));
+#ifdef SCEPD_TEST_HOOKS
+	/* Test builds only: a slow start between the HTTP threads and the
+	 * filter, to show no request is served before it. */
+	if (getenv("SCEPD_TEST_FRONTEND_LOCK_DELAY_MS") != NULL) {
+		long ms = atol(getenv("SCEPD_TEST_FRONTEND_LOCK_DELAY_MS"));
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
+#endif
 	/* libmicrohttpd's threads run: the seccomp filter, on all. */
 	if (frontend_sandbox_lock() != 0) {
 		http_stop(&fe);
 		goto out;
 	}
+	http_accept_start(&fe);
 	log_info("serving HTTP on %s; RA %s, challenge service %s",
 	    fe.settings.listen, fe.settings.ra_endpoint,
 	    fe.settings.challenge_endpoint);

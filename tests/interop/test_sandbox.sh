@@ -70,7 +70,9 @@ landlock_abi() {
 	python3 -c 'import ctypes; print(ctypes.CDLL(None).syscall(444, None, 0, 1))'
 }
 
-server_start
+# Test builds: each frontend pauses 2 s between its HTTP threads and its
+# seccomp filter (see the check after the next).
+SCEPD_TEST_FRONTEND_LOCK_DELAY_MS=2000 server_start
 
 check "every service and each of its threads: Seccomp 2, NoNewPrivs 1, no core dumps"
 for svc in scepd-ca scepd-challenge scepd-ra scepd-frontend; do
@@ -97,6 +99,31 @@ for svc in scepd-ca scepd-challenge scepd-ra scepd-frontend; do
 			fail "$svc did not say Landlock is not available"
 	fi
 done
+
+check "a request reaching a starting frontend is served only once its seccomp filter is loaded"
+old=$(svc_pid scepd-frontend)
+kill -KILL "$old"
+new=""
+for _ in $(seq 100); do
+	new=$(svc_pid scepd-frontend || true)
+	[ -n "$new" ] && [ "$new" != "$old" ] && break
+	sleep 0.05
+done
+[ -n "$new" ] && [ "$new" != "$old" ] || fail "the launcher did not restart the frontend"
+code=000
+for _ in $(seq 100); do # until it listens
+	! grep -q "scepd-frontend\[$new\] info: sandbox: seccomp filter loaded" "$SERVER_LOG" ||
+		fail "the restarted frontend loaded its filter before a request could be sent: test broken"
+	code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$URL?operation=GetCACaps" || true)
+	[ "$code" != 000 ] && break
+	sleep 0.02
+done
+[ "$code" = 200 ] || fail "GetCACaps to the starting frontend: HTTP $code"
+filter_line=$(grep -n "scepd-frontend\[$new\] info: sandbox: seccomp filter loaded" "$SERVER_LOG" | head -1 | cut -d: -f1)
+answer_line=$(grep -n "scepd-frontend\[$new\] info: GET .*op=GetCACaps" "$SERVER_LOG" | head -1 | cut -d: -f1)
+[ -n "$filter_line" ] && [ -n "$answer_line" ] && [ "$filter_line" -lt "$answer_line" ] ||
+	fail "the request was answered (log line ${answer_line:-none}) before the filter (line ${filter_line:-none})"
+echo "   filter at log line $filter_line, the answer at $answer_line"
 
 check "SandboxProbe open: the CA gets EACCES and keeps serving"
 ca=$(svc_pid scepd-ca)
