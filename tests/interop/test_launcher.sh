@@ -119,6 +119,41 @@ set -e
 [ $rc = 1 ] || fail "scepd exit $rc on a foreign directory, want 1"
 [ "$(ls "$WORK/other")" = notes.txt ] || fail "scepd wrote into a foreign directory"
 
+check "a first start interrupted while it makes the keys leaves the directory as it was; the next one makes it whole"
+mkdir "$WORK/interrupted"
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/interrupted" > "$WORK/int1.log" 2>&1 &
+init_pid=$!
+for _ in $(seq 200); do
+	grep -q "initialising" "$WORK/int1.log" && break
+	sleep 0.01
+done
+# SIGTERM: a background job of a script ignores SIGINT (Ctrl-C's).
+kill -TERM "$init_pid"
+wait "$init_pid" 2>/dev/null || true
+! grep -q "created in" "$WORK/int1.log" || fail "the keys were made before the interrupt: test broken"
+[ -z "$(ls -A "$WORK/interrupted")" ] || fail "an interrupted first start left $(ls -A "$WORK/interrupted" | tr '\n' ' ')"
+rm -rf "$WORK"/interrupted.init.* # what the interrupt left beside it
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/interrupted" > "$WORK/int2.log" 2>&1 ||
+	{ cat "$WORK/int2.log"; fail "the next first start failed"; }
+[ -f "$WORK/interrupted/scepd.conf" ] && [ -f "$WORK/interrupted/ca/ca.key" ] || fail "the next first start is not whole"
+
+check "two first starts at once: one whole directory, the same for both"
+for i in 1 2; do
+	"$BUILD_DIR/scepd-init" --data-dir "$WORK/twice/" > "$WORK/twice$i.log" 2>&1 &
+	eval "twice_pid$i=\$!"
+done
+rc1=0 rc2=0
+wait "$twice_pid1" || rc1=$?
+wait "$twice_pid2" || rc2=$?
+[ $rc1 = 0 ] && [ $rc2 = 0 ] || { cat "$WORK"/twice?.log; fail "two first starts: exit $rc1 and $rc2"; }
+openssl x509 -in "$WORK/twice/ca/ca.pem" -noout -modulus > "$WORK/twice.mod1"
+openssl rsa -in "$WORK/twice/ca/ca.key" -noout -modulus > "$WORK/twice.mod2" 2>/dev/null
+cmp -s "$WORK/twice.mod1" "$WORK/twice.mod2" || fail "ca.pem and ca.key of two first starts do not belong together"
+cut -d: -f2 "$WORK/twice/admin.credentials" > "$WORK/twice.pw"
+grep -q "admin:$(cat "$WORK/twice.pw")" "$WORK"/twice?.log || fail "the admin password printed is not the directory's"
+ls -d "$WORK"/twice.init.* 2>/dev/null && fail "a staging directory was left behind"
+echo "   $(grep -h "using it\|created in" "$WORK"/twice?.log | tr '\n' ' ')"
+
 check "without scepd-init beside it scepd says so and exits 1"
 mkdir -p "$WORK/no-init"
 set +e
@@ -128,4 +163,4 @@ set -e
 [ $rc = 1 ] || fail "scepd exit $rc without scepd-init, want 1"
 grep -q "no-init/scepd-init: No such file" "$WORK/no-init.log" || { cat "$WORK/no-init.log"; fail "the error does not name scepd-init"; }
 [ ! -e "$WORK/new" ] || fail "scepd made a data directory without scepd-init"
-pass "restart after SIGKILL, clean stop, configuration errors, foreign directories, scepd-init"
+pass "restart after SIGKILL, clean stop, configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts"

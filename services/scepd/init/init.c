@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,22 @@ config_text(const char *listen)
 }
 
 static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+/* A staging directory of ours, gone with all it holds. */
+static void
+remove_tree(const char *dir)
+{
+	(void)nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
 make_dirs(const char *dir)
 {
 	static const char *const subdirs[] = {
@@ -181,6 +198,8 @@ scepd_init(const char *dir, const char *listen)
 	char host[256], ca_cn[320], ra_cn[320], path[4096], thumb[129];
 	char password[32], *conf = NULL, creds[128];
 	unsigned char raw[12];
+	char stage[3900];
+	const char *build = dir; /* where the files are made */
 	int state = dir_state(dir), rc = -1;
 
 	if (state < 0) {
@@ -205,11 +224,25 @@ scepd_init(const char *dir, const char *listen)
 	snprintf(ca_cn, sizeof(ca_cn), "scepd demo CA %s", host);
 	snprintf(ra_cn, sizeof(ra_cn), "%s-MSCEP-RA", host);
 
+	/* Built beside DIR and renamed into place when whole: a first start
+	 * interrupted (Ctrl-C during the keys) leaves DIR as it was, and of
+	 * two at once one wins whole. Where DIR's parent is not ours to
+	 * write, in place. */
+	if (dir[0] != '\0') {
+		size_t len = strlen(dir);
+
+		while (len > 1 && dir[len - 1] == '/')
+			len--;
+		if ((size_t)snprintf(stage, sizeof(stage), "%.*s.init.XXXXXX",
+		        (int)len, dir) < sizeof(stage) &&
+		    mkdtemp(stage) != NULL)
+			build = stage;
+	}
 	printf("scepd: initialising %s (demo CA, RSA 3072; this takes a "
 	       "moment)\n",
 	    dir);
 	fflush(stdout);
-	if (make_dirs(dir) != 0)
+	if (make_dirs(build) != 0)
 		goto out;
 	if ((ca_key = EVP_RSA_gen(3072)) == NULL ||
 	    (sign_key = EVP_RSA_gen(2048)) == NULL ||
@@ -225,7 +258,7 @@ scepd_init(const char *dir, const char *listen)
 	}
 #define WRITE(fn, name, obj) \
 	do { \
-		snprintf(path, sizeof(path), "%s/%s", dir, name); \
+		snprintf(path, sizeof(path), "%s/%s", build, name); \
 		if (fn(path, obj) != 0) { \
 			fprintf(stderr, "scepd: cannot write %s\n", path); \
 			goto out; \
@@ -245,24 +278,47 @@ scepd_init(const char *dir, const char *listen)
 		goto out;
 	for (char *p = password; *p; p++) /* base64url: no '+' or '/' */
 		*p = *p == '+' ? '-' : (*p == '/' ? '_' : *p);
-	snprintf(path, sizeof(path), "%s/admin.passwd", dir);
+	snprintf(path, sizeof(path), "%s/admin.passwd", build);
 	if (passwd_set_file(path, "admin", password, "enroll,admin") != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
 	}
 	snprintf(creds, sizeof(creds), "admin:%s\n", password);
-	snprintf(path, sizeof(path), "%s/admin.credentials", dir);
+	snprintf(path, sizeof(path), "%s/admin.credentials", build);
 	if (write_text(path, creds, 0600) != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
 	}
 	/* Last, so that a directory without it was not finished. */
-	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	snprintf(path, sizeof(path), "%s/scepd.conf", build);
 	if ((conf = config_text(listen)) == NULL ||
 	    write_text(path, conf, 0600) != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
 	}
+	/* Over a missing or empty DIR; another start's whole DIR stays. */
+	if (build != dir && rename(build, dir) != 0) {
+		if (errno != ENOTEMPTY && errno != EEXIST) {
+			fprintf(stderr, "scepd: cannot rename %s to %s: %s\n",
+			    build, dir, strerror(errno));
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+		if (access(path, R_OK) != 0) {
+			fprintf(stderr,
+			    "scepd: %s was filled by something else while "
+			    "initialising: not touching it\n",
+			    dir);
+			goto out;
+		}
+		printf("scepd: %s was initialised by another scepd "
+		       "meanwhile: using it\n",
+		    dir);
+		fflush(stdout);
+		rc = 0;
+		goto out;
+	}
+	build = dir;
 	pki_thumbprint(ca, EVP_sha256(), thumb, sizeof(thumb));
 	printf("scepd: created in %s:\n"
 	       "  ca/ca.pem, ca/ca.key          demo CA \"%s\" (RSA 3072, 10 "
@@ -285,6 +341,8 @@ scepd_init(const char *dir, const char *listen)
 	fflush(stdout);
 	rc = 1;
 out:
+	if (build != dir)
+		remove_tree(build); /* not finished, or another's won */
 	OPENSSL_cleanse(password, sizeof(password));
 	OPENSSL_cleanse(creds, sizeof(creds));
 	free(conf);
