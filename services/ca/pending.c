@@ -347,12 +347,12 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	if (found == 0) {
 		char why[100];
 
-		if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0 ||
-		    (e = mdb_txn_commit(txn)) != 0) {
-			txn = NULL;
-			goto internal;
-		}
+		if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0)
+			goto internal; /* the transaction is aborted at out */
+		e = mdb_txn_commit(txn);
 		txn = NULL;
+		if (e != 0)
+			goto internal;
 		snprintf(why, sizeof(why),
 		    "already issued: serial %s; the pending request is "
 		    "removed",

@@ -65,6 +65,7 @@ check "scepd killed with SIGKILL takes its services with it (none left holding s
 server_start
 children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
 [ "$(echo $children | wc -w)" = 4 ] || fail "want four services, got: $children"
+log_from=$(($(wc -l < "$SERVER_LOG") + 1))
 kill -KILL "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=
@@ -77,7 +78,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 [ -z "$left" ] || { kill -KILL $left; fail "services outlived the launcher's SIGKILL:$left"; }
-grep -q "scepd-ca\[[0-9]*\] info: stopping" "$SERVER_LOG" ||
+tail -n +"$log_from" "$SERVER_LOG" | grep -q "scepd-ca\[[0-9]*\] info: stopping" ||
 	{ tail -20 "$SERVER_LOG"; fail "the CA did not stop cleanly after the launcher died"; }
 server_start
 pw=$(challenge)
@@ -137,11 +138,25 @@ rm -rf "$WORK"/interrupted.init.* # what the interrupt left beside it
 	{ cat "$WORK/int2.log"; fail "the next first start failed"; }
 [ -f "$WORK/interrupted/scepd.conf" ] && [ -f "$WORK/interrupted/ca/ca.key" ] || fail "the next first start is not whole"
 
+check "a data directory that is a mount point (a bind mount, a volume) or '.' is made in place"
+mkdir -p "$WORK/bindsrc" "$WORK/bound" "$WORK/dot"
+mount --bind "$WORK/bindsrc" "$WORK/bound" || fail "cannot bind-mount (the test needs root)"
+on_exit "umount -l '$WORK/bound' 2>/dev/null || true"
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/bound" > "$WORK/bound.log" 2>&1 ||
+	{ cat "$WORK/bound.log"; fail "first start on a bind mount"; }
+[ -f "$WORK/bindsrc/scepd.conf" ] && [ -f "$WORK/bindsrc/ca/ca.key" ] || fail "the bind mount is not whole"
+grep -q "making it in place" "$WORK/bound.log" || fail "the refused rename is not said"
+umount "$WORK/bound"
+(cd "$WORK/dot" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dot.log" 2>&1 ||
+	{ cat "$WORK/dot.log"; fail "first start with --data-dir ."; }
+[ -f "$WORK/dot/scepd.conf" ] || fail "--data-dir . is not whole"
+! ls -d "$WORK"/*.init.* "$WORK"/dot/*.init.* 2>/dev/null || fail "a staging directory was left behind"
+
 check "two first starts at once: one whole directory, the same for both"
-for i in 1 2; do
-	"$BUILD_DIR/scepd-init" --data-dir "$WORK/twice/" > "$WORK/twice$i.log" 2>&1 &
-	eval "twice_pid$i=\$!"
-done
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/twice/" > "$WORK/twice1.log" 2>&1 &
+twice_pid1=$!
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/twice/" > "$WORK/twice2.log" 2>&1 &
+twice_pid2=$!
 rc1=0 rc2=0
 wait "$twice_pid1" || rc1=$?
 wait "$twice_pid2" || rc2=$?
@@ -152,7 +167,9 @@ cmp -s "$WORK/twice.mod1" "$WORK/twice.mod2" || fail "ca.pem and ca.key of two f
 cut -d: -f2 "$WORK/twice/admin.credentials" > "$WORK/twice.pw"
 grep -q "admin:$(cat "$WORK/twice.pw")" "$WORK"/twice?.log || fail "the admin password printed is not the directory's"
 ls -d "$WORK"/twice.init.* 2>/dev/null && fail "a staging directory was left behind"
-echo "   $(grep -h "using it\|created in" "$WORK"/twice?.log | tr '\n' ' ')"
+[ "$(cat "$WORK"/twice?.log | grep -c "created in")" = 1 ] &&
+	[ "$(cat "$WORK"/twice?.log | grep -c "initialised by another scepd meanwhile: using it")" = 1 ] ||
+	{ cat "$WORK"/twice?.log; fail "want one start that made it and one that says it uses it"; }
 
 check "without scepd-init beside it scepd says so and exits 1"
 mkdir -p "$WORK/no-init"

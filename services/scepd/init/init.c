@@ -175,8 +175,54 @@ make_dirs(const char *dir)
 	return 0;
 }
 
+/*
+ * Whether DIR may be made beside itself and renamed into place: not a
+ * mount point (a volume, a tmpfs: rename onto it fails with EBUSY) and not
+ * "." or "..". Else it is made in place.
+ */
+static int
+may_stage(const char *dir)
+{
+	char name[4096], parent[4200];
+	const char *base;
+	size_t len = strlen(dir);
+	struct stat st, pst;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= sizeof(name))
+		return 0;
+	memcpy(name, dir, len);
+	name[len] = '\0';
+	base = strrchr(name, '/') != NULL ? strrchr(name, '/') + 1 : name;
+	if (base[0] == '\0' || strcmp(base, ".") == 0 ||
+	    strcmp(base, "..") == 0)
+		return 0;
+	if (stat(name, &st) != 0)
+		return errno == ENOENT; /* made by the rename */
+	snprintf(parent, sizeof(parent), "%s/..", name);
+	return stat(parent, &pst) == 0 && pst.st_dev == st.st_dev &&
+	    pst.st_ino != st.st_ino;
+}
+
+static int init_once(const char *dir, const char *listen, int stage_allowed,
+    int *retry_in_place);
+
 int
 scepd_init(const char *dir, const char *listen)
+{
+	int retry = 0, rc = init_once(dir, listen, may_stage(dir), &retry);
+
+	/* A rename the file system refused (a bind mount looks like any
+	 * directory): made again where it is to be. */
+	if (retry)
+		rc = init_once(dir, listen, 0, &retry);
+	return rc;
+}
+
+static int
+init_once(
+    const char *dir, const char *listen, int stage_allowed, int *retry_in_place)
 {
 	static const int ca_nids[] = {NID_basic_constraints, NID_key_usage,
 	    NID_subject_key_identifier, NID_authority_key_identifier,
@@ -228,7 +274,7 @@ scepd_init(const char *dir, const char *listen)
 	 * interrupted (Ctrl-C during the keys) leaves DIR as it was, and of
 	 * two at once one wins whole. Where DIR's parent is not ours to
 	 * write, in place. */
-	if (dir[0] != '\0') {
+	if (stage_allowed) {
 		size_t len = strlen(dir);
 
 		while (len > 1 && dir[len - 1] == '/')
@@ -299,8 +345,11 @@ scepd_init(const char *dir, const char *listen)
 	/* Over a missing or empty DIR; another start's whole DIR stays. */
 	if (build != dir && rename(build, dir) != 0) {
 		if (errno != ENOTEMPTY && errno != EEXIST) {
-			fprintf(stderr, "scepd: cannot rename %s to %s: %s\n",
+			printf("scepd: cannot rename %s to %s (%s): making it "
+			       "in place\n",
 			    build, dir, strerror(errno));
+			fflush(stdout);
+			*retry_in_place = 1;
 			goto out;
 		}
 		snprintf(path, sizeof(path), "%s/scepd.conf", dir);
