@@ -563,8 +563,11 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		    "refused request from %s: transactionID missing or longer "
 		    "than %d bytes",
 		    req->origin ? req->origin : "?", CA_TXID_MAX);
-		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply->error = "transactionID missing or too long";
+		/* The device's to fix: a refusal (FAILURE), not our error. */
+		ca_sign_refuse(reply, req, NULL, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "transactionID missing or longer than 255 characters",
+		    arena);
 		return 1;
 	}
 	memset(&refusal, 0, sizeof(refusal));

@@ -141,7 +141,8 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 		    "refused request from %s: transactionID missing or longer "
 		    "than %d bytes",
 		    req->origin ? req->origin : "?", CHALLENGE_TXID_MAX - 1);
-		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		/* The device's to fix: refused (FAILURE), not our error. */
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = rpc_alloc(arena, 64);
 		snprintf(reply->error, 64,
 		    "transactionID missing or longer than %d characters",

@@ -165,10 +165,10 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 		    : 60;
 		goto out;
 	}
-	/* A request the service cannot take (a transactionID longer than
-	 * it keeps) is the device's to fix: FAILURE, not 503 and retries. */
-	if (reply->status != SCEP__V1__STATUS__STATUS_REFUSED &&
-	    reply->status != SCEP__V1__STATUS__STATUS_BAD_REQUEST) {
+	/* STATUS_BAD_REQUEST is ours (a route or a peer the service does
+	 * not serve: a configuration error), so 503 like an outage; what
+	 * the device must fix comes REFUSED. */
+	if (reply->status != SCEP__V1__STATUS__STATUS_REFUSED) {
 		ans->unavailable = 1;
 		goto out;
 	}
@@ -242,8 +242,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
-	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED ||
-	    reply->status == SCEP__V1__STATUS__STATUS_BAD_REQUEST) {
+	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		int fi = reply->sign != NULL && reply->sign->has_fail_info
 		    ? (int)reply->sign->fail_info
 		    : SCEP_FAILINFO_BAD_REQUEST;
