@@ -406,6 +406,8 @@ sandbox_drop_user(struct sandbox *sb)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
+	int death_signal = 0;
+	pid_t parent = getppid();
 
 	if (geteuid() != 0) {
 		if (sb->has_user && geteuid() != sb->uid)
@@ -419,6 +421,7 @@ sandbox_drop_user(struct sandbox *sb)
 		         "configuration to run as an unprivileged user");
 		return 0;
 	}
+	(void)prctl(PR_GET_PDEATHSIG, &death_signal);
 	if (setgroups(1, &sb->gid) != 0 ||
 	    setresgid(sb->gid, sb->gid, sb->gid) != 0 ||
 	    setresuid(sb->uid, sb->uid, sb->uid) != 0) {
@@ -435,6 +438,15 @@ sandbox_drop_user(struct sandbox *sb)
 	    r != sb->uid || e != sb->uid || s != sb->uid || rg != sb->gid ||
 	    eg != sb->gid || sg != sb->gid) {
 		log_error("sandbox: user %s not fully applied", sb->user);
+		return -1;
+	}
+	/* The kernel clears the parent-death signal (the launcher's, so
+	 * that services die with it) on a change of user: set again, and
+	 * if the parent died meanwhile, go now. */
+	if (death_signal != 0 &&
+	    (prctl(PR_SET_PDEATHSIG, death_signal) != 0 ||
+	        getppid() != parent)) {
+		log_error("sandbox: the launcher is gone");
 		return -1;
 	}
 	log_info("sandbox: running as user %s (uid %d, gid %d)", sb->user,

@@ -257,6 +257,20 @@ if [ "$(id -u)" = 0 ]; then
 	res=$(ptrace_as_nobody "$ca")
 	[ "$res" = "Operation not permitted" ] || fail "ptrace of the CA by nobody: $res"
 	enroll as-nobody
+	# The kernel clears the launcher's death signal when the CA changes
+	# user; the CA sets it again.
+	kill -KILL "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+	for _ in $(seq 100); do
+		[ -d "/proc/$ca" ] && [ "$(awk '{print $3}' "/proc/$ca/stat" 2>/dev/null)" != Z ] || break
+		sleep 0.1
+	done
+	if [ -d "/proc/$ca" ] && [ "$(awk '{print $3}' "/proc/$ca/stat" 2>/dev/null)" != Z ]; then
+		pkill -KILL -f "scepd-(ca|ra|frontend|challenge) --config $DATA/" || true
+		fail "the CA running as nobody outlived the launcher's SIGKILL"
+	fi
+	pkill -KILL -f "scepd-(ra|frontend|challenge) --config $DATA/" || true
 fi
 
 pass "seccomp, NoNewPrivs and Landlock in every service; the CA's EACCES and SIGSYS; log mode; key modes; User and no dumps"
