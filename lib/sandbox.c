@@ -162,13 +162,14 @@ const struct sandbox_syscall sandbox_syscalls_resolver[] = {
     SANDBOX_ALLOW("ioctl"),
     SANDBOX_ALLOW("sendmmsg"),
     SANDBOX_ALLOW("bind"),
-    /* NSS modules are loaded on first use: executable mappings of
-     * files too (the loader maps each segment with its final
-     * protection), never of anonymous memory, and no mprotect to
-     * PROT_EXEC (the common table's rule). A table's rules for a call
-     * replace an earlier table's: the common mmap rule is repeated. */
+    /* NSS modules are loaded on first use: executable mappings too
+     * (the loader maps each segment with its final protection), never
+     * writable and executable at once, and no mprotect to PROT_EXEC
+     * (the common table's rule): an executable mapping holds what a
+     * file held or zeros. A table's rules for a call replace an earlier
+     * table's: the common mmap rule is repeated. */
     SANDBOX_ALLOW_IF("mmap", 2, PROT_EXEC, 0),
-    SANDBOX_ALLOW_IF("mmap", 3, MAP_ANONYMOUS, 0),
+    SANDBOX_ALLOW_IF("mmap", 2, PROT_WRITE | PROT_EXEC, PROT_EXEC),
     SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_UNIX),
     SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET),
     SANDBOX_ALLOW_IF("socket", 0, 0xffffffff, AF_INET6),

@@ -128,7 +128,8 @@ enum what {
 	THREAD,
 	OLD_THREAD,
 	ANON_MEMORY, /* memory as malloc and threads take it */
-	MAP_EXEC_ANON, /* new code in memory: shellcode's way */
+	MAP_WX_ANON, /* writable code: shellcode's way */
+	MAP_WX_FILE, /* the same over a file */
 	MPROTECT_EXEC,
 	MAP_EXEC_FILE, /* a library's segment, as the loader maps it */
 	SIGNAL_SELF, /* raise(): tgkill to its own thread */
@@ -184,9 +185,13 @@ child_main(enum what what)
 
 		return m == MAP_FAILED;
 	}
-	case MAP_EXEC_ANON:
-		(void)mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+	case MAP_WX_ANON:
+		(void)mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return 1;
+	case MAP_WX_FILE:
+		(void)mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+		    MAP_PRIVATE, exec_file_fd, 0);
 		return 1;
 	case MPROTECT_EXEC:
 		(void)mprotect(rw_page, 4096, PROT_READ | PROT_EXEC);
@@ -316,7 +321,8 @@ test_resolver_no_new_code(void **state)
 	status = in_sandbox_with(tables, "enforce", ANON_MEMORY);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_killed(in_sandbox_with(tables, "enforce", MAP_EXEC_ANON));
+	assert_killed(in_sandbox_with(tables, "enforce", MAP_WX_ANON));
+	assert_killed(in_sandbox_with(tables, "enforce", MAP_WX_FILE));
 	assert_killed(in_sandbox_with(tables, "enforce", MPROTECT_EXEC));
 	status = in_sandbox_with(tables, "enforce", MAP_EXEC_FILE);
 	assert_true(WIFEXITED(status));
