@@ -185,19 +185,19 @@ pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
 	    (pinfile = pkcs11_required(host, "PINFile", 1, err, errlen)) ==
 	        NULL)
 		return -1;
-	if (strncmp(uri, "pkcs11:", 7) != 0) {
-		snprintf(err, errlen,
-		    "KeyURI: %s: not a pkcs11: URI (RFC 7512), e.g. "
-		    "pkcs11:token=scepd;object=ca;type=private",
-		    uri);
-		return -1;
-	}
 	/* The URI is logged; a PIN in it would be too. Not echoed here. */
 	if (strcasestr(uri, "pin-value") != NULL ||
 	    strcasestr(uri, "pin-source") != NULL) {
 		snprintf(err, errlen,
 		    "KeyURI: holds pin-value or pin-source: the PIN belongs in "
 		    "PINFile (mode 0600), not in the URI, which is logged");
+		return -1;
+	}
+	if (strncmp(uri, "pkcs11:", 7) != 0) {
+		snprintf(err, errlen,
+		    "KeyURI: %s: not a pkcs11: URI (RFC 7512), e.g. "
+		    "pkcs11:token=scepd;object=ca;type=private",
+		    uri);
 		return -1;
 	}
 	if (access(module, R_OK) != 0) {

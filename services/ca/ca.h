@@ -316,7 +316,8 @@ void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 int ca_pending_put(const struct ca *ca, MDB_txn *txn,
     const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now);
 /* 1 when a request pending (or rejected) under `txid` holds another key
- * than `csr`, or cannot be read; 0 when it holds the same or none is. */
+ * than `csr` (or a CSR that cannot be read); 0 when it holds the same or
+ * none is; -1 when the pending table cannot be read. */
 int ca_pending_other_key(
     const struct ca *ca, MDB_txn *txn, const char *txid, X509_REQ *csr);
 /* 1 when an operator rejected `txid` (why filled), else 0. */

@@ -123,7 +123,7 @@ ca_pending_other_key(
 	int e, other;
 
 	if ((o = pending_get(ca, txn, txid, &e)) == NULL)
-		return e == MDB_NOTFOUND ? 0 : 1;
+		return e == MDB_NOTFOUND ? 0 : -1;
 	held = pending_csr(o, &der, &len);
 	other = held == NULL ||
 	    EVP_PKEY_eq(

@@ -55,7 +55,7 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 	const struct ca *ca = p->ca;
 	MDB_cursor *cur = NULL;
 	MDB_val key = {strlen(subject), (void *)subject}, val;
-	int e, n = 0;
+	int e, n = 0, revoked;
 
 	if (p->txn == NULL || key.mv_size == 0 || key.mv_size > 500)
 		return key.mv_size > 500 ? 0 : -1;
@@ -76,7 +76,11 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 		serial[val.mv_size] = '\0';
 		/* A revoked certificate is no longer the device's: its
 		 * replacement is not a second one. */
-		if (ca_ledger_is_revoked(ca, p->txn, serial) != 0)
+		if ((revoked = ca_ledger_is_revoked(ca, p->txn, serial)) < 0) {
+			n = -1; /* unreadable: undecided, not "none" */
+			break;
+		}
+		if (revoked > 0)
 			continue;
 		c.serial = serial;
 		c.issued_at = v.issued_at;

@@ -627,7 +627,12 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	/* A transactionID is its key's (RFC 8894): one waiting for an
 	 * operator is not taken over by another request, PKCSReq or
 	 * renewal, whatever its password. */
-	if (ca_pending_other_key(ca, txn, txid, job->csr)) {
+	if ((e = ca_pending_other_key(ca, txn, txid, job->csr)) < 0) {
+		ca_sign_internal(
+		    reply, req, txid, "pending table unreadable", 0);
+		goto out;
+	}
+	if (e > 0) {
 		const char *why = "transactionID already used with another key "
 		                  "(a request pending approval)";
 

@@ -88,12 +88,14 @@ ra_load_pair(const struct ra_settings *s, const char *config_file,
 		    "[signer.NAME] section)\n",
 		    key_setting, signer_setting + strlen("[ra] "));
 		return -1;
-	} else if (pki_check_private_file(key_path, err, sizeof(err)) != 0 ||
-	    (s->key_passphrase_file[0] != '\0' &&
-	        pki_check_private_file(
-	            s->key_passphrase_file, err, sizeof(err)) != 0)) {
+	} else if (pki_check_private_file(key_path, err, sizeof(err)) != 0) {
 		/* The encryption key opens every device's password. */
 		fprintf(stderr, "scepd-ra: [ra] %s: %s\n", key_setting, err);
+		return -1;
+	} else if (s->key_passphrase_file[0] != '\0' &&
+	    pki_check_private_file(s->key_passphrase_file, err, sizeof(err)) !=
+	        0) {
+		fprintf(stderr, "scepd-ra: [ra] KeyPassphraseFile: %s\n", err);
 		return -1;
 	} else if ((*key = pki_load_key(key_path, s->key_passphrase_file, err,
 	                sizeof(err))) == NULL) {

@@ -223,7 +223,15 @@ scepd_supervise(const struct launch *launch)
 	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL); /* its terminal gone: stop in order */
+	{
+		struct sigaction old_hup;
+
+		/* Its terminal gone: stop in order; unless started under
+		 * nohup, which asked to outlive it. */
+		if (sigaction(SIGHUP, NULL, &old_hup) == 0 &&
+		    old_hup.sa_handler != SIG_IGN)
+			sigaction(SIGHUP, &sa, NULL);
+	}
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -158,6 +158,10 @@ check "a PIN inside KeyURI (pin-value) is refused, and not logged"
 set_conf signer.hsm KeyURI "pkcs11:token=scepd;object=ca;type=private;pin-value=$PIN"
 ca_refuses "pin-value in KeyURI" 'scepd-ca: \[signer.hsm\] KeyURI: holds pin-value or pin-source'
 ! grep -q -- "$PIN" "$WORK/ca-alone.log" || fail "the PIN is in the CA's log"
+# Checked before anything that would echo the URI (a wrong scheme does).
+set_conf signer.hsm KeyURI "PKCS11:token=scepd;object=ca;type=private;pin-value=$PIN"
+ca_refuses "pin-value in a KeyURI of another case" 'scepd-ca: \[signer.hsm\] KeyURI: holds pin-value or pin-source'
+! grep -q -- "$PIN" "$WORK/ca-alone.log" || fail "the PIN is in the CA's log"
 set_conf signer.hsm KeyURI "pkcs11:token=scepd;object=ca;type=private"
 
 check "a certificate of another key is refused"
