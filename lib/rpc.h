@@ -113,6 +113,9 @@ rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
  */
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
+/* What a request may be for those: CurveZMQ's MESSAGE command (name,
+ * nonce, MAC) is what the server's limit applies to between hosts. */
+#define RPC_CURVE_OVERHEAD 256
 
 /* --- client ----------------------------------------------------------- */
 

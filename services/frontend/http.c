@@ -573,8 +573,13 @@ http_acceptor(void *arg)
 	    {fe->acceptor_go[0], POLLIN, 0}, {fe->acceptor_stop[0], POLLIN, 0}};
 
 	/* Not before http_accept_start (the sandbox locked), or a stop. */
-	while (poll(wait, 2, -1) < 0 && errno == EINTR)
-		;
+	while (poll(wait, 2, -1) < 0)
+		if (errno != EINTR) {
+			log_error("acceptor: poll: %s: no connection will be "
+			          "accepted",
+			    strerror(errno));
+			return NULL;
+		}
 	if (wait[1].revents != 0 || (wait[0].revents & POLLIN) == 0)
 		return NULL;
 	for (;;) {

@@ -72,7 +72,9 @@ SERVER_PID=
 for _ in $(seq 100); do
 	left=""
 	for pid in $children; do
-		kill -0 "$pid" 2>/dev/null && left="$left $pid"
+		# A zombie has stopped: its reaper may be slow.
+		[ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] &&
+			left="$left $pid"
 	done
 	[ -z "$left" ] && break
 	sleep 0.1
