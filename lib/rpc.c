@@ -24,6 +24,9 @@
 #define RPC_NAME_MAX 32 /* a CurveClients NAME, with its NUL */
 #define RPC_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* RFC 27 */
 #define RPC_ZAP_DOMAIN "scepd"
+/* What a server's ZMQ_MAXMSGSIZE counts beyond the request: between
+ * hosts, CurveZMQ's MESSAGE command (name, nonce, MAC) around it. */
+#define RPC_FRAME_OVERHEAD 256
 
 const char *
 rpc_strerror(int err)
@@ -705,7 +708,8 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 	req->deadline_ms = deadline;
 	req->origin = client->origin;
 	len = scep__v1__request__get_packed_size(req);
-	if (client->max_request > 0 && len > client->max_request)
+	if (client->max_request > 0 &&
+	    len + RPC_FRAME_OVERHEAD > client->max_request)
 		return RPC_ETOOBIG;
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return RPC_ESYS;

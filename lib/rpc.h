@@ -113,9 +113,6 @@ rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
  */
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
-/* What a request may be for those: CurveZMQ's MESSAGE command (name,
- * nonce, MAC) is what the server's limit applies to between hosts. */
-#define RPC_CURVE_OVERHEAD 256
 
 /* --- client ----------------------------------------------------------- */
 
@@ -132,8 +129,9 @@ rpc_client_new(void *zmq_ctx, const char *endpoints, const char *origin);
 struct rpc_client *rpc_client_new_link(
     void *zmq_ctx, const struct rpc_link *link, const char *origin);
 void rpc_client_free(struct rpc_client *client);
-/* Requests packing to more than `bytes` are not sent: rpc_call returns
- * RPC_ETOOBIG at once. 0 (the default): no limit here. */
+/* `bytes`: the largest message the service reads (its max_message).
+ * A request that would not fit, framing included, is not sent: rpc_call
+ * returns RPC_ETOOBIG at once. 0 (the default): no limit here. */
 void rpc_client_set_max(struct rpc_client *client, size_t bytes);
 
 /*

@@ -169,12 +169,12 @@ struct ca_refusal {
  * as it is known, for the ledger, even when the request is refused). */
 int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
     X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal);
-/* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
- * NULL-terminated); NULL with none. */
 /* The request's subjectAltNames decoded: 0 (*names NULL when it asks
  * none), or -1 when the extension cannot be read whole or comes twice
  * (ca_csr_check refuses that). `critical`, if not NULL: its flag. */
 int ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical);
+/* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
+ * NULL-terminated); NULL with none. */
 char **ca_csr_sans(X509_REQ *req);
 void ca_strings_free(char **v);
 

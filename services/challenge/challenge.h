@@ -14,6 +14,7 @@
 #include <lmdb.h>
 
 #include "config.h"
+#include "passwd.h"
 #include "plugin.h"
 #include "rpc.h"
 #include "sandbox.h"
@@ -24,6 +25,10 @@
 #define CHALLENGE_PASSWORD_MAX 255 /* longer than any typed password */
 #define CHALLENGE_TXID_MAX 128 /* with the NUL */
 #define CHALLENGE_WHO_MAX 64 /* with the NUL */
+/* Admin accounts' names fit whole (records are fixed-size: a longer
+ * PASSWD_USER_MAX needs a new record version, not a bigger array). */
+_Static_assert(CHALLENGE_WHO_MAX == PASSWD_USER_MAX + 1,
+    "an account name must fit a password record");
 
 struct challenge_settings {
 	char *listen;

@@ -99,7 +99,9 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	 * it: a name cut to fit would never match its own passwords. */
 	if (strlen(who) >= CHALLENGE_WHO_MAX) {
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply->error = "account name longer than 63 bytes";
+		reply->error = rpc_alloc(arena, 48);
+		snprintf(reply->error, 48, "account name longer than %d bytes",
+		    CHALLENGE_WHO_MAX - 1);
 		return;
 	}
 	if (in->pool != NULL && strcmp(in->pool, "mdm") == 0) {

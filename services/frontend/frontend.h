@@ -92,7 +92,6 @@ struct frontend {
 	 * and hands them to the daemon's threads in turn. */
 	int listen_fd;
 	int acceptor_stop[2]; /* a pipe: written to stop it */
-	int acceptor_go[2]; /* a pipe: written when it may accept */
 	pthread_t acceptor;
 	int acceptor_running;
 };
@@ -128,14 +127,15 @@ struct request {
 
 /* --- http.c: the daemon, routing, limits, responses, the access log ---- */
 
-/* Starts the daemon and the acceptor on listen_fd, which it then owns:
- * 0, or -1 (listen_fd closed). */
+/* Starts the daemon for listen_fd, which it then owns: 0, or -1
+ * (listen_fd closed). Nothing is accepted yet. */
 int http_start(struct frontend *fe, int listen_fd);
+/* Starts the acceptor: after the sandbox is locked, so no request is
+ * served by a process not yet confined (connections wait in the listen
+ * backlog until then). 0, or -1. */
+int http_accept_start(struct frontend *fe);
 /* Stops the acceptor, then the daemon (its threads joined). */
 void http_stop(struct frontend *fe);
-/* Lets the acceptor take connections: after the sandbox is locked, so no
- * request is served by a process that is not yet confined. */
-void http_accept_start(struct frontend *fe);
 
 /* watchdog.c: RequestDeadline for requests whose headers never end. */
 struct watchdog;

@@ -569,19 +569,7 @@ http_acceptor(void *arg)
 {
 	struct frontend *fe = arg;
 	int64_t warned_ms = 0;
-	struct pollfd wait[2] = {
-	    {fe->acceptor_go[0], POLLIN, 0}, {fe->acceptor_stop[0], POLLIN, 0}};
 
-	/* Not before http_accept_start (the sandbox locked), or a stop. */
-	while (poll(wait, 2, -1) < 0)
-		if (errno != EINTR) {
-			log_error("acceptor: poll: %s: no connection will be "
-			          "accepted",
-			    strerror(errno));
-			return NULL;
-		}
-	if (wait[1].revents != 0 || (wait[0].revents & POLLIN) == 0)
-		return NULL;
 	for (;;) {
 		struct pollfd p[2] = {{fe->listen_fd, POLLIN, 0},
 		    {fe->acceptor_stop[0], POLLIN, 0}};
@@ -652,7 +640,6 @@ http_start(struct frontend *fe, int listen_fd)
 		opts[n - 2].option = MHD_OPTION_END;
 	fe->listen_fd = listen_fd;
 	fe->acceptor_stop[0] = fe->acceptor_stop[1] = -1;
-	fe->acceptor_go[0] = fe->acceptor_go[1] = -1;
 	/*
 	 * No listening socket of its own: the acceptor adds connections
 	 * (MHD_USE_ITC wakes the thread that gets one). microhttpd.h says
@@ -665,20 +652,21 @@ http_start(struct frontend *fe, int listen_fd)
 	            MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
 	        0, NULL, NULL, http_access, fe, MHD_OPTION_ARRAY, opts,
 	        MHD_OPTION_END);
-	if (fe->daemon == NULL || pipe2(fe->acceptor_stop, O_CLOEXEC) != 0 ||
-	    pipe2(fe->acceptor_go, O_CLOEXEC) != 0 ||
-	    pthread_create(&fe->acceptor, NULL, http_acceptor, fe) != 0) {
+	if (fe->daemon == NULL || pipe2(fe->acceptor_stop, O_CLOEXEC) != 0) {
 		http_stop(fe);
 		return -1;
 	}
-	fe->acceptor_running = 1;
 	return 0;
 }
 
-void
+int
 http_accept_start(struct frontend *fe)
 {
-	(void)!write(fe->acceptor_go[1], "", 1);
+	/* A thread started now inherits the seccomp filter. */
+	if (pthread_create(&fe->acceptor, NULL, http_acceptor, fe) != 0)
+		return -1;
+	fe->acceptor_running = 1;
+	return 0;
 }
 
 void
@@ -689,16 +677,11 @@ http_stop(struct frontend *fe)
 		pthread_join(fe->acceptor, NULL);
 		fe->acceptor_running = 0;
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		if (fe->acceptor_stop[i] >= 0) {
 			close(fe->acceptor_stop[i]);
 			fe->acceptor_stop[i] = -1;
 		}
-		if (fe->acceptor_go[i] >= 0) {
-			close(fe->acceptor_go[i]);
-			fe->acceptor_go[i] = -1;
-		}
-	}
 	if (fe->listen_fd >= 0) {
 		close(fe->listen_fd);
 		fe->listen_fd = -1;

@@ -343,11 +343,10 @@ main(int argc, char **argv)
 	}
 #endif
 	/* libmicrohttpd's threads run: the seccomp filter, on all. */
-	if (frontend_sandbox_lock() != 0) {
+	if (frontend_sandbox_lock() != 0 || http_accept_start(&fe) != 0) {
 		http_stop(&fe);
 		goto out;
 	}
-	http_accept_start(&fe);
 	log_info("serving HTTP on %s; RA %s, challenge service %s",
 	    fe.settings.listen, fe.settings.ra_endpoint,
 	    fe.settings.challenge_endpoint);

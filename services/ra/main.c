@@ -130,9 +130,8 @@ ra_worker_init(void *service)
 		free(w);
 		return NULL;
 	}
-	rpc_client_set_max(w->ca, RPC_MAX_CA_REQUEST - RPC_CURVE_OVERHEAD);
-	rpc_client_set_max(
-	    w->challenge, RPC_MAX_CHALLENGE_REQUEST - RPC_CURVE_OVERHEAD);
+	rpc_client_set_max(w->ca, RPC_MAX_CA_REQUEST);
+	rpc_client_set_max(w->challenge, RPC_MAX_CHALLENGE_REQUEST);
 	return w;
 }
 

@@ -48,17 +48,29 @@ for svc in scepd-ra scepd-ca scepd-challenge; do
 	verify_cert "$WORK/$svc.pem"
 done
 
+# stopped_by SIGNAL: scepd, sent SIGNAL, exits 0 within 15 s and no
+# service outlives it.
+stopped_by() {
+	local sig=$1 children rc=0
+	children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
+	[ -n "$children" ] || fail "no children"
+	kill -"$sig" "$SERVER_PID"
+	for _ in $(seq 150); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	! kill -0 "$SERVER_PID" 2>/dev/null || fail "scepd still runs 15 s after SIG$sig"
+	wait "$SERVER_PID" || rc=$?
+	SERVER_PID=
+	[ $rc = 0 ] || fail "scepd exited $rc after SIG$sig, want 0"
+	for pid in $children; do
+		kill -0 "$pid" 2>/dev/null && fail "service pid $pid outlived scepd"
+	done
+	return 0
+}
+
 check "SIGTERM stops every service; scepd exits 0"
-children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
-[ -n "$children" ] || fail "no children"
-kill -TERM "$SERVER_PID"
-rc=0
-wait "$SERVER_PID" || rc=$?
-SERVER_PID=
-[ $rc = 0 ] || fail "scepd exited $rc after SIGTERM, want 0"
-for pid in $children; do
-	kill -0 "$pid" 2>/dev/null && fail "service pid $pid outlived scepd"
-done
+stopped_by TERM
 grep -q "scepd-ca exited with status 0" "$SERVER_LOG" || fail "scepd-ca did not stop cleanly"
 
 check "scepd killed with SIGKILL takes its services with it (none left holding sockets and databases)"
@@ -88,20 +100,7 @@ pw=$(challenge)
 	--out "$WORK/after.pem" > "$WORK/after.log" 2>&1 || { cat "$WORK/after.log"; fail "enrollment after a new start"; }
 
 check "SIGHUP (its terminal gone) stops every service in order; scepd exits 0"
-children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
-kill -HUP "$SERVER_PID"
-for _ in $(seq 150); do
-	kill -0 "$SERVER_PID" 2>/dev/null || break
-	sleep 0.1
-done
-! kill -0 "$SERVER_PID" 2>/dev/null || fail "scepd still runs 15 s after SIGHUP"
-rc=0
-wait "$SERVER_PID" || rc=$?
-SERVER_PID=
-[ $rc = 0 ] || fail "scepd exited $rc after SIGHUP, want 0"
-for pid in $children; do
-	kill -0 "$pid" 2>/dev/null && fail "service pid $pid outlived scepd"
-done
+stopped_by HUP
 
 check "a configuration error stops scepd with status 1, naming the service"
 set_conf ca MinRSABits 12
