@@ -116,6 +116,7 @@ struct ca {
 	MDB_dbi revoked; /* serial (hex) -> revocation, JSON */
 	MDB_dbi meta; /* "crl" -> DER, "crl_number" -> int64 */
 	MDB_dbi pending; /* transactionID -> pending request, JSON */
+	time_t pending_purged_at; /* ca_pending_purge's last run */
 	MDB_dbi journal; /* transactionID -> about to be signed (journal.c) */
 	/* The signature AlgorithmIdentifier X509_sign writes with our key,
 	 * learnt at start: put in a certificate before its TBSCertificate is
@@ -134,6 +135,9 @@ struct ca {
 	 * arrives as one batch. */
 	long hold_after, hold_ms;
 	int held;
+	/* SCEPD_TEST_CA_PENDING_AGE=S: pending requests are S seconds older
+	 * than their records say (expiry and purge without waiting days). */
+	long pending_age;
 #endif
 	void *zmq_ctx;
 	struct ca_template *templates;
@@ -323,6 +327,14 @@ int ca_pending_other_key(
 /* 1 when an operator rejected `txid` (why filled), else 0. */
 int ca_pending_rejected(
     const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len);
+/* Deletes the records of requests expired (PendingDays) or rejected more
+ * than CA_PENDING_KEPT_DAYS ago, at most once an hour (`force`: now):
+ * the table would otherwise keep every request no operator decided on. */
+void ca_pending_purge(struct ca *ca, int force);
+/* The record of a pending (or rejected, or expired) request, for
+ * `scepctl list --pending`; NULL if unreadable. */
+Scep__V1__LedgerEntry *ca_pending_entry(const struct ca *ca, const MDB_val *key,
+    const MDB_val *val, struct rpc_arena *arena);
 void ca_handle_poll(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_decide(void *worker, const Scep__V1__Request *req,

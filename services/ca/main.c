@@ -224,6 +224,7 @@ ca_test_hooks_read(struct ca *ca)
 	const char *colon = v != NULL ? strchr(v, ':') : NULL;
 	const char *alone = getenv("SCEPD_TEST_CA_CERT_ALONE");
 	const char *hold = getenv("SCEPD_TEST_CA_HOLD");
+	const char *age = getenv("SCEPD_TEST_CA_PENDING_AGE");
 
 	if (alone != NULL && strcmp(alone, "1") == 0) {
 		ca->cert_alone = 1;
@@ -236,6 +237,12 @@ ca_test_hooks_read(struct ca *ca)
 		log_warn("test hook: the CA will hold %ld ms after the batch "
 		         "of issuance %ld",
 		    ca->hold_ms, ca->hold_after);
+	}
+	if (age != NULL) {
+		ca->pending_age = atol(age);
+		log_warn("test hook: pending requests are %ld s older than "
+		         "their records say",
+		    ca->pending_age);
 	}
 	if (colon == NULL || (size_t)(colon - v) >= sizeof(ca->crash_point))
 		return;
@@ -371,6 +378,7 @@ main(int argc, char **argv)
 #ifdef SCEPD_TEST_HOOKS
 	ca_test_hooks_read(&ca);
 #endif
+	ca_pending_purge(&ca, 1);
 	sign_threads = ca_sign_threads(&ca);
 	/* Everything is open: give up the rest before the first thread. */
 	if (ca_sandbox_enter(&ca) != 0)

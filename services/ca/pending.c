@@ -5,7 +5,9 @@
  * key, until an operator runs `scepctl approve TXID` (the CA checks the
  * request again with today's rules, issues, and the next poll gets the
  * certificate) or `scepctl reject TXID --reason ...` (the next poll gets
- * FAILURE with that reason). Pending requests expire after PendingDays.
+ * FAILURE with that reason). Pending requests expire after PendingDays;
+ * expired and rejected records are kept CA_PENDING_KEPT_DAYS more (a poll
+ * meanwhile is told why, not "unknown transaction"), then purged.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +24,20 @@
 #include "log.h"
 
 #define PENDING_REJECTED "rejected"
+#define CA_PENDING_KEPT_DAYS 7
+#define CA_PENDING_PURGE_EVERY 3600 /* s */
+
+/* Now, as pending records are judged (a test hook ages them). */
+static time_t
+pending_now(const struct ca *ca, time_t now)
+{
+#ifdef SCEPD_TEST_HOOKS
+	now += ca->pending_age;
+#else
+	(void)ca;
+#endif
+	return now;
+}
 
 int
 ca_pending_put(const struct ca *ca, MDB_txn *txn,
@@ -135,12 +151,145 @@ ca_pending_other_key(
 	return other;
 }
 
+/* When the request of record `o` expires (or expired). */
+static time_t
+pending_expiry(const struct ca *ca, json_t *o)
+{
+	return (time_t)json_integer_value(json_object_get(o, "time")) +
+	    (time_t)ca->settings.pending_days * 86400;
+}
+
 static int
 pending_expired(const struct ca *ca, json_t *o, time_t now)
 {
-	return json_integer_value(json_object_get(o, "time")) +
-	    (json_int_t)ca->settings.pending_days * 86400 <=
-	    now;
+	return pending_expiry(ca, o) <= pending_now(ca, now);
+}
+
+/* A rejected request's record is kept as long as an expired one: from
+ * its "decided" time (records before it: from the request's). */
+static int
+pending_purgeable(const struct ca *ca, json_t *o, time_t now)
+{
+	const char *state = json_string_value(json_object_get(o, "state"));
+	time_t kept = (time_t)CA_PENDING_KEPT_DAYS * 86400, from;
+
+	now = pending_now(ca, now);
+	if (state != NULL && strcmp(state, PENDING_REJECTED) == 0) {
+		from =
+		    (time_t)json_integer_value(json_object_get(o, "decided"));
+		if (from == 0)
+			from = (time_t)json_integer_value(
+			    json_object_get(o, "time"));
+		return from + kept <= now;
+	}
+	return pending_expiry(ca, o) + kept <= now;
+}
+
+void
+ca_pending_purge(struct ca *ca, int force)
+{
+	time_t now = time(NULL);
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	long purged = 0;
+	int e;
+
+	if (!force && now - ca->pending_purged_at < CA_PENDING_PURGE_EVERY)
+		return;
+	ca->pending_purged_at = now;
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
+	    (e = mdb_cursor_open(txn, ca->pending, &cur)) != 0)
+		goto out;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		json_t *o = json_loadb(val.mv_data, val.mv_size, 0, NULL);
+		int old = o != NULL && pending_purgeable(ca, o, now);
+
+		json_decref(o);
+		if (!old) /* unreadable ones too: for the operator to see */
+			continue;
+		log_info("pending request %.*s purged: expired or rejected "
+		         "more than %d days ago",
+		    (int)key.mv_size, (const char *)key.mv_data,
+		    CA_PENDING_KEPT_DAYS);
+		if ((e = mdb_cursor_del(cur, 0)) != 0)
+			goto out;
+		purged++;
+	}
+	if (e != MDB_NOTFOUND)
+		goto out;
+	e = 0;
+	mdb_cursor_close(cur);
+	cur = NULL;
+	/* Nothing deleted: no commit, no flush. */
+	if (purged > 0)
+		e = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	txn = NULL;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (e != 0)
+		log_error("pending requests not purged: %s", mdb_strerror(e));
+}
+
+Scep__V1__LedgerEntry *
+ca_pending_entry(const struct ca *ca, const MDB_val *key, const MDB_val *val,
+    struct rpc_arena *arena)
+{
+	json_t *o = json_loadb(val->mv_data, val->mv_size, 0, NULL);
+	Scep__V1__LedgerEntry *e = NULL;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	X509_REQ *csr = NULL;
+	char **sans = NULL;
+	const char *state, *v;
+
+	if (o == NULL || (csr = pending_csr(o, &der, &len)) == NULL)
+		goto out;
+	e = rpc_alloc(arena, sizeof(*e));
+	scep__v1__ledger_entry__init(e);
+	e->serial = "";
+	e->transaction_id = rpc_alloc(arena, key->mv_size + 1);
+	memcpy(e->transaction_id, key->mv_data, key->mv_size);
+	e->transaction_id[key->mv_size] = '\0';
+	e->subject = ca_subject_line(X509_REQ_get_subject_name(csr), arena);
+	v = json_string_value(json_object_get(o, "client"));
+	e->client_addr = rpc_strdup(arena, v != NULL ? v : "");
+	v = json_string_value(json_object_get(o, "template"));
+	e->template_name = rpc_strdup(arena, v != NULL ? v : "");
+	e->has_time = 1;
+	e->time = json_integer_value(json_object_get(o, "time"));
+	e->has_not_after = 1;
+	e->not_after = pending_expiry(ca, o);
+	state = json_string_value(json_object_get(o, "state"));
+	if (state != NULL && strcmp(state, PENDING_REJECTED) == 0) {
+		v = json_string_value(json_object_get(o, "reason"));
+		e->status = PENDING_REJECTED;
+		e->reason = rpc_strdup(arena, v != NULL ? v : "");
+	} else
+		e->status =
+		    pending_expired(ca, o, time(NULL)) ? "expired" : "pending";
+	if ((sans = ca_csr_sans(csr)) != NULL) {
+		size_t n = 0;
+
+		while (sans[n] != NULL)
+			n++;
+		e->sans = rpc_alloc(arena, (n ? n : 1) * sizeof(*e->sans));
+		for (e->n_sans = 0; e->n_sans < n; e->n_sans++)
+			e->sans[e->n_sans] = rpc_strdup(arena, sans[e->n_sans]);
+	}
+out:
+	ca_strings_free(sans);
+	X509_REQ_free(csr);
+	free(der);
+	json_decref(o);
+	ERR_clear_error();
+	return e;
 }
 
 static void
@@ -323,6 +472,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		json_object_set_new(o, "reason",
 		    json_string(in->reason ? in->reason : "no reason given"));
 		json_object_set_new(o, "by", json_string(by));
+		json_object_set_new(o, "decided", json_integer(now));
 		if ((text = json_dumps(o, JSON_COMPACT)) == NULL) {
 			e = ENOMEM;
 			goto internal;

@@ -1,7 +1,8 @@
 /*
- * LedgerListRequest and LedgerShowRequest: what the CA issued and refused,
- * for the operator (scepctl list, scepctl show SERIAL). Read-only
- * transactions: a listing never delays a signature.
+ * LedgerListRequest and LedgerShowRequest: what the CA issued and refused
+ * and what waits for an approval, for the operator (scepctl list, scepctl
+ * show SERIAL). Read-only transactions: a listing never delays a
+ * signature.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -148,15 +149,24 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 	Scep__V1__LedgerListReply *out;
 	Scep__V1__LedgerEntry **all = NULL;
 	size_t n = 0, cap = 0, limit;
+	int refusals = in->has_refusals && in->refusals;
+	int pending = in->has_pending && in->pending;
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	int e;
 
 	limit = in->has_limit && in->limit > 0 ? in->limit : CA_LIST_DEFAULT;
+	if (refusals && pending) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "refusals or pending requests, not both";
+		return;
+	}
 	if ((e = mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn)) != 0 ||
 	    (e = mdb_cursor_open(txn,
-	         in->has_refusals && in->refusals ? ca->events : ca->certs,
+	         refusals      ? ca->events
+	             : pending ? ca->pending
+	                       : ca->certs,
 	         &cur)) != 0) {
 		log_error("ledger list: %s", mdb_strerror(e));
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
@@ -169,9 +179,16 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 		struct ca_ledger_view v;
 		Scep__V1__LedgerEntry *entry;
 
-		if (in->has_refusals && in->refusals)
+		if (refusals)
 			entry = ca_entry_refused(&val, arena);
-		else if (ca_ledger_view(val.mv_data, val.mv_size, &v) == 0)
+		else if (pending) {
+			if ((entry = ca_pending_entry(ca, &key, &val, arena)) ==
+			    NULL) {
+				log_warn("pending request %.*s unreadable",
+				    (int)key.mv_size, (char *)key.mv_data);
+				continue;
+			}
+		} else if (ca_ledger_view(val.mv_data, val.mv_size, &v) == 0)
 			entry = ca_entry_issued(
 			    ca, txn, key.mv_data, key.mv_size, &v, 0, arena);
 		else

@@ -787,6 +787,7 @@ ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n)
 	struct ca_sign_job jobs[RPC_BATCH_MAX];
 	size_t queued = 0, i;
 
+	ca_pending_purge(ca, 0);
 #ifdef SCEPD_TEST_HOOKS
 	if (ca->hold_after > 0 && n > 1)
 		log_warn("test hook: %zu SignRequests handed over together", n);

@@ -33,7 +33,8 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
 	static const char *const outcome_names[RA_OUTCOME_COUNT] = {"success",
-	    "failure", "unavailable", "rate_limited", "unanswerable"};
+	    "failure", "pending", "unavailable", "rate_limited",
+	    "unanswerable"};
 	Scep__V1__MetricsReply *out;
 	Scep__V1__Metric **m;
 	size_t n = 0;
@@ -50,8 +51,8 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 		m[n] = rpc_alloc(arena, sizeof(**m));
 		scep__v1__metric__init(m[n]);
 		m[n]->name = "scepd_ra_pki_operations_total";
-		m[n]->help = "PKIOperation answers: a CertRep SUCCESS or "
-		             "FAILURE, or HTTP 503, 429, 400.";
+		m[n]->help = "PKIOperation answers: a CertRep SUCCESS, "
+		             "FAILURE or PENDING, or HTTP 503, 429, 400.";
 		m[n]->type = "counter";
 		snprintf(
 		    labels, sizeof(labels), "outcome=\"%s\"", outcome_names[i]);

@@ -725,10 +725,11 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	body->certrep.len = out_len;
 	reply->body_case = SCEP__V1__REPLY__BODY_PKI_OPERATION;
 	reply->pki_operation = body;
-	ra_count(ans.pki_status == SCEP_STATUS_SUCCESS ? RA_OUTCOME_SUCCESS
-	                                               : RA_OUTCOME_FAILURE,
+	ra_count(ans.pki_status == SCEP_STATUS_SUCCESS  ? RA_OUTCOME_SUCCESS
+	        : ans.pki_status == SCEP_STATUS_PENDING ? RA_OUTCOME_PENDING
+	                                                : RA_OUTCOME_FAILURE,
 	    ans.failinfo);
-	if (ans.pki_status != SCEP_STATUS_SUCCESS)
+	if (ans.pki_status == SCEP_STATUS_FAILURE)
 		log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
 		    "answered FAILURE %s: %s", scep_failinfo_name(ans.failinfo),
 		    ans.text ? ans.text : "");

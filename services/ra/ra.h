@@ -91,6 +91,7 @@ size_t ra_csr_sans(X509_REQ *csr, char ***out, struct rpc_arena *arena);
 enum ra_outcome {
 	RA_OUTCOME_SUCCESS,
 	RA_OUTCOME_FAILURE,
+	RA_OUTCOME_PENDING,
 	RA_OUTCOME_UNAVAILABLE,
 	RA_OUTCOME_RATE_LIMITED,
 	RA_OUTCOME_UNANSWERABLE,

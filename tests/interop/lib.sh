@@ -207,6 +207,14 @@ challenge() {
 	echo "$pw"
 }
 
+# metric NAME_WITH_LABELS: its value in the frontend's /metrics (fails
+# the test if absent).
+metric() {
+	curl -s "$BASE/metrics" > "$WORK/metrics.txt" || fail "/metrics: no answer"
+	awk -v m="$1" '$1 == m { print $2; found = 1 } END { exit !found }' "$WORK/metrics.txt" ||
+		{ cat "$WORK/metrics.txt"; fail "/metrics has no $1"; }
+}
+
 # GetCACert into $WORK/cacert.der, split into $WORK/getcacert-N.pem, and
 # sorted by role: CA_PEM (CA:TRUE), RA_SIG_PEM (digitalSignature),
 # RA_ENC_PEM (keyEncipherment). One certificate serves all roles alone.

@@ -11,9 +11,6 @@ interop_init algorithms
 server_start
 fetch_ca_chain
 
-metric() {
-	curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m { print $2 }'
-}
 caps() {
 	curl -s "$URL?operation=GetCACaps" | tr -d '\r'
 }

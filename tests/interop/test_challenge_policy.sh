@@ -11,12 +11,6 @@ fetch_ca_chain
 creds=$(head -n 1 "$DATA/admin.credentials" | tr -d '\r\n')
 ADMIN="$BASE/certsrv/mscep_admin"
 
-# metric NAME_WITH_LABELS: its value in /metrics (fails if absent).
-metric() {
-	curl -s "$BASE/metrics" > "$WORK/metrics.txt" || fail "/metrics: no answer"
-	awk -v m="$1" '$1 == m { print $2; found = 1 } END { exit !found }' "$WORK/metrics.txt" ||
-		{ cat "$WORK/metrics.txt"; fail "/metrics has no $1"; }
-}
 
 check "PasswordLength: 16 bytes (32 hex digits) by default, 8 bytes when set"
 pw=$(challenge)

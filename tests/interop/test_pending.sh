@@ -3,7 +3,10 @@
 # ApprovalRequired = 1 a PKCSReq gets PENDING; CertPoll (GetCertInitial)
 # with the same transactionID gets PENDING until `scepctl approve`, then
 # the certificate; `scepctl reject` makes the next poll a FAILURE with the
-# operator's reason; a poll for an unknown transaction gets badCertId.
+# operator's reason; a poll for an unknown transaction gets badCertId;
+# `scepctl list --pending` shows what waits; after PendingDays a poll is
+# told to enroll anew, 7 days later the record is purged (a rejected
+# one 7 days after the decision).
 # Clients: the iOS-like client and strongSwan's pki, which polls by itself.
 # Also GetCert and GetCRL through SCEP.
 . "$(dirname "$0")/lib.sh"
@@ -16,6 +19,9 @@ cat >> "$DATA/scepd.conf" <<'EOF'
 [template.IPSECIntermediateOffline]
 ApprovalRequired = 1
 EOF
+# A pending request keeps its password reserved (for a resend): more
+# than the default 5 are outstanding by the end.
+set_conf challenge PasswordMax 20
 server_start
 
 # txid_of LOG: the transactionID the client printed
@@ -39,6 +45,10 @@ txid=$(pending_txid)
 [ -n "$txid" ] || fail "the CA did not log the pending transaction"
 poll poll1 "O=Fabrikam,CN=needs approval" p1
 [ $rc = 3 ] || { cat "$WORK/poll1.log"; fail "CertPoll before approval: exit $rc, want 3"; }
+# Counted as PENDING in /metrics, not as FAILUREs (they were: badAlg).
+[ "$(metric 'scepd_ra_pki_operations_total{outcome="pending"}')" = 2 ] || fail "/metrics: 2 PENDING answers expected"
+[ "$(metric 'scepd_ra_pki_operations_total{outcome="failure"}')" = 0 ] || fail "/metrics: PENDING counted as a FAILURE"
+[ "$(metric 'scepd_ra_failures_total{failinfo="badAlg"}')" = 0 ] || fail "/metrics: PENDING counted as badAlg"
 
 check "the pending transactionID is not taken by another key, whatever its password; approval issues the first"
 # At the CA, as the RA would hand it on once a password passed.
@@ -85,6 +95,31 @@ ios_enroll "$(challenge)" "CN=not in inventory" "$WORK/p2.pem" "$URL" --key "$WO
 poll poll3 "CN=not in inventory" p2
 [ $rc = 2 ] && grep -q "failInfoText: rejected by the CA operator: not in the device inventory" "$WORK/poll3.log" ||
 	{ cat "$WORK/poll3.log"; fail "poll after reject: exit $rc"; }
+
+check "scepctl list --pending: what waits, with its transactionID, subject and expiry; a rejected one with its reason"
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=waits for the operator" "$WORK/p3.pem" "$URL" --key "$WORK/p3.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "third PKCSReq: exit $rc, want 3"
+p3_txid=$(pending_txid)
+"$SCEPCTL" --data-dir "$DATA" list --pending > "$WORK/pending.txt" 2> "$WORK/pending.err" || fail "scepctl list --pending"
+grep -q "  pending  until [0-9T:-]*Z  IPSECIntermediateOffline  127.0.0.1  $p3_txid  \"O=Fabrikam,CN=waits for the operator\"  -$" "$WORK/pending.txt" ||
+	{ cat "$WORK/pending.txt"; fail "the waiting request is not listed"; }
+grep -q "  rejected  until .*\"CN=not in inventory\"  -  not in the device inventory$" "$WORK/pending.txt" ||
+	{ cat "$WORK/pending.txt"; fail "the rejected request is not listed with its reason"; }
+[ "$(wc -l < "$WORK/pending.txt")" = 2 ] || { cat "$WORK/pending.txt"; fail "the approved request is still listed"; }
+"$SCEPCTL" --data-dir "$DATA" list --pending --json > "$WORK/pending.json" || fail "scepctl list --pending --json"
+python3 - "$WORK/pending.json" "$p3_txid" <<'PY' || fail "the JSON listing"
+import json, sys, time
+entries = {e["transaction_id"]: e for e in json.load(open(sys.argv[1]))}
+e = entries[sys.argv[2]]
+assert e["status"] == "pending", e
+expires = time.mktime(time.strptime(e["expires"], "%Y-%m-%dT%H:%M:%SZ"))
+asked = time.mktime(time.strptime(e["time"], "%Y-%m-%dT%H:%M:%SZ"))
+assert expires - asked == 7 * 86400, e  # PendingDays = 7
+PY
+rc=0
+"$SCEPCTL" --data-dir "$DATA" list --pending --refused > /dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "--pending with --refused: exit $rc, want 2 (usage)"
 
 check "strongSwan pki polls by itself and gets the certificate once approved"
 pending_before=$(grep -c "pending an operator's approval" "$SERVER_LOG")
@@ -157,4 +192,31 @@ rc=0
 server_restart
 ! grep -q "journalled but not in the ledger" "$SERVER_LOG" || fail "the approval left a journal entry behind"
 
-pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile"
+check "after PendingDays a poll is told to enroll anew and approval is refused; 7 days later the records are purged (a rejected one 7 days after the decision)"
+set_conf template.IPSECIntermediateOffline ApprovalRequired 1
+# Eight days on, for the CA's view of pending requests (test hook).
+SCEPD_TEST_CA_PENDING_AGE=$((8 * 86400)) server_restart
+poll poll_expired "O=Fabrikam,CN=waits for the operator" p3
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/poll_expired.log" &&
+	grep -q "failInfoText: no operator approved the request within PendingDays = 7: enroll anew" "$WORK/poll_expired.log" ||
+	{ cat "$WORK/poll_expired.log"; fail "poll of an expired request: exit $rc"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$p3_txid" > "$WORK/p3_approve.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "expired (PendingDays)" "$WORK/p3_approve.out" ||
+	{ cat "$WORK/p3_approve.out"; fail "approving an expired request: exit $rc"; }
+"$SCEPCTL" --data-dir "$DATA" list --pending > "$WORK/pending2.txt" 2>/dev/null || fail "scepctl list --pending"
+grep -q "  expired  until .*  $p3_txid  " "$WORK/pending2.txt" || { cat "$WORK/pending2.txt"; fail "not listed as expired"; }
+! grep -q "pending request $p3_txid purged" "$SERVER_LOG" || fail "purged before PendingDays + 7 days"
+# Rejected 8 days ago: kept 7 days after the operator's decision.
+[ "$(grep -c "pending request .* purged" "$SERVER_LOG")" = 1 ] || fail "the rejected request was not purged"
+! grep -q "  rejected  " "$WORK/pending2.txt" || { cat "$WORK/pending2.txt"; fail "the rejected request still listed"; }
+# Fifteen days on: expired 8 days ago.
+SCEPD_TEST_CA_PENDING_AGE=$((15 * 86400)) server_restart
+grep -q "pending request $p3_txid purged" "$SERVER_LOG" || fail "the expired request was not purged"
+"$SCEPCTL" --data-dir "$DATA" list --pending > "$WORK/pending3.txt" 2> "$WORK/pending3.err" || fail "scepctl list --pending"
+[ ! -s "$WORK/pending3.txt" ] && grep -q "0 of 0 shown" "$WORK/pending3.err" || { cat "$WORK/pending3.txt"; fail "purged records still listed"; }
+poll poll_purged "O=Fabrikam,CN=waits for the operator" p3
+[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/poll_purged.log" ||
+	{ cat "$WORK/poll_purged.log"; fail "poll of a purged request: exit $rc"; }
+
+pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile; scepctl list --pending; expiry and purge of pending requests"

@@ -1,5 +1,6 @@
 /*
- * scepctl list [--refused] [--limit N] [--json] and scepctl show SERIAL
+ * scepctl list [--refused | --pending] [--limit N] [--json] and scepctl
+ * show SERIAL
  * [--pem]: the CA's ledger, asked of the CA at [ca] Listen of
  * DIR/scepd.conf (on the CA host).
  */
@@ -41,7 +42,8 @@ scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 	if (e->serial != NULL && e->serial[0] != '\0') {
 		json_object_set_new(o, "serial", json_string(e->serial));
 		json_object_set_new(o, "not_after", json_string(until));
-	}
+	} else if (e->has_not_after) /* a pending request's expiry */
+		json_object_set_new(o, "expires", json_string(until));
 	json_object_set_new(
 	    o, "subject", json_string(e->subject ? e->subject : ""));
 	json_object_set_new(o, "sans", sans);
@@ -69,10 +71,12 @@ static void
 scepctl_list_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: scepctl [--data-dir DIR] list [--refused] [--limit N] "
-	    "[--json]\n"
+	    "usage: scepctl [--data-dir DIR] list [--refused | --pending] "
+	    "[--limit N] [--json]\n"
 	    "  The certificates the CA issued (or, with --refused, the\n"
-	    "  requests it refused), newest first; 100 unless --limit.\n");
+	    "  requests it refused; with --pending, the requests waiting\n"
+	    "  for `scepctl approve` or expired or rejected recently),\n"
+	    "  newest first; 100 unless --limit.\n");
 }
 
 int
@@ -80,6 +84,7 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"refused", no_argument, NULL, 'r'},
+	    {"pending", no_argument, NULL, 'p'},
 	    {"limit", required_argument, NULL, 'l'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
@@ -94,11 +99,15 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 
 	/* 0, not 1: glibc then forgets the "+" of main's option string. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "rl:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rpl:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			list.has_refusals = 1;
 			list.refusals = 1;
+			break;
+		case 'p':
+			list.has_pending = 1;
+			list.pending = 1;
 			break;
 		case 'l':
 			list.has_limit = 1;
@@ -119,7 +128,7 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (list.refusals && list.pending)) {
 		scepctl_list_usage(stderr);
 		return 2;
 	}
@@ -152,7 +161,14 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 
 			scepctl_time(e->time, when);
 			scepctl_time(e->not_after, until);
-			if (list.refusals)
+			if (list.pending)
+				printf("%s  %s  until %s  %s  %s  %s  \"%s\"  ",
+				    when, e->status, until,
+				    e->template_name[0] ? e->template_name
+				                        : "-",
+				    e->client_addr[0] ? e->client_addr : "-",
+				    e->transaction_id, e->subject);
+			else if (list.refusals)
 				printf("%s  refused  %s  %s  \"%s\"  ", when,
 				    e->template_name[0] ? e->template_name
 				                        : "-",
@@ -164,7 +180,9 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 				    e->template_name ? e->template_name : "-",
 				    e->subject);
 			scepctl_sans_line(e, stdout);
-			if (list.refusals)
+			if (list.refusals ||
+			    (list.pending && e->reason != NULL &&
+			        e->reason[0] != '\0'))
 				printf("  %s", e->reason);
 			putchar('\n');
 		}
