@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 
 #include "log.h"
 #include "plugin_load.h"
@@ -96,25 +97,43 @@ signer_read_paths(struct signer *s, const char *section)
 }
 
 /*
- * One signature now, in the loading thread, before any worker exists: the
- * pkcs11 engine (libp11) makes its key methods lazily on first use,
- * without a lock, which two RA workers using a token key for the first
- * time at once could both do. It also proves the key signs before the
- * service says it serves.
+ * One private-key operation now, in the loading thread, before any worker
+ * exists: the pkcs11 engine (libp11) makes its key methods lazily on
+ * first use, without a lock, which two RA workers using a token key for
+ * the first time at once could both do. It also proves the key does what
+ * the service will ask of it before the service says it serves: a
+ * signature, or for the RA's encryption key a decryption (a token may
+ * hold that key with CKA_DECRYPT but not CKA_SIGN).
  */
 static int
-signer_warm_up(EVP_PKEY *key)
+signer_warm_up(EVP_PKEY *key, enum signer_use use)
 {
 	static const unsigned char digest[32];
-	size_t len = (size_t)EVP_PKEY_get_size(key);
-	unsigned char *sig = len > 0 ? malloc(len) : NULL;
+	size_t len = (size_t)EVP_PKEY_get_size(key), clear_len = len;
+	unsigned char *out = len > 0 ? malloc(len) : NULL;
+	unsigned char *clear = len > 0 ? malloc(len) : NULL;
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
-	int ok = sig != NULL && ctx != NULL && EVP_PKEY_sign_init(ctx) == 1 &&
-	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
-	    EVP_PKEY_sign(ctx, sig, &len, digest, sizeof(digest)) == 1;
+	int ok;
 
+	if (use == SIGNER_SIGNS)
+		ok = out != NULL && ctx != NULL &&
+		    EVP_PKEY_sign_init(ctx) == 1 &&
+		    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+		    EVP_PKEY_sign(ctx, out, &len, digest, sizeof(digest)) == 1;
+	else /* as an envelope's key is wrapped: RSA, PKCS#1 v1.5 */
+		ok = out != NULL && clear != NULL && ctx != NULL &&
+		    EVP_PKEY_encrypt_init(ctx) == 1 &&
+		    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+		    EVP_PKEY_encrypt(ctx, out, &len, digest, sizeof(digest)) ==
+		        1 &&
+		    EVP_PKEY_decrypt_init(ctx) == 1 &&
+		    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+		    EVP_PKEY_decrypt(ctx, clear, &clear_len, out, len) == 1 &&
+		    clear_len == sizeof(digest) &&
+		    memcmp(clear, digest, sizeof(digest)) == 0;
 	EVP_PKEY_CTX_free(ctx);
-	free(sig);
+	free(out);
+	free(clear);
 	if (ok)
 		ERR_clear_error();
 	return ok ? 0 : -1;
@@ -123,7 +142,7 @@ signer_warm_up(EVP_PKEY *key)
 int
 signer_load(struct signer *s, const char *name, const char *config_file,
     const char *plugin_dir, const char *who, const char *setting,
-    EVP_PKEY **key)
+    enum signer_use use, EVP_PKEY **key)
 {
 	const char *module;
 	char section[128], err[512] = "", *path;
@@ -188,10 +207,11 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 		    section, s->p->name);
 		return -1;
 	}
-	if (signer_warm_up(*key) != 0) {
+	if (signer_warm_up(*key, use) != 0) {
 		fprintf(stderr,
-		    "%s: [%s] the key of the %s plugin cannot sign: %s\n", who,
+		    "%s: [%s] the key of the %s plugin cannot %s: %s\n", who,
 		    section, s->p->name,
+		    use == SIGNER_SIGNS ? "sign" : "decrypt",
 		    ERR_reason_error_string(ERR_peek_last_error())
 		        ? ERR_reason_error_string(ERR_peek_last_error())
 		        : "no reason given");

@@ -32,13 +32,14 @@ struct signer {
 /*
  * Loads [signer.NAME] of config_file and starts its plugin (PLUGIN_DIR as
  * plugin_module_path takes it). *key gets a reference of the caller's own
- * to the plugin's key. `setting` names what chose the signer ("[ca]
- * Signer") in messages. 0, or -1 with the reason on stderr; signer_free
- * in either case.
+ * to the plugin's key, tried once for `use`. `setting` names what chose
+ * the signer ("[ca] Signer") in messages. 0, or -1 with the reason on
+ * stderr; signer_free in either case.
  */
+enum signer_use { SIGNER_SIGNS, SIGNER_DECRYPTS };
 int signer_load(struct signer *s, const char *name, const char *config_file,
     const char *plugin_dir, const char *who, const char *setting,
-    EVP_PKEY **key);
+    enum signer_use use, EVP_PKEY **key);
 /* After the caller's last use of the key: the plugin may close its token. */
 void signer_free(struct signer *s);
 /*

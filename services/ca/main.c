@@ -134,7 +134,7 @@ ca_load_keys(struct ca *ca, const char *config_file)
 			return -1;
 		}
 		if (signer_load(&ca->signer, s->signer, config_file,
-		        s->plugin_dir, "scepd-ca", "[ca] Signer",
+		        s->plugin_dir, "scepd-ca", "[ca] Signer", SIGNER_SIGNS,
 		        &ca->key) != 0)
 			return -1;
 		snprintf(where, sizeof(where), "[signer.%s]", s->signer);

@@ -78,7 +78,10 @@ ra_load_pair(const struct ra_settings *s, const char *config_file,
 	if (strcmp(signer_name, "file") != 0) {
 		/* The key is in a token: no key file is read. */
 		if (signer_load(signer, signer_name, config_file, s->plugin_dir,
-		        "scepd-ra", signer_setting, key) != 0)
+		        "scepd-ra", signer_setting,
+		        ku == X509v3_KU_KEY_ENCIPHERMENT ? SIGNER_DECRYPTS
+		                                         : SIGNER_SIGNS,
+		        key) != 0)
 			return -1;
 		snprintf(where, sizeof(where), "[signer.%s]", signer_name);
 		key_path = where;

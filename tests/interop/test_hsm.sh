@@ -186,6 +186,26 @@ ios_enroll "$(challenge)" "CN=hsm device 3" "$WORK/dev3.pem" >/dev/null || fail 
 verify_cert "$WORK/dev3.pem"
 server_stop
 
+check "an EncryptionSigner whose key decrypts but cannot sign (a token's key without CKA_SIGN): the RA starts and decrypts"
+add_conf_section signer.deconly
+set_conf signer.deconly Module "$BUILD_DIR/tests/plugins/scepd-decrypt-only.so"
+set_conf signer.deconly KeyFile "$DATA/ra/ra-enc.key"
+set_conf ra EncryptionSigner deconly
+server_start
+ios_enroll "$(challenge)" "CN=hsm decrypt-only" "$WORK/deconly.pem" >/dev/null ||
+	{ cat "$WORK/deconly.pem.log"; fail "enrollment with a decrypt-only encryption key"; }
+verify_cert "$WORK/deconly.pem"
+server_stop
+set_conf ra EncryptionSigner file
+# As the signing key it is refused at start, by name.
+set_conf signer.deconly KeyFile "$DATA/ra/ra-sign.key"
+set_conf ra SigningSigner deconly
+rc=0
+timeout -s KILL 30 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/ra-deconly.log" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q 'scepd-ra: \[signer.deconly\] the key of the decrypt-only plugin cannot sign' "$WORK/ra-deconly.log" ||
+	{ cat "$WORK/ra-deconly.log"; fail "a signing key that cannot sign: exit $rc"; }
+set_conf ra SigningSigner file
+
 check "the RA's two keys in the token too (SigningSigner, EncryptionSigner); ra/*.key removed"
 for k in ra-sign ra-enc; do
 	openssl pkcs8 -topk8 -nocrypt -in "$DATA/ra/$k.key" -out "$WORK/$k.p8" || fail "openssl pkcs8 of $k.key"
