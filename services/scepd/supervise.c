@@ -39,6 +39,9 @@ struct child {
 };
 
 static int signal_pipe[2] = {-1, -1};
+/* Started under nohup: SIGHUP stays ignored, in the services too (a
+ * terminal's hangup reaches the whole process group). */
+static int hup_ignored;
 
 static void
 on_signal(int sig)
@@ -76,7 +79,7 @@ child_start(struct child *c, const struct launch *launch)
 
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
+		signal(SIGHUP, hup_ignored ? SIG_IGN : SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -228,9 +231,13 @@ scepd_supervise(const struct launch *launch)
 
 		/* Its terminal gone: stop in order; unless started under
 		 * nohup, which asked to outlive it. */
-		if (sigaction(SIGHUP, NULL, &old_hup) == 0 &&
-		    old_hup.sa_handler != SIG_IGN)
+		hup_ignored = sigaction(SIGHUP, NULL, &old_hup) == 0 &&
+		    old_hup.sa_handler == SIG_IGN;
+		if (!hup_ignored)
 			sigaction(SIGHUP, &sa, NULL);
+		else
+			log_info("SIGHUP is ignored (nohup): the services "
+			         "outlive the terminal too");
 	}
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

@@ -102,6 +102,26 @@ pw=$(challenge)
 check "SIGHUP (its terminal gone) stops every service in order; scepd exits 0"
 stopped_by HUP
 
+check "started under nohup, a hangup of its whole process group (as a terminal's) stops nothing, restarts nothing"
+printf '#!/bin/sh\ntrap "" HUP\nexec "%s" "$@"\n' "$SCEPD" > "$WORK/nohup-scepd"
+chmod +x "$WORK/nohup-scepd"
+SCEPD="$WORK/nohup-scepd" server_start
+children=$(pgrep -P "$SERVER_PID" | sort | tr '\n' ' ')
+[ "$(echo $children | wc -w)" = 4 ] || fail "want four services, got: $children"
+grep -q "SIGHUP is ignored (nohup)" "$SERVER_LOG" || fail "the launcher did not say it keeps SIGHUP ignored"
+log_from=$(($(wc -l < "$SERVER_LOG") + 1))
+kill -HUP -- "-$SERVER_PID"
+sleep 1
+kill -0 "$SERVER_PID" 2>/dev/null || fail "scepd died of SIGHUP under nohup"
+[ "$(pgrep -P "$SERVER_PID" | sort | tr '\n' ' ')" = "$children" ] ||
+	{ tail -n +"$log_from" "$SERVER_LOG"; fail "services died or were restarted after SIGHUP under nohup"; }
+! tail -n +"$log_from" "$SERVER_LOG" | grep -q "killed by signal\|stopping" ||
+	{ tail -n +"$log_from" "$SERVER_LOG"; fail "a service stopped on SIGHUP under nohup"; }
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after a hangup" \
+	--out "$WORK/hup.pem" > "$WORK/hup.log" 2>&1 || { cat "$WORK/hup.log"; fail "enrollment after the hangup"; }
+stopped_by TERM
+
 check "a configuration error stops scepd with status 1, naming the service"
 set_conf ca MinRSABits 12
 set +e
