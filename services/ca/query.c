@@ -201,7 +201,8 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 		}
 		all[n++] = entry;
 	}
-	qsort(all, n, sizeof(*all), ca_entry_newer);
+	if (n > 1) /* qsort of NULL is undefined, even of nothing */
+		qsort(all, n, sizeof(*all), ca_entry_newer);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__ledger_list_reply__init(out);
 	out->has_total = 1;
