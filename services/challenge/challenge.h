@@ -25,6 +25,10 @@
 #define CHALLENGE_PASSWORD_MAX 255 /* longer than any typed password */
 #define CHALLENGE_TXID_MAX 128 /* with the NUL */
 #define CHALLENGE_WHO_MAX 64 /* with the NUL */
+/* A password reserved or used by a transaction answers that transaction's
+ * retries (a lost answer, a PKCSReq sent again while pending) this long
+ * past its expiry; then its record goes. */
+#define CHALLENGE_TXN_KEEP_S (7 * 86400)
 /* Admin accounts' names fit whole (records are fixed-size: a longer
  * PASSWD_USER_MAX needs a new record version, not a bigger array). */
 _Static_assert(CHALLENGE_WHO_MAX == PASSWD_USER_MAX + 1,
@@ -174,9 +178,10 @@ int challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 int challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
     const struct challenge_record *rec, unsigned int flags);
 /*
- * Deletes expired records (each logged) and counts the outstanding ones
- * (issued or reserved, not expired) of `pool`; for the MDM pool only those
- * issued to `who`. MDB_* error code.
+ * Deletes expired records (each logged; one reserved or used by a
+ * transaction CHALLENGE_TXN_KEEP_S after its expiry) and counts the
+ * outstanding ones (issued or reserved, not expired) of `pool`; for the
+ * MDM pool only those issued to `who`. MDB_* error code.
  */
 int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,

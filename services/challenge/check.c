@@ -337,8 +337,9 @@ challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
 	    "Password requests refused: the password cache is full.", "counter",
 	    NULL, (double)k->cache_full);
 	metric_add(&l, "scepd_challenge_used_total",
-	    "One-time passwords used by an issued certificate.", "counter",
-	    NULL, (double)k->used);
+	    "One-time passwords used by a request the CA issued or holds "
+	    "for approval.",
+	    "counter", NULL, (double)k->used);
 	metric_add(&l, "scepd_challenge_expired_total",
 	    "One-time passwords that expired unused.", "counter", NULL,
 	    (double)k->expired);

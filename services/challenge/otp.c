@@ -69,7 +69,13 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		    req->transaction_id, "read", MDB_CORRUPTED, why, whylen);
 		goto out;
 	}
-	if (found > 0 || rec.expires_at <= now) {
+	/* Expired: no new transaction may reserve it; the one holding it
+	 * may still retry (CHALLENGE_TXN_KEEP_S). */
+	if (found > 0 ||
+	    (rec.expires_at <= now &&
+	        (rec.state == CHALLENGE_ISSUED ||
+	            rec.expires_at + CHALLENGE_TXN_KEEP_S <= now ||
+	            strcmp(rec.reserved_txid, req->transaction_id) != 0))) {
 		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
 		    "otp: refused (client %s): %s (%s)", req->requester,
 		    E_NOT_VALID, found > 0 ? "unknown" : "expired");
@@ -117,9 +123,10 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		 * answers a retry with the certificate already issued. */
 		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 		    "otp: password id=%s presented again by its transaction "
-		    "(client %s, %s)",
+		    "(client %s, %s%s)",
 		    id, req->requester,
-		    rec.state == CHALLENGE_USED ? "already used" : "reserved");
+		    rec.state == CHALLENGE_USED ? "already used" : "reserved",
+		    rec.expires_at <= now ? ", expired since" : "");
 		v = SCEPD_VERDICT_ALLOW;
 		break;
 	default:

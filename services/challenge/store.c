@@ -148,6 +148,9 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 			(*deleted)++;
 			continue;
 		}
+		if (rec.expires_at <= now && rec.state != CHALLENGE_ISSUED &&
+		    rec.expires_at + CHALLENGE_TXN_KEEP_S > now)
+			continue; /* its transaction's, no longer outstanding */
 		if (rec.expires_at <= now) {
 			if ((e = mdb_cursor_del(cur, 0)) != 0)
 				break;

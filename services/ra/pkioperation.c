@@ -373,8 +373,11 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		goto out;
 	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) < 0)
 		goto out;
-	/* Pending: the password stays reserved to this transaction. */
-	if (consume && rc == 0)
+	/* Issued, or held for an operator: the password has done its work
+	 * either way (a PKCSReq sent again while pending still passes: the
+	 * password stays its transaction's). CertPoll brings no password to
+	 * mark when the approved certificate goes out. */
+	if (consume && rc >= 0)
 		ra_challenge_consume(w, req, challenge, txid);
 	log_event(LOG_LEVEL_INFO, txid, req->id, "%s to %s via %s",
 	    rc > 0 ? "pending" : (renewal ? "renewed" : "issued"),

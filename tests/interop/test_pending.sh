@@ -36,9 +36,10 @@ poll() {
 		--message-type 20 > "$WORK/$1.log" 2>&1 || rc=$?
 }
 
-check "a PKCSReq under ApprovalRequired = 1 gets PENDING, and a poll too"
+check "a PKCSReq under ApprovalRequired = 1 gets PENDING, and a poll too; its password is used"
 rc=0
-ios_enroll "$(challenge)" "O=Fabrikam,CN=needs approval" "$WORK/p1.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+pw1=$(challenge)
+ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
 [ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
 grep -q "^pkiStatus: PENDING" "$WORK/p1.pem.log" || fail "no PENDING pkiStatus"
 txid=$(pending_txid)
@@ -49,6 +50,14 @@ poll poll1 "O=Fabrikam,CN=needs approval" p1
 [ "$(metric 'scepd_ra_pki_operations_total{outcome="pending"}')" = 2 ] || fail "/metrics: 2 PENDING answers expected"
 [ "$(metric 'scepd_ra_pki_operations_total{outcome="failure"}')" = 0 ] || fail "/metrics: PENDING counted as a FAILURE"
 [ "$(metric 'scepd_ra_failures_total{failinfo="badAlg"}')" = 0 ] || fail "/metrics: PENDING counted as badAlg"
+# The password has done its work: used (it stayed reserved, and was later
+# logged as "expired, never paid for a certificate").
+[ "$(metric scepd_challenge_used_total)" = 1 ] || fail "/metrics: the pending request's password is not counted used"
+grep -q "otp: password id=[0-9a-f]* (issued to scepctl) used" "$SERVER_LOG" || fail "the password was not marked used"
+# The same PKCSReq sent again, with its password: still PENDING.
+rc=0
+ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1b.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || { cat "$WORK/p1b.pem.log"; fail "the PKCSReq sent again: exit $rc, want 3 (PENDING)"; }
 
 check "the pending transactionID is not taken by another key, whatever its password; approval issues the first"
 # At the CA, as the RA would hand it on once a password passed.
