@@ -73,6 +73,10 @@ openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" 
 openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" "$WORK/b.pem" >/dev/null ||
 	fail "verify -crl_check refused the valid certificate"
 "$SCEPCTL" --data-dir "$DATA" show "$serial" | grep -q '"status": "revoked"' || fail "scepctl show does not say revoked"
+"$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep -q "  $serial  .*  revoked: keyCompromise$" ||
+	fail "scepctl list does not say revoked"
+[ "$("$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep -c "revoked: ")" = 1 ] ||
+	fail "scepctl list says revoked of a certificate not revoked"
 
 check "a revoked certificate cannot renew"
 rc=0

@@ -184,6 +184,12 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 			    (list.pending && e->reason != NULL &&
 			        e->reason[0] != '\0'))
 				printf("  %s", e->reason);
+			else if (!list.pending && e->status != NULL &&
+			    strcmp(e->status, "revoked") == 0)
+				printf("  revoked: %s",
+				    e->reason != NULL && e->reason[0] != '\0'
+				        ? e->reason
+				        : "unspecified");
 			putchar('\n');
 		}
 		fprintf(stderr, "scepctl: %zu of %llu shown\n",
