@@ -1216,7 +1216,8 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
  * front while none is. `idle` is a stack: any idle worker will do.
  */
 static void
-rpc_proxy(void *front, void *back, int nworkers)
+rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
+    int nworkers)
 {
 	zmq_msg_t *idle = calloc((size_t)nworkers, sizeof(*idle));
 	int nidle = 0;
@@ -1265,6 +1266,8 @@ rpc_proxy(void *front, void *back, int nworkers)
 			else
 				zmq_msg_close(&idle[nidle]);
 		}
+		if (config->idle != NULL)
+			config->idle(config->service);
 	}
 	for (int i = 0; i < nidle; i++)
 		zmq_msg_close(&idle[i]);
@@ -1749,7 +1752,7 @@ ready:
 	if (nworkers == 1)
 		rpc_serve_inline(config, front, inline_state);
 	if (back != NULL)
-		rpc_proxy(front, back, nworkers);
+		rpc_proxy(config, front, back, nworkers);
 	rc = 0;
 	log_info("stopping");
 	goto out;

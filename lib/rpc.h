@@ -212,10 +212,10 @@ struct rpc_server_config {
 	 * first request: where a service locks its sandbox (sandbox_lock).
 	 * -1 stops: rpc_serve() then returns -1. May be NULL. */
 	int (*ready)(void *service);
-	/* With one worker (`workers` 1), called from the serving thread
-	 * after each answer and after each second without a request: work
-	 * a service defers (the challenge service's "used" marks). Else not
-	 * called. May be NULL. */
+	/* Called from the serving thread after each answer and after each
+	 * second without a request: work a service defers (the challenge
+	 * service's "used" marks). With several workers that thread is not
+	 * theirs: it runs while they answer. May be NULL. */
 	void (*idle)(void *service);
 	/* With one worker: requests of kind `batch_body` that arrived
 	 * together (up to RPC_BATCH_MAX, each admitted by its route as any

@@ -8,6 +8,8 @@
 #ifndef SCEPD_CHALLENGE_H
 #define SCEPD_CHALLENGE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +52,7 @@ struct challenge_settings {
 	long mdm_password_max; /* per MDM account */
 	long wrong_password_limit; /* refusals per client address ... */
 	long wrong_password_window; /* ... in this many seconds */
+	long workers; /* 0: 1, or CHALLENGE_PLUGIN_WORKERS with a plugin */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 	struct sandbox_settings sandbox; /* Sandbox, User */
 };
@@ -59,6 +62,11 @@ struct validator {
 	char *name; /* the instance: "otp", "static" or [validator.NAME] */
 	const struct scepd_challenge_validator *v;
 	void *state;
+	/* A plugin with several workers: an instance each (its check is
+	 * called from one thread at a time, and waits on the network);
+	 * NULL: `state` serves every worker. */
+	void **states;
+	size_t nstates;
 	void *dl; /* dlopen handle; NULL when built in */
 	struct scepd_plugin_host host;
 	struct challenge *c;
@@ -79,7 +87,7 @@ struct refusal_slot {
 	unsigned long count;
 };
 
-/* Counters for /metrics; one worker, so plain integers. */
+/* Counters for /metrics; plain integers, under challenge.lock. */
 struct challenge_counters {
 	unsigned long issued, cache_full, used, expired, rate_limited;
 	unsigned long security_events; /* a password presented by another */
@@ -101,8 +109,13 @@ struct challenge_used {
 	int64_t retry_ms; /* after a failed write, not before this */
 };
 
-/* The service: read-only after start-up except through LMDB and the held
- * "used" marks. */
+/* Workers when a validator plugin is loaded and Workers = 0: its checks
+ * wait on an MDM, and no check should wait behind another. */
+#define CHALLENGE_PLUGIN_WORKERS 8
+
+/* The service: read-only after start-up except through LMDB, the held
+ * "used" marks, the refusal slots and the counters, which `lock` guards.
+ * A plugin's check runs outside it (check.c). */
 struct challenge {
 	struct challenge_settings settings;
 	unsigned char secret[CHALLENGE_SECRET_LEN];
@@ -119,7 +132,24 @@ struct challenge {
 	struct challenge_counters counters;
 	int64_t (*now)(void); /* seconds since the epoch; tests fake it */
 	struct challenge_used used;
+	pthread_mutex_t lock;
+	int nworkers;
+	atomic_int next_worker; /* worker_init hands out indexes */
 };
+
+/* What a worker thread's handlers get (main.c). */
+struct challenge_worker {
+	struct challenge *c;
+	size_t index; /* into validator.states */
+};
+
+/* The instance of `v` for worker `index`. */
+static inline void *
+validator_state(const struct validator *v, size_t index)
+{
+	return v->states != NULL && index < v->nstates ? v->states[index]
+	                                               : v->state;
+}
 
 enum challenge_state {
 	CHALLENGE_ISSUED = 1,
@@ -217,7 +247,15 @@ void challenge_normalize(const char *password, char *out, size_t outlen);
 int challenge_new_password(size_t raw_len, char out[2 * CHALLENGE_RAW_MAX + 1]);
 void challenge_handle_issue(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
-/* check.c: picks the validator, limits refusals, and asks it. */
+/* check.c: picks the validator, limits refusals, and asks it. The
+ * caller holds c->lock when `locked`: a plugin is then asked without it.
+ * challenge_handle_check and _consume: worker 0, no lock (one thread). */
+void challenge_check(struct challenge *c, size_t worker, int locked,
+    const Scep__V1__Request *req, Scep__V1__Reply *reply,
+    struct rpc_arena *arena);
+void challenge_consume(struct challenge *c, size_t worker,
+    const Scep__V1__Request *req, Scep__V1__Reply *reply,
+    struct rpc_arena *arena);
 void challenge_handle_check(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void challenge_handle_consume(void *worker, const Scep__V1__Request *req,
@@ -236,6 +274,10 @@ int challenge_single_info(struct challenge *c, char *set_by, size_t len);
 
 /* validators.c: built-ins and [validator.NAME] plugins, [challenge.paths]. */
 int validators_load(struct challenge *c, const char *config_file);
+/* An instance of each plugin for each of `nworkers` workers. */
+int validators_spawn(struct challenge *c, int nworkers);
+/* Whether a [validator.NAME] plugin is loaded. */
+int validators_have_plugin(const struct challenge *c);
 void validators_free(struct challenge *c);
 struct validator *validators_for_path(struct challenge *c, const char *path);
 

@@ -115,10 +115,10 @@ csr_pem(const ProtobufCBinaryData *der)
 }
 
 void
-challenge_handle_check(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
+challenge_check(struct challenge *c, size_t worker, int locked,
+    const Scep__V1__Request *req, Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
 {
-	struct challenge *c = worker;
 	const Scep__V1__ChallengeCheckRequest *in = req->challenge_check;
 	Scep__V1__ChallengeCheckReply *out;
 	struct scepd_challenge_request vr;
@@ -202,8 +202,17 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 	if (sans == NULL) {
 		snprintf(why, sizeof(why), "out of memory");
 		verdict = SCEPD_VERDICT_UNAVAILABLE;
+	} else if (locked && v->dl != NULL) {
+		/* A plugin asks an MDM: other checks go on meanwhile. Its
+		 * instance is this worker's; `v` does not change. */
+		pthread_mutex_unlock(&c->lock);
+		verdict = v->v->check(
+		    validator_state(v, worker), &vr, why, sizeof(why));
+		pthread_mutex_lock(&c->lock);
+		checked = 1;
 	} else {
-		verdict = v->v->check(v->state, &vr, why, sizeof(why));
+		verdict = v->v->check(
+		    validator_state(v, worker), &vr, why, sizeof(why));
 		checked = 1;
 	}
 	why[sizeof(why) - 1] = '\0';
@@ -245,10 +254,17 @@ allow:
 }
 
 void
-challenge_handle_consume(void *worker, const Scep__V1__Request *req,
+challenge_handle_check(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
-	struct challenge *c = worker;
+	challenge_check(worker, 0, 0, req, reply, arena);
+}
+
+void
+challenge_consume(struct challenge *c, size_t worker,
+    const Scep__V1__Request *req, Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
+{
 	const Scep__V1__ChallengeConsumeRequest *in = req->challenge_consume;
 	Scep__V1__ChallengeConsumeReply *out;
 	struct validator *v = validators_for_path(c, in->path);
@@ -267,11 +283,18 @@ challenge_handle_consume(void *worker, const Scep__V1__Request *req,
 	vr.requester = "-";
 	if (vr.challenge[0] != '\0' && v->v->consume != NULL &&
 	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX)
-		v->v->consume(v->state, &vr);
+		v->v->consume(validator_state(v, worker), &vr);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_consume_reply__init(out);
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CONSUME;
 	reply->challenge_consume = out;
+}
+
+void
+challenge_handle_consume(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	challenge_consume(worker, 0, req, reply, arena);
 }
 
 /* --- metrics ----------------------------------------------------------- */

@@ -1,6 +1,9 @@
 /*
  * scepd-challenge start-up: arguments, configuration, secret, database,
- * then serve. One worker: LMDB has one writer at a time anyway.
+ * then serve. One worker (LMDB has one writer at a time anyway), unless a
+ * validator plugin asks an MDM: then several, each with its own instance
+ * of the plugin, so that no check waits behind an MDM's answer; the rest
+ * of every handler runs under the service's lock.
  */
 #include <signal.h>
 #include <stddef.h>
@@ -49,6 +52,8 @@ static const struct config_key challenge_config[] = {
         S(wrong_password_limit), "refusals per client address (0: none)"},
     {"WrongPasswordWindow", CONFIG_INT, 1, 86400, "300",
         S(wrong_password_window), "... within this many seconds"},
+    {"Workers", CONFIG_INT, 0, 64, "0", S(workers),
+        "threads answering (0: 1, or 8 with a validator plugin)"},
     {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
         "CurveZMQ secret key of this service (scepctl keygen), mode 0600"},
     {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),
@@ -62,17 +67,37 @@ static const struct config_key challenge_config[] = {
 };
 #undef S
 
+/* A route's handler under the service's lock. */
+#define CHALLENGE_LOCKED(route, handler) \
+	static void route(void *worker, const Scep__V1__Request *req, \
+	    Scep__V1__Reply *reply, struct rpc_arena *arena) \
+	{ \
+		struct challenge_worker *w = worker; \
+\
+		pthread_mutex_lock(&w->c->lock); \
+		handler; \
+		pthread_mutex_unlock(&w->c->lock); \
+	}
+CHALLENGE_LOCKED(route_issue, challenge_handle_issue(w->c, req, reply, arena))
+CHALLENGE_LOCKED(
+    route_check, challenge_check(w->c, w->index, 1, req, reply, arena))
+CHALLENGE_LOCKED(
+    route_consume, challenge_consume(w->c, w->index, req, reply, arena))
+CHALLENGE_LOCKED(
+    route_set_single, challenge_handle_set_single(w->c, req, reply, arena))
+CHALLENGE_LOCKED(
+    route_metrics, challenge_handle_metrics(w->c, req, reply, arena))
+
 static const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE, "ChallengeIssue",
-        "frontend scepctl", challenge_handle_issue},
+        "frontend scepctl", route_issue},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK, "ChallengeCheck", "ra",
-        challenge_handle_check},
+        route_check},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME, "ChallengeConsume", "ra",
-        challenge_handle_consume},
+        route_consume},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_SET_SINGLE, "ChallengeSetSingle",
-        "frontend scepctl", challenge_handle_set_single},
-    {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend",
-        challenge_handle_metrics},
+        "frontend scepctl", route_set_single},
+    {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", route_metrics},
     {0, NULL, NULL, NULL},
 };
 
@@ -97,11 +122,35 @@ challenge_warn_unsafe(const struct challenge_settings *s)
 		         "device; whoever learns it can enroll");
 }
 
-/* The handlers share the service itself: there is one worker. */
+/* The handlers share the service; a worker has its plugins' instances. */
 static void *
 challenge_worker_init(void *service)
 {
-	return service;
+	struct challenge *c = service;
+	struct challenge_worker *w = calloc(1, sizeof(*w));
+
+	if (w != NULL) {
+		w->c = c;
+		w->index = (size_t)atomic_fetch_add(&c->next_worker, 1);
+	}
+	return w;
+}
+
+static void
+challenge_worker_fini(void *worker)
+{
+	free(worker);
+}
+
+/* The held "used" marks: from the serving thread (rpc.h), locked. */
+static void
+challenge_idle(void *service)
+{
+	struct challenge *c = service;
+
+	pthread_mutex_lock(&c->lock);
+	challenge_used_idle(c);
+	pthread_mutex_unlock(&c->lock);
 }
 
 int
@@ -116,6 +165,7 @@ main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	c.now = challenge_clock;
+	pthread_mutex_init(&c.lock, NULL);
 	if ((config_file = service_config_arg(
 	         argc, argv, "scepd-challenge", &rc)) == NULL)
 		return rc;
@@ -149,6 +199,12 @@ main(int argc, char **argv)
 	}
 	if (validators_load(&c, config_file) != 0)
 		goto out;
+	c.nworkers = (int)c.settings.workers;
+	if (c.nworkers == 0)
+		c.nworkers =
+		    validators_have_plugin(&c) ? CHALLENGE_PLUGIN_WORKERS : 1;
+	if (validators_spawn(&c, c.nworkers) != 0)
+		goto out;
 	challenge_warn_unsafe(&c.settings);
 	/* Everything is open: give up the rest before the first thread. */
 	if (challenge_sandbox_enter(&c, config_file) != 0)
@@ -167,13 +223,14 @@ main(int argc, char **argv)
 	server.zmq_ctx = c.zmq_ctx;
 	server.endpoint = c.settings.listen;
 	server.routes = challenge_routes;
-	server.workers = 1;
+	server.workers = c.nworkers;
 	server.worker_init = challenge_worker_init;
+	server.worker_fini = challenge_worker_fini;
 	server.service = &c;
 	server.max_message = RPC_MAX_CHALLENGE_REQUEST;
 	server.curve = curve;
 	server.ready = challenge_sandbox_ready;
-	server.idle = challenge_used_idle;
+	server.idle = challenge_idle;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (c.zmq_ctx != NULL)
@@ -184,6 +241,7 @@ out:
 	challenge_db_close(&c);
 	OPENSSL_cleanse(c.secret, sizeof(c.secret));
 	challenge_sandbox_free();
+	pthread_mutex_destroy(&c.lock);
 	if (loaded)
 		config_free(challenge_config, &c.settings);
 	return rc;

@@ -250,12 +250,55 @@ validators_load(struct challenge *c, const char *config_file)
 	return validators_load_paths(c, config_file);
 }
 
+int
+validators_have_plugin(const struct challenge *c)
+{
+	for (size_t i = 0; i < c->nvalidators; i++)
+		if (c->validators[i].dl != NULL)
+			return 1;
+	return 0;
+}
+
+int
+validators_spawn(struct challenge *c, int nworkers)
+{
+	for (size_t i = 0; nworkers > 1 && i < c->nvalidators; i++) {
+		struct validator *v = &c->validators[i];
+		char err[512] = "";
+
+		if (v->dl == NULL)
+			continue; /* built in: the service's own, locked */
+		if ((v->states = calloc(
+		         (size_t)nworkers, sizeof(*v->states))) == NULL)
+			return -1;
+		v->states[0] = v->state;
+		for (v->nstates = 1; v->nstates < (size_t)nworkers;
+		     v->nstates++)
+			if (v->v->init(&v->host, &v->states[v->nstates], err,
+			        sizeof(err)) != 0) {
+				fprintf(stderr,
+				    "scepd-challenge: [" VALIDATOR_SECTION
+				    "%s] instance %zu: %s\n",
+				    v->name, v->nstates + 1, err);
+				return -1;
+			}
+		log_info("validator %s: %d instances, one per worker: %d "
+		         "checks at once",
+		    v->name, nworkers, nworkers);
+	}
+	return 0;
+}
+
 void
 validators_free(struct challenge *c)
 {
 	for (size_t i = 0; i < c->nvalidators; i++) {
 		struct validator *v = &c->validators[i];
 
+		/* states[0] is `state`, destroyed below. */
+		for (size_t k = 1; k < v->nstates; k++)
+			v->v->destroy(v->states[k]);
+		free(v->states);
 		if (v->v != NULL)
 			v->v->destroy(v->state);
 		if (v->dl != NULL)

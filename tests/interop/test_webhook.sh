@@ -4,7 +4,8 @@
 # (tests/tools/webhook_server.py over HTTPS on 127.0.0.1). The challenge the
 # MDM allows gets a certificate; one it denies gets CertRep FAILURE
 # badRequest with the MDM's reason; an MDM that is down refuses too; the
-# default path keeps using one-time passwords and never asks the MDM.
+# default path keeps using one-time passwords and never asks the MDM; an
+# MDM that takes its time is asked about several devices at once.
 . "$(dirname "$0")/lib.sh"
 interop_init webhook
 server_start
@@ -22,8 +23,9 @@ openssl req -x509 "${ec[@]}" -subj /CN=mdm-ca -keyout "$hook/ca.key" -out "$hook
 openssl req -x509 "${ec[@]}" -subj /CN=127.0.0.1 -CA "$hook/ca.pem" -CAkey "$hook/ca.key" \
 	-addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
 	-keyout "$hook/server.key" -out "$hook/server.pem" 2>/dev/null || fail "openssl: MDM server certificate"
+touch "$hook/release" # the MDM answers at once (see the held check below)
 python3 "$SRC_DIR/tests/tools/webhook_server.py" --mode match --allow-challenge "$MDM_OK" \
-	--cert "$hook/server.pem" --key "$hook/server.key" \
+	--cert "$hook/server.pem" --key "$hook/server.key" --hold-until "$hook/release" \
 	--port-file "$hook/port" --record "$hook/requests.jsonl" 2> "$hook/server.log" &
 HOOK_PID=$!
 on_exit "kill $HOOK_PID"
@@ -53,6 +55,9 @@ set_conf validator.mdm Timeout 5
 server_restart
 grep -q "validator mdm ready (webhook, plugin)" "$SERVER_LOG" ||
 	fail "the challenge service did not load the webhook plugin"
+grep -q "validator mdm: 8 instances, one per worker: 8 checks at once" "$SERVER_LOG" &&
+	grep -q "scepd-challenge.*serving on .* with 8 workers" "$SERVER_LOG" ||
+	fail "the challenge service does not serve the plugin with 8 workers"
 
 check "the challenge the MDM allows enrolls through /scep/mdm"
 ios_enroll "$MDM_OK" "O=Fabrikam,CN=mdm device" "$WORK/mdm.pem" "$MDM_URL" ||
@@ -99,6 +104,29 @@ ios_enroll "$MDM_OK" "CN=mdm challenge on default path" "$WORK/mdm-on-otp.pem" |
 grep -q "^failInfo: badRequest" "$WORK/mdm-on-otp.pem.log" || fail "not failInfo badRequest"
 [ "$(requests)" = "$asked" ] || fail "the MDM was asked about a request on the otp path"
 
+check "an MDM that takes its time is asked about several devices at once, and one-time passwords go on meanwhile"
+rm -f "$hook/release"
+asked=$(requests)
+pids=()
+for i in 1 2 3; do
+	ios_enroll "$MDM_OK" "CN=mdm held $i" "$WORK/held$i.pem" "$MDM_URL" > /dev/null &
+	pids+=($!)
+done
+# One at a time, the MDM would hold the first and hear of no other
+# before the webhook's Timeout (5 s) refused it.
+for _ in $(seq 40); do
+	[ "$(requests)" -ge $((asked + 3)) ] && break
+	sleep 0.1
+done
+[ "$(requests)" = $((asked + 3)) ] || { touch "$hook/release"; fail "the MDM holds $(($(requests) - asked)) of 3 requests: not asked at once"; }
+ios_enroll "$(challenge)" "CN=otp while the MDM holds" "$WORK/otp-held.pem" ||
+	{ touch "$hook/release"; fail "a one-time password enrollment waited behind the MDM"; }
+touch "$hook/release"
+for i in 1 2 3; do
+	wait "${pids[$((i - 1))]}" || { cat "$WORK/held$i.pem.log"; fail "held enrollment $i"; }
+	verify_cert "$WORK/held$i.pem"
+done
+
 check "the MDM down: refused, the reason says it could not be asked"
 kill "$HOOK_PID" 2>/dev/null || true
 wait "$HOOK_PID" 2>/dev/null || true
@@ -114,4 +142,4 @@ if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"; then
 fi
 grep -q "mdm: allowed transaction" "$SERVER_LOG" || fail "the plugin's decision was not logged"
 
-pass "/scep/mdm asks the MDM (allow, deny with reason, down); the default path stays otp"
+pass "/scep/mdm asks the MDM (allow, deny with reason, down, several at once while it takes its time); the default path stays otp"

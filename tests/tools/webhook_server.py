@@ -6,7 +6,9 @@ listening), answers every POST as --mode says (see ANSWERS; "match" allows
 only --allow-challenge) and appends each request it got to --record as one
 JSON line: {"content_type", "user_agent", "path", "client_cn", "request"}.
 HTTPS with --cert/--key, plain HTTP without; --client-ca requires a client
-certificate issued by that CA.
+certificate issued by that CA. With --hold-until FILE a request, once
+recorded, is answered only when FILE exists (at most 30 s later): an MDM
+that takes its time, while the test counts the requests it holds.
 """
 import argparse
 import http.server
@@ -63,6 +65,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         })
         with record_lock, open(self.server.args.record, "a") as f:
             f.write(line + "\n")
+        hold = self.server.args.hold_until
+        deadline = time.monotonic() + 30
+        while hold and not os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
         mode = self.server.args.mode
         if mode == "slow":
@@ -121,6 +127,7 @@ def main():
     p.add_argument("--client-ca")
     p.add_argument("--delay", type=float, default=3.0)
     p.add_argument("--allow-challenge", help="the one challenge of --mode match")
+    p.add_argument("--hold-until", help="answer once this file exists")
     args = p.parse_args()
 
     tls = None
