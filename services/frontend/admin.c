@@ -1,8 +1,9 @@
 /*
  * The NDES-style admin page (/certsrv/mscep_admin/): after HTTP Basic
  * authentication against AdminPasswordFile, a fresh one-time challenge
- * password from the challenge service and the CA certificate's thumbprint,
- * as HTML or (Accept: application/json) as JSON.
+ * password from the challenge service and the CA certificate's thumbprints,
+ * as HTML (holding NDES's own lines for scripts written for NDES) or
+ * (Accept: application/json) as JSON.
  *
  * Answers: 401 without valid credentials; 403 for a client that is not on
  * loopback (plain HTTP would carry the password in clear, so no credentials
@@ -110,12 +111,16 @@ html_escape(FILE *f, const char *s)
 	}
 }
 
-/* "AB CD EF ..." as NDES shows thumbprints. */
+/* Hex in groups of `group` digits: "AB CD EF ..." (2) for scepd's
+ * thumbprints, "E79F8AD3 73F7D8E0 ..." (8) as NDES prints its own. */
 static void
-html_hex_spaced(FILE *f, const char *hex)
+html_hex_grouped(FILE *f, const char *hex, size_t group)
 {
-	for (size_t i = 0; hex[i] != '\0' && hex[i + 1] != '\0'; i += 2)
-		fprintf(f, "%s%c%c", i ? " " : "", hex[i], hex[i + 1]);
+	for (size_t i = 0; hex[i] != '\0'; i++) {
+		if (i > 0 && i % group == 0)
+			fputc(' ', f);
+		fputc(hex[i], f);
+	}
 }
 
 static const char admin_style[] =
@@ -126,9 +131,19 @@ static const char admin_style[] =
     "padding-bottom:.4rem}"
     "dt{font-weight:600;margin-top:1.2rem}"
     "dd{margin:.3rem 0 0 0}"
-    "code{font-family:ui-monospace,Consolas,monospace;background:#f2f2f2;"
-    "padding:.15rem .4rem;border-radius:4px;word-break:break-all}"
-    ".pw{font-size:1.7rem;letter-spacing:.06em;padding:.3rem .7rem}"
+    "code,.ndes b{font-family:ui-monospace,Consolas,monospace;"
+    "background:#f2f2f2;padding:.15rem .4rem;border-radius:4px;"
+    "word-break:break-all}"
+    /* NDES's "<P> label: <B> value </B>" lines look like the form's
+     * <dt> and <dd>: the empty ::after item takes a row of its own, so
+     * the value (an .alg before it) goes below the label. */
+    ".ndes p{display:flex;flex-wrap:wrap;align-items:baseline;"
+    "column-gap:.3rem;margin:1.2rem 0 0;font-weight:600}"
+    ".ndes p::after{content:\"\";flex-basis:100%;order:1}"
+    ".ndes .alg{order:2;font-weight:400}"
+    ".ndes b{order:3;font-weight:400;margin-top:.3rem}"
+    ".fp{margin:.3rem 0 0}"
+    ".pw b{font-size:1.7rem;letter-spacing:.06em;padding:.3rem .7rem}"
     ".alg{display:inline-block;min-width:5rem;color:#555}"
     ".err{background:#fde7e9;border-left:4px solid #c50f1f;"
     "padding:.6rem 1rem}"
@@ -172,30 +187,42 @@ admin_html(const struct admin_page *pg, size_t *len)
 		fputs("<p>To complete certificate enrollment for your network "
 		      "device you will need the following information:</p>\n",
 		    f);
-	fputs("<dl>\n<dt>The thumbprint (hash value) for the CA certificate "
-	      "is:</dt>\n",
-	    f);
+	/*
+	 * The thumbprint and the password in NDES's own lines, byte for byte
+	 * up to their </B> ("<P> The enrollment challenge password is: <B>
+	 * ... </B>"), which scripts written for NDES look for (Fleet's NDES
+	 * proxy, for one).
+	 * NDES's thumbprint is the MD5 of the CA certificate: only a display
+	 * thumbprint of a public certificate, to compare with what such a
+	 * script or an NDES guide expects; SHA-256 and SHA-1 follow it.
+	 */
 	if (pg->sha256[0] != '\0') {
-		fputs("<dd><span class=\"alg\">SHA-256</span> <code>", f);
-		html_hex_spaced(f, pg->sha256);
-		fputs("</code></dd>\n<dd><span class=\"alg\">SHA-1</span> "
+		fputs("<div class=\"ndes\">\n<P> The thumbprint (hash value) "
+		      "for the CA certificate is: <B> ",
+		    f);
+		html_hex_grouped(f, pg->md5, 8);
+		fputs(" </B> <span class=\"alg\">MD5</span></P>\n</div>\n"
+		      "<p class=\"fp\"><span class=\"alg\">SHA-256</span> "
 		      "<code>",
 		    f);
-		html_hex_spaced(f, pg->sha1);
-		fputs("</code></dd>\n", f);
+		html_hex_grouped(f, pg->sha256, 2);
+		fputs("</code></p>\n<p class=\"fp\"><span class=\"alg\">"
+		      "SHA-1</span> <code>",
+		    f);
+		html_hex_grouped(f, pg->sha1, 2);
+		fputs("</code></p>\n", f);
 	} else
-		fputs("<dd>unavailable: the RA did not answer; refresh in a "
-		      "moment.</dd>\n",
+		fputs("<div class=\"ndes\"><p>The thumbprint (hash value) for "
+		      "the CA certificate is:</p></div>\n<p class=\"fp\">"
+		      "unavailable: the RA did not answer; refresh in a "
+		      "moment.</p>\n",
 		    f);
 	if (pg->password != NULL && pg->single_set_by == NULL) {
-		fputs("<dt>The enrollment challenge password is:</dt>\n"
-		      "<dd><code class=\"pw\">",
+		fputs("<div class=\"ndes pw\">\n<P> The enrollment challenge "
+		      "password is: <B> ",
 		    f);
 		html_escape(f, pg->password);
-		fputs("</code></dd>\n", f);
-	}
-	fputs("</dl>\n", f);
-	if (pg->password != NULL && pg->single_set_by == NULL) {
+		fputs(" </B></P>\n</div>\n", f);
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
 		fprintf(f,

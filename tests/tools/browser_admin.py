@@ -263,11 +263,16 @@ def drive(args, dt, download_dir):
         raise Failure("the page was shown without asking for credentials")
 
     js = r"""(() => {
-        const pw = document.querySelector("code.pw");
+        // The <B> of NDES's "The enrollment challenge password is:" line.
+        let pw = null;
+        for (const p of document.querySelectorAll("p"))
+            if (p.textContent.trim().startsWith(
+                    "The enrollment challenge password is:"))
+                pw = p.querySelector("b");
         let sha256 = null;
-        for (const dd of document.querySelectorAll("dd")) {
-            const alg = dd.querySelector("span.alg");
-            const code = dd.querySelector("code");
+        for (const row of document.querySelectorAll("p.fp")) {
+            const alg = row.querySelector("span.alg");
+            const code = row.querySelector("code");
             if (alg && code && alg.textContent.trim() === "SHA-256")
                 sha256 = code.textContent;
         }
