@@ -2,8 +2,9 @@
 # The HTTP surface as curl sees it: clear errors for bad requests (400,
 # 414 past MaxQueryString but not below it), /healthz, the exact
 # GetCACaps lines, GetCACert's type and three certificates, and the
-# NDES-style admin page behind Basic auth whose one-time password enrolls;
-# the frontend's pool of HTTP threads is there.
+# NDES-style admin page behind Basic auth whose one-time password enrolls,
+# also as scripts written for NDES read it; the frontend's pool of HTTP
+# threads is there.
 . "$(dirname "$0")/lib.sh"
 interop_init http_errors
 server_start
@@ -111,6 +112,35 @@ ios_enroll "$pw" "O=Fabrikam,CN=admin page device" "$WORK/admin.pem" || rc=$?
 [ $rc = 0 ] || fail "enrollment with the admin page's password: exit $rc"
 verify_cert "$WORK/admin.pem"
 
+check "scripts written for NDES: Fleet's regex reads a password that enrolls, the thumbprint line the CA's MD5"
+expect 200 "$(code "$admin" -u "$creds")" "admin page for an NDES script"
+# Fleet's NDES proxy (fleetdm/fleet ee/server/service/scep/scep_proxy.go,
+# challengeRegex) and a script reading the thumbprint as NDES prints it:
+# MD5, upper-case hex in 4 groups of 8 between "<B> " and " </B>".
+ndes=$(python3 - "$WORK/body" <<'EOF'
+import re
+import sys
+
+page = open(sys.argv[1], encoding="utf-8").read()
+pw = re.search(r"(?i)The enrollment challenge password is: <B> (?P<password>\S*)", page)
+tp = re.search(r"The thumbprint \(hash value\) for the CA certificate is: "
+               r"<B> ([0-9A-F]{8}(?: [0-9A-F]{8}){3}) </B>", page)
+print(pw.group("password") if pw else "")
+print(tp.group(1) if tp else "")
+EOF
+)
+ndes_pw=$(sed -n 1p <<< "$ndes")
+ndes_md5=$(sed -n 2p <<< "$ndes")
+want_md5=$(openssl x509 -in "$CA_PEM" -noout -fingerprint -md5 |
+	sed 's/.*=//; s/://g' | tr 'a-f' 'A-F' | sed -E 's/(.{8})/\1 /g; s/ $//')
+[[ "$ndes_pw" =~ ^[0-9A-F]{32}$ ]] || fail "Fleet's regex read '$ndes_pw' from the admin page"
+[ "$ndes_md5" = "$want_md5" ] || fail "the NDES thumbprint line reads '$ndes_md5', the CA's MD5 is '$want_md5'"
+echo "   password $ndes_pw, thumbprint $ndes_md5"
+rc=0
+ios_enroll "$ndes_pw" "O=Fabrikam,CN=NDES script device" "$WORK/ndes.pem" || rc=$?
+[ $rc = 0 ] || fail "enrollment with the password Fleet's regex read: exit $rc"
+verify_cert "$WORK/ndes.pem"
+
 check "the frontend runs its pool of HTTP threads (Threads = 0: two per core) beside its own acceptor"
 # libmicrohttpd documents a pool as ignored without a listening socket of
 # its own (services/frontend/http.c); 0.9.75 runs it: keep it that way.
@@ -119,4 +149,4 @@ workers=$(cat /proc/"$fe"/task/*/comm | grep -c '^MHD-worker' || true)
 [ "$workers" = $((2 * $(nproc))) ] || fail "$workers libmicrohttpd worker threads, want $((2 * $(nproc)))"
 echo "   $workers HTTP threads"
 
-pass "HTTP errors, GetCACaps, GetCACert, admin page, the HTTP threads"
+pass "HTTP errors, GetCACaps, GetCACert, admin page (also as NDES scripts read it), the HTTP threads"
