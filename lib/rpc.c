@@ -534,6 +534,7 @@ struct rpc_client {
 	char *origin;
 	uint64_t next_id;
 	size_t max_request; /* rpc_client_set_max; 0: none */
+	int patient; /* rpc_client_set_patient: no second attempt */
 };
 
 static void *
@@ -642,6 +643,12 @@ rpc_client_set_max(struct rpc_client *client, size_t bytes)
 	client->max_request = bytes;
 }
 
+void
+rpc_client_set_patient(struct rpc_client *client)
+{
+	client->patient = 1;
+}
+
 /*
  * Waits for the reply to `id` until `until_ms`. 1: got it, 0: timed out.
  * In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's receive
@@ -697,7 +704,8 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
     Scep__V1__Reply **reply)
 {
 	int64_t start = rpc_now_ms(), deadline = start + timeout_ms;
-	int attempt_ms = timeout_ms / 3, err = RPC_ETIMEDOUT;
+	int attempt_ms = client->patient ? timeout_ms : timeout_ms / 3;
+	int err = RPC_ETIMEDOUT;
 	uint8_t *buf = NULL;
 	size_t len;
 

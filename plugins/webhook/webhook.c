@@ -24,7 +24,7 @@
 #define WEBHOOK_MAX_ANSWER (64 * 1024) /* bytes of answer body read */
 #define WEBHOOK_MAX_PEM (4 * 1024 * 1024) /* a CA bundle is ~200 KiB */
 #define WEBHOOK_MAX_REASON 160 /* characters of the MDM's reason kept */
-#define WEBHOOK_DEFAULT_TIMEOUT 5
+#define WEBHOOK_DEFAULT_TIMEOUT 3 /* s: below the RA's RPCTimeout (4 s) */
 #define WEBHOOK_MAX_TIMEOUT 60
 
 /* A PEM file read at init; data is NUL-terminated. */

@@ -113,6 +113,23 @@ struct challenge_used {
  * wait on an MDM, and no check should wait behind another. */
 #define CHALLENGE_PLUGIN_WORKERS 8
 
+/*
+ * A plugin's check in flight or just answered, by what was asked (the
+ * transaction, its password and its CSR): the frontend and the RA send a
+ * request again when its answer is slow (rpc_call's Lazy Pirate), and the
+ * copy, on another worker, waits for the first one's verdict instead of
+ * asking the MDM again (check.c).
+ */
+#define CHALLENGE_INFLIGHT 64
+#define CHALLENGE_INFLIGHT_KEEP_MS 5000
+struct challenge_inflight {
+	int in_use, done;
+	unsigned char asked[32]; /* SHA-256 of txid, password, CSR */
+	enum scepd_verdict verdict;
+	char why[512];
+	int64_t done_ms; /* CLOCK_MONOTONIC */
+};
+
 /* The service: read-only after start-up except through LMDB, the held
  * "used" marks, the refusal slots and the counters, which `lock` guards.
  * A plugin's check runs outside it (check.c). */
@@ -133,6 +150,8 @@ struct challenge {
 	int64_t (*now)(void); /* seconds since the epoch; tests fake it */
 	struct challenge_used used;
 	pthread_mutex_t lock;
+	pthread_cond_t inflight_done;
+	struct challenge_inflight inflight[CHALLENGE_INFLIGHT];
 	int nworkers;
 	atomic_int next_worker; /* worker_init hands out indexes */
 };

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "challenge.h"
@@ -93,6 +95,116 @@ refusal_record(struct challenge *c, const char *addr, int64_t now)
 		    addr, s->count, c->settings.wrong_password_window);
 }
 
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What a check asks, as one digest: a copy asks the same. */
+static int
+inflight_digest(const struct scepd_challenge_request *vr, unsigned char out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(
+	        md, vr->transaction_id, strlen(vr->transaction_id) + 1) == 1 &&
+	    EVP_DigestUpdate(md, vr->challenge, strlen(vr->challenge) + 1) ==
+	        1 &&
+	    (vr->csr_der_len == 0 ||
+	        EVP_DigestUpdate(md, vr->csr_der, vr->csr_der_len) == 1) &&
+	    EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32;
+
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+/* The slot of a check asking the same, in flight or just answered (an
+ * outage is not kept: the device's retry asks again), or NULL. */
+static struct challenge_inflight *
+inflight_find(
+    struct challenge *c, const unsigned char asked[32], int64_t now_ms)
+{
+	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
+		struct challenge_inflight *s = &c->inflight[i];
+
+		if (s->in_use && memcmp(s->asked, asked, 32) == 0 &&
+		    (!s->done ||
+		        (s->verdict != SCEPD_VERDICT_UNAVAILABLE &&
+		            now_ms - s->done_ms < CHALLENGE_INFLIGHT_KEEP_MS)))
+			return s;
+	}
+	return NULL;
+}
+
+/* A slot for a new check: free, or answered long enough ago; NULL when
+ * all are busy (the check then goes on unrecorded). */
+static struct challenge_inflight *
+inflight_claim(
+    struct challenge *c, const unsigned char asked[32], int64_t now_ms)
+{
+	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
+		struct challenge_inflight *s = &c->inflight[i];
+
+		if (s->in_use &&
+		    (!s->done ||
+		        now_ms - s->done_ms < CHALLENGE_INFLIGHT_KEEP_MS))
+			continue;
+		memset(s, 0, sizeof(*s));
+		s->in_use = 1;
+		memcpy(s->asked, asked, 32);
+		return s;
+	}
+	return NULL;
+}
+
+/*
+ * Asks a plugin without the service's lock (held on entry and on return),
+ * once for what is asked: a copy sent again while the first is being
+ * answered waits for its verdict (*copy set: counted and logged once).
+ */
+static enum scepd_verdict
+plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
+    const Scep__V1__Request *req, const struct scepd_challenge_request *vr,
+    char *why, size_t whylen, int *copy)
+{
+	int64_t now_ms = monotonic_ms();
+	unsigned char asked[32];
+	int digested = inflight_digest(vr, asked) == 0;
+	struct challenge_inflight *s =
+	    digested ? inflight_find(c, asked, now_ms) : NULL;
+	enum scepd_verdict verdict;
+
+	*copy = s != NULL;
+	if (s != NULL) {
+		while (!s->done)
+			pthread_cond_wait(&c->inflight_done, &c->lock);
+		snprintf(why, whylen, "%s", s->why);
+		log_event(LOG_LEVEL_INFO, vr->transaction_id, req->id,
+		    "validator %s: the same check again (a request sent "
+		    "again): the answer of the first",
+		    v->name);
+		return s->verdict;
+	}
+	s = digested ? inflight_claim(c, asked, now_ms) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	verdict = v->v->check(validator_state(v, worker), vr, why, whylen);
+	pthread_mutex_lock(&c->lock);
+	if (s != NULL) {
+		s->verdict = verdict;
+		why[whylen - 1] = '\0';
+		snprintf(s->why, sizeof(s->why), "%s", why);
+		s->done = 1;
+		s->done_ms = monotonic_ms();
+		pthread_cond_broadcast(&c->inflight_done);
+	}
+	return verdict;
+}
+
 /* PEM of the CSR for validators that pass it on; NULL when none. */
 static char *
 csr_pem(const ProtobufCBinaryData *der)
@@ -129,6 +241,7 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 	int64_t now = c->now();
 	unsigned int wait;
 	int checked = 0; /* the validator saw the password */
+	int copy = 0; /* the RA's request again: answered as the first */
 	enum scepd_verdict verdict;
 
 	addr = in->client_addr != NULL && in->client_addr[0] != '\0'
@@ -205,10 +318,8 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 	} else if (locked && v->dl != NULL) {
 		/* A plugin asks an MDM: other checks go on meanwhile. Its
 		 * instance is this worker's; `v` does not change. */
-		pthread_mutex_unlock(&c->lock);
-		verdict = v->v->check(
-		    validator_state(v, worker), &vr, why, sizeof(why));
-		pthread_mutex_lock(&c->lock);
+		verdict = plugin_check_once(
+		    c, v, worker, req, &vr, why, sizeof(why), &copy);
 		checked = 1;
 	} else {
 		verdict = v->v->check(
@@ -221,21 +332,24 @@ decided:
 	free(pem);
 	switch (verdict) {
 	case SCEPD_VERDICT_ALLOW:
-		v->allowed++;
+		v->allowed += !copy;
 		goto allow;
 	case SCEPD_VERDICT_UNAVAILABLE:
-		v->unavailable++;
-		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-		    "validator %s unavailable: %s", v->name, why);
+		v->unavailable += !copy;
+		if (!copy)
+			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+			    "validator %s unavailable: %s", v->name, why);
 		reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
 		reply->error = rpc_strdup(arena, why);
 		return;
 	default:
-		v->refused++;
-		refusal_record(c, addr, now);
-		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-		    "validator %s refused client %s (via %s): %s", v->name,
-		    addr, in->path ? in->path : "?", why);
+		if (!copy) {
+			v->refused++;
+			refusal_record(c, addr, now);
+			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+			    "validator %s refused client %s (via %s): %s",
+			    v->name, addr, in->path ? in->path : "?", why);
+		}
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = rpc_strdup(
 		    arena, why[0] ? why : "challenge password refused");

@@ -166,6 +166,7 @@ main(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	c.now = challenge_clock;
 	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.inflight_done, NULL);
 	if ((config_file = service_config_arg(
 	         argc, argv, "scepd-challenge", &rc)) == NULL)
 		return rc;
@@ -241,6 +242,7 @@ out:
 	challenge_db_close(&c);
 	OPENSSL_cleanse(c.secret, sizeof(c.secret));
 	challenge_sandbox_free();
+	pthread_cond_destroy(&c.inflight_done);
 	pthread_mutex_destroy(&c.lock);
 	if (loaded)
 		config_free(challenge_config, &c.settings);

@@ -205,6 +205,8 @@ check "after PendingDays a poll is told to enroll anew and approval is refused; 
 set_conf template.IPSECIntermediateOffline ApprovalRequired 1
 # Eight days on, for the CA's view of pending requests (test hook).
 SCEPD_TEST_CA_PENDING_AGE=$((8 * 86400)) server_restart
+grep -q "test hook: pending requests are 691200 s older" "$SERVER_LOG" ||
+	fail "the CA has no test hooks: build with -DSCEPD_TEST_HOOKS=ON (scripts/test.sh does)"
 poll poll_expired "O=Fabrikam,CN=waits for the operator" p3
 [ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/poll_expired.log" &&
 	grep -q "failInfoText: no operator approved the request within PendingDays = 7: enroll anew" "$WORK/poll_expired.log" ||

@@ -105,11 +105,16 @@ grep -q "^failInfo: badRequest" "$WORK/mdm-on-otp.pem.log" || fail "not failInfo
 [ "$(requests)" = "$asked" ] || fail "the MDM was asked about a request on the otp path"
 
 check "an MDM that takes its time is asked about several devices at once, and one-time passwords go on meanwhile"
+# Straight to the challenge service, as the RA asks it (the frontend's and
+# the RA's threads have limits of their own).
+ask() {
+	"$BUILD_DIR/tests/challenge_check" --endpoint "ipc://$DATA/run/challenge.sock" --timeout 8000 "$@"
+}
 rm -f "$hook/release"
 asked=$(requests)
 pids=()
 for i in 1 2 3; do
-	ios_enroll "$MDM_OK" "CN=mdm held $i" "$WORK/held$i.pem" "$MDM_URL" > /dev/null &
+	ask --password "$MDM_OK" --txid "HELD-$i" --path /scep/mdm > "$WORK/held$i.out" 2>&1 &
 	pids+=($!)
 done
 # One at a time, the MDM would hold the first and hear of no other
@@ -118,14 +123,30 @@ for _ in $(seq 40); do
 	[ "$(requests)" -ge $((asked + 3)) ] && break
 	sleep 0.1
 done
-[ "$(requests)" = $((asked + 3)) ] || { touch "$hook/release"; fail "the MDM holds $(($(requests) - asked)) of 3 requests: not asked at once"; }
-ios_enroll "$(challenge)" "CN=otp while the MDM holds" "$WORK/otp-held.pem" ||
-	{ touch "$hook/release"; fail "a one-time password enrollment waited behind the MDM"; }
+[ "$(requests)" = $((asked + 3)) ] || { touch "$hook/release"; fail "the MDM holds $(($(requests) - asked)) of 3 checks: not asked at once"; }
+ask --password "$(challenge)" --txid OTP-MEANWHILE --path /scep > "$WORK/otp-held.out" 2>&1 ||
+	{ touch "$hook/release"; cat "$WORK/otp-held.out"; fail "a one-time password check waited behind the MDM"; }
+grep -q "allowed by otp" "$WORK/otp-held.out" || fail "the one-time password check: $(cat "$WORK/otp-held.out")"
 touch "$hook/release"
 for i in 1 2 3; do
-	wait "${pids[$((i - 1))]}" || { cat "$WORK/held$i.pem.log"; fail "held enrollment $i"; }
-	verify_cert "$WORK/held$i.pem"
+	wait "${pids[$((i - 1))]}" || { cat "$WORK/held$i.out"; fail "held check $i"; }
+	grep -q "allowed by mdm" "$WORK/held$i.out" || fail "held check $i: $(cat "$WORK/held$i.out")"
 done
+
+check "an MDM slower than the frontend's and the RA's patience (they send the request again) is asked once"
+rm -f "$hook/release"
+asked=$(requests)
+ios_enroll "$MDM_OK" "CN=mdm slow" "$WORK/slow.pem" "$MDM_URL" > /dev/null &
+slow_pid=$!
+# The frontend and the RA send a request again after a third of their
+# timeouts (rpc_call).
+sleep 3
+touch "$hook/release"
+wait "$slow_pid" || { cat "$WORK/slow.pem.log"; fail "the slow MDM's enrollment"; }
+verify_cert "$WORK/slow.pem"
+[ "$(requests)" = $((asked + 1)) ] || fail "the MDM was asked $(($(requests) - asked)) times about one enrollment, want 1"
+grep -q "mdm: the same check again (a request sent again): the answer of the first" "$SERVER_LOG" ||
+	fail "no check was sent again: this case tests nothing"
 
 check "the MDM down: refused, the reason says it could not be asked"
 kill "$HOOK_PID" 2>/dev/null || true
