@@ -60,7 +60,7 @@ struct scepd_plugin_host {
 struct scepd_challenge_request {
 	const char *challenge; /* "" when the request has none */
 	const char *transaction_id;
-	const char *path; /* the SCEP path it came in on */
+	const char *path; /* the SCEP path it came in on, as configured */
 	const unsigned char *csr_der;
 	size_t csr_der_len;
 	const char *csr_pem;

@@ -107,6 +107,10 @@ struct request {
 	int too_big; /* ... which went over MaxBodySize */
 	char method[16];
 	char path[256];
+	/* A SCEP request's path as configured in Paths (the request's may
+	 * differ in case or add /pkiclient.exe): the RA and the challenge
+	 * service are given this one, which picks the validator. */
+	const char *scep_path;
 	char operation[32];
 	/* The client: the connection's peer, or, when the peer is one of
 	 * TrustedProxies, the address its X-Forwarded-For names (the peer

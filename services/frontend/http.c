@@ -310,8 +310,27 @@ path_equal(const char *a, const char *b, int slash)
 	return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+/*
+ * IIS hands NDES whatever follows mscep.dll, and NDES ignores it:
+ * Windows' NDES client and some devices ask for
+ * .../mscep.dll/pkiclient.exe. Any SCEP path answers there too; another
+ * suffix does not.
+ */
+static int
+path_pkiclient(const char *url, const char *path)
+{
+	static const char suffix[] = "/pkiclient.exe";
+	size_t lp = strlen(path);
+
+	if (lp > 0 && path[lp - 1] == '/')
+		lp--;
+	return strncasecmp(url, path, lp) == 0 &&
+	    strcasecmp(url + lp, suffix) == 0;
+}
+
+/* Sets r->scep_path to the configured path a SCEP request came on. */
 static enum route
-http_route(const struct frontend *fe, const char *url)
+http_route(const struct frontend *fe, struct request *r, const char *url)
 {
 	if (strcmp(url, "/healthz") == 0)
 		return ROUTE_HEALTHZ;
@@ -324,8 +343,11 @@ http_route(const struct frontend *fe, const char *url)
 	if (admin_subpath(fe, url) != NULL)
 		return ROUTE_ADMIN;
 	for (size_t i = 0; i < fe->npaths; i++)
-		if (path_equal(url, fe->paths[i], 0))
+		if (path_equal(url, fe->paths[i], 0) ||
+		    path_pkiclient(url, fe->paths[i])) {
+			r->scep_path = fe->paths[i];
 			return ROUTE_SCEP;
+		}
 	return ROUTE_NONE;
 }
 
@@ -344,7 +366,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	char *end;
 
 	r->started = 1;
-	r->route = http_route(fe, url);
+	r->route = http_route(fe, r, url);
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	ua = MHD_lookup_connection_value(

@@ -177,7 +177,7 @@ scep_pki_operation(struct frontend *fe, struct MHD_Connection *c,
 	body.message.data = (uint8_t *)msg;
 	body.message.len = len;
 	body.client_addr = r->client;
-	body.path = r->path;
+	body.path = (char *)r->scep_path;
 	body.user_agent = r->user_agent[0] != '\0' ? r->user_agent : NULL;
 	req.body_case = SCEP__V1__REQUEST__BODY_PKI_OPERATION;
 	req.pki_operation = &body;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The HTTP surface as curl sees it: clear errors for bad requests (400,
 # 414 past MaxQueryString but not below it), /healthz, the exact
-# GetCACaps lines, GetCACert's type and three certificates, and the
-# NDES-style admin page behind Basic auth whose one-time password enrolls,
-# also as scripts written for NDES read it; the frontend's pool of HTTP
-# threads is there.
+# GetCACaps lines (also at <path>/pkiclient.exe, another suffix 404),
+# GetCACert's type and three certificates, and the NDES-style admin page
+# behind Basic auth whose one-time password enrolls, also as scripts
+# written for NDES read it; the frontend's pool of HTTP threads is there.
 . "$(dirname "$0")/lib.sh"
 interop_init http_errors
 server_start
@@ -60,6 +60,15 @@ for cap in POSTPKIOperation SHA-256 SHA-512 AES SCEPStandard; do
 	grep -qx "$cap" "$WORK/caps" || fail "GetCACaps lacks a '$cap' line"
 done
 ! grep -qx "DES" "$WORK/caps" || fail "GetCACaps offers single DES"
+
+check "IIS's extra path: .../mscep.dll/pkiclient.exe answers as .../mscep.dll (Windows' NDES client), another suffix 404"
+expect 200 "$(code "$URL/pkiclient.exe?operation=GetCACaps&message=CA")" "GetCACaps on $URL/pkiclient.exe"
+tr -d '\r' < "$WORK/body" | cmp -s - "$WORK/caps" || fail "GetCACaps on /pkiclient.exe differs from $URL's"
+expect 200 "$(code "$BASE/scep/PKIClient.exe?operation=GetCACaps&message=CA")" "GetCACaps on /scep/PKIClient.exe"
+expect 404 "$(code "$URL/other?operation=GetCACaps&message=CA")" "$URL/other"
+expect 404 "$(code "$URL/pkiclient.exe/x?operation=GetCACaps&message=CA")" "$URL/pkiclient.exe/x"
+expect 404 "$(code "$URL/pkiclient.exe2?operation=GetCACaps&message=CA")" "$URL/pkiclient.exe2"
+expect 404 "$(code "${URL}pkiclient.exe?operation=GetCACaps&message=CA")" "${URL}pkiclient.exe"
 
 check "GetCACert: application/x-x509-ca-ra-cert with RA signing, RA encryption and CA"
 expect 200 "$(code "$URL?operation=GetCACert&message=CA")" "GetCACert"
@@ -149,4 +158,4 @@ workers=$(cat /proc/"$fe"/task/*/comm | grep -c '^MHD-worker' || true)
 [ "$workers" = $((2 * $(nproc))) ] || fail "$workers libmicrohttpd worker threads, want $((2 * $(nproc)))"
 echo "   $workers HTTP threads"
 
-pass "HTTP errors, GetCACaps, GetCACert, admin page (also as NDES scripts read it), the HTTP threads"
+pass "HTTP errors, GetCACaps (also at /pkiclient.exe), GetCACert, admin page (also as NDES scripts read it), the HTTP threads"

@@ -22,6 +22,14 @@ rc=0
 ios_enroll "$pw" "O=Fabrikam,OU=IT,CN=Robs IPad" "$WORK/ipad.pem" || rc=$?
 [ $rc = 0 ] || fail "the iOS client exited $rc, want 0 (SUCCESS)"
 
+check "enrolling through /certsrv/mscep/mscep.dll/pkiclient.exe (IIS passes the extra path on to NDES)"
+rc=0
+ios_enroll "$(challenge)" "CN=NDES client" "$WORK/pkiclient.pem" "$URL/pkiclient.exe" || rc=$?
+[ $rc = 0 ] || fail "the iOS client exited $rc through $URL/pkiclient.exe, want 0 (SUCCESS)"
+verify_cert "$WORK/pkiclient.pem"
+grep -q "GET /certsrv/mscep/mscep.dll/pkiclient.exe op=PKIOperation status=200" "$SERVER_LOG" ||
+	fail "the access log has no PKIOperation on /certsrv/mscep/mscep.dll/pkiclient.exe"
+
 check "the client sent a query over 2,700 characters"
 qlen=$(sed -n 's/.*query length \([0-9]*\).*/\1/p' "$WORK/ipad.pem.log")
 { [ -n "$qlen" ] && [ "$qlen" -gt 2700 ]; } || fail "query length '$qlen' is not over 2700"

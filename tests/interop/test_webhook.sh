@@ -3,9 +3,10 @@
 # [validator.mdm] instance of the webhook plugin, which asks a stand-in MDM
 # (tests/tools/webhook_server.py over HTTPS on 127.0.0.1). The challenge the
 # MDM allows gets a certificate; one it denies gets CertRep FAILURE
-# badRequest with the MDM's reason; an MDM that is down refuses too; the
-# default path keeps using one-time passwords and never asks the MDM; an
-# MDM that takes its time is asked about several devices at once.
+# badRequest with the MDM's reason; /scep/mdm/pkiclient.exe is routed as
+# /scep/mdm; an MDM that is down refuses too; the default path keeps using
+# one-time passwords and never asks the MDM; an MDM that takes its time is
+# asked about several devices at once, and once per request.
 . "$(dirname "$0")/lib.sh"
 interop_init webhook
 server_start
@@ -79,6 +80,20 @@ assert req["requester"] == "127.0.0.1", req
 assert isinstance(req["sans"], list), req
 print("   ok: the MDM got challenge, transaction_id, csr, subject, sans, requester, path")
 PY
+
+check "/scep/mdm/pkiclient.exe is /scep/mdm: the MDM decides, and is told the configured path"
+ios_enroll "$MDM_OK" "CN=mdm pkiclient" "$WORK/mdm-pkiclient.pem" "$MDM_URL/pkiclient.exe" ||
+	fail "enrollment with the MDM's challenge through $MDM_URL/pkiclient.exe failed"
+verify_cert "$WORK/mdm-pkiclient.pem"
+[ "$(requests)" = 2 ] || fail "the MDM was asked $(requests) times, want 2"
+tail -n 1 "$hook/requests.jsonl" | python3 -c '
+import json, sys
+req = json.loads(sys.stdin.readline())["request"]
+assert req["path"] == "/scep/mdm", req["path"]
+print("   ok: the MDM was asked, with path /scep/mdm")' || fail "the MDM got the wrong path"
+rc=0
+ios_enroll "$(challenge)" "CN=otp on mdm pkiclient" "$WORK/otp-on-mdm-pkiclient.pem" "$MDM_URL/pkiclient.exe" || rc=$?
+[ $rc = 2 ] || fail "otp password on $MDM_URL/pkiclient.exe: exit $rc, want 2 (the MDM decides there)"
 
 check "a challenge the MDM denies gets CertRep FAILURE badRequest with its reason"
 rc=0
