@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # strongSwan's `pki --scepca` / `pki --scep` (Debian strongswan-pki 5.9.8)
-# against scepd: fetch CA and RA certificates, enroll a key, verify.
+# against scepd: fetch CA and RA certificates, enroll a key, verify; and
+# README.md's strongSwan example, run as written.
 #
 # Quirks found while writing this test:
 #  - pki fetches over HTTP only through its curl plugin, which Debian ships
 #    in libstrongswan-extra-plugins (without it: "no capable fetcher
 #    found", HTTP 0). It prints "plugin '...': failed to load" lines for
 #    plugins built in as static; they are noise.
-#  - --scepca writes the root CA to --caout and RA certificates to --raout
-#    as a template (ra.pem, ra-2.pem, ...) in the order of GetCACert; the
-#    roles are told apart here by keyUsage, as a user would.
+#  - --scepca writes nothing without --caout/--raout; it writes the root CA
+#    to --caout and RA certificates to --raout as a template (ra.pem,
+#    ra-2.pem, ...; no ra-1.pem) in the reverse of GetCACert's order: ra.pem
+#    is our RA encryption certificate, ra-2.pem the signing one. The roles
+#    are told apart here by keyUsage, as a user would; README.md's example
+#    names the files.
 #  - --cacert-sig is the certificate that verifies the CertRep (our RA
 #    signing certificate), --cacert the CA it chains to; --cacert-enc the
 #    envelope's recipient (our RA encryption certificate).
@@ -85,4 +89,18 @@ enroll legacy --cipher des3 --digest sha1
 check "pki --scep with its defaults (AES, SHA-256; needs SHA-384 in GetCACaps, see above)"
 enroll client
 
-pass "strongSwan pki: --scepca and --scep (AES/SHA-256 and 3DES/SHA-1) enroll and verify"
+check "README.md's strongSwan example runs as written (its URL pointed here)"
+readme="$WORK/pki/readme"
+mkdir -p "$readme"
+sed -n '/^# strongSwan/,/^$/p' "$SRC_DIR/README.md" | sed "s|http://127.0.0.1:8080|$BASE|g" > "$readme/example.sh"
+grep -q -- '--scepca' "$readme/example.sh" || fail "README.md has no strongSwan example (# strongSwan ... pki --scepca)"
+sed 's/^/   | /' "$readme/example.sh"
+PW=$(challenge)
+(cd "$readme" && PW=$PW bash -e example.sh) > "$readme/out" 2>&1 ||
+	{ grep -v "failed to load\|could not load" "$readme/out" | tail -n 5; fail "README.md's strongSwan example failed"; }
+verify_cert "$readme/cert.pem"
+for f in raCert raCert-2; do
+	echo "   $f.der: $(openssl x509 -inform DER -in "$readme/$f.der" -noout -ext keyUsage | tail -n +2 | xargs)"
+done
+
+pass "strongSwan pki: --scepca and --scep (AES/SHA-256 and 3DES/SHA-1) enroll and verify; so does README.md's example"
