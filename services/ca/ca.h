@@ -187,8 +187,9 @@ void ca_strings_free(char **v);
 int ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *old,
     size_t old_len, X509_REQ *csr, const struct ca_template *tpl, time_t now,
     struct ca_refusal *refusal, char old_serial[CA_SERIAL_HEX]);
-/* A serial as typed (any case, leading zeros or not) as the ledger's
- * key: 32 upper-case hex digits. 0, or -1 when it cannot be one. */
+/* A serial as typed (any case, leading zeros or not, hex pairs separated
+ * by ':' or ' ' or not at all) as the ledger's key: 32 upper-case hex
+ * digits. 0, or -1 when it cannot be one. */
 int ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);

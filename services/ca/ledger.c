@@ -95,23 +95,56 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
 	return 1;
 }
 
+static int
+serial_hex_digit(char c)
+{
+	return c != '\0' && strchr("0123456789abcdefABCDEF", c) != NULL;
+}
+
 int
 ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
 {
-	size_t len = in != NULL ? strlen(in) : 0, pad;
+	char digits[CA_SERIAL_HEX];
+	size_t len, n = 0, group = 0, pad;
+	int separated = 0;
 
 	/* Tools print serials without leading zero bytes ("openssl x509
-	 * -serial"), in either case; the ledger keys are 32 upper-case. */
-	while (len > 0 && in[0] == '0')
-		in++, len--;
-	if (len == 0 || len > CA_SERIAL_HEX - 1 ||
-	    in[strspn(in, "0123456789abcdefABCDEF")] != '\0')
+	 * -serial"), in either case, or as pairs separated by colons
+	 * ("openssl x509 -text", strongSwan's "pki --print") or spaces; the
+	 * ledger keys are 32 upper-case. Blanks around it are copy and
+	 * paste. */
+	if (in == NULL)
 		return -1;
-	pad = CA_SERIAL_HEX - 1 - len;
-	memset(out, '0', pad);
-	for (size_t i = 0; i <= len; i++)
-		out[pad + i] =
+	in += strspn(in, " \t\r\n");
+	len = strlen(in);
+	while (len > 0 && strchr(" \t\r\n", in[len - 1]) != NULL)
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == ':' || in[i] == ' ') {
+			/* Only between pairs: "60:AF", not "6:0AF" or "60::AF". */
+			if (group != 2 || i + 1 == len ||
+			    !serial_hex_digit(in[i + 1]))
+				return -1;
+			separated = 1;
+			group = 0;
+			continue;
+		}
+		if (!serial_hex_digit(in[i]))
+			return -1;
+		group++;
+		if (n == 0 && in[i] == '0')
+			continue; /* a leading zero */
+		if (n == CA_SERIAL_HEX - 1)
+			return -1;
+		digits[n++] =
 		    (char)(in[i] >= 'a' && in[i] <= 'f' ? in[i] - 32 : in[i]);
+	}
+	if (n == 0 || (separated && group != 2))
+		return -1;
+	pad = CA_SERIAL_HEX - 1 - n;
+	memset(out, '0', pad);
+	memcpy(out + pad, digits, n);
+	out[CA_SERIAL_HEX - 1] = '\0';
 	return 0;
 }
 

@@ -3,6 +3,8 @@
 # signs (number, thisUpdate/nextUpdate, reason codes) served over plain
 # HTTP at the CRL distribution point put in issued certificates, that
 # `openssl verify -crl_check` uses; a revoked certificate cannot renew.
+# Serials are found as openssl x509 -serial, -text and pki --print show them;
+# scepctl --help gives each command's options.
 . "$(dirname "$0")/lib.sh"
 interop_init revocation
 server_start
@@ -77,6 +79,41 @@ openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" 
 	fail "scepctl list does not say revoked"
 [ "$("$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep -c "revoked: ")" = 1 ] ||
 	fail "scepctl list says revoked of a certificate not revoked"
+
+check "serials as openssl x509 -text and pki --print show them (lower-case pairs and colons), or with spaces: show and revoke find them"
+# "    60:af:55:..." on the line after "Serial Number:" (16 bytes, too many
+# for openssl to print it in decimal).
+colon=$(openssl x509 -in "$WORK/b.pem" -noout -text | awk '/Serial Number:/ { getline; print; exit }')
+plain=$(openssl x509 -in "$WORK/b.pem" -noout -serial | cut -d= -f2)
+echo "   $plain as '$colon'"
+case $colon in *[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]*) ;; *) fail "openssl x509 -text printed the serial as '$colon'" ;; esac
+"$SCEPCTL" --data-dir "$DATA" show "$colon" > "$WORK/show-colon.json" 2>&1 || { cat "$WORK/show-colon.json"; fail "scepctl show '$colon'"; }
+grep -q "\"serial\": \"$plain\"" "$WORK/show-colon.json" || { cat "$WORK/show-colon.json"; fail "scepctl show '$colon' found another serial"; }
+"$SCEPCTL" --data-dir "$DATA" revoke "${colon// /}" --reason superseded 2> "$WORK/revoke-colon.err" ||
+	{ cat "$WORK/revoke-colon.err"; fail "scepctl revoke ${colon// /}"; }
+spaced=$(echo "$colon" | tr 'a-f:' 'A-F ')
+"$SCEPCTL" --data-dir "$DATA" show "$spaced" | grep -q '"status": "revoked"' ||
+	fail "scepctl show '$spaced' does not say revoked"
+for bad in "${plain:0:1}:${plain:1}" "${plain:0:2}::${plain:2}" "${plain:0:2}:${plain:2}" "$plain:"; do
+	rc=0
+	"$SCEPCTL" --data-dir "$DATA" show "$bad" > /dev/null 2> "$WORK/bad.err" || rc=$?
+	if [ $rc != 1 ] || ! grep -q "no such serial" "$WORK/bad.err"; then
+		fail "scepctl show '$bad' (separators not between pairs): exit $rc, $(cat "$WORK/bad.err")"
+	fi
+done
+echo "   separators not between pairs are refused"
+
+check "scepctl --help gives every option of each command's own usage line"
+"$SCEPCTL" --help > "$WORK/help.txt" || fail "scepctl --help"
+cmds=$(sed -n '/^commands:/,/^exit status/s/^  \([a-z]\+\) .*/\1/p' "$WORK/help.txt")
+[ "$(echo "$cmds" | wc -w)" -ge 8 ] || fail "scepctl --help lists the commands: $(echo "$cmds" | xargs)"
+for cmd in $cmds; do
+	"$SCEPCTL" --data-dir "$DATA" "$cmd" --help > "$WORK/help-$cmd.txt" || fail "scepctl $cmd --help"
+	for opt in $(head -n 1 "$WORK/help-$cmd.txt" | grep -oE -- '--[a-z-]+' | grep -vx -- '--data-dir'); do
+		grep -qE -- "^  $cmd .*$opt\b" "$WORK/help.txt" || fail "scepctl --help does not give $cmd's $opt"
+	done
+done
+echo "   $(echo "$cmds" | xargs)"
 
 check "a revoked certificate cannot renew"
 rc=0

@@ -210,7 +210,9 @@ scepctl_show_usage(FILE *f)
 	fprintf(f,
 	    "usage: scepctl [--data-dir DIR] show SERIAL [--pem]\n"
 	    "  One certificate of the ledger: who asked, when, under which\n"
-	    "  template; --pem prints the certificate itself.\n");
+	    "  template; --pem prints the certificate itself. SERIAL in\n"
+	    "  hex, any case, as openssl x509 -serial or -text prints it\n"
+	    "  (pairs separated by ':' or ' ', or not).\n");
 }
 
 int
@@ -292,10 +294,11 @@ scepctl_revoke_usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: scepctl [--data-dir DIR] revoke SERIAL [--reason R]\n"
-	    "  Revokes a certificate and has the CA issue a new CRL. R is\n"
-	    "  an RFC 5280 reason: keyCompromise, cACompromise,\n"
-	    "  affiliationChanged, superseded, cessationOfOperation,\n"
-	    "  certificateHold, privilegeWithdrawn, unspecified (default).\n");
+	    "  Revokes a certificate and has the CA issue a new CRL. SERIAL\n"
+	    "  is written as for scepctl show. R is an RFC 5280 reason:\n"
+	    "  keyCompromise, cACompromise, affiliationChanged, superseded,\n"
+	    "  cessationOfOperation, certificateHold, privilegeWithdrawn,\n"
+	    "  unspecified (default).\n");
 }
 
 int
