@@ -220,6 +220,8 @@ int challenge_mac(const struct challenge *c, const char *password,
     unsigned char mac[CHALLENGE_MAC_LEN]);
 /* Short, non-secret handle of a password for logs (hex of the MAC's start). */
 void challenge_mac_id(const unsigned char mac[CHALLENGE_MAC_LEN], char out[17]);
+/* A stored record of this version or the one before; 0 if neither. */
+int challenge_record_read(const MDB_val *val, struct challenge_record *rec);
 /* 0: found and copied; 1: no such record; -1: database error (logged). */
 int challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
     const unsigned char mac[CHALLENGE_MAC_LEN], struct challenge_record *rec);
@@ -280,6 +282,12 @@ void challenge_handle_check(void *worker, const Scep__V1__Request *req,
 void challenge_handle_consume(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* manage.c: scepctl challenge --list / --revoke. */
+void challenge_handle_list(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+void challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* otp.c and single.c: the built-in validators. */

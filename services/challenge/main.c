@@ -87,6 +87,8 @@ CHALLENGE_LOCKED(
     route_set_single, challenge_handle_set_single(w->c, req, reply, arena))
 CHALLENGE_LOCKED(
     route_metrics, challenge_handle_metrics(w->c, req, reply, arena))
+CHALLENGE_LOCKED(route_list, challenge_handle_list(w->c, req, reply, arena))
+CHALLENGE_LOCKED(route_revoke, challenge_handle_revoke(w->c, req, reply, arena))
 
 static const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE, "ChallengeIssue",
@@ -98,6 +100,10 @@ static const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_CHALLENGE_SET_SINGLE, "ChallengeSetSingle",
         "frontend scepctl", route_set_single},
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", route_metrics},
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_LIST, "ChallengeList", "scepctl",
+        route_list},
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE, "ChallengeRevoke", "scepctl",
+        route_revoke},
     {0, NULL, NULL, NULL},
 };
 

@@ -66,8 +66,7 @@ challenge_mac_id(const unsigned char mac[CHALLENGE_MAC_LEN], char out[17])
 		snprintf(out + 2 * i, 3, "%02x", mac[i]);
 }
 
-/* A stored record of this version or the one before; 0 if neither. */
-static int
+int
 challenge_record_read(const MDB_val *val, struct challenge_record *rec)
 {
 	memset(rec, 0, sizeof(*rec));

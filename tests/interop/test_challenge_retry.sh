@@ -4,7 +4,8 @@
 # same transactionID) and gets the same certificate, not a second one; any
 # other transaction presenting that password is refused; PasswordMax
 # outstanding passwords fill the cache ("The password cache is full.")
-# until one is used; the database never holds a password in clear.
+# until one is used; scepctl challenge --list shows the cache and --revoke
+# / --revoke-unused empty it; the database never holds a password in clear.
 . "$(dirname "$0")/lib.sh"
 interop_init challenge_retry
 server_start
@@ -56,6 +57,42 @@ check "using one frees a place"
 p4=$(challenge)
 [ -n "$p4" ] || fail "no password after one was used"
 
+check "scepctl challenge --list shows the cache (no password), --revoke ID and --revoke-unused empty it, and survive a restart"
+"$SCEPCTL" --data-dir "$DATA" challenge --list > "$WORK/list.txt" 2> "$WORK/list.err" || fail "challenge --list"
+# pw and p1 used, p2 and p3 and p4 issued (unused).
+[ "$(grep -c "  issued  " "$WORK/list.txt")" = 3 ] && [ "$(grep -c "  used  " "$WORK/list.txt")" = 2 ] ||
+	{ cat "$WORK/list.txt"; fail "want 3 issued and 2 used passwords listed"; }
+for p in "$pw" "$p1" "$p2" "$p3" "$p4"; do
+	! grep -qiF "$p" "$WORK/list.txt" || fail "challenge --list shows a password"
+done
+"$SCEPCTL" --data-dir "$DATA" challenge --list --json > "$WORK/list.json" || fail "challenge --list --json"
+python3 -c 'import json,sys; l=json.load(open(sys.argv[1])); assert sorted(p["state"] for p in l) == ["issued"]*3 + ["used"]*2, l' "$WORK/list.json" ||
+	fail "challenge --list --json"
+used_id=$(grep "  used  " "$WORK/list.txt" | head -1 | cut -d' ' -f1)
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke "$used_id" 2> "$WORK/revoke-used.err" || rc=$?
+[ $rc = 1 ] && grep -q "held by a transaction" "$WORK/revoke-used.err" || fail "revoking a used password: exit $rc"
+# The cache is full again (3 issued): revoking one frees a place.
+set +e; "$SCEPCTL" --data-dir "$DATA" challenge > /dev/null 2>&1; rc=$?; set -e
+[ $rc != 0 ] || fail "the cache is not full: this case tests nothing"
+one=$(grep "  issued  " "$WORK/list.txt" | head -1 | cut -d' ' -f1)
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke "$one" 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "challenge --revoke"; }
+grep -q "1 password(s) revoked" "$WORK/revoke.err" || fail "revoke: $(cat "$WORK/revoke.err")"
+grep -q "password id=$one issued to scepctl revoked by scepctl" "$SERVER_LOG" || fail "the revocation was not logged"
+p5=$(challenge)
+server_restart
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused 2> "$WORK/unused.err" || fail "challenge --revoke-unused"
+grep -q "3 password(s) revoked" "$WORK/unused.err" || fail "revoke-unused: $(cat "$WORK/unused.err")"
+"$SCEPCTL" --data-dir "$DATA" challenge --list > "$WORK/list2.txt" 2>/dev/null || fail "challenge --list"
+! grep -q "  issued  " "$WORK/list2.txt" || { cat "$WORK/list2.txt"; fail "unused passwords left"; }
+rc=0
+"$IOS_CLIENT" --url "$URL" --challenge "$p5" --subject "CN=revoked" --out "$WORK/r.pem" > "$WORK/r.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "not valid or has expired" "$WORK/r.log" || { cat "$WORK/r.log"; fail "a revoked password enrolled: exit $rc"; }
+p6=$(challenge) # the cache has room for PasswordMax again
+p7=$(challenge)
+p8=$(challenge)
+[ -n "$p8" ] || fail "no room after --revoke-unused"
+
 check "the challenge database holds no password in clear"
 for p in "$pw" "$p1" "$p2" "$p3" "$p4"; do
 	lower=$(echo "$p" | tr 'A-F' 'a-f')
@@ -63,4 +100,4 @@ for p in "$pw" "$p1" "$p2" "$p3" "$p4"; do
 		fail "password $p found in clear under $DATA/db"
 	fi
 done
-pass "retry gets the same certificate, reuse refused, cache full at PasswordMax, no clear passwords"
+pass "retry gets the same certificate, reuse refused, cache full at PasswordMax, scepctl challenge --list/--revoke/--revoke-unused, no clear passwords"

@@ -1,13 +1,16 @@
 /*
  * scepctl challenge [--json]: asks the challenge service for a password,
  * the same one the admin page would show, at the endpoint the frontend uses
- * ([frontend] ChallengeEndpoint of DIR/scepd.conf).
+ * ([frontend] ChallengeEndpoint of DIR/scepd.conf). --list shows the
+ * passwords on record (ids, never the passwords); --revoke ID and
+ * --revoke-unused delete those no device has presented yet.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -19,8 +22,114 @@ scepctl_challenge_usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: scepctl [--data-dir DIR] challenge [--json]\n"
+	    "       scepctl [--data-dir DIR] challenge --list [--json]\n"
+	    "       scepctl [--data-dir DIR] challenge --revoke ID | "
+	    "--revoke-unused\n"
 	    "  Prints one fresh one-time enrollment password; with --json,\n"
-	    "  {\"password\", \"expires_at\", \"validity_minutes\"}.\n");
+	    "  {\"password\", \"expires_at\", \"validity_minutes\"}.\n"
+	    "  --list: the passwords on record (id, state, issued to, expiry,\n"
+	    "  transaction), never the passwords themselves. --revoke ID\n"
+	    "  deletes one no device has presented yet; --revoke-unused all\n"
+	    "  of them (a full password cache emptied).\n");
+}
+
+static void
+scepctl_utc(int64_t t, char out[24])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
+{
+	json_t *a = json ? json_array() : NULL;
+
+	for (size_t i = 0; i < out->n_passwords; i++) {
+		const Scep__V1__ChallengeInfo *p = out->passwords[i];
+		char issued[24], expires[24];
+
+		scepctl_utc(p->issued_at, issued);
+		scepctl_utc(p->expires_at, expires);
+		if (json)
+			json_array_append_new(a,
+			    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			        "id", p->id, "state", p->state, "issued_by",
+			        p->issued_by, "issued_at", issued, "expires_at",
+			        expires, "transaction_id",
+			        p->transaction_id ? p->transaction_id : "",
+			        "pool", p->pool ? p->pool : "admin"));
+		else
+			printf(
+			    "%s  %-8s  issued %s to %s (%s)  expires %s  %s\n",
+			    p->id, p->state, issued, p->issued_by,
+			    p->pool ? p->pool : "admin", expires,
+			    p->transaction_id ? p->transaction_id : "-");
+	}
+	if (json) {
+		json_dumpf(a, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(a);
+	} else
+		fprintf(stderr, "scepctl: %zu password(s) on record\n",
+		    out->n_passwords);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* --list, --revoke ID, --revoke-unused: 0, 1 refused or failed. */
+static int
+scepctl_challenge_manage(
+    const struct scepctl *ctl, int list, const char *revoke_id, int json)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeListRequest lreq =
+	    SCEP__V1__CHALLENGE_LIST_REQUEST__INIT;
+	Scep__V1__ChallengeRevokeRequest rreq =
+	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	struct scepctl_conn conn;
+	int rc = 1;
+
+	if (scepctl_connect(ctl, "frontend", "ChallengeEndpoint", &conn) != 0)
+		return 1;
+	if (list) {
+		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_LIST;
+		req.challenge_list = &lreq;
+	} else {
+		rreq.revoked_by = "scepctl";
+		if (revoke_id != NULL)
+			rreq.id = (char *)revoke_id;
+		else {
+			rreq.has_all_unused = 1;
+			rreq.all_unused = 1;
+		}
+		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
+		req.challenge_revoke = &rreq;
+	}
+	if ((reply = scepctl_call(&conn, &req, "challenge service")) == NULL)
+		goto out;
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK) {
+		fprintf(stderr, "scepctl: challenge service: %s\n",
+		    reply->error ? reply->error : "refused");
+		goto out;
+	}
+	if (list && reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_LIST)
+		rc = scepctl_challenge_list(reply->challenge_list, json);
+	else if (!list &&
+	    reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_REVOKE) {
+		fprintf(stderr, "scepctl: %u password(s) revoked\n",
+		    reply->challenge_revoke->revoked);
+		rc = 0;
+	} else
+		fprintf(stderr, "scepctl: challenge service: no answer\n");
+out:
+	if (reply != NULL)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	scepctl_disconnect(&conn);
+	return rc;
 }
 
 static int
@@ -50,9 +159,14 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, 'j'},
+	    {"list", no_argument, NULL, 'l'},
+	    {"revoke", required_argument, NULL, 'r'},
+	    {"revoke-unused", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *revoke_id = NULL;
+	int list = 0, revoke_unused = 0;
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeIssueRequest issue =
 	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
@@ -67,6 +181,15 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'l':
+			list = 1;
+			break;
+		case 'r':
+			revoke_id = optarg;
+			break;
+		case 'u':
+			revoke_unused = 1;
+			break;
 		case 'h':
 			scepctl_challenge_usage(stdout);
 			return 0;
@@ -75,10 +198,13 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || list + (revoke_id != NULL) + revoke_unused > 1 ||
+	    (json && (revoke_id != NULL || revoke_unused))) {
 		scepctl_challenge_usage(stderr);
 		return 2;
 	}
+	if (list || revoke_id != NULL || revoke_unused)
+		return scepctl_challenge_manage(ctl, list, revoke_id, json);
 	/* The endpoint the frontend uses: the admin page's password. */
 	if (scepctl_connect(ctl, "frontend", "ChallengeEndpoint", &conn) != 0)
 		return 1;

@@ -1,0 +1,168 @@
+/*
+ * ChallengeListRequest and ChallengeRevokeRequest (scepctl challenge
+ * --list, --revoke): the operator's view of the password cache, which
+ * lives in LMDB and outlives a restart (NDES's admins empty theirs by
+ * restarting IIS). Passwords are never shown: only their ids, the start
+ * of the HMAC as every log line names them.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "challenge.h"
+#include "log.h"
+
+static const char *
+state_name(uint32_t state)
+{
+	return state == CHALLENGE_ISSUED  ? "issued"
+	    : state == CHALLENGE_RESERVED ? "reserved"
+	    : state == CHALLENGE_USED     ? "used"
+	                                  : "?";
+}
+
+void
+challenge_handle_list(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct challenge *c = worker;
+	Scep__V1__ChallengeListReply *out;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	size_t n = 0, cap = 0;
+	int e;
+
+	(void)req;
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_list_reply__init(out);
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0) {
+		log_error("challenge list: %s", mdb_strerror(e));
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the password database cannot be read";
+		goto out;
+	}
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+		Scep__V1__ChallengeInfo *p;
+		char id[17];
+
+		if (key.mv_size != CHALLENGE_MAC_LEN ||
+		    !challenge_record_read(&val, &rec))
+			continue; /* the single-password record, or not ours */
+		if (n == cap) {
+			Scep__V1__ChallengeInfo **grown;
+
+			cap = cap ? 2 * cap : 16;
+			grown = rpc_alloc(arena, cap * sizeof(*grown));
+			if (n > 0)
+				memcpy(
+				    grown, out->passwords, n * sizeof(*grown));
+			out->passwords = grown;
+		}
+		p = rpc_alloc(arena, sizeof(*p));
+		scep__v1__challenge_info__init(p);
+		challenge_mac_id(rec.mac, id);
+		rec.issued_by[sizeof(rec.issued_by) - 1] = '\0';
+		rec.reserved_txid[sizeof(rec.reserved_txid) - 1] = '\0';
+		p->id = rpc_strdup(arena, id);
+		p->issued_by = rpc_strdup(arena, rec.issued_by);
+		p->issued_at = rec.issued_at;
+		p->expires_at = rec.expires_at;
+		p->state = (char *)state_name(rec.state);
+		if (rec.reserved_txid[0] != '\0')
+			p->transaction_id =
+			    rpc_strdup(arena, rec.reserved_txid);
+		p->pool = rec.pool == CHALLENGE_POOL_MDM ? "mdm" : "admin";
+		out->passwords[n++] = p;
+	}
+	out->n_passwords = n;
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_LIST;
+	reply->challenge_list = out;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+void
+challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct challenge *c = worker;
+	const Scep__V1__ChallengeRevokeRequest *in = req->challenge_revoke;
+	const char *id = in->id != NULL ? in->id : "";
+	int all = in->has_all_unused && in->all_unused;
+	Scep__V1__ChallengeRevokeReply *out;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	unsigned revoked = 0, held = 0;
+	int e;
+
+	if (all == (id[0] != '\0')) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "an id or all unused passwords, one of the two";
+		return;
+	}
+	if ((e = challenge_txn_begin(c, &txn)) != 0 ||
+	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
+		goto internal;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+		char rid[17];
+
+		if (key.mv_size != CHALLENGE_MAC_LEN ||
+		    !challenge_record_read(&val, &rec))
+			continue;
+		challenge_mac_id(rec.mac, rid);
+		if (!all && strcasecmp(rid, id) != 0)
+			continue;
+		if (rec.state != CHALLENGE_ISSUED) {
+			held++; /* a device is enrolling with it, or did */
+			continue;
+		}
+		if ((e = mdb_cursor_del(cur, 0)) != 0)
+			goto internal;
+		revoked++;
+		rec.issued_by[sizeof(rec.issued_by) - 1] = '\0';
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "password id=%s issued to %s revoked by %s", rid,
+		    rec.issued_by, in->revoked_by);
+	}
+	if (e != MDB_NOTFOUND)
+		goto internal;
+	mdb_cursor_close(cur);
+	cur = NULL;
+	if ((e = challenge_txn_commit(c, txn)) != 0) {
+		txn = NULL;
+		goto internal;
+	}
+	txn = NULL;
+	if (!all && revoked == 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = held > 0
+		    ? "that password is held by a transaction (reserved or "
+		      "used): it is no longer the cache's to revoke"
+		    : "no password with that id";
+		return;
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_revoke_reply__init(out);
+	out->revoked = revoked;
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_REVOKE;
+	reply->challenge_revoke = out;
+	return;
+internal:
+	log_error("challenge revoke: %s", mdb_strerror(e));
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		challenge_txn_abort(c, txn);
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the password database cannot be written";
+}
