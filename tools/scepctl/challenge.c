@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -33,16 +32,6 @@ scepctl_challenge_usage(FILE *f)
 	    "  of them (a full password cache emptied).\n");
 }
 
-static void
-scepctl_utc(int64_t t, char out[24])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int
 scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
 {
@@ -52,8 +41,8 @@ scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
 		const Scep__V1__ChallengeInfo *p = out->passwords[i];
 		char issued[24], expires[24];
 
-		scepctl_utc(p->issued_at, issued);
-		scepctl_utc(p->expires_at, expires);
+		scepctl_time(p->issued_at, issued);
+		scepctl_time(p->expires_at, expires);
 		if (json)
 			json_array_append_new(a,
 			    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",

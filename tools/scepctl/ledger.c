@@ -16,7 +16,7 @@
 
 #include "scepctl.h"
 
-static void
+void
 scepctl_time(int64_t t, char out[24])
 {
 	time_t tt = (time_t)t;
