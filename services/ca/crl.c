@@ -173,6 +173,18 @@ out:
 	return e;
 }
 
+/* Whether a revocation record is a hold (certificateHold). */
+static int
+crl_on_hold(const MDB_val *val)
+{
+	json_t *o = json_loadb(val->mv_data, val->mv_size, 0, NULL);
+	const char *r = json_string_value(json_object_get(o, "reason"));
+	int held = r != NULL && strcmp(r, "certificateHold") == 0;
+
+	json_decref(o);
+	return held;
+}
+
 void
 ca_handle_revoke(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -190,7 +202,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	int64_t number = 0;
 	time_t now = time(NULL);
 	json_t *o = NULL;
-	int e;
+	int e, held = 0, release = in->has_release && in->release;
 
 	if (crl_reason_code(reason) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
@@ -217,29 +229,61 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	}
 	if (e != 0)
 		goto internal;
-	if (mdb_get(txn, ca->revoked, &key, &val) == 0) {
+	if ((e = mdb_get(txn, ca->revoked, &key, &val)) == 0)
+		held = crl_on_hold(&val);
+	else if (e != MDB_NOTFOUND)
+		goto internal;
+	/* Only a hold is temporary (RFC 5280 5.3.1): released, or made
+	 * final with another reason; any other revocation stays. */
+	if (release && !held) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error =
+		    "not on hold: only a certificateHold is released";
+		goto out;
+	}
+	if (e == 0 && !held) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "already revoked";
 		goto out;
 	}
-	o = json_pack("{s:I, s:s, s:s}", "time", (json_int_t)now, "reason",
-	    reason, "by", in->revoked_by ? in->revoked_by : "?");
-	if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
-		e = -1;
-		goto internal;
+	if (held && !release && strcmp(reason, "certificateHold") == 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "already on hold";
+		goto out;
 	}
-	val.mv_size = strlen(text);
-	val.mv_data = text;
-	if ((e = mdb_put(txn, ca->revoked, &key, &val, 0)) != 0 ||
-	    (e = crl_issue(ca, txn, now, &number)) != 0)
-		goto internal;
+	if (release) {
+		if ((e = mdb_del(txn, ca->revoked, &key, NULL)) != 0 ||
+		    (e = crl_issue(ca, txn, now, &number)) != 0)
+			goto internal;
+	} else {
+		o = json_pack("{s:I, s:s, s:s}", "time", (json_int_t)now,
+		    "reason", reason, "by",
+		    in->revoked_by ? in->revoked_by : "?");
+		if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
+			e = -1;
+			goto internal;
+		}
+		val.mv_size = strlen(text);
+		val.mv_data = text;
+		if ((e = mdb_put(txn, ca->revoked, &key, &val, 0)) != 0 ||
+		    (e = crl_issue(ca, txn, now, &number)) != 0)
+			goto internal;
+	}
 	e = mdb_txn_commit(txn);
 	txn = NULL;
 	if (e != 0)
 		goto internal;
-	log_event(LOG_LEVEL_WARN, NULL, req->id,
-	    "revoked serial %s (%s) by %s; CRL number %lld", serial, reason,
-	    in->revoked_by ? in->revoked_by : "?", (long long)number);
+	if (release)
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "released serial %s from its certificateHold by %s; CRL "
+		    "number %lld no longer lists it",
+		    serial, in->revoked_by ? in->revoked_by : "?",
+		    (long long)number);
+	else
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "revoked serial %s (%s%s) by %s; CRL number %lld", serial,
+		    reason, held ? ", was on hold" : "",
+		    in->revoked_by ? in->revoked_by : "?", (long long)number);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_reply__init(out);
 	out->crl_number = number;

@@ -131,4 +131,36 @@ ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/fresh.pem" "$URL" --key "$WO
 	fail "a new key after revocation was refused"
 verify_cert "$WORK/fresh.pem"
 
-pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction"
+check "certificateHold: released by scepctl unrevoke (the next CRL leaves it out), or made final with another reason"
+ios_enroll "$(challenge)" "CN=to be held" "$WORK/h.pem" "$URL" --key "$WORK/h.key" >/dev/null || fail "enroll h"
+b_serial=$(openssl x509 -in "$WORK/h.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2> "$WORK/hold.err" || fail "hold: $(cat "$WORK/hold.err")"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2> "$WORK/hold2.err" || rc=$?
+[ $rc = 1 ] && grep -q "already on hold" "$WORK/hold2.err" || fail "a second hold: exit $rc"
+server_restart # the frontend keeps a CRL a minute
+crl held
+grep -A5 "Serial Number: $b_serial" "$WORK/held.txt" | grep -q "Certificate Hold" || fail "the held serial is not in the CRL"
+"$SCEPCTL" --data-dir "$DATA" unrevoke "$b_serial" 2> "$WORK/unrevoke.err" || { cat "$WORK/unrevoke.err"; fail "unrevoke"; }
+grep -q "released from its hold" "$WORK/unrevoke.err" || fail "unrevoke said: $(cat "$WORK/unrevoke.err")"
+grep -q "released serial $b_serial from its certificateHold" "$SERVER_LOG" || fail "the release was not logged"
+server_restart
+crl released
+! grep -q "Serial Number: $b_serial" "$WORK/released.txt" || fail "the released serial is still in the CRL"
+openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/released.pem" "$WORK/h.pem" >/dev/null ||
+	fail "verify -crl_check refused the released certificate"
+"$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep "  $b_serial  " | grep -q "revoked" && fail "list still says the released one is revoked"
+# On hold again, then revoked for good: the reason changes, no release.
+"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2>/dev/null || fail "hold again"
+"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason keyCompromise 2>/dev/null || fail "a held certificate revoked for good"
+"$SCEPCTL" --data-dir "$DATA" show "$b_serial" | grep -q '"reason": "keyCompromise"' || fail "show: not keyCompromise"
+for s in "$b_serial" "$serial"; do
+	rc=0
+	"$SCEPCTL" --data-dir "$DATA" unrevoke "$s" 2> "$WORK/unrevoke2.err" || rc=$?
+	[ $rc = 1 ] && grep -q "not on hold" "$WORK/unrevoke2.err" || fail "unrevoke of a final revocation: exit $rc: $(cat "$WORK/unrevoke2.err")"
+done
+rc=0
+"$SCEPCTL" --data-dir "$DATA" unrevoke "$(openssl x509 -in "$WORK/fresh.pem" -noout -serial | cut -d= -f2)" 2> "$WORK/unrevoke3.err" || rc=$?
+[ $rc = 1 ] && grep -q "not on hold" "$WORK/unrevoke3.err" || fail "unrevoke of a valid certificate: exit $rc"
+
+pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, certificateHold released or made final"

@@ -290,20 +290,31 @@ out:
 }
 
 static void
-scepctl_revoke_usage(FILE *f)
+scepctl_revoke_usage(FILE *f, int release)
 {
+	if (release) {
+		fprintf(f,
+		    "usage: scepctl [--data-dir DIR] unrevoke SERIAL\n"
+		    "  Releases a certificate from its certificateHold;\n"
+		    "  the CA issues a new CRL without it.\n");
+		return;
+	}
 	fprintf(f,
 	    "usage: scepctl [--data-dir DIR] revoke SERIAL [--reason R]\n"
 	    "  Revokes a certificate and has the CA issue a new CRL. SERIAL\n"
 	    "  is written as for scepctl show. R is an RFC 5280 reason:\n"
 	    "  keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "  cessationOfOperation, certificateHold, privilegeWithdrawn,\n"
-	    "  unspecified (default).\n");
+	    "  unspecified (default). A certificate on hold may be revoked\n"
+	    "  again with another reason, or released: scepctl unrevoke\n"
+	    "  SERIAL.\n");
 }
 
+/* revoke SERIAL [--reason R], and unrevoke SERIAL (argv[0] says which). */
 int
 scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 {
+	int release = strcmp(argv[0], "unrevoke") == 0;
 	static const struct option opts[] = {
 	    {"reason", required_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
@@ -326,16 +337,20 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 			revoke.reason = optarg;
 			break;
 		case 'h':
-			scepctl_revoke_usage(stdout);
+			scepctl_revoke_usage(stdout, release);
 			return 0;
 		default:
-			scepctl_revoke_usage(stderr);
+			scepctl_revoke_usage(stderr, release);
 			return 2;
 		}
 	}
-	if (optind + 1 != argc) {
-		scepctl_revoke_usage(stderr);
+	if (optind + 1 != argc || (release && revoke.reason != NULL)) {
+		scepctl_revoke_usage(stderr, release);
 		return 2;
+	}
+	if (release) {
+		revoke.has_release = 1;
+		revoke.release = 1;
 	}
 	if (scepctl_connect(ctl, "ca", "Listen", &conn) != 0)
 		return 1;
@@ -352,8 +367,15 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 		    reply->error ? reply->error : "refused");
 		goto out;
 	}
-	fprintf(stderr, "scepctl: %s revoked; CRL number %lld lists it\n",
-	    argv[optind], (long long)reply->revoke->crl_number);
+	if (release)
+		fprintf(stderr,
+		    "scepctl: %s released from its hold; CRL number %lld no "
+		    "longer lists it\n",
+		    argv[optind], (long long)reply->revoke->crl_number);
+	else
+		fprintf(stderr,
+		    "scepctl: %s revoked; CRL number %lld lists it\n",
+		    argv[optind], (long long)reply->revoke->crl_number);
 	rc = 0;
 out:
 	if (reply != NULL)

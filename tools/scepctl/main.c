@@ -32,6 +32,7 @@ usage(FILE *f)
 	    "  show SERIAL [--pem] one certificate of the ledger; SERIAL in\n"
 	    "                      hex, its pairs may be separated by ':'\n"
 	    "  revoke SERIAL [--reason R]  revoke; the CA issues a new CRL\n"
+	    "  unrevoke SERIAL     release a certificate from certificateHold\n"
 	    "  approve TXID        issue a request pending approval\n"
 	    "  reject TXID --reason TEXT   refuse a pending request\n"
 	    "  keygen NAME         a CurveZMQ key pair in DIR/keys\n"
@@ -49,6 +50,7 @@ static const struct {
     {"approve", scepctl_approve},
     {"reject", scepctl_reject},
     {"revoke", scepctl_revoke},
+    {"unrevoke", scepctl_revoke},
     {"keygen", scepctl_keygen},
 };
 
