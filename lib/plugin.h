@@ -18,6 +18,16 @@
 
 /* The symbol a challenge-validator shared object exports. */
 #define SCEPD_CHALLENGE_VALIDATOR_SYMBOL "scepd_challenge_validator_v1"
+/*
+ * Optional, beside it: `const int scepd_challenge_validator_v1_concurrent =
+ * 1;` says the plugin's instances share nothing (no globals; each its own
+ * connection): the challenge service then starts one instance per worker
+ * (init once each) and calls their `check` at once, and `consume` on
+ * whichever instance (not necessarily the one whose `check` passed).
+ * Without it: one instance, `check` and `consume` one at a time.
+ */
+#define SCEPD_CHALLENGE_VALIDATOR_CONCURRENT_SYMBOL \
+	"scepd_challenge_validator_v1_concurrent"
 /* The symbol an issuance-policy shared object exports (the CA loads it). */
 #define SCEPD_ISSUANCE_POLICY_SYMBOL "scepd_issuance_policy_v1"
 
@@ -87,7 +97,8 @@ struct scepd_challenge_validator {
 	    char *err, size_t errlen);
 	/* Decides on a request. On refusal or outage, `why` (NUL-terminated,
 	 * at most whylen bytes) says why, in words for the device's
-	 * failInfoText and the log. May be called from one thread at a time. */
+	 * failInfoText and the log. Called from one thread at a time per
+	 * instance (see ..._CONCURRENT_SYMBOL). */
 	enum scepd_verdict (*check)(void *state,
 	    const struct scepd_challenge_request *req, char *why,
 	    size_t whylen);

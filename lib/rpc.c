@@ -644,9 +644,9 @@ rpc_client_set_max(struct rpc_client *client, size_t bytes)
 }
 
 void
-rpc_client_set_patient(struct rpc_client *client)
+rpc_client_set_patient(struct rpc_client *client, int on)
 {
-	client->patient = 1;
+	client->patient = on;
 }
 
 /*

@@ -133,10 +133,11 @@ void rpc_client_free(struct rpc_client *client);
  * A request that would not fit, framing included, is not sent: rpc_call
  * returns RPC_ETOOBIG at once. 0 (the default): no limit here. */
 void rpc_client_set_max(struct rpc_client *client, size_t bytes);
-/* One attempt for the whole timeout instead of sending again after a
- * third of it: for a service whose answer may take that long (the
- * challenge service asking an MDM), where a copy would only ask twice. */
-void rpc_client_set_patient(struct rpc_client *client);
+/* `on`: the next calls make one attempt for the whole timeout instead of
+ * sending again after a third of it: for a request whose answer may take
+ * that long (a challenge check asking an MDM), where a copy would only
+ * ask twice. */
+void rpc_client_set_patient(struct rpc_client *client, int on);
 
 /*
  * Sends `req` (its id, deadline and origin are set here) and waits up to

@@ -666,6 +666,10 @@ webhook_destroy(void *state)
 	free(wh);
 }
 
+/* Each instance has its own curl handle and settings, no globals. */
+__attribute__((visibility("default")))
+const int scepd_challenge_validator_v1_concurrent = 1;
+
 __attribute__((visibility("default")))
 const struct scepd_challenge_validator scepd_challenge_validator_v1 = {
     .abi_version = SCEPD_PLUGIN_ABI_VERSION,

@@ -27,9 +27,10 @@
 #define CHALLENGE_PASSWORD_MAX 255 /* longer than any typed password */
 #define CHALLENGE_TXID_MAX 128 /* with the NUL */
 #define CHALLENGE_WHO_MAX 64 /* with the NUL */
-/* A password reserved or used by a transaction answers that transaction's
- * retries (a lost answer, a PKCSReq sent again while pending) this long
- * past its expiry; then its record goes. */
+/* A password used by a transaction (issued, or held for approval: the CA
+ * bound the transactionID to its key) answers that transaction's retries
+ * (a lost answer, a PKCSReq sent again while pending) this long past its
+ * expiry; then its record goes. */
 #define CHALLENGE_TXN_KEEP_S (7 * 86400)
 /* Admin accounts' names fit whole (records are fixed-size: a longer
  * PASSWD_USER_MAX needs a new record version, not a bigger array). */
@@ -67,6 +68,8 @@ struct validator {
 	 * NULL: `state` serves every worker. */
 	void **states;
 	size_t nstates;
+	int concurrent; /* the plugin says its instances share nothing */
+	pthread_mutex_t one_at_a_time; /* check, consume of the others */
 	void *dl; /* dlopen handle; NULL when built in */
 	struct scepd_plugin_host host;
 	struct challenge *c;
@@ -114,20 +117,20 @@ struct challenge_used {
 #define CHALLENGE_PLUGIN_WORKERS 8
 
 /*
- * A plugin's check in flight or just answered, by what was asked (the
- * transaction, its password and its CSR): the frontend and the RA send a
- * request again when its answer is slow (rpc_call's Lazy Pirate), and the
- * copy, on another worker, waits for the first one's verdict instead of
- * asking the MDM again (check.c).
+ * A plugin's check in flight, by what was asked (validator, path, client,
+ * transaction, password, CSR): the frontend sends a request again when its
+ * answer is slow (rpc_call's Lazy Pirate), and the copy, on another
+ * worker, waits for the first one's verdict instead of asking the MDM
+ * again (check.c).
  */
 #define CHALLENGE_INFLIGHT 64
-#define CHALLENGE_INFLIGHT_KEEP_MS 5000
 struct challenge_inflight {
 	int in_use, done;
-	unsigned char asked[32]; /* SHA-256 of txid, password, CSR */
+	int waiters; /* copies waiting: the slot stays theirs until read */
+	unsigned char asked[32]; /* SHA-256 of validator, path, client,
+	                            txid, password, CSR */
 	enum scepd_verdict verdict;
 	char why[512];
-	int64_t done_ms; /* CLOCK_MONOTONIC */
 };
 
 /* The service: read-only after start-up except through LMDB, the held
@@ -229,8 +232,8 @@ int challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 int challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
     const struct challenge_record *rec, unsigned int flags);
 /*
- * Deletes expired records (each logged; one reserved or used by a
- * transaction CHALLENGE_TXN_KEEP_S after its expiry) and counts the
+ * Deletes expired records (each logged; one used by a transaction
+ * CHALLENGE_TXN_KEEP_S after its expiry) and counts the
  * outstanding ones (issued or reserved, not expired) of `pool`; for the
  * MDM pool only those issued to `who`. MDB_* error code.
  */
@@ -274,7 +277,7 @@ void challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 void challenge_check(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena);
-void challenge_consume(struct challenge *c, size_t worker,
+void challenge_consume(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena);
 void challenge_handle_check(void *worker, const Scep__V1__Request *req,
@@ -305,6 +308,11 @@ int validators_load(struct challenge *c, const char *config_file);
 int validators_spawn(struct challenge *c, int nworkers);
 /* Whether a [validator.NAME] plugin is loaded. */
 int validators_have_plugin(const struct challenge *c);
+/* Asks `v` (worker's instance, or the one instance, one at a time). */
+enum scepd_verdict validator_check(struct validator *v, size_t worker,
+    const struct scepd_challenge_request *vr, char *why, size_t whylen);
+void validator_consume(struct validator *v, size_t worker,
+    const struct scepd_challenge_request *vr);
 void validators_free(struct challenge *c);
 struct validator *validators_for_path(struct challenge *c, const char *path);
 

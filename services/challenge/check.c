@@ -5,6 +5,7 @@
  * answered 429 by the frontend without slowing other clients), the
  * EnforcePassword rules, and the counters of /metrics.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,64 +96,52 @@ refusal_record(struct challenge *c, const char *addr, int64_t now)
 		    addr, s->count, c->settings.wrong_password_window);
 }
 
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* What a check asks, as one digest: a copy asks the same. */
+/* What a check asks, as one digest: a copy asks the same of the same
+ * validator, on the same path, from the same client. */
 static int
-inflight_digest(const struct scepd_challenge_request *vr, unsigned char out[32])
+inflight_digest(const struct validator *v,
+    const struct scepd_challenge_request *vr, unsigned char out[32])
 {
+	const char *parts[] = {v->name, vr->path, vr->requester,
+	    vr->transaction_id, vr->challenge};
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int len = 0;
-	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(
-	        md, vr->transaction_id, strlen(vr->transaction_id) + 1) == 1 &&
-	    EVP_DigestUpdate(md, vr->challenge, strlen(vr->challenge) + 1) ==
-	        1 &&
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+
+	for (size_t i = 0; ok && i < sizeof(parts) / sizeof(parts[0]); i++)
+		ok = EVP_DigestUpdate(md, parts[i], strlen(parts[i]) + 1) == 1;
+	ok = ok &&
 	    (vr->csr_der_len == 0 ||
 	        EVP_DigestUpdate(md, vr->csr_der, vr->csr_der_len) == 1) &&
 	    EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32;
-
 	EVP_MD_CTX_free(md);
 	return ok ? 0 : -1;
 }
 
-/* The slot of a check asking the same, in flight or just answered (an
- * outage is not kept: the device's retry asks again), or NULL. */
+/* The slot of the same check in flight, or NULL. An answered one is not
+ * kept: a later request asks the validator anew. */
 static struct challenge_inflight *
-inflight_find(
-    struct challenge *c, const unsigned char asked[32], int64_t now_ms)
+inflight_find(struct challenge *c, const unsigned char asked[32])
 {
 	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
 		struct challenge_inflight *s = &c->inflight[i];
 
-		if (s->in_use && memcmp(s->asked, asked, 32) == 0 &&
-		    (!s->done ||
-		        (s->verdict != SCEPD_VERDICT_UNAVAILABLE &&
-		            now_ms - s->done_ms < CHALLENGE_INFLIGHT_KEEP_MS)))
+		if (s->in_use && !s->done && memcmp(s->asked, asked, 32) == 0)
 			return s;
 	}
 	return NULL;
 }
 
-/* A slot for a new check: free, or answered long enough ago; NULL when
- * all are busy (the check then goes on unrecorded). */
+/* A free slot for a new check; NULL when all are taken (the check then
+ * goes on unrecorded). A slot is free once answered and its copies have
+ * read the answer. */
 static struct challenge_inflight *
-inflight_claim(
-    struct challenge *c, const unsigned char asked[32], int64_t now_ms)
+inflight_claim(struct challenge *c, const unsigned char asked[32])
 {
 	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
 		struct challenge_inflight *s = &c->inflight[i];
 
-		if (s->in_use &&
-		    (!s->done ||
-		        now_ms - s->done_ms < CHALLENGE_INFLIGHT_KEEP_MS))
+		if (s->in_use)
 			continue;
 		memset(s, 0, sizeof(*s));
 		s->in_use = 1;
@@ -162,44 +151,68 @@ inflight_claim(
 	return NULL;
 }
 
+static void
+inflight_leave(struct challenge_inflight *s)
+{
+	if (s->done && s->waiters == 0)
+		s->in_use = 0;
+}
+
 /*
  * Asks a plugin without the service's lock (held on entry and on return),
  * once for what is asked: a copy sent again while the first is being
- * answered waits for its verdict (*copy set: counted and logged once).
+ * answered waits for its verdict, at most until the caller's deadline
+ * (*copy set: counted and logged once).
  */
 static enum scepd_verdict
 plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
     const Scep__V1__Request *req, const struct scepd_challenge_request *vr,
     char *why, size_t whylen, int *copy)
 {
-	int64_t now_ms = monotonic_ms();
 	unsigned char asked[32];
-	int digested = inflight_digest(vr, asked) == 0;
+	int digested = inflight_digest(v, vr, asked) == 0;
 	struct challenge_inflight *s =
-	    digested ? inflight_find(c, asked, now_ms) : NULL;
+	    digested ? inflight_find(c, asked) : NULL;
 	enum scepd_verdict verdict;
 
 	*copy = s != NULL;
 	if (s != NULL) {
-		while (!s->done)
-			pthread_cond_wait(&c->inflight_done, &c->lock);
+		struct timespec until;
+		int timed_out = 0;
+
+		/* The caller's deadline, on the condition's clock. */
+		until.tv_sec = (time_t)(req->deadline_ms / 1000);
+		until.tv_nsec = (long)(req->deadline_ms % 1000) * 1000000;
+		s->waiters++;
+		while (!s->done && !timed_out)
+			timed_out = pthread_cond_timedwait(&c->inflight_done,
+			                &c->lock, &until) == ETIMEDOUT;
+		s->waiters--;
+		if (!s->done) {
+			snprintf(why, whylen,
+			    "validator %s: no answer before the deadline",
+			    v->name);
+			return SCEPD_VERDICT_UNAVAILABLE;
+		}
 		snprintf(why, whylen, "%s", s->why);
+		verdict = s->verdict;
+		inflight_leave(s);
 		log_event(LOG_LEVEL_INFO, vr->transaction_id, req->id,
 		    "validator %s: the same check again (a request sent "
 		    "again): the answer of the first",
 		    v->name);
-		return s->verdict;
+		return verdict;
 	}
-	s = digested ? inflight_claim(c, asked, now_ms) : NULL;
+	s = digested ? inflight_claim(c, asked) : NULL;
 	pthread_mutex_unlock(&c->lock);
-	verdict = v->v->check(validator_state(v, worker), vr, why, whylen);
+	verdict = validator_check(v, worker, vr, why, whylen);
 	pthread_mutex_lock(&c->lock);
 	if (s != NULL) {
 		s->verdict = verdict;
 		why[whylen - 1] = '\0';
 		snprintf(s->why, sizeof(s->why), "%s", why);
 		s->done = 1;
-		s->done_ms = monotonic_ms();
+		inflight_leave(s);
 		pthread_cond_broadcast(&c->inflight_done);
 	}
 	return verdict;
@@ -322,8 +335,9 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		    c, v, worker, req, &vr, why, sizeof(why), &copy);
 		checked = 1;
 	} else {
-		verdict = v->v->check(
-		    validator_state(v, worker), &vr, why, sizeof(why));
+		verdict = v->dl != NULL
+		    ? validator_check(v, worker, &vr, why, sizeof(why))
+		    : v->v->check(v->state, &vr, why, sizeof(why));
 		checked = 1;
 	}
 	why[sizeof(why) - 1] = '\0';
@@ -375,7 +389,7 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 }
 
 void
-challenge_consume(struct challenge *c, size_t worker,
+challenge_consume(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena)
 {
@@ -396,8 +410,17 @@ challenge_consume(struct challenge *c, size_t worker,
 	vr.subject = "";
 	vr.requester = "-";
 	if (vr.challenge[0] != '\0' && v->v->consume != NULL &&
-	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX)
-		v->v->consume(validator_state(v, worker), &vr);
+	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX) {
+		/* A plugin may tell its MDM: not under the service's lock. */
+		if (locked && v->dl != NULL)
+			pthread_mutex_unlock(&c->lock);
+		if (v->dl != NULL)
+			validator_consume(v, worker, &vr);
+		else
+			v->v->consume(v->state, &vr);
+		if (locked && v->dl != NULL)
+			pthread_mutex_lock(&c->lock);
+	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_consume_reply__init(out);
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CONSUME;
@@ -408,7 +431,7 @@ void
 challenge_handle_consume(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
-	challenge_consume(worker, 0, req, reply, arena);
+	challenge_consume(worker, 0, 0, req, reply, arena);
 }
 
 /* --- metrics ----------------------------------------------------------- */

@@ -82,7 +82,7 @@ CHALLENGE_LOCKED(route_issue, challenge_handle_issue(w->c, req, reply, arena))
 CHALLENGE_LOCKED(
     route_check, challenge_check(w->c, w->index, 1, req, reply, arena))
 CHALLENGE_LOCKED(
-    route_consume, challenge_consume(w->c, w->index, req, reply, arena))
+    route_consume, challenge_consume(w->c, w->index, 1, req, reply, arena))
 CHALLENGE_LOCKED(
     route_set_single, challenge_handle_set_single(w->c, req, reply, arena))
 CHALLENGE_LOCKED(

@@ -69,11 +69,12 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		    req->transaction_id, "read", MDB_CORRUPTED, why, whylen);
 		goto out;
 	}
-	/* Expired: no new transaction may reserve it; the one holding it
-	 * may still retry (CHALLENGE_TXN_KEEP_S). */
+	/* Expired: nobody may use it, except the transaction that used it
+	 * (the CA bound that transactionID to its key then), retrying
+	 * (CHALLENGE_TXN_KEEP_S). A reservation alone binds no key. */
 	if (found > 0 ||
 	    (rec.expires_at <= now &&
-	        (rec.state == CHALLENGE_ISSUED ||
+	        (rec.state != CHALLENGE_USED ||
 	            rec.expires_at + CHALLENGE_TXN_KEEP_S <= now ||
 	            strcmp(rec.reserved_txid, req->transaction_id) != 0))) {
 		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,

@@ -147,7 +147,7 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 			(*deleted)++;
 			continue;
 		}
-		if (rec.expires_at <= now && rec.state != CHALLENGE_ISSUED &&
+		if (rec.expires_at <= now && rec.state == CHALLENGE_USED &&
 		    rec.expires_at + CHALLENGE_TXN_KEEP_S > now)
 			continue; /* its transaction's, no longer outstanding */
 		if (rec.expires_at <= now) {

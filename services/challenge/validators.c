@@ -107,6 +107,13 @@ validator_add(struct challenge *c, const char *name,
 	v->v = table;
 	v->dl = dl;
 	v->c = c;
+	pthread_mutex_init(&v->one_at_a_time, NULL);
+	if (dl != NULL) {
+		const int *concurrent =
+		    dlsym(dl, SCEPD_CHALLENGE_VALIDATOR_CONCURRENT_SYMBOL);
+
+		v->concurrent = concurrent != NULL && *concurrent == 1;
+	}
 	v->host.abi_version = SCEPD_PLUGIN_ABI_VERSION;
 	v->host.instance = v->name;
 	v->host.config_get = validator_config_get;
@@ -250,6 +257,33 @@ validators_load(struct challenge *c, const char *config_file)
 	return validators_load_paths(c, config_file);
 }
 
+enum scepd_verdict
+validator_check(struct validator *v, size_t worker,
+    const struct scepd_challenge_request *vr, char *why, size_t whylen)
+{
+	enum scepd_verdict verdict;
+
+	if (v->concurrent)
+		return v->v->check(validator_state(v, worker), vr, why, whylen);
+	pthread_mutex_lock(&v->one_at_a_time);
+	verdict = v->v->check(v->state, vr, why, whylen);
+	pthread_mutex_unlock(&v->one_at_a_time);
+	return verdict;
+}
+
+void
+validator_consume(struct validator *v, size_t worker,
+    const struct scepd_challenge_request *vr)
+{
+	if (v->concurrent) {
+		v->v->consume(validator_state(v, worker), vr);
+		return;
+	}
+	pthread_mutex_lock(&v->one_at_a_time);
+	v->v->consume(v->state, vr);
+	pthread_mutex_unlock(&v->one_at_a_time);
+}
+
 int
 validators_have_plugin(const struct challenge *c)
 {
@@ -266,8 +300,8 @@ validators_spawn(struct challenge *c, int nworkers)
 		struct validator *v = &c->validators[i];
 		char err[512] = "";
 
-		if (v->dl == NULL)
-			continue; /* built in: the service's own, locked */
+		if (v->dl == NULL || !v->concurrent)
+			continue; /* built in (locked), or one at a time */
 		if ((v->states = calloc(
 		         (size_t)nworkers, sizeof(*v->states))) == NULL)
 			return -1;
@@ -301,6 +335,8 @@ validators_free(struct challenge *c)
 		free(v->states);
 		if (v->v != NULL)
 			v->v->destroy(v->state);
+		if (v->name != NULL)
+			pthread_mutex_destroy(&v->one_at_a_time);
 		if (v->dl != NULL)
 			dlclose(v->dl);
 		free(v->name);

@@ -135,9 +135,6 @@ ra_worker_init(void *service)
 	}
 	rpc_client_set_max(w->ca, RPC_MAX_CA_REQUEST);
 	rpc_client_set_max(w->challenge, RPC_MAX_CHALLENGE_REQUEST);
-	/* A check may wait on an MDM (a webhook validator) up to its
-	 * Timeout: asked again, the MDM would be asked twice. */
-	rpc_client_set_patient(w->challenge);
 	return w;
 }
 

@@ -135,7 +135,11 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	check.n_sans = ra_csr_sans(csr, &check.sans, arena);
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	call.challenge_check = &check;
+	/* A check may wait on an MDM (a webhook validator) up to its
+	 * Timeout: sent again, the MDM would be asked twice. */
+	rpc_client_set_patient(w->challenge, 1);
 	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	rpc_client_set_patient(w->challenge, 0);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "challenge service: %s", rpc_strerror(rc));

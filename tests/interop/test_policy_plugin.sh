@@ -86,7 +86,7 @@ rc=0
 	{ cat "$WORK/approve2.out"; fail "the second approval for one subject: exit $rc, want 1 with the policy's reason"; }
 echo "   ok: $(cat "$WORK/approve2.out")"
 sed -i '/^\[template.IPSECIntermediateOffline\]$/,/^ApprovalRequired = 1$/d' "$DATA/scepd.conf"
-! grep -q "ApprovalRequired" "$DATA/scepd.conf" || fail "ApprovalRequired is still set"
+! grep -q "^ApprovalRequired" "$DATA/scepd.conf" || fail "ApprovalRequired is still set"
 
 check "RenewWithinDays longer than the validity: a renewal-time second certificate is issued"
 set_conf policy.one-per-device RenewWithinDays 400

@@ -68,7 +68,7 @@ main(int argc, char **argv)
 	if ((ctx = zmq_ctx_new()) == NULL ||
 	    (client = rpc_client_new(ctx, endpoint, "ra")) == NULL)
 		goto out;
-	rpc_client_set_patient(client);
+	rpc_client_set_patient(client, 1);
 	check.password = (char *)password;
 	check.transaction_id = (char *)txid;
 	check.client_addr = "127.0.0.1";
