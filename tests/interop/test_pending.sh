@@ -19,8 +19,8 @@ cat >> "$DATA/scepd.conf" <<'EOF'
 [template.IPSECIntermediateOffline]
 ApprovalRequired = 1
 EOF
-# A pending request keeps its password reserved (for a resend): more
-# than the default 5 are outstanding by the end.
+# Passwords are issued ahead of the requests that use them, and some are
+# never used (refused requests): more than the default 5 at times.
 set_conf challenge PasswordMax 20
 server_start
 
