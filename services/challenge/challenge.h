@@ -32,6 +32,9 @@
  * (a lost answer, a PKCSReq sent again while pending) this long past its
  * expiry; then its record goes. */
 #define CHALLENGE_TXN_KEEP_S (7 * 86400)
+/* A reserved one is kept this long past its expiry, unusable, for the
+ * "used" mark of a certificate issued just before it expired. */
+#define CHALLENGE_RESERVED_KEEP_S 600
 /* Admin accounts' names fit whole (records are fixed-size: a longer
  * PASSWD_USER_MAX needs a new record version, not a bigger array). */
 _Static_assert(CHALLENGE_WHO_MAX == PASSWD_USER_MAX + 1,
@@ -70,6 +73,7 @@ struct validator {
 	size_t nstates;
 	int concurrent; /* the plugin says its instances share nothing */
 	pthread_mutex_t one_at_a_time; /* check, consume of the others */
+	atomic_int queued; /* holding or waiting for one_at_a_time */
 	void *dl; /* dlopen handle; NULL when built in */
 	struct scepd_plugin_host host;
 	struct challenge *c;
@@ -308,10 +312,13 @@ int validators_load(struct challenge *c, const char *config_file);
 int validators_spawn(struct challenge *c, int nworkers);
 /* Whether a [validator.NAME] plugin is loaded. */
 int validators_have_plugin(const struct challenge *c);
-/* Asks `v` (worker's instance, or the one instance, one at a time). */
-enum scepd_verdict validator_check(struct validator *v, size_t worker,
+/* Asks `v`: the worker's instance, or the one instance, one request at a
+ * time, with one more waiting until deadline_ms (CLOCK_REALTIME ms) at
+ * most; past it, UNAVAILABLE (consume: -1, logged by the caller). */
+enum scepd_verdict
+validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr, char *why, size_t whylen);
-void validator_consume(struct validator *v, size_t worker,
+int validator_consume(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr);
 void validators_free(struct challenge *c);
 struct validator *validators_for_path(struct challenge *c, const char *path);

@@ -189,6 +189,7 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 			                &c->lock, &until) == ETIMEDOUT;
 		s->waiters--;
 		if (!s->done) {
+			*copy = 0; /* its own outage: logged and counted */
 			snprintf(why, whylen,
 			    "validator %s: no answer before the deadline",
 			    v->name);
@@ -205,7 +206,7 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 	}
 	s = digested ? inflight_claim(c, asked) : NULL;
 	pthread_mutex_unlock(&c->lock);
-	verdict = validator_check(v, worker, vr, why, whylen);
+	verdict = validator_check(v, worker, req->deadline_ms, vr, why, whylen);
 	pthread_mutex_lock(&c->lock);
 	if (s != NULL) {
 		s->verdict = verdict;
@@ -336,7 +337,8 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		checked = 1;
 	} else {
 		verdict = v->dl != NULL
-		    ? validator_check(v, worker, &vr, why, sizeof(why))
+		    ? validator_check(
+		          v, worker, req->deadline_ms, &vr, why, sizeof(why))
 		    : v->v->check(v->state, &vr, why, sizeof(why));
 		checked = 1;
 	}
@@ -414,10 +416,13 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 		/* A plugin may tell its MDM: not under the service's lock. */
 		if (locked && v->dl != NULL)
 			pthread_mutex_unlock(&c->lock);
-		if (v->dl != NULL)
-			validator_consume(v, worker, &vr);
-		else
+		if (v->dl == NULL)
 			v->v->consume(v->state, &vr);
+		else if (validator_consume(v, worker, req->deadline_ms, &vr) !=
+		    0)
+			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+			    "validator %s: busy; its consume was not called",
+			    v->name);
 		if (locked && v->dl != NULL)
 			pthread_mutex_lock(&c->lock);
 	}

@@ -72,6 +72,9 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	/* Expired: nobody may use it, except the transaction that used it
 	 * (the CA bound that transactionID to its key then), retrying
 	 * (CHALLENGE_TXN_KEEP_S). A reservation alone binds no key. */
+	if (found == 0 && rec.state == CHALLENGE_RESERVED &&
+	    challenge_used_held(c, mac))
+		rec.state = CHALLENGE_USED; /* its mark not written yet */
 	if (found > 0 ||
 	    (rec.expires_at <= now &&
 	        (rec.state != CHALLENGE_USED ||

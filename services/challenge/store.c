@@ -147,8 +147,15 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 			(*deleted)++;
 			continue;
 		}
-		if (rec.expires_at <= now && rec.state == CHALLENGE_USED &&
-		    rec.expires_at + CHALLENGE_TXN_KEEP_S > now)
+		/* A mark that could not be written yet is a use too. */
+		if (rec.state == CHALLENGE_RESERVED &&
+		    challenge_used_held(c, rec.mac))
+			rec.state = CHALLENGE_USED;
+		if (rec.expires_at <= now &&
+		    ((rec.state == CHALLENGE_USED &&
+		         rec.expires_at + CHALLENGE_TXN_KEEP_S > now) ||
+		        (rec.state == CHALLENGE_RESERVED &&
+		            rec.expires_at + CHALLENGE_RESERVED_KEEP_S > now)))
 			continue; /* its transaction's, no longer outstanding */
 		if (rec.expires_at <= now) {
 			if ((e = mdb_cursor_del(cur, 0)) != 0)

@@ -5,8 +5,10 @@
  * A mark only turns a password reserved by a transaction into used by it
  * once that transaction's certificate is issued; the reservation alone,
  * flushed when it was made, already refuses every other transaction (otp.c).
- * So a mark lost with a killed service changes nothing that matters: the
- * password stays reserved to its own transaction until it expires. Held
+ * A mark lost with a killed service leaves the password reserved to its
+ * own transaction until it expires; what it loses is that transaction's
+ * retries after the expiry (CHALLENGE_TXN_KEEP_S is for used ones), which
+ * a mark held but not yet written still gets (otp.c, store.c). Held
  * here, a mark rides on the next reservation's commit, which is flushed
  * anyway, and saves a flush per enrollment on the challenge service's one
  * thread; with no such commit, challenge_used_idle writes the marks within

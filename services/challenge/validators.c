@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "challenge.h"
 #include "log.h"
@@ -257,31 +258,69 @@ validators_load(struct challenge *c, const char *config_file)
 	return validators_load_paths(c, config_file);
 }
 
+/*
+ * A plugin asked one request at a time: one asked, one waiting its turn,
+ * no more (the rest of the service's workers stay free), and the waiting
+ * one only until its caller's deadline. 0 with the plugin's lock held,
+ * -1 when its turn would not come in time.
+ */
+static int
+validator_turn(struct validator *v, int64_t deadline_ms)
+{
+	struct timespec until;
+
+	if (atomic_fetch_add(&v->queued, 1) >= 2) {
+		atomic_fetch_sub(&v->queued, 1);
+		return -1;
+	}
+	until.tv_sec = (time_t)(deadline_ms / 1000);
+	until.tv_nsec = (long)(deadline_ms % 1000) * 1000000;
+	if (pthread_mutex_timedlock(&v->one_at_a_time, &until) != 0) {
+		atomic_fetch_sub(&v->queued, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+validator_turn_end(struct validator *v)
+{
+	pthread_mutex_unlock(&v->one_at_a_time);
+	atomic_fetch_sub(&v->queued, 1);
+}
+
 enum scepd_verdict
-validator_check(struct validator *v, size_t worker,
+validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr, char *why, size_t whylen)
 {
 	enum scepd_verdict verdict;
 
 	if (v->concurrent)
 		return v->v->check(validator_state(v, worker), vr, why, whylen);
-	pthread_mutex_lock(&v->one_at_a_time);
+	if (validator_turn(v, deadline_ms) != 0) {
+		snprintf(why, whylen,
+		    "validator %s is busy (one request at a time): retry later",
+		    v->name);
+		return SCEPD_VERDICT_UNAVAILABLE;
+	}
 	verdict = v->v->check(v->state, vr, why, whylen);
-	pthread_mutex_unlock(&v->one_at_a_time);
+	validator_turn_end(v);
 	return verdict;
 }
 
-void
-validator_consume(struct validator *v, size_t worker,
+int
+validator_consume(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr)
 {
 	if (v->concurrent) {
 		v->v->consume(validator_state(v, worker), vr);
-		return;
+		return 0;
 	}
-	pthread_mutex_lock(&v->one_at_a_time);
+	if (validator_turn(v, deadline_ms) != 0)
+		return -1;
 	v->v->consume(v->state, vr);
-	pthread_mutex_unlock(&v->one_at_a_time);
+	validator_turn_end(v);
+	return 0;
 }
 
 int

@@ -88,10 +88,10 @@ grep -q "3 password(s) revoked" "$WORK/unused.err" || fail "revoke-unused: $(cat
 rc=0
 "$IOS_CLIENT" --url "$URL" --challenge "$p5" --subject "CN=revoked" --out "$WORK/r.pem" > "$WORK/r.log" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "not valid or has expired" "$WORK/r.log" || { cat "$WORK/r.log"; fail "a revoked password enrolled: exit $rc"; }
-p6=$(challenge) # the cache has room for PasswordMax again
-p7=$(challenge)
-p8=$(challenge)
-[ -n "$p8" ] || fail "no room after --revoke-unused"
+# The cache has room for PasswordMax (3) again.
+for _ in 1 2 3; do
+	challenge > /dev/null
+done
 
 check "the challenge database holds no password in clear"
 for p in "$pw" "$p1" "$p2" "$p3" "$p4"; do
