@@ -102,6 +102,13 @@ main(int argc, char **argv)
 	/* Library warnings (e.g. a ZeroMQ connect) would only repeat what
 	 * scepctl says itself. */
 	log_init("scepctl", LOG_LEVEL_ERROR);
+	/* A command's --help needs no data directory (each prints its
+	 * usage before it reads anything). */
+	for (int k = optind + 1; k < argc; k++)
+		if (strcmp(argv[k], "--help") == 0 ||
+		    strcmp(argv[k], "-h") == 0)
+			return commands[i].run(
+			    &ctl, argc - optind, argv + optind);
 	if ((ctl.data_dir = realpath(dir, NULL)) == NULL) {
 		fprintf(stderr, "scepctl: data directory %s: ", dir);
 		perror(NULL);
