@@ -230,26 +230,21 @@ passwd_field_ok(const char *s, int allow_empty)
 	return (allow_empty || s[0] != '\0') && strpbrk(s, ":\r\n") == NULL;
 }
 
-int
-passwd_set_file(const char *file, const char *user, const char *password,
-    const char *rights)
+/*
+ * Rewrites `file` (a temporary file renamed over it, mode 0600 from the
+ * start) with `user`'s line replaced by `entry` ("user:hash:rights"), or
+ * dropped when entry is NULL, or appended when there was none. Returns 0,
+ * 1 when there was none to drop, -1 on error (logged).
+ */
+static int
+passwd_rewrite(const char *file, const char *user, const char *entry)
 {
-	char hash[256], *tmp = NULL, *line = NULL;
+	char *tmp = NULL, *line = NULL;
 	FILE *in = NULL, *out = NULL;
 	size_t cap = 0;
 	ssize_t got;
-	int fd = -1, rc = -1, written = 0;
+	int fd = -1, rc = -1, found = 0;
 
-	if (!passwd_field_ok(user, 0) || user[0] == '#' ||
-	    strlen(user) > PASSWD_USER_MAX || !passwd_field_ok(rights, 1)) {
-		log_error("a user name must be 1 to %d bytes and not start "
-		          "with '#'; neither it nor the rights may hold ':' "
-		          "or a line break",
-		    PASSWD_USER_MAX);
-		return -1;
-	}
-	if (passwd_hash(password, hash, sizeof(hash)) != 0)
-		goto out;
 	if ((tmp = malloc(strlen(file) + 16)) == NULL)
 		goto out;
 	sprintf(tmp, "%s.tmpXXXXXX", file);
@@ -274,15 +269,17 @@ passwd_set_file(const char *file, const char *user, const char *password,
 			fwrite(line, 1, (size_t)got, out);
 			if (line[got - 1] != '\n')
 				fputc('\n', out);
-		} else if (!written) { /* in place of the old entry */
-			fprintf(out, "%s:%s:%s\n", user, hash, rights);
-			written = 1;
-		}
+		} else if (!found++ && entry != NULL) /* in its place */
+			fprintf(out, "%s\n", entry);
 	}
 	if (in != NULL && ferror(in))
 		goto out;
-	if (!written)
-		fprintf(out, "%s:%s:%s\n", user, hash, rights);
+	if (!found && entry == NULL) {
+		rc = 1; /* nothing to drop: the file stays as it is */
+		goto out;
+	}
+	if (!found)
+		fprintf(out, "%s\n", entry);
 	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
 		goto out;
 	if (fclose(out) != 0) {
@@ -296,7 +293,7 @@ passwd_set_file(const char *file, const char *user, const char *password,
 	tmp = NULL;
 	rc = 0;
 out:
-	if (rc != 0)
+	if (rc < 0)
 		log_error("cannot write %s: %s", file, strerror(errno));
 	if (in != NULL)
 		fclose(in);
@@ -308,7 +305,69 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
+	if (line != NULL)
+		OPENSSL_cleanse(line, cap);
 	free(line);
-	OPENSSL_cleanse(hash, sizeof(hash));
 	return rc;
+}
+
+int
+passwd_set_file(const char *file, const char *user, const char *password,
+    const char *rights)
+{
+	char hash[256], entry[PASSWD_USER_MAX + 256 + 128 + 3];
+	int rc = -1;
+
+	if (!passwd_field_ok(user, 0) || user[0] == '#' ||
+	    strlen(user) > PASSWD_USER_MAX || !passwd_field_ok(rights, 1) ||
+	    strlen(rights) >= 128) {
+		log_error("a user name must be 1 to %d bytes and not start "
+		          "with '#'; neither it nor the rights may hold ':' "
+		          "or a line break",
+		    PASSWD_USER_MAX);
+		return -1;
+	}
+	if (passwd_hash(password, hash, sizeof(hash)) == 0) {
+		snprintf(entry, sizeof(entry), "%s:%s:%s", user, hash, rights);
+		rc = passwd_rewrite(file, user, entry);
+	}
+	OPENSSL_cleanse(hash, sizeof(hash));
+	OPENSSL_cleanse(entry, sizeof(entry));
+	return rc;
+}
+
+int
+passwd_delete_file(const char *file, const char *user)
+{
+	return passwd_rewrite(file, user, NULL);
+}
+
+int
+passwd_list_file(const char *file,
+    void (*each)(void *ctx, const char *user, const char *rights), void *ctx)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+
+	if ((f = fopen(file, "r")) == NULL) {
+		log_error("cannot read %s: %s", file, strerror(errno));
+		return -1;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		char *u, *h, *r;
+
+		if (passwd_split(line, &u, &h, &r) != 0)
+			continue;
+		each(ctx, u, r);
+		n++;
+	}
+	if (ferror(f))
+		n = -1;
+	fclose(f);
+	if (line != NULL)
+		OPENSSL_cleanse(line, cap);
+	free(line);
+	return n;
 }

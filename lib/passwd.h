@@ -28,5 +28,11 @@ int passwd_check_file(const char *file, const char *user, const char *password,
 /* Adds or replaces `user` in `file` (created mode 0600). 0 or -1. */
 int passwd_set_file(const char *file, const char *user, const char *password,
     const char *rights);
+/* Removes `user` from `file`: 0, 1 when there was no such user, -1. */
+int passwd_delete_file(const char *file, const char *user);
+/* Calls `each` with every account's name and rights (never a hash):
+ * how many, or -1 when the file cannot be read. */
+int passwd_list_file(const char *file,
+    void (*each)(void *ctx, const char *user, const char *rights), void *ctx);
 
 #endif

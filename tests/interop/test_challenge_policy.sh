@@ -114,6 +114,19 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/ch
 code=$(curl -s -o /dev/null -w '%{http_code}' -u mdm1:wrong -X POST "$ADMIN/api/challenges")
 [ "$code" = 401 ] || fail "wrong MDM password: HTTP $code, want 401"
 
+check "scepctl passwd --list shows the accounts and their rights (no hash); --delete takes one away at once"
+"$SCEPCTL" --data-dir "$DATA" passwd --list > "$WORK/accounts.txt" 2>/dev/null || fail "passwd --list"
+grep -qx "admin  enroll,admin" "$WORK/accounts.txt" && grep -qx "mdm1  mdm" "$WORK/accounts.txt" ||
+	{ cat "$WORK/accounts.txt"; fail "passwd --list"; }
+! grep -q 'scrypt' "$WORK/accounts.txt" || fail "passwd --list shows a hash"
+"$SCEPCTL" --data-dir "$DATA" passwd --delete mdm1 2>/dev/null || fail "passwd --delete mdm1"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 401 ] || fail "a deleted MDM account on api/challenges: HTTP $code, want 401"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" passwd --delete mdm1 2> "$WORK/del2.err" || rc=$?
+[ $rc = 1 ] && grep -q "no account mdm1" "$WORK/del2.err" || fail "deleting twice: exit $rc"
+"$SCEPCTL" --data-dir "$DATA" passwd --list 2>/dev/null | grep -q "^mdm1 " && fail "mdm1 still listed"
+
 check "UseSinglePassword = 1: one password for every device"
 set_conf challenge UseSinglePassword 1
 set_conf challenge SinglePassword "Shared-Secret-42"
@@ -196,4 +209,4 @@ ios_enroll "$pw" "CN=thief" "$WORK/o2.pem" >/dev/null || rc=$?
 grep -q "security: otp: password id=.* already used by" "$SERVER_LOG" || fail "no security event logged"
 [ "$(metric 'scepd_challenge_security_events_total')" = 1 ] || fail "security events: want 1"
 
-pass "PasswordLength, EnforcePassword/AllowNoPassword, WrongPasswordLimit, MDM API, rights, UseSinglePassword, /metrics"
+pass "PasswordLength, EnforcePassword/AllowNoPassword, WrongPasswordLimit, MDM API, rights, passwd --list/--delete, UseSinglePassword, /metrics"

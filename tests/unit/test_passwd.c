@@ -99,6 +99,21 @@ cleanup(char *path)
 	free(path);
 }
 
+struct listed {
+	int n;
+	char text[512];
+};
+
+static void
+list_one(void *ctx, const char *user, const char *rights)
+{
+	struct listed *l = ctx;
+	size_t len = strlen(l->text);
+
+	snprintf(l->text + len, sizeof(l->text) - len, "%s=%s;", user, rights);
+	l->n++;
+}
+
 static void
 test_file(void **state)
 {
@@ -196,6 +211,26 @@ test_file(void **state)
 		assert_non_null(strstr(buf, "broken line\n"));
 	}
 	fclose(f);
+	/* Listing: names and rights, one call per account line. */
+	{
+		struct listed l = {0, ""};
+
+		assert_int_equal(passwd_list_file(path, list_one, &l), 5);
+		assert_string_equal(l.text,
+		    "admin=enroll;viewer=;"
+		    "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm"
+		    "mmmmmmmmmmmmmmmmmmmmmmmmm=mdm;bad=enroll;viewer=enroll;");
+	}
+	/* Deleting: every line of the user goes, the others stay. */
+	assert_int_equal(passwd_delete_file(path, "viewer"), 0);
+	assert_int_equal(
+	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	    0);
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "n4", rights, sizeof(rights)), 1);
+	assert_int_equal(passwd_delete_file(path, "viewer"), 1);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
 	cleanup(path);
 }
 

@@ -22,6 +22,7 @@ usage(FILE *f)
 	    "  challenge --list [--json] | --revoke ID | --revoke-unused\n"
 	    "                      the passwords on record; delete unused "
 	    "ones\n"
+	    "  passwd --list | --delete USER  the admin-page accounts\n"
 	    "  passwd [--rights LIST] USER  set an admin-page password (from\n"
 	    "                      stdin) with LIST's rights (default\n"
 	    "                      enroll; also mdm, admin)\n"

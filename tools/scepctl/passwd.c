@@ -4,7 +4,8 @@
  * "enroll" (get challenge passwords, NDES's enroll permission; the
  * default), "mdm" (the MDM API), "admin" (server settings such as the
  * single password). The password is one line on stdin, so that it never
- * shows in the process list or shell history.
+ * shows in the process list or shell history. --list shows the accounts
+ * and their rights (never a hash); --delete USER removes one.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -26,11 +27,21 @@ scepctl_passwd_usage(FILE *f)
 	fprintf(f,
 	    "usage: scepctl [--data-dir DIR] passwd [--rights LIST] USER "
 	    "< password\n"
+	    "       scepctl [--data-dir DIR] passwd --list | --delete USER\n"
 	    "  Sets USER's admin-page password (first line of stdin) in\n"
 	    "  DIR/admin.passwd. LIST (comma separated, default enroll):\n"
 	    "    enroll  get enrollment passwords (the admin page)\n"
 	    "    mdm     issue passwords through api/challenges\n"
-	    "    admin   set the single password (api/single-password)\n");
+	    "    admin   set the single password (api/single-password)\n"
+	    "  --list prints each account and its rights; --delete USER\n"
+	    "  removes one (the admin page refuses it at once).\n");
+}
+
+static void
+scepctl_passwd_print(void *ctx, const char *user, const char *rights)
+{
+	(void)ctx;
+	printf("%s  %s\n", user, rights[0] != '\0' ? rights : "-");
 }
 
 /* Each right of the comma-separated list is one we know. */
@@ -110,8 +121,11 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"rights", required_argument, NULL, 'r'},
+	    {"list", no_argument, NULL, 'l'},
+	    {"delete", no_argument, NULL, 'd'},
 	    {NULL, 0, NULL, 0},
 	};
+	int list = 0, delete = 0, e;
 	char password[SCEPCTL_PASSWORD_MAX + 2], *file = NULL;
 	const char *user, *rights = "enroll";
 	size_t len;
@@ -125,6 +139,12 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		case 'h':
 			scepctl_passwd_usage(stdout);
 			return 0;
+		case 'l':
+			list = 1;
+			break;
+		case 'd':
+			delete = 1;
+			break;
 		case 'r':
 			rights = optarg;
 			if (!scepctl_rights_ok(rights)) {
@@ -140,11 +160,38 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (list + delete > 1 || optind + (list ? 0 : 1) != argc) {
 		scepctl_passwd_usage(stderr);
 		return 2;
 	}
+	len = strlen(ctl->data_dir) + sizeof("/admin.passwd");
+	if ((file = malloc(len)) == NULL)
+		return 1;
+	snprintf(file, len, "%s/admin.passwd", ctl->data_dir);
+	if (list) {
+		e = passwd_list_file(file, scepctl_passwd_print, NULL);
+		if (e < 0)
+			fprintf(stderr, "scepctl: cannot read %s\n", file);
+		else
+			fprintf(
+			    stderr, "scepctl: %d account(s) in %s\n", e, file);
+		free(file);
+		return e < 0 || fflush(stdout) != 0 ? 1 : 0;
+	}
 	user = argv[optind];
+	if (delete) {
+		e = passwd_delete_file(file, user);
+		if (e == 0)
+			fprintf(stderr, "scepctl: account %s removed from %s\n",
+			    user, file);
+		else if (e == 1)
+			fprintf(stderr, "scepctl: no account %s in %s\n", user,
+			    file);
+		else
+			fprintf(stderr, "scepctl: cannot write %s\n", file);
+		free(file);
+		return e == 0 ? 0 : 1;
+	}
 	if (!scepctl_user_ok(user)) {
 		fprintf(stderr,
 		    "scepctl: user name '%s': use 1 to %d letters, digits, "
@@ -160,10 +207,6 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		fprintf(stderr, "scepctl: the password is empty\n");
 		goto out;
 	}
-	len = strlen(ctl->data_dir) + sizeof("/admin.passwd");
-	if ((file = malloc(len)) == NULL)
-		goto out;
-	snprintf(file, len, "%s/admin.passwd", ctl->data_dir);
 	if (passwd_set_file(file, user, password, rights) != 0) {
 		fprintf(stderr, "scepctl: cannot write %s\n", file);
 		goto out;
