@@ -280,7 +280,7 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 	}
 	if (!found)
 		fprintf(out, "%s\n", entry);
-	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
+	if (ferror(out) || fflush(out) != 0 || fsync(fileno(out)) != 0)
 		goto out;
 	if (fclose(out) != 0) {
 		out = NULL;

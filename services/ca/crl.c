@@ -43,6 +43,17 @@ crl_reason_code(const char *name)
 	return -1;
 }
 
+/* The RFC 5280 spelling of a reason typed in any case, or NULL. */
+static const char *
+crl_reason_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(crl_reasons) / sizeof(crl_reasons[0]);
+	     i++)
+		if (strcasecmp(name, crl_reasons[i].name) == 0)
+			return crl_reasons[i].name;
+	return NULL;
+}
+
 static int64_t
 crl_meta_int(const struct ca *ca, MDB_txn *txn, const char *name)
 {
@@ -173,14 +184,17 @@ out:
 	return e;
 }
 
-/* Whether a revocation record is a hold (certificateHold). */
+/* Whether a revocation record is a hold (certificateHold, in whatever
+ * case it was typed), and since when. */
 static int
-crl_on_hold(const MDB_val *val)
+crl_on_hold(const MDB_val *val, json_int_t *since)
 {
 	json_t *o = json_loadb(val->mv_data, val->mv_size, 0, NULL);
 	const char *r = json_string_value(json_object_get(o, "reason"));
-	int held = r != NULL && strcmp(r, "certificateHold") == 0;
+	int held =
+	    r != NULL && crl_reason_code(r) == CRL_REASON_CERTIFICATE_HOLD;
 
+	*since = json_integer_value(json_object_get(o, "time"));
 	json_decref(o);
 	return held;
 }
@@ -203,6 +217,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	time_t now = time(NULL);
 	json_t *o = NULL;
 	int e, held = 0, release = in->has_release && in->release;
+	json_int_t held_since = 0;
 
 	if (crl_reason_code(reason) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
@@ -230,7 +245,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	if (e != 0)
 		goto internal;
 	if ((e = mdb_get(txn, ca->revoked, &key, &val)) == 0)
-		held = crl_on_hold(&val);
+		held = crl_on_hold(&val, &held_since);
 	else if (e != MDB_NOTFOUND)
 		goto internal;
 	/* Only a hold is temporary (RFC 5280 5.3.1): released, or made
@@ -246,7 +261,8 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		reply->error = "already revoked";
 		goto out;
 	}
-	if (held && !release && strcmp(reason, "certificateHold") == 0) {
+	if (held && !release &&
+	    crl_reason_code(reason) == CRL_REASON_CERTIFICATE_HOLD) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "already on hold";
 		goto out;
@@ -256,9 +272,15 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		    (e = crl_issue(ca, txn, now, &number)) != 0)
 			goto internal;
 	} else {
-		o = json_pack("{s:I, s:s, s:s}", "time", (json_int_t)now,
-		    "reason", reason, "by",
+		/* A hold made final keeps its date (the certificate was not
+		 * to be trusted since then); when it became final is noted. */
+		o = json_pack("{s:I, s:s, s:s}", "time",
+		    held ? held_since : (json_int_t)now, "reason",
+		    crl_reason_name(reason), "by",
 		    in->revoked_by ? in->revoked_by : "?");
+		if (o != NULL && held)
+			json_object_set_new(
+			    o, "final_at", json_integer((json_int_t)now));
 		if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
 			e = -1;
 			goto internal;

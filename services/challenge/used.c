@@ -73,6 +73,7 @@ challenge_txn_begin(struct challenge *c, MDB_txn **txn)
 	          "held",
 	    c->used.n, c->used.n == 1 ? "" : "s", mdb_strerror(e));
 	c->used.retry_ms = clock_monotonic_ms() + USED_RETRY_MS;
+	*txn = NULL; /* aborted: never the caller's to abort again */
 	return mdb_txn_begin(c->env, NULL, 0, txn);
 }
 

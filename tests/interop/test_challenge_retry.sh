@@ -78,7 +78,7 @@ set +e; "$SCEPCTL" --data-dir "$DATA" challenge > /dev/null 2>&1; rc=$?; set -e
 one=$(grep "  issued  " "$WORK/list.txt" | head -1 | cut -d' ' -f1)
 "$SCEPCTL" --data-dir "$DATA" challenge --revoke "$one" 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "challenge --revoke"; }
 grep -q "1 password(s) revoked" "$WORK/revoke.err" || fail "revoke: $(cat "$WORK/revoke.err")"
-grep -q "password id=$one issued to scepctl revoked by scepctl" "$SERVER_LOG" || fail "the revocation was not logged"
+grep -q "password id=$one issued to scepctl revoked by scepctl (" "$SERVER_LOG" || fail "the revocation was not logged"
 p5=$(challenge)
 server_restart
 "$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused 2> "$WORK/unused.err" || fail "challenge --revoke-unused"

@@ -135,7 +135,8 @@ verify_cert "$WORK/fresh.pem"
 check "certificateHold: released by scepctl unrevoke (the next CRL leaves it out), or made final with another reason"
 ios_enroll "$(challenge)" "CN=to be held" "$WORK/h.pem" "$URL" --key "$WORK/h.key" >/dev/null || fail "enroll h"
 b_serial=$(openssl x509 -in "$WORK/h.pem" -noout -serial | cut -d= -f2)
-"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2> "$WORK/hold.err" || fail "hold: $(cat "$WORK/hold.err")"
+# Typed in any case, a reason is the same reason.
+"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificatehold 2> "$WORK/hold.err" || fail "hold: $(cat "$WORK/hold.err")"
 rc=0
 "$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2> "$WORK/hold2.err" || rc=$?
 [ $rc = 1 ] && grep -q "already on hold" "$WORK/hold2.err" || fail "a second hold: exit $rc"
@@ -151,10 +152,21 @@ crl released
 openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/released.pem" "$WORK/h.pem" >/dev/null ||
 	fail "verify -crl_check refused the released certificate"
 "$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep "  $b_serial  " | grep -q "revoked" && fail "list still says the released one is revoked"
-# On hold again, then revoked for good: the reason changes, no release.
-"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2>/dev/null || fail "hold again"
+# On hold again, then revoked for good: the reason changes, the date of
+# the hold stays, no release.
+"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason CertificateHold 2>/dev/null || fail "hold again"
+server_restart
+crl held2
+held_date=$(grep -A1 "Serial Number: $b_serial" "$WORK/held2.txt" | sed -n 's/.*Revocation Date: //p')
+[ -n "$held_date" ] || fail "the held serial is not in the CRL"
+sleep 1
 "$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason keyCompromise 2>/dev/null || fail "a held certificate revoked for good"
 "$SCEPCTL" --data-dir "$DATA" show "$b_serial" | grep -q '"reason": "keyCompromise"' || fail "show: not keyCompromise"
+server_restart
+crl final
+grep -A5 "Serial Number: $b_serial" "$WORK/final.txt" | grep -q "Key Compromise" || fail "the final reason is not in the CRL"
+[ "$(grep -A1 "Serial Number: $b_serial" "$WORK/final.txt" | sed -n 's/.*Revocation Date: //p')" = "$held_date" ] ||
+	fail "the revocation date moved when the hold became final"
 for s in "$b_serial" "$serial"; do
 	rc=0
 	"$SCEPCTL" --data-dir "$DATA" unrevoke "$s" 2> "$WORK/unrevoke2.err" || rc=$?

@@ -80,6 +80,9 @@ scepctl_challenge_manage(
 	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
+	const char *user =
+	    getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
+	char by[128];
 	int rc = 1;
 
 	if (scepctl_connect(ctl, "frontend", "ChallengeEndpoint", &conn) != 0)
@@ -88,7 +91,8 @@ scepctl_challenge_manage(
 		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_LIST;
 		req.challenge_list = &lreq;
 	} else {
-		rreq.revoked_by = "scepctl";
+		snprintf(by, sizeof(by), "scepctl (%s)", user ? user : "?");
+		rreq.revoked_by = by;
 		if (revoke_id != NULL)
 			rreq.id = (char *)revoke_id;
 		else {

@@ -237,7 +237,12 @@ scepctl_call(
     struct scepctl_conn *conn, Scep__V1__Request *req, const char *service)
 {
 	Scep__V1__Reply *reply = NULL;
-	int e = rpc_call(conn->client, req, SCEPCTL_TIMEOUT_MS, &reply);
+	int e;
+
+	/* One attempt: a revocation or a password's deletion sent twice
+	 * would answer "already done" after it was done. */
+	rpc_client_set_patient(conn->client, 1);
+	e = rpc_call(conn->client, req, SCEPCTL_TIMEOUT_MS, &reply);
 
 	if (e == RPC_ETIMEDOUT) {
 		fprintf(stderr,

@@ -103,13 +103,12 @@ main(int argc, char **argv)
 	/* Library warnings (e.g. a ZeroMQ connect) would only repeat what
 	 * scepctl says itself. */
 	log_init("scepctl", LOG_LEVEL_ERROR);
-	/* A command's --help needs no data directory (each prints its
-	 * usage before it reads anything). */
-	for (int k = optind + 1; k < argc; k++)
-		if (strcmp(argv[k], "--help") == 0 ||
-		    strcmp(argv[k], "-h") == 0)
-			return commands[i].run(
-			    &ctl, argc - optind, argv + optind);
+	/* `scepctl COMMAND --help` needs no data directory (each command
+	 * prints its usage before it reads anything). */
+	if (optind + 2 == argc &&
+	    (strcmp(argv[optind + 1], "--help") == 0 ||
+	        strcmp(argv[optind + 1], "-h") == 0))
+		return commands[i].run(&ctl, argc - optind, argv + optind);
 	if ((ctl.data_dir = realpath(dir, NULL)) == NULL) {
 		fprintf(stderr, "scepctl: data directory %s: ", dir);
 		perror(NULL);
