@@ -197,6 +197,7 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		    "scepctl: user name '%s': use 1 to %d letters, digits, "
 		    "'.', '_', '-' or '@'\n",
 		    user, PASSWD_USER_MAX);
+		free(file);
 		return 2;
 	}
 	if (scepctl_read_password(user, password, sizeof(password)) != 0) {
