@@ -534,7 +534,6 @@ struct rpc_client {
 	char *origin;
 	uint64_t next_id;
 	size_t max_request; /* rpc_client_set_max; 0: none */
-	int patient; /* rpc_client_set_patient: no second attempt */
 };
 
 static void *
@@ -643,12 +642,6 @@ rpc_client_set_max(struct rpc_client *client, size_t bytes)
 	client->max_request = bytes;
 }
 
-void
-rpc_client_set_patient(struct rpc_client *client, int on)
-{
-	client->patient = on;
-}
-
 /*
  * Waits for the reply to `id` until `until_ms`. 1: got it, 0: timed out.
  * In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's receive
@@ -699,12 +692,12 @@ rpc_client_wait(struct rpc_client *client, uint64_t id, int64_t until_ms,
 	}
 }
 
-int
-rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
-    Scep__V1__Reply **reply)
+/* rpc_call and rpc_call_once: sends again after each attempt_ms. */
+static int
+rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
+    int timeout_ms, int attempt_ms, Scep__V1__Reply **reply)
 {
 	int64_t start = rpc_now_ms(), deadline = start + timeout_ms;
-	int attempt_ms = client->patient ? timeout_ms : timeout_ms / 3;
 	int err = RPC_ETIMEDOUT;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -757,6 +750,21 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 	if (*reply == NULL && err == RPC_OK)
 		err = RPC_ETIMEDOUT;
 	return *reply != NULL ? RPC_OK : err;
+}
+
+int
+rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
+    Scep__V1__Reply **reply)
+{
+	return rpc_call_attempts(
+	    client, req, timeout_ms, timeout_ms / 3, reply);
+}
+
+int
+rpc_call_once(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
+    Scep__V1__Reply **reply)
+{
+	return rpc_call_attempts(client, req, timeout_ms, timeout_ms, reply);
 }
 
 /* --- server ----------------------------------------------------------- */

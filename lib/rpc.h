@@ -133,11 +133,6 @@ void rpc_client_free(struct rpc_client *client);
  * A request that would not fit, framing included, is not sent: rpc_call
  * returns RPC_ETOOBIG at once. 0 (the default): no limit here. */
 void rpc_client_set_max(struct rpc_client *client, size_t bytes);
-/* `on`: the next calls make one attempt for the whole timeout instead of
- * sending again after a third of it: for a request whose answer may take
- * that long (a challenge check asking an MDM), where a copy would only
- * ask twice. */
-void rpc_client_set_patient(struct rpc_client *client, int on);
 
 /*
  * Sends `req` (its id, deadline and origin are set here) and waits up to
@@ -146,6 +141,12 @@ void rpc_client_set_patient(struct rpc_client *client, int on);
  */
 int rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
     Scep__V1__Reply **reply);
+/* The same in one attempt for the whole timeout instead of sending again
+ * after a third of it: for a request whose answer may take that long (a
+ * challenge check asking an MDM) or that must not be done twice (an
+ * operator's revocation), where a copy would only ask again. */
+int rpc_call_once(struct rpc_client *client, Scep__V1__Request *req,
+    int timeout_ms, Scep__V1__Reply **reply);
 
 /* --- server ----------------------------------------------------------- */
 

@@ -33,25 +33,19 @@ static const struct {
     {"privilegeWithdrawn", CRL_REASON_PRIVILEGE_WITHDRAWN},
 };
 
+/* The reason of that name, typed in any case; -1 if none. *canonical
+ * (may be NULL) gets its RFC 5280 spelling. */
 static int
-crl_reason_code(const char *name)
+crl_reason_code(const char *name, const char **canonical)
 {
 	for (size_t i = 0; i < sizeof(crl_reasons) / sizeof(crl_reasons[0]);
 	     i++)
-		if (strcasecmp(name, crl_reasons[i].name) == 0)
+		if (strcasecmp(name, crl_reasons[i].name) == 0) {
+			if (canonical != NULL)
+				*canonical = crl_reasons[i].name;
 			return crl_reasons[i].code;
+		}
 	return -1;
-}
-
-/* The RFC 5280 spelling of a reason typed in any case, or NULL. */
-static const char *
-crl_reason_name(const char *name)
-{
-	for (size_t i = 0; i < sizeof(crl_reasons) / sizeof(crl_reasons[0]);
-	     i++)
-		if (strcasecmp(name, crl_reasons[i].name) == 0)
-			return crl_reasons[i].name;
-	return NULL;
 }
 
 static int64_t
@@ -84,7 +78,8 @@ crl_add_entry(X509_CRL *crl, const MDB_val *serial, const MDB_val *rec)
 	hex[serial->mv_size] = '\0';
 	code = crl_reason_code(json_string_value(json_object_get(o, "reason"))
 	        ? json_string_value(json_object_get(o, "reason"))
-	        : "unspecified");
+	        : "unspecified",
+	    NULL);
 	if (BN_hex2bn(&bn, hex) == 0 ||
 	    (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
 	    !X509_REVOKED_set_serialNumber(r, sn) ||
@@ -191,8 +186,8 @@ crl_on_hold(const MDB_val *val, json_int_t *since)
 {
 	json_t *o = json_loadb(val->mv_data, val->mv_size, 0, NULL);
 	const char *r = json_string_value(json_object_get(o, "reason"));
-	int held =
-	    r != NULL && crl_reason_code(r) == CRL_REASON_CERTIFICATE_HOLD;
+	int held = r != NULL &&
+	    crl_reason_code(r, NULL) == CRL_REASON_CERTIFICATE_HOLD;
 
 	*since = json_integer_value(json_object_get(o, "time"));
 	json_decref(o);
@@ -216,10 +211,10 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	int64_t number = 0;
 	time_t now = time(NULL);
 	json_t *o = NULL;
-	int e, held = 0, release = in->has_release && in->release;
+	int e, code, held = 0, release = in->has_release && in->release;
 	json_int_t held_since = 0;
 
-	if (crl_reason_code(reason) < 0) {
+	if ((code = crl_reason_code(reason, &reason)) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "unknown reason (keyCompromise, cACompromise, "
 		               "affiliationChanged, superseded, "
@@ -261,8 +256,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		reply->error = "already revoked";
 		goto out;
 	}
-	if (held && !release &&
-	    crl_reason_code(reason) == CRL_REASON_CERTIFICATE_HOLD) {
+	if (held && !release && code == CRL_REASON_CERTIFICATE_HOLD) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "already on hold";
 		goto out;
@@ -275,8 +269,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		/* A hold made final keeps its date (the certificate was not
 		 * to be trusted since then); when it became final is noted. */
 		o = json_pack("{s:I, s:s, s:s}", "time",
-		    held ? held_since : (json_int_t)now, "reason",
-		    crl_reason_name(reason), "by",
+		    held ? held_since : (json_int_t)now, "reason", reason, "by",
 		    in->revoked_by ? in->revoked_by : "?");
 		if (o != NULL && held)
 			json_object_set_new(

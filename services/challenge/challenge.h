@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <lmdb.h>
 
@@ -163,6 +164,17 @@ struct challenge {
 	atomic_int next_worker; /* worker_init hands out indexes */
 };
 
+/* A caller's deadline (rpc deadline_ms, CLOCK_REALTIME ms) for
+ * pthread_cond_timedwait and pthread_mutex_timedlock. */
+static inline struct timespec
+challenge_deadline(int64_t deadline_ms)
+{
+	struct timespec ts = {
+	    (time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000};
+
+	return ts;
+}
+
 /* What a worker thread's handlers get (main.c). */
 struct challenge_worker {
 	struct challenge *c;
@@ -256,7 +268,10 @@ void challenge_txn_abort(struct challenge *c, MDB_txn *txn);
  * the caller): 0, 1 if held already, -1 if it could not make room. */
 int challenge_used_hold(
     struct challenge *c, const unsigned char *mac, const char *txid);
-int challenge_used_held(const struct challenge *c, const unsigned char *mac);
+/* A record's state as it will be once its held mark is written: a
+ * reserved password whose mark waits (a full disk) is used already. */
+uint32_t
+challenge_state(const struct challenge *c, const struct challenge_record *rec);
 /* Writes the held marks now in a transaction of their own: 0 or LMDB's
  * error (logged; they stay held). */
 int challenge_used_flush(struct challenge *c);

@@ -177,12 +177,9 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 
 	*copy = s != NULL;
 	if (s != NULL) {
-		struct timespec until;
+		struct timespec until = challenge_deadline(req->deadline_ms);
 		int timed_out = 0;
 
-		/* The caller's deadline, on the condition's clock. */
-		until.tv_sec = (time_t)(req->deadline_ms / 1000);
-		until.tv_nsec = (long)(req->deadline_ms % 1000) * 1000000;
 		s->waiters++;
 		while (!s->done && !timed_out)
 			timed_out = pthread_cond_timedwait(&c->inflight_done,

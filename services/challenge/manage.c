@@ -71,11 +71,7 @@ challenge_handle_list(void *worker, const Scep__V1__Request *req,
 		p->issued_by = rpc_strdup(arena, rec.issued_by);
 		p->issued_at = rec.issued_at;
 		p->expires_at = rec.expires_at;
-		/* A "used" mark not yet written is a use (used.c). */
-		p->state = (char *)state_name(rec.state == CHALLENGE_RESERVED &&
-		            challenge_used_held(c, rec.mac)
-		        ? CHALLENGE_USED
-		        : rec.state);
+		p->state = (char *)state_name(challenge_state(c, &rec));
 		if (rec.reserved_txid[0] != '\0')
 			p->transaction_id =
 			    rpc_strdup(arena, rec.reserved_txid);

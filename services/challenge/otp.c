@@ -72,9 +72,8 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	/* Expired: nobody may use it, except the transaction that used it
 	 * (the CA bound that transactionID to its key then), retrying
 	 * (CHALLENGE_TXN_KEEP_S). A reservation alone binds no key. */
-	if (found == 0 && rec.state == CHALLENGE_RESERVED &&
-	    challenge_used_held(c, mac))
-		rec.state = CHALLENGE_USED; /* its mark not written yet */
+	if (found == 0)
+		rec.state = challenge_state(c, &rec);
 	if (found > 0 ||
 	    (rec.expires_at <= now &&
 	        (rec.state != CHALLENGE_USED ||
@@ -171,7 +170,7 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 		    id);
 		return;
 	}
-	if (rec.state == CHALLENGE_USED || challenge_used_held(c, mac)) {
+	if (challenge_state(c, &rec) == CHALLENGE_USED) {
 		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 		    "otp: password id=%s already used by this transaction", id);
 		return;

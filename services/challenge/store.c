@@ -147,10 +147,7 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 			(*deleted)++;
 			continue;
 		}
-		/* A mark that could not be written yet is a use too. */
-		if (rec.state == CHALLENGE_RESERVED &&
-		    challenge_used_held(c, rec.mac))
-			rec.state = CHALLENGE_USED;
+		rec.state = challenge_state(c, &rec);
 		if (rec.expires_at <= now &&
 		    ((rec.state == CHALLENGE_USED &&
 		         rec.expires_at + CHALLENGE_TXN_KEEP_S > now) ||

@@ -129,13 +129,22 @@ fail:
 	return e;
 }
 
-int
+static int
 challenge_used_held(const struct challenge *c, const unsigned char *mac)
 {
 	for (size_t i = 0; i < c->used.n; i++)
 		if (memcmp(c->used.marks[i].mac, mac, CHALLENGE_MAC_LEN) == 0)
 			return 1;
 	return 0;
+}
+
+uint32_t
+challenge_state(const struct challenge *c, const struct challenge_record *rec)
+{
+	return rec->state == CHALLENGE_RESERVED &&
+	        challenge_used_held(c, rec->mac)
+	    ? CHALLENGE_USED
+	    : rec->state;
 }
 
 int

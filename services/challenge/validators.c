@@ -267,14 +267,12 @@ validators_load(struct challenge *c, const char *config_file)
 static int
 validator_turn(struct validator *v, int64_t deadline_ms)
 {
-	struct timespec until;
+	struct timespec until = challenge_deadline(deadline_ms);
 
 	if (atomic_fetch_add(&v->queued, 1) >= 2) {
 		atomic_fetch_sub(&v->queued, 1);
 		return -1;
 	}
-	until.tv_sec = (time_t)(deadline_ms / 1000);
-	until.tv_nsec = (long)(deadline_ms % 1000) * 1000000;
 	if (pthread_mutex_timedlock(&v->one_at_a_time, &until) != 0) {
 		atomic_fetch_sub(&v->queued, 1);
 		return -1;

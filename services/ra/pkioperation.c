@@ -137,9 +137,8 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	call.challenge_check = &check;
 	/* A check may wait on an MDM (a webhook validator) up to its
 	 * Timeout: sent again, the MDM would be asked twice. */
-	rpc_client_set_patient(w->challenge, 1);
-	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
-	rpc_client_set_patient(w->challenge, 0);
+	rc = rpc_call_once(
+	    w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "challenge service: %s", rpc_strerror(rc));

@@ -7,7 +7,7 @@
  *                   --txid ID [--path /scep] [--timeout MS]
  * exit: 0 allowed (the validator printed), 2 refused (the reason printed),
  * 3 no answer before the timeout (default 10000 ms), 1 another error.
- * One attempt, as the RA's (rpc_client_set_patient).
+ * One attempt, as the RA's (rpc_call_once).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -68,7 +68,6 @@ main(int argc, char **argv)
 	if ((ctx = zmq_ctx_new()) == NULL ||
 	    (client = rpc_client_new(ctx, endpoint, "ra")) == NULL)
 		goto out;
-	rpc_client_set_patient(client, 1);
 	check.password = (char *)password;
 	check.transaction_id = (char *)txid;
 	check.client_addr = "127.0.0.1";
@@ -76,7 +75,7 @@ main(int argc, char **argv)
 	check.subject = "CN=challenge_check";
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	req.challenge_check = &check;
-	if ((e = rpc_call(client, &req, timeout, &reply)) != RPC_OK) {
+	if ((e = rpc_call_once(client, &req, timeout, &reply)) != RPC_OK) {
 		fprintf(stderr, "challenge_check: %s\n", rpc_strerror(e));
 		rc = e == RPC_ETIMEDOUT ? 3 : 1;
 		goto out;

@@ -237,12 +237,9 @@ scepctl_call(
     struct scepctl_conn *conn, Scep__V1__Request *req, const char *service)
 {
 	Scep__V1__Reply *reply = NULL;
-	int e;
-
 	/* One attempt: a revocation or a password's deletion sent twice
 	 * would answer "already done" after it was done. */
-	rpc_client_set_patient(conn->client, 1);
-	e = rpc_call(conn->client, req, SCEPCTL_TIMEOUT_MS, &reply);
+	int e = rpc_call_once(conn->client, req, SCEPCTL_TIMEOUT_MS, &reply);
 
 	if (e == RPC_ETIMEDOUT) {
 		fprintf(stderr,
