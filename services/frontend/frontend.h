@@ -33,6 +33,7 @@ struct frontend_settings {
 	long per_ip_connection_limit;
 	long rpc_timeout;
 	long threads;
+	long upstream_threads; /* UpstreamThreads: offload.c */
 	char *external_url; /* "": derived from Listen and Paths */
 	int sign_profiles;
 	char *profile_organization;
@@ -87,6 +88,7 @@ struct frontend {
 	struct cache cache;
 	struct crl_cache crl;
 	struct MHD_Daemon *daemon;
+	struct offload *offload; /* threads that wait on the services */
 	struct watchdog *watchdog;
 	/* http.c's acceptor: takes connections off the listening socket
 	 * and hands them to the daemon's threads in turn. */
@@ -127,6 +129,18 @@ struct request {
 	size_t bytes;
 	uint8_t *body;
 	size_t body_len, body_cap;
+	/* Answered by an offload thread (offload.c): http_respond holds the
+	 * response in `held`, which the HTTP thread queues once the
+	 * connection is resumed; `held_result` is the handler's (MHD_NO
+	 * closes the connection). */
+	int offloaded;
+	struct MHD_Connection *conn;
+	struct request *next_queued;
+	int64_t queued_ms;
+	struct MHD_Response *held;
+	unsigned int held_status;
+	size_t held_bytes;
+	enum MHD_Result held_result;
 };
 
 /* --- http.c: the daemon, routing, limits, responses, the access log ---- */
@@ -140,6 +154,31 @@ int http_start(struct frontend *fe, int listen_fd);
 int http_accept_start(struct frontend *fe);
 /* Stops the acceptor, then the daemon (its threads joined). */
 void http_stop(struct frontend *fe);
+
+/* A complete request answered: called by the access handler, and again
+ * by an offload thread (r->offloaded) for what http_offload() sent there. */
+enum MHD_Result
+http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+/* Hands a request that would wait on another service to an offload
+ * thread; what it answers is sent when the connection is resumed. From
+ * the access handler, before any response is queued. */
+enum MHD_Result
+http_offload(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+
+/* --- offload.c: requests that wait on another service, off the HTTP
+ * threads ---------------------------------------------------------------- */
+
+struct offload;
+/* `threads` of them (0: four per core); NULL on failure. */
+struct offload *offload_start(struct frontend *fe, long threads);
+/* Suspends `c` and queues `r`, from the access handler: 0; -1 while
+ * stopping (the caller answers). */
+int
+offload_submit(struct offload *o, struct MHD_Connection *c, struct request *r);
+/* Requests waiting for a thread, for /metrics. */
+size_t offload_queued(struct offload *o);
+/* Answers what is queued 503, lets the running finish, joins. */
+void offload_stop(struct offload *o);
 
 /* watchdog.c: RequestDeadline for requests whose headers never end. */
 struct watchdog;
@@ -194,6 +233,7 @@ enum upstream_result {
 	UPSTREAM_UNAVAILABLE, /* timeout or STATUS_UNAVAILABLE: HTTP 503 */
 	UPSTREAM_RATE_LIMITED, /* STATUS_RATE_LIMITED: HTTP 429 */
 	UPSTREAM_FAILED, /* anything else: HTTP 500 */
+	UPSTREAM_WOULD_WAIT, /* not cached, and the caller may not wait */
 };
 
 void upstream_thread_free(void *clients);
@@ -209,11 +249,12 @@ upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
     Scep__V1__Reply__BodyCase expect, Scep__V1__Reply **reply);
 
 /* Cached answers. On UPSTREAM_OK the copy is the caller's; on errors,
- * err holds the reason for a 400/500 body. */
-enum upstream_result
-cache_get_caps(struct frontend *fe, char **caps, char *err, size_t errlen);
-enum upstream_result cache_get_cacert(
-    struct frontend *fe, struct cacert *out, char *err, size_t errlen);
+ * err holds the reason for a 400/500 body. Not cached, they ask the RA
+ * if `may_wait` (an offload thread), else return UPSTREAM_WOULD_WAIT. */
+enum upstream_result cache_get_caps(
+    struct frontend *fe, char **caps, int may_wait, char *err, size_t errlen);
+enum upstream_result cache_get_cacert(struct frontend *fe, struct cacert *out,
+    int may_wait, char *err, size_t errlen);
 void cache_init(struct cache *cache);
 void cache_free(struct cache *cache);
 

@@ -54,6 +54,15 @@ http_respond(struct MHD_Connection *c, struct request *r, unsigned int status,
 		if (MHD_add_response_header(
 		        resp, headers->name, headers->value) != MHD_YES)
 			goto out;
+	if (r->offloaded) {
+		/* An offload thread: the HTTP thread queues it (http_held). */
+		if (r->held != NULL)
+			MHD_destroy_response(r->held);
+		r->held = resp;
+		r->held_status = status;
+		r->held_bytes = len;
+		return MHD_YES;
+	}
 	ret = MHD_queue_response(c, status, resp);
 	if (ret == MHD_YES) {
 		r->responded = 1;
@@ -63,6 +72,37 @@ http_respond(struct MHD_Connection *c, struct request *r, unsigned int status,
 out:
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* The access handler's call after an offload thread resumed the
+ * connection: the response it made, or the handler's MHD_NO. */
+static enum MHD_Result
+http_held(struct MHD_Connection *c, struct request *r)
+{
+	struct MHD_Response *resp = r->held;
+	enum MHD_Result ret;
+
+	if (resp == NULL)
+		return MHD_NO;
+	r->held = NULL;
+	ret = r->held_result == MHD_YES
+	    ? MHD_queue_response(c, r->held_status, resp)
+	    : MHD_NO;
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES) {
+		r->responded = 1;
+		r->status = r->held_status;
+		r->bytes = r->held_bytes;
+	}
+	return ret;
+}
+
+enum MHD_Result
+http_offload(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	if (offload_submit(fe->offload, c, r) == 0)
+		return MHD_YES;
+	return http_unavailable(c, r, "Server stopping; retry later.\n");
 }
 
 enum MHD_Result
@@ -277,6 +317,8 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	http_access_log(r, toe);
 	metrics_count_response(r->status);
+	if (r->held != NULL)
+		MHD_destroy_response(r->held);
 	free(r->raw_uri);
 	free(r->body);
 	free(r);
@@ -401,8 +443,12 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	return MHD_YES;
 }
 
-/* Last call: the request is complete. */
-static enum MHD_Result
+/*
+ * Last call: the request is complete. What may wait on another service
+ * goes to an offload thread (r->offloaded), which calls this again: the
+ * checks before that point answered nothing the first time.
+ */
+enum MHD_Result
 http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	int get =
@@ -430,13 +476,17 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
 		return http_text(c, r, MHD_HTTP_OK, "ok");
-	case ROUTE_METRICS:
+	case ROUTE_METRICS: /* asks the RA and the challenge service */
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
+		if (!r->offloaded)
+			return http_offload(fe, c, r);
 		return metrics_handle(fe, c, r);
 	case ROUTE_CRL:
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
+		if (!r->offloaded)
+			return http_offload(fe, c, r);
 		return crl_handle(fe, c, r);
 	case ROUTE_ADMIN:
 		if (strcmp(r->method, "GET") != 0 && !post)
@@ -461,8 +511,9 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (r->too_big)
 		return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "Request body too large.\n");
-	if (r->route == ROUTE_ADMIN)
-		return admin_handle(fe, c, r);
+	if (r->route == ROUTE_ADMIN) /* password checks, the services */
+		return r->offloaded ? admin_handle(fe, c, r)
+		                    : http_offload(fe, c, r);
 	return scep_handle(fe, c, r, query, qlen);
 }
 
@@ -522,6 +573,8 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 	(void)version;
 	if (r == NULL)
 		return MHD_NO; /* out of memory in http_uri_log */
+	if (r->offloaded)
+		return http_held(c, r);
 	if (r->responded) {
 		*upload_data_size = 0; /* a body nobody will read */
 		return MHD_YES;
@@ -652,10 +705,11 @@ http_start(struct frontend *fe, int listen_fd)
 	};
 	size_t n = sizeof(opts) / sizeof(opts[0]);
 
+	/* One per core: they never wait on another service (offload.c). */
 	if (threads <= 0) {
-		threads = 2 * sysconf(_SC_NPROCESSORS_ONLN);
+		threads = sysconf(_SC_NPROCESSORS_ONLN);
 		if (threads <= 0)
-			threads = 2;
+			threads = 1;
 	}
 	opts[n - 2].value = threads;
 	if (threads == 1) /* libmicrohttpd warns about a pool of one */
@@ -669,12 +723,14 @@ http_start(struct frontend *fe, int listen_fd)
 	 * version this is built for, runs the pool and spreads added
 	 * connections over it (test_http_errors counts its threads).
 	 */
-	fe->daemon =
-	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	            MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
-	        0, NULL, NULL, http_access, fe, MHD_OPTION_ARRAY, opts,
-	        MHD_OPTION_END);
-	if (fe->daemon == NULL || pipe2(fe->acceptor_stop, O_CLOEXEC) != 0) {
+	fe->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	        MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+	        MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME,
+	    0, NULL, NULL, http_access, fe, MHD_OPTION_ARRAY, opts,
+	    MHD_OPTION_END);
+	if (fe->daemon == NULL ||
+	    (fe->offload = offload_start(fe, s->upstream_threads)) == NULL ||
+	    pipe2(fe->acceptor_stop, O_CLOEXEC) != 0) {
 		http_stop(fe);
 		return -1;
 	}
@@ -708,6 +764,10 @@ http_stop(struct frontend *fe)
 		close(fe->listen_fd);
 		fe->listen_fd = -1;
 	}
+	/* Every suspended connection resumed before the daemon stops; the
+	 * threads' key destructors close their sockets. */
+	offload_stop(fe->offload);
+	fe->offload = NULL;
 	/* Joins the workers, whose key destructors close their sockets. */
 	if (fe->daemon != NULL)
 		MHD_stop_daemon(fe->daemon);

@@ -49,7 +49,10 @@ static const struct config_key frontend_config[] = {
     {"RPCTimeout", CONFIG_INT, 100, 600000, "5000", S(rpc_timeout),
         "milliseconds to wait for the RA or the challenge service"},
     {"Threads", CONFIG_INT, 0, 1024, "0", S(threads),
-        "HTTP worker threads (0: two per core)"},
+        "HTTP threads (0: one per core)"},
+    {"UpstreamThreads", CONFIG_INT, 0, 4096, "0", S(upstream_threads),
+        "threads that wait on the RA and the challenge service, so that "
+        "the HTTP threads never do (0: four per core)"},
     {"ExternalURL", CONFIG_STRING, 0, 0, "", S(external_url),
         "SCEP URL put in configuration profiles; empty: from Listen and "
         "Paths"},

@@ -108,6 +108,11 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 			    "scepd_http_responses_total{code=\"other\"} %lu\n",
 			    n);
 	}
+	metrics_header(&t, "scepd_frontend_queued_requests",
+	    "Requests waiting for one of the frontend's UpstreamThreads.",
+	    "gauge");
+	fprintf(t.f, "scepd_frontend_queued_requests %zu\n",
+	    offload_queued(fe->offload));
 	metrics_from(fe, &t, UPSTREAM_RA, "ra", &ra);
 	metrics_from(fe, &t, UPSTREAM_CHALLENGE, "challenge", &ch);
 	fclose(t.f);

@@ -87,6 +87,7 @@ scep_upstream_error(struct MHD_Connection *c, struct request *r,
 	case UPSTREAM_OK:
 	case UPSTREAM_FAILED:
 	case UPSTREAM_RATE_LIMITED:
+	case UPSTREAM_WOULD_WAIT:
 		break;
 	}
 	return http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -101,7 +102,9 @@ scep_get_ca_caps(
 	enum upstream_result res;
 	enum MHD_Result ret;
 
-	res = cache_get_caps(fe, &caps, err, sizeof(err));
+	res = cache_get_caps(fe, &caps, r->offloaded, err, sizeof(err));
+	if (res == UPSTREAM_WOULD_WAIT)
+		return http_offload(fe, c, r);
 	if (res != UPSTREAM_OK)
 		return scep_upstream_error(c, r, res, err);
 	ret = http_respond(
@@ -119,7 +122,9 @@ scep_get_ca_cert(
 	enum upstream_result res;
 	enum MHD_Result ret;
 
-	res = cache_get_cacert(fe, &cc, err, sizeof(err));
+	res = cache_get_cacert(fe, &cc, r->offloaded, err, sizeof(err));
+	if (res == UPSTREAM_WOULD_WAIT)
+		return http_offload(fe, c, r);
 	if (res != UPSTREAM_OK)
 		return scep_upstream_error(c, r, res, err);
 	ret = http_respond(
@@ -295,6 +300,13 @@ scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		goto out;
 	}
 	snprintf(r->operation, sizeof(r->operation), "%s", name);
+	/* Both wait on the RA; GetCACaps and GetCACert only when the cache
+	 * does not hold them. */
+	if (!r->offloaded &&
+	    (which == SCEP_OP_GETNEXTCACERT || which == SCEP_OP_PKIOPERATION)) {
+		ret = http_offload(fe, c, r);
+		goto out;
+	}
 	switch (which) {
 	case SCEP_OP_GETCACAPS:
 		ret = scep_get_ca_caps(fe, c, r);

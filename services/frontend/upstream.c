@@ -161,7 +161,8 @@ reply_error(
  * ask the RA, which is cheap, rather than one waiting up to RPCTimeout.
  */
 enum upstream_result
-cache_get_caps(struct frontend *fe, char **caps, char *err, size_t errlen)
+cache_get_caps(
+    struct frontend *fe, char **caps, int may_wait, char *err, size_t errlen)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
@@ -176,6 +177,8 @@ cache_get_caps(struct frontend *fe, char **caps, char *err, size_t errlen)
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (*caps != NULL)
 		return UPSTREAM_OK;
+	if (!may_wait)
+		return UPSTREAM_WOULD_WAIT;
 
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
 	req.get_ca_caps = &body;
@@ -206,8 +209,8 @@ out:
 }
 
 enum upstream_result
-cache_get_cacert(
-    struct frontend *fe, struct cacert *out, char *err, size_t errlen)
+cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
+    char *err, size_t errlen)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
@@ -233,6 +236,8 @@ cache_get_cacert(
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
+	if (!may_wait)
+		return UPSTREAM_WOULD_WAIT;
 
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
 	req.get_ca_cert = &body;

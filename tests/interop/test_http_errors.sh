@@ -150,12 +150,13 @@ ios_enroll "$ndes_pw" "O=Fabrikam,CN=NDES script device" "$WORK/ndes.pem" || rc=
 [ $rc = 0 ] || fail "enrollment with the password Fleet's regex read: exit $rc"
 verify_cert "$WORK/ndes.pem"
 
-check "the frontend runs its pool of HTTP threads (Threads = 0: two per core) beside its own acceptor"
+check "the frontend runs its pool of HTTP threads (Threads = 0: one per core) beside its own acceptor"
 # libmicrohttpd documents a pool as ignored without a listening socket of
 # its own (services/frontend/http.c); 0.9.75 runs it: keep it that way.
 fe=$(pgrep -P "$SERVER_PID" -x scepd-frontend) || fail "no scepd-frontend"
-workers=$(cat /proc/"$fe"/task/*/comm | grep -c '^MHD-worker' || true)
-[ "$workers" = $((2 * $(nproc))) ] || fail "$workers libmicrohttpd worker threads, want $((2 * $(nproc)))"
+# One core: one thread and no pool (MHD-single).
+workers=$(cat /proc/"$fe"/task/*/comm | grep -c '^MHD-[ws]' || true)
+[ "$workers" = "$(nproc)" ] || fail "$workers libmicrohttpd worker threads, want $(nproc)"
 echo "   $workers HTTP threads"
 
 pass "HTTP errors, GetCACaps (also at /pkiclient.exe), GetCACert, admin page (also as NDES scripts read it), the HTTP threads"

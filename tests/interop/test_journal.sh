@@ -160,9 +160,8 @@ check "requests that arrive together share the journal's commit: a crash after i
 # RA would (test hook; less than the RA's and the frontend's first
 # attempt, after which they would resend): the three devices' requests
 # sent meanwhile reach it together, as under load. Their keys and
-# passwords are made before, so that they are sent at once, and the
-# frontend has a thread per connection (Threads 16), so that none waits
-# for another's answer. The crash hook is armed again in the restarted CA,
+# passwords are made before, so that they are sent at once (the
+# frontend's UpstreamThreads, four per core, wait on the RA side by side). The crash hook is armed again in the restarted CA,
 # where the devices' retries rebuild their journalled certificates (no
 # new journal record, no crash).
 CA_SIGN="$BUILD_DIR/tests/ca_sign"
@@ -197,7 +196,6 @@ three_at_once() {
 for i in 1 2 3; do
 	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/batch$i.key" 2> /dev/null
 done
-set_conf frontend Threads 16
 from=$(log_mark)
 SCEPD_TEST_CA_HOLD="1:1000" SCEPD_TEST_CA_CRASH="journal:2" server_start
 three_at_once batch "$from"

@@ -1,0 +1,178 @@
+/*
+ * Requests that wait on another service (PKIOperation, the admin page, a
+ * GetCACaps or CRL the cache no longer holds) are answered off the HTTP
+ * threads: the HTTP thread suspends the connection and queues the request;
+ * one of UpstreamThreads runs its handler, which may wait up to RPCTimeout
+ * on the RA or the challenge service, holds the response it made, and
+ * resumes the connection; the HTTP thread then sends it. An HTTP thread
+ * thus never waits on a service: while the CA is slow or unreachable,
+ * GetCACaps, GetCACert, /healthz and /metrics of other clients are still
+ * answered at once (libmicrohttpd's documented suspend/resume pattern).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frontend.h"
+#include "log.h"
+
+struct offload {
+	struct frontend *fe;
+	pthread_mutex_t lock;
+	pthread_cond_t ready;
+	struct request *head, *tail; /* FIFO, linked by next_queued */
+	size_t queued;
+	int stopping;
+	pthread_t *threads;
+	size_t nthreads;
+};
+
+static struct request *
+offload_next(struct offload *o, int *stopping)
+{
+	struct request *r;
+
+	pthread_mutex_lock(&o->lock);
+	while (o->head == NULL && !o->stopping)
+		pthread_cond_wait(&o->ready, &o->lock);
+	if ((r = o->head) != NULL) {
+		o->head = r->next_queued;
+		if (o->head == NULL)
+			o->tail = NULL;
+		r->next_queued = NULL;
+		o->queued--;
+	}
+	*stopping = o->stopping;
+	pthread_mutex_unlock(&o->lock);
+	return r;
+}
+
+/*
+ * A request that waited in the queue longer than RPCTimeout found every
+ * thread busy for that long: the services are slow or gone, and a device
+ * is better told to come back than kept waiting for its turn.
+ */
+static void
+offload_run(struct offload *o, struct request *r, int stopping)
+{
+	struct frontend *fe = o->fe;
+	struct MHD_Connection *c = r->conn;
+	int64_t waited = clock_monotonic_ms() - r->queued_ms;
+
+	if (stopping)
+		r->held_result =
+		    http_unavailable(c, r, "Server stopping; retry later.\n");
+	else if (waited > fe->settings.rpc_timeout) {
+		log_warn("%s %s from %s: waited %lld ms for one of the %zu "
+		         "UpstreamThreads in [frontend] (RPCTimeout = %ld): "
+		         "answered 503",
+		    r->method, r->path, r->client, (long long)waited,
+		    o->nthreads, fe->settings.rpc_timeout);
+		r->held_result = http_unavailable(
+		    c, r, "Service temporarily unavailable; retry later.\n");
+	} else
+		r->held_result = http_dispatch(fe, c, r);
+	/* r belongs to the HTTP thread again from here. */
+	MHD_resume_connection(c);
+}
+
+static void *
+offload_thread(void *arg)
+{
+	struct offload *o = arg;
+	struct request *r;
+	int stopping;
+
+	/* For top -H and tests/bench/profile.sh: prctl(PR_SET_NAME), which
+	 * the sandbox allows (another thread's name is a file to open). */
+	pthread_setname_np(pthread_self(), "upstream");
+	while ((r = offload_next(o, &stopping)) != NULL)
+		offload_run(o, r, stopping);
+	return NULL;
+}
+
+struct offload *
+offload_start(struct frontend *fe, long threads)
+{
+	struct offload *o = calloc(1, sizeof(*o));
+
+	if (o == NULL)
+		return NULL;
+	/* Four per core: enough requests at the RA to keep its workers
+	 * (two per core) busy; more only add threads. */
+	if (threads <= 0) {
+		threads = 4 * sysconf(_SC_NPROCESSORS_ONLN);
+		if (threads <= 0)
+			threads = 4;
+	}
+	o->fe = fe;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->ready, NULL);
+	if ((o->threads = calloc((size_t)threads, sizeof(pthread_t))) == NULL) {
+		offload_stop(o);
+		return NULL;
+	}
+	for (; o->nthreads < (size_t)threads; o->nthreads++)
+		if (pthread_create(&o->threads[o->nthreads], NULL,
+		        offload_thread, o) != 0) {
+			offload_stop(o);
+			return NULL;
+		}
+	return o;
+}
+
+int
+offload_submit(struct offload *o, struct MHD_Connection *c, struct request *r)
+{
+	pthread_mutex_lock(&o->lock);
+	if (o->stopping) {
+		pthread_mutex_unlock(&o->lock);
+		return -1;
+	}
+	r->conn = c;
+	r->offloaded = 1;
+	r->queued_ms = clock_monotonic_ms();
+	/* Before the request can reach a thread that resumes it. */
+	MHD_suspend_connection(c);
+	if (o->tail != NULL)
+		o->tail->next_queued = r;
+	else
+		o->head = r;
+	o->tail = r;
+	o->queued++;
+	pthread_cond_signal(&o->ready);
+	pthread_mutex_unlock(&o->lock);
+	return 0;
+}
+
+size_t
+offload_queued(struct offload *o)
+{
+	size_t n;
+
+	pthread_mutex_lock(&o->lock);
+	n = o->queued;
+	pthread_mutex_unlock(&o->lock);
+	return n;
+}
+
+/* Requests still queued are answered 503 and every suspended connection
+ * is resumed before the threads end: libmicrohttpd must not be stopped
+ * with a connection suspended. */
+void
+offload_stop(struct offload *o)
+{
+	if (o == NULL)
+		return;
+	pthread_mutex_lock(&o->lock);
+	o->stopping = 1;
+	pthread_cond_broadcast(&o->ready);
+	pthread_mutex_unlock(&o->lock);
+	for (size_t i = 0; i < o->nthreads; i++)
+		pthread_join(o->threads[i], NULL);
+	free(o->threads);
+	pthread_cond_destroy(&o->ready);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# A slow or stopped service behind the frontend holds up only the requests
+# that need it. With the CA stopped (SIGSTOP: a hung HSM, a CA host gone
+# from the network) and more enrollments waiting on it than the frontend
+# has HTTP threads, GetCACaps, GetCACert and /healthz are still answered at
+# once, and the enrollments complete when the CA continues. With every
+# UpstreamThread busy, a request that waited RPCTimeout for one gets 503
+# with Retry-After at once rather than a longer wait.
+. "$(dirname "$0")/lib.sh"
+interop_init slow_upstream
+server_start
+server_stop
+set_conf frontend Threads 2
+set_conf challenge PasswordMax 20
+server_start
+
+n=8
+declare -a pw client
+for i in $(seq $((n + 4))); do # a key per device, four for the end
+	openssl genrsa -out "$WORK/k$i.key" 2048 2>/dev/null
+done
+for i in $(seq $n); do
+	pw[i]=$(challenge)
+done
+# Both answers cached before the CA stops.
+curl -sf -o /dev/null "$URL?operation=GetCACaps" || fail "GetCACaps"
+curl -sf -o /dev/null "$URL?operation=GetCACert&message=CA" || fail "GetCACert"
+
+ca=$(service_pid scepd-ca)
+[ -n "$ca" ] || fail "no scepd-ca"
+kill -STOP "$ca"
+on_exit "kill -CONT $ca 2>/dev/null"
+for i in $(seq $n); do
+	"$IOS_CLIENT" --url "$URL" --challenge "${pw[i]}" --subject "CN=slow-$i" \
+		--key "$WORK/k$i.key" --out "$WORK/c$i.pem" > "$WORK/c$i.log" 2>&1 &
+	client[i]=$!
+done
+sleep 2 # each sends GetCACert, GetCACaps, then PKIOperation, and waits
+
+check "with the CA stopped and $n enrollments waiting on it (Threads = 2), the cached answers and /healthz come at once"
+answered() { # what URL: "CODE SECONDS"
+	curl -s -m 10 -o /dev/null -w '%{http_code} %{time_total}' "$2" || true
+}
+for what in "GetCACaps $URL?operation=GetCACaps" \
+	"GetCACert $URL?operation=GetCACert&message=CA" "/healthz $BASE/healthz"; do
+	# shellcheck disable=SC2086 # two words: the name and the URL
+	read -r code secs <<< "$(answered $what)"
+	echo "   ${what%% *}: HTTP $code in $secs s"
+	[ "$code" = 200 ] || fail "${what%% *} while the CA is stopped: HTTP $code"
+	awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' ||
+		fail "${what%% *} took $secs s: an HTTP thread waited on the CA"
+done
+
+check "the CA continues: every waiting enrollment gets its certificate"
+kill -CONT "$ca"
+for i in $(seq $n); do
+	rc=0
+	wait "${client[i]}" || rc=$?
+	[ $rc = 0 ] || { cat "$WORK/c$i.log"; fail "enrollment $i: exit $rc"; }
+	verify_cert "$WORK/c$i.pem"
+done
+
+check "UpstreamThreads = 1, RPCTimeout = 1000: requests that waited that long for the thread get 503 with Retry-After"
+server_stop
+set_conf frontend UpstreamThreads 1
+set_conf frontend RPCTimeout 1000
+server_start
+curl -sf -o /dev/null "$URL?operation=GetCACaps" || fail "GetCACaps"
+curl -sf -o /dev/null "$URL?operation=GetCACert&message=CA" || fail "GetCACert"
+ca=$(service_pid scepd-ca)
+on_exit "kill -CONT $ca 2>/dev/null"
+from=$(log_mark)
+kill -STOP "$ca"
+start=$SECONDS
+for i in 1 2 3 4; do
+	pw[i]=$(challenge)
+done
+for i in 1 2 3 4; do
+	"$IOS_CLIENT" --url "$URL" --challenge "${pw[i]}" --subject "CN=queued-$i" \
+		--key "$WORK/k$((n + i)).key" --out "$WORK/q$i.pem" > "$WORK/q$i.log" 2>&1 &
+	client[i]=$!
+done
+sleep 0.5
+read -r code secs <<< "$(answered GetCACaps "$URL?operation=GetCACaps")"
+[ "$code" = 200 ] && awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' ||
+	fail "GetCACaps with the only UpstreamThread busy: HTTP $code in $secs s"
+for i in 1 2 3 4; do
+	rc=0
+	wait "${client[i]}" || rc=$?
+	[ $rc = 1 ] && grep -q 503 "$WORK/q$i.log" ||
+		{ cat "$WORK/q$i.log"; fail "enrollment $i with the CA stopped: exit $rc, want HTTP 503"; }
+done
+logged "$from" "for one of the 1 UpstreamThreads in \[frontend\] (RPCTimeout = 1000): answered 503" ||
+	fail "no request was answered 503 for its wait in the queue"
+kill -CONT "$ca"
+echo "   four enrollments answered 503 in $((SECONDS - start)) s"
+
+check "the CA continues: a device's retry enrolls"
+"$IOS_CLIENT" --url "$URL" --challenge "${pw[1]}" --subject "CN=queued-1" \
+	--key "$WORK/k$((n + 1)).key" --out "$WORK/q1.pem" > "$WORK/q1.log" 2>&1 ||
+	{ cat "$WORK/q1.log"; fail "the retry after the CA came back"; }
+verify_cert "$WORK/q1.pem"
+pass "HTTP threads never wait on a service; a full queue answers 503"
