@@ -1,7 +1,8 @@
 /*
  * The CRL over plain HTTP at CRLPath (the CRL distribution point the CA
- * puts in certificates): asked of the RA, which asks the CA, and kept for
- * CACHE_SECONDS so a crowd of relying parties costs the CA nothing.
+ * puts in certificates): asked of the RA, which asks the CA, and kept like
+ * GetCACert (upstream.c) so a crowd of relying parties costs the CA
+ * nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,65 +20,124 @@ crl_cache_clear(struct crl_cache *c)
 	c->at = 0;
 }
 
-enum MHD_Result
-crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+/* The CRL from the RA into the cache; *copy (the caller's) on
+ * UPSTREAM_OK. */
+static enum upstream_result
+crl_fetch(struct frontend *fe, uint8_t **copy, size_t *len)
 {
 	struct crl_cache *cc = &fe->crl;
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
-	uint8_t *copy = NULL;
-	size_t len = 0;
-	enum MHD_Result ret;
-	static const struct http_header h[] = {
-	    {"Cache-Control", "max-age=60"}, {NULL, NULL}};
+	enum upstream_result res;
 
-	pthread_mutex_lock(&fe->cache.lock);
-	if (cc->der != NULL &&
-	    clock_monotonic_ms() - cc->at < CACHE_SECONDS * 1000 &&
-	    (copy = malloc(cc->len)) != NULL) {
-		memcpy(copy, cc->der, cc->len);
-		len = cc->len;
+	*copy = NULL;
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
+	req.get_crl = &body;
+	res = upstream_call(
+	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CRL, &rep);
+	if (res == UPSTREAM_OK) {
+		*len = rep->get_crl->crl.len;
+		if ((*copy = malloc(*len ? *len : 1)) == NULL)
+			res = UPSTREAM_FAILED;
 	}
-	pthread_mutex_unlock(&fe->cache.lock);
-	if (copy == NULL) {
-		req.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
-		req.get_crl = &body;
-		switch (upstream_call(fe, UPSTREAM_RA, &req,
-		    SCEP__V1__REPLY__BODY_GET_CRL, &rep)) {
-		case UPSTREAM_OK:
-			break;
-		case UPSTREAM_UNAVAILABLE:
-			ret = http_unavailable(c, r,
-			    "The CRL is not available now; retry later.\n");
-			goto out;
-		default:
-			ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-			    "Internal server error; the server log says "
-			    "more.\n");
-			goto out;
-		}
-		len = rep->get_crl->crl.len;
-		if ((copy = malloc(len)) == NULL) {
-			ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-			    "Out of memory.\n");
-			goto out;
-		}
-		memcpy(copy, rep->get_crl->crl.data, len);
+	if (res == UPSTREAM_OK) {
+		memcpy(*copy, rep->get_crl->crl.data, *len);
 		pthread_mutex_lock(&fe->cache.lock);
 		crl_cache_clear(cc);
-		if ((cc->der = malloc(len)) != NULL) {
-			memcpy(cc->der, copy, len);
-			cc->len = len;
+		if ((cc->der = malloc(*len ? *len : 1)) != NULL) {
+			memcpy(cc->der, *copy, *len);
+			cc->len = *len;
 			cc->at = clock_monotonic_ms();
 		}
 		pthread_mutex_unlock(&fe->cache.lock);
 	}
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	return res;
+}
+
+/* The cached CRL, whatever its age: 1 and *copy when there is one (0 with
+ * *copy NULL when copying it failed), 0 when there is none. */
+static int
+crl_cached(struct frontend *fe, uint8_t **copy, size_t *len, int *fresh)
+{
+	struct crl_cache *cc = &fe->crl;
+	int have;
+
+	*copy = NULL;
+	pthread_mutex_lock(&fe->cache.lock);
+	have = cc->der != NULL;
+	if (have && (*copy = malloc(cc->len ? cc->len : 1)) != NULL) {
+		memcpy(*copy, cc->der, cc->len);
+		*len = cc->len;
+		*fresh = cache_fresh(cc->at);
+	}
+	pthread_mutex_unlock(&fe->cache.lock);
+	return have;
+}
+
+void
+crl_refresh(struct frontend *fe)
+{
+	uint8_t *copy;
+	size_t len = 0;
+	int fresh = 0;
+
+	if (fe->settings.crl_path[0] == '\0')
+		return;
+	if (crl_cached(fe, &copy, &len, &fresh) && fresh) {
+		free(copy);
+		return;
+	}
+	free(copy);
+	if (crl_fetch(fe, &copy, &len) == UPSTREAM_OK)
+		free(copy);
+}
+
+/* Like GetCACert: from the cache at once, an old copy too (then asked of
+ * the RA again in the background); from the RA in an offload thread when
+ * none is cached yet. */
+enum MHD_Result
+crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	uint8_t *copy = NULL, *old = NULL;
+	size_t len = 0, old_len = 0;
+	int fresh = 0;
+	enum upstream_result res;
+	enum MHD_Result ret;
+	static const struct http_header h[] = {
+	    {"Cache-Control", "max-age=60"}, {NULL, NULL}};
+
+	if (crl_cached(fe, &copy, &len, &fresh) && copy == NULL)
+		return http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+	if (copy != NULL && (fresh || !r->offloaded)) {
+		if (!fresh)
+			cache_want_refresh(fe);
+		goto answer;
+	}
+	if (!r->offloaded)
+		return http_offload(fe, c, r);
+	old = copy, old_len = len; /* the answer if the RA gives none */
+	res = crl_fetch(fe, &copy, &len);
+	if (res != UPSTREAM_OK && old != NULL) {
+		copy = old, len = old_len;
+		old = NULL;
+	} else if (res == UPSTREAM_UNAVAILABLE) {
+		ret = http_unavailable(
+		    c, r, "The CRL is not available now; retry later.\n");
+		goto out;
+	} else if (res != UPSTREAM_OK) {
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		goto out;
+	}
+answer:
 	ret = http_respond(
 	    c, r, MHD_HTTP_OK, "application/pkix-crl", copy, len, h);
 out:
 	free(copy);
-	if (rep != NULL)
-		scep__v1__reply__free_unpacked(rep, NULL);
+	free(old);
 	return ret;
 }

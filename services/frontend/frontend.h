@@ -55,8 +55,11 @@ struct cacert {
 };
 void cacert_clear(struct cacert *c);
 
-/* GetCACaps and GetCACert answers, fetched on first use and kept for
- * CACHE_SECONDS so that they cost no round trip to the RA. */
+/* GetCACaps and GetCACert answers, fetched on first use so that they
+ * cost no round trip to the RA. Older than CACHE_SECONDS, they are still
+ * answered at once while an offload thread asks the RA again (one such
+ * refresh at a time): a slow RA or CA never holds them up, and when the
+ * RA cannot be reached the last answer stands. */
 #define CACHE_SECONDS 60
 struct cache {
 	pthread_mutex_t lock;
@@ -64,6 +67,7 @@ struct cache {
 	int64_t caps_at; /* monotonic ms of the fetch; 0: none */
 	struct cacert cacert;
 	int64_t cacert_at;
+	int refresh_asked; /* a refresh is queued or under way */
 };
 
 /* The CRL, kept like the answers above (under cache.lock). */
@@ -175,10 +179,15 @@ struct offload *offload_start(struct frontend *fe, long threads);
  * stopping (the caller answers). */
 int
 offload_submit(struct offload *o, struct MHD_Connection *c, struct request *r);
+/* Has a thread run cache_refresh() before the next queued request. */
+void offload_refresh(struct offload *o);
 /* Requests waiting for a thread, for /metrics. */
 size_t offload_queued(struct offload *o);
-/* Answers what is queued 503, lets the running finish, joins. */
-void offload_stop(struct offload *o);
+/* Answers what is queued 503, lets the running finish, joins. Requests
+ * offloaded from now on are answered 503 by the HTTP thread itself. */
+void offload_drain(struct offload *o);
+/* After MHD_stop_daemon(): no HTTP thread is left to offload. */
+void offload_free(struct offload *o);
 
 /* watchdog.c: RequestDeadline for requests whose headers never end. */
 struct watchdog;
@@ -250,13 +259,24 @@ upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
 
 /* Cached answers. On UPSTREAM_OK the copy is the caller's; on errors,
  * err holds the reason for a 400/500 body. Not cached, they ask the RA
- * if `may_wait` (an offload thread), else return UPSTREAM_WOULD_WAIT. */
+ * if `may_wait` (an offload thread), else return UPSTREAM_WOULD_WAIT. An
+ * old copy is the answer when the caller may not wait (a refresh is
+ * asked for) or the RA does not answer. */
 enum upstream_result cache_get_caps(
     struct frontend *fe, char **caps, int may_wait, char *err, size_t errlen);
 enum upstream_result cache_get_cacert(struct frontend *fe, struct cacert *out,
     int may_wait, char *err, size_t errlen);
+/* Whether what was fetched at `at` (monotonic ms; 0: never) is younger
+ * than CACHE_SECONDS. */
+int cache_fresh(int64_t at);
 void cache_init(struct cache *cache);
 void cache_free(struct cache *cache);
+/* An answer older than CACHE_SECONDS was given: have an offload thread
+ * ask the RA again, unless one does already. */
+void cache_want_refresh(struct frontend *fe);
+/* In an offload thread: asks the RA for whatever of the cache (GetCACaps,
+ * GetCACert, the CRL) is older than CACHE_SECONDS. */
+void cache_refresh(struct frontend *fe);
 
 /* --- scep_http.c ------------------------------------------------------- */
 
@@ -288,6 +308,8 @@ enum MHD_Result profile_handle(struct frontend *fe, struct MHD_Connection *c,
 
 enum MHD_Result
 crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+/* cache_refresh()'s part: the CRL again from the RA when it is old. */
+void crl_refresh(struct frontend *fe);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 

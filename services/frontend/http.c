@@ -482,11 +482,9 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		if (!r->offloaded)
 			return http_offload(fe, c, r);
 		return metrics_handle(fe, c, r);
-	case ROUTE_CRL:
+	case ROUTE_CRL: /* from the cache, or offloaded */
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
-		if (!r->offloaded)
-			return http_offload(fe, c, r);
 		return crl_handle(fe, c, r);
 	case ROUTE_ADMIN:
 		if (strcmp(r->method, "GET") != 0 && !post)
@@ -766,10 +764,11 @@ http_stop(struct frontend *fe)
 	}
 	/* Every suspended connection resumed before the daemon stops; the
 	 * threads' key destructors close their sockets. */
-	offload_stop(fe->offload);
-	fe->offload = NULL;
+	offload_drain(fe->offload);
 	/* Joins the workers, whose key destructors close their sockets. */
 	if (fe->daemon != NULL)
 		MHD_stop_daemon(fe->daemon);
 	fe->daemon = NULL;
+	offload_free(fe->offload);
+	fe->offload = NULL;
 }

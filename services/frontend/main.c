@@ -50,7 +50,9 @@ static const struct config_key frontend_config[] = {
         "milliseconds to wait for the RA or the challenge service"},
     {"Threads", CONFIG_INT, 0, 1024, "0", S(threads),
         "HTTP threads (0: one per core)"},
-    {"UpstreamThreads", CONFIG_INT, 0, 4096, "0", S(upstream_threads),
+    /* Each holds a ZeroMQ socket per service: libzmq's default limit is
+     * 1023 sockets a context. */
+    {"UpstreamThreads", CONFIG_INT, 0, 256, "0", S(upstream_threads),
         "threads that wait on the RA and the challenge service, so that "
         "the HTTP threads never do (0: four per core)"},
     {"ExternalURL", CONFIG_STRING, 0, 0, "", S(external_url),
@@ -353,6 +355,15 @@ main(int argc, char **argv)
 	log_info("serving HTTP on %s; RA %s, challenge service %s",
 	    fe.settings.listen, fe.settings.ra_endpoint,
 	    fe.settings.challenge_endpoint);
+	/* A request may wait RPCTimeout for an UpstreamThread, then as long
+	 * for the service; RequestDeadline would cut it off first. */
+	if (fe.settings.request_deadline * 1000 <= 2 * fe.settings.rpc_timeout)
+		log_warn(
+		    "RequestDeadline = %ld s is not above twice RPCTimeout "
+		    "= %ld ms in [frontend]: a request that waits for one "
+		    "of the UpstreamThreads and then for the RA may be cut "
+		    "off before its 503",
+		    fe.settings.request_deadline, fe.settings.rpc_timeout);
 	if (fe.trusted_proxies.n > 0) {
 		log_info("TrustedProxies = %s: their X-Forwarded-For names "
 		         "the client",

@@ -23,20 +23,26 @@ struct offload {
 	pthread_cond_t ready;
 	struct request *head, *tail; /* FIFO, linked by next_queued */
 	size_t queued;
+	int refresh; /* cache_refresh() asked for */
 	int stopping;
 	pthread_t *threads;
 	size_t nthreads;
 };
 
+/* The next request, or NULL with *refresh set when the cache is to be
+ * refreshed first, or NULL when stopping with nothing queued. */
 static struct request *
-offload_next(struct offload *o, int *stopping)
+offload_next(struct offload *o, int *stopping, int *refresh)
 {
-	struct request *r;
+	struct request *r = NULL;
 
 	pthread_mutex_lock(&o->lock);
-	while (o->head == NULL && !o->stopping)
+	while (o->head == NULL && !o->refresh && !o->stopping)
 		pthread_cond_wait(&o->ready, &o->lock);
-	if ((r = o->head) != NULL) {
+	*refresh = o->refresh && !o->stopping;
+	if (*refresh)
+		o->refresh = 0;
+	else if ((r = o->head) != NULL) {
 		o->head = r->next_queued;
 		if (o->head == NULL)
 			o->tail = NULL;
@@ -82,13 +88,16 @@ offload_thread(void *arg)
 {
 	struct offload *o = arg;
 	struct request *r;
-	int stopping;
+	int stopping, refresh;
 
 	/* For top -H and tests/bench/profile.sh: prctl(PR_SET_NAME), which
 	 * the sandbox allows (another thread's name is a file to open). */
 	pthread_setname_np(pthread_self(), "upstream");
-	while ((r = offload_next(o, &stopping)) != NULL)
-		offload_run(o, r, stopping);
+	while ((r = offload_next(o, &stopping, &refresh)) != NULL || refresh)
+		if (refresh)
+			cache_refresh(o->fe);
+		else
+			offload_run(o, r, stopping);
 	return NULL;
 }
 
@@ -110,13 +119,13 @@ offload_start(struct frontend *fe, long threads)
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->ready, NULL);
 	if ((o->threads = calloc((size_t)threads, sizeof(pthread_t))) == NULL) {
-		offload_stop(o);
+		offload_free(o);
 		return NULL;
 	}
 	for (; o->nthreads < (size_t)threads; o->nthreads++)
 		if (pthread_create(&o->threads[o->nthreads], NULL,
 		        offload_thread, o) != 0) {
-			offload_stop(o);
+			offload_free(o);
 			return NULL;
 		}
 	return o;
@@ -157,11 +166,21 @@ offload_queued(struct offload *o)
 	return n;
 }
 
+void
+offload_refresh(struct offload *o)
+{
+	pthread_mutex_lock(&o->lock);
+	o->refresh = 1;
+	pthread_cond_signal(&o->ready);
+	pthread_mutex_unlock(&o->lock);
+}
+
 /* Requests still queued are answered 503 and every suspended connection
  * is resumed before the threads end: libmicrohttpd must not be stopped
- * with a connection suspended. */
+ * with a connection suspended. The HTTP threads still run: `o` stays,
+ * stopping, until offload_free. */
 void
-offload_stop(struct offload *o)
+offload_drain(struct offload *o)
 {
 	if (o == NULL)
 		return;
@@ -171,6 +190,15 @@ offload_stop(struct offload *o)
 	pthread_mutex_unlock(&o->lock);
 	for (size_t i = 0; i < o->nthreads; i++)
 		pthread_join(o->threads[i], NULL);
+	o->nthreads = 0;
+}
+
+void
+offload_free(struct offload *o)
+{
+	if (o == NULL)
+		return;
+	offload_drain(o);
 	free(o->threads);
 	pthread_cond_destroy(&o->ready);
 	pthread_mutex_destroy(&o->lock);

@@ -142,10 +142,18 @@ cache_free(struct cache *cache)
 	pthread_mutex_destroy(&cache->lock);
 }
 
-static int
+int
 cache_fresh(int64_t at)
 {
-	return at != 0 && clock_monotonic_ms() - at < CACHE_SECONDS * 1000;
+	int64_t max_age_ms = CACHE_SECONDS * 1000;
+
+#ifdef SCEPD_TEST_HOOKS
+	/* Test builds only: a cache that ages in seconds, for
+	 * test_slow_upstream. */
+	if (getenv("SCEPD_TEST_FRONTEND_CACHE_MS") != NULL)
+		max_age_ms = atol(getenv("SCEPD_TEST_FRONTEND_CACHE_MS"));
+#endif
+	return at != 0 && clock_monotonic_ms() - at < max_age_ms;
 }
 
 static void
@@ -168,17 +176,25 @@ cache_get_caps(
 	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
 	enum upstream_result res;
-	char *fresh = NULL;
+	char *fresh = NULL, *old = NULL;
+	int fresh_enough = 0;
 
 	*caps = NULL;
 	pthread_mutex_lock(&fe->cache.lock);
-	if (cache_fresh(fe->cache.caps_at))
+	if (fe->cache.caps != NULL) {
 		*caps = strdup(fe->cache.caps);
+		fresh_enough = cache_fresh(fe->cache.caps_at);
+	}
 	pthread_mutex_unlock(&fe->cache.lock);
-	if (*caps != NULL)
+	if (*caps != NULL && (fresh_enough || !may_wait)) {
+		if (!fresh_enough)
+			cache_want_refresh(fe);
 		return UPSTREAM_OK;
+	}
 	if (!may_wait)
 		return UPSTREAM_WOULD_WAIT;
+	old = *caps; /* the answer if the RA gives none */
+	*caps = NULL;
 
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
 	req.get_ca_caps = &body;
@@ -203,6 +219,12 @@ cache_get_caps(
 	fe->cache.caps_at = clock_monotonic_ms();
 	pthread_mutex_unlock(&fe->cache.lock);
 out:
+	if (res != UPSTREAM_OK && old != NULL) {
+		*caps = old; /* logged by upstream_call */
+		old = NULL;
+		res = UPSTREAM_OK;
+	}
+	free(old);
 	if (rep != NULL)
 		scep__v1__reply__free_unpacked(rep, NULL);
 	return res;
@@ -216,28 +238,35 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
 	Scep__V1__GetCACertReply *cr;
-	struct cacert fresh;
+	struct cacert fresh, old;
 	enum upstream_result res = UPSTREAM_OK;
-	int hit = 0, oom = 0;
+	int hit = 0, oom = 0, fresh_enough = 0;
 
 	memset(out, 0, sizeof(*out));
+	memset(&old, 0, sizeof(old));
 	pthread_mutex_lock(&fe->cache.lock);
-	if (cache_fresh(fe->cache.cacert_at)) {
+	if (fe->cache.cacert_at != 0) {
 		const struct cacert *c = &fe->cache.cacert;
 
 		hit = 1;
+		fresh_enough = cache_fresh(fe->cache.cacert_at);
 		oom = cacert_copy(out, c->body, c->body_len, c->content_type,
 		          c->ca_der, c->ca_der_len) != 0;
 	}
 	pthread_mutex_unlock(&fe->cache.lock);
-	if (hit && !oom)
-		return UPSTREAM_OK;
 	if (oom) {
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
+	if (hit && (fresh_enough || !may_wait)) {
+		if (!fresh_enough)
+			cache_want_refresh(fe);
+		return UPSTREAM_OK;
+	}
 	if (!may_wait)
 		return UPSTREAM_WOULD_WAIT;
+	old = *out; /* the answer if the RA gives none */
+	memset(out, 0, sizeof(*out));
 
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
 	req.get_ca_cert = &body;
@@ -264,7 +293,42 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	fe->cache.cacert_at = clock_monotonic_ms();
 	pthread_mutex_unlock(&fe->cache.lock);
 out:
+	if (res != UPSTREAM_OK && old.body != NULL) {
+		*out = old; /* logged by upstream_call */
+		memset(&old, 0, sizeof(old));
+		res = UPSTREAM_OK;
+	}
+	cacert_clear(&old);
 	if (rep != NULL)
 		scep__v1__reply__free_unpacked(rep, NULL);
 	return res;
+}
+
+void
+cache_want_refresh(struct frontend *fe)
+{
+	int ask;
+
+	pthread_mutex_lock(&fe->cache.lock);
+	ask = !fe->cache.refresh_asked;
+	fe->cache.refresh_asked = 1;
+	pthread_mutex_unlock(&fe->cache.lock);
+	if (ask)
+		offload_refresh(fe->offload);
+}
+
+void
+cache_refresh(struct frontend *fe)
+{
+	struct cacert cc;
+	char *caps = NULL, err[256];
+
+	if (cache_get_caps(fe, &caps, 1, err, sizeof(err)) == UPSTREAM_OK)
+		free(caps);
+	if (cache_get_cacert(fe, &cc, 1, err, sizeof(err)) == UPSTREAM_OK)
+		cacert_clear(&cc);
+	crl_refresh(fe);
+	pthread_mutex_lock(&fe->cache.lock);
+	fe->cache.refresh_asked = 0;
+	pthread_mutex_unlock(&fe->cache.lock);
 }

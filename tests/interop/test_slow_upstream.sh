@@ -2,17 +2,22 @@
 # A slow or stopped service behind the frontend holds up only the requests
 # that need it. With the CA stopped (SIGSTOP: a hung HSM, a CA host gone
 # from the network) and more enrollments waiting on it than the frontend
-# has HTTP threads, GetCACaps, GetCACert and /healthz are still answered at
-# once, and the enrollments complete when the CA continues. With every
-# UpstreamThread busy, a request that waited RPCTimeout for one gets 503
-# with Retry-After at once rather than a longer wait.
+# has HTTP threads, GetCACaps, GetCACert, the CRL and /healthz are still
+# answered at once, from a cache older than its lifetime too (the RA's
+# workers all wait on the CA), and the enrollments complete when the CA
+# continues. With every UpstreamThread busy, a request that waited
+# RPCTimeout for one gets 503 with Retry-After at once rather than a
+# longer wait.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
+grep -q SCEPD_TEST_FRONTEND_CACHE_MS "$BUILD_DIR/scepd-frontend" ||
+	fail "the frontend has no test hooks: build with -DSCEPD_TEST_HOOKS=ON (scripts/test.sh does)"
 server_start
 server_stop
 set_conf frontend Threads 2
 set_conf challenge PasswordMax 20
-server_start
+# Test hook: the cache's 60 s lifetime made 1.5 s.
+SCEPD_TEST_FRONTEND_CACHE_MS=1500 server_start
 
 n=8
 declare -a pw client
@@ -22,9 +27,10 @@ done
 for i in $(seq $n); do
 	pw[i]=$(challenge)
 done
-# Both answers cached before the CA stops.
+# The answers cached before the CA stops.
 curl -sf -o /dev/null "$URL?operation=GetCACaps" || fail "GetCACaps"
 curl -sf -o /dev/null "$URL?operation=GetCACert&message=CA" || fail "GetCACert"
+curl -sf -o /dev/null "$BASE/crl/ca.crl" || fail "the CRL"
 
 ca=$(service_pid scepd-ca)
 [ -n "$ca" ] || fail "no scepd-ca"
@@ -37,18 +43,19 @@ for i in $(seq $n); do
 done
 sleep 2 # each sends GetCACert, GetCACaps, then PKIOperation, and waits
 
-check "with the CA stopped and $n enrollments waiting on it (Threads = 2), the cached answers and /healthz come at once"
+check "with the CA stopped and $n enrollments waiting on it (Threads = 2), the cached answers (older than the cache's lifetime) and /healthz come at once"
 answered() { # what URL: "CODE SECONDS"
 	curl -s -m 10 -o /dev/null -w '%{http_code} %{time_total}' "$2" || true
 }
 for what in "GetCACaps $URL?operation=GetCACaps" \
-	"GetCACert $URL?operation=GetCACert&message=CA" "/healthz $BASE/healthz"; do
+	"GetCACert $URL?operation=GetCACert&message=CA" "CRL $BASE/crl/ca.crl" \
+	"/healthz $BASE/healthz"; do
 	# shellcheck disable=SC2086 # two words: the name and the URL
 	read -r code secs <<< "$(answered $what)"
 	echo "   ${what%% *}: HTTP $code in $secs s"
 	[ "$code" = 200 ] || fail "${what%% *} while the CA is stopped: HTTP $code"
 	awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' ||
-		fail "${what%% *} took $secs s: an HTTP thread waited on the CA"
+		fail "${what%% *} took $secs s: it waited behind the stopped CA"
 done
 
 check "the CA continues: every waiting enrollment gets its certificate"
