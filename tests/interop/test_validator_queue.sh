@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A validator plugin that does not export
+# scepd_challenge_validator_v1_concurrent is asked one check at a time:
+# one asked, one waiting its turn (until its request's deadline), and a
+# third answered at once as unavailable (services/challenge/validators.c,
+# validator_turn). /scep/slow is routed to tests/plugins/slow_validator.c,
+# which takes SLEEP_MS per check; three devices enroll there at once: two
+# get their certificates, the second after waiting for the first's check,
+# and the third gets HTTP 503 with Retry-After before the first check
+# ends. The plugin logs each check's start with how many others were in
+# progress: never one. Then a fresh enrollment on /scep/slow passes.
+. "$(dirname "$0")/lib.sh"
+interop_init validator_queue
+server_start
+
+PLUGIN="$BUILD_DIR/tests/plugins/scepd-slow-validator.so"
+SLOW_PW="SLOW-ALLOWED-5E1D0C"
+SLOW_URL="$BASE/scep/slow"
+# Well under a third of the frontend's RPCTimeout (5 s): it sends a
+# PKIOperation again after that, and the copy of a request answered
+# already would ask the plugin anew.
+SLEEP_MS=1000
+[ -f "$PLUGIN" ] || fail "$PLUGIN is not built"
+
+check "[validator.slow] (the slow plugin, no _concurrent symbol) serves /scep/slow: one instance"
+set_conf frontend Paths "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe /scep/slow"
+# Three enrollments at once reach the challenge service side by side
+# whatever the cores (the default is two RA workers per core).
+set_conf ra Workers 4
+add_conf_section challenge.paths
+set_conf challenge.paths /scep/slow slow
+add_conf_section validator.slow
+set_conf validator.slow Module "$PLUGIN"
+set_conf validator.slow Password "$SLOW_PW"
+set_conf validator.slow SleepMs "$SLEEP_MS"
+from=$(log_mark)
+server_restart
+fetch_ca_chain
+logged "$from" "validator slow ready (slow-validator, plugin)" ||
+	fail "the challenge service did not load the slow plugin"
+logged "$from" "SCEP path /scep/slow: validator slow" || fail "/scep/slow is not routed to slow"
+logged "$from" "scepd-challenge.*serving on .* with 8 workers" ||
+	fail "the challenge service does not serve a plugin with 8 workers"
+! logged "$from" "validator slow: [0-9]* instances" ||
+	fail "the service made an instance per worker of a plugin that did not ask for it"
+
+for d in d1 d2 d3 d4; do
+	openssl genrsa -out "$WORK/$d.key" 2048 2>/dev/null || fail "openssl genrsa"
+done
+
+# enroll NAME: the iOS-like client on /scep/slow with NAME.key. Writes
+# NAME.rc (its exit status), NAME.ms (how long it took) and NAME.ends (how
+# many of the plugin's checks had ended when it had its answer).
+enroll() {
+	local name=$1 start rc=0
+	start=$(date +%s%N)
+	ios_enroll "$SLOW_PW" "CN=slow $name" "$WORK/$name.pem" "$SLOW_URL" \
+		--key "$WORK/$name.key" > /dev/null || rc=$?
+	echo $((($(date +%s%N) - start) / 1000000)) > "$WORK/$name.ms"
+	grep -c "slow: check of txid .* ends" "$SERVER_LOG" > "$WORK/$name.ends" || true
+	echo $rc > "$WORK/$name.rc"
+}
+
+# The transactionID a client printed.
+txid_of() {
+	sed -n 's/^PKIOperation: .* txid \([0-9A-Za-z]*\)$/\1/p' "$WORK/$1.pem.log" | head -1
+}
+
+check "three devices enroll on /scep/slow at once (each check takes $SLEEP_MS ms)"
+trio=$(log_mark)
+pids=()
+for d in d1 d2 d3; do
+	enroll $d &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do
+	wait "$p"
+done
+enrolled=() busy=()
+for d in d1 d2 d3; do
+	rc=$(cat "$WORK/$d.rc")
+	echo "   $d: exit $rc after $(cat "$WORK/$d.ms") ms, txid $(txid_of $d)"
+	case $rc in
+	0) enrolled+=("$d") ;;
+	1) busy+=("$d") ;;
+	*) cat "$WORK/$d.pem.log"; fail "$d: client exit $rc (want 0, or 1 for HTTP 503)" ;;
+	esac
+done
+[ ${#enrolled[@]} = 2 ] && [ ${#busy[@]} = 1 ] ||
+	fail "${#enrolled[@]} enrolled and ${#busy[@]} got an error; want 2 and 1 (one asked, one waiting, the third turned away)"
+# The first to finish was asked first.
+if [ "$(cat "$WORK/${enrolled[0]}.ms")" -le "$(cat "$WORK/${enrolled[1]}.ms")" ]; then
+	first=${enrolled[0]} second=${enrolled[1]}
+else
+	first=${enrolled[1]} second=${enrolled[0]}
+fi
+third=${busy[0]}
+first_tx=$(txid_of "$first") second_tx=$(txid_of "$second") third_tx=$(txid_of "$third")
+[ -n "$first_tx" ] && [ -n "$second_tx" ] && [ -n "$third_tx" ] || fail "a client printed no transactionID"
+tail -n "+$trio" "$SERVER_LOG" > "$WORK/trio.log"
+
+check "the first gets its certificate after one check ($first)"
+verify_cert "$WORK/$first.pem"
+[ "$(cat "$WORK/$first.ms")" -ge "$SLEEP_MS" ] || fail "$first enrolled in $(cat "$WORK/$first.ms") ms: the plugin did not take its time"
+
+check "the second waits for the first's check, then gets its certificate ($second)"
+verify_cert "$WORK/$second.pem"
+[ "$(cat "$WORK/$second.ms")" -ge $((2 * SLEEP_MS - 300)) ] ||
+	fail "$second enrolled in $(cat "$WORK/$second.ms") ms: it did not wait for the first check ($SLEEP_MS ms)"
+first_end=$(grep -n "slow: check of txid $first_tx ends: allowed" "$WORK/trio.log" | cut -d: -f1 | head -1)
+second_begin=$(grep -n "slow: check of txid $second_tx begins" "$WORK/trio.log" | cut -d: -f1 | head -1)
+[ -n "$first_end" ] && [ -n "$second_begin" ] && [ "$second_begin" -gt "$first_end" ] ||
+	fail "the second check (log line ${second_begin:-none}) did not begin after the first ended (${first_end:-none})"
+
+check "the third gets HTTP 503 with Retry-After at once, before the first check ended ($third)"
+grep -q "^PKIOperation: HTTP 503" "$WORK/$third.pem.log" || { cat "$WORK/$third.pem.log"; fail "$third: not HTTP 503"; }
+grep -q "^Retry-After: [0-9]" "$WORK/$third.pem.log" || fail "$third: 503 without Retry-After"
+[ "$(cat "$WORK/$third.ends")" = 0 ] ||
+	fail "$third was answered after $(cat "$WORK/$third.ends") check(s) had ended: it waited"
+[ "$(cat "$WORK/$third.ms")" -lt "$SLEEP_MS" ] || fail "$third took $(cat "$WORK/$third.ms") ms"
+[ ! -s "$WORK/$third.pem" ] || fail "a certificate was written for $third"
+grep -q "txid=$third_tx .*validator slow unavailable: validator slow is busy (one request at a time): retry later" "$WORK/trio.log" ||
+	fail "the challenge service did not log that slow was busy for $third"
+! grep -q "slow: check of txid $third_tx" "$WORK/trio.log" || fail "the plugin was asked about $third"
+
+check "the plugin was asked twice, never about two requests at once"
+grep "slow: check of txid" "$WORK/trio.log" | sed 's/^.*: slow: /   plugin: /'
+[ "$(grep -c "slow: check of txid .* begins" "$WORK/trio.log")" = 2 ] ||
+	fail "the plugin was asked $(grep -c "slow: check of txid .* begins" "$WORK/trio.log") times, want 2"
+! grep -q "slow: check of txid .* begins, [1-9][0-9]* others in progress" "$WORK/trio.log" ||
+	fail "the plugin was asked while it was checking another request"
+[ "$(metric 'scepd_challenge_unavailable_total{validator="slow"}')" = 1 ] ||
+	fail "scepd_challenge_unavailable_total of slow: $(metric 'scepd_challenge_unavailable_total{validator="slow"}'), want 1"
+[ "$(metric 'scepd_challenge_allowed_total{validator="slow"}')" = 2 ] ||
+	fail "scepd_challenge_allowed_total of slow: $(metric 'scepd_challenge_allowed_total{validator="slow"}'), want 2"
+
+check "then a fresh enrollment on /scep/slow gets its certificate"
+enroll d4
+[ "$(cat "$WORK/d4.rc")" = 0 ] || { cat "$WORK/d4.pem.log"; fail "the fresh enrollment: exit $(cat "$WORK/d4.rc")"; }
+verify_cert "$WORK/d4.pem"
+grep -q "slow: check of txid $(txid_of d4) begins, 0 others in progress" "$SERVER_LOG" ||
+	fail "the fresh enrollment was not checked by the plugin alone"
+
+check "no challenge in the server log"
+! grep -qF "$SLOW_PW" "$SERVER_LOG" || fail "the password was logged"
+
+pass "a plugin without _concurrent: one check at a time, one waiting (enrolled after), a third 503 with Retry-After at once; then enrollments go on"
