@@ -99,6 +99,13 @@ first_tx=$(txid_of "$first") second_tx=$(txid_of "$second") third_tx=$(txid_of "
 [ -n "$first_tx" ] && [ -n "$second_tx" ] && [ -n "$third_tx" ] || fail "a client printed no transactionID"
 tail -n "+$trio" "$SERVER_LOG" > "$WORK/trio.log"
 
+check "the plugin was asked about two of them, never about two at once"
+grep "slow: check of txid" "$WORK/trio.log" | sed 's/^.*: slow: /   plugin: /'
+[ "$(grep -c "slow: check of txid .* begins" "$WORK/trio.log")" = 2 ] ||
+	fail "the plugin was asked $(grep -c "slow: check of txid .* begins" "$WORK/trio.log") times, want 2"
+! grep -q "slow: check of txid .* begins, [1-9][0-9]* others in progress" "$WORK/trio.log" ||
+	fail "the plugin was asked while it was checking another request"
+
 check "the first gets its certificate after one check ($first)"
 verify_cert "$WORK/$first.pem"
 [ "$(cat "$WORK/$first.ms")" -ge "$SLEEP_MS" ] || fail "$first enrolled in $(cat "$WORK/$first.ms") ms: the plugin did not take its time"
@@ -123,12 +130,7 @@ grep -q "txid=$third_tx .*validator slow unavailable: validator slow is busy (on
 	fail "the challenge service did not log that slow was busy for $third"
 ! grep -q "slow: check of txid $third_tx" "$WORK/trio.log" || fail "the plugin was asked about $third"
 
-check "the plugin was asked twice, never about two requests at once"
-grep "slow: check of txid" "$WORK/trio.log" | sed 's/^.*: slow: /   plugin: /'
-[ "$(grep -c "slow: check of txid .* begins" "$WORK/trio.log")" = 2 ] ||
-	fail "the plugin was asked $(grep -c "slow: check of txid .* begins" "$WORK/trio.log") times, want 2"
-! grep -q "slow: check of txid .* begins, [1-9][0-9]* others in progress" "$WORK/trio.log" ||
-	fail "the plugin was asked while it was checking another request"
+check "/metrics: slow allowed 2, unavailable 1"
 [ "$(metric 'scepd_challenge_unavailable_total{validator="slow"}')" = 1 ] ||
 	fail "scepd_challenge_unavailable_total of slow: $(metric 'scepd_challenge_unavailable_total{validator="slow"}'), want 1"
 [ "$(metric 'scepd_challenge_allowed_total{validator="slow"}')" = 2 ] ||
