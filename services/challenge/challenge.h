@@ -132,6 +132,10 @@ struct challenge_used {
 struct challenge_inflight {
 	int in_use, done;
 	int waiters; /* copies waiting: the slot stays theirs until read */
+	/* A verdict (allowed or refused) is kept for copies until the first
+	 * request's deadline (rpc_now_ms() time): a copy sent again after
+	 * the answer came gets it too, instead of asking again. */
+	int64_t keep_until_ms;
 	unsigned char asked[32]; /* SHA-256 of validator, path, client,
 	                            txid, password, CSR */
 	enum scepd_verdict verdict;

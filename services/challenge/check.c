@@ -118,30 +118,48 @@ inflight_digest(const struct validator *v,
 	return ok ? 0 : -1;
 }
 
-/* The slot of the same check in flight, or NULL. An answered one is not
- * kept: a later request asks the validator anew. */
+/* Whether a slot may be taken for another check: answered, read by its
+ * copies, and its verdict no longer kept. */
+static int
+inflight_free(const struct challenge_inflight *s, int64_t now_ms)
+{
+	return !s->in_use ||
+	    (s->done && s->waiters == 0 && now_ms >= s->keep_until_ms);
+}
+
+/*
+ * The slot of the same check in flight, or answered and kept: a copy the
+ * frontend or the RA sends again after a third of its timeout (a slow CA
+ * behind an answered check) would otherwise ask the validator again, and
+ * with a plugin asked one check at a time find it busy and be answered
+ * 503 although the first request got its certificate. NULL: none.
+ */
 static struct challenge_inflight *
 inflight_find(struct challenge *c, const unsigned char asked[32])
 {
+	int64_t now = rpc_now_ms();
+
 	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
 		struct challenge_inflight *s = &c->inflight[i];
 
-		if (s->in_use && !s->done && memcmp(s->asked, asked, 32) == 0)
+		if (s->in_use && (!s->done || now < s->keep_until_ms) &&
+		    memcmp(s->asked, asked, 32) == 0)
 			return s;
 	}
 	return NULL;
 }
 
 /* A free slot for a new check; NULL when all are taken (the check then
- * goes on unrecorded). A slot is free once answered and its copies have
- * read the answer. */
+ * goes on unrecorded). */
 static struct challenge_inflight *
 inflight_claim(struct challenge *c, const unsigned char asked[32])
 {
+	int64_t now = rpc_now_ms();
+
 	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
 		struct challenge_inflight *s = &c->inflight[i];
 
-		if (s->in_use)
+		if (!inflight_free(s, now))
 			continue;
 		memset(s, 0, sizeof(*s));
 		s->in_use = 1;
@@ -151,17 +169,11 @@ inflight_claim(struct challenge *c, const unsigned char asked[32])
 	return NULL;
 }
 
-static void
-inflight_leave(struct challenge_inflight *s)
-{
-	if (s->done && s->waiters == 0)
-		s->in_use = 0;
-}
-
 /*
  * Asks a plugin without the service's lock (held on entry and on return),
  * once for what is asked: a copy sent again while the first is being
- * answered waits for its verdict, at most until the caller's deadline
+ * answered waits for its verdict, at most until the caller's deadline,
+ * and one sent after it gets the verdict kept until the first's deadline
  * (*copy set: counted and logged once).
  */
 static enum scepd_verdict
@@ -178,7 +190,7 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 	*copy = s != NULL;
 	if (s != NULL) {
 		struct timespec until = challenge_deadline(req->deadline_ms);
-		int timed_out = 0;
+		int timed_out = 0, answered = s->done;
 
 		s->waiters++;
 		while (!s->done && !timed_out)
@@ -194,11 +206,10 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 		}
 		snprintf(why, whylen, "%s", s->why);
 		verdict = s->verdict;
-		inflight_leave(s);
 		log_event(LOG_LEVEL_INFO, vr->transaction_id, req->id,
 		    "validator %s: the same check again (a request sent "
-		    "again): the answer of the first",
-		    v->name);
+		    "again%s): the answer of the first",
+		    v->name, answered ? ", after it was answered" : "");
 		return verdict;
 	}
 	s = digested ? inflight_claim(c, asked) : NULL;
@@ -210,7 +221,9 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 		why[whylen - 1] = '\0';
 		snprintf(s->why, sizeof(s->why), "%s", why);
 		s->done = 1;
-		inflight_leave(s);
+		/* No answer is no verdict: a copy asks again. */
+		if (verdict != SCEPD_VERDICT_UNAVAILABLE)
+			s->keep_until_ms = req->deadline_ms;
 		pthread_cond_broadcast(&c->inflight_done);
 	}
 	return verdict;

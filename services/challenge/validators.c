@@ -280,11 +280,13 @@ validator_turn(struct validator *v, int64_t deadline_ms)
 	return 0;
 }
 
+/* The count first: a request arriving as the lock is released must not
+ * find two still counted and be turned away. */
 static void
 validator_turn_end(struct validator *v)
 {
-	pthread_mutex_unlock(&v->one_at_a_time);
 	atomic_fetch_sub(&v->queued, 1);
+	pthread_mutex_unlock(&v->one_at_a_time);
 }
 
 enum scepd_verdict

@@ -163,6 +163,20 @@ verify_cert "$WORK/slow.pem"
 grep -q "mdm: the same check again (a request sent again): the answer of the first" "$SERVER_LOG" ||
 	fail "no check was sent again: this case tests nothing"
 
+check "a slow CA after the MDM's answer (the request sent again once the check is answered) asks the MDM once"
+# Test hook: the CA holds its first answer after this restart 2.5 s, past
+# the frontend's sending again (a third of its 5 s RPCTimeout).
+SCEPD_TEST_CA_HOLD="1:2500" server_restart
+asked=$(requests)
+from=$(log_mark)
+ios_enroll "$MDM_OK" "CN=mdm slow CA" "$WORK/slowca.pem" "$MDM_URL" > /dev/null ||
+	{ cat "$WORK/slowca.pem.log"; fail "the enrollment behind the slow CA"; }
+verify_cert "$WORK/slowca.pem"
+logged "$from" "test hook: holding for 2500 ms" || fail "the CA did not hold: this case tests nothing"
+logged "$from" "mdm: the same check again (a request sent again, after it was answered): the answer of the first" ||
+	fail "the request sent again did not get the first check's answer"
+[ "$(requests)" = $((asked + 1)) ] || fail "the MDM was asked $(($(requests) - asked)) times about one enrollment, want 1"
+
 check "the MDM down: refused, the reason says it could not be asked"
 kill "$HOOK_PID" 2>/dev/null || true
 wait "$HOOK_PID" 2>/dev/null || true
