@@ -431,7 +431,8 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 		else if (validator_consume(v, worker, req->deadline_ms, &vr) !=
 		    0)
 			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-			    "validator %s: busy; its consume was not called",
+			    "validator %s: its turn did not come before the "
+			    "deadline; its consume was not called",
 			    v->name);
 		if (locked && v->dl != NULL)
 			pthread_mutex_lock(&c->lock);

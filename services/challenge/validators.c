@@ -261,15 +261,17 @@ validators_load(struct challenge *c, const char *config_file)
 /*
  * A plugin asked one request at a time: one asked, one waiting its turn,
  * no more (the rest of the service's workers stay free), and the waiting
- * one only until its caller's deadline. 0 with the plugin's lock held,
- * -1 when its turn would not come in time.
+ * one only until its caller's deadline. `limited` 0 (a consume: the
+ * certificate is issued, and an MDM not told the password was used would
+ * allow it again) waits its turn whatever the queue. 0 with the plugin's
+ * lock held, -1 when its turn would not come in time.
  */
 static int
-validator_turn(struct validator *v, int64_t deadline_ms)
+validator_turn(struct validator *v, int64_t deadline_ms, int limited)
 {
 	struct timespec until = challenge_deadline(deadline_ms);
 
-	if (atomic_fetch_add(&v->queued, 1) >= 2) {
+	if (atomic_fetch_add(&v->queued, 1) >= 2 && limited) {
 		atomic_fetch_sub(&v->queued, 1);
 		return -1;
 	}
@@ -297,7 +299,7 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 
 	if (v->concurrent)
 		return v->v->check(validator_state(v, worker), vr, why, whylen);
-	if (validator_turn(v, deadline_ms) != 0) {
+	if (validator_turn(v, deadline_ms, 1) != 0) {
 		snprintf(why, whylen,
 		    "validator %s is busy (one request at a time): retry later",
 		    v->name);
@@ -316,7 +318,7 @@ validator_consume(struct validator *v, size_t worker, int64_t deadline_ms,
 		v->v->consume(validator_state(v, worker), vr);
 		return 0;
 	}
-	if (validator_turn(v, deadline_ms) != 0)
+	if (validator_turn(v, deadline_ms, 0) != 0)
 		return -1;
 	v->v->consume(v->state, vr);
 	validator_turn_end(v);
