@@ -164,6 +164,13 @@ struct challenge {
 	pthread_mutex_t lock;
 	pthread_cond_t inflight_done;
 	struct challenge_inflight inflight[CHALLENGE_INFLIGHT];
+	/* A plugin's consumes, kept until their request's deadline: a copy
+	 * of a request sent again ends in the same issuance and would tell
+	 * the MDM a second time (check.c). */
+	struct challenge_consumed {
+		unsigned char asked[32]; /* validator, path, txid, password */
+		int64_t until_ms;
+	} consumed[CHALLENGE_INFLIGHT];
 	int nworkers;
 	atomic_int next_worker; /* worker_init hands out indexes */
 };

@@ -149,24 +149,55 @@ inflight_find(struct challenge *c, const unsigned char asked[32])
 	return NULL;
 }
 
-/* A free slot for a new check; NULL when all are taken (the check then
- * goes on unrecorded). */
+/* A free slot for a new check, else the kept answer that expires first
+ * (a check in flight matters more than an answer kept for a copy); NULL
+ * when every slot is in flight (more than Workers: not expected), the
+ * check then goes on unrecorded. */
 static struct challenge_inflight *
 inflight_claim(struct challenge *c, const unsigned char asked[32])
 {
 	int64_t now = rpc_now_ms();
+	struct challenge_inflight *s = NULL;
 
 	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
-		struct challenge_inflight *s = &c->inflight[i];
+		struct challenge_inflight *x = &c->inflight[i];
 
-		if (!inflight_free(s, now))
-			continue;
-		memset(s, 0, sizeof(*s));
-		s->in_use = 1;
-		memcpy(s->asked, asked, 32);
-		return s;
+		if (inflight_free(x, now)) {
+			s = x;
+			break;
+		}
+		if (x->done && x->waiters == 0 &&
+		    (s == NULL || x->keep_until_ms < s->keep_until_ms))
+			s = x;
 	}
-	return NULL;
+	if (s == NULL)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->in_use = 1;
+	memcpy(s->asked, asked, 32);
+	return s;
+}
+
+/* Whether the same consume was done before its request's deadline;
+ * records it when not. Under c->lock. */
+static int
+consume_done_before(
+    struct challenge *c, const unsigned char asked[32], int64_t until_ms)
+{
+	int64_t now = rpc_now_ms();
+	struct challenge_consumed *oldest = &c->consumed[0];
+
+	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++) {
+		struct challenge_consumed *x = &c->consumed[i];
+
+		if (now < x->until_ms && memcmp(x->asked, asked, 32) == 0)
+			return 1;
+		if (x->until_ms < oldest->until_ms)
+			oldest = x;
+	}
+	memcpy(oldest->asked, asked, 32);
+	oldest->until_ms = until_ms;
+	return 0;
 }
 
 /*
@@ -423,6 +454,23 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 	vr.requester = "-";
 	if (vr.challenge[0] != '\0' && v->v->consume != NULL &&
 	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX) {
+		unsigned char asked[32];
+		int again = 0;
+
+		if (v->dl != NULL && inflight_digest(v, &vr, asked) == 0) {
+			if (!locked)
+				pthread_mutex_lock(&c->lock);
+			again = consume_done_before(c, asked, req->deadline_ms);
+			if (!locked)
+				pthread_mutex_unlock(&c->lock);
+		}
+		if (again) {
+			log_event(LOG_LEVEL_INFO, in->transaction_id, req->id,
+			    "validator %s: consume done already for this "
+			    "request (sent again): not called again",
+			    v->name);
+			goto answer;
+		}
 		/* A plugin may tell its MDM: not under the service's lock. */
 		if (locked && v->dl != NULL)
 			pthread_mutex_unlock(&c->lock);
@@ -437,6 +485,7 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 		if (locked && v->dl != NULL)
 			pthread_mutex_lock(&c->lock);
 	}
+answer:
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_consume_reply__init(out);
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CONSUME;

@@ -263,20 +263,22 @@ validators_load(struct challenge *c, const char *config_file)
  * no more (the rest of the service's workers stay free), and the waiting
  * one only until its caller's deadline. `limited` 0 (a consume: the
  * certificate is issued, and an MDM not told the password was used would
- * allow it again) waits its turn whatever the queue. 0 with the plugin's
- * lock held, -1 when its turn would not come in time.
+ * allow it again) waits its turn whatever the queue and is not counted
+ * in it (one per issuance: check.c). 0 with the plugin's lock held, -1
+ * when its turn would not come in time.
  */
 static int
 validator_turn(struct validator *v, int64_t deadline_ms, int limited)
 {
 	struct timespec until = challenge_deadline(deadline_ms);
 
-	if (atomic_fetch_add(&v->queued, 1) >= 2 && limited) {
+	if (limited && atomic_fetch_add(&v->queued, 1) >= 2) {
 		atomic_fetch_sub(&v->queued, 1);
 		return -1;
 	}
 	if (pthread_mutex_timedlock(&v->one_at_a_time, &until) != 0) {
-		atomic_fetch_sub(&v->queued, 1);
+		if (limited)
+			atomic_fetch_sub(&v->queued, 1);
 		return -1;
 	}
 	return 0;
@@ -285,9 +287,10 @@ validator_turn(struct validator *v, int64_t deadline_ms, int limited)
 /* The count first: a request arriving as the lock is released must not
  * find two still counted and be turned away. */
 static void
-validator_turn_end(struct validator *v)
+validator_turn_end(struct validator *v, int limited)
 {
-	atomic_fetch_sub(&v->queued, 1);
+	if (limited)
+		atomic_fetch_sub(&v->queued, 1);
 	pthread_mutex_unlock(&v->one_at_a_time);
 }
 
@@ -306,7 +309,7 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 		return SCEPD_VERDICT_UNAVAILABLE;
 	}
 	verdict = v->v->check(v->state, vr, why, whylen);
-	validator_turn_end(v);
+	validator_turn_end(v, 1);
 	return verdict;
 }
 
@@ -321,7 +324,7 @@ validator_consume(struct validator *v, size_t worker, int64_t deadline_ms,
 	if (validator_turn(v, deadline_ms, 0) != 0)
 		return -1;
 	v->v->consume(v->state, vr);
-	validator_turn_end(v);
+	validator_turn_end(v, 0);
 	return 0;
 }
 

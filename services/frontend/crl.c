@@ -1,8 +1,7 @@
 /*
  * The CRL over plain HTTP at CRLPath (the CRL distribution point the CA
- * puts in certificates): asked of the RA, which asks the CA, and kept like
- * GetCACert (upstream.c) so a crowd of relying parties costs the CA
- * nothing.
+ * puts in certificates): asked of the RA, which asks the CA, and kept for
+ * CACHE_SECONDS so a crowd of relying parties costs the CA nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,33 +70,16 @@ crl_cached(struct frontend *fe, uint8_t **copy, size_t *len, int *fresh)
 	if (have && (*copy = malloc(cc->len ? cc->len : 1)) != NULL) {
 		memcpy(*copy, cc->der, cc->len);
 		*len = cc->len;
-		*fresh = cache_fresh(cc->at);
+		*fresh = cache_fresh(cc->at, 0);
 	}
 	pthread_mutex_unlock(&fe->cache.lock);
 	return have;
 }
 
-void
-crl_refresh(struct frontend *fe)
-{
-	uint8_t *copy;
-	size_t len = 0;
-	int fresh = 0;
-
-	if (fe->settings.crl_path[0] == '\0')
-		return;
-	if (crl_cached(fe, &copy, &len, &fresh) && fresh) {
-		free(copy);
-		return;
-	}
-	free(copy);
-	if (crl_fetch(fe, &copy, &len) == UPSTREAM_OK)
-		free(copy);
-}
-
-/* Like GetCACert: from the cache at once, an old copy too (then asked of
- * the RA again in the background); from the RA in an offload thread when
- * none is cached yet. */
+/* From the cache at once while it is fresh; else from the RA in an
+ * offload thread, the old copy the answer when the RA gives none. Never
+ * older unless the RA cannot be asked: a revocation is to show within
+ * CACHE_SECONDS. */
 enum MHD_Result
 crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
@@ -112,13 +94,12 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (crl_cached(fe, &copy, &len, &fresh) && copy == NULL)
 		return http_text(
 		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
-	if (copy != NULL && (fresh || !r->offloaded)) {
-		if (!fresh)
-			cache_want_refresh(fe);
+	if (copy != NULL && fresh)
 		goto answer;
-	}
-	if (!r->offloaded)
+	if (!r->offloaded) {
+		free(copy);
 		return http_offload(fe, c, r);
+	}
 	old = copy, old_len = len; /* the answer if the RA gives none */
 	res = crl_fetch(fe, &copy, &len);
 	if (res != UPSTREAM_OK && old != NULL) {

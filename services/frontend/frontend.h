@@ -56,11 +56,14 @@ struct cacert {
 void cacert_clear(struct cacert *c);
 
 /* GetCACaps and GetCACert answers, fetched on first use so that they
- * cost no round trip to the RA. Older than CACHE_SECONDS, they are still
- * answered at once while an offload thread asks the RA again (one such
- * refresh at a time): a slow RA or CA never holds them up, and when the
- * RA cannot be reached the last answer stands. */
+ * cost no round trip to the RA. Older than CACHE_SECONDS and younger than
+ * CACHE_STALE_SECONDS, they are still answered at once while an offload
+ * thread asks the RA again (one such refresh at a time, none for
+ * CACHE_SECONDS after one failed): a slow RA or CA does not hold them up.
+ * Older, they are asked of the RA, and the last answer stands when it
+ * does not give one. */
 #define CACHE_SECONDS 60
+#define CACHE_STALE_SECONDS 600
 struct cache {
 	pthread_mutex_t lock;
 	char *caps;
@@ -68,6 +71,7 @@ struct cache {
 	struct cacert cacert;
 	int64_t cacert_at;
 	int refresh_asked; /* a refresh is queued or under way */
+	int64_t refresh_failed_at; /* monotonic ms; 0: the last one did not */
 };
 
 /* The CRL, kept like the answers above (under cache.lock). */
@@ -267,15 +271,15 @@ enum upstream_result cache_get_caps(
 enum upstream_result cache_get_cacert(struct frontend *fe, struct cacert *out,
     int may_wait, char *err, size_t errlen);
 /* Whether what was fetched at `at` (monotonic ms; 0: never) is younger
- * than CACHE_SECONDS. */
-int cache_fresh(int64_t at);
+ * than CACHE_SECONDS, or than CACHE_STALE_SECONDS when `stale`. */
+int cache_fresh(int64_t at, int stale);
 void cache_init(struct cache *cache);
 void cache_free(struct cache *cache);
 /* An answer older than CACHE_SECONDS was given: have an offload thread
  * ask the RA again, unless one does already. */
 void cache_want_refresh(struct frontend *fe);
-/* In an offload thread: asks the RA for whatever of the cache (GetCACaps,
- * GetCACert, the CRL) is older than CACHE_SECONDS. */
+/* In an offload thread: asks the RA for GetCACaps and GetCACert when
+ * older than CACHE_SECONDS. */
 void cache_refresh(struct frontend *fe);
 
 /* --- scep_http.c ------------------------------------------------------- */
@@ -308,8 +312,6 @@ enum MHD_Result profile_handle(struct frontend *fe, struct MHD_Connection *c,
 
 enum MHD_Result
 crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
-/* cache_refresh()'s part: the CRL again from the RA when it is old. */
-void crl_refresh(struct frontend *fe);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 

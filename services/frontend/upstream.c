@@ -143,7 +143,7 @@ cache_free(struct cache *cache)
 }
 
 int
-cache_fresh(int64_t at)
+cache_fresh(int64_t at, int stale)
 {
 	int64_t max_age_ms = CACHE_SECONDS * 1000;
 
@@ -153,6 +153,8 @@ cache_fresh(int64_t at)
 	if (getenv("SCEPD_TEST_FRONTEND_CACHE_MS") != NULL)
 		max_age_ms = atol(getenv("SCEPD_TEST_FRONTEND_CACHE_MS"));
 #endif
+	if (stale)
+		max_age_ms *= CACHE_STALE_SECONDS / CACHE_SECONDS;
 	return at != 0 && clock_monotonic_ms() - at < max_age_ms;
 }
 
@@ -177,16 +179,17 @@ cache_get_caps(
 	Scep__V1__Reply *rep = NULL;
 	enum upstream_result res;
 	char *fresh = NULL, *old = NULL;
-	int fresh_enough = 0;
+	int fresh_enough = 0, stale_enough = 0;
 
 	*caps = NULL;
 	pthread_mutex_lock(&fe->cache.lock);
 	if (fe->cache.caps != NULL) {
 		*caps = strdup(fe->cache.caps);
-		fresh_enough = cache_fresh(fe->cache.caps_at);
+		fresh_enough = cache_fresh(fe->cache.caps_at, 0);
+		stale_enough = cache_fresh(fe->cache.caps_at, 1);
 	}
 	pthread_mutex_unlock(&fe->cache.lock);
-	if (*caps != NULL && (fresh_enough || !may_wait)) {
+	if (*caps != NULL && (fresh_enough || (!may_wait && stale_enough))) {
 		if (!fresh_enough)
 			cache_want_refresh(fe);
 		return UPSTREAM_OK;
@@ -240,7 +243,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	Scep__V1__GetCACertReply *cr;
 	struct cacert fresh, old;
 	enum upstream_result res = UPSTREAM_OK;
-	int hit = 0, oom = 0, fresh_enough = 0;
+	int hit = 0, oom = 0, fresh_enough = 0, stale_enough = 0;
 
 	memset(out, 0, sizeof(*out));
 	memset(&old, 0, sizeof(old));
@@ -249,7 +252,8 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		const struct cacert *c = &fe->cache.cacert;
 
 		hit = 1;
-		fresh_enough = cache_fresh(fe->cache.cacert_at);
+		fresh_enough = cache_fresh(fe->cache.cacert_at, 0);
+		stale_enough = cache_fresh(fe->cache.cacert_at, 1);
 		oom = cacert_copy(out, c->body, c->body_len, c->content_type,
 		          c->ca_der, c->ca_der_len) != 0;
 	}
@@ -258,7 +262,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
-	if (hit && (fresh_enough || !may_wait)) {
+	if (hit && (fresh_enough || (!may_wait && stale_enough))) {
 		if (!fresh_enough)
 			cache_want_refresh(fe);
 		return UPSTREAM_OK;
@@ -304,31 +308,49 @@ out:
 	return res;
 }
 
+/* One refresh at a time, and none for CACHE_SECONDS after one failed:
+ * with the RA gone, each would hold an offload thread for RPCTimeout. */
 void
 cache_want_refresh(struct frontend *fe)
 {
 	int ask;
 
 	pthread_mutex_lock(&fe->cache.lock);
-	ask = !fe->cache.refresh_asked;
-	fe->cache.refresh_asked = 1;
+	ask = !fe->cache.refresh_asked &&
+	    !cache_fresh(fe->cache.refresh_failed_at, 0);
+	if (ask)
+		fe->cache.refresh_asked = 1;
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (ask)
 		offload_refresh(fe->offload);
 }
 
+/* What is still fresh costs nothing: cache_get_* answer it from the
+ * cache. A failure ends the refresh (the RA will not answer the next). */
 void
 cache_refresh(struct frontend *fe)
 {
 	struct cacert cc;
 	char *caps = NULL, err[256];
+	int failed;
 
+	/* An old copy is their answer when the RA gives none: whether the
+	 * RA answered is whether the cache is fresh afterwards. */
 	if (cache_get_caps(fe, &caps, 1, err, sizeof(err)) == UPSTREAM_OK)
 		free(caps);
-	if (cache_get_cacert(fe, &cc, 1, err, sizeof(err)) == UPSTREAM_OK)
-		cacert_clear(&cc);
-	crl_refresh(fe);
+	pthread_mutex_lock(&fe->cache.lock);
+	failed = !cache_fresh(fe->cache.caps_at, 0);
+	pthread_mutex_unlock(&fe->cache.lock);
+	if (!failed) {
+		if (cache_get_cacert(fe, &cc, 1, err, sizeof(err)) ==
+		    UPSTREAM_OK)
+			cacert_clear(&cc);
+		pthread_mutex_lock(&fe->cache.lock);
+		failed = !cache_fresh(fe->cache.cacert_at, 0);
+		pthread_mutex_unlock(&fe->cache.lock);
+	}
 	pthread_mutex_lock(&fe->cache.lock);
 	fe->cache.refresh_asked = 0;
+	fe->cache.refresh_failed_at = failed ? clock_monotonic_ms() : 0;
 	pthread_mutex_unlock(&fe->cache.lock);
 }

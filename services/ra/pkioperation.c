@@ -200,7 +200,10 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	consume.path = req->pki_operation->path;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
 	call.challenge_consume = &consume;
-	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	/* Once: a copy would tell the MDM again (the challenge service
+	 * drops copies of a consume it did, but not of one in progress). */
+	rc = rpc_call_once(
+	    w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
 	/* The password stays reserved to this transaction even if this
 	 * fails, so no other transaction can use it; it then expires. */
 	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)

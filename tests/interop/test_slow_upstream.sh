@@ -2,10 +2,10 @@
 # A slow or stopped service behind the frontend holds up only the requests
 # that need it. With the CA stopped (SIGSTOP: a hung HSM, a CA host gone
 # from the network) and more enrollments waiting on it than the frontend
-# has HTTP threads, GetCACaps, GetCACert, the CRL and /healthz are still
-# answered at once, from a cache older than its lifetime too (the RA's
-# workers all wait on the CA), and the enrollments complete when the CA
-# continues. With every UpstreamThread busy, a request that waited
+# has HTTP threads, GetCACaps, GetCACert and /healthz are still answered
+# at once, from a cache older than its lifetime too (the RA's workers all
+# wait on the CA), but not an old CRL (a revocation must show within its
+# minute); the enrollments complete when the CA continues. With every UpstreamThread busy, a request that waited
 # RPCTimeout for one gets 503 with Retry-After at once rather than a
 # longer wait.
 . "$(dirname "$0")/lib.sh"
@@ -43,13 +43,12 @@ for i in $(seq $n); do
 done
 sleep 2 # each sends GetCACert, GetCACaps, then PKIOperation, and waits
 
-check "with the CA stopped and $n enrollments waiting on it (Threads = 2), the cached answers (older than the cache's lifetime) and /healthz come at once"
+check "with the CA stopped and $n enrollments waiting on it (Threads = 2), GetCACaps, GetCACert (older than the cache's lifetime) and /healthz come at once"
 answered() { # what URL: "CODE SECONDS"
 	curl -s -m 10 -o /dev/null -w '%{http_code} %{time_total}' "$2" || true
 }
 for what in "GetCACaps $URL?operation=GetCACaps" \
-	"GetCACert $URL?operation=GetCACert&message=CA" "CRL $BASE/crl/ca.crl" \
-	"/healthz $BASE/healthz"; do
+	"GetCACert $URL?operation=GetCACert&message=CA" "/healthz $BASE/healthz"; do
 	# shellcheck disable=SC2086 # two words: the name and the URL
 	read -r code secs <<< "$(answered $what)"
 	echo "   ${what%% *}: HTTP $code in $secs s"
@@ -58,8 +57,17 @@ for what in "GetCACaps $URL?operation=GetCACaps" \
 		fail "${what%% *} took $secs s: it waited behind the stopped CA"
 done
 
-check "the CA continues: every waiting enrollment gets its certificate"
+check "the CRL, older than its lifetime, is asked of the stopped CA, not answered old at once"
+curl -s -m 20 -o "$WORK/crl.der" -w '%{http_code}' "$BASE/crl/ca.crl" > "$WORK/crl.code" &
+crl_fetch=$!
+sleep 1.2
+kill -0 "$crl_fetch" 2>/dev/null || fail "the CRL came at once: an old one was answered without asking the CA"
+
+check "the CA continues: every waiting enrollment gets its certificate, and the CRL comes"
 kill -CONT "$ca"
+wait "$crl_fetch" || true
+[ "$(cat "$WORK/crl.code")" = 200 ] || fail "the CRL: HTTP $(cat "$WORK/crl.code")"
+openssl crl -inform DER -in "$WORK/crl.der" -noout 2>/dev/null || fail "the CRL is not a CRL"
 for i in $(seq $n); do
 	rc=0
 	wait "${client[i]}" || rc=$?
