@@ -158,6 +158,25 @@ cache_fresh(int64_t at, int stale)
 	return at != 0 && clock_monotonic_ms() - at < max_age_ms;
 }
 
+/*
+ * What a cached answer fetched at `at` (0: none) is good for: answered
+ * as it is (UPSTREAM_OK; a refresh asked when it is old), asked of the
+ * RA (UPSTREAM_FAILED: the caller fetches, its copy the fallback), or
+ * UPSTREAM_WOULD_WAIT when the caller may not wait for that. The one
+ * place of the rule of struct cache.
+ */
+static enum upstream_result
+cache_verdict(struct frontend *fe, int64_t at, int may_wait)
+{
+	if (at != 0 &&
+	    (cache_fresh(at, 0) || (!may_wait && cache_fresh(at, 1)))) {
+		if (!cache_fresh(at, 0))
+			cache_want_refresh(fe);
+		return UPSTREAM_OK;
+	}
+	return may_wait ? UPSTREAM_FAILED : UPSTREAM_WOULD_WAIT;
+}
+
 static void
 reply_error(
     const Scep__V1__Reply *rep, const char *def, char *err, size_t errlen)
@@ -179,23 +198,21 @@ cache_get_caps(
 	Scep__V1__Reply *rep = NULL;
 	enum upstream_result res;
 	char *fresh = NULL, *old = NULL;
-	int fresh_enough = 0, stale_enough = 0;
+	int64_t at = 0;
 
 	*caps = NULL;
 	pthread_mutex_lock(&fe->cache.lock);
-	if (fe->cache.caps != NULL) {
-		*caps = strdup(fe->cache.caps);
-		fresh_enough = cache_fresh(fe->cache.caps_at, 0);
-		stale_enough = cache_fresh(fe->cache.caps_at, 1);
-	}
+	if (fe->cache.caps != NULL && (*caps = strdup(fe->cache.caps)) != NULL)
+		at = fe->cache.caps_at;
 	pthread_mutex_unlock(&fe->cache.lock);
-	if (*caps != NULL && (fresh_enough || (!may_wait && stale_enough))) {
-		if (!fresh_enough)
-			cache_want_refresh(fe);
-		return UPSTREAM_OK;
+	res = cache_verdict(fe, at, may_wait);
+	if (res != UPSTREAM_FAILED) {
+		if (res != UPSTREAM_OK) {
+			free(*caps);
+			*caps = NULL;
+		}
+		return res;
 	}
-	if (!may_wait)
-		return UPSTREAM_WOULD_WAIT;
 	old = *caps; /* the answer if the RA gives none */
 	*caps = NULL;
 
@@ -243,17 +260,15 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	Scep__V1__GetCACertReply *cr;
 	struct cacert fresh, old;
 	enum upstream_result res = UPSTREAM_OK;
-	int hit = 0, oom = 0, fresh_enough = 0, stale_enough = 0;
+	int64_t at;
+	int oom = 0;
 
 	memset(out, 0, sizeof(*out));
 	memset(&old, 0, sizeof(old));
 	pthread_mutex_lock(&fe->cache.lock);
-	if (fe->cache.cacert_at != 0) {
+	if ((at = fe->cache.cacert_at) != 0) {
 		const struct cacert *c = &fe->cache.cacert;
 
-		hit = 1;
-		fresh_enough = cache_fresh(fe->cache.cacert_at, 0);
-		stale_enough = cache_fresh(fe->cache.cacert_at, 1);
 		oom = cacert_copy(out, c->body, c->body_len, c->content_type,
 		          c->ca_der, c->ca_der_len) != 0;
 	}
@@ -262,13 +277,12 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
-	if (hit && (fresh_enough || (!may_wait && stale_enough))) {
-		if (!fresh_enough)
-			cache_want_refresh(fe);
-		return UPSTREAM_OK;
+	res = cache_verdict(fe, at, may_wait);
+	if (res != UPSTREAM_FAILED) {
+		if (res != UPSTREAM_OK)
+			cacert_clear(out);
+		return res;
 	}
-	if (!may_wait)
-		return UPSTREAM_WOULD_WAIT;
 	old = *out; /* the answer if the RA gives none */
 	memset(out, 0, sizeof(*out));
 
