@@ -1034,14 +1034,15 @@ rpc_pack(const Scep__V1__Reply *reply, size_t *out_len)
 /*
  * Sends the reply `reply` (NULL: none, the request was dropped) to
  * `ident`, frees what the handler allocated for it and closes `ident`.
+ * Whether a reply was sent.
  */
-static void
+static int
 rpc_send_reply(void *sock, zmq_msg_t *ident, const Scep__V1__Reply *reply,
     struct rpc_arena *arena)
 {
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	int secret;
+	int secret, sent = 0;
 
 	if (reply != NULL)
 		out = rpc_pack(reply, &out_len);
@@ -1051,19 +1052,23 @@ rpc_send_reply(void *sock, zmq_msg_t *ident, const Scep__V1__Reply *reply,
 		    zmq_send(sock, out, out_len, 0) < 0)
 			log_warn(
 			    "rpc: reply not sent: %s", zmq_strerror(errno));
+		else
+			sent = 1;
 		if (secret) /* the packed copy of the secret */
 			OPENSSL_cleanse(out, out_len);
 		free(out);
 	}
 	zmq_msg_close(ident);
+	return sent;
 }
 
 /*
  * Answers the request in `body` (more frames of it are read and dropped:
  * one message per frame is the rule) to `ident` on `sock`; `name` is what
- * its CurveZMQ key was admitted as ("" without CURVE).
+ * its CurveZMQ key was admitted as ("" without CURVE). Whether an answer
+ * was sent (none to a request dropped).
  */
-static void
+static int
 rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
     zmq_msg_t *ident, const char *name, zmq_msg_t *body,
     struct rpc_arena *arena)
@@ -1071,6 +1076,7 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
 	const struct rpc_route *route;
 	Scep__V1__Request *req;
+	int sent;
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
@@ -1078,8 +1084,9 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
 	zmq_msg_close(body);
 	if (route != NULL)
 		route->handler(state, req, &reply, arena);
-	rpc_send_reply(sock, ident, req != NULL ? &reply : NULL, arena);
+	sent = rpc_send_reply(sock, ident, req != NULL ? &reply : NULL, arena);
 	scep__v1__request__free_unpacked(req, NULL);
+	return sent;
 }
 
 static void *
@@ -1137,7 +1144,13 @@ rpc_worker_main(void *arg)
 		memcpy(name, zmq_msg_data(&peer), len);
 		name[len] = '\0';
 		zmq_msg_close(&peer);
-		rpc_answer(config, state, sock, &ident, name, &body, &arena);
+		/* A reply says the worker is idle again (rpc_proxy); after a
+		 * request dropped (past its deadline, unreadable) "ready" does:
+		 * else the proxy never gave this worker another. */
+		if (!rpc_answer(
+		        config, state, sock, &ident, name, &body, &arena) &&
+		    zmq_send(sock, "", 0, 0) < 0 && errno == ETERM)
+			break;
 	}
 out:
 	if (config->worker_fini != NULL && state != NULL)

@@ -702,6 +702,72 @@ test_idle_worker_takes_the_request(void **state)
 	zmq_ctx_term(ctx);
 }
 
+struct late_call {
+	void *ctx;
+	int rc;
+};
+
+static void *
+call_late(void *arg)
+{
+	struct late_call *c = arg;
+	struct rpc_client *client = rpc_client_new(c->ctx, endpoint, "test");
+	Scep__V1__Reply *reply = NULL;
+
+	c->rc = client != NULL ? call_cacert(client, "late", 300, &reply)
+	                       : RPC_ESYS;
+	scep__v1__reply__free_unpacked(reply, NULL);
+	rpc_client_free(client);
+	return NULL;
+}
+
+/*
+ * A request that waited for a worker past its deadline is dropped, and the
+ * worker that dropped it is idle again. Both workers busy (600 ms), a
+ * request given 300 ms (and the copies its caller sends again) waits and
+ * is dropped by each worker in turn; then one worker busy again, a quick
+ * request is answered at once by the other. A worker that said nothing
+ * after a dropped request was never given another: the quick one waited
+ * behind the slow one, or for ever.
+ */
+static void
+test_worker_idle_again_after_a_dropped_request(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	struct late_call late = {ctx, 0};
+	struct timespec t;
+	Scep__V1__Reply *reply = NULL;
+	pthread_t slow[2], late_thread;
+
+	(void)state;
+	assert_non_null(client);
+	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    pthread_create(&slow[i], NULL, call_slow, ctx), 0);
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	assert_int_equal(
+	    pthread_create(&late_thread, NULL, call_late, &late), 0);
+	pthread_join(late_thread, NULL);
+	assert_int_equal(late.rc, RPC_ETIMEDOUT);
+	for (int i = 0; i < 2; i++)
+		pthread_join(slow[i], NULL);
+	/* The workers have dropped what waited (at 600 ms). */
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	assert_int_equal(pthread_create(&slow[0], NULL, call_slow, ctx), 0);
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	assert_int_equal(call_cacert(client, "quick", 3000, &reply), RPC_OK);
+	assert_string_equal(reply->get_ca_cert->content_type, "quick");
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_true(elapsed_ms(&t) < 250);
+	pthread_join(slow[0], NULL);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
 /* --- batches -------------------------------------------------------- */
 
 static int
@@ -929,6 +995,7 @@ main(void)
 	};
 	const struct CMUnitTest two_worker_tests[] = {
 	    cmocka_unit_test(test_idle_worker_takes_the_request),
+	    cmocka_unit_test(test_worker_idle_again_after_a_dropped_request),
 	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
