@@ -294,7 +294,7 @@ admin_json(const struct admin_page *pg)
 	return out;
 }
 
-static enum MHD_Result
+enum MHD_Result
 admin_json_error(struct MHD_Connection *c, struct request *r,
     unsigned int status, const char *error)
 {
@@ -379,6 +379,18 @@ admin_wants_json(struct MHD_Connection *c)
 	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
 
 	return accept != NULL && strcasestr(accept, "application/json") != NULL;
+}
+
+int
+admin_answers_json(
+    const struct frontend *fe, struct MHD_Connection *c, const char *url)
+{
+	const char *sub = admin_subpath(fe, url);
+
+	if (sub == NULL)
+		return 0;
+	return strncmp(sub, "api/", 4) == 0 ||
+	    (sub[0] == '\0' && admin_wants_json(c));
 }
 
 static enum MHD_Result

@@ -131,6 +131,9 @@ struct request {
 	struct netaddr peer;
 	int peer_known;
 	char via[64]; /* "": not forwarded by a trusted proxy */
+	/* The admin API, or the admin page asked for JSON: errors answered
+	 * before its handler runs (a full offload queue) are JSON too. */
+	int json;
 	int bad_forwarded; /* a trusted proxy's X-Forwarded-For unreadable */
 	char user_agent[256];
 	unsigned int status;
@@ -296,6 +299,13 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
 const char *admin_subpath(const struct frontend *fe, const char *url);
 /* Whether the client asked for JSON (Accept: application/json). */
 int admin_wants_json(struct MHD_Connection *c);
+/* Whether what is at `url` under AdminPath answers in JSON (set in
+ * r->json when the request is routed). */
+int admin_answers_json(
+    const struct frontend *fe, struct MHD_Connection *c, const char *url);
+/* {"error": error} with `status` (503 adds Retry-After). */
+enum MHD_Result admin_json_error(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *error);
 /* A page or API under AdminPath, called once the user is authenticated
  * and holds the route's right. */
 typedef enum MHD_Result (*admin_handler)(struct frontend *fe,

@@ -105,10 +105,23 @@ http_offload(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	return http_unavailable(c, r, "Server stopping; retry later.\n");
 }
 
+/* An error `text` (its first line) as the admin API answers: JSON. */
+static enum MHD_Result
+http_json_error(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *text)
+{
+	char error[256];
+
+	snprintf(error, sizeof(error), "%.*s", (int)strcspn(text, "\n"), text);
+	return admin_json_error(c, r, status, error);
+}
+
 enum MHD_Result
 http_text(struct MHD_Connection *c, struct request *r, unsigned int status,
     const char *text)
 {
+	if (r->json && status >= 400)
+		return http_json_error(c, r, status, text);
 	return http_respond(c, r, status, "text/plain; charset=utf-8", text,
 	    strlen(text), NULL);
 }
@@ -119,6 +132,9 @@ http_unavailable(struct MHD_Connection *c, struct request *r, const char *text)
 	static const struct http_header h[] = {
 	    {"Retry-After", "5"}, {NULL, NULL}};
 
+	if (r->json)
+		return http_json_error(
+		    c, r, MHD_HTTP_SERVICE_UNAVAILABLE, text);
 	return http_respond(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
 	    "text/plain; charset=utf-8", text, strlen(text), h);
 }
@@ -409,6 +425,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 
 	r->started = 1;
 	r->route = http_route(fe, r, url);
+	r->json = r->route == ROUTE_ADMIN && admin_answers_json(fe, c, url);
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	ua = MHD_lookup_connection_value(

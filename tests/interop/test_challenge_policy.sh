@@ -109,8 +109,11 @@ code=$(curl -s -o "$WORK/deny.txt" -w '%{http_code}' -u mdm1:mdm-secret "$ADMIN/
 [ "$code" = 403 ] || fail "mdm1 on the admin page: HTTP $code, want 403"
 grep -q "You do not have sufficient permission to enroll with SCEP." "$WORK/deny.txt" ||
 	fail "the 403 does not carry NDES's text"
-code=$(curl -s -o /dev/null -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/challenges")
+code=$(curl -s -o "$WORK/deny.json" -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/challenges")
 [ "$code" = 403 ] || fail "admin (no mdm right) on api/challenges: HTTP $code, want 403"
+# The API's errors are JSON, as its answers (an MDM parses them).
+python3 -c 'import json,sys; assert "permission" in json.load(open(sys.argv[1]))["error"]' "$WORK/deny.json" ||
+	{ cat "$WORK/deny.json"; fail "the API's 403 is not JSON with an error"; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -u mdm1:wrong -X POST "$ADMIN/api/challenges")
 [ "$code" = 401 ] || fail "wrong MDM password: HTTP $code, want 401"
 

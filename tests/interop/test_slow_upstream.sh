@@ -7,7 +7,7 @@
 # wait on the CA), but not an old CRL (a revocation must show within its
 # minute); the enrollments complete when the CA continues. With every UpstreamThread busy, a request that waited
 # RPCTimeout for one gets 503 with Retry-After at once rather than a
-# longer wait.
+# longer wait; on the MDM API that 503 is JSON, as its other errors.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
 grep -q SCEPD_TEST_FRONTEND_CACHE_MS "$BUILD_DIR/scepd-frontend" ||
@@ -115,4 +115,33 @@ check "the CA continues: a device's retry enrolls"
 	--key "$WORK/k$((n + 1)).key" --out "$WORK/q1.pem" > "$WORK/q1.log" 2>&1 ||
 	{ cat "$WORK/q1.log"; fail "the retry after the CA came back"; }
 verify_cert "$WORK/q1.pem"
+
+check "the MDM API with the challenge service stopped: every answer, the queue's 503 too, is JSON with Retry-After"
+printf 'mdm-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm1 2>/dev/null ||
+	fail "scepctl passwd --rights mdm"
+chal=$(service_pid scepd-challenge)
+[ -n "$chal" ] || fail "no scepd-challenge"
+on_exit "kill -CONT $chal 2>/dev/null"
+from=$(log_mark)
+kill -STOP "$chal"
+# One runs for RPCTimeout; of the two behind it, one at least waits
+# longer than that for the only UpstreamThread.
+ADMIN="$BASE/certsrv/mscep_admin"
+for i in 1 2 3; do
+	curl -s -m 10 -D "$WORK/api$i.head" -o "$WORK/api$i.json" -u mdm1:mdm-secret \
+		-X POST "$ADMIN/api/challenges" &
+	client[i]=$!
+done
+for i in 1 2 3; do
+	wait "${client[i]}" || fail "MDM API request $i: no answer"
+	head -1 "$WORK/api$i.head" | grep -q ' 503' || { cat "$WORK/api$i.head"; fail "MDM API request $i: want 503"; }
+	grep -qi '^Content-Type: application/json' "$WORK/api$i.head" &&
+		grep -qi '^Retry-After:' "$WORK/api$i.head" &&
+		python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["error"]' "$WORK/api$i.json" ||
+		{ cat "$WORK/api$i.head" "$WORK/api$i.json"; fail "MDM API request $i: its 503 is not JSON with Retry-After"; }
+	echo "   request $i: 503 $(tr -d '\n' < "$WORK/api$i.json")"
+done
+logged "$from" "POST /certsrv/mscep_admin/api/challenges from .* for one of the 1 UpstreamThreads" ||
+	fail "no MDM API request was answered 503 for its wait in the queue"
+kill -CONT "$chal"
 pass "HTTP threads never wait on a service; a full queue answers 503"
