@@ -63,6 +63,18 @@ enroll() {
 	echo $rc > "$WORK/$name.rc"
 }
 
+# enroll_at_once NAME...: enroll each at the same time; returns when all did.
+enroll_at_once() {
+	local d p pids=()
+	for d in "$@"; do
+		enroll "$d" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p"
+	done
+}
+
 # The transactionID a client printed.
 txid_of() {
 	sed -n 's/^PKIOperation: .* txid \([0-9A-Za-z]*\)$/\1/p' "$WORK/$1.pem.log" | head -1
@@ -70,14 +82,7 @@ txid_of() {
 
 check "three devices enroll on /scep/slow at once (each check takes $SLEEP_MS ms)"
 trio=$(log_mark)
-pids=()
-for d in d1 d2 d3; do
-	enroll $d &
-	pids+=($!)
-done
-for p in "${pids[@]}"; do
-	wait "$p"
-done
+enroll_at_once d1 d2 d3
 enrolled=() busy=()
 for d in d1 d2 d3; do
 	rc=$(cat "$WORK/$d.rc")
@@ -160,14 +165,7 @@ logged "$from" "scepd-challenge.*serving on .* with 2 workers" ||
 for d in d5 d6 d7 d8; do
 	openssl genrsa -out "$WORK/$d.key" 2048 2>/dev/null || fail "openssl genrsa"
 done
-pids=()
-for d in d5 d6 d7; do
-	enroll $d &
-	pids+=($!)
-done
-for p in "${pids[@]}"; do
-	wait "$p"
-done
+enroll_at_once d5 d6 d7
 for d in d5 d6 d7; do
 	rc=$(cat "$WORK/$d.rc")
 	echo "   $d: exit $rc after $(cat "$WORK/$d.ms") ms"
