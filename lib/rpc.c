@@ -885,12 +885,43 @@ struct rpc_start {
 	int up;
 };
 
+/*
+ * What the workers are answering, for copies. A caller with no answer
+ * after a third of its time sends the same request again on a fresh
+ * socket (rpc_call_attempts); its first socket is closed and will not
+ * take the answer. A copy of a request a worker is still answering (the
+ * same caller's key, id and bytes) is not answered a second time, by
+ * another worker, beside the first (in the RA: the envelope decrypted
+ * again, the challenge service and the CA asked again, while the service
+ * is already slow): the first's answer goes to the copy's socket. A copy
+ * arriving after the answer is answered anew; the services keep what
+ * must not happen twice (the challenge service's kept answers, the CA's
+ * journal).
+ */
+struct rpc_answering {
+	int busy;
+	uint64_t id;
+	const char *peer; /* the worker's name of the caller's key */
+	const void *data; /* the request's frame, kept open meanwhile */
+	size_t size;
+	int redirected;
+	zmq_msg_t to; /* if redirected: the newest copy's routing id */
+};
+
+struct rpc_copies {
+	pthread_mutex_t lock;
+	struct rpc_answering *slots; /* one per worker */
+	int n;
+};
+
 struct rpc_worker {
 	const struct rpc_server_config *config;
 	const char *backend;
 	pthread_t thread;
 	int started;
 	struct rpc_start *start;
+	struct rpc_copies *copies;
+	int slot; /* its own in copies->slots */
 };
 
 static void
@@ -1063,16 +1094,77 @@ rpc_send_reply(void *sock, zmq_msg_t *ident, const Scep__V1__Reply *reply,
 }
 
 /*
+ * Whether `req` (the frame `data`, `size`) is a copy of a request another
+ * worker is answering: then its routing id moves from `ident` to that
+ * one, which answers it. Else this worker's slot says it answers `req`.
+ */
+static int
+rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
+    const Scep__V1__Request *req, const void *data, size_t size,
+    zmq_msg_t *ident)
+{
+	struct rpc_answering *own = &c->slots[slot];
+
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->n; i++) {
+		struct rpc_answering *a = &c->slots[i];
+
+		if (i == slot || !a->busy || a->id != req->id ||
+		    a->size != size || strcmp(a->peer, peer) != 0 ||
+		    memcmp(a->data, data, size) != 0)
+			continue;
+		if (!a->redirected) {
+			zmq_msg_init(&a->to);
+			a->redirected = 1;
+		}
+		zmq_msg_move(&a->to, ident); /* an earlier copy's released */
+		pthread_mutex_unlock(&c->lock);
+		log_info("rpc: request %llu from %s sent again while it is "
+		         "answered: one answer, to the copy",
+		    (unsigned long long)req->id,
+		    req->origin ? req->origin : "?");
+		return 1;
+	}
+	own->busy = 1;
+	own->id = req->id;
+	own->peer = peer;
+	own->data = data;
+	own->size = size;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* This worker's request answered: to the newest copy's routing id, if
+ * one came meanwhile (moved into `ident`). */
+static void
+rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *ident)
+{
+	struct rpc_answering *own = &c->slots[slot];
+
+	pthread_mutex_lock(&c->lock);
+	if (own->redirected) {
+		zmq_msg_move(ident, &own->to);
+		zmq_msg_close(&own->to);
+		own->redirected = 0;
+	}
+	own->busy = 0;
+	own->data = NULL;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
  * Answers the request in `body` (more frames of it are read and dropped:
  * one message per frame is the rule) to `ident` on `sock`; `name` is what
  * its CurveZMQ key was admitted as ("" without CURVE). Whether an answer
- * was sent (none to a request dropped).
+ * was sent: none to a request dropped or to a copy another worker is
+ * answering (rpc_copies).
  */
 static int
-rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
+rpc_answer(const struct rpc_worker *w, void *state, void *sock,
     zmq_msg_t *ident, const char *name, zmq_msg_t *body,
     struct rpc_arena *arena)
 {
+	const struct rpc_server_config *config = w->config;
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
 	const struct rpc_route *route;
 	Scep__V1__Request *req;
@@ -1081,9 +1173,19 @@ rpc_answer(const struct rpc_server_config *config, void *state, void *sock,
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
 	    zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
-	zmq_msg_close(body);
-	if (route != NULL)
+	if (route != NULL &&
+	    rpc_copy_absorbed(w->copies, w->slot, name, req, zmq_msg_data(body),
+	        zmq_msg_size(body), ident)) {
+		zmq_msg_close(body);
+		zmq_msg_close(ident);
+		scep__v1__request__free_unpacked(req, NULL);
+		return 0;
+	}
+	if (route != NULL) {
 		route->handler(state, req, &reply, arena);
+		rpc_copy_done(w->copies, w->slot, ident);
+	}
+	zmq_msg_close(body);
 	sent = rpc_send_reply(sock, ident, req != NULL ? &reply : NULL, arena);
 	scep__v1__request__free_unpacked(req, NULL);
 	return sent;
@@ -1147,8 +1249,7 @@ rpc_worker_main(void *arg)
 		/* A reply says the worker is idle again (rpc_proxy); after a
 		 * request dropped (past its deadline, unreadable) "ready" does:
 		 * else the proxy never gave this worker another. */
-		if (!rpc_answer(
-		        config, state, sock, &ident, name, &body, &arena) &&
+		if (!rpc_answer(w, state, sock, &ident, name, &body, &arena) &&
 		    zmq_send(sock, "", 0, 0) < 0 && errno == ETERM)
 			break;
 	}
@@ -1636,6 +1737,7 @@ rpc_serve(const struct rpc_server_config *config)
 {
 	void *front = NULL, *back = NULL;
 	struct rpc_worker *workers = NULL;
+	struct rpc_copies copies = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
 	struct rpc_start start = {
 	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 	struct rpc_zap zap;
@@ -1740,12 +1842,16 @@ rpc_serve(const struct rpc_server_config *config)
 		goto out;
 
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
+	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL ||
+	    (copies.slots = calloc(nworkers, sizeof(*copies.slots))) == NULL)
 		goto out_mask;
+	copies.n = nworkers;
 	for (int i = 0; i < nworkers; i++) {
 		workers[i].config = config;
 		workers[i].backend = backend;
 		workers[i].start = &start;
+		workers[i].copies = &copies;
+		workers[i].slot = i;
 		if (pthread_create(&workers[i].thread, NULL, rpc_worker_main,
 		        &workers[i]) == 0) {
 			workers[i].started = 1;
@@ -1802,6 +1908,7 @@ out:
 	if (zap.started)
 		pthread_join(zap.thread, NULL);
 	free(workers);
+	free(copies.slots); /* no worker left: none busy, none redirected */
 	if (config->worker_fini != NULL && inline_state != NULL)
 		config->worker_fini(inline_state);
 	if (rc == 0 && strncmp(config->endpoint, "ipc://", 6) == 0)

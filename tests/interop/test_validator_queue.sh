@@ -151,22 +151,22 @@ grep -q "slow: check of txid $(txid_of d4) begins, 0 others in progress" "$SERVE
 	fail "the fresh enrollment was not checked by the plugin alone"
 
 check "[challenge] Workers = 2, each check 3 s: checks that waited past their deadline are dropped, and the workers take the next"
-# Three devices at once: one check runs (3 s), one waits its turn and
-# runs next (3-6 s, after the RA gave up at 4 s); the third and the
-# copies the RA and the frontend sent again wait past their deadlines and
-# are dropped. A worker that said nothing after a dropped request was
-# never given another one: once both had, every enrollment got 503.
+# Five devices at once: one check runs (3 s), one waits its turn and
+# runs next (3-6 s, after the RA gave up at 4 s); the others wait for a
+# worker past their deadlines and are dropped. A worker that said nothing
+# after a dropped request was never given another one: once both had,
+# every enrollment got 503.
 set_conf challenge Workers 2
 set_conf validator.slow SleepMs 3000
 from=$(log_mark)
 server_restart
 logged "$from" "scepd-challenge.*serving on .* with 2 workers" ||
 	fail "the challenge service does not serve with 2 workers"
-for d in d5 d6 d7 d8; do
+for d in d5 d6 d7 d8 d9 d10; do
 	openssl genrsa -out "$WORK/$d.key" 2048 2>/dev/null || fail "openssl genrsa"
 done
-enroll_at_once d5 d6 d7
-for d in d5 d6 d7; do
+enroll_at_once d5 d6 d7 d8 d9
+for d in d5 d6 d7 d8 d9; do
 	rc=$(cat "$WORK/$d.rc")
 	echo "   $d: exit $rc after $(cat "$WORK/$d.ms") ms"
 	[ "$rc" = 0 ] || [ "$rc" = 1 ] || { cat "$WORK/$d.pem.log"; fail "$d: client exit $rc (want 0, or 1 for HTTP 503)"; }
@@ -175,9 +175,9 @@ sleep 2 # the second check ends (6 s); what waited behind it is dropped
 logged "$from" "scepd-challenge.*rpc: dropped request .* past its deadline" ||
 	fail "the challenge service dropped no request: the scenario did not happen"
 echo "   the challenge service dropped $(tail -n "+$from" "$SERVER_LOG" | grep -c "scepd-challenge.*rpc: dropped request .* past its deadline") requests past their deadlines"
-enroll d8
-[ "$(cat "$WORK/d8.rc")" = 0 ] || { cat "$WORK/d8.pem.log"; fail "an enrollment after the dropped checks: exit $(cat "$WORK/d8.rc") (the workers that dropped them no longer served)"; }
-verify_cert "$WORK/d8.pem"
+enroll d10
+[ "$(cat "$WORK/d10.rc")" = 0 ] || { cat "$WORK/d10.pem.log"; fail "an enrollment after the dropped checks: exit $(cat "$WORK/d10.rc") (the workers that dropped them no longer served)"; }
+verify_cert "$WORK/d10.pem"
 
 check "no challenge in the server log"
 ! grep -qF "$SLOW_PW" "$SERVER_LOG" || fail "the password was logged"

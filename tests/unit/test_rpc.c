@@ -55,6 +55,8 @@ handle_caps(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
 	reply->get_ca_caps = body;
 }
 
+static atomic_int slow_calls; /* GetCACert "slow" handled */
+
 static void
 handle_cacert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -66,6 +68,7 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 	    strcmp(req->get_ca_cert->ca_ident, "slow") == 0) {
 		struct timespec ts = {0, 600 * 1000 * 1000};
 
+		atomic_fetch_add(&slow_calls, 1);
 		nanosleep(&ts, NULL);
 	}
 	scep__v1__get_cacert_reply__init(body);
@@ -768,6 +771,38 @@ test_worker_idle_again_after_a_dropped_request(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/*
+ * A caller sends its request again on a fresh socket when it had no answer
+ * after a third of its time (1500 ms: at 500 ms). The copy comes while
+ * the first is handled (600 ms): it is not handled again by the idle
+ * worker, and the first's answer reaches the caller at about 600 ms.
+ * Handled twice, the answer would come at about 1100 ms (the first's went
+ * to the closed socket).
+ */
+static void
+test_copy_of_a_request_in_hand_is_answered_once(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	struct timespec t;
+	Scep__V1__Reply *reply = NULL;
+	int before;
+
+	(void)state;
+	assert_non_null(client);
+	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	before = atomic_load(&slow_calls);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	assert_int_equal(call_cacert(client, "slow", 1500, &reply), RPC_OK);
+	assert_string_equal(reply->get_ca_cert->content_type, "slow");
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	assert_true(elapsed_ms(&t) < 950);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
 /* --- batches -------------------------------------------------------- */
 
 static int
@@ -996,6 +1031,7 @@ main(void)
 	const struct CMUnitTest two_worker_tests[] = {
 	    cmocka_unit_test(test_idle_worker_takes_the_request),
 	    cmocka_unit_test(test_worker_idle_again_after_a_dropped_request),
+	    cmocka_unit_test(test_copy_of_a_request_in_hand_is_answered_once),
 	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
