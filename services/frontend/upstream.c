@@ -64,7 +64,14 @@ upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
 		log_error("cannot create a ZeroMQ client for the %s", name);
 		return UPSTREAM_UNAVAILABLE;
 	}
-	rc = rpc_call(client, req, (int)fe->settings.rpc_timeout, &rep);
+	/* Each ChallengeIssue makes a password: a copy sent again after a
+	 * third of the time (rpc_call) made another that nobody was shown,
+	 * counted against PasswordMax until it expired. */
+	if (req->body_case == SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE)
+		rc = rpc_call_once(
+		    client, req, (int)fe->settings.rpc_timeout, &rep);
+	else
+		rc = rpc_call(client, req, (int)fe->settings.rpc_timeout, &rep);
 	if (rc != RPC_OK) {
 		log_warn("the %s did not answer: %s", name, rpc_strerror(rc));
 		return rc == RPC_EPROTO ? UPSTREAM_FAILED

@@ -11,6 +11,7 @@
 # progress: never one. Then a fresh enrollment on /scep/slow passes. With
 # two workers in the challenge service and checks of 3 s, checks that
 # waited past their deadline are dropped and the workers still serve.
+# With one thread, a password asked during a 3 s check is issued once.
 . "$(dirname "$0")/lib.sh"
 interop_init validator_queue
 server_start
@@ -179,7 +180,32 @@ enroll d10
 [ "$(cat "$WORK/d10.rc")" = 0 ] || { cat "$WORK/d10.pem.log"; fail "an enrollment after the dropped checks: exit $(cat "$WORK/d10.rc") (the workers that dropped them no longer served)"; }
 verify_cert "$WORK/d10.pem"
 
+check "a password asked while the challenge service's only thread checks for 3 s is issued once"
+# The frontend sends a request again after a third of RPCTimeout (5 s);
+# copies of a ChallengeIssue each made a password nobody was shown,
+# counted against PasswordMax for its validity.
+set_conf challenge Workers 1
+set_conf validator.slow SleepMs 3000
+server_restart
+printf 'mdm-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm1 2>/dev/null ||
+	fail "scepctl passwd --rights mdm"
+openssl genrsa -out "$WORK/d11.key" 2048 2>/dev/null || fail "openssl genrsa"
+from=$(log_mark)
+enroll d11 &
+enroller=$!
+for _ in $(seq 50); do # the check has begun
+	tail -n "+$from" "$SERVER_LOG" | grep -q "slow: check of txid .* begins" && break
+	sleep 0.1
+done
+code=$(curl -s -m 10 -o "$WORK/pw.json" -w '%{http_code}' -u mdm1:mdm-secret -X POST "$BASE/certsrv/mscep_admin/api/challenges")
+wait "$enroller"
+[ "$code" = 200 ] || { cat "$WORK/pw.json"; fail "the password asked during the check: HTTP $code"; }
+[ "$(cat "$WORK/d11.rc")" = 0 ] || { cat "$WORK/d11.pem.log"; fail "the enrollment during which a password was asked: exit $(cat "$WORK/d11.rc")"; }
+issued=$(tail -n "+$from" "$SERVER_LOG" | grep -c "scepd-challenge.*issued password id=") || true
+echo "   one request for a password, asked while a check took 3 s: $issued issued"
+[ "$issued" = 1 ] || fail "$issued passwords issued for one request, want 1"
+
 check "no challenge in the server log"
 ! grep -qF "$SLOW_PW" "$SERVER_LOG" || fail "the password was logged"
 
-pass "a plugin without _concurrent: one check at a time, one waiting (enrolled after), a third 503 with Retry-After at once; then enrollments go on, also after checks dropped for their deadline"
+pass "a plugin without _concurrent: one check at a time, one waiting (enrolled after), a third 503 with Retry-After at once; then enrollments go on, also after checks dropped for their deadline; a password asked meanwhile is issued once"
