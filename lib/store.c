@@ -39,6 +39,25 @@ out:
 	return rc;
 }
 
+static char store_full_text[256];
+
+void
+store_set_limit(const char *setting, long mib)
+{
+	snprintf(store_full_text, sizeof(store_full_text),
+	    "the database is full: its %ld MiB (%s) are used up; raise it "
+	    "and restart the service",
+	    mib, setting);
+}
+
+const char *
+store_strerror(int e)
+{
+	if (e == MDB_MAP_FULL && store_full_text[0] != '\0')
+		return store_full_text;
+	return mdb_strerror(e);
+}
+
 int
 store_open(const char *dir, size_t map_size, const char *const *names,
     MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen)

@@ -22,6 +22,12 @@ int store_mkdir_p(const char *dir, char *err, size_t errlen);
 int store_open(const char *dir, size_t map_size, const char *const *names,
     MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen);
 
+/* The setting that gives the map its size ("DatabaseMaxMiB in [ca]") and
+ * its value, named by store_strerror; set once, before any thread. */
+void store_set_limit(const char *setting, long mib);
+/* mdb_strerror(e); a full map (MDB_MAP_FULL) also names the setting. */
+const char *store_strerror(int e);
+
 /* Where LMDB mapped an environment's data file in this process. */
 struct store_map {
 	void *addr;

@@ -34,6 +34,7 @@ struct ca_settings {
 	char *key;
 	char *key_passphrase_file;
 	char *database;
+	long database_max_mib; /* the LMDB map */
 	long validity_days;
 	long min_rsa_bits;
 	/* NDES's template selection by the CSR's requested key usage. */

@@ -18,6 +18,7 @@
 
 #include "ca.h"
 #include "log.h"
+#include "store.h"
 
 static const struct {
 	const char *name;
@@ -307,7 +308,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	goto out;
 internal:
 	log_event(LOG_LEVEL_ERROR, NULL, req->id, "revoke %s: %s", serial,
-	    e > 0 ? mdb_strerror(e) : "failed");
+	    e > 0 ? store_strerror(e) : "failed");
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 	reply->error = "the CA cannot revoke now";
 out:
@@ -371,7 +372,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	X509_CRL_free(crl);
 	return;
 internal:
-	log_error("CRL: %s", e > 0 ? mdb_strerror(e) : "cannot issue");
+	log_error("CRL: %s", e > 0 ? store_strerror(e) : "cannot issue");
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 	reply->error = "the CA cannot give a CRL now";
 	if (txn != NULL)

@@ -13,6 +13,7 @@
 
 #include "ca.h"
 #include "log.h"
+#include "store.h"
 
 #define CA_JOURNAL_VERSION 1
 
@@ -35,7 +36,7 @@ ca_journal_get(const struct ca *ca, MDB_txn *txn, const char *txid,
 	if (e == MDB_NOTFOUND)
 		return 1;
 	if (e != 0) {
-		log_error("journal: %s", mdb_strerror(e));
+		log_error("journal: %s", store_strerror(e));
 		return -1;
 	}
 	if (val.mv_size < sizeof(head))

@@ -23,8 +23,6 @@
 #include "store.h"
 
 #define CA_LEDGER_VERSION 2 /* 1: no meta; still read */
-/* Address space only; the file grows with what is written. */
-#define CA_MAP_SIZE ((size_t)1 << 30)
 
 struct ca_ledger_head {
 	uint32_t version;
@@ -46,7 +44,12 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	MDB_txn *txn;
 	int e;
 
-	if (store_open(ca->settings.database, CA_MAP_SIZE, names, &ca->env,
+	/* The map is address space only; the file grows with what is
+	 * written. */
+	store_set_limit(
+	    "DatabaseMaxMiB in [ca]", ca->settings.database_max_mib);
+	if (store_open(ca->settings.database,
+	        (size_t)ca->settings.database_max_mib << 20, names, &ca->env,
 	        dbis, err, errlen) != 0)
 		return -1;
 	ca->certs = dbis[0];
@@ -61,7 +64,7 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
 	         &ca->subjects)) != 0 ||
 	    (e = mdb_txn_commit(txn)) != 0) {
-		snprintf(err, errlen, "subjects index: %s", mdb_strerror(e));
+		snprintf(err, errlen, "subjects index: %s", store_strerror(e));
 		return -1;
 	}
 	/* Now, before the sandbox closes /proc: without it the ledger's
@@ -89,7 +92,7 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
 	if (e == MDB_NOTFOUND)
 		return 0;
 	if (e != 0) {
-		log_error("ledger: %s", mdb_strerror(e));
+		log_error("ledger: %s", store_strerror(e));
 		return -1;
 	}
 	return 1;
@@ -157,7 +160,7 @@ ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial)
 	if (e == MDB_NOTFOUND)
 		return 0;
 	if (e != 0) {
-		log_error("ledger: %s", mdb_strerror(e));
+		log_error("ledger: %s", store_strerror(e));
 		return -1;
 	}
 	return 1;
@@ -223,7 +226,7 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 		return 1;
 	if (e != 0) {
 		log_event(
-		    LOG_LEVEL_ERROR, txid, 0, "ledger: %s", mdb_strerror(e));
+		    LOG_LEVEL_ERROR, txid, 0, "ledger: %s", store_strerror(e));
 		return -1;
 	}
 	if (val.mv_size != CA_SERIAL_HEX - 1) {
@@ -238,7 +241,7 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 	if ((e = mdb_get(txn, ca->certs, &key, &val)) != 0) {
 		log_event(LOG_LEVEL_ERROR, txid, 0,
 		    "ledger: serial %s of this transaction: %s", serial,
-		    mdb_strerror(e));
+		    store_strerror(e));
 		return -1;
 	}
 	if (val.mv_size < sizeof(head)) {
@@ -403,7 +406,7 @@ out:
 	if (e != 0)
 		log_event(LOG_LEVEL_ERROR, txid, 0,
 		    "ledger: the refusal could not be recorded: %s",
-		    e == ENOMEM ? "out of memory" : mdb_strerror(e));
+		    e == ENOMEM ? "out of memory" : store_strerror(e));
 	free(text);
 	json_decref(a);
 	json_decref(o);

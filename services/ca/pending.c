@@ -22,6 +22,7 @@
 
 #include "ca.h"
 #include "log.h"
+#include "store.h"
 
 #define PENDING_REJECTED "rejected"
 #define CA_PENDING_KEPT_DAYS 7
@@ -234,7 +235,7 @@ out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	if (e != 0)
-		log_error("pending requests not purged: %s", mdb_strerror(e));
+		log_error("pending requests not purged: %s", store_strerror(e));
 }
 
 Scep__V1__LedgerEntry *
@@ -575,7 +576,7 @@ answer:
 	goto out;
 internal:
 	log_event(LOG_LEVEL_ERROR, txid, req->id, "decide: %s",
-	    e != 0 && e != -1 ? mdb_strerror(e) : "failed");
+	    e != 0 && e != -1 ? store_strerror(e) : "failed");
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 	reply->error = "the CA cannot decide now";
 out:

@@ -11,6 +11,7 @@
 
 #include "ca.h"
 #include "log.h"
+#include "store.h"
 
 #define CA_LIST_DEFAULT 100
 
@@ -168,7 +169,7 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 	             : pending ? ca->pending
 	                       : ca->certs,
 	         &cur)) != 0) {
-		log_error("ledger list: %s", mdb_strerror(e));
+		log_error("ledger list: %s", store_strerror(e));
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "the ledger cannot be read";
 		goto out;

@@ -47,7 +47,7 @@ ca_sign_internal(Scep__V1__Reply *reply, const Scep__V1__Request *req,
 {
 	if (mdb_error != 0)
 		log_event(LOG_LEVEL_ERROR, txid, req->id, "%s: %s", what,
-		    mdb_strerror(mdb_error));
+		    store_strerror(mdb_error));
 	else
 		log_openssl(LOG_LEVEL_ERROR, txid, what);
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;

@@ -44,6 +44,7 @@ _Static_assert(CHALLENGE_WHO_MAX == PASSWD_USER_MAX + 1,
 struct challenge_settings {
 	char *listen;
 	char *database;
+	long database_max_mib; /* the LMDB map */
 	char *secret_file;
 	long password_validity; /* minutes */
 	long password_max;

@@ -11,6 +11,7 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "store.h"
 
 #define CHALLENGE_CACHE_FULL "The password cache is full."
 
@@ -69,7 +70,7 @@ challenge_internal(
     Scep__V1__Reply *reply, uint64_t reqid, const char *what, int e)
 {
 	log_event(LOG_LEVEL_ERROR, NULL, reqid, "issue: %s: %s", what,
-	    e ? mdb_strerror(e) : "failed");
+	    e ? store_strerror(e) : "failed");
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 	reply->error = "the challenge service cannot issue a password now";
 }

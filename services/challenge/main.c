@@ -26,6 +26,8 @@ static const struct config_key challenge_config[] = {
         "ZeroMQ endpoint to serve on"},
     {"Database", CONFIG_PATH, 0, 0, NULL, S(database),
         "LMDB directory (created mode 0700)"},
+    {"DatabaseMaxMiB", CONFIG_INT, 1, 16L << 20, "4096", S(database_max_mib),
+        "most the password database may hold, in MiB (address space)"},
     {"SecretFile", CONFIG_PATH, 0, 0, NULL, S(secret_file),
         "HMAC secret, 32 bytes, mode 0600 (created when missing)"},
     {"PasswordValidity", CONFIG_INT, 1, 525600, "60", S(password_validity),

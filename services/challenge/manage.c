@@ -11,6 +11,7 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "store.h"
 
 static const char *
 state_name(uint32_t state)
@@ -38,7 +39,7 @@ challenge_handle_list(void *worker, const Scep__V1__Request *req,
 	scep__v1__challenge_list_reply__init(out);
 	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0 ||
 	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0) {
-		log_error("challenge list: %s", mdb_strerror(e));
+		log_error("challenge list: %s", store_strerror(e));
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "the password database cannot be read";
 		goto out;
@@ -158,7 +159,7 @@ challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 	reply->challenge_revoke = out;
 	return;
 internal:
-	log_error("challenge revoke: %s", mdb_strerror(e));
+	log_error("challenge revoke: %s", store_strerror(e));
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	if (txn != NULL)

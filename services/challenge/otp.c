@@ -12,6 +12,7 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "store.h"
 
 #define E_NOT_VALID "challenge password is not valid or has expired"
 #define E_USED "challenge password was already used"
@@ -39,7 +40,7 @@ otp_internal(
     const char *txid, const char *what, int e, char *why, size_t whylen)
 {
 	log_event(LOG_LEVEL_ERROR, txid, 0, "otp: database %s: %s", what,
-	    e ? mdb_strerror(e) : "failed");
+	    e ? store_strerror(e) : "failed");
 	snprintf(why, whylen, "%s", E_INTERNAL);
 	return SCEPD_VERDICT_UNAVAILABLE;
 }

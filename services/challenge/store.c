@@ -17,15 +17,17 @@
 #include "store.h"
 
 /* Room for PasswordMax = 100000 records many times over. */
-#define CHALLENGE_MAP_SIZE ((size_t)256 << 20)
 
 int
 challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
 	static const char *const main_db[] = {NULL};
 
-	return store_open(c->settings.database, CHALLENGE_MAP_SIZE, main_db,
-	    &c->env, &c->dbi, err, errlen);
+	store_set_limit(
+	    "DatabaseMaxMiB in [challenge]", c->settings.database_max_mib);
+	return store_open(c->settings.database,
+	    (size_t)c->settings.database_max_mib << 20, main_db, &c->env,
+	    &c->dbi, err, errlen);
 }
 
 void
@@ -92,7 +94,7 @@ challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 	if ((e = mdb_get(txn, dbi, &key, &val)) == MDB_NOTFOUND)
 		return 1;
 	if (e != 0) {
-		log_error("database: %s", mdb_strerror(e));
+		log_error("database: %s", store_strerror(e));
 		return -1;
 	}
 	if (!challenge_record_read(&val, rec)) {
@@ -194,7 +196,7 @@ challenge_single_get(MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single)
 	if ((e = mdb_get(txn, dbi, &key, &val)) == MDB_NOTFOUND)
 		return 1;
 	if (e != 0) {
-		log_error("database: %s", mdb_strerror(e));
+		log_error("database: %s", store_strerror(e));
 		return -1;
 	}
 	if (val.mv_size != sizeof(*single))

@@ -27,6 +27,7 @@
 #include "challenge.h"
 #include "clock.h"
 #include "log.h"
+#include "store.h"
 
 /* Held this long without a write transaction, the marks get their own. */
 #define USED_HOLD_MS 500
@@ -71,7 +72,7 @@ challenge_txn_begin(struct challenge *c, MDB_txn **txn)
 	c->used.in_txn = 0;
 	log_error("otp: cannot write %zu held 'used' mark%s (%s); they stay "
 	          "held",
-	    c->used.n, c->used.n == 1 ? "" : "s", mdb_strerror(e));
+	    c->used.n, c->used.n == 1 ? "" : "s", store_strerror(e));
 	c->used.retry_ms = clock_monotonic_ms() + USED_RETRY_MS;
 	*txn = NULL; /* aborted: never the caller's to abort again */
 	return mdb_txn_begin(c->env, NULL, 0, txn);
@@ -124,7 +125,7 @@ challenge_used_flush(struct challenge *c)
 		return 0;
 fail:
 	log_error("otp: cannot write %zu held 'used' mark%s: %s", c->used.n,
-	    c->used.n == 1 ? "" : "s", mdb_strerror(e));
+	    c->used.n == 1 ? "" : "s", store_strerror(e));
 	c->used.retry_ms = clock_monotonic_ms() + USED_RETRY_MS;
 	return e;
 }

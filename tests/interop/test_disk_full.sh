@@ -4,6 +4,8 @@
 # Retry-After, never a FAILURE that makes the device give up) and the logs
 # say why; nothing is corrupted, and once space returns the same device
 # retrying its transaction completes, with one certificate in the ledger.
+# The ledger's map full ([ca] DatabaseMaxMiB): the same 503, the log names
+# the key, and raised it takes certificates again.
 . "$(dirname "$0")/lib.sh"
 interop_init disk_full
 command -v mdb_stat >/dev/null || fail "mdb_stat not installed (Debian package lmdb-utils)"
@@ -49,4 +51,26 @@ check "every password that paid for a certificate is counted used"
 outstanding=$(curl -s "$BASE/metrics" | awk '$1 == "scepd_challenge_passwords_outstanding" { print $2 }')
 [ "$outstanding" = 0 ] || fail "$outstanding passwords outstanding after three enrollments, want 0 (a lost 'used' mark?)"
 
-pass "full disk: 503 with the reason logged; retry completes once space returns; LMDB sound; no used mark lost"
+check "the ledger's map full ([ca] DatabaseMaxMiB = 1): 503, the log names the key; raised, enrollment goes on"
+server_stop
+set_conf ca DatabaseMaxMiB 1
+set_conf challenge UseSinglePassword 1
+set_conf challenge SinglePassword "map-full-$$"
+from=$(log_mark)
+server_start
+rc=0
+"$BUILD_DIR/tests/scep_load" --url "$URL" --challenge "map-full-$$" --count 800 --concurrency 4 \
+	--subject-prefix mapfull --key-cache "$WORK/keys.pem" > "$WORK/load.out" 2>&1 || rc=$?
+[ $rc = 2 ] || { tail -20 "$WORK/load.out"; fail "800 enrollments into a 1 MiB ledger: scep_load exit $rc, want 2 (some failed)"; }
+sed -n 's/^RESULT \(count=[0-9]* ok=[0-9]* failures=[0-9]*\).*/   \1/p' "$WORK/load.out"
+grep -q "HTTP 503" "$WORK/load.out" || { tail -20 "$WORK/load.out"; fail "the enrollments past the full ledger were not answered 503"; }
+logged "$from" "scepd-ca.*the database is full: its 1 MiB (DatabaseMaxMiB in \[ca\]) are used up; raise it and restart the service" ||
+	{ tail -20 "$SERVER_LOG"; fail "the log does not name DatabaseMaxMiB"; }
+server_stop
+set_conf ca DatabaseMaxMiB 64
+server_start
+ios_enroll "map-full-$$" "CN=after the map" "$WORK/aftermap.pem" >/dev/null || fail "an enrollment after DatabaseMaxMiB was raised"
+verify_cert "$WORK/aftermap.pem"
+mdb_stat -a "$DATA/db/ca" > "$WORK/ca.stat" 2>&1 || { cat "$WORK/ca.stat"; fail "mdb_stat ca after the map was full"; }
+
+pass "full disk: 503 with the reason logged; retry completes once space returns; LMDB sound; no used mark lost; a full ledger map names DatabaseMaxMiB"
