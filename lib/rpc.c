@@ -893,19 +893,24 @@ struct rpc_start {
  * same caller's key, id and bytes) is not answered a second time, by
  * another worker, beside the first (in the RA: the envelope decrypted
  * again, the challenge service and the CA asked again, while the service
- * is already slow): the first's answer goes to the copy's socket. A copy
+ * is already slow): the first's answer goes to the copies' sockets too.
+ * To every one, the first's included: the ROUTER takes copies from the
+ * callers' sockets in turn, not in the order they were sent, so which is
+ * the open one is not known; it drops the answers to closed ones. A copy
  * arriving after the answer is answered anew; the services keep what
  * must not happen twice (the challenge service's kept answers, the CA's
  * journal).
  */
+#define RPC_COPIES_MAX 4 /* rpc_call sends three times at most */
+
 struct rpc_answering {
 	int busy;
 	uint64_t id;
 	const char *peer; /* the worker's name of the caller's key */
 	const void *data; /* the request's frame, kept open meanwhile */
 	size_t size;
-	int redirected;
-	zmq_msg_t to; /* if redirected: the newest copy's routing id */
+	int ncopies;
+	zmq_msg_t copies[RPC_COPIES_MAX]; /* the copies' routing ids */
 };
 
 struct rpc_copies {
@@ -1065,38 +1070,45 @@ rpc_pack(const Scep__V1__Reply *reply, size_t *out_len)
 /*
  * Sends the reply `reply` (NULL: none, the request was dropped) to
  * `ident`, frees what the handler allocated for it and closes `ident`.
- * Whether a reply was sent.
+ * From a worker, the routing ids of the `ncopies` copies in copies[]
+ * (rpc_copies) come between `ident` and the reply, one message, which
+ * rpc_proxy sends to each; they are closed too. Whether a reply was sent.
  */
 static int
-rpc_send_reply(void *sock, zmq_msg_t *ident, const Scep__V1__Reply *reply,
-    struct rpc_arena *arena)
+rpc_send_reply(void *sock, zmq_msg_t *ident, zmq_msg_t *copies, int ncopies,
+    const Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	int secret, sent = 0;
+	int secret, sent = 0, ok;
 
 	if (reply != NULL)
 		out = rpc_pack(reply, &out_len);
 	secret = rpc_arena_clear(arena);
 	if (out != NULL) {
-		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
-		    zmq_send(sock, out, out_len, 0) < 0)
+		ok = zmq_msg_send(ident, sock, ZMQ_SNDMORE) >= 0;
+		for (int i = 0; ok && i < ncopies; i++)
+			ok = zmq_msg_send(&copies[i], sock, ZMQ_SNDMORE) >= 0;
+		if (ok && zmq_send(sock, out, out_len, 0) >= 0)
+			sent = 1;
+		else
 			log_warn(
 			    "rpc: reply not sent: %s", zmq_strerror(errno));
-		else
-			sent = 1;
 		if (secret) /* the packed copy of the secret */
 			OPENSSL_cleanse(out, out_len);
 		free(out);
 	}
 	zmq_msg_close(ident);
+	for (int i = 0; i < ncopies; i++)
+		zmq_msg_close(&copies[i]);
 	return sent;
 }
 
 /*
  * Whether `req` (the frame `data`, `size`) is a copy of a request another
  * worker is answering: then its routing id moves from `ident` to that
- * one, which answers it. Else this worker's slot says it answers `req`.
+ * one, which answers it too. Else this worker's slot says it answers
+ * `req`.
  */
 static int
 rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
@@ -1113,14 +1125,13 @@ rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
 		    a->size != size || strcmp(a->peer, peer) != 0 ||
 		    memcmp(a->data, data, size) != 0)
 			continue;
-		if (!a->redirected) {
-			zmq_msg_init(&a->to);
-			a->redirected = 1;
-		}
-		zmq_msg_move(&a->to, ident); /* an earlier copy's released */
+		if (a->ncopies == RPC_COPIES_MAX)
+			break; /* more than a caller sends: answered anew */
+		zmq_msg_init(&a->copies[a->ncopies]);
+		zmq_msg_move(&a->copies[a->ncopies++], ident);
 		pthread_mutex_unlock(&c->lock);
 		log_info("rpc: request %llu from %s sent again while it is "
-		         "answered: one answer, to the copy",
+		         "answered: one answer, to each",
 		    (unsigned long long)req->id,
 		    req->origin ? req->origin : "?");
 		return 1;
@@ -1130,26 +1141,31 @@ rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
 	own->peer = peer;
 	own->data = data;
 	own->size = size;
+	own->ncopies = 0;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
-/* This worker's request answered: to the newest copy's routing id, if
- * one came meanwhile (moved into `ident`). */
-static void
-rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *ident)
+/* This worker's request answered: the routing ids of the copies that
+ * came meanwhile move to `to` (RPC_COPIES_MAX); how many. */
+static int
+rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
 {
 	struct rpc_answering *own = &c->slots[slot];
+	int n;
 
 	pthread_mutex_lock(&c->lock);
-	if (own->redirected) {
-		zmq_msg_move(ident, &own->to);
-		zmq_msg_close(&own->to);
-		own->redirected = 0;
+	n = own->ncopies;
+	for (int i = 0; i < n; i++) {
+		zmq_msg_init(&to[i]);
+		zmq_msg_move(&to[i], &own->copies[i]);
+		zmq_msg_close(&own->copies[i]);
 	}
+	own->ncopies = 0;
 	own->busy = 0;
 	own->data = NULL;
 	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 /*
@@ -1168,7 +1184,8 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
 	const struct rpc_route *route;
 	Scep__V1__Request *req;
-	int sent;
+	zmq_msg_t copies[RPC_COPIES_MAX];
+	int sent, ncopies = 0;
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
@@ -1183,10 +1200,11 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	}
 	if (route != NULL) {
 		route->handler(state, req, &reply, arena);
-		rpc_copy_done(w->copies, w->slot, ident);
+		ncopies = rpc_copy_done(w->copies, w->slot, copies);
 	}
 	zmq_msg_close(body);
-	sent = rpc_send_reply(sock, ident, req != NULL ? &reply : NULL, arena);
+	sent = rpc_send_reply(
+	    sock, ident, copies, ncopies, req != NULL ? &reply : NULL, arena);
 	scep__v1__request__free_unpacked(req, NULL);
 	return sent;
 }
@@ -1338,6 +1356,48 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 }
 
 /*
+ * A worker's reply, its first frame in `first` (consumed): the client's
+ * routing id, those of copies of the request (rpc_copies), then the
+ * reply, which goes to each.
+ */
+static void
+rpc_forward_reply(void *back, void *front, zmq_msg_t *first)
+{
+	zmq_msg_t to[RPC_COPIES_MAX + 1], body;
+	int n = 0, more = 1;
+
+	zmq_msg_init(&to[n]);
+	zmq_msg_move(&to[n++], first);
+	zmq_msg_close(first);
+	zmq_msg_init(&body);
+	while (more) {
+		if (zmq_msg_recv(&body, back, 0) < 0)
+			goto out;
+		if (!(more = zmq_msg_more(&body)))
+			break;
+		if (n < RPC_COPIES_MAX + 1) {
+			zmq_msg_init(&to[n]);
+			zmq_msg_move(&to[n++], &body);
+		}
+		zmq_msg_close(&body);
+		zmq_msg_init(&body);
+	}
+	for (int i = 0; i < n; i++) {
+		zmq_msg_t copy;
+
+		zmq_msg_init(&copy);
+		if (zmq_msg_copy(&copy, &body) != 0 ||
+		    zmq_msg_send(&to[i], front, ZMQ_SNDMORE) < 0 ||
+		    zmq_msg_send(&copy, front, 0) < 0)
+			zmq_msg_close(&copy);
+	}
+out:
+	zmq_msg_close(&body);
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&to[i]);
+}
+
+/*
  * Between the listening socket and the workers: a request goes to a
  * worker that is idle, never queued behind another request at a busy one
  * (a DEALER would deal them out in turn, busy or not, and a request would
@@ -1379,13 +1439,9 @@ rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
 				zmq_msg_move(&idle[nidle++], &worker);
 			}
 			zmq_msg_close(&worker);
-			if (zmq_msg_more(&first)) {
-				/* A reply: the client's routing id, then it. */
-				if (zmq_msg_send(&first, front, ZMQ_SNDMORE) <
-				    0)
-					zmq_msg_close(&first);
-				rpc_forward(back, front);
-			} else
+			if (zmq_msg_more(&first))
+				rpc_forward_reply(back, front, &first);
+			else
 				zmq_msg_close(&first); /* "ready" */
 		}
 		if (nidle > 0 && (items[1].revents & ZMQ_POLLIN)) {
@@ -1617,8 +1673,8 @@ rpc_slot_expired(struct rpc_slot *s)
 static void
 rpc_slot_answer(void *front, struct rpc_slot *s, struct rpc_arena *arena)
 {
-	rpc_send_reply(
-	    front, &s->ident, s->req != NULL ? &s->reply : NULL, arena);
+	rpc_send_reply(front, &s->ident, NULL, 0,
+	    s->req != NULL ? &s->reply : NULL, arena);
 	scep__v1__request__free_unpacked(s->req, NULL);
 }
 

@@ -163,7 +163,7 @@ verify_cert "$WORK/slow.pem"
 # A copy sent while the first is answered is answered once by the RA
 # (the frontend's) and by the challenge service (the RA's): lib/rpc.c.
 grep -q -e "mdm: the same check again (a request sent again): the answer of the first" \
-	-e "scepd-ra.*request .* from frontend sent again while it is answered: one answer, to the copy" "$SERVER_LOG" ||
+	-e "scepd-ra.*request .* from frontend sent again while it is answered: one answer, to each" "$SERVER_LOG" ||
 	fail "no request was sent again: this case tests nothing"
 
 check "a slow CA after the MDM's answer (the request sent again once the check is answered) asks the MDM once"

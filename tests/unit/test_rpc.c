@@ -803,6 +803,42 @@ test_copy_of_a_request_in_hand_is_answered_once(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/*
+ * Both workers busy (600 ms); a slow request (600 ms) with 1500 ms waits,
+ * and its caller sends it again at 500 and 1000 ms on fresh sockets. At
+ * 600 ms one worker takes one copy, the other finds it in hand; the
+ * third comes while it still is: handled once, and the caller, whose
+ * first two sockets are closed, gets the answer at about 1200 ms.
+ */
+static void
+test_copies_waiting_for_busy_workers_are_answered(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	Scep__V1__Reply *reply = NULL;
+	pthread_t slow[2];
+	int before;
+
+	(void)state;
+	assert_non_null(client);
+	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    pthread_create(&slow[i], NULL, call_slow, ctx), 0);
+	nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	before = atomic_load(&slow_calls);
+	assert_int_equal(call_cacert(client, "slow", 1500, &reply), RPC_OK);
+	assert_string_equal(reply->get_ca_cert->content_type, "slow");
+	scep__v1__reply__free_unpacked(reply, NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(slow[i], NULL);
+	/* Handled once (the two before were counted when they began). */
+	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
 /* --- batches -------------------------------------------------------- */
 
 static int
@@ -1032,6 +1068,7 @@ main(void)
 	    cmocka_unit_test(test_idle_worker_takes_the_request),
 	    cmocka_unit_test(test_worker_idle_again_after_a_dropped_request),
 	    cmocka_unit_test(test_copy_of_a_request_in_hand_is_answered_once),
+	    cmocka_unit_test(test_copies_waiting_for_busy_workers_are_answered),
 	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
