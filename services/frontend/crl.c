@@ -10,6 +10,11 @@
 #include "frontend.h"
 #include "log.h"
 
+/* After the RA did not give the CRL, the old copy is the answer at once
+ * this long: with the CA stopped, each ask held an UpstreamThread for
+ * RPCTimeout, and relying parties polling the CRL took them all. */
+#define CRL_RETRY_MS 10000
+
 void
 crl_cache_clear(struct crl_cache *c)
 {
@@ -17,6 +22,30 @@ crl_cache_clear(struct crl_cache *c)
 	c->der = NULL;
 	c->len = 0;
 	c->at = 0;
+}
+
+/*
+ * Whether a request that has the old copy is to ask the RA (1, and it is
+ * the one that does) or answers the old copy: one asks at a time, and
+ * none for CRL_RETRY_MS after an ask the RA did not answer. The one that
+ * asks may never do (its wait for an UpstreamThread ended in 503): after
+ * twice RPCTimeout another may.
+ */
+static int
+crl_take_fetch(struct frontend *fe)
+{
+	struct crl_cache *cc = &fe->crl;
+	int64_t now = clock_monotonic_ms();
+	int fetch;
+
+	pthread_mutex_lock(&fe->cache.lock);
+	fetch = (cc->fetch_since == 0 ||
+	            now - cc->fetch_since > 2 * fe->settings.rpc_timeout) &&
+	    (cc->failed_at == 0 || now - cc->failed_at >= CRL_RETRY_MS);
+	if (fetch)
+		cc->fetch_since = now;
+	pthread_mutex_unlock(&fe->cache.lock);
+	return fetch;
 }
 
 /* The CRL from the RA into the cache; *copy (the caller's) on
@@ -35,6 +64,10 @@ crl_fetch(struct frontend *fe, uint8_t **copy, size_t *len)
 	req.get_crl = &body;
 	res = upstream_call(
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CRL, &rep);
+	pthread_mutex_lock(&fe->cache.lock);
+	cc->failed_at = res == UPSTREAM_UNAVAILABLE ? clock_monotonic_ms() : 0;
+	cc->fetch_since = 0;
+	pthread_mutex_unlock(&fe->cache.lock);
 	if (res == UPSTREAM_OK) {
 		*len = rep->get_crl->crl.len;
 		if ((*copy = malloc(*len ? *len : 1)) == NULL)
@@ -78,7 +111,8 @@ crl_cached(struct frontend *fe, uint8_t **copy, size_t *len, int *fresh)
 
 /* From the cache at once while it is fresh; else from the RA in an
  * offload thread, the old copy the answer when the RA gives none. Never
- * older unless the RA cannot be asked: a revocation is to show within
+ * older unless the RA cannot be asked (or is being asked by another
+ * request: crl_take_fetch): a revocation is to show within
  * CACHE_SECONDS. */
 enum MHD_Result
 crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
@@ -94,9 +128,9 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (crl_cached(fe, &copy, &len, &fresh) && copy == NULL)
 		return http_text(
 		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
-	if (copy != NULL && fresh)
-		goto answer;
 	if (!r->offloaded) {
+		if (copy != NULL && (fresh || !crl_take_fetch(fe)))
+			goto answer;
 		free(copy);
 		return http_offload(fe, c, r);
 	}

@@ -61,7 +61,8 @@ void cacert_clear(struct cacert *c);
  * thread asks the RA again (one such refresh at a time, none for
  * CACHE_SECONDS after one failed): a slow RA or CA does not hold them up.
  * Older, they are asked of the RA, and the last answer stands when it
- * does not give one. */
+ * does not give one; for CACHE_SECONDS after an ask the RA did not
+ * answer, the last answers are given at once to everyone. */
 #define CACHE_SECONDS 60
 #define CACHE_STALE_SECONDS 600
 struct cache {
@@ -71,7 +72,9 @@ struct cache {
 	struct cacert cacert;
 	int64_t cacert_at;
 	int refresh_asked; /* a refresh is queued or under way */
-	int64_t refresh_failed_at; /* monotonic ms; 0: the last one did not */
+	/* Monotonic ms of the last ask (a refresh's or another) the RA did
+	 * not answer; 0: a refresh since was answered. */
+	int64_t refresh_failed_at;
 };
 
 /* The CRL, kept like the answers above (under cache.lock). */
@@ -79,6 +82,10 @@ struct crl_cache {
 	uint8_t *der;
 	size_t len;
 	int64_t at;
+	/* Monotonic ms since a request has been to ask the RA for it (from
+	 * the HTTP thread, queued for an UpstreamThread); 0: none. */
+	int64_t fetch_since;
+	int64_t failed_at; /* the last ask the RA did not answer; 0: none */
 };
 void crl_cache_clear(struct crl_cache *c);
 

@@ -175,6 +175,15 @@ cache_fresh(int64_t at, int stale)
 static enum upstream_result
 cache_verdict(struct frontend *fe, int64_t at, int may_wait)
 {
+	int failed_lately;
+
+	/* The RA did not answer lately: the old copy, not RPCTimeout of
+	 * waiting for it again for each admin page, profile or device. */
+	pthread_mutex_lock(&fe->cache.lock);
+	failed_lately = cache_fresh(fe->cache.refresh_failed_at, 0);
+	pthread_mutex_unlock(&fe->cache.lock);
+	if (at != 0 && failed_lately)
+		return UPSTREAM_OK;
 	if (at != 0 &&
 	    (cache_fresh(at, 0) || (!may_wait && cache_fresh(at, 1)))) {
 		if (!cache_fresh(at, 0))
@@ -182,6 +191,18 @@ cache_verdict(struct frontend *fe, int64_t at, int may_wait)
 		return UPSTREAM_OK;
 	}
 	return may_wait ? UPSTREAM_FAILED : UPSTREAM_WOULD_WAIT;
+}
+
+/* An ask the RA did not answer: for CACHE_SECONDS, no refresh, and the
+ * old copies are the answers (cache_verdict). */
+static void
+cache_failed(struct frontend *fe, enum upstream_result res)
+{
+	if (res != UPSTREAM_UNAVAILABLE)
+		return;
+	pthread_mutex_lock(&fe->cache.lock);
+	fe->cache.refresh_failed_at = clock_monotonic_ms();
+	pthread_mutex_unlock(&fe->cache.lock);
 }
 
 static void
@@ -230,6 +251,7 @@ cache_get_caps(
 	if (res != UPSTREAM_OK) {
 		reply_error(
 		    rep, "the RA did not give its capabilities", err, errlen);
+		cache_failed(fe, res);
 		goto out;
 	}
 	if ((*caps = strdup(rep->get_ca_caps->caps)) == NULL ||
@@ -300,6 +322,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	if (res != UPSTREAM_OK) {
 		reply_error(
 		    rep, "the RA did not give its certificates", err, errlen);
+		cache_failed(fe, res);
 		goto out;
 	}
 	cr = rep->get_ca_cert;

@@ -5,9 +5,12 @@
 # has HTTP threads, GetCACaps, GetCACert and /healthz are still answered
 # at once, from a cache older than its lifetime too (the RA's workers all
 # wait on the CA), but not an old CRL (a revocation must show within its
-# minute); the enrollments complete when the CA continues. With every UpstreamThread busy, a request that waited
-# RPCTimeout for one gets 503 with Retry-After at once rather than a
-# longer wait; on the MDM API that 503 is JSON, as its other errors.
+# minute): one request asks, the others meanwhile get the old CRL at once,
+# and so does everyone for 10 s after the RA did not give one. The
+# enrollments complete when the CA continues. With every UpstreamThread
+# busy, a request that waited RPCTimeout for one gets 503 with
+# Retry-After at once rather than a longer wait; on the MDM API that 503
+# is JSON, as its other errors.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
 grep -q SCEPD_TEST_FRONTEND_CACHE_MS "$BUILD_DIR/scepd-frontend" ||
@@ -30,7 +33,7 @@ done
 # The answers cached before the CA stops.
 curl -sf -o /dev/null "$URL?operation=GetCACaps" || fail "GetCACaps"
 curl -sf -o /dev/null "$URL?operation=GetCACert&message=CA" || fail "GetCACert"
-curl -sf -o /dev/null "$BASE/crl/ca.crl" || fail "the CRL"
+curl -sf -o "$WORK/crl0.der" "$BASE/crl/ca.crl" || fail "the CRL"
 
 ca=$(service_pid scepd-ca)
 [ -n "$ca" ] || fail "no scepd-ca"
@@ -62,6 +65,21 @@ curl -s -m 20 -o "$WORK/crl.der" -w '%{http_code}' "$BASE/crl/ca.crl" > "$WORK/c
 crl_fetch=$!
 sleep 1.2
 kill -0 "$crl_fetch" 2>/dev/null || fail "the CRL came at once: an old one was answered without asking the CA"
+
+check "meanwhile the CRL is asked once: other relying parties get the old one at once (they took every UpstreamThread)"
+declare -a crl_client # not client[]: those enrollments are waited for below
+for i in 1 2 3 4; do
+	curl -s -m 10 -o "$WORK/crl-old$i.der" -w '%{http_code} %{time_total}' "$BASE/crl/ca.crl" > "$WORK/crl-old$i.code" &
+	crl_client[i]=$!
+done
+for i in 1 2 3 4; do
+	wait "${crl_client[i]}" || true
+	read -r code secs <<< "$(cat "$WORK/crl-old$i.code")"
+	[ "$code" = 200 ] && awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' ||
+		fail "CRL request $i while another asks the stopped CA: HTTP $code in $secs s"
+	cmp -s "$WORK/crl-old$i.der" "$WORK/crl0.der" || fail "CRL request $i: not the CRL fetched before"
+done
+echo "   four more CRL requests: the old CRL in $(cut -d' ' -f2 "$WORK"/crl-old*.code | sort -n | tail -1) s at most"
 
 check "the CA continues: every waiting enrollment gets its certificate, and the CRL comes"
 kill -CONT "$ca"
@@ -144,4 +162,25 @@ done
 logged "$from" "POST /certsrv/mscep_admin/api/challenges from .* for one of the 1 UpstreamThreads" ||
 	fail "no MDM API request was answered 503 for its wait in the queue"
 kill -CONT "$chal"
+
+check "the RA did not give the CRL: for 10 s the old CRL is the answer at once"
+server_stop
+SCEPD_TEST_FRONTEND_CACHE_MS=1500 server_start
+curl -sf -o "$WORK/crl1.der" "$BASE/crl/ca.crl" || fail "the CRL"
+ca=$(service_pid scepd-ca)
+on_exit "kill -CONT $ca 2>/dev/null"
+kill -STOP "$ca"
+sleep 1.6 # the cached CRL is old (test hook: 1.5 s)
+for i in 1 2; do
+	curl -s -m 10 -o "$WORK/crl-failed$i.der" -w '%{http_code} %{time_total}' "$BASE/crl/ca.crl" > "$WORK/crl-failed$i.code" || true
+	read -r code secs <<< "$(cat "$WORK/crl-failed$i.code")"
+	echo "   CRL request $i with the CA stopped: HTTP $code in $secs s"
+	[ "$code" = 200 ] || fail "CRL request $i with the CA stopped: HTTP $code, want the old CRL"
+	cmp -s "$WORK/crl-failed$i.der" "$WORK/crl1.der" || fail "CRL request $i: not the CRL fetched before"
+done
+awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed1.code")" 'BEGIN { exit !(s >= 0.9) }' ||
+	fail "the first CRL request did not ask the RA (RPCTimeout = 1000)"
+awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed2.code")" 'BEGIN { exit !(s < 0.5) }' ||
+	fail "the second CRL request asked the RA again right after it did not answer"
+kill -CONT "$ca"
 pass "HTTP threads never wait on a service; a full queue answers 503"
