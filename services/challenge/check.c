@@ -178,6 +178,12 @@ inflight_claim(struct challenge *c, const unsigned char asked[32])
 	return s;
 }
 
+/* A consume waits its turn at a one-at-a-time plugin this long past its
+ * request's deadline: the certificate is issued, and the MDM must hear of
+ * it, or it may allow the password again; the RA has stopped waiting for
+ * the answer, which says nothing it needs. */
+#define CONSUME_GRACE_MS 30000
+
 /* Whether the same consume was done before its request's deadline;
  * records it when not. Under c->lock. */
 static int
@@ -198,6 +204,16 @@ consume_done_before(
 	memcpy(oldest->asked, asked, 32);
 	oldest->until_ms = until_ms;
 	return 0;
+}
+
+/* A consume recorded by consume_done_before was not done: a copy may do
+ * it. Under c->lock. */
+static void
+consume_not_done(struct challenge *c, const unsigned char asked[32])
+{
+	for (size_t i = 0; i < CHALLENGE_INFLIGHT; i++)
+		if (memcmp(c->consumed[i].asked, asked, 32) == 0)
+			c->consumed[i].until_ms = 0;
 }
 
 /*
@@ -455,9 +471,10 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 	if (vr.challenge[0] != '\0' && v->v->consume != NULL &&
 	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX) {
 		unsigned char asked[32];
-		int again = 0;
+		int again = 0, recorded = 0;
 
 		if (v->dl != NULL && inflight_digest(v, &vr, asked) == 0) {
+			recorded = 1;
 			if (!locked)
 				pthread_mutex_lock(&c->lock);
 			again = consume_done_before(c, asked, req->deadline_ms);
@@ -476,12 +493,19 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 			pthread_mutex_unlock(&c->lock);
 		if (v->dl == NULL)
 			v->v->consume(v->state, &vr);
-		else if (validator_consume(v, worker, req->deadline_ms, &vr) !=
-		    0)
-			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-			    "validator %s: its turn did not come before the "
-			    "deadline; its consume was not called",
-			    v->name);
+		else if (validator_consume(v, worker,
+		             req->deadline_ms + CONSUME_GRACE_MS, &vr) != 0) {
+			log_event(LOG_LEVEL_ERROR, in->transaction_id, req->id,
+			    "validator %s: its turn did not come within %d s "
+			    "past the deadline; its consume was not called "
+			    "(the password may be allowed again)",
+			    v->name, CONSUME_GRACE_MS / 1000);
+			if (recorded) { /* the lock is not held here */
+				pthread_mutex_lock(&c->lock);
+				consume_not_done(c, asked);
+				pthread_mutex_unlock(&c->lock);
+			}
+		}
 		if (locked && v->dl != NULL)
 			pthread_mutex_lock(&c->lock);
 	}

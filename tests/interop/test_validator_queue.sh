@@ -12,6 +12,8 @@
 # two workers in the challenge service and checks of 3 s, checks that
 # waited past their deadline are dropped and the workers still serve.
 # With one thread, a password asked during a 3 s check is issued once.
+# A consume waiting its turn behind a check that ends past its deadline
+# still reaches the plugin.
 . "$(dirname "$0")/lib.sh"
 interop_init validator_queue
 server_start
@@ -205,7 +207,34 @@ issued=$(tail -n "+$from" "$SERVER_LOG" | grep -c "scepd-challenge.*issued passw
 echo "   one request for a password, asked while a check took 3 s: $issued issued"
 [ "$issued" = 1 ] || fail "$issued passwords issued for one request, want 1"
 
+check "a consume behind a check that outlasts the RA's deadline still reaches the plugin"
+# Two devices at once, checks of 3 s: the first's check ends at 3 s and
+# the second's takes the plugin's turn until 6 s; the first's consume
+# (the MDM told the password was used) waits for it, past its request's
+# deadline (about 5 s): it was dropped then, and the MDM could allow the
+# password again.
+set_conf challenge Workers 0
+from=$(log_mark)
+server_restart
+for d in d12 d13; do
+	openssl genrsa -out "$WORK/$d.key" 2048 2>/dev/null || fail "openssl genrsa"
+done
+enroll_at_once d12 d13
+for d in d12 d13; do
+	echo "   $d: exit $(cat "$WORK/$d.rc") after $(cat "$WORK/$d.ms") ms, txid $(txid_of $d)"
+done
+if [ "$(cat "$WORK/d12.rc")" = 0 ]; then first=d12; else first=d13; fi
+[ "$(cat "$WORK/$first.rc")" = 0 ] || fail "neither device enrolled"
+first_tx=$(txid_of $first)
+for _ in $(seq 60); do # the second check ends at about 6 s
+	tail -n "+$from" "$SERVER_LOG" | grep -q "slow: consume of txid $first_tx" && break
+	sleep 0.2
+done
+tail -n "+$from" "$SERVER_LOG" | grep "slow: \(check\|consume\) of txid" | sed 's/^.*: slow: /   plugin: /'
+tail -n "+$from" "$SERVER_LOG" | grep -q "slow: consume of txid $first_tx" ||
+	fail "the plugin was not told that $first's password was used"
+
 check "no challenge in the server log"
 ! grep -qF "$SLOW_PW" "$SERVER_LOG" || fail "the password was logged"
 
-pass "a plugin without _concurrent: one check at a time, one waiting (enrolled after), a third 503 with Retry-After at once; then enrollments go on, also after checks dropped for their deadline; a password asked meanwhile is issued once"
+pass "a plugin without _concurrent: one check at a time, one waiting (enrolled after), a third 503 with Retry-After at once; then enrollments go on, also after checks dropped for their deadline; a password asked meanwhile is issued once; a late consume is not lost"

@@ -10,8 +10,9 @@
  *   SleepMs = milliseconds each check takes (0 to 60000)
  *
  * Each check logs its start, with how many other checks of this process
- * were in progress then, and its end. The count is a global, not the
- * instance's: a host asking two instances at once shows up as well.
+ * were in progress then, and its end; a consume logs itself. The count
+ * is a global, not the instance's: a host asking two instances at once
+ * shows up as well.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -54,6 +55,17 @@ slow_check(void *state, const struct scepd_challenge_request *req, char *why,
 	    "check of txid %s ends: %s", req->transaction_id,
 	    verdict == SCEPD_VERDICT_ALLOW ? "allowed" : "refused");
 	return verdict;
+}
+
+/* Logs that it was told the password was used (test_validator_queue
+ * looks for it). */
+static void
+slow_consume(void *state, const struct scepd_challenge_request *req)
+{
+	struct slow *s = state;
+
+	s->host->log(s->host, SCEPD_PLUGIN_LOG_INFO, "consume of txid %s",
+	    req->transaction_id);
 }
 
 static int
@@ -105,6 +117,6 @@ const struct scepd_challenge_validator scepd_challenge_validator_v1 = {
     .keys = slow_keys,
     .init = slow_init,
     .check = slow_check,
-    .consume = NULL,
+    .consume = slow_consume,
     .destroy = slow_destroy,
 };
