@@ -152,6 +152,7 @@ struct request {
 	 * connection is resumed; `held_result` is the handler's (MHD_NO
 	 * closes the connection). */
 	int offloaded;
+	int resumed; /* by an offload thread: counted until completed */
 	struct MHD_Connection *conn;
 	struct request *next_queued;
 	int64_t queued_ms;
@@ -197,9 +198,12 @@ offload_submit(struct offload *o, struct MHD_Connection *c, struct request *r);
 void offload_refresh(struct offload *o);
 /* Requests waiting for a thread, for /metrics. */
 size_t offload_queued(struct offload *o);
-/* Answers what is queued 503, lets the running finish, joins. Requests
- * offloaded from now on are answered 503 by the HTTP thread itself. */
+/* Answers what is queued 503, lets the running finish, joins, and waits
+ * (a little) until their answers are sent. Requests offloaded from now on
+ * are answered 503 by the HTTP thread itself. */
 void offload_drain(struct offload *o);
+/* A request resumed by an offload thread is complete (http_completed). */
+void offload_sent(struct offload *o);
 /* After MHD_stop_daemon(): no HTTP thread is left to offload. */
 void offload_free(struct offload *o);
 

@@ -331,6 +331,8 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	watchdog_request_done(fe->watchdog, c);
 	if (r == NULL)
 		return;
+	if (r->resumed)
+		offload_sent(fe->offload);
 	http_access_log(r, toe);
 	metrics_count_response(r->status);
 	if (r->held != NULL)

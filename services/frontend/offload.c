@@ -12,10 +12,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frontend.h"
 #include "log.h"
+
+/* At a stop, how long the answers made meanwhile have to be sent. */
+#define OFFLOAD_SEND_MS 2000
 
 struct offload {
 	struct frontend *fe;
@@ -25,6 +29,7 @@ struct offload {
 	size_t queued;
 	int refresh; /* cache_refresh() asked for */
 	int stopping;
+	size_t resumed; /* answered, not yet completed (offload_sent) */
 	pthread_t *threads;
 	size_t nthreads;
 };
@@ -79,6 +84,10 @@ offload_run(struct offload *o, struct request *r, int stopping)
 		    c, r, "Service temporarily unavailable; retry later.\n");
 	} else
 		r->held_result = http_dispatch(fe, c, r);
+	r->resumed = 1;
+	pthread_mutex_lock(&o->lock);
+	o->resumed++;
+	pthread_mutex_unlock(&o->lock);
 	/* r belongs to the HTTP thread again from here. */
 	MHD_resume_connection(c);
 }
@@ -191,6 +200,29 @@ offload_drain(struct offload *o)
 	for (size_t i = 0; i < o->nthreads; i++)
 		pthread_join(o->threads[i], NULL);
 	o->nthreads = 0;
+	/* The HTTP threads send what was answered (their 503s included):
+	 * stopped now, libmicrohttpd would close those connections
+	 * without a word, a certificate issued or a password made lost. A
+	 * client that does not read gets OFFLOAD_SEND_MS. */
+	for (int waited = 0; waited < OFFLOAD_SEND_MS; waited += 10) {
+		size_t left;
+
+		pthread_mutex_lock(&o->lock);
+		left = o->resumed;
+		pthread_mutex_unlock(&o->lock);
+		if (left == 0)
+			break;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+}
+
+void
+offload_sent(struct offload *o)
+{
+	pthread_mutex_lock(&o->lock);
+	if (o->resumed > 0)
+		o->resumed--;
+	pthread_mutex_unlock(&o->lock);
 }
 
 void

@@ -10,7 +10,8 @@
 # enrollments complete when the CA continues. With every UpstreamThread
 # busy, a request that waited RPCTimeout for one gets 503 with
 # Retry-After at once rather than a longer wait; on the MDM API that 503
-# is JSON, as its other errors.
+# is JSON, as its other errors. A frontend stopped with a request waiting
+# on the RA sends the answer made meanwhile.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
 grep -q SCEPD_TEST_FRONTEND_CACHE_MS "$BUILD_DIR/scepd-frontend" ||
@@ -183,4 +184,28 @@ awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed1.code")" 'BEGIN { exit !(s >= 0.9) }
 awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed2.code")" 'BEGIN { exit !(s < 0.5) }' ||
 	fail "the second CRL request asked the RA again right after it did not answer"
 kill -CONT "$ca"
+
+check "the frontend stopped while a request waits on the RA: the answer made meanwhile is sent"
+# libmicrohttpd stopped at once closed such connections without a word.
+ra=$(service_pid scepd-ra)
+fe=$(service_pid scepd-frontend)
+[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
+on_exit "kill -CONT $ra 2>/dev/null"
+kill -STOP "$ra"
+declare -a stop_client
+for i in $(seq 8); do
+	curl -s -m 10 -o /dev/null -w '%{http_code}' "$BASE/metrics" > "$WORK/stop$i.code" &
+	stop_client[i]=$!
+done
+sleep 0.3
+kill -TERM "$fe"
+sleep 0.2
+kill -CONT "$ra"
+for i in $(seq 8); do
+	rc=0
+	wait "${stop_client[i]}" || rc=$?
+	echo "   /metrics $i, asked before the stop: curl exit $rc, HTTP $(cat "$WORK/stop$i.code")"
+	[ $rc = 0 ] && [ "$(cat "$WORK/stop$i.code")" != 000 ] ||
+		fail "request $i in flight when the frontend stopped got no answer (curl exit $rc)"
+done
 pass "HTTP threads never wait on a service; a full queue answers 503"
