@@ -39,7 +39,7 @@ static const struct config_key ca_config[] = {
         "passphrase of an encrypted key (first line), or empty"},
     {"Database", CONFIG_PATH, 0, 0, NULL, S(database),
         "LMDB directory of issued certificates (created mode 0700)"},
-    {"DatabaseMaxMiB", CONFIG_INT, 1, 16L << 20, "65536", S(database_max_mib),
+    {"DatabaseMaxMiB", CONFIG_INT, 1, 16L << 20, "16384", S(database_max_mib),
         "most the ledger may hold, in MiB (address space, not memory)"},
     {"ValidityDays", CONFIG_INT, 1, 36500, "365", S(validity_days),
         "days an issued certificate is valid"},
