@@ -98,16 +98,17 @@ for d in d1 d2 d3; do
 done
 [ ${#enrolled[@]} = 2 ] && [ ${#busy[@]} = 1 ] ||
 	fail "${#enrolled[@]} enrolled and ${#busy[@]} got an error; want 2 and 1 (one asked, one waiting, the third turned away)"
-# The first to finish was asked first.
-if [ "$(cat "$WORK/${enrolled[0]}.ms")" -le "$(cat "$WORK/${enrolled[1]}.ms")" ]; then
-	first=${enrolled[0]} second=${enrolled[1]}
-else
-	first=${enrolled[1]} second=${enrolled[0]}
-fi
+tail -n "+$trio" "$SERVER_LOG" > "$WORK/trio.log"
+# The first is the one the plugin checked first (not the first to finish:
+# its answer waits for its consume, which waits for the second's check).
+first=${enrolled[0]} second=${enrolled[1]}
+b0=$(grep -n "slow: check of txid $(txid_of "$first") begins" "$WORK/trio.log" | cut -d: -f1 | head -1)
+b1=$(grep -n "slow: check of txid $(txid_of "$second") begins" "$WORK/trio.log" | cut -d: -f1 | head -1)
+[ -n "$b0" ] && [ -n "$b1" ] || fail "the plugin did not check both enrolled devices"
+[ "$b0" -lt "$b1" ] || { first=${enrolled[1]} second=${enrolled[0]}; }
 third=${busy[0]}
 first_tx=$(txid_of "$first") second_tx=$(txid_of "$second") third_tx=$(txid_of "$third")
 [ -n "$first_tx" ] && [ -n "$second_tx" ] && [ -n "$third_tx" ] || fail "a client printed no transactionID"
-tail -n "+$trio" "$SERVER_LOG" > "$WORK/trio.log"
 
 check "the plugin was asked about two of them, never about two at once"
 grep "slow: check of txid" "$WORK/trio.log" | sed 's/^.*: slow: /   plugin: /'
