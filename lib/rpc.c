@@ -904,6 +904,10 @@ struct rpc_start {
 #define RPC_COPIES_MAX 4 /* rpc_call sends three times at most */
 
 struct rpc_answering {
+	/* The owner's, taken by another worker only to look (no lock of
+	 * them all: the workers would wait on each other at every
+	 * request). */
+	pthread_mutex_t lock;
 	int busy;
 	uint64_t id;
 	const char *peer; /* the worker's name of the caller's key */
@@ -914,7 +918,6 @@ struct rpc_answering {
 };
 
 struct rpc_copies {
-	pthread_mutex_t lock;
 	struct rpc_answering *slots; /* one per worker */
 	int n;
 };
@@ -1117,32 +1120,40 @@ rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
 {
 	struct rpc_answering *own = &c->slots[slot];
 
-	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < c->n; i++) {
 		struct rpc_answering *a = &c->slots[i];
+		int absorbed = 0;
 
-		if (i == slot || !a->busy || a->id != req->id ||
-		    a->size != size || strcmp(a->peer, peer) != 0 ||
-		    memcmp(a->data, data, size) != 0)
+		if (i == slot)
 			continue;
-		if (a->ncopies == RPC_COPIES_MAX)
-			break; /* more than a caller sends: answered anew */
-		zmq_msg_init(&a->copies[a->ncopies]);
-		zmq_msg_move(&a->copies[a->ncopies++], ident);
-		pthread_mutex_unlock(&c->lock);
-		log_info("rpc: request %llu from %s sent again while it is "
-		         "answered: one answer, to each",
-		    (unsigned long long)req->id,
-		    req->origin ? req->origin : "?");
-		return 1;
+		pthread_mutex_lock(&a->lock);
+		if (a->busy && a->id == req->id && a->size == size &&
+		    strcmp(a->peer, peer) == 0 &&
+		    memcmp(a->data, data, size) == 0 &&
+		    a->ncopies < RPC_COPIES_MAX) {
+			zmq_msg_init(&a->copies[a->ncopies]);
+			zmq_msg_move(&a->copies[a->ncopies++], ident);
+			absorbed = 1;
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (absorbed) {
+			log_info("rpc: request %llu from %s sent again while "
+			         "it is answered: one answer, to each",
+			    (unsigned long long)req->id,
+			    req->origin ? req->origin : "?");
+			return 1;
+		}
 	}
+	/* Two copies taken at the same moment by two workers may both be
+	 * handled, as every copy was before there was this. */
+	pthread_mutex_lock(&own->lock);
 	own->busy = 1;
 	own->id = req->id;
 	own->peer = peer;
 	own->data = data;
 	own->size = size;
 	own->ncopies = 0;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&own->lock);
 	return 0;
 }
 
@@ -1154,7 +1165,7 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
 	struct rpc_answering *own = &c->slots[slot];
 	int n;
 
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&own->lock);
 	n = own->ncopies;
 	for (int i = 0; i < n; i++) {
 		zmq_msg_init(&to[i]);
@@ -1164,7 +1175,7 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
 	own->ncopies = 0;
 	own->busy = 0;
 	own->data = NULL;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&own->lock);
 	return n;
 }
 
@@ -1793,7 +1804,7 @@ rpc_serve(const struct rpc_server_config *config)
 {
 	void *front = NULL, *back = NULL;
 	struct rpc_worker *workers = NULL;
-	struct rpc_copies copies = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
+	struct rpc_copies copies = {NULL, 0};
 	struct rpc_start start = {
 	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 	struct rpc_zap zap;
@@ -1902,6 +1913,8 @@ rpc_serve(const struct rpc_server_config *config)
 	    (copies.slots = calloc(nworkers, sizeof(*copies.slots))) == NULL)
 		goto out_mask;
 	copies.n = nworkers;
+	for (int i = 0; i < nworkers; i++)
+		pthread_mutex_init(&copies.slots[i].lock, NULL);
 	for (int i = 0; i < nworkers; i++) {
 		workers[i].config = config;
 		workers[i].backend = backend;
@@ -1964,7 +1977,9 @@ out:
 	if (zap.started)
 		pthread_join(zap.thread, NULL);
 	free(workers);
-	free(copies.slots); /* no worker left: none busy, none redirected */
+	for (int i = 0; copies.slots != NULL && i < copies.n; i++)
+		pthread_mutex_destroy(&copies.slots[i].lock);
+	free(copies.slots); /* no worker left: none busy, no copy held */
 	if (config->worker_fini != NULL && inline_state != NULL)
 		config->worker_fini(inline_state);
 	if (rc == 0 && strncmp(config->endpoint, "ipc://", 6) == 0)

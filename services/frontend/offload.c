@@ -10,6 +10,7 @@
  * answered at once (libmicrohttpd's documented suspend/resume pattern).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +30,9 @@ struct offload {
 	size_t queued;
 	int refresh; /* cache_refresh() asked for */
 	int stopping;
-	size_t resumed; /* answered, not yet completed (offload_sent) */
+	/* Answered, not yet completed (offload_sent): atomic, not under
+	 * `lock`, which every HTTP and upstream thread takes. */
+	atomic_size_t resumed;
 	pthread_t *threads;
 	size_t nthreads;
 };
@@ -85,9 +88,7 @@ offload_run(struct offload *o, struct request *r, int stopping)
 	} else
 		r->held_result = http_dispatch(fe, c, r);
 	r->resumed = 1;
-	pthread_mutex_lock(&o->lock);
-	o->resumed++;
-	pthread_mutex_unlock(&o->lock);
+	atomic_fetch_add(&o->resumed, 1);
 	/* r belongs to the HTTP thread again from here. */
 	MHD_resume_connection(c);
 }
@@ -117,6 +118,7 @@ offload_start(struct frontend *fe, long threads)
 
 	if (o == NULL)
 		return NULL;
+	atomic_init(&o->resumed, 0);
 	/* Four per core: enough requests at the RA to keep its workers
 	 * (two per core) busy; more only add threads. */
 	if (threads <= 0) {
@@ -205,12 +207,7 @@ offload_drain(struct offload *o)
 	 * without a word, a certificate issued or a password made lost. A
 	 * client that does not read gets OFFLOAD_SEND_MS. */
 	for (int waited = 0; waited < OFFLOAD_SEND_MS; waited += 10) {
-		size_t left;
-
-		pthread_mutex_lock(&o->lock);
-		left = o->resumed;
-		pthread_mutex_unlock(&o->lock);
-		if (left == 0)
+		if (atomic_load(&o->resumed) == 0)
 			break;
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 	}
@@ -219,10 +216,7 @@ offload_drain(struct offload *o)
 void
 offload_sent(struct offload *o)
 {
-	pthread_mutex_lock(&o->lock);
-	if (o->resumed > 0)
-		o->resumed--;
-	pthread_mutex_unlock(&o->lock);
+	atomic_fetch_sub(&o->resumed, 1);
 }
 
 void
