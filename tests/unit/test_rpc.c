@@ -626,6 +626,41 @@ test_curve_start_up_checks(void **state)
 	rpc_curve_free(own);
 }
 
+/* GetCACert (ca_ident `ident`) from a thread of its own: its status and
+ * answer ("status N" when refused). */
+struct cacert_call {
+	void *ctx;
+	const char *ident, *origin;
+	int rc;
+	char answer[64];
+	int timeout_ms;
+};
+
+static void *
+call_in_thread(void *arg)
+{
+	struct cacert_call *c = arg;
+	struct rpc_client *client = rpc_client_new(c->ctx, endpoint, c->origin);
+	Scep__V1__Reply *reply = NULL;
+
+	c->rc = -1;
+	if (client != NULL &&
+	    (c->rc = call_cacert(client, c->ident, c->timeout_ms, &reply)) ==
+	        RPC_OK) {
+		if (reply->status != SCEP__V1__STATUS__STATUS_OK)
+			snprintf(c->answer, sizeof(c->answer), "status %d",
+			    (int)reply->status);
+		else if (reply->body_case != SCEP__V1__REPLY__BODY_GET_CA_CERT)
+			snprintf(c->answer, sizeof(c->answer), "no answer");
+		else
+			snprintf(c->answer, sizeof(c->answer), "%s",
+			    reply->get_ca_cert->content_type);
+		scep__v1__reply__free_unpacked(reply, NULL);
+	}
+	rpc_client_free(client);
+	return NULL;
+}
+
 /* --- two workers --------------------------------------------------- */
 
 static int
@@ -705,25 +740,6 @@ test_idle_worker_takes_the_request(void **state)
 	zmq_ctx_term(ctx);
 }
 
-struct late_call {
-	void *ctx;
-	int rc;
-};
-
-static void *
-call_late(void *arg)
-{
-	struct late_call *c = arg;
-	struct rpc_client *client = rpc_client_new(c->ctx, endpoint, "test");
-	Scep__V1__Reply *reply = NULL;
-
-	c->rc = client != NULL ? call_cacert(client, "late", 300, &reply)
-	                       : RPC_ESYS;
-	scep__v1__reply__free_unpacked(reply, NULL);
-	rpc_client_free(client);
-	return NULL;
-}
-
 /*
  * A request that waited for a worker past its deadline is dropped, and the
  * worker that dropped it is idle again. Both workers busy (600 ms), a
@@ -738,7 +754,7 @@ test_worker_idle_again_after_a_dropped_request(void **state)
 {
 	void *ctx = zmq_ctx_new();
 	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
-	struct late_call late = {ctx, 0};
+	struct cacert_call late = {ctx, "late", "test", 0, "", 300};
 	struct timespec t;
 	Scep__V1__Reply *reply = NULL;
 	pthread_t slow[2], late_thread;
@@ -752,7 +768,7 @@ test_worker_idle_again_after_a_dropped_request(void **state)
 		    pthread_create(&slow[i], NULL, call_slow, ctx), 0);
 	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
 	assert_int_equal(
-	    pthread_create(&late_thread, NULL, call_late, &late), 0);
+	    pthread_create(&late_thread, NULL, call_in_thread, &late), 0);
 	pthread_join(late_thread, NULL);
 	assert_int_equal(late.rc, RPC_ETIMEDOUT);
 	for (int i = 0; i < 2; i++)
@@ -857,39 +873,6 @@ teardown_batches(void **state)
 	return rc;
 }
 
-struct batch_call {
-	void *ctx;
-	const char *ident, *origin;
-	int rc;
-	char answer[64];
-	int timeout_ms;
-};
-
-static void *
-call_in_thread(void *arg)
-{
-	struct batch_call *c = arg;
-	struct rpc_client *client = rpc_client_new(c->ctx, endpoint, c->origin);
-	Scep__V1__Reply *reply = NULL;
-
-	c->rc = -1;
-	if (client != NULL &&
-	    (c->rc = call_cacert(client, c->ident, c->timeout_ms, &reply)) ==
-	        RPC_OK) {
-		if (reply->status != SCEP__V1__STATUS__STATUS_OK)
-			snprintf(c->answer, sizeof(c->answer), "status %d",
-			    (int)reply->status);
-		else if (reply->body_case != SCEP__V1__REPLY__BODY_GET_CA_CERT)
-			snprintf(c->answer, sizeof(c->answer), "no answer");
-		else
-			snprintf(c->answer, sizeof(c->answer), "%s",
-			    reply->get_ca_cert->content_type);
-		scep__v1__reply__free_unpacked(reply, NULL);
-	}
-	rpc_client_free(client);
-	return NULL;
-}
-
 /*
  * While a slow batch runs, three requests of the batch kind arrive, and a
  * fourth from a caller its route refuses: the three are handed over
@@ -903,8 +886,8 @@ static void
 test_waiting_requests_come_as_one_batch(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	struct batch_call slow = {ctx, "slow", "test", 0, "", 3000};
-	struct batch_call calls[5] = {
+	struct cacert_call slow = {ctx, "slow", "test", 0, "", 3000};
+	struct cacert_call calls[5] = {
 	    {ctx, "a", "test", 0, "", 3000},
 	    {ctx, "b", "test", 0, "", 3000},
 	    {ctx, "c", "test", 0, "", 3000},
@@ -1003,11 +986,11 @@ static void
 test_requests_expiring_while_others_are_handled_are_dropped(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	struct batch_call slow = {ctx, "slow", "test", 0, "", 3000};
-	struct batch_call late = {ctx, "late", "test", 0, "", 700};
+	struct cacert_call slow = {ctx, "slow", "test", 0, "", 3000};
+	struct cacert_call late = {ctx, "late", "test", 0, "", 700};
 	/* 6 s: a caller resends after a third of its time (Lazy Pirate),
 	 * and a resent copy would be handled again. */
-	struct batch_call in_time = {ctx, "in time", "test", 0, "", 6000};
+	struct cacert_call in_time = {ctx, "in time", "test", 0, "", 6000};
 	struct next_call first = {ctx, 6000, 0}, second = {ctx, 700, 0};
 	pthread_t slow_thread, late_thread, in_time_thread, first_thread,
 	    second_thread;
