@@ -173,16 +173,11 @@ cache_fresh(int64_t at, int stale)
  * place of the rule of struct cache.
  */
 static enum upstream_result
-cache_verdict(struct frontend *fe, int64_t at, int may_wait)
+cache_verdict(struct frontend *fe, int64_t at, int64_t failed_at, int may_wait)
 {
-	int failed_lately;
-
 	/* The RA did not answer lately: the old copy, not RPCTimeout of
 	 * waiting for it again for each admin page, profile or device. */
-	pthread_mutex_lock(&fe->cache.lock);
-	failed_lately = cache_fresh(fe->cache.refresh_failed_at, 0);
-	pthread_mutex_unlock(&fe->cache.lock);
-	if (at != 0 && failed_lately)
+	if (at != 0 && cache_fresh(failed_at, 0))
 		return UPSTREAM_OK;
 	if (at != 0 &&
 	    (cache_fresh(at, 0) || (!may_wait && cache_fresh(at, 1)))) {
@@ -226,14 +221,15 @@ cache_get_caps(
 	Scep__V1__Reply *rep = NULL;
 	enum upstream_result res;
 	char *fresh = NULL, *old = NULL;
-	int64_t at = 0;
+	int64_t at = 0, failed_at;
 
 	*caps = NULL;
 	pthread_mutex_lock(&fe->cache.lock);
 	if (fe->cache.caps != NULL && (*caps = strdup(fe->cache.caps)) != NULL)
 		at = fe->cache.caps_at;
+	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
-	res = cache_verdict(fe, at, may_wait);
+	res = cache_verdict(fe, at, failed_at, may_wait);
 	if (res != UPSTREAM_FAILED) {
 		if (res != UPSTREAM_OK) {
 			free(*caps);
@@ -289,7 +285,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	Scep__V1__GetCACertReply *cr;
 	struct cacert fresh, old;
 	enum upstream_result res = UPSTREAM_OK;
-	int64_t at;
+	int64_t at, failed_at;
 	int oom = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -301,12 +297,13 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		oom = cacert_copy(out, c->body, c->body_len, c->content_type,
 		          c->ca_der, c->ca_der_len) != 0;
 	}
+	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (oom) {
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
-	res = cache_verdict(fe, at, may_wait);
+	res = cache_verdict(fe, at, failed_at, may_wait);
 	if (res != UPSTREAM_FAILED) {
 		if (res != UPSTREAM_OK)
 			cacert_clear(out);
