@@ -41,15 +41,6 @@ out:
 
 static char store_full_text[256];
 
-void
-store_set_limit(const char *setting, long mib)
-{
-	snprintf(store_full_text, sizeof(store_full_text),
-	    "the database is full: its %ld MiB (%s) are used up; raise it "
-	    "and restart the service",
-	    mib, setting);
-}
-
 const char *
 store_strerror(int e)
 {
@@ -59,19 +50,24 @@ store_strerror(int e)
 }
 
 int
-store_open(const char *dir, size_t map_size, const char *const *names,
-    MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen)
+store_open(const char *dir, long map_mib, const char *limit,
+    const char *const *names, MDB_env **env, MDB_dbi *dbis, char *err,
+    size_t errlen)
 {
 	MDB_txn *txn = NULL;
 	int dead = 0, e, n = 0, rc = -1;
 
 	*env = NULL;
+	snprintf(store_full_text, sizeof(store_full_text),
+	    "the database is full: its %ld MiB (%s) are used up; raise it "
+	    "and restart the service",
+	    map_mib, limit);
 	while (names[n] != NULL)
 		n++;
 	if (store_mkdir_p(dir, err, errlen) != 0)
 		goto out;
 	if ((e = mdb_env_create(env)) != 0 ||
-	    (e = mdb_env_set_mapsize(*env, map_size)) != 0 ||
+	    (e = mdb_env_set_mapsize(*env, (size_t)map_mib << 20)) != 0 ||
 	    /* Room for databases the caller opens with flags of its own. */
 	    (e = mdb_env_set_maxdbs(*env, n + 4)) != 0 ||
 	    (e = mdb_env_open(*env, dir, 0, 0600)) != 0) {

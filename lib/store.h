@@ -14,17 +14,17 @@ int store_mkdir_p(const char *dir, char *err, size_t errlen);
 
 /*
  * Opens the environment in `dir` (created if missing) with room for
- * `map_size` bytes, clears reader slots left by a crashed run, and opens
- * the databases named in `names` (NULL-terminated; a NULL first entry is
- * the unnamed main database) into dbis[]. On failure *env is NULL and err
- * names the directory.
+ * `map_mib` MiB, which the setting `limit` gives ("DatabaseMaxMiB in
+ * [ca]": named by store_strerror when the map is full), clears reader
+ * slots left by a crashed run, and opens the databases named in `names`
+ * (NULL-terminated; a NULL first entry is the unnamed main database) into
+ * dbis[]. On failure *env is NULL and err names the directory. One
+ * environment per process.
  */
-int store_open(const char *dir, size_t map_size, const char *const *names,
-    MDB_env **env, MDB_dbi *dbis, char *err, size_t errlen);
+int store_open(const char *dir, long map_mib, const char *limit,
+    const char *const *names, MDB_env **env, MDB_dbi *dbis, char *err,
+    size_t errlen);
 
-/* The setting that gives the map its size ("DatabaseMaxMiB in [ca]") and
- * its value, named by store_strerror; set once, before any thread. */
-void store_set_limit(const char *setting, long mib);
 /* mdb_strerror(e); a full map (MDB_MAP_FULL) also names the setting. */
 const char *store_strerror(int e);
 

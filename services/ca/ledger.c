@@ -46,11 +46,9 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 
 	/* The map is address space only; the file grows with what is
 	 * written. */
-	store_set_limit(
-	    "DatabaseMaxMiB in [ca]", ca->settings.database_max_mib);
-	if (store_open(ca->settings.database,
-	        (size_t)ca->settings.database_max_mib << 20, names, &ca->env,
-	        dbis, err, errlen) != 0)
+	if (store_open(ca->settings.database, ca->settings.database_max_mib,
+	        "DatabaseMaxMiB in [ca]", names, &ca->env, dbis, err,
+	        errlen) != 0)
 		return -1;
 	ca->certs = dbis[0];
 	ca->txids = dbis[1];

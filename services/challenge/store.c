@@ -23,11 +23,9 @@ challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
 	static const char *const main_db[] = {NULL};
 
-	store_set_limit(
-	    "DatabaseMaxMiB in [challenge]", c->settings.database_max_mib);
-	return store_open(c->settings.database,
-	    (size_t)c->settings.database_max_mib << 20, main_db, &c->env,
-	    &c->dbi, err, errlen);
+	return store_open(c->settings.database, c->settings.database_max_mib,
+	    "DatabaseMaxMiB in [challenge]", main_db, &c->env, &c->dbi, err,
+	    errlen);
 }
 
 void
