@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "rpc.h"
@@ -707,6 +708,8 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 		attempt_ms = RPC_MIN_ATTEMPT_MS;
 	req->id = ++client->next_id;
 	req->deadline_ms = deadline;
+	req->has_sent_ms = 1;
+	req->sent_ms = start;
 	req->origin = client->origin;
 	len = scep__v1__request__get_packed_size(req);
 	if (client->max_request > 0 &&
@@ -989,6 +992,160 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
 	return rpc_peer_allowed(route->peers, peer);
 }
 
+/*
+ * Deadlines are read by the caller's clock, which on another host is not
+ * this one's: a host 90 s ahead of its callers would find every request
+ * past its deadline and answer nothing; one behind would work on past
+ * the caller. Each request says when it was first sent by that clock
+ * (sent_ms). The smallest lag (now - sent_ms) seen from one host over
+ * the last 5 to 10 s is how far this clock is ahead of the caller's, plus
+ * the quickest transit; queue waits and copies sent again only lag more.
+ * (A longer memory would hold on to a minimum from before a clock was
+ * stepped: every request from that host dropped meanwhile.) Beyond RPC_CLOCK_SLACK_MS the clocks differ, and the
+ * caller's deadlines are moved by it (logged, with the caller's name and
+ * address); within it, the difference is left alone, as transit and
+ * queueing can make that much. Hosts by their address ("Peer-Address"
+ * of tcp://): a clock is a host's, and callers on two hosts may share a
+ * key's name. Without one (ipc://, inproc://: this host) nothing moves.
+ */
+#define RPC_CLOCK_SLACK_MS 1000
+#define RPC_CLOCK_WINDOW_MS 5000
+#define RPC_CLOCK_RELOG_MS (10 * 60 * 1000)
+#define RPC_CLOCK_MAX_MS (24 * 3600 * 1000LL)
+#define RPC_CLOCK_HOSTS 32
+#define RPC_ADDRESS_MAX 64 /* an IPv6 address, its port and NUL */
+
+struct rpc_clock_host {
+	char address[RPC_ADDRESS_MAX];
+	int64_t window; /* the monotonic window of `lag` */
+	int64_t lag, prev; /* the smallest lag in it; in the one before */
+	int64_t used; /* monotonic ms last seen: the oldest goes */
+	int64_t logged; /* the offset last logged, 0: agreeing */
+	int64_t logged_at; /* monotonic ms */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct rpc_clock_host hosts[RPC_CLOCK_HOSTS];
+} rpc_clocks = {PTHREAD_MUTEX_INITIALIZER, {{{0}, 0, 0, 0, 0, 0, 0}}};
+
+static struct rpc_clock_host *
+rpc_clock_host(const char *address)
+{
+	struct rpc_clock_host *h, *oldest = &rpc_clocks.hosts[0];
+
+	for (h = rpc_clocks.hosts; h < rpc_clocks.hosts + RPC_CLOCK_HOSTS;
+	     h++) {
+		if (strcmp(h->address, address) == 0)
+			return h;
+		if (h->used < oldest->used)
+			oldest = h;
+	}
+	memset(oldest, 0, sizeof(*oldest));
+	snprintf(oldest->address, sizeof(oldest->address), "%s", address);
+	oldest->window = INT64_MIN; /* none: not the one before any */
+	return oldest;
+}
+
+/* The address of the host a message came from: its "Peer-Address" on
+ * tcp://, "" on ipc:// and inproc:// (this host). */
+static const char *
+rpc_peer_address(zmq_msg_t *msg)
+{
+	const char *address = zmq_msg_gets(msg, "Peer-Address");
+
+	if (address == NULL || strlen(address) >= RPC_ADDRESS_MAX)
+		return "";
+	return address;
+}
+
+/* A worker's peer frame (rpc_forward_request): the key's name, a NUL, the
+ * address. A name longer than ZAP gives is none (it admits nothing). */
+static void
+rpc_peer_split(zmq_msg_t *peer, char *name, size_t name_size, char *address,
+    size_t address_size)
+{
+	const char *data = zmq_msg_data(peer), *nul;
+	size_t size = zmq_msg_size(peer), len;
+
+	name[0] = address[0] = '\0';
+	nul = memchr(data, '\0', size);
+	len = nul != NULL ? (size_t)(nul - data) : size;
+	if (len < name_size) {
+		memcpy(name, data, len);
+		name[len] = '\0';
+	}
+	if (nul != NULL &&
+	    (len = size - (size_t)(nul - data) - 1) < address_size) {
+		memcpy(address, nul + 1, len);
+		address[len] = '\0';
+	}
+}
+
+/* Moves req->deadline_ms to this host's clock; `address` is the caller's
+ * host ("" when it is this one), `peer` its name for the log (NULL: its
+ * origin was not given, "?"). */
+static void
+rpc_clock_translate(
+    const char *address, const char *peer, Scep__V1__Request *req)
+{
+	int64_t now, mono, window, lag, offset, logged = 0;
+	struct rpc_clock_host *h;
+	int say = 0;
+
+	if (!req->has_sent_ms || address == NULL || address[0] == '\0')
+		return;
+	now = rpc_now_ms();
+	/* Clocks a day apart are not a clock's drift: left as they are. */
+	if (req->sent_ms < now - RPC_CLOCK_MAX_MS ||
+	    req->sent_ms > now + RPC_CLOCK_MAX_MS ||
+	    req->deadline_ms < now - 2 * RPC_CLOCK_MAX_MS ||
+	    req->deadline_ms > now + 2 * RPC_CLOCK_MAX_MS)
+		return;
+	mono = clock_monotonic_ms();
+	window = mono / RPC_CLOCK_WINDOW_MS;
+	lag = now - req->sent_ms;
+	pthread_mutex_lock(&rpc_clocks.lock);
+	h = rpc_clock_host(address);
+	h->used = mono;
+	if (h->window != window) {
+		h->prev = h->window == window - 1 ? h->lag : INT64_MAX;
+		h->window = window;
+		h->lag = lag;
+	} else if (lag < h->lag)
+		h->lag = lag;
+	offset = h->lag < h->prev ? h->lag : h->prev;
+	if (offset > -RPC_CLOCK_SLACK_MS && offset < RPC_CLOCK_SLACK_MS)
+		offset = 0;
+	if (offset != 0 &&
+	    (h->logged == 0 || llabs(offset - h->logged) > RPC_CLOCK_SLACK_MS ||
+	        mono - h->logged_at > RPC_CLOCK_RELOG_MS)) {
+		say = 1;
+		h->logged = offset;
+		h->logged_at = mono;
+	} else if (offset == 0 && h->logged != 0) {
+		say = 1;
+		logged = h->logged;
+		h->logged = 0;
+	}
+	pthread_mutex_unlock(&rpc_clocks.lock);
+	req->deadline_ms += offset;
+	if (!say)
+		return;
+	if (offset != 0)
+		log_warn(
+		    "rpc: the clock of '%s' at %s is about %.1f s %s this "
+		    "host's: its requests' deadlines are read by its clock "
+		    "(check NTP on both hosts)",
+		    peer ? peer : "?", address, (double)llabs(offset) / 1000,
+		    offset > 0 ? "behind" : "ahead of");
+	else
+		log_info("rpc: the clock of '%s' at %s agrees with this host's "
+		         "again (it was %.1f s %s)",
+		    peer ? peer : "?", address, (double)llabs(logged) / 1000,
+		    logged > 0 ? "behind" : "ahead");
+}
+
 /* Past its deadline (logged): its caller has given up or sent it again. */
 static int
 rpc_past_deadline(const Scep__V1__Request *req)
@@ -1017,11 +1174,11 @@ rpc_last_frame(void *sock, zmq_msg_t *body)
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
  * its refusal already. `peer`: the name of the caller's CurveZMQ key,
- * NULL without CURVE.
+ * NULL without CURVE; `address`: the caller's host, "" on this one.
  */
 static Scep__V1__Request *
 rpc_admit(const struct rpc_server_config *config, const char *peer,
-    const void *data, size_t size, Scep__V1__Reply *reply,
+    const char *address, const void *data, size_t size, Scep__V1__Reply *reply,
     const struct rpc_route **route)
 {
 	Scep__V1__Request *req;
@@ -1035,26 +1192,30 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 		return NULL;
 	}
 	reply->id = req->id;
-	if (rpc_past_deadline(req)) {
-		scep__v1__request__free_unpacked(req, NULL);
-		return NULL;
-	}
 	r = rpc_route_find(config->routes, req->body_case);
-	if (r == NULL) {
+	if (r != NULL && rpc_caller_allowed(r, peer, req)) {
+		/* Only a caller it serves teaches it a host's clock. */
+		rpc_clock_translate(address,
+		    peer != NULL && peer[0] != '\0' ? peer : req->origin, req);
+		if (rpc_past_deadline(req)) {
+			scep__v1__request__free_unpacked(req, NULL);
+			return NULL;
+		}
+		*route = r;
+	} else if (r == NULL) { /* refused whenever: a refusal costs nothing */
 		log_warn("rpc: request %llu from %s: no route for body %d",
 		    (unsigned long long)req->id,
 		    req->origin ? req->origin : "?", (int)req->body_case);
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply->error = "request kind not served here";
-	} else if (!rpc_caller_allowed(r, peer, req)) {
+	} else {
 		log_warn("rpc: request %llu: %s is not permitted from '%s'%s%s",
 		    (unsigned long long)req->id, r->name,
 		    req->origin ? req->origin : "",
 		    peer ? " with the key of " : "", peer ? peer : "");
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply->error = "request kind not permitted from this peer";
-	} else
-		*route = r;
+	}
 	return req;
 }
 
@@ -1188,7 +1349,7 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
  */
 static int
 rpc_answer(const struct rpc_worker *w, void *state, void *sock,
-    zmq_msg_t *ident, const char *name, zmq_msg_t *body,
+    zmq_msg_t *ident, const char *name, const char *address, zmq_msg_t *body,
     struct rpc_arena *arena)
 {
 	const struct rpc_server_config *config = w->config;
@@ -1200,7 +1361,7 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
-	    zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
+	    address, zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
 	if (route != NULL &&
 	    rpc_copy_absorbed(w->copies, w->slot, name, req, zmq_msg_data(body),
 	        zmq_msg_size(body), ident)) {
@@ -1249,8 +1410,7 @@ rpc_worker_main(void *arg)
 		goto out;
 	for (;;) {
 		zmq_msg_t ident, peer, body;
-		char name[RPC_NAME_MAX];
-		size_t len;
+		char name[RPC_NAME_MAX], address[RPC_ADDRESS_MAX];
 
 		/* The routing id, the key's name (rpc_forward_request) and
 		 * the request. */
@@ -1269,16 +1429,14 @@ rpc_worker_main(void *arg)
 				break;
 			continue;
 		}
-		len = zmq_msg_size(&peer);
-		if (len >= sizeof(name))
-			len = 0; /* not a name ZAP gave: admits nothing */
-		memcpy(name, zmq_msg_data(&peer), len);
-		name[len] = '\0';
+		rpc_peer_split(
+		    &peer, name, sizeof(name), address, sizeof(address));
 		zmq_msg_close(&peer);
 		/* A reply says the worker is idle again (rpc_proxy); after a
 		 * request dropped (past its deadline, unreadable) "ready" does:
 		 * else the proxy never gave this worker another. */
-		if (!rpc_answer(w, state, sock, &ident, name, &body, &arena) &&
+		if (!rpc_answer(
+		        w, state, sock, &ident, name, address, &body, &arena) &&
 		    zmq_send(sock, "", 0, 0) < 0 && errno == ETERM)
 			break;
 	}
@@ -1316,7 +1474,8 @@ rpc_forward(void *from, void *to)
  * A request from the front to the idle worker `worker` (its routing id on
  * the back socket, consumed): the client's routing id, then a frame with
  * the name its CurveZMQ key was admitted under (the ZAP User-Id; empty
- * without CURVE), then its frames. Metadata stays with the socket a
+ * without CURVE), a NUL and its host's address (rpc_peer_address), then
+ * its frames. Metadata stays with the socket a
  * message arrived on: this is how the name reaches the worker. 0, or -1
  * if nothing was read from the front; `worker` is the caller's to close
  * either way (empty once sent).
@@ -1325,7 +1484,8 @@ static int
 rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 {
 	zmq_msg_t ident, msg, peer;
-	const char *user;
+	const char *user, *address;
+	size_t ulen, alen;
 	int more;
 
 	zmq_msg_init(&ident);
@@ -1339,8 +1499,11 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 	user = zmq_msg_gets(&msg, "User-Id");
 	if (user == NULL)
 		user = "";
+	address = rpc_peer_address(&msg);
+	ulen = strlen(user);
+	alen = strlen(address);
 	more = zmq_msg_more(&msg);
-	if (zmq_msg_init_size(&peer, strlen(user)) != 0) {
+	if (zmq_msg_init_size(&peer, ulen + 1 + alen) != 0) {
 		zmq_msg_close(&ident);
 		zmq_msg_close(&msg);
 		while (more) { /* drop the rest of this request */
@@ -1353,7 +1516,8 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 		}
 		return -1;
 	}
-	memcpy(zmq_msg_data(&peer), user, strlen(user));
+	memcpy(zmq_msg_data(&peer), user, ulen + 1);
+	memcpy((char *)zmq_msg_data(&peer) + ulen + 1, address, alen);
 	(void)zmq_msg_send(worker, back, ZMQ_SNDMORE); /* the caller closes */
 	if (zmq_msg_send(&ident, back, ZMQ_SNDMORE) < 0)
 		zmq_msg_close(&ident);
@@ -1637,7 +1801,7 @@ rpc_slot_read(
     const struct rpc_server_config *config, void *front, struct rpc_slot *s)
 {
 	static const Scep__V1__Reply init = SCEP__V1__REPLY__INIT;
-	char name[RPC_NAME_MAX] = "";
+	char name[RPC_NAME_MAX] = "", address[RPC_ADDRESS_MAX];
 	const char *user;
 	zmq_msg_t body;
 
@@ -1652,11 +1816,12 @@ rpc_slot_read(
 	user = zmq_msg_gets(&body, "User-Id");
 	if (user != NULL && strlen(user) < sizeof(name))
 		memcpy(name, user, strlen(user) + 1);
+	snprintf(address, sizeof(address), "%s", rpc_peer_address(&body));
 	rpc_last_frame(front, &body);
 	s->reply = init;
-	s->req =
-	    rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
-	        zmq_msg_data(&body), zmq_msg_size(&body), &s->reply, &s->route);
+	s->req = rpc_admit(config,
+	    rpc_curve_serves(config->curve) ? name : NULL, address,
+	    zmq_msg_data(&body), zmq_msg_size(&body), &s->reply, &s->route);
 	zmq_msg_close(&body);
 	return 1;
 }

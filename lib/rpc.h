@@ -2,7 +2,9 @@
  * Request/reply between services over ZeroMQ: ROUTER servers, DEALER
  * clients, one protobuf-c Request or Reply per frame (proto/scep.proto).
  *
- * Clients stamp each request with an id and an absolute deadline, poll to
+ * Clients stamp each request with an id, an absolute deadline and when it
+ * was sent, by their clock (a server on another host reads the deadline by
+ * the caller's clock: rpc_clock_translate in rpc.c), poll to
  * the deadline, resend the same id on a fresh socket when an attempt times
  * out (zguide Lazy Pirate; with several endpoints that is also failover) and
  * drop replies whose id does not match. They never block past the deadline.

@@ -13,7 +13,7 @@ test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins pytho
 	clang libclang-rt-14-dev
 	lmdb-utils iproute2 procps valgrind libplist-utils wrk chromium
 	docker-compose python3-yaml systemd
-	softhsm2 libengine-pkcs11-openssl haproxy)
+	softhsm2 libengine-pkcs11-openssl haproxy faketime)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -19,9 +19,11 @@
 #    key and a plain client get no answer, and the refusal is logged; an
 #    RA key that declares itself scepctl is refused;
 #  - the frontends list both RAs: with one RA killed, then with the other
-#    hung (SIGSTOP), enrollments still succeed within the request deadline.
+#    hung (SIGSTOP), enrollments still succeed within the request deadline;
+#  - hosts whose clocks differ (the CA's 90 s ahead, an RA's 90 s behind,
+#    by libfaketime): enrollments succeed, and the difference is logged.
 #
-# Needs root and iproute2 (`ip netns`); a required test: it fails when
+# Needs root, iproute2 (`ip netns`) and faketime; a required test: it fails when
 # namespaces cannot be made. Namespaces and processes go at exit, always.
 . "$(dirname "$0")/lib.sh"
 interop_init multihost
@@ -454,6 +456,47 @@ for i in 1 2 3; do
 	timed_enroll fe1 "CN=ra1 hung $i" "$WORK/hung$i.pem"
 done
 kill -CONT "${PID[ra1]}"
+
+# Clocks: the CA's host 90 s ahead of the others, RA 2's 90 s behind (two
+# hosts without NTP; libfaketime moves what the process reads, nothing
+# else). A request's deadline is the caller's clock plus its time
+# (RequestDeadline, RPCTimeout): read by a clock 90 s ahead, every request
+# would be past it, and the CA would answer nothing.
+# skewed NAME HOST PROGRAM CONF OFFSET: restarts the service so.
+skewed() {
+	local name=$1 host=$2 prog=$3 conf=$4 offset=$5
+	kill -TERM "${PID[$name]}"
+	wait "${PID[$name]}" || fail "$name did not stop cleanly"
+	# ASan wants to be the first library; libfaketime only wraps calls.
+	ip netns exec "$(ns "$host")" env LD_PRELOAD="$FAKETIME_LIB" \
+		FAKETIME="$offset" FAKETIME_DONT_RESET=1 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUILD_DIR/$prog" --config "$conf" >> "$WORK/$name.log" 2>&1 &
+	PID[$name]=$!
+}
+check "the CA's clock 90 s ahead of the RAs', RA 2's 90 s behind the frontends': enrollments succeed"
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+[ -e "$FAKETIME_LIB" ] || fail "$FAKETIME_LIB is missing: scripts/deps.sh --test installs faketime"
+skewed ca ca scepd-ca "$H/ca/scepd.conf" "+90s"
+wait_log ca "serving on tcp://.*CurveZMQ"
+skewed ra2 ra2 scepd-ra "$H/ra2/scepd.conf" "-90s"
+wait_log ra2 "serving on tcp://.*CurveZMQ"
+# RA 2's clock stepped back 90 s: the challenge service, which heard from
+# it with the clocks agreeing, follows the new difference within 10 s
+# (the smallest lag of the last 5 to 10 s); a host's clock that steps is
+# the rare case, one that differs the usual one.
+sleep 11
+for i in 1 2 3 4; do
+	timed_enroll fe1 "CN=skewed clocks $i" "$WORK/skew$i.pem"
+	verify_cert "$WORK/skew$i.pem"
+done
+# Both RAs, so both differences, were crossed (round robin).
+grep -q "clock of 'ra'.*behind" "$WORK/ca.log" ||
+	{ tail -20 "$WORK/ca.log"; fail "the CA does not log that the RAs' clocks differ from its own"; }
+grep -q "clock of 'frontend'.*ahead" "$WORK/ra2.log" ||
+	{ tail -20 "$WORK/ra2.log"; fail "RA 2 does not log that the frontends' clocks differ from its own"; }
+grep -m1 "clock of 'ra'" "$WORK/ca.log" | sed 's/^/   /'
+grep -m1 "clock of 'frontend'" "$WORK/ra2.log" | sed 's/^/   /'
 
 check "the services are still running, and stop cleanly"
 for s in "${!PID[@]}"; do

@@ -170,8 +170,9 @@ setup(void **state)
 	sigset_t block;
 
 	(void)state;
-	snprintf(endpoint, sizeof(endpoint),
-	    "ipc:///tmp/scepd-test-rpc-%d.sock", (int)getpid());
+	if (strncmp(endpoint, "tcp://", 6) != 0) /* setup_tcp's stays */
+		snprintf(endpoint, sizeof(endpoint),
+		    "ipc:///tmp/scepd-test-rpc-%d.sock", (int)getpid());
 	/* Only the server thread takes SIGTERM. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -1031,6 +1032,108 @@ test_requests_expiring_while_others_are_handled_are_dropped(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* --- clocks of other hosts -------------------------------------------- */
+
+/* Served on tcp:// (no CURVE: insecure allowed), two workers: a caller's
+ * address is its host's, which the proxy hands to the workers. */
+static int
+setup_tcp(void **state)
+{
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d",
+	    20000 + (int)(getpid() % 20000));
+	server_curve = load_curve(NULL, NULL, NULL, 1, endpoint);
+	if (server_curve == NULL)
+		return -1;
+	return setup_two_workers(state);
+}
+
+static int
+teardown_tcp(void **state)
+{
+	int rc = teardown_two_workers(state);
+
+	rpc_curve_free(server_curve);
+	server_curve = NULL;
+	return rc;
+}
+
+/* Sends a GetCACert "IDENT" as a caller whose clock reads `sent_ms` now
+ * (0: no sent_ms, as callers before it), with `budget_ms` to its
+ * deadline by that clock; its answer's content type in `answer`, or ""
+ * when none came within 1.5 s. */
+static void
+call_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
+    int64_t budget_ms, char *answer, size_t size)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
+	Scep__V1__Reply *reply;
+	uint8_t buf[256];
+	size_t len;
+	int n;
+
+	body.ca_ident = (char *)ident;
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
+	req.get_ca_cert = &body;
+	req.id = id;
+	req.origin = "test";
+	req.deadline_ms = (sent_ms ? sent_ms : rpc_now_ms()) + budget_ms;
+	req.has_sent_ms = sent_ms != 0;
+	req.sent_ms = sent_ms;
+	len = scep__v1__request__pack(&req, buf);
+	assert_true(len < sizeof(buf));
+	assert_int_equal(zmq_send(sock, buf, len, 0), (int)len);
+	answer[0] = '\0';
+	n = zmq_recv(sock, buf, sizeof(buf), 0);
+	if (n < 0)
+		return;
+	assert_non_null(reply = scep__v1__reply__unpack(NULL, (size_t)n, buf));
+	assert_int_equal(reply->id, id);
+	snprintf(answer, size, "%s", reply->get_ca_cert->content_type);
+	scep__v1__reply__free_unpacked(reply, NULL);
+}
+
+/*
+ * A caller on another host whose clock is 90 s behind: its requests'
+ * deadlines, read by this host's clock, all passed 87 s ago. They are
+ * read by its clock instead, learnt from when they say they were sent;
+ * one that was sent 5 s before the others, and whose 3 s are over by its
+ * clock too, is still dropped. Within RPC_CLOCK_SLACK_MS nothing moves.
+ */
+static void
+test_deadlines_read_by_the_callers_clock(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	void *sock = zmq_socket(ctx, ZMQ_DEALER);
+	int timeout = 1500, zero = 0;
+	char answer[64];
+
+	(void)state;
+	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	assert_int_equal(zmq_connect(sock, endpoint), 0);
+	/* A caller of before sent_ms, on time: answered as ever. */
+	call_with_clock(sock, 1, "no sent_ms", 0, 3000, answer, sizeof(answer));
+	assert_string_equal(answer, "no sent_ms");
+	/* 90 s behind, 3 s to go by its clock: answered, again and again. */
+	for (uint64_t id = 2; id < 5; id++) {
+		call_with_clock(sock, id, "behind", rpc_now_ms() - 90000, 3000,
+		    answer, sizeof(answer));
+		assert_string_equal(answer, "behind");
+	}
+	/* Sent 5 s before, by the same clock: its 3 s are over. */
+	call_with_clock(sock, 5, "stale", rpc_now_ms() - 95000, 3000, answer,
+	    sizeof(answer));
+	assert_string_equal(answer, "");
+	/* And its deadline was not read by this host's clock either: 3 s
+	 * more than the clocks' difference, on time by the caller's. */
+	call_with_clock(sock, 6, "behind, on time", rpc_now_ms() - 90000, 3000,
+	    answer, sizeof(answer));
+	assert_string_equal(answer, "behind, on time");
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
@@ -1053,6 +1156,9 @@ main(void)
 	    cmocka_unit_test(test_copy_of_a_request_in_hand_is_answered_once),
 	    cmocka_unit_test(test_copies_waiting_for_busy_workers_are_answered),
 	};
+	const struct CMUnitTest tcp_tests[] = {
+	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
+	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
 	    cmocka_unit_test(
@@ -1066,5 +1172,7 @@ main(void)
 	    setup_two_workers, teardown_two_workers);
 	failed += cmocka_run_group_tests_name(
 	    "batch", batch_tests, setup_batches, teardown_batches);
+	failed += cmocka_run_group_tests_name(
+	    "tcp", tcp_tests, setup_tcp, teardown_tcp);
 	return failed;
 }
