@@ -918,6 +918,13 @@ struct rpc_answering {
 	size_t size;
 	int ncopies;
 	zmq_msg_t copies[RPC_COPIES_MAX]; /* the copies' routing ids */
+	/* The last request answered and its answer, until its deadline
+	 * (rpc_server_config.keep_answers): a copy that waited in the queue
+	 * meanwhile finds it here. kept_reply empty: none. */
+	uint64_t kept_id;
+	char kept_peer[RPC_NAME_MAX];
+	int64_t kept_until;
+	zmq_msg_t kept_request, kept_reply;
 };
 
 struct rpc_copies {
@@ -1240,11 +1247,12 @@ rpc_pack(const Scep__V1__Reply *reply, size_t *out_len)
  */
 static int
 rpc_send_reply(void *sock, zmq_msg_t *ident, zmq_msg_t *copies, int ncopies,
-    const Scep__V1__Reply *reply, struct rpc_arena *arena)
+    const Scep__V1__Reply *reply, struct rpc_arena *arena, zmq_msg_t *keep)
 {
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	int secret, sent = 0, ok;
+	zmq_msg_t msg;
 
 	if (reply != NULL)
 		out = rpc_pack(reply, &out_len);
@@ -1253,9 +1261,17 @@ rpc_send_reply(void *sock, zmq_msg_t *ident, zmq_msg_t *copies, int ncopies,
 		ok = zmq_msg_send(ident, sock, ZMQ_SNDMORE) >= 0;
 		for (int i = 0; ok && i < ncopies; i++)
 			ok = zmq_msg_send(&copies[i], sock, ZMQ_SNDMORE) >= 0;
-		if (ok && zmq_send(sock, out, out_len, 0) >= 0)
-			sent = 1;
-		else
+		if (ok && zmq_msg_init_size(&msg, out_len) == 0) {
+			memcpy(zmq_msg_data(&msg), out, out_len);
+			/* Shared, not copied (libzmq counts references). */
+			if (keep != NULL && !secret)
+				zmq_msg_copy(keep, &msg);
+			if (zmq_msg_send(&msg, sock, 0) >= 0)
+				sent = 1;
+			else
+				zmq_msg_close(&msg);
+		}
+		if (!sent)
 			log_warn(
 			    "rpc: reply not sent: %s", zmq_strerror(errno));
 		if (secret) /* the packed copy of the secret */
@@ -1341,6 +1357,68 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
 }
 
 /*
+ * Whether `req` (the frame `data`, `size`) is a copy of a request a worker
+ * answered lately and kept the answer of (keep_answers): then that answer
+ * goes to `ident` (consumed) now, and 1. A copy that waited in the queue
+ * while the first was answered would else be handled again, when the
+ * service is slow already.
+ */
+static int
+rpc_copy_kept(struct rpc_copies *c, void *sock, const char *peer,
+    const Scep__V1__Request *req, const void *data, size_t size,
+    zmq_msg_t *ident)
+{
+	int64_t now = rpc_now_ms();
+
+	for (int i = 0; i < c->n; i++) {
+		struct rpc_answering *a = &c->slots[i];
+		zmq_msg_t reply;
+		int found = 0;
+
+		zmq_msg_init(&reply);
+		pthread_mutex_lock(&a->lock);
+		if (zmq_msg_size(&a->kept_reply) > 0 && a->kept_id == req->id &&
+		    a->kept_until >= now &&
+		    zmq_msg_size(&a->kept_request) == size &&
+		    strcmp(a->kept_peer, peer) == 0 &&
+		    memcmp(zmq_msg_data(&a->kept_request), data, size) == 0)
+			found = zmq_msg_copy(&reply, &a->kept_reply) == 0;
+		pthread_mutex_unlock(&a->lock);
+		if (!found) {
+			zmq_msg_close(&reply);
+			continue;
+		}
+		log_info("rpc: request %llu from %s sent again after it was "
+		         "answered: the same answer",
+		    (unsigned long long)req->id,
+		    req->origin ? req->origin : "?");
+		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
+		    zmq_msg_send(&reply, sock, 0) < 0)
+			log_warn(
+			    "rpc: reply not sent: %s", zmq_strerror(errno));
+		zmq_msg_close(&reply);
+		zmq_msg_close(ident);
+		return 1;
+	}
+	return 0;
+}
+
+/* This worker's last answer, kept for copies (rpc_copy_kept): the
+ * request's frame and the answer move in; the ones before go. */
+static void
+rpc_keep_answer(struct rpc_answering *own, const char *peer,
+    const Scep__V1__Request *req, zmq_msg_t *request, zmq_msg_t *reply)
+{
+	pthread_mutex_lock(&own->lock);
+	zmq_msg_move(&own->kept_request, request);
+	zmq_msg_move(&own->kept_reply, reply);
+	own->kept_id = req->id;
+	snprintf(own->kept_peer, sizeof(own->kept_peer), "%s", peer);
+	own->kept_until = req->deadline_ms;
+	pthread_mutex_unlock(&own->lock);
+}
+
+/*
  * Answers the request in `body` (more frames of it are read and dropped:
  * one message per frame is the rule) to `ident` on `sock`; `name` is what
  * its CurveZMQ key was admitted as ("" without CURVE). Whether an answer
@@ -1356,12 +1434,19 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
 	const struct rpc_route *route;
 	Scep__V1__Request *req;
-	zmq_msg_t copies[RPC_COPIES_MAX];
+	zmq_msg_t copies[RPC_COPIES_MAX], keep;
 	int sent, ncopies = 0;
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
 	    address, zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
+	if (route != NULL && config->keep_answers &&
+	    rpc_copy_kept(w->copies, sock, name, req, zmq_msg_data(body),
+	        zmq_msg_size(body), ident)) {
+		zmq_msg_close(body);
+		scep__v1__request__free_unpacked(req, NULL);
+		return 1;
+	}
 	if (route != NULL &&
 	    rpc_copy_absorbed(w->copies, w->slot, name, req, zmq_msg_data(body),
 	        zmq_msg_size(body), ident)) {
@@ -1374,9 +1459,15 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 		route->handler(state, req, &reply, arena);
 		ncopies = rpc_copy_done(w->copies, w->slot, copies);
 	}
+	zmq_msg_init(&keep);
+	sent = rpc_send_reply(sock, ident, copies, ncopies,
+	    req != NULL ? &reply : NULL, arena,
+	    route != NULL && config->keep_answers ? &keep : NULL);
+	if (zmq_msg_size(&keep) > 0)
+		rpc_keep_answer(
+		    &w->copies->slots[w->slot], name, req, body, &keep);
+	zmq_msg_close(&keep);
 	zmq_msg_close(body);
-	sent = rpc_send_reply(
-	    sock, ident, copies, ncopies, req != NULL ? &reply : NULL, arena);
 	scep__v1__request__free_unpacked(req, NULL);
 	return sent;
 }
@@ -1850,7 +1941,7 @@ static void
 rpc_slot_answer(void *front, struct rpc_slot *s, struct rpc_arena *arena)
 {
 	rpc_send_reply(front, &s->ident, NULL, 0,
-	    s->req != NULL ? &s->reply : NULL, arena);
+	    s->req != NULL ? &s->reply : NULL, arena, NULL);
 	scep__v1__request__free_unpacked(s->req, NULL);
 }
 
@@ -2078,8 +2169,11 @@ rpc_serve(const struct rpc_server_config *config)
 	    (copies.slots = calloc(nworkers, sizeof(*copies.slots))) == NULL)
 		goto out_mask;
 	copies.n = nworkers;
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < nworkers; i++) {
 		pthread_mutex_init(&copies.slots[i].lock, NULL);
+		zmq_msg_init(&copies.slots[i].kept_request);
+		zmq_msg_init(&copies.slots[i].kept_reply);
+	}
 	for (int i = 0; i < nworkers; i++) {
 		workers[i].config = config;
 		workers[i].backend = backend;
@@ -2142,8 +2236,11 @@ out:
 	if (zap.started)
 		pthread_join(zap.thread, NULL);
 	free(workers);
-	for (int i = 0; copies.slots != NULL && i < copies.n; i++)
+	for (int i = 0; copies.slots != NULL && i < copies.n; i++) {
 		pthread_mutex_destroy(&copies.slots[i].lock);
+		zmq_msg_close(&copies.slots[i].kept_request);
+		zmq_msg_close(&copies.slots[i].kept_reply);
+	}
 	free(copies.slots); /* no worker left: none busy, no copy held */
 	if (config->worker_fini != NULL && inline_state != NULL)
 		config->worker_fini(inline_state);

@@ -234,6 +234,13 @@ struct rpc_server_config {
 	 * one at a time. */
 	Scep__V1__Request__BodyCase batch_body;
 	rpc_batch_handler batch;
+	/* With several workers: each keeps its last answer (not one holding
+	 * a secret: rpc_adopt_secret) until that request's deadline, for a
+	 * copy of the request that waited in the queue while it was
+	 * answered; the copy gets the same answer without being handled
+	 * again. For a service whose requests and answers hold no secret
+	 * (the RA: envelopes), as the request's bytes are kept too. */
+	int keep_answers;
 };
 
 /*

@@ -266,6 +266,10 @@ main(int argc, char **argv)
 	server.endpoint = ra.settings.listen;
 	server.routes = ra_routes;
 	server.workers = (int)ra.settings.workers;
+	/* A copy of a PKIOperation that waited while the first was answered
+	 * gets that answer instead of a second decryption, challenge check
+	 * and signature (profiles, holding a password, are not kept). */
+	server.keep_answers = 1;
 	server.worker_init = ra_worker_init;
 	server.worker_fini = ra_worker_fini;
 	server.service = &ra;

@@ -33,11 +33,13 @@ static pthread_t server_thread;
 static char endpoint[128];
 static struct rpc_curve *server_curve; /* the CURVE group's server keys */
 static int server_workers = 1; /* the "two workers" group: 2 */
+static int server_keep_answers; /* the "two workers" group: as the RA */
 static int server_batches; /* the "batch" group: GetCACert in batches */
 static char key_dir[128];
 
 /* GetCACaps answers "caps <n>" for the n-th call; the ca_ident "slow"
- * makes GetCACert sleep 600 ms first. */
+ * makes GetCACert sleep 600 ms first (counted in slow_calls), "slower"
+ * 1200 ms. */
 static void
 handle_caps(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena)
@@ -71,6 +73,9 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 		atomic_fetch_add(&slow_calls, 1);
 		nanosleep(&ts, NULL);
 	}
+	if (req->get_ca_cert->ca_ident != NULL &&
+	    strcmp(req->get_ca_cert->ca_ident, "slower") == 0)
+		nanosleep(&(struct timespec){1, 200 * 1000 * 1000}, NULL);
 	scep__v1__get_cacert_reply__init(body);
 	body->content_type = rpc_strdup(arena,
 	    req->get_ca_cert->ca_ident ? req->get_ca_cert->ca_ident : "none");
@@ -155,6 +160,7 @@ serve(void *arg)
 	config.endpoint = endpoint;
 	config.routes = routes;
 	config.workers = server_workers;
+	config.keep_answers = server_keep_answers;
 	config.curve = server_curve;
 	if (server_batches) {
 		config.batch_body = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
@@ -668,6 +674,7 @@ static int
 setup_two_workers(void **state)
 {
 	server_workers = 2;
+	server_keep_answers = 1;
 	return setup(state);
 }
 
@@ -677,6 +684,7 @@ teardown_two_workers(void **state)
 	int rc = teardown(state);
 
 	server_workers = 1;
+	server_keep_answers = 0;
 	return rc;
 }
 
@@ -852,6 +860,57 @@ test_copies_waiting_for_busy_workers_are_answered(void **state)
 		pthread_join(slow[i], NULL);
 	/* Handled once (the two before were counted when they began). */
 	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
+static void *
+call_slower(void *arg)
+{
+	void *ctx = arg;
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	Scep__V1__Reply *reply = NULL;
+
+	if (client != NULL &&
+	    call_cacert(client, "slower", 3000, &reply) == RPC_OK)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	rpc_client_free(client);
+	return NULL;
+}
+
+/*
+ * One worker busy for 1200 ms; a slow request (600 ms) with 1500 ms, at
+ * the other worker from about 50 ms, is sent again at about 550 ms on a
+ * fresh socket (the first closed): the copy waits in the queue, as both
+ * workers are busy, until the first is answered (650 ms, to the closed
+ * socket). The worker that answered it takes the copy and sends the same
+ * answer: handled once, answered at about 650 ms, not handled again until
+ * 1250 ms.
+ */
+static void
+test_copy_waiting_while_the_first_is_answered_gets_its_answer(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	Scep__V1__Reply *reply = NULL;
+	struct timespec t;
+	pthread_t slower;
+	int before;
+
+	(void)state;
+	assert_non_null(client);
+	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_int_equal(pthread_create(&slower, NULL, call_slower, ctx), 0);
+	nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	before = atomic_load(&slow_calls);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	assert_int_equal(call_cacert(client, "slow", 1500, &reply), RPC_OK);
+	assert_string_equal(reply->get_ca_cert->content_type, "slow");
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_true(elapsed_ms(&t) < 1000);
+	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	pthread_join(slower, NULL);
 	rpc_client_free(client);
 	zmq_ctx_term(ctx);
 }
@@ -1155,6 +1214,8 @@ main(void)
 	    cmocka_unit_test(test_worker_idle_again_after_a_dropped_request),
 	    cmocka_unit_test(test_copy_of_a_request_in_hand_is_answered_once),
 	    cmocka_unit_test(test_copies_waiting_for_busy_workers_are_answered),
+	    cmocka_unit_test(
+	        test_copy_waiting_while_the_first_is_answered_gets_its_answer),
 	};
 	const struct CMUnitTest tcp_tests[] = {
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
