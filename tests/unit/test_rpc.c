@@ -864,20 +864,6 @@ test_copies_waiting_for_busy_workers_are_answered(void **state)
 	zmq_ctx_term(ctx);
 }
 
-static void *
-call_slower(void *arg)
-{
-	void *ctx = arg;
-	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
-	Scep__V1__Reply *reply = NULL;
-
-	if (client != NULL &&
-	    call_cacert(client, "slower", 3000, &reply) == RPC_OK)
-		scep__v1__reply__free_unpacked(reply, NULL);
-	rpc_client_free(client);
-	return NULL;
-}
-
 /*
  * One worker busy for 1200 ms; a slow request (600 ms) with 1500 ms, at
  * the other worker from about 50 ms, is sent again at about 550 ms on a
@@ -893,15 +879,17 @@ test_copy_waiting_while_the_first_is_answered_gets_its_answer(void **state)
 	void *ctx = zmq_ctx_new();
 	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
 	Scep__V1__Reply *reply = NULL;
+	struct cacert_call slower = {ctx, "slower", "test", 0, "", 3000};
 	struct timespec t;
-	pthread_t slower;
+	pthread_t slower_thread;
 	int before;
 
 	(void)state;
 	assert_non_null(client);
 	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
 	scep__v1__reply__free_unpacked(reply, NULL);
-	assert_int_equal(pthread_create(&slower, NULL, call_slower, ctx), 0);
+	assert_int_equal(
+	    pthread_create(&slower_thread, NULL, call_in_thread, &slower), 0);
 	nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
 	before = atomic_load(&slow_calls);
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -910,7 +898,8 @@ test_copy_waiting_while_the_first_is_answered_gets_its_answer(void **state)
 	scep__v1__reply__free_unpacked(reply, NULL);
 	assert_true(elapsed_ms(&t) < 1000);
 	assert_int_equal(atomic_load(&slow_calls) - before, 1);
-	pthread_join(slower, NULL);
+	pthread_join(slower_thread, NULL);
+	assert_int_equal(slower.rc, RPC_OK);
 	rpc_client_free(client);
 	zmq_ctx_term(ctx);
 }
