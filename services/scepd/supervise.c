@@ -27,6 +27,10 @@
 #define STABLE_MS 60000 /* a child that ran this long starts over */
 #define QUICK_EXIT_MS 2000 /* exit 1 this fast: a configuration error */
 #define CONFIG_FAILURES 3
+/* Each service's own, from its SIGTERM: with one for all, a service that
+ * took it (a frontend waiting on a hung one, a hung one, a leak check
+ * under valgrind) left none to the next, and the CA was killed in the
+ * middle of its clean stop. */
 #define STOP_GRACE_MS 10000
 
 struct child {
@@ -173,19 +177,20 @@ reap(struct child *children, size_t n, int stopping)
 	return 0;
 }
 
-/* SIGTERM in order, each given time to finish; SIGKILL what stays. */
+/* SIGTERM in order, each given STOP_GRACE_MS to finish; SIGKILL what
+ * stays. */
 static void
 stop_all(struct child *children, size_t n)
 {
-	int64_t deadline = clock_monotonic_ms() + STOP_GRACE_MS;
-
 	for (size_t k = n; k-- > 0;) {
 		struct child *c = &children[k];
+		int64_t until;
 
 		if (c->pid == 0)
 			continue;
 		kill(c->pid, SIGTERM);
-		while (c->pid != 0 && clock_monotonic_ms() < deadline) {
+		until = clock_monotonic_ms() + STOP_GRACE_MS;
+		while (c->pid != 0 && clock_monotonic_ms() < until) {
 			struct timespec ts = {0, 20 * 1000 * 1000};
 
 			nanosleep(&ts, NULL);

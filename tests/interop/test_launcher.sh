@@ -73,6 +73,30 @@ check "SIGTERM stops every service; scepd exits 0"
 stopped_by TERM
 grep -q "scepd-ca exited with status 0" "$SERVER_LOG" || fail "scepd-ca did not stop cleanly"
 
+check "SIGTERM with the RA hung (SIGSTOP): the RA is killed after the grace, the challenge service and the CA still stop cleanly"
+server_start
+ra=$(service_pid scepd-ra)
+log_from=$(($(wc -l < "$SERVER_LOG") + 1))
+kill -STOP "$ra"
+kill -TERM "$SERVER_PID"
+for _ in $(seq 250); do
+	kill -0 "$SERVER_PID" 2>/dev/null || break
+	sleep 0.1
+done
+! kill -0 "$SERVER_PID" 2>/dev/null || fail "scepd still runs 25 s after SIGTERM"
+wait "$SERVER_PID" || true
+SERVER_PID=
+stop_log=$(tail -n +"$log_from" "$SERVER_LOG")
+grep -q "scepd-ra did not stop in time: SIGKILL" <<< "$stop_log" ||
+	{ echo "$stop_log" | tail -20; fail "the hung RA was not killed"; }
+for svc in scepd-challenge scepd-ca; do
+	# When all shared one grace, the RA's wait used it up and they were
+	# killed in the middle of their clean stop.
+	grep -q "$svc exited with status 0" <<< "$stop_log" ||
+		{ echo "$stop_log" | grep "scepd\[" | tail -10; fail "$svc did not stop cleanly after the hung RA"; }
+done
+echo "$stop_log" | grep "scepd\[.*\(SIGKILL\|exited\)" | sed 's/^/   /'
+
 check "scepd killed with SIGKILL takes its services with it (none left holding sockets and databases)"
 server_start
 children=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
