@@ -919,7 +919,7 @@ struct rpc_answering {
 	int ncopies;
 	zmq_msg_t copies[RPC_COPIES_MAX]; /* the copies' routing ids */
 	/* The last request answered and its answer, until its deadline
-	 * (rpc_server_config.keep_answers): a copy that waited in the queue
+	 * (rpc_server_config.keep_body): a copy that waited in the queue
 	 * meanwhile finds it here. kept_reply empty: none. */
 	uint64_t kept_id;
 	char kept_peer[RPC_NAME_MAX];
@@ -1004,58 +1004,68 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
  * this one's: a host 90 s ahead of its callers would find every request
  * past its deadline and answer nothing; one behind would work on past
  * the caller. Each request says when it was first sent by that clock
- * (sent_ms). The smallest lag (now - sent_ms) seen from one host over
- * the last 5 to 10 s is how far this clock is ahead of the caller's, plus
- * the quickest transit; queue waits and copies sent again only lag more.
- * (A longer memory would hold on to a minimum from before a clock was
- * stepped: every request from that host dropped meanwhile.) Beyond RPC_CLOCK_SLACK_MS the clocks differ, and the
- * caller's deadlines are moved by it (logged, with the caller's name and
- * address); within it, the difference is left alone, as transit and
- * queueing can make that much. Hosts by their address ("Peer-Address"
- * of tcp://): a clock is a host's, and callers on two hosts may share a
- * key's name. Without one (ipc://, inproc://: this host) nothing moves.
+ * (sent_ms). The smallest lag (now - sent_ms) seen from a caller over the
+ * last one to two minutes is how far this clock is ahead of the caller's,
+ * plus the quickest transit and queue wait; waits and copies sent again
+ * only lag more. A minute's memory, so that a stall shorter than that
+ * (every request of it waiting long) is not taken for the clocks
+ * drifting apart, which would keep requests whose callers gave up; the
+ * price: a caller's clock stepped back is followed only when the minimum
+ * from before ages out (its requests look late meanwhile; one stepped
+ * forward is followed at once). Beyond RPC_CLOCK_SLACK_MS (half of it
+ * to stop) the caller's deadlines are moved by it, logged with its name
+ * and address once it is surely the clocks; within it the difference is
+ * left alone, as transit and queueing make that much. Only on tcp://: a caller is its host's
+ * address ("Peer-Address") and its key's name (callers behind one NAT
+ * address may differ; two of one name on two hosts do); ipc:// callers
+ * are on this host, with its clock.
  */
 #define RPC_CLOCK_SLACK_MS 1000
-#define RPC_CLOCK_WINDOW_MS 5000
+#define RPC_CLOCK_WINDOW_MS 60000
 #define RPC_CLOCK_RELOG_MS (10 * 60 * 1000)
 #define RPC_CLOCK_MAX_MS (24 * 3600 * 1000LL)
 #define RPC_CLOCK_HOSTS 32
-#define RPC_ADDRESS_MAX 64 /* an IPv6 address, its port and NUL */
+#define RPC_ADDRESS_MAX 64 /* a "Peer-Address": an IPv6 address, NUL */
 
 struct rpc_clock_host {
 	char address[RPC_ADDRESS_MAX];
+	char name[RPC_NAME_MAX];
 	int64_t window; /* the monotonic window of `lag` */
 	int64_t lag, prev; /* the smallest lag in it; in the one before */
 	int64_t used; /* monotonic ms last seen: the oldest goes */
 	int64_t logged; /* the offset last logged, 0: agreeing */
+	int moving; /* deadlines moved: half the slack to stop */
 	int64_t logged_at; /* monotonic ms */
 };
 
 static struct {
 	pthread_mutex_t lock;
 	struct rpc_clock_host hosts[RPC_CLOCK_HOSTS];
-} rpc_clocks = {PTHREAD_MUTEX_INITIALIZER, {{{0}, 0, 0, 0, 0, 0, 0}}};
+} rpc_clocks = {PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0, 0, 0, 0, 0}}};
 
 static struct rpc_clock_host *
-rpc_clock_host(const char *address)
+rpc_clock_host(const char *address, const char *name)
 {
 	struct rpc_clock_host *h, *oldest = &rpc_clocks.hosts[0];
 
 	for (h = rpc_clocks.hosts; h < rpc_clocks.hosts + RPC_CLOCK_HOSTS;
 	     h++) {
-		if (strcmp(h->address, address) == 0)
+		if (strcmp(h->address, address) == 0 &&
+		    strcmp(h->name, name) == 0)
 			return h;
 		if (h->used < oldest->used)
 			oldest = h;
 	}
 	memset(oldest, 0, sizeof(*oldest));
 	snprintf(oldest->address, sizeof(oldest->address), "%s", address);
+	snprintf(oldest->name, sizeof(oldest->name), "%s", name);
 	oldest->window = INT64_MIN; /* none: not the one before any */
 	return oldest;
 }
 
-/* The address of the host a message came from: its "Peer-Address" on
- * tcp://, "" on ipc:// and inproc:// (this host). */
+/* The address of the host a message came from: its "Peer-Address" ("" if
+ * none or too long). On ipc:// libzmq gives "localhost:UID:GID:PID":
+ * only a tcp:// server reads it (rpc_admit). */
 static const char *
 rpc_peer_address(zmq_msg_t *msg)
 {
@@ -1090,15 +1100,15 @@ rpc_peer_split(zmq_msg_t *peer, char *name, size_t name_size, char *address,
 }
 
 /* Moves req->deadline_ms to this host's clock; `address` is the caller's
- * host ("" when it is this one), `peer` its name for the log (NULL: its
- * origin was not given, "?"). */
+ * host on tcp:// ("": none), `peer` its key's name or origin (NULL: none
+ * given). */
 static void
 rpc_clock_translate(
     const char *address, const char *peer, Scep__V1__Request *req)
 {
-	int64_t now, mono, window, lag, offset, logged = 0;
+	int64_t now, mono, window, lag, offset, slack, logged = 0;
 	struct rpc_clock_host *h;
-	int say = 0;
+	int say = 0, sure;
 
 	if (!req->has_sent_ms || address == NULL || address[0] == '\0')
 		return;
@@ -1113,7 +1123,7 @@ rpc_clock_translate(
 	window = mono / RPC_CLOCK_WINDOW_MS;
 	lag = now - req->sent_ms;
 	pthread_mutex_lock(&rpc_clocks.lock);
-	h = rpc_clock_host(address);
+	h = rpc_clock_host(address, peer != NULL ? peer : "");
 	h->used = mono;
 	if (h->window != window) {
 		h->prev = h->window == window - 1 ? h->lag : INT64_MAX;
@@ -1122,9 +1132,17 @@ rpc_clock_translate(
 	} else if (lag < h->lag)
 		h->lag = lag;
 	offset = h->lag < h->prev ? h->lag : h->prev;
-	if (offset > -RPC_CLOCK_SLACK_MS && offset < RPC_CLOCK_SLACK_MS)
+	slack = h->moving ? RPC_CLOCK_SLACK_MS / 2 : RPC_CLOCK_SLACK_MS;
+	if (offset > -slack && offset < slack)
 		offset = 0;
-	if (offset != 0 &&
+	h->moving = offset != 0;
+	/* Said when sure it is the clocks: a caller ahead (waits only add
+	 * lag), one behind by more than a request's whole time (it would
+	 * have been dropped), or behind for a minute on end. A restarted
+	 * service's first requests, which waited for it, are none. */
+	sure = offset < 0 || offset > req->deadline_ms - req->sent_ms ||
+	    (h->prev != INT64_MAX && h->prev >= slack && h->lag >= slack);
+	if (offset != 0 && sure &&
 	    (h->logged == 0 || llabs(offset - h->logged) > RPC_CLOCK_SLACK_MS ||
 	        mono - h->logged_at > RPC_CLOCK_RELOG_MS)) {
 		say = 1;
@@ -1181,7 +1199,7 @@ rpc_last_frame(void *sock, zmq_msg_t *body)
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
  * its refusal already. `peer`: the name of the caller's CurveZMQ key,
- * NULL without CURVE; `address`: the caller's host, "" on this one.
+ * NULL without CURVE; `address`: the caller's "Peer-Address".
  */
 static Scep__V1__Request *
 rpc_admit(const struct rpc_server_config *config, const char *peer,
@@ -1202,8 +1220,11 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	r = rpc_route_find(config->routes, req->body_case);
 	if (r != NULL && rpc_caller_allowed(r, peer, req)) {
 		/* Only a caller it serves teaches it a host's clock. */
-		rpc_clock_translate(address,
-		    peer != NULL && peer[0] != '\0' ? peer : req->origin, req);
+		if (strncmp(config->endpoint, "tcp://", 6) == 0)
+			rpc_clock_translate(address,
+			    peer != NULL && peer[0] != '\0' ? peer
+			                                    : req->origin,
+			    req);
 		if (rpc_past_deadline(req)) {
 			scep__v1__request__free_unpacked(req, NULL);
 			return NULL;
@@ -1239,88 +1260,136 @@ rpc_pack(const Scep__V1__Reply *reply, size_t *out_len)
 }
 
 /*
- * Sends the reply `reply` (NULL: none, the request was dropped) to
- * `ident`, frees what the handler allocated for it and closes `ident`.
- * From a worker, the routing ids of the `ncopies` copies in copies[]
- * (rpc_copies) come between `ident` and the reply, one message, which
- * rpc_proxy sends to each; they are closed too. Whether a reply was sent.
+ * The packed `reply` in `msg` (initialized by the caller; NULL reply or no
+ * memory: 0, nothing in it). The arena is cleared; *secret says whether
+ * it held one (then so does `msg`, which must not be kept).
  */
 static int
-rpc_send_reply(void *sock, zmq_msg_t *ident, zmq_msg_t *copies, int ncopies,
-    const Scep__V1__Reply *reply, struct rpc_arena *arena, zmq_msg_t *keep)
+rpc_reply_msg(const Scep__V1__Reply *reply, struct rpc_arena *arena,
+    zmq_msg_t *msg, int *secret)
 {
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	int secret, sent = 0, ok;
-	zmq_msg_t msg;
+	int ok = 0;
 
 	if (reply != NULL)
 		out = rpc_pack(reply, &out_len);
-	secret = rpc_arena_clear(arena);
+	*secret = rpc_arena_clear(arena);
 	if (out != NULL) {
+		zmq_msg_close(msg);
+		if (zmq_msg_init_size(msg, out_len) == 0) {
+			memcpy(zmq_msg_data(msg), out, out_len);
+			ok = 1;
+		} else
+			zmq_msg_init(msg);
+	}
+	if (out != NULL && *secret) /* the packed copy of the secret */
+		OPENSSL_cleanse(out, out_len);
+	free(out);
+	return ok;
+}
+
+/*
+ * Sends `msg` (emptied) to `ident`, and to the `ncopies` copies' routing
+ * ids in copies[] (rpc_copies), one message the proxy delivers to each;
+ * nothing when `msg` is empty. The ids are closed. Whether sent.
+ */
+static int
+rpc_send_frames(void *sock, zmq_msg_t *ident, zmq_msg_t *copies, int ncopies,
+    zmq_msg_t *msg)
+{
+	int ok = zmq_msg_size(msg) > 0;
+
+	if (ok) {
 		ok = zmq_msg_send(ident, sock, ZMQ_SNDMORE) >= 0;
 		for (int i = 0; ok && i < ncopies; i++)
 			ok = zmq_msg_send(&copies[i], sock, ZMQ_SNDMORE) >= 0;
-		if (ok && zmq_msg_init_size(&msg, out_len) == 0) {
-			memcpy(zmq_msg_data(&msg), out, out_len);
-			/* Shared, not copied (libzmq counts references). */
-			if (keep != NULL && !secret)
-				zmq_msg_copy(keep, &msg);
-			if (zmq_msg_send(&msg, sock, 0) >= 0)
-				sent = 1;
-			else
-				zmq_msg_close(&msg);
-		}
-		if (!sent)
+		ok = ok && zmq_msg_send(msg, sock, 0) >= 0;
+		if (!ok)
 			log_warn(
 			    "rpc: reply not sent: %s", zmq_strerror(errno));
-		if (secret) /* the packed copy of the secret */
-			OPENSSL_cleanse(out, out_len);
-		free(out);
 	}
 	zmq_msg_close(ident);
 	for (int i = 0; i < ncopies; i++)
 		zmq_msg_close(&copies[i]);
+	return ok;
+}
+
+/* `reply` packed and sent to `ident` (rpc_reply_msg, rpc_send_frames). */
+static int
+rpc_send_reply(void *sock, zmq_msg_t *ident, const Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
+{
+	zmq_msg_t msg;
+	int secret, sent;
+
+	zmq_msg_init(&msg);
+	rpc_reply_msg(reply, arena, &msg, &secret);
+	sent = rpc_send_frames(sock, ident, NULL, 0, &msg);
+	zmq_msg_close(&msg);
 	return sent;
 }
 
+/* What a worker taking a request found of it among the others' work. */
+enum rpc_copy_found {
+	RPC_COPY_NONE, /* not a copy: this worker answers it */
+	RPC_COPY_ABSORBED, /* a copy of one another worker answers */
+	RPC_COPY_KEPT, /* a copy of one answered lately: its answer */
+};
+
 /*
  * Whether `req` (the frame `data`, `size`) is a copy of a request another
- * worker is answering: then its routing id moves from `ident` to that
- * one, which answers it too. Else this worker's slot says it answers
- * `req`.
+ * worker is answering: its routing id then moves from `ident` to that
+ * worker, which answers it too. Or, with `kept_too`, of one a worker
+ * answered lately and kept (rpc_server_config.keep_body): its answer is
+ * copied to `answer`. A copy that waited in the queue while the first was
+ * answered would else be handled again, when the service is slow already.
+ * Each slot is looked at once under its lock, and rpc_copy_done keeps an
+ * answer in the same hold as it ends "busy": a request is seen in hand or
+ * kept, never between. Else this worker's slot says it answers `req`.
  */
-static int
-rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
+static enum rpc_copy_found
+rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
     const Scep__V1__Request *req, const void *data, size_t size,
-    zmq_msg_t *ident)
+    zmq_msg_t *ident, int kept_too, zmq_msg_t *answer)
 {
 	struct rpc_answering *own = &c->slots[slot];
+	enum rpc_copy_found found = RPC_COPY_NONE;
+	int64_t now = rpc_now_ms();
 
-	for (int i = 0; i < c->n; i++) {
+	for (int i = 0; i < c->n && found == RPC_COPY_NONE; i++) {
 		struct rpc_answering *a = &c->slots[i];
-		int absorbed = 0;
 
-		if (i == slot)
-			continue;
 		pthread_mutex_lock(&a->lock);
-		if (a->busy && a->id == req->id && a->size == size &&
-		    strcmp(a->peer, peer) == 0 &&
-		    memcmp(a->data, data, size) == 0 &&
-		    a->ncopies < RPC_COPIES_MAX) {
-			zmq_msg_init(&a->copies[a->ncopies]);
-			zmq_msg_move(&a->copies[a->ncopies++], ident);
-			absorbed = 1;
-		}
+		if (i != slot && a->busy && a->id == req->id &&
+		    a->size == size && strcmp(a->peer, peer) == 0 &&
+		    memcmp(a->data, data, size) == 0) {
+			if (a->ncopies < RPC_COPIES_MAX) {
+				zmq_msg_init(&a->copies[a->ncopies]);
+				zmq_msg_move(&a->copies[a->ncopies++], ident);
+				found = RPC_COPY_ABSORBED;
+			}
+		} else if (kept_too && zmq_msg_size(&a->kept_reply) > 0 &&
+		    a->kept_id == req->id && a->kept_until >= now &&
+		    zmq_msg_size(&a->kept_request) == size &&
+		    strcmp(a->kept_peer, peer) == 0 &&
+		    memcmp(zmq_msg_data(&a->kept_request), data, size) == 0 &&
+		    zmq_msg_copy(answer, &a->kept_reply) == 0)
+			found = RPC_COPY_KEPT;
 		pthread_mutex_unlock(&a->lock);
-		if (absorbed) {
-			log_info("rpc: request %llu from %s sent again while "
-			         "it is answered: one answer, to each",
-			    (unsigned long long)req->id,
-			    req->origin ? req->origin : "?");
-			return 1;
-		}
 	}
+	if (found == RPC_COPY_ABSORBED)
+		log_info("rpc: request %llu from %s sent again while it is "
+		         "answered: one answer, to each",
+		    (unsigned long long)req->id,
+		    req->origin ? req->origin : "?");
+	else if (found == RPC_COPY_KEPT)
+		log_info("rpc: request %llu from %s sent again after it was "
+		         "answered: the same answer",
+		    (unsigned long long)req->id,
+		    req->origin ? req->origin : "?");
+	if (found != RPC_COPY_NONE)
+		return found;
 	/* Two copies taken at the same moment by two workers may both be
 	 * handled, as every copy was before there was this. */
 	pthread_mutex_lock(&own->lock);
@@ -1331,13 +1400,19 @@ rpc_copy_absorbed(struct rpc_copies *c, int slot, const char *peer,
 	own->size = size;
 	own->ncopies = 0;
 	pthread_mutex_unlock(&own->lock);
-	return 0;
+	return RPC_COPY_NONE;
 }
 
-/* This worker's request answered: the routing ids of the copies that
- * came meanwhile move to `to` (RPC_COPIES_MAX); how many. */
+/*
+ * This worker's request answered: the routing ids of the copies that
+ * came meanwhile move to `to` (RPC_COPIES_MAX); how many. With `answer`
+ * (not NULL), the request's frame `request` (moved) and its answer are
+ * kept for copies still to come, until the request's deadline, in place
+ * of the last ones.
+ */
 static int
-rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
+rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
+    zmq_msg_t *request, const Scep__V1__Request *req)
 {
 	struct rpc_answering *own = &c->slots[slot];
 	int n;
@@ -1349,73 +1424,18 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to)
 		zmq_msg_move(&to[i], &own->copies[i]);
 		zmq_msg_close(&own->copies[i]);
 	}
+	if (answer != NULL && zmq_msg_copy(&own->kept_reply, answer) == 0) {
+		zmq_msg_move(&own->kept_request, request);
+		own->kept_id = req->id;
+		snprintf(
+		    own->kept_peer, sizeof(own->kept_peer), "%s", own->peer);
+		own->kept_until = req->deadline_ms;
+	}
 	own->ncopies = 0;
 	own->busy = 0;
 	own->data = NULL;
 	pthread_mutex_unlock(&own->lock);
 	return n;
-}
-
-/*
- * Whether `req` (the frame `data`, `size`) is a copy of a request a worker
- * answered lately and kept the answer of (keep_answers): then that answer
- * goes to `ident` (consumed) now, and 1. A copy that waited in the queue
- * while the first was answered would else be handled again, when the
- * service is slow already.
- */
-static int
-rpc_copy_kept(struct rpc_copies *c, void *sock, const char *peer,
-    const Scep__V1__Request *req, const void *data, size_t size,
-    zmq_msg_t *ident)
-{
-	int64_t now = rpc_now_ms();
-
-	for (int i = 0; i < c->n; i++) {
-		struct rpc_answering *a = &c->slots[i];
-		zmq_msg_t reply;
-		int found = 0;
-
-		zmq_msg_init(&reply);
-		pthread_mutex_lock(&a->lock);
-		if (zmq_msg_size(&a->kept_reply) > 0 && a->kept_id == req->id &&
-		    a->kept_until >= now &&
-		    zmq_msg_size(&a->kept_request) == size &&
-		    strcmp(a->kept_peer, peer) == 0 &&
-		    memcmp(zmq_msg_data(&a->kept_request), data, size) == 0)
-			found = zmq_msg_copy(&reply, &a->kept_reply) == 0;
-		pthread_mutex_unlock(&a->lock);
-		if (!found) {
-			zmq_msg_close(&reply);
-			continue;
-		}
-		log_info("rpc: request %llu from %s sent again after it was "
-		         "answered: the same answer",
-		    (unsigned long long)req->id,
-		    req->origin ? req->origin : "?");
-		if (zmq_msg_send(ident, sock, ZMQ_SNDMORE) < 0 ||
-		    zmq_msg_send(&reply, sock, 0) < 0)
-			log_warn(
-			    "rpc: reply not sent: %s", zmq_strerror(errno));
-		zmq_msg_close(&reply);
-		zmq_msg_close(ident);
-		return 1;
-	}
-	return 0;
-}
-
-/* This worker's last answer, kept for copies (rpc_copy_kept): the
- * request's frame and the answer move in; the ones before go. */
-static void
-rpc_keep_answer(struct rpc_answering *own, const char *peer,
-    const Scep__V1__Request *req, zmq_msg_t *request, zmq_msg_t *reply)
-{
-	pthread_mutex_lock(&own->lock);
-	zmq_msg_move(&own->kept_request, request);
-	zmq_msg_move(&own->kept_reply, reply);
-	own->kept_id = req->id;
-	snprintf(own->kept_peer, sizeof(own->kept_peer), "%s", peer);
-	own->kept_until = req->deadline_ms;
-	pthread_mutex_unlock(&own->lock);
 }
 
 /*
@@ -1434,39 +1454,44 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
 	const struct rpc_route *route;
 	Scep__V1__Request *req;
-	zmq_msg_t copies[RPC_COPIES_MAX], keep;
-	int sent, ncopies = 0;
+	zmq_msg_t copies[RPC_COPIES_MAX], answer;
+	int sent = 0, ncopies = 0, secret, kept_too;
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
 	    address, zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
-	if (route != NULL && config->keep_answers &&
-	    rpc_copy_kept(w->copies, sock, name, req, zmq_msg_data(body),
-	        zmq_msg_size(body), ident)) {
-		zmq_msg_close(body);
-		scep__v1__request__free_unpacked(req, NULL);
-		return 1;
-	}
-	if (route != NULL &&
-	    rpc_copy_absorbed(w->copies, w->slot, name, req, zmq_msg_data(body),
-	        zmq_msg_size(body), ident)) {
-		zmq_msg_close(body);
+	zmq_msg_init(&answer);
+	kept_too = route != NULL && config->keep_body != 0 &&
+	    req->body_case == config->keep_body;
+	switch (route == NULL ? RPC_COPY_NONE
+	                      : rpc_copy_find(w->copies, w->slot, name, req,
+	                            zmq_msg_data(body), zmq_msg_size(body),
+	                            ident, kept_too, &answer)) {
+	case RPC_COPY_ABSORBED:
 		zmq_msg_close(ident);
-		scep__v1__request__free_unpacked(req, NULL);
-		return 0;
+		goto out;
+	case RPC_COPY_KEPT:
+		sent = rpc_send_frames(sock, ident, NULL, 0, &answer);
+		goto out;
+	case RPC_COPY_NONE:
+		break;
 	}
-	if (route != NULL) {
+	if (route != NULL)
 		route->handler(state, req, &reply, arena);
-		ncopies = rpc_copy_done(w->copies, w->slot, copies);
-	}
-	zmq_msg_init(&keep);
-	sent = rpc_send_reply(sock, ident, copies, ncopies,
-	    req != NULL ? &reply : NULL, arena,
-	    route != NULL && config->keep_answers ? &keep : NULL);
-	if (zmq_msg_size(&keep) > 0)
-		rpc_keep_answer(
-		    &w->copies->slots[w->slot], name, req, body, &keep);
-	zmq_msg_close(&keep);
+	if (!rpc_reply_msg(
+	        req != NULL ? &reply : NULL, arena, &answer, &secret))
+		secret = 1;
+	if (route != NULL)
+		/* Kept: answers that hold no secret and are not "try later". */
+		ncopies = rpc_copy_done(w->copies, w->slot, copies,
+		    kept_too && !secret &&
+		            reply.status == SCEP__V1__STATUS__STATUS_OK
+		        ? &answer
+		        : NULL,
+		    body, req);
+	sent = rpc_send_frames(sock, ident, copies, ncopies, &answer);
+out:
+	zmq_msg_close(&answer);
 	zmq_msg_close(body);
 	scep__v1__request__free_unpacked(req, NULL);
 	return sent;
@@ -1940,8 +1965,8 @@ rpc_slot_expired(struct rpc_slot *s)
 static void
 rpc_slot_answer(void *front, struct rpc_slot *s, struct rpc_arena *arena)
 {
-	rpc_send_reply(front, &s->ident, NULL, 0,
-	    s->req != NULL ? &s->reply : NULL, arena, NULL);
+	rpc_send_reply(
+	    front, &s->ident, s->req != NULL ? &s->reply : NULL, arena);
 	scep__v1__request__free_unpacked(s->req, NULL);
 }
 

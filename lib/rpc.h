@@ -234,13 +234,14 @@ struct rpc_server_config {
 	 * one at a time. */
 	Scep__V1__Request__BodyCase batch_body;
 	rpc_batch_handler batch;
-	/* With several workers: each keeps its last answer (not one holding
-	 * a secret: rpc_adopt_secret) until that request's deadline, for a
-	 * copy of the request that waited in the queue while it was
-	 * answered; the copy gets the same answer without being handled
-	 * again. For a service whose requests and answers hold no secret
-	 * (the RA: envelopes), as the request's bytes are kept too. */
-	int keep_answers;
+	/* With several workers: each keeps its last answer to a request of
+	 * kind `keep_body` (0: none), with the request's bytes, until that
+	 * request's deadline, for a copy of it that waited in the queue while
+	 * it was answered: the copy gets the same answer without being
+	 * handled again. Only answers STATUS_OK that hold no secret
+	 * (rpc_adopt_secret) are kept, and only a kind whose requests hold
+	 * none either (the RA's PKIOperation: envelopes). */
+	Scep__V1__Request__BodyCase keep_body;
 };
 
 /*

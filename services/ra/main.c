@@ -268,8 +268,8 @@ main(int argc, char **argv)
 	server.workers = (int)ra.settings.workers;
 	/* A copy of a PKIOperation that waited while the first was answered
 	 * gets that answer instead of a second decryption, challenge check
-	 * and signature (profiles, holding a password, are not kept). */
-	server.keep_answers = 1;
+	 * and signature. Not profiles: their requests hold a password. */
+	server.keep_body = SCEP__V1__REQUEST__BODY_PKI_OPERATION;
 	server.worker_init = ra_worker_init;
 	server.worker_fini = ra_worker_fini;
 	server.service = &ra;

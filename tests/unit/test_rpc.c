@@ -33,7 +33,7 @@ static pthread_t server_thread;
 static char endpoint[128];
 static struct rpc_curve *server_curve; /* the CURVE group's server keys */
 static int server_workers = 1; /* the "two workers" group: 2 */
-static int server_keep_answers; /* the "two workers" group: as the RA */
+static int server_keep_cacert; /* the "two workers" group: as the RA */
 static int server_batches; /* the "batch" group: GetCACert in batches */
 static char key_dir[128];
 
@@ -160,7 +160,8 @@ serve(void *arg)
 	config.endpoint = endpoint;
 	config.routes = routes;
 	config.workers = server_workers;
-	config.keep_answers = server_keep_answers;
+	if (server_keep_cacert)
+		config.keep_body = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
 	config.curve = server_curve;
 	if (server_batches) {
 		config.batch_body = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
@@ -674,7 +675,7 @@ static int
 setup_two_workers(void **state)
 {
 	server_workers = 2;
-	server_keep_answers = 1;
+	server_keep_cacert = 1;
 	return setup(state);
 }
 
@@ -684,7 +685,7 @@ teardown_two_workers(void **state)
 	int rc = teardown(state);
 
 	server_workers = 1;
-	server_keep_answers = 0;
+	server_keep_cacert = 0;
 	return rc;
 }
 
@@ -1100,6 +1101,7 @@ teardown_tcp(void **state)
 {
 	int rc = teardown_two_workers(state);
 
+	endpoint[0] = '\0'; /* the next group's setup picks its own */
 	rpc_curve_free(server_curve);
 	server_curve = NULL;
 	return rc;
@@ -1141,6 +1143,20 @@ call_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
 	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
+/* A DEALER of our own to the server: call_with_clock's. */
+static void *
+raw_caller(void *ctx)
+{
+	void *sock = zmq_socket(ctx, ZMQ_DEALER);
+	int timeout = 1500, zero = 0;
+
+	assert_non_null(sock);
+	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	assert_int_equal(zmq_connect(sock, endpoint), 0);
+	return sock;
+}
+
 /*
  * A caller on another host whose clock is 90 s behind: its requests'
  * deadlines, read by this host's clock, all passed 87 s ago. They are
@@ -1152,14 +1168,10 @@ static void
 test_deadlines_read_by_the_callers_clock(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	void *sock = zmq_socket(ctx, ZMQ_DEALER);
-	int timeout = 1500, zero = 0;
+	void *sock = raw_caller(ctx);
 	char answer[64];
 
 	(void)state;
-	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
-	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
-	assert_int_equal(zmq_connect(sock, endpoint), 0);
 	/* A caller of before sent_ms, on time: answered as ever. */
 	call_with_clock(sock, 1, "no sent_ms", 0, 3000, answer, sizeof(answer));
 	assert_string_equal(answer, "no sent_ms");
@@ -1182,6 +1194,28 @@ test_deadlines_read_by_the_callers_clock(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* On ipc:// a caller is on this host, with its clock: a request 87 s
+ * past its deadline by it is dropped whatever it says it was sent. */
+static void
+test_ipc_caller_has_this_hosts_clock(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	void *sock = raw_caller(ctx);
+	char answer[64];
+
+	(void)state;
+	for (uint64_t id = 1; id < 4; id++) {
+		call_with_clock(sock, id, "behind", rpc_now_ms() - 90000, 3000,
+		    answer, sizeof(answer));
+		assert_string_equal(answer, "");
+	}
+	call_with_clock(
+	    sock, 4, "in step", rpc_now_ms(), 3000, answer, sizeof(answer));
+	assert_string_equal(answer, "in step");
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
@@ -1191,6 +1225,7 @@ main(void)
 	    cmocka_unit_test(test_peer_not_allowed),
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
+	    cmocka_unit_test(test_ipc_caller_has_this_hosts_clock),
 	};
 	const struct CMUnitTest curve_tests[] = {
 	    cmocka_unit_test(test_curve_admits_listed_key),
