@@ -84,6 +84,7 @@ main(int argc, char **argv)
 	char dir_abs[PATH_MAX], conf_abs[PATH_MAX + 16], self[PATH_MAX];
 	char run_dir[PATH_MAX + 8];
 	struct launch launch;
+	int stop_grace_ms = 10000;
 	ssize_t n;
 	int c;
 
@@ -115,6 +116,21 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd: --listen wants HOST:PORT, not '%s'\n",
 		    listen);
 		return 1;
+	}
+	/* Seconds each service has to stop; more under valgrind, or for an
+	 * HSM slow to close its session. Checked before anything is made. */
+	if (getenv("SCEPD_STOP_TIMEOUT") != NULL) {
+		char *end;
+		long s = strtol(getenv("SCEPD_STOP_TIMEOUT"), &end, 10);
+
+		if (*end != '\0' || s < 1 || s > 3600) {
+			fprintf(stderr,
+			    "scepd: SCEPD_STOP_TIMEOUT wants seconds, 1 to "
+			    "3600, not '%s'\n",
+			    getenv("SCEPD_STOP_TIMEOUT"));
+			return 1;
+		}
+		stop_grace_ms = (int)s * 1000;
 	}
 	/* The services are installed beside scepd (SCEPD_LIBEXEC_DIR for
 	 * tests that substitute them). */
@@ -154,5 +170,6 @@ main(int argc, char **argv)
 	launch.config = conf_abs;
 	launch.listen = listen;
 	launch.libexec = self;
+	launch.stop_grace_ms = stop_grace_ms;
 	return scepd_supervise(&launch);
 }

@@ -11,6 +11,7 @@ struct launch {
 	const char *config; /* the configuration file the services read */
 	const char *listen; /* HOST:PORT given on the command line, or NULL */
 	const char *libexec; /* directory of the service executables */
+	int stop_grace_ms; /* each service's time to stop (SCEPD_STOP_TIMEOUT) */
 };
 
 /*

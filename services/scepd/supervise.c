@@ -27,11 +27,6 @@
 #define STABLE_MS 60000 /* a child that ran this long starts over */
 #define QUICK_EXIT_MS 2000 /* exit 1 this fast: a configuration error */
 #define CONFIG_FAILURES 3
-/* Each service's own, from its SIGTERM: with one for all, a service that
- * took it (a frontend waiting on a hung one, a hung one, a leak check
- * under valgrind) left none to the next, and the CA was killed in the
- * middle of its clean stop. */
-#define STOP_GRACE_MS 10000
 
 struct child {
 	const char *name;
@@ -177,10 +172,12 @@ reap(struct child *children, size_t n, int stopping)
 	return 0;
 }
 
-/* SIGTERM in order, each given STOP_GRACE_MS to finish; SIGKILL what
- * stays. */
+/* SIGTERM in order, each given `grace_ms` from its own SIGTERM to finish
+ * (with one for all, a service that took it, a hung one or a frontend
+ * waiting on one, left none to the next, and the CA was killed in the
+ * middle of its clean stop); SIGKILL what stays. */
 static void
-stop_all(struct child *children, size_t n)
+stop_all(struct child *children, size_t n, int grace_ms)
 {
 	for (size_t k = n; k-- > 0;) {
 		struct child *c = &children[k];
@@ -189,7 +186,7 @@ stop_all(struct child *children, size_t n)
 		if (c->pid == 0)
 			continue;
 		kill(c->pid, SIGTERM);
-		until = clock_monotonic_ms() + STOP_GRACE_MS;
+		until = clock_monotonic_ms() + grace_ms;
 		while (c->pid != 0 && clock_monotonic_ms() < until) {
 			struct timespec ts = {0, 20 * 1000 * 1000};
 
@@ -295,7 +292,7 @@ scepd_supervise(const struct launch *launch)
 				c->backoff_ms = BACKOFF_MAX_MS;
 		}
 	}
-	stop_all(children, n);
+	stop_all(children, n, launch->stop_grace_ms);
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);
 	log_info("stopped");

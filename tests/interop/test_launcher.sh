@@ -225,4 +225,16 @@ set -e
 [ $rc = 1 ] || fail "scepd exit $rc without scepd-init, want 1"
 grep -q "no-init/scepd-init: No such file" "$WORK/no-init.log" || { cat "$WORK/no-init.log"; fail "the error does not name scepd-init"; }
 [ ! -e "$WORK/new" ] || fail "scepd made a data directory without scepd-init"
-pass "restart after SIGKILL, clean stop, configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts"
+
+check "SCEPD_STOP_TIMEOUT that is not 1 to 3600 seconds: scepd says so and exits 1"
+for bad in 0 abc 3601; do
+	set +e
+	SCEPD_STOP_TIMEOUT=$bad "$SCEPD" --data-dir "$WORK/new" --listen "127.0.0.1:$PORT" > "$WORK/stop-timeout.log" 2>&1
+	rc=$?
+	set -e
+	[ $rc = 1 ] || fail "scepd exit $rc with SCEPD_STOP_TIMEOUT=$bad, want 1"
+	grep -q "SCEPD_STOP_TIMEOUT wants seconds, 1 to 3600, not '$bad'" "$WORK/stop-timeout.log" ||
+		{ cat "$WORK/stop-timeout.log"; fail "the error does not name SCEPD_STOP_TIMEOUT"; }
+done
+[ ! -e "$WORK/new" ] || fail "scepd made a data directory with a bad SCEPD_STOP_TIMEOUT"
+pass "restart after SIGKILL, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts"
