@@ -1004,44 +1004,50 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
  * this one's: a host 90 s ahead of its callers would find every request
  * past its deadline and answer nothing; one behind would work on past
  * the caller. Each request says when it was first sent by that clock
- * (sent_ms). The smallest lag (now - sent_ms) seen from a caller over the
- * last one to two minutes is how far this clock is ahead of the caller's,
- * plus the quickest transit and queue wait; waits and copies sent again
- * only lag more. A minute's memory, so that a stall shorter than that
- * (every request of it waiting long) is not taken for the clocks
- * drifting apart, which would keep requests whose callers gave up; the
- * price: a caller's clock stepped back is followed only when the minimum
- * from before ages out (its requests look late meanwhile; one stepped
- * forward is followed at once). Beyond RPC_CLOCK_SLACK_MS (half of it
- * to stop) the caller's deadlines are moved by it, logged with its name
- * and address once it is surely the clocks; within it the difference is
- * left alone, as transit and queueing make that much. Only on tcp://: a caller is its host's
- * address ("Peer-Address") and its key's name (callers behind one NAT
- * address may differ; two of one name on two hosts do); ipc:// callers
- * are on this host, with its clock.
+ * (sent_ms); now - sent_ms is the clocks' difference plus the time it
+ * took to arrive and to be taken up. Only "fresh" requests teach it: ones
+ * that found the server waiting with nothing queued (rpc_proxy,
+ * rpc_serve_inline), so that their lag is the difference and transit
+ * alone; a request that waited behind others, or for a stopped process,
+ * would teach a queue's wait as a clock's, and keep requests whose
+ * callers gave up. The smallest fresh lag of the last 5 to 10 s is the
+ * difference (a caller's clock stepped is followed that fast); with no
+ * fresh request lately, the last one learnt stands. Beyond
+ * RPC_CLOCK_SLACK_MS (half of it to stop) the caller's deadlines are
+ * moved by it, logged with its name and address; within it the
+ * difference is left alone, as transit makes some. Only on a network
+ * endpoint: a caller is its host's address ("Peer-Address") and its
+ * key's name (two hosts may share a name, and callers behind one NAT
+ * address have it); ipc:// callers are on this host, with its clock.
  */
 #define RPC_CLOCK_SLACK_MS 1000
-#define RPC_CLOCK_WINDOW_MS 60000
+#define RPC_CLOCK_WINDOW_MS 5000
 #define RPC_CLOCK_RELOG_MS (10 * 60 * 1000)
 #define RPC_CLOCK_MAX_MS (24 * 3600 * 1000LL)
-#define RPC_CLOCK_HOSTS 32
+#define RPC_CLOCK_HOSTS 64
+/* A poll that returned this much later than its timeout: the process
+ * was stopped meanwhile (SIGSTOP, a frozen VM), and what it then reads
+ * waited for it. */
+#define RPC_CLOCK_STOPPED_MS 500
 #define RPC_ADDRESS_MAX 64 /* a "Peer-Address": an IPv6 address, NUL */
 
 struct rpc_clock_host {
 	char address[RPC_ADDRESS_MAX];
 	char name[RPC_NAME_MAX];
-	int64_t window; /* the monotonic window of `lag` */
-	int64_t lag, prev; /* the smallest lag in it; in the one before */
+	int64_t window; /* the monotonic window of `lag`, INT64_MIN: none */
+	int64_t lag, prev; /* the smallest fresh lag in it; the one before */
+	int64_t learnt; /* the difference last learnt, INT64_MAX: none */
 	int64_t used; /* monotonic ms last seen: the oldest goes */
 	int64_t logged; /* the offset last logged, 0: agreeing */
-	int moving; /* deadlines moved: half the slack to stop */
 	int64_t logged_at; /* monotonic ms */
+	int64_t moving_since; /* monotonic ms deadlines began to move, or 0 */
 };
 
 static struct {
 	pthread_mutex_t lock;
 	struct rpc_clock_host hosts[RPC_CLOCK_HOSTS];
-} rpc_clocks = {PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0, 0, 0, 0, 0}}};
+} rpc_clocks = {
+    PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0, 0, 0, 0, 0, 0}}};
 
 static struct rpc_clock_host *
 rpc_clock_host(const char *address, const char *name)
@@ -1059,8 +1065,70 @@ rpc_clock_host(const char *address, const char *name)
 	memset(oldest, 0, sizeof(*oldest));
 	snprintf(oldest->address, sizeof(oldest->address), "%s", address);
 	snprintf(oldest->name, sizeof(oldest->name), "%s", name);
-	oldest->window = INT64_MIN; /* none: not the one before any */
+	oldest->window = INT64_MIN;
+	oldest->learnt = INT64_MAX;
 	return oldest;
+}
+
+/*
+ * Whether requests a server reads are fresh (rpc_clock_translate): one
+ * that came while it waited in poll with nothing queued is; so is one
+ * read within RPC_CLOCK_FRESH_MS of a moment the queue was seen empty
+ * (it cannot have waited longer). Not after a poll that returned late:
+ * the process was stopped, and what it reads waited for it.
+ */
+#define RPC_CLOCK_FRESH_MS 250
+
+struct rpc_freshness {
+	int clocks; /* a network endpoint: else nothing is asked */
+	int empty; /* nothing was queued when the poll began */
+	int64_t emptied; /* monotonic ms the queue was last seen empty */
+	int64_t polled; /* monotonic ms the poll began */
+	int64_t stopped; /* monotonic ms the process was seen to continue */
+};
+
+/* Before a poll that reads `front` (`reads`: else its requests wait). */
+static void
+rpc_fresh_poll(struct rpc_freshness *f, void *front, int reads)
+{
+	int events = 0;
+	size_t len = sizeof(events);
+
+	f->empty = 0;
+	if (!f->clocks)
+		return;
+	f->polled = clock_monotonic_ms();
+	if (reads && zmq_getsockopt(front, ZMQ_EVENTS, &events, &len) == 0 &&
+	    !(events & ZMQ_POLLIN)) {
+		f->empty = 1;
+		f->emptied = f->polled;
+	}
+}
+
+/* After the poll, that waited up to `timeout_ms`. */
+static void
+rpc_fresh_polled(struct rpc_freshness *f, int timeout_ms)
+{
+	int64_t now = clock_monotonic_ms();
+
+	if (f->clocks && now - f->polled > timeout_ms + RPC_CLOCK_STOPPED_MS) {
+		f->empty = 0;
+		f->emptied = INT64_MIN / 2;
+		f->stopped = now;
+	}
+}
+
+/* Whether the request read now is fresh; `first`: the first read since
+ * the poll. */
+static int
+rpc_fresh(const struct rpc_freshness *f, int first)
+{
+	int64_t now = clock_monotonic_ms();
+
+	/* After a stop, what the kernel kept meanwhile comes in for a
+	 * moment, as if sent now. */
+	return f->clocks && now - f->stopped > RPC_CLOCK_STOPPED_MS &&
+	    ((first && f->empty) || now - f->emptied < RPC_CLOCK_FRESH_MS);
 }
 
 /* The address of the host a message came from: its "Peer-Address" ("" if
@@ -1076,16 +1144,23 @@ rpc_peer_address(zmq_msg_t *msg)
 	return address;
 }
 
-/* A worker's peer frame (rpc_forward_request): the key's name, a NUL, the
- * address. A name longer than ZAP gives is none (it admits nothing). */
-static void
+/* A worker's peer frame (rpc_forward_request): '1' if the request is
+ * fresh (rpc_clock_translate) or '0', the key's name, a NUL, the address.
+ * A name longer than ZAP gives is none (it admits nothing). Whether
+ * fresh. */
+static int
 rpc_peer_split(zmq_msg_t *peer, char *name, size_t name_size, char *address,
     size_t address_size)
 {
 	const char *data = zmq_msg_data(peer), *nul;
 	size_t size = zmq_msg_size(peer), len;
+	int fresh = size > 0 && data[0] == '1';
 
 	name[0] = address[0] = '\0';
+	if (size == 0)
+		return 0;
+	data++;
+	size--;
 	nul = memchr(data, '\0', size);
 	len = nul != NULL ? (size_t)(nul - data) : size;
 	if (len < name_size) {
@@ -1097,14 +1172,15 @@ rpc_peer_split(zmq_msg_t *peer, char *name, size_t name_size, char *address,
 		memcpy(address, nul + 1, len);
 		address[len] = '\0';
 	}
+	return fresh;
 }
 
 /* Moves req->deadline_ms to this host's clock; `address` is the caller's
- * host on tcp:// ("": none), `peer` its key's name or origin (NULL: none
- * given). */
+ * host on a network endpoint ("": none), `peer` its key's name or origin
+ * (NULL: none given); `fresh`: it found the server waiting (above). */
 static void
 rpc_clock_translate(
-    const char *address, const char *peer, Scep__V1__Request *req)
+    const char *address, const char *peer, Scep__V1__Request *req, int fresh)
 {
 	int64_t now, mono, window, lag, offset, slack, logged = 0;
 	struct rpc_clock_host *h;
@@ -1125,23 +1201,30 @@ rpc_clock_translate(
 	pthread_mutex_lock(&rpc_clocks.lock);
 	h = rpc_clock_host(address, peer != NULL ? peer : "");
 	h->used = mono;
-	if (h->window != window) {
+	if (fresh && h->window != window) {
 		h->prev = h->window == window - 1 ? h->lag : INT64_MAX;
 		h->window = window;
 		h->lag = lag;
-	} else if (lag < h->lag)
+	} else if (fresh && lag < h->lag)
 		h->lag = lag;
-	offset = h->lag < h->prev ? h->lag : h->prev;
-	slack = h->moving ? RPC_CLOCK_SLACK_MS / 2 : RPC_CLOCK_SLACK_MS;
+	if (h->window == window)
+		h->learnt = h->lag < h->prev ? h->lag : h->prev;
+	else if (h->window == window - 1)
+		h->learnt = h->lag;
+	offset = h->learnt == INT64_MAX ? 0 : h->learnt;
+	slack = h->moving_since ? RPC_CLOCK_SLACK_MS / 2 : RPC_CLOCK_SLACK_MS;
 	if (offset > -slack && offset < slack)
 		offset = 0;
-	h->moving = offset != 0;
-	/* Said when sure it is the clocks: a caller ahead (waits only add
-	 * lag), one behind by more than a request's whole time (it would
-	 * have been dropped), or behind for a minute on end. A restarted
-	 * service's first requests, which waited for it, are none. */
-	sure = offset < 0 || offset > req->deadline_ms - req->sent_ms ||
-	    (h->prev != INT64_MAX && h->prev >= slack && h->lag >= slack);
+	if (offset == 0)
+		h->moving_since = 0;
+	else if (h->moving_since == 0)
+		h->moving_since = mono;
+	/* Said when surely the clocks: the caller ahead (a wait only adds
+	 * lag), or behind for longer than one sample is remembered. What a
+	 * service gets at once as it starts or continues (queued for it by
+	 * its callers, or by the kernel while it was stopped) looks fresh
+	 * to it and late, for a moment. */
+	sure = offset < 0 || mono - h->moving_since > 2 * RPC_CLOCK_WINDOW_MS;
 	if (offset != 0 && sure &&
 	    (h->logged == 0 || llabs(offset - h->logged) > RPC_CLOCK_SLACK_MS ||
 	        mono - h->logged_at > RPC_CLOCK_RELOG_MS)) {
@@ -1199,12 +1282,13 @@ rpc_last_frame(void *sock, zmq_msg_t *body)
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
  * its refusal already. `peer`: the name of the caller's CurveZMQ key,
- * NULL without CURVE; `address`: the caller's "Peer-Address".
+ * NULL without CURVE; `address`: the caller's "Peer-Address"; `fresh`:
+ * it found the server waiting with nothing queued (rpc_clock_translate).
  */
 static Scep__V1__Request *
 rpc_admit(const struct rpc_server_config *config, const char *peer,
-    const char *address, const void *data, size_t size, Scep__V1__Reply *reply,
-    const struct rpc_route **route)
+    const char *address, int fresh, const void *data, size_t size,
+    Scep__V1__Reply *reply, const struct rpc_route **route)
 {
 	Scep__V1__Request *req;
 	const struct rpc_route *r;
@@ -1220,11 +1304,11 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	r = rpc_route_find(config->routes, req->body_case);
 	if (r != NULL && rpc_caller_allowed(r, peer, req)) {
 		/* Only a caller it serves teaches it a host's clock. */
-		if (strncmp(config->endpoint, "tcp://", 6) == 0)
+		if (rpc_is_network(config->endpoint))
 			rpc_clock_translate(address,
 			    peer != NULL && peer[0] != '\0' ? peer
 			                                    : req->origin,
-			    req);
+			    req, fresh);
 		if (rpc_past_deadline(req)) {
 			scep__v1__request__free_unpacked(req, NULL);
 			return NULL;
@@ -1430,6 +1514,13 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
 		snprintf(
 		    own->kept_peer, sizeof(own->kept_peer), "%s", own->peer);
 		own->kept_until = req->deadline_ms;
+	} else if (zmq_msg_size(&own->kept_reply) > 0 &&
+	    own->kept_until < rpc_now_ms()) {
+		/* Past its time: the bytes go (up to a message's size). */
+		zmq_msg_close(&own->kept_request);
+		zmq_msg_close(&own->kept_reply);
+		zmq_msg_init(&own->kept_request);
+		zmq_msg_init(&own->kept_reply);
 	}
 	own->ncopies = 0;
 	own->busy = 0;
@@ -1447,8 +1538,8 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
  */
 static int
 rpc_answer(const struct rpc_worker *w, void *state, void *sock,
-    zmq_msg_t *ident, const char *name, const char *address, zmq_msg_t *body,
-    struct rpc_arena *arena)
+    zmq_msg_t *ident, const char *name, const char *address, int fresh,
+    zmq_msg_t *body, struct rpc_arena *arena)
 {
 	const struct rpc_server_config *config = w->config;
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
@@ -1459,7 +1550,8 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
-	    address, zmq_msg_data(body), zmq_msg_size(body), &reply, &route);
+	    address, fresh, zmq_msg_data(body), zmq_msg_size(body), &reply,
+	    &route);
 	zmq_msg_init(&answer);
 	kept_too = route != NULL && config->keep_body != 0 &&
 	    req->body_case == config->keep_body;
@@ -1527,6 +1619,7 @@ rpc_worker_main(void *arg)
 	for (;;) {
 		zmq_msg_t ident, peer, body;
 		char name[RPC_NAME_MAX], address[RPC_ADDRESS_MAX];
+		int fresh;
 
 		/* The routing id, the key's name (rpc_forward_request) and
 		 * the request. */
@@ -1545,14 +1638,14 @@ rpc_worker_main(void *arg)
 				break;
 			continue;
 		}
-		rpc_peer_split(
+		fresh = rpc_peer_split(
 		    &peer, name, sizeof(name), address, sizeof(address));
 		zmq_msg_close(&peer);
 		/* A reply says the worker is idle again (rpc_proxy); after a
 		 * request dropped (past its deadline, unreadable) "ready" does:
 		 * else the proxy never gave this worker another. */
-		if (!rpc_answer(
-		        w, state, sock, &ident, name, address, &body, &arena) &&
+		if (!rpc_answer(w, state, sock, &ident, name, address, fresh,
+		        &body, &arena) &&
 		    zmq_send(sock, "", 0, 0) < 0 && errno == ETERM)
 			break;
 	}
@@ -1589,15 +1682,15 @@ rpc_forward(void *from, void *to)
 /*
  * A request from the front to the idle worker `worker` (its routing id on
  * the back socket, consumed): the client's routing id, then a frame with
- * the name its CurveZMQ key was admitted under (the ZAP User-Id; empty
- * without CURVE), a NUL and its host's address (rpc_peer_address), then
- * its frames. Metadata stays with the socket a
+ * '1' if `fresh` (rpc_clock_translate) or '0', the name its CurveZMQ key
+ * was admitted under (the ZAP User-Id; empty without CURVE), a NUL and
+ * its host's address (rpc_peer_address), then its frames. Metadata stays with the socket a
  * message arrived on: this is how the name reaches the worker. 0, or -1
  * if nothing was read from the front; `worker` is the caller's to close
  * either way (empty once sent).
  */
 static int
-rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
+rpc_forward_request(void *front, void *back, zmq_msg_t *worker, int fresh)
 {
 	zmq_msg_t ident, msg, peer;
 	const char *user, *address;
@@ -1619,7 +1712,7 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 	ulen = strlen(user);
 	alen = strlen(address);
 	more = zmq_msg_more(&msg);
-	if (zmq_msg_init_size(&peer, ulen + 1 + alen) != 0) {
+	if (zmq_msg_init_size(&peer, 1 + ulen + 1 + alen) != 0) {
 		zmq_msg_close(&ident);
 		zmq_msg_close(&msg);
 		while (more) { /* drop the rest of this request */
@@ -1632,8 +1725,9 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker)
 		}
 		return -1;
 	}
-	memcpy(zmq_msg_data(&peer), user, ulen + 1);
-	memcpy((char *)zmq_msg_data(&peer) + ulen + 1, address, alen);
+	*(char *)zmq_msg_data(&peer) = fresh ? '1' : '0';
+	memcpy((char *)zmq_msg_data(&peer) + 1, user, ulen + 1);
+	memcpy((char *)zmq_msg_data(&peer) + 1 + ulen + 1, address, alen);
 	(void)zmq_msg_send(worker, back, ZMQ_SNDMORE); /* the caller closes */
 	if (zmq_msg_send(&ident, back, ZMQ_SNDMORE) < 0)
 		zmq_msg_close(&ident);
@@ -1702,6 +1796,8 @@ rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
 {
 	zmq_msg_t *idle = calloc((size_t)nworkers, sizeof(*idle));
 	int nidle = 0;
+	struct rpc_freshness fresh = {rpc_is_network(config->endpoint), 0,
+	    INT64_MIN / 2, 0, INT64_MIN / 2};
 
 	if (idle == NULL)
 		return;
@@ -1710,11 +1806,13 @@ rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
 		    {back, 0, ZMQ_POLLIN, 0}, {front, 0, ZMQ_POLLIN, 0}};
 		zmq_msg_t worker, first;
 
+		rpc_fresh_poll(&fresh, front, nidle > 0);
 		if (zmq_poll(items, nidle > 0 ? 2 : 1, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		rpc_fresh_polled(&fresh, 1000);
 		if (items[0].revents & ZMQ_POLLIN) {
 			zmq_msg_init(&worker);
 			zmq_msg_init(&first);
@@ -1738,7 +1836,8 @@ rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
 		if (nidle > 0 && (items[1].revents & ZMQ_POLLIN)) {
 			nidle--;
 			/* Sent, it is gone; else it stays idle. */
-			if (rpc_forward_request(front, back, &idle[nidle]) != 0)
+			if (rpc_forward_request(front, back, &idle[nidle],
+			        rpc_fresh(&fresh, 1)) != 0)
 				nidle++;
 			else
 				zmq_msg_close(&idle[nidle]);
@@ -1911,10 +2010,11 @@ struct rpc_slot {
 /*
  * Reads a request waiting on `front` into `s` and admits it: 1, or 0 when
  * none was waiting (or what came was not a request: its frames are gone).
+ * `fresh`: it came while the server waited (rpc_clock_translate).
  */
 static int
-rpc_slot_read(
-    const struct rpc_server_config *config, void *front, struct rpc_slot *s)
+rpc_slot_read(const struct rpc_server_config *config, void *front,
+    struct rpc_slot *s, int fresh)
 {
 	static const Scep__V1__Reply init = SCEP__V1__REPLY__INIT;
 	char name[RPC_NAME_MAX] = "", address[RPC_ADDRESS_MAX];
@@ -1936,7 +2036,7 @@ rpc_slot_read(
 	rpc_last_frame(front, &body);
 	s->reply = init;
 	s->req = rpc_admit(config,
-	    rpc_curve_serves(config->curve) ? name : NULL, address,
+	    rpc_curve_serves(config->curve) ? name : NULL, address, fresh,
 	    zmq_msg_data(&body), zmq_msg_size(&body), &s->reply, &s->route);
 	zmq_msg_close(&body);
 	return 1;
@@ -2042,22 +2142,28 @@ rpc_serve_inline(
 	struct rpc_slot slots[RPC_BATCH_MAX];
 	size_t batched[RPC_BATCH_MAX];
 	size_t max = config->batch != NULL ? RPC_BATCH_MAX : 1, n, nbatched, i;
+	struct rpc_freshness fresh = {rpc_is_network(config->endpoint), 0,
+	    INT64_MIN / 2, 0, INT64_MIN / 2};
 
 	memset(arenas, 0, sizeof(arenas));
 	while (!rpc_stop) {
 		zmq_pollitem_t item = {front, 0, ZMQ_POLLIN, 0};
 
+		rpc_fresh_poll(&fresh, front, 1);
 		if (zmq_poll(&item, 1, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		rpc_fresh_polled(&fresh, 1000);
 		if (!(item.revents & ZMQ_POLLIN)) {
 			if (config->idle != NULL)
 				config->idle(config->service);
 			continue;
 		}
-		for (n = 0; n < max && rpc_slot_read(config, front, &slots[n]);)
+		for (n = 0; n < max &&
+		     rpc_slot_read(
+		         config, front, &slots[n], rpc_fresh(&fresh, n == 0));)
 			n++;
 		/* The other kinds first, in turn: none waits for a batch. */
 		for (i = 0, nbatched = 0; i < n; i++) {

@@ -482,11 +482,14 @@ skewed ca ca scepd-ca "$H/ca/scepd.conf" "+90s"
 wait_log ca "serving on tcp://.*CurveZMQ"
 skewed fe2 fe2 scepd-frontend "$H/fe2/scepd.conf" "+90s"
 wait_http fe2
-for i in 1 2; do
+for i in 1 2 3; do
 	for fe in fe1 fe2; do
 		timed_enroll $fe "CN=skewed clocks $fe $i" "$WORK/skew$fe$i.pem"
 		verify_cert "$WORK/skew$fe$i.pem"
 	done
+	# A clock behind is said once it held for more than 10 s (what a
+	# service gets as it starts looks late for a moment); ahead, at once.
+	[ $i = 1 ] && sleep 11
 done
 grep -q "clock of 'ra' at $NET\.2[12] is about 9[0-9]\.[0-9] s behind" "$WORK/ca.log" ||
 	{ tail -20 "$WORK/ca.log"; fail "the CA does not log that the RAs' clocks are 90 s behind its own"; }
