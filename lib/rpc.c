@@ -1041,13 +1041,14 @@ struct rpc_clock_host {
 	int64_t logged; /* the offset last logged, 0: agreeing */
 	int64_t logged_at; /* monotonic ms */
 	int64_t moving_since; /* monotonic ms deadlines began to move, or 0 */
+	int64_t fresh_at; /* monotonic ms of the last fresh request */
 };
 
 static struct {
 	pthread_mutex_t lock;
 	struct rpc_clock_host hosts[RPC_CLOCK_HOSTS];
 } rpc_clocks = {
-    PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0, 0, 0, 0, 0, 0}}};
+    PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, 0, 0, 0, 0, 0, 0, 0, 0}}};
 
 static struct rpc_clock_host *
 rpc_clock_host(const char *address, const char *name)
@@ -1133,7 +1134,7 @@ rpc_fresh(const struct rpc_freshness *f, int first)
 
 /* The address of the host a message came from: its "Peer-Address" ("" if
  * none or too long). On ipc:// libzmq gives "localhost:UID:GID:PID":
- * only a tcp:// server reads it (rpc_admit). */
+ * only a server on a network endpoint reads it (rpc_admit). */
 static const char *
 rpc_peer_address(zmq_msg_t *msg)
 {
@@ -1201,6 +1202,8 @@ rpc_clock_translate(
 	pthread_mutex_lock(&rpc_clocks.lock);
 	h = rpc_clock_host(address, peer != NULL ? peer : "");
 	h->used = mono;
+	if (fresh)
+		h->fresh_at = mono;
 	if (fresh && h->window != window) {
 		h->prev = h->window == window - 1 ? h->lag : INT64_MAX;
 		h->window = window;
@@ -1220,11 +1223,12 @@ rpc_clock_translate(
 	else if (h->moving_since == 0)
 		h->moving_since = mono;
 	/* Said when surely the clocks: the caller ahead (a wait only adds
-	 * lag), or behind for longer than one sample is remembered. What a
-	 * service gets at once as it starts or continues (queued for it by
-	 * its callers, or by the kernel while it was stopped) looks fresh
-	 * to it and late, for a moment. */
-	sure = offset < 0 || mono - h->moving_since > 2 * RPC_CLOCK_WINDOW_MS;
+	 * lag), or behind still by fresh requests longer than one is
+	 * remembered. What a service gets at once as it starts or continues
+	 * (queued for it by its callers, or by the kernel while it was
+	 * stopped) looks fresh to it and late, for a moment. */
+	sure = offset < 0 ||
+	    h->fresh_at - h->moving_since > 2 * RPC_CLOCK_WINDOW_MS;
 	if (offset != 0 && sure &&
 	    (h->logged == 0 || llabs(offset - h->logged) > RPC_CLOCK_SLACK_MS ||
 	        mono - h->logged_at > RPC_CLOCK_RELOG_MS)) {
@@ -1445,6 +1449,14 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 		struct rpc_answering *a = &c->slots[i];
 
 		pthread_mutex_lock(&a->lock);
+		if (zmq_msg_size(&a->kept_reply) > 0 && a->kept_until < now) {
+			/* Past its time, any worker's: the bytes go (a worker
+			 * may stay idle for hours). */
+			zmq_msg_close(&a->kept_request);
+			zmq_msg_close(&a->kept_reply);
+			zmq_msg_init(&a->kept_request);
+			zmq_msg_init(&a->kept_reply);
+		}
 		if (i != slot && a->busy && a->id == req->id &&
 		    a->size == size && strcmp(a->peer, peer) == 0 &&
 		    memcmp(a->data, data, size) == 0) {
@@ -1514,13 +1526,6 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
 		snprintf(
 		    own->kept_peer, sizeof(own->kept_peer), "%s", own->peer);
 		own->kept_until = req->deadline_ms;
-	} else if (zmq_msg_size(&own->kept_reply) > 0 &&
-	    own->kept_until < rpc_now_ms()) {
-		/* Past its time: the bytes go (up to a message's size). */
-		zmq_msg_close(&own->kept_request);
-		zmq_msg_close(&own->kept_reply);
-		zmq_msg_init(&own->kept_request);
-		zmq_msg_init(&own->kept_reply);
 	}
 	own->ncopies = 0;
 	own->busy = 0;

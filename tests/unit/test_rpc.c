@@ -855,21 +855,25 @@ test_copies_waiting_for_busy_workers_are_answered(void **state)
 	assert_non_null(client);
 	assert_int_equal(call_cacert(client, "warm", 3000, &reply), RPC_OK);
 	scep__v1__reply__free_unpacked(reply, NULL);
+	before = atomic_load(&slow_calls);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(
 		    pthread_create(&slow[i], NULL, call_slow, ctx), 0);
+		/* Its handler begun (counted), then the next at least 100
+		 * ms later, and this request 50 ms after that. */
+		while (atomic_load(&slow_calls) - before < i + 1)
+			nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
 		nanosleep(
 		    &(struct timespec){0, (i == 0 ? 100 : 50) * 1000 * 1000},
 		    NULL);
 	}
-	before = atomic_load(&slow_calls);
 	assert_int_equal(call_cacert(client, "slow", 1500, &reply), RPC_OK);
 	assert_string_equal(reply->get_ca_cert->content_type, "slow");
 	scep__v1__reply__free_unpacked(reply, NULL);
 	for (int i = 0; i < 2; i++)
 		pthread_join(slow[i], NULL);
-	/* Handled once (the two before were counted when they began). */
-	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	/* Handled once, beside the two that kept the workers busy. */
+	assert_int_equal(atomic_load(&slow_calls) - before, 3);
 	rpc_client_free(client);
 	zmq_ctx_term(ctx);
 }
@@ -1104,8 +1108,11 @@ setup_tcp(void **state)
 	/* A port free now: the kernel's pick, given back for the server. */
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	close(fd);
 	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d",
 	    ntohs(sa.sin_port));
@@ -1131,35 +1138,64 @@ teardown_tcp(void **state)
  * deadline by that clock; its answer's content type in `answer`, or ""
  * when none came within 1.5 s. */
 static void
-call_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
-    int64_t budget_ms, char *answer, size_t size)
+send_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
+    int64_t budget_ms)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
-	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
-	Scep__V1__Reply *reply;
+	Scep__V1__GetCACertRequest cacert = SCEP__V1__GET_CACERT_REQUEST__INIT;
+	Scep__V1__GetCACapsRequest caps = SCEP__V1__GET_CACAPS_REQUEST__INIT;
 	uint8_t buf[256];
 	size_t len;
-	int n;
 
-	body.ca_ident = (char *)ident;
-	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
-	req.get_ca_cert = &body;
+	/* "caps": GetCACaps as caller "other" (the caps route's); else
+	 * GetCACert IDENT as "test". */
+	if (strcmp(ident, "caps") == 0) {
+		req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
+		req.get_ca_caps = &caps;
+		req.origin = "other";
+	} else {
+		cacert.ca_ident = (char *)ident;
+		req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
+		req.get_ca_cert = &cacert;
+		req.origin = "test";
+	}
 	req.id = id;
-	req.origin = "test";
 	req.deadline_ms = (sent_ms ? sent_ms : rpc_now_ms()) + budget_ms;
 	req.has_sent_ms = sent_ms != 0;
 	req.sent_ms = sent_ms;
 	len = scep__v1__request__pack(&req, buf);
 	assert_true(len < sizeof(buf));
 	assert_int_equal(zmq_send(sock, buf, len, 0), (int)len);
+}
+
+/* The answer to request `id` on `sock`: its content type (GetCACaps:
+ * "caps N"), or "" when none came within 1.5 s. */
+static void
+answer_of(void *sock, uint64_t id, char *answer, size_t size)
+{
+	Scep__V1__Reply *reply;
+	uint8_t buf[256];
+	int n;
+
 	answer[0] = '\0';
 	n = zmq_recv(sock, buf, sizeof(buf), 0);
 	if (n < 0)
 		return;
 	assert_non_null(reply = scep__v1__reply__unpack(NULL, (size_t)n, buf));
 	assert_int_equal(reply->id, id);
-	snprintf(answer, size, "%s", reply->get_ca_cert->content_type);
+	snprintf(answer, size, "%s",
+	    reply->body_case == SCEP__V1__REPLY__BODY_GET_CA_CAPS
+	        ? reply->get_ca_caps->caps
+	        : reply->get_ca_cert->content_type);
 	scep__v1__reply__free_unpacked(reply, NULL);
+}
+
+static void
+call_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
+    int64_t budget_ms, char *answer, size_t size)
+{
+	send_with_clock(sock, id, ident, sent_ms, budget_ms);
+	answer_of(sock, id, answer, size);
 }
 
 /* A DEALER of our own to the server: call_with_clock's. */
@@ -1209,6 +1245,41 @@ test_deadlines_read_by_the_callers_clock(void **state)
 	call_with_clock(sock, 6, "behind, on time", rpc_now_ms() - 90000, 3000,
 	    answer, sizeof(answer));
 	assert_string_equal(answer, "behind, on time");
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+}
+
+/*
+ * A request that waited in the queue is not fresh: it teaches nothing of
+ * its caller's clock. Both workers busy (600 ms); a new caller's request,
+ * in step but with 300 ms left by its clock, waits behind them and is
+ * past its deadline when taken up, 2.5 s after it was sent: dropped. Had
+ * it taught a 2.5 s difference, it would have been answered.
+ */
+static void
+test_queued_request_teaches_no_clock(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	void *busy[2] = {raw_caller(ctx), raw_caller(ctx)};
+	void *sock = raw_caller(ctx);
+	char answer[64];
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		send_with_clock(busy[i], 10 + i, "slow", rpc_now_ms(), 3000);
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	send_with_clock(sock, 20, "caps", rpc_now_ms() - 2000, 2300);
+	answer_of(sock, 20, answer, sizeof(answer));
+	assert_string_equal(answer, "");
+	for (int i = 0; i < 2; i++) {
+		answer_of(busy[i], 10 + i, answer, sizeof(answer));
+		assert_string_equal(answer, "slow");
+		zmq_close(busy[i]);
+	}
+	/* The same caller, in step and in time: answered. */
+	call_with_clock(
+	    sock, 21, "caps", rpc_now_ms(), 3000, answer, sizeof(answer));
+	assert_true(strncmp(answer, "caps ", 5) == 0);
 	zmq_close(sock);
 	zmq_ctx_term(ctx);
 }
@@ -1264,6 +1335,7 @@ main(void)
 	};
 	const struct CMUnitTest tcp_tests[] = {
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
+	    cmocka_unit_test(test_queued_request_teaches_no_clock),
 	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
