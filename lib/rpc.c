@@ -1083,10 +1083,21 @@ rpc_clock_host(const char *address, const char *name)
 struct rpc_freshness {
 	int clocks; /* a network endpoint: else nothing is asked */
 	int empty; /* nothing was queued when the poll began */
-	int64_t emptied; /* monotonic ms the queue was last seen empty */
-	int64_t polled; /* monotonic ms the poll began */
-	int64_t stopped; /* monotonic ms the process was seen to continue */
+	int64_t emptied; /* boottime ms the queue was last seen empty */
+	int64_t polled; /* boottime ms the poll began */
+	int64_t stopped; /* boottime ms the process was seen to continue */
 };
+
+/* Milliseconds of CLOCK_BOOTTIME: unlike CLOCK_MONOTONIC it counts a host
+ * suspended, another stop whose queued requests must not look fresh. */
+static int64_t
+rpc_boottime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Before a poll that reads `front` (`reads`: else its requests wait). */
 static void
@@ -1098,7 +1109,7 @@ rpc_fresh_poll(struct rpc_freshness *f, void *front, int reads)
 	f->empty = 0;
 	if (!f->clocks)
 		return;
-	f->polled = clock_monotonic_ms();
+	f->polled = rpc_boottime_ms();
 	if (reads && zmq_getsockopt(front, ZMQ_EVENTS, &events, &len) == 0 &&
 	    !(events & ZMQ_POLLIN)) {
 		f->empty = 1;
@@ -1110,7 +1121,7 @@ rpc_fresh_poll(struct rpc_freshness *f, void *front, int reads)
 static void
 rpc_fresh_polled(struct rpc_freshness *f, int timeout_ms)
 {
-	int64_t now = clock_monotonic_ms();
+	int64_t now = rpc_boottime_ms();
 
 	if (f->clocks && now - f->polled > timeout_ms + RPC_CLOCK_STOPPED_MS) {
 		f->empty = 0;
@@ -1124,7 +1135,7 @@ rpc_fresh_polled(struct rpc_freshness *f, int timeout_ms)
 static int
 rpc_fresh(const struct rpc_freshness *f, int first)
 {
-	int64_t now = clock_monotonic_ms();
+	int64_t now = rpc_boottime_ms();
 
 	/* After a stop, what the kernel kept meanwhile comes in for a
 	 * moment, as if sent now. */
