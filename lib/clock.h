@@ -28,4 +28,15 @@ clock_monotonic_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Milliseconds of CLOCK_BOOTTIME: CLOCK_MONOTONIC and the time the host
+ * was suspended, for telling that a process was stopped meanwhile. */
+static inline int64_t
+clock_boottime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 #endif

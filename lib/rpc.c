@@ -1088,15 +1088,14 @@ struct rpc_freshness {
 	int64_t stopped; /* boottime ms the process was seen to continue */
 };
 
-/* Milliseconds of CLOCK_BOOTTIME: unlike CLOCK_MONOTONIC it counts a host
- * suspended, another stop whose queued requests must not look fresh. */
-static int64_t
-rpc_boottime_ms(void)
+/* Nothing fresh yet; `config`'s endpoint says whether clocks are read. */
+static struct rpc_freshness
+rpc_fresh_init(const struct rpc_server_config *config)
 {
-	struct timespec ts;
+	struct rpc_freshness f = {rpc_is_network(config->endpoint), 0,
+	    INT64_MIN / 2, 0, INT64_MIN / 2};
 
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return f;
 }
 
 /* Before a poll that reads `front` (`reads`: else its requests wait). */
@@ -1109,7 +1108,7 @@ rpc_fresh_poll(struct rpc_freshness *f, void *front, int reads)
 	f->empty = 0;
 	if (!f->clocks)
 		return;
-	f->polled = rpc_boottime_ms();
+	f->polled = clock_boottime_ms();
 	if (reads && zmq_getsockopt(front, ZMQ_EVENTS, &events, &len) == 0 &&
 	    !(events & ZMQ_POLLIN)) {
 		f->empty = 1;
@@ -1121,7 +1120,7 @@ rpc_fresh_poll(struct rpc_freshness *f, void *front, int reads)
 static void
 rpc_fresh_polled(struct rpc_freshness *f, int timeout_ms)
 {
-	int64_t now = rpc_boottime_ms();
+	int64_t now = clock_boottime_ms();
 
 	if (f->clocks && now - f->polled > timeout_ms + RPC_CLOCK_STOPPED_MS) {
 		f->empty = 0;
@@ -1135,7 +1134,7 @@ rpc_fresh_polled(struct rpc_freshness *f, int timeout_ms)
 static int
 rpc_fresh(const struct rpc_freshness *f, int first)
 {
-	int64_t now = rpc_boottime_ms();
+	int64_t now = clock_boottime_ms();
 
 	/* After a stop, what the kernel kept meanwhile comes in for a
 	 * moment, as if sent now. */
@@ -1144,12 +1143,13 @@ rpc_fresh(const struct rpc_freshness *f, int first)
 }
 
 /* The address of the host a message came from: its "Peer-Address" ("" if
- * none or too long). On ipc:// libzmq gives "localhost:UID:GID:PID":
- * only a server on a network endpoint reads it (rpc_admit). */
+ * none or too long), read only where clocks are (`f`): on ipc:// libzmq
+ * gives "localhost:UID:GID:PID", a process of this host. */
 static const char *
-rpc_peer_address(zmq_msg_t *msg)
+rpc_peer_address(const struct rpc_freshness *f, zmq_msg_t *msg)
 {
-	const char *address = zmq_msg_gets(msg, "Peer-Address");
+	const char *address =
+	    f->clocks ? zmq_msg_gets(msg, "Peer-Address") : NULL;
 
 	if (address == NULL || strlen(address) >= RPC_ADDRESS_MAX)
 		return "";
@@ -1297,8 +1297,9 @@ rpc_last_frame(void *sock, zmq_msg_t *body)
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
  * its refusal already. `peer`: the name of the caller's CurveZMQ key,
- * NULL without CURVE; `address`: the caller's "Peer-Address"; `fresh`:
- * it found the server waiting with nothing queued (rpc_clock_translate).
+ * NULL without CURVE; `address`: the caller's "Peer-Address" ("" on this
+ * host); `fresh`: it found the server waiting with nothing queued
+ * (rpc_clock_translate).
  */
 static Scep__V1__Request *
 rpc_admit(const struct rpc_server_config *config, const char *peer,
@@ -1319,11 +1320,9 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	r = rpc_route_find(config->routes, req->body_case);
 	if (r != NULL && rpc_caller_allowed(r, peer, req)) {
 		/* Only a caller it serves teaches it a host's clock. */
-		if (rpc_is_network(config->endpoint))
-			rpc_clock_translate(address,
-			    peer != NULL && peer[0] != '\0' ? peer
-			                                    : req->origin,
-			    req, fresh);
+		rpc_clock_translate(address,
+		    peer != NULL && peer[0] != '\0' ? peer : req->origin, req,
+		    fresh);
 		if (rpc_past_deadline(req)) {
 			scep__v1__request__free_unpacked(req, NULL);
 			return NULL;
@@ -1698,7 +1697,7 @@ rpc_forward(void *from, void *to)
 /*
  * A request from the front to the idle worker `worker` (its routing id on
  * the back socket, consumed): the client's routing id, then a frame with
- * '1' if `fresh` (rpc_clock_translate) or '0', the name its CurveZMQ key
+ * '1' if fresh by `f` (rpc_clock_translate) or '0', the name its CurveZMQ key
  * was admitted under (the ZAP User-Id; empty without CURVE), a NUL and
  * its host's address (rpc_peer_address), then its frames. Metadata stays with the socket a
  * message arrived on: this is how the name reaches the worker. 0, or -1
@@ -1706,7 +1705,8 @@ rpc_forward(void *from, void *to)
  * either way (empty once sent).
  */
 static int
-rpc_forward_request(void *front, void *back, zmq_msg_t *worker, int fresh)
+rpc_forward_request(
+    void *front, void *back, zmq_msg_t *worker, const struct rpc_freshness *f)
 {
 	zmq_msg_t ident, msg, peer;
 	const char *user, *address;
@@ -1724,7 +1724,7 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker, int fresh)
 	user = zmq_msg_gets(&msg, "User-Id");
 	if (user == NULL)
 		user = "";
-	address = rpc_peer_address(&msg);
+	address = rpc_peer_address(f, &msg);
 	ulen = strlen(user);
 	alen = strlen(address);
 	more = zmq_msg_more(&msg);
@@ -1741,7 +1741,7 @@ rpc_forward_request(void *front, void *back, zmq_msg_t *worker, int fresh)
 		}
 		return -1;
 	}
-	*(char *)zmq_msg_data(&peer) = fresh ? '1' : '0';
+	*(char *)zmq_msg_data(&peer) = rpc_fresh(f, 1) ? '1' : '0';
 	memcpy((char *)zmq_msg_data(&peer) + 1, user, ulen + 1);
 	memcpy((char *)zmq_msg_data(&peer) + 1 + ulen + 1, address, alen);
 	(void)zmq_msg_send(worker, back, ZMQ_SNDMORE); /* the caller closes */
@@ -1812,8 +1812,7 @@ rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
 {
 	zmq_msg_t *idle = calloc((size_t)nworkers, sizeof(*idle));
 	int nidle = 0;
-	struct rpc_freshness fresh = {rpc_is_network(config->endpoint), 0,
-	    INT64_MIN / 2, 0, INT64_MIN / 2};
+	struct rpc_freshness fresh = rpc_fresh_init(config);
 
 	if (idle == NULL)
 		return;
@@ -1852,8 +1851,8 @@ rpc_proxy(const struct rpc_server_config *config, void *front, void *back,
 		if (nidle > 0 && (items[1].revents & ZMQ_POLLIN)) {
 			nidle--;
 			/* Sent, it is gone; else it stays idle. */
-			if (rpc_forward_request(front, back, &idle[nidle],
-			        rpc_fresh(&fresh, 1)) != 0)
+			if (rpc_forward_request(
+			        front, back, &idle[nidle], &fresh) != 0)
 				nidle++;
 			else
 				zmq_msg_close(&idle[nidle]);
@@ -2026,11 +2025,12 @@ struct rpc_slot {
 /*
  * Reads a request waiting on `front` into `s` and admits it: 1, or 0 when
  * none was waiting (or what came was not a request: its frames are gone).
- * `fresh`: it came while the server waited (rpc_clock_translate).
+ * `f`, `first` (the first read since the poll): whether it is fresh
+ * (rpc_clock_translate).
  */
 static int
 rpc_slot_read(const struct rpc_server_config *config, void *front,
-    struct rpc_slot *s, int fresh)
+    struct rpc_slot *s, const struct rpc_freshness *f, int first)
 {
 	static const Scep__V1__Reply init = SCEP__V1__REPLY__INIT;
 	char name[RPC_NAME_MAX] = "", address[RPC_ADDRESS_MAX];
@@ -2048,12 +2048,13 @@ rpc_slot_read(const struct rpc_server_config *config, void *front,
 	user = zmq_msg_gets(&body, "User-Id");
 	if (user != NULL && strlen(user) < sizeof(name))
 		memcpy(name, user, strlen(user) + 1);
-	snprintf(address, sizeof(address), "%s", rpc_peer_address(&body));
+	snprintf(address, sizeof(address), "%s", rpc_peer_address(f, &body));
 	rpc_last_frame(front, &body);
 	s->reply = init;
-	s->req = rpc_admit(config,
-	    rpc_curve_serves(config->curve) ? name : NULL, address, fresh,
-	    zmq_msg_data(&body), zmq_msg_size(&body), &s->reply, &s->route);
+	s->req =
+	    rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
+	        address, rpc_fresh(f, first), zmq_msg_data(&body),
+	        zmq_msg_size(&body), &s->reply, &s->route);
 	zmq_msg_close(&body);
 	return 1;
 }
@@ -2158,8 +2159,7 @@ rpc_serve_inline(
 	struct rpc_slot slots[RPC_BATCH_MAX];
 	size_t batched[RPC_BATCH_MAX];
 	size_t max = config->batch != NULL ? RPC_BATCH_MAX : 1, n, nbatched, i;
-	struct rpc_freshness fresh = {rpc_is_network(config->endpoint), 0,
-	    INT64_MIN / 2, 0, INT64_MIN / 2};
+	struct rpc_freshness fresh = rpc_fresh_init(config);
 
 	memset(arenas, 0, sizeof(arenas));
 	while (!rpc_stop) {
@@ -2178,8 +2178,7 @@ rpc_serve_inline(
 			continue;
 		}
 		for (n = 0; n < max &&
-		     rpc_slot_read(
-		         config, front, &slots[n], rpc_fresh(&fresh, n == 0));)
+		     rpc_slot_read(config, front, &slots[n], &fresh, n == 0);)
 			n++;
 		/* The other kinds first, in turn: none waits for a batch. */
 		for (i = 0, nbatched = 0; i < n; i++) {

@@ -238,10 +238,12 @@ EOF
 done
 
 # --- starting services --------------------------------------------------------
-# start NAME HOST PROGRAM CONF: in the host's namespace, log in $WORK/NAME.log.
+# start NAME HOST PROGRAM CONF [VAR=VALUE ...]: in the host's namespace,
+# with those in its environment, log in $WORK/NAME.log.
 start() {
 	local name=$1 host=$2 prog=$3 conf=$4
-	ip netns exec "$(ns "$host")" "$BUILD_DIR/$prog" --config "$conf" \
+	shift 4
+	ip netns exec "$(ns "$host")" env "$@" "$BUILD_DIR/$prog" --config "$conf" \
 		>> "$WORK/$name.log" 2>&1 &
 	PID[$name]=$!
 }
@@ -469,11 +471,9 @@ skewed() {
 	kill -TERM "${PID[$name]}"
 	wait "${PID[$name]}" || fail "$name did not stop cleanly"
 	# ASan wants to be the first library; libfaketime only wraps calls.
-	ip netns exec "$(ns "$host")" env LD_PRELOAD="$FAKETIME_LIB" \
+	start "$name" "$host" "$prog" "$conf" LD_PRELOAD="$FAKETIME_LIB" \
 		FAKETIME="$offset" FAKETIME_DONT_RESET=1 \
-		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-		"$BUILD_DIR/$prog" --config "$conf" >> "$WORK/$name.log" 2>&1 &
-	PID[$name]=$!
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 }
 check "the CA's clock and frontend 2's 90 s ahead of the RAs': enrollments succeed"
 FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
