@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -912,6 +913,7 @@ struct rpc_answering {
 	 * request). */
 	pthread_mutex_t lock;
 	int busy;
+	uint64_t ticket; /* when it said it answers the request below */
 	uint64_t id;
 	const char *peer; /* the worker's name of the caller's key */
 	const void *data; /* the request's frame, kept open meanwhile */
@@ -930,6 +932,7 @@ struct rpc_answering {
 struct rpc_copies {
 	struct rpc_answering *slots; /* one per worker */
 	int n;
+	_Atomic uint64_t tickets; /* the last ticket given (rpc_copy_find) */
 };
 
 struct rpc_worker {
@@ -1435,27 +1438,68 @@ enum rpc_copy_found {
 	RPC_COPY_KEPT, /* a copy of one answered lately: its answer */
 };
 
+#ifdef SCEPD_TEST_HOOKS
+void (*rpc_test_copy_hook)(void);
+#endif
+
 /*
- * Whether `req` (the frame `data`, `size`) is a copy of a request another
- * worker is answering: its routing id then moves from `ident` to that
- * worker, which answers it too. Or, with `kept_too`, of one a worker
- * answered lately and kept (rpc_server_config.keep_body): its answer is
- * copied to `answer`. A copy that waited in the queue while the first was
- * answered would else be handled again, when the service is slow already.
- * Each slot is looked at once under its lock, and rpc_copy_done keeps an
- * answer in the same hold as it ends "busy": a request is seen in hand or
- * kept, never between. Else this worker's slot says it answers `req`.
+ * `own`'s request, its ident in `ident` and the copies absorbed by it, go
+ * to `first` if that still answers the request it had ticket `ticket`
+ * for and has room; `own` no longer answers it then. Both locks, taken in
+ * the slots' order (a worker holds two only here). 1 when moved, 0 when
+ * `first` answers it no longer, -1 when it has no room for them.
+ */
+static int
+rpc_copy_hand_over(struct rpc_answering *own, struct rpc_answering *first,
+    uint64_t ticket, zmq_msg_t *ident)
+{
+	struct rpc_answering *lo = own < first ? own : first;
+	struct rpc_answering *hi = own < first ? first : own;
+	int moved = 0;
+
+	pthread_mutex_lock(&lo->lock);
+	pthread_mutex_lock(&hi->lock);
+	if (!first->busy || first->ticket != ticket)
+		moved = 0;
+	else if (first->ncopies + 1 + own->ncopies > RPC_COPIES_MAX)
+		moved = -1;
+	else {
+		zmq_msg_init(&first->copies[first->ncopies]);
+		zmq_msg_move(&first->copies[first->ncopies++], ident);
+		for (int i = 0; i < own->ncopies; i++) {
+			zmq_msg_init(&first->copies[first->ncopies]);
+			zmq_msg_move(
+			    &first->copies[first->ncopies++], &own->copies[i]);
+			zmq_msg_close(&own->copies[i]);
+		}
+		own->ncopies = 0;
+		own->busy = 0;
+		own->data = NULL;
+		moved = 1;
+	}
+	pthread_mutex_unlock(&hi->lock);
+	pthread_mutex_unlock(&lo->lock);
+	return moved;
+}
+
+/*
+ * One look at every slot for `req`: the earliest other worker's that says
+ * it answers it with a ticket before `ticket` (its index in *first, -1
+ * for none, and its ticket), and with `kept_too` a kept answer to it,
+ * copied to `answer` (RPC_COPY_KEPT). Expired kept answers are released
+ * on the way.
  */
 static enum rpc_copy_found
-rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
-    const Scep__V1__Request *req, const void *data, size_t size,
-    zmq_msg_t *ident, int kept_too, zmq_msg_t *answer)
+rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
+    const Scep__V1__Request *req, const void *data, size_t size, int kept_too,
+    zmq_msg_t *answer, int *first, uint64_t *first_ticket)
 {
-	struct rpc_answering *own = &c->slots[slot];
 	enum rpc_copy_found found = RPC_COPY_NONE;
 	int64_t now = rpc_now_ms();
 
-	for (int i = 0; i < c->n && found == RPC_COPY_NONE; i++) {
+	*first = -1;
+	*first_ticket = 0;
+	for (int i = 0; i < c->n; i++) {
 		struct rpc_answering *a = &c->slots[i];
 
 		pthread_mutex_lock(&a->lock);
@@ -1467,22 +1511,99 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 			zmq_msg_init(&a->kept_request);
 			zmq_msg_init(&a->kept_reply);
 		}
-		if (i != slot && a->busy && a->id == req->id &&
-		    a->size == size && strcmp(a->peer, peer) == 0 &&
+		if (i != slot && a->busy && a->ticket < ticket &&
+		    a->id == req->id && a->size == size &&
+		    strcmp(a->peer, peer) == 0 &&
 		    memcmp(a->data, data, size) == 0) {
-			if (a->ncopies < RPC_COPIES_MAX) {
-				zmq_msg_init(&a->copies[a->ncopies]);
-				zmq_msg_move(&a->copies[a->ncopies++], ident);
-				found = RPC_COPY_ABSORBED;
+			if (*first < 0 || a->ticket < *first_ticket) {
+				*first = i;
+				*first_ticket = a->ticket;
 			}
-		} else if (kept_too && zmq_msg_size(&a->kept_reply) > 0 &&
-		    a->kept_id == req->id && a->kept_until >= now &&
+		} else if (kept_too && found == RPC_COPY_NONE &&
+		    zmq_msg_size(&a->kept_reply) > 0 && a->kept_id == req->id &&
+		    a->kept_until >= now &&
 		    zmq_msg_size(&a->kept_request) == size &&
 		    strcmp(a->kept_peer, peer) == 0 &&
 		    memcmp(zmq_msg_data(&a->kept_request), data, size) == 0 &&
 		    zmq_msg_copy(answer, &a->kept_reply) == 0)
 			found = RPC_COPY_KEPT;
 		pthread_mutex_unlock(&a->lock);
+	}
+	return found;
+}
+
+/*
+ * Whether `req` (the frame `data`, `size`) is a copy of a request another
+ * worker is answering: its routing id then moves from `ident` to that
+ * worker, which answers it too. Or, with `kept_too`, of one a worker
+ * answered lately and kept (rpc_server_config.keep_body): its answer is
+ * copied to `answer`. A copy that waited in the queue while the first was
+ * answered would else be handled again, when the service is slow already.
+ *
+ * This worker's slot says first that it answers `req`, with a ticket
+ * (later ones are greater), and then looks at the others: of two workers
+ * that take copies at the same moment, the one with the later ticket
+ * finds the other's slot said (its lock is taken after the other's
+ * ticket was drawn under it) and hands its copy over; the earlier one
+ * answers. Looking first, both could find nothing and both answer. Each
+ * slot is looked at under its lock, and rpc_copy_done keeps an answer in
+ * the same hold as it ends "busy": a request is seen in hand or kept,
+ * never between. A copy handed to this slot meanwhile makes it answer.
+ */
+static enum rpc_copy_found
+rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
+    const Scep__V1__Request *req, const void *data, size_t size,
+    zmq_msg_t *ident, int kept_too, zmq_msg_t *answer)
+{
+	struct rpc_answering *own = &c->slots[slot];
+	enum rpc_copy_found found;
+	uint64_t ticket, first_ticket;
+	int first, moved;
+
+	pthread_mutex_lock(&own->lock);
+	ticket = own->ticket = atomic_fetch_add(&c->tickets, 1) + 1;
+	own->busy = 1;
+	own->id = req->id;
+	own->peer = peer;
+	own->data = data;
+	own->size = size;
+	own->ncopies = 0;
+	pthread_mutex_unlock(&own->lock);
+#ifdef SCEPD_TEST_HOOKS
+	if (rpc_test_copy_hook != NULL)
+		rpc_test_copy_hook();
+#endif
+	/* Again when the one to hand over to ended meanwhile: another with
+	 * an earlier ticket may answer it still (its own hand-over failed
+	 * too). Each time one fewer: later tickets are never candidates. */
+	do {
+		found = rpc_copy_look(c, slot, ticket, peer, req, data, size,
+		    kept_too, answer, &first, &first_ticket);
+		if (first < 0)
+			break;
+		/* In hand goes before kept: the worker answering it now
+		 * answers the copies too. */
+		if (found == RPC_COPY_KEPT) {
+			zmq_msg_close(answer);
+			zmq_msg_init(answer);
+		}
+		moved = rpc_copy_hand_over(
+		    own, &c->slots[first], first_ticket, ident);
+		found = moved > 0 ? RPC_COPY_ABSORBED : RPC_COPY_NONE;
+	} while (moved == 0);
+	if (found == RPC_COPY_KEPT) {
+		pthread_mutex_lock(&own->lock);
+		if (own->ncopies == 0) {
+			own->busy = 0;
+			own->data = NULL;
+		} else {
+			/* Copies handed to this slot meanwhile wait for its
+			 * answer: it answers, all of them. */
+			zmq_msg_close(answer);
+			zmq_msg_init(answer);
+			found = RPC_COPY_NONE;
+		}
+		pthread_mutex_unlock(&own->lock);
 	}
 	if (found == RPC_COPY_ABSORBED)
 		log_info("rpc: request %llu from %s sent again while it is "
@@ -1494,19 +1615,7 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 		         "answered: the same answer",
 		    (unsigned long long)req->id,
 		    req->origin ? req->origin : "?");
-	if (found != RPC_COPY_NONE)
-		return found;
-	/* Two copies taken at the same moment by two workers may both be
-	 * handled, as every copy was before there was this. */
-	pthread_mutex_lock(&own->lock);
-	own->busy = 1;
-	own->id = req->id;
-	own->peer = peer;
-	own->data = data;
-	own->size = size;
-	own->ncopies = 0;
-	pthread_mutex_unlock(&own->lock);
-	return RPC_COPY_NONE;
+	return found;
 }
 
 /*
@@ -2206,7 +2315,7 @@ rpc_serve(const struct rpc_server_config *config)
 {
 	void *front = NULL, *back = NULL;
 	struct rpc_worker *workers = NULL;
-	struct rpc_copies copies = {NULL, 0};
+	struct rpc_copies copies = {NULL, 0, 0};
 	struct rpc_start start = {
 	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 	struct rpc_zap zap;

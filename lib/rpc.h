@@ -252,4 +252,10 @@ struct rpc_server_config {
  */
 int rpc_serve(const struct rpc_server_config *config);
 
+#ifdef SCEPD_TEST_HOOKS
+/* Tests only: called by a worker between saying that it answers a
+ * request and looking whether another worker answers a copy of it. */
+extern void (*rpc_test_copy_hook)(void);
+#endif
+
 #endif

@@ -61,6 +61,51 @@ handle_caps(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
 
 static atomic_int slow_calls; /* GetCACert "slow" handled */
 
+/* GetCACert "gate" waits until the test opens the gate (5 s at most). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open, gate_waiting;
+
+static void
+gate_wait(void)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&gate_lock);
+	gate_waiting++;
+	while (!gate_open &&
+	    pthread_cond_timedwait(&gate_cond, &gate_lock, &until) == 0)
+		;
+	gate_waiting--;
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void
+gate_set(int open)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = open;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+/* rpc_test_copy_hook, armed: the first two workers to pass wait for each
+ * other (2 s at most), as two workers taking copies at the same moment. */
+static atomic_int copy_hook_armed, copy_hook_passed;
+
+static void
+copy_hook_meet(void)
+{
+	if (!atomic_load(&copy_hook_armed))
+		return;
+	if (atomic_fetch_add(&copy_hook_passed, 1) >= 2)
+		return;
+	for (int i = 0; i < 2000 && atomic_load(&copy_hook_passed) < 2; i++)
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+}
+
 static void
 handle_cacert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -78,6 +123,9 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 	if (req->get_ca_cert->ca_ident != NULL &&
 	    strcmp(req->get_ca_cert->ca_ident, "slower") == 0)
 		nanosleep(&(struct timespec){1, 200 * 1000 * 1000}, NULL);
+	if (req->get_ca_cert->ca_ident != NULL &&
+	    strcmp(req->get_ca_cert->ca_ident, "gate") == 0)
+		gate_wait();
 	scep__v1__get_cacert_reply__init(body);
 	body->content_type = rpc_strdup(arena,
 	    req->get_ca_cert->ca_ident ? req->get_ca_cert->ca_ident : "none");
@@ -678,6 +726,7 @@ setup_two_workers(void **state)
 {
 	server_workers = 2;
 	server_keep_cacert = 1;
+	rpc_test_copy_hook = copy_hook_meet;
 	return setup(state);
 }
 
@@ -686,6 +735,7 @@ teardown_two_workers(void **state)
 {
 	int rc = teardown(state);
 
+	rpc_test_copy_hook = NULL;
 	server_workers = 1;
 	server_keep_cacert = 0;
 	return rc;
@@ -838,9 +888,8 @@ test_copy_of_a_request_in_hand_is_answered_once(void **state)
  * it; at 700 ms the other takes the first copy and finds it in hand; the
  * second comes while it still is: handled once, and the caller, whose
  * first two sockets are closed, gets the answer at about 1200 ms. (Two
- * workers free at the same moment could each take a copy before either
- * says it answers it, and both handle it: the race rpc_copy_find
- * allows.)
+ * workers free at the same moment: test_copies_taken_at_once_are_handled_
+ * once.)
  */
 static void
 test_copies_waiting_for_busy_workers_are_answered(void **state)
@@ -914,6 +963,64 @@ test_copy_waiting_while_the_first_is_answered_gets_its_answer(void **state)
 	assert_int_equal(atomic_load(&slow_calls) - before, 1);
 	pthread_join(slower_thread, NULL);
 	assert_int_equal(slower.rc, RPC_OK);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
+/*
+ * Both workers held (the gate); a slow request (600 ms) with 3000 ms, sent
+ * again at 1000 ms on a fresh socket, waits with its copy. The gate
+ * opens: the two workers take the request and the copy at the same moment
+ * (each waits for the other between saying it answers and looking,
+ * rpc_test_copy_hook). One handles it, the other hands its copy over: the
+ * caller gets the answer at about 1700 ms, handled once. Had each looked
+ * before saying, both would have found nothing and handled it.
+ */
+static void
+test_copies_taken_at_once_are_handled_once(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	struct cacert_call held[2] = {
+	    {ctx, "gate", "test", 0, "", 8000},
+	    {ctx, "gate", "test", 0, "", 8000},
+	};
+	struct cacert_call slow = {ctx, "slow", "test", 0, "", 3000};
+	pthread_t held_thread[2], slow_thread;
+	int before, waiting;
+
+	(void)state;
+	assert_non_null(client);
+	gate_set(0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&held_thread[i], NULL,
+		                     call_in_thread, &held[i]),
+		    0);
+	do {
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+		pthread_mutex_lock(&gate_lock);
+		waiting = gate_waiting;
+		pthread_mutex_unlock(&gate_lock);
+	} while (waiting < 2);
+	before = atomic_load(&slow_calls);
+	assert_int_equal(
+	    pthread_create(&slow_thread, NULL, call_in_thread, &slow), 0);
+	/* The request and its copy (sent at 1000 ms) wait. */
+	nanosleep(&(struct timespec){1, 200 * 1000 * 1000}, NULL);
+	atomic_store(&copy_hook_passed, 0);
+	atomic_store(&copy_hook_armed, 1);
+	gate_set(1);
+	pthread_join(slow_thread, NULL);
+	atomic_store(&copy_hook_armed, 0);
+	assert_int_equal(slow.rc, RPC_OK);
+	assert_string_equal(slow.answer, "slow");
+	/* Both met in the hook: they took the two at once. */
+	assert_true(atomic_load(&copy_hook_passed) >= 2);
+	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(held_thread[i], NULL);
+		assert_int_equal(held[i].rc, RPC_OK);
+	}
 	rpc_client_free(client);
 	zmq_ctx_term(ctx);
 }
@@ -1332,6 +1439,7 @@ main(void)
 	    cmocka_unit_test(test_copies_waiting_for_busy_workers_are_answered),
 	    cmocka_unit_test(
 	        test_copy_waiting_while_the_first_is_answered_gets_its_answer),
+	    cmocka_unit_test(test_copies_taken_at_once_are_handled_once),
 	};
 	const struct CMUnitTest tcp_tests[] = {
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
