@@ -321,11 +321,18 @@ void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 /* pending.c: requests waiting for an operator (ApprovalRequired). */
 int ca_pending_put(const struct ca *ca, MDB_txn *txn,
     const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now);
-/* 1 when a request pending (or rejected) under `txid` holds another key
- * than `csr` (or a CSR that cannot be read); 0 when it holds the same or
- * none is; -1 when the pending table cannot be read. */
-int ca_pending_other_key(
-    const struct ca *ca, MDB_txn *txn, const char *txid, X509_REQ *csr);
+/* What a request pending (or rejected) under a transactionID holds
+ * against a new request under it (ca_pending_held). */
+enum ca_pending_held {
+	CA_PENDING_NONE, /* none is held, or one expired (PendingDays) */
+	CA_PENDING_SAME, /* the same CSR, waiting */
+	CA_PENDING_OTHER_CSR, /* another CSR of the same key, waiting */
+	CA_PENDING_OTHER_KEY, /* another key's (or an unreadable CSR) */
+};
+/* What is held under `txid` against the CSR `csr` (DER `der`, `len`)
+ * at `now`; -1 when the pending table cannot be read. */
+int ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
+    X509_REQ *csr, const uint8_t *der, size_t len, time_t now);
 /* 1 when an operator rejected `txid` (why filled), else 0. */
 int ca_pending_rejected(
     const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len);

@@ -129,29 +129,6 @@ pending_csr(json_t *o, unsigned char **der, size_t *len)
 	return csr;
 }
 
-int
-ca_pending_other_key(
-    const struct ca *ca, MDB_txn *txn, const char *txid, X509_REQ *csr)
-{
-	json_t *o;
-	unsigned char *der = NULL;
-	size_t len = 0;
-	X509_REQ *held = NULL;
-	int e, other;
-
-	if ((o = pending_get(ca, txn, txid, &e)) == NULL)
-		return e == MDB_NOTFOUND ? 0 : -1;
-	held = pending_csr(o, &der, &len);
-	other = held == NULL ||
-	    EVP_PKEY_eq(
-	        X509_REQ_get0_pubkey(held), X509_REQ_get0_pubkey(csr)) != 1;
-	X509_REQ_free(held);
-	free(der);
-	json_decref(o);
-	ERR_clear_error();
-	return other;
-}
-
 /* When the request of record `o` expires (or expired). */
 static time_t
 pending_expiry(const struct ca *ca, json_t *o)
@@ -164,6 +141,61 @@ static int
 pending_expired(const struct ca *ca, json_t *o, time_t now)
 {
 	return pending_expiry(ca, o) <= pending_now(ca, now);
+}
+
+/* Whether two CSRs ask for what an operator sees (`list --pending`): the
+ * same subject and SANs. Their bytes may differ (a password attribute,
+ * another signature). */
+static int
+pending_asks_the_same(X509_REQ *a, X509_REQ *b)
+{
+	char **sa = ca_csr_sans(a), **sb = ca_csr_sans(b);
+	int same = X509_NAME_cmp(X509_REQ_get_subject_name(a),
+	               X509_REQ_get_subject_name(b)) == 0;
+	size_t i;
+
+	for (i = 0;
+	     same && sa != NULL && sb != NULL && sa[i] != NULL && sb[i] != NULL;
+	     i++)
+		same = strcmp(sa[i], sb[i]) == 0;
+	if (same && (sa == NULL) != (sb == NULL))
+		same = 0;
+	else if (same && sa != NULL && (sa[i] != NULL || sb[i] != NULL))
+		same = 0;
+	ca_strings_free(sa);
+	ca_strings_free(sb);
+	return same;
+}
+
+int
+ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
+    X509_REQ *csr, const uint8_t *der, size_t len, time_t now)
+{
+	json_t *o;
+	unsigned char *held_der = NULL;
+	size_t held_len = 0;
+	X509_REQ *held = NULL;
+	int e, what;
+
+	if ((o = pending_get(ca, txn, txid, &e)) == NULL)
+		return e == MDB_NOTFOUND ? CA_PENDING_NONE : -1;
+	held = pending_csr(o, &held_der, &held_len);
+	if (held == NULL ||
+	    EVP_PKEY_eq(
+	        X509_REQ_get0_pubkey(held), X509_REQ_get0_pubkey(csr)) != 1)
+		what = CA_PENDING_OTHER_KEY;
+	else if (pending_expired(ca, o, now))
+		what = CA_PENDING_NONE;
+	else if ((held_len == len && memcmp(held_der, der, len) == 0) ||
+	    pending_asks_the_same(held, csr))
+		what = CA_PENDING_SAME;
+	else
+		what = CA_PENDING_OTHER_CSR;
+	X509_REQ_free(held);
+	free(held_der);
+	json_decref(o);
+	ERR_clear_error();
+	return what;
 }
 
 /* A rejected request's record is kept as long as an expired one: from
@@ -353,6 +385,26 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 			    "this transaction belongs to another key", arena);
 			goto out;
 		}
+		/* Revoked since it was approved: not handed out, as a
+		 * PKCSReq sent again would not get it (sign.c). */
+		if ((e = ca_ledger_is_revoked(ca, txn, serial)) != 0) {
+			if (e < 0) {
+				reply->status =
+				    SCEP__V1__STATUS__STATUS_INTERNAL;
+				reply->error =
+				    "the CA cannot read its ledger now";
+				goto out;
+			}
+			snprintf(why, sizeof(why),
+			    "certificate %s of this transactionID is revoked: "
+			    "enroll with a new key",
+			    serial);
+			poll_refuse(reply,
+			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+			    "poll: certificate %s is revoked", serial);
+			goto out;
+		}
 		out = rpc_alloc(arena, sizeof(*out));
 		scep__v1__poll_reply__init(out);
 		out->has_cert = 1;
@@ -468,6 +520,31 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		    arena);
 		goto out;
 	}
+	/* Issued meanwhile (the device asked again under a template
+	 * without approval): nothing left to approve, and a rejection
+	 * would not take the certificate back. */
+	if ((found = ca_ledger_find_txid(
+	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
+		goto internal;
+	if (found == 0) {
+		char why[160];
+
+		if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0)
+			goto internal; /* the transaction is aborted at out */
+		e = mdb_txn_commit(txn);
+		txn = NULL;
+		if (e != 0)
+			goto internal;
+		snprintf(why, sizeof(why),
+		    "already issued: serial %s; the pending request is "
+		    "removed%s%s",
+		    hex, in->approve ? "" : "; to withdraw it: scepctl revoke ",
+		    in->approve ? "" : hex);
+		log_event(LOG_LEVEL_WARN, txid, req->id, "%s by %s: %s",
+		    in->approve ? "approval" : "rejection", by, why);
+		decide_refuse(reply, why, arena);
+		goto out;
+	}
 	if (!in->approve) {
 		json_object_set_new(o, "state", json_string(PENDING_REJECTED));
 		json_object_set_new(o, "reason",
@@ -489,29 +566,6 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		log_event(LOG_LEVEL_WARN, txid, req->id, "rejected by %s: %s",
 		    by, in->reason ? in->reason : "no reason given");
 		goto answer;
-	}
-	/* Issued meanwhile (the device asked again under a template
-	 * without approval): nothing left to approve. */
-	if ((found = ca_ledger_find_txid(
-	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
-		goto internal;
-	if (found == 0) {
-		char why[100];
-
-		if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0)
-			goto internal; /* the transaction is aborted at out */
-		e = mdb_txn_commit(txn);
-		txn = NULL;
-		if (e != 0)
-			goto internal;
-		snprintf(why, sizeof(why),
-		    "already issued: serial %s; the pending request is "
-		    "removed",
-		    hex);
-		log_event(LOG_LEVEL_WARN, txid, req->id, "approval by %s: %s",
-		    by, why);
-		decide_refuse(reply, why, arena);
-		goto out;
 	}
 	/* Approval: today's rules, not those of the day it was asked. */
 	if ((csr = pending_csr(o, &csr_der, &csr_len)) == NULL) {

@@ -2,7 +2,8 @@
  * Renewal: a request signed with a certificate this CA issued needs no
  * password, but the CA checks that certificate itself (whatever the RA
  * decided): its signature is ours, it is in the ledger and not revoked, it
- * is valid now, the new certificate keeps its subject, and the request
+ * is valid now, the new certificate keeps its subject and subjectAltNames,
+ * and the request
  * asks the template it was issued under, and comes inside the template's
  * RenewalWindow (and with a new key when the template says RenewalNewKey =
  * 1).
@@ -14,6 +15,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "ca.h"
 #include "x509parse.h"
@@ -42,6 +44,42 @@ renewal_date(time_t t, char out[24])
 
 	gmtime_r(&t, &tm);
 	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+/* Whether every name of `a` is among `b`'s (GENERAL_NAME_cmp). */
+static int
+renewal_names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
+{
+	for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+		int found = 0;
+
+		for (int j = 0; !found && j < sk_GENERAL_NAME_num(b); j++)
+			found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i),
+			            sk_GENERAL_NAME_value(b, j)) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether `csr` asks the subjectAltNames certificate `old` holds, in any
+ * order: a renewal needs no password and no approval, so it may not take
+ * a certificate to other names (ca_issue_copy_sans copies the CSR's). */
+static int
+renewal_same_sans(X509 *old, X509_REQ *csr)
+{
+	GENERAL_NAMES *had =
+	    X509_get_ext_d2i(old, NID_subject_alt_name, NULL, NULL);
+	GENERAL_NAMES *asks = NULL;
+	int same = 0;
+
+	if (ca_csr_san_names(csr, &asks, NULL) == 0)
+		same = renewal_names_within(had, asks) &&
+		    renewal_names_within(asks, had);
+	GENERAL_NAMES_free(had);
+	GENERAL_NAMES_free(asks);
+	ERR_clear_error();
+	return same;
 }
 
 int
@@ -144,6 +182,14 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		renewal_refuse(r,
 		    "a renewal keeps the subject of certificate %s; this "
 		    "request asks for another",
+		    old_serial);
+		goto out;
+	}
+	if (!renewal_same_sans(old, csr)) {
+		renewal_refuse(r,
+		    "a renewal keeps the subjectAltNames of certificate %s; "
+		    "this request asks for others: enroll anew with a "
+		    "challenge password",
 		    old_serial);
 		goto out;
 	}

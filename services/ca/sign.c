@@ -553,7 +553,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	struct ca_refusal refusal;
 	MDB_txn *txn = NULL;
 	time_t now = time(NULL);
-	int e, unavailable = 0, rc = 1;
+	int e, held, unavailable = 0, rc = 1;
 
 	job->txid = txid;
 	job->addr = addr;
@@ -627,12 +627,13 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	/* A transactionID is its key's (RFC 8894): one waiting for an
 	 * operator is not taken over by another request, PKCSReq or
 	 * renewal, whatever its password. */
-	if ((e = ca_pending_other_key(ca, txn, txid, job->csr)) < 0) {
+	if ((held = ca_pending_held(ca, txn, txid, job->csr, in->csr.data,
+	         in->csr.len, now)) < 0) {
 		ca_sign_internal(
 		    reply, req, txid, "pending table unreadable", 0);
 		goto out;
 	}
-	if (e > 0) {
+	if (held == CA_PENDING_OTHER_KEY) {
 		const char *why = "transactionID already used with another key "
 		                  "(a request pending approval)";
 
@@ -644,10 +645,32 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		goto out;
 	}
 	if (job->tpl->s.approval_required && !job->renewed[0]) {
+		/* What the operator sees is what is approved: a request
+		 * sent again stays as it was asked (and when, for
+		 * PendingDays); another CSR under it is refused until the
+		 * operator decides or the request expires. */
+		if (held == CA_PENDING_OTHER_CSR) {
+			const char *why =
+			    "transactionID already pending approval with "
+			    "another CSR: send the same request or poll "
+			    "(CertPoll)";
+
+			mdb_txn_abort(txn);
+			txn = NULL;
+			ca_sign_refuse(reply, req, txid, addr,
+			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+			ca_sign_record_refusal(
+			    ca, in, txid, job->tpl, why, arena);
+			goto out;
+		}
 		/* Checked now, issued when an operator approves it. */
-		e = ca_pending_put(ca, txn, in, job->tpl, now);
+		e = held == CA_PENDING_SAME
+		    ? 0
+		    : ca_pending_put(ca, txn, in, job->tpl, now);
 		if (e == 0)
 			e = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
 		txn = NULL;
 		if (e != 0) {
 			ca_sign_internal(reply, req, txid, "pending write", e);
@@ -655,8 +678,10 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		}
 		ca_sign_pending(reply, arena);
 		log_event(LOG_LEVEL_INFO, txid, req->id,
-		    "pending an operator's approval (template %s, client %s): "
-		    "scepctl approve %s",
+		    "%s (template %s, client %s): scepctl approve %s",
+		    held == CA_PENDING_SAME
+		        ? "sent again, still pending an operator's approval"
+		        : "pending an operator's approval",
 		    job->tpl->name, addr, txid);
 		goto out;
 	}

@@ -60,21 +60,31 @@ ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1b.pem" "$URL" --key "$
 [ $rc = 3 ] || { cat "$WORK/p1b.pem.log"; fail "the PKCSReq sent again: exit $rc, want 3 (PENDING)"; }
 
 check "the pending transactionID is not taken by another key, whatever its password; approval issues the first"
-# At the CA, as the RA would hand it on once a password passed.
+# At the CA, as the RA would hand it on once a password passed:
+# at_the_ca NAME KEY SUBJECT sends a CSR of KEY for SUBJECT under $txid;
+# its exit status in rc, its output in $WORK/NAME.out.
+at_the_ca() {
+	openssl req -new -key "$WORK/$2.key" -subj "$3" -out "$WORK/$1.csr" 2>/dev/null
+	rc=0
+	"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/$1.csr" --txid "$txid" \
+		> "$WORK/$1.out" 2>&1 || rc=$?
+}
+# refused NAME TEXT: FAILURE badRequest saying TEXT
+refused() {
+	[ $rc = 2 ] && grep -q "failInfo: badRequest" "$WORK/$1.out" && grep -q "$2" "$WORK/$1.out"
+}
 openssl genrsa -out "$WORK/intruder.key" 2048 2>/dev/null
-openssl req -new -key "$WORK/intruder.key" -subj "/CN=intruder" -out "$WORK/intruder.csr" 2>/dev/null
-rc=0
-"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/intruder.csr" --txid "$txid" \
-	> "$WORK/intruder.out" 2>&1 || rc=$?
-[ $rc = 2 ] && grep -q "failInfo: badRequest" "$WORK/intruder.out" &&
-	grep -q "transactionID already used with another key" "$WORK/intruder.out" ||
+at_the_ca intruder intruder "/CN=intruder"
+refused intruder "transactionID already used with another key" ||
 	{ cat "$WORK/intruder.out"; fail "another key under the pending transactionID: exit $rc, want 2"; }
 # The device's own request again (a resend) stays pending.
-openssl req -new -key "$WORK/p1.key" -subj "/O=Fabrikam/CN=needs approval" -out "$WORK/p1again.csr" 2>/dev/null
-rc=0
-"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/p1again.csr" --txid "$txid" \
-	> "$WORK/p1again.out" 2>&1 || rc=$?
+at_the_ca p1again p1 "/O=Fabrikam/CN=needs approval"
 [ $rc = 4 ] || { cat "$WORK/p1again.out"; fail "the same key's request again: exit $rc, want 4 (PENDING)"; }
+# The same key asking another subject under it: what the operator sees is
+# what gets approved, so it is refused while the first waits.
+at_the_ca p1other p1 "/O=Fabrikam/CN=portal"
+refused p1other "transactionID already pending approval with another CSR" ||
+	{ cat "$WORK/p1other.out"; fail "another subject of the same key under the pending transactionID: exit $rc, want 2"; }
 
 check "a CertPoll for an unknown transaction gets FAILURE badCertId"
 poll poll_unknown "CN=nobody" unknown
@@ -91,6 +101,8 @@ verify_cert "$WORK/poll2.pem"
 	fail "the polled certificate is not the approved serial"
 cmp -s <(openssl x509 -in "$WORK/poll2.pem" -noout -pubkey) <(openssl pkey -in "$WORK/p1.key" -pubout) ||
 	fail "the approved certificate does not hold the device's key"
+openssl x509 -in "$WORK/poll2.pem" -noout -subject -nameopt compat | grep -q "CN=needs approval$" ||
+	fail "the approved certificate is not for the subject first asked: $(openssl x509 -in "$WORK/poll2.pem" -noout -subject)"
 rc=0
 "$SCEPCTL" --data-dir "$DATA" approve "$txid" 2> "$WORK/again.err" || rc=$?
 [ $rc = 1 ] || fail "approving twice: exit $rc"
@@ -178,16 +190,34 @@ rc=0
 openssl crl -in "$WORK/scep.crl" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" || fail "the SCEP CRL does not verify"
 openssl crl -in "$WORK/scep.crl" -noout -text | grep -q "Serial Number: $serial" || fail "the SCEP CRL does not list $serial"
 
-check "approving a transaction issued meanwhile (approval switched off, the device asked again): refused, the pending request removed, nothing signed"
+check "a CertPoll for an approved certificate revoked since: FAILURE, not the revoked certificate"
+poll poll_revoked "O=Fabrikam,CN=needs approval" p1
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/poll_revoked.log" &&
+	grep -q "failInfoText: certificate $serial of this transactionID is revoked: enroll with a new key" "$WORK/poll_revoked.log" ||
+	{ cat "$WORK/poll_revoked.log"; fail "poll after revocation: exit $rc"; }
+
+check "approving or rejecting a transaction issued meanwhile (approval switched off, the device asked again): refused, the pending request removed, nothing signed"
 rc=0
 ios_enroll "$(challenge)" "CN=asked twice" "$WORK/q1.pem" "$URL" --key "$WORK/q1.key" >/dev/null || rc=$?
 [ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
 q_txid=$(pending_txid)
+rc=0
+ios_enroll "$(challenge)" "CN=asked twice too" "$WORK/r1.pem" "$URL" --key "$WORK/r1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+r_txid=$(pending_txid)
 set_conf template.IPSECIntermediateOffline ApprovalRequired 0
 server_restart
 ios_enroll "$(challenge)" "CN=asked twice" "$WORK/q2.pem" "$URL" --key "$WORK/q1.key" >/dev/null ||
 	fail "the same request without approval required was not issued"
 q_serial=$(openssl x509 -in "$WORK/q2.pem" -noout -serial | cut -d= -f2)
+ios_enroll "$(challenge)" "CN=asked twice too" "$WORK/r2.pem" "$URL" --key "$WORK/r1.key" >/dev/null ||
+	fail "the same request without approval required was not issued"
+r_serial=$(openssl x509 -in "$WORK/r2.pem" -noout -serial | cut -d= -f2)
+# A rejection would not take the certificate back: it says how to.
+rc=0
+"$SCEPCTL" --data-dir "$DATA" reject "$r_txid" --reason "too late" > "$WORK/r_reject.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "already issued: serial $r_serial; the pending request is removed; to withdraw it: scepctl revoke $r_serial" "$WORK/r_reject.out" ||
+	{ cat "$WORK/r_reject.out"; fail "rejecting an issued transaction: exit $rc"; }
 issued_before=$(grep -c "issued serial" "$SERVER_LOG")
 rc=0
 "$SCEPCTL" --data-dir "$DATA" approve "$q_txid" > "$WORK/q_approve.out" 2>&1 || rc=$?
