@@ -139,6 +139,9 @@ struct ca {
 	/* SCEPD_TEST_CA_PENDING_AGE=S: pending requests are S seconds older
 	 * than their records say (expiry and purge without waiting days). */
 	long pending_age;
+	/* SCEPD_TEST_CA_PENDING_PUT_FAILS=1: a pending request's record is
+	 * not written (MDB_MAP_FULL), as when a large one finds no room. */
+	int pending_put_fails;
 #endif
 	void *zmq_ctx;
 	struct ca_template *templates;

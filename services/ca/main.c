@@ -227,6 +227,7 @@ ca_test_hooks_read(struct ca *ca)
 	const char *alone = getenv("SCEPD_TEST_CA_CERT_ALONE");
 	const char *hold = getenv("SCEPD_TEST_CA_HOLD");
 	const char *age = getenv("SCEPD_TEST_CA_PENDING_AGE");
+	const char *put_fails = getenv("SCEPD_TEST_CA_PENDING_PUT_FAILS");
 
 	if (alone != NULL && strcmp(alone, "1") == 0) {
 		ca->cert_alone = 1;
@@ -245,6 +246,11 @@ ca_test_hooks_read(struct ca *ca)
 		log_warn("test hook: pending requests are %ld s older than "
 		         "their records say",
 		    ca->pending_age);
+	}
+	if (put_fails != NULL && strcmp(put_fails, "1") == 0) {
+		ca->pending_put_fails = 1;
+		log_warn("test hook: pending requests' records are not "
+		         "written (MDB_MAP_FULL)");
 	}
 	if (colon == NULL || (size_t)(colon - v) >= sizeof(ca->crash_point))
 		return;

@@ -51,6 +51,12 @@ ca_pending_put(const struct ca *ca, MDB_txn *txn,
 	MDB_val key = {strlen(in->transaction_id), in->transaction_id}, val;
 	int e = ENOMEM;
 
+#ifdef SCEPD_TEST_HOOKS
+	if (ca->pending_put_fails) {
+		free(b64);
+		return MDB_MAP_FULL;
+	}
+#endif
 	if (b64 == NULL)
 		return ENOMEM;
 	EVP_EncodeBlock(b64, in->csr.data, (int)in->csr.len);

@@ -5,7 +5,8 @@
 # say why; nothing is corrupted, and once space returns the same device
 # retrying its transaction completes, with one certificate in the ledger.
 # The ledger's map full ([ca] DatabaseMaxMiB): the same 503, the log names
-# the key, and raised it takes certificates again.
+# the key, and raised it takes certificates again; a pending request that
+# cannot be written leaves the CA answering.
 . "$(dirname "$0")/lib.sh"
 interop_init disk_full
 command -v mdb_stat >/dev/null || fail "mdb_stat not installed (Debian package lmdb-utils)"
@@ -66,7 +67,33 @@ sed -n 's/^RESULT \(count=[0-9]* ok=[0-9]* failures=[0-9]*\).*/   \1/p' "$WORK/l
 grep -q "HTTP 503" "$WORK/load.out" || { tail -20 "$WORK/load.out"; fail "the enrollments past the full ledger were not answered 503"; }
 logged "$from" "scepd-ca.*the database is full: its 1 MiB (DatabaseMaxMiB in \[ca\]) are used up; raise it and restart the service" ||
 	{ tail -20 "$SERVER_LOG"; fail "the log does not name DatabaseMaxMiB"; }
+
+check "a pending request that cannot be written (the map full): 503, and the CA still answers the next"
 server_stop
+add_conf_section template.IPSECIntermediateOffline
+set_conf template.IPSECIntermediateOffline ApprovalRequired 1
+from=$(log_mark)
+server_start
+# Pending requests fill what room is left; the first that finds none gets
+# 503, and so must the next.
+full=0
+for i in $(seq 60); do
+	rc=0
+	ios_enroll "map-full-$$" "CN=pending $i" "$WORK/pending.pem" >/dev/null || rc=$?
+	[ $rc = 3 ] && continue
+	[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/pending.pem.log" ||
+		{ cat "$WORK/pending.pem.log"; fail "request $i pending on a full map: exit $rc, want PENDING or an HTTP 503"; }
+	full=$((full + 1))
+	[ $full = 2 ] && break
+done
+[ $full = 2 ] || fail "60 pending requests did not fill the 1 MiB map"
+echo "   $((i - 2)) requests pending before the map was full"
+# Each was refused by the CA itself, at once (test_pending: one whose
+# record is refused before its commit).
+[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "scepd-ca.*pending write: the database is full")" = 2 ] ||
+	{ tail -20 "$SERVER_LOG"; fail "the CA did not refuse both pending requests itself"; }
+server_stop
+set_conf template.IPSECIntermediateOffline ApprovalRequired 0
 set_conf ca DatabaseMaxMiB 64
 server_start
 ios_enroll "map-full-$$" "CN=after the map" "$WORK/aftermap.pem" >/dev/null || fail "an enrollment after DatabaseMaxMiB was raised"

@@ -260,4 +260,20 @@ poll poll_purged "O=Fabrikam,CN=waits for the operator" p3
 [ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/poll_purged.log" ||
 	{ cat "$WORK/poll_purged.log"; fail "poll of a purged request: exit $rc"; }
 
-pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile; scepctl list --pending; expiry and purge of pending requests"
+check "a pending request whose record cannot be written: 503, and the CA answers the next one too"
+from=$(log_mark)
+SCEPD_TEST_CA_PENDING_PUT_FAILS=1 server_restart
+for i in 1 2; do
+	rc=0
+	ios_enroll "$(challenge)" "CN=unwritten $i" "$WORK/u$i.pem" >/dev/null || rc=$?
+	[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/u$i.pem.log" ||
+		{ cat "$WORK/u$i.pem.log"; fail "pending request $i not written: exit $rc, want an HTTP 503"; }
+done
+# The second was refused by the CA itself: not left waiting on a write
+# transaction the first one left open.
+[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "scepd-ca.*pending write: ")" = 2 ] ||
+	{ tail -20 "$SERVER_LOG"; fail "the CA did not refuse both pending requests itself"; }
+server_restart
+"$SCEPCTL" --data-dir "$DATA" list --pending > /dev/null 2>&1 || fail "scepctl list --pending after the failed writes"
+
+pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile; scepctl list --pending; expiry and purge of pending requests; a record that cannot be written"
