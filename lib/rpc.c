@@ -837,6 +837,19 @@ rpc_strdup(struct rpc_arena *arena, const char *s)
 	return p;
 }
 
+char *
+rpc_strdup_secret(struct rpc_arena *arena, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *p = malloc(len);
+
+	if (p == NULL)
+		abort();
+	memcpy(p, s, len);
+	rpc_adopt_secret(arena, p, len);
+	return p;
+}
+
 /* Frees every block, wiping the secret ones; returns whether there were
  * any. */
 static int

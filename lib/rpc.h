@@ -166,6 +166,8 @@ void rpc_adopt(struct rpc_arena *arena, void *p);
  * `len` bytes are wiped before it is freed, and so is the packed reply
  * once sent. */
 void rpc_adopt_secret(struct rpc_arena *arena, void *p, size_t len);
+/* rpc_strdup of a secret (a password in clear): rpc_adopt_secret. */
+char *rpc_strdup_secret(struct rpc_arena *arena, const char *s);
 /* An arena of one's own, to call a handler in process (unit tests). */
 struct rpc_arena *rpc_arena_new(void);
 void rpc_arena_free(struct rpc_arena *arena);

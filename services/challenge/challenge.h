@@ -290,7 +290,8 @@ int challenge_used_flush(struct challenge *c);
 /* rpc_server_config.idle: writes marks held for half a second. */
 void challenge_used_idle(void *service);
 
-/* The admin-set single password: 0 found, 1 none, -1 error. */
+/* The admin-set single password: 0 found, 1 none, -1 error (logged; a
+ * record of another size or version too). */
 int challenge_single_get(
     MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single);
 int challenge_single_put(
@@ -330,7 +331,7 @@ extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 /* Whether a single password is set (in LMDB or the configuration), and
- * by whom; for the admin page. */
+ * by whom; for the admin page: 0 set, -1 none, -2 it cannot be read. */
 int challenge_single_info(struct challenge *c, char *set_by, size_t len);
 
 /* validators.c: built-ins and [validator.NAME] plugins, [challenge.paths]. */

@@ -37,8 +37,15 @@ challenge_issue_single(struct challenge *c, const Scep__V1__Request *req,
 {
 	Scep__V1__ChallengeIssueReply *out;
 	char set_by[CHALLENGE_WHO_MAX];
+	int set = challenge_single_info(c, set_by, sizeof(set_by));
 
-	if (!challenge_single_info(c, set_by, sizeof(set_by))) {
+	if (set == -2) {
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the challenge service cannot read the single "
+		               "password now";
+		return;
+	}
+	if (set != 0) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "issue refused to %s: UseSinglePassword = 1 but no single "
 		    "password is set",
@@ -180,7 +187,7 @@ commit:
 
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_issue_reply__init(out);
-	out->password = rpc_strdup(arena, password);
+	out->password = rpc_strdup_secret(arena, password);
 	out->expires_at = rec.expires_at;
 	out->validity_minutes = (uint32_t)c->settings.password_validity;
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE;

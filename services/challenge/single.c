@@ -12,23 +12,33 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "store.h"
 
-/* The MAC to compare with, and who set it. 0, or -1 when none is set. */
+/*
+ * The MAC to compare with, and who set it. 0; -1 when none is set; -2
+ * when the one set through the API cannot be read: then the file's
+ * SinglePassword, which the API's replaced, must not come back.
+ */
 static int
 single_current(struct challenge *c, unsigned char mac[CHALLENGE_MAC_LEN],
     char *set_by, size_t len)
 {
 	struct challenge_single single;
 	MDB_txn *txn = NULL;
-	int found = 1;
+	int found, e;
 
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) == 0) {
-		found = challenge_single_get(txn, c->dbi, &single);
-		mdb_txn_abort(txn);
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		log_error("single password: %s", store_strerror(e));
+		return -2;
 	}
+	found = challenge_single_get(txn, c->dbi, &single);
+	mdb_txn_abort(txn);
+	if (found < 0)
+		return -2;
 	if (found == 0) {
 		memcpy(mac, single.mac, CHALLENGE_MAC_LEN);
 		snprintf(set_by, len, "%s", single.set_by);
+		OPENSSL_cleanse(&single, sizeof(single));
 		return 0;
 	}
 	if (c->settings.single_password != NULL &&
@@ -41,7 +51,7 @@ single_current(struct challenge *c, unsigned char mac[CHALLENGE_MAC_LEN],
 		rc = challenge_mac(c, norm, mac);
 		OPENSSL_cleanse(norm, sizeof(norm));
 		snprintf(set_by, len, "the configuration (SinglePassword)");
-		return rc;
+		return rc == 0 ? 0 : -2;
 	}
 	return -1;
 }
@@ -50,8 +60,10 @@ int
 challenge_single_info(struct challenge *c, char *set_by, size_t len)
 {
 	unsigned char mac[CHALLENGE_MAC_LEN];
+	int rc = single_current(c, mac, set_by, len);
 
-	return single_current(c, mac, set_by, len) == 0;
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
 }
 
 static enum scepd_verdict
@@ -63,7 +75,13 @@ static_check(void *state, const struct scepd_challenge_request *req, char *why,
 	char norm[CHALLENGE_PASSWORD_MAX + 1], set_by[CHALLENGE_WHO_MAX];
 	int rc;
 
-	if (single_current(c, want, set_by, sizeof(set_by)) != 0) {
+	if ((rc = single_current(c, want, set_by, sizeof(set_by))) == -2) {
+		snprintf(why, whylen,
+		    "the challenge service cannot read the single password "
+		    "now");
+		return SCEPD_VERDICT_UNAVAILABLE;
+	}
+	if (rc != 0) {
 		snprintf(why, whylen,
 		    "UseSinglePassword = 1 but no single password is set");
 		return SCEPD_VERDICT_REFUSE;
@@ -186,7 +204,7 @@ challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_set_single_reply__init(out);
 	if (made[0] != '\0')
-		out->password = rpc_strdup(arena, made);
+		out->password = rpc_strdup_secret(arena, made);
 	OPENSSL_cleanse(made, sizeof(made));
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_SET_SINGLE;
 	reply->challenge_set_single = out;

@@ -198,10 +198,15 @@ challenge_single_get(MDB_txn *txn, MDB_dbi dbi, struct challenge_single *single)
 		return -1;
 	}
 	if (val.mv_size != sizeof(*single))
-		return 1;
+		goto malformed;
 	memcpy(single, val.mv_data, sizeof(*single));
 	single->set_by[sizeof(single->set_by) - 1] = '\0';
-	return single->version == 1 ? 0 : 1;
+	if (single->version == 1)
+		return 0;
+malformed:
+	log_error("database: the single password's record is malformed: set "
+	          "it again (POST api/single-password)");
+	return -1;
 }
 
 int

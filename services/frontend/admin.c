@@ -444,7 +444,7 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	}
 	if (json)
 		len = strlen(out);
-	ret = http_respond(c, r, MHD_HTTP_OK,
+	ret = http_respond_secret(c, r, MHD_HTTP_OK,
 	    json ? "application/json" : "text/html; charset=utf-8", out, len,
 	    admin_headers);
 out:
@@ -452,8 +452,13 @@ out:
 		OPENSSL_cleanse(out, len);
 		free(out);
 	}
-	if (rep != NULL)
+	if (rep != NULL) {
+		if (rep->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE &&
+		    rep->challenge_issue->password != NULL)
+			OPENSSL_cleanse(rep->challenge_issue->password,
+			    strlen(rep->challenge_issue->password));
 		scep__v1__reply__free_unpacked(rep, NULL);
+	}
 	cacert_clear(&cc);
 	return ret;
 }
@@ -528,8 +533,8 @@ admin_api_single_password(struct frontend *fe, struct MHD_Connection *c,
 		log_warn("admin: %s from %s set the single password", user,
 		    r->client);
 		ret = text != NULL
-		    ? http_respond(c, r, MHD_HTTP_OK, "application/json", text,
-		          strlen(text), admin_headers)
+		    ? http_respond_secret(c, r, MHD_HTTP_OK, "application/json",
+		          text, strlen(text), admin_headers)
 		    : http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		          "Out of memory.\n");
 		if (text != NULL) {
@@ -551,8 +556,14 @@ admin_api_single_password(struct frontend *fe, struct MHD_Connection *c,
 		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "Internal server error; the server log says more.\n");
 	}
-	if (rep != NULL)
+	if (rep != NULL) {
+		if (rep->body_case ==
+		        SCEP__V1__REPLY__BODY_CHALLENGE_SET_SINGLE &&
+		    rep->challenge_set_single->password != NULL)
+			OPENSSL_cleanse(rep->challenge_set_single->password,
+			    strlen(rep->challenge_set_single->password));
 		scep__v1__reply__free_unpacked(rep, NULL);
+	}
 	return ret;
 }
 

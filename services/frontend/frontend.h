@@ -234,6 +234,11 @@ struct http_header {
 enum MHD_Result http_respond(struct MHD_Connection *c, struct request *r,
     unsigned int status, const char *type, const void *body, size_t len,
     const struct http_header *headers);
+/* The same for a body that holds a secret (a password): the copy the
+ * response keeps is wiped when it is freed. */
+enum MHD_Result http_respond_secret(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *type, const void *body, size_t len,
+    const struct http_header *headers);
 enum MHD_Result http_text(struct MHD_Connection *c, struct request *r,
     unsigned int status, const char *text);
 /* 503 with Retry-After: our own outage, the client is to come back. */

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "frontend.h"
 #include "log.h"
 
@@ -32,16 +34,50 @@ enum route {
 	ROUTE_CRL,
 };
 
-enum MHD_Result
-http_respond(struct MHD_Connection *c, struct request *r, unsigned int status,
+/* A response body that holds a secret, wiped when libmicrohttpd is done
+ * with it (its own copy, MHD_RESPMEM_MUST_COPY, it frees as it is). */
+struct secret_body {
+	size_t len;
+	unsigned char bytes[];
+};
+
+static void
+secret_body_free(void *cls)
+{
+	struct secret_body *b = cls;
+
+	OPENSSL_cleanse(b->bytes, b->len);
+	free(b);
+}
+
+static struct MHD_Response *
+response_of_secret(const void *body, size_t len)
+{
+	struct secret_body *b = malloc(sizeof(*b) + (len ? len : 1));
+	struct MHD_Response *resp;
+
+	if (b == NULL)
+		return NULL;
+	b->len = len;
+	memcpy(b->bytes, body, len);
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(
+	    len, b->bytes, secret_body_free, b);
+	if (resp == NULL)
+		secret_body_free(b);
+	return resp;
+}
+
+static enum MHD_Result
+respond(struct MHD_Connection *c, struct request *r, unsigned int status,
     const char *type, const void *body, size_t len,
-    const struct http_header *headers)
+    const struct http_header *headers, int secret)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret = MHD_NO;
 
-	resp = MHD_create_response_from_buffer(
-	    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	resp = secret ? response_of_secret(body, len)
+	              : MHD_create_response_from_buffer(
+	                    len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
 	if (type != NULL &&
@@ -72,6 +108,22 @@ http_respond(struct MHD_Connection *c, struct request *r, unsigned int status,
 out:
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+enum MHD_Result
+http_respond(struct MHD_Connection *c, struct request *r, unsigned int status,
+    const char *type, const void *body, size_t len,
+    const struct http_header *headers)
+{
+	return respond(c, r, status, type, body, len, headers, 0);
+}
+
+enum MHD_Result
+http_respond_secret(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *type, const void *body, size_t len,
+    const struct http_header *headers)
+{
+	return respond(c, r, status, type, body, len, headers, 1);
 }
 
 /* The access handler's call after an offload thread resumed the
@@ -338,6 +390,8 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (r->held != NULL)
 		MHD_destroy_response(r->held);
 	free(r->raw_uri);
+	if (r->body != NULL) /* an admin's password, a one-time password */
+		OPENSSL_cleanse(r->body, r->body_len);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;

@@ -664,9 +664,9 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	         "attributes, challenge valid %u minutes",
 	    user, r->client, fe->settings.sign_profiles ? "signed" : "unsigned",
 	    q.subject->nattrs, chal->challenge_issue->validity_minutes);
-	ret =
-	    http_respond(c, r, MHD_HTTP_OK, "application/x-apple-aspen-config",
-	        body, body_len, profile_headers);
+	ret = http_respond_secret(c, r, MHD_HTTP_OK,
+	    "application/x-apple-aspen-config", body, body_len,
+	    profile_headers);
 out:
 	/* The password is in the XML, and in clear inside the signed data. */
 	if (xml != NULL) {

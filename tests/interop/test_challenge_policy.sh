@@ -200,6 +200,29 @@ code=$(curl -s -o "$WORK/sameorigin.json" -w '%{http_code}' -u "$creds" -X POST 
 new=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/sameorigin.json")
 ios_enroll "$new" "CN=same origin single" "$WORK/s7.pem" >/dev/null || fail "the same-origin single password does not enroll"
 
+check "a single password that cannot be read (its record damaged): the configured one it replaced does not come back"
+server_stop
+mdb_dump -p "$DATA/db/challenge" > "$WORK/challenge.dump" || fail "mdb_dump"
+python3 - "$WORK/challenge.dump" <<'PY' || fail "no single password record in the dump"
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+i = lines.index(" single-password")
+lines[i + 1] = " damaged"
+open(sys.argv[1], "w").write("\n".join(lines))
+PY
+mdb_load -f "$WORK/challenge.dump" "$DATA/db/challenge" || fail "mdb_load"
+server_start
+rc=0
+ios_enroll "Shared-Secret-42" "CN=configured again" "$WORK/s8.pem" >/dev/null || rc=$?
+[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/s8.pem.log" ||
+	{ cat "$WORK/s8.pem.log"; fail "the configured password with the API's unreadable: exit $rc, want an HTTP 503"; }
+grep -q "scepd-challenge.*the single password's record is malformed: set it again" "$SERVER_LOG" ||
+	fail "the damaged record is not logged"
+code=$(curl -s -o "$WORK/repaired.json" -w '%{http_code}' -u "$creds" -X POST "$ADMIN/api/single-password")
+[ "$code" = 200 ] || { cat "$WORK/repaired.json"; fail "api/single-password over the damaged record: HTTP $code"; }
+new=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/repaired.json")
+ios_enroll "$new" "CN=set again" "$WORK/s9.pem" >/dev/null || fail "the single password set again does not enroll"
+
 check "a used one-time password presented again is logged as a security event"
 set_conf challenge UseSinglePassword 0
 set_conf challenge PasswordMax 5
