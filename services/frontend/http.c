@@ -209,7 +209,12 @@ http_not_allowed(struct MHD_Connection *c, struct request *r, const char *allow)
 {
 	const struct http_header h[] = {{"Allow", allow}, {NULL, NULL}};
 	static const char text[] = "Method not allowed.\n";
+	/* The admin API's errors are JSON, this one too (with Allow). */
+	static const char json[] = "{\n  \"error\": \"Method not allowed.\"\n}";
 
+	if (r->json)
+		return http_respond(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "application/json", json, sizeof(json) - 1, h);
 	return http_respond(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
 	    "text/plain; charset=utf-8", text, sizeof(text) - 1, h);
 }

@@ -100,6 +100,11 @@ code=$(curl -s -o "$WORK/mdm4.json" -w '%{http_code}' -u mdm1:mdm-secret -X POST
 grep -q "The password cache is full." "$WORK/mdm4.json" || fail "the 429 does not say the cache is full"
 code=$(curl -s -o "$WORK/page.json" -w '%{http_code}' -u "$creds" -H 'Accept: application/json' "$ADMIN/")
 [ "$code" = 200 ] || fail "the admin page was refused (HTTP $code) while only the MDM pool is full"
+# An API error is JSON, a wrong method too (with its Allow header).
+code=$(curl -s -D "$WORK/get.head" -o "$WORK/get.json" -w '%{http_code}' -u mdm1:mdm-secret "$ADMIN/api/challenges")
+[ "$code" = 405 ] && grep -qi "^Allow: POST" "$WORK/get.head" && grep -qi "^Content-Type: application/json" "$WORK/get.head" &&
+	python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["error"]' "$WORK/get.json" ||
+	{ cat "$WORK/get.head" "$WORK/get.json"; fail "GET api/challenges: HTTP $code, want a JSON 405 allowing POST"; }
 mdm_pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/mdm1.json")
 ios_enroll "$mdm_pw" "CN=fleet device" "$WORK/fleet.pem" >/dev/null || fail "an MDM password did not enroll"
 verify_cert "$WORK/fleet.pem"
