@@ -13,7 +13,7 @@
 /* After the RA did not give the CRL, the old copy is the answer at once
  * this long: with the CA stopped, each ask held an UpstreamThread for
  * RPCTimeout, and relying parties polling the CRL took them all. */
-#define CRL_RETRY_MS 10000
+#define CRL_RETRY_MS CACHE_EMPTY_RETRY_MS
 
 void
 crl_cache_clear(struct crl_cache *c)
@@ -131,6 +131,12 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (!r->offloaded) {
 		if (copy != NULL && (fresh || !crl_take_fetch(fe)))
 			goto answer;
+		/* None yet, and another request asks the RA or it did not
+		 * answer lately: 503 at once, not an UpstreamThread held
+		 * for RPCTimeout by each relying party meanwhile. */
+		if (copy == NULL && !crl_take_fetch(fe))
+			return http_unavailable(c, r,
+			    "The CRL is not available now; retry later.\n");
 		free(copy);
 		return http_offload(fe, c, r);
 	}

@@ -65,6 +65,9 @@ void cacert_clear(struct cacert *c);
  * answer, the last answers are given at once to everyone. */
 #define CACHE_SECONDS 60
 #define CACHE_STALE_SECONDS 600
+/* After the RA did not answer, what no copy is kept of is answered 503 at
+ * once this long (upstream.c, crl.c). */
+#define CACHE_EMPTY_RETRY_MS 10000
 struct cache {
 	pthread_mutex_t lock;
 	char *caps;

@@ -173,12 +173,22 @@ cache_fresh(int64_t at, int stale)
  * place of the rule of struct cache.
  */
 static enum upstream_result
-cache_verdict(struct frontend *fe, int64_t at, int64_t failed_at, int may_wait)
+cache_verdict(struct frontend *fe, int64_t at, int64_t failed_at, int may_wait,
+    char *err, size_t errlen)
 {
 	/* The RA did not answer lately: the old copy, not RPCTimeout of
 	 * waiting for it again for each admin page, profile or device. */
 	if (at != 0 && cache_fresh(failed_at, 0))
 		return UPSTREAM_OK;
+	/* No copy either (a frontend started while the RA was down): 503 at
+	 * once for a while, not an UpstreamThread held for RPCTimeout by
+	 * each device and page meanwhile, which took them all. */
+	if (at == 0 && failed_at != 0 &&
+	    clock_monotonic_ms() - failed_at < CACHE_EMPTY_RETRY_MS) {
+		snprintf(err, errlen,
+		    "the RA did not answer lately; retry in a few seconds");
+		return UPSTREAM_UNAVAILABLE;
+	}
 	if (at != 0 &&
 	    (cache_fresh(at, 0) || (!may_wait && cache_fresh(at, 1)))) {
 		if (!cache_fresh(at, 0))
@@ -229,7 +239,7 @@ cache_get_caps(
 		at = fe->cache.caps_at;
 	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
-	res = cache_verdict(fe, at, failed_at, may_wait);
+	res = cache_verdict(fe, at, failed_at, may_wait, err, errlen);
 	if (res != UPSTREAM_FAILED) {
 		if (res != UPSTREAM_OK) {
 			free(*caps);
@@ -303,7 +313,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
-	res = cache_verdict(fe, at, failed_at, may_wait);
+	res = cache_verdict(fe, at, failed_at, may_wait, err, errlen);
 	if (res != UPSTREAM_FAILED) {
 		if (res != UPSTREAM_OK)
 			cacert_clear(out);

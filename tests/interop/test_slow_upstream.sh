@@ -10,7 +10,9 @@
 # enrollments complete when the CA continues. With every UpstreamThread
 # busy, a request that waited RPCTimeout for one gets 503 with
 # Retry-After at once rather than a longer wait; on the MDM API that 503
-# is JSON, as its other errors. A frontend stopped with a request waiting
+# is JSON, as its other errors. A frontend started while the RA is down
+# waits for it once, then answers 503 at once for 10 s rather than hold
+# an UpstreamThread per device. A frontend stopped with a request waiting
 # on the RA sends the answer made meanwhile.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
@@ -184,6 +186,48 @@ awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed1.code")" 'BEGIN { exit !(s >= 0.9) }
 awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed2.code")" 'BEGIN { exit !(s < 0.5) }' ||
 	fail "the second CRL request asked the RA again right after it did not answer"
 kill -CONT "$ca"
+
+check "a frontend started while the RA is stopped (nothing cached): one wait of RPCTimeout, then 503 at once for 10 s; the MDM API answers meanwhile"
+ra=$(service_pid scepd-ra)
+fe=$(service_pid scepd-frontend)
+[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
+on_exit "kill -CONT $ra 2>/dev/null"
+kill -STOP "$ra"
+kill -KILL "$fe" # scepd starts another: its caches empty
+for _ in $(seq 100); do
+	new_fe=$(service_pid scepd-frontend)
+	[ -n "$new_fe" ] && [ "$new_fe" != "$fe" ] && curl -sf -m 1 -o /dev/null "$BASE/healthz" && break
+	sleep 0.1
+done
+[ -n "$new_fe" ] && [ "$new_fe" != "$fe" ] || fail "scepd did not restart the frontend"
+# at CODE SECONDS-TEST WHAT URL: the answer's status and time
+at() {
+	local code secs
+	read -r code secs <<< "$(answered "$3" "$4")"
+	echo "   $3: HTTP $code in $secs s"
+	[ "$code" = "$1" ] && awk -v s="$secs" "BEGIN { exit !(s $2) }" ||
+		fail "$3 with the RA stopped and nothing cached: HTTP $code in $secs s, want $1 in $2 s"
+}
+at 503 ">= 0.9" "GetCACaps (asks the RA)" "$URL?operation=GetCACaps"
+at 503 ">= 0.9" "the CRL (asks the RA)" "$BASE/crl/ca.crl"
+# A crowd polling meanwhile (UpstreamThreads = 1): each answered at once,
+# so the one UpstreamThread is there for the MDM API.
+crowd=()
+for i in $(seq 6); do
+	curl -s -m 10 -o /dev/null "$URL?operation=GetCACert&message=CA" &
+	crowd+=($!)
+	curl -s -m 10 -o /dev/null "$BASE/crl/ca.crl" &
+	crowd+=($!)
+done
+code=$(curl -s -m 10 -o "$WORK/api-crowd.json" -w '%{http_code}' -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 200 ] || { cat "$WORK/api-crowd.json"; fail "the MDM API among CA certificate and CRL polls: HTTP $code"; }
+wait "${crowd[@]}"
+at 503 "< 0.5" "GetCACaps again" "$URL?operation=GetCACaps"
+at 503 "< 0.5" "GetCACert" "$URL?operation=GetCACert&message=CA"
+at 503 "< 0.5" "the CRL again" "$BASE/crl/ca.crl"
+kill -CONT "$ra"
+sleep 10
+at 200 "< 5" "GetCACaps, 10 s on, the RA back" "$URL?operation=GetCACaps"
 
 check "the frontend stopped while a request waits on the RA: the answer made meanwhile is sent"
 # libmicrohttpd stopped at once closed such connections without a word.
