@@ -187,12 +187,18 @@ awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed2.code")" 'BEGIN { exit !(s < 0.5) }'
 	fail "the second CRL request asked the RA again right after it did not answer"
 kill -CONT "$ca"
 
+# Stops the RA (SIGSTOP; SIGCONT at exit); its pid in $ra, the frontend's
+# in $fe.
+stop_ra() {
+	ra=$(service_pid scepd-ra)
+	fe=$(service_pid scepd-frontend)
+	[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
+	on_exit "kill -CONT $ra 2>/dev/null"
+	kill -STOP "$ra"
+}
+
 check "a frontend started while the RA is stopped (nothing cached): one wait of RPCTimeout, then 503 at once for 10 s; the MDM API answers meanwhile"
-ra=$(service_pid scepd-ra)
-fe=$(service_pid scepd-frontend)
-[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
-on_exit "kill -CONT $ra 2>/dev/null"
-kill -STOP "$ra"
+stop_ra
 kill -KILL "$fe" # scepd starts another: its caches empty
 for _ in $(seq 100); do
 	new_fe=$(service_pid scepd-frontend)
@@ -231,11 +237,7 @@ at 200 "< 5" "GetCACaps, 10 s on, the RA back" "$URL?operation=GetCACaps"
 
 check "the frontend stopped while a request waits on the RA: the answer made meanwhile is sent"
 # libmicrohttpd stopped at once closed such connections without a word.
-ra=$(service_pid scepd-ra)
-fe=$(service_pid scepd-frontend)
-[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
-on_exit "kill -CONT $ra 2>/dev/null"
-kill -STOP "$ra"
+stop_ra
 declare -a stop_client
 for i in $(seq 8); do
 	curl -s -m 10 -o /dev/null -w '%{http_code}' "$BASE/metrics" > "$WORK/stop$i.code" &
