@@ -212,7 +212,7 @@ void offload_free(struct offload *o);
 
 /* watchdog.c: RequestDeadline for requests whose headers never end. */
 struct watchdog;
-struct watchdog *watchdog_start(long deadline_s);
+struct watchdog *watchdog_start(long deadline_s, long idle_s);
 void watchdog_stop(struct watchdog *w);
 
 /* sandbox.c: the frontend's policy. frontend_sandbox_enter() once the
@@ -224,7 +224,10 @@ void frontend_sandbox_free(void);
 /* MHD_OPTION_NOTIFY_CONNECTION, with the watchdog as its closure. */
 void watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
     enum MHD_ConnectionNotificationCode code);
-/* From NOTIFY_COMPLETED: the connection's next request starts now. */
+/* From the URI log callback: the request line is in, RequestDeadline
+ * runs from now. */
+void watchdog_request_begun(struct watchdog *w, struct MHD_Connection *c);
+/* From NOTIFY_COMPLETED: the wait for the next request starts now. */
 void watchdog_request_done(struct watchdog *w, struct MHD_Connection *c);
 
 /* A header for http_respond: name/value pairs, ending with a NULL name. */

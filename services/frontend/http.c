@@ -315,9 +315,10 @@ out:
 static void *
 http_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
+	struct frontend *fe = cls;
 	struct request *r = calloc(1, sizeof(*r));
 
-	(void)cls;
+	watchdog_request_begun(fe->watchdog, c);
 	if (r == NULL)
 		return NULL;
 	if ((r->raw_uri = strdup(uri)) == NULL) {

@@ -318,8 +318,8 @@ main(int argc, char **argv)
 		    "context\n");
 		goto out;
 	}
-	if ((fe.watchdog = watchdog_start(fe.settings.request_deadline)) ==
-	    NULL) {
+	if ((fe.watchdog = watchdog_start(fe.settings.request_deadline,
+	         fe.settings.connection_timeout)) == NULL) {
 		fprintf(stderr, "scepd-frontend: cannot start a thread\n");
 		goto out;
 	}

@@ -7,7 +7,11 @@
  * current request has taken longer than RequestDeadline, and libmicrohttpd
  * then closes it as it would a client that went away. It waits two seconds
  * past the deadline so that a request whose headers arrive just late still
- * gets the access handler's 408 rather than a bare close.
+ * gets the access handler's 408 rather than a bare close. A request's time
+ * runs from its request line; before it (a connection new or kept alive,
+ * idle or sending that line) ConnectionTimeout more is allowed: counted
+ * from the last answer, a device that sent its next request on a
+ * kept-alive connection after an idle while had that much less.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,7 +27,8 @@
 struct watch {
 	struct watch *prev, *next;
 	int fd;
-	int64_t since_ms; /* start of the current request (or connection) */
+	int64_t since_ms; /* start of the current request (or wait for one) */
+	int in_request; /* its request line is in */
 	int cut;
 };
 
@@ -32,6 +37,7 @@ struct watchdog {
 	pthread_cond_t wake;
 	struct watch *head;
 	int64_t deadline_ms;
+	int64_t idle_ms; /* ConnectionTimeout: the wait for a request line */
 	int stop;
 	pthread_t thread;
 };
@@ -48,8 +54,9 @@ watchdog_main(void *arg)
 
 		for (struct watch *x = w->head; x != NULL; x = x->next) {
 			if (x->cut ||
-			    now - x->since_ms <=
-			        w->deadline_ms + WATCHDOG_GRACE_MS)
+			    now - x->since_ms <= w->deadline_ms +
+			            WATCHDOG_GRACE_MS +
+			            (x->in_request ? 0 : w->idle_ms))
 				continue;
 			/* Under the lock, so the fd is still this
 			 * connection's: CLOSED unlists it first. */
@@ -73,7 +80,7 @@ watchdog_main(void *arg)
 }
 
 struct watchdog *
-watchdog_start(long deadline_s)
+watchdog_start(long deadline_s, long idle_s)
 {
 	struct watchdog *w = calloc(1, sizeof(*w));
 
@@ -82,6 +89,7 @@ watchdog_start(long deadline_s)
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	w->deadline_ms = (int64_t)deadline_s * 1000;
+	w->idle_ms = (int64_t)idle_s * 1000;
 	if (pthread_create(&w->thread, NULL, watchdog_main, w) != 0) {
 		pthread_cond_destroy(&w->wake);
 		pthread_mutex_destroy(&w->lock);
@@ -150,8 +158,9 @@ watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 	*socket_context = NULL;
 }
 
-void
-watchdog_request_done(struct watchdog *w, struct MHD_Connection *c)
+/* The connection's request line is in (1) or its request answered (0). */
+static void
+watchdog_mark(struct watchdog *w, struct MHD_Connection *c, int in_request)
 {
 	const union MHD_ConnectionInfo *info =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -159,8 +168,21 @@ watchdog_request_done(struct watchdog *w, struct MHD_Connection *c)
 
 	if (info == NULL || (x = info->socket_context) == NULL)
 		return;
-	/* The next request on a kept-alive connection gets its own time. */
 	pthread_mutex_lock(&w->lock);
 	x->since_ms = clock_monotonic_ms();
+	x->in_request = in_request;
 	pthread_mutex_unlock(&w->lock);
+}
+
+void
+watchdog_request_begun(struct watchdog *w, struct MHD_Connection *c)
+{
+	watchdog_mark(w, c, 1);
+}
+
+void
+watchdog_request_done(struct watchdog *w, struct MHD_Connection *c)
+{
+	/* The next request on a kept-alive connection gets its own time. */
+	watchdog_mark(w, c, 0);
 }

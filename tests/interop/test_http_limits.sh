@@ -100,10 +100,64 @@ if not closed or data:
 print("   5th connection refused")
 PY
 
+check "RequestDeadline runs from a request's first line: a kept-alive connection idle longer than it (within ConnectionTimeout) is served; a request line never ended is cut"
+server_stop
+set_conf frontend ConnectionTimeout 6
+set_conf frontend RequestDeadline 2
+server_start
+python3 - "$PORT" <<'PY' || fail "RequestDeadline on kept-alive connections (see above)"
+import socket, sys, time
+port = int(sys.argv[1])
+req = b"GET /certsrv/mscep/mscep.dll?operation=GetCACaps HTTP/1.1\r\nHost: x\r\n\r\n"
+
+def answer(s):
+    data = b""
+    while b"SCEPStandard" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(req)
+if b" 200 " not in answer(s):
+    sys.exit("the first request was not answered")
+time.sleep(5)  # idle: more than RequestDeadline + 2 s, less than ConnectionTimeout
+try:
+    s.sendall(req)
+    got = answer(s)
+except OSError as e:
+    got = repr(e).encode()
+s.close()
+if b" 200 " not in got:
+    sys.exit("the request sent after 5 s idle on a kept-alive connection: %r" % got[:80])
+print("   a request after 5 s idle (RequestDeadline 2, ConnectionTimeout 6): answered")
+
+s = socket.create_connection(("127.0.0.1", port), timeout=1)
+t = time.time()
+cut = False
+while time.time() - t < 20:
+    try:
+        s.sendall(b"G")  # a byte a second: never idle, never a whole line
+        if s.recv(4096) == b"":
+            cut = True
+            break
+    except socket.timeout:
+        pass
+    except OSError:
+        cut = True
+        break
+s.close()
+if not cut:
+    sys.exit("a request line dribbled for 20 s was never cut")
+print("   a request line never ended: cut after %.1f s" % (time.time() - t))
+PY
+
 check "after all of it a device still enrolls"
 sleep 1
 pw=$(challenge)
 "$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after limits" \
 	--out "$WORK/ok.pem" > "$WORK/ok.log" 2>&1 || { cat "$WORK/ok.log"; fail "enrollment"; }
 verify_cert "$WORK/ok.pem"
-pass "413, idle timeout, 408 deadline, per-IP limit"
+pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line"
