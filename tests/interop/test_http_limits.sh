@@ -20,9 +20,35 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$WORK/big.bin" \
 	-H 'Content-Type: application/x-pki-message' "$URL?operation=PKIOperation")
 [ "$code" = 413 ] || fail "100 kB body with MaxBodySize = 65536: HTTP $code, want 413"
 
-python3 - "$PORT" <<'PY' || fail "connection limits (see above)"
+# Shared by the Python checks below: dribble(s, piece, seconds) sends
+# `piece` about once a second until the server closes the connection
+# (then the seconds it took) or `seconds` pass (then None).
+cat > "$WORK/dribble.py" <<'PY'
+import socket, time
+
+def dribble(s, piece, seconds):
+    s.settimeout(1)
+    t = time.time()
+    try:
+        while time.time() - t < seconds:
+            try:
+                s.sendall(piece)
+                if s.recv(4096) == b"":
+                    return time.time() - t
+            except socket.timeout:
+                pass
+    except OSError:
+        return time.time() - t
+    finally:
+        s.close()
+    return None
+PY
+
+python3 - "$PORT" "$WORK" <<'PY' || fail "connection limits (see above)"
 import socket, sys, time
 port = int(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from dribble import dribble
 
 def conn():
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -68,25 +94,11 @@ print("   %s after %.1f s" % (first.decode(), time.time() - t))
 
 print("-- headers that never end are cut off (slowloris)")
 s = conn()
-s.settimeout(1)
 s.sendall(b"GET /certsrv/mscep/mscep.dll?operation=GetCACaps HTTP/1.1\r\n")
-t = time.time()
-cut = False
-while time.time() - t < 15:
-    try:
-        s.sendall(b"X-Slow: a\r\n")
-        if s.recv(4096) == b"":
-            cut = True
-            break
-    except socket.timeout:
-        pass
-    except OSError:
-        cut = True
-        break
-s.close()
-if not cut:
+took = dribble(s, b"X-Slow: a\r\n", 15)
+if took is None:
     sys.exit("a connection dribbling headers for 15 s was never closed")
-print("   closed after %.1f s" % (time.time() - t))
+print("   closed after %.1f s" % took)
 
 print("-- one address holds at most PerIPConnectionLimit (4) connections")
 held = [conn() for _ in range(4)]
@@ -105,9 +117,11 @@ server_stop
 set_conf frontend ConnectionTimeout 6
 set_conf frontend RequestDeadline 2
 server_start
-python3 - "$PORT" <<'PY' || fail "RequestDeadline on kept-alive connections (see above)"
+python3 - "$PORT" "$WORK" <<'PY' || fail "RequestDeadline on kept-alive connections (see above)"
 import socket, sys, time
 port = int(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from dribble import dribble
 req = b"GET /certsrv/mscep/mscep.dll?operation=GetCACaps HTTP/1.1\r\nHost: x\r\n\r\n"
 
 def answer(s):
@@ -134,24 +148,11 @@ if b" 200 " not in got:
     sys.exit("the request sent after 5 s idle on a kept-alive connection: %r" % got[:80])
 print("   a request after 5 s idle (RequestDeadline 2, ConnectionTimeout 6): answered")
 
-s = socket.create_connection(("127.0.0.1", port), timeout=1)
-t = time.time()
-cut = False
-while time.time() - t < 20:
-    try:
-        s.sendall(b"G")  # a byte a second: never idle, never a whole line
-        if s.recv(4096) == b"":
-            cut = True
-            break
-    except socket.timeout:
-        pass
-    except OSError:
-        cut = True
-        break
-s.close()
-if not cut:
+# A byte a second: never idle, never a whole line.
+took = dribble(socket.create_connection(("127.0.0.1", port)), b"G", 20)
+if took is None:
     sys.exit("a request line dribbled for 20 s was never cut")
-print("   a request line never ended: cut after %.1f s" % (time.time() - t))
+print("   a request line never ended: cut after %.1f s" % took)
 PY
 
 check "after all of it a device still enrolls"
