@@ -1,8 +1,10 @@
 /*
  * LedgerListRequest and LedgerShowRequest: what the CA issued and refused
  * and what waits for an approval, for the operator (scepctl list, scepctl
- * show SERIAL). Read-only transactions: a listing never delays a
- * signature.
+ * show SERIAL). Read-only transactions, on the CA's one thread: a
+ * listing of the ledger reads every record (serials are random, the
+ * newest are found by their time) but builds entries for the newest
+ * `limit` only; it delays signatures while it reads.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,48 @@ ca_entry_newer(const void *a, const void *b)
 	return (x->time < y->time) - (x->time > y->time);
 }
 
+/* A certificate's record among the newest seen (ca_newest_push): its
+ * key and value point into the read transaction's pages. */
+struct ca_listed {
+	int64_t at;
+	MDB_val key, val;
+};
+
+/* Keeps the `limit` newest records in `heap` (a min-heap on `at`, *n
+ * long), so that a listing of the last few of a large ledger builds those
+ * few entries only, not one per certificate ever issued. */
+static void
+ca_newest_push(
+    struct ca_listed *heap, size_t *n, size_t limit, const struct ca_listed *x)
+{
+	size_t i;
+
+	if (*n < limit) {
+		/* Up from the end. */
+		for (i = (*n)++; i > 0 && heap[(i - 1) / 2].at > x->at;
+		     i = (i - 1) / 2)
+			heap[i] = heap[(i - 1) / 2];
+		heap[i] = *x;
+		return;
+	}
+	if (limit == 0 || x->at <= heap[0].at)
+		return;
+	/* Down from the root, which x replaces. */
+	for (i = 0;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && heap[c + 1].at < heap[c].at)
+			c++;
+		if (heap[c].at >= x->at)
+			break;
+		heap[i] = heap[c];
+		i = c;
+	}
+	heap[i] = *x;
+}
+
 void
 ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -149,7 +193,8 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 	const Scep__V1__LedgerListRequest *in = req->ledger_list;
 	Scep__V1__LedgerListReply *out;
 	Scep__V1__LedgerEntry **all = NULL;
-	size_t n = 0, cap = 0, limit;
+	struct ca_listed *newest = NULL;
+	size_t n = 0, cap = 0, limit, nnewest = 0, total = 0;
 	int refusals = in->has_refusals && in->refusals;
 	int pending = in->has_pending && in->pending;
 	MDB_txn *txn = NULL;
@@ -174,12 +219,39 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 		reply->error = "the ledger cannot be read";
 		goto out;
 	}
+	if (!refusals && !pending) {
+		MDB_stat st;
+
+		/* Room for the newest `limit`, at most for all there are
+		 * (a limit is up to 2^32 - 1). */
+		if ((e = mdb_stat(txn, ca->certs, &st)) != 0) {
+			log_error("ledger list: %s", store_strerror(e));
+			reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+			reply->error = "the ledger cannot be read";
+			goto out;
+		}
+		if (limit > st.ms_entries)
+			limit = st.ms_entries;
+		if ((newest = malloc((limit ? limit : 1) * sizeof(*newest))) ==
+		    NULL)
+			abort(); /* as rpc_alloc does */
+	}
 	/* Every record, newest first after sorting: serials are random. */
 	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
 	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct ca_ledger_view v;
 		Scep__V1__LedgerEntry *entry;
 
+		if (newest != NULL) {
+			struct ca_listed x = {0, key, val};
+
+			if (ca_ledger_view(val.mv_data, val.mv_size, &v) != 0)
+				continue;
+			x.at = v.issued_at;
+			ca_newest_push(newest, &nnewest, limit, &x);
+			total++;
+			continue;
+		}
 		if (refusals)
 			entry = ca_entry_refused(&val, arena);
 		else if (pending) {
@@ -189,10 +261,7 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 				    (int)key.mv_size, (char *)key.mv_data);
 				continue;
 			}
-		} else if (ca_ledger_view(val.mv_data, val.mv_size, &v) == 0)
-			entry = ca_entry_issued(
-			    ca, txn, key.mv_data, key.mv_size, &v, 0, arena);
-		else
+		} else
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -201,13 +270,27 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 				abort(); /* as rpc_alloc does */
 		}
 		all[n++] = entry;
+		total++;
+	}
+	if (newest != NULL && nnewest > 0) {
+		if ((all = malloc(nnewest * sizeof(*all))) == NULL)
+			abort();
+		for (size_t i = 0; i < nnewest; i++) {
+			struct ca_ledger_view v;
+
+			if (ca_ledger_view(newest[i].val.mv_data,
+			        newest[i].val.mv_size, &v) == 0)
+				all[n++] = ca_entry_issued(ca, txn,
+				    newest[i].key.mv_data,
+				    newest[i].key.mv_size, &v, 0, arena);
+		}
 	}
 	if (n > 1) /* qsort of NULL is undefined, even of nothing */
 		qsort(all, n, sizeof(*all), ca_entry_newer);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__ledger_list_reply__init(out);
 	out->has_total = 1;
-	out->total = n;
+	out->total = total;
 	out->n_entries = n < limit ? n : limit;
 	if (out->n_entries > 0) {
 		out->entries =
@@ -218,6 +301,7 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 	reply->ledger_list = out;
 out:
 	free(all);
+	free(newest);
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	if (txn != NULL)

@@ -223,6 +223,16 @@ assert all(e["status"] == "issued" for e in entries), "a status is not issued"
 times = [e["time"] for e in entries]
 assert times == sorted(times, reverse=True), "not newest first"
 PY
+# The newest few of a ledger: issued a second apart, the last two.
+for i in 1 2 3; do
+	[ $i = 1 ] || sleep 1.1
+	ios_enroll "$(challenge)" "CN=newest $i" "$WORK/newest$i.pem" >/dev/null || fail "enrollment newest $i"
+done
+total=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))) + 3)' "$WORK/list.json")
+"$SCEPCTL" --data-dir "$DATA" list --limit 2 > "$WORK/newest.txt" 2> "$WORK/newest.err" || fail "scepctl list --limit 2"
+grep -q "CN=newest 3" <(sed -n 1p "$WORK/newest.txt") && grep -q "CN=newest 2" <(sed -n 2p "$WORK/newest.txt") &&
+	[ "$(wc -l < "$WORK/newest.txt")" = 2 ] && grep -q "scepctl: 2 of $total shown" "$WORK/newest.err" ||
+	{ cat "$WORK/newest.txt" "$WORK/newest.err"; fail "list --limit 2: not the two newest of $total"; }
 "$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json" || fail "scepctl list --refused"
 python3 - "$WORK/refused.json" <<'PY' || fail "the refusals are not in the ledger with their reasons"
 import json, sys
