@@ -91,6 +91,7 @@ struct ca_template_settings {
 	int approval_required;
 	long renewal_window; /* percent of the lifetime, at its end */
 	int renewal_new_key;
+	int renew_once; /* a certificate renewed once is not renewed again */
 };
 struct ca_template {
 	char *name;
@@ -119,6 +120,7 @@ struct ca {
 	MDB_dbi pending; /* transactionID -> pending request, JSON */
 	time_t pending_purged_at; /* ca_pending_purge's last run */
 	MDB_dbi journal; /* transactionID -> about to be signed (journal.c) */
+	MDB_dbi renewed; /* serial (hex) -> the serial that renewed it */
 	/* The signature AlgorithmIdentifier X509_sign writes with our key,
 	 * learnt at start: put in a certificate before its TBSCertificate is
 	 * hashed for the journal, so that the hash is of what gets signed. */
@@ -298,6 +300,11 @@ void ca_ledger_close(struct ca *ca);
  */
 int ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
     const uint8_t **der, size_t *der_len, char serial[CA_SERIAL_HEX]);
+/* 1 when certificate `serial` was renewed (the last serial that renewed
+ * it in `by`), 0 when not (or before this table was kept), -1 on error
+ * (logged). */
+int ca_ledger_renewed_by(const struct ca *ca, MDB_txn *txn, const char *serial,
+    char by[CA_SERIAL_HEX]);
 /* 1 when `serial` is in the ledger, 0 when not, -1 on error (logged). */
 int
 ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial);

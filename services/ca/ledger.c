@@ -39,8 +39,8 @@ int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
 	static const char *const names[] = {"certs", "txids", "events",
-	    "revoked", "meta", "pending", "journal", NULL};
-	MDB_dbi dbis[7];
+	    "revoked", "meta", "pending", "journal", "renewed", NULL};
+	MDB_dbi dbis[8];
 	MDB_txn *txn;
 	int e;
 
@@ -57,6 +57,7 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->meta = dbis[4];
 	ca->pending = dbis[5];
 	ca->journal = dbis[6];
+	ca->renewed = dbis[7];
 	/* Several certificates per subject: its own flags, so reopened. */
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
 	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
@@ -349,14 +350,38 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 		if ((e = mdb_put(txn, ca->subjects, &key, &val, 0)) != 0)
 			return e;
 	}
-	key.mv_size = txid_len;
-	key.mv_data = (void *)entry->txid;
 	val.mv_size = strlen(serial);
 	val.mv_data = (void *)serial;
+	if (entry->renewal_of != NULL) { /* for RenewOnce */
+		key.mv_size = strlen(entry->renewal_of);
+		key.mv_data = (void *)entry->renewal_of;
+		if ((e = mdb_put(txn, ca->renewed, &key, &val, 0)) != 0)
+			return e;
+	}
+	key.mv_size = txid_len;
+	key.mv_data = (void *)entry->txid;
 	/* A renewal keeping its key reuses its transactionID: the newest
 	 * certificate answers it from now on. */
 	return mdb_put(txn, ca->txids, &key, &val,
 	    entry->renewal_of != NULL ? 0 : MDB_NOOVERWRITE);
+}
+
+int
+ca_ledger_renewed_by(const struct ca *ca, MDB_txn *txn, const char *serial,
+    char by[CA_SERIAL_HEX])
+{
+	MDB_val key = {strlen(serial), (void *)serial}, val;
+	int e = mdb_get(txn, ca->renewed, &key, &val);
+
+	if (e == MDB_NOTFOUND)
+		return 0;
+	if (e != 0) {
+		log_error("ledger: %s", store_strerror(e));
+		return -1;
+	}
+	snprintf(by, CA_SERIAL_HEX, "%.*s", (int)val.mv_size,
+	    (const char *)val.mv_data);
+	return 1;
 }
 
 void

@@ -98,7 +98,8 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	MDB_val key, val;
 	struct ca_ledger_view view;
 	char old_template[128];
-	int rc = -1, revoked;
+	char by[CA_SERIAL_HEX];
+	int rc = -1, revoked, renewed;
 
 	if (old == NULL || p != der + der_len) {
 		renewal_refuse(r, "the certificate to renew is unreadable");
@@ -157,6 +158,23 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    revoked > 0 ? "certificate %s is revoked: enroll anew"
 		                : "certificate %s: the ledger cannot be read",
 		    old_serial);
+		goto out;
+	}
+	/* Renewed already (a retry of that renewal got its certificate
+	 * before this): its holder renews the new one. Else an old key,
+	 * leaked or kept, would outlive the device's own rotation. */
+	if (tpl->s.renew_once &&
+	    (renewed = ca_ledger_renewed_by(ca, txn, old_serial, by)) != 0) {
+		if (renewed < 0)
+			renewal_refuse(r,
+			    "certificate %s: the ledger cannot be read",
+			    old_serial);
+		else
+			renewal_refuse(r,
+			    "certificate %s was renewed already (serial %s): "
+			    "renew that one, or enroll anew with a challenge "
+			    "password (RenewOnce of template %s)",
+			    old_serial, by, tpl->name);
 		goto out;
 	}
 	if (ASN1_TIME_to_tm(X509_get0_notBefore(old), &tm) != 1 ||

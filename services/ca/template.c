@@ -61,6 +61,8 @@ static const struct config_key template_config[] = {
         "renewal in the last N percent of a certificate's lifetime"},
     {"RenewalNewKey", CONFIG_BOOL, 0, 1, "0", S(renewal_new_key),
         "1: a renewal must bring a new key"},
+    {"RenewOnce", CONFIG_BOOL, 0, 1, "1", S(renew_once),
+        "a certificate renews once (0: again and again while valid)"},
     CONFIG_END,
 };
 #undef S
@@ -354,6 +356,12 @@ ca_templates_load(struct ca *ca, const char *config_file)
 		        file.pair[i].section + strlen(TEMPLATE_PREFIX), NULL,
 		        NULL) != 0)
 			goto out;
+	for (size_t i = 0; i < ca->ntemplates; i++)
+		if (!ca->templates[i].s.renew_once)
+			log_warn("[template.%s] RenewOnce = 0: a certificate "
+			         "may be renewed again and again while it is "
+			         "valid, each time without a password",
+			    ca->templates[i].name);
 	for (int u = 0; u < 3; u++) {
 		if ((ca->by_usage[u] = template_find(ca, want[u])) == NULL) {
 			fprintf(stderr,

@@ -52,6 +52,20 @@ verify_cert "$WORK/c3.pem"
 cmp -s <(openssl x509 -in "$WORK/c3.pem" -noout -pubkey) <(openssl pkey -in "$WORK/c3.key" -pubout) ||
 	fail "the renewed certificate does not hold the new key"
 
+check "a certificate renews once (RenewOnce = 1): its holder renews the new one; RenewOnce = 0 allows more, logged"
+rc=0
+renew c1again c1 "O=Fabrikam,CN=laptop 7" --key "$WORK/c1again.key" || rc=$?
+[ $rc = 2 ] && grep -q "certificate $serial1 was renewed already (serial $serial2): renew that one" "$WORK/c1again.log" ||
+	{ cat "$WORK/c1again.log"; fail "a second renewal of the first certificate: exit $rc, want 2"; }
+set_conf template.IPSECIntermediateOffline RenewOnce 0
+server_restart
+grep -q "scepd-ca.*\[template.IPSECIntermediateOffline\] RenewOnce = 0: a certificate may be renewed again and again" "$SERVER_LOG" ||
+	fail "RenewOnce = 0 is not logged"
+renew c1again c1 "O=Fabrikam,CN=laptop 7" --key "$WORK/c1again.key" ||
+	{ cat "$WORK/c1again.log"; fail "a second renewal with RenewOnce = 0"; }
+set_conf template.IPSECIntermediateOffline RenewOnce 1
+server_restart
+
 check "a renewal must keep the subject"
 rc=0
 renew c4 c3 "O=Fabrikam,CN=someone else" --key "$WORK/c3.key" || rc=$?
@@ -152,4 +166,4 @@ verify_cert "$WORK/c11.pem"
 grep -q "IPSECIntermediateOffline" "$WORK/list.txt" || fail "scepctl list shows no template"
 ! grep -q "ServerSign" "$WORK/list.txt" || fail "a ServerSign certificate is in the ledger"
 
-pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, ledger, template, window and new-key rules"
+pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, SANs, once, ledger, template, window and new-key rules"
