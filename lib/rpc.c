@@ -1561,12 +1561,15 @@ rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
  * answers. Looking first, both could find nothing and both answer. Each
  * slot is looked at under its lock, and rpc_copy_done keeps an answer in
  * the same hold as it ends "busy": a request is seen in hand or kept,
- * never between. A copy handed to this slot meanwhile makes it answer.
+ * never between. Copies handed to this slot meanwhile go with it: to the
+ * earlier worker, or their routing ids to `copies` (*ncopies, at most
+ * RPC_COPIES_MAX) for the kept answer.
  */
 static enum rpc_copy_found
 rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
     const Scep__V1__Request *req, const void *data, size_t size,
-    zmq_msg_t *ident, int kept_too, zmq_msg_t *answer)
+    zmq_msg_t *ident, int kept_too, zmq_msg_t *answer, zmq_msg_t *copies,
+    int *ncopies)
 {
 	struct rpc_answering *own = &c->slots[slot];
 	enum rpc_copy_found found;
@@ -1605,17 +1608,18 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 		found = moved > 0 ? RPC_COPY_ABSORBED : RPC_COPY_NONE;
 	} while (moved == 0);
 	if (found == RPC_COPY_KEPT) {
+		/* Copies handed to this slot meanwhile get the kept answer
+		 * too: their routing ids move to `copies`. */
 		pthread_mutex_lock(&own->lock);
-		if (own->ncopies == 0) {
-			own->busy = 0;
-			own->data = NULL;
-		} else {
-			/* Copies handed to this slot meanwhile wait for its
-			 * answer: it answers, all of them. */
-			zmq_msg_close(answer);
-			zmq_msg_init(answer);
-			found = RPC_COPY_NONE;
+		*ncopies = own->ncopies;
+		for (int i = 0; i < own->ncopies; i++) {
+			zmq_msg_init(&copies[i]);
+			zmq_msg_move(&copies[i], &own->copies[i]);
+			zmq_msg_close(&own->copies[i]);
 		}
+		own->ncopies = 0;
+		own->busy = 0;
+		own->data = NULL;
 		pthread_mutex_unlock(&own->lock);
 	}
 	if (found == RPC_COPY_ABSORBED)
@@ -1692,15 +1696,16 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	zmq_msg_init(&answer);
 	kept_too = route != NULL && config->keep_body != 0 &&
 	    req->body_case == config->keep_body;
-	switch (route == NULL ? RPC_COPY_NONE
-	                      : rpc_copy_find(w->copies, w->slot, name, req,
-	                            zmq_msg_data(body), zmq_msg_size(body),
-	                            ident, kept_too, &answer)) {
+	switch (route == NULL
+	        ? RPC_COPY_NONE
+	        : rpc_copy_find(w->copies, w->slot, name, req,
+	              zmq_msg_data(body), zmq_msg_size(body), ident, kept_too,
+	              &answer, copies, &ncopies)) {
 	case RPC_COPY_ABSORBED:
 		zmq_msg_close(ident);
 		goto out;
 	case RPC_COPY_KEPT:
-		sent = rpc_send_frames(sock, ident, NULL, 0, &answer);
+		sent = rpc_send_frames(sock, ident, copies, ncopies, &answer);
 		goto out;
 	case RPC_COPY_NONE:
 		break;

@@ -60,6 +60,7 @@ handle_caps(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
 }
 
 static atomic_int slow_calls; /* GetCACert "slow" handled */
+static atomic_int slower_calls; /* GetCACert "slower" handled */
 
 /* GetCACert "gate" waits until the test opens the gate (5 s at most). */
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,6 +90,20 @@ gate_set(int open)
 	gate_open = open;
 	pthread_cond_broadcast(&gate_cond);
 	pthread_mutex_unlock(&gate_lock);
+}
+
+/* Until `n` handlers wait at the gate. */
+static void
+gate_await(int n)
+{
+	int waiting;
+
+	do {
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+		pthread_mutex_lock(&gate_lock);
+		waiting = gate_waiting;
+		pthread_mutex_unlock(&gate_lock);
+	} while (waiting < n);
 }
 
 /* rpc_test_copy_hook, armed: the first two workers to pass wait for each
@@ -121,8 +136,10 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 		nanosleep(&ts, NULL);
 	}
 	if (req->get_ca_cert->ca_ident != NULL &&
-	    strcmp(req->get_ca_cert->ca_ident, "slower") == 0)
+	    strcmp(req->get_ca_cert->ca_ident, "slower") == 0) {
+		atomic_fetch_add(&slower_calls, 1);
 		nanosleep(&(struct timespec){1, 200 * 1000 * 1000}, NULL);
+	}
 	if (req->get_ca_cert->ca_ident != NULL &&
 	    strcmp(req->get_ca_cert->ca_ident, "gate") == 0)
 		gate_wait();
@@ -135,7 +152,8 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 
 /* GetCACert in batches: content_type "IDENT, I of N" for the Ith of N
  * handed over together; two answered per call at most (the rest is handed
- * over again); a batch that starts with "slow" sleeps 600 ms. */
+ * over again); a batch that starts with "slow" sleeps 600 ms, "slower"
+ * 1200 ms. */
 static int batch_saw_late; /* the handler was given "late" */
 
 static size_t
@@ -152,6 +170,8 @@ handle_cacert_batch(void *worker, struct rpc_batch_item *items, size_t n)
 
 	if (first != NULL && strcmp(first, "slow") == 0)
 		nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
+	if (first != NULL && strcmp(first, "slower") == 0)
+		nanosleep(&(struct timespec){1, 200 * 1000 * 1000}, NULL);
 	for (size_t i = 0; i < n && i < 2; i++) {
 		Scep__V1__GetCACertReply *body =
 		    rpc_alloc(items[i].arena, sizeof(*body));
@@ -967,6 +987,21 @@ test_copy_waiting_while_the_first_is_answered_gets_its_answer(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* The call in `thread` ended with its answer, handled once (`calls` one
+ * more than `before`), and its copies met in rpc_test_copy_hook: two
+ * workers took them at once. The hook is disarmed. */
+static void
+assert_answered_once(pthread_t thread, const struct cacert_call *call,
+    atomic_int *calls, int before)
+{
+	pthread_join(thread, NULL);
+	atomic_store(&copy_hook_armed, 0);
+	assert_int_equal(call->rc, RPC_OK);
+	assert_string_equal(call->answer, call->ident);
+	assert_true(atomic_load(&copy_hook_passed) >= 2);
+	assert_int_equal(atomic_load(calls) - before, 1);
+}
+
 /*
  * Both workers held (the gate); a slow request (600 ms) with 3000 ms, sent
  * again at 1000 ms on a fresh socket, waits with its copy. The gate
@@ -987,7 +1022,7 @@ test_copies_taken_at_once_are_handled_once(void **state)
 	};
 	struct cacert_call slow = {ctx, "slow", "test", 0, "", 3000};
 	pthread_t held_thread[2], slow_thread;
-	int before, waiting;
+	int before;
 
 	(void)state;
 	assert_non_null(client);
@@ -996,12 +1031,7 @@ test_copies_taken_at_once_are_handled_once(void **state)
 		assert_int_equal(pthread_create(&held_thread[i], NULL,
 		                     call_in_thread, &held[i]),
 		    0);
-	do {
-		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
-		pthread_mutex_lock(&gate_lock);
-		waiting = gate_waiting;
-		pthread_mutex_unlock(&gate_lock);
-	} while (waiting < 2);
+	gate_await(2);
 	before = atomic_load(&slow_calls);
 	assert_int_equal(
 	    pthread_create(&slow_thread, NULL, call_in_thread, &slow), 0);
@@ -1010,18 +1040,55 @@ test_copies_taken_at_once_are_handled_once(void **state)
 	atomic_store(&copy_hook_passed, 0);
 	atomic_store(&copy_hook_armed, 1);
 	gate_set(1);
-	pthread_join(slow_thread, NULL);
-	atomic_store(&copy_hook_armed, 0);
-	assert_int_equal(slow.rc, RPC_OK);
-	assert_string_equal(slow.answer, "slow");
-	/* Both met in the hook: they took the two at once. */
-	assert_true(atomic_load(&copy_hook_passed) >= 2);
-	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	assert_answered_once(slow_thread, &slow, &slow_calls, before);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(held_thread[i], NULL);
 		assert_int_equal(held[i].rc, RPC_OK);
 	}
 	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+}
+
+/*
+ * One worker held (the gate); a request taking 1200 ms with 1500 ms at the
+ * other is sent again at 500 and 1000 ms on fresh sockets: its answer
+ * goes to a closed socket and is kept. The gate opens as it is answered,
+ * and the two workers take the two copies at the same moment (meeting in
+ * rpc_test_copy_hook): one finds the kept answer, the other hands its
+ * copy to that one, and both copies get the kept answer at about 1200 ms:
+ * handled once. Had a copy handed over made the worker handle the
+ * request again, the answer would come at 2400 ms, past the deadline.
+ */
+static void
+test_copies_taken_at_once_after_the_answer_get_the_kept_one(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	struct cacert_call held = {ctx, "gate", "test", 0, "", 8000};
+	struct cacert_call slower = {ctx, "slower", "test", 0, "", 1500};
+	pthread_t held_thread, slower_thread;
+	int before;
+
+	(void)state;
+	gate_set(0);
+	assert_int_equal(
+	    pthread_create(&held_thread, NULL, call_in_thread, &held), 0);
+	gate_await(1);
+	before = atomic_load(&slower_calls);
+	assert_int_equal(
+	    pthread_create(&slower_thread, NULL, call_in_thread, &slower), 0);
+	/* Armed once its handler runs: the copies meet, not the request. */
+	while (atomic_load(&slower_calls) - before < 1)
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+	atomic_store(&copy_hook_passed, 0);
+	atomic_store(&copy_hook_armed, 1);
+	/* About when it is answered (and kept) the held worker is freed:
+	 * whichever takes a copy first waits in the hook for the other,
+	 * which comes after the answer. */
+	nanosleep(&(struct timespec){1, 150 * 1000 * 1000}, NULL);
+	gate_set(1);
+	assert_answered_once(slower_thread, &slower, &slower_calls, before);
+	pthread_join(held_thread, NULL);
+	assert_int_equal(held.rc, RPC_OK);
 	zmq_ctx_term(ctx);
 }
 
@@ -1044,7 +1111,9 @@ teardown_batches(void **state)
 }
 
 /*
- * While a slow batch runs, three requests of the batch kind arrive, and a
+ * While a slow batch runs (0-1200 ms: the others, sent from 200 ms, have a
+ * second to arrive on a slow machine under ASan; 400 ms was not always
+ * enough), three requests of the batch kind arrive, and a
  * fourth from a caller its route refuses: the three are handed over
  * together, the handler answers two ("1 of 3", "2 of 3") and gets the
  * third again alone ("1 of 1"); the fourth is refused and never reaches
@@ -1056,12 +1125,14 @@ static void
 test_waiting_requests_come_as_one_batch(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	struct cacert_call slow = {ctx, "slow", "test", 0, "", 3000};
+	/* 6 s: a caller sends its request again after a third of its time,
+	 * and these wait 1.2 s. */
+	struct cacert_call slow = {ctx, "slower", "test", 0, "", 6000};
 	struct cacert_call calls[5] = {
-	    {ctx, "a", "test", 0, "", 3000},
-	    {ctx, "b", "test", 0, "", 3000},
-	    {ctx, "c", "test", 0, "", 3000},
-	    {ctx, "refused", "other", 0, "", 3000},
+	    {ctx, "a", "test", 0, "", 6000},
+	    {ctx, "b", "test", 0, "", 6000},
+	    {ctx, "c", "test", 0, "", 6000},
+	    {ctx, "refused", "other", 0, "", 6000},
 	    {ctx, "late", "test", 0, "", 250},
 	};
 	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
@@ -1085,7 +1156,7 @@ test_waiting_requests_come_as_one_batch(void **state)
 	for (int i = 0; i < 5; i++)
 		pthread_join(threads[i], NULL);
 	assert_int_equal(slow.rc, RPC_OK);
-	assert_string_equal(slow.answer, "slow, 1 of 1");
+	assert_string_equal(slow.answer, "slower, 1 of 1");
 	for (int i = 0; i < 3; i++) {
 		int of = -1, n = -1;
 
@@ -1440,6 +1511,8 @@ main(void)
 	    cmocka_unit_test(
 	        test_copy_waiting_while_the_first_is_answered_gets_its_answer),
 	    cmocka_unit_test(test_copies_taken_at_once_are_handled_once),
+	    cmocka_unit_test(
+	        test_copies_taken_at_once_after_the_answer_get_the_kept_one),
 	};
 	const struct CMUnitTest tcp_tests[] = {
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
