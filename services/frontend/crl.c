@@ -25,14 +25,13 @@ crl_cache_clear(struct crl_cache *c)
 }
 
 /*
- * Whether a request that has the old copy is to ask the RA (1, and it is
- * the one that does) or answers the old copy: one asks at a time, and
- * none for CRL_RETRY_MS after an ask the RA did not answer. The one that
- * asks may never do (its wait for an UpstreamThread ended in 503): after
- * twice RPCTimeout another may.
+ * Whether this request is the one to ask the RA (1) or not: one asks at a
+ * time, and, unless `after_failure`, none for CRL_RETRY_MS after an ask
+ * the RA did not answer. The one that asks may never do (its wait for an
+ * UpstreamThread ended in 503): after twice RPCTimeout another may.
  */
 static int
-crl_take_fetch(struct frontend *fe)
+crl_claim_fetch(struct frontend *fe, int after_failure)
 {
 	struct crl_cache *cc = &fe->crl;
 	int64_t now = clock_monotonic_ms();
@@ -41,11 +40,25 @@ crl_take_fetch(struct frontend *fe)
 	pthread_mutex_lock(&fe->cache.lock);
 	fetch = (cc->fetch_since == 0 ||
 	            now - cc->fetch_since > 2 * fe->settings.rpc_timeout) &&
-	    (cc->failed_at == 0 || now - cc->failed_at >= CRL_RETRY_MS);
+	    (after_failure || cc->failed_at == 0 ||
+	        now - cc->failed_at >= CRL_RETRY_MS);
 	if (fetch)
 		cc->fetch_since = now;
 	pthread_mutex_unlock(&fe->cache.lock);
 	return fetch;
+}
+
+/* Whether the RA did not give the CRL less than CRL_RETRY_MS ago. */
+static int
+crl_failed_lately(struct frontend *fe)
+{
+	int64_t failed_at;
+
+	pthread_mutex_lock(&fe->cache.lock);
+	failed_at = fe->crl.failed_at;
+	pthread_mutex_unlock(&fe->cache.lock);
+	return failed_at != 0 &&
+	    clock_monotonic_ms() - failed_at < CRL_RETRY_MS;
 }
 
 /* The CRL from the RA into the cache; *copy (the caller's) on
@@ -112,7 +125,7 @@ crl_cached(struct frontend *fe, uint8_t **copy, size_t *len, int *fresh)
 /* From the cache at once while it is fresh; else from the RA in an
  * offload thread, the old copy the answer when the RA gives none. Never
  * older unless the RA cannot be asked (or is being asked by another
- * request: crl_take_fetch): a revocation is to show within
+ * request: crl_claim_fetch): a revocation is to show within
  * CACHE_SECONDS. */
 enum MHD_Result
 crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
@@ -129,12 +142,17 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		return http_text(
 		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
 	if (!r->offloaded) {
-		if (copy != NULL && (fresh || !crl_take_fetch(fe)))
+		/* The old copy, while another asks or for CRL_RETRY_MS
+		 * after the RA did not give one. */
+		if (copy != NULL && (fresh || !crl_claim_fetch(fe, 0)))
 			goto answer;
-		/* None yet, and another request asks the RA or it did not
-		 * answer lately: 503 at once, not an UpstreamThread held
-		 * for RPCTimeout by each relying party meanwhile. */
-		if (copy == NULL && !crl_take_fetch(fe))
+		/* None yet, and the RA did not give one lately: one
+		 * request asks at a time, the others get 503 at once, not
+		 * an UpstreamThread held for RPCTimeout by each relying
+		 * party meanwhile. (Otherwise all ask: at a start with the
+		 * RA up, none gets 503.) */
+		if (copy == NULL && crl_failed_lately(fe) &&
+		    !crl_claim_fetch(fe, 1))
 			return http_unavailable(c, r,
 			    "The CRL is not available now; retry later.\n");
 		free(copy);

@@ -65,8 +65,9 @@ void cacert_clear(struct cacert *c);
  * answer, the last answers are given at once to everyone. */
 #define CACHE_SECONDS 60
 #define CACHE_STALE_SECONDS 600
-/* After the RA did not answer, what no copy is kept of is answered 503 at
- * once this long (upstream.c, crl.c). */
+/* After the RA did not answer, what no copy is kept of is asked by one
+ * request at a time this long, the others answered 503 at once
+ * (upstream.c, crl.c). */
 #define CACHE_EMPTY_RETRY_MS 10000
 struct cache {
 	pthread_mutex_t lock;
@@ -78,6 +79,9 @@ struct cache {
 	/* Monotonic ms of the last ask (a refresh's or another) the RA did
 	 * not answer; 0: a refresh since was answered. */
 	int64_t refresh_failed_at;
+	/* Monotonic ms since a request with no copy has been asking the RA
+	 * after it did not answer (CACHE_EMPTY_RETRY_MS); 0: none. */
+	int64_t probe_since;
 };
 
 /* The CRL, kept like the answers above (under cache.lock). */

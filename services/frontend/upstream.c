@@ -166,25 +166,64 @@ cache_fresh(int64_t at, int stale)
 }
 
 /*
+ * Whether a request with no copy may ask the RA after it did not answer:
+ * one at a time (its claim, when `claim`, set in *probing). A claim left
+ * by a request that never asked (its wait for an UpstreamThread ended in
+ * 503) lapses after twice RPCTimeout.
+ */
+static int
+cache_take_probe(struct frontend *fe, int claim, int *probing)
+{
+	int64_t now = clock_monotonic_ms();
+	int free_to_ask;
+
+	pthread_mutex_lock(&fe->cache.lock);
+	free_to_ask = fe->cache.probe_since == 0 ||
+	    now - fe->cache.probe_since > 2 * fe->settings.rpc_timeout;
+	if (free_to_ask && claim) {
+		fe->cache.probe_since = now;
+		*probing = 1;
+	}
+	pthread_mutex_unlock(&fe->cache.lock);
+	return free_to_ask;
+}
+
+static void
+cache_probe_done(struct frontend *fe, int probing)
+{
+	if (!probing)
+		return;
+	pthread_mutex_lock(&fe->cache.lock);
+	fe->cache.probe_since = 0;
+	pthread_mutex_unlock(&fe->cache.lock);
+}
+
+/*
  * What a cached answer fetched at `at` (0: none) is good for: answered
  * as it is (UPSTREAM_OK; a refresh asked when it is old), asked of the
  * RA (UPSTREAM_FAILED: the caller fetches, its copy the fallback), or
- * UPSTREAM_WOULD_WAIT when the caller may not wait for that. The one
- * place of the rule of struct cache.
+ * UPSTREAM_WOULD_WAIT when the caller may not wait for that, or
+ * UPSTREAM_UNAVAILABLE (with `err`). *probing: this caller holds the one
+ * ask after a failure (cache_probe_done after it). The one place of the
+ * rule of struct cache.
  */
 static enum upstream_result
 cache_verdict(struct frontend *fe, int64_t at, int64_t failed_at, int may_wait,
-    char *err, size_t errlen)
+    int *probing, char *err, size_t errlen)
 {
+	*probing = 0;
 	/* The RA did not answer lately: the old copy, not RPCTimeout of
 	 * waiting for it again for each admin page, profile or device. */
 	if (at != 0 && cache_fresh(failed_at, 0))
 		return UPSTREAM_OK;
-	/* No copy either (a frontend started while the RA was down): 503 at
-	 * once for a while, not an UpstreamThread held for RPCTimeout by
-	 * each device and page meanwhile, which took them all. */
+	/* No copy either (a frontend started while the RA was down): one
+	 * request asks at a time, the others get 503 at once, rather than
+	 * each device and page holding an UpstreamThread for RPCTimeout,
+	 * which took them all. The first to ask after the RA is back fills
+	 * the cache for everyone. */
 	if (at == 0 && failed_at != 0 &&
-	    clock_monotonic_ms() - failed_at < CACHE_EMPTY_RETRY_MS) {
+	    clock_monotonic_ms() - failed_at < CACHE_EMPTY_RETRY_MS &&
+	    !cache_take_probe(fe, may_wait, probing)) {
 		snprintf(err, errlen,
 		    "the RA did not answer lately; retry in a few seconds");
 		return UPSTREAM_UNAVAILABLE;
@@ -232,6 +271,7 @@ cache_get_caps(
 	enum upstream_result res;
 	char *fresh = NULL, *old = NULL;
 	int64_t at = 0, failed_at;
+	int probing;
 
 	*caps = NULL;
 	pthread_mutex_lock(&fe->cache.lock);
@@ -239,7 +279,7 @@ cache_get_caps(
 		at = fe->cache.caps_at;
 	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
-	res = cache_verdict(fe, at, failed_at, may_wait, err, errlen);
+	res = cache_verdict(fe, at, failed_at, may_wait, &probing, err, errlen);
 	if (res != UPSTREAM_FAILED) {
 		if (res != UPSTREAM_OK) {
 			free(*caps);
@@ -254,6 +294,7 @@ cache_get_caps(
 	req.get_ca_caps = &body;
 	res = upstream_call(
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CA_CAPS, &rep);
+	cache_probe_done(fe, probing);
 	if (res != UPSTREAM_OK) {
 		reply_error(
 		    rep, "the RA did not give its capabilities", err, errlen);
@@ -296,7 +337,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	struct cacert fresh, old;
 	enum upstream_result res = UPSTREAM_OK;
 	int64_t at, failed_at;
-	int oom = 0;
+	int oom = 0, probing;
 
 	memset(out, 0, sizeof(*out));
 	memset(&old, 0, sizeof(old));
@@ -313,7 +354,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		snprintf(err, errlen, "out of memory");
 		return UPSTREAM_FAILED;
 	}
-	res = cache_verdict(fe, at, failed_at, may_wait, err, errlen);
+	res = cache_verdict(fe, at, failed_at, may_wait, &probing, err, errlen);
 	if (res != UPSTREAM_FAILED) {
 		if (res != UPSTREAM_OK)
 			cacert_clear(out);
@@ -326,6 +367,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	req.get_ca_cert = &body;
 	res = upstream_call(
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CA_CERT, &rep);
+	cache_probe_done(fe, probing);
 	if (res != UPSTREAM_OK) {
 		reply_error(
 		    rep, "the RA did not give its certificates", err, errlen);

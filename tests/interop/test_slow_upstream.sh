@@ -10,9 +10,9 @@
 # enrollments complete when the CA continues. With every UpstreamThread
 # busy, a request that waited RPCTimeout for one gets 503 with
 # Retry-After at once rather than a longer wait; on the MDM API that 503
-# is JSON, as its other errors. A frontend started while the RA is down
-# waits for it once, then answers 503 at once for 10 s rather than hold
-# an UpstreamThread per device. A frontend stopped with a request waiting
+# is JSON, as its other errors. A frontend started while the RA is down,
+# with nothing cached, lets one request at a time ask it and answers the
+# others 503 at once rather than hold an UpstreamThread per device. A frontend stopped with a request waiting
 # on the RA sends the answer made meanwhile.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
@@ -197,9 +197,12 @@ stop_ra() {
 	kill -STOP "$ra"
 }
 
-check "a frontend started while the RA is stopped (nothing cached): one wait of RPCTimeout, then 503 at once for 10 s; the MDM API answers meanwhile"
+check "a frontend started while the RA is stopped (nothing cached): after a wait of RPCTimeout, one request at a time asks, the others 503 at once; the MDM API answers meanwhile; the RA back, at once"
+# Three UpstreamThreads: one for a GetCACaps/GetCACert ask, one for a CRL
+# ask, one left for the MDM API.
+set_conf frontend UpstreamThreads 3
 stop_ra
-kill -KILL "$fe" # scepd starts another: its caches empty
+kill -KILL "$fe" # scepd starts another, with this setting: its caches empty
 for _ in $(seq 100); do
 	new_fe=$(service_pid scepd-frontend)
 	[ -n "$new_fe" ] && [ "$new_fe" != "$fe" ] && curl -sf -m 1 -o /dev/null "$BASE/healthz" && break
@@ -216,8 +219,16 @@ at() {
 }
 at 503 ">= 0.9" "GetCACaps (asks the RA)" "$URL?operation=GetCACaps"
 at 503 ">= 0.9" "the CRL (asks the RA)" "$BASE/crl/ca.crl"
-# A crowd polling meanwhile (UpstreamThreads = 1): each answered at once,
-# so the one UpstreamThread is there for the MDM API.
+# One of each asks again; meanwhile the rest, and a crowd of polls, are
+# answered at once, and the MDM API has its UpstreamThread.
+probes=()
+curl -s -m 10 -o /dev/null "$URL?operation=GetCACaps" &
+probes+=($!)
+curl -s -m 10 -o /dev/null "$BASE/crl/ca.crl" &
+probes+=($!)
+sleep 0.2
+at 503 "< 0.5" "GetCACert, while GetCACaps asks" "$URL?operation=GetCACert&message=CA"
+at 503 "< 0.5" "the CRL, while another asks" "$BASE/crl/ca.crl"
 crowd=()
 for i in $(seq 6); do
 	curl -s -m 10 -o /dev/null "$URL?operation=GetCACert&message=CA" &
@@ -227,13 +238,11 @@ for i in $(seq 6); do
 done
 code=$(curl -s -m 10 -o "$WORK/api-crowd.json" -w '%{http_code}' -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
 [ "$code" = 200 ] || { cat "$WORK/api-crowd.json"; fail "the MDM API among CA certificate and CRL polls: HTTP $code"; }
-wait "${crowd[@]}"
-at 503 "< 0.5" "GetCACaps again" "$URL?operation=GetCACaps"
-at 503 "< 0.5" "GetCACert" "$URL?operation=GetCACert&message=CA"
-at 503 "< 0.5" "the CRL again" "$BASE/crl/ca.crl"
+wait "${crowd[@]}" "${probes[@]}"
 kill -CONT "$ra"
-sleep 10
-at 200 "< 5" "GetCACaps, 10 s on, the RA back" "$URL?operation=GetCACaps"
+at 200 "< 5" "GetCACaps, the RA back" "$URL?operation=GetCACaps"
+at 200 "< 5" "GetCACert" "$URL?operation=GetCACert&message=CA"
+at 200 "< 5" "the CRL" "$BASE/crl/ca.crl"
 
 check "the frontend stopped while a request waits on the RA: the answer made meanwhile is sent"
 # libmicrohttpd stopped at once closed such connections without a word.
