@@ -608,6 +608,8 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		         "[frontend]",
 		    r->method, r->path, r->client, fe->settings.max_body_size);
 		r->too_big = 1;
+		if (r->body != NULL)
+			OPENSSL_cleanse(r->body, r->body_len);
 		free(r->body);
 		r->body = NULL;
 		r->body_len = r->body_cap = 0;
@@ -625,9 +627,15 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 			cap *= 2;
 		if (cap > max)
 			cap = max;
-		if ((b = realloc(r->body, cap)) == NULL) {
+		/* Not realloc: the buffer given up may hold a password. */
+		if ((b = malloc(cap)) == NULL) {
 			r->too_big = 1; /* answered 413 at the end */
 			return;
+		}
+		if (r->body != NULL) {
+			memcpy(b, r->body, r->body_len);
+			OPENSSL_cleanse(r->body, r->body_len);
+			free(r->body);
 		}
 		r->body = b;
 		r->body_cap = cap;

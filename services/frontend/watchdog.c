@@ -8,10 +8,12 @@
  * then closes it as it would a client that went away. It waits two seconds
  * past the deadline so that a request whose headers arrive just late still
  * gets the access handler's 408 rather than a bare close. A request's time
- * runs from its request line; before it (a connection new or kept alive,
- * idle or sending that line) ConnectionTimeout more is allowed: counted
- * from the last answer, a device that sent its next request on a
- * kept-alive connection after an idle while had that much less.
+ * runs from its request line; and from the connection's last answer (or
+ * its start), ConnectionTimeout more is allowed for the wait and the
+ * request together: counted from the last answer alone, a device that
+ * sent its next request on a kept-alive connection after an idle while
+ * had that much less. A request line and headers sent a byte at a time
+ * are cut at ConnectionTimeout + RequestDeadline + 2 s at most.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,8 +29,8 @@
 struct watch {
 	struct watch *prev, *next;
 	int fd;
-	int64_t since_ms; /* start of the current request (or wait for one) */
-	int in_request; /* its request line is in */
+	int64_t waiting_since_ms; /* since its last answer (or its start) */
+	int64_t line_at_ms; /* its request line came; 0: none yet */
 	int cut;
 };
 
@@ -54,9 +56,11 @@ watchdog_main(void *arg)
 
 		for (struct watch *x = w->head; x != NULL; x = x->next) {
 			if (x->cut ||
-			    now - x->since_ms <= w->deadline_ms +
-			            WATCHDOG_GRACE_MS +
-			            (x->in_request ? 0 : w->idle_ms))
+			    (now - x->waiting_since_ms <= w->idle_ms +
+			                w->deadline_ms + WATCHDOG_GRACE_MS &&
+			        (x->line_at_ms == 0 ||
+			            now - x->line_at_ms <=
+			                w->deadline_ms + WATCHDOG_GRACE_MS)))
 				continue;
 			/* Under the lock, so the fd is still this
 			 * connection's: CLOSED unlists it first. */
@@ -134,7 +138,7 @@ watchdog_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		if (info == NULL || (x = calloc(1, sizeof(*x))) == NULL)
 			return;
 		x->fd = info->connect_fd;
-		x->since_ms = clock_monotonic_ms();
+		x->waiting_since_ms = clock_monotonic_ms();
 		pthread_mutex_lock(&w->lock);
 		x->next = w->head;
 		if (w->head != NULL)
@@ -169,8 +173,12 @@ watchdog_mark(struct watchdog *w, struct MHD_Connection *c, int in_request)
 	if (info == NULL || (x = info->socket_context) == NULL)
 		return;
 	pthread_mutex_lock(&w->lock);
-	x->since_ms = clock_monotonic_ms();
-	x->in_request = in_request;
+	if (in_request)
+		x->line_at_ms = clock_monotonic_ms();
+	else {
+		x->waiting_since_ms = clock_monotonic_ms();
+		x->line_at_ms = 0;
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
