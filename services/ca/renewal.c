@@ -2,8 +2,8 @@
  * Renewal: a request signed with a certificate this CA issued needs no
  * password, but the CA checks that certificate itself (whatever the RA
  * decided): its signature is ours, it is in the ledger and not revoked, it
- * is valid now, the new certificate keeps its subject and subjectAltNames,
- * and the request
+ * is valid now, the new certificate keeps its subject and asks no
+ * subjectAltName the old one does not hold, and the request
  * asks the template it was issued under, and comes inside the template's
  * RenewalWindow (and with a new key when the template says RenewalNewKey =
  * 1).
@@ -62,24 +62,25 @@ renewal_names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
 	return 1;
 }
 
-/* Whether `csr` asks the subjectAltNames certificate `old` holds, in any
- * order: a renewal needs no password and no approval, so it may not take
- * a certificate to other names (ca_issue_copy_sans copies the CSR's). */
+/* Whether every subjectAltName `csr` asks is one certificate `old`
+ * holds: a renewal needs no password and no approval, so it may not take
+ * a certificate to other names (ca_issue_copy_sans copies the CSR's). It
+ * may ask fewer: a client renewing without repeating them (strongSwan's
+ * pki without --san) gets a certificate without them. */
 static int
-renewal_same_sans(X509 *old, X509_REQ *csr)
+renewal_sans_held(X509 *old, X509_REQ *csr)
 {
 	GENERAL_NAMES *had =
 	    X509_get_ext_d2i(old, NID_subject_alt_name, NULL, NULL);
 	GENERAL_NAMES *asks = NULL;
-	int same = 0;
+	int held = 0;
 
 	if (ca_csr_san_names(csr, &asks, NULL) == 0)
-		same = renewal_names_within(had, asks) &&
-		    renewal_names_within(asks, had);
+		held = renewal_names_within(asks, had);
 	GENERAL_NAMES_free(had);
 	GENERAL_NAMES_free(asks);
 	ERR_clear_error();
-	return same;
+	return held;
 }
 
 int
@@ -203,10 +204,10 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    old_serial);
 		goto out;
 	}
-	if (!renewal_same_sans(old, csr)) {
+	if (!renewal_sans_held(old, csr)) {
 		renewal_refuse(r,
-		    "a renewal keeps the subjectAltNames of certificate %s; "
-		    "this request asks for others: enroll anew with a "
+		    "a renewal asks no subjectAltName that certificate %s "
+		    "does not hold: new names need an enrollment with a "
 		    "challenge password",
 		    old_serial);
 		goto out;
