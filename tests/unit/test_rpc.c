@@ -110,6 +110,7 @@ gate_await(int n)
  * other (2 s at most), as two workers taking copies at the same moment. */
 static atomic_int copy_hook_armed, copy_hook_passed;
 
+#ifdef SCEPD_TEST_HOOKS
 static void
 copy_hook_meet(void)
 {
@@ -120,6 +121,7 @@ copy_hook_meet(void)
 	for (int i = 0; i < 2000 && atomic_load(&copy_hook_passed) < 2; i++)
 		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
 }
+#endif
 
 static void
 handle_cacert(void *worker, const Scep__V1__Request *req,
@@ -746,7 +748,9 @@ setup_two_workers(void **state)
 {
 	server_workers = 2;
 	server_keep_cacert = 1;
+#ifdef SCEPD_TEST_HOOKS
 	rpc_test_copy_hook = copy_hook_meet;
+#endif
 	return setup(state);
 }
 
@@ -755,7 +759,9 @@ teardown_two_workers(void **state)
 {
 	int rc = teardown(state);
 
+#ifdef SCEPD_TEST_HOOKS
 	rpc_test_copy_hook = NULL;
+#endif
 	server_workers = 1;
 	server_keep_cacert = 0;
 	return rc;
@@ -1025,6 +1031,11 @@ test_copies_taken_at_once_are_handled_once(void **state)
 	int before;
 
 	(void)state;
+#ifndef SCEPD_TEST_HOOKS
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+	skip(); /* two workers meet only in rpc_test_copy_hook */
+#endif
 	assert_non_null(client);
 	gate_set(0);
 	for (int i = 0; i < 2; i++)
@@ -1069,6 +1080,9 @@ test_copies_taken_at_once_after_the_answer_get_the_kept_one(void **state)
 	int before;
 
 	(void)state;
+#ifndef SCEPD_TEST_HOOKS
+	skip(); /* two workers meet only in rpc_test_copy_hook */
+#endif
 	gate_set(0);
 	assert_int_equal(
 	    pthread_create(&held_thread, NULL, call_in_thread, &held), 0);
