@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test in
-# both builds: unit, fuzz-corpus regression, and interop with real clients.
+# both builds: unit, fuzz-corpus regression, and interop with real clients;
+# builds a third time as the run command does, without test hooks.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh" --test
@@ -10,6 +11,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # SandboxProbe); scripts/run.sh turns them off again in build/.
 "$top/scripts/build.sh" "$top/build" -DSCEPD_TEST_HOOKS=ON
 "$top/scripts/build.sh" "$top/build-asan" -DSCEPD_SANITIZE=ON -DSCEPD_TEST_HOOKS=ON
+# What scripts/run.sh builds (no test hooks) must build too: a test that
+# used a hook unconditionally once broke the start command, not CI.
+"$top/scripts/build.sh" "$top/build-run" -DSCEPD_TEST_HOOKS=OFF
 # libFuzzer targets (clang), run below for a fixed number of runs each.
 fuzz_targets=$(cd "$top/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')
 CC=clang cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
