@@ -364,6 +364,17 @@ main(int argc, char **argv)
 		    "of the UpstreamThreads and then for the RA may be cut "
 		    "off before its 503",
 		    fe.settings.request_deadline, fe.settings.rpc_timeout);
+	/* A profile waits four times: its turn, the CA certificate (when
+	 * not cached), its password, its signature (SignProfiles). */
+	else if (fe.settings.request_deadline * 1000 <=
+	    (fe.settings.sign_profiles ? 4 : 3) * fe.settings.rpc_timeout)
+		log_warn("RequestDeadline = %ld s is not above %d times "
+		         "RPCTimeout = %ld ms in [frontend]: a profile (its "
+		         "turn, the CA certificate, a password%s) may be cut "
+		         "off after its password was issued",
+		    fe.settings.request_deadline,
+		    fe.settings.sign_profiles ? 4 : 3, fe.settings.rpc_timeout,
+		    fe.settings.sign_profiles ? ", the RA's signature" : "");
 	if (fe.trusted_proxies.n > 0) {
 		log_info("TrustedProxies = %s: their X-Forwarded-For names "
 		         "the client",

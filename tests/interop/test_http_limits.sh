@@ -116,7 +116,10 @@ check "RequestDeadline runs from a request's first line: a kept-alive connection
 server_stop
 set_conf frontend ConnectionTimeout 6
 set_conf frontend RequestDeadline 2
+set_conf frontend RPCTimeout 600
 server_start
+grep -q "scepd-frontend.*RequestDeadline = 2 s is not above 4 times RPCTimeout = 600 ms in \[frontend\]: a profile" "$SERVER_LOG" ||
+	fail "no warning that a profile may be cut off (RequestDeadline 2 s, RPCTimeout 600 ms)"
 python3 - "$PORT" "$WORK" <<'PY' || fail "RequestDeadline on kept-alive connections (see above)"
 import socket, sys, time
 port = int(sys.argv[1])
