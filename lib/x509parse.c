@@ -114,6 +114,10 @@ x509parse_pkcs7(const unsigned char **in, long len)
 
 	if (p7 != NULL && PKCS7_type_is_signed(p7) && p7->d.sign != NULL)
 		certs = p7->d.sign->cert;
+	if (sk_X509_num(certs) > X509PARSE_PKCS7_CERTS_MAX) {
+		PKCS7_free(p7);
+		return NULL;
+	}
 	for (int i = 0; i < sk_X509_num(certs); i++) {
 		X509 *cert = sk_X509_value(certs, i);
 

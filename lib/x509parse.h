@@ -9,7 +9,14 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
-/* As d2i_PKCS7; every certificate of a SignedData has its key. */
+/* A SignedData with more certificates is refused before any key is read:
+ * a key other than RSA costs a decoder set-up (~125 us), and a 1 MiB
+ * request could hold 7,000 of them. A SCEP message carries its signer's
+ * certificate, perhaps a chain. */
+#define X509PARSE_PKCS7_CERTS_MAX 16
+
+/* As d2i_PKCS7; every certificate of a SignedData has its key. NULL for
+ * more than X509PARSE_PKCS7_CERTS_MAX certificates too. */
 PKCS7 *x509parse_pkcs7(const unsigned char **in, long len);
 
 /* As d2i_X509. */

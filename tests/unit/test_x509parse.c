@@ -254,6 +254,44 @@ test_pkcs7_signer(void **state)
 	X509_free(signer);
 }
 
+/* A SignedData with X509PARSE_PKCS7_CERTS_MAX certificates is read, one
+ * with more is refused before their keys are read (EC keys each cost a
+ * decoder set-up: thousands in one request kept an RA worker busy). */
+static void
+test_pkcs7_certificates_capped(void **state)
+{
+	X509 *signer = make_cert(rsa_key, 0);
+	STACK_OF(X509) *extra = sk_X509_new_null();
+
+	(void)state;
+	assert_non_null(extra);
+	for (int total = 1; total <= X509PARSE_PKCS7_CERTS_MAX + 1; total++) {
+		BIO *data = BIO_new_mem_buf("pkiMessage", -1);
+		unsigned char *der = NULL;
+		const unsigned char *p;
+		PKCS7 *made, *p7;
+		int n;
+
+		assert_non_null(made = PKCS7_sign(signer, rsa_key, extra, data,
+		                    PKCS7_BINARY | PKCS7_NOSMIMECAP));
+		assert_true((n = i2d_PKCS7(made, &der)) > 0);
+		p = der;
+		p7 = x509parse_pkcs7(&p, n);
+		if (total <= X509PARSE_PKCS7_CERTS_MAX) {
+			assert_non_null(p7);
+			assert_int_equal(sk_X509_num(p7->d.sign->cert), total);
+		} else
+			assert_null(p7);
+		PKCS7_free(p7);
+		PKCS7_free(made);
+		OPENSSL_free(der);
+		BIO_free(data);
+		assert_true(sk_X509_push(extra, make_cert(ec_key, 0)) > 0);
+	}
+	sk_X509_pop_free(extra, X509_free);
+	X509_free(signer);
+}
+
 static void
 test_cert_ec(void **state)
 {
@@ -311,6 +349,7 @@ main(void)
 	    cmocka_unit_test(test_req_bad_signature),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_pkcs7_signer),
+	    cmocka_unit_test(test_pkcs7_certificates_capped),
 	    cmocka_unit_test(test_cert_ec),
 	    cmocka_unit_test(test_apple_request),
 	};
