@@ -73,17 +73,17 @@ ra_budget_ms(const struct ra *ra, const Scep__V1__Request *req)
 	return left > 0 ? (int)left : 0;
 }
 
-/* A PKCSReq signed by a self-signed certificate must be signed by the key
- * it asks a certificate for (RFC 8894 §2.3, proof of possession). */
+/* A PKCSReq not signed by a certificate of this CA (a renewal) must be
+ * signed by the key it asks a certificate for (RFC 8894 §2.3, proof of
+ * possession). Whether the signer is self-signed is not asked:
+ * X509_check_issued wants keyCertSign, which micromdm's scepclient's
+ * "SCEP SIGNER" does not have, and such a request went unchecked. */
 static int
 ra_signer_matches_csr(X509 *signer, X509_REQ *csr)
 {
 	EVP_PKEY *signer_key = X509_get0_pubkey(signer);
 	EVP_PKEY *csr_key = X509_REQ_get0_pubkey(csr);
-	int self_signed = X509_check_issued(signer, signer) == X509_V_OK;
 
-	if (!self_signed)
-		return 1; /* an existing certificate: renewal rules apply */
 	return signer_key != NULL && csr_key != NULL &&
 	    EVP_PKEY_eq(signer_key, csr_key) == 1;
 }
@@ -354,15 +354,16 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		goto out;
 	csr = content.csr;
 	challenge = content.challenge;
-	if (!ra_signer_matches_csr(sreq->signer, csr)) {
+	renewal = ra_signer_is_ours(ra, sreq->signer);
+	if (!renewal && !ra_signer_matches_csr(sreq->signer, csr)) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
-		    "self-signed signer certificate is not for the CSR's key");
+		    "signer certificate (not one of this CA) is not for the "
+		    "CSR's key");
 		ra_fail(ans, SCEP_FAILINFO_BAD_MESSAGE_CHECK,
-		    "the self-signed signer certificate does not hold the "
-		    "CSR's public key");
+		    "the signer certificate, not one of this CA, does not "
+		    "hold the CSR's public key");
 		goto out;
 	}
-	renewal = ra_signer_is_ours(ra, sreq->signer);
 	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
 		    "a RenewalReq must be signed with the certificate to "

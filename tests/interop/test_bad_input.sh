@@ -127,6 +127,10 @@ expect_certrep 2 badAlg "MD5 message digest" --digest md5 --challenge "$(challen
 expect_certrep 2 badMessageCheck "envelope for another certificate (the CA's)" \
 	--recipient "$DATA/ca/ca.pem" --challenge "$(challenge)"
 expect_certrep 2 badMessageCheck "signer key is not the CSR's key" --signer-mismatch --challenge "$(challenge)"
+# micromdm's signer has keyUsage without keyCertSign: OpenSSL's
+# X509_check_issued does not call it self-signed, and its key went unchecked.
+expect_certrep 2 badMessageCheck "signer key is not the CSR's key, a signer with keyUsage (as micromdm's)" \
+	--signer-mismatch --signer-key-usage --challenge "$(challenge)"
 
 expect_certrep 2 badMessageCheck "CSR with a bad signature" --bad-csr-signature --challenge "$(challenge)"
 expect_certrep 2 badRequest "RSA 512" --keysize 512 --challenge "$(challenge)"

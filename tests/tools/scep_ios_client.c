@@ -29,6 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "scep.h"
 #include "scep_client.h"
@@ -58,6 +59,7 @@ struct options {
 	const char *digest_name; /* pkiMessage digest instead of the caps' */
 	const char *recipient_file; /* envelope to this cert, not the RA's */
 	int signer_mismatch; /* sign with a key other than the CSR's */
+	int signer_key_usage; /* the signer has keyUsage, no keyCertSign */
 	int key_usage; /* Apple's Key Usage: 1 sign, 4 encrypt, 5 both */
 	const char *issuer_serial; /* GetCert/GetCRL: of this certificate */
 	const char *renew_cert; /* sign with this certificate ... */
@@ -103,14 +105,29 @@ random_uuid(char out[37])
 	    b[11], b[12], b[13], b[14], b[15]);
 }
 
-/* Signed by a certificate named by a random UUID, as iOS's are. */
+/* Signed by a certificate named by a random UUID, as iOS's are; with
+ * `key_usage`, one with keyUsage digitalSignature and keyEncipherment and
+ * no keyCertSign, as micromdm's scepclient makes its "SCEP SIGNER". */
 static X509 *
-self_signed(EVP_PKEY *key, const EVP_MD *md)
+self_signed(EVP_PKEY *key, const EVP_MD *md, int key_usage)
 {
 	char uuid[37];
+	X509 *x;
+	X509_EXTENSION *ext;
 
 	random_uuid(uuid);
-	return scep_self_signed(key, uuid, md);
+	if ((x = scep_self_signed(key, uuid, md)) == NULL || !key_usage)
+		return x;
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
+	    "critical,digitalSignature,keyEncipherment");
+	if (ext == NULL || !X509_add_ext(x, ext, -1) ||
+	    X509_sign(x, key, md) <= 0) {
+		X509_EXTENSION_free(ext);
+		X509_free(x);
+		return NULL;
+	}
+	X509_EXTENSION_free(ext);
+	return x;
 }
 
 /*
@@ -366,7 +383,8 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 	for (int attempt = 1;; attempt++) {
 		request_clear(rq);
 		if ((rq->key = device_key(o)) == NULL ||
-		    (rq->signer = self_signed(rq->key, md)) == NULL ||
+		    (rq->signer = self_signed(
+		         rq->key, md, o->signer_key_usage)) == NULL ||
 		    (rq->csr = make_csr(o, rq->key, md)) == NULL) {
 			fprintf(stderr, "key, signer or CSR: failed\n");
 			ERR_print_errors_fp(stderr);
@@ -414,8 +432,8 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 		}
 		if (o->signer_mismatch) {
 			if ((rq->other_key = EVP_RSA_gen(2048)) == NULL ||
-			    (rq->other_signer =
-			            self_signed(rq->other_key, md)) == NULL)
+			    (rq->other_signer = self_signed(rq->other_key, md,
+			         o->signer_key_usage)) == NULL)
 				return -1;
 			p.signer = rq->other_signer;
 			p.signer_key = rq->other_key;
@@ -670,6 +688,8 @@ usage(FILE *f)
 	    "  hostile variants: --cipher NAME (e.g. des-cbc), --digest NAME\n"
 	    "    (e.g. md5), --recipient CERT.pem (envelope to another cert),\n"
 	    "    --signer-mismatch (sign with a key other than the CSR's)\n"
+	    "    --signer-key-usage (the signer certificate has keyUsage\n"
+	    "        digitalSignature, keyEncipherment, as micromdm's)\n"
 	    "  --key FILE    use the key in FILE (a retry of the same\n"
 	    "                transaction), or save the new key there\n"
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
@@ -712,6 +732,7 @@ main(int argc, char **argv)
 	    {"digest", required_argument, NULL, 'D'},
 	    {"recipient", required_argument, NULL, 'R'},
 	    {"signer-mismatch", no_argument, NULL, 'M'},
+	    {"signer-key-usage", no_argument, NULL, 1001},
 	    {"source", required_argument, NULL, 'A'},
 	    {"key-usage", required_argument, NULL, 'U'},
 	    {"renew-cert", required_argument, NULL, 'r'},
@@ -822,6 +843,9 @@ main(int argc, char **argv)
 			break;
 		case 'M':
 			o.signer_mismatch = 1;
+			break;
+		case 1001:
+			o.signer_key_usage = 1;
 			break;
 		case 'm':
 			o.message_type = (int)strtol(optarg, &end, 10);
