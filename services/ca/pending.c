@@ -386,10 +386,16 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 	const char *state;
 	int e, found;
 
-	if (asker == NULL || in->transaction_id == NULL ||
-	    strlen(in->transaction_id) > CA_TXID_MAX) {
+	if (asker == NULL || in->transaction_id == NULL) {
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply->error = "CertPoll without a key or transactionID";
+		goto out;
+	}
+	/* Longer than any the CA keeps (the RA takes one more): unknown,
+	 * the device's to hear, not an outage (503 for ever). */
+	if (strlen(in->transaction_id) > CA_TXID_MAX) {
+		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
+		    "no such transaction at this CA", arena);
 		goto out;
 	}
 	if ((e = mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn)) != 0) {

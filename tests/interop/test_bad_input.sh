@@ -141,6 +141,8 @@ expect_certrep 2 badRequest "transactionID of 200 characters (more than the serv
 grep -q "failInfoText: transactionID missing or longer than 127 characters" "$WORK/bad.log" ||
 	{ cat "$WORK/bad.log"; fail "the long transactionID's failInfoText does not give the limit"; }
 expect_certrep 2 badCertId "CertPoll for an unknown transaction" --message-type 20
+expect_certrep 2 badCertId "CertPoll for a transactionID of 256 characters (longer than the CA keeps)" \
+	--message-type 20 --txid "$(head -c 256 /dev/zero | tr '\0' 'P')"
 expect_certrep 2 badRequest "GetCert from a requester that holds no certificate of ours" \
 	--message-type 21 --issuer-serial "$DATA/ca/ca.pem"
 
