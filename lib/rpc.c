@@ -750,6 +750,9 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 		zmq_close(client->sock);
 		client->sock = NULL;
 	}
+	/* A check or a SignRequest holds a password, in it or in its CSR:
+	 * a few KiB wiped per call, whatever it held. */
+	OPENSSL_cleanse(buf, len);
 	free(buf);
 	if (*reply == NULL && err == RPC_OK)
 		err = RPC_ETIMEDOUT;

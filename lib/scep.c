@@ -1340,6 +1340,8 @@ scep_content_clear(struct scep_content *c)
 		free(c->challenge);
 	}
 	X509_REQ_free(c->csr);
+	if (c->csr_der != NULL) /* its challengePassword */
+		OPENSSL_cleanse(c->csr_der, c->csr_der_len);
 	free(c->csr_der);
 	X509_NAME_free(c->issuer);
 	X509_NAME_free(c->subject);
