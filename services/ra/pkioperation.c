@@ -633,7 +633,7 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	struct scep_certrep_params params;
 	const struct ra_operation *handler;
 	const char *why = NULL;
-	int failinfo = SCEP_FAILINFO_NONE, rc;
+	int failinfo = SCEP_FAILINFO_NONE, rc, let_in;
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 
@@ -676,14 +676,20 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	} else
 		handler->handler(w, req, sreq, &ans, arena);
 
-	/* Legacy switches: each use logged and counted (/metrics). */
-	if (ans.cipher_nid == NID_des_ede3_cbc || ans.cipher_nid == NID_des_cbc)
+	/* Legacy switches: each use logged and counted (/metrics); not a
+	 * request refused with badAlg, which no switch let in (the envelope's
+	 * cipher is read before the policy refuses it). */
+	let_in = ans.pki_status != SCEP_STATUS_FAILURE ||
+	    ans.failinfo != SCEP_FAILINFO_BAD_ALG;
+	if (let_in &&
+	    (ans.cipher_nid == NID_des_ede3_cbc ||
+	        ans.cipher_nid == NID_des_cbc))
 		ra_count_legacy(ans.cipher_nid == NID_des_cbc ? RA_LEGACY_DES
 		                                              : RA_LEGACY_DES3);
-	if (ans.cipher_nid == NID_des_ede3_cbc)
+	if (let_in && ans.cipher_nid == NID_des_ede3_cbc)
 		log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
 		    "3DES envelope accepted: AllowDES3 = 1");
-	if (sreq->digest_nid == NID_sha1) {
+	if (let_in && sreq->digest_nid == NID_sha1) {
 		ra_count_legacy(RA_LEGACY_SHA1);
 		log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
 		    "SHA-1 message digest accepted: AllowSHA1 = 1");

@@ -45,6 +45,11 @@ rc=0
 	--out "$WORK/nosha1.pem" > "$WORK/nosha1.log" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "^failInfo: badAlg" "$WORK/nosha1.log" && grep -q "AllowSHA1 = 1" "$WORK/nosha1.log" ||
 	{ cat "$WORK/nosha1.log"; fail "SHA-1 with AllowSHA1 = 0: exit $rc"; }
+# Refused, not let in by a switch: neither counted nor logged as accepted.
+[ "$(metric 'scepd_ra_legacy_total{switch="AllowDES3"}')" = 0 ] || fail "a refused 3DES request counted as legacy use"
+[ "$(metric 'scepd_ra_legacy_total{switch="AllowSHA1"}')" = 0 ] || fail "a refused SHA-1 request counted as legacy use"
+[ "$(grep -c "accepted: AllowDES3 = 1\|accepted: AllowSHA1 = 1" "$SERVER_LOG")" = 2 ] ||
+	fail "a refused request logged as accepted"
 
 check "every messageType 0-255: an answer each (FAILURE or HTTP 400), and the server keeps serving"
 declare -A seen=()
