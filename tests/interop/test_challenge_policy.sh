@@ -207,15 +207,14 @@ ios_enroll "$new" "CN=same origin single" "$WORK/s7.pem" >/dev/null || fail "the
 
 check "a single password that cannot be read (its record damaged): the configured one it replaced does not come back"
 server_stop
-mdb_dump -p "$DATA/db/challenge" > "$WORK/challenge.dump" || fail "mdb_dump"
-python3 - "$WORK/challenge.dump" <<'PY' || fail "no single password record in the dump"
-import sys
-lines = open(sys.argv[1]).read().split("\n")
-i = lines.index(" single-password")
-lines[i + 1] = " damaged"
-open(sys.argv[1], "w").write("\n".join(lines))
-PY
-mdb_load -f "$WORK/challenge.dump" "$DATA/db/challenge" || fail "mdb_load"
+mdb_dump -p "$DATA/db/challenge" | grep -qx " single-password" || fail "no single password record"
+# One record, in mdb_load's hex format, over the one there.
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+printf 'VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END\n' \
+	"$(hex single-password)" "$(hex damaged)" > "$WORK/damage.dump"
+mdb_load -f "$WORK/damage.dump" "$DATA/db/challenge" || fail "mdb_load"
+mdb_dump -p "$DATA/db/challenge" | grep -A1 -x " single-password" | grep -qx " damaged" ||
+	fail "the single password's record is not the damaged one"
 server_start
 rc=0
 ios_enroll "Shared-Secret-42" "CN=configured again" "$WORK/s8.pem" >/dev/null || rc=$?
