@@ -491,6 +491,14 @@ for i in 1 2 3; do
 	# service gets as it starts looks late for a moment); ahead, at once.
 	[ $i = 1 ] && sleep 11
 done
+# Said once fresh requests (ones that found the CA idle) still show it:
+# on a loaded machine (the sanitizer build beside another test) those can
+# be fewer, so up to ten more enrollments a second apart.
+for j in $(seq 10); do
+	grep -q "clock of 'ra' at $NET\.2[12] is about 9[0-9]\.[0-9] s behind" "$WORK/ca.log" && break
+	timed_enroll fe1 "CN=skewed clocks more $j" "$WORK/skewmore$j.pem"
+	sleep 1
+done
 grep -q "clock of 'ra' at $NET\.2[12] is about 9[0-9]\.[0-9] s behind" "$WORK/ca.log" ||
 	{ tail -20 "$WORK/ca.log"; fail "the CA does not log that the RAs' clocks are 90 s behind its own"; }
 grep -hq "clock of 'frontend' at $NET\.${ADDR[fe2]} is about 9[0-9]\.[0-9] s ahead of" "$WORK/ra1.log" "$WORK/ra2.log" ||
