@@ -1458,6 +1458,22 @@ enum rpc_copy_found {
 void (*rpc_test_copy_hook)(void);
 #endif
 
+/* The routing ids of the copies handed to slot `a` (its lock held) move
+ * to `to` (room for a->ncopies); how many. */
+static int
+rpc_copies_take(struct rpc_answering *a, zmq_msg_t *to)
+{
+	int n = a->ncopies;
+
+	for (int i = 0; i < n; i++) {
+		zmq_msg_init(&to[i]);
+		zmq_msg_move(&to[i], &a->copies[i]);
+		zmq_msg_close(&a->copies[i]);
+	}
+	a->ncopies = 0;
+	return n;
+}
+
 /*
  * `own`'s request, its ident in `ident` and the copies absorbed by it, go
  * to `first` if that still answers the request it had ticket `ticket`
@@ -1482,13 +1498,8 @@ rpc_copy_hand_over(struct rpc_answering *own, struct rpc_answering *first,
 	else {
 		zmq_msg_init(&first->copies[first->ncopies]);
 		zmq_msg_move(&first->copies[first->ncopies++], ident);
-		for (int i = 0; i < own->ncopies; i++) {
-			zmq_msg_init(&first->copies[first->ncopies]);
-			zmq_msg_move(
-			    &first->copies[first->ncopies++], &own->copies[i]);
-			zmq_msg_close(&own->copies[i]);
-		}
-		own->ncopies = 0;
+		first->ncopies +=
+		    rpc_copies_take(own, &first->copies[first->ncopies]);
 		own->busy = 0;
 		own->data = NULL;
 		moved = 1;
@@ -1614,13 +1625,7 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 		/* Copies handed to this slot meanwhile get the kept answer
 		 * too: their routing ids move to `copies`. */
 		pthread_mutex_lock(&own->lock);
-		*ncopies = own->ncopies;
-		for (int i = 0; i < own->ncopies; i++) {
-			zmq_msg_init(&copies[i]);
-			zmq_msg_move(&copies[i], &own->copies[i]);
-			zmq_msg_close(&own->copies[i]);
-		}
-		own->ncopies = 0;
+		*ncopies = rpc_copies_take(own, copies);
 		own->busy = 0;
 		own->data = NULL;
 		pthread_mutex_unlock(&own->lock);
@@ -1653,12 +1658,7 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
 	int n;
 
 	pthread_mutex_lock(&own->lock);
-	n = own->ncopies;
-	for (int i = 0; i < n; i++) {
-		zmq_msg_init(&to[i]);
-		zmq_msg_move(&to[i], &own->copies[i]);
-		zmq_msg_close(&own->copies[i]);
-	}
+	n = rpc_copies_take(own, to);
 	if (answer != NULL && zmq_msg_copy(&own->kept_reply, answer) == 0) {
 		zmq_msg_move(&own->kept_request, request);
 		own->kept_id = req->id;
@@ -1666,7 +1666,6 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
 		    own->kept_peer, sizeof(own->kept_peer), "%s", own->peer);
 		own->kept_until = req->deadline_ms;
 	}
-	own->ncopies = 0;
 	own->busy = 0;
 	own->data = NULL;
 	pthread_mutex_unlock(&own->lock);

@@ -183,6 +183,8 @@ int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
  * none), or -1 when the extension cannot be read whole or comes twice
  * (ca_csr_check refuses that). `critical`, if not NULL: its flag. */
 int ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical);
+/* Whether every name of `a` is among `b`'s (GENERAL_NAME_cmp; NULL: none). */
+int ca_names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b);
 /* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
  * NULL-terminated); NULL with none. */
 char **ca_csr_sans(X509_REQ *req);

@@ -343,3 +343,18 @@ out:
 	ERR_clear_error();
 	return rc;
 }
+
+int
+ca_names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
+{
+	for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+		int found = 0;
+
+		for (int j = 0; !found && j < sk_GENERAL_NAME_num(b); j++)
+			found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i),
+			            sk_GENERAL_NAME_value(b, j)) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}

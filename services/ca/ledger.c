@@ -82,11 +82,13 @@ ca_ledger_close(struct ca *ca)
 	ca->env = NULL;
 }
 
-int
-ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
+/* The record under `key` in `dbi` into *val: 1, 0 when there is none, -1
+ * on a database error (logged). */
+static int
+ledger_lookup(MDB_txn *txn, MDB_dbi dbi, const char *key, MDB_val *val)
 {
-	MDB_val key = {strlen(serial), (void *)serial}, val;
-	int e = mdb_get(txn, ca->certs, &key, &val);
+	MDB_val k = {strlen(key), (void *)key};
+	int e = mdb_get(txn, dbi, &k, val);
 
 	if (e == MDB_NOTFOUND)
 		return 0;
@@ -95,6 +97,14 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
 		return -1;
 	}
 	return 1;
+}
+
+int
+ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial)
+{
+	MDB_val val;
+
+	return ledger_lookup(txn, ca->certs, serial, &val);
 }
 
 static int
@@ -153,16 +163,9 @@ ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
 int
 ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial)
 {
-	MDB_val key = {strlen(serial), (void *)serial}, val;
-	int e = mdb_get(txn, ca->revoked, &key, &val);
+	MDB_val val;
 
-	if (e == MDB_NOTFOUND)
-		return 0;
-	if (e != 0) {
-		log_error("ledger: %s", store_strerror(e));
-		return -1;
-	}
-	return 1;
+	return ledger_lookup(txn, ca->revoked, serial, &val);
 }
 
 int
@@ -370,18 +373,13 @@ int
 ca_ledger_renewed_by(const struct ca *ca, MDB_txn *txn, const char *serial,
     char by[CA_SERIAL_HEX])
 {
-	MDB_val key = {strlen(serial), (void *)serial}, val;
-	int e = mdb_get(txn, ca->renewed, &key, &val);
+	MDB_val val;
+	int found = ledger_lookup(txn, ca->renewed, serial, &val);
 
-	if (e == MDB_NOTFOUND)
-		return 0;
-	if (e != 0) {
-		log_error("ledger: %s", store_strerror(e));
-		return -1;
-	}
-	snprintf(by, CA_SERIAL_HEX, "%.*s", (int)val.mv_size,
-	    (const char *)val.mv_data);
-	return 1;
+	if (found > 0)
+		snprintf(by, CA_SERIAL_HEX, "%.*s", (int)val.mv_size,
+		    (const char *)val.mv_data);
+	return found;
 }
 
 void

@@ -149,46 +149,22 @@ pending_expired(const struct ca *ca, json_t *o, time_t now)
 	return pending_expiry(ca, o) <= pending_now(ca, now);
 }
 
-/* How many strings `v` holds (NULL: none). */
-static size_t
-pending_count(char **v)
-{
-	size_t n = 0;
-
-	while (v != NULL && v[n] != NULL)
-		n++;
-	return n;
-}
-
-/* Whether every string of `a` is among `b`'s. */
-static int
-pending_all_among(char **a, char **b)
-{
-	for (size_t i = 0; a != NULL && a[i] != NULL; i++) {
-		size_t j = 0;
-
-		while (b != NULL && b[j] != NULL && strcmp(a[i], b[j]) != 0)
-			j++;
-		if (b == NULL || b[j] == NULL)
-			return 0;
-	}
-	return 1;
-}
-
 /* Whether two CSRs ask for what an operator sees (`list --pending`): the
  * same subject and SANs, these in any order. Their bytes may differ (a
  * password attribute, another signature). */
 static int
 pending_asks_the_same(X509_REQ *a, X509_REQ *b)
 {
-	char **sa = ca_csr_sans(a), **sb = ca_csr_sans(b);
+	GENERAL_NAMES *na = NULL, *nb = NULL;
 	int same = X509_NAME_cmp(X509_REQ_get_subject_name(a),
 	               X509_REQ_get_subject_name(b)) == 0 &&
-	    pending_count(sa) == pending_count(sb) &&
-	    pending_all_among(sa, sb) && pending_all_among(sb, sa);
+	    ca_csr_san_names(a, &na, NULL) == 0 &&
+	    ca_csr_san_names(b, &nb, NULL) == 0 && ca_names_within(na, nb) &&
+	    ca_names_within(nb, na);
 
-	ca_strings_free(sa);
-	ca_strings_free(sb);
+	GENERAL_NAMES_free(na);
+	GENERAL_NAMES_free(nb);
+	ERR_clear_error();
 	return same;
 }
 

@@ -46,22 +46,6 @@ renewal_date(time_t t, char out[24])
 	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
-/* Whether every name of `a` is among `b`'s (GENERAL_NAME_cmp). */
-static int
-renewal_names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
-{
-	for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
-		int found = 0;
-
-		for (int j = 0; !found && j < sk_GENERAL_NAME_num(b); j++)
-			found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i),
-			            sk_GENERAL_NAME_value(b, j)) == 0;
-		if (!found)
-			return 0;
-	}
-	return 1;
-}
-
 /* Whether every subjectAltName `csr` asks is one certificate `old`
  * holds: a renewal needs no password and no approval, so it may not take
  * a certificate to other names (ca_issue_copy_sans copies the CSR's). It
@@ -76,7 +60,7 @@ renewal_sans_held(X509 *old, X509_REQ *csr)
 	int held = 0;
 
 	if (ca_csr_san_names(csr, &asks, NULL) == 0)
-		held = renewal_names_within(asks, had);
+		held = ca_names_within(asks, had);
 	GENERAL_NAMES_free(had);
 	GENERAL_NAMES_free(asks);
 	ERR_clear_error();

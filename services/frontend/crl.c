@@ -34,16 +34,12 @@ static int
 crl_claim_fetch(struct frontend *fe, int after_failure)
 {
 	struct crl_cache *cc = &fe->crl;
-	int64_t now = clock_monotonic_ms();
 	int fetch;
 
 	pthread_mutex_lock(&fe->cache.lock);
-	fetch = (cc->fetch_since == 0 ||
-	            now - cc->fetch_since > 2 * fe->settings.rpc_timeout) &&
-	    (after_failure || cc->failed_at == 0 ||
-	        now - cc->failed_at >= CRL_RETRY_MS);
-	if (fetch)
-		cc->fetch_since = now;
+	fetch = (after_failure || cc->failed_at == 0 ||
+	            clock_monotonic_ms() - cc->failed_at >= CRL_RETRY_MS) &&
+	    cache_ask_free(fe, &cc->fetch_since, 1);
 	pthread_mutex_unlock(&fe->cache.lock);
 	return fetch;
 }

@@ -95,6 +95,11 @@ struct crl_cache {
 	int64_t failed_at; /* the last ask the RA did not answer; 0: none */
 };
 void crl_cache_clear(struct crl_cache *c);
+/* Under cache.lock: whether no request is asking the RA for what `since`
+ * marks (0, or a mark older than twice RPCTimeout: its request never
+ * asked), and with `claim` this one is, from now. */
+struct frontend;
+int cache_ask_free(const struct frontend *fe, int64_t *since, int claim);
 
 struct frontend {
 	struct frontend_settings settings;

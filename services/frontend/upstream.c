@@ -171,19 +171,26 @@ cache_fresh(int64_t at, int stale)
  * by a request that never asked (its wait for an UpstreamThread ended in
  * 503) lapses after twice RPCTimeout.
  */
+int
+cache_ask_free(const struct frontend *fe, int64_t *since, int claim)
+{
+	int64_t now = clock_monotonic_ms();
+	int free_to_ask =
+	    *since == 0 || now - *since > 2 * fe->settings.rpc_timeout;
+
+	if (free_to_ask && claim)
+		*since = now;
+	return free_to_ask;
+}
+
 static int
 cache_take_probe(struct frontend *fe, int claim, int *probing)
 {
-	int64_t now = clock_monotonic_ms();
 	int free_to_ask;
 
 	pthread_mutex_lock(&fe->cache.lock);
-	free_to_ask = fe->cache.probe_since == 0 ||
-	    now - fe->cache.probe_since > 2 * fe->settings.rpc_timeout;
-	if (free_to_ask && claim) {
-		fe->cache.probe_since = now;
-		*probing = 1;
-	}
+	free_to_ask = cache_ask_free(fe, &fe->cache.probe_since, claim);
+	*probing = free_to_ask && claim;
 	pthread_mutex_unlock(&fe->cache.lock);
 	return free_to_ask;
 }
