@@ -76,6 +76,11 @@ static const char why_signer_key[] =
     "the signer certificate's key is refused before its signature is "
     "checked: sign with " KEY_RULE;
 
+static const char why_signer_not_rsa[] =
+    "the reply is encrypted to the signer certificate by key transport "
+    "(RFC 8894 3.1): sign the request with an RSA key (the CSR itself may "
+    "hold an EC key)";
+
 /*
  * What a failed read reads instead, so that it costs what a successful one
  * does (see csr_read, content_read): per kind, a valid DER content made
@@ -565,9 +570,12 @@ key_affordable(EVP_PKEY *pk)
 /*
  * Verifies a SignedData with exactly one SignerInfo, the content (if any)
  * being id-data. `certs` (may be NULL) with `flags` PKCS7_NOINTERN restricts
- * the signer to those certificates. With `check_key` the signer's key must
- * pass key_affordable() before it is used (SCEP_E_KEY). Returns the signer
- * (up-ref'd) or NULL; *err tells why.
+ * the signer to those certificates. With `check_key` (a request's signer)
+ * the signer's key must pass key_affordable() (SCEP_E_KEY) and be RSA
+ * (SCEP_E_ALGORITHM: the reply's envelope is key transport to it, RFC 8894
+ * 3.1), both before any signature math: OpenSSL 3.0's PKCS#7 cannot verify
+ * Ed25519 or Ed448 at all, and an EC signer would be refused anyway.
+ * Returns the signer (up-ref'd) or NULL; *err tells why.
  */
 static X509 *
 signed_verify(
@@ -590,6 +598,12 @@ signed_verify(
 	if (check_key &&
 	    !key_affordable(X509_get0_pubkey(sk_X509_value(signers, 0)))) {
 		*err = SCEP_E_KEY;
+		goto out;
+	}
+	if (check_key &&
+	    EVP_PKEY_get_base_id(X509_get0_pubkey(sk_X509_value(signers, 0))) !=
+	        EVP_PKEY_RSA) {
+		*err = SCEP_E_ALGORITHM;
 		goto out;
 	}
 	/* No eContent means the signature covers empty content. */
@@ -683,7 +697,7 @@ scep_request_parse(const uint8_t *der, size_t len,
 		goto out;
 	}
 	req->signer = signed_verify(p7, NULL, 0, 1, &rc);
-	if (req->signer == NULL) {
+	if (req->signer == NULL && rc != SCEP_E_ALGORITHM) {
 		if (rc == SCEP_E_KEY)
 			w = why_signer_key;
 		else if (rc == SCEP_E_CONTENT)
@@ -720,6 +734,14 @@ scep_request_parse(const uint8_t *der, size_t len,
 		rc = SCEP_E_ATTRIBUTE;
 		fi = SCEP_FAILINFO_BAD_REQUEST;
 		w = "messageType missing or malformed";
+		goto out;
+	}
+	if (req->signer == NULL) {
+		/* Not verified, and no envelope can be made for it: a refusal
+		 * the device can read is still better than HTTP 400. */
+		rc = SCEP_E_ALGORITHM;
+		fi = SCEP_FAILINFO_BAD_ALG;
+		w = why_signer_not_rsa;
 		goto out;
 	}
 	os = p7->d.sign->contents->d.data;

@@ -114,7 +114,10 @@ struct scep_request {
  * self-signed one). MD5 (always) and SHA-1 (unless policy allows) digests
  * are refused with SCEP_E_ALGORITHM after the signature verifies. A signer
  * key outside the limits above is refused before it is used, with
- * SCEP_E_KEY and SCEP_FAILINFO_NONE (nothing was authenticated).
+ * SCEP_E_KEY and SCEP_FAILINFO_NONE (nothing was authenticated). A signer
+ * key that is not RSA is refused before its signature is checked, with
+ * SCEP_E_ALGORITHM and SCEP_FAILINFO_BAD_ALG: *out is set without a
+ * signer (the reply is a FAILURE to an unverified request).
  * On failure *failinfo says how to answer: SCEP_FAILINFO_NONE when the
  * message was not authentic (no CertRep possible, HTTP 400), otherwise a
  * failInfo for a signed CertRep, and then *out is still set so the caller

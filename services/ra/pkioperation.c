@@ -653,17 +653,6 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 		    "%s refused: %s",
 		    scep_message_type_name(sreq->message_type), why);
 		ra_fail(&ans, failinfo, why);
-	} else if (EVP_PKEY_get_base_id(X509_get0_pubkey(sreq->signer)) !=
-	    EVP_PKEY_RSA) {
-		/* RFC 8894 3.1: the reply's envelope is key transport to the
-		 * signer's certificate, which only RSA can receive. */
-		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
-		    "%s signed with a non-RSA key: refused",
-		    scep_message_type_name(sreq->message_type));
-		ra_fail(&ans, SCEP_FAILINFO_BAD_ALG,
-		    "the reply is encrypted to the signer certificate by key "
-		    "transport (RFC 8894 3.1): sign the request with an RSA "
-		    "key (the CSR itself may hold an EC key)");
 	} else if ((handler = ra_operation_find(sreq->message_type)) == NULL) {
 		char *text = rpc_alloc(arena, 96);
 

@@ -131,6 +131,12 @@ expect_certrep 2 badMessageCheck "signer key is not the CSR's key" --signer-mism
 # X509_check_issued does not call it self-signed, and its key went unchecked.
 expect_certrep 2 badMessageCheck "signer key is not the CSR's key, a signer with keyUsage (as micromdm's)" \
 	--signer-mismatch --signer-key-usage --challenge "$(challenge)"
+# RFC 8894 3.1: the reply is key transport to the signer, RSA only; refused
+# before its signature is checked (OpenSSL 3.0 cannot check Ed25519's).
+expect_certrep 2 badAlg "signer certificate with an EC key" --signer-type ec --challenge "$(challenge)"
+expect_certrep 2 badAlg "signer certificate with an Ed25519 key" --signer-type ed25519 --challenge "$(challenge)"
+grep -q "failInfoText: .*sign the request with an RSA key" "$WORK/bad.log" ||
+	{ cat "$WORK/bad.log"; fail "the non-RSA signer's failInfoText does not say what to do"; }
 
 expect_certrep 2 badMessageCheck "CSR with a bad signature" --bad-csr-signature --challenge "$(challenge)"
 expect_certrep 2 badRequest "RSA 512" --keysize 512 --challenge "$(challenge)"

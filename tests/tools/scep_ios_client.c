@@ -60,6 +60,7 @@ struct options {
 	const char *recipient_file; /* envelope to this cert, not the RA's */
 	int signer_mismatch; /* sign with a key other than the CSR's */
 	int signer_key_usage; /* the signer has keyUsage, no keyCertSign */
+	const char *signer_type; /* "ec" or "ed25519": a signer not RSA */
 	int key_usage; /* Apple's Key Usage: 1 sign, 4 encrypt, 5 both */
 	const char *issuer_serial; /* GetCert/GetCRL: of this certificate */
 	const char *renew_cert; /* sign with this certificate ... */
@@ -373,6 +374,73 @@ issuer_serial_content(
 	return rc;
 }
 
+/*
+ * --signer-type: a signer certificate whose key is not RSA. "ec" signs with
+ * a P-256 key (OpenSSL's PKCS#7 can); "ed25519" signs with an RSA key whose
+ * certificate is then swapped for an Ed25519 one of the same issuer and
+ * serial (swap_in_ed25519_signer), since OpenSSL 3.0 signs no PKCS#7 or
+ * CMS with Ed25519: a server must refuse either before it checks the
+ * signature.
+ */
+static int
+other_signer(const struct options *o, const EVP_MD *md, struct request *rq,
+    X509 **signer, EVP_PKEY **signer_key)
+{
+	int ec = strcmp(o->signer_type, "ec") == 0;
+
+	EVP_PKEY_free(rq->other_key);
+	X509_free(rq->other_signer);
+	rq->other_signer = NULL;
+	rq->other_key = ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+	if (rq->other_key == NULL ||
+	    (rq->other_signer = self_signed(rq->other_key, md, 0)) == NULL) {
+		fprintf(stderr, "--signer-type %s: no key\n", o->signer_type);
+		return -1;
+	}
+	*signer = rq->other_signer;
+	*signer_key = rq->other_key;
+	return 0;
+}
+
+static int
+swap_in_ed25519_signer(struct request *rq)
+{
+	const unsigned char *p = rq->msg;
+	unsigned char *der = NULL;
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)rq->msg_len);
+	X509 *cert = NULL;
+	int n = -1;
+
+	if (ed != NULL && p7 != NULL && PKCS7_type_is_signed(p7) &&
+	    sk_X509_num(p7->d.sign->cert) == 1 &&
+	    (cert = X509_dup(sk_X509_value(p7->d.sign->cert, 0))) != NULL &&
+	    X509_set_pubkey(cert, ed) == 1 && X509_sign(cert, ed, NULL) > 0) {
+		X509_free(sk_X509_value(p7->d.sign->cert, 0));
+		(void)sk_X509_set(p7->d.sign->cert, 0, cert);
+		cert = NULL;
+		n = i2d_PKCS7(p7, &der);
+	}
+	X509_free(cert);
+	PKCS7_free(p7);
+	EVP_PKEY_free(ed);
+	if (n <= 0) {
+		fprintf(stderr, "--signer-type ed25519: cannot swap\n");
+		ERR_print_errors_fp(stderr);
+		return -1;
+	}
+	free(rq->msg);
+	rq->msg = malloc((size_t)n);
+	if (rq->msg == NULL) {
+		OPENSSL_free(der);
+		return -1;
+	}
+	memcpy(rq->msg, der, (size_t)n);
+	rq->msg_len = (size_t)n;
+	OPENSSL_free(der);
+	return 0;
+}
+
 static int
 build_request(const struct options *o, const struct scep_ca_certs *c,
     const EVP_CIPHER *cipher, const EVP_MD *md, struct request *rq)
@@ -438,6 +506,9 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 			p.signer = rq->other_signer;
 			p.signer_key = rq->other_key;
 		}
+		if (o->signer_type != NULL &&
+		    other_signer(o, md, rq, &p.signer, &p.signer_key) != 0)
+			return -1;
 		if (o->recipient_file != NULL) {
 			FILE *f = fopen(o->recipient_file, "r");
 
@@ -473,6 +544,10 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 			fprintf(stderr, "PKCSReq: %s\n", scep_strerror(err));
 			return -1;
 		}
+		if (o->signer_type != NULL &&
+		    strcmp(o->signer_type, "ed25519") == 0 &&
+		    swap_in_ed25519_signer(rq) != 0)
+			return -1;
 		if ((rq->query = ios_query(rq->msg, rq->msg_len, &has_plus)) ==
 		    NULL)
 			return -1;
@@ -690,6 +765,7 @@ usage(FILE *f)
 	    "    --signer-mismatch (sign with a key other than the CSR's)\n"
 	    "    --signer-key-usage (the signer certificate has keyUsage\n"
 	    "        digitalSignature, keyEncipherment, as micromdm's)\n"
+	    "    --signer-type ec|ed25519 (a signer certificate not RSA)\n"
 	    "  --key FILE    use the key in FILE (a retry of the same\n"
 	    "                transaction), or save the new key there\n"
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
@@ -733,6 +809,7 @@ main(int argc, char **argv)
 	    {"recipient", required_argument, NULL, 'R'},
 	    {"signer-mismatch", no_argument, NULL, 'M'},
 	    {"signer-key-usage", no_argument, NULL, 1001},
+	    {"signer-type", required_argument, NULL, 1002},
 	    {"source", required_argument, NULL, 'A'},
 	    {"key-usage", required_argument, NULL, 'U'},
 	    {"renew-cert", required_argument, NULL, 'r'},
@@ -846,6 +923,15 @@ main(int argc, char **argv)
 			break;
 		case 1001:
 			o.signer_key_usage = 1;
+			break;
+		case 1002:
+			if (strcmp(optarg, "ec") != 0 &&
+			    strcmp(optarg, "ed25519") != 0) {
+				fprintf(
+				    stderr, "--signer-type: ec or ed25519\n");
+				return EXIT_ERROR;
+			}
+			o.signer_type = optarg;
 			break;
 		case 'm':
 			o.message_type = (int)strtol(optarg, &end, 10);

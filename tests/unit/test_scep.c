@@ -1197,6 +1197,98 @@ test_signer_key_refused_first(void **state)
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
+/* Parses `der` expecting a FAILURE badAlg for a signer not RSA: answerable
+ * (transactionID and nonce kept), no signer handed out (nothing verified). */
+static void
+expect_signer_not_rsa(const uint8_t *der, size_t len)
+{
+	struct scep_request *req = NULL;
+	const char *why = NULL;
+	int fi;
+
+	assert_int_equal(scep_request_parse(der, len, NULL, &req, &fi, &why),
+	    SCEP_E_ALGORITHM);
+	assert_int_equal(fi, SCEP_FAILINFO_BAD_ALG);
+	assert_non_null(req);
+	assert_null(req->signer);
+	assert_non_null(req->transaction_id);
+	assert_int_equal(req->sender_nonce_len, 16);
+	assert_int_equal(req->message_type, SCEP_MSG_PKCSREQ);
+	assert_non_null(strstr(why, "RSA key"));
+	scep_request_free(req);
+}
+
+/* A signer whose key is not RSA can receive no reply (RFC 8894 3.1: key
+ * transport to it): FAILURE badAlg, decided before its signature is
+ * checked, so a broken EC signature and an Ed25519 one (which OpenSSL 3.0's
+ * PKCS#7 cannot check at all) get the same answer. */
+static void
+test_signer_not_rsa_refused_first(void **state)
+{
+	struct scep_pkcsreq_params params = {
+	    .message_type = SCEP_MSG_PKCSREQ,
+	    .csr = fx.csr,
+	    .recipient = fx.ra_cert,
+	    .cipher = EVP_aes_128_cbc(),
+	    .digest = EVP_sha256(),
+	};
+	EVP_PKEY *ec = EVP_EC_gen("P-256");
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	X509 *ec_cert, *ed_cert = X509_dup(fx.client_cert);
+	PKCS7_SIGNER_INFO *si;
+	unsigned char *out = NULL;
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	size_t len;
+	PKCS7 *p7;
+	int n;
+
+	(void)state;
+	assert_non_null(ec);
+	assert_non_null(ed);
+	ec_cert = make_cert(ec, "ec signer", NULL, NULL, 11);
+	params.signer = ec_cert;
+	params.signer_key = ec;
+	assert_int_equal(scep_pkcsreq_build(&params, &der, &len), SCEP_OK);
+	expect_signer_not_rsa(der, len);
+
+	/* The same with its signature broken. */
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	assert_non_null(p7);
+	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
+	si->enc_digest->data[si->enc_digest->length / 2] ^= 0x01;
+	n = i2d_PKCS7(p7, &out);
+	assert_true(n > 0);
+	expect_signer_not_rsa(out, (size_t)n);
+	OPENSSL_free(out);
+	out = NULL;
+	PKCS7_free(p7);
+	free(der);
+
+	/* An RSA-signed request whose certificate is swapped for an Ed25519
+	 * one of the same issuer and serial. */
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	assert_non_null(p7);
+	assert_true(X509_set_pubkey(ed_cert, ed));
+	assert_true(X509_sign(ed_cert, ed, NULL) > 0);
+	X509_free(sk_X509_value(p7->d.sign->cert, 0));
+	(void)sk_X509_set(p7->d.sign->cert, 0, ed_cert);
+	n = i2d_PKCS7(p7, &out);
+	assert_true(n > 0);
+	expect_signer_not_rsa(out, (size_t)n);
+	OPENSSL_free(out);
+	PKCS7_free(p7);
+	free(der);
+	X509_free(ec_cert);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(ed);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
 static void
 test_csr_bad_signature(void **state)
 {
@@ -2290,6 +2382,7 @@ main(void)
 	    cmocka_unit_test(test_decrypt_failures_look_alike),
 	    cmocka_unit_test(test_envelope_read_one_answer),
 	    cmocka_unit_test(test_signer_key_refused_first),
+	    cmocka_unit_test(test_signer_not_rsa_refused_first),
 	    cmocka_unit_test(test_csr_bad_signature),
 	    cmocka_unit_test(test_request_without_content),
 	    cmocka_unit_test(test_certpoll_content),
