@@ -40,6 +40,7 @@ struct webhook {
 	/* For logs: without credentials or query (API keys live there). */
 	char *url_shown;
 	const char *protocols; /* "https", or "http" for a loopback URL */
+	int loopback; /* never through a proxy: its loopback is not ours */
 	long timeout_s;
 	struct pem_file ca; /* data NULL: curl's system bundle */
 	struct pem_file client_cert; /* both NULL or both set */
@@ -201,6 +202,7 @@ parse_url(struct webhook *wh, const char *url, char *err, size_t errlen)
 		snprintf(err, errlen, "URL: not an absolute http(s) URL");
 		goto out;
 	}
+	wh->loopback = is_loopback(host);
 	if (strcasecmp(scheme, "https") == 0)
 		wh->protocols = "https";
 	else if (strcasecmp(scheme, "http") == 0 && is_loopback(host))
@@ -467,6 +469,8 @@ post(struct webhook *wh, const char *body)
 	SET(CURLOPT_PROTOCOLS_STR, wh->protocols);
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, wh->protocols);
 	SET(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is an answer, not 200 */
+	if (wh->loopback)
+		SET(CURLOPT_NOPROXY, "*"); /* whatever http_proxy says */
 	SET(CURLOPT_NOSIGNAL, 1L); /* the host is multi-threaded */
 	SET(CURLOPT_TIMEOUT_MS, timeout_ms);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
@@ -506,17 +510,20 @@ post(struct webhook *wh, const char *body)
 	return curl_easy_perform(c);
 }
 
-/* Why a transfer that failed failed, in words for the device. */
-static void
-transfer_failure(
-    const struct webhook *wh, CURLcode rc, char *why, size_t whylen)
+/*
+ * Why a transfer failed: in `why` words that name no host, address or
+ * TLS detail (the RA may pass them on), in `detail` curl's own for the log.
+ * Our side could not ask: UNAVAILABLE (HTTP 503, the device comes back,
+ * no wrong password counted), except an answer too large (the MDM's).
+ */
+static enum scepd_verdict
+transfer_failure(const struct webhook *wh, CURLcode rc, char *why,
+    size_t whylen, char *detail, size_t detaillen)
 {
-	char detail[CURL_ERROR_SIZE];
 	const char *text =
 	    wh->curl_error[0] != '\0' ? wh->curl_error : curl_easy_strerror(rc);
 
-	printable_copy(
-	    detail, sizeof(detail), text, strlen(text), sizeof(detail) - 1);
+	printable_copy(detail, detaillen, text, strlen(text), detaillen - 1);
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		snprintf(why, whylen,
@@ -530,37 +537,34 @@ transfer_failure(
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_CLIENTCERT:
-		snprintf(
-		    why, whylen, "TLS error with the MDM webhook: %s", detail);
+		snprintf(why, whylen, "TLS error with the MDM webhook");
 		break;
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 		/* A TLS alert after the handshake, as a TLS 1.3 server sends
 		 * when it wants a client certificate. */
-		if (strstr(detail, "SSL") != NULL) {
-			snprintf(why, whylen,
-			    "TLS error with the MDM webhook: %s", detail);
-			break;
-		}
-		snprintf(why, whylen, "the MDM webhook could not be asked: %s",
-		    detail);
+		snprintf(why, whylen, "%s",
+		    strstr(detail, "SSL") != NULL
+		        ? "TLS error with the MDM webhook"
+		        : "the MDM webhook could not be asked");
 		break;
 	case CURLE_WRITE_ERROR:
 		if (wh->answer_too_large) {
 			snprintf(why, whylen,
 			    "the MDM webhook's answer is larger than %d KiB",
 			    WEBHOOK_MAX_ANSWER >> 10);
-			break;
+			return SCEPD_VERDICT_REFUSE;
 		}
 		/* FALLTHROUGH */
 	default:
-		snprintf(why, whylen, "the MDM webhook could not be asked: %s",
-		    detail);
+		snprintf(why, whylen, "the MDM webhook could not be asked");
 		break;
 	}
+	return SCEPD_VERDICT_UNAVAILABLE;
 }
 
-/* The verdict on an answer that arrived: only 200 {"allow": true} allows. */
+/* The verdict on an answer that arrived: only 200 {"allow": true} allows;
+ * 5xx and 429 are the MDM's outage (UNAVAILABLE), anything else refuses. */
 static enum scepd_verdict
 judge_answer(const struct webhook *wh, long status, char *why, size_t whylen)
 {
@@ -580,7 +584,11 @@ judge_answer(const struct webhook *wh, long status, char *why, size_t whylen)
 			    json_string_value(reason),
 			    json_string_length(reason), WEBHOOK_MAX_REASON);
 	}
-	if (status != 200)
+	if (status >= 500 || status == 429) {
+		verdict = SCEPD_VERDICT_UNAVAILABLE;
+		snprintf(cause, sizeof(cause),
+		    "the MDM webhook answered HTTP %ld", status);
+	} else if (status != 200)
 		snprintf(cause, sizeof(cause),
 		    "the MDM webhook answered HTTP %ld", status);
 	else if (json_is_true(allow)) {
@@ -608,7 +616,7 @@ webhook_check(void *state, const struct scepd_challenge_request *req, char *why,
 	struct webhook *wh = state;
 	enum scepd_verdict verdict = SCEPD_VERDICT_REFUSE;
 	char *body = NULL;
-	char txid[80], requester[80], path[80];
+	char txid[80], requester[80], path[80], detail[CURL_ERROR_SIZE] = "";
 	long status = 0;
 	curl_off_t took_us = 0;
 	CURLcode rc;
@@ -620,7 +628,8 @@ webhook_check(void *state, const struct scepd_challenge_request *req, char *why,
 	rc = post(wh, body);
 	curl_easy_getinfo(wh->curl, CURLINFO_TOTAL_TIME_T, &took_us);
 	if (rc != CURLE_OK) {
-		transfer_failure(wh, rc, why, whylen);
+		verdict = transfer_failure(
+		    wh, rc, why, whylen, detail, sizeof(detail));
 		goto out;
 	}
 	curl_easy_getinfo(wh->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -639,8 +648,11 @@ out:
 		    txid, requester, path, status, (long)(took_us / 1000));
 	else
 		wh->host->log(wh->host, SCEPD_PLUGIN_LOG_WARN,
-		    "refused transaction %s from %s on %s (%ld ms): %s", txid,
-		    requester, path, (long)(took_us / 1000), why);
+		    "%s transaction %s from %s on %s (%ld ms): %s%s%s",
+		    verdict == SCEPD_VERDICT_UNAVAILABLE ? "could not decide"
+		                                         : "refused",
+		    txid, requester, path, (long)(took_us / 1000), why,
+		    detail[0] != '\0' ? ": " : "", detail);
 	free(body);
 	return verdict;
 }

@@ -4,7 +4,8 @@
 # (tests/tools/webhook_server.py over HTTPS on 127.0.0.1). The challenge the
 # MDM allows gets a certificate; one it denies gets CertRep FAILURE
 # badRequest with the MDM's reason; /scep/mdm/pkiclient.exe is routed as
-# /scep/mdm; an MDM that is down refuses too; the default path keeps using
+# /scep/mdm; an MDM that is down is our outage (503), not the device's
+# wrong password; the default path keeps using
 # one-time passwords and never asks the MDM; an MDM that takes its time is
 # asked about several devices at once, and once per request.
 . "$(dirname "$0")/lib.sh"
@@ -184,13 +185,28 @@ logged "$from" "mdm: the same check again (a request sent again, after it was an
 	fail "the request sent again did not get the first check's answer"
 [ "$(requests)" = $((asked + 1)) ] || fail "the MDM was asked $(($(requests) - asked)) times about one enrollment, want 1"
 
-check "the MDM down: refused, the reason says it could not be asked"
+check "the MDM down: HTTP 503 with Retry-After (our outage), never a refusal counted against the device's address"
 kill "$HOOK_PID" 2>/dev/null || true
 wait "$HOOK_PID" 2>/dev/null || true
-rc=0
-ios_enroll "$MDM_OK" "CN=mdm down" "$WORK/down.pem" "$MDM_URL" || rc=$?
-[ $rc = 2 ] || fail "MDM down: exit $rc, want 2"
-grep -q "could not be asked" "$WORK/down.pem.log" || fail "the failInfoText does not say the MDM could not be asked"
+# From an address of its own, as many times as WrongPasswordLimit (10):
+# were they refusals, its next request would get 429.
+from=$(log_mark)
+for i in $(seq 10); do
+	rc=0
+	ios_enroll "$MDM_OK" "CN=mdm down $i" "$WORK/down.pem" "$MDM_URL" --source 127.0.0.9 > /dev/null || rc=$?
+	[ $rc = 1 ] || fail "MDM down, request $i: exit $rc, want 1 (HTTP 503)"
+	grep -q "PKIOperation: HTTP 503" "$WORK/down.pem.log" || { cat "$WORK/down.pem.log"; fail "MDM down: not HTTP 503"; }
+	grep -q "^Retry-After: " "$WORK/down.pem.log" || fail "MDM down: 503 without Retry-After"
+done
+if grep -q "127.0.0.1" "$WORK/down.pem.log"; then
+	cat "$WORK/down.pem.log"
+	fail "the device was told curl's detail (an address of the MDM)"
+fi
+logged "$from" "mdm: could not decide transaction .*: the MDM webhook could not be asked: .*127.0.0.1" ||
+	fail "the log does not say why the MDM could not be asked"
+ios_enroll "$(challenge)" "CN=after the MDM was down" "$WORK/after-down.pem" "$URL" --source 127.0.0.9 ||
+	fail "the address that met the MDM's outage was held back (429?) from a one-time password"
+verify_cert "$WORK/after-down.pem"
 
 check "no challenge in the server log"
 if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"; then
@@ -199,4 +215,4 @@ if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"; then
 fi
 grep -q "mdm: allowed transaction" "$SERVER_LOG" || fail "the plugin's decision was not logged"
 
-pass "/scep/mdm asks the MDM (allow, deny with reason, down, several at once while it takes its time); the default path stays otp"
+pass "/scep/mdm asks the MDM (allow, deny with reason, down: 503, several at once while it takes its time); the default path stays otp"
