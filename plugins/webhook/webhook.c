@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -107,16 +108,19 @@ pem_file_free(struct pem_file *pem)
 /*
  * Reads the file named by configuration key `key` into pem and checks that
  * it holds `marker`. Paths must be absolute: the ABI does not tell a plugin
- * where its configuration file is.
+ * where its configuration file is. A `secret` file must be readable by its
+ * owner alone, and is read without stdio's buffer (left unwiped).
  */
 static int
-pem_file_read(const char *key, const char *path, const char *marker,
+pem_file_read(const char *key, const char *path, const char *marker, int secret,
     struct pem_file *pem, char *err, size_t errlen)
 {
 	FILE *f = NULL;
 	size_t cap = 0;
+	struct stat st;
 	int rc = -1;
 
+	memset(&st, 0, sizeof(st));
 	if (path[0] != '/') {
 		snprintf(
 		    err, errlen, "%s: %s is not an absolute path", key, path);
@@ -127,6 +131,17 @@ pem_file_read(const char *key, const char *path, const char *marker,
 		    strerror(errno));
 		goto out;
 	}
+	if (secret &&
+	    (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+	        (st.st_mode & 077) != 0)) {
+		snprintf(err, errlen,
+		    "%s: %s is not a regular file readable by its owner only "
+		    "(mode %04o); chmod 600 %s",
+		    key, path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	if (secret)
+		setvbuf(f, NULL, _IONBF, 0);
 	for (;;) {
 		size_t got;
 
@@ -301,8 +316,8 @@ webhook_init(const struct scepd_plugin_host *host, void **state, char *err,
 	        errlen) != 0)
 		goto out;
 	if ((ca = config_value(host, "CAFile")) != NULL &&
-	    pem_file_read("CAFile", ca, "-----BEGIN CERTIFICATE-----", &wh->ca,
-	        err, errlen) != 0)
+	    pem_file_read("CAFile", ca, "-----BEGIN CERTIFICATE-----", 0,
+	        &wh->ca, err, errlen) != 0)
 		goto out;
 	cert = config_value(host, "ClientCertificate");
 	key = config_value(host, "ClientKey");
@@ -314,9 +329,9 @@ webhook_init(const struct scepd_plugin_host *host, void **state, char *err,
 	}
 	if (cert != NULL) {
 		if (pem_file_read("ClientCertificate", cert,
-		        "-----BEGIN CERTIFICATE-----", &wh->client_cert, err,
+		        "-----BEGIN CERTIFICATE-----", 0, &wh->client_cert, err,
 		        errlen) != 0 ||
-		    pem_file_read("ClientKey", key, "PRIVATE KEY-----",
+		    pem_file_read("ClientKey", key, "PRIVATE KEY-----", 1,
 		        &wh->client_key, err, errlen) != 0)
 			goto out;
 		/* There is no key for a passphrase. */
@@ -653,6 +668,8 @@ out:
 		                                         : "refused",
 		    txid, requester, path, (long)(took_us / 1000), why,
 		    detail[0] != '\0' ? ": " : "", detail);
+	if (body != NULL)
+		explicit_bzero(body, strlen(body)); /* the challenge */
 	free(body);
 	return verdict;
 }

@@ -380,8 +380,11 @@ group_setup(void **state)
 	    "-addext extendedKeyUsage=clientAuth "
 	    "-keyout client.key -out client.pem 2>/dev/null",
 	    workdir, ec);
+	run("cd %s && cp client.key client-shared.key && "
+	    "chmod 640 client-shared.key",
+	    workdir);
 	run("cd %s && openssl pkey -in client.key -aes256 -passout pass:x "
-	    "-out client-encrypted.key",
+	    "-out client-encrypted.key && chmod 600 client-encrypted.key",
 	    workdir);
 	run("cd %s && openssl req -new %s -subj '/O=Fabrikam/CN=device 1' "
 	    "-keyout csr.key -out csr.pem 2>/dev/null",
@@ -810,7 +813,7 @@ test_tiny_why(void **state)
 static void
 test_init_refusals(void **state)
 {
-	static char encrypted[512], cert[512], key[512], ca[512];
+	static char encrypted[512], cert[512], key[512], ca[512], shared[512];
 	const struct {
 		const char *url, *ca, *cert, *key, *timeout;
 		const char *names;
@@ -833,6 +836,8 @@ test_init_refusals(void **state)
 	    {"https://127.0.0.1/", NULL, cert, encrypted, NULL, "ClientKey"},
 	    {"https://127.0.0.1/", NULL, key, key, NULL, "ClientCertificate"},
 	    {"https://127.0.0.1/", ca, cert, ca, NULL, "ClientKey"},
+	    /* A key the group may read. */
+	    {"https://127.0.0.1/", NULL, cert, shared, NULL, "ClientKey"},
 	};
 
 	(void)state;
@@ -841,6 +846,7 @@ test_init_refusals(void **state)
 	snprintf(cert, sizeof(cert), "%s", work("client.pem"));
 	snprintf(key, sizeof(key), "%s", work("client.key"));
 	snprintf(ca, sizeof(ca), "%s", work("ca.pem"));
+	snprintf(shared, sizeof(shared), "%s", work("client-shared.key"));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		void *plugin = (void *)&bad; /* init must reset it */
 		char err[512];
