@@ -227,7 +227,9 @@ const struct sandbox_path sandbox_paths_resolver[] = {
     {"/etc/host.conf", SANDBOX_FS_READ},
     {"/etc/gai.conf", SANDBOX_FS_READ},
     {"/etc/services", SANDBOX_FS_READ},
-    {"/etc/ssl", SANDBOX_FS_READ},
+    /* Not all of /etc/ssl: Debian keeps TLS and CA keys in private/. */
+    {"/etc/ssl/certs", SANDBOX_FS_READ},
+    {"/etc/ssl/openssl.cnf", SANDBOX_FS_READ},
     {"/etc/ld.so.cache", SANDBOX_FS_READ},
     {"/run/systemd/resolve", SANDBOX_FS_READ},
     {"/usr/lib/ssl", SANDBOX_FS_READ},

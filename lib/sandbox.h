@@ -109,7 +109,7 @@ struct sandbox_path {
 	unsigned access; /* SANDBOX_FS_* */
 };
 
-/* /etc/hosts, /etc/resolv.conf, ..., /etc/ssl, the system libraries. */
+/* /etc/hosts, /etc/resolv.conf, ..., /etc/ssl/certs, the system libraries. */
 extern const struct sandbox_path sandbox_paths_resolver[];
 
 /*

@@ -8,7 +8,7 @@
  * A validator plugin (webhook) talks to the network at every check: with
  * one loaded the service keeps TCP sockets and connect, name resolution
  * and the system's trust store (read-only: /etc/hosts, /etc/resolv.conf,
- * /etc/ssl, the NSS modules and libraries; see sandbox_paths_resolver),
+ * /etc/ssl/certs, the NSS modules and libraries; see sandbox_paths_resolver),
  * and says so at start. Its own files (CAFile, client key) are read at
  * start and need nothing.
  */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -134,7 +135,9 @@ enum what {
 	MAP_EXEC_FILE, /* a library's segment, as the loader maps it */
 	SIGNAL_SELF, /* raise(): tgkill to its own thread */
 	SIGNAL_OTHER, /* tgkill to another process */
+	READ_TRUST_STORE, /* the resolver's paths: certificates, not keys */
 };
+static int with_resolver_paths; /* in_sandbox_with adds them */
 static int exec_file_fd = -1; /* opened before the filter */
 static void *rw_page; /* mapped before the filter */
 static pid_t parent_pid; /* the test's, for SIGNAL_OTHER */
@@ -205,6 +208,19 @@ child_main(enum what what)
 	case MAP_EXEC_FILE:
 		return mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE,
 		           exec_file_fd, 0) == MAP_FAILED;
+	case READ_TRUST_STORE:
+		if ((fd = open("/etc/ssl/certs", O_RDONLY | O_DIRECTORY)) < 0)
+			return 1;
+		close(fd);
+		if ((fd = open("/etc/hosts", O_RDONLY)) < 0)
+			return 2;
+		close(fd);
+		/* Debian keeps TLS (and often CA) keys here. */
+		fd = open("/etc/ssl/private", O_RDONLY | O_DIRECTORY);
+		if (fd >= 0 || errno != EACCES)
+			return 3;
+		fd = open("/usr/lib/ssl/private", O_RDONLY | O_DIRECTORY);
+		return fd < 0 && errno == EACCES ? 0 : 4;
 	}
 	return 1;
 }
@@ -228,6 +244,8 @@ in_sandbox_with(const struct sandbox_syscall *const *tables, const char *mode,
 	if ((pid = fork()) == 0) {
 		memset(&p, 0, sizeof(p));
 		p.syscalls = tables;
+		if (with_resolver_paths && sandbox_policy_add_resolver(&p) != 0)
+			_exit(103);
 		if ((sb = sandbox_new(&s, "test", "test", "test")) == NULL ||
 		    sandbox_enter(sb, &p) != 0)
 			_exit(100);
@@ -334,6 +352,28 @@ test_resolver_no_new_code(void **state)
 	munmap(rw_page, 4096);
 }
 
+/* The resolver's files (a webhook's trust store, a host name's lookup)
+ * are readable, the keys beside them in /etc/ssl are not. */
+static void
+test_resolver_paths_hold_no_keys(void **state)
+{
+	static const struct sandbox_syscall *const tables[] = {
+	    sandbox_syscalls_common, sandbox_syscalls_client,
+	    sandbox_syscalls_resolver, NULL};
+	struct stat st;
+	int status;
+
+	(void)state;
+	if (!landlock_available() || stat("/etc/ssl/private", &st) != 0 ||
+	    stat("/etc/ssl/certs", &st) != 0)
+		skip(); /* no Landlock, or no keys' directory to keep out */
+	with_resolver_paths = 1;
+	status = in_sandbox_with(tables, "enforce", READ_TRUST_STORE);
+	with_resolver_paths = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void
 test_log(void **state)
 {
@@ -354,6 +394,7 @@ main(void)
 	    cmocka_unit_test(test_settings),
 	    cmocka_unit_test(test_enforce),
 	    cmocka_unit_test(test_resolver_no_new_code),
+	    cmocka_unit_test(test_resolver_paths_hold_no_keys),
 	    cmocka_unit_test(test_log),
 	};
 
