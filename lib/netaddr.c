@@ -4,6 +4,7 @@
  * fuzz_forwarded.c.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,4 +257,52 @@ forwarded_client(const struct netmask_list *trusted, const char *xff,
 			return 0;
 		end = start - 1; /* before the comma */
 	}
+}
+
+int
+host_header_name(const char *host, char *out, size_t outlen)
+{
+	size_t len, i;
+	const char *colon;
+
+	if (host[0] == '[') {
+		const char *close = strchr(host, ']');
+
+		if (close == NULL || close - host < 2 ||
+		    (close[1] != '\0' && close[1] != ':'))
+			return -1;
+		len = (size_t)(close - host) + 1;
+	} else {
+		colon = strchr(host, ':');
+		len = colon != NULL ? (size_t)(colon - host) : strlen(host);
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return -1; /* an IPv6 literal without brackets */
+	}
+	if (len == 0 || len >= outlen)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)host[i];
+
+		if (!isalnum(ch) && ch != '-' && ch != '.' && ch != '_' &&
+		    !(host[0] == '[' && (ch == '[' || ch == ']' || ch == ':')))
+			return -1;
+		out[i] = (char)tolower(ch);
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+int
+host_name_is_loopback(const char *name)
+{
+	struct netaddr a;
+	size_t len = strlen(name);
+
+	if (strcmp(name, "localhost") == 0 || strcmp(name, "localhost.") == 0)
+		return 1;
+	if (name[0] == '[' && len > 2)
+		return netaddr_parse(name + 1, len - 2, &a) == 0 &&
+		    netaddr_is_loopback(&a);
+	return strchr(name, ':') == NULL && netaddr_parse(name, len, &a) == 0 &&
+	    netaddr_is_loopback(&a);
 }

@@ -57,4 +57,14 @@ void netmask_list_free(struct netmask_list *list);
 int forwarded_client(const struct netmask_list *trusted, const char *xff,
     size_t len, struct netaddr *client);
 
+/*
+ * The host a Host header names, without its port, lower-case ("[::1]" keeps
+ * its brackets) into out. -1 when it is empty, longer than outlen - 1, or
+ * holds anything but letters, digits, '-', '.', '_', and an IPv6 literal's
+ * brackets and colons.
+ */
+int host_header_name(const char *host, char *out, size_t outlen);
+/* localhost, 127.0.0.0/8 or [::1]: a name that is this machine's own. */
+int host_name_is_loopback(const char *name);
+
 #endif

@@ -636,7 +636,7 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	const struct admin_route *route;
 	const char *sub = admin_subpath(fe, r->path);
-	char *user = NULL, *pass = NULL, rights[256] = "";
+	char *user = NULL, *pass = NULL, rights[256] = "", host[256];
 	const char *why;
 	int v;
 	enum MHD_Result ret = MHD_NO;
@@ -663,6 +663,16 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "The admin page is served over plain HTTP to loopback "
 		    "clients only.\n");
+		goto out;
+	}
+	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
+		log_warn("admin: refused %s %s from %s: Host %s is not a name "
+		         "of this server (DNS rebinding?); [frontend] "
+		         "AdminHosts lists more",
+		    r->method, r->path, r->client, host);
+		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
+		    "The admin page answers to this server's names only; "
+		    "add yours to [frontend] AdminHosts.\n");
 		goto out;
 	}
 	if ((why = admin_cross_site(c)) != NULL) {

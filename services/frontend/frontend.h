@@ -35,6 +35,7 @@ struct frontend_settings {
 	long threads;
 	long upstream_threads; /* UpstreamThreads: offload.c */
 	char *external_url; /* "": derived from Listen and Paths */
+	char *admin_hosts; /* AdminHosts: Host names of the admin page */
 	int sign_profiles;
 	char *profile_organization;
 	char *trusted_proxies; /* TrustedProxies: networks whose
@@ -356,6 +357,11 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 
+/* Whether the request's Host is a name of this server (loopback names,
+ * ExternalURL's host, AdminHosts) or absent; else 0 with the name, or
+ * the header cut short, in `named`. */
+int http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
+    char *named, size_t namedlen);
 enum MHD_Result metrics_handle(
     struct frontend *fe, struct MHD_Connection *c, struct request *r);
 /* Counts one answered request by its HTTP status (from the access log). */

@@ -204,6 +204,68 @@ http_too_many(struct MHD_Connection *c, struct request *r,
 	    "text/plain; charset=utf-8", body, strlen(body), h);
 }
 
+/* Does `name` (host_header_name's form) stand among `list`'s names? */
+static int
+host_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *s = list; *s != '\0';) {
+		size_t len;
+
+		s += strspn(s, " \t,");
+		len = strcspn(s, " \t,");
+		if (len == n && strncasecmp(s, name, n) == 0)
+			return 1;
+		s += len;
+	}
+	return 0;
+}
+
+/*
+ * A page of another site that DNS rebinding points at 127.0.0.1 sends its
+ * own name as Host, and its scripts are same-origin there: they could try
+ * admin passwords and read /metrics from the browser of someone on this
+ * machine. So loopback clients must also name this machine. No Host at
+ * all (HTTP/1.0) is no browser.
+ */
+int
+http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
+    char *named, size_t namedlen)
+{
+	const char *host =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	const char *url = fe->settings.external_url, *at, *end;
+	char name[256], ours[256], authority[256];
+
+	if (host == NULL)
+		return 1;
+	if (host_header_name(host, name, sizeof(name)) != 0) {
+		snprintf(named, namedlen, "%.64s", host);
+		for (char *p = named; *p != '\0'; p++)
+			if (*p < 0x20 || *p > 0x7e)
+				*p = '?';
+		return 0;
+	}
+	if (host_name_is_loopback(name) ||
+	    host_listed(fe->settings.admin_hosts, name))
+		return 1;
+	/* ExternalURL: scheme://[user@]host[:port][/path], our own setting */
+	if ((at = strstr(url, "://")) != NULL) {
+		at += 3;
+		end = at + strcspn(at, "/?#");
+		snprintf(
+		    authority, sizeof(authority), "%.*s", (int)(end - at), at);
+		at = strrchr(authority, '@');
+		if (host_header_name(at != NULL ? at + 1 : authority, ours,
+		        sizeof(ours)) == 0 &&
+		    strcmp(ours, name) == 0)
+			return 1;
+	}
+	snprintf(named, namedlen, "%s", name);
+	return 0;
+}
+
 enum MHD_Result
 http_not_allowed(struct MHD_Connection *c, struct request *r, const char *allow)
 {

@@ -58,6 +58,10 @@ static const struct config_key frontend_config[] = {
     {"ExternalURL", CONFIG_STRING, 0, 0, "", S(external_url),
         "SCEP URL put in configuration profiles; empty: from Listen and "
         "Paths"},
+    {"AdminHosts", CONFIG_STRING, 0, 0, "", S(admin_hosts),
+        "Host names the admin page and /metrics answer to besides "
+        "localhost, loopback addresses and ExternalURL's host (space "
+        "separated)"},
     {"SignProfiles", CONFIG_BOOL, 0, 1, "1", S(sign_profiles),
         "have the RA sign configuration profiles"},
     {"ProfileOrganization", CONFIG_STRING, 0, 0, "scepd",

@@ -84,12 +84,22 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	struct metrics_text t = {0};
 	Scep__V1__Reply *ra = NULL, *ch = NULL;
 	enum MHD_Result ret;
+	char host[256];
 
 	if (!r->loopback) {
 		log_warn("metrics: refused %s: served to loopback clients only",
 		    r->client);
 		return http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "Metrics are served to loopback clients only.\n");
+	}
+	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
+		log_warn("metrics: refused %s: Host %s is not a name of this "
+		         "server (DNS rebinding?); [frontend] AdminHosts lists "
+		         "more",
+		    r->client, host);
+		return http_text(c, r, MHD_HTTP_FORBIDDEN,
+		    "Metrics answer to this server's names only; add yours "
+		    "to [frontend] AdminHosts.\n");
 	}
 	if ((t.f = open_memstream(&t.buf, &t.len)) == NULL)
 		return http_text(

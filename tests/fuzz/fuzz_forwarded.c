@@ -1,7 +1,8 @@
 /*
  * X-Forwarded-For as a trusted proxy passes it on: the client wrote the
  * left part, so anything may stand there. The first line of the input is
- * the TrustedProxies list, the rest the header value.
+ * the TrustedProxies list, the rest the header value, also read as a Host
+ * header (the admin page's and /metrics' check of this server's names).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -41,5 +42,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	netmask_list_free(&trusted);
 	free(spec);
+
+	char *host = malloc(xff_len + 1), name[256];
+
+	if (host == NULL)
+		return 0;
+	memcpy(host, xff, xff_len);
+	host[xff_len] = '\0';
+	if (host_header_name(host, name, sizeof(name)) == 0) {
+		if (strlen(name) >= sizeof(name) || name[0] == '\0')
+			abort();
+		(void)host_name_is_loopback(name);
+	}
+	free(host);
 	return 0;
 }

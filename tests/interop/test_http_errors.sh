@@ -159,4 +159,23 @@ workers=$(cat /proc/"$fe"/task/*/comm | grep -c '^MHD-[ws]' || true)
 [ "$workers" = "$(nproc)" ] || fail "$workers libmicrohttpd worker threads, want $(nproc)"
 echo "   $workers HTTP threads"
 
-pass "HTTP errors, GetCACaps (also at /pkiclient.exe), GetCACert, admin page (also as NDES scripts read it), the HTTP threads"
+check "admin page and /metrics answer to this server's names only (DNS rebinding): 403 for another Host, AdminHosts adds one"
+port=${BASE##*:}
+expect 403 "$(code "$admin" -u "$creds" -H "Host: rebound.example:$port")" "admin page, Host rebound.example"
+grep -q "AdminHosts" "$WORK/body" || fail "the 403 does not name AdminHosts: $(cat "$WORK/body")"
+expect 403 "$(code "${admin}api/challenges" -X POST -u "$creds" -H "Host: rebound.example:$port")" "api/challenges, Host rebound.example"
+expect 403 "$(code "$BASE/metrics" -H "Host: rebound.example:$port")" "/metrics, Host rebound.example"
+expect 403 "$(code "$BASE/metrics" -H "Host: localhost.rebound.example")" "/metrics, Host localhost.rebound.example"
+expect 200 "$(code "$admin" -u "$creds" -H "Host: localhost:$port")" "admin page, Host localhost"
+expect 200 "$(code "$BASE/metrics" -H "Host: [::1]:$port")" "/metrics, Host [::1]"
+expect 200 "$(code "$BASE/metrics" -H "Host:")" "/metrics, no Host (HTTP/1.0 style)"
+grep -q "admin: refused GET .* Host rebound.example is not a name of this server" "$SERVER_LOG" ||
+	fail "the refused Host is not logged"
+set_conf frontend AdminHosts "scep.example.com mdm-tunnel.example.com"
+set_conf frontend ExternalURL "https://enroll.example.com:8443/certsrv/mscep/mscep.dll"
+server_restart
+expect 200 "$(code "$admin" -u "$creds" -H "Host: MDM-Tunnel.example.com:9443")" "admin page, Host in AdminHosts"
+expect 200 "$(code "$BASE/metrics" -H "Host: enroll.example.com")" "/metrics, ExternalURL's host"
+expect 403 "$(code "$admin" -u "$creds" -H "Host: example.com")" "admin page, Host example.com (not listed)"
+
+pass "HTTP errors, GetCACaps (also at /pkiclient.exe), GetCACert, admin page (also as NDES scripts read it, to this server's names only), the HTTP threads"

@@ -141,6 +141,47 @@ test_loopback(void **state)
 	assert_false(netaddr_is_loopback(&a));
 }
 
+/* What a Host header names, as the admin page and /metrics judge it. */
+static void
+test_host_header(void **state)
+{
+	static const struct {
+		const char *host, *name;
+		int loopback;
+	} ok[] = {
+	    {"127.0.0.1:8080", "127.0.0.1", 1},
+	    {"127.9.9.9", "127.9.9.9", 1},
+	    {"LocalHost:8080", "localhost", 1},
+	    {"[::1]:8080", "[::1]", 1},
+	    {"[::1]", "[::1]", 1},
+	    {"[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.1]", 1},
+	    {"evil.example:8080", "evil.example", 0},
+	    {"localhost.evil.example", "localhost.evil.example", 0},
+	    {"127.0.0.1.nip.io", "127.0.0.1.nip.io", 0},
+	    {"10.0.0.1", "10.0.0.1", 0},
+	    {"[2001:db8::1]:443", "[2001:db8::1]", 0},
+	    {"scep_1.example", "scep_1.example", 0},
+	};
+	static const char *const bad[] = {"", ":8080", "::1", "[::1",
+	    "[::1]x", "a b", "a/b", "a@b", "evil\r\nX: y", "[]"};
+	char name[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (host_header_name(ok[i].host, name, sizeof(name)) != 0)
+			fail_msg("%s refused", ok[i].host);
+		assert_string_equal(name, ok[i].name);
+		if (host_name_is_loopback(name) != ok[i].loopback)
+			fail_msg("%s: loopback %d, want %d", ok[i].host,
+			    !ok[i].loopback, ok[i].loopback);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (host_header_name(bad[i], name, sizeof(name)) == 0)
+			fail_msg("\"%s\" accepted as %s", bad[i], name);
+	assert_int_equal(host_header_name("abcdefgh", name, 8), -1);
+	assert_int_equal(host_header_name("abcdefg", name, 8), 0);
+}
+
 int
 main(void)
 {
@@ -150,6 +191,7 @@ main(void)
 	    cmocka_unit_test(test_unreadable_entries_are_refused),
 	    cmocka_unit_test(test_trusted_proxies_list),
 	    cmocka_unit_test(test_loopback),
+	    cmocka_unit_test(test_host_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
