@@ -231,10 +231,43 @@ passwd_field_ok(const char *s, int allow_empty)
 }
 
 /*
+ * Gives the replacement `out` of `in` (`file`) the owner and mode of `in`:
+ * root rewriting the file of the frontend's user must leave it that
+ * user's. 0, or -1 logged (the file is then left as it is).
+ */
+static int
+passwd_keep_owner(const char *file, FILE *in, FILE *out)
+{
+	struct stat old, new;
+
+	if (fstat(fileno(in), &old) != 0 || fstat(fileno(out), &new) != 0) {
+		log_error("cannot write %s: %s", file, strerror(errno));
+		return -1;
+	}
+	if ((old.st_uid != new.st_uid || old.st_gid != new.st_gid) &&
+	    fchown(fileno(out), old.st_uid, old.st_gid) != 0) {
+		log_error("%s is left unchanged: it belongs to uid %u gid %u, "
+		          "and its replacement could not be given that owner "
+		          "(%s): run this as root or as that user",
+		    file, (unsigned)old.st_uid, (unsigned)old.st_gid,
+		    strerror(errno));
+		return -1;
+	}
+	if (fchmod(fileno(out), old.st_mode & 07777) != 0) {
+		log_error("%s is left unchanged: cannot give its replacement "
+		          "mode %04o: %s",
+		    file, (unsigned)(old.st_mode & 07777), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Rewrites `file` (a temporary file renamed over it, mode 0600 from the
- * start) with `user`'s line replaced by `entry` ("user:hash:rights"), or
- * dropped when entry is NULL, or appended when there was none. Returns 0,
- * 1 when there was none to drop, -1 on error (logged).
+ * start, then the owner and mode of the file it replaces) with `user`'s
+ * line replaced by `entry` ("user:hash:rights"), or dropped when entry is
+ * NULL, or appended when there was none. Returns 0, 1 when there was none
+ * to drop, -1 on error (logged).
  */
 static int
 passwd_rewrite(const char *file, const char *user, const char *entry)
@@ -243,7 +276,7 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 	FILE *in = NULL, *out = NULL;
 	size_t cap = 0;
 	ssize_t got;
-	int fd = -1, rc = -1, found = 0;
+	int fd = -1, rc = -1, found = 0, logged = 0;
 
 	if ((tmp = malloc(strlen(file) + 16)) == NULL)
 		goto out;
@@ -256,6 +289,10 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 	fd = -1;
 	if ((in = fopen(file, "r")) == NULL && errno != ENOENT)
 		goto out;
+	if (in != NULL && passwd_keep_owner(file, in, out) != 0) {
+		logged = 1;
+		goto out;
+	}
 	while (in != NULL && (got = getline(&line, &cap, in)) > 0) {
 		char *copy = strdup(line), *u, *h, *r;
 		int same;
@@ -293,7 +330,7 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 	tmp = NULL;
 	rc = 0;
 out:
-	if (rc < 0)
+	if (rc < 0 && !logged)
 		log_error("cannot write %s: %s", file, strerror(errno));
 	if (in != NULL)
 		fclose(in);

@@ -25,7 +25,9 @@ int passwd_check_file(const char *file, const char *user, const char *password,
  * each password it issues and counts MdmPasswordMax by it. */
 #define PASSWD_USER_MAX 63
 
-/* Adds or replaces `user` in `file` (created mode 0600). 0 or -1. */
+/* Adds or replaces `user` in `file` (created mode 0600). 0 or -1. A file
+ * rewritten keeps its owner and mode (or stays as it was, -1, when this
+ * process may not give them to the new file), here and below. */
 int passwd_set_file(const char *file, const char *user, const char *password,
     const char *rights);
 /* Removes `user` from `file`: 0, 1 when there was no such user, -1. */

@@ -239,4 +239,40 @@ ios_enroll "$pw" "CN=thief" "$WORK/o2.pem" >/dev/null || rc=$?
 grep -q "security: otp: password id=.* already used by" "$SERVER_LOG" || fail "no security event logged"
 [ "$(metric 'scepd_challenge_security_events_total')" = 1 ] || fail "security events: want 1"
 
-pass "PasswordLength, EnforcePassword/AllowNoPassword, WrongPasswordLimit, MDM API, rights, passwd --list/--delete, UseSinglePassword, /metrics"
+check "scepctl passwd writes the frontend's [frontend] AdminPasswordFile, not DIR/admin.passwd"
+# Relative to scepd.conf's directory, as the frontend reads it; a stale
+# copy stays where scepctl used to write whatever the setting.
+mkdir -p "$DATA/accounts"
+mv "$DATA/admin.passwd" "$DATA/accounts/admin.passwd"
+cp -p "$DATA/accounts/admin.passwd" "$DATA/admin.passwd"
+set_conf frontend AdminPasswordFile accounts/admin.passwd
+server_restart
+printf 'mdm2-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm2 2> "$WORK/mdm2.err" ||
+	{ cat "$WORK/mdm2.err"; fail "scepctl passwd mdm2"; }
+if ! grep -q "set in $DATA/accounts/admin.passwd\$" "$WORK/mdm2.err" || ! grep -q '^mdm2:' "$DATA/accounts/admin.passwd"; then
+	cat "$WORK/mdm2.err"
+	fail "scepctl passwd did not write AdminPasswordFile"
+fi
+! grep -q '^mdm2:' "$DATA/admin.passwd" || fail "scepctl passwd wrote DIR/admin.passwd, which the frontend does not read"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u mdm2:mdm2-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 200 ] || fail "an account set by scepctl passwd in AdminPasswordFile: HTTP $code"
+"$SCEPCTL" --data-dir "$DATA" passwd --list 2>/dev/null | grep -qx "mdm2  mdm" || fail "passwd --list does not read AdminPasswordFile"
+"$SCEPCTL" --data-dir "$DATA" passwd --delete mdm2 2>/dev/null || fail "passwd --delete mdm2"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u mdm2:mdm2-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 401 ] || fail "an account deleted by scepctl passwd --delete: HTTP $code, want 401"
+set_conf frontend AdminPasswordFile ""
+rc=0
+"$SCEPCTL" --data-dir "$DATA" passwd --list > /dev/null 2> "$WORK/empty.err" || rc=$?
+if [ $rc != 1 ] || ! grep -q "\[frontend\] AdminPasswordFile is empty" "$WORK/empty.err"; then
+	cat "$WORK/empty.err"
+	fail "an empty AdminPasswordFile: exit $rc, want 1 naming it"
+fi
+set_conf frontend AdminPasswordFile accounts/admin.passwd
+# A directory without scepd.conf (make-secrets.sh's): DIR/admin.passwd.
+mkdir -p "$WORK/secrets"
+printf 'pw\n' | "$SCEPCTL" --data-dir "$WORK/secrets" passwd someone 2>/dev/null ||
+	fail "scepctl passwd in a directory without scepd.conf"
+grep -q '^someone:' "$WORK/secrets/admin.passwd" ||
+	fail "scepctl passwd in a directory without scepd.conf did not write DIR/admin.passwd"
+
+pass "PasswordLength, EnforcePassword/AllowNoPassword, WrongPasswordLimit, MDM API, rights, passwd --list/--delete (in AdminPasswordFile), UseSinglePassword, /metrics"

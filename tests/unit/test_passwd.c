@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -234,6 +235,78 @@ test_file(void **state)
 	cleanup(path);
 }
 
+/*
+ * Rewriting keeps the file's owner and mode: `scepctl passwd` run as root
+ * on the file of the frontend's user must leave it readable by that user
+ * (the admin page answered 500 after a rewrite made it root's). A process
+ * that may not give the new file that owner leaves the old one alone.
+ */
+static void
+test_owner_kept(void **state)
+{
+	char *path = tmpfile_path(), *dir, rights[64], buf[4096];
+	struct stat st;
+	pid_t pid;
+	size_t n;
+	FILE *f;
+	int status;
+
+	(void)state;
+	if (geteuid() != 0) {
+		cleanup(path);
+		skip(); /* chown to another user needs root */
+	}
+	assert_int_equal(passwd_set_file(path, "admin", "pw1", "enroll"), 0);
+	assert_int_equal(chown(path, 4242, 4343), 0);
+	assert_int_equal(chmod(path, 0640), 0);
+	/* Added, replaced, deleted: each a new file renamed over the old. */
+	assert_int_equal(passwd_set_file(path, "viewer", "pw2", ""), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 4242);
+	assert_int_equal(st.st_gid, 4343);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(passwd_set_file(path, "admin", "pw3", "enroll"), 0);
+	assert_int_equal(passwd_delete_file(path, "viewer"), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 4242);
+	assert_int_equal(st.st_gid, 4343);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(
+	    passwd_check_file(path, "admin", "pw3", rights, sizeof(rights)), 1);
+
+	/* Another user who may write the directory and read the file, but
+	 * not give a file uid 4242: refused, the file as it was. */
+	dir = strdup(path);
+	assert_non_null(dir);
+	*strrchr(dir, '/') = '\0';
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(chmod(path, 0644), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		_exit(passwd_set_file(path, "intruder", "x", "enroll") == -1
+		        ? 0
+		        : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 4242);
+	assert_int_equal(st.st_gid, 4343);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	assert_null(strstr(buf, "intruder"));
+	free(dir);
+	cleanup(path);
+}
+
 int
 main(void)
 {
@@ -241,6 +314,7 @@ main(void)
 	    cmocka_unit_test(test_hash_verify),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_owner_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

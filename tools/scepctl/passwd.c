@@ -1,12 +1,14 @@
 /*
  * scepctl passwd [--rights LIST] USER: sets USER's password for the admin
- * page (/certsrv/mscep_admin/) in DIR/admin.passwd, and USER's rights:
+ * page (/certsrv/mscep_admin/) in the file the frontend reads ([frontend]
+ * AdminPasswordFile of DIR/scepd.conf), and USER's rights:
  * "enroll" (get challenge passwords, NDES's enroll permission; the
  * default), "mdm" (the MDM API), "admin" (server settings such as the
  * single password). The password is one line on stdin, so that it never
  * shows in the process list or shell history. --list shows the accounts
  * and their rights (never a hash); --delete USER removes one.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include <openssl/crypto.h>
 
+#include "config.h"
 #include "passwd.h"
 #include "scepctl.h"
 
@@ -29,7 +32,8 @@ scepctl_passwd_usage(FILE *f)
 	    "< password\n"
 	    "       scepctl [--data-dir DIR] passwd --list | --delete USER\n"
 	    "  Sets USER's admin-page password (first line of stdin) in\n"
-	    "  DIR/admin.passwd. LIST (comma separated, default enroll):\n"
+	    "  [frontend] AdminPasswordFile of DIR/scepd.conf (default\n"
+	    "  DIR/admin.passwd). LIST (comma separated, default enroll):\n"
 	    "    enroll  get enrollment passwords (the admin page)\n"
 	    "    mdm     issue passwords through api/challenges\n"
 	    "    admin   set the single password (api/single-password)\n"
@@ -82,6 +86,43 @@ scepctl_user_ok(const char *user)
 	           "0123456789._-@") == len;
 }
 
+/*
+ * The accounts file the frontend reads: [frontend] AdminPasswordFile of
+ * DIR/scepd.conf, a relative path taken from the file's directory as the
+ * frontend takes it (its default: admin.passwd). DIR/admin.passwd when DIR
+ * has no scepd.conf (a directory of secrets, deploy/make-secrets.sh).
+ * The caller frees it; NULL with the reason on stderr.
+ */
+static char *
+scepctl_passwd_path(const struct scepctl *ctl)
+{
+	struct config_pairs conf;
+	const char *value;
+	char *file = NULL;
+
+	if (access(ctl->conf, F_OK) != 0 && errno == ENOENT)
+		return config_resolve_path(ctl->data_dir, "admin.passwd");
+	if (config_load_pairs(ctl->conf, "frontend", &conf) != 0) {
+		fprintf(stderr,
+		    "scepctl: cannot tell which file the admin accounts are "
+		    "in ([frontend] AdminPasswordFile of %s)\n",
+		    ctl->conf);
+		return NULL;
+	}
+	value = config_pairs_get(&conf, "frontend", "AdminPasswordFile");
+	if (value == NULL)
+		value = "admin.passwd";
+	if (value[0] == '\0')
+		fprintf(stderr,
+		    "scepctl: %s: [frontend] AdminPasswordFile is empty: "
+		    "the admin page has no accounts file\n",
+		    ctl->conf);
+	else if ((file = config_resolve_path(conf.basedir, value)) == NULL)
+		fprintf(stderr, "scepctl: out of memory\n");
+	config_pairs_free(&conf);
+	return file;
+}
+
 /* The first line of stdin, without echo when it is a terminal. */
 static int
 scepctl_read_password(const char *user, char *buf, size_t len)
@@ -128,7 +169,6 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 	int list = 0, delete = 0, e;
 	char password[SCEPCTL_PASSWORD_MAX + 2], *file = NULL;
 	const char *user, *rights = "enroll";
-	size_t len;
 	int c, rc = 1;
 
 	memset(password, 0, sizeof(password));
@@ -164,10 +204,8 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		scepctl_passwd_usage(stderr);
 		return 2;
 	}
-	len = strlen(ctl->data_dir) + sizeof("/admin.passwd");
-	if ((file = malloc(len)) == NULL)
+	if ((file = scepctl_passwd_path(ctl)) == NULL)
 		return 1;
-	snprintf(file, len, "%s/admin.passwd", ctl->data_dir);
 	if (list) {
 		e = passwd_list_file(file, scepctl_passwd_print, NULL);
 		if (e < 0)
