@@ -143,6 +143,16 @@ validators_load_sections(struct challenge *c)
 		const char *module;
 		void *dl;
 
+		/* Before the lookup below, which finds the built-in. */
+		if (strcasecmp(name, "otp") == 0 ||
+		    strcasecmp(name, "static") == 0) {
+			fprintf(stderr,
+			    "scepd-challenge: [%s]: %s is the name of a "
+			    "built-in validator (otp, static), set in "
+			    "[challenge]: name the section otherwise\n",
+			    p->section, name);
+			return -1;
+		}
 		if (validator_find(c, name) != NULL)
 			continue; /* a later key of a section already loaded */
 		if (!plugin_instance_name_ok(name)) {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,74 @@ test_consume_wanted(void **state)
 	assert_int_equal(consume_wanted(f, "", "tx-6"), 0);
 }
 
+/* validators_load of `text` as the configuration: its result, and what
+ * it printed in out. */
+static int
+load_config(struct fixture *f, const char *text, char *out, size_t outlen)
+{
+	char log[128];
+	int saved, fd, rc;
+	ssize_t n;
+	FILE *fp;
+
+	validators_free(&f->c);
+	assert_non_null(fp = fopen(f->conf, "w"));
+	fputs(text, fp);
+	fclose(fp);
+	snprintf(log, sizeof(log), "%s/stderr.log", f->dir);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_true((fd = open(log, O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	rc = validators_load(&f->c, f->conf);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	n = pread(fd, out, outlen - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(log);
+	return rc;
+}
+
+/*
+ * A [validator.NAME] section named like a built-in (otp, static) is
+ * refused at start, naming the section: it was skipped silently, the
+ * built-in answering for the validator its author had configured.
+ */
+static void
+test_builtin_section_refused(void **state)
+{
+	struct fixture *f = *state;
+	char out[1024];
+
+	assert_int_equal(load_config(f,
+	                     "[validator.otp]\nModule = webhook\n"
+	                     "URL = http://127.0.0.1:1/\n",
+	                     out, sizeof(out)),
+	    -1);
+	assert_non_null(strstr(out, "[validator.otp]: otp is the name of"));
+	f->c.settings.use_single_password = 1;
+	f->c.settings.single_password = "shared-secret-42";
+	assert_int_equal(
+	    load_config(
+	        f, "[validator.Static]\nModule = webhook\n", out, sizeof(out)),
+	    -1);
+	assert_non_null(strstr(out, "[validator.Static]: Static is the name"));
+	/* static is refused even when it is not in use. */
+	f->c.settings.use_single_password = 0;
+	f->c.settings.single_password = NULL;
+	assert_int_equal(
+	    load_config(
+	        f, "[validator.static]\nModule = webhook\n", out, sizeof(out)),
+	    -1);
+	assert_non_null(strstr(out, "[validator.static]: static is the name"));
+	/* Without such a section the same settings load. */
+	assert_int_equal(
+	    load_config(f, "[challenge]\nPasswordMax = 2\n", out, sizeof(out)),
+	    0);
+}
+
 /* The password's state as stored (0: no record). */
 static int
 stored_state(struct fixture *f, const char *password)
@@ -480,6 +549,8 @@ main(void)
 	        test_used_mark_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_no_password_in_clear, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_builtin_section_refused, setup, teardown),
 	};
 
 	log_init("test_challenge", LOG_LEVEL_ERROR);
