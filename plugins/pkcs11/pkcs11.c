@@ -16,7 +16,9 @@
  *   PINFile = /var/lib/scepd/ca/token.pin     ; mode 0600, first line
  *
  * One process may load several sections (the RA's two keys): they share
- * OpenSSL's one pkcs11 engine, hence one ModulePath and one token login.
+ * OpenSSL's one pkcs11 engine, hence one ModulePath and one token login
+ * (libp11 starts once, with the first section's module; a later PIN would
+ * replace the first). A section asking another module or PIN is refused.
  * Paths are absolute: the plugin does not know the configuration's
  * directory. The PIN is read with read(2) and wiped once handed to the
  * engine (which keeps its own copy to log in again if the token asks).
@@ -25,6 +27,7 @@
 #include <dlfcn.h> /* dladdr, RTLD_NODELETE: the build sets _GNU_SOURCE */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,7 @@
 #include <openssl/engine.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "plugin.h"
 
@@ -44,8 +48,75 @@ struct pkcs11_signer {
 	const struct scepd_plugin_host *host;
 	ENGINE *engine;
 	int engine_init; /* ENGINE_init succeeded: ENGINE_finish owed */
+	int counted; /* in pkcs11_engine_use.instances */
 	EVP_PKEY *key;
 };
+
+/*
+ * What the process's one engine was started with: the first section's
+ * ModulePath (as written, and the file it names) and a SHA-256 of its PIN
+ * (not the PIN). Sections load at start, one at a time; forgotten when
+ * the last instance is destroyed (the engine is then finished, and the
+ * next ENGINE_init starts it anew).
+ */
+static struct {
+	int instances;
+	char section[128];
+	char module[PATH_MAX], module_file[PATH_MAX];
+	unsigned char pin_sha256[SHA256_DIGEST_LENGTH];
+} pkcs11_engine_use;
+
+/* 0 when `module` and `pin` are the engine's (or it has none yet), or -1
+ * with the reason in err. */
+static int
+pkcs11_engine_same(const struct scepd_plugin_host *host, const char *module,
+    const char *pinfile, const char *pin, char *err, size_t errlen)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char file[PATH_MAX];
+	int rc = -1;
+
+	if (SHA256((const unsigned char *)pin, strlen(pin), md) == NULL) {
+		snprintf(err, errlen, "cannot hash the PIN (SHA-256)");
+		goto out;
+	}
+	if (strlen(module) >= sizeof(file)) {
+		snprintf(err, errlen, "ModulePath: too long");
+		goto out;
+	}
+	/* Two spellings of one file (a symbolic link) are one module. */
+	if (realpath(module, file) == NULL)
+		snprintf(file, sizeof(file), "%s", module);
+	if (pkcs11_engine_use.instances == 0) {
+		snprintf(pkcs11_engine_use.section,
+		    sizeof(pkcs11_engine_use.section), "%s", host->instance);
+		snprintf(pkcs11_engine_use.module,
+		    sizeof(pkcs11_engine_use.module), "%s", module);
+		memcpy(pkcs11_engine_use.module_file, file, sizeof(file));
+		memcpy(pkcs11_engine_use.pin_sha256, md, sizeof(md));
+	} else if (strcmp(file, pkcs11_engine_use.module_file) != 0) {
+		snprintf(err, errlen,
+		    "ModulePath: %s: [signer.%s] of this process uses %s; the "
+		    "sections one process loads share OpenSSL's one pkcs11 "
+		    "engine: one ModulePath and one PIN per process",
+		    module, pkcs11_engine_use.section,
+		    pkcs11_engine_use.module);
+		goto out;
+	} else if (CRYPTO_memcmp(
+	               md, pkcs11_engine_use.pin_sha256, sizeof(md)) != 0) {
+		snprintf(err, errlen,
+		    "PINFile: %s: not the PIN of [signer.%s] of this process; "
+		    "the sections one process loads share OpenSSL's one "
+		    "pkcs11 engine: one ModulePath and one PIN per process",
+		    pinfile, pkcs11_engine_use.section);
+		goto out;
+	}
+	pkcs11_engine_use.instances++;
+	rc = 0;
+out:
+	OPENSSL_cleanse(md, sizeof(md));
+	return rc;
+}
 
 /* The last OpenSSL error (the engine's reason), or `fallback`. */
 static const char *
@@ -136,6 +207,8 @@ pkcs11_free(struct pkcs11_signer *s)
 {
 	if (s == NULL)
 		return;
+	if (s->counted && --pkcs11_engine_use.instances == 0)
+		memset(&pkcs11_engine_use, 0, sizeof(pkcs11_engine_use));
 	EVP_PKEY_free(s->key);
 	if (s->engine != NULL) {
 		if (s->engine_init)
@@ -214,6 +287,12 @@ pkcs11_init(const struct scepd_plugin_host *host, void **state, char *err,
 		pkcs11_free(s);
 		return -1;
 	}
+	if (pkcs11_engine_same(host, module, pinfile, pin, err, errlen) != 0) {
+		OPENSSL_cleanse(pin, sizeof(pin));
+		pkcs11_free(s);
+		return -1;
+	}
+	s->counted = 1;
 	ERR_clear_error();
 	if ((s->engine = ENGINE_by_id(PKCS11_ENGINE_ID)) == NULL) {
 		OPENSSL_cleanse(pin, sizeof(pin));

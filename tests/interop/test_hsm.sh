@@ -6,7 +6,8 @@
 # certificate for the iOS-like client and a CRL; the log says where the
 # key is and what the sandbox allows for the token; a wrong PIN, a PIN
 # file others may read and a certificate of another key stop the CA at
-# start naming [signer.hsm].
+# start naming [signer.hsm]; two sections of the RA with another module
+# or PIN stop it (one engine per process).
 . "$(dirname "$0")/lib.sh"
 interop_init hsm
 
@@ -219,6 +220,9 @@ for k in ra-sign ra-enc; do
 	set_conf "signer.$k" PINFile "$WORK/token.pin"
 	set_conf "signer.$k" SandboxReadPaths "$WORK/tokens"
 done
+# The same PIN in a file of its own: one PIN still, accepted.
+cp -p "$WORK/token.pin" "$WORK/token-enc.pin"
+set_conf signer.ra-enc PINFile "$WORK/token-enc.pin"
 set_conf ra SigningSigner ra-sign
 set_conf ra EncryptionSigner ra-enc
 set_conf challenge PasswordMax 20
@@ -258,6 +262,32 @@ for i in $(seq 8); do
 done
 grep -q 'scepd-ra killed by signal' "$SERVER_LOG" && fail "the sandbox killed the RA while the token worked"
 server_stop
+
+# ra_refuses WHAT PATTERN: scepd-ra stops at start with PATTERN in its message.
+ra_refuses() {
+	local what=$1 pattern=$2
+	rc=0
+	timeout -s KILL 30 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/ra-alone.log" 2>&1 || rc=$?
+	[ $rc != 0 ] || fail "$what: scepd-ra started"
+	sanitizer_check "$WORK/ra-alone.log"
+	grep -q -- "$pattern" "$WORK/ra-alone.log" ||
+		{ cat "$WORK/ra-alone.log"; fail "$what: exit $rc, no '$pattern' in its message"; }
+	echo "   $what: $(grep -m1 -- "$pattern" "$WORK/ra-alone.log")"
+}
+
+check "two sections of one process with another ModulePath or PIN are refused (one pkcs11 engine per process)"
+# libp11 starts once, with the first section's module: the second's was
+# ignored, and its PIN replaced the first's.
+cp "$SOFTHSM_MODULE" "$WORK/libsofthsm2-copy.so"
+set_conf signer.ra-enc ModulePath "$WORK/libsofthsm2-copy.so"
+ra_refuses "another ModulePath" \
+	"scepd-ra: \[signer.ra-enc\] ModulePath: $WORK/libsofthsm2-copy.so: \[signer.ra-sign\] of this process uses $SOFTHSM_MODULE; .*one ModulePath and one PIN per process"
+set_conf signer.ra-enc ModulePath "$SOFTHSM_MODULE"
+printf 'another-pin\n' > "$WORK/token-enc.pin"
+ra_refuses "another PIN" \
+	"scepd-ra: \[signer.ra-enc\] PINFile: $WORK/token-enc.pin: not the PIN of \[signer.ra-sign\] of this process; .*one ModulePath and one PIN per process"
+! grep -q -- "another-pin" "$WORK/ra-alone.log" || fail "the PIN is in the RA's log"
+printf '%s\n' "$PIN" > "$WORK/token-enc.pin"
 
 check "an RA key missing from the token stops the RA at start, naming its section"
 set_conf signer.ra-enc KeyURI "pkcs11:token=scepd;object=nowhere;type=private"
