@@ -432,6 +432,14 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		log_warn("admin: no CA thumbprint to show: %s", err);
 	if (admin_issue(fe, c, r, &pg, json, pool, &rep, &ret) != 0)
 		goto out;
+	if (pg.single_set_by != NULL && strcmp(pool, "mdm") == 0) {
+		/* An MDM asked for a password to push: a 200 without one
+		 * would be pushed as "null". */
+		ret = admin_json_error(c, r, MHD_HTTP_CONFLICT,
+		    "UseSinglePassword = 1: every device uses the single "
+		    "password, no one-time password is issued");
+		goto out;
+	}
 	if (json && pg.password == NULL) {
 		ret = admin_json_error(c, r, 429, pg.error);
 		goto out;

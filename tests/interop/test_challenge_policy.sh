@@ -151,6 +151,13 @@ rc=0
 	fail "scepctl challenge under UseSinglePassword: exit $rc, $(cat "$WORK/ctl.err")"
 curl -s -u "$creds" -H 'Accept: application/json' "$ADMIN/" > "$WORK/single.json"
 grep -q '"single": true' "$WORK/single.json" || { cat "$WORK/single.json"; fail "the admin page does not say single"; }
+# An MDM asking for a password to push gets none: 409, not 200 without one
+# (an MDM reading .password would push "null" to its devices).
+printf 'mdm-single\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdmsingle 2>/dev/null
+code=$(curl -s -o "$WORK/mdm-single.json" -w '%{http_code}' -u mdmsingle:mdm-single -X POST "$ADMIN/api/challenges")
+[ "$code" = 409 ] && grep -q '"error": "UseSinglePassword = 1' "$WORK/mdm-single.json" ||
+	{ cat "$WORK/mdm-single.json"; fail "api/challenges under UseSinglePassword: HTTP $code, want a JSON 409 naming UseSinglePassword"; }
+"$SCEPCTL" --data-dir "$DATA" passwd --delete mdmsingle 2>/dev/null
 
 check "admin API: a new single password replaces the configured one; enroll-only accounts may not"
 printf 'pw-enroll\n' | "$SCEPCTL" --data-dir "$DATA" passwd enrollonly 2>/dev/null
