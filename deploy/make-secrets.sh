@@ -91,7 +91,7 @@ mkdir -m 0700 "$out/ca" "$out/ra"
 cp -p "$tmp/data/ca/ca.pem" "$tmp/data/ca/ca.key" "$out/ca/"
 cp -p "$tmp/data/ra/ra-sign.pem" "$tmp/data/ra/ra-sign.key" \
 	"$tmp/data/ra/ra-enc.pem" "$tmp/data/ra/ra-enc.key" "$out/ra/"
-cp -p "$tmp/data/admin.passwd" "$tmp/data/admin.credentials" "$out/"
+cp -p "$tmp/data/admin/admin.passwd" "$tmp/data/admin.credentials" "$out/"
 chmod 0600 "$out"/ca/*.key "$out"/ra/*.key "$out/admin.passwd" "$out/admin.credentials"
 chmod 0644 "$out"/ca/*.pem "$out"/ra/*.pem
 

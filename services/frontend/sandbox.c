@@ -32,6 +32,33 @@ static const struct sandbox_syscall *const frontend_syscalls_resolver[] = {
     sandbox_syscalls_common, sandbox_syscalls_client, sandbox_syscalls_resolver,
     NULL};
 
+/*
+ * A frontend of the same user as the other services, whose
+ * AdminPasswordFile is in the configuration's directory, may read all
+ * beneath it: in scepd's one-machine layout the CA's and the RA's keys.
+ */
+static void
+frontend_admin_dir_warn(
+    const struct frontend_settings *s, const char *config_file)
+{
+	char *copy = strdup(config_file), *conf_dir = NULL, *admin_dir = NULL;
+
+	if (copy != NULL && s->sandbox.user[0] == '\0' &&
+	    (conf_dir = realpath(dirname(copy), NULL)) != NULL &&
+	    (admin_dir = realpath(frontend_admin_dir, NULL)) != NULL &&
+	    strcmp(conf_dir, admin_dir) == 0)
+		log_warn("sandbox: AdminPasswordFile %s is in the "
+		         "configuration's directory, so the frontend may read "
+		         "everything beneath %s (keys of the CA and the RA "
+		         "there too, with no User set): move it into a "
+		         "directory of its own (scepd's first start makes "
+		         "admin/admin.passwd)",
+		    s->admin_password_file, conf_dir);
+	free(admin_dir);
+	free(conf_dir);
+	free(copy);
+}
+
 int
 frontend_sandbox_enter(const struct frontend *fe, const char *config_file)
 {
@@ -56,6 +83,7 @@ frontend_sandbox_enter(const struct frontend *fe, const char *config_file)
 		free(copy);
 		sandbox_policy_add_path(
 		    &frontend_policy, frontend_admin_dir, SANDBOX_FS_READ);
+		frontend_admin_dir_warn(s, config_file);
 	}
 	if (resolver) {
 		if (sandbox_policy_add_resolver(&frontend_policy) != 0) {

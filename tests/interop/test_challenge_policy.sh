@@ -250,7 +250,7 @@ check "scepctl passwd writes the frontend's [frontend] AdminPasswordFile, not DI
 # Relative to scepd.conf's directory, as the frontend reads it; a stale
 # copy stays where scepctl used to write whatever the setting.
 mkdir -p "$DATA/accounts"
-mv "$DATA/admin.passwd" "$DATA/accounts/admin.passwd"
+mv "$DATA/admin/admin.passwd" "$DATA/accounts/admin.passwd"
 cp -p "$DATA/accounts/admin.passwd" "$DATA/admin.passwd"
 set_conf frontend AdminPasswordFile accounts/admin.passwd
 server_restart

@@ -10,7 +10,7 @@ interop_init launcher
 server_start
 
 check "first start made the data directory"
-for f in ca/ca.pem ca/ca.key ra/ra-sign.pem ra/ra-enc.pem scepd.conf admin.passwd admin.credentials; do
+for f in ca/ca.pem ca/ca.key ra/ra-sign.pem ra/ra-enc.pem scepd.conf admin/admin.passwd admin.credentials; do
 	[ -f "$DATA/$f" ] || fail "$f missing"
 done
 [ "$(stat -c %a "$DATA/admin.credentials")" = 600 ] || fail "admin.credentials is not mode 0600"
@@ -27,6 +27,18 @@ if grep -q libcrypto "/proc/$SERVER_PID/maps"; then
 fi
 if pgrep -P "$SERVER_PID" -x scepd-init > /dev/null; then
 	fail "scepd-init still runs"
+fi
+
+check "the frontend's sandbox reads DIR/admin (its accounts), not DIR (the keys)"
+abs_data=$(realpath "$DATA")
+if grep -q "scepd-frontend.*Landlock ABI" "$SERVER_LOG"; then
+	grep -q "scepd-frontend.*Landlock .*files only beneath $abs_data/admin (read)" "$SERVER_LOG" ||
+		{ grep "scepd-frontend.*Landlock" "$SERVER_LOG"; fail "the frontend's Landlock rule is not DIR/admin"; }
+else
+	echo "   (this kernel has no Landlock: the rule is not logged)"
+fi
+if grep -q "AdminPasswordFile .* is in the configuration's directory" "$SERVER_LOG"; then
+	fail "a warning about AdminPasswordFile's directory with scepd's own layout"
 fi
 
 for svc in scepd-ra scepd-ca scepd-challenge; do
@@ -68,6 +80,15 @@ stopped_by() {
 	done
 	return 0
 }
+
+check "AdminPasswordFile in DIR itself (an older layout): a warning that the frontend may read DIR"
+mv "$DATA/admin/admin.passwd" "$DATA/admin.passwd"
+set_conf frontend AdminPasswordFile admin.passwd
+server_restart
+grep -q "sandbox: AdminPasswordFile .*admin.passwd is in the configuration's directory, so the frontend may read everything beneath $abs_data" "$SERVER_LOG" ||
+	fail "no warning for AdminPasswordFile in DIR"
+mv "$DATA/admin.passwd" "$DATA/admin/admin.passwd"
+set_conf frontend AdminPasswordFile admin/admin.passwd
 
 check "SIGTERM stops every service; scepd exits 0"
 stopped_by TERM

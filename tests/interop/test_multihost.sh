@@ -136,8 +136,8 @@ for h in fe1 fe2 ra1 ra2 ca; do
 	mkdir -p "$H/$h/keys"
 	chmod 700 "$H/$h/keys"
 done
-cp "$DATA/admin.passwd" "$H/fe1/"
-cp "$DATA/admin.passwd" "$H/fe2/"
+cp "$DATA/admin/admin.passwd" "$H/fe1/"
+cp "$DATA/admin/admin.passwd" "$H/fe2/"
 for h in ra1 ra2; do
 	mkdir -p "$H/$h/ca" "$H/$h/db" "$H/$h/secrets"
 	cp "$CA_PEM" "$H/$h/ca/ca.pem"

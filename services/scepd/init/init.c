@@ -161,7 +161,7 @@ static int
 make_dirs(const char *dir)
 {
 	static const char *const subdirs[] = {
-	    "", "/ca", "/ra", "/secrets", "/db", "/run"};
+	    "", "/ca", "/ra", "/secrets", "/db", "/run", "/admin"};
 	char path[4096];
 
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
@@ -324,7 +324,9 @@ init_once(
 		goto out;
 	for (char *p = password; *p; p++) /* base64url: no '+' or '/' */
 		*p = *p == '+' ? '-' : (*p == '/' ? '_' : *p);
-	snprintf(path, sizeof(path), "%s/admin.passwd", build);
+	/* In a directory of its own: the frontend's sandbox may read the
+	 * file's directory, and must not read DIR, where the keys are. */
+	snprintf(path, sizeof(path), "%s/admin/admin.passwd", build);
 	if (passwd_set_file(path, "admin", password, "enroll,admin") != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
@@ -377,7 +379,7 @@ init_once(
 	       "  ra/ra-enc.pem, ra/ra-enc.key    RA encryption certificate "
 	       "\"%s\"\n"
 	       "  scepd.conf                    the configuration\n"
-	       "  admin.passwd, admin.credentials the admin account\n"
+	       "  admin/admin.passwd, admin.credentials the admin account\n"
 	       "CA thumbprint (SHA-256): %s\n"
 	       "SCEP URL:  http://%s/certsrv/mscep/mscep.dll\n"
 	       "Admin URL: http://%s/certsrv/mscep_admin/\n"
