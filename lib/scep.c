@@ -725,6 +725,16 @@ scep_request_parse(const uint8_t *der, size_t len,
 		goto out;
 	}
 	/* From here on the caller can answer with a signed CertRep. */
+	if (req->signer == NULL) {
+		/* Not verified, and no envelope can be made for it: a refusal
+		 * the device can read is still better than HTTP 400. Nothing
+		 * else of it is read (its messageType for the log only). */
+		(void)attr_number(si, nid_message_type, &req->message_type);
+		rc = SCEP_E_ALGORITHM;
+		fi = SCEP_FAILINFO_BAD_ALG;
+		w = why_signer_not_rsa;
+		goto out;
+	}
 	if (!digest_allowed(req->digest_nid, policy, &w)) {
 		rc = SCEP_E_ALGORITHM;
 		fi = SCEP_FAILINFO_BAD_ALG;
@@ -734,14 +744,6 @@ scep_request_parse(const uint8_t *der, size_t len,
 		rc = SCEP_E_ATTRIBUTE;
 		fi = SCEP_FAILINFO_BAD_REQUEST;
 		w = "messageType missing or malformed";
-		goto out;
-	}
-	if (req->signer == NULL) {
-		/* Not verified, and no envelope can be made for it: a refusal
-		 * the device can read is still better than HTTP 400. */
-		rc = SCEP_E_ALGORITHM;
-		fi = SCEP_FAILINFO_BAD_ALG;
-		w = why_signer_not_rsa;
 		goto out;
 	}
 	os = p7->d.sign->contents->d.data;

@@ -1202,11 +1202,14 @@ test_signer_key_refused_first(void **state)
 static void
 expect_signer_not_rsa(const uint8_t *der, size_t len)
 {
+	/* Nothing else of it is judged: not its SHA-1 either. */
+	static const struct scep_alg_policy no_sha1 = {0, 1, 0};
 	struct scep_request *req = NULL;
 	const char *why = NULL;
 	int fi;
 
-	assert_int_equal(scep_request_parse(der, len, NULL, &req, &fi, &why),
+	assert_int_equal(
+	    scep_request_parse(der, len, &no_sha1, &req, &fi, &why),
 	    SCEP_E_ALGORITHM);
 	assert_int_equal(fi, SCEP_FAILINFO_BAD_ALG);
 	assert_non_null(req);
@@ -1251,6 +1254,11 @@ test_signer_not_rsa_refused_first(void **state)
 	params.signer_key = ec;
 	assert_int_equal(scep_pkcsreq_build(&params, &der, &len), SCEP_OK);
 	expect_signer_not_rsa(der, len);
+	free(der);
+	params.digest = EVP_sha1();
+	assert_int_equal(scep_pkcsreq_build(&params, &der, &len), SCEP_OK);
+	expect_signer_not_rsa(der, len);
+	params.digest = EVP_sha256();
 
 	/* The same with its signature broken. */
 	p = der;
