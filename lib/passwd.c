@@ -253,12 +253,17 @@ passwd_keep_owner(const char *file, FILE *in, FILE *out)
 		    strerror(errno));
 		return -1;
 	}
-	if (fchmod(fileno(out), old.st_mode & 07777) != 0) {
+	/* Its owner's and group's: never others' (password hashes). */
+	if (fchmod(fileno(out), old.st_mode & 0770) != 0) {
 		log_error("%s is left unchanged: cannot give its replacement "
 		          "mode %04o: %s",
-		    file, (unsigned)(old.st_mode & 07777), strerror(errno));
+		    file, (unsigned)(old.st_mode & 0770), strerror(errno));
 		return -1;
 	}
+	if ((old.st_mode & 07) != 0)
+		log_warn("%s was readable by others (mode %04o): now %04o",
+		    file, (unsigned)(old.st_mode & 07777),
+		    (unsigned)(old.st_mode & 0770));
 	return 0;
 }
 

@@ -302,6 +302,13 @@ test_owner_kept(void **state)
 	fclose(f);
 	buf[n] = '\0';
 	assert_null(strstr(buf, "intruder"));
+
+	/* Its owner's and group's mode, never others': a file of 0644
+	 * rewritten is 0640 (password hashes). */
+	assert_int_equal(passwd_set_file(path, "admin", "pw4", "enroll"), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 4242);
+	assert_int_equal(st.st_mode & 07777, 0640);
 	free(dir);
 	cleanup(path);
 }
