@@ -578,8 +578,10 @@ transfer_failure(const struct webhook *wh, CURLcode rc, char *why,
 	return SCEPD_VERDICT_UNAVAILABLE;
 }
 
-/* The verdict on an answer that arrived: only 200 {"allow": true} allows;
- * 5xx and 429 are the MDM's outage (UNAVAILABLE), anything else refuses. */
+/* The verdict on an answer that arrived: only 200 {"allow": true} allows,
+ * any other 200 refuses. Another status is no verdict on the device (the
+ * MDM's outage, or ours: an expired API key, a wrong path, a redirect):
+ * UNAVAILABLE, never counted against the device's address. */
 static enum scepd_verdict
 judge_answer(const struct webhook *wh, long status, char *why, size_t whylen)
 {
@@ -599,13 +601,11 @@ judge_answer(const struct webhook *wh, long status, char *why, size_t whylen)
 			    json_string_value(reason),
 			    json_string_length(reason), WEBHOOK_MAX_REASON);
 	}
-	if (status >= 500 || status == 429) {
+	if (status != 200) {
 		verdict = SCEPD_VERDICT_UNAVAILABLE;
 		snprintf(cause, sizeof(cause),
 		    "the MDM webhook answered HTTP %ld", status);
-	} else if (status != 200)
-		snprintf(cause, sizeof(cause),
-		    "the MDM webhook answered HTTP %ld", status);
+	}
 	else if (json_is_true(allow)) {
 		verdict = SCEPD_VERDICT_ALLOW;
 		cause[0] = '\0';

@@ -198,10 +198,6 @@ for i in $(seq 10); do
 	grep -q "PKIOperation: HTTP 503" "$WORK/down.pem.log" || { cat "$WORK/down.pem.log"; fail "MDM down: not HTTP 503"; }
 	grep -q "^Retry-After: " "$WORK/down.pem.log" || fail "MDM down: 503 without Retry-After"
 done
-if grep -q "127.0.0.1" "$WORK/down.pem.log"; then
-	cat "$WORK/down.pem.log"
-	fail "the device was told curl's detail (an address of the MDM)"
-fi
 logged "$from" "mdm: could not decide transaction .*: the MDM webhook could not be asked: .*127.0.0.1" ||
 	fail "the log does not say why the MDM could not be asked"
 ios_enroll "$(challenge)" "CN=after the MDM was down" "$WORK/after-down.pem" "$URL" --source 127.0.0.9 ||

@@ -30,6 +30,8 @@ ANSWERS = {
     "duplicate": (200, b'{"allow": false, "allow": true}'),
     "huge": (200, b'{"allow": true, "pad": "' + b"x" * (128 * 1024) + b'"}'),
     "redirect": (302, b""),
+    # An API key the MDM no longer takes: our configuration, not the device.
+    "forbidden": (403, b'{"allow": false, "reason": "bad API key"}'),
     "slow": (200, b'{"allow": true}'),
     # "match": allow only --allow-challenge, refuse others with a reason.
     "match": None,

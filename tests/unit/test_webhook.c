@@ -324,6 +324,22 @@ use_test_ca(void)
 	set_config("CAFile", work("ca.pem"));
 }
 
+/* Expects UNAVAILABLE from a server in `mode`, with `cause` in why. */
+static void
+expect_unavailable(const char *mode, const char *cause)
+{
+	char why[512];
+
+	server_start(mode, 0, 0);
+	set_config("URL", server_url(0, "/challenge"));
+	use_test_ca();
+	assert_int_equal(
+	    check_once(why, sizeof(why), NULL), SCEPD_VERDICT_UNAVAILABLE);
+	assert_contains(why, cause);
+	assert_printable(why);
+	assert_log_clean("could not decide");
+}
+
 /* Expects REFUSE from a server in `mode`, with `cause` in why. */
 static void
 expect_refusal(const char *mode, const char *cause)
@@ -572,17 +588,9 @@ test_allow_as_string(void **state)
 static void
 test_http500(void **state)
 {
-	char why[512];
-
 	(void)state;
-	server_start("http500", 0, 0);
-	set_config("URL", server_url(0, "/challenge"));
-	use_test_ca();
-	assert_int_equal(
-	    check_once(why, sizeof(why), NULL), SCEPD_VERDICT_UNAVAILABLE);
-	assert_contains(
-	    why, "the MDM webhook answered HTTP 500: database down");
-	assert_log_clean("could not decide");
+	expect_unavailable(
+	    "http500", "the MDM webhook answered HTTP 500: database down");
 }
 
 static void
@@ -608,11 +616,21 @@ test_huge_answer(void **state)
 	expect_refusal("huge", "larger than 64 KiB");
 }
 
+/* A status other than 200 is no verdict on the device: our side's
+ * mistake (an API key the MDM no longer takes) is not its wrong
+ * password. */
+static void
+test_forbidden(void **state)
+{
+	(void)state;
+	expect_unavailable("forbidden", "the MDM webhook answered HTTP 403");
+}
+
 static void
 test_redirect_not_followed(void **state)
 {
 	(void)state;
-	expect_refusal("redirect", "the MDM webhook answered HTTP 302");
+	expect_unavailable("redirect", "the MDM webhook answered HTTP 302");
 	json_t *lines = recorded();
 	assert_int_equal(json_array_size(lines), 1);
 	json_decref(lines);
@@ -897,6 +915,7 @@ main(void)
 	    T(test_duplicate_allow),
 	    T(test_huge_answer),
 	    T(test_redirect_not_followed),
+	    T(test_forbidden),
 	    T(test_slow),
 	    T(test_wrong_ca),
 	    T(test_system_cas_do_not_know_test_ca),
