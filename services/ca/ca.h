@@ -201,6 +201,14 @@ int ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *old,
 int ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
+/*
+ * The `subjects` index key of a subject line: the line itself, or, past
+ * what an LMDB key holds, "sha256:" and its hash in hex (a subject line
+ * always holds '=', so no line is taken for a hash). The key's length.
+ */
+#define CA_SUBJECT_KEY_MAX 500
+size_t ca_subject_key(
+    const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1]);
 
 /* policy.c */
 int ca_policies_load(struct ca *ca, const char *config_file);

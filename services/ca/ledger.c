@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -302,6 +303,7 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	char *meta = ca_ledger_meta(entry);
 	size_t meta_len = meta != NULL ? strlen(meta) : 0;
 	MDB_val key = {strlen(serial), (void *)serial}, val;
+	char subject_key[CA_SUBJECT_KEY_MAX + 1];
 	uint8_t *p;
 	int e;
 
@@ -344,10 +346,10 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	memcpy(p, meta, meta_len);
 	free(meta);
 
-	/* LMDB keys are at most 511 bytes: long subjects are not indexed. */
-	if (subject_len > 0 && subject_len <= 500) {
-		key.mv_size = subject_len;
-		key.mv_data = (void *)entry->subject;
+	if (subject_len > 0) {
+		key.mv_size =
+		    ca_subject_key(entry->subject, subject_len, subject_key);
+		key.mv_data = subject_key;
 		val.mv_size = strlen(serial);
 		val.mv_data = (void *)serial;
 		if ((e = mdb_put(txn, ca->subjects, &key, &val, 0)) != 0)
@@ -431,4 +433,24 @@ out:
 	free(text);
 	json_decref(a);
 	json_decref(o);
+}
+
+size_t
+ca_subject_key(const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	size_t n = 0;
+
+	/* LMDB keys are at most 511 bytes. */
+	if (len <= CA_SUBJECT_KEY_MAX) {
+		memcpy(out, subject, len);
+		out[len] = '\0';
+		return len;
+	}
+	SHA256((const unsigned char *)subject, len, md);
+	n = (size_t)snprintf(out, CA_SUBJECT_KEY_MAX + 1, "sha256:");
+	for (size_t i = 0; i < sizeof(md); i++)
+		n += (size_t)snprintf(out + n, CA_SUBJECT_KEY_MAX + 1 - n,
+		    "%02x", md[i]);
+	return n;
 }

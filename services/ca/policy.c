@@ -54,11 +54,14 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 	struct ca_policy *p = policy_of(host);
 	const struct ca *ca = p->ca;
 	MDB_cursor *cur = NULL;
-	MDB_val key = {strlen(subject), (void *)subject}, val;
+	char subject_key[CA_SUBJECT_KEY_MAX + 1];
+	MDB_val key, val;
 	int e, n = 0, revoked;
 
-	if (p->txn == NULL || key.mv_size == 0 || key.mv_size > 500)
-		return key.mv_size > 500 ? 0 : -1;
+	if (p->txn == NULL || subject[0] == '\0')
+		return -1;
+	key.mv_size = ca_subject_key(subject, strlen(subject), subject_key);
+	key.mv_data = subject_key;
 	if (mdb_cursor_open(p->txn, ca->subjects, &cur) != 0)
 		return -1;
 	for (e = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY); e == 0;
@@ -70,8 +73,10 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 
 		if (val.mv_size >= sizeof(serial) ||
 		    mdb_get(p->txn, ca->certs, &skey, &rec) != 0 ||
-		    ca_ledger_view(rec.mv_data, rec.mv_size, &v) != 0)
-			continue;
+		    ca_ledger_view(rec.mv_data, rec.mv_size, &v) != 0) {
+			n = -1; /* unreadable: undecided, not "none" */
+			break;
+		}
 		memcpy(serial, val.mv_data, val.mv_size);
 		serial[val.mv_size] = '\0';
 		/* A revoked certificate is no longer the device's: its

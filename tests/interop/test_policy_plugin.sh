@@ -59,6 +59,24 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/nul
 "$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json"
 grep -q "policy one-per-device" "$WORK/refused.json" || fail "the policy's refusal is not in the ledger"
 
+check "duplicate-subject: a subject longer than an LMDB key (500 bytes) is counted too"
+long="O=Fabrikam"
+for i in 1 2 3 4 5 6 7 8 9; do
+	long="$long,OU=department $i of the long subject $(head -c 30 /dev/zero | tr '\0' x)"
+done
+long="$long,CN=Long IPad"
+ios_enroll "$(challenge)" "$long" "$WORK/long.pem" >/dev/null || fail "the first certificate for a long subject"
+verify_cert "$WORK/long.pem"
+len=$(openssl x509 -in "$WORK/long.pem" -noout -subject -nameopt RFC2253 | sed 's/^subject=//' | tr -d '\n' | wc -c)
+[ "$len" -gt 500 ] || fail "the issued subject is $len bytes: this case tests nothing"
+rc=0
+ios_enroll "$(challenge)" "$long" "$WORK/long-twin.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "a twin of a $len-byte subject: exit $rc, want 2 (FAILURE)"
+# (the reason names the subject first: cut short in the failInfoText)
+grep -q "^failInfoText: policy one-per-device: \"O=Fabrikam,OU=department 1" "$WORK/long-twin.pem.log" ||
+	{ cat "$WORK/long-twin.pem.log"; fail "the long subject's twin was not refused by the policy"; }
+echo "   ok: a twin of a $len-byte subject refused"
+
 check "duplicate-subject: a revoked certificate does not count; its replacement is issued"
 rc=0
 ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other2.pem" >/dev/null || rc=$?
