@@ -139,6 +139,15 @@ signer_warm_up(EVP_PKEY *key, enum signer_use use)
 	return ok ? 0 : -1;
 }
 
+/* A plugin's init failed in this process (see signer_exit_status). */
+static int signer_init_failed;
+
+int
+signer_exit_status(void)
+{
+	return signer_init_failed ? SIGNER_EXIT_NO_RESTART : 1;
+}
+
 int
 signer_load(struct signer *s, const char *name, const char *config_file,
     const char *plugin_dir, const char *who, const char *setting,
@@ -196,8 +205,12 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 	s->host.config_get = signer_config_get;
 	s->host.log = signer_log;
 	if (s->p->init(&s->host, &s->state, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: [%s] %s\n", who, section, err);
+		fprintf(stderr,
+		    "%s: [%s] %s (not restarted: another start would try "
+		    "the token's PIN again)\n",
+		    who, section, err);
 		s->p = NULL; /* no destroy for what did not start */
+		signer_init_failed = 1;
 		return -1;
 	}
 	if ((*key = s->p->key(s->state)) == NULL ||

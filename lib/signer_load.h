@@ -40,6 +40,16 @@ enum signer_use { SIGNER_SIGNS, SIGNER_DECRYPTS };
 int signer_load(struct signer *s, const char *name, const char *config_file,
     const char *plugin_dir, const char *who, const char *setting,
     enum signer_use use, EVP_PKEY **key);
+/*
+ * A service whose signer plugin failed to start (a token's login or key
+ * refused: a wrong PIN, say) exits with this status, which the launcher
+ * (and the systemd units' RestartPreventExitStatus) never restarts: each
+ * start tries the PIN again, and tokens lock it after a few tries.
+ */
+#define SIGNER_EXIT_NO_RESTART 78 /* sysexits' EX_CONFIG */
+/* The status a service that failed at start exits with: 1, or
+ * SIGNER_EXIT_NO_RESTART after a signer plugin's init failed. */
+int signer_exit_status(void);
 /* After the caller's last use of the key: the plugin may close its token. */
 void signer_free(struct signer *s);
 /*

@@ -434,5 +434,5 @@ out:
 	sandbox_free(ca.sandbox);
 	if (loaded)
 		config_free(ca_config, &ca.settings);
-	return rc;
+	return rc == 1 ? signer_exit_status() : rc;
 }

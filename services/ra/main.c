@@ -281,5 +281,5 @@ out:
 		zmq_ctx_term(ra.zmq_ctx);
 	ra_free(&ra);
 	ra_sandbox_free();
-	return rc;
+	return rc == 1 ? signer_exit_status() : rc;
 }

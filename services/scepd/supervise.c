@@ -144,6 +144,15 @@ reap(struct child *children, size_t n, int stopping)
 				break;
 			}
 			ran = clock_monotonic_ms() - c->started_ms;
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 78) {
+				/* SIGNER_EXIT_NO_RESTART (lib/signer_load.h) */
+				log_error("%s %s: its key store refused it at "
+				          "start (see above); not restarted, "
+				          "as another start would try the "
+				          "token's PIN again: stopping",
+				    c->name, how);
+				return -1;
+			}
 			/* 1: configuration error; 127: not runnable. */
 			if (WIFEXITED(status) &&
 			    (WEXITSTATUS(status) == 1 ||

@@ -130,13 +130,15 @@ ios_enroll "$(challenge)" "CN=token back" "$WORK/back.pem" > /dev/null || fail "
 verify_cert "$WORK/back.pem"
 server_stop
 
-# ca_refuses WHAT PATTERN: scepd-ca stops at start with PATTERN in the log.
+# ca_refuses WHAT PATTERN [STATUS]: scepd-ca stops at start with PATTERN in
+# the log (and that exit status).
 ca_refuses() {
-	local what=$1 pattern=$2
+	local what=$1 pattern=$2 want=${3:-}
 	: > "$SERVER_LOG"
 	rc=0
 	timeout -s KILL 30 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca-alone.log" 2>&1 || rc=$?
 	[ $rc != 0 ] || fail "$what: scepd-ca started"
+	[ -z "$want" ] || [ $rc = "$want" ] || { cat "$WORK/ca-alone.log"; fail "$what: exit $rc, want $want"; }
 	# A refusal after the engine was loaded still frees all it took
 	# (libp11's methods leaked when its shared object was unloaded).
 	sanitizer_check "$WORK/ca-alone.log"
@@ -145,9 +147,19 @@ ca_refuses() {
 	echo "   $what: $(grep -m1 -- "$pattern" "$WORK/ca-alone.log")"
 }
 
-check "a wrong PIN stops the CA at start, naming [signer.hsm]"
+check "a wrong PIN stops the CA at start, naming [signer.hsm], with the status no one restarts (78)"
 printf 'not-the-pin\n' > "$WORK/token.pin"
-ca_refuses "wrong PIN" 'scepd-ca: \[signer.hsm\] KeyURI: .*wrong PIN'
+ca_refuses "wrong PIN" 'scepd-ca: \[signer.hsm\] KeyURI: .*wrong PIN.*not restarted' 78
+
+check "a wrong PIN under scepd: the CA is started once (the PIN tried once), and scepd stops saying why"
+rc=0
+timeout -s KILL 60 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$WORK/scepd-pin.log" 2>&1 || rc=$?
+[ $rc = 1 ] || { cat "$WORK/scepd-pin.log"; fail "scepd with a wrong PIN: exit $rc, want 1"; }
+tries=$(grep -c 'scepd-ca: \[signer.hsm\] KeyURI: .*wrong PIN' "$WORK/scepd-pin.log" || true)
+[ "$tries" = 1 ] || { cat "$WORK/scepd-pin.log"; fail "the CA tried the PIN $tries times, want 1"; }
+grep -q "scepd-ca exited with status 78: its key store refused it at start.*not restarted" "$WORK/scepd-pin.log" ||
+	{ cat "$WORK/scepd-pin.log"; fail "scepd did not say why it stopped"; }
+echo "   ok: one try, then: $(grep -m1 'its key store refused' "$WORK/scepd-pin.log" | sed 's/.*scepd-ca/scepd-ca/')"
 printf '%s\n' "$PIN" > "$WORK/token.pin"
 
 check "a PIN file others may read is refused"
