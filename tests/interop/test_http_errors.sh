@@ -121,6 +121,19 @@ ios_enroll "$pw" "O=Fabrikam,CN=admin page device" "$WORK/admin.pem" || rc=$?
 [ $rc = 0 ] || fail "enrollment with the admin page's password: exit $rc"
 verify_cert "$WORK/admin.pem"
 
+check "scepctl challenge --json writes the admin page's fields as it writes them"
+"$SCEPCTL" --data-dir "$DATA" challenge --json > "$WORK/ctl.json" || fail "scepctl challenge --json"
+python3 - "$WORK/body" "$WORK/ctl.json" <<'PY' || fail "scepctl challenge --json differs from the admin page's JSON"
+import json, re, sys
+page, ctl = (json.load(open(f)) for f in sys.argv[1:3])
+for k in ("password", "expires_at", "validity_minutes"):
+    assert type(ctl[k]) is type(page[k]), (k, ctl[k], page[k])
+iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+assert iso.match(ctl["expires_at"]) and iso.match(page["expires_at"]), (ctl, page)
+assert ctl["validity_minutes"] == page["validity_minutes"], (ctl, page)
+print("   ok:", sorted(ctl))
+PY
+
 check "scripts written for NDES: Fleet's regex reads a password that enrolls, the thumbprint line the CA's MD5"
 expect 200 "$(code "$admin" -u "$creds")" "admin page for an NDES script"
 # Fleet's NDES proxy (fleetdm/fleet ee/server/service/scep/scep_proxy.go,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -129,14 +130,20 @@ static int
 scepctl_print(const Scep__V1__ChallengeIssueReply *out, int json)
 {
 	json_t *obj = NULL;
+	char when[32];
+	time_t t = (time_t)out->expires_at;
+	struct tm tm;
 	int rc = 1;
 
 	if (!json) {
 		printf("%s\n", out->password);
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
-	obj = json_pack("{s:s, s:I, s:I}", "password", out->password,
-	    "expires_at", (json_int_t)out->expires_at, "validity_minutes",
+	/* The admin page's JSON fields, as it writes them (admin.c). */
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	obj = json_pack("{s:s, s:s, s:I}", "password", out->password,
+	    "expires_at", when, "validity_minutes",
 	    (json_int_t)out->validity_minutes);
 	if (obj == NULL || json_dumpf(obj, stdout, JSON_COMPACT) != 0)
 		goto out;
