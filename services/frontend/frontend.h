@@ -113,6 +113,9 @@ struct frontend {
 	 * cross threads); freed by the key's destructor at thread exit. */
 	pthread_key_t clients_key;
 	struct netmask_list trusted_proxies;
+	/* The machine's host name, lower-case, read at start (uname is no
+	 * system call of the sandbox): one of the admin page's names. */
+	char hostname[256];
 	struct cache cache;
 	struct crl_cache crl;
 	struct MHD_Daemon *daemon;
@@ -263,6 +266,11 @@ http_unavailable(struct MHD_Connection *c, struct request *r, const char *text);
 /* 429 with Retry-After. */
 enum MHD_Result http_too_many(struct MHD_Connection *c, struct request *r,
     unsigned int retry_after_s, const char *text);
+/* Whether the request's Host is a name of this server (loopback names,
+ * the host name, Listen's and ExternalURL's hosts, AdminHosts) or absent;
+ * else 0 with the name, or the header cut short, in `named`. */
+int http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
+    char *named, size_t namedlen);
 /* 405 with Allow. */
 enum MHD_Result http_not_allowed(
     struct MHD_Connection *c, struct request *r, const char *allow);
@@ -357,11 +365,6 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 
-/* Whether the request's Host is a name of this server (loopback names,
- * ExternalURL's host, AdminHosts) or absent; else 0 with the name, or
- * the header cut short, in `named`. */
-int http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
-    char *named, size_t namedlen);
 enum MHD_Result metrics_handle(
     struct frontend *fe, struct MHD_Connection *c, struct request *r);
 /* Counts one answered request by its HTTP status (from the access log). */

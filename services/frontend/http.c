@@ -250,6 +250,14 @@ http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
 	if (host_name_is_loopback(name) ||
 	    host_listed(fe->settings.admin_hosts, name))
 		return 1;
+	/* The machine's own name (Debian maps it to 127.0.1.1) and Listen's
+	 * host (the Admin URL scepd's first start prints, 0.0.0.0 too): a
+	 * browser sends these only for a URL of this machine. */
+	if (fe->hostname[0] != '\0' && strcmp(fe->hostname, name) == 0)
+		return 1;
+	if (host_header_name(fe->settings.listen, ours, sizeof(ours)) == 0 &&
+	    strcmp(ours, name) == 0)
+		return 1;
 	/* ExternalURL: scheme://[user@]host[:port][/path], our own setting */
 	if ((at = strstr(url, "://")) != NULL) {
 		at += 3;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -213,11 +214,36 @@ frontend_prepare(struct frontend *fe, const char *file)
 		    file, fe->settings.external_url);
 		errors++;
 	}
+	fe->hostname[sizeof(fe->hostname) - 1] = '\0';
+	if (gethostname(fe->hostname, sizeof(fe->hostname) - 1) != 0 ||
+	    host_header_name(fe->hostname, fe->hostname,
+	        sizeof(fe->hostname)) != 0)
+		fe->hostname[0] = '\0'; /* none to admit */
 	if (netmask_list_parse(fe->settings.trusted_proxies,
 	        &fe->trusted_proxies, text, sizeof(text)) != 0) {
 		fprintf(
 		    stderr, "%s: [frontend] TrustedProxies: %s\n", file, text);
 		errors++;
+	}
+	for (const char *h = fe->settings.admin_hosts; *h != '\0';) {
+		char tok[256], name[256];
+		size_t len;
+
+		h += strspn(h, " \t,");
+		if ((len = strcspn(h, " \t,")) == 0)
+			break;
+		snprintf(tok, sizeof(tok), "%.*s", (int)len, h);
+		/* Compared with what a Host header names, port left out. */
+		if (len >= sizeof(tok) ||
+		    host_header_name(tok, name, sizeof(name)) != 0 ||
+		    strcasecmp(name, tok) != 0) {
+			fprintf(stderr,
+			    "%s: [frontend] AdminHosts: '%s' is not a host "
+			    "name without a port\n",
+			    file, tok);
+			errors++;
+		}
+		h += len;
 	}
 	if (fe->settings.admin_path[0] != '\0' &&
 	    fe->settings.admin_path[0] != '/') {

@@ -177,13 +177,22 @@ port=${BASE##*:}
 expect 403 "$(code "$admin" -u "$creds" -H "Host: rebound.example:$port")" "admin page, Host rebound.example"
 grep -q "AdminHosts" "$WORK/body" || fail "the 403 does not name AdminHosts: $(cat "$WORK/body")"
 expect 403 "$(code "${admin}api/challenges" -X POST -u "$creds" -H "Host: rebound.example:$port")" "api/challenges, Host rebound.example"
+grep -qi '^content-type: application/json' "$WORK/headers" || fail "the API's 403 is not JSON"
 expect 403 "$(code "$BASE/metrics" -H "Host: rebound.example:$port")" "/metrics, Host rebound.example"
 expect 403 "$(code "$BASE/metrics" -H "Host: localhost.rebound.example")" "/metrics, Host localhost.rebound.example"
 expect 200 "$(code "$admin" -u "$creds" -H "Host: localhost:$port")" "admin page, Host localhost"
+expect 200 "$(code "$admin" -u "$creds" -H "Host: $(hostname):$port")" "admin page, Host $(hostname) (this machine's name)"
 expect 200 "$(code "$BASE/metrics" -H "Host: [::1]:$port")" "/metrics, Host [::1]"
 expect 200 "$(code "$BASE/metrics" -H "Host:")" "/metrics, no Host (HTTP/1.0 style)"
 grep -q "admin: refused GET .* Host rebound.example is not a name of this server" "$SERVER_LOG" ||
 	fail "the refused Host is not logged"
+cp "$DATA/scepd.conf" "$WORK/scepd.conf.good"
+set_conf frontend AdminHosts "mdm-tunnel.example.com:9443"
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-frontend" --config "$DATA/scepd.conf" > "$WORK/fe.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "AdminHosts: 'mdm-tunnel.example.com:9443' is not a host name without a port" "$WORK/fe.out" ||
+	{ cat "$WORK/fe.out"; fail "an AdminHosts entry with a port: exit $rc, want 1 naming it"; }
+cp "$WORK/scepd.conf.good" "$DATA/scepd.conf"
 set_conf frontend AdminHosts "scep.example.com mdm-tunnel.example.com"
 set_conf frontend ExternalURL "https://enroll.example.com:8443/certsrv/mscep/mscep.dll"
 server_restart
