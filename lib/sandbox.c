@@ -142,14 +142,16 @@ const struct sandbox_syscall sandbox_syscalls_client[] = {
 };
 
 const struct sandbox_syscall sandbox_syscalls_token_files[] = {
-    SANDBOX_ALLOW("open"),
-    SANDBOX_ALLOW("openat"),
+    SANDBOX_OPEN_READ_ONLY("open", 1),
+    SANDBOX_OPEN_READ_ONLY("openat", 2),
     SANDBOX_SYSCALLS_END,
 };
 
+/* ioctl stays the common table's EACCES: allowed, a terminal's TIOCSTI
+ * would type commands into the shell that started scepd. */
 const struct sandbox_syscall sandbox_syscalls_resolver[] = {
-    SANDBOX_ALLOW("open"),
-    SANDBOX_ALLOW("openat"),
+    SANDBOX_OPEN_READ_ONLY("open", 1),
+    SANDBOX_OPEN_READ_ONLY("openat", 2),
     SANDBOX_ALLOW("readlink"),
     SANDBOX_ALLOW("readlinkat"),
     SANDBOX_ALLOW("access"),
@@ -159,7 +161,6 @@ const struct sandbox_syscall sandbox_syscalls_resolver[] = {
     SANDBOX_ALLOW("fstatfs"),
     SANDBOX_ALLOW("getdents64"),
     SANDBOX_ALLOW("uname"),
-    SANDBOX_ALLOW("ioctl"),
     SANDBOX_ALLOW("sendmmsg"),
     SANDBOX_ALLOW("bind"),
     /* NSS modules are loaded on first use: executable mappings too

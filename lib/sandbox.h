@@ -25,6 +25,7 @@
 #ifndef SCEPD_SANDBOX_H
 #define SCEPD_SANDBOX_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,7 +77,30 @@ struct sandbox_syscall {
 #define SANDBOX_ALLOW(n) {n, SANDBOX_ALLOW, -1, 0, 0}
 #define SANDBOX_ALLOW_IF(n, a, m, v) {n, SANDBOX_ALLOW, a, m, v}
 #define SANDBOX_EACCES(n) {n, SANDBOX_EACCES, -1, 0, 0}
+#define SANDBOX_EACCES_IF(n, a, m, v) {n, SANDBOX_EACCES, a, m, v}
 #define SANDBOX_SYSCALLS_END {NULL, SANDBOX_KILL, -1, 0, 0}
+/* clang-format on */
+
+/*
+ * open or openat (`n`, its flags argument `a`) to read only: an open that
+ * would write, create, truncate or append gets EACCES from the filter
+ * itself, Landlock or not (a kernel, or a container's seccomp profile,
+ * without it). O_TMPFILE without O_DIRECTORY's bit, which reading a
+ * directory sets. One condition a rule, so one rule a flag.
+ */
+#define SANDBOX_O_TMPFILE_BIT ((uint64_t)(O_TMPFILE & ~O_DIRECTORY))
+#define SANDBOX_O_WRITING \
+	((uint64_t)(O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) | \
+	    SANDBOX_O_TMPFILE_BIT)
+/* clang-format off */
+#define SANDBOX_OPEN_READ_ONLY(n, a) \
+	SANDBOX_ALLOW_IF(n, a, SANDBOX_O_WRITING, 0), \
+	SANDBOX_EACCES_IF(n, a, O_WRONLY, O_WRONLY), \
+	SANDBOX_EACCES_IF(n, a, O_RDWR, O_RDWR), \
+	SANDBOX_EACCES_IF(n, a, O_CREAT, O_CREAT), \
+	SANDBOX_EACCES_IF(n, a, O_TRUNC, O_TRUNC), \
+	SANDBOX_EACCES_IF(n, a, O_APPEND, O_APPEND), \
+	SANDBOX_EACCES_IF(n, a, SANDBOX_O_TMPFILE_BIT, SANDBOX_O_TMPFILE_BIT)
 /* clang-format on */
 
 /* What every service needs after start-up: memory, threads and their

@@ -9,8 +9,10 @@
  * by host name keeps name resolution, as in the RA.
  */
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frontend.h"
 #include "log.h"
@@ -19,10 +21,10 @@ static struct sandbox *frontend_sandbox;
 static struct sandbox_policy frontend_policy;
 static char *frontend_admin_dir;
 
-/* AdminPasswordFile: opened again at every login. */
+/* AdminPasswordFile: opened again at every login, to read. */
 static const struct sandbox_syscall frontend_open[] = {
-    SANDBOX_ALLOW("open"),
-    SANDBOX_ALLOW("openat"),
+    SANDBOX_OPEN_READ_ONLY("open", 1),
+    SANDBOX_OPEN_READ_ONLY("openat", 2),
     SANDBOX_SYSCALLS_END,
 };
 
@@ -33,27 +35,43 @@ static const struct sandbox_syscall *const frontend_syscalls_resolver[] = {
     NULL};
 
 /*
- * A frontend of the same user as the other services, whose
- * AdminPasswordFile is in the configuration's directory, may read all
- * beneath it: in scepd's one-machine layout the CA's and the RA's keys.
+ * A frontend whose AdminPasswordFile's directory holds the configuration's
+ * (scepd's one-machine layout before admin/) may read all beneath it: the
+ * CA's and the RA's keys there too, where this user may read them (not
+ * in deploy/'s layouts: other users, other containers).
  */
 static void
 frontend_admin_dir_warn(
     const struct frontend_settings *s, const char *config_file)
 {
+	static const char *const keys[] = {
+	    "ca/ca.key", "ra/ra-sign.key", "ra/ra-enc.key"};
 	char *copy = strdup(config_file), *conf_dir = NULL, *admin_dir = NULL;
+	char key[4096];
+	size_t n;
 
-	if (copy != NULL && s->sandbox.user[0] == '\0' &&
-	    (conf_dir = realpath(dirname(copy), NULL)) != NULL &&
-	    (admin_dir = realpath(frontend_admin_dir, NULL)) != NULL &&
-	    strcmp(conf_dir, admin_dir) == 0)
-		log_warn("sandbox: AdminPasswordFile %s is in the "
-		         "configuration's directory, so the frontend may read "
-		         "everything beneath %s (keys of the CA and the RA "
-		         "there too, with no User set): move it into a "
-		         "directory of its own (scepd's first start makes "
-		         "admin/admin.passwd)",
-		    s->admin_password_file, conf_dir);
+	if (copy == NULL || s->sandbox.user[0] != '\0' ||
+	    (conf_dir = realpath(dirname(copy), NULL)) == NULL ||
+	    (admin_dir = realpath(frontend_admin_dir, NULL)) == NULL)
+		goto out;
+	n = strlen(admin_dir);
+	if (strncmp(conf_dir, admin_dir, n) != 0 ||
+	    (conf_dir[n] != '\0' && conf_dir[n] != '/' &&
+	        strcmp(admin_dir, "/") != 0))
+		goto out;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(key, sizeof(key), "%s/%s", conf_dir, keys[i]);
+		if (access(key, R_OK) == 0) {
+			log_warn("sandbox: AdminPasswordFile %s is in %s, "
+			         "so the frontend may read everything "
+			         "beneath it, %s too: move it into a "
+			         "directory of its own (scepd's first start "
+			         "makes admin/admin.passwd)",
+			    s->admin_password_file, admin_dir, key);
+			break;
+		}
+	}
+out:
 	free(admin_dir);
 	free(conf_dir);
 	free(copy);

@@ -37,7 +37,7 @@ if grep -q "scepd-frontend.*Landlock ABI" "$SERVER_LOG"; then
 else
 	echo "   (this kernel has no Landlock: the rule is not logged)"
 fi
-if grep -q "AdminPasswordFile .* is in the configuration's directory" "$SERVER_LOG"; then
+if grep -q "sandbox: AdminPasswordFile .* so the frontend may read everything" "$SERVER_LOG"; then
 	fail "a warning about AdminPasswordFile's directory with scepd's own layout"
 fi
 
@@ -85,7 +85,7 @@ check "AdminPasswordFile in DIR itself (an older layout): a warning that the fro
 mv "$DATA/admin/admin.passwd" "$DATA/admin.passwd"
 set_conf frontend AdminPasswordFile admin.passwd
 server_restart
-grep -q "sandbox: AdminPasswordFile .*admin.passwd is in the configuration's directory, so the frontend may read everything beneath $abs_data" "$SERVER_LOG" ||
+grep -q "sandbox: AdminPasswordFile .*admin.passwd is in $abs_data, so the frontend may read everything beneath it, $abs_data/ca/ca.key too" "$SERVER_LOG" ||
 	fail "no warning for AdminPasswordFile in DIR"
 mv "$DATA/admin.passwd" "$DATA/admin/admin.passwd"
 set_conf frontend AdminPasswordFile admin/admin.passwd
