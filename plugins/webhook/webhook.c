@@ -605,8 +605,7 @@ judge_answer(const struct webhook *wh, long status, char *why, size_t whylen)
 		verdict = SCEPD_VERDICT_UNAVAILABLE;
 		snprintf(cause, sizeof(cause),
 		    "the MDM webhook answered HTTP %ld", status);
-	}
-	else if (json_is_true(allow)) {
+	} else if (json_is_true(allow)) {
 		verdict = SCEPD_VERDICT_ALLOW;
 		cause[0] = '\0';
 	} else if (json_is_false(allow))

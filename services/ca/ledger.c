@@ -436,7 +436,8 @@ out:
 }
 
 size_t
-ca_subject_key(const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1])
+ca_subject_key(
+    const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	size_t n = 0;
@@ -450,7 +451,7 @@ ca_subject_key(const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1]
 	SHA256((const unsigned char *)subject, len, md);
 	n = (size_t)snprintf(out, CA_SUBJECT_KEY_MAX + 1, "sha256:");
 	for (size_t i = 0; i < sizeof(md); i++)
-		n += (size_t)snprintf(out + n, CA_SUBJECT_KEY_MAX + 1 - n,
-		    "%02x", md[i]);
+		n += (size_t)snprintf(
+		    out + n, CA_SUBJECT_KEY_MAX + 1 - n, "%02x", md[i]);
 	return n;
 }
