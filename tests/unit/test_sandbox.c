@@ -453,6 +453,10 @@ test_opens_read_only_without_landlock(void **state)
 	int status, fd;
 
 	(void)state;
+#ifdef SCEPD_SANITIZER_BUILD
+	/* Its table lets LeakSanitizer open whatever it wants, last. */
+	skip();
+#endif
 	snprintf(scratch_dir, sizeof(scratch_dir), "/tmp/scepd-sandbox.XXXXXX");
 	assert_non_null(mkdtemp(scratch_dir));
 	snprintf(path, sizeof(path), "%s/existing", scratch_dir);
