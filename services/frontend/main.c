@@ -216,8 +216,8 @@ frontend_prepare(struct frontend *fe, const char *file)
 	}
 	fe->hostname[sizeof(fe->hostname) - 1] = '\0';
 	if (gethostname(fe->hostname, sizeof(fe->hostname) - 1) != 0 ||
-	    host_header_name(fe->hostname, fe->hostname,
-	        sizeof(fe->hostname)) != 0)
+	    host_header_name(
+	        fe->hostname, fe->hostname, sizeof(fe->hostname)) != 0)
 		fe->hostname[0] = '\0'; /* none to admit */
 	if (netmask_list_parse(fe->settings.trusted_proxies,
 	        &fe->trusted_proxies, text, sizeof(text)) != 0) {

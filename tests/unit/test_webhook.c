@@ -324,36 +324,34 @@ use_test_ca(void)
 	set_config("CAFile", work("ca.pem"));
 }
 
-/* Expects UNAVAILABLE from a server in `mode`, with `cause` in why. */
+/* Expects `verdict` from a server in `mode`, with `cause` in why and the
+ * decision logged as `logged`. */
 static void
-expect_unavailable(const char *mode, const char *cause)
+expect_verdict(const char *mode, enum scepd_verdict verdict, const char *cause,
+    const char *logged)
 {
 	char why[512];
 
 	server_start(mode, 0, 0);
 	set_config("URL", server_url(0, "/challenge"));
 	use_test_ca();
-	assert_int_equal(
-	    check_once(why, sizeof(why), NULL), SCEPD_VERDICT_UNAVAILABLE);
+	assert_int_equal(check_once(why, sizeof(why), NULL), verdict);
 	assert_contains(why, cause);
 	assert_printable(why);
-	assert_log_clean("could not decide");
+	assert_log_clean(logged);
 }
 
-/* Expects REFUSE from a server in `mode`, with `cause` in why. */
 static void
 expect_refusal(const char *mode, const char *cause)
 {
-	char why[512];
+	expect_verdict(mode, SCEPD_VERDICT_REFUSE, cause, "refused");
+}
 
-	server_start(mode, 0, 0);
-	set_config("URL", server_url(0, "/challenge"));
-	use_test_ca();
-	assert_int_equal(
-	    check_once(why, sizeof(why), NULL), SCEPD_VERDICT_REFUSE);
-	assert_contains(why, cause);
-	assert_printable(why);
-	assert_log_clean("refused");
+static void
+expect_unavailable(const char *mode, const char *cause)
+{
+	expect_verdict(
+	    mode, SCEPD_VERDICT_UNAVAILABLE, cause, "could not decide");
 }
 
 static int
