@@ -994,16 +994,44 @@ rpc_route_find(const struct rpc_route *routes, Scep__V1__Request__BodyCase b)
 	return NULL;
 }
 
+/* The user of a caller on this host: libzmq's "Peer-Address" of an
+ * ipc:// caller is "localhost:UID:GID:PID". -1 for another host's. */
+static long
+rpc_local_uid(const char *address)
+{
+	char *end;
+	long uid;
+
+	if (strncmp(address, "localhost:", 10) != 0)
+		return -1;
+	uid = strtol(address + 10, &end, 10);
+	return end != address + 10 && *end == ':' && uid >= 0 ? uid : -1;
+}
+
 /*
  * Whether `route` may be asked by this caller. Without CURVE (`peer` NULL)
- * the declared origin decides; with it, the name the caller's key was
- * admitted under must be listed and be what the caller declares: an RA's
- * key cannot speak as scepctl.
+ * the declared origin decides, except that on this host only root or this
+ * service's own user may speak as scepctl (an RA of its own user, taken
+ * over, could otherwise approve its own pending request or revoke any
+ * certificate); with CURVE, the name the caller's key was admitted under
+ * must be listed and be what the caller declares: an RA's key cannot
+ * speak as scepctl.
  */
 static int
 rpc_caller_allowed(const struct rpc_route *route, const char *peer,
-    const Scep__V1__Request *req)
+    const char *address, const Scep__V1__Request *req)
 {
+	long uid;
+
+	if (peer == NULL && req->origin != NULL &&
+	    strcmp(req->origin, "scepctl") == 0 &&
+	    (uid = rpc_local_uid(address)) >= 0 && uid != 0 &&
+	    (uid_t)uid != geteuid()) {
+		log_warn("security: request %llu declares origin 'scepctl' "
+		         "from user %ld, neither root nor this service's",
+		    (unsigned long long)req->id, uid);
+		return 0;
+	}
 	if (peer == NULL)
 		return rpc_peer_allowed(route->peers, req->origin);
 	if (peer[0] == '\0')
@@ -1162,13 +1190,12 @@ rpc_fresh(const struct rpc_freshness *f, int first)
 }
 
 /* The address of the host a message came from: its "Peer-Address" ("" if
- * none or too long), read only where clocks are (`f`): on ipc:// libzmq
- * gives "localhost:UID:GID:PID", a process of this host. */
+ * none or too long): on ipc:// libzmq gives "localhost:UID:GID:PID", a
+ * process of this host (rpc_local_uid). */
 static const char *
-rpc_peer_address(const struct rpc_freshness *f, zmq_msg_t *msg)
+rpc_peer_address(zmq_msg_t *msg)
 {
-	const char *address =
-	    f->clocks ? zmq_msg_gets(msg, "Peer-Address") : NULL;
+	const char *address = zmq_msg_gets(msg, "Peer-Address");
 
 	if (address == NULL || strlen(address) >= RPC_ADDRESS_MAX)
 		return "";
@@ -1337,9 +1364,10 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	}
 	reply->id = req->id;
 	r = rpc_route_find(config->routes, req->body_case);
-	if (r != NULL && rpc_caller_allowed(r, peer, req)) {
-		/* Only a caller it serves teaches it a host's clock. */
-		rpc_clock_translate(address,
+	if (r != NULL && rpc_caller_allowed(r, peer, address, req)) {
+		/* Only a caller it serves teaches it a host's clock; one of
+		 * this host has this host's. */
+		rpc_clock_translate(rpc_local_uid(address) >= 0 ? "" : address,
 		    peer != NULL && peer[0] != '\0' ? peer : req->origin, req,
 		    fresh);
 		if (rpc_past_deadline(req)) {
@@ -1853,7 +1881,7 @@ rpc_forward_request(
 	user = zmq_msg_gets(&msg, "User-Id");
 	if (user == NULL)
 		user = "";
-	address = rpc_peer_address(f, &msg);
+	address = rpc_peer_address(&msg);
 	ulen = strlen(user);
 	alen = strlen(address);
 	more = zmq_msg_more(&msg);
@@ -2177,7 +2205,7 @@ rpc_slot_read(const struct rpc_server_config *config, void *front,
 	user = zmq_msg_gets(&body, "User-Id");
 	if (user != NULL && strlen(user) < sizeof(name))
 		memcpy(name, user, strlen(user) + 1);
-	snprintf(address, sizeof(address), "%s", rpc_peer_address(f, &body));
+	snprintf(address, sizeof(address), "%s", rpc_peer_address(&body));
 	rpc_last_frame(front, &body);
 	s->reply = init;
 	s->req =

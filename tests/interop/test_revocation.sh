@@ -103,6 +103,27 @@ for bad in "${plain:0:1}:${plain:1}" "${plain:0:2}::${plain:2}" "${plain:0:2}:${
 done
 echo "   separators not between pairs are refused"
 
+check "on this host only root or the CA's own user may speak as scepctl: another user who can reach the CA's socket cannot revoke"
+# As a taken-over RA of its own user could: it declares its origin itself.
+ios_enroll "$(challenge)" "CN=only root revokes" "$WORK/c.pem" "$URL" >/dev/null || fail "enroll c"
+b_serial=$(openssl x509 -in "$WORK/c.pem" -noout -serial | cut -d= -f2)
+chmod o+x "$WORK" "$DATA" "$DATA/run"
+chmod o+r "$DATA/scepd.conf"
+chmod o+rw "$DATA/run/ca.sock"
+from=$(log_mark)
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+	"$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason keyCompromise > "$WORK/nobody.out" 2>&1 || rc=$?
+chmod o-x "$WORK" "$DATA" "$DATA/run"
+chmod o-r "$DATA/scepd.conf"
+chmod o-rw "$DATA/run/ca.sock"
+[ $rc != 0 ] || { cat "$WORK/nobody.out"; fail "user nobody revoked a certificate as scepctl"; }
+grep -q "not permitted" "$WORK/nobody.out" || { cat "$WORK/nobody.out"; fail "user nobody: exit $rc without the CA's refusal (did it reach the CA?)"; }
+logged "$from" "security: request .* declares origin 'scepctl' from user 65534, neither root nor this service's" ||
+	fail "the CA did not log the refusal"
+"$SCEPCTL" --data-dir "$DATA" show "$b_serial" | grep -q '"status": "issued"' || fail "the certificate is no longer issued (revoked?)"
+echo "   refused: $(grep -m1 'not permitted' "$WORK/nobody.out")"
+
 check "scepctl --help gives every option of each command's own usage line; COMMAND --help needs no data directory"
 "$SCEPCTL" --help > "$WORK/help.txt" || fail "scepctl --help"
 cmds=$(sed -n '/^commands:/,/^exit status/s/^  \([a-z]\+\) .*/\1/p' "$WORK/help.txt")
