@@ -1,8 +1,14 @@
 /*
  * The plugin ABI. A plugin is a shared object exporting one versioned table
  * of function pointers (SQLite's and nginx's way): the host reads the ABI
- * version first and refuses a table it does not know, before calling
- * anything. Built-in plugins (`otp`, `static`) fill the same table.
+ * version first and refuses a table it does not know, before calling any
+ * of its functions (the object's own constructors run when it is loaded).
+ * Built-in plugins (`otp`, `static`) fill the same table.
+ *
+ * How it grows: a table, or a meaning, that changes is a new version,
+ * which hosts of another refuse. The host structure only grows at its end
+ * and says its size: a plugin built against a later header asks
+ * SCEPD_PLUGIN_HOST_HAS before it uses a field an older host may lack.
  *
  * This header is the whole contract: a plugin includes it and nothing else
  * of scepd. Strings the host passes are valid for the duration of a call;
@@ -14,7 +20,7 @@
 
 #include <stddef.h>
 
-#define SCEPD_PLUGIN_ABI_VERSION 1
+#define SCEPD_PLUGIN_ABI_VERSION 2 /* 2: the host structure's size */
 
 /* The symbol a challenge-validator shared object exports. */
 #define SCEPD_CHALLENGE_VALIDATOR_SYMBOL "scepd_challenge_validator_v1"
@@ -47,6 +53,7 @@ struct scepd_issued_certificate {
 /* What the host offers a plugin. */
 struct scepd_plugin_host {
 	unsigned abi_version; /* SCEPD_PLUGIN_ABI_VERSION of the host */
+	size_t size; /* sizeof(struct scepd_plugin_host) as the host knows it */
 	const char *instance; /* the name it is configured under */
 	/* A key of the plugin's configuration section, or NULL if unset.
 	 * Only keys listed in the plugin's `keys` can be set at all. */
@@ -64,7 +71,14 @@ struct scepd_plugin_host {
 	    const char *subject,
 	    int (*each)(void *ctx, const struct scepd_issued_certificate *c),
 	    void *ctx);
+	/* New fields go here, after the others. */
 };
+
+/* Whether the host's structure holds `field` (a host built before the
+ * field was added does not). */
+#define SCEPD_PLUGIN_HOST_HAS(host, field) \
+	((host)->size >= \
+	    offsetof(struct scepd_plugin_host, field) + sizeof((host)->field))
 
 /* A PKCSReq's challenge, and what a validator may weigh with it. */
 struct scepd_challenge_request {

@@ -201,6 +201,7 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 		return -1;
 	}
 	s->host.abi_version = SCEPD_PLUGIN_ABI_VERSION;
+	s->host.size = sizeof(s->host);
 	s->host.instance = s->name;
 	s->host.config_get = signer_config_get;
 	s->host.log = signer_log;

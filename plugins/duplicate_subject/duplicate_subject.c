@@ -91,7 +91,8 @@ duplicate_init(const struct scepd_plugin_host *host, void **state, char *err,
 	long days = 30;
 	char *end;
 
-	if (host->issued_for_subject == NULL) {
+	if (!SCEPD_PLUGIN_HOST_HAS(host, issued_for_subject) ||
+	    host->issued_for_subject == NULL) {
 		snprintf(err, errlen,
 		    "duplicate-subject is an issuance policy: the CA loads it");
 		return -1;

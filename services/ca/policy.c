@@ -152,6 +152,7 @@ policy_load_one(struct ca *ca, const char *name)
 		return -1;
 	}
 	p->host.abi_version = SCEPD_PLUGIN_ABI_VERSION;
+	p->host.size = sizeof(p->host);
 	p->host.instance = p->name;
 	p->host.config_get = policy_config_get;
 	p->host.log = policy_log;

@@ -116,6 +116,7 @@ validator_add(struct challenge *c, const char *name,
 		v->concurrent = concurrent != NULL && *concurrent == 1;
 	}
 	v->host.abi_version = SCEPD_PLUGIN_ABI_VERSION;
+	v->host.size = sizeof(v->host);
 	v->host.instance = v->name;
 	v->host.config_get = validator_config_get;
 	v->host.log = validator_log;

@@ -30,7 +30,7 @@ set_conf ca Policies "one-per-device stale"
 rc=0
 timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca.out" 2>&1 || rc=$?
 [ $rc = 1 ] || { cat "$WORK/ca.out"; fail "scepd-ca with a wrong-ABI plugin: exit $rc, want 1"; }
-grep -q "\[policy.stale\] Module = .*plugin ABI version 99, this server speaks 1" "$WORK/ca.out" ||
+grep -q "\[policy.stale\] Module = .*plugin ABI version 99, this server speaks 2" "$WORK/ca.out" ||
 	{ cat "$WORK/ca.out"; fail "no clear ABI message"; }
 echo "   ok: $(grep 'ABI version' "$WORK/ca.out")"
 

@@ -76,6 +76,7 @@ host_log(const struct scepd_plugin_host *host, int level, const char *fmt, ...)
 
 static const struct scepd_plugin_host host = {
     .abi_version = SCEPD_PLUGIN_ABI_VERSION,
+    .size = sizeof(struct scepd_plugin_host),
     .instance = "mdm",
     .config_get = host_config_get,
     .log = host_log,
@@ -466,6 +467,13 @@ test_abi_table(void **state)
 	/* Only the table is exported: nothing of the plugin leaks into the
 	 * host's symbol space. */
 	assert_null(dlsym(plugin_handle, "webhook_init"));
+	/* A host built before a field was added says so by its size. */
+	struct scepd_plugin_host older = host;
+
+	assert_true(SCEPD_PLUGIN_HOST_HAS(&host, issued_for_subject));
+	older.size = offsetof(struct scepd_plugin_host, issued_for_subject);
+	assert_false(SCEPD_PLUGIN_HOST_HAS(&older, issued_for_subject));
+	assert_true(SCEPD_PLUGIN_HOST_HAS(&older, opaque));
 }
 
 static void
