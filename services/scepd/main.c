@@ -4,6 +4,7 @@
  * supervision.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +22,45 @@
 #include "scepd.h"
 
 extern char **environ;
+
+/* The length of DIR's absolute path (as getcwd and DIR spell it). */
+static size_t
+data_dir_path_len(const char *dir)
+{
+	char cwd[PATH_MAX];
+
+	if (dir[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		return strlen(dir);
+	return strlen(cwd) + 1 + strlen(dir);
+}
+
+/*
+ * Takes DIR's lock for as long as this scepd runs (the descriptor stays
+ * open): a second scepd on the same directory would take its services'
+ * sockets and, stopping, unlink them under the first. A DIR not made yet
+ * is no error unless `must_exist`.
+ */
+static int
+lock_data_dir(const char *dir, int *fd, int must_exist)
+{
+	*fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		fprintf(stderr, "scepd: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "scepd: %s: %s\n", dir,
+		    errno == EWOULDBLOCK
+		        ? "another scepd serves this directory; stop it first"
+		        : strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	return 0;
+}
 
 /*
  * Runs LIBEXEC/scepd-init on DIR and waits for it: 0 if DIR is a data
@@ -83,6 +124,7 @@ main(int argc, char **argv)
 	const char *data_dir = "./var", *listen = NULL, *config = NULL;
 	char dir_abs[PATH_MAX], conf_abs[PATH_MAX + 16], self[PATH_MAX];
 	char run_dir[PATH_MAX + 8];
+	int dir_lock = -1; /* held until exit */
 	struct launch launch;
 	int stop_grace_ms = 10000;
 	ssize_t n;
@@ -146,13 +188,32 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd: cannot find my own directory\n");
 		return 1;
 	}
+	/* sun_path holds 108 bytes with its NUL: said before any key is
+	 * made for a directory no service could serve from. */
+	if (config == NULL &&
+	    data_dir_path_len(data_dir) + strlen("/run/challenge.sock") >=
+	        108) {
+		fprintf(stderr,
+		    "scepd: %s: a path of %zu bytes: its services' sockets "
+		    "(run/challenge.sock) would be longer than a Unix socket's "
+		    "107; use a shorter one\n",
+		    data_dir, data_dir_path_len(data_dir));
+		return 1;
+	}
+	/* Before a first start made in place (a mount point) and after one
+	 * made beside it and renamed in. */
+	if (lock_data_dir(data_dir, &dir_lock, 0) != 0)
+		return 1;
 	if (config == NULL &&
 	    run_init(self, data_dir, listen ? listen : "127.0.0.1:8080") != 0)
+		return 1;
+	if (dir_lock < 0 && lock_data_dir(data_dir, &dir_lock, 1) != 0)
 		return 1;
 	if (realpath(data_dir, dir_abs) == NULL) {
 		fprintf(stderr, "scepd: %s: %s\n", data_dir, strerror(errno));
 		return 1;
 	}
+
 	if (config == NULL)
 		snprintf(conf_abs, sizeof(conf_abs), "%s/scepd.conf", dir_abs);
 	else if (realpath(config, conf_abs) == NULL) {

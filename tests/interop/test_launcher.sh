@@ -29,6 +29,24 @@ if pgrep -P "$SERVER_PID" -x scepd-init > /dev/null; then
 	fail "scepd-init still runs"
 fi
 
+check "a second scepd on the same directory refuses to start, and the first keeps serving"
+# Its services would take the first's sockets and, stopping, unlink them.
+rc=0
+timeout -s KILL 60 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$((PORT + 1))" > "$WORK/second.log" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "another scepd serves this directory; stop it first" "$WORK/second.log" ||
+	{ cat "$WORK/second.log"; fail "a second scepd on DIR: exit $rc, want 1 saying another serves it"; }
+sleep 1
+ios_enroll "$(challenge)" "CN=after a second scepd" "$WORK/second.pem" >/dev/null ||
+	fail "the first scepd no longer enrolls after a second one was started on its directory"
+verify_cert "$WORK/second.pem"
+
+check "a data directory whose sockets would not fit a Unix socket's path is refused before any key is made"
+long_dir="$WORK/$(head -c 100 /dev/zero | tr '\0' d)"
+rc=0
+timeout -s KILL 30 "$SCEPD" --data-dir "$long_dir" > "$WORK/long.log" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "would be longer than a Unix socket's 107" "$WORK/long.log" && [ ! -e "$long_dir" ] ||
+	{ cat "$WORK/long.log"; fail "a data directory of a too long path: exit $rc"; }
+
 check "the frontend's sandbox reads DIR/admin (its accounts), not DIR (the keys)"
 abs_data=$(realpath "$DATA")
 if grep -q "scepd-frontend.*Landlock ABI" "$SERVER_LOG"; then
