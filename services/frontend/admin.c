@@ -242,7 +242,7 @@ admin_html(const struct admin_page *pg, size_t *len)
 		      "name=\"subject\" value=\"CN=device\" size=\"36\" "
 		      "required></label></dd>\n<dd><label><span class=\"alg\">"
 		      "Key size</span> <select name=\"keysize\"><option "
-		      "selected>2048</option><option>3072</option><option>"
+		      "selected>2048</option><option>"
 		      "4096</option></select></label></dd>\n<dd><label><span "
 		      "class=\"alg\">Key usage</span> <select name=\"usage\">"
 		      "<option value=\"5\" selected>signing and encryption"

@@ -405,6 +405,23 @@ main(int argc, char **argv)
 		    fe.settings.request_deadline,
 		    fe.settings.sign_profiles ? 4 : 3, fe.settings.rpc_timeout,
 		    fe.settings.sign_profiles ? ", the RA's signature" : "");
+	/* Profiles name ExternalURL, else Listen: a loopback or wildcard
+	 * host there is no device's way in (profile_scep_url). */
+	if (fe.settings.admin_path[0] != '\0' &&
+	    fe.settings.external_url[0] == '\0') {
+		char host[256];
+
+		if (host_header_name(fe.settings.listen, host, sizeof(host)) !=
+		        0 ||
+		    host_name_is_loopback(host) || strcmp(host, "0.0.0.0") == 0 ||
+		    strcmp(host, "[::]") == 0)
+			log_warn("ExternalURL is not set: configuration profiles "
+			         "will give devices this machine's Listen = %s "
+			         "(or its host name), which a device may not "
+			         "reach; set [frontend] ExternalURL to the URL "
+			         "devices use",
+			    fe.settings.listen);
+	}
 	if (fe.trusted_proxies.n > 0) {
 		log_info("TrustedProxies = %s: their X-Forwarded-For names "
 		         "the client",

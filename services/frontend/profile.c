@@ -9,7 +9,7 @@
  * key, so signing is an RPC.
  *
  * Query: subject (required, RFC 4514-like, kept in the order given; parsed
- * by lib/subject.c), keysize (2048, 3072, 4096), usage (1 signing, 4
+ * by lib/subject.c), keysize (2048, 4096), usage (1 signing, 4
  * encryption, 5 both), dns, rfc822, uri (subjectAltName, repeatable). Bad
  * input is a 400 naming the parameter, answered before any password is
  * issued.
@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <plist/plist.h>
 
@@ -196,7 +197,9 @@ profile_param(void *cls, enum MHD_ValueKind kind, const char *key,
 static int
 profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 {
-	static const long keysizes[] = {2048, 3072, 4096, 0};
+	/* Apple's SCEP payload takes 1024, 2048 or 4096: 1024 is below
+	 * any MinRSABits. */
+	static const long keysizes[] = {2048, 4096, 0};
 	static const long usages[] = {1, 4, 5, 0};
 	char err[256];
 	const char *v;
@@ -210,7 +213,9 @@ profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "keysize",
 	        strlen("keysize"), &v, &len) == MHD_YES &&
 	    parse_choice(v ? v : "", v ? len : 0, keysizes, &q->keysize) != 0)
-		return query_fail(q, "keysize must be 2048, 3072 or 4096");
+		return query_fail(q,
+		    "keysize must be 2048 or 4096 (of Apple's SCEP key "
+		    "sizes, 1024 is too small)");
 	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "usage",
 	        strlen("usage"), &v, &len) == MHD_YES &&
 	    parse_choice(v ? v : "", v ? len : 0, usages, &q->usage) != 0)
@@ -301,21 +306,41 @@ profile_scep_url(const struct frontend *fe)
 	return url;
 }
 
-/* "scepd.<host of url>": the PayloadIdentifier prefix. A device replaces
- * an installed profile of the same identifier, so it stays stable. */
+/*
+ * "scepd.<host of url>.<hash>": the PayloadIdentifier prefix. A device
+ * replaces an installed profile of the same identifier: the same server,
+ * subject and key usage again replace it (a renewed profile), another
+ * subject or usage (NDES's pair of a signing and an encryption
+ * certificate) or another server's is installed beside it.
+ */
 static void
-profile_ident(const char *url, char *out, size_t outlen)
+profile_ident(const char *url, const char *subject, long usage, char *out,
+    size_t outlen)
 {
 	const char *p = strstr(url, "://");
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char host[100], usage_text[24];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	size_t n = 0;
-	char host[100];
+	int ok;
 
 	for (p = p ? p + 3 : url; n < sizeof(host) - 1 &&
 	     (isalnum((unsigned char)*p) || *p == '-' || *p == '.');
 	     p++)
 		host[n++] = (char)tolower((unsigned char)*p);
 	host[n] = '\0';
-	snprintf(out, outlen, "scepd.%s", n > 0 ? host : "server");
+	snprintf(usage_text, sizeof(usage_text), "%ld", usage);
+	/* Each part with its NUL: no two triples hash alike. */
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, url, strlen(url) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, subject, strlen(subject) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, usage_text, strlen(usage_text) + 1) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, NULL) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		memset(md, 0, sizeof(md));
+	snprintf(out, outlen, "scepd.%s.%02x%02x%02x%02x%02x%02x",
+	    n > 0 ? host : "server", md[0], md[1], md[2], md[3], md[4], md[5]);
 }
 
 /* A random (version 4) UUID, upper case as Apple's tools write them. */
@@ -593,6 +618,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	Scep__V1__Reply *chal = NULL, *sig = NULL;
 	plist_t plist = NULL;
 	char err[256], *url = NULL, *ca_name = NULL, *xml = NULL;
+	const char *subject_arg;
 	uint32_t xml_len = 0;
 	const uint8_t *body;
 	size_t body_len;
@@ -634,7 +660,10 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	pc.organization = fe->settings.profile_organization;
 	pc.ca_der = cc.ca_der;
 	pc.ca_der_len = cc.ca_der_len;
-	profile_ident(url, pc.ident, sizeof(pc.ident));
+	subject_arg = MHD_lookup_connection_value(
+	    c, MHD_GET_ARGUMENT_KIND, "subject");
+	profile_ident(url, subject_arg != NULL ? subject_arg : "", q.usage,
+	    pc.ident, sizeof(pc.ident));
 
 	/* Last before building: a refused query costs no password. */
 	if (profile_challenge(fe, c, r, user, &chal, &ret) != 0)

@@ -13,6 +13,8 @@ command -v python3 >/dev/null || fail "python3 is not installed"
 server_start
 fetch_ca_chain
 
+grep -q "ExternalURL is not set: configuration profiles will give devices this machine's Listen = 127.0.0.1:$PORT" "$SERVER_LOG" ||
+	fail "no warning that profiles name a loopback URL without ExternalURL"
 CRED=$(cat "$DATA/admin.credentials")
 PROFILE_URL="$BASE/certsrv/mscep_admin/profile.mobileconfig"
 SUBJECT_Q='O=Fabrikam,OU=IT,CN=Robs%20IPad'
@@ -136,6 +138,11 @@ read -r top2 scep2 root2 pw2 <<< "$out"
 [ "$top1" != "$top2" ] && [ "$scep1" != "$scep2" ] && [ "$root1" != "$root2" ] ||
 	fail "PayloadUUIDs repeat across downloads: $top1 $scep1 $root1 / $top2 $scep2 $root2"
 [ "$pw1" != "$pw2" ] || fail "both profiles carry the same challenge"
+# One PayloadIdentifier for one server, subject and usage: a device
+# replaces the older profile with it, and keeps one for another (below).
+ident() { python3 -c 'import plistlib, sys; print(plistlib.load(open(sys.argv[1], "rb"))["PayloadIdentifier"])' "$1"; }
+[ "$(ident "$WORK/p1.xml")" = "$(ident "$WORK/p2.xml")" ] ||
+	fail "two profiles of one subject and usage have PayloadIdentifiers $(ident "$WORK/p1.xml") and $(ident "$WORK/p2.xml")"
 
 check "the profile's URL, challenge, subject and key size enroll the iOS-like client, subject in Apple's order"
 out=$(python3 -c '
@@ -164,7 +171,8 @@ bad() {
 	grep -qi -- "$want" "$WORK/bad" || fail "?$query: the 400 says '$(cat "$WORK/bad")', not '$want'"
 	echo "   ?$query -> 400 $(head -n1 "$WORK/bad")"
 }
-bad "subject=$SUBJECT_Q&keysize=1024" "keysize must be 2048, 3072 or 4096"
+bad "subject=$SUBJECT_Q&keysize=1024" "keysize must be 2048 or 4096"
+bad "subject=$SUBJECT_Q&keysize=3072" "keysize must be 2048 or 4096 (of Apple's SCEP key sizes, 1024 is too small)"
 bad "subject=$SUBJECT_Q&keysize=2048x" "keysize must be"
 bad "subject=$SUBJECT_Q&usage=3" "usage must be 1"
 bad "keysize=2048" "subject is missing or empty"
@@ -180,13 +188,22 @@ bad "subject=$SUBJECT_Q&keysiz=2048" "unknown parameter 'keysiz'"
 bad "subject=$SUBJECT_Q&dns=bad%20name" "not a valid dNSName"
 
 check "escaped commas, multi-valued RDNs and subjectAltNames come through as given"
-r=$(get_profile "$WORK/p3" "subject=O=Fabrikam\\,%20Inc.,OU=IT%2BL=Berlin,CN=Robs%20IPad&keysize=3072&usage=1&dns=ipad.fabrikam.example&dns=rob.fabrikam.example&rfc822=rob@fabrikam.example&uri=https://fabrikam.example/rob" -u "$CRED")
+r=$(get_profile "$WORK/p3" "subject=O=Fabrikam\\,%20Inc.,OU=IT%2BL=Berlin,CN=Robs%20IPad&keysize=4096&usage=1&dns=ipad.fabrikam.example&dns=rob.fabrikam.example&rfc822=rob@fabrikam.example&uri=https://fabrikam.example/rob" -u "$CRED")
 [ "$r" = "200 application/x-apple-aspen-config" ] || fail "profile with SANs: '$r': $(head -c 300 "$WORK/p3")"
 openssl cms -verify -inform DER -in "$WORK/p3" -CAfile "$CA_PEM" -purpose any -out "$WORK/p3.xml" 2> "$WORK/p3.verify" ||
 	fail "profile with SANs: $(cat "$WORK/p3.verify")"
 check_plist "$WORK/p3.xml" "$URL" scepd \
-	'[[["O","Fabrikam, Inc."]],[["OU","IT"],["L","Berlin"]],[["CN","Robs IPad"]]]' 3072 1 \
+	'[[["O","Fabrikam, Inc."]],[["OU","IT"],["L","Berlin"]],[["CN","Robs IPad"]]]' 4096 1 \
 	'{"dNSName":["ipad.fabrikam.example","rob.fabrikam.example"],"rfc822Name":["rob@fabrikam.example"],"uniformResourceIdentifier":["https://fabrikam.example/rob"]}' > /dev/null
+
+r=$(get_profile "$WORK/p4" "subject=$SUBJECT_Q&usage=4" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "encryption-only profile: '$r'"
+openssl cms -verify -inform DER -in "$WORK/p4" -CAfile "$CA_PEM" -purpose any -out "$WORK/p4.xml" 2> /dev/null ||
+	fail "encryption-only profile does not verify"
+# NDES's pair (a signing and an encryption certificate) both stay on a device.
+[ "$(ident "$WORK/p4.xml")" != "$(ident "$WORK/p1.xml")" ] && [ "$(ident "$WORK/p3.xml")" != "$(ident "$WORK/p1.xml")" ] ||
+	fail "profiles of another usage or subject share the PayloadIdentifier $(ident "$WORK/p1.xml"): a device would replace one with the other"
+echo "   PayloadIdentifiers: $(ident "$WORK/p1.xml") (twice), $(ident "$WORK/p4.xml") (usage 4), $(ident "$WORK/p3.xml")"
 
 check "no credentials: 401; a wrong password: 401; POST: 405"
 r=$(get_profile "$WORK/noauth" "subject=$SUBJECT_Q")
@@ -218,12 +235,11 @@ read -r _ _ _ pw4 <<< "$out"
 [ -n "$pw4" ] || fail "no challenge in the unsigned profile"
 
 check "PasswordMax outstanding passwords: 429 \"The password cache is full.\""
-# Outstanding now: the second and the SANs profiles' and this one's; the
-# first was used by the enrollment and the 400s cost none. PasswordMax = 5.
+# The profiles above left four passwords outstanding (the one the
+# enrollment used is not; the 400s cost none): this is the fifth of
+# PasswordMax = 5.
 r=$(get_profile "$WORK/p5" "subject=$SUBJECT_Q" -u "$CRED")
-[ "${r%% *}" = 200 ] || fail "the 4th outstanding password: ${r%% *}, want 200 (did a 400 cost a password?): $(cat "$WORK/p5")"
-r=$(get_profile "$WORK/p6" "subject=$SUBJECT_Q" -u "$CRED")
-[ "${r%% *}" = 200 ] || fail "the 5th outstanding password: ${r%% *}, want 200: $(cat "$WORK/p6")"
+[ "${r%% *}" = 200 ] || fail "the 5th outstanding password: ${r%% *}, want 200 (did a 400 cost a password?): $(cat "$WORK/p5")"
 r=$(get_profile "$WORK/full" "subject=$SUBJECT_Q" -u "$CRED")
 [ "${r%% *}" = 429 ] || fail "past PasswordMax: ${r%% *}, want 429"
 grep -q "The password cache is full." "$WORK/full" || fail "the 429 says '$(cat "$WORK/full")'"
