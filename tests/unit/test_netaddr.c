@@ -162,8 +162,8 @@ test_host_header(void **state)
 	    {"[2001:db8::1]:443", "[2001:db8::1]", 0},
 	    {"scep_1.example", "scep_1.example", 0},
 	};
-	static const char *const bad[] = {"", ":8080", "::1", "[::1",
-	    "[::1]x", "a b", "a/b", "a@b", "evil\r\nX: y", "[]"};
+	static const char *const bad[] = {"", ":8080", "::1", "[::1", "[::1]x",
+	    "a b", "a/b", "a@b", "evil\r\nX: y", "[]"};
 	char name[64];
 
 	(void)state;
