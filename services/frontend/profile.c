@@ -314,8 +314,8 @@ profile_scep_url(const struct frontend *fe)
  * certificate) or another server's is installed beside it.
  */
 static void
-profile_ident(const char *url, const char *subject, long usage, char *out,
-    size_t outlen)
+profile_ident(
+    const char *url, const char *subject, long usage, char *out, size_t outlen)
 {
 	const char *p = strstr(url, "://");
 	unsigned char md[SHA256_DIGEST_LENGTH];
@@ -475,20 +475,25 @@ profile_build(const struct profile_query *q, const struct profile_content *pc)
 {
 	plist_t top = plist_new_dict(), payloads = plist_new_array();
 	plist_t scep = plist_new_dict(), root = plist_new_dict();
-	char display[256], desc[512];
+	/* Whole, not cut to a buffer: a cut may split a UTF-8 character of
+	 * the CA's name, and iOS refuses a plist that is not UTF-8. */
+	char *display = NULL, *desc = NULL;
 	int rc = 0;
 
-	if (top == NULL || payloads == NULL || scep == NULL || root == NULL) {
+	if (asprintf(&display, "SCEP enrollment (%s)", pc->ca_name) < 0)
+		display = NULL; /* undefined after a failure */
+	if (asprintf(&desc,
+	        "Enrolls this device for a certificate from %s and trusts "
+	        "that certificate authority.",
+	        pc->ca_name) < 0)
+		desc = NULL;
+	if (top == NULL || payloads == NULL || scep == NULL || root == NULL ||
+	    display == NULL || desc == NULL) {
 		plist_free(scep);
 		plist_free(root);
 		rc = -1;
 		goto out;
 	}
-	snprintf(display, sizeof(display), "SCEP enrollment (%s)", pc->ca_name);
-	snprintf(desc, sizeof(desc),
-	    "Enrolls this device for a certificate from %s and trusts that "
-	    "certificate authority.",
-	    pc->ca_name);
 	rc |= array_add(payloads, scep);
 	rc |= array_add(payloads, root);
 	rc |= payload_header(
@@ -508,6 +513,8 @@ profile_build(const struct profile_query *q, const struct profile_content *pc)
 	payloads = NULL; /* the top dictionary's now */
 out:
 	plist_free(payloads);
+	free(display);
+	free(desc);
 	if (rc != 0) {
 		log_error("profile: cannot build the plist (out of memory)");
 		plist_free(top);
@@ -660,8 +667,8 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	pc.organization = fe->settings.profile_organization;
 	pc.ca_der = cc.ca_der;
 	pc.ca_der_len = cc.ca_der_len;
-	subject_arg = MHD_lookup_connection_value(
-	    c, MHD_GET_ARGUMENT_KIND, "subject");
+	subject_arg =
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subject");
 	profile_ident(url, subject_arg != NULL ? subject_arg : "", q.usage,
 	    pc.ident, sizeof(pc.ident));
 
