@@ -661,6 +661,11 @@ def k8s(kdir, secrets, opt, work):
             need(not allowed(w, ca, ca_port), f"k8s: NetworkPolicy lets {n} reach the CA")
     fh, fp = listen_port(confs[fe["doc"]["metadata"]["name"]], "frontend")
     check_listen_addr("k8s", "frontend", fh)
+    # Only the Ingress controller (another namespace) may reach the
+    # frontends: a pod writing its own X-Forwarded-For escapes
+    # WrongPasswordLimit (TrustedProxies).
+    for n, w in wl.items():
+        need(not allowed(w, fe, fp), f"k8s: NetworkPolicy lets {n} reach the frontends directly")
     need(cport(fe, fp) == fp, "k8s: the frontend's container port is not its Listen port")
     rp = fe["c"].get("readinessProbe") or {}
     need((rp.get("httpGet") or {}).get("path") == "/healthz" and cport(fe, rp["httpGet"]["port"]) == fp,
