@@ -194,6 +194,34 @@ profile_param(void *cls, enum MHD_ValueKind kind, const char *key,
 }
 
 /* Fills q from the query string; on -1, q->err says what is wrong. */
+/*
+ * Each value within what X.520 allows its type, as OpenSSL's string table
+ * says (C two letters; CN, O, OU 1 to 64 characters; L, ST 128): a
+ * subject the device's request would carry and the CA refuse costs no
+ * password.
+ */
+static int
+subject_fits_x520(struct profile_query *q)
+{
+	for (size_t i = 0; i < q->subject->nattrs; i++) {
+		const struct subject_attr *a = &q->subject->attrs[i];
+		X509_NAME_ENTRY *e = X509_NAME_ENTRY_create_by_txt(NULL,
+		    a->type, MBSTRING_UTF8, (const unsigned char *)a->value,
+		    (int)a->value_len);
+
+		if (e == NULL) {
+			ERR_clear_error();
+			return query_fail(q,
+			    "subject: %s=%.40s%s is not a value X.520 allows "
+			    "(C: two letters; CN, O, OU: 1 to 64 characters; L, "
+			    "ST: 128)",
+			    a->type, a->value, a->value_len > 40 ? "..." : "");
+		}
+		X509_NAME_ENTRY_free(e);
+	}
+	return 0;
+}
+
 static int
 profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 {
@@ -231,7 +259,7 @@ profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 		    "subject=O=Fabrikam,OU=IT,CN=Robs%%20IPad");
 	if (subject_parse(v, len, &q->subject, err, sizeof(err)) != 0)
 		return query_fail(q, "%s", err[0] ? err : "out of memory");
-	return 0;
+	return subject_fits_x520(q);
 }
 
 /* The CA's name for the SCEP payload's Name: its subject CN, else its

@@ -173,6 +173,10 @@ bad() {
 }
 bad "subject=$SUBJECT_Q&keysize=1024" "keysize must be 2048 or 4096"
 bad "subject=$SUBJECT_Q&keysize=3072" "keysize must be 2048 or 4096 (of Apple's SCEP key sizes, 1024 is too small)"
+# What the CA would refuse costs no password either (X.520's limits).
+bad "subject=C=USA,CN=Robs%20IPad" "subject: C=USA is not a value X.520 allows"
+bad "subject=O=Fabrikam,CN=$(head -c 65 /dev/zero | tr '\0' x)" "is not a value X.520 allows (C: two letters; CN, O, OU: 1 to 64 characters"
+
 bad "subject=$SUBJECT_Q&keysize=2048x" "keysize must be"
 bad "subject=$SUBJECT_Q&usage=3" "usage must be 1"
 bad "keysize=2048" "subject is missing or empty"
