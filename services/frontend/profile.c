@@ -205,15 +205,16 @@ subject_fits_x520(struct profile_query *q)
 {
 	for (size_t i = 0; i < q->subject->nattrs; i++) {
 		const struct subject_attr *a = &q->subject->attrs[i];
-		X509_NAME_ENTRY *e = X509_NAME_ENTRY_create_by_txt(NULL,
-		    a->type, MBSTRING_UTF8, (const unsigned char *)a->value,
-		    (int)a->value_len);
+		X509_NAME_ENTRY *e =
+		    X509_NAME_ENTRY_create_by_txt(NULL, a->type, MBSTRING_UTF8,
+		        (const unsigned char *)a->value, (int)a->value_len);
 
 		if (e == NULL) {
 			ERR_clear_error();
 			return query_fail(q,
 			    "subject: %s=%.40s%s is not a value X.520 allows "
-			    "(C: two letters; CN, O, OU: 1 to 64 characters; L, "
+			    "(C: two letters; CN, O, OU: 1 to 64 characters; "
+			    "L, "
 			    "ST: 128)",
 			    a->type, a->value, a->value_len > 40 ? "..." : "");
 		}
