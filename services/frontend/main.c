@@ -413,13 +413,14 @@ main(int argc, char **argv)
 
 		if (host_header_name(fe.settings.listen, host, sizeof(host)) !=
 		        0 ||
-		    host_name_is_loopback(host) || strcmp(host, "0.0.0.0") == 0 ||
-		    strcmp(host, "[::]") == 0)
-			log_warn("ExternalURL is not set: configuration profiles "
-			         "will give devices this machine's Listen = %s "
-			         "(or its host name), which a device may not "
-			         "reach; set [frontend] ExternalURL to the URL "
-			         "devices use",
+		    host_name_is_loopback(host) ||
+		    strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0)
+			log_warn(
+			    "ExternalURL is not set: configuration profiles "
+			    "will give devices this machine's Listen = %s "
+			    "(or its host name), which a device may not "
+			    "reach; set [frontend] ExternalURL to the URL "
+			    "devices use",
 			    fe.settings.listen);
 	}
 	if (fe.trusted_proxies.n > 0) {
