@@ -253,7 +253,8 @@ child_main(enum what what)
 		close(fd);
 		/* No ioctl: TIOCSTI would type into the shell's terminal. */
 		tty = open("/dev/null", O_RDONLY);
-		if (tty < 0 || ioctl(tty, FIONREAD, &fd) == 0 || errno != EACCES)
+		if (tty < 0 || ioctl(tty, FIONREAD, &fd) == 0 ||
+		    errno != EACCES)
 			return 8;
 		return 0;
 	}
