@@ -104,8 +104,8 @@ static const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", route_metrics},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_LIST, "ChallengeList", "scepctl",
         route_list},
-    {SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE, "ChallengeRevoke", "scepctl",
-        route_revoke},
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE, "ChallengeRevoke",
+        "scepctl frontend", route_revoke},
     {0, NULL, NULL, NULL},
 };
 

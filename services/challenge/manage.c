@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "challenge.h"
 #include "log.h"
 #include "store.h"
@@ -102,8 +104,33 @@ challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	unsigned revoked = 0, held = 0;
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char norm[CHALLENGE_PASSWORD_MAX + 1], password_id[17];
 	int e;
 
+	/* The frontend withdraws a password it could not hand out, by the
+	 * password itself: never others by id, nor all. */
+	if (req->origin != NULL && strcmp(req->origin, "frontend") == 0 &&
+	    (in->password == NULL || id[0] != '\0' || all)) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error =
+		    "the frontend withdraws only a password it holds";
+		return;
+	}
+	if (in->password != NULL) {
+		if (id[0] != '\0' || all) {
+			reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+			reply->error = "a password, an id or all unused, one";
+			return;
+		}
+		challenge_normalize(in->password, norm, sizeof(norm));
+		e = challenge_mac(c, norm, mac);
+		OPENSSL_cleanse(norm, sizeof(norm));
+		if (e != 0)
+			goto internal;
+		challenge_mac_id(mac, password_id);
+		id = password_id;
+	}
 	if (all == (id[0] != '\0')) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "an id or all unused passwords, one of the two";

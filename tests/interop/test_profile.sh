@@ -270,4 +270,34 @@ r=$(get_profile "$WORK/nora" "subject=$SUBJECT_Q" -u "$CRED")
 [ "${r%% *}" = 503 ] || fail "RA unreachable: ${r%% *}, want 503"
 grep -q "RA did not answer" "$WORK/nora" || fail "the 503 says '$(cat "$WORK/nora")'"
 
-pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503"
+check "a profile whose signature fails after its password was issued gives that password back"
+# The CA certificate cached by a first profile, then the RA stopped: the
+# password is issued, the RA's signature never comes (503). Kept, it would
+# count against PasswordMax, unseen, for its whole lifetime.
+set_conf frontend RAEndpoint "ipc://run/ra.sock"
+set_conf frontend ChallengeEndpoint "ipc://run/challenge.sock"
+set_conf frontend RPCTimeout 1000
+set_conf challenge UseSinglePassword 0
+set_conf frontend SignProfiles 1
+server_restart
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused 2>/dev/null || true
+r=$(get_profile "$WORK/before" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 200 ] || fail "a profile before the RA stops: ${r%% *}: $(cat "$WORK/before")"
+outstanding() {
+	"$SCEPCTL" --data-dir "$DATA" challenge --list --json 2>/dev/null |
+		python3 -c 'import json, sys; print(sum(p["state"] == "issued" for p in json.load(sys.stdin)))'
+}
+n1=$(outstanding)
+ra=$(pgrep -P "$SERVER_PID" -x scepd-ra) || fail "no scepd-ra"
+kill -STOP "$ra"
+from=$(log_mark)
+r=$(get_profile "$WORK/nosign" "subject=$SUBJECT_Q" -u "$CRED")
+kill -CONT "$ra"
+[ "${r%% *}" = 503 ] || fail "the RA stopped: ${r%% *}, want 503: $(cat "$WORK/nosign")"
+logged "$from" "profile: the password issued for .*'s profile, not handed out, is withdrawn" ||
+	fail "no log of the password withdrawn"
+n2=$(outstanding)
+[ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile that was not handed out"
+echo "   outstanding passwords: $n1 before and after"
+
+pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back"

@@ -298,6 +298,65 @@ test_cache_full_and_recovery(void **state)
 	free(c);
 }
 
+/* A ChallengeRevoke from `origin` by password, id or all; the status. */
+static int
+withdraw(struct fixture *f, const char *origin, const char *password,
+    const char *id, int all)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeRevokeRequest in =
+	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+
+	in.password = (char *)password;
+	in.id = (char *)id;
+	in.has_all_unused = all;
+	in.all_unused = all;
+	in.revoked_by = (char *)origin;
+	req.origin = (char *)origin;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
+	req.challenge_revoke = &in;
+	reply.status = SCEP__V1__STATUS__STATUS_OK;
+	challenge_handle_revoke(&f->c, &req, &reply, arena);
+	rpc_arena_free(arena);
+	return reply.status;
+}
+
+/* The frontend gives back a password it could not hand out (a profile
+ * whose signature failed): the cache has room again. By the password
+ * only: it may not revoke others by id, nor all. */
+static void
+test_withdraw_not_handed_out(void **state)
+{
+	struct fixture *f = *state;
+	char err[128] = "", *a, *b, *c;
+
+	a = issue(f, "admin", NULL, NULL, 0);
+	b = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(issue(f, "admin", NULL, err, sizeof(err)));
+	assert_int_equal(withdraw(f, "frontend", NULL, NULL, 1),
+	    SCEP__V1__STATUS__STATUS_REFUSED);
+	assert_null(issue(f, "admin", NULL, err, sizeof(err)));
+	assert_int_equal(
+	    withdraw(f, "frontend", b, NULL, 0), SCEP__V1__STATUS__STATUS_OK);
+	c = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(c);
+	assert_int_equal(withdraw(f, "frontend", NULL, "0123456789abcdef", 0),
+	    SCEP__V1__STATUS__STATUS_REFUSED);
+	/* Withdrawn, it enrolls nothing; the other still does. */
+	assert_int_equal(redeem(f, b, "tx-b", 0), REFUSED);
+	assert_int_equal(redeem(f, a, "tx-a", 0), OK);
+	/* A password a device holds (reserved or used) stays. */
+	assert_int_equal(withdraw(f, "frontend", a, NULL, 0),
+	    SCEP__V1__STATUS__STATUS_REFUSED);
+	free(a);
+	free(b);
+	free(c);
+}
+
 static void
 test_reservation(void **state)
 {
@@ -543,6 +602,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_withdraw_not_handed_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_consume_wanted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
