@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -157,6 +158,51 @@ ca_general_name(
 	return strlen(out) == (size_t)ASN1_STRING_length(s) ? 0 : -1;
 }
 
+/*
+ * Whether a requested name is a name and not a pattern. AllowedSANs are
+ * fnmatch(3) patterns: DNS:*.devices.example.com also matches the value
+ * "*.devices.example.com", a wildcard certificate for every other device,
+ * and email:*@example.com "a@b@example.com". DNS names: letters, digits,
+ * '-', '_', dots between labels of 1 to 63 characters; email and UPN:
+ * one '@', no wildcard; URI: no '*', '[' or '\\' (a '?' begins a query).
+ */
+static int
+ca_san_plain(enum ca_san_type type, const char *v)
+{
+	size_t label = 0;
+
+	switch (type) {
+	case CA_SAN_DNS:
+		if (v[0] == '.' || v[strlen(v) - 1] == '.')
+			return 0;
+		for (const char *c = v; *c != '\0'; c++) {
+			if (*c == '.') {
+				if (label == 0)
+					return 0;
+				label = 0;
+			} else if (isalnum((unsigned char)*c) || *c == '-' ||
+			    *c == '_') {
+				if (++label > 63)
+					return 0;
+			} else
+				return 0;
+		}
+		return 1;
+	case CA_SAN_EMAIL:
+	case CA_SAN_UPN: {
+		const char *at = strchr(v, '@');
+
+		return at != NULL && at != v && at[1] != '\0' &&
+		    strchr(at + 1, '@') == NULL && strpbrk(v, "*?[\\") == NULL;
+	}
+	case CA_SAN_URI:
+		return strpbrk(v, "*[\\") == NULL;
+	case CA_SAN_IP:
+		return 1;
+	}
+	return 0;
+}
+
 int
 ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical)
 {
@@ -264,6 +310,15 @@ ca_csr_check_extensions(
 			ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
 			    "subjectAltName of a kind no template allows "
 			    "(only DNS, email, URI, IP, UPN may be)");
+			goto out;
+		}
+		if (!ca_san_plain(type, value)) {
+			ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+			    "subjectAltName %s:%s is a pattern, not a name "
+			    "(a wildcard, or a character no %s name holds): "
+			    "refused",
+			    ca_san_type_name(type), value,
+			    ca_san_type_name(type));
 			goto out;
 		}
 		if (!ca_template_san_allowed(t, type, value)) {

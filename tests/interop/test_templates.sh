@@ -153,6 +153,12 @@ grep -q "DNS:printer.devices.example.com, email:ops@example.com" "$WORK/san_ok.t
 	fail "the allowed SANs are not in the certificate"
 csr san_bad "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:www.evil.example.net"
 refused san_bad badRequest "AllowedSANs"
+# A name, not a pattern: under DNS:*.devices.example.com the value
+# "*.devices.example.com" would be a wildcard certificate for every device.
+csr san_wild "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:*.devices.example.com"
+refused san_wild badRequest "subjectAltName DNS:\*.devices.example.com is a pattern, not a name"
+csr san_two_at "/CN=printer" rsa:2048 -addext "subjectAltName=email:a@b@example.com"
+refused san_two_at badRequest "subjectAltName email:a@b@example.com is a pattern, not a name"
 csr san_upn "/CN=helpdesk" rsa:2048 -addext "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:administrator@corp.example.com"
 refused san_upn badRequest "UPN:administrator@corp.example.com is refused"
 csr san_sig "/CN=signer" rsa:2048 -addext "keyUsage=critical,digitalSignature" -addext "subjectAltName=DNS:a.devices.example.com"
