@@ -250,6 +250,9 @@ int ca_issue_tbs_hash(X509 *cert, unsigned char out[CA_TBS_HASH_LEN]);
 /* The AlgorithmIdentifier our key's signatures get (one signature of a
  * copy of the CA certificate, at start). NULL on failure. */
 X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
+/* [ca] CRLURL checked at start: 0 for none or one OpenSSL makes a CRL
+ * distribution point of as written, else -1 with the reason in err. */
+int ca_crl_url_check(const char *url, char *err, size_t errlen);
 /* Microseconds one signature with the CA's key takes, or -1; after
  * ca_issue_learn_sig_alg. */
 long ca_issue_signature_us(const struct ca *ca);

@@ -324,3 +324,42 @@ ca_issue_learn_sig_alg(const struct ca *ca)
 	X509_free(probe);
 	return alg;
 }
+
+int
+ca_crl_url_check(const char *url, char *err, size_t errlen)
+{
+	X509_EXTENSION *ext;
+	char cdp[600];
+
+	if (url[0] == '\0')
+		return 0;
+	/* OpenSSL's configuration syntax would split it at a comma (a
+	 * second distribution point, or none at each issuance), and a longer
+	 * one would be cut in ca_issue_build's buffer. */
+	if (strlen(url) > 512 || strpbrk(url, ", \t\"") != NULL ||
+	    (strncmp(url, "http://", 7) != 0 &&
+	        strncmp(url, "https://", 8) != 0 &&
+	        strncmp(url, "ldap://", 7) != 0)) {
+		snprintf(err, errlen,
+		    "'%.64s%s' is not an http://, https:// or ldap:// URL of "
+		    "at "
+		    "most 512 bytes without commas or spaces",
+		    url, strlen(url) > 64 ? "..." : "");
+		return -1;
+	}
+	for (const char *c = url; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x21 || *c == 0x7f) {
+			snprintf(err, errlen, "a control character in the URL");
+			return -1;
+		}
+	snprintf(cdp, sizeof(cdp), "URI:%s", url);
+	if ((ext = X509V3_EXT_nconf_nid(
+	         NULL, NULL, NID_crl_distribution_points, cdp)) == NULL) {
+		ERR_clear_error();
+		snprintf(
+		    err, errlen, "'%.64s' is no CRL distribution point", url);
+		return -1;
+	}
+	X509_EXTENSION_free(ext);
+	return 0;
+}

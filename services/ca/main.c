@@ -364,6 +364,10 @@ main(int argc, char **argv)
 	if ((curve = rpc_curve_load(&ca.settings.curve, ca.settings.listen,
 	         config_file, "ca")) == NULL)
 		goto out;
+	if (ca_crl_url_check(ca.settings.crl_url, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] CRLURL: %s\n", err);
+		goto out;
+	}
 	if (ca_load_keys(&ca, config_file) != 0)
 		goto out;
 	if (ca_templates_load(&ca, config_file) != 0)

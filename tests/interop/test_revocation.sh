@@ -11,6 +11,15 @@ server_start
 fetch_ca_chain
 server_stop
 CRL_URL="$BASE/crl/ca.crl"
+check "a CRLURL OpenSSL would split at its comma stops the CA at start, named"
+# (it failed every issuance, or gave a second distribution point)
+for bad in "$CRL_URL?a=1,b=2" "$CRL_URL,URI:http://elsewhere.example/crl" "ftp://example.com/ca.crl"; do
+	set_conf ca CRLURL "$bad"
+	rc=0
+	timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/crlurl.out" 2>&1 || rc=$?
+	[ $rc = 1 ] && grep -q "\[ca\] CRLURL: .* is not an http://, https:// or ldap:// URL" "$WORK/crlurl.out" ||
+		{ cat "$WORK/crlurl.out"; fail "CRLURL '$bad': exit $rc, want 1 naming CRLURL"; }
+done
 set_conf ca CRLURL "$CRL_URL"
 set_conf ca CRLValidityHours 24
 cat >> "$DATA/scepd.conf" <<'EOF'
