@@ -198,6 +198,21 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
+	/* Expired since: no SUCCESS with a certificate the device cannot
+	 * use (a client that keeps its key file re-enrolls so, as strongSwan's
+	 * pki and sscep do). */
+	if (X509_cmp_time(X509_get0_notAfter(old), NULL) <= 0) {
+		char why[160];
+
+		snprintf(why, sizeof(why),
+		    "certificate %s of this transactionID has expired: "
+		    "enroll with a new key",
+		    serial);
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+		rc = 1;
+		goto out;
+	}
 	ca_sign_answer(reply, der, der_len, old, arena);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
 	    "retry (client %s): the same certificate, serial %s", addr, serial);

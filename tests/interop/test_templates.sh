@@ -261,4 +261,23 @@ rc=0
 [ $rc = 1 ] && grep -q "no such serial" "$WORK/show.err" || fail "an unknown serial: exit $rc, $(cat "$WORK/show.err")"
 "$SCEPCTL" --data-dir "$DATA" list | head -3
 
-pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint, ledger"
+check "a transaction retried after its certificate expired: refused, not the expired certificate again"
+# A client that keeps its key file (strongSwan's pki, sscep) re-enrolls with
+# the same transactionID. The whole server, and the request, 400 days on.
+csr expiring "/CN=expiring" rsa:2048
+issue expiring
+FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+later=(env LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+400d" FAKETIME_DONT_RESET=1
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+server_stop
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+400d" FAKETIME_DONT_RESET=1 \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" server_start
+rc=0
+"${later[@]}" "$CA_SIGN" --endpoint "$CA_EP" --csr "$WORK/expiring.csr" --txid "tx-expiring" > "$WORK/expired.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "failInfo: badRequest" "$WORK/expired.out" &&
+	grep -q "of this transactionID has expired: enroll with a new key" "$WORK/expired.out" ||
+	{ cat "$WORK/expired.out"; fail "the retry of an expired certificate's transaction: exit $rc"; }
+echo "   ok: $(sed -n 's/^reason: //p' "$WORK/expired.out")"
+
+pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint, ledger, no expired certificate handed out again"
