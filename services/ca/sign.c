@@ -178,36 +178,22 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
-	/* Revoked since: not handed out again as a SUCCESS (RFC 8894's
-	 * transactionID is the key's: a device re-enrolling with the key
-	 * of a revoked certificate comes back here). */
-	if ((revoked = ca_ledger_is_revoked(ca, txn, serial)) != 0) {
-		char why[160];
-
-		if (revoked < 0) {
-			ca_sign_internal(
-			    reply, req, txid, "ledger record unreadable", 0);
-			goto out;
-		}
-		snprintf(why, sizeof(why),
-		    "certificate %s of this transactionID is revoked: "
-		    "enroll with a new key",
-		    serial);
-		ca_sign_refuse(reply, req, txid, addr,
-		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
-		rc = 1;
+	/* Revoked or expired since: not handed out again as a SUCCESS (RFC
+	 * 8894's transactionID is the key's: a device re-enrolling with the
+	 * key of that certificate comes back here, as strongSwan's pki and
+	 * sscep do with a kept key file). */
+	if ((revoked = ca_ledger_is_revoked(ca, txn, serial)) < 0) {
+		ca_sign_internal(
+		    reply, req, txid, "ledger record unreadable", 0);
 		goto out;
 	}
-	/* Expired since: no SUCCESS with a certificate the device cannot
-	 * use (a client that keeps its key file re-enrolls so, as strongSwan's
-	 * pki and sscep do). */
-	if (X509_cmp_time(X509_get0_notAfter(old), NULL) <= 0) {
+	if (revoked > 0 || X509_cmp_time(X509_get0_notAfter(old), NULL) <= 0) {
 		char why[160];
 
 		snprintf(why, sizeof(why),
-		    "certificate %s of this transactionID has expired: "
-		    "enroll with a new key",
-		    serial);
+		    "certificate %s of this transactionID %s: enroll with a "
+		    "new key",
+		    serial, revoked > 0 ? "is revoked" : "has expired");
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 		rc = 1;
