@@ -125,6 +125,7 @@ struct ca {
 	 * learnt at start: put in a certificate before its TBSCertificate is
 	 * hashed for the journal, so that the hash is of what gets signed. */
 	X509_ALGOR *sig_alg;
+	X509_EXTENSION *crl_dp; /* from [ca] CRLURL; NULL: none */
 #ifdef SCEPD_TEST_HOOKS
 	/* SCEPD_TEST_CA_CRASH=POINT:N: _exit at POINT (journal, signed,
 	 * recorded) of this process's Nth issuance (sign.c). */
@@ -250,9 +251,10 @@ int ca_issue_tbs_hash(X509 *cert, unsigned char out[CA_TBS_HASH_LEN]);
 /* The AlgorithmIdentifier our key's signatures get (one signature of a
  * copy of the CA certificate, at start). NULL on failure. */
 X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
-/* [ca] CRLURL checked at start: 0 for none or one OpenSSL makes a CRL
- * distribution point of as written, else -1 with the reason in err. */
-int ca_crl_url_check(const char *url, char *err, size_t errlen);
+/* [ca] CRLURL made into ca->crl_dp once, at start (every certificate gets
+ * a copy): 0 for none or a URL OpenSSL makes a CRL distribution point of
+ * as written, else -1 with the reason in err. */
+int ca_crl_dp_load(struct ca *ca, char *err, size_t errlen);
 /* Microseconds one signature with the CA's key takes, or -1; after
  * ca_issue_learn_sig_alg. */
 long ca_issue_signature_us(const struct ca *ca);

@@ -217,9 +217,7 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	time_t not_before = now - CA_BACKDATE_SECONDS;
 	time_t not_after = now + (time_t)tpl->s.validity_days * 86400;
 	int ec = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC;
-	char *ku = ca_issue_key_usage(tpl, ec), cdp[600];
-
-	snprintf(cdp, sizeof(cdp), "URI:%s", ca->settings.crl_url);
+	char *ku = ca_issue_key_usage(tpl, ec);
 
 	*why = "the certificate cannot be built";
 	if (ku == NULL) {
@@ -255,9 +253,7 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	        ca_add_ext(cert, &ctx, NID_ext_key_usage,
 	            tpl->s.extended_key_usage) != 0) ||
 	    ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") != 0 ||
-	    (ca->settings.crl_url[0] != '\0' &&
-	        ca_add_ext(cert, &ctx, NID_crl_distribution_points, cdp) !=
-	            0) ||
+	    (ca->crl_dp != NULL && X509_add_ext(cert, ca->crl_dp, -1) != 1) ||
 	    ca_add_akid(cert, ca->cert) != 0 ||
 	    ca_issue_copy_sans(cert, req) != 0)
 		goto out;
@@ -326,9 +322,9 @@ ca_issue_learn_sig_alg(const struct ca *ca)
 }
 
 int
-ca_crl_url_check(const char *url, char *err, size_t errlen)
+ca_crl_dp_load(struct ca *ca, char *err, size_t errlen)
 {
-	X509_EXTENSION *ext;
+	const char *url = ca->settings.crl_url;
 	char cdp[600];
 
 	if (url[0] == '\0')
@@ -353,13 +349,12 @@ ca_crl_url_check(const char *url, char *err, size_t errlen)
 			return -1;
 		}
 	snprintf(cdp, sizeof(cdp), "URI:%s", url);
-	if ((ext = X509V3_EXT_nconf_nid(
+	if ((ca->crl_dp = X509V3_EXT_nconf_nid(
 	         NULL, NULL, NID_crl_distribution_points, cdp)) == NULL) {
 		ERR_clear_error();
 		snprintf(
 		    err, errlen, "'%.64s' is no CRL distribution point", url);
 		return -1;
 	}
-	X509_EXTENSION_free(ext);
 	return 0;
 }

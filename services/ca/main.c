@@ -364,7 +364,7 @@ main(int argc, char **argv)
 	if ((curve = rpc_curve_load(&ca.settings.curve, ca.settings.listen,
 	         config_file, "ca")) == NULL)
 		goto out;
-	if (ca_crl_url_check(ca.settings.crl_url, err, sizeof(err)) != 0) {
+	if (ca_crl_dp_load(&ca, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-ca: [ca] CRLURL: %s\n", err);
 		goto out;
 	}
@@ -432,6 +432,7 @@ out:
 	ca_templates_free(&ca);
 	ca_policies_free(&ca);
 	X509_ALGOR_free(ca.sig_alg);
+	X509_EXTENSION_free(ca.crl_dp);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
 	signer_free(&ca.signer); /* after the CA's reference to its key */
