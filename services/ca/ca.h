@@ -126,6 +126,7 @@ struct ca {
 	 * hashed for the journal, so that the hash is of what gets signed. */
 	X509_ALGOR *sig_alg;
 	X509_EXTENSION *crl_dp; /* from [ca] CRLURL; NULL: none */
+	X509_EXTENSION *akid; /* of certificates and CRLs (issue.c) */
 #ifdef SCEPD_TEST_HOOKS
 	/* SCEPD_TEST_CA_CRASH=POINT:N: _exit at POINT (journal, signed,
 	 * recorded) of this process's Nth issuance (sign.c). */
@@ -255,6 +256,8 @@ X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
  * a copy): 0 for none or a URL OpenSSL makes a CRL distribution point of
  * as written, else -1 with the reason in err. */
 int ca_crl_dp_load(struct ca *ca, char *err, size_t errlen);
+/* The authorityKeyIdentifier for what ca_cert signs (ca->akid), or NULL. */
+X509_EXTENSION *ca_akid_ext(X509 *ca_cert);
 /* Microseconds one signature with the CA's key takes, or -1; after
  * ca_issue_learn_sig_alg. */
 long ca_issue_signature_us(const struct ca *ca);

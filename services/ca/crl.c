@@ -109,6 +109,16 @@ out:
 	return rc;
 }
 
+/* A CRL's nextUpdate: never past the CA certificate's notAfter, a promise
+ * of the next CRL no one could keep. */
+static time_t
+crl_next_update(const struct ca *ca, time_t now)
+{
+	time_t next = now + (time_t)ca->settings.crl_validity_hours * 3600;
+
+	return next > ca->not_after ? ca->not_after : next;
+}
+
 /* A new CRL from `revoked`, numbered one past the last, stored in meta.
  * An MDB_* code, or -1 when OpenSSL failed (logged). */
 static int
@@ -117,7 +127,6 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = NULL;
 	ASN1_INTEGER *num = NULL;
-	AUTHORITY_KEYID *akid = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	unsigned char *der = NULL;
@@ -128,19 +137,14 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
 	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
 	    !X509_CRL_set1_lastUpdate(crl, t) ||
-	    ASN1_TIME_set(t,
-	        now + (time_t)ca->settings.crl_validity_hours * 3600) == NULL ||
+	    ASN1_TIME_set(t, crl_next_update(ca, now)) == NULL ||
 	    !X509_CRL_set1_nextUpdate(crl, t) ||
 	    (num = ASN1_INTEGER_new()) == NULL ||
 	    !ASN1_INTEGER_set_int64(num, *number) ||
 	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0))
 		goto out;
-	if ((akid = AUTHORITY_KEYID_new()) == NULL ||
-	    (akid->keyid = ASN1_OCTET_STRING_dup(
-	         X509_get0_subject_key_id(ca->cert))) == NULL ||
-	    !X509_CRL_add1_ext_i2d(
-	        crl, NID_authority_key_identifier, akid, 0, 0))
-		ERR_clear_error(); /* a CA without SKI: no AKI either */
+	if (X509_CRL_add_ext(crl, ca->akid, -1) != 1)
+		goto out;
 	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
 		goto out;
 	for (int c = mdb_cursor_get(cur, &key, &val, MDB_FIRST); c == 0;
@@ -173,7 +177,6 @@ out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	OPENSSL_free(der);
-	AUTHORITY_KEYID_free(akid);
 	ASN1_INTEGER_free(num);
 	ASN1_TIME_free(t);
 	X509_CRL_free(crl);
@@ -226,6 +229,15 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	if (ca_serial_normalize(in->serial, serial) != 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "no such serial";
+		return;
+	}
+	/* Its certificates expired with it (none outlives the CA's): a CRL
+	 * it signed now would be one no relying party can check. */
+	if (now >= ca->not_after) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "the CA certificate has expired, and every "
+		               "certificate it issued with it: no CRL is "
+		               "signed past its notAfter";
 		return;
 	}
 	len = strlen(serial);
@@ -345,16 +357,28 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL &&
 	    ASN1_TIME_to_tm(X509_CRL_get0_nextUpdate(crl), &tm))
 		next = timegm(&tm);
-	/* Re-issued past half its validity: relying parties never see an
-	 * expired one. */
-	if (crl == NULL || now >= last + (next - last) / 2) {
+	if (now >= ca->not_after) {
+		/* The last CRL stands (its nextUpdate is the CA's notAfter):
+		 * no CRL is signed past it. */
+		if (crl == NULL) {
+			log_error("CRL: the CA certificate has expired and no "
+			          "CRL was issued before: none is signed past "
+			          "its notAfter");
+			reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+			reply->error = "the CA certificate has expired";
+			mdb_txn_abort(txn);
+			return;
+		}
+	} else if (crl == NULL || now >= last + (next - last) / 2) {
+		/* Re-issued past half its validity: relying parties never
+		 * see an expired one. */
 		X509_CRL_free(crl);
 		crl = NULL;
 		if ((e = crl_issue(ca, txn, now, &number)) != 0)
 			goto internal;
 		if ((e = mdb_get(txn, ca->meta, &key, &val)) != 0)
 			goto internal;
-		next = now + (time_t)ca->settings.crl_validity_hours * 3600;
+		next = crl_next_update(ca, now);
 	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__get_crl_reply__init(out);

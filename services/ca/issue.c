@@ -50,33 +50,32 @@ ca_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
 	return ok ? 0 : -1;
 }
 
-/* keyid of the CA: its subjectKeyIdentifier, or the SHA-1 of its key
- * (RFC 5280 method 1) when it has none. */
-static int
-ca_add_akid(X509 *cert, X509 *ca_cert)
+/* The authorityKeyIdentifier of what the CA signs, certificates and CRLs
+ * alike: its subjectKeyIdentifier, or the SHA-1 of its key (RFC 5280
+ * method 1) when it has none. Made once, at start. */
+X509_EXTENSION *
+ca_akid_ext(X509 *ca_cert)
 {
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
-	AUTHORITY_KEYID *akid = NULL;
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	X509_EXTENSION *ext = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
-	int rc = -1;
 
-	if ((akid = AUTHORITY_KEYID_new()) == NULL)
-		goto out;
+	if (akid == NULL)
+		return NULL;
 	if (ski != NULL)
 		akid->keyid = ASN1_OCTET_STRING_dup(ski);
 	else if (X509_pubkey_digest(ca_cert, EVP_sha1(), md, &md_len) == 1 &&
 	    (akid->keyid = ASN1_OCTET_STRING_new()) != NULL &&
-	    ASN1_OCTET_STRING_set(akid->keyid, md, (int)md_len) != 1)
-		goto out;
-	if (akid->keyid == NULL ||
-	    X509_add1_ext_i2d(cert, NID_authority_key_identifier, akid, 0,
-	        X509V3_ADD_APPEND) != 1)
-		goto out;
-	rc = 0;
-out:
+	    ASN1_OCTET_STRING_set(akid->keyid, md, (int)md_len) != 1) {
+		ASN1_OCTET_STRING_free(akid->keyid);
+		akid->keyid = NULL;
+	}
+	if (akid->keyid != NULL)
+		ext = X509V3_EXT_i2d(NID_authority_key_identifier, 0, akid);
 	AUTHORITY_KEYID_free(akid);
-	return rc;
+	return ext;
 }
 
 X509_NAME *
@@ -254,7 +253,7 @@ ca_issue_build(const struct ca *ca, const struct ca_template *tpl,
 	            tpl->s.extended_key_usage) != 0) ||
 	    ca_add_ext(cert, &ctx, NID_subject_key_identifier, "hash") != 0 ||
 	    (ca->crl_dp != NULL && X509_add_ext(cert, ca->crl_dp, -1) != 1) ||
-	    ca_add_akid(cert, ca->cert) != 0 ||
+	    X509_add_ext(cert, ca->akid, -1) != 1 ||
 	    ca_issue_copy_sans(cert, req) != 0)
 		goto out;
 	/* X509_sign writes the same again: the TBSCertificate hashed for the

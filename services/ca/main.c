@@ -370,6 +370,11 @@ main(int argc, char **argv)
 	}
 	if (ca_load_keys(&ca, config_file) != 0)
 		goto out;
+	if ((ca.akid = ca_akid_ext(ca.cert)) == NULL) {
+		log_openssl(LOG_LEVEL_ERROR, NULL,
+		    "no authorityKeyIdentifier from the CA certificate");
+		goto out;
+	}
 	if (ca_templates_load(&ca, config_file) != 0)
 		goto out;
 	if (ca_policies_load(&ca, config_file) != 0)
@@ -433,6 +438,7 @@ out:
 	ca_policies_free(&ca);
 	X509_ALGOR_free(ca.sig_alg);
 	X509_EXTENSION_free(ca.crl_dp);
+	X509_EXTENSION_free(ca.akid);
 	X509_free(ca.cert);
 	EVP_PKEY_free(ca.key);
 	signer_free(&ca.signer); /* after the CA's reference to its key */

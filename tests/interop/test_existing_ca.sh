@@ -102,6 +102,63 @@ openssl x509 -inform DER -in cacert.der -noout || fail "GetCACert is not one DER
 enroll device-ca-as-ra
 stop
 
+echo "-- a CA without subjectKeyIdentifier, a minute from its end: the CRL"
+# Old CAs (and some HSM-made ones) carry no SKI: certificates and CRLs get
+# the SHA-1 of its key as authorityKeyIdentifier all the same (RFC 5280
+# method 1), so relying parties find the issuer. No CRL promises a next one
+# past the CA's notAfter, and past it none is signed.
+FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+mkdir -p old
+cp -a data/pki data/scepd.conf old/
+# Made a day ago less a minute, for a day: it ends a minute from now.
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME="-86340s" openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 1 \
+	-subj "/O=Fabrikam/CN=Old CA" -addext "basicConstraints=critical,CA:TRUE" \
+	-addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment" \
+	-addext "subjectKeyIdentifier=none" -addext "authorityKeyIdentifier=none" \
+	-keyout data/pki/ca.key -out data/pki/ca.pem 2>/dev/null
+chmod 600 data/pki/ca.key
+! openssl x509 -in data/pki/ca.pem -noout -text | grep -q "Key Identifier" || fail "the test CA has a key identifier"
+end=$(date -d "$(openssl x509 -in data/pki/ca.pem -noout -enddate | cut -d= -f2)" +%s)
+write_conf pki/ca.pem pki/ca.key pki/ca.pem pki/ca.key ""
+sed -i "s|^KeyPassphraseFile = pki/ca.pass|KeyPassphraseFile =|" data/scepd.conf
+crl_url="http://127.0.0.1:$port/crl/ca.crl"
+awk -v u="$crl_url" '/^\[ca\]/ { print; print "CRLURL = " u; next } { print }' data/scepd.conf > conf.new &&
+	mv conf.new data/scepd.conf
+rm -rf data/db/*
+start
+enroll device-old-ca
+keyid=$(openssl x509 -in data/pki/ca.pem -noout -pubkey | openssl pkey -pubin -outform DER |
+	openssl asn1parse -inform DER -strparse 19 -noout -out /dev/stdout | openssl dgst -sha1 -r | cut -c1-40 |
+	tr a-f A-F | sed 's/../&:/g; s/:$//')
+openssl x509 -in device-old-ca.pem -noout -text | grep -A1 "Authority Key Identifier" | grep -q "$keyid" ||
+	fail "the certificate's AKI is not the SHA-1 of the CA key ($keyid)"
+curl -sf -o old.crl "$crl_url" || fail "GET $crl_url"
+openssl crl -inform DER -in old.crl -noout -text > old.crl.txt || fail "not a DER CRL"
+grep -A1 "Authority Key Identifier" old.crl.txt | grep -q "$keyid" ||
+	{ cat old.crl.txt; fail "the CRL of a CA without SKI has no authorityKeyIdentifier (or another one)"; }
+next=$(date -d "$(openssl crl -inform DER -in old.crl -noout -nextupdate | cut -d= -f2)" +%s)
+[ "$next" = "$end" ] || fail "the CRL's nextUpdate is $(( next - end )) s from the CA's notAfter, want 0 (CRLValidityHours is a week)"
+echo "   ok: AKI $keyid in certificate and CRL; nextUpdate is the CA's notAfter"
+now=$(date +%s)
+[ "$now" -lt "$end" ] || fail "the CA expired before the test came here: give it longer"
+sleep $(( end - now + 1 ))
+serial=$(openssl x509 -in device-old-ca.pem -noout -serial | cut -d= -f2)
+rc=0
+"$BUILD_DIR/scepctl" --data-dir "$work/data" revoke "$serial" --reason keyCompromise 2> revoke.err || rc=$?
+grep -q "the CA certificate has expired" revoke.err && [ $rc != 0 ] ||
+	{ cat revoke.err; fail "revoking under an expired CA: exit $rc, not refused with the reason"; }
+curl -s -o late.crl "$crl_url"
+if [ -s late.crl ] && openssl crl -inform DER -in late.crl -noout 2>/dev/null; then
+	last=$(date -d "$(openssl crl -inform DER -in late.crl -noout -lastupdate | cut -d= -f2)" +%s)
+	[ "$last" -lt "$end" ] || fail "a CRL was signed past the CA's notAfter"
+fi
+grep -q "issued CRL number" server.log || fail "no CRL issued"
+stop
+echo "   ok: past the CA's notAfter: revoke refused ($(head -1 revoke.err)), no CRL signed"
+rm -rf data/pki data/db/* data/scepd.conf
+cp -a old/pki old/scepd.conf data/
+
 echo "-- start-up checks name the file at fault"
 write_conf pki/ra-sign.pem pki/ra-enc.key pki/ra-enc.pem pki/ra-enc.key ""
 set +e
