@@ -27,6 +27,8 @@
 #define CA_SERIAL_HEX (2 * CA_SERIAL_LEN + 1) /* upper-case hex, with NUL */
 #define CA_TXID_MAX 255 /* bytes, without the NUL */
 #define CA_TBS_HASH_LEN 32 /* SHA-256 */
+/* A template's name and its NUL, as the journal and the ledger keep it. */
+#define CA_TEMPLATE_NAME_MAX 128
 
 struct ca_settings {
 	char *listen;
@@ -97,6 +99,9 @@ struct ca_template {
 	char *name;
 	struct ca_template_settings s;
 	int allow_rsa, allow_ec;
+	/* KeyUsage names more than keyEncipherment, which an EC key cannot
+	 * do (RFC 5480): an EC certificate has some usage left. */
+	int ec_usage_left;
 	int curves[4]; /* NIDs, 0-terminated */
 	X509_NAME *fixed_subject; /* NULL: the request's subject */
 	struct ca_san_rule *sans;
@@ -183,8 +188,8 @@ int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
     X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal);
 /* The request's subjectAltNames decoded: 0 (*names NULL when it asks
  * none), or -1 when the extension cannot be read whole or comes twice
- * (ca_csr_check refuses that). `critical`, if not NULL: its flag. */
-int ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical);
+ * (ca_csr_check refuses that). */
+int ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names);
 /* Whether every name of `a` is among `b`'s (GENERAL_NAME_cmp; NULL: none). */
 int ca_names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b);
 /* The requested SANs as "DNS:x" strings (malloc'ed array and strings,
@@ -267,7 +272,7 @@ struct ca_journal_entry {
 	unsigned char serial[CA_SERIAL_LEN];
 	int64_t built_at; /* the `now` the certificate was built with */
 	unsigned char tbs_sha256[CA_TBS_HASH_LEN];
-	char template_name[128];
+	char template_name[CA_TEMPLATE_NAME_MAX];
 };
 /* 0 found, 1 none, -1 error (logged). */
 int ca_journal_get(const struct ca *ca, MDB_txn *txn, const char *txid,

@@ -77,6 +77,12 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 			    "EC keys are not accepted by template %s "
 			    "(KeyTypes = %s)",
 			    t->name, t->s.key_types);
+		if (!t->ec_usage_left)
+			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+			    "an EC key cannot do what template %s is for "
+			    "(KeyUsage = %s; keyEncipherment is RSA's): use an "
+			    "RSA key",
+			    t->name, t->s.key_usage);
 		if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) !=
 		    1)
 			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
@@ -204,7 +210,7 @@ ca_san_plain(enum ca_san_type type, const char *v)
 }
 
 int
-ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical)
+ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names)
 {
 	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
 	int at, rc = 0;
@@ -217,8 +223,6 @@ ca_csr_san_names(X509_REQ *req, GENERAL_NAMES **names, int *critical)
 		const unsigned char *p = ASN1_STRING_get0_data(v);
 		long len = ASN1_STRING_length(v);
 
-		if (critical != NULL)
-			*critical = X509_EXTENSION_get_critical(ext);
 		/* Whole, and once: bytes OpenSSL skips or cannot read are
 		 * names another parser may read. */
 		if ((*names = d2i_GENERAL_NAMES(NULL, &p, len)) == NULL ||
@@ -244,7 +248,7 @@ ca_csr_sans(X509_REQ *req)
 	int n;
 	size_t k = 0;
 
-	if (ca_csr_san_names(req, &names, NULL) != 0 || names == NULL ||
+	if (ca_csr_san_names(req, &names) != 0 || names == NULL ||
 	    (n = sk_GENERAL_NAME_num(names)) <= 0 ||
 	    (out = calloc((size_t)n + 1, sizeof(*out))) == NULL) {
 		GENERAL_NAMES_free(names);
@@ -276,19 +280,39 @@ ca_strings_free(char **v)
 	free(v);
 }
 
+/* extensionRequest attributes (PKCS#9's and Microsoft's) and the values
+ * in them: X509_REQ_get_extensions reads only the first of each. */
+static int
+ca_csr_ext_req_count(const X509_REQ *req)
+{
+	static const int nids[] = {NID_ext_req, NID_ms_ext_req};
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(nids) / sizeof(nids[0]); i++)
+		for (int at = -1;
+		     (at = X509_REQ_get_attr_by_NID(req, nids[i], at)) >= 0;)
+			n += X509_ATTRIBUTE_count(X509_REQ_get_attr(req, at));
+	return n;
+}
+
 /* The extensionRequest is readable, and every SAN in it is one the
  * template allows: none are dropped silently, none copied unchecked. */
 static int
 ca_csr_check_extensions(
     const struct ca_template *t, X509_REQ *req, struct ca_refusal *r)
 {
-	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	STACK_OF(X509_EXTENSION) * exts;
 	GENERAL_NAMES *names;
 	char value[512];
 	enum ca_san_type type;
 	int rc = -1;
 
-	if (exts == NULL) {
+	if (ca_csr_ext_req_count(req) > 1)
+		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "the request carries more than one extensionRequest: "
+		    "OpenSSL reads the first, another reader may read "
+		    "another");
+	if ((exts = X509_REQ_get_extensions(req)) == NULL) {
 		if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
 		    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0)
 			return ca_refuse(r,
@@ -298,7 +322,7 @@ ca_csr_check_extensions(
 		return 0;
 	}
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	if (ca_csr_san_names(req, &names, NULL) != 0)
+	if (ca_csr_san_names(req, &names) != 0)
 		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
 		    "the request's subjectAltName cannot be read (or comes "
 		    "twice)");

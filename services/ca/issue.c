@@ -136,17 +136,20 @@ static int
 ca_issue_copy_sans(X509 *cert, X509_REQ *req)
 {
 	GENERAL_NAMES *names;
-	int critical = 0, rc;
+	int rc;
 
-	if (ca_csr_san_names(req, &names, &critical) != 0)
+	if (ca_csr_san_names(req, &names) != 0)
 		return -1;
 	if (names == NULL || sk_GENERAL_NAME_num(names) == 0) {
 		/* An empty one asks nothing, and RFC 5280 forbids it. */
 		GENERAL_NAMES_free(names);
 		return 0;
 	}
-	rc = X509_add1_ext_i2d(cert, NID_subject_alt_name, names, critical,
-	         X509V3_ADD_DEFAULT) == 1
+	/* Not critical whatever the request said: the subject is never
+	 * empty (RFC 5280 4.2.1.6), and a critical flag would make relying
+	 * parties that do not read some name kind refuse the certificate. */
+	rc = X509_add1_ext_i2d(
+	         cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1
 	    ? 0
 	    : -1;
 	GENERAL_NAMES_free(names);

@@ -158,9 +158,8 @@ pending_asks_the_same(X509_REQ *a, X509_REQ *b)
 	GENERAL_NAMES *na = NULL, *nb = NULL;
 	int same = X509_NAME_cmp(X509_REQ_get_subject_name(a),
 	               X509_REQ_get_subject_name(b)) == 0 &&
-	    ca_csr_san_names(a, &na, NULL) == 0 &&
-	    ca_csr_san_names(b, &nb, NULL) == 0 && ca_names_within(na, nb) &&
-	    ca_names_within(nb, na);
+	    ca_csr_san_names(a, &na) == 0 && ca_csr_san_names(b, &nb) == 0 &&
+	    ca_names_within(na, nb) && ca_names_within(nb, na);
 
 	GENERAL_NAMES_free(na);
 	GENERAL_NAMES_free(nb);

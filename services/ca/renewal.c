@@ -59,7 +59,7 @@ renewal_sans_held(X509 *old, X509_REQ *csr)
 	GENERAL_NAMES *asks = NULL;
 	int held = 0;
 
-	if (ca_csr_san_names(csr, &asks, NULL) == 0)
+	if (ca_csr_san_names(csr, &asks) == 0)
 		held = ca_names_within(asks, had);
 	GENERAL_NAMES_free(had);
 	GENERAL_NAMES_free(asks);
@@ -82,7 +82,7 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	time_t nb, na, opens;
 	MDB_val key, val;
 	struct ca_ledger_view view;
-	char old_template[128];
+	char old_template[CA_TEMPLATE_NAME_MAX];
 	char by[CA_SERIAL_HEX];
 	int rc = -1, revoked, renewed;
 

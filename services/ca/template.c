@@ -151,6 +151,14 @@ template_prepare(struct ca_template *t, const char *section)
 		    section, t->s.extended_key_usage);
 		errors++;
 	}
+	copy = strdup(t->s.key_usage);
+	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
+	     tok = strtok_r(NULL, " ,", &save))
+		if (strcmp(tok, "critical") != 0 &&
+		    strcmp(tok, "keyEncipherment") != 0)
+			t->ec_usage_left = 1;
+	free(copy);
+	save = NULL;
 	copy = strdup(t->s.key_types);
 	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
 	     tok = strtok_r(NULL, " ,", &save)) {
@@ -308,6 +316,13 @@ template_load(struct ca *ca, const struct config_pairs *file, const char *name,
 
 	if (template_find(ca, name) != NULL)
 		return 0;
+	/* The journal and renewal keep the name whole, or cannot match it. */
+	if (strlen(name) >= CA_TEMPLATE_NAME_MAX) {
+		fprintf(stderr,
+		    "scepd-ca: template name '%.32s...' is over %d bytes\n",
+		    name, CA_TEMPLATE_NAME_MAX - 1);
+		return -1;
+	}
 	snprintf(section, sizeof(section), TEMPLATE_PREFIX "%s", name);
 	t = &ca->templates[ca->ntemplates];
 	memset(t, 0, sizeof(*t));

@@ -66,6 +66,7 @@ struct options {
 	const char *renew_cert; /* sign with this certificate ... */
 	const char *renew_key; /* ... and its key: a renewal */
 	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
+	const char *second_san; /* in a second extensionRequest attribute */
 	long nonce_len; /* 0: 16 bytes; SCEP_NONCE_EMPTY, SCEP_NONCE_NONE */
 	int no_txid;
 	const char *txid; /* --txid: this transactionID, not the key's hash */
@@ -223,6 +224,35 @@ drop_rsa_params(X509_REQ *req, EVP_PKEY *key, const EVP_MD *md)
 		return -1;
 	}
 	return X509_REQ_sign(req, key, md) > 0 ? 0 : -1;
+}
+
+/* A second extensionRequest attribute holding subjectAltName `san`, signed
+ * again: Microsoft's (msExtReq), as OpenSSL makes no second PKCS#9 one.
+ * X509_REQ_get_extensions reads PKCS#9's alone; another reader may take
+ * this one. */
+static int
+add_second_ext_req(
+    X509_REQ *req, const char *san, EVP_PKEY *key, const EVP_MD *md)
+{
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext =
+	    X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	unsigned char *der = NULL;
+	int len = -1, ok;
+
+	if (exts != NULL && ext != NULL && sk_X509_EXTENSION_push(exts, ext))
+		ext = NULL;
+	if (ext == NULL)
+		len = ASN1_item_i2d(
+		    (ASN1_VALUE *)exts, &der, ASN1_ITEM_rptr(X509_EXTENSIONS));
+	ok = len > 0 &&
+	    X509_REQ_add1_attr_by_NID(
+	        req, NID_ms_ext_req, V_ASN1_SEQUENCE, der, len) &&
+	    X509_REQ_sign(req, key, md) > 0;
+	OPENSSL_free(der);
+	X509_EXTENSION_free(ext);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return ok ? 0 : -1;
 }
 
 /*
@@ -461,6 +491,13 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 		if (o->rsa_params_absent &&
 		    drop_rsa_params(rq->csr, rq->key, md) != 0) {
 			fprintf(stderr, "--rsa-params-absent: failed\n");
+			return -1;
+		}
+		if (o->second_san != NULL &&
+		    add_second_ext_req(rq->csr, o->second_san, rq->key, md) !=
+		        0) {
+			fprintf(stderr, "--second-ext-req-san: failed\n");
+			ERR_print_errors_fp(stderr);
 			return -1;
 		}
 		memset(&p, 0, sizeof(p));
@@ -774,6 +811,9 @@ usage(FILE *f)
 	    "  --key-usage N     Apple's Key Usage: 1 signing, 4 encryption,\n"
 	    "                    5 both (the default)\n"
 	    "  --san SPEC        subjectAltName, e.g. DNS:a.example.com\n"
+	    "  --second-ext-req-san SPEC  a second extensionRequest\n"
+	    "                    attribute (msExtReq) with this\n"
+	    "                    subjectAltName\n"
 	    "  --renew-cert FILE --renew-key FILE  sign with this certificate\n"
 	    "                    and key (a renewal; with --message-type 17\n"
 	    "                    a RenewalReq)\n"
@@ -816,6 +856,7 @@ main(int argc, char **argv)
 	    {"renew-key", required_argument, NULL, 'e'},
 	    {"issuer-serial", required_argument, NULL, 'I'},
 	    {"san", required_argument, NULL, 'N'},
+	    {"second-ext-req-san", required_argument, NULL, 1003},
 	    {"nonce-len", required_argument, NULL, 'L'},
 	    {"no-nonce", no_argument, NULL, 'O'},
 	    {"no-txid", no_argument, NULL, 'T'},
@@ -923,6 +964,9 @@ main(int argc, char **argv)
 			break;
 		case 1001:
 			o.signer_key_usage = 1;
+			break;
+		case 1003:
+			o.second_san = optarg;
 			break;
 		case 1002:
 			if (strcmp(optarg, "ec") != 0 &&
