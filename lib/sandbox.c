@@ -86,7 +86,14 @@ const struct sandbox_syscall sandbox_syscalls_common[] = {
     SANDBOX_ALLOW("close"),
     SANDBOX_ALLOW("fstat"),
     SANDBOX_ALLOW("newfstatat"),
-    SANDBOX_ALLOW("fcntl"),
+    /* fcntl: descriptor flags and record locks (F_DUPFD to F_SETLKW:
+     * LMDB, libzmq, libmicrohttpd, curl), open file description locks,
+     * F_DUPFD_CLOEXEC. Not F_SETOWN and F_SETSIG, which would have the
+     * kernel signal another process of the same user, nor leases or
+     * directory notifications. */
+    SANDBOX_ALLOW_IF("fcntl", 1, 0xfffffff8, 0),
+    SANDBOX_ALLOW_IF("fcntl", 1, 0xfffffffc, F_OFD_GETLK),
+    SANDBOX_ALLOW_IF("fcntl", 1, 0xffffffff, F_DUPFD_CLOEXEC),
     SANDBOX_ALLOW("fsync"),
     SANDBOX_ALLOW("fdatasync"),
     SANDBOX_ALLOW("msync"),

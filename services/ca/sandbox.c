@@ -113,6 +113,11 @@ ca_handle_sandbox_probe(void *worker, const Scep__V1__Request *req,
 			e = errno;
 		else
 			close(fd);
+	} else if (strcmp(what, "setown") == 0) {
+		/* Signals to a process on I/O: its own here (getppid is no
+		 * system call the CA makes: the probe would die of that). */
+		if (fcntl(2, F_SETOWN, (int)getpid()) < 0)
+			e = errno;
 	} else if (strcmp(what, "exec") == 0) {
 		execl("/bin/true", "true", (char *)NULL);
 		e = errno;
@@ -121,7 +126,7 @@ ca_handle_sandbox_probe(void *worker, const Scep__V1__Request *req,
 		ca_probe_leaked = NULL;
 	} else {
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply->error = "what: open, socket, exec or leak";
+		reply->error = "what: open, socket, setown, exec or leak";
 		return;
 	}
 	log_warn("test hook: sandbox probe '%s': %s", what,

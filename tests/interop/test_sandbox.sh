@@ -133,7 +133,7 @@ out=$("$PROBE" --endpoint "$CA_EP" open) ||
 enroll after-open
 [ "$(svc_pid scepd-ca)" = "$ca" ] || fail "the CA was restarted by an open"
 
-for what in socket exec; do
+for what in socket setown exec; do
 	check "SandboxProbe $what: the CA dies by SIGSYS, the launcher says so and restarts it"
 	before=$(grep -c "scepd-ca killed by signal 31 (Bad system call).*restarting" "$SERVER_LOG" || true)
 	rc=0

@@ -3,7 +3,7 @@
  * its sandbox forbids, once, without the retries of rpc_call(): a probe
  * that kills the CA must not kill its successor too.
  *
- *   sandbox_probe --endpoint ipc://DIR/run/ca.sock open|socket|exec
+ *   sandbox_probe --endpoint ipc://DIR/run/ca.sock open|socket|setown|exec
  *                 [--timeout MS]
  * prints "errno N (text)" and exits 0 when the CA answered; 3 when it did
  * not answer within the timeout (default 3000 ms: it died, as it should
@@ -52,7 +52,7 @@ main(int argc, char **argv)
 	if (endpoint == NULL || optind != argc - 1) {
 		fprintf(stderr,
 		    "usage: sandbox_probe --endpoint E "
-		    "[--timeout MS] open|socket|exec\n");
+		    "[--timeout MS] open|socket|setown|exec\n");
 		return 1;
 	}
 	probe.what = argv[optind];
