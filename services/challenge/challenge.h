@@ -59,6 +59,7 @@ struct challenge_settings {
 	long wrong_password_limit; /* refusals per client address ... */
 	long wrong_password_window; /* ... in this many seconds */
 	long workers; /* 0: 1, or CHALLENGE_PLUGIN_WORKERS with a plugin */
+	long validator_rest; /* s a plugin is not asked after failing */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
 	struct sandbox_settings sandbox; /* Sandbox, User */
 };
@@ -76,6 +77,11 @@ struct validator {
 	int concurrent; /* the plugin says its instances share nothing */
 	pthread_mutex_t one_at_a_time; /* check, consume of the others */
 	atomic_int queued; /* holding or waiting for one_at_a_time */
+	/* Checks in a row that got no verdict (an MDM down); from
+	 * VALIDATOR_FAILURES on, the plugin rests until resting_until_ms
+	 * (monotonic), and then one check asks it again. */
+	atomic_int failures;
+	_Atomic int64_t resting_until_ms;
 	void *dl; /* dlopen handle; NULL when built in */
 	struct scepd_plugin_host host;
 	struct challenge *c;
@@ -121,6 +127,8 @@ struct challenge_used {
 /* Workers when a validator plugin is loaded and Workers = 0: its checks
  * wait on an MDM, and no check should wait behind another. */
 #define CHALLENGE_PLUGIN_WORKERS 8
+/* Checks in a row without a verdict before a plugin rests (ValidatorRest) */
+#define VALIDATOR_FAILURES 3
 
 /*
  * A plugin's check in flight, by what was asked (validator, path, client,

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "challenge.h"
+#include "clock.h"
 #include "log.h"
 #include "plugin_load.h"
 
@@ -305,14 +306,77 @@ validator_turn_end(struct validator *v, int limited)
 	pthread_mutex_unlock(&v->one_at_a_time);
 }
 
+/*
+ * An MDM that is down is not asked by every request meanwhile: each would
+ * hold a worker for the plugin's whole timeout (any device, or one address
+ * sending again and again, could keep them all waiting) and the MDM gets
+ * a flood as it comes back. After VALIDATOR_FAILURES checks in a row
+ * without a verdict it rests [challenge] ValidatorRest seconds: answered
+ * UNAVAILABLE at once. Then one check asks it (the one that moves the end
+ * of the rest on), the others still rest; a verdict ends the rest.
+ * 1: resting (why says so), 0: ask it.
+ */
+static int
+validator_resting(struct validator *v, char *why, size_t whylen)
+{
+	int64_t now = clock_monotonic_ms(), rest_ms, until;
+
+	rest_ms = (int64_t)v->c->settings.validator_rest * 1000;
+	until = atomic_load(&v->resting_until_ms);
+	if (rest_ms == 0 || until == 0 ||
+	    (now >= until &&
+	        atomic_compare_exchange_strong(
+	            &v->resting_until_ms, &until, now + rest_ms)))
+		return 0;
+	snprintf(why, whylen,
+	    "validator %s gave no verdict %d times in a row: not asked again "
+	    "for up to %ld s",
+	    v->name, atomic_load(&v->failures), v->c->settings.validator_rest);
+	return 1;
+}
+
+static void
+validator_rest_count(struct validator *v, enum scepd_verdict verdict)
+{
+	int64_t rest_ms = (int64_t)v->c->settings.validator_rest * 1000;
+	int failures;
+
+	if (verdict != SCEPD_VERDICT_UNAVAILABLE) {
+		atomic_store(&v->failures, 0);
+		if (atomic_exchange(&v->resting_until_ms, 0) != 0)
+			log_info("validator %s gave a verdict again: asked by "
+			         "every check",
+			    v->name);
+		return;
+	}
+	failures = atomic_fetch_add(&v->failures, 1) + 1;
+	if (rest_ms > 0 && failures >= VALIDATOR_FAILURES) {
+		int64_t was = atomic_exchange(
+		    &v->resting_until_ms, clock_monotonic_ms() + rest_ms);
+
+		if (was == 0)
+			log_warn(
+			    "validator %s gave no verdict %d times in a "
+			    "row: not asked for %ld s, its checks answered "
+			    "503 at once ([challenge] ValidatorRest)",
+			    v->name, failures, v->c->settings.validator_rest);
+	}
+}
+
 enum scepd_verdict
 validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr, char *why, size_t whylen)
 {
 	enum scepd_verdict verdict;
 
-	if (v->concurrent)
-		return v->v->check(validator_state(v, worker), vr, why, whylen);
+	if (validator_resting(v, why, whylen))
+		return SCEPD_VERDICT_UNAVAILABLE;
+	if (v->concurrent) {
+		verdict =
+		    v->v->check(validator_state(v, worker), vr, why, whylen);
+		validator_rest_count(v, verdict);
+		return verdict;
+	}
 	if (validator_turn(v, deadline_ms, 1) != 0) {
 		snprintf(why, whylen,
 		    "validator %s is busy (one request at a time): retry later",
@@ -321,6 +385,7 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 	}
 	verdict = v->v->check(v->state, vr, why, whylen);
 	validator_turn_end(v, 1);
+	validator_rest_count(v, verdict);
 	return verdict;
 }
 

@@ -54,6 +54,7 @@ set_conf validator.mdm Module webhook
 set_conf validator.mdm URL "https://127.0.0.1:$hook_port/challenge"
 set_conf validator.mdm CAFile "$hook/ca.pem"
 set_conf validator.mdm Timeout 5
+set_conf challenge ValidatorRest 10 # seconds: the MDM down, below
 server_restart
 grep -q "validator mdm ready (webhook, plugin)" "$SERVER_LOG" ||
 	fail "the challenge service did not load the webhook plugin"
@@ -200,6 +201,45 @@ for i in $(seq 10); do
 done
 logged "$from" "mdm: could not decide transaction .*: the MDM webhook could not be asked: .*127.0.0.1" ||
 	fail "the log does not say why the MDM could not be asked"
+# Three checks in a row without a verdict: the MDM rests, the others are
+# answered at once (each would hold a worker for the plugin's Timeout).
+logged "$from" "validator mdm gave no verdict 3 times in a row: not asked for 10 s" ||
+	fail "the validator did not rest after three checks without a verdict"
+asked_down=$(tail -n "+$from" "$SERVER_LOG" | grep -c "mdm: could not decide transaction" || true)
+[ "$asked_down" = 3 ] || fail "the MDM (down) was asked $asked_down times in ten requests, want 3 then rest"
+
+check "the MDM back: not asked while it rests, then asked by one check and by all again"
+asked=$(requests)
+python3 "$SRC_DIR/tests/tools/webhook_server.py" --mode match --allow-challenge "$MDM_OK" \
+	--cert "$hook/server.pem" --key "$hook/server.key" --port "$hook_port" \
+	--port-file "$hook/port2" --record "$hook/requests.jsonl" 2>> "$hook/server.log" &
+HOOK_PID=$!
+on_exit "kill $HOOK_PID"
+for _ in $(seq 100); do [ -s "$hook/port2" ] && break; sleep 0.1; done
+[ -s "$hook/port2" ] || fail "webhook_server.py did not come back on port $hook_port"
+from=$(log_mark)
+rc=0
+ios_enroll "$MDM_OK" "CN=mdm resting" "$WORK/resting.pem" "$MDM_URL" --source 127.0.0.9 > /dev/null || rc=$?
+[ $rc = 1 ] || fail "the MDM back during its rest: exit $rc, want 1 (HTTP 503 at once)"
+[ "$(requests)" = "$asked" ] || fail "the MDM was asked while it rested"
+logged "$from" "not asked again for up to 10 s" || fail "the resting answer is not logged with its reason"
+echo "   ok: answered 503 at once while the MDM rests"
+# Until the rest ends (10 s from the third failure): 503 each time, the MDM
+# never asked; then the first check asks it, and gets the verdict.
+for i in $(seq 30); do
+	rc=0
+	ios_enroll "$MDM_OK" "CN=mdm back" "$WORK/back.pem" "$MDM_URL" --source 127.0.0.9 > /dev/null || rc=$?
+	[ $rc = 0 ] && break
+	[ $rc = 1 ] || fail "the MDM back, try $i: exit $rc"
+	[ "$(requests)" = "$asked" ] || fail "the MDM was asked (try $i) and gave no verdict"
+	sleep 1
+done
+[ $rc = 0 ] || fail "the MDM back: no enrollment within 30 s"
+verify_cert "$WORK/back.pem"
+[ "$(requests)" = $((asked + 1)) ] || fail "the MDM back was asked $(($(requests) - asked)) times, want once"
+echo "   ok: enrolled after $i tries, the MDM asked once"
+logged "$from" "validator mdm gave a verdict again: asked by every check" ||
+	fail "the end of the rest is not logged"
 ios_enroll "$(challenge)" "CN=after the MDM was down" "$WORK/after-down.pem" "$URL" --source 127.0.0.9 ||
 	fail "the address that met the MDM's outage was held back (429?) from a one-time password"
 verify_cert "$WORK/after-down.pem"

@@ -101,7 +101,7 @@ class Server(http.server.ThreadingHTTPServer):
     def __init__(self, args, tls):
         self.args = args
         self.tls = tls
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(("127.0.0.1", args.port), Handler)
 
     # The TLS handshake runs in the request's thread, so a client that
     # fails it (no client certificate, untrusted CA) blocks nobody.
@@ -123,6 +123,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--mode", choices=sorted(ANSWERS), default="allow")
     p.add_argument("--port-file", required=True)
+    p.add_argument("--port", type=int, default=0,
+                   help="listen here (an MDM back after an outage); 0: any")
     p.add_argument("--record", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
