@@ -157,6 +157,16 @@ keygen() { # HOST NAME
 }
 keygen ca ca
 keygen ca scepctl
+# Without NAME (DESIGN.md's `scepctl keygen`): scepctl's own, never replaced.
+before=$(cat "$H/ca/keys/scepctl.key")
+rc=0
+"$SCEPCTL" --data-dir "$H/ca" keygen > /dev/null 2> "$WORK/keygen0.err" || rc=$?
+[ $rc != 0 ] && grep -q "scepctl.key" "$WORK/keygen0.err" && [ "$(cat "$H/ca/keys/scepctl.key")" = "$before" ] ||
+	{ cat "$WORK/keygen0.err"; fail "keygen without NAME: exit $rc, not scepctl's key kept"; }
+mkdir -p "$WORK/keygen0"
+"$SCEPCTL" --data-dir "$WORK/keygen0" keygen > /dev/null 2> "$WORK/keygen0.err" &&
+	[ "$(stat -c %a "$WORK/keygen0/keys/scepctl.key")" = 600 ] ||
+	{ cat "$WORK/keygen0.err"; fail "keygen without NAME did not make keys/scepctl.key"; }
 keygen ra1 ra
 keygen ra1 challenge
 keygen ra2 ra

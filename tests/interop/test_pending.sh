@@ -142,6 +142,16 @@ rc=0
 "$SCEPCTL" --data-dir "$DATA" list --pending --refused > /dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "--pending with --refused: exit $rc, want 2 (usage)"
 
+check "scepctl reject TXID without --reason: the poll's FAILURE says none was given"
+rc=0
+ios_enroll "$(challenge)" "CN=rejected without a word" "$WORK/p4.pem" "$URL" --key "$WORK/p4.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "fourth PKCSReq: exit $rc, want 3"
+"$SCEPCTL" --data-dir "$DATA" reject "$(pending_txid)" 2> "$WORK/reject4.err" ||
+	{ cat "$WORK/reject4.err"; fail "scepctl reject without --reason"; }
+poll poll4 "CN=rejected without a word" p4
+[ $rc = 2 ] && grep -q "failInfoText: rejected by the CA operator: no reason given" "$WORK/poll4.log" ||
+	{ cat "$WORK/poll4.log"; fail "poll after a reject without reason: exit $rc"; }
+
 check "strongSwan pki polls by itself and gets the certificate once approved"
 pending_before=$(grep -c "pending an operator's approval" "$SERVER_LOG")
 pki --gen --type rsa --size 2048 --outform pem > "$WORK/pki.key" 2>/dev/null
@@ -248,8 +258,9 @@ rc=0
 "$SCEPCTL" --data-dir "$DATA" list --pending > "$WORK/pending2.txt" 2>/dev/null || fail "scepctl list --pending"
 grep -q "  expired  until .*  $p3_txid  " "$WORK/pending2.txt" || { cat "$WORK/pending2.txt"; fail "not listed as expired"; }
 ! grep -q "pending request $p3_txid purged" "$SERVER_LOG" || fail "purged before PendingDays + 7 days"
-# Rejected 8 days ago: kept 7 days after the operator's decision.
-[ "$(grep -c "pending request .* purged" "$SERVER_LOG")" = 1 ] || fail "the rejected request was not purged"
+# Rejected 8 days ago: kept 7 days after the operator's decision (the two
+# rejected, with and without a reason).
+[ "$(grep -c "pending request .* purged" "$SERVER_LOG")" = 2 ] || fail "the rejected requests were not purged"
 ! grep -q "  rejected  " "$WORK/pending2.txt" || { cat "$WORK/pending2.txt"; fail "the rejected request still listed"; }
 # Fifteen days on: expired 8 days ago.
 SCEPD_TEST_CA_PENDING_AGE=$((15 * 86400)) server_restart

@@ -23,11 +23,12 @@ static void
 scepctl_keygen_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: scepctl [--data-dir DIR] keygen NAME\n"
+	    "usage: scepctl [--data-dir DIR] keygen [NAME]\n"
 	    "  Makes a CurveZMQ key pair: DIR/keys/NAME.key (secret, mode\n"
 	    "  0600) and DIR/keys/NAME.pub, and prints the public key.\n"
 	    "  NAME: letters, digits, '_', '.', '-' (e.g. ca, ra, frontend,\n"
-	    "  challenge, scepctl). An existing NAME.key is never replaced.\n");
+	    "  challenge, scepctl); without NAME scepctl, the key this tool\n"
+	    "  connects with. An existing NAME.key is never replaced.\n");
 }
 
 /* Writes `text` to a new file `path` of `mode`; `exclusive`: fail if it
@@ -96,11 +97,11 @@ scepctl_keygen(const struct scepctl *ctl, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (optind + 1 < argc) {
 		scepctl_keygen_usage(stderr);
 		return 2;
 	}
-	name = argv[optind];
+	name = optind < argc ? argv[optind] : "scepctl";
 	len = strlen(name);
 	if (len == 0 || len > 31 || name[0] == '.' ||
 	    strspn(name,

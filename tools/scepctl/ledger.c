@@ -384,7 +384,7 @@ out:
 	return rc;
 }
 
-/* approve TXID | reject TXID --reason R: an operator's decision on a
+/* approve TXID | reject TXID [--reason R]: an operator's decision on a
  * request waiting under a template with ApprovalRequired = 1. */
 static int
 scepctl_decide(const struct scepctl *ctl, int argc, char **argv, int approve)
@@ -404,9 +404,9 @@ scepctl_decide(const struct scepctl *ctl, int argc, char **argv, int approve)
 	    ? "usage: scepctl [--data-dir DIR] approve TXID\n"
 	      "  Issues the certificate a pending request asked for; the\n"
 	      "  device gets it at its next poll.\n"
-	    : "usage: scepctl [--data-dir DIR] reject TXID --reason TEXT\n"
+	    : "usage: scepctl [--data-dir DIR] reject TXID [--reason TEXT]\n"
 	      "  Refuses a pending request; the device's next poll gets\n"
-	      "  FAILURE with TEXT.\n";
+	      "  FAILURE with TEXT (without one: \"no reason given\").\n";
 	char by[128];
 	int c, rc = 1;
 
@@ -425,8 +425,7 @@ scepctl_decide(const struct scepctl *ctl, int argc, char **argv, int approve)
 			return 2;
 		}
 	}
-	if (optind + 1 != argc || (!approve && decide.reason == NULL) ||
-	    (approve && decide.reason != NULL)) {
+	if (optind + 1 != argc || (approve && decide.reason != NULL)) {
 		fputs(usage, stderr);
 		return 2;
 	}

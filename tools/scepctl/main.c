@@ -35,8 +35,9 @@ usage(FILE *f)
 	    "  revoke SERIAL [--reason R]  revoke; the CA issues a new CRL\n"
 	    "  unrevoke SERIAL     release a certificate from certificateHold\n"
 	    "  approve TXID        issue a request pending approval\n"
-	    "  reject TXID --reason TEXT   refuse a pending request\n"
-	    "  keygen NAME         a CurveZMQ key pair in DIR/keys\n"
+	    "  reject TXID [--reason TEXT] refuse a pending request\n"
+	    "  keygen [NAME]       a CurveZMQ key pair in DIR/keys\n"
+	    "                      (NAME: scepctl, this tool's own)\n"
 	    "exit status: 0 done, 1 refused or failed, 2 usage\n");
 }
 
