@@ -236,9 +236,32 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 		    NULL)
 			abort(); /* as rpc_alloc does */
 	}
+	if (refusals) {
+		MDB_stat st;
+
+		/* Keyed by time: the newest `limit` from the end, not every
+		 * refusal built to keep a few. */
+		if ((e = mdb_stat(txn, ca->events, &st)) != 0) {
+			log_error("ledger list: %s", store_strerror(e));
+			reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+			reply->error = "the ledger cannot be read";
+			goto out;
+		}
+		total = st.ms_entries;
+		if ((all = malloc((limit < total  ? limit
+		                          : total ? total
+		                                  : 1) *
+		         sizeof(*all))) == NULL)
+			abort(); /* as rpc_alloc does */
+		for (e = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+		     e == 0 && n < limit;
+		     e = mdb_cursor_get(cur, &key, &val, MDB_PREV))
+			all[n++] = ca_entry_refused(&val, arena);
+	}
 	/* Every record, newest first after sorting: serials are random. */
-	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
-	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	for (e = refusals ? MDB_NOTFOUND
+	                  : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	     e == 0; e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct ca_ledger_view v;
 		Scep__V1__LedgerEntry *entry;
 
@@ -252,9 +275,7 @@ ca_handle_ledger_list(void *worker, const Scep__V1__Request *req,
 			total++;
 			continue;
 		}
-		if (refusals)
-			entry = ca_entry_refused(&val, arena);
-		else if (pending) {
+		if (pending) {
 			if ((entry = ca_pending_entry(ca, &key, &val, arena)) ==
 			    NULL) {
 				log_warn("pending request %.*s unreadable",

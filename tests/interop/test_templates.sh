@@ -275,6 +275,18 @@ assert r["sans"] == ["DNS:www.evil.example.net"] and r["template"] == "Devices",
 assert "below MinRSABits" in by_txid["tx-rsa1024"]["reason"]
 assert by_txid["tx-san_upn"]["sans"] == ["UPN:administrator@corp.example.com"]
 PY
+# --limit: the newest of them, read from the end of the time-ordered list
+"$SCEPCTL" --data-dir "$DATA" list --refused --limit 2 --json > "$WORK/refused2.json" 2> "$WORK/refused2.err" ||
+	fail "scepctl list --refused --limit 2"
+python3 - "$WORK/refused.json" "$WORK/refused2.json" <<'PY' || fail "list --refused --limit 2 is not the two newest"
+import json, sys
+every, two = (json.load(open(f)) for f in sys.argv[1:])
+assert len(every) > 2 and two == every[:2], (two, every[:3])
+PY
+"$SCEPCTL" --data-dir "$DATA" list --refused --limit 2 > /dev/null 2> "$WORK/refused2.err" ||
+	fail "scepctl list --refused --limit 2 (text)"
+grep -q "scepctl: 2 of $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/refused.json") shown" \
+	"$WORK/refused2.err" || { cat "$WORK/refused2.err"; fail "list --refused --limit 2 does not say how many there are"; }
 serial=$(openssl x509 -in "$WORK/san_ok.pem" -noout -serial | cut -d= -f2)
 "$SCEPCTL" --data-dir "$DATA" show "$serial" > "$WORK/show.json" || fail "scepctl show $serial"
 grep -q '"template": "Devices"' "$WORK/show.json" || { cat "$WORK/show.json"; fail "show: no template"; }
