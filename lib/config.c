@@ -18,7 +18,30 @@ struct config_load {
 	void *settings;
 	unsigned char seen[128];
 	int errors;
+	int cut_reported;
 };
+
+/*
+ * libinih as Debian builds it keeps 49 characters of a section name and
+ * 199 of a line, and cuts the rest without a word: [template.X] with a
+ * long X would be another template. A section name of 49 characters may
+ * be a cut one: refused (once per load). 1 when refused.
+ */
+#define CONFIG_INI_SECTION_KEPT 49
+
+static int
+config_section_cut(const char *source, const char *section, int *reported)
+{
+	if (strlen(section) < CONFIG_INI_SECTION_KEPT)
+		return 0;
+	if (!*reported)
+		fprintf(stderr,
+		    "%s: [%s...]: section names of %d characters or more are "
+		    "cut by the INI reader: use a shorter one\n",
+		    source, section, CONFIG_INI_SECTION_KEPT);
+	*reported = 1;
+	return 1;
+}
 
 static void
 config_problem(
@@ -151,6 +174,10 @@ config_ini_handler(
 	struct config_load *cl = user;
 	size_t i;
 
+	if (config_section_cut(cl->source, section, &cl->cut_reported)) {
+		cl->errors++;
+		return 1;
+	}
 	if (strcasecmp(section, cl->section) != 0)
 		return 1;
 	for (i = 0; cl->table[i].name != NULL; i++)
@@ -189,7 +216,11 @@ config_finish(struct config_load *cl, int parse_rc)
 		char line[32];
 
 		snprintf(line, sizeof(line), "line %d", parse_rc);
-		fprintf(stderr, "%s: syntax error at %s\n", cl->source, line);
+		fprintf(stderr,
+		    "%s: syntax error at %s (if that line is right, the one "
+		    "before is over 199 characters, where the INI reader "
+		    "cuts lines)\n",
+		    cl->source, line);
 		cl->errors++;
 	}
 	for (size_t i = 0; cl->table[i].name != NULL; i++)
@@ -208,7 +239,8 @@ int
 config_load(const char *file, const char *section,
     const struct config_key *table, void *settings)
 {
-	struct config_load cl = {file, NULL, section, table, settings, {0}, 0};
+	struct config_load cl = {
+	    file, NULL, section, table, settings, {0}, 0, 0};
 	char *dir = NULL, *slash, *abs = NULL;
 	int rc;
 
@@ -241,7 +273,7 @@ config_load_string(const char *text, const char *basedir, const char *section,
     const struct config_key *table, void *settings)
 {
 	struct config_load cl = {
-	    "(string)", basedir, section, table, settings, {0}, 0};
+	    "(string)", basedir, section, table, settings, {0}, 0, 0};
 
 	config_defaults(&cl);
 	return config_finish(
@@ -267,8 +299,10 @@ config_free(const struct config_key *table, void *settings)
 
 struct config_pairs_load {
 	const char *prefix; /* "validator." matches [validator.*] */
+	const char *source;
 	struct config_pairs *out;
 	int failed;
+	int cut_reported;
 };
 
 static int
@@ -280,6 +314,10 @@ config_pairs_handler(
 	size_t plen = strlen(pl->prefix);
 	struct config_pair *grown;
 
+	if (config_section_cut(pl->source, section, &pl->cut_reported)) {
+		pl->failed = 1;
+		return 1;
+	}
 	if (strncasecmp(section, pl->prefix, plen) != 0)
 		return 1;
 	/* "prefix" alone, or "prefix.": a bare [validator.] is no name. */
@@ -314,7 +352,7 @@ int
 config_load_pairs(
     const char *file, const char *prefix, struct config_pairs *out)
 {
-	struct config_pairs_load pl = {prefix, out, 0};
+	struct config_pairs_load pl = {prefix, file, out, 0, 0};
 	char *abs, *slash;
 	int rc;
 

@@ -316,13 +316,8 @@ template_load(struct ca *ca, const struct config_pairs *file, const char *name,
 
 	if (template_find(ca, name) != NULL)
 		return 0;
-	/* The journal and renewal keep the name whole, or cannot match it. */
-	if (strlen(name) >= CA_TEMPLATE_NAME_MAX) {
-		fprintf(stderr,
-		    "scepd-ca: template name '%.32s...' is over %d bytes\n",
-		    name, CA_TEMPLATE_NAME_MAX - 1);
-		return -1;
-	}
+	/* The journal and renewal keep the name in CA_TEMPLATE_NAME_MAX:
+	 * the INI reader's section names are shorter (lib/config.c). */
 	snprintf(section, sizeof(section), TEMPLATE_PREFIX "%s", name);
 	t = &ca->templates[ca->ntemplates];
 	memset(t, 0, sizeof(*t));

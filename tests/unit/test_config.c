@@ -96,6 +96,48 @@ test_errors(void **state)
 	}
 }
 
+/* libinih cuts section names at 49 characters without a word:
+ * [template.<long name>] would be another template. Refused, whichever
+ * section it is, in a table load and in a [prefix.*] load. */
+static void
+test_names_cut_by_the_reader(void **state)
+{
+	char dir[] = "/tmp/scepd-config-XXXXXX", path[256], name[80];
+	struct settings s = {0};
+	struct config_pairs pairs;
+	FILE *f;
+
+	(void)state;
+	memset(name, 'T', 60);
+	name[60] = '\0';
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f,
+	    "[svc]\nListen = ipc://run/s.sock\n[template.%s]\nKeyUsage = "
+	    "digitalSignature\n",
+	    name);
+	fclose(f);
+	assert_int_equal(config_load(path, "svc", table, &s), -1);
+	assert_null(s.listen);
+	assert_int_equal(config_load_pairs(path, "template.", &pairs), -1);
+	/* 48 characters are kept whole: accepted. */
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f,
+	    "[svc]\nListen = ipc://run/s.sock\n[template.%.39s]\nKeyUsage "
+	    "= digitalSignature\n",
+	    name);
+	fclose(f);
+	assert_int_equal(config_load(path, "svc", table, &s), 0);
+	config_free(table, &s);
+	assert_int_equal(config_load_pairs(path, "template.", &pairs), 0);
+	assert_int_equal(pairs.n, 1);
+	assert_int_equal(strlen(pairs.pair[0].section), 48);
+	config_pairs_free(&pairs);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void
 test_file(void **state)
 {
@@ -127,6 +169,7 @@ main(void)
 	    cmocka_unit_test(test_values_and_other_sections),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_names_cut_by_the_reader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
