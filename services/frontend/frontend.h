@@ -7,6 +7,7 @@
 #define SCEPD_FRONTEND_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,11 @@ struct cacert {
 	char *content_type;
 	uint8_t *ca_der; /* the CA certificate alone, for thumbprints */
 	size_t ca_der_len;
+	/* [ra] CACertificate as the RA was given it, DER each, the issuing
+	 * CA first (then intermediates, the root if there); empty from an RA
+	 * that does not send it. Profiles trust its roots. */
+	ProtobufCBinaryData *chain;
+	size_t nchain;
 };
 void cacert_clear(struct cacert *c);
 
@@ -118,6 +124,9 @@ struct frontend {
 	char hostname[256];
 	struct cache cache;
 	struct crl_cache crl;
+	/* profile.c: the CA chain was last seen without a root, and that
+	 * was logged (once, not for each profile). */
+	atomic_int profile_no_root_warned;
 	struct MHD_Daemon *daemon;
 	struct offload *offload; /* threads that wait on the services */
 	struct watchdog *watchdog;

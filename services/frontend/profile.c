@@ -3,10 +3,12 @@
  * NDES blog has an administrator type into Apple's configuration utility,
  * made by the server itself. A SCEP payload (this server's URL, the CA
  * name, the subject in the order given, a fresh one-time challenge, key
- * size and usage, the CA fingerprint) and a root payload with the CA
- * certificate, as an XML plist built with libplist. Unless SignProfiles = 0
- * the RA signs it (CMS SignedData, content attached): the frontend holds no
- * key, so signing is an RPC.
+ * size and usage, the issuing CA's fingerprint), a root payload with each
+ * self-signed certificate of the RA's CA chain ([ra] CACertificate) and a
+ * pkcs1 payload with each other CA certificate of it (an issuing CA that
+ * is an intermediate, intermediates), as an XML plist built with libplist.
+ * Unless SignProfiles = 0 the RA signs it (CMS SignedData, content
+ * attached): the frontend holds no key, so signing is an RPC.
  *
  * Query: subject (required, RFC 4514-like, kept in the order given; parsed
  * by lib/subject.c), keysize (2048, 4096), usage (1 signing, 4
@@ -35,6 +37,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <plist/plist.h>
 
 #include "frontend.h"
@@ -75,16 +78,24 @@ struct profile_query {
 	char err[320]; /* the 400's text; "" while all is well */
 };
 
+/* A CA certificate of the chain, as a payload of its own. */
+struct profile_cert {
+	const uint8_t *der; /* the cacert's */
+	size_t len;
+	char *name; /* its CN (else its subject): PayloadDisplayName */
+	int root; /* self-signed: a trust anchor */
+};
+
 /* What goes into the profile besides the query. */
 struct profile_content {
 	const char *url;
-	const char *ca_name;
+	const char *ca_name; /* the issuing CA's */
 	const char *challenge;
 	const char *organization;
 	char ident[128]; /* PayloadIdentifier prefix */
-	const uint8_t *ca_der;
-	size_t ca_der_len;
-	unsigned char ca_sha1[20];
+	unsigned char ca_sha1[20]; /* the issuing CA's */
+	struct profile_cert *certs; /* roots first, then the others */
+	size_t ncerts, nroots;
 };
 
 static void
@@ -92,6 +103,16 @@ profile_query_clear(struct profile_query *q)
 {
 	subject_free(q->subject);
 	q->subject = NULL;
+}
+
+static void
+profile_content_clear(struct profile_content *pc)
+{
+	for (size_t i = 0; i < pc->ncerts; i++)
+		free(pc->certs[i].name);
+	free(pc->certs);
+	pc->certs = NULL;
+	pc->ncerts = pc->nroots = 0;
 }
 
 static int __attribute__((format(printf, 2, 3)))
@@ -263,26 +284,20 @@ profile_query_parse(struct MHD_Connection *c, struct profile_query *q)
 	return subject_fits_x520(q);
 }
 
-/* The CA's name for the SCEP payload's Name: its subject CN, else its
- * whole subject (RFC 2253, non-ASCII escaped). Caller frees. */
+/* A CA's name for the SCEP payload's Name and the certificate payloads'
+ * PayloadDisplayName: its subject CN, else its whole subject (RFC 2253,
+ * non-ASCII escaped). Caller frees. */
 static char *
-profile_ca_name(const uint8_t *der, size_t len)
+profile_cert_name(const X509 *x)
 {
-	const unsigned char *p = der;
-	X509 *x = d2i_X509(NULL, &p, (long)len);
-	X509_NAME *name;
-	X509_NAME_ENTRY *e;
+	const X509_NAME *name;
+	const X509_NAME_ENTRY *e;
 	unsigned char *utf8 = NULL;
 	BIO *b = NULL;
 	char *out = NULL, *mem;
 	long n;
 	int i, ulen;
 
-	if (x == NULL) {
-		log_openssl(LOG_LEVEL_ERROR, NULL,
-		    "profile: the RA's CA certificate does not parse");
-		return NULL;
-	}
 	name = X509_get_subject_name(x);
 	i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 	if (i >= 0 && (e = X509_NAME_get_entry(name, i)) != NULL &&
@@ -301,8 +316,135 @@ profile_ca_name(const uint8_t *der, size_t len)
 out:
 	OPENSSL_free(utf8);
 	BIO_free(b);
-	X509_free(x);
 	return out;
+}
+
+static X509 *
+profile_cert_parse(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+
+	if (x == NULL || p != der + len) {
+		log_openssl(LOG_LEVEL_ERROR, NULL,
+		    "profile: a CA certificate from the RA does not parse");
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* The issuing CA's name (profile_cert_name). Caller frees. */
+static char *
+profile_ca_name(const uint8_t *der, size_t len)
+{
+	X509 *x = profile_cert_parse(der, len);
+	char *name = x != NULL ? profile_cert_name(x) : NULL;
+
+	X509_free(x);
+	return name;
+}
+
+/*
+ * A root as iOS takes a com.apple.security.root payload, a trust anchor:
+ * issued by itself (issuer is subject, key identifiers and key usage
+ * agree) and signed with its own key.
+ */
+static int
+cert_self_signed(X509 *x)
+{
+	EVP_PKEY *key = X509_get0_pubkey(x);
+	int self = X509_check_issued(x, x) == X509_V_OK && key != NULL &&
+	    X509_verify(x, key) == 1;
+
+	ERR_clear_error();
+	return self;
+}
+
+/*
+ * The certificate payloads of cc's CA chain: each self-signed certificate
+ * as a root, each other CA certificate (the issuing CA when it is an
+ * intermediate, intermediates) as an intermediate; the issuing CA alone
+ * from an RA that sends no chain. Without a root a profile is still
+ * given (the device may trust the root already), and that is logged once
+ * until a chain with a root is seen. -1 when a certificate does not
+ * parse or memory runs out (logged).
+ */
+static int
+profile_chain(
+    struct frontend *fe, const struct cacert *cc, struct profile_content *pc)
+{
+	const ProtobufCBinaryData issuing = {cc->ca_der_len, cc->ca_der};
+	const ProtobufCBinaryData *chain =
+	    cc->nchain > 0 ? cc->chain : &issuing;
+	size_t n = cc->nchain > 0 ? cc->nchain : 1, nother = 0;
+	struct profile_cert *others = NULL;
+	X509 *x = NULL;
+	char *first_name = NULL;
+	int rc = -1;
+
+	pc->certs = calloc(n, sizeof(*pc->certs));
+	others = calloc(n, sizeof(*others));
+	if (pc->certs == NULL || others == NULL) {
+		log_error("profile: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct profile_cert pcert = {
+		    chain[i].data, chain[i].len, NULL, 0};
+		int dup = 0;
+
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = chain[j].len == chain[i].len &&
+			    memcmp(chain[j].data, chain[i].data,
+			        chain[i].len) == 0;
+		if (dup)
+			continue;
+		X509_free(x);
+		if ((x = profile_cert_parse(chain[i].data, chain[i].len)) ==
+		    NULL)
+			goto out;
+		/* What else the operator put after the CA is no CA's. */
+		if (i > 0 && X509_check_ca(x) == 0)
+			continue;
+		pcert.root = cert_self_signed(x);
+		if ((pcert.name = profile_cert_name(x)) == NULL) {
+			log_openssl(LOG_LEVEL_ERROR, NULL,
+			    "profile: a CA certificate from the RA has no "
+			    "name to show");
+			goto out;
+		}
+		if (pcert.root)
+			pc->certs[pc->nroots++] = pcert;
+		else
+			others[nother++] = pcert;
+		if (i == 0)
+			first_name = pcert.name;
+	}
+	memcpy(pc->certs + pc->nroots, others, nother * sizeof(*others));
+	pc->ncerts = pc->nroots + nother;
+	nother = 0;
+	if (pc->nroots > 0)
+		atomic_store(&fe->profile_no_root_warned, 0);
+	else if (atomic_exchange(&fe->profile_no_root_warned, 1) == 0)
+		log_warn("profile: [ra] CACertificate has no root "
+		         "(self-signed) certificate: profiles carry no trust "
+		         "anchor, only %s as an intermediate, and a device "
+		         "that does not already trust its root will not "
+		         "trust it; put the root in [ra] CACertificate, "
+		         "after the issuing CA",
+		    first_name != NULL ? first_name : "the issuing CA");
+	rc = 0;
+out:
+	for (size_t i = 0; i < nother; i++)
+		free(others[i].name);
+	free(others);
+	X509_free(x);
+	if (rc != 0) {
+		pc->ncerts = pc->nroots; /* the names it holds */
+		profile_content_clear(pc);
+	}
+	return rc;
 }
 
 /* The SCEP URL devices are given: ExternalURL, else http:// Listen and
@@ -498,42 +640,85 @@ profile_scep_content(
 	return d;
 }
 
+/*
+ * A certificate payload: a root (com.apple.security.root, a trust anchor)
+ * or an intermediate (com.apple.security.pkcs1). Their PayloadIdentifiers
+ * are stable across downloads: the first root is ".ca" as it always was,
+ * a further root ".ca-N", the Nth other ".intermediate-N", each counted
+ * in the chain's order.
+ */
+static int
+profile_cert_payload(plist_t payloads, const struct profile_content *pc,
+    const struct profile_cert *cert, size_t nth)
+{
+	plist_t d = plist_new_dict();
+	char suffix[40], file[40];
+	int rc;
+
+	if (d == NULL)
+		return -1;
+	if (cert->root && nth == 1) {
+		snprintf(suffix, sizeof(suffix), ".ca");
+		snprintf(file, sizeof(file), "ca.cer");
+	} else if (cert->root) {
+		snprintf(suffix, sizeof(suffix), ".ca-%zu", nth);
+		snprintf(file, sizeof(file), "ca-%zu.cer", nth);
+	} else {
+		snprintf(suffix, sizeof(suffix), ".intermediate-%zu", nth);
+		snprintf(file, sizeof(file), "intermediate-%zu.cer", nth);
+	}
+	rc = array_add(payloads, d);
+	rc |= payload_header(d,
+	    cert->root ? "com.apple.security.root" : "com.apple.security.pkcs1",
+	    pc->ident, suffix, cert->name);
+	rc |= dict_set(d, "PayloadCertificateFileName", plist_new_string(file));
+	rc |= dict_set(d, "PayloadContent",
+	    plist_new_data((const char *)cert->der, cert->len));
+	return rc;
+}
+
 /* The whole profile; NULL on failure (logged). */
 static plist_t
 profile_build(const struct profile_query *q, const struct profile_content *pc)
 {
 	plist_t top = plist_new_dict(), payloads = plist_new_array();
-	plist_t scep = plist_new_dict(), root = plist_new_dict();
+	plist_t scep = plist_new_dict();
 	/* Whole, not cut to a buffer: a cut may split a UTF-8 character of
 	 * the CA's name, and iOS refuses a plist that is not UTF-8. */
 	char *display = NULL, *desc = NULL;
-	int rc = 0;
+	int rc = 0, n;
 
 	if (asprintf(&display, "SCEP enrollment (%s)", pc->ca_name) < 0)
 		display = NULL; /* undefined after a failure */
-	if (asprintf(&desc,
-	        "Enrolls this device for a certificate from %s and trusts "
-	        "that certificate authority.",
-	        pc->ca_name) < 0)
+	if (pc->nroots == 0)
+		n = asprintf(&desc,
+		    "Enrolls this device for a certificate from %s.",
+		    pc->ca_name);
+	else if (strcmp(pc->certs[0].name, pc->ca_name) == 0)
+		n = asprintf(&desc,
+		    "Enrolls this device for a certificate from %s and "
+		    "trusts that certificate authority.",
+		    pc->ca_name);
+	else
+		n = asprintf(&desc,
+		    "Enrolls this device for a certificate from %s and "
+		    "trusts its root certificate authority, %s.",
+		    pc->ca_name, pc->certs[0].name);
+	if (n < 0)
 		desc = NULL;
-	if (top == NULL || payloads == NULL || scep == NULL || root == NULL ||
+	if (top == NULL || payloads == NULL || scep == NULL ||
 	    display == NULL || desc == NULL) {
 		plist_free(scep);
-		plist_free(root);
 		rc = -1;
 		goto out;
 	}
 	rc |= array_add(payloads, scep);
-	rc |= array_add(payloads, root);
 	rc |= payload_header(
 	    scep, "com.apple.security.scep", pc->ident, ".scep", display);
 	rc |= dict_set(scep, "PayloadContent", profile_scep_content(q, pc));
-	rc |= payload_header(
-	    root, "com.apple.security.root", pc->ident, ".ca", pc->ca_name);
-	rc |= dict_set(
-	    root, "PayloadCertificateFileName", plist_new_string("ca.cer"));
-	rc |= dict_set(root, "PayloadContent",
-	    plist_new_data((const char *)pc->ca_der, pc->ca_der_len));
+	for (size_t i = 0; rc == 0 && i < pc->ncerts; i++)
+		rc |= profile_cert_payload(payloads, pc, &pc->certs[i],
+		    i < pc->nroots ? i + 1 : i - pc->nroots + 1);
 	rc |= payload_header(top, "Configuration", pc->ident, "", display);
 	rc |= dict_set(
 	    top, "PayloadOrganization", plist_new_string(pc->organization));
@@ -728,11 +913,14 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    "Internal server error; the server log says more.\n");
 		goto out;
 	}
+	if (profile_chain(fe, &cc, &pc) != 0) {
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+		goto out;
+	}
 	pc.url = url;
 	pc.ca_name = ca_name;
 	pc.organization = fe->settings.profile_organization;
-	pc.ca_der = cc.ca_der;
-	pc.ca_der_len = cc.ca_der_len;
 	subject_arg =
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subject");
 	profile_ident(url, subject_arg != NULL ? subject_arg : "", q.usage,
@@ -795,6 +983,7 @@ out:
 	plist_free(plist);
 	free(url);
 	free(ca_name);
+	profile_content_clear(&pc);
 	cacert_clear(&cc);
 	profile_query_clear(&q);
 	return ret;

@@ -109,29 +109,46 @@ cacert_clear(struct cacert *c)
 	free(c->body);
 	free(c->content_type);
 	free(c->ca_der);
+	for (size_t i = 0; i < c->nchain; i++)
+		free(c->chain[i].data);
+	free(c->chain);
 	memset(c, 0, sizeof(*c));
 }
 
+/* A copy of src, whose memory may be the cache's or a reply's. */
 static int
-cacert_copy(struct cacert *dst, const uint8_t *body, size_t body_len,
-    const char *type, const uint8_t *der, size_t der_len)
+cacert_copy(struct cacert *dst, const struct cacert *src)
 {
 	memset(dst, 0, sizeof(*dst));
-	dst->body = malloc(body_len ? body_len : 1);
-	dst->ca_der = malloc(der_len ? der_len : 1);
-	dst->content_type = strdup(type);
+	dst->body = malloc(src->body_len ? src->body_len : 1);
+	dst->ca_der = malloc(src->ca_der_len ? src->ca_der_len : 1);
+	dst->content_type = strdup(src->content_type);
+	if (src->nchain > 0)
+		dst->chain = calloc(src->nchain, sizeof(*dst->chain));
 	if (dst->body == NULL || dst->ca_der == NULL ||
-	    dst->content_type == NULL) {
-		cacert_clear(dst);
-		return -1;
+	    dst->content_type == NULL ||
+	    (src->nchain > 0 && dst->chain == NULL))
+		goto fail;
+	for (; dst->nchain < src->nchain; dst->nchain++) {
+		const ProtobufCBinaryData *c = &src->chain[dst->nchain];
+
+		if ((dst->chain[dst->nchain].data =
+		            malloc(c->len ? c->len : 1)) == NULL)
+			goto fail;
+		if (c->len > 0)
+			memcpy(dst->chain[dst->nchain].data, c->data, c->len);
+		dst->chain[dst->nchain].len = c->len;
 	}
-	if (body_len > 0)
-		memcpy(dst->body, body, body_len);
-	if (der_len > 0)
-		memcpy(dst->ca_der, der, der_len);
-	dst->body_len = body_len;
-	dst->ca_der_len = der_len;
+	if (src->body_len > 0)
+		memcpy(dst->body, src->body, src->body_len);
+	if (src->ca_der_len > 0)
+		memcpy(dst->ca_der, src->ca_der, src->ca_der_len);
+	dst->body_len = src->body_len;
+	dst->ca_der_len = src->ca_der_len;
 	return 0;
+fail:
+	cacert_clear(dst);
+	return -1;
 }
 
 void
@@ -341,7 +358,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
 	Scep__V1__GetCACertReply *cr;
-	struct cacert fresh, old;
+	struct cacert fresh, old, answer; /* answer: the reply's memory */
 	enum upstream_result res = UPSTREAM_OK;
 	int64_t at, failed_at;
 	int oom = 0, probing;
@@ -349,12 +366,8 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	memset(out, 0, sizeof(*out));
 	memset(&old, 0, sizeof(old));
 	pthread_mutex_lock(&fe->cache.lock);
-	if ((at = fe->cache.cacert_at) != 0) {
-		const struct cacert *c = &fe->cache.cacert;
-
-		oom = cacert_copy(out, c->body, c->body_len, c->content_type,
-		          c->ca_der, c->ca_der_len) != 0;
-	}
+	if ((at = fe->cache.cacert_at) != 0)
+		oom = cacert_copy(out, &fe->cache.cacert) != 0;
 	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (oom) {
@@ -382,10 +395,15 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 		goto out;
 	}
 	cr = rep->get_ca_cert;
-	if (cacert_copy(out, cr->body.data, cr->body.len, cr->content_type,
-	        cr->ca_cert.data, cr->ca_cert.len) != 0 ||
-	    cacert_copy(&fresh, cr->body.data, cr->body.len, cr->content_type,
-	        cr->ca_cert.data, cr->ca_cert.len) != 0) {
+	answer.body = cr->body.data;
+	answer.body_len = cr->body.len;
+	answer.content_type = cr->content_type;
+	answer.ca_der = cr->ca_cert.data;
+	answer.ca_der_len = cr->ca_cert.len;
+	answer.chain = cr->ca_chain;
+	answer.nchain = cr->n_ca_chain;
+	if (cacert_copy(out, &answer) != 0 ||
+	    cacert_copy(&fresh, &answer) != 0) {
 		cacert_clear(out);
 		snprintf(err, errlen, "out of memory");
 		res = UPSTREAM_FAILED;

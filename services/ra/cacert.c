@@ -176,6 +176,7 @@ ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
 {
 	const struct ra *ra = ((struct ra_worker *)worker)->ra;
 	Scep__V1__GetCACertReply *body = rpc_alloc(arena, sizeof(*body));
+	size_t n = (size_t)sk_X509_num(ra->ca_chain);
 
 	(void)req;
 	scep__v1__get_cacert_reply__init(body);
@@ -184,6 +185,27 @@ ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
 	body->content_type = (char *)ra->cacert_type;
 	body->ca_cert.data = ra->ca_der;
 	body->ca_cert.len = ra->ca_der_len;
+	/* The whole chain as configured, issuing CA first: the frontend's
+	 * profiles trust its root and carry its intermediates. Encoded here,
+	 * in the arena: frontends cache the answer, so it is asked rarely. */
+	body->ca_chain = rpc_alloc(arena, n * sizeof(*body->ca_chain));
+	for (size_t i = 0; i < n; i++) {
+		X509 *c = sk_X509_value(ra->ca_chain, (int)i);
+		int len = i2d_X509(c, NULL);
+		unsigned char *p;
+
+		if (len <= 0) {
+			log_openssl(LOG_LEVEL_ERROR, NULL,
+			    "GetCACert: a certificate of [ra] CACertificate "
+			    "does not encode");
+			reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+			reply->error = "The CA chain could not be encoded.";
+			return;
+		}
+		p = body->ca_chain[i].data = rpc_alloc(arena, (size_t)len);
+		body->ca_chain[i].len = (size_t)i2d_X509(c, &p);
+		body->n_ca_chain = i + 1;
+	}
 	reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CERT;
 	reply->get_ca_cert = body;
 }

@@ -300,4 +300,124 @@ n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile that was not handed out"
 echo "   outstanding passwords: $n1 before and after"
 
-pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back"
+check "an intermediate issuing CA: the root is the one root payload, the intermediate a pkcs1 payload"
+# A CA made outside scepd: a root, the issuing CA it certifies ([ca]
+# Certificate), RA certificates the issuing CA issued, [ra] CACertificate
+# the issuing CA then the root. iOS trusts a root payload as an anchor:
+# the intermediate must not be one, and the root must be there.
+PKI="$DATA/chain"
+mkdir -p "$PKI"
+openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/O=Fabrikam/CN=Fabrikam Root CA" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-keyout "$PKI/root.key" -out "$PKI/root.pem" 2> /dev/null || fail "openssl: the root CA"
+# issue NAME SUBJECT EXTENSIONS: NAME.pem and NAME.key, issued by ISSUER (root or int).
+issue() {
+	local name=$1 subject=$2 ext=$3 issuer=$4
+	openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$PKI/$name.key" \
+		-out "$PKI/$name.csr" 2> /dev/null || fail "openssl: the request of $name"
+	printf '%b' "$ext" > "$PKI/$name.ext"
+	openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$issuer.pem" -CAkey "$PKI/$issuer.key" \
+		-CAcreateserial -days 365 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem" 2> /dev/null ||
+		fail "openssl: the certificate of $name"
+}
+issue int "/O=Fabrikam/CN=Fabrikam Issuing CA" \
+	'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' root
+issue ra-sign "/CN=ndes01-MSCEP-RA" 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' int
+issue ra-enc "/CN=ndes01-MSCEP-RA" 'basicConstraints=CA:FALSE\nkeyUsage=critical,keyEncipherment,dataEncipherment\n' int
+chmod 600 "$PKI"/*.key # the services refuse key files others may read
+cat "$PKI/int.pem" "$PKI/root.pem" > "$PKI/chain.pem"
+for c in root int; do
+	openssl x509 -in "$PKI/$c.pem" -outform DER -out "$WORK/$c.der"
+done
+INT_SHA1=$(openssl x509 -in "$PKI/int.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+set_conf ca Certificate chain/int.pem
+set_conf ca Key chain/int.key
+set_conf ra CACertificate chain/chain.pem
+set_conf ra SigningCertificate chain/ra-sign.pem
+set_conf ra SigningKey chain/ra-sign.key
+set_conf ra EncryptionCertificate chain/ra-enc.pem
+set_conf ra EncryptionKey chain/ra-enc.key
+server_restart
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused 2>/dev/null || true
+
+# check_chain FILE ROOTS INTERMEDIATES: the profile's certificate payloads
+# are exactly the roots (DER files, space-separated; "" none) as
+# com.apple.security.root and the intermediates as
+# com.apple.security.pkcs1, the SCEP payload names the issuing CA, and no
+# two payloads share a PayloadIdentifier or PayloadUUID.
+cat > "$WORK/check_chain.py" <<'EOF2'
+import hashlib, plistlib, sys
+
+path, roots, inters, issuing_sha1, issuing_cn = sys.argv[1:]
+with open(path, "rb") as f:
+    p = plistlib.load(f)
+def ders(names):
+    return sorted(open(n, "rb").read() for n in names.split())
+problems = []
+content = p.get("PayloadContent", [])
+types = [c.get("PayloadType") for c in content]
+if types.count("com.apple.security.scep") != 1:
+    problems.append(f"payload types {types}: not one SCEP payload")
+for ptype, want in (("com.apple.security.root", ders(roots)),
+                    ("com.apple.security.pkcs1", ders(inters))):
+    got = [c.get("PayloadContent") for c in content if c.get("PayloadType") == ptype]
+    if sorted(got) != want:
+        names = lambda l: [hashlib.sha1(d).hexdigest()[:12] if isinstance(d, bytes) else repr(d) for d in l]
+        problems.append(f"{ptype} payloads hold {names(got)} (SHA-1), want {names(want)}")
+    for c in content:
+        if c.get("PayloadType") == ptype and not str(c.get("PayloadCertificateFileName", "")).endswith(".cer"):
+            problems.append(f"{ptype}: PayloadCertificateFileName {c.get('PayloadCertificateFileName')!r}")
+other = [t for t in types if t not in ("com.apple.security.scep", "com.apple.security.root",
+                                       "com.apple.security.pkcs1")]
+if other:
+    problems.append(f"unexpected payloads {other}")
+ids = [p.get("PayloadIdentifier")] + [c.get("PayloadIdentifier") for c in content]
+uuids = [p.get("PayloadUUID")] + [c.get("PayloadUUID") for c in content]
+if len(set(ids)) != len(ids) or None in ids:
+    problems.append(f"PayloadIdentifiers not distinct: {ids}")
+if len(set(uuids)) != len(uuids) or None in uuids:
+    problems.append(f"PayloadUUIDs not distinct: {uuids}")
+s = next((c.get("PayloadContent", {}) for c in content if c.get("PayloadType") == "com.apple.security.scep"), {})
+fp = s.get("CAFingerprint")
+if not isinstance(fp, bytes) or fp.hex().upper() != issuing_sha1:
+    problems.append(f"CAFingerprint {fp!r}, want the issuing CA's {issuing_sha1}")
+if s.get("Name") != issuing_cn:
+    problems.append(f"Name {s.get('Name')!r}, want the issuing CA's {issuing_cn!r}")
+if problems:
+    print("; ".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(" ".join(f"{c.get('PayloadType')}={c.get('PayloadIdentifier')}" for c in content))
+EOF2
+# chain_profile NAME: a signed profile in $WORK/NAME.xml, verified against
+# the root (the RA puts [ra] CACertificate into the signature).
+chain_profile() {
+	local r
+	r=$(get_profile "$WORK/$1" "subject=$SUBJECT_Q" -u "$CRED")
+	[ "$r" = "200 application/x-apple-aspen-config" ] || fail "$1: '$r': $(head -c 300 "$WORK/$1")"
+	openssl cms -verify -inform DER -in "$WORK/$1" -CAfile "$PKI/root.pem" -certfile "$PKI/int.pem" \
+		-purpose any -out "$WORK/$1.xml" 2> "$WORK/$1.verify" ||
+		fail "$1: openssl cms -verify against the root: $(cat "$WORK/$1.verify")"
+}
+chain_profile chain1
+out=$(python3 "$WORK/check_chain.py" "$WORK/chain1.xml" "$WORK/root.der" "$WORK/int.der" \
+	"$INT_SHA1" "Fabrikam Issuing CA") || fail "the profile of an intermediate issuing CA is not as it should be"
+echo "   $out"
+
+check "a chain without its root: no root payload, the intermediate a pkcs1 payload, a warning logged once"
+set_conf ra CACertificate chain/int.pem
+from=$(log_mark)
+server_restart
+chain_profile noroot1
+chain_profile noroot2
+for f in noroot1 noroot2; do
+	out=$(python3 "$WORK/check_chain.py" "$WORK/$f.xml" "" "$WORK/int.der" \
+		"$INT_SHA1" "Fabrikam Issuing CA") || fail "$f: the profile of a chain without a root is not as it should be"
+done
+echo "   $out"
+logged "$from" "profile: \[ra\] CACertificate has no root (self-signed) certificate: profiles carry no trust anchor.*put the root in \[ra\] CACertificate" ||
+	fail "no warning that profiles carry no trust anchor"
+n=$(grep -c "CACertificate has no root" "$WORK/log.since" || true)
+[ "$n" = 1 ] || fail "the warning of no root was logged $n times for two profiles, want once"
+echo "   $(grep -o "profile: \[ra\] CACertificate has no root.*" "$WORK/log.since")"
+
+pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back, an intermediate issuing CA's chain (root and pkcs1 payloads; no root: a warning once)"
