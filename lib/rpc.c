@@ -1013,7 +1013,8 @@ rpc_local_uid(const char *address)
  * the declared origin decides, except that on this host only root or this
  * service's own user may speak as scepctl (an RA of its own user, taken
  * over, could otherwise approve its own pending request or revoke any
- * certificate); with CURVE, the name the caller's key was admitted under
+ * certificate) or as scepd, the launcher (whose liveness checks only it
+ * should send); with CURVE, the name the caller's key was admitted under
  * must be listed and be what the caller declares: an RA's key cannot
  * speak as scepctl.
  */
@@ -1024,12 +1025,13 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
 	long uid;
 
 	if (peer == NULL && req->origin != NULL &&
-	    strcmp(req->origin, "scepctl") == 0 &&
+	    (strcmp(req->origin, "scepctl") == 0 ||
+	        strcmp(req->origin, "scepd") == 0) &&
 	    (uid = rpc_local_uid(address)) >= 0 && uid != 0 &&
 	    (uid_t)uid != geteuid()) {
-		log_warn("security: request %llu declares origin 'scepctl' "
+		log_warn("security: request %llu declares origin '%s' "
 		         "from user %ld, neither root nor this service's",
-		    (unsigned long long)req->id, uid);
+		    (unsigned long long)req->id, req->origin, uid);
 		return 0;
 	}
 	if (peer == NULL)

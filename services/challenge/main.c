@@ -83,6 +83,18 @@ static const struct config_key challenge_config[] = {
 		handler; \
 		pthread_mutex_unlock(&w->c->lock); \
 	}
+/* The launcher's liveness check, under the service's lock as every
+ * handler is: a worker stuck with it held leaves the check unanswered. */
+static void
+challenge_health(Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	Scep__V1__HealthReply *health = rpc_alloc(arena, sizeof(*health));
+
+	scep__v1__health_reply__init(health);
+	reply->body_case = SCEP__V1__REPLY__BODY_HEALTH;
+	reply->health = health;
+}
+
 CHALLENGE_LOCKED(route_issue, challenge_handle_issue(w->c, req, reply, arena))
 CHALLENGE_LOCKED(
     route_check, challenge_check(w->c, w->index, 1, req, reply, arena))
@@ -94,6 +106,7 @@ CHALLENGE_LOCKED(
     route_metrics, challenge_handle_metrics(w->c, req, reply, arena))
 CHALLENGE_LOCKED(route_list, challenge_handle_list(w->c, req, reply, arena))
 CHALLENGE_LOCKED(route_revoke, challenge_handle_revoke(w->c, req, reply, arena))
+CHALLENGE_LOCKED(route_health, ((void)req, challenge_health(reply, arena)))
 
 static const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE, "ChallengeIssue",
@@ -109,6 +122,7 @@ static const struct rpc_route challenge_routes[] = {
         route_list},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE, "ChallengeRevoke",
         "scepctl frontend", route_revoke},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", route_health},
     {0, NULL, NULL, NULL},
 };
 

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "scepd.h"
 
 extern char **environ;
+
+#define S(field) offsetof(struct scepd_settings, field)
+static const struct config_key scepd_config[] = {
+    {"HealthCheckInterval", CONFIG_INT, 0, 3600, "5", S(health_interval),
+        "seconds between liveness checks of each service; 0: none"},
+    {"HealthCheckTimeout", CONFIG_INT, 1, 600, "5", S(health_timeout),
+        "seconds a service has to answer one"},
+    {"HealthCheckMisses", CONFIG_INT, 1, 100, "3", S(health_misses),
+        "checks missed in a row: the service is killed and restarted"},
+    {"HealthCheckGrace", CONFIG_INT, 0, 3600, "60", S(health_grace),
+        "seconds after its start before a service that never answered "
+        "is counted"},
+    CONFIG_END,
+};
+#undef S
 
 /* The length of DIR's absolute path (as getcwd and DIR spell it). */
 static size_t
@@ -126,6 +143,7 @@ main(int argc, char **argv)
 	char run_dir[PATH_MAX + 8];
 	int dir_lock = -1; /* held until exit */
 	struct launch launch;
+	struct scepd_settings settings;
 	int stop_grace_ms = 10000;
 	ssize_t n;
 	int c;
@@ -220,6 +238,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd: %s: %s\n", config, strerror(errno));
 		return 1;
 	}
+	/* The launcher's own section; every problem listed, as a service
+	 * lists its own. */
+	memset(&settings, 0, sizeof(settings));
+	if (config_load(conf_abs, "scepd", scepd_config, &settings) != 0) {
+		fprintf(stderr, "scepd: [scepd] of %s: see above\n", conf_abs);
+		return 1;
+	}
 	/* The services' ipc:// sockets live here. */
 	snprintf(run_dir, sizeof(run_dir), "%s/run", dir_abs);
 	if (mkdir(run_dir, 0700) != 0 && errno != EEXIST) {
@@ -232,5 +257,6 @@ main(int argc, char **argv)
 	launch.listen = listen;
 	launch.libexec = self;
 	launch.stop_grace_ms = stop_grace_ms;
+	launch.settings = &settings;
 	return scepd_supervise(&launch);
 }

@@ -6,12 +6,27 @@
 #ifndef SCEPD_LAUNCHER_H
 #define SCEPD_LAUNCHER_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <zmq.h>
+
+/* [scepd] of the configuration: the launcher's own keys (main.c). */
+struct scepd_settings {
+	long health_interval; /* HealthCheckInterval, s; 0: no checks */
+	long health_timeout; /* HealthCheckTimeout, s */
+	long health_misses; /* HealthCheckMisses */
+	long health_grace; /* HealthCheckGrace, s */
+};
+
 struct launch {
 	const char *data_dir; /* absolute */
 	const char *config; /* the configuration file the services read */
 	const char *listen; /* HOST:PORT given on the command line, or NULL */
 	const char *libexec; /* directory of the service executables */
 	int stop_grace_ms; /* each service's time to stop (SCEPD_STOP_TIMEOUT) */
+	const struct scepd_settings *settings;
 };
 
 /*
@@ -21,5 +36,34 @@ struct launch {
 
 /* supervise.c: runs the services until SIGINT/SIGTERM. Exit status. */
 int scepd_supervise(const struct launch *launch);
+
+/*
+ * health.c: liveness checks of the running services, in supervise.c's
+ * poll loop. health_new() reads the services' addresses from the
+ * configuration and logs what it checks and what it cannot; NULL when
+ * the checks are off. `names` (borrowed) are the children's executables
+ * in their order ("scepd-ca", ...).
+ */
+struct health;
+struct health *
+health_new(const struct launch *launch, const char *const *names, size_t n);
+void health_free(struct health *h);
+/* The poll items of the checks in flight, in items[0..max): how many.
+ * `*wait_ms` is lowered to when the next is due or times out. */
+int health_poll_items(struct health *h, zmq_pollitem_t *items, int max,
+    int64_t now, int64_t *wait_ms);
+/* After the poll (`items` as filled), for child `i`: `pid` (0: not
+ * running) started at `started_ms` (monotonic). Reads its answer, counts
+ * a miss, sends the next check; past HealthCheckMisses, logs and sends
+ * it SIGKILL (the caller reaps and restarts it). */
+void health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
+    const zmq_pollitem_t *items, int64_t now);
+/* The status code of an HTTP answer that starts `buf`: 100 to 599; 0
+ * when more bytes are needed to tell, -1 when it is not one. */
+int health_http_status(const char *buf, size_t len);
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (host "": every address),
+ * as the frontend reads its Listen. 0, or -1. */
+int health_listen_split(
+    const char *spec, char *host, size_t hostlen, char *port, size_t portlen);
 
 #endif

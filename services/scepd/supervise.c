@@ -2,12 +2,13 @@
  * Runs scepd-ca, scepd-challenge, scepd-ra and scepd-frontend as children,
  * restarts one that dies with exponential back-off, and stops them all on
  * SIGINT/SIGTERM/SIGHUP (frontend first, so no new work arrives; CA last).
- * A child gets SIGTERM when the launcher dies however it dies: services
- * left behind would hold the sockets and databases a new scepd needs.
+ * One that hangs is killed by the liveness checks (health.c) and then
+ * restarted as one that died. A child gets SIGTERM when the launcher dies
+ * however it dies: services left behind would hold the sockets and
+ * databases a new scepd needs.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <zmq.h>
 
 #include "clock.h"
 #include "log.h"
@@ -224,6 +227,8 @@ scepd_supervise(const struct launch *launch)
 	    {"scepd-frontend", 0, 0, 0, BACKOFF_MIN_MS, 0},
 	};
 	const size_t n = sizeof(children) / sizeof(children[0]);
+	const char *names[sizeof(children) / sizeof(children[0])];
+	struct health *health = NULL;
 	struct sigaction sa;
 	int rc = 0, stopping = 0;
 
@@ -256,6 +261,9 @@ scepd_supervise(const struct launch *launch)
 	log_info("data directory %s, configuration %s", launch->data_dir,
 	    launch->config);
 	for (size_t i = 0; i < n; i++)
+		names[i] = children[i].name;
+	health = health_new(launch, names, n);
+	for (size_t i = 0; i < n; i++)
 		if (child_start(&children[i], launch) != 0) {
 			stopping = 1;
 			rc = 1;
@@ -263,9 +271,12 @@ scepd_supervise(const struct launch *launch)
 		}
 
 	while (!stopping) {
-		struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
+		/* The signal pipe, then the checks in flight. */
+		zmq_pollitem_t
+		    items[1 + sizeof(children) / sizeof(children[0])];
 		int64_t wait = 1000, t = clock_monotonic_ms();
 		unsigned char sig;
+		int nitems;
 
 		for (size_t i = 0; i < n; i++)
 			if (children[i].restart_at_ms != 0 &&
@@ -273,7 +284,12 @@ scepd_supervise(const struct launch *launch)
 				wait = children[i].restart_at_ms - t;
 		if (wait < 0)
 			wait = 0;
-		if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
+		memset(&items[0], 0, sizeof(items[0]));
+		items[0].fd = signal_pipe[0];
+		items[0].events = ZMQ_POLLIN;
+		nitems =
+		    1 + health_poll_items(health, items + 1, (int)n, t, &wait);
+		if (zmq_poll(items, nitems, (long)wait) < 0 && errno != EINTR)
 			break;
 		while (read(signal_pipe[0], &sig, 1) == 1) {
 			if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
@@ -287,6 +303,9 @@ scepd_supervise(const struct launch *launch)
 			break;
 		}
 		t = clock_monotonic_ms();
+		for (size_t i = 0; !stopping && i < n; i++)
+			health_step(health, i, children[i].pid,
+			    children[i].started_ms, items + 1, t);
 		for (size_t i = 0; !stopping && i < n; i++) {
 			struct child *c = &children[i];
 
@@ -301,6 +320,7 @@ scepd_supervise(const struct launch *launch)
 				c->backoff_ms = BACKOFF_MAX_MS;
 		}
 	}
+	health_free(health);
 	stop_all(children, n, launch->stop_grace_ms);
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scepd, the one-machine launcher: a service killed with SIGKILL is
-# restarted (logged, with back-off) and enrollment works again; SIGTERM
+# restarted (logged, with back-off) and enrollment works again; a CA and a
+# frontend that hang (SIGSTOP) are found by the liveness checks, killed
+# and restarted, and enrollment works again ([scepd] HealthCheck*); SIGTERM
 # stops every service and scepd exits 0; a configuration error stops scepd
 # with status 1 naming the service; a non-empty directory that is not a
 # scepd data directory is never touched; the keys are made by scepd-init,
@@ -77,6 +79,105 @@ for svc in scepd-ra scepd-ca scepd-challenge; do
 		--out "$WORK/$svc.pem" > "$WORK/$svc.log" 2>&1 || { cat "$WORK/$svc.log"; fail "enrollment after $svc restart"; }
 	verify_cert "$WORK/$svc.pem"
 done
+
+# hung_replaced SERVICE: SERVICE stopped with SIGSTOP (as a deadlock or
+# an HSM that never answers leaves it: running, silent) is named by the
+# liveness checks, killed and replaced by a new process within 20 s.
+# Sets HUNG_NEW to the new pid.
+hung_replaced() {
+	local svc=$1 old from
+	old=$(service_pid "$svc")
+	[ -n "$old" ] || fail "no $svc child"
+	from=$(log_mark)
+	# Whatever happens, nothing stays stopped behind the test.
+	on_exit "kill -CONT $old"
+	kill -STOP "$old"
+	HUNG_NEW=
+	for _ in $(seq 100); do
+		HUNG_NEW=$(service_pid "$svc")
+		[ -n "$HUNG_NEW" ] && [ "$HUNG_NEW" != "$old" ] && break
+		sleep 0.2
+	done
+	if [ -z "$HUNG_NEW" ] || [ "$HUNG_NEW" = "$old" ]; then
+		fail "$svc (pid $old) stopped with SIGSTOP: not replaced within 20 s"
+	fi
+	logged "$from" "scepd\[[0-9]*\] error: $svc (pid $old) has not answered for [0-9.]* s (2 liveness checks missed in a row, the last: no answer within 2 s): hung; SIGKILL, to restart it" ||
+		fail "the launcher did not say that $svc was hung and killed"
+	logged "$from" "$svc killed by signal 9 (Killed).*restarting" ||
+		fail "the restart of the hung $svc is not logged"
+	grep "scepd\[.*$svc.*\(liveness\|hung\|restarting\)" "$WORK/log.since" | sed 's/^/   /'
+}
+
+check "the launcher says what its liveness checks ask, and of whom"
+add_conf_section scepd
+set_conf scepd HealthCheckInterval 1
+set_conf scepd HealthCheckTimeout 2
+set_conf scepd HealthCheckMisses 2
+server_restart
+abs_run=$(realpath "$DATA")/run
+for what in "scepd-ca: a HealthRequest over ipc://$abs_run/ca.sock" \
+	"scepd-ra: a HealthRequest over ipc://$abs_run/ra.sock" \
+	"scepd-challenge: a HealthRequest over ipc://$abs_run/challenge.sock" \
+	"scepd-frontend: GET http://127.0.0.1:$PORT/healthz"; do
+	grep -qF "info: liveness check of $what" "$SERVER_LOG" || fail "not logged: liveness check of $what"
+done
+grep -q "liveness checks every 1 s, 2 s to answer; a service that misses 2 in a row is killed (SIGKILL) and restarted" "$SERVER_LOG" ||
+	fail "the liveness checks' settings are not logged"
+sleep 3 # answered, each of them, a few times
+! grep -q "missed a liveness check\|refuses the liveness check" "$SERVER_LOG" ||
+	{ grep "liveness" "$SERVER_LOG"; fail "a service that runs well missed or refused a check"; }
+# Every second the frontend answers the launcher's GET /healthz: no access
+# line for it (it would bury the devices'), while others' are logged.
+curl -sf "$BASE/healthz" > /dev/null || fail "GET /healthz"
+sleep 1
+! grep -q 'ua="scepd (liveness check)"' "$SERVER_LOG" ||
+	fail "the launcher's liveness checks fill the frontend's access log"
+grep -q 'GET /healthz .*ua="curl/' "$SERVER_LOG" || fail "another client's GET /healthz is not logged"
+
+check "a CA stopped with SIGSTOP (hung) is killed and restarted by the liveness checks; enrollment works again"
+hung_replaced scepd-ca
+sleep 0.5
+ios_enroll "$(challenge)" "CN=after a hung CA" "$WORK/hung-ca.pem" >/dev/null ||
+	fail "enrollment after the hung CA was replaced"
+verify_cert "$WORK/hung-ca.pem"
+
+check "a frontend stopped with SIGSTOP (hung) is killed and restarted by the liveness checks; it serves again"
+hung_replaced scepd-frontend
+for _ in $(seq 50); do
+	curl -sf -m 2 "$BASE/healthz" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+curl -sf -m 2 "$BASE/healthz" >/dev/null || fail "/healthz does not answer after the hung frontend was replaced"
+ios_enroll "$(challenge)" "CN=after a hung frontend" "$WORK/hung-fe.pem" >/dev/null ||
+	fail "enrollment after the hung frontend was replaced"
+verify_cert "$WORK/hung-fe.pem"
+
+check "HealthCheckInterval = 0: no checks, said at start; a stopped CA stays"
+set_conf scepd HealthCheckInterval 0
+server_restart
+grep -q "liveness checks off (\[scepd\] HealthCheckInterval = 0)" "$SERVER_LOG" || fail "the checks being off is not said"
+ca=$(service_pid scepd-ca)
+on_exit "kill -CONT $ca"
+kill -STOP "$ca"
+sleep 6 # three times what found it hung above
+[ "$(service_pid scepd-ca)" = "$ca" ] || fail "the CA was replaced with the checks off"
+kill -CONT "$ca"
+
+check "a bad [scepd] value stops scepd with status 1 before any service starts, naming the key"
+set_conf scepd HealthCheckMisses 0
+server_stop
+rc=0
+timeout 30 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$WORK/bad-scepd.log" 2>&1 || rc=$?
+if [ $rc != 1 ] || ! grep -q "\[scepd\] HealthCheckMisses: 0 is outside 1..100" "$WORK/bad-scepd.log" ||
+	grep -q "started scepd-" "$WORK/bad-scepd.log"; then
+	cat "$WORK/bad-scepd.log"
+	fail "a bad [scepd] HealthCheckMisses: exit $rc"
+fi
+# The defaults again, for what follows.
+set_conf scepd HealthCheckInterval 5
+set_conf scepd HealthCheckTimeout 5
+set_conf scepd HealthCheckMisses 3
+server_start
 
 # stopped_by SIGNAL: scepd, sent SIGNAL, exits 0 within 15 s and no
 # service outlives it.
@@ -276,4 +377,4 @@ for bad in 0 abc 3601; do
 		{ cat "$WORK/stop-timeout.log"; fail "the error does not name SCEPD_STOP_TIMEOUT"; }
 done
 [ ! -e "$WORK/new" ] || fail "scepd made a data directory with a bad SCEPD_STOP_TIMEOUT"
-pass "restart after SIGKILL, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts"
+pass "restart after SIGKILL, hung CA and frontend found and restarted, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts"
