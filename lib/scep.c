@@ -78,8 +78,8 @@ static const char why_signer_key[] =
 
 static const char why_signer_not_rsa[] =
     "the reply is encrypted to the signer certificate by key transport "
-    "(RFC 8894 3.1): sign the request with an RSA key (the CSR itself may "
-    "hold an EC key)";
+    "(RFC 8894 3.1): sign the request with an RSA key (an EC key is "
+    "certified by a renewal signed with an RSA certificate of this CA)";
 
 /*
  * What a failed read reads instead, so that it costs what a successful one
@@ -664,6 +664,40 @@ digest_allowed(int nid, const struct scep_alg_policy *policy, const char **why)
 		return 0;
 	}
 	*why = "the request's digest algorithm is not supported";
+	return 0;
+}
+
+int
+scep_csr_digest_allowed(
+    const X509_REQ *csr, const struct scep_alg_policy *policy, const char **why)
+{
+	int md = NID_undef, pk = NID_undef;
+
+	if (OBJ_find_sigid_algs(X509_REQ_get_signature_nid(csr), &md, &pk) !=
+	    1) {
+		*why = "the CSR's signature algorithm is not supported";
+		return 0;
+	}
+	switch (md) {
+	case NID_sha224:
+	case NID_sha256:
+	case NID_sha384:
+	case NID_sha512:
+		return 1;
+	case NID_sha1:
+		if (policy->allow_sha1)
+			return 1;
+		*why = "the CSR is signed with SHA-1, which is refused; set "
+		       "AllowSHA1 = 1 in the [ra] section to allow it";
+		return 0;
+	case NID_md5:
+	case NID_md4:
+	case NID_md2:
+		*why = "the CSR is signed with MD5 (or MD4, MD2), which is "
+		       "refused";
+		return 0;
+	}
+	*why = "the CSR's signature digest is not supported";
 	return 0;
 }
 

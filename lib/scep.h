@@ -106,6 +106,10 @@ struct scep_request {
 	size_t envelope_len; /* 0 if the message carried no content */
 };
 
+/* Whether the CSR's own signature uses a digest the policy allows (MD5
+ * never, SHA-1 only with allow_sha1): 1, or 0 with *why for the device. */
+int scep_csr_digest_allowed(const X509_REQ *csr,
+    const struct scep_alg_policy *policy, const char **why);
 /*
  * Parses the outer SignedData, checks it has one SignerInfo whose
  * certificate is included, verifies the signature and the messageDigest,

@@ -347,7 +347,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	const char *txid = sreq->transaction_id;
 	struct scep_content content = {0};
 	X509_REQ *csr;
-	const char *challenge;
+	const char *challenge, *why = NULL;
 	int renewal, rc, consume = 0;
 
 	if (ra_open(ra, req, sreq, SCEP_CONTENT_CSR, ans, &content) != 0)
@@ -355,6 +355,25 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	csr = content.csr;
 	challenge = content.challenge;
 	renewal = ra_signer_is_ours(ra, sreq->signer);
+	if (!scep_csr_digest_allowed(csr, &ra->policy, &why)) {
+		log_event(LOG_LEVEL_WARN, txid, req->id, "%s", why);
+		ra_fail(ans, SCEP_FAILINFO_BAD_ALG, why);
+		goto out;
+	}
+	/* A new enrollment's signer holds the CSR's key and the reply is
+	 * encrypted to it: RSA (the signer was checked to be), so an EC CSR
+	 * can only come signed by a certificate of ours. */
+	if (!renewal &&
+	    EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr)) != EVP_PKEY_RSA) {
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "a new enrollment for a key that is not RSA");
+		ra_fail(ans, SCEP_FAILINFO_BAD_ALG,
+		    "a new enrollment's CSR must hold an RSA key: its signer "
+		    "certificate holds the same key and the reply is encrypted "
+		    "to it (RFC 8894 3.1); an EC key is certified by a renewal "
+		    "signed with an RSA certificate of this CA");
+		goto out;
+	}
 	if (!renewal && !ra_signer_matches_csr(sreq->signer, csr)) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "signer certificate (not one of this CA) is not for the "

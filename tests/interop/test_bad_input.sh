@@ -137,6 +137,18 @@ expect_certrep 2 badAlg "signer certificate with an EC key" --signer-type ec --c
 expect_certrep 2 badAlg "signer certificate with an Ed25519 key" --signer-type ed25519 --challenge "$(challenge)"
 grep -q "failInfoText: .*sign the request with an RSA key" "$WORK/bad.log" ||
 	{ cat "$WORK/bad.log"; fail "the non-RSA signer's failInfoText does not say what to do"; }
+# An EC CSR in a new enrollment: its signer holds the same key (RFC 8894),
+# so no RSA signer can carry it: told how an EC key is certified (it was
+# badMessageCheck 'does not hold the CSR's public key' with an RSA signer).
+openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/ec-device.key" 2> /dev/null
+expect_certrep 2 badAlg "new enrollment: an EC CSR, signed with another (RSA) key" \
+	--key "$WORK/ec-device.key" --signer-mismatch --challenge "$(challenge)"
+grep -q "failInfoText: a new enrollment's CSR must hold an RSA key.*renewal" "$WORK/bad.log" ||
+	{ cat "$WORK/bad.log"; fail "an EC CSR's failInfoText does not say how an EC key is certified"; }
+# The CSR's own signature: MD5 never (it was issued), SHA-1 as AllowSHA1 says
+expect_certrep 2 badAlg "CSR signed with MD5" --csr-digest md5 --challenge "$(challenge)"
+grep -q "failInfoText: the CSR is signed with MD5" "$WORK/bad.log" ||
+	{ cat "$WORK/bad.log"; fail "the MD5 CSR's failInfoText"; }
 
 expect_certrep 2 badMessageCheck "CSR with a bad signature" --bad-csr-signature --challenge "$(challenge)"
 expect_certrep 2 badRequest "RSA 512" --keysize 512 --challenge "$(challenge)"

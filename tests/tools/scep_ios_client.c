@@ -67,6 +67,7 @@ struct options {
 	const char *renew_key; /* ... and its key: a renewal */
 	const char *san; /* subjectAltName in OpenSSL's syntax, or NULL */
 	const char *second_san; /* in a second extensionRequest attribute */
+	const char *csr_digest; /* sign the CSR with this digest */
 	long nonce_len; /* 0: 16 bytes; SCEP_NONCE_EMPTY, SCEP_NONCE_NONE */
 	int no_txid;
 	const char *txid; /* --txid: this transactionID, not the key's hash */
@@ -493,6 +494,15 @@ build_request(const struct options *o, const struct scep_ca_certs *c,
 			fprintf(stderr, "--rsa-params-absent: failed\n");
 			return -1;
 		}
+		if (o->csr_digest != NULL &&
+		    (EVP_get_digestbyname(o->csr_digest) == NULL ||
+		        X509_REQ_sign(rq->csr, rq->key,
+		            EVP_get_digestbyname(o->csr_digest)) <= 0)) {
+			fprintf(
+			    stderr, "--csr-digest %s: failed\n", o->csr_digest);
+			ERR_print_errors_fp(stderr);
+			return -1;
+		}
 		if (o->second_san != NULL &&
 		    add_second_ext_req(rq->csr, o->second_san, rq->key, md) !=
 		        0) {
@@ -811,6 +821,7 @@ usage(FILE *f)
 	    "  --key-usage N     Apple's Key Usage: 1 signing, 4 encryption,\n"
 	    "                    5 both (the default)\n"
 	    "  --san SPEC        subjectAltName, e.g. DNS:a.example.com\n"
+	    "  --csr-digest NAME sign the CSR with this digest (e.g. md5)\n"
 	    "  --second-ext-req-san SPEC  a second extensionRequest\n"
 	    "                    attribute (msExtReq) with this\n"
 	    "                    subjectAltName\n"
@@ -857,6 +868,7 @@ main(int argc, char **argv)
 	    {"issuer-serial", required_argument, NULL, 'I'},
 	    {"san", required_argument, NULL, 'N'},
 	    {"second-ext-req-san", required_argument, NULL, 1003},
+	    {"csr-digest", required_argument, NULL, 1004},
 	    {"nonce-len", required_argument, NULL, 'L'},
 	    {"no-nonce", no_argument, NULL, 'O'},
 	    {"no-txid", no_argument, NULL, 'T'},
@@ -967,6 +979,9 @@ main(int argc, char **argv)
 			break;
 		case 1003:
 			o.second_san = optarg;
+			break;
+		case 1004:
+			o.csr_digest = optarg;
 			break;
 		case 1002:
 			if (strcmp(optarg, "ec") != 0 &&

@@ -141,6 +141,31 @@ make_csr(EVP_PKEY *key, const char *cn, const char *challenge)
 	return req;
 }
 
+/* The CSR's own signature: MD5 never, SHA-1 as the policy says. */
+static void
+test_csr_digest_policy(void **state)
+{
+	static const struct scep_alg_policy no_sha1 = {0, 1, 0};
+	X509_REQ *req = X509_REQ_new();
+	const char *why = NULL;
+
+	(void)state;
+	assert_non_null(req);
+	assert_int_equal(X509_REQ_set_pubkey(req, fx.client_key), 1);
+	assert_true(X509_REQ_sign(req, fx.client_key, EVP_sha256()) > 0);
+	assert_int_equal(scep_csr_digest_allowed(req, &no_sha1, &why), 1);
+	assert_true(X509_REQ_sign(req, fx.client_key, EVP_sha1()) > 0);
+	assert_int_equal(
+	    scep_csr_digest_allowed(req, &scep_default_policy, &why), 1);
+	assert_int_equal(scep_csr_digest_allowed(req, &no_sha1, &why), 0);
+	assert_non_null(strstr(why, "AllowSHA1 = 1"));
+	assert_true(X509_REQ_sign(req, fx.client_key, EVP_md5()) > 0);
+	assert_int_equal(
+	    scep_csr_digest_allowed(req, &scep_default_policy, &why), 0);
+	assert_non_null(strstr(why, "MD5"));
+	X509_REQ_free(req);
+}
+
 static int
 setup(void **state)
 {
@@ -2404,6 +2429,7 @@ main(void)
 	    cmocka_unit_test(test_certpoll_pending),
 	    cmocka_unit_test(test_next_ca),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_csr_digest_policy),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
