@@ -29,6 +29,7 @@ struct ra_answer {
 	size_t certs_only_len;
 	X509_CRL *crl; /* owned; GetCRL's answer */
 	int cipher_nid; /* of the request's envelope, for the reply */
+	int opened; /* the envelope opened: a legacy cipher's use counts */
 };
 
 static void
@@ -233,7 +234,15 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	sign.client_addr = req->pki_operation->client_addr;
 	sign.has_message_type = 1;
 	sign.message_type = sreq->message_type;
-	if (renewal && (len = i2d_X509(sreq->signer, &old)) > 0) {
+	if (renewal) {
+		/* Without it the CA would take a renewal, which paid with no
+		 * password, for an enrollment the RA vouched for. */
+		if ((len = i2d_X509(sreq->signer, &old)) <= 0) {
+			log_event(LOG_LEVEL_ERROR, sreq->transaction_id,
+			    req->id, "renewal: the signer cannot be encoded");
+			ans->unavailable = 1;
+			return -1;
+		}
 		sign.has_renewal_of = 1;
 		sign.renewal_of.data = old;
 		sign.renewal_of.len = (size_t)len;
@@ -249,7 +258,8 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	}
 	rc = -1;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
-		int fi = reply->sign != NULL && reply->sign->has_fail_info
+		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
+		        reply->sign != NULL && reply->sign->has_fail_info
 		    ? (int)reply->sign->fail_info
 		    : SCEP_FAILINFO_BAD_REQUEST;
 
@@ -330,6 +340,7 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 	if (ans->cipher_nid == NID_des_cbc)
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "single DES envelope accepted: legacy switch AllowDES = 1");
+	ans->opened = 1;
 	return 0;
 }
 
@@ -684,11 +695,13 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	} else
 		handler->handler(w, req, sreq, &ans, arena);
 
-	/* Legacy switches: each use logged and counted (/metrics); not a
-	 * request refused with badAlg, which no switch let in (the envelope's
-	 * cipher is read before the policy refuses it). */
-	let_in = ans.pki_status != SCEP_STATUS_FAILURE ||
-	    ans.failinfo != SCEP_FAILINFO_BAD_ALG;
+	/* Legacy switches: each use logged and counted (/metrics), by a
+	 * request whose envelope opened (not garbage sent to inflate them);
+	 * not one refused with badAlg, which no switch let in (the
+	 * envelope's cipher is read before the policy refuses it). */
+	let_in = ans.opened &&
+	    (ans.pki_status != SCEP_STATUS_FAILURE ||
+	        ans.failinfo != SCEP_FAILINFO_BAD_ALG);
 	if (let_in &&
 	    (ans.cipher_nid == NID_des_ede3_cbc ||
 	        ans.cipher_nid == NID_des_cbc))

@@ -28,6 +28,18 @@ grep -q "SHA-1 message digest accepted: AllowSHA1 = 1" "$SERVER_LOG" || fail "th
 [ "$(metric 'scepd_ra_legacy_total{switch="AllowSHA1"}')" = 1 ] || fail "SHA-1 not counted once"
 openssl x509 -in "$WORK/sha1.pem" -noout -text | grep -q "Signature Algorithm: sha256WithRSAEncryption" ||
 	fail "a SHA-1 request got a certificate not signed with SHA-256"
+# A 3DES envelope that does not open (made for another certificate), with a
+# SHA-1 digest: no legacy use, not counted (anyone could inflate them).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/other.key" -subj "/CN=not the RA" -days 1 \
+	-out "$WORK/other.pem" 2> /dev/null
+rc=0
+"$IOS_CLIENT" --url "$URL" --challenge "$(challenge)" --subject "CN=3des garbage" --cipher des-ede3-cbc \
+	--digest sha1 --recipient "$WORK/other.pem" --out "$WORK/garbage.pem" > "$WORK/garbage.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badMessageCheck" "$WORK/garbage.log" ||
+	{ cat "$WORK/garbage.log"; fail "an envelope for another certificate: exit $rc"; }
+[ "$(metric 'scepd_ra_legacy_total{switch="AllowDES3"}')" = 1 ] &&
+	[ "$(metric 'scepd_ra_legacy_total{switch="AllowSHA1"}')" = 1 ] ||
+	fail "an envelope that does not open counted as a legacy use"
 
 check "AllowDES3 = 0 and AllowSHA1 = 0: not advertised, refused with badAlg naming the switch"
 set_conf ra AllowDES3 0
