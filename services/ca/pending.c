@@ -386,9 +386,14 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 		cert = d2i_X509(NULL, &p, (long)der_len);
 		if (cert == NULL ||
 		    EVP_PKEY_eq(X509_get0_pubkey(cert), asker) != 1) {
+			/* The device hears what an unknown one gets: its
+			 * answer must not tell who enrolled. */
 			poll_refuse(reply,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
-			    "this transaction belongs to another key", arena);
+			    "no such transaction at this CA", arena);
+			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+			    "poll by another key than the issued "
+			    "certificate's");
 			goto out;
 		}
 		/* Revoked since it was approved: not handed out, as a
@@ -433,7 +438,9 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 	if ((csr = pending_csr(o, &csr_der, &csr_len)) == NULL ||
 	    EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), asker) != 1) {
 		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_CERT_ID,
-		    "this transaction belongs to another key", arena);
+		    "no such transaction at this CA", arena);
+		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
+		    "poll by another key than the pending request's");
 		goto out;
 	}
 	state = json_string_value(json_object_get(o, "state"));

@@ -512,20 +512,65 @@ out:
 }
 
 /*
+ * The CA's ledger entry of `serial` (LedgerShow): 0 with *reply holding it
+ * (the caller frees), 1 when the CA has no such certificate, -1 when it
+ * did not answer (ans unavailable).
+ */
+static int
+ra_ledger_show(struct ra_worker *w, const Scep__V1__Request *req,
+    const ASN1_INTEGER *serial, struct ra_answer *ans, Scep__V1__Reply **reply)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__LedgerShowRequest show = SCEP__V1__LEDGER_SHOW_REQUEST__INIT;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL, padded[80];
+	int rc = 1;
+
+	*reply = NULL;
+	if (hex == NULL || strlen(hex) > 32)
+		goto out;
+	/* The ledger's serials are 32 hex digits. */
+	snprintf(padded, sizeof(padded), "%.*s%s", (int)(32 - strlen(hex)),
+	    "00000000000000000000000000000000", hex);
+	show.serial = padded;
+	call.body_case = SCEP__V1__REQUEST__BODY_LEDGER_SHOW;
+	call.ledger_show = &show;
+	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), reply);
+	if (rc != RPC_OK ||
+	    ((*reply)->status != SCEP__V1__STATUS__STATUS_OK &&
+	        (*reply)->status != SCEP__V1__STATUS__STATUS_REFUSED)) {
+		ans->unavailable = 1;
+		rc = -1;
+		goto out;
+	}
+	rc = (*reply)->status == SCEP__V1__STATUS__STATUS_REFUSED ||
+	        (*reply)->body_case != SCEP__V1__REPLY__BODY_LEDGER_SHOW ||
+	        (*reply)->ledger_show->entry == NULL
+	    ? 1
+	    : 0;
+out:
+	if (rc != 0) {
+		scep__v1__reply__free_unpacked(*reply, NULL);
+		*reply = NULL;
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return rc;
+}
+
+/*
  * GetCert (21): a certificate of this CA by issuer and serial, to a
- * requester that signs with a certificate of this CA (authenticated).
+ * requester that signs with a certificate of this CA (authenticated),
+ * one still valid: not expired, not revoked.
  */
 static void
 ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
     const struct scep_request *sreq, struct ra_answer *ans,
     struct rpc_arena *arena)
 {
-	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
-	Scep__V1__LedgerShowRequest show = SCEP__V1__LEDGER_SHOW_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scep_content content = {0};
-	BIGNUM *bn = NULL;
-	char *hex = NULL, padded[80];
+	const Scep__V1__LedgerEntry *e = NULL;
 	const unsigned char *p;
 	int rc;
 
@@ -536,47 +581,48 @@ ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
 		    "CA: sign the request with it");
 		goto out;
 	}
+	if (X509_cmp_time(X509_get0_notAfter(sreq->signer), NULL) <= 0) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "the signer certificate has expired: GetCert is answered "
+		    "to holders of a valid certificate of this CA");
+		goto out;
+	}
+	if ((rc = ra_ledger_show(w, req, X509_get0_serialNumber(sreq->signer),
+	         ans, &reply)) < 0)
+		goto out;
+	if (rc > 0 || reply->ledger_show->entry->status == NULL ||
+	    strcmp(reply->ledger_show->entry->status, "issued") != 0) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "GetCert signed by a certificate the ledger has %s",
+		    rc > 0 ? "not" : "revoked");
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "the signer certificate is revoked (or not in this CA's "
+		    "ledger): GetCert is answered to holders of a valid "
+		    "certificate of this CA");
+		goto out;
+	}
+	scep__v1__reply__free_unpacked(reply, NULL);
+	reply = NULL;
 	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SERIAL, ans,
 	        &content) != 0)
 		goto out;
 	if (!ra_issuer_is_ours(w->ra, content.issuer) ||
-	    (bn = ASN1_INTEGER_to_BN(content.serial, NULL)) == NULL ||
-	    (hex = BN_bn2hex(bn)) == NULL || strlen(hex) > 32) {
+	    (rc = ra_ledger_show(w, req, content.serial, ans, &reply)) > 0 ||
+	    (rc == 0 && !(e = reply->ledger_show->entry)->has_cert)) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
 		    "no such certificate at this CA");
 		goto out;
 	}
-	/* The ledger's serials are 32 hex digits. */
-	snprintf(padded, sizeof(padded), "%.*s%s", (int)(32 - strlen(hex)),
-	    "00000000000000000000000000000000", hex);
-	show.serial = padded;
-	call.body_case = SCEP__V1__REQUEST__BODY_LEDGER_SHOW;
-	call.ledger_show = &show;
-	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
-	if (rc != RPC_OK ||
-	    (reply->status != SCEP__V1__STATUS__STATUS_OK &&
-	        reply->status != SCEP__V1__STATUS__STATUS_REFUSED)) {
-		ans->unavailable = 1;
+	if (rc < 0)
 		goto out;
-	}
-	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED ||
-	    reply->body_case != SCEP__V1__REPLY__BODY_LEDGER_SHOW ||
-	    !reply->ledger_show->entry->has_cert) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
-		    "no such certificate at this CA");
-		goto out;
-	}
-	p = reply->ledger_show->entry->cert.data;
-	if ((ans->issued = d2i_X509(NULL, &p,
-	         (long)reply->ledger_show->entry->cert.len)) == NULL) {
+	p = e->cert.data;
+	if ((ans->issued = d2i_X509(NULL, &p, (long)e->cert.len)) == NULL) {
 		ans->unavailable = 1;
 		goto out;
 	}
 	ans->pki_status = SCEP_STATUS_SUCCESS;
 out:
 	scep__v1__reply__free_unpacked(reply, NULL);
-	OPENSSL_free(hex);
-	BN_free(bn);
 	scep_content_clear(&content);
 }
 

@@ -90,6 +90,16 @@ check "a CertPoll for an unknown transaction gets FAILURE badCertId"
 poll poll_unknown "CN=nobody" unknown
 [ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/poll_unknown.log" ||
 	{ cat "$WORK/poll_unknown.log"; fail "unknown transaction: exit $rc"; }
+# The pending transaction polled with another key: the same answer as an
+# unknown one (it said "belongs to another key": whoever holds a device's
+# certificate could learn whether it has a request waiting).
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "O=Fabrikam,CN=needs approval" --out "$WORK/poll_other.pem" \
+	--key "$WORK/unknown.key" --txid "$txid" --message-type 20 > "$WORK/poll_other.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/poll_other.log" ||
+	{ cat "$WORK/poll_other.log"; fail "a poll of the pending transaction by another key: exit $rc"; }
+[ "$(grep "^failInfoText" "$WORK/poll_other.log")" = "$(grep "^failInfoText" "$WORK/poll_unknown.log")" ] ||
+	fail "a poll by another key is told more than one of an unknown transaction"
 
 check "scepctl approve: the next poll gets the certificate"
 serial=$("$SCEPCTL" --data-dir "$DATA" approve "$txid") || fail "scepctl approve $txid"
@@ -199,6 +209,13 @@ rc=0
 [ $rc = 0 ] || { cat "$WORK/getcrl.log"; fail "GetCRL: exit $rc"; }
 openssl crl -in "$WORK/scep.crl" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" || fail "the SCEP CRL does not verify"
 openssl crl -in "$WORK/scep.crl" -noout -text | grep -q "Serial Number: $serial" || fail "the SCEP CRL does not list $serial"
+# GetCert signed by that revoked certificate: refused (it was answered)
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/got4.pem" --message-type 21 \
+	--issuer-serial "$WORK/pki.pem" --renew-cert "$WORK/poll2.pem" --renew-key "$WORK/poll2.key" \
+	> "$WORK/getcert4.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "failInfoText: the signer certificate is revoked" "$WORK/getcert4.log" ||
+	{ cat "$WORK/getcert4.log"; fail "GetCert signed by a revoked certificate: exit $rc"; }
 
 check "a CertPoll for an approved certificate revoked since: FAILURE, not the revoked certificate"
 poll poll_revoked "O=Fabrikam,CN=needs approval" p1
