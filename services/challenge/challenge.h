@@ -77,11 +77,15 @@ struct validator {
 	int concurrent; /* the plugin says its instances share nothing */
 	pthread_mutex_t one_at_a_time; /* check, consume of the others */
 	atomic_int queued; /* holding or waiting for one_at_a_time */
-	/* Checks in a row that got no verdict (an MDM down); from
-	 * VALIDATOR_FAILURES on, the plugin rests until resting_until_ms
-	 * (monotonic), and then one check asks it again. */
-	atomic_int failures;
-	_Atomic int64_t resting_until_ms;
+	/* Checks in a row that got no verdict (an MDM down), the client of
+	 * the first and whether another client's came since: from
+	 * VALIDATOR_FAILURES on, from two clients, the plugin rests until
+	 * resting_until_ms (monotonic; 0: not resting). */
+	pthread_mutex_t rest_lock;
+	int failures;
+	char failure_from[64];
+	int failures_from_two;
+	int64_t resting_until_ms;
 	void *dl; /* dlopen handle; NULL when built in */
 	struct scepd_plugin_host host;
 	struct challenge *c;

@@ -110,6 +110,7 @@ validator_add(struct challenge *c, const char *name,
 	v->dl = dl;
 	v->c = c;
 	pthread_mutex_init(&v->one_at_a_time, NULL);
+	pthread_mutex_init(&v->rest_lock, NULL);
 	if (dl != NULL) {
 		const int *concurrent =
 		    dlsym(dl, SCEPD_CHALLENGE_VALIDATOR_CONCURRENT_SYMBOL);
@@ -311,56 +312,70 @@ validator_turn_end(struct validator *v, int limited)
  * hold a worker for the plugin's whole timeout (any device, or one address
  * sending again and again, could keep them all waiting) and the MDM gets
  * a flood as it comes back. After VALIDATOR_FAILURES checks in a row
- * without a verdict it rests [challenge] ValidatorRest seconds: answered
- * UNAVAILABLE at once. Then one check asks it (the one that moves the end
- * of the rest on), the others still rest; a verdict ends the rest.
- * 1: resting (why says so), 0: ask it.
+ * without a verdict, from two client addresses at least (one client
+ * alone, whose requests an MDM may answer with an error, must not stop
+ * everyone's enrollments), it rests [challenge] ValidatorRest seconds:
+ * answered UNAVAILABLE at once. Then it is asked again, the count starting
+ * anew. 1: resting (why says so), 0: ask it.
  */
 static int
 validator_resting(struct validator *v, char *why, size_t whylen)
 {
-	int64_t now = clock_monotonic_ms(), rest_ms, until;
+	int64_t now = clock_monotonic_ms();
+	int resting = 0;
 
-	rest_ms = (int64_t)v->c->settings.validator_rest * 1000;
-	until = atomic_load(&v->resting_until_ms);
-	if (rest_ms == 0 || until == 0 ||
-	    (now >= until &&
-	        atomic_compare_exchange_strong(
-	            &v->resting_until_ms, &until, now + rest_ms)))
-		return 0;
-	snprintf(why, whylen,
-	    "validator %s gave no verdict %d times in a row: not asked again "
-	    "for up to %ld s",
-	    v->name, atomic_load(&v->failures), v->c->settings.validator_rest);
-	return 1;
+	pthread_mutex_lock(&v->rest_lock);
+	if (v->resting_until_ms != 0 && now < v->resting_until_ms)
+		resting = 1;
+	else if (v->resting_until_ms != 0) {
+		v->resting_until_ms = 0; /* over: counted anew */
+		v->failures = 0;
+		v->failure_from[0] = '\0';
+		v->failures_from_two = 0;
+		log_info(
+		    "validator %s: its rest is over: asked again", v->name);
+	}
+	pthread_mutex_unlock(&v->rest_lock);
+	if (resting)
+		snprintf(why, whylen,
+		    "validator %s rests after checks without a verdict: not "
+		    "asked again for up to %ld s",
+		    v->name, v->c->settings.validator_rest);
+	return resting;
 }
 
 static void
-validator_rest_count(struct validator *v, enum scepd_verdict verdict)
+validator_rest_count(
+    struct validator *v, const char *client, enum scepd_verdict verdict)
 {
 	int64_t rest_ms = (int64_t)v->c->settings.validator_rest * 1000;
-	int failures;
 
+	if (client == NULL)
+		client = "";
+	pthread_mutex_lock(&v->rest_lock);
 	if (verdict != SCEPD_VERDICT_UNAVAILABLE) {
-		atomic_store(&v->failures, 0);
-		if (atomic_exchange(&v->resting_until_ms, 0) != 0)
-			log_info("validator %s gave a verdict again: asked by "
-			         "every check",
-			    v->name);
-		return;
+		v->failures = 0;
+		v->failure_from[0] = '\0';
+		v->failures_from_two = 0;
+	} else if (v->resting_until_ms == 0) {
+		if (v->failures++ == 0)
+			snprintf(v->failure_from, sizeof(v->failure_from), "%s",
+			    client);
+		else if (strncmp(v->failure_from, client,
+		             sizeof(v->failure_from) - 1) != 0)
+			v->failures_from_two = 1;
+		if (rest_ms > 0 && v->failures >= VALIDATOR_FAILURES &&
+		    v->failures_from_two) {
+			v->resting_until_ms = clock_monotonic_ms() + rest_ms;
+			log_warn("validator %s gave no verdict %d times in a "
+			         "row, to more than one client: not asked for "
+			         "%ld s, its checks answered 503 at once "
+			         "([challenge] ValidatorRest)",
+			    v->name, v->failures,
+			    v->c->settings.validator_rest);
+		}
 	}
-	failures = atomic_fetch_add(&v->failures, 1) + 1;
-	if (rest_ms > 0 && failures >= VALIDATOR_FAILURES) {
-		int64_t was = atomic_exchange(
-		    &v->resting_until_ms, clock_monotonic_ms() + rest_ms);
-
-		if (was == 0)
-			log_warn(
-			    "validator %s gave no verdict %d times in a "
-			    "row: not asked for %ld s, its checks answered "
-			    "503 at once ([challenge] ValidatorRest)",
-			    v->name, failures, v->c->settings.validator_rest);
-	}
+	pthread_mutex_unlock(&v->rest_lock);
 }
 
 enum scepd_verdict
@@ -374,7 +389,7 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 	if (v->concurrent) {
 		verdict =
 		    v->v->check(validator_state(v, worker), vr, why, whylen);
-		validator_rest_count(v, verdict);
+		validator_rest_count(v, vr->requester, verdict);
 		return verdict;
 	}
 	if (validator_turn(v, deadline_ms, 1) != 0) {
@@ -385,7 +400,7 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 	}
 	verdict = v->v->check(v->state, vr, why, whylen);
 	validator_turn_end(v, 1);
-	validator_rest_count(v, verdict);
+	validator_rest_count(v, vr->requester, verdict);
 	return verdict;
 }
 
@@ -455,8 +470,10 @@ validators_free(struct challenge *c)
 		free(v->states);
 		if (v->v != NULL)
 			v->v->destroy(v->state);
-		if (v->name != NULL)
+		if (v->name != NULL) {
 			pthread_mutex_destroy(&v->one_at_a_time);
+			pthread_mutex_destroy(&v->rest_lock);
+		}
 		if (v->dl != NULL)
 			dlclose(v->dl);
 		free(v->name);
