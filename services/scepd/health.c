@@ -403,8 +403,30 @@ probe_answered(struct health *h, struct probe *p, int64_t now)
 	probe_end(p);
 }
 
-/* The check failed (`why`): one more miss, unless the service is new;
- * one too many, it is killed. */
+/* Whether a service the RA waits on (the CA, the challenge service) is
+ * not answering its own checks: dead, killed, new, or missing them. */
+static int
+probe_ra_waits_on_unwell(const struct health *h, const struct probe *p)
+{
+	if (strcmp(p->name, "scepd-ra") != 0)
+		return 0;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct probe *q = &h->probe[i];
+
+		if (q->kind != PROBE_NONE &&
+		    (strcmp(q->name, "scepd-ca") == 0 ||
+		        strcmp(q->name, "scepd-challenge") == 0) &&
+		    (q->pid == 0 || q->killed || q->misses > 0 ||
+		        q->answered_ms == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/* The check failed (`why`): one more miss, unless the service is new, or
+ * is the RA waiting on one that does not answer (its workers wait their
+ * RPCTimeout on it: the hung one is killed, not the RA with it); one too
+ * many, it is killed. */
 static void
 probe_missed(struct health *h, struct probe *p, int64_t now, const char *why)
 {
@@ -418,6 +440,12 @@ probe_missed(struct health *h, struct probe *p, int64_t now, const char *why)
 		log_debug("%s: no answer to its liveness check yet (%s), "
 		          "%lld ms after its start",
 		    p->name, why, (long long)(now - p->started_ms));
+		return;
+	}
+	if (probe_ra_waits_on_unwell(h, p)) {
+		log_info("%s missed a liveness check (%s) while a service it "
+		         "waits on does not answer either: not counted",
+		    p->name, why);
 		return;
 	}
 	p->misses++;

@@ -98,8 +98,18 @@ child_start(struct child *c, const struct launch *launch)
 		else
 			execl(path, c->name, "--config", launch->config,
 			    (char *)NULL);
-		fprintf(stderr, "scepd: cannot run %s: %s\n", path,
-		    strerror(errno));
+		/* Only async-signal-safe calls here: the launcher has
+		 * libzmq's threads, one may hold a lock strerror wants. */
+		{
+			static const char msg[] = "scepd: cannot run a "
+			                          "service: exec failed (see "
+			                          "the launcher's libexec "
+			                          "directory)\n";
+
+			(void)!write(2, msg, sizeof(msg) - 1);
+			(void)!write(2, path, strlen(path));
+			(void)!write(2, "\n", 1);
+		}
 		_exit(127);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -289,8 +299,13 @@ scepd_supervise(const struct launch *launch)
 		items[0].events = ZMQ_POLLIN;
 		nitems =
 		    1 + health_poll_items(health, items + 1, (int)n, t, &wait);
-		if (zmq_poll(items, nitems, (long)wait) < 0 && errno != EINTR)
+		if (zmq_poll(items, nitems, (long)wait) < 0 && errno != EINTR) {
+			log_error("cannot wait for signals and liveness "
+			          "checks: %s; stopping the services",
+			    zmq_strerror(errno));
+			rc = 1;
 			break;
+		}
 		while (read(signal_pipe[0], &sig, 1) == 1) {
 			if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
 				log_info("%s: stopping the services",

@@ -141,6 +141,35 @@ ios_enroll "$(challenge)" "CN=after a hung CA" "$WORK/hung-ca.pem" >/dev/null ||
 	fail "enrollment after the hung CA was replaced"
 verify_cert "$WORK/hung-ca.pem"
 
+check "a CA hung under load: the RA, whose workers all wait on it, is not killed with it"
+ios_enroll "$(challenge)" "CN=renews under load" "$WORK/load.pem" "$URL" --key "$WORK/load.key" >/dev/null ||
+	fail "enrollment of the load's certificate"
+ra=$(service_pid scepd-ra)
+# Renewal requests go to the CA without a password (it refuses them, out
+# of RenewalWindow, but only once it answers): eight at a time hold the
+# RA's workers for their RPCTimeout each while the CA is stopped.
+rm -f "$WORK/load.stop"
+load_pids=()
+for i in $(seq 8); do
+	( while [ ! -e "$WORK/load.stop" ]; do
+		"$IOS_CLIENT" --url "$URL" --subject "CN=renews under load" --out "$WORK/load$i.pem" \
+			--renew-cert "$WORK/load.pem" --renew-key "$WORK/load.key" > /dev/null 2>&1 || true
+	done ) &
+	load_pids+=($!)
+done
+on_exit "touch $WORK/load.stop"
+sleep 1
+hung_replaced scepd-ca
+sleep 4
+touch "$WORK/load.stop"
+wait "${load_pids[@]}" 2> /dev/null || true
+[ "$(service_pid scepd-ra)" = "$ra" ] || {
+	grep "scepd-ra" "$SERVER_LOG" | grep "liveness\|hung\|killed" | tail -5
+	fail "the RA (pid $ra) was killed with the hung CA"
+}
+grep -c "scepd-ra missed a liveness check .* while a service it waits on does not answer either: not counted" \
+	"$SERVER_LOG" | sed 's/^/   RA checks missed and not counted: /'
+
 check "a frontend stopped with SIGSTOP (hung) is killed and restarted by the liveness checks; it serves again"
 hung_replaced scepd-frontend
 for _ in $(seq 50); do
