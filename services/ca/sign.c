@@ -41,6 +41,16 @@ ca_sign_refuse(Scep__V1__Reply *reply, const Scep__V1__Request *req,
 	reply->sign = out;
 }
 
+/* After ca_sign_refuse, for a refusal of the request itself (its CSR, a
+ * policy): nothing is bound to its transactionID, and the RA may release
+ * the password reserved to it for the device's next try. */
+static void
+ca_sign_nothing_bound(Scep__V1__Reply *reply)
+{
+	reply->sign->has_nothing_bound = 1;
+	reply->sign->nothing_bound = 1;
+}
+
 static void
 ca_sign_internal(Scep__V1__Reply *reply, const Scep__V1__Request *req,
     const char *txid, const char *what, int mdb_error)
@@ -576,6 +586,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	        &refusal) != 0) {
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
+		ca_sign_nothing_bound(reply);
 		ca_sign_record_refusal(
 		    ca, in, txid, job->tpl, refusal.why, arena);
 		return 1;
@@ -615,6 +626,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		}
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
+		ca_sign_nothing_bound(reply);
 		ca_sign_record_refusal(
 		    ca, in, txid, job->tpl, refusal.why, arena);
 		goto out;

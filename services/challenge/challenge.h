@@ -321,6 +321,10 @@ void challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 void challenge_check(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena);
+/* ChallengeReleaseRequest: the one-time password of a refused transaction
+ * reserved no longer (other validators keep nothing to release). */
+void challenge_release(struct challenge *c, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
 void challenge_consume(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena);
@@ -339,6 +343,10 @@ void challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 
 /* otp.c and single.c: the built-in validators. */
 extern const struct scepd_challenge_validator challenge_otp_validator;
+/* A password reserved to txid back to issued (the CA refused txid): 1
+ * released, 0 not reserved to it (nothing done), -1 on a database error
+ * (logged). Under the service's lock. */
+int otp_release(struct challenge *c, const char *password, const char *txid);
 extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

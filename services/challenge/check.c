@@ -448,6 +448,36 @@ challenge_handle_check(void *worker, const Scep__V1__Request *req,
 }
 
 void
+challenge_release(struct challenge *c, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const Scep__V1__ChallengeReleaseRequest *in = req->challenge_release;
+	Scep__V1__ChallengeReleaseReply *out;
+	struct validator *v = validators_for_path(c, in->path);
+	int rc = 0;
+
+	if (in->transaction_id == NULL || in->transaction_id[0] == '\0' ||
+	    in->password == NULL) {
+		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+		reply->error = "transactionID or password missing";
+		return;
+	}
+	if (v->v == &challenge_otp_validator && in->password[0] != '\0' &&
+	    strlen(in->password) <= CHALLENGE_PASSWORD_MAX &&
+	    (rc = otp_release(c, in->password, in->transaction_id)) < 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the password database cannot be written";
+		return;
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__challenge_release_reply__init(out);
+	out->has_released = 1;
+	out->released = rc > 0;
+	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_RELEASE;
+	reply->challenge_release = out;
+}
+
+void
 challenge_consume(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena)

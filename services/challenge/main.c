@@ -100,6 +100,7 @@ CHALLENGE_LOCKED(
     route_check, challenge_check(w->c, w->index, 1, req, reply, arena))
 CHALLENGE_LOCKED(
     route_consume, challenge_consume(w->c, w->index, 1, req, reply, arena))
+CHALLENGE_LOCKED(route_release, challenge_release(w->c, req, reply, arena))
 CHALLENGE_LOCKED(
     route_set_single, challenge_handle_set_single(w->c, req, reply, arena))
 CHALLENGE_LOCKED(
@@ -115,6 +116,8 @@ static const struct rpc_route challenge_routes[] = {
         route_check},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME, "ChallengeConsume", "ra",
         route_consume},
+    {SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE, "ChallengeRelease", "ra",
+        route_release},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_SET_SINGLE, "ChallengeSetSingle",
         "frontend scepctl", route_set_single},
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", route_metrics},

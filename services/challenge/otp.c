@@ -162,9 +162,13 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	found = challenge_record_get(txn, c->dbi, mac, &rec);
 	mdb_txn_abort(txn);
 	/* No expiry test: a reservation that expired while its certificate
-	 * was being issued is still paid for by that certificate. */
-	if (found != 0 || rec.state == CHALLENGE_ISSUED ||
-	    strcmp(rec.reserved_txid, req->transaction_id) != 0) {
+	 * was being issued is still paid for by that certificate. Released
+	 * meanwhile (a request of the same transactionID the CA refused):
+	 * the certificate was issued with it all the same, so it is used. */
+	if (found == 0 && rec.state == CHALLENGE_ISSUED)
+		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
+		    req->transaction_id);
+	if (found != 0 || strcmp(rec.reserved_txid, req->transaction_id) != 0) {
 		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
 		    "otp: password id=%s is not reserved by this transaction; "
 		    "not marked used",
@@ -187,6 +191,50 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	c->counters.used++;
 	log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 	    "otp: password id=%s (issued to %s) used", id, rec.issued_by);
+}
+
+int
+otp_release(struct challenge *c, const char *password, const char *txid)
+{
+	struct challenge_record rec;
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char id[17];
+	MDB_txn *txn = NULL;
+	int e, found;
+
+	if (otp_mac(c, password, mac, id) != 0 ||
+	    (e = challenge_txn_begin(c, &txn)) != 0) {
+		log_event(LOG_LEVEL_ERROR, txid, 0,
+		    "otp: cannot release the password");
+		return -1;
+	}
+	found = challenge_record_get(txn, c->dbi, mac, &rec);
+	if (found != 0 || challenge_state(c, &rec) != CHALLENGE_RESERVED ||
+	    strcmp(rec.reserved_txid, txid) != 0) {
+		challenge_txn_abort(c, txn);
+		log_event(LOG_LEVEL_INFO, txid, 0,
+		    "otp: password id=%s not reserved by this transaction: "
+		    "not released",
+		    id);
+		return 0;
+	}
+	rec.state = CHALLENGE_ISSUED;
+	memset(rec.reserved_txid, 0, sizeof(rec.reserved_txid));
+	if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0)
+		challenge_txn_abort(c, txn);
+	else
+		e = challenge_txn_commit(c, txn);
+	if (e != 0) {
+		log_event(LOG_LEVEL_ERROR, txid, 0,
+		    "otp: password id=%s not released: %s", id,
+		    store_strerror(e));
+		return -1;
+	}
+	log_event(LOG_LEVEL_INFO, txid, 0,
+	    "otp: password id=%s (issued to %s) released: the CA refused this "
+	    "transaction; the device may present it again with a new key",
+	    id, rec.issued_by);
+	return 1;
 }
 
 static const char *const otp_keys[] = {NULL};

@@ -43,11 +43,17 @@ used_write(struct challenge *c, MDB_txn *txn)
 		struct challenge_record rec;
 		int found = challenge_record_get(txn, c->dbi, m->mac, &rec), e;
 
-		/* Gone, or no longer this transaction's: nothing to mark
-		 * (challenge_used_hold checked it was when it was held). */
-		if (found != 0 || rec.state != CHALLENGE_RESERVED ||
-		    strcmp(rec.reserved_txid, m->txid) != 0)
+		/* Gone, or another transaction's: nothing to mark
+		 * (challenge_used_hold checked it was when it was held).
+		 * Released since (the CA refused another request of this
+		 * transactionID): its certificate was issued with it. */
+		if (found != 0 ||
+		    (rec.state == CHALLENGE_RESERVED
+		            ? strcmp(rec.reserved_txid, m->txid) != 0
+		            : rec.state != CHALLENGE_ISSUED))
 			continue;
+		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
+		    m->txid);
 		rec.state = CHALLENGE_USED;
 		if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0)
 			return e;
@@ -142,8 +148,9 @@ challenge_used_held(const struct challenge *c, const unsigned char *mac)
 uint32_t
 challenge_state(const struct challenge *c, const struct challenge_record *rec)
 {
-	return rec->state == CHALLENGE_RESERVED &&
-	        challenge_used_held(c, rec->mac)
+	/* A held mark is a use, of a reserved password or of one released
+	 * after its certificate was issued (otp_consume). */
+	return rec->state != CHALLENGE_USED && challenge_used_held(c, rec->mac)
 	    ? CHALLENGE_USED
 	    : rec->state;
 }

@@ -30,6 +30,7 @@ struct ra_answer {
 	X509_CRL *crl; /* owned; GetCRL's answer */
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
+	int nothing_bound; /* the CA refused, binding nothing to the txid */
 };
 
 static void
@@ -215,6 +216,34 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
+/* The CA refused the request itself: the password reserved to its
+ * transaction is released, so the device may enroll again with a new key
+ * (a new transactionID) and the same password. */
+static void
+ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
+    const char *password, const char *txid)
+{
+	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeReleaseRequest release =
+	    SCEP__V1__CHALLENGE_RELEASE_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	int rc;
+
+	release.password = (char *)(password != NULL ? password : "");
+	release.transaction_id = (char *)txid;
+	release.path = req->pki_operation->path;
+	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
+	call.challenge_release = &release;
+	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	/* Not released: it stays reserved to this transaction and expires. */
+	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "challenge not released: %s",
+		    rc != RPC_OK ? rpc_strerror(rc)
+		                 : (reply->error ? reply->error : "refused"));
+	scep__v1__reply__free_unpacked(reply, NULL);
+}
+
 static int
 ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
     const struct scep_request *sreq, const struct scep_content *content,
@@ -265,6 +294,10 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA refused: %s", reply->error ? reply->error : "?");
+		ans->nothing_bound =
+		    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
+		    reply->sign != NULL && reply->sign->has_nothing_bound &&
+		    reply->sign->nothing_bound;
 		ra_fail(ans, fi,
 		    rpc_strdup(arena,
 		        reply->error ? reply->error : "refused by the CA"));
@@ -408,8 +441,12 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	    ra_challenge_check(w, req, txid, &content, ans, arena, &consume) !=
 	        0)
 		goto out;
-	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) < 0)
+	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) <
+	    0) {
+		if (consume && ans->nothing_bound)
+			ra_challenge_release(w, req, challenge, txid);
 		goto out;
+	}
 	/* Issued, or held for an operator: the password has done its work
 	 * either way (a PKCSReq sent again while pending still passes: the
 	 * password stays its transaction's). CertPoll brings no password to

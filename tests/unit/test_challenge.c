@@ -570,6 +570,59 @@ test_used_mark_held(void **state)
 	free(pw3);
 }
 
+static int
+release(struct fixture *f, const char *password, const char *txid)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeReleaseRequest in =
+	    SCEP__V1__CHALLENGE_RELEASE_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+	int released = -1;
+
+	in.password = (char *)password;
+	in.transaction_id = (char *)txid;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
+	req.challenge_release = &in;
+	reply.status = SCEP__V1__STATUS__STATUS_OK;
+	challenge_release(&f->c, &req, &reply, arena);
+	if (reply.status == OK)
+		released = reply.challenge_release->released;
+	rpc_arena_free(arena);
+	return released;
+}
+
+/* A request the CA refused releases its password (the device's next key
+ * is another transaction); only its own transaction's reservation, never
+ * a used one; and a certificate issued to the transaction after all (a
+ * copy of it the CA took) still uses it up. */
+static void
+test_release(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0);
+
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_int_equal(release(f, pw, "tx-2"), 0); /* not its */
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(release(f, pw, "tx-1"), 1);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_ISSUED);
+	assert_int_equal(redeem(f, pw, "tx-2", 0), OK); /* the next key */
+	assert_int_equal(redeem(f, pw, "tx-2", 1), OK);
+	assert_int_equal(release(f, pw, "tx-2"), 0); /* used: stays so */
+	assert_int_equal(redeem(f, pw, "tx-3", 0), REFUSED);
+	free(pw);
+	/* Released, then tx-1's certificate issued after all: used. */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-4", 0), OK);
+	assert_int_equal(release(f, pw, "tx-4"), 1);
+	assert_int_equal(redeem(f, pw, "tx-4", 1), OK);
+	assert_int_equal(redeem(f, pw, "tx-5", 0), REFUSED);
+	challenge_used_flush(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+	free(pw);
+}
+
 static void
 test_no_password_in_clear(void **state)
 {
@@ -608,6 +661,7 @@ main(void)
 	        test_consume_wanted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_used_mark_held, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_no_password_in_clear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
