@@ -26,6 +26,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #define SCEP_NONCE_LEN 16
@@ -667,6 +668,36 @@ digest_allowed(int nid, const struct scep_alg_policy *policy, const char **why)
 	return 0;
 }
 
+/* RSASSA-PSS names its digest in its parameters (RFC 4055): SHA-1 when
+ * they say none. NID_undef when they cannot be read. */
+static int
+csr_pss_digest(const X509_REQ *csr)
+{
+	const X509_ALGOR *alg = NULL;
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	const ASN1_STRING *seq;
+	const unsigned char *p;
+	RSA_PSS_PARAMS *pss;
+	int ptype, md = NID_undef;
+
+	X509_REQ_get0_signature(csr, NULL, &alg);
+	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+	if (ptype != V_ASN1_SEQUENCE || (seq = pval) == NULL)
+		return NID_undef;
+	p = ASN1_STRING_get0_data(seq);
+	if ((pss = d2i_RSA_PSS_PARAMS(NULL, &p, ASN1_STRING_length(seq))) ==
+	    NULL) {
+		ERR_clear_error();
+		return NID_undef;
+	}
+	md = pss->hashAlgorithm != NULL
+	    ? OBJ_obj2nid(pss->hashAlgorithm->algorithm)
+	    : NID_sha1;
+	RSA_PSS_PARAMS_free(pss);
+	return md;
+}
+
 int
 scep_csr_digest_allowed(
     const X509_REQ *csr, const struct scep_alg_policy *policy, const char **why)
@@ -678,6 +709,8 @@ scep_csr_digest_allowed(
 		*why = "the CSR's signature algorithm is not supported";
 		return 0;
 	}
+	if (pk == EVP_PKEY_RSA_PSS && md == NID_undef)
+		md = csr_pss_digest(csr);
 	switch (md) {
 	case NID_sha224:
 	case NID_sha256:

@@ -164,6 +164,25 @@ test_csr_digest_policy(void **state)
 	    scep_csr_digest_allowed(req, &scep_default_policy, &why), 0);
 	assert_non_null(strstr(why, "MD5"));
 	X509_REQ_free(req);
+	/* RSASSA-PSS: the digest in its parameters. */
+	assert_non_null(req = X509_REQ_new());
+	assert_int_equal(X509_REQ_set_pubkey(req, fx.client_key), 1);
+	for (int i = 0; i < 2; i++) {
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		EVP_PKEY_CTX *pctx = NULL;
+
+		assert_int_equal(EVP_DigestSignInit(ctx, &pctx,
+		                     i == 0 ? EVP_sha256() : EVP_sha1(), NULL,
+		                     fx.client_key),
+		    1);
+		assert_true(EVP_PKEY_CTX_set_rsa_padding(
+		                pctx, RSA_PKCS1_PSS_PADDING) > 0);
+		assert_true(X509_REQ_sign_ctx(req, ctx) > 0);
+		EVP_MD_CTX_free(ctx);
+		assert_int_equal(scep_csr_digest_allowed(req, &no_sha1, &why),
+		    i == 0 ? 1 : 0);
+	}
+	X509_REQ_free(req);
 }
 
 static int
