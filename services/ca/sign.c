@@ -42,13 +42,31 @@ ca_sign_refuse(Scep__V1__Reply *reply, const Scep__V1__Request *req,
 }
 
 /* After ca_sign_refuse, for a refusal of the request itself (its CSR, a
- * policy): nothing is bound to its transactionID, and the RA may release
- * the password reserved to it for the device's next try. */
+ * policy): when nothing is bound to its transactionID (no certificate,
+ * journal entry or pending request: the CSR is checked before they are
+ * looked up), the RA may release the password reserved to it for the
+ * device's next try. */
 static void
-ca_sign_nothing_bound(Scep__V1__Reply *reply)
+ca_sign_nothing_bound(
+    const struct ca *ca, const char *txid, Scep__V1__Reply *reply)
 {
+	struct ca_journal_entry j;
+	char serial[CA_SERIAL_HEX];
+	const uint8_t *der;
+	size_t der_len;
+	MDB_val key = {strlen(txid), (void *)txid}, val;
+	MDB_txn *txn = NULL;
+	int unbound;
+
+	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	unbound =
+	    ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial) == 1 &&
+	    ca_journal_get(ca, txn, txid, &j) == 1 &&
+	    mdb_get(txn, ca->pending, &key, &val) == MDB_NOTFOUND;
+	mdb_txn_abort(txn);
 	reply->sign->has_nothing_bound = 1;
-	reply->sign->nothing_bound = 1;
+	reply->sign->nothing_bound = unbound;
 }
 
 static void
@@ -586,7 +604,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	        &refusal) != 0) {
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
-		ca_sign_nothing_bound(reply);
+		ca_sign_nothing_bound(ca, txid, reply);
 		ca_sign_record_refusal(
 		    ca, in, txid, job->tpl, refusal.why, arena);
 		return 1;
@@ -626,7 +644,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		}
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
-		ca_sign_nothing_bound(reply);
+		ca_sign_nothing_bound(ca, txid, reply);
 		ca_sign_record_refusal(
 		    ca, in, txid, job->tpl, refusal.why, arena);
 		goto out;

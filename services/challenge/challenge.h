@@ -160,6 +160,9 @@ struct challenge_inflight {
  * A plugin's check runs outside it (check.c). */
 struct challenge {
 	struct challenge_settings settings;
+	/* The last otp check (under the lock) reserved a free password:
+	 * only such a check's transaction may have it released. */
+	int otp_reserved_now;
 	unsigned char secret[CHALLENGE_SECRET_LEN];
 	MDB_env *env;
 	MDB_dbi dbi;

@@ -312,6 +312,7 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 	int64_t now = c->now();
 	unsigned int wait;
 	int checked = 0; /* the validator saw the password */
+	int reserved_now = 0; /* and reserved it, free till then */
 	int copy = 0; /* the RA's request again: answered as the first */
 	enum scepd_verdict verdict;
 
@@ -393,10 +394,13 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		    c, v, worker, req, &vr, why, sizeof(why), &copy);
 		checked = 1;
 	} else {
+		c->otp_reserved_now = 0;
 		verdict = v->dl != NULL
 		    ? validator_check(
 		          v, worker, req->deadline_ms, &vr, why, sizeof(why))
 		    : v->v->check(v->state, &vr, why, sizeof(why));
+		reserved_now =
+		    v->v == &challenge_otp_validator && c->otp_reserved_now;
 		checked = 1;
 	}
 	why[sizeof(why) - 1] = '\0';
@@ -436,6 +440,8 @@ allow:
 	 * reserved (unchecked, or a validator without a consume step). */
 	out->has_consume_not_needed = 1;
 	out->consume_not_needed = !checked || v->v->consume == NULL;
+	out->has_reserved_now = 1;
+	out->reserved_now = reserved_now;
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CHECK;
 	reply->challenge_check = out;
 }

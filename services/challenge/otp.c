@@ -106,6 +106,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 		    "otp: password id=%s (issued to %s) reserved for client %s",
 		    id, rec.issued_by, req->requester);
+		c->otp_reserved_now = 1;
 		v = SCEPD_VERDICT_ALLOW;
 		break;
 	case CHALLENGE_RESERVED:
@@ -143,6 +144,36 @@ out:
 	return v;
 }
 
+/* A released password whose transaction's certificate was issued after
+ * all: marked used by it now, in a write of its own. */
+static void
+otp_use_released(struct challenge *c, struct challenge_record *rec,
+    const char *id, const char *txid)
+{
+	MDB_txn *txn = NULL;
+	int e;
+
+	rec->state = CHALLENGE_USED;
+	snprintf(rec->reserved_txid, sizeof(rec->reserved_txid), "%s", txid);
+	if ((e = challenge_txn_begin(c, &txn)) == 0) {
+		if ((e = challenge_record_put(txn, c->dbi, rec, 0)) != 0)
+			challenge_txn_abort(c, txn);
+		else
+			e = challenge_txn_commit(c, txn);
+	}
+	if (e != 0) {
+		log_event(LOG_LEVEL_ERROR, txid, 0,
+		    "otp: password id=%s (released) not marked used: %s", id,
+		    store_strerror(e));
+		return;
+	}
+	c->counters.used++;
+	log_event(LOG_LEVEL_INFO, txid, 0,
+	    "otp: password id=%s (issued to %s) used, after its release by "
+	    "a refused request of this transaction",
+	    id, rec->issued_by);
+}
+
 static void
 otp_consume(void *state, const struct scepd_challenge_request *req)
 {
@@ -161,14 +192,18 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	}
 	found = challenge_record_get(txn, c->dbi, mac, &rec);
 	mdb_txn_abort(txn);
+	/* Released meanwhile (a request of this transactionID the CA
+	 * refused): the certificate was issued with it all the same. Used
+	 * at once, durably: no reservation refuses others while a held
+	 * mark waits to be written. */
+	if (found == 0 && challenge_state(c, &rec) == CHALLENGE_ISSUED) {
+		otp_use_released(c, &rec, id, req->transaction_id);
+		return;
+	}
 	/* No expiry test: a reservation that expired while its certificate
-	 * was being issued is still paid for by that certificate. Released
-	 * meanwhile (a request of the same transactionID the CA refused):
-	 * the certificate was issued with it all the same, so it is used. */
-	if (found == 0 && rec.state == CHALLENGE_ISSUED)
-		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
-		    req->transaction_id);
-	if (found != 0 || strcmp(rec.reserved_txid, req->transaction_id) != 0) {
+	 * was being issued is still paid for by that certificate. */
+	if (found != 0 || rec.state == CHALLENGE_ISSUED ||
+	    strcmp(rec.reserved_txid, req->transaction_id) != 0) {
 		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
 		    "otp: password id=%s is not reserved by this transaction; "
 		    "not marked used",

@@ -31,6 +31,7 @@ struct ra_answer {
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
+	int reserved_now; /* this request's check reserved the password */
 };
 
 static void
@@ -160,6 +161,8 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 		/* Unsaid (an older challenge service): consume, as before. */
 		*consume = cr == NULL || !cr->has_consume_not_needed ||
 		    !cr->consume_not_needed;
+		ans->reserved_now =
+		    cr != NULL && cr->has_reserved_now && cr->reserved_now;
 		goto out;
 	}
 	rc = -1;
@@ -234,7 +237,10 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.path = req->pki_operation->path;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
 	call.challenge_release = &release;
-	rc = rpc_call(w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	/* Once: a late copy could release a reservation made since by the
+	 * same device's next request of this transactionID. */
+	rc = rpc_call_once(
+	    w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
 	/* Not released: it stays reserved to this transaction and expires. */
 	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)
 		log_event(LOG_LEVEL_WARN, txid, req->id,
@@ -443,7 +449,11 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		goto out;
 	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) <
 	    0) {
-		if (consume && ans->nothing_bound)
+		/* Only the request that reserved it: another one under its
+		 * transactionID (a copy, or someone else's with a bad CSR)
+		 * must not free a password the first may still be paying
+		 * for. */
+		if (consume && ans->nothing_bound && ans->reserved_now)
 			ra_challenge_release(w, req, challenge, txid);
 		goto out;
 	}
