@@ -77,14 +77,12 @@ struct validator {
 	int concurrent; /* the plugin says its instances share nothing */
 	pthread_mutex_t one_at_a_time; /* check, consume of the others */
 	atomic_int queued; /* holding or waiting for one_at_a_time */
-	/* Checks in a row that got no verdict (an MDM down), the client of
-	 * the first and whether another client's came since: from
-	 * VALIDATOR_FAILURES on, from two clients, the plugin rests until
-	 * resting_until_ms (monotonic; 0: not resting). */
+	/* Checks in a row that waited for no verdict (an MDM that hangs):
+	 * from VALIDATOR_FAILURES on, the plugin rests (validators.c) until
+	 * resting_until_ms (monotonic), then one check asks it. */
 	pthread_mutex_t rest_lock;
 	int failures;
-	char failure_from[64];
-	int failures_from_two;
+	int resting;
 	int64_t resting_until_ms;
 	void *dl; /* dlopen handle; NULL when built in */
 	struct scepd_plugin_host host;
@@ -131,8 +129,10 @@ struct challenge_used {
 /* Workers when a validator plugin is loaded and Workers = 0: its checks
  * wait on an MDM, and no check should wait behind another. */
 #define CHALLENGE_PLUGIN_WORKERS 8
-/* Checks in a row without a verdict before a plugin rests (ValidatorRest) */
+/* Checks in a row that waited this long for no verdict before a plugin
+ * rests (ValidatorRest) */
 #define VALIDATOR_FAILURES 3
+#define VALIDATOR_SLOW_MS 1000
 
 /*
  * A plugin's check in flight, by what was asked (validator, path, client,

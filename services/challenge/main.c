@@ -57,8 +57,8 @@ static const struct config_key challenge_config[] = {
     {"Workers", CONFIG_INT, 0, 64, "0", S(workers),
         "threads answering (0: 1, or 8 with a validator plugin)"},
     {"ValidatorRest", CONFIG_INT, 0, 3600, "10", S(validator_rest),
-        "seconds a validator plugin that gave no verdict 3 times in a row "
-        "is not asked (503 at once; 0: always ask)"},
+        "seconds a validator plugin that waited 3 checks in a row for no "
+        "verdict is not asked (503 at once; 0: always ask)"},
     {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
         "CurveZMQ secret key of this service (scepctl keygen), mode 0600"},
     {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),

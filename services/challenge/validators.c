@@ -308,33 +308,29 @@ validator_turn_end(struct validator *v, int limited)
 }
 
 /*
- * An MDM that is down is not asked by every request meanwhile: each would
+ * An MDM that hangs is not asked by every request meanwhile: each would
  * hold a worker for the plugin's whole timeout (any device, or one address
  * sending again and again, could keep them all waiting) and the MDM gets
- * a flood as it comes back. After VALIDATOR_FAILURES checks in a row
- * without a verdict, from two client addresses at least (one client
- * alone, whose requests an MDM may answer with an error, must not stop
- * everyone's enrollments), it rests [challenge] ValidatorRest seconds:
- * answered UNAVAILABLE at once. Then it is asked again, the count starting
- * anew. 1: resting (why says so), 0: ask it.
+ * a flood as it comes back. After VALIDATOR_FAILURES checks in a row that
+ * waited VALIDATOR_SLOW_MS or more without a verdict (a timeout, a
+ * connection that hangs: not an error answered at once, which holds no
+ * worker and which one device's odd request may draw), it rests
+ * [challenge] ValidatorRest seconds: answered UNAVAILABLE at once. Then
+ * one check asks it (its start moves the rest on), the others still rest;
+ * a verdict ends the rest. 1: resting (why says so), 0: ask it.
  */
 static int
 validator_resting(struct validator *v, char *why, size_t whylen)
 {
 	int64_t now = clock_monotonic_ms();
+	int64_t rest_ms = (int64_t)v->c->settings.validator_rest * 1000;
 	int resting = 0;
 
 	pthread_mutex_lock(&v->rest_lock);
-	if (v->resting_until_ms != 0 && now < v->resting_until_ms)
+	if (v->resting && now < v->resting_until_ms)
 		resting = 1;
-	else if (v->resting_until_ms != 0) {
-		v->resting_until_ms = 0; /* over: counted anew */
-		v->failures = 0;
-		v->failure_from[0] = '\0';
-		v->failures_from_two = 0;
-		log_info(
-		    "validator %s: its rest is over: asked again", v->name);
-	}
+	else if (v->resting)
+		v->resting_until_ms = now + rest_ms; /* this one asks it */
 	pthread_mutex_unlock(&v->rest_lock);
 	if (resting)
 		snprintf(why, whylen,
@@ -346,34 +342,29 @@ validator_resting(struct validator *v, char *why, size_t whylen)
 
 static void
 validator_rest_count(
-    struct validator *v, const char *client, enum scepd_verdict verdict)
+    struct validator *v, enum scepd_verdict verdict, int64_t took_ms)
 {
 	int64_t rest_ms = (int64_t)v->c->settings.validator_rest * 1000;
 
-	if (client == NULL)
-		client = "";
 	pthread_mutex_lock(&v->rest_lock);
 	if (verdict != SCEPD_VERDICT_UNAVAILABLE) {
+		if (v->resting)
+			log_info("validator %s gave a verdict again: its rest "
+			         "is over",
+			    v->name);
+		v->resting = 0;
 		v->failures = 0;
-		v->failure_from[0] = '\0';
-		v->failures_from_two = 0;
-	} else if (v->resting_until_ms == 0) {
-		if (v->failures++ == 0)
-			snprintf(v->failure_from, sizeof(v->failure_from), "%s",
-			    client);
-		else if (strncmp(v->failure_from, client,
-		             sizeof(v->failure_from) - 1) != 0)
-			v->failures_from_two = 1;
-		if (rest_ms > 0 && v->failures >= VALIDATOR_FAILURES &&
-		    v->failures_from_two) {
-			v->resting_until_ms = clock_monotonic_ms() + rest_ms;
-			log_warn("validator %s gave no verdict %d times in a "
-			         "row, to more than one client: not asked for "
-			         "%ld s, its checks answered 503 at once "
-			         "([challenge] ValidatorRest)",
+	} else if (took_ms >= VALIDATOR_SLOW_MS && rest_ms > 0 &&
+	    ++v->failures >= VALIDATOR_FAILURES) {
+		if (!v->resting)
+			log_warn("validator %s waited %d checks in a row for "
+			         "no verdict: not asked for %ld s, its checks "
+			         "answered 503 at once ([challenge] "
+			         "ValidatorRest)",
 			    v->name, v->failures,
 			    v->c->settings.validator_rest);
-		}
+		v->resting = 1;
+		v->resting_until_ms = clock_monotonic_ms() + rest_ms;
 	}
 	pthread_mutex_unlock(&v->rest_lock);
 }
@@ -383,13 +374,14 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr, char *why, size_t whylen)
 {
 	enum scepd_verdict verdict;
+	int64_t t0 = clock_monotonic_ms();
 
 	if (validator_resting(v, why, whylen))
 		return SCEPD_VERDICT_UNAVAILABLE;
 	if (v->concurrent) {
 		verdict =
 		    v->v->check(validator_state(v, worker), vr, why, whylen);
-		validator_rest_count(v, vr->requester, verdict);
+		validator_rest_count(v, verdict, clock_monotonic_ms() - t0);
 		return verdict;
 	}
 	if (validator_turn(v, deadline_ms, 1) != 0) {
@@ -398,9 +390,10 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 		    v->name);
 		return SCEPD_VERDICT_UNAVAILABLE;
 	}
+	t0 = clock_monotonic_ms(); /* its own wait, not its turn's */
 	verdict = v->v->check(v->state, vr, why, whylen);
 	validator_turn_end(v, 1);
-	validator_rest_count(v, vr->requester, verdict);
+	validator_rest_count(v, verdict, clock_monotonic_ms() - t0);
 	return verdict;
 }
 
