@@ -84,11 +84,12 @@ lock_data_dir(const char *dir, int *fd, int must_exist)
  * directory now. It prints what it made or why it could not.
  */
 static int
-run_init(const char *libexec, const char *dir, const char *listen)
+run_init(const char *libexec, const char *dir, const char *listen, int dir_lock)
 {
 	char path[PATH_MAX + 16];
-	char *argv[] = {
-	    path, "--data-dir", (char *)dir, "--listen", (char *)listen, NULL};
+	char *argv[] = {path, "--data-dir", (char *)dir, "--listen",
+	    (char *)listen, "--locked-fd", "3", NULL};
+	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int e, status;
 
@@ -96,7 +97,19 @@ run_init(const char *libexec, const char *dir, const char *listen)
 	/* Inherited "ignore" would reap it before waitpid could. */
 	signal(SIGCHLD, SIG_DFL);
 	fflush(stdout);
-	if ((e = posix_spawn(&pid, path, NULL, NULL, argv, environ)) != 0) {
+	/* DIR's lock handed down as descriptor 3: scepd-init takes it for
+	 * a first start made in place, and would wait for ours for ever. */
+	if (dir_lock < 0)
+		argv[5] = NULL;
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		fprintf(stderr, "scepd: %s: %s\n", path, strerror(e));
+		return -1;
+	}
+	if (dir_lock < 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, dir_lock, 3)) == 0)
+		e = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (e != 0) {
 		fprintf(stderr, "scepd: %s: %s\n", path, strerror(e));
 		return -1;
 	}
@@ -223,7 +236,8 @@ main(int argc, char **argv)
 	if (lock_data_dir(data_dir, &dir_lock, 0) != 0)
 		return 1;
 	if (config == NULL &&
-	    run_init(self, data_dir, listen ? listen : "127.0.0.1:8080") != 0)
+	    run_init(self, data_dir, listen ? listen : "127.0.0.1:8080",
+	        dir_lock) != 0)
 		return 1;
 	if (dir_lock < 0 && lock_data_dir(data_dir, &dir_lock, 1) != 0)
 		return 1;

@@ -361,6 +361,26 @@ on_exit "umount -l '$WORK/bound' 2>/dev/null || true"
 [ -f "$WORK/bindsrc/scepd.conf" ] && [ -f "$WORK/bindsrc/ca/ca.key" ] || fail "the bind mount is not whole"
 grep -q "making it in place" "$WORK/bound.log" || fail "the refused rename is not said"
 umount "$WORK/bound"
+# Two first starts at once on a mount point, both in place: one waits for
+# the other's lock (they wrote the same files at once before).
+mkdir -p "$WORK/bindsrc2" "$WORK/bound2"
+mount --bind "$WORK/bindsrc2" "$WORK/bound2" || fail "cannot bind-mount (the test needs root)"
+on_exit "umount -l '$WORK/bound2' 2>/dev/null || true"
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/bound2" > "$WORK/bound2a.log" 2>&1 &
+bound_pid1=$!
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/bound2" > "$WORK/bound2b.log" 2>&1 &
+bound_pid2=$!
+rc1=0 rc2=0
+wait "$bound_pid1" || rc1=$?
+wait "$bound_pid2" || rc2=$?
+[ $rc1 = 0 ] && [ $rc2 = 0 ] || { cat "$WORK"/bound2?.log; fail "two first starts on a mount point: exit $rc1 and $rc2"; }
+[ "$(cat "$WORK"/bound2?.log | grep -c "created in")" = 1 ] &&
+	grep -q "initialised by another scepd meanwhile: using it" "$WORK"/bound2?.log ||
+	{ cat "$WORK"/bound2?.log; fail "two first starts on a mount point: want one that made it, one that uses it"; }
+openssl x509 -in "$WORK/bindsrc2/ca/ca.pem" -noout -modulus > "$WORK/bound2.mod1"
+openssl rsa -in "$WORK/bindsrc2/ca/ca.key" -noout -modulus > "$WORK/bound2.mod2" 2>/dev/null
+cmp -s "$WORK/bound2.mod1" "$WORK/bound2.mod2" || fail "ca.pem and ca.key of two first starts in place do not belong together"
+umount "$WORK/bound2"
 (cd "$WORK/dot" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dot.log" 2>&1 ||
 	{ cat "$WORK/dot.log"; fail "first start with --data-dir ."; }
 [ -f "$WORK/dot/scepd.conf" ] || fail "--data-dir . is not whole"

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -208,15 +209,77 @@ may_stage(const char *dir)
 static int init_once(const char *dir, const char *listen, int stage_allowed,
     int *retry_in_place);
 
-int
-scepd_init(const char *dir, const char *listen)
+/*
+ * DIR's lock (flock, as scepd takes it for as long as it serves), for a
+ * DIR that exists and is empty: two first starts made in place (a mount
+ * point) would write the same files, so one waits for the other, then
+ * finds its whole directory. `locked_fd`: scepd's descriptor of DIR,
+ * locked already (>= 0), handed down. -1 when DIR cannot be locked
+ * (printed); *fd -1 when no lock is needed.
+ */
+static int
+init_lock(const char *dir, int locked_fd, int *fd, int *waited)
 {
-	int retry = 0, rc = init_once(dir, listen, may_stage(dir), &retry);
+	struct stat a, b;
 
+	*fd = -1;
+	*waited = 0;
+	if (locked_fd >= 0) {
+		/* Its own lock: the same open file description. */
+		if (fstat(locked_fd, &a) != 0 || stat(dir, &b) != 0 ||
+		    a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+		    flock(locked_fd, LOCK_EX | LOCK_NB) != 0) {
+			fprintf(stderr,
+			    "scepd: --locked-fd %d is not %s's lock\n",
+			    locked_fd, dir);
+			return -1;
+		}
+		return 0;
+	}
+	if (dir_state(dir) != 0 ||
+	    (*fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0; /* missing (made beside), or not ours to make */
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		printf("scepd: another first start holds %s: waiting for it\n",
+		    dir);
+		fflush(stdout);
+		*waited = 1;
+		if (flock(*fd, LOCK_EX) == 0)
+			return 0;
+	}
+	fprintf(stderr, "scepd: %s: cannot lock: %s\n", dir, strerror(errno));
+	close(*fd);
+	*fd = -1;
+	return -1;
+}
+
+int
+scepd_init(const char *dir, const char *listen, int locked_fd)
+{
+	int retry = 0, rc, lock, waited;
+	char conf[4200];
+
+	if (init_lock(dir, locked_fd, &lock, &waited) != 0)
+		return -1;
+	snprintf(conf, sizeof(conf), "%s/scepd.conf", dir);
+	if (waited && access(conf, R_OK) == 0) {
+		printf("scepd: %s was initialised by another scepd meanwhile: "
+		       "using it\n",
+		    dir);
+		fflush(stdout);
+		rc = 0;
+		goto out;
+	}
+	rc = init_once(dir, listen, may_stage(dir), &retry);
 	/* A rename the file system refused (a bind mount looks like any
 	 * directory): made again where it is to be. */
 	if (retry)
 		rc = init_once(dir, listen, 0, &retry);
+out:
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }
 

@@ -7,6 +7,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "scepd_init.h"
@@ -30,19 +31,28 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"listen", required_argument, NULL, 'l'},
+	    {"locked-fd", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *data_dir = NULL, *listen = "127.0.0.1:8080";
-	int c;
+	int c, locked_fd = -1;
+	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			data_dir = optarg;
 			break;
 		case 'l':
 			listen = optarg;
+			break;
+		case 'L': /* scepd's, which holds DIR's lock */
+			locked_fd = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || locked_fd < 3) {
+				usage(stderr);
+				return 1;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -57,5 +67,5 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_init("scepd-init", LOG_LEVEL_INFO);
-	return scepd_init(data_dir, listen) < 0 ? 1 : 0;
+	return scepd_init(data_dir, listen, locked_fd) < 0 ? 1 : 0;
 }
