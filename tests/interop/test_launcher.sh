@@ -405,6 +405,22 @@ ls -d "$WORK"/twice.init.* 2>/dev/null && fail "a staging directory was left beh
 	[ "$(cat "$WORK"/twice?.log | grep -c "initialised by another scepd meanwhile: using it")" = 1 ] ||
 	{ cat "$WORK"/twice?.log; fail "want one start that made it and one that says it uses it"; }
 
+check "scepd on an empty directory that exists (a volume): its lock handed to scepd-init, which does not wait for it"
+mkdir -p "$WORK/empty-volume"
+rc=0
+timeout -s KILL 60 "$SCEPD" --data-dir "$WORK/empty-volume" --listen "127.0.0.1:$PORT" > "$WORK/empty-volume.log" 2>&1 &
+ev_pid=$!
+for _ in $(seq 300); do
+	curl -sf "$BASE/healthz" > /dev/null 2>&1 && break
+	kill -0 "$ev_pid" 2>/dev/null || break
+	sleep 0.1
+done
+curl -sf "$BASE/healthz" > /dev/null || { cat "$WORK/empty-volume.log"; fail "scepd on an existing empty directory did not start"; }
+grep -q "created in $WORK/empty-volume" "$WORK/empty-volume.log" || fail "the first start on an empty directory is not said"
+kill -TERM "$ev_pid"
+wait "$ev_pid" || rc=$?
+[ $rc = 0 ] || fail "scepd on the empty directory: exit $rc after SIGTERM"
+
 check "without scepd-init beside it scepd says so and exits 1"
 mkdir -p "$WORK/no-init"
 set +e
