@@ -7,14 +7,19 @@
  *
  * Answers: 401 without valid credentials; 403 for a client that is not on
  * loopback (plain HTTP would carry the password in clear, so no credentials
- * are even asked for) and for a user without the "enroll" right; 503 with
- * Retry-After when the challenge service does not answer. A refusal of the
- * challenge service ("The password cache is full.") is shown on the HTML
- * page with status 200, as NDES does, and is a 429 {"error": ...} in JSON.
+ * are even asked for) and for a user without the "enroll" right; 429 with
+ * Retry-After while ADMIN_CHECKS_AT_ONCE password checks run or after
+ * ADMIN_FAIL_LIMIT failed logins from the address (struct admin_guard);
+ * 503 with Retry-After when the challenge service does not answer. "The
+ * password cache is full." is shown on the HTML page with status 200, as
+ * NDES does, and is a 429 {"error": ...} in JSON; any other refusal of the
+ * challenge service (its configuration's, not to be waited out) is a 409.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -24,6 +29,10 @@
 #include "frontend.h"
 #include "log.h"
 #include "passwd.h"
+
+/* The challenge service's refusal that empties as passwords are used or
+ * expire (services/challenge/issue.c): the only one answered 429. */
+#define ADMIN_CACHE_FULL "The password cache is full."
 
 static const struct http_header admin_headers[] = {
     {"Cache-Control", "no-store"},
@@ -41,6 +50,7 @@ struct admin_page {
 	char sha256[65], sha1[41], md5[33];
 	const char *password; /* NULL: refused, see error */
 	const char *error;
+	int cache_full; /* the refusal is ADMIN_CACHE_FULL */
 	int64_t expires_at;
 	unsigned int validity_minutes;
 	const char *single_set_by; /* UseSinglePassword: who set it */
@@ -180,9 +190,11 @@ admin_html(const struct admin_page *pg, size_t *len)
 	} else if (pg->password == NULL) {
 		fputs("<p class=\"err\">", f);
 		html_escape(f, pg->error);
-		fputs("</p>\n<p>You can wait until a password is used or "
-		      "expires, then refresh this page.</p>\n",
-		    f);
+		fputs("</p>\n", f);
+		if (pg->cache_full)
+			fputs("<p>You can wait until a password is used or "
+			      "expires, then refresh this page.</p>\n",
+			    f);
 	} else
 		fputs("<p>To complete certificate enrollment for your network "
 		      "device you will need the following information:</p>\n",
@@ -295,11 +307,12 @@ admin_json(const struct admin_page *pg)
 }
 
 enum MHD_Result
-admin_json_error(struct MHD_Connection *c, struct request *r,
-    unsigned int status, const char *error)
+admin_json_error_after(struct MHD_Connection *c, struct request *r,
+    unsigned int status, unsigned int retry_after_s, const char *error)
 {
-	static const struct http_header retry[] = {
-	    {"Retry-After", "5"}, {"Cache-Control", "no-store"}, {NULL, NULL}};
+	char secs[16];
+	const struct http_header retry[] = {
+	    {"Retry-After", secs}, {"Cache-Control", "no-store"}, {NULL, NULL}};
 	json_t *o = json_pack("{s:s}", "error", error);
 	char *s = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
 	enum MHD_Result ret;
@@ -307,10 +320,32 @@ admin_json_error(struct MHD_Connection *c, struct request *r,
 	json_decref(o);
 	if (s == NULL)
 		return MHD_NO;
+	snprintf(secs, sizeof(secs), "%u", retry_after_s);
 	ret = http_respond(c, r, status, "application/json", s, strlen(s),
-	    status == MHD_HTTP_SERVICE_UNAVAILABLE ? retry : admin_headers);
+	    retry_after_s > 0 ? retry : admin_headers);
 	free(s);
 	return ret;
+}
+
+enum MHD_Result
+admin_json_error(struct MHD_Connection *c, struct request *r,
+    unsigned int status, const char *error)
+{
+	return admin_json_error_after(c, r, status,
+	    status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0, error);
+}
+
+/* `error` (one line) as JSON or as text. */
+static enum MHD_Result
+admin_error(struct MHD_Connection *c, struct request *r, int json,
+    unsigned int status, const char *error)
+{
+	char text[512];
+
+	if (json)
+		return admin_json_error(c, r, status, error);
+	snprintf(text, sizeof(text), "%s\n", error);
+	return http_text(c, r, status, text);
 }
 
 /* Asks the challenge service; fills pg, or answers the error itself. */
@@ -323,6 +358,7 @@ admin_issue(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	Scep__V1__ChallengeIssueRequest body =
 	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
 	enum upstream_result res;
+	const char *error;
 
 	body.issued_by = (char *)pg->user;
 	body.client_addr = r->client;
@@ -351,11 +387,29 @@ admin_issue(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    pg->user, r->client, pg->validity_minutes);
 		return 0;
 	case UPSTREAM_REFUSED:
+		/* Shown on the page; the caller picks the status. */
 		pg->error = (*rep)->error != NULL ? (*rep)->error
 		                                  : "No password was issued.";
+		pg->cache_full = strcmp(pg->error, ADMIN_CACHE_FULL) == 0;
 		log_warn("admin: no challenge password for %s: %s", pg->user,
 		    pg->error);
 		return 0;
+	case UPSTREAM_RATE_LIMITED:
+		error = (*rep)->error != NULL ? (*rep)->error
+		                              : "Too many requests.";
+		log_warn(
+		    "admin: no challenge password for %s: %s", pg->user, error);
+		*ret = http_too_many(c, r,
+		    (*rep)->has_retry_after_s ? (*rep)->retry_after_s : 60,
+		    error);
+		return -1;
+	case UPSTREAM_BAD_REQUEST:
+		error = (*rep)->error != NULL ? (*rep)->error
+		                              : "The request was refused.";
+		log_warn(
+		    "admin: no challenge password for %s: %s", pg->user, error);
+		*ret = admin_error(c, r, json, MHD_HTTP_BAD_REQUEST, error);
+		return -1;
 	case UPSTREAM_UNAVAILABLE:
 		*ret = json
 		    ? admin_json_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -397,7 +451,7 @@ static enum MHD_Result
 admin_unauthorized(struct MHD_Connection *c, struct request *r)
 {
 	static const struct http_header h[] = {
-	    {"WWW-Authenticate", "Basic realm=\"scepd\""},
+	    {"WWW-Authenticate", "Basic realm=\"scepd\", charset=\"UTF-8\""},
 	    {"Cache-Control", "no-store"},
 	    {NULL, NULL},
 	};
@@ -417,6 +471,7 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	Scep__V1__Reply *rep = NULL;
 	char err[256], *out = NULL;
 	size_t len = 0;
+	unsigned int status = MHD_HTTP_OK;
 	enum MHD_Result ret = MHD_NO;
 
 	memset(&pg, 0, sizeof(pg));
@@ -440,10 +495,18 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    "password, no one-time password is issued");
 		goto out;
 	}
-	if (json && pg.password == NULL) {
-		ret = admin_json_error(c, r, 429, pg.error);
+	/* A full cache empties as passwords are used or expire (NDES shows
+	 * it on a page of status 200); any other refusal is the
+	 * configuration's: no point in coming back. */
+	if (pg.password == NULL && json) {
+		ret = pg.cache_full
+		    ? admin_json_error_after(
+		          c, r, MHD_HTTP_TOO_MANY_REQUESTS, 60, pg.error)
+		    : admin_json_error(c, r, MHD_HTTP_CONFLICT, pg.error);
 		goto out;
 	}
+	if (pg.password == NULL && !pg.cache_full)
+		status = MHD_HTTP_CONFLICT;
 	out = json ? admin_json(&pg) : admin_html(&pg, &len);
 	if (out == NULL) {
 		ret = http_text(
@@ -452,7 +515,7 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	}
 	if (json)
 		len = strlen(out);
-	ret = http_respond_secret(c, r, MHD_HTTP_OK,
+	ret = http_respond_secret(c, r, status,
 	    json ? "application/json" : "text/html; charset=utf-8", out, len,
 	    admin_headers);
 out:
@@ -584,12 +647,13 @@ static const struct admin_route {
 	const char *subpath; /* after AdminPath; "" is the page itself */
 	const char *right;
 	admin_handler handler;
+	int json_body; /* a POST body, if any, is JSON (admin_json_type) */
 } admin_routes[] = {
-    {"", "enroll", admin_page_handle},
-    {"api/challenges", "mdm", admin_api_challenges},
-    {"api/single-password", "admin", admin_api_single_password},
-    {"profile.mobileconfig", "enroll", profile_handle},
-    {NULL, NULL, NULL},
+    {"", "enroll", admin_page_handle, 0},
+    {"api/challenges", "mdm", admin_api_challenges, 0},
+    {"api/single-password", "admin", admin_api_single_password, 1},
+    {"profile.mobileconfig", "enroll", profile_handle, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 const char *
@@ -637,6 +701,194 @@ admin_cross_site(struct MHD_Connection *c)
 	        strcasecmp(origin + 7, host) != 0))
 		return "Origin";
 	return NULL;
+}
+
+/*
+ * Whether a POST to an API that reads JSON says its body is JSON
+ * ("application/json", parameters such as charset allowed; no
+ * Content-Type only without a body). A browser posts another site's form
+ * as text/plain, urlencoded or multipart (a text/plain body can be made
+ * to parse as JSON), and only a script may send application/json across
+ * sites, after a CORS preflight this server never answers.
+ */
+static int
+admin_json_type(struct MHD_Connection *c, const struct request *r)
+{
+	static const char want[] = "application/json";
+	const char *type = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	size_t n = sizeof(want) - 1;
+
+	if (type == NULL)
+		return r->body_len == 0;
+	type += strspn(type, " \t");
+	if (strncasecmp(type, want, n) != 0)
+		return 0;
+	type += n;
+	type += strspn(type, " \t");
+	return *type == '\0' || *type == ';';
+}
+
+/* --- the guard against password guessing (struct admin_guard) -------- */
+
+void
+admin_guard_init(struct admin_guard *g)
+{
+	memset(g->slots, 0, sizeof(g->slots));
+	atomic_init(&g->checking, 0);
+	pthread_mutex_init(&g->lock, NULL);
+}
+
+void
+admin_guard_free(struct admin_guard *g)
+{
+	pthread_mutex_destroy(&g->lock);
+}
+
+/* A free slot or one whose window is over ranks first, then the one whose
+ * window began first. */
+static int64_t
+admin_fail_rank(const struct admin_fail_slot *s, int64_t now)
+{
+	if (s->addr[0] == '\0' || s->window_start + ADMIN_FAIL_WINDOW_MS <= now)
+		return INT64_MIN;
+	return s->window_start;
+}
+
+/* The slot of `addr`, or NULL; with `create`, a new one in place of the
+ * slot that ranks first. Under g->lock. */
+static struct admin_fail_slot *
+admin_fail_slot(
+    struct admin_guard *g, const char *addr, int64_t now, int create)
+{
+	struct admin_fail_slot *pick = NULL;
+
+	for (size_t i = 0; i < ADMIN_FAIL_SLOTS; i++) {
+		struct admin_fail_slot *s = &g->slots[i];
+
+		if (s->addr[0] != '\0' && strcmp(s->addr, addr) == 0)
+			return s;
+		if (create &&
+		    (pick == NULL ||
+		        admin_fail_rank(s, now) < admin_fail_rank(pick, now)))
+			pick = s;
+	}
+	if (pick != NULL) {
+		memset(pick, 0, sizeof(*pick));
+		snprintf(pick->addr, sizeof(pick->addr), "%s", addr);
+		pick->window_start = now;
+	}
+	return pick;
+}
+
+/* Seconds until `addr` may log in again; 0: now. */
+static unsigned int
+admin_fail_wait(struct admin_guard *g, const char *addr)
+{
+	struct admin_fail_slot *s;
+	int64_t now = clock_monotonic_ms(), end;
+	unsigned int wait = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if ((s = admin_fail_slot(g, addr, now, 0)) != NULL &&
+	    s->count >= ADMIN_FAIL_LIMIT) {
+		end = s->window_start + ADMIN_FAIL_WINDOW_MS;
+		if (end > now)
+			wait = (unsigned int)((end - now + 999) / 1000);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return wait;
+}
+
+/* A failed login from `addr`. A good one resets nothing: an account of
+ * small rights would otherwise buy more guesses at another's password. */
+static void
+admin_fail_record(struct admin_guard *g, const char *addr)
+{
+	struct admin_fail_slot *s;
+	int64_t now = clock_monotonic_ms();
+
+	pthread_mutex_lock(&g->lock);
+	if ((s = admin_fail_slot(g, addr, now, 1)) != NULL) {
+		if (s->window_start + ADMIN_FAIL_WINDOW_MS <= now) {
+			s->window_start = now;
+			s->count = 0;
+		}
+		if (++s->count == ADMIN_FAIL_LIMIT)
+			log_warn("security: admin: %u failed logins from %s "
+			         "within %d s: its logins get 429 for the rest "
+			         "of those %d s",
+			    s->count, addr, ADMIN_FAIL_WINDOW_MS / 1000,
+			    ADMIN_FAIL_WINDOW_MS / 1000);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* One of the ADMIN_CHECKS_AT_ONCE places for a password check: 0, or -1
+ * when all are taken (never waited for). */
+static int
+admin_check_begin(struct admin_guard *g)
+{
+	int n = atomic_load(&g->checking);
+
+	while (n < ADMIN_CHECKS_AT_ONCE)
+		if (atomic_compare_exchange_weak(&g->checking, &n, n + 1))
+			return 0;
+	return -1;
+}
+
+static void
+admin_check_end(struct admin_guard *g)
+{
+	atomic_fetch_sub(&g->checking, 1);
+}
+
+/* The account's password, under the guard: 1 good (rights filled), 0
+ * wrong, -1 the file unreadable, or -2 when refused unchecked (answered
+ * 429 in *ret). */
+static int
+admin_check_password(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const char *user, const char *pass, char *rights,
+    size_t rightslen, enum MHD_Result *ret)
+{
+	struct admin_guard *g = &fe->admin_guard;
+	unsigned int wait;
+	int v;
+
+	if ((wait = admin_fail_wait(g, r->client)) > 0) {
+		log_warn("admin: refused %s %s from %s: %d failed logins "
+		         "within %d s: 429 for %u s",
+		    r->method, r->path, r->client, ADMIN_FAIL_LIMIT,
+		    ADMIN_FAIL_WINDOW_MS / 1000, wait);
+		*ret = http_too_many(c, r, wait,
+		    "Too many failed logins from your address; try again "
+		    "later.");
+		return -2;
+	}
+	if (admin_check_begin(g) != 0) {
+		log_warn("admin: refused %s %s from %s: %d password checks "
+		         "under way: 429",
+		    r->method, r->path, r->client, ADMIN_CHECKS_AT_ONCE);
+		*ret = http_too_many(
+		    c, r, 1, "Too many logins at once; try again in a second.");
+		return -2;
+	}
+#ifdef SCEPD_TEST_HOOKS
+	/* Test builds only: a slow check, so that a test can fill every
+	 * place (test_admin_api). */
+	if (getenv("SCEPD_TEST_ADMIN_CHECK_MS") != NULL) {
+		long ms = atol(getenv("SCEPD_TEST_ADMIN_CHECK_MS"));
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
+#endif
+	v = passwd_check_file(
+	    fe->settings.admin_password_file, user, pass, rights, rightslen);
+	admin_check_end(g);
+	if (v == 0)
+		admin_fail_record(g, r->client);
+	return v;
 }
 
 enum MHD_Result
@@ -692,13 +944,24 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    "refused.\n");
 		goto out;
 	}
+	if (route->json_body && strcmp(r->method, "POST") == 0 &&
+	    !admin_json_type(c, r)) {
+		log_warn("admin: refused POST %s from %s: its body is not "
+		         "Content-Type: application/json",
+		    r->path, r->client);
+		ret = admin_json_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		    "the body must be Content-Type: application/json");
+		goto out;
+	}
 	user = MHD_basic_auth_get_username_password(c, &pass);
 	if (user == NULL || pass == NULL) {
 		ret = admin_unauthorized(c, r);
 		goto out;
 	}
-	v = passwd_check_file(fe->settings.admin_password_file, user, pass,
-	    rights, sizeof(rights));
+	v = admin_check_password(
+	    fe, c, r, user, pass, rights, sizeof(rights), &ret);
+	if (v == -2)
+		goto out;
 	if (v < 0) {
 		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "The admin accounts cannot be read; the server log says "

@@ -108,6 +108,32 @@ void crl_cache_clear(struct crl_cache *c);
 struct frontend;
 int cache_ask_free(const struct frontend *fe, int64_t *since, int claim);
 
+/*
+ * admin.c: the admin page's defence against password guessing. Each
+ * check of an admin password is an scrypt (16 MiB, some 50 ms) on an
+ * UpstreamThread, the threads devices' PKIOperations wait for: at most
+ * ADMIN_CHECKS_AT_ONCE run at once across the frontend (a request that
+ * finds them all taken gets 429 at once), and a client address with
+ * ADMIN_FAIL_LIMIT failed logins within ADMIN_FAIL_WINDOW_MS gets 429
+ * until that window is over.
+ */
+#define ADMIN_CHECKS_AT_ONCE 2
+#define ADMIN_FAIL_LIMIT 5
+#define ADMIN_FAIL_WINDOW_MS 60000
+#define ADMIN_FAIL_SLOTS 64 /* addresses remembered; the oldest goes */
+struct admin_fail_slot {
+	char addr[64]; /* "": free */
+	int64_t window_start; /* monotonic ms of the window's first failure */
+	unsigned int count;
+};
+struct admin_guard {
+	atomic_int checking; /* password checks under way */
+	pthread_mutex_t lock; /* guards slots */
+	struct admin_fail_slot slots[ADMIN_FAIL_SLOTS];
+};
+void admin_guard_init(struct admin_guard *g);
+void admin_guard_free(struct admin_guard *g);
+
 struct frontend {
 	struct frontend_settings settings;
 	char **paths; /* SCEP paths, NULL-terminated */
@@ -127,6 +153,7 @@ struct frontend {
 	/* profile.c: the CA chain was last seen without a root, and that
 	 * was logged (once, not for each profile). */
 	atomic_int profile_no_root_warned;
+	struct admin_guard admin_guard;
 	struct MHD_Daemon *daemon;
 	struct offload *offload; /* threads that wait on the services */
 	struct watchdog *watchdog;
@@ -272,7 +299,7 @@ enum MHD_Result http_text(struct MHD_Connection *c, struct request *r,
 /* 503 with Retry-After: our own outage, the client is to come back. */
 enum MHD_Result
 http_unavailable(struct MHD_Connection *c, struct request *r, const char *text);
-/* 429 with Retry-After. */
+/* 429 with Retry-After (JSON for the admin API, r->json). */
 enum MHD_Result http_too_many(struct MHD_Connection *c, struct request *r,
     unsigned int retry_after_s, const char *text);
 /* Whether the request's Host is a name of this server (loopback names,
@@ -355,6 +382,10 @@ int admin_answers_json(
 /* {"error": error} with `status` (503 adds Retry-After). */
 enum MHD_Result admin_json_error(struct MHD_Connection *c, struct request *r,
     unsigned int status, const char *error);
+/* The same with Retry-After: retry_after_s (none when 0). */
+enum MHD_Result
+admin_json_error_after(struct MHD_Connection *c, struct request *r,
+    unsigned int status, unsigned int retry_after_s, const char *error);
 /* A page or API under AdminPath, called once the user is authenticated
  * and holds the route's right. */
 typedef enum MHD_Result (*admin_handler)(struct frontend *fe,

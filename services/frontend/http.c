@@ -198,6 +198,9 @@ http_too_many(struct MHD_Connection *c, struct request *r,
 	char secs[16], body[512];
 	const struct http_header h[] = {{"Retry-After", secs}, {NULL, NULL}};
 
+	if (r->json)
+		return admin_json_error_after(
+		    c, r, MHD_HTTP_TOO_MANY_REQUESTS, retry_after_s, text);
 	snprintf(secs, sizeof(secs), "%u", retry_after_s);
 	snprintf(body, sizeof(body), "%s\n", text);
 	return http_respond(c, r, MHD_HTTP_TOO_MANY_REQUESTS,
@@ -346,9 +349,11 @@ http_forwarded_header(
 /*
  * The client behind a trusted proxy; from any other peer, forwarding
  * headers are ignored and the peer is the client. A forwarded request is
- * never loopback, whatever address it names: a proxy on this host must
- * not open the admin page and /metrics to whoever it forwards, nor may a
- * trusted network claim 127.0.0.1 for itself.
+ * never loopback, whatever address it names: a proxy on this host that
+ * says it forwards must not open the admin page and /metrics to whoever
+ * it forwards, nor may a trusted network claim 127.0.0.1 for itself. A
+ * proxy that adds none of these headers cannot be told from a local
+ * client (README: "Behind a reverse proxy").
  */
 static void
 http_forwarded(

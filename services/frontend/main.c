@@ -284,6 +284,7 @@ main(int argc, char **argv)
 
 	memset(&fe, 0, sizeof(fe));
 	cache_init(&fe.cache);
+	admin_guard_init(&fe.admin_guard);
 	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -452,6 +453,7 @@ out:
 		close(fd);
 	crl_cache_clear(&fe.crl);
 	cache_free(&fe.cache);
+	admin_guard_free(&fe.admin_guard);
 	frontend_free(&fe);
 	frontend_sandbox_free();
 	return rc;

@@ -1,9 +1,10 @@
 /*
  * /metrics: Prometheus text format (version 0.0.4). The frontend's own
- * counters, then what the RA and the challenge service report of theirs
- * (MetricsRequest), each service's `scepd_up` saying whether it answered.
- * Served to loopback clients only: the counters tell an outsider how busy
- * and how attacked the server is.
+ * counters, each service's `scepd_up` saying whether it answered, then
+ * what the RA and the challenge service report of theirs
+ * (MetricsRequest). Each name's HELP and TYPE come once, before all of
+ * its samples, as the format requires. Served to loopback clients only:
+ * the counters tell an outsider how busy and how attacked the server is.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,61 +31,107 @@ metrics_count_response(unsigned int status)
 	atomic_fetch_add(&metrics_responses[i], 1);
 }
 
+/* The services asked, by their name as a label value (ours, so no
+ * escaping needed). */
+static const struct {
+	enum upstream which;
+	const char *name;
+} metrics_asked[] = {{UPSTREAM_RA, "ra"}, {UPSTREAM_CHALLENGE, "challenge"}};
+#define METRICS_NASKED (sizeof(metrics_asked) / sizeof(metrics_asked[0]))
+
 struct metrics_text {
 	FILE *f;
 	char *buf;
 	size_t len;
-	const char *last_name; /* HELP/TYPE once per name */
 };
 
 static void
 metrics_header(struct metrics_text *t, const char *name, const char *help,
     const char *type)
 {
-	if (t->last_name != NULL && strcmp(t->last_name, name) == 0)
-		return;
 	fprintf(t->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	t->last_name = name;
 }
 
-/* The service's name as a label value: ours, so no escaping needed. */
-static void
-metrics_from(struct frontend *fe, struct metrics_text *t, enum upstream which,
-    const char *service, Scep__V1__Reply **keep)
+/* The service's metrics, or NULL when it did not answer; the caller frees
+ * the reply. */
+static Scep__V1__Reply *
+metrics_ask(struct frontend *fe, enum upstream which)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__MetricsRequest body = SCEP__V1__METRICS_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
-	int up;
 
 	req.body_case = SCEP__V1__REQUEST__BODY_METRICS;
 	req.metrics = &body;
-	up = upstream_call(fe, which, &req, SCEP__V1__REPLY__BODY_METRICS,
-	         &rep) == UPSTREAM_OK;
-	metrics_header(t, "scepd_up",
-	    "Whether the service answered the frontend's metrics request.",
-	    "gauge");
-	fprintf(t->f, "scepd_up{service=\"%s\"} %d\n", service, up);
-	*keep = rep;
-	if (!up)
-		return;
-	for (size_t i = 0; i < rep->metrics->n_metrics; i++) {
-		const Scep__V1__Metric *m = rep->metrics->metrics[i];
+	if (upstream_call(fe, which, &req, SCEP__V1__REPLY__BODY_METRICS,
+	        &rep) == UPSTREAM_OK)
+		return rep;
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
+	return NULL;
+}
 
+/* Whether `name` is one of the frontend's own (scepd_up and the rest):
+ * a service's sample of it would be a second TYPE. */
+static int
+metrics_ours(const char *name)
+{
+	return strcmp(name, "scepd_up") == 0 ||
+	    strcmp(name, "scepd_http_responses_total") == 0 ||
+	    strcmp(name, "scepd_frontend_queued_requests") == 0;
+}
+
+/* What the services reported, each name's samples together under one
+ * HELP and TYPE, in the order the names first come: -1 out of memory. */
+static int
+metrics_services(
+    struct metrics_text *t, Scep__V1__Reply *const *reps, size_t nreps)
+{
+	const Scep__V1__Metric **all;
+	size_t n = 0;
+
+	for (size_t a = 0; a < nreps; a++)
+		if (reps[a] != NULL)
+			n += reps[a]->metrics->n_metrics;
+	if ((all = calloc(n > 0 ? n : 1, sizeof(*all))) == NULL)
+		return -1;
+	n = 0;
+	for (size_t a = 0; a < nreps; a++)
+		for (size_t i = 0;
+		     reps[a] != NULL && i < reps[a]->metrics->n_metrics; i++)
+			all[n++] = reps[a]->metrics->metrics[i];
+	for (size_t i = 0; i < n; i++) {
+		const Scep__V1__Metric *m = all[i];
+		int seen = metrics_ours(m->name);
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(all[j]->name, m->name) == 0;
+		if (seen)
+			continue;
 		metrics_header(t, m->name, m->help ? m->help : m->name,
 		    m->type ? m->type : "counter");
-		fprintf(t->f, "%s%s%s%s %.17g\n", m->name, m->labels ? "{" : "",
-		    m->labels ? m->labels : "", m->labels ? "}" : "", m->value);
+		for (size_t j = i; j < n; j++) {
+			const Scep__V1__Metric *s = all[j];
+
+			if (strcmp(s->name, m->name) == 0)
+				fprintf(t->f, "%s%s%s%s %.17g\n", s->name,
+				    s->labels ? "{" : "",
+				    s->labels ? s->labels : "",
+				    s->labels ? "}" : "", s->value);
+		}
 	}
+	free(all);
+	return 0;
 }
 
 enum MHD_Result
 metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	struct metrics_text t = {0};
-	Scep__V1__Reply *ra = NULL, *ch = NULL;
+	Scep__V1__Reply *reps[METRICS_NASKED] = {NULL};
 	enum MHD_Result ret;
 	char host[256];
+	int oom;
 
 	if (!r->loopback) {
 		log_warn("metrics: refused %s: served to loopback clients only",
@@ -123,15 +170,25 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	    "gauge");
 	fprintf(t.f, "scepd_frontend_queued_requests %zu\n",
 	    offload_queued(fe->offload));
-	metrics_from(fe, &t, UPSTREAM_RA, "ra", &ra);
-	metrics_from(fe, &t, UPSTREAM_CHALLENGE, "challenge", &ch);
-	fclose(t.f);
-	ret = http_respond(c, r, MHD_HTTP_OK,
-	    "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len, NULL);
+	metrics_header(&t, "scepd_up",
+	    "Whether the service answered the frontend's metrics request.",
+	    "gauge");
+	for (size_t i = 0; i < METRICS_NASKED; i++) {
+		reps[i] = metrics_ask(fe, metrics_asked[i].which);
+		fprintf(t.f, "scepd_up{service=\"%s\"} %d\n",
+		    metrics_asked[i].name, reps[i] != NULL);
+	}
+	oom = metrics_services(&t, reps, METRICS_NASKED) != 0;
+	if (fclose(t.f) != 0 || oom)
+		ret = http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+	else
+		ret = http_respond(c, r, MHD_HTTP_OK,
+		    "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len,
+		    NULL);
 	free(t.buf);
-	if (ra != NULL)
-		scep__v1__reply__free_unpacked(ra, NULL);
-	if (ch != NULL)
-		scep__v1__reply__free_unpacked(ch, NULL);
+	for (size_t i = 0; i < METRICS_NASKED; i++)
+		if (reps[i] != NULL)
+			scep__v1__reply__free_unpacked(reps[i], NULL);
 	return ret;
 }

@@ -86,7 +86,8 @@ user=${creds%%:*}
 
 check "admin page: 401 without credentials and with a wrong password"
 expect 401 "$(code "$admin")" "no credentials"
-grep -qi '^www-authenticate: basic' "$WORK/headers" || fail "401 without WWW-Authenticate: Basic"
+grep -qi $'^www-authenticate: basic realm="scepd", charset="UTF-8"\r$' "$WORK/headers" ||
+	fail "401 without WWW-Authenticate: Basic realm=\"scepd\", charset=\"UTF-8\" (RFC 7617): $(grep -i '^www-authenticate' "$WORK/headers")"
 expect 401 "$(code "$admin" -u "$user:wrong-password")" "wrong password"
 expect 401 "$(code "$admin" -u "nobody:${creds#*:}")" "unknown user"
 

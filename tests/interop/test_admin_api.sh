@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The admin page and its API against a client that guesses or forges:
+# the 401 names Basic with charset="UTF-8"; five failed logins from one
+# address get that address (and only it) 429 with Retry-After for the rest
+# of the minute; at most two password checks (scrypt) run at once, any
+# other login is answered 429 with Retry-After: 1 at once while a device
+# still enrolls; api/single-password takes a body only as
+# application/json (415 otherwise: a browser's text/plain form can carry
+# JSON); a refusal of the challenge service other than "The password cache
+# is full." is a 409 (not a 429), a request it finds bad a 400 (not a 500);
+# /metrics gives each name's HELP and TYPE once, its samples together.
+. "$(dirname "$0")/lib.sh"
+interop_init admin_api
+grep -q SCEPD_TEST_ADMIN_CHECK_MS "$BUILD_DIR/scepd-frontend" ||
+	fail "the frontend has no test hooks: build with -DSCEPD_TEST_HOOKS=ON (scripts/test.sh does)"
+server_start
+
+ADMIN="$BASE/certsrv/mscep_admin"
+creds=$(head -n 1 "$DATA/admin.credentials" | tr -d '\r\n')
+user=${creds%%:*}
+
+# call NAME [curl args...]: the status; headers in $WORK/NAME.head, the
+# body in $WORK/NAME.body.
+call() {
+	local name=$1
+	shift
+	curl -s -m 20 -D "$WORK/$name.head" -o "$WORK/$name.body" -w '%{http_code}' "$@" || true
+}
+# header NAME HEADER: its value in $WORK/NAME.head.
+header() {
+	tr -d '\r' < "$WORK/$1.head" | sed -n "s/^$2: *//Ip" | sed -n 1p
+}
+# show NAME...: what came, for a failure.
+show() {
+	local n
+	for n in "$@"; do
+		cat "$WORK/$n.head" "$WORK/$n.body" 2>/dev/null
+		echo
+	done
+}
+json_error() {
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"])' "$WORK/$1.body"
+}
+
+check "/metrics: each name's HELP and TYPE once, before all of its samples (scepd_up's two together)"
+curl -sf "$BASE/metrics" > "$WORK/metrics.txt" || fail "/metrics"
+python3 - "$WORK/metrics.txt" <<'PY' || fail "/metrics is not well-formed Prometheus text"
+import collections, re, sys
+types, helps, order = collections.Counter(), collections.Counter(), []
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("# TYPE "):
+        types[line.split()[2]] += 1
+    elif line.startswith("# HELP "):
+        helps[line.split()[2]] += 1
+    elif line and not line.startswith("#"):
+        name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+        if not order or order[-1] != name:
+            order.append(name)
+twice = sorted(n for n in set(types) | set(helps) if types[n] != 1 or helps[n] != 1)
+assert not twice, "HELP or TYPE not once: %s" % ", ".join(f"{n} (TYPE {types[n]}, HELP {helps[n]})" for n in twice)
+split = sorted(n for n, k in collections.Counter(order).items() if k > 1)
+assert not split, "samples apart: " + ", ".join(split)
+assert "scepd_up" in types and "scepd_ra_pki_operations_total" in types and \
+    "scepd_challenge_issued_total" in types, sorted(types)
+print(f"   {len(types)} names, each typed once, samples together")
+PY
+grep -c '^scepd_up{' "$WORK/metrics.txt" | grep -qx 2 || fail "not two scepd_up samples"
+
+check "the 401 asks for Basic credentials in UTF-8 (RFC 7617)"
+code=$(call noauth "$ADMIN/")
+[ "$code" = 401 ] || fail "no credentials: HTTP $code, want 401"
+[ "$(header noauth WWW-Authenticate)" = 'Basic realm="scepd", charset="UTF-8"' ] ||
+	fail "WWW-Authenticate: '$(header noauth WWW-Authenticate)'"
+echo "   WWW-Authenticate: $(header noauth WWW-Authenticate)"
+
+check "five failed logins from 127.0.0.2: its next login, even a right one, gets 429 for the rest of the minute; 127.0.0.1 does not"
+printf 'mdm-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm1 2>/dev/null ||
+	fail "scepctl passwd --rights mdm"
+from=$(log_mark)
+for i in 1 2 3 4 5; do
+	code=$(call guess$i --interface 127.0.0.2 -u "$user:guess-$i" "$ADMIN/")
+	[ "$code" = 401 ] || fail "wrong password $i from 127.0.0.2: HTTP $code, want 401"
+done
+code=$(call locked --interface 127.0.0.2 -u "$creds" "$ADMIN/")
+retry=$(header locked Retry-After)
+[ "$code" = 429 ] && [[ "$retry" =~ ^[0-9]+$ ]] && [ "$retry" -ge 1 ] && [ "$retry" -le 60 ] ||
+	{ show locked; fail "the right password after five wrong ones: HTTP $code, Retry-After '$retry', want 429 and 1 to 60"; }
+echo "   right password from 127.0.0.2: HTTP 429, Retry-After: $retry"
+code=$(call locked-api --interface 127.0.0.2 -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 429 ] && [ -n "$(header locked-api Retry-After)" ] &&
+	grep -qi '^Content-Type: application/json' "$WORK/locked-api.head" && json_error locked-api > /dev/null ||
+	{ show locked-api; fail "the API from 127.0.0.2: HTTP $code, want a JSON 429 with Retry-After"; }
+echo "   the API from 127.0.0.2 (another account): JSON 429 \"$(json_error locked-api)\""
+code=$(call other -u "$creds" "$ADMIN/")
+[ "$code" = 200 ] || fail "the right password from 127.0.0.1: HTTP $code, want 200 (another address)"
+logged "$from" "security: admin: 5 failed logins from 127.0.0.2 within 60 s" ||
+	fail "the fifth failure is not logged"
+logged "$from" "admin: refused GET /certsrv/mscep_admin/ from 127.0.0.2: 5 failed logins within 60 s: 429" ||
+	fail "the refused login is not logged"
+
+check "the challenge service's bad request (a 64-byte account name, written by hand) is a 400 with its text, not a 500"
+pwfile=$(sed -n 's/^AdminPasswordFile *= *//p' "$DATA/scepd.conf")
+case "$pwfile" in /*) ;; *) pwfile="$DATA/$pwfile" ;; esac
+[ -f "$pwfile" ] || fail "no AdminPasswordFile at $pwfile"
+printf 'long-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm shortname 2>/dev/null ||
+	fail "scepctl passwd shortname"
+long=$(head -c 64 /dev/zero | tr '\0' l)
+sed -i "s/^shortname:/$long:/" "$pwfile"
+code=$(call longname -u "$long:long-secret" -X POST "$ADMIN/api/challenges")
+[ "$code" = 400 ] && json_error longname | grep -q "account name longer than 63 bytes" ||
+	{ show longname; fail "api/challenges for a 64-byte account: HTTP $code, want a JSON 400 naming the length"; }
+echo "   HTTP 400 \"$(json_error longname)\""
+
+check "UseSinglePassword = 1, none set: api/challenges and the page 409 with the service's reason, no 'wait until a password is used'"
+set_conf challenge UseSinglePassword 1
+server_restart
+code=$(call nosingle-api -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 409 ] && json_error nosingle-api | grep -q "no single password is set" ||
+	{ show nosingle-api; fail "api/challenges without a single password: HTTP $code, want a JSON 409 naming it"; }
+echo "   api/challenges: HTTP 409 \"$(json_error nosingle-api)\""
+code=$(call nosingle-json -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 409 ] && json_error nosingle-json | grep -q "no single password is set" ||
+	{ show nosingle-json; fail "the page as JSON without a single password: HTTP $code, want 409"; }
+code=$(call nosingle-html -u "$creds" "$ADMIN/")
+[ "$code" = 409 ] && grep -q "no single password is set" "$WORK/nosingle-html.body" ||
+	{ show nosingle-html; fail "the page without a single password: HTTP $code, want 409 naming it"; }
+! grep -q "wait until a password is used" "$WORK/nosingle-html.body" ||
+	fail "the page tells to wait until a password is used, for a refusal no wait ends"
+echo "   the page: HTTP 409 with the reason, no advice to wait"
+
+check "api/single-password: a JSON body not sent as application/json is 415 and changes nothing"
+forged='{"password":"forged-single-1"}'
+code=$(call plain -u "$creds" -X POST -H 'Content-Type: text/plain' --data-binary "$forged" "$ADMIN/api/single-password")
+[ "$code" = 415 ] && grep -qi '^Content-Type: application/json' "$WORK/plain.head" &&
+	json_error plain | grep -q "application/json" ||
+	{ show plain; fail "text/plain with a JSON body: HTTP $code, want a JSON 415"; }
+echo "   text/plain: HTTP 415 \"$(json_error plain)\""
+code=$(call form -u "$creds" -X POST -d "$forged" "$ADMIN/api/single-password")
+[ "$code" = 415 ] || fail "application/x-www-form-urlencoded (curl -d): HTTP $code, want 415"
+code=$(call multipart -u "$creds" -X POST -F "password=forged-single-1" "$ADMIN/api/single-password")
+[ "$code" = 415 ] || fail "multipart/form-data: HTTP $code, want 415"
+code=$(call notype -u "$creds" -X POST -H 'Content-Type:' --data-binary "$forged" "$ADMIN/api/single-password")
+[ "$code" = 415 ] || fail "a body without Content-Type: HTTP $code, want 415"
+code=$(call jsonlike -u "$creds" -X POST -H 'Content-Type: application/jsonx' --data-binary "$forged" "$ADMIN/api/single-password")
+[ "$code" = 415 ] || fail "Content-Type: application/jsonx: HTTP $code, want 415"
+echo "   urlencoded, multipart, none, application/jsonx: HTTP 415"
+code=$(call unchanged -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 409 ] && json_error unchanged | grep -q "no single password is set" ||
+	{ show unchanged; fail "after the refused posts: HTTP $code, want the 409 of no single password"; }
+rc=0
+ios_enroll "forged-single-1" "CN=forged single" "$WORK/forged.pem" > /dev/null || rc=$?
+[ $rc != 0 ] || fail "the forged single password enrolls"
+echo "   no single password was set"
+
+check "api/single-password with application/json (a charset too) sets it"
+code=$(call setjson -u "$creds" -X POST -H 'Content-Type: Application/JSON; charset=utf-8' \
+	--data-binary '{"password":"the-admins-single-1"}' "$ADMIN/api/single-password")
+[ "$code" = 200 ] || { show setjson; fail "application/json; charset=utf-8: HTTP $code, want 200"; }
+code=$(call single -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 200 ] && grep -q '"single": true' "$WORK/single.body" ||
+	{ show single; fail "the page after setting it: HTTP $code"; }
+code=$(call nobody -u "$creds" -X POST "$ADMIN/api/single-password")
+[ "$code" = 200 ] || { show nobody; fail "no body, no Content-Type (the server makes one): HTTP $code, want 200"; }
+single=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$WORK/nobody.body")
+ios_enroll "$single" "CN=single device" "$WORK/single.pem" > /dev/null || fail "the single password made does not enroll"
+verify_cert "$WORK/single.pem"
+
+check "two password checks at once (each made to take 1.5 s): ten more logins get 429 with Retry-After: 1 at once; a device enrolls meanwhile"
+set_conf challenge UseSinglePassword 0
+set_conf challenge PasswordMax 50 # each login that passes issues one
+set_conf frontend UpstreamThreads 8
+server_stop
+SCEPD_TEST_ADMIN_CHECK_MS=1500 server_start
+pw=$(challenge)
+from=$(log_mark)
+declare -a client
+for i in $(seq 12); do
+	# Each from an address of its own: no per-address limit is reached.
+	curl -s -m 20 -D "$WORK/crowd$i.head" -o "$WORK/crowd$i.body" -w '%{http_code} %{time_total}\n' \
+		--interface "127.0.0.$((20 + i))" -u "$creds" -H 'Accept: application/json' "$ADMIN/" \
+		> "$WORK/crowd$i.code" &
+	client[i]=$!
+done
+rc=0
+ios_enroll "$pw" "CN=device among logins" "$WORK/crowd-device.pem" > /dev/null || rc=$?
+ok=0 busy=0
+for i in $(seq 12); do
+	wait "${client[i]}" || fail "login $i: no answer"
+	read -r code secs < "$WORK/crowd$i.code"
+	case "$code" in
+	200)
+		ok=$((ok + 1))
+		awk -v s="$secs" 'BEGIN { exit !(s >= 1.4) }' || fail "login $i: 200 in $secs s, without the check's 1.5 s"
+		;;
+	429)
+		busy=$((busy + 1))
+		[ "$(header "crowd$i" Retry-After)" = 1 ] || fail "login $i: 429 with Retry-After '$(header "crowd$i" Retry-After)', want 1"
+		awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' || fail "login $i: 429 after $secs s, not at once"
+		json_error "crowd$i" | grep -q "Too many logins at once" ||
+			{ show "crowd$i"; fail "login $i: the 429 is not the JSON of too many logins at once"; }
+		;;
+	*) fail "login $i: HTTP $code" ;;
+	esac
+done
+echo "   12 logins at once: $ok answered 200 (1.5 s each), $busy 429 at once"
+[ $ok -ge 2 ] || fail "$ok logins got through, want the two places used"
+[ $busy -ge 8 ] || fail "only $busy of 12 logins refused with two places for 1.5 s each: checks ran more than two at once"
+[ $rc = 0 ] || fail "the device's enrollment among the logins: exit $rc"
+verify_cert "$WORK/crowd-device.pem"
+logged "$from" "admin: refused GET /certsrv/mscep_admin/ from 127.0.0.[0-9]*: 2 password checks under way: 429" ||
+	fail "the refused logins are not logged"
+code=$(call after -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 200 ] || fail "a login after the crowd: HTTP $code, want 200 (the places given back)"
+code=$(call after2 -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 200 ] || fail "a second login after the crowd: HTTP $code, want 200"
+
+pass "charset in the 401; 429 after five failures per address and beyond two checks at once (a device enrolls meanwhile); 415 for a non-JSON body; 409/400 for the challenge service's refusals; /metrics typed once per name"
