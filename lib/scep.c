@@ -711,26 +711,15 @@ scep_csr_digest_allowed(
 	}
 	if (pk == EVP_PKEY_RSA_PSS && md == NID_undef)
 		md = csr_pss_digest(csr);
-	switch (md) {
-	case NID_sha224:
-	case NID_sha256:
-	case NID_sha384:
-	case NID_sha512:
+	if (digest_allowed(md, policy, why))
 		return 1;
-	case NID_sha1:
-		if (policy->allow_sha1)
-			return 1;
-		*why = "the CSR is signed with SHA-1, which is refused; set "
-		       "AllowSHA1 = 1 in the [ra] section to allow it";
-		return 0;
-	case NID_md5:
-	case NID_md4:
-	case NID_md2:
-		*why = "the CSR is signed with MD5 (or MD4, MD2), which is "
-		       "refused";
-		return 0;
-	}
-	*why = "the CSR's signature digest is not supported";
+	/* The request's policy, in words about the CSR. */
+	*why = md == NID_sha1 ? "the CSR is signed with SHA-1, which is "
+	                        "refused; set AllowSHA1 = 1 in the [ra] "
+	                        "section to allow it"
+	    : md == NID_md5 || md == NID_md4 || md == NID_md2
+	    ? "the CSR is signed with MD5 (or MD4, MD2), which is refused"
+	    : "the CSR's signature digest is not supported";
 	return 0;
 }
 
