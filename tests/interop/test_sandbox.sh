@@ -238,7 +238,7 @@ if [ "$(id -u)" = 0 ]; then
 	server_start
 	ca=$(svc_pid scepd-ca)
 	uid=$(id -u nobody)
-	grep -qE "^Uid:[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid$" "/proc/$ca/status" ||
+	grep -qE "^Uid:[[:space:]]+${uid}[[:space:]]+${uid}[[:space:]]+${uid}[[:space:]]+${uid}$" "/proc/$ca/status" ||
 		fail "the CA runs as $(grep Uid: "/proc/$ca/status")"
 	grep -qE "^Groups:[[:space:]]+$(id -g nobody)[[:space:]]*$" "/proc/$ca/status" ||
 		fail "the CA keeps groups: $(grep Groups: "/proc/$ca/status")"
