@@ -306,3 +306,35 @@ host_name_is_loopback(const char *name)
 	return strchr(name, ':') == NULL && netaddr_parse(name, len, &a) == 0 &&
 	    netaddr_is_loopback(&a);
 }
+
+int
+netaddr_split_listen(
+    const char *spec, char *host, size_t hostlen, const char **port)
+{
+	const char *colon;
+	size_t n;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		n = (size_t)(close - spec - 1);
+		colon = close + 1;
+		spec++;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL)
+			return -1;
+		n = (size_t)(colon - spec);
+	}
+	if (n >= hostlen || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    strlen(colon + 1) > 5 || atol(colon + 1) > 65535)
+		return -1;
+	memcpy(host, spec, n);
+	host[n] = '\0';
+	if (strcmp(host, "*") == 0)
+		host[0] = '\0';
+	*port = colon + 1;
+	return 0;
+}

@@ -66,5 +66,10 @@ int forwarded_client(const struct netmask_list *trusted, const char *xff,
 int host_header_name(const char *host, char *out, size_t outlen);
 /* localhost, 127.0.0.0/8 or [::1]: a name that is this machine's own. */
 int host_name_is_loopback(const char *name);
+/* A Listen value, "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (every
+ * address: host ""), split; *port points into `spec`. 0, or -1 when it is
+ * none of these or the host does not fit `hostlen`. */
+int netaddr_split_listen(
+    const char *spec, char *host, size_t hostlen, const char **port);
 
 #endif

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "frontend.h"
 #include "log.h"
+#include "netaddr.h"
 
 #define S(field) offsetof(struct frontend_settings, field)
 static const struct config_key frontend_config[] = {
@@ -92,38 +93,6 @@ usage(void)
 	    "usage: scepd-frontend --config FILE [--listen HOST:PORT]\n");
 }
 
-/* "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (every address). */
-static int
-split_listen(const char *spec, char *host, size_t hostlen, const char **port)
-{
-	const char *colon;
-	size_t n;
-
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -1;
-		n = (size_t)(close - spec - 1);
-		colon = close + 1;
-		spec++;
-	} else {
-		if ((colon = strrchr(spec, ':')) == NULL)
-			return -1;
-		n = (size_t)(colon - spec);
-	}
-	if (n >= hostlen || colon[1] == '\0' ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
-	    strlen(colon + 1) > 5 || atol(colon + 1) > 65535)
-		return -1;
-	memcpy(host, spec, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0)
-		host[0] = '\0';
-	*port = colon + 1;
-	return 0;
-}
-
 /* Binds and listens; a busy or wrong address is reported here, clearly,
  * rather than as libmicrohttpd's NULL daemon. */
 static int
@@ -134,7 +103,7 @@ listen_open(const char *spec)
 	const char *port;
 	int fd = -1, e = 0, one = 1, gai;
 
-	if (split_listen(spec, host, sizeof(host), &port) != 0) {
+	if (netaddr_split_listen(spec, host, sizeof(host), &port) != 0) {
 		fprintf(stderr,
 		    "scepd-frontend: Listen '%s' is not HOST:PORT\n", spec);
 		return -1;

@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "netaddr.h"
 #include "scep.pb-c.h"
 #include "scepd.h"
 
@@ -134,31 +135,12 @@ int
 health_listen_split(
     const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
 {
-	const char *colon, *p;
-	size_t n;
+	const char *p;
 
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -1;
-		n = (size_t)(close - spec - 1);
-		colon = close + 1;
-		spec++;
-	} else {
-		if ((colon = strrchr(spec, ':')) == NULL)
-			return -1;
-		n = (size_t)(colon - spec);
-	}
-	p = colon + 1;
-	if (n >= hostlen || p[0] == '\0' ||
-	    strspn(p, "0123456789") != strlen(p) || strlen(p) > 5 ||
-	    atol(p) > 65535 || strlen(p) >= portlen)
+	/* As the frontend reads its Listen (lib/netaddr.c). */
+	if (netaddr_split_listen(spec, host, hostlen, &p) != 0 ||
+	    strlen(p) >= portlen)
 		return -1;
-	memcpy(host, spec, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0)
-		host[0] = '\0';
 	snprintf(port, portlen, "%s", p);
 	return 0;
 }
