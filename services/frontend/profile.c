@@ -465,12 +465,13 @@ profile_scep_url(const struct frontend *fe)
 	memcpy(host, listen, n);
 	host[n] = '\0';
 	/* A wildcard address is no place to send a device: the host's name
-	 * is the best guess; ExternalURL says better. */
+	 * is the best guess; ExternalURL says better. Read at start: the
+	 * sandbox kills the frontend for uname, gethostname's call. */
 	if (n == 0 || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ||
 	    strcmp(host, "[::]") == 0) {
-		if (gethostname(host, sizeof(host)) != 0)
+		if (fe->hostname[0] == '\0')
 			return NULL;
-		host[sizeof(host) - 1] = '\0';
+		snprintf(host, sizeof(host), "%s", fe->hostname);
 	}
 	if (asprintf(&url, "http://%s%s%s", host, colon, fe->paths[0]) < 0)
 		return NULL;

@@ -420,4 +420,21 @@ n=$(grep -c "CACertificate has no root" "$WORK/log.since" || true)
 [ "$n" = 1 ] || fail "the warning of no root was logged $n times for two profiles, want once"
 echo "   $(grep -o "profile: \[ra\] CACertificate has no root.*" "$WORK/log.since")"
 
+check "Listen on every address, no ExternalURL: the profile names this host, read at start"
+# It called gethostname per profile, and the sandbox kills the frontend for
+# uname: the device got no answer and the frontend restarted.
+set_conf frontend ExternalURL ""
+set_conf frontend SignProfiles 1
+server_restart --listen "0.0.0.0:$PORT"
+from=$(log_mark)
+r=$(get_profile "$WORK/wild" "subject=$SUBJECT_Q" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "a profile with Listen 0.0.0.0: '$r'"
+openssl smime -verify -noverify -inform DER -in "$WORK/wild" -out "$WORK/wild.xml" 2> /dev/null ||
+	fail "the profile with Listen 0.0.0.0 does not verify"
+want_host=$(hostname | tr 'A-Z' 'a-z')
+grep -q "<string>http://$want_host:$PORT/" "$WORK/wild.xml" ||
+	{ grep -A1 "<key>URL</key>" "$WORK/wild.xml"; fail "the URL does not name this host ($want_host)"; }
+! logged "$from" "scepd-frontend killed by signal" || fail "the frontend was killed serving a profile"
+server_stop
+
 pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back, an intermediate issuing CA's chain (root and pkcs1 payloads; no root: a warning once)"
