@@ -22,6 +22,8 @@
 #include "scep.h"
 
 #define CA_SERIAL_ATTEMPTS 8
+/* One answer whatever holds the transactionID for another key. */
+#define CA_TXID_OTHER_KEY "transactionID already used with another key"
 
 static void
 ca_sign_refuse(Scep__V1__Reply *reply, const Scep__V1__Request *req,
@@ -201,8 +203,8 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	if (EVP_PKEY_eq(X509_get0_pubkey(old), X509_REQ_get0_pubkey(csr)) !=
 	    1) {
 		ca_sign_refuse(reply, req, txid, addr,
-		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "transactionID already used with another key", arena);
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, CA_TXID_OTHER_KEY,
+		    arena);
 		rc = 1;
 		goto out;
 	}
@@ -649,15 +651,12 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		    ca, in, txid, job->tpl, refusal.why, arena);
 		goto out;
 	}
-	if (ca_pending_rejected(
-	        ca, txn, txid, refusal.why, sizeof(refusal.why))) {
-		ca_sign_refuse(reply, req, txid, addr,
-		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, refusal.why, arena);
-		goto out;
-	}
 	/* A transactionID is its key's (RFC 8894): one waiting for an
-	 * operator is not taken over by another request, PKCSReq or
-	 * renewal, whatever its password. */
+	 * operator, or rejected, is not taken over by another request,
+	 * PKCSReq or renewal, whatever its password. Another key is told
+	 * what ca_sign_retry tells it, nothing of the request's state or
+	 * the operator's reason: any holder of a certificate of this CA
+	 * can send a renewal under any transactionID. */
 	if ((held = ca_pending_held(ca, txn, txid, job->csr, in->csr.data,
 	         in->csr.len, now)) < 0) {
 		ca_sign_internal(
@@ -665,14 +664,21 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		goto out;
 	}
 	if (held == CA_PENDING_OTHER_KEY) {
-		const char *why = "transactionID already used with another key "
-		                  "(a request pending approval)";
-
 		mdb_txn_abort(txn); /* before the refusal's own write */
 		txn = NULL;
 		ca_sign_refuse(reply, req, txid, addr,
-		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
-		ca_sign_record_refusal(ca, in, txid, job->tpl, why, arena);
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, CA_TXID_OTHER_KEY,
+		    arena);
+		ca_sign_record_refusal(ca, in, txid, job->tpl,
+		    CA_TXID_OTHER_KEY " (a request pending approval or "
+		                      "rejected)",
+		    arena);
+		goto out;
+	}
+	if (ca_pending_rejected(
+	        ca, txn, txid, refusal.why, sizeof(refusal.why))) {
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, refusal.why, arena);
 		goto out;
 	}
 	if (job->tpl->s.approval_required && !job->renewed[0]) {

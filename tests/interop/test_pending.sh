@@ -18,6 +18,8 @@ cat >> "$DATA/scepd.conf" <<'EOF'
 
 [template.IPSECIntermediateOffline]
 ApprovalRequired = 1
+# Renewable at once: a renewal probes a rejected transaction below.
+RenewalWindow = 100
 EOF
 # Passwords are issued ahead of the requests that use them, and some are
 # never used (refused requests): more than the default 5 at times.
@@ -121,11 +123,22 @@ check "scepctl reject: the next poll gets FAILURE with the operator's reason"
 rc=0
 ios_enroll "$(challenge)" "CN=not in inventory" "$WORK/p2.pem" "$URL" --key "$WORK/p2.key" >/dev/null || rc=$?
 [ $rc = 3 ] || fail "second PKCSReq: exit $rc, want 3"
-"$SCEPCTL" --data-dir "$DATA" reject "$(pending_txid)" --reason "not in the device inventory" ||
+p2_txid=$(pending_txid)
+"$SCEPCTL" --data-dir "$DATA" reject "$p2_txid" --reason "not in the device inventory" ||
 	fail "scepctl reject"
 poll poll3 "CN=not in inventory" p2
 [ $rc = 2 ] && grep -q "failInfoText: rejected by the CA operator: not in the device inventory" "$WORK/poll3.log" ||
 	{ cat "$WORK/poll3.log"; fail "poll after reject: exit $rc"; }
+# A renewal (no password: any holder of a certificate of this CA) under
+# the rejected transactionID with another key learns nothing of it (it
+# got the operator's reason).
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "O=Fabrikam,CN=needs approval" --out "$WORK/probe.pem" \
+	--key "$WORK/probe.key" --txid "$p2_txid" --message-type 17 \
+	--renew-cert "$WORK/poll2.pem" --renew-key "$WORK/p1.key" > "$WORK/probe.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/probe.log" &&
+	[ "$(grep "^failInfoText" "$WORK/probe.log")" = "failInfoText: transactionID already used with another key" ] ||
+	{ cat "$WORK/probe.log"; fail "a renewal under a rejected transactionID by another key: exit $rc"; }
 
 check "scepctl list --pending: what waits, with its transactionID, subject and expiry; a rejected one with its reason"
 rc=0
