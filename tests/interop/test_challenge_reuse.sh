@@ -46,4 +46,26 @@ rc=0
 ios_enroll "$pw" "O=Fabrikam,CN=third key" "$WORK/third.pem" "$URL" || rc=$?
 [ $rc = 2 ] || fail "the password, used after its release: exit $rc, want 2"
 
+check "the CA lets the RA release a password only for a transactionID that holds nothing"
+# ca_sign NAME KEYBITS TXID: a CSR of a new key sent to the CA as the RA
+# would hand it on; its output in $WORK/NAME.out, its exit status in rc.
+ca_sign() {
+	openssl req -new -newkey "rsa:$2" -nodes -keyout /dev/null -subj "/O=Fabrikam/CN=$1" \
+		-out "$WORK/$1.csr" 2>/dev/null || fail "openssl req"
+	rc=0
+	"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/$1.csr" --txid "$3" \
+		> "$WORK/$1.out" 2>&1 || rc=$?
+}
+ca_sign bound 2048 tx-bound
+[ $rc = 0 ] || { cat "$WORK/bound.out"; fail "a CSR at the CA: exit $rc"; }
+# A refused copy under the issued transactionID (someone who knows the
+# password and the transactionID, or a late copy): releasing the password
+# then would let it pay for a second certificate.
+ca_sign bound-copy 1024 tx-bound
+[ $rc = 2 ] && grep -q "^nothing bound: no$" "$WORK/bound-copy.out" ||
+	{ cat "$WORK/bound-copy.out"; fail "a refused request under an issued transactionID: exit $rc, want 2 and nothing bound: no"; }
+ca_sign free 1024 tx-free
+[ $rc = 2 ] && grep -q "^nothing bound: yes$" "$WORK/free.out" ||
+	{ cat "$WORK/free.out"; fail "a refused request under a new transactionID: exit $rc, want 2 and nothing bound: yes"; }
+
 pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key"

@@ -139,6 +139,10 @@ main(int argc, char **argv)
 		printf("REFUSED failInfo: %s\nreason: %s\n",
 		    fi >= 0 && fi < 5 ? fail_names[fi] : "?",
 		    reply->error ? reply->error : "");
+		/* Whether the RA may release the password it checked. */
+		if (reply->sign != NULL && reply->sign->has_nothing_bound)
+			printf("nothing bound: %s\n",
+			    reply->sign->nothing_bound ? "yes" : "no");
 		rc = 2;
 		goto out;
 	}

@@ -116,6 +116,10 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 
 /* A ChallengeCheck; returns the reply status and, if OK, whether the
  * reply asks for a ChallengeConsume in *consume. */
+/* Whether the last accepted check reserved a free password (the RA may
+ * then release it if the CA refuses the request). */
+static int last_reserved_now;
+
 static int
 redeem_check(
     struct fixture *f, const char *password, const char *txid, int *consume)
@@ -140,6 +144,8 @@ redeem_check(
 		    reply.body_case, SCEP__V1__REPLY__BODY_CHALLENGE_CHECK);
 		assert_true(reply.challenge_check->has_consume_not_needed);
 		*consume = !reply.challenge_check->consume_not_needed;
+		last_reserved_now = reply.challenge_check->has_reserved_now &&
+		    reply.challenge_check->reserved_now;
 	}
 	rpc_arena_free(arena);
 	return status;
@@ -603,6 +609,12 @@ test_release(void **state)
 	char *pw = issue(f, "admin", NULL, NULL, 0);
 
 	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_true(last_reserved_now);
+	/* A copy of tx-1's request (a retry, or someone who knows the
+	 * password and the transactionID) did not reserve it: its refusal
+	 * may not release what the first request holds. */
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_false(last_reserved_now);
 	assert_int_equal(release(f, pw, "tx-2"), 0); /* not its */
 	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
 	assert_int_equal(release(f, pw, "tx-1"), 1);
