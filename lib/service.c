@@ -1,6 +1,10 @@
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "log.h"
 #include "service.h"
 
 const char *
@@ -34,4 +38,32 @@ service_config_arg(int argc, char **argv, const char *name, int *status)
 usage:
 	fprintf(stderr, "usage: %s --config FILE\n", name);
 	return NULL;
+}
+
+int
+service_hold_wanted(void)
+{
+	const char *v = getenv(SERVICE_HOLD_ENV);
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+void
+service_hold(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	log_error("the key store refused this service at start: holding, "
+	          "not exiting (" SERVICE_HOLD_ENV "=1), as a restart "
+	          "policy would start it again and each start tries the "
+	          "token's PIN, which tokens lock after a few wrong tries; "
+	          "correct the [signer.*] settings, then restart it");
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 || sigwait(&set, &sig) != 0)
+		return;
+	log_info("%s: the hold ends", strsignal(sig));
 }

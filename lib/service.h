@@ -13,4 +13,17 @@
 const char *
 service_config_arg(int argc, char **argv, const char *name, int *status);
 
+/*
+ * After a key store refused the service at start (status
+ * SIGNER_EXIT_NO_RESTART): with SCEPD_HOLD_ON_KEY_REFUSAL=1 in the
+ * environment (service_hold_wanted), the service logs why and waits for
+ * SIGTERM, SIGINT or SIGHUP (service_hold) before it exits. Containers set
+ * it: their restart policies (Docker's unless-stopped, Kubernetes'
+ * Always) start a service that exited again, whatever its status, and
+ * each start would try the token's PIN again.
+ */
+#define SERVICE_HOLD_ENV "SCEPD_HOLD_ON_KEY_REFUSAL"
+int service_hold_wanted(void);
+void service_hold(void);
+
 #endif

@@ -462,5 +462,8 @@ out:
 	sandbox_free(ca.sandbox);
 	if (loaded)
 		config_free(ca_config, &ca.settings);
+	if (rc == 1 && signer_exit_status() == SIGNER_EXIT_NO_RESTART &&
+	    service_hold_wanted())
+		service_hold();
 	return rc == 1 ? signer_exit_status() : rc;
 }

@@ -297,5 +297,8 @@ out:
 		zmq_ctx_term(ra.zmq_ctx);
 	ra_free(&ra);
 	ra_sandbox_free();
+	if (rc == 1 && signer_exit_status() == SIGNER_EXIT_NO_RESTART &&
+	    service_hold_wanted())
+		service_hold();
 	return rc == 1 ? signer_exit_status() : rc;
 }

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "scepd.h"
+#include "service.h"
 
 extern char **environ;
 
@@ -272,5 +273,9 @@ main(int argc, char **argv)
 	launch.libexec = self;
 	launch.stop_grace_ms = stop_grace_ms;
 	launch.settings = &settings;
+	/* Not the services': one whose key store refused it exits, and the
+	 * launcher, which never starts it again, is the one that holds. */
+	launch.hold_on_key_refusal = service_hold_wanted();
+	unsetenv(SERVICE_HOLD_ENV);
 	return scepd_supervise(&launch);
 }

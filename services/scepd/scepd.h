@@ -27,6 +27,9 @@ struct launch {
 	const char *libexec; /* directory of the service executables */
 	int stop_grace_ms; /* each service's time to stop (SCEPD_STOP_TIMEOUT) */
 	const struct scepd_settings *settings;
+	/* SCEPD_HOLD_ON_KEY_REFUSAL=1 (lib/service.h): after a service's
+	 * key store refused it, the launcher holds instead of exiting. */
+	int hold_on_key_refusal;
 };
 
 /*

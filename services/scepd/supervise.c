@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "log.h"
 #include "scepd.h"
+#include "service.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -41,6 +42,8 @@ struct child {
 };
 
 static int signal_pipe[2] = {-1, -1};
+/* A service's key store refused it (status 78): see service_hold. */
+static int key_refused;
 /* Started under nohup: SIGHUP stays ignored, in the services too (a
  * terminal's hangup reaches the whole process group). */
 static int hup_ignored;
@@ -164,6 +167,7 @@ reap(struct child *children, size_t n, int stopping)
 				          "as another start would try the "
 				          "token's PIN again: stopping",
 				    c->name, how);
+				key_refused = 1;
 				return -1;
 			}
 			/* 1: configuration error; 127: not runnable. */
@@ -340,5 +344,7 @@ scepd_supervise(const struct launch *launch)
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);
 	log_info("stopped");
+	if (key_refused && launch->hold_on_key_refusal)
+		service_hold();
 	return rc;
 }

@@ -370,6 +370,14 @@ def compose(config_yml, image_json, compose_dir, secrets, opt, work):
         need(any(re.match(r"^no-new-privileges(:true)?$", o) for o in svc.get("security_opt") or []), f"{what}: {s}: no no-new-privileges")
         hc = svc.get("healthcheck") or {}
         need(hc.get("test") and not hc.get("disable"), f"{what}: {s} has no health check")
+        # Its restart policy restarts whatever the status: a service
+        # whose key store refused it must hold, not exit (lib/service.h).
+        if svc.get("restart") not in (None, "no"):
+            env = svc.get("environment") or {}
+            if isinstance(env, list):
+                env = dict(e.split("=", 1) for e in env)
+            need(str(env.get("SCEPD_HOLD_ON_KEY_REFUSAL")) == "1",
+                 f"{what}: {s}: restart: {svc.get('restart')} without SCEPD_HOLD_ON_KEY_REFUSAL=1 (a wrong HSM PIN would be tried at each restart)")
     # The CA: internal networks shared with the RA only; no ports.
     need(not services[ca].get("ports"), f"{what}: the CA publishes ports")
     for n in nets(ca):

@@ -160,6 +160,46 @@ tries=$(grep -c 'scepd-ca: \[signer.hsm\] KeyURI: .*wrong PIN' "$WORK/scepd-pin.
 grep -q "scepd-ca exited with status 78: its key store refused it at start.*not restarted" "$WORK/scepd-pin.log" ||
 	{ cat "$WORK/scepd-pin.log"; fail "scepd did not say why it stopped"; }
 echo "   ok: one try, then: $(grep -m1 'its key store refused' "$WORK/scepd-pin.log" | sed 's/.*scepd-ca/scepd-ca/')"
+
+check "in a container (SCEPD_HOLD_ON_KEY_REFUSAL=1, which a restart policy needs) the CA and scepd hold after a wrong PIN; SIGTERM ends the hold"
+# held LOG PID: the process waits, saying why, after one try of the PIN.
+held() {
+	for _ in $(seq 100); do
+		grep -q "holding, not exiting (SCEPD_HOLD_ON_KEY_REFUSAL=1)" "$1" && break
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep 1
+	kill -0 "$2" 2>/dev/null || { cat "$1"; fail "it exited instead of holding"; }
+	grep -q "holding, not exiting (SCEPD_HOLD_ON_KEY_REFUSAL=1)" "$1" || { cat "$1"; fail "the hold is not logged"; }
+	tries=$(grep -c '\[signer.hsm\] KeyURI: .*wrong PIN' "$1" || true)
+	[ "$tries" = 1 ] || { cat "$1"; fail "the PIN was tried $tries times, want 1"; }
+}
+# ended PID STATUS: SIGTERM ends the hold with STATUS.
+ended() {
+	local rc=0
+	kill -TERM "$1"
+	timeout 10 tail --pid="$1" -f /dev/null || fail "SIGTERM did not end the hold"
+	wait "$1" || rc=$?
+	[ $rc = "$2" ] || fail "the hold ended with status $rc, want $2"
+}
+SCEPD_HOLD_ON_KEY_REFUSAL=1 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca-hold.log" 2>&1 &
+hold_pid=$!
+on_exit "kill $hold_pid 2>/dev/null || true"
+held "$WORK/ca-hold.log" $hold_pid
+ended $hold_pid 78
+sanitizer_check "$WORK/ca-hold.log"
+SCEPD_HOLD_ON_KEY_REFUSAL=1 setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$WORK/scepd-hold.log" 2>&1 &
+hold_pid=$!
+on_exit "kill -- -$hold_pid 2>/dev/null || true"
+held "$WORK/scepd-hold.log" $hold_pid
+# The services were stopped: only scepd waits (its CA exited: the
+# variable is not theirs).
+grep -q "scepd-ca exited with status 78" "$WORK/scepd-hold.log" || { cat "$WORK/scepd-hold.log"; fail "the CA held under scepd"; }
+! pgrep -f -- "scepd-(ca|ra|challenge|frontend) --config $DATA/scepd.conf" > /dev/null ||
+	fail "services still run while scepd holds"
+ended $hold_pid 1
+sanitizer_check "$WORK/scepd-hold.log"
 printf '%s\n' "$PIN" > "$WORK/token.pin"
 
 check "a PIN file others may read is refused"
