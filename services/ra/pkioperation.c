@@ -383,6 +383,45 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 	return 0;
 }
 
+static void ra_ca_poll(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena);
+
+/*
+ * A PKCSReq whose password was refused, sent again by the key of a
+ * transaction the CA knows: a password stays its transaction's for 7 days
+ * after it expires, a request may wait PendingDays (up to 365) for an
+ * operator, and certmonger collects an approved certificate by sending
+ * its PKCSReq again. Such a request is answered as a CertPoll by the same
+ * key would be (the certificate, PENDING, or the CA's refusal); to an
+ * unknown transaction, or when the CA does not answer, the password's
+ * refusal stands.
+ */
+static void
+ra_pkcsreq_known(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	struct ra_answer polled;
+
+	memset(&polled, 0, sizeof(polled));
+	ra_ca_poll(w, req, sreq, &polled, arena);
+	if (polled.unavailable ||
+	    (polled.pki_status == SCEP_STATUS_FAILURE &&
+	        polled.failinfo == SCEP_FAILINFO_BAD_CERT_ID))
+		return;
+	log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
+	    "the password refused, the CA knows this key's transaction: "
+	    "answered as a CertPoll (%s)",
+	    polled.pki_status == SCEP_STATUS_SUCCESS       ? "its certificate"
+	        : polled.pki_status == SCEP_STATUS_PENDING ? "PENDING"
+	                                                   : polled.text);
+	ans->pki_status = polled.pki_status;
+	ans->failinfo = polled.failinfo;
+	ans->text = polled.text;
+	ans->issued = polled.issued;
+}
+
 /*
  * PKCSReq (19): a new certificate, paid for with a challenge password; or,
  * signed by a certificate of this CA, a renewal (what clients that never
@@ -445,8 +484,11 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	 * call too: it knows EnforcePassword and names the setting. */
 	if (!renewal &&
 	    ra_challenge_check(w, req, txid, &content, ans, arena, &consume) !=
-	        0)
+	        0) {
+		if (ans->pki_status == SCEP_STATUS_FAILURE && !ans->unavailable)
+			ra_pkcsreq_known(w, req, sreq, ans, arena);
 		goto out;
+	}
 	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) <
 	    0) {
 		/* Only the request that reserved it: another one under its
@@ -481,36 +523,22 @@ ra_issuer_is_ours(const struct ra *ra, const X509_NAME *issuer)
 }
 
 /*
- * CertPoll (20, GetCertInitial): the device asks about a PENDING request.
- * The CA answers only the transaction's own key: the signer's, the key
- * of the CSR that asked (RFC 8894 3.3.3).
+ * What the CA holds for the transaction of `sreq` and its signer's key: the
+ * certificate, PENDING, or its refusal (badCertId: unknown) in `ans`. Only
+ * the transaction's own key learns it (RFC 8894 3.3.3).
  */
 static void
-ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
+ra_ca_poll(struct ra_worker *w, const Scep__V1__Request *req,
     const struct scep_request *sreq, struct ra_answer *ans,
     struct rpc_arena *arena)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__PollRequest poll = SCEP__V1__POLL_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	struct scep_content content = {0};
 	unsigned char *key = NULL;
 	const unsigned char *p;
 	int len, rc;
 
-	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SUBJECT, ans,
-	        &content) != 0)
-		goto out;
-	/* The transactionID and the signer's key identify the request;
-	 * clients disagree on the issuer they name (strongSwan 5.9 names the
-	 * RA certificate's subject), so it is only logged. */
-	if (!ra_issuer_is_ours(w->ra, content.issuer)) {
-		char name[256];
-
-		X509_NAME_oneline(content.issuer, name, sizeof(name));
-		log_event(LOG_LEVEL_DEBUG, sreq->transaction_id, req->id,
-		    "CertPoll names issuer %s, not the CA", name);
-	}
 	if ((len = i2d_PUBKEY(X509_get0_pubkey(sreq->signer), &key)) <= 0) {
 		ra_fail(
 		    ans, SCEP_FAILINFO_BAD_REQUEST, "unreadable signer key");
@@ -555,6 +583,35 @@ ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
 out:
 	scep__v1__reply__free_unpacked(reply, NULL);
 	OPENSSL_free(key);
+}
+
+/*
+ * CertPoll (20, GetCertInitial): the device asks about a PENDING request.
+ * The CA answers only the transaction's own key: the signer's, the key
+ * of the CSR that asked (RFC 8894 3.3.3).
+ */
+static void
+ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_request *sreq, struct ra_answer *ans,
+    struct rpc_arena *arena)
+{
+	struct scep_content content = {0};
+
+	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SUBJECT, ans,
+	        &content) != 0)
+		goto out;
+	/* The transactionID and the signer's key identify the request;
+	 * clients disagree on the issuer they name (strongSwan 5.9 names the
+	 * RA certificate's subject), so it is only logged. */
+	if (!ra_issuer_is_ours(w->ra, content.issuer)) {
+		char name[256];
+
+		X509_NAME_oneline(content.issuer, name, sizeof(name));
+		log_event(LOG_LEVEL_DEBUG, sreq->transaction_id, req->id,
+		    "CertPoll names issuer %s, not the CA", name);
+	}
+	ra_ca_poll(w, req, sreq, ans, arena);
+out:
 	scep_content_clear(&content);
 }
 
