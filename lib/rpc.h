@@ -115,6 +115,11 @@ rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
  */
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
+/* The RA's: a PKIOperation's message of up to RPC_MAX_PKI_MESSAGE (the
+ * most the frontend's MaxBodySize and MaxQueryString may let in) and the
+ * request's other fields. */
+#define RPC_MAX_PKI_MESSAGE (4 * 1024 * 1024)
+#define RPC_MAX_RA_REQUEST (RPC_MAX_PKI_MESSAGE + 64 * 1024)
 
 /* --- client ----------------------------------------------------------- */
 

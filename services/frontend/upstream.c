@@ -43,10 +43,13 @@ upstream_client(struct frontend *fe, enum upstream which)
 			return NULL;
 		}
 	}
-	if (uc->client[which] == NULL)
-		uc->client[which] = rpc_client_new_link(fe->zmq_ctx,
-		    which == UPSTREAM_RA ? fe->ra_link : fe->challenge_link,
-		    "frontend");
+	if (uc->client[which] == NULL &&
+	    (uc->client[which] = rpc_client_new_link(fe->zmq_ctx,
+	         which == UPSTREAM_RA ? fe->ra_link : fe->challenge_link,
+	         "frontend")) != NULL)
+		rpc_client_set_max(uc->client[which],
+		    which == UPSTREAM_RA ? RPC_MAX_RA_REQUEST
+		                         : RPC_MAX_CHALLENGE_REQUEST);
 	return uc->client[which];
 }
 
@@ -74,8 +77,11 @@ upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
 		rc = rpc_call(client, req, (int)fe->settings.rpc_timeout, &rep);
 	if (rc != RPC_OK) {
 		log_warn("the %s did not answer: %s", name, rpc_strerror(rc));
-		return rc == RPC_EPROTO ? UPSTREAM_FAILED
-		                        : UPSTREAM_UNAVAILABLE;
+		/* Too big: refused here, never sent (the service would
+		 * drop it without a word and we would wait it out). */
+		return rc == RPC_EPROTO || rc == RPC_ETOOBIG
+		    ? UPSTREAM_FAILED
+		    : UPSTREAM_UNAVAILABLE;
 	}
 	*reply = rep;
 	switch (rep->status) {

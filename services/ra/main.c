@@ -282,6 +282,7 @@ main(int argc, char **argv)
 	server.endpoint = ra.settings.listen;
 	server.routes = ra_routes;
 	server.workers = (int)ra.settings.workers;
+	server.max_message = RPC_MAX_RA_REQUEST;
 	/* A copy of a PKIOperation that waited while the first was answered
 	 * gets that answer instead of a second decryption, challenge check
 	 * and signature. Not profiles: their requests hold a password. */

@@ -164,4 +164,28 @@ pw=$(challenge)
 "$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after limits" \
 	--out "$WORK/ok.pem" > "$WORK/ok.log" 2>&1 || { cat "$WORK/ok.log"; fail "enrollment"; }
 verify_cert "$WORK/ok.pem"
-pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line"
+check "MaxBodySize at its most (4 MiB): a body that large reaches the RA and is answered at once, not 503 after the RPCTimeout"
+server_stop
+set_conf frontend MaxBodySize 4194304
+set_conf frontend RPCTimeout 5000
+server_start
+{ printf '\x30'; head -c 4194303 /dev/zero; } > "$WORK/4m"
+start=$SECONDS
+code=$(curl -s -o "$WORK/4m.out" -w '%{http_code}' -m 30 --data-binary @"$WORK/4m" "$URL?operation=PKIOperation" || true)
+[ "$code" = 400 ] || { head -c 300 "$WORK/4m.out" 2>/dev/null || true; echo; fail "a 4 MiB body under MaxBodySize = 4194304: HTTP $code, want 400"; }
+[ $((SECONDS - start)) -lt 4 ] || fail "a 4 MiB body took $((SECONDS - start)) s"
+server_stop
+# More than the RA reads is refused at start, naming the key.
+set_conf frontend MaxBodySize 8388608
+rc=0
+timeout -s KILL 30 "$BUILD_DIR/scepd-frontend" --config "$DATA/scepd.conf" > "$WORK/fe-big.log" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "MaxBodySize" "$WORK/fe-big.log" ||
+	{ cat "$WORK/fe-big.log"; fail "MaxBodySize = 8388608: exit $rc, want a refusal naming MaxBodySize"; }
+echo "   MaxBodySize = 8388608: $(grep -m1 MaxBodySize "$WORK/fe-big.log")"
+set_conf frontend MaxBodySize 4194304
+server_start
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after 4 MiB" \
+	--out "$WORK/ok2.pem" > "$WORK/ok2.log" 2>&1 || { cat "$WORK/ok2.log"; fail "enrollment after the 4 MiB body"; }
+
+pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start"
