@@ -28,13 +28,20 @@ plugin_module_path(
 	if (plugin_dir != NULL && plugin_dir[0] != '\0')
 		snprintf(dir, sizeof(dir), "%s", plugin_dir);
 	else {
-		/* Beside the executable: build/ and /usr/lib/scepd alike. */
+		/* Where `cmake --install` puts them, PREFIX/lib/scepd/plugins
+		 * for programs in PREFIX/bin; else beside the executable (the
+		 * build tree). */
 		if ((n = readlink("/proc/self/exe", dir, sizeof(dir) - 1)) <= 0)
 			return NULL;
 		dir[n] = '\0';
 		if ((slash = strrchr(dir, '/')) != NULL)
 			*slash = '\0';
-		strncat(dir, "/plugins", sizeof(dir) - strlen(dir) - 1);
+		len = strlen(dir);
+		if (len >= 4 && strcmp(dir + len - 4, "/bin") == 0)
+			snprintf(dir + len - 4, sizeof(dir) - (len - 4),
+			    "/lib/scepd/plugins");
+		else
+			strncat(dir, "/plugins", sizeof(dir) - len - 1);
 	}
 	len = strlen(dir) + strlen(module) + 16;
 	if ((out = malloc(len)) != NULL)

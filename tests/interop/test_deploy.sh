@@ -901,6 +901,16 @@ for b in scepd scepd-init scepctl scepd-frontend scepd-ra scepd-challenge scepd-
 done
 ls "$OPT"/lib/scepd/plugins/scepd-*.so > /dev/null 2>&1 || fail "no plugins in lib/scepd/plugins"
 
+check "the installed services find their plugins in lib/scepd/plugins without PluginDir"
+# A demo directory of the installed scepd-init, and a validator plugin
+# whose section lacks its URL: the plugin itself must say so.
+"$OPT/bin/scepd-init" --data-dir "$WORK/plugin-demo" > "$WORK/plugin-demo.log" 2>&1 ||
+	{ cat "$WORK/plugin-demo.log"; fail "the installed scepd-init"; }
+printf '\n[validator.w]\nModule = webhook\n' >> "$WORK/plugin-demo/scepd.conf"
+timeout -s KILL 30 "$OPT/bin/scepd-challenge" --config "$WORK/plugin-demo/scepd.conf" > "$WORK/plugin-demo.log" 2>&1 || true
+grep -q '\[validator.w\] URL: required' "$WORK/plugin-demo.log" ||
+	{ cat "$WORK/plugin-demo.log"; fail "the installed scepd-challenge did not load lib/scepd/plugins/scepd-webhook.so"; }
+
 check "deploy/make-secrets.sh makes CA, RA, CurveZMQ keys and the admin account"
 SECRETS="$WORK/secrets"
 "$DEPLOY/make-secrets.sh" --bin-dir "$OPT/bin" --tls scep.example.com "$SECRETS" > "$WORK/make-secrets.log" 2>&1 ||
