@@ -391,6 +391,18 @@ def compose(config_yml, image_json, compose_dir, secrets, opt, work):
     lbs = [s for s, svc in services.items() if re.match(r"^(haproxy|nginx)(:|$)", str(svc.get("image", "")).split("/")[-1])]
     need(len(lbs) == 1, f"{what}: want one haproxy or nginx service, found {lbs}")
     lb = lbs[0]
+    # A fixed address outside the network's ip_range: else a container
+    # started before (a frontend, scaled out) may take it.
+    import ipaddress
+    for s_, svc in services.items():
+        nets_ = svc.get("networks") or {}
+        for n, opts in (nets_.items() if isinstance(nets_, dict) else []):
+            addr = (opts or {}).get("ipv4_address")
+            if not addr:
+                continue
+            ranges = [c.get("ip_range") for c in ((networks.get(n) or {}).get("ipam") or {}).get("config") or []]
+            need(any(r and ipaddress.ip_address(addr) not in ipaddress.ip_network(r) for r in ranges),
+                 f"{what}: {s_}: ipv4_address {addr} on network {n}, which has no ip_range leaving it out")
     need(services[lb].get("ports"), f"{what}: {lb} publishes no port")
     need(nets(lb) & nets(fe), f"{what}: {lb} shares no network with {fe}")
 
@@ -426,6 +438,10 @@ def compose(config_yml, image_json, compose_dir, secrets, opt, work):
         need(host == fe and int(port) == fe_port, f"{cfgs[0]}: server {host}:{port}, want {fe}:{fe_port} ([frontend] Listen)")
         need(re.search(r"\bcheck\b", rest), f"{cfgs[0]}: server {host}:{port} without 'check'")
     need(re.search(r"^\s*option\s+httpchk\b", lbcfg, re.M) and re.search(r"/healthz\b", lbcfg), f"{cfgs[0]}: no health check on /healthz")
+    # The admin page and /metrics kept from the outside whatever their
+    # percent-encoding (the frontend decodes /certsrv/mscep%5Fadmin/).
+    need(re.search(r"^\s*http-request\s+deny\b.*\bpath,url_dec\b.*mscep_admin.*\bpath,url_dec\b.*/metrics", lbcfg, re.M),
+         f"{cfgs[0]}: the admin page and /metrics are not denied on the decoded path (path,url_dec)")
     hc = " ".join(services[fe]["healthcheck"]["test"]) if isinstance(services[fe]["healthcheck"]["test"], list) else services[fe]["healthcheck"]["test"]
     need(f"127.0.0.1:{fe_port}/healthz" in hc or f"localhost:{fe_port}/healthz" in hc, f"{what}: {fe}'s health check '{hc}' is not /healthz on port {fe_port}")
 
@@ -584,6 +600,8 @@ def k8s(kdir, secrets, opt, work):
         if w["sect"] in targets:
             c = w["c"]
             need(((c.get("resources") or {}).get("requests") or {}).get("cpu"), f"k8s: {n}: no CPU request, which a CPU HPA needs")
+            # kubectl apply would set a scaled Deployment back to it.
+            need("replicas" not in w["doc"]["spec"], f"k8s: {n} is scaled by HPA {targets[w['sect']]} but sets replicas")
 
     def cport(w, p):
         for cp in w["c"].get("ports") or []:
@@ -649,6 +667,11 @@ def k8s(kdir, secrets, opt, work):
                 b = p["backend"]["service"]
                 need(svc_of.get(b["name"]) == work_by_sect["frontend"], f"k8s: Ingress backend {b['name']} is not the frontends' Service")
         need(ing["spec"].get("tls"), f"k8s: Ingress {ing['metadata']['name']} does not terminate TLS")
+        # Served by ingress-nginx 1.x only with a class; with tls it
+        # redirects http:// (308), which http-only devices do not follow.
+        need(ing["spec"].get("ingressClassName"), f"k8s: Ingress {ing['metadata']['name']} has no ingressClassName")
+        need(((ing["metadata"].get("annotations") or {}).get("nginx.ingress.kubernetes.io/ssl-redirect")) == "false",
+             f"k8s: Ingress {ing['metadata']['name']} redirects http:// to https:// (nginx.ingress.kubernetes.io/ssl-redirect is not \"false\")")
 
     plan = Plan()
     ports = {}
