@@ -286,6 +286,19 @@ int ca_journal_del(const struct ca *ca, MDB_txn *txn, const char *txid);
 int ca_journal_commit(const struct ca *ca, MDB_txn **txn);
 /* Records left by a crash between journal and ledger; -1 on error. */
 long ca_journal_count(const struct ca *ca);
+/* Whether record `j` is past any retry of its transaction at `now`: older
+ * than PendingDays and CA_PENDING_KEPT_DAYS, the longest a transaction's
+ * pending record is kept. Its certificate was never delivered: built now
+ * it would be backdated that much, so a new one is issued instead. */
+int ca_journal_stale(
+    const struct ca *ca, const struct ca_journal_entry *j, time_t now);
+/* Deletes the stale record `j` of `txid` in txn and logs it. MDB_* code. */
+int ca_journal_abandon(const struct ca *ca, MDB_txn *txn, const char *txid,
+    const struct ca_journal_entry *j);
+/* Deletes every stale record in txn, logging each, and counts them in
+ * *purged. An MDB_* code. */
+int
+ca_journal_purge(const struct ca *ca, MDB_txn *txn, time_t now, long *purged);
 
 /* ledger.c */
 struct ca_ledger_entry {
@@ -352,6 +365,9 @@ void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* pending.c: requests waiting for an operator (ApprovalRequired). */
+/* Days the record of an expired or rejected request is kept (a poll is
+ * told why), and a journal record past PendingDays (journal.c). */
+#define CA_PENDING_KEPT_DAYS 7
 int ca_pending_put(const struct ca *ca, MDB_txn *txn,
     const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now);
 /* What a request pending (or rejected) under a transactionID holds
@@ -370,8 +386,10 @@ int ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
 int ca_pending_rejected(
     const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len);
 /* Deletes the records of requests expired (PendingDays) or rejected more
- * than CA_PENDING_KEPT_DAYS ago, at most once an hour (`force`: now):
- * the table would otherwise keep every request no operator decided on. */
+ * than CA_PENDING_KEPT_DAYS ago, with their journal records, and stale
+ * journal records (ca_journal_stale), at most once an hour (`force`:
+ * now): the table would otherwise keep every request no operator decided
+ * on. */
 void ca_pending_purge(struct ca *ca, int force);
 /* The record of a pending (or rejected, or expired) request, for
  * `scepctl list --pending`; NULL if unreadable. */

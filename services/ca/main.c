@@ -404,15 +404,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd-ca: [ca] Key: cannot sign with it\n");
 		goto out;
 	}
+#ifdef SCEPD_TEST_HOOKS
+	ca_test_hooks_read(&ca);
+#endif
+	/* Before the count: a stale journal record is no longer waited for. */
+	ca_pending_purge(&ca, 1);
 	if ((journalled = ca_journal_count(&ca)) > 0)
 		log_warn("%ld certificate(s) journalled but not in the ledger: "
 		         "the CA stopped between the two; a device retrying "
 		         "its transaction gets the journalled certificate",
 		    journalled);
-#ifdef SCEPD_TEST_HOOKS
-	ca_test_hooks_read(&ca);
-#endif
-	ca_pending_purge(&ca, 1);
 	sign_threads = ca_sign_threads(&ca);
 	/* Everything is open: give up the rest before the first thread. */
 	if (ca_sandbox_enter(&ca) != 0)

@@ -3,11 +3,14 @@
  * passed every check waits in `pending` (transactionID -> JSON with the
  * CSR) and the device gets PENDING. It polls (CertPoll), bound to its own
  * key, until an operator runs `scepctl approve TXID` (the CA checks the
- * request again with today's rules, issues, and the next poll gets the
- * certificate) or `scepctl reject TXID --reason ...` (the next poll gets
+ * request again with today's rules, under the template it was asked
+ * under, issues, and the next poll gets the certificate while it is
+ * valid) or `scepctl reject TXID --reason ...` (the next poll gets
  * FAILURE with that reason). Pending requests expire after PendingDays;
  * expired and rejected records are kept CA_PENDING_KEPT_DAYS more (a poll
- * meanwhile is told why, not "unknown transaction"), then purged.
+ * meanwhile is told why, not "unknown transaction"), then purged. A
+ * rejection or a purge drops the transaction's journal record too: what
+ * an interrupted approval journalled is never signed after them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,7 +28,6 @@
 #include "store.h"
 
 #define PENDING_REJECTED "rejected"
-#define CA_PENDING_KEPT_DAYS 7
 #define CA_PENDING_PURGE_EVERY 3600 /* s */
 
 /* Now, as pending records are judged (a test hook ages them). */
@@ -225,7 +227,8 @@ ca_pending_purge(struct ca *ca, int force)
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
-	long purged = 0;
+	char txid[CA_TXID_MAX + 1];
+	long purged = 0, stale = 0;
 	int e;
 
 	if (!force && now - ca->pending_purged_at < CA_PENDING_PURGE_EVERY)
@@ -246,17 +249,27 @@ ca_pending_purge(struct ca *ca, int force)
 		         "more than %d days ago",
 		    (int)key.mv_size, (const char *)key.mv_data,
 		    CA_PENDING_KEPT_DAYS);
+		/* With what an approval the CA did not finish journalled:
+		 * never delivered, and not to be signed, backdated, for a
+		 * request the same key makes again. */
+		if (key.mv_size < sizeof(txid)) {
+			memcpy(txid, key.mv_data, key.mv_size);
+			txid[key.mv_size] = '\0';
+			if ((e = ca_journal_del(ca, txn, txid)) != 0)
+				goto out;
+		}
 		if ((e = mdb_cursor_del(cur, 0)) != 0)
 			goto out;
 		purged++;
 	}
 	if (e != MDB_NOTFOUND)
 		goto out;
-	e = 0;
 	mdb_cursor_close(cur);
 	cur = NULL;
+	if ((e = ca_journal_purge(ca, txn, now, &stale)) != 0)
+		goto out;
 	/* Nothing deleted: no commit, no flush. */
-	if (purged > 0)
+	if (purged > 0 || stale > 0)
 		e = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
@@ -396,24 +409,25 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 			    "certificate's");
 			goto out;
 		}
-		/* Revoked since it was approved: not handed out, as a
-		 * PKCSReq sent again would not get it (sign.c). */
-		if ((e = ca_ledger_is_revoked(ca, txn, serial)) != 0) {
-			if (e < 0) {
-				reply->status =
-				    SCEP__V1__STATUS__STATUS_INTERNAL;
-				reply->error =
-				    "the CA cannot read its ledger now";
-				goto out;
-			}
+		/* Revoked or expired since it was approved: not handed
+		 * out, as a PKCSReq sent again would not get it (sign.c). */
+		if ((e = ca_ledger_is_revoked(ca, txn, serial)) < 0) {
+			reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+			reply->error = "the CA cannot read its ledger now";
+			goto out;
+		}
+		if (e > 0 ||
+		    X509_cmp_time(X509_get0_notAfter(cert), NULL) <= 0) {
+			const char *what = e > 0 ? "is revoked" : "has expired";
+
 			snprintf(why, sizeof(why),
-			    "certificate %s of this transactionID is revoked: "
-			    "enroll with a new key",
-			    serial);
+			    "certificate %s of this transactionID %s: enroll "
+			    "with a new key",
+			    serial, what);
 			poll_refuse(reply,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-			    "poll: certificate %s is revoked", serial);
+			    "poll: certificate %s %s", serial, what);
 			goto out;
 		}
 		out = rpc_alloc(arena, sizeof(*out));
@@ -501,7 +515,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	unsigned char *csr_der = NULL, *der = NULL;
 	size_t csr_len = 0;
 	char hex[CA_SERIAL_HEX], **sans = NULL, *text = NULL;
-	const char *state;
+	const char *state, *asked;
 	X509_REQ *csr = NULL, *checked = NULL;
 	MDB_txn *txn = NULL;
 	MDB_val key = {strlen(txid), (void *)txid}, val;
@@ -509,10 +523,40 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	time_t now = time(NULL);
 	const uint8_t *issued_der;
 	size_t issued_len;
-	int e, found, der_len = 0;
+	int e, found, refused, der_len = 0;
 
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
 		goto internal;
+	/* Issued already, whatever the pending record says or whether one
+	 * is left: approved before (an approval scepctl stopped waiting
+	 * for is sent again), or the device asked again under a template
+	 * without approval. Nothing left to approve, and a rejection would
+	 * not take the certificate back. */
+	if ((found = ca_ledger_find_txid(
+	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
+		goto internal;
+	if (found == 0) {
+		char why[200];
+		int removed;
+
+		e = mdb_del(txn, ca->pending, &key, NULL);
+		if (e != 0 && e != MDB_NOTFOUND)
+			goto internal; /* the transaction is aborted at out */
+		if ((removed = e == 0)) {
+			e = mdb_txn_commit(txn);
+			txn = NULL;
+			if (e != 0)
+				goto internal;
+		}
+		snprintf(why, sizeof(why), "already issued: serial %s%s%s%s",
+		    hex, removed ? "; the pending request is removed" : "",
+		    in->approve ? "" : "; to withdraw it: scepctl revoke ",
+		    in->approve ? "" : hex);
+		log_event(LOG_LEVEL_WARN, txid, req->id, "%s by %s: %s",
+		    in->approve ? "approval" : "rejection", by, why);
+		decide_refuse(reply, why, arena);
+		goto out;
+	}
 	if ((o = pending_get(ca, txn, txid, &e)) == NULL) {
 		decide_refuse(reply,
 		    e == MDB_NOTFOUND
@@ -533,31 +577,6 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		    arena);
 		goto out;
 	}
-	/* Issued meanwhile (the device asked again under a template
-	 * without approval): nothing left to approve, and a rejection
-	 * would not take the certificate back. */
-	if ((found = ca_ledger_find_txid(
-	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
-		goto internal;
-	if (found == 0) {
-		char why[160];
-
-		if ((e = mdb_del(txn, ca->pending, &key, NULL)) != 0)
-			goto internal; /* the transaction is aborted at out */
-		e = mdb_txn_commit(txn);
-		txn = NULL;
-		if (e != 0)
-			goto internal;
-		snprintf(why, sizeof(why),
-		    "already issued: serial %s; the pending request is "
-		    "removed%s%s",
-		    hex, in->approve ? "" : "; to withdraw it: scepctl revoke ",
-		    in->approve ? "" : hex);
-		log_event(LOG_LEVEL_WARN, txid, req->id, "%s by %s: %s",
-		    in->approve ? "approval" : "rejection", by, why);
-		decide_refuse(reply, why, arena);
-		goto out;
-	}
 	if (!in->approve) {
 		json_object_set_new(o, "state", json_string(PENDING_REJECTED));
 		json_object_set_new(o, "reason",
@@ -570,7 +589,10 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		}
 		val.mv_size = strlen(text);
 		val.mv_data = text;
-		if ((e = mdb_put(txn, ca->pending, &key, &val, 0)) != 0)
+		/* What an approval the CA did not finish journalled goes
+		 * too: a rejected request is not to be signed later. */
+		if ((e = mdb_put(txn, ca->pending, &key, &val, 0)) != 0 ||
+		    (e = ca_journal_del(ca, txn, txid)) != 0)
 			goto internal;
 		e = mdb_txn_commit(txn);
 		txn = NULL;
@@ -586,7 +608,25 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_check(ca, csr_der, csr_len, &checked, &tpl, &refusal) != 0) {
+	refused = ca_csr_check(ca, csr_der, csr_len, &checked, &tpl, &refusal);
+	/* But under the template the operator saw (`list --pending`): the
+	 * key usage the CSR asks for may map to another one today. */
+	asked = json_string_value(json_object_get(o, "template"));
+	if (tpl != NULL && asked != NULL && asked[0] != '\0' &&
+	    strcmp(asked, tpl->name) != 0) {
+		char why[2 * CA_TEMPLATE_NAME_MAX + 160];
+
+		snprintf(why, sizeof(why),
+		    "asked under template %s, but [ca] now maps its key usage "
+		    "to template %s: not issued; reject it, or have the "
+		    "device enroll anew",
+		    asked, tpl->name);
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "approval by %s refused: %s", by, why);
+		decide_refuse(reply, why, arena);
+		goto out;
+	}
+	if (refused) {
 		decide_refuse(reply, refusal.why, arena);
 		goto out;
 	}

@@ -340,9 +340,10 @@ struct ca_issue {
 
 /*
  * Before the signature, in `txn`: the certificate to sign and, unless the
- * journal holds this transaction's already (the CA crashed after it), its
- * serial and TBSCertificate hash in the journal. 0, an MDB_* code, or -1
- * with the reason in entry->subject.
+ * journal holds this transaction's already (the CA crashed after it, and
+ * not so long ago that no retry was to be waited for), its serial and
+ * TBSCertificate hash in the journal. 0, an MDB_* code, or -1 with the
+ * reason in entry->subject.
  */
 static int
 ca_issue_prepare(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
@@ -359,6 +360,11 @@ ca_issue_prepare(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 	if ((found = ca_journal_get(ca, txn, entry->txid, j)) < 0) {
 		entry->subject = "the journal is unreadable";
 		return -1;
+	}
+	if (found == 0 && ca_journal_stale(ca, j, is->now)) {
+		if ((e = ca_journal_abandon(ca, txn, entry->txid, j)) != 0)
+			return e;
+		found = 1;
 	}
 	if (found == 0 &&
 	    (is->cert = ca_issue_rebuild(

@@ -12,7 +12,9 @@
 # gets a new serial, and the operator is told. Requests that reach the CA
 # together are journalled in one commit, and a crash after it leaves each
 # of them journalled; two copies of one request at once get one
-# certificate.
+# certificate. A journalled certificate no retry came for within
+# PendingDays + 7 days (faketime) is abandoned, logged once, and the late
+# retry gets a new certificate, not one backdated by weeks.
 . "$(dirname "$0")/lib.sh"
 interop_init journal
 server_start
@@ -284,4 +286,82 @@ for attempt in 1 2 3; do
 done
 [ "$ran" -gt 500000 ] || fail "the signing thread signed nothing of three batches"
 
-pass "a crash between journal and reply: the retry gets the journalled certificate, never a second one"
+check "a journalled certificate no retry came for within PendingDays + 7 days is abandoned, never signed backdated"
+FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+# crash_in_journal NAME: CN=NAME enrolls with $WORK/NAME.key, and the whole
+# server dies right after the journal's commit (as above, before the RA
+# resends); the journalled serial in $journalled.
+crash_in_journal() {
+	local name=$1 from crash client
+	from=$(log_mark)
+	SCEPD_TEST_CA_CRASH="journal:1" server_start
+	"$IOS_CLIENT" --url "$URL" --challenge "$(challenge)" --subject "CN=$name" \
+		--key "$WORK/$name.key" --out "$WORK/$name.pem" > "$WORK/$name.first" 2>&1 &
+	client=$!
+	crash=
+	for _ in $(seq 600); do
+		crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after 'journal'" || true)
+		[ -z "$crash" ] || break
+		sleep 0.05
+	done
+	[ -n "$crash" ] || fail "the CA did not crash after 'journal'"
+	kill -KILL -- "-$SERVER_PID"
+	for _ in $(seq 100); do kill -0 -- "-$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+	wait "$client" && fail "the attempt the server died in succeeded"
+	journalled=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
+	server_stop
+}
+# at_offset SECONDS COMMAND...: COMMAND with the clock that far ahead.
+at_offset() {
+	local off=$1
+	shift
+	LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+$off" FAKETIME_DONT_RESET=1 "$@"
+}
+# late_retry NAME OFFSET: CN=NAME's device retries with a fresh password
+# at that offset; it must get a certificate made now, not the journalled
+# one (its notBefore is the CA's now less a few minutes of clock skew).
+late_retry() {
+	local name=$1 off=$2 rc=0 nb
+	at_offset "$off" "$IOS_CLIENT" --url "$URL" \
+		--challenge "$(at_offset "$off" "$SCEPCTL" --data-dir "$DATA" challenge)" \
+		--subject "CN=$name" --key "$WORK/$name.key" --out "$WORK/$name.pem" > "$WORK/$name.log" 2>&1 || rc=$?
+	[ $rc = 0 ] || { cat "$WORK/$name.log"; fail "CN=$name's late retry: exit $rc"; }
+	nb=$(date -d "$(openssl x509 -in "$WORK/$name.pem" -noout -startdate | cut -d= -f2)" +%s)
+	[ $((nb + 3600)) -gt $(($(date +%s) + off)) ] ||
+		fail "CN=$name got a certificate valid from $(openssl x509 -in "$WORK/$name.pem" -noout -startdate): backdated"
+}
+crash_in_journal late1
+late1=$journalled
+built1=$(date +%s) # after its journalling: it is stale once this is 14 days old
+crash_in_journal late2
+late2=$journalled
+# The CA starts 20 s before the first record is PendingDays + 7 = 14 days
+# old (both are counted as journalled), and the device retries once it is.
+off=$((built1 + 14 * 86400 - $(date +%s) - 20))
+from=$(log_mark)
+at_offset "$off" server_start
+logged "$from" "2 certificate(s) journalled but not in the ledger" ||
+	fail "the restarted CA did not count both journalled certificates"
+! logged "$from" "abandoned" || fail "a record abandoned before PendingDays + 7 days"
+while [ $(($(date +%s) + off)) -le $((built1 + 14 * 86400 + 1)) ]; do sleep 1; done
+late_retry late1 "$off"
+[ "$(serial_of "$WORK/late1.pem")" != "$late1" ] || fail "the stale journalled serial $late1 was signed"
+logged "$from" "transaction .*: its journalled certificate (serial $late1, built [0-9T:-]*Z) is older than PendingDays + 7 days: never delivered, it is abandoned" ||
+	fail "the abandoned serial $late1 was not logged"
+server_stop
+# A day later the one left is purged at start, not reported as waiting.
+from=$(log_mark)
+at_offset $((15 * 86400)) server_start
+! logged "$from" "journalled but not in the ledger" || fail "a stale journal record still reported at start"
+logged "$from" "(serial $late2, built .*) is older than PendingDays + 7 days" ||
+	fail "the stale record of serial $late2 was not purged at start"
+late_retry late2 $((15 * 86400))
+[ "$(serial_of "$WORK/late2.pem")" != "$late2" ] || fail "the stale journalled serial $late2 was signed"
+for s in "$late1" "$late2"; do
+	[ "$(grep -c "(serial $s, built .*abandoned" "$SERVER_LOG")" = 1 ] || fail "serial $s abandoned not once"
+done
+echo "   serials $late1 and $late2 abandoned, new ones issued"
+server_stop
+
+pass "a crash between journal and reply: the retry gets the journalled certificate, never a second one; a journal record past any retry is abandoned"

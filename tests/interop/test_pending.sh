@@ -265,7 +265,7 @@ rc=0
 	{ cat "$WORK/q_approve.out"; fail "approving an issued transaction: exit $rc"; }
 rc=0
 "$SCEPCTL" --data-dir "$DATA" approve "$q_txid" > "$WORK/q_again.out" 2>&1 || rc=$?
-[ $rc = 1 ] && grep -q "no pending request" "$WORK/q_again.out" ||
+[ $rc = 1 ] && grep -q "already issued: serial $q_serial$" "$WORK/q_again.out" ||
 	{ cat "$WORK/q_again.out"; fail "the pending request was not removed"; }
 [ "$(grep -c "issued serial" "$SERVER_LOG")" = "$issued_before" ] || fail "the approval signed another certificate"
 server_restart
@@ -316,5 +316,128 @@ done
 	{ tail -20 "$SERVER_LOG"; fail "the CA did not refuse both pending requests itself"; }
 server_restart
 "$SCEPCTL" --data-dir "$DATA" list --pending > /dev/null 2>&1 || fail "scepctl list --pending after the failed writes"
+
+
+# The serial as the CA writes it: 32 digits (openssl drops a leading 00).
+serial32() {
+	local v
+	v=$(openssl x509 -in "$1" -noout -serial | cut -d= -f2)
+	printf '%32s' "$v" | tr ' ' 0
+}
+
+check "approve, then approve again (scepctl gave up waiting) or reject: already issued, with its serial; reject says how to withdraw it"
+rc=0
+ios_enroll "$(challenge)" "CN=approved then rejected" "$WORK/d1.pem" "$URL" --key "$WORK/d1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+d_txid=$(pending_txid)
+d_serial=$("$SCEPCTL" --data-dir "$DATA" approve "$d_txid") || fail "scepctl approve $d_txid"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$d_txid" > "$WORK/d_again.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "$d_txid: already issued: serial $d_serial$" "$WORK/d_again.out" ||
+	{ cat "$WORK/d_again.out"; fail "approving an approved transaction again: exit $rc"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" reject "$d_txid" --reason "too late" > "$WORK/d_reject.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "$d_txid: already issued: serial $d_serial; to withdraw it: scepctl revoke $d_serial$" "$WORK/d_reject.out" ||
+	{ cat "$WORK/d_reject.out"; fail "rejecting an approved transaction: exit $rc"; }
+poll d_poll "CN=approved then rejected" d1
+[ $rc = 0 ] && [ "$(serial32 "$WORK/d_poll.pem")" = "$d_serial" ] ||
+	{ cat "$WORK/d_poll.log"; fail "the approved certificate is not handed out after the refused rejection: exit $rc"; }
+
+check "approving or rejecting a transaction issued meanwhile whose pending record has expired: already issued, not expired"
+rc=0
+ios_enroll "$(challenge)" "CN=issued then expired" "$WORK/x1.pem" "$URL" --key "$WORK/x1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+x_txid=$(pending_txid)
+set_conf template.IPSECIntermediateOffline ApprovalRequired 0
+server_restart
+ios_enroll "$(challenge)" "CN=issued then expired" "$WORK/x2.pem" "$URL" --key "$WORK/x1.key" >/dev/null ||
+	fail "the same request without approval required was not issued"
+x_serial=$(serial32 "$WORK/x2.pem")
+set_conf template.IPSECIntermediateOffline ApprovalRequired 1
+# Eight days on (test hook): its pending record, left, has expired.
+SCEPD_TEST_CA_PENDING_AGE=$((8 * 86400)) server_restart
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$x_txid" > "$WORK/x_approve.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "$x_txid: already issued: serial $x_serial; the pending request is removed$" "$WORK/x_approve.out" ||
+	{ cat "$WORK/x_approve.out"; fail "approving an issued transaction with an expired record: exit $rc"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" reject "$x_txid" > "$WORK/x_reject.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "$x_txid: already issued: serial $x_serial; to withdraw it: scepctl revoke $x_serial$" "$WORK/x_reject.out" ||
+	{ cat "$WORK/x_reject.out"; fail "rejecting an issued transaction: exit $rc"; }
+server_restart
+
+check "approval when the [ca] mapping picks another template than the request was made under: refused, nothing issued"
+rc=0
+ios_enroll "$(challenge)" "CN=template changed" "$WORK/m1.pem" "$URL" --key "$WORK/m1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+m_txid=$(pending_txid)
+for key in SignatureTemplate EncryptionTemplate GeneralPurposeTemplate; do set_conf ca "$key" ClientAuth; done
+server_restart
+issued_before=$(grep -c "issued serial" "$SERVER_LOG" || true)
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$m_txid" > "$WORK/m_approve.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "asked under template IPSECIntermediateOffline, but \[ca\] now maps its key usage to template ClientAuth: not issued; reject it, or have the device enroll anew" "$WORK/m_approve.out" ||
+	{ cat "$WORK/m_approve.out"; fail "approval under another template: exit $rc"; }
+[ "$(grep -c "issued serial" "$SERVER_LOG" || true)" = "$issued_before" ] || fail "a certificate was issued under another template"
+"$SCEPCTL" --data-dir "$DATA" list --pending 2>/dev/null | grep -q "  pending  .*  IPSECIntermediateOffline  .*  $m_txid  " ||
+	fail "the request no longer waits after the refused approval"
+"$SCEPCTL" --data-dir "$DATA" reject "$m_txid" --reason "template changed" 2>/dev/null || fail "scepctl reject $m_txid"
+for key in SignatureTemplate EncryptionTemplate GeneralPurposeTemplate; do
+	set_conf ca "$key" IPSECIntermediateOffline
+done
+server_restart
+
+check "rejected after an approval the CA crashed in (after the journal): no journal record left; enrolled again after the purge, the approval makes a certificate of that day"
+FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+rc=0
+ios_enroll "$(challenge)" "CN=crashed approval" "$WORK/c1.pem" "$URL" --key "$WORK/c1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+c_txid=$(pending_txid)
+from=$(log_mark)
+SCEPD_TEST_CA_CRASH=journal:1 server_restart
+rc=0
+"$SCEPCTL" --data-dir "$DATA" approve "$c_txid" > "$WORK/c_approve.out" 2>&1 || rc=$?
+[ $rc = 1 ] || { cat "$WORK/c_approve.out"; fail "the approval the CA crashed in: exit $rc"; }
+for _ in $(seq 100); do logged "$from" "test hook: crashing after 'journal'" && break; sleep 0.1; done
+logged "$from" "test hook: crashing after 'journal' of transaction $c_txid" || fail "the CA did not crash after 'journal'"
+from=$(log_mark)
+server_restart
+logged "$from" "1 certificate(s) journalled but not in the ledger" || fail "the crash left no journal record"
+"$SCEPCTL" --data-dir "$DATA" reject "$c_txid" --reason "changed my mind" 2>/dev/null || fail "scepctl reject $c_txid"
+from=$(log_mark)
+server_restart
+! logged "$from" "journalled but not in the ledger" || fail "the rejection left the journal record behind"
+# Fifteen days on the rejected record is purged; the same key asks again.
+later() { LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+$((15 * 86400))" FAKETIME_DONT_RESET=1 "$@"; }
+server_stop
+from=$(log_mark)
+later server_start
+logged "$from" "pending request $c_txid purged" || fail "the rejected request was not purged"
+rc=0
+later "$IOS_CLIENT" --url "$URL" --challenge "$(later "$SCEPCTL" --data-dir "$DATA" challenge)" \
+	--subject "CN=crashed approval" --out "$WORK/c2.pem" --force-plus --key "$WORK/c1.key" > "$WORK/c2.log" 2>&1 || rc=$?
+[ $rc = 3 ] || { cat "$WORK/c2.log"; fail "asking again after the purge: exit $rc, want 3 (PENDING)"; }
+later "$SCEPCTL" --data-dir "$DATA" approve "$c_txid" > /dev/null 2>&1 || fail "scepctl approve $c_txid"
+later poll c_poll "CN=crashed approval" c1
+[ $rc = 0 ] || { cat "$WORK/c_poll.log"; fail "CertPoll after the approval: exit $rc"; }
+nb=$(date -d "$(openssl x509 -in "$WORK/c_poll.pem" -noout -startdate | cut -d= -f2)" +%s)
+[ $((nb + 3600)) -gt $(($(date +%s) + 15 * 86400)) ] ||
+	fail "the certificate approved on day 15 is valid from $(openssl x509 -in "$WORK/c_poll.pem" -noout -startdate): backdated"
+
+check "a CertPoll for an approved certificate expired since: FAILURE, not the expired certificate"
+# Approved on day 15 (the clock of the check above), polled on day 415.
+rc=0
+later "$IOS_CLIENT" --url "$URL" --challenge "$(later "$SCEPCTL" --data-dir "$DATA" challenge)" \
+	--subject "CN=expires unpolled" --out "$WORK/e1.pem" --force-plus --key "$WORK/e1.key" > "$WORK/e1.log" 2>&1 || rc=$?
+[ $rc = 3 ] || { cat "$WORK/e1.log"; fail "PKCSReq: exit $rc, want 3 (PENDING)"; }
+e_serial=$(later "$SCEPCTL" --data-dir "$DATA" approve "$(pending_txid)" 2>/dev/null) || fail "scepctl approve"
+server_stop
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+$((415 * 86400))" FAKETIME_DONT_RESET=1 server_start
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+$((415 * 86400))" FAKETIME_DONT_RESET=1 poll e_poll "CN=expires unpolled" e1
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/e_poll.log" &&
+	grep -q "failInfoText: certificate $e_serial of this transactionID has expired: enroll with a new key" "$WORK/e_poll.log" ||
+	{ cat "$WORK/e_poll.log"; fail "poll after the certificate expired: exit $rc"; }
+server_stop
 
 pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile; scepctl list --pending; expiry and purge of pending requests; a record that cannot be written"
