@@ -528,30 +528,53 @@ fail:
 
 /* --- client ----------------------------------------------------------- */
 
+/*
+ * How long an endpoint that left an attempt unanswered is tried after the
+ * others. A service that is up but stuck (a hung HSM, every worker
+ * blocked) takes requests and answers none; tried first again, it would
+ * cost each call a third of its time. Long against an attempt, short
+ * against an outage.
+ */
+#define RPC_SUSPECT_MS 30000
+#define RPC_NEVER (INT64_MIN / 2) /* rpc_conn.failed_ms: no failure */
+
+/* A client's way to one endpoint of its link. */
+struct rpc_conn {
+	void *sock; /* a DEALER to this endpoint alone; NULL: to open */
+	int64_t failed_ms; /* monotonic ms of its last unanswered attempt */
+};
+
 struct rpc_client {
 	void *zmq_ctx;
-	void *sock;
 	const struct rpc_link *link;
 	struct rpc_link *own; /* rpc_client_new()'s, freed with the client */
+	struct rpc_conn *conn; /* one per endpoint of the link */
+	size_t *order; /* rpc_client_order's */
+	size_t next; /* the endpoint the next call tries first */
 	char *origin;
 	uint64_t next_id;
 	size_t max_request; /* rpc_client_set_max; 0: none */
 };
 
+/* A socket to endpoint `i` alone, so that which endpoint an attempt goes
+ * to is rpc_client_send's choice: one socket to all sent it to whichever
+ * connection finished its handshake first, a stuck service's as soon as
+ * any other. */
 static void *
-rpc_client_socket(struct rpc_client *client)
+rpc_client_socket(struct rpc_client *client, size_t i)
 {
 	const struct rpc_link *link = client->link;
+	const struct rpc_endpoint *ep = &link->ep[i];
 	void *sock = zmq_socket(client->zmq_ctx, ZMQ_DEALER);
 	int zero = 0, one = 1, ivl = 2000, ttl = 6000;
 
 	if (sock == NULL)
 		return NULL;
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
-	/* Queue only to peers that are connected: a dead endpoint of several
-	 * is then skipped instead of swallowing requests. With CURVE,
-	 * connected means the handshake passed: a server that refuses our
-	 * key gets nothing. */
+	/* Queue only to a peer that is connected: a dead endpoint refuses
+	 * at once and the next is tried instead. With CURVE, connected
+	 * means the handshake passed: a server that refuses our key gets
+	 * nothing. */
 	zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one));
 	zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
 	zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof(ttl));
@@ -565,22 +588,16 @@ rpc_client_socket(struct rpc_client *client)
 		zmq_close(sock);
 		return NULL;
 	}
-	/* Options are taken at each connect: every endpoint may have a
-	 * server key of its own. */
-	for (size_t i = 0; i < link->nep; i++) {
-		const struct rpc_endpoint *ep = &link->ep[i];
-
-		if (link->curve &&
-		    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, ep->server_key,
-		        RPC_KEY_LEN + 1) != 0) {
-			log_warn("rpc: %s: unusable server key: %s", ep->addr,
-			    zmq_strerror(errno));
-			continue;
-		}
-		if (zmq_connect(sock, ep->addr) != 0)
-			log_warn("rpc: cannot connect to %s: %s", ep->addr,
-			    zmq_strerror(errno));
-	}
+	/* Left unconnected on failure: it refuses every request, as a dead
+	 * endpoint does. */
+	if (link->curve &&
+	    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, ep->server_key,
+	        RPC_KEY_LEN + 1) != 0)
+		log_warn("rpc: %s: unusable server key: %s", ep->addr,
+		    zmq_strerror(errno));
+	else if (zmq_connect(sock, ep->addr) != 0)
+		log_warn("rpc: cannot connect to %s: %s", ep->addr,
+		    zmq_strerror(errno));
 	return sock;
 }
 
@@ -588,24 +605,40 @@ struct rpc_client *
 rpc_client_new_link(
     void *zmq_ctx, const struct rpc_link *link, const char *origin)
 {
-	struct rpc_client *client = calloc(1, sizeof(*client));
+	struct rpc_client *client;
+	size_t n;
 
-	if (client == NULL)
+	if (link == NULL || (client = calloc(1, sizeof(*client))) == NULL)
 		return NULL;
+	n = link->nep > 0 ? link->nep : 1;
 	client->zmq_ctx = zmq_ctx;
 	client->link = link;
 	client->origin = strdup(origin);
+	client->conn = calloc(n, sizeof(*client->conn));
+	client->order = calloc(n, sizeof(*client->order));
 	/* From the kernel, not RAND_bytes: nothing else on the frontend's
 	 * request path draws random numbers (only the admin page does), and
 	 * OpenSSL's generator would load its provider at the first request
 	 * (2 MiB more of libcrypto's pages in every frontend). */
-	if (link == NULL || client->origin == NULL ||
+	if (client->origin == NULL || client->conn == NULL ||
+	    client->order == NULL ||
 	    getrandom(&client->next_id, sizeof(client->next_id), 0) !=
-	        (ssize_t)sizeof(client->next_id) ||
-	    (client->sock = rpc_client_socket(client)) == NULL) {
+	        (ssize_t)sizeof(client->next_id)) {
 		rpc_client_free(client);
 		return NULL;
 	}
+	/* Opened now, so that they are connected by the first call. */
+	for (size_t i = 0; i < link->nep; i++) {
+		client->conn[i].failed_ms = RPC_NEVER;
+		if ((client->conn[i].sock = rpc_client_socket(client, i)) ==
+		    NULL) {
+			rpc_client_free(client);
+			return NULL;
+		}
+	}
+	/* Calls go to the endpoints in turn; clients (threads, processes)
+	 * begin at different ones. */
+	client->next = client->next_id % n;
 	client->next_id >>= 1; /* room to count up */
 	return client;
 }
@@ -631,8 +664,11 @@ rpc_client_free(struct rpc_client *client)
 {
 	if (client == NULL)
 		return;
-	if (client->sock != NULL)
-		zmq_close(client->sock);
+	for (size_t i = 0; client->conn != NULL && i < client->link->nep; i++)
+		if (client->conn[i].sock != NULL)
+			zmq_close(client->conn[i].sock);
+	free(client->conn);
+	free(client->order);
 	rpc_link_free(client->own);
 	free(client->origin);
 	free(client);
@@ -645,13 +681,74 @@ rpc_client_set_max(struct rpc_client *client, size_t bytes)
 }
 
 /*
- * Waits for the reply to `id` until `until_ms`. 1: got it, 0: timed out.
- * In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's receive
- * sleeps in one poll(2) of its mailbox, where zmq_poll polls without
- * waiting first and asks the socket's events twice.
+ * The endpoints in the order an attempt tries them, into client->order:
+ * those that answered their last attempt, or not lately (RPC_SUSPECT_MS),
+ * in turn from client->next; then the others, the one that failed longest
+ * ago first. So a retry goes elsewhere than the attempt that failed, and
+ * calls go round those that answer.
+ */
+static void
+rpc_client_order(struct rpc_client *client)
+{
+	size_t n = client->link->nep, k = 0, first;
+	int64_t now = clock_monotonic_ms();
+
+	for (size_t i = 0; i < n; i++) {
+		size_t e = (client->next + i) % n;
+
+		if (now - client->conn[e].failed_ms >= RPC_SUSPECT_MS)
+			client->order[k++] = e;
+	}
+	first = k;
+	for (size_t i = 0; i < n; i++) {
+		size_t e = (client->next + i) % n, j;
+		int64_t failed = client->conn[e].failed_ms;
+
+		if (now - failed >= RPC_SUSPECT_MS)
+			continue;
+		for (j = k++; j > first &&
+		     client->conn[client->order[j - 1]].failed_ms > failed;
+		     j--)
+			client->order[j] = client->order[j - 1];
+		client->order[j] = e;
+	}
+}
+
+/*
+ * Sends `buf` to the first endpoint of client->order that is connected
+ * (ZMQ_IMMEDIATE: a dead one refuses at once): 1 and its index in *used,
+ * 0 when none is, -1 on a ZeroMQ failure.
  */
 static int
-rpc_client_wait(struct rpc_client *client, uint64_t id, int64_t until_ms,
+rpc_client_send(
+    struct rpc_client *client, const uint8_t *buf, size_t len, size_t *used)
+{
+	rpc_client_order(client);
+	for (size_t i = 0; i < client->link->nep; i++) {
+		size_t e = client->order[i];
+		struct rpc_conn *c = &client->conn[e];
+
+		if (c->sock == NULL &&
+		    (c->sock = rpc_client_socket(client, e)) == NULL)
+			return -1;
+		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) >= 0) {
+			*used = e;
+			return 1;
+		}
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Waits on `sock` for the reply to `id` until `until_ms`. 1: got it, 0:
+ * timed out. In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's
+ * receive sleeps in one poll(2) of its mailbox, where zmq_poll polls
+ * without waiting first and asks the socket's events twice.
+ */
+static int
+rpc_client_wait(void *sock, uint64_t id, int64_t until_ms,
     Scep__V1__Reply **reply, int *err)
 {
 	for (;;) {
@@ -663,10 +760,9 @@ rpc_client_wait(struct rpc_client *client, uint64_t id, int64_t until_ms,
 		if (left <= 0)
 			return 0;
 		wait_ms = left > INT_MAX ? INT_MAX : (int)left;
-		zmq_setsockopt(
-		    client->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof(wait_ms));
+		zmq_setsockopt(sock, ZMQ_RCVTIMEO, &wait_ms, sizeof(wait_ms));
 		zmq_msg_init(&msg);
-		if (zmq_msg_recv(&msg, client->sock, 0) < 0) {
+		if (zmq_msg_recv(&msg, sock, 0) < 0) {
 			zmq_msg_close(&msg);
 			if (errno == EAGAIN || errno == EINTR)
 				continue; /* the top says whether time is up */
@@ -722,33 +818,39 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 
 	while (rpc_now_ms() < deadline) {
 		int64_t until = rpc_now_ms() + attempt_ms;
+		struct rpc_conn *c;
+		size_t e;
+		int sent;
 
 		if (until > deadline)
 			until = deadline;
-		if (client->sock == NULL &&
-		    (client->sock = rpc_client_socket(client)) == NULL) {
+		if ((sent = rpc_client_send(client, buf, len, &e)) < 0) {
 			err = RPC_ESYS;
 			break;
 		}
-		if (zmq_send(client->sock, buf, len, ZMQ_DONTWAIT) < 0) {
+		if (sent == 0) {
 			/* No connected peer yet: wait a little, retry. */
 			struct timespec ts = {0, 20 * 1000 * 1000};
 
-			if (errno != EAGAIN && errno != EINTR) {
-				err = RPC_ESYS;
-				break;
-			}
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		if (rpc_client_wait(client, req->id, until, reply, &err))
+		c = &client->conn[e];
+		if (rpc_client_wait(c->sock, req->id, until, reply, &err)) {
+			if (*reply != NULL) {
+				c->failed_ms = RPC_NEVER;
+				client->next = (e + 1) % client->link->nep;
+			}
 			break;
-		/* Lazy Pirate: the socket may be wedged on a dead peer;
-		 * start over on a fresh one and resend the same id. */
+		}
+		/* Lazy Pirate: the socket may be wedged on a dead peer, or
+		 * the peer stuck; start over on a fresh one, which the next
+		 * attempts try after the others, and resend the same id. */
 		log_debug("rpc: no answer to %llu from %s, retrying",
-		    (unsigned long long)req->id, client->link->endpoints);
-		zmq_close(client->sock);
-		client->sock = NULL;
+		    (unsigned long long)req->id, client->link->ep[e].addr);
+		zmq_close(c->sock);
+		c->failed_ms = clock_monotonic_ms();
+		c->sock = rpc_client_socket(client, e); /* NULL: later */
 	}
 	/* A check or a SignRequest holds a password, in it or in its CSR:
 	 * a few KiB wiped per call, whatever it held. */
@@ -1406,6 +1508,25 @@ rpc_pack(const Scep__V1__Reply *reply, size_t *out_len)
 	return out;
 }
 
+#ifdef SCEPD_TEST_HOOKS
+void (*rpc_test_wiped_hook)(const void *data, size_t size);
+#endif
+
+/* zmq_msg_init_data's free function of a reply holding a secret: `hint`
+ * is its size. */
+static void
+rpc_free_secret(void *data, void *hint)
+{
+	size_t size = (size_t)(uintptr_t)hint;
+
+	OPENSSL_cleanse(data, size);
+#ifdef SCEPD_TEST_HOOKS
+	if (rpc_test_wiped_hook != NULL)
+		rpc_test_wiped_hook(data, size);
+#endif
+	free(data);
+}
+
 /*
  * The packed `reply` in `msg` (initialized by the caller; NULL reply or no
  * memory: 0, nothing in it). The arena is cleared; *secret says whether
@@ -1422,16 +1543,24 @@ rpc_reply_msg(const Scep__V1__Reply *reply, struct rpc_arena *arena,
 	if (reply != NULL)
 		out = rpc_pack(reply, &out_len);
 	*secret = rpc_arena_clear(arena);
-	if (out != NULL) {
-		zmq_msg_close(msg);
-		if (zmq_msg_init_size(msg, out_len) == 0) {
-			memcpy(zmq_msg_data(msg), out, out_len);
-			ok = 1;
-		} else
-			zmq_msg_init(msg);
-	}
-	if (out != NULL && *secret) /* the packed copy of the secret */
+	if (out == NULL)
+		return 0;
+	zmq_msg_close(msg);
+	if (*secret) {
+		/* Not copied into a buffer of libzmq's, which it would free
+		 * unwiped: it frees this one with rpc_free_secret once the
+		 * last copy of the message (rpc_forward_reply) is sent, as
+		 * copies share it. */
+		if (zmq_msg_init_data(msg, out, out_len, rpc_free_secret,
+		        (void *)(uintptr_t)out_len) == 0)
+			return 1;
 		OPENSSL_cleanse(out, out_len);
+	} else if (zmq_msg_init_size(msg, out_len) == 0) {
+		memcpy(zmq_msg_data(msg), out, out_len);
+		ok = 1;
+	}
+	if (!ok)
+		zmq_msg_init(msg);
 	free(out);
 	return ok;
 }

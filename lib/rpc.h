@@ -263,6 +263,8 @@ int rpc_serve(const struct rpc_server_config *config);
 /* Tests only: called by a worker between saying that it answers a
  * request and looking whether another worker answers a copy of it. */
 extern void (*rpc_test_copy_hook)(void);
+/* Tests only: called as a reply holding a secret is freed, just wiped. */
+extern void (*rpc_test_wiped_hook)(const void *data, size_t size);
 #endif
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * lib/rpc.c: request/reply over ZeroMQ. Replies match their request ids,
  * unknown kinds are refused, a dead or slow server gives RPC_ETIMEDOUT
- * (never a hang) and a late answer never passes for the next one.
+ * (never a hang) and a late answer never passes for the next one; of
+ * several endpoints, one that is up but never answers is skipped. A
+ * reply that holds a secret is wiped once sent.
  * CurveZMQ: a server admits only listed client keys, names the caller by
  * its key (an origin that is not the key's name is refused), and the
  * start-up checks refuse bad key files and network endpoints without keys.
@@ -41,7 +43,7 @@ static char key_dir[128];
 
 /* GetCACaps answers "caps <n>" for the n-th call; the ca_ident "slow"
  * makes GetCACert sleep 600 ms first (counted in slow_calls), "slower"
- * 1200 ms. */
+ * 1200 ms; "secret" answers "a password", held as a secret. */
 static void
 handle_caps(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena)
@@ -146,8 +148,13 @@ handle_cacert(void *worker, const Scep__V1__Request *req,
 	    strcmp(req->get_ca_cert->ca_ident, "gate") == 0)
 		gate_wait();
 	scep__v1__get_cacert_reply__init(body);
-	body->content_type = rpc_strdup(arena,
-	    req->get_ca_cert->ca_ident ? req->get_ca_cert->ca_ident : "none");
+	if (req->get_ca_cert->ca_ident != NULL &&
+	    strcmp(req->get_ca_cert->ca_ident, "secret") == 0)
+		body->content_type = rpc_strdup_secret(arena, "a password");
+	else
+		body->content_type = rpc_strdup(arena,
+		    req->get_ca_cert->ca_ident ? req->get_ca_cert->ca_ident
+		                               : "none");
 	reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CERT;
 	reply->get_ca_cert = body;
 }
@@ -395,6 +402,108 @@ test_late_reply_is_dropped(void **state)
 	scep__v1__reply__free_unpacked(reply, NULL);
 	rpc_client_free(client);
 	zmq_ctx_term(ctx);
+}
+
+/*
+ * Of two endpoints, the first is up but never answers (a ROUTER that
+ * does not read: a service whose workers are all stuck). Every call is
+ * answered by the other: an attempt that got no answer is sent again
+ * elsewhere, and calls then leave the stuck one aside. When each attempt
+ * went to whichever connection finished its handshake first, about half
+ * of the calls timed out.
+ */
+static void
+test_stuck_endpoint_is_skipped(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	void *stuck = zmq_socket(ctx, ZMQ_ROUTER);
+	char stuck_endpoint[128], both[300];
+	struct rpc_client *client;
+	int zero = 0;
+
+	(void)state;
+	snprintf(stuck_endpoint, sizeof(stuck_endpoint),
+	    "ipc:///tmp/scepd-test-rpc-stuck-%d.sock", (int)getpid());
+	zmq_setsockopt(stuck, ZMQ_LINGER, &zero, sizeof(zero));
+	assert_int_equal(zmq_bind(stuck, stuck_endpoint), 0);
+	snprintf(both, sizeof(both), "%s %s", stuck_endpoint, endpoint);
+	client = rpc_client_new(ctx, both, "test");
+	assert_non_null(client);
+	for (int i = 0; i < 10; i++) {
+		Scep__V1__Reply *reply = NULL;
+
+		assert_int_equal(
+		    call_cacert(client, "answered", 1500, &reply), RPC_OK);
+		assert_string_equal(
+		    reply->get_ca_cert->content_type, "answered");
+		scep__v1__reply__free_unpacked(reply, NULL);
+	}
+	rpc_client_free(client);
+	zmq_close(stuck);
+	zmq_ctx_term(ctx);
+	unlink(stuck_endpoint + 6);
+}
+
+#ifdef SCEPD_TEST_HOOKS
+static atomic_int wiped_replies, unwiped_replies;
+
+static void
+count_wiped(const void *data, size_t size)
+{
+	const unsigned char *p = data;
+	size_t i = 0;
+
+	while (i < size && p[i] == 0)
+		i++;
+	if (size > 0 && i == size)
+		atomic_fetch_add(&wiped_replies, 1);
+	else
+		atomic_fetch_add(&unwiped_replies, 1);
+}
+#endif
+
+/*
+ * A reply that holds a secret (rpc_adopt_secret) is wiped once sent: the
+ * buffer libzmq frees is the packed reply, and it is zeroed first. It
+ * was copied into one of libzmq's own, freed as it was.
+ */
+static void
+assert_secret_reply_wiped(void)
+{
+#ifdef SCEPD_TEST_HOOKS
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, "test");
+	Scep__V1__Reply *reply = NULL;
+
+	assert_non_null(client);
+	atomic_store(&wiped_replies, 0);
+	atomic_store(&unwiped_replies, 0);
+	rpc_test_wiped_hook = count_wiped;
+	assert_int_equal(call_cacert(client, "plain", 3000, &reply), RPC_OK);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_int_equal(call_cacert(client, "secret", 3000, &reply), RPC_OK);
+	assert_string_equal(reply->get_ca_cert->content_type, "a password");
+	scep__v1__reply__free_unpacked(reply, NULL);
+	/* Freed by libzmq's I/O thread once written, maybe after the
+	 * caller read it. */
+	for (int i = 0; i < 2000 && atomic_load(&wiped_replies) == 0; i++)
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+	rpc_test_wiped_hook = NULL;
+	assert_int_equal(atomic_load(&wiped_replies), 1);
+	assert_int_equal(atomic_load(&unwiped_replies), 0);
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+#else
+	skip();
+#endif
+}
+
+/* Answered in the thread that listens. */
+static void
+test_secret_reply_is_wiped(void **state)
+{
+	(void)state;
+	assert_secret_reply_wiped();
 }
 
 /* --- CurveZMQ ---------------------------------------------------------- */
@@ -993,6 +1102,14 @@ test_copy_waiting_while_the_first_is_answered_gets_its_answer(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* Through the proxy: the worker's message reaches the caller as is. */
+static void
+test_secret_reply_through_the_proxy_is_wiped(void **state)
+{
+	(void)state;
+	assert_secret_reply_wiped();
+}
+
 /* The call in `thread` ended with its answer, handled once (`calls` one
  * more than `before`), and its copies met in rpc_test_copy_hook: two
  * workers took them at once. The hook is disarmed. */
@@ -1509,6 +1626,8 @@ main(void)
 	    cmocka_unit_test(test_peer_not_allowed),
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
+	    cmocka_unit_test(test_stuck_endpoint_is_skipped),
+	    cmocka_unit_test(test_secret_reply_is_wiped),
 	    cmocka_unit_test(test_ipc_caller_has_this_hosts_clock),
 	};
 	const struct CMUnitTest curve_tests[] = {
@@ -1527,6 +1646,7 @@ main(void)
 	    cmocka_unit_test(test_copies_taken_at_once_are_handled_once),
 	    cmocka_unit_test(
 	        test_copies_taken_at_once_after_the_answer_get_the_kept_one),
+	    cmocka_unit_test(test_secret_reply_through_the_proxy_is_wiped),
 	};
 	const struct CMUnitTest tcp_tests[] = {
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
