@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "rpc.h"
+#include "service.h"
 
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
 #define RPC_MIN_ATTEMPT_MS 200
@@ -2630,6 +2631,7 @@ ready:
 		goto out;
 	log_info("serving on %s with %d worker%s%s", config->endpoint, nworkers,
 	    nworkers == 1 ? "" : "s", curve ? ", CurveZMQ" : "");
+	service_ready();
 	for (size_t i = 0; curve && i < config->curve->nclients; i++) {
 		const char *name = config->curve->clients[i].name;
 		const struct rpc_route *r = config->routes;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "service.h"
@@ -66,4 +67,21 @@ service_hold(void)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 || sigwait(&set, &sig) != 0)
 		return;
 	log_info("%s: the hold ends", strsignal(sig));
+}
+
+void
+service_ready(void)
+{
+	const char *v = getenv(SERVICE_READY_ENV);
+	char *end;
+	long fd;
+
+	if (v == NULL)
+		return;
+	fd = strtol(v, &end, 10);
+	unsetenv(SERVICE_READY_ENV);
+	if (*end != '\0' || fd <= 2 || fd > 1024)
+		return;
+	(void)!write((int)fd, "1", 1);
+	close((int)fd);
 }

@@ -23,6 +23,15 @@ service_config_arg(int argc, char **argv, const char *name, int *status);
  * each start would try the token's PIN again.
  */
 #define SERVICE_HOLD_ENV "SCEPD_HOLD_ON_KEY_REFUSAL"
+/*
+ * The launcher starts the CA alone and the others once it serves (its key
+ * store's login done: two processes logging in to one SoftHSM2 token at
+ * once made one fail "Failed to enumerate slots"). It hands the CA a
+ * pipe's write end, named by SCEPD_READY_FD; service_ready, called when a
+ * service serves, writes a byte to it and closes it. Nothing without it.
+ */
+#define SERVICE_READY_ENV "SCEPD_READY_FD"
+void service_ready(void);
 int service_hold_wanted(void);
 void service_hold(void);
 

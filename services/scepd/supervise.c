@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,14 +59,39 @@ on_signal(int sig)
 	errno = saved;
 }
 
+extern char **environ;
+
+/* Starts `c`; with ready_fd (a pipe's write end, else -1) passed on for
+ * service_ready (lib/service.h). */
 static int
-child_start(struct child *c, const struct launch *launch)
+child_start_ready(struct child *c, const struct launch *launch, int ready_fd)
 {
-	char path[4096];
+	char path[4096], ready_env[32];
+	char *argv[] = {(char *)c->name, "--config", (char *)launch->config,
+	    NULL, NULL, NULL};
+	char **envp = environ;
 	sigset_t stops, old;
 	pid_t pid, launcher = getpid();
+	size_t n = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", launch->libexec, c->name);
+	if (launch->listen != NULL && strcmp(c->name, "scepd-frontend") == 0) {
+		argv[3] = "--listen";
+		argv[4] = (char *)launch->listen;
+	}
+	/* Made before fork: the child may only exec. */
+	if (ready_fd >= 0) {
+		while (environ[n] != NULL)
+			n++;
+		if ((envp = calloc(n + 2, sizeof(*envp))) == NULL) {
+			log_error("cannot start %s: out of memory", c->name);
+			return -1;
+		}
+		memcpy(envp, environ, n * sizeof(*envp));
+		snprintf(ready_env, sizeof(ready_env), SERVICE_READY_ENV "=%d",
+		    ready_fd);
+		envp[n] = ready_env;
+	}
 	/* Held until the child has its own handlers: a stop signal meant
 	 * for it must not run ours in it, written to our pipe and lost. */
 	sigemptyset(&stops);
@@ -77,6 +103,8 @@ child_start(struct child *c, const struct launch *launch)
 	if ((pid = fork()) < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_error("cannot fork %s: %s", c->name, strerror(errno));
+		if (envp != environ)
+			free(envp);
 		return -1;
 	}
 	if (pid == 0) {
@@ -94,13 +122,9 @@ child_start(struct child *c, const struct launch *launch)
 			_exit(1);
 		close(signal_pipe[0]);
 		close(signal_pipe[1]);
-		if (launch->listen != NULL &&
-		    strcmp(c->name, "scepd-frontend") == 0)
-			execl(path, c->name, "--config", launch->config,
-			    "--listen", launch->listen, (char *)NULL);
-		else
-			execl(path, c->name, "--config", launch->config,
-			    (char *)NULL);
+		if (ready_fd >= 0 && fcntl(ready_fd, F_SETFD, 0) != 0)
+			_exit(1);
+		execve(path, argv, envp);
 		/* Only async-signal-safe calls here: the launcher has
 		 * libzmq's threads, one may hold a lock strerror wants. */
 		{
@@ -116,11 +140,82 @@ child_start(struct child *c, const struct launch *launch)
 		_exit(127);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (envp != environ)
+		free(envp);
 	c->pid = pid;
 	c->started_ms = clock_monotonic_ms();
 	c->restart_at_ms = 0;
 	log_info("started %s (pid %d)", c->name, (int)pid);
 	return 0;
+}
+
+static int
+child_start(struct child *c, const struct launch *launch)
+{
+	return child_start_ready(c, launch, -1);
+}
+
+/*
+ * The CA first, alone, until it serves (service_ready) or CA_FIRST_MS
+ * pass: the RA logs in to a token too, maybe the CA's, and two logins at
+ * once failed with SoftHSM2. 1 when the others may start; 0 when they are
+ * not to, the CA having exited refusing its key store (status 78: the
+ * reaper stops everything, and the RA is not to try the PIN too) or a
+ * stop signal come; -1 when the CA did not start.
+ */
+#define CA_FIRST_MS 15000
+static int
+ca_start_first(struct child *ca, const struct launch *launch)
+{
+	int ready[2], rc;
+	int64_t until = clock_monotonic_ms() + CA_FIRST_MS;
+	char b;
+	siginfo_t si;
+
+	if (pipe2(ready, O_CLOEXEC) != 0)
+		return child_start(ca, launch) == 0 ? 1 : -1;
+	rc = child_start_ready(ca, launch, ready[1]);
+	close(ready[1]);
+	if (rc != 0) {
+		close(ready[0]);
+		return -1;
+	}
+	for (;;) {
+		struct pollfd fds[2] = {
+		    {ready[0], POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};
+		int64_t left = until - clock_monotonic_ms();
+
+		if (left <= 0) {
+			log_warn("%s does not serve %d s after its start: the "
+			         "others start all the same",
+			    ca->name, CA_FIRST_MS / 1000);
+			break;
+		}
+		if (poll(fds, 2, (int)left) < 0 && errno != EINTR)
+			break;
+		/* A stop signal, left in its pipe for the main loop: the
+		 * others need not start. */
+		if (fds[1].revents != 0) {
+			close(ready[0]);
+			return 0;
+		}
+		if (fds[0].revents == 0)
+			continue;
+		if (read(ready[0], &b, 1) != 1) {
+			/* Closed unwritten: it exited. Looked at, not reaped. */
+			memset(&si, 0, sizeof(si));
+			if (waitid(P_PID, (id_t)ca->pid, &si,
+			        WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			    si.si_pid == ca->pid && si.si_code == CLD_EXITED &&
+			    si.si_status == 78) {
+				close(ready[0]);
+				return 0;
+			}
+		}
+		break;
+	}
+	close(ready[0]);
+	return 1;
 }
 
 static void
@@ -277,12 +372,21 @@ scepd_supervise(const struct launch *launch)
 	for (size_t i = 0; i < n; i++)
 		names[i] = children[i].name;
 	health = health_new(launch, names, n);
-	for (size_t i = 0; i < n; i++)
-		if (child_start(&children[i], launch) != 0) {
-			stopping = 1;
-			rc = 1;
-			break;
-		}
+	switch (ca_start_first(&children[0], launch)) {
+	case -1:
+		stopping = 1;
+		rc = 1;
+		break;
+	case 0: /* the main loop stops what runs */
+		break;
+	default:
+		for (size_t i = 1; i < n; i++)
+			if (child_start(&children[i], launch) != 0) {
+				stopping = 1;
+				rc = 1;
+				break;
+			}
+	}
 
 	while (!stopping) {
 		/* The signal pipe, then the checks in flight. */

@@ -160,6 +160,9 @@ tries=$(grep -c 'scepd-ca: \[signer.hsm\] KeyURI: .*wrong PIN' "$WORK/scepd-pin.
 grep -q "scepd-ca exited with status 78: its key store refused it at start.*not restarted" "$WORK/scepd-pin.log" ||
 	{ cat "$WORK/scepd-pin.log"; fail "scepd did not say why it stopped"; }
 echo "   ok: one try, then: $(grep -m1 'its key store refused' "$WORK/scepd-pin.log" | sed 's/.*scepd-ca/scepd-ca/')"
+# The others start once the CA serves: the RA, whose keys may be in the
+# same token, never tried the PIN.
+! grep -q "started scepd-ra" "$WORK/scepd-pin.log" || fail "scepd started the RA beside a CA its token refused"
 
 check "in a container (SCEPD_HOLD_ON_KEY_REFUSAL=1, which a restart policy needs) the CA and scepd hold after a wrong PIN; SIGTERM ends the hold"
 # held LOG PID: the process waits, saying why, after one try of the PIN.
@@ -285,6 +288,13 @@ for _ in $(seq 100); do
 	grep -q "scepd-ra.*serving on" "$SERVER_LOG" && break
 	sleep 0.1
 done
+# One login at a time (two processes logging in to one SoftHSM2 token at
+# once made one fail, "Failed to enumerate slots", 1 start in 6): the RA
+# is started once the CA serves.
+ca_serving=$(grep -n "scepd-ca.*serving on" "$SERVER_LOG" | head -1 | cut -d: -f1)
+ra_started=$(grep -n "started scepd-ra" "$SERVER_LOG" | head -1 | cut -d: -f1)
+[ -n "$ca_serving" ] && [ -n "$ra_started" ] && [ "$ra_started" -gt "$ca_serving" ] ||
+	fail "the RA was started (log line ${ra_started:-none}) before the CA served (line ${ca_serving:-none})"
 for k in ra-sign ra-enc; do
 	grep -q "scepd-ra.*signer $k: key pkcs11:token=scepd;object=$k;type=private (RSA 2048 bits) is in the token" "$SERVER_LOG" ||
 		fail "the RA's log does not say $k is in the token"
