@@ -271,6 +271,12 @@ load() {
 		cat "$out"
 		fail "scep_load against $label failed (exit status $rc)"
 	fi
+	# Every process of the server measured: scepd and its four services,
+	# micromdm's one (a missing one would lower CPU and RSS).
+	local want=1
+	case $label in scepd*) want=5 ;; esac
+	[ "$(field "$out" server_procs)" = "$want" ] ||
+		fail "scep_load against $label measured $(field "$out" server_procs) processes, want $want"
 }
 
 field() {

@@ -74,24 +74,31 @@ def frames(pid):
 
 def main():
     pgid = int(sys.argv[1])
-    vmrss = anon = pss = 0
+    vmrss = anon = pss = swap = procs = 0
     everything, no_ledger = set(), set()
     for pid in group_pids(pgid):
+        # A process left out would lower every figure: none is.
         try:
             vmrss += status_kib(pid, "VmRSS")
             anon += status_kib(pid, "RssAnon")
+            swap += status_kib(pid, "VmSwap")
             pss += pss_kib(pid)
             for pfn, ledger in frames(pid):
                 everything.add(pfn)
                 if not ledger:
                     no_ledger.add(pfn)
-        except OSError:
-            continue
-    if everything and max(everything) == 0:
+        except OSError as e:
+            sys.exit(f"resident.py: process {pid}: {e}")
+        procs += 1
+    if procs == 0:
+        sys.exit(f"resident.py: no process in group {pgid}")
+    # Hidden page frame numbers read as 0 (not root): one 0 among others
+    # would merge pages, all of them into one.
+    if 0 in everything:
         sys.exit("resident.py: page frame numbers are hidden (not root?)")
     kib = PAGE // 1024
     print(f"vmrss={vmrss} anon={anon} pss={pss} distinct={len(everything) * kib} "
-          f"distinct_no_ledger={len(no_ledger) * kib}")
+          f"distinct_no_ledger={len(no_ledger) * kib} procs={procs} swap={swap}")
 
 
 main()

@@ -1013,11 +1013,16 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	/* Timed: only sending and storing. */
+	/* A server CPU or RSS of 0 would read as a target met. */
 	if (o.server_pgid > 0) {
 		procs_find(o.server_pgid, &ps);
-		if (ps.n == 0)
-			fprintf(
-			    stderr, "no process in group %ld\n", o.server_pgid);
+		if (ps.n == 0) {
+			fprintf(stderr,
+			    "scep_load: no process in group %ld: no server "
+			    "CPU or RSS to measure\n",
+			    o.server_pgid);
+			goto out;
+		}
 	}
 	busy0 = machine_busy();
 	io0 = io_stall_us();
@@ -1026,6 +1031,23 @@ main(int argc, char **argv)
 	if (run_load(&o, rqs, total, &m.elapsed_ms, &ps, &m.peak) != 0) {
 		fprintf(stderr, "the load loop failed\n");
 		goto out;
+	}
+	/* A process that died or was started during the load is not in
+	 * the sums (a dead one's ticks read as 0): the figures would be
+	 * wrong, so there are none. */
+	if (o.server_pgid > 0) {
+		struct procs after;
+
+		procs_find(o.server_pgid, &after);
+		for (int i = 0; i < ps.n || i < after.n; i++)
+			if (after.n != ps.n || after.pid[i] != ps.pid[i]) {
+				fprintf(stderr,
+				    "scep_load: the server's processes changed "
+				    "during the load (%d then %d: one died or "
+				    "was restarted): no CPU or RSS figures\n",
+				    ps.n, after.n);
+				goto out;
+			}
 	}
 	tick = sysconf(_SC_CLK_TCK);
 	m.client_cpu_ms = cpu_self_ms() - cpu0;
