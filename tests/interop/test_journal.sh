@@ -316,7 +316,7 @@ crash_in_journal() {
 at_offset() {
 	local off=$1
 	shift
-	LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+$off" FAKETIME_DONT_RESET=1 "$@"
+	LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" FAKETIME="+$off" FAKETIME_DONT_RESET=1 "$@"
 }
 # late_retry NAME OFFSET: CN=NAME's device retries with a fresh password
 # at that offset; it must get a certificate made now, not the journalled
