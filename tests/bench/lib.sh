@@ -273,8 +273,8 @@ load() {
 	fi
 	# Every process of the server measured: scepd and its four services,
 	# micromdm's one (a missing one would lower CPU and RSS).
-	local want=1
-	case $label in scepd*) want=5 ;; esac
+	local want=5
+	case $label in micromdm*) want=1 ;; esac
 	[ "$(field "$out" server_procs)" = "$want" ] ||
 		fail "scep_load against $label measured $(field "$out" server_procs) processes, want $want"
 }
