@@ -107,7 +107,9 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 	}
 }
 
-/* One GeneralName as the policy sees it; -1 for kinds never allowed. */
+/* One GeneralName as the policy sees it; -1 for kinds never allowed, -2
+ * for a name holding bytes its type may not (CA_SAN_BAD_BYTES). */
+#define CA_SAN_BAD_BYTES (-2)
 static int
 ca_general_name(
     const GENERAL_NAME *gn, enum ca_san_type *type, char *out, size_t outlen)
@@ -161,7 +163,23 @@ ca_general_name(
 	for (const char *c = out; *c != '\0'; c++)
 		if ((unsigned char)*c < 0x21 || *c == 0x7f)
 			return -1;
-	return strlen(out) == (size_t)ASN1_STRING_length(s) ? 0 : -1;
+	if (strlen(out) != (size_t)ASN1_STRING_length(s))
+		return -1;
+	/* DNS, email and URI names are IA5Strings, ASCII (RFC 5280); a UPN
+	 * is UTF-8, which OpenSSL's conversion checks. Else the certificate
+	 * would break the standard, and the ledger could not record it. */
+	if (*type == CA_SAN_UPN) {
+		unsigned char *utf8 = NULL;
+		int n = ASN1_STRING_to_UTF8(&utf8, s);
+
+		OPENSSL_free(utf8);
+		ERR_clear_error();
+		return n < 0 ? CA_SAN_BAD_BYTES : 0;
+	}
+	for (const char *c = out; *c != '\0'; c++)
+		if ((unsigned char)*c >= 0x80)
+			return CA_SAN_BAD_BYTES;
+	return 0;
 }
 
 /*
@@ -258,8 +276,14 @@ ca_csr_sans(X509_REQ *req)
 	for (int i = 0; i < n; i++) {
 		char line[600];
 
-		if (ca_general_name(sk_GENERAL_NAME_value(names, i), &type,
-		        value, sizeof(value)) != 0)
+		int got = ca_general_name(sk_GENERAL_NAME_value(names, i),
+		    &type, value, sizeof(value));
+
+		if (got == CA_SAN_BAD_BYTES)
+			snprintf(line, sizeof(line), "%s:(not %s)",
+			    ca_san_type_name(type),
+			    type == CA_SAN_UPN ? "UTF-8" : "ASCII");
+		else if (got != 0)
 			snprintf(line, sizeof(line), "other:(type %d)",
 			    sk_GENERAL_NAME_value(names, i)->type);
 		else
@@ -329,8 +353,20 @@ ca_csr_check_extensions(
 	if (names == NULL)
 		return 0;
 	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
-		if (ca_general_name(sk_GENERAL_NAME_value(names, i), &type,
-		        value, sizeof(value)) != 0) {
+		int got = ca_general_name(sk_GENERAL_NAME_value(names, i),
+		    &type, value, sizeof(value));
+
+		if (got == CA_SAN_BAD_BYTES) {
+			ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+			    "subjectAltName %s holds bytes such a name may "
+			    "not (%s): refused",
+			    ca_san_type_name(type),
+			    type == CA_SAN_UPN ? "a UPN is UTF-8"
+			                       : "DNS, email and URI names "
+			                         "are ASCII");
+			goto out;
+		}
+		if (got != 0) {
 			ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
 			    "subjectAltName of a kind no template allows "
 			    "(only DNS, email, URI, IP, UPN may be)");

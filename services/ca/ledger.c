@@ -266,6 +266,35 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 	return 0;
 }
 
+/*
+ * Text a device sent (a subject, a SAN, a reason quoting them) as a JSON
+ * string: jansson takes UTF-8 only and gives NULL otherwise, which lost
+ * the whole record. Bytes of text that is not UTF-8 are written \xHH.
+ */
+static json_t *
+ledger_text(const char *s)
+{
+	json_t *j;
+	char *esc;
+	size_t n = 0;
+
+	if (s == NULL)
+		s = "";
+	if ((j = json_string(s)) != NULL)
+		return j;
+	if ((esc = malloc(4 * strlen(s) + 1)) == NULL)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x80)
+			esc[n++] = (char)*p;
+		else
+			n += (size_t)snprintf(esc + n, 5, "\\x%02X", *p);
+	esc[n] = '\0';
+	j = json_string(esc);
+	free(esc);
+	return j;
+}
+
 /* What else is known of a certificate, as JSON; NULL on failure. */
 static char *
 ca_ledger_meta(const struct ca_ledger_entry *entry)
@@ -276,7 +305,9 @@ ca_ledger_meta(const struct ca_ledger_entry *entry)
 	if (o == NULL || sans == NULL)
 		goto out;
 	for (size_t i = 0; entry->sans != NULL && entry->sans[i] != NULL; i++)
-		json_array_append_new(sans, json_string(entry->sans[i]));
+		if (json_array_append_new(sans, ledger_text(entry->sans[i])) !=
+		    0)
+			goto out;
 	if (entry->renewal_of != NULL &&
 	    json_object_set_new(
 	        o, "renewal_of", json_string(entry->renewal_of)) != 0)
@@ -403,17 +434,18 @@ ca_ledger_refusal(const struct ca *ca, const char *txid,
 	for (int i = 0; i < 8; i++)
 		key_bytes[i] = (unsigned char)(ns >> (56 - 8 * i));
 	for (size_t i = 0; a != NULL && sans != NULL && sans[i] != NULL; i++)
-		json_array_append_new(a, json_string(sans[i]));
+		if (json_array_append_new(a, ledger_text(sans[i])) != 0)
+			goto out;
 	if (o == NULL || a == NULL ||
 	    json_object_set_new(o, "time", json_integer(ts.tv_sec)) != 0 ||
 	    json_object_set_new(o, "outcome", json_string("refused")) != 0 ||
-	    json_object_set_new(o, "transaction_id", json_string(txid)) != 0 ||
-	    json_object_set_new(o, "client", json_string(client_addr)) != 0 ||
-	    json_object_set_new(o, "subject", json_string(subject)) != 0 ||
+	    json_object_set_new(o, "transaction_id", ledger_text(txid)) != 0 ||
+	    json_object_set_new(o, "client", ledger_text(client_addr)) != 0 ||
+	    json_object_set_new(o, "subject", ledger_text(subject)) != 0 ||
 	    json_object_set(o, "sans", a) != 0 ||
-	    json_object_set_new(o, "template", json_string(template_name)) !=
+	    json_object_set_new(o, "template", ledger_text(template_name)) !=
 	        0 ||
-	    json_object_set_new(o, "reason", json_string(why)) != 0 ||
+	    json_object_set_new(o, "reason", ledger_text(why)) != 0 ||
 	    (text = json_dumps(o, JSON_COMPACT)) == NULL)
 		goto out;
 	val.mv_size = strlen(text);

@@ -238,6 +238,15 @@ ios_enroll "$pw" "CN=ios two" "$WORK/ios4.pem" "$URL" --san "DNS:laptop.devices.
 [ $rc = 2 ] || fail "two extensionRequest attributes: exit $rc, want 2 (FAILURE)"
 grep -q "more than one extensionRequest" "$WORK/ios4.pem.log" ||
 	{ cat "$WORK/ios4.pem.log"; fail "the device is not told why (two extensionRequests)"; }
+# An email name with a byte that is not ASCII (an IA5String holds none)
+# matched email:*@example.com and was issued, and the ledger, whose JSON
+# takes UTF-8 only, listed the certificate without it: refused, and the
+# refusal recorded.
+pw=$(challenge)
+rc=0
+ios_enroll "$pw" "CN=ios latin1" "$WORK/ios5.pem" "$URL" --san $'email:a\xffb@example.com' >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "subjectAltName email holds bytes such a name may not" "$WORK/ios5.pem.log" ||
+	{ cat "$WORK/ios5.pem.log"; fail "an email name that is not ASCII: exit $rc, want 2 (FAILURE naming why)"; }
 
 check "the ledger: scepctl list, list --refused and show SERIAL"
 "$SCEPCTL" --data-dir "$DATA" list --json > "$WORK/list.json" || fail "scepctl list"
@@ -274,6 +283,8 @@ assert r["status"] == "refused" and "AllowedSANs" in r["reason"], r
 assert r["sans"] == ["DNS:www.evil.example.net"] and r["template"] == "Devices", r
 assert "below MinRSABits" in by_txid["tx-rsa1024"]["reason"]
 assert by_txid["tx-san_upn"]["sans"] == ["UPN:administrator@corp.example.com"]
+latin1 = [e for e in entries if e["subject"] == "CN=ios latin1"]
+assert len(latin1) == 1 and latin1[0]["sans"] == ["email:(not ASCII)"], latin1
 PY
 # --limit: the newest of them, read from the end of the time-ordered list
 "$SCEPCTL" --data-dir "$DATA" list --refused --limit 2 --json > "$WORK/refused2.json" 2> "$WORK/refused2.err" ||
