@@ -1,8 +1,10 @@
 /*
  * scepctl keygen NAME: a CurveZMQ key pair for a service or for scepctl
  * itself, for tcp:// between hosts. Writes DIR/keys/NAME.key (the secret
- * key, mode 0600, never overwritten) and DIR/keys/NAME.pub, each one line
- * of Z85, and prints the public key. The services name them in
+ * key, mode 0600) and DIR/keys/NAME.pub, each one line of Z85, and prints
+ * the public key. Neither is ever overwritten: a NAME.pub alone may be
+ * another host's key copied here (the RA's on the CA host), which the
+ * service checks its callers against. The services name them in
  * CurveSecretKeyFile, CurvePublicKeyFile, CurveClients and *ServerKey.
  */
 #include <errno.h>
@@ -28,19 +30,18 @@ scepctl_keygen_usage(FILE *f)
 	    "  0600) and DIR/keys/NAME.pub, and prints the public key.\n"
 	    "  NAME: letters, digits, '_', '.', '-' (e.g. ca, ra, frontend,\n"
 	    "  challenge, scepctl); without NAME scepctl, the key this tool\n"
-	    "  connects with. An existing NAME.key is never replaced.\n");
+	    "  connects with. An existing NAME.key or NAME.pub is never\n"
+	    "  replaced.\n");
 }
 
-/* Writes `text` to a new file `path` of `mode`; `exclusive`: fail if it
- * exists. 0, or -1 with the reason on stderr. */
+/* Writes `text` to `path`, a new file of `mode` (fails if it exists). 0,
+ * or -1 with the reason on stderr. */
 static int
-scepctl_write_file(
-    const char *path, const char *text, mode_t mode, int exclusive)
+scepctl_write_file(const char *path, const char *text, mode_t mode)
 {
 	size_t len = strlen(text), done = 0;
-	int fd, flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+	int fd, flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
 
-	flags |= exclusive ? O_EXCL : O_TRUNC;
 	if ((fd = open(path, flags, mode)) < 0) {
 		fprintf(stderr, "scepctl: %s: %s%s\n", path, strerror(errno),
 		    errno == EEXIST ? " (remove it first to make a new pair)"
@@ -82,6 +83,7 @@ scepctl_keygen(const struct scepctl *ctl, int argc, char **argv)
 	char pub[41], sec[41], line[64];
 	char *dir = NULL, *key_path = NULL, *pub_path = NULL;
 	const char *name;
+	struct stat st;
 	size_t len;
 	int c, rc = 1;
 
@@ -129,16 +131,25 @@ scepctl_keygen(const struct scepctl *ctl, int argc, char **argv)
 		fprintf(stderr, "scepctl: %s: %s\n", dir, strerror(errno));
 		goto out;
 	}
+	/* Both checked before either is made, so that a refusal leaves
+	 * nothing behind; O_EXCL below still refuses one made meanwhile. */
+	if (lstat(key_path, &st) == 0 || lstat(pub_path, &st) == 0) {
+		fprintf(stderr,
+		    "scepctl: %s exists: not replaced (remove it first to "
+		    "make a new pair)\n",
+		    lstat(key_path, &st) == 0 ? key_path : pub_path);
+		goto out;
+	}
 	if (zmq_curve_keypair(pub, sec) != 0) {
 		fprintf(stderr, "scepctl: cannot make a key pair: %s\n",
 		    zmq_strerror(errno));
 		goto out;
 	}
 	snprintf(line, sizeof(line), "%s\n", sec);
-	if (scepctl_write_file(key_path, line, 0600, 1) != 0)
+	if (scepctl_write_file(key_path, line, 0600) != 0)
 		goto out;
 	snprintf(line, sizeof(line), "%s\n", pub);
-	if (scepctl_write_file(pub_path, line, 0644, 0) != 0) {
+	if (scepctl_write_file(pub_path, line, 0644) != 0) {
 		unlink(key_path);
 		goto out;
 	}
