@@ -202,11 +202,20 @@ ca_start_first(struct child *ca, const struct launch *launch)
 		if (fds[0].revents == 0)
 			continue;
 		if (read(ready[0], &b, 1) != 1) {
-			/* Closed unwritten: it exited. Looked at, not reaped. */
-			memset(&si, 0, sizeof(si));
-			if (waitid(P_PID, (id_t)ca->pid, &si,
-			        WEXITED | WNOHANG | WNOWAIT) == 0 &&
-			    si.si_pid == ca->pid && si.si_code == CLD_EXITED &&
+			/* Closed unwritten: it is exiting, its descriptors
+			 * closed before it can be waited for (2 s at most).
+			 * Looked at, not reaped. */
+			for (int i = 0; i < 100; i++) {
+				struct timespec ts = {0, 20 * 1000 * 1000};
+
+				memset(&si, 0, sizeof(si));
+				if (waitid(P_PID, (id_t)ca->pid, &si,
+				        WEXITED | WNOHANG | WNOWAIT) != 0 ||
+				    si.si_pid == ca->pid)
+					break;
+				nanosleep(&ts, NULL);
+			}
+			if (si.si_pid == ca->pid && si.si_code == CLD_EXITED &&
 			    si.si_status == 78) {
 				close(ready[0]);
 				return 0;
