@@ -1119,11 +1119,12 @@ rpc_local_uid(const char *address)
  * certificate) or as scepd, the launcher (whose liveness checks only it
  * should send); with CURVE, the name the caller's key was admitted under
  * must be listed and be what the caller declares: an RA's key cannot
- * speak as scepctl.
+ * speak as scepctl. `why`: the refusal's reason for the caller, when it
+ * is one the caller can act on.
  */
 static int
 rpc_caller_allowed(const struct rpc_route *route, const char *peer,
-    const char *address, const Scep__V1__Request *req)
+    const char *address, const Scep__V1__Request *req, char **why)
 {
 	long uid;
 
@@ -1135,6 +1136,8 @@ rpc_caller_allowed(const struct rpc_route *route, const char *peer,
 		log_warn("security: request %llu declares origin '%s' "
 		         "from user %ld, neither root nor this service's",
 		    (unsigned long long)req->id, req->origin, uid);
+		*why = "not permitted: the caller is neither root nor this "
+		       "service's user";
 		return 0;
 	}
 	if (peer == NULL)
@@ -1459,6 +1462,7 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 {
 	Scep__V1__Request *req;
 	const struct rpc_route *r;
+	char *why = NULL;
 
 	*route = NULL;
 	req = scep__v1__request__unpack(NULL, size, data);
@@ -1469,7 +1473,7 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	}
 	reply->id = req->id;
 	r = rpc_route_find(config->routes, req->body_case);
-	if (r != NULL && rpc_caller_allowed(r, peer, address, req)) {
+	if (r != NULL && rpc_caller_allowed(r, peer, address, req, &why)) {
 		/* Only a caller it serves teaches it a host's clock; one of
 		 * this host has this host's. */
 		rpc_clock_translate(rpc_local_uid(address) >= 0 ? "" : address,
@@ -1492,7 +1496,8 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 		    req->origin ? req->origin : "",
 		    peer ? " with the key of " : "", peer ? peer : "");
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
-		reply->error = "request kind not permitted from this peer";
+		reply->error =
+		    why ? why : "request kind not permitted from this peer";
 	}
 	return req;
 }

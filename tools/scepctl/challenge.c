@@ -5,12 +5,15 @@
  * passwords on record (ids, never the passwords); --revoke ID and
  * --revoke-unused delete those no device has presented yet.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -126,6 +129,8 @@ out:
 	return rc;
 }
 
+/* 0, or 1 when the password may not have reached stdout (closed at the
+ * end: a late write error shows only there). */
 static int
 scepctl_print(const Scep__V1__ChallengeIssueReply *out, int json)
 {
@@ -135,23 +140,68 @@ scepctl_print(const Scep__V1__ChallengeIssueReply *out, int json)
 	struct tm tm;
 	int rc = 1;
 
-	if (!json) {
+	if (!json)
 		printf("%s\n", out->password);
-		return fflush(stdout) == 0 ? 0 : 1;
+	else {
+		/* The admin page's JSON fields, as it writes them (admin.c). */
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		obj = json_pack("{s:s, s:s, s:I}", "password", out->password,
+		    "expires_at", when, "validity_minutes",
+		    (json_int_t)out->validity_minutes);
+		if (obj == NULL || json_dumpf(obj, stdout, JSON_COMPACT) != 0)
+			goto out;
+		putchar('\n');
 	}
-	/* The admin page's JSON fields, as it writes them (admin.c). */
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	obj = json_pack("{s:s, s:s, s:I}", "password", out->password,
-	    "expires_at", when, "validity_minutes",
-	    (json_int_t)out->validity_minutes);
-	if (obj == NULL || json_dumpf(obj, stdout, JSON_COMPACT) != 0)
-		goto out;
-	putchar('\n');
-	rc = fflush(stdout) == 0 ? 0 : 1;
+	if (fflush(stdout) == 0 && !ferror(stdout) && fclose(stdout) == 0)
+		rc = 0;
 out:
+	if (rc != 0)
+		fprintf(stderr, "scepctl: cannot print the password: %s\n",
+		    strerror(errno));
 	json_decref(obj);
 	return rc;
+}
+
+/*
+ * A password issued but not printed goes back, by the password itself as
+ * the frontend withdraws one: else it stays outstanding, unseen, counted
+ * against PasswordMax until it expires.
+ */
+static void
+scepctl_withdraw(struct scepctl_conn *conn, const char *password)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeRevokeRequest body =
+	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	const char *user =
+	    getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
+	char by[160];
+
+	snprintf(by, sizeof(by), "scepctl (%s; a password it could not print)",
+	    user ? user : "?");
+	body.password = (char *)password;
+	body.revoked_by = by;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
+	req.challenge_revoke = &body;
+	if ((reply = scepctl_call(conn, &req, "challenge service")) == NULL) {
+		fprintf(stderr,
+		    "scepctl: unless it was withdrawn, it stays outstanding "
+		    "until it expires (scepctl challenge --revoke ID)\n");
+		return;
+	}
+	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
+	    reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_REVOKE)
+		fprintf(
+		    stderr, "scepctl: it is withdrawn: no device can use it\n");
+	else
+		fprintf(stderr,
+		    "scepctl: it could not be withdrawn (%s): it stays "
+		    "outstanding until it expires (scepctl challenge --list; "
+		    "--revoke ID)\n",
+		    reply->error != NULL ? reply->error : "no answer");
+	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
 int
@@ -205,6 +255,13 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 	}
 	if (list || revoke_id != NULL || revoke_unused)
 		return scepctl_challenge_manage(ctl, list, revoke_id, json);
+	/* A closed stdout's descriptor would be ZeroMQ's next one, and the
+	 * password written there. */
+	if (fcntl(STDOUT_FILENO, F_GETFD) == -1) {
+		fprintf(stderr,
+		    "scepctl: stdout is closed: no password asked for\n");
+		return 1;
+	}
 	/* The endpoint the frontend uses: the admin page's password. */
 	if (scepctl_connect(ctl, "frontend", "ChallengeEndpoint", &conn) != 0)
 		return 1;
@@ -229,7 +286,9 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 	}
 	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
 	    reply->body_case == SCEP__V1__REPLY__BODY_CHALLENGE_ISSUE) {
-		rc = scepctl_print(reply->challenge_issue, json);
+		if ((rc = scepctl_print(reply->challenge_issue, json)) != 0)
+			scepctl_withdraw(
+			    &conn, reply->challenge_issue->password);
 		goto out;
 	}
 	/* REFUSED carries the reason an admin acts on ("The password cache

@@ -10,10 +10,13 @@
  * CurvePublicKeyFile when scepctl reaches it at its Listen endpoint, or the
  * section's matching *ServerKey (ChallengeEndpoint: ChallengeServerKey).
  */
+#include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -97,6 +100,51 @@ fail:
 	free(copy);
 	free(out);
 	return NULL;
+}
+
+/*
+ * Each ipc:// endpoint's socket must exist and be writable by the caller:
+ * ZeroMQ retries a refused ipc connect silently, and scepctl would wait
+ * for its timeout and blame scepd. 0, or -1 with the reason on stderr.
+ */
+static int
+scepctl_ipc_check(const char *endpoints)
+{
+	const char *p = endpoints, *path;
+	char buf[4096], owner[64] = "";
+	struct passwd *pw;
+	struct stat st;
+	size_t len;
+
+	while ((p = strstr(p, "ipc://")) != NULL) {
+		path = p + 6;
+		len = strcspn(path, " ");
+		p = path + len;
+		if (len >= sizeof(buf))
+			continue; /* ZeroMQ refuses it and says so */
+		memcpy(buf, path, len);
+		buf[len] = '\0';
+		if (access(buf, W_OK) == 0)
+			continue;
+		if (errno == ENOENT)
+			fprintf(stderr,
+			    "scepctl: no socket at %s: is scepd running?\n",
+			    buf);
+		else if (errno == EACCES) {
+			if (stat(buf, &st) == 0 && st.st_uid != 0 &&
+			    (pw = getpwuid(st.st_uid)) != NULL)
+				snprintf(
+				    owner, sizeof(owner), " (%s)", pw->pw_name);
+			fprintf(stderr,
+			    "scepctl: permission denied on %s: run scepctl as "
+			    "root or as the service's user%s\n",
+			    buf, owner);
+		} else
+			fprintf(
+			    stderr, "scepctl: %s: %s\n", buf, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -215,7 +263,8 @@ scepctl_connect(const struct scepctl *ctl, const char *section, const char *key,
 		    ctl->conf, section, key, l.value[LOOKUP_ENDPOINT]);
 		goto out;
 	}
-	if (scepctl_keys(ctl, &l, conn) != 0)
+	if (scepctl_ipc_check(conn->endpoint) != 0 ||
+	    scepctl_keys(ctl, &l, conn) != 0)
 		goto out;
 	if ((conn->zmq_ctx = zmq_ctx_new()) == NULL ||
 	    (conn->client = rpc_client_new_link(
@@ -232,6 +281,46 @@ out:
 	return rc;
 }
 
+/* After a timeout, a request that changes something may have been done
+ * (only the answer lost): how to tell. */
+static void
+scepctl_timeout_hint(const Scep__V1__Request *req)
+{
+	const char *maybe = "may or may not have been done";
+
+	switch (req->body_case) {
+	case SCEP__V1__REQUEST__BODY_REVOKE:
+		fprintf(stderr,
+		    "scepctl: the %s of %s %s: see scepctl show %s\n",
+		    req->revoke->has_release && req->revoke->release
+		        ? "release"
+		        : "revocation",
+		    req->revoke->serial, maybe, req->revoke->serial);
+		break;
+	case SCEP__V1__REQUEST__BODY_DECIDE:
+		fprintf(stderr,
+		    "scepctl: the %s of %s %s: see scepctl list --pending (it "
+		    "is there while it waits, or rejected; approved, its "
+		    "certificate is in scepctl list)\n",
+		    req->decide->approve ? "approval" : "rejection",
+		    req->decide->transaction_id, maybe);
+		break;
+	case SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE:
+		fprintf(stderr,
+		    "scepctl: a password may have been issued all the same: "
+		    "see scepctl challenge --list (and --revoke ID)\n");
+		break;
+	case SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE:
+		fprintf(stderr,
+		    "scepctl: the revocation %s: see scepctl challenge "
+		    "--list\n",
+		    maybe);
+		break;
+	default:
+		break;
+	}
+}
+
 Scep__V1__Reply *
 scepctl_call(
     struct scepctl_conn *conn, Scep__V1__Request *req, const char *service)
@@ -243,9 +332,10 @@ scepctl_call(
 
 	if (e == RPC_ETIMEDOUT) {
 		fprintf(stderr,
-		    "scepctl: the %s at %s did not answer; is scepd "
-		    "running?\n",
-		    service, conn->endpoint);
+		    "scepctl: the %s at %s did not answer within %d s; is "
+		    "scepd running?\n",
+		    service, conn->endpoint, SCEPCTL_TIMEOUT_MS / 1000);
+		scepctl_timeout_hint(req);
 		return NULL;
 	}
 	if (e != RPC_OK) {

@@ -4,7 +4,9 @@
  * [--pem]: the CA's ledger, asked of the CA at [ca] Listen of
  * DIR/scepd.conf (on the CA host).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +60,82 @@ scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 	return o;
 }
 
+/* The length of the UTF-8 sequence at `p` and its code point in *cp; 0
+ * when it is not one (overlong, a surrogate, past U+10FFFF, cut short). */
+static size_t
+scepctl_utf8(const unsigned char *p, uint32_t *cp)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		*cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		*cp = p[0] & 0x0f;
+		lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+		hi = p[0] == 0xed ? 0x9f : 0xbf;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		*cp = p[0] & 0x07;
+		lo = p[0] == 0xf0 ? 0x90 : 0x80;
+		hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+	} else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if (p[i] < lo || p[i] > hi)
+			return 0; /* the NUL at the end included */
+		*cp = *cp << 6 | (p[i] & 0x3f);
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return n;
+}
+
+/*
+ * Text a device chose (a subject, a SAN, a refusal naming them) for the
+ * operator's terminal: controls (C0, DEL, C1 such as U+009B CSI) and the
+ * bidi formatting characters as \uXXXX, bytes that are not UTF-8 as \xHH,
+ * so that it can neither drive the terminal nor reorder what it shows.
+ */
+static void
+scepctl_text(const char *s, FILE *f)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	uint32_t cp;
+	size_t n;
+
+	while (*p != '\0') {
+		if ((n = scepctl_utf8(p, &cp)) == 0) {
+			fprintf(f, "\\x%02x", *p++);
+			continue;
+		}
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c ||
+		    cp == 0x200e || cp == 0x200f ||
+		    (cp >= 0x2028 && cp <= 0x202e) ||
+		    (cp >= 0x2066 && cp <= 0x2069))
+			fprintf(f, "\\u%04x", (unsigned)cp);
+		else
+			fwrite(p, 1, n, f);
+		p += n;
+	}
+}
+
 static void
 scepctl_sans_line(const Scep__V1__LedgerEntry *e, FILE *f)
 {
 	if (e->n_sans == 0)
 		fputs("-", f);
-	for (size_t i = 0; i < e->n_sans; i++)
-		fprintf(f, "%s%s", i ? "," : "", e->sans[i]);
+	for (size_t i = 0; i < e->n_sans; i++) {
+		if (i > 0)
+			fputc(',', f);
+		scepctl_text(e->sans[i], f);
+	}
 }
 
 static void
@@ -95,6 +166,7 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
 	int c, json = 0, rc = 1;
+	unsigned long n;
 	char *end;
 
 	/* 0, not 1: glibc then forgets the "+" of main's option string. */
@@ -111,11 +183,19 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 			break;
 		case 'l':
 			list.has_limit = 1;
-			list.limit = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end != '\0' || list.limit == 0) {
-				fprintf(stderr, "scepctl: --limit: a number\n");
+			/* strtoul takes "-1" as ULONG_MAX: digits only. */
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    *end != '\0' || errno != 0 || n == 0 ||
+			    n > UINT32_MAX) {
+				fprintf(stderr,
+				    "scepctl: --limit: a number from 1 to "
+				    "%u\n",
+				    UINT32_MAX);
 				return 2;
 			}
+			list.limit = (uint32_t)n;
 			break;
 		case 'j':
 			json = 1;
@@ -162,34 +242,46 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 			scepctl_time(e->time, when);
 			scepctl_time(e->not_after, until);
 			if (list.pending)
-				printf("%s  %s  until %s  %s  %s  %s  \"%s\"  ",
-				    when, e->status, until,
-				    e->template_name[0] ? e->template_name
-				                        : "-",
-				    e->client_addr[0] ? e->client_addr : "-",
-				    e->transaction_id, e->subject);
+				printf("%s  %s  until %s  ", when, e->status,
+				    until);
 			else if (list.refusals)
-				printf("%s  refused  %s  %s  \"%s\"  ", when,
-				    e->template_name[0] ? e->template_name
-				                        : "-",
-				    e->client_addr[0] ? e->client_addr : "-",
-				    e->subject);
+				printf("%s  refused  ", when);
 			else
-				printf("%s  %s  until %s  %s  \"%s\"  ", when,
-				    e->serial, until,
-				    e->template_name ? e->template_name : "-",
-				    e->subject);
+				printf("%s  %s  until %s  ", when, e->serial,
+				    until);
+			scepctl_text(e->template_name && e->template_name[0]
+			        ? e->template_name
+			        : "-",
+			    stdout);
+			if (list.pending || list.refusals) {
+				fputs("  ", stdout);
+				scepctl_text(e->client_addr && e->client_addr[0]
+				        ? e->client_addr
+				        : "-",
+				    stdout);
+			}
+			if (list.pending) {
+				fputs("  ", stdout);
+				scepctl_text(e->transaction_id, stdout);
+			}
+			fputs("  \"", stdout);
+			scepctl_text(e->subject, stdout);
+			fputs("\"  ", stdout);
 			scepctl_sans_line(e, stdout);
 			if (list.refusals ||
 			    (list.pending && e->reason != NULL &&
-			        e->reason[0] != '\0'))
-				printf("  %s", e->reason);
-			else if (!list.pending && e->status != NULL &&
-			    strcmp(e->status, "revoked") == 0)
-				printf("  revoked: %s",
+			        e->reason[0] != '\0')) {
+				fputs("  ", stdout);
+				scepctl_text(e->reason, stdout);
+			} else if (!list.pending && e->status != NULL &&
+			    strcmp(e->status, "revoked") == 0) {
+				fputs("  revoked: ", stdout);
+				scepctl_text(
 				    e->reason != NULL && e->reason[0] != '\0'
 				        ? e->reason
-				        : "unspecified");
+				        : "unspecified",
+				    stdout);
+			}
 			putchar('\n');
 		}
 		fprintf(stderr, "scepctl: %zu of %llu shown\n",

@@ -139,8 +139,10 @@ scepctl_read_password(const char *user, char *buf, size_t len)
 			    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
 		}
 	}
-	if (fgets(buf, (int)len, stdin) == NULL)
+	if (fgets(buf, (int)len, stdin) == NULL) {
+		fprintf(stderr, "scepctl: no password on stdin\n");
 		goto out;
+	}
 	if (strchr(buf, '\n') == NULL && !feof(stdin)) {
 		fprintf(stderr, "scepctl: password longer than %zu bytes\n",
 		    len - 2);
@@ -238,10 +240,8 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		free(file);
 		return 2;
 	}
-	if (scepctl_read_password(user, password, sizeof(password)) != 0) {
-		fprintf(stderr, "scepctl: no password on stdin\n");
+	if (scepctl_read_password(user, password, sizeof(password)) != 0)
 		goto out;
-	}
 	if (password[0] == '\0') {
 		fprintf(stderr, "scepctl: the password is empty\n");
 		goto out;

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# scepctl where the operator's situation is not the usual one: keygen
+# beside another host's public key, a password that cannot be printed, the
+# wrong user, a CA that does not answer, a subject made to drive the
+# terminal, and arguments out of range.
+. "$(dirname "$0")/lib.sh"
+interop_init scepctl_ops
+server_start
+fetch_ca_chain
+
+check "keygen NAME beside another host's NAME.pub (no NAME.key) refuses and leaves both as they were"
+# The CA host holds keys/ra.pub copied from the RA: replacing it would
+# shut the real RA out at the next start.
+mkdir -p "$DATA/keys"
+echo "the RA's public key, copied here" > "$DATA/keys/ra.pub"
+cp "$DATA/keys/ra.pub" "$WORK/ra.pub.orig"
+rm -f "$DATA/keys/ra.key"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" keygen ra > "$WORK/keygen.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "ra.pub exists" "$WORK/keygen.out" ||
+	{ cat "$WORK/keygen.out"; fail "keygen ra beside ra.pub: exit $rc, want 1 naming ra.pub"; }
+cmp -s "$DATA/keys/ra.pub" "$WORK/ra.pub.orig" || fail "keygen ra replaced the existing ra.pub"
+[ ! -e "$DATA/keys/ra.key" ] || fail "keygen ra left a new ra.key beside the refused ra.pub"
+# An existing key alone is refused as before, and leaves no .pub.
+"$SCEPCTL" --data-dir "$DATA" keygen frontend > /dev/null 2>&1 || fail "keygen frontend (a new pair)"
+rm "$DATA/keys/frontend.pub"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" keygen frontend > "$WORK/keygen2.out" 2>&1 || rc=$?
+[ $rc = 1 ] && [ ! -e "$DATA/keys/frontend.pub" ] ||
+	{ cat "$WORK/keygen2.out"; fail "keygen beside frontend.key: exit $rc, want 1 and no frontend.pub"; }
+echo "   $(cat "$WORK/keygen.out")"
+
+check "a password scepctl challenge cannot print (stdout on /dev/full, or closed) is not left outstanding"
+outstanding() {
+	"$SCEPCTL" --data-dir "$DATA" challenge --list 2> /dev/null | grep -c "  issued  " || true
+}
+before=$(outstanding)
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge > /dev/full 2> "$WORK/full.err" || rc=$?
+[ $rc = 1 ] || { cat "$WORK/full.err"; fail "challenge > /dev/full: exit $rc, want 1"; }
+after=$(outstanding)
+[ "$after" = "$before" ] ||
+	{ cat "$WORK/full.err"; fail "challenge > /dev/full: $before outstanding password(s) before, $after after"; }
+grep -q "withdrawn" "$WORK/full.err" || { cat "$WORK/full.err"; fail "challenge > /dev/full does not say the password is withdrawn"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge >&- 2> "$WORK/closed.err" || rc=$?
+[ $rc = 1 ] && [ "$(outstanding)" = "$before" ] ||
+	{ cat "$WORK/closed.err"; fail "challenge with stdout closed: exit $rc, $(outstanding) outstanding, want 1 and $before"; }
+sed 's/^/   /' "$WORK/full.err"
+
+check "as another user: a socket it cannot write is named at once; one it can, the CA says who may ask"
+NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+chmod o+x "$WORK" "$DATA" "$DATA/run"
+chmod o+r "$DATA/scepd.conf"
+restore_modes() {
+	chmod o-x "$WORK" "$DATA" "$DATA/run"
+	chmod o-r "$DATA/scepd.conf"
+	chmod o-w "$DATA/run/ca.sock"
+}
+on_exit restore_modes
+[ $((8#$(stat -c %a "$DATA/run/ca.sock") & 2)) = 0 ] || fail "the CA's socket is writable by others: $(ls -l "$DATA/run/ca.sock")"
+rc=0
+start=$(date +%s%N)
+$NOBODY "$SCEPCTL" --data-dir "$DATA" list > "$WORK/nobody.out" 2>&1 || rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+{ [ $rc = 1 ] && grep -q "permission denied on $DATA/run/ca.sock" "$WORK/nobody.out"; } ||
+	{ cat "$WORK/nobody.out"; fail "list as nobody, socket not writable: exit $rc, want 1 'permission denied'"; }
+[ $ms -lt 2000 ] || fail "list as nobody, socket not writable: $ms ms, want the refusal at once"
+echo "   $ms ms: $(cat "$WORK/nobody.out")"
+chmod o+w "$DATA/run/ca.sock"
+rc=0
+$NOBODY "$SCEPCTL" --data-dir "$DATA" list > "$WORK/nobody2.out" 2>&1 || rc=$?
+{ [ $rc = 1 ] && grep -q "neither root nor this service's user" "$WORK/nobody2.out"; } ||
+	{ cat "$WORK/nobody2.out"; fail "list as nobody, socket writable: exit $rc, want 1 naming root or the service's user"; }
+restore_modes
+echo "   $(cat "$WORK/nobody2.out")"
+# A data directory whose services are not running: no socket.
+mkdir "$WORK/idle"
+cp "$DATA/scepd.conf" "$WORK/idle/"
+rc=0
+"$SCEPCTL" --data-dir "$WORK/idle" list > "$WORK/idle.out" 2>&1 || rc=$?
+{ [ $rc = 1 ] && grep -q "no socket at $WORK/idle/run/ca.sock: is scepd running?" "$WORK/idle.out"; } ||
+	{ cat "$WORK/idle.out"; fail "list without a socket: exit $rc, want 1 'no socket at'"; }
+
+check "scepctl list shows a subject's C1 controls and bidi characters escaped, not raw"
+# U+009B (CSI: ESC [ for a terminal) and U+202E (right-to-left override).
+subj=$(printf 'O=Fabrikam,CN=evil\xc2\x9b2J\xe2\x80\xaeabc')
+ios_enroll "$(challenge)" "$subj" "$WORK/evil.pem" > /dev/null || fail "enrollment with a C1 and a bidi character"
+"$SCEPCTL" --data-dir "$DATA" list > "$WORK/list.out" 2> /dev/null || fail "scepctl list"
+if grep -q "$(printf '\xc2\x9b')" "$WORK/list.out" || grep -q "$(printf '\xe2\x80\xae')" "$WORK/list.out"; then
+	od -c "$WORK/list.out" | head -20
+	fail "scepctl list printed U+009B or U+202E raw"
+fi
+grep -qF 'CN=evil\u009b2J\u202eabc' "$WORK/list.out" ||
+	{ cat "$WORK/list.out"; fail "scepctl list does not show \\u009b and \\u202e"; }
+grep -F 'evil' "$WORK/list.out" | sed 's/^/   /'
+
+check "a state-changing command the CA does not answer says it may have been done, and how to see"
+serial=$(openssl x509 -in "$WORK/evil.pem" -noout -serial | cut -d= -f2)
+ca=$(service_pid scepd-ca)
+[ -n "$ca" ] || fail "no scepd-ca process"
+kill -STOP "$ca"
+on_exit "kill -CONT $ca"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" > "$WORK/stopped.out" 2>&1 || rc=$?
+kill -CONT "$ca"
+{ [ $rc = 1 ] && grep -q "may or may not have been done: see scepctl show $serial" "$WORK/stopped.out"; } ||
+	{ cat "$WORK/stopped.out"; fail "revoke, CA stopped: exit $rc, want 1 with how to check"; }
+sed 's/^/   /' "$WORK/stopped.out"
+
+check "list --limit takes 1 to 4294967295 only; passwd says once that a password is too long"
+for bad in -1 0 4294967296 " 5" +5 x; do
+	rc=0
+	"$SCEPCTL" --data-dir "$DATA" list --limit "$bad" > /dev/null 2>&1 || rc=$?
+	[ $rc = 2 ] || fail "list --limit '$bad': exit $rc, want 2 (usage)"
+done
+"$SCEPCTL" --data-dir "$DATA" list --limit 1 > /dev/null 2>&1 || fail "list --limit 1"
+rc=0
+head -c 2000 /dev/zero | tr '\0' a | "$SCEPCTL" --data-dir "$DATA" passwd carol > /dev/null 2> "$WORK/long.err" || rc=$?
+{ [ $rc = 1 ] && [ "$(wc -l < "$WORK/long.err")" = 1 ] && grep -q "longer than" "$WORK/long.err"; } ||
+	{ cat "$WORK/long.err"; fail "passwd with 2000 bytes: exit $rc, want 1 and one message"; }
+
+pass "keygen keeps another host's .pub, an unprinted password is withdrawn, the wrong user is told at once, a timeout says how to check, list escapes controls and bidi, --limit and passwd bounds"
