@@ -94,6 +94,20 @@ fi
 grep -qF 'CN=evil\u009b2J\u202eabc' "$WORK/list.out" ||
 	{ cat "$WORK/list.out"; fail "scepctl list does not show \\u009b and \\u202e"; }
 grep -F 'evil' "$WORK/list.out" | sed 's/^/   /'
+# JSON too (scepctl show writes it to the terminal): \u escapes, the same
+# name once parsed.
+evil_serial=$(openssl x509 -in "$WORK/evil.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" show "$evil_serial" > "$WORK/show.out" 2> /dev/null || fail "scepctl show"
+"$SCEPCTL" --data-dir "$DATA" list --json > "$WORK/list.json" 2> /dev/null || fail "scepctl list --json"
+for f in show.out list.json; do
+	if grep -q "$(printf '\xc2\x9b')" "$WORK/$f" || grep -q "$(printf '\xe2\x80\xae')" "$WORK/$f"; then
+		fail "scepctl's JSON ($f) holds U+009B or U+202E raw"
+	fi
+done
+python3 - "$WORK/show.out" "$subj" <<'PY' || fail "scepctl show: the subject does not parse back"
+import json, sys
+assert json.load(open(sys.argv[1]))["subject"] == sys.argv[2], open(sys.argv[1]).read()
+PY
 
 check "a state-changing command the CA does not answer says it may have been done, and how to see"
 serial=$(openssl x509 -in "$WORK/evil.pem" -noout -serial | cut -d= -f2)

@@ -63,7 +63,7 @@ scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
 			    p->transaction_id ? p->transaction_id : "-");
 	}
 	if (json) {
-		json_dumpf(a, stdout, JSON_INDENT(2));
+		json_dumpf(a, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(a);
 	} else

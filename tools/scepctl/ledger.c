@@ -230,7 +230,7 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < reply->ledger_list->n_entries; i++)
 			json_array_append_new(a,
 			    scepctl_entry_json(reply->ledger_list->entries[i]));
-		json_dumpf(a, stdout, JSON_INDENT(2));
+		json_dumpf(a, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(a);
 	} else {
@@ -369,7 +369,7 @@ scepctl_show(const struct scepctl *ctl, int argc, char **argv)
 		X509_free(cert);
 	} else {
 		o = scepctl_entry_json(e);
-		json_dumpf(o, stdout, JSON_INDENT(2));
+		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		putchar('\n');
 		json_decref(o);
 	}
