@@ -112,7 +112,7 @@ RESTARTED=$(awk 'NR > 1 && $3 != first { print "yes"; exit } NR == 1 { first = $
 
 # The verdict, from the samples: columns 1 requests, 4..8 per process,
 # then anon, file, VmRSS, ledger bytes.
-awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" '
+awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" -v failed="$failed" '
 	{ done[NR] = $1; n = NR; for (i = 4; i <= NF; i++) v[NR, i] = $i }
 	END {
 		nf = NF; anon = nf - 3; file = nf - 2; rss = nf - 1; mdb = nf
@@ -134,7 +134,10 @@ awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" '
 			split(v[w, 3 + i], a, "/"); split(v[n, 3 + i], b, "/")
 			printf " %s %+d KiB%s", name[i], b[1] - a[1], i < 5 ? "," : "\n"
 		}
-		if (slope <= max)
+		# A failed request did less than a served one: no verdict.
+		if (failed > 0)
+			printf "VERDICT: none, %d requests failed (the heap saw less work than the count says)\n", failed
+		else if (slope <= max)
 			printf "VERDICT: no heap growth (fitted %+.2f KiB per 1000 requests, at most %s allowed)\n", slope, max
 		else
 			printf "VERDICT: the heap GROWS by %.2f KiB per 1000 requests (at most %s allowed)\n", slope, max
