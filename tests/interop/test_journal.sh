@@ -108,31 +108,39 @@ if logged "$from" "journalled but not in the ledger"; then
 fi
 server_stop
 
+# die_in_journal CN STEM PW: a device enrolls as CN with PW and
+# $WORK/STEM.key while the CA is set to crash after the journal's commit
+# (the log read from $from). The whole server dies right after that commit
+# (the RA would otherwise resend to the restarted CA at once): the process
+# group is killed as soon as the CA says it crashed, before scepd restarts
+# it. The journalled serial in $journalled; the server stopped.
+die_in_journal() {
+	local cn=$1 stem=$2 pw=$3 crash client
+	"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=$cn" \
+		--key "$WORK/$stem.key" --out "$WORK/$stem.pem" > "$WORK/$stem.first" 2>&1 &
+	client=$!
+	crash=
+	for _ in $(seq 600); do
+		crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after 'journal'" || true)
+		[ -z "$crash" ] || break
+		sleep 0.05
+	done
+	[ -n "$crash" ] || fail "the CA did not crash after 'journal'"
+	kill -KILL -- "-$SERVER_PID"
+	for _ in $(seq 100); do kill -0 -- "-$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
+	wait "$client" && fail "the attempt the server died in succeeded"
+	[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "started scepd-ca")" -le 1 ] || fail "scepd restarted the CA before it was killed"
+	journalled=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
+	server_stop
+}
+
 check "a journalled certificate that cannot be built again is never signed: a new serial"
 from=$(log_mark)
 SCEPD_TEST_CA_CRASH="journal:2" server_start
 pw=$(challenge)
 ios_enroll "$pw" "CN=before change" "$WORK/before-change.pem" > /dev/null || fail "the first enrollment"
 pw=$(challenge)
-# The whole server dies right after the journal's commit (the RA would
-# otherwise resend to the restarted CA at once): the process group is
-# killed as soon as the CA says it crashed, before scepd restarts it.
-"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=changed CA" \
-	--key "$WORK/changed.key" --out "$WORK/changed.pem" > "$WORK/changed.first" 2>&1 &
-client=$!
-crash=
-for _ in $(seq 600); do
-	crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after 'journal'" || true)
-	[ -z "$crash" ] || break
-	sleep 0.05
-done
-[ -n "$crash" ] || fail "the CA did not crash after 'journal'"
-kill -KILL -- "-$SERVER_PID"
-for _ in $(seq 100); do kill -0 -- "-$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-wait "$client" && fail "the attempt the server died in succeeded"
-[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "started scepd-ca")" -le 1 ] || fail "scepd restarted the CA before it was killed"
-journalled=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
-server_stop
+die_in_journal "changed CA" changed "$pw"
 set_conf ca ValidityDays 200
 from=$(log_mark)
 server_start
@@ -289,28 +297,13 @@ done
 check "a journalled certificate no retry came for within PendingDays + 7 days is abandoned, never signed backdated"
 FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
 [ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
-# crash_in_journal NAME: CN=NAME enrolls with $WORK/NAME.key, and the whole
-# server dies right after the journal's commit (as above, before the RA
-# resends); the journalled serial in $journalled.
+# crash_in_journal NAME: a server that crashes after the first journal
+# commit, and CN=NAME enrolling with $WORK/NAME.key (die_in_journal).
 crash_in_journal() {
-	local name=$1 from crash client
+	local from
 	from=$(log_mark)
 	SCEPD_TEST_CA_CRASH="journal:1" server_start
-	"$IOS_CLIENT" --url "$URL" --challenge "$(challenge)" --subject "CN=$name" \
-		--key "$WORK/$name.key" --out "$WORK/$name.pem" > "$WORK/$name.first" 2>&1 &
-	client=$!
-	crash=
-	for _ in $(seq 600); do
-		crash=$(tail -n "+$from" "$SERVER_LOG" | grep "test hook: crashing after 'journal'" || true)
-		[ -z "$crash" ] || break
-		sleep 0.05
-	done
-	[ -n "$crash" ] || fail "the CA did not crash after 'journal'"
-	kill -KILL -- "-$SERVER_PID"
-	for _ in $(seq 100); do kill -0 -- "-$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-	wait "$client" && fail "the attempt the server died in succeeded"
-	journalled=$(echo "$crash" | sed -n 's/.*serial \([0-9A-F]*\),.*/\1/p')
-	server_stop
+	die_in_journal "$1" "$1" "$(challenge)"
 }
 # at_offset SECONDS COMMAND...: COMMAND with the clock that far ahead.
 at_offset() {
