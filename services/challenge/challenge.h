@@ -166,6 +166,7 @@ struct challenge {
 	unsigned char secret[CHALLENGE_SECRET_LEN];
 	MDB_env *env;
 	MDB_dbi dbi;
+	MDB_dbi due_dbi, outstanding_dbi; /* indexes of dbi (store.c) */
 	void *zmq_ctx;
 	struct config_pairs *config; /* [challenge.paths], [validator.*] */
 	struct validator *validators;
@@ -271,14 +272,25 @@ int challenge_record_read(const MDB_val *val, struct challenge_record *rec);
 /* 0: found and copied; 1: no such record; -1: database error (logged). */
 int challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
     const unsigned char mac[CHALLENGE_MAC_LEN], struct challenge_record *rec);
-/* MDB_* error code; flags as mdb_put's. */
-int challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
-    const struct challenge_record *rec, unsigned int flags);
 /*
- * Deletes expired records (each logged; one used by a transaction
- * CHALLENGE_TXN_KEEP_S after its expiry) and counts the
- * outstanding ones (issued or reserved, not expired) of `pool`; for the
- * MDM pool only those issued to `who`. MDB_* error code.
+ * Writes go through these, which keep the indexes (store.c) in step with
+ * the records: a new record (refused if its MAC is taken), a changed one
+ * (its state or transaction; never its pool, account or expiry), and a
+ * record deleted by the caller (mdb_cursor_del). MDB_* error codes.
+ */
+int challenge_record_add(
+    struct challenge *c, MDB_txn *txn, const struct challenge_record *rec);
+int challenge_record_put(
+    struct challenge *c, MDB_txn *txn, const struct challenge_record *rec);
+int challenge_record_forget(
+    struct challenge *c, MDB_txn *txn, const struct challenge_record *rec);
+/*
+ * Deletes the records whose time has come (an unused one at its expiry,
+ * each logged; one used by a transaction CHALLENGE_TXN_KEEP_S after it)
+ * and counts the outstanding ones (issued or reserved, not expired) of
+ * `pool`; for the MDM pool only those issued to `who`. Costs what the
+ * records due and the outstanding passwords of `pool` cost, not what the
+ * database holds. MDB_* error code.
  */
 int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,

@@ -170,8 +170,7 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		challenge_internal(reply, req->id, "random or HMAC", 0);
 		goto out;
 	}
-	if ((e = challenge_record_put(txn, c->dbi, &rec, MDB_NOOVERWRITE)) !=
-	    0) {
+	if ((e = challenge_record_add(c, txn, &rec)) != 0) {
 		challenge_internal(reply, req->id, "store", e);
 		goto out;
 	}

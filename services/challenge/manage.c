@@ -154,7 +154,8 @@ challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 			held++; /* a device is enrolling with it, or did */
 			continue;
 		}
-		if ((e = mdb_cursor_del(cur, 0)) != 0)
+		if ((e = mdb_cursor_del(cur, 0)) != 0 ||
+		    (e = challenge_record_forget(c, txn, &rec)) != 0)
 			goto internal;
 		revoked++;
 		rec.issued_by[sizeof(rec.issued_by) - 1] = '\0';

@@ -91,7 +91,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		rec.state = CHALLENGE_RESERVED;
 		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
 		    req->transaction_id);
-		if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0) {
+		if ((e = challenge_record_put(c, txn, &rec)) != 0) {
 			v = otp_internal(
 			    req->transaction_id, "write", e, why, whylen);
 			goto out;
@@ -156,7 +156,7 @@ otp_use_released(struct challenge *c, struct challenge_record *rec,
 	rec->state = CHALLENGE_USED;
 	snprintf(rec->reserved_txid, sizeof(rec->reserved_txid), "%s", txid);
 	if ((e = challenge_txn_begin(c, &txn)) == 0) {
-		if ((e = challenge_record_put(txn, c->dbi, rec, 0)) != 0)
+		if ((e = challenge_record_put(c, txn, rec)) != 0)
 			challenge_txn_abort(c, txn);
 		else
 			e = challenge_txn_commit(c, txn);
@@ -255,7 +255,7 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 	}
 	rec.state = CHALLENGE_ISSUED;
 	memset(rec.reserved_txid, 0, sizeof(rec.reserved_txid));
-	if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0)
+	if ((e = challenge_record_put(c, txn, &rec)) != 0)
 		challenge_txn_abort(c, txn);
 	else
 		e = challenge_txn_commit(c, txn);

@@ -1,8 +1,23 @@
 /*
- * challenge.mdb: one LMDB database, HMAC(password) -> struct
- * challenge_record. The key is the MAC, so looking a password up never
- * compares the password itself; LMDB's durable commits make a reservation
- * survive a crash before the reply leaves.
+ * challenge.mdb: HMAC(password) -> struct challenge_record in the main
+ * database. The key is the MAC, so looking a password up never compares
+ * the password itself; LMDB's durable commits make a reservation survive
+ * a crash before the reply leaves.
+ *
+ * Two indexes beside the records, so that issuing a password costs what
+ * the passwords due and outstanding cost, not what the database holds
+ * (a used password stays CHALLENGE_TXN_KEEP_S for its transaction's
+ * retries: a week of an MDM's enrollments, every one read by each issue
+ * when the sweep walked the records):
+ *   "due": time, MAC -> nothing; when to look at a record again (its
+ *     expiry, then the end of its keep). A record deleted otherwise
+ *     leaves its entry, dropped when met.
+ *   "outstanding": pool, account (the MDM pool only), NUL, expiry, MAC
+ *     -> nothing; one per record not used. PasswordMax and MdmPasswordMax
+ *     count the unexpired entries of their range.
+ * Both are made again from the records at every start: an index can
+ * never be older than they are (a build that did not keep it, a copied
+ * database).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -16,16 +31,217 @@
 #include "log.h"
 #include "store.h"
 
-/* Room for PasswordMax = 100000 records many times over. */
+#define DUE_KEY_LEN (8 + CHALLENGE_MAC_LEN)
+#define OUTSTANDING_KEY_MAX (1 + CHALLENGE_WHO_MAX + 8 + CHALLENGE_MAC_LEN)
+
+/* Big-endian, sign bit flipped: keys sort as the times do. */
+static void
+time_put(unsigned char *p, int64_t t)
+{
+	uint64_t u = (uint64_t)t ^ (UINT64_C(1) << 63);
+
+	for (int i = 7; i >= 0; i--, u >>= 8)
+		p[i] = (unsigned char)u;
+}
+
+static int64_t
+time_get(const unsigned char *p)
+{
+	uint64_t u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | p[i];
+	return (int64_t)(u ^ (UINT64_C(1) << 63));
+}
+
+/* The range of `pool` (of `who`, for the MDM pool): PasswordMax counts
+ * all accounts together. */
+static size_t
+outstanding_prefix(uint32_t pool, const char *who, unsigned char *out)
+{
+	size_t n = 0, len;
+
+	out[n++] = (unsigned char)pool;
+	if (pool == CHALLENGE_POOL_MDM) {
+		len = strnlen(who, CHALLENGE_WHO_MAX - 1);
+		memcpy(out + n, who, len);
+		n += len;
+	}
+	out[n++] = '\0';
+	return n;
+}
+
+/* rec's entry in "outstanding", present or not. */
+static int
+outstanding_set(struct challenge *c, MDB_txn *txn,
+    const struct challenge_record *rec, int present)
+{
+	unsigned char k[OUTSTANDING_KEY_MAX];
+	size_t n = outstanding_prefix(rec->pool, rec->issued_by, k);
+	MDB_val key = {n + 8 + CHALLENGE_MAC_LEN, k}, none = {0, k};
+	int e;
+
+	time_put(k + n, rec->expires_at);
+	memcpy(k + n + 8, rec->mac, CHALLENGE_MAC_LEN);
+	e = present ? mdb_put(txn, c->outstanding_dbi, &key, &none, 0)
+	            : mdb_del(txn, c->outstanding_dbi, &key, NULL);
+	return e == MDB_NOTFOUND ? 0 : e;
+}
+
+static int
+due_put(struct challenge *c, MDB_txn *txn, int64_t when,
+    const unsigned char mac[CHALLENGE_MAC_LEN])
+{
+	unsigned char k[DUE_KEY_LEN];
+	MDB_val key = {sizeof(k), k}, none = {0, k};
+
+	time_put(k, when);
+	memcpy(k + 8, mac, CHALLENGE_MAC_LEN);
+	return mdb_put(txn, c->due_dbi, &key, &none, 0);
+}
+
+static int
+index_has(MDB_txn *txn, MDB_dbi dbi, unsigned char *k, size_t len)
+{
+	MDB_val key = {len, k}, val;
+
+	return mdb_get(txn, dbi, &key, &val) == 0;
+}
+
+/*
+ * Whether both indexes hold every record as index_build makes them (a due
+ * entry may have moved on to the end of its keep) and "outstanding" no
+ * more: then a start writes nothing, and so starts on a full disk too.
+ */
+static int
+index_current(struct challenge *c, MDB_txn *txn)
+{
+	static const int64_t keeps[] = {
+	    0, CHALLENGE_RESERVED_KEEP_S, CHALLENGE_TXN_KEEP_S};
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	MDB_stat st;
+	size_t outstanding = 0;
+	int e, current = 0;
+
+	if (mdb_cursor_open(txn, c->dbi, &cur) != 0)
+		return 0;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+		unsigned char k[OUTSTANDING_KEY_MAX];
+		size_t n, i;
+
+		/* The single password's record, the indexes' names. */
+		if (key.mv_size != CHALLENGE_MAC_LEN)
+			continue;
+		if (!challenge_record_read(&val, &rec))
+			goto out; /* to be deleted */
+		memcpy(k + 8, rec.mac, CHALLENGE_MAC_LEN);
+		for (i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++) {
+			time_put(k, rec.expires_at + keeps[i]);
+			if (index_has(txn, c->due_dbi, k, DUE_KEY_LEN))
+				break;
+		}
+		if (i == sizeof(keeps) / sizeof(keeps[0]))
+			goto out;
+		if (rec.state == CHALLENGE_USED)
+			continue;
+		n = outstanding_prefix(rec.pool, rec.issued_by, k);
+		time_put(k + n, rec.expires_at);
+		memcpy(k + n + 8, rec.mac, CHALLENGE_MAC_LEN);
+		if (!index_has(
+		        txn, c->outstanding_dbi, k, n + 8 + CHALLENGE_MAC_LEN))
+			goto out;
+		outstanding++;
+	}
+	current = e == MDB_NOTFOUND &&
+	    mdb_stat(txn, c->outstanding_dbi, &st) == 0 &&
+	    st.ms_entries == outstanding;
+out:
+	mdb_cursor_close(cur);
+	return current;
+}
+
+/* Both indexes made again from the records; a record of no version we
+ * read can never match, and goes. */
+static int
+index_build(struct challenge *c, MDB_txn *txn)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	int e;
+
+	if ((e = mdb_drop(txn, c->due_dbi, 0)) != 0 ||
+	    (e = mdb_drop(txn, c->outstanding_dbi, 0)) != 0 ||
+	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
+		return e;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+
+		if (key.mv_size != CHALLENGE_MAC_LEN)
+			continue;
+		if (!challenge_record_read(&val, &rec)) {
+			if ((e = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			continue;
+		}
+		if ((e = due_put(c, txn, rec.expires_at, rec.mac)) != 0 ||
+		    (e = outstanding_set(
+		         c, txn, &rec, rec.state != CHALLENGE_USED)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return e == MDB_NOTFOUND ? 0 : e;
+}
+
+/* The indexes, made again unless they are current. */
+static int
+index_open(struct challenge *c, int *built)
+{
+	MDB_txn *txn = NULL;
+	int e;
+
+	*built = 0;
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		return e;
+	if ((e = mdb_dbi_open(txn, "due", MDB_CREATE, &c->due_dbi)) != 0 ||
+	    (e = mdb_dbi_open(
+	         txn, "outstanding", MDB_CREATE, &c->outstanding_dbi)) != 0)
+		goto fail;
+	if (!index_current(c, txn)) {
+		*built = 1;
+		if ((e = index_build(c, txn)) != 0)
+			goto fail;
+	}
+	/* Nothing written, nothing flushed. */
+	return mdb_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return e;
+}
 
 int
 challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
 	static const char *const main_db[] = {NULL};
+	int built, e;
 
-	return store_open(c->settings.database, c->settings.database_max_mib,
-	    "DatabaseMaxMiB in [challenge]", main_db, &c->env, &c->dbi, err,
-	    errlen);
+	if (store_open(c->settings.database, c->settings.database_max_mib,
+	        "DatabaseMaxMiB in [challenge]", main_db, &c->env, &c->dbi, err,
+	        errlen) != 0)
+		return -1;
+	if ((e = index_open(c, &built)) != 0) {
+		snprintf(err, errlen, "%s: indexing the passwords: %s",
+		    c->settings.database, store_strerror(e));
+		mdb_env_close(c->env);
+		c->env = NULL;
+		return -1;
+	}
+	if (built)
+		log_info("passwords: indexes made again from the records");
+	return 0;
 }
 
 void
@@ -111,13 +327,109 @@ challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 }
 
 int
-challenge_record_put(MDB_txn *txn, MDB_dbi dbi,
-    const struct challenge_record *rec, unsigned int flags)
+challenge_record_add(
+    struct challenge *c, MDB_txn *txn, const struct challenge_record *rec)
 {
 	MDB_val key = {CHALLENGE_MAC_LEN, (void *)rec->mac};
 	MDB_val val = {sizeof(*rec), (void *)rec};
+	int e;
 
-	return mdb_put(txn, dbi, &key, &val, flags);
+	if ((e = mdb_put(txn, c->dbi, &key, &val, MDB_NOOVERWRITE)) != 0 ||
+	    (e = due_put(c, txn, rec->expires_at, rec->mac)) != 0)
+		return e;
+	return outstanding_set(c, txn, rec, rec->state != CHALLENGE_USED);
+}
+
+int
+challenge_record_put(
+    struct challenge *c, MDB_txn *txn, const struct challenge_record *rec)
+{
+	MDB_val key = {CHALLENGE_MAC_LEN, (void *)rec->mac};
+	MDB_val val = {sizeof(*rec), (void *)rec};
+	int e;
+
+	if ((e = mdb_put(txn, c->dbi, &key, &val, 0)) != 0)
+		return e;
+	/* A password is outstanding from its issue until it is used, and
+	 * never again (a release makes a reserved one issued): a write that
+	 * leaves it so leaves its index pages alone. */
+	return rec->state == CHALLENGE_USED ? outstanding_set(c, txn, rec, 0)
+	                                    : 0;
+}
+
+int
+challenge_record_forget(
+    struct challenge *c, MDB_txn *txn, const struct challenge_record *rec)
+{
+	return outstanding_set(c, txn, rec, 0);
+}
+
+/* The records due by `now`: deleted, or looked at again when their keep
+ * ends. */
+static int
+sweep_due(
+    struct challenge *c, MDB_txn *txn, int64_t now, unsigned long *deleted)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	int e;
+
+	if ((e = mdb_cursor_open(txn, c->due_dbi, &cur)) != 0)
+		return e;
+	while ((e = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+		struct challenge_record rec;
+		unsigned char mac[CHALLENGE_MAC_LEN];
+		MDB_val rkey = {CHALLENGE_MAC_LEN, mac};
+		int64_t keep;
+		char id[17];
+		int found;
+
+		if (key.mv_size != DUE_KEY_LEN) {
+			if ((e = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			continue;
+		}
+		if (time_get(key.mv_data) > now)
+			break;
+		memcpy(mac, (const unsigned char *)key.mv_data + 8,
+		    CHALLENGE_MAC_LEN);
+		if ((e = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		if ((found = challenge_record_get(txn, c->dbi, mac, &rec)) <
+		    0) {
+			e = MDB_CORRUPTED;
+			break;
+		}
+		if (found > 0)
+			continue; /* revoked or withdrawn since */
+		rec.state = challenge_state(c, &rec);
+		keep = rec.expires_at +
+		    (rec.state == CHALLENGE_USED ? CHALLENGE_TXN_KEEP_S
+		            : rec.state == CHALLENGE_RESERVED
+		            ? CHALLENGE_RESERVED_KEEP_S
+		            : 0);
+		if (keep > now) {
+			/* Its transaction's, no longer outstanding. */
+			if ((e = due_put(c, txn, keep, mac)) != 0)
+				break;
+			continue;
+		}
+		if ((e = mdb_del(txn, c->dbi, &rkey, NULL)) != 0 ||
+		    (e = challenge_record_forget(c, txn, &rec)) != 0)
+			break;
+		(*deleted)++;
+		if (rec.state != CHALLENGE_USED) {
+			challenge_mac_id(rec.mac, id);
+			c->counters.expired++;
+			log_info("password id=%s issued to %s expired %s", id,
+			    rec.issued_by,
+			    rec.state == CHALLENGE_RESERVED
+			        ? "reserved but never paid for a certificate"
+			        : "unused");
+		}
+	}
+	mdb_cursor_close(cur);
+	return e == MDB_NOTFOUND ? 0 : e;
 }
 
 int
@@ -125,58 +437,23 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,
     unsigned long *deleted)
 {
+	unsigned char k[OUTSTANDING_KEY_MAX];
+	size_t n = outstanding_prefix(pool, who, k);
+	MDB_val key = {n + 8, k}, val;
 	MDB_cursor *cur = NULL;
-	MDB_val key, val;
 	int e;
 
 	*outstanding = 0;
 	*deleted = 0;
-	if ((e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
+	if ((e = sweep_due(c, txn, now, deleted)) != 0 ||
+	    (e = mdb_cursor_open(txn, c->outstanding_dbi, &cur)) != 0)
 		return e;
-	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	/* From the first to expire after now, to the end of the range. */
+	time_put(k + n, now + 1);
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); e == 0;
 	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct challenge_record rec;
-		char id[17];
-
-		if (key.mv_size != CHALLENGE_MAC_LEN)
-			continue; /* not a password: the single-password record */
-		if (!challenge_record_read(&val, &rec)) {
-			/* Not ours to keep: it can never match. */
-			if ((e = mdb_cursor_del(cur, 0)) != 0)
-				break;
-			(*deleted)++;
-			continue;
-		}
-		rec.state = challenge_state(c, &rec);
-		if (rec.expires_at <= now &&
-		    ((rec.state == CHALLENGE_USED &&
-		         rec.expires_at + CHALLENGE_TXN_KEEP_S > now) ||
-		        (rec.state == CHALLENGE_RESERVED &&
-		            rec.expires_at + CHALLENGE_RESERVED_KEEP_S > now)))
-			continue; /* its transaction's, no longer outstanding */
-		if (rec.expires_at <= now) {
-			if ((e = mdb_cursor_del(cur, 0)) != 0)
-				break;
-			(*deleted)++;
-			rec.issued_by[sizeof(rec.issued_by) - 1] = '\0';
-			challenge_mac_id(rec.mac, id);
-			if (rec.state != CHALLENGE_USED) {
-				c->counters.expired++;
-				log_info(
-				    "password id=%s issued to %s expired %s",
-				    id, rec.issued_by,
-				    rec.state == CHALLENGE_RESERVED
-				        ? "reserved but never paid for a "
-				          "certificate"
-				        : "unused");
-			}
-			continue;
-		}
-		if (rec.state == CHALLENGE_USED || rec.pool != (uint32_t)pool)
-			continue;
-		if (pool == CHALLENGE_POOL_MDM &&
-		    strncmp(rec.issued_by, who, sizeof(rec.issued_by)) != 0)
-			continue;
+		if (key.mv_size < n || memcmp(key.mv_data, k, n) != 0)
+			break;
 		(*outstanding)++;
 	}
 	mdb_cursor_close(cur);

@@ -55,7 +55,7 @@ used_write(struct challenge *c, MDB_txn *txn)
 		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
 		    m->txid);
 		rec.state = CHALLENGE_USED;
-		if ((e = challenge_record_put(txn, c->dbi, &rec, 0)) != 0)
+		if ((e = challenge_record_put(c, txn, &rec)) != 0)
 			return e;
 	}
 	c->used.in_txn = 1;

@@ -52,6 +52,21 @@ check "every password that paid for a certificate is counted used"
 outstanding=$(curl -s "$BASE/metrics" | awk '$1 == "scepd_challenge_passwords_outstanding" { print $2 }')
 [ "$outstanding" = 0 ] || fail "$outstanding passwords outstanding after three enrollments, want 0 (a lost 'used' mark?)"
 
+check "the challenge service, killed while the disk is full, starts again and serves"
+# Its password indexes are checked at start and made again only when they
+# do not match the records: a start writes nothing (and needs no room).
+dd if=/dev/zero of="$DATA/filler" bs=1M 2>/dev/null || true
+from=$(log_mark)
+kill -KILL "$(service_pid scepd-challenge)"
+for _ in $(seq 100); do
+	logged "$from" "scepd-challenge\[[0-9]*\] info: serving on" && break
+	sleep 0.1
+done
+logged "$from" "scepd-challenge\[[0-9]*\] info: serving on" ||
+	{ tail -20 "$SERVER_LOG"; fail "scepd-challenge did not start again on the full disk"; }
+[ "$(metric scepd_challenge_passwords_outstanding)" = 0 ] || fail "the restarted service does not count its passwords"
+rm -f "$DATA/filler"
+
 check "the ledger's map full ([ca] DatabaseMaxMiB = 1): 503, the log names the key; raised, enrollment goes on"
 server_stop
 set_conf ca DatabaseMaxMiB 1

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -657,6 +658,81 @@ test_no_password_in_clear(void **state)
 	free(pw);
 }
 
+/* Drops the indexes, as a database written by a build that kept none. */
+static void
+indexes_drop(struct fixture *f)
+{
+	static const char *const names[] = {"due", "outstanding"};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	challenge_db_close(&f->c);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
+		assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * PasswordMax counts, and expiry deletes, through indexes of the records
+ * (store.c): a start with current ones writes nothing; a database from a
+ * build that kept none gets them made again, and still counts its
+ * passwords and sweeps them. MdmPasswordMax counts each account alone,
+ * also one whose name begins another's.
+ */
+static void
+test_indexes(void **state)
+{
+	struct fixture *f = *state;
+	char err[128] = "", path[128], *a, *b, *m;
+	struct stat before, after;
+	int bob = 0, bob_e = 0;
+
+	a = issue(f, "admin", NULL, NULL, 0);
+	b = issue(f, "admin", NULL, NULL, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(redeem(f, a, "tx-a", 0), OK); /* reserved: counts */
+	/* Current indexes: a start reads them, writes nothing. */
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	challenge_db_close(&f->c);
+	assert_int_equal(stat(path, &before), 0);
+	usleep(20000);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+	assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+	indexes_drop(f);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	assert_null(issue(f, "admin", NULL, err, sizeof(err)));
+	assert_string_equal(err, "The password cache is full.");
+	/* Both expired, the reserved one past its keep too: swept. */
+	fake_now += 61 * 60 + CHALLENGE_RESERVED_KEEP_S;
+	free(b);
+	assert_non_null(b = issue(f, "admin", NULL, NULL, 0));
+	assert_int_equal(f->c.counters.expired, 2);
+	assert_int_equal(redeem(f, a, "tx-a", 0), REFUSED);
+	/* MdmPasswordMax = 3 for "bob" and for "bob\u00e9" (UTF-8), each:
+	 * the bytes after a name must not let one range hold the other. */
+	for (int i = 0; i < 4; i++) {
+		bob += (m = issue(f, "bob", "mdm", NULL, 0)) != NULL;
+		free(m);
+		bob_e += (m = issue(f, "bob\xc3\xa9", "mdm", NULL, 0)) != NULL;
+		free(m);
+	}
+	assert_int_equal(bob, 3);
+	assert_int_equal(bob_e, 3);
+	free(a);
+	free(b);
+}
+
 int
 main(void)
 {
@@ -678,6 +754,7 @@ main(void)
 	        test_no_password_in_clear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_builtin_section_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_indexes, setup, teardown),
 	};
 
 	log_init("test_challenge", LOG_LEVEL_ERROR);
