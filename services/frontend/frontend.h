@@ -407,7 +407,8 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
 
 enum MHD_Result metrics_handle(
     struct frontend *fe, struct MHD_Connection *c, struct request *r);
-/* Counts one answered request by its HTTP status (from the access log). */
-void metrics_count_response(unsigned int status);
+/* Counts one request by its answer's HTTP status (from the access log);
+ * `sent`: the answer left whole, else it counts as "unsent". */
+void metrics_count_response(unsigned int status, int sent);
 
 #endif

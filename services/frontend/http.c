@@ -471,7 +471,8 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!(r->status == MHD_HTTP_OK && strcmp(r->path, "/healthz") == 0 &&
 	        strcmp(r->user_agent, "scepd (liveness check)") == 0))
 		http_access_log(r, toe);
-	metrics_count_response(r->status);
+	metrics_count_response(
+	    r->status, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	if (r->held != NULL)
 		MHD_destroy_response(r->held);
 	free(r->raw_uri);
@@ -556,12 +557,45 @@ http_route(const struct frontend *fe, struct request *r, const char *url)
  * reading it). Everything else is answered in the last call: a response
  * queued in the first call makes libmicrohttpd 0.9.75 drop keep-alive.
  */
+/* libmicrohttpd's memory pool per connection: the request line and
+ * headers, and the answer's status line and headers. */
+static size_t
+http_pool_size(const struct frontend_settings *s)
+{
+	/* libmicrohttpd refuses a request line larger than the pool with its
+	 * own 414 and no log line; with this headroom our 414 naming
+	 * MaxQueryString is what clients normally get (test_http_errors:
+	 * 65536 bytes read, 65537 our 414). No more: it zeroes the whole
+	 * pool between requests, so each keep-alive connection holds all of
+	 * it (twice the limit held 1.2 MiB more at c=16). */
+	return (size_t)s->max_query_string + 16 * 1024;
+}
+
+/* Kept free in the pool past a request's line and headers for its
+ * answer's: with less, libmicrohttpd built the answer, found no room for
+ * its header and closed the connection with nothing sent (an offloaded
+ * PKIOperation's work done, a certificate perhaps issued, the answer
+ * lost). */
+#define HTTP_ANSWER_ROOM 4096
+
+static enum MHD_Result
+http_header_bytes(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	size_t *n = cls;
+
+	(void)kind;
+	*n += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
 static enum MHD_Result
 http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
     const char *url, const char *method)
 {
 	const char *ua, *cl;
 	unsigned long long n;
+	size_t head;
 	char *end;
 
 	r->started = 1;
@@ -576,6 +610,18 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	for (char *p = r->user_agent; *p != '\0'; p++)
 		if (*p == '"' || (unsigned char)*p < 0x20)
 			*p = '\'';
+	/* "METHOD URI HTTP/1.1", then "Key: Value" lines. */
+	head = strlen(method) + strlen(r->raw_uri) + 16;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, http_header_bytes, &head);
+	if (head + HTTP_ANSWER_ROOM > http_pool_size(&fe->settings)) {
+		log_warn("%s %s from %s: %zu bytes of request line and headers "
+		         "leave no room for the answer (MaxQueryString = %ld "
+		         "in [frontend] + 16 KiB, less %d)",
+		    r->method, r->path, r->client, head,
+		    fe->settings.max_query_string, HTTP_ANSWER_ROOM);
+		return http_text(c, r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+		    "Request header fields too large.\n");
+	}
 	http_forwarded(fe, c, r);
 	if (r->bad_forwarded)
 		return MHD_YES; /* answered 400 in the last call */
@@ -844,14 +890,7 @@ http_start(struct frontend *fe, int listen_fd)
 {
 	const struct frontend_settings *s = &fe->settings;
 	long threads = s->threads;
-	/* libmicrohttpd refuses a request line larger than the connection's
-	 * memory pool with its own 414 and no log line; with this headroom
-	 * our 414 naming MaxQueryString is what clients normally get
-	 * (test_http_errors: 65536 bytes read, 65537 our 414). No more: it
-	 * zeroes the whole pool between requests, so each keep-alive
-	 * connection holds all of it (twice the limit held 1.2 MiB more at
-	 * c=16). */
-	size_t pool = (size_t)s->max_query_string + 16 * 1024;
+	size_t pool = http_pool_size(s);
 
 	struct MHD_OptionItem opts[] = {
 	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, NULL},

@@ -14,21 +14,23 @@
 #include "frontend.h"
 #include "log.h"
 
-/* HTTP statuses counted one by one; the rest fall in "other". */
+/* HTTP statuses counted one by one; the rest fall in "other", and an
+ * answer that never left (the connection failed or the client went away
+ * first) in "unsent", whatever its status. */
 static const unsigned int metrics_codes[] = {
-    200, 400, 401, 403, 404, 405, 408, 413, 414, 429, 500, 503};
+    200, 400, 401, 403, 404, 405, 408, 413, 414, 429, 431, 500, 503};
 #define METRICS_NCODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
-static atomic_ulong metrics_responses[METRICS_NCODES + 1];
+static atomic_ulong metrics_responses[METRICS_NCODES + 2];
 
 void
-metrics_count_response(unsigned int status)
+metrics_count_response(unsigned int status, int sent)
 {
 	size_t i;
 
 	for (i = 0; i < METRICS_NCODES; i++)
 		if (metrics_codes[i] == status)
 			break;
-	atomic_fetch_add(&metrics_responses[i], 1);
+	atomic_fetch_add(&metrics_responses[sent ? i : METRICS_NCODES + 1], 1);
 }
 
 /* The services asked, by their name as a label value (ours, so no
@@ -153,7 +155,7 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
 	metrics_header(&t, "scepd_http_responses_total",
 	    "HTTP answers of this frontend by status code.", "counter");
-	for (size_t i = 0; i <= METRICS_NCODES; i++) {
+	for (size_t i = 0; i < METRICS_NCODES + 2; i++) {
 		unsigned long n = atomic_load(&metrics_responses[i]);
 
 		if (i < METRICS_NCODES)
@@ -162,8 +164,8 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 			    metrics_codes[i], n);
 		else
 			fprintf(t.f,
-			    "scepd_http_responses_total{code=\"other\"} %lu\n",
-			    n);
+			    "scepd_http_responses_total{code=\"%s\"} %lu\n",
+			    i == METRICS_NCODES ? "other" : "unsent", n);
 	}
 	metrics_header(&t, "scepd_frontend_queued_requests",
 	    "Requests waiting for one of the frontend's UpstreamThreads.",

@@ -300,6 +300,13 @@ scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		goto out;
 	}
 	snprintf(r->operation, sizeof(r->operation), "%s", name);
+	/* HEAD asks for what GET would answer, without the body: a
+	 * PKIOperation would be done (a password used, a certificate
+	 * issued) and its answer thrown away. */
+	if (which == SCEP_OP_PKIOPERATION && strcmp(r->method, "HEAD") == 0) {
+		ret = http_not_allowed(c, r, "GET, POST");
+		goto out;
+	}
 	/* Both wait on the RA; GetCACaps and GetCACert only when the cache
 	 * does not hold them. */
 	if (!r->offloaded &&

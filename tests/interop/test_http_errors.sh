@@ -50,7 +50,44 @@ from=$(log_mark)
 expect 414 "$(code "$URL?${prefix}A$edge")" "query of 65537 bytes"
 logged "$from" "MaxQueryString = 65536" || fail "the 414 of 65537 bytes was not the frontend's (no log line naming MaxQueryString)"
 echo "   the frontend's 414, logged with MaxQueryString"
+
+check "a request line and headers that nearly fill the connection's pool: 431 before any work"
+# libmicrohttpd's pool (MaxQueryString + 16 KiB) holds the answer's own
+# headers too: with about 15,800 bytes of headers beside a query at the
+# limit it closed the connection after the work was done (a PKIOperation
+# answered by the RA, its answer lost, logged and counted as sent). The
+# frontend answers 431 itself when less than 4 KiB would stay free, before
+# any work; past the pool libmicrohttpd does. In the last hundred bytes
+# or so even a 431 finds no room: the connection closes, nothing done.
+from=$(log_mark)
+expect 431 "$(code "$URL?$prefix$edge" -H "X-Padding: $(head -c 13000 /dev/zero | tr '\0' 'x')")" \
+	"query of 65536 bytes, 13,000 bytes of headers"
+logged "$from" "leave no room for the answer" || fail "that 431 was not the frontend's (no log line)"
+[ "$(metric 'scepd_http_responses_total{code="431"}')" -ge 1 ] || fail "the 431 not counted"
+from=$(log_mark)
+closed=0
+for pad in $(seq 15600 20 16000); do
+	got=$(code "$URL?$prefix$edge" -H "X-Padding: $(head -c "$pad" /dev/zero | tr '\0' 'x')")
+	case $got in
+	431) ;;
+	000) closed=$((closed + 1)) ;;
+	*) fail "query of 65536 bytes, $pad bytes of headers: HTTP $got, want 431" ;;
+	esac
+done
+# The message is no base64 (a 400 once read): any status but 431 is a
+# request worked on whose answer could not be sent.
+tail -n "+$from" "$SERVER_LOG" | grep "query=65536 " > "$WORK/padded.log" || true
+! grep -v "status=431 \|status=- " "$WORK/padded.log" ||
+	fail "requests with 15,600 to 16,000 bytes of headers were worked on (above)"
+echo "   15,600 to 16,000 bytes of headers in steps of 20: 431, or closed unanswered ($closed) with nothing done"
 unset edge proxied
+
+check "HEAD of a PKIOperation: 405 naming GET and POST (it would be done, its answer thrown away)"
+from=$(log_mark)
+expect 405 "$(code "$URL?operation=PKIOperation&message=MIIB" -I)" "HEAD PKIOperation"
+grep -qi "^Allow: GET, POST" "$WORK/headers" || fail "the 405 does not say Allow: GET, POST"
+! logged "$from" "scepd-ra\[" || fail "the RA was asked"
+expect 200 "$(code "$URL?operation=GetCACaps" -I)" "HEAD GetCACaps"
 
 check "GetCACaps lists POSTPKIOperation, SHA-256, SHA-512, AES, SCEPStandard, and no bare DES"
 expect 200 "$(code "$URL?operation=GetCACaps&message=CA")" "GetCACaps"
