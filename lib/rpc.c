@@ -49,13 +49,22 @@ rpc_strerror(int err)
 	return "unknown rpc error";
 }
 
+#ifdef SCEPD_TEST_HOOKS
+_Atomic int64_t rpc_test_wall_offset_ms;
+#endif
+
 int64_t
 rpc_now_ms(void)
 {
 	struct timespec ts;
+	int64_t ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#ifdef SCEPD_TEST_HOOKS
+	ms += rpc_test_wall_offset_ms;
+#endif
+	return ms;
 }
 
 /* --- CurveZMQ ---------------------------------------------------------- */
@@ -743,8 +752,9 @@ rpc_client_send(
 }
 
 /*
- * Waits on `sock` for the reply to `id` until `until_ms`. 1: got it, 0:
- * timed out. In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's
+ * Waits on `sock` for the reply to `id` until `until_ms` (monotonic: a
+ * step of the system's clock neither stretches nor cuts the wait). 1:
+ * got it, 0: timed out. In a receive bounded by ZMQ_RCVTIMEO, not zmq_poll: libzmq's
  * receive sleeps in one poll(2) of its mailbox, where zmq_poll polls
  * without waiting first and asks the socket's events twice.
  */
@@ -753,7 +763,7 @@ rpc_client_wait(void *sock, uint64_t id, int64_t until_ms,
     Scep__V1__Reply **reply, int *err)
 {
 	for (;;) {
-		int64_t left = until_ms - rpc_now_ms();
+		int64_t left = until_ms - clock_monotonic_ms();
 		int wait_ms;
 		zmq_msg_t msg;
 		Scep__V1__Reply *rep;
@@ -796,7 +806,10 @@ static int
 rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
     int timeout_ms, int attempt_ms, Scep__V1__Reply **reply)
 {
-	int64_t start = rpc_now_ms(), deadline = start + timeout_ms;
+	/* The deadline the service is told is of the wall clock, which all
+	 * hosts share; ours to wait by is monotonic. */
+	int64_t start = rpc_now_ms(),
+	        deadline = clock_monotonic_ms() + timeout_ms;
 	int err = RPC_ETIMEDOUT;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -805,7 +818,7 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	if (attempt_ms < RPC_MIN_ATTEMPT_MS)
 		attempt_ms = RPC_MIN_ATTEMPT_MS;
 	req->id = ++client->next_id;
-	req->deadline_ms = deadline;
+	req->deadline_ms = start + timeout_ms;
 	req->has_sent_ms = 1;
 	req->sent_ms = start;
 	req->origin = client->origin;
@@ -817,8 +830,8 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 		return RPC_ESYS;
 	scep__v1__request__pack(req, buf);
 
-	while (rpc_now_ms() < deadline) {
-		int64_t until = rpc_now_ms() + attempt_ms;
+	while (clock_monotonic_ms() < deadline) {
+		int64_t until = clock_monotonic_ms() + attempt_ms;
 		struct rpc_conn *c;
 		size_t e;
 		int sent;

@@ -265,6 +265,8 @@ int rpc_serve(const struct rpc_server_config *config);
 extern void (*rpc_test_copy_hook)(void);
 /* Tests only: called as a reply holding a secret is freed, just wiped. */
 extern void (*rpc_test_wiped_hook)(const void *data, size_t size);
+/* Tests: added to rpc_now_ms, as a step of the system's clock would. */
+extern _Atomic int64_t rpc_test_wall_offset_ms;
 #endif
 
 #endif

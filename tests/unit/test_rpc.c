@@ -30,6 +30,7 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "rpc.h"
 
 static void *server_ctx;
@@ -445,6 +446,66 @@ test_stuck_endpoint_is_skipped(void **state)
 }
 
 #ifdef SCEPD_TEST_HOOKS
+static int64_t wall_step_ms;
+
+/* Steps the wall clock by wall_step_ms 200 ms from now. */
+static void *
+wall_clock_step(void *arg)
+{
+	struct timespec ts = {0, 200 * 1000 * 1000};
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	rpc_test_wall_offset_ms = wall_step_ms;
+	return NULL;
+}
+
+/*
+ * A call waits its timeout by the monotonic clock: the system's clock
+ * stepped 20 s back during a call to a service that never answers does
+ * not stretch the wait by 20 s (the frontend's threads held past
+ * RPCTimeout), nor does a step forward cut it short.
+ */
+static void
+test_wall_clock_step(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	void *stuck = zmq_socket(ctx, ZMQ_ROUTER);
+	char stuck_endpoint[128];
+	struct rpc_client *client;
+	int zero = 0;
+
+	(void)state;
+	snprintf(stuck_endpoint, sizeof(stuck_endpoint),
+	    "ipc:///tmp/scepd-test-rpc-step-%d.sock", (int)getpid());
+	zmq_setsockopt(stuck, ZMQ_LINGER, &zero, sizeof(zero));
+	assert_int_equal(zmq_bind(stuck, stuck_endpoint), 0);
+	client = rpc_client_new(ctx, stuck_endpoint, "test");
+	assert_non_null(client);
+	for (int i = 0; i < 2; i++) {
+		Scep__V1__Reply *reply = NULL;
+		pthread_t step;
+		int64_t start = clock_monotonic_ms(), took;
+
+		wall_step_ms = i == 0 ? -20000 : 20000;
+		assert_int_equal(
+		    pthread_create(&step, NULL, wall_clock_step, NULL), 0);
+		assert_int_equal(
+		    call_cacert(client, "x", 1000, &reply), RPC_ETIMEDOUT);
+		took = clock_monotonic_ms() - start;
+		pthread_join(step, NULL);
+		rpc_test_wall_offset_ms = 0;
+		print_message("clock stepped %+d s: the call gave up after "
+		              "%lld ms (timeout 1000)\n",
+		    (int)(wall_step_ms / 1000), (long long)took);
+		assert_true(took >= 950 && took < 3000);
+	}
+	rpc_client_free(client);
+	zmq_close(stuck);
+	zmq_ctx_term(ctx);
+	unlink(stuck_endpoint + 6);
+}
+
 static atomic_int wiped_replies, unwiped_replies;
 
 static void
@@ -1629,6 +1690,9 @@ main(void)
 	    cmocka_unit_test(test_stuck_endpoint_is_skipped),
 	    cmocka_unit_test(test_secret_reply_is_wiped),
 	    cmocka_unit_test(test_ipc_caller_has_this_hosts_clock),
+#ifdef SCEPD_TEST_HOOKS
+	    cmocka_unit_test(test_wall_clock_step),
+#endif
 	};
 	const struct CMUnitTest curve_tests[] = {
 	    cmocka_unit_test(test_curve_admits_listed_key),
