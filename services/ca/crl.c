@@ -330,6 +330,22 @@ out:
 	json_decref(o);
 }
 
+/*
+ * Whether the stored CRL is this CA's: its issuer, signed with its key. A
+ * CA certificate and key replaced (a rollover keeping db/ca) left the old
+ * CA's CRL served until it aged, and relying parties holding the new CA
+ * found no issuer for it.
+ */
+static int
+crl_ours(const struct ca *ca, X509_CRL *crl)
+{
+	EVP_PKEY *key = X509_get0_pubkey(ca->cert);
+
+	return X509_NAME_cmp(X509_CRL_get_issuer(crl),
+	           X509_get_subject_name(ca->cert)) == 0 &&
+	    key != NULL && X509_CRL_verify(crl, key) == 1;
+}
+
 void
 ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -369,9 +385,22 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			mdb_txn_abort(txn);
 			return;
 		}
-	} else if (crl == NULL || now >= last + (next - last) / 2) {
+	} else if (crl == NULL || now >= last + (next - last) / 2 ||
+	    now < last || !crl_ours(ca, crl)) {
 		/* Re-issued past half its validity: relying parties never
-		 * see an expired one. */
+		 * see an expired one. And before it, when it is not yet
+		 * valid (made while the clock ran ahead, which relying
+		 * parties refuse until then) or not this CA's. */
+		if (crl != NULL && now < last)
+			log_warn(
+			    "CRL: the stored one's thisUpdate is %lld s "
+			    "ahead of this clock (not yet valid to relying "
+			    "parties): a new one is issued",
+			    (long long)(last - now));
+		else if (crl != NULL && now < last + (next - last) / 2)
+			log_warn("CRL: the stored CRL is not this CA "
+			         "certificate's (issuer or key changed): a new "
+			         "one is issued");
 		X509_CRL_free(crl);
 		crl = NULL;
 		if ((e = crl_issue(ca, txn, now, &number)) != 0)

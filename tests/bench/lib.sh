@@ -142,31 +142,6 @@ _scepd_launch() {
 	wait_http "$label" "http://127.0.0.1:$port/healthz"
 }
 
-# Replaces the demo CA (RSA 3072) of the data directory DIR by an RSA
-# 2048 one of the same name and reissues the RA certificates (their keys
-# kept) under it: the key size the issue's targets assume.
-_ca_2048() {
-	local dir=$1 t="$WORK/ca2048" subj rasubj r n ku
-	mkdir -p "$t"
-	subj=$(openssl x509 -in "$dir/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
-	rasubj=$(openssl x509 -in "$dir/ra/ra-sign.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
-	openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$t/ca.key" -out "$t/ca.pem" \
-		-days 3650 -subj "$subj" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" -addext "subjectKeyIdentifier=hash" 2>/dev/null
-	for r in sign:digitalSignature enc:keyEncipherment,dataEncipherment; do
-		n=${r%%:*}
-		ku=${r#*:}
-		openssl req -new -key "$dir/ra/ra-$n.key" -subj "$rasubj" -out "$t/$n.csr"
-		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,%s\nextendedKeyUsage=1.3.6.1.4.1.311.20.2.1\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
-			"$ku" > "$t/$n.ext"
-		openssl x509 -req -in "$t/$n.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-			-days 730 -extfile "$t/$n.ext" -out "$dir/ra/ra-$n.pem" 2>/dev/null
-	done
-	cp "$t/ca.pem" "$dir/ca/ca.pem"
-	cp "$t/ca.key" "$dir/ca/ca.key"
-	chmod 600 "$dir/ca/ca.key"
-}
-
 # scepd on 127.0.0.1, first started to make its data directory, then
 # configured and started again: start_scepd LABEL MODE CA_BITS.
 #   otp     one-time passwords (as it comes), PasswordMax = 100000 so that
@@ -204,7 +179,7 @@ start_scepd() {
 	fi
 	if [ "$bits" = 2048 ]; then
 		echo "-- $label: the demo CA replaced by an RSA 2048 CA"
-		_ca_2048 "$DATA"
+		ca_replace "$DATA" 2048
 	fi
 	echo "-- $label: $(mode_title "$mode"), WrongPasswordLimit = 0"
 	_scepd_launch "$label" "$port"

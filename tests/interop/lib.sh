@@ -376,3 +376,30 @@ EOF
 	done
 	getcert list-cas -s > /dev/null 2>&1 || fail "certmonger does not answer on the private bus"
 }
+
+# ca_replace DIR BITS: a new CA of BITS bits, the same subject, in the
+# data directory DIR (ca/ca.pem, ca/ca.key), and the RA's certificates
+# reissued under it, their keys kept: a CA rollover that keeps db/ca.
+ca_replace() {
+	local dir=$1 bits=$2 t="$WORK/ca-replace.$$" subj rasubj r n ku
+	mkdir -p "$t"
+	subj=$(openssl x509 -in "$dir/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
+	rasubj=$(openssl x509 -in "$dir/ra/ra-sign.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
+	openssl req -x509 -new -newkey "rsa:$bits" -nodes -keyout "$t/ca.key" -out "$t/ca.pem" \
+		-days 3650 -subj "$subj" -addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" -addext "subjectKeyIdentifier=hash" 2>/dev/null ||
+		fail "ca_replace: openssl req"
+	for r in sign:digitalSignature enc:keyEncipherment,dataEncipherment; do
+		n=${r%%:*}
+		ku=${r#*:}
+		openssl req -new -key "$dir/ra/ra-$n.key" -subj "$rasubj" -out "$t/$n.csr"
+		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,%s\nextendedKeyUsage=1.3.6.1.4.1.311.20.2.1\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
+			"$ku" > "$t/$n.ext"
+		openssl x509 -req -in "$t/$n.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+			-days 730 -extfile "$t/$n.ext" -out "$dir/ra/ra-$n.pem" 2>/dev/null || fail "ca_replace: RA $n"
+	done
+	cp "$t/ca.pem" "$dir/ca/ca.pem"
+	cp "$t/ca.key" "$dir/ca/ca.key"
+	chmod 600 "$dir/ca/ca.key"
+	rm -rf "$t"
+}

@@ -206,4 +206,31 @@ rc=0
 "$SCEPCTL" --data-dir "$DATA" unrevoke "$(openssl x509 -in "$WORK/fresh.pem" -noout -serial | cut -d= -f2)" 2> "$WORK/unrevoke3.err" || rc=$?
 [ $rc = 1 ] && grep -q "not on hold" "$WORK/unrevoke3.err" || fail "unrevoke of a valid certificate: exit $rc"
 
+check "a CRL made while the clock ran 4 days ahead is replaced once the clock is right"
+# Relying parties refuse a CRL whose thisUpdate is to come: it was served
+# for half its validity (CRLValidityHours = 24: 12 h after the 4 days).
+FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+server_stop
+LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	FAKETIME="+4d" FAKETIME_DONT_RESET=1 server_start
+crl ahead
+server_restart
+crl corrected
+ahead=$(date -d "$(openssl crl -in "$WORK/ahead.pem" -noout -lastupdate | cut -d= -f2)" +%s)
+corrected=$(date -d "$(openssl crl -in "$WORK/corrected.pem" -noout -lastupdate | cut -d= -f2)" +%s)
+[ $((ahead - $(date +%s))) -gt 86400 ] || fail "the CRL made under faketime is not ahead (thisUpdate $ahead)"
+[ "$corrected" -le "$(date +%s)" ] || fail "the CRL served after the clock was corrected is still ahead (thisUpdate $corrected)"
+openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/corrected.pem" "$WORK/fresh.pem" > "$WORK/vc.out" 2>&1 ||
+	{ cat "$WORK/vc.out"; fail "verify -crl_check with the corrected CRL"; }
+echo "   thisUpdate $((ahead - $(date +%s))) s ahead, then $(( $(date +%s) - corrected )) s ago"
+
+check "the CA certificate and key replaced, db/ca kept: the CRL served is the new CA's"
+server_stop
+ca_replace "$DATA" 2048
+server_start
+CA_PEM="$DATA/ca/ca.pem"
+crl replaced
+grep -q "Serial Number: $b_serial" "$WORK/replaced.txt" || fail "the new CA's CRL lost the revoked serials"
+
 pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, certificateHold released or made final"
