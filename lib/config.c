@@ -325,6 +325,16 @@ config_pairs_handler(
 		return 1;
 	if (pl->prefix[plen - 1] != '.' && section[plen] != '\0')
 		return 1;
+	/* The first would win unseen (config_pairs_get), as a main
+	 * section's would not. */
+	for (size_t i = 0; i < p->n; i++)
+		if (strcasecmp(p->pair[i].section, section) == 0 &&
+		    strcasecmp(p->pair[i].name, name) == 0) {
+			fprintf(stderr, "%s: [%s] %s: set twice\n", pl->source,
+			    section, name);
+			pl->failed = 1;
+			return 1;
+		}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 8;
 

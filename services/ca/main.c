@@ -62,8 +62,9 @@ static const struct config_key ca_config[] = {
         "issuance-policy plugins, each a [policy.NAME] section"},
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
         "where Module = NAME finds scepd-NAME.so"},
-    {"MinRSABits", CONFIG_INT, 1024, 16384, "2048", S(min_rsa_bits),
-        "smallest RSA key accepted in a request"},
+    {"MinRSABits", CONFIG_INT, 2048, 16384, "2048", S(min_rsa_bits),
+        "smallest RSA key accepted in a request (templates never take less "
+        "than 2048)"},
     {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),
         "CurveZMQ secret key of the CA (scepctl keygen), mode 0600"},
     {"CurvePublicKeyFile", CONFIG_PATH, 0, 0, "", S(curve.public_key_file),

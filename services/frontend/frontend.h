@@ -219,6 +219,8 @@ struct request {
 /* Starts the daemon for listen_fd, which it then owns: 0, or -1
  * (listen_fd closed). Nothing is accepted yet. */
 int http_start(struct frontend *fe, int listen_fd);
+/* The configured SCEP path (Paths) a request for `url` goes to, or NULL. */
+const char *http_scep_path(const struct frontend *fe, const char *url);
 /* Starts the acceptor: after the sandbox is locked, so no request is
  * served by a process not yet confined (connections wait in the listen
  * backlog until then). 0, or -1. */

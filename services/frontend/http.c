@@ -528,6 +528,16 @@ path_pkiclient(const char *url, const char *path)
 	    strcasecmp(url + lp, suffix) == 0;
 }
 
+const char *
+http_scep_path(const struct frontend *fe, const char *url)
+{
+	for (size_t i = 0; i < fe->npaths; i++)
+		if (path_equal(url, fe->paths[i], 0) ||
+		    path_pkiclient(url, fe->paths[i]))
+			return fe->paths[i];
+	return NULL;
+}
+
 /* Sets r->scep_path to the configured path a SCEP request came on. */
 static enum route
 http_route(const struct frontend *fe, struct request *r, const char *url)
@@ -542,21 +552,11 @@ http_route(const struct frontend *fe, struct request *r, const char *url)
 	/* The admin page and what lies under it (profile, API). */
 	if (admin_subpath(fe, url) != NULL)
 		return ROUTE_ADMIN;
-	for (size_t i = 0; i < fe->npaths; i++)
-		if (path_equal(url, fe->paths[i], 0) ||
-		    path_pkiclient(url, fe->paths[i])) {
-			r->scep_path = fe->paths[i];
-			return ROUTE_SCEP;
-		}
+	if ((r->scep_path = http_scep_path(fe, url)) != NULL)
+		return ROUTE_SCEP;
 	return ROUTE_NONE;
 }
 
-/*
- * First call, headers read: note what came and refuse a body declared
- * over MaxBodySize at once (answering now closes the connection without
- * reading it). Everything else is answered in the last call: a response
- * queued in the first call makes libmicrohttpd 0.9.75 drop keep-alive.
- */
 /* libmicrohttpd's memory pool per connection: the request line and
  * headers, and the answer's status line and headers. */
 static size_t
@@ -589,6 +589,12 @@ http_header_bytes(
 	return MHD_YES;
 }
 
+/*
+ * First call, headers read: note what came and refuse a body declared
+ * over MaxBodySize at once (answering now closes the connection without
+ * reading it). Everything else is answered in the last call: a response
+ * queued in the first call makes libmicrohttpd 0.9.75 drop keep-alive.
+ */
 static enum MHD_Result
 http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
     const char *url, const char *method)

@@ -140,6 +140,36 @@ listen_open(const char *spec)
 	return fd;
 }
 
+/* CRLPath: a path no request could ask for would leave the CRL
+ * distribution point 404 for good; it is matched before the admin page
+ * and the SCEP paths, so one of theirs would be taken from them. The
+ * number of problems, each printed. */
+static int
+crl_path_check(const struct frontend *fe, const char *file)
+{
+	const char *crl = fe->settings.crl_path, *taken = NULL;
+
+	if (crl[0] == '\0')
+		return 0;
+	if (crl[0] != '/') {
+		fprintf(stderr,
+		    "%s: [frontend] CRLPath: '%s' does not start with '/'\n",
+		    file, crl);
+		return 1;
+	}
+	if (strcmp(crl, "/healthz") == 0 || strcmp(crl, "/metrics") == 0)
+		taken = "the server's own";
+	else if (http_scep_path(fe, crl) != NULL)
+		taken = "a SCEP path (Paths)";
+	else if (admin_subpath(fe, crl) != NULL)
+		taken = "under AdminPath";
+	if (taken == NULL)
+		return 0;
+	fprintf(
+	    stderr, "%s: [frontend] CRLPath: '%s' is %s\n", file, crl, taken);
+	return 1;
+}
+
 /* Paths and AdminPath; every problem is printed, as config_load does. */
 static int
 frontend_prepare(struct frontend *fe, const char *file)
@@ -221,6 +251,7 @@ frontend_prepare(struct frontend *fe, const char *file)
 		    file, fe->settings.admin_path);
 		errors++;
 	}
+	errors += crl_path_check(fe, file);
 	return errors ? -1 : 0;
 }
 

@@ -11,16 +11,30 @@ server_start
 fetch_ca_chain
 server_stop
 CRL_URL="$BASE/crl/ca.crl"
+# refused_at_start SERVICE SECTION KEY VALUE REGEX: the service started
+# alone with KEY = VALUE exits 1 with a line matching REGEX.
+refused_at_start() {
+	local rc=0
+	set_conf "$2" "$3" "$4"
+	timeout -s KILL 20 "$BUILD_DIR/$1" --config "$DATA/scepd.conf" > "$WORK/refused.out" 2>&1 || rc=$?
+	[ $rc = 1 ] && grep -q -- "$5" "$WORK/refused.out" ||
+		{ cat "$WORK/refused.out"; fail "[$2] $3 = $4: exit $rc, want 1 and a line matching: $5"; }
+}
 check "a CRLURL OpenSSL would split at its comma stops the CA at start, named"
 # (it failed every issuance, or gave a second distribution point)
 for bad in "$CRL_URL?a=1,b=2" "$CRL_URL,URI:http://elsewhere.example/crl" "ftp://example.com/ca.crl"; do
-	set_conf ca CRLURL "$bad"
-	rc=0
-	timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/crlurl.out" 2>&1 || rc=$?
-	[ $rc = 1 ] && grep -q "\[ca\] CRLURL: .* is not an http://, https:// or ldap:// URL" "$WORK/crlurl.out" ||
-		{ cat "$WORK/crlurl.out"; fail "CRLURL '$bad': exit $rc, want 1 naming CRLURL"; }
+	refused_at_start scepd-ca ca CRLURL "$bad" "\[ca\] CRLURL: .* is not an http://, https:// or ldap:// URL"
 done
 set_conf ca CRLURL "$CRL_URL"
+check "a CRLPath no request could reach, or one taken from SCEP or the admin page, stops the frontend at start, named"
+# (the distribution point stayed 404 for good, or took over a SCEP path:
+# the CRL is matched first)
+for bad in "crl/ca.crl:does not start with '/'" "/certsrv/mscep/mscep.dll:is a SCEP path (Paths)" \
+	"/certsrv/mscep/mscep.dll/pkiclient.exe:is a SCEP path (Paths)" "/certsrv/mscep_admin/ca.crl:is under AdminPath" \
+	"/metrics:is the server's own"; do
+	refused_at_start scepd-frontend frontend CRLPath "${bad%%:*}" "\[frontend\] CRLPath: '${bad%%:*}' ${bad#*:}"
+done
+set_conf frontend CRLPath /crl/ca.crl
 set_conf ca CRLValidityHours 24
 cat >> "$DATA/scepd.conf" <<'EOF'
 

@@ -138,6 +138,35 @@ test_names_cut_by_the_reader(void **state)
 	rmdir(dir);
 }
 
+/* A key set twice in a [prefix.*] section (a policy, a validator, a
+ * signer, [challenge.paths]) is refused as in a main section: the first
+ * won, unseen. The same key in two such sections is two settings. */
+static void
+test_pairs_set_twice(void **state)
+{
+	char dir[] = "/tmp/scepd-config-XXXXXX", path[256];
+	struct config_pairs pairs;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("[policy.a]\nRenewWithinDays = 5\n[policy.b]\n"
+	      "RenewWithinDays = 6\n",
+	    f);
+	fclose(f);
+	assert_int_equal(config_load_pairs(path, "policy.", &pairs), 0);
+	assert_int_equal(pairs.n, 2);
+	config_pairs_free(&pairs);
+	assert_non_null(f = fopen(path, "a"));
+	fputs("[policy.a]\nrenewwithindays = not-a-number\n", f);
+	fclose(f);
+	assert_int_equal(config_load_pairs(path, "policy.", &pairs), -1);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void
 test_file(void **state)
 {
@@ -170,6 +199,7 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_file),
 	    cmocka_unit_test(test_names_cut_by_the_reader),
+	    cmocka_unit_test(test_pairs_set_twice),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
