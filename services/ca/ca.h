@@ -114,6 +114,7 @@ struct ca {
 	X509 *cert;
 	EVP_PKEY *key;
 	time_t not_before, not_after; /* of the CA certificate */
+	unsigned char cert_sha256[32]; /* which CA certificate signed a CRL */
 	MDB_env *env;
 	struct store_map ledger_map; /* released after each issuance */
 	MDB_dbi certs; /* serial (hex) -> ledger record */

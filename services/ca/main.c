@@ -227,6 +227,11 @@ checked:
 		    s->certificate);
 		return -1;
 	}
+	if (X509_digest(ca->cert, EVP_sha256(), ca->cert_sha256, NULL) != 1) {
+		fprintf(stderr, "scepd-ca: [ca] Certificate: %s: no digest\n",
+		    s->certificate);
+		return -1;
+	}
 	if (ca->not_after - now < (time_t)s->validity_days * 86400)
 		log_warn("%s ends before ValidityDays = %ld: certificates "
 		         "will end with it",
