@@ -171,6 +171,14 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	key.mv_data = "crl";
 	val.mv_size = (size_t)len;
 	val.mv_data = der;
+#ifdef SCEPD_TEST_HOOKS
+	/* Tests: a CRL that cannot be stored, as on a full map or disk,
+	 * whose free pages vary from run to run. */
+	if (getenv("SCEPD_TEST_CRL_UNSTORABLE") != NULL) {
+		e = MDB_MAP_FULL;
+		goto out;
+	}
+#endif
 	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) != 0)
 		goto out;
 	made.this_update = (int64_t)now;
@@ -338,7 +346,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	goto out;
 internal:
 	log_event(LOG_LEVEL_ERROR, NULL, req->id, "revoke %s: %s", serial,
-	    e > 0 ? store_strerror(e) : "failed");
+	    e != 0 && e != -1 ? store_strerror(e) : "failed");
 	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 	reply->error = "the CA cannot revoke now";
 out:
@@ -412,7 +420,8 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	MDB_val key = {3, "crl"}, val;
 	const unsigned char *p;
 	X509_CRL *crl = NULL;
-	time_t now = time(NULL), last = 0, next = 0;
+	ProtobufCBinaryData stood = {0, NULL};
+	time_t now = time(NULL), last = 0, next = 0, stood_next = 0;
 	struct tm tm;
 	int64_t number;
 	int e;
@@ -464,6 +473,15 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			log_warn("CRL: the stored CRL is not this CA "
 			         "certificate's (issuer or key changed): a new "
 			         "one is issued");
+		/* Past half its validity only: kept to be served if no new
+		 * one can be stored (a full disk or map), rather than none. */
+		if (crl != NULL && now >= last && now < next &&
+		    crl_ours(ca, crl)) {
+			stood.data = rpc_alloc(arena, val.mv_size);
+			memcpy(stood.data, val.mv_data, val.mv_size);
+			stood.len = val.mv_size;
+			stood_next = next;
+		}
 		X509_CRL_free(crl);
 		crl = NULL;
 		if ((e = crl_issue(ca, txn, now, &number)) != 0)
@@ -486,10 +504,22 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	X509_CRL_free(crl);
 	return;
 internal:
-	log_error("CRL: %s", e > 0 ? store_strerror(e) : "cannot issue");
-	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
-	reply->error = "the CA cannot give a CRL now";
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	X509_CRL_free(crl);
+	if (stood.data != NULL) {
+		log_warn("CRL: a new one cannot be stored (%s): the one "
+		         "stored, valid %lld s more, is served",
+		    e != 0 && e != -1 ? store_strerror(e) : "cannot issue",
+		    (long long)(stood_next - now));
+		out->crl = stood;
+		out->next_update = (int64_t)stood_next;
+		reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
+		reply->get_crl = out;
+		return;
+	}
+	log_error(
+	    "CRL: %s", e != 0 && e != -1 ? store_strerror(e) : "cannot issue");
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error = "the CA cannot give a CRL now";
 }

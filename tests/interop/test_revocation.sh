@@ -247,4 +247,19 @@ CA_PEM="$DATA/ca/ca.pem"
 crl replaced
 grep -q "Serial Number: $b_serial" "$WORK/replaced.txt" || fail "the new CA's CRL lost the revoked serials"
 
+check "the CRL due again (18 h on, past half its 24 h) and no new one can be stored: the stored one, still valid, is served"
+# (a full map or disk: none at all before, and relying parties that
+# require a CRL refused every certificate)
+curl -sf -o "$WORK/stored.crl" "$CRL_URL" || fail "GET the CRL"
+server_stop
+from=$(log_mark)
+SCEPD_TEST_CRL_UNSTORABLE=1 LD_PRELOAD="$FAKETIME_LIB" \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" FAKETIME="+18h" FAKETIME_DONT_RESET=1 server_start
+code=$(curl -s -o "$WORK/due.crl" -w '%{http_code}' "$CRL_URL")
+[ "$code" = 200 ] || fail "GET the CRL when none can be stored: HTTP $code"
+cmp -s "$WORK/due.crl" "$WORK/stored.crl" || fail "the CRL served is not the one stored"
+logged "$from" "scepd-ca.*CRL: a new one cannot be stored (the database is full" ||
+	{ tail -20 "$SERVER_LOG"; fail "the log does not say why the stored CRL is served"; }
+server_stop
+
 pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, certificateHold released or made final"
