@@ -71,18 +71,26 @@ outstanding_prefix(uint32_t pool, const char *who, unsigned char *out)
 	return n;
 }
 
+/* rec's key in "outstanding"; its length. */
+static size_t
+outstanding_key(const struct challenge_record *rec, unsigned char *k)
+{
+	size_t n = outstanding_prefix(rec->pool, rec->issued_by, k);
+
+	time_put(k + n, rec->expires_at);
+	memcpy(k + n + 8, rec->mac, CHALLENGE_MAC_LEN);
+	return n + 8 + CHALLENGE_MAC_LEN;
+}
+
 /* rec's entry in "outstanding", present or not. */
 static int
 outstanding_set(struct challenge *c, MDB_txn *txn,
     const struct challenge_record *rec, int present)
 {
 	unsigned char k[OUTSTANDING_KEY_MAX];
-	size_t n = outstanding_prefix(rec->pool, rec->issued_by, k);
-	MDB_val key = {n + 8 + CHALLENGE_MAC_LEN, k}, none = {0, k};
+	MDB_val key = {outstanding_key(rec, k), k}, none = {0, k};
 	int e;
 
-	time_put(k + n, rec->expires_at);
-	memcpy(k + n + 8, rec->mac, CHALLENGE_MAC_LEN);
 	e = present ? mdb_put(txn, c->outstanding_dbi, &key, &none, 0)
 	            : mdb_del(txn, c->outstanding_dbi, &key, NULL);
 	return e == MDB_NOTFOUND ? 0 : e;
@@ -130,7 +138,7 @@ index_current(struct challenge *c, MDB_txn *txn)
 	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct challenge_record rec;
 		unsigned char k[OUTSTANDING_KEY_MAX];
-		size_t n, i;
+		size_t i;
 
 		/* The single password's record, the indexes' names. */
 		if (key.mv_size != CHALLENGE_MAC_LEN)
@@ -147,11 +155,8 @@ index_current(struct challenge *c, MDB_txn *txn)
 			goto out;
 		if (rec.state == CHALLENGE_USED)
 			continue;
-		n = outstanding_prefix(rec.pool, rec.issued_by, k);
-		time_put(k + n, rec.expires_at);
-		memcpy(k + n + 8, rec.mac, CHALLENGE_MAC_LEN);
 		if (!index_has(
-		        txn, c->outstanding_dbi, k, n + 8 + CHALLENGE_MAC_LEN))
+		        txn, c->outstanding_dbi, k, outstanding_key(&rec, k)))
 			goto out;
 		outstanding++;
 	}
