@@ -280,6 +280,23 @@ config_load_string(const char *text, const char *basedir, const char *section,
 	    &cl, ini_parse_string(text, config_ini_handler, &cl));
 }
 
+int
+config_load_section(const struct config_pairs *pairs, const char *section,
+    const char *const *before, const struct config_key *table, void *settings)
+{
+	struct config_load cl = {pairs->source ? pairs->source : "(pairs)",
+	    pairs->basedir, section, table, settings, {0}, 0, 0};
+
+	config_defaults(&cl);
+	for (size_t i = 0; before != NULL && before[i] != NULL; i += 2)
+		config_ini_handler(&cl, section, before[i], before[i + 1]);
+	for (size_t i = 0; i < pairs->n; i++)
+		if (strcasecmp(pairs->pair[i].section, section) == 0)
+			config_ini_handler(&cl, section, pairs->pair[i].name,
+			    pairs->pair[i].value);
+	return config_finish(&cl, 0);
+}
+
 void
 config_free(const struct config_key *table, void *settings)
 {
@@ -379,6 +396,11 @@ config_load_pairs(
 		config_pairs_free(out);
 		return -1;
 	}
+	if ((out->source = strdup(file)) == NULL) {
+		free(abs);
+		config_pairs_free(out);
+		return -1;
+	}
 	if ((slash = strrchr(abs, '/')) != NULL)
 		*(slash == abs ? slash + 1 : slash) = '\0';
 	out->basedir = abs;
@@ -406,5 +428,6 @@ config_pairs_free(struct config_pairs *p)
 	}
 	free(p->pair);
 	free(p->basedir);
+	free(p->source);
 	memset(p, 0, sizeof(*p));
 }

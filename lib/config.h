@@ -58,6 +58,7 @@ struct config_pairs {
 	struct config_pair *pair;
 	size_t n, cap;
 	char *basedir; /* the configuration file's directory */
+	char *source; /* the file as named, for messages */
 };
 int config_load_pairs(
     const char *file, const char *prefix, struct config_pairs *out);
@@ -65,6 +66,14 @@ int config_load_pairs(
 const char *config_pairs_get(
     const struct config_pairs *p, const char *section, const char *name);
 void config_pairs_free(struct config_pairs *p);
+/*
+ * As config_load, from [section]'s pairs (config_load_pairs): a section
+ * whose name is known only once the file is read ([template.NAME]).
+ * `before`, NULL or name, value, ..., NULL: set first, as defaults of the
+ * caller's own that the pairs may not set again. Problems name the file.
+ */
+int config_load_section(const struct config_pairs *pairs, const char *section,
+    const char *const *before, const struct config_key *table, void *settings);
 
 /* Resolves `path` against `basedir` unless absolute. Caller frees. */
 char *config_resolve_path(const char *basedir, const char *path);

@@ -276,42 +276,14 @@ template_find(struct ca *ca, const char *name)
 	return NULL;
 }
 
-/* [section] as INI text: a built-in's keys, then what the file sets
- * (which the built-in's then leave out). Caller frees. */
-static char *
-template_text(const struct config_pairs *file, const char *section,
-    const char *builtin_ku, const char *builtin_eku)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (f == NULL)
-		return NULL;
-	fprintf(f, "[%s]\n", section);
-	if (builtin_ku != NULL &&
-	    config_pairs_get(file, section, "KeyUsage") == NULL)
-		fprintf(f, "KeyUsage = %s\n", builtin_ku);
-	if (builtin_eku != NULL &&
-	    config_pairs_get(file, section, "ExtendedKeyUsage") == NULL)
-		fprintf(f, "ExtendedKeyUsage = %s\n", builtin_eku);
-	for (size_t i = 0; i < file->n; i++)
-		if (strcasecmp(file->pair[i].section, section) == 0)
-			fprintf(f, "%s = %s\n", file->pair[i].name,
-			    file->pair[i].value);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
 static int
 template_load(struct ca *ca, const struct config_pairs *file, const char *name,
     const char *builtin_ku, const char *builtin_eku)
 {
 	struct ca_template *t;
-	char section[160], *text;
+	char section[160];
+	const char *before[5];
+	size_t n = 0;
 	int rc;
 
 	if (template_find(ca, name) != NULL)
@@ -321,14 +293,22 @@ template_load(struct ca *ca, const struct config_pairs *file, const char *name,
 	snprintf(section, sizeof(section), TEMPLATE_PREFIX "%s", name);
 	t = &ca->templates[ca->ntemplates];
 	memset(t, 0, sizeof(*t));
-	if ((t->name = strdup(name)) == NULL ||
-	    (text = template_text(file, section, builtin_ku, builtin_eku)) ==
-	        NULL)
+	if ((t->name = strdup(name)) == NULL)
 		return -1;
 	ca->ntemplates++;
-	rc = config_load_string(
-	    text, file->basedir, section, template_config, &t->s);
-	free(text);
+	/* A built-in template's key usages, unless the file sets its own. */
+	if (builtin_ku != NULL &&
+	    config_pairs_get(file, section, "KeyUsage") == NULL) {
+		before[n++] = "KeyUsage";
+		before[n++] = builtin_ku;
+	}
+	if (builtin_eku != NULL &&
+	    config_pairs_get(file, section, "ExtendedKeyUsage") == NULL) {
+		before[n++] = "ExtendedKeyUsage";
+		before[n++] = builtin_eku;
+	}
+	before[n] = NULL;
+	rc = config_load_section(file, section, before, template_config, &t->s);
 	if (rc != 0) {
 		fprintf(stderr, "scepd-ca: [%s] is not usable (see above)\n",
 		    section);

@@ -33,8 +33,20 @@ Subject = O=Fixed Corp,OU=Devices
 [template.Devices]
 KeyUsage = digitalSignature,keyEncipherment
 ExtendedKeyUsage = serverAuth,clientAuth
-AllowedSANs = DNS:*.devices.example.com email:*@example.com
 EOF
+# AllowedSANs in a line of 198 characters, which the INI reader takes
+# whole (199 with its newline): the CA refused it once, writing the
+# section out again with spaces around "=" and reading that.
+sans="AllowedSANs=DNS:*.devices.example.com email:*@example.com"
+i=0
+while [ $((${#sans} + 23 + 20)) -le 198 ]; do
+	i=$((i + 1))
+	sans="$sans DNS:*.pad$i.example.com"
+done
+fill=$((198 - ${#sans} - 19))
+sans="$sans DNS:*.$(head -c "$fill" /dev/zero | tr '\0' x).example.com"
+[ ${#sans} = 198 ] || fail "the AllowedSANs line is ${#sans} characters, want 198"
+echo "$sans" >> "$conf"
 
 check "an unknown template or key usage stops the CA at start with the reason"
 cp "$conf" "$WORK/good.conf"
