@@ -19,6 +19,7 @@ struct config_load {
 	unsigned char seen[128];
 	int errors;
 	int cut_reported;
+	int keys; /* lines of `section` read */
 };
 
 /*
@@ -180,6 +181,7 @@ config_ini_handler(
 	}
 	if (strcasecmp(section, cl->section) != 0)
 		return 1;
+	cl->keys++;
 	for (i = 0; cl->table[i].name != NULL; i++)
 		if (strcasecmp(cl->table[i].name, name) == 0)
 			break;
@@ -240,7 +242,7 @@ config_load(const char *file, const char *section,
     const struct config_key *table, void *settings)
 {
 	struct config_load cl = {
-	    file, NULL, section, table, settings, {0}, 0, 0};
+	    file, NULL, section, table, settings, {0}, 0, 0, 0};
 	char *dir = NULL, *slash, *abs = NULL;
 	int rc;
 
@@ -262,6 +264,14 @@ config_load(const char *file, const char *section,
 		fprintf(stderr, "%s: cannot read\n", file);
 		cl.errors++;
 	}
+	/* Every key has its default: a section named wrongly ([frontent])
+	 * would start the service on defaults without a word. */
+	if (rc == 0 && cl.keys == 0)
+		fprintf(stderr,
+		    "%s: warning: no key in [%s] (no such section, an empty "
+		    "one, or a misspelled name): every setting of it is its "
+		    "default\n",
+		    file, section);
 	rc = config_finish(&cl, rc);
 	free(dir);
 	free(abs);
@@ -273,7 +283,7 @@ config_load_string(const char *text, const char *basedir, const char *section,
     const struct config_key *table, void *settings)
 {
 	struct config_load cl = {
-	    "(string)", basedir, section, table, settings, {0}, 0, 0};
+	    "(string)", basedir, section, table, settings, {0}, 0, 0, 0};
 
 	config_defaults(&cl);
 	return config_finish(
@@ -285,7 +295,7 @@ config_load_section(const struct config_pairs *pairs, const char *section,
     const char *const *before, const struct config_key *table, void *settings)
 {
 	struct config_load cl = {pairs->source ? pairs->source : "(pairs)",
-	    pairs->basedir, section, table, settings, {0}, 0, 0};
+	    pairs->basedir, section, table, settings, {0}, 0, 0, 0};
 
 	config_defaults(&cl);
 	for (size_t i = 0; before != NULL && before[i] != NULL; i += 2)

@@ -327,6 +327,14 @@ set -e
 grep -q "MinRSABits" "$WORK/bad.log" || fail "the error does not name the key"
 grep -q "scepd-ca exited with status 1 3 times" "$WORK/bad.log" || { cat "$WORK/bad.log"; fail "scepd does not name the failing service"; }
 
+check "a service whose section is misspelled ([frontent]) says so at start"
+# (every key has a default: it started on them without a word)
+sed 's/^\[frontend\]/[frontent]/' "$DATA/scepd.conf" > "$WORK/misspelled.conf"
+(timeout -s KILL 3 "$BUILD_DIR/scepd-frontend" --config "$WORK/misspelled.conf" > "$WORK/misspelled.out" 2>&1) 2> /dev/null || true
+grep -q "warning: no key in \[frontend\] (no such section, an empty one, or a misspelled name)" "$WORK/misspelled.out" ||
+	{ cat "$WORK/misspelled.out"; fail "the frontend did not say its section is missing"; }
+! grep -q "warning: no key in" "$SERVER_LOG" || fail "a service of the configuration scepd made warns that its section is missing"
+
 check "a non-empty directory without scepd.conf is refused and left alone"
 mkdir -p "$WORK/other" && echo precious > "$WORK/other/notes.txt"
 set +e
