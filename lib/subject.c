@@ -1,10 +1,10 @@
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/asn1.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
@@ -29,38 +29,17 @@ subject_text_ok(const char *s, size_t len)
 	size_t i = 0;
 
 	while (i < len) {
-		unsigned char c = p[i];
-		uint32_t cp;
-		size_t n;
+		unsigned long cp;
+		/* OpenSSL's decoder refuses overlong forms, surrogates and
+		 * what lies past U+10FFFF. */
+		int n = UTF8_getc(p + i, len - i > 4 ? 4 : (int)(len - i), &cp);
 
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return 0;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3, cp = c & 0x07;
-		else
+		/* Controls (C0, DEL, C1) and the non-characters U+FFFE and
+		 * U+FFFF. */
+		if (n <= 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0) ||
+		    cp == 0xfffe || cp == 0xffff)
 			return 0;
-		if (i + n >= len)
-			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		/* Overlong, beyond Unicode, surrogates, non-characters and
-		 * the C1 controls. */
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    cp == 0xfffe || cp == 0xffff || (cp >= 0x80 && cp < 0xa0))
-			return 0;
-		i += n + 1;
+		i += (size_t)n;
 	}
 	return 1;
 }

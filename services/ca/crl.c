@@ -424,7 +424,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	time_t now = time(NULL), last = 0, next = 0, stood_next = 0;
 	struct tm tm;
 	int64_t number;
-	int e;
+	int e, ours;
 
 	(void)req;
 	out = rpc_alloc(arena, sizeof(*out));
@@ -445,6 +445,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL &&
 	    ASN1_TIME_to_tm(X509_CRL_get0_nextUpdate(crl), &tm))
 		next = timegm(&tm);
+	ours = crl != NULL && crl_ours(ca, crl);
 	if (now >= ca->not_after) {
 		/* The last CRL stands (its nextUpdate is the CA's notAfter):
 		 * no CRL is signed past it. */
@@ -458,7 +459,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			return;
 		}
 	} else if (crl == NULL || now >= last + (next - last) / 2 ||
-	    now < last || !crl_ours(ca, crl)) {
+	    now < last || !ours) {
 		/* Re-issued past half its validity: relying parties never
 		 * see an expired one. And before it, when it is not yet
 		 * valid (made while the clock ran ahead, which relying
@@ -475,8 +476,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			         "one is issued");
 		/* Past half its validity only: kept to be served if no new
 		 * one can be stored (a full disk or map), rather than none. */
-		if (crl != NULL && now >= last && now < next &&
-		    crl_ours(ca, crl)) {
+		if (ours && now >= last && now < next) {
 			stood.data = rpc_alloc(arena, val.mv_size);
 			memcpy(stood.data, val.mv_data, val.mv_size);
 			stood.len = val.mv_size;

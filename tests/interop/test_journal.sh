@@ -295,8 +295,6 @@ done
 [ "$ran" -gt 500000 ] || fail "the signing thread signed nothing of three batches"
 
 check "a journalled certificate no retry came for within PendingDays + 7 days is abandoned, never signed backdated"
-FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
-[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
 # crash_in_journal NAME: a server that crashes after the first journal
 # commit, and CN=NAME enrolling with $WORK/NAME.key (die_in_journal).
 crash_in_journal() {
@@ -304,12 +302,6 @@ crash_in_journal() {
 	from=$(log_mark)
 	SCEPD_TEST_CA_CRASH="journal:1" server_start
 	die_in_journal "$1" "$1" "$(challenge)"
-}
-# at_offset SECONDS COMMAND...: COMMAND with the clock that far ahead.
-at_offset() {
-	local off=$1
-	shift
-	LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" FAKETIME="+$off" FAKETIME_DONT_RESET=1 "$@"
 }
 # late_retry NAME OFFSET: CN=NAME's device retries with a fresh password
 # at that offset; it must get a certificate made now, not the journalled

@@ -388,8 +388,6 @@ done
 server_restart
 
 check "rejected after an approval the CA crashed in (after the journal): no journal record left; enrolled again after the purge, the approval makes a certificate of that day"
-FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
-[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
 rc=0
 ios_enroll "$(challenge)" "CN=crashed approval" "$WORK/c1.pem" "$URL" --key "$WORK/c1.key" >/dev/null || rc=$?
 [ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
@@ -409,7 +407,7 @@ from=$(log_mark)
 server_restart
 ! logged "$from" "journalled but not in the ledger" || fail "the rejection left the journal record behind"
 # Fifteen days on the rejected record is purged; the same key asks again.
-later() { LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" FAKETIME="+$((15 * 86400))" FAKETIME_DONT_RESET=1 "$@"; }
+later() { at_offset $((15 * 86400)) "$@"; }
 server_stop
 from=$(log_mark)
 later server_start
@@ -433,8 +431,8 @@ later "$IOS_CLIENT" --url "$URL" --challenge "$(later "$SCEPCTL" --data-dir "$DA
 [ $rc = 3 ] || { cat "$WORK/e1.log"; fail "PKCSReq: exit $rc, want 3 (PENDING)"; }
 e_serial=$(later "$SCEPCTL" --data-dir "$DATA" approve "$(pending_txid)" 2>/dev/null) || fail "scepctl approve"
 server_stop
-LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" FAKETIME="+$((415 * 86400))" FAKETIME_DONT_RESET=1 server_start
-LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" FAKETIME="+$((415 * 86400))" FAKETIME_DONT_RESET=1 poll e_poll "CN=expires unpolled" e1
+at_offset $((415 * 86400)) server_start
+at_offset $((415 * 86400)) poll e_poll "CN=expires unpolled" e1
 [ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/e_poll.log" &&
 	grep -q "failInfoText: certificate $e_serial of this transactionID has expired: enroll with a new key" "$WORK/e_poll.log" ||
 	{ cat "$WORK/e_poll.log"; fail "poll after the certificate expired: exit $rc"; }

@@ -405,6 +405,23 @@ test_late_reply_is_dropped(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* A service that is up but never answers (a ROUTER that does not read:
+ * its workers all stuck), bound at ipc:///tmp/scepd-test-rpc-NAME-PID.sock
+ * written into `endpoint`. */
+static void *
+stuck_service(void *ctx, const char *name, char *endpoint, size_t len)
+{
+	void *stuck = zmq_socket(ctx, ZMQ_ROUTER);
+	int zero = 0;
+
+	assert_non_null(stuck);
+	snprintf(endpoint, len, "ipc:///tmp/scepd-test-rpc-%s-%d.sock", name,
+	    (int)getpid());
+	zmq_setsockopt(stuck, ZMQ_LINGER, &zero, sizeof(zero));
+	assert_int_equal(zmq_bind(stuck, endpoint), 0);
+	return stuck;
+}
+
 /*
  * Of two endpoints, the first is up but never answers (a ROUTER that
  * does not read: a service whose workers are all stuck). Every call is
@@ -417,16 +434,12 @@ static void
 test_stuck_endpoint_is_skipped(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	void *stuck = zmq_socket(ctx, ZMQ_ROUTER);
 	char stuck_endpoint[128], both[300];
+	void *stuck =
+	    stuck_service(ctx, "stuck", stuck_endpoint, sizeof(stuck_endpoint));
 	struct rpc_client *client;
-	int zero = 0;
 
 	(void)state;
-	snprintf(stuck_endpoint, sizeof(stuck_endpoint),
-	    "ipc:///tmp/scepd-test-rpc-stuck-%d.sock", (int)getpid());
-	zmq_setsockopt(stuck, ZMQ_LINGER, &zero, sizeof(zero));
-	assert_int_equal(zmq_bind(stuck, stuck_endpoint), 0);
 	snprintf(both, sizeof(both), "%s %s", stuck_endpoint, endpoint);
 	client = rpc_client_new(ctx, both, "test");
 	assert_non_null(client);
@@ -470,16 +483,12 @@ static void
 test_wall_clock_step(void **state)
 {
 	void *ctx = zmq_ctx_new();
-	void *stuck = zmq_socket(ctx, ZMQ_ROUTER);
 	char stuck_endpoint[128];
+	void *stuck =
+	    stuck_service(ctx, "step", stuck_endpoint, sizeof(stuck_endpoint));
 	struct rpc_client *client;
-	int zero = 0;
 
 	(void)state;
-	snprintf(stuck_endpoint, sizeof(stuck_endpoint),
-	    "ipc:///tmp/scepd-test-rpc-step-%d.sock", (int)getpid());
-	zmq_setsockopt(stuck, ZMQ_LINGER, &zero, sizeof(zero));
-	assert_int_equal(zmq_bind(stuck, stuck_endpoint), 0);
 	client = rpc_client_new(ctx, stuck_endpoint, "test");
 	assert_non_null(client);
 	for (int i = 0; i < 2; i++) {

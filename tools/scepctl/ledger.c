@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/asn1.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -60,43 +61,6 @@ scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 	return o;
 }
 
-/* The length of the UTF-8 sequence at `p` and its code point in *cp; 0
- * when it is not one (overlong, a surrogate, past U+10FFFF, cut short). */
-static size_t
-scepctl_utf8(const unsigned char *p, uint32_t *cp)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-		*cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		*cp = p[0] & 0x0f;
-		lo = p[0] == 0xe0 ? 0xa0 : 0x80;
-		hi = p[0] == 0xed ? 0x9f : 0xbf;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		*cp = p[0] & 0x07;
-		lo = p[0] == 0xf0 ? 0x90 : 0x80;
-		hi = p[0] == 0xf4 ? 0x8f : 0xbf;
-	} else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if (p[i] < lo || p[i] > hi)
-			return 0; /* the NUL at the end included */
-		*cp = *cp << 6 | (p[i] & 0x3f);
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return n;
-}
-
 /*
  * Text a device chose (a subject, a SAN, a refusal naming them) for the
  * operator's terminal: controls (C0, DEL, C1 such as U+009B CSI) and the
@@ -107,12 +71,16 @@ static void
 scepctl_text(const char *s, FILE *f)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	uint32_t cp;
-	size_t n;
+	size_t left = strlen((const char *)p);
+	unsigned long cp;
+	int n;
 
-	while (*p != '\0') {
-		if ((n = scepctl_utf8(p, &cp)) == 0) {
+	while (left > 0) {
+		/* OpenSSL's decoder refuses overlong forms, surrogates and
+		 * what lies past U+10FFFF. */
+		if ((n = UTF8_getc(p, left > 4 ? 4 : (int)left, &cp)) <= 0) {
 			fprintf(f, "\\x%02x", *p++);
+			left--;
 			continue;
 		}
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c ||
@@ -121,8 +89,9 @@ scepctl_text(const char *s, FILE *f)
 		    (cp >= 0x2066 && cp <= 0x2069))
 			fprintf(f, "\\u%04x", (unsigned)cp);
 		else
-			fwrite(p, 1, n, f);
+			fwrite(p, 1, (size_t)n, f);
 		p += n;
+		left -= (size_t)n;
 	}
 }
 
