@@ -16,6 +16,7 @@
 
 #include <lmdb.h>
 
+#include "clock.h"
 #include "config.h"
 #include "passwd.h"
 #include "plugin.h"
@@ -192,14 +193,21 @@ struct challenge {
 	atomic_int next_worker; /* worker_init hands out indexes */
 };
 
-/* A caller's deadline (rpc deadline_ms, CLOCK_REALTIME ms) for
- * pthread_cond_timedwait and pthread_mutex_timedlock. */
+/* A caller's deadline (rpc deadline_ms, wall-clock ms) as a time of
+ * CLOCK_MONOTONIC, for pthread_cond_clockwait and pthread_mutex_clocklock:
+ * the wall clock is read once, here, so a step of it during the wait (NTP,
+ * an operator) neither holds the worker past the caller's wait nor cuts it
+ * short, as the caller's own wait (rpc.c) is not. */
 static inline struct timespec
 challenge_deadline(int64_t deadline_ms)
 {
-	struct timespec ts = {
-	    (time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000};
+	int64_t at = clock_monotonic_ms() + (deadline_ms - rpc_now_ms());
+	struct timespec ts;
 
+	if (at < 0)
+		at = 0;
+	ts.tv_sec = (time_t)(at / 1000);
+	ts.tv_nsec = (long)(at % 1000) * 1000000;
 	return ts;
 }
 

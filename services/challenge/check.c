@@ -241,8 +241,9 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 
 		s->waiters++;
 		while (!s->done && !timed_out)
-			timed_out = pthread_cond_timedwait(&c->inflight_done,
-			                &c->lock, &until) == ETIMEDOUT;
+			timed_out =
+			    pthread_cond_clockwait(&c->inflight_done, &c->lock,
+			        CLOCK_MONOTONIC, &until) == ETIMEDOUT;
 		s->waiters--;
 		if (!s->done) {
 			*copy = 0; /* its own outage: logged and counted */

@@ -289,7 +289,8 @@ validator_turn(struct validator *v, int64_t deadline_ms, int limited)
 		atomic_fetch_sub(&v->queued, 1);
 		return -1;
 	}
-	if (pthread_mutex_timedlock(&v->one_at_a_time, &until) != 0) {
+	if (pthread_mutex_clocklock(
+	        &v->one_at_a_time, CLOCK_MONOTONIC, &until) != 0) {
 		if (limited)
 			atomic_fetch_sub(&v->queued, 1);
 		return -1;

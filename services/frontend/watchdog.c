@@ -71,13 +71,14 @@ watchdog_main(void *arg)
 			    "RequestDeadline = %lld s in [frontend]; closed",
 			    x->fd, (long long)(w->deadline_ms / 1000));
 		}
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += 500 * 1000 * 1000;
 		if (until.tv_nsec >= 1000 * 1000 * 1000) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000 * 1000 * 1000;
 		}
-		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+		pthread_cond_clockwait(
+		    &w->wake, &w->lock, CLOCK_MONOTONIC, &until);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
