@@ -397,6 +397,7 @@ crl_stored(const struct ca *ca, time_t now, Scep__V1__GetCrlReply *out,
 		ok = now < ca->not_after && now >= made.this_update &&
 		    now < made.this_update +
 		            (made.next_update - made.this_update) / 2 &&
+		    made.next_update <= crl_next_update(ca, now) &&
 		    memcmp(made.ca, ca->cert_sha256, sizeof(made.ca)) == 0 &&
 		    mdb_get(txn, ca->meta, &key, &val) == 0;
 	}
@@ -459,21 +460,28 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			return;
 		}
 	} else if (crl == NULL || now >= last + (next - last) / 2 ||
-	    now < last || !ours) {
+	    now < last || !ours || next > crl_next_update(ca, now)) {
 		/* Re-issued past half its validity: relying parties never
 		 * see an expired one. And before it, when it is not yet
 		 * valid (made while the clock ran ahead, which relying
-		 * parties refuse until then) or not this CA's. */
+		 * parties refuse until then), not this CA's, or valid
+		 * longer than CRLValidityHours now allows (lowered). */
 		if (crl != NULL && now < last)
 			log_warn(
 			    "CRL: the stored one's thisUpdate is %lld s "
 			    "ahead of this clock (not yet valid to relying "
 			    "parties): a new one is issued",
 			    (long long)(last - now));
-		else if (crl != NULL && now < last + (next - last) / 2)
+		else if (crl != NULL && !ours)
 			log_warn("CRL: the stored CRL is not this CA "
 			         "certificate's (issuer or key changed): a new "
 			         "one is issued");
+		else if (crl != NULL && next > crl_next_update(ca, now))
+			log_info("CRL: the stored one is valid until %lld s "
+			         "from now, past CRLValidityHours = %ld in "
+			         "[ca]: a new one is issued",
+			    (long long)(next - now),
+			    (long)ca->settings.crl_validity_hours);
 		/* Past half its validity only: kept to be served if no new
 		 * one can be stored (a full disk or map), rather than none. */
 		if (ours && now >= last && now < next) {

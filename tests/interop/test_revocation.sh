@@ -258,4 +258,16 @@ logged "$from" "scepd-ca.*CRL: a new one cannot be stored (the database is full"
 	{ tail -20 "$SERVER_LOG"; fail "the log does not say why the stored CRL is served"; }
 server_stop
 
+check "CRLValidityHours lowered from 24 to 2: the next CRL is valid 2 hours, the stored one (24) is not served on"
+set_conf ca CRLValidityHours 2
+from=$(log_mark)
+server_start
+crl lowered
+last=$(date -d "$(sed -n 's/ *Last Update: //p' "$WORK/lowered.txt")" +%s)
+next=$(date -d "$(sed -n 's/ *Next Update: //p' "$WORK/lowered.txt")" +%s)
+[ $((next - last)) = 7200 ] || fail "nextUpdate - thisUpdate = $((next - last)) s after CRLValidityHours = 2"
+logged "$from" "scepd-ca.*CRL: the stored one is valid until .* past CRLValidityHours = 2" ||
+	fail "the log does not say why a new CRL was made"
+server_stop
+
 pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, certificateHold released or made final"
