@@ -174,6 +174,7 @@ struct request {
 	int responded; /* a response is queued */
 	int collecting; /* reading a POST body on a SCEP path */
 	int too_big; /* ... which went over MaxBodySize */
+	int body_lost; /* ... or whose buffer could not be had */
 	char method[16];
 	char path[256];
 	/* A SCEP request's path as configured in Paths (the request's may

@@ -719,6 +719,10 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (r->too_big)
 		return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "Request body too large.\n");
+	if (r->body_lost)
+		return http_unavailable(c, r,
+		    "The server is out of memory for this request; try again "
+		    "later.\n");
 	if (r->route == ROUTE_ADMIN) /* password checks, the services */
 		return r->offloaded ? admin_handle(fe, c, r)
 		                    : http_offload(fe, c, r);
@@ -732,7 +736,7 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 {
 	size_t max = (size_t)fe->settings.max_body_size;
 
-	if (!r->collecting || r->too_big)
+	if (!r->collecting || r->too_big || r->body_lost)
 		return; /* discarded */
 	if (n > max - r->body_len) {
 		log_warn("%s %s from %s: POST body over MaxBodySize = %ld in "
@@ -760,7 +764,17 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 			cap = max;
 		/* Not realloc: the buffer given up may hold a password. */
 		if ((b = malloc(cap)) == NULL) {
-			r->too_big = 1; /* answered 413 at the end */
+			/* Not the client's fault: 503 at the end, and the
+			 * part read is dropped now, memory being short. */
+			log_warn("%s %s from %s: no memory for a POST body of "
+			         "%zu bytes; answered 503",
+			    r->method, r->path, r->client, r->body_len + n);
+			r->body_lost = 1;
+			if (r->body != NULL)
+				OPENSSL_cleanse(r->body, r->body_len);
+			free(r->body);
+			r->body = NULL;
+			r->body_len = r->body_cap = 0;
 			return;
 		}
 		if (r->body != NULL) {
