@@ -174,7 +174,7 @@ struct request {
 	int responded; /* a response is queued */
 	int collecting; /* reading a POST body on a SCEP path */
 	int too_big; /* ... which went over MaxBodySize */
-	int body_lost; /* ... or whose buffer could not be had */
+	size_t body_lost; /* ... or whose buffer (this size) was not had */
 	char method[16];
 	char path[256];
 	/* A SCEP request's path as configured in Paths (the request's may
@@ -302,6 +302,10 @@ enum MHD_Result http_text(struct MHD_Connection *c, struct request *r,
 /* 503 with Retry-After: our own outage, the client is to come back. */
 enum MHD_Result
 http_unavailable(struct MHD_Connection *c, struct request *r, const char *text);
+/* 503 with Retry-After for memory short while reading a request, logged
+ * with `what` (http.c). */
+enum MHD_Result
+http_no_memory(struct MHD_Connection *c, struct request *r, const char *what);
 /* 429 with Retry-After (JSON for the admin API, r->json). */
 enum MHD_Result http_too_many(struct MHD_Connection *c, struct request *r,
     unsigned int retry_after_s, const char *text);

@@ -191,6 +191,17 @@ http_unavailable(struct MHD_Connection *c, struct request *r, const char *text)
 	    "text/plain; charset=utf-8", text, strlen(text), h);
 }
 
+/* Memory short while reading the request: our outage, 503, never the
+ * 400 or 413 that tells the client its request is wrong. */
+enum MHD_Result
+http_no_memory(struct MHD_Connection *c, struct request *r, const char *what)
+{
+	log_warn("%s %s from %s: no memory for %s; answered 503", r->method,
+	    r->path, r->client, what);
+	return http_unavailable(c, r,
+	    "The server is out of memory for this request; try again later.\n");
+}
+
 enum MHD_Result
 http_too_many(struct MHD_Connection *c, struct request *r,
     unsigned int retry_after_s, const char *text)
@@ -719,10 +730,13 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (r->too_big)
 		return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "Request body too large.\n");
-	if (r->body_lost)
-		return http_unavailable(c, r,
-		    "The server is out of memory for this request; try again "
-		    "later.\n");
+	if (r->body_lost) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "a POST body of %zu bytes",
+		    r->body_lost);
+		return http_no_memory(c, r, what);
+	}
 	if (r->route == ROUTE_ADMIN) /* password checks, the services */
 		return r->offloaded ? admin_handle(fe, c, r)
 		                    : http_offload(fe, c, r);
@@ -766,10 +780,7 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		if ((b = malloc(cap)) == NULL) {
 			/* Not the client's fault: 503 at the end, and the
 			 * part read is dropped now, memory being short. */
-			log_warn("%s %s from %s: no memory for a POST body of "
-			         "%zu bytes; answered 503",
-			    r->method, r->path, r->client, r->body_len + n);
-			r->body_lost = 1;
+			r->body_lost = r->body_len + n;
 			if (r->body != NULL)
 				OPENSSL_cleanse(r->body, r->body_len);
 			free(r->body);

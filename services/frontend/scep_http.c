@@ -227,6 +227,8 @@ scep_pki_get(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	int rc;
 
 	rc = query_get(query, qlen, "message", &text, &text_len);
+	if (rc == QUERY_ENOMEM)
+		return http_no_memory(c, r, "the message parameter");
 	if (rc <= 0) {
 		snprintf(why, sizeof(why),
 		    "PKIOperation: message parameter: %s",
@@ -235,10 +237,10 @@ scep_pki_get(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		goto out;
 	}
 	if ((rc = query_base64_decode(text, text_len, &der, &der_len)) != 0) {
-		ret = scep_bad(c, r,
-		    rc == QUERY_ENOMEM
-		        ? "PKIOperation: out of memory"
-		        : "PKIOperation: message parameter is not base64");
+		ret = rc == QUERY_ENOMEM
+		    ? http_no_memory(c, r, "the message's base64")
+		    : scep_bad(c, r,
+		          "PKIOperation: message parameter is not base64");
 		goto out;
 	}
 	ret = scep_pki_operation(fe, c, r, der, der_len);
@@ -254,6 +256,7 @@ scep_pki_post(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	uint8_t *der = NULL;
 	size_t der_len = 0;
 	enum MHD_Result ret;
+	int rc;
 
 	if (r->body_len == 0)
 		return scep_bad(c, r, "PKIOperation: empty POST body");
@@ -261,8 +264,11 @@ scep_pki_post(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	 * may be the base64 some clients POST. */
 	if (r->body[0] == 0x30)
 		return scep_pki_operation(fe, c, r, r->body, r->body_len);
-	if (query_base64_decode(
-	        (const char *)r->body, r->body_len, &der, &der_len) != 0)
+	rc = query_base64_decode(
+	    (const char *)r->body, r->body_len, &der, &der_len);
+	if (rc == QUERY_ENOMEM)
+		return http_no_memory(c, r, "the POST body's base64");
+	if (rc != 0)
 		return scep_bad(
 		    c, r, "PKIOperation: POST body is neither DER nor base64");
 	ret = scep_pki_operation(fe, c, r, der, der_len);
@@ -282,6 +288,8 @@ scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	int rc;
 
 	rc = query_get(query, qlen, "operation", &op, &op_len);
+	if (rc == QUERY_ENOMEM)
+		return http_no_memory(c, r, "the operation parameter");
 	if (rc > 0)
 		which = scep_op_find(op, op_len, &name);
 	if (which == SCEP_OP_NONE) {
