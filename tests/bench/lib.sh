@@ -147,7 +147,9 @@ _scepd_launch() {
 #   otp     one-time passwords (as it comes), PasswordMax = 100000 so that
 #           a load's passwords can all be outstanding at once
 #   single  UseSinglePassword with $PASSWORD
-# WrongPasswordLimit = 0: the load comes from one address.
+# WrongPasswordLimit stays on (its default, 10): the load comes from one
+# address, but its passwords are all good, and the table's look-up per
+# check costs 2.5 us (16 us with 4,096 addresses listed).
 start_scepd() {
 	local label=$1 mode=$2 bits=$3 port
 	port=$(free_port)
@@ -158,7 +160,6 @@ start_scepd() {
 	stop_server "$label"
 	# set_conf (tests/interop/lib.sh) edits $DATA/scepd.conf.
 	DATA=${SERVER_DATA[$label]}
-	set_conf challenge WrongPasswordLimit 0
 	if [ "$mode" = single ]; then
 		set_conf challenge UseSinglePassword 1
 		set_conf challenge SinglePassword "$PASSWORD"
@@ -181,7 +182,7 @@ start_scepd() {
 		echo "-- $label: the demo CA replaced by an RSA 2048 CA"
 		ca_replace "$DATA" 2048
 	fi
-	echo "-- $label: $(mode_title "$mode"), WrongPasswordLimit = 0"
+	echo "-- $label: $(mode_title "$mode")"
 	_scepd_launch "$label" "$port"
 	SERVER_URL[$label]="http://127.0.0.1:$port$SCEP_PATH"
 	echo "   processes: $(pgrep -g "${SERVER_PIDS[$label]}" | xargs -I{} cat /proc/{}/comm | tr '\n' ' ')"
