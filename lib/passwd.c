@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "clock.h"
 #include "log.h"
 #include "passwd.h"
 
@@ -177,48 +179,165 @@ passwd_split(char *line, char **user, char **hash, char **rights)
 	return 0;
 }
 
-int
-passwd_check_file(const char *file, const char *user, const char *password,
-    char *rights, size_t rightslen)
+/* The line of `user` in `file`: its hash and rights (the caller frees
+ * both). 1 found, 0 no such user, -1 the file cannot be read. */
+static int
+passwd_find(const char *file, const char *user, char **hash, char **rights)
 {
-	FILE *f = NULL;
-	char *line = NULL, *hash = NULL, *found_rights = NULL;
+	FILE *f;
+	char *line = NULL;
 	size_t cap = 0;
-	int rc = -1, v;
+	int rc = 0;
 
+	*hash = *rights = NULL;
 	if ((f = fopen(file, "r")) == NULL) {
 		log_error("cannot read %s: %s", file, strerror(errno));
-		goto out;
+		return -1;
 	}
-	while (hash == NULL && getline(&line, &cap, f) >= 0) {
+	while (rc == 0 && getline(&line, &cap, f) >= 0) {
 		char *u, *h, *r;
 
 		if (passwd_split(line, &u, &h, &r) != 0 || strcmp(u, user) != 0)
 			continue;
-		if ((hash = strdup(h)) == NULL ||
-		    (found_rights = strdup(r)) == NULL)
-			goto out;
+		rc = 1;
+		if ((*hash = strdup(h)) == NULL ||
+		    (*rights = strdup(r)) == NULL)
+			rc = -1;
 	}
-	if (ferror(f)) {
+	if (rc == 0 && ferror(f)) {
 		log_error("cannot read %s: %s", file, strerror(errno));
-		goto out;
+		rc = -1;
 	}
-	v = passwd_verify(password, hash != NULL ? hash : passwd_dummy);
-	if (hash != NULL && v < 0)
-		log_warn("%s: the hash of user %s is malformed", file, user);
-	if (hash == NULL || v != 1) {
-		rc = 0;
-		goto out;
+	if (rc == -1) {
+		free(*hash);
+		free(*rights);
+		*hash = *rights = NULL;
 	}
-	if (rights != NULL && rightslen > 0)
-		snprintf(rights, rightslen, "%s", found_rights);
-	rc = 1;
-out:
-	if (f != NULL)
-		fclose(f);
+	fclose(f);
 	if (line != NULL)
 		OPENSSL_cleanse(line, cap);
 	free(line);
+	return rc;
+}
+
+/* What credentials that matched are remembered by: an HMAC under a key of
+ * this process of the user, the hash matched and the password. */
+static int
+passwd_seen_digest(const struct passwd_seen *seen, const char *user,
+    const char *hash, const char *password, unsigned char out[32])
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+	    OSSL_PARAM_construct_end()};
+	size_t len = 0;
+	int ok = ctx != NULL &&
+	    EVP_MAC_init(ctx, seen->key, sizeof(seen->key), params) &&
+	    EVP_MAC_update(
+	        ctx, (const unsigned char *)user, strlen(user) + 1) &&
+	    EVP_MAC_update(
+	        ctx, (const unsigned char *)hash, strlen(hash) + 1) &&
+	    EVP_MAC_update(
+	        ctx, (const unsigned char *)password, strlen(password)) &&
+	    EVP_MAC_final(ctx, out, &len, 32) && len == 32;
+
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	return ok ? 0 : -1;
+}
+
+struct passwd_seen *
+passwd_seen_new(void)
+{
+	struct passwd_seen *seen = calloc(1, sizeof(*seen));
+
+	if (seen == NULL)
+		return NULL;
+	if (RAND_bytes(seen->key, sizeof(seen->key)) != 1) {
+		free(seen);
+		return NULL;
+	}
+	pthread_mutex_init(&seen->lock, NULL);
+	return seen;
+}
+
+void
+passwd_seen_free(struct passwd_seen *seen)
+{
+	if (seen == NULL)
+		return;
+	pthread_mutex_destroy(&seen->lock);
+	OPENSSL_cleanse(seen, sizeof(*seen));
+	free(seen);
+}
+
+int
+passwd_check_seen(struct passwd_seen *seen, const char *file, const char *user,
+    const char *password, char *rights, size_t rightslen)
+{
+	char *hash, *found_rights;
+	unsigned char digest[32];
+	int64_t now = clock_monotonic_ms();
+	int rc;
+
+	if ((rc = passwd_find(file, user, &hash, &found_rights)) != 1)
+		return rc;
+	rc = 0;
+	if (passwd_seen_digest(seen, user, hash, password, digest) == 0) {
+		pthread_mutex_lock(&seen->lock);
+		for (size_t i = 0; i < PASSWD_SEEN_SLOTS && rc == 0; i++)
+			rc = seen->slot[i].until_ms > now &&
+			    CRYPTO_memcmp(seen->slot[i].digest, digest, 32) ==
+			        0;
+		pthread_mutex_unlock(&seen->lock);
+	}
+	if (rc == 1 && rights != NULL && rightslen > 0)
+		snprintf(rights, rightslen, "%s", found_rights);
+	OPENSSL_cleanse(digest, sizeof(digest));
+	free(hash);
+	free(found_rights);
+	return rc;
+}
+
+/* Remembers credentials that matched `hash`, in place of the entry that
+ * ends first. */
+static void
+passwd_seen_add(struct passwd_seen *seen, const char *user, const char *hash,
+    const char *password)
+{
+	unsigned char digest[32];
+	size_t oldest = 0;
+
+	if (passwd_seen_digest(seen, user, hash, password, digest) != 0)
+		return;
+	pthread_mutex_lock(&seen->lock);
+	for (size_t i = 1; i < PASSWD_SEEN_SLOTS; i++)
+		if (seen->slot[i].until_ms < seen->slot[oldest].until_ms)
+			oldest = i;
+	memcpy(seen->slot[oldest].digest, digest, 32);
+	seen->slot[oldest].until_ms = clock_monotonic_ms() + PASSWD_SEEN_MS;
+	pthread_mutex_unlock(&seen->lock);
+	OPENSSL_cleanse(digest, sizeof(digest));
+}
+
+int
+passwd_check_file(const char *file, const char *user, const char *password,
+    char *rights, size_t rightslen, struct passwd_seen *seen)
+{
+	char *hash, *found_rights;
+	int rc, v;
+
+	if ((rc = passwd_find(file, user, &hash, &found_rights)) < 0)
+		return -1;
+	v = passwd_verify(password, hash != NULL ? hash : passwd_dummy);
+	if (hash != NULL && v < 0)
+		log_warn("%s: the hash of user %s is malformed", file, user);
+	rc = hash != NULL && v == 1;
+	if (rc == 1 && rights != NULL && rightslen > 0)
+		snprintf(rights, rightslen, "%s", found_rights);
+	if (rc == 1 && seen != NULL)
+		passwd_seen_add(seen, user, hash, password);
 	free(hash);
 	free(found_rights);
 	return rc;

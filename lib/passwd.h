@@ -7,7 +7,9 @@
 #ifndef SCEPD_PASSWD_H
 #define SCEPD_PASSWD_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Writes a new hash of `password` into out (NUL-terminated). 0 or -1. */
 int passwd_hash(const char *password, char *out, size_t outlen);
@@ -15,12 +17,40 @@ int passwd_hash(const char *password, char *out, size_t outlen);
 int passwd_verify(const char *password, const char *hash);
 
 /*
+ * Credentials that matched lately, so that a client sending the same
+ * again (an MDM asking a password per device) does not wait for scrypt
+ * again. Each is remembered PASSWD_SEEN_MS by an HMAC (a key of this
+ * process) of user, password and the hash they matched: a password
+ * changed or an account deleted in the file matches nothing any more, and
+ * rights are read from the file each time. A wrong password is never
+ * remembered. Thread-safe.
+ */
+#define PASSWD_SEEN_SLOTS 32
+#define PASSWD_SEEN_MS (5 * 60 * 1000)
+struct passwd_seen {
+	pthread_mutex_t lock;
+	unsigned char key[32];
+	struct {
+		unsigned char digest[32];
+		int64_t until_ms; /* CLOCK_MONOTONIC */
+	} slot[PASSWD_SEEN_SLOTS];
+};
+struct passwd_seen *passwd_seen_new(void);
+void passwd_seen_free(struct passwd_seen *seen);
+/* 1 when `user` and `password` matched the account's present hash within
+ * PASSWD_SEEN_MS (rights copied as below), 0 when not known (check them
+ * with passwd_check_file), -1 when the file cannot be read. */
+int passwd_check_seen(struct passwd_seen *seen, const char *file,
+    const char *user, const char *password, char *rights, size_t rightslen);
+
+/*
  * Looks `user` up in `file` and checks the password. Returns 1 and copies
  * the rights ("enroll") to rights when it matches, 0 when it does not (or
- * no such user), -1 when the file cannot be read.
+ * no such user), -1 when the file cannot be read. A match is remembered in
+ * `seen` unless it is NULL.
  */
 int passwd_check_file(const char *file, const char *user, const char *password,
-    char *rights, size_t rightslen);
+    char *rights, size_t rightslen, struct passwd_seen *seen);
 /* Longest user name, in bytes: the challenge service records it with
  * each password it issues and counts MdmPasswordMax by it. */
 #define PASSWD_USER_MAX 63

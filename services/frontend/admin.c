@@ -737,12 +737,14 @@ admin_guard_init(struct admin_guard *g)
 	memset(g->slots, 0, sizeof(g->slots));
 	atomic_init(&g->checking, 0);
 	pthread_mutex_init(&g->lock, NULL);
+	g->seen = passwd_seen_new(); /* NULL: every login checked in full */
 }
 
 void
 admin_guard_free(struct admin_guard *g)
 {
 	pthread_mutex_destroy(&g->lock);
+	passwd_seen_free(g->seen);
 }
 
 /* A free slot or one whose window is over ranks first, then the one whose
@@ -865,6 +867,11 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 		    "later.");
 		return -2;
 	}
+	/* Credentials that passed lately need no scrypt, and no place. */
+	if (g->seen != NULL &&
+	    (v = passwd_check_seen(g->seen, fe->settings.admin_password_file,
+	         user, pass, rights, rightslen)) != 0)
+		return v;
 	if (admin_check_begin(g) != 0) {
 		log_warn("admin: refused %s %s from %s: %d password checks "
 		         "under way: 429",
@@ -883,8 +890,8 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 		nanosleep(&ts, NULL);
 	}
 #endif
-	v = passwd_check_file(
-	    fe->settings.admin_password_file, user, pass, rights, rightslen);
+	v = passwd_check_file(fe->settings.admin_password_file, user, pass,
+	    rights, rightslen, g->seen);
 	admin_check_end(g);
 	if (v == 0)
 		admin_fail_record(g, r->client);

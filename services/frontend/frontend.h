@@ -115,7 +115,8 @@ int cache_ask_free(const struct frontend *fe, int64_t *since, int claim);
  * ADMIN_CHECKS_AT_ONCE run at once across the frontend (a request that
  * finds them all taken gets 429 at once), and a client address with
  * ADMIN_FAIL_LIMIT failed logins within ADMIN_FAIL_WINDOW_MS gets 429
- * until that window is over.
+ * until that window is over. Credentials that passed are known for
+ * PASSWD_SEEN_MS without a check (an MDM asking a password per device).
  */
 #define ADMIN_CHECKS_AT_ONCE 2
 #define ADMIN_FAIL_LIMIT 5
@@ -130,6 +131,7 @@ struct admin_guard {
 	atomic_int checking; /* password checks under way */
 	pthread_mutex_t lock; /* guards slots */
 	struct admin_fail_slot slots[ADMIN_FAIL_SLOTS];
+	struct passwd_seen *seen; /* logins that passed lately (passwd.h) */
 };
 void admin_guard_init(struct admin_guard *g);
 void admin_guard_free(struct admin_guard *g);

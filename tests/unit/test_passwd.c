@@ -124,41 +124,43 @@ test_file(void **state)
 
 	(void)state;
 	/* No file: an error, not "no such user". */
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "pw", rights, sizeof(rights)), -1);
+	assert_int_equal(passwd_check_file(
+	                     path, "admin", "pw", rights, sizeof(rights), NULL),
+	    -1);
 	assert_int_equal(passwd_set_file(path, "admin", "s3cret", "enroll"), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(passwd_set_file(path, "viewer", "look", ""), 0);
 	strcpy(rights, "junk");
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "s3cret", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "admin", "s3cret", rights,
+	                     sizeof(rights), NULL),
 	    1);
 	assert_string_equal(rights, "enroll");
-	assert_int_equal(
-	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "viewer", "look", rights,
+	                     sizeof(rights), NULL),
 	    1);
 	assert_string_equal(rights, "");
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "look", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "admin", "look", rights,
+	                     sizeof(rights), NULL),
 	    0);
-	assert_int_equal(
-	    passwd_check_file(path, "nobody", "look", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "nobody", "look", rights,
+	                     sizeof(rights), NULL),
 	    0);
-	assert_int_equal(
-	    passwd_check_file(path, "Admin", "s3cret", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "Admin", "s3cret", rights,
+	                     sizeof(rights), NULL),
 	    0);
 	/* Replacing a password keeps the other accounts and the mode. */
 	assert_int_equal(
 	    passwd_set_file(path, "admin", "n3w", "enroll,audit"), 0);
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "s3cret", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "admin", "s3cret", rights,
+	                     sizeof(rights), NULL),
 	    0);
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "n3w", rights, sizeof(rights)), 1);
+	assert_int_equal(passwd_check_file(path, "admin", "n3w", rights,
+	                     sizeof(rights), NULL),
+	    1);
 	assert_string_equal(rights, "enroll,audit");
-	assert_int_equal(
-	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "viewer", "look", rights,
+	                     sizeof(rights), NULL),
 	    1);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -189,16 +191,18 @@ test_file(void **state)
 	    f);
 	fclose(f);
 	assert_int_equal(
-	    passwd_check_file(path, "bad", "x", rights, sizeof(rights)), 0);
-	assert_int_equal(
-	    passwd_check_file(path, "broken line", "", rights, sizeof(rights)),
+	    passwd_check_file(path, "bad", "x", rights, sizeof(rights), NULL),
 	    0);
-	assert_int_equal(
-	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "broken line", "", rights,
+	                     sizeof(rights), NULL),
+	    0);
+	assert_int_equal(passwd_check_file(path, "viewer", "look", rights,
+	                     sizeof(rights), NULL),
 	    1);
 	assert_string_equal(rights, "");
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "n3w", rights, sizeof(rights)), 1);
+	assert_int_equal(passwd_check_file(path, "admin", "n3w", rights,
+	                     sizeof(rights), NULL),
+	    1);
 	/* Rewriting keeps the lines it does not understand. */
 	assert_int_equal(passwd_set_file(path, "admin", "n4", "enroll"), 0);
 	f = fopen(path, "r");
@@ -224,11 +228,12 @@ test_file(void **state)
 	}
 	/* Deleting: every line of the user goes, the others stay. */
 	assert_int_equal(passwd_delete_file(path, "viewer"), 0);
-	assert_int_equal(
-	    passwd_check_file(path, "viewer", "look", rights, sizeof(rights)),
+	assert_int_equal(passwd_check_file(path, "viewer", "look", rights,
+	                     sizeof(rights), NULL),
 	    0);
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "n4", rights, sizeof(rights)), 1);
+	assert_int_equal(passwd_check_file(
+	                     path, "admin", "n4", rights, sizeof(rights), NULL),
+	    1);
 	assert_int_equal(passwd_delete_file(path, "viewer"), 1);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -241,6 +246,67 @@ test_file(void **state)
  * (the admin page answered 500 after a rewrite made it root's). A process
  * that may not give the new file that owner leaves the old one alone.
  */
+/* Credentials that matched are known without scrypt until the account's
+ * hash changes; a wrong password, another user or a deleted account never
+ * are. */
+static void
+test_seen(void **state)
+{
+	char *path = tmpfile_path(), rights[64];
+	struct passwd_seen *seen = passwd_seen_new();
+
+	(void)state;
+	assert_non_null(seen);
+	assert_int_equal(passwd_set_file(path, "mdm", "s3cret", "mdm"), 0);
+	assert_int_equal(passwd_set_file(path, "other", "s3cret", "enroll"), 0);
+	assert_int_equal(passwd_check_seen(seen, path, "mdm", "s3cret", rights,
+	                     sizeof(rights)),
+	    0);
+	assert_int_equal(passwd_check_file(path, "mdm", "wrong", rights,
+	                     sizeof(rights), seen),
+	    0);
+	assert_int_equal(passwd_check_seen(seen, path, "mdm", "wrong", rights,
+	                     sizeof(rights)),
+	    0);
+	assert_int_equal(passwd_check_file(path, "mdm", "s3cret", rights,
+	                     sizeof(rights), seen),
+	    1);
+	strcpy(rights, "junk");
+	assert_int_equal(passwd_check_seen(seen, path, "mdm", "s3cret", rights,
+	                     sizeof(rights)),
+	    1);
+	assert_string_equal(rights, "mdm");
+	/* The same password for another account was not checked. */
+	assert_int_equal(passwd_check_seen(seen, path, "other", "s3cret",
+	                     rights, sizeof(rights)),
+	    0);
+	assert_int_equal(passwd_check_seen(seen, path, "mdm", "s3cret ", rights,
+	                     sizeof(rights)),
+	    0);
+	assert_int_equal(passwd_set_file(path, "mdm", "s3cret", "enroll"), 0);
+	/* The same password set again is a new salt, a new hash: checked. */
+	assert_int_equal(passwd_check_seen(seen, path, "mdm", "s3cret", rights,
+	                     sizeof(rights)),
+	    0);
+	/* Known, then deleted: not known. */
+	assert_int_equal(passwd_check_file(path, "other", "s3cret", rights,
+	                     sizeof(rights), seen),
+	    1);
+	assert_int_equal(passwd_check_seen(seen, path, "other", "s3cret",
+	                     rights, sizeof(rights)),
+	    1);
+	assert_int_equal(passwd_delete_file(path, "other"), 0);
+	assert_int_equal(passwd_check_seen(seen, path, "other", "s3cret",
+	                     rights, sizeof(rights)),
+	    0);
+	unlink(path);
+	assert_int_equal(passwd_check_seen(seen, path, "mdm", "s3cret", rights,
+	                     sizeof(rights)),
+	    -1);
+	passwd_seen_free(seen);
+	free(path);
+}
+
 static void
 test_owner_kept(void **state)
 {
@@ -270,8 +336,9 @@ test_owner_kept(void **state)
 	assert_int_equal(st.st_uid, 4242);
 	assert_int_equal(st.st_gid, 4343);
 	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_int_equal(
-	    passwd_check_file(path, "admin", "pw3", rights, sizeof(rights)), 1);
+	assert_int_equal(passwd_check_file(path, "admin", "pw3", rights,
+	                     sizeof(rights), NULL),
+	    1);
 
 	/* Another user who may write the directory and read the file, but
 	 * not give a file uid 4242: refused, the file as it was. */
@@ -320,6 +387,7 @@ main(void)
 	    cmocka_unit_test(test_hash_verify),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_seen),
 	    cmocka_unit_test(test_owner_kept),
 	};
 
