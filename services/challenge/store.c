@@ -15,9 +15,9 @@
  *   "outstanding": pool, account (the MDM pool only), NUL, expiry, MAC
  *     -> nothing; one per record not used. PasswordMax and MdmPasswordMax
  *     count the unexpired entries of their range.
- * Both are made again from the records at every start: an index can
- * never be older than they are (a build that did not keep it, a copied
- * database).
+ * Both are read against the records at every start and made again when
+ * they differ (a build that did not keep them, a copied database): an
+ * index is never older than the records.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -297,8 +297,12 @@ challenge_record_read(const MDB_val *val, struct challenge_record *rec)
 	}
 	if (val->mv_size == CHALLENGE_RECORD_V1_SIZE) {
 		memcpy(rec, val->mv_data, CHALLENGE_RECORD_V1_SIZE);
+		if (rec->version != 1)
+			return 0;
+		/* Written back whole: as the present version. */
+		rec->version = CHALLENGE_RECORD_VERSION;
 		rec->pool = CHALLENGE_POOL_ADMIN;
-		return rec->version == 1;
+		return 1;
 	}
 	return 0;
 }
@@ -317,9 +321,15 @@ challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 		return -1;
 	}
 	if (!challenge_record_read(&val, rec)) {
-		log_error("database: a record of %zu bytes (expected %zu); "
+		uint32_t version = 0;
+
+		if (val.mv_size >= sizeof(version))
+			memcpy(&version, val.mv_data, sizeof(version));
+		log_error("database: a record of %zu bytes, version %u (this "
+		          "build reads %zu bytes, version %d, and version 1); "
 		          "treated as unknown",
-		    val.mv_size, sizeof(*rec));
+		    val.mv_size, version, sizeof(*rec),
+		    CHALLENGE_RECORD_VERSION);
 		return 1;
 	}
 	/* The lookup was by key; this also guards against a record stored

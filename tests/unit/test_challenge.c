@@ -733,6 +733,51 @@ test_indexes(void **state)
 	free(b);
 }
 
+/*
+ * A password stored by a build before pools (version 1, shorter) still
+ * works after the upgrade, retries of its transaction included: its first
+ * write stores it whole, as the present version, which reads back.
+ */
+static void
+test_record_v1(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "alice", NULL, NULL, 0);
+	char norm[CHALLENGE_PASSWORD_MAX + 1], err[128];
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	struct challenge_record rec;
+	MDB_val key = {CHALLENGE_MAC_LEN, mac}, val;
+	MDB_txn *txn;
+
+	assert_non_null(pw);
+	challenge_normalize(pw, norm, sizeof(norm));
+	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
+	assert_int_equal(mdb_txn_begin(f->c.env, NULL, 0, &txn), 0);
+	assert_int_equal(challenge_record_get(txn, f->c.dbi, mac, &rec), 0);
+	rec.version = 1;
+	val.mv_size = CHALLENGE_RECORD_V1_SIZE;
+	val.mv_data = &rec;
+	assert_int_equal(mdb_put(txn, f->c.dbi, &key, &val, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	challenge_db_close(&f->c);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	assert_int_equal(redeem(f, pw, "tx-A", 0), OK);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(redeem(f, pw, "tx-A", 0), OK); /* a retry */
+	assert_int_equal(redeem(f, pw, "tx-B", 0), REFUSED);
+	assert_int_equal(redeem(f, pw, "tx-A", 1), OK);
+	challenge_used_flush(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+	assert_int_equal(mdb_txn_begin(f->c.env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_get(txn, f->c.dbi, &key, &val), 0);
+	assert_int_equal(val.mv_size, sizeof(rec));
+	assert_int_equal(
+	    ((const struct challenge_record *)val.mv_data)->version,
+	    CHALLENGE_RECORD_VERSION);
+	mdb_txn_abort(txn);
+	free(pw);
+}
+
 int
 main(void)
 {
@@ -755,6 +800,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_builtin_section_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),
 	};
 
 	log_init("test_challenge", LOG_LEVEL_ERROR);
