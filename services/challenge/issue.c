@@ -121,7 +121,11 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		reply->error = "unknown password pool";
 		return;
 	}
-	if (c->settings.use_single_password) {
+	/* The single password is the answer where it is what the default
+	 * paths take; with Validator = otp beside it (static for some paths
+	 * only), those paths take one-time passwords, issued here. */
+	if (c->settings.use_single_password &&
+	    strcmp(c->default_validator->name, "static") == 0) {
 		challenge_issue_single(c, req, reply, arena, who);
 		return;
 	}

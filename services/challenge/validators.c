@@ -265,7 +265,9 @@ validators_load(struct challenge *c, const char *config_file)
 	if (c->settings.use_single_password &&
 	    strcmp(c->default_validator->name, "static") != 0)
 		log_warn("UseSinglePassword = 1 but Validator = %s: the single "
-		         "password serves only paths mapped to static",
+		         "password serves only paths mapped to static; the "
+		         "admin page and the MDM API issue one-time passwords "
+		         "for the others",
 		    c->default_validator->name);
 	log_info("default validator: %s", c->default_validator->name);
 	return validators_load_paths(c, config_file);

@@ -497,6 +497,36 @@ test_builtin_section_refused(void **state)
 	    0);
 }
 
+/*
+ * UseSinglePassword = 1 with Validator = otp (the single password for
+ * paths mapped to static only): the admin page gets one-time passwords
+ * for the default paths, which take them. It got the single password's
+ * "single" answer, which the otp paths refuse: no password could enroll
+ * there.
+ */
+static void
+test_single_beside_otp(void **state)
+{
+	struct fixture *f = *state;
+	char out[1024], err[128] = "", *pw;
+
+	f->c.settings.use_single_password = 1;
+	f->c.settings.single_password = "shared-secret-7";
+	f->c.settings.validator = "otp";
+	assert_int_equal(
+	    load_config(f, "[challenge]\nPasswordMax = 2\n", out, sizeof(out)),
+	    0);
+	pw = issue(f, "admin", NULL, err, sizeof(err));
+	assert_non_null(pw);
+	assert_true(strlen(pw) >= 16); /* PasswordLength, not "single" */
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_int_equal(redeem(f, "shared-secret-7", "tx-2", 0), REFUSED);
+	free(pw);
+	f->c.settings.use_single_password = 0;
+	f->c.settings.single_password = NULL;
+	f->c.settings.validator = NULL;
+}
+
 /* The password's state as stored (0: no record). */
 static int
 stored_state(struct fixture *f, const char *password)
@@ -801,6 +831,8 @@ main(void)
 	        test_builtin_section_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_single_beside_otp, setup, teardown),
 	};
 
 	log_init("test_challenge", LOG_LEVEL_ERROR);
