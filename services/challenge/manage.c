@@ -103,7 +103,7 @@ challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
-	unsigned revoked = 0, held = 0;
+	unsigned revoked = 0, held = 0, pools;
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char norm[CHALLENGE_PASSWORD_MAX + 1], password_id[17];
 	int e;
@@ -136,6 +136,22 @@ challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 		reply->error = "an id or all unused passwords, one of the two";
 		return;
 	}
+	/* All unused of the admin pool unless told: the remedy for "The
+	 * password cache is full." must not take the passwords an MDM has
+	 * pushed to its devices. */
+	if (in->pool == NULL || in->pool[0] == '\0' ||
+	    strcmp(in->pool, "admin") == 0)
+		pools = 1u << CHALLENGE_POOL_ADMIN;
+	else if (strcmp(in->pool, "mdm") == 0)
+		pools = 1u << CHALLENGE_POOL_MDM;
+	else if (strcmp(in->pool, "all") == 0)
+		pools =
+		    (1u << CHALLENGE_POOL_ADMIN) | (1u << CHALLENGE_POOL_MDM);
+	else {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "unknown password pool (admin, mdm or all)";
+		return;
+	}
 	if ((e = challenge_txn_begin(c, &txn)) != 0 ||
 	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
 		goto internal;
@@ -149,6 +165,10 @@ challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 			continue;
 		challenge_mac_id(rec.mac, rid);
 		if (!all && strcasecmp(rid, id) != 0)
+			continue;
+		if (all &&
+		    (rec.pool > CHALLENGE_POOL_MDM ||
+		        (pools & (1u << rec.pool)) == 0))
 			continue;
 		if (rec.state != CHALLENGE_ISSUED) {
 			held++; /* a device is enrolling with it, or did */

@@ -57,7 +57,7 @@ check "using one frees a place"
 p4=$(challenge)
 [ -n "$p4" ] || fail "no password after one was used"
 
-check "scepctl challenge --list shows the cache (no password), --revoke ID and --revoke-unused empty it, and survive a restart"
+check "scepctl challenge --list shows the cache (no password), --revoke ID and --revoke-unused (the admin pool) empty it, and survive a restart"
 "$SCEPCTL" --data-dir "$DATA" challenge --list > "$WORK/list.txt" 2> "$WORK/list.err" || fail "challenge --list"
 # pw and p1 used, p2 and p3 and p4 issued (unused).
 [ "$(grep -c "  issued  " "$WORK/list.txt")" = 3 ] && [ "$(grep -c "  used  " "$WORK/list.txt")" = 2 ] ||
@@ -83,6 +83,16 @@ p5=$(challenge)
 server_restart
 "$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused 2> "$WORK/unused.err" || fail "challenge --revoke-unused"
 grep -q "3 password(s) revoked" "$WORK/unused.err" || fail "revoke-unused: $(cat "$WORK/unused.err")"
+# The admin page's pool by default (the MDM accounts' with --pool mdm or
+# all: test_challenge); a pool it does not know is refused, and --pool
+# goes with --revoke-unused only.
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused --pool mdms 2> "$WORK/pool.err" || rc=$?
+[ $rc = 1 ] && grep -q "unknown password pool (admin, mdm or all)" "$WORK/pool.err" ||
+	fail "--pool mdms: exit $rc, $(cat "$WORK/pool.err")"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge --list --pool mdm > /dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "--pool with --list: exit $rc, want 2 (usage)"
 "$SCEPCTL" --data-dir "$DATA" challenge --list > "$WORK/list2.txt" 2>/dev/null || fail "challenge --list"
 ! grep -q "  issued  " "$WORK/list2.txt" || { cat "$WORK/list2.txt"; fail "unused passwords left"; }
 rc=0

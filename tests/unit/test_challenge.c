@@ -527,6 +527,71 @@ test_single_beside_otp(void **state)
 	f->c.settings.validator = NULL;
 }
 
+/* ChallengeRevoke of all unused passwords of `pool` (NULL: unset), as
+ * scepctl sends it; the number revoked, or -1 when refused. */
+static int
+revoke_unused(struct fixture *f, const char *pool)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeRevokeRequest in =
+	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+	int n = -1;
+
+	in.has_all_unused = 1;
+	in.all_unused = 1;
+	in.pool = (char *)pool;
+	in.revoked_by = "test";
+	req.origin = "scepctl";
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
+	req.challenge_revoke = &in;
+	reply.status = SCEP__V1__STATUS__STATUS_OK;
+	challenge_handle_revoke(&f->c, &req, &reply, arena);
+	if (reply.status == SCEP__V1__STATUS__STATUS_OK)
+		n = (int)reply.challenge_revoke->revoked;
+	rpc_arena_free(arena);
+	return n;
+}
+
+/*
+ * scepctl challenge --revoke-unused empties the admin page's pool (the
+ * remedy for "The password cache is full."), not the passwords an MDM
+ * has pushed to its devices: those go with --pool mdm or all.
+ */
+static void
+test_revoke_unused_pools(void **state)
+{
+	struct fixture *f = *state;
+	char *a = issue(f, "admin", NULL, NULL, 0);
+	char *m1 = issue(f, "mdm1", "mdm", NULL, 0);
+	char *m2 = issue(f, "mdm2", "mdm", NULL, 0);
+	char *a2;
+
+	assert_non_null(a);
+	assert_non_null(m1);
+	assert_non_null(m2);
+	assert_int_equal(revoke_unused(f, NULL), 1);
+	assert_int_equal(redeem(f, a, "tx-a", 0), REFUSED);
+	assert_int_equal(redeem(f, m1, "tx-m1", 0), OK);
+	assert_int_equal(revoke_unused(f, "bogus"), -1);
+	assert_non_null(a2 = issue(f, "admin", NULL, NULL, 0));
+	assert_int_equal(revoke_unused(f, "mdm"), 1); /* m1 is reserved */
+	assert_int_equal(redeem(f, m2, "tx-m2", 0), REFUSED);
+	assert_int_equal(redeem(f, a2, "tx-a2", 0), OK);
+	free(a);
+	free(m2);
+	assert_non_null(a = issue(f, "admin", NULL, NULL, 0));
+	assert_non_null(m2 = issue(f, "mdm2", "mdm", NULL, 0));
+	assert_int_equal(revoke_unused(f, "all"), 2);
+	assert_int_equal(redeem(f, a, "tx-a3", 0), REFUSED);
+	assert_int_equal(redeem(f, m2, "tx-m3", 0), REFUSED);
+	free(a);
+	free(a2);
+	free(m1);
+	free(m2);
+}
+
 /* The password's state as stored (0: no record). */
 static int
 stored_state(struct fixture *f, const char *password)
@@ -831,6 +896,8 @@ main(void)
 	        test_builtin_section_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_revoke_unused_pools, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_single_beside_otp, setup, teardown),
 	};

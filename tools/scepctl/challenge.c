@@ -27,13 +27,14 @@ scepctl_challenge_usage(FILE *f)
 	    "usage: scepctl [--data-dir DIR] challenge [--json]\n"
 	    "       scepctl [--data-dir DIR] challenge --list [--json]\n"
 	    "       scepctl [--data-dir DIR] challenge --revoke ID | "
-	    "--revoke-unused\n"
+	    "--revoke-unused [--pool admin|mdm|all]\n"
 	    "  Prints one fresh one-time enrollment password; with --json,\n"
 	    "  {\"password\", \"expires_at\", \"validity_minutes\"}.\n"
 	    "  --list: the passwords on record (id, state, issued to, expiry,\n"
 	    "  transaction), never the passwords themselves. --revoke ID\n"
 	    "  deletes one no device has presented yet; --revoke-unused all\n"
-	    "  of them (a full password cache emptied).\n");
+	    "  of them the admin page issued (a full password cache emptied),\n"
+	    "  with --pool mdm every MDM account's, with --pool all both.\n");
 }
 
 static int
@@ -74,8 +75,8 @@ scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
 
 /* --list, --revoke ID, --revoke-unused: 0, 1 refused or failed. */
 static int
-scepctl_challenge_manage(
-    const struct scepctl *ctl, int list, const char *revoke_id, int json)
+scepctl_challenge_manage(const struct scepctl *ctl, int list,
+    const char *revoke_id, const char *pool, int json)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeListRequest lreq =
@@ -102,6 +103,7 @@ scepctl_challenge_manage(
 		else {
 			rreq.has_all_unused = 1;
 			rreq.all_unused = 1;
+			rreq.pool = (char *)pool;
 		}
 		req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
 		req.challenge_revoke = &rreq;
@@ -212,10 +214,11 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 	    {"list", no_argument, NULL, 'l'},
 	    {"revoke", required_argument, NULL, 'r'},
 	    {"revoke-unused", no_argument, NULL, 'u'},
+	    {"pool", required_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *revoke_id = NULL;
+	const char *revoke_id = NULL, *pool = NULL;
 	int list = 0, revoke_unused = 0;
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeIssueRequest issue =
@@ -240,6 +243,9 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 		case 'u':
 			revoke_unused = 1;
 			break;
+		case 'p':
+			pool = optarg;
+			break;
 		case 'h':
 			scepctl_challenge_usage(stdout);
 			return 0;
@@ -249,12 +255,14 @@ scepctl_challenge(const struct scepctl *ctl, int argc, char **argv)
 		}
 	}
 	if (optind != argc || list + (revoke_id != NULL) + revoke_unused > 1 ||
-	    (json && (revoke_id != NULL || revoke_unused))) {
+	    (json && (revoke_id != NULL || revoke_unused)) ||
+	    (pool != NULL && !revoke_unused)) {
 		scepctl_challenge_usage(stderr);
 		return 2;
 	}
 	if (list || revoke_id != NULL || revoke_unused)
-		return scepctl_challenge_manage(ctl, list, revoke_id, json);
+		return scepctl_challenge_manage(
+		    ctl, list, revoke_id, pool, json);
 	/* A closed stdout's descriptor would be ZeroMQ's next one, and the
 	 * password written there. */
 	if (fcntl(STDOUT_FILENO, F_GETFD) == -1) {
