@@ -102,6 +102,19 @@ expect_http 400 "empty POST body" --data-binary "" "$URL?operation=PKIOperation"
 { printf '\x30'; head -c 1000 /dev/urandom; } > "$WORK/junk30"
 expect_http 400 "DER-looking junk (POST)" --data-binary @"$WORK/junk30" "$URL?operation=PKIOperation"
 expect_http 400 "an envelope where the SignedData should be" --data-binary @"$SRC_DIR/tests/fuzz/corpus/envelope/$(ls "$SRC_DIR/tests/fuzz/corpus/envelope" | head -1)" "$URL?operation=PKIOperation"
+# One RDN of 50 values in the signer's certificate: OpenSSL sorts the
+# RDN's set with glibc's qsort, whose first sort of 1 KiB asks sysinfo,
+# which the sandbox killed the RA for (503, the RA killed three times).
+subj="/CN=rdn"
+for i in $(seq 2 50); do subj="$subj+OU=v$i"; done
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rdn.key" -out "$WORK/rdn.pem" \
+	-subj "$subj" -multivalue-rdn -days 1 2>/dev/null || fail "openssl req -multivalue-rdn"
+echo hello | openssl smime -sign -signer "$WORK/rdn.pem" -inkey "$WORK/rdn.key" -outform DER -nodetach \
+	-out "$WORK/rdn.der" || fail "openssl smime -sign"
+from=$(log_mark)
+expect_http 400 "a signer certificate with 50 values in one RDN (POST)" --data-binary @"$WORK/rdn.der" \
+	"$URL?operation=PKIOperation"
+! logged "$from" "killed by signal" || fail "a service was killed by a certificate's multi-valued RDN"
 expect_raw 414 "1 MiB query string" \
 	'b"GET /certsrv/mscep/mscep.dll?operation=PKIOperation&message=" + b"A" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n"'
 head -c 1048577 /dev/zero > "$WORK/1m1"
