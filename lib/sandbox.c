@@ -152,9 +152,14 @@ const struct sandbox_syscall sandbox_syscalls_client[] = {
     SANDBOX_SYSCALLS_END,
 };
 
+/* A token kept in files (SoftHSM2) lists its directory again when it
+ * changes (another key imported): refused, every object seemed deleted,
+ * the key in use too. Landlock keeps the reads to SandboxReadPaths. */
 const struct sandbox_syscall sandbox_syscalls_token_files[] = {
     SANDBOX_OPEN_READ_ONLY("open", 1),
     SANDBOX_OPEN_READ_ONLY("openat", 2),
+    SANDBOX_ALLOW("getdents64"),
+    SANDBOX_ALLOW("fstatfs"),
     SANDBOX_SYSCALLS_END,
 };
 

@@ -105,6 +105,18 @@ if grep -q 'scepd-ca killed by signal' "$SERVER_LOG"; then
 	fail "the sandbox killed the CA while the token signed"
 fi
 
+check "another key imported into the CA's token while the CA runs (a next CA key made ready): the CA goes on signing"
+# SoftHSM2 reads the token's directory again when it changes: refused by
+# the sandbox, every object was gone, the CA key too (503 until a restart).
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/other.key" 2>/dev/null
+openssl pkcs8 -topk8 -nocrypt -in "$WORK/other.key" -out "$WORK/other.p8"
+softhsm2-util --import "$WORK/other.p8" --token scepd --label next-ca --id 09 --pin "$PIN" > "$WORK/import-other.log" 2>&1 ||
+	{ cat "$WORK/import-other.log"; fail "softhsm2-util --import next-ca"; }
+rm -f "$WORK/other.key" "$WORK/other.p8"
+ios_enroll "$(challenge)" "CN=token changed" "$WORK/changed.pem" > /dev/null ||
+	{ cat "$WORK/changed.pem.log"; fail "no enrollment after another key was imported into the token"; }
+verify_cert "$WORK/changed.pem"
+
 check "the token failing after start: 503 with Retry-After, the CA not killed; a restarted CA logs in again and signs"
 mv "$WORK/tokens" "$WORK/tokens.away"
 rc=0
