@@ -47,6 +47,7 @@ struct ca_settings {
 	char *crl_url; /* CRL distribution point put in certificates */
 	long pending_days; /* a pending request expires after these */
 	long crl_validity_hours;
+	long refusals_kept; /* events: the newest so many */
 	char *plugin_dir;
 	char *signer; /* "file" ([ca] Key), or a [signer.NAME] section */
 	long sign_threads; /* 0: one per processor */

@@ -415,6 +415,59 @@ ca_ledger_renewed_by(const struct ca *ca, MDB_txn *txn, const char *serial,
 	return found;
 }
 
+/* What a refusal records of a request, bounded: a request is anyone's to
+ * send (a renewal needs no password), and one of 1,400 SANs wrote 115 KB
+ * to the ledger. */
+#define REFUSAL_SUBJECT_MAX 1024
+#define REFUSAL_SANS_MAX 16
+#define REFUSAL_SAN_MAX 256
+
+/* `s` cut to `max` bytes, on a UTF-8 character's boundary, "..." after. */
+static json_t *
+refusal_text(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	char *cut;
+	json_t *j;
+
+	if (n <= max)
+		return ledger_text(s);
+	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+		max--;
+	if ((cut = malloc(max + 4)) == NULL)
+		return NULL;
+	memcpy(cut, s, max);
+	memcpy(cut + max, "...", 4);
+	j = ledger_text(cut);
+	free(cut);
+	return j;
+}
+
+/* The oldest refusals beyond RefusalsKept, in `txn`: usually one. */
+static int
+refusals_trim(const struct ca *ca, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_stat st;
+	MDB_val key, val;
+	size_t extra;
+	int e;
+
+	if ((e = mdb_stat(txn, ca->events, &st)) != 0)
+		return e;
+	if (st.ms_entries <= (size_t)ca->settings.refusals_kept)
+		return 0;
+	extra = st.ms_entries - (size_t)ca->settings.refusals_kept;
+	if ((e = mdb_cursor_open(txn, ca->events, &cur)) != 0)
+		return e;
+	while (extra-- > 0 &&
+	    (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0 &&
+	    (e = mdb_cursor_del(cur, 0)) == 0)
+		;
+	mdb_cursor_close(cur);
+	return e;
+}
+
 void
 ca_ledger_refusal(const struct ca *ca, const char *txid,
     const char *client_addr, const char *subject, char *const *sans,
@@ -433,15 +486,31 @@ ca_ledger_refusal(const struct ca *ca, const char *txid,
 	ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	for (int i = 0; i < 8; i++)
 		key_bytes[i] = (unsigned char)(ns >> (56 - 8 * i));
-	for (size_t i = 0; a != NULL && sans != NULL && sans[i] != NULL; i++)
-		if (json_array_append_new(a, ledger_text(sans[i])) != 0)
+	for (size_t i = 0; a != NULL && sans != NULL && sans[i] != NULL; i++) {
+		json_t *san = NULL;
+
+		if (i == REFUSAL_SANS_MAX) {
+			size_t more = 0;
+			char line[64];
+
+			while (sans[i + more] != NULL)
+				more++;
+			snprintf(line, sizeof(line), "(%zu more)", more);
+			san = json_string(line);
+		} else
+			san = refusal_text(sans[i], REFUSAL_SAN_MAX);
+		if (json_array_append_new(a, san) != 0)
 			goto out;
+		if (i == REFUSAL_SANS_MAX)
+			break;
+	}
 	if (o == NULL || a == NULL ||
 	    json_object_set_new(o, "time", json_integer(ts.tv_sec)) != 0 ||
 	    json_object_set_new(o, "outcome", json_string("refused")) != 0 ||
 	    json_object_set_new(o, "transaction_id", ledger_text(txid)) != 0 ||
 	    json_object_set_new(o, "client", ledger_text(client_addr)) != 0 ||
-	    json_object_set_new(o, "subject", ledger_text(subject)) != 0 ||
+	    json_object_set_new(o, "subject",
+	        refusal_text(subject, REFUSAL_SUBJECT_MAX)) != 0 ||
 	    json_object_set(o, "sans", a) != 0 ||
 	    json_object_set_new(o, "template", ledger_text(template_name)) !=
 	        0 ||
@@ -452,7 +521,8 @@ ca_ledger_refusal(const struct ca *ca, const char *txid,
 	val.mv_data = text;
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
 		goto out;
-	if ((e = mdb_put(txn, ca->events, &key, &val, 0)) != 0) {
+	if ((e = mdb_put(txn, ca->events, &key, &val, 0)) != 0 ||
+	    (e = refusals_trim(ca, txn)) != 0) {
 		mdb_txn_abort(txn);
 		goto out;
 	}

@@ -58,6 +58,9 @@ static const struct config_key ca_config[] = {
         "CRL distribution point in issued certificates (http://.../crl)"},
     {"CRLValidityHours", CONFIG_INT, 1, 8760, "168", S(crl_validity_hours),
         "nextUpdate of a CRL (it is re-issued at half of it)"},
+    {"RefusalsKept", CONFIG_INT, 10, 100000000, "100000", S(refusals_kept),
+        "refused requests the ledger keeps (scepctl list --refused); the "
+        "oldest go"},
     {"Policies", CONFIG_STRING, 0, 0, "", S(policies),
         "issuance-policy plugins, each a [policy.NAME] section"},
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),

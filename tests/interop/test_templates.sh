@@ -340,4 +340,43 @@ rc=0
 	{ cat "$WORK/expired.out"; fail "the retry of an expired certificate's transaction: exit $rc"; }
 echo "   ok: $(sed -n 's/^reason: //p' "$WORK/expired.out")"
 
-pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint, ledger, no expired certificate handed out again"
+check "refusals kept bounded: a request with 40 SANs and a 3,000-byte subject is recorded with 16 SANs, how many more, and 1 KiB of its subject; RefusalsKept = 10 keeps the newest 10"
+# Anyone may send a request the CA refuses (a renewal needs no password):
+# one of 1,400 SANs wrote 115 KB to the ledger, and refusals were never
+# deleted: a client could fill the ledger until enrollments got 503.
+server_stop
+set_conf ca RefusalsKept 10
+server_start
+sans="DNS:n1.evil.example.net"
+for i in $(seq 2 40); do sans="$sans,DNS:n$i.evil.example.net"; done
+subj=""
+for i in $(seq 50); do subj="$subj/OU=unit $i $(head -c 52 /dev/zero | tr '\0' 'u')"; done
+csr many_sans "$subj/CN=many" rsa:2048 -addext "subjectAltName=$sans"
+refused many_sans badRequest "AllowedSANs"
+for i in $(seq 12); do
+	"$CA_SIGN" --endpoint "$CA_EP" --csr "$WORK/san_bad.csr" --txid "tx-bounded-$i" > /dev/null 2>&1 && fail "san_bad was issued"
+done
+"$SCEPCTL" --data-dir "$DATA" list --refused --limit 1000 --json > "$WORK/bounded.json" || fail "scepctl list --refused"
+python3 - "$WORK/bounded.json" <<'PY' || fail "the refusals are not bounded"
+import json, sys
+entries = json.load(open(sys.argv[1]))
+assert len(entries) == 10, len(entries)
+txids = [e["transaction_id"] for e in entries]
+assert txids == ["tx-bounded-%d" % i for i in range(12, 2, -1)], txids
+PY
+"$SCEPCTL" --data-dir "$DATA" list --refused --limit 100 --json > /dev/null || fail "scepctl list --refused"
+server_stop
+set_conf ca RefusalsKept 100
+server_start
+refused many_sans badRequest "AllowedSANs"
+"$SCEPCTL" --data-dir "$DATA" list --refused --limit 1 --json > "$WORK/many.json" || fail "scepctl list --refused --limit 1"
+python3 - "$WORK/many.json" <<'PY' || { cat "$WORK/many.json"; fail "the refusal of 40 SANs is not recorded bounded"; }
+import json, sys
+e = json.load(open(sys.argv[1]))[0]
+assert e["transaction_id"] == "tx-many_sans", e["transaction_id"]
+assert e["sans"][:16] == ["DNS:n%d.evil.example.net" % i for i in range(1, 17)], e["sans"]
+assert e["sans"][16:] == ["(24 more)"], e["sans"][16:]
+assert len(e["subject"].encode()) <= 1024 + 3 and e["subject"].endswith("..."), len(e["subject"])
+PY
+
+pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint, ledger, no expired certificate handed out again, refusals recorded bounded"
