@@ -31,6 +31,25 @@ if pgrep -P "$SERVER_PID" -x scepd-init > /dev/null; then
 	fail "scepd-init still runs"
 fi
 
+check "a descriptor open when scepd starts reaches none of its services"
+# A descriptor left open is writable whatever a service's sandbox says.
+# holds PID FILE: whether process PID has FILE open
+holds() {
+	local fd
+	for fd in "/proc/$1/fd/"*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$2" ] && return 0
+	done
+	return 1
+}
+server_stop
+server_start 9>> "$WORK/outside.txt"
+holds "$SERVER_PID" "$WORK/outside.txt" || fail "the launcher does not hold the descriptor: this case tests nothing"
+for s in scepd-frontend scepd-ra scepd-challenge scepd-ca; do
+	pid=$(service_pid "$s")
+	[ -n "$pid" ] || fail "no $s"
+	! holds "$pid" "$WORK/outside.txt" || fail "$s holds the descriptor scepd was started with"
+done
+
 check "a second scepd on the same directory refuses to start, and the first keeps serving"
 # Its services would take the first's sockets and, stopping, unlink them.
 rc=0
@@ -452,4 +471,4 @@ for bad in 0 abc 3601; do
 		{ cat "$WORK/stop-timeout.log"; fail "the error does not name SCEPD_STOP_TIMEOUT"; }
 done
 [ ! -e "$WORK/new" ] || fail "scepd made a data directory with a bad SCEPD_STOP_TIMEOUT"
-pass "restart after SIGKILL, hung CA and frontend found and restarted, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts"
+pass "restart after SIGKILL, hung CA and frontend found and restarted, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts, no inherited descriptor in a service"
