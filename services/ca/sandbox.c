@@ -33,6 +33,10 @@ static const struct sandbox_syscall ca_syscalls_token_logging[] = {
 static const struct sandbox_syscall *const ca_syscalls_signer[] = {
     sandbox_syscalls_common, sandbox_syscalls_token_files,
     ca_syscalls_token_logging, NULL};
+/* A signer's module that reads no files after start (a hardware token's)
+ * may log all the same: its socket gets EACCES too. */
+static const struct sandbox_syscall *const ca_syscalls_signer_no_files[] = {
+    sandbox_syscalls_common, ca_syscalls_token_logging, NULL};
 
 /* The port of a tcp:// endpoint, or 0. */
 static int
@@ -64,6 +68,8 @@ ca_sandbox_enter(struct ca *ca)
 	case -1:
 		return -1;
 	case 0:
+		if (ca->signer.p != NULL)
+			p->syscalls = ca_syscalls_signer_no_files;
 		break;
 	default:
 		p->syscalls = ca_syscalls_signer;

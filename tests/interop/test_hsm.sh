@@ -254,6 +254,18 @@ ios_enroll "$(challenge)" "CN=hsm device 3" "$WORK/dev3.pem" >/dev/null || fail 
 verify_cert "$WORK/dev3.pem"
 server_stop
 
+check "SoftHSM2 without SandboxReadPaths: it cannot read its token while signing, 503; its syslog line gets EACCES, the CA is not killed"
+set_conf signer.hsm SandboxReadPaths ""
+from=$(log_mark)
+server_start
+rc=0
+ios_enroll "$(challenge)" "CN=no read paths" "$WORK/noread.pem" > /dev/null || rc=$?
+[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/noread.pem.log" ||
+	{ cat "$WORK/noread.pem.log"; fail "no SandboxReadPaths: exit $rc, want HTTP 503"; }
+! logged "$from" "scepd-ca killed by signal" || fail "the token's module killed the CA (a socket for syslog)"
+server_stop
+set_conf signer.hsm SandboxReadPaths "$WORK/tokens"
+
 check "an EncryptionSigner whose key decrypts but cannot sign (a token's key without CKA_SIGN): the RA starts and decrypts"
 add_conf_section signer.deconly
 set_conf signer.deconly Module "$BUILD_DIR/tests/plugins/scepd-decrypt-only.so"
