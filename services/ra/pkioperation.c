@@ -420,6 +420,11 @@ ra_pkcsreq_known(struct ra_worker *w, const Scep__V1__Request *req,
 	ans->failinfo = polled.failinfo;
 	ans->text = polled.text;
 	ans->issued = polled.issued;
+	/* Its own transaction, asked by its key, is no guess at a password:
+	 * what a CertPoll from the address would get, not the 429 of
+	 * WrongPasswordLimit (a device behind a NAT whose address others
+	 * got throttled). */
+	ans->rate_limited = 0;
 }
 
 /*

@@ -60,6 +60,24 @@ grep -q "otp: password id=[0-9a-f]* (issued to scepctl) used" "$SERVER_LOG" || f
 rc=0
 ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1b.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
 [ $rc = 3 ] || { cat "$WORK/p1b.pem.log"; fail "the PKCSReq sent again: exit $rc, want 3 (PENDING)"; }
+# ... also from an address WrongPasswordLimit throttles (a device behind
+# a NAT whose neighbours guessed): its own transaction is no guess, and
+# the RA had the CA's answer in hand. It got 429, logged as PENDING.
+server_stop
+set_conf challenge WrongPasswordLimit 2
+server_start
+for i in 1 2; do
+	ios_enroll "wrong-password-$i" "CN=guess $i" "$WORK/guess$i.pem" > /dev/null 2>&1 || true
+done
+rc=0
+ios_enroll "wrong-password-3" "CN=guess 3" "$WORK/guess3.pem" > /dev/null || rc=$?
+grep -q "PKIOperation: HTTP 429" "$WORK/guess3.pem.log" || { cat "$WORK/guess3.pem.log"; fail "the address is not throttled: this case tests nothing"; }
+rc=0
+ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1c.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || { cat "$WORK/p1c.pem.log"; fail "the PKCSReq sent again from a throttled address: exit $rc, want 3 (PENDING)"; }
+server_stop
+set_conf challenge WrongPasswordLimit 10
+server_start
 
 check "the pending transactionID is not taken by another key, whatever its password; approval issues the first"
 # At the CA, as the RA would hand it on once a password passed:
