@@ -5,6 +5,7 @@
  * what the first attempt issued.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -235,6 +236,36 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	rc = 1;
 out:
 	X509_free(old);
+	ERR_clear_error();
+	return rc;
+}
+
+/*
+ * A request the CSR checks refused may be one sent again for a transaction
+ * issued before (its answer lost; certmonger sends its request again): it
+ * is answered as ca_sign_retry answers it, whatever the rules say today
+ * (the rules of its day passed it). 1 when so answered, 0 when not.
+ */
+static int
+ca_sign_retry_refused(const struct ca *ca, const Scep__V1__SignRequest *in,
+    const Scep__V1__Request *req, const char *txid, const char *addr,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const unsigned char *p = in->csr.data;
+	X509_REQ *csr = in->csr.len <= LONG_MAX
+	    ? d2i_X509_REQ(NULL, &p, (long)in->csr.len)
+	    : NULL;
+	EVP_PKEY *key = csr != NULL ? X509_REQ_get0_pubkey(csr) : NULL;
+	MDB_txn *txn = NULL;
+	int rc = 0;
+
+	if (key != NULL && X509_REQ_verify(csr, key) == 1 &&
+	    mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) == 0) {
+		rc = ca_sign_retry(
+		         ca, txn, csr, in, req, txid, addr, reply, arena) != 0;
+		mdb_txn_abort(txn);
+	}
+	X509_REQ_free(csr);
 	ERR_clear_error();
 	return rc;
 }
@@ -610,6 +641,9 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	memset(&refusal, 0, sizeof(refusal));
 	if (ca_csr_check(ca, in->csr.data, in->csr.len, &job->csr, &job->tpl,
 	        &refusal) != 0) {
+		if (ca_sign_retry_refused(
+		        ca, in, req, txid, addr, reply, arena))
+			return 1;
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
 		ca_sign_nothing_bound(ca, txid, reply);

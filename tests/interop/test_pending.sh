@@ -136,6 +136,25 @@ openssl x509 -in "$WORK/poll2.pem" -noout -subject -nameopt compat | grep -q "CN
 rc=0
 "$SCEPCTL" --data-dir "$DATA" approve "$txid" 2> "$WORK/again.err" || rc=$?
 [ $rc = 1 ] || fail "approving twice: exit $rc"
+# The PKCSReq sent again (certmonger's way, or an answer lost) after the
+# template's rules were tightened: its certificate, as a CertPoll gets it
+# (the rules of its day passed it); it got FAILURE, "below MinRSABits".
+server_stop
+set_conf template.IPSECIntermediateOffline MinRSABits 3072
+server_start
+rc=0
+ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1d.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+[ $rc = 0 ] || { cat "$WORK/p1d.pem.log"; fail "the approved PKCSReq sent again under tighter rules: exit $rc, want 0"; }
+[ "$(openssl x509 -in "$WORK/p1d.pem" -noout -serial | cut -d= -f2)" = "$serial" ] ||
+	fail "the PKCSReq sent again did not get the approved certificate"
+# A new request under the tighter rules is refused by them.
+rc=0
+ios_enroll "$(challenge)" "CN=new under 3072" "$WORK/p1e.pem" "$URL" --key "$WORK/p1e.key" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "below MinRSABits = 3072" "$WORK/p1e.pem.log" ||
+	{ cat "$WORK/p1e.pem.log"; fail "a new 2048-bit request under MinRSABits = 3072: exit $rc"; }
+server_stop
+set_conf template.IPSECIntermediateOffline MinRSABits 2048
+server_start
 
 check "scepctl reject: the next poll gets FAILURE with the operator's reason"
 rc=0
