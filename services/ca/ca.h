@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -349,6 +350,13 @@ ca_ledger_serial_used(const struct ca *ca, MDB_txn *txn, const char *serial);
 /* Records the certificate under `serial` and `txid`. An MDB_* code. */
 int ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
     const struct ca_ledger_entry *entry);
+/* Text a device or an operator gave as a JSON string, bytes that are not
+ * UTF-8 as \xHH (jansson gives NULL for them). */
+json_t *ca_ledger_text(const char *s);
+/* What scepctl reject's reason may be: it goes to the device after
+ * "rejected by the CA operator: " in a failInfoText of 255 bytes. */
+#define CA_REJECT_REASON_MAX 200
+#define CA_REJECT_REASON_MAX_TEXT "200"
 /* Records a refusal (its own write transaction); logged on failure. */
 void ca_ledger_refusal(const struct ca *ca, const char *txid,
     const char *client_addr, const char *subject, char *const *sans,

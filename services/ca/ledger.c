@@ -271,8 +271,8 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
  * string: jansson takes UTF-8 only and gives NULL otherwise, which lost
  * the whole record. Bytes of text that is not UTF-8 are written \xHH.
  */
-static json_t *
-ledger_text(const char *s)
+json_t *
+ca_ledger_text(const char *s)
 {
 	json_t *j;
 	char *esc;
@@ -305,8 +305,8 @@ ca_ledger_meta(const struct ca_ledger_entry *entry)
 	if (o == NULL || sans == NULL)
 		goto out;
 	for (size_t i = 0; entry->sans != NULL && entry->sans[i] != NULL; i++)
-		if (json_array_append_new(sans, ledger_text(entry->sans[i])) !=
-		    0)
+		if (json_array_append_new(
+		        sans, ca_ledger_text(entry->sans[i])) != 0)
 			goto out;
 	if (entry->renewal_of != NULL &&
 	    json_object_set_new(
@@ -431,14 +431,14 @@ refusal_text(const char *s, size_t max)
 	json_t *j;
 
 	if (n <= max)
-		return ledger_text(s);
+		return ca_ledger_text(s);
 	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
 		max--;
 	if ((cut = malloc(max + 4)) == NULL)
 		return NULL;
 	memcpy(cut, s, max);
 	memcpy(cut + max, "...", 4);
-	j = ledger_text(cut);
+	j = ca_ledger_text(cut);
 	free(cut);
 	return j;
 }
@@ -507,14 +507,16 @@ ca_ledger_refusal(const struct ca *ca, const char *txid,
 	if (o == NULL || a == NULL ||
 	    json_object_set_new(o, "time", json_integer(ts.tv_sec)) != 0 ||
 	    json_object_set_new(o, "outcome", json_string("refused")) != 0 ||
-	    json_object_set_new(o, "transaction_id", ledger_text(txid)) != 0 ||
-	    json_object_set_new(o, "client", ledger_text(client_addr)) != 0 ||
+	    json_object_set_new(o, "transaction_id", ca_ledger_text(txid)) !=
+	        0 ||
+	    json_object_set_new(o, "client", ca_ledger_text(client_addr)) !=
+	        0 ||
 	    json_object_set_new(o, "subject",
 	        refusal_text(subject, REFUSAL_SUBJECT_MAX)) != 0 ||
 	    json_object_set(o, "sans", a) != 0 ||
-	    json_object_set_new(o, "template", ledger_text(template_name)) !=
+	    json_object_set_new(o, "template", ca_ledger_text(template_name)) !=
 	        0 ||
-	    json_object_set_new(o, "reason", ledger_text(why)) != 0 ||
+	    json_object_set_new(o, "reason", ca_ledger_text(why)) != 0 ||
 	    (text = json_dumps(o, JSON_COMPACT)) == NULL)
 		goto out;
 	val.mv_size = strlen(text);

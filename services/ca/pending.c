@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "subject.h"
 #include "log.h"
 #include "store.h"
 
@@ -525,6 +526,20 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	size_t issued_len;
 	int e, found, refused, der_len = 0;
 
+	/* The reason goes to the device as its failInfoText, after "rejected
+	 * by the CA operator: ", whole: UTF-8 text that fits (a longer one
+	 * was cut inside a character, one not UTF-8 dropped without a
+	 * word). */
+	if (in->reason != NULL &&
+	    (strlen(in->reason) > CA_REJECT_REASON_MAX ||
+	        !subject_text_ok(in->reason, strlen(in->reason)))) {
+		decide_refuse(reply,
+		    "the reason must be UTF-8 text without control "
+		    "characters, at most " CA_REJECT_REASON_MAX_TEXT
+		    " bytes (the device is sent it)",
+		    arena);
+		return;
+	}
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
 		goto internal;
 	/* Issued already, whatever the pending record says or whether one
@@ -581,7 +596,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		json_object_set_new(o, "state", json_string(PENDING_REJECTED));
 		json_object_set_new(o, "reason",
 		    json_string(in->reason ? in->reason : "no reason given"));
-		json_object_set_new(o, "by", json_string(by));
+		json_object_set_new(o, "by", ca_ledger_text(by));
 		json_object_set_new(o, "decided", json_integer(now));
 		if ((text = json_dumps(o, JSON_COMPACT)) == NULL) {
 			e = ENOMEM;

@@ -161,10 +161,20 @@ rc=0
 ios_enroll "$(challenge)" "CN=not in inventory" "$WORK/p2.pem" "$URL" --key "$WORK/p2.key" >/dev/null || rc=$?
 [ $rc = 3 ] || fail "second PKCSReq: exit $rc, want 3"
 p2_txid=$(pending_txid)
-"$SCEPCTL" --data-dir "$DATA" reject "$p2_txid" --reason "not in the device inventory" ||
+# The reason goes to the device whole, or is refused: one not UTF-8 was
+# dropped without a word ("no reason given"), one too long cut inside a
+# character.
+for bad in $'Ger\xe4t not in inventory' "$(head -c 201 /dev/zero | tr '\0' 'r')"; do
+	rc=0
+	"$SCEPCTL" --data-dir "$DATA" reject "$p2_txid" --reason "$bad" 2> "$WORK/reason.err" || rc=$?
+	[ $rc = 1 ] && grep -q "the reason must be UTF-8 text without control characters, at most 200 bytes" "$WORK/reason.err" ||
+		{ cat "$WORK/reason.err"; fail "reject with a reason not UTF-8 or of 201 bytes: exit $rc, want 1"; }
+done
+reason="not in the device inventory: Gerät $(printf '\u00e4%.0s' $(seq 80))"
+"$SCEPCTL" --data-dir "$DATA" reject "$p2_txid" --reason "$reason" ||
 	fail "scepctl reject"
 poll poll3 "CN=not in inventory" p2
-[ $rc = 2 ] && grep -q "failInfoText: rejected by the CA operator: not in the device inventory" "$WORK/poll3.log" ||
+[ $rc = 2 ] && grep -qxF "failInfoText: rejected by the CA operator: $reason" "$WORK/poll3.log" ||
 	{ cat "$WORK/poll3.log"; fail "poll after reject: exit $rc"; }
 # A renewal (no password: any holder of a certificate of this CA) under
 # the rejected transactionID with another key learns nothing of it (it
@@ -185,7 +195,7 @@ p3_txid=$(pending_txid)
 "$SCEPCTL" --data-dir "$DATA" list --pending > "$WORK/pending.txt" 2> "$WORK/pending.err" || fail "scepctl list --pending"
 grep -q "  pending  until [0-9T:-]*Z  IPSECIntermediateOffline  127.0.0.1  $p3_txid  \"O=Fabrikam,CN=waits for the operator\"  -$" "$WORK/pending.txt" ||
 	{ cat "$WORK/pending.txt"; fail "the waiting request is not listed"; }
-grep -q "  rejected  until .*\"CN=not in inventory\"  -  not in the device inventory$" "$WORK/pending.txt" ||
+grep -q "  rejected  until .*\"CN=not in inventory\"  -  $reason$" "$WORK/pending.txt" ||
 	{ cat "$WORK/pending.txt"; fail "the rejected request is not listed with its reason"; }
 [ "$(wc -l < "$WORK/pending.txt")" = 2 ] || { cat "$WORK/pending.txt"; fail "the approved request is still listed"; }
 "$SCEPCTL" --data-dir "$DATA" list --pending --json > "$WORK/pending.json" || fail "scepctl list --pending --json"
