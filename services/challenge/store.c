@@ -227,6 +227,76 @@ fail:
 	return e;
 }
 
+/*
+ * Whether SecretFile is the key the records were written with: a key file
+ * lost and made anew (the compose files keep it on another volume than
+ * the database) left every password on record unknown, refused as wrong
+ * while still counted in PasswordMax, with one line of info. The
+ * database keeps an HMAC of a fixed text under the key; a database with
+ * records and another key's check stops the service. 0, or -1 with the
+ * reason in err.
+ */
+#define SECRET_CHECK_KEY "secret-check"
+static int
+secret_check(struct challenge *c, char *err, size_t errlen)
+{
+	static const char text[] = "scepd SecretFile check";
+	unsigned char check[CHALLENGE_MAC_LEN];
+	unsigned int len = 0;
+	MDB_val key = {sizeof(SECRET_CHECK_KEY) - 1, (void *)SECRET_CHECK_KEY};
+	MDB_val val = {sizeof(check), check}, stored;
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	int e, found;
+
+	if (HMAC(EVP_sha256(), c->secret, CHALLENGE_SECRET_LEN,
+	        (const unsigned char *)text, sizeof(text) - 1, check,
+	        &len) == NULL ||
+	    len != sizeof(check)) {
+		snprintf(err, errlen, "no HMAC from OpenSSL");
+		return -1;
+	}
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (e = mdb_stat(txn, c->dbi, &st)) != 0)
+		goto failed;
+	found = mdb_get(txn, c->dbi, &key, &stored) == 0;
+	if (found && stored.mv_size == sizeof(check) &&
+	    CRYPTO_memcmp(stored.mv_data, check, sizeof(check)) == 0) {
+		mdb_txn_abort(txn);
+		return 0; /* the usual start: nothing written */
+	}
+	mdb_txn_abort(txn);
+	txn = NULL;
+	if (found && st.ms_entries > 1) {
+		snprintf(err, errlen,
+		    "%s: SecretFile %s is not the key the passwords on record "
+		    "were written with (a key file lost or replaced makes "
+		    "every one of them unknown): put the right file back; or, "
+		    "to start afresh with every password on record void, move "
+		    "%s away",
+		    c->settings.database, c->settings.secret_file,
+		    c->settings.database);
+		return -1;
+	}
+	if (found)
+		log_warn("SecretFile %s is a new key; the password database "
+		         "held no password: its check is written again",
+		    c->settings.secret_file);
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0 ||
+	    (e = mdb_put(txn, c->dbi, &key, &val, 0)) != 0)
+		goto failed;
+	e = mdb_txn_commit(txn);
+	txn = NULL;
+	if (e == 0)
+		return 0;
+failed:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	snprintf(err, errlen, "%s: the SecretFile check: %s",
+	    c->settings.database, store_strerror(e));
+	return -1;
+}
+
 int
 challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
@@ -246,6 +316,11 @@ challenge_db_open(struct challenge *c, char *err, size_t errlen)
 	}
 	if (built)
 		log_info("passwords: indexes made again from the records");
+	if (secret_check(c, err, errlen) != 0) {
+		mdb_env_close(c->env);
+		c->env = NULL;
+		return -1;
+	}
 	return 0;
 }
 

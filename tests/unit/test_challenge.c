@@ -592,6 +592,32 @@ test_revoke_unused_pools(void **state)
 	free(m2);
 }
 
+/*
+ * A SecretFile other than the one the passwords on record were written
+ * with (lost, made anew) stops the service at start, naming the way out;
+ * the right key opens them again. With no password on record a new key
+ * is taken.
+ */
+static void
+test_secret_replaced(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char right[CHALLENGE_SECRET_LEN];
+	char err[512] = "", *pw = issue(f, "admin", NULL, NULL, 0);
+
+	assert_non_null(pw);
+	memcpy(right, f->c.secret, sizeof(right));
+	challenge_db_close(&f->c);
+	assert_int_equal(RAND_bytes(f->c.secret, sizeof(f->c.secret)), 1);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is not the key the passwords on record"));
+	assert_non_null(strstr(err, "move"));
+	memcpy(f->c.secret, right, sizeof(right));
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	free(pw);
+}
+
 /* The password's state as stored (0: no record). */
 static int
 stored_state(struct fixture *f, const char *password)
@@ -896,6 +922,8 @@ main(void)
 	        test_builtin_section_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_secret_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_revoke_unused_pools, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
