@@ -190,6 +190,9 @@ struct challenge {
 		int64_t until_ms;
 	} consumed[CHALLENGE_INFLIGHT];
 	int nworkers;
+	/* Checks inside plugins that take them concurrently: at most
+	 * nworkers - 1, a worker kept for the other validators. */
+	atomic_int plugin_checks;
 	atomic_int next_worker; /* worker_init hands out indexes */
 };
 

@@ -382,8 +382,24 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 	if (validator_resting(v, why, whylen))
 		return SCEPD_VERDICT_UNAVAILABLE;
 	if (v->concurrent) {
+		/* An MDM slow to answer, though within its Timeout, never
+		 * rests: its checks (any device's to send) held every worker
+		 * and one-time passwords on other paths waited past the
+		 * RA's timeout. */
+		int most = v->c->nworkers > 1 ? v->c->nworkers - 1 : 1;
+
+		if (atomic_fetch_add(&v->c->plugin_checks, 1) >= most) {
+			atomic_fetch_sub(&v->c->plugin_checks, 1);
+			snprintf(why, whylen,
+			    "validator %s: %d checks of plugins under way, "
+			    "one worker kept for the other validators "
+			    "([challenge] Workers = %d): retry later",
+			    v->name, most, v->c->nworkers);
+			return SCEPD_VERDICT_UNAVAILABLE;
+		}
 		verdict =
 		    v->v->check(validator_state(v, worker), vr, why, whylen);
+		atomic_fetch_sub(&v->c->plugin_checks, 1);
 		validator_rest_count(v, verdict, clock_monotonic_ms() - t0);
 		return verdict;
 	}

@@ -121,7 +121,7 @@ ios_enroll "$MDM_OK" "CN=mdm challenge on default path" "$WORK/mdm-on-otp.pem" |
 grep -q "^failInfo: badRequest" "$WORK/mdm-on-otp.pem.log" || fail "not failInfo badRequest"
 [ "$(requests)" = "$asked" ] || fail "the MDM was asked about a request on the otp path"
 
-check "an MDM that takes its time is asked about several devices at once, and one-time passwords go on meanwhile"
+check "an MDM that takes its time is asked about several devices at once, up to Workers - 1 (8 - 1), the next one 503 at once; one-time passwords go on meanwhile"
 # Straight to the challenge service, as the RA asks it (the frontend's and
 # the RA's threads have limits of their own).
 ask() {
@@ -130,22 +130,29 @@ ask() {
 rm -f "$hook/release"
 asked=$(requests)
 pids=()
-for i in 1 2 3; do
+for i in 1 2 3 4 5 6 7; do
 	ask --password "$MDM_OK" --txid "HELD-$i" --path /scep/mdm > "$WORK/held$i.out" 2>&1 &
 	pids+=($!)
 done
 # One at a time, the MDM would hold the first and hear of no other
 # before the webhook's Timeout (5 s) refused it.
 for _ in $(seq 40); do
-	[ "$(requests)" -ge $((asked + 3)) ] && break
+	[ "$(requests)" -ge $((asked + 7)) ] && break
 	sleep 0.1
 done
-[ "$(requests)" = $((asked + 3)) ] || { touch "$hook/release"; fail "the MDM holds $(($(requests) - asked)) of 3 checks: not asked at once"; }
+[ "$(requests)" = $((asked + 7)) ] || { touch "$hook/release"; fail "the MDM holds $(($(requests) - asked)) of 7 checks: not asked at once"; }
+# The eighth would take the last worker, and a one-time password on
+# another path would wait for the MDM (past the RA's timeout).
+rc=0
+start=$SECONDS
+ask --password "$MDM_OK" --txid HELD-8 --path /scep/mdm > "$WORK/held8.out" 2>&1 || rc=$?
+[ $rc != 0 ] && [ $((SECONDS - start)) -lt 2 ] && grep -q "7 checks of plugins under way, one worker kept for the other validators" "$WORK/held8.out" ||
+	{ touch "$hook/release"; cat "$WORK/held8.out"; fail "the eighth MDM check with seven held: exit $rc after $((SECONDS - start)) s, want 503 at once"; }
 ask --password "$(challenge)" --txid OTP-MEANWHILE --path /scep > "$WORK/otp-held.out" 2>&1 ||
 	{ touch "$hook/release"; cat "$WORK/otp-held.out"; fail "a one-time password check waited behind the MDM"; }
 grep -q "allowed by otp" "$WORK/otp-held.out" || fail "the one-time password check: $(cat "$WORK/otp-held.out")"
 touch "$hook/release"
-for i in 1 2 3; do
+for i in 1 2 3 4 5 6 7; do
 	wait "${pids[$((i - 1))]}" || { cat "$WORK/held$i.out"; fail "held check $i"; }
 	grep -q "allowed by mdm" "$WORK/held$i.out" || fail "held check $i: $(cat "$WORK/held$i.out")"
 done
