@@ -5,8 +5,26 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include "log.h"
 #include "service.h"
+
+int
+service_no_dumps(const char *name)
+{
+	struct rlimit none = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &none) != 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		fprintf(
+		    stderr, "%s: no core files: %s\n", name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
 
 const char *
 service_config_arg(int argc, char **argv, const char *name, int *status)

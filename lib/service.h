@@ -14,6 +14,15 @@ const char *
 service_config_arg(int argc, char **argv, const char *name, int *status);
 
 /*
+ * For a service that reads a key or a secret (the CA's, the RA's, the
+ * challenge service's HMAC key): no core file and no ptrace by its user
+ * from the start, not only once the sandbox is entered (a plugin's or a
+ * token module's init crashing before it would dump the key). 0, or -1
+ * with the reason on stderr.
+ */
+int service_no_dumps(const char *name);
+
+/*
  * After a key store refused the service at start (status
  * SIGNER_EXIT_NO_RESTART): with SCEPD_HOLD_ON_KEY_REFUSAL=1 in the
  * environment (service_hold_wanted), the service logs why and waits for

@@ -378,6 +378,8 @@ main(int argc, char **argv)
 	if ((config_file = service_config_arg(argc, argv, "scepd-ca", &rc)) ==
 	    NULL)
 		return rc;
+	if (service_no_dumps("scepd-ca") != 0)
+		return 1;
 	rc = 1;
 	log_init("scepd-ca", LOG_LEVEL_INFO);
 	if (config_load(config_file, "ca", ca_config, &ca.settings) != 0)

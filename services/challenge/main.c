@@ -198,6 +198,8 @@ main(int argc, char **argv)
 	if ((config_file = service_config_arg(
 	         argc, argv, "scepd-challenge", &rc)) == NULL)
 		return rc;
+	if (service_no_dumps("scepd-challenge") != 0)
+		return 1;
 	rc = 1;
 	log_init("scepd-challenge", LOG_LEVEL_INFO);
 	if (config_load(

@@ -214,6 +214,8 @@ main(int argc, char **argv)
 	if ((config_file = service_config_arg(argc, argv, "scepd-ra", &rc)) ==
 	    NULL)
 		return rc;
+	if (service_no_dumps("scepd-ra") != 0)
+		return 1;
 	rc = 1;
 	log_init("scepd-ra", LOG_LEVEL_INFO);
 	if (config_load(config_file, "ra", ra_config, &ra.settings) != 0)

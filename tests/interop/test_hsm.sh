@@ -198,10 +198,18 @@ ended() {
 	wait "$1" || rc=$?
 	[ $rc = "$2" ] || fail "the hold ended with status $rc, want $2"
 }
-SCEPD_HOLD_ON_KEY_REFUSAL=1 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca-hold.log" 2>&1 &
+# Started allowed core files: the CA takes that away before any key or
+# PIN is read, not only when its sandbox comes (a module's crash before
+# it dumped the PIN).
+(
+	ulimit -S -c unlimited
+	SCEPD_HOLD_ON_KEY_REFUSAL=1 exec "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf"
+) > "$WORK/ca-hold.log" 2>&1 &
 hold_pid=$!
 on_exit "kill $hold_pid 2>/dev/null || true"
 held "$WORK/ca-hold.log" $hold_pid
+core=$(prlimit --pid "$hold_pid" --core --noheadings --output SOFT | tr -d ' ')
+[ "$core" = 0 ] || fail "the CA holding after reading its signer's PIN may dump core (RLIMIT_CORE $core)"
 ended $hold_pid 78
 sanitizer_check "$WORK/ca-hold.log"
 SCEPD_HOLD_ON_KEY_REFUSAL=1 setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$WORK/scepd-hold.log" 2>&1 &
