@@ -642,8 +642,15 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	if (ca_csr_check(ca, in->csr.data, in->csr.len, &job->csr, &job->tpl,
 	        &refusal) != 0) {
 		if (ca_sign_retry_refused(
-		        ca, in, req, txid, addr, reply, arena))
+		        ca, in, req, txid, addr, reply, arena)) {
+			/* Answered from the ledger: the transactionID holds
+			 * a certificate, its password is not to be freed. */
+			if (reply->sign != NULL) {
+				reply->sign->has_nothing_bound = 1;
+				reply->sign->nothing_bound = 0;
+			}
 			return 1;
+		}
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
 		ca_sign_nothing_bound(ca, txid, reply);
