@@ -395,6 +395,13 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 	/* Issued (approved): the certificate, to its own key only. */
 	found = ca_ledger_find_txid(
 	    ca, txn, in->transaction_id, &der, &der_len, serial);
+	if (found < 0) {
+		/* Not "unknown": after an approval the pending record is
+		 * gone, and the device would be told to give up. */
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the CA cannot read its ledger now";
+		goto out;
+	}
 	if (found == 0) {
 		p = der;
 		cert = d2i_X509(NULL, &p, (long)der_len);

@@ -154,7 +154,23 @@ ios_enroll "$(challenge)" "CN=new under 3072" "$WORK/p1e.pem" "$URL" --key "$WOR
 	{ cat "$WORK/p1e.pem.log"; fail "a new 2048-bit request under MinRSABits = 3072: exit $rc"; }
 server_stop
 set_conf template.IPSECIntermediateOffline MinRSABits 2048
+# The ledger's transaction record unreadable (here: a serial of 9
+# characters): the approved device's poll is 503, our fault, not FAILURE
+# badCertId ("no such transaction"), which tells it to give up.
+txid_record() {
+	printf 'VERSION=3\nformat=print\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END\n' "$txid" "$1" |
+		mdb_load -s txids "$DATA/db/ca" || fail "mdb_load txids"
+}
+txid_record "BADSERIAL"
 server_start
+poll poll_unreadable "O=Fabrikam,CN=needs approval" p1
+[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/poll_unreadable.log" ||
+	{ cat "$WORK/poll_unreadable.log"; fail "a poll whose ledger record cannot be read: exit $rc, want HTTP 503"; }
+server_stop
+txid_record "$serial"
+server_start
+poll poll_readable "O=Fabrikam,CN=needs approval" p1
+[ $rc = 0 ] || { cat "$WORK/poll_readable.log"; fail "a poll after the ledger record was put right: exit $rc"; }
 
 check "scepctl reject: the next poll gets FAILURE with the operator's reason"
 rc=0
