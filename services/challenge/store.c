@@ -237,27 +237,42 @@ fail:
  * reason in err.
  */
 #define SECRET_CHECK_KEY "secret-check"
+
+/* Whether the main database holds a password or the single password's
+ * record (it also holds the indexes' names and the check). */
+static int
+records_exist(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int e, found = 0;
+
+	if (mdb_cursor_open(txn, dbi, &cur) != 0)
+		return 1; /* as if: a start is refused, not a key taken */
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0 && !found;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		found = key.mv_size == CHALLENGE_MAC_LEN ||
+		    (key.mv_size == sizeof(CHALLENGE_SINGLE_KEY) - 1 &&
+		        memcmp(key.mv_data, CHALLENGE_SINGLE_KEY,
+		            key.mv_size) == 0);
+	mdb_cursor_close(cur);
+	return found;
+}
+
 static int
 secret_check(struct challenge *c, char *err, size_t errlen)
 {
-	static const char text[] = "scepd SecretFile check";
 	unsigned char check[CHALLENGE_MAC_LEN];
-	unsigned int len = 0;
 	MDB_val key = {sizeof(SECRET_CHECK_KEY) - 1, (void *)SECRET_CHECK_KEY};
 	MDB_val val = {sizeof(check), check}, stored;
 	MDB_txn *txn = NULL;
-	MDB_stat st;
-	int e, found;
+	int e, found, records;
 
-	if (HMAC(EVP_sha256(), c->secret, CHALLENGE_SECRET_LEN,
-	        (const unsigned char *)text, sizeof(text) - 1, check,
-	        &len) == NULL ||
-	    len != sizeof(check)) {
+	if (challenge_mac(c, "scepd SecretFile check", check) != 0) {
 		snprintf(err, errlen, "no HMAC from OpenSSL");
 		return -1;
 	}
-	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0 ||
-	    (e = mdb_stat(txn, c->dbi, &st)) != 0)
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0)
 		goto failed;
 	found = mdb_get(txn, c->dbi, &key, &stored) == 0;
 	if (found && stored.mv_size == sizeof(check) &&
@@ -265,9 +280,10 @@ secret_check(struct challenge *c, char *err, size_t errlen)
 		mdb_txn_abort(txn);
 		return 0; /* the usual start: nothing written */
 	}
+	records = found && records_exist(txn, c->dbi);
 	mdb_txn_abort(txn);
 	txn = NULL;
-	if (found && st.ms_entries > 1) {
+	if (records) {
 		snprintf(err, errlen,
 		    "%s: SecretFile %s is not the key the passwords on record "
 		    "were written with (a key file lost or replaced makes "
