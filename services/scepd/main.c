@@ -3,6 +3,7 @@
  * Start-up only: arguments, first-run initialisation (scepd-init), then
  * supervision.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -78,6 +79,37 @@ lock_data_dir(const char *dir, int *fd, int must_exist)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Nothing of whoever started scepd reaches scepd-init or a service: a
+ * descriptor left open (exec 9>>file, a supervisor's) is writable
+ * whatever a sandbox says of files. Marked close-on-exec at start, before
+ * any thread; scepd keeps them. close_range's flag needs Linux 5.11 (a
+ * container may refuse it): else each descriptor listed in /proc.
+ */
+static void
+inherited_fds_cloexec(void)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	if ((d = opendir("/proc/self/fd")) == NULL) {
+		fprintf(stderr,
+		    "scepd: warning: /proc/self/fd: %s: descriptors open "
+		    "at start may reach the services\n",
+		    strerror(errno));
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+
+		if (fd >= 3 && fd != dirfd(d))
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	closedir(d);
 }
 
 /*
@@ -162,6 +194,7 @@ main(int argc, char **argv)
 	ssize_t n;
 	int c;
 
+	inherited_fds_cloexec();
 	while ((c = getopt_long(argc, argv, "d:l:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':

@@ -120,14 +120,6 @@ child_start_ready(struct child *c, const struct launch *launch, int ready_fd)
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 ||
 		    getppid() != launcher)
 			_exit(1);
-		/* Nothing of whoever started scepd reaches a service (a
-		 * descriptor left open is writable whatever its sandbox
-		 * says): 0-2 and the ready pipe only. */
-		if (ready_fd > 3)
-			close_range(3, (unsigned)ready_fd - 1, 0);
-		if (close_range(ready_fd >= 3 ? (unsigned)ready_fd + 1 : 3, ~0U,
-		        0) != 0)
-			_exit(1);
 		if (ready_fd >= 0 && fcntl(ready_fd, F_SETFD, 0) != 0)
 			_exit(1);
 		execve(path, argv, envp);
