@@ -190,11 +190,24 @@ struct challenge {
 		int64_t until_ms;
 	} consumed[CHALLENGE_INFLIGHT];
 	int nworkers;
-	/* Checks inside plugins that take them concurrently: at most
-	 * nworkers - 1, a worker kept for the other validators. */
+	/* Workers asking a plugin that takes checks concurrently, or
+	 * waiting for the verdict of a check a copy of theirs asked: at most
+	 * nworkers - 1, one kept for the other validators
+	 * (validator_worker_take). */
 	atomic_int plugin_checks;
 	atomic_int next_worker; /* worker_init hands out indexes */
 };
+
+/*
+ * A worker taken for a plugin's check (validators.c): an MDM slow to
+ * answer, though within its Timeout, never rests, and its checks (any
+ * device's to send, and their copies) held every worker while one-time
+ * passwords on other paths waited past the RA's timeout. 0, or -1 with
+ * why filled (answer UNAVAILABLE) when nworkers - 1 are taken.
+ */
+struct validator;
+int validator_worker_take(struct validator *v, char *why, size_t whylen);
+void validator_worker_give(struct challenge *c);
 
 /* A caller's deadline (rpc deadline_ms, wall-clock ms) as a time of
  * CLOCK_MONOTONIC, for pthread_cond_clockwait and pthread_mutex_clocklock:

@@ -239,12 +239,18 @@ plugin_check_once(struct challenge *c, struct validator *v, size_t worker,
 		struct timespec until = challenge_deadline(req->deadline_ms);
 		int timed_out = 0, answered = s->done;
 
+		if (!s->done && validator_worker_take(v, why, whylen) != 0) {
+			*copy = 0;
+			return SCEPD_VERDICT_UNAVAILABLE;
+		}
 		s->waiters++;
 		while (!s->done && !timed_out)
 			timed_out =
 			    pthread_cond_clockwait(&c->inflight_done, &c->lock,
 			        CLOCK_MONOTONIC, &until) == ETIMEDOUT;
 		s->waiters--;
+		if (!answered)
+			validator_worker_give(c);
 		if (!s->done) {
 			*copy = 0; /* its own outage: logged and counted */
 			snprintf(why, whylen,

@@ -372,6 +372,28 @@ validator_rest_count(
 	pthread_mutex_unlock(&v->rest_lock);
 }
 
+int
+validator_worker_take(struct validator *v, char *why, size_t whylen)
+{
+	int most = v->c->nworkers > 1 ? v->c->nworkers - 1 : 1;
+
+	if (atomic_fetch_add(&v->c->plugin_checks, 1) < most)
+		return 0;
+	atomic_fetch_sub(&v->c->plugin_checks, 1);
+	snprintf(why, whylen,
+	    "validator %s: %d checks of plugins under way, one worker kept "
+	    "for the other validators ([challenge] Workers = %d): retry "
+	    "later",
+	    v->name, most, v->c->nworkers);
+	return -1;
+}
+
+void
+validator_worker_give(struct challenge *c)
+{
+	atomic_fetch_sub(&c->plugin_checks, 1);
+}
+
 enum scepd_verdict
 validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
     const struct scepd_challenge_request *vr, char *why, size_t whylen)
@@ -381,25 +403,14 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 
 	if (validator_resting(v, why, whylen))
 		return SCEPD_VERDICT_UNAVAILABLE;
+	/* A plugin asked one request at a time holds two workers at most
+	 * (validator_turn); one asked concurrently, as many as it is sent. */
 	if (v->concurrent) {
-		/* An MDM slow to answer, though within its Timeout, never
-		 * rests: its checks (any device's to send) held every worker
-		 * and one-time passwords on other paths waited past the
-		 * RA's timeout. */
-		int most = v->c->nworkers > 1 ? v->c->nworkers - 1 : 1;
-
-		if (atomic_fetch_add(&v->c->plugin_checks, 1) >= most) {
-			atomic_fetch_sub(&v->c->plugin_checks, 1);
-			snprintf(why, whylen,
-			    "validator %s: %d checks of plugins under way, "
-			    "one worker kept for the other validators "
-			    "([challenge] Workers = %d): retry later",
-			    v->name, most, v->c->nworkers);
+		if (validator_worker_take(v, why, whylen) != 0)
 			return SCEPD_VERDICT_UNAVAILABLE;
-		}
 		verdict =
 		    v->v->check(validator_state(v, worker), vr, why, whylen);
-		atomic_fetch_sub(&v->c->plugin_checks, 1);
+		validator_worker_give(v->c);
 		validator_rest_count(v, verdict, clock_monotonic_ms() - t0);
 		return verdict;
 	}

@@ -156,6 +156,37 @@ for i in 1 2 3 4 5 6 7; do
 	wait "${pids[$((i - 1))]}" || { cat "$WORK/held$i.out"; fail "held check $i"; }
 	grep -q "allowed by mdm" "$WORK/held$i.out" || fail "held check $i: $(cat "$WORK/held$i.out")"
 done
+# Copies of one check (the frontend and the RA send a request again)
+# wait for its verdict, each on a worker: counted as well, or eight of
+# them held every worker as eight checks did.
+rm -f "$hook/release"
+asked=$(requests)
+ask --password "$MDM_OK" --txid COPIED --path /scep/mdm > "$WORK/copied0.out" 2>&1 &
+pids=($!)
+for _ in $(seq 40); do
+	[ "$(requests)" -ge $((asked + 1)) ] && break
+	sleep 0.1
+done
+for i in 1 2 3 4 5 6 7; do
+	ask --password "$MDM_OK" --txid COPIED --path /scep/mdm > "$WORK/copied$i.out" 2>&1 &
+	pids+=($!)
+done
+sleep 1
+pw=$(challenge)
+start=$SECONDS
+ask --password "$pw" --txid OTP-BESIDE-COPIES --path /scep > "$WORK/otp-copies.out" 2>&1 ||
+	{ touch "$hook/release"; cat "$WORK/otp-copies.out"; fail "a one-time password check beside copies of an MDM check"; }
+[ $((SECONDS - start)) -lt 3 ] ||
+	{ touch "$hook/release"; fail "a one-time password check waited $((SECONDS - start)) s behind copies of an MDM check"; }
+touch "$hook/release"
+busy=0
+for i in 0 1 2 3 4 5 6 7; do
+	wait "${pids[$i]}" || true
+	grep -q "allowed by mdm" "$WORK/copied$i.out" || { grep -q "checks of plugins under way" "$WORK/copied$i.out" && busy=$((busy + 1)); } ||
+		{ cat "$WORK/copied$i.out"; fail "copy $i: neither allowed nor refused for the workers taken"; }
+done
+[ "$busy" = 1 ] || fail "$busy of 8 copies answered 503 for the workers taken, want 1 (seven workers)"
+[ "$(requests)" = $((asked + 1)) ] || fail "the MDM was asked $(($(requests) - asked)) times about one check and its copies"
 
 check "an MDM slower than the frontend's and the RA's patience (they send the request again) is asked once"
 rm -f "$hook/release"
