@@ -307,9 +307,10 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	} else {
 		/* A hold made final keeps its date (the certificate was not
 		 * to be trusted since then); when it became final is noted. */
-		o = json_pack("{s:I, s:s, s:s}", "time",
+		/* "by" is scepctl's user name, which need not be UTF-8. */
+		o = json_pack("{s:I, s:s, s:o}", "time",
 		    held ? held_since : (json_int_t)now, "reason", reason, "by",
-		    in->revoked_by ? in->revoked_by : "?");
+		    ca_ledger_text(in->revoked_by ? in->revoked_by : "?"));
 		if (o != NULL && held)
 			json_object_set_new(
 			    o, "final_at", json_integer((json_int_t)now));
