@@ -121,11 +121,11 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		reply->error = "unknown password pool";
 		return;
 	}
-	/* The single password is the answer where it is what the default
-	 * paths take; with Validator = otp beside it (static for some paths
-	 * only), those paths take one-time passwords, issued here. */
+	/* The single password is the answer unless the default paths take
+	 * one-time passwords (Validator = otp beside it, static for some
+	 * paths only): then they are issued here. */
 	if (c->settings.use_single_password &&
-	    strcmp(c->default_validator->name, "static") == 0) {
+	    strcmp(c->default_validator->name, "otp") != 0) {
 		challenge_issue_single(c, req, reply, arena, who);
 		return;
 	}

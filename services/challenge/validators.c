@@ -265,10 +265,12 @@ validators_load(struct challenge *c, const char *config_file)
 	if (c->settings.use_single_password &&
 	    strcmp(c->default_validator->name, "static") != 0)
 		log_warn("UseSinglePassword = 1 but Validator = %s: the single "
-		         "password serves only paths mapped to static; the "
-		         "admin page and the MDM API issue one-time passwords "
-		         "for the others",
-		    c->default_validator->name);
+		         "password serves only paths mapped to static%s",
+		    c->default_validator->name,
+		    strcmp(c->default_validator->name, "otp") == 0
+		        ? "; the admin page and the MDM API issue one-time "
+		          "passwords for the others"
+		        : "");
 	log_info("default validator: %s", c->default_validator->name);
 	return validators_load_paths(c, config_file);
 }
