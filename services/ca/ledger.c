@@ -432,7 +432,11 @@ refusal_text(const char *s, size_t max)
 
 	if (n <= max)
 		return ca_ledger_text(s);
-	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+	/* A UTF-8 character is 4 bytes at most; text that is not UTF-8
+	 * (continuation bytes only) is cut where it is. */
+	for (int back = 0;
+	     back < 3 && max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80;
+	     back++)
 		max--;
 	if ((cut = malloc(max + 4)) == NULL)
 		return NULL;
@@ -442,6 +446,10 @@ refusal_text(const char *s, size_t max)
 	free(cut);
 	return j;
 }
+
+/* Refusals deleted with one new one at most: RefusalsKept lowered on a
+ * large table shrinks it over the next refusals, each transaction small. */
+#define REFUSALS_TRIM_MAX 64
 
 /* The oldest refusals beyond RefusalsKept, in `txn`: usually one. */
 static int
@@ -458,6 +466,8 @@ refusals_trim(const struct ca *ca, MDB_txn *txn)
 	if (st.ms_entries <= (size_t)ca->settings.refusals_kept)
 		return 0;
 	extra = st.ms_entries - (size_t)ca->settings.refusals_kept;
+	if (extra > REFUSALS_TRIM_MAX)
+		extra = REFUSALS_TRIM_MAX;
 	if ((e = mdb_cursor_open(txn, ca->events, &cur)) != 0)
 		return e;
 	while (extra-- > 0 &&
@@ -466,6 +476,34 @@ refusals_trim(const struct ca *ca, MDB_txn *txn)
 		;
 	mdb_cursor_close(cur);
 	return e;
+}
+
+/* A refusal's key: the time in ns, big-endian, after the newest one's
+ * (a clock stepped back made new refusals the oldest, deleted at once by
+ * the trim; two in one nanosecond overwrote one another). */
+static int
+refusal_key(
+    const struct ca *ca, MDB_txn *txn, uint64_t ns, unsigned char key_bytes[8])
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint64_t last = 0;
+	int e;
+
+	if ((e = mdb_cursor_open(txn, ca->events, &cur)) != 0)
+		return e;
+	if (mdb_cursor_get(cur, &key, &val, MDB_LAST) == 0 &&
+	    key.mv_size == 8) {
+		for (int i = 0; i < 8; i++)
+			last =
+			    last << 8 | ((const unsigned char *)key.mv_data)[i];
+		if (ns <= last)
+			ns = last + 1;
+	}
+	mdb_cursor_close(cur);
+	for (int i = 0; i < 8; i++)
+		key_bytes[i] = (unsigned char)(ns >> (56 - 8 * i));
+	return 0;
 }
 
 void
@@ -484,8 +522,6 @@ ca_ledger_refusal(const struct ca *ca, const char *txid,
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	for (int i = 0; i < 8; i++)
-		key_bytes[i] = (unsigned char)(ns >> (56 - 8 * i));
 	for (size_t i = 0; a != NULL && sans != NULL && sans[i] != NULL; i++) {
 		json_t *san = NULL;
 
@@ -523,7 +559,8 @@ ca_ledger_refusal(const struct ca *ca, const char *txid,
 	val.mv_data = text;
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
 		goto out;
-	if ((e = mdb_put(txn, ca->events, &key, &val, 0)) != 0 ||
+	if ((e = refusal_key(ca, txn, ns, key_bytes)) != 0 ||
+	    (e = mdb_put(txn, ca->events, &key, &val, 0)) != 0 ||
 	    (e = refusals_trim(ca, txn)) != 0) {
 		mdb_txn_abort(txn);
 		goto out;
