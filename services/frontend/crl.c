@@ -135,8 +135,7 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	    {"Cache-Control", "max-age=60"}, {NULL, NULL}};
 
 	if (crl_cached(fe, &copy, &len, &fresh) && copy == NULL)
-		return http_text(
-		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+		return http_no_memory(c, r, "a copy of the CRL");
 	if (!r->offloaded) {
 		/* The old copy, while another asks or for CRL_RETRY_MS
 		 * after the RA did not give one. */

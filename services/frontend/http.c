@@ -465,6 +465,18 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 	    why ? " (" : "", why ? why : "", why ? ")" : "");
 }
 
+/* The body read so far given up, wiped first: it may hold an admin's
+ * password or a one-time password. */
+static void
+request_body_drop(struct request *r)
+{
+	if (r->body != NULL)
+		OPENSSL_cleanse(r->body, r->body_len);
+	free(r->body);
+	r->body = NULL;
+	r->body_len = r->body_cap = 0;
+}
+
 static void
 http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -487,9 +499,7 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (r->held != NULL)
 		MHD_destroy_response(r->held);
 	free(r->raw_uri);
-	if (r->body != NULL) /* an admin's password, a one-time password */
-		OPENSSL_cleanse(r->body, r->body_len);
-	free(r->body);
+	request_body_drop(r);
 	free(r);
 	*con_cls = NULL;
 }
@@ -757,11 +767,7 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		         "[frontend]",
 		    r->method, r->path, r->client, fe->settings.max_body_size);
 		r->too_big = 1;
-		if (r->body != NULL)
-			OPENSSL_cleanse(r->body, r->body_len);
-		free(r->body);
-		r->body = NULL;
-		r->body_len = r->body_cap = 0;
+		request_body_drop(r);
 		/* Newer libmicrohttpd answers at once; 0.9.75 refuses while
 		 * the body is being read, and the 413 comes at its end. */
 		http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -781,11 +787,7 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 			/* Not the client's fault: 503 at the end, and the
 			 * part read is dropped now, memory being short. */
 			r->body_lost = r->body_len + n;
-			if (r->body != NULL)
-				OPENSSL_cleanse(r->body, r->body_len);
-			free(r->body);
-			r->body = NULL;
-			r->body_len = r->body_cap = 0;
+			request_body_drop(r);
 			return;
 		}
 		if (r->body != NULL) {

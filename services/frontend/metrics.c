@@ -151,8 +151,7 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    "to [frontend] AdminHosts.\n");
 	}
 	if ((t.f = open_memstream(&t.buf, &t.len)) == NULL)
-		return http_text(
-		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+		return http_no_memory(c, r, "the metrics");
 	metrics_header(&t, "scepd_http_responses_total",
 	    "HTTP answers of this frontend by status code.", "counter");
 	for (size_t i = 0; i < METRICS_NCODES + 2; i++) {
@@ -182,8 +181,7 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	}
 	oom = metrics_services(&t, reps, METRICS_NASKED) != 0;
 	if (fclose(t.f) != 0 || oom)
-		ret = http_text(
-		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
+		ret = http_no_memory(c, r, "the metrics");
 	else
 		ret = http_respond(c, r, MHD_HTTP_OK,
 		    "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len,
