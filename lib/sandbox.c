@@ -691,18 +691,24 @@ out:
 }
 
 int
-sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
+sandbox_no_dumps(void)
 {
 	struct rlimit none = {0, 0};
 
+	return setrlimit(RLIMIT_CORE, &none) == 0 &&
+	        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+	    ? 0
+	    : -1;
+}
+
+int
+sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
+{
 	if (sandbox_drop_user(sb) != 0)
 		return -1;
-	if (setrlimit(RLIMIT_CORE, &none) != 0) {
-		log_error("sandbox: RLIMIT_CORE: %s", strerror(errno));
-		return -1;
-	}
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-		log_error("sandbox: PR_SET_DUMPABLE: %s", strerror(errno));
+	/* Again: a user dropped may have made the process dumpable. */
+	if (sandbox_no_dumps() != 0) {
+		log_error("sandbox: no core files: %s", strerror(errno));
 		return -1;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {

@@ -182,6 +182,9 @@ int sandbox_logging(const struct sandbox *sb);
 
 /* The first step (see above). 0, or -1 after logging why: the service
  * must then exit 1. */
+/* No core file, no ptrace by the process's user (RLIMIT_CORE 0,
+ * PR_SET_DUMPABLE 0): 0, or -1 with errno. sandbox_enter does it too. */
+int sandbox_no_dumps(void);
 int sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy);
 /* The last step (see above). 0, or -1 after logging why. */
 int sandbox_lock(struct sandbox *sb, const struct sandbox_policy *policy);

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -5,20 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <errno.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-
 #include "log.h"
+#include "sandbox.h"
 #include "service.h"
 
 int
 service_no_dumps(const char *name)
 {
-	struct rlimit none = {0, 0};
-
-	if (setrlimit(RLIMIT_CORE, &none) != 0 ||
-	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+	if (sandbox_no_dumps() != 0) {
 		fprintf(
 		    stderr, "%s: no core files: %s\n", name, strerror(errno));
 		return -1;
