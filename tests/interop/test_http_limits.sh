@@ -199,25 +199,27 @@ GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072 \
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1:quarantine_size_mb=0" server_start
 fe=$(service_pid scepd-frontend)
 [ -n "$fe" ] || fail "no frontend"
-as_kb=$(awk '/^VmSize:/ { print $2 }' "/proc/$fe/status")
-from=$(log_mark)
-prlimit --pid "$fe" --as=$(((as_kb + 1024) * 1024)):
-code=$(curl -s -D "$WORK/nomem.hdr" -o "$WORK/nomem.out" -w '%{http_code}' -m 30 --data-binary @"$WORK/4m" "$URL?operation=PKIOperation" || true)
-prlimit --pid "$fe" --as=unlimited:
-[ "$code" = 503 ] && grep -qi '^Retry-After: ' "$WORK/nomem.hdr" ||
-	{ cat "$WORK/nomem.hdr" "$WORK/nomem.out"; fail "a 4 MiB body with no memory for it: HTTP $code, want 503 with Retry-After"; }
-logged "$from" "scepd-frontend.*no memory for a POST body of .* answered 503" || fail "the 503 is not logged"
+# short_of_memory NAME FILE KIB WHAT LOGGED: FILE POSTed with the
+# frontend's address space limited to KIB over what it maps: 503 with
+# Retry-After, and LOGGED in the log.
+short_of_memory() {
+	local as_kb from code
+	as_kb=$(awk '/^VmSize:/ { print $2 }' "/proc/$fe/status")
+	from=$(log_mark)
+	prlimit --pid "$fe" --as=$(((as_kb + $3) * 1024)):
+	code=$(curl -s -D "$WORK/$1.hdr" -o "$WORK/$1.out" -w '%{http_code}' -m 30 --data-binary @"$2" "$URL?operation=PKIOperation" || true)
+	prlimit --pid "$fe" --as=unlimited:
+	[ "$code" = 503 ] && grep -qi '^Retry-After: ' "$WORK/$1.hdr" ||
+		{ cat "$WORK/$1.hdr" "$WORK/$1.out"; fail "$4: HTTP $code, want 503 with Retry-After"; }
+	logged "$from" "$5" || fail "$4: the 503 is not logged"
+}
+short_of_memory nomem "$WORK/4m" 1024 "a 4 MiB body with no memory for it" \
+	"scepd-frontend.*no memory for a POST body of .* answered 503"
 # A base64 body of 4 MiB read (8 MiB over what the frontend maps), its
 # decoding finds no room: 503 too (it was 400, "neither DER nor base64").
 head -c 4194300 /dev/zero | tr '\0' A > "$WORK/4m.b64"
-as_kb=$(awk '/^VmSize:/ { print $2 }' "/proc/$fe/status")
-from=$(log_mark)
-prlimit --pid "$fe" --as=$(((as_kb + 8192) * 1024)):
-code=$(curl -s -D "$WORK/nomem2.hdr" -o "$WORK/nomem2.out" -w '%{http_code}' -m 30 --data-binary @"$WORK/4m.b64" "$URL?operation=PKIOperation" || true)
-prlimit --pid "$fe" --as=unlimited:
-[ "$code" = 503 ] && grep -qi '^Retry-After: ' "$WORK/nomem2.hdr" ||
-	{ cat "$WORK/nomem2.hdr" "$WORK/nomem2.out"; fail "a 4 MiB base64 body with no memory to decode it: HTTP $code, want 503 with Retry-After"; }
-logged "$from" "scepd-frontend.*no memory for the POST body's base64; answered 503" || fail "the 503 for the base64 is not logged"
+short_of_memory nomem2 "$WORK/4m.b64" 8192 "a 4 MiB base64 body with no memory to decode it" \
+	"scepd-frontend.*no memory for the POST body's base64; answered 503"
 pw=$(challenge)
 "$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after no memory" \
 	--out "$WORK/ok3.pem" > "$WORK/ok3.log" 2>&1 || { cat "$WORK/ok3.log"; fail "enrollment after the 503"; }

@@ -31,6 +31,13 @@ pending_txid() {
 	grep "pending an operator's approval" "$SERVER_LOG" | tail -1 | sed -n 's/.* txid=\([^ :]*\).*/\1/p'
 }
 
+# again NAME: the first PKCSReq (p1's key, its password) sent again into
+# $WORK/NAME.pem; sets rc
+again() {
+	rc=0
+	ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/$1.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+}
+
 # poll NAME KEY: a CertPoll for the transaction of KEY; sets rc
 poll() {
 	rc=0
@@ -57,8 +64,7 @@ poll poll1 "O=Fabrikam,CN=needs approval" p1
 [ "$(metric scepd_challenge_used_total)" = 1 ] || fail "/metrics: the pending request's password is not counted used"
 grep -q "otp: password id=[0-9a-f]* (issued to scepctl) used" "$SERVER_LOG" || fail "the password was not marked used"
 # The same PKCSReq sent again, with its password: still PENDING.
-rc=0
-ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1b.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+again p1b
 [ $rc = 3 ] || { cat "$WORK/p1b.pem.log"; fail "the PKCSReq sent again: exit $rc, want 3 (PENDING)"; }
 # ... also from an address WrongPasswordLimit throttles (a device behind
 # a NAT whose neighbours guessed): its own transaction is no guess, and
@@ -72,8 +78,7 @@ done
 rc=0
 ios_enroll "wrong-password-3" "CN=guess 3" "$WORK/guess3.pem" > /dev/null || rc=$?
 grep -q "PKIOperation: HTTP 429" "$WORK/guess3.pem.log" || { cat "$WORK/guess3.pem.log"; fail "the address is not throttled: this case tests nothing"; }
-rc=0
-ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1c.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+again p1c
 [ $rc = 3 ] || { cat "$WORK/p1c.pem.log"; fail "the PKCSReq sent again from a throttled address: exit $rc, want 3 (PENDING)"; }
 server_stop
 set_conf challenge WrongPasswordLimit 10
@@ -142,8 +147,7 @@ rc=0
 server_stop
 set_conf template.IPSECIntermediateOffline MinRSABits 3072
 server_start
-rc=0
-ios_enroll "$pw1" "O=Fabrikam,CN=needs approval" "$WORK/p1d.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+again p1d
 [ $rc = 0 ] || { cat "$WORK/p1d.pem.log"; fail "the approved PKCSReq sent again under tighter rules: exit $rc, want 0"; }
 [ "$(openssl x509 -in "$WORK/p1d.pem" -noout -serial | cut -d= -f2)" = "$serial" ] ||
 	fail "the PKCSReq sent again did not get the approved certificate"
