@@ -156,6 +156,24 @@ struct challenge_inflight {
 	char why[512];
 };
 
+/* A password presented again by the transaction that reserved it (a
+ * copy, a retry, another CSR under its transactionID): that request may
+ * still be issued and use the password until its answer is due, so the
+ * release asked by another of its requests (the CA refused that one)
+ * waits till then, and is done when another transaction presents the
+ * password after it (otp.c). Otherwise the password, free again, could
+ * pay for a second certificate. */
+#define CHALLENGE_HOLDS 64
+/* A request's answer is due within this, when its check does not say
+ * (ChallengeCheckRequest.answer_within_ms): an RA of an older build. */
+#define CHALLENGE_ANSWER_WITHIN_MS 120000
+struct challenge_hold {
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char txid[CHALLENGE_TXID_MAX]; /* the reservation's */
+	int64_t until_ms; /* CLOCK_MONOTONIC; 0: a free slot */
+	int release_wanted;
+};
+
 /* The service: read-only after start-up except through LMDB, the held
  * "used" marks, the refusal slots and the counters, which `lock` guards.
  * A plugin's check runs outside it (check.c). */
@@ -164,6 +182,10 @@ struct challenge {
 	/* The last otp check (under the lock) reserved a free password:
 	 * only such a check's transaction may have it released. */
 	int otp_reserved_now;
+	/* The checked request's answer is due in this many ms (its
+	 * ChallengeCheckRequest.answer_within_ms): a hold's length. */
+	int64_t otp_answer_within_ms;
+	struct challenge_hold holds[CHALLENGE_HOLDS];
 	unsigned char secret[CHALLENGE_SECRET_LEN];
 	MDB_env *env;
 	MDB_dbi dbi;

@@ -402,6 +402,9 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		checked = 1;
 	} else {
 		c->otp_reserved_now = 0;
+		c->otp_answer_within_ms = in->has_answer_within_ms
+		    ? in->answer_within_ms
+		    : CHALLENGE_ANSWER_WITHIN_MS;
 		verdict = v->dl != NULL
 		    ? validator_check(
 		          v, worker, req->deadline_ms, &vr, why, sizeof(why))

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "challenge.h"
+#include "clock.h"
 #include "log.h"
 #include "store.h"
 
@@ -18,6 +19,8 @@
 #define E_USED "challenge password was already used"
 #define E_RESERVED "challenge password is reserved by another transaction"
 #define E_INTERNAL "the challenge service cannot check passwords now"
+
+#define OTP_HOLD_MARGIN_MS 250
 
 /* The password's MAC (lower-case hex typed is the same password). */
 static int
@@ -45,11 +48,83 @@ otp_internal(
 	return SCEPD_VERDICT_UNAVAILABLE;
 }
 
+/* The hold on `mac` reserved to `txid`, or NULL. Under c->lock. */
+static struct challenge_hold *
+otp_hold_find(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
+    const char *txid)
+{
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++)
+		if (c->holds[i].until_ms != 0 &&
+		    memcmp(c->holds[i].mac, mac, CHALLENGE_MAC_LEN) == 0 &&
+		    strcmp(c->holds[i].txid, txid) == 0)
+			return &c->holds[i];
+	return NULL;
+}
+
+/* The password reserved to a transaction was presented again by it: no
+ * release before that request's answer is due. -1 when all holds are
+ * running (the request is answered "unavailable": the device retries). */
+static int
+otp_hold(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
+    const char *id, const char *txid)
+{
+	struct challenge_hold *h = otp_hold_find(c, mac, txid), *spare = NULL;
+	int64_t now = clock_monotonic_ms(), until;
+
+	/* A little past the answer's due time: the consume's deadline
+	 * crosses hosts by estimated clocks. */
+	until = now + c->otp_answer_within_ms + OTP_HOLD_MARGIN_MS;
+	if (h != NULL) {
+		if (h->until_ms < until)
+			h->until_ms = until;
+		return 0;
+	}
+	/* A free slot, else one run out without a release waiting, else
+	 * one run out with a release waiting: that password then stays
+	 * reserved to its transaction until it expires (logged). */
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++) {
+		struct challenge_hold *x = &c->holds[i];
+
+		if (x->until_ms == 0) {
+			spare = x;
+			break;
+		}
+		if (x->until_ms > now)
+			continue;
+		if (spare == NULL ||
+		    (spare->release_wanted && !x->release_wanted))
+			spare = x;
+	}
+	if (spare == NULL) {
+		log_event(LOG_LEVEL_WARN, txid, 0,
+		    "otp: password id=%s presented again, but %d others are "
+		    "awaiting their answers: unavailable",
+		    id, CHALLENGE_HOLDS);
+		return -1;
+	}
+	if (spare->until_ms != 0 && spare->release_wanted) {
+		char other[17];
+
+		challenge_mac_id(spare->mac, other);
+		log_event(LOG_LEVEL_WARN, NULL, 0,
+		    "otp: password id=%s stays reserved to its transaction "
+		    "until it expires: its release, deferred, is forgotten "
+		    "for want of room",
+		    other);
+	}
+	memcpy(spare->mac, mac, CHALLENGE_MAC_LEN);
+	snprintf(spare->txid, sizeof(spare->txid), "%s", txid);
+	spare->until_ms = until;
+	spare->release_wanted = 0;
+	return 0;
+}
+
 static enum scepd_verdict
 otp_check(void *state, const struct scepd_challenge_request *req, char *why,
     size_t whylen)
 {
 	struct challenge *c = state;
+	struct challenge_hold *deferred = NULL;
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17];
@@ -86,6 +161,16 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		snprintf(why, whylen, "%s", E_NOT_VALID);
 		goto out;
 	}
+	/* Another transaction, after a deferred release's hold: released
+	 * now, and reserved to this one in the same write. */
+	if (rec.state == CHALLENGE_RESERVED &&
+	    strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
+	    (deferred = otp_hold_find(c, mac, rec.reserved_txid)) != NULL &&
+	    deferred->release_wanted &&
+	    deferred->until_ms <= clock_monotonic_ms())
+		rec.state = CHALLENGE_ISSUED;
+	else
+		deferred = NULL;
 	switch (rec.state) {
 	case CHALLENGE_ISSUED:
 		rec.state = CHALLENGE_RESERVED;
@@ -102,6 +187,14 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 			v = otp_internal(
 			    req->transaction_id, "commit", e, why, whylen);
 			goto out;
+		}
+		if (deferred != NULL) {
+			log_event(LOG_LEVEL_INFO, deferred->txid, 0,
+			    "otp: password id=%s (issued to %s) released, as "
+			    "asked when the CA refused this transaction: its "
+			    "other request's answer was due",
+			    id, rec.issued_by);
+			deferred->until_ms = 0;
 		}
 		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 		    "otp: password id=%s (issued to %s) reserved for client %s",
@@ -126,6 +219,12 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		}
 		/* The same transaction again: the device retried. The CA
 		 * answers a retry with the certificate already issued. */
+		if (rec.state == CHALLENGE_RESERVED &&
+		    otp_hold(c, mac, id, req->transaction_id) != 0) {
+			snprintf(why, whylen, "%s", E_INTERNAL);
+			v = SCEPD_VERDICT_UNAVAILABLE;
+			goto out;
+		}
 		log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 		    "otp: password id=%s presented again by its transaction "
 		    "(client %s, %s%s)",
@@ -231,6 +330,7 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 int
 otp_release(struct challenge *c, const char *password, const char *txid)
 {
+	struct challenge_hold *h;
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17];
@@ -251,6 +351,20 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 		    "otp: password id=%s not reserved by this transaction: "
 		    "not released",
 		    id);
+		return 0;
+	}
+	/* Another request of this transaction, presented since, may be
+	 * issued still: released after its answer is due. */
+	if ((h = otp_hold_find(c, mac, txid)) != NULL &&
+	    h->until_ms > clock_monotonic_ms()) {
+		challenge_txn_abort(c, txn);
+		h->release_wanted = 1;
+		log_event(LOG_LEVEL_INFO, txid, 0,
+		    "otp: password id=%s (issued to %s) to be released: the CA "
+		    "refused this transaction; another request of it, "
+		    "answered within %lld ms, may still use it",
+		    id, rec.issued_by,
+		    (long long)(h->until_ms - clock_monotonic_ms()));
 		return 0;
 	}
 	rec.state = CHALLENGE_ISSUED;

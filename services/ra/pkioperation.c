@@ -136,6 +136,11 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	check.csr.len = content->csr_der_len;
 	check.subject = ra_csr_subject(csr, arena);
 	check.n_sans = ra_csr_sans(csr, &check.sans, arena);
+	/* The consume, if any, comes before the device's answer is due. */
+	check.has_answer_within_ms = 1;
+	check.answer_within_ms = req->deadline_ms > rpc_now_ms()
+	    ? (uint32_t)(req->deadline_ms - rpc_now_ms())
+	    : 0;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	call.challenge_check = &check;
 	/* A check may wait on an MDM (a webhook validator) up to its

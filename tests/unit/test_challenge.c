@@ -120,6 +120,8 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 /* Whether the last accepted check reserved a free password (the RA may
  * then release it if the CA refuses the request). */
 static int last_reserved_now;
+/* The check's answer_within_ms when >= 0 (the RA sends it), else none. */
+static int64_t answer_within_ms = -1;
 
 static int
 redeem_check(
@@ -135,6 +137,10 @@ redeem_check(
 	check.password = (char *)password;
 	check.transaction_id = (char *)txid;
 	check.client_addr = "192.0.2.1";
+	if (answer_within_ms >= 0) {
+		check.has_answer_within_ms = 1;
+		check.answer_within_ms = (uint32_t)answer_within_ms;
+	}
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	req.challenge_check = &check;
 	reply.status = SCEP__V1__STATUS__STATUS_OK;
@@ -736,11 +742,6 @@ test_release(void **state)
 
 	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
 	assert_true(last_reserved_now);
-	/* A copy of tx-1's request (a retry, or someone who knows the
-	 * password and the transactionID) did not reserve it: its refusal
-	 * may not release what the first request holds. */
-	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
-	assert_false(last_reserved_now);
 	assert_int_equal(release(f, pw, "tx-2"), 0); /* not its */
 	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
 	assert_int_equal(release(f, pw, "tx-1"), 1);
@@ -758,6 +759,60 @@ test_release(void **state)
 	assert_int_equal(redeem(f, pw, "tx-5", 0), REFUSED);
 	challenge_used_flush(&f->c);
 	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+	free(pw);
+}
+
+/* Another request of the reserving transaction (a copy, a retry, or a
+ * second CSR under its transactionID) may be issued after the CA refused
+ * the first: the first's release waits until the other's answer is due,
+ * else the password, free again, pays for another transaction's
+ * certificate too (the other's use then finds it reserved to that one). */
+static void
+test_release_held(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0);
+
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_true(last_reserved_now);
+	answer_within_ms = 60000;
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK); /* the other one */
+	assert_false(last_reserved_now);
+	/* The first request refused by the CA: not released yet. */
+	assert_int_equal(release(f, pw, "tx-1"), 0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	/* The other one issued: its use is the password's. */
+	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
+	challenge_used_flush(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	free(pw);
+
+	/* The other one refused too, or never answered: released for the
+	 * next transaction once its answer was due. */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-3", 0), OK);
+	answer_within_ms = 100;
+	assert_int_equal(redeem(f, pw, "tx-3", 0), OK);
+	assert_int_equal(release(f, pw, "tx-3"), 0);
+	assert_int_equal(redeem(f, pw, "tx-4", 0), REFUSED);
+	usleep(500 * 1000); /* 100 ms and the hold's margin */
+	assert_int_equal(redeem(f, pw, "tx-4", 0), OK);
+	assert_true(last_reserved_now);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(redeem(f, pw, "tx-4", 1), OK);
+	assert_int_equal(redeem(f, pw, "tx-3", 0), REFUSED);
+	answer_within_ms = -1;
+	free(pw);
+
+	/* Without the field (an older RA) a re-presentation holds the
+	 * release for CHALLENGE_ANSWER_WITHIN_MS. */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-5", 0), OK);
+	assert_int_equal(redeem(f, pw, "tx-5", 0), OK);
+	assert_int_equal(release(f, pw, "tx-5"), 0);
+	assert_int_equal(redeem(f, pw, "tx-6", 0), REFUSED);
 	free(pw);
 }
 
@@ -919,6 +974,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_used_mark_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_no_password_in_clear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
