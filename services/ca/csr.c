@@ -1,8 +1,10 @@
 /*
  * The request policy, applied to the CSR bytes as the RA forwarded them:
- * readable, a key the template accepts (checked before any signature
- * math), self-signature valid, a subject, and only the subjectAltNames the
- * template's SAN policy allows. Whatever the RA decided, this is checked.
+ * readable, a key of a type and size we can weigh (checked before any
+ * signature math), self-signature valid (ca_csr_read); then the
+ * template's rules: a key it accepts, a subject, and only the
+ * subjectAltNames its SAN policy allows (ca_csr_rules). Whatever the RA
+ * decided, this is checked.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -38,13 +40,46 @@ ca_refuse(struct ca_refusal *refusal, int fail_info, const char *fmt, ...)
 /* Larger RSA keys cost seconds of verification: refused before any. */
 #define CA_RSA_MAX_BITS 8192
 
+/* What any template could accept, checked before the signature's math:
+ * RSA up to CA_RSA_MAX_BITS, EC on a named curve. */
+static int
+ca_csr_key_weighable(
+    const struct ca_template *t, EVP_PKEY *key, struct ca_refusal *r)
+{
+	char group[80];
+	int bits;
+
+	switch (EVP_PKEY_get_base_id(key)) {
+	case EVP_PKEY_RSA:
+		if ((bits = EVP_PKEY_get_bits(key)) > CA_RSA_MAX_BITS)
+			return ca_refuse(r,
+			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+			    "RSA key of %d bits is over %d", bits,
+			    CA_RSA_MAX_BITS);
+		return 0;
+	case EVP_PKEY_EC:
+		if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) !=
+		    1)
+			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+			    "EC key without a named curve is not accepted "
+			    "(ECCurves = %s)",
+			    t->s.ec_curves);
+		return 0;
+	default:
+		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+		    "%s keys are not accepted (RSA or EC)",
+		    EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
+		                                 : "these");
+	}
+}
+
 /* What the template accepts: RSA of at least its MinRSABits and of
- * [ca] MinRSABits, EC on its curves; nothing else. */
+ * [ca] MinRSABits, EC on its curves (after ca_csr_key_weighable). */
 static int
 ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
     EVP_PKEY *key, struct ca_refusal *r)
 {
-	char group[80];
+	char group[80] = "";
 	long min;
 	int bits, nid;
 
@@ -65,11 +100,6 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 			    "RSA key of %d bits is below MinRSABits = %ld "
 			    "(template %s)",
 			    bits, min, t->name);
-		if (bits > CA_RSA_MAX_BITS)
-			return ca_refuse(r,
-			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-			    "RSA key of %d bits is over %d", bits,
-			    CA_RSA_MAX_BITS);
 		return 0;
 	case EVP_PKEY_EC:
 		if (!t->allow_ec)
@@ -83,12 +113,7 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 			    "(KeyUsage = %s; keyEncipherment is RSA's): use an "
 			    "RSA key",
 			    t->name, t->s.key_usage);
-		if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) !=
-		    1)
-			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
-			    "EC key without a named curve is not accepted "
-			    "(ECCurves = %s)",
-			    t->s.ec_curves);
+		EVP_PKEY_get_group_name(key, group, sizeof(group), NULL);
 		nid = OBJ_sn2nid(group);
 		if (nid == NID_undef)
 			nid = EC_curve_nist2nid(group);
@@ -100,10 +125,7 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 		    "%s)",
 		    group, t->name, t->s.ec_curves);
 	default:
-		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
-		    "%s keys are not accepted (RSA or EC)",
-		    EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
-		                                 : "these");
+		return -1; /* ca_csr_key_weighable refused it */
 	}
 }
 
@@ -397,8 +419,8 @@ out:
 }
 
 int
-ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
-    X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal)
+ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len, X509_REQ **out,
+    const struct ca_template **tpl, struct ca_refusal *refusal)
 {
 	const unsigned char *p = der;
 	X509_REQ *req = NULL;
@@ -420,7 +442,7 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 	}
 	*tpl = ca->by_usage[ca_csr_usage(req)];
 	/* The key first: no signature work for keys we refuse anyway. */
-	if (ca_csr_check_key(ca, *tpl, key, refusal) != 0)
+	if (ca_csr_key_weighable(*tpl, key, refusal) != 0)
 		goto out;
 	if (X509_REQ_verify(req, key) != 1) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_MESSAGE_CHECK,
@@ -433,22 +455,6 @@ ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
 		    "the CSR's public key cannot be read");
 		goto out;
 	}
-	if (X509_NAME_entry_count(X509_REQ_get_subject_name(req)) == 0) {
-		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "the CSR has an empty subject");
-		goto out;
-	}
-	if ((*tpl)->fixed_subject != NULL &&
-	    X509_NAME_get_index_by_NID(
-	        X509_REQ_get_subject_name(req), NID_commonName, -1) < 0) {
-		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "template %s takes the CN from the request, and it has "
-		    "none",
-		    (*tpl)->name);
-		goto out;
-	}
-	if (ca_csr_check_extensions(*tpl, req, refusal) != 0)
-		goto out;
 	*out = req;
 	req = NULL;
 	rc = 0;
@@ -457,6 +463,50 @@ out:
 	EVP_PKEY_free(key);
 	ERR_clear_error();
 	return rc;
+}
+
+int
+ca_csr_rules(const struct ca *ca, const struct ca_template *tpl, X509_REQ *req,
+    struct ca_refusal *refusal)
+{
+	int rc = -1;
+
+	if (ca_csr_check_key(ca, tpl, X509_REQ_get0_pubkey(req), refusal) != 0)
+		goto out;
+	if (X509_NAME_entry_count(X509_REQ_get_subject_name(req)) == 0) {
+		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "the CSR has an empty subject");
+		goto out;
+	}
+	if (tpl->fixed_subject != NULL &&
+	    X509_NAME_get_index_by_NID(
+	        X509_REQ_get_subject_name(req), NID_commonName, -1) < 0) {
+		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "template %s takes the CN from the request, and it has "
+		    "none",
+		    tpl->name);
+		goto out;
+	}
+	if (ca_csr_check_extensions(tpl, req, refusal) != 0)
+		goto out;
+	rc = 0;
+out:
+	ERR_clear_error();
+	return rc;
+}
+
+int
+ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
+    X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal)
+{
+	if (ca_csr_read(ca, der, len, out, tpl, refusal) != 0)
+		return -1;
+	if (ca_csr_rules(ca, *tpl, *out, refusal) != 0) {
+		X509_REQ_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 int

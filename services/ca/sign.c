@@ -143,11 +143,15 @@ ca_subject_line(const X509_NAME *name, struct rpc_arena *arena)
 /* A refusal goes to the ledger with what could be read of the request. */
 static void
 ca_sign_record_refusal(const struct ca *ca, const Scep__V1__SignRequest *in,
-    const char *txid, const struct ca_template *tpl, const char *why,
-    struct rpc_arena *arena)
+    X509_REQ *checked, const char *txid, const struct ca_template *tpl,
+    const char *why, struct rpc_arena *arena)
 {
 	const unsigned char *p = in->csr.data;
-	X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)in->csr.len);
+	/* Not read by ca_csr_read (unreadable, its signature bad): what
+	 * OpenSSL makes of it, for the operator. */
+	X509_REQ *csr = checked != NULL
+	    ? checked
+	    : d2i_X509_REQ(NULL, &p, (long)in->csr.len);
 	char **sans = csr != NULL ? ca_csr_sans(csr) : NULL;
 
 	ca_ledger_refusal(ca, txid, in->client_addr ? in->client_addr : "",
@@ -155,7 +159,8 @@ ca_sign_record_refusal(const struct ca *ca, const Scep__V1__SignRequest *in,
 	                : "",
 	    sans, tpl != NULL ? tpl->name : "", why);
 	ca_strings_free(sans);
-	X509_REQ_free(csr);
+	if (csr != checked)
+		X509_REQ_free(csr);
 	ERR_clear_error();
 }
 
@@ -236,36 +241,6 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	rc = 1;
 out:
 	X509_free(old);
-	ERR_clear_error();
-	return rc;
-}
-
-/*
- * A request the CSR checks refused may be one sent again for a transaction
- * issued before (its answer lost; certmonger sends its request again): it
- * is answered as ca_sign_retry answers it, whatever the rules say today
- * (the rules of its day passed it). 1 when so answered, 0 when not.
- */
-static int
-ca_sign_retry_refused(const struct ca *ca, const Scep__V1__SignRequest *in,
-    const Scep__V1__Request *req, const char *txid, const char *addr,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
-{
-	const unsigned char *p = in->csr.data;
-	X509_REQ *csr = in->csr.len <= LONG_MAX
-	    ? d2i_X509_REQ(NULL, &p, (long)in->csr.len)
-	    : NULL;
-	EVP_PKEY *key = csr != NULL ? X509_REQ_get0_pubkey(csr) : NULL;
-	MDB_txn *txn = NULL;
-	int rc = 0;
-
-	if (key != NULL && X509_REQ_verify(csr, key) == 1 &&
-	    mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) == 0) {
-		rc = ca_sign_retry(
-		         ca, txn, csr, in, req, txid, addr, reply, arena) != 0;
-		mdb_txn_abort(txn);
-	}
-	X509_REQ_free(csr);
 	ERR_clear_error();
 	return rc;
 }
@@ -639,34 +614,36 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		return 1;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_check(ca, in->csr.data, in->csr.len, &job->csr, &job->tpl,
+	if (ca_csr_read(ca, in->csr.data, in->csr.len, &job->csr, &job->tpl,
 	        &refusal) != 0) {
-		if (ca_sign_retry_refused(
-		        ca, in, req, txid, addr, reply, arena)) {
-			/* Answered from the ledger: the transactionID holds
-			 * a certificate, its password is not to be freed. */
-			if (reply->sign != NULL) {
-				reply->sign->has_nothing_bound = 1;
-				reply->sign->nothing_bound = 0;
-			}
-			return 1;
-		}
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
 		ca_sign_nothing_bound(ca, txid, reply);
 		ca_sign_record_refusal(
-		    ca, in, txid, job->tpl, refusal.why, arena);
+		    ca, in, NULL, txid, job->tpl, refusal.why, arena);
 		return 1;
 	}
-	job->sans = ca_csr_sans(job->csr);
-
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0) {
 		ca_sign_internal(reply, req, txid, "ledger", e);
 		return 1;
 	}
+	/* A transaction issued before is answered from the ledger whatever
+	 * the rules say today (the rules of its day passed it: its answer
+	 * was lost, certmonger sends its request again). */
 	if (ca_sign_retry(
 	        ca, txn, job->csr, in, req, txid, addr, reply, arena) != 0)
 		goto out;
+	if (ca_csr_rules(ca, job->tpl, job->csr, &refusal) != 0) {
+		mdb_txn_abort(txn); /* before the refusal's own write */
+		txn = NULL;
+		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
+		    refusal.why, arena);
+		ca_sign_nothing_bound(ca, txid, reply);
+		ca_sign_record_refusal(
+		    ca, in, job->csr, txid, job->tpl, refusal.why, arena);
+		goto out;
+	}
+	job->sans = ca_csr_sans(job->csr);
 	if (in->has_renewal_of &&
 	    ca_renewal_check(ca, txn, in->renewal_of.data, in->renewal_of.len,
 	        job->csr, job->tpl, now, &refusal, job->renewed) != 0) {
@@ -675,7 +652,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);
 		ca_sign_record_refusal(
-		    ca, in, txid, job->tpl, refusal.why, arena);
+		    ca, in, job->csr, txid, job->tpl, refusal.why, arena);
 		goto out;
 	}
 	if (ca->npolicies > 0 &&
@@ -695,7 +672,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		    refusal.why, arena);
 		ca_sign_nothing_bound(ca, txid, reply);
 		ca_sign_record_refusal(
-		    ca, in, txid, job->tpl, refusal.why, arena);
+		    ca, in, job->csr, txid, job->tpl, refusal.why, arena);
 		goto out;
 	}
 	/* A transactionID is its key's (RFC 8894): one waiting for an
@@ -716,7 +693,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, CA_TXID_OTHER_KEY,
 		    arena);
-		ca_sign_record_refusal(ca, in, txid, job->tpl,
+		ca_sign_record_refusal(ca, in, job->csr, txid, job->tpl,
 		    CA_TXID_OTHER_KEY " (a request pending approval or "
 		                      "rejected)",
 		    arena);
@@ -744,7 +721,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 			ca_sign_refuse(reply, req, txid, addr,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 			ca_sign_record_refusal(
-			    ca, in, txid, job->tpl, why, arena);
+			    ca, in, job->csr, txid, job->tpl, why, arena);
 			goto out;
 		}
 		/* Checked now, issued when an operator approves it. */
