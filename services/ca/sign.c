@@ -576,6 +576,28 @@ struct ca_sign_job {
 };
 
 /*
+ * A refusal of the request, after its CSR was read: the check's write
+ * transaction ends first (the refusal is recorded in one of its own).
+ * `may_release`: a refusal of the request itself, its password may be
+ * released when nothing is bound to its transactionID (ca_sign_nothing_bound).
+ */
+static void
+ca_sign_refused(const struct ca *ca, struct ca_sign_job *job, MDB_txn **txn,
+    int fail_info, const char *why, int may_release)
+{
+	const Scep__V1__SignRequest *in = job->req->sign;
+
+	mdb_txn_abort(*txn);
+	*txn = NULL;
+	ca_sign_refuse(job->reply, job->req, job->txid, job->addr, fail_info,
+	    why, job->arena);
+	if (may_release)
+		ca_sign_nothing_bound(ca, job->txid, job->reply);
+	ca_sign_record_refusal(
+	    ca, in, job->csr, job->txid, job->tpl, why, job->arena);
+}
+
+/*
  * Everything decided before a certificate is built, in a write
  * transaction of its own: the CSR, a retry, a renewal, the site's
  * policies, an operator's rejection or approval. 1 when answered (a
@@ -634,33 +656,22 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	        ca, txn, job->csr, in, req, txid, addr, reply, arena) != 0)
 		goto out;
 	if (ca_csr_rules(ca, job->tpl, job->csr, &refusal) != 0) {
-		mdb_txn_abort(txn); /* before the refusal's own write */
-		txn = NULL;
-		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
-		    refusal.why, arena);
-		ca_sign_nothing_bound(ca, txid, reply);
-		ca_sign_record_refusal(
-		    ca, in, job->csr, txid, job->tpl, refusal.why, arena);
+		ca_sign_refused(
+		    ca, job, &txn, refusal.fail_info, refusal.why, 1);
 		goto out;
 	}
 	job->sans = ca_csr_sans(job->csr);
 	if (in->has_renewal_of &&
 	    ca_renewal_check(ca, txn, in->renewal_of.data, in->renewal_of.len,
 	        job->csr, job->tpl, now, &refusal, job->renewed) != 0) {
-		mdb_txn_abort(txn); /* before the refusal's own write */
-		txn = NULL;
-		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
-		    refusal.why, arena);
-		ca_sign_record_refusal(
-		    ca, in, job->csr, txid, job->tpl, refusal.why, arena);
+		ca_sign_refused(
+		    ca, job, &txn, refusal.fail_info, refusal.why, 0);
 		goto out;
 	}
 	if (ca->npolicies > 0 &&
 	    ca_policies_check_request(ca, txn, job->csr, in->csr.data,
 	        in->csr.len, job->tpl, job->sans, txid, in->client_addr, now,
 	        &refusal, &unavailable, arena) != 0) {
-		mdb_txn_abort(txn); /* before the refusal's own write */
-		txn = NULL;
 		if (unavailable) {
 			log_event(
 			    LOG_LEVEL_WARN, txid, req->id, "%s", refusal.why);
@@ -668,11 +679,8 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 			reply->error = rpc_strdup(arena, refusal.why);
 			goto out;
 		}
-		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
-		    refusal.why, arena);
-		ca_sign_nothing_bound(ca, txid, reply);
-		ca_sign_record_refusal(
-		    ca, in, job->csr, txid, job->tpl, refusal.why, arena);
+		ca_sign_refused(
+		    ca, job, &txn, refusal.fail_info, refusal.why, 1);
 		goto out;
 	}
 	/* A transactionID is its key's (RFC 8894): one waiting for an
@@ -688,7 +696,9 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		goto out;
 	}
 	if (held == CA_PENDING_OTHER_KEY) {
-		mdb_txn_abort(txn); /* before the refusal's own write */
+		/* The device is told what ca_sign_retry tells another key;
+		 * the ledger says more. */
+		mdb_txn_abort(txn);
 		txn = NULL;
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, CA_TXID_OTHER_KEY,
@@ -716,12 +726,8 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 			    "another CSR: send the same request or poll "
 			    "(CertPoll)";
 
-			mdb_txn_abort(txn);
-			txn = NULL;
-			ca_sign_refuse(reply, req, txid, addr,
-			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
-			ca_sign_record_refusal(
-			    ca, in, job->csr, txid, job->tpl, why, arena);
+			ca_sign_refused(ca, job, &txn,
+			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, 0);
 			goto out;
 		}
 		/* Checked now, issued when an operator approves it. */
