@@ -747,81 +747,95 @@ admin_guard_free(struct admin_guard *g)
 	passwd_seen_free(g->seen);
 }
 
-/* A free slot or one whose window is over ranks first, then the one whose
- * window began first. */
-static int64_t
-admin_fail_rank(const struct admin_fail_slot *s, int64_t now)
+/* A free slot or one whose window is over, or NULL. */
+static int
+admin_fail_slot_free(const struct admin_fail_slot *s, int64_t now)
 {
-	if (s->addr[0] == '\0' || s->window_start + ADMIN_FAIL_WINDOW_MS <= now)
-		return INT64_MIN;
-	return s->window_start;
+	return s->account[0] == '\0' ||
+	    s->window_start + ADMIN_FAIL_WINDOW_MS <= now;
 }
 
-/* The slot of `addr`, or NULL; with `create`, a new one in place of the
- * slot that ranks first. Under g->lock. */
+/* The slot counting `account`'s failures, or NULL; with `create`, a new
+ * one in a free slot, and when none is free, NULL and every login not
+ * seen lately is locked out for a window. Under g->lock. */
 static struct admin_fail_slot *
 admin_fail_slot(
-    struct admin_guard *g, const char *addr, int64_t now, int create)
+    struct admin_guard *g, const char *account, int64_t now, int create)
 {
 	struct admin_fail_slot *pick = NULL;
+	char key[sizeof(pick->account)];
 
+	snprintf(key, sizeof(key), "%s", account);
 	for (size_t i = 0; i < ADMIN_FAIL_SLOTS; i++) {
 		struct admin_fail_slot *s = &g->slots[i];
 
-		if (s->addr[0] != '\0' && strcmp(s->addr, addr) == 0)
+		if (s->account[0] != '\0' && strcmp(s->account, key) == 0)
 			return s;
-		if (create &&
-		    (pick == NULL ||
-		        admin_fail_rank(s, now) < admin_fail_rank(pick, now)))
+		if (create && pick == NULL && admin_fail_slot_free(s, now))
 			pick = s;
+	}
+	if (create && pick == NULL) {
+		if (g->full_until <= now)
+			log_warn(
+			    "security: admin: failed logins for %d "
+			    "account names within %d s: every login not "
+			    "known to have passed lately gets 429 for %d s",
+			    ADMIN_FAIL_SLOTS, ADMIN_FAIL_WINDOW_MS / 1000,
+			    ADMIN_FAIL_WINDOW_MS / 1000);
+		g->full_until = now + ADMIN_FAIL_WINDOW_MS;
 	}
 	if (pick != NULL) {
 		memset(pick, 0, sizeof(*pick));
-		snprintf(pick->addr, sizeof(pick->addr), "%s", addr);
+		snprintf(pick->account, sizeof(pick->account), "%s", key);
 		pick->window_start = now;
 	}
 	return pick;
 }
 
-/* Seconds until `addr` may log in again; 0: now. */
+/* Seconds until `account` may log in again; 0: now. */
 static unsigned int
-admin_fail_wait(struct admin_guard *g, const char *addr)
+admin_fail_wait(struct admin_guard *g, const char *account)
 {
 	struct admin_fail_slot *s;
-	int64_t now = clock_monotonic_ms(), end;
+	int64_t now = clock_monotonic_ms(), end = 0;
 	unsigned int wait = 0;
 
 	pthread_mutex_lock(&g->lock);
-	if ((s = admin_fail_slot(g, addr, now, 0)) != NULL &&
-	    s->count >= ADMIN_FAIL_LIMIT) {
+	if ((s = admin_fail_slot(g, account, now, 0)) != NULL &&
+	    s->count >= ADMIN_FAIL_LIMIT)
 		end = s->window_start + ADMIN_FAIL_WINDOW_MS;
-		if (end > now)
-			wait = (unsigned int)((end - now + 999) / 1000);
-	}
+	if (g->full_until > end)
+		end = g->full_until;
+	if (end > now)
+		wait = (unsigned int)((end - now + 999) / 1000);
 	pthread_mutex_unlock(&g->lock);
 	return wait;
 }
 
-/* A failed login from `addr`. A good one resets nothing: an account of
- * small rights would otherwise buy more guesses at another's password. */
+/* A failed login for `account` (from `client`). A good one resets
+ * nothing: a guess that happens to be right is no reason to allow more
+ * guesses. */
 static void
-admin_fail_record(struct admin_guard *g, const char *addr)
+admin_fail_record(
+    struct admin_guard *g, const char *account, const char *client)
 {
 	struct admin_fail_slot *s;
 	int64_t now = clock_monotonic_ms();
 
 	pthread_mutex_lock(&g->lock);
-	if ((s = admin_fail_slot(g, addr, now, 1)) != NULL) {
+	if ((s = admin_fail_slot(g, account, now, 1)) != NULL) {
 		if (s->window_start + ADMIN_FAIL_WINDOW_MS <= now) {
 			s->window_start = now;
 			s->count = 0;
 		}
 		if (++s->count == ADMIN_FAIL_LIMIT)
-			log_warn("security: admin: %u failed logins from %s "
-			         "within %d s: its logins get 429 for the rest "
-			         "of those %d s",
-			    s->count, addr, ADMIN_FAIL_WINDOW_MS / 1000,
-			    ADMIN_FAIL_WINDOW_MS / 1000);
+			log_warn(
+			    "security: admin: %u failed logins for account "
+			    "%s within %d s, the last from %s: its logins "
+			    "get 429 for the rest of those %d s, unless "
+			    "they passed lately",
+			    s->count, account, ADMIN_FAIL_WINDOW_MS / 1000,
+			    client, ADMIN_FAIL_WINDOW_MS / 1000);
 	}
 	pthread_mutex_unlock(&g->lock);
 }
@@ -857,21 +871,21 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	unsigned int wait;
 	int v;
 
-	if ((wait = admin_fail_wait(g, r->client)) > 0) {
-		log_warn("admin: refused %s %s from %s: %d failed logins "
-		         "within %d s: 429 for %u s",
-		    r->method, r->path, r->client, ADMIN_FAIL_LIMIT,
-		    ADMIN_FAIL_WINDOW_MS / 1000, wait);
-		*ret = http_too_many(c, r, wait,
-		    "Too many failed logins from your address; try again "
-		    "later.");
-		return -2;
-	}
-	/* Credentials that passed lately need no scrypt, and no place. */
+	/* Credentials that passed lately need no scrypt, and no place;
+	 * nor does guessing at their account lock them out. */
 	if (g->seen != NULL &&
 	    (v = passwd_check_seen(g->seen, fe->settings.admin_password_file,
 	         user, pass, rights, rightslen)) != 0)
 		return v;
+	if ((wait = admin_fail_wait(g, user)) > 0) {
+		log_warn("admin: refused %s %s from %s: account %s is locked "
+		         "out after failed logins: 429 for %u s",
+		    r->method, r->path, r->client, user, wait);
+		*ret = http_too_many(c, r, wait,
+		    "Too many failed logins for this account; try again "
+		    "later.");
+		return -2;
+	}
 	if (admin_check_begin(g) != 0) {
 		log_warn("admin: refused %s %s from %s: %d password checks "
 		         "under way: 429",
@@ -894,7 +908,7 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	    rights, rightslen, g->seen);
 	admin_check_end(g);
 	if (v == 0)
-		admin_fail_record(g, r->client);
+		admin_fail_record(g, user, r->client);
 	return v;
 }
 

@@ -113,24 +113,33 @@ int cache_ask_free(const struct frontend *fe, int64_t *since, int claim);
  * check of an admin password is an scrypt (16 MiB, some 50 ms) on an
  * UpstreamThread, the threads devices' PKIOperations wait for: at most
  * ADMIN_CHECKS_AT_ONCE run at once across the frontend (a request that
- * finds them all taken gets 429 at once), and a client address with
+ * finds them all taken gets 429 at once), and an account name with
  * ADMIN_FAIL_LIMIT failed logins within ADMIN_FAIL_WINDOW_MS gets 429
- * until that window is over. Credentials that passed are known for
- * PASSWD_SEEN_MS without a check (an MDM asking a password per device).
+ * until that window is over, as Windows locks an account out: every
+ * client of the admin page is a loopback address, so counting by
+ * address would lock all accounts out at once, and each of 127/8's
+ * addresses would buy five more guesses. Credentials that passed are
+ * known for PASSWD_SEEN_MS without a check (an MDM asking a password per
+ * device), before the count: guesses at the same account do not stop
+ * them.
  */
 #define ADMIN_CHECKS_AT_ONCE 2
 #define ADMIN_FAIL_LIMIT 5
 #define ADMIN_FAIL_WINDOW_MS 60000
-#define ADMIN_FAIL_SLOTS 64 /* addresses remembered; the oldest goes */
+/* Account names remembered. Failures for more names than this within a
+ * window (someone trying names) lock out every login not known to have
+ * passed lately until the window is over, rather than forget a count. */
+#define ADMIN_FAIL_SLOTS 64
 struct admin_fail_slot {
-	char addr[64]; /* "": free */
+	char account[128]; /* "": free; longer names are cut */
 	int64_t window_start; /* monotonic ms of the window's first failure */
 	unsigned int count;
 };
 struct admin_guard {
 	atomic_int checking; /* password checks under way */
-	pthread_mutex_t lock; /* guards slots */
+	pthread_mutex_t lock; /* guards slots, full_until */
 	struct admin_fail_slot slots[ADMIN_FAIL_SLOTS];
+	int64_t full_until; /* every slot was counting: all locked till then */
 	struct passwd_seen *seen; /* logins that passed lately (passwd.h) */
 };
 void admin_guard_init(struct admin_guard *g);

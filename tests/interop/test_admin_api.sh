@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The admin page and its API against a client that guesses or forges:
-# the 401 names Basic with charset="UTF-8"; five failed logins from one
-# address get that address (and only it) 429 with Retry-After for the rest
-# of the minute; at most two password checks (scrypt) run at once, any
+# the 401 names Basic with charset="UTF-8"; five failed logins for one
+# account get that account (and only it, from any address) 429 with
+# Retry-After for the rest of the minute unless its credentials passed
+# lately, failures for 64 names lock out every login not known; at most
+# two password checks (scrypt) run at once, any
 # other login is answered 429 with Retry-After: 1 at once while a device
 # still enrolls; api/single-password takes a body only as
 # application/json (415 otherwise: a browser's text/plain form can carry
@@ -74,29 +76,42 @@ code=$(call noauth "$ADMIN/")
 	fail "WWW-Authenticate: '$(header noauth WWW-Authenticate)'"
 echo "   WWW-Authenticate: $(header noauth WWW-Authenticate)"
 
-check "five failed logins from 127.0.0.2: its next login, even a right one, gets 429 for the rest of the minute; 127.0.0.1 does not"
+check "five failed logins for one account (from 127.0.0.2): its next login, even a right one, from any address gets 429 for the rest of the minute; other accounts do not, nor credentials that passed lately"
 printf 'mdm-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm1 2>/dev/null ||
 	fail "scepctl passwd --rights mdm"
+printf 'guessed-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd guessed 2>/dev/null ||
+	fail "scepctl passwd guessed"
+code=$(call mdm-before -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 200 ] || { show mdm-before; fail "mdm1's first login: HTTP $code, want 200"; }
 from=$(log_mark)
 for i in 1 2 3 4 5; do
-	code=$(call guess$i --interface 127.0.0.2 -u "$user:guess-$i" "$ADMIN/")
+	code=$(call guess$i --interface 127.0.0.2 -u "guessed:guess-$i" "$ADMIN/")
 	[ "$code" = 401 ] || fail "wrong password $i from 127.0.0.2: HTTP $code, want 401"
 done
-code=$(call locked --interface 127.0.0.2 -u "$creds" "$ADMIN/")
+code=$(call locked --interface 127.0.0.2 -u guessed:guessed-secret "$ADMIN/")
 retry=$(header locked Retry-After)
 [ "$code" = 429 ] && [[ "$retry" =~ ^[0-9]+$ ]] && [ "$retry" -ge 1 ] && [ "$retry" -le 60 ] ||
 	{ show locked; fail "the right password after five wrong ones: HTTP $code, Retry-After '$retry', want 429 and 1 to 60"; }
 echo "   right password from 127.0.0.2: HTTP 429, Retry-After: $retry"
-code=$(call locked-api --interface 127.0.0.2 -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+code=$(call locked-other -u guessed:guessed-secret "$ADMIN/")
+[ "$code" = 429 ] || { show locked-other; fail "the right password from 127.0.0.1: HTTP $code, want 429 (the account is locked out, not the address)"; }
+code=$(call locked-api -u guessed:guessed-secret -X POST "$ADMIN/api/challenges")
 [ "$code" = 429 ] && [ -n "$(header locked-api Retry-After)" ] &&
 	grep -qi '^Content-Type: application/json' "$WORK/locked-api.head" && json_error locked-api > /dev/null ||
-	{ show locked-api; fail "the API from 127.0.0.2: HTTP $code, want a JSON 429 with Retry-After"; }
-echo "   the API from 127.0.0.2 (another account): JSON 429 \"$(json_error locked-api)\""
-code=$(call other -u "$creds" "$ADMIN/")
-[ "$code" = 200 ] || fail "the right password from 127.0.0.1: HTTP $code, want 200 (another address)"
-logged "$from" "security: admin: 5 failed logins from 127.0.0.2 within 60 s" ||
+	{ show locked-api; fail "the API for the locked account: HTTP $code, want a JSON 429 with Retry-After"; }
+echo "   the API for the locked account: JSON 429 \"$(json_error locked-api)\""
+code=$(call other --interface 127.0.0.2 -u "$creds" "$ADMIN/")
+[ "$code" = 200 ] || fail "another account from 127.0.0.2: HTTP $code, want 200"
+for i in 1 2 3 4 5; do
+	code=$(call mdm-guess$i --interface 127.0.0.2 -u "mdm1:guess-$i" -X POST "$ADMIN/api/challenges")
+	[ "$code" = 401 ] || fail "wrong password $i for mdm1: HTTP $code, want 401"
+done
+code=$(call mdm-after --interface 127.0.0.2 -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 200 ] || { show mdm-after; fail "mdm1's credentials, passed a moment before, after five guesses at mdm1: HTTP $code, want 200"; }
+echo "   mdm1's known credentials after five guesses at mdm1: HTTP 200"
+logged "$from" "security: admin: 5 failed logins for account guessed within 60 s, the last from 127.0.0.2" ||
 	fail "the fifth failure is not logged"
-logged "$from" "admin: refused GET /certsrv/mscep_admin/ from 127.0.0.2: 5 failed logins within 60 s: 429" ||
+logged "$from" "admin: refused GET /certsrv/mscep_admin/ from 127.0.0.2: account guessed is locked out after failed logins: 429" ||
 	fail "the refused login is not logged"
 
 check "the challenge service's bad request (a 64-byte account name, written by hand) is a 400 with its text, not a 500"
@@ -237,4 +252,21 @@ code=$(call newpw -u "$user:changed-secret" -H 'Accept: application/json' "$ADMI
 [ "$code" = 200 ] || fail "the new password: HTTP $code, want 200"
 [ $((SECONDS - start)) -ge 2 ] || fail "the old and the new password were not checked in full ($((SECONDS - start)) s)"
 
-pass "charset in the 401; 429 after five failures per address and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 409/400 for the challenge service's refusals; /metrics typed once per name"
+check "failed logins for 64 account names within a minute (someone trying names): every login not known to have passed lately gets 429, a known one 200"
+server_stop
+server_start
+code=$(call known -u "$user:changed-secret" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 200 ] || fail "a login before the names are tried: HTTP $code, want 200"
+from=$(log_mark)
+for i in $(seq 65); do
+	code=$(call "name$i" -u "name-$i:guess" "$ADMIN/")
+	[ "$code" = 401 ] || fail "name $i: HTTP $code, want 401"
+done
+code=$(call after-names -u guessed:guessed-secret "$ADMIN/")
+[ "$code" = 429 ] || { show after-names; fail "an account not seen lately after 65 names were tried: HTTP $code, want 429"; }
+code=$(call known-after -u "$user:changed-secret" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 200 ] || fail "the known login after 65 names were tried: HTTP $code, want 200"
+logged "$from" "security: admin: failed logins for 64 account names within 60 s" ||
+	fail "the lock-out of every login is not logged"
+
+pass "charset in the 401; 429 after five failures per account (known credentials still pass) or for 64 account names, and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 409/400 for the challenge service's refusals; /metrics typed once per name"
