@@ -378,17 +378,28 @@ challenge_mac_id(const unsigned char mac[CHALLENGE_MAC_LEN], char out[17])
 		snprintf(out + 2 * i, 3, "%02x", mac[i]);
 }
 
+/* Its strings end within their fields, as every writer leaves them: a
+ * record without is damaged, and string functions would read past. */
+static int
+challenge_record_strings_end(const struct challenge_record *rec)
+{
+	return memchr(rec->issued_by, '\0', sizeof(rec->issued_by)) != NULL &&
+	    memchr(rec->reserved_txid, '\0', sizeof(rec->reserved_txid)) !=
+	    NULL;
+}
+
 int
 challenge_record_read(const MDB_val *val, struct challenge_record *rec)
 {
 	memset(rec, 0, sizeof(*rec));
 	if (val->mv_size == sizeof(*rec)) {
 		memcpy(rec, val->mv_data, sizeof(*rec));
-		return rec->version == CHALLENGE_RECORD_VERSION;
+		return rec->version == CHALLENGE_RECORD_VERSION &&
+		    challenge_record_strings_end(rec);
 	}
 	if (val->mv_size == CHALLENGE_RECORD_V1_SIZE) {
 		memcpy(rec, val->mv_data, CHALLENGE_RECORD_V1_SIZE);
-		if (rec->version != 1)
+		if (rec->version != 1 || !challenge_record_strings_end(rec))
 			return 0;
 		/* Written back whole: as the present version. */
 		rec->version = CHALLENGE_RECORD_VERSION;
@@ -416,8 +427,9 @@ challenge_record_get(MDB_txn *txn, MDB_dbi dbi,
 
 		if (val.mv_size >= sizeof(version))
 			memcpy(&version, val.mv_data, sizeof(version));
-		log_error("database: a record of %zu bytes, version %u (this "
-		          "build reads %zu bytes, version %d, and version 1); "
+		log_error("database: a record of %zu bytes, version %u, this "
+		          "build cannot read (it reads %zu bytes, version %d, "
+		          "and version 1, each text ending within its field); "
 		          "treated as unknown",
 		    val.mv_size, version, sizeof(*rec),
 		    CHALLENGE_RECORD_VERSION);

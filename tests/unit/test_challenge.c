@@ -120,6 +120,7 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 /* Whether the last accepted check reserved a free password (the RA may
  * then release it if the CA refuses the request). */
 static int last_reserved_now;
+static char last_error[256]; /* the last check's refusal */
 /* The check's answer_within_ms when >= 0 (the RA sends it), else none. */
 static int64_t answer_within_ms = -1;
 
@@ -146,6 +147,8 @@ redeem_check(
 	reply.status = SCEP__V1__STATUS__STATUS_OK;
 	challenge_handle_check(&f->c, &req, &reply, arena);
 	status = reply.status;
+	snprintf(last_error, sizeof(last_error), "%s",
+	    reply.error != NULL ? reply.error : "");
 	if (status == SCEP__V1__STATUS__STATUS_OK) {
 		assert_int_equal(
 		    reply.body_case, SCEP__V1__REPLY__BODY_CHALLENGE_CHECK);
@@ -957,6 +960,43 @@ test_record_v1(void **state)
 	free(pw);
 }
 
+/*
+ * A damaged record whose strings fill their fields (no NUL) is not read:
+ * logged, and its password refused as unknown, as a record of another
+ * size; nothing reads past the field (strcmp and the log line did).
+ */
+static void
+test_record_unterminated(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "alice", NULL, NULL, 0);
+	char norm[CHALLENGE_PASSWORD_MAX + 1];
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	struct challenge_record rec;
+	MDB_val key = {CHALLENGE_MAC_LEN, mac}, val;
+	MDB_txn *txn;
+
+	assert_non_null(pw);
+	challenge_normalize(pw, norm, sizeof(norm));
+	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
+	assert_int_equal(redeem(f, pw, "tx-A", 0), OK);
+	assert_int_equal(mdb_txn_begin(f->c.env, NULL, 0, &txn), 0);
+	assert_int_equal(challenge_record_get(txn, f->c.dbi, mac, &rec), 0);
+	/* To the record's end: a read past the text leaves the record
+	 * (ASan sees it). */
+	memset(rec.reserved_txid, 'x',
+	    sizeof(rec) - offsetof(struct challenge_record, reserved_txid));
+	val.mv_size = sizeof(rec);
+	val.mv_data = &rec;
+	assert_int_equal(mdb_put(txn, f->c.dbi, &key, &val, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	log_init("test_challenge", LOG_LEVEL_INFO); /* as scepd logs */
+	assert_int_equal(redeem(f, pw, "tx-B", 0), REFUSED);
+	assert_non_null(strstr(last_error, "not valid")); /* not "reserved" */
+	log_init("test_challenge", LOG_LEVEL_ERROR);
+	free(pw);
+}
+
 int
 main(void)
 {
@@ -981,6 +1021,8 @@ main(void)
 	        test_builtin_section_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_record_v1, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_record_unterminated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_secret_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
