@@ -19,7 +19,8 @@
  * Answers: 200 application/x-apple-aspen-config; 400 bad query; 405 not
  * GET; 409 UseSinglePassword (no password to put in) or another refusal
  * of the challenge service; 429 "The password cache is full."; 503 with
- * Retry-After when the RA or the challenge service does not answer.
+ * Retry-After when the RA or the challenge service does not answer, or
+ * the RA cannot sign.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -91,6 +92,7 @@ struct profile_content {
 	const char *url;
 	const char *ca_name; /* the issuing CA's */
 	const char *challenge;
+	plist_t challenge_node; /* its copy in the plist, wiped before free */
 	const char *organization;
 	char ident[128]; /* PayloadIdentifier prefix */
 	unsigned char ca_sha1[20]; /* the issuing CA's */
@@ -103,6 +105,19 @@ profile_query_clear(struct profile_query *q)
 {
 	subject_free(q->subject);
 	q->subject = NULL;
+}
+
+/* The password's copy in the plist, before plist_free frees it as is. */
+static void
+profile_wipe_challenge(struct profile_content *pc)
+{
+	const char *copy;
+	uint64_t len = 0;
+
+	if (pc->challenge_node != NULL &&
+	    (copy = plist_get_string_ptr(pc->challenge_node, &len)) != NULL)
+		OPENSSL_cleanse((char *)copy, (size_t)len);
+	pc->challenge_node = NULL;
 }
 
 static void
@@ -599,17 +614,18 @@ profile_subject(const struct subject *subj)
 
 /* The com.apple.security.scep payload's own PayloadContent. */
 static plist_t
-profile_scep_content(
-    const struct profile_query *q, const struct profile_content *pc)
+profile_scep_content(const struct profile_query *q, struct profile_content *pc)
 {
 	plist_t d = plist_new_dict(), san = NULL, list;
 	int rc = d == NULL ? -1 : 0;
 
 	if (rc == 0)
+		pc->challenge_node = plist_new_string(pc->challenge);
+	if (rc == 0)
 		rc = dict_set(d, "URL", plist_new_string(pc->url)) |
 		    dict_set(d, "Name", plist_new_string(pc->ca_name)) |
 		    dict_set(d, "Subject", profile_subject(q->subject)) |
-		    dict_set(d, "Challenge", plist_new_string(pc->challenge)) |
+		    dict_set(d, "Challenge", pc->challenge_node) |
 		    dict_set(
 		        d, "Keysize", plist_new_uint((uint64_t)q->keysize)) |
 		    dict_set(d, "Key Type", plist_new_string("RSA")) |
@@ -635,6 +651,7 @@ profile_scep_content(
 			rc = array_add(list, plist_new_string(q->sans[k][i]));
 	}
 	if (rc != 0) {
+		profile_wipe_challenge(pc);
 		plist_free(d);
 		return NULL;
 	}
@@ -680,7 +697,7 @@ profile_cert_payload(plist_t payloads, const struct profile_content *pc,
 
 /* The whole profile; NULL on failure (logged). */
 static plist_t
-profile_build(const struct profile_query *q, const struct profile_content *pc)
+profile_build(const struct profile_query *q, struct profile_content *pc)
 {
 	plist_t top = plist_new_dict(), payloads = plist_new_array();
 	plist_t scep = plist_new_dict();
@@ -727,6 +744,8 @@ profile_build(const struct profile_query *q, const struct profile_content *pc)
 	rc |= dict_set(top, "PayloadContent", payloads);
 	payloads = NULL; /* the top dictionary's now */
 out:
+	if (rc != 0)
+		profile_wipe_challenge(pc); /* before a free of its node */
 	plist_free(payloads);
 	free(display);
 	free(desc);
@@ -822,6 +841,13 @@ profile_challenge(struct frontend *fe, struct MHD_Connection *c,
 		else
 			*ret = http_text(c, r, MHD_HTTP_CONFLICT, error);
 		return -1;
+	case UPSTREAM_BAD_REQUEST: /* the admin page's 400 too */
+		error =
+		    (*rep)->error ? (*rep)->error : "The request was refused.";
+		log_warn(
+		    "profile: no challenge password for %s: %s", user, error);
+		*ret = http_text(c, r, MHD_HTTP_BAD_REQUEST, error);
+		return -1;
 	case UPSTREAM_UNAVAILABLE:
 		*ret = http_unavailable(c, r,
 		    "The challenge service did not answer; retry in a few "
@@ -852,17 +878,17 @@ profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_SIGN_PROFILE, rep);
 	if (res == UPSTREAM_OK)
 		return 0;
-	if (res == UPSTREAM_UNAVAILABLE)
-		*ret = http_unavailable(c, r,
-		    "The RA did not answer to sign the profile; retry in a "
-		    "few seconds.\n");
-	else {
+	/* Not signed is a 503 either way, as a device's CertRep the RA
+	 * cannot sign is: its key's token may be back in a moment. */
+	if (res != UPSTREAM_UNAVAILABLE)
 		log_error("profile: the RA did not sign: %s",
 		    *rep != NULL && (*rep)->error ? (*rep)->error : "failed");
-		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "The profile could not be signed; the server log says "
-		    "more.\n");
-	}
+	*ret = http_unavailable(c, r,
+	    res == UPSTREAM_UNAVAILABLE
+	        ? "The RA did not answer to sign the profile; retry in a "
+	          "few seconds.\n"
+	        : "The RA could not sign the profile; retry in a few "
+	          "seconds.\n");
 	return -1;
 }
 
@@ -981,6 +1007,7 @@ out:
 			    strlen(chal->challenge_issue->password));
 		scep__v1__reply__free_unpacked(chal, NULL);
 	}
+	profile_wipe_challenge(&pc);
 	plist_free(plist);
 	free(url);
 	free(ca_name);

@@ -114,11 +114,11 @@ logged "$from" "security: admin: 5 failed logins for account guessed within 60 s
 logged "$from" "admin: refused GET /certsrv/mscep_admin/ from 127.0.0.2: account guessed is locked out after failed logins: 429" ||
 	fail "the refused login is not logged"
 
-check "the challenge service's bad request (a 64-byte account name, written by hand) is a 400 with its text, not a 500"
+check "the challenge service's bad request (a 64-byte account name, written by hand) is a 400 with its text, not a 500, for the API and the profile"
 pwfile=$(sed -n 's/^AdminPasswordFile *= *//p' "$DATA/scepd.conf")
 case "$pwfile" in /*) ;; *) pwfile="$DATA/$pwfile" ;; esac
 [ -f "$pwfile" ] || fail "no AdminPasswordFile at $pwfile"
-printf 'long-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm shortname 2>/dev/null ||
+printf 'long-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm,enroll shortname 2>/dev/null ||
 	fail "scepctl passwd shortname"
 long=$(head -c 64 /dev/zero | tr '\0' l)
 sed -i "s/^shortname:/$long:/" "$pwfile"
@@ -126,6 +126,13 @@ code=$(call longname -u "$long:long-secret" -X POST "$ADMIN/api/challenges")
 [ "$code" = 400 ] && json_error longname | grep -q "account name longer than 63 bytes" ||
 	{ show longname; fail "api/challenges for a 64-byte account: HTTP $code, want a JSON 400 naming the length"; }
 echo "   HTTP 400 \"$(json_error longname)\""
+from=$(log_mark)
+code=$(call longname-profile -u "$long:long-secret" "$ADMIN/profile.mobileconfig?subject=CN=long")
+[ "$code" = 400 ] && grep -q "account name longer than 63 bytes" "$WORK/longname-profile.body" ||
+	{ show longname-profile; fail "a profile for a 64-byte account: HTTP $code, want a 400 naming the length"; }
+logged "$from" "profile: no challenge password for $long: account name longer than 63 bytes" ||
+	fail "the profile's refusal is not logged"
+echo "   the profile: HTTP 400 \"$(cat "$WORK/longname-profile.body")\""
 
 check "UseSinglePassword = 1, none set: api/challenges and the page 409 with the service's reason, no 'wait until a password is used'"
 set_conf challenge UseSinglePassword 1
