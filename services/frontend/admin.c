@@ -476,7 +476,8 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 
 	memset(&pg, 0, sizeof(pg));
 	pg.user = user;
-	if (cache_get_cacert(fe, &cc, 1, err, sizeof(err)) == UPSTREAM_OK) {
+	if (cache_get_cacert(fe, &cc, CACERT_CERTS, 1, err, sizeof(err)) ==
+	    UPSTREAM_OK) {
 		thumbprint(EVP_sha256(), cc.ca_der, cc.ca_der_len, pg.sha256,
 		    sizeof(pg.sha256));
 		thumbprint(EVP_sha1(), cc.ca_der, cc.ca_der_len, pg.sha1,

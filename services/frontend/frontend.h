@@ -47,7 +47,9 @@ struct frontend_settings {
 	struct sandbox_settings sandbox; /* Sandbox, User */
 };
 
-/* The RA's GetCACert answer (a copy the holder frees with cacert_clear). */
+/* The RA's GetCACert reply: the GetCACert, GetCACaps and GetNextCACert
+ * answers (a copy of the parts asked for, which the holder frees with
+ * cacert_clear). */
 struct cacert {
 	uint8_t *body;
 	size_t body_len;
@@ -59,10 +61,17 @@ struct cacert {
 	 * that does not send it. Profiles trust its roots. */
 	ProtobufCBinaryData *chain;
 	size_t nchain;
+	char *caps; /* the GetCACaps answer */
+	uint8_t *next_ca; /* the GetNextCACert answer; NULL: none set */
+	size_t next_ca_len;
 };
 void cacert_clear(struct cacert *c);
+/* The parts of a struct cacert a caller of cache_get_cacert wants. */
+#define CACERT_CERTS 1u /* body, content_type, ca_der, chain */
+#define CACERT_CAPS 2u
+#define CACERT_NEXT 4u
 
-/* GetCACaps and GetCACert answers, fetched on first use so that they
+/* The RA's GetCACert reply, fetched on first use so that its answers
  * cost no round trip to the RA. Older than CACHE_SECONDS and younger than
  * CACHE_STALE_SECONDS, they are still answered at once while an offload
  * thread asks the RA again (one such refresh at a time, none for
@@ -78,10 +87,8 @@ void cacert_clear(struct cacert *c);
 #define CACHE_EMPTY_RETRY_MS 10000
 struct cache {
 	pthread_mutex_t lock;
-	char *caps;
-	int64_t caps_at; /* monotonic ms of the fetch; 0: none */
 	struct cacert cacert;
-	int64_t cacert_at;
+	int64_t cacert_at; /* monotonic ms of the fetch; 0: none */
 	int refresh_asked; /* a refresh is queued or under way */
 	/* Monotonic ms of the last ask (a refresh's or another) the RA did
 	 * not answer; 0: a refresh since was answered. */
@@ -358,15 +365,14 @@ enum upstream_result
 upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
     Scep__V1__Reply__BodyCase expect, Scep__V1__Reply **reply);
 
-/* Cached answers. On UPSTREAM_OK the copy is the caller's; on errors,
- * err holds the reason for a 400/500 body. Not cached, they ask the RA
- * if `may_wait` (an offload thread), else return UPSTREAM_WOULD_WAIT. An
- * old copy is the answer when the caller may not wait (a refresh is
- * asked for) or the RA does not answer. */
-enum upstream_result cache_get_caps(
-    struct frontend *fe, char **caps, int may_wait, char *err, size_t errlen);
+/* The cached answers: on UPSTREAM_OK a copy of the `want` parts
+ * (CACERT_*) is the caller's; on errors, err holds the reason for a
+ * 400/500 body. Not cached, they are asked of the RA if `may_wait` (an
+ * offload thread), else UPSTREAM_WOULD_WAIT. An old copy is the answer
+ * when the caller may not wait (a refresh is asked for) or the RA does
+ * not answer. */
 enum upstream_result cache_get_cacert(struct frontend *fe, struct cacert *out,
-    int may_wait, char *err, size_t errlen);
+    unsigned int want, int may_wait, char *err, size_t errlen);
 /* Whether what was fetched at `at` (monotonic ms; 0: never) is younger
  * than CACHE_SECONDS, or than CACHE_STALE_SECONDS when `stale`. */
 int cache_fresh(int64_t at, int stale);
@@ -375,8 +381,8 @@ void cache_free(struct cache *cache);
 /* An answer older than CACHE_SECONDS was given: have an offload thread
  * ask the RA again, unless one does already. */
 void cache_want_refresh(struct frontend *fe);
-/* In an offload thread: asks the RA for GetCACaps and GetCACert when
- * older than CACHE_SECONDS. */
+/* In an offload thread: asks the RA for its GetCACert reply when older
+ * than CACHE_SECONDS. */
 void cache_refresh(struct frontend *fe);
 
 /* --- scep_http.c ------------------------------------------------------- */

@@ -917,7 +917,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		ret = http_text(c, r, MHD_HTTP_BAD_REQUEST, q.err);
 		goto out;
 	}
-	switch (cache_get_cacert(fe, &cc, 1, err, sizeof(err))) {
+	switch (cache_get_cacert(fe, &cc, CACERT_CERTS, 1, err, sizeof(err))) {
 	case UPSTREAM_OK:
 		break;
 	case UPSTREAM_UNAVAILABLE:

@@ -94,76 +94,42 @@ scep_upstream_error(struct MHD_Connection *c, struct request *r,
 	    "Internal server error; the server log says more.\n");
 }
 
+/* GetCACaps, GetCACert and GetNextCACert: parts of the RA's one cached
+ * GetCACert reply, so that they agree. */
 static enum MHD_Result
-scep_get_ca_caps(
-    struct frontend *fe, struct MHD_Connection *c, struct request *r)
-{
-	char *caps = NULL, err[256] = "";
-	enum upstream_result res;
-	enum MHD_Result ret;
-
-	res = cache_get_caps(fe, &caps, r->offloaded, err, sizeof(err));
-	if (res == UPSTREAM_WOULD_WAIT)
-		return http_offload(fe, c, r);
-	if (res != UPSTREAM_OK)
-		return scep_upstream_error(c, r, res, err);
-	ret = http_respond(
-	    c, r, MHD_HTTP_OK, "text/plain", caps, strlen(caps), NULL);
-	free(caps);
-	return ret;
-}
-
-static enum MHD_Result
-scep_get_ca_cert(
-    struct frontend *fe, struct MHD_Connection *c, struct request *r)
+scep_get_ca_answer(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, unsigned int want)
 {
 	struct cacert cc;
 	char err[256] = "";
 	enum upstream_result res;
 	enum MHD_Result ret;
 
-	res = cache_get_cacert(fe, &cc, r->offloaded, err, sizeof(err));
+	res = cache_get_cacert(fe, &cc, want, r->offloaded, err, sizeof(err));
 	if (res == UPSTREAM_WOULD_WAIT)
 		return http_offload(fe, c, r);
 	if (res != UPSTREAM_OK)
 		return scep_upstream_error(c, r, res, err);
-	ret = http_respond(
-	    c, r, MHD_HTTP_OK, cc.content_type, cc.body, cc.body_len, NULL);
-	cacert_clear(&cc);
-	return ret;
-}
-
-/* GetNextCACert (CA rollover): from the RA, which signed it at start. */
-static enum MHD_Result
-scep_get_next_ca_cert(
-    struct frontend *fe, struct MHD_Connection *c, struct request *r)
-{
-	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
-	Scep__V1__GetNextCACertRequest body =
-	    SCEP__V1__GET_NEXT_CACERT_REQUEST__INIT;
-	Scep__V1__Reply *rep = NULL;
-	enum upstream_result res;
-	enum MHD_Result ret;
-	char text[256];
-
-	req.body_case = SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT;
-	req.get_next_ca_cert = &body;
-	res = upstream_call(fe, UPSTREAM_RA, &req,
-	    SCEP__V1__REPLY__BODY_GET_NEXT_CA_CERT, &rep);
-	if (res == UPSTREAM_OK)
+	if (want == CACERT_CAPS && cc.caps != NULL)
+		ret = http_respond(c, r, MHD_HTTP_OK, "text/plain", cc.caps,
+		    strlen(cc.caps), NULL);
+	else if (want == CACERT_NEXT && cc.next_ca != NULL)
 		ret = http_respond(c, r, MHD_HTTP_OK,
-		    "application/x-x509-next-ca-cert",
-		    rep->get_next_ca_cert->body.data,
-		    rep->get_next_ca_cert->body.len, NULL);
-	else if (res == UPSTREAM_REFUSED) {
-		/* Not advertised in GetCACaps: nothing to roll over to. */
-		snprintf(text, sizeof(text), "%s\n",
-		    rep->error ? rep->error : "No next CA certificate.");
-		ret = http_text(c, r, MHD_HTTP_NOT_FOUND, text);
-	} else
-		ret = scep_upstream_error(c, r, res, "");
-	if (rep != NULL)
-		scep__v1__reply__free_unpacked(rep, NULL);
+		    "application/x-x509-next-ca-cert", cc.next_ca,
+		    cc.next_ca_len, NULL);
+	else if (want == CACERT_NEXT) /* not in GetCACaps either */
+		ret = http_text(c, r, MHD_HTTP_NOT_FOUND,
+		    "No next CA certificate is configured (NextCACertificate "
+		    "in [ra]).\n");
+	else if (want == CACERT_CERTS)
+		ret = http_respond(c, r, MHD_HTTP_OK, cc.content_type, cc.body,
+		    cc.body_len, NULL);
+	else {
+		log_error("GetCACaps: the RA's reply holds no capabilities");
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+	}
+	cacert_clear(&cc);
 	return ret;
 }
 
@@ -315,22 +281,21 @@ scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		ret = http_not_allowed(c, r, "GET, POST");
 		goto out;
 	}
-	/* Both wait on the RA; GetCACaps and GetCACert only when the cache
-	 * does not hold them. */
-	if (!r->offloaded &&
-	    (which == SCEP_OP_GETNEXTCACERT || which == SCEP_OP_PKIOPERATION)) {
+	/* It waits on the RA; GetCACaps, GetCACert and GetNextCACert only
+	 * when the cache does not hold them. */
+	if (!r->offloaded && which == SCEP_OP_PKIOPERATION) {
 		ret = http_offload(fe, c, r);
 		goto out;
 	}
 	switch (which) {
 	case SCEP_OP_GETCACAPS:
-		ret = scep_get_ca_caps(fe, c, r);
+		ret = scep_get_ca_answer(fe, c, r, CACERT_CAPS);
 		break;
 	case SCEP_OP_GETCACERT:
-		ret = scep_get_ca_cert(fe, c, r);
+		ret = scep_get_ca_answer(fe, c, r, CACERT_CERTS);
 		break;
 	case SCEP_OP_GETNEXTCACERT:
-		ret = scep_get_next_ca_cert(fe, c, r);
+		ret = scep_get_ca_answer(fe, c, r, CACERT_NEXT);
 		break;
 	case SCEP_OP_PKIOPERATION:
 		if (strcmp(r->method, "POST") == 0)

@@ -118,16 +118,40 @@ cacert_clear(struct cacert *c)
 	for (size_t i = 0; i < c->nchain; i++)
 		free(c->chain[i].data);
 	free(c->chain);
+	free(c->caps);
+	free(c->next_ca);
 	memset(c, 0, sizeof(*c));
 }
 
-/* A copy of src, whose memory may be the cache's or a reply's. */
+static uint8_t *
+bytes_dup(const uint8_t *src, size_t len)
+{
+	uint8_t *dst = malloc(len ? len : 1);
+
+	if (dst != NULL && len > 0)
+		memcpy(dst, src, len);
+	return dst;
+}
+
+/* A copy of the `want` parts of src, whose memory may be the cache's or a
+ * reply's. */
 static int
-cacert_copy(struct cacert *dst, const struct cacert *src)
+cacert_copy(struct cacert *dst, const struct cacert *src, unsigned int want)
 {
 	memset(dst, 0, sizeof(*dst));
-	dst->body = malloc(src->body_len ? src->body_len : 1);
-	dst->ca_der = malloc(src->ca_der_len ? src->ca_der_len : 1);
+	if ((want & CACERT_CAPS) && src->caps != NULL &&
+	    (dst->caps = strdup(src->caps)) == NULL)
+		goto fail;
+	if ((want & CACERT_NEXT) && src->next_ca != NULL) {
+		if ((dst->next_ca =
+		            bytes_dup(src->next_ca, src->next_ca_len)) == NULL)
+			goto fail;
+		dst->next_ca_len = src->next_ca_len;
+	}
+	if (!(want & CACERT_CERTS))
+		return 0;
+	dst->body = bytes_dup(src->body, src->body_len);
+	dst->ca_der = bytes_dup(src->ca_der, src->ca_der_len);
 	dst->content_type = strdup(src->content_type);
 	if (src->nchain > 0)
 		dst->chain = calloc(src->nchain, sizeof(*dst->chain));
@@ -139,16 +163,10 @@ cacert_copy(struct cacert *dst, const struct cacert *src)
 		const ProtobufCBinaryData *c = &src->chain[dst->nchain];
 
 		if ((dst->chain[dst->nchain].data =
-		            malloc(c->len ? c->len : 1)) == NULL)
+		            bytes_dup(c->data, c->len)) == NULL)
 			goto fail;
-		if (c->len > 0)
-			memcpy(dst->chain[dst->nchain].data, c->data, c->len);
 		dst->chain[dst->nchain].len = c->len;
 	}
-	if (src->body_len > 0)
-		memcpy(dst->body, src->body, src->body_len);
-	if (src->ca_der_len > 0)
-		memcpy(dst->ca_der, src->ca_der, src->ca_der_len);
 	dst->body_len = src->body_len;
 	dst->ca_der_len = src->ca_der_len;
 	return 0;
@@ -167,7 +185,6 @@ cache_init(struct cache *cache)
 void
 cache_free(struct cache *cache)
 {
-	free(cache->caps);
 	cacert_clear(&cache->cacert);
 	pthread_mutex_destroy(&cache->lock);
 }
@@ -292,73 +309,8 @@ reply_error(
  * ask the RA, which is cheap, rather than one waiting up to RPCTimeout.
  */
 enum upstream_result
-cache_get_caps(
-    struct frontend *fe, char **caps, int may_wait, char *err, size_t errlen)
-{
-	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
-	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
-	Scep__V1__Reply *rep = NULL;
-	enum upstream_result res;
-	char *fresh = NULL, *old = NULL;
-	int64_t at = 0, failed_at;
-	int probing;
-
-	*caps = NULL;
-	pthread_mutex_lock(&fe->cache.lock);
-	if (fe->cache.caps != NULL && (*caps = strdup(fe->cache.caps)) != NULL)
-		at = fe->cache.caps_at;
-	failed_at = fe->cache.refresh_failed_at;
-	pthread_mutex_unlock(&fe->cache.lock);
-	res = cache_verdict(fe, at, failed_at, may_wait, &probing, err, errlen);
-	if (res != UPSTREAM_FAILED) {
-		if (res != UPSTREAM_OK) {
-			free(*caps);
-			*caps = NULL;
-		}
-		return res;
-	}
-	old = *caps; /* the answer if the RA gives none */
-	*caps = NULL;
-
-	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
-	req.get_ca_caps = &body;
-	res = upstream_call(
-	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CA_CAPS, &rep);
-	cache_probe_done(fe, probing);
-	if (res != UPSTREAM_OK) {
-		reply_error(
-		    rep, "the RA did not give its capabilities", err, errlen);
-		cache_failed(fe, res);
-		goto out;
-	}
-	if ((*caps = strdup(rep->get_ca_caps->caps)) == NULL ||
-	    (fresh = strdup(rep->get_ca_caps->caps)) == NULL) {
-		free(*caps);
-		*caps = NULL;
-		snprintf(err, errlen, "out of memory");
-		res = UPSTREAM_FAILED;
-		goto out;
-	}
-	pthread_mutex_lock(&fe->cache.lock);
-	free(fe->cache.caps);
-	fe->cache.caps = fresh;
-	fe->cache.caps_at = clock_monotonic_ms();
-	pthread_mutex_unlock(&fe->cache.lock);
-out:
-	if (res != UPSTREAM_OK && old != NULL) {
-		*caps = old; /* logged by upstream_call */
-		old = NULL;
-		res = UPSTREAM_OK;
-	}
-	free(old);
-	if (rep != NULL)
-		scep__v1__reply__free_unpacked(rep, NULL);
-	return res;
-}
-
-enum upstream_result
-cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
-    char *err, size_t errlen)
+cache_get_cacert(struct frontend *fe, struct cacert *out, unsigned int want,
+    int may_wait, char *err, size_t errlen)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCACertRequest body = SCEP__V1__GET_CACERT_REQUEST__INIT;
@@ -373,7 +325,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	memset(&old, 0, sizeof(old));
 	pthread_mutex_lock(&fe->cache.lock);
 	if ((at = fe->cache.cacert_at) != 0)
-		oom = cacert_copy(out, &fe->cache.cacert) != 0;
+		oom = cacert_copy(out, &fe->cache.cacert, want) != 0;
 	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (oom) {
@@ -408,8 +360,12 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	answer.ca_der_len = cr->ca_cert.len;
 	answer.chain = cr->ca_chain;
 	answer.nchain = cr->n_ca_chain;
-	if (cacert_copy(out, &answer) != 0 ||
-	    cacert_copy(&fresh, &answer) != 0) {
+	answer.caps = cr->caps;
+	answer.next_ca = cr->has_next_ca_cert ? cr->next_ca_cert.data : NULL;
+	answer.next_ca_len = cr->has_next_ca_cert ? cr->next_ca_cert.len : 0;
+	if (cacert_copy(out, &answer, want) != 0 ||
+	    cacert_copy(&fresh, &answer,
+	        CACERT_CERTS | CACERT_CAPS | CACERT_NEXT) != 0) {
 		cacert_clear(out);
 		snprintf(err, errlen, "out of memory");
 		res = UPSTREAM_FAILED;
@@ -421,7 +377,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, int may_wait,
 	fe->cache.cacert_at = clock_monotonic_ms();
 	pthread_mutex_unlock(&fe->cache.lock);
 out:
-	if (res != UPSTREAM_OK && old.body != NULL) {
+	if (res != UPSTREAM_OK && at != 0) {
 		*out = old; /* logged by upstream_call */
 		memset(&old, 0, sizeof(old));
 		res = UPSTREAM_OK;
@@ -449,31 +405,21 @@ cache_want_refresh(struct frontend *fe)
 		offload_refresh(fe->offload);
 }
 
-/* What is still fresh costs nothing: cache_get_* answer it from the
- * cache. A failure ends the refresh (the RA will not answer the next). */
+/* What is still fresh costs nothing: cache_get_cacert answers it from
+ * the cache. */
 void
 cache_refresh(struct frontend *fe)
 {
 	struct cacert cc;
-	char *caps = NULL, err[256];
+	char err[256];
 	int failed;
 
-	/* An old copy is their answer when the RA gives none: whether the
-	 * RA answered is whether the cache is fresh afterwards. */
-	if (cache_get_caps(fe, &caps, 1, err, sizeof(err)) == UPSTREAM_OK)
-		free(caps);
+	/* An old copy is the answer when the RA gives none: whether the RA
+	 * answered is whether the cache is fresh afterwards. */
+	if (cache_get_cacert(fe, &cc, 0, 1, err, sizeof(err)) == UPSTREAM_OK)
+		cacert_clear(&cc);
 	pthread_mutex_lock(&fe->cache.lock);
-	failed = !cache_fresh(fe->cache.caps_at, 0);
-	pthread_mutex_unlock(&fe->cache.lock);
-	if (!failed) {
-		if (cache_get_cacert(fe, &cc, 1, err, sizeof(err)) ==
-		    UPSTREAM_OK)
-			cacert_clear(&cc);
-		pthread_mutex_lock(&fe->cache.lock);
-		failed = !cache_fresh(fe->cache.cacert_at, 0);
-		pthread_mutex_unlock(&fe->cache.lock);
-	}
-	pthread_mutex_lock(&fe->cache.lock);
+	failed = !cache_fresh(fe->cache.cacert_at, 0);
 	fe->cache.refresh_asked = 0;
 	fe->cache.refresh_failed_at = failed ? clock_monotonic_ms() : 0;
 	pthread_mutex_unlock(&fe->cache.lock);

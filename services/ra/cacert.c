@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "log.h"
 #include "ra.h"
@@ -53,14 +54,40 @@ ra_next_ca_prepare(struct ra *ra)
 	}
 	next = sk_X509_new_null();
 	while (next != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
-		sk_X509_push(next, x);
+		if (!sk_X509_push(next, x)) {
+			X509_free(x);
+			break;
+		}
 	fclose(f);
+	/* The end of the file, or a block that is not a certificate: devices
+	 * would be handed what came before it. */
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+		fprintf(stderr,
+		    "scepd-ra: [ra] NextCACertificate: %s: certificate %d "
+		    "cannot be read\n",
+		    ra->settings.next_ca_certificate,
+		    next != NULL ? sk_X509_num(next) + 1 : 1);
+		goto out;
+	}
 	ERR_clear_error();
 	if (next == NULL || sk_X509_num(next) == 0) {
 		fprintf(stderr,
 		    "scepd-ra: [ra] NextCACertificate: %s holds no PEM "
 		    "certificate\n",
 		    ra->settings.next_ca_certificate);
+		goto out;
+	}
+	/* The first is the CA to roll over to (RFC 8894 4.7.1): a CA, and
+	 * not the one in use. */
+	x = sk_X509_value(next, 0);
+	if (X509_check_ca(x) == 0 ||
+	    X509_cmp(x, sk_X509_value(ra->ca_chain, 0)) == 0) {
+		fprintf(stderr,
+		    "scepd-ra: [ra] NextCACertificate: the first certificate "
+		    "of %s is %s: it must be the next CA's\n",
+		    ra->settings.next_ca_certificate,
+		    X509_check_ca(x) == 0 ? "not a CA certificate"
+		                          : "the CA certificate in use");
 		goto out;
 	}
 	if (scep_next_ca_build(next, ra->sign_cert, ra->sign_key, NULL,
@@ -76,28 +103,6 @@ ra_next_ca_prepare(struct ra *ra)
 out:
 	sk_X509_pop_free(next, X509_free);
 	return rc;
-}
-
-void
-ra_handle_get_next_ca_cert(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
-{
-	struct ra_worker *w = worker;
-	Scep__V1__GetNextCACertReply *body;
-
-	(void)req;
-	if (w->ra->next_ca_body == NULL) {
-		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
-		reply->error = "No next CA certificate is configured "
-		               "(NextCACertificate in [ra]).";
-		return;
-	}
-	body = rpc_alloc(arena, sizeof(*body));
-	scep__v1__get_next_cacert_reply__init(body);
-	body->body.data = w->ra->next_ca_body;
-	body->body.len = w->ra->next_ca_len;
-	reply->body_case = SCEP__V1__REPLY__BODY_GET_NEXT_CA_CERT;
-	reply->get_next_ca_cert = body;
 }
 
 int
@@ -157,20 +162,6 @@ out:
 }
 
 void
-ra_handle_get_ca_caps(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
-{
-	const struct ra *ra = ((struct ra_worker *)worker)->ra;
-	Scep__V1__GetCACapsReply *body = rpc_alloc(arena, sizeof(*body));
-
-	(void)req;
-	scep__v1__get_cacaps_reply__init(body);
-	body->caps = ra->caps;
-	reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CAPS;
-	reply->get_ca_caps = body;
-}
-
-void
 ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
@@ -185,6 +176,12 @@ ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
 	body->content_type = (char *)ra->cacert_type;
 	body->ca_cert.data = ra->ca_der;
 	body->ca_cert.len = ra->ca_der_len;
+	body->caps = ra->caps;
+	if (ra->next_ca_body != NULL) {
+		body->has_next_ca_cert = 1;
+		body->next_ca_cert.data = ra->next_ca_body;
+		body->next_ca_cert.len = ra->next_ca_len;
+	}
 	/* The whole chain as configured, issuing CA first: the frontend's
 	 * profiles trust its root and carry its intermediates. Encoded here,
 	 * in the arena: frontends cache the answer, so it is asked rarely. */

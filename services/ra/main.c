@@ -164,8 +164,6 @@ ra_handle_health(void *worker, const Scep__V1__Request *req,
 }
 
 static const struct rpc_route ra_routes[] = {
-    {SCEP__V1__REQUEST__BODY_GET_CA_CAPS, "GetCACaps", "frontend",
-        ra_handle_get_ca_caps},
     {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert", "frontend",
         ra_handle_get_ca_cert},
     {SCEP__V1__REQUEST__BODY_PKI_OPERATION, "PKIOperation", "frontend",
@@ -174,8 +172,6 @@ static const struct rpc_route ra_routes[] = {
         ra_handle_sign_profile},
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", ra_handle_metrics},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "frontend", ra_handle_get_crl},
-    {SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT, "GetNextCACert", "frontend",
-        ra_handle_get_next_ca_cert},
     {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", ra_handle_health},
     {0, NULL, NULL, NULL},
 };

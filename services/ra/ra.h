@@ -74,13 +74,10 @@ struct ra_worker {
 	struct rpc_client *challenge;
 };
 
-/* cacert.c: builds the GetCACert and GetCACaps answers at start-up. */
+/* cacert.c: builds the GetCACert, GetCACaps and GetNextCACert answers at
+ * start-up; a frontend gets all three in one reply. */
 int ra_cacert_prepare(struct ra *ra);
-void ra_handle_get_ca_caps(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena);
-void ra_handle_get_next_ca_cert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* csrinfo.c: what a challenge validator is shown of a CSR (arena). */
