@@ -8,7 +8,8 @@
  * request; the frontend GET /healthz, which its HTTP threads answer without
  * asking another service. One that misses HealthCheckMisses checks in a
  * row, each given HealthCheckTimeout, is logged and killed with SIGKILL;
- * supervise.c restarts it as it restarts one that died. A service's
+ * supervise.c restarts it as it restarts one that died, its back-off
+ * reset only by a run that served (from its first answer). A service's
  * misses count from its first answer, or from HealthCheckGrace after its
  * start when none came (a CA logging in to its HSM answers late).
  *
@@ -64,6 +65,7 @@ struct probe {
 	/* The child the counts are of: another pid starts them over. */
 	pid_t pid;
 	int64_t started_ms;
+	int64_t first_answer_ms; /* 0: none yet */
 	int64_t answered_ms; /* its last answer; 0: none yet */
 	int misses; /* in a row */
 	int killed; /* SIGKILL sent; not checked until it is restarted */
@@ -380,6 +382,8 @@ probe_answered(struct health *h, struct probe *p, int64_t now)
 		         "missed",
 		    p->name, p->misses);
 	p->misses = 0;
+	if (p->first_answer_ms == 0)
+		p->first_answer_ms = now;
 	p->answered_ms = now;
 	p->next_ms = p->sent_ms + h->interval_ms;
 	probe_end(p);
@@ -679,6 +683,7 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 		probe_end(p);
 		p->pid = pid;
 		p->started_ms = started_ms;
+		p->first_answer_ms = 0;
 		p->answered_ms = 0;
 		p->misses = 0;
 		p->killed = 0;
@@ -713,4 +718,17 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 			probe_http_send(h, p, now);
 	}
 	p->item = -1;
+}
+
+int64_t
+health_served_ms(const struct health *h, size_t i, pid_t pid, int64_t now)
+{
+	const struct probe *p;
+
+	if (h == NULL || i >= h->n || (p = &h->probe[i])->kind == PROBE_NONE)
+		return -1;
+	/* Not seen by health_step yet: never asked, so never answered. */
+	if (p->pid != pid || p->first_answer_ms == 0)
+		return 0;
+	return now - p->first_answer_ms;
 }

@@ -61,6 +61,12 @@ int health_poll_items(struct health *h, zmq_pollitem_t *items, int max,
  * it SIGKILL (the caller reaps and restarts it). */
 void health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
     const zmq_pollitem_t *items, int64_t now);
+/* How long child `i`, `pid`, has served at `now`: ms since its first
+ * answer to a liveness check, 0 if none came; -1 if it is not checked
+ * (checks off, or none for it). Good until health_step is told of
+ * another child: the caller asks when it reaps one, before that. */
+int64_t
+health_served_ms(const struct health *h, size_t i, pid_t pid, int64_t now);
 /* The status code of an HTTP answer that starts `buf`: 100 to 599; 0
  * when more bytes are needed to tell, -1 when it is not one. */
 int health_http_status(const char *buf, size_t len);

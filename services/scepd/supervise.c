@@ -29,7 +29,7 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define STABLE_MS 60000 /* a child that ran this long starts over */
+#define STABLE_MS 60000 /* a child that served this long starts over */
 #define QUICK_EXIT_MS 2000 /* exit 1 this fast: a configuration error */
 #define CONFIG_FAILURES 3
 
@@ -48,6 +48,8 @@ static int key_refused;
 /* Started under nohup: SIGHUP stays ignored, in the services too (a
  * terminal's hangup reaches the whole process group). */
 static int hup_ignored;
+/* STABLE_MS; SCEPD_TEST_STABLE_MS in a build with test hooks. */
+static int64_t stable_ms = STABLE_MS;
 
 static void
 on_signal(int sig)
@@ -238,20 +240,53 @@ describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "stopped with status %d", status);
 }
 
+/*
+ * The delay before `c`, reaped after running `ran` ms, starts again; `why`
+ * gets the reason the back-off was not reset, or "". A run that served
+ * stable_ms resets it. Where liveness checks run, a child serves from its
+ * first answer (`served`, health_served_ms's): one that never answered
+ * did not serve, however long it ran (a CA hung in its HSM login, killed
+ * 71 s after its start, would else log in again every 71 s for ever).
+ */
+static int
+backoff_next(
+    struct child *c, int64_t ran, int64_t served, char *why, size_t whylen)
+{
+	int backoff;
+
+	why[0] = '\0';
+	if (served == 0)
+		snprintf(
+		    why, whylen, ", never having answered a liveness check");
+	else if ((served < 0 ? ran : served) < stable_ms)
+		snprintf(why, whylen, ", less than %lld s after its %s",
+		    (long long)(stable_ms / 1000),
+		    served < 0 ? "start" : "first answer");
+	else
+		c->backoff_ms = BACKOFF_MIN_MS;
+	backoff = c->backoff_ms;
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
+	return backoff;
+}
+
 /* Reaps exited children; schedules restarts unless stopping. Returns -1
  * when a child keeps failing on its configuration. */
 static int
-reap(struct child *children, size_t n, int stopping)
+reap(
+    struct child *children, size_t n, const struct health *health, int stopping)
 {
 	pid_t pid;
 	int status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		char how[96];
+		char how[96], why[80];
 
 		for (size_t i = 0; i < n; i++) {
 			struct child *c = &children[i];
-			int64_t ran;
+			int64_t ran, now;
+			int backoff;
 
 			if (c->pid != pid)
 				continue;
@@ -261,7 +296,8 @@ reap(struct child *children, size_t n, int stopping)
 				log_info("%s %s", c->name, how);
 				break;
 			}
-			ran = clock_monotonic_ms() - c->started_ms;
+			now = clock_monotonic_ms();
+			ran = now - c->started_ms;
 			if (WIFEXITED(status) && WEXITSTATUS(status) == 78) {
 				/* SIGNER_EXIT_NO_RESTART (lib/signer_load.h) */
 				log_error("%s %s: its key store refused it at "
@@ -286,14 +322,12 @@ reap(struct child *children, size_t n, int stopping)
 				}
 			} else
 				c->config_failures = 0;
-			if (ran >= STABLE_MS)
-				c->backoff_ms = BACKOFF_MIN_MS;
-			c->restart_at_ms = clock_monotonic_ms() + c->backoff_ms;
-			log_warn("%s %s after %lld ms; restarting in %d ms",
-			    c->name, how, (long long)ran, c->backoff_ms);
-			c->backoff_ms *= 2;
-			if (c->backoff_ms > BACKOFF_MAX_MS)
-				c->backoff_ms = BACKOFF_MAX_MS;
+			backoff = backoff_next(c, ran,
+			    health_served_ms(health, i, pid, now), why,
+			    sizeof(why));
+			c->restart_at_ms = now + backoff;
+			log_warn("%s %s after %lld ms%s; restarting in %d ms",
+			    c->name, how, (long long)ran, why, backoff);
 			break;
 		}
 	}
@@ -319,7 +353,7 @@ stop_all(struct child *children, size_t n, int grace_ms)
 			struct timespec ts = {0, 20 * 1000 * 1000};
 
 			nanosleep(&ts, NULL);
-			reap(children, n, 1);
+			reap(children, n, NULL, 1);
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
@@ -376,6 +410,10 @@ scepd_supervise(const struct launch *launch)
 
 	log_info("data directory %s, configuration %s", launch->data_dir,
 	    launch->config);
+#ifdef SCEPD_TEST_HOOKS
+	if (getenv("SCEPD_TEST_STABLE_MS") != NULL)
+		stable_ms = atoll(getenv("SCEPD_TEST_STABLE_MS"));
+#endif
 	for (size_t i = 0; i < n; i++)
 		names[i] = children[i].name;
 	health = health_new(launch, names, n);
@@ -428,7 +466,7 @@ scepd_supervise(const struct launch *launch)
 				stopping = 1;
 			}
 		}
-		if (!stopping && reap(children, n, 0) != 0) {
+		if (!stopping && reap(children, n, health, 0) != 0) {
 			rc = 1;
 			break;
 		}

@@ -2,7 +2,9 @@
 # scepd, the one-machine launcher: a service killed with SIGKILL is
 # restarted (logged, with back-off) and enrollment works again; a CA and a
 # frontend that hang (SIGSTOP) are found by the liveness checks, killed
-# and restarted, and enrollment works again ([scepd] HealthCheck*); SIGTERM
+# and restarted, and enrollment works again ([scepd] HealthCheck*); one
+# that never answers gets a growing back-off, one that served resets it
+# (SCEPD_TEST_STABLE_MS); SIGTERM
 # stops every service and scepd exits 0; a configuration error stops scepd
 # with status 1 naming the service; a non-empty directory that is not a
 # scepd data directory is never touched; the keys are made by scepd-init,
@@ -201,6 +203,63 @@ curl -sf -m 2 "$BASE/healthz" >/dev/null || fail "/healthz does not answer after
 ios_enroll "$(challenge)" "CN=after a hung frontend" "$WORK/hung-fe.pem" >/dev/null ||
 	fail "enrollment after the hung frontend was replaced"
 verify_cert "$WORK/hung-fe.pem"
+
+check "a CA that hangs from its start is restarted with a growing back-off: a run is stable only once it answered"
+# A CA stuck in its HSM login was killed 71 s after each start, past the
+# 60 s of a stable run, and restarted in 500 ms for ever. A stable run here
+# is 1 s (SCEPD_TEST_STABLE_MS) and the stand-in CA is killed 2 s after its
+# start: its back-off must grow all the same.
+grep -q SCEPD_TEST_STABLE_MS "$SCEPD" ||
+	fail "scepd has no test hooks: build with -DSCEPD_TEST_HOOKS=ON (scripts/test.sh does)"
+mkdir -p "$WORK/hung-libexec"
+for s in scepd-init scepd-frontend scepd-ra scepd-challenge; do
+	ln -sf "$BUILD_DIR/$s" "$WORK/hung-libexec/$s"
+done
+cat > "$WORK/hung-libexec/scepd-ca" << 'EOF'
+#!/usr/bin/env bash
+# Says it serves (the others start at once), then never answers.
+[ -z "${SCEPD_READY_FD:-}" ] || printf x >&"$SCEPD_READY_FD"
+exec sleep 600
+EOF
+chmod +x "$WORK/hung-libexec/scepd-ca"
+set_conf scepd HealthCheckTimeout 1
+set_conf scepd HealthCheckMisses 1
+set_conf scepd HealthCheckGrace 1
+server_stop
+from=$(log_mark)
+SCEPD_LIBEXEC_DIR="$WORK/hung-libexec" SCEPD_TEST_STABLE_MS=1000 \
+	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >> "$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+# restart_delays SERVICE: the delays of its restarts logged since $from.
+restart_delays() {
+	tail -n "+$from" "$SERVER_LOG" | sed -n "s/.* $1 .* ms.*; restarting in \([0-9]*\) ms$/\1/p" | tr '\n' ' '
+}
+for _ in $(seq 100); do
+	[ "$(restart_delays scepd-ca | wc -w)" -ge 3 ] && break
+	sleep 0.2
+done
+[ "$(restart_delays scepd-ca | cut -d' ' -f1-3)" = "500 1000 2000" ] ||
+	fail "a CA killed as hung before it ever answered: restarted in $(restart_delays scepd-ca)ms, want 500 1000 2000"
+logged "$from" "scepd-ca killed by signal 9 (Killed) after [0-9]* ms, never having answered a liveness check; restarting in 1000 ms" ||
+	fail "the restart of a CA that never answered does not say so"
+grep "scepd\[.*scepd-ca.*restarting" "$WORK/log.since" | head -3 | sed 's/^/   /'
+
+check "a service that answered and served a stable run restarts in 500 ms; one that dies before it answers, later"
+# The challenge service, a real one: served 3 s, then at once, then 3 s.
+for round in 1 2 3; do
+	[ "$round" = 2 ] || sleep 3
+	old=$(service_pid scepd-challenge)
+	[ -n "$old" ] || fail "no scepd-challenge"
+	kill -KILL "$old"
+	for _ in $(seq 50); do
+		new=$(service_pid scepd-challenge)
+		[ -n "$new" ] && [ "$new" != "$old" ] && break
+		sleep 0.1
+	done
+done
+[ "$(restart_delays scepd-challenge)" = "500 1000 500 " ] ||
+	fail "the challenge service: restarted in $(restart_delays scepd-challenge)ms, want 500 1000 500"
+set_conf scepd HealthCheckGrace 60
 
 check "HealthCheckInterval = 0: no checks, said at start; a stopped CA stays"
 set_conf scepd HealthCheckInterval 0
@@ -473,4 +532,4 @@ for bad in 0 abc 3601; do
 		{ cat "$WORK/stop-timeout.log"; fail "the error does not name SCEPD_STOP_TIMEOUT"; }
 done
 [ ! -e "$WORK/new" ] || fail "scepd made a data directory with a bad SCEPD_STOP_TIMEOUT"
-pass "restart after SIGKILL, hung CA and frontend found and restarted, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts, no inherited descriptor in a service"
+pass "restart after SIGKILL, hung CA and frontend found and restarted, back-off of a CA hung from its start, clean stop (a hung RA too), configuration errors, foreign directories, scepd-init, interrupted and concurrent first starts, no inherited descriptor in a service"

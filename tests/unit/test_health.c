@@ -312,6 +312,8 @@ test_frontend_answers_then_hangs(void **state)
 	assert_int_equal(killed(&f), -1);
 	drive(h, f.child, T0 + 26000); /* missed 2 in a row */
 	assert_int_equal(killed(&f), 1);
+	/* It served from its first answer, not its last. */
+	assert_int_equal(health_served_ms(h, 0, f.child, T0 + 26000), 25000);
 
 	health_free(h);
 	close(lfd);
@@ -319,7 +321,8 @@ test_frontend_answers_then_hangs(void **state)
 }
 
 /* A service that never answered is not counted until the grace is over,
- * then killed after its misses. */
+ * then killed after its misses; it never served (supervise.c's back-off
+ * is not reset however long it ran). */
 static void
 test_grace_after_start(void **state)
 {
@@ -343,6 +346,7 @@ test_grace_after_start(void **state)
 	/* Checks time out at 6, 11, ... 31 s: the first counted is at 31,
 	 * the second at 36. */
 	assert_int_equal(at, T0 + 36000);
+	assert_int_equal(health_served_ms(h, 0, f.child, at), 0);
 	health_free(h);
 	close(lfd);
 	fixture_free(&f);
@@ -427,6 +431,9 @@ test_rpc_service(void **state)
 			at = now;
 	}
 	assert_int_equal(at, T0 + 16000);
+	assert_int_equal(health_served_ms(h, 0, f.child, at), 15000);
+	/* Another child, not seen by the checks yet: not answered. */
+	assert_int_equal(health_served_ms(h, 0, f.child + 1, at), 0);
 	health_free(h);
 	zmq_close(router);
 	zmq_ctx_term(ctx);
@@ -454,9 +461,12 @@ test_not_checked(void **state)
 	health_step(h, 1, f.child, T0, items, T0);
 	assert_int_equal(health_poll_items(h, items, 4, T0, &wait), 0);
 	assert_int_equal(wait, 1000); /* nothing is ever due */
+	/* Only its run time tells how long it served. */
+	assert_int_equal(health_served_ms(h, 0, f.child, T0 + 90000), -1);
 	health_free(h);
 	f.settings.health_interval = 0;
 	assert_null(health_new(&f.launch, names, 2));
+	assert_int_equal(health_served_ms(NULL, 0, f.child, T0), -1);
 	fixture_free(&f);
 }
 
