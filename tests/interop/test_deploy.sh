@@ -692,6 +692,24 @@ def k8s(kdir, secrets, opt, work):
             need(not allowed(w, ca, ca_port), f"k8s: NetworkPolicy lets {n} reach the CA")
     fh, fp = listen_port(confs[fe["doc"]["metadata"]["name"]], "frontend")
     check_listen_addr("k8s", "frontend", fh)
+    # The Ingress passes the SCEP paths and the CRL, in any case, and not
+    # the admin page or /metrics (ingress-nginx with use-regex: each path
+    # a case-blind regular expression from the path's start).
+    fconf = confs[fe["doc"]["metadata"]["name"]]
+    scep_paths = fconf["frontend"].get("Paths", "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe").split()
+    crl_path = fconf["frontend"].get("CRLPath", "/crl/ca.crl")
+    admin_path = fconf["frontend"].get("AdminPath", "/certsrv/mscep_admin")
+    for ing in kind("Ingress"):
+        name = ing["metadata"]["name"]
+        need((ing["metadata"].get("annotations") or {}).get("nginx.ingress.kubernetes.io/use-regex") == "true",
+             f"k8s: Ingress {name}: its paths are regular expressions without use-regex")
+        regexes = [p["path"] for r in ing["spec"].get("rules") or [] for p in r["http"]["paths"]]
+        passes = lambda url: any(re.match(x, url, re.I) for x in regexes)
+        for url in [u for p in scep_paths for u in (p, p + "/pkiclient.exe", p.upper())] + [crl_path, "/scep/mdm"]:
+            need(passes(url), f"k8s: Ingress {name} does not pass {url}")
+        for url in [admin_path, admin_path + "/", admin_path.upper() + "/api/challenges",
+                    admin_path + "/profile.mobileconfig", "/metrics", "/METRICS", "/healthz", "/"]:
+            need(not passes(url), f"k8s: Ingress {name} passes {url}, which is for the cluster only")
     # Only the Ingress controller (another namespace) may reach the
     # frontends: a pod writing its own X-Forwarded-For escapes
     # WrongPasswordLimit (TrustedProxies).
