@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "clock.h"
 #include "frontend.h"
 #include "log.h"
 
@@ -357,6 +359,29 @@ http_forwarded_header(
 	return MHD_YES;
 }
 
+/* A peer not in TrustedProxies sent X-Forwarded-For: said once in
+ * HTTP_UNTRUSTED_XFF_LOG_MS, since anyone may send one, but a proxy left
+ * out of TrustedProxies (a Kubernetes pod network other than the one
+ * configured) makes every device behind it one address to
+ * WrongPasswordLimit and the log, and nothing else would say so. */
+#define HTTP_UNTRUSTED_XFF_LOG_MS (10 * 60 * 1000)
+static void
+http_untrusted_forwarder(const struct request *r)
+{
+	static _Atomic int64_t logged_ms;
+	int64_t now = clock_monotonic_ms(), last = atomic_load(&logged_ms);
+
+	if ((last != 0 && now - last < HTTP_UNTRUSTED_XFF_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&logged_ms, &last, now))
+		return;
+	log_warn("X-Forwarded-For from %s, which is not in [frontend] "
+	         "TrustedProxies: ignored, the client is %s (said once in %d "
+	         "minutes). If %s is your reverse proxy or load balancer, add "
+	         "it to TrustedProxies: else every device behind it counts "
+	         "as one address for WrongPasswordLimit and in the log",
+	    r->client, r->client, HTTP_UNTRUSTED_XFF_LOG_MS / 60000, r->client);
+}
+
 /*
  * The client behind a trusted proxy; from any other peer, forwarding
  * headers are ignored and the peer is the client. A forwarded request is
@@ -381,9 +406,12 @@ http_forwarded(
 	if (!f->xff_seen && !f->other_seen)
 		goto out;
 	r->loopback = 0;
-	if (!f->xff_seen || !r->peer_known ||
-	    !netmask_list_contains(&fe->trusted_proxies, &r->peer))
+	if (!f->xff_seen || !r->peer_known)
 		goto out;
+	if (!netmask_list_contains(&fe->trusted_proxies, &r->peer)) {
+		http_untrusted_forwarder(r);
+		goto out;
+	}
 	if (f->too_long ||
 	    forwarded_client(&fe->trusted_proxies, f->xff, f->len, &client) !=
 	        0) {

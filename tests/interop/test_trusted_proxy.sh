@@ -88,7 +88,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: 127.0.0.1" "$
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/metrics")
 [ "$code" = 200 ] || fail "/metrics from 127.0.0.1 itself: HTTP $code, want 200"
 
-check "an untrusted peer's forwarding headers: the peer stays the client, and is not loopback"
+check "an untrusted peer's forwarding headers: the peer stays the client, and is not loopback; its X-Forwarded-For is logged once, naming TrustedProxies"
 for h in "X-Forwarded-For: 127.0.0.1" "Forwarded: for=127.0.0.1" "X-Real-IP: 127.0.0.1"; do
 	code=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.6 -H "$h" "$BASE/metrics")
 	[ "$code" = 403 ] || fail "/metrics from untrusted 127.0.0.6 with '$h': HTTP $code, want 403"
@@ -97,6 +97,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.6 "$BASE/metri
 [ "$code" = 200 ] || fail "/metrics from 127.0.0.6 without forwarding headers: HTTP $code, want 200"
 grep -q "GET /metrics op=- status=403 client=127.0.0.6 query" "$SERVER_LOG" ||
 	fail "the untrusted peer is not logged as the client"
+# A proxy left out of TrustedProxies is said, once in ten minutes.
+curl -s -o /dev/null --interface 127.0.0.6 -H "X-Forwarded-For: 192.0.2.9" "$BASE/metrics"
+n=$(grep -c "X-Forwarded-For from 127.0.0.6, which is not in \[frontend\] TrustedProxies: ignored" "$SERVER_LOG" || true)
+[ "$n" = 1 ] || fail "the untrusted peer's X-Forwarded-For logged $n times for two requests, want once"
 
 check "a trusted proxy's unreadable X-Forwarded-For: 400 naming the header, logged"
 # "X-Forwarded-For;" is how curl sends the header empty.
