@@ -472,6 +472,7 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	char err[256], *out = NULL;
 	size_t len = 0;
 	unsigned int status = MHD_HTTP_OK;
+	int handed_out = 0;
 	enum MHD_Result ret = MHD_NO;
 
 	memset(&pg, 0, sizeof(pg));
@@ -509,6 +510,15 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	if (pg.password == NULL && !pg.cache_full)
 		status = MHD_HTTP_CONFLICT;
 	out = json ? admin_json(&pg) : admin_html(&pg, &len);
+#ifdef SCEPD_TEST_HOOKS
+	/* Test builds only: the answer not made, as with no memory
+	 * (test_admin_api). */
+	if (out != NULL && getenv("SCEPD_TEST_ADMIN_RENDER_FAIL") != NULL) {
+		OPENSSL_cleanse(out, strlen(out));
+		free(out);
+		out = NULL;
+	}
+#endif
 	if (out == NULL) {
 		ret = http_text(
 		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n");
@@ -519,7 +529,13 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	ret = http_respond_secret(c, r, status,
 	    json ? "application/json" : "text/html; charset=utf-8", out, len,
 	    admin_headers);
+	handed_out = ret == MHD_YES;
 out:
+	/* A one-time password issued, not the single one (shown as ""). */
+	if (pg.password != NULL && pg.password[0] != '\0' &&
+	    pg.single_set_by == NULL && !handed_out)
+		admin_withdraw(fe, user, pg.password,
+		    json ? "the MDM API" : "the admin page");
 	if (out != NULL) {
 		OPENSSL_cleanse(out, len);
 		free(out);
@@ -533,6 +549,38 @@ out:
 	}
 	cacert_clear(&cc);
 	return ret;
+}
+
+void
+admin_withdraw(struct frontend *fe, const char *user, const char *password,
+    const char *what)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeRevokeRequest body =
+	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
+	Scep__V1__Reply *rep = NULL;
+	char by[160];
+
+	snprintf(
+	    by, sizeof(by), "frontend (%s for %s not handed out)", what, user);
+	body.password = (char *)password;
+	body.revoked_by = by;
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
+	req.challenge_revoke = &body;
+	if (upstream_call(fe, UPSTREAM_CHALLENGE, &req,
+	        SCEP__V1__REPLY__BODY_CHALLENGE_REVOKE, &rep) == UPSTREAM_OK)
+		log_info("admin: the password issued for %s for %s, not handed "
+		         "out, is withdrawn",
+		    what, user);
+	else
+		log_warn("admin: the password issued for %s for %s, not handed "
+		         "out, could not be withdrawn (%s): it stays "
+		         "outstanding until it expires",
+		    what, user,
+		    rep != NULL && rep->error != NULL ? rep->error
+		                                      : "no answer");
+	if (rep != NULL)
+		scep__v1__reply__free_unpacked(rep, NULL);
 }
 
 /* The admin page itself: NDES's "fresh password and thumbprint". */

@@ -410,6 +410,12 @@ enum MHD_Result admin_json_error(struct MHD_Connection *c, struct request *r,
 enum MHD_Result
 admin_json_error_after(struct MHD_Connection *c, struct request *r,
     unsigned int status, unsigned int retry_after_s, const char *error);
+/* A password issued for `what` ("a profile", "the admin page") that was
+ * not handed out (no memory, the RA's signature failed, the answer not
+ * queued) goes back to the challenge service: else it stays outstanding,
+ * unseen, counted against PasswordMax for its lifetime. */
+void admin_withdraw(struct frontend *fe, const char *user, const char *password,
+    const char *what);
 /* A page or API under AdminPath, called once the user is authenticated
  * and holds the route's right. */
 typedef enum MHD_Result (*admin_handler)(struct frontend *fe,

@@ -757,42 +757,6 @@ out:
 	return top;
 }
 
-/*
- * A password issued for a profile that was not handed out (the RA's
- * signature failed, no memory, the answer not queued) goes back: else it
- * stays outstanding, unseen, counted against PasswordMax for its lifetime.
- */
-static void
-profile_withdraw(struct frontend *fe, const char *user, const char *password)
-{
-	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
-	Scep__V1__ChallengeRevokeRequest body =
-	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
-	Scep__V1__Reply *rep = NULL;
-	char by[160];
-
-	snprintf(
-	    by, sizeof(by), "frontend (a profile for %s not handed out)", user);
-	body.password = (char *)password;
-	body.revoked_by = by;
-	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
-	req.challenge_revoke = &body;
-	if (upstream_call(fe, UPSTREAM_CHALLENGE, &req,
-	        SCEP__V1__REPLY__BODY_CHALLENGE_REVOKE, &rep) == UPSTREAM_OK)
-		log_info("profile: the password issued for %s's profile, not "
-		         "handed out, is withdrawn",
-		    user);
-	else
-		log_warn("profile: the password issued for %s's profile, not "
-		         "handed out, could not be withdrawn (%s): it stays "
-		         "outstanding until it expires",
-		    user,
-		    rep != NULL && rep->error != NULL ? rep->error
-		                                      : "no answer");
-	if (rep != NULL)
-		scep__v1__reply__free_unpacked(rep, NULL);
-}
-
 /* Issues the challenge as the admin page does; answers errors itself. */
 static int
 profile_challenge(struct frontend *fe, struct MHD_Connection *c,
@@ -987,7 +951,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	handed_out = ret == MHD_YES;
 out:
 	if (pc.challenge != NULL && !handed_out)
-		profile_withdraw(fe, user, pc.challenge);
+		admin_withdraw(fe, user, pc.challenge, "a profile");
 	/* The password is in the XML, and in clear inside the signed data. */
 	if (xml != NULL) {
 		OPENSSL_cleanse(xml, xml_len);

@@ -259,6 +259,27 @@ code=$(call newpw -u "$user:changed-secret" -H 'Accept: application/json' "$ADMI
 [ "$code" = 200 ] || fail "the new password: HTTP $code, want 200"
 [ $((SECONDS - start)) -ge 2 ] || fail "the old and the new password were not checked in full ($((SECONDS - start)) s)"
 
+check "a password issued for a page or an API answer that could not be made (no memory) is withdrawn: 500, logged, no more outstanding than before"
+server_stop
+SCEPD_TEST_ADMIN_RENDER_FAIL=1 server_start
+outstanding() {
+	"$SCEPCTL" --data-dir "$DATA" challenge --list --json 2>/dev/null |
+		python3 -c 'import json, sys; print(sum(p["state"] == "issued" for p in json.load(sys.stdin)))'
+}
+n1=$(outstanding)
+from=$(log_mark)
+code=$(call norender-api -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")
+[ "$code" = 500 ] || { show norender-api; fail "the API's answer not made: HTTP $code, want 500"; }
+code=$(call norender-page -u "$user:changed-secret" "$ADMIN/")
+[ "$code" = 500 ] || { show norender-page; fail "the page not made: HTTP $code, want 500"; }
+logged "$from" "admin: the password issued for the MDM API for mdm1, not handed out, is withdrawn" ||
+	fail "the API's password is not withdrawn"
+logged "$from" "admin: the password issued for the admin page for $user, not handed out, is withdrawn" ||
+	fail "the page's password is not withdrawn"
+n2=$(outstanding)
+[ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after two answers not made"
+echo "   two 500s, $n1 outstanding before and after"
+
 check "failed logins for 64 account names within a minute (someone trying names): every login not known to have passed lately gets 429, a known one 200"
 server_stop
 server_start

@@ -294,7 +294,7 @@ from=$(log_mark)
 r=$(get_profile "$WORK/nosign" "subject=$SUBJECT_Q" -u "$CRED")
 kill -CONT "$ra"
 [ "${r%% *}" = 503 ] || fail "the RA stopped: ${r%% *}, want 503: $(cat "$WORK/nosign")"
-logged "$from" "profile: the password issued for .*'s profile, not handed out, is withdrawn" ||
+logged "$from" "admin: the password issued for a profile for .*, not handed out, is withdrawn" ||
 	fail "no log of the password withdrawn"
 n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile that was not handed out"
