@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "log.h"
 #include "passwd.h"
+#include "store.h"
 
 /* 16 MiB and ~50 ms per check: slow for a guesser, fine for an admin. */
 #define PASSWD_N 16384
@@ -448,7 +449,7 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 		goto out;
 	}
 	out = NULL;
-	if (rename(tmp, file) != 0)
+	if (rename(tmp, file) != 0 || store_sync_dir(file) != 0)
 		goto out;
 	free(tmp);
 	tmp = NULL;

@@ -1,10 +1,13 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -35,6 +38,23 @@ store_mkdir_p(const char *dir, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
+	free(copy);
+	return rc;
+}
+
+int
+store_sync_dir(const char *file)
+{
+	char *copy = strdup(file);
+	int fd = -1, rc = -1;
+
+	if (copy != NULL &&
+	    (fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >=
+	        0 &&
+	    fsync(fd) == 0)
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
 	free(copy);
 	return rc;
 }

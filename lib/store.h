@@ -12,6 +12,11 @@
 /* Creates `dir` and its missing parents, mode 0700. 0, or -1 and err. */
 int store_mkdir_p(const char *dir, char *err, size_t errlen);
 
+/* Flushes the directory holding `file`, so that the name a link or a
+ * rename gave it outlasts a crash (its data is fsync'ed apart). 0, or -1
+ * and errno. */
+int store_sync_dir(const char *file);
+
 /*
  * Opens the environment in `dir` (created if missing) with room for
  * `map_mib` MiB, which the setting `limit` gives ("DatabaseMaxMiB in

@@ -55,6 +55,13 @@ challenge_secret_create(
 		goto out;
 	}
 	unlink(tmp);
+	/* Else a crash could lose the name, and the next start make
+	 * another secret: every password stored meanwhile void. */
+	if (store_sync_dir(path) != 0) {
+		snprintf(err, errlen, "%s: cannot flush its directory: %s",
+		    path, strerror(errno));
+		goto out;
+	}
 	log_info("created SecretFile %s", path);
 	rc = 0;
 out:
