@@ -138,11 +138,23 @@ pending_csr(json_t *o, unsigned char **der, size_t *len)
 	return csr;
 }
 
+/* A time of record `o`: as the CA wrote it (time(NULL)), or a damaged
+ * one held within 0 .. the year 9999, so that days added to it cannot
+ * overflow. */
+#define PENDING_TIME_MAX ((time_t)253402300799)
+static time_t
+pending_time(json_t *o, const char *key)
+{
+	json_int_t t = json_integer_value(json_object_get(o, key));
+
+	return t < 0 ? 0 : t > PENDING_TIME_MAX ? PENDING_TIME_MAX : (time_t)t;
+}
+
 /* When the request of record `o` expires (or expired). */
 static time_t
 pending_expiry(const struct ca *ca, json_t *o)
 {
-	return (time_t)json_integer_value(json_object_get(o, "time")) +
+	return pending_time(o, "time") +
 	    (time_t)ca->settings.pending_days * 86400;
 }
 
@@ -211,11 +223,8 @@ pending_purgeable(const struct ca *ca, json_t *o, time_t now)
 
 	now = pending_now(ca, now);
 	if (state != NULL && strcmp(state, PENDING_REJECTED) == 0) {
-		from =
-		    (time_t)json_integer_value(json_object_get(o, "decided"));
-		if (from == 0)
-			from = (time_t)json_integer_value(
-			    json_object_get(o, "time"));
+		if ((from = pending_time(o, "decided")) == 0)
+			from = pending_time(o, "time");
 		return from + kept <= now;
 	}
 	return pending_expiry(ca, o) + kept <= now;
@@ -310,7 +319,7 @@ ca_pending_entry(const struct ca *ca, const MDB_val *key, const MDB_val *val,
 	v = json_string_value(json_object_get(o, "template"));
 	e->template_name = rpc_strdup(arena, v != NULL ? v : "");
 	e->has_time = 1;
-	e->time = json_integer_value(json_object_get(o, "time"));
+	e->time = pending_time(o, "time");
 	e->has_not_after = 1;
 	e->not_after = pending_expiry(ca, o);
 	state = json_string_value(json_object_get(o, "state"));
