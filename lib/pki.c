@@ -13,6 +13,8 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "pki.h"
@@ -309,6 +311,80 @@ pki_check_pair(X509 *cert, EVP_PKEY *key, const char *cert_path,
 		return -1;
 	}
 	return 0;
+}
+
+/* What `key` signs, `cert`'s key verifies. */
+static int
+pki_key_signs(X509 *cert, EVP_PKEY *key)
+{
+	static const unsigned char data[] = "scepd: does the key sign?";
+	unsigned char sig[2048];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx != NULL &&
+	    EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+	    EVP_DigestSign(ctx, sig, &siglen, data, sizeof(data)) == 1;
+
+	EVP_MD_CTX_free(ctx);
+	if (!ok || (ctx = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	ok = EVP_DigestVerifyInit(
+	         ctx, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) == 1 &&
+	    EVP_DigestVerify(ctx, sig, siglen, data, sizeof(data)) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+/* What is encrypted to `cert`'s key (as a SCEP envelope's key is:
+ * PKCS#1 v1.5), `key` opens. */
+static int
+pki_key_decrypts(X509 *cert, EVP_PKEY *key)
+{
+	unsigned char secret[32], wrapped[1024], opened[1024];
+	size_t wrapped_len = sizeof(wrapped), opened_len = sizeof(opened);
+	EVP_PKEY_CTX *ctx;
+	int ok;
+
+	if (RAND_bytes(secret, sizeof(secret)) != 1 ||
+	    (ctx = EVP_PKEY_CTX_new(X509_get0_pubkey(cert), NULL)) == NULL)
+		return 0;
+	ok = EVP_PKEY_encrypt_init(ctx) == 1 &&
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+	    EVP_PKEY_encrypt(
+	        ctx, wrapped, &wrapped_len, secret, sizeof(secret)) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	if (!ok || (ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL)
+		return 0;
+	ok = EVP_PKEY_decrypt_init(ctx) == 1 &&
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+	    EVP_PKEY_decrypt(ctx, opened, &opened_len, wrapped, wrapped_len) ==
+	        1 &&
+	    opened_len == sizeof(secret) &&
+	    CRYPTO_memcmp(opened, secret, sizeof(secret)) == 0;
+	EVP_PKEY_CTX_free(ctx);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(opened, sizeof(opened));
+	return ok;
+}
+
+int
+pki_check_key_works(X509 *cert, EVP_PKEY *key, int decrypts, const char *where,
+    char *err, size_t errlen)
+{
+	int ok =
+	    decrypts ? pki_key_decrypts(cert, key) : pki_key_signs(cert, key);
+
+	ERR_clear_error();
+	if (ok)
+		return 0;
+	snprintf(err, errlen,
+	    "%s: the key does not %s with the certificate's public key: "
+	    "another key of the token answers to its name, or the token "
+	    "refuses the operation",
+	    where,
+	    decrypts ? "open what is encrypted to the certificate"
+	             : "sign what verifies");
+	return -1;
 }
 
 static const struct {

@@ -31,6 +31,16 @@ int pki_check_private_file(const char *path, char *err, size_t errlen);
 int pki_check_pair(X509 *cert, EVP_PKEY *key, const char *cert_path,
     const char *key_path, char *err, size_t errlen);
 /*
+ * 0 when `key` does what `cert` promises: a signature it makes verifies
+ * with the certificate's key, or (`decrypts`, RSA) it opens what was
+ * encrypted to that key; -1 and `err` naming `where` otherwise. For a key
+ * in a token, where pki_check_pair compares the certificate with what
+ * the token says of the key (an EC key's public point comes from another
+ * object than the private key), not with the key itself.
+ */
+int pki_check_key_works(X509 *cert, EVP_PKEY *key, int decrypts,
+    const char *where, char *err, size_t errlen);
+/*
  * 0 when `cert` may be used for every bit of `ku_bits` (X509v3_KU_*); a
  * certificate without a keyUsage extension may be used for anything.
  */

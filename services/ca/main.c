@@ -167,6 +167,11 @@ ca_load_keys(struct ca *ca, const char *config_file)
 			fprintf(stderr, "scepd-ca: %s: %s\n", where, err);
 			return -1;
 		}
+		if (pki_check_key_works(
+		        ca->cert, ca->key, 0, where, err, sizeof(err)) != 0) {
+			fprintf(stderr, "scepd-ca: %s\n", err);
+			return -1;
+		}
 		goto checked;
 	}
 	/* The key and its passphrase are for this process alone. */

@@ -108,7 +108,11 @@ ra_load_pair(const struct ra_settings *s, const char *config_file,
 	if (pki_check_pair(
 	        *cert, *key, cert_path, key_path, err, sizeof(err)) != 0 ||
 	    pki_check_key_usage(
-	        *cert, ku, cert_path, purpose, err, sizeof(err)) != 0) {
+	        *cert, ku, cert_path, purpose, err, sizeof(err)) != 0 ||
+	    (strcmp(signer_name, "file") != 0 &&
+	        pki_check_key_works(*cert, *key,
+	            ku == X509v3_KU_KEY_ENCIPHERMENT, key_path, err,
+	            sizeof(err)) != 0)) {
 		fprintf(stderr, "scepd-ra: %s\n", err);
 		return -1;
 	}

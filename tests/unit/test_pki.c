@@ -63,6 +63,41 @@ test_encrypted_key_and_pair(void **state)
 	unlink(pass);
 }
 
+/* A key signs what its certificate verifies and opens what is encrypted
+ * to it; another key does neither, and the error names where it came
+ * from (what a token's key, answering to a certificate's name, is put
+ * through at start). */
+static void
+test_key_works(void **state)
+{
+	char pass[64], err[512];
+	X509 *ca = pki_load_cert(CA_PEM, err, sizeof(err));
+	EVP_PKEY *key, *other;
+
+	(void)state;
+	assert_non_null(ca);
+	passfile(pass, sizeof(pass), "");
+	assert_non_null(key = pki_load_key(CA_KEY, pass, err, sizeof(err)));
+	assert_non_null(
+	    other = pki_load_key(CLIENT_KEY, NULL, err, sizeof(err)));
+	assert_int_equal(
+	    pki_check_key_works(ca, key, 0, "[signer.t]", err, sizeof(err)), 0);
+	assert_int_equal(
+	    pki_check_key_works(ca, key, 1, "[signer.t]", err, sizeof(err)), 0);
+	assert_int_equal(
+	    pki_check_key_works(ca, other, 0, "[signer.t]", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "[signer.t]: the key does not sign"));
+	assert_int_equal(
+	    pki_check_key_works(ca, other, 1, "[signer.t]", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "does not open"));
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(key);
+	X509_free(ca);
+	unlink(pass);
+}
+
 /* Without its passphrase the key does not load, and the error says which
  * file; a missing passphrase file is named too. */
 static void
@@ -150,6 +185,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_encrypted_key_and_pair),
+	    cmocka_unit_test(test_key_works),
 	    cmocka_unit_test(test_wrong_or_missing_passphrase),
 	    cmocka_unit_test(test_key_usage),
 	    cmocka_unit_test(test_thumbprint),
