@@ -653,8 +653,15 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	 * the rules say today (the rules of its day passed it: its answer
 	 * was lost, certmonger sends its request again). */
 	if (ca_sign_retry(
-	        ca, txn, job->csr, in, req, txid, addr, reply, arena) != 0)
+	        ca, txn, job->csr, in, req, txid, addr, reply, arena) != 0) {
+		/* The transactionID holds a certificate: its password is not
+		 * to be freed, whatever the answer. */
+		if (reply->sign != NULL) {
+			reply->sign->has_nothing_bound = 1;
+			reply->sign->nothing_bound = 0;
+		}
 		goto out;
+	}
 	if (ca_csr_rules(ca, job->tpl, job->csr, &refusal) != 0) {
 		ca_sign_refused(
 		    ca, job, &txn, refusal.fail_info, refusal.why, 1);
