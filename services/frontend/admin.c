@@ -825,10 +825,9 @@ admin_fail_slot(
 	}
 	if (create && pick == NULL) {
 		if (g->full_until <= now)
-			log_warn(
-			    "security: admin: failed logins for %d "
-			    "account names within %d s: every login not "
-			    "known to have passed lately gets 429 for %d s",
+			log_warn("security: admin: failed logins for %d "
+			         "account names within %d s: every login gets "
+			         "429 for %d s",
 			    ADMIN_FAIL_SLOTS, ADMIN_FAIL_WINDOW_MS / 1000,
 			    ADMIN_FAIL_WINDOW_MS / 1000);
 		g->full_until = now + ADMIN_FAIL_WINDOW_MS;
@@ -881,8 +880,7 @@ admin_fail_record(
 			log_warn(
 			    "security: admin: %u failed logins for account "
 			    "%s within %d s, the last from %s: its logins "
-			    "get 429 for the rest of those %d s, unless "
-			    "they passed lately",
+			    "get 429 for the rest of those %d s",
 			    s->count, account, ADMIN_FAIL_WINDOW_MS / 1000,
 			    client, ADMIN_FAIL_WINDOW_MS / 1000);
 	}
@@ -920,12 +918,9 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	unsigned int wait;
 	int v;
 
-	/* Credentials that passed lately need no scrypt, and no place;
-	 * nor does guessing at their account lock them out. */
-	if (g->seen != NULL &&
-	    (v = passwd_check_seen(g->seen, fe->settings.admin_password_file,
-	         user, pass, rights, rightslen)) != 0)
-		return v;
+	/* Before anything is compared: a locked-out account answered 200
+	 * for the right password and 429 for a wrong one would be guessed
+	 * at without limit (as Windows, a lock-out holds for everyone). */
 	if ((wait = admin_fail_wait(g, user)) > 0) {
 		log_warn("admin: refused %s %s from %s: account %s is locked "
 		         "out after failed logins: 429 for %u s",
@@ -935,6 +930,11 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 		    "later.");
 		return -2;
 	}
+	/* Credentials that passed lately need no scrypt, and no place. */
+	if (g->seen != NULL &&
+	    (v = passwd_check_seen(g->seen, fe->settings.admin_password_file,
+	         user, pass, rights, rightslen)) != 0)
+		return v;
 	if (admin_check_begin(g) != 0) {
 		log_warn("admin: refused %s %s from %s: %d password checks "
 		         "under way: 429",

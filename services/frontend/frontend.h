@@ -127,15 +127,15 @@ int cache_ask_free(const struct frontend *fe, int64_t *since, int claim);
  * address would lock all accounts out at once, and each of 127/8's
  * addresses would buy five more guesses. Credentials that passed are
  * known for PASSWD_SEEN_MS without a check (an MDM asking a password per
- * device), before the count: guesses at the same account do not stop
- * them.
+ * device), after the lock-out: that a known password passes and a guess
+ * does not would otherwise tell a guesser which is right.
  */
 #define ADMIN_CHECKS_AT_ONCE 2
 #define ADMIN_FAIL_LIMIT 5
 #define ADMIN_FAIL_WINDOW_MS 60000
 /* Account names remembered. Failures for more names than this within a
- * window (someone trying names) lock out every login not known to have
- * passed lately until the window is over, rather than forget a count. */
+ * window (someone trying names) lock out every login until the window
+ * is over, rather than forget a count. */
 #define ADMIN_FAIL_SLOTS 64
 struct admin_fail_slot {
 	char account[128]; /* "": free; longer names are cut */
