@@ -162,14 +162,29 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		goto out;
 	}
 	/* Another transaction, after a deferred release's hold: released
-	 * now, and reserved to this one in the same write. */
+	 * now, and reserved to this one in the same write. During the hold
+	 * it is to be free in a moment: the device's next key is told to
+	 * come back (503), not refused. */
 	if (rec.state == CHALLENGE_RESERVED &&
 	    strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
 	    (deferred = otp_hold_find(c, mac, rec.reserved_txid)) != NULL &&
-	    deferred->release_wanted &&
-	    deferred->until_ms <= clock_monotonic_ms())
+	    deferred->release_wanted) {
+		int64_t left = deferred->until_ms - clock_monotonic_ms();
+
+		if (left > 0) {
+			log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
+			    "otp: password id=%s (issued to %s) is to be "
+			    "released in %lld ms (the CA refused its "
+			    "transaction): client %s asked to retry",
+			    id, rec.issued_by, (long long)left, req->requester);
+			snprintf(why, whylen,
+			    "the challenge password is being released from a "
+			    "refused request; retry in a few seconds");
+			v = SCEPD_VERDICT_UNAVAILABLE;
+			goto out;
+		}
 		rec.state = CHALLENGE_ISSUED;
-	else
+	} else
 		deferred = NULL;
 	switch (rec.state) {
 	case CHALLENGE_ISSUED:
