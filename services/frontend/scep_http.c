@@ -125,9 +125,12 @@ scep_get_ca_answer(struct frontend *fe, struct MHD_Connection *c,
 		ret = http_respond(c, r, MHD_HTTP_OK, cc.content_type, cc.body,
 		    cc.body_len, NULL);
 	else {
-		log_error("GetCACaps: the RA's reply holds no capabilities");
-		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "Internal server error; the server log says more.\n");
+		/* An RA of an older build (a rolling upgrade): its copy is
+		 * asked again within CACHE_SECONDS. */
+		log_warn("GetCACaps: the RA's GetCACert reply holds no "
+		         "capabilities (an RA of an older build?): 503");
+		ret = http_unavailable(
+		    c, r, "Service temporarily unavailable; retry later.\n");
 	}
 	cacert_clear(&cc);
 	return ret;

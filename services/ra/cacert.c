@@ -59,8 +59,8 @@ ra_next_ca_prepare(struct ra *ra)
 			break;
 		}
 	fclose(f);
-	/* The end of the file, or a block that is not a certificate: devices
-	 * would be handed what came before it. */
+	/* The end of the file, or a certificate block that cannot be read:
+	 * devices would be handed what came before it. */
 	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
 		fprintf(stderr,
 		    "scepd-ra: [ra] NextCACertificate: %s: certificate %d "

@@ -61,7 +61,7 @@ bad_next() {
 	echo "   $1: $(grep NextCACertificate "$WORK/$1.out")"
 }
 
-check "a NextCACertificate the RA cannot use stops it at start: no certificate, a block after the first that is not one, the first not a CA or the CA in use"
+check "a NextCACertificate the RA cannot use stops it at start: no certificate, a certificate block after the first that cannot be read, the first not a CA or the CA in use"
 cp "$DATA/ca/next-ca.pem" "$WORK/good-next.pem"
 echo "not a certificate" > "$WORK/empty.pem"
 bad_next empty "holds no PEM certificate"
