@@ -449,8 +449,14 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 		goto out;
 	}
 	out = NULL;
-	if (rename(tmp, file) != 0 || store_sync_dir(file) != 0)
+	if (rename(tmp, file) != 0)
 		goto out;
+	/* Written: a failure now only leaves it less durable. */
+	if (store_sync_dir(file) != 0)
+		log_warn("%s is written, but its directory could not be "
+		         "flushed (%s): a crash now may bring back the file "
+		         "before",
+		    file, strerror(errno));
 	free(tmp);
 	tmp = NULL;
 	rc = 0;
