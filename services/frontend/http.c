@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,25 +359,51 @@ http_forwarded_header(
 }
 
 /* A peer not in TrustedProxies sent X-Forwarded-For: said once in
- * HTTP_UNTRUSTED_XFF_LOG_MS, since anyone may send one, but a proxy left
+ * HTTP_UNTRUSTED_XFF_LOG_MS for each such peer (of the last
+ * HTTP_UNTRUSTED_XFF_PEERS), since anyone may send one, but a proxy left
  * out of TrustedProxies (a Kubernetes pod network other than the one
  * configured) makes every device behind it one address to
- * WrongPasswordLimit and the log, and nothing else would say so. */
+ * WrongPasswordLimit and the log, and nothing else would say so. By
+ * peer: a client's own header does not hide the proxy's. */
 #define HTTP_UNTRUSTED_XFF_LOG_MS (10 * 60 * 1000)
+#define HTTP_UNTRUSTED_XFF_PEERS 16
 static void
 http_untrusted_forwarder(const struct request *r)
 {
-	static _Atomic int64_t logged_ms;
-	int64_t now = clock_monotonic_ms(), last = atomic_load(&logged_ms);
+	static struct {
+		char peer[sizeof(r->client)];
+		int64_t logged_ms;
+	} seen[HTTP_UNTRUSTED_XFF_PEERS];
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int64_t now = clock_monotonic_ms();
+	size_t i, oldest = 0;
+	int say;
 
-	if ((last != 0 && now - last < HTTP_UNTRUSTED_XFF_LOG_MS) ||
-	    !atomic_compare_exchange_strong(&logged_ms, &last, now))
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < HTTP_UNTRUSTED_XFF_PEERS; i++) {
+		if (strcmp(seen[i].peer, r->client) == 0)
+			break;
+		if (seen[i].logged_ms < seen[oldest].logged_ms)
+			oldest = i;
+	}
+	if (i == HTTP_UNTRUSTED_XFF_PEERS) {
+		i = oldest;
+		snprintf(seen[i].peer, sizeof(seen[i].peer), "%s", r->client);
+		seen[i].logged_ms = 0;
+	}
+	say = seen[i].logged_ms == 0 ||
+	    now - seen[i].logged_ms >= HTTP_UNTRUSTED_XFF_LOG_MS;
+	if (say)
+		seen[i].logged_ms = now;
+	pthread_mutex_unlock(&lock);
+	if (!say)
 		return;
 	log_warn("X-Forwarded-For from %s, which is not in [frontend] "
 	         "TrustedProxies: ignored, the client is %s (said once in %d "
-	         "minutes). If %s is your reverse proxy or load balancer, add "
-	         "it to TrustedProxies: else every device behind it counts "
-	         "as one address for WrongPasswordLimit and in the log",
+	         "minutes for it). If %s is your reverse proxy or load "
+	         "balancer, add it to TrustedProxies: else every device "
+	         "behind it counts as one address for WrongPasswordLimit and "
+	         "in the log",
 	    r->client, r->client, HTTP_UNTRUSTED_XFF_LOG_MS / 60000, r->client);
 }
 
