@@ -357,6 +357,9 @@ int challenge_used_hold(
  * reserved password whose mark waits (a full disk) is used already. */
 uint32_t
 challenge_state(const struct challenge *c, const struct challenge_record *rec);
+/* The same against a copy of the held marks (taken under c->lock). */
+uint32_t challenge_record_state(
+    const struct challenge_used *used, const struct challenge_record *rec);
 /* Writes the held marks now in a transaction of their own: 0 or LMDB's
  * error (logged; they stay held). */
 int challenge_used_flush(struct challenge *c);

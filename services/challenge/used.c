@@ -137,22 +137,30 @@ fail:
 }
 
 static int
-challenge_used_held(const struct challenge *c, const unsigned char *mac)
+challenge_used_held(const struct challenge_used *used, const unsigned char *mac)
 {
-	for (size_t i = 0; i < c->used.n; i++)
-		if (memcmp(c->used.marks[i].mac, mac, CHALLENGE_MAC_LEN) == 0)
+	for (size_t i = 0; i < used->n; i++)
+		if (memcmp(used->marks[i].mac, mac, CHALLENGE_MAC_LEN) == 0)
 			return 1;
 	return 0;
 }
 
 uint32_t
-challenge_state(const struct challenge *c, const struct challenge_record *rec)
+challenge_record_state(
+    const struct challenge_used *used, const struct challenge_record *rec)
 {
 	/* A held mark is a use, of a reserved password or of one released
 	 * after its certificate was issued (otp_consume). */
-	return rec->state != CHALLENGE_USED && challenge_used_held(c, rec->mac)
+	return rec->state != CHALLENGE_USED &&
+	        challenge_used_held(used, rec->mac)
 	    ? CHALLENGE_USED
 	    : rec->state;
+}
+
+uint32_t
+challenge_state(const struct challenge *c, const struct challenge_record *rec)
+{
+	return challenge_record_state(&c->used, rec);
 }
 
 int
@@ -161,7 +169,7 @@ challenge_used_hold(
 {
 	struct challenge_used_mark *m;
 
-	if (challenge_used_held(c, mac))
+	if (challenge_used_held(&c->used, mac))
 		return 1;
 	if (c->used.n == CHALLENGE_USED_HOLD_MAX &&
 	    challenge_used_flush(c) != 0)

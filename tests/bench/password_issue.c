@@ -52,6 +52,55 @@ call(struct challenge *c, Scep__V1__Request *req,
 	return status;
 }
 
+/* The operator's commands on the filled database: `scepctl challenge
+ * --list` (a scan, without the service's lock since session 24) and
+ * `--revoke ID` (a keyed look-up, a scan under the lock before). */
+static int
+bench_operator(struct challenge *c, long count)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeListRequest list =
+	    SCEP__V1__CHALLENGE_LIST_REQUEST__INIT;
+	Scep__V1__ChallengeIssueRequest issue =
+	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
+	Scep__V1__ChallengeRevokeRequest revoke =
+	    SCEP__V1__CHALLENGE_REVOKE_REQUEST__INIT;
+	char password[2 * CHALLENGE_RAW_MAX + 1], norm[sizeof(password)];
+	char id[17];
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	int64_t t0;
+
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_LIST;
+	req.challenge_list = &list;
+	t0 = clock_monotonic_us();
+	if (call(c, &req, challenge_handle_list, NULL, 0) !=
+	    SCEP__V1__STATUS__STATUS_OK)
+		return -1;
+	printf("--list of %ld records: %.1f ms\n", count,
+	    (clock_monotonic_us() - t0) / 1e3);
+	issue.issued_by = "bench";
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
+	req.challenge_issue = &issue;
+	if (call(c, &req, challenge_handle_issue, password, sizeof(password)) !=
+	    SCEP__V1__STATUS__STATUS_OK)
+		return -1;
+	challenge_normalize(password, norm, sizeof(norm));
+	if (challenge_mac(c, norm, mac) != 0)
+		return -1;
+	challenge_mac_id(mac, id);
+	revoke.id = id;
+	revoke.revoked_by = "bench";
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
+	req.challenge_revoke = &revoke;
+	t0 = clock_monotonic_us();
+	if (call(c, &req, challenge_handle_revoke, NULL, 0) !=
+	    SCEP__V1__STATUS__STATUS_OK)
+		return -1;
+	printf("--revoke ID among %ld records: %.3f ms\n", count,
+	    (clock_monotonic_us() - t0) / 1e3);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -132,6 +181,8 @@ main(int argc, char **argv)
 			issue_us = use_us = 0;
 		}
 	}
+	if (bench_operator(&c, count) != 0)
+		goto out;
 	t0 = clock_monotonic_us();
 	challenge_db_close(&c);
 	if (challenge_db_open(&c, err, sizeof(err)) != 0) {
