@@ -1110,6 +1110,14 @@ rpc_route_find(const struct rpc_route *routes, Scep__V1__Request__BodyCase b)
 	return NULL;
 }
 
+const struct rpc_route *
+rpc_route_for(const struct rpc_route *routes, const Scep__V1__Request *req)
+{
+	const struct rpc_route *r = rpc_route_find(routes, req->body_case);
+
+	return r != NULL && rpc_peer_allowed(r->peers, req->origin) ? r : NULL;
+}
+
 /* The user of a caller on this host: libzmq's "Peer-Address" of an
  * ipc:// caller is "localhost:UID:GID:PID". -1 for another host's. */
 static long

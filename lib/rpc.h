@@ -209,6 +209,12 @@ struct rpc_route {
 	rpc_handler handler;
 };
 
+/* The route of req's body, if its declared origin is among the route's
+ * peers (as a caller on this host without CURVE is admitted), or NULL:
+ * what the server hands a handler (the fuzz targets use it). */
+const struct rpc_route *
+rpc_route_for(const struct rpc_route *routes, const Scep__V1__Request *req);
+
 struct rpc_server_config {
 	void *zmq_ctx;
 	const char *endpoint; /* to bind */

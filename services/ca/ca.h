@@ -422,6 +422,9 @@ void ca_handle_decide(void *worker, const Scep__V1__Request *req,
  * open, before ZeroMQ; ca_sandbox_ready() is rpc_server_config.ready. */
 int ca_sandbox_enter(struct ca *ca);
 int ca_sandbox_ready(void *service);
+/* routes.c: the service's route table (each handler takes the struct
+ * ca), ended by a zero body. */
+extern const struct rpc_route ca_routes[];
 #ifdef SCEPD_TEST_HOOKS
 void ca_handle_sandbox_probe(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

@@ -255,6 +255,10 @@ struct challenge_worker {
 	size_t index; /* into validator.states */
 };
 
+/* routes.c: the service's route table (each handler takes a struct
+ * challenge_worker), ended by a zero body. */
+extern const struct rpc_route challenge_routes[];
+
 /* The instance of `v` for worker `index`. */
 static inline void *
 validator_state(const struct validator *v, size_t index)
