@@ -124,8 +124,12 @@ ca_csr_check_key(const struct ca *ca, const struct ca_template *t,
 		    "EC curve %s is not accepted by template %s (ECCurves = "
 		    "%s)",
 		    group, t->name, t->s.ec_curves);
-	default:
-		return -1; /* ca_csr_key_weighable refused it */
+	default: /* ca_csr_key_weighable refuses it first */
+		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+		    "%s keys are not accepted by template %s (RSA or EC)",
+		    EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
+		                                 : "these",
+		    t->name);
 	}
 }
 
