@@ -1110,6 +1110,19 @@ rpc_route_find(const struct rpc_route *routes, Scep__V1__Request__BodyCase b)
 	return NULL;
 }
 
+void
+rpc_handle_health(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	Scep__V1__HealthReply *health = rpc_alloc(arena, sizeof(*health));
+
+	(void)worker;
+	(void)req;
+	scep__v1__health_reply__init(health);
+	reply->body_case = SCEP__V1__REPLY__BODY_HEALTH;
+	reply->health = health;
+}
+
 const struct rpc_route *
 rpc_route_for(const struct rpc_route *routes, const Scep__V1__Request *req)
 {

@@ -209,6 +209,12 @@ struct rpc_route {
 	rpc_handler handler;
 };
 
+/* The launcher's liveness check (HealthRequest): answered by a worker as
+ * any request is, so that a service whose workers are all stuck stays
+ * silent; nothing else is done. A route's handler. */
+void rpc_handle_health(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
+
 /* The route of req's body, if its declared origin is among the route's
  * peers (as a caller on this host without CURVE is admitted), or NULL:
  * what the server hands a handler (the fuzz targets use it). */

@@ -5,22 +5,9 @@
  */
 #include "ca.h"
 
-/* The launcher's liveness check: answered in the one worker, between
+/* Health (rpc_handle_health) is answered in the one worker, between
  * batches, so that a CA stuck in its key store (an HSM that hangs) stays
- * silent. Nothing signed, nothing read. */
-static void
-ca_handle_health(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
-{
-	Scep__V1__HealthReply *health = rpc_alloc(arena, sizeof(*health));
-
-	(void)worker;
-	(void)req;
-	scep__v1__health_reply__init(health);
-	reply->body_case = SCEP__V1__REPLY__BODY_HEALTH;
-	reply->health = health;
-}
-
+ * silent. */
 const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_SIGN, "Sign", "ra", ca_handle_sign},
     {SCEP__V1__REQUEST__BODY_LEDGER_LIST, "LedgerList", "scepctl",
@@ -32,7 +19,7 @@ const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_DECIDE, "Decide", "scepctl", ca_handle_decide},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "ra scepctl",
         ca_handle_get_crl},
-    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", ca_handle_health},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", rpc_handle_health},
 #ifdef SCEPD_TEST_HOOKS
     {SCEP__V1__REQUEST__BODY_SANDBOX_PROBE, "SandboxProbe", "scepctl",
         ca_handle_sandbox_probe},

@@ -18,18 +18,6 @@
 		handler; \
 		pthread_mutex_unlock(&w->c->lock); \
 	}
-/* The launcher's liveness check, under the service's lock as every
- * handler is: a worker stuck with it held leaves the check unanswered. */
-static void
-challenge_health(Scep__V1__Reply *reply, struct rpc_arena *arena)
-{
-	Scep__V1__HealthReply *health = rpc_alloc(arena, sizeof(*health));
-
-	scep__v1__health_reply__init(health);
-	reply->body_case = SCEP__V1__REPLY__BODY_HEALTH;
-	reply->health = health;
-}
-
 CHALLENGE_LOCKED(route_issue, challenge_handle_issue(w->c, req, reply, arena))
 CHALLENGE_LOCKED(
     route_check, challenge_check(w->c, w->index, 1, req, reply, arena))
@@ -49,7 +37,9 @@ route_list(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
 	    ((struct challenge_worker *)worker)->c, req, reply, arena);
 }
 CHALLENGE_LOCKED(route_revoke, challenge_handle_revoke(w->c, req, reply, arena))
-CHALLENGE_LOCKED(route_health, ((void)req, challenge_health(reply, arena)))
+/* The launcher's liveness check, under the service's lock as every
+ * handler is: a worker stuck with it held leaves the check unanswered. */
+CHALLENGE_LOCKED(route_health, rpc_handle_health(worker, req, reply, arena))
 
 const struct rpc_route challenge_routes[] = {
     {SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE, "ChallengeIssue",

@@ -152,21 +152,6 @@ ra_worker_fini(void *worker)
 	free(w);
 }
 
-/* The launcher's liveness check: answered by a worker as any request is,
- * so that one with every worker stuck stays silent. Nothing else done. */
-static void
-ra_handle_health(void *worker, const Scep__V1__Request *req,
-    Scep__V1__Reply *reply, struct rpc_arena *arena)
-{
-	Scep__V1__HealthReply *health = rpc_alloc(arena, sizeof(*health));
-
-	(void)worker;
-	(void)req;
-	scep__v1__health_reply__init(health);
-	reply->body_case = SCEP__V1__REPLY__BODY_HEALTH;
-	reply->health = health;
-}
-
 static const struct rpc_route ra_routes[] = {
     {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "GetCACert", "frontend",
         ra_handle_get_ca_cert},
@@ -176,7 +161,7 @@ static const struct rpc_route ra_routes[] = {
         ra_handle_sign_profile},
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", ra_handle_metrics},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "frontend", ra_handle_get_crl},
-    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", ra_handle_health},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", rpc_handle_health},
     {0, NULL, NULL, NULL},
 };
 

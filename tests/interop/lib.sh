@@ -283,6 +283,13 @@ service_pid() {
 	echo "$pid"
 }
 
+# How many one-time passwords are issued and not yet presented (the
+# challenge service's outstanding ones, as scepctl challenge --list says).
+outstanding() {
+	"$SCEPCTL" --data-dir "$DATA" challenge --list --json 2>/dev/null |
+		python3 -c 'import json, sys; print(sum(p["state"] == "issued" for p in json.load(sys.stdin)))'
+}
+
 # The line the server log's next line will have (1 before it exists).
 log_mark() {
 	if [ -f "$SERVER_LOG" ]; then echo $(($(wc -l < "$SERVER_LOG") + 1)); else echo 1; fi

@@ -266,10 +266,6 @@ code=$(call newpw -u "$user:changed-secret" -H 'Accept: application/json' "$ADMI
 check "a password issued for a page or an API answer that could not be made (no memory) is withdrawn: 500, logged, no more outstanding than before"
 server_stop
 SCEPD_TEST_ADMIN_RENDER_FAIL=1 server_start
-outstanding() {
-	"$SCEPCTL" --data-dir "$DATA" challenge --list --json 2>/dev/null |
-		python3 -c 'import json, sys; print(sum(p["state"] == "issued" for p in json.load(sys.stdin)))'
-}
 n1=$(outstanding)
 from=$(log_mark)
 code=$(call norender-api -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges")

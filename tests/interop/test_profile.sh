@@ -283,10 +283,6 @@ server_restart
 "$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused 2>/dev/null || true
 r=$(get_profile "$WORK/before" "subject=$SUBJECT_Q" -u "$CRED")
 [ "${r%% *}" = 200 ] || fail "a profile before the RA stops: ${r%% *}: $(cat "$WORK/before")"
-outstanding() {
-	"$SCEPCTL" --data-dir "$DATA" challenge --list --json 2>/dev/null |
-		python3 -c 'import json, sys; print(sum(p["state"] == "issued" for p in json.load(sys.stdin)))'
-}
 n1=$(outstanding)
 ra=$(pgrep -P "$SERVER_PID" -x scepd-ra) || fail "no scepd-ra"
 kill -STOP "$ra"

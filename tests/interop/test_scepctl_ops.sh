@@ -31,9 +31,6 @@ rc=0
 echo "   $(cat "$WORK/keygen.out")"
 
 check "a password scepctl challenge cannot print (stdout on /dev/full, or closed) is not left outstanding"
-outstanding() {
-	"$SCEPCTL" --data-dir "$DATA" challenge --list 2> /dev/null | grep -c "  issued  " || true
-}
 before=$(outstanding)
 rc=0
 "$SCEPCTL" --data-dir "$DATA" challenge > /dev/full 2> "$WORK/full.err" || rc=$?
