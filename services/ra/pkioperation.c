@@ -124,6 +124,7 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Reply *reply = NULL;
 	const char *password = content->challenge;
 	X509_REQ *csr = content->csr;
+	int64_t left_ms;
 	int rc;
 
 	check.password = (char *)(password != NULL ? password : "");
@@ -136,11 +137,11 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	check.csr.len = content->csr_der_len;
 	check.subject = ra_csr_subject(csr, arena);
 	check.n_sans = ra_csr_sans(csr, &check.sans, arena);
-	/* The consume, if any, comes before the device's answer is due. */
+	/* The consume, if any, comes before the device's answer is due (one
+	 * reading of the clock: a second one past the deadline would wrap). */
+	left_ms = req->deadline_ms - rpc_now_ms();
 	check.has_answer_within_ms = 1;
-	check.answer_within_ms = req->deadline_ms > rpc_now_ms()
-	    ? (uint32_t)(req->deadline_ms - rpc_now_ms())
-	    : 0;
+	check.answer_within_ms = left_ms > 0 ? (uint32_t)left_ms : 0;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	call.challenge_check = &check;
 	/* A check may wait on an MDM (a webhook validator) up to its

@@ -632,22 +632,46 @@ test_secret_replaced(void **state)
 }
 
 /* The password's state as stored (0: no record). */
+/* The record of `password` as stored (its MAC in mac): 0, or 1 when
+ * there is none. */
 static int
-stored_state(struct fixture *f, const char *password)
+record_read(struct fixture *f, const char *password,
+    unsigned char mac[CHALLENGE_MAC_LEN], struct challenge_record *rec)
 {
-	unsigned char mac[CHALLENGE_MAC_LEN];
 	char norm[CHALLENGE_PASSWORD_MAX + 1];
-	struct challenge_record rec;
 	MDB_txn *txn;
 	int found;
 
 	challenge_normalize(password, norm, sizeof(norm));
 	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
 	assert_int_equal(mdb_txn_begin(f->c.env, NULL, MDB_RDONLY, &txn), 0);
-	found = challenge_record_get(txn, f->c.dbi, mac, &rec);
+	found = challenge_record_get(txn, f->c.dbi, mac, rec);
 	mdb_txn_abort(txn);
 	assert_true(found >= 0);
-	return found == 0 ? (int)rec.state : 0;
+	return found;
+}
+
+/* Stores `size` bytes of rec under mac as they are (an older or damaged
+ * record). */
+static void
+record_write(struct fixture *f, const unsigned char mac[CHALLENGE_MAC_LEN],
+    struct challenge_record *rec, size_t size)
+{
+	MDB_val key = {CHALLENGE_MAC_LEN, (void *)mac}, val = {size, rec};
+	MDB_txn *txn;
+
+	assert_int_equal(mdb_txn_begin(f->c.env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_put(txn, f->c.dbi, &key, &val, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static int
+stored_state(struct fixture *f, const char *password)
+{
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	struct challenge_record rec;
+
+	return record_read(f, password, mac, &rec) == 0 ? (int)rec.state : 0;
 }
 
 /*
@@ -934,22 +958,16 @@ test_record_v1(void **state)
 {
 	struct fixture *f = *state;
 	char *pw = issue(f, "alice", NULL, NULL, 0);
-	char norm[CHALLENGE_PASSWORD_MAX + 1], err[128];
+	char err[128];
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	struct challenge_record rec;
 	MDB_val key = {CHALLENGE_MAC_LEN, mac}, val;
 	MDB_txn *txn;
 
 	assert_non_null(pw);
-	challenge_normalize(pw, norm, sizeof(norm));
-	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
-	assert_int_equal(mdb_txn_begin(f->c.env, NULL, 0, &txn), 0);
-	assert_int_equal(challenge_record_get(txn, f->c.dbi, mac, &rec), 0);
+	assert_int_equal(record_read(f, pw, mac, &rec), 0);
 	rec.version = 1;
-	val.mv_size = CHALLENGE_RECORD_V1_SIZE;
-	val.mv_data = &rec;
-	assert_int_equal(mdb_put(txn, f->c.dbi, &key, &val, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
+	record_write(f, mac, &rec, CHALLENGE_RECORD_V1_SIZE);
 	challenge_db_close(&f->c);
 	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
 	assert_int_equal(redeem(f, pw, "tx-A", 0), OK);
@@ -978,26 +996,17 @@ test_record_unterminated(void **state)
 {
 	struct fixture *f = *state;
 	char *pw = issue(f, "alice", NULL, NULL, 0);
-	char norm[CHALLENGE_PASSWORD_MAX + 1];
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	struct challenge_record rec;
-	MDB_val key = {CHALLENGE_MAC_LEN, mac}, val;
-	MDB_txn *txn;
 
 	assert_non_null(pw);
-	challenge_normalize(pw, norm, sizeof(norm));
-	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
 	assert_int_equal(redeem(f, pw, "tx-A", 0), OK);
-	assert_int_equal(mdb_txn_begin(f->c.env, NULL, 0, &txn), 0);
-	assert_int_equal(challenge_record_get(txn, f->c.dbi, mac, &rec), 0);
+	assert_int_equal(record_read(f, pw, mac, &rec), 0);
 	/* To the record's end: a read past the text leaves the record
 	 * (ASan sees it). */
 	memset(rec.reserved_txid, 'x',
 	    sizeof(rec) - offsetof(struct challenge_record, reserved_txid));
-	val.mv_size = sizeof(rec);
-	val.mv_data = &rec;
-	assert_int_equal(mdb_put(txn, f->c.dbi, &key, &val, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
+	record_write(f, mac, &rec, sizeof(rec));
 	log_init("test_challenge", LOG_LEVEL_INFO); /* as scepd logs */
 	assert_int_equal(redeem(f, pw, "tx-B", 0), REFUSED);
 	assert_non_null(strstr(last_error, "not valid")); /* not "reserved" */

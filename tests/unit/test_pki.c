@@ -35,32 +35,51 @@ passfile(char *path, size_t len, const char *text)
 	fclose(f);
 }
 
-/* ca.key is DES-EDE3 encrypted with an empty passphrase. */
+/* The test CA's certificate and key (ca.key is DES-EDE3 encrypted with an
+ * empty passphrase), and another key. */
+struct pair {
+	X509 *ca;
+	EVP_PKEY *key, *other;
+};
+
+static void
+pair_load(struct pair *p)
+{
+	char pass[64], err[512];
+
+	assert_non_null(p->ca = pki_load_cert(CA_PEM, err, sizeof(err)));
+	passfile(pass, sizeof(pass), "");
+	p->key = pki_load_key(CA_KEY, pass, err, sizeof(err));
+	unlink(pass);
+	assert_non_null(p->key);
+	assert_non_null(
+	    p->other = pki_load_key(CLIENT_KEY, NULL, err, sizeof(err)));
+}
+
+static void
+pair_free(struct pair *p)
+{
+	EVP_PKEY_free(p->other);
+	EVP_PKEY_free(p->key);
+	X509_free(p->ca);
+}
+
 static void
 test_encrypted_key_and_pair(void **state)
 {
-	char pass[64], err[512];
-	X509 *ca = pki_load_cert(CA_PEM, err, sizeof(err));
-	EVP_PKEY *key, *other;
+	struct pair p;
+	char err[512];
 
 	(void)state;
-	assert_non_null(ca);
-	passfile(pass, sizeof(pass), "");
-	key = pki_load_key(CA_KEY, pass, err, sizeof(err));
-	assert_non_null(key);
+	pair_load(&p);
 	assert_int_equal(
-	    pki_check_pair(ca, key, CA_PEM, CA_KEY, err, sizeof(err)), 0);
-	other = pki_load_key(CLIENT_KEY, NULL, err, sizeof(err));
-	assert_non_null(other);
+	    pki_check_pair(p.ca, p.key, CA_PEM, CA_KEY, err, sizeof(err)), 0);
 	assert_int_equal(
-	    pki_check_pair(ca, other, CA_PEM, CLIENT_KEY, err, sizeof(err)),
+	    pki_check_pair(p.ca, p.other, CA_PEM, CLIENT_KEY, err, sizeof(err)),
 	    -1);
 	assert_non_null(strstr(err, "ca.pem"));
 	assert_non_null(strstr(err, "client.key"));
-	EVP_PKEY_free(other);
-	EVP_PKEY_free(key);
-	X509_free(ca);
-	unlink(pass);
+	pair_free(&p);
 }
 
 /* A key signs what its certificate verifies and opens what is encrypted
@@ -70,32 +89,26 @@ test_encrypted_key_and_pair(void **state)
 static void
 test_key_works(void **state)
 {
-	char pass[64], err[512];
-	X509 *ca = pki_load_cert(CA_PEM, err, sizeof(err));
-	EVP_PKEY *key, *other;
+	struct pair p;
+	char err[512];
 
 	(void)state;
-	assert_non_null(ca);
-	passfile(pass, sizeof(pass), "");
-	assert_non_null(key = pki_load_key(CA_KEY, pass, err, sizeof(err)));
-	assert_non_null(
-	    other = pki_load_key(CLIENT_KEY, NULL, err, sizeof(err)));
+	pair_load(&p);
 	assert_int_equal(
-	    pki_check_key_works(ca, key, 0, "[signer.t]", err, sizeof(err)), 0);
+	    pki_check_key_works(p.ca, p.key, 0, "[signer.t]", err, sizeof(err)),
+	    0);
 	assert_int_equal(
-	    pki_check_key_works(ca, key, 1, "[signer.t]", err, sizeof(err)), 0);
-	assert_int_equal(
-	    pki_check_key_works(ca, other, 0, "[signer.t]", err, sizeof(err)),
+	    pki_check_key_works(p.ca, p.key, 1, "[signer.t]", err, sizeof(err)),
+	    0);
+	assert_int_equal(pki_check_key_works(
+	                     p.ca, p.other, 0, "[signer.t]", err, sizeof(err)),
 	    -1);
 	assert_non_null(strstr(err, "[signer.t]: the key does not sign"));
-	assert_int_equal(
-	    pki_check_key_works(ca, other, 1, "[signer.t]", err, sizeof(err)),
+	assert_int_equal(pki_check_key_works(
+	                     p.ca, p.other, 1, "[signer.t]", err, sizeof(err)),
 	    -1);
 	assert_non_null(strstr(err, "does not open"));
-	EVP_PKEY_free(other);
-	EVP_PKEY_free(key);
-	X509_free(ca);
-	unlink(pass);
+	pair_free(&p);
 }
 
 /* Without its passphrase the key does not load, and the error says which
