@@ -119,8 +119,8 @@ offload_start(struct frontend *fe, long threads)
 	if (o == NULL)
 		return NULL;
 	atomic_init(&o->resumed, 0);
-	/* Four per core: enough requests at the RA to keep its workers
-	 * (two per core) busy; more only add threads. */
+	/* Four per core: as many requests at the RA as it has workers
+	 * (four per core); more only add threads. */
 	if (threads <= 0) {
 		threads = 4 * sysconf(_SC_NPROCESSORS_ONLN);
 		if (threads <= 0)
