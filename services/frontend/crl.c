@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "frontend.h"
 #include "log.h"
 
@@ -101,7 +102,8 @@ crl_fetch(struct frontend *fe, uint8_t **copy, size_t *len)
 /* The cached CRL, whatever its age: 1 and *copy when there is one (0 with
  * *copy NULL when copying it failed), 0 when there is none. */
 static int
-crl_cached(struct frontend *fe, uint8_t **copy, size_t *len, int *fresh)
+crl_cached(
+    struct frontend *fe, uint8_t **copy, size_t *len, int *fresh, int *max_age)
 {
 	struct crl_cache *cc = &fe->crl;
 	int have;
@@ -113,6 +115,7 @@ crl_cached(struct frontend *fe, uint8_t **copy, size_t *len, int *fresh)
 		memcpy(*copy, cc->der, cc->len);
 		*len = cc->len;
 		*fresh = cache_fresh(cc->at, 0);
+		*max_age = cache_seconds_left(cc->at);
 	}
 	pthread_mutex_unlock(&fe->cache.lock);
 	return have;
@@ -128,13 +131,14 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	uint8_t *copy = NULL, *old = NULL;
 	size_t len = 0, old_len = 0;
-	int fresh = 0;
+	int fresh = 0, max_age = 0;
 	enum upstream_result res;
 	enum MHD_Result ret;
-	static const struct http_header h[] = {
-	    {"Cache-Control", "max-age=60"}, {NULL, NULL}};
+	char cache_control[32];
+	struct http_header h[] = {
+	    {"Cache-Control", cache_control}, {NULL, NULL}};
 
-	if (crl_cached(fe, &copy, &len, &fresh) && copy == NULL)
+	if (crl_cached(fe, &copy, &len, &fresh, &max_age) && copy == NULL)
 		return http_no_memory(c, r, "a copy of the CRL");
 	if (!r->offloaded) {
 		/* The old copy, while another asks or for CRL_RETRY_MS
@@ -155,9 +159,13 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	}
 	old = copy, old_len = len; /* the answer if the RA gives none */
 	res = crl_fetch(fe, &copy, &len);
-	if (res != UPSTREAM_OK && old != NULL) {
+	if (res == UPSTREAM_OK)
+		max_age = cache_seconds_left(clock_monotonic_ms());
+	else if (old != NULL) {
+		/* The RA gave none: a cache downstream is to ask again. */
 		copy = old, len = old_len;
 		old = NULL;
+		max_age = 0;
 	} else if (res == UPSTREAM_UNAVAILABLE) {
 		ret = http_unavailable(
 		    c, r, "The CRL is not available now; retry later.\n");
@@ -168,6 +176,9 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		goto out;
 	}
 answer:
+	/* No longer than the frontend's copy is fresh: a revocation shows
+	 * within CACHE_SECONDS, whatever caches are on the way. */
+	snprintf(cache_control, sizeof(cache_control), "max-age=%d", max_age);
 	ret = http_respond(
 	    c, r, MHD_HTTP_OK, "application/pkix-crl", copy, len, h);
 out:

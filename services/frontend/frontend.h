@@ -376,6 +376,9 @@ enum upstream_result cache_get_cacert(struct frontend *fe, struct cacert *out,
 /* Whether what was fetched at `at` (monotonic ms; 0: never) is younger
  * than CACHE_SECONDS, or than CACHE_STALE_SECONDS when `stale`. */
 int cache_fresh(int64_t at, int stale);
+/* Whole seconds a copy fetched at `at` stays fresh: its max-age, so that
+ * a cache downstream keeps it no longer than the frontend does. */
+int cache_seconds_left(int64_t at);
 void cache_init(struct cache *cache);
 void cache_free(struct cache *cache);
 /* An answer older than CACHE_SECONDS was given: have an offload thread

@@ -189,20 +189,36 @@ cache_free(struct cache *cache)
 	pthread_mutex_destroy(&cache->lock);
 }
 
-int
-cache_fresh(int64_t at, int stale)
+/* How long a copy is answered without asking the RA (CACHE_SECONDS). */
+static int64_t
+cache_fresh_ms(void)
 {
-	int64_t max_age_ms = CACHE_SECONDS * 1000;
-
 #ifdef SCEPD_TEST_HOOKS
 	/* Test builds only: a cache that ages in seconds, for
 	 * test_slow_upstream. */
 	if (getenv("SCEPD_TEST_FRONTEND_CACHE_MS") != NULL)
-		max_age_ms = atol(getenv("SCEPD_TEST_FRONTEND_CACHE_MS"));
+		return atol(getenv("SCEPD_TEST_FRONTEND_CACHE_MS"));
 #endif
+	return CACHE_SECONDS * 1000;
+}
+
+int
+cache_fresh(int64_t at, int stale)
+{
+	int64_t max_age_ms = cache_fresh_ms();
+
 	if (stale)
 		max_age_ms *= CACHE_STALE_SECONDS / CACHE_SECONDS;
 	return at != 0 && clock_monotonic_ms() - at < max_age_ms;
+}
+
+int
+cache_seconds_left(int64_t at)
+{
+	int64_t left =
+	    at == 0 ? 0 : at + cache_fresh_ms() - clock_monotonic_ms();
+
+	return left > 0 ? (int)(left / 1000) : 0;
 }
 
 /*

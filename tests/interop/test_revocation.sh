@@ -46,7 +46,7 @@ server_start
 # crl NAME: the CRL over HTTP into $WORK/NAME.crl (DER) and .pem
 crl() {
 	local code
-	code=$(curl -s -o "$WORK/$1.crl" -w '%{http_code} %{content_type}' "$CRL_URL")
+	code=$(curl -s -D "$WORK/$1.headers" -o "$WORK/$1.crl" -w '%{http_code} %{content_type}' "$CRL_URL")
 	[ "$code" = "200 application/pkix-crl" ] || fail "GET $CRL_URL: $code"
 	openssl crl -inform DER -in "$WORK/$1.crl" -out "$WORK/$1.pem" 2>/dev/null || fail "$1: not a DER CRL"
 	openssl crl -in "$WORK/$1.pem" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" ||
@@ -68,6 +68,16 @@ n1=$(awk '/X509v3 CRL Number/ { getline; gsub(/ /, ""); print }' "$WORK/first.tx
 last=$(date -d "$(sed -n 's/ *Last Update: //p' "$WORK/first.txt")" +%s)
 next=$(date -d "$(sed -n 's/ *Next Update: //p' "$WORK/first.txt")" +%s)
 [ $((next - last)) = 86400 ] || fail "nextUpdate - thisUpdate = $((next - last)) s, want CRLValidityHours = 24"
+
+check "a cache on the way keeps the CRL no longer than the frontend's copy is fresh"
+# max_age NAME: the Cache-Control max-age of the CRL fetched as NAME.
+max_age() { tr -d '\r' < "$WORK/$1.headers" | sed -n 's/^[Cc]ache-[Cc]ontrol: max-age=\([0-9]*\)$/\1/p'; }
+[ "$(max_age first)" = 60 ] || fail "a CRL just fetched from the CA: Cache-Control $(grep -i cache-control "$WORK/first.headers")"
+sleep 2
+crl aged
+age=$(max_age aged)
+[ -n "$age" ] && [ "$age" -le 58 ] ||
+	fail "the frontend's copy, 2 s old, is given max-age=${age:-none} (a cache would keep it past the minute)"
 
 check "scepctl revoke: the serial with its reason in the next CRL; verify -crl_check refuses it"
 serial=$(openssl x509 -in "$WORK/a.pem" -noout -serial | cut -d= -f2)
