@@ -127,8 +127,12 @@ struct crl_made {
 	unsigned char ca[32]; /* SHA-256 of the CA certificate that signed it */
 };
 
-/* A new CRL from `revoked`, numbered one past the last, stored in meta.
- * An MDB_* code, or -1 when OpenSSL failed (logged). */
+/* A new CRL from `revoked`, stored in meta, numbered by the time it is
+ * made (seconds since 1970), or one past the last when that is more: the
+ * number only grows, and outnumbers at once the CRLs of an existing CA
+ * numbered 1, 2, ... by the software it ran under before, which relying
+ * parties that keep the highest-numbered CRL (strongSwan) would
+ * otherwise prefer. An MDB_* code, or -1 when OpenSSL failed (logged). */
 static int
 crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 {
@@ -142,6 +146,8 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	int len, e = -1;
 
 	*number = crl_meta_int(ca, txn, "crl_number") + 1;
+	if (*number < (int64_t)now)
+		*number = (int64_t)now;
 	if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
 	    (t = ASN1_TIME_set(NULL, now)) == NULL ||

@@ -91,6 +91,25 @@ grep -qi "content-type: application/x-x509-ca-ra-cert" headers || fail "GetCACer
 n=$(openssl pkcs7 -inform DER -in cacert.der -print_certs | grep -c "BEGIN CERTIFICATE")
 [ "$n" = 3 ] || fail "GetCACert has $n certificates, want RA signing, RA encryption and CA"
 enroll device-existing-ca
+# Before scepd, the CA issued its CRLs under other software (openssl ca,
+# numbered from its crlnumber file): scepd's first CRL outnumbers them, or
+# relying parties that keep the highest-numbered CRL (strongSwan) would
+# not take it, nor see the revocations in it.
+mkdir -p before
+touch before/index.txt
+echo 1000 > before/crlnumber
+printf '[ca]\ndefault_ca = before\n[before]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 30\n' \
+	"$work/before/index.txt" "$work/before/crlnumber" > before/ca.cnf
+openssl ca -config before/ca.cnf -gencrl -keyfile data/pki/ca.key -cert data/pki/ca.pem \
+	-passin file:data/pki/ca.pass -out before/crl.pem 2>/dev/null || fail "openssl ca -gencrl"
+crl_number() { openssl crl "$@" -noout -text | awk '/X509v3 CRL Number/ { getline; gsub(/ /, ""); print }'; }
+before=$(crl_number -in before/crl.pem)
+curl -sf -o first.crl "http://127.0.0.1:$port/crl/ca.crl" || fail "GET /crl/ca.crl"
+first=$(crl_number -inform DER -in first.crl)
+# (openssl prints a number of up to 64 bits in decimal)
+[[ "$before" =~ ^[0-9]+$ && "$first" =~ ^[0-9]+$ ]] && [ "$first" -gt "$before" ] ||
+	fail "scepd's first CRL is number ${first:-none}, not above $before, the CA's last before scepd"
+echo "   ok: the first CRL (number $first) outnumbers the CA's before scepd ($before)"
 stop
 
 echo "-- the CA certificate itself serving as RA"
