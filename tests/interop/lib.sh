@@ -411,16 +411,21 @@ ca_replace() {
 	rm -rf "$t"
 }
 
-# at_offset SECONDS COMMAND...: COMMAND (a program, or a function such as
-# server_start, whose children inherit it) with the clock SECONDS ahead,
-# or behind when negative (libfaketime; the sanitizer build is told the
-# preload is wanted).
+# faketime_lib: sets FAKETIME_LIB to libfaketime's path, or fails.
+faketime_lib() {
+	: "${FAKETIME_LIB:=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)}"
+	[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+}
+
+# at_offset OFFSET COMMAND...: COMMAND (a program, or a function such as
+# server_start, whose children inherit it) with the clock OFFSET ahead
+# (seconds, or libfaketime's 10d, 2h), or behind when negative
+# (libfaketime; the sanitizer build is told the preload is wanted).
 at_offset() {
 	local off=$1
 	shift
 	case $off in -*) ;; *) off=+$off ;; esac
-	: "${FAKETIME_LIB:=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)}"
-	[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+	faketime_lib
 	LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 		FAKETIME="$off" FAKETIME_DONT_RESET=1 "$@"
 }

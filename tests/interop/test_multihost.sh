@@ -486,8 +486,7 @@ skewed() {
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 }
 check "the CA's clock and frontend 2's 90 s ahead of the RAs': enrollments succeed"
-FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
-[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
+faketime_lib
 skewed ca ca scepd-ca "$H/ca/scepd.conf" "+90s"
 wait_log ca "serving on tcp://.*CurveZMQ"
 skewed fe2 fe2 scepd-frontend "$H/fe2/scepd.conf" "+90s"

@@ -8,8 +8,7 @@
 # refusal.
 . "$(dirname "$0")/lib.sh"
 interop_init pending_resend
-FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
-[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing (scripts/deps.sh --test installs faketime)"
+faketime_lib
 server_start
 fetch_ca_chain
 server_stop
@@ -38,8 +37,7 @@ txid=$(grep "pending an operator's approval" "$SERVER_LOG" | tail -1 | sed -n 's
 server_stop
 
 check "day 10 (the password expired 10 days ago, used): sent again it is still PENDING, not a password FAILURE"
-export FAKETIME="+10d" FAKETIME_DONT_RESET=1
-LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" server_start
+at_offset 10d server_start
 resend day10 dev
 [ $rc = 3 ] && grep -q "^pkiStatus: PENDING" "$WORK/day10.log" ||
 	{ cat "$WORK/day10.log"; fail "the PKCSReq sent again on day 10: exit $rc, want 3 (PENDING)"; }
@@ -53,7 +51,7 @@ resend day10other other
 	{ cat "$WORK/day10other.log"; fail "another key with the expired password: exit $rc, want 2 (the password's FAILURE)"; }
 
 check "approved on day 10: the PKCSReq sent again gets the certificate"
-LD_PRELOAD="$FAKETIME_LIB" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$SCEPCTL" --data-dir "$DATA" approve "$txid" > "$WORK/serial" || fail "scepctl approve"
+at_offset 10d "$SCEPCTL" --data-dir "$DATA" approve "$txid" > "$WORK/serial" || fail "scepctl approve"
 resend day10b dev
 [ $rc = 0 ] || { cat "$WORK/day10b.log"; fail "the PKCSReq sent again after approval: exit $rc, want 0"; }
 [ "$(openssl x509 -in "$WORK/day10b.pem" -noout -serial | cut -d= -f2)" = "$(cat "$WORK/serial")" ] ||

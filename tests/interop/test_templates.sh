@@ -326,15 +326,10 @@ check "a transaction retried after its certificate expired: refused, not the exp
 # the same transactionID. The whole server, and the request, 400 days on.
 csr expiring "/CN=expiring" rsa:2048
 issue expiring
-FAKETIME_LIB=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)
-[ -n "$FAKETIME_LIB" ] || fail "libfaketime is missing: scripts/deps.sh --test installs faketime"
-later=(env LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+400d" FAKETIME_DONT_RESET=1
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 server_stop
-LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+400d" FAKETIME_DONT_RESET=1 \
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" server_start
+at_offset 400d server_start
 rc=0
-"${later[@]}" "$CA_SIGN" --endpoint "$CA_EP" --csr "$WORK/expiring.csr" --txid "tx-expiring" > "$WORK/expired.out" 2>&1 || rc=$?
+at_offset 400d "$CA_SIGN" --endpoint "$CA_EP" --csr "$WORK/expiring.csr" --txid "tx-expiring" > "$WORK/expired.out" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "failInfo: badRequest" "$WORK/expired.out" &&
 	grep -q "of this transactionID has expired: enroll with a new key" "$WORK/expired.out" ||
 	{ cat "$WORK/expired.out"; fail "the retry of an expired certificate's transaction: exit $rc"; }
