@@ -186,6 +186,11 @@ struct challenge {
 	 * ChallengeCheckRequest.answer_within_ms): a hold's length. */
 	int64_t otp_answer_within_ms;
 	struct challenge_hold holds[CHALLENGE_HOLDS];
+	/* The holds made at start (otp_holds_forgotten) run until this
+	 * (monotonic ms), and with hold_all_at_start (more passwords were
+	 * reserved than half the holds) every release waits till then. */
+	int64_t start_holds_until_ms;
+	int hold_all_at_start;
 	unsigned char secret[CHALLENGE_SECRET_LEN];
 	MDB_env *env;
 	MDB_dbi dbi;
@@ -415,6 +420,11 @@ extern const struct scepd_challenge_validator challenge_otp_validator;
  * released, 0 not reserved to it (nothing done), -1 on a database error
  * (logged). Under the service's lock. */
 int otp_release(struct challenge *c, const char *password, const char *txid);
+/* At start: the holds of the run before went with it, and a request it
+ * held a password for may still be answered (CHALLENGE_ANSWER_WITHIN_MS
+ * at most): the passwords reserved are held that long. After
+ * challenge_db_open. */
+void otp_holds_forgotten(struct challenge *c);
 extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

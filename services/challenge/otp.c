@@ -61,23 +61,19 @@ otp_hold_find(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 	return NULL;
 }
 
-/* The password reserved to a transaction was presented again by it: no
- * release before that request's answer is due. -1 when all holds are
- * running (the request is answered "unavailable": the device retries). */
-static int
-otp_hold(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
-    const char *id, const char *txid)
+/* No release of the password reserved to `txid` before `until`
+ * (monotonic ms): its hold, or NULL when all holds are running. */
+static struct challenge_hold *
+otp_hold_until(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
+    const char *id, const char *txid, int64_t until)
 {
 	struct challenge_hold *h = otp_hold_find(c, mac, txid), *spare = NULL;
-	int64_t now = clock_monotonic_ms(), until;
+	int64_t now = clock_monotonic_ms();
 
-	/* A little past the answer's due time: the consume's deadline
-	 * crosses hosts by estimated clocks. */
-	until = now + c->otp_answer_within_ms + OTP_HOLD_MARGIN_MS;
 	if (h != NULL) {
 		if (h->until_ms < until)
 			h->until_ms = until;
-		return 0;
+		return h;
 	}
 	/* A free slot, else one run out without a release waiting, else
 	 * one run out with a release waiting: that password then stays
@@ -97,10 +93,10 @@ otp_hold(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 	}
 	if (spare == NULL) {
 		log_event(LOG_LEVEL_WARN, txid, 0,
-		    "otp: password id=%s presented again, but %d others are "
-		    "awaiting their answers: unavailable",
+		    "otp: password id=%s: %d others are awaiting their "
+		    "answers, no room to hold it",
 		    id, CHALLENGE_HOLDS);
-		return -1;
+		return NULL;
 	}
 	if (spare->until_ms != 0 && spare->release_wanted) {
 		char other[17];
@@ -116,7 +112,86 @@ otp_hold(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 	snprintf(spare->txid, sizeof(spare->txid), "%s", txid);
 	spare->until_ms = until;
 	spare->release_wanted = 0;
-	return 0;
+	return spare;
+}
+
+/* The password reserved to a transaction was presented again by it: no
+ * release before that request's answer is due, a little past it (the
+ * consume's deadline crosses hosts by estimated clocks). -1 when all
+ * holds are running (the request is answered "unavailable": the device
+ * retries). */
+static int
+otp_hold(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
+    const char *id, const char *txid)
+{
+	int64_t until =
+	    clock_monotonic_ms() + c->otp_answer_within_ms + OTP_HOLD_MARGIN_MS;
+
+	return otp_hold_until(c, mac, id, txid, until) != NULL ? 0 : -1;
+}
+
+/*
+ * At start: a request of the run before that presented a password again
+ * may still be issued (its hold went with that process): each password
+ * reserved now is held for as long as such an answer could be due. More
+ * than half the holds (the other half is the run's): every release waits
+ * that long.
+ */
+void
+otp_holds_forgotten(struct challenge *c)
+{
+	int64_t now = c->now();
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	size_t held = 0;
+	int e;
+
+	c->start_holds_until_ms = clock_monotonic_ms() +
+	    CHALLENGE_ANSWER_WITHIN_MS + OTP_HOLD_MARGIN_MS;
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0) {
+		log_error("otp: the reserved passwords cannot be read (%s): "
+		          "every release waits %d s",
+		    store_strerror(e), CHALLENGE_ANSWER_WITHIN_MS / 1000);
+		c->hold_all_at_start = 1;
+		goto out;
+	}
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+		char id[17];
+
+		/* An expired reservation is no one's to use any more. */
+		if (key.mv_size != CHALLENGE_MAC_LEN ||
+		    !challenge_record_read(&val, &rec) ||
+		    rec.state != CHALLENGE_RESERVED || rec.expires_at <= now)
+			continue;
+		challenge_mac_id(rec.mac, id);
+		if (held == CHALLENGE_HOLDS / 2 ||
+		    otp_hold_until(c, rec.mac, id, rec.reserved_txid,
+		        c->start_holds_until_ms) == NULL) {
+			c->hold_all_at_start = 1;
+			break;
+		}
+		held++;
+	}
+	if (c->hold_all_at_start)
+		log_warn("otp: more than %d passwords reserved before the "
+		         "start: every release waits %d s (a request from "
+		         "before may still be issued)",
+		    CHALLENGE_HOLDS / 2, CHALLENGE_ANSWER_WITHIN_MS / 1000);
+	else if (held > 0)
+		log_info("otp: %zu password%s reserved before the start, "
+		         "held %d s (a request from before may still be "
+		         "issued)",
+		    held, held == 1 ? "" : "s",
+		    CHALLENGE_ANSWER_WITHIN_MS / 1000);
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
 }
 
 static enum scepd_verdict
@@ -350,6 +425,7 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17];
 	MDB_txn *txn = NULL;
+	int64_t now;
 	int e, found;
 
 	if (otp_mac(c, password, mac, id) != 0 ||
@@ -369,17 +445,38 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 		return 0;
 	}
 	/* Another request of this transaction, presented since, may be
-	 * issued still: released after its answer is due. */
-	if ((h = otp_hold_find(c, mac, txid)) != NULL &&
-	    h->until_ms > clock_monotonic_ms()) {
+	 * issued still: released after its answer is due. So may one from
+	 * before the start (otp_holds_forgotten). */
+	now = clock_monotonic_ms();
+	h = otp_hold_find(c, mac, txid);
+	if ((h == NULL || h->until_ms <= now) && c->hold_all_at_start &&
+	    now < c->start_holds_until_ms &&
+	    (h = otp_hold_until(c, mac, id, txid, c->start_holds_until_ms)) ==
+	        NULL) {
+		challenge_txn_abort(c, txn);
+		log_event(LOG_LEVEL_WARN, txid, 0,
+		    "otp: password id=%s (issued to %s) not released: the "
+		    "service started %lld s ago and a request of this "
+		    "transaction from before may still use it; it stays "
+		    "reserved until it expires",
+		    id, rec.issued_by,
+		    (long long)(now - c->start_holds_until_ms +
+		        CHALLENGE_ANSWER_WITHIN_MS) /
+		        1000);
+		return 0;
+	}
+	if (h != NULL && h->until_ms > now) {
 		challenge_txn_abort(c, txn);
 		h->release_wanted = 1;
 		log_event(LOG_LEVEL_INFO, txid, 0,
 		    "otp: password id=%s (issued to %s) to be released: the CA "
-		    "refused this transaction; another request of it, "
+		    "refused this transaction; another request of it%s, "
 		    "answered within %lld ms, may still use it",
 		    id, rec.issued_by,
-		    (long long)(h->until_ms - clock_monotonic_ms()));
+		    h->until_ms == c->start_holds_until_ms
+		        ? " (from before the service started)"
+		        : "",
+		    (long long)(h->until_ms - now));
 		return 0;
 	}
 	rec.state = CHALLENGE_ISSUED;

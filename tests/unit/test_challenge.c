@@ -851,6 +851,97 @@ test_release_held(void **state)
 	free(pw);
 }
 
+/* The restart of the service: its memory gone, its database kept. */
+static void
+restart(struct fixture *f)
+{
+	char err[128];
+
+	challenge_db_close(&f->c);
+	memset(f->c.holds, 0, sizeof(f->c.holds));
+	f->c.hold_all_at_start = 0;
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+	otp_holds_forgotten(&f->c);
+}
+
+/* The start holds run out: two minutes on. */
+static void
+start_holds_run_out(struct fixture *f)
+{
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++)
+		if (f->c.holds[i].until_ms != 0)
+			f->c.holds[i].until_ms = 1;
+	f->c.start_holds_until_ms = 1;
+}
+
+/* The service restarted meanwhile: the hold of a request presented
+ * before it went with the run, and that request may still be issued
+ * after the restart. The password reserved before is held as long as
+ * such an answer could be due (CHALLENGE_ANSWER_WITHIN_MS from the
+ * start), else, free again, it pays for another transaction's
+ * certificate too. One reserved after the start is released at once. */
+static void
+test_release_after_restart(void **state)
+{
+	struct fixture *f = *state;
+	char *pw, *pw2, *pw3, *many[CHALLENGE_HOLDS / 2 + 1];
+	long max = f->c.settings.password_max;
+
+	f->c.settings.password_max = CHALLENGE_HOLDS + 8;
+	pw = issue(f, "admin", NULL, NULL, 0);
+	pw2 = issue(f, "admin", NULL, NULL, 0);
+	pw3 = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK);
+	assert_int_equal(redeem(f, pw, "tx-1", 0), OK); /* the other one */
+	assert_int_equal(redeem(f, pw2, "tx-3", 0), OK);
+	restart(f);
+	/* The first one refused by the CA: not released yet. */
+	assert_int_equal(release(f, pw, "tx-1"), 0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(
+	    redeem(f, pw, "tx-2", 0), SCEP__V1__STATUS__STATUS_UNAVAILABLE);
+	/* The other one issued: its use is the password's. */
+	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
+	challenge_used_flush(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	/* Reserved since the start: nothing from before can use it. */
+	assert_int_equal(redeem(f, pw3, "tx-5", 0), OK);
+	assert_int_equal(release(f, pw3, "tx-5"), 1);
+	assert_int_equal(stored_state(f, pw3), CHALLENGE_ISSUED);
+	/* Never answered: released for the next transaction once every
+	 * answer from before the start was due. */
+	assert_int_equal(release(f, pw2, "tx-3"), 0);
+	assert_int_equal(
+	    redeem(f, pw2, "tx-4", 0), SCEP__V1__STATUS__STATUS_UNAVAILABLE);
+	start_holds_run_out(f);
+	assert_int_equal(redeem(f, pw2, "tx-4", 0), OK);
+	assert_true(last_reserved_now);
+	assert_int_equal(release(f, pw2, "tx-4"), 1);
+
+	/* More reserved than half the holds: every release waits. */
+	for (size_t i = 0; i < CHALLENGE_HOLDS / 2 + 1; i++) {
+		char txid[32];
+
+		snprintf(txid, sizeof(txid), "tx-many-%zu", i);
+		many[i] = issue(f, "admin", NULL, NULL, 0);
+		assert_non_null(many[i]);
+		assert_int_equal(redeem(f, many[i], txid, 0), OK);
+	}
+	restart(f);
+	assert_true(f->c.hold_all_at_start);
+	assert_int_equal(redeem(f, pw2, "tx-6", 0), OK); /* after the start */
+	assert_int_equal(release(f, pw2, "tx-6"), 0);
+	start_holds_run_out(f);
+	assert_int_equal(redeem(f, pw2, "tx-7", 0), OK);
+	for (size_t i = 0; i < CHALLENGE_HOLDS / 2 + 1; i++)
+		free(many[i]);
+	f->c.settings.password_max = max;
+	free(pw);
+	free(pw2);
+	free(pw3);
+}
+
 static void
 test_no_password_in_clear(void **state)
 {
@@ -1032,6 +1123,8 @@ main(void)
 	        test_used_mark_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_held, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_release_after_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_no_password_in_clear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
