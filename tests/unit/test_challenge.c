@@ -789,6 +789,23 @@ test_release(void **state)
 	free(pw);
 }
 
+/* `pw`, reserved by tx-1 and presented again by it, held: the first
+ * request refused by the CA is not released yet (the next key, tx-2,
+ * told to come back); the other one issued, its use is the password's
+ * (tx-2 refused). */
+static void
+released_held_then_used(struct fixture *f, const char *pw)
+{
+	assert_int_equal(release(f, pw, "tx-1"), 0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(
+	    redeem(f, pw, "tx-2", 0), SCEP__V1__STATUS__STATUS_UNAVAILABLE);
+	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
+	challenge_used_flush(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
+	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+}
+
 /* Another request of the reserving transaction (a copy, a retry, or a
  * second CSR under its transactionID) may be issued after the CA refused
  * the first: the first's release waits until the other's answer is due,
@@ -806,16 +823,7 @@ test_release_held(void **state)
 	answer_within_ms = 60000;
 	assert_int_equal(redeem(f, pw, "tx-1", 0), OK); /* the other one */
 	assert_false(last_reserved_now);
-	/* The first request refused by the CA: not released yet. */
-	assert_int_equal(release(f, pw, "tx-1"), 0);
-	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
-	assert_int_equal(
-	    redeem(f, pw, "tx-2", 0), SCEP__V1__STATUS__STATUS_UNAVAILABLE);
-	/* The other one issued: its use is the password's. */
-	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
-	challenge_used_flush(&f->c);
-	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
-	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	released_held_then_used(f, pw);
 	free(pw);
 
 	/* The other one refused too, or never answered: released for the
@@ -895,16 +903,7 @@ test_release_after_restart(void **state)
 	assert_int_equal(redeem(f, pw, "tx-1", 0), OK); /* the other one */
 	assert_int_equal(redeem(f, pw2, "tx-3", 0), OK);
 	restart(f);
-	/* The first one refused by the CA: not released yet. */
-	assert_int_equal(release(f, pw, "tx-1"), 0);
-	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
-	assert_int_equal(
-	    redeem(f, pw, "tx-2", 0), SCEP__V1__STATUS__STATUS_UNAVAILABLE);
-	/* The other one issued: its use is the password's. */
-	assert_int_equal(redeem(f, pw, "tx-1", 1), OK);
-	challenge_used_flush(&f->c);
-	assert_int_equal(stored_state(f, pw), CHALLENGE_USED);
-	assert_int_equal(redeem(f, pw, "tx-2", 0), REFUSED);
+	released_held_then_used(f, pw);
 	/* Reserved since the start: nothing from before can use it. */
 	assert_int_equal(redeem(f, pw3, "tx-5", 0), OK);
 	assert_int_equal(release(f, pw3, "tx-5"), 1);
