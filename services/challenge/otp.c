@@ -176,7 +176,12 @@ otp_holds_forgotten(struct challenge *c)
 		}
 		held++;
 	}
-	if (c->hold_all_at_start)
+	if (e != 0 && e != MDB_NOTFOUND && !c->hold_all_at_start) {
+		log_error("otp: the reserved passwords cannot be read (%s): "
+		          "every release waits %d s",
+		    store_strerror(e), CHALLENGE_ANSWER_WITHIN_MS / 1000);
+		c->hold_all_at_start = 1;
+	} else if (c->hold_all_at_start)
 		log_warn("otp: more than %d passwords reserved before the "
 		         "start: every release waits %d s (a request from "
 		         "before may still be issued)",
@@ -254,7 +259,8 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 			    id, rec.issued_by, (long long)left, req->requester);
 			snprintf(why, whylen,
 			    "the challenge password is being released from a "
-			    "refused request; retry in a few seconds");
+			    "refused request; retry in %lld s",
+			    (long long)left / 1000 + 1);
 			v = SCEPD_VERDICT_UNAVAILABLE;
 			goto out;
 		}
@@ -449,8 +455,10 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 	 * before the start (otp_holds_forgotten). */
 	now = clock_monotonic_ms();
 	h = otp_hold_find(c, mac, txid);
-	if ((h == NULL || h->until_ms <= now) && c->hold_all_at_start &&
-	    now < c->start_holds_until_ms &&
+	/* Without a hold of the start's (more were reserved than it held),
+	 * any: a shorter hold of a re-presentation since is stretched. */
+	if ((h == NULL || h->until_ms < c->start_holds_until_ms) &&
+	    c->hold_all_at_start && now < c->start_holds_until_ms &&
 	    (h = otp_hold_until(c, mac, id, txid, c->start_holds_until_ms)) ==
 	        NULL) {
 		challenge_txn_abort(c, txn);
