@@ -175,11 +175,15 @@ on_exit "kill -CONT $ca 2>/dev/null"
 kill -STOP "$ca"
 sleep 1.6 # the cached CRL is old (test hook: 1.5 s)
 for i in 1 2; do
-	curl -s -m 10 -o "$WORK/crl-failed$i.der" -w '%{http_code} %{time_total}' "$BASE/crl/ca.crl" > "$WORK/crl-failed$i.code" || true
+	curl -s -m 10 -D "$WORK/crl-failed$i.headers" -o "$WORK/crl-failed$i.der" -w '%{http_code} %{time_total}' \
+		"$BASE/crl/ca.crl" > "$WORK/crl-failed$i.code" || true
 	read -r code secs <<< "$(cat "$WORK/crl-failed$i.code")"
 	echo "   CRL request $i with the CA stopped: HTTP $code in $secs s"
 	[ "$code" = 200 ] || fail "CRL request $i with the CA stopped: HTTP $code, want the old CRL"
 	cmp -s "$WORK/crl-failed$i.der" "$WORK/crl1.der" || fail "CRL request $i: not the CRL fetched before"
+	# Past its time: a cache on the way is to ask again, not keep it.
+	tr -d '\r' < "$WORK/crl-failed$i.headers" | grep -qix 'cache-control: max-age=0' ||
+		fail "CRL request $i: the old CRL went out with $(grep -i cache-control "$WORK/crl-failed$i.headers" || echo 'no Cache-Control')"
 done
 awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed1.code")" 'BEGIN { exit !(s >= 0.9) }' ||
 	fail "the first CRL request did not ask the RA (RPCTimeout = 1000)"
