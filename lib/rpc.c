@@ -23,6 +23,7 @@
 #include "service.h"
 
 #define RPC_DEFAULT_MAX_MESSAGE (4u << 20)
+#define RPC_DEFAULT_WORKERS_MAX 64 /* Workers = 0's most */
 #define RPC_MIN_ATTEMPT_MS 200
 #define RPC_NAME_MAX 32 /* a CurveClients NAME, with its NUL */
 #define RPC_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* RFC 27 */
@@ -2556,11 +2557,14 @@ rpc_serve(const struct rpc_server_config *config)
 	 * 15 % more enrollments/s, p99 119 -> 82 ms; 8 against 4, 22 % more
 	 * as scepd comes, p99 82 -> 65 ms, and 13 % more with a single
 	 * password and an RSA 2048 CA, p99 41 -> 39 ms: the CA's batches
-	 * grow, fewer flushes per certificate). */
+	 * grow, fewer flushes per certificate). Counted by the processors
+	 * it may run on, and at most RPC_DEFAULT_WORKERS_MAX: each holds
+	 * sockets to the services it calls, and a big host's count would
+	 * use up file descriptors for no gain past the CA's pace. */
 	if (nworkers <= 0)
-		nworkers = 4 * (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (nworkers <= 0)
-		nworkers = 2;
+		nworkers = (int)(4 * service_processors());
+	if (nworkers > RPC_DEFAULT_WORKERS_MAX && config->workers <= 0)
+		nworkers = RPC_DEFAULT_WORKERS_MAX;
 	snprintf(backend, sizeof(backend), "inproc://rpc-workers-%p",
 	    (void *)config);
 	/* Workers and the ZAP handler must not take the stop signals: the

@@ -225,7 +225,7 @@ struct rpc_server_config {
 	void *zmq_ctx;
 	const char *endpoint; /* to bind */
 	const struct rpc_route *routes;
-	int workers; /* threads; <= 0: four per core */
+	int workers; /* threads; <= 0: four per core, at most 64 */
 	/* Called in each worker thread before its first request; may be NULL. */
 	void *(*worker_init)(void *service);
 	void (*worker_fini)(void *worker);

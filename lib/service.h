@@ -13,6 +13,10 @@
 const char *
 service_config_arg(int argc, char **argv, const char *name, int *status);
 
+/* The processors this process may run on (its affinity: a cpuset or
+ * taskset counts), at least 1. */
+long service_processors(void);
+
 /*
  * For a service that reads a key or a secret (the CA's, the RA's, the
  * challenge service's HMAC key): no core file and no ptrace by its user

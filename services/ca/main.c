@@ -5,7 +5,6 @@
  * shared with the signing threads ([ca] SignThreads).
  */
 #include <errno.h>
-#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,21 +272,6 @@ ca_test_hooks_read(struct ca *ca)
  */
 #define CA_SIGN_THREADS_MIN_US 500
 
-/* The processors this process may run on (its affinity: a cpuset or
- * taskset counts), at least 1. */
-static long
-ca_processors(void)
-{
-	cpu_set_t set;
-	long n = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		n = CPU_COUNT(&set);
-	if (n < 1)
-		n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n;
-}
-
 /*
  * How many threads sign a batch: as told, or one per processor for a
  * key slow enough to be worth it; one when the key is a signer plugin's
@@ -307,7 +291,7 @@ ca_sign_threads(const struct ca *ca)
 	}
 	if (n > 0)
 		return (int)n;
-	if ((cpus = ca_processors()) < 2) {
+	if ((cpus = service_processors()) < 2) {
 		log_info("[ca] SignThreads = 0: one thread signs, on the one "
 		         "processor this process may use");
 		return 1;

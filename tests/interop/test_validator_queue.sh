@@ -30,7 +30,7 @@ SLEEP_MS=1000
 check "[validator.slow] (the slow plugin, no _concurrent symbol) serves /scep/slow: one instance"
 set_conf frontend Paths "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe /scep/slow"
 # Three enrollments at once reach the challenge service side by side
-# whatever the cores (the default is two RA workers per core).
+# whatever the cores (the default is four RA workers per core).
 set_conf ra Workers 4
 add_conf_section challenge.paths
 set_conf challenge.paths /scep/slow slow
