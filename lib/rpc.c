@@ -2561,10 +2561,11 @@ rpc_serve(const struct rpc_server_config *config)
 	 * it may run on, and at most RPC_DEFAULT_WORKERS_MAX: each holds
 	 * sockets to the services it calls, and a big host's count would
 	 * use up file descriptors for no gain past the CA's pace. */
-	if (nworkers <= 0)
+	if (nworkers <= 0) {
 		nworkers = (int)(4 * service_processors());
-	if (nworkers > RPC_DEFAULT_WORKERS_MAX && config->workers <= 0)
-		nworkers = RPC_DEFAULT_WORKERS_MAX;
+		if (nworkers > RPC_DEFAULT_WORKERS_MAX)
+			nworkers = RPC_DEFAULT_WORKERS_MAX;
+	}
 	snprintf(backend, sizeof(backend), "inproc://rpc-workers-%p",
 	    (void *)config);
 	/* Workers and the ZAP handler must not take the stop signals: the

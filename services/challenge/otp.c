@@ -149,16 +149,10 @@ otp_holds_forgotten(struct challenge *c)
 
 	c->start_holds_until_ms = clock_monotonic_ms() +
 	    CHALLENGE_ANSWER_WITHIN_MS + OTP_HOLD_MARGIN_MS;
-	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0 ||
-	    (e = mdb_cursor_open(txn, c->dbi, &cur)) != 0) {
-		log_error("otp: the reserved passwords cannot be read (%s): "
-		          "every release waits %d s",
-		    store_strerror(e), CHALLENGE_ANSWER_WITHIN_MS / 1000);
-		c->hold_all_at_start = 1;
-		goto out;
-	}
-	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
-	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) == 0 &&
+	    (e = mdb_cursor_open(txn, c->dbi, &cur)) == 0)
+		e = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	for (; e == 0; e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct challenge_record rec;
 		char id[17];
 
@@ -176,7 +170,7 @@ otp_holds_forgotten(struct challenge *c)
 		}
 		held++;
 	}
-	if (e != 0 && e != MDB_NOTFOUND && !c->hold_all_at_start) {
+	if (e != 0 && e != MDB_NOTFOUND) {
 		log_error("otp: the reserved passwords cannot be read (%s): "
 		          "every release waits %d s",
 		    store_strerror(e), CHALLENGE_ANSWER_WITHIN_MS / 1000);
@@ -192,7 +186,6 @@ otp_holds_forgotten(struct challenge *c)
 		         "issued)",
 		    held, held == 1 ? "" : "s",
 		    CHALLENGE_ANSWER_WITHIN_MS / 1000);
-out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	if (txn != NULL)
