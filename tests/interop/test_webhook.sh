@@ -7,7 +7,9 @@
 # /scep/mdm; an MDM that is down is our outage (503), not the device's
 # wrong password; the default path keeps using
 # one-time passwords and never asks the MDM; an MDM that takes its time is
-# asked about several devices at once, and once per request.
+# asked about several devices at once, and once per request; with
+# UseSinglePassword = 1 beside it, the single password serves a path
+# mapped to static only.
 . "$(dirname "$0")/lib.sh"
 interop_init webhook
 server_start
@@ -313,9 +315,42 @@ echo "   ok: enrolled after $i tries, the MDM asked once"
 logged "$from" "validator mdm gave a verdict again: its rest is over" ||
 	fail "the end of the rest is not logged"
 
+check "UseSinglePassword = 1 beside Validator = mdm: the MDM decides on the default paths, the single password is good on a path mapped to static, and the admin page says so instead of issuing a password"
+SINGLE="single-beside-mdm-5E21"
+set_conf frontend Paths "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe /scep/mdm /scep/static"
+set_conf challenge.paths /scep/static static
+set_conf challenge UseSinglePassword 1
+set_conf challenge SinglePassword "$SINGLE"
+set_conf challenge Validator mdm
+from=$(log_mark)
+server_restart
+logged "$from" "UseSinglePassword = 1 but Validator = mdm: the single password serves only paths mapped to static" ||
+	fail "no start-up warning that the single password serves only /scep/static"
+ios_enroll "$SINGLE" "CN=single on static" "$WORK/single-static.pem" "$BASE/scep/static" > /dev/null ||
+	fail "the single password on /scep/static did not enroll"
+verify_cert "$WORK/single-static.pem"
+asked=$(requests)
+rc=0
+ios_enroll "$SINGLE" "CN=single on default" "$WORK/single-default.pem" > /dev/null || rc=$?
+[ $rc = 2 ] && [ "$(requests)" = $((asked + 1)) ] ||
+	fail "the single password on the default path: exit $rc, the MDM asked $(($(requests) - asked)) times; want the MDM's refusal (2), asked once"
+ios_enroll "$MDM_OK" "CN=mdm on default" "$WORK/mdm-default.pem" > /dev/null ||
+	fail "the MDM's challenge on the default path did not enroll"
+creds=$(head -n 1 "$DATA/admin.credentials" | tr -d '\r\n')
+code=$(curl -s -o "$WORK/single-admin.json" -w '%{http_code}' -u "$creds" -H 'Accept: application/json' \
+	"$BASE/certsrv/mscep_admin/")
+python3 - "$WORK/single-admin.json" "$SINGLE" <<'PY' && [ "$code" = 200 ] ||
+import json, sys
+page = json.load(open(sys.argv[1]))
+assert page.get("single") is True and "password" not in page, page
+assert sys.argv[2] not in json.dumps(page), "the single password is shown"
+PY
+	{ cat "$WORK/single-admin.json"; fail "the admin page: HTTP $code, want the single password's note, no password"; }
+echo "   /scep/static takes the single password, the default path asks the MDM, the admin page issues none"
+
 check "no challenge in the server log"
-if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"; then
-	grep -nF -e "$MDM_OK" -e "MDM-DENIED-000000" "$SERVER_LOG"
+if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" -e "$SINGLE" "$SERVER_LOG"; then
+	grep -nF -e "$MDM_OK" -e "MDM-DENIED-000000" -e "$SINGLE" "$SERVER_LOG"
 	fail "a challenge was logged"
 fi
 grep -q "mdm: allowed transaction" "$SERVER_LOG" || fail "the plugin's decision was not logged"
