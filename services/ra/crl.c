@@ -2,11 +2,90 @@
  * GetCrlRequest from the frontend (the CRL over plain HTTP at the CRL
  * distribution point): passed on to the CA, the only one that can sign
  * a CRL. The frontend keeps it for a while; the CA re-issues it in time.
+ *
+ * A SCEP GetCRL (pkioperation.c) needs the CRL parsed to put it in a
+ * CertRep: parsed once per CRL the CA gives (ra_crl_parsed). Parsing one
+ * of 50,000 entries takes about 60 ms, and any signer may ask.
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "ra.h"
+
+struct ra_crl_cache {
+	pthread_mutex_t lock;
+	uint8_t *der; /* what the CA gave last */
+	size_t len;
+	X509_CRL *crl; /* der parsed */
+};
+
+struct ra_crl_cache *
+ra_crl_cache_new(void)
+{
+	struct ra_crl_cache *cache = calloc(1, sizeof(*cache));
+
+	if (cache != NULL && pthread_mutex_init(&cache->lock, NULL) != 0) {
+		free(cache);
+		cache = NULL;
+	}
+	return cache;
+}
+
+void
+ra_crl_cache_free(struct ra_crl_cache *cache)
+{
+	if (cache == NULL)
+		return;
+	X509_CRL_free(cache->crl);
+	free(cache->der);
+	pthread_mutex_destroy(&cache->lock);
+	free(cache);
+}
+
+static X509_CRL *
+crl_cached(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+{
+	X509_CRL *crl = NULL;
+
+	pthread_mutex_lock(&cache->lock);
+	if (cache->crl != NULL && cache->len == len &&
+	    memcmp(cache->der, der, len) == 0 && X509_CRL_up_ref(cache->crl))
+		crl = cache->crl;
+	pthread_mutex_unlock(&cache->lock);
+	return crl;
+}
+
+X509_CRL *
+ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509_CRL *crl;
+	uint8_t *copy;
+
+	if ((crl = crl_cached(cache, der, len)) != NULL)
+		return crl;
+	/* Outside the lock: other workers answer from the old one meanwhile. */
+	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL ||
+	    p != der + len) {
+		X509_CRL_free(crl);
+		return NULL;
+	}
+	if ((copy = malloc(len)) == NULL || !X509_CRL_up_ref(crl)) {
+		free(copy);
+		return crl; /* answered, not kept */
+	}
+	memcpy(copy, der, len);
+	pthread_mutex_lock(&cache->lock);
+	X509_CRL_free(cache->crl);
+	free(cache->der);
+	cache->crl = crl;
+	cache->der = copy;
+	cache->len = len;
+	pthread_mutex_unlock(&cache->lock);
+	return crl;
+}
 
 void
 ra_handle_get_crl(void *worker, const Scep__V1__Request *req,

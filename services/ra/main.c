@@ -180,6 +180,7 @@ ra_free(struct ra *ra)
 	free(ra->ca_der);
 	free(ra->caps);
 	free(ra->next_ca_body);
+	ra_crl_cache_free(ra->crl_cache);
 	rpc_link_free(ra->ca_link);
 	rpc_link_free(ra->challenge_link);
 	rpc_curve_free(ra->curve);
@@ -256,7 +257,8 @@ main(int argc, char **argv)
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
-	if (ra_cacert_prepare(&ra) != 0)
+	if (ra_cacert_prepare(&ra) != 0 ||
+	    (ra.crl_cache = ra_crl_cache_new()) == NULL)
 		goto out;
 
 	/* Everything is open: give up the rest before the first thread. */

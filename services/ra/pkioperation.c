@@ -751,7 +751,6 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scep_content content = {0};
-	const unsigned char *p;
 	int rc;
 
 	(void)arena;
@@ -771,9 +770,8 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 		ans->unavailable = 1;
 		goto out;
 	}
-	p = reply->get_crl->crl.data;
-	if ((ans->crl = d2i_X509_CRL(
-	         NULL, &p, (long)reply->get_crl->crl.len)) == NULL) {
+	if ((ans->crl = ra_crl_parsed(w->ra->crl_cache,
+	         reply->get_crl->crl.data, reply->get_crl->crl.len)) == NULL) {
 		ans->unavailable = 1;
 		goto out;
 	}

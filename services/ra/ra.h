@@ -65,6 +65,7 @@ struct ra {
 	void *zmq_ctx;
 	struct rpc_curve *curve; /* own keys, the frontends' keys admitted */
 	struct rpc_link *ca_link, *challenge_link; /* how workers reach them */
+	struct ra_crl_cache *crl_cache; /* the one thing workers change */
 };
 
 /* One per worker thread: its own sockets to the CA and challenge. */
@@ -79,6 +80,13 @@ struct ra_worker {
 int ra_cacert_prepare(struct ra *ra);
 void ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
+
+/* crl.c: the CA's CRL as a SCEP GetCRL answers it, parsed once for as
+ * long as the CA gives the same bytes: a reference for the caller. */
+struct ra_crl_cache *ra_crl_cache_new(void);
+void ra_crl_cache_free(struct ra_crl_cache *cache);
+X509_CRL *
+ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len);
 
 /* csrinfo.c: what a challenge validator is shown of a CSR (arena). */
 char *ra_csr_subject(X509_REQ *csr, struct rpc_arena *arena);

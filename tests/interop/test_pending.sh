@@ -297,6 +297,23 @@ rc=0
 [ $rc = 2 ] && grep -q "failInfoText: the signer certificate is revoked" "$WORK/getcert4.log" ||
 	{ cat "$WORK/getcert4.log"; fail "GetCert signed by a revoked certificate: exit $rc"; }
 
+# The RA parses a CRL once, for as long as the CA gives the same one.
+check "GetCRL again: the same CRL; after another revocation, the CA's new one"
+getcrl() {
+	rc=0
+	"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/$1" --message-type 22 \
+		--issuer-serial "$WORK/poll2.pem" > "$WORK/$1.log" 2>&1 || rc=$?
+	[ $rc = 0 ] || { cat "$WORK/$1.log"; fail "GetCRL ($1): exit $rc"; }
+}
+getcrl scep-again.crl
+cmp -s "$WORK/scep.crl" "$WORK/scep-again.crl" || fail "a second GetCRL gave another CRL, nothing revoked meanwhile"
+p_serial=$(openssl x509 -in "$WORK/pki.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$(printf '%32s' "$p_serial" | tr ' ' 0)" 2>/dev/null || fail "revoke $p_serial"
+getcrl scep-new.crl
+openssl crl -in "$WORK/scep-new.crl" -noout -text > "$WORK/scep-new.txt"
+grep -q "Serial Number: $serial" "$WORK/scep-new.txt" && grep -q "Serial Number: $p_serial" "$WORK/scep-new.txt" ||
+	{ cat "$WORK/scep-new.txt"; fail "GetCRL after revoking $p_serial does not list both revoked serials"; }
+
 check "a CertPoll for an approved certificate revoked since: FAILURE, not the revoked certificate"
 poll poll_revoked "O=Fabrikam,CN=needs approval" p1
 [ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/poll_revoked.log" &&
