@@ -13,6 +13,9 @@ Prints one line of KiB figures for every process of the group together:
   distinct_no_ledger=  the same without the CA's LMDB ledger map (its
              touched pages are the page cache of data.mdb, growing with
              the certificates it holds)
+  libs=      the part of vmrss that is shared libraries' pages (file
+             mappings of *.so*, summed Rss of /proc/PID/smaps): the
+             same pages counted once per process that maps them
 """
 import os
 import struct
@@ -52,6 +55,19 @@ def pss_kib(pid):
     return 0
 
 
+def library_kib(pid):
+    kib, lib = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if not first.endswith(":"):  # a mapping's header line
+                parts = line.split()
+                lib = len(parts) > 5 and ".so" in os.path.basename(parts[5])
+            elif lib and first == "Rss:":
+                kib += int(line.split()[1])
+    return kib
+
+
 def frames(pid):
     """(pfn, is_ledger) of every present page of pid."""
     out = []
@@ -74,7 +90,7 @@ def frames(pid):
 
 def main():
     pgid = int(sys.argv[1])
-    vmrss = anon = pss = swap = procs = 0
+    vmrss = anon = pss = swap = libs = procs = 0
     everything, no_ledger = set(), set()
     for pid in group_pids(pgid):
         # A process left out would lower every figure: none is.
@@ -83,6 +99,7 @@ def main():
             anon += status_kib(pid, "RssAnon")
             swap += status_kib(pid, "VmSwap")
             pss += pss_kib(pid)
+            libs += library_kib(pid)
             for pfn, ledger in frames(pid):
                 everything.add(pfn)
                 if not ledger:
@@ -98,7 +115,7 @@ def main():
         sys.exit("resident.py: page frame numbers are hidden (not root?)")
     kib = PAGE // 1024
     print(f"vmrss={vmrss} anon={anon} pss={pss} distinct={len(everything) * kib} "
-          f"distinct_no_ledger={len(no_ledger) * kib} procs={procs} swap={swap}")
+          f"distinct_no_ledger={len(no_ledger) * kib} libs={libs} procs={procs} swap={swap}")
 
 
 main()

@@ -132,6 +132,12 @@ if [ "$VARIANTS" = 1 ]; then
 	start_micromdm micromdm-ca2048 2048
 	start_micromdm micromdm-ca3072 3072
 fi
+# Before any request: the floor under the summed VmRSS, most of it shared
+# libraries' pages, counted once per process that maps them.
+for label in $SCEPD_LABELS; do
+	python3 "$SRC_DIR/tests/bench/resident.py" "${SERVER_PIDS[$label]}" > "$WORK/$label-start" ||
+		fail "resident.py failed for $label"
+done
 
 # A warm-up, so that first-use costs (page faults, lazy set-up, the
 # ledger's first pages) stay out of the c=1 figures.
@@ -235,8 +241,9 @@ failures() {
 	echo "$s"
 }
 mib() { calc "$1 / 1024" | xargs printf '%.1f'; }
-# KEY's KiB in resident.py's line for LABEL, after the loads.
-resident() { tr ' ' '\n' < "$WORK/$1-resident" | sed -n "s/^$2=//p"; }
+# KEY's KiB in resident.py's line for LABEL, after the loads (or at WHEN:
+# start, before any request).
+resident() { tr ' ' '\n' < "$WORK/$1-${3:-resident}" | sed -n "s/^$2=//p"; }
 
 {
 	printf '|'
@@ -269,6 +276,17 @@ resident() { tr ' ' '\n' < "$WORK/$1-resident" | sed -n "s/^$2=//p"; }
 		for l in $LABELS; do
 			if [ -f "$WORK/$l-resident" ]; then
 				printf ' | %s' "$(mib "$(resident "$l" "${row%%:*}")")"
+			else
+				printf ' | -'
+			fi
+		done
+	done
+	for row in "vmrss:at start, before any request, summed VmRSS (MiB)" \
+		"libs:of which shared libraries' pages, once per process mapping them (MiB)"; do
+		printf ' |\n| %s' "${row#*:}"
+		for l in $LABELS; do
+			if [ -f "$WORK/$l-start" ]; then
+				printf ' | %s' "$(mib "$(resident "$l" "${row%%:*}" start)")"
 			else
 				printf ' | -'
 			fi
@@ -445,7 +463,9 @@ CACAPS=$(cat "$WORK/scepd-otp-caps.rps")
 	printf ' |\n| all scepd processes < %s MiB RSS (summed VmRSS, peak)' "$T_RSS_MIB"
 	for l in $SCEPD_LABELS; do
 		v=$(mib "$(at "$l" "$CMAX" peak_rss_kib)")
-		printf ' | %s MiB (PSS %s): %s' "$v" "$(mib "$(at "$l" "$CMAX" peak_pss_kib)")" "$(verdict "$v" "$T_RSS_MIB" lt ' MiB')"
+		printf ' | %s MiB (PSS %s): %s; at start %s MiB, %s of it shared libraries' "$v" \
+			"$(mib "$(at "$l" "$CMAX" peak_pss_kib)")" "$(verdict "$v" "$T_RSS_MIB" lt ' MiB')" \
+			"$(mib "$(resident "$l" vmrss start)")" "$(mib "$(resident "$l" libs start)")"
 	done
 	printf ' |\n| the same, counting each resident page once (distinct page frames after the loads)'
 	for l in $SCEPD_LABELS; do
@@ -464,7 +484,7 @@ CACAPS=$(cat "$WORK/scepd-otp-caps.rps")
 	echo
 	cat "$WORK/procs.md"
 	echo
-	echo "Server CPU is utime + stime of every process of the server's process group (scepd and its four services; micromdm's one process) over the timed phase, from \`/proc/PID/stat\`, divided by the verified enrollments. RSS is the sum of the processes' VmRSS (shared libraries counted once per process), PSS the sum of their Pss (\`/proc/PID/smaps_rollup\`), both sampled every 100 ms. After the loads \`tests/bench/resident.py\` also counts the distinct page frames all processes map (\`/proc/PID/pagemap\`): the memory they hold together."
+	echo "Server CPU is utime + stime of every process of the server's process group (scepd and its four services; micromdm's one process) over the timed phase, from \`/proc/PID/stat\`, divided by the verified enrollments. RSS is the sum of the processes' VmRSS (shared libraries counted once per process), PSS the sum of their Pss (\`/proc/PID/smaps_rollup\`), both sampled every 100 ms. After the loads \`tests/bench/resident.py\` also counts the distinct page frames all processes map (\`/proc/PID/pagemap\`): the memory they hold together. The same count at start, before any request, shows the floor under the summed VmRSS: the pages of shared libraries (libcrypto, libc, libstdc++, libzmq and the libraries it loads), resident in each of the five processes, each of which counts them again."
 	echo
 	echo "### The crypto ceiling"
 	echo
