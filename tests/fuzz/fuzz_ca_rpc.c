@@ -42,6 +42,7 @@
 #include "ca.h"
 #include "log.h"
 #include "pool.h"
+#include "protobuf_mutator.h"
 #include "service_fuzz.h"
 
 #ifndef FUZZ_CORPUS_DIR

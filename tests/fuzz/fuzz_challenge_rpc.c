@@ -32,6 +32,7 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "protobuf_mutator.h"
 #include "service_fuzz.h"
 
 #define FUZZ_NOW 1700000000
