@@ -15,7 +15,8 @@
 #include "ra.h"
 
 struct ra_crl_cache {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* the fields below */
+	pthread_mutex_t parsing; /* one parse of a new CRL, the others wait */
 	uint8_t *der; /* what the CA gave last */
 	size_t len;
 	X509_CRL *crl; /* der parsed */
@@ -26,9 +27,16 @@ ra_crl_cache_new(void)
 {
 	struct ra_crl_cache *cache = calloc(1, sizeof(*cache));
 
-	if (cache != NULL && pthread_mutex_init(&cache->lock, NULL) != 0) {
+	if (cache == NULL)
+		return NULL;
+	if (pthread_mutex_init(&cache->lock, NULL) != 0) {
 		free(cache);
-		cache = NULL;
+		return NULL;
+	}
+	if (pthread_mutex_init(&cache->parsing, NULL) != 0) {
+		pthread_mutex_destroy(&cache->lock);
+		free(cache);
+		return NULL;
 	}
 	return cache;
 }
@@ -40,6 +48,7 @@ ra_crl_cache_free(struct ra_crl_cache *cache)
 		return;
 	X509_CRL_free(cache->crl);
 	free(cache->der);
+	pthread_mutex_destroy(&cache->parsing);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);
 }
@@ -57,16 +66,14 @@ crl_cached(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
 	return crl;
 }
 
-X509_CRL *
-ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+/* `der` parsed, and kept in place of the cache's: a reference, or NULL. */
+static X509_CRL *
+crl_parse_keep(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
 {
 	const unsigned char *p = der;
 	X509_CRL *crl;
 	uint8_t *copy;
 
-	if ((crl = crl_cached(cache, der, len)) != NULL)
-		return crl;
-	/* Outside the lock: other workers answer from the old one meanwhile. */
 	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL ||
 	    p != der + len) {
 		X509_CRL_free(crl);
@@ -84,6 +91,26 @@ ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
 	cache->der = copy;
 	cache->len = len;
 	pthread_mutex_unlock(&cache->lock);
+	return crl;
+}
+
+X509_CRL *
+ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+{
+	X509_CRL *crl;
+
+	if ((crl = crl_cached(cache, der, len)) != NULL)
+		return crl;
+	/*
+	 * A revocation makes a new CRL, which every GetCRL then brings:
+	 * parsed once, not by each worker at once (up to eight times the
+	 * time and the memory). Workers with the cached CRL's bytes are not
+	 * held up by the lock the parse takes.
+	 */
+	pthread_mutex_lock(&cache->parsing);
+	if ((crl = crl_cached(cache, der, len)) == NULL)
+		crl = crl_parse_keep(cache, der, len);
+	pthread_mutex_unlock(&cache->parsing);
 	return crl;
 }
 

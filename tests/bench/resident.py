@@ -13,11 +13,13 @@ Prints one line of KiB figures for every process of the group together:
   distinct_no_ledger=  the same without the CA's LMDB ledger map (its
              touched pages are the page cache of data.mdb, growing with
              the certificates it holds)
-  libs=      the part of vmrss that is shared libraries' pages (file
-             mappings of *.so*, summed Rss of /proc/PID/smaps): the
-             same pages counted once per process that maps them
+  libs=      the part of vmrss that is shared libraries' mappings (*.so
+             and *.so.N, summed Rss of /proc/PID/smaps): their file pages
+             counted once per process that maps them, and each process's
+             own copies of the pages its loader relocated
 """
 import os
+import re
 import struct
 import sys
 
@@ -61,8 +63,8 @@ def library_kib(pid):
         for line in f:
             first = line.split(None, 1)[0]
             if not first.endswith(":"):  # a mapping's header line
-                parts = line.split()
-                lib = len(parts) > 5 and ".so" in os.path.basename(parts[5])
+                parts = line.split(None, 5)
+                lib = len(parts) > 5 and re.search(r"\.so(\.|$)", os.path.basename(parts[5].strip())) is not None
             elif lib and first == "Rss:":
                 kib += int(line.split()[1])
     return kib

@@ -5,8 +5,10 @@
  * packed message mostly no longer unpacks, or loses the body or origin a
  * route needs, so few of libFuzzer's own mutations reach a handler; these
  * all do. One input in four still gets libFuzzer's byte mutation (the
- * unpacking is fuzzed too). Only with libFuzzer (SCEPD_LIBFUZZER): the
- * plain driver runs the corpus as it is.
+ * unpacking is fuzzed too), as does one with no field to change; only
+ * those switch a oneof to another member or add an element to a repeated
+ * field. Only with libFuzzer (SCEPD_LIBFUZZER): the plain driver runs the
+ * corpus as it is.
  */
 #ifndef SCEPD_FUZZ_PROTOBUF_MUTATOR_H
 #define SCEPD_FUZZ_PROTOBUF_MUTATOR_H
@@ -75,10 +77,11 @@ pb_bytes(struct pb_rng *r, const void *old, size_t len, size_t *out_len)
 	return buf;
 }
 
-static void pb_mutate_message(ProtobufCMessage *m, struct pb_rng *r, int depth);
+static int pb_mutate_message(ProtobufCMessage *m, struct pb_rng *r, int depth);
 
-/* The value at `member` (one element of a repeated field, or the field). */
-static void
+/* The value at `member` (one element of a repeated field, or the field):
+ * 1, or 0 when it is a message with nothing to change. */
+static int
 pb_mutate_value(const ProtobufCFieldDescriptor *f, void *member,
     struct pb_rng *r, int depth)
 {
@@ -145,11 +148,13 @@ pb_mutate_value(const ProtobufCFieldDescriptor *f, void *member,
 			if ((*sub = malloc(d->sizeof_message)) == NULL)
 				abort();
 			d->message_init(*sub);
+			pb_mutate_message(*sub, r, depth + 1);
+			return 1;
 		}
-		pb_mutate_message(*sub, r, depth + 1);
-		break;
+		return pb_mutate_message(*sub, r, depth + 1);
 	}
 	}
+	return 1;
 }
 
 static void
@@ -196,39 +201,54 @@ pb_value_size(const ProtobufCFieldDescriptor *f)
 	}
 }
 
-/* One field of `m`: a set member of a oneof (another member would leave
- * the set one unfreed), an element of a repeated field (or its last one
- * dropped), or the field. */
-static void
+/* Whether field `f` of the message at `base` can change here: a oneof's
+ * member only when set (another would leave the set one unfreed), a
+ * repeated field only with an element. */
+static int
+pb_eligible(const ProtobufCFieldDescriptor *f, const char *base)
+{
+	if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+	    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+		return 0;
+	return f->label != PROTOBUF_C_LABEL_REPEATED ||
+	    *(const size_t *)(base + f->quantifier_offset) > 0;
+}
+
+/* One field of `m` changed, picked among those that can: an element of a
+ * repeated field (or its last one dropped), or the field. 1, or 0 when
+ * nothing could change (no such field, or too deep). */
+static int
 pb_mutate_message(ProtobufCMessage *m, struct pb_rng *r, int depth)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
-	const ProtobufCFieldDescriptor *f;
+	unsigned picks[64], n = 0;
 	char *base = (char *)m;
 
-	if (d->n_fields == 0 || depth > 8)
-		return;
-	for (int tries = 0; tries < 8; tries++) {
-		f = &d->fields[pb_next(r) % d->n_fields];
-		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(uint32_t *)(base + f->quantifier_offset) != f->id)
-			continue;
+	if (depth > 8)
+		return 0;
+	for (unsigned i = 0; i < d->n_fields && n < 64; i++)
+		if (pb_eligible(&d->fields[i], base))
+			picks[n++] = i;
+	while (n > 0) {
+		unsigned k = pb_next(r) % n;
+		const ProtobufCFieldDescriptor *f = &d->fields[picks[k]];
+
+		picks[k] = picks[--n];
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t *n = (size_t *)(base + f->quantifier_offset);
+			size_t *count = (size_t *)(base + f->quantifier_offset);
 			char *array = *(char **)(base + f->offset);
 
-			if (*n == 0)
-				continue;
 			if (pb_next(r) % 8 == 0) {
-				pb_drop_last(f, array, *n);
-				(*n)--;
-			} else {
-				pb_mutate_value(f,
-				    array +
-				        pb_value_size(f) * (pb_next(r) % *n),
-				    r, depth);
+				pb_drop_last(f, array, *count);
+				(*count)--;
+				return 1;
 			}
-			return;
+			if (pb_mutate_value(f,
+			        array +
+			            pb_value_size(f) * (pb_next(r) % *count),
+			        r, depth))
+				return 1;
+			continue;
 		}
 		if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
 		    f->type != PROTOBUF_C_TYPE_MESSAGE &&
@@ -236,9 +256,10 @@ pb_mutate_message(ProtobufCMessage *m, struct pb_rng *r, int depth)
 		    !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 			*(protobuf_c_boolean *)(base + f->quantifier_offset) =
 			    1;
-		pb_mutate_value(f, base + f->offset, r, depth);
-		return;
+		if (pb_mutate_value(f, base + f->offset, r, depth))
+			return 1;
 	}
+	return 0;
 }
 
 size_t LLVMFuzzerCustomMutator(
@@ -255,9 +276,8 @@ LLVMFuzzerCustomMutator(
 	if (pb_next(&r) % 4 == 0 ||
 	    (req = scep__v1__request__unpack(NULL, size, data)) == NULL)
 		return LLVMFuzzerMutate(data, size, max_size);
-	pb_mutate_message(&req->base, &r, 0);
-	len = scep__v1__request__get_packed_size(req);
-	if (len > max_size) {
+	if (!pb_mutate_message(&req->base, &r, 0) ||
+	    (len = scep__v1__request__get_packed_size(req)) > max_size) {
 		scep__v1__request__free_unpacked(req, NULL);
 		return LLVMFuzzerMutate(data, size, max_size);
 	}

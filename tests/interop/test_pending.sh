@@ -297,22 +297,41 @@ rc=0
 [ $rc = 2 ] && grep -q "failInfoText: the signer certificate is revoked" "$WORK/getcert4.log" ||
 	{ cat "$WORK/getcert4.log"; fail "GetCert signed by a revoked certificate: exit $rc"; }
 
-# The RA parses a CRL once, for as long as the CA gives the same one.
-check "GetCRL again: the same CRL; after another revocation, the CA's new one"
+serial32() {
+	local v
+	v=$(openssl x509 -in "$1" -noout -serial | cut -d= -f2)
+	printf '%32s' "$v" | tr ' ' 0
+}
+
+# The RA parses a CRL once, for as long as the CA gives the same bytes.
+check "GetCRL again: the same CRL; after a hold made final, the CA's new one, as long as the old"
 getcrl() {
 	rc=0
-	"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/$1" --message-type 22 \
+	"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/$1.pem" --message-type 22 \
 		--issuer-serial "$WORK/poll2.pem" > "$WORK/$1.log" 2>&1 || rc=$?
 	[ $rc = 0 ] || { cat "$WORK/$1.log"; fail "GetCRL ($1): exit $rc"; }
+	openssl crl -in "$WORK/$1.pem" -outform DER -out "$WORK/$1.der" || fail "GetCRL ($1): not a CRL"
+	openssl crl -in "$WORK/$1.pem" -noout -text > "$WORK/$1.txt"
 }
-getcrl scep-again.crl
-cmp -s "$WORK/scep.crl" "$WORK/scep-again.crl" || fail "a second GetCRL gave another CRL, nothing revoked meanwhile"
-p_serial=$(openssl x509 -in "$WORK/pki.pem" -noout -serial | cut -d= -f2)
-"$SCEPCTL" --data-dir "$DATA" revoke "$(printf '%32s' "$p_serial" | tr ' ' 0)" 2>/dev/null || fail "revoke $p_serial"
-getcrl scep-new.crl
-openssl crl -in "$WORK/scep-new.crl" -noout -text > "$WORK/scep-new.txt"
-grep -q "Serial Number: $serial" "$WORK/scep-new.txt" && grep -q "Serial Number: $p_serial" "$WORK/scep-new.txt" ||
-	{ cat "$WORK/scep-new.txt"; fail "GetCRL after revoking $p_serial does not list both revoked serials"; }
+getcrl again
+cmp -s <(openssl crl -in "$WORK/scep.crl" -outform DER) "$WORK/again.der" ||
+	fail "a second GetCRL gave another CRL, nothing revoked meanwhile"
+p_serial=$(serial32 "$WORK/pki.pem")
+# As openssl prints it: no leading zero bytes.
+p_hex=$(openssl x509 -in "$WORK/pki.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$p_serial" --reason certificateHold || fail "hold $p_serial"
+getcrl held
+grep -A5 "Serial Number: $p_hex" "$WORK/held.txt" | grep -q "Certificate Hold" ||
+	{ cat "$WORK/held.txt"; fail "GetCRL after a hold does not list $p_serial on hold"; }
+"$SCEPCTL" --data-dir "$DATA" revoke "$p_serial" --reason keyCompromise || fail "revoke $p_serial for good"
+getcrl final
+# Only the entry's reason differs: a cache that looked at the length would
+# give the held one.
+[ "$(stat -c %s "$WORK/held.der")" = "$(stat -c %s "$WORK/final.der")" ] ||
+	fail "the CRLs before and after the hold made final differ in length: this check needs them equal"
+grep -A5 "Serial Number: $p_hex" "$WORK/final.txt" | grep -q "Key Compromise" &&
+	grep -q "Serial Number: $serial" "$WORK/final.txt" ||
+	{ cat "$WORK/final.txt"; fail "GetCRL after the hold made final does not list $p_serial as keyCompromise beside $serial"; }
 
 check "a CertPoll for an approved certificate revoked since: FAILURE, not the revoked certificate"
 poll poll_revoked "O=Fabrikam,CN=needs approval" p1
@@ -403,12 +422,6 @@ server_restart
 
 
 # The serial as the CA writes it: 32 digits (openssl drops a leading 00).
-serial32() {
-	local v
-	v=$(openssl x509 -in "$1" -noout -serial | cut -d= -f2)
-	printf '%32s' "$v" | tr ' ' 0
-}
-
 check "approve, then approve again (scepctl gave up waiting) or reject: already issued, with its serial; reject says how to withdraw it"
 rc=0
 ios_enroll "$(challenge)" "CN=approved then rejected" "$WORK/d1.pem" "$URL" --key "$WORK/d1.key" >/dev/null || rc=$?
