@@ -49,6 +49,8 @@ QUIET="not checked (QUIET_WAIT=0)"
 [ "$QUIET_WAIT" -gt 0 ] && wait_quiet "$QUIET_WAIT"
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+# At start: commits made during a run are not what it ran.
+SCEPD_VERSION=$(git -C "$SRC_DIR" describe --always --dirty 2>/dev/null || echo unknown)
 start_scepd scepd "$MODE" 3072
 PGID=${SERVER_PIDS[scepd]}
 LEDGER="${SERVER_DATA[scepd]}/db/ca/data.mdb"
@@ -155,7 +157,7 @@ if [ -n "$RESULTS" ]; then
 		echo "## Memory soak"
 		echo
 		echo "Written by \`tests/bench/soak.sh\` on $DATE ($(nproc) cores; quiet machine: $QUIET; load average before $LOADAVG)."
-		echo "scepd \`$(git -C "$SRC_DIR" describe --always --dirty 2>/dev/null || echo unknown)\` ($(basename "$BUILD_DIR")), $(mode_title "$MODE"), demo CA RSA 3072;"
+		echo "scepd \`$SCEPD_VERSION\` ($(basename "$BUILD_DIR")), $(mode_title "$MODE"), demo CA RSA 3072;"
 		echo "$REQUESTS requests by \`tests/scep_load\` at concurrency $CONCURRENCY in rounds of $ROUND: $((100 - GET_PERCENT))% enrollments (PKCSReq, each answer verified), $GET_PERCENT% GetCACaps and GetCACert."
 		echo "RSS from \`/proc/PID/status\` after each round, in KiB; every tenth of the run shown (\`soak.sh\` prints every round)."
 		echo
