@@ -1604,6 +1604,30 @@ out:
 }
 
 int
+scep_crl_only_build(
+    const uint8_t *der, size_t len, uint8_t **out, size_t *out_len)
+{
+	const unsigned char *p = der;
+	X509_CRL *crl = NULL;
+	PKCS7 *p7 = NULL;
+	int rc = SCEP_E_PARSE;
+
+	*out = NULL;
+	*out_len = 0;
+	if (len > LONG_MAX ||
+	    (crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL || p != der + len)
+		goto out;
+	rc = SCEP_E_BUILD;
+	if ((p7 = certs_only_new(NULL, NULL, crl)) != NULL)
+		rc = pkcs7_to_der(p7, out, out_len);
+out:
+	PKCS7_free(p7);
+	X509_CRL_free(crl);
+	ERR_clear_error();
+	return rc;
+}
+
+int
 scep_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *certs)
 {
 	PKCS7 *p7 = NULL;

@@ -256,6 +256,11 @@ int scep_certrep_build(
  */
 int
 scep_certs_only_build(STACK_OF(X509) * certs, uint8_t **out, size_t *out_len);
+/* A degenerate certs-only SignedData holding the CRL `der` (GetCRL's
+ * answer, enveloped as it is through scep_certrep_params.certs_only);
+ * *out is malloc'ed. SCEP_E_PARSE when `der` is not one CRL. */
+int scep_crl_only_build(
+    const uint8_t *der, size_t len, uint8_t **out, size_t *out_len);
 
 /*
  * The GetNextCACert answer (RFC 8894 4.7.1): a SignedData signed by the

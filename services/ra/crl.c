@@ -3,9 +3,10 @@
  * distribution point): passed on to the CA, the only one that can sign
  * a CRL. The frontend keeps it for a while; the CA re-issues it in time.
  *
- * A SCEP GetCRL (pkioperation.c) needs the CRL parsed to put it in a
- * CertRep: parsed once per CRL the CA gives (ra_crl_parsed). Parsing one
- * of 50,000 entries takes about 60 ms, and any signer may ask.
+ * A SCEP GetCRL (pkioperation.c) answers with the CRL in a certs-only
+ * SignedData, enveloped as it is: built once per CRL the CA gives
+ * (ra_crl_answer). Parsing a CRL of 50,000 entries takes about 60 ms,
+ * and any signer may ask.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,10 +17,11 @@
 
 struct ra_crl_cache {
 	pthread_mutex_t lock; /* the fields below */
-	pthread_mutex_t parsing; /* one parse of a new CRL, the others wait */
+	pthread_mutex_t building; /* one build for a new CRL, the others wait */
 	uint8_t *der; /* what the CA gave last */
 	size_t len;
-	X509_CRL *crl; /* der parsed */
+	uint8_t *answer; /* der in a certs-only SignedData */
+	size_t answer_len;
 };
 
 struct ra_crl_cache *
@@ -33,7 +35,7 @@ ra_crl_cache_new(void)
 		free(cache);
 		return NULL;
 	}
-	if (pthread_mutex_init(&cache->parsing, NULL) != 0) {
+	if (pthread_mutex_init(&cache->building, NULL) != 0) {
 		pthread_mutex_destroy(&cache->lock);
 		free(cache);
 		return NULL;
@@ -46,72 +48,77 @@ ra_crl_cache_free(struct ra_crl_cache *cache)
 {
 	if (cache == NULL)
 		return;
-	X509_CRL_free(cache->crl);
+	free(cache->answer);
 	free(cache->der);
-	pthread_mutex_destroy(&cache->parsing);
+	pthread_mutex_destroy(&cache->building);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);
 }
 
-static X509_CRL *
-crl_cached(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+/* The answer for `der` copied into `arena` when the cache holds it. */
+static int
+crl_cached(struct ra_crl_cache *cache, const uint8_t *der, size_t len,
+    struct rpc_arena *arena, const uint8_t **out, size_t *out_len)
 {
-	X509_CRL *crl = NULL;
+	uint8_t *copy = NULL;
 
 	pthread_mutex_lock(&cache->lock);
-	if (cache->crl != NULL && cache->len == len &&
-	    memcmp(cache->der, der, len) == 0 && X509_CRL_up_ref(cache->crl))
-		crl = cache->crl;
+	if (cache->answer != NULL && cache->len == len &&
+	    memcmp(cache->der, der, len) == 0 &&
+	    (copy = rpc_alloc(arena, cache->answer_len)) != NULL) {
+		memcpy(copy, cache->answer, cache->answer_len);
+		*out = copy;
+		*out_len = cache->answer_len;
+	}
 	pthread_mutex_unlock(&cache->lock);
-	return crl;
+	return copy != NULL;
 }
 
-/* `der` parsed, and kept in place of the cache's: a reference, or NULL. */
-static X509_CRL *
-crl_parse_keep(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+/* `der` built into an answer, kept in place of the cache's. */
+static int
+crl_build_keep(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
 {
-	const unsigned char *p = der;
-	X509_CRL *crl;
-	uint8_t *copy;
+	uint8_t *answer, *copy;
+	size_t answer_len;
 
-	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL ||
-	    p != der + len) {
-		X509_CRL_free(crl);
-		return NULL;
-	}
-	if ((copy = malloc(len)) == NULL || !X509_CRL_up_ref(crl)) {
-		free(copy);
-		return crl; /* answered, not kept */
+	if (scep_crl_only_build(der, len, &answer, &answer_len) != SCEP_OK)
+		return -1;
+	if ((copy = malloc(len)) == NULL) {
+		free(answer);
+		return -1;
 	}
 	memcpy(copy, der, len);
 	pthread_mutex_lock(&cache->lock);
-	X509_CRL_free(cache->crl);
+	free(cache->answer);
 	free(cache->der);
-	cache->crl = crl;
+	cache->answer = answer;
+	cache->answer_len = answer_len;
 	cache->der = copy;
 	cache->len = len;
 	pthread_mutex_unlock(&cache->lock);
-	return crl;
+	return 0;
 }
 
-X509_CRL *
-ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len)
+int
+ra_crl_answer(struct ra_crl_cache *cache, const uint8_t *der, size_t len,
+    struct rpc_arena *arena, const uint8_t **out, size_t *out_len)
 {
-	X509_CRL *crl;
+	int ok;
 
-	if ((crl = crl_cached(cache, der, len)) != NULL)
-		return crl;
+	if (crl_cached(cache, der, len, arena, out, out_len))
+		return 0;
 	/*
 	 * A revocation makes a new CRL, which every GetCRL then brings:
-	 * parsed once, not by each worker at once (up to eight times the
+	 * built once, not by each worker at once (up to eight times the
 	 * time and the memory). Workers with the cached CRL's bytes are not
-	 * held up by the lock the parse takes.
+	 * held up by the lock the build takes.
 	 */
-	pthread_mutex_lock(&cache->parsing);
-	if ((crl = crl_cached(cache, der, len)) == NULL)
-		crl = crl_parse_keep(cache, der, len);
-	pthread_mutex_unlock(&cache->parsing);
-	return crl;
+	pthread_mutex_lock(&cache->building);
+	ok = crl_cached(cache, der, len, arena, out, out_len) ||
+	    (crl_build_keep(cache, der, len) == 0 &&
+	        crl_cached(cache, der, len, arena, out, out_len));
+	pthread_mutex_unlock(&cache->building);
+	return ok ? 0 : -1;
 }
 
 void

@@ -24,10 +24,10 @@ struct ra_answer {
 	int failinfo;
 	const char *text; /* failInfoText; static or in the arena */
 	X509 *issued; /* owned */
-	/* Or the CA's degenerate SignedData of it (in the arena). */
+	/* Or the degenerate SignedData of it, the CA's, or of GetCRL's CRL
+	 * (in the arena). */
 	const uint8_t *certs_only;
 	size_t certs_only_len;
-	X509_CRL *crl; /* owned; GetCRL's answer */
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
@@ -753,7 +753,6 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 	struct scep_content content = {0};
 	int rc;
 
-	(void)arena;
 	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SERIAL, ans,
 	        &content) != 0)
 		goto out;
@@ -770,8 +769,9 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 		ans->unavailable = 1;
 		goto out;
 	}
-	if ((ans->crl = ra_crl_parsed(w->ra->crl_cache,
-	         reply->get_crl->crl.data, reply->get_crl->crl.len)) == NULL) {
+	if (ra_crl_answer(w->ra->crl_cache, reply->get_crl->crl.data,
+	        reply->get_crl->crl.len, arena, &ans->certs_only,
+	        &ans->certs_only_len) != 0) {
 		ans->unavailable = 1;
 		goto out;
 	}
@@ -900,7 +900,6 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 	params.issued = ans.issued;
 	params.certs_only = ans.certs_only;
 	params.certs_only_len = ans.certs_only_len;
-	params.crl = ans.crl;
 	params.recipient = sreq->signer;
 	params.cipher = scep_reply_cipher(ans.cipher_nid);
 	params.signer = ra->sign_cert;
@@ -931,7 +930,6 @@ ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 		    ans.text ? ans.text : "");
 out:
 	X509_free(ans.issued);
-	X509_CRL_free(ans.crl);
 	scep_request_free(sreq);
 	ERR_clear_error();
 }

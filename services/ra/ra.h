@@ -81,12 +81,13 @@ int ra_cacert_prepare(struct ra *ra);
 void ra_handle_get_ca_cert(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
-/* crl.c: the CA's CRL as a SCEP GetCRL answers it, parsed once for as
- * long as the CA gives the same bytes: a reference for the caller. */
+/* crl.c: the CA's CRL `der` as a SCEP GetCRL answers it (a certs-only
+ * SignedData), built once for as long as the CA gives the same bytes and
+ * copied into `arena`: 0, or -1. */
 struct ra_crl_cache *ra_crl_cache_new(void);
 void ra_crl_cache_free(struct ra_crl_cache *cache);
-X509_CRL *
-ra_crl_parsed(struct ra_crl_cache *cache, const uint8_t *der, size_t len);
+int ra_crl_answer(struct ra_crl_cache *cache, const uint8_t *der, size_t len,
+    struct rpc_arena *arena, const uint8_t **out, size_t *out_len);
 
 /* csrinfo.c: what a challenge validator is shown of a CSR (arena). */
 char *ra_csr_subject(X509_REQ *csr, struct rpc_arena *arena);
