@@ -174,6 +174,53 @@ out:
 	return rc;
 }
 
+STACK_OF(X509) *
+    pki_load_previous_cas(const char *path, const char *setting, X509 *current,
+        char *err, size_t errlen)
+{
+	STACK_OF(X509) * cas;
+
+	if (path == NULL || path[0] == '\0')
+		return sk_X509_new_null();
+	if ((cas = pki_load_certs(path, err, errlen)) == NULL)
+		return NULL;
+	for (int i = 0; i < sk_X509_num(cas); i++) {
+		X509 *c = sk_X509_value(cas, i);
+		const char *why = NULL;
+
+		if ((X509_get_extension_flags(c) & EXFLAG_CA) == 0)
+			why = "is not a CA certificate (basicConstraints "
+			      "CA:TRUE)";
+		else if (X509_cmp(c, current) == 0)
+			why = "is the CA in use, not one it replaced";
+		if (why != NULL) {
+			snprintf(err, errlen, "%s: %s: certificate %d %s",
+			    setting, path, i + 1, why);
+			sk_X509_pop_free(cas, X509_free);
+			return NULL;
+		}
+	}
+	ERR_clear_error();
+	return cas;
+}
+
+X509 *
+pki_issuer_among(X509 *cert, STACK_OF(X509) * cas)
+{
+	X509 *found = NULL;
+
+	for (int i = 0; found == NULL && i < sk_X509_num(cas); i++) {
+		X509 *ca = sk_X509_value(cas, i);
+		EVP_PKEY *key = X509_get0_pubkey(ca);
+
+		if (X509_check_issued(ca, cert) == X509_V_OK && key != NULL &&
+		    X509_verify(cert, key) == 1)
+			found = ca;
+	}
+	ERR_clear_error();
+	return found;
+}
+
 struct pki_pass {
 	const char *pass; /* NULL: no passphrase file was given */
 	int asked; /* the key turned out to be encrypted */

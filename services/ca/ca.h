@@ -34,6 +34,7 @@
 struct ca_settings {
 	char *listen;
 	char *certificate;
+	char *previous_ca_certificate; /* CAs replaced: their certs renew */
 	char *key;
 	char *key_passphrase_file;
 	char *database;
@@ -114,6 +115,7 @@ struct ca_template {
 struct ca {
 	struct ca_settings settings;
 	X509 *cert;
+	STACK_OF(X509) * previous_cas; /* PreviousCACertificate; may be empty */
 	EVP_PKEY *key;
 	time_t not_before, not_after; /* of the CA certificate */
 	unsigned char cert_sha256[32]; /* which CA certificate signed a CRL */

@@ -30,6 +30,9 @@ static const struct config_key ca_config[] = {
     {"Certificate", CONFIG_PATH, 0, 0, NULL, S(certificate),
         "the CA certificate (PEM or DER)"},
     {"Key", CONFIG_PATH, 0, 0, NULL, S(key), "the CA private key (PEM)"},
+    {"PreviousCACertificate", CONFIG_PATH, 0, 0, "", S(previous_ca_certificate),
+        "CAs this one replaced (PEM): their certificates in the ledger may "
+        "renew"},
     {"Signer", CONFIG_STRING, 0, 0, "file", S(signer),
         "file ([ca] Key), or a [signer.NAME] section (an HSM's plugin)"},
     {"SignThreads", CONFIG_INT, 0, 16, "0", S(sign_threads),
@@ -204,6 +207,18 @@ checked:
 		    s->certificate);
 		return -1;
 	}
+	if ((ca->previous_cas = pki_load_previous_cas(
+	         s->previous_ca_certificate, "[ca] PreviousCACertificate",
+	         ca->cert, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "scepd-ca: %s\n", err);
+		return -1;
+	}
+	if (sk_X509_num(ca->previous_cas) > 0)
+		log_warn("PreviousCACertificate: certificates of %d CA%s this "
+		         "one replaced renew when in the ledger (%s)",
+		    sk_X509_num(ca->previous_cas),
+		    sk_X509_num(ca->previous_cas) == 1 ? "" : "s",
+		    s->previous_ca_certificate);
 	if (ca->not_after - now < (time_t)s->validity_days * 86400)
 		log_warn("%s ends before ValidityDays = %ld: certificates "
 		         "will end with it",
@@ -423,6 +438,7 @@ out:
 	X509_EXTENSION_free(ca.crl_dp);
 	X509_EXTENSION_free(ca.akid);
 	X509_free(ca.cert);
+	sk_X509_pop_free(ca.previous_cas, X509_free);
 	EVP_PKEY_free(ca.key);
 	signer_free(&ca.signer); /* after the CA's reference to its key */
 	sandbox_free(ca.sandbox);

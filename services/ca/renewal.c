@@ -14,10 +14,12 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "pki.h"
 #include "x509parse.h"
 #include "log.h"
 
@@ -74,6 +76,7 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 {
 	const unsigned char *p = der;
 	X509 *old = x509parse_cert(&p, (long)der_len);
+	X509 *issuer = NULL; /* a CA this one replaced, or NULL: this one */
 	X509_NAME *subject = NULL;
 	const ASN1_INTEGER *sn;
 	BIGNUM *bn = NULL;
@@ -90,12 +93,16 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		renewal_refuse(r, "the certificate to renew is unreadable");
 		goto out;
 	}
-	if (X509_NAME_cmp(X509_get_issuer_name(old),
-	        X509_get_subject_name(ca->cert)) != 0 ||
-	    X509_verify(old, X509_get0_pubkey(ca->cert)) != 1) {
+	if ((X509_NAME_cmp(X509_get_issuer_name(old),
+	         X509_get_subject_name(ca->cert)) != 0 ||
+	        X509_verify(old, X509_get0_pubkey(ca->cert)) != 1) &&
+	    (issuer = pki_issuer_among(old, ca->previous_cas)) == NULL) {
 		renewal_refuse(r,
-		    "the certificate to renew was not issued by "
-		    "this CA");
+		    "the certificate to renew was not issued by this CA%s",
+		    sk_X509_num(ca->previous_cas) > 0
+		        ? " nor by one in [ca] PreviousCACertificate"
+		        : " (one of a CA it replaced renews when listed "
+		          "in [ca] PreviousCACertificate)");
 		goto out;
 	}
 	sn = X509_get0_serialNumber(old);
@@ -214,6 +221,16 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    "(RenewalNewKey = 1)",
 		    tpl->name);
 		goto out;
+	}
+	if (issuer != NULL) {
+		char sha[2 * SHA256_DIGEST_LENGTH + 1];
+
+		log_info("certificate %s, to renew, was issued by a CA this "
+		         "one replaced (PreviousCACertificate, SHA-256 %s)",
+		    old_serial,
+		    pki_thumbprint(issuer, EVP_sha256(), sha, sizeof(sha)) == 0
+		        ? sha
+		        : "?");
 	}
 	rc = 0;
 out:

@@ -38,6 +38,8 @@ static const struct config_key ra_config[] = {
         "where Module = NAME plugins are (\"\": beside the program)"},
     {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file), NULL},
     {"NextCACertificate", CONFIG_PATH, 0, 0, "", S(next_ca_certificate), NULL},
+    {"PreviousCACertificate", CONFIG_PATH, 0, 0, "", S(previous_ca_certificate),
+        "CAs this one replaced (PEM): their certificates may sign renewals"},
     {"AllowDES", CONFIG_BOOL, 0, 1, "0", S(allow_des), NULL},
     {"AllowDES3", CONFIG_BOOL, 0, 1, "1", S(allow_des3), NULL},
     {"AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL},
@@ -176,6 +178,7 @@ ra_free(struct ra *ra)
 	signer_free(&ra->enc_signer);
 	signer_free(&ra->sign_signer);
 	sk_X509_pop_free(ra->ca_chain, X509_free);
+	sk_X509_pop_free(ra->previous_cas, X509_free);
 	free(ra->cacert_body);
 	free(ra->ca_der);
 	free(ra->caps);
@@ -254,6 +257,19 @@ main(int argc, char **argv)
 		    ra.ca_chain ? "no certificate in CACertificate" : err);
 		goto out;
 	}
+	if ((ra.previous_cas = pki_load_previous_cas(
+	         ra.settings.previous_ca_certificate,
+	         "[ra] PreviousCACertificate", sk_X509_value(ra.ca_chain, 0),
+	         err, sizeof(err))) == NULL) {
+		fprintf(stderr, "scepd-ra: %s\n", err);
+		goto out;
+	}
+	if (sk_X509_num(ra.previous_cas) > 0)
+		log_warn("PreviousCACertificate: certificates of %d CA%s this "
+		         "one replaced may sign renewals (%s)",
+		    sk_X509_num(ra.previous_cas),
+		    sk_X509_num(ra.previous_cas) == 1 ? "" : "s",
+		    ra.settings.previous_ca_certificate);
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "pki.h"
 #include "ra.h"
 
 /* What a handler decided, turned into a CertRep (or a 503) by the caller. */
@@ -106,7 +107,9 @@ ra_signer_is_ours(const struct ra *ra, X509 *signer)
 	ours = X509_check_issued(ca, signer) == X509_V_OK && ca_key != NULL &&
 	    X509_verify(signer, ca_key) == 1;
 	ERR_clear_error();
-	return ours;
+	/* Or of a CA this one replaced: the CA checks its ledger all the
+	 * same (renewal.c). */
+	return ours || pki_issuer_among(signer, ra->previous_cas) != NULL;
 }
 
 /*
@@ -474,6 +477,15 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		    "signed with an RSA certificate of this CA");
 		goto out;
 	}
+	/* Before the key check: a renewal with a new key signed by a
+	 * certificate of another CA (one this CA replaced) is told why. */
+	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "a RenewalReq must be signed with the certificate to "
+		    "renew, issued by this CA (one of a CA it replaced, "
+		    "when listed in [ra] and [ca] PreviousCACertificate)");
+		goto out;
+	}
 	if (!renewal && !ra_signer_matches_csr(sreq->signer, csr)) {
 		log_event(LOG_LEVEL_WARN, txid, req->id,
 		    "signer certificate (not one of this CA) is not for the "
@@ -481,13 +493,6 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		ra_fail(ans, SCEP_FAILINFO_BAD_MESSAGE_CHECK,
 		    "the signer certificate, not one of this CA, does not "
 		    "hold the CSR's public key");
-		goto out;
-	}
-	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-		    "a RenewalReq must be signed with the certificate to "
-		    "renew, "
-		    "issued by this CA");
 		goto out;
 	}
 	/* A renewal is paid for by the certificate that signed it; a new

@@ -30,6 +30,7 @@ struct ra_settings {
 	char *plugin_dir;
 	char *key_passphrase_file;
 	char *next_ca_certificate; /* rollover: the next CA (and RA) certs */
+	char *previous_ca_certificate; /* CAs replaced: their certs renew */
 	int allow_des;
 	int allow_des3;
 	int allow_sha1;
@@ -54,6 +55,7 @@ struct ra {
 	 * token slot. */
 	struct signer sign_signer, enc_signer;
 	STACK_OF(X509) * ca_chain; /* CA first */
+	STACK_OF(X509) * previous_cas; /* PreviousCACertificate; may be empty */
 	uint8_t *cacert_body; /* the GetCACert answer */
 	size_t cacert_len;
 	const char *cacert_type;

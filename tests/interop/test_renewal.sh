@@ -170,4 +170,62 @@ verify_cert "$WORK/c11.pem"
 grep -q "IPSECIntermediateOffline" "$WORK/list.txt" || fail "scepctl list shows no template"
 ! grep -q "ServerSign" "$WORK/list.txt" || fail "a ServerSign certificate is in the ledger"
 
-pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, SANs, once, ledger, template, window and new-key rules"
+check "after a CA switch (a new key, the same name), a certificate of the old CA renews only with PreviousCACertificate in [ra] and [ca], and a revoked one never"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 8" "$WORK/r1.pem" "$URL" --key "$WORK/r1.key" >/dev/null ||
+	fail "enrollment before the switch"
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/r1.pem" -noout -serial | cut -d= -f2)" \
+	> /dev/null 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "scepctl revoke"; }
+cp "$DATA/ca/ca.pem" "$WORK/old-ca.pem"
+server_stop
+ca_replace "$DATA" 2048
+server_start
+fetch_ca_chain
+cmp -s <(openssl x509 -in "$CA_PEM" -outform DER) <(openssl x509 -in "$WORK/old-ca.pem" -outform DER) &&
+	fail "GetCACert still gives the old CA"
+rc=0
+renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12a.key" --message-type 17 || rc=$?
+[ $rc = 2 ] && grep -q "issued by this CA (one of a CA it replaced, when listed in \[ra\] and \[ca\] PreviousCACertificate)" "$WORK/c12.log" ||
+	{ cat "$WORK/c12.log"; fail "an old CA's certificate without PreviousCACertificate: exit $rc, want 2 naming the setting"; }
+cp "$WORK/old-ca.pem" "$DATA/ca/previous-ca.pem"
+# The CA checks for itself: the RA's word is not enough.
+set_conf ra PreviousCACertificate ca/previous-ca.pem
+server_restart
+rc=0
+renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12b.key" --message-type 17 || rc=$?
+[ $rc = 2 ] && grep -q "not issued by this CA (one of a CA it replaced renews when listed in \[ca\] PreviousCACertificate)" "$WORK/c12.log" ||
+	{ cat "$WORK/c12.log"; fail "PreviousCACertificate in [ra] only: exit $rc, want 2 from the CA naming [ca]"; }
+set_conf ca PreviousCACertificate ca/previous-ca.pem
+server_restart
+grep -q "scepd-ca.*PreviousCACertificate: certificates of 1 CA this one replaced renew" "$SERVER_LOG" &&
+	grep -q "scepd-ra.*PreviousCACertificate: certificates of 1 CA this one replaced may sign renewals" "$SERVER_LOG" ||
+	fail "PreviousCACertificate is not logged at start by the RA and the CA"
+renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12.key" --message-type 17 ||
+	{ cat "$WORK/c12.log"; fail "RenewalReq with an old CA's certificate and PreviousCACertificate was refused"; }
+verify_cert "$WORK/c12.pem"
+! openssl verify -CAfile "$WORK/old-ca.pem" "$WORK/c12.pem" > /dev/null 2>&1 || fail "the renewed certificate is the old CA's"
+grep -q "certificate $(openssl x509 -in "$WORK/c11.pem" -noout -serial | cut -d= -f2), to renew, was issued by a CA this one replaced" "$SERVER_LOG" ||
+	fail "the CA does not log the renewal of an old CA's certificate"
+renew c13 c12 "O=Fabrikam,CN=laptop 7" --key "$WORK/c13.key" ||
+	{ cat "$WORK/c13.log"; fail "the new CA's certificate does not renew"; }
+rc=0
+renew r2 r1 "O=Fabrikam,CN=laptop 8" --key "$WORK/r2.key" || rc=$?
+[ $rc = 2 ] && grep -q "is revoked: enroll anew" "$WORK/r2.log" ||
+	{ cat "$WORK/r2.log"; fail "a revoked certificate of the old CA: exit $rc"; }
+
+check "a PreviousCACertificate that is not a CA's, or is the CA in use, stops the service at start"
+# bad_previous SERVICE FILE WHAT
+bad_previous() {
+	local rc=0
+	cp "$2" "$DATA/ca/previous-ca.pem"
+	timeout -s KILL 20 "$BUILD_DIR/$1" --config "$DATA/scepd.conf" > "$WORK/bad-previous.out" 2>&1 || rc=$?
+	[ $rc = 1 ] && grep -q "PreviousCACertificate: .*: certificate 1 $3" "$WORK/bad-previous.out" ||
+		{ cat "$WORK/bad-previous.out"; fail "$1 with PreviousCACertificate $2: exit $rc, want 1 and '$3'"; }
+	echo "   $(grep PreviousCACertificate "$WORK/bad-previous.out")"
+}
+server_stop
+bad_previous scepd-ra "$CA_PEM" "is the CA in use"
+bad_previous scepd-ca "$CA_PEM" "is the CA in use"
+bad_previous scepd-ra "$WORK/c12.pem" "is not a CA certificate"
+bad_previous scepd-ca "$WORK/c12.pem" "is not a CA certificate"
+
+pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, SANs, once, ledger, template, window and new-key rules; an old CA's certificates after a switch with PreviousCACertificate"
