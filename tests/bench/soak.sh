@@ -6,14 +6,19 @@
 # with GET_PERCENT of GetCACaps and GetCACert mixed in (each checked to
 # answer as before). After every round, every few seconds, it samples
 # RssAnon and RssFile of each scepd process (/proc/PID/status) and prints
-# a row. Heap growth shows in RssAnon; RssFile is mostly the CA's LMDB
-# ledger mapped in memory, which grows with every certificate recorded.
+# a row. RssFile is mostly the CA's LMDB ledger mapped in memory, which
+# grows with every certificate recorded. RssAnon counts the heap's pages
+# and more: stacks, and free blocks, once touched, stay resident until
+# glibc gives them back. So, with gdb installed (HEAP=1), each round also
+# asks each service's glibc what its allocated blocks hold (malloc_stats,
+# "in use bytes", called through gdb and written to the service's standard
+# error, the log): live heap, which is what a leak grows.
 #
-# The verdict compares the first sample at 10% of the requests (after
+# The verdicts compare the first sample at 10% of the requests (after
 # warm-up: arenas, caches and thread stacks have reached their size) with
-# the end, in KiB per 1000 requests, and fits a line through every sample
-# from there; the heap has "no growth" when that slope is at most
-# ANON_SLOPE_MAX KiB per 1000 requests.
+# the end, in KiB per 1000 requests, and fit a line through every sample
+# from there: one for RssAnon, one for the bytes in use; "no growth" when
+# the slope is at most ANON_SLOPE_MAX KiB per 1000 requests.
 #
 #   tests/bench/soak.sh [BUILD_DIR]        (default: build-bench)
 #
@@ -22,6 +27,8 @@
 #   MODE=single        scepd's passwords: single (UseSinglePassword) or otp
 #                      (one-time passwords from scepctl before each round)
 #   ANON_SLOPE_MAX=2   KiB per 1000 requests
+#   HEAP=1             bytes in use from malloc_stats (needs gdb; each
+#                      service stops for a moment after each round); 0: not
 #   QUIET_WAIT=0       minutes to wait first for a quiet machine
 #   RESULTS=FILE       its "## Memory soak" section is replaced (default
 #                      tests/bench/RESULTS.md; RESULTS= writes nothing)
@@ -38,11 +45,18 @@ CONCURRENCY=${CONCURRENCY:-4}
 MODE=${MODE:-single}
 ANON_SLOPE_MAX=${ANON_SLOPE_MAX:-2}
 QUIET_WAIT=${QUIET_WAIT:-0}
+HEAP=${HEAP:-1}
 RESULTS=${RESULTS-$SRC_DIR/tests/bench/RESULTS.md}
 . "$SRC_DIR/tests/bench/lib.sh"
 
 # The processes, in the table's order.
 PROCS="scepd-frontend scepd-ra scepd-challenge scepd-ca scepd"
+# Those whose bytes in use are asked (the launcher only waits on them).
+SERVICES="scepd-frontend scepd-ra scepd-challenge scepd-ca"
+if [ "$HEAP" = 1 ] && ! command -v gdb > /dev/null; then
+	echo "soak: gdb is not installed (Debian package gdb): RssAnon only, no bytes in use (HEAP=0)"
+	HEAP=0
+fi
 
 bench_init soak
 QUIET="not checked (QUIET_WAIT=0)"
@@ -58,6 +72,32 @@ LEDGER="${SERVER_DATA[scepd]}/db/ca/data.mdb"
 # "KEY: N kB" of /proc/PID/status.
 status_kib() {
 	awk -v k="$2:" '$1 == k { print $2; exit }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# glibc's bytes in use (all arenas and mmapped blocks) of process PID:
+# malloc_stats() writes them to its standard error, the server's log.
+heap_in_use() {
+	local log="$WORK/scepd.log" before
+	before=$(stat -c %s "$log")
+	gdb -batch -p "$1" -ex 'call (void)malloc_stats()' > /dev/null 2>&1 || { echo 0; return; }
+	tail -c +"$((before + 1))" "$log" |
+		awk '/^Total \(incl. mmap\):/ { t = 1; next } t && /^in use bytes/ { print $NF; found = 1; exit } END { if (!found) print 0 }'
+}
+
+# "DONE B1 .. B4 SUM" (bytes in use of each of SERVICES) appended to
+# $WORK/heap.
+sample_heap() {
+	local pid comm b sum=0 cells=""
+	for comm in $SERVICES; do
+		b=0
+		for pid in $(pgrep -g "$PGID"); do
+			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || continue
+			b=$(heap_in_use "$pid")
+		done
+		sum=$((sum + b))
+		cells="$cells $b"
+	done
+	echo "$1$cells $sum" >> "$WORK/heap"
 }
 
 # One sample: "DONE SECONDS PIDS anon/file for each of PROCS ANON FILE
@@ -80,14 +120,18 @@ sample() {
 		cells="$cells $anon/$file"
 	done
 	echo "$done $SECONDS ${pids:-none}$cells $sum_anon $sum_file $sum_rss $(stat -c %s "$LEDGER" 2>/dev/null || echo 0)" >> "$WORK/samples"
-	printf '%9s %6s%s %9s %9s %9s %8.1f\n' "$done" "$SECONDS" "$(for c in $cells; do printf ' %15s' "$c"; done)" \
-		"$sum_anon" "$sum_file" "$sum_rss" "$(calc "$(tail -1 "$WORK/samples" | awk '{ print $NF }') / 1048576")"
+	# RSS first: the call runs inside each process.
+	[ "$HEAP" = 1 ] && sample_heap "$done"
+	printf '%9s %6s%s %9s %9s %9s %8.1f %9s\n' "$done" "$SECONDS" "$(for c in $cells; do printf ' %15s' "$c"; done)" \
+		"$sum_anon" "$sum_file" "$sum_rss" "$(calc "$(tail -1 "$WORK/samples" | awk '{ print $NF }') / 1048576")" \
+		"$([ "$HEAP" = 1 ] && tail -1 "$WORK/heap" | awk '{ printf "%d", $NF / 1024 }' || echo -)"
 }
 
 echo "== memory soak: $REQUESTS requests ($GET_PERCENT% GetCACaps/GetCACert, the rest enrollments), rounds of $ROUND, concurrency $CONCURRENCY, $(mode_title "$MODE")"
 echo "   RSS in KiB, RssAnon/RssFile per process; sums; the ledger's data.mdb"
-printf '%9s %6s%s %9s %9s %9s %8s\n' requests s "$(for c in $PROCS; do printf ' %15s' "${c#scepd-}"; done)" anon file VmRSS 'mdb MiB'
+printf '%9s %6s%s %9s %9s %9s %8s %9s\n' requests s "$(for c in $PROCS; do printf ' %15s' "${c#scepd-}"; done)" anon file VmRSS 'mdb MiB' 'in use'
 : > "$WORK/samples"
+: > "$WORK/heap"
 sample 0
 SECONDS_START=$SECONDS
 done=0
@@ -125,7 +169,7 @@ awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" -
 		for (i = w; i <= n; i++) { dx = done[i] - sx / k; sxx += dx * dx; sxy += dx * (v[i, anon] - sy / k) }
 		slope = sxx > 0 ? 1000 * sxy / sxx : 0
 		printf "warm-up sample at %d requests, end at %d: %.1f thousand requests between\n", done[w], done[n], span
-		printf "heap (RssAnon, all processes): %d -> %d KiB, %+d KiB, %+.2f KiB per 1000 requests; fitted slope %+.2f KiB per 1000 requests\n",
+		printf "resident anonymous memory (RssAnon, all processes): %d -> %d KiB, %+d KiB, %+.2f KiB per 1000 requests; fitted slope %+.2f KiB per 1000 requests\n",
 			v[w, anon], v[n, anon], v[n, anon] - v[w, anon], (v[n, anon] - v[w, anon]) / span, slope
 		printf "file pages (RssFile, all processes): %d -> %d KiB, %+.2f KiB per 1000 requests; the ledger data.mdb %.1f -> %.1f MiB\n",
 			v[w, file], v[n, file], (v[n, file] - v[w, file]) / span, v[w, mdb] / 1048576, v[n, mdb] / 1048576
@@ -138,12 +182,36 @@ awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" -
 		}
 		# A failed request did less than a served one: no verdict.
 		if (failed > 0)
-			printf "VERDICT: none, %d requests failed (the heap saw less work than the count says)\n", failed
+			printf "VERDICT (RssAnon): none, %d requests failed (the services saw less work than the count says)\n", failed
 		else if (slope <= max)
-			printf "VERDICT: no heap growth (fitted %+.2f KiB per 1000 requests, at most %s allowed)\n", slope, max
+			printf "VERDICT (RssAnon): no growth (fitted %+.2f KiB per 1000 requests, at most %s allowed)\n", slope, max
 		else
-			printf "VERDICT: the heap GROWS by %.2f KiB per 1000 requests (at most %s allowed)\n", slope, max
+			printf "VERDICT (RssAnon): GROWS by %.2f KiB per 1000 requests (at most %s allowed)\n", slope, max
 	}' "$WORK/samples" > "$WORK/verdict.txt"
+# The same from the bytes in use: columns 1 requests, 2..5 per service,
+# 6 their sum.
+[ "$HEAP" = 1 ] && awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$SERVICES" -v failed="$failed" '
+	{ done[NR] = $1; n = NR; for (i = 2; i <= NF; i++) v[NR, i] = $i / 1024 }
+	END {
+		sum = 6
+		for (w = 1; w < n && done[w] < warm_at; w++) ;
+		span = (done[n] - done[w]) / 1000
+		for (i = w; i <= n; i++) { sx += done[i]; sy += v[i, sum]; k++ }
+		for (i = w; i <= n; i++) { dx = done[i] - sx / k; sxx += dx * dx; sxy += dx * (v[i, sum] - sy / k) }
+		slope = sxx > 0 ? 1000 * sxy / sxx : 0
+		printf "bytes in use by malloc (malloc_stats, the four services): %.0f -> %.0f KiB, %+.0f KiB, %+.2f KiB per 1000 requests; fitted slope %+.2f KiB per 1000 requests\n",
+			v[w, sum], v[n, sum], v[n, sum] - v[w, sum], (v[n, sum] - v[w, sum]) / span, slope
+		split(procs, name, " ")
+		printf "bytes in use per service, warm-up -> end:"
+		for (i = 1; i <= 4; i++)
+			printf " %s %+.1f KiB%s", name[i], v[n, 1 + i] - v[w, 1 + i], i < 4 ? "," : "\n"
+		if (failed > 0)
+			printf "VERDICT (bytes in use): none, %d requests failed\n", failed
+		else if (slope <= max)
+			printf "VERDICT (bytes in use): no growth (fitted %+.2f KiB per 1000 requests, at most %s allowed)\n", slope, max
+		else
+			printf "VERDICT (bytes in use): GROWS by %.2f KiB per 1000 requests (at most %s allowed)\n", slope, max
+	}' "$WORK/heap" >> "$WORK/verdict.txt"
 {
 	echo "$ENROLLED enrollments verified, $failed failed requests, in $ELAPSED s of wall time, building the requests included ($(calc "$REQUESTS / $ELAPSED" | xargs printf '%.0f') requests/s)"
 	[ "$RESTARTED" = yes ] && echo "WARNING: a scepd process restarted during the soak (its pid changed): see the samples"
@@ -173,6 +241,23 @@ if [ -n "$RESULTS" ]; then
 				printf " %d | %d | %d | %.1f |\n", $(NF - 3), $(NF - 2), $(NF - 1), $NF / 1048576
 				while (next_at <= $1) next_at += step
 			}' last="$(tail -1 "$WORK/samples" | cut -d' ' -f1)" "$WORK/samples"
+		if [ "$HEAP" = 1 ]; then
+			echo
+			echo "Bytes in use by malloc (glibc's malloc_stats through gdb after each round, all arenas and mmapped blocks), in KiB:"
+			echo
+			printf '| requests |'
+			for c in $SERVICES; do printf ' %s |' "$c"; done
+			printf ' all |\n| ---: |'
+			for _ in $SERVICES; do printf ' ---: |'; done
+			printf ' ---: |\n'
+			awk -v step="$((REQUESTS / 10))" '
+				NR == 1 || $1 >= next_at || $1 == last {
+					printf "| %d |", $1
+					for (i = 2; i <= NF; i++) printf " %.1f |", $i / 1024
+					printf "\n"
+					while (next_at <= $1) next_at += step
+				}' last="$(tail -1 "$WORK/heap" | cut -d' ' -f1)" "$WORK/heap"
+		fi
 		echo
 		sed 's/^/    /' "$WORK/summary.txt"
 	} > "$WORK/section.md"
