@@ -180,8 +180,11 @@ STACK_OF(X509) *
 {
 	STACK_OF(X509) * cas;
 
-	if (path == NULL || path[0] == '\0')
-		return sk_X509_new_null();
+	if (path == NULL || path[0] == '\0') {
+		if ((cas = sk_X509_new_null()) == NULL)
+			snprintf(err, errlen, "%s: %s", setting, pki_reason());
+		return cas;
+	}
 	if ((cas = pki_load_certs(path, err, errlen)) == NULL)
 		return NULL;
 	for (int i = 0; i < sk_X509_num(cas); i++) {
@@ -191,6 +194,10 @@ STACK_OF(X509) *
 		if ((X509_get_extension_flags(c) & EXFLAG_CA) == 0)
 			why = "is not a CA certificate (basicConstraints "
 			      "CA:TRUE)";
+		else if ((X509_get_extension_flags(c) & EXFLAG_KUSAGE) != 0 &&
+		    (X509_get_key_usage(c) & KU_KEY_CERT_SIGN) == 0)
+			why = "may not sign certificates (its keyUsage lacks "
+			      "keyCertSign)";
 		else if (X509_cmp(c, current) == 0)
 			why = "is the CA in use, not one it replaced";
 		if (why != NULL) {

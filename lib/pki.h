@@ -16,14 +16,14 @@ STACK_OF(X509) * pki_load_certs(const char *path, char *err, size_t errlen);
 /*
  * The certificates of CAs that `current` replaced (`setting`, e.g. "[ra]
  * PreviousCACertificate", names the file in errors): each must be a CA's
- * and none `current`. An empty `path` gives an empty stack; NULL and
+ * that may sign certificates, and none `current`. An empty `path` gives an empty stack; NULL and
  * `err` filled on failure.
  */
 STACK_OF(X509) *
     pki_load_previous_cas(const char *path, const char *setting, X509 *current,
         char *err, size_t errlen);
 /* The one of `cas` that issued `cert` (its name and key identifier, and
- * its signature checked), or NULL. */
+ * its signature checked; the stack's, not the caller's), or NULL. */
 X509 *pki_issuer_among(X509 *cert, STACK_OF(X509) * cas);
 /*
  * Reads a PEM private key; `passphrase_file` (NULL or "" for none) holds the

@@ -138,6 +138,16 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    old_serial);
 		goto out;
 	}
+	/* The very certificate issued, not one made since with its serial:
+	 * the checks below read the presented certificate's subject, names
+	 * and dates, and a CA key that was replaced may have leaked. */
+	if (view.der_len != der_len || memcmp(view.der, der, der_len) != 0) {
+		renewal_refuse(r,
+		    "the certificate to renew is not the one this CA's ledger "
+		    "holds as serial %s",
+		    old_serial);
+		goto out;
+	}
 	if (strcmp(old_template, tpl->name) != 0) {
 		renewal_refuse(r,
 		    "a renewal keeps the template of certificate %s (%s); "

@@ -93,10 +93,12 @@ ra_signer_matches_csr(X509 *signer, X509_REQ *csr)
 }
 
 /* A signer certificate this CA issued (its signature verifies with the
- * CA's key): the request is a renewal, paid for by that certificate. The
- * CA checks the rest (ledger, expiry, revocation, window) itself. */
+ * CA's key), or with `previous_too` one a CA it replaced issued
+ * (PreviousCACertificate: renewals only): the request is a renewal, paid
+ * for by that certificate. The CA checks the rest (ledger, expiry,
+ * revocation, window) itself. */
 static int
-ra_signer_is_ours(const struct ra *ra, X509 *signer)
+ra_signer_is_ours(const struct ra *ra, X509 *signer, int previous_too)
 {
 	X509 *ca = sk_X509_value(ra->ca_chain, 0);
 	EVP_PKEY *ca_key = X509_get0_pubkey(ca);
@@ -109,7 +111,9 @@ ra_signer_is_ours(const struct ra *ra, X509 *signer)
 	ERR_clear_error();
 	/* Or of a CA this one replaced: the CA checks its ledger all the
 	 * same (renewal.c). */
-	return ours || pki_issuer_among(signer, ra->previous_cas) != NULL;
+	return ours ||
+	    (previous_too &&
+	        pki_issuer_among(signer, ra->previous_cas) != NULL);
 }
 
 /*
@@ -457,10 +461,21 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		goto out;
 	csr = content.csr;
 	challenge = content.challenge;
-	renewal = ra_signer_is_ours(ra, sreq->signer);
+	renewal = ra_signer_is_ours(ra, sreq->signer, 1);
 	if (!scep_csr_digest_allowed(csr, &ra->policy, &why)) {
 		log_event(LOG_LEVEL_WARN, txid, req->id, "%s", why);
 		ra_fail(ans, SCEP_FAILINFO_BAD_ALG, why);
+		goto out;
+	}
+	/* Before the key checks: a renewal signed by a certificate of
+	 * another CA (one this CA replaced) is told why, whatever its key. */
+	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "RenewalReq signed by a certificate not of this CA");
+		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
+		    "a RenewalReq must be signed with the certificate to "
+		    "renew, issued by this CA (one of a CA it replaced, "
+		    "when listed in [ra] and [ca] PreviousCACertificate)");
 		goto out;
 	}
 	/* A new enrollment's signer holds the CSR's key and the reply is
@@ -475,15 +490,6 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		    "certificate holds the same key and the reply is encrypted "
 		    "to it (RFC 8894 3.1); an EC key is certified by a renewal "
 		    "signed with an RSA certificate of this CA");
-		goto out;
-	}
-	/* Before the key check: a renewal with a new key signed by a
-	 * certificate of another CA (one this CA replaced) is told why. */
-	if (sreq->message_type == SCEP_MSG_RENEWALREQ && !renewal) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
-		    "a RenewalReq must be signed with the certificate to "
-		    "renew, issued by this CA (one of a CA it replaced, "
-		    "when listed in [ra] and [ca] PreviousCACertificate)");
 		goto out;
 	}
 	if (!renewal && !ra_signer_matches_csr(sreq->signer, csr)) {
@@ -695,7 +701,7 @@ ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
 	int rc;
 
 	(void)arena;
-	if (!ra_signer_is_ours(w->ra, sreq->signer)) {
+	if (!ra_signer_is_ours(w->ra, sreq->signer, 0)) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_REQUEST,
 		    "GetCert is answered to holders of a certificate of this "
 		    "CA: sign the request with it");

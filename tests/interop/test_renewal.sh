@@ -176,6 +176,7 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 8" "$WORK/r1.pem" "$URL" --key "
 "$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/r1.pem" -noout -serial | cut -d= -f2)" \
 	> /dev/null 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "scepctl revoke"; }
 cp "$DATA/ca/ca.pem" "$WORK/old-ca.pem"
+cp "$DATA/ca/ca.key" "$WORK/old-ca.key"
 server_stop
 ca_replace "$DATA" 2048
 server_start
@@ -202,7 +203,6 @@ grep -q "scepd-ca.*PreviousCACertificate: certificates of 1 CA this one replaced
 renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12.key" --message-type 17 ||
 	{ cat "$WORK/c12.log"; fail "RenewalReq with an old CA's certificate and PreviousCACertificate was refused"; }
 verify_cert "$WORK/c12.pem"
-! openssl verify -CAfile "$WORK/old-ca.pem" "$WORK/c12.pem" > /dev/null 2>&1 || fail "the renewed certificate is the old CA's"
 grep -q "certificate $(openssl x509 -in "$WORK/c11.pem" -noout -serial | cut -d= -f2), to renew, was issued by a CA this one replaced" "$SERVER_LOG" ||
 	fail "the CA does not log the renewal of an old CA's certificate"
 renew c13 c12 "O=Fabrikam,CN=laptop 7" --key "$WORK/c13.key" ||
@@ -211,6 +211,17 @@ rc=0
 renew r2 r1 "O=Fabrikam,CN=laptop 8" --key "$WORK/r2.key" || rc=$?
 [ $rc = 2 ] && grep -q "is revoked: enroll anew" "$WORK/r2.log" ||
 	{ cat "$WORK/r2.log"; fail "a revoked certificate of the old CA: exit $rc"; }
+
+check "the old CA's key, leaked, makes no renewal: a certificate it signs with the serial of one in the ledger (s5, renewable) and another subject is refused"
+s5_serial=$(openssl x509 -in "$WORK/s5.pem" -noout -serial | cut -d= -f2)
+openssl genrsa -out "$WORK/leak.key" 2048 2>/dev/null
+openssl req -new -key "$WORK/leak.key" -subj "/O=Fabrikam/CN=intruder" -out "$WORK/leak.csr" 2>/dev/null
+openssl x509 -req -in "$WORK/leak.csr" -CA "$WORK/old-ca.pem" -CAkey "$WORK/old-ca.key" -set_serial "0x$s5_serial" \
+	-days 30 -out "$WORK/leak.pem" 2>/dev/null || fail "signing with the old CA's key"
+rc=0
+renew leak2 leak "O=Fabrikam,CN=intruder" --key "$WORK/leak2.key" --message-type 17 || rc=$?
+[ $rc = 2 ] && grep -q "the certificate to renew is not the one this CA's ledger holds as serial" "$WORK/leak2.log" ||
+	{ cat "$WORK/leak2.log"; fail "a certificate made with the old CA's key and a ledger serial: exit $rc, want 2"; }
 
 check "a PreviousCACertificate that is not a CA's, or is the CA in use, stops the service at start"
 # bad_previous SERVICE FILE WHAT
@@ -227,5 +238,10 @@ bad_previous scepd-ra "$CA_PEM" "is the CA in use"
 bad_previous scepd-ca "$CA_PEM" "is the CA in use"
 bad_previous scepd-ra "$WORK/c12.pem" "is not a CA certificate"
 bad_previous scepd-ca "$WORK/c12.pem" "is not a CA certificate"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/nosign.key" -subj "/CN=no keyCertSign" -days 30 \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,digitalSignature" \
+	-out "$WORK/nosign.pem" 2>/dev/null || fail "making a CA certificate without keyCertSign"
+bad_previous scepd-ra "$WORK/nosign.pem" "may not sign certificates"
+bad_previous scepd-ca "$WORK/nosign.pem" "may not sign certificates"
 
 pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, SANs, once, ledger, template, window and new-key rules; an old CA's certificates after a switch with PreviousCACertificate"
