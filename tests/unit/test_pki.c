@@ -2,7 +2,7 @@
  * lib/pki.c on micromdm's published test CA: loading an encrypted key with
  * a passphrase file, matching certificate and key, key usage checks that
  * name the file at fault, thumbprints as `openssl x509 -fingerprint`
- * prints them.
+ * prints them, the issuer of a certificate among CAs of the same name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,6 +158,61 @@ test_key_usage(void **state)
 	X509_free(ra);
 }
 
+/* A certificate of `subject`, issued under `issuer_name`, holding `key`
+ * and signed with `signer`; a CA's when `ca`. */
+static X509 *
+cert_make(const X509_NAME *subject, const X509_NAME *issuer_name, EVP_PKEY *key,
+    EVP_PKEY *signer, int ca)
+{
+	X509 *c = X509_new();
+	X509_EXTENSION *bc = NULL;
+
+	assert_non_null(c);
+	assert_true(X509_set_version(c, 2));
+	assert_true(ASN1_INTEGER_set(X509_get_serialNumber(c), ca ? 7 : 8));
+	assert_true(X509_set_subject_name(c, subject));
+	assert_true(X509_set_issuer_name(c, issuer_name));
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(c), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(c), 86400));
+	assert_true(X509_set_pubkey(c, key));
+	if (ca) {
+		assert_non_null(bc = X509V3_EXT_conf_nid(NULL, NULL,
+		                    NID_basic_constraints, "CA:TRUE"));
+		assert_true(X509_add_ext(c, bc, -1));
+		X509_EXTENSION_free(bc);
+	}
+	assert_true(X509_sign(c, signer, EVP_sha256()) > 0);
+	return c;
+}
+
+/* After a CA switch that kept the CA's name: only the CA whose key signed
+ * a certificate is its issuer, whatever the order of the list. */
+static void
+test_issuer_among(void **state)
+{
+	struct pair p;
+	X509 *successor, *leaf;
+	STACK_OF(X509) * cas;
+
+	(void)state;
+	pair_load(&p);
+	/* The same name as the test CA, another key. */
+	successor = cert_make(X509_get_subject_name(p.ca),
+	    X509_get_subject_name(p.ca), p.other, p.other, 1);
+	leaf = cert_make(X509_get_subject_name(p.ca),
+	    X509_get_subject_name(p.ca), p.other, p.key, 0);
+	assert_non_null(cas = sk_X509_new_null());
+	assert_null(pki_issuer_among(leaf, cas));
+	assert_true(sk_X509_push(cas, successor));
+	assert_null(pki_issuer_among(leaf, cas));
+	assert_true(sk_X509_push(cas, p.ca));
+	assert_ptr_equal(pki_issuer_among(leaf, cas), p.ca);
+	sk_X509_free(cas);
+	X509_free(leaf);
+	X509_free(successor);
+	pair_free(&p);
+}
+
 /* `openssl x509 -in testca/ca.pem -noout -fingerprint -sha256` printed
  * 46:C7:12:EA:...:C5:28; the admin page shows it without colons. */
 static void
@@ -202,6 +257,7 @@ main(void)
 	    cmocka_unit_test(test_wrong_or_missing_passphrase),
 	    cmocka_unit_test(test_key_usage),
 	    cmocka_unit_test(test_thumbprint),
+	    cmocka_unit_test(test_issuer_among),
 	    cmocka_unit_test(test_write_key_mode),
 	};
 
