@@ -16,8 +16,8 @@ STACK_OF(X509) * pki_load_certs(const char *path, char *err, size_t errlen);
 /*
  * The certificates of CAs that `current` replaced (`setting`, e.g. "[ra]
  * PreviousCACertificate", names the file in errors): each must be a CA's
- * that may sign certificates, and none `current`. An empty `path` gives an empty stack; NULL and
- * `err` filled on failure.
+ * that may sign certificates, and none `current`. An empty `path` gives
+ * an empty stack; NULL and `err` filled on failure.
  */
 STACK_OF(X509) *
     pki_load_previous_cas(const char *path, const char *setting, X509 *current,
