@@ -896,6 +896,7 @@ struct envelope_plain {
 	size_t len; /* the content without its padding */
 	size_t ok; /* all ones when every step succeeded */
 	const char *detail; /* the first step that failed, for the log */
+	int other_cert; /* no RecipientInfo named ra_cert: the first was tried */
 };
 
 static void
@@ -909,7 +910,11 @@ envelope_plain_clear(struct envelope_plain *ep, size_t cap)
 /*
  * The content-encryption key, as OpenSSL's PKCS7_dataDecode does it with a
  * certificate given (the first RecipientInfo naming ra_cert's issuer and
- * serial), and always with one RSA private-key operation: on a ciphertext
+ * serial; when none does, the first of all, ep->other_cert set: an RA
+ * certificate reissued with the same key, at a CA switch or its renewal,
+ * is still named by clients and files that fetched it before, and the key
+ * opens only what was encrypted to it), and always with one RSA
+ * private-key operation: on a ciphertext
  * that is not a number below our modulus, or when no RecipientInfo names
  * us, on a stand-in. Whatever does not unwrap (PKCS#1 v1.5) to a key of
  * the cipher's length is replaced by a random key, chosen without a
@@ -944,6 +949,17 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 			break;
 		}
 	}
+	for (int i = 0;
+	     ri == NULL && i < sk_PKCS7_RECIP_INFO_num(env->recipientinfo);
+	     i++) {
+		PKCS7_RECIP_INFO *r =
+		    sk_PKCS7_RECIP_INFO_value(env->recipientinfo, i);
+
+		if (r->enc_key != NULL) {
+			ri = r;
+			ep->other_cert = 1;
+		}
+	}
 	if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1 || size <= 0)
 		goto out;
 	k = (size_t)size;
@@ -961,9 +977,11 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 	    EVP_PKEY_get_bn_param(ra_key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
 	    BN_bn2binpad(n, mod, (int)k) != (int)k ||
 	    memcmp(ri->enc_key->data, mod, k) >= 0)
-		ep->detail =
-		    "the RecipientInfo's encrypted key is not a number "
-		    "below the RA key's modulus";
+		ep->detail = ep->other_cert
+		    ? "no RecipientInfo names the RA certificate (the first "
+		      "holds no key for the RA's key size)"
+		    : "the RecipientInfo's encrypted key is not a number "
+		      "below the RA key's modulus";
 	else {
 		ct = ri->enc_key->data;
 		usable = 1;
@@ -983,8 +1001,11 @@ out:
 		    (rnd[i] & ~mask));
 	ep->ok &= mask;
 	if (ep->detail == NULL && !got)
-		ep->detail = "the RecipientInfo's key does not unwrap (RSA "
-		             "PKCS#1 v1.5) to a key of the cipher's length";
+		ep->detail = ep->other_cert
+		    ? "no RecipientInfo names the RA certificate (the RA's "
+		      "key does not open the first)"
+		    : "the RecipientInfo's key does not unwrap (RSA "
+		      "PKCS#1 v1.5) to a key of the cipher's length";
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	if (out != NULL)
 		OPENSSL_clear_free(out, k);
@@ -1530,6 +1551,10 @@ scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
 		*detail = w;
 		goto out;
 	}
+	if (ep.other_cert)
+		*detail =
+		    "opened with the RA's key, though addressed to "
+		    "another certificate (an earlier one of the same key)";
 	rc = SCEP_OK;
 out:
 	if (rc != SCEP_OK) {

@@ -171,6 +171,9 @@ void scep_content_clear(struct scep_content *c);
  * of the content or, when that fails, of a stand-in. Only then is a CSR's
  * challengePassword read (SCEP_E_CSR, badRequest, when malformed).
  * *detail (static) says for the server's log what failed; never answer it.
+ * On success it is NULL, or a note for the log: the envelope named another
+ * certificate than ra_cert (an earlier one of the same key, still in a
+ * client's hands) and opened with ra_key all the same.
  * *cipher_nid is the content-encryption algorithm (also on refusal,
  * NID_undef if unreadable). On failure *out holds nothing.
  */

@@ -389,6 +389,9 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 		ra_fail(ans, failinfo, why);
 		return -1;
 	}
+	if (detail != NULL)
+		log_event(LOG_LEVEL_INFO, sreq->transaction_id, req->id,
+		    "envelope %s", detail);
 	if (ans->cipher_nid == NID_des_cbc)
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "single DES envelope accepted: legacy switch AllowDES = 1");

@@ -177,6 +177,7 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 8" "$WORK/r1.pem" "$URL" --key "
 	> /dev/null 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "scepctl revoke"; }
 cp "$DATA/ca/ca.pem" "$WORK/old-ca.pem"
 cp "$DATA/ca/ca.key" "$WORK/old-ca.key"
+cp "$RA_ENC_PEM" "$WORK/old-ra-enc.pem"
 server_stop
 ca_replace "$DATA" 2048
 server_start
@@ -224,6 +225,19 @@ rc=0
 renew r2 r1 "O=Fabrikam,CN=laptop 8" --key "$WORK/r2.key" || rc=$?
 [ $rc = 2 ] && grep -q "is revoked: enroll anew" "$WORK/r2.log" ||
 	{ cat "$WORK/r2.log"; fail "a revoked certificate of the old CA: exit $rc"; }
+
+check "an envelope addressed to the RA's encryption certificate from before the switch (reissued with the same key) still opens: strongSwan pki with the old --cacert-enc"
+[ "$(openssl x509 -in "$WORK/old-ra-enc.pem" -noout -serial)" != "$(openssl x509 -in "$RA_ENC_PEM" -noout -serial)" ] ||
+	fail "the switch did not reissue the RA's encryption certificate"
+mark=$(log_mark)
+run_pki "$WORK/pki/stale.key" --gen --type rsa --size 2048 --outform pem
+run_pki "$WORK/pki/stale.pem" --scep --url "$URL" --in "$WORK/pki/stale.key" --dn "O=Test, CN=stale RA certificate" \
+	--password "$(challenge)" --cacert-enc "$WORK/old-ra-enc.pem" --cacert-sig "$RA_SIG_PEM" --cacert "$CA_PEM" \
+	--outform pem --interval 2 --maxpolltime 20
+[ "$pki_rc" = 0 ] || { cat "$WORK/pki/stale.pem.err"; fail "pki with the RA's earlier certificate: exit $pki_rc"; }
+verify_cert "$WORK/pki/stale.pem"
+logged "$mark" "envelope opened with the RA's key, though addressed to another certificate" ||
+	fail "the RA does not log that the envelope named an earlier certificate"
 
 check "the old CA's key, leaked, makes no renewal: a certificate it signs with the serial of one in the ledger (s5, renewable) and another subject is refused"
 s5_serial=$(openssl x509 -in "$WORK/s5.pem" -noout -serial | cut -d= -f2)

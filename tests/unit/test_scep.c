@@ -1027,6 +1027,50 @@ read_refused(const uint8_t *env, size_t env_len, enum scep_content_kind kind,
 }
 
 /*
+ * An RA certificate reissued with the same key (a CA switch, a renewal
+ * that keeps the key): a client that fetched the earlier one still
+ * encrypts to it, and the RA's key opens it, with a note for the log.
+ */
+static void
+test_envelope_read_earlier_ra_cert(void **state)
+{
+	X509 *earlier =
+	    make_cert(fx.ra_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 99);
+	struct scep_content c;
+	const char *w = NULL, *d = NULL;
+	uint8_t *der, *env;
+	size_t len, env_len;
+	int fi, cipher;
+
+	(void)state;
+	assert_non_null(earlier);
+	der = build_req(EVP_aes_128_cbc(), 0, earlier, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_string_equal(c.challenge, "s3cret-OTP");
+	assert_non_null(d);
+	assert_non_null(strstr(d, "another certificate"));
+	scep_content_clear(&c);
+	/* Addressed to the RA's own certificate: no note. */
+	free(env);
+	free(der);
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	d = "unset";
+	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_null(d);
+	scep_content_clear(&c);
+	free(env);
+	free(der);
+	X509_free(earlier);
+}
+
+/*
  * Issue 7's "answers that leak nothing": every way an envelope can fail
  * to open to a CSR gets one error, failInfo and text (only the log's
  * detail differs), whatever the step; a CSR key outside the limits is
@@ -1089,13 +1133,14 @@ test_envelope_read_one_answer(void **state)
 	PKCS7_free(p7);
 	free(env);
 
-	/* Another RA's envelope. */
+	/* Another RA's envelope: the RA's key was tried on it. */
 	der = build_req(
 	    EVP_aes_128_cbc(), 0, fx.other_cert, SCEP_MSG_PKCSREQ, &len);
 	env = envelope_of(der, len, &env_len);
-	read_refused(env, env_len, SCEP_CONTENT_CSR, &why, "RecipientInfo");
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why,
+	    "no RecipientInfo names the RA certificate");
 	read_refused(env, env_len, SCEP_CONTENT_ISSUER_SERIAL, &why_names,
-	    "RecipientInfo");
+	    "no RecipientInfo names the RA certificate");
 	free(env);
 	free(der);
 
@@ -2433,6 +2478,7 @@ main(void)
 	    cmocka_unit_test(test_tampered_signature),
 	    cmocka_unit_test(test_decrypt_failures_look_alike),
 	    cmocka_unit_test(test_envelope_read_one_answer),
+	    cmocka_unit_test(test_envelope_read_earlier_ra_cert),
 	    cmocka_unit_test(test_signer_key_refused_first),
 	    cmocka_unit_test(test_signer_not_rsa_refused_first),
 	    cmocka_unit_test(test_csr_bad_signature),
