@@ -914,9 +914,9 @@ envelope_plain_clear(struct envelope_plain *ep, size_t cap)
  * certificate reissued with the same key, at a CA switch or its renewal,
  * is still named by clients and files that fetched it before, and the key
  * opens only what was encrypted to it), and always with one RSA
- * private-key operation: on a ciphertext
- * that is not a number below our modulus, or when no RecipientInfo names
- * us, on a stand-in. Whatever does not unwrap (PKCS#1 v1.5) to a key of
+ * private-key operation: on a ciphertext that is not a number below our
+ * modulus, or when there is no RecipientInfo, on a stand-in. Whatever does
+ * not unwrap (PKCS#1 v1.5) to a key of
  * the cipher's length is replaced by a random key, chosen without a
  * branch (the MMA defence): the failure then shows only at the end. With
  * OpenSSL's implicit rejection (3.2 and later) a bad block yields a
@@ -958,6 +958,12 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 		if (r->enc_key != NULL) {
 			ri = r;
 			ep->other_cert = 1;
+			/* Whatever the block gives: with implicit rejection
+			 * (OpenSSL 3.2) a wrong one may unwrap to a key of the
+			 * right length and fail only at the padding. */
+			ep->detail =
+			    "no RecipientInfo names the RA certificate "
+			    "(the RA's key was tried on the first)";
 		}
 	}
 	if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1 || size <= 0)
@@ -976,13 +982,11 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 	else if ((size_t)ri->enc_key->length != k ||
 	    EVP_PKEY_get_bn_param(ra_key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
 	    BN_bn2binpad(n, mod, (int)k) != (int)k ||
-	    memcmp(ri->enc_key->data, mod, k) >= 0)
-		ep->detail = ep->other_cert
-		    ? "no RecipientInfo names the RA certificate (the first "
-		      "holds no key for the RA's key size)"
-		    : "the RecipientInfo's encrypted key is not a number "
-		      "below the RA key's modulus";
-	else {
+	    memcmp(ri->enc_key->data, mod, k) >= 0) {
+		if (ep->detail == NULL)
+			ep->detail = "the RecipientInfo's encrypted key is not "
+			             "a number below the RA key's modulus";
+	} else {
 		ct = ri->enc_key->data;
 		usable = 1;
 	}
@@ -1001,11 +1005,8 @@ out:
 		    (rnd[i] & ~mask));
 	ep->ok &= mask;
 	if (ep->detail == NULL && !got)
-		ep->detail = ep->other_cert
-		    ? "no RecipientInfo names the RA certificate (the RA's "
-		      "key does not open the first)"
-		    : "the RecipientInfo's key does not unwrap (RSA "
-		      "PKCS#1 v1.5) to a key of the cipher's length";
+		ep->detail = "the RecipientInfo's key does not unwrap (RSA "
+		             "PKCS#1 v1.5) to a key of the cipher's length";
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	if (out != NULL)
 		OPENSSL_clear_free(out, k);
