@@ -132,8 +132,8 @@ echo "   RSS in KiB, RssAnon/RssFile per process; sums; the ledger's data.mdb"
 printf '%9s %6s%s %9s %9s %9s %8s %9s\n' requests s "$(for c in $PROCS; do printf ' %15s' "${c#scepd-}"; done)" anon file VmRSS 'mdb MiB' 'in use'
 : > "$WORK/samples"
 : > "$WORK/heap"
-sample 0
 SECONDS_START=$SECONDS
+sample 0
 done=0
 failed=0
 round=0
@@ -213,12 +213,22 @@ awk -v warm_at="$((REQUESTS / 10))" -v max="$ANON_SLOPE_MAX" -v procs="$PROCS" -
 			printf "VERDICT (bytes in use): GROWS by %.2f KiB per 1000 requests (at most %s allowed)\n", slope, max
 	}' "$WORK/heap" >> "$WORK/verdict.txt"
 {
-	echo "$ENROLLED enrollments verified, $failed failed requests, in $ELAPSED s of wall time, building the requests included ($(calc "$REQUESTS / $ELAPSED" | xargs printf '%.0f') requests/s)"
+	echo "$ENROLLED enrollments verified, $failed failed requests, in $ELAPSED s of wall time, building the requests$([ "$HEAP" = 1 ] && echo " and the bytes-in-use samples") included ($(calc "$REQUESTS / $ELAPSED" | xargs printf '%.0f') requests/s)"
 	[ "$RESTARTED" = yes ] && echo "WARNING: a scepd process restarted during the soak (its pid changed): see the samples"
 	cat "$WORK/verdict.txt"
 } > "$WORK/summary.txt"
 echo
 cat "$WORK/summary.txt"
+
+# The lines of sample file $1 at every tenth of the run, its first and its
+# last.
+tenths() {
+	awk -v step="$((REQUESTS / 10))" -v last="$(tail -1 "$1" | cut -d' ' -f1)" '
+		NR == 1 || $1 >= next_at || $1 == last {
+			print
+			while (next_at <= $1) next_at += step
+		}' "$1"
+}
 
 if [ -n "$RESULTS" ]; then
 	{
@@ -234,13 +244,11 @@ if [ -n "$RESULTS" ]; then
 		printf ' RssAnon, all | RssFile, all | VmRSS, all | data.mdb (MiB) |\n| ---: | ---: |'
 		for _ in $PROCS; do printf ' ---: |'; done
 		printf ' ---: | ---: | ---: | ---: |\n'
-		awk -v step="$((REQUESTS / 10))" -v t0="$SECONDS_START" '
-			NR == 1 || $1 >= next_at || $1 == last {
-				printf "| %d | %d |", $1, $2 - t0
-				for (i = 4; i <= NF - 4; i++) { sub("/", " / ", $i); printf " %s |", $i }
-				printf " %d | %d | %d | %.1f |\n", $(NF - 3), $(NF - 2), $(NF - 1), $NF / 1048576
-				while (next_at <= $1) next_at += step
-			}' last="$(tail -1 "$WORK/samples" | cut -d' ' -f1)" "$WORK/samples"
+		tenths "$WORK/samples" | awk -v t0="$SECONDS_START" '{
+			printf "| %d | %d |", $1, $2 - t0
+			for (i = 4; i <= NF - 4; i++) { sub("/", " / ", $i); printf " %s |", $i }
+			printf " %d | %d | %d | %.1f |\n", $(NF - 3), $(NF - 2), $(NF - 1), $NF / 1048576
+		}'
 		if [ "$HEAP" = 1 ]; then
 			echo
 			echo "Bytes in use by malloc (glibc's malloc_stats through gdb after each round, all arenas and mmapped blocks), in KiB:"
@@ -250,13 +258,11 @@ if [ -n "$RESULTS" ]; then
 			printf ' all |\n| ---: |'
 			for _ in $SERVICES; do printf ' ---: |'; done
 			printf ' ---: |\n'
-			awk -v step="$((REQUESTS / 10))" '
-				NR == 1 || $1 >= next_at || $1 == last {
-					printf "| %d |", $1
-					for (i = 2; i <= NF; i++) printf " %.1f |", $i / 1024
-					printf "\n"
-					while (next_at <= $1) next_at += step
-				}' last="$(tail -1 "$WORK/heap" | cut -d' ' -f1)" "$WORK/heap"
+			tenths "$WORK/heap" | awk '{
+				printf "| %d |", $1
+				for (i = 2; i <= NF; i++) printf " %.1f |", $i / 1024
+				printf "\n"
+			}'
 		fi
 		echo
 		sed 's/^/    /' "$WORK/summary.txt"
