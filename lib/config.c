@@ -44,6 +44,69 @@ config_section_cut(const char *source, const char *section, int *reported)
 	return 1;
 }
 
+/* What the services read: [NAME], or [PREFIX.NAME] for a prefix ending in
+ * '.'. A service's new section goes here too. */
+static const char *const config_sections_read[] = {"scepd", "frontend", "ra",
+    "challenge", "challenge.paths", "ca", "template.", "policy.", "validator.",
+    "signer.", NULL};
+
+static int
+config_section_read(const char *section)
+{
+	for (int i = 0; config_sections_read[i] != NULL; i++) {
+		const char *s = config_sections_read[i];
+		size_t n = strlen(s);
+
+		if (s[n - 1] == '.'
+		        ? strncasecmp(section, s, n) == 0 && section[n] != '\0'
+		        : strcasecmp(section, s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+struct config_unread {
+	const char *file;
+	char last[CONFIG_INI_SECTION_KEPT + 1]; /* the section last seen */
+	int n;
+};
+
+static int
+config_unread_handler(
+    void *user, const char *section, const char *name, const char *value)
+{
+	struct config_unread *u = user;
+
+	(void)name;
+	(void)value;
+	if (strcmp(u->last, section) == 0)
+		return 1;
+	snprintf(u->last, sizeof(u->last), "%s", section);
+	if (!config_section_read(section)) {
+		fprintf(stderr,
+		    "%s: warning: [%s] is read by no service (a misspelled "
+		    "name?): its keys do nothing. Sections read:",
+		    u->file, section);
+		for (int i = 0; config_sections_read[i] != NULL; i++) {
+			const char *s = config_sections_read[i];
+
+			fprintf(stderr, " [%s%s]", s,
+			    s[strlen(s) - 1] == '.' ? "NAME" : "");
+		}
+		fputc('\n', stderr);
+		u->n++;
+	}
+	return 1;
+}
+
+int
+config_unread_sections(const char *file)
+{
+	struct config_unread u = {file, "", 0};
+
+	return ini_parse(file, config_unread_handler, &u) < 0 ? -1 : u.n;
+}
+
 static void
 config_problem(
     struct config_load *cl, const char *key, const char *fmt, const char *arg)

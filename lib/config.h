@@ -44,6 +44,13 @@ int config_load(const char *file, const char *section,
 int config_load_string(const char *text, const char *basedir,
     const char *section, const struct config_key *table, void *settings);
 void config_free(const struct config_key *table, void *settings);
+/*
+ * Warns on stderr of each section of `file` holding keys that no service
+ * reads (a misspelled [chalenge.paths] or [templates.X] would leave its
+ * service on what it had without a word); the number of such sections,
+ * or -1 when the file cannot be read.
+ */
+int config_unread_sections(const char *file);
 
 /*
  * Free-form sections whose keys are not known in advance: a plugin's own

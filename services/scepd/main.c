@@ -293,6 +293,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "scepd: [scepd] of %s: see above\n", conf_abs);
 		return 1;
 	}
+	/* Each service says when its own section is missing; a section
+	 * none of them reads only the one who reads the whole file can. */
+	config_unread_sections(conf_abs);
 	/* The services' ipc:// sockets live here. */
 	snprintf(run_dir, sizeof(run_dir), "%s/run", dir_abs);
 	if (mkdir(run_dir, 0700) != 0 && errno != EEXIST) {

@@ -395,10 +395,13 @@ pw=$(challenge)
 	--out "$WORK/hup.pem" > "$WORK/hup.log" 2>&1 || { cat "$WORK/hup.log"; fail "enrollment after the hangup"; }
 stopped_by TERM
 
-check "a configuration error stops scepd with status 1, naming the service"
+! grep -q "is read by no service" "$SERVER_LOG" || fail "the launcher warns of a section in the configuration scepd made"
+
+check "a configuration error stops scepd with status 1, naming the service; a section no service reads is named first"
 # MinRSABits below 2048 was accepted and logged, and did nothing: every
 # template refuses less.
 set_conf ca MinRSABits 1024
+printf '\n[templates.Devices]\nKeyUsage = digitalSignature\n' >> "$DATA/scepd.conf"
 set +e
 timeout 30 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$WORK/bad.log" 2>&1
 rc=$?
@@ -406,6 +409,8 @@ set -e
 [ $rc = 1 ] || { cat "$WORK/bad.log"; fail "scepd exit $rc with a bad [ca] value, want 1"; }
 grep -q "MinRSABits" "$WORK/bad.log" || fail "the error does not name the key"
 grep -q "scepd-ca exited with status 1 3 times" "$WORK/bad.log" || { cat "$WORK/bad.log"; fail "scepd does not name the failing service"; }
+grep -q "warning: \[templates.Devices\] is read by no service (a misspelled name?)" "$WORK/bad.log" ||
+	{ cat "$WORK/bad.log"; fail "the launcher does not name the section no service reads"; }
 
 check "a service whose section is misspelled ([frontent]) says so at start"
 # (every key has a default: it started on them without a word)

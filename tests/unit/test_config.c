@@ -190,6 +190,38 @@ test_file(void **state)
 	rmdir(dir);
 }
 
+/* Sections with keys that no service reads are counted (and named on
+ * stderr); those the services read, in any case, are not; a prefix alone
+ * ([template.]) names no template. */
+static void
+test_unread_sections(void **state)
+{
+	char dir[] = "/tmp/scepd-config-XXXXXX", path[256];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("[scepd]\nA = 1\n[Frontend]\nA = 1\n[ra]\nA = 1\n"
+	      "[challenge]\nA = 1\n[challenge.paths]\n/x = otp\n[ca]\nA = 1\n"
+	      "[template.Devices]\nA = 1\n[policy.p]\nA = 1\n"
+	      "[validator.mdm]\nA = 1\n[signer.hsm]\nA = 1\n"
+	      "[empty.misspelled]\n",
+	    f);
+	fclose(f);
+	assert_int_equal(config_unread_sections(path), 0);
+	assert_non_null(f = fopen(path, "a"));
+	fputs("[chalenge.paths]\n/y = otp\n[templates.Devices]\nA = 1\n"
+	      "B = 2\n[template.]\nA = 1\n[ra]\nB = 1\n",
+	    f);
+	fclose(f);
+	assert_int_equal(config_unread_sections(path), 3);
+	unlink(path);
+	assert_int_equal(config_unread_sections(path), -1);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -198,6 +230,7 @@ main(void)
 	    cmocka_unit_test(test_values_and_other_sections),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_unread_sections),
 	    cmocka_unit_test(test_names_cut_by_the_reader),
 	    cmocka_unit_test(test_pairs_set_twice),
 	};
