@@ -45,10 +45,11 @@ config_section_cut(const char *source, const char *section, int *reported)
 }
 
 /* What the services read: [NAME], or [PREFIX.NAME] for a prefix ending in
- * '.'. A service's new section goes here too. */
+ * '.'. A service's new section goes here too (config.h). */
 static const char *const config_sections_read[] = {"scepd", "frontend", "ra",
-    "challenge", "challenge.paths", "ca", "template.", "policy.", "validator.",
-    "signer.", NULL};
+    "challenge", CONFIG_SECTION_PATHS, "ca", CONFIG_SECTION_TEMPLATE,
+    CONFIG_SECTION_POLICY, CONFIG_SECTION_VALIDATOR, CONFIG_SECTION_SIGNER,
+    NULL};
 
 static int
 config_section_read(const char *section)

@@ -44,6 +44,12 @@ int config_load(const char *file, const char *section,
 int config_load_string(const char *text, const char *basedir,
     const char *section, const struct config_key *table, void *settings);
 void config_free(const struct config_key *table, void *settings);
+/* Sections read as [PREFIX.NAME] (a prefix ends in '.') or as a map. */
+#define CONFIG_SECTION_TEMPLATE "template."
+#define CONFIG_SECTION_POLICY "policy."
+#define CONFIG_SECTION_VALIDATOR "validator."
+#define CONFIG_SECTION_SIGNER "signer."
+#define CONFIG_SECTION_PATHS "challenge.paths"
 /*
  * Warns on stderr of each section of `file` holding keys that no service
  * reads (a misspelled [chalenge.paths] or [templates.X] would leave its

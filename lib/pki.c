@@ -211,21 +211,24 @@ STACK_OF(X509) *
 	return cas;
 }
 
+int
+pki_issued_by(X509 *cert, X509 *ca)
+{
+	EVP_PKEY *key = X509_get0_pubkey(ca);
+	int issued = X509_check_issued(ca, cert) == X509_V_OK && key != NULL &&
+	    X509_verify(cert, key) == 1;
+
+	ERR_clear_error();
+	return issued;
+}
+
 X509 *
 pki_issuer_among(X509 *cert, STACK_OF(X509) * cas)
 {
-	X509 *found = NULL;
-
-	for (int i = 0; found == NULL && i < sk_X509_num(cas); i++) {
-		X509 *ca = sk_X509_value(cas, i);
-		EVP_PKEY *key = X509_get0_pubkey(ca);
-
-		if (X509_check_issued(ca, cert) == X509_V_OK && key != NULL &&
-		    X509_verify(cert, key) == 1)
-			found = ca;
-	}
-	ERR_clear_error();
-	return found;
+	for (int i = 0; i < sk_X509_num(cas); i++)
+		if (pki_issued_by(cert, sk_X509_value(cas, i)))
+			return sk_X509_value(cas, i);
+	return NULL;
 }
 
 struct pki_pass {

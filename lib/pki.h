@@ -22,6 +22,9 @@ STACK_OF(X509) * pki_load_certs(const char *path, char *err, size_t errlen);
 STACK_OF(X509) *
     pki_load_previous_cas(const char *path, const char *setting, X509 *current,
         char *err, size_t errlen);
+/* Whether `ca` issued `cert`: its name and key identifier, and its
+ * signature checked. */
+int pki_issued_by(X509 *cert, X509 *ca);
 /* The one of `cas` that issued `cert` (its name and key identifier, and
  * its signature checked; the stack's, not the caller's), or NULL. */
 X509 *pki_issuer_among(X509 *cert, STACK_OF(X509) * cas);

@@ -928,7 +928,7 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
     uint8_t *cek, size_t keylen, struct envelope_plain *ep)
 {
 	EVP_PKEY_CTX *ctx = NULL;
-	PKCS7_RECIP_INFO *ri = NULL;
+	PKCS7_RECIP_INFO *ri = NULL, *first = NULL;
 	BIGNUM *n = NULL;
 	uint8_t rnd[EVP_MAX_KEY_LENGTH];
 	uint8_t *mod = NULL, *dummy = NULL, *out = NULL;
@@ -940,8 +940,11 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 		PKCS7_RECIP_INFO *r =
 		    sk_PKCS7_RECIP_INFO_value(env->recipientinfo, i);
 
-		if (r->issuer_and_serial != NULL && r->enc_key != NULL &&
-		    X509_NAME_cmp(r->issuer_and_serial->issuer,
+		if (r->issuer_and_serial == NULL || r->enc_key == NULL)
+			continue;
+		if (first == NULL)
+			first = r;
+		if (X509_NAME_cmp(r->issuer_and_serial->issuer,
 		        X509_get_issuer_name(ra_cert)) == 0 &&
 		    ASN1_INTEGER_cmp(r->issuer_and_serial->serial,
 		        X509_get0_serialNumber(ra_cert)) == 0) {
@@ -949,22 +952,13 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 			break;
 		}
 	}
-	for (int i = 0;
-	     ri == NULL && i < sk_PKCS7_RECIP_INFO_num(env->recipientinfo);
-	     i++) {
-		PKCS7_RECIP_INFO *r =
-		    sk_PKCS7_RECIP_INFO_value(env->recipientinfo, i);
-
-		if (r->enc_key != NULL) {
-			ri = r;
-			ep->other_cert = 1;
-			/* Whatever the block gives: with implicit rejection
-			 * (OpenSSL 3.2) a wrong one may unwrap to a key of the
-			 * right length and fail only at the padding. */
-			ep->detail =
-			    "no RecipientInfo names the RA certificate "
-			    "(the RA's key was tried on the first)";
-		}
+	if (ri == NULL && (ri = first) != NULL) {
+		ep->other_cert = 1;
+		/* Whatever the block gives: with implicit rejection (OpenSSL
+		 * 3.2) a wrong one may unwrap to a key of the right length and
+		 * fail only at the padding. */
+		ep->detail = "no RecipientInfo names the RA certificate (the "
+		             "RA's key was tried on the first)";
 	}
 	if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1 || size <= 0)
 		goto out;

@@ -19,8 +19,6 @@
 #include "plugin_load.h"
 #include "signer_load.h"
 
-#define SIGNER_SECTION "signer."
-
 static struct signer *
 signer_of(const struct scepd_plugin_host *host)
 {
@@ -33,7 +31,7 @@ signer_config_get(const struct scepd_plugin_host *host, const char *key)
 	struct signer *s = signer_of(host);
 	char section[128];
 
-	snprintf(section, sizeof(section), SIGNER_SECTION "%s", s->name);
+	snprintf(section, sizeof(section), CONFIG_SECTION_SIGNER "%s", s->name);
 	return config_pairs_get(s->config, section, key);
 }
 
@@ -166,10 +164,11 @@ signer_load(struct signer *s, const char *name, const char *config_file,
 		    who, setting, name);
 		return -1;
 	}
-	snprintf(section, sizeof(section), SIGNER_SECTION "%s", name);
+	snprintf(section, sizeof(section), CONFIG_SECTION_SIGNER "%s", name);
 	if ((s->name = strdup(name)) == NULL ||
 	    (s->config = calloc(1, sizeof(*s->config))) == NULL ||
-	    config_load_pairs(config_file, SIGNER_SECTION, s->config) != 0)
+	    config_load_pairs(config_file, CONFIG_SECTION_SIGNER, s->config) !=
+	        0)
 		return -1;
 	module = config_pairs_get(s->config, section, "Module");
 	if (module == NULL || module[0] == '\0') {

@@ -15,8 +15,6 @@
 #include "log.h"
 #include "plugin_load.h"
 
-#define POLICY_SECTION "policy."
-
 static struct ca_policy *
 policy_of(const struct scepd_plugin_host *host)
 {
@@ -30,7 +28,7 @@ policy_config_get(const struct scepd_plugin_host *host, const char *key)
 	struct ca_policy *p = policy_of(host);
 	char section[128];
 
-	snprintf(section, sizeof(section), POLICY_SECTION "%s", p->name);
+	snprintf(section, sizeof(section), CONFIG_SECTION_POLICY "%s", p->name);
 	return config_pairs_get(p->ca->config, section, key);
 }
 
@@ -105,7 +103,7 @@ policy_load_one(struct ca *ca, const char *name)
 	char section[128], err[512] = "", *path;
 	const char *module;
 
-	snprintf(section, sizeof(section), POLICY_SECTION "%s", name);
+	snprintf(section, sizeof(section), CONFIG_SECTION_POLICY "%s", name);
 	if (!plugin_instance_name_ok(name)) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] Policies: '%s': a policy name has "
@@ -174,7 +172,8 @@ ca_policies_load(struct ca *ca, const char *config_file)
 	int rc = 0;
 
 	if ((ca->config = calloc(1, sizeof(*ca->config))) == NULL ||
-	    config_load_pairs(config_file, POLICY_SECTION, ca->config) != 0)
+	    config_load_pairs(config_file, CONFIG_SECTION_POLICY, ca->config) !=
+	        0)
 		return -1;
 	if ((copy = strdup(ca->settings.policies)) == NULL)
 		return -1;

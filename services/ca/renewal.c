@@ -93,9 +93,7 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		renewal_refuse(r, "the certificate to renew is unreadable");
 		goto out;
 	}
-	if ((X509_NAME_cmp(X509_get_issuer_name(old),
-	         X509_get_subject_name(ca->cert)) != 0 ||
-	        X509_verify(old, X509_get0_pubkey(ca->cert)) != 1) &&
+	if (!pki_issued_by(old, ca->cert) &&
 	    (issuer = pki_issuer_among(old, ca->previous_cas)) == NULL) {
 		renewal_refuse(r,
 		    "the certificate to renew was not issued by this CA%s",

@@ -18,8 +18,6 @@
 #include "ca.h"
 #include "log.h"
 
-#define TEMPLATE_PREFIX "template."
-
 /* Shipped with scepd. A section of the same name in the file changes the
  * keys it sets and keeps the others. */
 static const struct {
@@ -290,7 +288,7 @@ template_load(struct ca *ca, const struct config_pairs *file, const char *name,
 		return 0;
 	/* The journal and renewal keep the name in CA_TEMPLATE_NAME_MAX:
 	 * the INI reader's section names are shorter (lib/config.c). */
-	snprintf(section, sizeof(section), TEMPLATE_PREFIX "%s", name);
+	snprintf(section, sizeof(section), CONFIG_SECTION_TEMPLATE "%s", name);
 	t = &ca->templates[ca->ntemplates];
 	memset(t, 0, sizeof(*t));
 	if ((t->name = strdup(name)) == NULL)
@@ -331,7 +329,7 @@ ca_templates_load(struct ca *ca, const char *config_file)
 	struct config_pairs file;
 	int rc = -1;
 
-	if (config_load_pairs(config_file, TEMPLATE_PREFIX, &file) != 0)
+	if (config_load_pairs(config_file, CONFIG_SECTION_TEMPLATE, &file) != 0)
 		return -1;
 	ca->templates = calloc(file.n + NBUILTIN, sizeof(*ca->templates));
 	if (ca->templates == NULL)
@@ -343,8 +341,8 @@ ca_templates_load(struct ca *ca, const char *config_file)
 			goto out;
 	for (size_t i = 0; i < file.n; i++)
 		if (template_load(ca, &file,
-		        file.pair[i].section + strlen(TEMPLATE_PREFIX), NULL,
-		        NULL) != 0)
+		        file.pair[i].section + strlen(CONFIG_SECTION_TEMPLATE),
+		        NULL, NULL) != 0)
 			goto out;
 	for (size_t i = 0; i < ca->ntemplates; i++)
 		if (!ca->templates[i].s.renew_once)

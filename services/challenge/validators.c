@@ -19,9 +19,6 @@
 #include "log.h"
 #include "plugin_load.h"
 
-#define VALIDATOR_SECTION "validator."
-#define PATHS_SECTION "challenge.paths"
-
 static struct validator *
 validator_of(const struct scepd_plugin_host *host)
 {
@@ -35,7 +32,8 @@ validator_config_get(const struct scepd_plugin_host *host, const char *key)
 	struct validator *v = validator_of(host);
 	char section[128];
 
-	snprintf(section, sizeof(section), VALIDATOR_SECTION "%s", v->name);
+	snprintf(
+	    section, sizeof(section), CONFIG_SECTION_VALIDATOR "%s", v->name);
 	return config_pairs_get(v->c->config, section, key);
 }
 
@@ -126,7 +124,7 @@ validator_add(struct challenge *c, const char *name,
 	c->nvalidators++;
 	if (table->init(&v->host, &v->state, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-challenge: [%s%s] %s\n",
-		    dl != NULL ? VALIDATOR_SECTION : "",
+		    dl != NULL ? CONFIG_SECTION_VALIDATOR : "",
 		    dl != NULL ? name : "challenge", err);
 		v->v = NULL; /* no destroy for what did not start */
 		return -1;
@@ -141,7 +139,8 @@ validators_load_sections(struct challenge *c)
 {
 	for (size_t i = 0; i < c->config->n; i++) {
 		const struct config_pair *p = &c->config->pair[i];
-		const char *name = p->section + strlen(VALIDATOR_SECTION);
+		const char *name =
+		    p->section + strlen(CONFIG_SECTION_VALIDATOR);
 		const struct scepd_challenge_validator *table;
 		const char *module;
 		void *dl;
@@ -200,7 +199,7 @@ validators_load_paths(struct challenge *c, const char *config_file)
 	struct config_pairs paths;
 	int rc = 0;
 
-	if (config_load_pairs(config_file, PATHS_SECTION, &paths) != 0)
+	if (config_load_pairs(config_file, CONFIG_SECTION_PATHS, &paths) != 0)
 		return -1;
 	if (paths.n > 0 &&
 	    (c->routes = calloc(paths.n, sizeof(*c->routes))) == NULL) {
@@ -212,9 +211,10 @@ validators_load_paths(struct challenge *c, const char *config_file)
 
 		if (v == NULL) {
 			fprintf(stderr,
-			    "scepd-challenge: [" PATHS_SECTION "] %s = %s: "
-			    "no such validator (otp%s, or a [" VALIDATOR_SECTION
-			    "NAME] section)\n",
+			    "scepd-challenge: [" CONFIG_SECTION_PATHS
+			    "] %s = %s: "
+			    "no such validator (otp%s, or a "
+			    "[" CONFIG_SECTION_VALIDATOR "NAME] section)\n",
 			    paths.pair[i].name, paths.pair[i].value,
 			    c->settings.use_single_password ? ", static" : "");
 			rc = -1;
@@ -239,7 +239,8 @@ validators_load(struct challenge *c, const char *config_file)
 	size_t sections = 0;
 
 	if ((c->config = calloc(1, sizeof(*c->config))) == NULL ||
-	    config_load_pairs(config_file, VALIDATOR_SECTION, c->config) != 0)
+	    config_load_pairs(
+	        config_file, CONFIG_SECTION_VALIDATOR, c->config) != 0)
 		return -1;
 	sections = c->config->n; /* an upper bound on the sections */
 	c->validators = calloc(sections + 2, sizeof(*c->validators));
@@ -471,7 +472,8 @@ validators_spawn(struct challenge *c, int nworkers)
 			if (v->v->init(&v->host, &v->states[v->nstates], err,
 			        sizeof(err)) != 0) {
 				fprintf(stderr,
-				    "scepd-challenge: [" VALIDATOR_SECTION
+				    "scepd-challenge: "
+				    "[" CONFIG_SECTION_VALIDATOR
 				    "%s] instance %zu: %s\n",
 				    v->name, v->nstates + 1, err);
 				return -1;

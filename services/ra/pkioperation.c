@@ -100,18 +100,11 @@ ra_signer_matches_csr(X509 *signer, X509_REQ *csr)
 static int
 ra_signer_is_ours(const struct ra *ra, X509 *signer, int previous_too)
 {
-	X509 *ca = sk_X509_value(ra->ca_chain, 0);
-	EVP_PKEY *ca_key = X509_get0_pubkey(ca);
-	int ours;
-
 	if (X509_check_issued(signer, signer) == X509_V_OK)
 		return 0; /* self-signed: a new enrollment */
-	ours = X509_check_issued(ca, signer) == X509_V_OK && ca_key != NULL &&
-	    X509_verify(signer, ca_key) == 1;
-	ERR_clear_error();
 	/* Or of a CA this one replaced: the CA checks its ledger all the
 	 * same (renewal.c). */
-	return ours ||
+	return pki_issued_by(signer, sk_X509_value(ra->ca_chain, 0)) ||
 	    (previous_too &&
 	        pki_issuer_among(signer, ra->previous_cas) != NULL);
 }

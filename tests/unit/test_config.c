@@ -96,6 +96,26 @@ test_errors(void **state)
 	}
 }
 
+/* A fresh directory `dir` (a mkdtemp template) and `path`, its
+ * scepd.conf. */
+static void
+conf_dir(char *dir, char *path, size_t pathlen)
+{
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, pathlen, "%s/scepd.conf", dir);
+}
+
+/* Writes (`mode` "w") or appends ("a") `text` to `path`. */
+static void
+conf_put(const char *path, const char *mode, const char *text)
+{
+	FILE *f = fopen(path, mode);
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
 /* libinih cuts section names at 49 characters without a word:
  * [template.<long name>] would be another template. Refused, whichever
  * section it is, in a table load and in a [prefix.*] load. */
@@ -110,8 +130,7 @@ test_names_cut_by_the_reader(void **state)
 	(void)state;
 	memset(name, 'T', 60);
 	name[60] = '\0';
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	conf_dir(dir, path, sizeof(path));
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f,
 	    "[svc]\nListen = ipc://run/s.sock\n[template.%s]\nKeyUsage = "
@@ -146,22 +165,16 @@ test_pairs_set_twice(void **state)
 {
 	char dir[] = "/tmp/scepd-config-XXXXXX", path[256];
 	struct config_pairs pairs;
-	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
-	assert_non_null(f = fopen(path, "w"));
-	fputs("[policy.a]\nRenewWithinDays = 5\n[policy.b]\n"
-	      "RenewWithinDays = 6\n",
-	    f);
-	fclose(f);
+	conf_dir(dir, path, sizeof(path));
+	conf_put(path, "w",
+	    "[policy.a]\nRenewWithinDays = 5\n[policy.b]\n"
+	    "RenewWithinDays = 6\n");
 	assert_int_equal(config_load_pairs(path, "policy.", &pairs), 0);
 	assert_int_equal(pairs.n, 2);
 	config_pairs_free(&pairs);
-	assert_non_null(f = fopen(path, "a"));
-	fputs("[policy.a]\nrenewwithindays = not-a-number\n", f);
-	fclose(f);
+	conf_put(path, "a", "[policy.a]\nrenewwithindays = not-a-number\n");
 	assert_int_equal(config_load_pairs(path, "policy.", &pairs), -1);
 	unlink(path);
 	rmdir(dir);
@@ -172,14 +185,10 @@ test_file(void **state)
 {
 	char dir[] = "/tmp/scepd-config-XXXXXX", path[256];
 	struct settings s = {0};
-	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
-	assert_non_null(f = fopen(path, "w"));
-	fputs("; comment\n[svc]\nListen = ipc://run/s.sock\n", f);
-	fclose(f);
+	conf_dir(dir, path, sizeof(path));
+	conf_put(path, "w", "; comment\n[svc]\nListen = ipc://run/s.sock\n");
 	assert_int_equal(config_load(path, "svc", table, &s), 0);
 	assert_string_equal(s.db + strlen(dir), "/db/x");
 	assert_memory_equal(s.listen, "ipc://", 6);
@@ -197,25 +206,19 @@ static void
 test_unread_sections(void **state)
 {
 	char dir[] = "/tmp/scepd-config-XXXXXX", path[256];
-	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
-	assert_non_null(f = fopen(path, "w"));
-	fputs("[scepd]\nA = 1\n[Frontend]\nA = 1\n[ra]\nA = 1\n"
-	      "[challenge]\nA = 1\n[challenge.paths]\n/x = otp\n[ca]\nA = 1\n"
-	      "[template.Devices]\nA = 1\n[policy.p]\nA = 1\n"
-	      "[validator.mdm]\nA = 1\n[signer.hsm]\nA = 1\n"
-	      "[empty.misspelled]\n",
-	    f);
-	fclose(f);
+	conf_dir(dir, path, sizeof(path));
+	conf_put(path, "w",
+	    "[scepd]\nA = 1\n[Frontend]\nA = 1\n[ra]\nA = 1\n"
+	    "[challenge]\nA = 1\n[challenge.paths]\n/x = otp\n[ca]\nA = 1\n"
+	    "[template.Devices]\nA = 1\n[policy.p]\nA = 1\n"
+	    "[validator.mdm]\nA = 1\n[signer.hsm]\nA = 1\n"
+	    "[empty.misspelled]\n");
 	assert_int_equal(config_unread_sections(path), 0);
-	assert_non_null(f = fopen(path, "a"));
-	fputs("[chalenge.paths]\n/y = otp\n[templates.Devices]\nA = 1\n"
-	      "B = 2\n[template.]\nA = 1\n[ra]\nB = 1\n",
-	    f);
-	fclose(f);
+	conf_put(path, "a",
+	    "[chalenge.paths]\n/y = otp\n[templates.Devices]\nA = 1\n"
+	    "B = 2\n[template.]\nA = 1\n[ra]\nB = 1\n");
 	assert_int_equal(config_unread_sections(path), 3);
 	unlink(path);
 	assert_int_equal(config_unread_sections(path), -1);
