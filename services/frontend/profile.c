@@ -842,6 +842,21 @@ profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_SIGN_PROFILE, rep);
 	if (res == UPSTREAM_OK)
 		return 0;
+	/* Not a profile the RA signs (profile_check.c there): this one's
+	 * doing, not a moment's; a chain that changed is the likely cause. */
+	if (res == UPSTREAM_REFUSED) {
+		char text[400];
+
+		log_error("profile: the RA refused to sign it: %s",
+		    (*rep)->error ? (*rep)->error : "no reason given");
+		snprintf(text, sizeof(text),
+		    "The RA refused to sign the profile: %.200s. If [ra] "
+		    "CACertificate just changed, retry in a minute (this "
+		    "server's copy of it is renewed).\n",
+		    (*rep)->error ? (*rep)->error : "no reason given");
+		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, text);
+		return -1;
+	}
 	/* Not signed is a 503 either way, as a device's CertRep the RA
 	 * cannot sign is: its key's token may be back in a moment. */
 	if (res != UPSTREAM_UNAVAILABLE)

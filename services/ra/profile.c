@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "log.h"
+#include "profile_check.h"
 #include "ra.h"
 
 /* A profile is a few KiB; this only bounds what the RA will sign. */
@@ -83,6 +84,7 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 	Scep__V1__SignProfileReply *body;
 	uint8_t *der;
 	size_t der_len = 0;
+	char why[160];
 
 	if (content->len == 0 || content->len > RA_PROFILE_MAX) {
 		log_warn("refused to sign a profile of %zu bytes (1 to %d)",
@@ -90,6 +92,17 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
 		reply->error = content->len == 0 ? "empty profile"
 		                                 : "profile too large to sign";
+		return;
+	}
+	/* Only a SCEP enrollment for this CA, as the frontend makes it: a
+	 * frontend taken over gets no other profile signed (profile_check.c). */
+	if (ra_profile_check(content->data, content->len, ra->ca_chain, why,
+	        sizeof(why)) != 0) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "refused to sign a configuration profile from %s: %s",
+		    req->origin != NULL ? req->origin : "a caller", why);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = rpc_strdup(arena, why);
 		return;
 	}
 	if ((der = ra_sign_profile(

@@ -128,6 +128,46 @@ read -r top1 scep1 root1 pw1 <<< "$out"
 [ -n "$pw1" ] || fail "no challenge read from the first profile"
 echo "   PayloadUUID $top1, challenge of ${#pw1} characters"
 
+check "the RA signs the frontend's profiles only: one taken over gets no Wi-Fi payload, exportable key or other root signed"
+# ra_sign_profile plays the frontend on the RA's socket. The profile the
+# frontend made is signed again; each change of it is refused, with why.
+ra_sign() {
+	"$BUILD_DIR/tests/ra_sign_profile" --endpoint "ipc://$DATA/run/ra.sock" --profile "$1" --out "$WORK/resigned.der"
+}
+out=$(ra_sign "$WORK/p1.xml") || fail "the RA did not sign the frontend's own profile again: $out"
+openssl cms -verify -inform DER -in "$WORK/resigned.der" -CAfile "$CA_PEM" -purpose any -out /dev/null 2> /dev/null ||
+	fail "the profile signed again does not verify"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other-root.key" \
+	-subj "/CN=Other Root" -days 30 -addext basicConstraints=critical,CA:TRUE -out "$WORK/other-root.pem" 2> /dev/null
+openssl x509 -in "$WORK/other-root.pem" -outform DER -out "$WORK/other-root.der"
+python3 - "$WORK/p1.xml" "$WORK/other-root.der" "$WORK/changed" <<'EOF2'
+import plistlib, sys
+src, other, out = sys.argv[1:]
+def changed(name, change):
+    p = plistlib.load(open(src, "rb"))
+    change(p)
+    plistlib.dump(p, open(f"{out}-{name}.xml", "wb"))
+changed("wifi", lambda p: p["PayloadContent"].append(
+    {"PayloadType": "com.apple.wifi.managed", "PayloadVersion": 1, "SSID_STR": "corp"}))
+changed("extractable", lambda p: p["PayloadContent"][0]["PayloadContent"].update(KeyIsExtractable=True))
+def other_root(p):
+    [root] = [q for q in p["PayloadContent"] if q["PayloadType"] == "com.apple.security.root"]
+    root["PayloadContent"] = open(other, "rb").read()
+changed("root", other_root)
+EOF2
+for want in "wifi:a payload of type \"com.apple.wifi.managed\", not SCEP or a CA certificate" \
+	"extractable:a SCEP setting \"KeyIsExtractable\" scepd does not write" \
+	"root:a com.apple.security.root payload with a certificate not of [ra] CACertificate"; do
+	name=${want%%:*}
+	rc=0
+	out=$(ra_sign "$WORK/changed-$name.xml") || rc=$?
+	[ $rc = 2 ] || fail "the RA answered a profile with $name: exit $rc, want 2 (refused): $out"
+	[ "$out" = "REFUSED: ${want#*:}" ] || fail "refusal of $name: '$out', want 'REFUSED: ${want#*:}'"
+	echo "   $name: $out"
+done
+grep -q "refused to sign a configuration profile from frontend: a payload of type \"com.apple.wifi.managed\"" "$SERVER_LOG" ||
+	fail "the RA's refusal is not logged"
+
 check "a second download has new PayloadUUIDs and a new challenge"
 r=$(get_profile "$WORK/p2" "subject=$SUBJECT_Q" -u "$CRED")
 [ "$r" = "200 application/x-apple-aspen-config" ] || fail "second profile: '$r'"
@@ -399,6 +439,28 @@ out=$(python3 "$WORK/check_chain.py" "$WORK/chain1.xml" "$WORK/root.der" "$WORK/
 	"$INT_SHA1" "Fabrikam Issuing CA") || fail "the profile of an intermediate issuing CA is not as it should be"
 echo "   $out"
 
+check "an RA whose chain changed refuses a profile of the frontend's older copy: 500 with why, the password given back"
+# The RA restarted alone with the root left out of [ra] CACertificate: the
+# frontend's copy (fresh for a minute) still holds the root, whose payload
+# the RA no longer signs.
+set_conf ra CACertificate chain/int.pem
+n1=$(outstanding)
+ra=$(service_pid scepd-ra)
+kill "$ra"
+from=$(log_mark)
+for _ in $(seq 50); do
+	r=$(get_profile "$WORK/stale" "subject=$SUBJECT_Q" -u "$CRED")
+	[ "${r%% *}" = 503 ] || break
+	sleep 0.2
+done
+[ "${r%% *}" = 500 ] || fail "a profile of the older chain: '$r', want 500: $(cat "$WORK/stale")"
+want="The RA refused to sign the profile: a com.apple.security.root payload with a certificate not of [ra] CACertificate. If [ra] CACertificate just changed, retry in a minute (this server's copy of it is renewed)."
+[ "$(cat "$WORK/stale")" = "$want" ] || fail "the 500 says '$(cat "$WORK/stale")', want '$want'"
+logged "$from" "profile: the RA refused to sign it: a com.apple.security.root payload" || fail "the frontend does not log the refusal"
+n2=$(outstanding)
+[ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile the RA refused"
+echo "   $(cat "$WORK/stale")"
+
 check "a chain without its root: no root payload, the intermediate a pkcs1 payload, a warning logged once"
 set_conf ra CACertificate chain/int.pem
 from=$(log_mark)
@@ -433,4 +495,4 @@ grep -q "<string>http://$want_host:$PORT/" "$WORK/wild.xml" ||
 ! logged "$from" "scepd-frontend killed by signal" || fail "the frontend was killed serving a profile"
 server_stop
 
-pass "signed and unsigned profiles, subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back, an intermediate issuing CA's chain (root and pkcs1 payloads; no root: a warning once)"
+pass "signed and unsigned profiles, the RA signing only the frontend's (a changed chain: 500 with why), subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back, an intermediate issuing CA's chain (root and pkcs1 payloads; no root: a warning once)"

@@ -1,0 +1,298 @@
+/*
+ * The RA signs only the profiles the frontend makes (services/ra/
+ * profile_check.c): one SCEP payload, certificate payloads of its own CA
+ * chain, no key the frontend does not write. A frontend taken over must
+ * not get a VPN, Wi-Fi or MDM payload, another trust anchor or an
+ * exportable device key signed in the organization's name. Profiles from
+ * tests/fuzz/corpus/profile (an issuing CA and its root in
+ * profile-chain.pem), changed here one thing at a time.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <plist/plist.h>
+
+#include "profile_check.h"
+
+static STACK_OF(X509) * chain; /* the issuing CA, its root */
+
+static STACK_OF(X509) * chain_read(const char *path)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	FILE *fp = fopen(path, "r");
+	X509 *x;
+
+	assert_non_null(sk);
+	assert_non_null(fp);
+	while ((x = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL)
+		assert_true(sk_X509_push(sk, x) > 0);
+	fclose(fp);
+	assert_true(sk_X509_num(sk) > 0);
+	return sk;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	chain = chain_read(PROFILE_CHAIN);
+	return sk_X509_num(chain) == 2 ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	sk_X509_pop_free(chain, X509_free);
+	return 0;
+}
+
+/* A file's bytes; *len its size. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	assert_non_null(buf = malloc((size_t)n + 1));
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+/* The check of corpus file `name` against `sk`: 0 or -1, why in `why`. */
+static int
+check_file(const char *name, const STACK_OF(X509) * sk, char *why, size_t n)
+{
+	char path[512];
+	size_t len;
+	char *buf;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", PROFILE_CORPUS, name);
+	buf = slurp(path, &len);
+	why[0] = '\0';
+	rc = ra_profile_check((const uint8_t *)buf, len, sk, why, n);
+	free(buf);
+	return rc;
+}
+
+/* The profile the frontend makes, parsed, to change. */
+static plist_t
+good_profile(void)
+{
+	char path[512];
+	size_t len;
+	char *buf;
+	plist_t p = NULL;
+
+	snprintf(path, sizeof(path), "%s/frontend-chain.xml", PROFILE_CORPUS);
+	buf = slurp(path, &len);
+	plist_from_xml(buf, (uint32_t)len, &p);
+	free(buf);
+	assert_non_null(p);
+	return p;
+}
+
+/* The check of `p` written as XML; frees `p`. */
+static int
+check_plist(plist_t p, char *why, size_t n)
+{
+	char *xml = NULL;
+	uint32_t len = 0;
+	int rc;
+
+	plist_to_xml(p, &xml, &len);
+	plist_free(p);
+	assert_non_null(xml);
+	why[0] = '\0';
+	rc = ra_profile_check((const uint8_t *)xml, len, chain, why, n);
+	plist_to_xml_free(xml);
+	return rc;
+}
+
+static plist_t
+payloads_of(plist_t p)
+{
+	return plist_dict_get_item(p, "PayloadContent");
+}
+
+/* The SCEP payload's settings (the first payload, as the frontend puts
+ * it). */
+static plist_t
+scep_settings(plist_t p)
+{
+	return plist_dict_get_item(
+	    plist_array_get_item(payloads_of(p), 0), "PayloadContent");
+}
+
+static void
+assert_refused(int rc, const char *why, const char *want)
+{
+	assert_int_equal(rc, -1);
+	if (strstr(why, want) == NULL)
+		fail_msg("refused for \"%s\", want \"%s\"", why, want);
+}
+
+static void
+test_frontends_profiles_are_signed(void **state)
+{
+	char why[160];
+
+	(void)state;
+	assert_int_equal(
+	    check_file("frontend-chain.xml", chain, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	/* [ra] CACertificate without the root: no root payload. */
+	assert_int_equal(
+	    check_file("frontend-no-root.xml", chain, why, sizeof(why)), 0);
+	/* Written again by libplist, as the frontend writes it. */
+	assert_int_equal(check_plist(good_profile(), why, sizeof(why)), 0);
+}
+
+static void
+test_other_payloads_refused(void **state)
+{
+	char why[160];
+	plist_t p = good_profile(), wifi = plist_new_dict();
+
+	(void)state;
+	plist_dict_set_item(
+	    wifi, "PayloadType", plist_new_string("com.apple.wifi.managed"));
+	plist_dict_set_item(wifi, "SSID_STR", plist_new_string("corp"));
+	plist_array_append_item(payloads_of(p), wifi);
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a payload of type \"com.apple.wifi.managed\"");
+	assert_refused(check_file("wifi-payload.xml", chain, why, sizeof(why)),
+	    why, "com.apple.wifi.managed");
+	/* No SCEP payload, or two. */
+	p = good_profile();
+	plist_array_remove_item(payloads_of(p), 0);
+	assert_refused(
+	    check_plist(p, why, sizeof(why)), why, "0 SCEP payloads, not one");
+	assert_refused(check_file("two-scep.xml", chain, why, sizeof(why)), why,
+	    "2 SCEP payloads, not one");
+}
+
+static void
+test_keys_the_frontend_does_not_write_refused(void **state)
+{
+	char why[160];
+	plist_t p = good_profile();
+
+	(void)state;
+	/* A device key one may export. */
+	plist_dict_set_item(
+	    scep_settings(p), "KeyIsExtractable", plist_new_bool(1));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a SCEP setting \"KeyIsExtractable\"");
+	/* A profile that cannot be removed. */
+	p = good_profile();
+	plist_dict_set_item(p, "PayloadRemovalDisallowed", plist_new_bool(1));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a profile key \"PayloadRemovalDisallowed\"");
+	p = good_profile();
+	plist_dict_set_item(plist_array_get_item(payloads_of(p), 1),
+	    "PayloadScope", plist_new_string("System"));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a payload key \"PayloadScope\"");
+	/* A URL that is not http(s). */
+	p = good_profile();
+	plist_dict_set_item(
+	    scep_settings(p), "URL", plist_new_string("ftp://scep.example/"));
+	assert_refused(
+	    check_plist(p, why, sizeof(why)), why, "without an http URL");
+	/* A third party's profile (micromdm's test profile, against its own
+	 * CA): keys scepd does not write. */
+	STACK_OF(X509) *testca =
+	    chain_read(VECTORS_DIR "/micromdm-scep/testca/ca.pem");
+	assert_refused(check_file("micromdm-sceptest.mobileconfig", testca, why,
+	                   sizeof(why)),
+	    why, "scepd does not write");
+	sk_X509_pop_free(testca, X509_free);
+}
+
+static void
+test_certificates_not_of_the_chain_refused(void **state)
+{
+	STACK_OF(X509) *other = chain_read(PROFILE_OTHER_ROOT);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char why[160];
+	plist_t p;
+
+	(void)state;
+	assert_refused(check_file("other-root.xml", chain, why, sizeof(why)),
+	    why, "a certificate not of [ra] CACertificate");
+	/* The issuing CA made a trust anchor. */
+	assert_refused(
+	    check_file("intermediate-as-root.xml", chain, why, sizeof(why)),
+	    why, "not self-signed");
+	/* A fingerprint that makes the device take another CA. */
+	assert_int_equal(
+	    X509_digest(sk_X509_value(other, 0), EVP_sha1(), md, &mdlen), 1);
+	p = good_profile();
+	plist_dict_set_item(scep_settings(p), "CAFingerprint",
+	    plist_new_data((const char *)md, mdlen));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a CAFingerprint of no certificate of [ra] CACertificate");
+	/* The frontend's own profile, to an RA whose chain is another. */
+	assert_refused(
+	    check_file("frontend-chain.xml", other, why, sizeof(why)), why,
+	    "of [ra] CACertificate");
+	sk_X509_pop_free(other, X509_free);
+}
+
+static void
+test_what_is_no_xml_profile_refused(void **state)
+{
+	char why[160], path[512];
+	size_t len;
+	char *buf;
+
+	(void)state;
+	assert_refused(
+	    check_file("frontend-chain.bplist", chain, why, sizeof(why)), why,
+	    "not an XML property list");
+	snprintf(path, sizeof(path), "%s/frontend-chain.xml", PROFILE_CORPUS);
+	buf = slurp(path, &len);
+	assert_refused(ra_profile_check((const uint8_t *)buf, len / 2, chain,
+	                   why, sizeof(why)),
+	    why, "not a property list");
+	assert_refused(
+	    ra_profile_check((const uint8_t *)buf, 3, chain, why, sizeof(why)),
+	    why, "not an XML property list");
+	free(buf);
+	buf = "<?xml version=\"1.0\"?><plist version=\"1.0\"><array/></plist>";
+	assert_refused(ra_profile_check((const uint8_t *)buf, strlen(buf),
+	                   chain, why, sizeof(why)),
+	    why, "no dictionary at the top");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_frontends_profiles_are_signed),
+	    cmocka_unit_test(test_other_payloads_refused),
+	    cmocka_unit_test(test_keys_the_frontend_does_not_write_refused),
+	    cmocka_unit_test(test_certificates_not_of_the_chain_refused),
+	    cmocka_unit_test(test_what_is_no_xml_profile_refused),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
