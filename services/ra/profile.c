@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <plist/plist.h>
 
 #include "log.h"
 #include "profile_check.h"
@@ -84,7 +85,8 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 	Scep__V1__SignProfileReply *body;
 	uint8_t *der;
 	size_t der_len = 0;
-	char why[160];
+	char why[160], *checked = NULL;
+	uint32_t checked_len = 0;
 
 	if (content->len == 0 || content->len > RA_PROFILE_MAX) {
 		log_warn("refused to sign a profile of %zu bytes (1 to %d)",
@@ -96,8 +98,8 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 	}
 	/* Only a SCEP enrollment for this CA, as the frontend makes it: a
 	 * frontend taken over gets no other profile signed (profile_check.c). */
-	if (ra_profile_check(content->data, content->len, ra->ca_chain, why,
-	        sizeof(why)) != 0) {
+	if (ra_profile_check(content->data, content->len, ra->ca_chain,
+	        &checked, &checked_len, why, sizeof(why)) != 0) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "refused to sign a configuration profile from %s: %s",
 		    req->origin != NULL ? req->origin : "a caller", why);
@@ -105,8 +107,11 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 		reply->error = rpc_strdup(arena, why);
 		return;
 	}
-	if ((der = ra_sign_profile(
-	         ra, content->data, content->len, &der_len)) == NULL) {
+	der = ra_sign_profile(
+	    ra, (const uint8_t *)checked, checked_len, &der_len);
+	OPENSSL_cleanse(checked, checked_len);
+	plist_to_xml_free(checked);
+	if (der == NULL) {
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "cannot sign the profile";
 		return;
@@ -120,5 +125,5 @@ ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
 	reply->body_case = SCEP__V1__REPLY__BODY_SIGN_PROFILE;
 	reply->sign_profile = body;
 	log_event(LOG_LEVEL_INFO, NULL, req->id,
-	    "signed a configuration profile of %zu bytes", content->len);
+	    "signed a configuration profile of %u bytes", checked_len);
 }

@@ -7,13 +7,17 @@
  * as "Verified" by the organization's RA. So the profile is read (XML,
  * as the frontend writes it) and refused unless it holds exactly one SCEP
  * payload and certificate payloads of this RA's CA chain, with no key
- * the frontend does not write.
+ * the frontend does not write. What is signed is the profile as read,
+ * written again by libplist (as the frontend writes it): not the bytes
+ * received, which a device's parser might read otherwise than libplist
+ * (a key given twice: libplist keeps the last).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -189,12 +193,29 @@ check_scep_payload(
 	return 0;
 }
 
+/* The SCEP payload's challenge, wiped in the tree before it is freed
+ * (plist_free frees it as is). */
+static void
+wipe_challenge(plist_t payload)
+{
+	plist_t content = plist_dict_get_item(payload, "PayloadContent");
+	plist_t challenge;
+	const char *s;
+	uint64_t len = 0;
+
+	if (content != NULL && plist_get_node_type(content) == PLIST_DICT &&
+	    (challenge = plist_dict_get_item(content, "Challenge")) != NULL &&
+	    plist_get_node_type(challenge) == PLIST_STRING &&
+	    (s = plist_get_string_ptr(challenge, &len)) != NULL)
+		OPENSSL_cleanse((char *)s, (size_t)len);
+}
+
 int
 ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
-    char *why, size_t whylen)
+    char **out, uint32_t *out_len, char *why, size_t whylen)
 {
 	static const char prolog[] = "<?xml";
-	plist_t top = NULL, payloads;
+	plist_t top = NULL, payloads = NULL;
 	const char *type;
 	char key[64];
 	uint32_t n;
@@ -263,8 +284,17 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
 		refuse(why, whylen, "%d SCEP payloads, not one", nscep);
 		goto out;
 	}
+	*out = NULL;
+	plist_to_xml(top, out, out_len);
+	if (*out == NULL) {
+		refuse(why, whylen, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
+	if (payloads != NULL && plist_get_node_type(payloads) == PLIST_ARRAY)
+		for (uint32_t i = 0; i < plist_array_get_size(payloads); i++)
+			wipe_challenge(plist_array_get_item(payloads, i));
 	plist_free(top);
 	return rc;
 }

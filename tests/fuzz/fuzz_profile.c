@@ -3,8 +3,8 @@
  * sign it (SignProfile), read by the RA's check of what it signs
  * (services/ra/profile_check.c, libplist's XML reader under it) against a
  * fixed chain (profile-chain.pem: an issuing CA and its root), which the
- * corpus's profiles name. Checked: a refusal says why, an acceptance
- * leaves the reason untouched.
+ * corpus's profiles name. Checked: a refusal says why; what an
+ * acceptance gives to sign passes the check again, unchanged.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <openssl/pem.h>
+#include <plist/plist.h>
 
 #include "profile_check.h"
 
@@ -36,15 +37,24 @@ chain_load(void)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char why[160] = "";
+	char why[160] = "", *out = NULL, *again = NULL;
+	uint32_t out_len = 0, again_len = 0;
 
 	if (chain == NULL)
 		chain_load();
-	if (ra_profile_check(data, size, chain, why, sizeof(why)) == 0) {
-		if (why[0] != '\0')
+	if (ra_profile_check(
+	        data, size, chain, &out, &out_len, why, sizeof(why)) != 0) {
+		if (why[0] == '\0')
 			abort();
-	} else if (why[0] == '\0') {
-		abort();
+		return 0;
 	}
+	/* What is signed passes the check as it is. */
+	if (why[0] != '\0' || out == NULL ||
+	    ra_profile_check((const uint8_t *)out, out_len, chain, &again,
+	        &again_len, why, sizeof(why)) != 0 ||
+	    again_len != out_len || memcmp(again, out, out_len) != 0)
+		abort();
+	plist_to_xml_free(out);
+	plist_to_xml_free(again);
 	return 0;
 }

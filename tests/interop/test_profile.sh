@@ -167,6 +167,23 @@ for want in "wifi:a payload of type \"com.apple.wifi.managed\", not SCEP or a CA
 done
 grep -q "refused to sign a configuration profile from frontend: a payload of type \"com.apple.wifi.managed\"" "$SERVER_LOG" ||
 	fail "the RA's refusal is not logged"
+# A key given twice: libplist reads the last, and the RA signs what it read,
+# written again, not the bytes sent (a device might read the first).
+python3 - "$WORK/p1.xml" "$WORK/twice.xml" <<'EOF2'
+import sys
+src, out = sys.argv[1:]
+s = open(src).read()
+at = s.index("<dict>") + len("<dict>")
+wifi = ("<key>PayloadContent</key><array><dict><key>PayloadType</key>"
+        "<string>com.apple.wifi.managed</string></dict></array>")
+open(out, "w").write(s[:at] + wifi + s[at:])
+EOF2
+out=$(ra_sign "$WORK/twice.xml") || fail "a profile with PayloadContent twice, the frontend's last: $out"
+openssl cms -verify -inform DER -in "$WORK/resigned.der" -CAfile "$CA_PEM" -purpose any -out "$WORK/twice.signed" 2> /dev/null ||
+	fail "the profile with a key twice, signed, does not verify"
+! grep -q "com.apple.wifi.managed" "$WORK/twice.signed" || fail "the RA signed the bytes sent, with a payload it never checked"
+grep -q "com.apple.security.scep" "$WORK/twice.signed" || fail "the profile signed has lost its SCEP payload"
+echo "   PayloadContent twice: signed as read, one PayloadContent, no Wi-Fi payload"
 
 check "a second download has new PayloadUUIDs and a new challenge"
 r=$(get_profile "$WORK/p2" "subject=$SUBJECT_Q" -u "$CRED")

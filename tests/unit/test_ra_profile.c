@@ -74,6 +74,31 @@ slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* The check of `len` bytes at `buf` against `sk`: 0 or -1, why in `why`;
+ * what it gives to sign in *signed_xml if asked (caller frees with
+ * plist_to_xml_free), else freed. */
+static int
+check_bytes(const char *buf, size_t len, const STACK_OF(X509) * sk, char *why,
+    size_t n, char **signed_xml)
+{
+	char *out = NULL;
+	uint32_t out_len = 0;
+	int rc;
+
+	why[0] = '\0';
+	rc = ra_profile_check(
+	    (const uint8_t *)buf, len, sk, &out, &out_len, why, n);
+	if (rc == 0) {
+		assert_non_null(out);
+		assert_int_equal(strlen(out), out_len);
+	}
+	if (signed_xml != NULL)
+		*signed_xml = rc == 0 ? out : NULL;
+	else if (rc == 0)
+		plist_to_xml_free(out);
+	return rc;
+}
+
 /* The check of corpus file `name` against `sk`: 0 or -1, why in `why`. */
 static int
 check_file(const char *name, const STACK_OF(X509) * sk, char *why, size_t n)
@@ -85,8 +110,7 @@ check_file(const char *name, const STACK_OF(X509) * sk, char *why, size_t n)
 
 	snprintf(path, sizeof(path), "%s/%s", PROFILE_CORPUS, name);
 	buf = slurp(path, &len);
-	why[0] = '\0';
-	rc = ra_profile_check((const uint8_t *)buf, len, sk, why, n);
+	rc = check_bytes(buf, len, sk, why, n, NULL);
 	free(buf);
 	return rc;
 }
@@ -119,8 +143,7 @@ check_plist(plist_t p, char *why, size_t n)
 	plist_to_xml(p, &xml, &len);
 	plist_free(p);
 	assert_non_null(xml);
-	why[0] = '\0';
-	rc = ra_profile_check((const uint8_t *)xml, len, chain, why, n);
+	rc = check_bytes(xml, len, chain, why, n, NULL);
 	plist_to_xml_free(xml);
 	return rc;
 }
@@ -270,17 +293,67 @@ test_what_is_no_xml_profile_refused(void **state)
 	    "not an XML property list");
 	snprintf(path, sizeof(path), "%s/frontend-chain.xml", PROFILE_CORPUS);
 	buf = slurp(path, &len);
-	assert_refused(ra_profile_check((const uint8_t *)buf, len / 2, chain,
-	                   why, sizeof(why)),
+	assert_refused(check_bytes(buf, len / 2, chain, why, sizeof(why), NULL),
 	    why, "not a property list");
-	assert_refused(
-	    ra_profile_check((const uint8_t *)buf, 3, chain, why, sizeof(why)),
-	    why, "not an XML property list");
+	assert_refused(check_bytes(buf, 3, chain, why, sizeof(why), NULL), why,
+	    "not an XML property list");
 	free(buf);
 	buf = "<?xml version=\"1.0\"?><plist version=\"1.0\"><array/></plist>";
-	assert_refused(ra_profile_check((const uint8_t *)buf, strlen(buf),
-	                   chain, why, sizeof(why)),
-	    why, "no dictionary at the top");
+	assert_refused(
+	    check_bytes(buf, strlen(buf), chain, why, sizeof(why), NULL), why,
+	    "no dictionary at the top");
+}
+
+/*
+ * What is signed is the profile as read, written again: a key given twice
+ * is read once by libplist (the last), and a device whose parser took the
+ * other would otherwise get what was never checked. A Wi-Fi payload array
+ * before the frontend's PayloadContent is not signed; after it, it is
+ * what the RA reads, and refused.
+ */
+static void
+test_what_is_signed_is_what_was_checked(void **state)
+{
+	static const char wifi[] =
+	    "<key>PayloadContent</key><array><dict><key>PayloadType</key>"
+	    "<string>com.apple.wifi.managed</string></dict></array>";
+	char why[160], path[512], *signed_xml = NULL, *twice;
+	const char *at;
+	size_t len, head;
+	char *buf;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/frontend-chain.xml", PROFILE_CORPUS);
+	buf = slurp(path, &len);
+	/* The top dictionary's first key, as plistlib writes it. */
+	assert_non_null(at = strstr(buf, "<dict>"));
+	head = (size_t)(at - buf) + strlen("<dict>");
+	assert_non_null(twice = malloc(len + sizeof(wifi)));
+	memcpy(twice, buf, head);
+	memcpy(twice + head, wifi, sizeof(wifi) - 1);
+	memcpy(twice + head + sizeof(wifi) - 1, buf + head, len - head);
+	assert_int_equal(check_bytes(twice, len + sizeof(wifi) - 1, chain, why,
+	                     sizeof(why), &signed_xml),
+	    0);
+	assert_null(strstr(signed_xml, "com.apple.wifi.managed"));
+	assert_non_null(strstr(signed_xml, "com.apple.security.scep"));
+	/* Given again, what was signed reads the same. */
+	assert_int_equal(check_bytes(signed_xml, strlen(signed_xml), chain, why,
+	                     sizeof(why), NULL),
+	    0);
+	plist_to_xml_free(signed_xml);
+	/* The Wi-Fi array last: it is the one read, and refused. */
+	at = strstr(buf, "</dict>\n</plist>");
+	assert_non_null(at);
+	head = (size_t)(at - buf);
+	memcpy(twice, buf, head);
+	memcpy(twice + head, wifi, sizeof(wifi) - 1);
+	memcpy(twice + head + sizeof(wifi) - 1, buf + head, len - head);
+	assert_refused(check_bytes(twice, len + sizeof(wifi) - 1, chain, why,
+	                   sizeof(why), NULL),
+	    why, "com.apple.wifi.managed");
+	free(twice);
+	free(buf);
 }
 
 int
@@ -292,6 +365,7 @@ main(void)
 	    cmocka_unit_test(test_keys_the_frontend_does_not_write_refused),
 	    cmocka_unit_test(test_certificates_not_of_the_chain_refused),
 	    cmocka_unit_test(test_what_is_no_xml_profile_refused),
+	    cmocka_unit_test(test_what_is_signed_is_what_was_checked),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
