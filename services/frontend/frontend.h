@@ -384,6 +384,7 @@ void cache_free(struct cache *cache);
 /* An answer older than CACHE_SECONDS was given: have an offload thread
  * ask the RA again, unless one does already. */
 void cache_want_refresh(struct frontend *fe);
+void cache_doubt(struct frontend *fe);
 /* In an offload thread: asks the RA for its GetCACert reply when older
  * than CACHE_SECONDS. */
 void cache_refresh(struct frontend *fe);

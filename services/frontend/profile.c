@@ -842,17 +842,18 @@ profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_SIGN_PROFILE, rep);
 	if (res == UPSTREAM_OK)
 		return 0;
-	/* Not a profile the RA signs (profile_check.c there): this one's
-	 * doing, not a moment's; a chain that changed is the likely cause. */
+	/* Not a profile the RA signs (profile_check.c there): a chain that
+	 * changed under our copy is the likely cause, asked again at once. */
 	if (res == UPSTREAM_REFUSED) {
 		char text[400];
 
 		log_error("profile: the RA refused to sign it: %s",
 		    (*rep)->error ? (*rep)->error : "no reason given");
+		cache_doubt(fe);
 		snprintf(text, sizeof(text),
 		    "The RA refused to sign the profile: %.200s. If [ra] "
-		    "CACertificate just changed, retry in a minute (this "
-		    "server's copy of it is renewed).\n",
+		    "CACertificate just changed, retry: this server asks the "
+		    "RA for it again.\n",
 		    (*rep)->error ? (*rep)->error : "no reason given");
 		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, text);
 		return -1;

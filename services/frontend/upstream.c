@@ -421,6 +421,19 @@ cache_want_refresh(struct frontend *fe)
 		offload_refresh(fe->offload);
 }
 
+/* The RA refused what was made of the copy (a profile of a chain it no
+ * longer has): the copy counts as older than fresh, to be asked again at
+ * once and still answered meanwhile. */
+void
+cache_doubt(struct frontend *fe)
+{
+	pthread_mutex_lock(&fe->cache.lock);
+	if (cache_fresh(fe->cache.cacert_at, 0))
+		fe->cache.cacert_at = clock_monotonic_ms() - cache_fresh_ms();
+	pthread_mutex_unlock(&fe->cache.lock);
+	cache_want_refresh(fe);
+}
+
 /* What is still fresh costs nothing: cache_get_cacert answers it from
  * the cache. */
 void

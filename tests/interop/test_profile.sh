@@ -471,12 +471,25 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 [ "${r%% *}" = 500 ] || fail "a profile of the older chain: '$r', want 500: $(cat "$WORK/stale")"
-want="The RA refused to sign the profile: a com.apple.security.root payload with a certificate not of [ra] CACertificate. If [ra] CACertificate just changed, retry in a minute (this server's copy of it is renewed)."
+want="The RA refused to sign the profile: a com.apple.security.root payload with a certificate not of [ra] CACertificate. If [ra] CACertificate just changed, retry: this server asks the RA for it again."
 [ "$(cat "$WORK/stale")" = "$want" ] || fail "the 500 says '$(cat "$WORK/stale")', want '$want'"
 logged "$from" "profile: the RA refused to sign it: a com.apple.security.root payload" || fail "the frontend does not log the refusal"
 n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile the RA refused"
 echo "   $(cat "$WORK/stale")"
+# The frontend asked the RA for the chain again: a retry is signed, with
+# no root payload now (within the minute its copy was fresh for).
+for _ in $(seq 20); do
+	r=$(get_profile "$WORK/retried" "subject=$SUBJECT_Q" -u "$CRED")
+	[ "${r%% *}" = 500 ] || break
+	sleep 0.1
+done
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "the retry after the refusal: '$r': $(head -c 300 "$WORK/retried")"
+openssl cms -verify -inform DER -in "$WORK/retried" -CAfile "$PKI/root.pem" -certfile "$PKI/int.pem" \
+	-purpose any -out "$WORK/retried.xml" 2> /dev/null || fail "the retried profile does not verify"
+python3 "$WORK/check_chain.py" "$WORK/retried.xml" "" "$WORK/int.der" "$INT_SHA1" "Fabrikam Issuing CA" > /dev/null ||
+	fail "the retried profile is not of the RA's chain now (no root)"
+echo "   a retry: 200, the chain without its root"
 
 check "a chain without its root: no root payload, the intermediate a pkcs1 payload, a warning logged once"
 set_conf ra CACertificate chain/int.pem
