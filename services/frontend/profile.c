@@ -20,7 +20,8 @@
  * GET; 409 UseSinglePassword (no password to put in) or another refusal
  * of the challenge service; 429 "The password cache is full."; 503 with
  * Retry-After when the RA or the challenge service does not answer, or
- * the RA cannot sign.
+ * the RA cannot sign; 500 with the RA's reason when it refuses to sign
+ * what was made (services/ra/profile_check.c: a chain that changed).
  */
 #include <ctype.h>
 #include <stdarg.h>

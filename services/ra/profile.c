@@ -1,6 +1,7 @@
 /*
  * SignProfile: signs an Apple configuration profile for the frontend, which
- * holds no key. CMS SignedData over the profile as given (binary, content
+ * holds no key, if it is one the frontend makes (profile_check.c). CMS
+ * SignedData over the profile as read and written again (binary, content
  * attached, as iOS wants it), SHA-256, by the RA signing certificate and
  * key, with that certificate and the CA chain included so a device can
  * show who signed it.
@@ -18,7 +19,7 @@
 #include "profile_check.h"
 #include "ra.h"
 
-/* A profile is a few KiB; this only bounds what the RA will sign. */
+/* A profile is a few KiB; this bounds what the RA will read. */
 #define RA_PROFILE_MAX (256 * 1024)
 
 /* Frees a SignedData after wiping its attached content (the password). */

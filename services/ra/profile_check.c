@@ -7,7 +7,7 @@
  * as "Verified" by the organization's RA. So the profile is read (XML,
  * as the frontend writes it) and refused unless it holds exactly one SCEP
  * payload and certificate payloads of this RA's CA chain, with no key
- * the frontend does not write. What is signed is the profile as read,
+ * the frontend does not write, each value of the type it writes. What is signed is the profile as read,
  * written again by libplist (as the frontend writes it): not the bytes
  * received, which a device's parser might read otherwise than libplist
  * (a key given twice: libplist keeps the last).
@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -25,15 +28,40 @@
 
 #include "profile_check.h"
 
-static const char *const top_keys[] = {"PayloadType", "PayloadVersion",
-    "PayloadIdentifier", "PayloadUUID", "PayloadDisplayName",
-    "PayloadOrganization", "PayloadDescription", "PayloadContent", NULL};
-static const char *const payload_keys[] = {"PayloadType", "PayloadVersion",
-    "PayloadIdentifier", "PayloadUUID", "PayloadDisplayName", "PayloadContent",
-    "PayloadCertificateFileName", NULL};
-static const char *const scep_keys[] = {"URL", "Name", "Subject", "Challenge",
-    "Keysize", "Key Type", "Key Usage", "Retries", "RetryDelay",
-    "CAFingerprint", "SubjectAltName", NULL};
+/*
+ * The keys the frontend writes at each level and the type of each value
+ * (PLIST_NONE: checked by the payload's own rule). A value of another
+ * type is refused as an unknown key is: what the RA signs is written
+ * again by libplist, which indents each level, and arrays nested
+ * thousands deep under a key left unchecked would have grown a 256 KiB
+ * request into hundreds of megabytes to sign.
+ */
+struct key_type {
+	const char *key;
+	plist_type type;
+};
+
+static const struct key_type top_keys[] = {{"PayloadType", PLIST_STRING},
+    {"PayloadVersion", PLIST_UINT}, {"PayloadIdentifier", PLIST_STRING},
+    {"PayloadUUID", PLIST_STRING}, {"PayloadDisplayName", PLIST_STRING},
+    {"PayloadOrganization", PLIST_STRING}, {"PayloadDescription", PLIST_STRING},
+    {"PayloadContent", PLIST_ARRAY}, {NULL, PLIST_NONE}};
+static const struct key_type payload_keys[] = {{"PayloadType", PLIST_STRING},
+    {"PayloadVersion", PLIST_UINT}, {"PayloadIdentifier", PLIST_STRING},
+    {"PayloadUUID", PLIST_STRING}, {"PayloadDisplayName", PLIST_STRING},
+    {"PayloadContent", PLIST_NONE},
+    {"PayloadCertificateFileName", PLIST_STRING}, {NULL, PLIST_NONE}};
+static const struct key_type scep_keys[] = {{"URL", PLIST_STRING},
+    {"Name", PLIST_STRING}, {"Subject", PLIST_ARRAY},
+    {"Challenge", PLIST_STRING}, {"Keysize", PLIST_UINT},
+    {"Key Type", PLIST_STRING}, {"Key Usage", PLIST_UINT},
+    {"Retries", PLIST_UINT}, {"RetryDelay", PLIST_UINT},
+    {"CAFingerprint", PLIST_DATA}, {"SubjectAltName", PLIST_DICT},
+    {NULL, PLIST_NONE}};
+/* services/frontend/profile.c's san_kinds. */
+static const struct key_type san_keys[] = {{"dNSName", PLIST_ARRAY},
+    {"rfc822Name", PLIST_ARRAY}, {"uniformResourceIdentifier", PLIST_ARRAY},
+    {NULL, PLIST_NONE}};
 
 #define PAYLOAD_SCEP "com.apple.security.scep"
 #define PAYLOAD_ROOT "com.apple.security.root"
@@ -50,42 +78,114 @@ refuse(char *why, size_t whylen, const char *fmt, ...)
 	return -1;
 }
 
-/* Whether `key` is one of `allowed`. */
-static int
-key_known(const char *key, const char *const *allowed)
-{
-	for (; *allowed != NULL; allowed++)
-		if (strcmp(key, *allowed) == 0)
-			return 1;
-	return 0;
-}
+#define KEYS_OK 0
+#define KEYS_NO_DICT (-1) /* or not read whole */
+#define KEYS_UNKNOWN 1
+#define KEYS_WRONG_TYPE 2
 
-/* The first key of dictionary `d` not in `allowed`, in `out` ("" if
- * none); 0, or -1 for a node that is no dictionary. */
+/*
+ * Whether dictionary `d` holds only keys of `allowed`, each of its type:
+ * KEYS_OK, or what is wrong, with `bad` the first key at fault.
+ */
 static int
-unknown_key(plist_t d, const char *const *allowed, char *out, size_t outlen)
+dict_keys_ok(
+    plist_t d, const struct key_type *allowed, char *bad, size_t badlen)
 {
 	plist_dict_iter it = NULL;
 	char *key = NULL;
 	plist_t val = NULL;
+	uint32_t seen = 0;
+	int rc = KEYS_OK;
 
-	out[0] = '\0';
+	bad[0] = '\0';
 	if (plist_get_node_type(d) != PLIST_DICT)
-		return -1;
+		return KEYS_NO_DICT;
 	plist_dict_new_iter(d, &it);
-	if (it == NULL)
-		return -1;
 	for (;;) {
+		const struct key_type *k;
+
 		plist_dict_next_item(d, it, &key, &val);
 		if (key == NULL)
 			break;
-		if (out[0] == '\0' && !key_known(key, allowed))
-			snprintf(out, outlen, "%s", key);
+		seen++;
+		for (k = allowed; k->key != NULL && strcmp(k->key, key) != 0;
+		     k++)
+			;
+		if (rc == KEYS_OK && k->key == NULL)
+			rc = KEYS_UNKNOWN;
+		else if (rc == KEYS_OK && k->type != PLIST_NONE &&
+		    plist_get_node_type(val) != k->type)
+			rc = KEYS_WRONG_TYPE;
+		if (rc != KEYS_OK && bad[0] == '\0')
+			snprintf(bad, badlen, "%s", key);
 		free(key);
 		key = NULL;
 	}
 	free(it);
-	return 0;
+	/* A key whose copy failed ends the walk early: not read whole. */
+	return seen == plist_dict_get_size(d) ? rc : KEYS_NO_DICT;
+}
+
+/* The refusal for what dict_keys_ok found wrong with `bad` in `what`. */
+static int
+refuse_keys(int rc, const char *what, const char *bad, char *why, size_t whylen)
+{
+	if (rc == KEYS_UNKNOWN)
+		return refuse(
+		    why, whylen, "a %s \"%s\" scepd does not write", what, bad);
+	if (rc == KEYS_WRONG_TYPE)
+		return refuse(why, whylen,
+		    "a %s \"%s\" of another type than scepd writes", what, bad);
+	return refuse(why, whylen, "a %s that is no dictionary", what);
+}
+
+/* Whether every item of array `a` is of `type`. */
+static int
+array_of(plist_t a, plist_type type)
+{
+	for (uint32_t i = 0; i < plist_array_get_size(a); i++)
+		if (plist_get_node_type(plist_array_get_item(a, i)) != type)
+			return 0;
+	return 1;
+}
+
+/* A Subject as the frontend writes it: relative names, each an array of
+ * [type, value] pairs of strings. */
+static int
+subject_ok(plist_t subject)
+{
+	for (uint32_t i = 0; i < plist_array_get_size(subject); i++) {
+		plist_t rdn = plist_array_get_item(subject, i);
+
+		if (plist_get_node_type(rdn) != PLIST_ARRAY)
+			return 0;
+		for (uint32_t j = 0; j < plist_array_get_size(rdn); j++) {
+			plist_t pair = plist_array_get_item(rdn, j);
+
+			if (plist_get_node_type(pair) != PLIST_ARRAY ||
+			    plist_array_get_size(pair) != 2 ||
+			    !array_of(pair, PLIST_STRING))
+				return 0;
+		}
+	}
+	return 1;
+}
+
+/* SubjectAltName as the frontend writes it: lists of strings. */
+static int
+sans_ok(plist_t sans)
+{
+	char bad[64];
+
+	if (dict_keys_ok(sans, san_keys, bad, sizeof(bad)) != KEYS_OK)
+		return 0;
+	for (const struct key_type *k = san_keys; k->key != NULL; k++) {
+		plist_t list = plist_dict_get_item(sans, k->key);
+
+		if (list != NULL && !array_of(list, PLIST_STRING))
+			return 0;
+	}
+	return 1;
 }
 
 /* The string at `key` of `d`, NULL when absent or no string. */
@@ -119,7 +219,9 @@ chain_cert(const STACK_OF(X509) * chain, const uint8_t *der, uint64_t len)
 }
 
 /* A certificate payload's content: one of the chain's, and a trust
- * anchor only if self-signed (the frontend marks roots so). */
+ * anchor only if self-signed, by the rule of the frontend's
+ * cert_self_signed (a certificate naming itself its issuer, as a link
+ * certificate of a key rollover does, is not enough). */
 static int
 check_cert_payload(plist_t payload, const char *type,
     const STACK_OF(X509) * chain, char *why, size_t whylen)
@@ -127,7 +229,9 @@ check_cert_payload(plist_t payload, const char *type,
 	plist_t content = plist_dict_get_item(payload, "PayloadContent");
 	const char *der;
 	uint64_t len = 0;
+	EVP_PKEY *key;
 	X509 *c;
+	int self;
 
 	if (content == NULL || plist_get_node_type(content) != PLIST_DATA ||
 	    (der = plist_get_data_ptr(content, &len)) == NULL)
@@ -138,76 +242,119 @@ check_cert_payload(plist_t payload, const char *type,
 		    "a %s payload with a certificate not of [ra] "
 		    "CACertificate",
 		    type);
-	if (strcmp(type, PAYLOAD_ROOT) == 0 &&
-	    X509_check_issued(c, c) != X509_V_OK)
+	if (strcmp(type, PAYLOAD_ROOT) != 0)
+		return 0;
+	key = X509_get0_pubkey(c);
+	self = X509_check_issued(c, c) == X509_V_OK && key != NULL &&
+	    X509_verify(c, key) == 1;
+	ERR_clear_error();
+	if (!self)
 		return refuse(why, whylen,
 		    "a %s payload with a certificate that is not self-signed",
 		    type);
 	return 0;
 }
 
-/* The SCEP payload's content: the frontend's keys; its CAFingerprint, if
- * any, one of the chain's (a device checks the CA it is given by it). */
+/* The SCEP payload's content: the frontend's settings, as it writes them;
+ * an http(s) URL; the CAFingerprint of the issuing CA, the first of the
+ * chain (a device takes the CA the server gives it by it). */
 static int
 check_scep_payload(
     plist_t payload, const STACK_OF(X509) * chain, char *why, size_t whylen)
 {
 	plist_t content = plist_dict_get_item(payload, "PayloadContent");
-	plist_t fp;
-	const char *url;
-	char key[64];
+	plist_t item;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const char *url, *sha1;
+	uint64_t len = 0;
+	char bad[64];
+	int rc;
 
-	if (content == NULL ||
-	    unknown_key(content, scep_keys, key, sizeof(key)) != 0)
+	if (content == NULL)
 		return refuse(why, whylen, "a SCEP payload without settings");
-	if (key[0] != '\0')
+	if ((rc = dict_keys_ok(content, scep_keys, bad, sizeof(bad))) !=
+	    KEYS_OK)
+		return refuse_keys(rc, "SCEP setting", bad, why, whylen);
+	if ((item = plist_dict_get_item(content, "Subject")) != NULL &&
+	    !subject_ok(item))
 		return refuse(why, whylen,
-		    "a SCEP setting \"%s\" scepd does not write", key);
+		    "a Subject that is not lists of [type, value] pairs");
+	if ((item = plist_dict_get_item(content, "SubjectAltName")) != NULL &&
+	    !sans_ok(item))
+		return refuse(why, whylen,
+		    "a SubjectAltName that is not scepd's lists of names");
+	/* The frontend takes ExternalURL's scheme in any case. */
 	if ((url = dict_string(content, "URL")) == NULL ||
-	    (strncmp(url, "http://", 7) != 0 &&
-	        strncmp(url, "https://", 8) != 0))
+	    (strncasecmp(url, "http://", 7) != 0 &&
+	        strncasecmp(url, "https://", 8) != 0))
 		return refuse(
 		    why, whylen, "a SCEP payload without an http URL");
-	if ((fp = plist_dict_get_item(content, "CAFingerprint")) != NULL) {
-		const char *sha1;
-		uint64_t len = 0;
-		int found = 0;
-
-		if (plist_get_node_type(fp) != PLIST_DATA ||
-		    (sha1 = plist_get_data_ptr(fp, &len)) == NULL || len != 20)
-			return refuse(why, whylen,
-			    "a CAFingerprint that is no SHA-1 digest");
-		for (int i = 0; !found && i < sk_X509_num(chain); i++) {
-			unsigned char md[EVP_MAX_MD_SIZE];
-			unsigned int mdlen = 0;
-
-			found = X509_digest(sk_X509_value(chain, i), EVP_sha1(),
-			            md, &mdlen) == 1 &&
-			    mdlen == 20 && memcmp(md, sha1, 20) == 0;
-		}
-		if (!found)
-			return refuse(why, whylen,
-			    "a CAFingerprint of no certificate of [ra] "
-			    "CACertificate");
-	}
+	if ((item = plist_dict_get_item(content, "CAFingerprint")) == NULL ||
+	    (sha1 = plist_get_data_ptr(item, &len)) == NULL || len != 20 ||
+	    sk_X509_num(chain) < 1 ||
+	    X509_digest(sk_X509_value(chain, 0), EVP_sha1(), md, &mdlen) != 1 ||
+	    mdlen != 20 || memcmp(md, sha1, 20) != 0)
+		return refuse(why, whylen,
+		    "a CAFingerprint not of the issuing CA of [ra] "
+		    "CACertificate");
 	return 0;
 }
 
-/* The SCEP payload's challenge, wiped in the tree before it is freed
+/* Every payload's challenge, wiped in the tree before it is freed
  * (plist_free frees it as is). */
 static void
-wipe_challenge(plist_t payload)
+wipe_challenges(plist_t top)
 {
-	plist_t content = plist_dict_get_item(payload, "PayloadContent");
-	plist_t challenge;
-	const char *s;
-	uint64_t len = 0;
+	plist_t payloads = plist_get_node_type(top) == PLIST_DICT
+	    ? plist_dict_get_item(top, "PayloadContent")
+	    : NULL;
 
-	if (content != NULL && plist_get_node_type(content) == PLIST_DICT &&
-	    (challenge = plist_dict_get_item(content, "Challenge")) != NULL &&
-	    plist_get_node_type(challenge) == PLIST_STRING &&
-	    (s = plist_get_string_ptr(challenge, &len)) != NULL)
-		OPENSSL_cleanse((char *)s, (size_t)len);
+	if (payloads == NULL || plist_get_node_type(payloads) != PLIST_ARRAY)
+		return;
+	for (uint32_t i = 0; i < plist_array_get_size(payloads); i++) {
+		plist_t p = plist_array_get_item(payloads, i);
+		plist_t content = plist_get_node_type(p) == PLIST_DICT
+		    ? plist_dict_get_item(p, "PayloadContent")
+		    : NULL;
+		plist_t challenge = content != NULL &&
+		        plist_get_node_type(content) == PLIST_DICT
+		    ? plist_dict_get_item(content, "Challenge")
+		    : NULL;
+		const char *s;
+		uint64_t len = 0;
+
+		if (challenge != NULL &&
+		    plist_get_node_type(challenge) == PLIST_STRING &&
+		    (s = plist_get_string_ptr(challenge, &len)) != NULL)
+			OPENSSL_cleanse((char *)s, (size_t)len);
+	}
+}
+
+/* The payloads' PayloadIdentifiers under the profile's, and that one
+ * scepd's: a profile signed here replaces no profile but scepd's when a
+ * device installs it (the frontend's profile_ident). */
+static int
+check_identifiers(plist_t top, char *why, size_t whylen)
+{
+	static const char prefix[] = "scepd.";
+	const char *ident = dict_string(top, "PayloadIdentifier"), *sub;
+	plist_t payloads = plist_dict_get_item(top, "PayloadContent");
+	size_t n;
+
+	if (ident == NULL || strncmp(ident, prefix, sizeof(prefix) - 1) != 0)
+		return refuse(why, whylen,
+		    "a PayloadIdentifier not of scepd's (\"scepd.\")");
+	n = strlen(ident);
+	for (uint32_t i = 0; i < plist_array_get_size(payloads); i++) {
+		sub = dict_string(
+		    plist_array_get_item(payloads, i), "PayloadIdentifier");
+		if (sub == NULL || strncmp(sub, ident, n) != 0 || sub[n] != '.')
+			return refuse(why, whylen,
+			    "a payload's PayloadIdentifier not under the "
+			    "profile's");
+	}
+	return 0;
 }
 
 int
@@ -215,11 +362,11 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
     char **out, uint32_t *out_len, char *why, size_t whylen)
 {
 	static const char prolog[] = "<?xml";
-	plist_t top = NULL, payloads = NULL;
+	plist_t top = NULL, payloads;
 	const char *type;
-	char key[64];
+	char bad[64];
 	uint32_t n;
-	int nscep = 0, rc = -1;
+	int nscep = 0, rc = -1, keys;
 
 	/* XML, as the frontend writes it: libplist would also read its
 	 * binary form, a second parser no profile needs. */
@@ -229,13 +376,13 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
 	plist_from_xml((const char *)xml, (uint32_t)len, &top);
 	if (top == NULL)
 		return refuse(why, whylen, "not a property list");
-	if (unknown_key(top, top_keys, key, sizeof(key)) != 0) {
+	if ((keys = dict_keys_ok(top, top_keys, bad, sizeof(bad))) ==
+	    KEYS_NO_DICT) {
 		refuse(why, whylen, "no dictionary at the top");
 		goto out;
 	}
-	if (key[0] != '\0') {
-		refuse(why, whylen, "a profile key \"%s\" scepd does not write",
-		    key);
+	if (keys != KEYS_OK) {
+		refuse_keys(keys, "profile key", bad, why, whylen);
 		goto out;
 	}
 	if ((type = dict_string(top, "PayloadType")) == NULL ||
@@ -243,8 +390,7 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
 		refuse(why, whylen, "no Configuration profile");
 		goto out;
 	}
-	payloads = plist_dict_get_item(top, "PayloadContent");
-	if (payloads == NULL || plist_get_node_type(payloads) != PLIST_ARRAY) {
+	if ((payloads = plist_dict_get_item(top, "PayloadContent")) == NULL) {
 		refuse(why, whylen, "a profile without payloads");
 		goto out;
 	}
@@ -252,7 +398,8 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
 	for (uint32_t i = 0; i < n; i++) {
 		plist_t p = plist_array_get_item(payloads, i);
 
-		if (unknown_key(p, payload_keys, key, sizeof(key)) != 0 ||
+		keys = dict_keys_ok(p, payload_keys, bad, sizeof(bad));
+		if (keys == KEYS_NO_DICT ||
 		    (type = dict_string(p, "PayloadType")) == NULL) {
 			refuse(why, whylen, "payload %u has no type", i + 1);
 			goto out;
@@ -266,9 +413,8 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
 			    type);
 			goto out;
 		}
-		if (key[0] != '\0') {
-			refuse(why, whylen,
-			    "a payload key \"%s\" scepd does not write", key);
+		if (keys != KEYS_OK) {
+			refuse_keys(keys, "payload key", bad, why, whylen);
 			goto out;
 		}
 		if (strcmp(type, PAYLOAD_SCEP) == 0) {
@@ -284,17 +430,26 @@ ra_profile_check(const uint8_t *xml, size_t len, const STACK_OF(X509) * chain,
 		refuse(why, whylen, "%d SCEP payloads, not one", nscep);
 		goto out;
 	}
+	if (check_identifiers(top, why, whylen) != 0)
+		goto out;
 	*out = NULL;
 	plist_to_xml(top, out, out_len);
 	if (*out == NULL) {
 		refuse(why, whylen, "out of memory");
 		goto out;
 	}
+	/* Every level is of a bounded depth now: written again, a profile
+	 * grows by its indentation only. */
+	if (*out_len > 4 * len + 4096) {
+		OPENSSL_cleanse(*out, *out_len);
+		plist_to_xml_free(*out);
+		*out = NULL;
+		refuse(why, whylen, "a profile that grows when written again");
+		goto out;
+	}
 	rc = 0;
 out:
-	if (payloads != NULL && plist_get_node_type(payloads) == PLIST_ARRAY)
-		for (uint32_t i = 0; i < plist_array_get_size(payloads); i++)
-			wipe_challenge(plist_array_get_item(payloads, i));
+	wipe_challenges(top);
 	plist_free(top);
 	return rc;
 }

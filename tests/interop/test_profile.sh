@@ -128,7 +128,7 @@ read -r top1 scep1 root1 pw1 <<< "$out"
 [ -n "$pw1" ] || fail "no challenge read from the first profile"
 echo "   PayloadUUID $top1, challenge of ${#pw1} characters"
 
-check "the RA signs the frontend's profiles only: one taken over gets no Wi-Fi payload, exportable key or other root signed"
+check "the RA signs the frontend's profiles only: one taken over gets no Wi-Fi payload, key access for all apps or other root signed"
 # ra_sign_profile plays the frontend on the RA's socket. The profile the
 # frontend made is signed again; each change of it is refused, with why.
 ra_sign() {
@@ -149,14 +149,14 @@ def changed(name, change):
     plistlib.dump(p, open(f"{out}-{name}.xml", "wb"))
 changed("wifi", lambda p: p["PayloadContent"].append(
     {"PayloadType": "com.apple.wifi.managed", "PayloadVersion": 1, "SSID_STR": "corp"}))
-changed("extractable", lambda p: p["PayloadContent"][0]["PayloadContent"].update(KeyIsExtractable=True))
+changed("allapps", lambda p: p["PayloadContent"][0]["PayloadContent"].update(AllowAllAppsAccess=True))
 def other_root(p):
     [root] = [q for q in p["PayloadContent"] if q["PayloadType"] == "com.apple.security.root"]
     root["PayloadContent"] = open(other, "rb").read()
 changed("root", other_root)
 EOF2
 for want in "wifi:a payload of type \"com.apple.wifi.managed\", not SCEP or a CA certificate" \
-	"extractable:a SCEP setting \"KeyIsExtractable\" scepd does not write" \
+	"allapps:a SCEP setting \"AllowAllAppsAccess\" scepd does not write" \
 	"root:a com.apple.security.root payload with a certificate not of [ra] CACertificate"; do
 	name=${want%%:*}
 	rc=0

@@ -3,7 +3,7 @@
  * profile_check.c): one SCEP payload, certificate payloads of its own CA
  * chain, no key the frontend does not write. A frontend taken over must
  * not get a VPN, Wi-Fi or MDM payload, another trust anchor or an
- * exportable device key signed in the organization's name. Profiles from
+ * device key open to all apps signed in the organization's name. Profiles from
  * tests/fuzz/corpus/profile (an issuing CA and its root in
  * profile-chain.pem), changed here one thing at a time.
  */
@@ -218,11 +218,11 @@ test_keys_the_frontend_does_not_write_refused(void **state)
 	plist_t p = good_profile();
 
 	(void)state;
-	/* A device key one may export. */
+	/* A device key every app may use. */
 	plist_dict_set_item(
-	    scep_settings(p), "KeyIsExtractable", plist_new_bool(1));
+	    scep_settings(p), "AllowAllAppsAccess", plist_new_bool(1));
 	assert_refused(check_plist(p, why, sizeof(why)), why,
-	    "a SCEP setting \"KeyIsExtractable\"");
+	    "a SCEP setting \"AllowAllAppsAccess\" scepd does not write");
 	/* A profile that cannot be removed. */
 	p = good_profile();
 	plist_dict_set_item(p, "PayloadRemovalDisallowed", plist_new_bool(1));
@@ -249,6 +249,84 @@ test_keys_the_frontend_does_not_write_refused(void **state)
 	sk_X509_pop_free(testca, X509_free);
 }
 
+/* An array nested `depth` deep. */
+static plist_t
+nested(int depth)
+{
+	plist_t a = plist_new_array();
+
+	for (int i = 1; i < depth; i++) {
+		plist_t outer = plist_new_array();
+
+		plist_array_append_item(outer, a);
+		a = outer;
+	}
+	return a;
+}
+
+/*
+ * Values of another shape than the frontend writes. Written again to be
+ * signed, arrays nested thousands deep under Subject grew by their
+ * indentation: a 256 KiB request became hundreds of megabytes.
+ */
+static void
+test_values_not_as_the_frontend_writes_them_refused(void **state)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char why[160];
+	plist_t p = good_profile(), sans;
+
+	(void)state;
+	plist_dict_set_item(scep_settings(p), "Subject", nested(2000));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a Subject that is not lists of [type, value] pairs");
+	p = good_profile();
+	plist_dict_set_item(
+	    scep_settings(p), "Keysize", plist_new_string("2048"));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a SCEP setting \"Keysize\" of another type than scepd writes");
+	p = good_profile();
+	plist_dict_set_item(p, "PayloadVersion", nested(3));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a profile key \"PayloadVersion\" of another type than scepd "
+	    "writes");
+	p = good_profile();
+	sans = plist_dict_get_item(scep_settings(p), "SubjectAltName");
+	plist_dict_set_item(sans, "ntPrincipalName", plist_new_array());
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a SubjectAltName that is not scepd's lists of names");
+	/* The device takes the CA the server gives by the fingerprint: none,
+	 * or the root's, is not what the frontend writes. */
+	p = good_profile();
+	plist_dict_remove_item(scep_settings(p), "CAFingerprint");
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a CAFingerprint not of the issuing CA of [ra] CACertificate");
+	assert_int_equal(
+	    X509_digest(sk_X509_value(chain, 1), EVP_sha1(), md, &mdlen), 1);
+	p = good_profile();
+	plist_dict_set_item(scep_settings(p), "CAFingerprint",
+	    plist_new_data((const char *)md, mdlen));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a CAFingerprint not of the issuing CA");
+	/* Installed, a profile replaces the one of its PayloadIdentifier. */
+	p = good_profile();
+	plist_dict_set_item(
+	    p, "PayloadIdentifier", plist_new_string("com.fabrikam.wifi"));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a PayloadIdentifier not of scepd's");
+	p = good_profile();
+	plist_dict_set_item(plist_array_get_item(payloads_of(p), 1),
+	    "PayloadIdentifier", plist_new_string("com.fabrikam.vpn"));
+	assert_refused(check_plist(p, why, sizeof(why)), why,
+	    "a payload's PayloadIdentifier not under the profile's");
+	/* ExternalURL's scheme in capitals, as the frontend takes it. */
+	p = good_profile();
+	plist_dict_set_item(scep_settings(p), "URL",
+	    plist_new_string("HTTPS://SCEP.EXAMPLE/certsrv/mscep/mscep.dll"));
+	assert_int_equal(check_plist(p, why, sizeof(why)), 0);
+}
+
 static void
 test_certificates_not_of_the_chain_refused(void **state)
 {
@@ -272,7 +350,7 @@ test_certificates_not_of_the_chain_refused(void **state)
 	plist_dict_set_item(scep_settings(p), "CAFingerprint",
 	    plist_new_data((const char *)md, mdlen));
 	assert_refused(check_plist(p, why, sizeof(why)), why,
-	    "a CAFingerprint of no certificate of [ra] CACertificate");
+	    "a CAFingerprint not of the issuing CA of [ra] CACertificate");
 	/* The frontend's own profile, to an RA whose chain is another. */
 	assert_refused(
 	    check_file("frontend-chain.xml", other, why, sizeof(why)), why,
@@ -364,6 +442,8 @@ main(void)
 	    cmocka_unit_test(test_other_payloads_refused),
 	    cmocka_unit_test(test_keys_the_frontend_does_not_write_refused),
 	    cmocka_unit_test(test_certificates_not_of_the_chain_refused),
+	    cmocka_unit_test(
+	        test_values_not_as_the_frontend_writes_them_refused),
 	    cmocka_unit_test(test_what_is_no_xml_profile_refused),
 	    cmocka_unit_test(test_what_is_signed_is_what_was_checked),
 	};
