@@ -343,6 +343,38 @@ test_certificates_not_of_the_chain_refused(void **state)
 	assert_refused(
 	    check_file("intermediate-as-root.xml", chain, why, sizeof(why)),
 	    why, "not self-signed");
+	/* A certificate naming itself its issuer without its signature (as
+	 * a link certificate of a key rollover may) is no trust anchor. */
+	{
+		uint8_t *der = NULL;
+		int len = i2d_X509(sk_X509_value(chain, 1), &der);
+		const uint8_t *q = der;
+		STACK_OF(X509) *forged = sk_X509_new_null();
+		X509 *root;
+
+		assert_true(len > 0);
+		der[len - 1] ^= 0x55; /* the signature's last byte */
+		assert_non_null(root = d2i_X509(NULL, &q, len));
+		assert_true(
+		    sk_X509_push(forged, X509_dup(sk_X509_value(chain, 0))));
+		assert_true(sk_X509_push(forged, root));
+		p = good_profile();
+		plist_dict_set_item(plist_array_get_item(payloads_of(p), 1),
+		    "PayloadContent", plist_new_data((const char *)der, len));
+		{
+			char *xml = NULL;
+			uint32_t xml_len = 0;
+
+			plist_to_xml(p, &xml, &xml_len);
+			plist_free(p);
+			assert_refused(check_bytes(xml, xml_len, forged, why,
+			                   sizeof(why), NULL),
+			    why, "not self-signed");
+			plist_to_xml_free(xml);
+		}
+		sk_X509_pop_free(forged, X509_free);
+		OPENSSL_free(der);
+	}
 	/* A fingerprint that makes the device take another CA. */
 	assert_int_equal(
 	    X509_digest(sk_X509_value(other, 0), EVP_sha1(), md, &mdlen), 1);
