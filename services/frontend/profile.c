@@ -846,16 +846,17 @@ profile_sign(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	/* Not a profile the RA signs (profile_check.c there): a chain that
 	 * changed under our copy is the likely cause, asked again at once. */
 	if (res == UPSTREAM_REFUSED) {
+		const char *why =
+		    (*rep)->error ? (*rep)->error : "no reason given";
 		char text[400];
 
-		log_error("profile: the RA refused to sign it: %s",
-		    (*rep)->error ? (*rep)->error : "no reason given");
+		log_error("profile: the RA refused to sign it: %s", why);
 		cache_doubt(fe);
 		snprintf(text, sizeof(text),
 		    "The RA refused to sign the profile: %.200s. If [ra] "
 		    "CACertificate just changed, retry: this server asks the "
 		    "RA for it again.\n",
-		    (*rep)->error ? (*rep)->error : "no reason given");
+		    why);
 		*ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, text);
 		return -1;
 	}

@@ -132,9 +132,9 @@ good_profile(void)
 	return p;
 }
 
-/* The check of `p` written as XML; frees `p`. */
+/* The check of `p` written as XML against `sk`; frees `p`. */
 static int
-check_plist(plist_t p, char *why, size_t n)
+check_plist_against(plist_t p, const STACK_OF(X509) * sk, char *why, size_t n)
 {
 	char *xml = NULL;
 	uint32_t len = 0;
@@ -143,9 +143,15 @@ check_plist(plist_t p, char *why, size_t n)
 	plist_to_xml(p, &xml, &len);
 	plist_free(p);
 	assert_non_null(xml);
-	rc = check_bytes(xml, len, chain, why, n, NULL);
+	rc = check_bytes(xml, len, sk, why, n, NULL);
 	plist_to_xml_free(xml);
 	return rc;
+}
+
+static int
+check_plist(plist_t p, char *why, size_t n)
+{
+	return check_plist_against(p, chain, why, n);
 }
 
 static plist_t
@@ -330,11 +336,15 @@ test_values_not_as_the_frontend_writes_them_refused(void **state)
 static void
 test_certificates_not_of_the_chain_refused(void **state)
 {
-	STACK_OF(X509) *other = chain_read(PROFILE_OTHER_ROOT);
+	STACK_OF(X509) *other = chain_read(PROFILE_OTHER_ROOT), *forged;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+	uint8_t *der = NULL;
+	const uint8_t *q;
+	X509 *root;
 	char why[160];
 	plist_t p;
+	int len;
 
 	(void)state;
 	assert_refused(check_file("other-root.xml", chain, why, sizeof(why)),
@@ -344,37 +354,22 @@ test_certificates_not_of_the_chain_refused(void **state)
 	    check_file("intermediate-as-root.xml", chain, why, sizeof(why)),
 	    why, "not self-signed");
 	/* A certificate naming itself its issuer without its signature (as
-	 * a link certificate of a key rollover may) is no trust anchor. */
-	{
-		uint8_t *der = NULL;
-		int len = i2d_X509(sk_X509_value(chain, 1), &der);
-		const uint8_t *q = der;
-		STACK_OF(X509) *forged = sk_X509_new_null();
-		X509 *root;
-
-		assert_true(len > 0);
-		der[len - 1] ^= 0x55; /* the signature's last byte */
-		assert_non_null(root = d2i_X509(NULL, &q, len));
-		assert_true(
-		    sk_X509_push(forged, X509_dup(sk_X509_value(chain, 0))));
-		assert_true(sk_X509_push(forged, root));
-		p = good_profile();
-		plist_dict_set_item(plist_array_get_item(payloads_of(p), 1),
-		    "PayloadContent", plist_new_data((const char *)der, len));
-		{
-			char *xml = NULL;
-			uint32_t xml_len = 0;
-
-			plist_to_xml(p, &xml, &xml_len);
-			plist_free(p);
-			assert_refused(check_bytes(xml, xml_len, forged, why,
-			                   sizeof(why), NULL),
-			    why, "not self-signed");
-			plist_to_xml_free(xml);
-		}
-		sk_X509_pop_free(forged, X509_free);
-		OPENSSL_free(der);
-	}
+	 * a link certificate of a key rollover may) is no trust anchor: the
+	 * root with its signature's last byte changed, in the chain too. */
+	assert_true((len = i2d_X509(sk_X509_value(chain, 1), &der)) > 0);
+	der[len - 1] ^= 0x55;
+	q = der;
+	assert_non_null(root = d2i_X509(NULL, &q, len));
+	assert_non_null(forged = sk_X509_new_null());
+	assert_true(sk_X509_push(forged, X509_dup(sk_X509_value(chain, 0))));
+	assert_true(sk_X509_push(forged, root));
+	p = good_profile();
+	plist_dict_set_item(plist_array_get_item(payloads_of(p), 1),
+	    "PayloadContent", plist_new_data((const char *)der, len));
+	assert_refused(check_plist_against(p, forged, why, sizeof(why)), why,
+	    "not self-signed");
+	sk_X509_pop_free(forged, X509_free);
+	OPENSSL_free(der);
 	/* A fingerprint that makes the device take another CA. */
 	assert_int_equal(
 	    X509_digest(sk_X509_value(other, 0), EVP_sha1(), md, &mdlen), 1);
