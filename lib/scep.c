@@ -896,7 +896,9 @@ struct envelope_plain {
 	size_t len; /* the content without its padding */
 	size_t ok; /* all ones when every step succeeded */
 	const char *detail; /* the first step that failed, for the log */
-	int other_cert; /* no RecipientInfo named ra_cert: the first was tried */
+	int other_cert; /* no RecipientInfo named a key's certificate: the
+	                   first was tried with the RA's */
+	size_t key_index; /* the key tried: 0 the RA's, else an earlier one */
 };
 
 static void
@@ -907,10 +909,23 @@ envelope_plain_clear(struct envelope_plain *ep, size_t cap)
 	ep->buf = NULL;
 }
 
+/* Whether `r` is addressed to `cert` (its issuer and serial). */
+static int
+recip_names(const PKCS7_RECIP_INFO *r, X509 *cert)
+{
+	return X509_NAME_cmp(r->issuer_and_serial->issuer,
+	           X509_get_issuer_name(cert)) == 0 &&
+	    ASN1_INTEGER_cmp(r->issuer_and_serial->serial,
+	        X509_get0_serialNumber(cert)) == 0;
+}
+
 /*
  * The content-encryption key, as OpenSSL's PKCS7_dataDecode does it with a
- * certificate given (the first RecipientInfo naming ra_cert's issuer and
- * serial; when none does, the first of all, ep->other_cert set: an RA
+ * certificate given (the first RecipientInfo naming keys[0]'s certificate,
+ * the RA's, else one naming an earlier RA certificate of keys[1..], whose
+ * key is then used: devices that fetched it before the RA's key was
+ * replaced still encrypt to it; when none is named, the first RecipientInfo
+ * of all with the RA's key, ep->other_cert set: an RA
  * certificate reissued with the same key, at a CA switch or its renewal,
  * is still named by clients and files that fetched it before, and the key
  * opens only what was encrypted to it), and always with one RSA
@@ -924,8 +939,8 @@ envelope_plain_clear(struct envelope_plain *ep, size_t cap)
  * way, as a wrong key.
  */
 static void
-envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
-    uint8_t *cek, size_t keylen, struct envelope_plain *ep)
+envelope_cek(const PKCS7_ENVELOPE *env, const struct scep_ra_key *keys,
+    size_t nkeys, uint8_t *cek, size_t keylen, struct envelope_plain *ep)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	PKCS7_RECIP_INFO *ri = NULL, *first = NULL;
@@ -934,31 +949,37 @@ envelope_cek(const PKCS7_ENVELOPE *env, X509 *ra_cert, EVP_PKEY *ra_key,
 	uint8_t *mod = NULL, *dummy = NULL, *out = NULL;
 	const uint8_t *ct;
 	size_t k, outlen, usable = 0, got = 0, mask;
-	int size = EVP_PKEY_get_size(ra_key);
+	EVP_PKEY *ra_key;
+	int size;
 
-	for (int i = 0; i < sk_PKCS7_RECIP_INFO_num(env->recipientinfo); i++) {
-		PKCS7_RECIP_INFO *r =
-		    sk_PKCS7_RECIP_INFO_value(env->recipientinfo, i);
+	/* Which key is public: the RecipientInfos name their certificates. */
+	for (size_t j = 0; j < nkeys && ri == NULL; j++)
+		for (int i = 0; i < sk_PKCS7_RECIP_INFO_num(env->recipientinfo);
+		     i++) {
+			PKCS7_RECIP_INFO *r =
+			    sk_PKCS7_RECIP_INFO_value(env->recipientinfo, i);
 
-		if (r->issuer_and_serial == NULL || r->enc_key == NULL)
-			continue;
-		if (first == NULL)
-			first = r;
-		if (X509_NAME_cmp(r->issuer_and_serial->issuer,
-		        X509_get_issuer_name(ra_cert)) == 0 &&
-		    ASN1_INTEGER_cmp(r->issuer_and_serial->serial,
-		        X509_get0_serialNumber(ra_cert)) == 0) {
-			ri = r;
-			break;
+			if (r->issuer_and_serial == NULL || r->enc_key == NULL)
+				continue;
+			if (first == NULL)
+				first = r;
+			if (recip_names(r, keys[j].cert)) {
+				ri = r;
+				ep->key_index = j;
+				break;
+			}
 		}
-	}
+	ra_key = keys[ep->key_index].key;
+	size = EVP_PKEY_get_size(ra_key);
 	if (ri == NULL && (ri = first) != NULL) {
 		ep->other_cert = 1;
 		/* Whatever the block gives: with implicit rejection (OpenSSL
 		 * 3.2) a wrong one may unwrap to a key of the right length and
 		 * fail only at the padding. */
 		ep->detail = "no RecipientInfo names the RA certificate (the "
-		             "RA's key was tried on the first)";
+		             "RA's key was tried on the first; one replaced "
+		             "with a new key opens with [ra] "
+		             "PreviousEncryptionCertificate)";
 	}
 	if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1 || size <= 0)
 		goto out;
@@ -1017,8 +1038,8 @@ out:
  * be decrypted at all; *cap is the size of ep->buf.
  */
 static int
-envelope_decrypt(PKCS7 *p7, int cipher_nid, X509 *ra_cert, EVP_PKEY *ra_key,
-    struct envelope_plain *ep, size_t *cap)
+envelope_decrypt(PKCS7 *p7, int cipher_nid, const struct scep_ra_key *keys,
+    size_t nkeys, struct envelope_plain *ep, size_t *cap)
 {
 	PKCS7_ENC_CONTENT *ec = p7->d.enveloped->enc_data;
 	EVP_CIPHER *cipher = NULL;
@@ -1045,7 +1066,7 @@ envelope_decrypt(PKCS7 *p7, int cipher_nid, X509 *ra_cert, EVP_PKEY *ra_key,
 	bs = (size_t)EVP_CIPHER_get_block_size(cipher);
 	if (keylen > sizeof(cek) || ivlen > sizeof(iv) || bs == 0)
 		goto out;
-	envelope_cek(p7->d.enveloped, ra_cert, ra_key, cek, keylen, ep);
+	envelope_cek(p7->d.enveloped, keys, nkeys, cek, keylen, ep);
 
 	memset(iv, 0, sizeof(iv));
 	if (param != NULL && param->type == V_ASN1_OCTET_STRING &&
@@ -1162,8 +1183,9 @@ scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
 	fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
 	w = why_decrypt;
 	if (ra_cert == NULL || ra_key == NULL ||
-	    envelope_decrypt(p7, *cipher_nid, ra_cert, ra_key, &ep, &cap) !=
-	        SCEP_OK ||
+	    envelope_decrypt(p7, *cipher_nid,
+	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, &ep,
+	        &cap) != SCEP_OK ||
 	    !ep.ok || ep.len == 0)
 		goto out;
 	if ((*plain = malloc(ep.len)) == NULL) {
@@ -1497,10 +1519,11 @@ content_read(enum scep_content_kind kind, const uint8_t *der, size_t len,
 }
 
 int
-scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
-    EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
-    enum scep_content_kind kind, struct scep_content *out, int *cipher_nid,
-    int *failinfo, const char **why, const char **detail)
+scep_envelope_read(const uint8_t *env, size_t len,
+    const struct scep_ra_key *keys, size_t nkeys,
+    const struct scep_alg_policy *policy, enum scep_content_kind kind,
+    struct scep_content *out, int *cipher_nid, int *failinfo, const char **why,
+    const char **detail)
 {
 	struct envelope_plain ep = {0};
 	PKCS7 *p7 = NULL;
@@ -1525,8 +1548,8 @@ scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
 	 * so that a client can tell neither by the answer nor by its time
 	 * which step failed (a padding oracle needs one or the other).
 	 */
-	if (ra_cert == NULL || ra_key == NULL ||
-	    envelope_decrypt(p7, *cipher_nid, ra_cert, ra_key, &ep, &cap) !=
+	if (nkeys == 0 || keys[0].cert == NULL || keys[0].key == NULL ||
+	    envelope_decrypt(p7, *cipher_nid, keys, nkeys, &ep, &cap) !=
 	        SCEP_OK)
 		ep.ok = 0;
 	read_ok = content_read(kind, ep.buf, ep.len, out, &d) == 0;
@@ -1550,6 +1573,9 @@ scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
 		*detail =
 		    "opened with the RA's key, though addressed to "
 		    "another certificate (an earlier one of the same key)";
+	else if (ep.key_index > 0)
+		*detail = "addressed to an earlier RA encryption certificate, "
+		          "opened with its key";
 	rc = SCEP_OK;
 out:
 	if (rc != SCEP_OK) {

@@ -156,14 +156,22 @@ struct scep_content {
 /* Frees what it holds (the challenge wiped) and zeroes it. NULL-safe. */
 void scep_content_clear(struct scep_content *c);
 
+/* An RA encryption certificate and its key. */
+struct scep_ra_key {
+	X509 *cert;
+	EVP_PKEY *key;
+};
+
 /*
  * The server's one way into a request's pkcsPKIEnvelope: decrypts it with
- * the RA's certificate and key and reads what `kind` says it holds. Public
+ * the RA's certificate and key, keys[0], or with the key of an earlier RA
+ * certificate of keys[1..nkeys-1] that a RecipientInfo names (and none
+ * names the RA's), and reads what `kind` says it holds. Public
  * header fields decide first and answer distinctly: not an EnvelopedData
  * (badRequest), a cipher refused by policy (badAlg: single DES unless
  * allow_des, why naming "AllowDES = 1"; 3DES unless allow_des3; anything
  * but AES/3DES/DES). After that, every failure (no RecipientInfo for
- * ra_cert, an RSA block that does not unwrap, bad CBC padding, content
+ * a key's certificate, an RSA block that does not unwrap, bad CBC padding, content
  * that is not `kind`, a CSR key outside the limits above, a CSR
  * self-signature that does not verify) gets SCEP_E_DECRYPT, badMessageCheck
  * and one text per kind, after the same steps: one RSA decryption, the
@@ -171,16 +179,18 @@ void scep_content_clear(struct scep_content *c);
  * of the content or, when that fails, of a stand-in. Only then is a CSR's
  * challengePassword read (SCEP_E_CSR, badRequest, when malformed).
  * *detail (static) says for the server's log what failed; never answer it.
- * On success it is NULL, or a note for the log: the envelope named another
- * certificate than ra_cert (an earlier one of the same key, still in a
- * client's hands) and opened with ra_key all the same.
+ * On success it is NULL, or a note for the log: the envelope named an
+ * earlier certificate of keys[1..], or a certificate none of them is (an
+ * earlier one of the RA's key, still in a client's hands) and opened with
+ * the RA's key all the same.
  * *cipher_nid is the content-encryption algorithm (also on refusal,
  * NID_undef if unreadable). On failure *out holds nothing.
  */
-int scep_envelope_read(const uint8_t *env, size_t len, X509 *ra_cert,
-    EVP_PKEY *ra_key, const struct scep_alg_policy *policy,
-    enum scep_content_kind kind, struct scep_content *out, int *cipher_nid,
-    int *failinfo, const char **why, const char **detail);
+int scep_envelope_read(const uint8_t *env, size_t len,
+    const struct scep_ra_key *keys, size_t nkeys,
+    const struct scep_alg_policy *policy, enum scep_content_kind kind,
+    struct scep_content *out, int *cipher_nid, int *failinfo, const char **why,
+    const char **detail);
 
 /*
  * Decrypts a pkcsPKIEnvelope as scep_envelope_read does and returns the

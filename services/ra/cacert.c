@@ -125,7 +125,8 @@ ra_cacert_prepare(struct ra *ra)
 
 	/* The CA certificate alone serving as RA: RFC 8894 §4.2.1.1. */
 	if (X509_cmp(ra->sign_cert, ca) == 0 &&
-	    X509_cmp(ra->enc_cert, ca) == 0 && sk_X509_num(ra->ca_chain) == 1) {
+	    X509_cmp(ra->enc[0].cert, ca) == 0 &&
+	    sk_X509_num(ra->ca_chain) == 1) {
 		ra->cacert_type = "application/x-x509-ca-cert";
 		ra->cacert_body = malloc(ra->ca_der_len);
 		if (ra->cacert_body == NULL)
@@ -139,13 +140,13 @@ ra_cacert_prepare(struct ra *ra)
 	if ((certs = sk_X509_new_null()) == NULL)
 		goto out;
 	sk_X509_push(certs, ra->sign_cert);
-	if (X509_cmp(ra->enc_cert, ra->sign_cert) != 0)
-		sk_X509_push(certs, ra->enc_cert);
+	if (X509_cmp(ra->enc[0].cert, ra->sign_cert) != 0)
+		sk_X509_push(certs, ra->enc[0].cert);
 	for (int i = 0; i < sk_X509_num(ra->ca_chain); i++) {
 		X509 *c = sk_X509_value(ra->ca_chain, i);
 
 		if (X509_cmp(c, ra->sign_cert) != 0 &&
-		    X509_cmp(c, ra->enc_cert) != 0)
+		    X509_cmp(c, ra->enc[0].cert) != 0)
 			sk_X509_push(certs, c);
 	}
 	if (scep_certs_only_build(certs, &ra->cacert_body, &ra->cacert_len) !=

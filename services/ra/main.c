@@ -34,6 +34,15 @@ static const struct config_key ra_config[] = {
         "key file (required unless EncryptionSigner names a signer)"},
     {"EncryptionSigner", CONFIG_STRING, 0, 0, "file", S(encryption_signer),
         "file (EncryptionKey), or a [signer.NAME] section (an HSM)"},
+    {"PreviousEncryptionCertificate", CONFIG_PATH, 0, 0, "",
+        S(previous_encryption_certificate),
+        "the RA encryption certificate EncryptionCertificate replaced, "
+        "whose envelopes still open"},
+    {"PreviousEncryptionKey", CONFIG_PATH, 0, 0, "", S(previous_encryption_key),
+        "its key file"},
+    {"PreviousEncryptionSigner", CONFIG_STRING, 0, 0, "file",
+        S(previous_encryption_signer),
+        "file (PreviousEncryptionKey), or a [signer.NAME] section"},
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
         "where Module = NAME plugins are (\"\": beside the program)"},
     {"KeyPassphraseFile", CONFIG_PATH, 0, 0, "", S(key_passphrase_file), NULL},
@@ -121,6 +130,55 @@ ra_load_pair(const struct ra_settings *s, const char *config_file,
 	return 0;
 }
 
+/*
+ * PreviousEncryptionCertificate, when set: the pair that opens envelopes
+ * to the RA encryption certificate EncryptionCertificate replaced with a
+ * new key (devices and frontends that fetched GetCACert before, network
+ * devices that keep it until they authenticate the CA again). Logged, as
+ * a switch that keeps an old key in use.
+ */
+static int
+ra_load_previous_enc(struct ra *ra, const char *config_file)
+{
+	const struct ra_settings *s = &ra->settings;
+	struct scep_ra_key *prev = &ra->enc[1];
+	char until[64] = "?";
+	BIO *b;
+
+	ra->n_enc = 1;
+	if (s->previous_encryption_certificate[0] == '\0')
+		return 0;
+	if (ra_load_pair(s, config_file, s->previous_encryption_certificate,
+	        s->previous_encryption_key, "PreviousEncryptionKey",
+	        s->previous_encryption_signer, "[ra] PreviousEncryptionSigner",
+	        &ra->previous_enc_signer, X509v3_KU_KEY_ENCIPHERMENT,
+	        "receiving encrypted requests", &prev->cert, &prev->key) != 0)
+		return -1;
+	if (EVP_PKEY_eq(prev->key, ra->enc[0].key) == 1) {
+		/* Its envelopes open already (scep_envelope_read). */
+		fprintf(stderr,
+		    "scepd-ra: [ra] PreviousEncryptionCertificate: %s holds "
+		    "the key of EncryptionCertificate, whose envelopes open "
+		    "whatever certificate of it they name: leave it empty\n",
+		    s->previous_encryption_certificate);
+		return -1;
+	}
+	ra->n_enc = 2;
+	if ((b = BIO_new(BIO_s_mem())) != NULL) {
+		int n;
+
+		if (ASN1_TIME_print(b, X509_get0_notAfter(prev->cert)) == 1 &&
+		    (n = BIO_read(b, until, sizeof(until) - 1)) > 0)
+			until[n] = '\0';
+		BIO_free(b);
+	}
+	log_warn("PreviousEncryptionCertificate: envelopes to the RA's earlier "
+	         "encryption certificate (%s, valid until %s) still open with "
+	         "its key",
+	    s->previous_encryption_certificate, until);
+	return 0;
+}
+
 static void *
 ra_worker_init(void *service)
 {
@@ -171,10 +229,13 @@ static void
 ra_free(struct ra *ra)
 {
 	X509_free(ra->sign_cert);
-	X509_free(ra->enc_cert);
 	EVP_PKEY_free(ra->sign_key);
-	EVP_PKEY_free(ra->enc_key);
+	for (size_t i = 0; i < sizeof(ra->enc) / sizeof(ra->enc[0]); i++) {
+		X509_free(ra->enc[i].cert);
+		EVP_PKEY_free(ra->enc[i].key);
+	}
 	/* After the RA's references to their keys; the last loaded first. */
+	signer_free(&ra->previous_enc_signer);
 	signer_free(&ra->enc_signer);
 	signer_free(&ra->sign_signer);
 	sk_X509_pop_free(ra->ca_chain, X509_free);
@@ -248,7 +309,8 @@ main(int argc, char **argv)
 	        "EncryptionKey", ra.settings.encryption_signer,
 	        "[ra] EncryptionSigner", &ra.enc_signer,
 	        X509v3_KU_KEY_ENCIPHERMENT, "receiving encrypted requests",
-	        &ra.enc_cert, &ra.enc_key) != 0)
+	        &ra.enc[0].cert, &ra.enc[0].key) != 0 ||
+	    ra_load_previous_enc(&ra, config_file) != 0)
 		goto out;
 	ra.ca_chain =
 	    pki_load_certs(ra.settings.ca_certificate, err, sizeof(err));

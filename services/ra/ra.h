@@ -27,6 +27,10 @@ struct ra_settings {
 	char *encryption_certificate;
 	char *encryption_key;
 	char *encryption_signer;
+	/* an RA encryption pair replaced: its envelopes still open */
+	char *previous_encryption_certificate;
+	char *previous_encryption_key;
+	char *previous_encryption_signer;
 	char *plugin_dir;
 	char *key_passphrase_file;
 	char *next_ca_certificate; /* rollover: the next CA (and RA) certs */
@@ -48,12 +52,15 @@ struct ra {
 	struct scep_alg_policy policy;
 	X509 *sign_cert;
 	EVP_PKEY *sign_key;
-	X509 *enc_cert;
-	EVP_PKEY *enc_key;
+	/* What opens envelopes: [0] the RA's (EncryptionCertificate), [1]
+	 * when set, PreviousEncryptionCertificate's pair (devices that
+	 * fetched it before the key was replaced still encrypt to it). */
+	struct scep_ra_key enc[2];
+	size_t n_enc;
 	/* p NULL: the key is a file. Key operations come from every worker
 	 * at once: the pkcs11 plugin's engine (libp11) serializes them per
 	 * token slot. */
-	struct signer sign_signer, enc_signer;
+	struct signer sign_signer, enc_signer, previous_enc_signer;
 	STACK_OF(X509) * ca_chain; /* CA first */
 	STACK_OF(X509) * previous_cas; /* PreviousCACertificate; may be empty */
 	uint8_t *cacert_body; /* the GetCACert answer */

@@ -49,9 +49,11 @@ ra_sandbox_enter(const struct ra *ra, const char *config_file)
 	if (resolver)
 		log_info("sandbox: an endpoint is a host name: name "
 		         "resolution stays allowed");
-	for (int i = 0; i < 2; i++) {
-		int n = signer_sandbox_allow(
-		    i == 0 ? &ra->sign_signer : &ra->enc_signer, &ra_policy);
+	const struct signer *signers[] = {
+	    &ra->sign_signer, &ra->enc_signer, &ra->previous_enc_signer};
+
+	for (size_t i = 0; i < sizeof(signers) / sizeof(signers[0]); i++) {
+		int n = signer_sandbox_allow(signers[i], &ra_policy);
 
 		if (n < 0)
 			return -1;

@@ -112,7 +112,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	free(plain);
-	if (scep_envelope_read(data, size, ra_cert, ra_key, &all, kind,
+	if (scep_envelope_read(data, size,
+	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, &all, kind,
 	        &content, &cipher, &failinfo, &why, &detail) == SCEP_OK) {
 		if (kind == SCEP_CONTENT_CSR ? content.csr == NULL
 		                             : content.issuer == NULL)

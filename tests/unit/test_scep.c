@@ -999,6 +999,9 @@ envelope_holding(
 	return env;
 }
 
+/* The RA's encryption pair as scep_envelope_read takes it. */
+#define RA_KEYS (&(const struct scep_ra_key){fx.ra_cert, fx.ra_key})
+
 /* scep_envelope_read of `env` as `kind`, which must fail with `why` (the
  * first call sets it) and a log detail containing `detail`. */
 static void
@@ -1009,8 +1012,8 @@ read_refused(const uint8_t *env, size_t env_len, enum scep_content_kind kind,
 	const char *w = NULL, *d = NULL;
 	int fi, cipher;
 
-	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
-	                     NULL, kind, &c, &cipher, &fi, &w, &d),
+	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
+	                     kind, &c, &cipher, &fi, &w, &d),
 	    SCEP_E_DECRYPT);
 	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
 	assert_int_equal(cipher, NID_aes_128_cbc);
@@ -1046,8 +1049,8 @@ test_envelope_read_earlier_ra_cert(void **state)
 	assert_non_null(earlier);
 	der = build_req(EVP_aes_128_cbc(), 0, earlier, SCEP_MSG_PKCSREQ, &len);
 	env = envelope_of(der, len, &env_len);
-	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
-	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_OK);
 	assert_string_equal(c.challenge, "s3cret-OTP");
 	assert_non_null(d);
@@ -1060,14 +1063,82 @@ test_envelope_read_earlier_ra_cert(void **state)
 	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
 	env = envelope_of(der, len, &env_len);
 	d = "unset";
-	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
-	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_OK);
 	assert_null(d);
 	scep_content_clear(&c);
 	free(env);
 	free(der);
 	X509_free(earlier);
+}
+
+/*
+ * The RA's encryption key replaced by a new one (PreviousEncryption*):
+ * an envelope to the earlier certificate opens with the earlier key,
+ * given; without it, it fails like any envelope that does not open. The
+ * RA's own certificate, and an earlier one of the RA's key, still open
+ * with the RA's key.
+ */
+static void
+test_envelope_read_previous_ra_key(void **state)
+{
+	X509 *previous =
+	    make_cert(fx.other_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 98);
+	X509 *reissued =
+	    make_cert(fx.ra_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 97);
+	const struct scep_ra_key both[] = {
+	    {fx.ra_cert, fx.ra_key}, {previous, fx.other_key}};
+	struct scep_content c;
+	const char *w = NULL, *d = NULL, *why = NULL;
+	uint8_t *der, *env;
+	size_t len, env_len;
+	int fi, cipher;
+
+	(void)state;
+	assert_non_null(previous);
+	assert_non_null(reissued);
+	der = build_req(EVP_aes_128_cbc(), 0, previous, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	free(der);
+	/* Without the earlier pair: refused as any envelope that does not
+	 * open (the RA's key was tried on it). */
+	read_refused(env, env_len, SCEP_CONTENT_CSR, &why,
+	    "no RecipientInfo names the RA certificate");
+	assert_int_equal(scep_envelope_read(env, env_len, both, 2, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_string_equal(c.challenge, "s3cret-OTP");
+	assert_non_null(d);
+	assert_non_null(strstr(d, "earlier RA encryption certificate"));
+	scep_content_clear(&c);
+	free(env);
+
+	/* The RA's own certificate, and an earlier one of its key: the RA's
+	 * key, as without the pair. */
+	der =
+	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	free(der);
+	d = "unset";
+	assert_int_equal(scep_envelope_read(env, env_len, both, 2, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_null(d);
+	scep_content_clear(&c);
+	free(env);
+	der = build_req(EVP_aes_128_cbc(), 0, reissued, SCEP_MSG_PKCSREQ, &len);
+	env = envelope_of(der, len, &env_len);
+	free(der);
+	assert_int_equal(scep_envelope_read(env, env_len, both, 2, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_non_null(d);
+	assert_non_null(strstr(d, "another certificate"));
+	scep_content_clear(&c);
+	free(env);
+	X509_free(reissued);
+	X509_free(previous);
 }
 
 /*
@@ -1096,8 +1167,8 @@ test_envelope_read_one_answer(void **state)
 	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
 	env = envelope_of(der, len, &env_len);
 	free(der);
-	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
-	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_OK);
 	assert_non_null(c.csr);
 	assert_string_equal(c.challenge, "s3cret-OTP");
@@ -1213,8 +1284,8 @@ test_envelope_read_one_answer(void **state)
 		X509_REQ_free(two);
 	}
 	env = envelope_holding(csr_der, (size_t)n, fx.ra_cert, &env_len);
-	assert_int_equal(scep_envelope_read(env, env_len, fx.ra_cert, fx.ra_key,
-	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_E_CSR);
 	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
 	assert_string_not_equal(w, why);
@@ -2479,6 +2550,7 @@ main(void)
 	    cmocka_unit_test(test_decrypt_failures_look_alike),
 	    cmocka_unit_test(test_envelope_read_one_answer),
 	    cmocka_unit_test(test_envelope_read_earlier_ra_cert),
+	    cmocka_unit_test(test_envelope_read_previous_ra_key),
 	    cmocka_unit_test(test_signer_key_refused_first),
 	    cmocka_unit_test(test_signer_not_rsa_refused_first),
 	    cmocka_unit_test(test_csr_bad_signature),

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The RA's encryption certificate replaced with a new key (NDES's RA
+# certificates renewed with new keys): devices that fetched the earlier
+# one (a network device keeps it until it authenticates the CA again, a
+# frontend's cache serves it for minutes) still encrypt to it. Without
+# [ra] PreviousEncryptionCertificate their envelopes do not open (the
+# answer is any envelope's that does not open; the RA's log names the
+# setting); with it and its key they open with that key, logged.
+# Client: strongSwan's pki, given the earlier certificate as a file.
+. "$(dirname "$0")/lib.sh"
+interop_init ra_rekey
+server_start
+fetch_ca_chain
+cp "$RA_ENC_PEM" "$WORK/old-ra-enc.pem"
+server_stop
+
+# A new encryption key and certificate; the earlier pair kept aside.
+mv "$DATA/ra/ra-enc.key" "$DATA/ra/previous-ra-enc.key"
+cp "$DATA/ra/ra-enc.pem" "$DATA/ra/previous-ra-enc.pem"
+openssl genrsa -out "$DATA/ra/ra-enc.key" 2048 2>/dev/null
+chmod 600 "$DATA/ra/ra-enc.key"
+openssl req -new -key "$DATA/ra/ra-enc.key" -subj "/CN=scepd-MSCEP-RA" -out "$WORK/enc.csr"
+printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,keyEncipherment,dataEncipherment\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > "$WORK/enc.ext"
+openssl x509 -req -in "$WORK/enc.csr" -CA "$DATA/ca/ca.pem" -CAkey "$DATA/ca/ca.key" -set_serial 0x5eed \
+	-days 730 -extfile "$WORK/enc.ext" -out "$DATA/ra/ra-enc.pem" 2>/dev/null || fail "the new RA certificate"
+server_start
+fetch_ca_chain
+cmp -s <(openssl x509 -in "$RA_ENC_PEM" -noout -pubkey) <(openssl x509 -in "$WORK/old-ra-enc.pem" -noout -pubkey) &&
+	fail "GetCACert still gives the earlier RA encryption key"
+
+mkdir -p "$WORK/pki"
+# stale_pki NAME: pki enrolls, encrypting to the earlier RA certificate.
+stale_pki() {
+	local rc=0
+	pki --gen --type rsa --size 2048 --outform pem > "$WORK/pki/$1.key" 2>/dev/null
+	pki --scep --url "$URL" --in "$WORK/pki/$1.key" --dn "O=Test, CN=$1" \
+		--password "$(challenge)" --cacert-enc "$WORK/old-ra-enc.pem" --cacert-sig "$RA_SIG_PEM" \
+		--cacert "$CA_PEM" --outform pem --interval 2 --maxpolltime 20 \
+		> "$WORK/pki/$1.pem" 2> "$WORK/pki/$1.err" || rc=$?
+	return $rc
+}
+
+check "without PreviousEncryptionCertificate an envelope to the replaced certificate does not open: badMessageCheck, the RA's log names the setting"
+mark=$(log_mark)
+rc=0
+stale_pki refused || rc=$?
+[ $rc != 0 ] && grep -q "badMessageCheck" "$WORK/pki/refused.err" ||
+	{ cat "$WORK/pki/refused.err"; fail "pki to the replaced certificate: exit $rc, want a failure with badMessageCheck"; }
+logged "$mark" "envelope refused: no RecipientInfo names the RA certificate.*\[ra\] PreviousEncryptionCertificate" ||
+	fail "the RA's refusal does not name [ra] PreviousEncryptionCertificate"
+
+check "with it and its key the envelope opens with the earlier key (logged at start and for the request); the new certificate still works"
+set_conf ra PreviousEncryptionCertificate ra/previous-ra-enc.pem
+set_conf ra PreviousEncryptionKey ra/previous-ra-enc.key
+mark=$(log_mark)
+server_restart
+logged "$mark" "scepd-ra.*PreviousEncryptionCertificate: envelopes to the RA's earlier encryption certificate (.*previous-ra-enc.pem, valid until .*) still open with its key" ||
+	fail "the RA does not log PreviousEncryptionCertificate at start"
+stale_pki opened || { cat "$WORK/pki/opened.err"; fail "pki to the replaced certificate with PreviousEncryptionCertificate"; }
+verify_cert "$WORK/pki/opened.pem"
+logged "$mark" "envelope addressed to an earlier RA encryption certificate, opened with its key" ||
+	fail "the RA does not log the envelope opened with the earlier key"
+ios_enroll "$(challenge)" "O=Test,CN=current RA certificate" "$WORK/current.pem" "$URL" >/dev/null ||
+	fail "enrollment to the current RA certificate"
+verify_cert "$WORK/current.pem"
+
+check "an earlier pair that does not match, or that is the RA's own key, stops the RA at start naming it"
+# bad_previous CERT KEY WHAT: scepd-ra alone exits 1 saying WHAT.
+bad_previous() {
+	local rc=0
+	set_conf ra PreviousEncryptionCertificate "$1"
+	set_conf ra PreviousEncryptionKey "$2"
+	timeout -s KILL 20 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/bad.out" 2>&1 || rc=$?
+	[ $rc = 1 ] && grep -q -- "$3" "$WORK/bad.out" ||
+		{ cat "$WORK/bad.out"; fail "PreviousEncryptionCertificate $1 with $2: exit $rc, want 1 and '$3'"; }
+}
+server_stop
+bad_previous ra/previous-ra-enc.pem ra/ra-enc.key "ra-enc.key"
+bad_previous ra/ra-enc.pem ra/ra-enc.key "PreviousEncryptionCertificate: .*ra-enc.pem holds the key of EncryptionCertificate"
+pass "an RA encryption key replaced: its envelopes refused by default, opened with PreviousEncryptionCertificate"
