@@ -1,40 +1,52 @@
 #!/usr/bin/env bash
-# The RA's encryption certificate replaced with a new key (NDES's RA
-# certificates renewed with new keys): devices that fetched the earlier
-# one (a network device keeps it until it authenticates the CA again, a
-# frontend's cache serves it for minutes) still encrypt to it. Without
-# [ra] PreviousEncryptionCertificate their envelopes do not open (the
-# answer is any envelope's that does not open; the RA's log names the
-# setting); with it and its key they open with that key, logged.
-# Client: strongSwan's pki, given the earlier certificate as a file.
+# The RA's certificates replaced with new keys (NDES's RA certificates
+# renewed with new keys): devices that fetched the earlier ones (a
+# network device keeps them until it authenticates the CA again, a
+# frontend's cache serves them for minutes) still encrypt to the earlier
+# encryption certificate. Without [ra] PreviousEncryptionCertificate
+# their envelopes do not open (the answer is any envelope's that does not
+# open; the RA's log names the setting); with it and its key they open
+# with that key, logged. The reply, signed with the new signing key,
+# carries its certificate: the client checks it against the CA.
+# Client: strongSwan's pki, given the earlier certificates as files.
 . "$(dirname "$0")/lib.sh"
 interop_init ra_rekey
 server_start
 fetch_ca_chain
 cp "$RA_ENC_PEM" "$WORK/old-ra-enc.pem"
+cp "$RA_SIG_PEM" "$WORK/old-ra-sign.pem"
 server_stop
 
-# A new encryption key and certificate; the earlier pair kept aside.
+# New keys and certificates; the earlier encryption pair kept aside.
 mv "$DATA/ra/ra-enc.key" "$DATA/ra/previous-ra-enc.key"
 cp "$DATA/ra/ra-enc.pem" "$DATA/ra/previous-ra-enc.pem"
-openssl genrsa -out "$DATA/ra/ra-enc.key" 2048 2>/dev/null
-chmod 600 "$DATA/ra/ra-enc.key"
-openssl req -new -key "$DATA/ra/ra-enc.key" -subj "/CN=scepd-MSCEP-RA" -out "$WORK/enc.csr"
-printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,keyEncipherment,dataEncipherment\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > "$WORK/enc.ext"
-openssl x509 -req -in "$WORK/enc.csr" -CA "$DATA/ca/ca.pem" -CAkey "$DATA/ca/ca.key" -set_serial 0x5eed \
-	-days 730 -extfile "$WORK/enc.ext" -out "$DATA/ra/ra-enc.pem" 2>/dev/null || fail "the new RA certificate"
+serial=0x5eed
+for r in sign:digitalSignature enc:keyEncipherment,dataEncipherment; do
+	n=${r%%:*}
+	openssl genrsa -out "$DATA/ra/ra-$n.key" 2048 2>/dev/null
+	chmod 600 "$DATA/ra/ra-$n.key"
+	openssl req -new -key "$DATA/ra/ra-$n.key" -subj "/CN=scepd-MSCEP-RA" -out "$WORK/$n.csr"
+	printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
+		"${r#*:}" > "$WORK/$n.ext"
+	openssl x509 -req -in "$WORK/$n.csr" -CA "$DATA/ca/ca.pem" -CAkey "$DATA/ca/ca.key" -set_serial $((serial++)) \
+		-days 730 -extfile "$WORK/$n.ext" -out "$DATA/ra/ra-$n.pem" 2>/dev/null || fail "the new RA $n certificate"
+done
 server_start
 fetch_ca_chain
-cmp -s <(openssl x509 -in "$RA_ENC_PEM" -noout -pubkey) <(openssl x509 -in "$WORK/old-ra-enc.pem" -noout -pubkey) &&
-	fail "GetCACert still gives the earlier RA encryption key"
+for n in enc sign; do
+	cur=$RA_ENC_PEM
+	[ $n = sign ] && cur=$RA_SIG_PEM
+	cmp -s <(openssl x509 -in "$cur" -noout -pubkey) <(openssl x509 -in "$WORK/old-ra-$n.pem" -noout -pubkey) &&
+		fail "GetCACert still gives the earlier RA $n key"
+done
 
 mkdir -p "$WORK/pki"
-# stale_pki NAME: pki enrolls, encrypting to the earlier RA certificate.
+# stale_pki NAME: pki enrolls holding the earlier RA certificates.
 stale_pki() {
 	local rc=0
 	pki --gen --type rsa --size 2048 --outform pem > "$WORK/pki/$1.key" 2>/dev/null
 	pki --scep --url "$URL" --in "$WORK/pki/$1.key" --dn "O=Test, CN=$1" \
-		--password "$(challenge)" --cacert-enc "$WORK/old-ra-enc.pem" --cacert-sig "$RA_SIG_PEM" \
+		--password "$(challenge)" --cacert-enc "$WORK/old-ra-enc.pem" --cacert-sig "$WORK/old-ra-sign.pem" \
 		--cacert "$CA_PEM" --outform pem --interval 2 --maxpolltime 20 \
 		> "$WORK/pki/$1.pem" 2> "$WORK/pki/$1.err" || rc=$?
 	return $rc
@@ -49,7 +61,7 @@ stale_pki refused || rc=$?
 logged "$mark" "envelope refused: no RecipientInfo names the RA certificate.*\[ra\] PreviousEncryptionCertificate" ||
 	fail "the RA's refusal does not name [ra] PreviousEncryptionCertificate"
 
-check "with it and its key the envelope opens with the earlier key (logged at start and for the request); the new certificate still works"
+check "with it and its key the envelope opens with the earlier key (logged at start and for the request), the reply signed with the new key accepted; the new certificate still works"
 set_conf ra PreviousEncryptionCertificate ra/previous-ra-enc.pem
 set_conf ra PreviousEncryptionKey ra/previous-ra-enc.key
 mark=$(log_mark)
