@@ -39,6 +39,7 @@ struct frontend_settings {
 	char *admin_hosts; /* AdminHosts: Host names of the admin page */
 	int sign_profiles;
 	char *profile_organization;
+	int profile_key_extractable; /* ProfileKeyIsExtractable */
 	char *trusted_proxies; /* TrustedProxies: networks whose
 	                        * X-Forwarded-For is believed */
 	char *ra_server_key; /* RAServerKey: the RA's public key file(s) */

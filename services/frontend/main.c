@@ -68,6 +68,10 @@ static const struct config_key frontend_config[] = {
         "have the RA sign configuration profiles"},
     {"ProfileOrganization", CONFIG_STRING, 0, 0, "scepd",
         S(profile_organization), "PayloadOrganization of profiles"},
+    {"ProfileKeyIsExtractable", CONFIG_BOOL, 0, 1, "0",
+        S(profile_key_extractable),
+        "1: a profile's key may leave the device's keychain (Apple's "
+        "default); 0: KeyIsExtractable = false"},
     {"TrustedProxies", CONFIG_STRING, 0, 0, "", S(trusted_proxies),
         "reverse proxies (addresses or ADDRESS/BITS) whose "
         "X-Forwarded-For names the client"},
@@ -406,6 +410,11 @@ main(int argc, char **argv)
 		    fe.settings.request_deadline,
 		    fe.settings.sign_profiles ? 4 : 3, fe.settings.rpc_timeout,
 		    fe.settings.sign_profiles ? ", the RA's signature" : "");
+	if (fe.settings.admin_path[0] != '\0' &&
+	    fe.settings.profile_key_extractable)
+		log_warn("ProfileKeyIsExtractable = 1: configuration profiles "
+		         "let devices export the private key of their SCEP "
+		         "certificate (KeyIsExtractable = true)");
 	/* Profiles name ExternalURL, else Listen: a loopback or wildcard
 	 * host there is no device's way in (profile_scep_url). */
 	if (fe.settings.admin_path[0] != '\0' &&

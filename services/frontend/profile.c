@@ -95,6 +95,7 @@ struct profile_content {
 	const char *challenge;
 	plist_t challenge_node; /* its copy in the plist, wiped before free */
 	const char *organization;
+	int key_extractable; /* ProfileKeyIsExtractable */
 	char ident[128]; /* PayloadIdentifier prefix */
 	unsigned char ca_sha1[20]; /* the issuing CA's */
 	struct profile_cert *certs; /* roots first, then the others */
@@ -630,6 +631,9 @@ profile_scep_content(const struct profile_query *q, struct profile_content *pc)
 		    dict_set(
 		        d, "Keysize", plist_new_uint((uint64_t)q->keysize)) |
 		    dict_set(d, "Key Type", plist_new_string("RSA")) |
+		    /* Apple's default is true: the key may be exported. */
+		    dict_set(d, "KeyIsExtractable",
+		        plist_new_bool(pc->key_extractable)) |
 		    dict_set(
 		        d, "Key Usage", plist_new_uint((uint64_t)q->usage)) |
 		    dict_set(d, "Retries", plist_new_uint(PROFILE_RETRIES)) |
@@ -930,6 +934,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	pc.url = url;
 	pc.ca_name = ca_name;
 	pc.organization = fe->settings.profile_organization;
+	pc.key_extractable = fe->settings.profile_key_extractable;
 	subject_arg =
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subject");
 	profile_ident(url, subject_arg != NULL ? subject_arg : "", q.usage,

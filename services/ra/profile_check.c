@@ -57,7 +57,7 @@ static const struct key_type scep_keys[] = {{"URL", PLIST_STRING},
     {"Key Type", PLIST_STRING}, {"Key Usage", PLIST_UINT},
     {"Retries", PLIST_UINT}, {"RetryDelay", PLIST_UINT},
     {"CAFingerprint", PLIST_DATA}, {"SubjectAltName", PLIST_DICT},
-    {NULL, PLIST_NONE}};
+    {"KeyIsExtractable", PLIST_BOOLEAN}, {NULL, PLIST_NONE}};
 /* services/frontend/profile.c's san_kinds. */
 static const struct key_type san_keys[] = {{"dNSName", PLIST_ARRAY},
     {"rfc822Name", PLIST_ARRAY}, {"uniformResourceIdentifier", PLIST_ARRAY},

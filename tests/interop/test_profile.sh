@@ -36,7 +36,7 @@ get_profile() {
 # too): check_plist FILE URL ORGANIZATION SUBJECT-JSON KEYSIZE USAGE
 # SAN-JSON. Prints "TOP-UUID SCEP-UUID ROOT-UUID CHALLENGE".
 cat > "$WORK/check_plist.py" <<'EOF'
-import json, plistlib, re, sys
+import json, os, plistlib, re, sys
 
 path, url, org, subject, keysize, usage, sans, ca_der, ca_sha1, ca_cn = sys.argv[1:]
 with open(path, "rb") as f:
@@ -72,6 +72,7 @@ if len(content) == 2:
     want("Key Usage", s.get("Key Usage"), int(usage))
     want("Retries", s.get("Retries"), 3)
     want("RetryDelay", s.get("RetryDelay"), 10)
+    want("KeyIsExtractable", s.get("KeyIsExtractable"), os.environ.get("KEY_EXTRACTABLE") == "1")
     fp = s.get("CAFingerprint")
     want("CAFingerprint", fp.hex().upper() if isinstance(fp, bytes) else fp, ca_sha1)
     want("SubjectAltName", s.get("SubjectAltName"), json.loads(sans))
@@ -122,7 +123,7 @@ grep -A1 -E '^ *digestAlgorithm:' "$WORK/p1.print" | grep -q 'algorithm: sha256 
 	fail "the signer's digest is not SHA-256: $(grep -A1 -E '^ *digestAlgorithm:' "$WORK/p1.print")"
 head -c 5 "$WORK/p1.xml" | grep -q '<?xml' || fail "the signed content is not an XML plist"
 
-check "the plist parses; Subject O, OU, CN in that order; Keysize 2048, Key Usage 5, CAFingerprint, the CA as root payload"
+check "the plist parses; Subject O, OU, CN in that order; Keysize 2048, Key Usage 5, CAFingerprint, KeyIsExtractable false, the CA as root payload"
 out=$(check_plist "$WORK/p1.xml" "$URL" scepd "$SUBJECT_JSON" 2048 5 null)
 read -r top1 scep1 root1 pw1 <<< "$out"
 [ -n "$pw1" ] || fail "no challenge read from the first profile"
@@ -352,6 +353,20 @@ logged "$from" "admin: the password issued for a profile for .*, not handed out,
 n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile that was not handed out"
 echo "   outstanding passwords: $n1 before and after"
+
+check "ProfileKeyIsExtractable = 1: KeyIsExtractable true (Apple's default), signed by the RA, logged at start"
+set_conf frontend ProfileKeyIsExtractable 1
+from=$(log_mark)
+server_restart
+logged "$from" "scepd-frontend.*ProfileKeyIsExtractable = 1: configuration profiles let devices export the private key" ||
+	fail "ProfileKeyIsExtractable = 1 is not logged at start"
+r=$(get_profile "$WORK/px" "subject=$SUBJECT_Q&keysize=2048&usage=5" -u "$CRED")
+[ "$r" = "200 application/x-apple-aspen-config" ] || fail "profile with ProfileKeyIsExtractable = 1: '$r': $(head -c 300 "$WORK/px")"
+openssl cms -verify -inform DER -in "$WORK/px" -CAfile "$CA_PEM" -purpose any -out "$WORK/px.xml" 2> "$WORK/px.verify" ||
+	fail "openssl cms -verify: $(cat "$WORK/px.verify")"
+KEY_EXTRACTABLE=1 check_plist "$WORK/px.xml" "https://scep.fabrikam.example/certsrv/mscep/mscep.dll" \
+	"Fabrikam IT" "$SUBJECT_JSON" 2048 5 null > /dev/null
+set_conf frontend ProfileKeyIsExtractable 0
 
 check "an intermediate issuing CA: the root is the one root payload, the intermediate a pkcs1 payload"
 # A CA made outside scepd: a root, the issuing CA it certifies ([ca]
