@@ -129,6 +129,10 @@ struct scepd_issuance_request {
 	const char *template_name;
 	const char *transaction_id;
 	const char *requester; /* client address as the frontend saw it */
+	/* The request as the device sent it; at an operator's approval
+	 * (ApprovalRequired) as the CA kept it: without its
+	 * challengePassword, so its self-signature (verified when it came)
+	 * no longer verifies. */
 	const unsigned char *csr_der;
 	size_t csr_der_len;
 	long long now; /* seconds since the epoch */

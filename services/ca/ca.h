@@ -187,17 +187,21 @@ struct ca_refusal {
 };
 
 /* csr.c: parses the PKCS#10 bytes, weighs the key's type and size (before
- * any signature math) and verifies the self-signature; the template is
+ * any signature math) and verifies the self-signature (`as_sent`: the
+ * bytes the device signed; 0: a pending request as the CA kept it,
+ * verified on arrival, without its challengePassword); the template is
  * picked from the CSR's key usage (*tpl is set as soon as it is known,
  * for the ledger, even when the request is refused). */
-int ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len,
+int
+ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len, int as_sent,
     X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal);
 /* The template's policy on a request ca_csr_read gave: its key, subject,
  * subjectAltNames. */
 int ca_csr_rules(const struct ca *ca, const struct ca_template *tpl,
     X509_REQ *req, struct ca_refusal *refusal);
 /* Both. */
-int ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
+int
+ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len, int as_sent,
     X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal);
 /* The request's subjectAltNames decoded: 0 (*names NULL when it asks
  * none), or -1 when the extension cannot be read whole or comes twice

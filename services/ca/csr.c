@@ -423,8 +423,8 @@ out:
 }
 
 int
-ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len, X509_REQ **out,
-    const struct ca_template **tpl, struct ca_refusal *refusal)
+ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len, int as_sent,
+    X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal)
 {
 	const unsigned char *p = der;
 	X509_REQ *req = NULL;
@@ -448,12 +448,13 @@ ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len, X509_REQ **out,
 	/* The key first: no signature work for keys we refuse anyway. */
 	if (ca_csr_key_weighable(*tpl, key, refusal) != 0)
 		goto out;
-	if (X509_REQ_verify(req, key) != 1) {
+	if (as_sent && X509_REQ_verify(req, key) != 1) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_MESSAGE_CHECK,
 		    "the CSR's signature does not verify with its key");
 		goto out;
 	}
-	/* Verified: the key goes in (the CA never re-encodes a request). */
+	/* Verified (as_sent = 0: when it came): the key goes in, the key's
+	 * encoding kept as the device sent it. */
 	if ((req = x509parse_req_keyed(req, key, der, (long)len)) == NULL) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
 		    "the CSR's public key cannot be read");
@@ -500,10 +501,10 @@ out:
 }
 
 int
-ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len,
+ca_csr_check(const struct ca *ca, const uint8_t *der, size_t len, int as_sent,
     X509_REQ **out, const struct ca_template **tpl, struct ca_refusal *refusal)
 {
-	if (ca_csr_read(ca, der, len, out, tpl, refusal) != 0)
+	if (ca_csr_read(ca, der, len, as_sent, out, tpl, refusal) != 0)
 		return -1;
 	if (ca_csr_rules(ca, *tpl, *out, refusal) != 0) {
 		X509_REQ_free(*out);

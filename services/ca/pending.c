@@ -27,6 +27,7 @@
 #include "subject.h"
 #include "log.h"
 #include "store.h"
+#include "x509parse.h"
 
 #define PENDING_REJECTED "rejected"
 #define CA_PENDING_PURGE_EVERY 3600 /* s */
@@ -43,28 +44,79 @@ pending_now(const struct ca *ca, time_t now)
 	return now;
 }
 
+/* Whether DER request bytes hold a challengePassword attribute. */
+static int
+pending_has_challenge(const unsigned char *der, long len)
+{
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = x509parse_req(&der, len, &key);
+	int has = req == NULL ||
+	    X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1) >= 0;
+
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return has;
+}
+
+/*
+ * The CSR (verified by ca_csr_read) as the CA keeps it until an operator
+ * decides: without its challengePassword, which the RA checked and no
+ * one needs again, and which is not to rest on the CA's disk (a single
+ * password is otherwise kept only as a hash). The self-signature no
+ * longer covers what is left: an approval reads it with as_sent = 0.
+ * The rest is written out as it was read (OpenSSL keeps each part's
+ * fields, the key's algorithm included). *len is the DER's length; NULL
+ * on failure, and when the attribute is still there: OpenSSL before
+ * 3.0.6 wrote a request's bytes as read whatever was deleted from it.
+ */
+static unsigned char *
+pending_csr_kept(const Scep__V1__SignRequest *in, int *len)
+{
+	const unsigned char *p = in->csr.data;
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = x509parse_req(&p, (long)in->csr.len, &key);
+	unsigned char *der = NULL;
+	int loc;
+
+	*len = -1;
+	if (req != NULL) {
+		while ((loc = X509_REQ_get_attr_by_NID(
+		            req, NID_pkcs9_challengePassword, -1)) >= 0)
+			X509_ATTRIBUTE_free(X509_REQ_delete_attr(req, loc));
+		*len = i2d_X509_REQ(req, &der);
+	}
+	if (*len > 0 && pending_has_challenge(der, *len)) {
+		log_error("a pending request's challengePassword cannot be "
+		          "taken out (OpenSSL before 3.0.6?): not kept");
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return der;
+}
+
 int
 ca_pending_put(const struct ca *ca, MDB_txn *txn,
     const Scep__V1__SignRequest *in, const struct ca_template *tpl, time_t now)
 {
-	size_t b64len = 4 * ((in->csr.len + 2) / 3) + 1;
-	unsigned char *b64 = malloc(b64len);
+	unsigned char *b64 = NULL, *der;
 	json_t *o = NULL;
 	char *text = NULL;
 	MDB_val key = {strlen(in->transaction_id), in->transaction_id}, val;
-	int e = ENOMEM;
+	int len, e = ENOMEM;
 
 #ifdef SCEPD_TEST_HOOKS
-	if (ca->pending_put_fails) {
-		free(b64);
+	if (ca->pending_put_fails)
 		return MDB_MAP_FULL;
-	}
 #endif
-	if (b64 == NULL)
-		return ENOMEM;
-	EVP_EncodeBlock(b64, in->csr.data, (int)in->csr.len);
-	o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "csr", (char *)b64,
-	    "template", tpl->name, "client",
+	if ((der = pending_csr_kept(in, &len)) == NULL ||
+	    (b64 = malloc(4 * (((size_t)len + 2) / 3) + 1)) == NULL)
+		goto out;
+	EVP_EncodeBlock(b64, der, len);
+	o = json_pack("{s:s, s:b, s:s, s:s, s:I, s:s}", "csr", (char *)b64,
+	    "csr_without_challenge", 1, "template", tpl->name, "client",
 	    in->client_addr ? in->client_addr : "", "time", (json_int_t)now,
 	    "state", "pending");
 	if (o != NULL && (text = json_dumps(o, JSON_COMPACT)) != NULL) {
@@ -72,9 +124,11 @@ ca_pending_put(const struct ca *ca, MDB_txn *txn,
 		val.mv_data = text;
 		e = mdb_put(txn, ca->pending, &key, &val, 0);
 	}
+out:
 	free(text);
 	json_decref(o);
 	free(b64);
+	OPENSSL_free(der);
 	return e;
 }
 
@@ -639,7 +693,10 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		goto out;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	refused = ca_csr_check(ca, csr_der, csr_len, &checked, &tpl, &refusal);
+	/* Records from before the challenge was taken out are as sent. */
+	refused = ca_csr_check(ca, csr_der, csr_len,
+	    !json_is_true(json_object_get(o, "csr_without_challenge")),
+	    &checked, &tpl, &refusal);
 	/* But under the template the operator saw (`list --pending`): the
 	 * key usage the CSR asks for may map to another one today. */
 	asked = json_string_value(json_object_get(o, "template"));

@@ -636,7 +636,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		return 1;
 	}
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_read(ca, in->csr.data, in->csr.len, &job->csr, &job->tpl,
+	if (ca_csr_read(ca, in->csr.data, in->csr.len, 1, &job->csr, &job->tpl,
 	        &refusal) != 0) {
 		ca_sign_refuse(reply, req, txid, addr, refusal.fail_info,
 		    refusal.why, arena);

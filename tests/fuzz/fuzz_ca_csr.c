@@ -83,7 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ca_ready() != 0)
 		abort();
 	memset(&refusal, 0, sizeof(refusal));
-	if (ca_csr_check(&ca, data, size, &req, &tpl, &refusal) == 0) {
+	if (ca_csr_check(&ca, data, size, 1, &req, &tpl, &refusal) == 0) {
 		if (req == NULL || tpl == NULL)
 			abort();
 	} else if (req != NULL || refusal.why[0] == '\0') {

@@ -84,6 +84,31 @@ server_stop
 set_conf challenge WrongPasswordLimit 10
 server_start
 
+check "the CA keeps the pending CSR without its challengePassword (not at rest on its disk), its subject and key as sent"
+# pending_csr TXID OUT: the CSR of TXID's pending record as DER in OUT.
+pending_csr() {
+	mdb_dump -p -s pending "$DATA/db/ca" > "$WORK/pending.dump" || fail "mdb_dump of the CA's pending requests"
+	python3 - "$1" "$2" "$WORK/pending.dump" <<'PY' || fail "no readable pending record of $1"
+import base64, json, sys
+txid, out, dump = sys.argv[1:]
+lines = [l[1:].rstrip("\n") for l in open(dump) if l.startswith(" ")]
+for k, v in zip(lines[0::2], lines[1::2]):
+    if k == txid:
+        rec = json.loads(v)
+        assert rec.get("csr_without_challenge") is True, rec
+        open(out, "wb").write(base64.b64decode(rec["csr"]))
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+pending_csr "$txid" "$WORK/kept.der"
+openssl req -inform DER -in "$WORK/kept.der" -noout -text > "$WORK/kept.txt" || fail "the kept CSR does not parse"
+grep -q "CN *= *needs approval" "$WORK/kept.txt" || fail "the kept CSR lost its subject: $(cat "$WORK/kept.txt")"
+! grep -qi "challengePassword" "$WORK/kept.txt" || fail "the kept CSR holds a challengePassword"
+! grep -qaF -- "$pw1" "$WORK/kept.der" || fail "the kept CSR holds the password"
+cmp -s <(openssl req -inform DER -in "$WORK/kept.der" -noout -pubkey) <(openssl pkey -in "$WORK/p1.key" -pubout) ||
+	fail "the kept CSR holds another key"
+
 check "the pending transactionID is not taken by another key, whatever its password; approval issues the first"
 # At the CA, as the RA would hand it on once a password passed:
 # at_the_ca NAME KEY SUBJECT sends a CSR of KEY for SUBJECT under $txid;
@@ -138,6 +163,18 @@ cmp -s <(openssl x509 -in "$WORK/poll2.pem" -noout -pubkey) <(openssl pkey -in "
 	fail "the approved certificate does not hold the device's key"
 openssl x509 -in "$WORK/poll2.pem" -noout -subject -nameopt compat | grep -q "CN=needs approval$" ||
 	fail "the approved certificate is not for the subject first asked: $(openssl x509 -in "$WORK/poll2.pem" -noout -subject)"
+# Kept without its password, a request's key stays as the device encoded
+# it: an RSA key without its NULL parameters (test_ios_client.sh).
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=params absent" "$WORK/np.pem" "$URL" --key "$WORK/np.key" \
+	--rsa-params-absent >/dev/null || rc=$?
+[ $rc = 3 ] || fail "a PKCSReq whose RSA key has no NULL parameters: exit $rc, want 3 (PENDING)"
+"$SCEPCTL" --data-dir "$DATA" approve "$(pending_txid)" > /dev/null || fail "scepctl approve of the key without NULL parameters"
+poll np2 "O=Fabrikam,CN=params absent" np
+[ $rc = 0 ] || { cat "$WORK/np2.log"; fail "CertPoll after approval (no NULL parameters): exit $rc, want 0"; }
+verify_cert "$WORK/np2.pem"
+openssl x509 -in "$WORK/np2.pem" -outform DER | od -An -tx1 -v | tr -d ' \n' | grep -q 300b06092a864886f70d01010103 ||
+	fail "the approved certificate's key is not encoded as the CSR had it (rsaEncryption without parameters)"
 rc=0
 "$SCEPCTL" --data-dir "$DATA" approve "$txid" 2> "$WORK/again.err" || rc=$?
 [ $rc = 1 ] || fail "approving twice: exit $rc"
