@@ -976,10 +976,12 @@ envelope_cek(const PKCS7_ENVELOPE *env, const struct scep_ra_key *keys,
 		/* Whatever the block gives: with implicit rejection (OpenSSL
 		 * 3.2) a wrong one may unwrap to a key of the right length and
 		 * fail only at the padding. */
-		ep->detail = "no RecipientInfo names the RA certificate (the "
-		             "RA's key was tried on the first; one replaced "
-		             "with a new key opens with [ra] "
-		             "PreviousEncryptionCertificate)";
+		ep->detail = nkeys > 1
+		    ? "no RecipientInfo names an RA certificate (the RA's "
+		      "key was tried on the first)"
+		    : "no RecipientInfo names the RA certificate (the RA's "
+		      "key was tried on the first; one replaced with a new "
+		      "key opens with [ra] PreviousEncryptionCertificate)";
 	}
 	if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1 || size <= 0)
 		goto out;

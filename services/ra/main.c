@@ -146,8 +146,16 @@ ra_load_previous_enc(struct ra *ra, const char *config_file)
 	BIO *b;
 
 	ra->n_enc = 1;
-	if (s->previous_encryption_certificate[0] == '\0')
-		return 0;
+	if (s->previous_encryption_certificate[0] == '\0') {
+		if (s->previous_encryption_key[0] == '\0' &&
+		    strcmp(s->previous_encryption_signer, "file") == 0)
+			return 0;
+		fprintf(stderr,
+		    "scepd-ra: [ra] PreviousEncryptionKey or "
+		    "PreviousEncryptionSigner is set without "
+		    "PreviousEncryptionCertificate\n");
+		return -1;
+	}
 	if (ra_load_pair(s, config_file, s->previous_encryption_certificate,
 	        s->previous_encryption_key, "PreviousEncryptionKey",
 	        s->previous_encryption_signer, "[ra] PreviousEncryptionSigner",

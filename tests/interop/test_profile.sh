@@ -72,7 +72,8 @@ if len(content) == 2:
     want("Key Usage", s.get("Key Usage"), int(usage))
     want("Retries", s.get("Retries"), 3)
     want("RetryDelay", s.get("RetryDelay"), 10)
-    want("KeyIsExtractable", s.get("KeyIsExtractable"), os.environ.get("KEY_EXTRACTABLE") == "1")
+    want("KeyIsExtractable", (type(s.get("KeyIsExtractable")), s.get("KeyIsExtractable")),
+         (bool, os.environ.get("KEY_EXTRACTABLE") == "1"))
     fp = s.get("CAFingerprint")
     want("CAFingerprint", fp.hex().upper() if isinstance(fp, bytes) else fp, ca_sha1)
     want("SubjectAltName", s.get("SubjectAltName"), json.loads(sans))

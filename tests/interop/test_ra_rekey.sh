@@ -76,7 +76,7 @@ ios_enroll "$(challenge)" "O=Test,CN=current RA certificate" "$WORK/current.pem"
 	fail "enrollment to the current RA certificate"
 verify_cert "$WORK/current.pem"
 
-check "an earlier pair that does not match, or that is the RA's own key, stops the RA at start naming it"
+check "an earlier pair that does not match, that is the RA's own key, or a key without its certificate stops the RA at start naming it"
 # bad_previous CERT KEY WHAT: scepd-ra alone exits 1 saying WHAT.
 bad_previous() {
 	local rc=0
@@ -87,6 +87,7 @@ bad_previous() {
 		{ cat "$WORK/bad.out"; fail "PreviousEncryptionCertificate $1 with $2: exit $rc, want 1 and '$3'"; }
 }
 server_stop
-bad_previous ra/previous-ra-enc.pem ra/ra-enc.key "ra-enc.key"
+bad_previous ra/previous-ra-enc.pem ra/ra-enc.key "previous-ra-enc.pem does not match the key in .*/ra-enc.key"
+bad_previous "" ra/previous-ra-enc.key "PreviousEncryptionKey or PreviousEncryptionSigner is set without PreviousEncryptionCertificate"
 bad_previous ra/ra-enc.pem ra/ra-enc.key "PreviousEncryptionCertificate: .*ra-enc.pem holds the key of EncryptionCertificate"
 pass "an RA encryption key replaced: its envelopes refused by default, opened with PreviousEncryptionCertificate"

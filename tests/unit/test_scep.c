@@ -1029,6 +1029,47 @@ read_refused(const uint8_t *env, size_t env_len, enum scep_content_kind kind,
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
+/* The pkcsPKIEnvelope of a PKCSReq encrypted to `recipient`; free it. */
+static uint8_t *
+envelope_to(X509 *recipient, size_t *env_len)
+{
+	size_t len;
+	uint8_t *der =
+	    build_req(EVP_aes_128_cbc(), 0, recipient, SCEP_MSG_PKCSREQ, &len);
+	uint8_t *env = envelope_of(der, len, env_len);
+
+	free(der);
+	return env;
+}
+
+/* scep_envelope_read of `env` (freed) with `keys`, which must open it to
+ * the fixture's CSR: the note for the log, NULL when none. */
+static const char *
+read_opened(
+    uint8_t *env, size_t env_len, const struct scep_ra_key *keys, size_t nkeys)
+{
+	struct scep_content c;
+	const char *w = NULL, *d = "unset";
+	int fi, cipher;
+
+	assert_int_equal(scep_envelope_read(env, env_len, keys, nkeys, NULL,
+	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	    SCEP_OK);
+	assert_string_equal(c.challenge, "s3cret-OTP");
+	scep_content_clear(&c);
+	free(env);
+	return d;
+}
+
+/* Whether the note `d` says `what`. */
+static void
+assert_note(const char *d, const char *what)
+{
+	assert_non_null(d);
+	if (strstr(d, what) == NULL)
+		fail_msg("note \"%s\" does not say \"%s\"", d, what);
+}
+
 /*
  * An RA certificate reissued with the same key (a CA switch, a renewal
  * that keeps the key): a client that fetched the earlier one still
@@ -1039,38 +1080,58 @@ test_envelope_read_earlier_ra_cert(void **state)
 {
 	X509 *earlier =
 	    make_cert(fx.ra_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 99);
-	struct scep_content c;
-	const char *w = NULL, *d = NULL;
-	uint8_t *der, *env;
-	size_t len, env_len;
-	int fi, cipher;
+	size_t env_len;
+	uint8_t *env;
 
 	(void)state;
 	assert_non_null(earlier);
-	der = build_req(EVP_aes_128_cbc(), 0, earlier, SCEP_MSG_PKCSREQ, &len);
-	env = envelope_of(der, len, &env_len);
-	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
-	    SCEP_OK);
-	assert_string_equal(c.challenge, "s3cret-OTP");
-	assert_non_null(d);
-	assert_non_null(strstr(d, "another certificate"));
-	scep_content_clear(&c);
+	env = envelope_to(earlier, &env_len);
+	assert_note(
+	    read_opened(env, env_len, RA_KEYS, 1), "another certificate");
 	/* Addressed to the RA's own certificate: no note. */
-	free(env);
-	free(der);
-	der =
-	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
-	env = envelope_of(der, len, &env_len);
-	d = "unset";
-	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
-	    SCEP_OK);
-	assert_null(d);
-	scep_content_clear(&c);
-	free(env);
-	free(der);
+	env = envelope_to(fx.ra_cert, &env_len);
+	assert_null(read_opened(env, env_len, RA_KEYS, 1));
 	X509_free(earlier);
+}
+
+/* An EnvelopedData of the fixture's CSR with a RecipientInfo for `a`, then
+ * one for `b` (checked: DER sorts a SET OF, so `a`'s serial must be the
+ * lower). Free it. */
+static uint8_t *
+envelope_to_two(X509 *a, X509 *b, size_t *len)
+{
+	STACK_OF(X509) *to = sk_X509_new_null();
+	unsigned char *csr = NULL, *der = NULL;
+	const unsigned char *p;
+	uint8_t *env;
+	int csr_len = i2d_X509_REQ(fx.csr, &csr), n;
+	BIO *in = BIO_new_mem_buf(csr, csr_len);
+	PKCS7 *p7;
+
+	assert_true(sk_X509_push(to, a) && sk_X509_push(to, b));
+	p7 = PKCS7_encrypt(to, in, EVP_aes_128_cbc(), PKCS7_BINARY);
+	assert_non_null(p7);
+	n = i2d_PKCS7(p7, &der);
+	assert_true(n > 0);
+	*len = (size_t)n;
+	PKCS7_free(p7);
+	p = der;
+	p7 = d2i_PKCS7(NULL, &p, n);
+	assert_non_null(p7);
+	assert_int_equal(ASN1_INTEGER_cmp(sk_PKCS7_RECIP_INFO_value(
+	                                      p7->d.enveloped->recipientinfo, 0)
+	                                      ->issuer_and_serial->serial,
+	                     X509_get0_serialNumber(a)),
+	    0);
+	PKCS7_free(p7);
+	BIO_free(in);
+	OPENSSL_free(csr);
+	sk_X509_free(to);
+	env = malloc((size_t)n);
+	assert_non_null(env);
+	memcpy(env, der, (size_t)n);
+	OPENSSL_free(der);
+	return env;
 }
 
 /*
@@ -1078,65 +1139,40 @@ test_envelope_read_earlier_ra_cert(void **state)
  * an envelope to the earlier certificate opens with the earlier key,
  * given; without it, it fails like any envelope that does not open. The
  * RA's own certificate, and an earlier one of the RA's key, still open
- * with the RA's key.
+ * with the RA's key, and the RA's own is used when both are named.
  */
 static void
 test_envelope_read_previous_ra_key(void **state)
 {
+	/* Serial 1, below the RA's 2: its RecipientInfo comes first in a
+	 * DER SET OF (sorted), as the last case needs. */
 	X509 *previous =
-	    make_cert(fx.other_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 98);
+	    make_cert(fx.other_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 1);
 	X509 *reissued =
 	    make_cert(fx.ra_key, "test-MSCEP-RA", fx.ca_cert, fx.ca_key, 97);
 	const struct scep_ra_key both[] = {
 	    {fx.ra_cert, fx.ra_key}, {previous, fx.other_key}};
-	struct scep_content c;
-	const char *w = NULL, *d = NULL, *why = NULL;
-	uint8_t *der, *env;
-	size_t len, env_len;
-	int fi, cipher;
+	const char *why = NULL;
+	size_t env_len;
+	uint8_t *env;
 
 	(void)state;
 	assert_non_null(previous);
 	assert_non_null(reissued);
-	der = build_req(EVP_aes_128_cbc(), 0, previous, SCEP_MSG_PKCSREQ, &len);
-	env = envelope_of(der, len, &env_len);
-	free(der);
 	/* Without the earlier pair: refused as any envelope that does not
-	 * open (the RA's key was tried on it). */
+	 * open (the RA's key was tried on it), the log naming the setting. */
+	env = envelope_to(previous, &env_len);
 	read_refused(env, env_len, SCEP_CONTENT_CSR, &why,
-	    "no RecipientInfo names the RA certificate");
-	assert_int_equal(scep_envelope_read(env, env_len, both, 2, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
-	    SCEP_OK);
-	assert_string_equal(c.challenge, "s3cret-OTP");
-	assert_non_null(d);
-	assert_non_null(strstr(d, "earlier RA encryption certificate"));
-	scep_content_clear(&c);
-	free(env);
-
-	/* The RA's own certificate, and an earlier one of its key: the RA's
-	 * key, as without the pair. */
-	der =
-	    build_req(EVP_aes_128_cbc(), 0, fx.ra_cert, SCEP_MSG_PKCSREQ, &len);
-	env = envelope_of(der, len, &env_len);
-	free(der);
-	d = "unset";
-	assert_int_equal(scep_envelope_read(env, env_len, both, 2, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
-	    SCEP_OK);
-	assert_null(d);
-	scep_content_clear(&c);
-	free(env);
-	der = build_req(EVP_aes_128_cbc(), 0, reissued, SCEP_MSG_PKCSREQ, &len);
-	env = envelope_of(der, len, &env_len);
-	free(der);
-	assert_int_equal(scep_envelope_read(env, env_len, both, 2, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
-	    SCEP_OK);
-	assert_non_null(d);
-	assert_non_null(strstr(d, "another certificate"));
-	scep_content_clear(&c);
-	free(env);
+	    "PreviousEncryptionCertificate");
+	assert_note(read_opened(env, env_len, both, 2),
+	    "earlier RA encryption certificate");
+	env = envelope_to(fx.ra_cert, &env_len);
+	assert_null(read_opened(env, env_len, both, 2));
+	env = envelope_to(reissued, &env_len);
+	assert_note(read_opened(env, env_len, both, 2), "another certificate");
+	/* Addressed to both, the earlier first. */
+	env = envelope_to_two(previous, fx.ra_cert, &env_len);
+	assert_null(read_opened(env, env_len, both, 2));
 	X509_free(reissued);
 	X509_free(previous);
 }
