@@ -2,9 +2,10 @@
  * libFuzzer target: scep_envelope_open, the RA's decryption of a
  * pkcsPKIEnvelope, and scep_envelope_read, its reading of what the
  * decrypted content must hold (the kind chosen by the input's length),
- * with a fixed RA key. The key below was generated once for
- * this target and is public; the corpus holds envelopes encrypted to its
- * certificate (AES-128/256, 3DES, DES) so mutations reach the decryption.
+ * with a fixed RA key (and, for the second, an earlier one). The keys
+ * below were generated once for this target and are public; the corpus
+ * holds envelopes encrypted to their certificates (AES-128/256, 3DES, DES)
+ * so mutations reach the decryption.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -66,27 +67,88 @@ static const char ra_key_pem[] =
     "V45EPaiassThkT6aVw9qwg==\n"
     "-----END PRIVATE KEY-----\n";
 
-static X509 *ra_cert;
-static EVP_PKEY *ra_key;
+/* An earlier RA encryption pair ([ra] PreviousEncryptionCertificate):
+ * seeds encrypted to it reach its key's path. Public, as the one above. */
+static const char previous_cert_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIDIzCCAgugAwIBAgIUK+JiafiCWdup+RDdRSXEdcuQ7mswDQYJKoZIhvcNAQEL\n"
+    "BQAwIDEeMBwGA1UEAwwVc2NlcGQgZnV6eiBlYXJsaWVyIFJBMCAXDTI2MTIwNjA3\n"
+    "Mzc1NloYDzIxMjYxMTEyMDczNzU2WjAgMR4wHAYDVQQDDBVzY2VwZCBmdXp6IGVh\n"
+    "cmxpZXIgUkEwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCNEHJFhlSR\n"
+    "jMNdypd6vTgWBsP4UWcK3cmydaHreU5Gmf1VLH5egaiI6rK5csCsHBUxYHa7el4E\n"
+    "rGNW9pLIQCY7c9cJNrQuKG6CGdnNcrElMxksrzBdrV4tfmmHGxMTQDWRSfArUyZM\n"
+    "OPj1qcBEFZsmWObzPMuUDXEYcDFFVt9/ZHx4/Jubde4cUVdhx90uVbugvvPkVv3A\n"
+    "E2htgVzwqsyI3tId8fcxhkXElwmpZH7jaz8W5xEiuh345+xvEK1qXgSJdVjunfRe\n"
+    "L60/gp99qZqtOj1aOyr4ZnubpaL1BhxKJzH+fX/tzCji7hlSJfmHrHAAZEc0hxsz\n"
+    "TOYe984IoeIxAgMBAAGjUzBRMB0GA1UdDgQWBBSiD4Ve/Rolcn/0RwsdiWiWaAO4\n"
+    "HDAfBgNVHSMEGDAWgBSiD4Ve/Rolcn/0RwsdiWiWaAO4HDAPBgNVHRMBAf8EBTAD\n"
+    "AQH/MA0GCSqGSIb3DQEBCwUAA4IBAQBUx99KJnkE5FhVSfZBz+eIl0coNUVlOr+F\n"
+    "zg56SFdnuxvRuo9NhV7MAVXLDlBET/hTsJa6KPpuMupJ8ma4hAinA64jCTyhT+Es\n"
+    "MrKfizqf4PdY+rGSl36RYu64OO12rHzIcDJTGzsNOTwv4M39QHyVYv9iu9HHdApi\n"
+    "XIWnZvUm02dKF4TdynIeOHl0NEsbJmY+/YwcCgQldZZ9Sh3oVhpcu9cyI7kuGqCh\n"
+    "0fElXTkjUOz8hlrLOEIXYA5LG78v8ypX5gLCbG4OYrRcgtDrRvgXZZfZLTRldIbw\n"
+    "HF87sNprEfoK79zdi01AVpVdUYQJOVowDJbz9ORR/v13M+zebVS/\n"
+    "-----END CERTIFICATE-----\n";
+
+static const char previous_key_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCNEHJFhlSRjMNd\n"
+    "ypd6vTgWBsP4UWcK3cmydaHreU5Gmf1VLH5egaiI6rK5csCsHBUxYHa7el4ErGNW\n"
+    "9pLIQCY7c9cJNrQuKG6CGdnNcrElMxksrzBdrV4tfmmHGxMTQDWRSfArUyZMOPj1\n"
+    "qcBEFZsmWObzPMuUDXEYcDFFVt9/ZHx4/Jubde4cUVdhx90uVbugvvPkVv3AE2ht\n"
+    "gVzwqsyI3tId8fcxhkXElwmpZH7jaz8W5xEiuh345+xvEK1qXgSJdVjunfReL60/\n"
+    "gp99qZqtOj1aOyr4ZnubpaL1BhxKJzH+fX/tzCji7hlSJfmHrHAAZEc0hxszTOYe\n"
+    "984IoeIxAgMBAAECggEAMUnk05wbInwvqy7lfNJurWuRv8sZmPdjyUJG4FMTYaHe\n"
+    "nYsdYIInVCfFaPzKi5iIYydUdS9NeI6Pa0xefy/C7BUOtr5xeItSCY1kx99iPCA9\n"
+    "lJpl6OVxua2oy7dPE/Pkg651B35XLFzfyF6WunNeMajwkV7VtxZ3RNW2sYaoMwdx\n"
+    "dkOaNxL35Bw7cGUHWh/6A7JMizx+gSaO/+MCkLbDZIeLafAxyTIlkB7dCBSrbyhb\n"
+    "gpPba/dGurubz9oIt87rqXasKTLbp0tpiGfQXahItTl7YgX/PmKOyhSPBDdhRBu6\n"
+    "Xu37JQ6koqrW9bXD5HBsro2YpqjMTYG14MnM5u2cLQKBgQDGa1tIT9ZVguG12xx9\n"
+    "2qTGeVKpC0RZHxpvOUNGch/9hDQ25xv6mrjlS3/jpdhKNk2K+0GtWWPpkJLDA5MZ\n"
+    "Tx1Ie3XzGFQm/hJMAgt7UlM9kwj2s58spS6yur5+KLxjMt/6o0xCw7P8g8cSa6t5\n"
+    "dD6Innryl6O7bUJPZgb7dNQppwKBgQC2ACh7AjpPWafNTE6bhAn9ZZ9V3W6yvcgP\n"
+    "tBdsi9S82SUt5Tfx3RD7bfCOGIvR5VcXfqXZIPcamAsJEoaMoQ2x3adUZgA7PwLu\n"
+    "VsWfxqtstAgmoIMjbPdxziPHyW7J93Bft9gmAAGBMs8jPtVZfjlKqCvycUtPg+F6\n"
+    "MqfkCvXgZwKBgApFBDR57V3/qC8BaDgbWOvs25pkOuVh9rxK+nBq97znWsx8qbYO\n"
+    "zAMSJUxjCQ7OQLUwy/Vs6v7rvKzbQoHM1ncp7LDoUXKzM787W9zGJgjJ02zxXwuw\n"
+    "gPo/MBzXfuijeXQ/f3L1Lhujtmn9qKJgodvwV+y2bIMG5Ke3YCUjpteBAoGAHjCC\n"
+    "hn0FHRp7GjPZKjTJz22m84BKl32hjPFLnWbIgBbo8ub907He2kYPTBLIRqXrP2tz\n"
+    "qUOtmYy07+lRxkwE0Ic69WYCDdHS86QTHgC/eMWYQIgJmLu/g/I0vzQrm3be/hGp\n"
+    "2gvQNBUwhOEsVK76Y+bne0zNuD/hC/sRHGOxC2sCgYBpKgQO46U6KTO07uYeWDLk\n"
+    "RTbkmB0jPtFqmvf0aeI1dQYynkTWGg4YYRDKB2vSX2LSbO2xE8phTRauJiPMO8CZ\n"
+    "bMoAmw/ln+uTU8F7yjgj9HLWv5xSKDigOHDe4gPfPphQJh5Kn0e6yxQ67Erw7nTF\n"
+    "daYny2Zz6u4iru+8qmgZMA==\n"
+    "-----END PRIVATE KEY-----\n";
+
+static struct scep_ra_key keys[2]; /* the RA's, the earlier one */
+
+/* The certificate and key in PEM `cert` and `key`; -1 if either fails. */
+static int
+load_pair(const char *cert, const char *key, struct scep_ra_key *out)
+{
+	BIO *b;
+
+	if ((b = BIO_new_mem_buf(cert, -1)) == NULL)
+		return -1;
+	out->cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if ((b = BIO_new_mem_buf(key, -1)) == NULL)
+		return -1;
+	out->key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	return out->cert != NULL && out->key != NULL ? 0 : -1;
+}
 
 static int
 load_ra(void)
 {
-	BIO *b;
-
-	if (ra_cert != NULL && ra_key != NULL)
+	if (keys[0].cert != NULL && keys[1].key != NULL)
 		return 0;
-	if (scep_init() != SCEP_OK || scep_load_single_des() != SCEP_OK)
+	if (scep_init() != SCEP_OK || scep_load_single_des() != SCEP_OK ||
+	    load_pair(ra_cert_pem, ra_key_pem, &keys[0]) != 0 ||
+	    load_pair(previous_cert_pem, previous_key_pem, &keys[1]) != 0)
 		return -1;
-	if ((b = BIO_new_mem_buf(ra_cert_pem, -1)) == NULL)
-		return -1;
-	ra_cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
-	BIO_free(b);
-	if ((b = BIO_new_mem_buf(ra_key_pem, -1)) == NULL)
-		return -1;
-	ra_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-	BIO_free(b);
-	return ra_cert != NULL && ra_key != NULL ? 0 : -1;
+	return 0;
 }
 
 int
@@ -104,17 +166,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (load_ra() != 0)
 		abort();
-	if (scep_envelope_open(data, size, ra_cert, ra_key, &all, &plain,
-	        &plain_len, &cipher, &failinfo, &why) == SCEP_OK) {
+	if (scep_envelope_open(data, size, keys[0].cert, keys[0].key, &all,
+	        &plain, &plain_len, &cipher, &failinfo, &why) == SCEP_OK) {
 		if (plain == NULL || plain_len == 0)
 			abort();
 	} else if (plain != NULL || why == NULL) {
 		abort();
 	}
 	free(plain);
-	if (scep_envelope_read(data, size,
-	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, &all, kind,
-	        &content, &cipher, &failinfo, &why, &detail) == SCEP_OK) {
+	if (scep_envelope_read(data, size, keys, 2, &all, kind, &content,
+	        &cipher, &failinfo, &why, &detail) == SCEP_OK) {
 		if (kind == SCEP_CONTENT_CSR ? content.csr == NULL
 		                             : content.issuer == NULL)
 			abort();
