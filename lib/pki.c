@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -390,6 +391,17 @@ pki_key_signs(X509 *cert, EVP_PKEY *key)
 	    EVP_DigestVerify(ctx, sig, siglen, data, sizeof(data)) == 1;
 	EVP_MD_CTX_free(ctx);
 	return ok;
+}
+
+int
+pki_time(const ASN1_TIME *t, time_t *out)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return -1;
+	*out = timegm(&tm);
+	return 0;
 }
 
 /* What is encrypted to `cert`'s key (as a SCEP envelope's key is:

@@ -90,17 +90,6 @@ ca_worker_init(void *service)
 	return service;
 }
 
-static int
-ca_time(const ASN1_TIME *t, time_t *out)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) != 1)
-		return -1;
-	*out = timegm(&tm);
-	return 0;
-}
-
 /*
  * The CA certificate and key: readable, a pair, a CA that may sign
  * certificates, within its validity, a key we sign with SHA-256.
@@ -190,8 +179,8 @@ checked:
 		    key_name);
 		return -1;
 	}
-	if (ca_time(X509_get0_notBefore(ca->cert), &ca->not_before) != 0 ||
-	    ca_time(X509_get0_notAfter(ca->cert), &ca->not_after) != 0) {
+	if (pki_time(X509_get0_notBefore(ca->cert), &ca->not_before) != 0 ||
+	    pki_time(X509_get0_notAfter(ca->cert), &ca->not_after) != 0) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] Certificate: %s: unreadable validity\n",
 		    s->certificate);

@@ -142,8 +142,8 @@ ra_load_previous_enc(struct ra *ra, const char *config_file)
 {
 	const struct ra_settings *s = &ra->settings;
 	struct scep_ra_key *prev = &ra->enc[1];
-	char until[64] = "?";
-	BIO *b;
+	char until[40] = "?";
+	time_t end;
 
 	ra->n_enc = 1;
 	if (s->previous_encryption_certificate[0] == '\0') {
@@ -172,14 +172,8 @@ ra_load_previous_enc(struct ra *ra, const char *config_file)
 		return -1;
 	}
 	ra->n_enc = 2;
-	if ((b = BIO_new(BIO_s_mem())) != NULL) {
-		int n;
-
-		if (ASN1_TIME_print(b, X509_get0_notAfter(prev->cert)) == 1 &&
-		    (n = BIO_read(b, until, sizeof(until) - 1)) > 0)
-			until[n] = '\0';
-		BIO_free(b);
-	}
+	if (pki_time(X509_get0_notAfter(prev->cert), &end) == 0)
+		ra_date(end, until, sizeof(until));
 	log_warn("PreviousEncryptionCertificate: envelopes to the RA's earlier "
 	         "encryption certificate (%s, valid until %s) still open with "
 	         "its key",
@@ -343,7 +337,7 @@ main(int argc, char **argv)
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
-	if (ra_cacert_prepare(&ra) != 0 ||
+	if (ra_validity_check(&ra) != 0 || ra_cacert_prepare(&ra) != 0 ||
 	    (ra.crl_cache = ra_crl_cache_new()) == NULL)
 		goto out;
 

@@ -35,18 +35,19 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 	static const char *const outcome_names[RA_OUTCOME_COUNT] = {"success",
 	    "failure", "pending", "unavailable", "rate_limited",
 	    "unanswerable"};
+	const struct ra *ra = ((const struct ra_worker *)worker)->ra;
 	Scep__V1__MetricsReply *out;
 	Scep__V1__Metric **m;
 	size_t n = 0;
 	char labels[64];
 
-	(void)worker;
 	(void)req;
 	static const char *const legacy_names[RA_LEGACY_N] = {
 	    "AllowDES", "AllowDES3", "AllowSHA1"};
 
 	m = rpc_alloc(arena,
-	    (RA_OUTCOME_COUNT + RA_FAILINFOS + RA_LEGACY_N) * sizeof(*m));
+	    (RA_OUTCOME_COUNT + RA_FAILINFOS + RA_LEGACY_N + ra->n_expiry) *
+	        sizeof(*m));
 	for (int i = 0; i < RA_OUTCOME_COUNT; i++, n++) {
 		m[n] = rpc_alloc(arena, sizeof(**m));
 		scep__v1__metric__init(m[n]);
@@ -80,6 +81,18 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 		    labels, sizeof(labels), "switch=\"%s\"", legacy_names[i]);
 		m[n]->labels = rpc_strdup(arena, labels);
 		m[n]->value = (double)atomic_load(&ra_legacy[i]);
+	}
+	for (size_t i = 0; i < ra->n_expiry; i++, n++) {
+		m[n] = rpc_alloc(arena, sizeof(**m));
+		scep__v1__metric__init(m[n]);
+		m[n]->name = "scepd_certificate_expiry_timestamp_seconds";
+		m[n]->help = "When a certificate the RA uses or serves ends "
+		             "(seconds since the epoch).";
+		m[n]->type = "gauge";
+		snprintf(labels, sizeof(labels), "certificate=\"%s\"",
+		    ra->expiry[i].label);
+		m[n]->labels = rpc_strdup(arena, labels);
+		m[n]->value = (double)ra->expiry[i].not_after;
 	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__metrics_reply__init(out);

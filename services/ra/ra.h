@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <openssl/x509.h>
 
 #include "rpc.h"
@@ -75,6 +76,12 @@ struct ra {
 	struct rpc_curve *curve; /* own keys, the frontends' keys admitted */
 	struct rpc_link *ca_link, *challenge_link; /* how workers reach them */
 	struct ra_crl_cache *crl_cache; /* the one thing workers change */
+	/* When the certificates above end (validity.c), for /metrics. */
+	struct {
+		const char *label;
+		time_t not_after;
+	} expiry[4];
+	size_t n_expiry;
 };
 
 /* One per worker thread: its own sockets to the CA and challenge. */
@@ -83,6 +90,13 @@ struct ra_worker {
 	struct rpc_client *ca;
 	struct rpc_client *challenge;
 };
+
+/* validity.c: the RA's and the CA's certificates' ends of validity into
+ * ra->expiry; an expired RA certificate is an error (to stderr), one
+ * ending within 30 days is logged. 0 or -1. */
+int ra_validity_check(struct ra *ra);
+/* `t` as "2028-12-05 06:29:36 UTC". */
+void ra_date(time_t t, char *out, size_t len);
 
 /* cacert.c: builds the GetCACert, GetCACaps and GetNextCACert answers at
  * start-up; a frontend gets all three in one reply. */

@@ -17,19 +17,22 @@ cp "$RA_ENC_PEM" "$WORK/old-ra-enc.pem"
 cp "$RA_SIG_PEM" "$WORK/old-ra-sign.pem"
 server_stop
 
-# New keys and certificates; the earlier encryption pair kept aside.
+# New keys and certificates; the earlier encryption pair kept aside. The
+# new encryption certificate ends in 10 days: the RA warns at start.
 mv "$DATA/ra/ra-enc.key" "$DATA/ra/previous-ra-enc.key"
 cp "$DATA/ra/ra-enc.pem" "$DATA/ra/previous-ra-enc.pem"
 serial=0x5eed
-for r in sign:digitalSignature enc:keyEncipherment,dataEncipherment; do
+for r in sign:730:digitalSignature enc:10:keyEncipherment,dataEncipherment; do
 	n=${r%%:*}
+	days=${r#*:}
+	days=${days%%:*}
 	openssl genrsa -out "$DATA/ra/ra-$n.key" 2048 2>/dev/null
 	chmod 600 "$DATA/ra/ra-$n.key"
 	openssl req -new -key "$DATA/ra/ra-$n.key" -subj "/CN=scepd-MSCEP-RA" -out "$WORK/$n.csr"
 	printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
-		"${r#*:}" > "$WORK/$n.ext"
+		"${r##*:}" > "$WORK/$n.ext"
 	openssl x509 -req -in "$WORK/$n.csr" -CA "$DATA/ca/ca.pem" -CAkey "$DATA/ca/ca.key" -set_serial $((serial++)) \
-		-days 730 -extfile "$WORK/$n.ext" -out "$DATA/ra/ra-$n.pem" 2>/dev/null || fail "the new RA $n certificate"
+		-days "$days" -extfile "$WORK/$n.ext" -out "$DATA/ra/ra-$n.pem" 2>/dev/null || fail "the new RA $n certificate"
 done
 server_start
 fetch_ca_chain
@@ -61,6 +64,16 @@ stale_pki refused || rc=$?
 logged "$mark" "envelope refused: no RecipientInfo names the RA certificate.*\[ra\] PreviousEncryptionCertificate" ||
 	fail "the RA's refusal does not name [ra] PreviousEncryptionCertificate"
 
+check "a certificate ending within 30 days is logged at start; /metrics gives each end of validity"
+logged 1 "scepd-ra.*\[ra\] EncryptionCertificate: .*ra-enc.pem expires on .*, in \(9\|10\) days; issue the RA a new one" ||
+	fail "the RA does not warn of its encryption certificate's end"
+! logged 1 "SigningCertificate: .* expires on" || fail "the RA warns of a signing certificate two years from its end"
+for c in ra_encryption:ra/ra-enc.pem ra_signing:ra/ra-sign.pem ca:ca/ca.pem; do
+	want=$(date -u -d "$(openssl x509 -in "$DATA/${c#*:}" -noout -enddate | cut -d= -f2)" +%s)
+	got=$(metric "scepd_certificate_expiry_timestamp_seconds{certificate=\"${c%%:*}\"}")
+	[ "$got" = "$want" ] || fail "/metrics: ${c%%:*} ends at $got, want $want"
+done
+
 check "with it and its key the envelope opens with the earlier key (logged at start and for the request), the reply signed with the new key accepted; the new certificate still works"
 set_conf ra PreviousEncryptionCertificate ra/previous-ra-enc.pem
 set_conf ra PreviousEncryptionKey ra/previous-ra-enc.key
@@ -70,6 +83,9 @@ logged "$mark" "scepd-ra.*PreviousEncryptionCertificate: envelopes to the RA's e
 	fail "the RA does not log PreviousEncryptionCertificate at start"
 stale_pki opened || { cat "$WORK/pki/opened.err"; fail "pki to the replaced certificate with PreviousEncryptionCertificate"; }
 verify_cert "$WORK/pki/opened.pem"
+[ "$(metric 'scepd_certificate_expiry_timestamp_seconds{certificate="ra_previous_encryption"}')" = \
+	"$(date -u -d "$(openssl x509 -in "$DATA/ra/previous-ra-enc.pem" -noout -enddate | cut -d= -f2)" +%s)" ] ||
+	fail "/metrics: the earlier certificate's end is not given"
 logged "$mark" "envelope addressed to an earlier RA encryption certificate, opened with its key" ||
 	fail "the RA does not log the envelope opened with the earlier key"
 ios_enroll "$(challenge)" "O=Test,CN=current RA certificate" "$WORK/current.pem" "$URL" >/dev/null ||
@@ -90,4 +106,12 @@ server_stop
 bad_previous ra/previous-ra-enc.pem ra/ra-enc.key "previous-ra-enc.pem does not match the key in .*/ra-enc.key"
 bad_previous "" ra/previous-ra-enc.key "PreviousEncryptionKey or PreviousEncryptionSigner is set without PreviousEncryptionCertificate"
 bad_previous ra/ra-enc.pem ra/ra-enc.key "PreviousEncryptionCertificate: .*ra-enc.pem holds the key of EncryptionCertificate"
-pass "an RA encryption key replaced: its envelopes refused by default, opened with PreviousEncryptionCertificate"
+
+check "an expired RA certificate stops the RA at start, naming it and when it ended"
+set_conf ra PreviousEncryptionCertificate ""
+set_conf ra PreviousEncryptionKey ""
+rc=0
+at_offset 20d timeout -s KILL 20 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/expired.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "\[ra\] EncryptionCertificate: .*ra-enc.pem expired on .*: devices refuse what it signs or is encrypted to" "$WORK/expired.out" ||
+	{ cat "$WORK/expired.out"; fail "scepd-ra 20 days on, its encryption certificate expired: exit $rc, want 1 naming it"; }
+pass "an RA encryption key replaced: its envelopes refused by default, opened with PreviousEncryptionCertificate; certificates' ends warned, in /metrics, an expired one stopping the RA"
