@@ -92,8 +92,8 @@ struct ra_worker {
 };
 
 /* validity.c: the RA's and the CA's certificates' ends of validity into
- * ra->expiry; an expired RA certificate is an error (to stderr), one
- * ending within 30 days is logged. 0 or -1. */
+ * ra->expiry; each that has ended or ends within 30 days is logged. 0, or
+ * -1 (to stderr) when one cannot be read. */
 int ra_validity_check(struct ra *ra);
 /* `t` as "2028-12-05 06:29:36 UTC". */
 void ra_date(time_t t, char *out, size_t len);

@@ -1,10 +1,11 @@
 /*
- * When the certificates the RA uses and serves end. An expired RA
- * certificate stops the RA at start: replies signed with it, and
- * envelopes to it, fail at strict clients with no word why (NDES's RA
- * certificates expiring after two years is its best-known outage). One
- * ending within RA_EXPIRY_WARN_DAYS is logged at start, and /metrics
- * gives each end of validity for monitoring (metrics.c).
+ * When the certificates the RA uses and serves end (NDES's RA
+ * certificates expiring after two years is its best-known outage: strict
+ * clients refuse what they sign or are encrypted to, and no device says
+ * why). Each that has ended, or ends within RA_EXPIRY_WARN_DAYS, is
+ * logged at start; /metrics gives each end for monitoring (metrics.c).
+ * An expired one does not stop the RA: GetCACert, the CRL and the
+ * clients that do not check go on.
  */
 #include <stdio.h>
 #include <time.h>
@@ -32,29 +33,32 @@ ra_validity_check(struct ra *ra)
 	    "issue the RA a new one (README \"A new RA key\")";
 	static const char ca_renew[] = "see README \"CA rollover\"";
 	const struct ra_settings *s = &ra->settings;
+	X509 *ca = sk_X509_value(ra->ca_chain, 0);
+	/* The CA certificate serving as RA: said once, as the CA's. */
+	int ca_is_ra = X509_cmp(ra->sign_cert, ca) == 0;
 	const struct {
 		const char *label; /* the metric's */
 		const char *setting;
 		const char *path;
 		X509 *cert;
-		int required; /* expired, the RA does not start */
-		const char *renew; /* NULL: neither warned nor logged */
+		const char *renew; /* NULL: not logged */
 	} certs[] = {
 	    {"ra_signing", "SigningCertificate", s->signing_certificate,
-	        ra->sign_cert, 1, ra_renew},
+	        ra->sign_cert, ca_is_ra ? NULL : ra_renew},
 	    {"ra_encryption", "EncryptionCertificate",
-	        s->encryption_certificate, ra->enc[0].cert, 1, ra_renew},
-	    /* The CA refuses to start with its certificate expired. */
-	    {"ca", "CACertificate", s->ca_certificate,
-	        sk_X509_value(ra->ca_chain, 0), 0, ca_renew},
+	        s->encryption_certificate, ra->enc[0].cert,
+	        X509_cmp(ra->enc[0].cert, ca) == 0 ? NULL : ra_renew},
+	    {"ca", "CACertificate", s->ca_certificate, ca, ca_renew},
+	    /* Kept for devices that still hold it: its end is theirs. */
 	    {"ra_previous_encryption", "PreviousEncryptionCertificate",
-	        s->previous_encryption_certificate, ra->enc[1].cert, 0, NULL},
+	        s->previous_encryption_certificate, ra->enc[1].cert, NULL},
 	};
 	time_t now = time(NULL);
 
 	ra->n_expiry = 0;
 	for (size_t i = 0; i < sizeof(certs) / sizeof(certs[0]); i++) {
 		time_t end;
+		long long days;
 		char date[40];
 
 		if (certs[i].cert == NULL)
@@ -67,25 +71,21 @@ ra_validity_check(struct ra *ra)
 		}
 		ra->expiry[ra->n_expiry].label = certs[i].label;
 		ra->expiry[ra->n_expiry++].not_after = end;
-		ra_date(end, date, sizeof(date));
-		if (end <= now && certs[i].required) {
-			fprintf(stderr,
-			    "scepd-ra: [ra] %s: %s expired on %s: devices "
-			    "refuse what it signs or is encrypted to; %s\n",
-			    certs[i].setting, certs[i].path, date,
-			    certs[i].renew);
-			return -1;
-		}
 		if (certs[i].renew == NULL)
 			continue;
+		ra_date(end, date, sizeof(date));
+		/* Whole days left, a part of one counted. */
+		days = (long long)((end - now + 86399) / 86400);
 		if (end <= now)
-			log_error("[ra] %s: %s expired on %s; %s",
+			log_error("[ra] %s: %s expired on %s: clients that "
+			          "check it refuse what it signs or is "
+			          "encrypted to; %s",
 			    certs[i].setting, certs[i].path, date,
 			    certs[i].renew);
-		else if (end - now < (time_t)RA_EXPIRY_WARN_DAYS * 86400)
-			log_warn("[ra] %s: %s expires on %s, in %lld days; %s",
-			    certs[i].setting, certs[i].path, date,
-			    (long long)((end - now) / 86400), certs[i].renew);
+		else if (days <= RA_EXPIRY_WARN_DAYS)
+			log_warn("[ra] %s: %s expires on %s, in %lld day%s; %s",
+			    certs[i].setting, certs[i].path, date, days,
+			    days == 1 ? "" : "s", certs[i].renew);
 	}
 	return 0;
 }

@@ -147,6 +147,11 @@ awk -v u="$crl_url" '/^\[ca\]/ { print; print "CRLURL = " u; next } { print }' d
 rm -rf data/db/*
 start
 enroll device-old-ca
+# The CA serving as RA, ending in a minute: its end is logged once, as the
+# CA's, not as an RA certificate's.
+[ "$(grep -c "scepd-ra.*\[ra\] CACertificate: .*ca.pem expires on .*, in 1 day; see README \"CA rollover\"" server.log)" = 1 ] ||
+	fail "the RA does not log once the end of the CA certificate serving as RA"
+! grep -q "issue the RA a new one" server.log || fail "the CA serving as RA is warned of as an RA certificate"
 keyid=$(openssl x509 -in data/pki/ca.pem -noout -pubkey | openssl pkey -pubin -outform DER |
 	openssl asn1parse -inform DER -strparse 19 -noout -out /dev/stdout | openssl dgst -sha1 -r | cut -c1-40 |
 	tr a-f A-F | sed 's/../&:/g; s/:$//')
