@@ -970,6 +970,21 @@ rpc_strdup_secret(struct rpc_arena *arena, const char *s)
 	return p;
 }
 
+Scep__V1__Metric *
+rpc_metric(struct rpc_arena *arena, const char *name, const char *help,
+    const char *type, const char *labels, double value)
+{
+	Scep__V1__Metric *m = rpc_alloc(arena, sizeof(*m));
+
+	scep__v1__metric__init(m);
+	m->name = (char *)name;
+	m->help = (char *)help;
+	m->type = (char *)type;
+	m->labels = labels != NULL ? rpc_strdup(arena, labels) : NULL;
+	m->value = value;
+	return m;
+}
+
 /* Frees every block, wiping the secret ones; returns whether there were
  * any. */
 static int

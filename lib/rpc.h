@@ -173,6 +173,10 @@ void rpc_adopt(struct rpc_arena *arena, void *p);
 void rpc_adopt_secret(struct rpc_arena *arena, void *p, size_t len);
 /* rpc_strdup of a secret (a password in clear): rpc_adopt_secret. */
 char *rpc_strdup_secret(struct rpc_arena *arena, const char *s);
+/* One sample of a MetricsReply in `arena` (`labels` copied; NULL: none),
+ * the frontend's /metrics line NAME{LABELS} VALUE. */
+Scep__V1__Metric *rpc_metric(struct rpc_arena *arena, const char *name,
+    const char *help, const char *type, const char *labels, double value);
 /* An arena of one's own, to call a handler in process (unit tests). */
 struct rpc_arena *rpc_arena_new(void);
 void rpc_arena_free(struct rpc_arena *arena);

@@ -581,18 +581,9 @@ static void
 metric_add(struct metric_list *l, const char *name, const char *help,
     const char *type, const char *labels, double value)
 {
-	Scep__V1__Metric *m;
-
-	if (l->n == l->cap)
-		return;
-	m = rpc_alloc(l->arena, sizeof(*m));
-	scep__v1__metric__init(m);
-	m->name = (char *)name;
-	m->help = (char *)help;
-	m->type = (char *)type;
-	m->labels = labels != NULL ? rpc_strdup(l->arena, labels) : NULL;
-	m->value = value;
-	l->items[l->n++] = m;
+	if (l->n < l->cap)
+		l->items[l->n++] =
+		    rpc_metric(l->arena, name, help, type, labels, value);
 }
 
 void

@@ -48,51 +48,36 @@ ra_handle_metrics(void *worker, const Scep__V1__Request *req,
 	m = rpc_alloc(arena,
 	    (RA_OUTCOME_COUNT + RA_FAILINFOS + RA_LEGACY_N + ra->n_expiry) *
 	        sizeof(*m));
-	for (int i = 0; i < RA_OUTCOME_COUNT; i++, n++) {
-		m[n] = rpc_alloc(arena, sizeof(**m));
-		scep__v1__metric__init(m[n]);
-		m[n]->name = "scepd_ra_pki_operations_total";
-		m[n]->help = "PKIOperation answers: a CertRep SUCCESS, "
-		             "FAILURE or PENDING, or HTTP 503, 429, 400.";
-		m[n]->type = "counter";
+	for (int i = 0; i < RA_OUTCOME_COUNT; i++) {
 		snprintf(
 		    labels, sizeof(labels), "outcome=\"%s\"", outcome_names[i]);
-		m[n]->labels = rpc_strdup(arena, labels);
-		m[n]->value = (double)atomic_load(&ra_outcomes[i]);
+		m[n++] = rpc_metric(arena, "scepd_ra_pki_operations_total",
+		    "PKIOperation answers: a CertRep SUCCESS, FAILURE or "
+		    "PENDING, or HTTP 503, 429, 400.",
+		    "counter", labels, (double)atomic_load(&ra_outcomes[i]));
 	}
-	for (int i = 0; i < RA_FAILINFOS; i++, n++) {
-		m[n] = rpc_alloc(arena, sizeof(**m));
-		scep__v1__metric__init(m[n]);
-		m[n]->name = "scepd_ra_failures_total";
-		m[n]->help = "CertRep FAILUREs by failInfo.";
-		m[n]->type = "counter";
+	for (int i = 0; i < RA_FAILINFOS; i++) {
 		snprintf(labels, sizeof(labels), "failinfo=\"%s\"",
 		    scep_failinfo_name(i));
-		m[n]->labels = rpc_strdup(arena, labels);
-		m[n]->value = (double)atomic_load(&ra_failures[i]);
+		m[n++] = rpc_metric(arena, "scepd_ra_failures_total",
+		    "CertRep FAILUREs by failInfo.", "counter", labels,
+		    (double)atomic_load(&ra_failures[i]));
 	}
-	for (int i = 0; i < RA_LEGACY_N; i++, n++) {
-		m[n] = rpc_alloc(arena, sizeof(**m));
-		scep__v1__metric__init(m[n]);
-		m[n]->name = "scepd_ra_legacy_total";
-		m[n]->help = "Requests accepted only by a legacy switch.";
-		m[n]->type = "counter";
+	for (int i = 0; i < RA_LEGACY_N; i++) {
 		snprintf(
 		    labels, sizeof(labels), "switch=\"%s\"", legacy_names[i]);
-		m[n]->labels = rpc_strdup(arena, labels);
-		m[n]->value = (double)atomic_load(&ra_legacy[i]);
+		m[n++] = rpc_metric(arena, "scepd_ra_legacy_total",
+		    "Requests accepted only by a legacy switch.", "counter",
+		    labels, (double)atomic_load(&ra_legacy[i]));
 	}
-	for (size_t i = 0; i < ra->n_expiry; i++, n++) {
-		m[n] = rpc_alloc(arena, sizeof(**m));
-		scep__v1__metric__init(m[n]);
-		m[n]->name = "scepd_certificate_expiry_timestamp_seconds";
-		m[n]->help = "When a certificate the RA uses or serves ends "
-		             "(seconds since the epoch).";
-		m[n]->type = "gauge";
+	for (size_t i = 0; i < ra->n_expiry; i++) {
 		snprintf(labels, sizeof(labels), "certificate=\"%s\"",
 		    ra->expiry[i].label);
-		m[n]->labels = rpc_strdup(arena, labels);
-		m[n]->value = (double)ra->expiry[i].not_after;
+		m[n++] = rpc_metric(arena,
+		    "scepd_certificate_expiry_timestamp_seconds",
+		    "When a certificate the RA uses or serves ends (seconds "
+		    "since the epoch).",
+		    "gauge", labels, (double)ra->expiry[i].not_after);
 	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__metrics_reply__init(out);
