@@ -397,10 +397,11 @@ int
 pki_time(const ASN1_TIME *t, time_t *out)
 {
 	struct tm tm;
+	time_t when;
 
-	if (ASN1_TIME_to_tm(t, &tm) != 1)
+	if (ASN1_TIME_to_tm(t, &tm) != 1 || (when = timegm(&tm)) == (time_t)-1)
 		return -1;
-	*out = timegm(&tm);
+	*out = when;
 	return 0;
 }
 

@@ -63,7 +63,8 @@ int pki_check_key_works(X509 *cert, EVP_PKEY *key, int decrypts,
 int pki_check_key_usage(X509 *cert, unsigned int ku_bits, const char *cert_path,
     const char *purpose, char *err, size_t errlen);
 
-/* `t` as seconds since the epoch: 0, or -1 when unreadable. */
+/* `t` as seconds since the epoch: 0, or -1 when unreadable (*out then
+ * untouched). */
 int pki_time(const ASN1_TIME *t, time_t *out);
 
 /* Hex of the digest of the DER certificate, upper case, no separators. */

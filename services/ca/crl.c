@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "pki.h"
 #include "log.h"
 #include "store.h"
 
@@ -430,7 +431,6 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	X509_CRL *crl = NULL;
 	ProtobufCBinaryData stood = {0, NULL};
 	time_t now = time(NULL), last = 0, next = 0, stood_next = 0;
-	struct tm tm;
 	int64_t number;
 	int e, ours;
 
@@ -448,11 +448,10 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 		p = val.mv_data;
 		crl = d2i_X509_CRL(NULL, &p, (long)val.mv_size);
 	}
-	if (crl != NULL && ASN1_TIME_to_tm(X509_CRL_get0_lastUpdate(crl), &tm))
-		last = timegm(&tm);
-	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL &&
-	    ASN1_TIME_to_tm(X509_CRL_get0_nextUpdate(crl), &tm))
-		next = timegm(&tm);
+	if (crl != NULL)
+		(void)pki_time(X509_CRL_get0_lastUpdate(crl), &last);
+	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
+		(void)pki_time(X509_CRL_get0_nextUpdate(crl), &next);
 	ours = crl != NULL && crl_ours(ca, crl);
 	if (now >= ca->not_after) {
 		/* The last CRL stands (its nextUpdate is the CA's notAfter):

@@ -81,7 +81,6 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	const ASN1_INTEGER *sn;
 	BIGNUM *bn = NULL;
 	char *hex = NULL, when[24];
-	struct tm tm;
 	time_t nb, na, opens;
 	MDB_val key, val;
 	struct ca_ledger_view view;
@@ -177,10 +176,8 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 			    old_serial, by, tpl->name);
 		goto out;
 	}
-	if (ASN1_TIME_to_tm(X509_get0_notBefore(old), &tm) != 1 ||
-	    (nb = timegm(&tm)) == (time_t)-1 ||
-	    ASN1_TIME_to_tm(X509_get0_notAfter(old), &tm) != 1 ||
-	    (na = timegm(&tm)) == (time_t)-1) {
+	if (pki_time(X509_get0_notBefore(old), &nb) != 0 ||
+	    pki_time(X509_get0_notAfter(old), &na) != 0) {
 		renewal_refuse(r,
 		    "the certificate to renew has no readable "
 		    "validity");

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "pki.h"
 #include "pool.h"
 #include "x509parse.h"
 #include "store.h"
@@ -460,7 +461,7 @@ static int
 ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 {
 	struct ca_ledger_entry *entry = is->entry;
-	struct tm tm;
+	time_t not_after;
 	int e;
 
 	ca_test_crash(ca, is->issuance, "signed", entry->txid, is->hex, is->der,
@@ -471,8 +472,8 @@ ca_issue_finish(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 	    ca_subject_line(X509_get_subject_name(is->cert), is->arena);
 	entry->issued_at = (int64_t)is->now;
 	entry->template_name = is->tpl->name;
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(is->cert), &tm) == 1)
-		entry->not_after = (int64_t)timegm(&tm);
+	if (pki_time(X509_get0_notAfter(is->cert), &not_after) == 0)
+		entry->not_after = (int64_t)not_after;
 	if ((e = ca_ledger_put(ca, txn, is->hex, entry)) == 0)
 		e = ca_journal_del(ca, txn, entry->txid);
 	return e;

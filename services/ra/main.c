@@ -145,7 +145,6 @@ ra_load_previous_enc(struct ra *ra, const char *config_file)
 	char until[40] = "?";
 	time_t end;
 
-	ra->n_enc = 1;
 	if (s->previous_encryption_certificate[0] == '\0') {
 		if (s->previous_encryption_key[0] == '\0' &&
 		    strcmp(s->previous_encryption_signer, "file") == 0)
@@ -171,7 +170,6 @@ ra_load_previous_enc(struct ra *ra, const char *config_file)
 		    s->previous_encryption_certificate);
 		return -1;
 	}
-	ra->n_enc = 2;
 	if (pki_time(X509_get0_notAfter(prev->cert), &end) == 0)
 		ra_date(end, until, sizeof(until));
 	log_warn("PreviousEncryptionCertificate: envelopes to the RA's earlier "

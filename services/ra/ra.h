@@ -54,10 +54,10 @@ struct ra {
 	X509 *sign_cert;
 	EVP_PKEY *sign_key;
 	/* What opens envelopes: [0] the RA's (EncryptionCertificate), [1]
-	 * when set, PreviousEncryptionCertificate's pair (devices that
-	 * fetched it before the key was replaced still encrypt to it). */
+	 * when set (cert not NULL), PreviousEncryptionCertificate's pair
+	 * (devices that fetched it before the key was replaced still
+	 * encrypt to it). */
 	struct scep_ra_key enc[2];
-	size_t n_enc;
 	/* p NULL: the key is a file. Key operations come from every worker
 	 * at once: the pkcs11 plugin's engine (libp11) serializes them per
 	 * token slot. */

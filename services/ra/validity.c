@@ -26,16 +26,22 @@ ra_date(time_t t, char *out, size_t len)
 		snprintf(out, len, "?");
 }
 
+/* What to do about an RA certificate's end; NULL for the CA certificate
+ * serving as RA, which is named once, as the CA's. */
+static const char *
+ra_renew(X509 *cert, X509 *ca)
+{
+	return X509_cmp(cert, ca) == 0
+	    ? NULL
+	    : "issue the RA a new one (README \"A new RA key\")";
+}
+
 int
 ra_validity_check(struct ra *ra)
 {
-	static const char ra_renew[] =
-	    "issue the RA a new one (README \"A new RA key\")";
 	static const char ca_renew[] = "see README \"CA rollover\"";
 	const struct ra_settings *s = &ra->settings;
 	X509 *ca = sk_X509_value(ra->ca_chain, 0);
-	/* The CA certificate serving as RA: said once, as the CA's. */
-	int ca_is_ra = X509_cmp(ra->sign_cert, ca) == 0;
 	const struct {
 		const char *label; /* the metric's */
 		const char *setting;
@@ -44,10 +50,10 @@ ra_validity_check(struct ra *ra)
 		const char *renew; /* NULL: not logged */
 	} certs[] = {
 	    {"ra_signing", "SigningCertificate", s->signing_certificate,
-	        ra->sign_cert, ca_is_ra ? NULL : ra_renew},
+	        ra->sign_cert, ra_renew(ra->sign_cert, ca)},
 	    {"ra_encryption", "EncryptionCertificate",
 	        s->encryption_certificate, ra->enc[0].cert,
-	        X509_cmp(ra->enc[0].cert, ca) == 0 ? NULL : ra_renew},
+	        ra_renew(ra->enc[0].cert, ca)},
 	    {"ca", "CACertificate", s->ca_certificate, ca, ca_renew},
 	    /* Kept for devices that still hold it: its end is theirs. */
 	    {"ra_previous_encryption", "PreviousEncryptionCertificate",
@@ -55,6 +61,9 @@ ra_validity_check(struct ra *ra)
 	};
 	time_t now = time(NULL);
 
+	_Static_assert(sizeof(certs) / sizeof(certs[0]) <=
+	        sizeof(ra->expiry) / sizeof(ra->expiry[0]),
+	    "ra->expiry holds an entry for each certificate");
 	ra->n_expiry = 0;
 	for (size_t i = 0; i < sizeof(certs) / sizeof(certs[0]); i++) {
 		time_t end;
