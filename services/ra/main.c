@@ -359,6 +359,8 @@ main(int argc, char **argv)
 	server.service = &ra;
 	server.curve = ra.curve;
 	server.ready = ra_sandbox_ready;
+	/* Certificates ending while it runs are logged as at start. */
+	server.idle = ra_validity_watch;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ra.zmq_ctx != NULL)

@@ -76,12 +76,17 @@ struct ra {
 	struct rpc_curve *curve; /* own keys, the frontends' keys admitted */
 	struct rpc_link *ca_link, *challenge_link; /* how workers reach them */
 	struct ra_crl_cache *crl_cache; /* the one thing workers change */
-	/* When the certificates above end (validity.c), for /metrics. */
+	/* When the certificates above end (validity.c): for /metrics and
+	 * the log. Not changed after start. */
 	struct {
-		const char *label;
+		const char *label; /* the metric's */
+		const char *setting;
+		const char *path;
+		const char *renew; /* what to do; NULL: not logged */
 		time_t not_after;
 	} expiry[4];
 	size_t n_expiry;
+	time_t expiry_next_log; /* the serving thread's (ra_validity_watch) */
 };
 
 /* One per worker thread: its own sockets to the CA and challenge. */
@@ -95,6 +100,10 @@ struct ra_worker {
  * ra->expiry; each that has ended or ends within 30 days is logged. 0, or
  * -1 (to stderr) when one cannot be read. */
 int ra_validity_check(struct ra *ra);
+/* The server's idle call (`service` is the RA): logs those certificates
+ * again as one enters its last 30 days or ends, and once a day while one
+ * is in them or has ended: an RA may run for years without a restart. */
+void ra_validity_watch(void *service);
 /* `t` as "2028-12-05 06:29:36 UTC". */
 void ra_date(time_t t, char *out, size_t len);
 

@@ -3,7 +3,9 @@
  * certificates expiring after two years is its best-known outage: strict
  * clients refuse what they sign or are encrypted to, and no device says
  * why). Each that has ended, or ends within RA_EXPIRY_WARN_DAYS, is
- * logged at start; /metrics gives each end for monitoring (metrics.c).
+ * logged at start, as it enters those days or ends, and daily while it is
+ * in them (an RA may run for years); /metrics gives each end for
+ * monitoring (metrics.c).
  * An expired one does not stop the RA: GetCACert, the CRL and the
  * clients that do not check go on.
  */
@@ -36,6 +38,45 @@ ra_renew(X509 *cert, X509 *ca)
 	    : "issue the RA a new one (README \"A new RA key\")";
 }
 
+/*
+ * Logs each certificate of ra->expiry that has ended or ends within
+ * RA_EXPIRY_WARN_DAYS at `now`; returns when to look again: the next
+ * such start or end, a day from now at the latest.
+ */
+static time_t
+ra_validity_log(const struct ra *ra, time_t now)
+{
+	time_t next = now + 86400;
+
+	for (size_t i = 0; i < ra->n_expiry; i++) {
+		time_t end = ra->expiry[i].not_after;
+		time_t warn_from = end - (time_t)RA_EXPIRY_WARN_DAYS * 86400;
+		long long days;
+		char date[40];
+
+		if (ra->expiry[i].renew == NULL)
+			continue;
+		if (warn_from > now && warn_from < next)
+			next = warn_from;
+		if (end > now && end < next)
+			next = end;
+		ra_date(end, date, sizeof(date));
+		/* Whole days left, a part of one counted. */
+		days = (long long)((end - now + 86399) / 86400);
+		if (end <= now)
+			log_error("[ra] %s: %s expired on %s: clients that "
+			          "check it refuse what it signs or is "
+			          "encrypted to; %s",
+			    ra->expiry[i].setting, ra->expiry[i].path, date,
+			    ra->expiry[i].renew);
+		else if (days <= RA_EXPIRY_WARN_DAYS)
+			log_warn("[ra] %s: %s expires on %s, in %lld day%s; %s",
+			    ra->expiry[i].setting, ra->expiry[i].path, date,
+			    days, days == 1 ? "" : "s", ra->expiry[i].renew);
+	}
+	return next;
+}
+
 int
 ra_validity_check(struct ra *ra)
 {
@@ -43,11 +84,11 @@ ra_validity_check(struct ra *ra)
 	const struct ra_settings *s = &ra->settings;
 	X509 *ca = sk_X509_value(ra->ca_chain, 0);
 	const struct {
-		const char *label; /* the metric's */
+		const char *label;
 		const char *setting;
 		const char *path;
 		X509 *cert;
-		const char *renew; /* NULL: not logged */
+		const char *renew;
 	} certs[] = {
 	    {"ra_signing", "SigningCertificate", s->signing_certificate,
 	        ra->sign_cert, ra_renew(ra->sign_cert, ca)},
@@ -59,7 +100,6 @@ ra_validity_check(struct ra *ra)
 	    {"ra_previous_encryption", "PreviousEncryptionCertificate",
 	        s->previous_encryption_certificate, ra->enc[1].cert, NULL},
 	};
-	time_t now = time(NULL);
 
 	_Static_assert(sizeof(certs) / sizeof(certs[0]) <=
 	        sizeof(ra->expiry) / sizeof(ra->expiry[0]),
@@ -67,8 +107,6 @@ ra_validity_check(struct ra *ra)
 	ra->n_expiry = 0;
 	for (size_t i = 0; i < sizeof(certs) / sizeof(certs[0]); i++) {
 		time_t end;
-		long long days;
-		char date[40];
 
 		if (certs[i].cert == NULL)
 			continue;
@@ -79,22 +117,21 @@ ra_validity_check(struct ra *ra)
 			return -1;
 		}
 		ra->expiry[ra->n_expiry].label = certs[i].label;
+		ra->expiry[ra->n_expiry].setting = certs[i].setting;
+		ra->expiry[ra->n_expiry].path = certs[i].path;
+		ra->expiry[ra->n_expiry].renew = certs[i].renew;
 		ra->expiry[ra->n_expiry++].not_after = end;
-		if (certs[i].renew == NULL)
-			continue;
-		ra_date(end, date, sizeof(date));
-		/* Whole days left, a part of one counted. */
-		days = (long long)((end - now + 86399) / 86400);
-		if (end <= now)
-			log_error("[ra] %s: %s expired on %s: clients that "
-			          "check it refuse what it signs or is "
-			          "encrypted to; %s",
-			    certs[i].setting, certs[i].path, date,
-			    certs[i].renew);
-		else if (days <= RA_EXPIRY_WARN_DAYS)
-			log_warn("[ra] %s: %s expires on %s, in %lld day%s; %s",
-			    certs[i].setting, certs[i].path, date, days,
-			    days == 1 ? "" : "s", certs[i].renew);
 	}
+	ra->expiry_next_log = ra_validity_log(ra, time(NULL));
 	return 0;
+}
+
+void
+ra_validity_watch(void *service)
+{
+	struct ra *ra = service;
+	time_t now = time(NULL);
+
+	if (now >= ra->expiry_next_log)
+		ra->expiry_next_log = ra_validity_log(ra, now);
 }

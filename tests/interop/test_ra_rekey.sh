@@ -115,4 +115,13 @@ at_offset 20d timeout -s TERM 5 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf
 [ $rc = 124 ] && grep -q "error: \[ra\] EncryptionCertificate: .*ra-enc.pem expired on .*: clients that check it refuse what it signs or is encrypted to; issue the RA a new one" "$WORK/expired.out" &&
 	grep -q "serving on" "$WORK/expired.out" ||
 	{ cat "$WORK/expired.out"; fail "scepd-ra 20 days on, its encryption certificate expired: exit $rc, want it serving (124) with the error"; }
+check "while it runs, the RA logs a certificate again as a day of its last 30 passes and as it ends (time sped up 40,000 times)"
+rc=0
+# 8 days on, the 10-day certificate has 2 left; a real second is 11 hours.
+FAKETIME_DONT_FAKE_MONOTONIC=1 at_offset "8d x40000" timeout -s TERM 7 \
+	"$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/ending.out" 2>&1 || rc=$?
+days=$(sed -n 's/.*EncryptionCertificate: .*ra-enc.pem expires on .*, in \([0-9]*\) days\{0,1\};.*/\1/p' "$WORK/ending.out" | tr '\n' ' ')
+[ $rc = 124 ] && [ "$days" = "2 1 " ] &&
+	sed -n '/serving on/,$p' "$WORK/ending.out" | grep -q "error: \[ra\] EncryptionCertificate: .*ra-enc.pem expired on " ||
+	{ cat "$WORK/ending.out"; fail "scepd-ra from 8 days on, sped up: exit $rc, days left logged '$days' (want '2 1 '), want the end logged as an error while serving"; }
 pass "an RA encryption key replaced: its envelopes refused by default, opened with PreviousEncryptionCertificate; certificates' ends warned, in /metrics, an expired one an error"
