@@ -69,6 +69,8 @@ struct probe {
 	int64_t answered_ms; /* its last answer; 0: none yet */
 	int misses; /* in a row */
 	int killed; /* SIGKILL sent; not checked until it is restarted */
+	int64_t killed_ms;
+	int stuck_logged; /* not gone SCEPD_STUCK_AFTER_MS after SIGKILL */
 	int warned; /* refused a check once (logged) */
 	int64_t next_ms; /* when the next check is due */
 	/* The check in flight, unless PROBE_IDLE. */
@@ -451,6 +453,7 @@ probe_missed(struct health *h, struct probe *p, int64_t now, const char *why)
 		log_error("cannot kill %s (pid %d): %s", p->name, (int)p->pid,
 		    strerror(errno));
 	p->killed = 1;
+	p->killed_ms = now;
 }
 
 static void
@@ -687,11 +690,18 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 		p->answered_ms = 0;
 		p->misses = 0;
 		p->killed = 0;
+		p->stuck_logged = 0;
 		p->warned = 0;
 		p->next_ms = started_ms +
 		    (h->interval_ms < HEALTH_FIRST_MS ? h->interval_ms
 		                                      : HEALTH_FIRST_MS);
 		p->item = -1;
+	}
+	if (pid != 0 && p->killed && !p->stuck_logged &&
+	    now - p->killed_ms >= SCEPD_STUCK_AFTER_MS) {
+		/* Not restarted until it exits: say why nothing happens. */
+		child_stuck_log(p->name, pid, "it is restarted when it exits");
+		p->stuck_logged = 1;
 	}
 	if (pid == 0 || p->killed)
 		return;

@@ -334,13 +334,53 @@ reap(
 	return 0;
 }
 
+void
+child_stuck_log(const char *name, pid_t pid, const char *then)
+{
+	char path[64], stat[512], wchan[64] = "";
+	const char *end;
+	char state = '?';
+	ssize_t got;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		got = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+		stat[got > 0 ? got : 0] = '\0';
+		/* "pid (comm) S ...": comm may hold any byte, ")" too. */
+		if ((end = strrchr(stat, ')')) != NULL && end[1] == ' ')
+			state = end[2];
+	}
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		got = read(fd, wchan, sizeof(wchan) - 1);
+		close(fd);
+		wchan[got > 0 ? got : 0] = '\0';
+		if (strcmp(wchan, "0") == 0)
+			wchan[0] = '\0';
+	}
+	log_error(
+	    "%s (pid %d) has not exited %d s after SIGKILL (state %c%s%s%s): "
+	    "held in the kernel, by a disk or a network file system "
+	    "that does not answer; %s",
+	    name, (int)pid, SCEPD_STUCK_AFTER_MS / 1000, state,
+	    state == 'D' ? " (uninterruptible)" : "",
+	    wchan[0] ? ", waiting in " : "", wchan, then);
+}
+
 /* SIGTERM in order, each given `grace_ms` from its own SIGTERM to finish
  * (with one for all, a service that took it, a hung one or a frontend
  * waiting on one, left none to the next, and the CA was killed in the
- * middle of its clean stop); SIGKILL what stays. */
-static void
+ * middle of its clean stop); SIGKILL what stays. One that SIGKILL does
+ * not end either is held in the kernel: named and left behind, rather
+ * than waited on for ever. How many were left. */
+static int
 stop_all(struct child *children, size_t n, int grace_ms)
 {
+	int64_t until;
+	int left = 0;
+
 	for (size_t k = n; k-- > 0;) {
 		struct child *c = &children[k];
 		int64_t until;
@@ -361,9 +401,28 @@ stop_all(struct child *children, size_t n, int grace_ms)
 			continue;
 		log_warn("%s did not stop in time: SIGKILL", children[k].name);
 		kill(children[k].pid, SIGKILL);
-		waitpid(children[k].pid, NULL, 0);
-		children[k].pid = 0;
 	}
+	until = clock_monotonic_ms() + SCEPD_STUCK_AFTER_MS;
+	for (;;) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		size_t running = 0;
+
+		reap(children, n, NULL, 1);
+		for (size_t k = 0; k < n; k++)
+			running += children[k].pid != 0;
+		if (running == 0 || clock_monotonic_ms() >= until)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (children[k].pid == 0)
+			continue;
+		child_stuck_log(children[k].name, children[k].pid,
+		    "left behind, it holds its files and sockets until the "
+		    "kernel lets it go");
+		left++;
+	}
+	return left;
 }
 
 int
@@ -489,7 +548,8 @@ scepd_supervise(const struct launch *launch)
 		}
 	}
 	health_free(health);
-	stop_all(children, n, launch->stop_grace_ms);
+	if (stop_all(children, n, launch->stop_grace_ms) > 0)
+		rc = 1;
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);
 	log_info("stopped");

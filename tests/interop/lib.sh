@@ -302,6 +302,17 @@ logged() {
 	grep -q -- "$2" "$WORK/log.since"
 }
 
+# await_logged FROM PATTERN SECONDS: waits until the server log has
+# PATTERN from line FROM on (logged); fails (status 1) after SECONDS.
+await_logged() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		logged "$1" "$2" && return 0
+		sleep 0.1
+	done
+	logged "$1" "$2"
+}
+
 # Sets KEY = VALUE in [SECTION] of $DATA/scepd.conf, adding it when absent.
 set_conf() {
 	local section=$1 key=$2 value=$3 conf="$DATA/scepd.conf"

@@ -58,11 +58,7 @@ check "the challenge service, killed while the disk is full, starts again and se
 dd if=/dev/zero of="$DATA/filler" bs=1M 2>/dev/null || true
 from=$(log_mark)
 kill -KILL "$(service_pid scepd-challenge)"
-for _ in $(seq 100); do
-	logged "$from" "scepd-challenge\[[0-9]*\] info: serving on" && break
-	sleep 0.1
-done
-logged "$from" "scepd-challenge\[[0-9]*\] info: serving on" ||
+await_logged "$from" "scepd-challenge\[[0-9]*\] info: serving on" 10 ||
 	{ tail -20 "$SERVER_LOG"; fail "scepd-challenge did not start again on the full disk"; }
 [ "$(metric scepd_challenge_passwords_outstanding)" = 0 ] || fail "the restarted service does not count its passwords"
 rm -f "$DATA/filler"

@@ -45,11 +45,7 @@ SCEPD_LIBEXEC_DIR="$WORK/libexec" setsid "$SCEPD" --data-dir "$DATA" \
 	--listen "127.0.0.1:$PORT" >> "$SERVER_LOG" 2>&1 &
 # shellcheck disable=SC2034 # server_stop (lib.sh) stops it
 SERVER_PID=$!
-for _ in $(seq 300); do
-	logged "$from" "scepd-ca\[[0-9]*\] error: sandbox: seccomp_init failed" && break
-	sleep 0.2
-done
-logged "$from" "scepd-ca\[[0-9]*\] error: sandbox: seccomp_init failed" ||
+await_logged "$from" "scepd-ca\[[0-9]*\] error: sandbox: seccomp_init failed" 60 ||
 	fail "the CA did not refuse to start without seccomp"
 server_stop
 rm -f "$WORK"/vg/*.log
@@ -64,11 +60,7 @@ check "the four services under memcheck (Sandbox = log)"
 from=$(log_mark)
 SCEPD_LIBEXEC_DIR="$WORK/libexec" server_start
 for s in $SERVICES; do
-	for _ in $(seq 600); do
-		logged "$from" "$s\[[0-9]*\] warn: sandbox: Sandbox = log: seccomp is not available here" && break
-		sleep 0.2
-	done
-	logged "$from" "$s\[[0-9]*\] warn: sandbox: Sandbox = log: seccomp is not available here" ||
+	await_logged "$from" "$s\[[0-9]*\] warn: sandbox: Sandbox = log: seccomp is not available here" 120 ||
 		fail "$s did not say that seccomp is unavailable and nothing is logged"
 	[ "$(find "$WORK/vg" -name "$s.*.log" | wc -l)" = 1 ] ||
 		fail "$s: not one valgrind log: $(ls "$WORK/vg")"
