@@ -39,15 +39,6 @@ struct launch {
 
 /* supervise.c: runs the services until SIGINT/SIGTERM. Exit status. */
 int scepd_supervise(const struct launch *launch);
-/* A child killed with SIGKILL that has not exited after this long is
- * held in the kernel (state D: a disk or a network file system that does
- * not answer): logged, with where it waits. */
-#define SCEPD_STUCK_AFTER_MS 10000
-/* Logs that child `name`, `pid`, has not exited that long after
- * SIGKILL: its state and where in the kernel it waits, from /proc
- * ("state D (uninterruptible), waiting in request_wait_answer"), then
- * `then`: what the launcher does about it. */
-void child_stuck_log(const char *name, pid_t pid, const char *then);
 
 /*
  * health.c: liveness checks of the running services, in supervise.c's
@@ -83,5 +74,15 @@ int health_http_status(const char *buf, size_t len);
  * as the frontend reads its Listen. 0, or -1. */
 int health_listen_split(
     const char *spec, char *host, size_t hostlen, char *port, size_t portlen);
+
+/* A child killed with SIGKILL that has not exited after this long is
+ * held in the kernel (state D: a disk or a network file system that does
+ * not answer): logged, with where it waits. */
+#define SCEPD_STUCK_AFTER_MS 10000
+/* Logs that child `name`, `pid`, has not exited that long after
+ * SIGKILL: its state and where in the kernel it waits, from /proc
+ * ("state D (uninterruptible), waiting in request_wait_answer"), then
+ * `then`: what the launcher does about it. */
+void child_stuck_log(const char *name, pid_t pid, const char *then);
 
 #endif

@@ -334,41 +334,6 @@ reap(
 	return 0;
 }
 
-void
-child_stuck_log(const char *name, pid_t pid, const char *then)
-{
-	char path[64], stat[512], wchan[64] = "";
-	const char *end;
-	char state = '?';
-	ssize_t got;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		got = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-		stat[got > 0 ? got : 0] = '\0';
-		/* "pid (comm) S ...": comm may hold any byte, ")" too. */
-		if ((end = strrchr(stat, ')')) != NULL && end[1] == ' ')
-			state = end[2];
-	}
-	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		got = read(fd, wchan, sizeof(wchan) - 1);
-		close(fd);
-		wchan[got > 0 ? got : 0] = '\0';
-		if (strcmp(wchan, "0") == 0)
-			wchan[0] = '\0';
-	}
-	log_error(
-	    "%s (pid %d) has not exited %d s after SIGKILL (state %c%s%s%s): "
-	    "held in the kernel, by a disk or a network file system "
-	    "that does not answer; %s",
-	    name, (int)pid, SCEPD_STUCK_AFTER_MS / 1000, state,
-	    state == 'D' ? " (uninterruptible)" : "",
-	    wchan[0] ? ", waiting in " : "", wchan, then);
-}
-
 /* SIGTERM in order, each given `grace_ms` from its own SIGTERM to finish
  * (with one for all, a service that took it, a hung one or a frontend
  * waiting on one, left none to the next, and the CA was killed in the
