@@ -86,7 +86,9 @@ struct ra {
 		time_t not_after;
 	} expiry[4];
 	size_t n_expiry;
-	time_t expiry_next_log; /* the serving thread's (ra_validity_watch) */
+	/* The serving thread's (ra_validity_watch): when it logged them
+	 * last and when it looks again. */
+	time_t expiry_logged, expiry_next_log;
 };
 
 /* One per worker thread: its own sockets to the CA and challenge. */

@@ -122,7 +122,8 @@ ra_validity_check(struct ra *ra)
 		ra->expiry[ra->n_expiry].renew = certs[i].renew;
 		ra->expiry[ra->n_expiry++].not_after = end;
 	}
-	ra->expiry_next_log = ra_validity_log(ra, time(NULL));
+	ra->expiry_logged = time(NULL);
+	ra->expiry_next_log = ra_validity_log(ra, ra->expiry_logged);
 	return 0;
 }
 
@@ -132,6 +133,10 @@ ra_validity_watch(void *service)
 	struct ra *ra = service;
 	time_t now = time(NULL);
 
-	if (now >= ra->expiry_next_log)
+	/* A clock stepped back (a host that booted years ahead, then NTP)
+	 * looks again at once rather than after the clock caught up. */
+	if (now >= ra->expiry_next_log || now < ra->expiry_logged) {
+		ra->expiry_logged = now;
 		ra->expiry_next_log = ra_validity_log(ra, now);
+	}
 }

@@ -16,6 +16,7 @@
  * All of it runs in the launcher's one thread, in its poll loop: nothing
  * here blocks.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -104,39 +105,77 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void
-child_stuck_log(const char *name, pid_t pid, const char *then)
+/* Reads /proc/PID/task/TID/`file` into `out` (NUL-terminated): 0, or -1. */
+static int
+task_read(pid_t pid, const char *tid, const char *file, char *out, size_t len)
 {
-	char path[64], stat[512], wchan[64] = "";
-	const char *end;
-	char state = '?';
+	char path[96];
 	ssize_t got;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		got = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-		stat[got > 0 ? got : 0] = '\0';
-		/* "pid (comm) S ...": comm may hold any byte, ")" too. */
-		if ((end = strrchr(stat, ')')) != NULL && end[1] == ' ')
-			state = end[2];
+	snprintf(
+	    path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, tid, file);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	got = read(fd, out, len - 1);
+	close(fd);
+	out[got > 0 ? got : 0] = '\0';
+	return got > 0 ? 0 : -1;
+}
+
+int
+child_stuck_log(const char *name, pid_t pid, const char *then)
+{
+	char path[64], stat[512], wchan[64] = "", tid_name[16];
+	int threads = 0, zombies = 0, tid = 0;
+	char state = '?';
+	struct dirent *de;
+	DIR *dir;
+
+	/* SIGKILL ends a process's threads one by one: its main thread may
+	 * be a zombie already while another waits in the kernel. The one
+	 * named is one in state D if any. */
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((dir = opendir(path)) != NULL) {
+		while ((de = readdir(dir)) != NULL) {
+			const char *end;
+			char s;
+
+			if (de->d_name[0] == '.' ||
+			    task_read(pid, de->d_name, "stat", stat,
+			        sizeof(stat)) != 0)
+				continue;
+			/* "tid (comm) S ...": comm may hold any byte. */
+			if ((end = strrchr(stat, ')')) == NULL || end[1] != ' ')
+				continue;
+			s = end[2];
+			threads++;
+			zombies += s == 'Z';
+			if (state == '?' || (state != 'D' && s == 'D') ||
+			    (state == 'Z' && s != 'Z')) {
+				state = s;
+				tid = atoi(de->d_name);
+			}
+		}
+		closedir(dir);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		got = read(fd, wchan, sizeof(wchan) - 1);
-		close(fd);
-		wchan[got > 0 ? got : 0] = '\0';
-		if (strcmp(wchan, "0") == 0)
-			wchan[0] = '\0';
-	}
-	log_error(
-	    "%s (pid %d) has not exited %d s after SIGKILL (state %c%s%s%s): "
-	    "held in the kernel, by a disk or a network file system "
-	    "that does not answer; %s",
+	if (threads > 0 && zombies == threads)
+		return 0; /* all gone: reaped next */
+	snprintf(tid_name, sizeof(tid_name), "%d", tid);
+	if (tid == 0 ||
+	    task_read(pid, tid_name, "wchan", wchan, sizeof(wchan)) != 0 ||
+	    strcmp(wchan, "0") == 0)
+		wchan[0] = '\0';
+	log_error("%s (pid %d) has not exited %d s after SIGKILL (state "
+	          "%c%s%s%s%s%s): "
+	          "held in the kernel, by a disk or a network file system "
+	          "that does not answer; %s",
 	    name, (int)pid, SCEPD_STUCK_AFTER_MS / 1000, state,
 	    state == 'D' ? " (uninterruptible)" : "",
-	    wchan[0] ? ", waiting in " : "", wchan, then);
+	    wchan[0] ? ", waiting in " : "", wchan,
+	    tid != 0 && tid != (int)pid ? ", thread " : "",
+	    tid != 0 && tid != (int)pid ? tid_name : "", then);
+	return 1;
 }
 
 int
@@ -764,6 +803,13 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 			probe_http_send(h, p, now);
 	}
 	p->item = -1;
+}
+
+int
+health_killed(const struct health *h, size_t i, pid_t pid)
+{
+	return h != NULL && i < h->n && pid != 0 && h->probe[i].pid == pid &&
+	    h->probe[i].killed;
 }
 
 int64_t

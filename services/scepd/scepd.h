@@ -82,7 +82,11 @@ int health_listen_split(
 /* Logs that child `name`, `pid`, has not exited that long after
  * SIGKILL: its state and where in the kernel it waits, from /proc
  * ("state D (uninterruptible), waiting in request_wait_answer"), then
- * `then`: what the launcher does about it. */
-void child_stuck_log(const char *name, pid_t pid, const char *then);
+ * `then`: what the launcher does about it. 1 if logged; 0, and nothing
+ * logged, when all its threads have ended (it is reaped next). */
+int child_stuck_log(const char *name, pid_t pid, const char *then);
+/* Whether the liveness checks sent child `i`, `pid`, SIGKILL: the stop
+ * then gives it no grace. */
+int health_killed(const struct health *h, size_t i, pid_t pid);
 
 #endif

@@ -341,16 +341,17 @@ reap(
  * not end either is held in the kernel: named and left behind, rather
  * than waited on for ever. How many were left. */
 static int
-stop_all(struct child *children, size_t n, int grace_ms)
+stop_all(
+    struct child *children, size_t n, const struct health *health, int grace_ms)
 {
 	int64_t until;
 	int left = 0;
 
 	for (size_t k = n; k-- > 0;) {
 		struct child *c = &children[k];
-		int64_t until;
 
-		if (c->pid == 0)
+		/* Killed by the liveness checks already: no grace to wait. */
+		if (c->pid == 0 || health_killed(health, k, c->pid))
 			continue;
 		kill(c->pid, SIGTERM);
 		until = clock_monotonic_ms() + grace_ms;
@@ -364,7 +365,9 @@ stop_all(struct child *children, size_t n, int grace_ms)
 	for (size_t k = 0; k < n; k++) {
 		if (children[k].pid == 0)
 			continue;
-		log_warn("%s did not stop in time: SIGKILL", children[k].name);
+		if (!health_killed(health, k, children[k].pid))
+			log_warn("%s did not stop in time: SIGKILL",
+			    children[k].name);
 		kill(children[k].pid, SIGKILL);
 	}
 	until = clock_monotonic_ms() + SCEPD_STUCK_AFTER_MS;
@@ -382,10 +385,9 @@ stop_all(struct child *children, size_t n, int grace_ms)
 	for (size_t k = 0; k < n; k++) {
 		if (children[k].pid == 0)
 			continue;
-		child_stuck_log(children[k].name, children[k].pid,
+		left += child_stuck_log(children[k].name, children[k].pid,
 		    "left behind, it holds its files and sockets until the "
 		    "kernel lets it go");
-		left++;
 	}
 	return left;
 }
@@ -512,9 +514,9 @@ scepd_supervise(const struct launch *launch)
 				c->backoff_ms = BACKOFF_MAX_MS;
 		}
 	}
-	health_free(health);
-	if (stop_all(children, n, launch->stop_grace_ms) > 0)
+	if (stop_all(children, n, health, launch->stop_grace_ms) > 0)
 		rc = 1;
+	health_free(health);
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);
 	log_info("stopped");

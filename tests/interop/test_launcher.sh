@@ -333,11 +333,15 @@ for _ in $(seq 250); do
 	sleep 0.1
 done
 ! kill -0 "$SERVER_PID" 2>/dev/null || fail "scepd still runs 25 s after SIGTERM"
-wait "$SERVER_PID" || true
+rc=0
+wait "$SERVER_PID" || rc=$?
 SERVER_PID=
 stop_log=$(tail -n +"$log_from" "$SERVER_LOG")
 grep -q "scepd-ra did not stop in time: SIGKILL" <<< "$stop_log" ||
 	{ echo "$stop_log" | tail -20; fail "the hung RA was not killed"; }
+# Stopped (SIGSTOP), it dies of SIGKILL: not one held in the kernel.
+[ $rc = 0 ] && ! grep -q "left behind" <<< "$stop_log" ||
+	{ echo "$stop_log" | tail -20; fail "scepd exited $rc after killing the hung RA, want 0 and none left behind"; }
 for svc in scepd-challenge scepd-ca; do
 	# When all shared one grace, the RA's wait used it up and they were
 	# killed in the middle of their clean stop.

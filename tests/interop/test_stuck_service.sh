@@ -35,6 +35,10 @@ await_logged "$from" "scepd-frontend (pid [0-9]*) has not exited 10 s after SIGK
 	fail "the frontend held in the kernel after SIGKILL is not logged as such"
 logged "$from" "scepd-frontend .* hung; SIGKILL, to restart it" || fail "the liveness checks did not kill the frontend"
 grep "has not exited" "$WORK/log.since" | sed 's/^/   /'
+# when PATTERN: seconds since the epoch of the first log line with it.
+when() { date -u -d "$(grep -m1 -- "$1" "$WORK/log.since" | cut -d' ' -f1)" +%s; }
+gap=$(($(when "has not exited") - $(when "scepd-frontend .* hung; SIGKILL")))
+[ $gap -ge 9 ] && [ $gap -le 13 ] || fail "logged $gap s after the SIGKILL, want 10 (whole seconds in the log)"
 frontend=$(service_pid scepd-frontend)
 [ -n "$frontend" ] || fail "no frontend process"
 
@@ -52,6 +56,9 @@ SERVER_PID=
 [ $rc = 1 ] || fail "scepd exit $rc with a service left behind, want 1"
 logged "$from" "scepd-frontend (pid $frontend) has not exited 10 s after SIGKILL (state D (uninterruptible).*left behind, it holds its files and sockets until the kernel lets it go" ||
 	fail "scepd's stop does not name the frontend left behind"
+# Killed already by the liveness checks: no SIGTERM grace waited for it.
+! logged "$from" "scepd-frontend did not stop in time" ||
+	fail "the stop gave the frontend the liveness checks had killed a grace again"
 for svc in scepd-ra scepd-challenge scepd-ca; do
 	logged "$from" "$svc exited with status 0" || fail "$svc did not stop cleanly beside the held frontend"
 done
