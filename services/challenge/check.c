@@ -26,6 +26,18 @@
 	"the request carries no challengePassword: EnforcePassword = 0 also " \
 	"needs AllowNoPassword = 1 in [challenge]"
 
+/* Whether the window of slot `s` is over at `now`: its time passed, or
+ * the clock stepped back before its start (NTP after a boot with the
+ * clock ahead), which would otherwise hold an address for the hours it
+ * went back. */
+static int
+refusal_window_over(
+    const struct challenge *c, const struct refusal_slot *s, int64_t now)
+{
+	return s->window_start + c->settings.wrong_password_window <= now ||
+	    s->window_start > now;
+}
+
 /* The slot of `addr`, a free one, or the one idle longest. */
 static struct refusal_slot *
 refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
@@ -39,9 +51,7 @@ refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
 			return s;
 		if (!create)
 			continue;
-		if (s->addr[0] == '\0' ||
-		    s->window_start + c->settings.wrong_password_window <=
-		        now) {
+		if (s->addr[0] == '\0' || refusal_window_over(c, s, now)) {
 			if (oldest == NULL || oldest->addr[0] != '\0')
 				oldest = s;
 		} else if (oldest == NULL ||
@@ -69,7 +79,7 @@ refusal_wait(struct challenge *c, const char *addr, int64_t now)
 	if ((s = refusal_slot(c, addr, now, 0)) == NULL)
 		return 0;
 	end = s->window_start + c->settings.wrong_password_window;
-	if (end <= now ||
+	if (refusal_window_over(c, s, now) ||
 	    s->count < (unsigned long)c->settings.wrong_password_limit)
 		return 0;
 	return (unsigned int)(end - now);
@@ -84,7 +94,7 @@ refusal_record(struct challenge *c, const char *addr, int64_t now)
 		return;
 	if ((s = refusal_slot(c, addr, now, 1)) == NULL)
 		return;
-	if (s->window_start + c->settings.wrong_password_window <= now) {
+	if (refusal_window_over(c, s, now)) {
 		s->window_start = now;
 		s->count = 0;
 	}

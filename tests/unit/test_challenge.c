@@ -121,6 +121,7 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
  * then release it if the CA refuses the request). */
 static int last_reserved_now;
 static char last_error[256]; /* the last check's refusal */
+static uint32_t last_retry_after; /* the last check's, 0: none */
 /* The check's answer_within_ms when >= 0 (the RA sends it), else none. */
 static int64_t answer_within_ms = -1;
 
@@ -149,6 +150,7 @@ redeem_check(
 	status = reply.status;
 	snprintf(last_error, sizeof(last_error), "%s",
 	    reply.error != NULL ? reply.error : "");
+	last_retry_after = reply.has_retry_after_s ? reply.retry_after_s : 0;
 	if (status == SCEP__V1__STATUS__STATUS_OK) {
 		assert_int_equal(
 		    reply.body_case, SCEP__V1__REPLY__BODY_CHALLENGE_CHECK);
@@ -342,6 +344,30 @@ withdraw(struct fixture *f, const char *origin, const char *password,
 /* The frontend gives back a password it could not hand out (a profile
  * whose signature failed): the cache has room again. By the password
  * only: it may not revoke others by id, nor all. */
+/* WrongPasswordLimit's window is of the wall clock: one stepped back
+ * does not hold an address for the hours it went back, one stepped
+ * forward past the window frees it. */
+static void
+test_limit_clock_steps(void **state)
+{
+	struct fixture *f = *state;
+	int wanted;
+
+	f->c.settings.wrong_password_limit = 2;
+	assert_int_equal(redeem_check(f, "wrong", "t1", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "t2", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "t3", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	assert_in_range(last_retry_after, 1, 300);
+	fake_now -= 3600;
+	assert_int_equal(redeem_check(f, "wrong", "t4", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "t5", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "t6", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	fake_now += 3600;
+	assert_int_equal(redeem_check(f, "wrong", "t7", &wanted), REFUSED);
+}
+
 static void
 test_withdraw_not_handed_out(void **state)
 {
@@ -1138,6 +1164,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_retry_after_expiry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_limit_clock_steps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
