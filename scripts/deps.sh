@@ -8,10 +8,10 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 	liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
 	libcmocka-dev libinih-dev libjansson-dev libcurl4-openssl-dev curl
-	libplist-dev libseccomp-dev)
+	libplist-dev libseccomp-dev lmdb-utils)
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
-	lmdb-utils iproute2 procps valgrind libplist-utils wrk chromium
+	iproute2 procps valgrind libplist-utils wrk chromium
 	docker-compose python3-yaml systemd
 	softhsm2 libengine-pkcs11-openssl haproxy faketime)
 

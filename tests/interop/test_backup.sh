@@ -8,7 +8,7 @@
 # enrollment works.
 . "$(dirname "$0")/lib.sh"
 interop_init backup
-command -v mdb_copy >/dev/null || fail "mdb_copy is missing: scripts/deps.sh --test installs lmdb-utils"
+command -v mdb_copy >/dev/null || fail "mdb_copy is missing: scripts/deps.sh installs lmdb-utils"
 server_start
 server_stop
 cat >> "$DATA/scepd.conf" <<'CONF'
