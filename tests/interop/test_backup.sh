@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Backup and restore as README "Backup and restore" says: the commands run
-# while the server serves and a device enrolls; the copy restored into
-# another directory serves the ledger as it was (its certificates listed
-# and renewed, its revocation on the CRL); what came after the backup is
-# not in it (a later certificate's renewal refused, naming the ledger);
-# passwords are not restored (one outstanding at the backup is refused);
-# enrollment works.
+# Backup and restore as README "Backup and restore" says: its commands run
+# three times while devices enroll; the last copy, restored into another
+# directory and put right as the README says (passwords not yet presented
+# withdrawn, revocations since the backup done again from the log), serves
+# the ledger as it was: its certificates listed and renewed, revocations on
+# the CRL and refusing renewal; what came after the backup is not in it (a
+# later certificate's renewal refused naming the ledger, and it cannot be
+# revoked); passwords issued before the backup are refused; enrollment works.
 . "$(dirname "$0")/lib.sh"
 interop_init backup
 command -v mdb_copy >/dev/null || fail "mdb_copy is missing: scripts/deps.sh installs lmdb-utils"
@@ -19,60 +20,108 @@ CONF
 server_start
 fetch_ca_chain
 serial() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+# renew NAME: RenewalReq signed with NAME.pem and NAME.key, its output in
+# NAME-renewed.log; returns the client's status.
+renew() {
+	"$IOS_CLIENT" --url "$URL" --subject "O=Backup,CN=$1" --out "$WORK/$1-renewed.pem" --message-type 17 \
+		--renew-cert "$WORK/$1.pem" --renew-key "$WORK/$1.key" --key "$WORK/$1.key" > "$WORK/$1-renewed.log" 2>&1
+}
+enroll() { ios_enroll "$1" "O=Backup,CN=$2" "$WORK/$2.pem" "$URL" --key "$WORK/$2.key" >/dev/null || fail "enrollment of $2"; }
 
-check "before the backup: a certificate, another revoked, a password not yet used"
-ios_enroll "$(challenge)" "O=Backup,CN=kept" "$WORK/kept.pem" "$URL" --key "$WORK/kept.key" >/dev/null ||
-	fail "enrollment before the backup"
-ios_enroll "$(challenge)" "O=Backup,CN=revoked" "$WORK/revoked.pem" >/dev/null || fail "second enrollment"
-revoked=$(serial "$WORK/revoked.pem")
-"$SCEPCTL" --data-dir "$DATA" revoke "$revoked" --reason keyCompromise >/dev/null || fail "scepctl revoke $revoked"
+check "before the backup: certificates, one revoked, two passwords not yet presented"
+enroll "$(challenge)" kept
+enroll "$(challenge)" revoked
+enroll "$(challenge)" late_revoked
+"$SCEPCTL" --data-dir "$DATA" revoke "$(serial "$WORK/revoked.pem")" --reason keyCompromise >/dev/null 2>&1 ||
+	fail "scepctl revoke"
 unused=$(challenge)
+later=$(challenge)
 
-check "the backup, README's commands, taken while a device enrolls"
-pw=$(challenge)
-ios_enroll "$pw" "O=Backup,CN=during" "$WORK/during.pem" >/dev/null &
-during=$!
-B=$WORK/backup D=$DATA
-mkdir -p "$B/db/ca" && mdb_copy -c "$D/db/ca" "$B/db/ca" || fail "mdb_copy"
-cp -a "$D/scepd.conf" "$D/ca" "$D/ra" "$D/admin" "$D/secrets" "$B/" || fail "cp"
-[ ! -d "$D/keys" ] || cp -a "$D/keys" "$B/" || fail "cp keys"
-wait $during || fail "the enrollment during the backup"
+check "README's backup, three times while devices enroll"
+rm -f "$WORK/enrolled" "$WORK/stop"
+(
+	i=0
+	while [ ! -e "$WORK/stop" ]; do
+		i=$((i + 1))
+		ios_enroll "$(challenge)" "O=Backup,CN=during $i" "$WORK/during.pem" >/dev/null || { echo failed >> "$WORK/enrolled"; exit 1; }
+		echo "$i" >> "$WORK/enrolled"
+	done
+) &
+loop=$!
+enrolled() { if [ -f "$WORK/enrolled" ]; then grep -c '^[0-9]' "$WORK/enrolled" || true; else echo 0; fi; }
+for n in 1 2 3; do
+	# After another enrollment, with the next under way.
+	for _ in $(seq 100); do [ "$(enrolled)" -ge $n ] && break; sleep 0.1; done
+	[ "$(enrolled)" -ge $n ] || fail "the devices' enrollments stopped"
+	(
+		# The README's lines, its paths set for this test.
+		umask 077   # the copy holds keys, subjects and client addresses
+		B=$WORK/backup-$n D=$DATA
+		mkdir -p "$B/db/ca" "$B/db/challenge"
+		mdb_copy -c "$D/db/ca" "$B/db/ca"
+		mdb_copy -c "$D/db/challenge" "$B/db/challenge"
+		cp -a "$D/scepd.conf" "$D/ca" "$D/ra" "$D/admin" "$D/secrets" "$B/"
+		if [ -d "$D/keys" ]; then cp -a "$D/keys" "$B/"; fi
+	) || fail "backup $n"
+done
+touch "$WORK/stop"
+wait $loop || fail "an enrollment failed while the backups were taken: $(tr '\n' ' ' < "$WORK/enrolled")"
+[ "$(stat -c %a "$WORK/backup-3/db/ca/data.mdb")" = 600 ] || fail "the ledger's copy is not mode 0600"
+echo "   $(enrolled) enrollments while three copies were taken"
+mark=$(log_mark)
 
-check "after the backup: a certificate the copy does not hold"
-ios_enroll "$(challenge)" "O=Backup,CN=after" "$WORK/after.pem" "$URL" --key "$WORK/after.key" >/dev/null ||
-	fail "enrollment after the backup"
+check "after the backup: a certificate issued, one revoked, a password used"
+enroll "$(challenge)" after
+enroll "$later" later
+"$SCEPCTL" --data-dir "$DATA" revoke "$(serial "$WORK/late_revoked.pem")" --reason superseded >/dev/null 2>&1 ||
+	fail "scepctl revoke after the backup"
 server_stop
 
-check "restored into another directory: the ledger as it was, its revocation on the CRL"
+check "restored into another directory and put right as the README says"
 mv "$DATA" "$WORK/lost"
 DATA=$WORK/restored
-mv "$B" "$DATA"
+mv "$WORK/backup-3" "$DATA"
 server_start
+"$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused --pool all > "$WORK/withdrawn.out" 2>&1 ||
+	{ cat "$WORK/withdrawn.out"; fail "challenge --revoke-unused --pool all"; }
+# The revocations the old server's log shows since the backup, done again.
+tail -n "+$mark" "$SERVER_LOG" | sed -n 's/.*revoked serial \([0-9A-F]*\) (\([A-Za-z]*\).*/\1 \2/p' > "$WORK/redo"
+[ -s "$WORK/redo" ] || fail "the log names no revocation since the backup"
+while read -r s reason; do
+	"$SCEPCTL" --data-dir "$DATA" revoke "$s" --reason "$reason" >/dev/null 2>&1 || fail "revoke $s again"
+done < "$WORK/redo"
+
+check "the ledger as it was; both revocations on the CRL"
 "$SCEPCTL" --data-dir "$DATA" list --json > "$WORK/list.json" || fail "scepctl list"
-for s in "$(serial "$WORK/kept.pem")" "$revoked"; do
-	grep -qi "$s" "$WORK/list.json" || { cat "$WORK/list.json"; fail "serial $s is not in the restored ledger"; }
+for c in kept revoked late_revoked; do
+	grep -qi "$(serial "$WORK/$c.pem")" "$WORK/list.json" || fail "$c is not in the restored ledger"
 done
 ! grep -qi "$(serial "$WORK/after.pem")" "$WORK/list.json" || fail "the certificate issued after the backup is in the copy"
-"$SCEPCTL" --data-dir "$DATA" show "$revoked" | grep -q '"revoked"' || fail "the revoked certificate is not revoked after the restore"
 curl -sf "$BASE/crl/ca.crl" -o "$WORK/ca.crl" || fail "the CRL"
-openssl crl -inform DER -in "$WORK/ca.crl" -noout -text | grep -qi "Serial Number: *$revoked" ||
-	fail "the revocation made before the backup is not on the restored CA's CRL"
+for c in revoked late_revoked; do
+	openssl crl -inform DER -in "$WORK/ca.crl" -noout -text | grep -qi "Serial Number: *$(serial "$WORK/$c.pem")" ||
+		fail "$c is not on the restored CA's CRL"
+done
 
-check "a certificate of the copy renews; one issued after the backup is refused, naming the ledger"
-"$IOS_CLIENT" --url "$URL" --subject "O=Backup,CN=kept" --out "$WORK/kept2.pem" --message-type 17 \
-	--renew-cert "$WORK/kept.pem" --renew-key "$WORK/kept.key" --key "$WORK/kept.key" > "$WORK/kept2.log" 2>&1 ||
-	{ cat "$WORK/kept2.log"; fail "the renewal of a certificate in the copy"; }
-verify_cert "$WORK/kept2.pem"
+check "renewals: one of the copy renewed; one revoked since refused; one issued since refused, naming the ledger, and not revocable"
+renew kept || { cat "$WORK/kept-renewed.log"; fail "the renewal of a certificate in the copy"; }
+verify_cert "$WORK/kept-renewed.pem"
+! renew late_revoked || { cat "$WORK/late_revoked-renewed.log"; fail "a certificate revoked after the backup renewed after the restore"; }
+! renew after && grep -q "failInfoText: .*is not in this CA's ledger" "$WORK/after-renewed.log" ||
+	{ cat "$WORK/after-renewed.log"; fail "the renewal of a certificate issued after the backup: want a FAILURE naming the ledger"; }
 rc=0
-"$IOS_CLIENT" --url "$URL" --subject "O=Backup,CN=after" --out "$WORK/after2.pem" --message-type 17 \
-	--renew-cert "$WORK/after.pem" --renew-key "$WORK/after.key" --key "$WORK/after.key" > "$WORK/after2.log" 2>&1 || rc=$?
-[ $rc != 0 ] && grep -q "is not in this CA's ledger" "$WORK/after2.log" ||
-	{ cat "$WORK/after2.log"; fail "the renewal of a certificate issued after the backup: exit $rc, want a FAILURE naming the ledger"; }
+"$SCEPCTL" --data-dir "$DATA" revoke "$(serial "$WORK/after.pem")" > "$WORK/revoke-after.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "no such serial" "$WORK/revoke-after.out" ||
+	{ cat "$WORK/revoke-after.out"; fail "revoking a certificate the copy does not know: exit $rc, want 1 and 'no such serial' (README)"; }
 
-check "passwords are not restored: one outstanding at the backup is refused; a new one enrolls"
-rc=0
-ios_enroll "$unused" "O=Backup,CN=old password" "$WORK/old-pw.pem" >/dev/null || rc=$?
-[ $rc != 0 ] || fail "a password issued before the backup enrolled after the restore"
-ios_enroll "$(challenge)" "O=Backup,CN=new" "$WORK/new.pem" >/dev/null || fail "enrollment after the restore"
+check "passwords: both issued before the backup refused (one presented since), a new one enrolls"
+for pw in "$unused" "$later"; do
+	rc=0
+	"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "O=Backup,CN=old password" \
+		--out "$WORK/old-pw.pem" > "$WORK/old-pw.log" 2>&1 || rc=$?
+	[ $rc != 0 ] && grep -q "failInfoText: challenge password" "$WORK/old-pw.log" ||
+		{ cat "$WORK/old-pw.log"; fail "a password issued before the backup: exit $rc, want its refusal"; }
+done
+enroll "$(challenge)" new
 verify_cert "$WORK/new.pem"
-pass "backup while serving, restore elsewhere: ledger, revocations and renewals kept; later certificates and passwords not"
+pass "backup while devices enroll, restore elsewhere put right: ledger, revocations and renewals as they were; later certificates and old passwords not"

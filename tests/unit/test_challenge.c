@@ -341,9 +341,6 @@ withdraw(struct fixture *f, const char *origin, const char *password,
 	return reply.status;
 }
 
-/* The frontend gives back a password it could not hand out (a profile
- * whose signature failed): the cache has room again. By the password
- * only: it may not revoke others by id, nor all. */
 /* WrongPasswordLimit's window is of the wall clock: one stepped back
  * does not hold an address for the hours it went back, one stepped
  * forward past the window frees it. */
@@ -364,10 +361,14 @@ test_limit_clock_steps(void **state)
 	assert_int_equal(redeem_check(f, "wrong", "t5", &wanted), REFUSED);
 	assert_int_equal(redeem_check(f, "wrong", "t6", &wanted),
 	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	assert_in_range(last_retry_after, 1, 300);
 	fake_now += 3600;
 	assert_int_equal(redeem_check(f, "wrong", "t7", &wanted), REFUSED);
 }
 
+/* The frontend gives back a password it could not hand out (a profile
+ * whose signature failed): the cache has room again. By the password
+ * only: it may not revoke others by id, nor all. */
 static void
 test_withdraw_not_handed_out(void **state)
 {
