@@ -26,6 +26,9 @@
 
 #define CA_SERIAL_LEN 16 /* 128 random bits */
 #define CA_SERIAL_HEX (2 * CA_SERIAL_LEN + 1) /* upper-case hex, with NUL */
+/* Any certificate's serial (RFC 5280: at most 20 octets), as a key of the
+ * revocations: one the ledger does not hold, signed before scepd. */
+#define CA_SERIAL_HEX_ANY (2 * 20 + 1)
 #define CA_TXID_MAX 255 /* bytes, without the NUL */
 #define CA_TBS_HASH_LEN 32 /* SHA-256 */
 /* A template's name and its NUL, as the journal and the ledger keep it. */
@@ -223,6 +226,9 @@ int ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *old,
  * by ':' or ' ' or not at all) as the ledger's key: 32 upper-case hex
  * digits. 0, or -1 when it cannot be one. */
 int ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX]);
+/* The same for any serial of up to 20 octets (40 digits): 32 digits, or
+ * as many as it has above that. */
+int ca_serial_normalize_any(const char *in, char out[CA_SERIAL_HEX_ANY]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
 /*

@@ -71,7 +71,7 @@ crl_add_entry(X509_CRL *crl, const MDB_val *serial, const MDB_val *rec)
 	ASN1_ENUMERATED *reason = NULL;
 	BIGNUM *bn = NULL;
 	ASN1_INTEGER *sn = NULL;
-	char hex[CA_SERIAL_HEX];
+	char hex[CA_SERIAL_HEX_ANY];
 	int code, rc = -1;
 
 	if (o == NULL || r == NULL || serial->mv_size >= sizeof(hex))
@@ -241,7 +241,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	const char *reason = in->reason != NULL && in->reason[0] != '\0'
 	    ? in->reason
 	    : "unspecified";
-	char serial[CA_SERIAL_HEX], *text = NULL;
+	char serial[CA_SERIAL_HEX_ANY], *text = NULL;
 	size_t len;
 	MDB_txn *txn = NULL;
 	MDB_val key, val;
@@ -249,7 +249,9 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	time_t now = time(NULL);
 	json_t *o = NULL;
 	int e, code, held = 0, release = in->has_release && in->release;
-	json_int_t held_since = 0;
+	int foreign = in->has_not_in_ledger && in->not_in_ledger;
+	json_int_t held_since = 0,
+	           when = foreign && in->has_revoked_at ? in->revoked_at : now;
 
 	if ((code = crl_reason_code(reason, &reason)) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
@@ -259,9 +261,21 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		               "privilegeWithdrawn, unspecified)";
 		return;
 	}
-	if (ca_serial_normalize(in->serial, serial) != 0) {
+	if (in->has_revoked_at &&
+	    (!foreign || in->revoked_at > now || in->revoked_at <= 0)) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
-		reply->error = "no such serial";
+		reply->error = foreign
+		    ? "the revocation date is not a past time"
+		    : "a revocation date is given only for a certificate "
+		      "not in the ledger (--not-in-ledger)";
+		return;
+	}
+	if ((foreign ? ca_serial_normalize_any(in->serial, serial)
+	             : ca_serial_normalize(in->serial, serial)) != 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = foreign
+		    ? "not a serial: hex digits, at most 20 octets"
+		    : "no such serial";
 		return;
 	}
 	/* Its certificates expired with it (none outlives the CA's): a CRL
@@ -278,12 +292,23 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		goto internal;
 	key.mv_size = len;
 	key.mv_data = serial;
-	if ((e = mdb_get(txn, ca->certs, &key, &val)) == MDB_NOTFOUND) {
+	e = mdb_get(txn, ca->certs, &key, &val);
+	if (e == MDB_NOTFOUND && !foreign) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
-		reply->error = "no such serial";
+		reply->error =
+		    "no such serial in the ledger; a certificate of this CA "
+		    "that the ledger does not hold (signed before scepd, or "
+		    "after the backup a restore came from) is revoked with "
+		    "--not-in-ledger";
 		goto out;
 	}
-	if (e != 0)
+	if (e == 0 && foreign) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "the ledger holds this certificate: revoke it "
+		               "without --not-in-ledger";
+		goto out;
+	}
+	if (e != 0 && e != MDB_NOTFOUND)
 		goto internal;
 	if ((e = mdb_get(txn, ca->revoked, &key, &val)) == 0)
 		held = crl_on_hold(&val, &held_since);
@@ -316,11 +341,13 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		 * to be trusted since then); when it became final is noted. */
 		/* "by" is scepctl's user name, which need not be UTF-8. */
 		o = json_pack("{s:I, s:s, s:o}", "time",
-		    held ? held_since : (json_int_t)now, "reason", reason, "by",
+		    held ? held_since : when, "reason", reason, "by",
 		    ca_ledger_text(in->revoked_by ? in->revoked_by : "?"));
 		if (o != NULL && held)
 			json_object_set_new(
 			    o, "final_at", json_integer((json_int_t)now));
+		if (o != NULL && foreign)
+			json_object_set_new(o, "not_in_ledger", json_true());
 		if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
 			e = -1;
 			goto internal;
@@ -343,8 +370,9 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		    (long long)number);
 	else
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
-		    "revoked serial %s (%s%s) by %s; CRL number %lld", serial,
+		    "revoked serial %s (%s%s%s) by %s; CRL number %lld", serial,
 		    reason, held ? ", was on hold" : "",
+		    foreign ? ", not in the ledger" : "",
 		    in->revoked_by ? in->revoked_by : "?", (long long)number);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_reply__init(out);

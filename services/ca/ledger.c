@@ -114,10 +114,12 @@ serial_hex_digit(char c)
 	return c != '\0' && strchr("0123456789abcdefABCDEF", c) != NULL;
 }
 
-int
-ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
+/* Up to `max` hex digits, leading zeros dropped; out: 32 digits padded
+ * with zeros (the ledger's keys), or as many as there are above 32. */
+static int
+serial_normalize(const char *in, char *out, size_t max)
 {
-	char digits[CA_SERIAL_HEX];
+	char digits[CA_SERIAL_HEX_ANY];
 	size_t len, n = 0, group = 0, pad;
 	int separated = 0;
 
@@ -147,18 +149,30 @@ ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
 		group++;
 		if (n == 0 && in[i] == '0')
 			continue; /* a leading zero */
-		if (n == CA_SERIAL_HEX - 1)
+		if (n == max)
 			return -1;
 		digits[n++] =
 		    (char)(in[i] >= 'a' && in[i] <= 'f' ? in[i] - 32 : in[i]);
 	}
 	if (n == 0 || (separated && group != 2))
 		return -1;
-	pad = CA_SERIAL_HEX - 1 - n;
+	pad = n < CA_SERIAL_HEX - 1 ? CA_SERIAL_HEX - 1 - n : 0;
 	memset(out, '0', pad);
 	memcpy(out + pad, digits, n);
-	out[CA_SERIAL_HEX - 1] = '\0';
+	out[pad + n] = '\0';
 	return 0;
+}
+
+int
+ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX])
+{
+	return serial_normalize(in, out, CA_SERIAL_HEX - 1);
+}
+
+int
+ca_serial_normalize_any(const char *in, char out[CA_SERIAL_HEX_ANY])
+{
+	return serial_normalize(in, out, CA_SERIAL_HEX_ANY - 1);
 }
 
 int

@@ -172,6 +172,64 @@ for cmd in $cmds; do
 done
 echo "   $(echo "$cmds" | xargs)"
 
+check "a certificate of this CA the ledger does not hold: refused without --not-in-ledger, naming it; an earlier CRL's entries put on scepd's with their dates and reasons (README 'An existing CA')"
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke 7F0011 2> "$WORK/foreign.err" || rc=$?
+[ $rc = 1 ] && grep -q -- "no such serial in the ledger.*--not-in-ledger" "$WORK/foreign.err" ||
+	{ cat "$WORK/foreign.err"; fail "a serial not in the ledger without --not-in-ledger: exit $rc"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/b.pem" -noout -serial | cut -d= -f2)" --not-in-ledger 2> "$WORK/foreign.err" || rc=$?
+[ $rc = 1 ] && grep -q "the ledger holds this certificate" "$WORK/foreign.err" ||
+	{ cat "$WORK/foreign.err"; fail "--not-in-ledger for a serial the ledger holds: exit $rc"; }
+# ARGUMENTS:STATUS: --date without the flag or not a time (usage, 2), a
+# date to come, a serial of 21 octets (refused, 1).
+for bad in "7F0012 --date 2024-05-01T10:00:00Z:2" "7F0012 --not-in-ledger --date 2024-05-01:2" \
+	"7F0012 --not-in-ledger --date 2099-01-01T00:00:00Z:1" "0102030405060708090A0B0C0D0E0F101112131415 --not-in-ledger:1"; do
+	rc=0
+	# shellcheck disable=SC2086 # the arguments, split
+	"$SCEPCTL" --data-dir "$DATA" revoke ${bad%:*} 2> "$WORK/foreign.err" || rc=$?
+	[ $rc = "${bad##*:}" ] || { cat "$WORK/foreign.err"; fail "revoke ${bad%:*}: exit $rc, want ${bad##*:}"; }
+done
+# The CA's CRL from before scepd, made by openssl ca with the same key: a
+# serial of 20 octets revoked for keyCompromise, a short one without a
+# reason.
+mkdir -p "$WORK/old"
+printf 'R\t301231235959Z\t240501100000Z,keyCompromise\t7A1B2C3D4E5F60718293A4B5C6D7E8F901234567\tunknown\t/CN=old 1\n' > "$WORK/old/index.txt"
+printf 'R\t301231235959Z\t230102030405Z\t1F\tunknown\t/CN=old 2\n' >> "$WORK/old/index.txt"
+echo 1000 > "$WORK/old/crlnumber"
+printf '[ca]\ndefault_ca = old\n[old]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 30\n' \
+	"$WORK/old/index.txt" "$WORK/old/crlnumber" > "$WORK/old/openssl.cnf"
+openssl ca -gencrl -config "$WORK/old/openssl.cnf" -keyfile "$DATA/ca/ca.key" -cert "$DATA/ca/ca.pem" \
+	-out "$WORK/old.crl" 2> "$WORK/old/gencrl.err" || { cat "$WORK/old/gencrl.err"; fail "openssl ca -gencrl"; }
+(
+	cd "$WORK" || exit 1
+	scepctl() { "$SCEPCTL" "$@"; }
+	# README "An existing CA", var being this test's data directory:
+	ln -sfn "$DATA" var
+	openssl crl -in old.crl -noout -text | awk '
+	    function out() { if (s != "") print s "|" d "|" (r == "" ? "unspecified" : r) }
+	    /Serial Number:/ { out(); s = $3; d = ""; r = "" }
+	    /Revocation Date:/ { sub(/.*Revocation Date: */, ""); d = $0 }
+	    /CRL Reason Code/ { getline; gsub(/ /, ""); r = tolower(substr($0, 1, 1)) substr($0, 2) }
+	    END { out() }' |
+	while IFS='|' read -r serial date reason; do
+	    scepctl --data-dir var revoke "$serial" --not-in-ledger --reason "$reason" \
+	        --date "$(date -u -d "$date" +%Y-%m-%dT%H:%M:%SZ)" || break
+	done
+) > "$WORK/import.out" 2>&1
+[ "$(grep -c "revoked; CRL number" "$WORK/import.out")" = 2 ] || { cat "$WORK/import.out"; fail "the earlier CRL's two entries were not both revoked"; }
+logged 1 "revoked serial 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567 (keyCompromise, not in the ledger)" ||
+	fail "the log does not say the serial is not in the ledger"
+server_restart
+crl imported
+grep -A4 "Serial Number: 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567" "$WORK/imported.txt" > "$WORK/entry1.txt"
+grep -q "Revocation Date: May  1 10:00:00 2024 GMT" "$WORK/entry1.txt" && grep -q "Key Compromise" "$WORK/entry1.txt" ||
+	{ cat "$WORK/imported.txt"; fail "the 20-octet entry is not on scepd's CRL with its date and reason"; }
+grep -A3 "Serial Number: 1F$" "$WORK/imported.txt" > "$WORK/entry2.txt"
+grep -q "Revocation Date: Jan  2 03:04:05 2023 GMT" "$WORK/entry2.txt" && ! grep -q "Reason Code" "$WORK/entry2.txt" ||
+	{ cat "$WORK/imported.txt"; fail "the short entry is not on scepd's CRL with its date and no reason"; }
+openssl crl -in "$WORK/imported.pem" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" || fail "the CRL does not verify"
+
 check "a revoked certificate cannot renew"
 rc=0
 "$IOS_CLIENT" --url "$URL" --subject "CN=to be revoked" --out "$WORK/renew.pem" \

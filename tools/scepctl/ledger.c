@@ -362,13 +362,17 @@ scepctl_revoke_usage(FILE *f, int release)
 	}
 	fprintf(f,
 	    "usage: scepctl [--data-dir DIR] revoke SERIAL [--reason R]\n"
+	    "           [--not-in-ledger [--date YYYY-MM-DDTHH:MM:SSZ]]\n"
 	    "  Revokes a certificate and has the CA issue a new CRL. SERIAL\n"
 	    "  is written as for scepctl show. R is an RFC 5280 reason:\n"
 	    "  keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "  cessationOfOperation, certificateHold, privilegeWithdrawn,\n"
 	    "  unspecified (default). A certificate on hold may be revoked\n"
 	    "  again with another reason, or released: scepctl unrevoke\n"
-	    "  SERIAL.\n");
+	    "  SERIAL. --not-in-ledger: a certificate of this CA that its\n"
+	    "  ledger does not hold (signed before scepd, or after the\n"
+	    "  backup a restore came from), SERIAL of up to 20 octets;\n"
+	    "  --date: when it was revoked (UTC), as its earlier CRL says.\n");
 }
 
 /* revoke SERIAL [--reason R], and unrevoke SERIAL (argv[0] says which). */
@@ -378,11 +382,15 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 	int release = strcmp(argv[0], "unrevoke") == 0;
 	static const struct option opts[] = {
 	    {"reason", required_argument, NULL, 'r'},
+	    {"not-in-ledger", no_argument, NULL, 'n'},
+	    {"date", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__RevokeRequest revoke = SCEP__V1__REVOKE_REQUEST__INIT;
+	struct tm tm;
+	const char *end;
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
 	const char *user =
@@ -392,10 +400,28 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 
 	/* 0, not 1: glibc then forgets the "+" of main's option string. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:nD:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			revoke.reason = optarg;
+			break;
+		case 'n':
+			revoke.has_not_in_ledger = 1;
+			revoke.not_in_ledger = 1;
+			break;
+		case 'D':
+			memset(&tm, 0, sizeof(tm));
+			if ((end = strptime(
+			         optarg, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
+			    *end != '\0' ||
+			    (revoke.revoked_at = (int64_t)timegm(&tm)) <= 0) {
+				fprintf(stderr,
+				    "scepctl: --date %s: not a time as "
+				    "2024-05-01T10:00:00Z (UTC)\n",
+				    optarg);
+				return 2;
+			}
+			revoke.has_revoked_at = 1;
 			break;
 		case 'h':
 			scepctl_revoke_usage(stdout, release);
@@ -405,7 +431,9 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind + 1 != argc || (release && revoke.reason != NULL)) {
+	if (optind + 1 != argc ||
+	    (release && (revoke.reason != NULL || revoke.has_revoked_at)) ||
+	    (revoke.has_revoked_at && !revoke.has_not_in_ledger)) {
 		scepctl_revoke_usage(stderr, release);
 		return 2;
 	}

@@ -34,6 +34,8 @@ usage(FILE *f)
 	    "  show SERIAL [--pem] one certificate of the ledger; SERIAL in\n"
 	    "                      hex, its pairs may be separated by ':'\n"
 	    "  revoke SERIAL [--reason R]  revoke; the CA issues a new CRL\n"
+	    "      [--not-in-ledger [--date T]]  one this CA signed that its\n"
+	    "                      ledger does not hold, revoked at T\n"
 	    "  unrevoke SERIAL     release a certificate from certificateHold\n"
 	    "  approve TXID        issue a request pending approval\n"
 	    "  reject TXID [--reason TEXT] refuse a pending request\n"
