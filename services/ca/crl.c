@@ -33,6 +33,8 @@ static const struct {
     {"cessationOfOperation", CRL_REASON_CESSATION_OF_OPERATION},
     {"certificateHold", CRL_REASON_CERTIFICATE_HOLD},
     {"privilegeWithdrawn", CRL_REASON_PRIVILEGE_WITHDRAWN},
+    /* Attribute authorities': imported from another CA's CRL. */
+    {"aACompromise", CRL_REASON_AA_COMPROMISE},
 };
 
 /* The reason of that name, typed in any case; -1 if none. *canonical
@@ -270,8 +272,11 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		      "not in the ledger (--not-in-ledger)";
 		return;
 	}
-	if ((foreign ? ca_serial_normalize_any(in->serial, serial)
-	             : ca_serial_normalize(in->serial, serial)) != 0) {
+	/* A hold is released whether the ledger holds its certificate or
+	 * not: the revocation is the record. */
+	if ((foreign || release
+	            ? ca_serial_normalize_any(in->serial, serial)
+	            : ca_serial_normalize(in->serial, serial)) != 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = foreign
 		    ? "not a serial: hex digits, at most 20 octets"
@@ -293,7 +298,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	key.mv_size = len;
 	key.mv_data = serial;
 	e = mdb_get(txn, ca->certs, &key, &val);
-	if (e == MDB_NOTFOUND && !foreign) {
+	if (e == MDB_NOTFOUND && !foreign && !release) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error =
 		    "no such serial in the ledger; a certificate of this CA "
@@ -332,6 +337,12 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		reply->error = "already on hold";
 		goto out;
 	}
+	if (held && in->has_revoked_at) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "on hold: a hold made final keeps the hold's "
+		               "date (--date not taken)";
+		goto out;
+	}
 	if (release) {
 		if ((e = mdb_del(txn, ca->revoked, &key, NULL)) != 0 ||
 		    (e = crl_issue(ca, txn, now, &number)) != 0)
@@ -368,12 +379,22 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		    "number %lld no longer lists it",
 		    serial, in->revoked_by ? in->revoked_by : "?",
 		    (long long)number);
-	else
+	else {
+		/* What a restore needs to do it again (README "Backup and
+		 * restore"): a revocation not in the ledger with its date. */
+		char at[64] = "";
+		time_t t = (time_t)when;
+		struct tm tm;
+
+		if (foreign && gmtime_r(&t, &tm) != NULL)
+			strftime(at, sizeof(at),
+			    ", not in the ledger, revoked %Y-%m-%dT%H:%M:%SZ",
+			    &tm);
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "revoked serial %s (%s%s%s) by %s; CRL number %lld", serial,
-		    reason, held ? ", was on hold" : "",
-		    foreign ? ", not in the ledger" : "",
+		    reason, held ? ", was on hold" : "", at,
 		    in->revoked_by ? in->revoked_by : "?", (long long)number);
+	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_reply__init(out);
 	out->crl_number = number;

@@ -166,7 +166,9 @@ cmds=$(sed -n '/^commands:/,/^exit status/s/^  \([a-z]\+\) .*/\1/p' "$WORK/help.
 for cmd in $cmds; do
 	# A command's help needs no data directory.
 	"$SCEPCTL" --data-dir "$WORK/nowhere" "$cmd" --help > "$WORK/help-$cmd.txt" || fail "scepctl $cmd --help"
-	for opt in $(head -n 1 "$WORK/help-$cmd.txt" | grep -oE -- '--[a-z-]+' | grep -vx -- '--data-dir'); do
+	# The usage line and those that go on with its options.
+	for opt in $(awk 'NR == 1 || /^ +\[/ { print; next } { exit }' "$WORK/help-$cmd.txt" |
+		grep -oE -- '--[a-z-]+' | grep -vx -- '--data-dir'); do
 		grep -qE -- "^  $cmd .*$opt\b" "$WORK/help.txt" || fail "scepctl --help does not give $cmd's $opt"
 	done
 done
@@ -192,34 +194,31 @@ for bad in "7F0012 --date 2024-05-01T10:00:00Z:2" "7F0012 --not-in-ledger --date
 done
 # The CA's CRL from before scepd, made by openssl ca with the same key: a
 # serial of 20 octets revoked for keyCompromise, a short one without a
-# reason.
+# reason, one on hold.
 mkdir -p "$WORK/old"
-printf 'R\t301231235959Z\t240501100000Z,keyCompromise\t7A1B2C3D4E5F60718293A4B5C6D7E8F901234567\tunknown\t/CN=old 1\n' > "$WORK/old/index.txt"
-printf 'R\t301231235959Z\t230102030405Z\t1F\tunknown\t/CN=old 2\n' >> "$WORK/old/index.txt"
+{
+	printf 'R\t301231235959Z\t240501100000Z,keyCompromise\t7A1B2C3D4E5F60718293A4B5C6D7E8F901234567\tunknown\t/CN=old 1\n'
+	printf 'R\t301231235959Z\t230102030405Z\t1F\tunknown\t/CN=old 2\n'
+	printf 'R\t301231235959Z\t250303030303Z,certificateHold,holdInstructionReject\t2B\tunknown\t/CN=old 3\n'
+} > "$WORK/old/index.txt"
 echo 1000 > "$WORK/old/crlnumber"
 printf '[ca]\ndefault_ca = old\n[old]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 30\n' \
 	"$WORK/old/index.txt" "$WORK/old/crlnumber" > "$WORK/old/openssl.cnf"
 openssl ca -gencrl -config "$WORK/old/openssl.cnf" -keyfile "$DATA/ca/ca.key" -cert "$DATA/ca/ca.pem" \
 	-out "$WORK/old.crl" 2> "$WORK/old/gencrl.err" || { cat "$WORK/old/gencrl.err"; fail "openssl ca -gencrl"; }
-(
-	cd "$WORK" || exit 1
-	scepctl() { "$SCEPCTL" "$@"; }
-	# README "An existing CA", var being this test's data directory:
-	ln -sfn "$DATA" var
-	openssl crl -in old.crl -noout -text | awk '
-	    function out() { if (s != "") print s "|" d "|" (r == "" ? "unspecified" : r) }
-	    /Serial Number:/ { out(); s = $3; d = ""; r = "" }
-	    /Revocation Date:/ { sub(/.*Revocation Date: */, ""); d = $0 }
-	    /CRL Reason Code/ { getline; gsub(/ /, ""); r = tolower(substr($0, 1, 1)) substr($0, 2) }
-	    END { out() }' |
-	while IFS='|' read -r serial date reason; do
-	    scepctl --data-dir var revoke "$serial" --not-in-ledger --reason "$reason" \
-	        --date "$(date -u -d "$date" +%Y-%m-%dT%H:%M:%SZ)" || break
-	done
-) > "$WORK/import.out" 2>&1
-[ "$(grep -c "revoked; CRL number" "$WORK/import.out")" = 2 ] || { cat "$WORK/import.out"; fail "the earlier CRL's two entries were not both revoked"; }
-logged 1 "revoked serial 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567 (keyCompromise, not in the ledger)" ||
-	fail "the log does not say the serial is not in the ledger"
+# README "An existing CA"'s script, var being this test's data directory.
+sed -n '/^    # This CA.s, or nothing/,/^    exit \$failed/s/^    //p' "$SRC_DIR/README.md" > "$WORK/import.sh"
+[ "$(wc -l < "$WORK/import.sh")" -gt 10 ] || fail "README's import script not found"
+ln -sfn "$DATA" "$WORK/var"
+for run in first again; do
+	(cd "$WORK" && PATH="$BUILD_DIR:$PATH" bash import.sh) > "$WORK/import-$run.out" 2>&1 ||
+		{ cat "$WORK/import-$run.out"; fail "README's import script, run $run: it failed"; }
+done
+# Three revocations, the second run adding none.
+[ "$(grep -c "revoked serial .*, not in the ledger, revoked " "$SERVER_LOG")" = 3 ] ||
+	{ grep "revoked serial" "$SERVER_LOG"; fail "the earlier CRL's three entries were not each revoked once"; }
+logged 1 "revoked serial 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567 (keyCompromise, not in the ledger, revoked 2024-05-01T10:00:00Z)" ||
+	fail "the log does not say the serial is not in the ledger, with its date"
 server_restart
 crl imported
 grep -A4 "Serial Number: 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567" "$WORK/imported.txt" > "$WORK/entry1.txt"
@@ -228,7 +227,17 @@ grep -q "Revocation Date: May  1 10:00:00 2024 GMT" "$WORK/entry1.txt" && grep -
 grep -A3 "Serial Number: 1F$" "$WORK/imported.txt" > "$WORK/entry2.txt"
 grep -q "Revocation Date: Jan  2 03:04:05 2023 GMT" "$WORK/entry2.txt" && ! grep -q "Reason Code" "$WORK/entry2.txt" ||
 	{ cat "$WORK/imported.txt"; fail "the short entry is not on scepd's CRL with its date and no reason"; }
+grep -A4 "Serial Number: 2B$" "$WORK/imported.txt" | grep -q "Certificate Hold" ||
+	{ cat "$WORK/imported.txt"; fail "the entry on hold is not on scepd's CRL as a hold"; }
 openssl crl -in "$WORK/imported.pem" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" || fail "the CRL does not verify"
+"$SCEPCTL" --data-dir "$DATA" unrevoke 2B 2> "$WORK/unrevoke-foreign.err" ||
+	{ cat "$WORK/unrevoke-foreign.err"; fail "unrevoke of a hold the ledger does not hold"; }
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke 1F --not-in-ledger --date 2024-02-31T00:00:00Z 2> "$WORK/foreign.err" || rc=$?
+[ $rc = 2 ] || { cat "$WORK/foreign.err"; fail "--date 2024-02-31: exit $rc, want 2"; }
+server_restart
+crl released
+! grep -q "Serial Number: 2B$" "$WORK/released.txt" || fail "the released hold is still on the CRL"
 
 check "a revoked certificate cannot renew"
 rc=0

@@ -356,8 +356,9 @@ scepctl_revoke_usage(FILE *f, int release)
 	if (release) {
 		fprintf(f,
 		    "usage: scepctl [--data-dir DIR] unrevoke SERIAL\n"
-		    "  Releases a certificate from its certificateHold;\n"
-		    "  the CA issues a new CRL without it.\n");
+		    "  Releases a certificate from its certificateHold (one\n"
+		    "  the ledger does not hold too); the CA issues a new\n"
+		    "  CRL without it.\n");
 		return;
 	}
 	fprintf(f,
@@ -391,6 +392,8 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 	Scep__V1__RevokeRequest revoke = SCEP__V1__REVOKE_REQUEST__INIT;
 	struct tm tm;
 	const char *end;
+	char again[32];
+	time_t t;
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
 	const char *user =
@@ -411,16 +414,22 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 			break;
 		case 'D':
 			memset(&tm, 0, sizeof(tm));
+			/* Strict: written back, the time must read the same
+			 * (strptime takes "2024-02-31" and single digits). */
 			if ((end = strptime(
 			         optarg, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
-			    *end != '\0' ||
-			    (revoke.revoked_at = (int64_t)timegm(&tm)) <= 0) {
+			    *end != '\0' || (t = timegm(&tm)) <= 0 ||
+			    gmtime_r(&t, &tm) == NULL ||
+			    strftime(again, sizeof(again), "%Y-%m-%dT%H:%M:%SZ",
+			        &tm) == 0 ||
+			    strcmp(again, optarg) != 0) {
 				fprintf(stderr,
 				    "scepctl: --date %s: not a time as "
 				    "2024-05-01T10:00:00Z (UTC)\n",
 				    optarg);
 				return 2;
 			}
+			revoke.revoked_at = (int64_t)t;
 			revoke.has_revoked_at = 1;
 			break;
 		case 'h':
