@@ -24,7 +24,7 @@
 #include "sandbox.h"
 #include "signer_load.h"
 
-#define CA_SERIAL_LEN 16 /* 128 random bits */
+#define CA_SERIAL_LEN 16 /* 127 random bits (issue.c: the top one clear) */
 #define CA_SERIAL_HEX (2 * CA_SERIAL_LEN + 1) /* upper-case hex, with NUL */
 /* Any certificate's serial (RFC 5280: at most 20 octets), as a key of the
  * revocations: one the ledger does not hold, signed before scepd. */

@@ -260,7 +260,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		reply->error = "unknown reason (keyCompromise, cACompromise, "
 		               "affiliationChanged, superseded, "
 		               "cessationOfOperation, certificateHold, "
-		               "privilegeWithdrawn, unspecified)";
+		               "privilegeWithdrawn, aACompromise, unspecified)";
 		return;
 	}
 	if (in->has_revoked_at &&
@@ -386,7 +386,9 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		time_t t = (time_t)when;
 		struct tm tm;
 
-		if (foreign && gmtime_r(&t, &tm) != NULL)
+		/* A hold made final keeps the hold's date: redone
+		 * without one. */
+		if (foreign && !held && gmtime_r(&t, &tm) != NULL)
 			strftime(at, sizeof(at),
 			    ", not in the ledger, revoked %Y-%m-%dT%H:%M:%SZ",
 			    &tm);

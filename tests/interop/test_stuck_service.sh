@@ -25,9 +25,11 @@ done
 grep -q mounted "$WORK/fuse.out" || { cat "$WORK/fuse.out"; fail "fuse_hang.py did not mount"; }
 set_conf frontend AdminPasswordFile "$WORK/hung/admin.passwd"
 set_conf scepd HealthCheckInterval 1
-set_conf scepd HealthCheckTimeout 1
+# Room for the other three under a loaded machine: only the held one is
+# to miss its checks.
+set_conf scepd HealthCheckTimeout 3
 set_conf scepd HealthCheckMisses 2
-set_conf scepd HealthCheckGrace 2
+set_conf scepd HealthCheckGrace 5
 from=$(log_mark)
 SCEPD_STOP_TIMEOUT=2 setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >> "$SERVER_LOG" 2>&1 &
 SERVER_PID=$!

@@ -29,6 +29,24 @@ scepctl_time(int64_t t, char out[24])
 	strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* "2024-05-01T10:00:00Z" into *t: 0, or -1. Strict: written back, the
+ * time must read the same (strptime takes "2024-02-31", one digit for
+ * two, blanks). */
+static int
+scepctl_time_parse(const char *s, time_t *t)
+{
+	struct tm tm;
+	const char *end;
+	char again[24];
+
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
+	    *end != '\0' || (*t = timegm(&tm)) <= 0)
+		return -1;
+	scepctl_time((int64_t)*t, again);
+	return strcmp(again, s) == 0 ? 0 : -1;
+}
+
 static json_t *
 scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 {
@@ -368,7 +386,8 @@ scepctl_revoke_usage(FILE *f, int release)
 	    "  is written as for scepctl show. R is an RFC 5280 reason:\n"
 	    "  keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "  cessationOfOperation, certificateHold, privilegeWithdrawn,\n"
-	    "  unspecified (default). A certificate on hold may be revoked\n"
+	    "  aACompromise, unspecified (default). A certificate on hold may "
+	    "be revoked\n"
 	    "  again with another reason, or released: scepctl unrevoke\n"
 	    "  SERIAL. --not-in-ledger: a certificate of this CA that its\n"
 	    "  ledger does not hold (signed before scepd, or after the\n"
@@ -390,9 +409,6 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 	};
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__RevokeRequest revoke = SCEP__V1__REVOKE_REQUEST__INIT;
-	struct tm tm;
-	const char *end;
-	char again[32];
 	time_t t;
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
@@ -413,16 +429,7 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 			revoke.not_in_ledger = 1;
 			break;
 		case 'D':
-			memset(&tm, 0, sizeof(tm));
-			/* Strict: written back, the time must read the same
-			 * (strptime takes "2024-02-31" and single digits). */
-			if ((end = strptime(
-			         optarg, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
-			    *end != '\0' || (t = timegm(&tm)) <= 0 ||
-			    gmtime_r(&t, &tm) == NULL ||
-			    strftime(again, sizeof(again), "%Y-%m-%dT%H:%M:%SZ",
-			        &tm) == 0 ||
-			    strcmp(again, optarg) != 0) {
+			if (scepctl_time_parse(optarg, &t) != 0) {
 				fprintf(stderr,
 				    "scepctl: --date %s: not a time as "
 				    "2024-05-01T10:00:00Z (UTC)\n",
@@ -441,7 +448,9 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc ||
-	    (release && (revoke.reason != NULL || revoke.has_revoked_at)) ||
+	    (release &&
+	        (revoke.reason != NULL || revoke.has_revoked_at ||
+	            revoke.has_not_in_ledger)) ||
 	    (revoke.has_revoked_at && !revoke.has_not_in_ledger)) {
 		scepctl_revoke_usage(stderr, release);
 		return 2;
