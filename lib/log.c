@@ -29,18 +29,25 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+void
+log_time(time_t t, char out[LOG_TIME_LEN])
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, LOG_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, LOG_TIME_LEN, "?");
+}
+
 /* One write(2) per line so lines from threads and processes don't mix. */
 static void
 log_vevent(enum log_level level, const char *txid, uint64_t reqid,
     const char *fmt, va_list ap)
 {
-	char line[2048], stamp[32];
-	struct tm tm;
-	time_t now = time(NULL);
+	char line[2048], stamp[LOG_TIME_LEN];
 	int n, m;
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_time(time(NULL), stamp);
 	n = snprintf(line, sizeof(line), "%s %s[%d] %s", stamp, log_service,
 	    (int)getpid(), level_names[level]);
 	if (txid != NULL && n < (int)sizeof(line))

@@ -7,6 +7,7 @@
 #define SCEPD_LOG_H
 
 #include <stdint.h>
+#include <time.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -19,6 +20,11 @@ enum log_level {
 void log_init(const char *service, enum log_level level);
 /* Parses "error|warn|info|debug"; -1 when unknown. */
 int log_level_parse(const char *name);
+
+/* `t` as the log's lines stamp it, "2024-05-01T10:00:00Z" ("?" if it
+ * cannot be one): for times a line names. */
+#define LOG_TIME_LEN 24
+void log_time(time_t t, char out[LOG_TIME_LEN]);
 
 /* txid and reqid identify the SCEP transaction and the RPC request; NULL/0
  * when there is none. */

@@ -272,11 +272,10 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		      "not in the ledger (--not-in-ledger)";
 		return;
 	}
-	/* A hold is released whether the ledger holds its certificate or
-	 * not: the revocation is the record. */
-	if ((foreign || release
-	            ? ca_serial_normalize_any(in->serial, serial)
-	            : ca_serial_normalize(in->serial, serial)) != 0) {
+	/* Any serial: one the ledger does not hold is refused below unless
+	 * said (a hold is released either way: the revocation is the
+	 * record). */
+	if (ca_serial_normalize_any(in->serial, serial) != 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = foreign
 		    ? "not a serial: hex digits, at most 20 octets"
@@ -382,16 +381,16 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	else {
 		/* What a restore needs to do it again (README "Backup and
 		 * restore"): a revocation not in the ledger with its date. */
-		char at[64] = "";
-		time_t t = (time_t)when;
-		struct tm tm;
+		char at[64] = "", iso[LOG_TIME_LEN];
 
 		/* A hold made final keeps the hold's date: redone
 		 * without one. */
-		if (foreign && !held && gmtime_r(&t, &tm) != NULL)
-			strftime(at, sizeof(at),
-			    ", not in the ledger, revoked %Y-%m-%dT%H:%M:%SZ",
-			    &tm);
+		if (foreign && !held) {
+			log_time((time_t)when, iso);
+			snprintf(at, sizeof(at),
+			    ", not in the ledger, revoked %s", iso);
+		} else if (foreign)
+			snprintf(at, sizeof(at), ", not in the ledger");
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "revoked serial %s (%s%s%s) by %s; CRL number %lld", serial,
 		    reason, held ? ", was on hold" : "", at,

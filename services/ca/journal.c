@@ -153,15 +153,11 @@ static void
 journal_log_stale(
     const char *txid, size_t txid_len, const struct ca_journal_entry *j)
 {
-	char hex[CA_SERIAL_HEX], when[32];
-	time_t t = (time_t)j->built_at;
-	struct tm tm;
+	char hex[CA_SERIAL_HEX], when[LOG_TIME_LEN];
 
 	for (int i = 0; i < CA_SERIAL_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02X", j->serial[i]);
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(when, sizeof(when), "?");
+	log_time((time_t)j->built_at, when);
 	log_warn("transaction %.*s: its journalled certificate (serial %s, "
 	         "built %s) is older than PendingDays + %d days: never "
 	         "delivered, it is abandoned",

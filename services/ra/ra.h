@@ -78,7 +78,7 @@ struct ra {
 	struct ra_crl_cache *crl_cache; /* the one thing workers change */
 	/* When the certificates above end (validity.c): for /metrics and
 	 * the log. Not changed after start. */
-	struct {
+	struct ra_expiry {
 		const char *label; /* the metric's */
 		const char *setting;
 		const char *path;

@@ -84,21 +84,21 @@ ra_validity_check(struct ra *ra)
 	const struct ra_settings *s = &ra->settings;
 	X509 *ca = sk_X509_value(ra->ca_chain, 0);
 	const struct {
-		const char *label;
-		const char *setting;
-		const char *path;
 		X509 *cert;
-		const char *renew;
+		struct ra_expiry e; /* its not_after read below */
 	} certs[] = {
-	    {"ra_signing", "SigningCertificate", s->signing_certificate,
-	        ra->sign_cert, ra_renew(ra->sign_cert, ca)},
-	    {"ra_encryption", "EncryptionCertificate",
-	        s->encryption_certificate, ra->enc[0].cert,
-	        ra_renew(ra->enc[0].cert, ca)},
-	    {"ca", "CACertificate", s->ca_certificate, ca, ca_renew},
+	    {ra->sign_cert,
+	        {"ra_signing", "SigningCertificate", s->signing_certificate,
+	            ra_renew(ra->sign_cert, ca), 0}},
+	    {ra->enc[0].cert,
+	        {"ra_encryption", "EncryptionCertificate",
+	            s->encryption_certificate, ra_renew(ra->enc[0].cert, ca),
+	            0}},
+	    {ca, {"ca", "CACertificate", s->ca_certificate, ca_renew, 0}},
 	    /* Kept for devices that still hold it: its end is theirs. */
-	    {"ra_previous_encryption", "PreviousEncryptionCertificate",
-	        s->previous_encryption_certificate, ra->enc[1].cert, NULL},
+	    {ra->enc[1].cert,
+	        {"ra_previous_encryption", "PreviousEncryptionCertificate",
+	            s->previous_encryption_certificate, NULL, 0}},
 	};
 
 	_Static_assert(sizeof(certs) / sizeof(certs[0]) <=
@@ -113,13 +113,10 @@ ra_validity_check(struct ra *ra)
 		if (pki_time(X509_get0_notAfter(certs[i].cert), &end) != 0) {
 			fprintf(stderr,
 			    "scepd-ra: [ra] %s: %s: unreadable validity\n",
-			    certs[i].setting, certs[i].path);
+			    certs[i].e.setting, certs[i].e.path);
 			return -1;
 		}
-		ra->expiry[ra->n_expiry].label = certs[i].label;
-		ra->expiry[ra->n_expiry].setting = certs[i].setting;
-		ra->expiry[ra->n_expiry].path = certs[i].path;
-		ra->expiry[ra->n_expiry].renew = certs[i].renew;
+		ra->expiry[ra->n_expiry] = certs[i].e;
 		ra->expiry[ra->n_expiry++].not_after = end;
 	}
 	ra->expiry_logged = time(NULL);

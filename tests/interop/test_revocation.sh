@@ -238,6 +238,13 @@ rc=0
 server_restart
 crl released
 ! grep -q "Serial Number: 2B$" "$WORK/released.txt" || fail "the released hold is still on the CRL"
+# A hold not in the ledger made final: logged as such, without a date
+# (it keeps the hold's), as a restore reads it.
+for reason in certificateHold keyCompromise; do
+	"$SCEPCTL" --data-dir "$DATA" revoke 2C --not-in-ledger --reason $reason 2>/dev/null || fail "revoke 2C ($reason)"
+done
+logged 1 "revoked serial 0*2C (keyCompromise, was on hold, not in the ledger) by" ||
+	fail "a hold not in the ledger made final is not logged as not in the ledger"
 
 check "a revoked certificate cannot renew"
 rc=0

@@ -17,16 +17,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "log.h"
 #include "scepctl.h"
 
 void
 scepctl_time(int64_t t, char out[24])
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_time((time_t)t, out);
 }
 
 /* "2024-05-01T10:00:00Z" into *t: 0, or -1. Strict: written back, the
@@ -386,12 +383,12 @@ scepctl_revoke_usage(FILE *f, int release)
 	    "  is written as for scepctl show. R is an RFC 5280 reason:\n"
 	    "  keyCompromise, cACompromise, affiliationChanged, superseded,\n"
 	    "  cessationOfOperation, certificateHold, privilegeWithdrawn,\n"
-	    "  aACompromise, unspecified (default). A certificate on hold may "
-	    "be revoked\n"
-	    "  again with another reason, or released: scepctl unrevoke\n"
-	    "  SERIAL. --not-in-ledger: a certificate of this CA that its\n"
-	    "  ledger does not hold (signed before scepd, or after the\n"
-	    "  backup a restore came from), SERIAL of up to 20 octets;\n"
+	    "  aACompromise, unspecified (default). A certificate on hold\n"
+	    "  may be revoked again with another reason, or released:\n"
+	    "  scepctl unrevoke SERIAL. --not-in-ledger: a certificate of\n"
+	    "  this CA that its ledger does not hold (signed before scepd,\n"
+	    "  or after the backup a restore came from), SERIAL of up to\n"
+	    "  20 octets;\n"
 	    "  --date: when it was revoked (UTC), as its earlier CRL says.\n");
 }
 
