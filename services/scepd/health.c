@@ -113,8 +113,9 @@ task_read(pid_t pid, const char *tid, const char *file, char *out, size_t len)
 	ssize_t got;
 	int fd;
 
-	snprintf(
-	    path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, tid, file);
+	if (snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, tid,
+	        file) >= (int)sizeof(path))
+		return -1; /* not a thread id: those are short */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
 	got = read(fd, out, len - 1);
