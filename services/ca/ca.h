@@ -391,6 +391,8 @@ void ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
 /* crl.c */
 void ca_handle_revoke(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
+void ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 

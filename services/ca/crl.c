@@ -218,6 +218,34 @@ out:
 	return e;
 }
 
+/* A revocation's record in `revoked` (the caller frees it), or NULL:
+ * when it was revoked, why, by whom ("by" is scepctl's user name, which
+ * need not be UTF-8), when a hold became final (0: none), and whether the
+ * ledger holds the certificate. */
+static char *
+crl_record(json_int_t when, const char *reason, const char *by,
+    json_int_t final_at, int not_in_ledger)
+{
+	json_t *o = json_pack("{s:I, s:s, s:o}", "time", when, "reason", reason,
+	    "by", ca_ledger_text(by));
+	char *text = NULL;
+
+	if (o != NULL && final_at != 0)
+		json_object_set_new(o, "final_at", json_integer(final_at));
+	if (o != NULL && not_in_ledger)
+		json_object_set_new(o, "not_in_ledger", json_true());
+	if (o != NULL)
+		text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+/* Its certificates expired with it (none outlives the CA's): a CRL it
+ * signed now would be one no relying party can check. */
+static char crl_ca_expired[] =
+    "the CA certificate has expired, and every certificate it issued with "
+    "it: no CRL is signed past its notAfter";
+
 /* Whether a revocation record is a hold (certificateHold, in whatever
  * case it was typed), and since when. */
 static int
@@ -249,7 +277,6 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	MDB_val key, val;
 	int64_t number = 0;
 	time_t now = time(NULL);
-	json_t *o = NULL;
 	int e, code, held = 0, release = in->has_release && in->release;
 	int foreign = in->has_not_in_ledger && in->not_in_ledger;
 	json_int_t held_since = 0,
@@ -282,13 +309,9 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		    : "no such serial";
 		return;
 	}
-	/* Its certificates expired with it (none outlives the CA's): a CRL
-	 * it signed now would be one no relying party can check. */
 	if (now >= ca->not_after) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
-		reply->error = "the CA certificate has expired, and every "
-		               "certificate it issued with it: no CRL is "
-		               "signed past its notAfter";
+		reply->error = crl_ca_expired;
 		return;
 	}
 	len = strlen(serial);
@@ -349,16 +372,9 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	} else {
 		/* A hold made final keeps its date (the certificate was not
 		 * to be trusted since then); when it became final is noted. */
-		/* "by" is scepctl's user name, which need not be UTF-8. */
-		o = json_pack("{s:I, s:s, s:o}", "time",
-		    held ? held_since : when, "reason", reason, "by",
-		    ca_ledger_text(in->revoked_by ? in->revoked_by : "?"));
-		if (o != NULL && held)
-			json_object_set_new(
-			    o, "final_at", json_integer((json_int_t)now));
-		if (o != NULL && foreign)
-			json_object_set_new(o, "not_in_ledger", json_true());
-		if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
+		if ((text = crl_record(held ? held_since : when, reason,
+		         in->revoked_by ? in->revoked_by : "?",
+		         held ? (json_int_t)now : 0, foreign)) == NULL) {
 			e = -1;
 			goto internal;
 		}
@@ -411,7 +427,201 @@ out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	free(text);
-	json_decref(o);
+}
+
+/* An import's entry as checked before anything is written. */
+struct crl_import_entry {
+	char serial[CA_SERIAL_HEX_ANY];
+	const char *reason; /* its RFC 5280 spelling */
+	int code;
+	json_int_t when;
+	enum { IMPORT_ADDED, IMPORT_UNCHANGED, IMPORT_MADE_FINAL } outcome;
+	int in_ledger;
+	json_int_t hold_since; /* IMPORT_MADE_FINAL: the hold's date */
+};
+
+/* Checks every entry of an import: NULL, or why the first bad one cannot
+ * be taken (in `arena`). */
+static char *
+crl_import_check(const Scep__V1__RevokeImportRequest *in, time_t now,
+    struct crl_import_entry *e, struct rpc_arena *arena)
+{
+	char why[160];
+
+	for (size_t i = 0; i < in->n_entries; i++) {
+		const Scep__V1__ImportedRevocation *r = in->entries[i];
+		const char *reason = r->reason != NULL && r->reason[0] != '\0'
+		    ? r->reason
+		    : "unspecified";
+
+		if (ca_serial_normalize_any(r->serial, e[i].serial) != 0) {
+			snprintf(why, sizeof(why),
+			    "entry %zu: not a serial (hex digits, at most 20 "
+			    "octets); none of this request's imported",
+			    i + 1);
+			return rpc_strdup(arena, why);
+		}
+		if ((e[i].code = crl_reason_code(reason, &e[i].reason)) < 0) {
+			snprintf(why, sizeof(why),
+			    "serial %s: reason %.40s is not one scepd "
+			    "revokes for; none of this request's imported",
+			    e[i].serial, reason);
+			return rpc_strdup(arena, why);
+		}
+		if (r->revoked_at <= 0 || r->revoked_at > (int64_t)now) {
+			snprintf(why, sizeof(why),
+			    "serial %s: its revocation date is not a past "
+			    "time; none of this request's imported",
+			    e[i].serial);
+			return rpc_strdup(arena, why);
+		}
+		e[i].when = (json_int_t)r->revoked_at;
+	}
+	return NULL;
+}
+
+/* Puts one checked entry in `revoked` (or leaves it: e->outcome says). An
+ * MDB_* code, or -1. */
+static int
+crl_import_put(const struct ca *ca, MDB_txn *txn, struct crl_import_entry *e,
+    const char *by, time_t now)
+{
+	MDB_val key = {strlen(e->serial), e->serial}, val;
+	char *text = NULL;
+	int rc, held;
+
+	if ((rc = mdb_get(txn, ca->certs, &key, &val)) != 0 &&
+	    rc != MDB_NOTFOUND)
+		return rc;
+	e->in_ledger = rc == 0;
+	if ((rc = mdb_get(txn, ca->revoked, &key, &val)) == 0) {
+		held = crl_on_hold(&val, &e->hold_since);
+		/* Revoked for good here, or held and held there: as it is. */
+		if (!held || e->code == CRL_REASON_CERTIFICATE_HOLD) {
+			e->outcome = IMPORT_UNCHANGED;
+			return 0;
+		}
+		e->outcome = IMPORT_MADE_FINAL;
+	} else if (rc != MDB_NOTFOUND)
+		return rc;
+	else
+		e->outcome = IMPORT_ADDED;
+	if ((text = crl_record(
+	         e->outcome == IMPORT_MADE_FINAL ? e->hold_since : e->when,
+	         e->reason, by,
+	         e->outcome == IMPORT_MADE_FINAL ? (json_int_t)now : 0,
+	         !e->in_ledger)) == NULL)
+		rc = -1;
+	else {
+		val.mv_size = strlen(text);
+		val.mv_data = text;
+		rc = mdb_put(txn, ca->revoked, &key, &val, 0);
+	}
+	free(text);
+	return rc;
+}
+
+/*
+ * scepctl import-crl: a CRL's entries in one transaction and one new CRL
+ * (one `revoke` per entry issued a CRL each: minutes for thousands, and
+ * the CRL numbers ran ahead of the clock by as many). All or nothing: an
+ * entry that cannot be taken refuses the request before any is written.
+ * Each one done is logged as `revoke` logs it, which a restore reads.
+ */
+void
+ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	const struct ca *ca = worker;
+	const Scep__V1__RevokeImportRequest *in = req->revoke_import;
+	const char *by = in->revoked_by ? in->revoked_by : "?";
+	struct crl_import_entry *e;
+	Scep__V1__RevokeImportReply *out;
+	MDB_txn *txn = NULL;
+	time_t now = time(NULL);
+	int64_t number = 0;
+	uint32_t count[3] = {0, 0, 0};
+	char from[48] = "", *why;
+	int rc = 0;
+
+	if (in->n_entries == 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "no entries to import";
+		return;
+	}
+	if (now >= ca->not_after) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = crl_ca_expired;
+		return;
+	}
+	e = rpc_alloc(arena, in->n_entries * sizeof(*e));
+	if ((why = crl_import_check(in, now, e, arena)) != NULL) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = why;
+		return;
+	}
+	if ((rc = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
+		goto internal;
+	for (size_t i = 0; i < in->n_entries; i++) {
+		if ((rc = crl_import_put(ca, txn, &e[i], by, now)) != 0)
+			goto internal;
+		count[e[i].outcome]++;
+	}
+	if (count[IMPORT_ADDED] + count[IMPORT_MADE_FINAL] > 0)
+		rc = crl_issue(ca, txn, now, &number);
+	else
+		number = crl_meta_int(ca, txn, "crl_number");
+	if (rc != 0)
+		goto internal;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto internal;
+	if (in->has_from_crl_number)
+		snprintf(from, sizeof(from), " number %lld",
+		    (long long)in->from_crl_number);
+	for (size_t i = 0; i < in->n_entries; i++) {
+		char at[48] = "", iso[LOG_TIME_LEN];
+
+		if (e[i].outcome == IMPORT_UNCHANGED)
+			continue;
+		/* As `revoke` logs it (README "Backup and restore"); a hold
+		 * made final keeps the hold's date. */
+		if (e[i].outcome == IMPORT_ADDED) {
+			log_time((time_t)e[i].when, iso);
+			snprintf(at, sizeof(at), ", revoked %s", iso);
+		}
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "revoked serial %s (%s%s%s%s) by %s, from CRL%s; CRL "
+		    "number %lld",
+		    e[i].serial, e[i].reason,
+		    e[i].outcome == IMPORT_MADE_FINAL ? ", was on hold" : "",
+		    e[i].in_ledger ? "" : ", not in the ledger", at, by, from,
+		    (long long)number);
+	}
+	log_event(LOG_LEVEL_WARN, NULL, req->id,
+	    "imported %zu entries of CRL%s by %s: %u put on the CRL, %u "
+	    "made final from a hold, %u there already; CRL number %lld",
+	    in->n_entries, from, by, count[IMPORT_ADDED],
+	    count[IMPORT_MADE_FINAL], count[IMPORT_UNCHANGED],
+	    (long long)number);
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__revoke_import_reply__init(out);
+	out->crl_number = number;
+	out->added = count[IMPORT_ADDED];
+	out->made_final = count[IMPORT_MADE_FINAL];
+	out->unchanged = count[IMPORT_UNCHANGED];
+	reply->body_case = SCEP__V1__REPLY__BODY_REVOKE_IMPORT;
+	reply->revoke_import = out;
+	return;
+internal:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	log_event(LOG_LEVEL_ERROR, NULL, req->id, "import of a CRL: %s",
+	    rc != 0 && rc != -1 ? store_strerror(rc) : "failed");
+	reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+	reply->error =
+	    "the CA cannot revoke now; none of this request's imported";
 }
 
 /*

@@ -15,6 +15,8 @@ const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_LEDGER_SHOW, "LedgerShow", "scepctl ra",
         ca_handle_ledger_show},
     {SCEP__V1__REQUEST__BODY_REVOKE, "Revoke", "scepctl", ca_handle_revoke},
+    {SCEP__V1__REQUEST__BODY_REVOKE_IMPORT, "RevokeImport", "scepctl",
+        ca_handle_revoke_import},
     {SCEP__V1__REQUEST__BODY_POLL, "Poll", "ra", ca_handle_poll},
     {SCEP__V1__REQUEST__BODY_DECIDE, "Decide", "scepctl", ca_handle_decide},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "ra scepctl",

@@ -3,8 +3,8 @@
  * scepctl taken over, or a buggy one), unpacked and handed in process to
  * the CA's own route table (routes.c, which main.c serves) as rpc.c
  * would hand it (rpc_route_for): the route of its body (Sign,
- * LedgerList, LedgerShow, Revoke, Poll, Decide, GetCRL, Health), only for
- * an origin the route admits. A request past its
+ * LedgerList, LedgerShow, Revoke, RevokeImport, Poll, Decide, GetCRL,
+ * Health), only for an origin the route admits. A request past its
  * deadline is dropped by rpc.c before any handler: here it gets a
  * deadline a minute ahead instead, so that the corpus does not go stale.
  *
@@ -409,7 +409,9 @@ fail:
 	abort();
 }
 
-/* "@issued", "@revoked": the serials of setup's certificates. */
+/* "@issued", "@revoked": the serials of setup's certificates; in an
+ * import (RevokeImport), among its first entries. */
+#define FUZZ_IMPORT_NAMED 4
 static char **
 fuzz_serial_field(Scep__V1__Request *req)
 {
@@ -428,6 +430,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rpc_arena *arena;
 	ProtobufCBinaryData renewal_of = {0, NULL};
 	char **serial, *sent_serial = NULL;
+	struct {
+		char **field, *sent;
+	} imported[FUZZ_IMPORT_NAMED];
+	size_t n_imported = 0;
 	const struct rpc_route *route;
 	int64_t now_ms;
 
@@ -455,6 +461,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (strcmp(sent_serial, "@revoked") == 0)
 			*serial = fx.revoked;
 	}
+	/* An import's first entries may name them too. */
+	if (req->body_case == SCEP__V1__REQUEST__BODY_REVOKE_IMPORT)
+		for (size_t i = 0; i < req->revoke_import->n_entries &&
+		     n_imported < FUZZ_IMPORT_NAMED;
+		     i++) {
+			char **s = &req->revoke_import->entries[i]->serial;
+			char *to = strcmp(*s, "@issued") == 0 ? fx.issued
+			    : strcmp(*s, "@revoked") == 0     ? fx.revoked
+			                                      : NULL;
+
+			if (to == NULL)
+				continue;
+			imported[n_imported].field = s;
+			imported[n_imported++].sent = *s;
+			*s = to;
+		}
 	if (req->body_case == SCEP__V1__REQUEST__BODY_SIGN &&
 	    req->sign->has_renewal_of && req->sign->renewal_of.len == 7 &&
 	    memcmp(req->sign->renewal_of.data, "@issued", 7) == 0) {
@@ -478,6 +500,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		*serial = sent_serial;
 	if (renewal_of.data != NULL)
 		req->sign->renewal_of = renewal_of;
+	while (n_imported > 0) {
+		n_imported--;
+		*imported[n_imported].field = imported[n_imported].sent;
+	}
 	scep__v1__request__free_unpacked(req, NULL);
 	return 0;
 }

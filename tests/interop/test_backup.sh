@@ -7,6 +7,8 @@
 # the CRL and refusing renewal; what came after the backup is not in it (a
 # later certificate's renewal refused naming the ledger; it is revoked with
 # --not-in-ledger); passwords issued before the backup are refused; enrollment works.
+# Another copy gets the revocations since the backup from the CRL served
+# last (scepctl import-crl), with their dates.
 . "$(dirname "$0")/lib.sh"
 interop_init backup
 command -v mdb_copy >/dev/null || fail "mdb_copy is missing: scripts/deps.sh installs lmdb-utils"
@@ -75,6 +77,9 @@ enroll "$(challenge)" after
 enroll "$later" later
 "$SCEPCTL" --data-dir "$DATA" revoke "$(serial "$WORK/late_revoked.pem")" --reason superseded >/dev/null 2>&1 ||
 	fail "scepctl revoke after the backup"
+# What the distribution point served last (the frontend's first GetCRL:
+# nothing cached).
+curl -sf "$BASE/crl/ca.crl" -o "$WORK/published.crl" || fail "the CRL"
 server_stop
 
 check "restored into another directory and put right as the README says"
@@ -132,4 +137,26 @@ for pw in "$unused" "$later"; do
 done
 enroll "$(challenge)" new
 verify_cert "$WORK/new.pem"
-pass "backup while devices enroll, restore elsewhere put right: ledger, revocations and renewals as they were; later certificates and old passwords not"
+
+check "another copy, its revocations put back from the CRL served last (scepctl import-crl): one since the backup at its date, one the copy had left as it was"
+server_stop
+DATA=$WORK/restored2
+mv "$WORK/backup-2" "$DATA"
+server_start
+"$SCEPCTL" --data-dir "$DATA" import-crl "$WORK/published.crl" > "$WORK/import.out" 2>&1 ||
+	{ cat "$WORK/import.out"; fail "import-crl of the CRL served last"; }
+grep -q "2 entries: 1 put on the CRL, 0 made final from a hold, 1 there already" "$WORK/import.out" ||
+	{ cat "$WORK/import.out"; fail "import-crl: want the revocation since the backup put back, the copy's left"; }
+curl -sf "$BASE/crl/ca.crl" -o "$WORK/ca3.crl" || fail "the CRL"
+# entry FILE SERIAL: its serial's entry, date and reason, on the CRL FILE.
+entry() {
+	openssl crl -inform DER -in "$1" -noout -text |
+		awk -v s="$2" '/Serial Number:/ { on = (toupper($3) == toupper(s)) } /Signature Algorithm/ { on = 0 } on { $1 = $1; print }'
+}
+entry "$WORK/published.crl" "$(serial "$WORK/late_revoked.pem")" > "$WORK/entry-published"
+entry "$WORK/ca3.crl" "$(serial "$WORK/late_revoked.pem")" > "$WORK/entry-restored"
+[ -s "$WORK/entry-published" ] && cmp -s "$WORK/entry-published" "$WORK/entry-restored" ||
+	{ diff "$WORK/entry-published" "$WORK/entry-restored"; fail "the revocation since the backup is not on the restored CRL as it was published (date, reason)"; }
+! renew late_revoked && grep -q "failInfoText: certificate .* is revoked: enroll anew" "$WORK/late_revoked-renewed.log" ||
+	{ cat "$WORK/late_revoked-renewed.log"; fail "a certificate revoked after the backup, imported from the CRL: want its renewal refused as revoked"; }
+pass "backup while devices enroll, restore elsewhere put right: ledger, revocations and renewals as they were; later certificates and old passwords not; revocations back from the CRL served last"

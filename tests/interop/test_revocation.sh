@@ -161,7 +161,7 @@ echo "   refused: $(grep -m1 'not permitted' "$WORK/nobody.out")"
 
 check "scepctl --help gives every option of each command's own usage line; COMMAND --help needs no data directory"
 "$SCEPCTL" --help > "$WORK/help.txt" || fail "scepctl --help"
-cmds=$(sed -n '/^commands:/,/^exit status/s/^  \([a-z]\+\) .*/\1/p' "$WORK/help.txt")
+cmds=$(sed -n '/^commands:/,/^exit status/s/^  \([a-z-]\+\) .*/\1/p' "$WORK/help.txt")
 [ "$(echo "$cmds" | wc -w)" -ge 8 ] || fail "scepctl --help lists the commands: $(echo "$cmds" | xargs)"
 for cmd in $cmds; do
 	# A command's help needs no data directory.
@@ -174,7 +174,7 @@ for cmd in $cmds; do
 done
 echo "   $(echo "$cmds" | xargs)"
 
-check "a certificate of this CA the ledger does not hold: refused without --not-in-ledger, naming it; an earlier CRL's entries put on scepd's with their dates and reasons (README 'An existing CA')"
+check "a certificate of this CA the ledger does not hold: refused without --not-in-ledger, naming it; an earlier CRL imported (scepctl import-crl, README 'An existing CA'): its entries on scepd's CRL with their dates and reasons, once; a CRL not this CA's, a delta, an indirect one, removeFromCRL refused whole; a hold made final; 4,500 entries in three CRLs"
 rc=0
 "$SCEPCTL" --data-dir "$DATA" revoke 7F0011 2> "$WORK/foreign.err" || rc=$?
 [ $rc = 1 ] && grep -q -- "no such serial in the ledger.*--not-in-ledger" "$WORK/foreign.err" ||
@@ -192,33 +192,60 @@ for bad in "7F0012 --date 2024-05-01T10:00:00Z:2" "7F0012 --not-in-ledger --date
 	"$SCEPCTL" --data-dir "$DATA" revoke ${bad%:*} 2> "$WORK/foreign.err" || rc=$?
 	[ $rc = "${bad##*:}" ] || { cat "$WORK/foreign.err"; fail "revoke ${bad%:*}: exit $rc, want ${bad##*:}"; }
 done
-# The CA's CRL from before scepd, made by openssl ca with the same key: a
-# serial of 20 octets revoked for keyCompromise, a short one without a
-# reason, one on hold.
-mkdir -p "$WORK/old"
-{
-	printf 'R\t301231235959Z\t240501100000Z,keyCompromise\t7A1B2C3D4E5F60718293A4B5C6D7E8F901234567\tunknown\t/CN=old 1\n'
-	printf 'R\t301231235959Z\t230102030405Z\t1F\tunknown\t/CN=old 2\n'
-	printf 'R\t301231235959Z\t250303030303Z,certificateHold,holdInstructionReject\t2B\tunknown\t/CN=old 3\n'
-} > "$WORK/old/index.txt"
-echo 1000 > "$WORK/old/crlnumber"
-printf '[ca]\ndefault_ca = old\n[old]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 30\n' \
-	"$WORK/old/index.txt" "$WORK/old/crlnumber" > "$WORK/old/openssl.cnf"
-openssl ca -gencrl -config "$WORK/old/openssl.cnf" -keyfile "$DATA/ca/ca.key" -cert "$DATA/ca/ca.pem" \
-	-out "$WORK/old.crl" 2> "$WORK/old/gencrl.err" || { cat "$WORK/old/gencrl.err"; fail "openssl ca -gencrl"; }
-# README "An existing CA"'s script, var being this test's data directory.
-sed -n '/^    # This CA.s, or nothing/,/^    exit \$failed/s/^    //p' "$SRC_DIR/README.md" > "$WORK/import.sh"
-[ "$(wc -l < "$WORK/import.sh")" -gt 10 ] || fail "README's import script not found"
-ln -sfn "$DATA" "$WORK/var"
-for run in first again; do
-	(cd "$WORK" && PATH="$BUILD_DIR:$PATH" bash import.sh) > "$WORK/import-$run.out" 2>&1 ||
-		{ cat "$WORK/import-$run.out"; fail "README's import script, run $run: it failed"; }
+# gencrl NAME INDEX-LINES [CRL-EXTENSIONS] [KEY CERT]: $WORK/NAME.crl
+# (PEM, number 4096), as the CA's software before scepd made it from its
+# index, signed with the CA key (or KEY, CERT's).
+gencrl() {
+	"$SRC_DIR/tests/tools/gencrl.sh" "$WORK/$1.crl" "${4:-$DATA/ca/ca.key}" "${5:-$DATA/ca/ca.pem}" "$2" "${3:-}" ||
+		fail "openssl ca -gencrl $1"
+}
+# import NAME FILE: scepctl import-crl FILE, its output in $WORK/NAME.out;
+# its exit status.
+import() {
+	local rc=0
+	"$SCEPCTL" --data-dir "$DATA" import-crl "$2" > "$WORK/$1.out" 2>&1 || rc=$?
+	return $rc
+}
+# The CA's CRL from before scepd: a serial of 20 octets revoked for
+# keyCompromise, a short one without a reason, one on hold.
+r='R\t301231235959Z\t'
+gencrl old "${r}240501100000Z,keyCompromise\t7A1B2C3D4E5F60718293A4B5C6D7E8F901234567\tunknown\t/CN=old 1\n${r}230102030405Z\t1F\tunknown\t/CN=old 2\n${r}250303030303Z,certificateHold,holdInstructionReject\t2B\tunknown\t/CN=old 3\n"
+# Refused whole, nothing put on the CRL: another key under the CA's name,
+# a delta CRL, an indirect one, an entry removeFromCRL (each beside an
+# entry that alone would be taken), not a CRL.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -keyout "$WORK/other.key" \
+	-subj "$(openssl x509 -in "$DATA/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" \
+	-out "$WORK/other.pem" 2>/dev/null || fail "a certificate under the CA's name with another key"
+good="${r}240601000000Z\t7E0001\tunknown\t/CN=x\n"
+gencrl other-key "$good" '' "$WORK/other.key" "$WORK/other.pem"
+gencrl delta "$good" '2.5.29.27 = critical,DER:02:02:03:E7'
+gencrl indirect "$good" 'issuingDistributionPoint = critical,@idp\n[idp]\nindirectCRL = TRUE'
+gencrl remove "${good}${r}240501100000Z,removeFromCRL\t7E0002\tunknown\t/CN=y\n"
+head -c 300 /dev/urandom > "$WORK/garbage.crl"
+mark=$(log_mark)
+for bad in "other-key:signature is not the CA key's" "delta:a delta CRL" "indirect:an indirect CRL" \
+	"remove:reason code 8 is not a revocation" "garbage:not a CRL"; do
+	rc=0
+	import "refused-${bad%%:*}" "$WORK/${bad%%:*}.crl" || rc=$?
+	[ $rc = 1 ] && grep -q "${bad#*:}" "$WORK/refused-${bad%%:*}.out" ||
+		{ cat "$WORK/refused-${bad%%:*}.out"; fail "import-crl of ${bad%%:*}: exit $rc, want 1 saying '${bad#*:}'"; }
 done
-# Three revocations, the second run adding none.
-[ "$(grep -c "revoked serial .*, not in the ledger, revoked " "$SERVER_LOG")" = 3 ] ||
+! logged "$mark" "revoked serial 7E000" || fail "a refused CRL put an entry on the CRL"
+gencrl empty ''
+import empty "$WORK/empty.crl" && grep -q "lists no certificate" "$WORK/empty.out" ||
+	{ cat "$WORK/empty.out"; fail "import-crl of an empty CRL"; }
+# Imported twice: the second run finds each entry there already.
+import old-first "$WORK/old.crl" && grep -q "3 entries: 3 put on the CRL, 0 made final from a hold, 0 there already" "$WORK/old-first.out" ||
+	{ cat "$WORK/old-first.out"; fail "import-crl of the CA's earlier CRL"; }
+openssl crl -in "$WORK/old.crl" -outform DER -out "$WORK/old.der"
+import old-again "$WORK/old.der" && grep -q "3 entries: 0 put on the CRL, 0 made final from a hold, 3 there already" "$WORK/old-again.out" ||
+	{ cat "$WORK/old-again.out"; fail "import-crl of the same CRL again (DER)"; }
+# Three revocations, each once, logged as revoke logs them.
+[ "$(grep -c "revoked serial .*, not in the ledger, revoked .* from CRL number 4096;" "$SERVER_LOG")" = 3 ] ||
 	{ grep "revoked serial" "$SERVER_LOG"; fail "the earlier CRL's three entries were not each revoked once"; }
 logged 1 "revoked serial 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567 (keyCompromise, not in the ledger, revoked 2024-05-01T10:00:00Z)" ||
 	fail "the log does not say the serial is not in the ledger, with its date"
+logged 1 "imported 3 entries of CRL number 4096 by scepctl" || fail "the import's summary is not logged"
 server_restart
 crl imported
 grep -A4 "Serial Number: 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567" "$WORK/imported.txt" > "$WORK/entry1.txt"
@@ -245,6 +272,29 @@ for reason in certificateHold keyCompromise; do
 done
 logged 1 "revoked serial 0*2C (keyCompromise, was on hold, not in the ledger) by" ||
 	fail "a hold not in the ledger made final is not logged as not in the ledger"
+# A later CRL of the old CA lists a hold as final: made final, keeping the
+# hold's date.
+"$SCEPCTL" --data-dir "$DATA" revoke 2D --not-in-ledger --reason certificateHold --date 2025-01-01T00:00:00Z 2>/dev/null ||
+	fail "revoke 2D on hold"
+gencrl later "${r}250601000000Z,keyCompromise\t2D\tunknown\t/CN=old 4\n"
+import later "$WORK/later.crl" && grep -q "1 entries: 0 put on the CRL, 1 made final from a hold, 0 there already" "$WORK/later.out" ||
+	{ cat "$WORK/later.out"; fail "import-crl of a CRL listing a hold as final"; }
+# A CRL of thousands: 2,000 entries a request, one CRL each.
+for ((i = 1; i <= 4500; i++)); do printf "${r}240101000000Z,superseded\t%06X\tunknown\t/CN=n%d\n" $((0x500000 + i)) $i; done > "$WORK/many.index"
+gencrl many "@$WORK/many.index"
+mark=$(log_mark)
+t0=$(date +%s%N)
+import many "$WORK/many.crl" && grep -q "4500 entries: 4500 put on the CRL" "$WORK/many.out" ||
+	{ cat "$WORK/many.out"; fail "import-crl of 4,500 entries"; }
+echo "   4,500 entries imported in $((($(date +%s%N) - t0) / 1000000)) ms"
+[ "$(tail -n "+$mark" "$SERVER_LOG" | grep -c "issued CRL number")" = 3 ] ||
+	fail "4,500 entries did not issue three CRLs (2,000 a request)"
+server_restart
+crl many
+[ "$(grep -cE "Serial Number: 50[01][0-9A-F]{3}$" "$WORK/many.txt")" = 4500 ] || fail "the CRL does not list the 4,500 entries"
+grep -A4 "Serial Number: 2D$" "$WORK/many.txt" > "$WORK/entry2d.txt"
+grep -q "Revocation Date: Jan  1 00:00:00 2025 GMT" "$WORK/entry2d.txt" && grep -q "Key Compromise" "$WORK/entry2d.txt" ||
+	{ cat "$WORK/entry2d.txt"; fail "the hold made final by the import: not keyCompromise at the hold's date"; }
 
 check "a revoked certificate cannot renew"
 rc=0

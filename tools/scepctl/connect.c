@@ -297,6 +297,12 @@ scepctl_timeout_hint(const Scep__V1__Request *req)
 		        : "revocation",
 		    req->revoke->serial, maybe, req->revoke->serial);
 		break;
+	case SCEP__V1__REQUEST__BODY_REVOKE_IMPORT:
+		fprintf(stderr,
+		    "scepctl: the import of %zu entries %s: run it again "
+		    "(entries on the CRL already are left as they are)\n",
+		    req->revoke_import->n_entries, maybe);
+		break;
 	case SCEP__V1__REQUEST__BODY_DECIDE:
 		fprintf(stderr,
 		    "scepctl: the %s of %s %s: see scepctl list --pending (it "

@@ -38,6 +38,9 @@ usage(FILE *f)
 	    "                      --not-in-ledger: one this CA signed that\n"
 	    "                      its ledger does not hold, revoked at T)\n"
 	    "  unrevoke SERIAL     release a certificate from certificateHold\n"
+	    "  import-crl FILE     put a CRL's entries (this CA's, DER or\n"
+	    "                      PEM) on scepd's CRL, dates and reasons "
+	    "kept\n"
 	    "  approve TXID        issue a request pending approval\n"
 	    "  reject TXID [--reason TEXT] refuse a pending request\n"
 	    "  keygen [NAME]       a CurveZMQ key pair in DIR/keys\n"
@@ -57,6 +60,7 @@ static const struct {
     {"reject", scepctl_reject},
     {"revoke", scepctl_revoke},
     {"unrevoke", scepctl_revoke},
+    {"import-crl", scepctl_import_crl},
     {"keygen", scepctl_keygen},
 };
 

@@ -41,6 +41,8 @@ int scepctl_show(const struct scepctl *ctl, int argc, char **argv);
 int scepctl_revoke(const struct scepctl *ctl, int argc, char **argv);
 int scepctl_approve(const struct scepctl *ctl, int argc, char **argv);
 int scepctl_reject(const struct scepctl *ctl, int argc, char **argv);
+/* import_crl.c: an earlier CRL's entries put on scepd's. */
+int scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv);
 /* keygen.c: a CurveZMQ key pair in DIR/keys. */
 int scepctl_keygen(const struct scepctl *ctl, int argc, char **argv);
 
