@@ -5,6 +5,7 @@
  * so the CRL never lags a revocation; otherwise a CRL is re-issued when
  * past half its CRLValidityHours. The CRL number only grows.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,9 +136,11 @@ struct crl_made {
  * number only grows, and outnumbers at once the CRLs of an existing CA
  * numbered 1, 2, ... by the software it ran under before, which relying
  * parties that keep the highest-numbered CRL (strongSwan) would
- * otherwise prefer. An MDB_* code, or -1 when OpenSSL failed (logged). */
+ * otherwise prefer; and above `above` (an imported CRL's number, else 0).
+ * An MDB_* code, or -1 when OpenSSL failed (logged). */
 static int
-crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
+crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
+    int64_t *number)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = NULL;
@@ -151,6 +154,8 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t *number)
 	*number = crl_meta_int(ca, txn, "crl_number") + 1;
 	if (*number < (int64_t)now)
 		*number = (int64_t)now;
+	if (above < INT64_MAX && *number <= above)
+		*number = above + 1;
 	if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
 	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
@@ -367,7 +372,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	}
 	if (release) {
 		if ((e = mdb_del(txn, ca->revoked, &key, NULL)) != 0 ||
-		    (e = crl_issue(ca, txn, now, &number)) != 0)
+		    (e = crl_issue(ca, txn, now, 0, &number)) != 0)
 			goto internal;
 	} else {
 		/* A hold made final keeps its date (the certificate was not
@@ -381,7 +386,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		val.mv_size = strlen(text);
 		val.mv_data = text;
 		if ((e = mdb_put(txn, ca->revoked, &key, &val, 0)) != 0 ||
-		    (e = crl_issue(ca, txn, now, &number)) != 0)
+		    (e = crl_issue(ca, txn, now, 0, &number)) != 0)
 			goto internal;
 	}
 	e = mdb_txn_commit(txn);
@@ -440,6 +445,10 @@ struct crl_import_entry {
 	json_int_t hold_since; /* IMPORT_MADE_FINAL: the hold's date */
 };
 
+/* How far ahead of the CA's clock an imported revocation may be dated
+ * (the old CA's clock, or the lost host's in a restore). */
+#define CRL_IMPORT_SKEW_S 300
+
 /* Checks every entry of an import: NULL, or why the first bad one cannot
  * be taken (in `arena`). */
 static char *
@@ -468,14 +477,19 @@ crl_import_check(const Scep__V1__RevokeImportRequest *in, time_t now,
 			    e[i].serial, reason);
 			return rpc_strdup(arena, why);
 		}
-		if (r->revoked_at <= 0 || r->revoked_at > (int64_t)now) {
+		if (r->revoked_at <= 0 ||
+		    r->revoked_at > (int64_t)now + CRL_IMPORT_SKEW_S) {
 			snprintf(why, sizeof(why),
 			    "serial %s: its revocation date is not a past "
-			    "time; none of this request's imported",
-			    e[i].serial);
+			    "time (before 1970, or more than %d s ahead of "
+			    "the CA's clock); none of this request's imported",
+			    e[i].serial, CRL_IMPORT_SKEW_S);
 			return rpc_strdup(arena, why);
 		}
-		e[i].when = (json_int_t)r->revoked_at;
+		/* The old CA's clock a little ahead: revoked now. */
+		e[i].when =
+		    (json_int_t)(r->revoked_at > (int64_t)now ? (int64_t)now
+		                                              : r->revoked_at);
 	}
 	return NULL;
 }
@@ -554,6 +568,24 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 		reply->error = crl_ca_expired;
 		return;
 	}
+	/* scepctl checked the CRL's signature with the certificate its
+	 * scepd.conf names: this CA's, or the CRL may be another CA's. */
+	if (!in->has_ca_certificate_sha256 ||
+	    in->ca_certificate_sha256.len != sizeof(ca->cert_sha256) ||
+	    memcmp(in->ca_certificate_sha256.data, ca->cert_sha256,
+	        sizeof(ca->cert_sha256)) != 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "the CRL's signature was not checked with this "
+		               "CA's certificate (scepctl's [ca] Certificate "
+		               "is another one); nothing imported";
+		return;
+	}
+	/* Copied into every entry's record. */
+	if (strlen(by) > 255) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "revoked_by longer than 255 bytes";
+		return;
+	}
 	e = rpc_alloc(arena, in->n_entries * sizeof(*e));
 	if ((why = crl_import_check(in, now, e, arena)) != NULL) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
@@ -567,10 +599,13 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 			goto internal;
 		count[e[i].outcome]++;
 	}
-	if (count[IMPORT_ADDED] + count[IMPORT_MADE_FINAL] > 0)
-		rc = crl_issue(ca, txn, now, &number);
-	else
-		number = crl_meta_int(ca, txn, "crl_number");
+	/* And when the imported CRL outnumbers the last one: from now on,
+	 * relying parties that keep the highest-numbered CRL keep ours. */
+	number = crl_meta_int(ca, txn, "crl_number");
+	if (count[IMPORT_ADDED] + count[IMPORT_MADE_FINAL] > 0 ||
+	    (in->has_from_crl_number && in->from_crl_number >= number))
+		rc = crl_issue(ca, txn, now,
+		    in->has_from_crl_number ? in->from_crl_number : 0, &number);
 	if (rc != 0)
 		goto internal;
 	rc = mdb_txn_commit(txn);
@@ -600,11 +635,11 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 		    (long long)number);
 	}
 	log_event(LOG_LEVEL_WARN, NULL, req->id,
-	    "imported %zu entries of CRL%s by %s: %u put on the CRL, %u "
-	    "made final from a hold, %u there already; CRL number %lld",
-	    in->n_entries, from, by, count[IMPORT_ADDED],
-	    count[IMPORT_MADE_FINAL], count[IMPORT_UNCHANGED],
-	    (long long)number);
+	    "imported %zu %s of CRL%s by %s: %u put on the CRL, %u made "
+	    "final from a hold, %u there already; CRL number %lld",
+	    in->n_entries, in->n_entries == 1 ? "entry" : "entries", from, by,
+	    count[IMPORT_ADDED], count[IMPORT_MADE_FINAL],
+	    count[IMPORT_UNCHANGED], (long long)number);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_import_reply__init(out);
 	out->crl_number = number;
@@ -758,7 +793,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 		}
 		X509_CRL_free(crl);
 		crl = NULL;
-		if ((e = crl_issue(ca, txn, now, &number)) != 0)
+		if ((e = crl_issue(ca, txn, now, 0, &number)) != 0)
 			goto internal;
 		if ((e = mdb_get(txn, ca->meta, &key, &val)) != 0)
 			goto internal;

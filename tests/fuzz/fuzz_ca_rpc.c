@@ -428,7 +428,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Scep__V1__Request *req;
 	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
 	struct rpc_arena *arena;
-	ProtobufCBinaryData renewal_of = {0, NULL};
+	ProtobufCBinaryData renewal_of = {0, NULL}, ca_sha256 = {0, NULL};
 	char **serial, *sent_serial = NULL;
 	struct {
 		char **field, *sent;
@@ -461,7 +461,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (strcmp(sent_serial, "@revoked") == 0)
 			*serial = fx.revoked;
 	}
-	/* An import's first entries may name them too. */
+	/* An import names the CA certificate it was checked with as "@ca"
+	 * (made at setup, so unknown to the corpus); its first entries may
+	 * name those serials too. */
+	if (req->body_case == SCEP__V1__REQUEST__BODY_REVOKE_IMPORT &&
+	    req->revoke_import->has_ca_certificate_sha256 &&
+	    req->revoke_import->ca_certificate_sha256.len == 3 &&
+	    memcmp(req->revoke_import->ca_certificate_sha256.data, "@ca", 3) ==
+	        0) {
+		ca_sha256 = req->revoke_import->ca_certificate_sha256;
+		req->revoke_import->ca_certificate_sha256.data =
+		    fx.ca.cert_sha256;
+		req->revoke_import->ca_certificate_sha256.len =
+		    sizeof(fx.ca.cert_sha256);
+	}
 	if (req->body_case == SCEP__V1__REQUEST__BODY_REVOKE_IMPORT)
 		for (size_t i = 0; i < req->revoke_import->n_entries &&
 		     n_imported < FUZZ_IMPORT_NAMED;
@@ -500,6 +513,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		*serial = sent_serial;
 	if (renewal_of.data != NULL)
 		req->sign->renewal_of = renewal_of;
+	if (ca_sha256.data != NULL)
+		req->revoke_import->ca_certificate_sha256 = ca_sha256;
 	while (n_imported > 0) {
 		n_imported--;
 		*imported[n_imported].field = imported[n_imported].sent;

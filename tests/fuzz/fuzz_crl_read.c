@@ -4,10 +4,11 @@
  * crl_read (DER or PEM), crl_signed_by against the CA of the corpus's CRLs
  * (crl-ca.pem, whose key `openssl ca` signed them with), crl_entries.
  *
- * Checked: a CRL that verifies names that CA as its issuer; every entry
- * taken has a serial of 1 to 40 upper-case hex digits that reads back as
- * the entry's own serial, and a reason the CA knows
- * (never removeFromCRL); a CRL refused says why.
+ * Checked: every entry taken has a serial of 1 to 40 upper-case hex
+ * digits, not zero, that reads back as the entry's own serial, a
+ * revocation date after 1970 and not after the CRL's thisUpdate (what
+ * the CA takes: one refused there would stop an import halfway), and a
+ * reason the CA knows (never removeFromCRL); a CRL refused says why.
  */
 #include "../../tools/scepctl/crl_read.c"
 
@@ -38,7 +39,9 @@ check_entries(X509_CRL *crl, const struct crl_entries *e)
 		if (len < 1 || len > 40 ||
 		    strspn(x->serial, "0123456789ABCDEF") != len ||
 		    BN_hex2bn(&bn, x->serial) != (int)len || want == NULL ||
-		    BN_cmp(bn, want) != 0 || x->reason == NULL ||
+		    BN_cmp(bn, want) != 0 || BN_is_zero(bn) ||
+		    x->revoked_at <= 0 || x->revoked_at > e->this_update ||
+		    x->reason == NULL ||
 		    strcmp(x->reason, "removeFromCRL") == 0)
 			abort();
 		BN_free(bn);
@@ -68,11 +71,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	err[0] = '\0';
-	if (crl_signed_by(crl, fuzz_ca, err, sizeof(err)) == 0) {
-		if (X509_NAME_cmp(X509_CRL_get_issuer(crl),
-		        X509_get_subject_name(fuzz_ca)) != 0)
-			abort();
-	} else if (err[0] == '\0')
+	if (crl_signed_by(crl, fuzz_ca, err, sizeof(err)) != 0 &&
+	    err[0] == '\0')
 		abort();
 	err[0] = '\0';
 	if (crl_entries(crl, &e, err, sizeof(err)) == 0) {

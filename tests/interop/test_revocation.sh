@@ -221,10 +221,15 @@ gencrl other-key "$good" '' "$WORK/other.key" "$WORK/other.pem"
 gencrl delta "$good" '2.5.29.27 = critical,DER:02:02:03:E7'
 gencrl indirect "$good" 'issuingDistributionPoint = critical,@idp\n[idp]\nindirectCRL = TRUE'
 gencrl remove "${good}${r}240501100000Z,removeFromCRL\t7E0002\tunknown\t/CN=y\n"
+# And what the CA would refuse (a request of the import stopping it
+# halfway): serial 0, a revocation after the CRL was made.
+gencrl zero "${good}${r}240501100000Z\t00\tunknown\t/CN=y\n"
+gencrl future "${good}${r}491231000000Z\t7E0003\tunknown\t/CN=y\n"
 head -c 300 /dev/urandom > "$WORK/garbage.crl"
 mark=$(log_mark)
 for bad in "other-key:signature is not the CA key's" "delta:a delta CRL" "indirect:an indirect CRL" \
-	"remove:reason code 8 is not a revocation" "garbage:not a CRL"; do
+	"remove:reason code 8 is not a revocation" "zero:serial is not a positive number" \
+	"future:after the CRL was made" "garbage:not a CRL"; do
 	rc=0
 	import "refused-${bad%%:*}" "$WORK/${bad%%:*}.crl" || rc=$?
 	[ $rc = 1 ] && grep -q "${bad#*:}" "$WORK/refused-${bad%%:*}.out" ||
@@ -277,7 +282,7 @@ logged 1 "revoked serial 0*2C (keyCompromise, was on hold, not in the ledger) by
 "$SCEPCTL" --data-dir "$DATA" revoke 2D --not-in-ledger --reason certificateHold --date 2025-01-01T00:00:00Z 2>/dev/null ||
 	fail "revoke 2D on hold"
 gencrl later "${r}250601000000Z,keyCompromise\t2D\tunknown\t/CN=old 4\n"
-import later "$WORK/later.crl" && grep -q "1 entries: 0 put on the CRL, 1 made final from a hold, 0 there already" "$WORK/later.out" ||
+import later "$WORK/later.crl" && grep -q "1 entry: 0 put on the CRL, 1 made final from a hold, 0 there already" "$WORK/later.out" ||
 	{ cat "$WORK/later.out"; fail "import-crl of a CRL listing a hold as final"; }
 # A CRL of thousands: 2,000 entries a request, one CRL each.
 for ((i = 1; i <= 4500; i++)); do printf "${r}240101000000Z,superseded\t%06X\tunknown\t/CN=n%d\n" $((0x500000 + i)) $i; done > "$WORK/many.index"
@@ -295,6 +300,32 @@ crl many
 grep -A4 "Serial Number: 2D$" "$WORK/many.txt" > "$WORK/entry2d.txt"
 grep -q "Revocation Date: Jan  1 00:00:00 2025 GMT" "$WORK/entry2d.txt" && grep -q "Key Compromise" "$WORK/entry2d.txt" ||
 	{ cat "$WORK/entry2d.txt"; fail "the hold made final by the import: not keyCompromise at the hold's date"; }
+
+check "the CA's own checks of an import (tests/tools/ca_import, where scepctl would refuse first): all or nothing, 5 minutes of clock skew, its CA certificate, numbered above the imported CRL"
+ca_import() { "$BUILD_DIR/tests/ca_import" --endpoint "ipc://$DATA/run/ca.sock" "$@"; }
+now=$(date +%s)
+mark=$(log_mark)
+rc=0
+ca_import --ca-cert "$CA_PEM" "7E0101:$((now - 100))" "7E0102:$((now + 3600))" > "$WORK/cai.out" || rc=$?
+[ $rc = 2 ] && grep -q "serial 0*7E0102: its revocation date is not a past time" "$WORK/cai.out" ||
+	{ cat "$WORK/cai.out"; fail "an entry dated an hour ahead: exit $rc, want the request refused naming it"; }
+! logged "$mark" "revoked serial 0*7E0101 " || fail "the request refused put its other entry on the CRL"
+ca_import --ca-cert "$CA_PEM" "7E0103:$((now + 120)):keyCompromise" > "$WORK/cai.out" &&
+	grep -q "^added 1 " "$WORK/cai.out" || { cat "$WORK/cai.out"; fail "an entry dated 2 minutes ahead (clock skew) refused"; }
+when=$(sed -n 's/.*revoked serial 0*7E0103 (keyCompromise, not in the ledger, revoked \([^)]*\)).*/\1/p' "$SERVER_LOG")
+[ -n "$when" ] && [ "$(date -d "$when" +%s)" -le $(($(date +%s) + 1)) ] ||
+	fail "the entry dated 2 minutes ahead is not revoked now (logged: '$when')"
+for bad in "--ca-cert $WORK/other.pem:not checked with this CA's certificate" "--ca-cert -:not checked with this CA's certificate" \
+	"--ca-cert $CA_PEM --by $(printf 'x%.0s' {1..300}):longer than 255 bytes"; do
+	rc=0
+	# shellcheck disable=SC2086 # the options, split
+	ca_import ${bad%%:*} "7E0104:$((now - 100))" > "$WORK/cai.out" || rc=$?
+	[ $rc = 2 ] && grep -q "${bad#*:}" "$WORK/cai.out" || { cat "$WORK/cai.out"; fail "ca_import ${bad%%:*}: exit $rc"; }
+done
+big=$((now * 1000))
+ca_import --ca-cert "$CA_PEM" --from-number $big "7E0103:$((now - 100))" > "$WORK/cai.out" &&
+	grep -q "^added 0 unchanged 1 made_final 0 crl_number $((big + 1))$" "$WORK/cai.out" ||
+	{ cat "$WORK/cai.out"; fail "an imported CRL numbered $big: the CRL issued is not numbered above it"; }
 
 check "a revoked certificate cannot renew"
 rc=0

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -31,15 +32,28 @@ crl_read(const unsigned char *data, size_t len, char *err, size_t errlen)
 	}
 	/* DER starts with its SEQUENCE; PEM's reader skips what comes
 	 * before "-----BEGIN X509 CRL-----" (openssl crl -text's text). */
+	/* A UTF-8 byte-order mark before PEM (PowerShell's output). */
+	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
+		data += 3;
+		len -= 3;
+		p = data;
+	}
 	if (len > 0 && data[0] != 0x30) {
 		if ((bio = BIO_new_mem_buf(data, (int)len)) != NULL)
 			crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
 		BIO_free(bio);
 	} else
 		crl = d2i_X509_CRL(NULL, &p, (long)len);
-	if (crl == NULL)
+	if (crl == NULL) {
+		unsigned long why = ERR_peek_last_error();
+		const char *text =
+		    why != 0 ? ERR_reason_error_string(why) : NULL;
+
 		snprintf(err, errlen,
-		    "not a CRL (DER, or PEM \"-----BEGIN X509 CRL-----\")");
+		    "not a CRL (DER, or PEM \"-----BEGIN X509 CRL-----\")%s%s",
+		    text != NULL ? ": " : "", text != NULL ? text : "");
+		ERR_clear_error();
+	}
 	return crl;
 }
 
@@ -71,7 +85,8 @@ static const char *const crl_read_reasons[] = {"unspecified", "keyCompromise",
 
 /* One entry into `out`: 0, or -1 with `err` naming it. */
 static int
-crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
+crl_read_entry(X509_REVOKED *r, time_t this_update, struct crl_entry *out,
+    char *err, size_t errlen)
 {
 	const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(r);
 	ASN1_ENUMERATED *reason;
@@ -83,7 +98,7 @@ crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
 
 	if (sn == NULL || sn->type != V_ASN1_INTEGER || sn->length < 1 ||
 	    sn->length > 20 || (bn = ASN1_INTEGER_to_BN(sn, NULL)) == NULL ||
-	    (hex = BN_bn2hex(bn)) == NULL ||
+	    BN_is_zero(bn) || (hex = BN_bn2hex(bn)) == NULL ||
 	    strlen(hex) >= sizeof(out->serial)) {
 		snprintf(err, errlen,
 		    "an entry's serial is not a positive number of at most "
@@ -91,10 +106,12 @@ crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
 		goto out;
 	}
 	memcpy(out->serial, hex, strlen(hex) + 1);
-	if (pki_time(X509_REVOKED_get0_revocationDate(r), &t) != 0) {
+	if (pki_time(X509_REVOKED_get0_revocationDate(r), &t) != 0 || t <= 0 ||
+	    t > this_update) {
 		snprintf(err, errlen,
-		    "serial %s: its revocation date cannot be read: nothing "
-		    "imported",
+		    "serial %s: its revocation date cannot be read, or is "
+		    "before 1970 or after the CRL was made (thisUpdate): "
+		    "nothing imported",
 		    out->serial);
 		goto out;
 	}
@@ -145,6 +162,7 @@ crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 	ISSUING_DIST_POINT *idp;
 	ASN1_INTEGER *number;
 	int n = revoked != NULL ? sk_X509_REVOKED_num(revoked) : 0, crit = -1;
+	time_t this_update;
 
 	memset(out, 0, sizeof(*out));
 	/* A delta CRL lists changes since its base: import the base CRL. */
@@ -170,6 +188,12 @@ crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 		return -1;
 	}
 	ISSUING_DIST_POINT_free(idp);
+	if (pki_time(X509_CRL_get0_lastUpdate(crl), &this_update) != 0) {
+		snprintf(err, errlen,
+		    "its thisUpdate cannot be read: nothing imported");
+		return -1;
+	}
+	out->this_update = (int64_t)this_update;
 	number = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
 	if (number != NULL)
 		out->has_number =
@@ -183,7 +207,7 @@ crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 	}
 	for (int i = 0; i < n; i++)
 		if (crl_read_entry(sk_X509_REVOKED_value(revoked, i),
-		        &out->entry[i], err, errlen) != 0) {
+		        this_update, &out->entry[i], err, errlen) != 0) {
 			crl_entries_free(out);
 			return -1;
 		}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "crl_read.h"
@@ -20,6 +21,9 @@
 /* Entries per request: about 80 bytes each packed, well within the CA's
  * RPC_MAX_CA_REQUEST (256 KiB). */
 #define IMPORT_BATCH 2000
+/* How far ahead of the CA's clock the CA takes a revocation date
+ * (services/ca/crl.c). */
+#define IMPORT_SKEW_S 300
 
 static const char import_usage[] =
     "usage: scepctl [--data-dir DIR] import-crl FILE\n"
@@ -122,6 +126,7 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 	size_t len, done = 0;
 	X509_CRL *crl = NULL;
 	X509 *ca = NULL;
+	unsigned char ca_sha256[32];
 	char by[128], err[256];
 	const char *file;
 	int c, rc = 1, connected = 0;
@@ -150,6 +155,21 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		fprintf(stderr, "scepctl: %s: %s\n", file, err);
 		goto out;
 	}
+	/* Each entry is dated at or before it: the CA, on this host's clock,
+	 * then takes them all, not the first requests only. */
+	if (entries.this_update > (int64_t)time(NULL) + IMPORT_SKEW_S) {
+		fprintf(stderr,
+		    "scepctl: %s was made %lld s after this machine's time "
+		    "(its thisUpdate): is a clock wrong? Nothing imported\n",
+		    file, (long long)(entries.this_update - time(NULL)));
+		goto out;
+	}
+	if (!entries.has_number)
+		fprintf(stderr,
+		    "scepctl: %s has no CRL number that fits in 63 bits: "
+		    "relying parties that keep the highest-numbered CRL may "
+		    "keep it rather than scepd's\n",
+		    file);
 	if (entries.n == 0) {
 		fprintf(stderr,
 		    "scepctl: %s lists no certificate: nothing to "
@@ -168,7 +188,14 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		goto out;
 	connected = 1;
 	snprintf(by, sizeof(by), "scepctl (%s)", user ? user : "?");
+	if (X509_digest(ca, EVP_sha256(), ca_sha256, NULL) != 1) {
+		fprintf(stderr, "scepctl: cannot hash the CA certificate\n");
+		goto out;
+	}
 	body.revoked_by = by;
+	body.has_ca_certificate_sha256 = 1;
+	body.ca_certificate_sha256.data = ca_sha256;
+	body.ca_certificate_sha256.len = sizeof(ca_sha256);
 	body.has_from_crl_number = entries.has_number;
 	body.from_crl_number = entries.number;
 	while (done < entries.n) {
@@ -205,9 +232,10 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		done += n;
 	}
 	fprintf(stderr,
-	    "scepctl: %s: %zu entries: %llu put on the CRL, %llu made final "
+	    "scepctl: %s: %zu %s: %llu put on the CRL, %llu made final "
 	    "from a hold, %llu there already; CRL number %lld lists them\n",
-	    file, entries.n, added, made_final, unchanged, number);
+	    file, entries.n, entries.n == 1 ? "entry" : "entries", added,
+	    made_final, unchanged, number);
 	rc = 0;
 	goto out;
 stopped:
