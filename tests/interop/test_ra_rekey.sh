@@ -149,4 +149,31 @@ check "a certificate entering its last 30 days while the RA runs is logged then,
 ra_sped_up $(($(not_after ra/ra-sign.pem) - 30 * 86400 - 21600)) 11 "$WORK/entering.out"
 sed -n '/serving on/,$p' "$WORK/entering.out" | grep -q "warn: \[ra\] SigningCertificate: .*ra-sign.pem expires on .*, in 30 days; " ||
 	{ cat "$WORK/entering.out"; fail "the signing certificate entering its last 30 days is not logged within 11 s"; }
+check "the clock stepped back while the RA runs: an ending certificate logged again at once, not a day after the later time"
+# scepd-ra alone, its clock (a libfaketime file read at each call) 20
+# days past the encryption certificate's end: the end logged as an error
+# at start. Then stepped back to 1.25 days before the end (a host that
+# booted ahead, then NTP): "in 2 days" within seconds, where the next
+# look was due a day after the later time. With Sandbox = log: enforced,
+# no file opens, and libfaketime could not read its file again.
+faketime_lib
+set_conf ra Sandbox log
+end=$(not_after ra/ra-enc.pem)
+echo "+$((end + 20 * 86400 - $(date +%s)))" > "$WORK/clock"
+timeout -s TERM 20 env LD_PRELOAD="$FAKETIME_LIB" \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	FAKETIME_TIMESTAMP_FILE="$WORK/clock" FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	"$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/stepped.out" 2>&1 &
+stepped=$!
+on_exit "kill $stepped 2>/dev/null || true"
+for ((i = 0; i < 100; i++)); do grep -q "serving on" "$WORK/stepped.out" && break; sleep 0.1; done
+grep -q "error: \[ra\] EncryptionCertificate: .*ra-enc.pem expired on " "$WORK/stepped.out" ||
+	{ cat "$WORK/stepped.out"; fail "scepd-ra 20 days past its encryption certificate's end: the end not logged at start"; }
+echo "+$((end - 108000 - $(date +%s)))" > "$WORK/clock"
+for ((i = 0; i < 50; i++)); do sed -n '/serving on/,$p' "$WORK/stepped.out" | grep -q "EncryptionCertificate: .*ra-enc.pem expires on .*, in 2 days;" && break; sleep 0.1; done
+kill "$stepped" 2>/dev/null || true
+wait "$stepped" 2>/dev/null || true
+sed -n '/serving on/,$p' "$WORK/stepped.out" | grep -q "EncryptionCertificate: .*ra-enc.pem expires on .*, in 2 days;" ||
+	{ cat "$WORK/stepped.out"; fail "the clock stepped back to 1.25 days before the end: 'in 2 days' not logged within 5 s"; }
+set_conf ra Sandbox enforce
 pass "an RA encryption key replaced: its envelopes refused by default, opened with PreviousEncryptionCertificate; certificates' ends warned, in /metrics, an expired one an error"
