@@ -17,9 +17,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <zmq.h>
-
 #include "rpc.h"
+#include "scep_client.h"
 
 int
 main(int argc, char **argv)
@@ -32,17 +31,13 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *endpoint = NULL, *ca_file = NULL;
-	struct rpc_curve_settings keys = {"", "", "", 0};
-	struct rpc_curve *curve = NULL;
-	struct rpc_link *link = NULL;
+	struct scep_rpc conn = {0};
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__RevokeImportRequest body =
 	    SCEP__V1__REVOKE_IMPORT_REQUEST__INIT;
 	Scep__V1__ImportedRevocation *items = NULL, **ptrs = NULL;
 	Scep__V1__Reply *reply = NULL;
-	struct rpc_client *client = NULL;
 	unsigned char sha256[32];
-	void *ctx = NULL;
 	X509 *ca = NULL;
 	FILE *f;
 	int ch, e, n, rc = 1;
@@ -113,15 +108,9 @@ main(int argc, char **argv)
 	body.entries = ptrs;
 	req.body_case = SCEP__V1__REQUEST__BODY_REVOKE_IMPORT;
 	req.revoke_import = &body;
-	keys.allow_insecure = strncmp(endpoint, "ipc://", 6) != 0;
-	if ((curve = rpc_curve_load(&keys, NULL, "./ca_import", "ca_import")) ==
-	        NULL ||
-	    (link = rpc_link_new(curve, endpoint, "", "./ca_import",
-	         "ca_import", "--endpoint", "--server-key")) == NULL ||
-	    (ctx = zmq_ctx_new()) == NULL ||
-	    (client = rpc_client_new_link(ctx, link, "scepctl")) == NULL)
+	if (scep_rpc_open(&conn, endpoint, "scepctl", "", "", "ca_import") != 0)
 		goto out;
-	if ((e = rpc_call_once(client, &req, 10000, &reply)) != RPC_OK) {
+	if ((e = rpc_call_once(conn.client, &req, 10000, &reply)) != RPC_OK) {
 		fprintf(stderr, "the CA at %s did not answer: %s\n", endpoint,
 		    rpc_strerror(e));
 		goto out;
@@ -145,11 +134,7 @@ main(int argc, char **argv)
 out:
 	if (reply != NULL)
 		scep__v1__reply__free_unpacked(reply, NULL);
-	rpc_client_free(client);
-	if (ctx != NULL)
-		zmq_ctx_term(ctx);
-	rpc_link_free(link);
-	rpc_curve_free(curve);
+	scep_rpc_close(&conn);
 	free(items);
 	free(ptrs);
 	X509_free(ca);

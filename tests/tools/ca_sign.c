@@ -21,9 +21,8 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <zmq.h>
-
 #include "rpc.h"
+#include "scep_client.h"
 
 static const char *const fail_names[] = {
     "badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId"};
@@ -45,17 +44,13 @@ main(int argc, char **argv)
 	const char *endpoint = NULL, *csr_file = NULL, *txid = NULL,
 	           *out_file = NULL;
 	const char *origin = "ra", *key_file = "", *server_key = "";
-	struct rpc_curve_settings keys = {"", "", "", 0};
-	struct rpc_curve *curve = NULL;
-	struct rpc_link *link = NULL;
+	struct scep_rpc ca = {0};
 	int timeout = 10000, e;
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__SignRequest sign = SCEP__V1__SIGN_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	struct rpc_client *client = NULL;
 	unsigned char *der = NULL;
 	X509_REQ *csr = NULL;
-	void *ctx = NULL;
 	FILE *f;
 	int ch, len, rc = 1;
 
@@ -114,18 +109,10 @@ main(int argc, char **argv)
 	sign.client_addr = "192.0.2.7";
 	req.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	req.sign = &sign;
-	/* Plain unless given keys: a test may well try tcp:// in clear. */
-	keys.secret_key_file = (char *)key_file;
-	keys.allow_insecure = strncmp(endpoint, "ipc://", 6) != 0;
-	if ((curve = rpc_curve_load(&keys, NULL, "./ca_sign", "ca_sign")) ==
-	        NULL ||
-	    (link = rpc_link_new(curve, endpoint, server_key, "./ca_sign",
-	         "ca_sign", "--endpoint", "--server-key")) == NULL)
+	if (scep_rpc_open(
+	        &ca, endpoint, origin, key_file, server_key, "ca_sign") != 0)
 		goto out;
-	if ((ctx = zmq_ctx_new()) == NULL ||
-	    (client = rpc_client_new_link(ctx, link, origin)) == NULL)
-		goto out;
-	if ((e = rpc_call(client, &req, timeout, &reply)) != RPC_OK) {
+	if ((e = rpc_call(ca.client, &req, timeout, &reply)) != RPC_OK) {
 		fprintf(stderr, "the CA at %s did not answer: %s\n", endpoint,
 		    rpc_strerror(e));
 		rc = e == RPC_ETIMEDOUT ? 3 : 1;
@@ -175,11 +162,7 @@ main(int argc, char **argv)
 out:
 	if (reply != NULL)
 		scep__v1__reply__free_unpacked(reply, NULL);
-	rpc_client_free(client);
-	if (ctx != NULL)
-		zmq_ctx_term(ctx);
-	rpc_link_free(link);
-	rpc_curve_free(curve);
+	scep_rpc_close(&ca);
 	OPENSSL_free(der);
 	X509_REQ_free(csr);
 	return rc;

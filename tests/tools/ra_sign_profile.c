@@ -12,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zmq.h>
-
 #include "rpc.h"
+#include "scep_client.h"
 
 int
 main(int argc, char **argv)
@@ -27,16 +26,12 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *endpoint = NULL, *profile = NULL, *out_file = NULL;
-	struct rpc_curve_settings keys = {"", "", "", 0};
-	struct rpc_curve *curve = NULL;
-	struct rpc_link *link = NULL;
+	struct scep_rpc ra = {0};
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__SignProfileRequest body =
 	    SCEP__V1__SIGN_PROFILE_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
-	struct rpc_client *client = NULL;
 	uint8_t *content = NULL;
-	void *ctx = NULL;
 	int ch, e, timeout = 10000, rc = 1;
 	long len;
 	FILE *f;
@@ -79,14 +74,10 @@ main(int argc, char **argv)
 	body.content.len = (size_t)len;
 	req.body_case = SCEP__V1__REQUEST__BODY_SIGN_PROFILE;
 	req.sign_profile = &body;
-	if ((curve = rpc_curve_load(&keys, NULL, "./ra_sign_profile",
-	         "ra_sign_profile")) == NULL ||
-	    (link = rpc_link_new(curve, endpoint, "", "./ra_sign_profile",
-	         "ra_sign_profile", "--endpoint", "")) == NULL ||
-	    (ctx = zmq_ctx_new()) == NULL ||
-	    (client = rpc_client_new_link(ctx, link, "frontend")) == NULL)
+	if (scep_rpc_open(
+	        &ra, endpoint, "frontend", "", "", "ra_sign_profile") != 0)
 		goto out;
-	if ((e = rpc_call(client, &req, timeout, &reply)) != RPC_OK) {
+	if ((e = rpc_call(ra.client, &req, timeout, &reply)) != RPC_OK) {
 		fprintf(stderr, "the RA at %s did not answer: %s\n", endpoint,
 		    rpc_strerror(e));
 		goto out;
@@ -114,11 +105,7 @@ main(int argc, char **argv)
 out:
 	if (reply != NULL)
 		scep__v1__reply__free_unpacked(reply, NULL);
-	rpc_client_free(client);
-	if (ctx != NULL)
-		zmq_ctx_term(ctx);
-	rpc_link_free(link);
-	rpc_curve_free(curve);
+	scep_rpc_close(&ra);
 	free(content);
 	return rc;
 }

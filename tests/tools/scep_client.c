@@ -13,7 +13,9 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <openssl/x509v3.h>
+#include <zmq.h>
 
+#include "rpc.h"
 #include "scep.h"
 
 /* --- HTTP ---------------------------------------------------------------- */
@@ -498,4 +500,38 @@ scep_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int
+scep_rpc_open(struct scep_rpc *r, const char *endpoint, const char *origin,
+    const char *key_file, const char *server_key, const char *tool)
+{
+	struct rpc_curve_settings keys = {"", "", "", 0};
+
+	memset(r, 0, sizeof(*r));
+	keys.secret_key_file = (char *)key_file;
+	/* Plain unless given keys: a test may well try tcp:// in clear. */
+	keys.allow_insecure = strncmp(endpoint, "ipc://", 6) != 0;
+	if ((r->curve = rpc_curve_load(&keys, NULL, tool, tool)) == NULL ||
+	    (r->link = rpc_link_new(r->curve, endpoint, server_key, tool, tool,
+	         "--endpoint", "--server-key")) == NULL)
+		return -1;
+	if ((r->ctx = zmq_ctx_new()) == NULL ||
+	    (r->client = rpc_client_new_link(r->ctx, r->link, origin)) ==
+	        NULL) {
+		fprintf(stderr, "%s: cannot start ZeroMQ\n", tool);
+		return -1;
+	}
+	return 0;
+}
+
+void
+scep_rpc_close(struct scep_rpc *r)
+{
+	rpc_client_free(r->client);
+	if (r->ctx != NULL)
+		zmq_ctx_term(r->ctx);
+	rpc_link_free(r->link);
+	rpc_curve_free(r->curve);
+	memset(r, 0, sizeof(*r));
 }

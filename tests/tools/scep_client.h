@@ -113,4 +113,23 @@ double scep_now_ms(void);
 /* qsort's comparison of doubles, ascending. */
 int scep_cmp_double(const void *a, const void *b);
 
+/*
+ * A client of a service's RPC endpoint, as a peer declaring `origin`
+ * would be (the tools that talk to the CA or the RA directly): plain
+ * over ipc, or CurveZMQ with `key_file` (its secret key) to a server
+ * whose public key is in `server_key` ("" for none). `tool` names the
+ * program in errors. 0, or -1 with the reason on stderr;
+ * scep_rpc_close frees what was made either way.
+ */
+struct rpc_client;
+struct scep_rpc {
+	void *ctx;
+	struct rpc_curve *curve;
+	struct rpc_link *link;
+	struct rpc_client *client;
+};
+int scep_rpc_open(struct scep_rpc *r, const char *endpoint, const char *origin,
+    const char *key_file, const char *server_key, const char *tool);
+void scep_rpc_close(struct scep_rpc *r);
+
 #endif
