@@ -115,6 +115,14 @@ rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
  */
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
+/* How far ahead of the CA's clock an imported revocation may be dated
+ * (RevokeImportRequest: the old CA's clock, or the lost host's in a
+ * restore), and taken as revoked now; scepctl refuses a CRL beyond it
+ * before sending anything. */
+#define RPC_IMPORT_SKEW_S 300
+/* The largest imported CRL number the CA numbers its CRLs above: room
+ * for 2^32 more CRLs in 63 bits. */
+#define RPC_IMPORT_NUMBER_MAX (INT64_MAX - (INT64_C(1) << 32))
 /* The RA's: a PKIOperation's message of up to RPC_MAX_PKI_MESSAGE (the
  * most the frontend's MaxBodySize and MaxQueryString may let in) and the
  * request's other fields. */

@@ -151,10 +151,14 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	struct crl_made made;
 	int len, e = -1;
 
-	*number = crl_meta_int(ca, txn, "crl_number") + 1;
+	/* The largest number an import may set is far below (rpc.h's
+	 * RPC_IMPORT_NUMBER_MAX); signed overflow is undefined all the same. */
+	if ((*number = crl_meta_int(ca, txn, "crl_number")) == INT64_MAX)
+		goto out;
+	(*number)++;
 	if (*number < (int64_t)now)
 		*number = (int64_t)now;
-	if (above < INT64_MAX && *number <= above)
+	if (*number <= above)
 		*number = above + 1;
 	if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
@@ -445,10 +449,6 @@ struct crl_import_entry {
 	json_int_t hold_since; /* IMPORT_MADE_FINAL: the hold's date */
 };
 
-/* How far ahead of the CA's clock an imported revocation may be dated
- * (the old CA's clock, or the lost host's in a restore). */
-#define CRL_IMPORT_SKEW_S 300
-
 /* Checks every entry of an import: NULL, or why the first bad one cannot
  * be taken (in `arena`). */
 static char *
@@ -478,12 +478,12 @@ crl_import_check(const Scep__V1__RevokeImportRequest *in, time_t now,
 			return rpc_strdup(arena, why);
 		}
 		if (r->revoked_at <= 0 ||
-		    r->revoked_at > (int64_t)now + CRL_IMPORT_SKEW_S) {
+		    r->revoked_at > (int64_t)now + RPC_IMPORT_SKEW_S) {
 			snprintf(why, sizeof(why),
 			    "serial %s: its revocation date is not a past "
 			    "time (before 1970, or more than %d s ahead of "
 			    "the CA's clock); none of this request's imported",
-			    e[i].serial, CRL_IMPORT_SKEW_S);
+			    e[i].serial, RPC_IMPORT_SKEW_S);
 			return rpc_strdup(arena, why);
 		}
 		/* The old CA's clock a little ahead: revoked now. */
@@ -558,9 +558,17 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 	char from[48] = "", *why;
 	int rc = 0;
 
-	if (in->n_entries == 0) {
+	/* None: an empty CRL's number passed on. */
+	if (in->n_entries == 0 && !in->has_from_crl_number) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "no entries to import";
+		return;
+	}
+	if (in->has_from_crl_number &&
+	    in->from_crl_number > RPC_IMPORT_NUMBER_MAX) {
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "the imported CRL's number leaves no room above "
+		               "it (more than 2^63 - 2^32)";
 		return;
 	}
 	if (now >= ca->not_after) {

@@ -6,9 +6,10 @@
  *
  * Checked: every entry taken has a serial of 1 to 40 upper-case hex
  * digits, not zero, that reads back as the entry's own serial, a
- * revocation date after 1970 and not after the CRL's thisUpdate (what
- * the CA takes: one refused there would stop an import halfway), and a
- * reason the CA knows (never removeFromCRL); a CRL refused says why.
+ * revocation date after 1970 (what the CA takes: one refused there would
+ * stop an import halfway) and not after the date scepctl checks against
+ * its clock (`newest`), and a reason the CA knows (never removeFromCRL);
+ * a CRL refused says why.
  */
 #include "../../tools/scepctl/crl_read.c"
 
@@ -40,7 +41,7 @@ check_entries(X509_CRL *crl, const struct crl_entries *e)
 		    strspn(x->serial, "0123456789ABCDEF") != len ||
 		    BN_hex2bn(&bn, x->serial) != (int)len || want == NULL ||
 		    BN_cmp(bn, want) != 0 || BN_is_zero(bn) ||
-		    x->revoked_at <= 0 || x->revoked_at > e->this_update ||
+		    x->revoked_at <= 0 || x->revoked_at > e->newest ||
 		    x->reason == NULL ||
 		    strcmp(x->reason, "removeFromCRL") == 0)
 			abort();

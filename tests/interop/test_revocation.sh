@@ -225,17 +225,21 @@ gencrl remove "${good}${r}240501100000Z,removeFromCRL\t7E0002\tunknown\t/CN=y\n"
 # halfway): serial 0, a revocation after the CRL was made.
 gencrl zero "${good}${r}240501100000Z\t00\tunknown\t/CN=y\n"
 gencrl future "${good}${r}491231000000Z\t7E0003\tunknown\t/CN=y\n"
+# As AD CS makes them: thisUpdate 10 minutes before it signs
+# (ClockSkewMinutes), an entry revoked in between: taken.
+faketime_lib
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME=-600 gencrl adcs "${r}$(date -u -d @$(($(date +%s) - 60)) +%y%m%d%H%M%SZ)\t7E0005\tunknown\t/CN=z\n"
 head -c 300 /dev/urandom > "$WORK/garbage.crl"
 mark=$(log_mark)
 for bad in "other-key:signature is not the CA key's" "delta:a delta CRL" "indirect:an indirect CRL" \
 	"remove:reason code 8 is not a revocation" "zero:serial is not a positive number" \
-	"future:after the CRL was made" "garbage:not a CRL"; do
+	"future:after this machine's time" "garbage:not a CRL"; do
 	rc=0
 	import "refused-${bad%%:*}" "$WORK/${bad%%:*}.crl" || rc=$?
 	[ $rc = 1 ] && grep -q "${bad#*:}" "$WORK/refused-${bad%%:*}.out" ||
 		{ cat "$WORK/refused-${bad%%:*}.out"; fail "import-crl of ${bad%%:*}: exit $rc, want 1 saying '${bad#*:}'"; }
 done
-! logged "$mark" "revoked serial 7E000" || fail "a refused CRL put an entry on the CRL"
+! logged "$mark" "revoked serial 0*7E000" || fail "a refused CRL put an entry on the CRL"
 gencrl empty ''
 import empty "$WORK/empty.crl" && grep -q "lists no certificate" "$WORK/empty.out" ||
 	{ cat "$WORK/empty.out"; fail "import-crl of an empty CRL"; }
@@ -251,6 +255,8 @@ import old-again "$WORK/old.der" && grep -q "3 entries: 0 put on the CRL, 0 made
 logged 1 "revoked serial 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567 (keyCompromise, not in the ledger, revoked 2024-05-01T10:00:00Z)" ||
 	fail "the log does not say the serial is not in the ledger, with its date"
 logged 1 "imported 3 entries of CRL number 4096 by scepctl" || fail "the import's summary is not logged"
+import adcs "$WORK/adcs.crl" && grep -q "1 entry: 1 put on the CRL" "$WORK/adcs.out" ||
+	{ cat "$WORK/adcs.out"; fail "import-crl of a CRL with an entry after its thisUpdate (AD CS)"; }
 server_restart
 crl imported
 grep -A4 "Serial Number: 7A1B2C3D4E5F60718293A4B5C6D7E8F901234567" "$WORK/imported.txt" > "$WORK/entry1.txt"
@@ -310,6 +316,8 @@ ca_import --ca-cert "$CA_PEM" "7E0101:$((now - 100))" "7E0102:$((now + 3600))" >
 [ $rc = 2 ] && grep -q "serial 0*7E0102: its revocation date is not a past time" "$WORK/cai.out" ||
 	{ cat "$WORK/cai.out"; fail "an entry dated an hour ahead: exit $rc, want the request refused naming it"; }
 ! logged "$mark" "revoked serial 0*7E0101 " || fail "the request refused put its other entry on the CRL"
+ca_import --ca-cert "$CA_PEM" "7E0101:$((now - 100))" > "$WORK/cai.out" && grep -q "^added 1 " "$WORK/cai.out" ||
+	{ cat "$WORK/cai.out"; fail "the entry of the refused request was in the ledger already"; }
 ca_import --ca-cert "$CA_PEM" "7E0103:$((now + 120)):keyCompromise" > "$WORK/cai.out" &&
 	grep -q "^added 1 " "$WORK/cai.out" || { cat "$WORK/cai.out"; fail "an entry dated 2 minutes ahead (clock skew) refused"; }
 when=$(sed -n 's/.*revoked serial 0*7E0103 (keyCompromise, not in the ledger, revoked \([^)]*\)).*/\1/p' "$SERVER_LOG")
@@ -326,6 +334,14 @@ big=$((now * 1000))
 ca_import --ca-cert "$CA_PEM" --from-number $big "7E0103:$((now - 100))" > "$WORK/cai.out" &&
 	grep -q "^added 0 unchanged 1 made_final 0 crl_number $((big + 1))$" "$WORK/cai.out" ||
 	{ cat "$WORK/cai.out"; fail "an imported CRL numbered $big: the CRL issued is not numbered above it"; }
+# An empty CRL's number (a request without entries), and one that leaves
+# no room above it.
+ca_import --ca-cert "$CA_PEM" --from-number $((big + 1000)) > "$WORK/cai.out" &&
+	grep -q "^added 0 unchanged 0 made_final 0 crl_number $((big + 1001))$" "$WORK/cai.out" ||
+	{ cat "$WORK/cai.out"; fail "an empty CRL numbered $((big + 1000)): the CRL issued is not numbered above it"; }
+rc=0
+ca_import --ca-cert "$CA_PEM" --from-number 9223372036854775807 > "$WORK/cai.out" || rc=$?
+[ $rc = 2 ] && grep -q "leaves no room above it" "$WORK/cai.out" || { cat "$WORK/cai.out"; fail "a CRL number of 2^63 - 1: exit $rc"; }
 
 check "a revoked certificate cannot renew"
 rc=0

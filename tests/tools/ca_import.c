@@ -4,7 +4,7 @@
  * own checks are tried where scepctl would refuse first.
  *
  *   ca_import --endpoint ipc://DIR/run/ca.sock --ca-cert CA.pem
- *             [--from-number N] [--by TEXT] SERIAL:EPOCH[:REASON]...
+ *             [--from-number N] [--by TEXT] [SERIAL:EPOCH[:REASON]...]
  * --ca-cert: the certificate whose SHA-256 the request names (-: none).
  * exit: 0 done ("added A unchanged U made_final F crl_number N" on
  * stdout), 2 refused (the reason on stdout), 1 error.
@@ -62,10 +62,11 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (endpoint == NULL || ca_file == NULL || optind >= argc) {
+	if (endpoint == NULL || ca_file == NULL) {
 		fprintf(stderr,
 		    "usage: ca_import --endpoint E --ca-cert CA.pem|- "
-		    "[--from-number N] [--by TEXT] SERIAL:EPOCH[:REASON]...\n");
+		    "[--from-number N] [--by TEXT] "
+		    "[SERIAL:EPOCH[:REASON]...]\n");
 		return 1;
 	}
 	if (strcmp(ca_file, "-") != 0) {
@@ -82,9 +83,9 @@ main(int argc, char **argv)
 		body.ca_certificate_sha256.data = sha256;
 		body.ca_certificate_sha256.len = sizeof(sha256);
 	}
-	n = argc - optind;
-	items = calloc((size_t)n, sizeof(*items));
-	ptrs = calloc((size_t)n, sizeof(*ptrs));
+	n = argc - optind; /* none: only --from-number */
+	items = calloc((size_t)n + 1, sizeof(*items));
+	ptrs = calloc((size_t)n + 1, sizeof(*ptrs));
 	if (items == NULL || ptrs == NULL)
 		goto out;
 	for (int i = 0; i < n; i++) {

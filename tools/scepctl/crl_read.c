@@ -38,6 +38,7 @@ crl_read(const unsigned char *data, size_t len, char *err, size_t errlen)
 		len -= 3;
 		p = data;
 	}
+	ERR_clear_error(); /* what follows reports its own */
 	if (len > 0 && data[0] != 0x30) {
 		if ((bio = BIO_new_mem_buf(data, (int)len)) != NULL)
 			crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
@@ -85,8 +86,7 @@ static const char *const crl_read_reasons[] = {"unspecified", "keyCompromise",
 
 /* One entry into `out`: 0, or -1 with `err` naming it. */
 static int
-crl_read_entry(X509_REVOKED *r, time_t this_update, struct crl_entry *out,
-    char *err, size_t errlen)
+crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
 {
 	const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(r);
 	ASN1_ENUMERATED *reason;
@@ -106,12 +106,10 @@ crl_read_entry(X509_REVOKED *r, time_t this_update, struct crl_entry *out,
 		goto out;
 	}
 	memcpy(out->serial, hex, strlen(hex) + 1);
-	if (pki_time(X509_REVOKED_get0_revocationDate(r), &t) != 0 || t <= 0 ||
-	    t > this_update) {
+	if (pki_time(X509_REVOKED_get0_revocationDate(r), &t) != 0 || t <= 0) {
 		snprintf(err, errlen,
 		    "serial %s: its revocation date cannot be read, or is "
-		    "before 1970 or after the CRL was made (thisUpdate): "
-		    "nothing imported",
+		    "before 1970: nothing imported",
 		    out->serial);
 		goto out;
 	}
@@ -193,7 +191,7 @@ crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 		    "its thisUpdate cannot be read: nothing imported");
 		return -1;
 	}
-	out->this_update = (int64_t)this_update;
+	out->newest = (int64_t)this_update;
 	number = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
 	if (number != NULL)
 		out->has_number =
@@ -207,10 +205,11 @@ crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 	}
 	for (int i = 0; i < n; i++)
 		if (crl_read_entry(sk_X509_REVOKED_value(revoked, i),
-		        this_update, &out->entry[i], err, errlen) != 0) {
+		        &out->entry[i], err, errlen) != 0) {
 			crl_entries_free(out);
 			return -1;
-		}
+		} else if (out->entry[i].revoked_at > out->newest)
+			out->newest = out->entry[i].revoked_at;
 	out->n = (size_t)n;
 	return 0;
 }

@@ -19,7 +19,9 @@ struct crl_entry {
 struct crl_entries {
 	struct crl_entry *entry;
 	size_t n;
-	int64_t this_update; /* epoch seconds: no entry is later */
+	/* Epoch seconds: the later of its thisUpdate and its newest entry
+	 * (AD CS dates thisUpdate 10 minutes before it signs). */
+	int64_t newest;
 	int64_t number; /* its cRLNumber, when has_number (63 bits) */
 	int has_number;
 };
@@ -34,9 +36,9 @@ int crl_signed_by(X509_CRL *crl, X509 *ca, char *err, size_t errlen);
  * Its entries and number into `out` (crl_entries_free), or -1 and `err`
  * when any cannot be put on scepd's CRL as it was meant: a delta or an
  * indirect CRL, a serial not positive or over 20 octets, a revocation
- * date that cannot be read, before 1970 or after the CRL's thisUpdate, a
- * reason code that cannot be read, removeFromCRL. Hold instructions and
- * invalidity dates are not kept.
+ * date that cannot be read or is before 1970, a reason code that cannot
+ * be read, removeFromCRL. Hold instructions and invalidity dates are not
+ * kept.
  */
 int
 crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen);

@@ -21,9 +21,6 @@
 /* Entries per request: about 80 bytes each packed, well within the CA's
  * RPC_MAX_CA_REQUEST (256 KiB). */
 #define IMPORT_BATCH 2000
-/* How far ahead of the CA's clock the CA takes a revocation date
- * (services/ca/crl.c). */
-#define IMPORT_SKEW_S 300
 
 static const char import_usage[] =
     "usage: scepctl [--data-dir DIR] import-crl FILE\n"
@@ -155,22 +152,26 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		fprintf(stderr, "scepctl: %s: %s\n", file, err);
 		goto out;
 	}
-	/* Each entry is dated at or before it: the CA, on this host's clock,
-	 * then takes them all, not the first requests only. */
-	if (entries.this_update > (int64_t)time(NULL) + IMPORT_SKEW_S) {
+	/* The CA, on this host's clock, then takes every request, not the
+	 * first ones only. */
+	if (entries.newest > (int64_t)time(NULL) + RPC_IMPORT_SKEW_S) {
 		fprintf(stderr,
-		    "scepctl: %s was made %lld s after this machine's time "
-		    "(its thisUpdate): is a clock wrong? Nothing imported\n",
-		    file, (long long)(entries.this_update - time(NULL)));
+		    "scepctl: %s is dated %lld s after this machine's time "
+		    "(its thisUpdate or an entry): is a clock wrong? Nothing "
+		    "imported\n",
+		    file, (long long)(entries.newest - time(NULL)));
 		goto out;
 	}
+	if (entries.has_number && entries.number > RPC_IMPORT_NUMBER_MAX)
+		entries.has_number = 0;
 	if (!entries.has_number)
 		fprintf(stderr,
-		    "scepctl: %s has no CRL number that fits in 63 bits: "
-		    "relying parties that keep the highest-numbered CRL may "
-		    "keep it rather than scepd's\n",
+		    "scepctl: %s has no CRL number scepd's can go above (none, "
+		    "or above 2^63 - 2^32): relying parties that keep the "
+		    "highest-numbered CRL may keep it rather than scepd's\n",
 		    file);
-	if (entries.n == 0) {
+	/* An empty CRL's number is passed on all the same. */
+	if (entries.n == 0 && !entries.has_number) {
 		fprintf(stderr,
 		    "scepctl: %s lists no certificate: nothing to "
 		    "import\n",
@@ -198,7 +199,7 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 	body.ca_certificate_sha256.len = sizeof(ca_sha256);
 	body.has_from_crl_number = entries.has_number;
 	body.from_crl_number = entries.number;
-	while (done < entries.n) {
+	do {
 		size_t n = entries.n - done < IMPORT_BATCH ? entries.n - done
 		                                           : IMPORT_BATCH;
 
@@ -230,6 +231,14 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		scep__v1__reply__free_unpacked(reply, NULL);
 		reply = NULL;
 		done += n;
+	} while (done < entries.n);
+	if (entries.n == 0) {
+		fprintf(stderr,
+		    "scepctl: %s lists no certificate; scepd's CRLs are "
+		    "numbered above its %lld (CRL number %lld)\n",
+		    file, (long long)entries.number, number);
+		rc = 0;
+		goto out;
 	}
 	fprintf(stderr,
 	    "scepctl: %s: %zu %s: %llu put on the CRL, %llu made final "
@@ -241,9 +250,11 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 stopped:
 	if (done > 0)
 		fprintf(stderr,
-		    "scepctl: %zu of %zu entries were imported before it "
-		    "stopped; run it again (those are left as they are)\n",
-		    done, entries.n);
+		    "scepctl: %zu of %zu entries were taken before it stopped "
+		    "(%llu put on the CRL, %llu made final from a hold, %llu "
+		    "there already); run it again (those are left as they "
+		    "are)\n",
+		    done, entries.n, added, made_final, unchanged);
 out:
 	if (reply != NULL)
 		scep__v1__reply__free_unpacked(reply, NULL);
