@@ -610,6 +610,16 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 	/* And when the imported CRL outnumbers the last one: from now on,
 	 * relying parties that keep the highest-numbered CRL keep ours. */
 	number = crl_meta_int(ca, txn, "crl_number");
+	if (in->has_dry_run && in->dry_run) {
+		mdb_txn_abort(txn);
+		log_event(LOG_LEVEL_INFO, NULL, req->id,
+		    "dry run of an import by %s: of %zu %s, %u would be put "
+		    "on the CRL, %u made final from a hold, %u there already",
+		    by, in->n_entries, in->n_entries == 1 ? "entry" : "entries",
+		    count[IMPORT_ADDED], count[IMPORT_MADE_FINAL],
+		    count[IMPORT_UNCHANGED]);
+		goto answer;
+	}
 	if (count[IMPORT_ADDED] + count[IMPORT_MADE_FINAL] > 0 ||
 	    (in->has_from_crl_number && in->from_crl_number >= number))
 		rc = crl_issue(ca, txn, now,
@@ -648,6 +658,7 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 	    in->n_entries, in->n_entries == 1 ? "entry" : "entries", from, by,
 	    count[IMPORT_ADDED], count[IMPORT_MADE_FINAL],
 	    count[IMPORT_UNCHANGED], (long long)number);
+answer:
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_import_reply__init(out);
 	out->crl_number = number;

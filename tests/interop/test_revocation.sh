@@ -243,6 +243,13 @@ done
 gencrl empty ''
 import empty "$WORK/empty.crl" && grep -q "lists no certificate" "$WORK/empty.out" ||
 	{ cat "$WORK/empty.out"; fail "import-crl of an empty CRL"; }
+# A dry run first: counted, nothing written (the import after it puts
+# all three).
+mark=$(log_mark)
+"$SCEPCTL" --data-dir "$DATA" import-crl --dry-run "$WORK/old.crl" > "$WORK/old-dry.out" 2>&1 &&
+	grep -q "3 entries: 3 would be put on the CRL, 0 made final from a hold, 0 there already (dry run: nothing written)" "$WORK/old-dry.out" ||
+	{ cat "$WORK/old-dry.out"; fail "import-crl --dry-run of the CA's earlier CRL"; }
+! logged "$mark" "revoked serial\|issued CRL number" || fail "the dry run revoked or issued a CRL"
 # Imported twice: the second run finds each entry there already.
 import old-first "$WORK/old.crl" && grep -q "3 entries: 3 put on the CRL, 0 made final from a hold, 0 there already" "$WORK/old-first.out" ||
 	{ cat "$WORK/old-first.out"; fail "import-crl of the CA's earlier CRL"; }

@@ -23,14 +23,15 @@
 #define IMPORT_BATCH 2000
 
 static const char import_usage[] =
-    "usage: scepctl [--data-dir DIR] import-crl FILE\n"
+    "usage: scepctl [--data-dir DIR] import-crl [--dry-run] FILE\n"
     "  Puts every entry of FILE, a CRL this CA signed (DER or PEM), on\n"
     "  scepd's CRL with its revocation date and reason: an existing\n"
     "  CA's revocations from before scepd, or after a restore those of\n"
     "  the CRL last published. The CRL must be signed by the key of\n"
     "  [ca] Certificate; a delta or an indirect CRL is refused. One\n"
     "  revoked already stays as it is, a hold listed with another\n"
-    "  reason is made final. It may be run again.\n";
+    "  reason is made final. It may be run again. --dry-run: what it\n"
+    "  would do, counted; nothing written.\n";
 
 /* The file whole into *data (the caller frees it): 0, or -1 with the
  * reason on stderr. */
@@ -105,6 +106,7 @@ int
 scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
+	    {"dry-run", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -130,7 +132,12 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 
 	/* 0, not 1: glibc then forgets the "+" of main's option string. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+		if (c == 'n') {
+			body.has_dry_run = 1;
+			body.dry_run = 1;
+			continue;
+		}
 		if (c == 'h') {
 			fputs(import_usage, stdout);
 			return 0;
@@ -232,6 +239,16 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		reply = NULL;
 		done += n;
 	} while (done < entries.n);
+	if (body.dry_run) {
+		fprintf(stderr,
+		    "scepctl: %s: %zu %s: %llu would be put on the CRL, %llu "
+		    "made final from a hold, %llu there already (dry run: "
+		    "nothing written)\n",
+		    file, entries.n, entries.n == 1 ? "entry" : "entries",
+		    added, made_final, unchanged);
+		rc = 0;
+		goto out;
+	}
 	if (entries.n == 0) {
 		fprintf(stderr,
 		    "scepctl: %s lists no certificate; scepd's CRLs are "
