@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -43,8 +44,8 @@ pki_reason(void)
  * and the buffer wiped: no copy of a key file is left in freed memory (a
  * memory BIO wipes its own buffer when it grows or is freed).
  */
-static BIO *
-pki_read_file(const char *path, char *err, size_t errlen)
+BIO *
+pki_read_file_max(const char *path, long max, char *err, size_t errlen)
 {
 	BIO *mem = NULL, *rc = NULL;
 	char buf[4096];
@@ -68,9 +69,9 @@ pki_read_file(const char *path, char *err, size_t errlen)
 			goto out;
 		}
 		total += n;
-		if (total > PKI_MAX_FILE) {
-			snprintf(err, errlen, "%s: larger than %d bytes", path,
-			    PKI_MAX_FILE);
+		if (total > max) {
+			snprintf(err, errlen, "%s: larger than %ld bytes", path,
+			    max);
 			goto out;
 		}
 		if (BIO_write(mem, buf, (int)n) != n) {
@@ -87,6 +88,53 @@ out:
 		close(fd);
 	BIO_free(mem);
 	return rc;
+}
+
+static BIO *
+pki_read_file(const char *path, char *err, size_t errlen)
+{
+	return pki_read_file_max(path, PKI_MAX_FILE, err, errlen);
+}
+
+/* RFC 5280 5.3.1's reasonCode values a revocation may have (7 is unused,
+ * removeFromCRL is a delta CRL's); aACompromise is an attribute
+ * authority's, met in other CAs' CRLs. */
+static const struct {
+	const char *name;
+	int code;
+} pki_crl_reasons[] = {
+    {"unspecified", CRL_REASON_UNSPECIFIED},
+    {"keyCompromise", CRL_REASON_KEY_COMPROMISE},
+    {"cACompromise", CRL_REASON_CA_COMPROMISE},
+    {"affiliationChanged", CRL_REASON_AFFILIATION_CHANGED},
+    {"superseded", CRL_REASON_SUPERSEDED},
+    {"cessationOfOperation", CRL_REASON_CESSATION_OF_OPERATION},
+    {"certificateHold", CRL_REASON_CERTIFICATE_HOLD},
+    {"privilegeWithdrawn", CRL_REASON_PRIVILEGE_WITHDRAWN},
+    {"aACompromise", CRL_REASON_AA_COMPROMISE},
+};
+
+int
+pki_crl_reason_code(const char *name, const char **canonical)
+{
+	for (size_t i = 0;
+	     i < sizeof(pki_crl_reasons) / sizeof(pki_crl_reasons[0]); i++)
+		if (strcasecmp(name, pki_crl_reasons[i].name) == 0) {
+			if (canonical != NULL)
+				*canonical = pki_crl_reasons[i].name;
+			return pki_crl_reasons[i].code;
+		}
+	return -1;
+}
+
+const char *
+pki_crl_reason_name(long code)
+{
+	for (size_t i = 0;
+	     i < sizeof(pki_crl_reasons) / sizeof(pki_crl_reasons[0]); i++)
+		if (pki_crl_reasons[i].code == code)
+			return pki_crl_reasons[i].name;
+	return NULL;
 }
 
 static int

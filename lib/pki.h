@@ -10,6 +10,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+/* The whole file (at most `max` bytes) in a memory BIO, its buffer wiped
+ * when freed. NULL and `err` filled when it cannot be read. */
+BIO *pki_read_file_max(const char *path, long max, char *err, size_t errlen);
 /* Reads one PEM (or DER) certificate. NULL and `err` filled on failure. */
 X509 *pki_load_cert(const char *path, char *err, size_t errlen);
 /* Reads every certificate in a PEM file, in order. */
@@ -62,6 +65,14 @@ int pki_check_key_works(X509 *cert, EVP_PKEY *key, int decrypts,
  */
 int pki_check_key_usage(X509 *cert, unsigned int ku_bits, const char *cert_path,
     const char *purpose, char *err, size_t errlen);
+
+/* A CRL reason (RFC 5280's name, in any case) as its reasonCode, and its
+ * spelling into *canonical (may be NULL); -1 when it is none a revocation
+ * may have. */
+int pki_crl_reason_code(const char *name, const char **canonical);
+/* The name of a reasonCode a revocation may have; NULL for others (7,
+ * removeFromCRL, out of range). */
+const char *pki_crl_reason_name(long code);
 
 /* `t` as seconds since the epoch: 0, or -1 when unreadable (*out then
  * untouched). */

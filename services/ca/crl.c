@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -21,37 +20,6 @@
 #include "pki.h"
 #include "log.h"
 #include "store.h"
-
-static const struct {
-	const char *name;
-	int code;
-} crl_reasons[] = {
-    {"unspecified", CRL_REASON_UNSPECIFIED},
-    {"keyCompromise", CRL_REASON_KEY_COMPROMISE},
-    {"cACompromise", CRL_REASON_CA_COMPROMISE},
-    {"affiliationChanged", CRL_REASON_AFFILIATION_CHANGED},
-    {"superseded", CRL_REASON_SUPERSEDED},
-    {"cessationOfOperation", CRL_REASON_CESSATION_OF_OPERATION},
-    {"certificateHold", CRL_REASON_CERTIFICATE_HOLD},
-    {"privilegeWithdrawn", CRL_REASON_PRIVILEGE_WITHDRAWN},
-    /* Attribute authorities': imported from another CA's CRL. */
-    {"aACompromise", CRL_REASON_AA_COMPROMISE},
-};
-
-/* The reason of that name, typed in any case; -1 if none. *canonical
- * (may be NULL) gets its RFC 5280 spelling. */
-static int
-crl_reason_code(const char *name, const char **canonical)
-{
-	for (size_t i = 0; i < sizeof(crl_reasons) / sizeof(crl_reasons[0]);
-	     i++)
-		if (strcasecmp(name, crl_reasons[i].name) == 0) {
-			if (canonical != NULL)
-				*canonical = crl_reasons[i].name;
-			return crl_reasons[i].code;
-		}
-	return -1;
-}
 
 static int64_t
 crl_meta_int(const struct ca *ca, MDB_txn *txn, const char *name)
@@ -81,10 +49,11 @@ crl_add_entry(X509_CRL *crl, const MDB_val *serial, const MDB_val *rec)
 		goto out;
 	memcpy(hex, serial->mv_data, serial->mv_size);
 	hex[serial->mv_size] = '\0';
-	code = crl_reason_code(json_string_value(json_object_get(o, "reason"))
-	        ? json_string_value(json_object_get(o, "reason"))
-	        : "unspecified",
-	    NULL);
+	code =
+	    pki_crl_reason_code(json_string_value(json_object_get(o, "reason"))
+	            ? json_string_value(json_object_get(o, "reason"))
+	            : "unspecified",
+	        NULL);
 	if (BN_hex2bn(&bn, hex) == 0 ||
 	    (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
 	    !X509_REVOKED_set_serialNumber(r, sn) ||
@@ -263,11 +232,36 @@ crl_on_hold(const MDB_val *val, json_int_t *since)
 	json_t *o = json_loadb(val->mv_data, val->mv_size, 0, NULL);
 	const char *r = json_string_value(json_object_get(o, "reason"));
 	int held = r != NULL &&
-	    crl_reason_code(r, NULL) == CRL_REASON_CERTIFICATE_HOLD;
+	    pki_crl_reason_code(r, NULL) == CRL_REASON_CERTIFICATE_HOLD;
 
 	*since = json_integer_value(json_object_get(o, "time"));
 	json_decref(o);
 	return held;
+}
+
+/*
+ * The line a revocation is logged with, which a restore reads (README
+ * "Backup and restore"): the serial, its reason, whether it was on hold
+ * and whether the ledger holds it, the date it was revoked when given
+ * (`when`, 0: none; a hold made final keeps the hold's, redone without
+ * one), by whom, and from which CRL when imported (`from`, "" if not).
+ */
+static void
+crl_log_revoked(uint64_t reqid, const char *serial, const char *reason,
+    int held, int in_ledger, time_t when, const char *by, const char *from,
+    int64_t number)
+{
+	char at[48] = "", iso[LOG_TIME_LEN];
+
+	if (when != 0) {
+		log_time(when, iso);
+		snprintf(at, sizeof(at), ", revoked %s", iso);
+	}
+	log_event(LOG_LEVEL_WARN, NULL, reqid,
+	    "revoked serial %s (%s%s%s%s) by %s%s; CRL number %lld", serial,
+	    reason, held ? ", was on hold" : "",
+	    in_ledger ? "" : ", not in the ledger", at, by, from,
+	    (long long)number);
 }
 
 void
@@ -291,7 +285,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	json_int_t held_since = 0,
 	           when = foreign && in->has_revoked_at ? in->revoked_at : now;
 
-	if ((code = crl_reason_code(reason, &reason)) < 0) {
+	if ((code = pki_crl_reason_code(reason, &reason)) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "unknown reason (keyCompromise, cACompromise, "
 		               "affiliationChanged, superseded, "
@@ -403,24 +397,12 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		    "number %lld no longer lists it",
 		    serial, in->revoked_by ? in->revoked_by : "?",
 		    (long long)number);
-	else {
-		/* What a restore needs to do it again (README "Backup and
-		 * restore"): a revocation not in the ledger with its date. */
-		char at[64] = "", iso[LOG_TIME_LEN];
-
-		/* A hold made final keeps the hold's date: redone
-		 * without one. */
-		if (foreign && !held) {
-			log_time((time_t)when, iso);
-			snprintf(at, sizeof(at),
-			    ", not in the ledger, revoked %s", iso);
-		} else if (foreign)
-			snprintf(at, sizeof(at), ", not in the ledger");
-		log_event(LOG_LEVEL_WARN, NULL, req->id,
-		    "revoked serial %s (%s%s%s) by %s; CRL number %lld", serial,
-		    reason, held ? ", was on hold" : "", at,
-		    in->revoked_by ? in->revoked_by : "?", (long long)number);
-	}
+	else
+		/* The date of one not in the ledger (--date): a restore
+		 * redoes it. */
+		crl_log_revoked(req->id, serial, reason, held, !foreign,
+		    foreign && !held ? (time_t)when : 0,
+		    in->revoked_by ? in->revoked_by : "?", "", number);
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_reply__init(out);
 	out->crl_number = number;
@@ -470,7 +452,8 @@ crl_import_check(const Scep__V1__RevokeImportRequest *in, time_t now,
 			    i + 1);
 			return rpc_strdup(arena, why);
 		}
-		if ((e[i].code = crl_reason_code(reason, &e[i].reason)) < 0) {
+		if ((e[i].code = pki_crl_reason_code(reason, &e[i].reason)) <
+		    0) {
 			snprintf(why, sizeof(why),
 			    "serial %s: reason %.40s is not one scepd "
 			    "revokes for; none of this request's imported",
@@ -555,7 +538,7 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 	time_t now = time(NULL);
 	int64_t number = 0;
 	uint32_t count[3] = {0, 0, 0};
-	char from[48] = "", *why;
+	char from[32] = "", from_crl[48], *why;
 	int rc = 0;
 
 	/* None: an empty CRL's number passed on. */
@@ -633,25 +616,14 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 	if (in->has_from_crl_number)
 		snprintf(from, sizeof(from), " number %lld",
 		    (long long)in->from_crl_number);
-	for (size_t i = 0; i < in->n_entries; i++) {
-		char at[48] = "", iso[LOG_TIME_LEN];
-
-		if (e[i].outcome == IMPORT_UNCHANGED)
-			continue;
-		/* As `revoke` logs it (README "Backup and restore"); a hold
-		 * made final keeps the hold's date. */
-		if (e[i].outcome == IMPORT_ADDED) {
-			log_time((time_t)e[i].when, iso);
-			snprintf(at, sizeof(at), ", revoked %s", iso);
-		}
-		log_event(LOG_LEVEL_WARN, NULL, req->id,
-		    "revoked serial %s (%s%s%s%s) by %s, from CRL%s; CRL "
-		    "number %lld",
-		    e[i].serial, e[i].reason,
-		    e[i].outcome == IMPORT_MADE_FINAL ? ", was on hold" : "",
-		    e[i].in_ledger ? "" : ", not in the ledger", at, by, from,
-		    (long long)number);
-	}
+	snprintf(from_crl, sizeof(from_crl), ", from CRL%s", from);
+	for (size_t i = 0; i < in->n_entries; i++)
+		if (e[i].outcome != IMPORT_UNCHANGED)
+			crl_log_revoked(req->id, e[i].serial, e[i].reason,
+			    e[i].outcome == IMPORT_MADE_FINAL, e[i].in_ledger,
+			    e[i].outcome == IMPORT_ADDED ? (time_t)e[i].when
+			                                 : 0,
+			    by, from_crl, number);
 	log_event(LOG_LEVEL_WARN, NULL, req->id,
 	    "imported %zu %s of CRL%s by %s: %u put on the CRL, %u made "
 	    "final from a hold, %u there already; CRL number %lld",

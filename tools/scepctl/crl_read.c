@@ -78,12 +78,6 @@ crl_signed_by(X509_CRL *crl, X509 *ca, char *err, size_t errlen)
 	return 0;
 }
 
-/* RFC 5280 5.3.1's reasonCode values, as the CA names them (7 unused). */
-static const char *const crl_read_reasons[] = {"unspecified", "keyCompromise",
-    "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation",
-    "certificateHold", NULL, "removeFromCRL", "privilegeWithdrawn",
-    "aACompromise"};
-
 /* One entry into `out`: 0, or -1 with `err` naming it. */
 static int
 crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
@@ -135,17 +129,13 @@ crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
 		code = ASN1_ENUMERATED_get(reason);
 		ASN1_ENUMERATED_free(reason);
 	}
-	if (code < 0 ||
-	    code >= (long)(sizeof(crl_read_reasons) /
-	                sizeof(crl_read_reasons[0])) ||
-	    crl_read_reasons[code] == NULL || code == 8) {
+	if ((out->reason = pki_crl_reason_name(code)) == NULL) {
 		snprintf(err, errlen,
 		    "serial %s: reason code %ld is not a revocation "
 		    "(removeFromCRL is a delta CRL's): nothing imported",
 		    out->serial, code);
 		goto out;
 	}
-	out->reason = crl_read_reasons[code];
 	rc = 0;
 out:
 	OPENSSL_free(hex);

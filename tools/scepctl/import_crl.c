@@ -6,7 +6,6 @@
  * published (the revocations since the backup). The CA takes them a batch
  * at a time, each in one transaction with one new CRL.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,47 +31,6 @@ static const char import_usage[] =
     "  revoked already stays as it is, a hold listed with another\n"
     "  reason is made final. It may be run again. --dry-run: what it\n"
     "  would do, counted; nothing written.\n";
-
-/* The file whole into *data (the caller frees it): 0, or -1 with the
- * reason on stderr. */
-static int
-import_read_file(const char *path, unsigned char **data, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	size_t got, cap = 0, n = 0;
-	unsigned char *buf = NULL, *more;
-
-	if (f == NULL) {
-		fprintf(stderr, "scepctl: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	do {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64 * 1024;
-			if (cap > (size_t)CRL_READ_MAX + 1)
-				cap = (size_t)CRL_READ_MAX + 1;
-			if ((more = realloc(buf, cap)) == NULL) {
-				fprintf(stderr, "scepctl: out of memory\n");
-				goto fail;
-			}
-			buf = more;
-		}
-		got = fread(buf + n, 1, cap - n, f);
-		n += got;
-	} while (got > 0 && n <= (size_t)CRL_READ_MAX);
-	if (ferror(f)) {
-		fprintf(stderr, "scepctl: %s: cannot read it\n", path);
-		goto fail;
-	}
-	fclose(f);
-	*data = buf;
-	*len = n;
-	return 0;
-fail:
-	fclose(f);
-	free(buf);
-	return -1;
-}
 
 /* [ca] Certificate of DIR/scepd.conf: NULL with the reason on stderr. */
 static X509 *
@@ -119,10 +77,12 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn = {0};
 	struct crl_entries entries = {0};
-	unsigned char *data = NULL;
+	BIO *file_bio = NULL;
+	char *data;
+	long len;
 	unsigned long long added = 0, made_final = 0, unchanged = 0;
 	long long number = 0;
-	size_t len, done = 0;
+	size_t done = 0;
 	X509_CRL *crl = NULL;
 	X509 *ca = NULL;
 	unsigned char ca_sha256[32];
@@ -150,10 +110,16 @@ scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv)
 		return 2;
 	}
 	file = argv[optind];
-	if (import_read_file(file, &data, &len) != 0 ||
-	    (ca = import_ca_cert(ctl)) == NULL)
+	if ((file_bio = pki_read_file_max(
+	         file, CRL_READ_MAX, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "scepctl: %s\n", err);
 		goto out;
-	if ((crl = crl_read(data, len, err, sizeof(err))) == NULL ||
+	}
+	if ((ca = import_ca_cert(ctl)) == NULL)
+		goto out;
+	len = BIO_get_mem_data(file_bio, &data);
+	if ((crl = crl_read((const unsigned char *)data, (size_t)len, err,
+	         sizeof(err))) == NULL ||
 	    crl_signed_by(crl, ca, err, sizeof(err)) != 0 ||
 	    crl_entries(crl, &entries, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepctl: %s: %s\n", file, err);
@@ -282,6 +248,6 @@ out:
 	crl_entries_free(&entries);
 	X509_CRL_free(crl);
 	X509_free(ca);
-	free(data);
+	BIO_free(file_bio);
 	return rc;
 }
