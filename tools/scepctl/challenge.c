@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "log.h"
 #include "rpc.h"
 #include "scepctl.h"
 
@@ -44,10 +45,10 @@ scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
 
 	for (size_t i = 0; i < out->n_passwords; i++) {
 		const Scep__V1__ChallengeInfo *p = out->passwords[i];
-		char issued[24], expires[24];
+		char issued[LOG_TIME_LEN], expires[LOG_TIME_LEN];
 
-		scepctl_time(p->issued_at, issued);
-		scepctl_time(p->expires_at, expires);
+		log_time((time_t)p->issued_at, issued);
+		log_time((time_t)p->expires_at, expires);
 		if (json)
 			json_array_append_new(a,
 			    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",

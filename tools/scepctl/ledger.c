@@ -20,27 +20,21 @@
 #include "log.h"
 #include "scepctl.h"
 
-void
-scepctl_time(int64_t t, char out[24])
-{
-	log_time((time_t)t, out);
-}
-
-/* "2024-05-01T10:00:00Z" into *t: 0, or -1. Strict: written back, the
- * time must read the same (strptime takes "2024-02-31", one digit for
- * two, blanks). */
+/* "2024-05-01T10:00:00Z" into *t: 0, or -1. Strict: written back as
+ * the log writes times, it must read the same (strptime takes
+ * "2024-02-31", one digit for two, blanks). */
 static int
 scepctl_time_parse(const char *s, time_t *t)
 {
 	struct tm tm;
 	const char *end;
-	char again[24];
+	char again[LOG_TIME_LEN];
 
 	memset(&tm, 0, sizeof(tm));
 	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
 	    *end != '\0' || (*t = timegm(&tm)) <= 0)
 		return -1;
-	scepctl_time((int64_t)*t, again);
+	log_time(*t, again);
 	return strcmp(again, s) == 0 ? 0 : -1;
 }
 
@@ -48,12 +42,12 @@ static json_t *
 scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 {
 	json_t *o = json_object(), *sans = json_array();
-	char when[24], until[24];
+	char when[LOG_TIME_LEN], until[LOG_TIME_LEN];
 
 	for (size_t i = 0; i < e->n_sans; i++)
 		json_array_append_new(sans, json_string(e->sans[i]));
-	scepctl_time(e->time, when);
-	scepctl_time(e->not_after, until);
+	log_time((time_t)e->time, when);
+	log_time((time_t)e->not_after, until);
 	json_object_set_new(
 	    o, "status", json_string(e->status ? e->status : ""));
 	json_object_set_new(o, "time", json_string(when));
@@ -221,10 +215,10 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < reply->ledger_list->n_entries; i++) {
 			const Scep__V1__LedgerEntry *e =
 			    reply->ledger_list->entries[i];
-			char when[24], until[24];
+			char when[LOG_TIME_LEN], until[LOG_TIME_LEN];
 
-			scepctl_time(e->time, when);
-			scepctl_time(e->not_after, until);
+			log_time((time_t)e->time, when);
+			log_time((time_t)e->not_after, until);
 			if (list.pending)
 				printf("%s  %s  until %s  ", when, e->status,
 				    until);

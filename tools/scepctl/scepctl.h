@@ -46,7 +46,4 @@ int scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv);
 /* keygen.c: a CurveZMQ key pair in DIR/keys. */
 int scepctl_keygen(const struct scepctl *ctl, int argc, char **argv);
 
-/* Seconds since the epoch as ISO 8601 UTC ("2026-12-04T03:16:22Z"). */
-void scepctl_time(int64_t t, char out[24]);
-
 #endif
