@@ -40,6 +40,8 @@ struct ca_settings {
 	char *previous_ca_certificate; /* CAs replaced: their certs renew */
 	char *key;
 	char *key_passphrase_file;
+	char *previous_ca_key; /* signs the replaced CA's CRL; "": none */
+	char *previous_ca_key_passphrase_file;
 	char *database;
 	long database_max_mib; /* the LMDB map */
 	long validity_days;
@@ -114,6 +116,22 @@ struct ca_template {
 	size_t nsans;
 };
 
+/*
+ * A key that signs CRLs: the CA's own, and with [ca] PreviousCAKey the
+ * key of the CA it replaced, whose certificates relying parties check
+ * against a CRL that CA signed (crl.c). Each CRL is kept in meta under
+ * its own names.
+ */
+struct ca_crl_signer {
+	X509 *cert; /* NULL: none (no PreviousCAKey) */
+	EVP_PKEY *key;
+	X509_EXTENSION *akid;
+	time_t not_after; /* no CRL is signed past it */
+	unsigned char cert_sha256[32];
+	const char *crl_name, *made_name; /* its keys in meta */
+	const char *whose; /* in log lines: "the CA's", "the previous CA's" */
+};
+
 /* The service: read-only after start-up except through LMDB. */
 struct ca {
 	struct ca_settings settings;
@@ -129,7 +147,9 @@ struct ca {
 	MDB_dbi subjects; /* subject line -> serial (hex), duplicates */
 	MDB_dbi events; /* time-ordered refusals, JSON */
 	MDB_dbi revoked; /* serial (hex) -> revocation, JSON */
-	MDB_dbi meta; /* "crl" -> DER, "crl_number" -> int64 */
+	/* "crl" -> DER, "crl_number" -> int64; "crl_previous": the replaced
+	 * CA's CRL (PreviousCAKey) */
+	MDB_dbi meta;
 	MDB_dbi pending; /* transactionID -> pending request, JSON */
 	time_t pending_purged_at; /* ca_pending_purge's last run */
 	MDB_dbi journal; /* transactionID -> about to be signed (journal.c) */
@@ -140,6 +160,9 @@ struct ca {
 	X509_ALGOR *sig_alg;
 	X509_EXTENSION *crl_dp; /* from [ca] CRLURL; NULL: none */
 	X509_EXTENSION *akid; /* of certificates and CRLs (issue.c) */
+	/* The CA's own (borrowing the fields above) and the replaced CA's
+	 * (its key and akid its own, its certificate in previous_cas). */
+	struct ca_crl_signer crl_own, crl_previous;
 #ifdef SCEPD_TEST_HOOKS
 	/* SCEPD_TEST_CA_CRASH=POINT:N: _exit at POINT (journal, signed,
 	 * recorded) of this process's Nth issuance (sign.c). */
@@ -389,6 +412,11 @@ void ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
 /* crl.c */
+/* ca->crl_own from the CA's certificate, key and akid (set before). */
+void ca_crl_signer_own(struct ca *ca);
+/* ca->crl_previous for `cert`, whose key ca->crl_previous.key holds
+ * (checked by the caller): 0, or -1 when it cannot be read. */
+int ca_crl_signer_previous(struct ca *ca, X509 *cert);
 void ca_handle_revoke(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,

@@ -1,9 +1,11 @@
 /*
  * Revocation and the CRL. `revoked` holds serial -> {"time", "reason",
  * "by"}; `meta` holds the current CRL ("crl", DER) and its number
- * ("crl_number"). A revocation issues a new CRL in the same transaction,
- * so the CRL never lags a revocation; otherwise a CRL is re-issued when
- * past half its CRLValidityHours. The CRL number only grows.
+ * ("crl_number"), and with [ca] PreviousCAKey the CA it replaced has its
+ * own ("crl_previous"), made with it under the same number. A revocation
+ * issues new CRLs in the same transaction, so a CRL never lags a
+ * revocation; otherwise they are re-issued when one is past half its
+ * CRLValidityHours. The CRL number only grows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -82,34 +84,61 @@ out:
 	return rc;
 }
 
-/* A CRL's nextUpdate: never past the CA certificate's notAfter, a promise
- * of the next CRL no one could keep. */
+/* A CRL's nextUpdate: never past the signing CA certificate's notAfter,
+ * a promise of the next CRL no one could keep. */
 static time_t
-crl_next_update(const struct ca *ca, time_t now)
+crl_next_update(
+    const struct ca *ca, const struct ca_crl_signer *signer, time_t now)
 {
 	time_t next = now + (time_t)ca->settings.crl_validity_hours * 3600;
 
-	return next > ca->not_after ? ca->not_after : next;
+	return next > signer->not_after ? signer->not_after : next;
 }
 
-/* Beside the CRL in meta ("crl_made"): what GetCRL needs of it without
- * parsing it (one of 100,000 revocations is 5 MB, 127 ms to parse, and
- * GetCRL is any device's to ask). */
+void
+ca_crl_signer_own(struct ca *ca)
+{
+	struct ca_crl_signer *own = &ca->crl_own;
+
+	own->cert = ca->cert;
+	own->key = ca->key;
+	own->akid = ca->akid;
+	own->not_after = ca->not_after;
+	memcpy(own->cert_sha256, ca->cert_sha256, sizeof(own->cert_sha256));
+	own->crl_name = "crl";
+	own->made_name = "crl_made";
+	own->whose = "the CA's";
+}
+
+int
+ca_crl_signer_previous(struct ca *ca, X509 *cert)
+{
+	struct ca_crl_signer *prev = &ca->crl_previous;
+
+	if (pki_time(X509_get0_notAfter(cert), &prev->not_after) != 0 ||
+	    X509_digest(cert, EVP_sha256(), prev->cert_sha256, NULL) != 1 ||
+	    (prev->akid = ca_akid_ext(cert)) == NULL)
+		return -1;
+	prev->cert = cert;
+	prev->crl_name = "crl_previous";
+	prev->made_name = "crl_previous_made";
+	prev->whose = "the previous CA's";
+	return 0;
+}
+
+/* Beside each CRL in meta ("crl_made", "crl_previous_made"): what GetCRL
+ * needs of it without parsing it (one of 100,000 revocations is 5 MB, 127
+ * ms to parse, and GetCRL is any device's to ask). */
 struct crl_made {
 	int64_t this_update, next_update;
 	unsigned char ca[32]; /* SHA-256 of the CA certificate that signed it */
 };
 
-/* A new CRL from `revoked`, stored in meta, numbered by the time it is
- * made (seconds since 1970), or one past the last when that is more: the
- * number only grows, and outnumbers at once the CRLs of an existing CA
- * numbered 1, 2, ... by the software it ran under before, which relying
- * parties that keep the highest-numbered CRL (strongSwan) would
- * otherwise prefer; and above `above` (an imported CRL's number, else 0).
+/* A CRL of `revoked` signed by `signer`, stored in meta under its names.
  * An MDB_* code, or -1 when OpenSSL failed (logged). */
 static int
-crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
-    int64_t *number)
+crl_make(const struct ca *ca, const struct ca_crl_signer *signer, MDB_txn *txn,
+    time_t now, int64_t number)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = NULL;
@@ -120,26 +149,18 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	struct crl_made made;
 	int len, e = -1;
 
-	/* The largest number an import may set is far below (rpc.h's
-	 * RPC_IMPORT_NUMBER_MAX); signed overflow is undefined all the same. */
-	if ((*number = crl_meta_int(ca, txn, "crl_number")) == INT64_MAX)
-		goto out;
-	(*number)++;
-	if (*number < (int64_t)now)
-		*number = (int64_t)now;
-	if (*number <= above)
-		*number = above + 1;
 	if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
-	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
+	    !X509_CRL_set_issuer_name(
+	        crl, X509_get_subject_name(signer->cert)) ||
 	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
 	    !X509_CRL_set1_lastUpdate(crl, t) ||
-	    ASN1_TIME_set(t, crl_next_update(ca, now)) == NULL ||
+	    ASN1_TIME_set(t, crl_next_update(ca, signer, now)) == NULL ||
 	    !X509_CRL_set1_nextUpdate(crl, t) ||
 	    (num = ASN1_INTEGER_new()) == NULL ||
-	    !ASN1_INTEGER_set_int64(num, *number) ||
+	    !ASN1_INTEGER_set_int64(num, number) ||
 	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0))
 		goto out;
-	if (X509_CRL_add_ext(crl, ca->akid, -1) != 1)
+	if (X509_CRL_add_ext(crl, signer->akid, -1) != 1)
 		goto out;
 	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
 		goto out;
@@ -151,11 +172,11 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 		}
 	e = -1;
 	if (!X509_CRL_sort(crl) ||
-	    X509_CRL_sign(crl, ca->key, EVP_sha256()) <= 0 ||
+	    X509_CRL_sign(crl, signer->key, EVP_sha256()) <= 0 ||
 	    (len = i2d_X509_CRL(crl, &der)) <= 0)
 		goto out;
-	key.mv_size = 3;
-	key.mv_data = "crl";
+	key.mv_size = strlen(signer->crl_name);
+	key.mv_data = (void *)signer->crl_name;
 	val.mv_size = (size_t)len;
 	val.mv_data = der;
 #ifdef SCEPD_TEST_HOOKS
@@ -169,30 +190,89 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) != 0)
 		goto out;
 	made.this_update = (int64_t)now;
-	made.next_update = (int64_t)crl_next_update(ca, now);
-	memcpy(made.ca, ca->cert_sha256, sizeof(made.ca));
-	key.mv_size = 8;
-	key.mv_data = "crl_made";
+	made.next_update = (int64_t)crl_next_update(ca, signer, now);
+	memcpy(made.ca, signer->cert_sha256, sizeof(made.ca));
+	key.mv_size = strlen(signer->made_name);
+	key.mv_data = (void *)signer->made_name;
 	val.mv_size = sizeof(made);
 	val.mv_data = &made;
-	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) != 0)
-		goto out;
-	key.mv_size = 10;
-	key.mv_data = "crl_number";
-	val.mv_size = sizeof(*number);
-	val.mv_data = number;
 	e = mdb_put(txn, ca->meta, &key, &val, 0);
-	if (e == 0)
-		log_info("issued CRL number %lld", (long long)*number);
 out:
 	if (e == -1)
-		log_openssl(LOG_LEVEL_ERROR, NULL, "cannot issue the CRL");
+		log_openssl(LOG_LEVEL_ERROR, NULL,
+		    signer == &ca->crl_own
+		        ? "cannot issue the CRL"
+		        : "cannot issue the previous CA's CRL");
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	OPENSSL_free(der);
 	ASN1_INTEGER_free(num);
 	ASN1_TIME_free(t);
 	X509_CRL_free(crl);
+	return e;
+}
+
+/* New CRLs from `revoked`, the CA's and, with PreviousCAKey, the previous
+ * CA's while its certificate is valid (the same entries: serials are
+ * unique in the ledger, and a serial of the other CA names no
+ * certificate of this one), stored in meta under one number: the time
+ * they are made (seconds since 1970), or one past the last when that is
+ * more. The number only grows, and outnumbers at once the CRLs of an
+ * existing CA numbered 1, 2, ... by the software it ran under before,
+ * which relying parties that keep the highest-numbered CRL (strongSwan)
+ * would otherwise prefer; and above `above` (an imported CRL's number,
+ * else 0). An MDB_* code, or -1 when OpenSSL failed (logged). */
+static int
+crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
+    int64_t *number)
+{
+	MDB_val key, val;
+	/* Neither is made past its CA certificate's notAfter: its last CRL
+	 * stands (a GetCRL of the previous CA's may come after the CA's own
+	 * certificate ended). */
+	int own = now < ca->crl_own.not_after;
+	int previous =
+	    ca->crl_previous.cert != NULL && now < ca->crl_previous.not_after;
+	int e;
+
+	/* The largest number an import may set is far below (rpc.h's
+	 * RPC_IMPORT_NUMBER_MAX); signed overflow is undefined all the same. */
+	if ((*number = crl_meta_int(ca, txn, "crl_number")) == INT64_MAX)
+		return -1;
+	(*number)++;
+	if (*number < (int64_t)now)
+		*number = (int64_t)now;
+	if (*number <= above)
+		*number = above + 1;
+	if ((own && (e = crl_make(ca, &ca->crl_own, txn, now, *number)) != 0) ||
+	    (previous &&
+	        (e = crl_make(ca, &ca->crl_previous, txn, now, *number)) != 0))
+		return e;
+	/* Without PreviousCAKey, a stored CRL of the previous CA misses this
+	 * revocation: dropped, so that the key set again makes a new one
+	 * rather than serving it. */
+	if (ca->crl_previous.cert == NULL) {
+		key.mv_size = strlen("crl_previous_made");
+		key.mv_data = "crl_previous_made";
+		if ((e = mdb_del(txn, ca->meta, &key, NULL)) != 0 &&
+		    e != MDB_NOTFOUND)
+			return e;
+		key.mv_size = strlen("crl_previous");
+		key.mv_data = "crl_previous";
+		if ((e = mdb_del(txn, ca->meta, &key, NULL)) != 0 &&
+		    e != MDB_NOTFOUND)
+			return e;
+	}
+	key.mv_size = 10;
+	key.mv_data = "crl_number";
+	val.mv_size = sizeof(*number);
+	val.mv_data = number;
+	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) == 0)
+		log_info("issued CRL number %lld%s", (long long)*number,
+		    !own ? " of the previous CA only (PreviousCAKey): "
+		           "this CA certificate has expired"
+		        : previous ? ", and the previous CA's (PreviousCAKey)"
+		                   : "");
 	return e;
 }
 
@@ -651,33 +731,34 @@ internal:
 }
 
 /*
- * Whether the stored CRL is this CA's: its issuer, signed with its key. A
- * CA certificate and key replaced (a rollover keeping db/ca) left the old
- * CA's CRL served until it aged, and relying parties holding the new CA
- * found no issuer for it.
+ * Whether a stored CRL is the signer's: its issuer, signed with its key.
+ * A CA certificate and key replaced (a rollover keeping db/ca) left the
+ * old CA's CRL served until it aged, and relying parties holding the new
+ * CA found no issuer for it.
  */
 static int
-crl_ours(const struct ca *ca, X509_CRL *crl)
+crl_ours(const struct ca_crl_signer *signer, X509_CRL *crl)
 {
-	EVP_PKEY *key = X509_get0_pubkey(ca->cert);
+	EVP_PKEY *key = X509_get0_pubkey(signer->cert);
 
 	return X509_NAME_cmp(X509_CRL_get_issuer(crl),
-	           X509_get_subject_name(ca->cert)) == 0 &&
+	           X509_get_subject_name(signer->cert)) == 0 &&
 	    key != NULL && X509_CRL_verify(crl, key) == 1;
 }
 
 /*
- * The stored CRL into `out` when it stands as it is: this CA
+ * The signer's stored CRL into `out` when it stands as it is: that CA
  * certificate's, valid now, not past half its validity (the checks of
- * ca_handle_get_crl, from "crl_made" in a read transaction). 0 when the
- * CRL must be looked at or made again.
+ * ca_handle_get_crl, from its "made" record in a read transaction). 0
+ * when the CRL must be looked at or made again.
  */
 static int
-crl_stored(const struct ca *ca, time_t now, Scep__V1__GetCrlReply *out,
-    struct rpc_arena *arena)
+crl_stored(const struct ca *ca, const struct ca_crl_signer *signer, time_t now,
+    Scep__V1__GetCrlReply *out, struct rpc_arena *arena)
 {
 	MDB_txn *txn;
-	MDB_val key = {8, "crl_made"}, val;
+	MDB_val key = {strlen(signer->made_name), (void *)signer->made_name},
+	        val;
 	struct crl_made made;
 	int ok = 0;
 
@@ -686,13 +767,20 @@ crl_stored(const struct ca *ca, time_t now, Scep__V1__GetCrlReply *out,
 	if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
 	    val.mv_size == sizeof(made)) {
 		memcpy(&made, val.mv_data, sizeof(made));
-		key.mv_size = 3;
-		key.mv_data = "crl";
-		ok = now < ca->not_after && now >= made.this_update &&
-		    now < made.this_update +
-		            (made.next_update - made.this_update) / 2 &&
-		    made.next_update <= crl_next_update(ca, now) &&
-		    memcmp(made.ca, ca->cert_sha256, sizeof(made.ca)) == 0 &&
+		key.mv_size = strlen(signer->crl_name);
+		key.mv_data = (void *)signer->crl_name;
+		/* Past the CA certificate's notAfter its last CRL stands
+		 * (the previous CA's may end years before this one's: its
+		 * relying parties still ask, and need no write transaction
+		 * each). */
+		ok = memcmp(made.ca, signer->cert_sha256, sizeof(made.ca)) ==
+		        0 &&
+		    (now >= signer->not_after ||
+		        (now >= made.this_update &&
+		            now < made.this_update +
+		                    (made.next_update - made.this_update) / 2 &&
+		            made.next_update <=
+		                crl_next_update(ca, signer, now))) &&
 		    mdb_get(txn, ca->meta, &key, &val) == 0;
 	}
 	if (ok) {
@@ -705,14 +793,36 @@ crl_stored(const struct ca *ca, time_t now, Scep__V1__GetCrlReply *out,
 	return ok;
 }
 
+/* GetCrlReply.issuer: the name of the CA whose CRL it is, for the RA to
+ * match a SCEP GetCRL's issuer against. 0, or -1 out of memory. */
+static int
+crl_reply_issuer(const struct ca_crl_signer *signer, Scep__V1__GetCrlReply *out,
+    struct rpc_arena *arena)
+{
+	const X509_NAME *name = X509_get_subject_name(signer->cert);
+	unsigned char *p;
+	int len = i2d_X509_NAME(name, NULL);
+
+	if (len <= 0 ||
+	    (out->issuer.data = rpc_alloc(arena, (size_t)len)) == NULL)
+		return -1;
+	p = out->issuer.data;
+	if (i2d_X509_NAME(name, &p) != len)
+		return -1;
+	out->issuer.len = (size_t)len;
+	out->has_issuer = 1;
+	return 0;
+}
+
 void
 ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
 	const struct ca *ca = worker;
+	const struct ca_crl_signer *signer = &ca->crl_own;
 	Scep__V1__GetCrlReply *out;
 	MDB_txn *txn = NULL;
-	MDB_val key = {3, "crl"}, val;
+	MDB_val key, val;
 	const unsigned char *p;
 	X509_CRL *crl = NULL;
 	ProtobufCBinaryData stood = {0, NULL};
@@ -720,10 +830,25 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	int64_t number;
 	int e, ours;
 
-	(void)req;
+	if (req->get_crl->has_previous_ca && req->get_crl->previous_ca) {
+		if (ca->crl_previous.cert == NULL) {
+			reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+			reply->error = "no CRL of the CA this one replaced is "
+			               "signed here: that CA's key is not set "
+			               "([ca] PreviousCAKey)";
+			return;
+		}
+		signer = &ca->crl_previous;
+	}
+	key.mv_size = strlen(signer->crl_name);
+	key.mv_data = (void *)signer->crl_name;
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__get_crl_reply__init(out);
-	if (crl_stored(ca, now, out, arena)) {
+	if (crl_reply_issuer(signer, out, arena) != 0) {
+		e = -1;
+		goto internal;
+	}
+	if (crl_stored(ca, signer, now, out, arena)) {
 		reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 		reply->get_crl = out;
 		return;
@@ -738,21 +863,27 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 		(void)pki_time(X509_CRL_get0_lastUpdate(crl), &last);
 	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
 		(void)pki_time(X509_CRL_get0_nextUpdate(crl), &next);
-	ours = crl != NULL && crl_ours(ca, crl);
-	if (now >= ca->not_after) {
+	ours = crl != NULL && crl_ours(signer, crl);
+	if (now >= signer->not_after) {
 		/* The last CRL stands (its nextUpdate is the CA's notAfter):
-		 * no CRL is signed past it. */
-		if (crl == NULL) {
-			log_error("CRL: the CA certificate has expired and no "
-			          "CRL was issued before: none is signed past "
-			          "its notAfter");
+		 * no CRL is signed past it. One not that CA's (the key
+		 * named another CA before) is no answer. */
+		if (crl == NULL || !ours) {
+			log_error(
+			    "CRL: %s certificate has expired and no CRL "
+			    "of it was issued before: none is signed past "
+			    "its notAfter",
+			    signer->whose);
 			reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
-			reply->error = "the CA certificate has expired";
+			reply->error = signer == &ca->crl_own
+			    ? "the CA certificate has expired"
+			    : "the previous CA certificate has expired and "
+			      "no CRL of it was made before";
 			mdb_txn_abort(txn);
 			return;
 		}
 	} else if (crl == NULL || now >= last + (next - last) / 2 ||
-	    now < last || !ours || next > crl_next_update(ca, now)) {
+	    now < last || !ours || next > crl_next_update(ca, signer, now)) {
 		/* Re-issued past half its validity: relying parties never
 		 * see an expired one. And before it, when it is not yet
 		 * valid (made while the clock ran ahead, which relying
@@ -765,10 +896,11 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			    "parties): a new one is issued",
 			    (long long)(last - now));
 		else if (crl != NULL && !ours)
-			log_warn("CRL: the stored CRL is not this CA "
+			log_warn("CRL: %s stored CRL is not that CA "
 			         "certificate's (issuer or key changed): a new "
-			         "one is issued");
-		else if (crl != NULL && next > crl_next_update(ca, now))
+			         "one is issued",
+			    signer->whose);
+		else if (crl != NULL && next > crl_next_update(ca, signer, now))
 			log_info("CRL: the stored one is valid until %lld s "
 			         "from now, past CRLValidityHours = %ld in "
 			         "[ca]: a new one is issued",
@@ -788,7 +920,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			goto internal;
 		if ((e = mdb_get(txn, ca->meta, &key, &val)) != 0)
 			goto internal;
-		next = crl_next_update(ca, now);
+		next = crl_next_update(ca, signer, now);
 	}
 	out->crl.data = rpc_alloc(arena, val.mv_size);
 	memcpy(out->crl.data, val.mv_data, val.mv_size);

@@ -33,6 +33,12 @@ static const struct config_key ca_config[] = {
     {"PreviousCACertificate", CONFIG_PATH, 0, 0, "", S(previous_ca_certificate),
         "CAs this one replaced (PEM): their certificates in the ledger may "
         "renew"},
+    {"PreviousCAKey", CONFIG_PATH, 0, 0, "", S(previous_ca_key),
+        "key of a CA in PreviousCACertificate (PEM, mode 0600): it signs "
+        "that CA's CRL too"},
+    {"PreviousCAKeyPassphraseFile", CONFIG_PATH, 0, 0, "",
+        S(previous_ca_key_passphrase_file),
+        "passphrase of an encrypted PreviousCAKey (first line), or empty"},
     {"Signer", CONFIG_STRING, 0, 0, "file", S(signer),
         "file ([ca] Key), or a [signer.NAME] section (an HSM's plugin)"},
     {"SignThreads", CONFIG_INT, 0, 16, "0", S(sign_threads),
@@ -216,6 +222,97 @@ checked:
 	return 0;
 }
 
+/*
+ * [ca] PreviousCAKey: the key of a CA this one replaced, one of
+ * PreviousCACertificate's, kept to sign that CA's CRL (relying parties
+ * check its certificates against a CRL of their issuer: without it a
+ * revocation of one after the switch reaches none of them). Problems go
+ * to stderr naming the setting.
+ */
+static int
+ca_load_previous_key(struct ca *ca)
+{
+	const struct ca_settings *s = &ca->settings;
+	struct ca_crl_signer *prev = &ca->crl_previous;
+	char err[512];
+	X509 *cert = NULL;
+	time_t now = time(NULL);
+
+	if (s->previous_ca_key[0] == '\0')
+		return 0;
+	if (sk_X509_num(ca->previous_cas) == 0) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] PreviousCAKey: set, but no "
+		    "PreviousCACertificate names the CA it is the key of\n");
+		return -1;
+	}
+	if (pki_check_private_file(s->previous_ca_key, err, sizeof(err)) != 0 ||
+	    (s->previous_ca_key_passphrase_file[0] != '\0' &&
+	        pki_check_private_file(s->previous_ca_key_passphrase_file, err,
+	            sizeof(err)) != 0)) {
+		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
+		return -1;
+	}
+	if ((prev->key = pki_load_key(s->previous_ca_key,
+	         s->previous_ca_key_passphrase_file, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
+		return -1;
+	}
+	if (EVP_PKEY_get_base_id(prev->key) != EVP_PKEY_RSA &&
+	    EVP_PKEY_get_base_id(prev->key) != EVP_PKEY_RSA_PSS &&
+	    EVP_PKEY_get_base_id(prev->key) != EVP_PKEY_EC) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] PreviousCAKey: %s: only RSA and EC keys "
+		    "are supported (CRLs are signed with SHA-256)\n",
+		    s->previous_ca_key);
+		return -1;
+	}
+	/* Of certificates of this key (the CA certified again with it),
+	 * the one that ends last: an expired one would sign no CRL. */
+	for (int i = 0; i < sk_X509_num(ca->previous_cas); i++) {
+		X509 *c = sk_X509_value(ca->previous_cas, i);
+
+		if (X509_check_private_key(c, prev->key) == 1 &&
+		    (cert == NULL ||
+		        ASN1_TIME_compare(X509_get0_notAfter(c),
+		            X509_get0_notAfter(cert)) > 0))
+			cert = c;
+	}
+	ERR_clear_error();
+	if (cert == NULL) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] PreviousCAKey: %s is the key of none of "
+		    "the certificates in PreviousCACertificate (%s)\n",
+		    s->previous_ca_key, s->previous_ca_certificate);
+		return -1;
+	}
+	/* A CRL its certificate may not sign, relying parties refuse. */
+	if (pki_check_key_usage(cert, X509v3_KU_CRL_SIGN,
+	        s->previous_ca_certificate, "signing CRLs", err,
+	        sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
+		return -1;
+	}
+	if (ca_crl_signer_previous(ca, cert) != 0) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] PreviousCAKey: its certificate in %s "
+		    "cannot be read\n",
+		    s->previous_ca_certificate);
+		return -1;
+	}
+	if (prev->not_after <= now)
+		log_warn("PreviousCAKey: the certificate it is the key of has "
+		         "expired: no CRL is signed with it, its last stands");
+	else
+		log_info("PreviousCAKey: the previous CA's CRL is signed with "
+		         "it, listing this CA's revocations, until that CA's "
+		         "certificate ends (%s)",
+		    s->previous_ca_key);
+	ERR_clear_error();
+	return 0;
+}
+
 #ifdef SCEPD_TEST_HOOKS
 /* SCEPD_TEST_CA_CRASH=POINT:N (ca.h): test builds only. */
 static void
@@ -361,6 +458,9 @@ main(int argc, char **argv)
 		    "no authorityKeyIdentifier from the CA certificate");
 		goto out;
 	}
+	ca_crl_signer_own(&ca);
+	if (ca_load_previous_key(&ca) != 0)
+		goto out;
 	if (ca_templates_load(&ca, config_file) != 0)
 		goto out;
 	if (ca_policies_load(&ca, config_file) != 0)
@@ -426,6 +526,8 @@ out:
 	X509_ALGOR_free(ca.sig_alg);
 	X509_EXTENSION_free(ca.crl_dp);
 	X509_EXTENSION_free(ca.akid);
+	X509_EXTENSION_free(ca.crl_previous.akid);
+	EVP_PKEY_free(ca.crl_previous.key);
 	X509_free(ca.cert);
 	sk_X509_pop_free(ca.previous_cas, X509_free);
 	EVP_PKEY_free(ca.key);

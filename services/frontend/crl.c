@@ -1,7 +1,9 @@
 /*
  * The CRL over plain HTTP at CRLPath (the CRL distribution point the CA
- * puts in certificates): asked of the RA, which asks the CA, and kept for
- * CACHE_SECONDS so a crowd of relying parties costs the CA nothing.
+ * puts in certificates), and at PreviousCRLPath the CRL of the CA it
+ * replaced ([ca] PreviousCAKey): asked of the RA, which asks the CA, and
+ * each kept for CACHE_SECONDS so a crowd of relying parties costs the CA
+ * nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +34,8 @@ crl_cache_clear(struct crl_cache *c)
  * UpstreamThread ended in 503): after twice RPCTimeout another may.
  */
 static int
-crl_claim_fetch(struct frontend *fe, int after_failure)
+crl_claim_fetch(struct frontend *fe, struct crl_cache *cc, int after_failure)
 {
-	struct crl_cache *cc = &fe->crl;
 	int fetch;
 
 	pthread_mutex_lock(&fe->cache.lock);
@@ -47,36 +48,69 @@ crl_claim_fetch(struct frontend *fe, int after_failure)
 
 /* Whether the RA did not give the CRL less than CRL_RETRY_MS ago. */
 static int
-crl_failed_lately(struct frontend *fe)
+crl_failed_lately(struct frontend *fe, struct crl_cache *cc)
 {
 	int64_t failed_at;
 
 	pthread_mutex_lock(&fe->cache.lock);
-	failed_at = fe->crl.failed_at;
+	failed_at = cc->failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
 	return failed_at != 0 &&
 	    clock_monotonic_ms() - failed_at < CRL_RETRY_MS;
 }
 
-/* The CRL from the RA into the cache; *copy (the caller's) on
- * UPSTREAM_OK. */
-static enum upstream_result
-crl_fetch(struct frontend *fe, uint8_t **copy, size_t *len)
+/* Whether the CA refused this CRL less than CRL_RETRY_MS ago, and why
+ * into `why`. */
+static int
+crl_refused_lately(
+    struct frontend *fe, struct crl_cache *cc, char *why, size_t size)
 {
-	struct crl_cache *cc = &fe->crl;
+	int refused;
+
+	pthread_mutex_lock(&fe->cache.lock);
+	refused = cc->refused_at != 0 &&
+	    clock_monotonic_ms() - cc->refused_at < CRL_RETRY_MS;
+	if (refused)
+		snprintf(why, size, "%s", cc->refusal);
+	pthread_mutex_unlock(&fe->cache.lock);
+	return refused;
+}
+
+/* The CRL from the RA into the cache; *copy (the caller's) on
+ * UPSTREAM_OK; on UPSTREAM_REFUSED the cache says why. */
+static enum upstream_result
+crl_fetch(struct frontend *fe, struct crl_cache *cc, int previous,
+    uint8_t **copy, size_t *len)
+{
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
 	enum upstream_result res;
 
 	*copy = NULL;
+	body.has_previous_ca = body.previous_ca = previous;
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
 	req.get_crl = &body;
 	res = upstream_call(
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CRL, &rep);
+	/* An RA or CA from before PreviousCRLPath drops previous_ca and
+	 * gives the CA's own CRL, without its issuer: not to be served
+	 * where the old CA's distribution point is. */
+	if (res == UPSTREAM_OK && previous && !rep->get_crl->has_issuer) {
+		log_error("%s: the RA gave a CRL without its issuer (an RA or "
+		          "CA older than PreviousCRLPath gives the CA's own): "
+		          "not served",
+		    fe->settings.previous_crl_path);
+		res = UPSTREAM_FAILED;
+	}
 	pthread_mutex_lock(&fe->cache.lock);
 	cc->failed_at = res == UPSTREAM_UNAVAILABLE ? clock_monotonic_ms() : 0;
 	cc->fetch_since = 0;
+	cc->refused_at = res == UPSTREAM_REFUSED ? clock_monotonic_ms() : 0;
+	if (res == UPSTREAM_REFUSED)
+		snprintf(cc->refusal, sizeof(cc->refusal), "%s",
+		    rep != NULL && rep->error != NULL ? rep->error
+		                                      : "the CA refused");
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (res == UPSTREAM_OK) {
 		*len = rep->get_crl->crl.len;
@@ -102,10 +136,9 @@ crl_fetch(struct frontend *fe, uint8_t **copy, size_t *len)
 /* The cached CRL, whatever its age: 1 and *copy when there is one (0 with
  * *copy NULL when copying it failed), 0 when there is none. */
 static int
-crl_cached(
-    struct frontend *fe, uint8_t **copy, size_t *len, int *fresh, int *max_age)
+crl_cached(struct frontend *fe, struct crl_cache *cc, uint8_t **copy,
+    size_t *len, int *fresh, int *max_age)
 {
-	struct crl_cache *cc = &fe->crl;
 	int have;
 
 	*copy = NULL;
@@ -127,9 +160,12 @@ crl_cached(
  * request: crl_claim_fetch): a revocation is to show within
  * CACHE_SECONDS. */
 enum MHD_Result
-crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    int previous)
 {
+	struct crl_cache *cc = previous ? &fe->previous_crl : &fe->crl;
 	uint8_t *copy = NULL, *old = NULL;
+	char refusal[sizeof(cc->refusal)], body[sizeof(cc->refusal) + 16];
 	size_t len = 0, old_len = 0;
 	int fresh = 0, max_age = 0;
 	enum upstream_result res;
@@ -138,27 +174,34 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	struct http_header h[] = {
 	    {"Cache-Control", cache_control}, {NULL, NULL}};
 
-	if (crl_cached(fe, &copy, &len, &fresh, &max_age) && copy == NULL)
+	if (crl_cached(fe, cc, &copy, &len, &fresh, &max_age) && copy == NULL)
 		return http_no_memory(c, r, "a copy of the CRL");
 	if (!r->offloaded) {
 		/* The old copy, while another asks or for CRL_RETRY_MS
 		 * after the RA did not give one. */
-		if (copy != NULL && (fresh || !crl_claim_fetch(fe, 0)))
+		if (copy != NULL && (fresh || !crl_claim_fetch(fe, cc, 0)))
 			goto answer;
+		/* None, and the CA refused to make one lately: the same
+		 * answer, not a round trip to the CA per relying party. */
+		if (copy == NULL &&
+		    crl_refused_lately(fe, cc, refusal, sizeof(refusal))) {
+			snprintf(body, sizeof(body), "No CRL: %s.\n", refusal);
+			return http_text(c, r, MHD_HTTP_NOT_FOUND, body);
+		}
 		/* None yet, and the RA did not give one lately: one
 		 * request asks at a time, the others get 503 at once, not
 		 * an UpstreamThread held for RPCTimeout by each relying
 		 * party meanwhile. (Otherwise all ask: at a start with the
 		 * RA up, none gets 503.) */
-		if (copy == NULL && crl_failed_lately(fe) &&
-		    !crl_claim_fetch(fe, 1))
+		if (copy == NULL && crl_failed_lately(fe, cc) &&
+		    !crl_claim_fetch(fe, cc, 1))
 			return http_unavailable(c, r,
 			    "The CRL is not available now; retry later.\n");
 		free(copy);
 		return http_offload(fe, c, r);
 	}
 	old = copy, old_len = len; /* the answer if the RA gives none */
-	res = crl_fetch(fe, &copy, &len);
+	res = crl_fetch(fe, cc, previous, &copy, &len);
 	if (res == UPSTREAM_OK)
 		max_age = cache_seconds_left(clock_monotonic_ms());
 	else if (old != NULL) {
@@ -166,6 +209,17 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		copy = old, len = old_len;
 		old = NULL;
 		max_age = 0;
+	} else if (res == UPSTREAM_REFUSED &&
+	    crl_refused_lately(fe, cc, refusal, sizeof(refusal))) {
+		/* None is made: say why (a setting), not "retry later";
+		 * logged once per CRL_RETRY_MS (crl_refused_lately). */
+		log_warn("%s: no CRL: %s",
+		    previous ? fe->settings.previous_crl_path
+		             : fe->settings.crl_path,
+		    refusal);
+		snprintf(body, sizeof(body), "No CRL: %s.\n", refusal);
+		ret = http_text(c, r, MHD_HTTP_NOT_FOUND, body);
+		goto out;
 	} else if (res == UPSTREAM_UNAVAILABLE) {
 		ret = http_unavailable(
 		    c, r, "The CRL is not available now; retry later.\n");

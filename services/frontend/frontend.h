@@ -27,6 +27,8 @@ struct frontend_settings {
 	char *admin_path;
 	char *admin_password_file;
 	char *crl_path; /* "" : no CRL served */
+	char
+	    *previous_crl_path; /* the replaced CA's CRL ([ca] PreviousCAKey) */
 	long max_query_string;
 	long max_body_size;
 	long connection_timeout;
@@ -108,6 +110,10 @@ struct crl_cache {
 	 * the HTTP thread, queued for an UpstreamThread); 0: none. */
 	int64_t fetch_since;
 	int64_t failed_at; /* the last ask the RA did not answer; 0: none */
+	/* The last ask the CA refused (no such CRL is made) and why: the
+	 * answer, 404, for CRL_RETRY_MS without asking again; 0: none. */
+	int64_t refused_at;
+	char refusal[256];
 };
 void crl_cache_clear(struct crl_cache *c);
 /* Under cache.lock: whether no request is asking the RA for what `since`
@@ -168,7 +174,7 @@ struct frontend {
 	 * system call of the sandbox): one of the admin page's names. */
 	char hostname[256];
 	struct cache cache;
-	struct crl_cache crl;
+	struct crl_cache crl, previous_crl;
 	/* profile.c: the CA chain was last seen without a root, and that
 	 * was logged (once, not for each profile). */
 	atomic_int profile_no_root_warned;
@@ -435,8 +441,8 @@ enum MHD_Result profile_handle(struct frontend *fe, struct MHD_Connection *c,
 
 /* --- crl.c: the CRL at CRLPath --------------------------------------- */
 
-enum MHD_Result
-crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+enum MHD_Result crl_handle(struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, int previous);
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 

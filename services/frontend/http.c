@@ -33,6 +33,7 @@ enum route {
 	ROUTE_SCEP,
 	ROUTE_METRICS,
 	ROUTE_CRL,
+	ROUTE_PREVIOUS_CRL, /* PreviousCRLPath */
 };
 
 /* A response body that holds a secret, wiped when libmicrohttpd is done
@@ -623,6 +624,9 @@ http_route(const struct frontend *fe, struct request *r, const char *url)
 	if (fe->settings.crl_path[0] != '\0' &&
 	    strcmp(url, fe->settings.crl_path) == 0)
 		return ROUTE_CRL;
+	if (fe->settings.previous_crl_path[0] != '\0' &&
+	    strcmp(url, fe->settings.previous_crl_path) == 0)
+		return ROUTE_PREVIOUS_CRL;
 	/* The admin page and what lies under it (profile, API). */
 	if (admin_subpath(fe, url) != NULL)
 		return ROUTE_ADMIN;
@@ -767,9 +771,10 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 			return http_offload(fe, c, r);
 		return metrics_handle(fe, c, r);
 	case ROUTE_CRL: /* from the cache, or offloaded */
+	case ROUTE_PREVIOUS_CRL:
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
-		return crl_handle(fe, c, r);
+		return crl_handle(fe, c, r, r->route == ROUTE_PREVIOUS_CRL);
 	case ROUTE_ADMIN:
 		if (strcmp(r->method, "GET") != 0 && !post)
 			return http_not_allowed(c, r, ALLOW_ADMIN);

@@ -38,6 +38,9 @@ static const struct config_key frontend_config[] = {
         S(admin_password_file), "admin accounts (scepctl passwd)"},
     {"CRLPath", CONFIG_STRING, 0, 0, "/crl/ca.crl", S(crl_path),
         "where the CA's CRL is served over HTTP (\"\": nowhere)"},
+    {"PreviousCRLPath", CONFIG_STRING, 0, 0, "", S(previous_crl_path),
+        "where the CRL of the CA replaced is served ([ca] PreviousCAKey; "
+        "\"\": nowhere)"},
     {"MaxQueryString", CONFIG_INT, 1024, RPC_MAX_PKI_MESSAGE, "65536",
         S(max_query_string), "longest query string (bytes); longer: 414"},
     {"MaxBodySize", CONFIG_INT, 1024, RPC_MAX_PKI_MESSAGE, "1048576",
@@ -144,21 +147,22 @@ listen_open(const char *spec)
 	return fd;
 }
 
-/* CRLPath: a path no request could ask for would leave the CRL
- * distribution point 404 for good; it is matched before the admin page
- * and the SCEP paths, so one of theirs would be taken from them. The
- * number of problems, each printed. */
+/* CRLPath, PreviousCRLPath: a path no request could ask for would leave
+ * the CRL distribution point 404 for good; they are matched before the
+ * admin page and the SCEP paths, so one of theirs would be taken from
+ * them. The number of problems, each printed. */
 static int
-crl_path_check(const struct frontend *fe, const char *file)
+crl_path_check(const struct frontend *fe, const char *file, const char *setting,
+    const char *crl)
 {
-	const char *crl = fe->settings.crl_path, *taken = NULL;
+	const char *taken = NULL;
 
 	if (crl[0] == '\0')
 		return 0;
 	if (crl[0] != '/') {
 		fprintf(stderr,
-		    "%s: [frontend] CRLPath: '%s' does not start with '/'\n",
-		    file, crl);
+		    "%s: [frontend] %s: '%s' does not start with '/'\n", file,
+		    setting, crl);
 		return 1;
 	}
 	if (strcmp(crl, "/healthz") == 0 || strcmp(crl, "/metrics") == 0)
@@ -167,10 +171,13 @@ crl_path_check(const struct frontend *fe, const char *file)
 		taken = "a SCEP path (Paths)";
 	else if (admin_subpath(fe, crl) != NULL)
 		taken = "under AdminPath";
+	else if (crl != fe->settings.crl_path &&
+	    strcmp(crl, fe->settings.crl_path) == 0)
+		taken = "CRLPath, the CA's own CRL";
 	if (taken == NULL)
 		return 0;
-	fprintf(
-	    stderr, "%s: [frontend] CRLPath: '%s' is %s\n", file, crl, taken);
+	fprintf(stderr, "%s: [frontend] %s: '%s' is %s\n", file, setting, crl,
+	    taken);
 	return 1;
 }
 
@@ -255,7 +262,9 @@ frontend_prepare(struct frontend *fe, const char *file)
 		    file, fe->settings.admin_path);
 		errors++;
 	}
-	errors += crl_path_check(fe, file);
+	errors += crl_path_check(fe, file, "CRLPath", fe->settings.crl_path);
+	errors += crl_path_check(
+	    fe, file, "PreviousCRLPath", fe->settings.previous_crl_path);
 	return errors ? -1 : 0;
 }
 
@@ -461,6 +470,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	crl_cache_clear(&fe.crl);
+	crl_cache_clear(&fe.previous_crl);
 	cache_free(&fe.cache);
 	admin_guard_free(&fe.admin_guard);
 	frontend_free(&fe);

@@ -133,11 +133,22 @@ ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	int64_t left = req->deadline_ms - rpc_now_ms() - 50;
 	int rc;
 
+	body.has_previous_ca = req->get_crl->has_previous_ca;
+	body.previous_ca = req->get_crl->previous_ca;
 	call.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
 	call.get_crl = &body;
 	if (left > w->ra->settings.rpc_timeout)
 		left = w->ra->settings.rpc_timeout;
 	rc = rpc_call(w->ca, &call, left > 0 ? (int)left : 0, &ca_reply);
+	if (rc == RPC_OK &&
+	    ca_reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
+		/* No such CRL is made (no PreviousCAKey, a CA expired with
+		 * none): the frontend says why, not "retry later". */
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = rpc_strdup(arena,
+		    ca_reply->error ? ca_reply->error : "the CA gives no CRL");
+		goto out;
+	}
 	if (rc != RPC_OK || ca_reply->status != SCEP__V1__STATUS__STATUS_OK ||
 	    ca_reply->body_case != SCEP__V1__REPLY__BODY_GET_CRL) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id, "CRL from the CA: %s",
@@ -154,6 +165,14 @@ ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	    ca_reply->get_crl->crl.len);
 	out->crl.len = ca_reply->get_crl->crl.len;
 	out->next_update = ca_reply->get_crl->next_update;
+	if (ca_reply->get_crl->has_issuer) {
+		out->issuer.data =
+		    rpc_alloc(arena, ca_reply->get_crl->issuer.len);
+		memcpy(out->issuer.data, ca_reply->get_crl->issuer.data,
+		    ca_reply->get_crl->issuer.len);
+		out->issuer.len = ca_reply->get_crl->issuer.len;
+		out->has_issuer = 1;
+	}
 	reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 	reply->get_crl = out;
 out:

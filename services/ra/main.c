@@ -245,6 +245,7 @@ ra_free(struct ra *ra)
 	free(ra->caps);
 	free(ra->next_ca_body);
 	ra_crl_cache_free(ra->crl_cache);
+	ra_crl_cache_free(ra->previous_crl_cache);
 	rpc_link_free(ra->ca_link);
 	rpc_link_free(ra->challenge_link);
 	rpc_curve_free(ra->curve);
@@ -336,7 +337,8 @@ main(int argc, char **argv)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
 	if (ra_validity_check(&ra) != 0 || ra_cacert_prepare(&ra) != 0 ||
-	    (ra.crl_cache = ra_crl_cache_new()) == NULL)
+	    (ra.crl_cache = ra_crl_cache_new()) == NULL ||
+	    (ra.previous_crl_cache = ra_crl_cache_new()) == NULL)
 		goto out;
 
 	/* Everything is open: give up the rest before the first thread. */

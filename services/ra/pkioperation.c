@@ -748,7 +748,41 @@ out:
 	scep_content_clear(&content);
 }
 
-/* GetCRL (22): the CA's current CRL; CRLs are public, any signer. */
+/* Whether `issuer` is a CA in [ra] PreviousCACertificate. */
+static int
+ra_issuer_is_previous(const struct ra *ra, const X509_NAME *issuer)
+{
+	for (int i = 0; i < sk_X509_num(ra->previous_cas); i++)
+		if (X509_NAME_cmp(issuer,
+		        X509_get_subject_name(
+		            sk_X509_value(ra->previous_cas, i))) == 0)
+			return 1;
+	return 0;
+}
+
+/* Whether the CA's GetCrlReply is a CRL of `issuer` (GetCrlReply.issuer:
+ * of several CAs replaced, the CA signs the CRL of the one whose key it
+ * holds). */
+static int
+ra_crl_is_of(const Scep__V1__GetCrlReply *crl, const X509_NAME *issuer)
+{
+	const unsigned char *p = crl->issuer.data;
+	X509_NAME *name;
+	int same;
+
+	if (!crl->has_issuer ||
+	    (name = d2i_X509_NAME(NULL, &p, (long)crl->issuer.len)) == NULL)
+		return 0;
+	same = X509_NAME_cmp(name, issuer) == 0;
+	X509_NAME_free(name);
+	return same;
+}
+
+/*
+ * GetCRL (22): the CA's current CRL; CRLs are public, any signer. One
+ * naming a CA this one replaced (PreviousCACertificate) gets that CA's,
+ * which the CA signs with [ca] PreviousCAKey.
+ */
 static void
 ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
     const struct scep_request *sreq, struct ra_answer *ans,
@@ -758,27 +792,53 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scep_content content = {0};
-	int rc;
+	int rc, previous = 0;
 
 	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SERIAL, ans,
 	        &content) != 0)
 		goto out;
 	if (!ra_issuer_is_ours(w->ra, content.issuer)) {
-		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
-		    "GetCRL names another CA as issuer");
-		goto out;
+		if (!ra_issuer_is_previous(w->ra, content.issuer)) {
+			ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+			    "GetCRL names another CA as issuer");
+			goto out;
+		}
+		previous = 1;
+		body.has_previous_ca = body.previous_ca = 1;
 	}
 	call.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
 	call.get_crl = &body;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
+	if (previous && rc == RPC_OK &&
+	    reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
+		/* The CA's reason: no PreviousCAKey, or that CA expired
+		 * before any CRL of it was made. */
+		const char *why = reply->error ? reply->error : "refused";
+		size_t len = strlen(why) + 64;
+		char *text = rpc_alloc(arena, len);
+
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "GetCRL names the CA replaced: %s", why);
+		snprintf(
+		    text, len, "GetCRL names a CA this one replaced: %s", why);
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID, text);
+		goto out;
+	}
 	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK ||
 	    reply->body_case != SCEP__V1__REPLY__BODY_GET_CRL) {
 		ans->unavailable = 1;
 		goto out;
 	}
-	if (ra_crl_answer(w->ra->crl_cache, reply->get_crl->crl.data,
-	        reply->get_crl->crl.len, arena, &ans->certs_only,
-	        &ans->certs_only_len) != 0) {
+	if (previous && !ra_crl_is_of(reply->get_crl, content.issuer)) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "GetCRL names a CA this one replaced, whose CRL is not "
+		    "signed here ([ca] PreviousCAKey is another's)");
+		goto out;
+	}
+	if (ra_crl_answer(
+	        previous ? w->ra->previous_crl_cache : w->ra->crl_cache,
+	        reply->get_crl->crl.data, reply->get_crl->crl.len, arena,
+	        &ans->certs_only, &ans->certs_only_len) != 0) {
 		ans->unavailable = 1;
 		goto out;
 	}

@@ -75,7 +75,9 @@ struct ra {
 	void *zmq_ctx;
 	struct rpc_curve *curve; /* own keys, the frontends' keys admitted */
 	struct rpc_link *ca_link, *challenge_link; /* how workers reach them */
-	struct ra_crl_cache *crl_cache; /* the one thing workers change */
+	/* The one thing workers change: the CA's, and the previous CA's
+	 * ([ca] PreviousCAKey) for a GetCRL naming it. */
+	struct ra_crl_cache *crl_cache, *previous_crl_cache;
 	/* When the certificates above end (validity.c): for /metrics and
 	 * the log. Not changed after start. */
 	struct ra_expiry {

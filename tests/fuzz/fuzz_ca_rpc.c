@@ -4,7 +4,7 @@
  * the CA's own route table (routes.c, which main.c serves) as rpc.c
  * would hand it (rpc_route_for): the route of its body (Sign,
  * LedgerList, LedgerShow, Revoke, RevokeImport, Poll, Decide, GetCRL,
- * Health), only for an origin the route admits. A request past its
+ * its own or a replaced CA's, Health), only for an origin the route admits. A request past its
  * deadline is dropped by rpc.c before any handler: here it gets a
  * deadline a minute ahead instead, so that the corpus does not go stale.
  *
@@ -72,6 +72,7 @@ struct fuzz_db {
 static struct {
 	int ready;
 	struct ca ca;
+	struct ca previous; /* its key and certificate: a CA replaced */
 	struct fuzz_workdir work;
 	struct fuzz_db dbs[9];
 	char issued[CA_SERIAL_HEX], revoked[CA_SERIAL_HEX];
@@ -91,8 +92,11 @@ fuzz_cleanup(void)
 	X509_ALGOR_free(ca->sig_alg);
 	X509_EXTENSION_free(ca->crl_dp);
 	X509_EXTENSION_free(ca->akid);
+	X509_EXTENSION_free(ca->crl_previous.akid);
 	X509_free(ca->cert);
 	EVP_PKEY_free(ca->key);
+	X509_free(fx.previous.cert);
+	EVP_PKEY_free(fx.previous.key);
 	for (size_t i = 0; i < sizeof(fx.dbs) / sizeof(fx.dbs[0]); i++) {
 		for (size_t k = 0; k < fx.dbs[i].n; k++) {
 			free(fx.dbs[i].keys[k].mv_data);
@@ -330,6 +334,13 @@ fuzz_setup(void)
 	fuzz_ca_keys(ca);
 	if ((ca->akid = ca_akid_ext(ca->cert)) == NULL)
 		fuzz_fail("authorityKeyIdentifier");
+	ca_crl_signer_own(ca);
+	/* A CA it replaced, whose CRL it signs too ([ca] PreviousCAKey):
+	 * GetCrlRequest.previous_ca. */
+	fuzz_ca_keys(&fx.previous);
+	ca->crl_previous.key = fx.previous.key;
+	if (ca_crl_signer_previous(ca, fx.previous.cert) != 0)
+		fuzz_fail("the previous CA");
 	if (ca_templates_load(ca, fx.work.conf) != 0 ||
 	    ca_policies_load(ca, fx.work.conf) != 0)
 		fuzz_fail("templates");

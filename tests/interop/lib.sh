@@ -395,16 +395,18 @@ EOF
 	getcert list-cas -s > /dev/null 2>&1 || fail "certmonger does not answer on the private bus"
 }
 
-# ca_replace DIR BITS: a new CA of BITS bits, the same subject, in the
-# data directory DIR (ca/ca.pem, ca/ca.key), and the RA's certificates
-# reissued under it, their keys kept: a CA rollover that keeps db/ca.
+# ca_replace DIR BITS [SUBJECT [DAYS]]: a new CA of BITS bits, the same
+# subject (or SUBJECT, as openssl req -subj takes it), valid 3650 days (or
+# DAYS), in the data directory DIR (ca/ca.pem, ca/ca.key), and the RA's
+# certificates reissued under it, their keys kept: a CA rollover that
+# keeps db/ca.
 ca_replace() {
 	local dir=$1 bits=$2 t="$WORK/ca-replace.$$" subj rasubj r n ku
 	mkdir -p "$t"
-	subj=$(openssl x509 -in "$dir/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
+	subj=${3:-$(openssl x509 -in "$dir/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')}
 	rasubj=$(openssl x509 -in "$dir/ra/ra-sign.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
 	openssl req -x509 -new -newkey "rsa:$bits" -nodes -keyout "$t/ca.key" -out "$t/ca.pem" \
-		-days 3650 -subj "$subj" -addext "basicConstraints=critical,CA:TRUE" \
+		-days "${4:-3650}" -subj "$subj" -addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign" -addext "subjectKeyIdentifier=hash" 2>/dev/null ||
 		fail "ca_replace: openssl req"
 	for r in sign:digitalSignature enc:keyEncipherment,dataEncipherment; do
