@@ -779,9 +779,40 @@ ra_crl_is_of(const Scep__V1__GetCrlReply *crl, const X509_NAME *issuer)
 }
 
 /*
+ * Whether the ledger's certificate of `serial` was issued by a CA this one
+ * replaced under the same name (AD CS renews a CA so): 1, 0 (not, or not
+ * in the ledger: the CA's own CRL), -1 when the CA did not answer (ans
+ * unavailable). GetCRL names an issuer by name only.
+ */
+static int
+ra_serial_of_previous(struct ra_worker *w, const Scep__V1__Request *req,
+    const ASN1_INTEGER *serial, struct ra_answer *ans)
+{
+	Scep__V1__Reply *reply = NULL;
+	const unsigned char *p;
+	X509 *cert;
+	int rc = ra_ledger_show(w, req, serial, ans, &reply), previous = 0;
+
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	p = reply->ledger_show->entry->cert.data;
+	if ((cert = d2i_X509(
+	         NULL, &p, (long)reply->ledger_show->entry->cert.len)) != NULL)
+		previous =
+		    !pki_issued_by(cert, sk_X509_value(w->ra->ca_chain, 0)) &&
+		    pki_issuer_among(cert, w->ra->previous_cas) != NULL;
+	X509_free(cert);
+	ERR_clear_error();
+	scep__v1__reply__free_unpacked(reply, NULL);
+	return previous;
+}
+
+/*
  * GetCRL (22): the CA's current CRL; CRLs are public, any signer. One
  * naming a CA this one replaced (PreviousCACertificate) gets that CA's,
- * which the CA signs with [ca] PreviousCAKey.
+ * which the CA signs with [ca] PreviousCAKey: by the issuer's name, or,
+ * a CA replaced under the same name, by whose certificate the ledger
+ * holds under the serial.
  */
 static void
 ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
@@ -804,8 +835,10 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 			goto out;
 		}
 		previous = 1;
-		body.has_previous_ca = body.previous_ca = 1;
-	}
+	} else if (ra_issuer_is_previous(w->ra, content.issuer) &&
+	    (previous = ra_serial_of_previous(w, req, content.serial, ans)) < 0)
+		goto out;
+	body.has_previous_ca = body.previous_ca = previous;
 	call.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
 	call.get_crl = &body;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);

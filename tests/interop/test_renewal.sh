@@ -197,6 +197,9 @@ renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12b.key" --message-type 17 
 [ $rc = 2 ] && grep -q "not issued by this CA (one of a CA it replaced renews when listed in \[ca\] PreviousCACertificate)" "$WORK/c12.log" ||
 	{ cat "$WORK/c12.log"; fail "PreviousCACertificate in [ra] only: exit $rc, want 2 from the CA naming [ca]"; }
 set_conf ca PreviousCACertificate ca/previous-ca.pem
+# and the old CA's key, to sign its CRL (test_previous_crl.sh)
+cp -p "$WORK/old-ca.key" "$DATA/ca/previous-ca.key"
+set_conf ca PreviousCAKey ca/previous-ca.key
 server_restart
 grep -q "scepd-ca.*PreviousCACertificate: certificates of 1 CA this one replaced renew" "$SERVER_LOG" &&
 	grep -q "scepd-ra.*PreviousCACertificate: certificates of 1 CA this one replaced may sign renewals" "$SERVER_LOG" ||
@@ -221,6 +224,20 @@ rc=0
 getcert got-old s5 || rc=$?
 [ $rc = 2 ] && grep -q "GetCert is answered to holders of a certificate of this CA" "$WORK/got-old.log" ||
 	{ cat "$WORK/got-old.log"; fail "GetCert signed with the old CA's certificate: exit $rc, want 2 (renewals only)"; }
+# GetCRL names its issuer by name only, the same for both CAs here: the
+# ledger tells whose certificate the serial is.
+for c in c11:old-ca.pem c13:new-ca.pem; do
+	n=${c%%:*}
+	rc=0
+	"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/crl-$n.pem" --message-type 22 \
+		--issuer-serial "$WORK/$n.pem" > "$WORK/crl-$n.log" 2>&1 || rc=$?
+	[ $rc = 0 ] || { cat "$WORK/crl-$n.log"; fail "GetCRL naming $n: exit $rc"; }
+	[ "${c#*:}" = new-ca.pem ] && cp "$CA_PEM" "$WORK/new-ca.pem"
+	openssl crl -in "$WORK/crl-$n.pem" -CAfile "$WORK/${c#*:}" -noout 2>&1 | grep -q "verify OK" ||
+		fail "GetCRL naming $n (the CAs' names alike): not the CRL of its issuer (${c#*:})"
+done
+openssl crl -in "$WORK/crl-c11.pem" -noout -text | grep -q "Serial Number: $(openssl x509 -in "$WORK/r1.pem" -noout -serial | cut -d= -f2)" ||
+	fail "the old CA's CRL from GetCRL does not list its certificate revoked before the switch"
 rc=0
 renew r2 r1 "O=Fabrikam,CN=laptop 8" --key "$WORK/r2.key" || rc=$?
 [ $rc = 2 ] && grep -q "is revoked: enroll anew" "$WORK/r2.log" ||
