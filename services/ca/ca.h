@@ -42,6 +42,7 @@ struct ca_settings {
 	char *key_passphrase_file;
 	char *previous_ca_key; /* signs the replaced CA's CRL; "": none */
 	char *previous_ca_key_passphrase_file;
+	char *previous_ca_signer; /* "file" (PreviousCAKey), or NAME */
 	char *database;
 	long database_max_mib; /* the LMDB map */
 	long validity_days;
@@ -191,6 +192,7 @@ struct ca {
 	struct ca_policy *policies;
 	size_t npolicies;
 	struct signer signer; /* p NULL: the file signer */
+	struct signer previous_signer; /* PreviousCASigner's; p NULL: none */
 	/* The threads that sign a batch with the serving one ([ca]
 	 * SignThreads); no helper at all when it signs alone. */
 	struct pool *signers;

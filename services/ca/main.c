@@ -39,6 +39,9 @@ static const struct config_key ca_config[] = {
     {"PreviousCAKeyPassphraseFile", CONFIG_PATH, 0, 0, "",
         S(previous_ca_key_passphrase_file),
         "passphrase of an encrypted PreviousCAKey (first line), or empty"},
+    {"PreviousCASigner", CONFIG_STRING, 0, 0, "file", S(previous_ca_signer),
+        "file (PreviousCAKey), or a [signer.NAME] section holding that key "
+        "in a token"},
     {"Signer", CONFIG_STRING, 0, 0, "file", S(signer),
         "file ([ca] Key), or a [signer.NAME] section (an HSM's plugin)"},
     {"SignThreads", CONFIG_INT, 0, 16, "0", S(sign_threads),
@@ -230,42 +233,54 @@ checked:
  * to stderr naming the setting.
  */
 static int
-ca_load_previous_key(struct ca *ca)
+ca_load_previous_key(struct ca *ca, const char *config_file)
 {
 	const struct ca_settings *s = &ca->settings;
 	struct ca_crl_signer *prev = &ca->crl_previous;
-	char err[512];
+	char err[512], where[160];
+	const char *key_name = s->previous_ca_key;
 	X509 *cert = NULL;
 	time_t now = time(NULL);
+	int file = strcmp(s->previous_ca_signer, "file") == 0, type;
 
-	if (s->previous_ca_key[0] == '\0')
+	if (file && s->previous_ca_key[0] == '\0')
 		return 0;
 	if (sk_X509_num(ca->previous_cas) == 0) {
 		fprintf(stderr,
-		    "scepd-ca: [ca] PreviousCAKey: set, but no "
-		    "PreviousCACertificate names the CA it is the key of\n");
+		    "scepd-ca: [ca] %s: set, but no PreviousCACertificate "
+		    "names the CA it is the key of\n",
+		    file ? "PreviousCAKey" : "PreviousCASigner");
 		return -1;
 	}
-	if (pki_check_private_file(s->previous_ca_key, err, sizeof(err)) != 0 ||
+	if (!file) {
+		/* The key is in a token: PreviousCAKey is not read. */
+		if (signer_load(&ca->previous_signer, s->previous_ca_signer,
+		        config_file, s->plugin_dir, "scepd-ca",
+		        "[ca] PreviousCASigner", SIGNER_SIGNS, &prev->key) != 0)
+			return -1;
+		snprintf(
+		    where, sizeof(where), "[signer.%s]", s->previous_ca_signer);
+		key_name = where;
+	} else if (pki_check_private_file(
+	               s->previous_ca_key, err, sizeof(err)) != 0 ||
 	    (s->previous_ca_key_passphrase_file[0] != '\0' &&
 	        pki_check_private_file(s->previous_ca_key_passphrase_file, err,
 	            sizeof(err)) != 0)) {
 		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
 		return -1;
-	}
-	if ((prev->key = pki_load_key(s->previous_ca_key,
-	         s->previous_ca_key_passphrase_file, err, sizeof(err))) ==
-	    NULL) {
+	} else if ((prev->key = pki_load_key(s->previous_ca_key,
+	                s->previous_ca_key_passphrase_file, err,
+	                sizeof(err))) == NULL) {
 		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
 		return -1;
 	}
-	if (EVP_PKEY_get_base_id(prev->key) != EVP_PKEY_RSA &&
-	    EVP_PKEY_get_base_id(prev->key) != EVP_PKEY_RSA_PSS &&
-	    EVP_PKEY_get_base_id(prev->key) != EVP_PKEY_EC) {
+	type = EVP_PKEY_get_base_id(prev->key);
+	if (type != EVP_PKEY_RSA && type != EVP_PKEY_RSA_PSS &&
+	    type != EVP_PKEY_EC) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] PreviousCAKey: %s: only RSA and EC keys "
 		    "are supported (CRLs are signed with SHA-256)\n",
-		    s->previous_ca_key);
+		    key_name);
 		return -1;
 	}
 	/* Of certificates of this key (the CA certified again with it),
@@ -284,7 +299,14 @@ ca_load_previous_key(struct ca *ca)
 		fprintf(stderr,
 		    "scepd-ca: [ca] PreviousCAKey: %s is the key of none of "
 		    "the certificates in PreviousCACertificate (%s)\n",
-		    s->previous_ca_key, s->previous_ca_certificate);
+		    key_name, s->previous_ca_certificate);
+		return -1;
+	}
+	/* A token's key: what the token says of it matched; does it sign? */
+	if (!file &&
+	    pki_check_key_works(
+	        cert, prev->key, 0, key_name, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] PreviousCASigner: %s\n", err);
 		return -1;
 	}
 	/* A CRL its certificate may not sign, relying parties refuse. */
@@ -308,7 +330,7 @@ ca_load_previous_key(struct ca *ca)
 		log_info("PreviousCAKey: the previous CA's CRL is signed with "
 		         "it, listing this CA's revocations, until that CA's "
 		         "certificate ends (%s)",
-		    s->previous_ca_key);
+		    key_name);
 	ERR_clear_error();
 	return 0;
 }
@@ -459,7 +481,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	ca_crl_signer_own(&ca);
-	if (ca_load_previous_key(&ca) != 0)
+	if (ca_load_previous_key(&ca, config_file) != 0)
 		goto out;
 	if (ca_templates_load(&ca, config_file) != 0)
 		goto out;
@@ -532,6 +554,7 @@ out:
 	sk_X509_pop_free(ca.previous_cas, X509_free);
 	EVP_PKEY_free(ca.key);
 	signer_free(&ca.signer); /* after the CA's reference to its key */
+	signer_free(&ca.previous_signer);
 	sandbox_free(ca.sandbox);
 	if (loaded)
 		config_free(ca_config, &ca.settings);

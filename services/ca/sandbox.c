@@ -54,6 +54,7 @@ int
 ca_sandbox_enter(struct ca *ca)
 {
 	struct sandbox_policy *p = &ca->sandbox_policy;
+	int own, previous;
 
 	memset(p, 0, sizeof(*p));
 	p->syscalls = ca_syscalls;
@@ -64,16 +65,15 @@ ca_sandbox_enter(struct ca *ca)
 	}
 	p->restrict_tcp = 1;
 	p->tcp_bind_port = ca_tcp_port(ca->settings.listen);
-	switch (signer_sandbox_allow(&ca->signer, p)) {
-	case -1:
+	/* The CA's key and the previous CA's (PreviousCASigner) may each
+	 * be in a token. */
+	if ((own = signer_sandbox_allow(&ca->signer, p)) < 0 ||
+	    (previous = signer_sandbox_allow(&ca->previous_signer, p)) < 0)
 		return -1;
-	case 0:
-		if (ca->signer.p != NULL)
-			p->syscalls = ca_syscalls_signer_no_files;
-		break;
-	default:
+	if (own + previous > 0)
 		p->syscalls = ca_syscalls_signer;
-	}
+	else if (ca->signer.p != NULL || ca->previous_signer.p != NULL)
+		p->syscalls = ca_syscalls_signer_no_files;
 	return sandbox_enter(ca->sandbox, p);
 }
 

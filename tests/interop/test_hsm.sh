@@ -294,6 +294,40 @@ timeout -s KILL 30 "$BUILD_DIR/scepd-ra" --config "$DATA/scepd.conf" > "$WORK/ra
 	{ cat "$WORK/ra-deconly.log"; fail "a signing key that cannot sign: exit $rc"; }
 set_conf ra SigningSigner file
 
+check "after a switch, the replaced CA's key left in the token signs its CRL (PreviousCASigner = hsm): an old certificate revoked after it is on it"
+# Put back afterwards: the checks below use the CA in the token.
+cp "$DATA/scepd.conf" "$WORK/scepd.conf.before-switch"
+cp "$DATA/ca/ca.pem" "$WORK/hsm-old-ca.pem"
+cp "$DATA"/ra/ra-sign.pem "$DATA"/ra/ra-enc.pem "$WORK/"
+ca_replace "$DATA" 2048
+cp "$WORK/hsm-old-ca.pem" "$DATA/ca/previous-ca.pem"
+set_conf ca Signer file
+set_conf ca Key ca/ca.key
+set_conf ca PreviousCACertificate ca/previous-ca.pem
+set_conf ra PreviousCACertificate ca/previous-ca.pem
+set_conf ca PreviousCASigner hsm
+set_conf frontend PreviousCRLPath /crl/previous.crl
+: > "$SERVER_LOG"
+server_start
+grep -q "scepd-ca.*PreviousCAKey: the previous CA's CRL is signed with it, .*(\[signer.hsm\])" "$SERVER_LOG" &&
+	grep -q "scepd-ca.*sandbox: signer hsm: file opens stay allowed, read-only beneath $WORK/tokens" "$SERVER_LOG" ||
+	fail "the CA does not log the previous CA's key in the token and its sandbox allowance"
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/deconly.pem" -noout -serial | cut -d= -f2)" \
+	> /dev/null 2> "$WORK/revoke-prev.err" || { cat "$WORK/revoke-prev.err"; fail "scepctl revoke after the switch"; }
+curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous.der" || fail "PreviousCRLPath"
+openssl crl -inform DER -in "$WORK/previous.der" -out "$WORK/previous.crl" || fail "PreviousCRLPath: not a CRL"
+rc=0
+openssl verify -crl_check -CAfile "$WORK/hsm-old-ca.pem" -CRLfile "$WORK/previous.crl" "$WORK/deconly.pem" \
+	> "$WORK/vprev.out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/vprev.out" ||
+	{ cat "$WORK/vprev.out"; fail "the old CA's CRL, signed in the token, does not revoke its certificate"; }
+grep -q 'scepd-ca killed by signal' "$SERVER_LOG" && fail "the sandbox killed the CA while the token signed the old CA's CRL"
+server_stop
+cp "$WORK/scepd.conf.before-switch" "$DATA/scepd.conf"
+cp "$WORK/hsm-old-ca.pem" "$DATA/ca/ca.pem"
+cp "$WORK/ra-sign.pem" "$WORK/ra-enc.pem" "$DATA/ra/"
+rm -f "$DATA/ca/ca.key"
+
 check "the RA's two keys in the token too (SigningSigner, EncryptionSigner); ra/*.key removed"
 for k in ra-sign ra-enc; do
 	openssl pkcs8 -topk8 -nocrypt -in "$DATA/ra/$k.key" -out "$WORK/$k.p8" || fail "openssl pkcs8 of $k.key"
