@@ -212,26 +212,43 @@ out:
 	return e;
 }
 
-/* New CRLs from `revoked`, the CA's and, with PreviousCAKey, the previous
- * CA's while its certificate is valid (the same entries: serials are
- * unique in the ledger, and a serial of the other CA names no
- * certificate of this one), stored in meta under one number: the time
- * they are made (seconds since 1970), or one past the last when that is
- * more. The number only grows, and outnumbers at once the CRLs of an
- * existing CA numbered 1, 2, ... by the software it ran under before,
- * which relying parties that keep the highest-numbered CRL (strongSwan)
- * would otherwise prefer; and above `above` (an imported CRL's number,
- * else 0). An MDB_* code, or -1 when OpenSSL failed (logged). */
+/* Drops meta's `name` (absent already: fine). An MDB_* code. */
+static int
+crl_meta_drop(const struct ca *ca, MDB_txn *txn, const char *name)
+{
+	MDB_val key = {strlen(name), (void *)name};
+	int e = mdb_del(txn, ca->meta, &key, NULL);
+
+	return e == MDB_NOTFOUND ? 0 : e;
+}
+
+/*
+ * New CRLs from `revoked`, stored in meta under one number: the CA's and,
+ * with PreviousCAKey, the previous CA's (the same entries: serials are
+ * unique in the ledger, and a serial of the other CA names no certificate
+ * of this one), each while its CA certificate is valid (past it, its last
+ * CRL stands); `only` one of the two (a GetCRL of a CRL due), or NULL for
+ * both (a revocation). The number is the time they are made (seconds
+ * since 1970), or one past the last when that is more: it only grows,
+ * and outnumbers at once the CRLs of an existing CA numbered 1, 2, ... by
+ * the software it ran under before, which relying parties that keep the
+ * highest-numbered CRL (strongSwan) would otherwise prefer; and above
+ * `above` (an imported CRL's number, else 0).
+ *
+ * The previous CA's key failing (a token that stopped answering) fails
+ * only its own CRL: with both, the revocation and the CA's CRL go on, and
+ * the previous CA's stored one, which misses this change, is no longer
+ * taken as made (the next GetCRL of it tries again, serving it meanwhile
+ * while valid). An MDB_* code, or -1 when OpenSSL failed (logged).
+ */
 static int
 crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
-    int64_t *number)
+    const struct ca_crl_signer *only, int64_t *number)
 {
 	MDB_val key, val;
-	/* Neither is made past its CA certificate's notAfter: its last CRL
-	 * stands (a GetCRL of the previous CA's may come after the CA's own
-	 * certificate ended). */
-	int own = now < ca->crl_own.not_after;
-	int previous =
+	int own = (only == NULL || only == &ca->crl_own) &&
+	    now < ca->crl_own.not_after;
+	int previous = (only == NULL || only == &ca->crl_previous) &&
 	    ca->crl_previous.cert != NULL && now < ca->crl_previous.not_after;
 	int e;
 
@@ -244,35 +261,35 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 		*number = (int64_t)now;
 	if (*number <= above)
 		*number = above + 1;
-	if ((own && (e = crl_make(ca, &ca->crl_own, txn, now, *number)) != 0) ||
-	    (previous &&
-	        (e = crl_make(ca, &ca->crl_previous, txn, now, *number)) != 0))
+	if (own && (e = crl_make(ca, &ca->crl_own, txn, now, *number)) != 0)
 		return e;
+	if (previous &&
+	    (e = crl_make(ca, &ca->crl_previous, txn, now, *number)) != 0) {
+		if (e != -1 || only != NULL)
+			return e; /* LMDB's: the transaction is spent */
+		log_error("CRL: the previous CA's cannot be signed with "
+		          "PreviousCAKey now: it misses this change until it "
+		          "can (the next GetCRL of it tries again)");
+		previous = 0;
+		if ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0)
+			return e;
+	}
 	/* Without PreviousCAKey, a stored CRL of the previous CA misses this
 	 * revocation: dropped, so that the key set again makes a new one
 	 * rather than serving it. */
-	if (ca->crl_previous.cert == NULL) {
-		key.mv_size = strlen("crl_previous_made");
-		key.mv_data = "crl_previous_made";
-		if ((e = mdb_del(txn, ca->meta, &key, NULL)) != 0 &&
-		    e != MDB_NOTFOUND)
-			return e;
-		key.mv_size = strlen("crl_previous");
-		key.mv_data = "crl_previous";
-		if ((e = mdb_del(txn, ca->meta, &key, NULL)) != 0 &&
-		    e != MDB_NOTFOUND)
-			return e;
-	}
+	if (ca->crl_previous.cert == NULL &&
+	    ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0 ||
+	        (e = crl_meta_drop(ca, txn, "crl_previous")) != 0))
+		return e;
 	key.mv_size = 10;
 	key.mv_data = "crl_number";
 	val.mv_size = sizeof(*number);
 	val.mv_data = number;
 	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) == 0)
 		log_info("issued CRL number %lld%s", (long long)*number,
-		    !own ? " of the previous CA only (PreviousCAKey): "
-		           "this CA certificate has expired"
-		        : previous ? ", and the previous CA's (PreviousCAKey)"
-		                   : "");
+		    own && previous ? ", and the previous CA's (PreviousCAKey)"
+		        : previous  ? ": the previous CA's (PreviousCAKey)"
+		                    : "");
 	return e;
 }
 
@@ -450,7 +467,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	}
 	if (release) {
 		if ((e = mdb_del(txn, ca->revoked, &key, NULL)) != 0 ||
-		    (e = crl_issue(ca, txn, now, 0, &number)) != 0)
+		    (e = crl_issue(ca, txn, now, 0, NULL, &number)) != 0)
 			goto internal;
 	} else {
 		/* A hold made final keeps its date (the certificate was not
@@ -464,7 +481,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		val.mv_size = strlen(text);
 		val.mv_data = text;
 		if ((e = mdb_put(txn, ca->revoked, &key, &val, 0)) != 0 ||
-		    (e = crl_issue(ca, txn, now, 0, &number)) != 0)
+		    (e = crl_issue(ca, txn, now, 0, NULL, &number)) != 0)
 			goto internal;
 	}
 	e = mdb_txn_commit(txn);
@@ -686,7 +703,8 @@ ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,
 	if (count[IMPORT_ADDED] + count[IMPORT_MADE_FINAL] > 0 ||
 	    (in->has_from_crl_number && in->from_crl_number >= number))
 		rc = crl_issue(ca, txn, now,
-		    in->has_from_crl_number ? in->from_crl_number : 0, &number);
+		    in->has_from_crl_number ? in->from_crl_number : 0, NULL,
+		    &number);
 	if (rc != 0)
 		goto internal;
 	rc = mdb_txn_commit(txn);
@@ -793,27 +811,6 @@ crl_stored(const struct ca *ca, const struct ca_crl_signer *signer, time_t now,
 	return ok;
 }
 
-/* GetCrlReply.issuer: the name of the CA whose CRL it is, for the RA to
- * match a SCEP GetCRL's issuer against. 0, or -1 out of memory. */
-static int
-crl_reply_issuer(const struct ca_crl_signer *signer, Scep__V1__GetCrlReply *out,
-    struct rpc_arena *arena)
-{
-	const X509_NAME *name = X509_get_subject_name(signer->cert);
-	unsigned char *p;
-	int len = i2d_X509_NAME(name, NULL);
-
-	if (len <= 0 ||
-	    (out->issuer.data = rpc_alloc(arena, (size_t)len)) == NULL)
-		return -1;
-	p = out->issuer.data;
-	if (i2d_X509_NAME(name, &p) != len)
-		return -1;
-	out->issuer.len = (size_t)len;
-	out->has_issuer = 1;
-	return 0;
-}
-
 void
 ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -827,8 +824,9 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	X509_CRL *crl = NULL;
 	ProtobufCBinaryData stood = {0, NULL};
 	time_t now = time(NULL), last = 0, next = 0, stood_next = 0;
+	MDB_val made_key, made_val;
 	int64_t number;
-	int e, ours;
+	int e, ours, made;
 
 	if (req->get_crl->has_previous_ca && req->get_crl->previous_ca) {
 		if (ca->crl_previous.cert == NULL) {
@@ -844,10 +842,12 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	key.mv_data = (void *)signer->crl_name;
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__get_crl_reply__init(out);
-	if (crl_reply_issuer(signer, out, arena) != 0) {
-		e = -1;
-		goto internal;
-	}
+	out->ca_certificate_sha256.data =
+	    rpc_alloc(arena, sizeof(signer->cert_sha256));
+	memcpy(out->ca_certificate_sha256.data, signer->cert_sha256,
+	    sizeof(signer->cert_sha256));
+	out->ca_certificate_sha256.len = sizeof(signer->cert_sha256);
+	out->has_ca_certificate_sha256 = 1;
 	if (crl_stored(ca, signer, now, out, arena)) {
 		reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 		reply->get_crl = out;
@@ -864,6 +864,10 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
 		(void)pki_time(X509_CRL_get0_nextUpdate(crl), &next);
 	ours = crl != NULL && crl_ours(signer, crl);
+	/* Its "made" record gone: it misses a change (crl_issue). */
+	made_key.mv_size = strlen(signer->made_name);
+	made_key.mv_data = (void *)signer->made_name;
+	made = mdb_get(txn, ca->meta, &made_key, &made_val) == 0;
 	if (now >= signer->not_after) {
 		/* The last CRL stands (its nextUpdate is the CA's notAfter):
 		 * no CRL is signed past it. One not that CA's (the key
@@ -883,7 +887,8 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			return;
 		}
 	} else if (crl == NULL || now >= last + (next - last) / 2 ||
-	    now < last || !ours || next > crl_next_update(ca, signer, now)) {
+	    now < last || !ours || !made ||
+	    next > crl_next_update(ca, signer, now)) {
 		/* Re-issued past half its validity: relying parties never
 		 * see an expired one. And before it, when it is not yet
 		 * valid (made while the clock ran ahead, which relying
@@ -916,7 +921,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 		}
 		X509_CRL_free(crl);
 		crl = NULL;
-		if ((e = crl_issue(ca, txn, now, 0, &number)) != 0)
+		if ((e = crl_issue(ca, txn, now, 0, signer, &number)) != 0)
 			goto internal;
 		if ((e = mdb_get(txn, ca->meta, &key, &val)) != 0)
 			goto internal;

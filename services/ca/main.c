@@ -242,14 +242,24 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 	X509 *cert = NULL;
 	time_t now = time(NULL);
 	int file = strcmp(s->previous_ca_signer, "file") == 0, type;
+	const char *setting = file ? "PreviousCAKey" : "PreviousCASigner";
 
 	if (file && s->previous_ca_key[0] == '\0')
 		return 0;
+	if (!file &&
+	    (s->previous_ca_key[0] != '\0' ||
+	        s->previous_ca_key_passphrase_file[0] != '\0')) {
+		fprintf(stderr,
+		    "scepd-ca: [ca] PreviousCAKey: set with PreviousCASigner "
+		    "= %s, whose token holds that key: leave it empty\n",
+		    s->previous_ca_signer);
+		return -1;
+	}
 	if (sk_X509_num(ca->previous_cas) == 0) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] %s: set, but no PreviousCACertificate "
 		    "names the CA it is the key of\n",
-		    file ? "PreviousCAKey" : "PreviousCASigner");
+		    setting);
 		return -1;
 	}
 	if (!file) {
@@ -278,9 +288,9 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 	if (type != EVP_PKEY_RSA && type != EVP_PKEY_RSA_PSS &&
 	    type != EVP_PKEY_EC) {
 		fprintf(stderr,
-		    "scepd-ca: [ca] PreviousCAKey: %s: only RSA and EC keys "
-		    "are supported (CRLs are signed with SHA-256)\n",
-		    key_name);
+		    "scepd-ca: [ca] %s: %s: only RSA and EC keys are "
+		    "supported (CRLs are signed with SHA-256)\n",
+		    setting, key_name);
 		return -1;
 	}
 	/* Of certificates of this key (the CA certified again with it),
@@ -297,9 +307,9 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 	ERR_clear_error();
 	if (cert == NULL) {
 		fprintf(stderr,
-		    "scepd-ca: [ca] PreviousCAKey: %s is the key of none of "
-		    "the certificates in PreviousCACertificate (%s)\n",
-		    key_name, s->previous_ca_certificate);
+		    "scepd-ca: [ca] %s: %s is the key of none of the "
+		    "certificates in PreviousCACertificate (%s)\n",
+		    setting, key_name, s->previous_ca_certificate);
 		return -1;
 	}
 	/* A token's key: what the token says of it matched; does it sign? */
@@ -313,14 +323,14 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 	if (pki_check_key_usage(cert, X509v3_KU_CRL_SIGN,
 	        s->previous_ca_certificate, "signing CRLs", err,
 	        sizeof(err)) != 0) {
-		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
+		fprintf(stderr, "scepd-ca: [ca] %s: %s\n", setting, err);
 		return -1;
 	}
 	if (ca_crl_signer_previous(ca, cert) != 0) {
 		fprintf(stderr,
-		    "scepd-ca: [ca] PreviousCAKey: its certificate in %s "
-		    "cannot be read\n",
-		    s->previous_ca_certificate);
+		    "scepd-ca: [ca] %s: its certificate in %s cannot be "
+		    "read\n",
+		    setting, s->previous_ca_certificate);
 		return -1;
 	}
 	if (prev->not_after <= now)

@@ -94,12 +94,13 @@ crl_fetch(struct frontend *fe, struct crl_cache *cc, int previous,
 	res = upstream_call(
 	    fe, UPSTREAM_RA, &req, SCEP__V1__REPLY__BODY_GET_CRL, &rep);
 	/* An RA or CA from before PreviousCRLPath drops previous_ca and
-	 * gives the CA's own CRL, without its issuer: not to be served
+	 * gives the CA's own CRL, not saying whose it is: not to be served
 	 * where the old CA's distribution point is. */
-	if (res == UPSTREAM_OK && previous && !rep->get_crl->has_issuer) {
-		log_error("%s: the RA gave a CRL without its issuer (an RA or "
-		          "CA older than PreviousCRLPath gives the CA's own): "
-		          "not served",
+	if (res == UPSTREAM_OK && previous &&
+	    !rep->get_crl->has_ca_certificate_sha256) {
+		log_error("%s: the RA gave a CRL not saying whose it is (an RA "
+		          "or CA older than PreviousCRLPath gives the CA's "
+		          "own): not served",
 		    fe->settings.previous_crl_path);
 		res = UPSTREAM_FAILED;
 	}

@@ -165,13 +165,14 @@ ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	    ca_reply->get_crl->crl.len);
 	out->crl.len = ca_reply->get_crl->crl.len;
 	out->next_update = ca_reply->get_crl->next_update;
-	if (ca_reply->get_crl->has_issuer) {
-		out->issuer.data =
-		    rpc_alloc(arena, ca_reply->get_crl->issuer.len);
-		memcpy(out->issuer.data, ca_reply->get_crl->issuer.data,
-		    ca_reply->get_crl->issuer.len);
-		out->issuer.len = ca_reply->get_crl->issuer.len;
-		out->has_issuer = 1;
+	if (ca_reply->get_crl->has_ca_certificate_sha256) {
+		const ProtobufCBinaryData *sha =
+		    &ca_reply->get_crl->ca_certificate_sha256;
+
+		out->ca_certificate_sha256.data = rpc_alloc(arena, sha->len);
+		memcpy(out->ca_certificate_sha256.data, sha->data, sha->len);
+		out->ca_certificate_sha256.len = sha->len;
+		out->has_ca_certificate_sha256 = 1;
 	}
 	reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 	reply->get_crl = out;

@@ -748,71 +748,96 @@ out:
 	scep_content_clear(&content);
 }
 
-/* Whether `issuer` is a CA in [ra] PreviousCACertificate. */
+/* How many CAs of [ra] PreviousCACertificate bear the name `issuer`; *one
+ * the first of them. */
 static int
-ra_issuer_is_previous(const struct ra *ra, const X509_NAME *issuer)
+ra_previous_named(const struct ra *ra, const X509_NAME *issuer, X509 **one)
 {
-	for (int i = 0; i < sk_X509_num(ra->previous_cas); i++)
-		if (X509_NAME_cmp(issuer,
-		        X509_get_subject_name(
-		            sk_X509_value(ra->previous_cas, i))) == 0)
-			return 1;
-	return 0;
-}
+	int n = 0;
 
-/* Whether the CA's GetCrlReply is a CRL of `issuer` (GetCrlReply.issuer:
- * of several CAs replaced, the CA signs the CRL of the one whose key it
- * holds). */
-static int
-ra_crl_is_of(const Scep__V1__GetCrlReply *crl, const X509_NAME *issuer)
-{
-	const unsigned char *p = crl->issuer.data;
-	X509_NAME *name;
-	int same;
+	*one = NULL;
+	for (int i = 0; i < sk_X509_num(ra->previous_cas); i++) {
+		X509 *ca = sk_X509_value(ra->previous_cas, i);
 
-	if (!crl->has_issuer ||
-	    (name = d2i_X509_NAME(NULL, &p, (long)crl->issuer.len)) == NULL)
-		return 0;
-	same = X509_NAME_cmp(name, issuer) == 0;
-	X509_NAME_free(name);
-	return same;
+		if (X509_NAME_cmp(issuer, X509_get_subject_name(ca)) == 0 &&
+		    n++ == 0)
+			*one = ca;
+	}
+	return n;
 }
 
 /*
- * Whether the ledger's certificate of `serial` was issued by a CA this one
- * replaced under the same name (AD CS renews a CA so): 1, 0 (not, or not
- * in the ledger: the CA's own CRL), -1 when the CA did not answer (ans
- * unavailable). GetCRL names an issuer by name only.
+ * The CA replaced whose CRL a GetCRL naming `content`'s issuer and serial
+ * asks for, into *want (NULL: the CA's own): by the name when one CA
+ * replaced bears it and this CA does not; else (a CA replaced under this
+ * CA's name, as AD CS renews one, or several under one name) by the
+ * issuer of the ledger's certificate of that serial: GetCRL names an
+ * issuer by name only. 0, or -1 when `ans` holds the answer.
  */
 static int
-ra_serial_of_previous(struct ra_worker *w, const Scep__V1__Request *req,
-    const ASN1_INTEGER *serial, struct ra_answer *ans)
+ra_getcrl_issuer(struct ra_worker *w, const Scep__V1__Request *req,
+    const struct scep_content *content, struct ra_answer *ans, X509 **want)
 {
+	const struct ra *ra = w->ra;
 	Scep__V1__Reply *reply = NULL;
 	const unsigned char *p;
-	X509 *cert;
-	int rc = ra_ledger_show(w, req, serial, ans, &reply), previous = 0;
+	X509 *one, *cert = NULL;
+	int ours = ra_issuer_is_ours(ra, content->issuer), rc,
+	    named = ra_previous_named(ra, content->issuer, &one);
 
-	if (rc != 0)
-		return rc < 0 ? -1 : 0;
-	p = reply->ledger_show->entry->cert.data;
-	if ((cert = d2i_X509(
-	         NULL, &p, (long)reply->ledger_show->entry->cert.len)) != NULL)
-		previous =
-		    !pki_issued_by(cert, sk_X509_value(w->ra->ca_chain, 0)) &&
-		    pki_issuer_among(cert, w->ra->previous_cas) != NULL;
+	*want = NULL;
+	if (named == 0) {
+		if (ours)
+			return 0;
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "GetCRL names another CA as issuer");
+		return -1;
+	}
+	if (!ours && named == 1) {
+		*want = one;
+		return 0;
+	}
+	if ((rc = ra_ledger_show(w, req, content->serial, ans, &reply)) < 0)
+		return -1;
+	if (rc == 0) {
+		p = reply->ledger_show->entry->cert.data;
+		cert = d2i_X509(
+		    NULL, &p, (long)reply->ledger_show->entry->cert.len);
+	}
+	if (cert != NULL &&
+	    X509_NAME_cmp(X509_get_issuer_name(cert), content->issuer) == 0 &&
+	    !pki_issued_by(cert, sk_X509_value(ra->ca_chain, 0)))
+		*want = pki_issuer_among(cert, ra->previous_cas);
 	X509_free(cert);
 	ERR_clear_error();
 	scep__v1__reply__free_unpacked(reply, NULL);
-	return previous;
+	if (*want == NULL && !ours) {
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "GetCRL names CAs replaced that bear one name, and a "
+		    "serial the ledger holds no certificate of theirs under: "
+		    "whose CRL it asks for is unknown");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the CA's GetCrlReply is the CRL of `ca`: signed with the key of
+ * that certificate (GetCrlReply.ca_certificate_sha256). */
+static int
+ra_crl_is_of(const Scep__V1__GetCrlReply *crl, X509 *ca)
+{
+	unsigned char sha[32];
+
+	return crl->has_ca_certificate_sha256 &&
+	    crl->ca_certificate_sha256.len == sizeof(sha) &&
+	    X509_digest(ca, EVP_sha256(), sha, NULL) == 1 &&
+	    memcmp(sha, crl->ca_certificate_sha256.data, sizeof(sha)) == 0;
 }
 
 /*
  * GetCRL (22): the CA's current CRL; CRLs are public, any signer. One
  * naming a CA this one replaced (PreviousCACertificate) gets that CA's,
- * which the CA signs with [ca] PreviousCAKey: by the issuer's name, or,
- * a CA replaced under the same name, by whose certificate the ledger
- * holds under the serial.
+ * which the CA signs with [ca] PreviousCAKey (ra_getcrl_issuer).
  */
 static void
 ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
@@ -823,26 +848,18 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__GetCrlRequest body = SCEP__V1__GET_CRL_REQUEST__INIT;
 	Scep__V1__Reply *reply = NULL;
 	struct scep_content content = {0};
-	int rc, previous = 0;
+	X509 *want = NULL; /* the CA replaced whose CRL; NULL: this CA's */
+	int rc;
 
 	if (ra_open(w->ra, req, sreq, SCEP_CONTENT_ISSUER_SERIAL, ans,
-	        &content) != 0)
+	        &content) != 0 ||
+	    ra_getcrl_issuer(w, req, &content, ans, &want) != 0)
 		goto out;
-	if (!ra_issuer_is_ours(w->ra, content.issuer)) {
-		if (!ra_issuer_is_previous(w->ra, content.issuer)) {
-			ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
-			    "GetCRL names another CA as issuer");
-			goto out;
-		}
-		previous = 1;
-	} else if (ra_issuer_is_previous(w->ra, content.issuer) &&
-	    (previous = ra_serial_of_previous(w, req, content.serial, ans)) < 0)
-		goto out;
-	body.has_previous_ca = body.previous_ca = previous;
+	body.has_previous_ca = body.previous_ca = want != NULL;
 	call.body_case = SCEP__V1__REQUEST__BODY_GET_CRL;
 	call.get_crl = &body;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
-	if (previous && rc == RPC_OK &&
+	if (want != NULL && rc == RPC_OK &&
 	    reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		/* The CA's reason: no PreviousCAKey, or that CA expired
 		 * before any CRL of it was made. */
@@ -862,14 +879,14 @@ ra_getcrl(struct ra_worker *w, const Scep__V1__Request *req,
 		ans->unavailable = 1;
 		goto out;
 	}
-	if (previous && !ra_crl_is_of(reply->get_crl, content.issuer)) {
+	if (want != NULL && !ra_crl_is_of(reply->get_crl, want)) {
 		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
 		    "GetCRL names a CA this one replaced, whose CRL is not "
 		    "signed here ([ca] PreviousCAKey is another's)");
 		goto out;
 	}
 	if (ra_crl_answer(
-	        previous ? w->ra->previous_crl_cache : w->ra->crl_cache,
+	        want != NULL ? w->ra->previous_crl_cache : w->ra->crl_cache,
 	        reply->get_crl->crl.data, reply->get_crl->crl.len, arena,
 	        &ans->certs_only, &ans->certs_only_len) != 0) {
 		ans->unavailable = 1;

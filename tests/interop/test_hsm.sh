@@ -322,6 +322,28 @@ openssl verify -crl_check -CAfile "$WORK/hsm-old-ca.pem" -CRLfile "$WORK/previou
 [ $rc != 0 ] && grep -q "certificate revoked" "$WORK/vprev.out" ||
 	{ cat "$WORK/vprev.out"; fail "the old CA's CRL, signed in the token, does not revoke its certificate"; }
 grep -q 'scepd-ca killed by signal' "$SERVER_LOG" && fail "the sandbox killed the CA while the token signed the old CA's CRL"
+
+check "the old key's token failing: a revocation still goes through and the CA's own CRL lists it; the old CA's CRL is made again once the token is back"
+back_serial=$(openssl x509 -in "$WORK/back.pem" -noout -serial | cut -d= -f2)
+mv "$WORK/tokens" "$WORK/tokens.away"
+mark=$(log_mark)
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$back_serial" > /dev/null 2> "$WORK/revoke-away.err" || rc=$?
+mv "$WORK/tokens.away" "$WORK/tokens"
+[ $rc = 0 ] || { cat "$WORK/revoke-away.err"; fail "with the old key's token gone, the revocation failed: exit $rc"; }
+logged "$mark" "scepd-ca.*CRL: the previous CA's cannot be signed with PreviousCAKey now" ||
+	fail "the CA does not log that the old CA's CRL could not be signed"
+curl -sf "$BASE/crl/ca.crl" -o "$WORK/own.der" || fail "CRLPath with the old key's token gone"
+openssl crl -inform DER -in "$WORK/own.der" -noout -text | grep -q "Serial Number: $back_serial" ||
+	fail "the CA's own CRL does not list the revocation made while the old key's token was gone"
+server_restart # the session's object handle stays invalid (above)
+curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous2.der" || fail "PreviousCRLPath once the token is back"
+openssl crl -inform DER -in "$WORK/previous2.der" -out "$WORK/previous2.crl" || fail "not a CRL"
+rc=0
+openssl verify -crl_check -CAfile "$WORK/hsm-old-ca.pem" -CRLfile "$WORK/previous2.crl" "$WORK/back.pem" \
+	> "$WORK/vprev2.out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/vprev2.out" ||
+	{ cat "$WORK/vprev2.out"; fail "once the token is back, the old CA's CRL misses the revocation made meanwhile"; }
 server_stop
 cp "$WORK/scepd.conf.before-switch" "$DATA/scepd.conf"
 cp "$WORK/hsm-old-ca.pem" "$DATA/ca/ca.pem"

@@ -156,6 +156,26 @@ getcrl other "$WORK/other.pem" || rc=$?
 getcrl prev2 "$WORK/old2.pem" || { cat "$WORK/prev2.log"; fail "GetCRL naming the old CA, two CAs replaced"; }
 cmp -s "$WORK/prev.pem" "$WORK/prev2.pem" || fail "GetCRL naming the old CA, two CAs replaced: another CRL"
 
+check "two CAs replaced under one name (the key of one in PreviousCAKey): the ledger tells a serial's CA; a serial it does not hold FAILURE badCertId"
+# The old CA's twin: its name, another key (AD CS renews a CA so).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/twin-ca.key" -days 30 \
+	-subj "$(openssl x509 -in "$WORK/old-ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-out "$WORK/twin-ca.pem" 2>/dev/null || fail "making the old CA's twin"
+openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/twin.key" -subj "/CN=twin" 2>/dev/null |
+	openssl x509 -req -CA "$WORK/twin-ca.pem" -CAkey "$WORK/twin-ca.key" -set_serial 0x7A1B2C3D4E5F60718293A4B5C6D7E8F9 \
+		-days 30 -out "$WORK/twin.pem" 2>/dev/null || fail "a certificate of the twin"
+cat "$WORK/twin-ca.pem" "$WORK/old-ca.pem" "$WORK/other-ca.pem" > "$DATA/ca/previous-cas.pem"
+server_restart
+getcrl prev3 "$WORK/old2.pem" || { cat "$WORK/prev3.log"; fail "GetCRL naming the old CA beside its twin"; }
+openssl crl -in "$WORK/prev3.pem" -CAfile "$WORK/old-ca.pem" -noout 2>&1 | grep -q "verify OK" ||
+	fail "GetCRL naming the old CA beside its twin: not the old CA's CRL"
+rc=0
+getcrl twin "$WORK/twin.pem" || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/twin.log" &&
+	grep -q "failInfoText: GetCRL names CAs replaced that bear one name, and a serial the ledger holds no certificate of theirs under" "$WORK/twin.log" ||
+	{ cat "$WORK/twin.log"; fail "GetCRL naming the twin's serial, not in the ledger: exit $rc, want 2"; }
+
 check "a restart serves the same two CRLs (stored, not made again)"
 server_restart
 curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous2.der" || fail "PreviousCRLPath after a restart"
