@@ -314,13 +314,17 @@ grep -q "scepd-ca.*PreviousCAKey: the previous CA's CRL is signed with it, .*(\[
 	fail "the CA does not log the previous CA's key in the token and its sandbox allowance"
 "$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/deconly.pem" -noout -serial | cut -d= -f2)" \
 	> /dev/null 2> "$WORK/revoke-prev.err" || { cat "$WORK/revoke-prev.err"; fail "scepctl revoke after the switch"; }
-curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous.der" || fail "PreviousCRLPath"
-openssl crl -inform DER -in "$WORK/previous.der" -out "$WORK/previous.crl" || fail "PreviousCRLPath: not a CRL"
-rc=0
-openssl verify -crl_check -CAfile "$WORK/hsm-old-ca.pem" -CRLfile "$WORK/previous.crl" "$WORK/deconly.pem" \
-	> "$WORK/vprev.out" 2>&1 || rc=$?
-[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/vprev.out" ||
-	{ cat "$WORK/vprev.out"; fail "the old CA's CRL, signed in the token, does not revoke its certificate"; }
+# old_crl_revokes CERT WHAT: the old CA's CRL from PreviousCRLPath has
+# openssl verify -crl_check refuse CERT as revoked.
+old_crl_revokes() {
+	local rc=0
+	curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous.der" || fail "PreviousCRLPath ($2)"
+	openssl crl -inform DER -in "$WORK/previous.der" -out "$WORK/previous.crl" || fail "PreviousCRLPath: not a CRL ($2)"
+	openssl verify -crl_check -CAfile "$WORK/hsm-old-ca.pem" -CRLfile "$WORK/previous.crl" "$1" \
+		> "$WORK/vprev.out" 2>&1 || rc=$?
+	[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/vprev.out" || { cat "$WORK/vprev.out"; fail "$2"; }
+}
+old_crl_revokes "$WORK/deconly.pem" "the old CA's CRL, signed in the token, does not revoke its certificate"
 grep -q 'scepd-ca killed by signal' "$SERVER_LOG" && fail "the sandbox killed the CA while the token signed the old CA's CRL"
 
 check "the old key's token failing: a revocation still goes through and the CA's own CRL lists it; the old CA's CRL is made again once the token is back"
@@ -337,13 +341,7 @@ curl -sf "$BASE/crl/ca.crl" -o "$WORK/own.der" || fail "CRLPath with the old key
 openssl crl -inform DER -in "$WORK/own.der" -noout -text | grep -q "Serial Number: $back_serial" ||
 	fail "the CA's own CRL does not list the revocation made while the old key's token was gone"
 server_restart # the session's object handle stays invalid (above)
-curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous2.der" || fail "PreviousCRLPath once the token is back"
-openssl crl -inform DER -in "$WORK/previous2.der" -out "$WORK/previous2.crl" || fail "not a CRL"
-rc=0
-openssl verify -crl_check -CAfile "$WORK/hsm-old-ca.pem" -CRLfile "$WORK/previous2.crl" "$WORK/back.pem" \
-	> "$WORK/vprev2.out" 2>&1 || rc=$?
-[ $rc != 0 ] && grep -q "certificate revoked" "$WORK/vprev2.out" ||
-	{ cat "$WORK/vprev2.out"; fail "once the token is back, the old CA's CRL misses the revocation made meanwhile"; }
+old_crl_revokes "$WORK/back.pem" "once the token is back, the old CA's CRL misses the revocation made meanwhile"
 server_stop
 cp "$WORK/scepd.conf.before-switch" "$DATA/scepd.conf"
 cp "$WORK/hsm-old-ca.pem" "$DATA/ca/ca.pem"

@@ -46,6 +46,18 @@ getcrl() {
 		--issuer-serial "$2" > "$WORK/$1.log" 2>&1 || rc=$?
 	return $rc
 }
+# getcrl_refused NAME CERT TEXT: GetCRL naming CERT answered FAILURE
+# badCertId, its failInfoText matching TEXT.
+getcrl_refused() {
+	local rc=0
+	getcrl "$1" "$2" || rc=$?
+	[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/$1.log" && grep -q "failInfoText: $3" "$WORK/$1.log" ||
+		{ cat "$WORK/$1.log"; fail "GetCRL naming $2: exit $rc, want 2, badCertId and '$3'"; }
+}
+# crl_of CRL CAFILE WHAT: the CRL (PEM) is signed by CAFILE's key.
+crl_of() {
+	openssl crl -in "$1" -CAfile "$2" -noout 2>&1 | grep -q "verify OK" || fail "$3: not signed by $(basename "$2")"
+}
 
 check "without PreviousCAKey: PreviousCRLPath answers 404 naming it, a SCEP GetCRL naming the old CA FAILURE badCertId naming it"
 code=$(curl -s -o "$WORK/previous.body" -w '%{http_code}' "$BASE/crl/previous.crl")
@@ -53,11 +65,7 @@ code=$(curl -s -o "$WORK/previous.body" -w '%{http_code}' "$BASE/crl/previous.cr
 	{ cat "$WORK/previous.body"; fail "PreviousCRLPath without the key: HTTP $code, want 404 naming PreviousCAKey"; }
 grep -q "scepd-frontend.*/crl/previous.crl: no CRL: .*\[ca\] PreviousCAKey" "$SERVER_LOG" ||
 	fail "the frontend does not log why no previous CRL is served"
-rc=0
-getcrl noprev "$WORK/old1.pem" || rc=$?
-[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/noprev.log" &&
-	grep -q "failInfoText: GetCRL names a CA this one replaced: .*(\[ca\] PreviousCAKey)" "$WORK/noprev.log" ||
-	{ cat "$WORK/noprev.log"; fail "GetCRL naming the old CA without PreviousCAKey: exit $rc, want 2"; }
+getcrl_refused noprev "$WORK/old1.pem" "GetCRL names a CA this one replaced: .*(\[ca\] PreviousCAKey)"
 # The refusal is kept for 10 s, as an outage is: relying parties polling
 # the old distribution point do not each cost a round trip to the CA.
 code=$(curl -s -o "$WORK/previous.body2" -w '%{http_code}' "$BASE/crl/previous.crl")
@@ -101,8 +109,7 @@ grep -q "scepd-ca.*issued CRL number [0-9]*, and the previous CA's (PreviousCAKe
 	fail "the CA does not log the previous CA's CRL issued with the revocation"
 curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous.der" || fail "PreviousCRLPath"
 openssl crl -inform DER -in "$WORK/previous.der" -out "$WORK/previous.crl" || fail "PreviousCRLPath: not a CRL"
-openssl crl -in "$WORK/previous.crl" -CAfile "$WORK/old-ca.pem" -noout 2>&1 | grep -q "verify OK" ||
-	fail "the previous CRL is not signed by the old CA"
+crl_of "$WORK/previous.crl" "$WORK/old-ca.pem" "the previous CRL is not signed by the old CA"
 # verify_crl CERT CAFILE CRL WANT: openssl verify -crl_check says WANT
 # ("OK" or "certificate revoked").
 verify_crl() {
@@ -123,20 +130,17 @@ next=$(date -d "$(openssl crl -in "$WORK/previous.crl" -noout -nextupdate | cut 
 check "the CA's own CRL at CRLPath is the new CA's, with the same number"
 curl -sf "$BASE/crl/ca.crl" -o "$WORK/ca.der" || fail "CRLPath"
 openssl crl -inform DER -in "$WORK/ca.der" -out "$WORK/ca.crl" || fail "CRLPath: not a CRL"
-openssl crl -in "$WORK/ca.crl" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" ||
-	fail "the CRL at CRLPath is not signed by the new CA"
+crl_of "$WORK/ca.crl" "$CA_PEM" "the CRL at CRLPath is not signed by the new CA"
 verify_crl "$WORK/new1.pem" "$CA_PEM" "$WORK/ca.crl" ": OK"
 [ "$(openssl crl -in "$WORK/ca.crl" -noout -crlnumber)" = "$(openssl crl -in "$WORK/previous.crl" -noout -crlnumber)" ] ||
 	fail "the two CRLs made together have different numbers"
 
 check "a SCEP GetCRL naming the old CA gets the old CA's CRL; naming the new CA, the new CA's"
 getcrl prev "$WORK/old2.pem" || { cat "$WORK/prev.log"; fail "GetCRL naming the old CA"; }
-openssl crl -in "$WORK/prev.pem" -CAfile "$WORK/old-ca.pem" -noout 2>&1 | grep -q "verify OK" ||
-	fail "GetCRL naming the old CA: not the old CA's CRL"
+crl_of "$WORK/prev.pem" "$WORK/old-ca.pem" "GetCRL naming the old CA: not the old CA's CRL"
 verify_crl "$WORK/old1.pem" "$WORK/old-ca.pem" "$WORK/prev.pem" "certificate revoked"
 getcrl cur "$WORK/new1.pem" || { cat "$WORK/cur.log"; fail "GetCRL naming the new CA"; }
-openssl crl -in "$WORK/cur.pem" -CAfile "$CA_PEM" -noout 2>&1 | grep -q "verify OK" ||
-	fail "GetCRL naming the new CA: not the new CA's CRL"
+crl_of "$WORK/cur.pem" "$CA_PEM" "GetCRL naming the new CA: not the new CA's CRL"
 
 check "a SCEP GetCRL naming another CA replaced (in [ra] PreviousCACertificate, not the one PreviousCAKey is of): FAILURE badCertId, not the wrong CA's CRL"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/other-ca.key" -subj "/O=Fabrikam Inc./OU=Public Key Services/CN=another CA replaced before this one" -days 30 \
@@ -148,11 +152,7 @@ openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/other.key" -subj "/CN=ot
 cat "$WORK/old-ca.pem" "$WORK/other-ca.pem" > "$DATA/ca/previous-cas.pem"
 set_conf ra PreviousCACertificate ca/previous-cas.pem
 server_restart
-rc=0
-getcrl other "$WORK/other.pem" || rc=$?
-[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/other.log" &&
-	grep -q "failInfoText: GetCRL names a CA this one replaced, whose CRL is not signed here (\[ca\] PreviousCAKey is another's)" "$WORK/other.log" ||
-	{ cat "$WORK/other.log"; fail "GetCRL naming a CA replaced whose key the CA does not hold: exit $rc, want 2"; }
+getcrl_refused other "$WORK/other.pem" "GetCRL names a CA this one replaced, whose CRL is not signed here (\[ca\] PreviousCAKey is another's)"
 getcrl prev2 "$WORK/old2.pem" || { cat "$WORK/prev2.log"; fail "GetCRL naming the old CA, two CAs replaced"; }
 cmp -s "$WORK/prev.pem" "$WORK/prev2.pem" || fail "GetCRL naming the old CA, two CAs replaced: another CRL"
 
@@ -168,13 +168,8 @@ openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/twin.key" -subj "/CN=twi
 cat "$WORK/twin-ca.pem" "$WORK/old-ca.pem" "$WORK/other-ca.pem" > "$DATA/ca/previous-cas.pem"
 server_restart
 getcrl prev3 "$WORK/old2.pem" || { cat "$WORK/prev3.log"; fail "GetCRL naming the old CA beside its twin"; }
-openssl crl -in "$WORK/prev3.pem" -CAfile "$WORK/old-ca.pem" -noout 2>&1 | grep -q "verify OK" ||
-	fail "GetCRL naming the old CA beside its twin: not the old CA's CRL"
-rc=0
-getcrl twin "$WORK/twin.pem" || rc=$?
-[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/twin.log" &&
-	grep -q "failInfoText: GetCRL names CAs replaced that bear one name, and a serial the ledger holds no certificate of theirs under" "$WORK/twin.log" ||
-	{ cat "$WORK/twin.log"; fail "GetCRL naming the twin's serial, not in the ledger: exit $rc, want 2"; }
+crl_of "$WORK/prev3.pem" "$WORK/old-ca.pem" "GetCRL naming the old CA beside its twin: not the old CA's CRL"
+getcrl_refused twin "$WORK/twin.pem" "GetCRL names CAs replaced that bear one name, and a serial the ledger holds no certificate of theirs under"
 
 check "a restart serves the same two CRLs (stored, not made again)"
 server_restart
@@ -199,8 +194,7 @@ server_stop
 at_offset 4d server_start
 curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous3.der" || fail "PreviousCRLPath four days on"
 openssl crl -inform DER -in "$WORK/previous3.der" -out "$WORK/previous3.crl" || fail "four days on: not a CRL"
-openssl crl -in "$WORK/previous3.crl" -CAfile "$WORK/old-ca.pem" -noout 2>&1 | grep -q "verify OK" ||
-	fail "four days on, the previous CRL is not signed by the old CA"
+crl_of "$WORK/previous3.crl" "$WORK/old-ca.pem" "four days on, the previous CRL is not signed by the old CA"
 n1=$(openssl crl -in "$WORK/previous.crl" -noout -crlnumber | cut -d= -f2)
 n3=$(openssl crl -in "$WORK/previous3.crl" -noout -crlnumber | cut -d= -f2)
 [ $((n3)) -gt $((n1)) ] || fail "four days on, the previous CRL's number $n3 is not above $n1"
