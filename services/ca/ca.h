@@ -164,6 +164,9 @@ struct ca {
 	/* The CA's own (borrowing the fields above) and the replaced CA's
 	 * (its key and akid its own, its certificate in previous_cas). */
 	struct ca_crl_signer crl_own, crl_previous;
+	/* PreviousCAKey (or PreviousCASigner) set but not loaded: every CA
+	 * in PreviousCACertificate has expired; their last CRL stands. */
+	int previous_ended;
 #ifdef SCEPD_TEST_HOOKS
 	/* SCEPD_TEST_CA_CRASH=POINT:N: _exit at POINT (journal, signed,
 	 * recorded) of this process's Nth issuance (sign.c). */

@@ -277,7 +277,7 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	/* Without PreviousCAKey, a stored CRL of the previous CA misses this
 	 * revocation: dropped, so that the key set again makes a new one
 	 * rather than serving it. */
-	if (ca->crl_previous.cert == NULL &&
+	if (ca->crl_previous.cert == NULL && !ca->previous_ended &&
 	    ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0 ||
 	        (e = crl_meta_drop(ca, txn, "crl_previous")) != 0))
 		return e;
@@ -811,6 +811,61 @@ crl_stored(const struct ca *ca, const struct ca_crl_signer *signer, time_t now,
 	return ok;
 }
 
+/*
+ * The previous CA's last CRL, as it stands: its key not loaded, every CA
+ * replaced having expired (ca->previous_ended). Its "made" record names
+ * the certificate that signed it, which must be one of
+ * PreviousCACertificate's.
+ */
+static void
+crl_previous_last(
+    const struct ca *ca, Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	Scep__V1__GetCrlReply *out;
+	MDB_txn *txn;
+	MDB_val key = {17, "crl_previous_made"}, val;
+	struct crl_made made;
+	unsigned char sha[32];
+	int found = 0;
+
+	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the CA cannot give a CRL now";
+		return;
+	}
+	if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
+	    val.mv_size == sizeof(made)) {
+		memcpy(&made, val.mv_data, sizeof(made));
+		for (int i = 0; i < sk_X509_num(ca->previous_cas) && !found;
+		     i++)
+			found = X509_digest(sk_X509_value(ca->previous_cas, i),
+			            EVP_sha256(), sha, NULL) == 1 &&
+			    memcmp(sha, made.ca, sizeof(sha)) == 0;
+	}
+	key.mv_size = 12;
+	key.mv_data = "crl_previous";
+	if (!found || mdb_get(txn, ca->meta, &key, &val) != 0) {
+		mdb_txn_abort(txn);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = "the CAs this one replaced have expired, and no "
+		               "CRL of theirs was made before";
+		return;
+	}
+	out = rpc_alloc(arena, sizeof(*out));
+	scep__v1__get_crl_reply__init(out);
+	out->crl.data = rpc_alloc(arena, val.mv_size);
+	memcpy(out->crl.data, val.mv_data, val.mv_size);
+	out->crl.len = val.mv_size;
+	out->next_update = made.next_update;
+	out->ca_certificate_sha256.data = rpc_alloc(arena, sizeof(made.ca));
+	memcpy(out->ca_certificate_sha256.data, made.ca, sizeof(made.ca));
+	out->ca_certificate_sha256.len = sizeof(made.ca);
+	out->has_ca_certificate_sha256 = 1;
+	mdb_txn_abort(txn);
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
+	reply->get_crl = out;
+}
+
 void
 ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -829,6 +884,10 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	int e, ours, made;
 
 	if (req->get_crl->has_previous_ca && req->get_crl->previous_ca) {
+		if (ca->crl_previous.cert == NULL && ca->previous_ended) {
+			crl_previous_last(ca, reply, arena);
+			return;
+		}
 		if (ca->crl_previous.cert == NULL) {
 			reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 			reply->error = "no CRL of the CA this one replaced is "

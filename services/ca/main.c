@@ -262,6 +262,28 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 		    setting);
 		return -1;
 	}
+	/* Every CA replaced has expired, and with it every certificate it
+	 * issued: the key would sign nothing more. Not loaded, so that a
+	 * token that lost it stops nothing; their last CRL stands (crl.c). */
+	ca->previous_ended = 1;
+	for (int i = 0; i < sk_X509_num(ca->previous_cas); i++) {
+		time_t end;
+
+		if (pki_time(
+		        X509_get0_notAfter(sk_X509_value(ca->previous_cas, i)),
+		        &end) != 0 ||
+		    end > now)
+			ca->previous_ended = 0;
+	}
+	if (ca->previous_ended) {
+		log_warn("%s: not loaded: every CA in PreviousCACertificate "
+		         "has expired, and the certificates they issued with "
+		         "it; the last CRL of the one it was the key of is "
+		         "served as it stands (the setting may go once that "
+		         "CRL is published elsewhere)",
+		    setting);
+		return 0;
+	}
 	if (!file) {
 		/* The key is in a token: PreviousCAKey is not read. */
 		if (signer_load(&ca->previous_signer, s->previous_ca_signer,

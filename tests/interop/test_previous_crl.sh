@@ -204,11 +204,12 @@ next=$(date -d "$(openssl crl -in "$WORK/previous3.crl" -noout -nextupdate | cut
 [ "$next" = "$old_end" ] ||
 	fail "four days on, the previous CRL's nextUpdate $(date -u -d "@$next") is not the old CA's notAfter $(date -u -d "@$old_end") (it ends 6 days on, within CRLValidityHours)"
 
-check "past the old CA's notAfter (eleven days on): its last CRL stands, served as it is, and a revocation makes the new CA's CRL only"
+check "past the old CA's notAfter (eleven days on): its key is not needed (one gone: the CA starts), its last CRL stands, served as it is, and a revocation makes the new CA's CRL only"
 server_stop
+set_conf ca PreviousCAKey ca/gone.key
 at_offset 11d server_start
-grep -q "scepd-ca.*PreviousCAKey: the certificate it is the key of has expired: no CRL is signed with it, its last stands" "$SERVER_LOG" ||
-	fail "the CA does not log that the previous CA has expired"
+grep -q "scepd-ca.*PreviousCAKey: not loaded: every CA in PreviousCACertificate has expired" "$SERVER_LOG" ||
+	fail "the CA does not log that the previous CA has expired and its key is not loaded"
 curl -sf "$BASE/crl/previous.crl" -o "$WORK/previous4.der" || fail "PreviousCRLPath past the old CA's end"
 cmp -s "$WORK/previous3.der" "$WORK/previous4.der" || fail "past the old CA's end, its last CRL is not the one served"
 mark=$(log_mark)
