@@ -131,6 +131,7 @@ struct ca_crl_signer {
 	unsigned char cert_sha256[32];
 	const char *crl_name, *made_name; /* its keys in meta */
 	const char *whose; /* in log lines: "the CA's", "the previous CA's" */
+	const char *setting; /* its key's: "Key", "PreviousCASigner", ... */
 };
 
 /* The service: read-only after start-up except through LMDB. */
@@ -420,8 +421,9 @@ void ca_handle_ledger_show(void *worker, const Scep__V1__Request *req,
 /* ca->crl_own from the CA's certificate, key and akid (set before). */
 void ca_crl_signer_own(struct ca *ca);
 /* ca->crl_previous for `cert`, whose key ca->crl_previous.key holds
- * (checked by the caller): 0, or -1 when it cannot be read. */
-int ca_crl_signer_previous(struct ca *ca, X509 *cert);
+ * (checked by the caller; `setting` names it in logs): 0, or -1 when it
+ * cannot be read. */
+int ca_crl_signer_previous(struct ca *ca, X509 *cert, const char *setting);
 void ca_handle_revoke(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_revoke_import(void *worker, const Scep__V1__Request *req,

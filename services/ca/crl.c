@@ -2,10 +2,10 @@
  * Revocation and the CRL. `revoked` holds serial -> {"time", "reason",
  * "by"}; `meta` holds the current CRL ("crl", DER) and its number
  * ("crl_number"), and with [ca] PreviousCAKey the CA it replaced has its
- * own ("crl_previous"), made with it under the same number. A revocation
- * issues new CRLs in the same transaction, so a CRL never lags a
- * revocation; otherwise they are re-issued when one is past half its
- * CRLValidityHours. The CRL number only grows.
+ * own ("crl_previous"). A revocation issues both in the same transaction,
+ * under one number, so a CRL never lags a revocation; otherwise each is
+ * re-issued alone when past half its CRLValidityHours. The one number
+ * only grows, so each CA's CRLs are numbered upwards.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -108,10 +108,11 @@ ca_crl_signer_own(struct ca *ca)
 	own->crl_name = "crl";
 	own->made_name = "crl_made";
 	own->whose = "the CA's";
+	own->setting = "Key";
 }
 
 int
-ca_crl_signer_previous(struct ca *ca, X509 *cert)
+ca_crl_signer_previous(struct ca *ca, X509 *cert, const char *setting)
 {
 	struct ca_crl_signer *prev = &ca->crl_previous;
 
@@ -123,6 +124,7 @@ ca_crl_signer_previous(struct ca *ca, X509 *cert)
 	prev->crl_name = "crl_previous";
 	prev->made_name = "crl_previous_made";
 	prev->whose = "the previous CA's";
+	prev->setting = setting;
 	return 0;
 }
 
@@ -212,6 +214,13 @@ out:
 	return e;
 }
 
+/* When the previous CA's key last failed to sign (0: not since start),
+ * and how long the stored CRL is served before it is tried again. The
+ * CA's one RPC worker alone makes CRLs. */
+static time_t crl_previous_failed_at;
+#define CRL_SIGN_RETRY_S 60
+#define CRL_BACKING_OFF (-2) /* ca_handle_get_crl: not tried, see above */
+
 /* Drops meta's `name` (absent already: fine). An MDB_* code. */
 static int
 crl_meta_drop(const struct ca *ca, MDB_txn *txn, const char *name)
@@ -265,19 +274,23 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 		return e;
 	if (previous &&
 	    (e = crl_make(ca, &ca->crl_previous, txn, now, *number)) != 0) {
+		if (e == -1)
+			crl_previous_failed_at = now;
 		if (e != -1 || only != NULL)
 			return e; /* LMDB's: the transaction is spent */
-		log_error("CRL: the previous CA's cannot be signed with "
-		          "PreviousCAKey now: it misses this change until it "
-		          "can (the next GetCRL of it tries again)");
+		log_error("CRL: the previous CA's cannot be signed with [ca] "
+		          "%s now: it misses this change until it can (the "
+		          "next GetCRL of it tries again)",
+		    ca->crl_previous.setting);
 		previous = 0;
 		if ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0)
 			return e;
 	}
 	/* Without PreviousCAKey, a stored CRL of the previous CA misses this
 	 * revocation: dropped, so that the key set again makes a new one
-	 * rather than serving it. */
-	if (ca->crl_previous.cert == NULL && !ca->previous_ended &&
+	 * rather than serving it. (A CRL due again changes nothing.) */
+	if (only == NULL && ca->crl_previous.cert == NULL &&
+	    !ca->previous_ended &&
 	    ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0 ||
 	        (e = crl_meta_drop(ca, txn, "crl_previous")) != 0))
 		return e;
@@ -286,10 +299,12 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	val.mv_size = sizeof(*number);
 	val.mv_data = number;
 	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) == 0)
-		log_info("issued CRL number %lld%s", (long long)*number,
-		    own && previous ? ", and the previous CA's (PreviousCAKey)"
-		        : previous  ? ": the previous CA's (PreviousCAKey)"
-		                    : "");
+		log_info("issued CRL number %lld%s%s%s", (long long)*number,
+		    own && previous ? ", and the previous CA's ([ca] "
+		        : previous  ? ": the previous CA's ([ca] "
+		                    : "",
+		    previous ? ca->crl_previous.setting : "",
+		    previous ? ")" : "");
 	return e;
 }
 
@@ -811,57 +826,80 @@ crl_stored(const struct ca *ca, const struct ca_crl_signer *signer, time_t now,
 	return ok;
 }
 
+/* GetCrlReply's issuer and issuer_key_sha256: whose CRL it is, `cert`'s.
+ * 0, or -1 when OpenSSL failed. */
+static int
+crl_reply_whose(X509 *cert, Scep__V1__GetCrlReply *out, struct rpc_arena *arena)
+{
+	const X509_NAME *name = X509_get_subject_name(cert);
+	unsigned char sha[EVP_MAX_MD_SIZE], *p;
+	unsigned int sha_len = 0;
+	int len = i2d_X509_NAME(name, NULL);
+
+	if (len <= 0 ||
+	    X509_pubkey_digest(cert, EVP_sha256(), sha, &sha_len) != 1)
+		return -1;
+	out->issuer.data = p = rpc_alloc(arena, (size_t)len);
+	if (i2d_X509_NAME(name, &p) != len)
+		return -1;
+	out->issuer.len = (size_t)len;
+	out->issuer_key_sha256.data = rpc_alloc(arena, sha_len);
+	memcpy(out->issuer_key_sha256.data, sha, sha_len);
+	out->issuer_key_sha256.len = sha_len;
+	out->has_issuer = out->has_issuer_key_sha256 = 1;
+	return 0;
+}
+
 /*
  * The previous CA's last CRL, as it stands: its key not loaded, every CA
  * replaced having expired (ca->previous_ended). Its "made" record names
- * the certificate that signed it, which must be one of
- * PreviousCACertificate's.
+ * the certificate that signed it, one of PreviousCACertificate's, served
+ * as crl_stored serves an expired CA's.
  */
 static void
-crl_previous_last(
-    const struct ca *ca, Scep__V1__Reply *reply, struct rpc_arena *arena)
+crl_previous_last(const struct ca *ca, time_t now, Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
 {
-	Scep__V1__GetCrlReply *out;
+	struct ca_crl_signer last = {.crl_name = "crl_previous",
+	    .made_name = "crl_previous_made",
+	    .whose = "the previous CA's"};
+	Scep__V1__GetCrlReply *out = rpc_alloc(arena, sizeof(*out));
 	MDB_txn *txn;
-	MDB_val key = {17, "crl_previous_made"}, val;
+	MDB_val key = {strlen(last.made_name), (void *)last.made_name}, val;
 	struct crl_made made;
 	unsigned char sha[32];
-	int found = 0;
 
-	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0) {
-		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
-		reply->error = "the CA cannot give a CRL now";
-		return;
-	}
-	if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
-	    val.mv_size == sizeof(made)) {
-		memcpy(&made, val.mv_data, sizeof(made));
-		for (int i = 0; i < sk_X509_num(ca->previous_cas) && !found;
-		     i++)
-			found = X509_digest(sk_X509_value(ca->previous_cas, i),
-			            EVP_sha256(), sha, NULL) == 1 &&
-			    memcmp(sha, made.ca, sizeof(sha)) == 0;
-	}
-	key.mv_size = 12;
-	key.mv_data = "crl_previous";
-	if (!found || mdb_get(txn, ca->meta, &key, &val) != 0) {
+	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) == 0) {
+		if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
+		    val.mv_size == sizeof(made)) {
+			memcpy(&made, val.mv_data, sizeof(made));
+			for (int i = 0; i < sk_X509_num(ca->previous_cas) &&
+			     last.cert == NULL;
+			     i++)
+				if (X509_digest(
+				        sk_X509_value(ca->previous_cas, i),
+				        EVP_sha256(), sha, NULL) == 1 &&
+				    memcmp(sha, made.ca, sizeof(sha)) == 0)
+					last.cert =
+					    sk_X509_value(ca->previous_cas, i);
+		}
 		mdb_txn_abort(txn);
+	}
+	scep__v1__get_crl_reply__init(out);
+	if (last.cert != NULL) {
+		memcpy(last.cert_sha256, made.ca, sizeof(made.ca));
+		if (pki_time(X509_get0_notAfter(last.cert), &last.not_after) !=
+		    0)
+			last.cert = NULL;
+	}
+	if (last.cert == NULL || now < last.not_after ||
+	    !crl_stored(ca, &last, now, out, arena) ||
+	    crl_reply_whose(last.cert, out, arena) != 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = "the CAs this one replaced have expired, and no "
 		               "CRL of theirs was made before";
 		return;
 	}
-	out = rpc_alloc(arena, sizeof(*out));
-	scep__v1__get_crl_reply__init(out);
-	out->crl.data = rpc_alloc(arena, val.mv_size);
-	memcpy(out->crl.data, val.mv_data, val.mv_size);
-	out->crl.len = val.mv_size;
-	out->next_update = made.next_update;
-	out->ca_certificate_sha256.data = rpc_alloc(arena, sizeof(made.ca));
-	memcpy(out->ca_certificate_sha256.data, made.ca, sizeof(made.ca));
-	out->ca_certificate_sha256.len = sizeof(made.ca);
-	out->has_ca_certificate_sha256 = 1;
-	mdb_txn_abort(txn);
 	reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 	reply->get_crl = out;
 }
@@ -885,7 +923,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 
 	if (req->get_crl->has_previous_ca && req->get_crl->previous_ca) {
 		if (ca->crl_previous.cert == NULL && ca->previous_ended) {
-			crl_previous_last(ca, reply, arena);
+			crl_previous_last(ca, now, reply, arena);
 			return;
 		}
 		if (ca->crl_previous.cert == NULL) {
@@ -901,12 +939,10 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	key.mv_data = (void *)signer->crl_name;
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__get_crl_reply__init(out);
-	out->ca_certificate_sha256.data =
-	    rpc_alloc(arena, sizeof(signer->cert_sha256));
-	memcpy(out->ca_certificate_sha256.data, signer->cert_sha256,
-	    sizeof(signer->cert_sha256));
-	out->ca_certificate_sha256.len = sizeof(signer->cert_sha256);
-	out->has_ca_certificate_sha256 = 1;
+	if (crl_reply_whose(signer->cert, out, arena) != 0) {
+		e = -1;
+		goto internal;
+	}
 	if (crl_stored(ca, signer, now, out, arena)) {
 		reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 		reply->get_crl = out;
@@ -980,6 +1016,14 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 		}
 		X509_CRL_free(crl);
 		crl = NULL;
+		/* The previous CA's key failed lately (a token gone): the
+		 * stored CRL, while valid, rather than a try per request. */
+		if (signer == &ca->crl_previous && stood.data != NULL &&
+		    crl_previous_failed_at != 0 &&
+		    now - crl_previous_failed_at < CRL_SIGN_RETRY_S) {
+			e = CRL_BACKING_OFF;
+			goto internal;
+		}
 		if ((e = crl_issue(ca, txn, now, 0, signer, &number)) != 0)
 			goto internal;
 		if ((e = mdb_get(txn, ca->meta, &key, &val)) != 0)
@@ -1004,10 +1048,12 @@ internal:
 		mdb_txn_abort(txn);
 	X509_CRL_free(crl);
 	if (stood.data != NULL) {
-		log_warn("CRL: a new one cannot be stored (%s): the one "
-		         "stored, valid %lld s more, is served",
-		    e != 0 && e != -1 ? store_strerror(e) : "cannot issue",
-		    (long long)(stood_next - now));
+		if (e != CRL_BACKING_OFF)
+			log_warn("CRL: a new one cannot be %s (%s): the one "
+			         "stored, valid %lld s more, is served",
+			    e == -1 ? "made" : "stored",
+			    e == -1 ? "it cannot be signed" : store_strerror(e),
+			    (long long)(stood_next - now));
 		out->crl = stood;
 		out->next_update = (int64_t)stood_next;
 		reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;

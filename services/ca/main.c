@@ -99,6 +99,16 @@ ca_worker_init(void *service)
 	return service;
 }
 
+/* Whether the CA signs with `key` (certificates and CRLs, SHA-256). */
+static int
+ca_key_type_ok(const EVP_PKEY *key)
+{
+	int type = EVP_PKEY_get_base_id(key);
+
+	return type == EVP_PKEY_RSA || type == EVP_PKEY_RSA_PSS ||
+	    type == EVP_PKEY_EC;
+}
+
 /*
  * The CA certificate and key: readable, a pair, a CA that may sign
  * certificates, within its validity, a key we sign with SHA-256.
@@ -111,7 +121,7 @@ ca_load_keys(struct ca *ca, const char *config_file)
 	char err[512], where[160];
 	const char *key_name = s->key;
 	time_t now = time(NULL);
-	int type, file = strcmp(s->signer, "file") == 0;
+	int file = strcmp(s->signer, "file") == 0;
 
 	if (!file) {
 		/* The key is in a token: [ca] Key is not read at all. */
@@ -179,9 +189,7 @@ checked:
 		fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
 		return -1;
 	}
-	type = EVP_PKEY_get_base_id(ca->key);
-	if (type != EVP_PKEY_RSA && type != EVP_PKEY_RSA_PSS &&
-	    type != EVP_PKEY_EC) {
+	if (!ca_key_type_ok(ca->key)) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] Key: %s: only RSA and EC CA keys are "
 		    "supported (signatures use SHA-256)\n",
@@ -241,7 +249,7 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 	const char *key_name = s->previous_ca_key;
 	X509 *cert = NULL;
 	time_t now = time(NULL);
-	int file = strcmp(s->previous_ca_signer, "file") == 0, type;
+	int file = strcmp(s->previous_ca_signer, "file") == 0;
 	const char *setting = file ? "PreviousCAKey" : "PreviousCASigner";
 
 	if (file && s->previous_ca_key[0] == '\0')
@@ -298,7 +306,13 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 	    (s->previous_ca_key_passphrase_file[0] != '\0' &&
 	        pki_check_private_file(s->previous_ca_key_passphrase_file, err,
 	            sizeof(err)) != 0)) {
-		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
+		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey%s: %s\n",
+		    s->previous_ca_key_passphrase_file[0] != '\0' &&
+		            strstr(err, s->previous_ca_key_passphrase_file) !=
+		                NULL
+		        ? "PassphraseFile"
+		        : "",
+		    err);
 		return -1;
 	} else if ((prev->key = pki_load_key(s->previous_ca_key,
 	                s->previous_ca_key_passphrase_file, err,
@@ -306,9 +320,7 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
 		return -1;
 	}
-	type = EVP_PKEY_get_base_id(prev->key);
-	if (type != EVP_PKEY_RSA && type != EVP_PKEY_RSA_PSS &&
-	    type != EVP_PKEY_EC) {
+	if (!ca_key_type_ok(prev->key)) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] %s: %s: only RSA and EC keys are "
 		    "supported (CRLs are signed with SHA-256)\n",
@@ -348,7 +360,7 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 		fprintf(stderr, "scepd-ca: [ca] %s: %s\n", setting, err);
 		return -1;
 	}
-	if (ca_crl_signer_previous(ca, cert) != 0) {
+	if (ca_crl_signer_previous(ca, cert, setting) != 0) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] %s: its certificate in %s cannot be "
 		    "read\n",
@@ -356,13 +368,14 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 		return -1;
 	}
 	if (prev->not_after <= now)
-		log_warn("PreviousCAKey: the certificate it is the key of has "
-		         "expired: no CRL is signed with it, its last stands");
+		log_warn("%s: the certificate it is the key of has expired: "
+		         "no CRL is signed with it, its last stands",
+		    setting);
 	else
-		log_info("PreviousCAKey: the previous CA's CRL is signed with "
-		         "it, listing this CA's revocations, until that CA's "
-		         "certificate ends (%s)",
-		    key_name);
+		log_info("%s: the previous CA's CRL is signed with it, listing "
+		         "this CA's revocations, until that CA's certificate "
+		         "ends (%s)",
+		    setting, key_name);
 	ERR_clear_error();
 	return 0;
 }

@@ -97,7 +97,7 @@ crl_fetch(struct frontend *fe, struct crl_cache *cc, int previous,
 	 * gives the CA's own CRL, not saying whose it is: not to be served
 	 * where the old CA's distribution point is. */
 	if (res == UPSTREAM_OK && previous &&
-	    !rep->get_crl->has_ca_certificate_sha256) {
+	    !rep->get_crl->has_issuer_key_sha256) {
 		log_error("%s: the RA gave a CRL not saying whose it is (an RA "
 		          "or CA older than PreviousCRLPath gives the CA's "
 		          "own): not served",
@@ -108,10 +108,14 @@ crl_fetch(struct frontend *fe, struct crl_cache *cc, int previous,
 	cc->failed_at = res == UPSTREAM_UNAVAILABLE ? clock_monotonic_ms() : 0;
 	cc->fetch_since = 0;
 	cc->refused_at = res == UPSTREAM_REFUSED ? clock_monotonic_ms() : 0;
-	if (res == UPSTREAM_REFUSED)
+	if (res == UPSTREAM_REFUSED) {
 		snprintf(cc->refusal, sizeof(cc->refusal), "%s",
 		    rep != NULL && rep->error != NULL ? rep->error
 		                                      : "the CA refused");
+		/* None is made now (the key unset, say): a copy kept from
+		 * before would be served stale for as long as this runs. */
+		crl_cache_clear(cc);
+	}
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (res == UPSTREAM_OK) {
 		*len = rep->get_crl->crl.len;
@@ -205,15 +209,11 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	res = crl_fetch(fe, cc, previous, &copy, &len);
 	if (res == UPSTREAM_OK)
 		max_age = cache_seconds_left(clock_monotonic_ms());
-	else if (old != NULL) {
-		/* The RA gave none: a cache downstream is to ask again. */
-		copy = old, len = old_len;
-		old = NULL;
-		max_age = 0;
-	} else if (res == UPSTREAM_REFUSED &&
+	else if (res == UPSTREAM_REFUSED &&
 	    crl_refused_lately(fe, cc, refusal, sizeof(refusal))) {
-		/* None is made: say why (a setting), not "retry later";
-		 * logged once per CRL_RETRY_MS (crl_refused_lately). */
+		/* None is made: say why (a setting), not "retry later", nor
+		 * the old copy; logged once per CRL_RETRY_MS (the others
+		 * answered from crl_refused_lately). */
 		log_warn("%s: no CRL: %s",
 		    previous ? fe->settings.previous_crl_path
 		             : fe->settings.crl_path,
@@ -221,6 +221,11 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		snprintf(body, sizeof(body), "No CRL: %s.\n", refusal);
 		ret = http_text(c, r, MHD_HTTP_NOT_FOUND, body);
 		goto out;
+	} else if (old != NULL) {
+		/* The RA gave none: a cache downstream is to ask again. */
+		copy = old, len = old_len;
+		old = NULL;
+		max_age = 0;
 	} else if (res == UPSTREAM_UNAVAILABLE) {
 		ret = http_unavailable(
 		    c, r, "The CRL is not available now; retry later.\n");

@@ -121,6 +121,16 @@ ra_crl_answer(struct ra_crl_cache *cache, const uint8_t *der, size_t len,
 	return ok ? 0 : -1;
 }
 
+/* `b` copied into `arena`. */
+static ProtobufCBinaryData
+ra_crl_copy(const ProtobufCBinaryData *b, struct rpc_arena *arena)
+{
+	ProtobufCBinaryData copy = {b->len, rpc_alloc(arena, b->len)};
+
+	memcpy(copy.data, b->data, b->len);
+	return copy;
+}
+
 void
 ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -165,14 +175,13 @@ ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	    ca_reply->get_crl->crl.len);
 	out->crl.len = ca_reply->get_crl->crl.len;
 	out->next_update = ca_reply->get_crl->next_update;
-	if (ca_reply->get_crl->has_ca_certificate_sha256) {
-		const ProtobufCBinaryData *sha =
-		    &ca_reply->get_crl->ca_certificate_sha256;
-
-		out->ca_certificate_sha256.data = rpc_alloc(arena, sha->len);
-		memcpy(out->ca_certificate_sha256.data, sha->data, sha->len);
-		out->ca_certificate_sha256.len = sha->len;
-		out->has_ca_certificate_sha256 = 1;
+	/* Whose CRL it is, for the frontend to check. */
+	if (ca_reply->get_crl->has_issuer &&
+	    ca_reply->get_crl->has_issuer_key_sha256) {
+		out->issuer = ra_crl_copy(&ca_reply->get_crl->issuer, arena);
+		out->issuer_key_sha256 =
+		    ra_crl_copy(&ca_reply->get_crl->issuer_key_sha256, arena);
+		out->has_issuer = out->has_issuer_key_sha256 = 1;
 	}
 	reply->body_case = SCEP__V1__REPLY__BODY_GET_CRL;
 	reply->get_crl = out;

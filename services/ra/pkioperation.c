@@ -821,17 +821,27 @@ ra_getcrl_issuer(struct ra_worker *w, const Scep__V1__Request *req,
 	return 0;
 }
 
-/* Whether the CA's GetCrlReply is the CRL of `ca`: signed with the key of
- * that certificate (GetCrlReply.ca_certificate_sha256). */
+/* Whether the CA's GetCrlReply is a CRL `ca` verifies: signed under its
+ * name with its key (GetCrlReply.issuer, .issuer_key_sha256), whichever
+ * certificate of that key the CA holds. */
 static int
 ra_crl_is_of(const Scep__V1__GetCrlReply *crl, X509 *ca)
 {
-	unsigned char sha[32];
+	const unsigned char *p = crl->issuer.data;
+	unsigned char sha[EVP_MAX_MD_SIZE];
+	unsigned int sha_len = 0;
+	X509_NAME *name;
+	int same;
 
-	return crl->has_ca_certificate_sha256 &&
-	    crl->ca_certificate_sha256.len == sizeof(sha) &&
-	    X509_digest(ca, EVP_sha256(), sha, NULL) == 1 &&
-	    memcmp(sha, crl->ca_certificate_sha256.data, sizeof(sha)) == 0;
+	if (!crl->has_issuer || !crl->has_issuer_key_sha256 ||
+	    X509_pubkey_digest(ca, EVP_sha256(), sha, &sha_len) != 1 ||
+	    crl->issuer_key_sha256.len != sha_len ||
+	    memcmp(sha, crl->issuer_key_sha256.data, sha_len) != 0 ||
+	    (name = d2i_X509_NAME(NULL, &p, (long)crl->issuer.len)) == NULL)
+		return 0;
+	same = X509_NAME_cmp(name, X509_get_subject_name(ca)) == 0;
+	X509_NAME_free(name);
+	return same;
 }
 
 /*

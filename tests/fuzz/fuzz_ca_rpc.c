@@ -339,7 +339,7 @@ fuzz_setup(void)
 	 * GetCrlRequest.previous_ca. */
 	fuzz_ca_keys(&fx.previous);
 	ca->crl_previous.key = fx.previous.key;
-	if (ca_crl_signer_previous(ca, fx.previous.cert) != 0)
+	if (ca_crl_signer_previous(ca, fx.previous.cert, "PreviousCAKey") != 0)
 		fuzz_fail("the previous CA");
 	if (ca_templates_load(ca, fx.work.conf) != 0 ||
 	    ca_policies_load(ca, fx.work.conf) != 0)

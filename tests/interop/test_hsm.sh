@@ -309,7 +309,7 @@ set_conf ca PreviousCASigner hsm
 set_conf frontend PreviousCRLPath /crl/previous.crl
 : > "$SERVER_LOG"
 server_start
-grep -q "scepd-ca.*PreviousCAKey: the previous CA's CRL is signed with it, .*(\[signer.hsm\])" "$SERVER_LOG" &&
+grep -q "scepd-ca.*PreviousCASigner: the previous CA's CRL is signed with it, .*(\[signer.hsm\])" "$SERVER_LOG" &&
 	grep -q "scepd-ca.*sandbox: signer hsm: file opens stay allowed, read-only beneath $WORK/tokens" "$SERVER_LOG" ||
 	fail "the CA does not log the previous CA's key in the token and its sandbox allowance"
 "$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/deconly.pem" -noout -serial | cut -d= -f2)" \
@@ -335,7 +335,7 @@ rc=0
 "$SCEPCTL" --data-dir "$DATA" revoke "$back_serial" > /dev/null 2> "$WORK/revoke-away.err" || rc=$?
 mv "$WORK/tokens.away" "$WORK/tokens"
 [ $rc = 0 ] || { cat "$WORK/revoke-away.err"; fail "with the old key's token gone, the revocation failed: exit $rc"; }
-logged "$mark" "scepd-ca.*CRL: the previous CA's cannot be signed with PreviousCAKey now" ||
+logged "$mark" "scepd-ca.*CRL: the previous CA's cannot be signed with \[ca\] PreviousCASigner now" ||
 	fail "the CA does not log that the old CA's CRL could not be signed"
 curl -sf "$BASE/crl/ca.crl" -o "$WORK/own.der" || fail "CRLPath with the old key's token gone"
 openssl crl -inform DER -in "$WORK/own.der" -noout -text | grep -q "Serial Number: $back_serial" ||
