@@ -424,6 +424,19 @@ ca_replace() {
 	rm -rf "$t"
 }
 
+# ca_restart_alone: SIGTERM to the running server's CA, which the launcher
+# starts again (reading the configuration anew); waits until it serves.
+ca_restart_alone() {
+	local served
+	served=$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")
+	pkill -TERM -f -- "scepd-ca --config $DATA/scepd.conf" || fail "no CA process to restart"
+	for _ in $(seq 100); do
+		[ "$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")" -gt "$served" ] && return 0
+		sleep 0.1
+	done
+	fail "the launcher did not start the CA again"
+}
+
 # faketime_lib: sets FAKETIME_LIB to libfaketime's path, or fails.
 faketime_lib() {
 	: "${FAKETIME_LIB:=$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -1)}"

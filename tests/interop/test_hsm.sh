@@ -131,13 +131,7 @@ grep -q "hsm device 2" "$WORK/ledger.txt" || { cat "$WORK/ledger.txt"; fail "sce
 grep -q "token away" "$WORK/ledger.txt" && fail "the ledger lists a certificate the token never signed"
 # The session's object handle stays invalid: the operator restarts the CA
 # (here: SIGTERM, and the launcher starts it again).
-served=$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")
-pkill -TERM -f -- "scepd-ca --config $DATA/scepd.conf" || fail "no CA process to restart"
-for _ in $(seq 100); do
-	[ "$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")" -gt "$served" ] && break
-	sleep 0.1
-done
-[ "$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")" -gt "$served" ] || fail "the launcher did not start the CA again"
+ca_restart_alone
 ios_enroll "$(challenge)" "CN=token back" "$WORK/back.pem" > /dev/null || fail "no enrollment once the token is back"
 verify_cert "$WORK/back.pem"
 server_stop

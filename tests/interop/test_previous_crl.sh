@@ -192,12 +192,7 @@ curl -sf "$BASE/crl/previous.crl" -o /dev/null || fail "PreviousCRLPath"
 set_conf ca PreviousCAKey ""
 # The CA alone restarted: the frontend's copy from before is not served
 # once it is stale and the CA refuses.
-served=$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")
-pkill -TERM -f -- "scepd-ca --config $DATA/scepd.conf" || fail "no CA process to restart"
-for _ in $(seq 100); do
-	[ "$(grep -c "scepd-ca.*serving on" "$SERVER_LOG")" -gt "$served" ] && break
-	sleep 0.1
-done
+ca_restart_alone
 sleep 1.6
 code=$(curl -s -o "$WORK/unset.body" -w '%{http_code}' "$BASE/crl/previous.crl")
 [ "$code" = 404 ] && grep -q "PreviousCAKey" "$WORK/unset.body" ||
