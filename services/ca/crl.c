@@ -866,7 +866,7 @@ crl_previous_last(const struct ca *ca, time_t now, Scep__V1__Reply *reply,
 	Scep__V1__GetCrlReply *out = rpc_alloc(arena, sizeof(*out));
 	MDB_txn *txn;
 	MDB_val key = {strlen(last.made_name), (void *)last.made_name}, val;
-	struct crl_made made;
+	struct crl_made made = {0};
 	unsigned char sha[32];
 
 	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) == 0) {
