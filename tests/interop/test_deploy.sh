@@ -698,6 +698,8 @@ def k8s(kdir, secrets, opt, work):
     fconf = confs[fe["doc"]["metadata"]["name"]]
     scep_paths = fconf["frontend"].get("Paths", "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe").split()
     crl_path = fconf["frontend"].get("CRLPath", "/crl/ca.crl")
+    # and the replaced CA's CRL, when one is served (CA rollover)
+    crl_paths = [crl_path] + [p for p in [fconf["frontend"].get("PreviousCRLPath", "")] if p]
     admin_path = fconf["frontend"].get("AdminPath", "/certsrv/mscep_admin")
     for ing in kind("Ingress"):
         name = ing["metadata"]["name"]
@@ -705,7 +707,7 @@ def k8s(kdir, secrets, opt, work):
              f"k8s: Ingress {name}: its paths are regular expressions without use-regex")
         regexes = [p["path"] for r in ing["spec"].get("rules") or [] for p in r["http"]["paths"]]
         passes = lambda url: any(re.match(x, url, re.I) for x in regexes)
-        for url in [u for p in scep_paths for u in (p, p + "/pkiclient.exe", p.upper())] + [crl_path, "/scep/mdm"]:
+        for url in [u for p in scep_paths for u in (p, p + "/pkiclient.exe", p.upper())] + crl_paths + ["/scep/mdm"]:
             need(passes(url), f"k8s: Ingress {name} does not pass {url}")
         for url in [admin_path, admin_path + "/", admin_path.upper() + "/api/challenges",
                     admin_path + "/profile.mobileconfig", "/metrics", "/METRICS", "/healthz", "/"]:
