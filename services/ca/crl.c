@@ -136,22 +136,46 @@ struct crl_made {
 	unsigned char ca[32]; /* SHA-256 of the CA certificate that signed it */
 };
 
-/* A CRL of `revoked` signed by `signer`, stored in meta under its names.
- * An MDB_* code, or -1 when OpenSSL failed (logged). */
+/* `revoked` as `crl`'s entries, sorted: read and parsed once for the
+ * CRLs a revocation makes. An MDB_* code, or -1 when OpenSSL failed. */
+static int
+crl_entries(const struct ca *ca, MDB_txn *txn, X509_CRL *crl)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int e;
+
+	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
+		return e;
+	for (int c = mdb_cursor_get(cur, &key, &val, MDB_FIRST); c == 0;
+	     c = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+		if (crl_add_entry(crl, &key, &val) != 0) {
+			e = -1;
+			break;
+		}
+	mdb_cursor_close(cur);
+	return e == 0 && !X509_CRL_sort(crl) ? -1 : e;
+}
+
+/* `crl` (entries from crl_entries) made the signer's CRL: its header set
+ * (replacing what another signer's set on the same object), signed, and
+ * stored in meta under the signer's names. An MDB_* code, or -1 when
+ * OpenSSL failed (logged). */
 static int
 crl_make(const struct ca *ca, const struct ca_crl_signer *signer, MDB_txn *txn,
-    time_t now, int64_t number)
+    time_t now, int64_t number, X509_CRL *crl)
 {
-	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = NULL;
 	ASN1_INTEGER *num = NULL;
-	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	unsigned char *der = NULL;
 	struct crl_made made;
-	int len, e = -1;
+	int len, at, e = -1;
 
-	if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	if ((at = X509_CRL_get_ext_by_NID(
+	         crl, NID_authority_key_identifier, -1)) >= 0)
+		X509_EXTENSION_free(X509_CRL_delete_ext(crl, at));
+	if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(
 	        crl, X509_get_subject_name(signer->cert)) ||
 	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
@@ -160,20 +184,9 @@ crl_make(const struct ca *ca, const struct ca_crl_signer *signer, MDB_txn *txn,
 	    !X509_CRL_set1_nextUpdate(crl, t) ||
 	    (num = ASN1_INTEGER_new()) == NULL ||
 	    !ASN1_INTEGER_set_int64(num, number) ||
-	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0))
-		goto out;
-	if (X509_CRL_add_ext(crl, signer->akid, -1) != 1)
-		goto out;
-	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
-		goto out;
-	for (int c = mdb_cursor_get(cur, &key, &val, MDB_FIRST); c == 0;
-	     c = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-		if (crl_add_entry(crl, &key, &val) != 0) {
-			e = -1;
-			goto out;
-		}
-	e = -1;
-	if (!X509_CRL_sort(crl) ||
+	    X509_CRL_add1_ext_i2d(
+	        crl, NID_crl_number, num, 0, X509V3_ADD_REPLACE) != 1 ||
+	    X509_CRL_add_ext(crl, signer->akid, -1) != 1 ||
 	    X509_CRL_sign(crl, signer->key, EVP_sha256()) <= 0 ||
 	    (len = i2d_X509_CRL(crl, &der)) <= 0)
 		goto out;
@@ -205,12 +218,9 @@ out:
 		    signer == &ca->crl_own
 		        ? "cannot issue the CRL"
 		        : "cannot issue the previous CA's CRL");
-	if (cur != NULL)
-		mdb_cursor_close(cur);
 	OPENSSL_free(der);
 	ASN1_INTEGER_free(num);
 	ASN1_TIME_free(t);
-	X509_CRL_free(crl);
 	return e;
 }
 
@@ -255,6 +265,7 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
     const struct ca_crl_signer *only, int64_t *number)
 {
 	MDB_val key, val;
+	X509_CRL *crl = NULL;
 	int own = (only == NULL || only == &ca->crl_own) &&
 	    now < ca->crl_own.not_after;
 	int previous = (only == NULL || only == &ca->crl_previous) &&
@@ -270,21 +281,33 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 		*number = (int64_t)now;
 	if (*number <= above)
 		*number = above + 1;
-	if (own && (e = crl_make(ca, &ca->crl_own, txn, now, *number)) != 0)
-		return e;
+	if ((own || previous) &&
+	    ((crl = X509_CRL_new()) == NULL ||
+	        (e = crl_entries(ca, txn, crl)) != 0)) {
+		if (crl == NULL)
+			e = -1;
+		if (e == -1)
+			log_openssl(
+			    LOG_LEVEL_ERROR, NULL, "cannot issue the CRL");
+		goto out;
+	}
+	if (own &&
+	    (e = crl_make(ca, &ca->crl_own, txn, now, *number, crl)) != 0)
+		goto out;
 	if (previous &&
-	    (e = crl_make(ca, &ca->crl_previous, txn, now, *number)) != 0) {
+	    (e = crl_make(ca, &ca->crl_previous, txn, now, *number, crl)) !=
+	        0) {
 		if (e == -1)
 			crl_previous_failed_at = now;
 		if (e != -1 || only != NULL)
-			return e; /* LMDB's: the transaction is spent */
+			goto out; /* LMDB's: the transaction is spent */
 		log_error("CRL: the previous CA's cannot be signed with [ca] "
 		          "%s now: it misses this change until it can (the "
 		          "next GetCRL of it tries again)",
 		    ca->crl_previous.setting);
 		previous = 0;
 		if ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0)
-			return e;
+			goto out;
 	}
 	/* Without PreviousCAKey, a stored CRL of the previous CA misses this
 	 * revocation: dropped, so that the key set again makes a new one
@@ -293,7 +316,7 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	    !ca->previous_ended &&
 	    ((e = crl_meta_drop(ca, txn, "crl_previous_made")) != 0 ||
 	        (e = crl_meta_drop(ca, txn, "crl_previous")) != 0))
-		return e;
+		goto out;
 	key.mv_size = 10;
 	key.mv_data = "crl_number";
 	val.mv_size = sizeof(*number);
@@ -305,6 +328,8 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 		                    : "",
 		    previous ? ca->crl_previous.setting : "",
 		    previous ? ")" : "");
+out:
+	X509_CRL_free(crl);
 	return e;
 }
 
