@@ -109,6 +109,32 @@ ca_key_type_ok(const EVP_PKEY *key)
 	    type == EVP_PKEY_EC;
 }
 
+/* A CA key file and its passphrase file (none: ""), each for this
+ * process alone; problems go to stderr naming [ca] `setting` or its
+ * PassphraseFile. */
+static EVP_PKEY *
+ca_key_file_load(const char *path, const char *passphrase_file,
+    const char *setting, const char *passphrase_setting)
+{
+	char err[512];
+	EVP_PKEY *key;
+
+	if (pki_check_private_file(path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "scepd-ca: [ca] %s: %s\n", setting, err);
+		return NULL;
+	}
+	if (passphrase_file[0] != '\0' &&
+	    pki_check_private_file(passphrase_file, err, sizeof(err)) != 0) {
+		fprintf(
+		    stderr, "scepd-ca: [ca] %s: %s\n", passphrase_setting, err);
+		return NULL;
+	}
+	if ((key = pki_load_key(path, passphrase_file, err, sizeof(err))) ==
+	    NULL)
+		fprintf(stderr, "scepd-ca: [ca] %s: %s\n", setting, err);
+	return key;
+}
+
 /*
  * The CA certificate and key: readable, a pair, a CA that may sign
  * certificates, within its validity, a key we sign with SHA-256.
@@ -150,24 +176,12 @@ ca_load_keys(struct ca *ca, const char *config_file)
 		goto checked;
 	}
 	/* The key and its passphrase are for this process alone. */
-	if (pki_check_private_file(s->key, err, sizeof(err)) != 0) {
-		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
+	if ((ca->key = ca_key_file_load(s->key, s->key_passphrase_file, "Key",
+	         "KeyPassphraseFile")) == NULL)
 		return -1;
-	}
-	if (s->key_passphrase_file[0] != '\0' &&
-	    pki_check_private_file(s->key_passphrase_file, err, sizeof(err)) !=
-	        0) {
-		fprintf(stderr, "scepd-ca: [ca] KeyPassphraseFile: %s\n", err);
-		return -1;
-	}
 	if ((ca->cert = pki_load_cert(s->certificate, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "scepd-ca: [ca] Certificate: %s\n", err);
-		return -1;
-	}
-	if ((ca->key = pki_load_key(
-	         s->key, s->key_passphrase_file, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "scepd-ca: [ca] Key: %s\n", err);
 		return -1;
 	}
 	if (pki_check_pair(ca->cert, ca->key, s->certificate, s->key, err,
@@ -301,25 +315,10 @@ ca_load_previous_key(struct ca *ca, const char *config_file)
 		snprintf(
 		    where, sizeof(where), "[signer.%s]", s->previous_ca_signer);
 		key_name = where;
-	} else if (pki_check_private_file(
-	               s->previous_ca_key, err, sizeof(err)) != 0 ||
-	    (s->previous_ca_key_passphrase_file[0] != '\0' &&
-	        pki_check_private_file(s->previous_ca_key_passphrase_file, err,
-	            sizeof(err)) != 0)) {
-		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey%s: %s\n",
-		    s->previous_ca_key_passphrase_file[0] != '\0' &&
-		            strstr(err, s->previous_ca_key_passphrase_file) !=
-		                NULL
-		        ? "PassphraseFile"
-		        : "",
-		    err);
+	} else if ((prev->key = ca_key_file_load(s->previous_ca_key,
+	                s->previous_ca_key_passphrase_file, "PreviousCAKey",
+	                "PreviousCAKeyPassphraseFile")) == NULL)
 		return -1;
-	} else if ((prev->key = pki_load_key(s->previous_ca_key,
-	                s->previous_ca_key_passphrase_file, err,
-	                sizeof(err))) == NULL) {
-		fprintf(stderr, "scepd-ca: [ca] PreviousCAKey: %s\n", err);
-		return -1;
-	}
 	if (!ca_key_type_ok(prev->key)) {
 		fprintf(stderr,
 		    "scepd-ca: [ca] %s: %s: only RSA and EC keys are "

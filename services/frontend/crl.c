@@ -46,34 +46,22 @@ crl_claim_fetch(struct frontend *fe, struct crl_cache *cc, int after_failure)
 	return fetch;
 }
 
-/* Whether the RA did not give the CRL less than CRL_RETRY_MS ago. */
+/* Whether the RA did not give the CRL (`refused`: the CA refused to make
+ * one, and why into `why`) less than CRL_RETRY_MS ago. */
 static int
-crl_failed_lately(struct frontend *fe, struct crl_cache *cc)
+crl_lately(struct frontend *fe, struct crl_cache *cc, int refused, char *why,
+    size_t size)
 {
-	int64_t failed_at;
+	int64_t at;
+	int lately;
 
 	pthread_mutex_lock(&fe->cache.lock);
-	failed_at = cc->failed_at;
-	pthread_mutex_unlock(&fe->cache.lock);
-	return failed_at != 0 &&
-	    clock_monotonic_ms() - failed_at < CRL_RETRY_MS;
-}
-
-/* Whether the CA refused this CRL less than CRL_RETRY_MS ago, and why
- * into `why`. */
-static int
-crl_refused_lately(
-    struct frontend *fe, struct crl_cache *cc, char *why, size_t size)
-{
-	int refused;
-
-	pthread_mutex_lock(&fe->cache.lock);
-	refused = cc->refused_at != 0 &&
-	    clock_monotonic_ms() - cc->refused_at < CRL_RETRY_MS;
-	if (refused)
+	at = refused ? cc->refused_at : cc->failed_at;
+	lately = at != 0 && clock_monotonic_ms() - at < CRL_RETRY_MS;
+	if (lately && why != NULL)
 		snprintf(why, size, "%s", cc->refusal);
 	pthread_mutex_unlock(&fe->cache.lock);
-	return refused;
+	return lately;
 }
 
 /* The CRL from the RA into the cache; *copy (the caller's) on
@@ -189,7 +177,7 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		/* None, and the CA refused to make one lately: the same
 		 * answer, not a round trip to the CA per relying party. */
 		if (copy == NULL &&
-		    crl_refused_lately(fe, cc, refusal, sizeof(refusal))) {
+		    crl_lately(fe, cc, 1, refusal, sizeof(refusal))) {
 			snprintf(body, sizeof(body), "No CRL: %s.\n", refusal);
 			return http_text(c, r, MHD_HTTP_NOT_FOUND, body);
 		}
@@ -198,7 +186,7 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		 * an UpstreamThread held for RPCTimeout by each relying
 		 * party meanwhile. (Otherwise all ask: at a start with the
 		 * RA up, none gets 503.) */
-		if (copy == NULL && crl_failed_lately(fe, cc) &&
+		if (copy == NULL && crl_lately(fe, cc, 0, NULL, 0) &&
 		    !crl_claim_fetch(fe, cc, 1))
 			return http_unavailable(c, r,
 			    "The CRL is not available now; retry later.\n");
@@ -210,10 +198,10 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	if (res == UPSTREAM_OK)
 		max_age = cache_seconds_left(clock_monotonic_ms());
 	else if (res == UPSTREAM_REFUSED &&
-	    crl_refused_lately(fe, cc, refusal, sizeof(refusal))) {
+	    crl_lately(fe, cc, 1, refusal, sizeof(refusal))) {
 		/* None is made: say why (a setting), not "retry later", nor
 		 * the old copy; logged once per CRL_RETRY_MS (the others
-		 * answered from crl_refused_lately). */
+		 * answered from crl_lately). */
 		log_warn("%s: no CRL: %s",
 		    previous ? fe->settings.previous_crl_path
 		             : fe->settings.crl_path,

@@ -170,10 +170,7 @@ ra_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	}
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__get_crl_reply__init(out);
-	out->crl.data = rpc_alloc(arena, ca_reply->get_crl->crl.len);
-	memcpy(out->crl.data, ca_reply->get_crl->crl.data,
-	    ca_reply->get_crl->crl.len);
-	out->crl.len = ca_reply->get_crl->crl.len;
+	out->crl = ra_crl_copy(&ca_reply->get_crl->crl, arena);
 	out->next_update = ca_reply->get_crl->next_update;
 	/* Whose CRL it is, for the frontend to check. */
 	if (ca_reply->get_crl->has_issuer &&
