@@ -899,6 +899,7 @@ struct envelope_plain {
 	int other_cert; /* no RecipientInfo named a key's certificate: the
 	                   first was tried with the RA's */
 	size_t key_index; /* the key tried: 0 the RA's, else an earlier one */
+	const ASN1_OCTET_STRING *wrapped; /* the key unwrapped; NULL: none */
 };
 
 static void
@@ -1007,6 +1008,8 @@ envelope_cek(const PKCS7_ENVELOPE *env, const struct scep_ra_key *keys,
 		ct = ri->enc_key->data;
 		usable = 1;
 	}
+	if (ri != NULL)
+		ep->wrapped = ri->enc_key;
 	outlen = k;
 	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, ra_key, NULL)) == NULL ||
 	    EVP_PKEY_decrypt_init(ctx) <= 0 ||
@@ -1034,6 +1037,42 @@ out:
 }
 
 /*
+ * Whether the key ep unwrapped came with this content before, or never:
+ * 1; 0 when it came with other content (struct scep_wrapped_keys), -1
+ * when that cannot be told. The content is the ciphertext with its
+ * cipher and IV, under what it is read as.
+ */
+static int
+envelope_seen(struct scep_wrapped_keys *seen, struct envelope_plain *ep,
+    const PKCS7_ENC_CONTENT *ec, enum scep_content_kind kind)
+{
+	uint8_t *more = NULL, *alg = NULL;
+	int alg_len, rc = -1;
+
+	if (ep->wrapped == NULL)
+		return 1; /* nothing unwrapped: it fails as it is */
+	if ((alg_len = i2d_X509_ALGOR(ec->algorithm, &alg)) > 0 &&
+	    (more = malloc((size_t)alg_len + 1)) != NULL) {
+		more[0] = (uint8_t)kind;
+		memcpy(more + 1, alg, (size_t)alg_len);
+		rc = scep_wrapped_keys_check(seen, ep->wrapped->data,
+		    (size_t)ep->wrapped->length,
+		    ec->enc_data != NULL ? ec->enc_data->data : NULL,
+		    ec->enc_data != NULL ? (size_t)ec->enc_data->length : 0,
+		    more, (size_t)alg_len + 1);
+	}
+	if (rc != 1 && ep->detail == NULL)
+		ep->detail = rc == 0
+		    ? "its RecipientInfo's wrapped key came before with other "
+		      "content: a device's envelope key reused (refused "
+		      "unread: a padding oracle otherwise)"
+		    : "out of memory";
+	free(more);
+	OPENSSL_free(alg);
+	return rc;
+}
+
+/*
  * Decrypts the content of `p7` (an EnvelopedData whose cipher passed the
  * policy) into ep, padding and all, whatever goes wrong on the way: every
  * failure only clears ep->ok. SCEP_OK, or SCEP_E_NOMEM when nothing could
@@ -1041,7 +1080,8 @@ out:
  */
 static int
 envelope_decrypt(PKCS7 *p7, int cipher_nid, const struct scep_ra_key *keys,
-    size_t nkeys, struct envelope_plain *ep, size_t *cap)
+    size_t nkeys, struct scep_wrapped_keys *seen, enum scep_content_kind kind,
+    struct envelope_plain *ep, size_t *cap)
 {
 	PKCS7_ENC_CONTENT *ec = p7->d.enveloped->enc_data;
 	EVP_CIPHER *cipher = NULL;
@@ -1106,6 +1146,9 @@ envelope_decrypt(PKCS7 *p7, int cipher_nid, const struct scep_ra_key *keys,
 	    !EVP_DecryptFinal_ex(ctx, ep->buf + n, &m) ||
 	    (size_t)n + (size_t)m != aligned)
 		goto out;
+	/* Decrypted all the same: the same work whatever is refused. */
+	if (seen != NULL && envelope_seen(seen, ep, ec, kind) != 1)
+		ep->ok = 0;
 	if (aligned >= bs) {
 		size_t before = ep->ok;
 
@@ -1186,8 +1229,8 @@ scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
 	w = why_decrypt;
 	if (ra_cert == NULL || ra_key == NULL ||
 	    envelope_decrypt(p7, *cipher_nid,
-	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, &ep,
-	        &cap) != SCEP_OK ||
+	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, NULL,
+	        SCEP_CONTENT_CSR, &ep, &cap) != SCEP_OK ||
 	    !ep.ok || ep.len == 0)
 		goto out;
 	if ((*plain = malloc(ep.len)) == NULL) {
@@ -1523,9 +1566,9 @@ content_read(enum scep_content_kind kind, const uint8_t *der, size_t len,
 int
 scep_envelope_read(const uint8_t *env, size_t len,
     const struct scep_ra_key *keys, size_t nkeys,
-    const struct scep_alg_policy *policy, enum scep_content_kind kind,
-    struct scep_content *out, int *cipher_nid, int *failinfo, const char **why,
-    const char **detail)
+    const struct scep_alg_policy *policy, struct scep_wrapped_keys *seen,
+    enum scep_content_kind kind, struct scep_content *out, int *cipher_nid,
+    int *failinfo, const char **why, const char **detail)
 {
 	struct envelope_plain ep = {0};
 	PKCS7 *p7 = NULL;
@@ -1551,8 +1594,8 @@ scep_envelope_read(const uint8_t *env, size_t len,
 	 * which step failed (a padding oracle needs one or the other).
 	 */
 	if (nkeys == 0 || keys[0].cert == NULL || keys[0].key == NULL ||
-	    envelope_decrypt(p7, *cipher_nid, keys, nkeys, &ep, &cap) !=
-	        SCEP_OK)
+	    envelope_decrypt(
+	        p7, *cipher_nid, keys, nkeys, seen, kind, &ep, &cap) != SCEP_OK)
 		ep.ok = 0;
 	read_ok = content_read(kind, ep.buf, ep.len, out, &d) == 0;
 	if (!(ep.ok && read_ok)) {

@@ -163,6 +163,28 @@ struct scep_ra_key {
 };
 
 /*
+ * The wrapped content-encryption keys an RA has unwrapped, each with the
+ * content it came with (lib/wrapped_keys.c says why): a key seen before
+ * with other content is refused by scep_envelope_read, as an envelope
+ * that does not open is, without its content read. Shared by threads;
+ * `capacity` keys (4 .. SCEP_WRAPPED_KEYS_MAX), the oldest forgotten.
+ */
+#define SCEP_WRAPPED_KEYS_MAX (16u << 20)
+struct scep_wrapped_keys;
+struct scep_wrapped_keys *scep_wrapped_keys_new(size_t capacity);
+void scep_wrapped_keys_free(struct scep_wrapped_keys *w);
+/* 1: `key` is new (now remembered with this content) or came with it
+ * before; 0: it came with other content; -1: out of memory. The content
+ * is `more` (DER, or a byte then DER) followed by `content`. */
+int scep_wrapped_keys_check(struct scep_wrapped_keys *w, const uint8_t *key,
+    size_t key_len, const uint8_t *content, size_t content_len,
+    const uint8_t *more, size_t more_len);
+/* Refusals and keys forgotten since start, and the age of the youngest
+ * forgotten since the last call (-1: none). */
+void scep_wrapped_keys_stats(struct scep_wrapped_keys *w, uint64_t *refused,
+    uint64_t *forgotten, int64_t *youngest_forgotten_ms);
+
+/*
  * The server's one way into a request's pkcsPKIEnvelope: decrypts it with
  * the RA's certificate and key, keys[0], or with the key of an earlier RA
  * certificate of keys[1..nkeys-1] that a RecipientInfo names (and none
@@ -178,6 +200,8 @@ struct scep_ra_key {
  * whole content decrypted, and one read (a CSR's with its signature check)
  * of the content or, when that fails, of a stand-in. Only then is a CSR's
  * challengePassword read (SCEP_E_CSR, badRequest, when malformed).
+ * With `seen` (NULL: not asked), a wrapped key that came before with
+ * other content fails the same way, after the same steps.
  * *detail (static) says for the server's log what failed; never answer it.
  * On success it is NULL, or a note for the log: the envelope named an
  * earlier certificate of keys[1..], or a certificate none of them is (an
@@ -188,9 +212,9 @@ struct scep_ra_key {
  */
 int scep_envelope_read(const uint8_t *env, size_t len,
     const struct scep_ra_key *keys, size_t nkeys,
-    const struct scep_alg_policy *policy, enum scep_content_kind kind,
-    struct scep_content *out, int *cipher_nid, int *failinfo, const char **why,
-    const char **detail);
+    const struct scep_alg_policy *policy, struct scep_wrapped_keys *seen,
+    enum scep_content_kind kind, struct scep_content *out, int *cipher_nid,
+    int *failinfo, const char **why, const char **detail);
 
 /*
  * Decrypts a pkcsPKIEnvelope as scep_envelope_read does and returns the

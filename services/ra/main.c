@@ -54,6 +54,8 @@ static const struct config_key ra_config[] = {
     {"AllowSHA1", CONFIG_BOOL, 0, 1, "1", S(allow_sha1), NULL},
     {"Workers", CONFIG_INT, 0, 256, "0", S(workers), NULL},
     {"RPCTimeout", CONFIG_INT, 100, 600000, "4000", S(rpc_timeout), NULL},
+    {"EnvelopeKeyMemory", CONFIG_INT, 0, SCEP_WRAPPED_KEYS_MAX, "32768",
+        S(envelope_key_memory), NULL},
     {"CAServerKey", CONFIG_STRING, 0, 0, "", S(ca_server_key),
         "the CA's CurveZMQ public key file (one per CAEndpoint, or one)"},
     {"ChallengeServerKey", CONFIG_STRING, 0, 0, "", S(challenge_server_key),
@@ -179,6 +181,65 @@ ra_load_previous_enc(struct ra *ra, const char *config_file)
 	return 0;
 }
 
+/* [ra] EnvelopeKeyMemory: 0, or -1 (to stderr). */
+static int
+ra_wrapped_keys_start(struct ra *ra)
+{
+	long n = ra->settings.envelope_key_memory;
+
+	if (n == 0) {
+		log_warn("EnvelopeKeyMemory = 0: a device's envelope key may "
+		         "come again with other content (a padding oracle on "
+		         "its request, challengePassword and all)");
+		return 0;
+	}
+	if (n < 4 ||
+	    (ra->wrapped_keys = scep_wrapped_keys_new((size_t)n)) == NULL) {
+		fprintf(stderr, "scepd-ra: [ra] EnvelopeKeyMemory = %ld: %s\n",
+		    n, n < 4 ? "0 (none), or 4 or more" : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * EnvelopeKeyMemory forgetting keys younger than an hour (a one-time
+ * password's default life): said at most every ten minutes. A flood of
+ * envelopes pushes a device's key out so that it may be reused.
+ */
+static void
+ra_wrapped_keys_watch(struct ra *ra)
+{
+	uint64_t refused, forgotten;
+	int64_t youngest;
+	time_t now = time(NULL);
+
+	if (ra->wrapped_keys == NULL ||
+	    (now >= ra->wrapped_keys_logged &&
+	        now - ra->wrapped_keys_logged < 600))
+		return;
+	scep_wrapped_keys_stats(
+	    ra->wrapped_keys, &refused, &forgotten, &youngest);
+	if (youngest < 0 || youngest >= 3600 * 1000)
+		return;
+	ra->wrapped_keys_logged = now;
+	log_warn("EnvelopeKeyMemory = %ld is full: an envelope's key was "
+	         "forgotten %lld s after it came (%llu forgotten, %llu "
+	         "reused keys refused since start); many requests, or a "
+	         "flood to make a device's key usable again: raise it",
+	    ra->settings.envelope_key_memory, (long long)(youngest / 1000),
+	    (unsigned long long)forgotten, (unsigned long long)refused);
+}
+
+/* The serving thread's idle call. Certificates ending while it runs are
+ * logged as at start. */
+static void
+ra_idle(void *service)
+{
+	ra_validity_watch(service);
+	ra_wrapped_keys_watch(service);
+}
+
 static void *
 ra_worker_init(void *service)
 {
@@ -246,6 +307,7 @@ ra_free(struct ra *ra)
 	free(ra->next_ca_body);
 	ra_crl_cache_free(ra->crl_cache);
 	ra_crl_cache_free(ra->previous_crl_cache);
+	scep_wrapped_keys_free(ra->wrapped_keys);
 	rpc_link_free(ra->ca_link);
 	rpc_link_free(ra->challenge_link);
 	rpc_curve_free(ra->curve);
@@ -336,7 +398,8 @@ main(int argc, char **argv)
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
-	if (ra_validity_check(&ra) != 0 || ra_cacert_prepare(&ra) != 0 ||
+	if (ra_wrapped_keys_start(&ra) != 0 || ra_validity_check(&ra) != 0 ||
+	    ra_cacert_prepare(&ra) != 0 ||
 	    (ra.crl_cache = ra_crl_cache_new()) == NULL ||
 	    (ra.previous_crl_cache = ra_crl_cache_new()) == NULL)
 		goto out;
@@ -361,8 +424,7 @@ main(int argc, char **argv)
 	server.service = &ra;
 	server.curve = ra.curve;
 	server.ready = ra_sandbox_ready;
-	/* Certificates ending while it runs are logged as at start. */
-	server.idle = ra_validity_watch;
+	server.idle = ra_idle;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
 	if (ra.zmq_ctx != NULL)

@@ -375,8 +375,9 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 		return -1;
 	}
 	if (scep_envelope_read(sreq->envelope, sreq->envelope_len, ra->enc,
-	        ra->enc[1].cert != NULL ? 2 : 1, &ra->policy, kind, content,
-	        &ans->cipher_nid, &failinfo, &why, &detail) != SCEP_OK) {
+	        ra->enc[1].cert != NULL ? 2 : 1, &ra->policy, ra->wrapped_keys,
+	        kind, content, &ans->cipher_nid, &failinfo, &why,
+	        &detail) != SCEP_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "envelope refused: %s", detail);
 		ra_fail(ans, failinfo, why);

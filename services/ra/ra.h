@@ -41,6 +41,7 @@ struct ra_settings {
 	int allow_sha1;
 	long workers;
 	long rpc_timeout;
+	long envelope_key_memory; /* wrapped keys remembered; 0: none */
 	char *ca_server_key; /* CAServerKey: the CA's public key file(s) */
 	char *challenge_server_key; /* ChallengeServerKey */
 	struct rpc_curve_settings curve; /* CurveZMQ keys (rpc.h) */
@@ -78,6 +79,11 @@ struct ra {
 	/* The one thing workers change: the CA's, and the previous CA's
 	 * ([ca] PreviousCAKey) for a GetCRL naming it. */
 	struct ra_crl_cache *crl_cache, *previous_crl_cache;
+	/* Each envelope's wrapped key and the content it came with: one
+	 * reused with other content is refused (lib/wrapped_keys.c). NULL
+	 * with EnvelopeKeyMemory = 0. Shared by the workers, locked within. */
+	struct scep_wrapped_keys *wrapped_keys;
+	time_t wrapped_keys_logged; /* the serving thread's */
 	/* When the certificates above end (validity.c): for /metrics and
 	 * the log. Not changed after start. */
 	struct ra_expiry {

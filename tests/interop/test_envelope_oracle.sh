@@ -2,7 +2,8 @@
 # Answers that leak nothing (issue 7): every way a request's envelope can
 # fail to open or to hold a CSR (bad RSA padding, bad CBC padding, not a
 # CSR, a bad CSR signature, a bogus RecipientInfo before ours, an envelope
-# for another RA, a CSR key refused by size or curve) gets one identical
+# for another RA, a CSR key refused by size or curve, a device's envelope
+# key copied into an envelope of other content) gets one identical
 # FAILURE badMessageCheck, in the same time; the server's log alone says
 # which step failed. Keys whose check would be expensive (RSA 16384,
 # explicit EC curves) are refused in milliseconds, in the CSR and in the
@@ -43,7 +44,8 @@ grep -F "envelope refused:" "$SERVER_LOG" > "$WORK/refused.log" || fail "no 'env
 for why in "does not unwrap (RSA PKCS#1 v1.5)" "padding is wrong" \
 	"not a PKCS#10 request" "self-signature does not verify" \
 	"no RecipientInfo names the RA certificate" \
-	"refused before any signature math"; do
+	"refused before any signature math" \
+	"wrapped key came before with other content"; do
 	grep -qF "$why" "$WORK/refused.log" || fail "the log never says '$why'"
 done
 grep -q "signer certificate's key is refused before its signature is checked" "$SERVER_LOG" ||

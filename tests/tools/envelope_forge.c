@@ -28,8 +28,15 @@
  *   csr-explicit-ec    a CSR whose EC key has explicit curve parameters
  *   signer-rsa16384    the same 16384-bit key in the signer certificate
  *   signer-explicit-ec a signer certificate with an explicit-curve key
+ *   reused-key         the control's RecipientInfo (its content key,
+ *                      wrapped) with the same CSR encrypted anew under
+ *                      another IV: what one copying a device's envelope
+ *                      key into envelopes of chosen blocks sends (a
+ *                      padding oracle); refused unread as a key seen with
+ *                      other content ([ra] EnvelopeKeyMemory)
  *
- * Every class from bad-rsa to csr-explicit-ec must be answered FAILURE
+ * Every class from bad-rsa to csr-explicit-ec, and reused-key, must be
+ * answered FAILURE
  * badMessageCheck with one byte-identical failInfoText naming the key
  * limit (8192); the signer-* ones HTTP 400 naming it. Prints each class's
  * median, p90 and offset (see offset()). Exit 0 when all is as expected;
@@ -238,6 +245,45 @@ bad_padding(PKCS7 *p7, X509 *ra, const uint8_t *in, int len)
 	free(ct);
 }
 
+/*
+ * The content of `p7` replaced: `in` encrypted with `cek` (AES-128-CBC,
+ * padded) under a fresh IV; with `ra`, `cek` wrapped to it in the first
+ * RecipientInfo too.
+ */
+static void
+own_content(PKCS7 *p7, X509 *ra, const unsigned char cek[16], const uint8_t *in,
+    int len)
+{
+	PKCS7_ENC_CONTENT *ec = p7->d.enveloped->enc_data;
+	ASN1_OCTET_STRING *iv_os = ASN1_OCTET_STRING_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_CIPHER_CTX *cctx;
+	unsigned char iv[16], wrapped[1024], *ct = malloc((size_t)len + 16);
+	size_t wlen = sizeof(wrapped);
+	int n, m;
+
+	if (ra != NULL &&
+	    ((pctx = EVP_PKEY_CTX_new(X509_get0_pubkey(ra), NULL)) == NULL ||
+	        EVP_PKEY_encrypt_init(pctx) <= 0 ||
+	        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0 ||
+	        EVP_PKEY_encrypt(pctx, wrapped, &wlen, cek, 16) <= 0 ||
+	        !ASN1_OCTET_STRING_set(
+	            recipient(p7, 0)->enc_key, wrapped, (int)wlen)))
+		die("cannot wrap our content key");
+	if (ct == NULL || iv_os == NULL || RAND_bytes(iv, sizeof(iv)) != 1 ||
+	    !ASN1_OCTET_STRING_set(iv_os, iv, sizeof(iv)) ||
+	    (cctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    !EVP_EncryptInit_ex2(cctx, EVP_aes_128_cbc(), cek, iv, NULL) ||
+	    !EVP_EncryptUpdate(cctx, ct, &n, in, len) ||
+	    !EVP_EncryptFinal_ex(cctx, ct + n, &m) ||
+	    !ASN1_OCTET_STRING_set(ec->enc_data, ct, n + m))
+		die("cannot encrypt the content");
+	ASN1_TYPE_set(ec->algorithm->parameter, V_ASN1_OCTET_STRING, iv_os);
+	EVP_CIPHER_CTX_free(cctx);
+	EVP_PKEY_CTX_free(pctx);
+	free(ct);
+}
+
 /* A PKCSReq carrying the envelope `p7` (freed), signed by cert/key. */
 static void
 request(struct class *c, int idx, PKCS7 *p7, X509 *cert, EVP_PKEY *key)
@@ -298,12 +344,19 @@ forge_classes(struct class *cl, const struct forge *f, const char *pw)
 {
 	X509_REQ *req;
 	uint8_t *der, *junk;
+	unsigned char cek[16];
 	int len, i = 0;
-	PKCS7 *p7;
+	PKCS7 *p7, *reused;
 
-	/* control */
-	request(&cl[i], i, envelope(f->csr, f->csr_len, f->ra_enc, NULL),
-	    f->cert, f->key);
+	/* control, with a content key of ours; reused-key its copy */
+	p7 = envelope(f->csr, f->csr_len, f->ra_enc, NULL);
+	if (RAND_bytes(cek, sizeof(cek)) != 1)
+		die("cannot make a content key");
+	own_content(p7, f->ra_enc, cek, f->csr, f->csr_len);
+	if ((reused = PKCS7_dup(p7)) == NULL)
+		die("out of memory");
+	own_content(reused, NULL, cek, f->csr, f->csr_len);
+	request(&cl[i], i, p7, f->cert, f->key);
 	i++;
 	/* bad-rsa */
 	p7 = envelope(f->csr, f->csr_len, f->ra_enc, NULL);
@@ -370,6 +423,9 @@ forge_classes(struct class *cl, const struct forge *f, const char *pw)
 	/* signer-explicit-ec */
 	request(&cl[i], i, envelope(f->csr, f->csr_len, f->ra_enc, NULL),
 	    f->ec_cert, f->ec);
+	i++;
+	/* reused-key: after the control (the warm-up posts it first) */
+	request(&cl[i], i, reused, f->cert, f->key);
 }
 
 /* POSTs the message on the kept-alive connection; the answer's time. */
@@ -516,6 +572,7 @@ main(int argc, char **argv)
 	    {"csr-explicit-ec", EXPECT_REFUSED, 0, 1, NULL, 0, NULL, 0},
 	    {"signer-rsa16384", EXPECT_HTTP_400, 0, 1, NULL, 0, NULL, 0},
 	    {"signer-explicit-ec", EXPECT_HTTP_400, 0, 1, NULL, 0, NULL, 0},
+	    {"reused-key", EXPECT_REFUSED, 1, 0, NULL, 0, NULL, 0},
 	};
 	const int ncl = (int)(sizeof(cl) / sizeof(cl[0]));
 	const char *url = NULL, *enc = NULL, *sig = NULL, *pw = NULL;

@@ -20,6 +20,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -1013,7 +1014,7 @@ read_refused(const uint8_t *env, size_t env_len, enum scep_content_kind kind,
 	int fi, cipher;
 
 	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
-	                     kind, &c, &cipher, &fi, &w, &d),
+	                     NULL, kind, &c, &cipher, &fi, &w, &d),
 	    SCEP_E_DECRYPT);
 	assert_int_equal(fi, SCEP_FAILINFO_BAD_MESSAGE_CHECK);
 	assert_int_equal(cipher, NID_aes_128_cbc);
@@ -1053,7 +1054,7 @@ read_opened(
 	int fi, cipher;
 
 	assert_int_equal(scep_envelope_read(env, env_len, keys, nkeys, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_OK);
 	assert_string_equal(c.challenge, "s3cret-OTP");
 	scep_content_clear(&c);
@@ -1204,7 +1205,7 @@ test_envelope_read_one_answer(void **state)
 	env = envelope_of(der, len, &env_len);
 	free(der);
 	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_OK);
 	assert_non_null(c.csr);
 	assert_string_equal(c.challenge, "s3cret-OTP");
@@ -1321,7 +1322,7 @@ test_envelope_read_one_answer(void **state)
 	}
 	env = envelope_holding(csr_der, (size_t)n, fx.ra_cert, &env_len);
 	assert_int_equal(scep_envelope_read(env, env_len, RA_KEYS, 1, NULL,
-	                     SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
+	                     NULL, SCEP_CONTENT_CSR, &c, &cipher, &fi, &w, &d),
 	    SCEP_E_CSR);
 	assert_int_equal(fi, SCEP_FAILINFO_BAD_REQUEST);
 	assert_string_not_equal(w, why);
@@ -1333,6 +1334,184 @@ test_envelope_read_one_answer(void **state)
 
 /* A signer certificate whose key is too costly to check is refused
  * before its signature is: not authenticated, so no CertRep (HTTP 400). */
+/*
+ * `env` with its content replaced: `plain` encrypted anew, under a new IV,
+ * with the key its RecipientInfo wraps (unwrapped here with the RA's
+ * key), the RecipientInfo kept. What one who copies a device's
+ * RecipientInfo sends, though without the key: chosen blocks instead.
+ */
+static uint8_t *
+envelope_recontent(const uint8_t *env, size_t env_len, const uint8_t *plain,
+    size_t plain_len, size_t *out_len)
+{
+	const uint8_t *p = env;
+	PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)env_len);
+	PKCS7_RECIP_INFO *ri;
+	PKCS7_ENC_CONTENT *ec;
+	EVP_PKEY_CTX *pctx;
+	EVP_CIPHER_CTX *cctx;
+	ASN1_OCTET_STRING *iv_os;
+	uint8_t cek[512], iv[16], *ct, *out = NULL; /* the RSA size, given */
+	size_t cek_len = sizeof(cek);
+	int n, m, len;
+
+	assert_non_null(p7);
+	ri = sk_PKCS7_RECIP_INFO_value(p7->d.enveloped->recipientinfo, 0);
+	ec = p7->d.enveloped->enc_data;
+	assert_non_null(pctx = EVP_PKEY_CTX_new(fx.ra_key, NULL));
+	assert_true(EVP_PKEY_decrypt_init(pctx) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0);
+	assert_true(EVP_PKEY_decrypt(pctx, cek, &cek_len, ri->enc_key->data,
+	                (size_t)ri->enc_key->length) > 0);
+	assert_int_equal(cek_len, 16);
+	EVP_PKEY_CTX_free(pctx);
+	assert_int_equal(RAND_bytes(iv, sizeof(iv)), 1);
+	ct = malloc(plain_len + 16);
+	assert_non_null(cctx = EVP_CIPHER_CTX_new());
+	assert_true(
+	    EVP_EncryptInit_ex2(cctx, EVP_aes_128_cbc(), cek, iv, NULL));
+	assert_true(EVP_EncryptUpdate(cctx, ct, &n, plain, (int)plain_len));
+	assert_true(EVP_EncryptFinal_ex(cctx, ct + n, &m));
+	EVP_CIPHER_CTX_free(cctx);
+	assert_true(ASN1_OCTET_STRING_set(ec->enc_data, ct, n + m));
+	iv_os = ASN1_OCTET_STRING_new();
+	assert_true(ASN1_OCTET_STRING_set(iv_os, iv, sizeof(iv)));
+	ASN1_TYPE_set(ec->algorithm->parameter, V_ASN1_OCTET_STRING, iv_os);
+	assert_true((len = i2d_PKCS7(p7, &out)) > 0);
+	*out_len = (size_t)len;
+	PKCS7_free(p7);
+	free(ct);
+	OPENSSL_cleanse(cek, sizeof(cek));
+	return out;
+}
+
+/* scep_envelope_read of `env` as `kind` with `seen`: its return. */
+static int
+read_seen(const uint8_t *env, size_t env_len, struct scep_wrapped_keys *seen,
+    enum scep_content_kind kind, const char **why, const char **detail)
+{
+	struct scep_content c;
+	int fi, cipher, rc;
+
+	rc = scep_envelope_read(env, env_len, RA_KEYS, 1, NULL, seen, kind, &c,
+	    &cipher, &fi, why, detail);
+	assert_int_equal(fi,
+	    rc == SCEP_OK ? SCEP_FAILINFO_NONE
+	                  : SCEP_FAILINFO_BAD_MESSAGE_CHECK);
+	scep_content_clear(&c);
+	return rc;
+}
+
+/*
+ * A device's RecipientInfo copied into another envelope (its own IV and
+ * ciphertext) under a messageType whose content has no signature of its
+ * own (GetCRL, GetCert, CertPoll): whether chosen blocks decrypted under
+ * the device's key read as that content showed in the answer, a padding
+ * oracle on its CSR. With the RA's memory of wrapped keys, the copy is
+ * refused as an envelope that does not open is, while the same envelope
+ * sent again still opens.
+ */
+static void
+test_envelope_key_reused(void **state)
+{
+	struct scep_wrapped_keys *seen = scep_wrapped_keys_new(64), *other;
+	uint8_t *env, *copy, *issuer_serial = NULL;
+	size_t env_len, copy_len, is_len;
+	const char *why = NULL, *refusal = NULL, *detail = NULL;
+	uint64_t refused, forgotten;
+	int64_t youngest;
+
+	(void)state;
+	assert_non_null(seen);
+	env = envelope_to(fx.ra_cert, &env_len);
+	assert_int_equal(
+	    scep_issuer_serial_build(X509_get_issuer_name(fx.issued),
+	        X509_get0_serialNumber(fx.issued), &issuer_serial, &is_len),
+	    SCEP_OK);
+	/* The device's envelope, the same content under its key. */
+	copy =
+	    envelope_recontent(env, env_len, issuer_serial, is_len, &copy_len);
+	assert_int_equal(
+	    read_seen(env, env_len, seen, SCEP_CONTENT_CSR, &why, &detail),
+	    SCEP_OK);
+	/* Without the memory, or to an RA that never saw the device's, the
+	 * copy opens: what the oracle reads. */
+	assert_int_equal(read_seen(copy, copy_len, NULL,
+	                     SCEP_CONTENT_ISSUER_SERIAL, &why, &detail),
+	    SCEP_OK);
+	assert_non_null(other = scep_wrapped_keys_new(64));
+	assert_int_equal(read_seen(copy, copy_len, other,
+	                     SCEP_CONTENT_ISSUER_SERIAL, &why, &detail),
+	    SCEP_OK);
+	scep_wrapped_keys_free(other);
+	/* After the device's: refused, as one that does not open is. */
+	assert_int_equal(read_seen(copy, copy_len, seen,
+	                     SCEP_CONTENT_ISSUER_SERIAL, &refusal, &detail),
+	    SCEP_E_DECRYPT);
+	assert_non_null(strstr(detail, "wrapped key came before with other"));
+	/* The same answer as a ciphertext altered (its last byte). */
+	copy[copy_len - 1] ^= 1;
+	why = NULL;
+	read_refused(copy, copy_len, SCEP_CONTENT_ISSUER_SERIAL, &why, NULL);
+	assert_string_equal(refusal, why);
+	copy[copy_len - 1] ^= 1;
+	/* The device's own envelope again (a resend): still opens. */
+	assert_int_equal(
+	    read_seen(env, env_len, seen, SCEP_CONTENT_CSR, &why, &detail),
+	    SCEP_OK);
+	/* The same ciphertext read as another content: refused too. */
+	assert_int_equal(read_seen(env, env_len, seen,
+	                     SCEP_CONTENT_ISSUER_SUBJECT, &why, &detail),
+	    SCEP_E_DECRYPT);
+	scep_wrapped_keys_stats(seen, &refused, &forgotten, &youngest);
+	assert_int_equal(refused, 2);
+	assert_int_equal(forgotten, 0);
+	assert_int_equal(youngest, -1);
+	free(issuer_serial);
+	free(copy);
+	free(env);
+	scep_wrapped_keys_free(seen);
+}
+
+/*
+ * The memory is bounded: a full bucket forgets its oldest key, and says
+ * how young the youngest forgotten was.
+ */
+static void
+test_envelope_keys_forgotten(void **state)
+{
+	struct scep_wrapped_keys *seen = scep_wrapped_keys_new(4);
+	uint8_t key[8] = {0}, content[4] = {1, 2, 3, 4}, other[4] = {9};
+	uint64_t refused, forgotten;
+	int64_t youngest;
+
+	(void)state;
+	assert_non_null(seen);
+	assert_null(scep_wrapped_keys_new(3));
+	assert_int_equal(scep_wrapped_keys_check(seen, key, sizeof(key),
+	                     content, sizeof(content), NULL, 0),
+	    1);
+	assert_int_equal(scep_wrapped_keys_check(seen, key, sizeof(key), other,
+	                     sizeof(other), NULL, 0),
+	    0);
+	/* Four more keys: one bucket of four, the first pushed out. */
+	for (uint8_t i = 1; i <= 4; i++) {
+		key[0] = i;
+		assert_int_equal(scep_wrapped_keys_check(seen, key, sizeof(key),
+		                     content, sizeof(content), NULL, 0),
+		    1);
+	}
+	key[0] = 0;
+	assert_int_equal(scep_wrapped_keys_check(seen, key, sizeof(key), other,
+	                     sizeof(other), NULL, 0),
+	    1);
+	scep_wrapped_keys_stats(seen, &refused, &forgotten, &youngest);
+	assert_int_equal(refused, 1);
+	assert_int_equal(forgotten, 2);
+	assert_true(youngest >= 0 && youngest < 60000);
+	scep_wrapped_keys_free(seen);
+}
+
 static void
 test_signer_key_refused_first(void **state)
 {
@@ -2587,6 +2766,8 @@ main(void)
 	    cmocka_unit_test(test_envelope_read_one_answer),
 	    cmocka_unit_test(test_envelope_read_earlier_ra_cert),
 	    cmocka_unit_test(test_envelope_read_previous_ra_key),
+	    cmocka_unit_test(test_envelope_key_reused),
+	    cmocka_unit_test(test_envelope_keys_forgotten),
 	    cmocka_unit_test(test_signer_key_refused_first),
 	    cmocka_unit_test(test_signer_not_rsa_refused_first),
 	    cmocka_unit_test(test_csr_bad_signature),
