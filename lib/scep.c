@@ -900,6 +900,7 @@ struct envelope_plain {
 	                   first was tried with the RA's */
 	size_t key_index; /* the key tried: 0 the RA's, else an earlier one */
 	const ASN1_OCTET_STRING *wrapped; /* the key unwrapped; NULL: none */
+	int unread; /* its key came with other content: not to be read */
 };
 
 static void
@@ -1146,9 +1147,12 @@ envelope_decrypt(PKCS7 *p7, int cipher_nid, const struct scep_ra_key *keys,
 	    !EVP_DecryptFinal_ex(ctx, ep->buf + n, &m) ||
 	    (size_t)n + (size_t)m != aligned)
 		goto out;
-	/* Decrypted all the same: the same work whatever is refused. */
-	if (seen != NULL && envelope_seen(seen, ep, ec, kind) != 1)
+	/* Decrypted all the same (the same work whatever is refused), but
+	 * never read: how long chosen blocks take to parse is the oracle. */
+	if (seen != NULL && envelope_seen(seen, ep, ec, kind) != 1) {
 		ep->ok = 0;
+		ep->unread = 1;
+	}
 	if (aligned >= bs) {
 		size_t before = ep->ok;
 
@@ -1597,7 +1601,15 @@ scep_envelope_read(const uint8_t *env, size_t len,
 	    envelope_decrypt(
 	        p7, *cipher_nid, keys, nkeys, seen, kind, &ep, &cap) != SCEP_OK)
 		ep.ok = 0;
-	read_ok = content_read(kind, ep.buf, ep.len, out, &d) == 0;
+	if (ep.unread) {
+		struct scep_content decoy = {0};
+
+		(void)content_read(
+		    kind, decoy_der[kind], decoy_len[kind], &decoy, &d);
+		scep_content_clear(&decoy);
+		read_ok = 0;
+	} else
+		read_ok = content_read(kind, ep.buf, ep.len, out, &d) == 0;
 	if (!(ep.ok && read_ok)) {
 		rc = SCEP_E_DECRYPT;
 		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;
