@@ -470,6 +470,125 @@ out:
 	return rc;
 }
 
+/* Whether the template's ExtendedKeyUsage (none: any) holds `name` or
+ * its OID, or anyExtendedKeyUsage. */
+static int
+ca_template_eku_has(
+    const struct ca_template *t, const char *name, const char *oid)
+{
+	const char *eku = t->s.extended_key_usage;
+	size_t len;
+
+	if (eku == NULL || eku[strspn(eku, ", ")] == '\0')
+		return 1;
+	for (const char *p = eku; *(p += strspn(p, ", ")) != '\0'; p += len) {
+		const char *names[] = {
+		    name, oid, "anyExtendedKeyUsage", "2.5.29.37.0"};
+
+		len = strcspn(p, ", ");
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (len == strlen(names[i]) &&
+			    strncmp(p, names[i], len) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/* A CN a TLS client may take for a host name: letters, digits, '-', '_',
+ * with a dot or a wildcard (a device's "Robs iPad" or UDID is none). */
+static int
+ca_cn_is_host(const char *cn)
+{
+	int dotted = 0;
+
+	for (const char *c = cn; *c != '\0'; c++)
+		if (*c == '.' || *c == '*')
+			dotted = 1;
+		else if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_')
+			return 0;
+	return dotted;
+}
+
+/*
+ * The names in the subject that clients read as SANs where a certificate
+ * has none: a CN as a host name (OpenSSL's X509_check_host, Java and many
+ * embedded TLS stacks fall back to it), emailAddress as a mail address
+ * (S/MIME clients). Under a template whose certificates serve for that,
+ * they must pass the template's AllowedSANs as a DNS or email SAN would:
+ * otherwise `CN=mail.example.com` with no SAN was a server certificate
+ * for that host, whatever AllowedSANs said.
+ */
+static int
+ca_csr_check_subject_names(
+    const struct ca_template *t, X509_REQ *req, struct ca_refusal *r)
+{
+	const X509_NAME *subject = X509_REQ_get_subject_name(req);
+	static const struct {
+		int nid;
+		enum ca_san_type type;
+		const char *eku, *eku_oid, *how;
+	} kinds[] = {
+	    {NID_commonName, CA_SAN_DNS, "serverAuth", "1.3.6.1.5.5.7.3.1",
+	        "TLS clients take it as the host name where no DNS "
+	        "subjectAltName is"},
+	    {NID_pkcs9_emailAddress, CA_SAN_EMAIL, "emailProtection",
+	        "1.3.6.1.5.5.7.3.4",
+	        "mail clients take it as the address where no email "
+	        "subjectAltName is"},
+	};
+	unsigned char *utf8;
+	int len, rc = 0;
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && rc == 0;
+	     k++) {
+		if (!ca_template_eku_has(t, kinds[k].eku, kinds[k].eku_oid) ||
+		    (kinds[k].nid != NID_commonName &&
+		        t->fixed_subject != NULL))
+			continue;
+		for (int at = -1; rc == 0 &&
+		     (at = X509_NAME_get_index_by_NID(
+		          subject, kinds[k].nid, at)) >= 0;) {
+			if ((len = ASN1_STRING_to_UTF8(&utf8,
+			         X509_NAME_ENTRY_get_data(
+			             X509_NAME_get_entry(subject, at)))) < 0) {
+				rc = ca_refuse(r,
+				    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+				    "the subject's %s cannot be read",
+				    OBJ_nid2sn(kinds[k].nid));
+				break;
+			}
+			if ((size_t)len != strlen((char *)utf8) ||
+			    (kinds[k].type == CA_SAN_DNS &&
+			        !ca_cn_is_host((char *)utf8))) {
+				OPENSSL_free(utf8);
+				continue;
+			}
+			if (!ca_san_plain(kinds[k].type, (char *)utf8))
+				rc = ca_refuse(r,
+				    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+				    "the subject's %s \"%.200s\" is a pattern, "
+				    "not "
+				    "a name (%s): refused",
+				    OBJ_nid2sn(kinds[k].nid), (char *)utf8,
+				    kinds[k].how);
+			else if (!ca_template_san_allowed(
+			             t, kinds[k].type, (char *)utf8))
+				rc = ca_refuse(r,
+				    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+				    "the subject's %s \"%.200s\" is refused by "
+				    "template %s, whose AllowedSANs must allow "
+				    "%s:%s (%s, and its certificates serve for "
+				    "%s); AllowedSANs = %s",
+				    OBJ_nid2sn(kinds[k].nid), (char *)utf8,
+				    t->name, ca_san_type_name(kinds[k].type),
+				    (char *)utf8, kinds[k].how, kinds[k].eku,
+				    t->nsans ? t->s.allowed_sans : "none");
+			OPENSSL_free(utf8);
+		}
+	}
+	return rc;
+}
+
 int
 ca_csr_rules(const struct ca *ca, const struct ca_template *tpl, X509_REQ *req,
     struct ca_refusal *refusal)
@@ -492,7 +611,8 @@ ca_csr_rules(const struct ca *ca, const struct ca_template *tpl, X509_REQ *req,
 		    tpl->name);
 		goto out;
 	}
-	if (ca_csr_check_extensions(tpl, req, refusal) != 0)
+	if (ca_csr_check_subject_names(tpl, req, refusal) != 0 ||
+	    ca_csr_check_extensions(tpl, req, refusal) != 0)
 		goto out;
 	rc = 0;
 out:

@@ -191,6 +191,26 @@ refused san_sig badRequest "refused by template Signing"
 csr san_dir "/CN=dir" rsa:2048 -addext "subjectAltName=dirName:dir_sect" -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nCN=x\n')
 refused san_dir badRequest "of a kind no template allows"
 
+check "a CN that is a host name passes AllowedSANs as a DNS SAN would, under a template serving TLS"
+# Without a DNS SAN, TLS clients (OpenSSL's X509_check_host, Java, many
+# embedded stacks) take the CN as the host name: CN=mail.corp.example.com
+# was a server certificate for that host under Devices (serverAuth), whose
+# AllowedSANs allows no such DNS name.
+csr cn_host_ok "/CN=printer.devices.example.com" rsa:2048
+issue cn_host_ok
+csr cn_host_bad "/O=Fabrikam/CN=mail.corp.example.com" rsa:2048
+refused cn_host_bad badRequest 'CN "mail.corp.example.com" is refused by template Devices'
+grep -q "AllowedSANs must allow DNS:mail.corp.example.com" "$WORK/cn_host_bad.out" ||
+	{ cat "$WORK/cn_host_bad.out"; fail "the refusal does not say what AllowedSANs must allow"; }
+csr cn_wild "/CN=*.devices.example.com" rsa:2048
+refused cn_wild badRequest 'CN "\*.devices.example.com" is a pattern, not a name'
+# A device's name or a UDID is no host name; under a template whose
+# certificates serve no TLS server (Signing: clientAuth) a dotted CN stays.
+csr cn_udid "/CN=00008030-001A2D2E3C0B802E" rsa:2048
+issue cn_udid
+csr cn_client "/CN=laptop.corp.example.com" rsa:2048 -addext "keyUsage=critical,digitalSignature"
+issue cn_client
+
 check "a subjectAltName OpenSSL cannot read whole, or a second one, is refused, never copied unchecked"
 # der_san NAME... : "DER:" and a SEQUENCE of dNSName [2] of each NAME,
 # then the raw hex bytes of $TAIL (another parser may read what OpenSSL
@@ -382,4 +402,13 @@ assert e["sans"][16:] == ["(24 more)"], e["sans"][16:]
 assert 1000 <= len(e["subject"].encode()) <= 1024 + 3 and e["subject"].endswith("..."), len(e["subject"])
 PY
 
-pass "templates chosen by key usage, usages from the template, key types, SAN policy, subject order, lint, ledger, no expired certificate handed out again, refusals recorded bounded"
+check "an emailAddress in the subject passes AllowedSANs as an email SAN would, under a template for mail"
+server_stop
+set_conf template.Devices ExtendedKeyUsage "serverAuth,clientAuth,emailProtection"
+server_start
+csr mail_ok "/CN=ops/emailAddress=ops@example.com" rsa:2048
+issue mail_ok
+csr mail_bad "/CN=ops/emailAddress=ceo@evil.example.net" rsa:2048
+refused mail_bad badRequest 'emailAddress "ceo@evil.example.net" is refused by template Devices'
+
+pass "templates chosen by key usage, usages from the template, key types, SAN policy (in the subject's host-name CN and emailAddress too), subject order, lint, ledger, no expired certificate handed out again, refusals recorded bounded"
