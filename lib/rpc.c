@@ -26,6 +26,10 @@
 #define RPC_DEFAULT_WORKERS_MAX 64 /* Workers = 0's most */
 #define RPC_MIN_ATTEMPT_MS 200
 #define RPC_NAME_MAX 32 /* a CurveClients NAME, with its NUL */
+/* The characters of a CurveClients NAME, and of any declared origin. */
+#define RPC_NAME_CHARS \
+	"abcdefghijklmnopqrstuvwxyz" \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 #define RPC_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* RFC 27 */
 #define RPC_ZAP_DOMAIN "scepd"
 /* What a server's ZMQ_MAXMSGSIZE counts beyond the request: between
@@ -259,10 +263,7 @@ rpc_curve_clients(struct rpc_curve *c, const char *list, const char *file,
 		size_t len = colon ? (size_t)(colon - tok) : 0;
 
 		if (colon == NULL || len == 0 || len >= RPC_NAME_MAX ||
-		    strspn(tok,
-		        "abcdefghijklmnopqrstuvwxyz"
-		        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len ||
-		    colon[1] == '\0') {
+		    strspn(tok, RPC_NAME_CHARS) != len || colon[1] == '\0') {
 			rpc_problem(file, section, "CurveClients",
 			    "'%s' is not NAME:PUBKEYFILE (NAME: letters, "
 			    "digits, '_', '.', '-', at most %d)",
@@ -1102,18 +1103,28 @@ rpc_worker_up(struct rpc_worker *w)
 	pthread_mutex_unlock(&w->start->lock);
 }
 
-/* Whether `origin` is one of the space-separated `peers`. */
+/*
+ * Whether `origin` is one of the space-separated `peers`, as a whole
+ * element. An origin must be one role's name: "scepctl frontend" is
+ * neither scepctl (whose caller's user is checked) nor the frontend
+ * (which a handler may hold to less), and must match neither.
+ */
 static int
 rpc_peer_allowed(const char *peers, const char *origin)
 {
 	size_t len;
 
-	if (origin == NULL || (len = strlen(origin)) == 0)
+	if (origin == NULL || (len = strlen(origin)) == 0 ||
+	    len >= RPC_NAME_MAX || strspn(origin, RPC_NAME_CHARS) != len)
 		return 0;
-	for (const char *p = peers; (p = strstr(p, origin)) != NULL; p += len)
-		if ((p == peers || p[-1] == ' ') &&
-		    (p[len] == ' ' || p[len] == '\0'))
+	for (const char *p = peers; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+
+		if (n == len && memcmp(p, origin, len) == 0)
 			return 1;
+		p += n;
+		p += strspn(p, " ");
+	}
 	return 0;
 }
 

@@ -215,8 +215,10 @@ struct rpc_route {
 	const char *name; /* for logs */
 	/* Origins allowed to ask (space separated, e.g. "frontend scepctl");
 	 * any other is refused with STATUS_BAD_REQUEST and logged. Origins are
-	 * what callers declare; with CURVE the name of the client's key must
-	 * be listed here and equal the declared origin. */
+	 * what callers declare, each one name (a CurveClients NAME's
+	 * characters) equal to an element of this list; with CURVE the name
+	 * of the client's key must be listed here and equal the declared
+	 * origin. */
 	const char *peers;
 	rpc_handler handler;
 };

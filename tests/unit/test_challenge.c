@@ -316,7 +316,9 @@ test_cache_full_and_recovery(void **state)
 	free(c);
 }
 
-/* A ChallengeRevoke from `origin` by password, id or all; the status. */
+/* A ChallengeRevoke from `origin` by password, id or all, admitted by
+ * the route table as the server admits it; the status (BAD_REQUEST: the
+ * origin is not one the route lists). */
 static int
 withdraw(struct fixture *f, const char *origin, const char *password,
     const char *id, int all)
@@ -335,6 +337,10 @@ withdraw(struct fixture *f, const char *origin, const char *password,
 	req.origin = (char *)origin;
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE;
 	req.challenge_revoke = &in;
+	if (rpc_route_for(challenge_routes, &req) == NULL) {
+		rpc_arena_free(arena);
+		return SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+	}
 	reply.status = SCEP__V1__STATUS__STATUS_OK;
 	challenge_handle_revoke(&f->c, &req, &reply, arena);
 	rpc_arena_free(arena);
@@ -398,6 +404,30 @@ test_withdraw_not_handed_out(void **state)
 	free(a);
 	free(b);
 	free(c);
+}
+
+/* A frontend declaring itself "scepctl frontend" (ChallengeRevoke's whole
+ * list of peers) is neither scepctl nor the frontend: refused, and the
+ * unused passwords it asked to delete all enroll still. */
+static void
+test_withdraw_as_two_roles_refused(void **state)
+{
+	struct fixture *f = *state;
+	char *a = issue(f, "admin", NULL, NULL, 0);
+	char *b = issue(f, "admin", NULL, NULL, 0);
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(withdraw(f, "scepctl frontend", NULL, NULL, 1),
+	    SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	assert_int_equal(withdraw(f, "frontend scepctl", NULL, NULL, 1),
+	    SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	assert_int_equal(withdraw(f, " frontend", NULL, NULL, 1),
+	    SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	assert_int_equal(redeem(f, a, "tx-a", 0), OK);
+	assert_int_equal(redeem(f, b, "tx-b", 0), OK);
+	free(a);
+	free(b);
 }
 
 static void
@@ -1172,6 +1202,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_withdraw_not_handed_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_withdraw_as_two_roles_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_consume_wanted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

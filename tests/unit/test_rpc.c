@@ -1,9 +1,10 @@
 /*
  * lib/rpc.c: request/reply over ZeroMQ. Replies match their request ids,
- * unknown kinds are refused, a dead or slow server gives RPC_ETIMEDOUT
- * (never a hang) and a late answer never passes for the next one; of
- * several endpoints, one that is up but never answers is skipped. A
- * reply that holds a secret is wiped once sent.
+ * unknown kinds are refused, as is an origin that is not one role a route
+ * lists (a route's whole list of two is neither), a dead or slow server
+ * gives RPC_ETIMEDOUT (never a hang) and a late answer never passes for
+ * the next one; of several endpoints, one that is up but never answers is
+ * skipped. A reply that holds a secret is wiped once sent.
  * CurveZMQ: a server admits only listed client keys, names the caller by
  * its key (an origin that is not the key's name is refused), and the
  * start-up checks refuse bad key files and network endpoints without keys.
@@ -363,6 +364,49 @@ test_peer_not_allowed(void **state)
 		scep__v1__reply__free_unpacked(reply, NULL);
 		rpc_client_free(client);
 	}
+	zmq_ctx_term(ctx);
+}
+
+/* GetCACaps (route "test other") as `origin`: the reply's status. */
+static int
+caps_status(void *ctx, const char *origin)
+{
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, origin);
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	int status;
+
+	assert_non_null(client);
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
+	req.get_ca_caps = &body;
+	assert_int_equal(rpc_call(client, &req, 3000, &reply), RPC_OK);
+	status = reply->status;
+	if (status != SCEP__V1__STATUS__STATUS_OK)
+		assert_int_equal(
+		    reply->body_case, SCEP__V1__REPLY__BODY__NOT_SET);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	rpc_client_free(client);
+	return status;
+}
+
+/* An origin is one role: a route's list of two ("test other") admits
+ * each alone, never the list itself, a part of it with spaces, nor
+ * either with other characters around it. */
+static void
+test_origin_is_one_role(void **state)
+{
+	static const char *const refused[] = {"test other", " other", "other ",
+	    "test\tother", "test  other", "other\n", "test,other"};
+	void *ctx = zmq_ctx_new();
+
+	(void)state;
+	assert_int_equal(caps_status(ctx, "test"), SCEP__V1__STATUS__STATUS_OK);
+	assert_int_equal(
+	    caps_status(ctx, "other"), SCEP__V1__STATUS__STATUS_OK);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(caps_status(ctx, refused[i]),
+		    SCEP__V1__STATUS__STATUS_BAD_REQUEST);
 	zmq_ctx_term(ctx);
 }
 
@@ -1699,6 +1743,7 @@ main(void)
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_no_route),
 	    cmocka_unit_test(test_peer_not_allowed),
+	    cmocka_unit_test(test_origin_is_one_role),
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
 	    cmocka_unit_test(test_stuck_endpoint_is_skipped),
