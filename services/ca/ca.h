@@ -86,7 +86,9 @@ enum ca_san_type {
 };
 struct ca_san_rule {
 	enum ca_san_type type;
-	char *pattern; /* fnmatch(3); case-insensitive except URIs */
+	/* fnmatch(3), case-insensitive, except URIs: case-sensitive, and
+	 * with "://" the authority apart (template.c template_uri_match) */
+	char *pattern;
 };
 
 /* [template.NAME]: what a certificate issued under it looks like. */

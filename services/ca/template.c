@@ -253,15 +253,160 @@ template_prepare(struct ca_template *t, const char *section)
 	return errors ? -1 : 0;
 }
 
+/* What a wildcard in a URI pattern's authority stands for: a host name's
+ * characters (RFC 3986 unreserved). Not '@' (a userinfo before another
+ * host), ':' (a port, which parsers split the host at), '%' (an escape
+ * some decode), nor what ends the authority ('/', '?', '#'). */
+static int
+template_host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~';
+}
+
+/* The length of the bracket expression ("[a-z]", "[![:digit:]]") that
+ * `p` (n bytes) starts with, or 0 when its '[' is a plain character. */
+static size_t
+template_bracket_len(const char *p, size_t n)
+{
+	size_t i = 1;
+
+	if (i < n && (p[i] == '!' || p[i] == '^'))
+		i++;
+	if (i < n && p[i] == ']')
+		i++;
+	while (i < n && p[i] != ']') {
+		if (p[i] == '[' && i + 1 < n &&
+		    (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+			size_t j = i + 2;
+
+			while (
+			    j + 1 < n && !(p[j] == p[i + 1] && p[j + 1] == ']'))
+				j++;
+			if (j + 1 >= n)
+				return 0;
+			i = j + 2;
+		} else
+			i++;
+	}
+	return i < n ? i + 1 : 0;
+}
+
+#define TEMPLATE_AUTHORITY_MAX 512
+
+/*
+ * Whether the authority `v` (vlen bytes) matches the pattern's `p` (plen
+ * bytes): shell pattern syntax, where '*', '?' and a bracket expression
+ * match host characters only (template_host_char), anything else only
+ * as written. By rows of a table, not by backtracking: the value is the
+ * device's, and "*a*a*a*b" against a long one must not take minutes.
+ */
+static int
+template_authority_match(const char *p, size_t plen, const char *v, size_t vlen)
+{
+	unsigned char rows[2][TEMPLATE_AUTHORITY_MAX + 1];
+	unsigned char *cur = rows[0], *next = rows[1], *swap;
+	char bracket[64], one[2] = {0, 0};
+
+	if (vlen > TEMPLATE_AUTHORITY_MAX)
+		return 0;
+	memset(cur, 0, vlen + 1);
+	cur[0] = 1;
+	for (size_t i = 0, len; i < plen; i += len) {
+		int star = p[i] == '*', any = p[i] == '?';
+		char literal = p[i];
+
+		len = 1;
+		bracket[0] = '\0';
+		if (p[i] == '[' &&
+		    (len = template_bracket_len(p + i, plen - i)) != 0) {
+			if (len >= sizeof(bracket))
+				return 0;
+			memcpy(bracket, p + i, len);
+			bracket[len] = '\0';
+		} else if (p[i] == '\\' && i + 1 < plen) {
+			literal = p[i + 1];
+			len = 2;
+		} else
+			len = 1;
+		next[0] = star && cur[0];
+		for (size_t j = 1; j <= vlen; j++) {
+			char c = v[j - 1];
+
+			if (star)
+				next[j] = cur[j] ||
+				    (next[j - 1] && template_host_char(c));
+			else if (any)
+				next[j] = cur[j - 1] && template_host_char(c);
+			else if (bracket[0] != '\0') {
+				one[0] = c;
+				next[j] = cur[j - 1] && template_host_char(c) &&
+				    fnmatch(bracket, one, 0) == 0;
+			} else
+				next[j] = cur[j - 1] && c == literal;
+		}
+		swap = cur, cur = next, next = swap;
+	}
+	return cur[vlen];
+}
+
+/*
+ * A URI against a URI pattern. With "://" in the pattern the scheme, the
+ * authority (up to the first '/', '?' or '#') and the rest are matched
+ * each on its own: one pattern over the whole URI let a '*' meant for a
+ * host run into the path, a query or a userinfo (the pattern of https,
+ * host *.example.com, any path allowed https://evil.net/.example.com/
+ * and https://evil.net?.example.com/, both of host evil.net). In the
+ * pattern's authority, which ends at its first '/' or '#', a '?' is a
+ * wildcard as elsewhere. The rest is matched as before: a '*' in a path
+ * spans '/'.
+ */
+static int
+template_uri_match(const char *pattern, const char *value)
+{
+	const char *pa = strstr(pattern, "://"), *va = strstr(value, "://");
+	char pscheme[64], vscheme[64];
+	size_t plen, vlen;
+
+	if (pa == NULL)
+		return fnmatch(pattern, value, 0) == 0;
+	/* RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+	if (va == NULL || va == value ||
+	    (size_t)(va - value) >= sizeof(vscheme) ||
+	    (size_t)(pa - pattern) >= sizeof(pscheme) ||
+	    !((*value >= 'a' && *value <= 'z') ||
+	        (*value >= 'A' && *value <= 'Z')) ||
+	    strspn(value,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	        "0123456789+-.") != (size_t)(va - value))
+		return 0;
+	memcpy(pscheme, pattern, (size_t)(pa - pattern));
+	pscheme[pa - pattern] = '\0';
+	memcpy(vscheme, value, (size_t)(va - value));
+	vscheme[va - value] = '\0';
+	if (fnmatch(pscheme, vscheme, 0) != 0)
+		return 0;
+	pa += 3;
+	va += 3;
+	plen = strcspn(pa, "/#");
+	vlen = strcspn(va, "/?#");
+	return template_authority_match(pa, plen, va, vlen) &&
+	    fnmatch(pa + plen, va + vlen, 0) == 0;
+}
+
 int
 ca_template_san_allowed(
     const struct ca_template *t, enum ca_san_type type, const char *value)
 {
-	for (size_t i = 0; i < t->nsans; i++)
-		if (t->sans[i].type == type &&
-		    fnmatch(t->sans[i].pattern, value,
-		        type == CA_SAN_URI ? 0 : FNM_CASEFOLD) == 0)
+	for (size_t i = 0; i < t->nsans; i++) {
+		if (t->sans[i].type != type)
+			continue;
+		if (type == CA_SAN_URI
+		        ? template_uri_match(t->sans[i].pattern, value)
+		        : fnmatch(t->sans[i].pattern, value, FNM_CASEFOLD) == 0)
 			return 1;
+	}
 	return 0;
 }
 

@@ -3,7 +3,8 @@
 # EncryptionTemplate and GeneralPurposeTemplate by the key usage a CSR asks
 # for; key usage, EKU and validity from the template; key types and sizes;
 # the SAN policy per template (refused by default, listed patterns allowed,
-# userPrincipalName never by default); the subject order kept, or a fixed
+# a URI pattern's wildcard for a host kept in the host, userPrincipalName
+# never by default); the subject order kept, or a fixed
 # subject with the request's CN; a lint of every certificate; and clear
 # configuration errors. CSRs go to the CA directly (tests/tools/ca_sign),
 # and through SCEP with the iOS-like client.
@@ -38,6 +39,7 @@ EOF
 # whole (199 with its newline): the CA refused it once, writing the
 # section out again with spaces around "=" and reading that.
 sans="AllowedSANs=DNS:*.devices.example.com email:*@example.com"
+sans="$sans URI:https://*.example.com/* URI:ftp://*@files.example.com/*"
 i=0
 while [ $((${#sans} + 23 + 20)) -le 198 ]; do
 	i=$((i + 1))
@@ -243,6 +245,26 @@ csr san_crit "/CN=printer" rsa:2048 -addext "subjectAltName=critical,$san_ok_der
 issue san_crit
 grep -A1 "X509v3 Subject Alternative Name: *$" "$WORK/san_crit.txt" | grep -q "DNS:printer.devices.example.com$" ||
 	{ cat "$WORK/san_crit.txt"; fail "a SAN asked critical was not issued, non-critical, with its name"; }
+
+check "URI patterns: a host's wildcard stays in the host (not a path, query, fragment, port or userinfo)"
+# Under URI:https://*.example.com/* and URI:ftp://*@files.example.com/*
+# ('\#': openssl's -addext reads '#' as a comment)
+csr uri_ok "/CN=uri" ec:prime256v1 -addext "subjectAltName=URI:https://mdm.example.com/devices/42,URI:https://a.b.example.com/x/y?id=1\#f,URI:ftp://ops@files.example.com/in/"
+issue uri_ok
+grep -A1 "X509v3 Subject Alternative Name: *$" "$WORK/uri_ok.txt" |
+	grep -q "URI:https://mdm.example.com/devices/42, URI:https://a.b.example.com/x/y?id=1#f, URI:ftp://ops@files.example.com/in/$" ||
+	{ cat "$WORK/uri_ok.txt"; fail "the allowed URIs are not in the certificate"; }
+# of host evil.net (or one a URI parser may take as evil.net), and a
+# userinfo the ftp pattern asks for missing
+n=0
+for uri in "https://evil.net/.example.com/" "https://evil.net?.example.com/" \
+	"https://evil.net\#.example.com/" "https://evil.net:.example.com/" \
+	"https://evil.net%2f.example.com/" "https://evil.net@a.example.com/" \
+	"ftp://ops@evil.net@files.example.com/in/" "ftp://files.example.com/in/"; do
+	n=$((n + 1))
+	csr "uri_bad$n" "/CN=uri" ec:prime256v1 -addext "subjectAltName=URI:$uri"
+	refused "uri_bad$n" badRequest "AllowedSANs"
+done
 
 check "through SCEP: the iOS-like client's Key Usage and SubjectAltName reach the templates"
 pw=$(challenge)
