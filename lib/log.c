@@ -44,7 +44,8 @@ static void
 log_vevent(enum log_level level, const char *txid, uint64_t reqid,
     const char *fmt, va_list ap)
 {
-	char line[2048], stamp[LOG_TIME_LEN];
+	char line[2048], out[2048], stamp[LOG_TIME_LEN];
+	size_t o = 0;
 	int n, m;
 
 	log_time(time(NULL), stamp);
@@ -64,12 +65,27 @@ log_vevent(enum log_level level, const char *txid, uint64_t reqid,
 	}
 	if (n >= (int)sizeof(line) - 1)
 		n = sizeof(line) - 2;
-	/* Untrusted text must not forge log lines. */
-	for (int i = 0; i < n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	/* Untrusted text (a device's transactionID) must not forge log
+	 * lines: a line break starts none (a space), and other control
+	 * bytes, which could move a terminal's cursor over the line
+	 * before, are written as \xHH. */
+	for (int i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c == '\n' || c == '\r')
+			c = ' ';
+		if (c < 0x20 || c == 0x7f) {
+			if (o + 5 > sizeof(out))
+				break;
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+		} else {
+			if (o + 2 > sizeof(out))
+				break;
+			out[o++] = (char)c;
+		}
+	}
+	out[o++] = '\n';
+	(void)!write(STDERR_FILENO, out, o);
 }
 
 void

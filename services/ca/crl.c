@@ -382,6 +382,10 @@ crl_on_hold(const MDB_val *val, json_int_t *since)
  * and whether the ledger holds it, the date it was revoked when given
  * (`when`, 0: none; a hold made final keeps the hold's, redone without
  * one), by whom, and from which CRL when imported (`from`, "" if not).
+ * Without a transactionID, as the release's line: the restore takes the
+ * lines that start "... scepd-ca[PID] warn req=N: revoked serial", and
+ * text a device chose (its subject, its transactionID) never starts a
+ * message of the CA's.
  */
 static void
 crl_log_revoked(uint64_t reqid, const char *serial, const char *reason,

@@ -7,6 +7,8 @@
 # the CRL and refusing renewal; what came after the backup is not in it (a
 # later certificate's renewal refused naming the ledger; it is revoked with
 # --not-in-ledger); passwords issued before the backup are refused; enrollment works.
+# A device whose subject reads "revoked serial <another's serial>" in the
+# CA's log does not make the restore revoke that certificate.
 # Another copy gets the revocations since the backup from the CRL served
 # last (scepctl import-crl), with their dates.
 . "$(dirname "$0")/lib.sh"
@@ -72,8 +74,15 @@ wait $loop || fail "an enrollment failed while the backups were taken: $(tr '\n'
 echo "   $(enrolled) enrollments while three copies were taken"
 mark=$(log_mark)
 
-check "after the backup: a certificate issued, one revoked, a password used"
+check "after the backup: a certificate issued, one revoked, a password used; a device's subject reads as a revocation"
 enroll "$(challenge)" after
+# Its subject in the CA's line of its issuance reads "revoked serial
+# <kept's> (keyCompromise)": the restore must not revoke kept.
+victim=$(serial "$WORK/kept.pem")
+ios_enroll "$(challenge)" "O=Backup,CN=revoked serial $victim (keyCompromise)" "$WORK/forger.pem" "$URL" >/dev/null ||
+	fail "enrollment of the device whose subject reads as a revocation"
+logged "$mark" "issued serial .* to \"O=Backup,CN=revoked serial $victim (keyCompromise)\"" ||
+	fail "the CA's log does not show the device's subject as it was chosen"
 enroll "$later" later
 "$SCEPCTL" --data-dir "$DATA" revoke "$(serial "$WORK/late_revoked.pem")" --reason superseded >/dev/null 2>&1 ||
 	fail "scepctl revoke after the backup"
@@ -89,9 +98,14 @@ mv "$WORK/backup-3" "$DATA"
 server_start
 "$SCEPCTL" --data-dir "$DATA" challenge --revoke-unused --pool all > "$WORK/withdrawn.out" 2>&1 ||
 	{ cat "$WORK/withdrawn.out"; fail "challenge --revoke-unused --pool all"; }
-# The revocations the old server's log shows since the backup, done again.
-tail -n "+$mark" "$SERVER_LOG" | sed -n 's/.*revoked serial \([0-9A-F]*\) (\([A-Za-z]*\).*/\1 \2/p' > "$WORK/redo"
+# The revocations the old server's log shows since the backup, done again:
+# README's pattern, the CA's own lines by their start.
+tail -n "+$mark" "$SERVER_LOG" |
+	grep -E '^[^ ]+ scepd-ca\[[0-9]+\] warn( req=[0-9]+)?: (revoked|released) serial ' |
+	sed -En 's/^[^ ]+ scepd-ca\[[0-9]+\] warn( req=[0-9]+)?: revoked serial ([0-9A-F]+) \(([A-Za-z]+).*/\2 \3/p' > "$WORK/redo"
 [ -s "$WORK/redo" ] || fail "the log names no revocation since the backup"
+[ "$(wc -l < "$WORK/redo")" = 1 ] && grep -qix "0*$(serial "$WORK/late_revoked.pem" | sed 's/^0*//') superseded" "$WORK/redo" ||
+	{ cat "$WORK/redo"; fail "the revocations to redo: want late_revoked's alone"; }
 while read -r s reason; do
 	"$SCEPCTL" --data-dir "$DATA" revoke "$s" --reason "$reason" >/dev/null 2>&1 || fail "revoke $s again"
 done < "$WORK/redo"
@@ -107,6 +121,8 @@ for c in revoked late_revoked; do
 	openssl crl -inform DER -in "$WORK/ca.crl" -noout -text | grep -qi "Serial Number: *$(serial "$WORK/$c.pem")" ||
 		fail "$c is not on the restored CA's CRL"
 done
+! openssl crl -inform DER -in "$WORK/ca.crl" -noout -text | grep -qi "Serial Number: *$victim" ||
+	fail "kept is on the restored CA's CRL: the restore took a device's subject for a revocation"
 
 check "renewals: one of the copy renewed; one revoked since refused; one issued since refused, naming the ledger, and revoked by serial alone"
 renew kept || { cat "$WORK/kept-renewed.log"; fail "the renewal of a certificate in the copy"; }

@@ -1,0 +1,92 @@
+/*
+ * lib/log.c: one line per event, whatever the text it is given holds. A
+ * device's transactionID is logged as sent: a line break or a terminal's
+ * escape sequence in it must not make a line of its own, or redraw the
+ * one before, that a reader or a restore script takes for the CA's.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+/* What log_event writes for these arguments, in `out`. */
+static void
+logged(const char *txid, const char *text, char *out, size_t size)
+{
+	char path[] = "/tmp/test_log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_event(LOG_LEVEL_INFO, txid, 7, "issued serial 0A to \"%s\"", text);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	n = pread(fd, out, size - 1, 0);
+	assert_true(n > 0);
+	out[n] = '\0';
+	close(fd);
+	unlink(path);
+}
+
+/* Line breaks, an escape sequence (cursor up, erase the line) and other
+ * control bytes: one line, ending in its one '\n', the escape written as
+ * \x1b and the rest of the text kept. */
+static void
+test_one_line_without_control_bytes(void **state)
+{
+	char out[4096];
+	size_t len;
+
+	(void)state;
+	log_init("scepd-ca", LOG_LEVEL_INFO);
+	logged("tx\x1b[1A\x1b[2K\rT scepd-ca[1] warn: revoked serial 0B\t(x)",
+	    "CN=a\nT scepd-ca[1] warn: revoked serial 0C\x7f", out,
+	    sizeof(out));
+	len = strlen(out);
+	assert_true(len > 1 && out[len - 1] == '\n');
+	for (size_t i = 0; i + 1 < len; i++)
+		assert_true((unsigned char)out[i] >= 0x20 && out[i] != 0x7f);
+	assert_non_null(strstr(out,
+	    " info txid=tx\\x1b[1A\\x1b[2K T "
+	    "scepd-ca[1] warn: revoked serial "
+	    "0B\\x09(x) req=7: issued serial 0A to "
+	    "\"CN=a T scepd-ca[1] warn: revoked "
+	    "serial 0C\\x7f\"\n"));
+}
+
+/* A line of the most text: cut, never split, never past its buffer. */
+static void
+test_long_line_cut(void **state)
+{
+	char out[8192], text[3000];
+	size_t len;
+
+	(void)state;
+	memset(text, '\x01', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	logged(NULL, text, out, sizeof(out));
+	len = strlen(out);
+	assert_true(len <= 2048);
+	assert_ptr_equal(strchr(out, '\n'), out + len - 1);
+	assert_non_null(strstr(out, "\\x01\\x01\n"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_one_line_without_control_bytes),
+	    cmocka_unit_test(test_long_line_cut),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
