@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,55 @@ passwd_split(char *line, char **user, char **hash, char **rights)
 	return 0;
 }
 
+/*
+ * `file` opened to read, if it is a regular file of one link, not a
+ * symbolic link: whoever may write its directory (the frontend's user)
+ * could otherwise put there a link to a file of root's, which `scepctl
+ * passwd` run as root would copy beside it with that file's owner, or
+ * `--list` print. NULL with errno (ELOOP, EMLINK, EINVAL for another
+ * kind of file).
+ */
+static FILE *passwd_open(const char *file);
+
+/* Why passwd_open failed, for the log. */
+static const char *
+passwd_strerror(int e)
+{
+	switch (e) {
+	case ELOOP:
+		return "a symbolic link, refused (put the file itself there)";
+	case EMLINK:
+		return "a file of several hard links, refused (copy it)";
+	case EINVAL:
+		return "not a regular file";
+	default:
+		return strerror(e);
+	}
+}
+
+static FILE *
+passwd_open(const char *file)
+{
+	struct stat st;
+	FILE *f;
+	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), e;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    (f = fdopen(fd, "r")) == NULL) {
+		e = errno;
+		if (fstat(fd, &st) == 0)
+			e = !S_ISREG(st.st_mode) ? EINVAL
+			    : st.st_nlink != 1   ? EMLINK
+			                         : e;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	return f;
+}
+
 /* The line of `user` in `file`: its hash and rights (the caller frees
  * both). 1 found, 0 no such user, -1 the file cannot be read. */
 static int
@@ -191,8 +241,8 @@ passwd_find(const char *file, const char *user, char **hash, char **rights)
 	int rc = 0;
 
 	*hash = *rights = NULL;
-	if ((f = fopen(file, "r")) == NULL) {
-		log_error("cannot read %s: %s", file, strerror(errno));
+	if ((f = passwd_open(file)) == NULL) {
+		log_error("cannot read %s: %s", file, passwd_strerror(errno));
 		return -1;
 	}
 	while (rc == 0 && getline(&line, &cap, f) >= 0) {
@@ -206,7 +256,7 @@ passwd_find(const char *file, const char *user, char **hash, char **rights)
 			rc = -1;
 	}
 	if (rc == 0 && ferror(f)) {
-		log_error("cannot read %s: %s", file, strerror(errno));
+		log_error("cannot read %s: %s", file, passwd_strerror(errno));
 		rc = -1;
 	}
 	if (rc == -1) {
@@ -412,8 +462,11 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 	    (out = fdopen(fd, "w")) == NULL)
 		goto out;
 	fd = -1;
-	if ((in = fopen(file, "r")) == NULL && errno != ENOENT)
+	if ((in = passwd_open(file)) == NULL && errno != ENOENT) {
+		log_error("cannot read %s: %s", file, passwd_strerror(errno));
+		logged = 1;
 		goto out;
+	}
 	if (in != NULL && passwd_keep_owner(file, in, out) != 0) {
 		logged = 1;
 		goto out;
@@ -519,8 +572,8 @@ passwd_list_file(const char *file,
 	size_t cap = 0;
 	int n = 0;
 
-	if ((f = fopen(file, "r")) == NULL) {
-		log_error("cannot read %s: %s", file, strerror(errno));
+	if ((f = passwd_open(file)) == NULL) {
+		log_error("cannot read %s: %s", file, passwd_strerror(errno));
 		return -1;
 	}
 	while (getline(&line, &cap, f) >= 0) {

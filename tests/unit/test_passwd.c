@@ -241,6 +241,59 @@ test_file(void **state)
 }
 
 /*
+ * AdminPasswordFile as a symbolic link or a second hard link to another
+ * file (one its directory's writer, the frontend's user, could plant) is
+ * read by no one: `scepctl passwd` run as root copied the target beside
+ * it with the target's owner, `--list` printed its lines.
+ */
+static void
+test_link_refused(void **state)
+{
+	char *path = tmpfile_path(), *target, rights[64];
+	struct listed l = {0};
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	target = malloc(strlen(path) + 16);
+	assert_non_null(target);
+	sprintf(target, "%s.target", path);
+	assert_int_equal(
+	    passwd_set_file(target, "root", "s3cret", "enroll"), 0);
+	assert_non_null(f = fopen(target, "a"));
+	fputs("secret line:of another file:x\n", f);
+	fclose(f);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(passwd_check_file(path, "root", "s3cret", rights,
+	                     sizeof(rights), NULL),
+	    -1);
+	assert_int_equal(passwd_list_file(path, list_one, &l), -1);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(passwd_set_file(path, "admin", "pw", "enroll"), -1);
+	assert_int_equal(passwd_delete_file(path, "root"), -1);
+	/* Left as it was: still the link, the target untouched. */
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(passwd_check_file(target, "root", "s3cret", rights,
+	                     sizeof(rights), NULL),
+	    1);
+	/* A hard link: the same. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(link(target, path), 0);
+	assert_int_equal(passwd_check_file(path, "root", "s3cret", rights,
+	                     sizeof(rights), NULL),
+	    -1);
+	assert_int_equal(passwd_set_file(path, "admin", "pw", "enroll"), -1);
+	assert_int_equal(unlink(target), 0);
+	/* The file itself again: read. */
+	assert_int_equal(passwd_check_file(path, "root", "s3cret", rights,
+	                     sizeof(rights), NULL),
+	    1);
+	free(target);
+	cleanup(path);
+}
+
+/*
  * Rewriting keeps the file's owner and mode: `scepctl passwd` run as root
  * on the file of the frontend's user must leave it readable by that user
  * (the admin page answered 500 after a rewrite made it root's). A process
@@ -388,6 +441,7 @@ main(void)
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_file),
 	    cmocka_unit_test(test_seen),
+	    cmocka_unit_test(test_link_refused),
 	    cmocka_unit_test(test_owner_kept),
 	};
 
