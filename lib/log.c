@@ -39,6 +39,33 @@ log_time(time_t t, char out[LOG_TIME_LEN])
 		snprintf(out, LOG_TIME_LEN, "?");
 }
 
+void
+log_escape(char *out, size_t outlen, const char *in)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	if (outlen == 0)
+		return;
+	for (; *in != '\0'; in++) {
+		unsigned char b = (unsigned char)*in;
+
+		if (b > 0x20 && b < 0x7f && b != '"' && b != '%' && b != '\\' &&
+		    b != '=') {
+			if (n + 1 >= outlen)
+				break;
+			out[n++] = (char)b;
+			continue;
+		}
+		if (n + 3 >= outlen)
+			break;
+		out[n++] = '%';
+		out[n++] = hex[b >> 4];
+		out[n++] = hex[b & 0xf];
+	}
+	out[n] = '\0';
+}
+
 /* One write(2) per line so lines from threads and processes don't mix. */
 static void
 log_vevent(enum log_level level, const char *txid, uint64_t reqid,

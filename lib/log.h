@@ -6,6 +6,7 @@
 #ifndef SCEPD_LOG_H
 #define SCEPD_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,6 +36,16 @@ void log_event(enum log_level level, const char *txid, uint64_t reqid,
 #define log_warn(...) log_event(LOG_LEVEL_WARN, NULL, 0, __VA_ARGS__)
 #define log_info(...) log_event(LOG_LEVEL_INFO, NULL, 0, __VA_ARGS__)
 #define log_debug(...) log_event(LOG_LEVEL_DEBUG, NULL, 0, __VA_ARGS__)
+
+/*
+ * `in` made fit for one field of a log line, into `out` (at most outlen - 1
+ * bytes, cut short at a whole escape): bytes that would end the field or
+ * the line or reach a terminal (space, control characters, DEL and
+ * beyond), open or close a quoted field ('"', '\\'), or forge a
+ * "key=value" field ('=') are percent-encoded, '%' too, so that the text
+ * decodes back to `in`. For what a client chose: a URL path, a method.
+ */
+void log_escape(char *out, size_t outlen, const char *in);
 
 /* Logs `what` with every entry of OpenSSL's error queue, and empties it. */
 void log_openssl(enum log_level level, const char *txid, const char *what);

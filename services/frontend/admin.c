@@ -924,7 +924,7 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	if ((wait = admin_fail_wait(g, user)) > 0) {
 		log_warn("admin: refused %s %s from %s: account %s is locked "
 		         "out after failed logins: 429 for %u s",
-		    r->method, r->path, r->client, user, wait);
+		    r->method, r->log_path, r->client, user, wait);
 		*ret = http_too_many(c, r, wait,
 		    "Too many failed logins for this account; try again "
 		    "later.");
@@ -938,7 +938,7 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	if (admin_check_begin(g) != 0) {
 		log_warn("admin: refused %s %s from %s: %d password checks "
 		         "under way: 429",
-		    r->method, r->path, r->client, ADMIN_CHECKS_AT_ONCE);
+		    r->method, r->log_path, r->client, ADMIN_CHECKS_AT_ONCE);
 		*ret = http_too_many(
 		    c, r, 1, "Too many logins at once; try again in a second.");
 		return -2;
@@ -999,7 +999,7 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		log_warn("admin: refused %s %s from %s: Host %s is not a name "
 		         "of this server (DNS rebinding?); [frontend] "
 		         "AdminHosts lists more",
-		    r->method, r->path, r->client, host);
+		    r->method, r->log_path, r->client, host);
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "The admin page answers to this server's names only; "
 		    "add yours to [frontend] AdminHosts.\n");
@@ -1008,7 +1008,7 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if ((why = admin_cross_site(c)) != NULL) {
 		log_warn("admin: refused %s %s from %s: made by another site's "
 		         "page (%s)",
-		    r->method, r->path, r->client, why);
+		    r->method, r->log_path, r->client, why);
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "Requests to the admin page from another site's page are "
 		    "refused.\n");
@@ -1018,7 +1018,7 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	    !admin_json_type(c, r)) {
 		log_warn("admin: refused POST %s from %s: its body is not "
 		         "Content-Type: application/json",
-		    r->path, r->client);
+		    r->log_path, r->client);
 		ret = admin_json_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 		    "the body must be Content-Type: application/json");
 		goto out;
@@ -1045,7 +1045,7 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	}
 	if (!has_right(rights, route->right)) {
 		log_warn("admin: %s has no %s right (for %s)", user,
-		    route->right, r->path);
+		    route->right, r->log_path);
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    strcmp(route->right, "enroll") == 0
 		        ? "You do not have sufficient permission to enroll "

@@ -200,8 +200,13 @@ struct request {
 	int collecting; /* reading a POST body on a SCEP path */
 	int too_big; /* ... which went over MaxBodySize */
 	size_t body_lost; /* ... or whose buffer (this size) was not had */
-	char method[16];
-	char path[256];
+	char method[16]; /* log_escape'd: a real method is unchanged */
+	char path[256]; /* routes the request; never logged as it is */
+	/* `path` for the log (log_escape): libmicrohttpd unescaped it, so a
+	 * client could write spaces, "client=..." fields and terminal
+	 * escapes into every line that names it. Set with `path`
+	 * (request_set_path). */
+	char log_path[3 * 256];
 	/* A SCEP request's path as configured in Paths (the request's may
 	 * differ in case or add /pkiclient.exe): the RA and the challenge
 	 * service are given this one, which picks the validator. */

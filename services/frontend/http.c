@@ -199,7 +199,7 @@ enum MHD_Result
 http_no_memory(struct MHD_Connection *c, struct request *r, const char *what)
 {
 	log_warn("%s %s from %s: no memory for %s; answered 503", r->method,
-	    r->path, r->client, what);
+	    r->log_path, r->client, what);
 	return http_unavailable(c, r,
 	    "The server is out of memory for this request; try again later.\n");
 }
@@ -450,6 +450,19 @@ out:
 	free(f);
 }
 
+/* The request's method and path, and the path as the log gives it. */
+static void
+request_set_path(
+    struct request *r, const char *method, const char *path, size_t len)
+{
+	/* libmicrohttpd 0.9.75 takes any bytes before the first space for
+	 * the method ("client=192.0.2.1", an escape): escaped here once,
+	 * which leaves a method that is one as it is. */
+	log_escape(r->method, sizeof(r->method), method);
+	snprintf(r->path, sizeof(r->path), "%.*s", (int)len, path);
+	log_escape(r->log_path, sizeof(r->log_path), r->path);
+}
+
 /* MHD_OPTION_URI_LOG_CALLBACK: the raw request-target, before libmicrohttpd
  * unescapes it. What it returns is the request's *con_cls. */
 static void *
@@ -498,11 +511,8 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 	char status[16];
 	const char *query;
 
-	if (!r->started) {
-		snprintf(r->path, sizeof(r->path), "%.*s",
-		    (int)strcspn(r->raw_uri, "?"), r->raw_uri);
-		snprintf(r->method, sizeof(r->method), "-");
-	}
+	if (!r->started)
+		request_set_path(r, "-", r->raw_uri, strcspn(r->raw_uri, "?"));
 	if (r->status != 0)
 		snprintf(status, sizeof(status), "%u", r->status);
 	else
@@ -512,8 +522,8 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 	query = strchr(r->raw_uri, '?');
 	log_info("%s %s op=%s status=%s client=%s%s%s query=%zu bytes=%zu "
 	         "ms=%lld ua=\"%s\"%s%s%s",
-	    r->method, r->path, r->operation[0] ? r->operation : "-", status,
-	    r->client, r->via[0] ? " via=" : "", r->via,
+	    r->method, r->log_path, r->operation[0] ? r->operation : "-",
+	    status, r->client, r->via[0] ? " via=" : "", r->via,
 	    query ? strlen(query + 1) : 0, r->bytes,
 	    (long long)(clock_monotonic_ms() - r->start_ms), r->user_agent,
 	    why ? " (" : "", why ? why : "", why ? ")" : "");
@@ -685,8 +695,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	r->started = 1;
 	r->route = http_route(fe, r, url);
 	r->json = r->route == ROUTE_ADMIN && admin_answers_json(fe, c, url);
-	snprintf(r->method, sizeof(r->method), "%s", method);
-	snprintf(r->path, sizeof(r->path), "%s", url);
+	request_set_path(r, method, url, strlen(url));
 	ua = MHD_lookup_connection_value(
 	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
 	snprintf(
@@ -701,7 +710,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		log_warn("%s %s from %s: %zu bytes of request line and headers "
 		         "leave no room for the answer (MaxQueryString = %ld "
 		         "in [frontend] + 16 KiB, less %d)",
-		    r->method, r->path, r->client, head,
+		    r->method, r->log_path, r->client, head,
 		    fe->settings.max_query_string, HTTP_ANSWER_ROOM);
 		return http_text(c, r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
 		    "Request header fields too large.\n");
@@ -721,7 +730,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    n > (unsigned long long)fe->settings.max_body_size) {
 			log_warn("%s %s from %s: POST body of %llu bytes "
 			         "exceeds MaxBodySize = %ld in [frontend]",
-			    r->method, r->path, r->client, n,
+			    r->method, r->log_path, r->client, n,
 			    fe->settings.max_body_size);
 			return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 			    "Request body too large.\n");
@@ -749,7 +758,7 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (r->bad_forwarded) {
 		log_warn("%s %s: X-Forwarded-For from %s (in TrustedProxies) "
 		         "does not name an address",
-		    r->method, r->path, r->client);
+		    r->method, r->log_path, r->client);
 		return http_text(c, r, MHD_HTTP_BAD_REQUEST,
 		    "X-Forwarded-For from the proxy does not name an "
 		    "address.\n");
@@ -787,7 +796,7 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	if (qlen > (size_t)fe->settings.max_query_string) {
 		log_warn("%s %s from %s: query string of %zu bytes exceeds "
 		         "MaxQueryString = %ld in [frontend]; raise it",
-		    r->method, r->path, r->client, qlen,
+		    r->method, r->log_path, r->client, qlen,
 		    fe->settings.max_query_string);
 		snprintf(text, sizeof(text),
 		    "Query string of %zu bytes is longer than the %ld this "
@@ -823,7 +832,8 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	if (n > max - r->body_len) {
 		log_warn("%s %s from %s: POST body over MaxBodySize = %ld in "
 		         "[frontend]",
-		    r->method, r->path, r->client, fe->settings.max_body_size);
+		    r->method, r->log_path, r->client,
+		    fe->settings.max_body_size);
 		r->too_big = 1;
 		request_body_drop(r);
 		/* Newer libmicrohttpd answers at once; 0.9.75 refuses while
@@ -882,14 +892,14 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (clock_monotonic_ms() - r->start_ms >
 	    fe->settings.request_deadline * 1000) {
-		log_warn("%s %s from %s: not complete within RequestDeadline = "
-		         "%ld s in [frontend]; closing",
-		    method, url, r->client, fe->settings.request_deadline);
 		if (!r->started) {
 			r->started = 1;
-			snprintf(r->method, sizeof(r->method), "%s", method);
-			snprintf(r->path, sizeof(r->path), "%s", url);
+			request_set_path(r, method, url, strlen(url));
 		}
+		log_warn("%s %s from %s: not complete within RequestDeadline = "
+		         "%ld s in [frontend]; closing",
+		    r->method, r->log_path, r->client,
+		    fe->settings.request_deadline);
 		r->status = MHD_HTTP_REQUEST_TIMEOUT; /* for the log */
 		return http_respond(c, r, MHD_HTTP_REQUEST_TIMEOUT,
 		    "text/plain; charset=utf-8", late, sizeof(late) - 1,

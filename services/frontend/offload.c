@@ -81,7 +81,7 @@ offload_run(struct offload *o, struct request *r, int stopping)
 		log_warn("%s %s from %s: waited %lld ms for one of the %zu "
 		         "UpstreamThreads in [frontend] (RPCTimeout = %ld): "
 		         "answered 503",
-		    r->method, r->path, r->client, (long long)waited,
+		    r->method, r->log_path, r->client, (long long)waited,
 		    o->nthreads, fe->settings.rpc_timeout);
 		r->held_result = http_unavailable(
 		    c, r, "Service temporarily unavailable; retry later.\n");

@@ -62,7 +62,7 @@ scep_bad(struct MHD_Connection *c, struct request *r, const char *text)
 {
 	char body[512];
 
-	log_warn("%s %s from %s: %s", r->method, r->path, r->client, text);
+	log_warn("%s %s from %s: %s", r->method, r->log_path, r->client, text);
 	snprintf(body, sizeof(body), "%s\n", text);
 	return http_text(c, r, MHD_HTTP_BAD_REQUEST, body);
 }
@@ -81,7 +81,7 @@ scep_upstream_error(struct MHD_Connection *c, struct request *r,
 	case UPSTREAM_BAD_REQUEST:
 	case UPSTREAM_REFUSED:
 		log_warn("%s %s from %s: %s refused by the RA: %s", r->method,
-		    r->path, r->client, r->operation, err);
+		    r->log_path, r->client, r->operation, err);
 		snprintf(text, sizeof(text), "%s\n", err);
 		return http_text(c, r, MHD_HTTP_BAD_REQUEST, text);
 	case UPSTREAM_OK:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The HTTP surface as curl sees it: clear errors for bad requests (400,
-# 414 past MaxQueryString but not below it), /healthz, the exact
+# 414 past MaxQueryString but not below it), a path or method written to
+# forge log fields logged percent-encoded, /healthz, the exact
 # GetCACaps lines (also at <path>/pkiclient.exe, another suffix 404),
 # GetCACert's type and three certificates, and the NDES-style admin page
 # behind Basic auth whose one-time password enrolls, also as scripts
@@ -80,6 +81,43 @@ tail -n "+$from" "$SERVER_LOG" | grep "query=65536 " > "$WORK/padded.log" || tru
 ! grep -v "status=431 \|status=- " "$WORK/padded.log" ||
 	fail "requests with 15,600 to 16,000 bytes of headers were worked on (above)"
 echo "   15,600 to 16,000 bytes of headers in steps of 20: 431, or closed unanswered ($closed) with nothing done"
+
+check "a path or method that writes log fields (spaces, client=, a terminal escape) is logged percent-encoded: one client= field, the real client"
+# libmicrohttpd unescapes the path: written as it is, %20 made fields of
+# it that fail2ban or a SIEM would read as the client 203.0.113.9.
+forged="/x%20op=PKIOperation%20status=200%20client=203.0.113.9%1B[31m"
+logged_as="/x%20op%3DPKIOperation%20status%3D200%20client%3D203.0.113.9%1B[31m"
+from=$(log_mark)
+expect 404 "$(code "$BASE$forged" -g)" "GET $forged"
+# Lines logged with the path: the 431 of a request too large for the pool.
+expect 431 "$(code "$BASE$forged?$prefix$edge" -g -H "X-Padding: $(head -c 13000 /dev/zero | tr '\0' 'x')")" \
+	"GET $forged, 13,000 bytes of headers"
+# libmicrohttpd takes any bytes before the first space for the method.
+python3 - "$PORT" <<'PY' || fail "a request with the method 'client=203.0.113.9' got no answer"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"client=203.0.113.9 /m HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+assert s.recv(100).startswith(b"HTTP/1.1 ")
+PY
+sleep 0.2 # the access log line comes as the answer completes
+tail -n "+$from" "$SERVER_LOG" | grep 'scepd-frontend\[' > "$WORK/forged.log" || true
+sed 's/^/   | /' "$WORK/forged.log" | cut -c1-200
+! grep -q $'\x1b' "$WORK/forged.log" || fail "the escape character reached the log"
+[ "$(grep -c -F -- " $logged_as " "$WORK/forged.log")" = 3 ] ||
+	fail "the path is not logged percent-encoded, as $logged_as, in the two access lines and the 431's warning"
+grep -q -F -- "info: GET $logged_as op=- status=404 client=127.0.0.1 " "$WORK/forged.log" ||
+	fail "the access log line of $forged does not read as GET, the path, 404, client=127.0.0.1"
+grep -q -F -- "warn: GET $logged_as from 127.0.0.1: " "$WORK/forged.log" ||
+	fail "the 431's warning does not name the path percent-encoded"
+# Cut to the 15 bytes the method is kept in.
+grep -q -F -- "info: client%3D203.0. /m op=- status=404 client=127.0.0.1 " "$WORK/forged.log" ||
+	fail "the method client=203.0.113.9 is not logged percent-encoded"
+# No line holds a second client (client=, or " from " in a warning).
+while read -r line; do
+	[ "$(grep -o -e 'client=' -e ' from ' <<< "$line" | wc -l)" = 1 ] ||
+		fail "a log line names more than one client: $line"
+done < "$WORK/forged.log"
+echo "   one client per line, 127.0.0.1"
 unset edge proxied
 
 check "HEAD of a PKIOperation: 405 naming GET and POST (it would be done, its answer thrown away)"

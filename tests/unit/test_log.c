@@ -2,7 +2,8 @@
  * lib/log.c: one line per event, whatever the text it is given holds. A
  * device's transactionID is logged as sent: a line break or a terminal's
  * escape sequence in it must not make a line of its own, or redraw the
- * one before, that a reader or a restore script takes for the CA's.
+ * one before, that a reader or a restore script takes for the CA's. And
+ * what a client chose made fit for one field of a line (log_escape).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,12 +81,42 @@ test_long_line_cut(void **state)
 	assert_non_null(strstr(out, "\\x01\\x01\n"));
 }
 
+/* Fields a path would forge, and what reaches a terminal, are encoded; a
+ * plain path is as it was; a short buffer cuts at a whole escape. */
+static void
+test_escape(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t outlen;
+		const char *want;
+	} cases[] = {
+	    {"/certsrv/mscep/mscep.dll", 64, "/certsrv/mscep/mscep.dll"},
+	    {"/x status=200 client=203.0.113.9", 64,
+	        "/x%20status%3D200%20client%3D203.0.113.9"},
+	    {"\x1b[31m\t\"q\"\\%\x7f\xc3\xa9", 64,
+	        "%1B[31m%09%22q%22%5C%25%7F%C3%A9"},
+	    {"ab cd", 6, "ab%20"},
+	    {"abc d", 6, "abc"},
+	    {"abc", 1, ""},
+	};
+	char out[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(out, 'X', sizeof(out));
+		log_escape(out, cases[i].outlen, cases[i].in);
+		assert_string_equal(out, cases[i].want);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_one_line_without_control_bytes),
 	    cmocka_unit_test(test_long_line_cut),
+	    cmocka_unit_test(test_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
