@@ -81,7 +81,8 @@ void cacert_clear(struct cacert *c);
  * CACHE_SECONDS after one failed): a slow RA or CA does not hold them up.
  * Older, they are asked of the RA, and the last answer stands when it
  * does not give one; for CACHE_SECONDS after an ask the RA did not
- * answer, the last answers are given at once to everyone. */
+ * answer, the last answers are given at once to everyone, and after
+ * that, until the RA answers, to all but the one request asking it. */
 #define CACHE_SECONDS 60
 #define CACHE_STALE_SECONDS 600
 /* After the RA did not answer, what no copy is kept of is asked by one
@@ -94,10 +95,11 @@ struct cache {
 	int64_t cacert_at; /* monotonic ms of the fetch; 0: none */
 	int refresh_asked; /* a refresh is queued or under way */
 	/* Monotonic ms of the last ask (a refresh's or another) the RA did
-	 * not answer; 0: a refresh since was answered. */
+	 * not answer; 0: an ask since was answered. */
 	int64_t refresh_failed_at;
-	/* Monotonic ms since a request with no copy has been asking the RA
-	 * after it did not answer (CACHE_EMPTY_RETRY_MS); 0: none. */
+	/* Monotonic ms since a request has been asking the RA after it did
+	 * not answer, the one at a time (with no copy, CACHE_EMPTY_RETRY_MS;
+	 * with one too old to give unasked, until the RA answers); 0: none. */
 	int64_t probe_since;
 };
 

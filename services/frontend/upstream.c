@@ -222,10 +222,10 @@ cache_seconds_left(int64_t at)
 }
 
 /*
- * Whether a request with no copy may ask the RA after it did not answer:
- * one at a time (its claim, when `claim`, set in *probing). A claim left
- * by a request that never asked (its wait for an UpstreamThread ended in
- * 503) lapses after twice RPCTimeout.
+ * Whether a request may ask the RA after it did not answer: one at a time
+ * (its claim, when `claim`, set in *since). A claim left by a request
+ * that never asked (its wait for an UpstreamThread ended in 503) lapses
+ * after twice RPCTimeout.
  */
 int
 cache_ask_free(const struct frontend *fe, int64_t *since, int claim)
@@ -297,6 +297,13 @@ cache_verdict(struct frontend *fe, int64_t at, int64_t failed_at, int may_wait,
 			cache_want_refresh(fe);
 		return UPSTREAM_OK;
 	}
+	/* A copy too old to give unasked, and the last ask failed: one
+	 * request asks at a time and the others get the copy at once, as
+	 * they would if the RA did not answer again; each asking held an
+	 * UpstreamThread for RPCTimeout while the RA stayed down. */
+	if (at != 0 && failed_at != 0 &&
+	    !cache_take_probe(fe, may_wait, probing))
+		return UPSTREAM_OK;
 	return may_wait ? UPSTREAM_FAILED : UPSTREAM_WOULD_WAIT;
 }
 
@@ -391,6 +398,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, unsigned int want,
 	cacert_clear(&fe->cache.cacert);
 	fe->cache.cacert = fresh;
 	fe->cache.cacert_at = clock_monotonic_ms();
+	fe->cache.refresh_failed_at = 0; /* the RA is back */
 	pthread_mutex_unlock(&fe->cache.lock);
 out:
 	if (res != UPSTREAM_OK && at != 0) {

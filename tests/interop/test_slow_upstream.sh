@@ -12,8 +12,10 @@
 # Retry-After at once rather than a longer wait; on the MDM API that 503
 # is JSON, as its other errors. A frontend started while the RA is down,
 # with nothing cached, lets one request at a time ask it and answers the
-# others 503 at once rather than hold an UpstreamThread per device. A frontend stopped with a request waiting
-# on the RA sends the answer made meanwhile.
+# others 503 at once rather than hold an UpstreamThread per device; with
+# a copy too old to give unasked, one request at a time asks the RA that
+# did not answer, the others get the copy at once. A frontend stopped
+# with a request waiting on the RA sends the answer made meanwhile.
 . "$(dirname "$0")/lib.sh"
 interop_init slow_upstream
 grep -q SCEPD_TEST_FRONTEND_CACHE_MS "$BUILD_DIR/scepd-frontend" ||
@@ -166,6 +168,61 @@ logged "$from" "POST /certsrv/mscep_admin/api/challenges from .* for one of the 
 	fail "no MDM API request was answered 503 for its wait in the queue"
 kill -CONT "$chal"
 
+# Stops the RA (SIGSTOP; SIGCONT at exit); its pid in $ra, the frontend's
+# in $fe.
+stop_ra() {
+	ra=$(service_pid scepd-ra)
+	fe=$(service_pid scepd-frontend)
+	[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
+	on_exit "kill -CONT $ra 2>/dev/null"
+	kill -STOP "$ra"
+}
+
+check "the RA stopped, the CA certificates cached longer ago than they are given unasked: after an ask it did not answer, one request asks at a time, the others get the old copy at once"
+# Each asked the RA and held an UpstreamThread for RPCTimeout (1000).
+server_stop
+set_conf frontend UpstreamThreads 8
+# Test hook: the cache's 60 s made 0.3 s (its 600 s 3 s).
+SCEPD_TEST_FRONTEND_CACHE_MS=300 server_start
+curl -sf -o "$WORK/cacert0.der" "$URL?operation=GetCACert&message=CA" || fail "GetCACert"
+stop_ra
+sleep 3.2 # the copy is older than 3 s
+# get_cacert NAME: GetCACert into $WORK/NAME.der, "CODE SECONDS" into
+# $WORK/NAME.code
+get_cacert() {
+	curl -s -m 10 -o "$WORK/$1.der" -w '%{http_code} %{time_total}' \
+		"$URL?operation=GetCACert&message=CA" > "$WORK/$1.code" || true
+}
+# old_copy NAME TEST: answered 200 with the copy fetched before, in
+# SECONDS that pass TEST
+old_copy() {
+	local code secs
+	read -r code secs <<< "$(cat "$WORK/$1.code")"
+	echo "   $1: HTTP $code in $secs s"
+	[ "$code" = 200 ] && awk -v s="$secs" "BEGIN { exit !(s $2) }" ||
+		fail "GetCACert ($1) with the RA stopped: HTTP $code in $secs s, want 200 in $2 s"
+	cmp -s "$WORK/$1.der" "$WORK/cacert0.der" || fail "GetCACert ($1): not the copy fetched before"
+}
+get_cacert asked
+old_copy asked ">= 0.9"
+sleep 0.5 # past the 0.3 s after a failed ask when everyone gets the copy
+get_cacert probe &
+probe=$!
+sleep 0.3
+crowd=()
+for i in $(seq 6); do
+	get_cacert "crowd$i" &
+	crowd+=($!)
+done
+wait "${crowd[@]}"
+for i in $(seq 6); do
+	old_copy "crowd$i" "< 0.5"
+done
+wait "$probe"
+old_copy probe ">= 0.9"
+kill -CONT "$ra"
+set_conf frontend UpstreamThreads 1
+
 check "the RA did not give the CRL: for 10 s the old CRL is the answer at once"
 server_stop
 SCEPD_TEST_FRONTEND_CACHE_MS=1500 server_start
@@ -190,16 +247,6 @@ awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed1.code")" 'BEGIN { exit !(s >= 0.9) }
 awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed2.code")" 'BEGIN { exit !(s < 0.5) }' ||
 	fail "the second CRL request asked the RA again right after it did not answer"
 kill -CONT "$ca"
-
-# Stops the RA (SIGSTOP; SIGCONT at exit); its pid in $ra, the frontend's
-# in $fe.
-stop_ra() {
-	ra=$(service_pid scepd-ra)
-	fe=$(service_pid scepd-frontend)
-	[ -n "$ra" ] && [ -n "$fe" ] || fail "no scepd-ra or scepd-frontend"
-	on_exit "kill -CONT $ra 2>/dev/null"
-	kill -STOP "$ra"
-}
 
 check "a frontend started while the RA is stopped (nothing cached): after a wait of RPCTimeout, one request at a time asks, the others 503 at once; the MDM API answers meanwhile; the RA back, at once"
 # Three UpstreamThreads: one for a GetCACaps/GetCACert ask, one for a CRL
