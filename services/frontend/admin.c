@@ -961,23 +961,63 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	return v;
 }
 
+/* The route of r->path (NULL: 404), and whether the page's address
+ * lacks the slash its relative links (the profile form) need (301). */
+static const struct admin_route *
+admin_route_find(const struct frontend *fe, const struct request *r, int *moved)
+{
+	const char *sub = admin_subpath(fe, r->path);
+
+	*moved = 0;
+	if (sub == NULL)
+		return NULL;
+	for (const struct admin_route *route = admin_routes;
+	     route->subpath != NULL; route++)
+		if (strcmp(sub, route->subpath) == 0) {
+			*moved = route->subpath[0] == '\0' &&
+			    r->path[strlen(r->path) - 1] != '/';
+			return route;
+		}
+	return NULL;
+}
+
+static enum MHD_Result
+admin_refuse_remote(struct MHD_Connection *c, struct request *r)
+{
+	log_warn("admin: refused %s: the admin page needs a loopback client "
+	         "until it is served over HTTPS",
+	    r->client);
+	return http_text(c, r, MHD_HTTP_FORBIDDEN,
+	    "The admin page is served over plain HTTP to loopback clients "
+	    "only.\n");
+}
+
+int
+admin_refused_remote(const struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, enum MHD_Result *ret)
+{
+	int moved;
+
+	/* A path of no route, or the page without its slash, is answered
+	 * 404 or 301 first, as admin_handle does. */
+	if (r->loopback || admin_route_find(fe, r, &moved) == NULL || moved)
+		return 0;
+	*ret = admin_refuse_remote(c, r);
+	return 1;
+}
+
 enum MHD_Result
 admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	const struct admin_route *route;
-	const char *sub = admin_subpath(fe, r->path);
 	char *user = NULL, *pass = NULL, rights[256] = "", host[256];
 	const char *why;
-	int v;
+	int v, moved;
 	enum MHD_Result ret = MHD_NO;
 
-	for (route = admin_routes; route->subpath != NULL; route++)
-		if (sub != NULL && strcmp(sub, route->subpath) == 0)
-			break;
-	if (route->subpath == NULL)
+	if ((route = admin_route_find(fe, r, &moved)) == NULL)
 		return http_text(c, r, MHD_HTTP_NOT_FOUND, "Not found.\n");
-	/* The page's relative links (the profile form) need the slash. */
-	if (route->subpath[0] == '\0' && r->path[strlen(r->path) - 1] != '/') {
+	if (moved) {
 		char location[300];
 		const struct http_header h[] = {
 		    {"Location", location}, {NULL, NULL}};
@@ -987,12 +1027,7 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    "text/plain; charset=utf-8", "Moved.\n", 7, h);
 	}
 	if (!r->loopback) {
-		log_warn("admin: refused %s: the admin page needs a loopback "
-		         "client until it is served over HTTPS",
-		    r->client);
-		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
-		    "The admin page is served over plain HTTP to loopback "
-		    "clients only.\n");
+		ret = admin_refuse_remote(c, r);
 		goto out;
 	}
 	if (!http_host_is_ours(fe, c, host, sizeof(host))) {

@@ -413,6 +413,11 @@ enum MHD_Result scep_handle(struct frontend *fe, struct MHD_Connection *c,
 
 enum MHD_Result
 admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r);
+/* On the HTTP thread, before a POST body is read or the request queued
+ * for an UpstreamThread: 1 with *ret when admin_handle would refuse the
+ * client for not being loopback (the same 403), else 0. */
+int admin_refused_remote(const struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, enum MHD_Result *ret);
 /* The part of `url` under AdminPath ("" for the page), or NULL. */
 const char *admin_subpath(const struct frontend *fe, const char *url);
 /* Whether the client asked for JSON (Accept: application/json). */
@@ -453,8 +458,12 @@ enum MHD_Result crl_handle(struct frontend *fe, struct MHD_Connection *c,
 
 /* --- metrics.c: /metrics in Prometheus text format --------------------- */
 
+/* For loopback clients (an UpstreamThread: it asks the services). */
 enum MHD_Result metrics_handle(
     struct frontend *fe, struct MHD_Connection *c, struct request *r);
+/* The 403 of any other, on the HTTP thread. */
+enum MHD_Result
+metrics_refuse_remote(struct MHD_Connection *c, struct request *r);
 /* Counts one request by its answer's HTTP status (from the access log);
  * `sent`: the answer left whole, else it counts as "unsent". */
 void metrics_count_response(unsigned int status, int sent);

@@ -691,6 +691,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	unsigned long long n;
 	size_t head;
 	char *end;
+	enum MHD_Result ret;
 
 	r->started = 1;
 	r->route = http_route(fe, r, url);
@@ -736,6 +737,10 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 			    "Request body too large.\n");
 		}
 	}
+	/* Refused whatever the body holds: not read (the client that
+	 * waits for 100 Continue sends none), nor buffered and queued. */
+	if (r->route == ROUTE_ADMIN && admin_refused_remote(fe, c, r, &ret))
+		return ret;
 	r->collecting = 1;
 	return MHD_YES;
 }
@@ -776,6 +781,9 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	case ROUTE_METRICS: /* asks the RA and the challenge service */
 		if (!get)
 			return http_not_allowed(c, r, ALLOW_READ);
+		/* Not queued behind devices for an UpstreamThread to say. */
+		if (!r->loopback)
+			return metrics_refuse_remote(c, r);
 		if (!r->offloaded)
 			return http_offload(fe, c, r);
 		return metrics_handle(fe, c, r);
@@ -814,9 +822,15 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    r->body_lost);
 		return http_no_memory(c, r, what);
 	}
-	if (r->route == ROUTE_ADMIN) /* password checks, the services */
-		return r->offloaded ? admin_handle(fe, c, r)
-		                    : http_offload(fe, c, r);
+	if (r->route == ROUTE_ADMIN) { /* password checks, the services */
+		enum MHD_Result ret;
+
+		if (r->offloaded)
+			return admin_handle(fe, c, r);
+		if (admin_refused_remote(fe, c, r, &ret))
+			return ret;
+		return http_offload(fe, c, r);
+	}
 	return scep_handle(fe, c, r, query, qlen);
 }
 

@@ -127,6 +127,15 @@ metrics_services(
 }
 
 enum MHD_Result
+metrics_refuse_remote(struct MHD_Connection *c, struct request *r)
+{
+	log_warn(
+	    "metrics: refused %s: served to loopback clients only", r->client);
+	return http_text(c, r, MHD_HTTP_FORBIDDEN,
+	    "Metrics are served to loopback clients only.\n");
+}
+
+enum MHD_Result
 metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	struct metrics_text t = {0};
@@ -135,12 +144,6 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	char host[256];
 	int oom;
 
-	if (!r->loopback) {
-		log_warn("metrics: refused %s: served to loopback clients only",
-		    r->client);
-		return http_text(c, r, MHD_HTTP_FORBIDDEN,
-		    "Metrics are served to loopback clients only.\n");
-	}
 	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
 		log_warn("metrics: refused %s: Host %s is not a name of this "
 		         "server (DNS rebinding?); [frontend] AdminHosts lists "

@@ -10,9 +10,11 @@
 # enrollments complete when the CA continues. With every UpstreamThread
 # busy, a request that waited RPCTimeout for one gets 503 with
 # Retry-After at once rather than a longer wait; on the MDM API that 503
-# is JSON, as its other errors. A frontend started while the RA is down,
-# with nothing cached, lets one request at a time ask it and answers the
-# others 503 at once rather than hold an UpstreamThread per device; with
+# is JSON, as its other errors; a client that is not loopback is refused
+# /metrics and the admin page at once, an admin POST's body unread. A
+# frontend started while the RA is down, with nothing cached, lets one
+# request at a time ask it and answers the others 503 at once rather
+# than hold an UpstreamThread per device; with
 # a copy too old to give unasked, one request at a time asks the RA that
 # did not answer, the others get the copy at once. A frontend stopped
 # with a request waiting on the RA sends the answer made meanwhile.
@@ -177,6 +179,40 @@ stop_ra() {
 	on_exit "kill -CONT $ra 2>/dev/null"
 	kill -STOP "$ra"
 }
+
+check "a client that is not loopback (X-Forwarded-For), the only UpstreamThread busy: /metrics and the admin page refuse it at once, an admin POST's body unread"
+# They waited behind the busy thread for it to say 403; an admin POST's
+# body was read and kept meanwhile.
+stop_ra
+# A loopback /metrics asks the stopped RA: the thread is busy RPCTimeout.
+curl -s -m 10 -o /dev/null "$BASE/metrics" &
+busy=$!
+sleep 0.3
+# refused WHAT URL [curl args]: 403 for loopback clients only, at once,
+# and what curl sent of a body in $sent
+refused() {
+	local what=$1 url=$2 code secs
+	shift 2
+	read -r code sent secs <<< "$(curl -s -m 10 -o "$WORK/refused.txt" -w '%{http_code} %{size_upload} %{time_total}' \
+		-H "X-Forwarded-For: 192.0.2.7" "$@" "$url" || true)"
+	echo "   $what: HTTP $code in $secs s, $sent bytes sent: $(tr -d "\n" < "$WORK/refused.txt" | head -c 100)"
+	[ "$code" = 403 ] && grep -q "loopback clients only" "$WORK/refused.txt" &&
+		awk -v s="$secs" 'BEGIN { exit !(s < 0.5) }' ||
+		fail "$what from a client that is not loopback: HTTP $code in $secs s, want its 403 at once"
+}
+refused /metrics "$BASE/metrics"
+refused "the admin page" "$ADMIN/" -u mdm1:mdm-secret
+refused "the MDM API" "$ADMIN/api/challenges" -X POST -u mdm1:mdm-secret
+grep -qi '^Content-Type: application/json' <(curl -s -D - -o /dev/null -H "X-Forwarded-For: 192.0.2.7" \
+	-u mdm1:mdm-secret -X POST "$ADMIN/api/challenges") || fail "the MDM API's 403 is not JSON"
+# A client that asks first (Expect: 100-continue) is told 403, not to send.
+head -c 600000 /dev/zero | tr '\0' 'a' > "$WORK/big.json"
+refused "an admin POST of 600,000 bytes" "$ADMIN/api/single-password" -u mdm1:mdm-secret \
+	-H "Content-Type: application/json" -H "Expect: 100-continue" --expect100-timeout 5 \
+	--data-binary "@$WORK/big.json"
+[ "$sent" = 0 ] || fail "the refused admin POST's body was read: curl sent $sent bytes"
+wait "$busy" || true
+kill -CONT "$ra"
 
 check "the RA stopped, the CA certificates cached longer ago than they are given unasked: after an ask it did not answer, one request asks at a time, the others get the old copy at once"
 # Each asked the RA and held an UpstreamThread for RPCTimeout (1000).
