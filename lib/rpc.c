@@ -436,6 +436,12 @@ rpc_link_free(struct rpc_link *link)
 	free(link);
 }
 
+size_t
+rpc_link_endpoints(const struct rpc_link *link)
+{
+	return link != NULL ? link->nep : 0;
+}
+
 /* The endpoints of `endpoints`, no keys yet. */
 static struct rpc_link *
 rpc_link_plain(const char *endpoints)

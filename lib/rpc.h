@@ -96,6 +96,9 @@ struct rpc_link *rpc_link_new(const struct rpc_curve *curve,
     const char *endpoints, const char *server_keys, const char *file,
     const char *section, const char *endpoint_key, const char *server_key_key);
 void rpc_link_free(struct rpc_link *link);
+/* How many endpoints `link` has: the ZeroMQ sockets each client of it may
+ * open (one per endpoint). */
+size_t rpc_link_endpoints(const struct rpc_link *link);
 
 /*
  * One Z85 key from `path` into `out` (RPC_KEY_LEN + 1 bytes): the first

@@ -275,8 +275,18 @@ http_offload(struct frontend *fe, struct MHD_Connection *c, struct request *r);
  * threads ---------------------------------------------------------------- */
 
 struct offload;
-/* `threads` of them (0: four per core); NULL on failure. */
+/* `threads` of them (0: upstream_threads_default, logged); NULL on
+ * failure. */
 struct offload *offload_start(struct frontend *fe, long threads);
+/* UpstreamThreads' bound: each thread holds a ZeroMQ socket per RA and
+ * challenge endpoint, and libzmq's context holds 1023 by default. */
+#define UPSTREAM_THREADS_MAX 256
+/* UpstreamThreads = 0: four per core of `cores` (as many requests at the
+ * RA as it has workers), at most UPSTREAM_THREADS_MAX and as many as
+ * `max_sockets` ZeroMQ sockets hold with `sockets_each` a thread; at
+ * least one (upstream_threads.c). */
+long
+upstream_threads_default(long cores, size_t sockets_each, long max_sockets);
 /* Suspends `c` and queues `r`, from the access handler: 0; -1 while
  * stopping (the caller answers). */
 int

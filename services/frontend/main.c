@@ -55,11 +55,11 @@ static const struct config_key frontend_config[] = {
         "milliseconds to wait for the RA or the challenge service"},
     {"Threads", CONFIG_INT, 0, 1024, "0", S(threads),
         "HTTP threads (0: one per core)"},
-    /* Each holds a ZeroMQ socket per service: libzmq's default limit is
-     * 1023 sockets a context. */
-    {"UpstreamThreads", CONFIG_INT, 0, 256, "0", S(upstream_threads),
+    {"UpstreamThreads", CONFIG_INT, 0, UPSTREAM_THREADS_MAX, "0",
+        S(upstream_threads),
         "threads that wait on the RA and the challenge service, so that "
-        "the HTTP threads never do (0: four per core)"},
+        "the HTTP threads never do (0: four per core, as many as ZeroMQ's "
+        "sockets allow)"},
     {"ExternalURL", CONFIG_STRING, 0, 0, "", S(external_url),
         "SCEP URL put in configuration profiles; empty: from Listen and "
         "Paths"},

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "frontend.h"
 #include "log.h"
 
@@ -111,6 +113,46 @@ offload_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The threads' ZeroMQ sockets must fit in the context: the default number
+ * is made to; a number set may ask for more sockets than the context's
+ * default 1023, which is raised for it (before any socket is made).
+ */
+static long
+offload_threads(struct frontend *fe, long threads)
+{
+	size_t each = rpc_link_endpoints(fe->ra_link) +
+	    rpc_link_endpoints(fe->challenge_link);
+	int max = zmq_ctx_get(fe->zmq_ctx, ZMQ_MAX_SOCKETS);
+	long need;
+
+	if (threads <= 0) {
+		threads = upstream_threads_default(
+		    sysconf(_SC_NPROCESSORS_ONLN), each, max);
+		log_info("UpstreamThreads = 0 in [frontend]: %ld threads (four "
+		         "per core, at most %d, and with %zu ZeroMQ sockets "
+		         "each, one per RAEndpoint and ChallengeEndpoint, "
+		         "within the %d of the context)",
+		    threads, UPSTREAM_THREADS_MAX, each, max);
+		return threads;
+	}
+	if ((need = threads * (long)each) <= max)
+		return threads;
+	if (zmq_ctx_set(fe->zmq_ctx, ZMQ_MAX_SOCKETS, (int)need) == 0 &&
+	    zmq_ctx_get(fe->zmq_ctx, ZMQ_MAX_SOCKETS) >= need)
+		log_info("UpstreamThreads = %ld in [frontend] with %zu ZeroMQ "
+		         "sockets each: the context's limit raised from %d to "
+		         "%ld",
+		    threads, each, max, need);
+	else
+		log_warn("UpstreamThreads = %ld in [frontend] with %zu ZeroMQ "
+		         "sockets each needs %ld, more than the %d of the "
+		         "context: a thread that finds none answers 503; set "
+		         "fewer",
+		    threads, each, need, max);
+	return threads;
+}
+
 struct offload *
 offload_start(struct frontend *fe, long threads)
 {
@@ -119,13 +161,7 @@ offload_start(struct frontend *fe, long threads)
 	if (o == NULL)
 		return NULL;
 	atomic_init(&o->resumed, 0);
-	/* Four per core: as many requests at the RA as it has workers
-	 * (four per core); more only add threads. */
-	if (threads <= 0) {
-		threads = 4 * sysconf(_SC_NPROCESSORS_ONLN);
-		if (threads <= 0)
-			threads = 4;
-	}
+	threads = offload_threads(fe, threads);
 	o->fe = fe;
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->ready, NULL);
