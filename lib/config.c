@@ -138,10 +138,15 @@ static char *
 config_resolve_endpoints(const char *basedir, const char *value)
 {
 	char *copy = strdup(value), *tok, *save = NULL, *out = NULL;
-	size_t cap =
-	    strlen(value) * 2 + (basedir ? strlen(basedir) * 8 : 0) + 16;
-	size_t used = 0;
+	size_t used = 0, cap, count = 0;
 
+	/* Each endpoint may gain the directory and a '/': as many as there
+	 * are (it was room for 8, and a 9th failed as "out of memory"). */
+	for (const char *p = value; *(p += strspn(p, " \t,")) != '\0';
+	     p += strcspn(p, " \t,"))
+		count++;
+	cap =
+	    strlen(value) + count * ((basedir ? strlen(basedir) : 0) + 2) + 16;
 	if (copy == NULL || (out = calloc(1, cap)) == NULL)
 		goto fail;
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;

@@ -46,6 +46,28 @@ test_defaults_and_resolution(void **state)
 	assert_int_equal(s.allow, 0);
 	config_free(table, &s);
 	assert_null(s.listen);
+
+	/* Twelve short relative endpoints (several RAs on one host) each
+	 * gain a long directory: there was room for eight of it. */
+	{
+		char conf[256] = "[svc]\nListen =", want[4096] = "", one[256];
+		char dir[201] = "/";
+
+		memset(dir + 1, 'd', sizeof(dir) - 2);
+		dir[sizeof(dir) - 1] = '\0';
+		for (int i = 0; i < 12; i++) {
+			snprintf(one, sizeof(one), " ipc://r%d", i);
+			strcat(conf, one);
+			snprintf(one, sizeof(one), "%sipc://%s/r%d",
+			    i ? " " : "", dir, i);
+			strcat(want, one);
+		}
+		strcat(conf, "\n");
+		assert_int_equal(
+		    config_load_string(conf, dir, "svc", table, &s), 0);
+		assert_string_equal(s.listen, want);
+		config_free(table, &s);
+	}
 }
 
 static void
