@@ -922,9 +922,12 @@ admin_check_password(struct frontend *fe, struct MHD_Connection *c,
 	 * for the right password and 429 for a wrong one would be guessed
 	 * at without limit (as Windows, a lock-out holds for everyone). */
 	if ((wait = admin_fail_wait(g, user)) > 0) {
+		char name[3 * 64 + 1]; /* as a client sent it: escaped */
+
+		log_escape(name, sizeof(name), user);
 		log_warn("admin: refused %s %s from %s: account %s is locked "
 		         "out after failed logins: 429 for %u s",
-		    r->method, r->log_path, r->client, user, wait);
+		    r->method, r->log_path, r->client, name, wait);
 		*ret = http_too_many(c, r, wait,
 		    "Too many failed logins for this account; try again "
 		    "later.");
@@ -1031,10 +1034,13 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		goto out;
 	}
 	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
+		char named[3 * sizeof(host) + 1];
+
+		log_escape(named, sizeof(named), host);
 		log_warn("admin: refused %s %s from %s: Host %s is not a name "
 		         "of this server (DNS rebinding?); [frontend] "
 		         "AdminHosts lists more",
-		    r->method, r->log_path, r->client, host);
+		    r->method, r->log_path, r->client, named);
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "The admin page answers to this server's names only; "
 		    "add yours to [frontend] AdminHosts.\n");
@@ -1074,7 +1080,10 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		goto out;
 	}
 	if (v == 0) {
-		log_warn("admin: failed login for %s from %s", user, r->client);
+		char name[3 * 64 + 1]; /* as a client sent it: escaped */
+
+		log_escape(name, sizeof(name), user);
+		log_warn("admin: failed login for %s from %s", name, r->client);
 		ret = admin_unauthorized(c, r);
 		goto out;
 	}

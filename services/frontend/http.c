@@ -701,8 +701,12 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
 	snprintf(
 	    r->user_agent, sizeof(r->user_agent), "%s", ua != NULL ? ua : "");
+	/* Kept readable (iOS's "Settings/1.0 CFNetwork/..."), but neither
+	 * its quotes nor a backslash before them ends the field early, and
+	 * no control byte reaches a terminal. */
 	for (char *p = r->user_agent; *p != '\0'; p++)
-		if (*p == '"' || (unsigned char)*p < 0x20)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+		    (unsigned char)*p == 0x7f)
 			*p = '\'';
 	/* "METHOD URI HTTP/1.1", then "Key: Value" lines. */
 	head = strlen(method) + strlen(r->raw_uri) + 16;

@@ -82,7 +82,7 @@ tail -n "+$from" "$SERVER_LOG" | grep "query=65536 " > "$WORK/padded.log" || tru
 	fail "requests with 15,600 to 16,000 bytes of headers were worked on (above)"
 echo "   15,600 to 16,000 bytes of headers in steps of 20: 431, or closed unanswered ($closed) with nothing done"
 
-check "a path or method that writes log fields (spaces, client=, a terminal escape) is logged percent-encoded: one client= field, the real client"
+check "a path, method or admin user name that writes log fields (spaces, client=, a terminal escape) is logged percent-encoded, a user agent without its backslash: one client= field, the real client"
 # libmicrohttpd unescapes the path: written as it is, %20 made fields of
 # it that fail2ban or a SIEM would read as the client 203.0.113.9.
 forged="/x%20op=PKIOperation%20status=200%20client=203.0.113.9%1B[31m"
@@ -99,8 +99,17 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 s.sendall(b"client=203.0.113.9 /m HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 assert s.recv(100).startswith(b"HTTP/1.1 ")
 PY
+# A failed admin login's user name, and a user agent ending in a backslash
+# (which would escape the quote that ends its field).
+expect 401 "$(code "$BASE/certsrv/mscep_admin/" -u 'x from 203.0.113.9:pw')" "a login as 'x from 203.0.113.9'"
+expect 404 "$(code "$BASE/ua" -A 'agent\')" "GET /ua with the user agent 'agent\\'"
 sleep 0.2 # the access log line comes as the answer completes
 tail -n "+$from" "$SERVER_LOG" | grep 'scepd-frontend\[' > "$WORK/forged.log" || true
+grep -q -F -- "admin: failed login for x%20from%20203.0.113.9 from 127.0.0.1" "$WORK/forged.log" ||
+	fail "the failed login's user name is not logged percent-encoded"
+grep -q -F -- "GET /ua op=- status=404 client=127.0.0.1 " "$WORK/forged.log" &&
+	grep -F -- "GET /ua op=- " "$WORK/forged.log" | grep -q -F -- "ua=\"agent'\"" ||
+	fail "the user agent's backslash reached its quoted field"
 sed 's/^/   | /' "$WORK/forged.log" | cut -c1-200
 ! grep -q $'\x1b' "$WORK/forged.log" || fail "the escape character reached the log"
 [ "$(grep -c -F -- " $logged_as " "$WORK/forged.log")" = 3 ] ||
