@@ -412,6 +412,45 @@ json_set_string(json_t *obj, const char *key, const char *value)
  * The request body; NULL with why set when a field cannot be JSON text.
  * The caller frees it.
  */
+/*
+ * The body as JSON text, written straight into a buffer of its size:
+ * json_dumps grows one of its own by realloc and frees each (and the
+ * last, whole) without wiping them, leaving the challenge in freed
+ * memory. NULL when out of memory.
+ */
+static char *
+body_dump(const json_t *body)
+{
+	size_t len = json_dumpb(body, NULL, 0, JSON_COMPACT);
+	char *text;
+
+	if (len == 0 || (text = malloc(len + 1)) == NULL)
+		return NULL;
+	if (json_dumpb(body, text, len, JSON_COMPACT) != len) {
+		explicit_bzero(text, len);
+		free(text);
+		return NULL;
+	}
+	text[len] = '\0';
+	return text;
+}
+
+/* jansson's copies of the challenge and of the CSR that holds it, wiped
+ * before they are freed. */
+static void
+body_wipe(json_t *body)
+{
+	static const char *const secret[] = {"challenge", "csr"};
+
+	for (size_t i = 0; body != NULL && i < 2; i++) {
+		json_t *v = json_object_get(body, secret[i]);
+
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v),
+			    json_string_length(v));
+	}
+}
+
 static char *
 request_body(
     const struct scepd_challenge_request *req, char *why, size_t whylen)
@@ -446,7 +485,7 @@ request_body(
 		goto out;
 	if (json_object_set(body, "sans", sans) != 0)
 		goto out;
-	text = json_dumps(body, JSON_COMPACT);
+	text = body_dump(body);
 out:
 	if (field != NULL)
 		snprintf(why, whylen,
@@ -456,6 +495,7 @@ out:
 	else if (text == NULL)
 		snprintf(why, whylen, "out of memory for the MDM webhook");
 	json_decref(sans);
+	body_wipe(body);
 	json_decref(body);
 	return text;
 }

@@ -426,6 +426,8 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 	why[sizeof(why) - 1] = '\0';
 decided:
 	free(sans);
+	if (pem != NULL) /* the CSR's challengePassword */
+		OPENSSL_cleanse(pem, strlen(pem));
 	free(pem);
 	switch (verdict) {
 	case SCEPD_VERDICT_ALLOW:
