@@ -108,6 +108,17 @@ scep_get_ca_answer(struct frontend *fe, struct MHD_Connection *c,
 	res = cache_get_cacert(fe, &cc, want, r->offloaded, err, sizeof(err));
 	if (res == UPSTREAM_WOULD_WAIT)
 		return http_offload(fe, c, r);
+	/* These carry nothing of the device's: a refusal is the RA's of
+	 * this frontend (a peer it does not admit, an older RA), for the
+	 * operator, not a 400 that tells a device its request was bad. */
+	if (res == UPSTREAM_BAD_REQUEST || res == UPSTREAM_REFUSED) {
+		log_error("%s %s from %s: %s refused by the RA: %s (a "
+		          "frontend the RA does not serve: its RAEndpoint, "
+		          "its keys, or an RA of another version)",
+		    r->method, r->log_path, r->client, r->operation, err);
+		return http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "Internal server error; the server log says more.\n");
+	}
 	if (res != UPSTREAM_OK)
 		return scep_upstream_error(c, r, res, err);
 	if (want == CACERT_CAPS && cc.caps != NULL)

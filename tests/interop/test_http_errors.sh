@@ -285,4 +285,17 @@ expect 200 "$(code "$admin" -u "$creds" -H "Host: MDM-Tunnel.example.com:9443")"
 expect 200 "$(code "$BASE/metrics" -H "Host: enroll.example.com")" "/metrics, ExternalURL's host"
 expect 403 "$(code "$admin" -u "$creds" -H "Host: example.com")" "admin page, Host example.com (not listed)"
 
+check "an RA that refuses this frontend: GetCACert and GetCACaps answer 500, the log says why (not 400, which tells a device its request was bad)"
+# The challenge service at RAEndpoint serves no GetCACert: its refusal is
+# what an RA of another version, or one not admitting this frontend, says.
+cp "$WORK/scepd.conf.good" "$DATA/scepd.conf"
+set_conf frontend RAEndpoint "ipc://run/challenge.sock"
+server_restart
+from=$(log_mark)
+expect 500 "$(code "$URL?operation=GetCACert")" "GetCACert from a service that refuses it"
+expect 500 "$(code "$URL?operation=GetCACaps")" "GetCACaps from a service that refuses it"
+logged "$from" "GetCACert refused by the RA: .*a frontend the RA does not serve" ||
+	fail "the log does not say the RA refused this frontend"
+cp "$WORK/scepd.conf.good" "$DATA/scepd.conf"
+
 pass "HTTP errors, GetCACaps (also at /pkiclient.exe), GetCACert, admin page (also as NDES scripts read it, to this server's names only), the HTTP threads"
