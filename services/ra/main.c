@@ -398,6 +398,11 @@ main(int argc, char **argv)
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
+#ifdef SCEPD_TEST_HOOKS
+	if ((ra.test_ca_late = getenv("SCEPD_TEST_RA_CA_LATE") != NULL))
+		log_warn("test hook: every CA answer comes as the device's "
+		         "deadline passes");
+#endif
 	if (ra_wrapped_keys_start(&ra) != 0 || ra_validity_check(&ra) != 0 ||
 	    ra_cacert_prepare(&ra) != 0 ||
 	    (ra.crl_cache = ra_crl_cache_new()) == NULL ||

@@ -212,9 +212,14 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CONSUME;
 	call.challenge_consume = &consume;
 	/* Once: a copy would tell the MDM again (the challenge service
-	 * drops copies of a consume it did, but not of one in progress). */
+	 * drops copies of a consume it did, but not of one in progress).
+	 * With RPCTimeout, whatever the device's time left: the certificate
+	 * exists, and a mark never sent (a CA that answered in the last
+	 * 50 ms left a budget of 0) let a release of another request of
+	 * this transaction, deferred until then, free the password for a
+	 * second certificate. The device's answer waits for it. */
 	rc = rpc_call_once(
-	    w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	    w->challenge, &call, (int)w->ra->settings.rpc_timeout, &reply);
 	/* The password stays reserved to this transaction even if this
 	 * fails, so no other transaction can use it; it then expires. */
 	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)
@@ -508,8 +513,13 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 			ra_pkcsreq_known(w, req, sreq, ans, arena);
 		goto out;
 	}
-	if ((rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena)) <
-	    0) {
+	rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena);
+#ifdef SCEPD_TEST_HOOKS
+	/* The CA answered as the device's time ran out (ra.h). */
+	if (ra->test_ca_late)
+		((Scep__V1__Request *)req)->deadline_ms = rpc_now_ms();
+#endif
+	if (rc < 0) {
 		/* Only the request that reserved it: another one under its
 		 * transactionID (a copy, or someone else's with a bad CSR)
 		 * must not free a password the first may still be paying

@@ -84,6 +84,11 @@ struct ra {
 	 * with EnvelopeKeyMemory = 0. Shared by the workers, locked within. */
 	struct scep_wrapped_keys *wrapped_keys;
 	time_t wrapped_keys_logged; /* the serving thread's */
+#ifdef SCEPD_TEST_HOOKS
+	/* SCEPD_TEST_RA_CA_LATE=1: every CA answer comes as the device's
+	 * deadline passes (a budget of 0 left for what follows). */
+	int test_ca_late;
+#endif
 	/* When the certificates above end (validity.c): for /metrics and
 	 * the log. Not changed after start. */
 	struct ra_expiry {

@@ -68,4 +68,26 @@ ca_sign free 1024 tx-free
 [ $rc = 2 ] && grep -q "^nothing bound: yes$" "$WORK/free.out" ||
 	{ cat "$WORK/free.out"; fail "a refused request under a new transactionID: exit $rc, want 2 and nothing bound: yes"; }
 
-pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key"
+check "a certificate the CA signed as the device's time ran out still marks its password used"
+# The RA asked the challenge service with what was left of the device's
+# time: a CA answer in its last 50 ms left 0, no mark was sent, and a
+# release deferred for another request of the transaction could then free
+# the password for a second certificate.
+server_stop
+SCEPD_TEST_RA_CA_LATE=1 server_start
+from=$(log_mark)
+pw=$(challenge)
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=late device" "$WORK/late.pem" || rc=$?
+[ $rc = 0 ] || fail "enrollment as the CA answers late: iOS client exit $rc, want 0"
+grep -q "test hook: every CA answer comes as the device's deadline passes" "$SERVER_LOG" ||
+	fail "the RA did not take the test hook"
+sleep 0.3 # the mark is written with the challenge service's next commit
+! logged "$from" "challenge not marked used" || fail "the RA did not mark the password used: $(grep 'not marked used' "$WORK/log.since")"
+logged "$from" "otp: password id=[0-9a-f]* (issued to [^)]*) used" ||
+	fail "the challenge service did not mark the password used"
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=after the late one" "$WORK/after-late.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "the late certificate's password, presented again: exit $rc, want 2"
+
+pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key; one signed as the device's time ran out is marked used"
