@@ -31,6 +31,7 @@ struct frontend_settings {
 	    *previous_crl_path; /* the replaced CA's CRL ([ca] PreviousCAKey) */
 	long max_query_string;
 	long max_body_size;
+	long max_bodies_held; /* all connections' POST bodies together */
 	long connection_timeout;
 	long request_deadline;
 	long per_ip_connection_limit;
@@ -181,6 +182,10 @@ struct frontend {
 	 * was logged (once, not for each profile). */
 	atomic_int profile_no_root_warned;
 	struct admin_guard admin_guard;
+	/* Bytes of POST body buffers of all connections (http_collect):
+	 * each may hold up to MaxBodySize for RequestDeadline, and a
+	 * thousand slow clients a gigabyte. */
+	atomic_size_t bodies_held;
 	struct MHD_Daemon *daemon;
 	struct offload *offload; /* threads that wait on the services */
 	struct watchdog *watchdog;
@@ -202,6 +207,7 @@ struct request {
 	int collecting; /* reading a POST body on a SCEP path */
 	int too_big; /* ... which went over MaxBodySize */
 	size_t body_lost; /* ... or whose buffer (this size) was not had */
+	int body_over_held; /* ... because MaxBodiesHeld was reached */
 	char method[16]; /* log_escape'd: a real method is unchanged */
 	char path[256]; /* routes the request; never logged as it is */
 	/* `path` for the log (log_escape): libmicrohttpd unescaped it, so a

@@ -532,11 +532,12 @@ http_access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 /* The body read so far given up, wiped first: it may hold an admin's
  * password or a one-time password. */
 static void
-request_body_drop(struct request *r)
+request_body_drop(struct frontend *fe, struct request *r)
 {
 	if (r->body != NULL)
 		OPENSSL_cleanse(r->body, r->body_len);
 	free(r->body);
+	atomic_fetch_sub(&fe->bodies_held, r->body_cap);
 	r->body = NULL;
 	r->body_len = r->body_cap = 0;
 }
@@ -563,7 +564,7 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (r->held != NULL)
 		MHD_destroy_response(r->held);
 	free(r->raw_uri);
-	request_body_drop(r);
+	request_body_drop(fe, r);
 	free(r);
 	*con_cls = NULL;
 }
@@ -820,10 +821,14 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		return http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "Request body too large.\n");
 	if (r->body_lost) {
-		char what[64];
+		char what[128];
 
-		snprintf(what, sizeof(what), "a POST body of %zu bytes",
-		    r->body_lost);
+		snprintf(what, sizeof(what), "a POST body of %zu bytes%s",
+		    r->body_lost,
+		    r->body_over_held
+		        ? " (the bodies held at once would pass [frontend] "
+		          "MaxBodiesHeld)"
+		        : "");
 		return http_no_memory(c, r, what);
 	}
 	if (r->route == ROUTE_ADMIN) { /* password checks, the services */
@@ -853,7 +858,7 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    r->method, r->log_path, r->client,
 		    fe->settings.max_body_size);
 		r->too_big = 1;
-		request_body_drop(r);
+		request_body_drop(fe, r);
 		/* Newer libmicrohttpd answers at once; 0.9.75 refuses while
 		 * the body is being read, and the 413 comes at its end. */
 		http_text(c, r, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -862,18 +867,26 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	}
 	if (r->body_len + n > r->body_cap) {
 		size_t cap = r->body_cap ? r->body_cap : 4096;
+		size_t grow;
 		uint8_t *b;
 
 		while (cap < r->body_len + n)
 			cap *= 2;
 		if (cap > max)
 			cap = max;
+		grow = cap - r->body_cap;
+		/* The others' bodies and this one's growth within the
+		 * budget, counted before any is had. */
+		r->body_over_held =
+		    atomic_fetch_add(&fe->bodies_held, grow) + grow >
+		    (size_t)fe->settings.max_bodies_held;
 		/* Not realloc: the buffer given up may hold a password. */
-		if ((b = malloc(cap)) == NULL) {
+		if (r->body_over_held || (b = malloc(cap)) == NULL) {
 			/* Not the client's fault: 503 at the end, and the
 			 * part read is dropped now, memory being short. */
+			atomic_fetch_sub(&fe->bodies_held, grow);
 			r->body_lost = r->body_len + n;
-			request_body_drop(r);
+			request_body_drop(fe, r);
 			return;
 		}
 		if (r->body != NULL) {

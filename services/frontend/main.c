@@ -45,6 +45,10 @@ static const struct config_key frontend_config[] = {
         S(max_query_string), "longest query string (bytes); longer: 414"},
     {"MaxBodySize", CONFIG_INT, 1024, RPC_MAX_PKI_MESSAGE, "1048576",
         S(max_body_size), "largest POST body (bytes); larger: 413"},
+    {"MaxBodiesHeld", CONFIG_INT, 1024, 1L << 40, "67108864",
+        S(max_bodies_held),
+        "POST bodies held at once, all connections together (bytes); "
+        "past it 503 with Retry-After"},
     {"ConnectionTimeout", CONFIG_INT, 1, 3600, "15", S(connection_timeout),
         "seconds a connection may sit idle"},
     {"RequestDeadline", CONFIG_INT, 1, 3600, "30", S(request_deadline),

@@ -225,4 +225,46 @@ pw=$(challenge)
 	--out "$WORK/ok3.pem" > "$WORK/ok3.log" 2>&1 || { cat "$WORK/ok3.log"; fail "enrollment after the 503"; }
 server_stop
 
-pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory"
+check "MaxBodiesHeld: a body that would take the bodies held at once past it gets 503 with Retry-After, logged; once the others go, it is read, and a device enrolls"
+# Each connection may hold MaxBodySize for RequestDeadline: a thousand slow
+# clients held a gigabyte of the frontend's memory. One client holds a
+# 64 KiB buffer (40,000 bytes sent, the rest never); a second body's
+# buffer passes 100,000 bytes held in all.
+set_conf frontend MaxBodySize 65536
+set_conf frontend MaxBodiesHeld 100000
+set_conf frontend RequestDeadline 20
+server_start
+head -c 40000 /dev/urandom > "$WORK/40k.bin"
+from=$(log_mark)
+python3 - "$PORT" "$URL" "$WORK" <<'PY' || fail "MaxBodiesHeld (see above)"
+import socket, subprocess, sys, time
+port, url, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+held = socket.create_connection(("127.0.0.1", port), timeout=10)
+held.sendall(b"POST /certsrv/mscep/mscep.dll?operation=PKIOperation HTTP/1.1\r\n"
+             b"Host: localhost\r\nContent-Type: application/x-pki-message\r\n"
+             b"Content-Length: 50000\r\n\r\n" + b"0" * 40000)
+time.sleep(0.5)
+out = subprocess.run(["curl", "-s", "-D", work + "/held.hdr", "-o", work + "/held.out",
+                      "-w", "%{http_code}", "-m", "10", "--data-binary", "@" + work + "/40k.bin",
+                      "-H", "Content-Type: application/x-pki-message",
+                      url + "?operation=PKIOperation"], capture_output=True, text=True).stdout
+hdr = open(work + "/held.hdr").read().lower()
+if out != "503" or "retry-after:" not in hdr:
+    print("   a second body while 64 KiB are held: HTTP %s, want 503 with Retry-After" % out)
+    sys.exit(1)
+print("   a second body while 64 KiB are held: HTTP 503 with Retry-After")
+held.close()
+PY
+logged "$from" "no memory for a POST body of .* (the bodies held at once would pass \[frontend\] MaxBodiesHeld); answered 503" ||
+	fail "the 503 does not name MaxBodiesHeld in the log"
+sleep 0.5 # the held connection's end frees its buffer
+# The same body alone is read and reaches the RA (not a pkiMessage: 400).
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 --data-binary @"$WORK/40k.bin" \
+	-H 'Content-Type: application/x-pki-message' "$URL?operation=PKIOperation")
+[ "$code" = 400 ] || fail "the 40,000-byte body once the other is gone: HTTP $code, want 400 (read, refused by the RA)"
+pw=$(challenge)
+"$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after MaxBodiesHeld" \
+	--out "$WORK/ok4.pem" > "$WORK/ok4.log" 2>&1 || { cat "$WORK/ok4.log"; fail "enrollment after the 503"; }
+server_stop
+
+pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory or would pass MaxBodiesHeld"
