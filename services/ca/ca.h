@@ -117,6 +117,10 @@ struct ca_template {
 	X509_NAME *fixed_subject; /* NULL: the request's subject */
 	struct ca_san_rule *sans;
 	size_t nsans;
+	/* Its certificates serve TLS servers (serverAuth, no EKU, or
+	 * anyExtendedKeyUsage), mail (emailProtection, ...): the subject's
+	 * host-name CN and emailAddress are then held to AllowedSANs. */
+	int serves_tls, serves_mail;
 };
 
 /*

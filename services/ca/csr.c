@@ -18,6 +18,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+
 #include "ca.h"
 #include "x509parse.h"
 
@@ -470,37 +472,17 @@ out:
 	return rc;
 }
 
-/* Whether the template's ExtendedKeyUsage (none: any) holds `name` or
- * its OID, or anyExtendedKeyUsage. */
-static int
-ca_template_eku_has(
-    const struct ca_template *t, const char *name, const char *oid)
-{
-	const char *eku = t->s.extended_key_usage;
-	size_t len;
-
-	if (eku == NULL || eku[strspn(eku, ", ")] == '\0')
-		return 1;
-	for (const char *p = eku; *(p += strspn(p, ", ")) != '\0'; p += len) {
-		const char *names[] = {
-		    name, oid, "anyExtendedKeyUsage", "2.5.29.37.0"};
-
-		len = strcspn(p, ", ");
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (len == strlen(names[i]) &&
-			    strncmp(p, names[i], len) == 0)
-				return 1;
-	}
-	return 0;
-}
-
 /* A CN a TLS client may take for a host name: letters, digits, '-', '_',
- * with a dot or a wildcard (a device's "Robs iPad" or UDID is none). */
+ * with a dot or a wildcard (a device's "Robs iPad" or UDID is none; nor
+ * an IP address, which clients match against IP SANs only). */
 static int
 ca_cn_is_host(const char *cn)
 {
+	unsigned char ip[16];
 	int dotted = 0;
 
+	if (inet_pton(AF_INET, cn, ip) == 1)
+		return 0;
 	for (const char *c = cn; *c != '\0'; c++)
 		if (*c == '.' || *c == '*')
 			dotted = 1;
@@ -523,16 +505,18 @@ ca_csr_check_subject_names(
     const struct ca_template *t, X509_REQ *req, struct ca_refusal *r)
 {
 	const X509_NAME *subject = X509_REQ_get_subject_name(req);
-	static const struct {
+	const struct {
 		int nid;
 		enum ca_san_type type;
-		const char *eku, *eku_oid, *how;
+		int concerned;
+		const char *eku, *how;
 	} kinds[] = {
-	    {NID_commonName, CA_SAN_DNS, "serverAuth", "1.3.6.1.5.5.7.3.1",
+	    {NID_commonName, CA_SAN_DNS, t->serves_tls, "serverAuth",
 	        "TLS clients take it as the host name where no DNS "
 	        "subjectAltName is"},
-	    {NID_pkcs9_emailAddress, CA_SAN_EMAIL, "emailProtection",
-	        "1.3.6.1.5.5.7.3.4",
+	    /* A fixed Subject does not copy the request's emailAddress. */
+	    {NID_pkcs9_emailAddress, CA_SAN_EMAIL,
+	        t->serves_mail && t->fixed_subject == NULL, "emailProtection",
 	        "mail clients take it as the address where no email "
 	        "subjectAltName is"},
 	};
@@ -541,9 +525,7 @@ ca_csr_check_subject_names(
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && rc == 0;
 	     k++) {
-		if (!ca_template_eku_has(t, kinds[k].eku, kinds[k].eku_oid) ||
-		    (kinds[k].nid != NID_commonName &&
-		        t->fixed_subject != NULL))
+		if (!kinds[k].concerned)
 			continue;
 		for (int at = -1; rc == 0 &&
 		     (at = X509_NAME_get_index_by_NID(
@@ -557,9 +539,19 @@ ca_csr_check_subject_names(
 				    OBJ_nid2sn(kinds[k].nid));
 				break;
 			}
-			if ((size_t)len != strlen((char *)utf8) ||
-			    (kinds[k].type == CA_SAN_DNS &&
-			        !ca_cn_is_host((char *)utf8))) {
+			/* "mail.example.com\0.x": read as C strings, the
+			 * name before the NUL. */
+			if ((size_t)len != strlen((char *)utf8)) {
+				OPENSSL_free(utf8);
+				rc = ca_refuse(r,
+				    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+				    "the subject's %s holds a NUL byte: "
+				    "refused",
+				    OBJ_nid2sn(kinds[k].nid));
+				break;
+			}
+			if (kinds[k].type == CA_SAN_DNS &&
+			    !ca_cn_is_host((char *)utf8)) {
 				OPENSSL_free(utf8);
 				continue;
 			}

@@ -127,6 +127,36 @@ template_ext_ok(int nid, const char *value)
 	return ext != NULL;
 }
 
+/* t->serves_tls and serves_mail from its ExtendedKeyUsage as OpenSSL
+ * reads it: names short or long ("TLS Web Server Authentication") or
+ * OIDs. None at all: any purpose. */
+static void
+template_purposes(struct ca_template *t)
+{
+	X509_EXTENSION *ext;
+	EXTENDED_KEY_USAGE *eku = NULL;
+
+	t->serves_tls = t->serves_mail = t->s.extended_key_usage[0] == '\0';
+	if ((ext = X509V3_EXT_nconf_nid(NULL, NULL, NID_ext_key_usage,
+	         t->s.extended_key_usage)) != NULL)
+		eku = X509V3_EXT_d2i(ext);
+	for (int i = 0; i < sk_ASN1_OBJECT_num(eku); i++)
+		switch (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i))) {
+		case NID_server_auth:
+			t->serves_tls = 1;
+			break;
+		case NID_email_protect:
+			t->serves_mail = 1;
+			break;
+		case NID_anyExtendedKeyUsage:
+			t->serves_tls = t->serves_mail = 1;
+			break;
+		}
+	EXTENDED_KEY_USAGE_free(eku);
+	X509_EXTENSION_free(ext);
+	ERR_clear_error();
+}
+
 static int
 template_prepare(struct ca_template *t, const char *section)
 {
@@ -149,6 +179,7 @@ template_prepare(struct ca_template *t, const char *section)
 		    section, t->s.extended_key_usage);
 		errors++;
 	}
+	template_purposes(t);
 	copy = strdup(t->s.key_usage);
 	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
 	     tok = strtok_r(NULL, " ,", &save))
@@ -463,6 +494,45 @@ template_load(struct ca *ca, const struct config_pairs *file, const char *name,
 	return template_prepare(t, section);
 }
 
+/* Whether `t` has an AllowedSANs rule of `type`. */
+static int
+template_has_rule(const struct ca_template *t, enum ca_san_type type)
+{
+	for (size_t i = 0; i < t->nsans; i++)
+		if (t->sans[i].type == type)
+			return 1;
+	return 0;
+}
+
+/* A template in use whose certificates serve TLS or mail, without the
+ * rule the subject's names are held to: said at start, not first by a
+ * device's refusal (the CA took any subject before 2026-12). Once for a
+ * template chosen by several usages. */
+static void
+template_subject_warn(const struct ca_template *t, int usage)
+{
+	static const struct ca_template *warned[3];
+
+	for (int u = 0; u < usage; u++)
+		if (warned[u] == t)
+			return;
+	warned[usage] = t;
+	if (t->serves_tls && !template_has_rule(t, CA_SAN_DNS))
+		log_warn("[template.%s]: its certificates serve TLS servers "
+		         "and AllowedSANs has no DNS: rule, so a request whose "
+		         "CN is a host name (with a dot) is refused: list the "
+		         "names devices may claim (DNS:*.devices.example.com)",
+		    t->name);
+	if (t->serves_mail && t->fixed_subject == NULL &&
+	    !template_has_rule(t, CA_SAN_EMAIL))
+		log_warn(
+		    "[template.%s]: its certificates serve mail and "
+		    "AllowedSANs has no email: rule, so a request with an "
+		    "emailAddress in its subject (E=) is refused: list the "
+		    "addresses devices may claim (email:*@example.com)",
+		    t->name);
+}
+
 int
 ca_templates_load(struct ca *ca, const char *config_file)
 {
@@ -505,6 +575,7 @@ ca_templates_load(struct ca *ca, const char *config_file)
 			goto out;
 		}
 		log_info("%s = %s", want_keys[u], ca->by_usage[u]->name);
+		template_subject_warn(ca->by_usage[u], u);
 	}
 	rc = 0;
 out:

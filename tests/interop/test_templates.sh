@@ -33,7 +33,8 @@ Subject = O=Fixed Corp,OU=Devices
 
 [template.Devices]
 KeyUsage = digitalSignature,keyEncipherment
-ExtendedKeyUsage = serverAuth,clientAuth
+; OpenSSL's long names, as openssl x509 -text prints them
+ExtendedKeyUsage = TLS Web Server Authentication, TLS Web Client Authentication
 EOF
 # AllowedSANs in a line of 198 characters, which the INI reader takes
 # whole (199 with its newline): the CA refused it once, writing the
@@ -210,6 +211,54 @@ refused cn_wild badRequest 'CN "\*.devices.example.com" is a pattern, not a name
 # certificates serve no TLS server (Signing: clientAuth) a dotted CN stays.
 csr cn_udid "/CN=00008030-001A2D2E3C0B802E" rsa:2048
 issue cn_udid
+# An IP address is no host name to a TLS client (IP SANs only).
+csr cn_ip "/CN=192.0.2.10" rsa:2048
+issue cn_ip
+# "mail.corp.example.com<NUL>.x": read as a C string, the name before the
+# NUL. openssl req cannot write a NUL: the request built with asn1parse
+# -genconf and signed with openssl dgst.
+openssl genrsa -out "$WORK/cn_nul.key" 2048 2>/dev/null
+pub=$(openssl rsa -in "$WORK/cn_nul.key" -RSAPublicKey_out -outform DER 2>/dev/null | xxd -p | tr -d '\n')
+cat > "$WORK/cn_nul.cnf" <<EOF
+asn1=SEQUENCE:tbs
+[tbs]
+version=INTEGER:0
+subject=SEQUENCE:name
+spki=SEQUENCE:spki
+attrs=IMPLICIT:0C,SET:empty
+[name]
+rdn=SET:rdn
+[rdn]
+cn=SEQUENCE:cn
+[cn]
+oid=OID:commonName
+val=IMPLICIT:12U,FORMAT:HEX,OCTETSTRING:$(printf 'mail.corp.example.com\0.x' | xxd -p | tr -d '\n')
+[spki]
+alg=SEQUENCE:rsaalg
+key=FORMAT:HEX,BITSTRING:$pub
+[rsaalg]
+oid=OID:rsaEncryption
+null=NULL
+[empty]
+EOF
+openssl asn1parse -genconf "$WORK/cn_nul.cnf" -out "$WORK/cn_nul.tbs" -noout &&
+	openssl dgst -sha256 -sign "$WORK/cn_nul.key" -out "$WORK/cn_nul.sig" "$WORK/cn_nul.tbs" ||
+	fail "cannot build the request with a NUL in its CN"
+{
+	echo "asn1=SEQUENCE:req"
+	echo "[req]"
+	echo "tbs=SEQUENCE:tbs"
+	echo "alg=SEQUENCE:sigalg"
+	echo "sig=FORMAT:HEX,BITSTRING:$(xxd -p "$WORK/cn_nul.sig" | tr -d '\n')"
+	echo "[sigalg]"
+	echo "oid=OID:sha256WithRSAEncryption"
+	echo "null=NULL"
+	tail -n +2 "$WORK/cn_nul.cnf"
+} > "$WORK/cn_nul.req.cnf"
+openssl asn1parse -genconf "$WORK/cn_nul.req.cnf" -out "$WORK/cn_nul.der" -noout &&
+	openssl req -inform DER -in "$WORK/cn_nul.der" -verify -out "$WORK/cn_nul.csr" 2>/dev/null ||
+	fail "the request with a NUL in its CN does not verify"
+refused cn_nul badRequest "the subject's CN holds a NUL byte"
 csr cn_client "/CN=laptop.corp.example.com" rsa:2048 -addext "keyUsage=critical,digitalSignature"
 issue cn_client
 
@@ -426,7 +475,7 @@ PY
 
 check "an emailAddress in the subject passes AllowedSANs as an email SAN would, under a template for mail"
 server_stop
-set_conf template.Devices ExtendedKeyUsage "serverAuth,clientAuth,emailProtection"
+set_conf template.Devices ExtendedKeyUsage "serverAuth,clientAuth,E-mail Protection"
 server_start
 csr mail_ok "/CN=ops/emailAddress=ops@example.com" rsa:2048
 issue mail_ok
