@@ -843,6 +843,9 @@ http_dispatch(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	return scep_handle(fe, c, r, query, qlen);
 }
 
+/* What MaxBodiesHeld never refuses: a PKIOperation is 2 to 8 KiB. */
+#define HTTP_BODY_ALWAYS (64 * 1024)
+
 /* A POST body on a SCEP path, up to MaxBodySize. */
 static void
 http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
@@ -876,10 +879,14 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 			cap = max;
 		grow = cap - r->body_cap;
 		/* The others' bodies and this one's growth within the
-		 * budget, counted before any is had. */
+		 * budget, counted before any is had. A body of a device's
+		 * size (up to HTTP_BODY_ALWAYS) is never refused for it:
+		 * large stalled bodies must not keep devices out, and
+		 * connections bound what small ones hold. */
 		r->body_over_held =
 		    atomic_fetch_add(&fe->bodies_held, grow) + grow >
-		    (size_t)fe->settings.max_bodies_held;
+		        (size_t)fe->settings.max_bodies_held &&
+		    cap > HTTP_BODY_ALWAYS;
 		/* Not realloc: the buffer given up may hold a password. */
 		if (r->body_over_held || (b = malloc(cap)) == NULL) {
 			/* Not the client's fault: 503 at the end, and the

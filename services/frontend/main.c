@@ -327,6 +327,15 @@ main(int argc, char **argv)
 	if (config_load(
 	        config_file, "frontend", frontend_config, &fe.settings) != 0)
 		goto out;
+	/* Else every body that large got 503 with Retry-After, forever. */
+	if (fe.settings.max_bodies_held < fe.settings.max_body_size) {
+		fprintf(stderr,
+		    "scepd-frontend: [frontend] MaxBodiesHeld = %ld is below "
+		    "MaxBodySize = %ld: a body that large could never be "
+		    "read\n",
+		    fe.settings.max_bodies_held, fe.settings.max_body_size);
+		goto out;
+	}
 	if (listen_arg != NULL) {
 		free(fe.settings.listen);
 		if ((fe.settings.listen = strdup(listen_arg)) == NULL)

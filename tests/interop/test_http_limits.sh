@@ -225,46 +225,61 @@ pw=$(challenge)
 	--out "$WORK/ok3.pem" > "$WORK/ok3.log" 2>&1 || { cat "$WORK/ok3.log"; fail "enrollment after the 503"; }
 server_stop
 
-check "MaxBodiesHeld: a body that would take the bodies held at once past it gets 503 with Retry-After, logged; once the others go, it is read, and a device enrolls"
+check "MaxBodiesHeld: a large body that would take the bodies held at once past it gets 503 with Retry-After, logged, while a device's small one is read; once the others go, the large one is read; below MaxBodySize it stops the frontend at start"
 # Each connection may hold MaxBodySize for RequestDeadline: a thousand slow
 # clients held a gigabyte of the frontend's memory. One client holds a
-# 64 KiB buffer (40,000 bytes sent, the rest never); a second body's
-# buffer passes 100,000 bytes held in all.
-set_conf frontend MaxBodySize 65536
-set_conf frontend MaxBodiesHeld 100000
+# 256 KiB buffer (140,000 bytes sent, the rest never); a second body of
+# 100,000 bytes grows past 64 KiB to 128 KiB, past 300,000 bytes held in
+# all; one of 20,000 bytes (a device's size) is read all the same.
+set_conf frontend MaxBodySize 262144
+set_conf frontend MaxBodiesHeld 300000
 set_conf frontend RequestDeadline 20
 server_start
-head -c 40000 /dev/urandom > "$WORK/40k.bin"
+head -c 100000 /dev/urandom > "$WORK/100k.bin"
+head -c 20000 /dev/urandom > "$WORK/20k.bin"
 from=$(log_mark)
 python3 - "$PORT" "$URL" "$WORK" <<'PY' || fail "MaxBodiesHeld (see above)"
 import socket, subprocess, sys, time
 port, url, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def post(name):
+    out = subprocess.run(["curl", "-s", "-D", work + "/held.hdr", "-o", work + "/held.out",
+                          "-w", "%{http_code}", "-m", "10", "--data-binary", "@" + work + "/" + name,
+                          "-H", "Content-Type: application/x-pki-message",
+                          url + "?operation=PKIOperation"], capture_output=True, text=True).stdout
+    return out, open(work + "/held.hdr").read().lower()
+
 held = socket.create_connection(("127.0.0.1", port), timeout=10)
 held.sendall(b"POST /certsrv/mscep/mscep.dll?operation=PKIOperation HTTP/1.1\r\n"
              b"Host: localhost\r\nContent-Type: application/x-pki-message\r\n"
-             b"Content-Length: 50000\r\n\r\n" + b"0" * 40000)
+             b"Content-Length: 200000\r\n\r\n" + b"0" * 140000)
 time.sleep(0.5)
-out = subprocess.run(["curl", "-s", "-D", work + "/held.hdr", "-o", work + "/held.out",
-                      "-w", "%{http_code}", "-m", "10", "--data-binary", "@" + work + "/40k.bin",
-                      "-H", "Content-Type: application/x-pki-message",
-                      url + "?operation=PKIOperation"], capture_output=True, text=True).stdout
-hdr = open(work + "/held.hdr").read().lower()
-if out != "503" or "retry-after:" not in hdr:
-    print("   a second body while 64 KiB are held: HTTP %s, want 503 with Retry-After" % out)
+code, hdr = post("100k.bin")
+if code != "503" or "retry-after:" not in hdr:
+    print("   100,000 bytes while 256 KiB are held: HTTP %s, want 503 with Retry-After" % code)
     sys.exit(1)
-print("   a second body while 64 KiB are held: HTTP 503 with Retry-After")
+print("   100,000 bytes while 256 KiB are held: HTTP 503 with Retry-After")
+code, hdr = post("20k.bin")
+if code != "400":
+    print("   20,000 bytes while 256 KiB are held: HTTP %s, want 400 (read, refused by the RA)" % code)
+    sys.exit(1)
+print("   20,000 bytes while 256 KiB are held: read (400 from the RA)")
 held.close()
 PY
-logged "$from" "no memory for a POST body of .* (the bodies held at once would pass \[frontend\] MaxBodiesHeld); answered 503" ||
+logged "$from" "no memory for a POST body of .* (the bodies held at once would pass \\[frontend\\] MaxBodiesHeld); answered 503" ||
 	fail "the 503 does not name MaxBodiesHeld in the log"
 sleep 0.5 # the held connection's end frees its buffer
-# The same body alone is read and reaches the RA (not a pkiMessage: 400).
-code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 --data-binary @"$WORK/40k.bin" \
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 --data-binary @"$WORK/100k.bin" \
 	-H 'Content-Type: application/x-pki-message' "$URL?operation=PKIOperation")
-[ "$code" = 400 ] || fail "the 40,000-byte body once the other is gone: HTTP $code, want 400 (read, refused by the RA)"
+[ "$code" = 400 ] || fail "the 100,000-byte body once the other is gone: HTTP $code, want 400 (read, refused by the RA)"
 pw=$(challenge)
 "$IOS_CLIENT" --url "$URL" --challenge "$pw" --subject "CN=after MaxBodiesHeld" \
 	--out "$WORK/ok4.pem" > "$WORK/ok4.log" 2>&1 || { cat "$WORK/ok4.log"; fail "enrollment after the 503"; }
 server_stop
+set_conf frontend MaxBodiesHeld 200000
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-frontend" --config "$DATA/scepd.conf" > "$WORK/fe.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "MaxBodiesHeld = 200000 is below MaxBodySize = 262144" "$WORK/fe.out" ||
+	{ cat "$WORK/fe.out"; fail "MaxBodiesHeld below MaxBodySize: exit $rc, want 1 naming both"; }
 
-pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory or would pass MaxBodiesHeld"
+pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory or a large one would pass MaxBodiesHeld"
