@@ -44,14 +44,19 @@ scep_op_find(const char *value, size_t len, const char **name)
 	return SCEP_OP_NONE;
 }
 
-/* Untrusted text made fit for a log line: printable ASCII, bounded. */
+/* Untrusted text made fit for a log line: printable ASCII, bounded; no
+ * space, '=', quote or backslash, with which it would write a field of
+ * its own ("operation=x client=203.0.113.9"). */
 static void
 printable(char *out, size_t outlen, const char *in, size_t len)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < len && n + 4 < outlen; i++)
-		out[n++] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+		out[n++] = in[i] > 0x20 && in[i] < 0x7f && in[i] != '=' &&
+		        in[i] != '"' && in[i] != '\\'
+		    ? in[i]
+		    : '?';
 	if (n + 4 >= outlen && len > n)
 		out[n++] = '.', out[n++] = '.', out[n++] = '.';
 	out[n] = '\0';

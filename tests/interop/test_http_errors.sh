@@ -103,6 +103,9 @@ PY
 # (which would escape the quote that ends its field).
 expect 401 "$(code "$BASE/certsrv/mscep_admin/" -u 'x from 203.0.113.9:pw')" "a login as 'x from 203.0.113.9'"
 expect 404 "$(code "$BASE/ua" -A 'agent\')" "GET /ua with the user agent 'agent\\'"
+# An operation a client chose, and a Host /metrics refuses.
+expect 400 "$(code "$URL?operation=x%20client=203.0.113.9")" "operation=x client=203.0.113.9"
+expect 403 "$(code "$BASE/metrics" -H 'Host: x client=203.0.113.9')" "/metrics, Host 'x client=203.0.113.9'"
 sleep 0.2 # the access log line comes as the answer completes
 tail -n "+$from" "$SERVER_LOG" | grep 'scepd-frontend\[' > "$WORK/forged.log" || true
 grep -q -F -- "admin: failed login for x%20from%20203.0.113.9 from 127.0.0.1" "$WORK/forged.log" ||
