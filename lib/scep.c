@@ -1062,7 +1062,9 @@ envelope_seen(struct scep_wrapped_keys *seen, struct envelope_plain *ep,
 		    ec->enc_data != NULL ? (size_t)ec->enc_data->length : 0,
 		    more, (size_t)alg_len + 1);
 	}
-	if (rc != 1 && ep->detail == NULL)
+	/* Before any other step's reason (an earlier RA certificate named):
+	 * this refusal is the one the operator must see. */
+	if (rc != 1)
 		ep->detail = rc == 0
 		    ? "its RecipientInfo's wrapped key came before with other "
 		      "content: a device's envelope key reused (refused "

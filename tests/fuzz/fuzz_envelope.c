@@ -156,7 +156,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* Everything allowed, so the decryption code is reached for all. */
 	static const struct scep_alg_policy all = {1, 1, 1};
-	static struct scep_wrapped_keys *seen;
 	uint8_t *plain = NULL;
 	size_t plain_len = 0;
 	const char *why = NULL, *detail = NULL;
@@ -175,19 +174,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	free(plain);
-	/* A few keys remembered: its path runs too (a key seen with other
-	 * content fails as any envelope that does not open). */
-	if (seen == NULL && (seen = scep_wrapped_keys_new(64)) == NULL)
+	/* A memory of keys, its path run too (a key seen with other content
+	 * fails as any envelope that does not open): one per input, so that
+	 * a crash reproduces from its input alone. Read twice, the second
+	 * time seen (the same content: it must open as it did). */
+	struct scep_wrapped_keys *seen = scep_wrapped_keys_new(64);
+	int rc[2];
+
+	if (seen == NULL)
 		abort();
-	if (scep_envelope_read(data, size, keys, 2, &all, seen, kind, &content,
-	        &cipher, &failinfo, &why, &detail) == SCEP_OK) {
-		if (kind == SCEP_CONTENT_CSR ? content.csr == NULL
-		                             : content.issuer == NULL)
+	for (int i = 0; i < 2; i++) {
+		rc[i] = scep_envelope_read(data, size, keys, 2, &all, seen,
+		    kind, &content, &cipher, &failinfo, &why, &detail);
+		if (rc[i] == SCEP_OK) {
+			if (kind == SCEP_CONTENT_CSR ? content.csr == NULL
+			                             : content.issuer == NULL)
+				abort();
+		} else if (content.csr != NULL || content.issuer != NULL ||
+		    why == NULL || detail == NULL) {
 			abort();
-	} else if (content.csr != NULL || content.issuer != NULL ||
-	    why == NULL || detail == NULL) {
-		abort();
+		}
+		scep_content_clear(&content);
 	}
-	scep_content_clear(&content);
+	if (rc[0] != rc[1]) /* a resend refused, or a refusal undone */
+		abort();
+	scep_wrapped_keys_free(seen);
 	return 0;
 }
