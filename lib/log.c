@@ -95,13 +95,21 @@ log_vevent(enum log_level level, const char *txid, uint64_t reqid,
 	/* Untrusted text (a device's transactionID) must not forge log
 	 * lines: a line break starts none (a space), and other control
 	 * bytes, which could move a terminal's cursor over the line
-	 * before, are written as \xHH. */
+	 * before, are written as \xHH; so are C1 controls in UTF-8 (C2 80
+	 * to C2 9F: U+009B is a CSI to some terminals), and a backslash,
+	 * so that a text "\x1b" does not read as an escaped byte. */
 	for (int i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)line[i];
+		int c1 = c == 0xc2 && i + 1 < n &&
+		    (unsigned char)line[i + 1] >= 0x80 &&
+		    (unsigned char)line[i + 1] <= 0x9f;
 
 		if (c == '\n' || c == '\r')
 			c = ' ';
-		if (c < 0x20 || c == 0x7f) {
+		if (c1 ||
+		    (i > 0 && (unsigned char)line[i - 1] == 0xc2 && c >= 0x80 &&
+		        c <= 0x9f) ||
+		    c < 0x20 || c == 0x7f || c == '\\') {
 			if (o + 5 > sizeof(out))
 				break;
 			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);

@@ -64,6 +64,20 @@ test_one_line_without_control_bytes(void **state)
 	    "serial 0C\\x7f\"\n"));
 }
 
+/* A backslash, and a C1 control in UTF-8 (U+009B, a CSI to some
+ * terminals), are escaped; other UTF-8 (an e with acute) is kept. */
+static void
+test_backslash_and_c1(void **state)
+{
+	char out[4096];
+
+	(void)state;
+	log_init("scepd-ca", LOG_LEVEL_INFO);
+	logged("t", "a\\x1b b\xc2\x9b[2J c\xc3\xa9", out, sizeof(out));
+	assert_non_null(
+	    strstr(out, "\"a\\x5cx1b b\\xc2\\x9b[2J c\xc3\xa9\"\n"));
+}
+
 /* A line of the most text: cut, never split, never past its buffer. */
 static void
 test_long_line_cut(void **state)
@@ -116,6 +130,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_one_line_without_control_bytes),
 	    cmocka_unit_test(test_long_line_cut),
+	    cmocka_unit_test(test_backslash_and_c1),
 	    cmocka_unit_test(test_escape),
 	};
 
