@@ -189,10 +189,11 @@ passwd_split(char *line, char **user, char **hash, char **rights)
  * `--list` print. NULL with errno (ELOOP, EMLINK, EINVAL for another
  * kind of file).
  */
+
 static FILE *passwd_open(const char *file);
 
 /* Why passwd_open failed, for the log. */
-static const char *
+const char *
 passwd_strerror(int e)
 {
 	switch (e) {
@@ -207,17 +208,30 @@ passwd_strerror(int e)
 	}
 }
 
+int
+passwd_file_usable(const char *file)
+{
+	FILE *f = passwd_open(file);
+
+	if (f == NULL)
+		return -1;
+	fclose(f);
+	return 0;
+}
+
 static FILE *
 passwd_open(const char *file)
 {
 	struct stat st;
 	FILE *f;
-	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), e;
+	/* O_NONBLOCK: a FIFO put there would block the open forever; a
+	 * regular file's reads do not care, and it is taken off after. */
+	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), e;
 
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-	    (f = fdopen(fd, "r")) == NULL) {
+	    fcntl(fd, F_SETFL, 0) != 0 || (f = fdopen(fd, "r")) == NULL) {
 		e = errno;
 		if (fstat(fd, &st) == 0)
 			e = !S_ISREG(st.st_mode) ? EINVAL

@@ -49,6 +49,12 @@ int passwd_check_seen(struct passwd_seen *seen, const char *file,
  * no such user), -1 when the file cannot be read. A match is remembered in
  * `seen` unless it is NULL.
  */
+/* 0 when `file` can be read as the accounts file: the file itself (not
+ * a symbolic link, nor one of several hard links), a regular file; else
+ * -1 with errno, which passwd_strerror says for the log. */
+int passwd_file_usable(const char *file);
+const char *passwd_strerror(int e);
+
 int passwd_check_file(const char *file, const char *user, const char *password,
     char *rights, size_t rightslen, struct passwd_seen *seen);
 /* Longest user name, in bytes: the challenge service records it with

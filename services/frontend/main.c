@@ -19,6 +19,7 @@
 #include "config.h"
 #include "frontend.h"
 #include "log.h"
+#include "passwd.h"
 #include "netaddr.h"
 
 #define S(field) offsetof(struct frontend_settings, field)
@@ -389,11 +390,12 @@ main(int argc, char **argv)
 		goto out;
 	}
 	fd = -1; /* http_stop closes it */
+	/* As every login reads it: a symbolic link is refused there. */
 	if (fe.settings.admin_path[0] != '\0' &&
-	    access(fe.settings.admin_password_file, R_OK) != 0)
+	    passwd_file_usable(fe.settings.admin_password_file) != 0)
 		log_warn("AdminPasswordFile %s: %s; the admin page will answer "
 		         "500 until it can be read",
-		    fe.settings.admin_password_file, strerror(errno));
+		    fe.settings.admin_password_file, passwd_strerror(errno));
 #ifdef SCEPD_TEST_HOOKS
 	/* Test builds only: a slow start between the HTTP threads and the
 	 * filter, to show no request is served before it. */

@@ -285,6 +285,17 @@ test_link_refused(void **state)
 	    -1);
 	assert_int_equal(passwd_set_file(path, "admin", "pw", "enroll"), -1);
 	assert_int_equal(unlink(target), 0);
+	/* A FIFO: refused at once, not an open waiting for a writer. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(passwd_file_usable(path), -1);
+	assert_int_equal(passwd_check_file(path, "root", "s3cret", rights,
+	                     sizeof(rights), NULL),
+	    -1);
+	assert_int_equal(passwd_set_file(path, "admin", "pw", "enroll"), -1);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(passwd_set_file(path, "root", "s3cret", "enroll"), 0);
+	assert_int_equal(passwd_file_usable(path), 0);
 	/* The file itself again: read. */
 	assert_int_equal(passwd_check_file(path, "root", "s3cret", rights,
 	                     sizeof(rights), NULL),
