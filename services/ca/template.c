@@ -420,7 +420,13 @@ template_uri_match(const char *pattern, const char *value)
 		return 0;
 	pa += 3;
 	va += 3;
-	plen = strcspn(pa, "/#");
+	/* A pattern's '?' is a wildcard: its authority ends at '/', '#' or
+	 * an escaped "\?" (a query right after the host), a value's at
+	 * '/', '?' or '#'. */
+	for (plen = 0; pa[plen] != '\0' && pa[plen] != '/' && pa[plen] != '#' &&
+	     !(pa[plen] == '\\' && pa[plen + 1] == '?');
+	     plen++)
+		;
 	vlen = strcspn(va, "/?#");
 	return template_authority_match(pa, plen, va, vlen) &&
 	    fnmatch(pa + plen, va + vlen, 0) == 0;

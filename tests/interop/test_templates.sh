@@ -40,7 +40,7 @@ EOF
 # whole (199 with its newline): the CA refused it once, writing the
 # section out again with spaces around "=" and reading that.
 sans="AllowedSANs=DNS:*.devices.example.com email:*@example.com"
-sans="$sans URI:https://*.example.com/* URI:ftp://*@files.example.com/*"
+sans="$sans URI:https://*.example.com/* URI:ftp://*@files.example.com/* URI:https://q.example.com\?d=*"
 i=0
 while [ $((${#sans} + 23 + 20)) -le 198 ]; do
 	i=$((i + 1))
@@ -314,6 +314,12 @@ for uri in "https://evil.net/.example.com/" "https://evil.net?.example.com/" \
 	csr "uri_bad$n" "/CN=uri" ec:prime256v1 -addext "subjectAltName=URI:$uri"
 	refused "uri_bad$n" badRequest "AllowedSANs"
 done
+# A query right after the host, as a pattern writes it with '\?'
+# (URI:https://q.example.com\?d=*): allowed; another host refused.
+csr uri_query "/CN=uri" ec:prime256v1 -addext "subjectAltName=URI:https://q.example.com?d=7"
+issue uri_query
+csr uri_query_bad "/CN=uri" ec:prime256v1 -addext "subjectAltName=URI:https://evil.net?q.example.com?d=7"
+refused uri_query_bad badRequest "AllowedSANs"
 
 check "through SCEP: the iOS-like client's Key Usage and SubjectAltName reach the templates"
 pw=$(challenge)
