@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -286,6 +287,28 @@ frontend_free(struct frontend *fe)
 	config_free(frontend_config, &fe->settings);
 }
 
+/*
+ * Descriptors: libmicrohttpd takes up to about a thousand connections and
+ * each UpstreamThread's ZeroMQ socket has its own, so a soft limit of 1024
+ * (systemd's default) ran out before either (the acceptor then pauses):
+ * raised to the hard limit, at most 65536, logged.
+ */
+static void
+frontend_raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= 65536 ||
+	    rl.rlim_cur >= rl.rlim_max)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("open files: the soft limit raised from %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -342,6 +365,7 @@ main(int argc, char **argv)
 		if ((fe.settings.listen = strdup(listen_arg)) == NULL)
 			goto out;
 	}
+	frontend_raise_nofile();
 	if ((fe.curve = rpc_curve_load(
 	         &fe.settings.curve, NULL, config_file, "frontend")) == NULL)
 		goto out;
