@@ -809,10 +809,11 @@ rpc_client_wait(void *sock, uint64_t id, int64_t until_ms,
 	}
 }
 
-/* rpc_call and rpc_call_once: sends again after each attempt_ms. */
+/* rpc_call and rpc_call_once: sends again after each attempt_ms; the
+ * service is told to give up after serve_ms. */
 static int
 rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
-    int timeout_ms, int attempt_ms, Scep__V1__Reply **reply)
+    int timeout_ms, int attempt_ms, int serve_ms, Scep__V1__Reply **reply)
 {
 	/* The deadline the service is told is of the wall clock, which all
 	 * hosts share; ours to wait by is monotonic. */
@@ -826,7 +827,7 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	if (attempt_ms < RPC_MIN_ATTEMPT_MS)
 		attempt_ms = RPC_MIN_ATTEMPT_MS;
 	req->id = ++client->next_id;
-	req->deadline_ms = start + timeout_ms;
+	req->deadline_ms = start + serve_ms;
 	req->has_sent_ms = 1;
 	req->sent_ms = start;
 	req->origin = client->origin;
@@ -888,14 +889,27 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
     Scep__V1__Reply **reply)
 {
 	return rpc_call_attempts(
-	    client, req, timeout_ms, timeout_ms / 3, reply);
+	    client, req, timeout_ms, timeout_ms / 3, timeout_ms, reply);
 }
 
 int
 rpc_call_once(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
     Scep__V1__Reply **reply)
 {
-	return rpc_call_attempts(client, req, timeout_ms, timeout_ms, reply);
+	return rpc_call_attempts(
+	    client, req, timeout_ms, timeout_ms, timeout_ms, reply);
+}
+
+int
+rpc_call_once_served_within(struct rpc_client *client, Scep__V1__Request *req,
+    int timeout_ms, int serve_ms, Scep__V1__Reply **reply)
+{
+	if (timeout_ms < RPC_MIN_ATTEMPT_MS)
+		timeout_ms = RPC_MIN_ATTEMPT_MS;
+	if (serve_ms < timeout_ms)
+		serve_ms = timeout_ms;
+	return rpc_call_attempts(
+	    client, req, timeout_ms, timeout_ms, serve_ms, reply);
 }
 
 /* --- server ----------------------------------------------------------- */

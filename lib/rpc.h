@@ -165,6 +165,13 @@ int rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
  * operator's revocation), where a copy would only ask again. */
 int rpc_call_once(struct rpc_client *client, Scep__V1__Request *req,
     int timeout_ms, Scep__V1__Reply **reply);
+/* rpc_call_once that is always sent and waits timeout_ms (at least
+ * RPC_MIN_ATTEMPT_MS), while the service may do it up to serve_ms after
+ * (what must be done whatever the caller's time left: a password marked
+ * used once its certificate exists). */
+int
+rpc_call_once_served_within(struct rpc_client *client, Scep__V1__Request *req,
+    int timeout_ms, int serve_ms, Scep__V1__Reply **reply);
 
 /* --- server ----------------------------------------------------------- */
 

@@ -213,13 +213,14 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	call.challenge_consume = &consume;
 	/* Once: a copy would tell the MDM again (the challenge service
 	 * drops copies of a consume it did, but not of one in progress).
-	 * With RPCTimeout, whatever the device's time left: the certificate
-	 * exists, and a mark never sent (a CA that answered in the last
-	 * 50 ms left a budget of 0) let a release of another request of
-	 * this transaction, deferred until then, free the password for a
-	 * second certificate. The device's answer waits for it. */
-	rc = rpc_call_once(
-	    w->challenge, &call, (int)w->ra->settings.rpc_timeout, &reply);
+	 * Sent whatever the device's time left, to be done within
+	 * RPCTimeout: the certificate exists, and a mark never sent (a CA
+	 * that answered in the last 50 ms left a budget of 0) let a release
+	 * of another request of this transaction, deferred until then, free
+	 * the password for a second certificate. The device's answer waits
+	 * for it no longer than its time left (at least a moment). */
+	rc = rpc_call_once_served_within(w->challenge, &call,
+	    ra_budget_ms(w->ra, req), (int)w->ra->settings.rpc_timeout, &reply);
 	/* The password stays reserved to this transaction even if this
 	 * fails, so no other transaction can use it; it then expires. */
 	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)
