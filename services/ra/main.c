@@ -214,9 +214,15 @@ ra_wrapped_keys_watch(struct ra *ra)
 	int64_t youngest;
 	time_t now = time(NULL);
 
+	/* The idle call comes with every message the proxy passes: a look
+	 * a minute (the youngest forgotten is kept between looks). */
 	if (ra->wrapped_keys == NULL ||
-	    (now >= ra->wrapped_keys_logged &&
-	        now - ra->wrapped_keys_logged < 600))
+	    (now >= ra->wrapped_keys_looked &&
+	        now - ra->wrapped_keys_looked < 60))
+		return;
+	ra->wrapped_keys_looked = now;
+	if (now >= ra->wrapped_keys_logged &&
+	    now - ra->wrapped_keys_logged < 600)
 		return;
 	scep_wrapped_keys_stats(
 	    ra->wrapped_keys, &refused, &forgotten, &youngest);

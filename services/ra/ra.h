@@ -83,7 +83,8 @@ struct ra {
 	 * reused with other content is refused (lib/wrapped_keys.c). NULL
 	 * with EnvelopeKeyMemory = 0. Shared by the workers, locked within. */
 	struct scep_wrapped_keys *wrapped_keys;
-	time_t wrapped_keys_logged; /* the serving thread's */
+	/* The serving thread's: when it looked at them, and logged. */
+	time_t wrapped_keys_looked, wrapped_keys_logged;
 #ifdef SCEPD_TEST_HOOKS
 	/* SCEPD_TEST_RA_CA_LATE=1: every CA answer comes as the device's
 	 * deadline passes (a budget of 0 left for what follows). */
