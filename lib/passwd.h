@@ -43,18 +43,18 @@ void passwd_seen_free(struct passwd_seen *seen);
 int passwd_check_seen(struct passwd_seen *seen, const char *file,
     const char *user, const char *password, char *rights, size_t rightslen);
 
-/*
- * Looks `user` up in `file` and checks the password. Returns 1 and copies
- * the rights ("enroll") to rights when it matches, 0 when it does not (or
- * no such user), -1 when the file cannot be read. A match is remembered in
- * `seen` unless it is NULL.
- */
 /* 0 when `file` can be read as the accounts file: the file itself (not
  * a symbolic link, nor one of several hard links), a regular file; else
  * -1 with errno, which passwd_strerror says for the log. */
 int passwd_file_usable(const char *file);
 const char *passwd_strerror(int e);
 
+/*
+ * Looks `user` up in `file` and checks the password. Returns 1 and copies
+ * the rights ("enroll") to rights when it matches, 0 when it does not (or
+ * no such user), -1 when the file cannot be read. A match is remembered in
+ * `seen` unless it is NULL.
+ */
 int passwd_check_file(const char *file, const char *user, const char *password,
     char *rights, size_t rightslen, struct passwd_seen *seen);
 /* Longest user name, in bytes: the challenge service records it with

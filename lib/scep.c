@@ -900,7 +900,6 @@ struct envelope_plain {
 	                   first was tried with the RA's */
 	size_t key_index; /* the key tried: 0 the RA's, else an earlier one */
 	const ASN1_OCTET_STRING *wrapped; /* the key unwrapped; NULL: none */
-	int unread; /* its key came with other content: not to be read */
 };
 
 static void
@@ -1047,15 +1046,17 @@ static int
 envelope_seen(struct scep_wrapped_keys *seen, struct envelope_plain *ep,
     const PKCS7_ENC_CONTENT *ec, enum scep_content_kind kind)
 {
-	uint8_t *more = NULL, *alg = NULL;
+	/* The kind, then the cipher and its IV (DER: AES's or 3DES's take
+	 * some 30 bytes) */
+	uint8_t more[128], *p = more + 1;
 	int alg_len, rc = -1;
 
 	if (ep->wrapped == NULL)
 		return 1; /* nothing unwrapped: it fails as it is */
-	if ((alg_len = i2d_X509_ALGOR(ec->algorithm, &alg)) > 0 &&
-	    (more = malloc((size_t)alg_len + 1)) != NULL) {
+	if ((alg_len = i2d_X509_ALGOR(ec->algorithm, NULL)) > 0 &&
+	    (size_t)alg_len < sizeof(more) &&
+	    i2d_X509_ALGOR(ec->algorithm, &p) == alg_len) {
 		more[0] = (uint8_t)kind;
-		memcpy(more + 1, alg, (size_t)alg_len);
 		rc = scep_wrapped_keys_check(seen, ep->wrapped->data,
 		    (size_t)ep->wrapped->length,
 		    ec->enc_data != NULL ? ec->enc_data->data : NULL,
@@ -1069,9 +1070,7 @@ envelope_seen(struct scep_wrapped_keys *seen, struct envelope_plain *ep,
 		    ? "its RecipientInfo's wrapped key came before with other "
 		      "content: a device's envelope key reused (refused "
 		      "unread: a padding oracle otherwise)"
-		    : "out of memory";
-	free(more);
-	OPENSSL_free(alg);
+		    : "its cipher's parameters cannot be read";
 	return rc;
 }
 
@@ -1083,8 +1082,7 @@ envelope_seen(struct scep_wrapped_keys *seen, struct envelope_plain *ep,
  */
 static int
 envelope_decrypt(PKCS7 *p7, int cipher_nid, const struct scep_ra_key *keys,
-    size_t nkeys, struct scep_wrapped_keys *seen, enum scep_content_kind kind,
-    struct envelope_plain *ep, size_t *cap)
+    size_t nkeys, struct envelope_plain *ep, size_t *cap)
 {
 	PKCS7_ENC_CONTENT *ec = p7->d.enveloped->enc_data;
 	EVP_CIPHER *cipher = NULL;
@@ -1149,12 +1147,6 @@ envelope_decrypt(PKCS7 *p7, int cipher_nid, const struct scep_ra_key *keys,
 	    !EVP_DecryptFinal_ex(ctx, ep->buf + n, &m) ||
 	    (size_t)n + (size_t)m != aligned)
 		goto out;
-	/* Decrypted all the same (the same work whatever is refused), but
-	 * never read: how long chosen blocks take to parse is the oracle. */
-	if (seen != NULL && envelope_seen(seen, ep, ec, kind) != 1) {
-		ep->ok = 0;
-		ep->unread = 1;
-	}
 	if (aligned >= bs) {
 		size_t before = ep->ok;
 
@@ -1235,8 +1227,8 @@ scep_envelope_open(const uint8_t *env, size_t len, X509 *ra_cert,
 	w = why_decrypt;
 	if (ra_cert == NULL || ra_key == NULL ||
 	    envelope_decrypt(p7, *cipher_nid,
-	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, NULL,
-	        SCEP_CONTENT_CSR, &ep, &cap) != SCEP_OK ||
+	        &(const struct scep_ra_key){ra_cert, ra_key}, 1, &ep,
+	        &cap) != SCEP_OK ||
 	    !ep.ok || ep.len == 0)
 		goto out;
 	if ((*plain = malloc(ep.len)) == NULL) {
@@ -1579,7 +1571,7 @@ scep_envelope_read(const uint8_t *env, size_t len,
 	struct envelope_plain ep = {0};
 	PKCS7 *p7 = NULL;
 	size_t cap = 0;
-	int rc, fi, read_ok;
+	int rc, fi, read_ok, unread;
 	const char *w = NULL, *d = NULL;
 
 	memset(out, 0, sizeof(*out));
@@ -1600,18 +1592,19 @@ scep_envelope_read(const uint8_t *env, size_t len,
 	 * which step failed (a padding oracle needs one or the other).
 	 */
 	if (nkeys == 0 || keys[0].cert == NULL || keys[0].key == NULL ||
-	    envelope_decrypt(
-	        p7, *cipher_nid, keys, nkeys, seen, kind, &ep, &cap) != SCEP_OK)
+	    envelope_decrypt(p7, *cipher_nid, keys, nkeys, &ep, &cap) !=
+	        SCEP_OK)
 		ep.ok = 0;
-	if (ep.unread) {
-		struct scep_content decoy = {0};
-
-		(void)content_read(
-		    kind, decoy_der[kind], decoy_len[kind], &decoy, &d);
-		scep_content_clear(&decoy);
-		read_ok = 0;
-	} else
-		read_ok = content_read(kind, ep.buf, ep.len, out, &d) == 0;
+	/* Decrypted all the same (the same work whatever is refused), but
+	 * its content never read, the stand-in in its place: how long
+	 * chosen blocks take to parse is the oracle. ep.ok cleared fails
+	 * the read whatever it gives. */
+	unread = seen != NULL &&
+	    envelope_seen(seen, &ep, p7->d.enveloped->enc_data, kind) != 1;
+	if (unread)
+		ep.ok = 0;
+	read_ok = content_read(kind, unread ? decoy_der[kind] : ep.buf,
+	              unread ? decoy_len[kind] : ep.len, out, &d) == 0;
 	if (!(ep.ok && read_ok)) {
 		rc = SCEP_E_DECRYPT;
 		fi = SCEP_FAILINFO_BAD_MESSAGE_CHECK;

@@ -409,10 +409,6 @@ json_set_string(json_t *obj, const char *key, const char *value)
 }
 
 /*
- * The request body; NULL with why set when a field cannot be JSON text.
- * The caller frees it.
- */
-/*
  * The body as JSON text, written straight into a buffer of its size:
  * json_dumps grows one of its own by realloc and frees each (and the
  * last, whole) without wiping them, leaving the challenge in freed
@@ -451,6 +447,10 @@ body_wipe(json_t *body)
 	}
 }
 
+/*
+ * The request body; NULL with why set when a field cannot be JSON text.
+ * The caller frees it.
+ */
 static char *
 request_body(
     const struct scepd_challenge_request *req, char *why, size_t whylen)

@@ -515,14 +515,13 @@ template_has_rule(const struct ca_template *t, enum ca_san_type type)
  * device's refusal (the CA took any subject before 2026-12). Once for a
  * template chosen by several usages. */
 static void
-template_subject_warn(const struct ca_template *t, int usage)
+template_subject_warn(const struct ca *ca, int usage)
 {
-	static const struct ca_template *warned[3];
+	const struct ca_template *t = ca->by_usage[usage];
 
 	for (int u = 0; u < usage; u++)
-		if (warned[u] == t)
+		if (ca->by_usage[u] == t)
 			return;
-	warned[usage] = t;
 	if (t->serves_tls && !template_has_rule(t, CA_SAN_DNS))
 		log_warn("[template.%s]: its certificates serve TLS servers "
 		         "and AllowedSANs has no DNS: rule, so a request whose "
@@ -581,7 +580,7 @@ ca_templates_load(struct ca *ca, const char *config_file)
 			goto out;
 		}
 		log_info("%s = %s", want_keys[u], ca->by_usage[u]->name);
-		template_subject_warn(ca->by_usage[u], u);
+		template_subject_warn(ca, u);
 	}
 	rc = 0;
 out:

@@ -984,17 +984,6 @@ admin_route_find(const struct frontend *fe, const struct request *r, int *moved)
 	return NULL;
 }
 
-static enum MHD_Result
-admin_refuse_remote(struct MHD_Connection *c, struct request *r)
-{
-	log_warn("admin: refused %s: the admin page needs a loopback client "
-	         "until it is served over HTTPS",
-	    r->client);
-	return http_text(c, r, MHD_HTTP_FORBIDDEN,
-	    "The admin page is served over plain HTTP to loopback clients "
-	    "only.\n");
-}
-
 int
 admin_refused_remote(const struct frontend *fe, struct MHD_Connection *c,
     struct request *r, enum MHD_Result *ret)
@@ -1002,10 +991,16 @@ admin_refused_remote(const struct frontend *fe, struct MHD_Connection *c,
 	int moved;
 
 	/* A path of no route, or the page without its slash, is answered
-	 * 404 or 301 first, as admin_handle does. */
+	 * 404 or 301 first, as admin_handle does. The only check of the
+	 * client's address: admin_handle sees loopback clients alone. */
 	if (r->loopback || admin_route_find(fe, r, &moved) == NULL || moved)
 		return 0;
-	*ret = admin_refuse_remote(c, r);
+	log_warn("admin: refused %s: the admin page needs a loopback client "
+	         "until it is served over HTTPS",
+	    r->client);
+	*ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
+	    "The admin page is served over plain HTTP to loopback clients "
+	    "only.\n");
 	return 1;
 }
 
@@ -1029,18 +1024,11 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		return http_respond(c, r, MHD_HTTP_MOVED_PERMANENTLY,
 		    "text/plain; charset=utf-8", "Moved.\n", 7, h);
 	}
-	if (!r->loopback) {
-		ret = admin_refuse_remote(c, r);
-		goto out;
-	}
 	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
-		char named[3 * sizeof(host) + 1];
-
-		log_escape(named, sizeof(named), host);
 		log_warn("admin: refused %s %s from %s: Host %s is not a name "
 		         "of this server (DNS rebinding?); [frontend] "
 		         "AdminHosts lists more",
-		    r->method, r->log_path, r->client, named);
+		    r->method, r->log_path, r->client, host);
 		ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "The admin page answers to this server's names only; "
 		    "add yours to [frontend] AdminHosts.\n");

@@ -359,7 +359,8 @@ enum MHD_Result http_too_many(struct MHD_Connection *c, struct request *r,
     unsigned int retry_after_s, const char *text);
 /* Whether the request's Host is a name of this server (loopback names,
  * the host name, Listen's and ExternalURL's hosts, AdminHosts) or absent;
- * else 0 with the name, or the header cut short, in `named`. */
+ * else 0 with the name, or the header cut to 64 bytes and escaped for
+ * the log (log_escape: at most 193 bytes), in `named`. */
 int http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
     char *named, size_t namedlen);
 /* 405 with Allow. */

@@ -257,10 +257,11 @@ http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
 	if (host == NULL)
 		return 1;
 	if (host_header_name(host, name, sizeof(name)) != 0) {
-		snprintf(named, namedlen, "%.64s", host);
-		for (char *p = named; *p != '\0'; p++)
-			if (*p < 0x20 || *p > 0x7e)
-				*p = '?';
+		/* For the log: a client's text, 64 bytes of it at most. */
+		char cut[65];
+
+		snprintf(cut, sizeof(cut), "%s", host);
+		log_escape(named, namedlen, cut);
 		return 0;
 	}
 	if (host_name_is_loopback(name) ||

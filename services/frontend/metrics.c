@@ -145,13 +145,10 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	int oom;
 
 	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
-		char named[3 * sizeof(host) + 1];
-
-		log_escape(named, sizeof(named), host);
 		log_warn("metrics: refused a request from %s: Host %s is not a "
 		         "name of this server (DNS rebinding?); [frontend] "
 		         "AdminHosts lists more",
-		    r->client, named);
+		    r->client, host);
 		return http_text(c, r, MHD_HTTP_FORBIDDEN,
 		    "Metrics answer to this server's names only; add yours "
 		    "to [frontend] AdminHosts.\n");
