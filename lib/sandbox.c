@@ -344,12 +344,17 @@ sandbox_endpoints_need_resolver(const char *endpoints)
 
 /* --- the sandbox --------------------------------------------------------- */
 
+#define SANDBOX_MAX_GROUPS 32
+
 struct sandbox {
 	int log_only;
 	int has_user;
 	char *user;
 	uid_t uid;
 	gid_t gid;
+	/* The user's groups in the group database, its own first. */
+	gid_t groups[SANDBOX_MAX_GROUPS];
+	int ngroups;
 };
 
 struct sandbox *
@@ -393,6 +398,28 @@ sandbox_new(const struct sandbox_settings *s, const char *file,
 			sb->has_user = 1;
 			sb->uid = pw->pw_uid;
 			sb->gid = pw->pw_gid;
+			/* As initgroups(3) and systemd's User= do: the groups
+			 * are how a service reaches the sockets of those it
+			 * calls (scripts/users.sh). */
+			sb->ngroups = SANDBOX_MAX_GROUPS;
+			if (getgrouplist(s->user, pw->pw_gid, sb->groups,
+			        &sb->ngroups) < 0) {
+				fprintf(stderr,
+				    "%s: [%s] User: '%s' is in more than %d "
+				    "groups\n",
+				    file, section, s->user, SANDBOX_MAX_GROUPS);
+				errors++;
+			}
+			for (int i = 0; i < sb->ngroups; i++)
+				if (sb->groups[i] == 0) {
+					fprintf(stderr,
+					    "%s: [%s] User: '%s' is in group "
+					    "root (gid 0); name an "
+					    "unprivileged user\n",
+					    file, section, s->user);
+					errors++;
+					break;
+				}
 		}
 	}
 	if (errors) {
@@ -418,14 +445,15 @@ sandbox_logging(const struct sandbox *sb)
 }
 
 /*
- * Started as root with User set: that user, its group only, and no way
- * back (a saved set-user-ID of 0 would be one).
+ * Started as root with User set: that user, its groups, and no way back
+ * (a saved set-user-ID of 0 would be one).
  */
 static int
 sandbox_drop_user(struct sandbox *sb)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
+	char groups[SANDBOX_MAX_GROUPS * 12 + 16];
 	int death_signal = 0;
 	pid_t parent = getppid();
 
@@ -442,7 +470,10 @@ sandbox_drop_user(struct sandbox *sb)
 		return 0;
 	}
 	(void)prctl(PR_GET_PDEATHSIG, &death_signal);
-	if (setgroups(1, &sb->gid) != 0 ||
+	/* The sockets it makes from now: its group's members connect (a
+	 * connect needs write permission), others never. */
+	umask(0007);
+	if (setgroups((size_t)sb->ngroups, sb->groups) != 0 ||
 	    setresgid(sb->gid, sb->gid, sb->gid) != 0 ||
 	    setresuid(sb->uid, sb->uid, sb->uid) != 0) {
 		log_error("sandbox: cannot become user %s: %s", sb->user,
@@ -469,8 +500,71 @@ sandbox_drop_user(struct sandbox *sb)
 		log_error("sandbox: the launcher is gone");
 		return -1;
 	}
-	log_info("sandbox: running as user %s (uid %d, gid %d)", sb->user,
-	    (int)sb->uid, (int)sb->gid);
+	groups[0] = '\0';
+	for (int i = 0; i < sb->ngroups; i++)
+		if (sb->groups[i] != sb->gid) {
+			size_t n = strlen(groups);
+
+			snprintf(groups + n, sizeof(groups) - n, "%s%d",
+			    n ? "," : ", groups ", (int)sb->groups[i]);
+		}
+	log_info("sandbox: running as user %s (uid %d, gid %d%s)", sb->user,
+	    (int)sb->uid, (int)sb->gid, groups);
+	return 0;
+}
+
+/*
+ * Started as root with User set: each directory the service binds its
+ * ipc:// sockets in that does not exist yet is made, the user's, mode
+ * 0750 with its group. The user can then make its sockets there, the
+ * group's members (the services that call this one: scripts/users.sh)
+ * can reach them, and no one else can, not even another service of the
+ * one-machine layout. A directory that exists is left as it is (the
+ * operator's, or made so before).
+ */
+static int
+sandbox_make_socket_dirs(
+    const struct sandbox *sb, const struct sandbox_policy *policy)
+{
+	if (geteuid() != 0 || !sb->has_user)
+		return 0;
+	for (size_t i = 0; i < policy->npaths; i++) {
+		const char *path = policy->paths[i].path;
+		struct stat st;
+		int fd, e;
+
+		if (!(policy->paths[i].access & SANDBOX_FS_SOCKETS))
+			continue;
+		if (mkdir(path, 0700) != 0) {
+			if (errno == EEXIST)
+				continue;
+			log_error("sandbox: %s (for User %s's sockets): %s",
+			    path, sb->user, strerror(errno));
+			return -1;
+		}
+		/* Through a descriptor of what was made: a name replaced
+		 * meanwhile is not followed. */
+		fd =
+		    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) != 0)
+			e = errno;
+		else if (st.st_uid != 0)
+			e = EEXIST; /* not the one made */
+		else if (fchown(fd, sb->uid, sb->gid) != 0 ||
+		    fchmod(fd, 0750) != 0)
+			e = errno;
+		else
+			e = 0;
+		if (fd >= 0)
+			close(fd);
+		if (e != 0) {
+			log_error("sandbox: %s (for User %s's sockets): %s",
+			    path, sb->user, strerror(e));
+			return -1;
+		}
+		log_info("sandbox: made %s, user %s's, mode 0750 (group %d)",
+		    path, sb->user, (int)sb->gid);
+	}
 	return 0;
 }
 
@@ -704,7 +798,8 @@ sandbox_no_dumps(void)
 int
 sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
 {
-	if (sandbox_drop_user(sb) != 0)
+	if (sandbox_make_socket_dirs(sb, policy) != 0 ||
+	    sandbox_drop_user(sb) != 0)
 		return -1;
 	/* Again: a user dropped may have made the process dumpable. */
 	if (sandbox_no_dumps() != 0) {

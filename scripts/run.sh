@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The run command: installs what is missing, builds, and starts the whole
-# server (all four services) on 127.0.0.1:8080 with data in ./var; a demo
-# CA is made there on first start. Arguments go to scepd, e.g.
+# server (all four services) on 127.0.0.1:8080. As root (a fresh machine)
+# each service runs as a user of its own, made by scripts/users.sh, with
+# data in /var/lib/scepd (a clone in /root could not be passed by those
+# users); otherwise as the caller, with data in ./var. A demo CA is made
+# there on first start. Arguments go to scepd, e.g.
 #   scripts/run.sh --listen 127.0.0.1:9090 --data-dir /srv/scepd
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,4 +13,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # (SCEPD_TEST_HOOKS); what runs for real never has them.
 "$top/scripts/build.sh" "$top/build" -DSCEPD_TEST_HOOKS=OFF
 cd "$top"
-exec "$top/build/scepd" "$@"
+if [ "$(id -u)" != 0 ]; then
+	exec "$top/build/scepd" "$@"
+fi
+"$top/scripts/users.sh"
+for arg in "$@"; do
+	case "$arg" in
+	--config | --config=*) # the file's User keys decide
+		exec "$top/build/scepd" "$@" ;;
+	esac
+done
+# A later --data-dir in "$@" wins.
+exec "$top/build/scepd" --service-users --data-dir /var/lib/scepd "$@"

@@ -117,11 +117,13 @@ inherited_fds_cloexec(void)
  * directory now. It prints what it made or why it could not.
  */
 static int
-run_init(const char *libexec, const char *dir, const char *listen, int dir_lock)
+run_init(const char *libexec, const char *dir, const char *listen,
+    int service_users, int dir_lock)
 {
 	char path[PATH_MAX + 16];
 	char *argv[] = {path, "--data-dir", (char *)dir, "--listen",
-	    (char *)listen, "--locked-fd", "3", NULL};
+	    (char *)listen, "--locked-fd", "3", NULL, NULL};
+	int n = 7;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int e, status;
@@ -133,7 +135,9 @@ run_init(const char *libexec, const char *dir, const char *listen, int dir_lock)
 	/* DIR's lock handed down as descriptor 3: scepd-init takes it for
 	 * a first start made in place, and would wait for ours for ever. */
 	if (dir_lock < 0)
-		argv[5] = NULL;
+		n = 5;
+	argv[n] = service_users ? "--service-users" : NULL;
+	argv[n + 1] = NULL;
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		fprintf(stderr, "scepd: %s: %s\n", path, strerror(e));
 		return -1;
@@ -169,9 +173,13 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: scepd [--data-dir DIR] [--listen HOST:PORT] "
 	    "[--config FILE]\n"
+	    "             [--service-users]\n"
 	    "  DIR defaults to ./var and is initialised on first start "
 	    "(demo CA,\n  RA certificates, scepd.conf, admin account); "
-	    "HOST:PORT defaults to\n  127.0.0.1:8080.\n");
+	    "HOST:PORT defaults to\n  127.0.0.1:8080. --service-users, "
+	    "on a first start as root: each service\n  runs as a user of "
+	    "its own (scepd-frontend, scepd-ra, scepd-challenge,\n  "
+	    "scepd-ca: scripts/users.sh makes them).\n");
 }
 
 int
@@ -181,18 +189,20 @@ main(int argc, char **argv)
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"listen", required_argument, NULL, 'l'},
 	    {"config", required_argument, NULL, 'c'},
+	    {"service-users", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *data_dir = "./var", *listen = NULL, *config = NULL;
 	char dir_abs[PATH_MAX], conf_abs[PATH_MAX + 16], self[PATH_MAX];
 	char run_dir[PATH_MAX + 8];
+	const char *sock;
 	int dir_lock = -1; /* held until exit */
 	struct launch launch;
 	struct scepd_settings settings;
 	int stop_grace_ms = 10000;
 	ssize_t n;
-	int c;
+	int c, service_users = 0;
 
 	inherited_fds_cloexec();
 	while ((c = getopt_long(argc, argv, "d:l:c:h", opts, NULL)) != -1) {
@@ -205,6 +215,9 @@ main(int argc, char **argv)
 			break;
 		case 'c':
 			config = optarg;
+			break;
+		case 'u':
+			service_users = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -255,14 +268,22 @@ main(int argc, char **argv)
 	}
 	/* sun_path holds 108 bytes with its NUL: said before any key is
 	 * made for a directory no service could serve from. */
+	sock = service_users ? "run/challenge/challenge.sock"
+	                     : "run/challenge.sock";
 	if (config == NULL &&
-	    data_dir_path_len(data_dir) + strlen("/run/challenge.sock") >=
-	        108) {
+	    data_dir_path_len(data_dir) + strlen(sock) + 1 >= 108) {
 		fprintf(stderr,
 		    "scepd: %s: a path of %zu bytes: its services' sockets "
-		    "(run/challenge.sock) would be longer than a Unix socket's "
-		    "107; use a shorter one\n",
-		    data_dir, data_dir_path_len(data_dir));
+		    "(%s) would be longer than a Unix socket's 107; use a "
+		    "shorter one\n",
+		    data_dir, data_dir_path_len(data_dir), sock);
+		return 1;
+	}
+	if (config != NULL && service_users) {
+		fprintf(stderr,
+		    "scepd: --service-users is for a first start; with "
+		    "--config FILE, FILE's User keys say who each service "
+		    "runs as\n");
 		return 1;
 	}
 	/* Before a first start made in place (a mount point) and after one
@@ -271,7 +292,7 @@ main(int argc, char **argv)
 		return 1;
 	if (config == NULL &&
 	    run_init(self, data_dir, listen ? listen : "127.0.0.1:8080",
-	        dir_lock) != 0)
+	        service_users, dir_lock) != 0)
 		return 1;
 	if (dir_lock < 0 && lock_data_dir(data_dir, &dir_lock, 1) != 0)
 		return 1;

@@ -121,25 +121,29 @@ write_text(const char *path, const char *text, mode_t mode)
 	return (close(fd) == 0 && ok) ? 0 : -1;
 }
 
-/* The example configuration with [frontend] Listen set to `listen`. */
+/* The example configuration with [frontend] Listen set to `listen`,
+ * and with --service-users each service's User. */
 static char *
-config_text(const char *listen)
+config_text(const char *listen, int service_users)
 {
 	const char *key = "\nListen = 127.0.0.1:8080\n";
 	const char *at = strstr(scepd_conf_example, key);
 	size_t len = strlen(scepd_conf_example) + strlen(listen) + 64;
-	char *out = malloc(len);
+	char *out = malloc(len), *users;
 
 	if (out == NULL)
 		return NULL;
-	if (at == NULL) {
+	if (at == NULL)
 		snprintf(out, len, "%s", scepd_conf_example);
+	else
+		snprintf(out, len, "%.*s\nListen = %s\n%s",
+		    (int)(at - scepd_conf_example), scepd_conf_example, listen,
+		    at + strlen(key));
+	if (!service_users)
 		return out;
-	}
-	snprintf(out, len, "%.*s\nListen = %s\n%s",
-	    (int)(at - scepd_conf_example), scepd_conf_example, listen,
-	    at + strlen(key));
-	return out;
+	users = init_users_config(out);
+	free(out);
+	return users;
 }
 
 static int
@@ -207,7 +211,7 @@ may_stage(const char *dir)
 }
 
 static int init_once(const char *dir, const char *listen, int stage_allowed,
-    int *retry_in_place);
+    int service_users, int *retry_in_place);
 
 /*
  * DIR's lock (flock, as scepd takes it for as long as it serves), for a
@@ -256,7 +260,8 @@ init_lock(const char *dir, int locked_fd, int *fd, int *waited)
 }
 
 int
-scepd_init(const char *dir, const char *listen, int locked_fd)
+scepd_init(
+    const char *dir, const char *listen, int locked_fd, int service_users)
 {
 	int retry = 0, rc, lock, waited;
 	char conf[4200];
@@ -272,11 +277,11 @@ scepd_init(const char *dir, const char *listen, int locked_fd)
 		rc = 0;
 		goto out;
 	}
-	rc = init_once(dir, listen, may_stage(dir), &retry);
+	rc = init_once(dir, listen, may_stage(dir), service_users, &retry);
 	/* A rename the file system refused (a bind mount looks like any
 	 * directory): made again where it is to be. */
 	if (retry)
-		rc = init_once(dir, listen, 0, &retry);
+		rc = init_once(dir, listen, 0, service_users, &retry);
 out:
 	if (lock >= 0)
 		close(lock);
@@ -284,8 +289,8 @@ out:
 }
 
 static int
-init_once(
-    const char *dir, const char *listen, int stage_allowed, int *retry_in_place)
+init_once(const char *dir, const char *listen, int stage_allowed,
+    int service_users, int *retry_in_place)
 {
 	static const int ca_nids[] = {NID_basic_constraints, NID_key_usage,
 	    NID_subject_key_identifier, NID_authority_key_identifier,
@@ -309,6 +314,7 @@ init_once(
 	unsigned char raw[12];
 	char stage[3900];
 	const char *build = dir; /* where the files are made */
+	struct init_users users;
 	int state = dir_state(dir), rc = -1;
 
 	if (state < 0) {
@@ -326,6 +332,9 @@ init_once(
 		    dir);
 		return -1;
 	}
+	/* Before any key is made. */
+	if (service_users && init_users_check(dir, &users) != 0)
+		return -1;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -401,8 +410,10 @@ init_once(
 		goto out;
 	}
 	/* Last, so that a directory without it was not finished. */
+	if (service_users && init_users_apply(build, &users) != 0)
+		goto out;
 	snprintf(path, sizeof(path), "%s/scepd.conf", build);
-	if ((conf = config_text(listen)) == NULL ||
+	if ((conf = config_text(listen, service_users)) == NULL ||
 	    write_text(path, conf, 0600) != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
@@ -449,9 +460,12 @@ init_once(
 	       "Admin credentials: admin:%s  (also in %s/admin.credentials, "
 	       "mode 0600: read it, then delete it)\n"
 	       "A challenge password for scripts: scepctl --data-dir %s "
-	       "challenge\n",
-	    dir, ca_cn, ra_cn, ra_cn, thumb, listen, listen, password, dir,
-	    dir);
+	       "challenge\n%s",
+	    dir, ca_cn, ra_cn, ra_cn, thumb, listen, listen, password, dir, dir,
+	    service_users ? "Each service runs as a user of its own: "
+	                    "scepd-frontend, scepd-ra, scepd-challenge, "
+	                    "scepd-ca (--service-users)\n"
+	                  : "");
 	fflush(stdout);
 	rc = 1;
 out:

@@ -16,13 +16,16 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: scepd-init --data-dir DIR [--listen HOST:PORT]\n"
+	    "usage: scepd-init --data-dir DIR [--listen HOST:PORT] "
+	    "[--service-users]\n"
 	    "  makes DIR a scepd data directory (demo CA, RA "
 	    "certificates,\n  scepd.conf, admin account) if it is "
 	    "missing or empty; scepd runs\n  it on every start without "
 	    "--config. "
 	    "HOST:PORT (default 127.0.0.1:8080) goes in\n  "
-	    "scepd.conf.\n");
+	    "scepd.conf. --service-users: each service runs as a user of "
+	    "its own\n  (scepd-frontend, scepd-ra, scepd-challenge, "
+	    "scepd-ca: scripts/users.sh).\n");
 }
 
 int
@@ -32,11 +35,12 @@ main(int argc, char **argv)
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"listen", required_argument, NULL, 'l'},
 	    {"locked-fd", required_argument, NULL, 'L'},
+	    {"service-users", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *data_dir = NULL, *listen = "127.0.0.1:8080";
-	int c, locked_fd = -1;
+	int c, locked_fd = -1, service_users = 0;
 	char *end;
 
 	while ((c = getopt_long(argc, argv, "d:l:L:h", opts, NULL)) != -1) {
@@ -54,6 +58,9 @@ main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'u':
+			service_users = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -67,5 +74,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_init("scepd-init", LOG_LEVEL_INFO);
-	return scepd_init(data_dir, listen, locked_fd) < 0 ? 1 : 0;
+	return scepd_init(data_dir, listen, locked_fd, service_users) < 0 ? 1
+	                                                                  : 0;
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes the users `scepd --service-users` runs the four services as, each
+# with a group of its name (as deploy/systemd/scepd.sysusers), and the
+# memberships that let a client reach its servers' sockets and no other:
+# the RA is in groups scepd-ca and scepd-challenge, the frontend in
+# scepd-ra and scepd-challenge. The frontend is in no group that reaches
+# the CA. Run as root; what exists already is kept (memberships added).
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+	echo "users.sh: run as root (it adds system users)" >&2
+	exit 1
+fi
+nologin=/usr/sbin/nologin
+[ -x "$nologin" ] || nologin=/bin/false
+for svc in ca challenge ra frontend; do
+	name=scepd-$svc
+	getent group "$name" >/dev/null || groupadd --system "$name"
+	if ! getent passwd "$name" >/dev/null; then
+		useradd --system --gid "$name" --no-create-home \
+			--home-dir /nonexistent --shell "$nologin" \
+			--comment "scepd $svc" "$name"
+	fi
+done
+usermod --append --groups scepd-ca,scepd-challenge scepd-ra
+usermod --append --groups scepd-ra,scepd-challenge scepd-frontend

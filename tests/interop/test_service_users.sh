@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `scepd --service-users` (README "One machine, a user per service"): the
+# first start writes User = scepd-NAME in each service's section and puts
+# each server's socket in a directory of its own under run/, which the
+# server makes when it starts: its own, mode 0750, its group's. Only the
+# callers are in that group (scripts/users.sh), so the frontend, which
+# faces the network, cannot connect to the CA's socket at all, while the
+# RA can; before, every service ran as root and any of them taken over
+# could ask the CA for a certificate as the RA does. Checked here: a data
+# directory under a parent the users cannot pass is refused before any
+# key is made, naming the parent; each service runs as its user with the
+# groups the script gave it; a device enrolls, the admin page (frontend to
+# challenge service) gives a password, scepctl (root) works; a process of
+# the frontend's user gets EACCES connecting to the CA's socket and no
+# certificate from it, one of the RA's user gets one; an RA killed
+# -9 comes back into its own directory and serves again.
+. "$(dirname "$0")/lib.sh"
+interop_init service_users
+[ "$(id -u)" = 0 ] || fail "needs root (adds the scepd-* users, starts the services as root)"
+"$SRC_DIR/scripts/users.sh" || fail "scripts/users.sh failed"
+
+PY=/usr/bin/python3 # the system's: a user's (pyenv) may not be theirs to run
+[ -x "$PY" ] || PY=$(command -v python3)
+
+# as USER CMD...: CMD as USER with the groups the group database gives it.
+as() {
+	local user=$1
+	shift
+	setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups "$@"
+}
+
+svc_pid() {
+	pgrep -P "$SERVER_PID" -x "$1"
+}
+
+check "a data directory whose parent the services' users cannot pass is refused before any key is made"
+# mktemp's directory is 0700: scepd-frontend could reach neither its
+# sockets nor admin/ through it.
+chmod 0700 "$WORK"
+rc=0
+"$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --service-users > "$WORK/refused.log" 2>&1 || rc=$?
+cat "$WORK/refused.log" | sed 's/^/   | /'
+[ "$rc" = 1 ] || fail "scepd --service-users under a 0700 parent: exit $rc, want 1"
+grep -q -- "--service-users: $WORK (mode 0700) does not let the services' users through" "$WORK/refused.log" ||
+	fail "the refusal does not name $WORK and its mode"
+grep -q "chmod o+x $WORK" "$WORK/refused.log" || fail "the refusal does not say how to mend it"
+[ ! -e "$DATA" ] || fail "$DATA was made all the same"
+
+check "a first start with --service-users: each service as its own user, sockets in directories of their own"
+chmod 0711 "$WORK"
+server_start --service-users
+grep -q "Each service runs as a user of its own" "$SERVER_LOG" ||
+	fail "the first start does not say the services run as users of their own"
+for svc in ca challenge ra frontend; do
+	grep -qx "User = scepd-$svc" "$DATA/scepd.conf" || fail "scepd.conf has no 'User = scepd-$svc'"
+	pid=$(svc_pid "scepd-$svc") || fail "scepd-$svc is not running"
+	uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
+	[ "$uid" = "$(id -u "scepd-$svc")" ] || fail "scepd-$svc runs as uid $uid, not scepd-$svc's"
+	grep -q "scepd-$svc\[$pid\] info: sandbox: running as user scepd-$svc" "$SERVER_LOG" ||
+		fail "scepd-$svc does not log its user"
+done
+for svc in ca challenge ra; do
+	stat -c '%U %G %a' "$DATA/run/$svc" | grep -qx "scepd-$svc scepd-$svc 750" ||
+		fail "$DATA/run/$svc is $(stat -c '%U %G %a' "$DATA/run/$svc"), want scepd-$svc's, 0750"
+	[ -S "$DATA/run/$svc/$svc.sock" ] || fail "no socket $DATA/run/$svc/$svc.sock"
+done
+groups_of() { # the supplementary groups of service $1, one a line
+	awk '/^Groups:/ { for (i = 2; i <= NF; i++) print $i }' "/proc/$(svc_pid "$1")/status"
+}
+ca_gid=$(getent group scepd-ca | cut -d: -f3)
+groups_of scepd-ra | grep -qx "$ca_gid" || fail "the RA is not in group scepd-ca: it could not reach the CA"
+! groups_of scepd-frontend | grep -qx "$ca_gid" || fail "the frontend is in group scepd-ca"
+stat -c '%U' "$DATA/admin/admin.passwd" | grep -qx scepd-frontend ||
+	fail "admin/admin.passwd is not the frontend user's: it could not read it at a login"
+
+check "a device enrolls; the admin page gives a password; scepctl, as root, lists the certificate"
+ios_enroll "$(challenge)" "CN=users-1" "$WORK/users-1.pem" || fail "enrollment of CN=users-1"
+verify_cert "$WORK/users-1.pem"
+page=$(curl -s -u "$(cat "$DATA/admin.credentials")" "$BASE/certsrv/mscep_admin/") ||
+	fail "the admin page: no answer"
+pw=$(echo "$page" | grep -oE '\b[0-9A-F]{32}\b' | head -1)
+[ -n "$pw" ] || { echo "$page" | head -20; fail "the admin page shows no one-time password"; }
+ios_enroll "$pw" "CN=users-admin" "$WORK/users-admin.pem" || fail "enrollment with the admin page's password"
+"$SCEPCTL" --data-dir "$DATA" list > "$WORK/list.txt" || fail "scepctl list failed"
+grep -q "users-admin" "$WORK/list.txt" || fail "scepctl list does not show CN=users-admin"
+
+check "the frontend's user cannot reach the CA's socket; the RA's can"
+mkdir -m 0755 "$WORK/bin"
+cp "$BUILD_DIR/tests/ca_sign" "$WORK/bin/ca_sign"
+openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/bin/x.key" -subj "/CN=users-direct" \
+	-out "$WORK/bin/x.csr" 2>/dev/null
+chmod 0644 "$WORK/bin/x.csr" "$WORK/bin/x.key"
+connect_py='
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    print("connected")
+except OSError as e:
+    print(e.strerror)
+'
+res=$(as scepd-frontend "$PY" -c "$connect_py" "$DATA/run/ca/ca.sock")
+[ "$res" = "Permission denied" ] || fail "scepd-frontend connecting to the CA's socket: '$res', want Permission denied"
+res=$(as scepd-frontend "$PY" -c "$connect_py" "$DATA/run/ra/ra.sock")
+[ "$res" = connected ] || fail "scepd-frontend connecting to the RA's socket: '$res' (test broken?)"
+res=$(as scepd-ra "$PY" -c "$connect_py" "$DATA/run/ca/ca.sock")
+[ "$res" = connected ] || fail "scepd-ra connecting to the CA's socket: '$res'"
+rc=0
+as scepd-frontend "$WORK/bin/ca_sign" --endpoint "ipc://$DATA/run/ca/ca.sock" --csr "$WORK/bin/x.csr" \
+	--txid users-direct-1 --timeout 3000 > "$WORK/sign-frontend.log" 2>&1 || rc=$?
+[ "$rc" = 3 ] || { cat "$WORK/sign-frontend.log"; fail "a SignRequest from scepd-frontend's user: exit $rc, want 3 (no answer)"; }
+rc=0
+as scepd-ra "$WORK/bin/ca_sign" --endpoint "ipc://$DATA/run/ca/ca.sock" --csr "$WORK/bin/x.csr" \
+	--txid users-direct-2 --timeout 10000 > "$WORK/sign-ra.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { cat "$WORK/sign-ra.log"; fail "a SignRequest from scepd-ra's user: exit $rc, want 0 (issued)"; }
+"$SCEPCTL" --data-dir "$DATA" list > "$WORK/list.txt" || fail "scepctl list failed"
+grep -q "users-direct" "$WORK/list.txt" || fail "the RA user's certificate is not in the ledger"
+[ "$(grep -c "users-direct" "$WORK/list.txt")" = 1 ] || fail "the frontend user's request was issued too"
+
+check "an RA killed -9 is started again, binds in its own directory, and serves"
+old=$(svc_pid scepd-ra)
+kill -KILL "$old"
+for _ in $(seq 150); do
+	pid=$(svc_pid scepd-ra || true)
+	[ -n "$pid" ] && [ "$pid" != "$old" ] && grep -q "scepd-ra\[$pid\] info: serving on" "$SERVER_LOG" && break
+	sleep 0.1
+done
+[ -n "$pid" ] && [ "$pid" != "$old" ] || fail "no new scepd-ra after the kill"
+ios_enroll "$(challenge)" "CN=users-2" "$WORK/users-2.pem" || fail "enrollment after the RA's restart"
+verify_cert "$WORK/users-2.pem"
+
+pass "services as users of their own: the frontend cannot reach the CA, the RA can; enrollment, admin page, scepctl, restart"
