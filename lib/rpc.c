@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -80,6 +81,15 @@ struct rpc_admitted {
 	uint8_t key[32];
 };
 
+#define RPC_CALLER_USERS_MAX 8
+
+/* CallerUsers: the user a caller of this host declaring `name` runs as. */
+struct rpc_caller_user {
+	char name[RPC_NAME_MAX];
+	char user[RPC_NAME_MAX];
+	uid_t uid;
+};
+
 struct rpc_curve {
 	char *basedir; /* of the configuration, for relative key files */
 	int has_pair;
@@ -87,6 +97,8 @@ struct rpc_curve {
 	char secret_key[RPC_KEY_LEN + 1];
 	struct rpc_admitted *clients;
 	size_t nclients;
+	struct rpc_caller_user callers[RPC_CALLER_USERS_MAX];
+	size_t ncallers;
 	int allow_insecure;
 };
 
@@ -302,6 +314,64 @@ rpc_curve_clients(struct rpc_curve *c, const char *list, const char *file,
 	return errors;
 }
 
+/* CallerUsers = NAME:USER ...; the number of problems. Users are looked
+ * up now: at start, before the sandbox keeps /etc/passwd from us. */
+static int
+rpc_caller_users(struct rpc_curve *c, const char *list, const char *file,
+    const char *section)
+{
+	char *copy = strdup(list), *tok, *save = NULL;
+	int errors = 0;
+
+	if (copy == NULL) {
+		rpc_problem(file, section, "CallerUsers", "out of memory");
+		return 1;
+	}
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		char *colon = strchr(tok, ':');
+		size_t len = colon ? (size_t)(colon - tok) : 0;
+		struct rpc_caller_user *u = &c->callers[c->ncallers];
+		struct passwd *pw;
+
+		if (colon == NULL || len == 0 || len >= RPC_NAME_MAX ||
+		    strspn(tok, RPC_NAME_CHARS) != len || colon[1] == '\0' ||
+		    strlen(colon + 1) >= RPC_NAME_MAX) {
+			rpc_problem(file, section, "CallerUsers",
+			    "'%s' is not NAME:USER (NAME: letters, digits, "
+			    "'_', '.', '-', at most %d)",
+			    tok, RPC_NAME_MAX - 1);
+			errors++;
+			continue;
+		}
+		if (c->ncallers == RPC_CALLER_USERS_MAX) {
+			rpc_problem(file, section, "CallerUsers",
+			    "more than %d callers", RPC_CALLER_USERS_MAX);
+			errors++;
+			break;
+		}
+		if ((pw = getpwnam(colon + 1)) == NULL) {
+			rpc_problem(file, section, "CallerUsers",
+			    "%s: no user '%s'", tok, colon + 1);
+			errors++;
+			continue;
+		}
+		memset(u, 0, sizeof(*u));
+		memcpy(u->name, tok, len);
+		snprintf(u->user, sizeof(u->user), "%s", colon + 1);
+		u->uid = pw->pw_uid;
+		for (size_t i = 0; i < c->ncallers; i++)
+			if (strcmp(c->callers[i].name, u->name) == 0) {
+				rpc_problem(file, section, "CallerUsers",
+				    "caller '%s' is listed twice", u->name);
+				errors++;
+			}
+		c->ncallers++;
+	}
+	free(copy);
+	return errors;
+}
+
 struct rpc_curve *
 rpc_curve_load(const struct rpc_curve_settings *s, const char *listen,
     const char *file, const char *section)
@@ -353,6 +423,8 @@ rpc_curve_load(const struct rpc_curve_settings *s, const char *listen,
 		}
 	}
 	errors += rpc_curve_clients(c, clients, file, section);
+	if (s->caller_users != NULL)
+		errors += rpc_caller_users(c, s->caller_users, file, section);
 	if (clients[0] != '\0' && secret[0] == '\0') {
 		rpc_problem(file, section, "CurveClients",
 		    "needs CurveSecretKeyFile (this server's own key pair)");
@@ -1204,11 +1276,28 @@ rpc_local_uid(const char *address)
  * is one the caller can act on.
  */
 static int
-rpc_caller_allowed(const struct rpc_route *route, const char *peer,
-    const char *address, const Scep__V1__Request *req, char **why)
+rpc_caller_allowed(const struct rpc_route *route, const struct rpc_curve *curve,
+    const char *peer, const char *address, const Scep__V1__Request *req,
+    char **why)
 {
 	long uid;
 
+	/* CallerUsers: a caller of this host that declares a listed name
+	 * runs as that name's user, or as root (scepctl). */
+	if (peer == NULL && req->origin != NULL && curve != NULL &&
+	    (uid = rpc_local_uid(address)) > 0)
+		for (size_t i = 0; i < curve->ncallers; i++)
+			if (strcmp(curve->callers[i].name, req->origin) == 0 &&
+			    (uid_t)uid != curve->callers[i].uid) {
+				log_warn("security: request %llu declares "
+				         "origin '%s' from user %ld, not "
+				         "CallerUsers' %s",
+				    (unsigned long long)req->id, req->origin,
+				    uid, curve->callers[i].user);
+				*why = "not permitted: the caller does not run "
+				       "as the user CallerUsers names for it";
+				return 0;
+			}
 	if (peer == NULL && req->origin != NULL &&
 	    (strcmp(req->origin, "scepctl") == 0 ||
 	        strcmp(req->origin, "scepd") == 0) &&
@@ -1554,7 +1643,8 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	}
 	reply->id = req->id;
 	r = rpc_route_find(config->routes, req->body_case);
-	if (r != NULL && rpc_caller_allowed(r, peer, address, req, &why)) {
+	if (r != NULL &&
+	    rpc_caller_allowed(r, config->curve, peer, address, req, &why)) {
 		/* Only a caller it serves teaches it a host's clock; one of
 		 * this host has this host's. */
 		rpc_clock_translate(rpc_local_uid(address) >= 0 ? "" : address,

@@ -63,6 +63,9 @@ struct rpc_curve_settings {
 	char *public_key_file; /* CurvePublicKeyFile: checked against it */
 	char *clients; /* CurveClients: NAME:PUBKEYFILE ..., servers only */
 	int allow_insecure; /* AllowInsecureTransport */
+	/* CallerUsers: NAME:USER ..., servers only: over ipc:// a request
+	 * declaring caller NAME must come from USER (or root). */
+	char *caller_users;
 };
 
 /* A service's loaded keys: its own pair, the clients it admits. */

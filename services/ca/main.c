@@ -85,6 +85,9 @@ static const struct config_key ca_config[] = {
         "its public key, checked against the secret one"},
     {"CurveClients", CONFIG_STRING, 0, 0, "", S(curve.clients),
         "NAME:PUBKEYFILE of each client admitted (ra, scepctl)"},
+    {"CallerUsers", CONFIG_STRING, 0, 0, "", S(curve.caller_users),
+        "NAME:USER: over ipc:// a caller declaring NAME (ra) must run as USER "
+        "or root"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
     SANDBOX_CONFIG_KEYS(struct ca_settings, sandbox),

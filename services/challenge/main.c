@@ -65,6 +65,9 @@ static const struct config_key challenge_config[] = {
         "its public key, checked against the secret one"},
     {"CurveClients", CONFIG_STRING, 0, 0, "", S(curve.clients),
         "NAME:PUBKEYFILE of each client admitted (frontend, ra, scepctl)"},
+    {"CallerUsers", CONFIG_STRING, 0, 0, "", S(curve.caller_users),
+        "NAME:USER: over ipc:// a caller declaring NAME (frontend, ra) must "
+        "run as USER or root"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
     SANDBOX_CONFIG_KEYS(struct challenge_settings, sandbox),

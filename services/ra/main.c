@@ -66,6 +66,9 @@ static const struct config_key ra_config[] = {
         "its public key, checked against the secret one"},
     {"CurveClients", CONFIG_STRING, 0, 0, "", S(curve.clients),
         "NAME:PUBKEYFILE of each client admitted (frontend)"},
+    {"CallerUsers", CONFIG_STRING, 0, 0, "", S(curve.caller_users),
+        "NAME:USER: over ipc:// a caller declaring NAME (frontend) must run as "
+        "USER or root"},
     {"AllowInsecureTransport", CONFIG_BOOL, 0, 1, "0", S(curve.allow_insecure),
         "1: tcp:// without CurveZMQ (unsafe)"},
     SANDBOX_CONFIG_KEYS(struct ra_settings, sandbox),

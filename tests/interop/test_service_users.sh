@@ -12,8 +12,10 @@
 # groups the script gave it; a device enrolls, the admin page (frontend to
 # challenge service) gives a password, scepctl (root) works; a process of
 # the frontend's user gets EACCES connecting to the CA's socket and no
-# certificate from it, one of the RA's user gets one; an RA killed
-# -9 comes back into its own directory and serves again.
+# certificate from it, one of the RA's user gets one; the challenge
+# service, which both reach, refuses the RA's requests from the
+# frontend's user (CallerUsers); an RA killed -9 comes back into its own
+# directory and serves again.
 . "$(dirname "$0")/lib.sh"
 interop_init service_users
 [ "$(id -u)" = 0 ] || fail "needs root (adds the scepd-* users, starts the services as root)"
@@ -116,6 +118,24 @@ as scepd-ra "$WORK/bin/ca_sign" --endpoint "ipc://$DATA/run/ca/ca.sock" --csr "$
 "$SCEPCTL" --data-dir "$DATA" list > "$WORK/list.txt" || fail "scepctl list failed"
 grep -q "users-direct" "$WORK/list.txt" || fail "the RA user's certificate is not in the ledger"
 [ "$(grep -c "users-direct" "$WORK/list.txt")" = 1 ] || fail "the frontend user's request was issued too"
+
+check "the challenge service refuses the RA's requests from the frontend's user (CallerUsers), takes them from the RA's"
+grep -qx "CallerUsers = frontend:scepd-frontend ra:scepd-ra" "$DATA/scepd.conf" ||
+	fail "scepd.conf's [challenge] has no CallerUsers line"
+cp "$BUILD_DIR/tests/challenge_check" "$WORK/bin/challenge_check"
+rc=0
+as scepd-frontend "$WORK/bin/challenge_check" --endpoint "ipc://$DATA/run/challenge/challenge.sock" \
+	--password "$(challenge)" --txid users-check-1 --timeout 5000 > "$WORK/check-frontend.log" 2>&1 || rc=$?
+cat "$WORK/check-frontend.log" | sed 's/^/   | /'
+[ "$rc" != 0 ] || fail "a ChallengeCheck declared as the RA's from scepd-frontend's user was answered"
+grep -q "not permitted: the caller does not run as the user CallerUsers names for it" "$WORK/check-frontend.log" ||
+	fail "the frontend's user is not told why"
+grep -q "security: request [0-9]* declares origin 'ra' from user $(id -u scepd-frontend), not CallerUsers' scepd-ra" "$SERVER_LOG" ||
+	fail "the challenge service does not log the refusal as a security event"
+rc=0
+as scepd-ra "$WORK/bin/challenge_check" --endpoint "ipc://$DATA/run/challenge/challenge.sock" \
+	--password "$(challenge)" --txid users-check-2 --timeout 5000 > "$WORK/check-ra.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { cat "$WORK/check-ra.log"; fail "a ChallengeCheck from scepd-ra's user: exit $rc, want 0"; }
 
 check "an RA killed -9 is started again, binds in its own directory, and serves"
 old=$(svc_pid scepd-ra)

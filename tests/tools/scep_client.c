@@ -506,7 +506,7 @@ int
 scep_rpc_open(struct scep_rpc *r, const char *endpoint, const char *origin,
     const char *key_file, const char *server_key, const char *tool)
 {
-	struct rpc_curve_settings keys = {"", "", "", 0};
+	struct rpc_curve_settings keys = {"", "", "", 0, NULL};
 
 	memset(r, 0, sizeof(*r));
 	keys.secret_key_file = (char *)key_file;

@@ -660,7 +660,7 @@ load_curve(const char *secret, const char *public, const char *clients,
 {
 	struct rpc_curve_settings s = {(char *)(secret ? secret : ""),
 	    (char *)(public ? public : ""), (char *)(clients ? clients : ""),
-	    insecure};
+	    insecure, NULL};
 
 	return rpc_curve_load(&s, listen, key_path("test.conf"), "test");
 }
@@ -896,6 +896,23 @@ test_curve_start_up_checks(void **state)
 	rpc_curve_free(c);
 	assert_non_null(c = load_curve(NULL, NULL, NULL, 0, "ipc://x.sock"));
 	rpc_curve_free(c);
+
+	/* CallerUsers: NAME:USER pairs of users that exist, each name once. */
+	{
+		struct rpc_curve_settings cs = {"", "", "", 0, NULL};
+		static const char *const bad[] = {"ra", "ra:", ":root",
+		    "r a:root", "ra:no-such-user-scepd", "ra:root ra:root"};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			cs.caller_users = (char *)bad[i];
+			assert_null(c = rpc_curve_load(&cs, "ipc://x.sock",
+			                key_path("test.conf"), "test"));
+		}
+		cs.caller_users = "ra:root frontend:root";
+		assert_non_null(c = rpc_curve_load(&cs, "ipc://x.sock",
+		                    key_path("test.conf"), "test"));
+		rpc_curve_free(c);
+	}
 
 	/* Reaching tcp:// without the server's key: refused unless insecure
 	 * is allowed; a server key needs our own pair; key files are one

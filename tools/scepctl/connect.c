@@ -161,7 +161,7 @@ scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
 	int curve = listen ? l->value[LOOKUP_CLIENTS] != NULL &&
 	        l->value[LOOKUP_CLIENTS][0] != '\0'
 	                   : server_key != NULL && server_key[0] != '\0';
-	struct rpc_curve_settings s = {"", "", "", 0};
+	struct rpc_curve_settings s = {"", "", "", 0, NULL};
 	char *secret = NULL, *pub = NULL, key[RPC_KEY_LEN + 1], err[512];
 	size_t len = strlen(ctl->data_dir) + sizeof("/keys/scepctl.key");
 	int rc = -1;

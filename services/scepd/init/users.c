@@ -152,62 +152,78 @@ replace_all(const char *text, const char *from, const char *to)
 	}
 }
 
+/* The lines --service-users sets, each in its section. */
+static const struct {
+	const char *section, *line, *set;
+} users_lines[] = {
+    {"frontend", ";User =", "User = scepd-frontend"},
+    {"ra", ";User =", "User = scepd-ra"},
+    {"ra", ";CallerUsers =", "CallerUsers = frontend:scepd-frontend"},
+    {"challenge", ";User =", "User = scepd-challenge"},
+    {"challenge",
+        ";CallerUsers =", "CallerUsers = frontend:scepd-frontend ra:scepd-ra"},
+    {"ca", ";User =", "User = scepd-ca"},
+    {"ca", ";CallerUsers =", "CallerUsers = ra:scepd-ra"},
+};
+#define USERS_LINES (sizeof(users_lines) / sizeof(users_lines[0]))
+
 char *
 init_users_config(const char *text)
 {
 	static const char *const servers[] = {"ra", "challenge", "ca"};
-	char *out = strdup(text), *next, *line;
-	size_t users = 0;
+	char *in = strdup(text), *next, *out, *o, section[64] = "";
+	size_t set = 0;
 
 	/* ipc://run/ca.sock becomes ipc://run/ca/ca.sock. */
-	for (size_t i = 0; out != NULL && i < 3; i++) {
+	for (size_t i = 0; in != NULL && i < 3; i++) {
 		char from[64], to[64];
 
 		snprintf(from, sizeof(from), "ipc://run/%s.sock", servers[i]);
 		snprintf(to, sizeof(to), "ipc://run/%s/%s.sock", servers[i],
 		    servers[i]);
-		next = replace_all(out, from, to);
-		free(out);
-		out = next;
+		next = replace_all(in, from, to);
+		free(in);
+		in = next;
 	}
-	if (out == NULL)
+	/* Each line set is at most 64 bytes longer than the one it takes. */
+	if (in == NULL ||
+	    (out = malloc(strlen(in) + USERS_LINES * 64 + 1)) == NULL) {
+		free(in);
 		return NULL;
-	/* ";User =" of each service's section becomes "User = scepd-NAME":
-	 * the same length as the longest name's line or longer, so built
-	 * anew. */
-	while ((line = strstr(out, "\n;User =\n")) != NULL) {
-		const char *head = line, *name = NULL;
-		char user[64];
-		size_t len;
-
-		/* The section this line is in: the last "\n[" before it. */
-		while (head > out && strncmp(head, "\n[", 2) != 0)
-			head--;
-		for (size_t i = 0; head > out && i < SERVICES; i++) {
-			len = strlen(service_names[i]);
-			if (strncmp(head + 2, service_names[i], len) == 0 &&
-			    head[2 + len] == ']')
-				name = service_names[i];
-		}
-		if (name == NULL)
-			break; /* a section of no service: the example changed */
-		snprintf(user, sizeof(user), "\nUser = scepd-%s\n", name);
-		len = strlen(out) - strlen(";User =\n") + strlen(user) + 1;
-		if ((next = malloc(len)) == NULL) {
-			free(out);
-			return NULL;
-		}
-		snprintf(next, len, "%.*s%s%s", (int)(line - out), out, user,
-		    line + strlen("\n;User =\n"));
-		free(out);
-		out = next;
-		users++;
 	}
-	if (users != SERVICES) {
+	o = out;
+	for (char *line = in; *line != '\0';) {
+		size_t len = strcspn(line, "\n");
+		const char *put = NULL;
+
+		if (line[0] == '[' && len < sizeof(section) &&
+		    line[len - 1] == ']')
+			snprintf(section, sizeof(section), "%.*s", (int)len - 2,
+			    line + 1);
+		for (size_t i = 0; i < USERS_LINES; i++)
+			if (strcmp(section, users_lines[i].section) == 0 &&
+			    strlen(users_lines[i].line) == len &&
+			    strncmp(line, users_lines[i].line, len) == 0)
+				put = users_lines[i].set;
+		if (put != NULL) {
+			o += sprintf(o, "%s", put);
+			set++;
+		} else {
+			memcpy(o, line, len);
+			o += len;
+		}
+		line += len;
+		if (*line == '\n')
+			*o++ = *line++;
+	}
+	*o = '\0';
+	free(in);
+	if (set != USERS_LINES) {
 		fprintf(stderr,
 		    "scepd: --service-users: the example configuration has "
-		    "%zu ';User =' lines in the services' sections, not %zu\n",
-		    users, SERVICES);
+		    "%zu of the %zu lines to set (';User =', ';CallerUsers "
+		    "=' in the services' sections)\n",
+		    set, USERS_LINES);
 		free(out);
 		return NULL;
 	}
