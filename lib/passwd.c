@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,6 +453,33 @@ passwd_keep_owner(const char *file, FILE *in, FILE *out)
 }
 
 /*
+ * A new file made by root takes its directory's owner and group: in a
+ * directory of the frontend's user (scepd --service-users' admin/) the
+ * frontend reads it at every login. 0, or -1 logged.
+ */
+static int
+passwd_dir_owner(const char *file, FILE *out)
+{
+	char *copy = strdup(file);
+	struct stat dir;
+	int rc = 0;
+
+	if (copy == NULL)
+		return -1;
+	if (geteuid() == 0 && stat(dirname(copy), &dir) == 0 &&
+	    dir.st_uid != 0 &&
+	    fchown(fileno(out), dir.st_uid, dir.st_gid) != 0) {
+		log_error("cannot give %s its directory's owner (uid %u gid "
+		          "%u): %s",
+		    file, (unsigned)dir.st_uid, (unsigned)dir.st_gid,
+		    strerror(errno));
+		rc = -1;
+	}
+	free(copy);
+	return rc;
+}
+
+/*
  * Rewrites `file` (a temporary file renamed over it, mode 0600 from the
  * start, then the owner and mode of the file it replaces) with `user`'s
  * line replaced by `entry` ("user:hash:rights"), or dropped when entry is
@@ -482,6 +510,10 @@ passwd_rewrite(const char *file, const char *user, const char *entry)
 		goto out;
 	}
 	if (in != NULL && passwd_keep_owner(file, in, out) != 0) {
+		logged = 1;
+		goto out;
+	}
+	if (in == NULL && passwd_dir_owner(file, out) != 0) {
 		logged = 1;
 		goto out;
 	}

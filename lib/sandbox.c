@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <sched.h>
 #include <stdio.h>
@@ -409,6 +410,8 @@ sandbox_new(const struct sandbox_settings *s, const char *file,
 				    "groups\n",
 				    file, section, s->user, SANDBOX_MAX_GROUPS);
 				errors++;
+				sb->ngroups =
+				    0; /* it says how many there are */
 			}
 			for (int i = 0; i < sb->ngroups; i++)
 				if (sb->groups[i] == 0) {
@@ -513,14 +516,64 @@ sandbox_drop_user(struct sandbox *sb)
 	return 0;
 }
 
+/* Whether `sb`'s user may pass through the directory `st` (search). */
+static int
+sandbox_user_passes(const struct sandbox *sb, const struct stat *st)
+{
+	if (st->st_uid == sb->uid)
+		return (st->st_mode & S_IXUSR) != 0;
+	for (int i = 0; i < sb->ngroups; i++)
+		if (st->st_gid == sb->groups[i])
+			return (st->st_mode & S_IXGRP) != 0;
+	return (st->st_mode & S_IXOTH) != 0;
+}
+
+/* Every directory above `dir` (absolute) lets `sb`'s user through: 0,
+ * else -1 (logged, with the mend). */
+static int
+sandbox_user_reaches(const struct sandbox *sb, const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+		return -1;
+	for (char *p = path;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (stat(p == path ? "/" : path, &st) != 0) {
+			log_error("sandbox: %s: %s", p == path ? "/" : path,
+			    strerror(errno));
+			return -1;
+		}
+		if (!sandbox_user_passes(sb, &st)) {
+			log_error("sandbox: User %s cannot pass through %s "
+			          "(mode %04o, owner %d:%d) to its sockets "
+			          "in %s: chmod o+x %s",
+			    sb->user, p == path ? "/" : path,
+			    (unsigned)(st.st_mode & 07777), (int)st.st_uid,
+			    (int)st.st_gid, dir, p == path ? "/" : path);
+			return -1;
+		}
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
 /*
  * Started as root with User set: each directory the service binds its
  * ipc:// sockets in that does not exist yet is made, the user's, mode
  * 0750 with its group. The user can then make its sockets there, the
  * group's members (the services that call this one: scripts/users.sh)
  * can reach them, and no one else can, not even another service of the
- * one-machine layout. A directory that exists is left as it is (the
- * operator's, or made so before).
+ * one-machine layout. One that exists must be the user's or root's, and
+ * no one else's to write: another service's user could otherwise have
+ * made it before, put a socket of its own there, or had the sockets
+ * made there take its group (setgid). And the user must reach it.
  */
 static int
 sandbox_make_socket_dirs(
@@ -531,39 +584,61 @@ sandbox_make_socket_dirs(
 	for (size_t i = 0; i < policy->npaths; i++) {
 		const char *path = policy->paths[i].path;
 		struct stat st;
-		int fd, e;
+		int fd, e = 0, made = 1;
 
 		if (!(policy->paths[i].access & SANDBOX_FS_SOCKETS))
 			continue;
 		if (mkdir(path, 0700) != 0) {
-			if (errno == EEXIST)
-				continue;
-			log_error("sandbox: %s (for User %s's sockets): %s",
-			    path, sb->user, strerror(errno));
-			return -1;
+			if (errno != EEXIST) {
+				log_error("sandbox: %s (for User %s's "
+				          "sockets): %s",
+				    path, sb->user, strerror(errno));
+				return -1;
+			}
+			made = 0;
 		}
-		/* Through a descriptor of what was made: a name replaced
-		 * meanwhile is not followed. */
+		/* Through a descriptor: a name replaced meanwhile, or a
+		 * symbolic link, is not followed. */
 		fd =
 		    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) != 0)
 			e = errno;
-		else if (st.st_uid != 0)
+		else if (made && st.st_uid != 0)
 			e = EEXIST; /* not the one made */
-		else if (fchown(fd, sb->uid, sb->gid) != 0 ||
-		    fchmod(fd, 0750) != 0)
+		else if (made &&
+		    (fchown(fd, sb->uid, sb->gid) != 0 ||
+		        fchmod(fd, 0750) != 0))
 			e = errno;
-		else
-			e = 0;
 		if (fd >= 0)
 			close(fd);
 		if (e != 0) {
-			log_error("sandbox: %s (for User %s's sockets): %s",
-			    path, sb->user, strerror(e));
+			log_error("sandbox: %s (for User %s's sockets): %s%s",
+			    path, sb->user, strerror(e),
+			    e == ELOOP || e == ENOTDIR
+			        ? " (a symbolic link or not a directory: "
+			          "remove it, the service makes it)"
+			        : "");
 			return -1;
 		}
-		log_info("sandbox: made %s, user %s's, mode 0750 (group %d)",
-		    path, sb->user, (int)sb->gid);
+		if (!made &&
+		    ((st.st_uid != sb->uid && st.st_uid != 0) ||
+		        (st.st_mode & 022) != 0 ||
+		        ((st.st_mode & S_ISGID) && st.st_gid != sb->gid))) {
+			log_error("sandbox: %s (for User %s's sockets) is "
+			          "owner %d:%d, mode %04o: another user could "
+			          "put a socket of its own there or have ours "
+			          "take its group; make it %s's, mode 0750, or "
+			          "remove it (the service makes it)",
+			    path, sb->user, (int)st.st_uid, (int)st.st_gid,
+			    (unsigned)(st.st_mode & 07777), sb->user);
+			return -1;
+		}
+		if (sandbox_user_reaches(sb, path) != 0)
+			return -1;
+		if (made)
+			log_info("sandbox: made %s, user %s's, mode 0750 "
+			         "(group %d)",
+			    path, sb->user, (int)sb->gid);
 	}
 	return 0;
 }

@@ -16,12 +16,14 @@ cd "$top"
 if [ "$(id -u)" != 0 ]; then
 	exec "$top/build/scepd" "$@"
 fi
-"$top/scripts/users.sh"
 for arg in "$@"; do
 	case "$arg" in
-	--config | --config=*) # the file's User keys decide
+	# A configuration of the operator's (its User keys decide), or help
+	# (no users made for it). getopt_long takes -cFILE and --conf too.
+	-c* | --c* | -h | --h*)
 		exec "$top/build/scepd" "$@" ;;
 	esac
 done
+"$top/scripts/users.sh"
 # A later --data-dir in "$@" wins.
 exec "$top/build/scepd" --service-users --data-dir /var/lib/scepd "$@"

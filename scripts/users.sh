@@ -23,3 +23,13 @@ for svc in ca challenge ra frontend; do
 done
 usermod --append --groups scepd-ca,scepd-challenge scepd-ra
 usermod --append --groups scepd-ra,scepd-challenge scepd-frontend
+# And no other: a membership added by hand (the frontend in scepd-ca)
+# would undo what the users are for.
+for pair in frontend:ca ca:ra ca:challenge ca:frontend challenge:ca \
+	challenge:ra challenge:frontend ra:frontend; do
+	user=scepd-${pair%%:*} group=scepd-${pair#*:}
+	if id -nG "$user" | tr ' ' '\n' | grep -qx "$group"; then
+		gpasswd --delete "$user" "$group" >/dev/null
+		echo "users.sh: $user taken out of group $group"
+	fi
+done

@@ -319,7 +319,9 @@ main(int argc, char **argv)
 	config_unread_sections(conf_abs);
 	/* The services' ipc:// sockets live here. */
 	snprintf(run_dir, sizeof(run_dir), "%s/run", dir_abs);
-	if (mkdir(run_dir, 0700) != 0 && errno != EEXIST) {
+	/* 0711: services that run as users of their own pass through to
+	 * the directories of their sockets (DIR itself stays as it is). */
+	if (mkdir(run_dir, 0711) != 0 && errno != EEXIST) {
 		fprintf(stderr, "scepd: %s: %s\n", run_dir, strerror(errno));
 		return 1;
 	}

@@ -48,6 +48,16 @@ grep -q -- "--service-users: $WORK (mode 0700) does not let the services' users 
 grep -q "chmod o+x $WORK" "$WORK/refused.log" || fail "the refusal does not say how to mend it"
 [ ! -e "$DATA" ] || fail "$DATA was made all the same"
 
+check "--service-users on a directory made without it is refused, naming the sections that would run as root"
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/plain" > "$WORK/plain-init.log" 2>&1 || fail "scepd-init of $WORK/plain"
+rc=0
+"$SCEPD" --data-dir "$WORK/plain" --listen "127.0.0.1:$PORT" --service-users > "$WORK/plain.log" 2>&1 || rc=$?
+sed 's/^/   | /' "$WORK/plain.log"
+[ "$rc" = 1 ] || fail "scepd --service-users on a DIR made without it: exit $rc, want 1"
+grep -q "was made without it: \[ca\] sets no User, and the service would run as root" "$WORK/plain.log" ||
+	fail "the refusal does not name [ca]"
+! grep -q "started scepd-" "$WORK/plain.log" || fail "services were started all the same"
+
 check "a first start with --service-users: each service as its own user, sockets in directories of their own"
 chmod 0711 "$WORK"
 server_start --service-users
@@ -136,6 +146,46 @@ rc=0
 as scepd-ra "$WORK/bin/challenge_check" --endpoint "ipc://$DATA/run/challenge/challenge.sock" \
 	--password "$(challenge)" --txid users-check-2 --timeout 5000 > "$WORK/check-ra.log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || { cat "$WORK/check-ra.log"; fail "a ChallengeCheck from scepd-ra's user: exit $rc, want 0"; }
+
+check "an account added by scepctl to a new password file is the frontend's to read: its login works"
+rm "$DATA/admin/admin.passwd"
+echo "second-password-123" | "$SCEPCTL" --data-dir "$DATA" passwd --rights enroll admin2 > /dev/null ||
+	fail "scepctl passwd admin2"
+stat -c '%U %a' "$DATA/admin/admin.passwd" | grep -qx "scepd-frontend 600" ||
+	fail "the new admin.passwd is $(stat -c '%U %a' "$DATA/admin/admin.passwd"), want scepd-frontend's, 0600"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u admin2:second-password-123 "$BASE/certsrv/mscep_admin/")
+[ "$code" = 200 ] || fail "admin2's login after scepctl passwd: HTTP $code, want 200"
+
+# stopped_with LOG WHAT: scepd started on $DATA stops by itself (its CA
+# fails at start three times), and LOG holds WHAT.
+stopped_with() {
+	local log=$1 what=$2 rc=0
+	timeout 60 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$log" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || { tail -20 "$log"; fail "scepd: exit $rc, want 1 (a service that cannot start)"; }
+	grep -qF -- "$what" "$log" || { grep sandbox "$log" | tail -5; fail "the log does not say: $what"; }
+	grep -F -- "$what" "$log" | head -1 | sed 's/^/   | /'
+}
+
+check "a socket directory another service's user made before the CA starts: the CA refuses it, naming it"
+server_stop
+rm -rf "$DATA/run/ca"
+mkdir -m 2770 "$DATA/run/ca"
+chown scepd-frontend:scepd-frontend "$DATA/run/ca"
+stopped_with "$WORK/squat.log" "sandbox: $DATA/run/ca (for User scepd-ca's sockets) is owner $(id -u scepd-frontend):$(id -g scepd-frontend), mode 2770: another user could put a socket of its own there"
+[ ! -e "$DATA/run/ca/ca.sock" ] || fail "the CA bound its socket in the frontend user's directory"
+rm -rf "$DATA/run/ca"
+ln -s "$WORK" "$DATA/run/ca"
+stopped_with "$WORK/link.log" "(a symbolic link or not a directory: remove it, the service makes it)"
+grep -q "sandbox: $DATA/run/ca (for User scepd-ca's sockets): " "$WORK/link.log" || fail "the refusal does not name run/ca"
+rm "$DATA/run/ca"
+
+check "a data directory restored as 0700: the CA, first to start, says it cannot pass through, and how to mend it"
+chmod 0700 "$DATA"
+stopped_with "$WORK/closed.log" "sandbox: User scepd-ca cannot pass through $DATA (mode 0700, owner 0:0) to its sockets in $DATA/run/ca: chmod o+x $DATA"
+chmod 0711 "$DATA"
+server_start
+ios_enroll "$(challenge)" "CN=users-again" "$WORK/users-again.pem" || fail "enrollment after the mends"
+stat -c '%U %a' "$DATA/run/ca" | grep -qx "scepd-ca 750" || fail "run/ca was not made again, the CA's"
 
 check "an RA killed -9 is started again, binds in its own directory, and serves"
 old=$(svc_pid scepd-ra)

@@ -283,6 +283,10 @@ scepd_init(
 	if (retry)
 		rc = init_once(dir, listen, 0, service_users, &retry);
 out:
+	/* Made before (or meanwhile by another start): said, not ignored,
+	 * when it would run the services as root. */
+	if (rc == 0 && service_users && init_users_configured(conf) != 0)
+		rc = -1;
 	if (lock >= 0)
 		close(lock);
 	return rc;

@@ -30,6 +30,9 @@ int init_users_check(const char *dir, struct init_users *u);
 /* The configuration `text` with each service's User and each server's
  * sockets in a directory of their own; NULL (printed) on failure. */
 char *init_users_config(const char *text);
+/* An existing configuration (`conf`) gives each service a User: 0, else
+ * -1 (printed: --service-users on a DIR made without it). */
+int init_users_configured(const char *conf);
 /* Modes and owners of a directory being made: 0, else -1 (printed). */
 int init_users_apply(const char *build, const struct init_users *u);
 

@@ -10,6 +10,7 @@
  * scepd-challenge's. The frontend reaches no CA.
  */
 #include <errno.h>
+#include <ini.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -56,9 +57,12 @@ static int
 ancestors_passable(const char *dir)
 {
 	char abs[PATH_MAX], parent[PATH_MAX + 4];
-	const char *slash;
+	char *slash;
 
-	snprintf(parent, sizeof(parent), "%s", dir);
+	/* An existing DIR (empty, or a symbolic link to one) by its real
+	 * place; a DIR to be made by its parent's. */
+	if (realpath(dir, parent) == NULL)
+		snprintf(parent, sizeof(parent), "%s", dir);
 	while (strlen(parent) > 1 && parent[strlen(parent) - 1] == '/')
 		parent[strlen(parent) - 1] = '\0';
 	if ((slash = strrchr(parent, '/')) == NULL)
@@ -230,6 +234,52 @@ init_users_config(const char *text)
 	return out;
 }
 
+struct users_seen {
+	int has_user[SERVICES];
+};
+
+static int
+users_seen_line(
+    void *arg, const char *section, const char *key, const char *value)
+{
+	struct users_seen *seen = arg;
+
+	for (size_t i = 0; i < SERVICES; i++)
+		if (strcmp(section, service_names[i]) == 0 &&
+		    strcmp(key, "User") == 0 && value[0] != '\0')
+			seen->has_user[i] = 1;
+	return 1;
+}
+
+int
+init_users_configured(const char *conf)
+{
+	struct users_seen seen;
+	int missing = 0;
+
+	memset(&seen, 0, sizeof(seen));
+	if (ini_parse(conf, users_seen_line, &seen) < 0) {
+		fprintf(stderr, "scepd: %s: cannot read it\n", conf);
+		return -1;
+	}
+	for (size_t i = 0; i < SERVICES; i++)
+		if (!seen.has_user[i]) {
+			fprintf(stderr,
+			    "scepd: --service-users: %s was made without it: "
+			    "[%s] sets no User, and the service would run as "
+			    "root\n",
+			    conf, service_names[i]);
+			missing++;
+		}
+	if (missing > 0)
+		fprintf(stderr,
+		    "scepd: set User and CallerUsers in each section and "
+		    "the sockets' directories as the README's \"One machine, "
+		    "a user per service\" says, or start without "
+		    "--service-users\n");
+	return missing > 0 ? -1 : 0;
+}
+
 int
 init_users_apply(const char *build, const struct init_users *u)
 {
@@ -245,12 +295,12 @@ init_users_apply(const char *build, const struct init_users *u)
 	/* The frontend reads admin/admin.passwd at every login (scepctl
 	 * passwd keeps the file's owner). */
 	snprintf(path, sizeof(path), "%s/admin", build);
-	if (chown(path, u->frontend_uid, u->frontend_gid) != 0) {
+	if (lchown(path, u->frontend_uid, u->frontend_gid) != 0) {
 		fprintf(stderr, "scepd: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/admin/admin.passwd", build);
-	if (chown(path, u->frontend_uid, u->frontend_gid) != 0) {
+	if (lchown(path, u->frontend_uid, u->frontend_gid) != 0) {
 		fprintf(stderr, "scepd: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
