@@ -905,6 +905,16 @@ def systemd(udir, sysusers, conf_file, root, secrets):
             member = info[lst]["group"] in info[sect]["groups"]
             need(not member or lst in reach.get(sect, set()), f"systemd: {info[sect]['unit']} is in group {info[lst]['group']} but does not use {info[lst]['unit']}")
     need(info["ca"]["group"] not in info["frontend"]["groups"], "systemd: the frontend may connect to the CA's socket")
+    # CallerUsers: each server names the user of every service that
+    # reaches it, the one its unit runs as (the challenge service tells
+    # the frontend from the RA by it).
+    for lst in set(listeners.values()):
+        callers = {sct for sct in reach if lst in reach[sct]}
+        listed = dict(x.split(":", 1) for x in conf[lst].get("CallerUsers", "").split())
+        need(set(listed) == callers, f"systemd: [{lst}] CallerUsers names {sorted(listed)}, but {sorted(callers)} reach it")
+        for name, user in listed.items():
+            need(name in info and info[name]["user"] == user,
+                 f"systemd: [{lst}] CallerUsers {name}:{user}, but {info.get(name, {}).get('unit')} runs as {info.get(name, {}).get('user')}")
     os.makedirs(root + "/etc/scepd", exist_ok=True)
     for dp, dn, fn in os.walk(secrets):
         for f in fn:
@@ -1210,6 +1220,9 @@ check "systemd: sockets by group (the frontend cannot reach the CA), state in St
 checker systemd "$DEPLOY/systemd" "$DEPLOY/systemd/scepd.sysusers" "$DEPLOY/systemd/scepd.conf" "$ROOT" "$SECRETS" > "$WORK/systemd.plan"
 
 check "systemd: each service starts with its unit's ExecStart and deploy/systemd/scepd.conf"
+# Their CallerUsers name the units' users, which must exist here (the
+# services run as root in this test; CallerUsers lets root through).
+"$SRC_DIR/scripts/users.sh" > /dev/null || fail "scripts/users.sh"
 run_plan "$WORK/systemd.plan" systemd
 
 pass "Dockerfile packages, compose, k8s and systemd checked; each variant's services started as deployed and enrolled a device"
