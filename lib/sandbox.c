@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -691,6 +692,8 @@ sandbox_landlock_path(int ruleset, uint64_t handled,
 	size_t n = strlen(shown);
 	int fd;
 
+	if (!(p->access & (SANDBOX_FS_READ | SANDBOX_FS_SOCKETS)))
+		return 0; /* only checked (SANDBOX_FS_OWN) */
 	if ((fd = open(p->path, O_PATH | O_CLOEXEC)) < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -870,11 +873,65 @@ sandbox_no_dumps(void)
 	    : -1;
 }
 
+/* How many entries beneath an own path are looked at, and how deep. */
+#define SANDBOX_OWN_ENTRIES 1024
+#define SANDBOX_OWN_DEPTH 3
+
+static int sandbox_own_unreadable_count;
+static char sandbox_own_unreadable[PATH_MAX];
+
+static int
+sandbox_own_entry(
+    const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	int want = type == FTW_D || type == FTW_DNR ? R_OK | X_OK : R_OK;
+
+	(void)st;
+	if (ftw->level > SANDBOX_OWN_DEPTH ||
+	    ++sandbox_own_unreadable_count > SANDBOX_OWN_ENTRIES)
+		return 1; /* enough looked at */
+	if (type == FTW_SL || type == FTW_SLN || access(path, want) == 0)
+		return 0;
+	snprintf(
+	    sandbox_own_unreadable, sizeof(sandbox_own_unreadable), "%s", path);
+	return 2;
+}
+
+/*
+ * After the change of user: the service's own files it reads after
+ * start (the frontend's AdminPasswordFile's directory, a token's files)
+ * are readable by its user, else it stops now with the mend, rather than
+ * fail at every admin login or every signature. Root's files of mode
+ * 0600 left by a first start as root, a SoftHSM2 token made as root.
+ */
+static int
+sandbox_own_readable(
+    const struct sandbox *sb, const struct sandbox_policy *policy)
+{
+	for (size_t i = 0; i < policy->npaths; i++) {
+		const struct sandbox_path *p = &policy->paths[i];
+
+		if (!(p->access & SANDBOX_FS_OWN) || access(p->path, F_OK) != 0)
+			continue;
+		sandbox_own_unreadable_count = 0;
+		if (nftw(p->path, sandbox_own_entry, 8, FTW_PHYS) != 2)
+			continue;
+		log_error("sandbox: %s cannot read %s, which it reads after "
+		          "start: give it to that user (chown -R %s %s) or to "
+		          "a group of the user's",
+		    sb->has_user ? sb->user : "this user",
+		    sandbox_own_unreadable, sb->has_user ? sb->user : "USER",
+		    p->path);
+		return -1;
+	}
+	return 0;
+}
+
 int
 sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
 {
 	if (sandbox_make_socket_dirs(sb, policy) != 0 ||
-	    sandbox_drop_user(sb) != 0)
+	    sandbox_drop_user(sb) != 0 || sandbox_own_readable(sb, policy) != 0)
 		return -1;
 	/* Again: a user dropped may have made the process dumpable. */
 	if (sandbox_no_dumps() != 0) {

@@ -126,6 +126,9 @@ enum {
 	SANDBOX_FS_READ = 1 << 0, /* read files (and list directories) */
 	SANDBOX_FS_SOCKETS = 1 << 1, /* create and remove Unix sockets in a
 	                                directory (a service's ipc:// one) */
+	/* With READ: the service's own files, which its User must be able
+	 * to read (checked at sandbox_enter, after the change of user). */
+	SANDBOX_FS_OWN = 1 << 2,
 };
 
 struct sandbox_path {

@@ -262,8 +262,8 @@ signer_sandbox_allow(const struct signer *s, struct sandbox_policy *p)
 		return 0;
 	for (size_t off = 0; off < s->read_paths_len;
 	     off += strlen(s->read_paths + off) + 1, n++) {
-		if (sandbox_policy_add_path(
-		        p, s->read_paths + off, SANDBOX_FS_READ) != 0) {
+		if (sandbox_policy_add_path(p, s->read_paths + off,
+		        SANDBOX_FS_READ | SANDBOX_FS_OWN) != 0) {
 			log_error("sandbox: too many paths");
 			return -1;
 		}

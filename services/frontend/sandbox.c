@@ -101,6 +101,10 @@ frontend_sandbox_enter(const struct frontend *fe, const char *config_file)
 		free(copy);
 		sandbox_policy_add_path(
 		    &frontend_policy, frontend_admin_dir, SANDBOX_FS_READ);
+		/* Its user must read the file (not the rest of the
+		 * directory: the keys, in a DIR made before admin/). */
+		sandbox_policy_add_path(
+		    &frontend_policy, s->admin_password_file, SANDBOX_FS_OWN);
 		frontend_admin_dir_warn(s, config_file);
 	}
 	if (resolver) {

@@ -268,6 +268,21 @@ ios_enroll "$(challenge)" "CN=no read paths" "$WORK/noread.pem" > /dev/null || r
 server_stop
 set_conf signer.hsm SandboxReadPaths "$WORK/tokens"
 
+check "a CA with a User that cannot read the token's files (made by root, 0600) stops at start naming one, not at its first signature"
+chmod 0711 "$WORK" "$DATA" "$DATA/run" # the socket's directory must be within reach first
+set_conf ca User nobody
+ca_refuses "User nobody, token root's" "sandbox: nobody cannot read $WORK/tokens/.*, which it reads after start: give it to that user (chown -R nobody $WORK/tokens)" 1
+check "the token given to that user (the mend the refusal names): the CA runs as nobody and the token signs"
+chown -R nobody "$WORK/tokens" "$DATA/run"
+server_start
+grep -q "scepd-ca\[[0-9]*\] info: sandbox: running as user nobody" "$SERVER_LOG" || fail "the CA does not run as nobody"
+ios_enroll "$(challenge)" "CN=hsm as nobody" "$WORK/nobody.pem" > /dev/null || fail "enrollment with the CA as nobody"
+verify_cert "$WORK/nobody.pem"
+server_stop
+chown -R root "$WORK/tokens" "$DATA/run"
+set_conf ca User ""
+chmod 0700 "$WORK" "$DATA" "$DATA/run"
+
 check "an EncryptionSigner whose key decrypts but cannot sign (a token's key without CKA_SIGN): the RA starts and decrypts"
 add_conf_section signer.deconly
 set_conf signer.deconly Module "$BUILD_DIR/tests/plugins/scepd-decrypt-only.so"

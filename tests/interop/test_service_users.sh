@@ -156,8 +156,8 @@ stat -c '%U %a' "$DATA/admin/admin.passwd" | grep -qx "scepd-frontend 600" ||
 code=$(curl -s -o /dev/null -w '%{http_code}' -u admin2:second-password-123 "$BASE/certsrv/mscep_admin/")
 [ "$code" = 200 ] || fail "admin2's login after scepctl passwd: HTTP $code, want 200"
 
-# stopped_with LOG WHAT: scepd started on $DATA stops by itself (its CA
-# fails at start three times), and LOG holds WHAT.
+# stopped_with LOG WHAT: scepd started on $DATA stops by itself (a
+# service fails at start three times), and LOG holds WHAT.
 stopped_with() {
 	local log=$1 what=$2 rc=0
 	timeout 60 "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" > "$log" 2>&1 || rc=$?
@@ -178,6 +178,11 @@ ln -s "$WORK" "$DATA/run/ca"
 stopped_with "$WORK/link.log" "(a symbolic link or not a directory: remove it, the service makes it)"
 grep -q "sandbox: $DATA/run/ca (for User scepd-ca's sockets): " "$WORK/link.log" || fail "the refusal does not name run/ca"
 rm "$DATA/run/ca"
+
+check "a password file the frontend's user cannot read: the frontend stops at start, saying so, not at every login"
+chown root:root "$DATA/admin/admin.passwd"
+stopped_with "$WORK/unreadable.log" "sandbox: scepd-frontend cannot read $DATA/admin/admin.passwd, which it reads after start: give it to that user (chown -R scepd-frontend $DATA/admin/admin.passwd)"
+chown scepd-frontend:scepd-frontend "$DATA/admin/admin.passwd"
 
 check "a data directory restored as 0700: the CA, first to start, says it cannot pass through, and how to mend it"
 chmod 0700 "$DATA"
