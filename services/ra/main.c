@@ -221,7 +221,7 @@ ra_wrapped_keys_watch(struct ra *ra)
 	 * a minute (the youngest forgotten is kept between looks). */
 	if (ra->wrapped_keys == NULL ||
 	    (now >= ra->wrapped_keys_looked &&
-	        now - ra->wrapped_keys_looked < 60))
+	        now - ra->wrapped_keys_looked < ra->wrapped_keys_look_s))
 		return;
 	ra->wrapped_keys_looked = now;
 	if (now >= ra->wrapped_keys_logged &&
@@ -407,10 +407,17 @@ main(int argc, char **argv)
 	if (X509_cmp(ra.sign_cert, sk_X509_value(ra.ca_chain, 0)) == 0)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
+	ra.wrapped_keys_look_s = 60;
 #ifdef SCEPD_TEST_HOOKS
 	if ((ra.test_ca_late = getenv("SCEPD_TEST_RA_CA_LATE") != NULL))
 		log_warn("test hook: every CA answer comes as the device's "
 		         "deadline passes");
+	if (getenv("SCEPD_TEST_RA_KEYS_LOOK_S") != NULL) {
+		ra.wrapped_keys_look_s =
+		    atoi(getenv("SCEPD_TEST_RA_KEYS_LOOK_S"));
+		log_warn("test hook: EnvelopeKeyMemory looked at every %d s",
+		    ra.wrapped_keys_look_s);
+	}
 #endif
 	if (ra_wrapped_keys_start(&ra) != 0 || ra_validity_check(&ra) != 0 ||
 	    ra_cacert_prepare(&ra) != 0 ||

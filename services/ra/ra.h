@@ -85,6 +85,7 @@ struct ra {
 	struct scep_wrapped_keys *wrapped_keys;
 	/* The serving thread's: when it looked at them, and logged. */
 	time_t wrapped_keys_looked, wrapped_keys_logged;
+	int wrapped_keys_look_s; /* between looks: 60, a test's less */
 #ifdef SCEPD_TEST_HOOKS
 	/* SCEPD_TEST_RA_CA_LATE=1: every CA answer comes as the device's
 	 * deadline passes (a budget of 0 left for what follows). */

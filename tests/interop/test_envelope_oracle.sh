@@ -58,4 +58,19 @@ ios_enroll "$(challenge)" "CN=after the oracle" "$WORK/after.pem" >/dev/null ||
 	fail "a good client no longer enrolls"
 verify_cert "$WORK/after.pem"
 
-pass "one answer to every envelope failure, no class apart by its time, big and explicit-curve keys refused in milliseconds"
+check "EnvelopeKeyMemory too small for the traffic: keys forgotten within the hour are said, devices still enroll"
+set_conf ra EnvelopeKeyMemory 4
+server_stop
+SCEPD_TEST_RA_KEYS_LOOK_S=1 server_start
+for i in 1 2 3 4 5 6; do
+	ios_enroll "$(challenge)" "CN=small memory $i" "$WORK/small-$i.pem" >/dev/null ||
+		fail "enrollment $i with EnvelopeKeyMemory = 4"
+done
+for _ in $(seq 50); do
+	grep -q "EnvelopeKeyMemory = 4 is full" "$SERVER_LOG" && break
+	sleep 0.1
+done
+grep -E "scepd-ra\[[0-9]+\] warn: EnvelopeKeyMemory = 4 is full: an envelope's key was forgotten [0-9]+ s after it came \([1-9][0-9]* forgotten, [0-9]+ reused keys refused since start\); many requests, or a flood to make a device's key usable again: raise it" "$SERVER_LOG" ||
+	fail "no warning that EnvelopeKeyMemory forgets keys younger than an hour"
+
+pass "one answer to every envelope failure, no class apart by its time, big and explicit-curve keys refused in milliseconds; a too small EnvelopeKeyMemory said"
