@@ -425,6 +425,12 @@ rpc_curve_load(const struct rpc_curve_settings *s, const char *listen,
 	errors += rpc_curve_clients(c, clients, file, section);
 	if (s->caller_users != NULL)
 		errors += rpc_caller_users(c, s->caller_users, file, section);
+	if (c->ncallers > 0 && clients[0] != '\0') {
+		rpc_problem(file, section, "CallerUsers",
+		    "with CurveClients the callers' keys say who they are: "
+		    "set one or the other");
+		errors++;
+	}
 	if (clients[0] != '\0' && secret[0] == '\0') {
 		rpc_problem(file, section, "CurveClients",
 		    "needs CurveSecretKeyFile (this server's own key pair)");
@@ -1282,22 +1288,36 @@ rpc_caller_allowed(const struct rpc_route *route, const struct rpc_curve *curve,
 {
 	long uid;
 
-	/* CallerUsers: a caller of this host that declares a listed name
-	 * runs as that name's user, or as root (scepctl). */
-	if (peer == NULL && req->origin != NULL && curve != NULL &&
-	    (uid = rpc_local_uid(address)) > 0)
-		for (size_t i = 0; i < curve->ncallers; i++)
-			if (strcmp(curve->callers[i].name, req->origin) == 0 &&
-			    (uid_t)uid != curve->callers[i].uid) {
+	/* CallerUsers: a caller that declares a listed name runs as that
+	 * name's user, or as root (scepctl); one whose user is not known
+	 * (over tcp://, or a libzmq that gives no peer credentials) is
+	 * refused: the list says who may speak so, and it cannot be told. */
+	if (peer == NULL && req->origin != NULL && curve != NULL)
+		for (size_t i = 0; i < curve->ncallers; i++) {
+			if (strcmp(curve->callers[i].name, req->origin) != 0)
+				continue;
+			uid = rpc_local_uid(address);
+			if (uid == 0 ||
+			    (uid > 0 && (uid_t)uid == curve->callers[i].uid))
+				break;
+			if (uid < 0)
+				log_warn(
+				    "security: request %llu declares "
+				    "origin '%s' from %s, whose user is not "
+				    "known: CallerUsers names %s",
+				    (unsigned long long)req->id, req->origin,
+				    address[0] ? address : "a caller",
+				    curve->callers[i].user);
+			else
 				log_warn("security: request %llu declares "
 				         "origin '%s' from user %ld, not "
 				         "CallerUsers' %s",
 				    (unsigned long long)req->id, req->origin,
 				    uid, curve->callers[i].user);
-				*why = "not permitted: the caller does not run "
-				       "as the user CallerUsers names for it";
-				return 0;
-			}
+			*why = "not permitted: the caller does not run as the "
+			       "user CallerUsers names for it";
+			return 0;
+		}
 	if (peer == NULL && req->origin != NULL &&
 	    (strcmp(req->origin, "scepctl") == 0 ||
 	        strcmp(req->origin, "scepd") == 0) &&

@@ -877,7 +877,9 @@ sandbox_no_dumps(void)
 #define SANDBOX_OWN_ENTRIES 1024
 #define SANDBOX_OWN_DEPTH 3
 
-static int sandbox_own_unreadable_count;
+/* nftw's callback has no argument of its own; sandbox_enter runs before
+ * any thread of the service. */
+static int sandbox_own_seen, sandbox_own_errno;
 static char sandbox_own_unreadable[PATH_MAX];
 
 static int
@@ -887,41 +889,71 @@ sandbox_own_entry(
 	int want = type == FTW_D || type == FTW_DNR ? R_OK | X_OK : R_OK;
 
 	(void)st;
-	if (ftw->level > SANDBOX_OWN_DEPTH ||
-	    ++sandbox_own_unreadable_count > SANDBOX_OWN_ENTRIES)
-		return 1; /* enough looked at */
-	if (type == FTW_SL || type == FTW_SLN || access(path, want) == 0)
-		return 0;
-	snprintf(
-	    sandbox_own_unreadable, sizeof(sandbox_own_unreadable), "%s", path);
-	return 2;
+	if (++sandbox_own_seen > SANDBOX_OWN_ENTRIES)
+		return FTW_STOP;
+	/* A link is read through (access follows it); one to nothing is
+	 * the module's business. */
+	if (type != FTW_SLN && access(path, want) != 0) {
+		sandbox_own_errno = errno;
+		snprintf(sandbox_own_unreadable, sizeof(sandbox_own_unreadable),
+		    "%s", path);
+		return FTW_STOP;
+	}
+	if (type == FTW_D && ftw->level >= SANDBOX_OWN_DEPTH)
+		return FTW_SKIP_SUBTREE;
+	return FTW_CONTINUE;
 }
 
 /*
  * After the change of user: the service's own files it reads after
- * start (the frontend's AdminPasswordFile's directory, a token's files)
- * are readable by its user, else it stops now with the mend, rather than
- * fail at every admin login or every signature. Root's files of mode
- * 0600 left by a first start as root, a SoftHSM2 token made as root.
+ * start (the frontend's AdminPasswordFile, a token's files) are readable
+ * by its user, else it stops now with the mend, rather than fail at
+ * every admin login or every signature. Root's files of mode 0600 left
+ * by a first start as root, a SoftHSM2 token made as root. A path that
+ * does not exist is skipped, as Landlock skips it; one the user cannot
+ * reach is not.
  */
 static int
 sandbox_own_readable(
     const struct sandbox *sb, const struct sandbox_policy *policy)
 {
+	const char *user = sb->has_user ? sb->user : "this user";
+
 	for (size_t i = 0; i < policy->npaths; i++) {
 		const struct sandbox_path *p = &policy->paths[i];
+		char real[PATH_MAX];
+		int rc;
 
-		if (!(p->access & SANDBOX_FS_OWN) || access(p->path, F_OK) != 0)
+		if (!(p->access & SANDBOX_FS_OWN))
 			continue;
-		sandbox_own_unreadable_count = 0;
-		if (nftw(p->path, sandbox_own_entry, 8, FTW_PHYS) != 2)
+		/* By what a link names: nftw does not follow the first. */
+		if (realpath(p->path, real) == NULL) {
+			if (errno == ENOENT)
+				continue;
+			sandbox_own_errno = errno;
+			snprintf(sandbox_own_unreadable,
+			    sizeof(sandbox_own_unreadable), "%s", p->path);
+		} else {
+			sandbox_own_seen = sandbox_own_errno = 0;
+			rc = nftw(real, sandbox_own_entry, 8,
+			    FTW_PHYS | FTW_ACTIONRETVAL);
+			if (rc == -1 && sandbox_own_errno == 0) {
+				log_error(
+				    "sandbox: %s: %s", real, strerror(errno));
+				return -1;
+			}
+			if (sandbox_own_seen > SANDBOX_OWN_ENTRIES)
+				log_info("sandbox: %s: the first %d entries "
+				         "beneath it checked readable by %s",
+				    p->path, SANDBOX_OWN_ENTRIES, user);
+		}
+		if (sandbox_own_errno == 0)
 			continue;
 		log_error("sandbox: %s cannot read %s, which it reads after "
-		          "start: give it to that user (chown -R %s %s) or to "
-		          "a group of the user's",
-		    sb->has_user ? sb->user : "this user",
-		    sandbox_own_unreadable, sb->has_user ? sb->user : "USER",
-		    p->path);
+		          "start (%s): give it to that user (chown -R %s %s) "
+		          "or to a group of the user's",
+		    user, sandbox_own_unreadable, strerror(sandbox_own_errno),
+		    sb->has_user ? sb->user : "USER", p->path);
 		return -1;
 	}
 	return 0;

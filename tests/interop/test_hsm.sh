@@ -271,7 +271,7 @@ set_conf signer.hsm SandboxReadPaths "$WORK/tokens"
 check "a CA with a User that cannot read the token's files (made by root, 0600) stops at start naming one, not at its first signature"
 chmod 0711 "$WORK" "$DATA" "$DATA/run" # the socket's directory must be within reach first
 set_conf ca User nobody
-ca_refuses "User nobody, token root's" "sandbox: nobody cannot read $WORK/tokens/.*, which it reads after start: give it to that user (chown -R nobody $WORK/tokens)" 1
+ca_refuses "User nobody, token root's" "sandbox: nobody cannot read $WORK/tokens/.*, which it reads after start (Permission denied): give it to that user (chown -R nobody $WORK/tokens)" 1
 check "the token given to that user (the mend the refusal names): the CA runs as nobody and the token signs"
 chown -R nobody "$WORK/tokens" "$DATA/run"
 server_start

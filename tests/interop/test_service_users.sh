@@ -181,8 +181,12 @@ rm "$DATA/run/ca"
 
 check "a password file the frontend's user cannot read: the frontend stops at start, saying so, not at every login"
 chown root:root "$DATA/admin/admin.passwd"
-stopped_with "$WORK/unreadable.log" "sandbox: scepd-frontend cannot read $DATA/admin/admin.passwd, which it reads after start: give it to that user (chown -R scepd-frontend $DATA/admin/admin.passwd)"
+stopped_with "$WORK/unreadable.log" "sandbox: scepd-frontend cannot read $DATA/admin/admin.passwd, which it reads after start (Permission denied): give it to that user (chown -R scepd-frontend $DATA/admin/admin.passwd)"
 chown scepd-frontend:scepd-frontend "$DATA/admin/admin.passwd"
+# The file the frontend's, its directory not: the file cannot be reached.
+chown root:root "$DATA/admin"
+stopped_with "$WORK/unreachable.log" "sandbox: scepd-frontend cannot read $DATA/admin/admin.passwd, which it reads after start (Permission denied)"
+chown scepd-frontend:scepd-frontend "$DATA/admin"
 
 check "a data directory restored as 0700: the CA, first to start, says it cannot pass through, and how to mend it"
 chmod 0700 "$DATA"

@@ -14,6 +14,9 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1534,10 +1537,102 @@ test_requests_expiring_while_others_are_handled_are_dropped(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* --- CallerUsers ------------------------------------------------------ */
+
+/* GetCACaps as `origin` in a process of its own (no cmocka there): the
+ * reply's status, -1 for no reply. */
+static int
+raw_caps_status(const char *origin)
+{
+	void *ctx = zmq_ctx_new();
+	struct rpc_client *client = rpc_client_new(ctx, endpoint, origin);
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACapsRequest body = SCEP__V1__GET_CACAPS_REQUEST__INIT;
+	Scep__V1__Reply *reply = NULL;
+	int status = -1;
+
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
+	req.get_ca_caps = &body;
+	if (client != NULL && rpc_call(client, &req, 3000, &reply) == RPC_OK) {
+		status = reply->status;
+		scep__v1__reply__free_unpacked(reply, NULL);
+	}
+	rpc_client_free(client);
+	zmq_ctx_term(ctx);
+	return status;
+}
+
+static int
+setup_caller_users(void **state)
+{
+	struct rpc_curve_settings cs = {
+	    "", "", "", 0, "test:daemon other:nobody"};
+	char path[160];
+
+	if ((server_curve = rpc_curve_load(
+	         &cs, "ipc://x.sock", key_path("test.conf"), "test")) == NULL ||
+	    setup(state) != 0)
+		return -1;
+	/* Its socket open to others: the directory is what guards it in a
+	 * deployment, and here the caller of another user must connect. */
+	snprintf(path, sizeof(path), "%s", endpoint + 6);
+	for (int i = 0; i < 100 && access(path, F_OK) != 0; i++)
+		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+	return chmod(path, 0777);
+}
+
+static int
+teardown_caller_users(void **state)
+{
+	int rc = teardown(state);
+
+	rpc_curve_free(server_curve);
+	server_curve = NULL;
+	return rc;
+}
+
+/*
+ * CallerUsers = test:daemon other:nobody: a process of nobody may speak
+ * as "other" and not as "test" (daemon's); root may speak as either; an
+ * origin not listed is the route table's business as before.
+ */
+static void
+test_caller_users_by_uid(void **state)
+{
+	struct passwd *nobody = getpwnam("nobody");
+	int status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0 || nobody == NULL)
+		skip(); /* a process of another user is needed */
+	assert_int_equal(raw_caps_status("test"), SCEP__V1__STATUS__STATUS_OK);
+	assert_int_equal(raw_caps_status("other"), SCEP__V1__STATUS__STATUS_OK);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		int ok = setgroups(0, NULL) == 0 &&
+		    setresgid(nobody->pw_gid, nobody->pw_gid, nobody->pw_gid) ==
+		        0 &&
+		    setresuid(nobody->pw_uid, nobody->pw_uid, nobody->pw_uid) ==
+		        0 &&
+		    raw_caps_status("other") == SCEP__V1__STATUS__STATUS_OK &&
+		    raw_caps_status("test") ==
+		        SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* --- clocks of other hosts -------------------------------------------- */
 
 /* Served on tcp:// (no CURVE: insecure allowed), two workers: a caller's
  * address is its host's, which the proxy hands to the workers. */
+static struct rpc_curve_settings tcp_settings = {"", "", "", 1, NULL};
+
 static int
 setup_tcp(void **state)
 {
@@ -1556,10 +1651,31 @@ setup_tcp(void **state)
 	close(fd);
 	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d",
 	    ntohs(sa.sin_port));
-	server_curve = load_curve(NULL, NULL, NULL, 1, endpoint);
+	server_curve = rpc_curve_load(
+	    &tcp_settings, endpoint, key_path("test.conf"), "test");
 	if (server_curve == NULL)
 		return -1;
 	return setup_two_workers(state);
+}
+
+/* The same, with CallerUsers = other:root. */
+static int
+setup_tcp_callers(void **state)
+{
+	tcp_settings.caller_users = "other:root";
+	return setup_tcp(state);
+}
+
+/* A caller over tcp:// has no user the server can know: one declaring a
+ * name CallerUsers lists is refused (not let through unchecked); other
+ * names as before. */
+static void
+test_caller_users_unknown_user_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(
+	    raw_caps_status("other"), SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	assert_int_equal(raw_caps_status("test"), SCEP__V1__STATUS__STATUS_OK);
 }
 
 static int
@@ -1570,6 +1686,7 @@ teardown_tcp(void **state)
 	endpoint[0] = '\0'; /* the next group's setup picks its own */
 	rpc_curve_free(server_curve);
 	server_curve = NULL;
+	tcp_settings.caller_users = NULL;
 	return rc;
 }
 
@@ -1792,6 +1909,12 @@ main(void)
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
 	    cmocka_unit_test(test_queued_request_teaches_no_clock),
 	};
+	const struct CMUnitTest tcp_caller_tests[] = {
+	    cmocka_unit_test(test_caller_users_unknown_user_refused),
+	};
+	const struct CMUnitTest caller_user_tests[] = {
+	    cmocka_unit_test(test_caller_users_by_uid),
+	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
 	    cmocka_unit_test(
@@ -1807,5 +1930,9 @@ main(void)
 	    "batch", batch_tests, setup_batches, teardown_batches);
 	failed += cmocka_run_group_tests_name(
 	    "tcp", tcp_tests, setup_tcp, teardown_tcp);
+	failed += cmocka_run_group_tests_name("tcp, caller users",
+	    tcp_caller_tests, setup_tcp_callers, teardown_tcp);
+	failed += cmocka_run_group_tests_name("caller users", caller_user_tests,
+	    setup_caller_users, teardown_caller_users);
 	return failed;
 }

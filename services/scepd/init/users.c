@@ -236,6 +236,7 @@ init_users_config(const char *text)
 
 struct users_seen {
 	int has_user[SERVICES];
+	int has_callers[SERVICES];
 };
 
 static int
@@ -244,10 +245,14 @@ users_seen_line(
 {
 	struct users_seen *seen = arg;
 
-	for (size_t i = 0; i < SERVICES; i++)
-		if (strcmp(section, service_names[i]) == 0 &&
-		    strcmp(key, "User") == 0 && value[0] != '\0')
+	for (size_t i = 0; i < SERVICES; i++) {
+		if (strcmp(section, service_names[i]) != 0 || value[0] == '\0')
+			continue;
+		if (strcmp(key, "User") == 0)
 			seen->has_user[i] = 1;
+		if (strcmp(key, "CallerUsers") == 0)
+			seen->has_callers[i] = 1;
+	}
 	return 1;
 }
 
@@ -262,7 +267,7 @@ init_users_configured(const char *conf)
 		fprintf(stderr, "scepd: %s: cannot read it\n", conf);
 		return -1;
 	}
-	for (size_t i = 0; i < SERVICES; i++)
+	for (size_t i = 0; i < SERVICES; i++) {
 		if (!seen.has_user[i]) {
 			fprintf(stderr,
 			    "scepd: --service-users: %s was made without it: "
@@ -271,6 +276,16 @@ init_users_configured(const char *conf)
 			    conf, service_names[i]);
 			missing++;
 		}
+		/* Every server but the frontend names its callers. */
+		if (i > 0 && !seen.has_callers[i]) {
+			fprintf(stderr,
+			    "scepd: --service-users: %s: [%s] sets no "
+			    "CallerUsers: a service reaching its socket could "
+			    "speak as another\n",
+			    conf, service_names[i]);
+			missing++;
+		}
+	}
 	if (missing > 0)
 		fprintf(stderr,
 		    "scepd: set User and CallerUsers in each section and "
