@@ -411,8 +411,8 @@ sandbox_new(const struct sandbox_settings *s, const char *file,
 				    "groups\n",
 				    file, section, s->user, SANDBOX_MAX_GROUPS);
 				errors++;
-				sb->ngroups =
-				    0; /* it says how many there are */
+				/* It says how many there are: none here. */
+				sb->ngroups = 0;
 			}
 			for (int i = 0; i < sb->ngroups; i++)
 				if (sb->groups[i] == 0) {
