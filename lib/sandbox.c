@@ -281,9 +281,11 @@ sandbox_policy_add_resolver(struct sandbox_policy *p)
 	return 0;
 }
 
-int
-sandbox_policy_add_ipc_dirs(
-    struct sandbox_policy *p, const char *endpoints, char *buf, size_t bufsize)
+/* Each ipc:// endpoint's directory (`whole` 0) or socket (1), added with
+ * `access`. */
+static int
+sandbox_policy_add_ipc(struct sandbox_policy *p, const char *endpoints,
+    char *buf, size_t bufsize, int whole, unsigned access)
 {
 	const char *s = endpoints;
 	size_t used = 0;
@@ -294,23 +296,38 @@ sandbox_policy_add_ipc_dirs(
 
 		if (len > 6 && strncmp(s, "ipc://", 6) == 0 &&
 		    (slash = memrchr(s + 6, '/', len - 6)) != NULL) {
-			size_t dirlen = slash - (s + 6);
+			size_t n = whole ? len - 6 : (size_t)(slash - (s + 6));
 
-			if (dirlen == 0)
-				dirlen = 1; /* ipc:///x.sock */
-			if (used + dirlen + 1 > bufsize)
+			if (n == 0)
+				n = 1; /* ipc:///x.sock */
+			if (used + n + 1 > bufsize)
 				return -1;
-			memcpy(buf + used, s + 6, dirlen);
-			buf[used + dirlen] = '\0';
-			if (sandbox_policy_add_path(
-			        p, buf + used, SANDBOX_FS_SOCKETS) != 0)
+			memcpy(buf + used, s + 6, n);
+			buf[used + n] = '\0';
+			if (sandbox_policy_add_path(p, buf + used, access) != 0)
 				return -1;
-			used += dirlen + 1;
+			used += n + 1;
 		}
 		s += len;
 		s += strspn(s, " \t");
 	}
 	return 0;
+}
+
+int
+sandbox_policy_add_ipc_dirs(
+    struct sandbox_policy *p, const char *endpoints, char *buf, size_t bufsize)
+{
+	return sandbox_policy_add_ipc(
+	    p, endpoints, buf, bufsize, 0, SANDBOX_FS_SOCKETS);
+}
+
+int
+sandbox_policy_add_ipc_peers(
+    struct sandbox_policy *p, const char *endpoints, char *buf, size_t bufsize)
+{
+	return sandbox_policy_add_ipc(
+	    p, endpoints, buf, bufsize, 1, SANDBOX_FS_REACH);
 }
 
 int
@@ -959,11 +976,53 @@ sandbox_own_readable(
 	return 0;
 }
 
+/*
+ * After the change of user: the sockets of the services it calls are
+ * within its reach (the directory searchable, the socket writable: a
+ * connect needs both). Else its calls would only time out, libzmq
+ * retrying the refused connect in silence: a user left out of the
+ * group of a service it calls (scripts/users.sh) stops it now, saying
+ * so. A directory not made yet (that service not started) is passed.
+ */
+static int
+sandbox_peers_reachable(
+    const struct sandbox *sb, const struct sandbox_policy *policy)
+{
+	for (size_t i = 0; i < policy->npaths; i++) {
+		const char *sock = policy->paths[i].path;
+		char dir[PATH_MAX];
+		struct stat st;
+		const char *slash = strrchr(sock, '/');
+		int e = 0;
+
+		if (!(policy->paths[i].access & SANDBOX_FS_REACH) ||
+		    slash == NULL)
+			continue;
+		snprintf(dir, sizeof(dir), "%.*s",
+		    (int)(slash == sock ? 1 : slash - sock), sock);
+		if (access(dir, X_OK) != 0)
+			e = errno == ENOENT ? 0 : errno;
+		else if (lstat(sock, &st) == 0 && access(sock, W_OK) != 0)
+			e = errno;
+		if (e == 0)
+			continue;
+		log_error("sandbox: %s cannot reach %s, the socket of a "
+		          "service it calls (%s): put it in that service's "
+		          "group (scripts/users.sh does for the one-machine "
+		          "users)",
+		    sb->has_user ? sb->user : "this user", sock, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
 int
 sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
 {
 	if (sandbox_make_socket_dirs(sb, policy) != 0 ||
-	    sandbox_drop_user(sb) != 0 || sandbox_own_readable(sb, policy) != 0)
+	    sandbox_drop_user(sb) != 0 ||
+	    sandbox_own_readable(sb, policy) != 0 ||
+	    sandbox_peers_reachable(sb, policy) != 0)
 		return -1;
 	/* Again: a user dropped may have made the process dumpable. */
 	if (sandbox_no_dumps() != 0) {

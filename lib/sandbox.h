@@ -129,6 +129,9 @@ enum {
 	/* With READ: the service's own files, which its User must be able
 	 * to read (checked at sandbox_enter, after the change of user). */
 	SANDBOX_FS_OWN = 1 << 2,
+	/* The ipc:// socket of a service this one calls: its User must
+	 * reach it (checked at sandbox_enter); no Landlock rule. */
+	SANDBOX_FS_REACH = 1 << 3,
 };
 
 struct sandbox_path {
@@ -165,6 +168,10 @@ int sandbox_policy_add_resolver(struct sandbox_policy *p);
  * as SANDBOX_FS_SOCKETS: a server binds there after sandbox_enter(). The
  * strings are copied into `buf` (bufsize bytes). */
 int sandbox_policy_add_ipc_dirs(
+    struct sandbox_policy *p, const char *endpoints, char *buf, size_t bufsize);
+/* The socket of every ipc:// endpoint in `endpoints` this service
+ * connects to, as SANDBOX_FS_REACH (copied into `buf` as above). */
+int sandbox_policy_add_ipc_peers(
     struct sandbox_policy *p, const char *endpoints, char *buf, size_t bufsize);
 /* 1 when one of `endpoints` is tcp:// to a host name (not an address):
  * ZeroMQ resolves it again at every reconnection. */

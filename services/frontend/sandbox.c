@@ -20,6 +20,8 @@
 static struct sandbox *frontend_sandbox;
 static struct sandbox_policy frontend_policy;
 static char *frontend_admin_dir;
+/* The RA's and the challenge service's sockets (ipc://), to be reached. */
+static char frontend_ra_peers[1024], frontend_challenge_peers[1024];
 
 /* AdminPasswordFile: opened again at every login, to read. */
 static const struct sandbox_syscall frontend_open[] = {
@@ -106,6 +108,14 @@ frontend_sandbox_enter(const struct frontend *fe, const char *config_file)
 		sandbox_policy_add_path(
 		    &frontend_policy, s->admin_password_file, SANDBOX_FS_OWN);
 		frontend_admin_dir_warn(s, config_file);
+	}
+	if (sandbox_policy_add_ipc_peers(&frontend_policy, s->ra_endpoint,
+	        frontend_ra_peers, sizeof(frontend_ra_peers)) != 0 ||
+	    sandbox_policy_add_ipc_peers(&frontend_policy,
+	        s->challenge_endpoint, frontend_challenge_peers,
+	        sizeof(frontend_challenge_peers)) != 0) {
+		log_error("sandbox: too many paths");
+		return -1;
 	}
 	if (resolver) {
 		if (sandbox_policy_add_resolver(&frontend_policy) != 0) {

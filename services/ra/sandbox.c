@@ -16,6 +16,8 @@
 static struct sandbox *ra_sandbox;
 static struct sandbox_policy ra_policy;
 static char ra_dirs[1024];
+/* The CA's and the challenge service's sockets (ipc://), to be reached. */
+static char ra_ca_peers[1024], ra_challenge_peers[1024];
 
 static const struct sandbox_syscall *const ra_syscalls[] = {
     sandbox_syscalls_common, sandbox_syscalls_client, NULL};
@@ -42,6 +44,10 @@ ra_sandbox_enter(const struct ra *ra, const char *config_file)
 	ra_policy.syscalls = resolver ? ra_syscalls_resolver : ra_syscalls;
 	if (sandbox_policy_add_ipc_dirs(
 	        &ra_policy, s->listen, ra_dirs, sizeof(ra_dirs)) != 0 ||
+	    sandbox_policy_add_ipc_peers(&ra_policy, s->ca_endpoint,
+	        ra_ca_peers, sizeof(ra_ca_peers)) != 0 ||
+	    sandbox_policy_add_ipc_peers(&ra_policy, s->challenge_endpoint,
+	        ra_challenge_peers, sizeof(ra_challenge_peers)) != 0 ||
 	    (resolver && sandbox_policy_add_resolver(&ra_policy) != 0)) {
 		log_error("sandbox: too many paths");
 		return -1;

@@ -192,6 +192,12 @@ check "a data directory restored as 0700: the CA, first to start, says it cannot
 chmod 0700 "$DATA"
 stopped_with "$WORK/closed.log" "sandbox: User scepd-ca cannot pass through $DATA (mode 0700, owner 0:0) to its sockets in $DATA/run/ca: chmod o+x $DATA"
 chmod 0711 "$DATA"
+
+check "the RA's user left out of group scepd-ca: the RA stops at start saying it cannot reach the CA's socket, not a timeout per request"
+gpasswd --delete scepd-ra scepd-ca > /dev/null
+stopped_with "$WORK/reach.log" "sandbox: scepd-ra cannot reach $DATA/run/ca/ca.sock, the socket of a service it calls (Permission denied): put it in that service's group"
+"$SRC_DIR/scripts/users.sh" > /dev/null || fail "scripts/users.sh"
+id -nG scepd-ra | tr ' ' '\n' | grep -qx scepd-ca || fail "users.sh did not put scepd-ra back in scepd-ca"
 server_start
 ios_enroll "$(challenge)" "CN=users-again" "$WORK/users-again.pem" || fail "enrollment after the mends"
 stat -c '%U %a' "$DATA/run/ca" | grep -qx "scepd-ca 750" || fail "run/ca was not made again, the CA's"
