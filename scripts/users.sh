@@ -4,7 +4,8 @@
 # memberships that let a client reach its servers' sockets and no other:
 # the RA is in groups scepd-ca and scepd-challenge, the frontend in
 # scepd-ra and scepd-challenge. The frontend is in no group that reaches
-# the CA. Run as root; what exists already is kept (memberships added).
+# the CA. Run as root; users and groups that exist are kept, their
+# memberships among these groups made as above.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
 	echo "users.sh: run as root (it adds system users)" >&2

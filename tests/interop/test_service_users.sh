@@ -14,7 +14,12 @@
 # the frontend's user gets EACCES connecting to the CA's socket and no
 # certificate from it, one of the RA's user gets one; the challenge
 # service, which both reach, refuses the RA's requests from the
-# frontend's user (CallerUsers); an RA killed -9 comes back into its own
+# frontend's user (CallerUsers); --service-users on a directory made
+# without it is refused; an account scepctl adds to a new password file
+# logs in; a socket directory squatted by the frontend's user, a data
+# directory of mode 0700, a password file the frontend cannot read or
+# reach, and the RA's user out of group scepd-ca each stop scepd at start
+# with the mend in the log; an RA killed -9 comes back into its own
 # directory and serves again.
 . "$(dirname "$0")/lib.sh"
 interop_init service_users

@@ -413,9 +413,9 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
 	}
-	/* Last, so that a directory without it was not finished. */
 	if (service_users && init_users_apply(build, &users) != 0)
 		goto out;
+	/* Last, so that a directory without it was not finished. */
 	snprintf(path, sizeof(path), "%s/scepd.conf", build);
 	if ((conf = config_text(listen, service_users)) == NULL ||
 	    write_text(path, conf, 0600) != 0) {
