@@ -11,6 +11,10 @@ if [ "$(id -u)" != 0 ]; then
 	echo "users.sh: run as root (it adds system users)" >&2
 	exit 1
 fi
+# One at a time (run.sh, tests): useradd and gpasswd lock /etc/group
+# each for itself, not this script's checks and changes together.
+exec 9>> /run/scepd-users.lock # /run: root's alone to write (not /run/lock)
+flock 9
 nologin=/usr/sbin/nologin
 [ -x "$nologin" ] || nologin=/bin/false
 for svc in ca challenge ra frontend; do
