@@ -899,7 +899,7 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	        deadline = clock_monotonic_ms() + timeout_ms;
 	int err = RPC_ETIMEDOUT;
 	uint8_t *buf = NULL;
-	size_t len;
+	size_t len, cap;
 
 	*reply = NULL;
 	if (attempt_ms < RPC_MIN_ATTEMPT_MS)
@@ -913,11 +913,13 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	if (client->max_request > 0 &&
 	    len + RPC_FRAME_OVERHEAD > client->max_request)
 		return RPC_ETOOBIG;
-	if ((buf = malloc(len ? len : 1)) == NULL)
+	/* Room for a later sent time's longer varint. */
+	cap = len + 16;
+	if ((buf = malloc(cap)) == NULL)
 		return RPC_ESYS;
 	scep__v1__request__pack(req, buf);
 
-	while (clock_monotonic_ms() < deadline) {
+	for (int resend = 0; clock_monotonic_ms() < deadline; resend = 1) {
 		int64_t until = clock_monotonic_ms() + attempt_ms;
 		struct rpc_conn *c;
 		size_t e;
@@ -925,6 +927,16 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 
 		if (until > deadline)
 			until = deadline;
+		/* A copy says when it is sent: with the first copy's time a
+		 * server on another host would take the wait for its clock's
+		 * difference from ours (rpc_clock_translate), and read our
+		 * deadlines that much later. Servers tell copies apart from
+		 * new requests by all but this (rpc_copy_look). */
+		if (resend) {
+			req->sent_ms = rpc_now_ms();
+			if (scep__v1__request__get_packed_size(req) <= cap)
+				len = scep__v1__request__pack(req, buf);
+		}
 		if ((sent = rpc_client_send(client, buf, len, &e)) < 0) {
 			err = RPC_ESYS;
 			break;
@@ -955,7 +967,7 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	}
 	/* A check or a SignRequest holds a password, in it or in its CSR:
 	 * a few KiB wiped per call, whatever it held. */
-	OPENSSL_cleanse(buf, len);
+	OPENSSL_cleanse(buf, cap);
 	free(buf);
 	if (*reply == NULL && err == RPC_OK)
 		err = RPC_ETIMEDOUT;
@@ -1162,6 +1174,7 @@ struct rpc_answering {
 	int busy;
 	uint64_t ticket; /* when it said it answers the request below */
 	uint64_t id;
+	int64_t deadline; /* the request's deadline_ms */
 	const char *peer; /* the worker's name of the caller's key */
 	const void *data; /* the request's frame, kept open meanwhile */
 	size_t size;
@@ -1866,6 +1879,34 @@ rpc_copy_hand_over(struct rpc_answering *own, struct rpc_answering *first,
 }
 
 /*
+ * How many bytes of `req`'s frame (`size`) its id, deadline, origin and
+ * sent time take, packed before its body. A copy sent again says when it
+ * was sent (rpc_call_attempts), so two copies differ there and only
+ * there: the rest of their frames, and the fields themselves but the
+ * time, are what tells a copy.
+ */
+static size_t
+rpc_request_head_len(const Scep__V1__Request *req, size_t size)
+{
+	Scep__V1__Request head = *req;
+	size_t n;
+
+	head.body_case = SCEP__V1__REQUEST__BODY__NOT_SET;
+	head.base.n_unknown_fields = 0; /* packed after the body */
+	n = scep__v1__request__get_packed_size(&head);
+	return n < size ? n : size;
+}
+
+/* Whether the frame `a` (`size` bytes, of the same id, deadline and
+ * caller) is a copy of `data`: the same but for its sent time. */
+static int
+rpc_same_request(const void *a, const void *data, size_t size, size_t head)
+{
+	return memcmp((const char *)a + head, (const char *)data + head,
+	           size - head) == 0;
+}
+
+/*
  * One look at every slot for `req`: the earliest other worker's that says
  * it answers it with a ticket before `ticket` (its index in *first, -1
  * for none, and its ticket), and with `kept_too` a kept answer to it,
@@ -1879,6 +1920,7 @@ rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
 {
 	enum rpc_copy_found found = RPC_COPY_NONE;
 	int64_t now = rpc_now_ms();
+	size_t head = rpc_request_head_len(req, size);
 
 	*first = -1;
 	*first_ticket = 0;
@@ -1895,19 +1937,20 @@ rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
 			zmq_msg_init(&a->kept_reply);
 		}
 		if (i != slot && a->busy && a->ticket < ticket &&
-		    a->id == req->id && a->size == size &&
-		    strcmp(a->peer, peer) == 0 &&
-		    memcmp(a->data, data, size) == 0) {
+		    a->id == req->id && a->deadline == req->deadline_ms &&
+		    a->size == size && strcmp(a->peer, peer) == 0 &&
+		    rpc_same_request(a->data, data, size, head)) {
 			if (*first < 0 || a->ticket < *first_ticket) {
 				*first = i;
 				*first_ticket = a->ticket;
 			}
 		} else if (kept_too && found == RPC_COPY_NONE &&
 		    zmq_msg_size(&a->kept_reply) > 0 && a->kept_id == req->id &&
-		    a->kept_until >= now &&
+		    a->kept_until >= now && a->kept_until == req->deadline_ms &&
 		    zmq_msg_size(&a->kept_request) == size &&
 		    strcmp(a->kept_peer, peer) == 0 &&
-		    memcmp(zmq_msg_data(&a->kept_request), data, size) == 0 &&
+		    rpc_same_request(
+		        zmq_msg_data(&a->kept_request), data, size, head) &&
 		    zmq_msg_copy(answer, &a->kept_reply) == 0)
 			found = RPC_COPY_KEPT;
 		pthread_mutex_unlock(&a->lock);
@@ -1950,6 +1993,7 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 	ticket = own->ticket = atomic_fetch_add(&c->tickets, 1) + 1;
 	own->busy = 1;
 	own->id = req->id;
+	own->deadline = req->deadline_ms;
 	own->peer = peer;
 	own->data = data;
 	own->size = size;

@@ -1537,6 +1537,83 @@ test_requests_expiring_while_others_are_handled_are_dropped(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* A call to a service that reads and never answers, in a thread. */
+static void *
+call_silent(void *arg)
+{
+	struct rpc_client *client = arg;
+	Scep__V1__Reply *reply = NULL;
+
+	if (call_cacert(client, "silent", 900, &reply) == RPC_OK)
+		scep__v1__reply__free_unpacked(reply, NULL);
+	return NULL;
+}
+
+/*
+ * Each copy a caller sends again says when it was sent (sent_ms), not
+ * when the first was: a server on another host learns the clocks'
+ * difference from it, and the first's time made the caller's wait look
+ * like its clock being behind (its deadlines then read that much later).
+ * The copies are the same request all the same (test_copy_of_a_request_
+ * in_hand_is_answered_once).
+ */
+static void
+test_copies_say_when_they_were_sent(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	char silent_endpoint[128];
+	void *silent = stuck_service(
+	    ctx, "silent", silent_endpoint, sizeof(silent_endpoint));
+	struct rpc_client *client =
+	    rpc_client_new(ctx, silent_endpoint, "test");
+	int64_t sent[8], until = clock_monotonic_ms() + 1500;
+	uint64_t id = 0;
+	int n = 0, timeout = 100;
+	pthread_t caller;
+
+	(void)state;
+	assert_non_null(client);
+	zmq_setsockopt(silent, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+	assert_int_equal(pthread_create(&caller, NULL, call_silent, client), 0);
+	while (clock_monotonic_ms() < until && n < 8) {
+		zmq_msg_t frame;
+		Scep__V1__Request *req;
+		int more = 1;
+
+		/* [routing id][request]: the last frame is the request. */
+		zmq_msg_init(&frame);
+		while (more && zmq_msg_recv(&frame, silent, 0) >= 0)
+			more = zmq_msg_more(&frame);
+		if (more) {
+			zmq_msg_close(&frame);
+			continue; /* nothing yet */
+		}
+		req = scep__v1__request__unpack(
+		    NULL, zmq_msg_size(&frame), zmq_msg_data(&frame));
+		zmq_msg_close(&frame);
+		if (req == NULL)
+			continue;
+		if (n == 0)
+			id = req->id;
+		assert_true(req->id == id);
+		assert_true(req->has_sent_ms);
+		sent[n++] = req->sent_ms;
+		scep__v1__request__free_unpacked(req, NULL);
+	}
+	pthread_join(caller, NULL);
+	/* 900 ms, an attempt every 300: the first and two copies. */
+	assert_true(n >= 2);
+	for (int i = 1; i < n; i++) {
+		print_message("copy %d sent %lld ms after the one before\n", i,
+		    (long long)(sent[i] - sent[i - 1]));
+		assert_true(sent[i] - sent[i - 1] >= 250);
+	}
+	rpc_client_free(client);
+	zmq_close(silent);
+	zmq_ctx_term(ctx);
+	unlink(silent_endpoint + 6);
+}
+
 /* --- CallerUsers ------------------------------------------------------ */
 
 /* GetCACaps as `origin` in a process of its own (no cmocka there): the
@@ -1881,6 +1958,7 @@ main(void)
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
 	    cmocka_unit_test(test_stuck_endpoint_is_skipped),
+	    cmocka_unit_test(test_copies_say_when_they_were_sent),
 	    cmocka_unit_test(test_secret_reply_is_wiped),
 	    cmocka_unit_test(test_ipc_caller_has_this_hosts_clock),
 #ifdef SCEPD_TEST_HOOKS
