@@ -1174,16 +1174,16 @@ struct rpc_answering {
 	int busy;
 	uint64_t ticket; /* when it said it answers the request below */
 	uint64_t id;
-	int64_t deadline; /* the request's deadline_ms */
 	const char *peer; /* the worker's name of the caller's key */
 	const void *data; /* the request's frame, kept open meanwhile */
-	size_t size;
+	size_t size, head; /* head: rpc_request_head_len */
 	int ncopies;
 	zmq_msg_t copies[RPC_COPIES_MAX]; /* the copies' routing ids */
 	/* The last request answered and its answer, until its deadline
 	 * (rpc_server_config.keep_body): a copy that waited in the queue
 	 * meanwhile finds it here. kept_reply empty: none. */
 	uint64_t kept_id;
+	size_t kept_head;
 	char kept_peer[RPC_NAME_MAX];
 	int64_t kept_until;
 	zmq_msg_t kept_request, kept_reply;
@@ -1651,6 +1651,26 @@ rpc_last_frame(void *sock, zmq_msg_t *body)
 }
 
 /*
+ * How many bytes of `req`'s frame (`size`) its id, deadline, origin and
+ * sent time take, packed before its body; taken as it came, before its
+ * deadline is read by this host's clock (rpc_clock_translate). A copy
+ * sent again says when it was sent (rpc_call_attempts), so two copies
+ * differ there and only there: the same id (random, one call's), caller
+ * and bytes after the head are what tells a copy.
+ */
+static size_t
+rpc_request_head_len(const Scep__V1__Request *req, size_t size)
+{
+	Scep__V1__Request head = *req;
+	size_t n;
+
+	head.body_case = SCEP__V1__REQUEST__BODY__NOT_SET;
+	head.base.n_unknown_fields = 0; /* packed after the body */
+	n = scep__v1__request__get_packed_size(&head);
+	return n < size ? n : size;
+}
+
+/*
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
  * its refusal already. `peer`: the name of the caller's CurveZMQ key,
@@ -1661,7 +1681,7 @@ rpc_last_frame(void *sock, zmq_msg_t *body)
 static Scep__V1__Request *
 rpc_admit(const struct rpc_server_config *config, const char *peer,
     const char *address, int fresh, const void *data, size_t size,
-    Scep__V1__Reply *reply, const struct rpc_route **route)
+    Scep__V1__Reply *reply, const struct rpc_route **route, size_t *head)
 {
 	Scep__V1__Request *req;
 	const struct rpc_route *r;
@@ -1675,6 +1695,8 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 		return NULL;
 	}
 	reply->id = req->id;
+	if (head != NULL) /* before the deadline is translated */
+		*head = rpc_request_head_len(req, size);
 	r = rpc_route_find(config->routes, req->body_case);
 	if (r != NULL &&
 	    rpc_caller_allowed(r, config->curve, peer, address, req, &why)) {
@@ -1878,27 +1900,8 @@ rpc_copy_hand_over(struct rpc_answering *own, struct rpc_answering *first,
 	return moved;
 }
 
-/*
- * How many bytes of `req`'s frame (`size`) its id, deadline, origin and
- * sent time take, packed before its body. A copy sent again says when it
- * was sent (rpc_call_attempts), so two copies differ there and only
- * there: the rest of their frames, and the fields themselves but the
- * time, are what tells a copy.
- */
-static size_t
-rpc_request_head_len(const Scep__V1__Request *req, size_t size)
-{
-	Scep__V1__Request head = *req;
-	size_t n;
-
-	head.body_case = SCEP__V1__REQUEST__BODY__NOT_SET;
-	head.base.n_unknown_fields = 0; /* packed after the body */
-	n = scep__v1__request__get_packed_size(&head);
-	return n < size ? n : size;
-}
-
-/* Whether the frame `a` (`size` bytes, of the same id, deadline and
- * caller) is a copy of `data`: the same but for its sent time. */
+/* Whether the frame `a` (`size` bytes, of the same id and caller, the
+ * same head length) is a copy of `data`: the same but for its head. */
 static int
 rpc_same_request(const void *a, const void *data, size_t size, size_t head)
 {
@@ -1915,12 +1918,11 @@ rpc_same_request(const void *a, const void *data, size_t size, size_t head)
  */
 static enum rpc_copy_found
 rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
-    const Scep__V1__Request *req, const void *data, size_t size, int kept_too,
-    zmq_msg_t *answer, int *first, uint64_t *first_ticket)
+    const Scep__V1__Request *req, const void *data, size_t size, size_t head,
+    int kept_too, zmq_msg_t *answer, int *first, uint64_t *first_ticket)
 {
 	enum rpc_copy_found found = RPC_COPY_NONE;
 	int64_t now = rpc_now_ms();
-	size_t head = rpc_request_head_len(req, size);
 
 	*first = -1;
 	*first_ticket = 0;
@@ -1937,8 +1939,8 @@ rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
 			zmq_msg_init(&a->kept_reply);
 		}
 		if (i != slot && a->busy && a->ticket < ticket &&
-		    a->id == req->id && a->deadline == req->deadline_ms &&
-		    a->size == size && strcmp(a->peer, peer) == 0 &&
+		    a->id == req->id && a->size == size && a->head == head &&
+		    strcmp(a->peer, peer) == 0 &&
 		    rpc_same_request(a->data, data, size, head)) {
 			if (*first < 0 || a->ticket < *first_ticket) {
 				*first = i;
@@ -1946,9 +1948,9 @@ rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
 			}
 		} else if (kept_too && found == RPC_COPY_NONE &&
 		    zmq_msg_size(&a->kept_reply) > 0 && a->kept_id == req->id &&
-		    a->kept_until >= now && a->kept_until == req->deadline_ms &&
+		    a->kept_until >= now &&
 		    zmq_msg_size(&a->kept_request) == size &&
-		    strcmp(a->kept_peer, peer) == 0 &&
+		    a->kept_head == head && strcmp(a->kept_peer, peer) == 0 &&
 		    rpc_same_request(
 		        zmq_msg_data(&a->kept_request), data, size, head) &&
 		    zmq_msg_copy(answer, &a->kept_reply) == 0)
@@ -1980,7 +1982,7 @@ rpc_copy_look(struct rpc_copies *c, int slot, uint64_t ticket, const char *peer,
  */
 static enum rpc_copy_found
 rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
-    const Scep__V1__Request *req, const void *data, size_t size,
+    const Scep__V1__Request *req, const void *data, size_t size, size_t head,
     zmq_msg_t *ident, int kept_too, zmq_msg_t *answer, zmq_msg_t *copies,
     int *ncopies)
 {
@@ -1993,7 +1995,7 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 	ticket = own->ticket = atomic_fetch_add(&c->tickets, 1) + 1;
 	own->busy = 1;
 	own->id = req->id;
-	own->deadline = req->deadline_ms;
+	own->head = head;
 	own->peer = peer;
 	own->data = data;
 	own->size = size;
@@ -2008,7 +2010,7 @@ rpc_copy_find(struct rpc_copies *c, int slot, const char *peer,
 	 * too). Each time one fewer: later tickets are never candidates. */
 	do {
 		found = rpc_copy_look(c, slot, ticket, peer, req, data, size,
-		    kept_too, answer, &first, &first_ticket);
+		    head, kept_too, answer, &first, &first_ticket);
 		if (first < 0)
 			break;
 		/* In hand goes before kept: the worker answering it now
@@ -2062,6 +2064,7 @@ rpc_copy_done(struct rpc_copies *c, int slot, zmq_msg_t *to, zmq_msg_t *answer,
 	if (answer != NULL && zmq_msg_copy(&own->kept_reply, answer) == 0) {
 		zmq_msg_move(&own->kept_request, request);
 		own->kept_id = req->id;
+		own->kept_head = own->head;
 		snprintf(
 		    own->kept_peer, sizeof(own->kept_peer), "%s", own->peer);
 		own->kept_until = req->deadline_ms;
@@ -2090,19 +2093,20 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	Scep__V1__Request *req;
 	zmq_msg_t copies[RPC_COPIES_MAX], answer;
 	int sent = 0, ncopies = 0, secret, kept_too;
+	size_t head = 0;
 
 	rpc_last_frame(sock, body);
 	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
 	    address, fresh, zmq_msg_data(body), zmq_msg_size(body), &reply,
-	    &route);
+	    &route, &head);
 	zmq_msg_init(&answer);
 	kept_too = route != NULL && config->keep_body != 0 &&
 	    req->body_case == config->keep_body;
 	switch (route == NULL
 	        ? RPC_COPY_NONE
 	        : rpc_copy_find(w->copies, w->slot, name, req,
-	              zmq_msg_data(body), zmq_msg_size(body), ident, kept_too,
-	              &answer, copies, &ncopies)) {
+	              zmq_msg_data(body), zmq_msg_size(body), head, ident,
+	              kept_too, &answer, copies, &ncopies)) {
 	case RPC_COPY_ABSORBED:
 		zmq_msg_close(ident);
 		goto out;
@@ -2583,7 +2587,7 @@ rpc_slot_read(const struct rpc_server_config *config, void *front,
 	s->req =
 	    rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
 	        address, rpc_fresh(f, first), zmq_msg_data(&body),
-	        zmq_msg_size(&body), &s->reply, &s->route);
+	        zmq_msg_size(&body), &s->reply, &s->route, NULL);
 	zmq_msg_close(&body);
 	return 1;
 }

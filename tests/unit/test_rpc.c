@@ -1846,6 +1846,73 @@ raw_caller(void *ctx)
 	return sock;
 }
 
+/* GetCACert IDENT as "test" with this id, deadline and sent time: a copy
+ * sent again (it says its own time, the rest as the first). */
+static void
+send_copy(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
+    int64_t deadline_ms)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__GetCACertRequest cacert = SCEP__V1__GET_CACERT_REQUEST__INIT;
+	uint8_t buf[256];
+	size_t len;
+
+	cacert.ca_ident = (char *)ident;
+	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
+	req.get_ca_cert = &cacert;
+	req.origin = "test";
+	req.id = id;
+	req.deadline_ms = deadline_ms;
+	req.has_sent_ms = 1;
+	req.sent_ms = sent_ms;
+	len = scep__v1__request__pack(&req, buf);
+	assert_int_equal(zmq_send(sock, buf, len, 0), (int)len);
+}
+
+/*
+ * A caller 90 s behind sends a slow request (600 ms), and 100 ms later a
+ * copy on another connection, which says its own time and comes 10 ms
+ * faster: the clock this host learns moves by those 10 ms between the
+ * two, so their deadlines read by it differ. The copy is still the same
+ * request: handled once, both connections answered. (Compared by their
+ * deadlines as read here, the idle worker handled it again.)
+ */
+static void
+test_copy_from_a_caller_behind_is_handled_once(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	void *a = raw_caller(ctx), *b = raw_caller(ctx);
+	char answer[64];
+	int64_t sent, deadline;
+	int before;
+
+	(void)state;
+	/* The clock taught again by requests that find the server waiting
+	 * (test_deadlines_read_by_the_callers_clock says why the pause). */
+	nanosleep(&(struct timespec){0, 250 * 1000 * 1000}, NULL);
+	for (uint64_t id = 2; id < 5; id++) {
+		call_with_clock(a, id, "warm", rpc_now_ms() - 90000, 3000,
+		    answer, sizeof(answer));
+		assert_string_equal(answer, "warm");
+	}
+	nanosleep(&(struct timespec){0, 250 * 1000 * 1000}, NULL);
+	before = atomic_load(&slow_calls);
+	sent = rpc_now_ms() - 90000;
+	deadline = sent + 3000;
+	send_copy(a, 7, "slow", sent, deadline);
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	send_copy(b, 7, "slow", rpc_now_ms() - 89990, deadline);
+	answer_of(b, 7, answer, sizeof(answer));
+	assert_string_equal(answer, "slow");
+	answer_of(a, 7, answer, sizeof(answer));
+	assert_string_equal(answer, "slow");
+	nanosleep(&(struct timespec){0, 700 * 1000 * 1000}, NULL);
+	assert_int_equal(atomic_load(&slow_calls) - before, 1);
+	zmq_close(a);
+	zmq_close(b);
+	zmq_ctx_term(ctx);
+}
+
 /*
  * A caller on another host whose clock is 90 s behind: its requests'
  * deadlines, read by this host's clock, all passed 87 s ago. They are
@@ -1985,6 +2052,9 @@ main(void)
 	};
 	const struct CMUnitTest tcp_tests[] = {
 	    cmocka_unit_test(test_deadlines_read_by_the_callers_clock),
+	    /* After it: the clock it taught (what a host learns is kept
+	     * for 5 to 10 s, and the smallest lag of them counts). */
+	    cmocka_unit_test(test_copy_from_a_caller_behind_is_handled_once),
 	    cmocka_unit_test(test_queued_request_teaches_no_clock),
 	};
 	const struct CMUnitTest tcp_caller_tests[] = {
