@@ -534,52 +534,51 @@ sandbox_drop_user(struct sandbox *sb)
 	return 0;
 }
 
-/* Whether `sb`'s user may pass through the directory `st` (search). */
+/*
+ * After the change of user, by the kernel's own check (access, as the
+ * user now): each directory the service makes its sockets in is within
+ * its reach. Else the first directory on the way it cannot pass is
+ * named, with the mend (a DIR restored 0700), rather than bind failing
+ * at every restart.
+ */
 static int
-sandbox_user_passes(const struct sandbox *sb, const struct stat *st)
+sandbox_socket_dirs_reachable(
+    const struct sandbox *sb, const struct sandbox_policy *policy)
 {
-	if (st->st_uid == sb->uid)
-		return (st->st_mode & S_IXUSR) != 0;
-	for (int i = 0; i < sb->ngroups; i++)
-		if (st->st_gid == sb->groups[i])
-			return (st->st_mode & S_IXGRP) != 0;
-	return (st->st_mode & S_IXOTH) != 0;
-}
+	for (size_t i = 0; i < policy->npaths; i++) {
+		const char *dir = policy->paths[i].path;
+		char path[PATH_MAX];
+		struct stat st;
 
-/* Every directory above `dir` (absolute) lets `sb`'s user through: 0,
- * else -1 (logged, with the mend). */
-static int
-sandbox_user_reaches(const struct sandbox *sb, const char *dir)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
-		return -1;
-	for (char *p = path;; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
+		if (!(policy->paths[i].access & SANDBOX_FS_SOCKETS) ||
+		    !sb->has_user || access(dir, X_OK) == 0 ||
+		    snprintf(path, sizeof(path), "%s", dir) >=
+		        (int)sizeof(path))
 			continue;
-		*p = '\0';
-		if (stat(p == path ? "/" : path, &st) != 0) {
-			log_error("sandbox: %s: %s", p == path ? "/" : path,
-			    strerror(errno));
-			return -1;
+		/* "/a/b": "/", "/a", then "/a/b" itself. */
+		for (char *p = path;; p++) {
+			char c = *p;
+			const char *at = p == path ? "/" : path;
+
+			if (c != '/' && c != '\0')
+				continue;
+			*p = '\0';
+			if (access(at, X_OK) != 0 && stat(at, &st) == 0) {
+				log_error(
+				    "sandbox: User %s cannot pass through %s "
+				    "(mode %04o, owner %d:%d) to its sockets "
+				    "in %s: chmod o+x %s",
+				    sb->user, at,
+				    (unsigned)(st.st_mode & 07777),
+				    (int)st.st_uid, (int)st.st_gid, dir, at);
+				return -1;
+			}
+			*p = c;
+			if (c == '\0')
+				break; /* gone meanwhile: bind says so */
 		}
-		if (!sandbox_user_passes(sb, &st)) {
-			log_error("sandbox: User %s cannot pass through %s "
-			          "(mode %04o, owner %d:%d) to its sockets "
-			          "in %s: chmod o+x %s",
-			    sb->user, p == path ? "/" : path,
-			    (unsigned)(st.st_mode & 07777), (int)st.st_uid,
-			    (int)st.st_gid, dir, p == path ? "/" : path);
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			return 0;
 	}
+	return 0;
 }
 
 /*
@@ -591,7 +590,8 @@ sandbox_user_reaches(const struct sandbox *sb, const char *dir)
  * one-machine layout. One that exists must be the user's or root's, and
  * no one else's to write: another service's user could otherwise have
  * made it before, put a socket of its own there, or had the sockets
- * made there take its group (setgid). And the user must reach it.
+ * made there take its group (setgid). That the user reaches it is
+ * checked after the change of user (sandbox_socket_dirs_reachable).
  */
 static int
 sandbox_make_socket_dirs(
@@ -651,8 +651,6 @@ sandbox_make_socket_dirs(
 			    (unsigned)(st.st_mode & 07777), sb->user);
 			return -1;
 		}
-		if (sandbox_user_reaches(sb, path) != 0)
-			return -1;
 		if (made)
 			log_info("sandbox: made %s, user %s's, mode 0750 "
 			         "(group %d)",
@@ -1021,6 +1019,7 @@ sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
 {
 	if (sandbox_make_socket_dirs(sb, policy) != 0 ||
 	    sandbox_drop_user(sb) != 0 ||
+	    sandbox_socket_dirs_reachable(sb, policy) != 0 ||
 	    sandbox_own_readable(sb, policy) != 0 ||
 	    sandbox_peers_reachable(sb, policy) != 0)
 		return -1;
