@@ -106,7 +106,15 @@ expect 404 "$(code "$BASE/ua" -A 'agent\')" "GET /ua with the user agent 'agent\
 # An operation a client chose, and a Host /metrics refuses.
 expect 400 "$(code "$URL?operation=x%20client=203.0.113.9")" "operation=x client=203.0.113.9"
 expect 403 "$(code "$BASE/metrics" -H 'Host: x client=203.0.113.9')" "/metrics, Host 'x client=203.0.113.9'"
-sleep 0.2 # the access log line comes as the answer completes
+# An access line is written as its answer completes, maybe after curl
+# has the answer: each line read below is waited for.
+for line in "GET /ua op=- status=404 " "client%3D203.0. /m op=- status=404 " "GET /metrics op=- status=403 "; do
+	await_logged "$from" "$line" 5 || fail "no access line '$line'"
+done
+for _ in $(seq 50); do
+	[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c -F -- " $logged_as ")" -ge 3 ] && break
+	sleep 0.1
+done
 tail -n "+$from" "$SERVER_LOG" | grep 'scepd-frontend\[' > "$WORK/forged.log" || true
 grep -q -F -- "admin: failed login for x%20from%20203.0.113.9 from 127.0.0.1" "$WORK/forged.log" ||
 	fail "the failed login's user name is not logged percent-encoded"

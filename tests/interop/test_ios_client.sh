@@ -27,7 +27,7 @@ rc=0
 ios_enroll "$(challenge)" "CN=NDES client" "$WORK/pkiclient.pem" "$URL/pkiclient.exe" || rc=$?
 [ $rc = 0 ] || fail "the iOS client exited $rc through $URL/pkiclient.exe, want 0 (SUCCESS)"
 verify_cert "$WORK/pkiclient.pem"
-grep -q "GET /certsrv/mscep/mscep.dll/pkiclient.exe op=PKIOperation status=200" "$SERVER_LOG" ||
+await_logged 1 "GET /certsrv/mscep/mscep.dll/pkiclient.exe op=PKIOperation status=200" 5 ||
 	fail "the access log has no PKIOperation on /certsrv/mscep/mscep.dll/pkiclient.exe"
 
 check "the client sent a query over 2,700 characters"

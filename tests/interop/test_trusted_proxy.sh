@@ -51,7 +51,9 @@ pw=$(challenge)
 ios_enroll "$pw" "CN=behind the proxy" "$WORK/proxied.pem" "$HURL" --source 127.0.0.2 > /dev/null ||
 	fail "enrollment through haproxy failed"
 verify_cert "$WORK/proxied.pem"
-grep -q "op=PKIOperation status=200 client=127.0.0.2 via=127.0.0.1 " "$SERVER_LOG" ||
+# The access line is written as the answer completes, maybe after curl
+# has it: waited for, not grepped at once.
+await_logged 1 "op=PKIOperation status=200 client=127.0.0.2 via=127.0.0.1 " 5 ||
 	{ grep "op=PKIOperation" "$SERVER_LOG"; fail "the access log does not say client=127.0.0.2 via=127.0.0.1"; }
 
 check "WrongPasswordLimit = 3 through the proxy: device 127.0.0.3 gets 429, device 127.0.0.4 enrolls at once"
@@ -73,7 +75,7 @@ grep -q "client 127.0.0.3" "$SERVER_LOG" || fail "the challenge service never sa
 check "an X-Forwarded-For the device writes itself is not believed"
 curl -s -o /dev/null --interface 127.0.0.5 -H "X-Forwarded-For: 198.51.100.7" \
 	"$HURL?operation=GetCACaps&message=spoof" || fail "GetCACaps through haproxy"
-grep -q "op=GetCACaps status=200 client=127.0.0.5 via=127.0.0.1 " "$SERVER_LOG" ||
+await_logged 1 "op=GetCACaps status=200 client=127.0.0.5 via=127.0.0.1 " 5 ||
 	{ grep "op=GetCACaps" "$SERVER_LOG" | tail -3; fail "the spoofed X-Forwarded-For was believed"; }
 ! grep -q "client=198.51.100.7" "$SERVER_LOG" || fail "198.51.100.7 appears as a client"
 
@@ -95,7 +97,7 @@ for h in "X-Forwarded-For: 127.0.0.1" "Forwarded: for=127.0.0.1" "X-Real-IP: 127
 done
 code=$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.6 "$BASE/metrics")
 [ "$code" = 200 ] || fail "/metrics from 127.0.0.6 without forwarding headers: HTTP $code, want 200"
-grep -q "GET /metrics op=- status=403 client=127.0.0.6 query" "$SERVER_LOG" ||
+await_logged 1 "GET /metrics op=- status=403 client=127.0.0.6 query" 5 ||
 	fail "the untrusted peer is not logged as the client"
 # A proxy left out of TrustedProxies is said, once in ten minutes for
 # each: the loop's request said it for 127.0.0.6, another does not; a
