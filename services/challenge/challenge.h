@@ -157,12 +157,16 @@ struct challenge_inflight {
 };
 
 /* A password presented again by the transaction that reserved it (a
- * copy, a retry, another CSR under its transactionID): that request may
- * still be issued and use the password until its answer is due, so the
- * release asked by another of its requests (the CA refused that one)
- * waits till then, and is done when another transaction presents the
- * password after it (otp.c). Otherwise the password, free again, could
- * pay for a second certificate. */
+ * copy, a retry, another CSR under its transactionID): each of its
+ * requests may be issued and use the password, so a release asked by one
+ * the CA refused is done only once every request of the transaction
+ * that passed the check has said how it ended (the RA reports each:
+ * ChallengeConsume or ChallengeRelease). Otherwise the password, free
+ * again, could pay for a second certificate (an issued request whose
+ * "used" mark was lost with its RA). The counts live here; that the
+ * password was presented again is written in its record, so that counts
+ * lost (a restart, a hold taken for room) leave it reserved until it
+ * expires, never released (otp.c). */
 #define CHALLENGE_HOLDS 64
 /* A request's answer is due within this, when its check does not say
  * (ChallengeCheckRequest.answer_within_ms): an RA of an older build. */
@@ -170,8 +174,12 @@ struct challenge_inflight {
 struct challenge_hold {
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char txid[CHALLENGE_TXID_MAX]; /* the reservation's */
-	int64_t until_ms; /* CLOCK_MONOTONIC; 0: a free slot */
-	int release_wanted;
+	/* CLOCK_MONOTONIC: the last counted request's answer is due (its
+	 * report comes by then, but for a lost RA). 0: a free slot. */
+	int64_t until_ms;
+	unsigned int presented; /* requests presenting it again, unreported */
+	int reserver_out; /* the request that reserved it has not reported */
+	int release_wanted; /* a request the CA refused, binding nothing */
 };
 
 /* The service: read-only after start-up except through LMDB, the held
@@ -179,18 +187,14 @@ struct challenge_hold {
  * A plugin's check runs outside it (check.c). */
 struct challenge {
 	struct challenge_settings settings;
-	/* The last otp check (under the lock) reserved a free password:
-	 * only such a check's transaction may have it released. */
+	/* The last otp check (under the lock) reserved a free password
+	 * (else it found it reserved to its transaction, and counted it). */
 	int otp_reserved_now;
-	/* The checked request's answer is due in this many ms (its
-	 * ChallengeCheckRequest.answer_within_ms): a hold's length. */
-	int64_t otp_answer_within_ms;
+	/* The checked request's report is due in this many ms (its
+	 * ChallengeCheckRequest.report_within_ms): till then a hold's
+	 * count waits for it. */
+	int64_t otp_report_within_ms;
 	struct challenge_hold holds[CHALLENGE_HOLDS];
-	/* The holds made at start (otp_holds_forgotten) run until this
-	 * (monotonic ms), and with hold_all_at_start (more passwords were
-	 * reserved than half the holds) every release waits till then. */
-	int64_t start_holds_until_ms;
-	int hold_all_at_start;
 	unsigned char secret[CHALLENGE_SECRET_LEN];
 	MDB_env *env;
 	MDB_dbi dbi;
@@ -296,8 +300,21 @@ struct challenge_record {
 	char issued_by[CHALLENGE_WHO_MAX];
 	char reserved_txid[CHALLENGE_TXID_MAX]; /* "" while issued */
 	uint32_t pool; /* enum challenge_pool; version 2 on */
-	uint32_t unused;
+	uint32_t flags; /* CHALLENGE_FLAG_*, while reserved; 0 before */
 };
+/* Presented again by its transaction: requests of it the service may
+ * have lost count of (a restart) may still be issued with it. */
+#define CHALLENGE_FLAG_PRESENTED_AGAIN 1u
+/* A release was asked and waits for other requests' reports, or cannot
+ * be done (counts lost): another transaction is told why it is refused,
+ * not taken for a thief. */
+#define CHALLENGE_FLAG_RELEASE_WANTED 2u
+/* The request that reserved it reported (it issued nothing): a hold made
+ * later does not wait for it. */
+#define CHALLENGE_FLAG_RESERVER_REPORTED 4u
+/* In the main database: the records were flagged by a build that counts
+ * reports (store.c flags those reserved before it at the first open). */
+#define CHALLENGE_FLAGS_KEY "reports-counted"
 /* Version 1 ended before `pool`: read as the admin pool. */
 #define CHALLENGE_RECORD_V1_SIZE offsetof(struct challenge_record, pool)
 
@@ -394,8 +411,9 @@ void challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 void challenge_check(struct challenge *c, size_t worker, int locked,
     const Scep__V1__Request *req, Scep__V1__Reply *reply,
     struct rpc_arena *arena);
-/* ChallengeReleaseRequest: the one-time password of a refused transaction
- * reserved no longer (other validators keep nothing to release). */
+/* ChallengeReleaseRequest: a refused request's report; the one-time
+ * password of its transaction reserved no longer once no other request of
+ * it may use it (other validators keep nothing to release). */
 void challenge_release(struct challenge *c, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void challenge_consume(struct challenge *c, size_t worker, int locked,
@@ -416,15 +434,14 @@ void challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 
 /* otp.c and single.c: the built-in validators. */
 extern const struct scepd_challenge_validator challenge_otp_validator;
-/* A password reserved to txid back to issued (the CA refused txid): 1
- * released, 0 not reserved to it (nothing done), -1 on a database error
- * (logged). Under the service's lock. */
-int otp_release(struct challenge *c, const char *password, const char *txid);
-/* At start: the holds of the run before went with it, and a request it
- * held a password for may still be answered (CHALLENGE_ANSWER_WITHIN_MS
- * at most): the passwords reserved are held that long. After
- * challenge_db_open. */
-void otp_holds_forgotten(struct challenge *c);
+/* The report of a request of txid that passed the check and was not
+ * issued (ChallengeReleaseRequest): `reserving`, its check reserved the
+ * password; `release`, the CA bound nothing to txid. The password goes
+ * back to issued once no request of txid may still use it: 1 released,
+ * 0 not (not reserved to txid, or another request of it unreported), -1
+ * on a database error (logged). Under the service's lock. */
+int otp_release(struct challenge *c, const char *password, const char *txid,
+    int reserving, int release);
 extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

@@ -412,9 +412,10 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		checked = 1;
 	} else {
 		c->otp_reserved_now = 0;
-		c->otp_answer_within_ms = in->has_answer_within_ms
-		    ? in->answer_within_ms
-		    : CHALLENGE_ANSWER_WITHIN_MS;
+		c->otp_report_within_ms = in->has_report_within_ms
+		    ? in->report_within_ms
+		    : (in->has_answer_within_ms ? in->answer_within_ms
+		                                : CHALLENGE_ANSWER_WITHIN_MS);
 		verdict = v->dl != NULL
 		    ? validator_check(
 		          v, worker, req->deadline_ms, &vr, why, sizeof(why))
@@ -464,6 +465,8 @@ allow:
 	out->consume_not_needed = !checked || v->v->consume == NULL;
 	out->has_reserved_now = 1;
 	out->reserved_now = reserved_now;
+	out->has_counts_reports = 1;
+	out->counts_reports = 1;
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CHECK;
 	reply->challenge_check = out;
 }
@@ -492,7 +495,9 @@ challenge_release(struct challenge *c, const Scep__V1__Request *req,
 	}
 	if (v->v == &challenge_otp_validator && in->password[0] != '\0' &&
 	    strlen(in->password) <= CHALLENGE_PASSWORD_MAX &&
-	    (rc = otp_release(c, in->password, in->transaction_id)) < 0) {
+	    (rc = otp_release(c, in->password, in->transaction_id,
+	         !in->has_reserving || in->reserving,
+	         !in->has_release || in->release)) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "the password database cannot be written";
 		return;

@@ -166,7 +166,6 @@ main(int argc, char **argv)
 		    stderr, "scepd-challenge: [challenge] Database: %s\n", err);
 		goto out;
 	}
-	otp_holds_forgotten(&c);
 	/* Plugins talk to the network (webhook): a peer that hangs up must
 	 * not kill the service. */
 	signal(SIGPIPE, SIG_IGN);

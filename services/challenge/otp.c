@@ -19,6 +19,10 @@
 #define E_USED "challenge password was already used"
 #define E_RESERVED "challenge password is reserved by another transaction"
 #define E_INTERNAL "the challenge service cannot check passwords now"
+#define E_UNSURE \
+	"challenge password is held by a refused request whose other " \
+	"request may have used it; it stays reserved until it expires: " \
+	"ask for a new password"
 
 #define OTP_HOLD_MARGIN_MS 250
 
@@ -61,135 +65,103 @@ otp_hold_find(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 	return NULL;
 }
 
-/* No release of the password reserved to `txid` before `until`
- * (monotonic ms): its hold, or NULL when all holds are running. */
+/* A slot to count the requests of `txid` presenting the password again:
+ * a free one, else one whose requests all reported, else one whose
+ * requests' answers were all due, the longest due first (its counts
+ * lost: that password, flagged in its record, stays reserved until it
+ * expires). NULL when every slot's answers are to come. Under c->lock. */
 static struct challenge_hold *
-otp_hold_until(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
-    const char *id, const char *txid, int64_t until)
+otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
+    const char *id, const char *txid)
 {
-	struct challenge_hold *h = otp_hold_find(c, mac, txid), *spare = NULL;
+	struct challenge_hold *spare = NULL;
 	int64_t now = clock_monotonic_ms();
+	unsigned int out = 0;
 
-	if (h != NULL) {
-		if (h->until_ms < until)
-			h->until_ms = until;
-		return h;
-	}
-	/* A free slot, else one run out without a release waiting, else
-	 * one run out with a release waiting: that password then stays
-	 * reserved to its transaction until it expires (logged). */
 	for (size_t i = 0; i < CHALLENGE_HOLDS; i++) {
 		struct challenge_hold *x = &c->holds[i];
+		unsigned int x_out = x->presented + (unsigned)x->reserver_out;
 
-		if (x->until_ms == 0) {
+		if (x->until_ms == 0 || x_out == 0) {
 			spare = x;
-			break;
+			out = 0;
+			if (x->until_ms == 0)
+				break;
+		} else if (x->until_ms <= now &&
+		    (spare == NULL ||
+		        (out > 0 && x->until_ms < spare->until_ms))) {
+			spare = x;
+			out = x_out;
 		}
-		if (x->until_ms > now)
-			continue;
-		if (spare == NULL ||
-		    (spare->release_wanted && !x->release_wanted))
-			spare = x;
 	}
 	if (spare == NULL) {
 		log_event(LOG_LEVEL_WARN, txid, 0,
 		    "otp: password id=%s: %d others are awaiting their "
-		    "answers, no room to hold it",
+		    "answers, no room to count its requests",
 		    id, CHALLENGE_HOLDS);
 		return NULL;
 	}
-	if (spare->until_ms != 0 && spare->release_wanted) {
+	if (out > 0) {
 		char other[17];
 
 		challenge_mac_id(spare->mac, other);
-		log_event(LOG_LEVEL_WARN, NULL, 0,
-		    "otp: password id=%s stays reserved to its transaction "
-		    "until it expires: its release, deferred, is forgotten "
-		    "for want of room",
-		    other);
+		log_event(LOG_LEVEL_WARN, spare->txid, 0,
+		    "otp: password id=%s: %u request%s of this transaction "
+		    "never said how %s ended (its RA stopped?): no longer "
+		    "counted, it stays reserved until it expires",
+		    other, out, out == 1 ? "" : "s", out == 1 ? "it" : "they");
 	}
+	memset(spare, 0, sizeof(*spare));
 	memcpy(spare->mac, mac, CHALLENGE_MAC_LEN);
 	snprintf(spare->txid, sizeof(spare->txid), "%s", txid);
-	spare->until_ms = until;
-	spare->release_wanted = 0;
 	return spare;
 }
 
-/* The password reserved to a transaction was presented again by it: no
- * release before that request's answer is due, a little past it (the
- * consume's deadline crosses hosts by estimated clocks). -1 when all
- * holds are running (the request is answered "unavailable": the device
- * retries). */
-static int
-otp_hold(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
-    const char *id, const char *txid)
-{
-	int64_t until =
-	    clock_monotonic_ms() + c->otp_answer_within_ms + OTP_HOLD_MARGIN_MS;
-
-	return otp_hold_until(c, mac, id, txid, until) != NULL ? 0 : -1;
-}
-
 /*
- * At start: a request of the run before that presented a password again
- * may still be issued (its hold went with that process): each password
- * reserved now is held for as long as such an answer could be due. More
- * than half the holds (the other half is the run's): every release waits
- * that long.
+ * The password reserved to `rec`'s transaction presented again by it: the
+ * request is counted (its report is awaited before any release), in a
+ * new hold whose record is flagged first, durably: after a restart the
+ * flag says requests may be out that no count remembers. Counted no more
+ * once flagged without a hold (a restart, a hold taken for room): any
+ * release then waits for the expiry. The flag is written in `*txn`,
+ * then committed (*txn set NULL). -1 (logged) when it cannot be.
  */
-void
-otp_holds_forgotten(struct challenge *c)
+static int
+otp_presented_again(struct challenge *c, MDB_txn **txn,
+    struct challenge_record *rec, const char *id)
 {
-	int64_t now = c->now();
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val key, val;
-	size_t held = 0;
+	struct challenge_hold *h =
+	    otp_hold_find(c, rec->mac, rec->reserved_txid);
+	int64_t until =
+	    clock_monotonic_ms() + c->otp_report_within_ms + OTP_HOLD_MARGIN_MS;
 	int e;
 
-	c->start_holds_until_ms = clock_monotonic_ms() +
-	    CHALLENGE_ANSWER_WITHIN_MS + OTP_HOLD_MARGIN_MS;
-	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) == 0 &&
-	    (e = mdb_cursor_open(txn, c->dbi, &cur)) == 0)
-		e = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	for (; e == 0; e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		struct challenge_record rec;
-		char id[17];
-
-		/* An expired reservation is no one's to use any more. */
-		if (key.mv_size != CHALLENGE_MAC_LEN ||
-		    !challenge_record_read(&val, &rec) ||
-		    rec.state != CHALLENGE_RESERVED || rec.expires_at <= now)
-			continue;
-		challenge_mac_id(rec.mac, id);
-		if (held == CHALLENGE_HOLDS / 2 ||
-		    otp_hold_until(c, rec.mac, id, rec.reserved_txid,
-		        c->start_holds_until_ms) == NULL) {
-			c->hold_all_at_start = 1;
-			break;
+	if (h == NULL && (rec->flags & CHALLENGE_FLAG_PRESENTED_AGAIN))
+		return 0;
+	if (h == NULL) {
+		if ((h = otp_hold_new(c, rec->mac, id, rec->reserved_txid)) ==
+		    NULL)
+			return -1;
+		rec->flags |= CHALLENGE_FLAG_PRESENTED_AGAIN;
+		e = challenge_record_put(c, *txn, rec);
+		if (e == 0) {
+			e = challenge_txn_commit(c, *txn);
+			*txn = NULL;
 		}
-		held++;
+		if (e != 0) {
+			h->until_ms = 0;
+			log_event(LOG_LEVEL_ERROR, rec->reserved_txid, 0,
+			    "otp: database write: %s", store_strerror(e));
+			return -1;
+		}
+		/* Unknown unless it reported: as if still out. */
+		h->reserver_out =
+		    !(rec->flags & CHALLENGE_FLAG_RESERVER_REPORTED);
 	}
-	if (e != 0 && e != MDB_NOTFOUND) {
-		log_error("otp: the reserved passwords cannot be read (%s): "
-		          "every release waits %d s",
-		    store_strerror(e), CHALLENGE_ANSWER_WITHIN_MS / 1000);
-		c->hold_all_at_start = 1;
-	} else if (c->hold_all_at_start)
-		log_warn("otp: more than %d passwords reserved before the "
-		         "start: every release waits %d s (a request from "
-		         "before may still be issued)",
-		    CHALLENGE_HOLDS / 2, CHALLENGE_ANSWER_WITHIN_MS / 1000);
-	else if (held > 0)
-		log_info("otp: %zu password%s reserved before the start, "
-		         "held %d s (a request from before may still be "
-		         "issued)",
-		    held, held == 1 ? "" : "s",
-		    CHALLENGE_ANSWER_WITHIN_MS / 1000);
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (txn != NULL)
-		mdb_txn_abort(txn);
+	h->presented++;
+	if (h->until_ms < until)
+		h->until_ms = until;
+	return 0;
 }
 
 static enum scepd_verdict
@@ -234,21 +206,35 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		snprintf(why, whylen, "%s", E_NOT_VALID);
 		goto out;
 	}
-	/* Another transaction, after a deferred release's hold: released
-	 * now, and reserved to this one in the same write. During the hold
-	 * it is to be free in a moment: the device's next key is told to
-	 * come back (503), not refused. */
+	/* Another transaction while a release the CA's refusal asked for
+	 * waits for the reports of the refused transaction's other requests:
+	 * due within `left`, the device's next key is told to come back
+	 * (503); past it (a report lost), told why it is refused. Neither is
+	 * a security event: it is the device's own password. */
 	if (rec.state == CHALLENGE_RESERVED &&
 	    strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
 	    (deferred = otp_hold_find(c, mac, rec.reserved_txid)) != NULL &&
-	    deferred->release_wanted) {
-		int64_t left = deferred->until_ms - clock_monotonic_ms();
+	    !deferred->release_wanted)
+		deferred = NULL;
+	if (deferred != NULL &&
+	    deferred->presented + (unsigned)deferred->reserver_out == 0) {
+		/* All reported, but the release's write failed: done now,
+		 * with the reservation to this one. */
+		rec.state = CHALLENGE_ISSUED;
+	} else if (deferred != NULL ||
+	    (rec.state == CHALLENGE_RESERVED &&
+	        strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
+	        (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED))) {
+		int64_t left = deferred != NULL
+		    ? deferred->until_ms - clock_monotonic_ms()
+		    : 0;
 
 		if (left > 0) {
 			log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 			    "otp: password id=%s (issued to %s) is to be "
-			    "released in %lld ms (the CA refused its "
-			    "transaction): client %s asked to retry",
+			    "released within %lld ms (the CA refused its "
+			    "transaction; another request of it is to be "
+			    "answered): client %s asked to retry",
 			    id, rec.issued_by, (long long)left, req->requester);
 			snprintf(why, whylen,
 			    "the challenge password is being released from a "
@@ -257,12 +243,21 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 			v = SCEPD_VERDICT_UNAVAILABLE;
 			goto out;
 		}
-		rec.state = CHALLENGE_ISSUED;
+		log_event(LOG_LEVEL_WARN, req->transaction_id, 0,
+		    "otp: refused (client %s): password id=%s (issued to %s) "
+		    "stays reserved to txid %s until it expires: the CA "
+		    "refused a request of it, and another request of it may "
+		    "have been issued with it (its outcome was never "
+		    "reported)",
+		    req->requester, id, rec.issued_by, rec.reserved_txid);
+		snprintf(why, whylen, "%s", E_UNSURE);
+		goto out;
 	} else
 		deferred = NULL;
 	switch (rec.state) {
 	case CHALLENGE_ISSUED:
 		rec.state = CHALLENGE_RESERVED;
+		rec.flags = 0;
 		snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s",
 		    req->transaction_id);
 		if ((e = challenge_record_put(c, txn, &rec)) != 0) {
@@ -280,8 +275,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		if (deferred != NULL) {
 			log_event(LOG_LEVEL_INFO, deferred->txid, 0,
 			    "otp: password id=%s (issued to %s) released, as "
-			    "asked when the CA refused this transaction: its "
-			    "other request's answer was due",
+			    "asked when the CA refused this transaction",
 			    id, rec.issued_by);
 			deferred->until_ms = 0;
 		}
@@ -309,7 +303,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		/* The same transaction again: the device retried. The CA
 		 * answers a retry with the certificate already issued. */
 		if (rec.state == CHALLENGE_RESERVED &&
-		    otp_hold(c, mac, id, req->transaction_id) != 0) {
+		    otp_presented_again(c, &txn, &rec, id) != 0) {
 			snprintf(why, whylen, "%s", E_INTERNAL);
 			v = SCEPD_VERDICT_UNAVAILABLE;
 			goto out;
@@ -366,6 +360,7 @@ static void
 otp_consume(void *state, const struct scepd_challenge_request *req)
 {
 	struct challenge *c = state;
+	struct challenge_hold *h;
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17];
@@ -380,6 +375,9 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	}
 	found = challenge_record_get(txn, c->dbi, mac, &rec);
 	mdb_txn_abort(txn);
+	/* Issued: no request of the transaction is counted any more. */
+	if ((h = otp_hold_find(c, mac, req->transaction_id)) != NULL)
+		h->until_ms = 0;
 	/* Released meanwhile (a request of this transactionID the CA
 	 * refused): the certificate was issued with it all the same. Used
 	 * at once, durably: no reservation refuses others while a held
@@ -416,15 +414,39 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	    "otp: password id=%s (issued to %s) used", id, rec.issued_by);
 }
 
+/* `flags` added to the record read in `txn`, which is committed (or
+ * aborted: nothing new). Logged on failure. */
+static void
+otp_flags_add(struct challenge *c, MDB_txn *txn, struct challenge_record *rec,
+    uint32_t flags, const char *id)
+{
+	int e;
+
+	if ((rec->flags & flags) == flags) {
+		challenge_txn_abort(c, txn);
+		return;
+	}
+	rec->flags |= flags;
+	if ((e = challenge_record_put(c, txn, rec)) != 0)
+		challenge_txn_abort(c, txn);
+	else
+		e = challenge_txn_commit(c, txn);
+	if (e != 0)
+		log_event(LOG_LEVEL_ERROR, rec->reserved_txid, 0,
+		    "otp: password id=%s: database write: %s", id,
+		    store_strerror(e));
+}
+
 int
-otp_release(struct challenge *c, const char *password, const char *txid)
+otp_release(struct challenge *c, const char *password, const char *txid,
+    int reserving, int release)
 {
 	struct challenge_hold *h;
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
-	char id[17];
+	char id[17], when[LOG_TIME_LEN];
 	MDB_txn *txn = NULL;
-	int64_t now;
+	unsigned int out;
 	int e, found;
 
 	if (otp_mac(c, password, mac, id) != 0 ||
@@ -443,44 +465,64 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 		    id);
 		return 0;
 	}
-	/* Another request of this transaction, presented since, may be
-	 * issued still: released after its answer is due. So may one from
-	 * before the start (otp_holds_forgotten). */
-	now = clock_monotonic_ms();
-	h = otp_hold_find(c, mac, txid);
-	/* Without a hold of the start's (more were reserved than it held),
-	 * any: a shorter hold of a re-presentation since is stretched. */
-	if ((h == NULL || h->until_ms < c->start_holds_until_ms) &&
-	    c->hold_all_at_start && now < c->start_holds_until_ms &&
-	    (h = otp_hold_until(c, mac, id, txid, c->start_holds_until_ms)) ==
-	        NULL) {
-		challenge_txn_abort(c, txn);
-		log_event(LOG_LEVEL_WARN, txid, 0,
-		    "otp: password id=%s (issued to %s) not released: the "
-		    "service started %lld s ago and a request of this "
-		    "transaction from before may still use it; it stays "
-		    "reserved until it expires",
-		    id, rec.issued_by,
-		    (long long)(now - c->start_holds_until_ms +
-		        CHALLENGE_ANSWER_WITHIN_MS) /
-		        1000);
+	/* This request is done. The transaction's other requests that
+	 * presented it may still be issued with it: counted, the release
+	 * waits for their reports; uncounted (presented before a restart,
+	 * or their hold taken for room), it cannot be known. */
+	if ((h = otp_hold_find(c, mac, txid)) != NULL) {
+		if (reserving)
+			h->reserver_out = 0;
+		else if (h->presented > 0)
+			h->presented--;
+		h->release_wanted |= release;
+	}
+	if (h != NULL ? !h->release_wanted : !release) {
+		/* Nothing to release. A hold made later must not wait for
+		 * the reserving request: said in the record. */
+		if (h == NULL && reserving)
+			otp_flags_add(
+			    c, txn, &rec, CHALLENGE_FLAG_RESERVER_REPORTED, id);
+		else
+			challenge_txn_abort(c, txn);
+		log_event(LOG_LEVEL_INFO, txid, 0,
+		    "otp: password id=%s stays reserved to this transaction: "
+		    "a request of it issued nothing, and no release is asked",
+		    id);
 		return 0;
 	}
-	if (h != NULL && h->until_ms > now) {
-		challenge_txn_abort(c, txn);
-		h->release_wanted = 1;
+	out = h != NULL ? h->presented + (unsigned)h->reserver_out : 0;
+	if (out > 0) {
+		int64_t left = h->until_ms - clock_monotonic_ms();
+
+		/* Said in the record too: the hold may go (a restart, room
+		 * taken), and the next key is then told why it is refused. */
+		otp_flags_add(c, txn, &rec, CHALLENGE_FLAG_RELEASE_WANTED, id);
 		log_event(LOG_LEVEL_INFO, txid, 0,
 		    "otp: password id=%s (issued to %s) to be released: the CA "
-		    "refused this transaction; another request of it%s, "
+		    "refused this transaction; %u other request%s of it, "
 		    "answered within %lld ms, may still use it",
-		    id, rec.issued_by,
-		    h->until_ms == c->start_holds_until_ms
-		        ? " (from before the service started)"
-		        : "",
-		    (long long)(h->until_ms - now));
+		    id, rec.issued_by, out, out == 1 ? "" : "s",
+		    (long long)(left > 0 ? left : 0));
+		return 0;
+	}
+	if (h == NULL &&
+	    ((rec.flags & CHALLENGE_FLAG_PRESENTED_AGAIN) || !reserving)) {
+		log_time((time_t)rec.expires_at, when);
+		otp_flags_add(c, txn, &rec,
+		    CHALLENGE_FLAG_RELEASE_WANTED |
+		        CHALLENGE_FLAG_PRESENTED_AGAIN,
+		    id);
+		log_event(LOG_LEVEL_WARN, txid, 0,
+		    "otp: password id=%s (issued to %s) not released: the CA "
+		    "refused this transaction, but another request of it "
+		    "presented it and its outcome cannot be known (the "
+		    "service restarted, or lost count): it stays reserved "
+		    "until it expires (%s); give the device a new password",
+		    id, rec.issued_by, when);
 		return 0;
 	}
 	rec.state = CHALLENGE_ISSUED;
+	rec.flags = 0;
 	memset(rec.reserved_txid, 0, sizeof(rec.reserved_txid));
 	if ((e = challenge_record_put(c, txn, &rec)) != 0)
 		challenge_txn_abort(c, txn);
@@ -492,6 +534,8 @@ otp_release(struct challenge *c, const char *password, const char *txid)
 		    store_strerror(e));
 		return -1;
 	}
+	if (h != NULL)
+		h->until_ms = 0;
 	log_event(LOG_LEVEL_INFO, txid, 0,
 	    "otp: password id=%s (issued to %s) released: the CA refused this "
 	    "transaction; the device may present it again with a new key",

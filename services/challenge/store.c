@@ -313,6 +313,65 @@ failed:
 	return -1;
 }
 
+/*
+ * At the first open by a build that counts the reports of a transaction's
+ * requests (CHALLENGE_FLAGS_KEY absent): a password reserved before may
+ * have been presented again by requests no count remembers (the build
+ * before kept them in memory), so each is flagged so, and a release asked
+ * for it waits for its expiry (otp.c).
+ */
+static int
+records_flag_reserved(struct challenge *c)
+{
+	MDB_val mark = {sizeof(CHALLENGE_FLAGS_KEY) - 1,
+	            (void *)CHALLENGE_FLAGS_KEY},
+	        one = {1, (void *)"1"}, key, val;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn = NULL;
+	size_t flagged = 0;
+	int e;
+
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		return e;
+	if ((e = mdb_get(txn, c->dbi, &mark, &val)) != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return e;
+	}
+	if ((e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
+		goto out;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		struct challenge_record rec;
+
+		if (key.mv_size != CHALLENGE_MAC_LEN ||
+		    !challenge_record_read(&val, &rec) ||
+		    rec.state != CHALLENGE_RESERVED)
+			continue;
+		rec.flags |= CHALLENGE_FLAG_PRESENTED_AGAIN;
+		val.mv_size = sizeof(rec);
+		val.mv_data = &rec;
+		if ((e = mdb_cursor_put(cur, &key, &val, MDB_CURRENT)) != 0)
+			break;
+		flagged++;
+	}
+	mdb_cursor_close(cur);
+	if (e == MDB_NOTFOUND)
+		e = mdb_put(txn, c->dbi, &mark, &one, 0);
+out:
+	if (e != 0) {
+		mdb_txn_abort(txn);
+		return e;
+	}
+	if ((e = mdb_txn_commit(txn)) == 0 && flagged > 0)
+		log_warn(
+		    "passwords: %zu reserved before this build: a release "
+		    "of one (the CA refused its transaction) waits for its "
+		    "expiry, as its transaction's other requests were not "
+		    "counted",
+		    flagged);
+	return e;
+}
+
 int
 challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
@@ -333,6 +392,13 @@ challenge_db_open(struct challenge *c, char *err, size_t errlen)
 	if (built)
 		log_info("passwords: indexes made again from the records");
 	if (secret_check(c, err, errlen) != 0) {
+		mdb_env_close(c->env);
+		c->env = NULL;
+		return -1;
+	}
+	if ((e = records_flag_reserved(c)) != 0) {
+		snprintf(err, errlen, "%s: flagging the reserved passwords: %s",
+		    c->settings.database, store_strerror(e));
 		mdb_env_close(c->env);
 		c->env = NULL;
 		return -1;

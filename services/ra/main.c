@@ -412,6 +412,8 @@ main(int argc, char **argv)
 	if ((ra.test_ca_late = getenv("SCEPD_TEST_RA_CA_LATE") != NULL))
 		log_warn("test hook: every CA answer comes as the device's "
 		         "deadline passes");
+	if ((ra.test_no_consume = getenv("SCEPD_TEST_RA_NO_CONSUME") != NULL))
+		log_warn("test hook: no certificate's password is marked used");
 	if (getenv("SCEPD_TEST_RA_KEYS_LOOK_S") != NULL) {
 		ra.wrapped_keys_look_s =
 		    atoi(getenv("SCEPD_TEST_RA_KEYS_LOOK_S"));

@@ -31,8 +31,12 @@ struct ra_answer {
 	size_t certs_only_len;
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
+	/* The CA certainly issued nothing for this request: it answered an
+	 * error, or the request was never sent. */
+	int not_issued;
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
 	int reserved_now; /* this request's check reserved the password */
+	int reports_counted; /* the challenge service counts every report */
 };
 
 static void
@@ -142,6 +146,9 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	left_ms = req->deadline_ms - rpc_now_ms();
 	check.has_answer_within_ms = 1;
 	check.answer_within_ms = left_ms > 0 ? (uint32_t)left_ms : 0;
+	check.has_report_within_ms = 1;
+	check.report_within_ms =
+	    check.answer_within_ms + (uint32_t)w->ra->settings.rpc_timeout;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	call.challenge_check = &check;
 	/* A check may wait on an MDM (a webhook validator) up to its
@@ -169,6 +176,8 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 		    !cr->consume_not_needed;
 		ans->reserved_now =
 		    cr != NULL && cr->has_reserved_now && cr->reserved_now;
+		ans->reports_counted =
+		    cr != NULL && cr->has_counts_reports && cr->counts_reports;
 		goto out;
 	}
 	rc = -1;
@@ -215,10 +224,10 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	 * drops copies of a consume it did, but not of one in progress).
 	 * Sent whatever the device's time left, to be done within
 	 * RPCTimeout: the certificate exists, and a mark never sent (a CA
-	 * that answered in the last 50 ms left a budget of 0) let a release
-	 * of another request of this transaction, deferred until then, free
-	 * the password for a second certificate. The device's answer waits
-	 * for it no longer than its time left (at least a moment). */
+	 * that answered in the last 50 ms left a budget of 0) left a release
+	 * asked by another request of this transaction waiting until the
+	 * password expired. The device's answer waits for it no longer than
+	 * its time left (at least a moment). */
 	rc = rpc_call_once_served_within(w->challenge, &call,
 	    ra_budget_ms(w->ra, req), (int)w->ra->settings.rpc_timeout, &reply);
 	/* The password stays reserved to this transaction even if this
@@ -231,12 +240,15 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
-/* The CA refused the request itself: the password reserved to its
- * transaction is released, so the device may enroll again with a new key
- * (a new transactionID) and the same password. */
+/* A request whose password check passed issued nothing (the CA refused
+ * or failed it, or it was never sent): reported, as an issued one is
+ * (ChallengeConsume), so the challenge service knows when no request of
+ * the transaction may still use the password. Released then if the CA
+ * bound nothing to the transaction, so the device may enroll again with
+ * a new key (a new transactionID) and the same password. */
 static void
 ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
-    const char *password, const char *txid)
+    const char *password, const char *txid, const struct ra_answer *ans)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeReleaseRequest release =
@@ -247,12 +259,21 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.password = (char *)(password != NULL ? password : "");
 	release.transaction_id = (char *)txid;
 	release.path = req->pki_operation->path;
+	release.has_reserving = 1;
+	release.reserving = ans->reserved_now;
+	release.has_release = 1;
+	release.release = ans->nothing_bound;
+	/* An older challenge service takes any report for the reserving
+	 * request's wish to release: it gets only that one. */
+	if (!ans->reports_counted && !(ans->reserved_now && ans->nothing_bound))
+		return;
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
 	call.challenge_release = &release;
-	/* Once: a late copy could release a reservation made since by the
-	 * same device's next request of this transactionID. */
-	rc = rpc_call_once(
-	    w->challenge, &call, ra_budget_ms(w->ra, req), &reply);
+	/* Once: a copy would count as another request's report. Sent
+	 * whatever the device's time left, as a consume is: a report never
+	 * sent leaves the password reserved until it expires. */
+	rc = rpc_call_once_served_within(w->challenge, &call,
+	    ra_budget_ms(w->ra, req), (int)w->ra->settings.rpc_timeout, &reply);
 	/* Not released: it stays reserved to this transaction and expires. */
 	if (rc != RPC_OK || reply->status != SCEP__V1__STATUS__STATUS_OK)
 		log_event(LOG_LEVEL_WARN, txid, req->id,
@@ -272,7 +293,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Reply *reply = NULL;
 	unsigned char *old = NULL;
 	const unsigned char *p;
-	int len, rc = -1;
+	int budget, len, rc = -1;
 
 	/* The CSR as the device sent it: the CA checks its signature. */
 	sign.csr.data = content->csr_der;
@@ -296,14 +317,19 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	}
 	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	call.sign = &sign;
-	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
+	budget = ra_budget_ms(w->ra, req);
+	rc = rpc_call(w->ca, &call, budget, &reply);
 	OPENSSL_free(old);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA: %s", rpc_strerror(rc));
+		/* Not sent: nothing issued. Unanswered: it may be. */
+		ans->not_issued = budget == 0 || rc == RPC_ETOOBIG;
 		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
+	/* Any error answered: this request issued nothing. */
+	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 		        reply->sign != NULL && reply->sign->has_fail_info
@@ -521,18 +547,24 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		((Scep__V1__Request *)req)->deadline_ms = rpc_now_ms();
 #endif
 	if (rc < 0) {
-		/* Only the request that reserved it: another one under its
-		 * transactionID (a copy, or someone else's with a bad CSR)
-		 * must not free a password the first may still be paying
-		 * for. */
-		if (consume && ans->nothing_bound && ans->reserved_now)
-			ra_challenge_release(w, req, challenge, txid);
+		/* Every request that passed the check and issued nothing
+		 * reports: the challenge service frees the password only once
+		 * none of its transaction's requests may still use it. A CA
+		 * that did not answer may still issue: no report, the
+		 * password stays reserved to the transaction (a retry gets
+		 * the certificate). */
+		if (consume && ans->not_issued)
+			ra_challenge_release(w, req, challenge, txid, ans);
 		goto out;
 	}
 	/* Issued, or held for an operator: the password has done its work
 	 * either way (a PKCSReq sent again while pending still passes: the
 	 * password stays its transaction's). CertPoll brings no password to
 	 * mark when the approved certificate goes out. */
+#ifdef SCEPD_TEST_HOOKS
+	if (ra->test_no_consume)
+		consume = 0;
+#endif
 	if (consume && rc >= 0)
 		ra_challenge_consume(w, req, challenge, txid);
 	log_event(LOG_LEVEL_INFO, txid, req->id, "%s to %s via %s",

@@ -90,6 +90,9 @@ struct ra {
 	/* SCEPD_TEST_RA_CA_LATE=1: every CA answer comes as the device's
 	 * deadline passes (a budget of 0 left for what follows). */
 	int test_ca_late;
+	/* SCEPD_TEST_RA_NO_CONSUME=1: no "used" mark is sent for an issued
+	 * certificate, as when the RA stops right after the CA's answer. */
+	int test_no_consume;
 #endif
 	/* When the certificates above end (validity.c): for /metrics and
 	 * the log. Not changed after start. */

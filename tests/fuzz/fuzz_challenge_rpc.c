@@ -42,8 +42,13 @@
 #define FUZZ_V_STATIC 0x04 /* Validator = static */
 #define FUZZ_V_API_SINGLE 0x08 /* a single password set through the API */
 #define FUZZ_V_HELD_USED 0x10 /* FUZZ_RESERVED's "used" mark held */
-#define FUZZ_V_RELEASE 0x20 /* a deferred release of FUZZ_RESERVED, due */
+/* A release of FUZZ_RESERVED waiting for one other request's report,
+ * overdue (due in a minute with FUZZ_V_FLAGGED). */
+#define FUZZ_V_RELEASE 0x20
 #define FUZZ_V_FULL 0x40 /* PasswordMax = 2: the admin pool is full */
+/* FUZZ_RESERVED presented again and a release asked, its counts lost (a
+ * restart) unless FUZZ_V_RELEASE. */
+#define FUZZ_V_FLAGGED 0x80
 
 /* The passwords on record before each input (the corpus uses them). */
 #define FUZZ_ISSUED "0123456789ABCDEF0123456789ABCDEF"
@@ -141,7 +146,7 @@ fuzz_setup(void)
 static int
 fuzz_record(MDB_txn *txn, const char *password, uint32_t state,
     const char *txid, int64_t expires_at, uint32_t pool, const char *who,
-    unsigned char mac[CHALLENGE_MAC_LEN])
+    uint32_t flags, unsigned char mac[CHALLENGE_MAC_LEN])
 {
 	struct challenge_record rec;
 	char norm[CHALLENGE_PASSWORD_MAX + 1];
@@ -152,6 +157,7 @@ fuzz_record(MDB_txn *txn, const char *password, uint32_t state,
 	rec.issued_at = expires_at - 3600;
 	rec.expires_at = expires_at;
 	rec.pool = pool;
+	rec.flags = flags;
 	snprintf(rec.issued_by, sizeof(rec.issued_by), "%s", who);
 	snprintf(rec.reserved_txid, sizeof(rec.reserved_txid), "%s", txid);
 	challenge_normalize(password, norm, sizeof(norm));
@@ -192,19 +198,26 @@ fuzz_reset(uint64_t variant)
 	    (e = mdb_drop(txn, c->outstanding_dbi, 0)) != 0)
 		goto fail;
 	if ((e = fuzz_record(txn, FUZZ_ISSUED, CHALLENGE_ISSUED, "",
-	         FUZZ_NOW + 3600, CHALLENGE_POOL_ADMIN, "alice", NULL)) != 0 ||
+	         FUZZ_NOW + 3600, CHALLENGE_POOL_ADMIN, "alice", 0, NULL)) !=
+	        0 ||
 	    (e = fuzz_record(txn, FUZZ_RESERVED, CHALLENGE_RESERVED,
 	         FUZZ_RESERVED_TX, FUZZ_NOW + 3600, CHALLENGE_POOL_ADMIN, "bob",
+	         variant & (FUZZ_V_RELEASE | FUZZ_V_FLAGGED)
+	             ? CHALLENGE_FLAG_PRESENTED_AGAIN |
+	                 CHALLENGE_FLAG_RELEASE_WANTED
+	             : 0,
 	         reserved_mac)) != 0 ||
 	    (e = fuzz_record(txn, FUZZ_USED, CHALLENGE_USED, FUZZ_USED_TX,
-	         FUZZ_NOW + 3600, CHALLENGE_POOL_ADMIN, "alice", NULL)) != 0 ||
+	         FUZZ_NOW + 3600, CHALLENGE_POOL_ADMIN, "alice", 0, NULL)) !=
+	        0 ||
 	    (e = fuzz_record(txn, FUZZ_EXPIRED, CHALLENGE_ISSUED, "",
-	         FUZZ_NOW - 60, CHALLENGE_POOL_ADMIN, "alice", NULL)) != 0 ||
+	         FUZZ_NOW - 60, CHALLENGE_POOL_ADMIN, "alice", 0, NULL)) != 0 ||
 	    (e = fuzz_record(txn, FUZZ_USED_OLD, CHALLENGE_USED,
 	         FUZZ_USED_OLD_TX, FUZZ_NOW - 3600, CHALLENGE_POOL_ADMIN,
-	         "alice", NULL)) != 0 ||
+	         "alice", 0, NULL)) != 0 ||
 	    (e = fuzz_record(txn, FUZZ_MDM, CHALLENGE_ISSUED, "",
-	         FUZZ_NOW + 3600, CHALLENGE_POOL_MDM, FUZZ_MDM_WHO, NULL)) != 0)
+	         FUZZ_NOW + 3600, CHALLENGE_POOL_MDM, FUZZ_MDM_WHO, 0, NULL)) !=
+	        0)
 		goto fail;
 	if (variant & FUZZ_V_API_SINGLE) {
 		struct challenge_single single;
@@ -227,7 +240,7 @@ fuzz_reset(uint64_t variant)
 	c->default_validator = variant & FUZZ_V_STATIC ? fx.stat : fx.otp;
 	c->settings.password_max = variant & FUZZ_V_FULL ? 2 : 8;
 	c->otp_reserved_now = 0;
-	c->otp_answer_within_ms = 0;
+	c->otp_report_within_ms = 0;
 	memset(c->holds, 0, sizeof(c->holds));
 	memset(&c->used, 0, sizeof(c->used));
 	memset(c->inflight, 0, sizeof(c->inflight));
@@ -249,7 +262,11 @@ fuzz_reset(uint64_t variant)
 		memcpy(c->holds[0].mac, reserved_mac, CHALLENGE_MAC_LEN);
 		snprintf(c->holds[0].txid, sizeof(c->holds[0].txid), "%s",
 		    FUZZ_RESERVED_TX);
-		c->holds[0].until_ms = clock_monotonic_ms() - 1;
+		/* A release waiting for one other request's report, due (or
+		 * to come): a report, a consume or another key next. */
+		c->holds[0].until_ms = clock_monotonic_ms() +
+		    (variant & FUZZ_V_FLAGGED ? 60000 : -1);
+		c->holds[0].presented = 1;
 		c->holds[0].release_wanted = 1;
 	}
 	return;

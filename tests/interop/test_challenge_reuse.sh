@@ -90,4 +90,81 @@ rc=0
 ios_enroll "$pw" "O=Fabrikam,CN=after the late one" "$WORK/after-late.pem" >/dev/null || rc=$?
 [ $rc = 2 ] || fail "the late certificate's password, presented again: exit $rc, want 2"
 
-pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key; one signed as the device's time ran out is marked used"
+# two_requests TXID NAME1 ARGS1 -- NAME2 ARGS2: two enrollments of one
+# transaction with the same password ($pw), the second presenting it while
+# the first waits at the CA (stopped for a moment), so that the CA answers
+# the first one first. Their exit statuses in rc1 and rc2.
+two_requests() {
+	local txid=$1 name1=$2 name2 args1=() args2=() ca from p1 p2
+	shift 2
+	while [ "$1" != -- ]; do args1+=("$1"); shift; done
+	shift
+	name2=$1
+	shift
+	args2=("$@")
+	ca=$(service_pid scepd-ca)
+	[ -n "$ca" ] || fail "no scepd-ca running"
+	from=$(log_mark)
+	kill -STOP "$ca"
+	ios_enroll "$pw" "CN=$name1" "$WORK/$name1.pem" "$URL" --txid "$txid" "${args1[@]}" > /dev/null &
+	p1=$!
+	await_logged "$from" "txid=$txid: otp: password id=[0-9a-f]* (issued to [^)]*) reserved" 5 ||
+		{ kill -CONT "$ca"; fail "$name1's password was not reserved"; }
+	ios_enroll "$pw" "CN=$name2" "$WORK/$name2.pem" "$URL" --txid "$txid" "${args2[@]}" > /dev/null &
+	p2=$!
+	await_logged "$from" "txid=$txid: otp: password id=[0-9a-f]* presented again by its transaction" 5 ||
+		{ kill -CONT "$ca"; fail "$name2 did not present the password again"; }
+	kill -CONT "$ca"
+	rc1=0
+	wait "$p1" || rc1=$?
+	rc2=0
+	wait "$p2" || rc2=$?
+}
+
+# From here the RA marks no password used (as if stopped after each of
+# the CA's answers); refused requests report as ever.
+server_stop
+SCEPD_TEST_RA_NO_CONSUME=1 server_start
+grep -q "test hook: no certificate's password is marked used" "$SERVER_LOG" ||
+	fail "the RA did not take the test hook"
+
+check "two requests of one transaction, both refused by the CA: the password serves the device's next key once both said so"
+# Each refused request that passed the check reports to the challenge
+# service; the release waits for the last one.
+pw=$(challenge)
+two_requests TXBOTHREFUSED weak-one --keysize 1024 -- weak-two --keysize 1024
+[ "$rc1" = 2 ] && [ "$rc2" = 2 ] || fail "two RSA 1024 requests: exit $rc1 and $rc2, want 2 and 2"
+rc=0
+ios_enroll "$pw" "CN=strong after two" "$WORK/after-two.pem" "$URL" || rc=$?
+[ $rc = 0 ] || fail "the password, after both requests of its transaction were refused: exit $rc, want 0"
+verify_cert "$WORK/after-two.pem"
+
+check "two requests of one transaction, the first refused, the other issued and its 'used' mark lost (its RA stopped): no second certificate for the password"
+# Released when the first was refused and the other's answer was due,
+# the password paid for another key's certificate too.
+# The CA answers the first one first as a rule; when it took the other
+# first (two sockets), the first is refused for the transaction being
+# the other's and nothing waits: tried again, with a new password.
+for try in 1 2 3; do
+	pw=$(challenge)
+	two_requests "TXMARKLOST$try" refused-one --keysize 1024 -- issued-one
+	[ "$rc1" = 2 ] && [ "$rc2" = 0 ] || fail "RSA 1024 then RSA 2048 under one transaction: exit $rc1 and $rc2, want 2 and 0"
+	verify_cert "$WORK/issued-one.pem"
+	logged 1 "txid=TXMARKLOST$try: otp: password id=[0-9a-f]* (issued to [^)]*) to be released: the CA refused this transaction; 1 other request of it" &&
+		break
+	[ "$try" != 3 ] || fail "the release never waited for the other request (the CA took the RSA 2048 request first three times?)"
+	echo "   the CA took the RSA 2048 request first: again"
+done
+# Its report was due within [frontend] RPCTimeout (the device's time)
+# and [ra] RPCTimeout (a late answer's report): 9 s.
+sleep 9.5
+from=$(log_mark)
+rc=0
+ios_enroll "$pw" "CN=second certificate" "$WORK/second.pem" "$URL" || rc=$?
+[ $rc = 2 ] && grep -q "stays reserved until it expires" "$WORK/second.pem.log" ||
+	fail "another key with the password: exit $rc, want 2 (FAILURE: it stays reserved until it expires)"
+! logged "$from" "security:" || fail "the device's own password taken for a thief's: $(grep security: "$WORK/log.since")"
+issued=$(grep -c "issued serial .* to \"CN=second certificate\"" "$SERVER_LOG" || true)
+[ "$issued" = 0 ] || fail "the CA issued a second certificate for the password"
+
+pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key (once every request of its transaction reported); one signed as the device's time ran out is marked used; one whose mark was lost is never released"
