@@ -312,8 +312,9 @@ struct challenge_record {
 /* The request that reserved it reported (it issued nothing): a hold made
  * later does not wait for it. */
 #define CHALLENGE_FLAG_RESERVER_REPORTED 4u
-/* In the main database: the records were flagged by a build that counts
- * reports (store.c flags those reserved before it at the first open). */
+/* In the main database: the id of the write that closed it last
+ * (store.c): at an open where another wrote since, or absent, every
+ * reserved password is flagged presented again. */
 #define CHALLENGE_FLAGS_KEY "reports-counted"
 /* Version 1 ended before `pool`: read as the admin pool. */
 #define CHALLENGE_RECORD_V1_SIZE offsetof(struct challenge_record, pool)

@@ -466,7 +466,7 @@ allow:
 	out->has_reserved_now = 1;
 	out->reserved_now = reserved_now;
 	out->has_counts_reports = 1;
-	out->counts_reports = 1;
+	out->counts_reports = v->v == &challenge_otp_validator;
 	reply->body_case = SCEP__V1__REPLY__BODY_CHALLENGE_CHECK;
 	reply->challenge_check = out;
 }

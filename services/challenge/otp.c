@@ -414,19 +414,20 @@ otp_consume(void *state, const struct scepd_challenge_request *req)
 	    "otp: password id=%s (issued to %s) used", id, rec.issued_by);
 }
 
-/* `flags` added to the record read in `txn`, which is committed (or
- * aborted: nothing new). Logged on failure. */
+/* The record read in `txn` with flags `set` and without `clear`; `txn`
+ * committed (or aborted: nothing new). Logged on failure. */
 static void
-otp_flags_add(struct challenge *c, MDB_txn *txn, struct challenge_record *rec,
-    uint32_t flags, const char *id)
+otp_flags_set(struct challenge *c, MDB_txn *txn, struct challenge_record *rec,
+    uint32_t set, uint32_t clear, const char *id)
 {
+	uint32_t flags = (rec->flags | set) & ~clear;
 	int e;
 
-	if ((rec->flags & flags) == flags) {
+	if (flags == rec->flags) {
 		challenge_txn_abort(c, txn);
 		return;
 	}
-	rec->flags |= flags;
+	rec->flags = flags;
 	if ((e = challenge_record_put(c, txn, rec)) != 0)
 		challenge_txn_abort(c, txn);
 	else
@@ -476,13 +477,21 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 			h->presented--;
 		h->release_wanted |= release;
 	}
+	out = h != NULL ? h->presented + (unsigned)h->reserver_out : 0;
 	if (h != NULL ? !h->release_wanted : !release) {
 		/* Nothing to release. A hold made later must not wait for
-		 * the reserving request: said in the record. */
+		 * the reserving request: said in the record; and with all
+		 * its requests reported, the hold's count is no longer
+		 * needed (the record says none is out uncounted). */
 		if (h == NULL && reserving)
-			otp_flags_add(
-			    c, txn, &rec, CHALLENGE_FLAG_RESERVER_REPORTED, id);
-		else
+			otp_flags_set(c, txn, &rec,
+			    CHALLENGE_FLAG_RESERVER_REPORTED, 0, id);
+		else if (h != NULL && out == 0) {
+			h->until_ms = 0;
+			otp_flags_set(c, txn, &rec,
+			    CHALLENGE_FLAG_RESERVER_REPORTED,
+			    CHALLENGE_FLAG_PRESENTED_AGAIN, id);
+		} else
 			challenge_txn_abort(c, txn);
 		log_event(LOG_LEVEL_INFO, txid, 0,
 		    "otp: password id=%s stays reserved to this transaction: "
@@ -490,13 +499,13 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 		    id);
 		return 0;
 	}
-	out = h != NULL ? h->presented + (unsigned)h->reserver_out : 0;
 	if (out > 0) {
 		int64_t left = h->until_ms - clock_monotonic_ms();
 
 		/* Said in the record too: the hold may go (a restart, room
 		 * taken), and the next key is then told why it is refused. */
-		otp_flags_add(c, txn, &rec, CHALLENGE_FLAG_RELEASE_WANTED, id);
+		otp_flags_set(
+		    c, txn, &rec, CHALLENGE_FLAG_RELEASE_WANTED, 0, id);
 		log_event(LOG_LEVEL_INFO, txid, 0,
 		    "otp: password id=%s (issued to %s) to be released: the CA "
 		    "refused this transaction; %u other request%s of it, "
@@ -508,10 +517,10 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	if (h == NULL &&
 	    ((rec.flags & CHALLENGE_FLAG_PRESENTED_AGAIN) || !reserving)) {
 		log_time((time_t)rec.expires_at, when);
-		otp_flags_add(c, txn, &rec,
+		otp_flags_set(c, txn, &rec,
 		    CHALLENGE_FLAG_RELEASE_WANTED |
 		        CHALLENGE_FLAG_PRESENTED_AGAIN,
-		    id);
+		    0, id);
 		log_event(LOG_LEVEL_WARN, txid, 0,
 		    "otp: password id=%s (issued to %s) not released: the CA "
 		    "refused this transaction, but another request of it "

@@ -314,62 +314,114 @@ failed:
 }
 
 /*
- * At the first open by a build that counts the reports of a transaction's
- * requests (CHALLENGE_FLAGS_KEY absent): a password reserved before may
- * have been presented again by requests no count remembers (the build
- * before kept them in memory), so each is flagged so, and a release asked
- * for it waits for its expiry (otp.c).
+ * The mark CHALLENGE_FLAGS_KEY holds the id of the write that closed the
+ * database last (challenge_db_close): at an open where it is not the last
+ * write's (absent: the first open by a build that counts the reports of a
+ * transaction's requests; older: this service was killed, or another
+ * build wrote since, which keeps its counts in memory and leaves flags
+ * as they were), a password reserved may have been presented again by
+ * requests no count remembers: each is flagged so, and a release asked
+ * for it waits for its expiry (otp.c). A flag that its reserving request
+ * reported is dropped: it may be a reservation's before.
  */
 static int
 records_flag_reserved(struct challenge *c)
 {
 	MDB_val mark = {sizeof(CHALLENGE_FLAGS_KEY) - 1,
 	            (void *)CHALLENGE_FLAGS_KEY},
-	        one = {1, (void *)"1"}, key, val;
+	        key, val;
+	uint64_t closed_by = 0;
 	MDB_cursor *cur = NULL;
 	MDB_txn *txn = NULL;
+	MDB_envinfo info;
 	size_t flagged = 0;
-	int e;
+	int e, absent;
 
-	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+	if ((e = mdb_env_info(c->env, &info)) != 0 ||
+	    (e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
 		return e;
-	if ((e = mdb_get(txn, c->dbi, &mark, &val)) != MDB_NOTFOUND) {
+	e = mdb_get(txn, c->dbi, &mark, &val);
+	if (e != 0 && e != MDB_NOTFOUND)
+		goto out;
+	absent = e == MDB_NOTFOUND;
+	if (!absent && val.mv_size == sizeof(closed_by))
+		memcpy(&closed_by, val.mv_data, sizeof(closed_by));
+	if (!absent && closed_by == (uint64_t)info.me_last_txnid) {
 		mdb_txn_abort(txn);
-		return e;
+		return 0;
 	}
 	if ((e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
 		goto out;
 	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
 	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct challenge_record rec;
+		MDB_val k;
 
 		if (key.mv_size != CHALLENGE_MAC_LEN ||
 		    !challenge_record_read(&val, &rec) ||
 		    rec.state != CHALLENGE_RESERVED)
 			continue;
 		rec.flags |= CHALLENGE_FLAG_PRESENTED_AGAIN;
+		rec.flags &= ~CHALLENGE_FLAG_RESERVER_REPORTED;
+		/* The key from the copy: a record read as version 1 grows,
+		 * and LMDB moves the page's nodes as it puts it back. */
+		k.mv_size = CHALLENGE_MAC_LEN;
+		k.mv_data = rec.mac;
 		val.mv_size = sizeof(rec);
 		val.mv_data = &rec;
-		if ((e = mdb_cursor_put(cur, &key, &val, MDB_CURRENT)) != 0)
+		if ((e = mdb_cursor_put(cur, &k, &val, MDB_CURRENT)) != 0)
 			break;
 		flagged++;
 	}
 	mdb_cursor_close(cur);
+	closed_by = 0; /* till this build closes it */
+	val.mv_size = sizeof(closed_by);
+	val.mv_data = &closed_by;
 	if (e == MDB_NOTFOUND)
-		e = mdb_put(txn, c->dbi, &mark, &one, 0);
+		e = mdb_put(txn, c->dbi, &mark, &val, 0);
 out:
 	if (e != 0) {
 		mdb_txn_abort(txn);
 		return e;
 	}
 	if ((e = mdb_txn_commit(txn)) == 0 && flagged > 0)
-		log_warn(
-		    "passwords: %zu reserved before this build: a release "
-		    "of one (the CA refused its transaction) waits for its "
-		    "expiry, as its transaction's other requests were not "
-		    "counted",
-		    flagged);
+		log_warn("passwords: %zu reserved when the database was last "
+		         "written %s: a release of one (the CA refused its "
+		         "transaction) waits for its expiry, as its "
+		         "transaction's other requests may not have been "
+		         "counted",
+		    flagged,
+		    absent ? "by a build that did not count them"
+		           : "other than by this service's stop (it was "
+		             "killed, or another build ran)");
 	return e;
+}
+
+/* The mark that this build closed the database with its last write. */
+static void
+records_mark_closed(struct challenge *c)
+{
+	MDB_val mark = {sizeof(CHALLENGE_FLAGS_KEY) - 1,
+	            (void *)CHALLENGE_FLAGS_KEY},
+	        val;
+	MDB_txn *txn = NULL;
+	uint64_t id;
+	int e;
+
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) == 0) {
+		id = (uint64_t)mdb_txn_id(txn);
+		val.mv_size = sizeof(id);
+		val.mv_data = &id;
+		if ((e = mdb_put(txn, c->dbi, &mark, &val, 0)) != 0)
+			mdb_txn_abort(txn);
+		else
+			e = mdb_txn_commit(txn);
+	}
+	if (e != 0)
+		log_error(
+		    "passwords: the database's close not marked (%s): "
+		    "the reserved passwords are flagged at the next start",
+		    store_strerror(e));
 }
 
 int
@@ -417,6 +469,7 @@ challenge_db_close(struct challenge *c)
 			          "stay reserved to their transactions",
 			    c->used.n, c->used.n == 1 ? "" : "s");
 		c->used.n = 0;
+		records_mark_closed(c);
 		mdb_env_sync(c->env, 1);
 		mdb_env_close(c->env);
 	}

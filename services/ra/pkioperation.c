@@ -31,8 +31,8 @@ struct ra_answer {
 	size_t certs_only_len;
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
-	/* The CA certainly issued nothing for this request: it answered an
-	 * error, or the request was never sent. */
+	/* The CA certainly issued nothing for this request: it refused it,
+	 * or the request was never sent. */
 	int not_issued;
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
 	int reserved_now; /* this request's check reserved the password */
@@ -241,7 +241,7 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 }
 
 /* A request whose password check passed issued nothing (the CA refused
- * or failed it, or it was never sent): reported, as an issued one is
+ * it, or it was never sent): reported, as an issued one is
  * (ChallengeConsume), so the challenge service knows when no request of
  * the transaction may still use the password. Released then if the CA
  * bound nothing to the transaction, so the device may enroll again with
@@ -328,8 +328,10 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
-	/* Any error answered: this request issued nothing. */
-	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK;
+	/* Refused: this request issued nothing (a copy of it, sent again,
+	 * gets the same answer or its certificate). Another error may be
+	 * one copy's while another is issued. */
+	ans->not_issued = reply->status == SCEP__V1__STATUS__STATUS_REFUSED;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 		        reply->sign != NULL && reply->sign->has_fail_info

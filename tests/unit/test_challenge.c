@@ -122,8 +122,9 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 static int last_reserved_now;
 static char last_error[256]; /* the last check's refusal */
 static uint32_t last_retry_after; /* the last check's, 0: none */
-/* The check's answer_within_ms when >= 0 (the RA sends it), else none. */
-static int64_t answer_within_ms = -1;
+/* The check's answer_within_ms when >= 0 (the RA sends it), else none;
+ * and its report_within_ms. */
+static int64_t answer_within_ms = -1, report_within_ms = -1;
 
 static int
 redeem_check(
@@ -143,6 +144,10 @@ redeem_check(
 		check.has_answer_within_ms = 1;
 		check.answer_within_ms = (uint32_t)answer_within_ms;
 	}
+	if (report_within_ms >= 0) {
+		check.has_report_within_ms = 1;
+		check.report_within_ms = (uint32_t)report_within_ms;
+	}
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_CHECK;
 	req.challenge_check = &check;
 	reply.status = SCEP__V1__STATUS__STATUS_OK;
@@ -158,9 +163,11 @@ redeem_check(
 		*consume = !reply.challenge_check->consume_not_needed;
 		last_reserved_now = reply.challenge_check->has_reserved_now &&
 		    reply.challenge_check->reserved_now;
-		/* The RA then reports each request that issued nothing. */
-		assert_true(reply.challenge_check->has_counts_reports &&
-		    reply.challenge_check->counts_reports);
+		/* The RA then reports each request that issued nothing
+		 * (counted for one-time passwords). */
+		assert_true(reply.challenge_check->has_counts_reports);
+		assert_int_equal(reply.challenge_check->counts_reports,
+		    strcmp(reply.challenge_check->validator, "otp") == 0);
 	}
 	rpc_arena_free(arena);
 	return status;
@@ -877,6 +884,17 @@ test_release(void **state)
 	free(pw);
 }
 
+/* The restart of the service: its memory gone, its database kept. */
+static void
+restart(struct fixture *f)
+{
+	char err[128];
+
+	challenge_db_close(&f->c);
+	memset(f->c.holds, 0, sizeof(f->c.holds));
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
+}
+
 /* The next key of a device whose password waits for a report: told to
  * come back (503), no security event. */
 static void
@@ -956,8 +974,10 @@ test_release_held(void **state)
 	 * gets no certificate with it. */
 	pw = issue(f, "admin", NULL, NULL, 0);
 	assert_int_equal(redeem(f, pw, "tx-7", 0), OK);
-	answer_within_ms = 100;
+	answer_within_ms = 60000; /* the report's time is what counts */
+	report_within_ms = 100;
 	assert_int_equal(redeem(f, pw, "tx-7", 0), OK);
+	report_within_ms = -1;
 	assert_int_equal(release_as(f, pw, "tx-7", 1, 1), 0);
 	next_key_waits(f, pw, "tx-8");
 	usleep(500 * 1000); /* 100 ms and the hold's margin */
@@ -984,6 +1004,19 @@ test_release_held(void **state)
 	assert_int_equal(stored_state(f, pw), CHALLENGE_ISSUED);
 	free(pw);
 
+	/* Both requests issued nothing, no release asked: nothing is out,
+	 * and the record says so (the hold goes): a retry after a restart
+	 * is counted again, and released at its report. */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-12", 0), OK);
+	assert_int_equal(redeem(f, pw, "tx-12", 0), OK);
+	assert_int_equal(release_as(f, pw, "tx-12", 0, 0), 0);
+	assert_int_equal(release_as(f, pw, "tx-12", 1, 0), 0);
+	restart(f);
+	assert_int_equal(redeem(f, pw, "tx-12", 0), OK);
+	assert_int_equal(release_as(f, pw, "tx-12", 0, 1), 1);
+	free(pw);
+
 	/* The reserving request's report alone (an older RA's form) waits
 	 * for the other one as well. */
 	pw = issue(f, "admin", NULL, NULL, 0);
@@ -995,43 +1028,44 @@ test_release_held(void **state)
 	f->c.settings.password_max = max;
 }
 
-/* The restart of the service: its memory gone, its database kept. */
+/* A build that keeps its counts in memory alone wrote the record of `pw`
+ * (its flags 0), the service stopped: after this build's close (the mark
+ * left as it was), or before any (`first`: no mark). */
 static void
-restart(struct fixture *f)
-{
-	char err[128];
-
-	challenge_db_close(&f->c);
-	memset(f->c.holds, 0, sizeof(f->c.holds));
-	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
-}
-
-/* As a build before flags left it: the record's flags 0, no mark that
- * records were flagged. */
-static void
-forget_flags(struct fixture *f, const char *pw)
+older_build_wrote(struct fixture *f, const char *pw, int first)
 {
 	MDB_val mark = {sizeof(CHALLENGE_FLAGS_KEY) - 1,
 	            (void *)CHALLENGE_FLAGS_KEY},
 	        key, val;
 	unsigned char mac[CHALLENGE_MAC_LEN];
-	char norm[CHALLENGE_PASSWORD_MAX + 1];
+	char norm[CHALLENGE_PASSWORD_MAX + 1], err[128];
 	struct challenge_record rec;
+	MDB_env *env;
 	MDB_txn *txn;
+	MDB_dbi dbi;
 
 	challenge_normalize(pw, norm, sizeof(norm));
 	assert_int_equal(challenge_mac(&f->c, norm, mac), 0);
+	challenge_db_close(&f->c);
+	memset(f->c.holds, 0, sizeof(f->c.holds));
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
 	key.mv_size = sizeof(mac);
 	key.mv_data = mac;
-	assert_int_equal(mdb_txn_begin(f->c.env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_get(txn, f->c.dbi, &key, &val), 0);
+	assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
 	assert_true(challenge_record_read(&val, &rec));
 	rec.flags = 0;
 	val.mv_size = sizeof(rec);
 	val.mv_data = &rec;
-	assert_int_equal(mdb_put(txn, f->c.dbi, &key, &val, 0), 0);
-	assert_int_equal(mdb_del(txn, f->c.dbi, &mark, NULL), 0);
+	assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+	if (first)
+		assert_int_equal(mdb_del(txn, dbi, &mark, NULL), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
 }
 
 /* Refused while it stays reserved to a transaction whose requests
@@ -1087,18 +1121,30 @@ test_release_counts_lost(void **state)
 	refused_until_expiry(f, pw2, "tx-6");
 	free(pw2);
 
-	/* Reserved under a build that kept its counts in memory alone (no
-	 * mark in the database): flagged at the first open by this one. */
+	/* Reserved under a build that kept its counts in memory alone:
+	 * flagged at the first open by this one, and at an open after
+	 * such a build ran again. A clean restart of this one flags
+	 * nothing. */
+	for (int first = 1; first >= 0; first--) {
+		char txid[32], other[32];
+
+		snprintf(txid, sizeof(txid), "tx-older-%d", first);
+		snprintf(other, sizeof(other), "tx-older-next-%d", first);
+		pw2 = issue(f, "admin", NULL, NULL, 0);
+		assert_int_equal(redeem(f, pw2, txid, 0), OK);
+		older_build_wrote(f, pw2, first);
+		assert_int_equal(release_as(f, pw2, txid, 1, 1), 0);
+		refused_until_expiry(f, pw2, other);
+		free(pw2);
+	}
 	pw2 = issue(f, "admin", NULL, NULL, 0);
-	assert_int_equal(redeem(f, pw2, "tx-7", 0), OK);
-	forget_flags(f, pw2);
+	assert_int_equal(redeem(f, pw2, "tx-9", 0), OK);
 	restart(f);
-	assert_int_equal(release_as(f, pw2, "tx-7", 1, 1), 0);
-	refused_until_expiry(f, pw2, "tx-8");
+	assert_int_equal(release_as(f, pw2, "tx-9", 1, 1), 1);
 
 	/* Every hold counting requests still to be answered: the next
 	 * request presenting a password again is told to come back. */
-	answer_within_ms = 100;
+	answer_within_ms = 60000;
 	for (size_t i = 0; i < CHALLENGE_HOLDS + 1; i++) {
 		char txid[32];
 
@@ -1109,9 +1155,10 @@ test_release_counts_lost(void **state)
 		assert_int_equal(redeem(f, many[i], txid, 0),
 		    i < CHALLENGE_HOLDS ? OK : UNAVAILABLE);
 	}
-	/* Their answers due, the oldest hold is taken: its password, its
-	 * count lost, stays reserved. */
-	usleep(500 * 1000);
+	/* Their answers due (aged by hand, oldest first), the oldest hold
+	 * is taken: its password, its count lost, stays reserved. */
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++)
+		f->c.holds[i].until_ms -= 120000;
 	snprintf(last, sizeof(last), "tx-many-%d", CHALLENGE_HOLDS);
 	assert_int_equal(redeem(f, many[CHALLENGE_HOLDS], last, 0), OK);
 	assert_int_equal(release_as(f, many[0], "tx-many-0", 1, 1), 0);
