@@ -324,8 +324,37 @@ failed:
  * for it waits for its expiry (otp.c). A flag that its reserving request
  * reported is dropped: it may be a reservation's before.
  */
+/* 1 when the mark says this build's close wrote last, 0 when not, -1
+ * when absent; *e set on a database error. Before any write of the open
+ * (an index made again would move the last write's id). */
 static int
-records_flag_reserved(struct challenge *c)
+records_closed_cleanly(struct challenge *c, int *e)
+{
+	MDB_val mark = {sizeof(CHALLENGE_FLAGS_KEY) - 1,
+	            (void *)CHALLENGE_FLAGS_KEY},
+	        val;
+	uint64_t closed_by = 0;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if ((*e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return 0;
+	*e = mdb_get(txn, c->dbi, &mark, &val);
+	if (*e == MDB_NOTFOUND) {
+		*e = 0;
+		rc = -1;
+	} else {
+		if (*e == 0 && val.mv_size == sizeof(closed_by))
+			memcpy(&closed_by, val.mv_data, sizeof(closed_by));
+		/* The id of the snapshot read: the last committed write. */
+		rc = *e == 0 && closed_by == (uint64_t)mdb_txn_id(txn);
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int
+records_flag_reserved(struct challenge *c, int closed_cleanly)
 {
 	MDB_val mark = {sizeof(CHALLENGE_FLAGS_KEY) - 1,
 	            (void *)CHALLENGE_FLAGS_KEY},
@@ -333,23 +362,13 @@ records_flag_reserved(struct challenge *c)
 	uint64_t closed_by = 0;
 	MDB_cursor *cur = NULL;
 	MDB_txn *txn = NULL;
-	MDB_envinfo info;
 	size_t flagged = 0;
-	int e, absent;
+	int e;
 
-	if ((e = mdb_env_info(c->env, &info)) != 0 ||
-	    (e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
-		return e;
-	e = mdb_get(txn, c->dbi, &mark, &val);
-	if (e != 0 && e != MDB_NOTFOUND)
-		goto out;
-	absent = e == MDB_NOTFOUND;
-	if (!absent && val.mv_size == sizeof(closed_by))
-		memcpy(&closed_by, val.mv_data, sizeof(closed_by));
-	if (!absent && closed_by == (uint64_t)info.me_last_txnid) {
-		mdb_txn_abort(txn);
+	if (closed_cleanly > 0)
 		return 0;
-	}
+	if ((e = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		return e;
 	if ((e = mdb_cursor_open(txn, c->dbi, &cur)) != 0)
 		goto out;
 	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
@@ -359,7 +378,8 @@ records_flag_reserved(struct challenge *c)
 
 		if (key.mv_size != CHALLENGE_MAC_LEN ||
 		    !challenge_record_read(&val, &rec) ||
-		    rec.state != CHALLENGE_RESERVED)
+		    rec.state != CHALLENGE_RESERVED ||
+		    memcmp(rec.mac, key.mv_data, CHALLENGE_MAC_LEN) != 0)
 			continue;
 		rec.flags |= CHALLENGE_FLAG_PRESENTED_AGAIN;
 		rec.flags &= ~CHALLENGE_FLAG_RESERVER_REPORTED;
@@ -391,9 +411,10 @@ out:
 		         "transaction's other requests may not have been "
 		         "counted",
 		    flagged,
-		    absent ? "by a build that did not count them"
-		           : "other than by this service's stop (it was "
-		             "killed, or another build ran)");
+		    closed_cleanly < 0
+		        ? "by a build that did not count them"
+		        : "other than by this service's stop (it was "
+		          "killed, or another build ran)");
 	return e;
 }
 
@@ -428,13 +449,14 @@ int
 challenge_db_open(struct challenge *c, char *err, size_t errlen)
 {
 	static const char *const main_db[] = {NULL};
-	int built, e;
+	int built, clean, e;
 
 	if (store_open(c->settings.database, c->settings.database_max_mib,
 	        "DatabaseMaxMiB in [challenge]", main_db, &c->env, &c->dbi, err,
 	        errlen) != 0)
 		return -1;
-	if ((e = index_open(c, &built)) != 0) {
+	clean = records_closed_cleanly(c, &e);
+	if (e != 0 || (e = index_open(c, &built)) != 0) {
 		snprintf(err, errlen, "%s: indexing the passwords: %s",
 		    c->settings.database, store_strerror(e));
 		mdb_env_close(c->env);
@@ -448,7 +470,7 @@ challenge_db_open(struct challenge *c, char *err, size_t errlen)
 		c->env = NULL;
 		return -1;
 	}
-	if ((e = records_flag_reserved(c)) != 0) {
+	if ((e = records_flag_reserved(c, clean)) != 0) {
 		snprintf(err, errlen, "%s: flagging the reserved passwords: %s",
 		    c->settings.database, store_strerror(e));
 		mdb_env_close(c->env);
