@@ -88,6 +88,10 @@ challenge_handle_list(void *worker, const Scep__V1__Request *req,
 			p->transaction_id =
 			    rpc_strdup(arena, rec.reserved_txid);
 		p->pool = rec.pool == CHALLENGE_POOL_MDM ? "mdm" : "admin";
+		p->has_release_waits = 1;
+		p->release_waits =
+		    challenge_record_state(held, &rec) == CHALLENGE_RESERVED &&
+		    (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED) != 0;
 		out->passwords[n++] = p;
 	}
 	out->n_passwords = n;

@@ -166,5 +166,14 @@ ios_enroll "$pw" "CN=second certificate" "$WORK/second.pem" "$URL" || rc=$?
 ! logged "$from" "security:" || fail "the device's own password taken for a thief's: $(grep security: "$WORK/log.since")"
 issued=$(grep -c "issued serial .* to \"CN=second certificate\"" "$SERVER_LOG" || true)
 [ "$issued" = 0 ] || fail "the CA issued a second certificate for the password"
+# The operator sees why: reserved to the transaction, its release waiting.
+"$SCEPCTL" --data-dir "$DATA" challenge --list --json > "$WORK/list.json" || fail "scepctl challenge --list --json"
+python3 - "$WORK/list.json" "TXMARKLOST$try" <<'PY' || fail "scepctl challenge --list does not show the password reserved, its release waiting"
+import json, sys
+mine = [p for p in json.load(open(sys.argv[1])) if p["transaction_id"] == sys.argv[2]]
+assert len(mine) == 1 and mine[0]["state"] == "reserved" and mine[0]["release_waits"] is True, mine
+PY
+"$SCEPCTL" --data-dir "$DATA" challenge --list 2> /dev/null | grep -q "TXMARKLOST$try  release waits$" ||
+	fail "scepctl challenge --list does not say 'release waits'"
 
 pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key (once every request of its transaction reported); one signed as the device's time ran out is marked used; one whose mark was lost is never released"

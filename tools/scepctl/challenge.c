@@ -32,7 +32,9 @@ scepctl_challenge_usage(FILE *f)
 	    "  Prints one fresh one-time enrollment password; with --json,\n"
 	    "  {\"password\", \"expires_at\", \"validity_minutes\"}.\n"
 	    "  --list: the passwords on record (id, state, issued to, expiry,\n"
-	    "  transaction), never the passwords themselves. --revoke ID\n"
+	    "  transaction; \"release waits\": the CA refused a request of\n"
+	    "  it, and another may still use it), never the passwords\n"
+	    "  themselves. --revoke ID\n"
 	    "  deletes one no device has presented yet; --revoke-unused all\n"
 	    "  of them the admin page issued (a full password cache emptied),\n"
 	    "  with --pool mdm every MDM account's, with --pool all both.\n");
@@ -51,18 +53,21 @@ scepctl_challenge_list(const Scep__V1__ChallengeListReply *out, int json)
 		log_time((time_t)p->expires_at, expires);
 		if (json)
 			json_array_append_new(a,
-			    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			    json_pack(
+			        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
 			        "id", p->id, "state", p->state, "issued_by",
 			        p->issued_by, "issued_at", issued, "expires_at",
 			        expires, "transaction_id",
 			        p->transaction_id ? p->transaction_id : "",
-			        "pool", p->pool ? p->pool : "admin"));
+			        "pool", p->pool ? p->pool : "admin",
+			        "release_waits", (int)p->release_waits));
 		else
-			printf(
-			    "%s  %-8s  issued %s to %s (%s)  expires %s  %s\n",
+			printf("%s  %-8s  issued %s to %s (%s)  expires %s  "
+			       "%s%s\n",
 			    p->id, p->state, issued, p->issued_by,
 			    p->pool ? p->pool : "admin", expires,
-			    p->transaction_id ? p->transaction_id : "-");
+			    p->transaction_id ? p->transaction_id : "-",
+			    p->release_waits ? "  release waits" : "");
 	}
 	if (json) {
 		json_dumpf(a, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
