@@ -31,9 +31,11 @@ struct ra_answer {
 	size_t certs_only_len;
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
-	/* The CA certainly issued nothing for this request: it refused it,
-	 * or the request was never sent. */
+	/* The CA issued nothing for this request: it refused it, the
+	 * request was never sent, or it answered another error (a copy
+	 * sent again may still reach it within final_within_ms). */
 	int not_issued;
+	uint32_t final_within_ms;
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
 	int reserved_now; /* this request's check reserved the password */
 	int reports_counted; /* the challenge service counts every report */
@@ -241,7 +243,8 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 }
 
 /* A request whose password check passed issued nothing (the CA refused
- * it, or it was never sent): reported, as an issued one is
+ * it or answered an error, or it was never sent): reported, as an issued
+ * one is
  * (ChallengeConsume), so the challenge service knows when no request of
  * the transaction may still use the password. Released then if the CA
  * bound nothing to the transaction, so the device may enroll again with
@@ -263,6 +266,8 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.reserving = ans->reserved_now;
 	release.has_release = 1;
 	release.release = ans->nothing_bound;
+	release.has_final_within_ms = ans->final_within_ms > 0;
+	release.final_within_ms = ans->final_within_ms;
 	/* An older challenge service takes any report for the reserving
 	 * request's wish to release: it gets only that one. */
 	if (!ans->reports_counted && !(ans->reserved_now && ans->nothing_bound))
@@ -328,10 +333,17 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
-	/* Refused: this request issued nothing (a copy of it, sent again,
-	 * gets the same answer or its certificate). Another error may be
-	 * one copy's while another is issued. */
-	ans->not_issued = reply->status == SCEP__V1__STATUS__STATUS_REFUSED;
+	/* An error answered: this copy issued nothing. A refusal is every
+	 * copy's (each gets the same answer, or the certificate another
+	 * was issued); another error may be one copy's while another, sent
+	 * again, is issued before its deadline. */
+	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK;
+	if (ans->not_issued &&
+	    reply->status != SCEP__V1__STATUS__STATUS_REFUSED) {
+		int64_t left = call.deadline_ms - rpc_now_ms();
+
+		ans->final_within_ms = left > 0 ? (uint32_t)left : 1;
+	}
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 		        reply->sign != NULL && reply->sign->has_fail_info
