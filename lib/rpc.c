@@ -650,6 +650,7 @@ struct rpc_client {
 	char *origin;
 	uint64_t next_id;
 	size_t max_request; /* rpc_client_set_max; 0: none */
+	unsigned int copies; /* of the last call's request, sent */
 };
 
 /* A socket to endpoint `i` alone, so that which endpoint an attempt goes
@@ -902,6 +903,7 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	size_t len, cap;
 
 	*reply = NULL;
+	client->copies = 0;
 	if (attempt_ms < RPC_MIN_ATTEMPT_MS)
 		attempt_ms = RPC_MIN_ATTEMPT_MS;
 	req->id = ++client->next_id;
@@ -941,6 +943,7 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 			err = RPC_ESYS;
 			break;
 		}
+		client->copies += sent > 0;
 		if (sent == 0) {
 			/* No connected peer yet: wait a little, retry. */
 			struct timespec ts = {0, 20 * 1000 * 1000};
@@ -980,6 +983,12 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 {
 	return rpc_call_attempts(
 	    client, req, timeout_ms, timeout_ms / 3, timeout_ms, reply);
+}
+
+unsigned int
+rpc_client_copies(const struct rpc_client *client)
+{
+	return client->copies;
 }
 
 int

@@ -154,6 +154,10 @@ void rpc_client_free(struct rpc_client *client);
  * A request that would not fit, framing included, is not sent: rpc_call
  * returns RPC_ETOOBIG at once. 0 (the default): no limit here. */
 void rpc_client_set_max(struct rpc_client *client, size_t bytes);
+/* How many copies of its last call's request the client sent (0: none;
+ * more than one: one the service answered may not be the one it acted
+ * on last). */
+unsigned int rpc_client_copies(const struct rpc_client *client);
 
 /*
  * Sends `req` (its id, deadline and origin are set here) and waits up to

@@ -187,6 +187,9 @@ struct ca {
 	 * arrives as one batch. */
 	long hold_after, hold_ms;
 	int held;
+	/* SCEPD_TEST_CA_CHECK_MS=N: each SignRequest's checks take N ms
+	 * more (a slow policy plugin). */
+	long check_ms;
 	/* SCEPD_TEST_CA_PENDING_AGE=S: pending requests are S seconds older
 	 * than their records say (expiry and purge without waiting days). */
 	long pending_age;

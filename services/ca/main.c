@@ -406,6 +406,12 @@ ca_test_hooks_read(struct ca *ca)
 		         "of issuance %ld",
 		    ca->hold_ms, ca->hold_after);
 	}
+	if (getenv("SCEPD_TEST_CA_CHECK_MS") != NULL) {
+		ca->check_ms = atol(getenv("SCEPD_TEST_CA_CHECK_MS"));
+		log_warn("test hook: each SignRequest's checks take %ld ms "
+		         "more",
+		    ca->check_ms);
+	}
 	if (age != NULL) {
 		ca->pending_age = atol(age);
 		log_warn("test hook: pending requests are %ld s older than "

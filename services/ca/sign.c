@@ -574,6 +574,7 @@ struct ca_sign_job {
 	char renewed[CA_SERIAL_HEX];
 	struct ca_ledger_entry issued;
 	struct ca_issue is;
+	int late; /* past its deadline once checked: not signed */
 };
 
 /*
@@ -821,12 +822,25 @@ ca_sign_issue(struct ca *ca, struct ca_sign_job *jobs, size_t n)
 	struct ca_issue *group[RPC_BATCH_MAX];
 	MDB_txn *txn = NULL;
 	const char *what = "ledger";
-	int e;
-	size_t i;
+	int64_t now = rpc_now_ms();
+	int e = 0;
+	size_t i, live = 0;
 
 	for (i = 0; i < n; i++) {
 		struct ca_sign_job *job = &jobs[i];
 
+		/* Its checks took it past its deadline (a slow policy
+		 * plugin, a long batch): the caller stopped waiting, and may
+		 * have reported another copy of it as failed; issued now, it
+		 * could be paid for twice (a password released meanwhile). */
+		if ((job->late = job->req->deadline_ms < now)) {
+			log_event(LOG_LEVEL_WARN, job->txid, job->req->id,
+			    "not signed: past its deadline after its checks");
+			job->reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+			job->reply->error =
+			    "the CA cannot issue a certificate now";
+			continue;
+		}
 		job->issued.txid = job->txid;
 		job->issued.client_addr = job->req->sign->client_addr != NULL
 		    ? job->req->sign->client_addr
@@ -837,10 +851,10 @@ ca_sign_issue(struct ca *ca, struct ca_sign_job *jobs, size_t n)
 		job->is.tpl = job->tpl;
 		job->is.entry = &job->issued;
 		job->is.arena = job->arena;
-		group[i] = &job->is;
+		group[live++] = &job->is;
 	}
-	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) == 0 &&
-	    (e = ca_issue_group(ca, &txn, group, n, &what)) == 0) {
+	if (live > 0 && (e = mdb_txn_begin(ca->env, NULL, 0, &txn)) == 0 &&
+	    (e = ca_issue_group(ca, &txn, group, live, &what)) == 0) {
 		e = mdb_txn_commit(txn);
 		txn = NULL;
 		what = "ledger commit";
@@ -848,6 +862,8 @@ ca_sign_issue(struct ca *ca, struct ca_sign_job *jobs, size_t n)
 	for (i = 0; i < n; i++) {
 		struct ca_sign_job *job = &jobs[i];
 
+		if (job->late)
+			continue;
 		if (job->is.failed)
 			ca_sign_internal(job->reply, job->req, job->txid,
 			    job->issued.subject, 0);
@@ -905,6 +921,10 @@ ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n)
 		job->req = items[i].req;
 		job->reply = items[i].reply;
 		job->arena = items[i].arena;
+#ifdef SCEPD_TEST_HOOKS
+		if (ca->check_ms > 0)
+			usleep((useconds_t)ca->check_ms * 1000);
+#endif
 		if (ca_sign_check(ca, job) != 0) {
 			ca_sign_job_free(job);
 			ERR_clear_error();

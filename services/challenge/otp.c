@@ -25,10 +25,12 @@
 	"ask for a new password"
 
 #define OTP_HOLD_MARGIN_MS 250
-/* Past a copy's deadline: the CA drops it, unless it was being signed
- * then (a batch's time), or the CA's host reads the deadline a little
- * later (clocks told apart by estimate). */
-#define OTP_FINAL_MARGIN_MS 2000
+/* Past a copy's deadline the CA drops it, and one checked past it is not
+ * signed (ca_sign_issue): what may remain is a batch's signatures and
+ * flushes (well under a second, on an HSM too), and the CA's host reading
+ * the deadline up to a second late (clocks told apart by estimate,
+ * RPC_CLOCK_SLACK_MS). */
+#define OTP_FINAL_MARGIN_MS 3000
 
 /* The password's MAC (lower-case hex typed is the same password). */
 static int
@@ -86,7 +88,10 @@ otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 		struct challenge_hold *x = &c->holds[i];
 		unsigned int x_out = x->presented + (unsigned)x->reserver_out;
 
-		if (x->until_ms == 0 || x_out == 0) {
+		/* Nothing out, no copy's wait, no release due: free. */
+		if (x->until_ms == 0 ||
+		    (x_out == 0 && x->final_after_ms <= now &&
+		        !x->release_wanted)) {
 			spare = x;
 			out = 0;
 			if (x->until_ms == 0)
@@ -114,6 +119,14 @@ otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 		    "never said how %s ended (its RA stopped?): no longer "
 		    "counted, it stays reserved until it expires",
 		    other, out, out == 1 ? "" : "s", out == 1 ? "it" : "they");
+	} else if (spare->until_ms != 0 && spare->release_wanted) {
+		char other[17];
+
+		challenge_mac_id(spare->mac, other);
+		log_event(LOG_LEVEL_WARN, spare->txid, 0,
+		    "otp: password id=%s: its release, due, is forgotten for "
+		    "want of room: it stays reserved until it expires",
+		    other);
 	}
 	memset(spare, 0, sizeof(*spare));
 	memcpy(spare->mac, mac, CHALLENGE_MAC_LEN);

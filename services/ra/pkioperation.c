@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pki.h"
 #include "ra.h"
@@ -31,9 +32,10 @@ struct ra_answer {
 	size_t certs_only_len;
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
-	/* The CA issued nothing for this request: it refused it, the
-	 * request was never sent, or it answered another error (a copy
-	 * sent again may still reach it within final_within_ms). */
+	/* The CA issued nothing for this request: it answered an error,
+	 * or the request was never sent. When a copy was sent again, one
+	 * the CA answered may not be the one it acts on last: till its
+	 * deadline, final_within_ms from the answer. */
 	int not_issued;
 	uint32_t final_within_ms;
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
@@ -242,9 +244,8 @@ ra_challenge_consume(struct ra_worker *w, const Scep__V1__Request *req,
 	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
-/* A request whose password check passed issued nothing (the CA refused
- * it or answered an error, or it was never sent): reported, as an issued
- * one is
+/* A request whose password check passed issued nothing (the CA answered
+ * it an error, or it was never sent): reported, as an issued one is
  * (ChallengeConsume), so the challenge service knows when no request of
  * the transaction may still use the password. Released then if the CA
  * bound nothing to the transaction, so the device may enroll again with
@@ -298,6 +299,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Reply *reply = NULL;
 	unsigned char *old = NULL;
 	const unsigned char *p;
+	int64_t sent_ms;
 	int budget, len, rc = -1;
 
 	/* The CSR as the device sent it: the CA checks its signature. */
@@ -323,6 +325,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	call.sign = &sign;
 	budget = ra_budget_ms(w->ra, req);
+	sent_ms = clock_monotonic_ms();
 	rc = rpc_call(w->ca, &call, budget, &reply);
 	OPENSSL_free(old);
 	if (rc != RPC_OK) {
@@ -333,14 +336,13 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
-	/* An error answered: this copy issued nothing. A refusal is every
-	 * copy's (each gets the same answer, or the certificate another
-	 * was issued); another error may be one copy's while another, sent
-	 * again, is issued before its deadline. */
+	/* An error answered: this copy issued nothing. Another, sent again
+	 * after no answer for a third of the wait, may reach the CA later
+	 * and get another answer (a policy plugin back, or changed its
+	 * mind), till its deadline: the CA drops it past that. */
 	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK;
-	if (ans->not_issued &&
-	    reply->status != SCEP__V1__STATUS__STATUS_REFUSED) {
-		int64_t left = call.deadline_ms - rpc_now_ms();
+	if (ans->not_issued && rpc_client_copies(w->ca) > 1) {
+		int64_t left = sent_ms + budget - clock_monotonic_ms();
 
 		ans->final_within_ms = left > 0 ? (uint32_t)left : 1;
 	}

@@ -176,4 +176,21 @@ PY
 "$SCEPCTL" --data-dir "$DATA" challenge --list 2> /dev/null | grep -q "TXMARKLOST$try  release waits$" ||
 	fail "scepctl challenge --list does not say 'release waits'"
 
-pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key (once every request of its transaction reported); one signed as the device's time ran out is marked used; one whose mark was lost is never released"
+check "a SignRequest whose checks outlast its deadline (a slow policy plugin) is not signed: 503 for the device, no certificate"
+# The RA sent copies of it and may have had another answered an error:
+# reported as failed, its password could be released once that copy's
+# deadline passed. Signed after it, the password would pay twice.
+server_stop
+SCEPD_TEST_CA_CHECK_MS=4500 server_start
+grep -q "test hook: each SignRequest's checks take 4500 ms more" "$SERVER_LOG" ||
+	fail "the CA did not take the test hook"
+from=$(log_mark)
+rc=0
+ios_enroll "$(challenge)" "CN=slow checks" "$WORK/slow.pem" "$URL" > /dev/null || rc=$?
+[ $rc = 1 ] && grep -q "503" "$WORK/slow.pem.log" || fail "a request whose checks outlast its deadline: exit $rc, want 1 (HTTP 503)"
+await_logged "$from" "not signed: past its deadline after its checks" 10 ||
+	fail "the CA did not say it left the late request unsigned"
+sleep 1 # the copies the RA sent again, dropped past their deadline
+! logged "$from" "issued serial .* to \"CN=slow checks\"" || fail "the CA signed a request past its deadline"
+
+pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key (once every request of its transaction reported); one signed as the device's time ran out is marked used; one whose mark was lost is never released; one checked past its deadline is not signed"
