@@ -180,9 +180,6 @@ struct challenge_hold {
 	unsigned int presented; /* requests presenting it again, unreported */
 	int reserver_out; /* the request that reserved it has not reported */
 	int release_wanted; /* a request the CA refused, binding nothing */
-	/* CLOCK_MONOTONIC: a copy of a reported request (answered an error
-	 * by the CA) may reach the CA and be issued till then. */
-	int64_t final_after_ms;
 };
 
 /* The service: read-only after start-up except through LMDB, the held
@@ -440,13 +437,12 @@ void challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 extern const struct scepd_challenge_validator challenge_otp_validator;
 /* The report of a request of txid that passed the check and was not
  * issued (ChallengeReleaseRequest): `reserving`, its check reserved the
- * password; `release`, the CA bound nothing to txid; `final_within_ms`,
- * a copy of it may still reach the CA till then. The password goes
+ * password; `release`, the CA bound nothing to txid. The password goes
  * back to issued once no request of txid may still use it: 1 released,
  * 0 not (not reserved to txid, or another request of it unreported), -1
  * on a database error (logged). Under the service's lock. */
 int otp_release(struct challenge *c, const char *password, const char *txid,
-    int reserving, int release, uint32_t final_within_ms);
+    int reserving, int release);
 extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

@@ -25,12 +25,6 @@
 	"ask for a new password"
 
 #define OTP_HOLD_MARGIN_MS 250
-/* Past a copy's deadline the CA drops it, and one checked past it is not
- * signed (ca_sign_issue): what may remain is a batch's signatures and
- * flushes (well under a second, on an HSM too), and the CA's host reading
- * the deadline up to a second late (clocks told apart by estimate,
- * RPC_CLOCK_SLACK_MS). */
-#define OTP_FINAL_MARGIN_MS 3000
 
 /* The password's MAC (lower-case hex typed is the same password). */
 static int
@@ -88,10 +82,8 @@ otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 		struct challenge_hold *x = &c->holds[i];
 		unsigned int x_out = x->presented + (unsigned)x->reserver_out;
 
-		/* Nothing out, no copy's wait, no release due: free. */
-		if (x->until_ms == 0 ||
-		    (x_out == 0 && x->final_after_ms <= now &&
-		        !x->release_wanted)) {
+		/* Nothing out, no release due: free. */
+		if (x->until_ms == 0 || (x_out == 0 && !x->release_wanted)) {
 			spare = x;
 			out = 0;
 			if (x->until_ms == 0)
@@ -242,20 +234,16 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	out_n = deferred != NULL
 	    ? deferred->presented + (unsigned)deferred->reserver_out
 	    : 0;
-	if (deferred != NULL && out_n == 0 &&
-	    deferred->final_after_ms <= clock_monotonic_ms()) {
-		/* All reported, no copy to come: the release is done now
-		 * (it waited for a copy, or its write failed), with the
-		 * reservation to this one. */
+	if (deferred != NULL && out_n == 0) {
+		/* All reported, but the release's write failed: done now,
+		 * with the reservation to this one. */
 		rec.state = CHALLENGE_ISSUED;
 	} else if (deferred != NULL ||
 	    (rec.state == CHALLENGE_RESERVED &&
 	        strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
 	        (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED))) {
 		int64_t left = deferred != NULL
-		    ? (out_n > 0 ? deferred->until_ms
-		                 : deferred->final_after_ms) -
-		        clock_monotonic_ms()
+		    ? deferred->until_ms - clock_monotonic_ms()
 		    : 0;
 
 		if (left > 0) {
@@ -469,16 +457,15 @@ otp_flags_set(struct challenge *c, MDB_txn *txn, struct challenge_record *rec,
 
 int
 otp_release(struct challenge *c, const char *password, const char *txid,
-    int reserving, int release, uint32_t final_within_ms)
+    int reserving, int release)
 {
 	struct challenge_hold *h;
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17], when[LOG_TIME_LEN];
 	MDB_txn *txn = NULL;
-	int64_t now = clock_monotonic_ms(), final_after = 0;
 	unsigned int out;
-	int e, found, waiting;
+	int e, found;
 
 	if (otp_mac(c, password, mac, id) != 0 ||
 	    (e = challenge_txn_begin(c, &txn)) != 0) {
@@ -501,40 +488,23 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	 * waits for their reports; uncounted (presented before a restart,
 	 * or their hold taken for room), it cannot be known. */
 	h = otp_hold_find(c, mac, txid);
-	/* Answered an error, not a refusal: a copy of it may still be
-	 * issued until its deadline. The only request so far (the one that
-	 * reserved it) gets a hold to keep that time. */
-	if (final_within_ms > 0) {
-		final_after = now + final_within_ms + OTP_FINAL_MARGIN_MS;
-		if (h == NULL && reserving &&
-		    !(rec.flags & CHALLENGE_FLAG_PRESENTED_AGAIN) &&
-		    (h = otp_hold_new(c, mac, id, txid)) != NULL)
-			h->reserver_out = 1; /* reported just below */
-	}
 	if (h != NULL) {
 		if (reserving)
 			h->reserver_out = 0;
 		else if (h->presented > 0)
 			h->presented--;
 		h->release_wanted |= release;
-		if (h->final_after_ms < final_after)
-			h->final_after_ms = final_after;
-		if (h->until_ms < h->final_after_ms)
-			h->until_ms = h->final_after_ms;
 	}
 	out = h != NULL ? h->presented + (unsigned)h->reserver_out : 0;
-	waiting = h != NULL && h->final_after_ms > now;
 	if (h != NULL ? !h->release_wanted : !release) {
 		/* Nothing to release. A hold made later must not wait for
-		 * the reserving request: said in the record (unless a copy
-		 * of it may still come: a hold keeps that, or, without room,
-		 * nothing is said); and with all its requests reported, the
-		 * hold's count is no longer needed (the record says none is
-		 * out uncounted). */
-		if (h == NULL && reserving && final_after == 0)
+		 * the reserving request: said in the record; and with all
+		 * its requests reported, the hold's count is no longer
+		 * needed (the record says none is out uncounted). */
+		if (h == NULL && reserving)
 			otp_flags_set(c, txn, &rec,
 			    CHALLENGE_FLAG_RESERVER_REPORTED, 0, id);
-		else if (h != NULL && out == 0 && !waiting) {
+		else if (h != NULL && out == 0) {
 			h->until_ms = 0;
 			otp_flags_set(c, txn, &rec,
 			    CHALLENGE_FLAG_RESERVER_REPORTED,
@@ -547,37 +517,24 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 		    id);
 		return 0;
 	}
-	if (out > 0 || waiting) {
-		int64_t left =
-		    (out > 0 ? h->until_ms : h->final_after_ms) - now;
+	if (out > 0) {
+		int64_t left = h->until_ms - clock_monotonic_ms();
 
 		/* Said in the record too: the hold may go (a restart, room
 		 * taken), and the next key is then told why it is refused. */
 		otp_flags_set(
 		    c, txn, &rec, CHALLENGE_FLAG_RELEASE_WANTED, 0, id);
-		if (out > 0)
-			log_event(LOG_LEVEL_INFO, txid, 0,
-			    "otp: password id=%s (issued to %s) to be "
-			    "released: "
-			    "the CA refused this transaction; %u other "
-			    "request%s of it, answered within %lld ms, may "
-			    "still use it",
-			    id, rec.issued_by, out, out == 1 ? "" : "s",
-			    (long long)(left > 0 ? left : 0));
-		else
-			log_event(LOG_LEVEL_INFO, txid, 0,
-			    "otp: password id=%s (issued to %s) to be released "
-			    "in %lld ms: the CA refused this transaction; a "
-			    "copy of another request of it, answered an error, "
-			    "may still reach the CA till then",
-			    id, rec.issued_by,
-			    (long long)(left > 0 ? left : 0));
+		log_event(LOG_LEVEL_INFO, txid, 0,
+		    "otp: password id=%s (issued to %s) to be released: the CA "
+		    "refused this transaction; %u other request%s of it, "
+		    "answered within %lld ms, may still use it",
+		    id, rec.issued_by, out, out == 1 ? "" : "s",
+		    (long long)(left > 0 ? left : 0));
 		return 0;
 	}
-	/* Without a hold: counts lost, or no room to keep a copy's time. */
+	/* Without a hold, and presented again: counts lost. */
 	if (h == NULL &&
-	    ((rec.flags & CHALLENGE_FLAG_PRESENTED_AGAIN) || !reserving ||
-	        final_after != 0)) {
+	    ((rec.flags & CHALLENGE_FLAG_PRESENTED_AGAIN) || !reserving)) {
 		log_time((time_t)rec.expires_at, when);
 		otp_flags_set(c, txn, &rec,
 		    CHALLENGE_FLAG_RELEASE_WANTED |

@@ -13,7 +13,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "clock.h"
 #include "log.h"
 #include "pki.h"
 #include "ra.h"
@@ -32,12 +31,9 @@ struct ra_answer {
 	size_t certs_only_len;
 	int cipher_nid; /* of the request's envelope, for the reply */
 	int opened; /* the envelope opened: a legacy cipher's use counts */
-	/* The CA issued nothing for this request: it answered an error,
-	 * or the request was never sent. When a copy was sent again, one
-	 * the CA answered may not be the one it acts on last: till its
-	 * deadline, final_within_ms from the answer. */
+	/* The CA issued nothing for this request: the one copy sent was
+	 * answered an error, or none was sent. */
 	int not_issued;
-	uint32_t final_within_ms;
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
 	int reserved_now; /* this request's check reserved the password */
 	int reports_counted; /* the challenge service counts every report */
@@ -267,8 +263,6 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.reserving = ans->reserved_now;
 	release.has_release = 1;
 	release.release = ans->nothing_bound;
-	release.has_final_within_ms = ans->final_within_ms > 0;
-	release.final_within_ms = ans->final_within_ms;
 	/* An older challenge service takes any report for the reserving
 	 * request's wish to release: it gets only that one. */
 	if (!ans->reports_counted && !(ans->reserved_now && ans->nothing_bound))
@@ -299,7 +293,6 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Reply *reply = NULL;
 	unsigned char *old = NULL;
 	const unsigned char *p;
-	int64_t sent_ms;
 	int budget, len, rc = -1;
 
 	/* The CSR as the device sent it: the CA checks its signature. */
@@ -325,27 +318,23 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	call.sign = &sign;
 	budget = ra_budget_ms(w->ra, req);
-	sent_ms = clock_monotonic_ms();
 	rc = rpc_call(w->ca, &call, budget, &reply);
 	OPENSSL_free(old);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA: %s", rpc_strerror(rc));
 		/* Not sent: nothing issued. Unanswered: it may be. */
-		ans->not_issued = budget == 0 || rc == RPC_ETOOBIG;
+		ans->not_issued = rpc_client_copies(w->ca) == 0;
 		return ra_call_failed(ans, rc, 1, arena);
 	}
 	rc = -1;
 	/* An error answered: this copy issued nothing. Another, sent again
 	 * after no answer for a third of the wait, may reach the CA later
 	 * and get another answer (a policy plugin back, or changed its
-	 * mind), till its deadline: the CA drops it past that. */
-	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK;
-	if (ans->not_issued && rpc_client_copies(w->ca) > 1) {
-		int64_t left = sent_ms + budget - clock_monotonic_ms();
-
-		ans->final_within_ms = left > 0 ? (uint32_t)left : 1;
-	}
+	 * mind) and a certificate, which no one would report: with copies,
+	 * the outcome is not known. */
+	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK &&
+	    rpc_client_copies(w->ca) == 1;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 		        reply->sign != NULL && reply->sign->has_fail_info

@@ -268,8 +268,6 @@ fuzz_reset(uint64_t variant)
 		    (variant & FUZZ_V_FLAGGED ? 60000 : -1);
 		c->holds[0].presented = 1;
 		c->holds[0].release_wanted = 1;
-		/* And a copy of a request answered an error may come. */
-		c->holds[0].final_after_ms = c->holds[0].until_ms;
 	}
 	return;
 fail:

@@ -90,31 +90,32 @@ rc=0
 ios_enroll "$pw" "O=Fabrikam,CN=after the late one" "$WORK/after-late.pem" >/dev/null || rc=$?
 [ $rc = 2 ] || fail "the late certificate's password, presented again: exit $rc, want 2"
 
-# two_requests TXID NAME1 ARGS1 -- NAME2 ARGS2: two enrollments of one
-# transaction with the same password ($pw), the second presenting it while
-# the first waits at the CA (stopped for a moment), so that the CA answers
-# the first one first. Their exit statuses in rc1 and rc2.
+# two_requests TXID NAME1 BITS1 NAME2 BITS2: two enrollments of one
+# transaction with the same password ($pw), keys of BITS made first, the
+# second presenting it while the first waits at the CA (stopped for a
+# moment, less than a third of the RA's RPCTimeout: a copy sent again
+# would make the first's outcome unknown), so that the CA answers the
+# first one first. Their exit statuses in rc1 and rc2.
 two_requests() {
-	local txid=$1 name1=$2 name2 args1=() args2=() ca from p1 p2
-	shift 2
-	while [ "$1" != -- ]; do args1+=("$1"); shift; done
-	shift
-	name2=$1
-	shift
-	args2=("$@")
+	local txid=$1 name1=$2 name2=$4 ca from p1 p2 stopped
+	openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$3" -out "$WORK/$name1.key" 2> /dev/null &&
+		openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$5" -out "$WORK/$name2.key" 2> /dev/null ||
+		fail "openssl genpkey"
 	ca=$(service_pid scepd-ca)
 	[ -n "$ca" ] || fail "no scepd-ca running"
 	from=$(log_mark)
 	kill -STOP "$ca"
-	ios_enroll "$pw" "CN=$name1" "$WORK/$name1.pem" "$URL" --txid "$txid" "${args1[@]}" > /dev/null &
+	stopped=$(date +%s%N)
+	ios_enroll "$pw" "CN=$name1" "$WORK/$name1.pem" "$URL" --txid "$txid" --key "$WORK/$name1.key" --keysize "$3" > /dev/null &
 	p1=$!
 	await_logged "$from" "txid=$txid: otp: password id=[0-9a-f]* (issued to [^)]*) reserved" 5 ||
 		{ kill -CONT "$ca"; fail "$name1's password was not reserved"; }
-	ios_enroll "$pw" "CN=$name2" "$WORK/$name2.pem" "$URL" --txid "$txid" "${args2[@]}" > /dev/null &
+	ios_enroll "$pw" "CN=$name2" "$WORK/$name2.pem" "$URL" --txid "$txid" --key "$WORK/$name2.key" --keysize "$5" > /dev/null &
 	p2=$!
 	await_logged "$from" "txid=$txid: otp: password id=[0-9a-f]* presented again by its transaction" 5 ||
 		{ kill -CONT "$ca"; fail "$name2 did not present the password again"; }
 	kill -CONT "$ca"
+	echo "   the CA stopped for $((($(date +%s%N) - stopped) / 1000000)) ms"
 	rc1=0
 	wait "$p1" || rc1=$?
 	rc2=0
@@ -132,7 +133,7 @@ check "two requests of one transaction, both refused by the CA: the password ser
 # Each refused request that passed the check reports to the challenge
 # service; the release waits for the last one.
 pw=$(challenge)
-two_requests TXBOTHREFUSED weak-one --keysize 1024 -- weak-two --keysize 1024
+two_requests TXBOTHREFUSED weak-one 1024 weak-two 1024
 [ "$rc1" = 2 ] && [ "$rc2" = 2 ] || fail "two RSA 1024 requests: exit $rc1 and $rc2, want 2 and 2"
 rc=0
 ios_enroll "$pw" "CN=strong after two" "$WORK/after-two.pem" "$URL" || rc=$?
@@ -147,7 +148,7 @@ check "two requests of one transaction, the first refused, the other issued and 
 # the other's and nothing waits: tried again, with a new password.
 for try in 1 2 3; do
 	pw=$(challenge)
-	two_requests "TXMARKLOST$try" refused-one --keysize 1024 -- issued-one
+	two_requests "TXMARKLOST$try" refused-one 1024 issued-one 2048
 	[ "$rc1" = 2 ] && [ "$rc2" = 0 ] || fail "RSA 1024 then RSA 2048 under one transaction: exit $rc1 and $rc2, want 2 and 0"
 	verify_cert "$WORK/issued-one.pem"
 	logged 1 "txid=TXMARKLOST$try: otp: password id=[0-9a-f]* (issued to [^)]*) to be released: the CA refused this transaction; 1 other request of it" &&

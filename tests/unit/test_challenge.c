@@ -802,10 +802,6 @@ test_used_mark_held(void **state)
 	free(pw3);
 }
 
-/* The next report's final_within_ms when > 0 (the CA answered it an
- * error, not a refusal). */
-static uint32_t final_within_ms;
-
 /* A refused request's report (ChallengeRelease): `reserving` and
  * `release` as the RA says them; -1 each: unsaid (an older RA). Returns
  * whether it released the password. */
@@ -829,10 +825,6 @@ release_as(struct fixture *f, const char *password, const char *txid,
 	if (release >= 0) {
 		in.has_release = 1;
 		in.release = release;
-	}
-	if (final_within_ms > 0) {
-		in.has_final_within_ms = 1;
-		in.final_within_ms = final_within_ms;
 	}
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
 	req.challenge_release = &in;
@@ -901,16 +893,6 @@ restart(struct fixture *f)
 	challenge_db_close(&f->c);
 	memset(f->c.holds, 0, sizeof(f->c.holds));
 	assert_int_equal(challenge_db_open(&f->c, err, sizeof(err)), 0);
-}
-
-/* The copies of requests the CA answered an error are past their
- * deadlines (aged by hand). */
-static void
-copies_due(struct fixture *f)
-{
-	for (size_t i = 0; i < CHALLENGE_HOLDS; i++)
-		if (f->c.holds[i].final_after_ms != 0)
-			f->c.holds[i].final_after_ms = 1;
 }
 
 /* The next key of a device whose password waits for a report: told to
@@ -1011,46 +993,15 @@ test_release_held(void **state)
 	free(pw);
 
 	/* The reserving request issued nothing and asked no release (the CA
-	 * did not answer it, then failed, or the transaction is another
-	 * request's): presented again later, the release waits for that
-	 * request alone. */
+	 * answered it an error, a policy plugin unavailable, or refused it
+	 * as the transaction is another request's): presented again later,
+	 * the release waits for that request alone. */
 	pw = issue(f, "admin", NULL, NULL, 0);
 	assert_int_equal(redeem(f, pw, "tx-11", 0), OK);
 	assert_int_equal(release_as(f, pw, "tx-11", 1, 0), 0);
 	assert_int_equal(redeem(f, pw, "tx-11", 0), OK); /* its retry */
 	assert_int_equal(release_as(f, pw, "tx-11", 0, 1), 1);
 	assert_int_equal(stored_state(f, pw), CHALLENGE_ISSUED);
-	free(pw);
-
-	/* The reserving request answered an error by the CA (not a
-	 * refusal): a copy of it may still be issued until its deadline.
-	 * Its retry refused, binding nothing: released only after that
-	 * (the next key told to come back till then). */
-	pw = issue(f, "admin", NULL, NULL, 0);
-	assert_int_equal(redeem(f, pw, "tx-13", 0), OK);
-	final_within_ms = 100;
-	assert_int_equal(release_as(f, pw, "tx-13", 1, 0), 0);
-	final_within_ms = 0;
-	assert_int_equal(redeem(f, pw, "tx-13", 0), OK); /* its retry */
-	assert_int_equal(release_as(f, pw, "tx-13", 0, 1), 0);
-	next_key_waits(f, pw, "tx-14");
-	copies_due(f);
-	assert_int_equal(redeem(f, pw, "tx-14", 0), OK);
-	assert_true(last_reserved_now);
-	free(pw);
-	/* The same with no retry in between: the refusal of a second
-	 * request waits as well. */
-	pw = issue(f, "admin", NULL, NULL, 0);
-	assert_int_equal(redeem(f, pw, "tx-15", 0), OK);
-	assert_int_equal(redeem(f, pw, "tx-15", 0), OK);
-	final_within_ms = 100;
-	assert_int_equal(release_as(f, pw, "tx-15", 0, 0), 0);
-	final_within_ms = 0;
-	assert_int_equal(release_as(f, pw, "tx-15", 1, 1), 0);
-	next_key_waits(f, pw, "tx-16");
-	copies_due(f);
-	assert_int_equal(redeem(f, pw, "tx-16", 0), OK);
-	assert_true(last_reserved_now);
 	free(pw);
 
 	/* Both requests issued nothing, no release asked: nothing is out,
