@@ -156,7 +156,7 @@ otp_presented_again(struct challenge *c, MDB_txn **txn,
 		    !(rec->flags & CHALLENGE_FLAG_RESERVER_REPORTED);
 		fresh = 1;
 	}
-	/* A new hold, or one a report's wait made: flagged first. */
+	/* A new hold: its record flagged first (a hold's always is). */
 	if (!(rec->flags & CHALLENGE_FLAG_PRESENTED_AGAIN)) {
 		rec->flags |= CHALLENGE_FLAG_PRESENTED_AGAIN;
 		e = challenge_record_put(c, *txn, rec);
