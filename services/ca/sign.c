@@ -830,9 +830,9 @@ ca_sign_issue(struct ca *ca, struct ca_sign_job *jobs, size_t n)
 		struct ca_sign_job *job = &jobs[i];
 
 		/* Its checks took it past its deadline (a slow policy
-		 * plugin, a long batch): the caller stopped waiting, and may
-		 * have reported another copy of it as failed; issued now, it
-		 * could be paid for twice (a password released meanwhile). */
+		 * plugin, a long batch): the caller stopped waiting, and no
+		 * one would read the answer; the certificate would exist with
+		 * no device holding it and no "used" mark for its password. */
 		if ((job->late = job->req->deadline_ms < now)) {
 			log_event(LOG_LEVEL_WARN, job->txid, job->req->id,
 			    "not signed: past its deadline after its checks");

@@ -168,14 +168,14 @@ struct challenge_inflight {
  * lost (a restart, a hold taken for room) leave it reserved until it
  * expires, never released (otp.c). */
 #define CHALLENGE_HOLDS 64
-/* A request's answer is due within this, when its check does not say
- * (ChallengeCheckRequest.answer_within_ms): an RA of an older build. */
+/* A request's report is due within this, when its check says neither
+ * report_within_ms nor answer_within_ms: an RA of an older build. */
 #define CHALLENGE_ANSWER_WITHIN_MS 120000
 struct challenge_hold {
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char txid[CHALLENGE_TXID_MAX]; /* the reservation's */
-	/* CLOCK_MONOTONIC: the last counted request's answer is due (its
-	 * report comes by then, but for a lost RA). 0: a free slot. */
+	/* CLOCK_MONOTONIC: the last counted request's report is due (it
+	 * comes by then, but for a lost RA). 0: a free slot. */
 	int64_t until_ms;
 	unsigned int presented; /* requests presenting it again, unreported */
 	int reserver_out; /* the request that reserved it has not reported */
@@ -188,7 +188,7 @@ struct challenge_hold {
 struct challenge {
 	struct challenge_settings settings;
 	/* The last otp check (under the lock) reserved a free password
-	 * (else it found it reserved to its transaction, and counted it). */
+	 * (else it found it reserved or used by its transaction). */
 	int otp_reserved_now;
 	/* The checked request's report is due in this many ms (its
 	 * ChallengeCheckRequest.report_within_ms): till then a hold's
@@ -437,12 +437,15 @@ void challenge_handle_revoke(void *worker, const Scep__V1__Request *req,
 extern const struct scepd_challenge_validator challenge_otp_validator;
 /* The report of a request of txid that passed the check and was not
  * issued (ChallengeReleaseRequest): `reserving`, its check reserved the
- * password; `release`, the CA bound nothing to txid. The password goes
+ * password; `release`, the CA bound nothing to txid; `outcome_unknown`,
+ * the CA may have issued a copy of it after all (not counted: with
+ * `release`, the password stays reserved until it expires). The password
+ * goes
  * back to issued once no request of txid may still use it: 1 released,
  * 0 not (not reserved to txid, or another request of it unreported), -1
  * on a database error (logged). Under the service's lock. */
 int otp_release(struct challenge *c, const char *password, const char *txid,
-    int reserving, int release);
+    int reserving, int release, int outcome_unknown);
 extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

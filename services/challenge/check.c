@@ -497,7 +497,8 @@ challenge_release(struct challenge *c, const Scep__V1__Request *req,
 	    strlen(in->password) <= CHALLENGE_PASSWORD_MAX &&
 	    (rc = otp_release(c, in->password, in->transaction_id,
 	         !in->has_reserving || in->reserving,
-	         !in->has_release || in->release)) < 0) {
+	         !in->has_release || in->release,
+	         in->has_outcome_unknown && in->outcome_unknown)) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "the password database cannot be written";
 		return;

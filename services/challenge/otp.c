@@ -143,7 +143,7 @@ otp_presented_again(struct challenge *c, MDB_txn **txn,
 	    otp_hold_find(c, rec->mac, rec->reserved_txid);
 	int64_t until =
 	    clock_monotonic_ms() + c->otp_report_within_ms + OTP_HOLD_MARGIN_MS;
-	int e, fresh = 0;
+	int e;
 
 	if (h == NULL && (rec->flags & CHALLENGE_FLAG_PRESENTED_AGAIN))
 		return 0;
@@ -154,7 +154,6 @@ otp_presented_again(struct challenge *c, MDB_txn **txn,
 		/* Unknown unless it reported: as if still out. */
 		h->reserver_out =
 		    !(rec->flags & CHALLENGE_FLAG_RESERVER_REPORTED);
-		fresh = 1;
 	}
 	/* A new hold: its record flagged first (a hold's always is). */
 	if (!(rec->flags & CHALLENGE_FLAG_PRESENTED_AGAIN)) {
@@ -165,8 +164,7 @@ otp_presented_again(struct challenge *c, MDB_txn **txn,
 			*txn = NULL;
 		}
 		if (e != 0) {
-			if (fresh)
-				h->until_ms = 0;
+			h->until_ms = 0;
 			log_event(LOG_LEVEL_ERROR, rec->reserved_txid, 0,
 			    "otp: database write: %s", store_strerror(e));
 			return -1;
@@ -248,10 +246,10 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 
 		if (left > 0) {
 			log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
-			    "otp: password id=%s (issued to %s) is to be "
-			    "released within %lld ms (the CA refused its "
-			    "transaction; another request of it is to be "
-			    "answered): client %s asked to retry",
+			    "otp: password id=%s (issued to %s) waits for the "
+			    "report of another request of its transaction (the "
+			    "CA refused one), due within %lld ms: client %s "
+			    "asked to retry",
 			    id, rec.issued_by, (long long)left, req->requester);
 			snprintf(why, whylen,
 			    "the challenge password is being released from a "
@@ -457,7 +455,7 @@ otp_flags_set(struct challenge *c, MDB_txn *txn, struct challenge_record *rec,
 
 int
 otp_release(struct challenge *c, const char *password, const char *txid,
-    int reserving, int release)
+    int reserving, int release, int outcome_unknown)
 {
 	struct challenge_hold *h;
 	struct challenge_record rec;
@@ -487,6 +485,26 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	 * presented it may still be issued with it: counted, the release
 	 * waits for their reports; uncounted (presented before a restart,
 	 * or their hold taken for room), it cannot be known. */
+	if (outcome_unknown) {
+		if (!release) {
+			challenge_txn_abort(c, txn);
+			return 0;
+		}
+		/* Never released; another key told why, not taken for a
+		 * thief (and no hold made later counts on its requests). */
+		otp_flags_set(c, txn, &rec,
+		    CHALLENGE_FLAG_RELEASE_WANTED |
+		        CHALLENGE_FLAG_PRESENTED_AGAIN,
+		    0, id);
+		log_event(LOG_LEVEL_WARN, txid, 0,
+		    "otp: password id=%s (issued to %s) not released: the CA "
+		    "refused this transaction, but the RA sent the request "
+		    "more than once and another copy may have been issued: it "
+		    "stays reserved until it expires; give the device a new "
+		    "password",
+		    id, rec.issued_by);
+		return 0;
+	}
 	h = otp_hold_find(c, mac, txid);
 	if (h != NULL) {
 		if (reserving)

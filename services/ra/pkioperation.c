@@ -34,6 +34,8 @@ struct ra_answer {
 	/* The CA issued nothing for this request: the one copy sent was
 	 * answered an error, or none was sent. */
 	int not_issued;
+	/* Copies sent, one answered an error: the outcome is not known. */
+	int outcome_unknown;
 	int nothing_bound; /* the CA refused, binding nothing to the txid */
 	int reserved_now; /* this request's check reserved the password */
 	int reports_counted; /* the challenge service counts every report */
@@ -141,8 +143,10 @@ ra_challenge_check(struct ra_worker *w, const Scep__V1__Request *req,
 	check.csr.len = content->csr_der_len;
 	check.subject = ra_csr_subject(csr, arena);
 	check.n_sans = ra_csr_sans(csr, &check.sans, arena);
-	/* The consume, if any, comes before the device's answer is due (one
-	 * reading of the clock: a second one past the deadline would wrap). */
+	/* The device's time left, and when this request's report (consume
+	 * or release) comes at the latest: sent whatever the time left, within
+	 * RPCTimeout (one reading of the clock: a second one past the
+	 * deadline would wrap). */
 	left_ms = req->deadline_ms - rpc_now_ms();
 	check.has_answer_within_ms = 1;
 	check.answer_within_ms = left_ms > 0 ? (uint32_t)left_ms : 0;
@@ -263,10 +267,19 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.reserving = ans->reserved_now;
 	release.has_release = 1;
 	release.release = ans->nothing_bound;
+	release.has_outcome_unknown = ans->outcome_unknown;
+	release.outcome_unknown = ans->outcome_unknown;
 	/* An older challenge service takes any report for the reserving
-	 * request's wish to release: it gets only that one. */
-	if (!ans->reports_counted && !(ans->reserved_now && ans->nothing_bound))
+	 * request's wish to release: it gets only that one, known. */
+	if (!ans->reports_counted &&
+	    (ans->outcome_unknown ||
+	        !(ans->reserved_now && ans->nothing_bound)))
 		return;
+	if (ans->outcome_unknown)
+		log_event(LOG_LEVEL_WARN, txid, req->id,
+		    "sent to the CA more than once: the copy it answered may "
+		    "not be the one it acted on last, the password is not "
+		    "released");
 	call.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
 	call.challenge_release = &release;
 	/* Once: a copy would count as another request's report. Sent
@@ -293,7 +306,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	Scep__V1__Reply *reply = NULL;
 	unsigned char *old = NULL;
 	const unsigned char *p;
-	int budget, len, rc = -1;
+	int len, rc = -1;
 
 	/* The CSR as the device sent it: the CA checks its signature. */
 	sign.csr.data = content->csr_der;
@@ -317,8 +330,7 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	}
 	call.body_case = SCEP__V1__REQUEST__BODY_SIGN;
 	call.sign = &sign;
-	budget = ra_budget_ms(w->ra, req);
-	rc = rpc_call(w->ca, &call, budget, &reply);
+	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
 	OPENSSL_free(old);
 	if (rc != RPC_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
@@ -335,6 +347,8 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	 * the outcome is not known. */
 	ans->not_issued = reply->status != SCEP__V1__STATUS__STATUS_OK &&
 	    rpc_client_copies(w->ca) == 1;
+	ans->outcome_unknown =
+	    reply->status != SCEP__V1__STATUS__STATUS_OK && !ans->not_issued;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
 		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 		        reply->sign != NULL && reply->sign->has_fail_info
@@ -554,11 +568,12 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	if (rc < 0) {
 		/* Every request that passed the check and issued nothing
 		 * reports: the challenge service frees the password only once
-		 * none of its transaction's requests may still use it. A CA
-		 * that did not answer may still issue: no report, the
-		 * password stays reserved to the transaction (a retry gets
-		 * the certificate). */
-		if (consume && ans->not_issued)
+		 * none of its transaction's requests may still use it. One
+		 * sent more than once says its outcome is unknown. A CA that
+		 * did not answer may still issue: no report, the password
+		 * stays reserved to the transaction (a retry gets the
+		 * certificate). */
+		if (consume && (ans->not_issued || ans->outcome_unknown))
 			ra_challenge_release(w, req, challenge, txid, ans);
 		goto out;
 	}

@@ -108,7 +108,7 @@ expect 400 "$(code "$URL?operation=x%20client=203.0.113.9")" "operation=x client
 expect 403 "$(code "$BASE/metrics" -H 'Host: x client=203.0.113.9')" "/metrics, Host 'x client=203.0.113.9'"
 # An access line is written as its answer completes, maybe after curl
 # has the answer: each line read below is waited for.
-for line in "GET /ua op=- status=404 " "client%3D203.0. /m op=- status=404 " "GET /metrics op=- status=403 "; do
+for line in "GET /ua op=- status=404 " "client%3D203.0. /m op=- status=404 " "op=- status=400 client=127.0.0.1 query=32 " "GET /metrics op=- status=403 "; do
 	await_logged "$from" "$line" 5 || fail "no access line '$line'"
 done
 for _ in $(seq 50); do

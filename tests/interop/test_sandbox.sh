@@ -119,7 +119,8 @@ for _ in $(seq 100); do # until it listens
 	sleep 0.02
 done
 [ "$code" = 200 ] || fail "GetCACaps to the starting frontend: HTTP $code"
-await_logged 1 "scepd-frontend\[$new\] info: GET .*op=GetCACaps" 5 || true # written as the answer completes
+await_logged 1 "scepd-frontend\[$new\] info: GET .*op=GetCACaps" 5 || # written as the answer completes
+	fail "the restarted frontend's answer is not logged"
 filter_line=$(grep -n "scepd-frontend\[$new\] info: sandbox: seccomp filter loaded" "$SERVER_LOG" | head -1 | cut -d: -f1)
 answer_line=$(grep -n "scepd-frontend\[$new\] info: GET .*op=GetCACaps" "$SERVER_LOG" | head -1 | cut -d: -f1)
 [ -n "$filter_line" ] && [ -n "$answer_line" ] && [ "$filter_line" -lt "$answer_line" ] ||

@@ -115,10 +115,8 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 	return out;
 }
 
-/* A ChallengeCheck; returns the reply status and, if OK, whether the
- * reply asks for a ChallengeConsume in *consume. */
-/* Whether the last accepted check reserved a free password (the RA may
- * then release it if the CA refuses the request). */
+/* Whether the last accepted check reserved a free password (else it
+ * found it reserved to its transaction). */
 static int last_reserved_now;
 static char last_error[256]; /* the last check's refusal */
 static uint32_t last_retry_after; /* the last check's, 0: none */
@@ -802,6 +800,9 @@ test_used_mark_held(void **state)
 	free(pw3);
 }
 
+/* The next report says its outcome is unknown (the RA sent copies). */
+static int outcome_unknown;
+
 /* A refused request's report (ChallengeRelease): `reserving` and
  * `release` as the RA says them; -1 each: unsaid (an older RA). Returns
  * whether it released the password. */
@@ -826,6 +827,8 @@ release_as(struct fixture *f, const char *password, const char *txid,
 		in.has_release = 1;
 		in.release = release;
 	}
+	in.has_outcome_unknown = outcome_unknown;
+	in.outcome_unknown = outcome_unknown;
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_RELEASE;
 	req.challenge_release = &in;
 	reply.status = SCEP__V1__STATUS__STATUS_OK;
@@ -848,7 +851,7 @@ release(struct fixture *f, const char *password, const char *txid)
 /* A request the CA refused releases its password (the device's next key
  * is another transaction); only its own transaction's reservation, never
  * a used one; and a certificate issued to the transaction after all (a
- * copy of it the CA took) still uses it up. */
+ * request an older RA did not report) still uses it up. */
 static void
 test_release(void **state)
 {
@@ -974,13 +977,16 @@ test_release_held(void **state)
 	 * gets no certificate with it. */
 	pw = issue(f, "admin", NULL, NULL, 0);
 	assert_int_equal(redeem(f, pw, "tx-7", 0), OK);
-	answer_within_ms = 60000; /* the report's time is what counts */
-	report_within_ms = 100;
+	answer_within_ms = 1000; /* the report's time is what counts */
+	report_within_ms = 60000;
 	assert_int_equal(redeem(f, pw, "tx-7", 0), OK);
 	report_within_ms = -1;
 	assert_int_equal(release_as(f, pw, "tx-7", 1, 1), 0);
+	usleep(1300 * 1000); /* past the answer's time, not the report's */
 	next_key_waits(f, pw, "tx-8");
-	usleep(500 * 1000); /* 100 ms and the hold's margin */
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++) /* the report's, aged */
+		if (f->c.holds[i].until_ms != 0)
+			f->c.holds[i].until_ms -= 61000;
 	events = f->c.counters.security_events;
 	assert_int_equal(redeem(f, pw, "tx-8", 0), REFUSED);
 	assert_non_null(strstr(last_error, "stays reserved until it expires"));
@@ -1002,6 +1008,24 @@ test_release_held(void **state)
 	assert_int_equal(redeem(f, pw, "tx-11", 0), OK); /* its retry */
 	assert_int_equal(release_as(f, pw, "tx-11", 0, 1), 1);
 	assert_int_equal(stored_state(f, pw), CHALLENGE_ISSUED);
+	free(pw);
+
+	/* The RA sent the only request to the CA more than once and got a
+	 * refusal: another copy may have been issued. Not released, the
+	 * next key told why (no security event). */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-13", 0), OK);
+	outcome_unknown = 1;
+	assert_int_equal(release_as(f, pw, "tx-13", 1, 1), 0);
+	outcome_unknown = 0;
+	events = f->c.counters.security_events;
+	assert_int_equal(redeem(f, pw, "tx-14", 0), REFUSED);
+	assert_non_null(strstr(last_error, "stays reserved until it expires"));
+	assert_int_equal(f->c.counters.security_events, events);
+	/* Its own retry, refused in turn, frees nothing either. */
+	assert_int_equal(redeem(f, pw, "tx-13", 0), OK);
+	assert_int_equal(release_as(f, pw, "tx-13", 0, 1), 0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
 	free(pw);
 
 	/* Both requests issued nothing, no release asked: nothing is out,
