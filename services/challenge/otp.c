@@ -453,6 +453,26 @@ otp_flags_set(struct challenge *c, MDB_txn *txn, struct challenge_record *rec,
 		    store_strerror(e));
 }
 
+/* A release the CA's refusal asked that cannot be done safely: the record
+ * in `txn` flagged so (another key told why, not taken for a thief; no
+ * hold made later counts on its requests), `txn` committed; logged. */
+static void
+otp_never_released(struct challenge *c, MDB_txn *txn,
+    struct challenge_record *rec, const char *id, const char *why)
+{
+	char when[LOG_TIME_LEN];
+
+	log_time((time_t)rec->expires_at, when);
+	otp_flags_set(c, txn, rec,
+	    CHALLENGE_FLAG_RELEASE_WANTED | CHALLENGE_FLAG_PRESENTED_AGAIN, 0,
+	    id);
+	log_event(LOG_LEVEL_WARN, rec->reserved_txid, 0,
+	    "otp: password id=%s (issued to %s) not released: the CA refused "
+	    "this transaction, but %s: it stays reserved until it expires "
+	    "(%s); give the device a new password",
+	    id, rec->issued_by, why, when);
+}
+
 int
 otp_release(struct challenge *c, const char *password, const char *txid,
     int reserving, int release, int outcome_unknown)
@@ -460,7 +480,7 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	struct challenge_hold *h;
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
-	char id[17], when[LOG_TIME_LEN];
+	char id[17];
 	MDB_txn *txn = NULL;
 	unsigned int out;
 	int e, found;
@@ -490,19 +510,9 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 			challenge_txn_abort(c, txn);
 			return 0;
 		}
-		/* Never released; another key told why, not taken for a
-		 * thief (and no hold made later counts on its requests). */
-		otp_flags_set(c, txn, &rec,
-		    CHALLENGE_FLAG_RELEASE_WANTED |
-		        CHALLENGE_FLAG_PRESENTED_AGAIN,
-		    0, id);
-		log_event(LOG_LEVEL_WARN, txid, 0,
-		    "otp: password id=%s (issued to %s) not released: the CA "
-		    "refused this transaction, but the RA sent the request "
-		    "more than once and another copy may have been issued: it "
-		    "stays reserved until it expires; give the device a new "
-		    "password",
-		    id, rec.issued_by);
+		otp_never_released(c, txn, &rec, id,
+		    "the RA sent the request more than once and another copy "
+		    "may have been issued");
 		return 0;
 	}
 	h = otp_hold_find(c, mac, txid);
@@ -553,18 +563,9 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	/* Without a hold, and presented again: counts lost. */
 	if (h == NULL &&
 	    ((rec.flags & CHALLENGE_FLAG_PRESENTED_AGAIN) || !reserving)) {
-		log_time((time_t)rec.expires_at, when);
-		otp_flags_set(c, txn, &rec,
-		    CHALLENGE_FLAG_RELEASE_WANTED |
-		        CHALLENGE_FLAG_PRESENTED_AGAIN,
-		    0, id);
-		log_event(LOG_LEVEL_WARN, txid, 0,
-		    "otp: password id=%s (issued to %s) not released: the CA "
-		    "refused this transaction, but another request of it "
-		    "presented it and its outcome cannot be known (the "
-		    "service restarted, or lost count): it stays reserved "
-		    "until it expires (%s); give the device a new password",
-		    id, rec.issued_by, when);
+		otp_never_released(c, txn, &rec, id,
+		    "another request of it presented it and its outcome "
+		    "cannot be known (the service restarted, or lost count)");
 		return 0;
 	}
 	rec.state = CHALLENGE_ISSUED;
