@@ -179,7 +179,6 @@ struct challenge_hold {
 	int64_t until_ms;
 	unsigned int presented; /* requests presenting it again, unreported */
 	int reserver_out; /* the request that reserved it has not reported */
-	int release_wanted; /* a request the CA refused, binding nothing */
 };
 
 /* The service: read-only after start-up except through LMDB, the held

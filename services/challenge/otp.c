@@ -82,8 +82,8 @@ otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 		struct challenge_hold *x = &c->holds[i];
 		unsigned int x_out = x->presented + (unsigned)x->reserver_out;
 
-		/* Nothing out, no release due: free. */
-		if (x->until_ms == 0 || (x_out == 0 && !x->release_wanted)) {
+		/* Nothing out: free. */
+		if (x->until_ms == 0 || x_out == 0) {
 			spare = x;
 			out = 0;
 			if (x->until_ms == 0)
@@ -111,14 +111,6 @@ otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 		    "never said how %s ended (its RA stopped?): no longer "
 		    "counted, it stays reserved until it expires",
 		    other, out, out == 1 ? "" : "s", out == 1 ? "it" : "they");
-	} else if (spare->until_ms != 0 && spare->release_wanted) {
-		char other[17];
-
-		challenge_mac_id(spare->mac, other);
-		log_event(LOG_LEVEL_WARN, spare->txid, 0,
-		    "otp: password id=%s: its release, due, is forgotten for "
-		    "want of room: it stays reserved until it expires",
-		    other);
 	}
 	memset(spare, 0, sizeof(*spare));
 	memcpy(spare->mac, mac, CHALLENGE_MAC_LEN);
@@ -188,7 +180,6 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	MDB_txn *txn = NULL;
 	int64_t now = c->now();
 	enum scepd_verdict v = SCEPD_VERDICT_REFUSE;
-	unsigned int out_n;
 	int e, found;
 
 	if (otp_mac(c, req->challenge, mac, id) != 0)
@@ -226,24 +217,21 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	 * a security event: it is the device's own password. */
 	if (rec.state == CHALLENGE_RESERVED &&
 	    strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
-	    (deferred = otp_hold_find(c, mac, rec.reserved_txid)) != NULL &&
-	    !deferred->release_wanted)
-		deferred = NULL;
-	out_n = deferred != NULL
-	    ? deferred->presented + (unsigned)deferred->reserver_out
-	    : 0;
-	if (deferred != NULL && out_n == 0) {
-		/* All reported, but the release's write failed: done now,
-		 * with the reservation to this one. */
-		rec.state = CHALLENGE_ISSUED;
-	} else if (deferred != NULL ||
-	    (rec.state == CHALLENGE_RESERVED &&
-	        strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
-	        (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED))) {
-		int64_t left = deferred != NULL
+	    (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED)) {
+		int64_t left;
+
+		deferred = otp_hold_find(c, mac, rec.reserved_txid);
+		left = deferred != NULL
 		    ? deferred->until_ms - clock_monotonic_ms()
 		    : 0;
-
+		if (deferred != NULL &&
+		    deferred->presented + (unsigned)deferred->reserver_out ==
+		        0) {
+			/* All reported, but the release's write failed: done
+			 * now, with the reservation to this one. */
+			rec.state = CHALLENGE_ISSUED;
+			goto reserve;
+		}
 		if (left > 0) {
 			log_event(LOG_LEVEL_INFO, req->transaction_id, 0,
 			    "otp: password id=%s (issued to %s) waits for the "
@@ -267,8 +255,8 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		    req->requester, id, rec.issued_by, rec.reserved_txid);
 		snprintf(why, whylen, "%s", E_UNSURE);
 		goto out;
-	} else
-		deferred = NULL;
+	}
+reserve:
 	switch (rec.state) {
 	case CHALLENGE_ISSUED:
 		rec.state = CHALLENGE_RESERVED;
@@ -501,10 +489,6 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 		    id);
 		return 0;
 	}
-	/* This request is done. The transaction's other requests that
-	 * presented it may still be issued with it: counted, the release
-	 * waits for their reports; uncounted (presented before a restart,
-	 * or their hold taken for room), it cannot be known. */
 	if (outcome_unknown) {
 		if (!release) {
 			challenge_txn_abort(c, txn);
@@ -515,16 +499,21 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 		    "may have been issued");
 		return 0;
 	}
+	/* This request is done. The transaction's other requests that
+	 * presented it may still be issued with it: counted, the release
+	 * waits for their reports (a release asked by one is in the
+	 * record); uncounted (presented before a restart, or their hold
+	 * taken for room), it cannot be known. */
 	h = otp_hold_find(c, mac, txid);
 	if (h != NULL) {
 		if (reserving)
 			h->reserver_out = 0;
 		else if (h->presented > 0)
 			h->presented--;
-		h->release_wanted |= release;
+		release |= (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED) != 0;
 	}
 	out = h != NULL ? h->presented + (unsigned)h->reserver_out : 0;
-	if (h != NULL ? !h->release_wanted : !release) {
+	if (!release) {
 		/* Nothing to release. A hold made later must not wait for
 		 * the reserving request: said in the record; and with all
 		 * its requests reported, the hold's count is no longer

@@ -267,7 +267,6 @@ fuzz_reset(uint64_t variant)
 		c->holds[0].until_ms = clock_monotonic_ms() +
 		    (variant & FUZZ_V_FLAGGED ? 60000 : -1);
 		c->holds[0].presented = 1;
-		c->holds[0].release_wanted = 1;
 	}
 	return;
 fail:
