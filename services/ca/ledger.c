@@ -21,7 +21,9 @@
 
 #include "ca.h"
 #include "log.h"
+#include "pki.h"
 #include "store.h"
+#include "x509parse.h"
 
 #define CA_LEDGER_VERSION 2 /* 1: no meta; still read */
 
@@ -280,6 +282,17 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 	return 0;
 }
 
+int
+ca_ledger_issued_here(const struct ca *ca, const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *cert = x509parse_cert(&p, (long)len);
+	int here = cert == NULL || pki_issued_by(cert, ca->cert);
+
+	X509_free(cert);
+	return here;
+}
+
 /*
  * Text a device sent (a subject, a SAN, a reason quoting them) as a JSON
  * string: jansson takes UTF-8 only and gives NULL otherwise, which lost
@@ -412,8 +425,24 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	key.mv_data = (void *)entry->txid;
 	/* A renewal keeping its key reuses its transactionID: the newest
 	 * certificate answers it from now on. */
-	return mdb_put(txn, ca->txids, &key, &val,
+	e = mdb_put(txn, ca->txids, &key, &val,
 	    entry->renewal_of != NULL ? 0 : MDB_NOOVERWRITE);
+	if (e == MDB_KEYEXIST) {
+		/* So does a key enrolling anew after a CA switch (the
+		 * replaced CA's certificate does not answer it: sign.c). */
+		const uint8_t *old;
+		size_t old_len;
+		char old_serial[CA_SERIAL_HEX];
+
+		if (ca_ledger_find_txid(ca, txn, entry->txid, &old, &old_len,
+		        old_serial) == 0 &&
+		    !ca_ledger_issued_here(ca, old, old_len)) {
+			val.mv_size = strlen(serial);
+			val.mv_data = (void *)serial;
+			e = mdb_put(txn, ca->txids, &key, &val, 0);
+		}
+	}
+	return e;
 }
 
 int

@@ -124,6 +124,12 @@ ca_pending_put(const struct ca *ca, MDB_txn *txn,
 		val.mv_data = text;
 		e = mdb_put(txn, ca->pending, &key, &val, 0);
 	}
+	/* A new request (none was held, or it expired): what an approval
+	 * of an earlier one journalled before the CA stopped was never
+	 * delivered, and is not to be signed, backdated, when this one is
+	 * approved (as at a purge or a rejection). */
+	if (e == 0)
+		e = ca_journal_del(ca, txn, in->transaction_id);
 out:
 	free(text);
 	json_decref(o);
@@ -465,6 +471,11 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 		reply->error = "the CA cannot read its ledger now";
 		goto out;
 	}
+	/* A replaced CA's certificate of a key polling for its new
+	 * enrollment (the same transactionID: RFC 8894's is the key's) is
+	 * not its answer; the pending request is (sign.c). */
+	if (found == 0 && !ca_ledger_issued_here(ca, der, der_len))
+		found = 1;
 	if (found == 0) {
 		p = der;
 		cert = d2i_X509(NULL, &p, (long)der_len);
@@ -620,6 +631,10 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	if ((found = ca_ledger_find_txid(
 	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
 		goto internal;
+	/* By a CA this one replaced: the pending request is a new
+	 * enrollment of that key (sign.c), to be decided. */
+	if (found == 0 && !ca_ledger_issued_here(ca, issued_der, issued_len))
+		found = 1;
 	if (found == 0) {
 		char why[200];
 		int removed;

@@ -60,12 +60,16 @@ ca_sign_nothing_bound(
 	size_t der_len;
 	MDB_val key = {strlen(txid), (void *)txid}, val;
 	MDB_txn *txn = NULL;
-	int unbound;
+	int unbound, found;
 
 	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0)
 		return;
+	/* A replaced CA's certificate of this key is not this enrollment's
+	 * (ca_sign_retry): it binds nothing the password paid for. */
+	found = ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial);
 	unbound =
-	    ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial) == 1 &&
+	    (found == 1 ||
+	        (found == 0 && !ca_ledger_issued_here(ca, der, der_len))) &&
 	    ca_journal_get(ca, txn, txid, &j) == 1 &&
 	    mdb_get(txn, ca->pending, &key, &val) == MDB_NOTFOUND;
 	mdb_txn_abort(txn);
@@ -236,6 +240,15 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
+	if (!ca_ledger_issued_here(ca, der, der_len)) {
+		log_event(LOG_LEVEL_INFO, txid, req->id,
+		    "certificate %s of this transactionID was issued by a CA "
+		    "this one replaced: the request (client %s) is a new "
+		    "enrollment",
+		    serial, addr);
+		rc = 0;
+		goto out;
+	}
 	ca_sign_answer(reply, der, der_len, old, arena);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
 	    "retry (client %s): the same certificate, serial %s", addr, serial);
@@ -287,13 +300,14 @@ ca_test_crash(const struct ca *ca, long issuance, const char *point,
 /*
  * The journalled certificate of a transaction the CA crashed in the middle
  * of, built again from its serial and time: NULL (and a warning) when it
- * cannot be the same (another template, key or request, a changed CA),
- * which is safe, as it was never delivered.
+ * cannot be the same (another template, key or request, a changed CA) or
+ * has expired by `now` (a short ValidityDays, a retry days later), which
+ * is safe, as it was never delivered.
  */
 static X509 *
 ca_issue_rebuild(const struct ca *ca, X509_REQ *csr,
     const struct ca_template *tpl, const struct ca_journal_entry *j,
-    const char *txid)
+    const char *txid, time_t now)
 {
 	unsigned char hash[CA_TBS_HASH_LEN];
 	char hex[CA_SERIAL_HEX];
@@ -311,6 +325,12 @@ ca_issue_rebuild(const struct ca *ca, X509_REQ *csr,
 		        CRYPTO_memcmp(hash, j->tbs_sha256, sizeof(hash)) !=
 		            0)) {
 			why = "another request or a changed CA";
+			X509_free(cert);
+			cert = NULL;
+		}
+		if (cert != NULL &&
+		    X509_cmp_time(X509_get0_notAfter(cert), &now) <= 0) {
+			why = "it would have expired already";
 			X509_free(cert);
 			cert = NULL;
 		}
@@ -375,7 +395,7 @@ ca_issue_prepare(const struct ca *ca, MDB_txn *txn, struct ca_issue *is)
 	}
 	if (found == 0 &&
 	    (is->cert = ca_issue_rebuild(
-	         ca, is->csr, is->tpl, j, entry->txid)) != NULL)
+	         ca, is->csr, is->tpl, j, entry->txid, is->now)) != NULL)
 		is->now = (time_t)j->built_at;
 	if (is->cert == NULL) {
 		for (int i = 0; i < CA_SERIAL_ATTEMPTS && used != 0; i++) {

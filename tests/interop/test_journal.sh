@@ -14,7 +14,8 @@
 # of them journalled; two copies of one request at once get one
 # certificate. A journalled certificate no retry came for within
 # PendingDays + 7 days (faketime) is abandoned, logged once, and the late
-# retry gets a new certificate, not one backdated by weeks.
+# retry gets a new certificate, not one backdated by weeks; nor is one
+# that would have expired by its retry.
 . "$(dirname "$0")/lib.sh"
 interop_init journal
 server_start
@@ -347,6 +348,26 @@ for s in "$late1" "$late2"; do
 	[ "$(grep -c "(serial $s, built .*abandoned" "$SERVER_LOG")" = 1 ] || fail "serial $s abandoned not once"
 done
 echo "   serials $late1 and $late2 abandoned, new ones issued"
+server_stop
+
+check "a journalled certificate that would have expired by the retry (ValidityDays = 1, the retry 3 days later) is never signed: a new one, valid now"
+# On day 15 (the clock above) the CA crashes after journalling; the
+# device retries on day 18, within PendingDays + 7 days.
+set_conf ca ValidityDays 1
+from=$(log_mark)
+SCEPD_TEST_CA_CRASH="journal:1" at_offset $((15 * 86400)) server_start
+die_in_journal short short "$(at_offset $((15 * 86400)) "$SCEPCTL" --data-dir "$DATA" challenge)"
+from=$(log_mark)
+at_offset $((18 * 86400)) server_start
+logged "$from" "1 certificate(s) journalled but not in the ledger" || fail "the crash left no journal record"
+late_retry short $((18 * 86400))
+[ "$(serial_of "$WORK/short.pem")" != "$journalled" ] || fail "the journalled serial $journalled was signed, expired"
+at_offset $((18 * 86400)) openssl x509 -in "$WORK/short.pem" -noout -checkend 3600 > /dev/null ||
+	fail "the retry got a certificate that has expired: $(openssl x509 -in "$WORK/short.pem" -noout -enddate)"
+logged "$from" "its journalled certificate (serial $journalled, template .*) cannot be built again (it would have expired already)" ||
+	fail "the operator was not told that serial $journalled was abandoned"
+[ "$(at_offset $((18 * 86400)) ledger_count "CN=short")" = 1 ] || fail "the ledger does not hold exactly one certificate of CN=short"
+echo "   journalled serial $journalled (expired by the retry) abandoned, issued $(serial_of "$WORK/short.pem")"
 server_stop
 
 pass "a crash between journal and reply: the retry gets the journalled certificate, never a second one; a journal record past any retry is abandoned"

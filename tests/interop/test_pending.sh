@@ -570,6 +570,41 @@ at_offset $((415 * 86400)) poll e_poll "CN=expires unpolled" e1
 [ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/e_poll.log" &&
 	grep -q "failInfoText: certificate $e_serial of this transactionID has expired: enroll with a new key" "$WORK/e_poll.log" ||
 	{ cat "$WORK/e_poll.log"; fail "poll after the certificate expired: exit $rc"; }
+
+check "an approval the CA crashed in (after the journal), the request expired unpurged and asked again: its approval makes a certificate of that day"
+# Day 415 (the clock above): PENDING, the approval crashes after the
+# journal; on day 424 the record has expired (PendingDays = 7), not yet
+# been purged (7 days later), and the same key asks again.
+at415() { at_offset $((415 * 86400)) "$@"; }
+at424() { at_offset $((424 * 86400)) "$@"; }
+rc=0
+at415 "$IOS_CLIENT" --url "$URL" --challenge "$(at415 "$SCEPCTL" --data-dir "$DATA" challenge)" \
+	--subject "CN=crashed and expired" --out "$WORK/xe1.pem" --force-plus --key "$WORK/xe1.key" > "$WORK/xe1.log" 2>&1 || rc=$?
+[ $rc = 3 ] || { cat "$WORK/xe1.log"; fail "PKCSReq: exit $rc, want 3 (PENDING)"; }
+x_txid=$(pending_txid)
+server_stop
+from=$(log_mark)
+SCEPD_TEST_CA_CRASH=journal:1 at415 server_start
+rc=0
+at415 "$SCEPCTL" --data-dir "$DATA" approve "$x_txid" > "$WORK/x_approve.out" 2>&1 || rc=$?
+[ $rc = 1 ] || { cat "$WORK/x_approve.out"; fail "the approval the CA crashed in: exit $rc"; }
+for _ in $(seq 100); do logged "$from" "test hook: crashing after 'journal'" && break; sleep 0.1; done
+logged "$from" "test hook: crashing after 'journal' of transaction $x_txid" || fail "the CA did not crash after 'journal'"
+server_stop
+from=$(log_mark)
+at424 server_start
+logged "$from" "1 certificate(s) journalled but not in the ledger" || fail "the crash left no journal record"
+! logged "$from" "pending request $x_txid purged" || fail "the expired request was purged already: this check needs it kept"
+rc=0
+at424 "$IOS_CLIENT" --url "$URL" --challenge "$(at424 "$SCEPCTL" --data-dir "$DATA" challenge)" \
+	--subject "CN=crashed and expired" --out "$WORK/x2.pem" --force-plus --key "$WORK/xe1.key" > "$WORK/x2.log" 2>&1 || rc=$?
+[ $rc = 3 ] || { cat "$WORK/x2.log"; fail "asking again after the expiry: exit $rc, want 3 (PENDING)"; }
+at424 "$SCEPCTL" --data-dir "$DATA" approve "$x_txid" > /dev/null 2>&1 || fail "scepctl approve $x_txid"
+at424 poll x_poll "CN=crashed and expired" xe1
+[ $rc = 0 ] || { cat "$WORK/x_poll.log"; fail "CertPoll after the approval: exit $rc"; }
+nb=$(date -d "$(openssl x509 -in "$WORK/x_poll.pem" -noout -startdate | cut -d= -f2)" +%s)
+[ $((nb + 3600)) -gt $(($(date +%s) + 424 * 86400)) ] ||
+	fail "the certificate approved on day 424 is valid from $(openssl x509 -in "$WORK/x_poll.pem" -noout -startdate): the crashed approval's, backdated"
 server_stop
 
 pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile; scepctl list --pending; expiry and purge of pending requests; a record that cannot be written"

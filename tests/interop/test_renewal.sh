@@ -173,6 +173,8 @@ grep -q "IPSECIntermediateOffline" "$WORK/list.txt" || fail "scepctl list shows 
 check "after a CA switch (a new key, the same name), a certificate of the old CA renews only with PreviousCACertificate in [ra] and [ca], and a revoked one never"
 ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 8" "$WORK/r1.pem" "$URL" --key "$WORK/r1.key" >/dev/null ||
 	fail "enrollment before the switch"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 9" "$WORK/k1.pem" "$URL" --key "$WORK/k.key" >/dev/null ||
+	fail "enrollment before the switch"
 "$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/r1.pem" -noout -serial | cut -d= -f2)" \
 	> /dev/null 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "scepctl revoke"; }
 cp "$DATA/ca/ca.pem" "$WORK/old-ca.pem"
@@ -184,6 +186,21 @@ server_start
 fetch_ca_chain
 cmp -s <(openssl x509 -in "$CA_PEM" -outform DER) <(openssl x509 -in "$WORK/old-ca.pem" -outform DER) &&
 	fail "GetCACert still gives the old CA"
+# A device keeping its key keeps its transactionID (RFC 8894 derives it
+# from the key): enrolling anew with a password it gets a certificate of
+# the new CA, not the old one back; sent again, that same new one.
+from=$(log_mark)
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 9" "$WORK/k2.pem" "$URL" --key "$WORK/k.key" >/dev/null ||
+	fail "the old CA's key enrolling anew after the switch"
+verify_cert "$WORK/k2.pem"
+# (the CA writes serials in 32 digits; openssl drops a leading 00 byte)
+k1_serial=$(printf '%32s' "$(openssl x509 -in "$WORK/k1.pem" -noout -serial | cut -d= -f2)" | tr ' ' 0)
+logged "$from" "certificate $k1_serial of this transactionID was issued by a CA this one replaced: the request (client 127.0.0.1) is a new enrollment" ||
+	fail "the CA did not log the new enrollment of a key the old CA certified"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 9" "$WORK/k3.pem" "$URL" --key "$WORK/k.key" >/dev/null ||
+	fail "that enrollment sent again"
+cmp -s <(openssl x509 -in "$WORK/k2.pem" -outform DER) <(openssl x509 -in "$WORK/k3.pem" -outform DER) ||
+	fail "the new CA's certificate is not the answer to its transaction sent again"
 rc=0
 renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12a.key" --message-type 17 || rc=$?
 [ $rc = 2 ] && grep -q "issued by this CA (one of a CA it replaced, when listed in \[ra\] and \[ca\] PreviousCACertificate)" "$WORK/c12.log" ||
