@@ -584,6 +584,8 @@ signed_verify(
 {
 	STACK_OF(X509) *signers = NULL;
 	PKCS7_SIGNED *sd;
+	PKCS7_SIGNER_INFO *si;
+	ASN1_TYPE *digest;
 	BIO *indata = NULL;
 	X509 *signer = NULL;
 
@@ -614,6 +616,15 @@ signed_verify(
 		goto out;
 	}
 	*err = SCEP_E_SIGNATURE;
+	/* Signed attributes' messageDigest an OCTET STRING before OpenSSL
+	 * reads it: releases before 3.0.19 took any type (CVE-2026-22796: a
+	 * BOOLEAN crashed them), and CMakeLists asks only for 3.0. */
+	si = sk_PKCS7_SIGNER_INFO_value(sd->signer_info, 0);
+	if (sk_X509_ATTRIBUTE_num(PKCS7_get_signed_attributes(si)) > 0 &&
+	    ((digest = PKCS7_get_signed_attribute(
+	          si, NID_pkcs9_messageDigest)) == NULL ||
+	        digest->type != V_ASN1_OCTET_STRING))
+		goto out;
 	if (PKCS7_verify(p7, certs, NULL, indata, NULL,
 	        flags | PKCS7_NOVERIFY | PKCS7_BINARY) != 1)
 		goto out;
@@ -1248,14 +1259,20 @@ out:
 	return rc;
 }
 
-/* The challengePassword as a C string; exactly one attribute, one value. */
+/*
+ * The challengePassword as a C string; exactly one attribute, one value,
+ * one of DirectoryString's types (RFC 2985): PrintableString, UTF8String
+ * and T61String as sent, BMPString and UniversalString in UTF-8; and
+ * IA5String, which clients send too.
+ */
 static int
 csr_challenge(X509_REQ *req, char **challenge, const char **why)
 {
 	X509_ATTRIBUTE *attr;
 	ASN1_TYPE *t;
 	const unsigned char *data;
-	int idx, len;
+	unsigned char *utf8 = NULL;
+	int idx, len, rc = SCEP_E_CSR;
 
 	*challenge = NULL;
 	idx = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
@@ -1271,24 +1288,41 @@ csr_challenge(X509_REQ *req, char **challenge, const char **why)
 	    (t = X509_ATTRIBUTE_get0_type(attr, 0)) == NULL ||
 	    (t->type != V_ASN1_PRINTABLESTRING &&
 	        t->type != V_ASN1_UTF8STRING && t->type != V_ASN1_IA5STRING &&
-	        t->type != V_ASN1_T61STRING) ||
+	        t->type != V_ASN1_T61STRING && t->type != V_ASN1_BMPSTRING &&
+	        t->type != V_ASN1_UNIVERSALSTRING) ||
 	    t->value.asn1_string == NULL) {
 		*why = "challengePassword is not a single text string";
 		return SCEP_E_CSR;
 	}
-	data = ASN1_STRING_get0_data(t->value.asn1_string);
-	len = ASN1_STRING_length(t->value.asn1_string);
+	if (t->type == V_ASN1_BMPSTRING || t->type == V_ASN1_UNIVERSALSTRING) {
+		if ((len = ASN1_STRING_to_UTF8(&utf8, t->value.asn1_string)) <
+		    0) {
+			*why = "challengePassword is not a valid BMPString or "
+			       "UniversalString";
+			goto out;
+		}
+		data = utf8;
+	} else {
+		data = ASN1_STRING_get0_data(t->value.asn1_string);
+		len = ASN1_STRING_length(t->value.asn1_string);
+	}
 	if (len < 0 || memchr(data, '\0', (size_t)len) != NULL) {
 		*why = "challengePassword contains a NUL character";
-		return SCEP_E_CSR;
+		goto out;
 	}
 	if ((*challenge = malloc((size_t)len + 1)) == NULL) {
 		*why = "out of memory";
-		return SCEP_E_NOMEM;
+		rc = SCEP_E_NOMEM;
+		goto out;
 	}
 	memcpy(*challenge, data, (size_t)len);
 	(*challenge)[len] = '\0';
-	return SCEP_OK;
+	rc = SCEP_OK;
+out:
+	if (utf8 != NULL)
+		OPENSSL_clear_free(utf8, (size_t)len);
+	ERR_clear_error();
+	return rc;
 }
 
 /*

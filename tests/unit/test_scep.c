@@ -1729,6 +1729,49 @@ test_csr_bad_signature(void **state)
 	X509_REQ_free(csr);
 	OPENSSL_free(der);
 	X509_REQ_free(two);
+	der = NULL;
+
+	/* BMPString and UniversalString (DirectoryString, RFC 2985): the
+	 * password in UTF-8; one that is not Unicode is refused. */
+	{
+		static const struct {
+			int type;
+			const char *bytes;
+			int len, ok;
+		} cases[] = {
+		    {V_ASN1_BMPSTRING, "\0p\0\xe4\0s\0s", 8, 1},
+		    {V_ASN1_UNIVERSALSTRING, "\0\0\0p\0\0\0\xe4\0\0\0s\0\0\0s",
+		        16, 1},
+		    /* past U+10FFFF; an unpaired surrogate */
+		    {V_ASN1_UNIVERSALSTRING, "\0\x11\0\0", 4, 0},
+		    {V_ASN1_BMPSTRING, "\xd8\0\0p", 4, 0},
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			two = make_csr(fx.client_key, "wide", NULL);
+			assert_true(X509_REQ_add1_attr_by_NID(two,
+			    NID_pkcs9_challengePassword, cases[i].type,
+			    (const unsigned char *)cases[i].bytes,
+			    cases[i].len));
+			assert_true(X509_REQ_sign(
+			                two, fx.client_key, EVP_sha256()) > 0);
+			len = i2d_X509_REQ(two, &der);
+			assert_int_equal(scep_csr_parse(der, (size_t)len, &csr,
+			                     &challenge, &fi, &why),
+			    cases[i].ok ? SCEP_OK : SCEP_E_CSR);
+			if (cases[i].ok)
+				assert_string_equal(challenge, "p\xc3\xa4ss");
+			else
+				assert_null(challenge);
+			free(challenge);
+			challenge = NULL;
+			X509_REQ_free(csr);
+			csr = NULL;
+			OPENSSL_free(der);
+			der = NULL;
+			X509_REQ_free(two);
+		}
+	}
 }
 
 /* A request without eContent (GetCRL-style): verifies, envelope_len 0. */
