@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <openssl/bio.h>
@@ -18,6 +19,7 @@
 
 #include "challenge.h"
 #include "log.h"
+#include "netaddr.h"
 
 #define E_NO_PASSWORD \
 	"the request carries no challengePassword; get one from the SCEP " \
@@ -65,6 +67,29 @@ refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
 		oldest->window_start = now;
 	}
 	return oldest;
+}
+
+/*
+ * Whom WrongPasswordLimit counts for the client `addr`: an IPv4 address,
+ * or an IPv6 address's /64. A host on an IPv6 network is given a /64 (or
+ * more) and picks any address in it: counted one by one, every guess
+ * could come from another.
+ */
+static void
+refusal_client(const char *addr, char *out, size_t outlen)
+{
+	struct netaddr a;
+	size_t n;
+
+	if (netaddr_parse(addr, strlen(addr), &a) != 0 ||
+	    a.family != AF_INET6) {
+		snprintf(out, outlen, "%s", addr);
+		return;
+	}
+	memset(a.addr + 8, 0, 8);
+	netaddr_format(&a, out, outlen);
+	if ((n = strlen(out)) + 4 <= outlen)
+		memcpy(out + n, "/64", 4);
 }
 
 /* Seconds until `addr` may try again, or 0 when it may now. */
@@ -326,6 +351,7 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 	const char **sans = NULL;
 	char why[512] = "", *pem = NULL;
 	const char *addr, *password;
+	char counted[sizeof(((struct refusal_slot *)0)->addr)];
 	int64_t now = c->now();
 	unsigned int wait;
 	int checked = 0; /* the validator saw the password */
@@ -351,11 +377,16 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		    CHALLENGE_TXID_MAX - 1);
 		return;
 	}
-	if ((wait = refusal_wait(c, addr, now)) > 0) {
+	refusal_client(addr, counted, sizeof(counted));
+	if ((wait = refusal_wait(c, counted, now)) > 0) {
 		c->counters.rate_limited++;
 		log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-		    "client %s is over WrongPasswordLimit = %ld: 429 for %u s",
-		    addr, c->settings.wrong_password_limit, wait);
+		    "client %s%s%s%s is over WrongPasswordLimit = %ld: 429 for "
+		    "%u s",
+		    addr, strcmp(addr, counted) != 0 ? " (counted as " : "",
+		    strcmp(addr, counted) != 0 ? counted : "",
+		    strcmp(addr, counted) != 0 ? ")" : "",
+		    c->settings.wrong_password_limit, wait);
 		reply->status = SCEP__V1__STATUS__STATUS_RATE_LIMITED;
 		reply->error = "Too many refused challenge passwords from this "
 		               "address; retry later.";
@@ -445,7 +476,7 @@ decided:
 	default:
 		if (!copy) {
 			v->refused++;
-			refusal_record(c, addr, now);
+			refusal_record(c, counted, now);
 			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
 			    "validator %s refused client %s (via %s): %s",
 			    v->name, addr, in->path ? in->path : "?", why);

@@ -123,6 +123,7 @@ static uint32_t last_retry_after; /* the last check's, 0: none */
 /* The check's answer_within_ms when >= 0 (the RA sends it), else none;
  * and its report_within_ms. */
 static int64_t answer_within_ms = -1, report_within_ms = -1;
+static const char *client_addr = "192.0.2.1";
 
 static int
 redeem_check(
@@ -137,7 +138,7 @@ redeem_check(
 
 	check.password = (char *)password;
 	check.transaction_id = (char *)txid;
-	check.client_addr = "192.0.2.1";
+	check.client_addr = (char *)client_addr;
 	if (answer_within_ms >= 0) {
 		check.has_answer_within_ms = 1;
 		check.answer_within_ms = (uint32_t)answer_within_ms;
@@ -378,6 +379,37 @@ test_limit_clock_steps(void **state)
 	assert_in_range(last_retry_after, 1, 300);
 	fake_now += 3600;
 	assert_int_equal(redeem_check(f, "wrong", "t7", &wanted), REFUSED);
+}
+
+/* WrongPasswordLimit counts an IPv6 client by its /64, from which it may
+ * send each guess from another address; other networks are not slowed. */
+static void
+test_limit_ipv6_prefix(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *addr;
+		int status;
+	} tries[] = {
+	    {"2001:db8:1::10", REFUSED},
+	    {"2001:db8:1::11", REFUSED},
+	    {"2001:db8:1:0:ffff:ffff:ffff:ffff",
+	        SCEP__V1__STATUS__STATUS_RATE_LIMITED},
+	    {"2001:db8:1::12", SCEP__V1__STATUS__STATUS_RATE_LIMITED},
+	    {"2001:db8:1:1::10", REFUSED}, /* another /64 */
+	    {"192.0.2.1", REFUSED},
+	};
+	char txid[16];
+	int wanted;
+
+	f->c.settings.wrong_password_limit = 2;
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		client_addr = tries[i].addr;
+		snprintf(txid, sizeof(txid), "t%zu", i);
+		assert_int_equal(
+		    redeem_check(f, "wrong", txid, &wanted), tries[i].status);
+	}
+	client_addr = "192.0.2.1";
 }
 
 /* The frontend gives back a password it could not hand out (a profile
@@ -1375,6 +1407,8 @@ main(void)
 	        test_retry_after_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_limit_clock_steps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_limit_ipv6_prefix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
