@@ -162,6 +162,10 @@ struct admin_guard {
 void admin_guard_init(struct admin_guard *g);
 void admin_guard_free(struct admin_guard *g);
 
+/* The /64s whose connections are counted at once: more than
+ * libmicrohttpd's connection limit (FD_SETSIZE - 4). */
+#define HTTP_PREFIX_SLOTS 1024
+
 struct frontend {
 	struct frontend_settings settings;
 	char **paths; /* SCEP paths, NULL-terminated */
@@ -195,6 +199,16 @@ struct frontend {
 	int acceptor_stop[2]; /* a pipe: written to stop it */
 	pthread_t acceptor;
 	int acceptor_running;
+	/* IPv6 clients' open connections by /64, for PerIPConnectionLimit
+	 * (libmicrohttpd's counts each address, and a host picks any of
+	 * its /64): counted by the daemon's threads as connections start
+	 * and close, looked at by the acceptor. */
+	pthread_mutex_t prefix_lock;
+	struct http_prefix_count {
+		uint8_t prefix[8];
+		unsigned int n; /* 0: a free slot */
+	} prefixes[HTTP_PREFIX_SLOTS];
+	int64_t prefix_warned_ms;
 };
 
 /* One HTTP request, from the URI log callback to NOTIFY_COMPLETED. */

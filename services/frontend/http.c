@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "frontend.h"
 #include "log.h"
+#include "netaddr.h"
 
 #define ALLOW_SCEP "GET, HEAD, POST"
 #define ALLOW_READ "GET, HEAD"
@@ -989,6 +990,108 @@ http_acceptor_pause(const char *what, int e, int64_t *warned_ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The /64 of an IPv6 client (not an IPv4-mapped one): 1, else 0. */
+static int
+http_prefix_of(const struct sockaddr *sa, uint8_t prefix[8])
+{
+	struct netaddr a;
+
+	if (sa == NULL || sa->sa_family != AF_INET6 ||
+	    netaddr_from_sockaddr(sa, &a) != 0 || a.family != AF_INET6)
+		return 0;
+	memcpy(prefix, a.addr, 8);
+	return 1;
+}
+
+/* The slot of `prefix`, or with `create` a free one; NULL when there is
+ * none (more /64s with connections than slots: not counted). Under
+ * fe->prefix_lock. */
+static struct http_prefix_count *
+http_prefix_slot(struct frontend *fe, const uint8_t prefix[8], int create)
+{
+	struct http_prefix_count *free_slot = NULL;
+
+	for (size_t i = 0; i < HTTP_PREFIX_SLOTS; i++) {
+		struct http_prefix_count *s = &fe->prefixes[i];
+
+		if (s->n > 0 && memcmp(s->prefix, prefix, 8) == 0)
+			return s;
+		if (s->n == 0 && free_slot == NULL)
+			free_slot = s;
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	memcpy(free_slot->prefix, prefix, 8);
+	return free_slot;
+}
+
+/* A connection of `sa` started (+1) or closed (-1). */
+static void
+http_prefix_count(struct frontend *fe, const struct sockaddr *sa, int delta)
+{
+	struct http_prefix_count *s;
+	uint8_t prefix[8];
+
+	if (!http_prefix_of(sa, prefix))
+		return;
+	pthread_mutex_lock(&fe->prefix_lock);
+	if ((s = http_prefix_slot(fe, prefix, delta > 0)) != NULL) {
+		if (delta > 0)
+			s->n++;
+		else if (s->n > 0)
+			s->n--;
+	}
+	pthread_mutex_unlock(&fe->prefix_lock);
+}
+
+/* 1 when `sa`'s /64 holds PerIPConnectionLimit connections already
+ * (logged now and then). Those the daemon's threads have not started yet
+ * are not counted: a burst may pass it by a few. */
+static int
+http_prefix_full(struct frontend *fe, const struct sockaddr *sa)
+{
+	long limit = fe->settings.per_ip_connection_limit;
+	struct http_prefix_count *s;
+	uint8_t prefix[8];
+	int full = 0;
+
+	if (limit <= 0 || !http_prefix_of(sa, prefix))
+		return 0;
+	pthread_mutex_lock(&fe->prefix_lock);
+	full = (s = http_prefix_slot(fe, prefix, 0)) != NULL &&
+	    s->n >= (unsigned long)limit;
+	pthread_mutex_unlock(&fe->prefix_lock);
+	if (full && clock_monotonic_ms() - fe->prefix_warned_ms > 10000) {
+		struct netaddr net = {AF_INET6, {0}};
+		char text[64];
+
+		memcpy(net.addr, prefix, 8);
+		netaddr_format(&net, text, sizeof(text));
+		log_warn("security: %s/64 holds PerIPConnectionLimit = %ld "
+		         "connections: more are closed (an IPv6 client counts "
+		         "by its /64)",
+		    text, limit);
+		fe->prefix_warned_ms = clock_monotonic_ms();
+	}
+	return full;
+}
+
+/* libmicrohttpd's connection start and close: the watchdog's, and the
+ * /64s' counts. */
+static void
+http_notify_connection(void *cls, struct MHD_Connection *c,
+    void **socket_context, enum MHD_ConnectionNotificationCode code)
+{
+	struct frontend *fe = cls;
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	watchdog_notify(fe->watchdog, c, socket_context, code);
+	if (info != NULL)
+		http_prefix_count(fe, info->client_addr,
+		    code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
 static void *
 http_acceptor(void *arg)
 {
@@ -1017,6 +1120,10 @@ http_acceptor(void *arg)
 				    "accept", errno, &warned_ms);
 			continue;
 		}
+		if (http_prefix_full(fe, (struct sockaddr *)&addr)) {
+			close(c);
+			continue;
+		}
 		/* Closed by libmicrohttpd on MHD_NO (its connection limits:
 		 * PerIPConnectionLimit and the process's). */
 		(void)MHD_add_connection(
@@ -1040,8 +1147,8 @@ http_start(struct frontend *fe, int listen_fd)
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
 	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http_uri_log, fe},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, fe},
-	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)watchdog_notify,
-	        fe->watchdog},
+	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_notify_connection,
+	        fe},
 	    /* Last: cut off below when there is one thread only. */
 	    {MHD_OPTION_THREAD_POOL_SIZE, 0, NULL},
 	    {MHD_OPTION_END, 0, NULL},
@@ -1059,6 +1166,7 @@ http_start(struct frontend *fe, int listen_fd)
 		opts[n - 2].option = MHD_OPTION_END;
 	fe->listen_fd = listen_fd;
 	fe->acceptor_stop[0] = fe->acceptor_stop[1] = -1;
+	pthread_mutex_init(&fe->prefix_lock, NULL);
 	/*
 	 * No listening socket of its own: the acceptor adds connections
 	 * (MHD_USE_ITC wakes the thread that gets one). microhttpd.h says
