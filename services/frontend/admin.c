@@ -984,17 +984,42 @@ admin_route_find(const struct frontend *fe, const struct request *r, int *moved)
 	return NULL;
 }
 
+/* A path of no route (404) or the page without its slash (301), answered
+ * in *ret: 1; else 0. */
+static int
+admin_unrouted(const struct frontend *fe, struct MHD_Connection *c,
+    struct request *r, const struct admin_route **route, enum MHD_Result *ret)
+{
+	char location[300];
+	const struct http_header h[] = {{"Location", location}, {NULL, NULL}};
+	int moved;
+
+	if ((*route = admin_route_find(fe, r, &moved)) == NULL) {
+		*ret = http_text(c, r, MHD_HTTP_NOT_FOUND, "Not found.\n");
+		return 1;
+	}
+	if (!moved)
+		return 0;
+	snprintf(location, sizeof(location), "%s/", r->path);
+	*ret = http_respond(c, r, MHD_HTTP_MOVED_PERMANENTLY,
+	    "text/plain; charset=utf-8", "Moved.\n", 7, h);
+	return 1;
+}
+
 int
 admin_refused_remote(const struct frontend *fe, struct MHD_Connection *c,
     struct request *r, enum MHD_Result *ret)
 {
-	int moved;
+	const struct admin_route *route;
 
 	/* A path of no route, or the page without its slash, is answered
-	 * 404 or 301 first, as admin_handle does. The only check of the
-	 * client's address: admin_handle sees loopback clients alone. */
-	if (r->loopback || admin_route_find(fe, r, &moved) == NULL || moved)
+	 * 404 or 301 first, as admin_handle does, and at once: a body is
+	 * not read for it. The only check of the client's address:
+	 * admin_handle sees loopback clients alone. */
+	if (r->loopback)
 		return 0;
+	if (admin_unrouted(fe, c, r, &route, ret))
+		return 1;
 	log_warn("admin: refused %s: the admin page needs a loopback client "
 	         "until it is served over HTTPS",
 	    r->client);
@@ -1010,20 +1035,11 @@ admin_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	const struct admin_route *route;
 	char *user = NULL, *pass = NULL, rights[256] = "", host[256];
 	const char *why;
-	int v, moved;
+	int v;
 	enum MHD_Result ret = MHD_NO;
 
-	if ((route = admin_route_find(fe, r, &moved)) == NULL)
-		return http_text(c, r, MHD_HTTP_NOT_FOUND, "Not found.\n");
-	if (moved) {
-		char location[300];
-		const struct http_header h[] = {
-		    {"Location", location}, {NULL, NULL}};
-
-		snprintf(location, sizeof(location), "%s/", r->path);
-		return http_respond(c, r, MHD_HTTP_MOVED_PERMANENTLY,
-		    "text/plain; charset=utf-8", "Moved.\n", 7, h);
-	}
+	if (admin_unrouted(fe, c, r, &route, &ret))
+		return ret;
 	if (!http_host_is_ours(fe, c, host, sizeof(host))) {
 		log_warn("admin: refused %s %s from %s: Host %s is not a name "
 		         "of this server (DNS rebinding?); [frontend] "

@@ -211,6 +211,14 @@ refused "an admin POST of 600,000 bytes" "$ADMIN/api/single-password" -u mdm1:md
 	-H "Content-Type: application/json" -H "Expect: 100-continue" --expect100-timeout 5 \
 	--data-binary "@$WORK/big.json"
 [ "$sent" = 0 ] || fail "the refused admin POST's body was read: curl sent $sent bytes"
+# A path under the admin page that no page has: 404, as to anyone, at once
+# and its body unread too.
+read -r code sent secs <<< "$(curl -s -m 10 -o "$WORK/refused.txt" -w '%{http_code} %{size_upload} %{time_total}' \
+	-H "X-Forwarded-For: 192.0.2.7" -u mdm1:mdm-secret -H "Content-Type: application/json" \
+	-H "Expect: 100-continue" --expect100-timeout 5 --data-binary "@$WORK/big.json" "$ADMIN/no-such-page" || true)"
+echo "   an admin POST of 600,000 bytes to no page: HTTP $code in $secs s, $sent bytes sent"
+[ "$code" = 404 ] && [ "$sent" = 0 ] && awk -v s="$secs" 'BEGIN { exit !(s < 0.5) }' ||
+	fail "a POST to no admin page from a client that is not loopback: HTTP $code in $secs s, $sent bytes sent; want 404 at once, the body unread"
 wait "$busy" || true
 kill -CONT "$ra"
 
