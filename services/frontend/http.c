@@ -70,6 +70,30 @@ response_of_secret(const void *body, size_t len)
 	return resp;
 }
 
+/*
+ * Whether the client of a suspended connection closed it while its
+ * answer was made (curl's --max-time, a browser's reload): its end of the
+ * socket reads end-of-file. libmicrohttpd does not watch a suspended
+ * connection, and once resumed writes the answer into the closed one and
+ * counts it sent. A client that half-closes after its request (HTTP
+ * clients do not) looks gone too; nginx tells them apart no better.
+ */
+static int
+http_client_gone(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char byte;
+	ssize_t n;
+
+	if (info == NULL)
+		return 0;
+	n = recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 ||
+	    (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	        errno != EINTR);
+}
+
 static enum MHD_Result
 respond(struct MHD_Connection *c, struct request *r, unsigned int status,
     const char *type, const void *body, size_t len,
@@ -78,6 +102,16 @@ respond(struct MHD_Connection *c, struct request *r, unsigned int status,
 	struct MHD_Response *resp;
 	enum MHD_Result ret = MHD_NO;
 
+	/* A secret (a password, a profile holding one) is not handed to a
+	 * client that left while it was made: MHD_NO, and the caller
+	 * withdraws the password rather than let it count against
+	 * PasswordMax until it expires. */
+	if (secret && r->offloaded && http_client_gone(c)) {
+		log_warn("%s %s from %s: the client went away while its "
+		         "answer was made",
+		    r->method, r->log_path, r->client);
+		return MHD_NO;
+	}
 	resp = secret ? response_of_secret(body, len)
 	              : MHD_create_response_from_buffer(
 	                    len, (void *)body, MHD_RESPMEM_MUST_COPY);

@@ -170,6 +170,18 @@ logged "$from" "POST /certsrv/mscep_admin/api/challenges from .* for one of the 
 	fail "no MDM API request was answered 503 for its wait in the queue"
 kill -CONT "$chal"
 
+check "an MDM that gives up while the challenge service is slow: the password made for it is withdrawn, not left to count against its MdmPasswordMax"
+sleep 1.5 # the 503s' requests done
+from=$(log_mark)
+kill -STOP "$chal"
+curl -s -m 0.3 -o /dev/null -u mdm1:mdm-secret -X POST "$ADMIN/api/challenges" && fail "curl did not give up"
+sleep 0.2
+kill -CONT "$chal" # within RPCTimeout (1000 ms): the password is made
+await_logged "$from" "POST /certsrv/mscep_admin/api/challenges from 127.0.0.1: the client went away while its answer was made" 5 ||
+	fail "the frontend did not see that the client had gone"
+await_logged "$from" "admin: the password issued for the MDM API for mdm1, not handed out, is withdrawn" 5 ||
+	fail "the password made for a client that left was not withdrawn"
+
 # Stops the RA (SIGSTOP; SIGCONT at exit); its pid in $ra, the frontend's
 # in $fe.
 stop_ra() {
