@@ -175,6 +175,8 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 8" "$WORK/r1.pem" "$URL" --key "
 	fail "enrollment before the switch"
 ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 9" "$WORK/k1.pem" "$URL" --key "$WORK/k.key" >/dev/null ||
 	fail "enrollment before the switch"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 10" "$WORK/kp1.pem" "$URL" --key "$WORK/kp.key" >/dev/null ||
+	fail "enrollment before the switch"
 "$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/r1.pem" -noout -serial | cut -d= -f2)" \
 	> /dev/null 2> "$WORK/revoke.err" || { cat "$WORK/revoke.err"; fail "scepctl revoke"; }
 cp "$DATA/ca/ca.pem" "$WORK/old-ca.pem"
@@ -201,6 +203,29 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 9" "$WORK/k3.pem" "$URL" --key "
 	fail "that enrollment sent again"
 cmp -s <(openssl x509 -in "$WORK/k2.pem" -outform DER) <(openssl x509 -in "$WORK/k3.pem" -outform DER) ||
 	fail "the new CA's certificate is not the answer to its transaction sent again"
+# The same under ApprovalRequired: PENDING and CertPoll, not the old
+# certificate; approved, the new CA's.
+set_conf template.IPSECIntermediateOffline ApprovalRequired 1
+server_restart
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 10" "$WORK/kp2.pem" "$URL" --key "$WORK/kp.key" >/dev/null || rc=$?
+[ $rc = 3 ] || fail "the old CA's key enrolling anew under ApprovalRequired: exit $rc, want 3 (PENDING)"
+kp_txid=$(grep "pending an operator's approval" "$SERVER_LOG" | tail -1 | sed -n 's/.* txid=\([^ :]*\).*/\1/p')
+# kp_poll NAME: a CertPoll for laptop 10's transaction; sets rc
+kp_poll() {
+	rc=0
+	"$IOS_CLIENT" --url "$URL" --subject "O=Fabrikam,CN=laptop 10" --out "$WORK/$1.pem" --key "$WORK/kp.key" \
+		--message-type 20 > "$WORK/$1.log" 2>&1 || rc=$?
+}
+kp_poll kp3
+[ $rc = 3 ] || { cat "$WORK/kp3.log"; fail "CertPoll of that pending request: exit $rc, want 3 (PENDING)"; }
+"$SCEPCTL" --data-dir "$DATA" approve "$kp_txid" > /dev/null 2> "$WORK/approve.err" ||
+	{ cat "$WORK/approve.err"; fail "scepctl approve of a key the old CA certified"; }
+kp_poll kp4
+[ $rc = 0 ] || { cat "$WORK/kp4.log"; fail "CertPoll after the approval: exit $rc"; }
+verify_cert "$WORK/kp4.pem"
+set_conf template.IPSECIntermediateOffline ApprovalRequired 0
+server_restart
 rc=0
 renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12a.key" --message-type 17 || rc=$?
 [ $rc = 2 ] && grep -q "issued by this CA (one of a CA it replaced, when listed in \[ra\] and \[ca\] PreviousCACertificate)" "$WORK/c12.log" ||
