@@ -66,20 +66,60 @@ log_escape(char *out, size_t outlen, const char *in)
 	out[n] = '\0';
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence of a character from U+0080
+ * on at s[0..n), or 0 (a stray continuation byte, a truncated sequence, an
+ * overlong form, a surrogate, past U+10FFFF). By hand: the launcher does
+ * not link OpenSSL's UTF8_getc, and this is all it would be used for.
+ */
+static int
+log_utf8_len(const unsigned char *s, int n)
+{
+	/* The second byte's range after each lead byte (RFC 3629). */
+	unsigned char lo = 0x80, hi = 0xbf;
+	int len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		lo = s[0] == 0xe0 ? 0xa0 : 0x80;
+		hi = s[0] == 0xed ? 0x9f : 0xbf;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		lo = s[0] == 0xf0 ? 0x90 : 0x80;
+		hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+	} else
+		return 0;
+	if (len > n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (int i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
 /* One write(2) per line so lines from threads and processes don't mix. */
 static void
 log_vevent(enum log_level level, const char *txid, uint64_t reqid,
     const char *fmt, va_list ap)
 {
 	char line[2048], out[2048], stamp[LOG_TIME_LEN];
+	/* A transactionID (at most 256 bytes as the services keep them),
+	 * each byte written %HH at most. */
+	char field[3 * 256 + 1];
 	size_t o = 0;
 	int n, m;
 
 	log_time(time(NULL), stamp);
 	n = snprintf(line, sizeof(line), "%s %s[%d] %s", stamp, log_service,
 	    (int)getpid(), level_names[level]);
-	if (txid != NULL && n < (int)sizeof(line))
-		n += snprintf(line + n, sizeof(line) - n, " txid=%.128s", txid);
+	/* A device's, encoded as a path is (log_escape): with a space or an
+	 * '=' in it, it would write fields of its own ("req=1: issued"). */
+	if (txid != NULL && n < (int)sizeof(line)) {
+		log_escape(field, sizeof(field), txid);
+		n += snprintf(line + n, sizeof(line) - n, " txid=%s", field);
+	}
 	if (reqid != 0 && n < (int)sizeof(line))
 		n += snprintf(line + n, sizeof(line) - n, " req=%llu",
 		    (unsigned long long)reqid);
@@ -92,31 +132,37 @@ log_vevent(enum log_level level, const char *txid, uint64_t reqid,
 	}
 	if (n >= (int)sizeof(line) - 1)
 		n = sizeof(line) - 2;
-	/* Untrusted text (a device's transactionID) must not forge log
-	 * lines: a line break starts none (a space), and other control
+	/* Untrusted text (a client's User-Agent, a subject) must not forge
+	 * log lines: a line break starts none (a space), and other control
 	 * bytes, which could move a terminal's cursor over the line
 	 * before, are written as \xHH; so are C1 controls in UTF-8 (C2 80
-	 * to C2 9F: U+009B is a CSI to some terminals), and a backslash,
-	 * so that a text "\x1b" does not read as an escaped byte. */
-	for (int i = 0; i < n; i++) {
+	 * to C2 9F: U+009B is a CSI to some terminals), every byte that is
+	 * not well-formed UTF-8 (a lone 0x9B is that CSI to a terminal not
+	 * in UTF-8), and a backslash, so that a text "\x1b" does not read
+	 * as an escaped byte. */
+	for (int i = 0; i < n;) {
 		unsigned char c = (unsigned char)line[i];
-		int c1 = c == 0xc2 && i + 1 < n &&
-		    (unsigned char)line[i + 1] >= 0x80 &&
-		    (unsigned char)line[i + 1] <= 0x9f;
+		int len = c < 0x80
+		    ? 1
+		    : log_utf8_len((const unsigned char *)line + i, n - i);
 
 		if (c == '\n' || c == '\r')
 			c = ' ';
-		if (c1 ||
-		    (i > 0 && (unsigned char)line[i - 1] == 0xc2 && c >= 0x80 &&
-		        c <= 0x9f) ||
-		    c < 0x20 || c == 0x7f || c == '\\') {
+		if (len == 2 && c == 0xc2 && (unsigned char)line[i + 1] <= 0x9f)
+			len = 0; /* a C1 control: both bytes escaped */
+		if (len == 0 ||
+		    (len == 1 && (c < 0x20 || c == 0x7f || c == '\\'))) {
 			if (o + 5 > sizeof(out))
 				break;
 			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+			i++;
 		} else {
-			if (o + 2 > sizeof(out))
+			if (o + (size_t)len + 1 > sizeof(out))
 				break;
 			out[o++] = (char)c;
+			memcpy(out + o, line + i + 1, (size_t)len - 1);
+			o += (size_t)len - 1;
+			i += len;
 		}
 	}
 	out[o++] = '\n';

@@ -57,11 +57,52 @@ test_one_line_without_control_bytes(void **state)
 	for (size_t i = 0; i + 1 < len; i++)
 		assert_true((unsigned char)out[i] >= 0x20 && out[i] != 0x7f);
 	assert_non_null(strstr(out,
-	    " info txid=tx\\x1b[1A\\x1b[2K T "
-	    "scepd-ca[1] warn: revoked serial "
-	    "0B\\x09(x) req=7: issued serial 0A to "
+	    " info txid=tx%1B[1A%1B[2K%0DT%20"
+	    "scepd-ca[1]%20warn:%20revoked%20serial%20"
+	    "0B%09(x) req=7: issued serial 0A to "
 	    "\"CN=a T scepd-ca[1] warn: revoked "
 	    "serial 0C\\x7f\"\n"));
+}
+
+/* A transactionID writes no fields of its own (a space and '=' encoded,
+ * as in a path), and is logged whole up to the 256 bytes services keep. */
+static void
+test_txid_fields(void **state)
+{
+	char out[4096], txid[257], want[300];
+
+	(void)state;
+	log_init("scepd-ra", LOG_LEVEL_INFO);
+	logged("X req=1: issued to 203.0.113.9 via /scep", "CN=x", out,
+	    sizeof(out));
+	assert_non_null(strstr(out,
+	    " info txid=X%20req%3D1:%20issued%20to%20203.0.113.9%20via%20/scep "
+	    "req=7: issued serial 0A to \"CN=x\"\n"));
+	memset(txid, 'T', 255);
+	txid[255] = 'Z';
+	txid[256] = '\0';
+	logged(txid, "CN=x", out, sizeof(out));
+	snprintf(want, sizeof(want), " txid=%s req=7:", txid);
+	assert_non_null(strstr(out, want));
+}
+
+/* Bytes that are not well-formed UTF-8 are escaped one by one (a lone
+ * 0x9B is a CSI to a terminal not in UTF-8); well-formed UTF-8 is kept,
+ * continuation bytes in 0x80-0x9F included (U+0117 is C4 97). */
+static void
+test_not_utf8(void **state)
+{
+	char out[4096];
+
+	(void)state;
+	log_init("scepd-frontend", LOG_LEVEL_INFO);
+	logged("t",
+	    "a\x9b[2J b\xc4\x97 c\xc0\xaf d\xed\xa0\x80 e\xf4\x90\x80\x80 "
+	    "f\xf0\x9f\x98\x80 g\xe2\x82",
+	    out, sizeof(out));
+	assert_non_null(strstr(out,
+	    "\"a\\x9b[2J b\xc4\x97 c\\xc0\\xaf d\\xed\\xa0\\x80 "
+	    "e\\xf4\\x90\\x80\\x80 f\xf0\x9f\x98\x80 g\\xe2\\x82\"\n"));
 }
 
 /* A backslash, and a C1 control in UTF-8 (U+009B, a CSI to some
@@ -131,6 +172,8 @@ main(void)
 	    cmocka_unit_test(test_one_line_without_control_bytes),
 	    cmocka_unit_test(test_long_line_cut),
 	    cmocka_unit_test(test_backslash_and_c1),
+	    cmocka_unit_test(test_txid_fields),
+	    cmocka_unit_test(test_not_utf8),
 	    cmocka_unit_test(test_escape),
 	};
 
