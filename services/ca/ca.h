@@ -322,6 +322,11 @@ X509_ALGOR *ca_issue_learn_sig_alg(const struct ca *ca);
  * a copy): 0 for none or a URL OpenSSL makes a CRL distribution point of
  * as written, else -1 with the reason in err. */
 int ca_crl_dp_load(struct ca *ca, char *err, size_t errlen);
+/* 1 when certificate `serial` is revoked for good, 0 when it is not
+ * revoked or on hold (certificateHold, which scepctl unrevoke releases),
+ * -1 when the ledger cannot be read. */
+int
+ca_crl_revoked_for_good(const struct ca *ca, MDB_txn *txn, const char *serial);
 /* The authorityKeyIdentifier for what ca_cert signs (ca->akid), or NULL. */
 X509_EXTENSION *ca_akid_ext(X509 *ca_cert);
 /* Microseconds one signature with the CA's key takes, or -1; after

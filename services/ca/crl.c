@@ -376,6 +376,20 @@ crl_on_hold(const MDB_val *val, json_int_t *since)
 	return held;
 }
 
+int
+ca_crl_revoked_for_good(const struct ca *ca, MDB_txn *txn, const char *serial)
+{
+	MDB_val key = {strlen(serial), (void *)serial}, val;
+	json_int_t since;
+	int e = mdb_get(txn, ca->revoked, &key, &val);
+
+	if (e == MDB_NOTFOUND)
+		return 0;
+	if (e != 0)
+		return -1;
+	return !crl_on_hold(&val, &since);
+}
+
 /*
  * The line a revocation is logged with, which a restore reads (README
  * "Backup and restore"): the serial, its reason, whether it was on hold

@@ -78,8 +78,10 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 		memcpy(serial, val.mv_data, val.mv_size);
 		serial[val.mv_size] = '\0';
 		/* A revoked certificate is no longer the device's: its
-		 * replacement is not a second one. */
-		if ((revoked = ca_ledger_is_revoked(ca, p->txn, serial)) < 0) {
+		 * replacement is not a second one. One on hold still is:
+		 * released (scepctl unrevoke), it would be. */
+		if ((revoked = ca_crl_revoked_for_good(ca, p->txn, serial)) <
+		    0) {
 			n = -1; /* unreadable: undecided, not "none" */
 			break;
 		}

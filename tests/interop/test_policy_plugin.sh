@@ -87,6 +87,16 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other3.pem" >/dev/nu
 	fail "the replacement of a revoked certificate was refused as a twin"
 verify_cert "$WORK/other3.pem"
 
+check "duplicate-subject: a certificate on hold still counts (scepctl unrevoke would make two)"
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/other3.pem" -noout -serial | cut -d= -f2)" \
+	--reason certificateHold 2>/dev/null || fail "scepctl revoke --reason certificateHold"
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other4.pem" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/other4.pem.log" ||
+	{ cat "$WORK/other4.pem.log"; fail "a twin of a certificate on hold: exit $rc, want 2 (FAILURE) from the policy"; }
+"$SCEPCTL" --data-dir "$DATA" unrevoke "$(openssl x509 -in "$WORK/other3.pem" -noout -serial | cut -d= -f2)" \
+	2>/dev/null || fail "scepctl unrevoke"
+
 check "duplicate-subject at an operator's approval: two requests pending for one subject, the second approval refused"
 printf '\n[template.IPSECIntermediateOffline]\nApprovalRequired = 1\n' >> "$DATA/scepd.conf"
 server_restart
@@ -113,4 +123,4 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/renewed.pem" >/dev/nu
 	fail "a second certificate inside the renewal window was refused"
 verify_cert "$WORK/renewed.pem"
 
-pass "duplicate-subject policy through the plugin ABI, at approval too, revoked certificates not counted; wrong ABI and unknown keys refused at start"
+pass "duplicate-subject policy through the plugin ABI, at approval too, revoked certificates not counted, held ones counted; wrong ABI and unknown keys refused at start"
