@@ -531,6 +531,10 @@ post(struct webhook *wh, const char *body)
 	SET(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	SET(CURLOPT_USERAGENT, WEBHOOK_USER_AGENT);
 	SET(CURLOPT_HTTPHEADER, wh->headers);
+	/* libcurl (7.88) copies a body this small into its request buffer
+	 * and frees that unwiped: the challenge outlives our wipes in the
+	 * freed heap of the challenge service, which only it can read. A
+	 * read callback would leave it in libcurl's upload buffer alike. */
 	SET(CURLOPT_POSTFIELDS, body);
 	SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	SET(CURLOPT_WRITEFUNCTION, answer_write);
@@ -577,6 +581,7 @@ transfer_failure(const struct webhook *wh, CURLcode rc, char *why,
 {
 	const char *text =
 	    wh->curl_error[0] != '\0' ? wh->curl_error : curl_easy_strerror(rc);
+	long status = 0;
 
 	printable_copy(detail, detaillen, text, strlen(text), detaillen - 1);
 	switch (rc) {
@@ -604,11 +609,22 @@ transfer_failure(const struct webhook *wh, CURLcode rc, char *why,
 		        : "the MDM webhook could not be asked");
 		break;
 	case CURLE_WRITE_ERROR:
-		if (wh->answer_too_large) {
+		/* Too large: the MDM's answer to the device if it is a 200,
+		 * else no answer at all (a proxy's error page for an MDM
+		 * that is down), as any other status is (judge_answer). */
+		if (wh->answer_too_large &&
+		    (curl_easy_getinfo(wh->curl, CURLINFO_RESPONSE_CODE,
+		         &status) != CURLE_OK ||
+		        status == 200)) {
 			snprintf(why, whylen,
 			    "the MDM webhook's answer is larger than %d KiB",
 			    WEBHOOK_MAX_ANSWER >> 10);
 			return SCEPD_VERDICT_REFUSE;
+		}
+		if (wh->answer_too_large) {
+			snprintf(why, whylen,
+			    "the MDM webhook answered HTTP %ld", status);
+			break;
 		}
 		/* FALLTHROUGH */
 	default:

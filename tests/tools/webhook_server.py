@@ -29,6 +29,8 @@ ANSWERS = {
     "garbage": (200, b"<html>allow</html>"),
     "duplicate": (200, b'{"allow": false, "allow": true}'),
     "huge": (200, b'{"allow": true, "pad": "' + b"x" * (128 * 1024) + b'"}'),
+    # A proxy's error page for an MDM that is down.
+    "huge502": (502, b"<html>" + b"x" * (128 * 1024) + b"</html>"),
     "redirect": (302, b""),
     # An API key the MDM no longer takes: our configuration, not the device.
     "forbidden": (403, b'{"allow": false, "reason": "bad API key"}'),

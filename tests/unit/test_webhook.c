@@ -622,6 +622,15 @@ test_huge_answer(void **state)
 	expect_refusal("huge", "larger than 64 KiB");
 }
 
+/* A large answer of another status is no verdict either: a proxy's error
+ * page while the MDM is down is not the device's wrong password. */
+static void
+test_huge_error_page(void **state)
+{
+	(void)state;
+	expect_unavailable("huge502", "the MDM webhook answered HTTP 502");
+}
+
 /* A status other than 200 is no verdict on the device: our side's
  * mistake (an API key the MDM no longer takes) is not its wrong
  * password. */
@@ -920,6 +929,7 @@ main(void)
 	    T(test_garbage),
 	    T(test_duplicate_allow),
 	    T(test_huge_answer),
+	    T(test_huge_error_page),
 	    T(test_redirect_not_followed),
 	    T(test_forbidden),
 	    T(test_slow),
