@@ -294,6 +294,17 @@ main(int argc, char **argv)
 	    run_init(self, data_dir, listen ? listen : "127.0.0.1:8080",
 	        service_users, dir_lock) != 0)
 		return 1;
+	/* Made beside an empty DIR and renamed over it: the lock is on the
+	 * directory that was replaced. */
+	if (dir_lock >= 0) {
+		struct stat held, now;
+
+		if (fstat(dir_lock, &held) != 0 || stat(data_dir, &now) != 0 ||
+		    held.st_dev != now.st_dev || held.st_ino != now.st_ino) {
+			close(dir_lock);
+			dir_lock = -1;
+		}
+	}
 	if (dir_lock < 0 && lock_data_dir(data_dir, &dir_lock, 1) != 0)
 		return 1;
 	if (realpath(data_dir, dir_abs) == NULL) {

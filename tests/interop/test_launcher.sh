@@ -65,6 +65,24 @@ ios_enroll "$(challenge)" "CN=after a second scepd" "$WORK/second.pem" >/dev/nul
 	fail "the first scepd no longer enrolls after a second one was started on its directory"
 verify_cert "$WORK/second.pem"
 
+check "the same for a directory that was empty at the first start (made beside it and renamed over it)"
+mkdir "$WORK/empty"
+setsid "$SCEPD" --data-dir "$WORK/empty" --listen "127.0.0.1:$((PORT + 2))" > "$WORK/empty-first.log" 2>&1 &
+empty_pid=$!
+on_exit "kill -TERM -- -$empty_pid 2>/dev/null"
+for _ in $(seq 150); do
+	curl -sf -m 2 "http://127.0.0.1:$((PORT + 2))/healthz" > /dev/null 2>&1 && break
+	sleep 0.2
+done
+curl -sf -m 2 "http://127.0.0.1:$((PORT + 2))/healthz" > /dev/null ||
+	{ cat "$WORK/empty-first.log"; fail "scepd on an empty directory did not start"; }
+rc=0
+timeout -s KILL 60 "$SCEPD" --data-dir "$WORK/empty" --listen "127.0.0.1:$((PORT + 3))" > "$WORK/empty-second.log" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "another scepd serves this directory; stop it first" "$WORK/empty-second.log" ||
+	{ cat "$WORK/empty-second.log"; fail "a second scepd on a directory the first made from empty: exit $rc, want 1 saying another serves it"; }
+kill -TERM -- "-$empty_pid"
+wait "$empty_pid" || true
+
 check "a data directory whose sockets would not fit a Unix socket's path is refused before any key is made"
 long_dir="$WORK/$(head -c 100 /dev/zero | tr '\0' d)"
 rc=0
