@@ -2786,6 +2786,8 @@ rpc_serve(const struct rpc_server_config *config)
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	if (service_hangup_stops())
+		sigaddset(&block, SIGHUP);
 
 	rpc_stop = 0;
 	memset(&sa, 0, sizeof(sa));
@@ -2793,6 +2795,8 @@ rpc_serve(const struct rpc_server_config *config)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (sigismember(&block, SIGHUP))
+		sigaction(SIGHUP, &sa, NULL);
 
 	if (!curve && rpc_is_network(config->endpoint) &&
 	    (config->curve == NULL || !config->curve->allow_insecure)) {

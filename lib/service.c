@@ -96,6 +96,14 @@ service_hold(void)
 	log_info("%s: the hold ends", strsignal(sig));
 }
 
+int
+service_hangup_stops(void)
+{
+	struct sigaction now;
+
+	return sigaction(SIGHUP, NULL, &now) == 0 && now.sa_handler != SIG_IGN;
+}
+
 void
 service_ready(void)
 {

@@ -45,6 +45,14 @@ int service_no_dumps(const char *name);
  */
 #define SERVICE_READY_ENV "SCEPD_READY_FD"
 void service_ready(void);
+/*
+ * Whether SIGHUP stops this service as SIGTERM does: when it is not
+ * ignored. A terminal's hangup reaches scepd's whole process group, its
+ * services too: stopped cleanly (a challenge service killed by it would
+ * leave its passwords' state to be taken as lost); under nohup it is
+ * ignored, and the launcher keeps it so for them.
+ */
+int service_hangup_stops(void);
 int service_hold_wanted(void);
 void service_hold(void);
 

@@ -21,6 +21,7 @@
 #include "frontend.h"
 #include "log.h"
 #include "passwd.h"
+#include "service.h"
 #include "netaddr.h"
 
 #define S(field) offsetof(struct frontend_settings, field)
@@ -385,6 +386,8 @@ main(int argc, char **argv)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	if (service_hangup_stops())
+		sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -495,7 +498,7 @@ main(int argc, char **argv)
 	do {
 		if (sigwait(&stop, &sig) != 0)
 			sig = 0;
-	} while (sig != SIGINT && sig != SIGTERM);
+	} while (sig != SIGINT && sig != SIGTERM && sig != SIGHUP);
 	log_info("stopping on signal %d", sig);
 	http_stop(&fe);
 	rc = 0;

@@ -397,6 +397,25 @@ pw=$(challenge)
 check "SIGHUP (its terminal gone) stops every service in order; scepd exits 0"
 stopped_by HUP
 
+check "a hangup of scepd's whole process group (as its terminal's, not under nohup): every service stops cleanly, none killed by it"
+server_start
+log_from=$(($(wc -l < "$SERVER_LOG") + 1))
+kill -HUP -- "-$SERVER_PID"
+for _ in $(seq 150); do
+	kill -0 "$SERVER_PID" 2>/dev/null || break
+	sleep 0.1
+done
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=
+[ $rc = 0 ] || { tail -n +"$log_from" "$SERVER_LOG"; fail "scepd exited $rc after its group's hangup, want 0"; }
+! tail -n +"$log_from" "$SERVER_LOG" | grep -q "killed by signal" ||
+	{ tail -n +"$log_from" "$SERVER_LOG"; fail "a service was killed by the hangup instead of stopping"; }
+for s in scepd-frontend scepd-ra scepd-challenge scepd-ca; do
+	tail -n +"$log_from" "$SERVER_LOG" | grep -q "$s exited with status 0" ||
+		{ tail -n +"$log_from" "$SERVER_LOG"; fail "$s did not stop cleanly after the hangup"; }
+done
+
 check "started under nohup, a hangup of its whole process group (as a terminal's) stops nothing, restarts nothing"
 printf '#!/bin/sh\ntrap "" HUP\nexec "%s" "$@"\n' "$SCEPD" > "$WORK/nohup-scepd"
 chmod +x "$WORK/nohup-scepd"
