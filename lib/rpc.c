@@ -1155,6 +1155,7 @@ struct rpc_start {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int up;
+	int failed; /* of those up: the ones that could not start */
 };
 
 /*
@@ -1215,10 +1216,11 @@ struct rpc_worker {
 };
 
 static void
-rpc_worker_up(struct rpc_worker *w)
+rpc_worker_up(struct rpc_worker *w, int failed)
 {
 	pthread_mutex_lock(&w->start->lock);
 	w->start->up++;
+	w->start->failed += failed;
 	pthread_cond_broadcast(&w->start->cond);
 	pthread_mutex_unlock(&w->start->lock);
 }
@@ -2159,17 +2161,17 @@ rpc_worker_main(void *arg)
 	if (sock == NULL || zmq_connect(sock, w->backend) != 0) {
 		log_error(
 		    "rpc: worker cannot connect: %s", zmq_strerror(errno));
-		rpc_worker_up(w);
+		rpc_worker_up(w, 1);
 		goto out;
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
 	if (config->worker_init != NULL &&
 	    (state = config->worker_init(config->service)) == NULL) {
 		log_error("rpc: worker start-up failed");
-		rpc_worker_up(w);
+		rpc_worker_up(w, 1);
 		goto out;
 	}
-	rpc_worker_up(w);
+	rpc_worker_up(w, 0);
 	/* "Ready": an empty frame (rpc_proxy); each reply says it again. */
 	if (zmq_send(sock, "", 0, 0) < 0)
 		goto out;
@@ -2750,7 +2752,7 @@ rpc_serve(const struct rpc_server_config *config)
 	struct rpc_worker *workers = NULL;
 	struct rpc_copies copies = {NULL, 0, 0};
 	struct rpc_start start = {
-	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+	    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 	struct rpc_zap zap;
 	char backend[64];
 	int64_t max = config->max_message ? (int64_t)config->max_message
@@ -2891,6 +2893,15 @@ rpc_serve(const struct rpc_server_config *config)
 	while (start.up < nstarted)
 		pthread_cond_wait(&start.cond, &start.lock);
 	pthread_mutex_unlock(&start.lock);
+	/* Not serving with fewer: the proxy would hand requests to workers
+	 * that do not exist, or, with none, never read a request at all,
+	 * while the launcher was told the service is up. */
+	if (start.failed > 0 || nstarted < nworkers) {
+		log_error("%d of %d workers could not start (see above): not "
+		          "serving",
+		    start.failed + (nworkers - nstarted), nworkers);
+		goto out;
+	}
 ready:
 	if (config->ready != NULL && config->ready(config->service) != 0)
 		goto out;

@@ -2018,6 +2018,47 @@ test_ipc_caller_has_this_hosts_clock(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* A server of several workers one of which cannot start (a ZeroMQ
+ * context out of sockets) does not say it serves: rpc_serve fails before
+ * its ready hook, which tells the launcher the service is up. */
+static atomic_int inits, readies;
+
+static void *
+init_second_fails(void *service)
+{
+	(void)service;
+	return atomic_fetch_add(&inits, 1) == 1 ? NULL : (void *)&inits;
+}
+
+static int
+ready_counted(void *service)
+{
+	(void)service;
+	atomic_fetch_add(&readies, 1);
+	return 0;
+}
+
+static void
+test_workers_that_cannot_start(void **state)
+{
+	struct rpc_server_config config = {0};
+	char path[96];
+
+	(void)state;
+	snprintf(path, sizeof(path), "ipc:///tmp/scepd-test-rpc-init-%d.sock",
+	    (int)getpid());
+	config.zmq_ctx = zmq_ctx_new();
+	config.endpoint = path;
+	config.routes = routes;
+	config.workers = 3;
+	config.worker_init = init_second_fails;
+	config.ready = ready_counted;
+	assert_int_equal(rpc_serve(&config), -1);
+	assert_int_equal(atomic_load(&inits), 3);
+	assert_int_equal(atomic_load(&readies), 0);
+	zmq_ctx_term(config.zmq_ctx);
+}
+
 int
 main(void)
 {
@@ -2032,6 +2073,7 @@ main(void)
 	    cmocka_unit_test(test_copies_say_when_they_were_sent),
 	    cmocka_unit_test(test_secret_reply_is_wiped),
 	    cmocka_unit_test(test_ipc_caller_has_this_hosts_clock),
+	    cmocka_unit_test(test_workers_that_cannot_start),
 #ifdef SCEPD_TEST_HOOKS
 	    cmocka_unit_test(test_wall_clock_step),
 #endif
