@@ -39,15 +39,18 @@ static const struct sandbox_syscall *const frontend_syscalls_resolver[] = {
 /*
  * A frontend whose AdminPasswordFile's directory holds the configuration's
  * (scepd's one-machine layout before admin/) may read all beneath it: the
- * CA's and the RA's keys there too, where this user may read them (not
- * in deploy/'s layouts: other users, other containers).
+ * CA's and the RA's keys there too, the challenge service's key and the
+ * databases, where this user may read them (not in deploy/'s layouts:
+ * other users, other containers). The keys may be in a token, the
+ * databases are not.
  */
 static void
 frontend_admin_dir_warn(
     const struct frontend_settings *s, const char *config_file)
 {
-	static const char *const keys[] = {
-	    "ca/ca.key", "ra/ra-sign.key", "ra/ra-enc.key"};
+	static const char *const keys[] = {"ca/ca.key", "ra/ra-sign.key",
+	    "ra/ra-enc.key", "secrets/challenge.key", "db/challenge/data.mdb",
+	    "db/ca/data.mdb"};
 	char *copy = strdup(config_file), *conf_dir = NULL, *admin_dir = NULL;
 	char key[4096];
 	size_t n;

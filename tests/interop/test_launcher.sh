@@ -333,6 +333,18 @@ set_conf frontend AdminPasswordFile admin.passwd
 server_restart
 grep -q "sandbox: AdminPasswordFile .*admin.passwd is in $abs_data, so the frontend may read everything beneath it, $abs_data/ca/ca.key too" "$SERVER_LOG" ||
 	fail "no warning for AdminPasswordFile in DIR"
+# The CA's and the RA's keys in a token (not in DIR): the challenge
+# service's key is still there. The frontend alone, which says it at start.
+server_stop
+mkdir "$WORK/keys-aside"
+mv "$DATA/ca/ca.key" "$DATA/ra/ra-sign.key" "$DATA/ra/ra-enc.key" "$WORK/keys-aside/"
+timeout -s KILL 5 "$BUILD_DIR/scepd-frontend" --config "$DATA/scepd.conf" --listen "127.0.0.1:$((PORT + 4))" \
+	> "$WORK/frontend-alone.log" 2>&1 || true
+mv "$WORK/keys-aside/ca.key" "$DATA/ca/"
+mv "$WORK/keys-aside/ra-sign.key" "$WORK/keys-aside/ra-enc.key" "$DATA/ra/"
+grep -q "sandbox: AdminPasswordFile .*admin.passwd is in $abs_data, so the frontend may read everything beneath it, $abs_data/secrets/challenge.key too" "$WORK/frontend-alone.log" ||
+	{ cat "$WORK/frontend-alone.log"; fail "no warning for AdminPasswordFile in DIR with the CA's and RA's keys elsewhere"; }
+server_start
 mv "$DATA/admin.passwd" "$DATA/admin/admin.passwd"
 set_conf frontend AdminPasswordFile admin/admin.passwd
 
