@@ -43,6 +43,8 @@ struct child {
 };
 
 static int signal_pipe[2] = {-1, -1};
+/* A stop signal came (SIGCHLD, also in the pipe, is none). */
+static volatile sig_atomic_t stop_signalled;
 /* A service's key store refused it (status 78): see service_hold. */
 static int key_refused;
 /* Started under nohup: SIGHUP stays ignored, in the services too (a
@@ -57,6 +59,8 @@ on_signal(int sig)
 	unsigned char b = (unsigned char)sig;
 	int saved = errno;
 
+	if (sig != SIGCHLD)
+		stop_signalled = 1;
 	(void)!write(signal_pipe[1], &b, 1);
 	errno = saved;
 }
@@ -180,6 +184,15 @@ ca_start_first(struct child *ca, const struct launch *launch)
 		close(ready[0]);
 		return -1;
 	}
+#ifdef SCEPD_TEST_HOOKS
+	/* Tests: the CA's exit and its SIGCHLD both pending at the poll. */
+	if (getenv("SCEPD_TEST_FIRST_POLL_MS") != NULL) {
+		long ms = atol(getenv("SCEPD_TEST_FIRST_POLL_MS"));
+
+		nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L},
+		    NULL);
+	}
+#endif
 	for (;;) {
 		struct pollfd fds[2] = {
 		    {ready[0], POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};
@@ -194,13 +207,20 @@ ca_start_first(struct child *ca, const struct launch *launch)
 		if (poll(fds, 2, (int)left) < 0 && errno != EINTR)
 			break;
 		/* A stop signal, left in its pipe for the main loop: the
-		 * others need not start. */
-		if (fds[1].revents != 0) {
+		 * others need not start. A SIGCHLD there is the CA's exit,
+		 * which closed its end of the pipe first: read below (taken
+		 * for a stop, the others never started, whatever the CA's
+		 * restarts did). */
+		if (fds[1].revents != 0 && stop_signalled) {
 			close(ready[0]);
 			return 0;
 		}
-		if (fds[0].revents == 0)
+		if (fds[0].revents == 0) {
+			if (fds[1].revents != 0) /* not yet seen closed */
+				nanosleep(
+				    &(struct timespec){0, 10000000L}, NULL);
 			continue;
+		}
 		if (read(ready[0], &b, 1) != 1) {
 			/* Closed unwritten: it is exiting, its descriptors
 			 * closed before it can be waited for (2 s at most).

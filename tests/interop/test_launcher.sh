@@ -222,6 +222,36 @@ ios_enroll "$(challenge)" "CN=after a hung frontend" "$WORK/hung-fe.pem" >/dev/n
 	fail "enrollment after the hung frontend was replaced"
 verify_cert "$WORK/hung-fe.pem"
 
+check "a CA that exits before it serves, its exit and SIGCHLD both pending when the launcher looks: the others start all the same, and the CA again"
+# The SIGCHLD was taken for a stop signal: the CA was restarted, the
+# others never started.
+mkdir -p "$WORK/once-libexec"
+for s in scepd-init scepd-frontend scepd-ra scepd-challenge; do
+	ln -sf "$BUILD_DIR/$s" "$WORK/once-libexec/$s"
+done
+cat > "$WORK/once-libexec/scepd-ca" << EOF
+#!/usr/bin/env bash
+# Exits at its first start, before it serves; the real CA after.
+[ -e "$WORK/once-libexec/ran" ] || { touch "$WORK/once-libexec/ran"; exit 1; }
+exec "$BUILD_DIR/scepd-ca" "\$@"
+EOF
+chmod +x "$WORK/once-libexec/scepd-ca"
+server_stop
+SCEPD_LIBEXEC_DIR="$WORK/once-libexec" SCEPD_TEST_FIRST_POLL_MS=500 \
+	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >> "$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do
+	curl -sf -m 2 "$BASE/healthz" > /dev/null 2>&1 && break
+	sleep 0.2
+done
+[ -e "$WORK/once-libexec/ran" ] || fail "the stand-in CA never ran: this case tests nothing"
+curl -sf -m 2 "$BASE/healthz" > /dev/null ||
+	fail "after the CA exited before it served, the other services were never started"
+ios_enroll "$(challenge)" "CN=after an early CA exit" "$WORK/early-exit.pem" >/dev/null ||
+	fail "enrollment after the CA exited at its start"
+verify_cert "$WORK/early-exit.pem"
+server_stop
+
 check "a CA that hangs from its start is restarted with a growing back-off: a run is stable only once it answered"
 # A CA stuck in its HSM login was killed 71 s after each start, past the
 # 60 s of a stable run, and restarted in 500 ms for ever. A stable run here
