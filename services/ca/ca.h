@@ -405,10 +405,7 @@ int ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 /*
  * 0 when the certificate `der` was issued by a CA this one replaced (its
  * signature is not this CA key's), else 1 (unreadable ones too: the
- * callers' other checks refuse those). After a CA switch a device keeping
- * its key, and so its transactionID (RFC 8894 derives it from the key),
- * enrolls anew: the replaced CA's certificate is not its answer, which it
- * could not verify with the CA certificate it fetched.
+ * callers' other checks refuse those).
  */
 int ca_ledger_issued_here(const struct ca *ca, const uint8_t *der, size_t len);
 /* 1 when certificate `serial` was renewed (the last serial that renewed

@@ -425,24 +425,8 @@ ca_ledger_put(const struct ca *ca, MDB_txn *txn, const char *serial,
 	key.mv_data = (void *)entry->txid;
 	/* A renewal keeping its key reuses its transactionID: the newest
 	 * certificate answers it from now on. */
-	e = mdb_put(txn, ca->txids, &key, &val,
+	return mdb_put(txn, ca->txids, &key, &val,
 	    entry->renewal_of != NULL ? 0 : MDB_NOOVERWRITE);
-	if (e == MDB_KEYEXIST) {
-		/* So does a key enrolling anew after a CA switch (the
-		 * replaced CA's certificate does not answer it: sign.c). */
-		const uint8_t *old;
-		size_t old_len;
-		char old_serial[CA_SERIAL_HEX];
-
-		if (ca_ledger_find_txid(ca, txn, entry->txid, &old, &old_len,
-		        old_serial) == 0 &&
-		    !ca_ledger_issued_here(ca, old, old_len)) {
-			val.mv_size = strlen(serial);
-			val.mv_data = (void *)serial;
-			e = mdb_put(txn, ca->txids, &key, &val, 0);
-		}
-	}
-	return e;
 }
 
 int

@@ -471,11 +471,6 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 		reply->error = "the CA cannot read its ledger now";
 		goto out;
 	}
-	/* A replaced CA's certificate of a key polling for its new
-	 * enrollment (the same transactionID: RFC 8894's is the key's) is
-	 * not its answer; the pending request is (sign.c). */
-	if (found == 0 && !ca_ledger_issued_here(ca, der, der_len))
-		found = 1;
 	if (found == 0) {
 		p = der;
 		cert = d2i_X509(NULL, &p, (long)der_len);
@@ -631,10 +626,6 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 	if ((found = ca_ledger_find_txid(
 	         ca, txn, txid, &issued_der, &issued_len, hex)) < 0)
 		goto internal;
-	/* By a CA this one replaced: the pending request is a new
-	 * enrollment of that key (sign.c), to be decided. */
-	if (found == 0 && !ca_ledger_issued_here(ca, issued_der, issued_len))
-		found = 1;
 	if (found == 0) {
 		char why[200];
 		int removed;

@@ -60,16 +60,12 @@ ca_sign_nothing_bound(
 	size_t der_len;
 	MDB_val key = {strlen(txid), (void *)txid}, val;
 	MDB_txn *txn = NULL;
-	int unbound, found;
+	int unbound;
 
 	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0)
 		return;
-	/* A replaced CA's certificate of this key is not this enrollment's
-	 * (ca_sign_retry): it binds nothing the password paid for. */
-	found = ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial);
 	unbound =
-	    (found == 1 ||
-	        (found == 0 && !ca_ledger_issued_here(ca, der, der_len))) &&
+	    ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial) == 1 &&
 	    ca_journal_get(ca, txn, txid, &j) == 1 &&
 	    mdb_get(txn, ca->pending, &key, &val) == MDB_NOTFOUND;
 	mdb_txn_abort(txn);
@@ -240,13 +236,23 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
+	/* Of a CA this one replaced: not the answer (the device could not
+	 * verify it with the CA certificate it fetched), and not a new
+	 * enrollment either: its password may be the one that paid for
+	 * that certificate, which the challenge service lets its
+	 * transaction present again (a retry), and would then pay for
+	 * another, of any subject. A new key makes a new transaction. */
 	if (!ca_ledger_issued_here(ca, der, der_len)) {
-		log_event(LOG_LEVEL_INFO, txid, req->id,
+		char why[240];
+
+		snprintf(why, sizeof(why),
 		    "certificate %s of this transactionID was issued by a CA "
-		    "this one replaced: the request (client %s) is a new "
-		    "enrollment",
-		    serial, addr);
-		rc = 0;
+		    "this one replaced: enroll with a new key, or renew that "
+		    "certificate ([ca] PreviousCACertificate)",
+		    serial);
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+		rc = 1;
 		goto out;
 	}
 	ca_sign_answer(reply, der, der_len, old, arena);
