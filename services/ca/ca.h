@@ -408,6 +408,8 @@ int ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
  * callers' other checks refuse those).
  */
 int ca_ledger_issued_here(const struct ca *ca, const uint8_t *der, size_t len);
+/* The same, a CA in [ca] PreviousCACertificate counting as this one. */
+int ca_ledger_vouched(const struct ca *ca, const uint8_t *der, size_t len);
 /* 1 when certificate `serial` was renewed (the last serial that renewed
  * it in `by`), 0 when not (or before this table was kept), -1 on error
  * (logged). */

@@ -293,6 +293,18 @@ ca_ledger_issued_here(const struct ca *ca, const uint8_t *der, size_t len)
 	return here;
 }
 
+int
+ca_ledger_vouched(const struct ca *ca, const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *cert = x509parse_cert(&p, (long)len);
+	int vouched = cert == NULL || pki_issued_by(cert, ca->cert) ||
+	    pki_issuer_among(cert, ca->previous_cas) != NULL;
+
+	X509_free(cert);
+	return vouched;
+}
+
 /*
  * Text a device sent (a subject, a SAN, a reason quoting them) as a JSON
  * string: jansson takes UTF-8 only and gives NULL otherwise, which lost

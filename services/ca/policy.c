@@ -85,7 +85,10 @@ policy_issued_for_subject(const struct scepd_plugin_host *host,
 			n = -1; /* unreadable: undecided, not "none" */
 			break;
 		}
-		if (revoked > 0)
+		/* Nor is one of a CA this one replaced without vouching for
+		 * it (PreviousCACertificate): relying parties no longer
+		 * take it, and it does not renew. */
+		if (revoked > 0 || !ca_ledger_vouched(ca, v.der, v.der_len))
 			continue;
 		c.serial = serial;
 		c.issued_at = v.issued_at;

@@ -123,4 +123,22 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/renewed.pem" >/dev/nu
 	fail "a second certificate inside the renewal window was refused"
 verify_cert "$WORK/renewed.pem"
 
-pass "duplicate-subject policy through the plugin ABI, at approval too, revoked certificates not counted, held ones counted; wrong ABI and unknown keys refused at start"
+check "after a CA switch a certificate of the replaced CA does not count (its holders enroll anew), unless PreviousCACertificate vouches for it"
+set_conf policy.one-per-device RenewWithinDays 30
+cp "$DATA/ca/ca.pem" "$WORK/old-ca.pem"
+server_stop
+ca_replace "$DATA" 2048
+server_start
+fetch_ca_chain
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/after-switch.pem" >/dev/null ||
+	{ cat "$WORK/after-switch.pem.log"; fail "a subject whose certificate the replaced CA issued was refused as a twin"; }
+verify_cert "$WORK/after-switch.pem"
+cp "$WORK/old-ca.pem" "$DATA/ca/previous-ca.pem"
+set_conf ca PreviousCACertificate ca/previous-ca.pem
+server_restart
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Pending IPad" "$WORK/vouched.pem" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/vouched.pem.log" ||
+	{ cat "$WORK/vouched.pem.log"; fail "a twin of a certificate PreviousCACertificate vouches for: exit $rc, want 2 from the policy"; }
+
+pass "duplicate-subject policy through the plugin ABI, at approval too, revoked certificates and those of a replaced CA not counted, held ones and those PreviousCACertificate vouches for counted; wrong ABI and unknown keys refused at start"
