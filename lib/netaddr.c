@@ -81,6 +81,14 @@ netaddr_format(const struct netaddr *a, char *out, size_t outlen)
 }
 
 int
+netaddr_counts_by_64(const struct netaddr *a)
+{
+	static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+
+	return a->family == AF_INET6 && memcmp(a->addr, nat64, 12) != 0;
+}
+
+int
 netaddr_is_loopback(const struct netaddr *a)
 {
 	static const uint8_t v6_loopback[16] = {

@@ -32,6 +32,10 @@ int netaddr_parse(const char *s, size_t len, struct netaddr *out);
 int netaddr_from_sockaddr(const void *sa, struct netaddr *out);
 void netaddr_format(const struct netaddr *a, char *out, size_t outlen);
 int netaddr_is_loopback(const struct netaddr *a);
+/* Whether a limit counts `a` by its /64 (a host picks any address of the
+ * /64 it is given): an IPv6 address outside NAT64's well-known prefix
+ * 64:ff9b::/96 (RFC 6052), behind which each address is an IPv4 host. */
+int netaddr_counts_by_64(const struct netaddr *a);
 
 /*
  * "10.0.0.0/8 192.0.2.7, 2001:db8::/32": addresses or networks separated

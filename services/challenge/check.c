@@ -82,7 +82,7 @@ refusal_client(const char *addr, char *out, size_t outlen)
 	size_t n;
 
 	if (netaddr_parse(addr, strlen(addr), &a) != 0 ||
-	    a.family != AF_INET6) {
+	    !netaddr_counts_by_64(&a)) {
 		snprintf(out, outlen, "%s", addr);
 		return;
 	}

@@ -1031,7 +1031,7 @@ http_prefix_of(const struct sockaddr *sa, uint8_t prefix[8])
 	struct netaddr a;
 
 	if (sa == NULL || sa->sa_family != AF_INET6 ||
-	    netaddr_from_sockaddr(sa, &a) != 0 || a.family != AF_INET6)
+	    netaddr_from_sockaddr(sa, &a) != 0 || !netaddr_counts_by_64(&a))
 		return 0;
 	memcpy(prefix, a.addr, 8);
 	return 1;

@@ -398,6 +398,10 @@ test_limit_ipv6_prefix(void **state)
 	    {"2001:db8:1::12", SCEP__V1__STATUS__STATUS_RATE_LIMITED},
 	    {"2001:db8:1:1::10", REFUSED}, /* another /64 */
 	    {"192.0.2.1", REFUSED},
+	    /* NAT64 (64:ff9b::/96): each address an IPv4 host of its own */
+	    {"64:ff9b::192.0.2.10", REFUSED},
+	    {"64:ff9b::192.0.2.11", REFUSED},
+	    {"64:ff9b::192.0.2.12", REFUSED},
 	};
 	char txid[16];
 	int wanted;
