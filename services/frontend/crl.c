@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "frontend.h"
@@ -25,6 +26,7 @@ crl_cache_clear(struct crl_cache *c)
 	c->der = NULL;
 	c->len = 0;
 	c->at = 0;
+	c->next_update = 0;
 }
 
 /*
@@ -118,6 +120,7 @@ crl_fetch(struct frontend *fe, struct crl_cache *cc, int previous,
 			memcpy(cc->der, *copy, *len);
 			cc->len = *len;
 			cc->at = clock_monotonic_ms();
+			cc->next_update = rep->get_crl->next_update;
 		}
 		pthread_mutex_unlock(&fe->cache.lock);
 	}
@@ -130,7 +133,7 @@ crl_fetch(struct frontend *fe, struct crl_cache *cc, int previous,
  * *copy NULL when copying it failed), 0 when there is none. */
 static int
 crl_cached(struct frontend *fe, struct crl_cache *cc, uint8_t **copy,
-    size_t *len, int *fresh, int *max_age)
+    size_t *len, int *fresh, int *max_age, int64_t *next_update)
 {
 	int have;
 
@@ -142,9 +145,35 @@ crl_cached(struct frontend *fe, struct crl_cache *cc, uint8_t **copy,
 		*len = cc->len;
 		*fresh = cache_fresh(cc->at, 0);
 		*max_age = cache_seconds_left(cc->at);
+		*next_update = cc->next_update;
 	}
 	pthread_mutex_unlock(&fe->cache.lock);
 	return have;
+}
+
+/*
+ * The copy kept, served while the RA gives no newer one, only while it is
+ * valid: past its nextUpdate relying parties are to refuse it (or take it
+ * as the last word, which it no longer is), as the CA itself serves its
+ * stored one only until then. 503, logged; 0 when it is still valid.
+ */
+static int
+crl_expired(struct frontend *fe, struct MHD_Connection *c, struct request *r,
+    int previous, int64_t next_update, enum MHD_Result *ret)
+{
+	char when[LOG_TIME_LEN];
+
+	if (next_update <= 0 || (int64_t)time(NULL) < next_update)
+		return 0;
+	log_time((time_t)next_update, when);
+	log_warn("%s: the RA gives no CRL, and the one kept expired at %s "
+	         "(its nextUpdate): answered 503",
+	    previous ? fe->settings.previous_crl_path : fe->settings.crl_path,
+	    when);
+	*ret = http_unavailable(c, r,
+	    "The CRL is not available now (the last one has expired); retry "
+	    "later.\n");
+	return 1;
 }
 
 /* From the cache at once while it is fresh; else from the RA in an
@@ -161,19 +190,25 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	char refusal[sizeof(cc->refusal)], body[sizeof(cc->refusal) + 16];
 	size_t len = 0, old_len = 0;
 	int fresh = 0, max_age = 0;
+	int64_t next_update = 0;
 	enum upstream_result res;
 	enum MHD_Result ret;
 	char cache_control[32];
 	struct http_header h[] = {
 	    {"Cache-Control", cache_control}, {NULL, NULL}};
 
-	if (crl_cached(fe, cc, &copy, &len, &fresh, &max_age) && copy == NULL)
+	if (crl_cached(fe, cc, &copy, &len, &fresh, &max_age, &next_update) &&
+	    copy == NULL)
 		return http_no_memory(c, r, "a copy of the CRL");
 	if (!r->offloaded) {
 		/* The old copy, while another asks or for CRL_RETRY_MS
 		 * after the RA did not give one. */
-		if (copy != NULL && (fresh || !crl_claim_fetch(fe, cc, 0)))
+		if (copy != NULL && (fresh || !crl_claim_fetch(fe, cc, 0))) {
+			if (!fresh &&
+			    crl_expired(fe, c, r, previous, next_update, &ret))
+				goto out;
 			goto answer;
+		}
 		/* None, and the CA refused to make one lately: the same
 		 * answer, not a round trip to the CA per relying party. */
 		if (copy == NULL &&
@@ -210,6 +245,8 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		ret = http_text(c, r, MHD_HTTP_NOT_FOUND, body);
 		goto out;
 	} else if (old != NULL) {
+		if (crl_expired(fe, c, r, previous, next_update, &ret))
+			goto out;
 		/* The RA gave none: a cache downstream is to ask again. */
 		copy = old, len = old_len;
 		old = NULL;

@@ -109,6 +109,7 @@ struct crl_cache {
 	uint8_t *der;
 	size_t len;
 	int64_t at;
+	int64_t next_update; /* the CRL's, epoch seconds */
 	/* Monotonic ms since a request has been to ask the RA for it (from
 	 * the HTTP thread, queued for an UpstreamThread); 0: none. */
 	int64_t fetch_since;

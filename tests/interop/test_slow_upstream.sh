@@ -305,6 +305,43 @@ awk -v s="$(cut -d' ' -f2 "$WORK/crl-failed2.code")" 'BEGIN { exit !(s < 0.5) }'
 	fail "the second CRL request asked the RA again right after it did not answer"
 kill -CONT "$ca"
 
+check "the CRL kept, past its nextUpdate, is not the answer when the RA gives none: 503, logged"
+# The frontend's clock 9 days ahead of the others' (the CRL is valid 7,
+# CRLValidityHours = 168): the copy it keeps is past its nextUpdate by its
+# clock, as one kept through an outage that long. The RA's fresh one is
+# served (the CA's own clock vouches for it).
+faketime_lib
+mkdir -p "$WORK/late-fe"
+for s in scepd-init scepd-ra scepd-challenge scepd-ca; do
+	ln -sf "$BUILD_DIR/$s" "$WORK/late-fe/$s"
+done
+cat > "$WORK/late-fe/scepd-frontend" << EOF
+#!/usr/bin/env bash
+export LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+9d" FAKETIME_DONT_RESET=1
+export ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}verify_asan_link_order=0"
+exec "$BUILD_DIR/scepd-frontend" "\$@"
+EOF
+chmod +x "$WORK/late-fe/scepd-frontend"
+server_stop
+from=$(log_mark)
+SCEPD_LIBEXEC_DIR="$WORK/late-fe" SCEPD_TEST_FRONTEND_CACHE_MS=1500 server_start
+code=$(curl -s -m 10 -o "$WORK/crl-late.der" -w '%{http_code}' "$BASE/crl/ca.crl" || true)
+[ "$code" = 200 ] || fail "the CRL from the RA, the frontend's clock ahead: HTTP $code, want 200"
+ra=$(service_pid scepd-ra)
+on_exit "kill -CONT $ra 2>/dev/null"
+kill -STOP "$ra"
+sleep 1.6 # the cached CRL is old (test hook: 1.5 s)
+for i in 1 2; do
+	code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$BASE/crl/ca.crl" || true)
+	echo "   CRL request $i, the RA stopped, the copy kept expired: HTTP $code"
+	[ "$code" = 503 ] || fail "CRL request $i with the RA stopped and the copy kept expired: HTTP $code, want 503"
+done
+logged "$from" "/crl/ca.crl: the RA gives no CRL, and the one kept expired at .* (its nextUpdate): answered 503" ||
+	fail "the expired CRL's refusal was not logged"
+kill -CONT "$ra"
+server_stop
+SCEPD_TEST_FRONTEND_CACHE_MS=1500 server_start # as before this check
+
 check "a frontend started while the RA is stopped (nothing cached): after a wait of RPCTimeout, one request at a time asks, the others 503 at once; the MDM API answers meanwhile; the RA back, at once"
 # Three UpstreamThreads: one for a GetCACaps/GetCACert ask, one for a CRL
 # ask, one left for the MDM API.
