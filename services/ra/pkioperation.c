@@ -806,6 +806,16 @@ ra_getcert(struct ra_worker *w, const Scep__V1__Request *req,
 		ans->unavailable = 1;
 		goto out;
 	}
+	/* The ledger holds the certificates of a CA this one replaced too,
+	 * whose serials name none of this CA's (and it may bear the same
+	 * name): the issuer and serial asked are this CA's. */
+	if (!pki_issued_by(ans->issued, sk_X509_value(w->ra->ca_chain, 0))) {
+		X509_free(ans->issued);
+		ans->issued = NULL;
+		ra_fail(ans, SCEP_FAILINFO_BAD_CERT_ID,
+		    "no such certificate at this CA");
+		goto out;
+	}
 	ans->pki_status = SCEP_STATUS_SUCCESS;
 out:
 	scep__v1__reply__free_unpacked(reply, NULL);

@@ -233,15 +233,22 @@ grep -q "certificate $(openssl x509 -in "$WORK/c11.pem" -noout -serial | cut -d=
 	fail "the CA does not log the renewal of an old CA's certificate"
 renew c13 c12 "O=Fabrikam,CN=laptop 7" --key "$WORK/c13.key" ||
 	{ cat "$WORK/c13.log"; fail "the new CA's certificate does not renew"; }
-# getcert NAME SIGNER: GetCert (21) of c13, signed with SIGNER.pem/key.
+# getcert NAME SIGNER [OF]: GetCert (21) of c13 (or OF), signed with
+# SIGNER.pem/key.
 getcert() {
 	local rc=0
 	"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/$1.pem" --message-type 21 \
-		--issuer-serial "$WORK/c13.pem" --renew-cert "$WORK/$2.pem" --renew-key "$WORK/$2.key" \
+		--issuer-serial "$WORK/${3:-c13}.pem" --renew-cert "$WORK/$2.pem" --renew-key "$WORK/$2.key" \
 		> "$WORK/$1.log" 2>&1 || rc=$?
 	return $rc
 }
 getcert got-new c12 || { cat "$WORK/got-new.log"; fail "GetCert signed with a certificate of the new CA"; }
+# The serial of a certificate of the old CA (which bears the same name),
+# asked of this one: none of its certificates.
+rc=0
+getcert got-old-serial c12 c11 || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badCertId" "$WORK/got-old-serial.log" ||
+	{ cat "$WORK/got-old-serial.log"; fail "GetCert of an old CA's serial, named as this CA's: exit $rc, want 2 badCertId"; }
 rc=0
 getcert got-old s5 || rc=$?
 [ $rc = 2 ] && grep -q "GetCert is answered to holders of a certificate of this CA" "$WORK/got-old.log" ||
