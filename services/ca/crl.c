@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "clock.h"
 #include "pki.h"
 #include "log.h"
 #include "store.h"
@@ -224,11 +225,12 @@ out:
 	return e;
 }
 
-/* When the previous CA's key last failed to sign (0: not since start),
+/* When the previous CA's key last failed to sign (monotonic ms, 0: not
+ * since start: a step of the wall clock back would stretch the wait),
  * and how long the stored CRL is served before it is tried again. The
  * CA's one RPC worker alone makes CRLs. */
-static time_t crl_previous_failed_at;
-#define CRL_SIGN_RETRY_S 60
+static int64_t crl_previous_failed_at;
+#define CRL_SIGN_RETRY_MS 60000
 #define CRL_BACKING_OFF (-2) /* ca_handle_get_crl: not tried, see above */
 
 /* Drops meta's `name` (absent already: fine). An MDB_* code. */
@@ -298,7 +300,7 @@ crl_issue(const struct ca *ca, MDB_txn *txn, time_t now, int64_t above,
 	    (e = crl_make(ca, &ca->crl_previous, txn, now, *number, crl)) !=
 	        0) {
 		if (e == -1)
-			crl_previous_failed_at = now;
+			crl_previous_failed_at = clock_monotonic_ms();
 		if (e != -1 || only != NULL)
 			goto out; /* LMDB's: the transaction is spent */
 		log_error("CRL: the previous CA's cannot be signed with [ca] "
@@ -1063,7 +1065,8 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 		 * stored CRL, while valid, rather than a try per request. */
 		if (signer == &ca->crl_previous && stood.data != NULL &&
 		    crl_previous_failed_at != 0 &&
-		    now - crl_previous_failed_at < CRL_SIGN_RETRY_S) {
+		    clock_monotonic_ms() - crl_previous_failed_at <
+		        CRL_SIGN_RETRY_MS) {
 			e = CRL_BACKING_OFF;
 			goto internal;
 		}
