@@ -27,6 +27,7 @@ crl_cache_clear(struct crl_cache *c)
 	c->len = 0;
 	c->at = 0;
 	c->next_update = 0;
+	c->expired_said_at = 0;
 }
 
 /*
@@ -151,29 +152,47 @@ crl_cached(struct frontend *fe, struct crl_cache *cc, uint8_t **copy,
 	return have;
 }
 
+/* Whether a CRL of this nextUpdate has expired. */
+static int
+crl_past(int64_t next_update)
+{
+	return next_update > 0 && (int64_t)time(NULL) >= next_update;
+}
+
 /*
  * The copy kept, served while the RA gives no newer one, only while it is
  * valid: past its nextUpdate relying parties are to refuse it (or take it
  * as the last word, which it no longer is), as the CA itself serves its
- * stored one only until then. 503, logged; 0 when it is still valid.
+ * stored one only until then. 503; with `ra_failed` logged, once per
+ * CRL_RETRY_MS (every relying party's request would else write a line).
+ * Without: another request is asking the RA, and this one is not held
+ * for it (each would hold an UpstreamThread through an outage).
  */
-static int
-crl_expired(struct frontend *fe, struct MHD_Connection *c, struct request *r,
-    int previous, int64_t next_update, enum MHD_Result *ret)
+static enum MHD_Result
+crl_expired(struct frontend *fe, struct crl_cache *cc, struct MHD_Connection *c,
+    struct request *r, int previous, int64_t next_update, int ra_failed)
 {
 	char when[LOG_TIME_LEN];
+	int64_t now = clock_monotonic_ms();
+	int say = 0;
 
-	if (next_update <= 0 || (int64_t)time(NULL) < next_update)
-		return 0;
-	log_time((time_t)next_update, when);
-	log_warn("%s: the RA gives no CRL, and the one kept expired at %s "
-	         "(its nextUpdate): answered 503",
-	    previous ? fe->settings.previous_crl_path : fe->settings.crl_path,
-	    when);
-	*ret = http_unavailable(c, r,
+	pthread_mutex_lock(&fe->cache.lock);
+	if (ra_failed &&
+	    (say = cc->expired_said_at == 0 ||
+	            now - cc->expired_said_at >= CRL_RETRY_MS))
+		cc->expired_said_at = now;
+	pthread_mutex_unlock(&fe->cache.lock);
+	if (say) {
+		log_time((time_t)next_update, when);
+		log_warn("%s: the RA gives no CRL, and the one kept expired at "
+		         "%s (its nextUpdate): answered 503",
+		    previous ? fe->settings.previous_crl_path
+		             : fe->settings.crl_path,
+		    when);
+	}
+	return http_unavailable(c, r,
 	    "The CRL is not available now (the last one has expired); retry "
 	    "later.\n");
-	return 1;
 }
 
 /* From the cache at once while it is fresh; else from the RA in an
@@ -204,10 +223,11 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		/* The old copy, while another asks or for CRL_RETRY_MS
 		 * after the RA did not give one. */
 		if (copy != NULL && (fresh || !crl_claim_fetch(fe, cc, 0))) {
-			if (!fresh &&
-			    crl_expired(fe, c, r, previous, next_update, &ret))
-				goto out;
-			goto answer;
+			if (fresh || !crl_past(next_update))
+				goto answer;
+			ret = crl_expired(fe, cc, c, r, previous, next_update,
+			    crl_lately(fe, cc, 0, NULL, 0));
+			goto out;
 		}
 		/* None, and the CA refused to make one lately: the same
 		 * answer, not a round trip to the CA per relying party. */
@@ -245,8 +265,11 @@ crl_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		ret = http_text(c, r, MHD_HTTP_NOT_FOUND, body);
 		goto out;
 	} else if (old != NULL) {
-		if (crl_expired(fe, c, r, previous, next_update, &ret))
+		if (crl_past(next_update)) {
+			ret =
+			    crl_expired(fe, cc, c, r, previous, next_update, 1);
 			goto out;
+		}
 		/* The RA gave none: a cache downstream is to ask again. */
 		copy = old, len = old_len;
 		old = NULL;

@@ -110,6 +110,7 @@ struct crl_cache {
 	size_t len;
 	int64_t at;
 	int64_t next_update; /* the CRL's, epoch seconds */
+	int64_t expired_said_at; /* crl_expired's log, monotonic ms */
 	/* Monotonic ms since a request has been to ask the RA for it (from
 	 * the HTTP thread, queued for an UpstreamThread); 0: none. */
 	int64_t fetch_since;

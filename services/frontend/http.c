@@ -1024,7 +1024,8 @@ http_acceptor_pause(const char *what, int e, int64_t *warned_ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The /64 of an IPv6 client (not an IPv4-mapped one): 1, else 0. */
+/* The /64 of an IPv6 client counted by it (netaddr_counts_by_64: not an
+ * IPv4-mapped or NAT64 one): 1, else 0. */
 static int
 http_prefix_of(const struct sockaddr *sa, uint8_t prefix[8])
 {

@@ -338,6 +338,9 @@ for i in 1 2; do
 done
 logged "$from" "/crl/ca.crl: the RA gives no CRL, and the one kept expired at .* (its nextUpdate): answered 503" ||
 	fail "the expired CRL's refusal was not logged"
+# Once for both: not a line per relying party's request.
+[ "$(grep -c "the one kept expired at" "$WORK/log.since")" = 1 ] ||
+	fail "the expired CRL's refusal logged $(grep -c "the one kept expired at" "$WORK/log.since") times for two requests, want once"
 kill -CONT "$ra"
 server_stop
 SCEPD_TEST_FRONTEND_CACHE_MS=1500 server_start # as before this check

@@ -402,6 +402,9 @@ test_limit_ipv6_prefix(void **state)
 	    {"64:ff9b::192.0.2.10", REFUSED},
 	    {"64:ff9b::192.0.2.11", REFUSED},
 	    {"64:ff9b::192.0.2.12", REFUSED},
+	    /* ... counted all the same */
+	    {"64:ff9b::192.0.2.12", REFUSED},
+	    {"64:ff9b::192.0.2.12", SCEP__V1__STATUS__STATUS_RATE_LIMITED},
 	};
 	char txid[16];
 	int wanted;
