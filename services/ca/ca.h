@@ -403,12 +403,10 @@ void ca_ledger_close(struct ca *ca);
 int ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
     const uint8_t **der, size_t *der_len, char serial[CA_SERIAL_HEX]);
 /*
- * 0 when the certificate `der` was issued by a CA this one replaced (its
- * signature is not this CA key's), else 1 (unreadable ones too: the
- * callers' other checks refuse those).
+ * 0 when the certificate `der` was issued by a CA this one replaced and
+ * [ca] PreviousCACertificate does not list, else 1 (unreadable ones too:
+ * the callers' other checks refuse those).
  */
-int ca_ledger_issued_here(const struct ca *ca, const uint8_t *der, size_t len);
-/* The same, a CA in [ca] PreviousCACertificate counting as this one. */
 int ca_ledger_vouched(const struct ca *ca, const uint8_t *der, size_t len);
 /* 1 when certificate `serial` was renewed (the last serial that renewed
  * it in `by`), 0 when not (or before this table was kept), -1 on error

@@ -283,17 +283,6 @@ ca_ledger_find_txid(const struct ca *ca, MDB_txn *txn, const char *txid,
 }
 
 int
-ca_ledger_issued_here(const struct ca *ca, const uint8_t *der, size_t len)
-{
-	const unsigned char *p = der;
-	X509 *cert = x509parse_cert(&p, (long)len);
-	int here = cert == NULL || pki_issued_by(cert, ca->cert);
-
-	X509_free(cert);
-	return here;
-}
-
-int
 ca_ledger_vouched(const struct ca *ca, const uint8_t *der, size_t len)
 {
 	const unsigned char *p = der;

@@ -242,7 +242,7 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	 * that certificate, which the challenge service lets its
 	 * transaction present again (a retry), and would then pay for
 	 * another, of any subject. A new key makes a new transaction. */
-	if (!ca_ledger_issued_here(ca, der, der_len)) {
+	if (!pki_issued_by(old, ca->cert)) {
 		char why[240];
 
 		snprintf(why, sizeof(why),
