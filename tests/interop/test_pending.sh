@@ -521,20 +521,43 @@ for key in SignatureTemplate EncryptionTemplate GeneralPurposeTemplate; do
 done
 server_restart
 
+# asks_at OFFSET NAME SUBJECT KEY: a PKCSReq of SUBJECT with $WORK/KEY.key
+# and a password made then, the clock OFFSET seconds ahead: PENDING.
+asks_at() {
+	local rc=0
+	at_offset "$1" "$IOS_CLIENT" --url "$URL" --challenge "$(at_offset "$1" "$SCEPCTL" --data-dir "$DATA" challenge)" \
+		--subject "$3" --out "$WORK/$2.pem" --force-plus --key "$WORK/$4.key" > "$WORK/$2.log" 2>&1 || rc=$?
+	[ $rc = 3 ] || { cat "$WORK/$2.log"; fail "$2: exit $rc, want 3 (PENDING)"; }
+}
+# approval_crashes OFFSET TXID: the server restarted OFFSET seconds ahead
+# with a CA that crashes after journalling its first certificate, and
+# scepctl approve TXID, which it crashes in; the server left stopped.
+approval_crashes() {
+	local from rc=0
+	server_stop
+	from=$(log_mark)
+	SCEPD_TEST_CA_CRASH=journal:1 at_offset "$1" server_start
+	at_offset "$1" "$SCEPCTL" --data-dir "$DATA" approve "$2" > "$WORK/approve-crash.out" 2>&1 || rc=$?
+	[ $rc = 1 ] || { cat "$WORK/approve-crash.out"; fail "the approval the CA crashed in: exit $rc"; }
+	for _ in $(seq 100); do logged "$from" "test hook: crashing after 'journal'" && break; sleep 0.1; done
+	logged "$from" "test hook: crashing after 'journal' of transaction $2" || fail "the CA did not crash after 'journal'"
+	server_stop
+}
+# made_that_day PEM OFFSET: PEM is valid from the day OFFSET seconds ahead
+# (its notBefore the CA's now less a few minutes), not backdated.
+made_that_day() {
+	local nb
+	nb=$(date -d "$(openssl x509 -in "$1" -noout -startdate | cut -d= -f2)" +%s)
+	[ $((nb + 3600)) -gt $(($(date +%s) + $2)) ] ||
+		fail "$1, approved $2 s ahead, is valid from $(openssl x509 -in "$1" -noout -startdate): backdated"
+}
+
 check "rejected after an approval the CA crashed in (after the journal): no journal record left; enrolled again after the purge, the approval makes a certificate of that day"
-rc=0
-ios_enroll "$(challenge)" "CN=crashed approval" "$WORK/c1.pem" "$URL" --key "$WORK/c1.key" >/dev/null || rc=$?
-[ $rc = 3 ] || fail "PKCSReq: exit $rc, want 3 (PENDING)"
+asks_at 0 c1 "CN=crashed approval" c1
 c_txid=$(pending_txid)
+approval_crashes 0 "$c_txid"
 from=$(log_mark)
-SCEPD_TEST_CA_CRASH=journal:1 server_restart
-rc=0
-"$SCEPCTL" --data-dir "$DATA" approve "$c_txid" > "$WORK/c_approve.out" 2>&1 || rc=$?
-[ $rc = 1 ] || { cat "$WORK/c_approve.out"; fail "the approval the CA crashed in: exit $rc"; }
-for _ in $(seq 100); do logged "$from" "test hook: crashing after 'journal'" && break; sleep 0.1; done
-logged "$from" "test hook: crashing after 'journal' of transaction $c_txid" || fail "the CA did not crash after 'journal'"
-from=$(log_mark)
-server_restart
+server_start
 logged "$from" "1 certificate(s) journalled but not in the ledger" || fail "the crash left no journal record"
 "$SCEPCTL" --data-dir "$DATA" reject "$c_txid" --reason "changed my mind" 2>/dev/null || fail "scepctl reject $c_txid"
 from=$(log_mark)
@@ -546,23 +569,15 @@ server_stop
 from=$(log_mark)
 later server_start
 logged "$from" "pending request $c_txid purged" || fail "the rejected request was not purged"
-rc=0
-later "$IOS_CLIENT" --url "$URL" --challenge "$(later "$SCEPCTL" --data-dir "$DATA" challenge)" \
-	--subject "CN=crashed approval" --out "$WORK/c2.pem" --force-plus --key "$WORK/c1.key" > "$WORK/c2.log" 2>&1 || rc=$?
-[ $rc = 3 ] || { cat "$WORK/c2.log"; fail "asking again after the purge: exit $rc, want 3 (PENDING)"; }
+asks_at $((15 * 86400)) c2 "CN=crashed approval" c1
 later "$SCEPCTL" --data-dir "$DATA" approve "$c_txid" > /dev/null 2>&1 || fail "scepctl approve $c_txid"
 later poll c_poll "CN=crashed approval" c1
 [ $rc = 0 ] || { cat "$WORK/c_poll.log"; fail "CertPoll after the approval: exit $rc"; }
-nb=$(date -d "$(openssl x509 -in "$WORK/c_poll.pem" -noout -startdate | cut -d= -f2)" +%s)
-[ $((nb + 3600)) -gt $(($(date +%s) + 15 * 86400)) ] ||
-	fail "the certificate approved on day 15 is valid from $(openssl x509 -in "$WORK/c_poll.pem" -noout -startdate): backdated"
+made_that_day "$WORK/c_poll.pem" $((15 * 86400))
 
 check "a CertPoll for an approved certificate expired since: FAILURE, not the expired certificate"
 # Approved on day 15 (the clock of the check above), polled on day 415.
-rc=0
-later "$IOS_CLIENT" --url "$URL" --challenge "$(later "$SCEPCTL" --data-dir "$DATA" challenge)" \
-	--subject "CN=expires unpolled" --out "$WORK/e1.pem" --force-plus --key "$WORK/e1.key" > "$WORK/e1.log" 2>&1 || rc=$?
-[ $rc = 3 ] || { cat "$WORK/e1.log"; fail "PKCSReq: exit $rc, want 3 (PENDING)"; }
+asks_at $((15 * 86400)) e1 "CN=expires unpolled" e1
 e_serial=$(later "$SCEPCTL" --data-dir "$DATA" approve "$(pending_txid)" 2>/dev/null) || fail "scepctl approve"
 server_stop
 at_offset $((415 * 86400)) server_start
@@ -575,36 +590,19 @@ check "an approval the CA crashed in (after the journal), the request expired un
 # Day 415 (the clock above): PENDING, the approval crashes after the
 # journal; on day 424 the record has expired (PendingDays = 7), not yet
 # been purged (7 days later), and the same key asks again.
-at415() { at_offset $((415 * 86400)) "$@"; }
 at424() { at_offset $((424 * 86400)) "$@"; }
-rc=0
-at415 "$IOS_CLIENT" --url "$URL" --challenge "$(at415 "$SCEPCTL" --data-dir "$DATA" challenge)" \
-	--subject "CN=crashed and expired" --out "$WORK/xe1.pem" --force-plus --key "$WORK/xe1.key" > "$WORK/xe1.log" 2>&1 || rc=$?
-[ $rc = 3 ] || { cat "$WORK/xe1.log"; fail "PKCSReq: exit $rc, want 3 (PENDING)"; }
+asks_at $((415 * 86400)) xe1 "CN=crashed and expired" xe1
 x_txid=$(pending_txid)
-server_stop
-from=$(log_mark)
-SCEPD_TEST_CA_CRASH=journal:1 at415 server_start
-rc=0
-at415 "$SCEPCTL" --data-dir "$DATA" approve "$x_txid" > "$WORK/x_approve.out" 2>&1 || rc=$?
-[ $rc = 1 ] || { cat "$WORK/x_approve.out"; fail "the approval the CA crashed in: exit $rc"; }
-for _ in $(seq 100); do logged "$from" "test hook: crashing after 'journal'" && break; sleep 0.1; done
-logged "$from" "test hook: crashing after 'journal' of transaction $x_txid" || fail "the CA did not crash after 'journal'"
-server_stop
+approval_crashes $((415 * 86400)) "$x_txid"
 from=$(log_mark)
 at424 server_start
 logged "$from" "1 certificate(s) journalled but not in the ledger" || fail "the crash left no journal record"
 ! logged "$from" "pending request $x_txid purged" || fail "the expired request was purged already: this check needs it kept"
-rc=0
-at424 "$IOS_CLIENT" --url "$URL" --challenge "$(at424 "$SCEPCTL" --data-dir "$DATA" challenge)" \
-	--subject "CN=crashed and expired" --out "$WORK/x2.pem" --force-plus --key "$WORK/xe1.key" > "$WORK/x2.log" 2>&1 || rc=$?
-[ $rc = 3 ] || { cat "$WORK/x2.log"; fail "asking again after the expiry: exit $rc, want 3 (PENDING)"; }
+asks_at $((424 * 86400)) x2 "CN=crashed and expired" xe1
 at424 "$SCEPCTL" --data-dir "$DATA" approve "$x_txid" > /dev/null 2>&1 || fail "scepctl approve $x_txid"
 at424 poll x_poll "CN=crashed and expired" xe1
 [ $rc = 0 ] || { cat "$WORK/x_poll.log"; fail "CertPoll after the approval: exit $rc"; }
-nb=$(date -d "$(openssl x509 -in "$WORK/x_poll.pem" -noout -startdate | cut -d= -f2)" +%s)
-[ $((nb + 3600)) -gt $(($(date +%s) + 424 * 86400)) ] ||
-	fail "the certificate approved on day 424 is valid from $(openssl x509 -in "$WORK/x_poll.pem" -noout -startdate): the crashed approval's, backdated"
+made_that_day "$WORK/x_poll.pem" $((424 * 86400))
 server_stop
 
 pass "PENDING, CertPoll, approve, reject, badCertId; pki polling; GetCert and GetCRL; approval of a transaction issued meanwhile; scepctl list --pending; expiry and purge of pending requests; a record that cannot be written"
