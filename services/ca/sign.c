@@ -73,6 +73,15 @@ ca_sign_nothing_bound(
 	reply->sign->nothing_bound = unbound;
 }
 
+/* After ca_sign_refuse, for a retry whose certificate is never its
+ * answer: the RA may release a password the request reserved. */
+static void
+ca_sign_never_answered(Scep__V1__Reply *reply)
+{
+	reply->sign->has_never_answered = 1;
+	reply->sign->never_answered = 1;
+}
+
 static void
 ca_sign_internal(Scep__V1__Reply *reply, const Scep__V1__Request *req,
     const char *txid, const char *what, int mdb_error)
@@ -233,6 +242,7 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		    serial, revoked > 0 ? "is revoked" : "has expired");
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+		ca_sign_never_answered(reply);
 		rc = 1;
 		goto out;
 	}
@@ -252,6 +262,7 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		    serial);
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+		ca_sign_never_answered(reply);
 		rc = 1;
 		goto out;
 	}

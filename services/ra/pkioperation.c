@@ -36,7 +36,9 @@ struct ra_answer {
 	int not_issued;
 	/* Copies sent, one answered an error: the outcome is not known. */
 	int outcome_unknown;
-	int nothing_bound; /* the CA refused, binding nothing to the txid */
+	/* The CA refused, binding nothing to the txid, or nothing it will
+	 * answer to it while this request's password was free: release. */
+	int nothing_bound;
 	int reserved_now; /* this request's check reserved the password */
 	int reports_counted; /* the challenge service counts every report */
 };
@@ -350,17 +352,19 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 	ans->outcome_unknown =
 	    reply->status != SCEP__V1__STATUS__STATUS_OK && !ans->not_issued;
 	if (reply->status == SCEP__V1__STATUS__STATUS_REFUSED) {
-		int fi = reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
-		        reply->sign != NULL && reply->sign->has_fail_info
-		    ? (int)reply->sign->fail_info
+		const Scep__V1__SignReply *sr =
+		    reply->body_case == SCEP__V1__REPLY__BODY_SIGN ? reply->sign
+		                                                   : NULL;
+		int fi = sr != NULL && sr->has_fail_info
+		    ? (int)sr->fail_info
 		    : SCEP_FAILINFO_BAD_REQUEST;
 
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "CA refused: %s", reply->error ? reply->error : "?");
-		ans->nothing_bound =
-		    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
-		    reply->sign != NULL && reply->sign->has_nothing_bound &&
-		    reply->sign->nothing_bound;
+		ans->nothing_bound = sr != NULL &&
+		    ((sr->has_nothing_bound && sr->nothing_bound) ||
+		        (sr->has_never_answered && sr->never_answered &&
+		            ans->reserved_now));
 		ra_fail(ans, fi,
 		    rpc_strdup(arena,
 		        reply->error ? reply->error : "refused by the CA"));

@@ -201,10 +201,18 @@ k_refused() {
 		grep -q "failInfoText: certificate [0-9A-F]* of this transactionID was issued by a CA this one replaced: enroll with a new key, or renew that certificate (\[ca\] PreviousCACertificate)" "$WORK/$1.pem.log" ||
 		{ cat "$WORK/$1.pem.log"; fail "the old CA's key after the switch ($1): exit $rc, want 2 naming a new key"; }
 }
-k_refused k2 "$(challenge)" "O=Fabrikam,CN=laptop 9"
+k2_pw=$(challenge)
+k_refused k2 "$k2_pw" "O=Fabrikam,CN=laptop 9"
 k_refused k3 "$k_pw" "O=Fabrikam,CN=ceo laptop"
-ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 9" "$WORK/k4.pem" "$URL" --key "$WORK/k-new.key" >/dev/null ||
-	fail "laptop 9 with a new key after the switch"
+# The password that paid for the old certificate pays for no other; a
+# new one sent with the kept key paid for nothing: the new key uses it.
+rc=0
+ios_enroll "$k_pw" "O=Fabrikam,CN=ceo laptop" "$WORK/k5.pem" "$URL" --key "$WORK/k-other.key" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/k5.pem.log" &&
+	grep -q "failInfoText: challenge password was already used" "$WORK/k5.pem.log" ||
+	fail "a new key with the password that paid for the old CA's certificate: exit $rc, want FAILURE"
+ios_enroll "$k2_pw" "O=Fabrikam,CN=laptop 9" "$WORK/k4.pem" "$URL" --key "$WORK/k-new.key" >/dev/null ||
+	fail "laptop 9 with a new key after the switch, and the password its kept key sent"
 verify_cert "$WORK/k4.pem"
 rc=0
 renew c12 c11 "O=Fabrikam,CN=laptop 7" --key "$WORK/c12a.key" --message-type 17 || rc=$?

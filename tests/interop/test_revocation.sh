@@ -358,12 +358,14 @@ rc=0
 
 check "re-enrolling with the revoked certificate's key (its transactionID) does not hand it out again"
 rc=0
-ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/again.pem" "$URL" --key "$WORK/a.key" >/dev/null || rc=$?
+again_pw=$(challenge)
+ios_enroll "$again_pw" "CN=to be revoked" "$WORK/again.pem" "$URL" --key "$WORK/a.key" >/dev/null || rc=$?
 [ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/again.pem.log" &&
 	grep -q "certificate $serial of this transactionID is revoked: enroll with a new key" "$WORK/again.pem.log" ||
 	fail "the same key after revocation: exit $rc, want FAILURE naming the revoked serial"
-ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/fresh.pem" "$URL" --key "$WORK/fresh.key" >/dev/null ||
-	fail "a new key after revocation was refused"
+# The new password sent with it paid for nothing: the new key uses it.
+ios_enroll "$again_pw" "CN=to be revoked" "$WORK/fresh.pem" "$URL" --key "$WORK/fresh.key" >/dev/null ||
+	fail "a new key after revocation, with the password the refused request sent, was refused"
 verify_cert "$WORK/fresh.pem"
 
 check "certificateHold: released by scepctl unrevoke (the next CRL leaves it out), or made final with another reason"
