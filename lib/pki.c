@@ -280,6 +280,27 @@ pki_issuer_among(X509 *cert, STACK_OF(X509) * cas)
 	return NULL;
 }
 
+X509 *
+pki_chain_root(STACK_OF(X509) * chain)
+{
+	int n = sk_X509_num(chain);
+	X509 *at = n > 0 ? sk_X509_value(chain, 0) : NULL;
+
+	/* At most n steps: cross-certificates may make a loop. */
+	for (int step = 0; at != NULL && step < n; step++) {
+		X509 *up = NULL;
+
+		if (pki_issued_by(at, at))
+			return at;
+		for (int i = 0; i < n && up == NULL; i++)
+			if (sk_X509_value(chain, i) != at &&
+			    pki_issued_by(at, sk_X509_value(chain, i)))
+				up = sk_X509_value(chain, i);
+		at = up;
+	}
+	return NULL;
+}
+
 struct pki_pass {
 	const char *pass; /* NULL: no passphrase file was given */
 	int asked; /* the key turned out to be encrypted */

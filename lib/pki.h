@@ -32,6 +32,11 @@ int pki_issued_by(X509 *cert, X509 *ca);
 /* The one of `cas` that issued `cert` (its name and key identifier, and
  * its signature checked; the stack's, not the caller's), or NULL. */
 X509 *pki_issuer_among(X509 *cert, STACK_OF(X509) * cas);
+/* The self-signed certificate the chain's first leads to through issuers
+ * among the chain's (the root a device builds to from GetCACert, whose
+ * SHA-1 Apple's SCEP client compares with a profile's CAFingerprint), or
+ * NULL when the chain stops short of one. */
+X509 *pki_chain_root(STACK_OF(X509) * chain);
 /*
  * Reads a PEM private key; `passphrase_file` (NULL or "" for none) holds the
  * passphrase of an encrypted key on its first line.

@@ -184,9 +184,6 @@ struct frontend {
 	char hostname[256];
 	struct cache cache;
 	struct crl_cache crl, previous_crl;
-	/* profile.c: the CA chain was last seen without a root, and that
-	 * was logged (once, not for each profile). */
-	atomic_int profile_no_root_warned;
 	struct admin_guard admin_guard;
 	/* Bytes of POST body buffers of all connections (http_collect):
 	 * each may hold up to MaxBodySize for RequestDeadline, and a

@@ -44,6 +44,7 @@
 
 #include "frontend.h"
 #include "log.h"
+#include "pki.h"
 #include "subject.h"
 
 #define PROFILE_SANS_MAX 16 /* of each kind */
@@ -97,7 +98,7 @@ struct profile_content {
 	const char *organization;
 	int key_extractable; /* ProfileKeyIsExtractable */
 	char ident[128]; /* PayloadIdentifier prefix */
-	unsigned char ca_sha1[20]; /* the issuing CA's */
+	unsigned char ca_sha1[20]; /* the root's (CAFingerprint) */
 	struct profile_cert *certs; /* roots first, then the others */
 	size_t ncerts, nroots;
 };
@@ -378,31 +379,38 @@ cert_self_signed(X509 *x)
 	return self;
 }
 
+/* Why a chain without its root makes no profile (profile_chain). */
+#define PROFILE_NO_ROOT \
+	"[ra] CACertificate holds no root (self-signed) certificate of the " \
+	"issuing CA: a profile's CAFingerprint must be the root's (the " \
+	"device compares it with the top of the chain it builds from " \
+	"GetCACert, the root when it has or knows it); put the root in [ra] " \
+	"CACertificate, after the issuing CA"
+
 /*
  * The certificate payloads of cc's CA chain: each self-signed certificate
  * as a root, each other CA certificate (the issuing CA when it is an
  * intermediate, intermediates) as an intermediate; the issuing CA alone
- * from an RA that sends no chain. Without a root a profile is still
- * given (the device may trust the root already), and that is logged once
- * until a chain with a root is seen. -1 when a certificate does not
- * parse or memory runs out (logged).
+ * from an RA that sends no chain; and the CAFingerprint, the SHA-1 of the
+ * root the issuing CA leads to. 1 when the chain has no such root
+ * (logged: PROFILE_NO_ROOT), -1 when a certificate does not parse or
+ * memory runs out (logged).
  */
 static int
-profile_chain(
-    struct frontend *fe, const struct cacert *cc, struct profile_content *pc)
+profile_chain(const struct cacert *cc, struct profile_content *pc)
 {
 	const ProtobufCBinaryData issuing = {cc->ca_der_len, cc->ca_der};
 	const ProtobufCBinaryData *chain =
 	    cc->nchain > 0 ? cc->chain : &issuing;
 	size_t n = cc->nchain > 0 ? cc->nchain : 1, nother = 0;
 	struct profile_cert *others = NULL;
-	X509 *x = NULL;
-	char *first_name = NULL;
+	STACK_OF(X509) *parsed = sk_X509_new_null();
+	X509 *x = NULL, *root;
 	int rc = -1;
 
 	pc->certs = calloc(n, sizeof(*pc->certs));
 	others = calloc(n, sizeof(*others));
-	if (pc->certs == NULL || others == NULL) {
+	if (pc->certs == NULL || others == NULL || parsed == NULL) {
 		log_error("profile: out of memory");
 		goto out;
 	}
@@ -417,10 +425,13 @@ profile_chain(
 			        chain[i].len) == 0;
 		if (dup)
 			continue;
-		X509_free(x);
 		if ((x = profile_cert_parse(chain[i].data, chain[i].len)) ==
 		    NULL)
 			goto out;
+		if (!sk_X509_push(parsed, x)) {
+			log_error("profile: out of memory");
+			goto out;
+		}
 		/* What else the operator put after the CA is no CA's. */
 		if (i > 0 && X509_check_ca(x) == 0)
 			continue;
@@ -435,28 +446,26 @@ profile_chain(
 			pc->certs[pc->nroots++] = pcert;
 		else
 			others[nother++] = pcert;
-		if (i == 0)
-			first_name = pcert.name;
 	}
 	memcpy(pc->certs + pc->nroots, others, nother * sizeof(*others));
 	pc->ncerts = pc->nroots + nother;
 	nother = 0;
-	if (pc->nroots > 0)
-		atomic_store(&fe->profile_no_root_warned, 0);
-	else if (atomic_exchange(&fe->profile_no_root_warned, 1) == 0)
-		log_warn("profile: [ra] CACertificate has no root "
-		         "(self-signed) certificate: profiles carry no trust "
-		         "anchor, only %s as an intermediate, and a device "
-		         "that does not already trust its root will not "
-		         "trust it; put the root in [ra] CACertificate, "
-		         "after the issuing CA",
-		    first_name != NULL ? first_name : "the issuing CA");
+	if ((root = pki_chain_root(parsed)) == NULL) {
+		log_warn("profile: not made: " PROFILE_NO_ROOT);
+		rc = 1;
+		goto out;
+	}
+	if (X509_digest(root, EVP_sha1(), pc->ca_sha1, NULL) != 1) {
+		log_openssl(LOG_LEVEL_ERROR, NULL,
+		    "profile: cannot hash the root certificate");
+		goto out;
+	}
 	rc = 0;
 out:
 	for (size_t i = 0; i < nother; i++)
 		free(others[i].name);
 	free(others);
-	X509_free(x);
+	sk_X509_pop_free(parsed, X509_free);
 	if (rc != 0) {
 		pc->ncerts = pc->nroots; /* the names it holds */
 		profile_content_clear(pc);
@@ -917,16 +926,23 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		goto out;
 	}
 	if ((ca_name = profile_ca_name(cc.ca_der, cc.ca_der_len)) == NULL ||
-	    (url = profile_scep_url(fe)) == NULL ||
-	    EVP_Digest(cc.ca_der, cc.ca_der_len, pc.ca_sha1, NULL, EVP_sha1(),
-	        NULL) != 1) {
+	    (url = profile_scep_url(fe)) == NULL) {
 		log_openssl(
 		    LOG_LEVEL_ERROR, NULL, "profile: cannot describe the CA");
 		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "Internal server error; the server log says more.\n");
 		goto out;
 	}
-	if (profile_chain(fe, &cc, &pc) != 0) {
+	switch (profile_chain(&cc, &pc)) {
+	case 0:
+		break;
+	case 1:
+		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "No profile: " PROFILE_NO_ROOT ". If [ra] CACertificate "
+		    "just changed, retry in a minute: this server asks the "
+		    "RA for it again.\n");
+		goto out;
+	default:
 		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "Internal server error; the server log says more.\n");
 		goto out;

@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 #include <plist/plist.h>
 
+#include "pki.h"
 #include "profile_check.h"
 
 /*
@@ -256,8 +257,9 @@ check_cert_payload(plist_t payload, const char *type,
 }
 
 /* The SCEP payload's content: the frontend's settings, as it writes them;
- * an http(s) URL; the CAFingerprint of the issuing CA, the first of the
- * chain (a device takes the CA the server gives it by it). */
+ * an http(s) URL; the CAFingerprint of the chain's root (a device takes
+ * the CA the server gives it by it: Apple's client hashes the top of the
+ * chain it builds from GetCACert's certificates). */
 static int
 check_scep_payload(
     plist_t payload, const STACK_OF(X509) * chain, char *why, size_t whylen)
@@ -268,6 +270,7 @@ check_scep_payload(
 	unsigned int mdlen = 0;
 	const char *url, *sha1;
 	uint64_t len = 0;
+	X509 *root;
 	char bad[64];
 	int rc;
 
@@ -290,14 +293,17 @@ check_scep_payload(
 	        strncasecmp(url, "https://", 8) != 0))
 		return refuse(
 		    why, whylen, "a SCEP payload without an http URL");
+	if ((root = pki_chain_root((STACK_OF(X509) *)chain)) == NULL)
+		return refuse(why, whylen,
+		    "[ra] CACertificate holds no root (self-signed) "
+		    "certificate of the issuing CA: a profile's "
+		    "CAFingerprint is its root's");
 	if ((item = plist_dict_get_item(content, "CAFingerprint")) == NULL ||
 	    (sha1 = plist_get_data_ptr(item, &len)) == NULL || len != 20 ||
-	    sk_X509_num(chain) < 1 ||
-	    X509_digest(sk_X509_value(chain, 0), EVP_sha1(), md, &mdlen) != 1 ||
-	    mdlen != 20 || memcmp(md, sha1, 20) != 0)
+	    X509_digest(root, EVP_sha1(), md, &mdlen) != 1 || mdlen != 20 ||
+	    memcmp(md, sha1, 20) != 0)
 		return refuse(why, whylen,
-		    "a CAFingerprint not of the issuing CA of [ra] "
-		    "CACertificate");
+		    "a CAFingerprint not of the root of [ra] CACertificate");
 	return 0;
 }
 

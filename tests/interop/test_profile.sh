@@ -203,17 +203,25 @@ ident() { python3 -c 'import plistlib, sys; print(plistlib.load(open(sys.argv[1]
 [ "$(ident "$WORK/p1.xml")" = "$(ident "$WORK/p2.xml")" ] ||
 	fail "two profiles of one subject and usage have PayloadIdentifiers $(ident "$WORK/p1.xml") and $(ident "$WORK/p2.xml")"
 
-check "the profile's URL, challenge, subject and key size enroll the iOS-like client, subject in Apple's order"
-out=$(python3 -c '
+check "the profile's URL, challenge, subject, key size and CAFingerprint enroll the iOS-like client, subject in Apple's order"
+# scep_settings FILE: the SCEP payload's URL, subject, Keysize,
+# CAFingerprint (hex) and Challenge, a line each.
+scep_settings() {
+	python3 -c '
 import plistlib, sys
 s = plistlib.load(open(sys.argv[1], "rb"))["PayloadContent"][0]["PayloadContent"]
 print(s["URL"])
 print(",".join(f"{t}={v}" for rdn in s["Subject"] for t, v in rdn))
-print(s["Keysize"])' "$WORK/p1.xml")
-{ read -r p_url; read -r p_subject; read -r p_keysize; } <<< "$out"
-echo "   URL $p_url, subject $p_subject, Keysize $p_keysize"
+print(s["Keysize"])
+print(s["CAFingerprint"].hex())
+print(s["Challenge"])' "$1"
+}
+out=$(scep_settings "$WORK/p1.xml")
+{ read -r p_url; read -r p_subject; read -r p_keysize; read -r p_fp; read -r p_pw; } <<< "$out"
+echo "   URL $p_url, subject $p_subject, Keysize $p_keysize, CAFingerprint $p_fp"
 rc=0
-ios_enroll "$pw1" "$p_subject" "$WORK/cert.pem" "$p_url" --keysize "$p_keysize" || rc=$?
+[ "$p_pw" = "$pw1" ] || fail "scep_settings read the Challenge '$p_pw', check_plist '$pw1'"
+ios_enroll "$pw1" "$p_subject" "$WORK/cert.pem" "$p_url" --keysize "$p_keysize" --ca-fingerprint "$p_fp" || rc=$?
 [ $rc = 0 ] || fail "enrollment with the profile's challenge: iOS client exit $rc, want 0"
 verify_cert "$WORK/cert.pem"
 subj=$(openssl x509 -in "$WORK/cert.pem" -noout -subject -nameopt oneline)
@@ -398,7 +406,7 @@ cat "$PKI/int.pem" "$PKI/root.pem" > "$PKI/chain.pem"
 for c in root int; do
 	openssl x509 -in "$PKI/$c.pem" -outform DER -out "$WORK/$c.der"
 done
-INT_SHA1=$(openssl x509 -in "$PKI/int.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+ROOT_SHA1=$(openssl x509 -in "$PKI/root.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
 set_conf ca Certificate chain/int.pem
 set_conf ca Key chain/int.key
 set_conf ra CACertificate chain/chain.pem
@@ -412,12 +420,14 @@ server_restart
 # check_chain FILE ROOTS INTERMEDIATES: the profile's certificate payloads
 # are exactly the roots (DER files, space-separated; "" none) as
 # com.apple.security.root and the intermediates as
-# com.apple.security.pkcs1, the SCEP payload names the issuing CA, and no
-# two payloads share a PayloadIdentifier or PayloadUUID.
+# com.apple.security.pkcs1, the SCEP payload names the issuing CA with the
+# root's fingerprint (Apple's client hashes the top of the chain it builds
+# from GetCACert), and no two payloads share a PayloadIdentifier or
+# PayloadUUID.
 cat > "$WORK/check_chain.py" <<'EOF2'
 import hashlib, plistlib, sys
 
-path, roots, inters, issuing_sha1, issuing_cn = sys.argv[1:]
+path, roots, inters, root_sha1, issuing_cn = sys.argv[1:]
 with open(path, "rb") as f:
     p = plistlib.load(f)
 def ders(names):
@@ -448,8 +458,8 @@ if len(set(uuids)) != len(uuids) or None in uuids:
     problems.append(f"PayloadUUIDs not distinct: {uuids}")
 s = next((c.get("PayloadContent", {}) for c in content if c.get("PayloadType") == "com.apple.security.scep"), {})
 fp = s.get("CAFingerprint")
-if not isinstance(fp, bytes) or fp.hex().upper() != issuing_sha1:
-    problems.append(f"CAFingerprint {fp!r}, want the issuing CA's {issuing_sha1}")
+if not isinstance(fp, bytes) or fp.hex().upper() != root_sha1:
+    problems.append(f"CAFingerprint {fp!r}, want the root's {root_sha1}")
 if s.get("Name") != issuing_cn:
     problems.append(f"Name {s.get('Name')!r}, want the issuing CA's {issuing_cn!r}")
 if problems:
@@ -469,14 +479,38 @@ chain_profile() {
 }
 chain_profile chain1
 out=$(python3 "$WORK/check_chain.py" "$WORK/chain1.xml" "$WORK/root.der" "$WORK/int.der" \
-	"$INT_SHA1" "Fabrikam Issuing CA") || fail "the profile of an intermediate issuing CA is not as it should be"
+	"$ROOT_SHA1" "Fabrikam Issuing CA") || fail "the profile of an intermediate issuing CA is not as it should be"
 echo "   $out"
+# The device checks GetCACert's answer by the fingerprint as iOS does
+# (the top of the chain it builds: the root), then enrolls.
+out=$(scep_settings "$WORK/chain1.xml")
+{ read -r p_url; read -r p_subject; read -r p_keysize; read -r p_fp; read -r p_pw; } <<< "$out"
+# (Its URL is ExternalURL's, https://scep.fabrikam.example/...: the
+# test's own instead.)
+ios_enroll "$p_pw" "$p_subject" "$WORK/chain1.pem" "$URL" --keysize "$p_keysize" --ca-fingerprint "$p_fp" ||
+	fail "the iOS-like client with the profile of an intermediate issuing CA: $(grep CAFingerprint "$WORK/chain1.pem.log")"
+grep -q "CAFingerprint: matches.*Fabrikam Root CA" "$WORK/chain1.pem.log" || fail "the fingerprint matched no root"
+# The issuing CA's fingerprint (scepd's before) is what iOS refuses.
+int_sha1=$(openssl x509 -in "$PKI/int.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+rc=0
+ios_enroll "$p_pw" "$p_subject" "$WORK/chain1-int.pem" "$URL" --ca-fingerprint "$int_sha1" > /dev/null || rc=$?
+[ $rc = 1 ] && grep -q "CAFingerprint: not of the top of the chain: /O=Fabrikam/CN=Fabrikam Root CA" "$WORK/chain1-int.pem.log" ||
+	fail "the iOS-like client took the issuing CA's fingerprint: exit $rc"
+openssl verify -CAfile "$PKI/root.pem" -untrusted "$PKI/int.pem" "$WORK/chain1.pem" > /dev/null ||
+	fail "the certificate of the intermediate issuing CA's profile does not verify against the root"
 
 check "an RA whose chain changed refuses a profile of the frontend's older copy: 500 with why, the password given back"
-# The RA restarted alone with the root left out of [ra] CACertificate: the
-# frontend's copy (fresh for a minute) still holds the root, whose payload
-# the RA no longer signs.
-set_conf ra CACertificate chain/int.pem
+# [ra] CACertificate held a second root (another PKI's, put there by
+# mistake); the RA restarted alone without it: the frontend's copy (fresh
+# for a minute) still holds it, whose root payload the RA no longer signs.
+openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/O=Contoso/CN=Contoso Root CA" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-keyout "$PKI/other-root.key" -out "$PKI/other-root.pem" 2> /dev/null || fail "openssl: the other root"
+cat "$PKI/int.pem" "$PKI/root.pem" "$PKI/other-root.pem" > "$PKI/chain-other.pem"
+set_conf ra CACertificate chain/chain-other.pem
+server_restart
+chain_profile two-roots
+set_conf ra CACertificate chain/chain.pem
 n1=$(outstanding)
 ra=$(service_pid scepd-ra)
 kill "$ra"
@@ -494,7 +528,7 @@ n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile the RA refused"
 echo "   $(cat "$WORK/stale")"
 # The frontend asked the RA for the chain again: a retry is signed, with
-# no root payload now (within the minute its copy was fresh for).
+# the one root now (within the minute its copy was fresh for).
 for _ in $(seq 20); do
 	r=$(get_profile "$WORK/retried" "subject=$SUBJECT_Q" -u "$CRED")
 	[ "${r%% *}" = 500 ] || break
@@ -503,26 +537,25 @@ done
 [ "$r" = "200 application/x-apple-aspen-config" ] || fail "the retry after the refusal: '$r': $(head -c 300 "$WORK/retried")"
 openssl cms -verify -inform DER -in "$WORK/retried" -CAfile "$PKI/root.pem" -certfile "$PKI/int.pem" \
 	-purpose any -out "$WORK/retried.xml" 2> /dev/null || fail "the retried profile does not verify"
-python3 "$WORK/check_chain.py" "$WORK/retried.xml" "" "$WORK/int.der" "$INT_SHA1" "Fabrikam Issuing CA" > /dev/null ||
-	fail "the retried profile is not of the RA's chain now (no root)"
-echo "   a retry: 200, the chain without its root"
+python3 "$WORK/check_chain.py" "$WORK/retried.xml" "$WORK/root.der" "$WORK/int.der" "$ROOT_SHA1" "Fabrikam Issuing CA" > /dev/null ||
+	fail "the retried profile is not of the RA's chain now (one root)"
+echo "   a retry: 200, the chain with its one root"
 
-check "a chain without its root: no root payload, the intermediate a pkcs1 payload, a warning logged once"
+check "a chain without its root makes no profile (no fingerprint a device would match): 500 naming the setting, no password spent"
 set_conf ra CACertificate chain/int.pem
-from=$(log_mark)
 server_restart
-chain_profile noroot1
-chain_profile noroot2
-for f in noroot1 noroot2; do
-	out=$(python3 "$WORK/check_chain.py" "$WORK/$f.xml" "" "$WORK/int.der" \
-		"$INT_SHA1" "Fabrikam Issuing CA") || fail "$f: the profile of a chain without a root is not as it should be"
-done
-echo "   $out"
-logged "$from" "profile: \[ra\] CACertificate has no root (self-signed) certificate: profiles carry no trust anchor.*put the root in \[ra\] CACertificate" ||
-	fail "no warning that profiles carry no trust anchor"
-n=$(grep -c "CACertificate has no root" "$WORK/log.since" || true)
-[ "$n" = 1 ] || fail "the warning of no root was logged $n times for two profiles, want once"
-echo "   $(grep -o "profile: \[ra\] CACertificate has no root.*" "$WORK/log.since")"
+from=$(log_mark)
+n1=$(outstanding)
+r=$(get_profile "$WORK/noroot" "subject=$SUBJECT_Q" -u "$CRED")
+want="No profile: [ra] CACertificate holds no root (self-signed) certificate of the issuing CA: a profile's CAFingerprint must be the root's"
+[ "${r%% *}" = 500 ] && grep -qF "$want" "$WORK/noroot" ||
+	fail "a profile of a chain without its root: '$r': $(cat "$WORK/noroot"), want 500 '$want ...'"
+logged "$from" "profile: not made: \[ra\] CACertificate holds no root.*put the root in \[ra\] CACertificate, after the issuing CA" ||
+	fail "the refusal of a chain without its root is not logged"
+n2=$(outstanding)
+[ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile refused for want of a root"
+echo "   $(head -c 160 "$WORK/noroot")..."
+set_conf ra CACertificate chain/chain.pem
 
 check "Listen on every address, no ExternalURL: the profile names this host, read at start"
 # It called gethostname per profile, and the sandbox kills the frontend for
@@ -541,4 +574,4 @@ grep -q "<string>http://$want_host:$PORT/" "$WORK/wild.xml" ||
 ! logged "$from" "scepd-frontend killed by signal" || fail "the frontend was killed serving a profile"
 server_stop
 
-pass "signed and unsigned profiles, the RA signing only the frontend's (a changed chain: 500 with why), subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back, an intermediate issuing CA's chain (root and pkcs1 payloads; no root: a warning once)"
+pass "signed and unsigned profiles, the RA signing only the frontend's (a changed chain: 500 with why), subject in Apple's order, fresh challenge and UUIDs, enrollment with the profile's challenge, 400/401/403/405/409/429/503, a password not handed out given back, an intermediate issuing CA's chain (root and pkcs1 payloads, the root's CAFingerprint; no root: 500 naming the setting)"

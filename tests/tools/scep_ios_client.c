@@ -74,6 +74,7 @@ struct options {
 	int bad_csr_signature; /* flip a bit of the CSR's signature */
 	int rsa_params_absent; /* the CSR's RSA key without NULL parameters */
 	int message_type; /* what to send; PKCSReq normally */
+	const char *ca_fingerprint; /* a profile's CAFingerprint, hex */
 };
 
 /* --source: the local address to connect from (any 127.0.0.0/8 on Linux),
@@ -680,6 +681,89 @@ out:
 	return rc;
 }
 
+/* Whether `issuer` issued `x`: its name, and its signature checked. */
+static int
+issued(X509 *x, X509 *issuer)
+{
+	EVP_PKEY *key = X509_get0_pubkey(issuer);
+	int yes = X509_check_issued(issuer, x) == X509_V_OK && key != NULL &&
+	    X509_verify(x, key) == 1;
+
+	ERR_clear_error();
+	return yes;
+}
+
+/*
+ * A profile's CAFingerprint checked as Apple's SCEP client checks it
+ * (SecSCEPValidateCACertMessage): from each certificate of the GetCACert
+ * answer, the chain built among them; the top of every chain of more than
+ * one certificate hashed (SHA-1, or MD5 for 16 bytes) and compared; all
+ * tops one certificate. This device knows no root beyond the answer.
+ */
+static int
+check_ca_fingerprint(const struct scep_ca_certs *c, const char *hex)
+{
+	unsigned char want[EVP_MAX_MD_SIZE], md[EVP_MAX_MD_SIZE];
+	size_t want_len = strlen(hex) / 2;
+	unsigned int md_len = 0;
+	int n = sk_X509_num(c->all);
+	X509 *top_seen = NULL;
+
+	if ((want_len != 20 && want_len != 16) || strlen(hex) != 2 * want_len)
+		goto bad_hex;
+	for (size_t i = 0; i < want_len; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &want[i]) != 1)
+			goto bad_hex;
+	for (int i = 0; i < n; i++) {
+		X509 *top = sk_X509_value(c->all, i);
+		int length = 1;
+
+		/* Up to n links: cross-certificates may make a loop. */
+		while (length <= n && !issued(top, top)) {
+			X509 *up = NULL;
+
+			for (int j = 0; j < n && up == NULL; j++)
+				if (sk_X509_value(c->all, j) != top &&
+				    issued(top, sk_X509_value(c->all, j)))
+					up = sk_X509_value(c->all, j);
+			if (up == NULL)
+				break;
+			top = up;
+			length++;
+		}
+		if (length == 1)
+			continue;
+		if (top_seen == NULL) {
+			if (X509_digest(top,
+			        want_len == 20 ? EVP_sha1() : EVP_md5(), md,
+			        &md_len) != 1 ||
+			    md_len != want_len ||
+			    memcmp(md, want, want_len) != 0) {
+				scep_print_name(stdout,
+				    "CAFingerprint: not of the top of the "
+				    "chain",
+				    top);
+				return -1;
+			}
+			top_seen = top;
+		} else if (X509_cmp(top, top_seen) != 0) {
+			scep_print_name(stdout,
+			    "CAFingerprint: chains of two tops, the other",
+			    top);
+			return -1;
+		}
+	}
+	if (top_seen == NULL) {
+		printf("CAFingerprint: no chain among the CA certificates\n");
+		return -1;
+	}
+	scep_print_name(stdout, "CAFingerprint: matches", top_seen);
+	return 0;
+bad_hex:
+	fprintf(stderr, "--ca-fingerprint: 40 or 32 hex digits\n");
+	return -1;
+}
+
 static int
 enroll(const struct options *o)
 {
@@ -698,6 +782,8 @@ enroll(const struct options *o)
 	memset(&rq, 0, sizeof(rq));
 	memset(&r, 0, sizeof(r));
 	if (scep_get_ca_certs(&hc, o->ca_name, stdout, &c) != 0 ||
+	    (o->ca_fingerprint != NULL &&
+	        check_ca_fingerprint(&c, o->ca_fingerprint) != 0) ||
 	    scep_get_ca_caps(&hc, o->ca_name, &caps) != 0)
 		goto out;
 	cipher =
@@ -813,6 +899,8 @@ usage(FILE *f)
 	    "    --signer-key-usage (the signer certificate has keyUsage\n"
 	    "        digitalSignature, keyEncipherment, as micromdm's)\n"
 	    "    --signer-type ec|ed25519 (a signer certificate not RSA)\n"
+	    "  --ca-fingerprint HEX  a profile's CAFingerprint, checked as\n"
+	    "                iOS does: the top of the chain GetCACert makes\n"
 	    "  --key FILE    use the key in FILE (a retry of the same\n"
 	    "                transaction), or save the new key there\n"
 	    "  --message-type N  send messageType N instead of PKCSReq (19),\n"
@@ -875,6 +963,7 @@ main(int argc, char **argv)
 	    {"txid", required_argument, NULL, 'X'},
 	    {"bad-csr-signature", no_argument, NULL, 'B'},
 	    {"rsa-params-absent", no_argument, NULL, 'P'},
+	    {"ca-fingerprint", required_argument, NULL, 1005},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -912,6 +1001,9 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			o.ca_name = optarg;
+			break;
+		case 1005:
+			o.ca_fingerprint = optarg;
 			break;
 		case 'p':
 			o.force_plus = 1;

@@ -186,7 +186,8 @@ test_frontends_profiles_are_signed(void **state)
 	assert_int_equal(
 	    check_file("frontend-chain.xml", chain, why, sizeof(why)), 0);
 	assert_string_equal(why, "");
-	/* [ra] CACertificate without the root: no root payload. */
+	/* Without a root payload (a device that trusts the root already),
+	 * the fingerprint the root's. */
 	assert_int_equal(
 	    check_file("frontend-no-root.xml", chain, why, sizeof(why)), 0);
 	/* Written again by libplist, as the frontend writes it. */
@@ -303,18 +304,19 @@ test_values_not_as_the_frontend_writes_them_refused(void **state)
 	assert_refused(check_plist(p, why, sizeof(why)), why,
 	    "a SubjectAltName that is not scepd's lists of names");
 	/* The device takes the CA the server gives by the fingerprint: none,
-	 * or the root's, is not what the frontend writes. */
+	 * or the issuing CA's (Apple's client hashes the top of the chain it
+	 * builds, the root), is not what the frontend writes. */
 	p = good_profile();
 	plist_dict_remove_item(scep_settings(p), "CAFingerprint");
 	assert_refused(check_plist(p, why, sizeof(why)), why,
-	    "a CAFingerprint not of the issuing CA of [ra] CACertificate");
+	    "a CAFingerprint not of the root of [ra] CACertificate");
 	assert_int_equal(
-	    X509_digest(sk_X509_value(chain, 1), EVP_sha1(), md, &mdlen), 1);
+	    X509_digest(sk_X509_value(chain, 0), EVP_sha1(), md, &mdlen), 1);
 	p = good_profile();
 	plist_dict_set_item(scep_settings(p), "CAFingerprint",
 	    plist_new_data((const char *)md, mdlen));
 	assert_refused(check_plist(p, why, sizeof(why)), why,
-	    "a CAFingerprint not of the issuing CA");
+	    "a CAFingerprint not of the root");
 	/* Installed, a profile replaces the one of its PayloadIdentifier. */
 	p = good_profile();
 	plist_dict_set_item(
@@ -366,6 +368,11 @@ test_certificates_not_of_the_chain_refused(void **state)
 	p = good_profile();
 	plist_dict_set_item(plist_array_get_item(payloads_of(p), 1),
 	    "PayloadContent", plist_new_data((const char *)der, len));
+	/* Checked before the SCEP payload, whose CAFingerprint such a chain
+	 * has no root for. */
+	plist_array_append_item(payloads_of(p),
+	    plist_copy(plist_array_get_item(payloads_of(p), 0)));
+	plist_array_remove_item(payloads_of(p), 0);
 	assert_refused(check_plist_against(p, forged, why, sizeof(why)), why,
 	    "not self-signed");
 	sk_X509_pop_free(forged, X509_free);
@@ -377,12 +384,21 @@ test_certificates_not_of_the_chain_refused(void **state)
 	plist_dict_set_item(scep_settings(p), "CAFingerprint",
 	    plist_new_data((const char *)md, mdlen));
 	assert_refused(check_plist(p, why, sizeof(why)), why,
-	    "a CAFingerprint not of the issuing CA of [ra] CACertificate");
+	    "a CAFingerprint not of the root of [ra] CACertificate");
 	/* The frontend's own profile, to an RA whose chain is another. */
 	assert_refused(
 	    check_file("frontend-chain.xml", other, why, sizeof(why)), why,
 	    "of [ra] CACertificate");
 	sk_X509_pop_free(other, X509_free);
+	/* An RA whose chain stops at the issuing CA knows no fingerprint a
+	 * device would match. */
+	assert_non_null(forged = sk_X509_new_null());
+	assert_true(sk_X509_push(forged, X509_dup(sk_X509_value(chain, 0))));
+	assert_refused(
+	    check_file("frontend-no-root.xml", forged, why, sizeof(why)), why,
+	    "[ra] CACertificate holds no root (self-signed) certificate of "
+	    "the issuing CA");
+	sk_X509_pop_free(forged, X509_free);
 }
 
 static void
