@@ -569,6 +569,57 @@ key_affordable(EVP_PKEY *pk)
 }
 
 /*
+ * A SignerInfo signed with RSASSA-PSS (RFC 4056; strongSwan's pki
+ * --rsa-padding pss), which OpenSSL's PKCS#7 verifies only as PKCS#1 v1.5:
+ * the messageDigest attribute (an OCTET STRING, checked by the caller) the
+ * content's digest, and the signature over the signed attributes checked
+ * with the parameters it names (ASN1_item_verify reads them). Its hash
+ * must be the SignerInfo's digestAlgorithm, which the caller's policy
+ * judges. 1 when it verifies.
+ */
+static int
+pss_verify(PKCS7_SIGNER_INFO *si, const ASN1_OCTET_STRING *content,
+    const ASN1_OCTET_STRING *message_digest, X509 *signer)
+{
+	const EVP_MD *md = EVP_get_digestbyobj(si->digest_alg->algorithm);
+	const X509_ALGOR *pss_alg = si->digest_enc_alg;
+	const ASN1_STRING *params;
+	const unsigned char *p;
+	RSA_PSS_PARAMS *pss = NULL;
+	unsigned char got[EVP_MAX_MD_SIZE];
+	unsigned int got_len = 0;
+	int pss_md, ok = 0;
+
+	if (md == NULL || sk_X509_ATTRIBUTE_num(si->auth_attr) == 0 ||
+	    pss_alg->parameter == NULL ||
+	    pss_alg->parameter->type != V_ASN1_SEQUENCE)
+		goto out;
+	params = pss_alg->parameter->value.sequence;
+	p = ASN1_STRING_get0_data(params);
+	if ((pss = d2i_RSA_PSS_PARAMS(NULL, &p, ASN1_STRING_length(params))) ==
+	    NULL)
+		goto out;
+	pss_md = pss->hashAlgorithm != NULL
+	    ? OBJ_obj2nid(pss->hashAlgorithm->algorithm)
+	    : NID_sha1;
+	if (pss_md != EVP_MD_get_type(md) ||
+	    EVP_Digest(content != NULL ? ASN1_STRING_get0_data(content)
+	                               : (const unsigned char *)"",
+	        content != NULL ? (size_t)ASN1_STRING_length(content) : 0, got,
+	        &got_len, md, NULL) != 1 ||
+	    (int)got_len != ASN1_STRING_length(message_digest) ||
+	    CRYPTO_memcmp(
+	        got, ASN1_STRING_get0_data(message_digest), got_len) != 0)
+		goto out;
+	ok = ASN1_item_verify(ASN1_ITEM_rptr(PKCS7_ATTR_VERIFY), pss_alg,
+	         si->enc_digest, si->auth_attr, X509_get0_pubkey(signer)) == 1;
+out:
+	RSA_PSS_PARAMS_free(pss);
+	ERR_clear_error();
+	return ok;
+}
+
+/*
  * Verifies a SignedData with exactly one SignerInfo, the content (if any)
  * being id-data. `certs` (may be NULL) with `flags` PKCS7_NOINTERN restricts
  * the signer to those certificates. With `check_key` (a request's signer)
@@ -585,7 +636,7 @@ signed_verify(
 	STACK_OF(X509) *signers = NULL;
 	PKCS7_SIGNED *sd;
 	PKCS7_SIGNER_INFO *si;
-	ASN1_TYPE *digest;
+	ASN1_TYPE *digest = NULL;
 	BIO *indata = NULL;
 	X509 *signer = NULL;
 
@@ -625,8 +676,13 @@ signed_verify(
 	          si, NID_pkcs9_messageDigest)) == NULL ||
 	        digest->type != V_ASN1_OCTET_STRING))
 		goto out;
-	if (PKCS7_verify(p7, certs, NULL, indata, NULL,
-	        flags | PKCS7_NOVERIFY | PKCS7_BINARY) != 1)
+	if (OBJ_obj2nid(si->digest_enc_alg->algorithm) == NID_rsassaPss) {
+		if (digest == NULL ||
+		    !pss_verify(si, sd->contents->d.data,
+		        digest->value.octet_string, sk_X509_value(signers, 0)))
+			goto out;
+	} else if (PKCS7_verify(p7, certs, NULL, indata, NULL,
+	               flags | PKCS7_NOVERIFY | PKCS7_BINARY) != 1)
 		goto out;
 	signer = sk_X509_value(signers, 0);
 	if (!X509_up_ref(signer)) {

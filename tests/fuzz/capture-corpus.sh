@@ -10,8 +10,9 @@
 #   tests/fuzz/capture-corpus.sh [CLIENT...]   (default: all of them)
 #
 # CLIENT: scepclient (micromdm, POST, single DES), pki (strongSwan, POST,
-# AES-128), certmonger (GET, AES-256), ios (tests/tools/scep_ios_client:
-# GET with %0A and '+', BER). Existing seeds of a client are replaced.
+# AES-128), pkipss (the same, signed with RSASSA-PSS: --rsa-padding pss),
+# certmonger (GET, AES-256), ios (tests/tools/scep_ios_client: GET with
+# %0A and '+', BER). Existing seeds of a client are replaced.
 # BUILD_DIR (default build/) must hold scepd, scepctl and scep_ios_client;
 # KEEP=1 keeps the work directory with every capture.
 set -euo pipefail
@@ -19,7 +20,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 export SRC_DIR=${SRC_DIR:-$top} BUILD_DIR=${BUILD_DIR:-$top/build}
 . "$SRC_DIR/tests/interop/lib.sh"
 
-ALL_CLIENTS="scepclient pki certmonger ios"
+ALL_CLIENTS="scepclient pki pkipss certmonger ios"
 clients=${*:-$ALL_CLIENTS}
 for c in $clients; do
 	case " $ALL_CLIENTS " in
@@ -76,18 +77,24 @@ capture_scepclient() {
 	server_restart
 }
 
+# capture_pki [DIR [pki --scep options...]]
 capture_pki() {
-	local pw out="$WORK/pki"
+	local pw out=${1:-$WORK/pki}
+	[ $# -gt 0 ] && shift
 	pw=$(challenge)
 	mkdir -p "$out"
 	pki --gen --type rsa --size 2048 --outform pem > "$out/key.pem" 2> "$out/gen.err" ||
 		{ cat "$out/gen.err"; fail "pki --gen"; }
 	pki --scep --url "$PROXY_URL" --in "$out/key.pem" --dn "C=US, O=Fabrikam, CN=pki capture" \
 		--password "$pw" --cacert-enc "$RA_ENC_PEM" --cacert-sig "$RA_SIG_PEM" \
-		--cacert "$CA_PEM" --outform pem --interval 2 --maxpolltime 20 \
+		--cacert "$CA_PEM" --outform pem --interval 2 --maxpolltime 20 "$@" \
 		> "$out/cert.pem" 2> "$out/scep.err" ||
 		{ grep -v "failed to load\|could not load" "$out/scep.err" | sed 's/^/   | /'; fail "pki --scep did not enroll"; }
 	verify_cert "$out/cert.pem"
+}
+
+capture_pkipss() {
+	capture_pki "$WORK/pkipss" --rsa-padding pss
 }
 
 # As tests/interop/test_certmonger.sh: its own daemon on a private bus,

@@ -89,6 +89,9 @@ enroll legacy --cipher des3 --digest sha1
 check "pki --scep with its defaults (AES, SHA-256; needs SHA-384 in GetCACaps, see above)"
 enroll client
 
+check "pki --scep --rsa-padding pss: the pkiMessage and the CSR signed with RSASSA-PSS (RFC 4056)"
+enroll pss --rsa-padding pss
+
 check "README.md's strongSwan example runs as written (its URL pointed here)"
 readme="$WORK/pki/readme"
 mkdir -p "$readme"
@@ -103,4 +106,4 @@ for f in raCert raCert-2; do
 	echo "   $f.der: $(openssl x509 -inform DER -in "$readme/$f.der" -noout -ext keyUsage | tail -n +2 | xargs)"
 done
 
-pass "strongSwan pki: --scepca and --scep (AES/SHA-256 and 3DES/SHA-1) enroll and verify; so does README.md's example"
+pass "strongSwan pki: --scepca and --scep (AES/SHA-256, 3DES/SHA-1, RSASSA-PSS) enroll and verify; so does README.md's example"

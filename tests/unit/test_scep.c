@@ -383,6 +383,44 @@ test_cryptlib_pkcsreq(void **state)
 }
 
 /* NDES's CertRep carries no certificate: verified only with the RA cert. */
+/* strongSwan's pki --scep --rsa-padding pss (captured by
+ * tests/fuzz/capture-corpus.sh pkipss): the pkiMessage signed with
+ * RSASSA-PSS, which OpenSSL's PKCS#7 verifies only as PKCS#1 v1.5. It
+ * verifies; a changed signature or content does not. */
+static void
+test_strongswan_pss_pkcsreq(void **state)
+{
+	struct scep_request *req = NULL;
+	const char *why = NULL;
+	size_t len;
+	uint8_t *der =
+	    read_file(CORPUS_DIR "/pkimessage/captured-pkipss.der", &len);
+	int fi;
+
+	(void)state;
+	assert_int_equal(
+	    scep_request_parse(der, len, NULL, &req, &fi, &why), SCEP_OK);
+	assert_non_null(req->signer);
+	assert_int_equal(req->message_type, SCEP_MSG_PKCSREQ);
+	assert_int_equal(req->digest_nid, NID_sha256);
+	scep_request_free(req);
+	req = NULL;
+	/* The signature's last byte; then a byte of the envelope (the
+	 * messageDigest then differs). */
+	for (size_t at = len - 1; at != 0; at = at == len - 1 ? 200 : 0) {
+		der[at] ^= 0x01;
+		why = NULL;
+		assert_int_equal(
+		    scep_request_parse(der, len, NULL, &req, &fi, &why),
+		    SCEP_E_SIGNATURE);
+		assert_null(req);
+		assert_string_equal(
+		    why, "the request's signature does not verify");
+		der[at] ^= 0x01;
+	}
+	free(der);
+}
+
 static void
 test_ndes_certrep(void **state)
 {
@@ -2797,6 +2835,7 @@ main(void)
 	    cmocka_unit_test(test_apple_pkcsreq),
 	    cmocka_unit_test(test_apple_policy),
 	    cmocka_unit_test(test_cryptlib_pkcsreq),
+	    cmocka_unit_test(test_strongswan_pss_pkcsreq),
 	    cmocka_unit_test(test_ndes_certrep),
 	    cmocka_unit_test(test_micromdm_and_cryptlib_certrep),
 	    cmocka_unit_test(test_round_trip_der),
