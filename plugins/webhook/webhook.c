@@ -448,12 +448,13 @@ body_wipe(json_t *body)
 }
 
 /*
- * The request body; NULL with why set when a field cannot be JSON text.
- * The caller frees it.
+ * The request body; NULL with why set when a field cannot be JSON text
+ * (*not_text set: the device's doing) or memory ran short. The caller
+ * frees it.
  */
 static char *
-request_body(
-    const struct scepd_challenge_request *req, char *why, size_t whylen)
+request_body(const struct scepd_challenge_request *req, char *why,
+    size_t whylen, int *not_text)
 {
 	json_t *body = NULL, *sans = NULL;
 	const char *field = NULL;
@@ -487,6 +488,7 @@ request_body(
 		goto out;
 	text = body_dump(body);
 out:
+	*not_text = field != NULL;
 	if (field != NULL)
 		snprintf(why, whylen,
 		    "the request's %s cannot be sent to the MDM webhook "
@@ -690,11 +692,16 @@ webhook_check(void *state, const struct scepd_challenge_request *req, char *why,
 	long status = 0;
 	curl_off_t took_us = 0;
 	CURLcode rc;
+	int not_text;
 
 	if (whylen > 0)
 		why[0] = '\0';
-	if ((body = request_body(req, why, whylen)) == NULL)
+	/* Memory short is our outage, not a wrong password. */
+	if ((body = request_body(req, why, whylen, &not_text)) == NULL) {
+		if (!not_text)
+			verdict = SCEPD_VERDICT_UNAVAILABLE;
 		goto out;
+	}
 	rc = post(wh, body);
 	curl_easy_getinfo(wh->curl, CURLINFO_TOTAL_TIME_T, &took_us);
 	if (rc != CURLE_OK) {

@@ -827,6 +827,45 @@ test_not_utf8(void **state)
 	json_decref(lines);
 }
 
+/* jansson's allocations fail while `jansson_fails` (the plugin shares
+ * the test's libjansson). */
+static int jansson_fails;
+
+static void *
+jansson_malloc(size_t n)
+{
+	return jansson_fails ? NULL : malloc(n);
+}
+
+/* Memory short while the request is written is our outage: 503 for the
+ * device, not a wrong password counted against its address. */
+static void
+test_no_memory_for_the_request(void **state)
+{
+	struct scepd_challenge_request req = sample_request();
+	enum scepd_verdict verdict;
+	void *plugin = NULL;
+	char err[512], why[256];
+	json_t *lines;
+
+	(void)state;
+	server_start("allow", 0, 0);
+	set_config("URL", server_url(0, "/"));
+	use_test_ca();
+	assert_int_equal(init_plugin(&plugin, err, sizeof(err)), 0);
+	json_set_alloc_funcs(jansson_malloc, free);
+	jansson_fails = 1;
+	verdict = validator->check(plugin, &req, why, sizeof(why));
+	jansson_fails = 0;
+	json_set_alloc_funcs(malloc, free);
+	assert_int_equal(verdict, SCEPD_VERDICT_UNAVAILABLE);
+	assert_contains(why, "out of memory for the MDM webhook");
+	validator->destroy(plugin);
+	lines = recorded();
+	assert_int_equal(json_array_size(lines), 0);
+	json_decref(lines);
+}
+
 static void
 test_tiny_why(void **state)
 {
@@ -940,6 +979,7 @@ main(void)
 	    T(test_http_loopback),
 	    T(test_connection_refused),
 	    T(test_not_utf8),
+	    T(test_no_memory_for_the_request),
 	    T(test_tiny_why),
 	    T(test_init_refusals),
 #undef T
