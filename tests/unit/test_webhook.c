@@ -804,29 +804,6 @@ test_connection_refused(void **state)
 	assert_contains(log_text, "127.0.0.1");
 }
 
-static void
-test_not_utf8(void **state)
-{
-	struct scepd_challenge_request req = sample_request();
-	void *plugin = NULL;
-	char err[512], why[256];
-	json_t *lines;
-
-	(void)state;
-	server_start("allow", 0, 0);
-	set_config("URL", server_url(0, "/"));
-	use_test_ca();
-	assert_int_equal(init_plugin(&plugin, err, sizeof(err)), 0);
-	req.challenge = "caf\xe9";
-	assert_int_equal(validator->check(plugin, &req, why, sizeof(why)),
-	    SCEPD_VERDICT_REFUSE);
-	assert_contains(why, "challenge");
-	validator->destroy(plugin);
-	lines = recorded();
-	assert_int_equal(json_array_size(lines), 0);
-	json_decref(lines);
-}
-
 /* jansson's allocations fail while `jansson_fails` (the plugin shares
  * the test's libjansson). */
 static int jansson_fails;
@@ -837,33 +814,62 @@ jansson_malloc(size_t n)
 	return jansson_fails ? NULL : malloc(n);
 }
 
+/* A check of `req` that sends the MDM nothing (asserted): its verdict,
+ * why in `why`; with `no_memory` jansson's allocations fail meanwhile. */
+static enum scepd_verdict
+check_unsent(const struct scepd_challenge_request *req, int no_memory,
+    char *why, size_t whylen)
+{
+	enum scepd_verdict verdict;
+	void *plugin = NULL;
+	char err[512];
+	json_t *lines;
+
+	server_start("allow", 0, 0);
+	set_config("URL", server_url(0, "/"));
+	use_test_ca();
+	assert_int_equal(init_plugin(&plugin, err, sizeof(err)), 0);
+	if (no_memory) {
+		json_set_alloc_funcs(jansson_malloc, free);
+		jansson_fails = 1;
+	}
+	verdict = validator->check(plugin, req, why, whylen);
+	if (no_memory) {
+		jansson_fails = 0;
+		json_set_alloc_funcs(malloc, free);
+	}
+	validator->destroy(plugin);
+	lines = recorded();
+	assert_int_equal(json_array_size(lines), 0);
+	json_decref(lines);
+	return verdict;
+}
+
+static void
+test_not_utf8(void **state)
+{
+	struct scepd_challenge_request req = sample_request();
+	char why[256];
+
+	(void)state;
+	req.challenge = "caf\xe9";
+	assert_int_equal(
+	    check_unsent(&req, 0, why, sizeof(why)), SCEPD_VERDICT_REFUSE);
+	assert_contains(why, "challenge");
+}
+
 /* Memory short while the request is written is our outage: 503 for the
  * device, not a wrong password counted against its address. */
 static void
 test_no_memory_for_the_request(void **state)
 {
 	struct scepd_challenge_request req = sample_request();
-	enum scepd_verdict verdict;
-	void *plugin = NULL;
-	char err[512], why[256];
-	json_t *lines;
+	char why[256];
 
 	(void)state;
-	server_start("allow", 0, 0);
-	set_config("URL", server_url(0, "/"));
-	use_test_ca();
-	assert_int_equal(init_plugin(&plugin, err, sizeof(err)), 0);
-	json_set_alloc_funcs(jansson_malloc, free);
-	jansson_fails = 1;
-	verdict = validator->check(plugin, &req, why, sizeof(why));
-	jansson_fails = 0;
-	json_set_alloc_funcs(malloc, free);
-	assert_int_equal(verdict, SCEPD_VERDICT_UNAVAILABLE);
+	assert_int_equal(
+	    check_unsent(&req, 1, why, sizeof(why)), SCEPD_VERDICT_UNAVAILABLE);
 	assert_contains(why, "out of memory for the MDM webhook");
-	validator->destroy(plugin);
-	lines = recorded();
-	assert_int_equal(json_array_size(lines), 0);
-	json_decref(lines);
 }
 
 static void
