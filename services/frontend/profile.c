@@ -164,6 +164,18 @@ parse_choice(const char *s, size_t len, const long *allowed, long *out)
 	return -1;
 }
 
+/* Visible ASCII, no space: an IA5String's (RFC 5280 rfc822Name and URI)
+ * that Apple's CSR builder keeps (it drops, silently, a name it cannot
+ * write in ASCII, and the names after it). */
+static int
+visible_ascii(const char *v, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (v[i] < 0x21 || v[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
 static int
 san_ok(enum san_kind kind, const char *v, size_t len)
 {
@@ -179,11 +191,10 @@ san_ok(enum san_kind kind, const char *v, size_t len)
 	case SAN_RFC822:
 		at = strchr(v, '@');
 		return at != NULL && at != v && at[1] != '\0' &&
-		    strchr(at + 1, '@') == NULL && subject_text_ok(v, len) &&
-		    strchr(v, ' ') == NULL;
+		    strchr(at + 1, '@') == NULL && visible_ascii(v, len);
 	case SAN_URI:
 		return isalpha((unsigned char)v[0]) && strchr(v, ':') != NULL &&
-		    subject_text_ok(v, len) && strchr(v, ' ') == NULL;
+		    visible_ascii(v, len);
 	default:
 		return 0;
 	}

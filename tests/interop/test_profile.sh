@@ -257,6 +257,9 @@ bad "subject=CN=a%01b" "not UTF-8 text"
 bad "subject=$SUBJECT_Q&subject=CN=x" "subject is given more than once"
 bad "subject=$SUBJECT_Q&keysiz=2048" "unknown parameter 'keysiz'"
 bad "subject=$SUBJECT_Q&dns=bad%20name" "not a valid dNSName"
+# IA5String names: iOS drops, silently, one it cannot write in ASCII.
+bad "subject=$SUBJECT_Q&rfc822=j%C3%B6rg@fabrikam.example" "not a valid rfc822Name"
+bad "subject=$SUBJECT_Q&uri=https://b%C3%BCcher.example/" "not a valid uniformResourceIdentifier"
 
 check "escaped commas, multi-valued RDNs and subjectAltNames come through as given"
 r=$(get_profile "$WORK/p3" "subject=O=Fabrikam\\,%20Inc.,OU=IT%2BL=Berlin,CN=Robs%20IPad&keysize=4096&usage=1&dns=ipad.fabrikam.example&dns=rob.fabrikam.example&rfc822=rob@fabrikam.example&uri=https://fabrikam.example/rob" -u "$CRED")
