@@ -88,6 +88,11 @@ void config_pairs_free(struct config_pairs *p);
 int config_load_section(const struct config_pairs *pairs, const char *section,
     const char *const *before, const struct config_key *table, void *settings);
 
+/* [frontend] Paths when unset; the challenge service checks the keys of
+ * [challenge.paths] against the frontend's Paths. */
+#define CONFIG_DEFAULT_SCEP_PATHS \
+	"/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe"
+
 /* Resolves `path` against `basedir` unless absolute. Caller frees. */
 char *config_resolve_path(const char *basedir, const char *path);
 

@@ -193,22 +193,78 @@ validators_load_sections(struct challenge *c)
 	return 0;
 }
 
+/* Paths compare case aside, as IIS's and the frontend's do, and one
+ * trailing '/' aside: the frontend sends its Paths entry as written. */
+static int
+path_same(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 1 && a[la - 1] == '/')
+		la--;
+	if (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/*
+ * Whether `path` is one of [frontend] Paths (its default when the section
+ * sets none), when the file has a [frontend] section: a key of
+ * [challenge.paths] that is none would silently leave its devices to the
+ * default validator. 1 when it is, or the file says nothing of the
+ * frontend (the services configured apart); 0 with the message written.
+ */
+static int
+path_served(const struct config_pairs *frontend, const char *path)
+{
+	const char *list = config_pairs_get(frontend, "frontend", "Paths");
+	char *copy, *tok, *save = NULL;
+	int found = 0;
+
+	if (frontend->n == 0)
+		return 1;
+	if (list == NULL)
+		list = CONFIG_DEFAULT_SCEP_PATHS;
+	if ((copy = strdup(list)) == NULL)
+		return 0;
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL && !found;
+	     tok = strtok_r(NULL, " \t", &save))
+		found = path_same(tok, path);
+	free(copy);
+	if (!found)
+		fprintf(stderr,
+		    "scepd-challenge: [" CONFIG_SECTION_PATHS "] %s: not one "
+		    "of [frontend] Paths (%s): no device would come by it; "
+		    "name the path as Paths does\n",
+		    path, list);
+	return found;
+}
+
 static int
 validators_load_paths(struct challenge *c, const char *config_file)
 {
-	struct config_pairs paths;
+	struct config_pairs paths, frontend;
 	int rc = 0;
 
 	if (config_load_pairs(config_file, CONFIG_SECTION_PATHS, &paths) != 0)
 		return -1;
+	if (config_load_pairs(config_file, "frontend", &frontend) != 0) {
+		config_pairs_free(&paths);
+		return -1;
+	}
 	if (paths.n > 0 &&
 	    (c->routes = calloc(paths.n, sizeof(*c->routes))) == NULL) {
 		config_pairs_free(&paths);
+		config_pairs_free(&frontend);
 		return -1;
 	}
 	for (size_t i = 0; i < paths.n; i++) {
 		struct validator *v = validator_find(c, paths.pair[i].value);
 
+		if (!path_served(&frontend, paths.pair[i].name)) {
+			rc = -1;
+			continue;
+		}
 		if (v == NULL) {
 			fprintf(stderr,
 			    "scepd-challenge: [" CONFIG_SECTION_PATHS
@@ -229,6 +285,7 @@ validators_load_paths(struct challenge *c, const char *config_file)
 		    "SCEP path %s: validator %s", paths.pair[i].name, v->name);
 	}
 	config_pairs_free(&paths);
+	config_pairs_free(&frontend);
 	return rc;
 }
 
@@ -525,7 +582,7 @@ validators_for_path(struct challenge *c, const char *path)
 {
 	if (path != NULL)
 		for (size_t i = 0; i < c->nroutes; i++)
-			if (strcasecmp(c->routes[i].path, path) == 0)
+			if (path_same(c->routes[i].path, path))
 				return c->routes[i].validator;
 	return c->default_validator;
 }

@@ -99,6 +99,31 @@ rc=0
 ios_enroll "$(challenge)" "CN=otp on mdm pkiclient" "$WORK/otp-on-mdm-pkiclient.pem" "$MDM_URL/pkiclient.exe" || rc=$?
 [ $rc = 2 ] || fail "otp password on $MDM_URL/pkiclient.exe: exit $rc, want 2 (the MDM decides there)"
 
+check "[challenge.paths] names a path as [frontend] Paths does, one trailing '/' aside; a key that is none of them stops the challenge service at start"
+# routed_key FROM TO: [challenge.paths]' key FROM renamed TO.
+routed_key() {
+	sed -i "s|^$1 = mdm\$|$2 = mdm|" "$DATA/scepd.conf"
+	grep -q "^$2 = mdm\$" "$DATA/scepd.conf" || fail "no [challenge.paths] key $2 in scepd.conf"
+}
+server_stop
+routed_key /scep/mdm /scep/mdm/
+server_start
+asked=$(requests)
+ios_enroll "$MDM_OK" "CN=mdm slash" "$WORK/mdm-slash.pem" "$MDM_URL" > /dev/null ||
+	fail "[challenge.paths] /scep/mdm/ for Paths' /scep/mdm: the MDM's challenge was refused"
+[ "$(requests)" = $((asked + 1)) ] || fail "the MDM was asked $(($(requests) - asked)) times, want once"
+server_stop
+# A typo: its devices would have been checked by the default validator
+# (one-time passwords), each refusal counted against their address.
+routed_key /scep/mdm/ /scep/mdn
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-challenge" --config "$DATA/scepd.conf" > "$WORK/typo.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "\[challenge.paths\] /scep/mdn: not one of \[frontend\] Paths (/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe /scep/mdm)" "$WORK/typo.out" ||
+	{ cat "$WORK/typo.out"; fail "[challenge.paths] /scep/mdn, not among Paths: exit $rc, want 1 naming Paths"; }
+echo "   $(grep "not one of" "$WORK/typo.out")"
+routed_key /scep/mdn /scep/mdm
+server_start
+
 check "a challenge the MDM denies gets CertRep FAILURE badRequest with its reason"
 rc=0
 ios_enroll "MDM-DENIED-000000" "CN=denied device" "$WORK/denied.pem" "$MDM_URL" || rc=$?
