@@ -34,6 +34,9 @@
  * (a lost answer, a PKCSReq sent again while pending) this long past its
  * expiry; then its record goes. */
 #define CHALLENGE_TXN_KEEP_S (7 * 86400)
+/* Pages of the map an issue leaves free (challenge_map_free_pages): what
+ * a sweep of a few records and a reservation need, with room to spare. */
+#define CHALLENGE_MAP_RESERVE 32
 /* A reserved one is kept this long past its expiry, unusable, for the
  * "used" mark of a certificate issued just before it expired. */
 #define CHALLENGE_RESERVED_KEEP_S 600
@@ -356,6 +359,20 @@ int challenge_record_put(
     struct challenge *c, MDB_txn *txn, const struct challenge_record *rec);
 int challenge_record_forget(
     struct challenge *c, MDB_txn *txn, const struct challenge_record *rec);
+/*
+ * As challenge_sweep's deletions, in transactions of a few records each,
+ * committed one by one: one transaction deleting every record due needs
+ * a free page for each page it touches, which a full map lacks, and
+ * would fail for good; a small one fits, and the pages it frees serve the
+ * next. Run before a transaction that sweeps (issue, metrics), and when
+ * idle. *deleted counts them; MDB_* error code.
+ */
+int challenge_sweep_batches(
+    struct challenge *c, int64_t now, unsigned long *deleted);
+/* Pages of the map still free: past the last one used, and on LMDB's free
+ * list (read, in a transaction of its own, only when the first are fewer
+ * than `enough`). Outside any transaction of the thread. */
+size_t challenge_map_free_pages(struct challenge *c, size_t enough);
 /*
  * Deletes the records whose time has come (an unused one at its expiry,
  * each logged; one used by a transaction CHALLENGE_TXN_KEEP_S after it)

@@ -653,6 +653,7 @@ challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
 	l.arena = arena;
 	l.items = rpc_alloc(arena, l.cap * sizeof(*l.items));
 	/* Sweep while counting: expired passwords must not look outstanding. */
+	(void)challenge_sweep_batches(c, c->now(), &swept);
 	if (challenge_txn_begin(c, &txn) == 0) {
 		if (challenge_sweep(c, txn, c->now(), CHALLENGE_POOL_ADMIN, "",
 		        &outstanding, &swept) == 0)

@@ -97,6 +97,7 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	enum challenge_pool pool = CHALLENGE_POOL_ADMIN;
 	long max = c->settings.password_max;
 	MDB_txn *txn = NULL;
+	size_t room;
 	int e;
 
 	memset(password, 0, sizeof(password));
@@ -130,6 +131,30 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		return;
 	}
 
+	/* What is due first, a few at a time (a full map has room for no
+	 * more); what this leaves, the transaction below sweeps. */
+	if ((e = challenge_sweep_batches(c, now, &swept)) != 0)
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "issue: sweep before: %s", store_strerror(e));
+	else if (swept > 0)
+		log_event(LOG_LEVEL_DEBUG, NULL, req->id,
+		    "swept %lu expired password%s", swept,
+		    swept == 1 ? "" : "s");
+	/* A new password makes the database grow: not into the pages kept
+	 * for what frees or settles others (sweeps, reservations, "used"
+	 * marks), without which a full map could never be swept. */
+	if ((room = challenge_map_free_pages(c, CHALLENGE_MAP_RESERVE)) <
+	    CHALLENGE_MAP_RESERVE) {
+		log_event(LOG_LEVEL_ERROR, NULL, req->id,
+		    "issue refused to %s: the database is full (%zu free "
+		    "pages, %d kept for sweeps and reservations): raise "
+		    "DatabaseMaxMiB in [challenge] and restart the service",
+		    who, room, CHALLENGE_MAP_RESERVE);
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error =
+		    "the challenge service cannot issue a password now";
+		goto out;
+	}
 	/* Sweep, count and insert in one write transaction: two callers can
 	 * never both take the last free slot. */
 	if ((e = challenge_txn_begin(c, &txn)) != 0) {

@@ -624,18 +624,20 @@ challenge_record_forget(
 }
 
 /* The records due by `now`: deleted, or looked at again when their keep
- * ends. */
+ * ends; at most `limit` of them (0: all), *taken counting them. */
 static int
-sweep_due(
-    struct challenge *c, MDB_txn *txn, int64_t now, unsigned long *deleted)
+sweep_due(struct challenge *c, MDB_txn *txn, int64_t now,
+    unsigned long *deleted, unsigned long limit, unsigned long *taken)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	int e;
 
+	*taken = 0;
 	if ((e = mdb_cursor_open(txn, c->due_dbi, &cur)) != 0)
 		return e;
-	while ((e = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
+	while ((limit == 0 || *taken < limit) &&
+	    (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
 		struct challenge_record rec;
 		unsigned char mac[CHALLENGE_MAC_LEN];
 		MDB_val rkey = {CHALLENGE_MAC_LEN, mac};
@@ -650,6 +652,7 @@ sweep_due(
 		}
 		if (time_get(key.mv_data) > now)
 			break;
+		(*taken)++;
 		memcpy(mac, (const unsigned char *)key.mv_data + 8,
 		    CHALLENGE_MAC_LEN);
 		if ((e = mdb_cursor_del(cur, 0)) != 0)
@@ -691,6 +694,76 @@ sweep_due(
 	return e == MDB_NOTFOUND ? 0 : e;
 }
 
+size_t
+challenge_map_free_pages(struct challenge *c, size_t enough)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	size_t pages, tail, listed = 0;
+
+	if (mdb_env_info(c->env, &info) != 0 ||
+	    mdb_env_stat(c->env, &st) != 0 || st.ms_psize == 0)
+		return 0;
+	pages = info.me_mapsize / st.ms_psize;
+	tail =
+	    pages > info.me_last_pgno + 1 ? pages - info.me_last_pgno - 1 : 0;
+	if (tail >= enough)
+		return tail;
+	/* LMDB's free list (database 0, read in a read-only transaction
+	 * only): each record a count of pages, then their numbers, as
+	 * mdb_stat -f reads it. */
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+		return tail;
+	if (mdb_cursor_open(txn, 0, &cur) == 0) {
+		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0)
+			if (val.mv_size >= sizeof(size_t)) {
+				size_t n;
+
+				memcpy(&n, val.mv_data, sizeof(n));
+				listed += n;
+			}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return tail + listed;
+}
+
+/* Records swept per transaction by challenge_sweep_batches, halved down
+ * to one while the map has no room for them. */
+#define SWEEP_BATCH 64
+
+int
+challenge_sweep_batches(
+    struct challenge *c, int64_t now, unsigned long *deleted)
+{
+	unsigned long batch = SWEEP_BATCH, n, taken;
+	MDB_txn *txn;
+	int e;
+
+	*deleted = 0;
+	for (;;) {
+		if ((e = challenge_txn_begin(c, &txn)) != 0)
+			return e;
+		n = 0;
+		if ((e = sweep_due(c, txn, now, &n, batch, &taken)) == 0)
+			e = challenge_txn_commit(c, txn);
+		else
+			challenge_txn_abort(c, txn);
+		if (e == MDB_MAP_FULL && batch > 1) {
+			batch /= 2;
+			continue;
+		}
+		if (e != 0)
+			return e;
+		*deleted += n;
+		if (taken < batch)
+			return 0;
+	}
+}
+
 int
 challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
     enum challenge_pool pool, const char *who, unsigned long *outstanding,
@@ -700,11 +773,12 @@ challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
 	size_t n = outstanding_prefix(pool, who, k);
 	MDB_val key = {n + 8, k}, val;
 	MDB_cursor *cur = NULL;
+	unsigned long taken;
 	int e;
 
 	*outstanding = 0;
 	*deleted = 0;
-	if ((e = sweep_due(c, txn, now, deleted)) != 0 ||
+	if ((e = sweep_due(c, txn, now, deleted, 0, &taken)) != 0 ||
 	    (e = mdb_cursor_open(txn, c->outstanding_dbi, &cur)) != 0)
 		return e;
 	/* From the first to expire after now, to the end of the range. */

@@ -1405,6 +1405,36 @@ test_record_unterminated(void **state)
 	free(pw);
 }
 
+/* A full map clears itself once its passwords expire: an issue leaves
+ * pages free (CHALLENGE_MAP_RESERVE), and what is due is swept a few
+ * records a transaction (a map filled to its last page, or one
+ * transaction deleting all of them, found no free page and failed, issue
+ * after issue, for good). */
+static void
+test_full_map_clears_at_expiry(void **state)
+{
+	struct fixture *f = *state;
+	char err[128] = "";
+	char *pw;
+	int n = 0;
+
+	f->c.settings.password_max = 1000000;
+	while ((pw = issue(f, "admin", NULL, err, sizeof(err))) != NULL) {
+		free(pw);
+		assert_true(++n < 1000000);
+	}
+	/* LMDB's default map (the fixture sets no DatabaseMaxMiB): 1 MiB. */
+	assert_true(n > 100);
+	assert_string_equal(
+	    err, "the challenge service cannot issue a password now");
+	fake_now += 61 * 60;
+	pw = issue(f, "admin", NULL, err, sizeof(err));
+	if (pw == NULL)
+		fail_msg(
+		    "%d passwords expired, the next is refused: %s", n, err);
+	free(pw);
+}
+
 int
 main(void)
 {
@@ -1418,6 +1448,8 @@ main(void)
 	        test_limit_ipv6_prefix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_full_map_clears_at_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_withdraw_not_handed_out, setup, teardown),
