@@ -122,11 +122,37 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		reply->error = "unknown password pool";
 		return;
 	}
-	/* The single password is the answer unless the default paths take
-	 * one-time passwords (Validator = otp beside it, static for some
-	 * paths only): then they are issued here. */
-	if (c->settings.use_single_password &&
+	/* A password for a path (a profile's URL) is one its validator
+	 * takes, or devices given it would be refused, each refusal counted
+	 * against their address. */
+	if (in->path != NULL && in->path[0] != '\0') {
+		const char *v = validators_for_path(c, in->path)->name;
+
+		if (strcmp(v, "static") == 0) {
+			challenge_issue_single(c, req, reply, arena, who);
+			return;
+		}
+		if (strcmp(v, "otp") != 0) {
+			log_event(LOG_LEVEL_WARN, NULL, req->id,
+			    "issue refused to %s: SCEP path %s is checked by "
+			    "validator %s, not one-time passwords",
+			    who, in->path, v);
+			reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+			reply->error = rpc_alloc(arena, 512);
+			snprintf(reply->error, 512,
+			    "SCEP path %.128s is checked by validator %.64s "
+			    "([challenge.paths]), which takes no one-time "
+			    "password: a device given one would be refused. "
+			    "Point [frontend] ExternalURL (or the first of "
+			    "Paths) at a path of one-time passwords.",
+			    in->path, v);
+			return;
+		}
+	} else if (c->settings.use_single_password &&
 	    strcmp(c->default_validator->name, "otp") != 0) {
+		/* The single password is the answer unless the default
+		 * paths take one-time passwords (Validator = otp beside it,
+		 * static for some paths only): then they are issued here. */
 		challenge_issue_single(c, req, reply, arena, who);
 		return;
 	}

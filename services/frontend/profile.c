@@ -782,12 +782,15 @@ out:
 	return top;
 }
 
-/* Issues the challenge as the admin page does; answers errors itself. */
+/* Issues the challenge as the admin page does, for the path of the
+ * profile's SCEP URL (its validator must take it); answers errors
+ * itself. */
 static int
 profile_challenge(struct frontend *fe, struct MHD_Connection *c,
-    struct request *r, const char *user, Scep__V1__Reply **rep,
+    struct request *r, const char *user, const char *url, Scep__V1__Reply **rep,
     enum MHD_Result *ret)
 {
+	const char *host = strstr(url, "://");
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeIssueRequest body =
 	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
@@ -796,6 +799,7 @@ profile_challenge(struct frontend *fe, struct MHD_Connection *c,
 
 	body.issued_by = (char *)user;
 	body.client_addr = r->client;
+	body.path = host != NULL ? strchr(host + 3, '/') : NULL;
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
 	req.challenge_issue = &body;
 	res = upstream_call(fe, UPSTREAM_CHALLENGE, &req,
@@ -968,7 +972,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	    pc.ident, sizeof(pc.ident));
 
 	/* Last before building: a refused query costs no password. */
-	if (profile_challenge(fe, c, r, user, &chal, &ret) != 0)
+	if (profile_challenge(fe, c, r, user, url, &chal, &ret) != 0)
 		goto out;
 	pc.challenge = chal->challenge_issue->password;
 	if ((plist = profile_build(&q, &pc)) == NULL) {

@@ -318,6 +318,24 @@ r=$(get_profile "$WORK/full" "subject=$SUBJECT_Q" -u "$CRED")
 [ "${r%% *}" = 429 ] || fail "past PasswordMax: ${r%% *}, want 429"
 grep -q "The password cache is full." "$WORK/full" || fail "the 429 says '$(cat "$WORK/full")'"
 
+check "a profile whose URL's path another validator checks ([challenge.paths]): 409 naming it, no password spent"
+# Its devices would present a one-time password to the MDM's validator,
+# each refusal counted against their address.
+add_conf_section validator.mdm
+set_conf validator.mdm Module webhook
+set_conf validator.mdm URL "http://127.0.0.1:9/challenge" # never asked
+add_conf_section challenge.paths
+set_conf challenge.paths /certsrv/mscep/mscep.dll mdm
+server_restart
+n1=$(outstanding)
+r=$(get_profile "$WORK/mdm-path" "subject=$SUBJECT_Q" -u "$CRED")
+[ "${r%% *}" = 409 ] && grep -q "SCEP path /certsrv/mscep/mscep.dll is checked by validator mdm (\[challenge.paths\]), which takes no one-time password" "$WORK/mdm-path" ||
+	fail "a profile for a path of the MDM's validator: '$r': $(cat "$WORK/mdm-path")"
+n2=$(outstanding)
+[ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile refused for its path's validator"
+echo "   $(cat "$WORK/mdm-path")"
+sed -i '\|^/certsrv/mscep/mscep.dll = mdm$|d' "$DATA/scepd.conf"
+
 check "UseSinglePassword = 1: 409, as the shared password is kept only as a hash"
 set_conf challenge UseSinglePassword 1
 set_conf challenge SinglePassword "shared-secret-1"
