@@ -47,7 +47,9 @@
 #include "pki.h"
 #include "subject.h"
 
-#define PROFILE_SANS_MAX 16 /* of each kind */
+/* Of all kinds together: Apple's CSR builder (make_general_names) makes
+ * room for 10 names, grown only between kinds, and writes past it. */
+#define PROFILE_SANS_MAX 10
 #define PROFILE_RETRIES 3
 #define PROFILE_RETRY_DELAY 10 /* seconds */
 
@@ -214,9 +216,13 @@ profile_param(void *cls, enum MHD_ValueKind kind, const char *key,
 	for (int k = 0; k < SAN_KINDS; k++) {
 		if (strcmp(key, san_kinds[k].param) != 0)
 			continue;
-		if (q->nsans[k] == PROFILE_SANS_MAX)
-			query_fail(q, "more than %d %s= parameters",
-			    PROFILE_SANS_MAX, san_kinds[k].param);
+		if (q->nsans[SAN_DNS] + q->nsans[SAN_RFC822] +
+		        q->nsans[SAN_URI] ==
+		    PROFILE_SANS_MAX)
+			query_fail(q,
+			    "more than %d subjectAltNames (dns=, rfc822= and "
+			    "uri= together): iOS makes room for %d",
+			    PROFILE_SANS_MAX, PROFILE_SANS_MAX);
 		else if (value == NULL ||
 		    !san_ok((enum san_kind)k, value, value_size))
 			query_fail(q, "%s=%.64s%s is not a valid %s",

@@ -260,15 +260,21 @@ bad "subject=$SUBJECT_Q&dns=bad%20name" "not a valid dNSName"
 # IA5String names: iOS drops, silently, one it cannot write in ASCII.
 bad "subject=$SUBJECT_Q&rfc822=j%C3%B6rg@fabrikam.example" "not a valid rfc822Name"
 bad "subject=$SUBJECT_Q&uri=https://b%C3%BCcher.example/" "not a valid uniformResourceIdentifier"
+# Apple's CSR builder makes room for 10 names (and writes past it); the
+# ten of p3 below are made.
+bad "subject=$SUBJECT_Q$(for i in $(seq 9); do printf '&dns=d%s.fabrikam.example' "$i"; done)&rfc822=a@fabrikam.example&uri=https://fabrikam.example/a" \
+	"more than 10 subjectAltNames (dns=, rfc822= and uri= together): iOS makes room for 10"
 
 check "escaped commas, multi-valued RDNs and subjectAltNames come through as given"
-r=$(get_profile "$WORK/p3" "subject=O=Fabrikam\\,%20Inc.,OU=IT%2BL=Berlin,CN=Robs%20IPad&keysize=4096&usage=1&dns=ipad.fabrikam.example&dns=rob.fabrikam.example&rfc822=rob@fabrikam.example&uri=https://fabrikam.example/rob" -u "$CRED")
+# Ten subjectAltNames, as many as iOS makes room for.
+more_dns=$(for i in $(seq 6); do printf '&dns=d%s.fabrikam.example' "$i"; done)
+r=$(get_profile "$WORK/p3" "subject=O=Fabrikam\\,%20Inc.,OU=IT%2BL=Berlin,CN=Robs%20IPad&keysize=4096&usage=1&dns=ipad.fabrikam.example&dns=rob.fabrikam.example$more_dns&rfc822=rob@fabrikam.example&uri=https://fabrikam.example/rob" -u "$CRED")
 [ "$r" = "200 application/x-apple-aspen-config" ] || fail "profile with SANs: '$r': $(head -c 300 "$WORK/p3")"
 openssl cms -verify -inform DER -in "$WORK/p3" -CAfile "$CA_PEM" -purpose any -out "$WORK/p3.xml" 2> "$WORK/p3.verify" ||
 	fail "profile with SANs: $(cat "$WORK/p3.verify")"
 check_plist "$WORK/p3.xml" "$URL" scepd \
 	'[[["O","Fabrikam, Inc."]],[["OU","IT"],["L","Berlin"]],[["CN","Robs IPad"]]]' 4096 1 \
-	'{"dNSName":["ipad.fabrikam.example","rob.fabrikam.example"],"rfc822Name":["rob@fabrikam.example"],"uniformResourceIdentifier":["https://fabrikam.example/rob"]}' > /dev/null
+	'{"dNSName":["ipad.fabrikam.example","rob.fabrikam.example","d1.fabrikam.example","d2.fabrikam.example","d3.fabrikam.example","d4.fabrikam.example","d5.fabrikam.example","d6.fabrikam.example"],"rfc822Name":["rob@fabrikam.example"],"uniformResourceIdentifier":["https://fabrikam.example/rob"]}' > /dev/null
 
 r=$(get_profile "$WORK/p4" "subject=$SUBJECT_Q&usage=4" -u "$CRED")
 [ "$r" = "200 application/x-apple-aspen-config" ] || fail "encryption-only profile: '$r'"
