@@ -218,7 +218,7 @@ issue cn_ip
 # NUL. openssl req cannot write a NUL: the request built with asn1parse
 # -genconf and signed with openssl dgst.
 openssl genrsa -out "$WORK/cn_nul.key" 2048 2>/dev/null
-pub=$(openssl rsa -in "$WORK/cn_nul.key" -RSAPublicKey_out -outform DER 2>/dev/null | xxd -p | tr -d '\n')
+pub=$(openssl rsa -in "$WORK/cn_nul.key" -RSAPublicKey_out -outform DER 2>/dev/null | od -An -v -tx1 | tr -d ' \n')
 cat > "$WORK/cn_nul.cnf" <<EOF
 asn1=SEQUENCE:tbs
 [tbs]
@@ -232,7 +232,7 @@ rdn=SET:rdn
 cn=SEQUENCE:cn
 [cn]
 oid=OID:commonName
-val=IMPLICIT:12U,FORMAT:HEX,OCTETSTRING:$(printf 'mail.corp.example.com\0.x' | xxd -p | tr -d '\n')
+val=IMPLICIT:12U,FORMAT:HEX,OCTETSTRING:$(printf 'mail.corp.example.com\0.x' | od -An -v -tx1 | tr -d ' \n')
 [spki]
 alg=SEQUENCE:rsaalg
 key=FORMAT:HEX,BITSTRING:$pub
@@ -249,7 +249,7 @@ openssl asn1parse -genconf "$WORK/cn_nul.cnf" -out "$WORK/cn_nul.tbs" -noout &&
 	echo "[req]"
 	echo "tbs=SEQUENCE:tbs"
 	echo "alg=SEQUENCE:sigalg"
-	echo "sig=FORMAT:HEX,BITSTRING:$(xxd -p "$WORK/cn_nul.sig" | tr -d '\n')"
+	echo "sig=FORMAT:HEX,BITSTRING:$(od -An -v -tx1 "$WORK/cn_nul.sig" | tr -d ' \n')"
 	echo "[sigalg]"
 	echo "oid=OID:sha256WithRSAEncryption"
 	echo "null=NULL"
