@@ -446,6 +446,7 @@ profile_chain(const struct cacert *cc, struct profile_content *pc)
 		    NULL)
 			goto out;
 		if (!sk_X509_push(parsed, x)) {
+			X509_free(x);
 			log_error("profile: out of memory");
 			goto out;
 		}
@@ -484,7 +485,10 @@ out:
 	free(others);
 	sk_X509_pop_free(parsed, X509_free);
 	if (rc != 0) {
-		pc->ncerts = pc->nroots; /* the names it holds */
+		/* The names it holds: the roots', and the others' once
+		 * moved in (a chain without its root). */
+		if (pc->ncerts < pc->nroots)
+			pc->ncerts = pc->nroots;
 		profile_content_clear(pc);
 	}
 	return rc;
