@@ -399,11 +399,29 @@ answer_write(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* A string member, or null; -1 when the value is not UTF-8 (or no memory). */
-static int
-json_set_string(json_t *obj, const char *key, const char *value)
+/* A JSON string of `value`, or NULL: *not_text set when it is not UTF-8
+ * (json_string refuses it where json_string_nocheck does not), else
+ * memory ran short. */
+static json_t *
+json_text(const char *value, int *not_text)
 {
-	json_t *v = value != NULL ? json_string(value) : json_null();
+	json_t *v = json_string(value), *raw;
+
+	if (v == NULL && (raw = json_string_nocheck(value)) != NULL) {
+		*not_text = 1;
+		explicit_bzero(
+		    (char *)json_string_value(raw), json_string_length(raw));
+		json_decref(raw);
+	}
+	return v;
+}
+
+/* A string member, or null: 0, or -1 (*not_text set when the value is
+ * not UTF-8, else no memory). */
+static int
+json_set_string(json_t *obj, const char *key, const char *value, int *not_text)
+{
+	json_t *v = value != NULL ? json_text(value, not_text) : json_null();
 
 	return v == NULL ? -1 : json_object_set_new(obj, key, v);
 }
@@ -460,24 +478,26 @@ request_body(const struct scepd_challenge_request *req, char *why,
 	const char *field = NULL;
 	char *text = NULL;
 
+	*not_text = 0;
 	if ((body = json_object()) == NULL || (sans = json_array()) == NULL)
 		goto out;
-	if (json_set_string(body, "challenge", req->challenge) != 0)
+	if (json_set_string(body, "challenge", req->challenge, not_text) != 0)
 		field = "challenge";
-	else if (json_set_string(body, "transaction_id", req->transaction_id) !=
-	    0)
+	else if (json_set_string(body, "transaction_id", req->transaction_id,
+	             not_text) != 0)
 		field = "transactionID";
-	else if (json_set_string(body, "csr", req->csr_pem) != 0)
+	else if (json_set_string(body, "csr", req->csr_pem, not_text) != 0)
 		field = "CSR";
-	else if (json_set_string(body, "subject", req->subject) != 0)
+	else if (json_set_string(body, "subject", req->subject, not_text) != 0)
 		field = "subject";
-	else if (json_set_string(body, "requester", req->requester) != 0)
+	else if (json_set_string(body, "requester", req->requester, not_text) !=
+	    0)
 		field = "requester";
-	else if (json_set_string(body, "path", req->path) != 0)
+	else if (json_set_string(body, "path", req->path, not_text) != 0)
 		field = "path";
 	for (size_t i = 0;
 	     field == NULL && req->sans != NULL && req->sans[i] != NULL; i++) {
-		json_t *san = json_string(req->sans[i]);
+		json_t *san = json_text(req->sans[i], not_text);
 
 		if (san == NULL || json_array_append_new(sans, san) != 0)
 			field = "subjectAltName";
@@ -488,7 +508,8 @@ request_body(const struct scepd_challenge_request *req, char *why,
 		goto out;
 	text = body_dump(body);
 out:
-	*not_text = field != NULL;
+	if (!*not_text)
+		field = NULL; /* memory ran short, nothing wrong with it */
 	if (field != NULL)
 		snprintf(why, whylen,
 		    "the request's %s cannot be sent to the MDM webhook "

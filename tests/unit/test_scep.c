@@ -382,7 +382,6 @@ test_cryptlib_pkcsreq(void **state)
 	free(der);
 }
 
-/* NDES's CertRep carries no certificate: verified only with the RA cert. */
 /* strongSwan's pki --scep --rsa-padding pss (captured by
  * tests/fuzz/capture-corpus.sh pkipss): the pkiMessage signed with
  * RSASSA-PSS, which OpenSSL's PKCS#7 verifies only as PKCS#1 v1.5. It
@@ -421,6 +420,7 @@ test_strongswan_pss_pkcsreq(void **state)
 	free(der);
 }
 
+/* NDES's CertRep carries no certificate: verified only with the RA cert. */
 static void
 test_ndes_certrep(void **state)
 {

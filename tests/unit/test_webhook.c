@@ -804,44 +804,46 @@ test_connection_refused(void **state)
 	assert_contains(log_text, "127.0.0.1");
 }
 
-/* jansson's allocations fail while `jansson_fails` (the plugin shares
- * the test's libjansson). */
-static int jansson_fails;
+/* jansson's allocations that may still succeed (the plugin shares the
+ * test's libjansson); -1: all. */
+static long jansson_budget = -1;
 
 static void *
 jansson_malloc(size_t n)
 {
-	return jansson_fails ? NULL : malloc(n);
+	if (jansson_budget == 0)
+		return NULL;
+	if (jansson_budget > 0)
+		jansson_budget--;
+	return malloc(n);
 }
 
-/* A check of `req` that sends the MDM nothing (asserted): its verdict,
- * why in `why`; with `no_memory` jansson's allocations fail meanwhile. */
+/* The MDM in "allow" mode, and the plugin configured for it. */
+static void
+allowing_mdm(void)
+{
+	server_start("allow", 0, 0);
+	set_config("URL", server_url(0, "/"));
+	use_test_ca();
+}
+
+/* A check of `req` (allowing_mdm) with `budget` allocations of jansson's
+ * (-1: all): its verdict, why in `why`. */
 static enum scepd_verdict
-check_unsent(const struct scepd_challenge_request *req, int no_memory,
+check_with_budget(const struct scepd_challenge_request *req, long budget,
     char *why, size_t whylen)
 {
 	enum scepd_verdict verdict;
 	void *plugin = NULL;
 	char err[512];
-	json_t *lines;
 
-	server_start("allow", 0, 0);
-	set_config("URL", server_url(0, "/"));
-	use_test_ca();
 	assert_int_equal(init_plugin(&plugin, err, sizeof(err)), 0);
-	if (no_memory) {
-		json_set_alloc_funcs(jansson_malloc, free);
-		jansson_fails = 1;
-	}
+	json_set_alloc_funcs(jansson_malloc, free);
+	jansson_budget = budget;
 	verdict = validator->check(plugin, req, why, whylen);
-	if (no_memory) {
-		jansson_fails = 0;
-		json_set_alloc_funcs(malloc, free);
-	}
+	jansson_budget = -1;
+	json_set_alloc_funcs(malloc, free);
 	validator->destroy(plugin);
-	lines = recorded();
-	assert_int_equal(json_array_size(lines), 0);
-	json_decref(lines);
 	return verdict;
 }
 
@@ -850,26 +852,53 @@ test_not_utf8(void **state)
 {
 	struct scepd_challenge_request req = sample_request();
 	char why[256];
+	json_t *lines;
 
 	(void)state;
+	allowing_mdm();
 	req.challenge = "caf\xe9";
-	assert_int_equal(
-	    check_unsent(&req, 0, why, sizeof(why)), SCEPD_VERDICT_REFUSE);
+	assert_int_equal(check_with_budget(&req, -1, why, sizeof(why)),
+	    SCEPD_VERDICT_REFUSE);
 	assert_contains(why, "challenge");
+	assert_contains(why, "not UTF-8");
+	lines = recorded();
+	assert_int_equal(json_array_size(lines), 0);
+	json_decref(lines);
 }
 
-/* Memory short while the request is written is our outage: 503 for the
- * device, not a wrong password counted against its address. */
+/* Memory short anywhere while the request is written is our outage: 503
+ * for the device, never a wrong password counted against its address.
+ * Each of jansson's allocations fails in turn until the MDM is asked.
+ * (Memory short while its answer is read is not told apart: jansson then
+ * reports a syntax error, and a 200 that is no JSON object refuses.) */
 static void
 test_no_memory_for_the_request(void **state)
 {
 	struct scepd_challenge_request req = sample_request();
+	enum scepd_verdict verdict;
 	char why[256];
+	long budget;
+	json_t *lines;
+	size_t asked = 0;
 
 	(void)state;
-	assert_int_equal(
-	    check_unsent(&req, 1, why, sizeof(why)), SCEPD_VERDICT_UNAVAILABLE);
-	assert_contains(why, "out of memory for the MDM webhook");
+	allowing_mdm();
+	for (budget = 0; budget < 200 && asked == 0; budget++) {
+		verdict = check_with_budget(&req, budget, why, sizeof(why));
+		lines = recorded();
+		asked = json_array_size(lines);
+		json_decref(lines);
+		if (asked == 0 && verdict != SCEPD_VERDICT_UNAVAILABLE)
+			fail_msg("with %ld allocations of jansson's: verdict "
+			         "%d (%s), want UNAVAILABLE",
+			    budget, (int)verdict, why);
+		if (asked == 0)
+			assert_contains(
+			    why, "out of memory for the MDM webhook");
+	}
+	/* The body alone takes one per member. */
+	assert_true(budget > 8);
+	assert_true(asked == 1);
 }
 
 static void
