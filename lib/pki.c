@@ -280,25 +280,68 @@ pki_issuer_among(X509 *cert, STACK_OF(X509) * cas)
 	return NULL;
 }
 
-X509 *
-pki_chain_root(STACK_OF(X509) * chain)
+/*
+ * The top of the chain `from` builds among `chain`'s certificates: its
+ * issuer, that one's, ... up to one none of them issued; *links counts
+ * the certificates. NULL when some certificate on the way has two issuers
+ * among them (a cross-certificate: which a device takes is its choice).
+ */
+static X509 *
+chain_top(X509 *from, STACK_OF(X509) * chain, int *links)
 {
 	int n = sk_X509_num(chain);
-	X509 *at = n > 0 ? sk_X509_value(chain, 0) : NULL;
+	X509 *at = from;
 
-	/* At most n steps: cross-certificates may make a loop. */
-	for (int step = 0; at != NULL && step < n; step++) {
+	/* At most n links: cross-certificates may make a loop. */
+	for (*links = 1; *links <= n && !pki_issued_by(at, at); (*links)++) {
 		X509 *up = NULL;
 
-		if (pki_issued_by(at, at))
-			return at;
-		for (int i = 0; i < n && up == NULL; i++)
-			if (sk_X509_value(chain, i) != at &&
-			    pki_issued_by(at, sk_X509_value(chain, i)))
-				up = sk_X509_value(chain, i);
+		for (int i = 0; i < n; i++) {
+			X509 *c = sk_X509_value(chain, i);
+
+			if (c == at || !pki_issued_by(at, c))
+				continue;
+			if (up != NULL && X509_cmp(up, c) != 0)
+				return NULL;
+			up = c;
+		}
+		if (up == NULL)
+			break;
 		at = up;
 	}
-	return NULL;
+	return at;
+}
+
+X509 *
+pki_chain_root(STACK_OF(X509) * chain, const char **why)
+{
+	X509 *root = NULL, *top;
+	int links;
+
+	/* As Apple's client judges GetCACert's answer: the chain from each
+	 * certificate, and every one of more than a certificate ends at the
+	 * same top, which must be a root. */
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		if ((top = chain_top(sk_X509_value(chain, i), chain, &links)) ==
+		        NULL ||
+		    (links > 1 && root != NULL && X509_cmp(root, top) != 0)) {
+			*why =
+			    "leads to more than one top (a cross-certificate, "
+			    "or another CA's chain)";
+			return NULL;
+		}
+		if (links > 1)
+			root = top;
+	}
+	/* A CA that is its own root issued none of the others. */
+	if (root == NULL && sk_X509_num(chain) > 0)
+		root = sk_X509_value(chain, 0);
+	if (root == NULL || !pki_issued_by(root, root)) {
+		*why = "holds no root (self-signed) certificate of the issuing "
+		       "CA";
+		return NULL;
+	}
+	return root;
 }
 
 struct pki_pass {

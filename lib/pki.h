@@ -32,11 +32,12 @@ int pki_issued_by(X509 *cert, X509 *ca);
 /* The one of `cas` that issued `cert` (its name and key identifier, and
  * its signature checked; the stack's, not the caller's), or NULL. */
 X509 *pki_issuer_among(X509 *cert, STACK_OF(X509) * cas);
-/* The self-signed certificate the chain's first leads to through issuers
- * among the chain's (the root a device builds to from GetCACert, whose
- * SHA-1 Apple's SCEP client compares with a profile's CAFingerprint), or
- * NULL when the chain stops short of one. */
-X509 *pki_chain_root(STACK_OF(X509) * chain);
+/* The self-signed certificate every chain among `chain`'s certificates
+ * leads to through their issuers (the root a device builds to from
+ * GetCACert, whose SHA-1 Apple's SCEP client compares with a profile's
+ * CAFingerprint, refusing chains to two tops); NULL with *why, the words
+ * after "the chain", when they stop short of one or lead to two. */
+X509 *pki_chain_root(STACK_OF(X509) * chain, const char **why);
 /*
  * Reads a PEM private key; `passphrase_file` (NULL or "" for none) holds the
  * passphrase of an encrypted key on its first line.

@@ -397,12 +397,17 @@ cert_self_signed(X509 *x)
 }
 
 /* Why a chain without its root makes no profile (profile_chain). */
-#define PROFILE_NO_ROOT \
-	"[ra] CACertificate holds no root (self-signed) certificate of the " \
-	"issuing CA: a profile's CAFingerprint must be the root's (the " \
-	"device compares it with the top of the chain it builds from " \
-	"GetCACert, the root when it has or knows it); put the root in [ra] " \
-	"CACertificate, after the issuing CA"
+static void
+profile_no_root(char *out, size_t outlen, const char *why)
+{
+	snprintf(out, outlen,
+	    "[ra] CACertificate %s: a profile's CAFingerprint must be the "
+	    "root's (the device compares it with the top of the chain it "
+	    "builds from GetCACert, and refuses chains to two tops); put the "
+	    "issuing CA's root in [ra] CACertificate, after the issuing CA, "
+	    "and no other CA's certificates",
+	    why);
+}
 
 /*
  * The certificate payloads of cc's CA chain: each self-signed certificate
@@ -410,11 +415,12 @@ cert_self_signed(X509 *x)
  * intermediate, intermediates) as an intermediate; the issuing CA alone
  * from an RA that sends no chain; and the CAFingerprint, the SHA-1 of the
  * root the issuing CA leads to. 1 when the chain has no such root
- * (logged: PROFILE_NO_ROOT), -1 when a certificate does not parse or
+ * (why in `no_root`, logged), -1 when a certificate does not parse or
  * memory runs out (logged).
  */
 static int
-profile_chain(const struct cacert *cc, struct profile_content *pc)
+profile_chain(const struct cacert *cc, struct profile_content *pc,
+    char *no_root, size_t no_root_len)
 {
 	const ProtobufCBinaryData issuing = {cc->ca_der_len, cc->ca_der};
 	const ProtobufCBinaryData *chain =
@@ -423,6 +429,7 @@ profile_chain(const struct cacert *cc, struct profile_content *pc)
 	struct profile_cert *others = NULL;
 	STACK_OF(X509) *parsed = sk_X509_new_null();
 	X509 *x = NULL, *root;
+	const char *why;
 	int rc = -1;
 
 	pc->certs = calloc(n, sizeof(*pc->certs));
@@ -468,8 +475,9 @@ profile_chain(const struct cacert *cc, struct profile_content *pc)
 	memcpy(pc->certs + pc->nroots, others, nother * sizeof(*others));
 	pc->ncerts = pc->nroots + nother;
 	nother = 0;
-	if ((root = pki_chain_root(parsed)) == NULL) {
-		log_warn("profile: not made: " PROFILE_NO_ROOT);
+	if ((root = pki_chain_root(parsed, &why)) == NULL) {
+		profile_no_root(no_root, no_root_len, why);
+		log_warn("profile: not made: %s", no_root);
 		rc = 1;
 		goto out;
 	}
@@ -922,6 +930,7 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	Scep__V1__Reply *chal = NULL, *sig = NULL;
 	plist_t plist = NULL;
 	char err[256], *url = NULL, *ca_name = NULL, *xml = NULL;
+	char no_root[512], no_root_text[640];
 	const char *subject_arg;
 	int handed_out = 0;
 	uint32_t xml_len = 0;
@@ -958,14 +967,16 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    "Internal server error; the server log says more.\n");
 		goto out;
 	}
-	switch (profile_chain(&cc, &pc)) {
+	switch (profile_chain(&cc, &pc, no_root, sizeof(no_root))) {
 	case 0:
 		break;
 	case 1:
-		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "No profile: " PROFILE_NO_ROOT ". If [ra] CACertificate "
-		    "just changed, retry in a minute: this server asks the "
-		    "RA for it again.\n");
+		snprintf(no_root_text, sizeof(no_root_text),
+		    "No profile: %s. If [ra] CACertificate just changed, retry "
+		    "in a minute: this server asks the RA for it again.\n",
+		    no_root);
+		ret = http_text(
+		    c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, no_root_text);
 		goto out;
 	default:
 		ret = http_text(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,

@@ -271,6 +271,7 @@ check_scep_payload(
 	const char *url, *sha1;
 	uint64_t len = 0;
 	X509 *root;
+	const char *no_root;
 	char bad[64];
 	int rc;
 
@@ -293,11 +294,11 @@ check_scep_payload(
 	        strncasecmp(url, "https://", 8) != 0))
 		return refuse(
 		    why, whylen, "a SCEP payload without an http URL");
-	if ((root = pki_chain_root((STACK_OF(X509) *)chain)) == NULL)
+	if ((root = pki_chain_root((STACK_OF(X509) *)chain, &no_root)) == NULL)
 		return refuse(why, whylen,
-		    "[ra] CACertificate holds no root (self-signed) "
-		    "certificate of the issuing CA: a profile's "
-		    "CAFingerprint is its root's");
+		    "[ra] CACertificate %s: a profile's CAFingerprint is its "
+		    "root's",
+		    no_root);
 	if ((item = plist_dict_get_item(content, "CAFingerprint")) == NULL ||
 	    (sha1 = plist_get_data_ptr(item, &len)) == NULL || len != 20 ||
 	    X509_digest(root, EVP_sha1(), md, &mdlen) != 1 || mdlen != 20 ||

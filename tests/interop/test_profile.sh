@@ -577,7 +577,7 @@ r=$(get_profile "$WORK/noroot" "subject=$SUBJECT_Q" -u "$CRED")
 want="No profile: [ra] CACertificate holds no root (self-signed) certificate of the issuing CA: a profile's CAFingerprint must be the root's"
 [ "${r%% *}" = 500 ] && grep -qF "$want" "$WORK/noroot" ||
 	fail "a profile of a chain without its root: '$r': $(cat "$WORK/noroot"), want 500 '$want ...'"
-logged "$from" "profile: not made: \[ra\] CACertificate holds no root.*put the root in \[ra\] CACertificate, after the issuing CA" ||
+logged "$from" "profile: not made: \[ra\] CACertificate holds no root.*put the issuing CA's root in \[ra\] CACertificate, after the issuing CA" ||
 	fail "the refusal of a chain without its root is not logged"
 n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile refused for want of a root"

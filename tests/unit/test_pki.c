@@ -213,6 +213,83 @@ test_issuer_among(void **state)
 	pair_free(&p);
 }
 
+static X509_NAME *
+name_cn(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	assert_non_null(n);
+	assert_true(X509_NAME_add_entry_by_txt(
+	    n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0));
+	return n;
+}
+
+/* pki_chain_root of the certificates given, NULL-terminated; *why. */
+static X509 *
+root_of(const char **why, ...)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	X509 *c, *root;
+	va_list ap;
+
+	assert_non_null(sk);
+	va_start(ap, why);
+	while ((c = va_arg(ap, X509 *)) != NULL)
+		assert_true(sk_X509_push(sk, c) > 0);
+	va_end(ap);
+	*why = NULL;
+	root = pki_chain_root(sk, why);
+	sk_X509_free(sk);
+	return root;
+}
+
+/* The root a profile's CAFingerprint names: where every chain among the
+ * certificates ends, as Apple's client judges GetCACert's answer. */
+static void
+test_chain_root(void **state)
+{
+	EVP_PKEY *k1 = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256"),
+	         *ki = EVP_EC_gen("P-256");
+	X509_NAME *n1 = name_cn("Root 1"), *n2 = name_cn("Root 2"),
+	          *ni = name_cn("Issuing CA");
+	X509 *r1, *r2, *issuing, *cross;
+	const char *why;
+
+	(void)state;
+	assert_non_null(k1);
+	assert_non_null(k2);
+	assert_non_null(ki);
+	r1 = cert_make(n1, n1, k1, k1, 1);
+	r2 = cert_make(n2, n2, k2, k2, 1);
+	issuing = cert_make(ni, n1, ki, k1, 1);
+	/* Root 1's key certified by Root 2 (a root renewal's link). */
+	cross = cert_make(n1, n2, k1, k2, 1);
+	assert_ptr_equal(root_of(&why, issuing, r1, NULL), r1);
+	assert_ptr_equal(root_of(&why, r1, NULL), r1); /* its own root */
+	/* Another PKI's root beside it: no chain leads there. */
+	assert_ptr_equal(root_of(&why, issuing, r1, r2, NULL), r1);
+	/* Through the link alone, every chain ends at Root 2. */
+	assert_ptr_equal(root_of(&why, issuing, cross, r2, NULL), r2);
+	assert_null(root_of(&why, issuing, NULL));
+	assert_string_equal(
+	    why, "holds no root (self-signed) certificate of the issuing CA");
+	/* The issuing CA's issuer twice over: a device picks either. */
+	assert_null(root_of(&why, issuing, r1, cross, r2, NULL));
+	assert_non_null(strstr(why, "leads to more than one top"));
+	assert_null(root_of(&why, issuing, cross, r1, r2, NULL));
+	assert_non_null(strstr(why, "leads to more than one top"));
+	X509_free(r1);
+	X509_free(r2);
+	X509_free(issuing);
+	X509_free(cross);
+	X509_NAME_free(n1);
+	X509_NAME_free(n2);
+	X509_NAME_free(ni);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(ki);
+}
+
 /* `openssl x509 -in testca/ca.pem -noout -fingerprint -sha256` printed
  * 46:C7:12:EA:...:C5:28; the admin page shows it without colons. */
 static void
@@ -258,6 +335,7 @@ main(void)
 	    cmocka_unit_test(test_key_usage),
 	    cmocka_unit_test(test_thumbprint),
 	    cmocka_unit_test(test_issuer_among),
+	    cmocka_unit_test(test_chain_root),
 	    cmocka_unit_test(test_write_key_mode),
 	};
 
