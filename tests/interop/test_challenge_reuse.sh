@@ -183,6 +183,26 @@ PY
 "$SCEPCTL" --data-dir "$DATA" challenge --list 2> /dev/null | grep -q "TXMARKLOST$try  release waits$" ||
 	fail "scepctl challenge --list does not say 'release waits'"
 
+check "a certificate whose 'used' mark was lost, then revoked: the kept key's retry is refused, and its password (still reserved to the transaction) pays for no other key"
+# The retry's refusal releases only a password the retry brought new
+# (SignReply.never_answered with ChallengeCheckReply.reserved_now): this
+# one paid for the certificate.
+pw=$(challenge)
+ios_enroll "$pw" "CN=lost mark" "$WORK/lost-mark.pem" "$URL" --key "$WORK/lost-mark.key" > /dev/null ||
+	fail "enroll with the 'used' mark lost"
+lost_serial=$(openssl x509 -in "$WORK/lost-mark.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$lost_serial" 2> "$WORK/revoke-lost.err" ||
+	fail "scepctl revoke: $(cat "$WORK/revoke-lost.err")"
+rc=0
+ios_enroll "$pw" "CN=lost mark" "$WORK/lost-mark-again.pem" "$URL" --key "$WORK/lost-mark.key" > /dev/null || rc=$?
+[ $rc = 2 ] && grep -q "of this transactionID is revoked: enroll with a new key" "$WORK/lost-mark-again.pem.log" ||
+	fail "the revoked certificate's key again: exit $rc, want 2 naming the revocation"
+rc=0
+ios_enroll "$pw" "CN=paid twice" "$WORK/paid-twice.pem" "$URL" --key "$WORK/paid-twice.key" > /dev/null || rc=$?
+[ $rc = 2 ] || fail "another key with the password that paid for the revoked certificate: exit $rc, want 2"
+issued=$(grep -c "issued serial .* to \"CN=paid twice\"" "$SERVER_LOG" || true)
+[ "$issued" = 0 ] || fail "the CA issued a second certificate for the password"
+
 check "a SignRequest whose checks outlast its deadline (a slow policy plugin) is not signed: 503 for the device, no certificate"
 # The RA stopped waiting: signed after it, the certificate would go to no
 # one, and its password would get no "used" mark.
