@@ -382,6 +382,41 @@ test_cryptlib_pkcsreq(void **state)
 	free(der);
 }
 
+/* The captured PSS request with its SignerInfo's PSS parameters naming
+ * SHA-384, not the digestAlgorithm's SHA-256 (first the hash, then
+ * MGF1's): refused. */
+static void
+pss_params_altered(uint8_t *der, size_t len)
+{
+	static const uint8_t pss_oid[] = {
+	    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a};
+	static const uint8_t sha256_oid[] = {
+	    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
+	struct scep_request *req = NULL;
+	const char *why = NULL;
+	size_t si = 0, hash[2], found = 0;
+	int fi;
+
+	/* The last rsassaPss: the SignerInfo's (the certificate's come
+	 * before). */
+	for (size_t i = 0; i + sizeof(pss_oid) <= len; i++)
+		if (memcmp(der + i, pss_oid, sizeof(pss_oid)) == 0)
+			si = i;
+	assert_true(si > 0);
+	for (size_t i = si; i + sizeof(sha256_oid) <= len && found < 2; i++)
+		if (memcmp(der + i, sha256_oid, sizeof(sha256_oid)) == 0)
+			hash[found++] = i + sizeof(sha256_oid) - 1;
+	assert_int_equal(found, 2);
+	for (size_t k = 0; k < 2; k++) {
+		der[hash[k]] = 0x02; /* sha384 */
+		assert_int_equal(
+		    scep_request_parse(der, len, NULL, &req, &fi, &why),
+		    SCEP_E_SIGNATURE);
+		assert_null(req);
+		der[hash[k]] = 0x01;
+	}
+}
+
 /* strongSwan's pki --scep --rsa-padding pss (captured by
  * tests/fuzz/capture-corpus.sh pkipss): the pkiMessage signed with
  * RSASSA-PSS, which OpenSSL's PKCS#7 verifies only as PKCS#1 v1.5. It
@@ -417,6 +452,7 @@ test_strongswan_pss_pkcsreq(void **state)
 		    why, "the request's signature does not verify");
 		der[at] ^= 0x01;
 	}
+	pss_params_altered(der, len);
 	free(der);
 }
 
