@@ -12,6 +12,22 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # scripts/test.sh builds the same directory with test-only requests
 # (SCEPD_TEST_HOOKS); what runs for real never has them.
 "$top/scripts/build.sh" "$top/build" -DSCEPD_TEST_HOOKS=OFF
+# A relative --data-dir or --config is the caller's: made absolute before
+# the cd (after it, ./var is the clone's).
+args=()
+prev=
+for arg in "$@"; do
+	case "$prev" in
+	--data-dir | --config | -d | -c) [[ "$arg" == /* ]] || arg="$PWD/$arg" ;;
+	esac
+	case "$arg" in
+	--data-dir=[!/]* | --config=[!/]*) arg="${arg%%=*}=$PWD/${arg#*=}" ;;
+	-d[!/]* | -c[!/]*) arg="${arg:0:2}$PWD/${arg:2}" ;;
+	esac
+	args+=("$arg")
+	prev=$arg
+done
+set -- ${args[@]+"${args[@]}"}
 cd "$top"
 if [ "$(id -u)" != 0 ]; then
 	exec "$top/build/scepd" "$@"
