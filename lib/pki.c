@@ -315,33 +315,34 @@ chain_top(X509 *from, STACK_OF(X509) * chain, int *links)
 X509 *
 pki_chain_root(STACK_OF(X509) * chain, const char **why)
 {
-	X509 *root = NULL, *top;
+	X509 *root, *top;
 	int links;
 
 	/* As Apple's client judges GetCACert's answer: the chain from each
 	 * certificate, and every one of more than a certificate ends at the
-	 * same top, which must be a root. */
-	for (int i = 0; i < sk_X509_num(chain); i++) {
+	 * same top, which must be a root. The issuing CA's (the first) is
+	 * one such even alone: the RA certificates it issued lead to it. */
+	if (sk_X509_num(chain) == 0) {
+		*why = "holds no certificate";
+		return NULL;
+	}
+	if ((root = chain_top(sk_X509_value(chain, 0), chain, &links)) == NULL)
+		goto two_tops;
+	for (int i = 1; i < sk_X509_num(chain); i++)
 		if ((top = chain_top(sk_X509_value(chain, i), chain, &links)) ==
 		        NULL ||
-		    (links > 1 && root != NULL && X509_cmp(root, top) != 0)) {
-			*why =
-			    "leads to more than one top (a cross-certificate, "
-			    "or another CA's chain)";
-			return NULL;
-		}
-		if (links > 1)
-			root = top;
-	}
-	/* A CA that is its own root issued none of the others. */
-	if (root == NULL && sk_X509_num(chain) > 0)
-		root = sk_X509_value(chain, 0);
-	if (root == NULL || !pki_issued_by(root, root)) {
+		    (links > 1 && X509_cmp(root, top) != 0))
+			goto two_tops;
+	if (!pki_issued_by(root, root)) {
 		*why = "holds no root (self-signed) certificate of the issuing "
 		       "CA";
 		return NULL;
 	}
 	return root;
+two_tops:
+	*why = "leads to more than one top (a cross-certificate, a root "
+	       "twice, or another CA's chain)";
+	return NULL;
 }
 
 struct pki_pass {

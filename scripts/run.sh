@@ -14,14 +14,19 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/build.sh" "$top/build" -DSCEPD_TEST_HOOKS=OFF
 # A relative --data-dir or --config is the caller's: made absolute before
 # the cd (after it, ./var is the clone's).
+# getopt_long takes a long option's prefix (--data, --conf).
 args=()
 prev=
 for arg in "$@"; do
 	case "$prev" in
-	--data-dir | --config | -d | -c) [[ "$arg" == /* ]] || arg="$PWD/$arg" ;;
+	--d* | --c* | -d | -c)
+		[[ "$prev" == *=* ]] || [ -n "$arg" ] ||
+			{ echo "run.sh: $prev: an empty value" >&2; exit 2; }
+		[[ "$prev" == *=* || "$arg" == /* ]] || arg="$PWD/$arg" ;;
 	esac
 	case "$arg" in
-	--data-dir=[!/]* | --config=[!/]*) arg="${arg%%=*}=$PWD/${arg#*=}" ;;
+	--d*= | --c*=) echo "run.sh: $arg: an empty value" >&2; exit 2 ;;
+	--d*=[!/]* | --c*=[!/]*) arg="${arg%%=*}=$PWD/${arg#*=}" ;;
 	-d[!/]* | -c[!/]*) arg="${arg:0:2}$PWD/${arg:2}" ;;
 	esac
 	args+=("$arg")

@@ -126,7 +126,8 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	 * takes, or devices given it would be refused, each refusal counted
 	 * against their address. */
 	if (in->path != NULL && in->path[0] != '\0') {
-		const char *v = validators_for_path(c, in->path)->name;
+		const struct validator *by = validators_for_path(c, in->path);
+		const char *v = by->name;
 
 		if (strcmp(v, "static") == 0) {
 			challenge_issue_single(c, req, reply, arena, who);
@@ -141,11 +142,13 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 			reply->error = rpc_alloc(arena, 512);
 			snprintf(reply->error, 512,
 			    "SCEP path %.128s is checked by validator %.64s "
-			    "([challenge.paths]), which takes no one-time "
-			    "password: a device given one would be refused. "
-			    "Point [frontend] ExternalURL (or the first of "
-			    "Paths) at a path of one-time passwords.",
-			    in->path, v);
+			    "(%s), which takes no one-time password: a device "
+			    "given one would be refused. Point [frontend] "
+			    "ExternalURL (or the first of Paths) at a path of "
+			    "one-time passwords.",
+			    in->path, v,
+			    by == c->default_validator ? "[challenge] Validator"
+			                               : "[challenge.paths]");
 			return;
 		}
 	} else if (c->settings.use_single_password &&

@@ -480,6 +480,11 @@ typedef enum MHD_Result (*admin_handler)(struct frontend *fe,
  * the CA certificate, signed by the RA when SignProfiles is on. */
 enum MHD_Result profile_handle(struct frontend *fe, struct MHD_Connection *c,
     struct request *r, const char *user);
+/* The one of Paths a URL's path (its query and fragment aside) is, or
+ * NULL (none, a path longer than `len`, no path): what profiles' passwords
+ * are issued for. `buf` holds the path. */
+const char *profile_url_scep_path(
+    const struct frontend *fe, const char *url, char *buf, size_t len);
 
 /* --- crl.c: the CRL at CRLPath --------------------------------------- */
 

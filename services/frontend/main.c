@@ -483,6 +483,20 @@ main(int argc, char **argv)
 			    "devices use",
 			    fe.settings.listen);
 	}
+	if (fe.settings.admin_path[0] != '\0' &&
+	    fe.settings.external_url[0] != '\0') {
+		char path[512];
+
+		if (profile_url_scep_path(&fe, fe.settings.external_url, path,
+		        sizeof(path)) == NULL)
+			log_warn(
+			    "ExternalURL = %s: its path is none of [frontend] "
+			    "Paths (a proxy's that rewrites it?): profiles' "
+			    "passwords are issued for the default paths' "
+			    "validator ([challenge] Validator), whatever "
+			    "[challenge.paths] says of the path devices reach",
+			    fe.settings.external_url);
+	}
 	if (fe.trusted_proxies.n > 0) {
 		log_info("TrustedProxies = %s: their X-Forwarded-For names "
 		         "the client",

@@ -800,6 +800,21 @@ out:
 	return top;
 }
 
+const char *
+profile_url_scep_path(
+    const struct frontend *fe, const char *url, char *buf, size_t len)
+{
+	const char *host = strstr(url, "://"), *path;
+	size_t n;
+
+	if (host == NULL || (path = strchr(host + 3, '/')) == NULL ||
+	    (n = strcspn(path, "?#")) >= len)
+		return NULL;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return http_scep_path(fe, buf);
+}
+
 /* Issues the challenge as the admin page does, for the path of the
  * profile's SCEP URL (its validator must take it); answers errors
  * itself. */
@@ -808,16 +823,18 @@ profile_challenge(struct frontend *fe, struct MHD_Connection *c,
     struct request *r, const char *user, const char *url, Scep__V1__Reply **rep,
     enum MHD_Result *ret)
 {
-	const char *host = strstr(url, "://");
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__ChallengeIssueRequest body =
 	    SCEP__V1__CHALLENGE_ISSUE_REQUEST__INIT;
 	enum upstream_result res;
 	const char *error;
+	char path[512];
 
 	body.issued_by = (char *)user;
 	body.client_addr = r->client;
-	body.path = host != NULL ? strchr(host + 3, '/') : NULL;
+	/* A path none of Paths is (a proxy's, rewritten): the default
+	 * paths' validator, as the admin page's (warned at start). */
+	body.path = (char *)profile_url_scep_path(fe, url, path, sizeof(path));
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
 	req.challenge_issue = &body;
 	res = upstream_call(fe, UPSTREAM_CHALLENGE, &req,

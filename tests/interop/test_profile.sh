@@ -332,6 +332,8 @@ set_conf validator.mdm Module webhook
 set_conf validator.mdm URL "http://127.0.0.1:9/challenge" # never asked
 add_conf_section challenge.paths
 set_conf challenge.paths /certsrv/mscep/mscep.dll mdm
+# The URL's query is no part of its path.
+set_conf frontend ExternalURL "https://scep.fabrikam.example/certsrv/mscep/mscep.dll?profile=1"
 server_restart
 n1=$(outstanding)
 r=$(get_profile "$WORK/mdm-path" "subject=$SUBJECT_Q" -u "$CRED")
@@ -341,6 +343,13 @@ n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile refused for its path's validator"
 echo "   $(cat "$WORK/mdm-path")"
 sed -i '\|^/certsrv/mscep/mscep.dll = mdm$|d' "$DATA/scepd.conf"
+# A path none of Paths is (a proxy's that rewrites it) is said at start.
+set_conf frontend ExternalURL "https://scep.fabrikam.example/pki/scep"
+from=$(log_mark)
+server_restart
+logged "$from" "ExternalURL = https://scep.fabrikam.example/pki/scep: its path is none of \[frontend\] Paths" ||
+	fail "an ExternalURL path none of Paths is not logged at start"
+set_conf frontend ExternalURL "https://scep.fabrikam.example/certsrv/mscep/mscep.dll"
 
 check "UseSinglePassword = 1: 409, as the shared password is kept only as a hash"
 set_conf challenge UseSinglePassword 1

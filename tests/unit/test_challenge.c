@@ -1416,6 +1416,7 @@ test_full_map_clears_at_expiry(void **state)
 	struct fixture *f = *state;
 	char err[128] = "";
 	char *pw, *first;
+	unsigned long used;
 	int n = 0;
 
 	f->c.settings.password_max = 1000000;
@@ -1431,8 +1432,10 @@ test_full_map_clears_at_expiry(void **state)
 	    err, "the challenge service cannot issue a password now");
 	/* What the pages kept are for: a device's check reserves its
 	 * password, and the certificate marks it used. */
+	used = f->c.counters.used;
 	assert_int_equal(redeem(f, first, "tx-full", 0), OK);
 	assert_int_equal(redeem(f, first, "tx-full", 1), OK);
+	assert_int_equal(f->c.counters.used, used + 1);
 	free(first);
 	fake_now += 61 * 60;
 	pw = issue(f, "admin", NULL, err, sizeof(err));

@@ -249,21 +249,24 @@ static void
 test_chain_root(void **state)
 {
 	EVP_PKEY *k1 = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256"),
-	         *ki = EVP_EC_gen("P-256");
+	         *ki = EVP_EC_gen("P-256"), *ko = EVP_EC_gen("P-256");
 	X509_NAME *n1 = name_cn("Root 1"), *n2 = name_cn("Root 2"),
-	          *ni = name_cn("Issuing CA");
-	X509 *r1, *r2, *issuing, *cross;
+	          *ni = name_cn("Issuing CA"), *no = name_cn("Other CA");
+	X509 *r1, *r2, *issuing, *cross, *other;
 	const char *why;
 
 	(void)state;
 	assert_non_null(k1);
 	assert_non_null(k2);
 	assert_non_null(ki);
+	assert_non_null(ko);
 	r1 = cert_make(n1, n1, k1, k1, 1);
 	r2 = cert_make(n2, n2, k2, k2, 1);
 	issuing = cert_make(ni, n1, ki, k1, 1);
 	/* Root 1's key certified by Root 2 (a root renewal's link). */
 	cross = cert_make(n1, n2, k1, k2, 1);
+	/* Another PKI's intermediate, under Root 2. */
+	other = cert_make(no, n2, ko, k2, 1);
 	assert_ptr_equal(root_of(&why, issuing, r1, NULL), r1);
 	assert_ptr_equal(root_of(&why, r1, NULL), r1); /* its own root */
 	/* Another PKI's root beside it: no chain leads there. */
@@ -278,10 +281,20 @@ test_chain_root(void **state)
 	assert_non_null(strstr(why, "leads to more than one top"));
 	assert_null(root_of(&why, issuing, cross, r1, r2, NULL));
 	assert_non_null(strstr(why, "leads to more than one top"));
+	/* Another PKI's chain beside it: two tops. */
+	assert_null(root_of(&why, issuing, r1, other, r2, NULL));
+	assert_non_null(strstr(why, "leads to more than one top"));
+	/* So beside a CA that is its own root (the RA certificates it
+	 * issued lead to it), not the other chain's root. */
+	assert_null(root_of(&why, r1, other, r2, NULL));
+	assert_non_null(strstr(why, "leads to more than one top"));
 	X509_free(r1);
 	X509_free(r2);
 	X509_free(issuing);
 	X509_free(cross);
+	X509_free(other);
+	X509_NAME_free(no);
+	EVP_PKEY_free(ko);
 	X509_NAME_free(n1);
 	X509_NAME_free(n2);
 	X509_NAME_free(ni);
