@@ -380,22 +380,6 @@ profile_ca_name(const uint8_t *der, size_t len)
 	return name;
 }
 
-/*
- * A root as iOS takes a com.apple.security.root payload, a trust anchor:
- * issued by itself (issuer is subject, key identifiers and key usage
- * agree) and signed with its own key.
- */
-static int
-cert_self_signed(X509 *x)
-{
-	EVP_PKEY *key = X509_get0_pubkey(x);
-	int self = X509_check_issued(x, x) == X509_V_OK && key != NULL &&
-	    X509_verify(x, key) == 1;
-
-	ERR_clear_error();
-	return self;
-}
-
 /* Why a chain without its root makes no profile (profile_chain). */
 static void
 profile_no_root(char *out, size_t outlen, const char *why)
@@ -460,7 +444,9 @@ profile_chain(const struct cacert *cc, struct profile_content *pc,
 		/* What else the operator put after the CA is no CA's. */
 		if (i > 0 && X509_check_ca(x) == 0)
 			continue;
-		pcert.root = cert_self_signed(x);
+		/* A root as iOS takes a com.apple.security.root payload:
+		 * issued by itself, signed with its own key. */
+		pcert.root = pki_issued_by(x, x);
 		if ((pcert.name = profile_cert_name(x)) == NULL) {
 			log_openssl(LOG_LEVEL_ERROR, NULL,
 			    "profile: a CA certificate from the RA has no "

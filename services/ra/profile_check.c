@@ -230,9 +230,7 @@ check_cert_payload(plist_t payload, const char *type,
 	plist_t content = plist_dict_get_item(payload, "PayloadContent");
 	const char *der;
 	uint64_t len = 0;
-	EVP_PKEY *key;
 	X509 *c;
-	int self;
 
 	if (content == NULL || plist_get_node_type(content) != PLIST_DATA ||
 	    (der = plist_get_data_ptr(content, &len)) == NULL)
@@ -245,11 +243,7 @@ check_cert_payload(plist_t payload, const char *type,
 		    type);
 	if (strcmp(type, PAYLOAD_ROOT) != 0)
 		return 0;
-	key = X509_get0_pubkey(c);
-	self = X509_check_issued(c, c) == X509_V_OK && key != NULL &&
-	    X509_verify(c, key) == 1;
-	ERR_clear_error();
-	if (!self)
+	if (!pki_issued_by(c, c))
 		return refuse(why, whylen,
 		    "a %s payload with a certificate that is not self-signed",
 		    type);

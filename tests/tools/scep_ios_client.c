@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "pki.h"
 #include "scep.h"
 #include "scep_client.h"
 
@@ -681,18 +682,6 @@ out:
 	return rc;
 }
 
-/* Whether `issuer` issued `x`: its name, and its signature checked. */
-static int
-issued(X509 *x, X509 *issuer)
-{
-	EVP_PKEY *key = X509_get0_pubkey(issuer);
-	int yes = X509_check_issued(issuer, x) == X509_V_OK && key != NULL &&
-	    X509_verify(x, key) == 1;
-
-	ERR_clear_error();
-	return yes;
-}
-
 /*
  * A profile's CAFingerprint checked as Apple's SCEP client checks it
  * (SecSCEPValidateCACertMessage): from each certificate of the GetCACert
@@ -719,12 +708,13 @@ check_ca_fingerprint(const struct scep_ca_certs *c, const char *hex)
 		int length = 1;
 
 		/* Up to n links: cross-certificates may make a loop. */
-		while (length <= n && !issued(top, top)) {
+		while (length <= n && !pki_issued_by(top, top)) {
 			X509 *up = NULL;
 
 			for (int j = 0; j < n && up == NULL; j++)
 				if (sk_X509_value(c->all, j) != top &&
-				    issued(top, sk_X509_value(c->all, j)))
+				    pki_issued_by(
+				        top, sk_X509_value(c->all, j)))
 					up = sk_X509_value(c->all, j);
 			if (up == NULL)
 				break;
