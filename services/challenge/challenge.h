@@ -360,7 +360,9 @@ int challenge_record_put(
 int challenge_record_forget(
     struct challenge *c, MDB_txn *txn, const struct challenge_record *rec);
 /*
- * As challenge_sweep's deletions, in transactions of a few records each,
+ * Deletes the records whose time has come (an unused one at its expiry,
+ * each logged; one used by a transaction CHALLENGE_TXN_KEEP_S after it),
+ * in transactions of a few records each,
  * committed one by one: one transaction deleting every record due needs
  * a free page for each page it touches, which a full map lacks, and
  * would fail for good; a small one fits, and the pages it frees serve the
@@ -374,16 +376,13 @@ int challenge_sweep_batches(
  * than `enough`). Outside any transaction of the thread. */
 size_t challenge_map_free_pages(struct challenge *c, size_t enough);
 /*
- * Deletes the records whose time has come (an unused one at its expiry,
- * each logged; one used by a transaction CHALLENGE_TXN_KEEP_S after it)
- * and counts the outstanding ones (issued or reserved, not expired) of
- * `pool`; for the MDM pool only those issued to `who`. Costs what the
- * records due and the outstanding passwords of `pool` cost, not what the
- * database holds. MDB_* error code.
+ * Counts the outstanding passwords (issued or reserved, not expired) of
+ * `pool`; for the MDM pool only those issued to `who`. Costs what they
+ * cost, not what the database holds (what expired stays uncounted until
+ * challenge_sweep_batches deletes it). MDB_* error code.
  */
-int challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
-    enum challenge_pool pool, const char *who, unsigned long *outstanding,
-    unsigned long *deleted);
+int challenge_outstanding(struct challenge *c, MDB_txn *txn, int64_t now,
+    enum challenge_pool pool, const char *who, unsigned long *outstanding);
 /*
  * used.c. Every write transaction of the password database begins with
  * challenge_txn_begin (it writes the held "used" marks first) and ends

@@ -652,11 +652,12 @@ challenge_handle_metrics(void *worker, const Scep__V1__Request *req,
 	l.n = 0;
 	l.arena = arena;
 	l.items = rpc_alloc(arena, l.cap * sizeof(*l.items));
-	/* Sweep while counting: expired passwords must not look outstanding. */
+	/* Held "used" marks written before counting (challenge_txn_begin);
+	 * what is due swept on the way. */
 	(void)challenge_sweep_batches(c, c->now(), &swept);
 	if (challenge_txn_begin(c, &txn) == 0) {
-		if (challenge_sweep(c, txn, c->now(), CHALLENGE_POOL_ADMIN, "",
-		        &outstanding, &swept) == 0)
+		if (challenge_outstanding(c, txn, c->now(),
+		        CHALLENGE_POOL_ADMIN, "", &outstanding) == 0)
 			challenge_txn_commit(c, txn);
 		else
 			challenge_txn_abort(c, txn);

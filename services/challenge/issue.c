@@ -161,7 +161,7 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 	}
 
 	/* What is due first, a few at a time (a full map has room for no
-	 * more); what this leaves, the transaction below sweeps. */
+	 * more). */
 	if ((e = challenge_sweep_batches(c, now, &swept)) != 0)
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "issue: sweep before: %s", store_strerror(e));
@@ -184,21 +184,17 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		    "the challenge service cannot issue a password now";
 		goto out;
 	}
-	/* Sweep, count and insert in one write transaction: two callers can
-	 * never both take the last free slot. */
+	/* Count and insert in one write transaction: two callers can never
+	 * both take the last free slot. */
 	if ((e = challenge_txn_begin(c, &txn)) != 0) {
 		challenge_internal(reply, req->id, "begin", e);
 		goto out;
 	}
-	if ((e = challenge_sweep(
-	         c, txn, now, pool, who, &outstanding, &swept)) != 0) {
-		challenge_internal(reply, req->id, "sweep", e);
+	if ((e = challenge_outstanding(c, txn, now, pool, who, &outstanding)) !=
+	    0) {
+		challenge_internal(reply, req->id, "count", e);
 		goto out;
 	}
-	if (swept > 0)
-		log_event(LOG_LEVEL_DEBUG, NULL, req->id,
-		    "swept %lu expired password%s", swept,
-		    swept == 1 ? "" : "s");
 	if (outstanding >= (unsigned long)max) {
 		log_event(LOG_LEVEL_WARN, NULL, req->id,
 		    "issue refused to %s (%s, via %s): %lu passwords "

@@ -624,7 +624,7 @@ challenge_record_forget(
 }
 
 /* The records due by `now`: deleted, or looked at again when their keep
- * ends; at most `limit` of them (0: all), *taken counting them. */
+ * ends; at most `limit` of them, *taken counting them. */
 static int
 sweep_due(struct challenge *c, MDB_txn *txn, int64_t now,
     unsigned long *deleted, unsigned long limit, unsigned long *taken)
@@ -636,7 +636,7 @@ sweep_due(struct challenge *c, MDB_txn *txn, int64_t now,
 	*taken = 0;
 	if ((e = mdb_cursor_open(txn, c->due_dbi, &cur)) != 0)
 		return e;
-	while ((limit == 0 || *taken < limit) &&
+	while (*taken < limit &&
 	    (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST)) == 0) {
 		struct challenge_record rec;
 		unsigned char mac[CHALLENGE_MAC_LEN];
@@ -765,21 +765,17 @@ challenge_sweep_batches(
 }
 
 int
-challenge_sweep(struct challenge *c, MDB_txn *txn, int64_t now,
-    enum challenge_pool pool, const char *who, unsigned long *outstanding,
-    unsigned long *deleted)
+challenge_outstanding(struct challenge *c, MDB_txn *txn, int64_t now,
+    enum challenge_pool pool, const char *who, unsigned long *outstanding)
 {
 	unsigned char k[OUTSTANDING_KEY_MAX];
 	size_t n = outstanding_prefix(pool, who, k);
 	MDB_val key = {n + 8, k}, val;
 	MDB_cursor *cur = NULL;
-	unsigned long taken;
 	int e;
 
 	*outstanding = 0;
-	*deleted = 0;
-	if ((e = sweep_due(c, txn, now, deleted, 0, &taken)) != 0 ||
-	    (e = mdb_cursor_open(txn, c->outstanding_dbi, &cur)) != 0)
+	if ((e = mdb_cursor_open(txn, c->outstanding_dbi, &cur)) != 0)
 		return e;
 	/* From the first to expire after now, to the end of the range. */
 	time_put(k + n, now + 1);
