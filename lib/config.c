@@ -510,3 +510,15 @@ config_pairs_free(struct config_pairs *p)
 	free(p->source);
 	memset(p, 0, sizeof(*p));
 }
+
+int
+config_path_equal(const char *a, const char *b, int slash)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (slash && la > 1 && a[la - 1] == '/')
+		la--;
+	if (slash && lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}

@@ -93,6 +93,10 @@ int config_load_section(const struct config_pairs *pairs, const char *section,
 #define CONFIG_DEFAULT_SCEP_PATHS \
 	"/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe"
 
+/* Whether two URL paths are one, case aside as IIS (and NDES) has it, and
+ * with `slash` one trailing '/' aside. */
+int config_path_equal(const char *a, const char *b, int slash);
+
 /* Resolves `path` against `basedir` unless absolute. Caller frees. */
 char *config_resolve_path(const char *basedir, const char *path);
 

@@ -193,20 +193,6 @@ validators_load_sections(struct challenge *c)
 	return 0;
 }
 
-/* Paths compare case aside, as IIS's and the frontend's do, and one
- * trailing '/' aside: the frontend sends its Paths entry as written. */
-static int
-path_same(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 1 && a[la - 1] == '/')
-		la--;
-	if (lb > 1 && b[lb - 1] == '/')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 /*
  * Whether `path` is one of [frontend] Paths (its default when the section
  * sets none), when the file has a [frontend] section: a key of
@@ -229,7 +215,7 @@ path_served(const struct config_pairs *frontend, const char *path)
 		return 0;
 	for (tok = strtok_r(copy, " \t", &save); tok != NULL && !found;
 	     tok = strtok_r(NULL, " \t", &save))
-		found = path_same(tok, path);
+		found = config_path_equal(tok, path, 1);
 	free(copy);
 	if (!found)
 		fprintf(stderr,
@@ -582,7 +568,9 @@ validators_for_path(struct challenge *c, const char *path)
 {
 	if (path != NULL)
 		for (size_t i = 0; i < c->nroutes; i++)
-			if (path_same(c->routes[i].path, path))
+			/* One trailing '/' aside: the frontend sends its
+			 * Paths entry as written. */
+			if (config_path_equal(c->routes[i].path, path, 1))
 				return c->routes[i].validator;
 	return c->default_validator;
 }

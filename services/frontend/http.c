@@ -618,20 +618,6 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- routing ---------------------------------------------------------- */
 
-/* Compares paths case-insensitively, as IIS does, ignoring one trailing
- * '/' on either side when `slash` is set. */
-static int
-path_equal(const char *a, const char *b, int slash)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (slash && la > 1 && a[la - 1] == '/')
-		la--;
-	if (slash && lb > 1 && b[lb - 1] == '/')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 /*
  * IIS hands NDES whatever follows mscep.dll, and NDES ignores it:
  * Windows' NDES client and some devices ask for
@@ -654,7 +640,7 @@ const char *
 http_scep_path(const struct frontend *fe, const char *url)
 {
 	for (size_t i = 0; i < fe->npaths; i++)
-		if (path_equal(url, fe->paths[i], 0) ||
+		if (config_path_equal(url, fe->paths[i], 0) ||
 		    path_pkiclient(url, fe->paths[i]))
 			return fe->paths[i];
 	return NULL;
