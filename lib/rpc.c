@@ -95,6 +95,7 @@ struct rpc_curve {
 	int has_pair;
 	char public_key[RPC_KEY_LEN + 1];
 	char secret_key[RPC_KEY_LEN + 1];
+	uint8_t public_raw[32]; /* public_key decoded, for the ZAP handler */
 	struct rpc_admitted *clients;
 	size_t nclients;
 	struct rpc_caller_user callers[RPC_CALLER_USERS_MAX];
@@ -283,6 +284,15 @@ rpc_curve_clients(struct rpc_curve *c, const char *list, const char *file,
 			errors++;
 			continue;
 		}
+		if (len == strlen(RPC_PEER_SELF) &&
+		    memcmp(tok, RPC_PEER_SELF, len) == 0) {
+			rpc_problem(file, section, "CurveClients",
+			    "'%s': the name %s is the service's own key's "
+			    "(scepctl health), not a client's",
+			    tok, RPC_PEER_SELF);
+			errors++;
+			continue;
+		}
 		if (rpc_public_key_load(c->basedir, colon + 1, z85, file,
 		        section, "CurveClients") != 0) {
 			errors++;
@@ -401,8 +411,10 @@ rpc_curve_load(const struct rpc_curve_settings *s, const char *listen,
 			rpc_problem(file, section, "CurveSecretKeyFile",
 			    "%s: not a CurveZMQ secret key", abs);
 			errors++;
-		} else
+		} else {
 			c->has_pair = 1;
+			zmq_z85_decode(c->public_raw, c->public_key);
+		}
 		free(abs);
 	}
 	if (pub[0] != '\0') {
@@ -2498,6 +2510,15 @@ rpc_zap_answer(struct rpc_zap *zap, zmq_msg_t *f, size_t n)
 				user = curve->clients[i].name;
 				break;
 			}
+		/* Who holds this service's secret key is the service (or
+		 * its health probe): admitted for what RPC_PEER_SELF may
+		 * ask, liveness only. */
+		if (user[0] == '\0' && curve->has_pair &&
+		    memcmp(curve->public_raw, key, 32) == 0) {
+			status = "200";
+			text = "OK";
+			user = RPC_PEER_SELF;
+		}
 		if (user[0] != '\0')
 			log_debug("rpc: admitted %s from %s", user, addr);
 		else if (rpc_zap_log_now(zap, key)) {

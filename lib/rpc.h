@@ -47,7 +47,10 @@ int64_t rpc_now_ms(void);
  * A server uses CURVE when it admits clients (CurveClients = NAME:FILE
  * ...): its ZAP handler admits only those public keys and names the peer
  * by the key's NAME, which must then be listed in the route's `peers` and
- * be the origin the request declares. A client uses CURVE towards a
+ * be the origin the request declares. It also admits the server's own
+ * public key, as RPC_PEER_SELF: a health probe run where the service runs,
+ * as its user, with its pair (scepctl health); routes listing that name
+ * are liveness checks only. A client uses CURVE towards a
  * service whose public key it is given (CAServerKey, ...), with its own
  * pair. A network endpoint without CURVE is refused at start-up unless
  * AllowInsecureTransport = 1, which is logged as unsafe; ipc:// is guarded
@@ -55,6 +58,9 @@ int64_t rpc_now_ms(void);
  */
 
 #define RPC_KEY_LEN 40 /* characters of a Z85 CurveZMQ key */
+/* The peer name of a client holding the server's own key pair; no
+ * CurveClients NAME may be it. */
+#define RPC_PEER_SELF "self"
 
 /* A service's keys as its configuration section names them; the fields
  * are config_load()'s (strings "" when unset). */

@@ -21,7 +21,8 @@ const struct rpc_route ca_routes[] = {
     {SCEP__V1__REQUEST__BODY_DECIDE, "Decide", "scepctl", ca_handle_decide},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "ra scepctl",
         ca_handle_get_crl},
-    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", rpc_handle_health},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd scepctl " RPC_PEER_SELF,
+        rpc_handle_health},
 #ifdef SCEPD_TEST_HOOKS
     {SCEP__V1__REQUEST__BODY_SANDBOX_PROBE, "SandboxProbe", "scepctl",
         ca_handle_sandbox_probe},

@@ -57,6 +57,7 @@ const struct rpc_route challenge_routes[] = {
         route_list},
     {SCEP__V1__REQUEST__BODY_CHALLENGE_REVOKE, "ChallengeRevoke",
         "scepctl frontend", route_revoke},
-    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", route_health},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd scepctl " RPC_PEER_SELF,
+        route_health},
     {0, NULL, NULL, NULL},
 };

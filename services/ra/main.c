@@ -291,7 +291,8 @@ static const struct rpc_route ra_routes[] = {
         ra_handle_sign_profile},
     {SCEP__V1__REQUEST__BODY_METRICS, "Metrics", "frontend", ra_handle_metrics},
     {SCEP__V1__REQUEST__BODY_GET_CRL, "GetCRL", "frontend", ra_handle_get_crl},
-    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd", rpc_handle_health},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "Health", "scepd scepctl " RPC_PEER_SELF,
+        rpc_handle_health},
     {0, NULL, NULL, NULL},
 };
 

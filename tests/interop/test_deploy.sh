@@ -32,7 +32,10 @@
 #    connects to must lead to the service listening there and be allowed by
 #    the deployment's networks, policies or socket groups. All four stay up,
 #    their compose health checks and k8s probes (made against the local
-#    ports) pass and leave them running, a device enrolls through the frontend with a password from the admin
+#    ports: `scepctl health SECT` with the container's own key for the RPC
+#    services, /healthz for the frontend) pass and leave them running, fail
+#    for a service stopped with SIGSTOP (a TCP connect would not) and pass
+#    again after SIGCONT; a device enrolls through the frontend with a password from the admin
 #    page, `scepctl list` on the CA side shows the certificate, and SIGTERM
 #    stops each service with status 0.
 . "$(dirname "$0")/lib.sh"
@@ -230,6 +233,29 @@ class Plan:
         rest = [l for l in self.lines if not l.startswith(("start\t", "health\t"))]
         for l in rest + starts + health:
             print(l)
+
+
+def probe_argv(what, sect, argv, root, conf_dir, port, local_port):
+    """A health check's (or probe's) command as run here. The RPC
+    services' must be `scepctl --data-dir CONF_DIR health SECT`, a
+    HealthRequest one of their workers answers: a TCP connect to their
+    port succeeds while they hang. Paths move under root (the image's
+    PATH holds /opt/scepd/bin), the port to the local one."""
+    if sect != "frontend":
+        i = argv.index("health") if "health" in argv else -1
+        need(argv and os.path.basename(argv[0]) == "scepctl" and i > 0 and argv[i + 1:i + 2] == [sect],
+             f"{what}: the health check of [{sect}] is not 'scepctl ... health {sect}': {argv}")
+        need(any(argv[j] == "--data-dir" and argv[j + 1] == conf_dir for j in range(i)),
+             f"{what}: the health check of [{sect}] does not give --data-dir {conf_dir}: {argv}")
+    out = []
+    for a in argv:
+        if a == "scepctl":
+            a = "/opt/scepd/bin/scepctl"
+        if a == conf_dir or a.startswith((conf_dir + "/", "/opt/scepd/")):
+            a = root + a
+        out.append(re.sub(r"(127\.0\.0\.1|localhost)([:/])%d\b" % port,
+                          lambda m: "127.0.0.1%s%d" % (m.group(2), local_port), a))
+    return out
 
 
 def check_listen_addr(what, sect, host):
@@ -454,10 +480,6 @@ def compose(config_yml, image_json, compose_dir, secrets, opt, work):
         host, port = listen_port(conf, sect)
         need(port is not None, f"{what}: [{sect}] Listen '{conf[sect].get('Listen')}' is not a tcp:// address")
         check_listen_addr(what, sect, host)
-        if sect != "frontend":
-            t = services[s]["healthcheck"]["test"]
-            t = " ".join(t) if isinstance(t, list) else t
-            need(re.search(r"\b%d\b" % port, t), f"{what}: {s}'s health check '{t}' does not look at port {port}")
         persistent = [tgt for tgt, (k, _) in m.items() if k == "volume"]
         files = {tgt for tgt, (k, _) in m.items() if k in ("secret", "bind")}
         check_state_and_keys(f"{what}: {s}", conf, sect, conf_dir, persistent, files)
@@ -501,8 +523,7 @@ def compose(config_yml, image_json, compose_dir, secrets, opt, work):
             t = ["CMD-SHELL", t]
         need(t[0] in ("CMD", "CMD-SHELL"), f"{what}: {s}: health check {t}")
         hc = t[1:] if t[0] == "CMD" else ["/bin/sh", "-c", t[1]]
-        hc = [re.sub(r"(127\.0\.0\.1|localhost)([:/])%d\b" % port,
-                     lambda m: "127.0.0.1%s%d" % (m.group(2), port_of(sect)), a) for a in hc]
+        hc = probe_argv(f"{what}: {s}", sect, hc, root, conf_dir, port, port_of(sect))
         plan.emit("health", sect + "\t" + json.dumps(hc))
     plan.emit("http", port_of("frontend"))
     plan.emit("ctl", os.path.join(work, ca) + os.path.dirname(argv_of(ca)[2]))
@@ -800,12 +821,19 @@ def k8s(kdir, secrets, opt, work):
             if "httpGet" in pr:
                 need(cport(w, pr["httpGet"]["port"]) == port, f"k8s: {n}: a probe is not on its Listen port")
                 hc = ["curl", "-fsS", "-m", "3", "-o", "/dev/null", "http://127.0.0.1:%d%s" % (port_of(sect), pr["httpGet"]["path"])]
-            elif "tcpSocket" in pr:
-                need(cport(w, pr["tcpSocket"]["port"]) == port, f"k8s: {n}: a probe is not on its Listen port")
-                hc = ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d" % port_of(sect)]
+            elif "exec" in pr:
+                need(pr.get("timeoutSeconds", 1) >= 2, f"k8s: {n}: an exec probe with the default timeoutSeconds, 1 s")
+                hc = probe_argv(f"k8s: {n}", sect, list(pr["exec"]["command"]), root, conf_dir, port, port_of(sect))
             else:
-                die(f"k8s: {n}: a probe neither httpGet nor tcpSocket")
+                die(f"k8s: {n}: a probe neither httpGet nor exec (a tcpSocket probe succeeds while the service hangs)")
             plan.emit("health", sect + "\t" + json.dumps(hc))
+    # While the CA hangs the RA's workers wait on it: the CA's liveness
+    # probe must restart it before the RA's gives up on the RA.
+    def given_up_after(sect):
+        lp = next(w["c"]["livenessProbe"] for w in wl.values() if w["sect"] == sect)
+        return lp.get("initialDelaySeconds", 0) + lp.get("periodSeconds", 10) * lp.get("failureThreshold", 3)
+    need(given_up_after("ra") > given_up_after("ca"),
+         f"k8s: the RA's liveness probe gives up after {given_up_after('ra')} s, the CA's after {given_up_after('ca')} s: a hung CA would get the RA pods restarted")
     plan.emit("http", port_of("frontend"))
     plan.emit("ctl", os.path.join(work, work_by_sect["ca"]) + os.path.dirname(ca["argv"][2]))
     plan.write()
@@ -1084,6 +1112,29 @@ run_plan() {
 		kill -0 "${PIDS[$n]}" 2> /dev/null || { show_logs "$v"; fail "$v: scepd-$n died after its health check"; }
 	done
 	[ ${#HEALTH[@]} = 0 ] || echo "   ${#HEALTH[@]} health checks passed"
+	# What a health check is for: a service that no longer answers (an
+	# HSM that hangs the CA, a deadlock) fails it, whereas a TCP connect
+	# to its port still succeeds (the kernel accepts for it).
+	[ ${#HEALTH[@]} = 0 ] ||
+		check "$v: a hung service (SIGSTOP) fails its health check, and passes it again once it goes on"
+	local -A hung_seen=()
+	local t0 hrc
+	for h in "${HEALTH[@]}"; do
+		n=${h%%$'\t'*}
+		[ -z "${hung_seen[$n]:-}" ] || continue
+		hung_seen[$n]=1
+		mapfile -t argv < <("$PY" -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])))' "${h#*$'\t'}")
+		kill -STOP "${PIDS[$n]}"
+		t0=$SECONDS
+		hrc=0
+		timeout 20 "${argv[@]}" > "$WORK/$v-health.out" 2>&1 || hrc=$?
+		kill -CONT "${PIDS[$n]}"
+		[ $hrc != 0 ] || { cat "$WORK/$v-health.out"; fail "$v: the health check of $n passed while scepd-$n was stopped: ${argv[*]}"; }
+		[ $hrc != 124 ] || fail "$v: the health check of $n did not end within 20 s while scepd-$n was stopped"
+		echo "   $n stopped: its check failed (status $hrc, $((SECONDS - t0)) s): $(head -c 200 "$WORK/$v-health.out")"
+		timeout 10 "${argv[@]}" > "$WORK/$v-health.out" 2>&1 ||
+			{ cat "$WORK/$v-health.out"; show_logs "$v"; fail "$v: the health check of $n failed after scepd-$n went on"; }
+	done
 	check "$v: a device enrolls through the frontend, with a password from the admin page"
 	local pw
 	pw=$(curl -sf -m 10 -u "$CREDS" -H 'Accept: application/json' "$BASE/certsrv/mscep_admin/" |

@@ -119,6 +119,32 @@ kill -CONT "$ca"
 	{ cat "$WORK/stopped.out"; fail "revoke, CA stopped: exit $rc, want 1 with how to check"; }
 sed 's/^/   /' "$WORK/stopped.out"
 
+check "health: each service answers over ipc://; a stopped CA fails within --timeout; the frontend and bad values are usage errors"
+for s in ca ra challenge; do
+	"$SCEPCTL" --data-dir "$DATA" health "$s" > "$WORK/health.out" 2>&1 ||
+		{ cat "$WORK/health.out"; fail "health $s: not answered"; }
+	grep -q "^scepd-$s at ipc://$DATA/run/$s.sock answered in [0-9]* ms$" "$WORK/health.out" ||
+		{ cat "$WORK/health.out"; fail "health $s: unexpected output"; }
+done
+kill -STOP "$ca"
+rc=0
+start=$(date +%s%N)
+"$SCEPCTL" --data-dir "$DATA" health ca --timeout 1 > "$WORK/health.out" 2>&1 || rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+kill -CONT "$ca"
+{ [ $rc = 1 ] && grep -q "scepd-ca at ipc://$DATA/run/ca.sock did not answer within 1 s" "$WORK/health.out"; } ||
+	{ cat "$WORK/health.out"; fail "health ca, CA stopped: exit $rc, want 1 naming the timeout"; }
+[ $ms -lt 3000 ] || fail "health ca --timeout 1, CA stopped: $ms ms"
+echo "   CA stopped: $ms ms: $(cat "$WORK/health.out")"
+"$SCEPCTL" --data-dir "$DATA" health ca > /dev/null 2>&1 || fail "health ca: not answered after SIGCONT"
+for bad in "frontend" "bogus" "ca --timeout 0" "ca --timeout 301" "ca --timeout 2s" "ca ra"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words are separate arguments
+	"$SCEPCTL" --data-dir "$DATA" health $bad > "$WORK/health.out" 2>&1 || rc=$?
+	[ $rc = 2 ] || { cat "$WORK/health.out"; fail "health $bad: exit $rc, want 2"; }
+done
+grep -q . "$WORK/health.out" || fail "health ca ra: no usage printed"
+
 check "list --limit takes 1 to 4294967295 only; passwd says once that a password is too long"
 for bad in -1 0 4294967296 " 5" +5 x; do
 	rc=0
@@ -131,4 +157,4 @@ head -c 2000 /dev/zero | tr '\0' a | "$SCEPCTL" --data-dir "$DATA" passwd carol 
 { [ $rc = 1 ] && [ "$(wc -l < "$WORK/long.err")" = 1 ] && grep -q "longer than" "$WORK/long.err"; } ||
 	{ cat "$WORK/long.err"; fail "passwd with 2000 bytes: exit $rc, want 1 and one message"; }
 
-pass "keygen keeps another host's .pub, an unprinted password is withdrawn, the wrong user is told at once, a timeout says how to check, list escapes controls and bidi, --limit and passwd bounds"
+pass "keygen keeps another host's .pub, an unprinted password is withdrawn, the wrong user is told at once, a timeout says how to check, health answers or times out, list escapes controls and bidi, --limit and passwd bounds"

@@ -227,6 +227,8 @@ static const struct rpc_route routes[] = {
     {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "cacert", "test", handle_cacert},
     {SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT, "next", "test",
         handle_next_slowly},
+    {SCEP__V1__REQUEST__BODY_HEALTH, "health", "test " RPC_PEER_SELF,
+        rpc_handle_health},
     {0, NULL, NULL, NULL},
 };
 
@@ -855,6 +857,58 @@ test_curve_origin_is_the_key_name(void **state)
 	}
 }
 
+static int
+call_health(struct rpc_client *client, int timeout, Scep__V1__Reply **reply)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__HealthRequest body = SCEP__V1__HEALTH_REQUEST__INIT;
+
+	req.body_case = SCEP__V1__REQUEST__BODY_HEALTH;
+	req.health = &body;
+	return rpc_call(client, &req, timeout, reply);
+}
+
+/* A client holding the server's own pair (scepctl health beside it) is
+ * admitted as "self", which asks a liveness check and nothing else; it
+ * cannot speak as a listed client. */
+static void
+test_curve_own_key_is_health_only(void **state)
+{
+	struct curve_client cc;
+	Scep__V1__Reply *reply = NULL;
+
+	(void)state;
+	curve_client_open(&cc, "server", "server.pub", RPC_PEER_SELF);
+	assert_int_equal(call_health(cc.client, 3000, &reply), RPC_OK);
+	assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_OK);
+	assert_int_equal(reply->body_case, SCEP__V1__REPLY__BODY_HEALTH);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_int_equal(call_cacert(cc.client, "x", 3000, &reply), RPC_OK);
+	assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_int_equal(call_caps(cc.client, 3000, &reply), RPC_OK);
+	assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	curve_client_close(&cc);
+
+	/* The own key declaring a listed client's name. */
+	curve_client_open(&cc, "server", "server.pub", "test");
+	assert_int_equal(call_caps(cc.client, 3000, &reply), RPC_OK);
+	assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	assert_int_equal(call_health(cc.client, 3000, &reply), RPC_OK);
+	assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	curve_client_close(&cc);
+
+	/* Another key declaring "self" is not the server. */
+	curve_client_open(&cc, "b", "server.pub", RPC_PEER_SELF);
+	assert_int_equal(call_health(cc.client, 3000, &reply), RPC_OK);
+	assert_int_equal(reply->status, SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	scep__v1__reply__free_unpacked(reply, NULL);
+	curve_client_close(&cc);
+}
+
 /* Start-up checks: what a service must refuse before serving. */
 static void
 test_curve_start_up_checks(void **state)
@@ -886,6 +940,8 @@ test_curve_start_up_checks(void **state)
 	assert_null(load_curve("server.key", NULL, "x:garbage.pub", 0, NULL));
 	assert_null(load_curve(NULL, NULL, "test:a.pub", 0, NULL));
 	assert_null(load_curve("server.key", NULL, "t:a.pub u:a.pub", 0, NULL));
+	/* "self" is the own key's name, no client's. */
+	assert_null(load_curve("server.key", NULL, "self:a.pub", 0, NULL));
 	assert_non_null(c = load_curve("a.key", "a.pub", NULL, 0, NULL));
 	rpc_curve_free(c);
 
@@ -2082,6 +2138,7 @@ main(void)
 	    cmocka_unit_test(test_curve_admits_listed_key),
 	    cmocka_unit_test(test_curve_refuses_unlisted_key),
 	    cmocka_unit_test(test_curve_origin_is_the_key_name),
+	    cmocka_unit_test(test_curve_own_key_is_health_only),
 	    cmocka_unit_test(test_curve_start_up_checks),
 	};
 	const struct CMUnitTest two_worker_tests[] = {

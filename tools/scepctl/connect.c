@@ -9,6 +9,9 @@
  * list as scepctl in CurveClients. The service's public key is its
  * CurvePublicKeyFile when scepctl reaches it at its Listen endpoint, or the
  * section's matching *ServerKey (ChallengeEndpoint: ChallengeServerKey).
+ * A health probe (scepctl_connect_self) presents the service's own pair
+ * instead, which the service admits for liveness checks only: it runs
+ * where the service runs, which need not hold scepctl's key.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -34,6 +37,7 @@ enum {
 	LOOKUP_SERVER_KEY,
 	LOOKUP_CLIENTS,
 	LOOKUP_INSECURE,
+	LOOKUP_SECRET, /* CurveSecretKeyFile: the service's own, for a probe */
 	LOOKUP_N
 };
 struct scepctl_lookup {
@@ -154,7 +158,7 @@ scepctl_ipc_check(const char *endpoints)
  */
 static int
 scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
-    struct scepctl_conn *conn)
+    int self, struct scepctl_conn *conn, int *curve_used)
 {
 	const char *server_key = l->value[LOOKUP_SERVER_KEY];
 	int listen = strcmp(l->key[LOOKUP_ENDPOINT], "Listen") == 0;
@@ -179,6 +183,24 @@ scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
 		    ctl->conf, l->section, l->key[LOOKUP_SERVER_KEY]);
 		return -1;
 	}
+	*curve_used = curve;
+	if (self) {
+		/* The service's own pair, as it reads it. */
+		const char *own = l->value[LOOKUP_SECRET];
+
+		if (curve && (own == NULL || own[0] == '\0')) {
+			fprintf(stderr,
+			    "scepctl: %s: [%s] admits CurveClients but "
+			    "CurveSecretKeyFile is not set\n",
+			    ctl->conf, l->section);
+			return -1;
+		}
+		if (curve) {
+			s.secret_key_file = (char *)own;
+			s.public_key_file = (char *)server_key;
+		}
+		goto load;
+	}
 	if ((secret = malloc(len)) == NULL || (pub = malloc(len)) == NULL)
 		goto out;
 	snprintf(secret, len, "%s/keys/scepctl.key", ctl->data_dir);
@@ -200,6 +222,7 @@ scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
 		if (access(pub, F_OK) == 0)
 			s.public_key_file = pub;
 	}
+load:
 	if ((conn->curve = rpc_curve_load(&s, NULL, ctl->conf, l->section)) ==
 	        NULL ||
 	    (conn->link = rpc_link_new(conn->curve, conn->endpoint, server_key,
@@ -214,14 +237,14 @@ out:
 	return rc;
 }
 
-int
-scepctl_connect(const struct scepctl *ctl, const char *section, const char *key,
-    struct scepctl_conn *conn)
+static int
+scepctl_connect_as(const struct scepctl *ctl, const char *section,
+    const char *key, int self, struct scepctl_conn *conn)
 {
 	struct scepctl_lookup l;
 	char server_key[64];
 	size_t len = strlen(key);
-	int parse, rc = -1;
+	int parse, curve = 0, rc = -1;
 
 	memset(conn, 0, sizeof(*conn));
 	memset(&l, 0, sizeof(l));
@@ -239,6 +262,7 @@ scepctl_connect(const struct scepctl *ctl, const char *section, const char *key,
 	l.key[LOOKUP_SERVER_KEY] = server_key;
 	l.key[LOOKUP_CLIENTS] = "CurveClients";
 	l.key[LOOKUP_INSECURE] = "AllowInsecureTransport";
+	l.key[LOOKUP_SECRET] = "CurveSecretKeyFile";
 	if ((parse = ini_parse(ctl->conf, scepctl_ini_key, &l)) < 0) {
 		fprintf(stderr,
 		    "scepctl: cannot read %s (is %s a scepd data directory? "
@@ -264,11 +288,11 @@ scepctl_connect(const struct scepctl *ctl, const char *section, const char *key,
 		goto out;
 	}
 	if (scepctl_ipc_check(conn->endpoint) != 0 ||
-	    scepctl_keys(ctl, &l, conn) != 0)
+	    scepctl_keys(ctl, &l, self, conn, &curve) != 0)
 		goto out;
 	if ((conn->zmq_ctx = zmq_ctx_new()) == NULL ||
-	    (conn->client = rpc_client_new_link(
-	         conn->zmq_ctx, conn->link, "scepctl")) == NULL) {
+	    (conn->client = rpc_client_new_link(conn->zmq_ctx, conn->link,
+	         self && curve ? RPC_PEER_SELF : "scepctl")) == NULL) {
 		fprintf(stderr, "scepctl: cannot start ZeroMQ\n");
 		goto out;
 	}
@@ -279,6 +303,20 @@ out:
 	if (rc != 0)
 		scepctl_disconnect(conn);
 	return rc;
+}
+
+int
+scepctl_connect(const struct scepctl *ctl, const char *section, const char *key,
+    struct scepctl_conn *conn)
+{
+	return scepctl_connect_as(ctl, section, key, 0, conn);
+}
+
+int
+scepctl_connect_self(
+    const struct scepctl *ctl, const char *section, struct scepctl_conn *conn)
+{
+	return scepctl_connect_as(ctl, section, "Listen", 1, conn);
 }
 
 /* After a timeout, a request that changes something may have been done

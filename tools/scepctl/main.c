@@ -46,6 +46,10 @@ usage(FILE *f)
 	    "  reject TXID [--reason TEXT] refuse a pending request\n"
 	    "  keygen [NAME]       a CurveZMQ key pair in DIR/keys\n"
 	    "                      (NAME: scepctl, this tool's own)\n"
+	    "  health ca|ra|challenge [--timeout SECONDS]\n"
+	    "                      whether the service answers a liveness\n"
+	    "                      check (a health check's probe, run\n"
+	    "                      beside the service, as its user)\n"
 	    "exit status: 0 done, 1 refused or failed, 2 usage\n");
 }
 
@@ -63,6 +67,7 @@ static const struct {
     {"unrevoke", scepctl_revoke},
     {"import-crl", scepctl_import_crl},
     {"keygen", scepctl_keygen},
+    {"health", scepctl_health},
 };
 
 int

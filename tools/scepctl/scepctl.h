@@ -26,6 +26,11 @@ struct scepctl_conn {
 };
 int scepctl_connect(const struct scepctl *ctl, const char *section,
     const char *key, struct scepctl_conn *conn);
+/* A client of [section]'s service at its Listen endpoint presenting the
+ * service's own CurveZMQ pair (origin RPC_PEER_SELF; without CurveZMQ,
+ * origin scepctl): a health probe run where the service runs. */
+int scepctl_connect_self(
+    const struct scepctl *ctl, const char *section, struct scepctl_conn *conn);
 /* The reply (the caller frees it), or NULL with the reason on stderr. */
 Scep__V1__Reply *scepctl_call(
     struct scepctl_conn *conn, Scep__V1__Request *req, const char *service);
@@ -43,6 +48,8 @@ int scepctl_approve(const struct scepctl *ctl, int argc, char **argv);
 int scepctl_reject(const struct scepctl *ctl, int argc, char **argv);
 /* import_crl.c: an earlier CRL's entries put on scepd's. */
 int scepctl_import_crl(const struct scepctl *ctl, int argc, char **argv);
+/* health.c: whether a service answers a HealthRequest in time. */
+int scepctl_health(const struct scepctl *ctl, int argc, char **argv);
 /* keygen.c: a CurveZMQ key pair in DIR/keys. */
 int scepctl_keygen(const struct scepctl *ctl, int argc, char **argv);
 
