@@ -310,6 +310,15 @@ rpc_curve_clients(struct rpc_curve *c, const char *list, const char *file,
 		memset(a, 0, sizeof(*a));
 		memcpy(a->name, tok, len);
 		zmq_z85_decode(a->key, z85);
+		/* Its own key would be admitted under that name, and the
+		 * health probe's (RPC_PEER_SELF) refused for ever. */
+		if (c->has_pair && memcmp(a->key, c->public_raw, 32) == 0) {
+			rpc_problem(file, section, "CurveClients",
+			    "%s: %s is this service's own public key "
+			    "(CurveSecretKeyFile's), not a client's",
+			    tok, colon + 1);
+			errors++;
+		}
 		for (size_t i = 0; i < c->nclients; i++)
 			if (memcmp(c->clients[i].key, a->key, 32) == 0) {
 				rpc_problem(file, section, "CurveClients",
@@ -632,6 +641,27 @@ fail:
 	free(files);
 	rpc_link_free(link);
 	return NULL;
+}
+
+struct rpc_link *
+rpc_link_self(const struct rpc_curve *curve, const char *endpoints)
+{
+	struct rpc_link *link;
+
+	if (curve == NULL || !curve->has_pair ||
+	    (link = rpc_link_plain(endpoints)) == NULL)
+		return NULL;
+	if (link->nep == 0) {
+		rpc_link_free(link);
+		return NULL;
+	}
+	for (size_t i = 0; i < link->nep; i++)
+		memcpy(link->ep[i].server_key, curve->public_key,
+		    sizeof(link->ep[i].server_key));
+	link->curve = 1;
+	memcpy(link->public_key, curve->public_key, sizeof(link->public_key));
+	memcpy(link->secret_key, curve->secret_key, sizeof(link->secret_key));
+	return link;
 }
 
 /* --- client ----------------------------------------------------------- */
@@ -1364,6 +1394,14 @@ rpc_caller_allowed(const struct rpc_route *route, const struct rpc_curve *curve,
 		    (unsigned long long)req->id, req->origin, uid);
 		*why = "not permitted: the caller is neither root nor this "
 		       "service's user";
+		return 0;
+	}
+	/* Without CURVE "self" would be a name anyone may declare; the
+	 * health probe declares scepctl then. */
+	if (peer == NULL && req->origin != NULL &&
+	    strcmp(req->origin, RPC_PEER_SELF) == 0) {
+		*why = "not permitted: " RPC_PEER_SELF
+		       " is the service's own CurveZMQ key";
 		return 0;
 	}
 	if (peer == NULL)

@@ -104,6 +104,11 @@ struct rpc_link;
 struct rpc_link *rpc_link_new(const struct rpc_curve *curve,
     const char *endpoints, const char *server_keys, const char *file,
     const char *section, const char *endpoint_key, const char *server_key_key);
+/* A link to the service whose own pair `curve` holds, at `endpoints`,
+ * presenting that pair (a health probe, RPC_PEER_SELF). NULL without a
+ * pair, endpoints or memory. */
+struct rpc_link *
+rpc_link_self(const struct rpc_curve *curve, const char *endpoints);
 void rpc_link_free(struct rpc_link *link);
 /* How many endpoints `link` has: the ZeroMQ sockets each client of it may
  * open (one per endpoint). */

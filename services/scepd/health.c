@@ -313,6 +313,7 @@ probe_rpc_init(struct probe *p, const struct config_pairs *conf,
     const char *section, char *why, size_t whylen)
 {
 	const char *listen = config_pairs_get(conf, section, "Listen");
+	const char *clients;
 	char first[1024];
 	size_t n;
 	int len;
@@ -335,6 +336,16 @@ probe_rpc_init(struct probe *p, const struct config_pairs *conf,
 		    "it listens on %.200s, and the launcher checks over "
 		    "ipc:// only",
 		    first);
+		return -1;
+	}
+	/* A plain check would be refused ("CURVE only") and the service
+	 * killed as hung, again and again. */
+	clients = config_pairs_get(conf, section, "CurveClients");
+	if (clients != NULL && clients[strspn(clients, " \t,")] != '\0') {
+		snprintf(why, whylen,
+		    "[%s] CurveClients admits CurveZMQ clients only, and the "
+		    "launcher holds no key (scepctl health %s can check it)",
+		    section, section);
 		return -1;
 	}
 	len = snprintf(NULL, 0, "ipc://%s/%s", conf->basedir, first + 6);

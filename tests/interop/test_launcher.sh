@@ -320,6 +320,35 @@ sleep 6 # three times what found it hung above
 [ "$(service_pid scepd-ca)" = "$ca" ] || fail "the CA was replaced with the checks off"
 kill -CONT "$ca"
 
+check "a challenge service admitting CurveZMQ clients only on ipc:// is left unchecked (said at start), not killed as hung; scepctl health checks it with its own key"
+cp "$DATA/scepd.conf" "$WORK/scepd.conf.plain"
+for k in challenge frontend ra scepctl; do
+	"$SCEPCTL" --data-dir "$DATA" keygen "$k" > /dev/null 2>&1 || fail "scepctl keygen $k"
+done
+# No CurvePublicKeyFile: optional for the service, and so for the probe.
+set_conf challenge CurveSecretKeyFile keys/challenge.key
+set_conf challenge CurveClients "frontend:keys/frontend.pub ra:keys/ra.pub scepctl:keys/scepctl.pub"
+set_conf frontend CurveSecretKeyFile keys/frontend.key
+set_conf frontend ChallengeServerKey keys/challenge.pub
+set_conf ra CurveSecretKeyFile keys/ra.key
+set_conf ra ChallengeServerKey keys/challenge.pub
+set_conf scepd HealthCheckInterval 1
+set_conf scepd HealthCheckGrace 2
+from=$(log_mark)
+server_restart
+logged "$from" "scepd-challenge is not checked for liveness: \[challenge\] CurveClients admits CurveZMQ clients only, and the launcher holds no key (scepctl health challenge can check it)" ||
+	{ grep "liveness" "$WORK/log.since"; fail "the unchecked challenge service is not said at start"; }
+ch=$(service_pid scepd-challenge)
+sleep 6 # past the grace and three times what found the CA hung above
+[ "$(service_pid scepd-challenge)" = "$ch" ] ||
+	{ grep "scepd-challenge" "$SERVER_LOG" | tail -5; fail "the challenge service (CurveZMQ on ipc://) was killed"; }
+"$SCEPCTL" --data-dir "$DATA" health challenge > "$WORK/health.out" 2>&1 &&
+	grep -q "^scepd-challenge at ipc://.* answered in" "$WORK/health.out" ||
+	{ cat "$WORK/health.out"; fail "scepctl health challenge over CurveZMQ on ipc://"; }
+pw=$(challenge)
+ios_enroll "$pw" "CN=launcher curve" "$WORK/curve.pem" > /dev/null || fail "enrollment with the challenge service on CurveZMQ"
+cp "$WORK/scepd.conf.plain" "$DATA/scepd.conf"
+
 check "a bad [scepd] value stops scepd with status 1 before any service starts, naming the key"
 set_conf scepd HealthCheckMisses 0
 server_stop

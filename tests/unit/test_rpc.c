@@ -416,6 +416,34 @@ test_origin_is_one_role(void **state)
 	zmq_ctx_term(ctx);
 }
 
+static int
+call_health(struct rpc_client *client, int timeout, Scep__V1__Reply **reply);
+
+/* Without CURVE "self" (the service's own key's name) is no name a caller
+ * may declare: anyone reaching the socket could. */
+static void
+test_self_needs_the_key(void **state)
+{
+	void *ctx = zmq_ctx_new();
+	const char *origins[] = {"test", RPC_PEER_SELF};
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct rpc_client *client =
+		    rpc_client_new(ctx, endpoint, origins[i]);
+		Scep__V1__Reply *reply = NULL;
+
+		assert_non_null(client);
+		assert_int_equal(call_health(client, 3000, &reply), RPC_OK);
+		assert_int_equal(reply->status,
+		    i == 0 ? SCEP__V1__STATUS__STATUS_OK
+		           : SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+		scep__v1__reply__free_unpacked(reply, NULL);
+		rpc_client_free(client);
+	}
+	zmq_ctx_term(ctx);
+}
+
 /* Nobody listening: the call returns a timeout, it does not hang. */
 static void
 test_dead_server_times_out(void **state)
@@ -940,8 +968,12 @@ test_curve_start_up_checks(void **state)
 	assert_null(load_curve("server.key", NULL, "x:garbage.pub", 0, NULL));
 	assert_null(load_curve(NULL, NULL, "test:a.pub", 0, NULL));
 	assert_null(load_curve("server.key", NULL, "t:a.pub u:a.pub", 0, NULL));
-	/* "self" is the own key's name, no client's. */
+	/* "self" is the own key's name, no client's; nor is the own key
+	 * a client's, under any name. */
 	assert_null(load_curve("server.key", NULL, "self:a.pub", 0, NULL));
+	assert_null(load_curve("server.key", NULL, "x:server.pub", 0, NULL));
+	assert_non_null(c = load_curve("a.key", NULL, "x:server.pub", 0, NULL));
+	rpc_curve_free(c);
 	assert_non_null(c = load_curve("a.key", "a.pub", NULL, 0, NULL));
 	rpc_curve_free(c);
 
@@ -2123,6 +2155,7 @@ main(void)
 	    cmocka_unit_test(test_no_route),
 	    cmocka_unit_test(test_peer_not_allowed),
 	    cmocka_unit_test(test_origin_is_one_role),
+	    cmocka_unit_test(test_self_needs_the_key),
 	    cmocka_unit_test(test_dead_server_times_out),
 	    cmocka_unit_test(test_late_reply_is_dropped),
 	    cmocka_unit_test(test_stuck_endpoint_is_skipped),

@@ -151,6 +151,17 @@ scepctl_ipc_check(const char *endpoints)
 	return 0;
 }
 
+/* [section] AllowInsecureTransport, as the service reads it. */
+static int
+scepctl_insecure(const struct scepctl_lookup *l)
+{
+	const char *v = l->value[LOOKUP_INSECURE];
+
+	return v != NULL &&
+	    (strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0 ||
+	        strcasecmp(v, "true") == 0);
+}
+
 /*
  * scepctl's keys, and the link to the service of `l`: CURVE when the
  * service admits client keys (Listen: CurveClients) or the section names
@@ -158,7 +169,7 @@ scepctl_ipc_check(const char *endpoints)
  */
 static int
 scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
-    int self, struct scepctl_conn *conn, int *curve_used)
+    struct scepctl_conn *conn)
 {
 	const char *server_key = l->value[LOOKUP_SERVER_KEY];
 	int listen = strcmp(l->key[LOOKUP_ENDPOINT], "Listen") == 0;
@@ -170,10 +181,7 @@ scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
 	size_t len = strlen(ctl->data_dir) + sizeof("/keys/scepctl.key");
 	int rc = -1;
 
-	s.allow_insecure = l->value[LOOKUP_INSECURE] != NULL &&
-	    (strcmp(l->value[LOOKUP_INSECURE], "1") == 0 ||
-	        strcasecmp(l->value[LOOKUP_INSECURE], "yes") == 0 ||
-	        strcasecmp(l->value[LOOKUP_INSECURE], "true") == 0);
+	s.allow_insecure = scepctl_insecure(l);
 	if (!curve)
 		server_key = "";
 	else if (server_key == NULL || server_key[0] == '\0') {
@@ -182,24 +190,6 @@ scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
 		    "scepctl needs the service's public key\n",
 		    ctl->conf, l->section, l->key[LOOKUP_SERVER_KEY]);
 		return -1;
-	}
-	*curve_used = curve;
-	if (self) {
-		/* The service's own pair, as it reads it. */
-		const char *own = l->value[LOOKUP_SECRET];
-
-		if (curve && (own == NULL || own[0] == '\0')) {
-			fprintf(stderr,
-			    "scepctl: %s: [%s] admits CurveClients but "
-			    "CurveSecretKeyFile is not set\n",
-			    ctl->conf, l->section);
-			return -1;
-		}
-		if (curve) {
-			s.secret_key_file = (char *)own;
-			s.public_key_file = (char *)server_key;
-		}
-		goto load;
 	}
 	if ((secret = malloc(len)) == NULL || (pub = malloc(len)) == NULL)
 		goto out;
@@ -222,7 +212,6 @@ scepctl_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
 		if (access(pub, F_OK) == 0)
 			s.public_key_file = pub;
 	}
-load:
 	if ((conn->curve = rpc_curve_load(&s, NULL, ctl->conf, l->section)) ==
 	        NULL ||
 	    (conn->link = rpc_link_new(conn->curve, conn->endpoint, server_key,
@@ -235,6 +224,50 @@ out:
 	free(secret);
 	free(pub);
 	return rc;
+}
+
+/*
+ * A health probe's keys: the service's own pair from its section, as the
+ * service reads it (its public key is then the server's), when it admits
+ * client keys; none otherwise. *curve_used: whether it does. 0, or -1
+ * with the reason on stderr.
+ */
+static int
+scepctl_self_keys(const struct scepctl *ctl, const struct scepctl_lookup *l,
+    struct scepctl_conn *conn, int *curve_used)
+{
+	const char *own = l->value[LOOKUP_SECRET];
+	const char *pub = l->value[LOOKUP_SERVER_KEY];
+	struct rpc_curve_settings s = {"", "", "", 0, NULL};
+
+	*curve_used = l->value[LOOKUP_CLIENTS] != NULL &&
+	    l->value[LOOKUP_CLIENTS][0] != '\0';
+	s.allow_insecure = scepctl_insecure(l);
+	if (*curve_used) {
+		if (own == NULL || own[0] == '\0') {
+			fprintf(stderr,
+			    "scepctl: %s: [%s] admits CurveClients but "
+			    "CurveSecretKeyFile is not set\n",
+			    ctl->conf, l->section);
+			return -1;
+		}
+		s.secret_key_file = (char *)own;
+		s.public_key_file = (char *)(pub != NULL ? pub : "");
+	}
+	if ((conn->curve = rpc_curve_load(&s, NULL, ctl->conf, l->section)) ==
+	    NULL)
+		return -1;
+	conn->link = *curve_used
+	    ? rpc_link_self(conn->curve, conn->endpoint)
+	    : rpc_link_new(conn->curve, conn->endpoint, "", ctl->conf,
+	          l->section, "Listen", "CurvePublicKeyFile");
+	if (conn->link == NULL) {
+		if (*curve_used)
+			fprintf(stderr, "scepctl: [%s] Listen: no endpoint\n",
+			    l->section);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -288,7 +321,8 @@ scepctl_connect_as(const struct scepctl *ctl, const char *section,
 		goto out;
 	}
 	if (scepctl_ipc_check(conn->endpoint) != 0 ||
-	    scepctl_keys(ctl, &l, self, conn, &curve) != 0)
+	    (self ? scepctl_self_keys(ctl, &l, conn, &curve)
+	          : scepctl_keys(ctl, &l, conn)) != 0)
 		goto out;
 	if ((conn->zmq_ctx = zmq_ctx_new()) == NULL ||
 	    (conn->client = rpc_client_new_link(conn->zmq_ctx, conn->link,
