@@ -48,6 +48,18 @@ renewal_date(time_t t, char out[24])
 	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
+/* Whether two names are encoded alike, byte for byte. */
+static int
+renewal_names_identical(const X509_NAME *a, const X509_NAME *b)
+{
+	const unsigned char *da, *db;
+	size_t la, lb;
+
+	return X509_NAME_get0_der(a, &da, &la) == 1 &&
+	    X509_NAME_get0_der(b, &db, &lb) == 1 && la == lb &&
+	    memcmp(da, db, la) == 0;
+}
+
 /* Whether every subjectAltName `csr` asks is one certificate `old`
  * holds: a renewal needs no password and no approval, so it may not take
  * a certificate to other names (ca_issue_copy_sans copies the CSR's). It
@@ -197,6 +209,17 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		renewal_refuse(r,
 		    "a renewal keeps the subject of certificate %s; this "
 		    "request asks for another",
+		    old_serial);
+		goto out;
+	}
+	/* X509_NAME_cmp compares the canonical form (case, spaces and
+	 * string type aside); the certificate is issued with the bytes
+	 * asked, which another system may read as another name. */
+	if (!renewal_names_identical(subject, X509_get_subject_name(old))) {
+		renewal_refuse(r,
+		    "a renewal keeps the subject of certificate %s as it is "
+		    "written; this request writes it otherwise (letter "
+		    "case, spaces or string type)",
 		    old_serial);
 		goto out;
 	}

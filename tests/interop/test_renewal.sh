@@ -70,6 +70,12 @@ check "a renewal must keep the subject"
 rc=0
 renew c4 c3 "O=Fabrikam,CN=someone else" --key "$WORK/c3.key" || rc=$?
 [ $rc = 2 ] && grep -q "keeps the subject" "$WORK/c4.log" || { cat "$WORK/c4.log"; fail "another subject: exit $rc"; }
+# The same name to OpenSSL's comparison (case and spaces aside), another
+# to a system that reads the bytes (a VPN's rule, a RADIUS match).
+rc=0
+renew c4 c3 "O=Fabrikam,CN=LAPTOP 7" --key "$WORK/c3.key" || rc=$?
+[ $rc = 2 ] && grep -q "keeps the subject of certificate .* as it is written" "$WORK/c4.log" ||
+	{ cat "$WORK/c4.log"; fail "the subject in upper case: exit $rc"; }
 
 check "a renewal asks no subjectAltName the certificate does not hold (it needs no password, and no approval); fewer is fine"
 ios_enroll "$(challenge)" "O=Fabrikam,CN=printer 12" "$WORK/s1.pem" "$URL" --key "$WORK/s1.key" \
