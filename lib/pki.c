@@ -2,6 +2,7 @@
  * Certificates and keys from files. Every error message names the file and
  * gives OpenSSL's reason; OpenSSL's error queue is left empty.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -504,6 +505,19 @@ pki_key_signs(X509 *cert, EVP_PKEY *key)
 	    EVP_DigestVerify(ctx, sig, siglen, data, sizeof(data)) == 1;
 	EVP_MD_CTX_free(ctx);
 	return ok;
+}
+
+int
+pki_ip_text(const ASN1_OCTET_STRING *ip, char *out, size_t outlen)
+{
+	int n = ASN1_STRING_length(ip);
+	int af = n == 4 ? AF_INET : n == 16 ? AF_INET6 : -1;
+
+	if (af < 0 || outlen > (size_t)INT32_MAX ||
+	    inet_ntop(af, ASN1_STRING_get0_data(ip), out, (socklen_t)outlen) ==
+	        NULL)
+		return -1;
+	return 0;
 }
 
 int

@@ -84,6 +84,13 @@ const char *pki_crl_reason_name(long code);
  * untouched). */
 int pki_time(const ASN1_TIME *t, time_t *out);
 
+/* An iPAddress name's text: dotted IPv4, IPv6 as RFC 5952 writes it
+ * (inet_ntop: "2001:db8::1", as operators write AllowedSANs and OpenSSL
+ * requests). 0, or -1 for another length or too small an `out`
+ * (PKI_IP_TEXT_MAX is enough). */
+#define PKI_IP_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+int pki_ip_text(const ASN1_OCTET_STRING *ip, char *out, size_t outlen);
+
 /* Hex of the digest of the DER certificate, upper case, no separators. */
 int pki_thumbprint(X509 *cert, const EVP_MD *md, char *out, size_t outlen);
 

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 
 #include "ca.h"
+#include "pki.h"
 #include "x509parse.h"
 
 static int ca_refuse(struct ca_refusal *refusal, int fail_info, const char *fmt,
@@ -154,24 +155,9 @@ ca_general_name(
 	case GEN_URI:
 		*type = CA_SAN_URI, s = gn->d.uniformResourceIdentifier;
 		break;
-	case GEN_IPADD: {
-		const unsigned char *p = gn->d.iPAddress->data;
-		int n = gn->d.iPAddress->length;
-		size_t used = 0;
-
+	case GEN_IPADD:
 		*type = CA_SAN_IP;
-		if (n == 4) {
-			snprintf(
-			    out, outlen, "%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
-			return 0;
-		}
-		if (n != 16)
-			return -1;
-		for (int i = 0; i < 16 && used < outlen; i += 2)
-			used += (size_t)snprintf(out + used, outlen - used,
-			    "%s%x", i ? ":" : "", (p[i] << 8) | p[i + 1]);
-		return 0;
-	}
+		return pki_ip_text(gn->d.iPAddress, out, outlen);
 	case GEN_OTHERNAME:
 		if (OBJ_obj2nid(gn->d.otherName->type_id) != NID_ms_upn ||
 		    gn->d.otherName->value->type != V_ASN1_UTF8STRING)

@@ -11,6 +11,7 @@
 #include <openssl/buffer.h>
 #include <openssl/x509v3.h>
 
+#include "pki.h"
 #include "ra.h"
 
 char *
@@ -54,24 +55,11 @@ ra_general_name(const GENERAL_NAME *gn, struct rpc_arena *arena)
 	case GEN_URI:
 		kind = "URI", s = gn->d.uniformResourceIdentifier;
 		break;
-	case GEN_IPADD: {
-		const unsigned char *p = gn->d.iPAddress->data;
-		int n = gn->d.iPAddress->length;
-
-		if (n == 4)
-			snprintf(ip, sizeof(ip), "IP:%u.%u.%u.%u", p[0], p[1],
-			    p[2], p[3]);
-		else if (n == 16) {
-			size_t used = snprintf(ip, sizeof(ip), "IP:");
-
-			for (int i = 0; i < 16; i += 2)
-				used += snprintf(ip + used, sizeof(ip) - used,
-				    "%s%x", i ? ":" : "",
-				    (p[i] << 8) | p[i + 1]);
-		} else
+	case GEN_IPADD:
+		memcpy(ip, "IP:", 3);
+		if (pki_ip_text(gn->d.iPAddress, ip + 3, sizeof(ip) - 3) != 0)
 			return NULL;
 		return rpc_strdup(arena, ip);
-	}
 	case GEN_OTHERNAME:
 		if (OBJ_obj2nid(gn->d.otherName->type_id) == NID_ms_upn &&
 		    gn->d.otherName->value->type == V_ASN1_UTF8STRING)

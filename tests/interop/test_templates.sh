@@ -41,6 +41,7 @@ EOF
 # section out again with spaces around "=" and reading that.
 sans="AllowedSANs=DNS:*.devices.example.com email:*@example.com"
 sans="$sans URI:https://*.example.com/* URI:ftp://*@files.example.com/* URI:https://q.example.com\?d=*"
+sans="$sans IP:2001:db8::*"
 i=0
 while [ $((${#sans} + 23 + 20)) -le 198 ]; do
 	i=$((i + 1))
@@ -181,6 +182,13 @@ grep -q "DNS:printer.devices.example.com, email:ops@example.com" "$WORK/san_ok.t
 	fail "the allowed SANs are not in the certificate"
 csr san_bad "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:www.evil.example.net"
 refused san_bad badRequest "AllowedSANs"
+# IPv6 as operators and OpenSSL write it (RFC 5952, "::"): the pattern
+# IP:2001:db8::* matched no name, each read as 2001:db8:0:0:0:0:0:5.
+csr san_ip6 "/CN=printer" rsa:2048 -addext "subjectAltName=IP:2001:db8::5"
+issue san_ip6
+grep -q "IP Address:2001:DB8:0:0:0:0:0:5" "$WORK/san_ip6.txt" || fail "the IPv6 SAN is not in the certificate"
+csr san_ip6_bad "/CN=printer" rsa:2048 -addext "subjectAltName=IP:2001:db9::5"
+refused san_ip6_bad badRequest "subjectAltName IP:2001:db9::5 is refused"
 # A name, not a pattern: under DNS:*.devices.example.com the value
 # "*.devices.example.com" would be a wildcard certificate for every device.
 csr san_wild "/CN=printer" rsa:2048 -addext "subjectAltName=DNS:*.devices.example.com"
