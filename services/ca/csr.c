@@ -44,16 +44,28 @@ ca_refuse(struct ca_refusal *refusal, int fail_info, const char *fmt, ...)
 #define CA_RSA_MAX_BITS 8192
 
 /* What any template could accept, checked before the signature's math:
- * RSA up to CA_RSA_MAX_BITS, EC on a named curve. */
+ * RSA up to CA_RSA_MAX_BITS, EC on a named curve. The parameters as
+ * written, too: OpenSSL names the curve of explicit parameters that equal
+ * one, and reads an RSA key whatever its parameters, but the certificate
+ * carries the key as written (ca_issue_copy_pubkey): NULL or absent for
+ * RSA, a curve's OID for EC. */
 static int
-ca_csr_key_weighable(
-    const struct ca_template *t, EVP_PKEY *key, struct ca_refusal *r)
+ca_csr_key_weighable(const struct ca_template *t, X509_REQ *req, EVP_PKEY *key,
+    struct ca_refusal *r)
 {
+	X509_ALGOR *algor = NULL;
 	char group[80];
-	int bits;
+	int bits, ptype = V_ASN1_UNDEF;
 
+	if (X509_PUBKEY_get0_param(
+	        NULL, NULL, NULL, &algor, X509_REQ_get_X509_PUBKEY(req)) == 1)
+		X509_ALGOR_get0(NULL, &ptype, NULL, algor);
 	switch (EVP_PKEY_get_base_id(key)) {
 	case EVP_PKEY_RSA:
+		if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
+			    "the RSA key's algorithm parameters are not NULL "
+			    "(RFC 3279)");
 		if ((bits = EVP_PKEY_get_bits(key)) > CA_RSA_MAX_BITS)
 			return ca_refuse(r,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
@@ -61,8 +73,9 @@ ca_csr_key_weighable(
 			    CA_RSA_MAX_BITS);
 		return 0;
 	case EVP_PKEY_EC:
-		if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) !=
-		    1)
+		if (ptype != V_ASN1_OBJECT ||
+		    EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) !=
+		        1)
 			return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_ALG,
 			    "EC key without a named curve is not accepted "
 			    "(ECCurves = %s)",
@@ -434,7 +447,7 @@ ca_csr_read(const struct ca *ca, const uint8_t *der, size_t len, int as_sent,
 	}
 	*tpl = ca->by_usage[ca_csr_usage(req)];
 	/* The key first: no signature work for keys we refuse anyway. */
-	if (ca_csr_key_weighable(*tpl, key, refusal) != 0)
+	if (ca_csr_key_weighable(*tpl, req, key, refusal) != 0)
 		goto out;
 	if (as_sent && X509_REQ_verify(req, key) != 1) {
 		ca_refuse(refusal, SCEP__V1__FAIL_INFO__FAIL_BAD_MESSAGE_CHECK,

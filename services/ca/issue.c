@@ -190,7 +190,7 @@ ca_issue_copy_pubkey(X509 *cert, X509_REQ *req)
 		if ((param_copy = OBJ_dup(param)) == NULL)
 			return -1;
 		break;
-	default: /* explicit parameters are refused before this */
+	default: /* other parameters: ca_csr_key_weighable refused them */
 		return -1;
 	}
 	if ((alg_copy = OBJ_dup(alg)) == NULL ||

@@ -169,6 +169,12 @@ openssl verify -CAfile "$CA_PEM" "$WORK/ec256.pem" >/dev/null || fail "ec256 doe
 	fail "EC certificate usages: $(usages ec256) (keyEncipherment is not for EC keys)"
 csr ec521 "/CN=ec521" ec:secp521r1
 refused ec521 badAlg "ECCurves"
+# P-256 written out as explicit parameters: OpenSSL names the curve, but
+# the certificate would carry them as written (it was a 503, for ever).
+openssl ecparam -name prime256v1 -param_enc explicit -genkey -noout -out "$WORK/ec_explicit.key" 2> /dev/null &&
+	openssl req -new -key "$WORK/ec_explicit.key" -subj "/CN=ec explicit" -out "$WORK/ec_explicit.csr" 2> /dev/null ||
+	fail "openssl: an EC key with explicit parameters"
+refused ec_explicit badAlg "EC key without a named curve"
 # keyEncipherment only (EncryptionTemplate = Encrypting): nothing an EC key
 # can do; the device is told to use RSA (it was the CA's internal error)
 csr ec_enc "/CN=ec encrypter" ec:prime256v1 -addext "keyUsage=critical,keyEncipherment"
