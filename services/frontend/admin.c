@@ -876,13 +876,20 @@ admin_fail_record(
 			s->window_start = now;
 			s->count = 0;
 		}
-		if (++s->count == ADMIN_FAIL_LIMIT)
+		if (++s->count == ADMIN_FAIL_LIMIT) {
+			/* As a client sent it: escaped, or it could write
+			 * "the last from" an address of its choice for a
+			 * rule that reads this line. */
+			char name[3 * 64 + 1];
+
+			log_escape(name, sizeof(name), account);
 			log_warn(
 			    "security: admin: %u failed logins for account "
 			    "%s within %d s, the last from %s: its logins "
 			    "get 429 for the rest of those %d s",
-			    s->count, account, ADMIN_FAIL_WINDOW_MS / 1000,
-			    client, ADMIN_FAIL_WINDOW_MS / 1000);
+			    s->count, name, ADMIN_FAIL_WINDOW_MS / 1000, client,
+			    ADMIN_FAIL_WINDOW_MS / 1000);
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
 }

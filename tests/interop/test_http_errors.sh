@@ -102,6 +102,10 @@ PY
 # A failed admin login's user name, and a user agent ending in a backslash
 # (which would escape the quote that ends its field).
 expect 401 "$(code "$BASE/certsrv/mscep_admin/" -u 'x from 203.0.113.9:pw')" "a login as 'x from 203.0.113.9'"
+# Five of them: the lock-out's line names the account too.
+for i in 1 2 3 4 5; do
+	expect 401 "$(code "$BASE/certsrv/mscep_admin/" -u "y within 60 s, the last from 203.0.113.9:pw$i")" "login $i as 'y within ... 203.0.113.9'"
+done
 expect 404 "$(code "$BASE/ua" -A 'agent\')" "GET /ua with the user agent 'agent\\'"
 # An operation a client chose, and a Host /metrics refuses.
 expect 400 "$(code "$URL?operation=x%20client=203.0.113.9")" "operation=x client=203.0.113.9"
@@ -118,6 +122,8 @@ done
 tail -n "+$from" "$SERVER_LOG" | grep 'scepd-frontend\[' > "$WORK/forged.log" || true
 grep -q -F -- "admin: failed login for x%20from%20203.0.113.9 from 127.0.0.1" "$WORK/forged.log" ||
 	fail "the failed login's user name is not logged percent-encoded"
+grep -q -F -- "5 failed logins for account y%20within%2060%20s,%20the%20last%20from%20203.0.113.9 within 60 s, the last from 127.0.0.1" "$WORK/forged.log" ||
+	{ grep "failed logins" "$WORK/forged.log"; fail "the lock-out's line does not log the account name percent-encoded"; }
 grep -q -F -- "GET /ua op=- status=404 client=127.0.0.1 " "$WORK/forged.log" &&
 	grep -F -- "GET /ua op=- " "$WORK/forged.log" | grep -q -F -- "ua=\"agent'\"" ||
 	fail "the user agent's backslash reached its quoted field"
