@@ -68,6 +68,7 @@ struct cacert {
 	char *caps; /* the GetCACaps answer */
 	uint8_t *next_ca; /* the GetNextCACert answer; NULL: none set */
 	size_t next_ca_len;
+	int64_t fetched_at; /* monotonic ms the RA gave it (cache_get_cacert) */
 };
 void cacert_clear(struct cacert *c);
 /* The parts of a struct cacert a caller of cache_get_cacert wants. */

@@ -106,11 +106,19 @@ scep_get_ca_answer(struct frontend *fe, struct MHD_Connection *c,
     struct request *r, unsigned int want)
 {
 	struct cacert cc;
-	char err[256] = "";
+	char err[256] = "", max_age[32];
+	/* A cache between devices and us (a CDN, a caching proxy) keeps
+	 * them no longer than we do: after a CA switch or a new
+	 * NextCACertificate devices see it as soon as this frontend does
+	 * (a cache without Cache-Control applies its own default). */
+	const struct http_header cached[] = {
+	    {"Cache-Control", max_age}, {NULL, NULL}};
 	enum upstream_result res;
 	enum MHD_Result ret;
 
 	res = cache_get_cacert(fe, &cc, want, r->offloaded, err, sizeof(err));
+	snprintf(max_age, sizeof(max_age), "max-age=%d",
+	    res == UPSTREAM_OK ? cache_seconds_left(cc.fetched_at) : 0);
 	if (res == UPSTREAM_WOULD_WAIT)
 		return http_offload(fe, c, r);
 	/* These carry nothing of the device's: a refusal is the RA's of
@@ -128,18 +136,18 @@ scep_get_ca_answer(struct frontend *fe, struct MHD_Connection *c,
 		return scep_upstream_error(c, r, res, err);
 	if (want == CACERT_CAPS && cc.caps != NULL)
 		ret = http_respond(c, r, MHD_HTTP_OK, "text/plain", cc.caps,
-		    strlen(cc.caps), NULL);
+		    strlen(cc.caps), cached);
 	else if (want == CACERT_NEXT && cc.next_ca != NULL)
 		ret = http_respond(c, r, MHD_HTTP_OK,
 		    "application/x-x509-next-ca-cert", cc.next_ca,
-		    cc.next_ca_len, NULL);
+		    cc.next_ca_len, cached);
 	else if (want == CACERT_NEXT) /* not in GetCACaps either */
 		ret = http_text(c, r, MHD_HTTP_NOT_FOUND,
 		    "No next CA certificate is configured (NextCACertificate "
 		    "in [ra]).\n");
 	else if (want == CACERT_CERTS)
 		ret = http_respond(c, r, MHD_HTTP_OK, cc.content_type, cc.body,
-		    cc.body_len, NULL);
+		    cc.body_len, cached);
 	else {
 		/* An RA of an older build (a rolling upgrade): its copy is
 		 * asked again within CACHE_SECONDS. */
@@ -161,6 +169,8 @@ scep_pki_operation(struct frontend *fe, struct MHD_Connection *c,
 	    SCEP__V1__PKI_OPERATION_REQUEST__INIT;
 	Scep__V1__Reply *rep = NULL;
 	Scep__V1__PkiOperationReply *po;
+	static const struct http_header no_store[] = {
+	    {"Cache-Control", "no-store"}, {NULL, NULL}};
 	enum upstream_result res;
 	enum MHD_Result ret;
 
@@ -191,8 +201,9 @@ scep_pki_operation(struct frontend *fe, struct MHD_Connection *c,
 		ret = scep_upstream_error(c, r, UPSTREAM_FAILED, "");
 		goto out;
 	}
+	/* An answer to one device's one message: no cache may keep it. */
 	ret = http_respond(c, r, MHD_HTTP_OK, "application/x-pki-message",
-	    po->certrep.data, po->certrep.len, NULL);
+	    po->certrep.data, po->certrep.len, no_store);
 out:
 	if (rep != NULL)
 		scep__v1__reply__free_unpacked(rep, NULL);

@@ -347,8 +347,10 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, unsigned int want,
 	memset(out, 0, sizeof(*out));
 	memset(&old, 0, sizeof(old));
 	pthread_mutex_lock(&fe->cache.lock);
-	if ((at = fe->cache.cacert_at) != 0)
+	if ((at = fe->cache.cacert_at) != 0) {
 		oom = cacert_copy(out, &fe->cache.cacert, want) != 0;
+		out->fetched_at = at;
+	}
 	failed_at = fe->cache.refresh_failed_at;
 	pthread_mutex_unlock(&fe->cache.lock);
 	if (oom) {
@@ -397,7 +399,7 @@ cache_get_cacert(struct frontend *fe, struct cacert *out, unsigned int want,
 	pthread_mutex_lock(&fe->cache.lock);
 	cacert_clear(&fe->cache.cacert);
 	fe->cache.cacert = fresh;
-	fe->cache.cacert_at = clock_monotonic_ms();
+	fe->cache.cacert_at = out->fetched_at = clock_monotonic_ms();
 	fe->cache.refresh_failed_at = 0; /* the RA is back */
 	pthread_mutex_unlock(&fe->cache.lock);
 out:

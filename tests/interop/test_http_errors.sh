@@ -180,6 +180,17 @@ n=$(openssl pkcs7 -inform DER -in "$WORK/body" -print_certs 2>/dev/null | grep -
 echo "   3 certificates"
 fetch_ca_chain
 
+check "caches keep the CA's answers no longer than the frontend (Cache-Control: max-age, at most 60 s), and no CertRep"
+for op in GetCACert GetCACaps; do
+	expect 200 "$(code "$URL?operation=$op")" "$op"
+	age=$(tr -d '\r' < "$WORK/headers" | sed -n 's/^[Cc]ache-[Cc]ontrol: max-age=\([0-9]*\)$/\1/p')
+	[ -n "$age" ] && [ "$age" -le 60 ] || fail "$op: Cache-Control '$(grep -i '^cache-control' "$WORK/headers")', want max-age of at most 60"
+	echo "   $op: max-age=$age"
+done
+# A device's message (another run's, so a FAILURE CertRep): no-store.
+expect 200 "$(code "$URL?operation=PKIOperation" --data-binary @"$SRC_DIR/tests/fuzz/corpus/pkimessage/captured-pki.der" -H 'Content-Type: application/x-pki-message')" "PKIOperation"
+grep -qi '^cache-control: no-store' "$WORK/headers" || fail "PKIOperation's CertRep: $(grep -i '^cache-control' "$WORK/headers" || echo no Cache-Control)"
+
 admin="$BASE/certsrv/mscep_admin/"
 [ -s "$DATA/admin.credentials" ] || fail "no $DATA/admin.credentials"
 creds=$(head -n 1 "$DATA/admin.credentials" | tr -d '\r\n')
