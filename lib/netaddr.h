@@ -33,8 +33,10 @@ int netaddr_from_sockaddr(const void *sa, struct netaddr *out);
 void netaddr_format(const struct netaddr *a, char *out, size_t outlen);
 int netaddr_is_loopback(const struct netaddr *a);
 /* Whether a limit counts `a` by its /64 (a host picks any address of the
- * /64 it is given): an IPv6 address outside NAT64's well-known prefix
- * 64:ff9b::/96 (RFC 6052), behind which each address is an IPv4 host. */
+ * /64 it is given): an IPv6 address outside the prefixes whose /64 is
+ * shared by hosts that did not choose it: NAT64's 64:ff9b::/96 (RFC 6052,
+ * each address an IPv4 host), link-local fe80::/10 (every host on the
+ * link), Teredo's 2001::/32 (every client of one server) and ::/64 (::1). */
 int netaddr_counts_by_64(const struct netaddr *a);
 
 /*
