@@ -268,6 +268,16 @@ frontend_prepare(struct frontend *fe, const char *file)
 		    file, fe->settings.admin_path);
 		errors++;
 	}
+	/* The admin page is routed first: a SCEP path under it would answer
+	 * every device 404. */
+	for (size_t i = 0; i < fe->npaths && fe->paths[i] != NULL; i++)
+		if (admin_subpath(fe, fe->paths[i]) != NULL) {
+			fprintf(stderr,
+			    "%s: [frontend] AdminPath: '%s' holds '%s', a SCEP "
+			    "path (Paths)\n",
+			    file, fe->settings.admin_path, fe->paths[i]);
+			errors++;
+		}
 	errors += crl_path_check(fe, file, "CRLPath", fe->settings.crl_path);
 	errors += crl_path_check(
 	    fe, file, "PreviousCRLPath", fe->settings.previous_crl_path);

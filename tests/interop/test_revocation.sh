@@ -34,6 +34,11 @@ for bad in "crl/ca.crl:does not start with '/'" "/certsrv/mscep/mscep.dll:is a S
 	"/metrics:is the server's own"; do
 	refused_at_start scepd-frontend frontend CRLPath "${bad%%:*}" "\[frontend\] CRLPath: '${bad%%:*}' ${bad#*:}"
 done
+# Nor may the admin page take a SCEP path (it is routed first: every
+# device got 404).
+refused_at_start scepd-frontend frontend AdminPath /CertSrv \
+	"\[frontend\] AdminPath: '/CertSrv' holds '/certsrv/mscep/mscep.dll', a SCEP path (Paths)"
+set_conf frontend AdminPath /certsrv/mscep_admin
 set_conf frontend CRLPath /crl/ca.crl
 set_conf ca CRLValidityHours 24
 cat >> "$DATA/scepd.conf" <<'EOF'
