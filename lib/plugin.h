@@ -117,7 +117,9 @@ struct scepd_challenge_validator {
 	    const struct scepd_challenge_request *req, char *why,
 	    size_t whylen);
 	/* The certificate paid for by this request was issued (NULL: nothing
-	 * to do). */
+	 * to do). `req` carries the challenge, transaction_id, path and
+	 * requester "-"; no CSR (csr_der and csr_pem NULL), subject "" and
+	 * sans empty (a NULL-ended array of none). */
 	void (*consume)(void *state, const struct scepd_challenge_request *req);
 	void (*destroy)(void *state);
 };

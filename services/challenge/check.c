@@ -551,6 +551,8 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 	Scep__V1__ChallengeConsumeReply *out;
 	struct validator *v = validators_for_path(c, in->path);
 	struct scepd_challenge_request vr;
+	/* lib/plugin.h: a NULL-ended array, never NULL. */
+	static const char *const no_sans[] = {NULL};
 
 	if (in->transaction_id == NULL || in->transaction_id[0] == '\0') {
 		reply->status = SCEP__V1__STATUS__STATUS_BAD_REQUEST;
@@ -562,6 +564,7 @@ challenge_consume(struct challenge *c, size_t worker, int locked,
 	vr.transaction_id = in->transaction_id;
 	vr.path = in->path != NULL ? in->path : "";
 	vr.subject = "";
+	vr.sans = no_sans;
 	vr.requester = "-";
 	if (vr.challenge[0] != '\0' && v->v->consume != NULL &&
 	    strlen(vr.challenge) <= CHALLENGE_PASSWORD_MAX) {

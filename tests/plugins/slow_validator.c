@@ -63,9 +63,15 @@ static void
 slow_consume(void *state, const struct scepd_challenge_request *req)
 {
 	struct slow *s = state;
+	size_t nsans = 0;
 
-	s->host->log(s->host, SCEPD_PLUGIN_LOG_INFO, "consume of txid %s",
-	    req->transaction_id);
+	/* lib/plugin.h: sans is a NULL-ended array, as in check (a NULL
+	 * here crashed the service). */
+	while (req->sans[nsans] != NULL)
+		nsans++;
+	s->host->log(s->host, SCEPD_PLUGIN_LOG_INFO,
+	    "consume of txid %s (%zu SANs, subject '%s')", req->transaction_id,
+	    nsans, req->subject);
 }
 
 static int
