@@ -189,6 +189,26 @@ ca_policies_load(struct ca *ca, const char *config_file)
 	     tok != NULL && rc == 0; tok = strtok_r(NULL, " ,", &save))
 		rc = policy_load_one(ca, tok);
 	free(copy);
+	/* A section the list does not name judges nothing: an operator who
+	 * wrote it but not the Policies line would be issued what it
+	 * refuses, without a word. */
+	for (size_t i = 0; rc == 0 && i < ca->config->n; i++) {
+		const char *name =
+		    ca->config->pair[i].section + strlen(CONFIG_SECTION_POLICY);
+		size_t j = 0;
+
+		while (j < ca->npolicies &&
+		    strcasecmp(ca->policies[j].name, name) != 0)
+			j++;
+		if (j == ca->npolicies) {
+			fprintf(stderr,
+			    "scepd-ca: [%s] is not in [ca] Policies (now "
+			    "'%s'): add %s there, or remove the section\n",
+			    ca->config->pair[i].section, ca->settings.policies,
+			    name);
+			rc = -1;
+		}
+	}
 	return ca->policies != NULL ? rc : -1;
 }
 

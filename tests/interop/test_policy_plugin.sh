@@ -43,6 +43,14 @@ timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca
 	{ cat "$WORK/ca.out"; fail "an unknown plugin key was not refused (exit $rc)"; }
 cp "$WORK/good.conf" "$DATA/scepd.conf"
 
+check "a [policy.NAME] section [ca] Policies does not list stops the CA at start (it judged nothing, silently)"
+set_conf ca Policies ""
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/ca.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "\[policy.one-per-device\] is not in \[ca\] Policies (now ''): add one-per-device there, or remove the section" "$WORK/ca.out" ||
+	{ cat "$WORK/ca.out"; fail "an unlisted policy section: exit $rc, want 1 naming it"; }
+cp "$WORK/good.conf" "$DATA/scepd.conf"
+
 check "duplicate-subject: the first certificate for a subject is issued, a twin is refused"
 server_start
 grep -q "issuance policy one-per-device ready (duplicate-subject)" "$SERVER_LOG" || fail "the policy did not load"
