@@ -51,6 +51,8 @@ const struct sandbox_syscall sandbox_syscalls_common[] = {
     SANDBOX_ALLOW("sched_getparam"),
     SANDBOX_ALLOW("sched_getscheduler"),
     SANDBOX_ALLOW_IF("sched_setscheduler", 1, 0xffffffff, SCHED_OTHER),
+    SANDBOX_ALLOW_IF("sched_setscheduler", 1, 0xffffffff & ~SCHED_RESET_ON_FORK,
+        SANDBOX_OWN_POLICY),
     SANDBOX_ALLOW("gettid"),
     SANDBOX_ALLOW("getpid"),
     SANDBOX_ALLOW("getuid"),
@@ -1041,6 +1043,16 @@ sandbox_enter(struct sandbox *sb, const struct sandbox_policy *policy)
 	return sandbox_landlock(sb, policy);
 }
 
+/* The process's scheduling policy, SCHED_RESET_ON_FORK aside. */
+static uint64_t
+sandbox_own_policy(void)
+{
+	int policy = sched_getscheduler(0);
+
+	return policy < 0 ? SCHED_OTHER
+	                  : (uint64_t)(policy & ~SCHED_RESET_ON_FORK);
+}
+
 static uint32_t
 sandbox_seccomp_action(const struct sandbox *sb, enum sandbox_action a)
 {
@@ -1119,7 +1131,9 @@ sandbox_lock(struct sandbox *sb, const struct sandbox_policy *policy)
 			    action == sandbox_seccomp_action(sb, SANDBOX_KILL))
 				continue;
 			value = r->value == SANDBOX_OWN_PID ? (uint64_t)getpid()
-			                                    : r->value;
+			    : r->value == SANDBOX_OWN_POLICY
+			    ? sandbox_own_policy()
+			    : r->value;
 			if (r->arg < 0)
 				e = seccomp_rule_add(ctx, action, nr, 0);
 			else if (r->mask == ~0ULL)

@@ -72,6 +72,10 @@ struct sandbox_syscall {
 /* A rule's `value` standing for the process's own pid, known when the
  * filter is made (tgkill: signals to its own threads only). */
 #define SANDBOX_OWN_PID UINT64_MAX
+/* ... and for the scheduling policy the process runs under, without
+ * SCHED_RESET_ON_FORK (chrt -b, CPUSchedulingPolicy=): libzmq's threads
+ * set it again on themselves as they start. */
+#define SANDBOX_OWN_POLICY (UINT64_MAX - 1)
 
 /* clang-format off */
 #define SANDBOX_ALLOW(n) {n, SANDBOX_ALLOW, -1, 0, 0}

@@ -231,6 +231,18 @@ verify_cert "$WORK/hook.pem"
 [ -s "$WORK/hook.jsonl" ] || fail "the MDM was not asked"
 server_stop
 
+check "under SCHED_BATCH (chrt -b, CPUSchedulingPolicy=batch) every service serves: libzmq's threads set that policy again inside the filter"
+chrt -b -p 0 $$ || fail "chrt -b on the test's shell"
+from=$(log_mark)
+server_start
+chrt -o -p 0 $$
+[ "$(chrt -p "$(svc_pid scepd-ca)" | sed -n 's/.*policy: //p' | head -n 1)" = SCHED_BATCH ] ||
+	fail "the CA does not run under SCHED_BATCH: $(chrt -p "$(svc_pid scepd-ca)")"
+enroll batch
+sleep 1
+! logged "$from" "killed by signal 31" || { grep "signal 31" "$WORK/log.since"; fail "a service was killed by its filter under SCHED_BATCH"; }
+server_stop
+
 if [ "$(id -u)" = 0 ]; then
 	check "User = nobody: the CA runs as nobody and cannot be ptraced or dumped"
 	set_conf ca User nobody
