@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "service.h"
+#include "clock.h"
 #include "pki.h"
 #include "ra.h"
 
@@ -240,6 +241,43 @@ ra_wrapped_keys_watch(struct ra *ra)
 	    (unsigned long long)forgotten, (unsigned long long)refused);
 }
 
+/* Tries the encryption key in its token (struct ra_key_watch). */
+static void
+ra_enc_key_watch(struct ra *ra)
+{
+	struct ra_key_watch *kw = ra->enc_watch;
+	int64_t now = clock_monotonic_ms(), wait;
+	unsigned int refusals;
+	char err[512];
+	int down, works;
+
+	if (kw == NULL)
+		return;
+	refusals = atomic_load(&kw->refusals);
+	down = atomic_load(&kw->down);
+	wait = down ? 5000 : refusals != kw->refusals_seen ? 1000 : 60000;
+	if (now - kw->looked_ms < wait)
+		return;
+	kw->looked_ms = now;
+	kw->refusals_seen = refusals;
+	works = pki_check_key_works(ra->enc[0].cert, ra->enc[0].key, 1,
+	            ra->settings.encryption_signer, err, sizeof(err)) == 0;
+	if (!works && !down) {
+		atomic_store(&kw->down, 1);
+		log_error(
+		    "[signer.%s]: the RA's encryption key no longer "
+		    "decrypts (its token gone, or its session lost): "
+		    "envelopes get 503 until it does; once the token is "
+		    "back, restart scepd-ra (a lost session does not come "
+		    "back by itself)",
+		    ra->settings.encryption_signer);
+	} else if (works && down) {
+		atomic_store(&kw->down, 0);
+		log_info("[signer.%s]: the RA's encryption key decrypts again",
+		    ra->settings.encryption_signer);
+	}
+}
+
 /* The serving thread's idle call. Certificates ending while it runs are
  * logged as at start. */
 static void
@@ -247,6 +285,7 @@ ra_idle(void *service)
 {
 	ra_validity_watch(service);
 	ra_wrapped_keys_watch(service);
+	ra_enc_key_watch(service);
 }
 
 static void *
@@ -318,6 +357,7 @@ ra_free(struct ra *ra)
 	ra_crl_cache_free(ra->crl_cache);
 	ra_crl_cache_free(ra->previous_crl_cache);
 	scep_wrapped_keys_free(ra->wrapped_keys);
+	free(ra->enc_watch);
 	rpc_link_free(ra->ca_link);
 	rpc_link_free(ra->challenge_link);
 	rpc_curve_free(ra->curve);
@@ -409,6 +449,11 @@ main(int argc, char **argv)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
 	ra.wrapped_keys_look_s = 60;
+	if (ra.enc_signer.p != NULL) {
+		if ((ra.enc_watch = calloc(1, sizeof(*ra.enc_watch))) == NULL)
+			goto out;
+		ra.enc_watch->looked_ms = clock_monotonic_ms();
+	}
 #ifdef SCEPD_TEST_HOOKS
 	if ((ra.test_ca_late = getenv("SCEPD_TEST_RA_CA_LATE") != NULL))
 		log_warn("test hook: every CA answer comes as the device's "

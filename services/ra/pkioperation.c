@@ -429,12 +429,23 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 		    "the request has no pkcsPKIEnvelope");
 		return -1;
 	}
+	if (ra->enc_watch != NULL && atomic_load(&ra->enc_watch->down)) {
+		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
+		    "not opened: the encryption key's token does not decrypt "
+		    "(see the RA's error above): 503");
+		ans->unavailable = 1;
+		return -1;
+	}
 	if (scep_envelope_read(sreq->envelope, sreq->envelope_len, ra->enc,
 	        ra->enc[1].cert != NULL ? 2 : 1, &ra->policy, ra->wrapped_keys,
 	        kind, content, &ans->cipher_nid, &failinfo, &why,
 	        &detail) != SCEP_OK) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
 		    "envelope refused: %s", detail);
+		/* Whatever the reason (one answer to all): the serving
+		 * thread tries the key soon after. */
+		if (ra->enc_watch != NULL)
+			atomic_fetch_add(&ra->enc_watch->refusals, 1);
 		ra_fail(ans, failinfo, why);
 		return -1;
 	}

@@ -7,6 +7,7 @@
 #ifndef SCEPD_RA_H
 #define SCEPD_RA_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -83,6 +84,18 @@ struct ra {
 	 * reused with other content is refused (lib/wrapped_keys.c). NULL
 	 * with EnvelopeKeyMemory = 0. Shared by the workers, locked within. */
 	struct scep_wrapped_keys *wrapped_keys;
+	/* Whether the encryption key's token still decrypts (NULL: the key
+	 * is a file). A token gone, or its session lost, fails every
+	 * envelope as bad padding would: a FAILURE badMessageCheck each
+	 * device takes as final. The serving thread tries the key (ra_idle)
+	 * a minute apart, a second after refusals came, five seconds apart
+	 * while it fails; while it fails, envelopes get 503. */
+	struct ra_key_watch {
+		atomic_int down; /* read by workers */
+		atomic_uint refusals; /* envelopes refused, by workers */
+		unsigned int refusals_seen; /* the serving thread's */
+		int64_t looked_ms;
+	} * enc_watch;
 	/* The serving thread's: when it looked at them, and logged. */
 	time_t wrapped_keys_looked, wrapped_keys_logged;
 	int wrapped_keys_look_s; /* between looks: 60, a test's less */

@@ -362,6 +362,7 @@ for k in ra-sign ra-enc; do
 	openssl pkcs8 -topk8 -nocrypt -in "$DATA/ra/$k.key" -out "$WORK/$k.p8" || fail "openssl pkcs8 of $k.key"
 	softhsm2-util --import "$WORK/$k.p8" --token scepd --label "$k" --id "$([ $k = ra-sign ] && echo 02 || echo 03)" \
 		--pin "$PIN" > "$WORK/import-$k.log" 2>&1 || { cat "$WORK/import-$k.log"; fail "softhsm2-util --import $k"; }
+	cp -p "$DATA/ra/$k.key" "$WORK/$k.key.file" # for a check with one key in a file
 	rm -f "$WORK/$k.p8" "$DATA/ra/$k.key"
 	add_conf_section "signer.$k"
 	set_conf "signer.$k" Module pkcs11
@@ -419,6 +420,37 @@ for i in $(seq 8); do
 done
 grep -q 'scepd-ra killed by signal' "$SERVER_LOG" && fail "the sandbox killed the RA while the token worked"
 server_stop
+
+check "the encryption key's token failing after start (the signing key a file): 503 once the RA has tried its key, not a FAILURE every device takes as final; a restarted RA decrypts again"
+set_conf ra SigningSigner file
+set_conf ra SigningKey "$WORK/ra-sign.key.file"
+server_start
+for _ in $(seq 100); do
+	grep -q "scepd-ra.*serving on" "$SERVER_LOG" && break
+	sleep 0.1
+done
+ios_enroll "$(challenge)" "CN=enc token before" "$WORK/enc-before.pem" > /dev/null || fail "enrollment with the encryption key in the token"
+from=$(log_mark)
+mv "$WORK/tokens" "$WORK/tokens.away"
+on_exit "[ -d '$WORK/tokens.away' ] && mv '$WORK/tokens.away' '$WORK/tokens'"
+# The first envelope fails as bad padding would (one answer to every
+# failure); the RA then tries its key.
+ios_enroll "$(challenge)" "CN=enc token first" "$WORK/enc-first.pem" > /dev/null 2>&1 || true
+await_logged "$from" "scepd-ra.* error: \[signer.ra-enc\]: the RA's encryption key no longer decrypts" 10 ||
+	fail "the RA did not find its encryption key failing"
+rc=0
+ios_enroll "$(challenge)" "CN=enc token away" "$WORK/enc-away.pem" > /dev/null || rc=$?
+[ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/enc-away.pem.log" && grep -q "^Retry-After: " "$WORK/enc-away.pem.log" ||
+	{ cat "$WORK/enc-away.pem.log"; fail "with the encryption key's token gone: exit $rc, want HTTP 503 with Retry-After"; }
+logged "$from" "not opened: the encryption key's token does not decrypt" || fail "the 503 is not logged"
+mv "$WORK/tokens.away" "$WORK/tokens"
+pkill -TERM -f -- "scepd-ra --config $DATA/scepd.conf" || fail "no RA to restart"
+ios_enroll "$(challenge)" "CN=enc token back" "$WORK/enc-back.pem" > /dev/null ||
+	{ sleep 3; ios_enroll "$(challenge)" "CN=enc token back" "$WORK/enc-back.pem" > /dev/null; } ||
+	{ cat "$WORK/enc-back.pem.log"; fail "no enrollment once the token is back and the RA restarted"; }
+verify_cert "$WORK/enc-back.pem"
+server_stop
+set_conf ra SigningSigner ra-sign
 
 # ra_refuses WHAT PATTERN: scepd-ra stops at start with PATTERN in its message.
 ra_refuses() {
