@@ -29,7 +29,8 @@ static const struct config_key ca_config[] = {
         "ZeroMQ endpoint to serve on"},
     {"Certificate", CONFIG_PATH, 0, 0, NULL, S(certificate),
         "the CA certificate (PEM or DER)"},
-    {"Key", CONFIG_PATH, 0, 0, NULL, S(key), "the CA private key (PEM)"},
+    {"Key", CONFIG_PATH, 0, 0, "", S(key),
+        "the CA private key (PEM); not read with Signer = NAME"},
     {"PreviousCACertificate", CONFIG_PATH, 0, 0, "", S(previous_ca_certificate),
         "CAs this one replaced (PEM): their certificates in the ledger may "
         "renew"},
@@ -177,6 +178,12 @@ ca_load_keys(struct ca *ca, const char *config_file)
 			return -1;
 		}
 		goto checked;
+	}
+	if (s->key[0] == '\0') {
+		fprintf(stderr,
+		    "scepd-ca: [ca] Key: is required (or Signer = NAME of a "
+		    "[signer.NAME] section holding the key in a token)\n");
+		return -1;
 	}
 	/* The key and its passphrase are for this process alone. */
 	if ((ca->key = ca_key_file_load(s->key, s->key_passphrase_file, "Key",

@@ -37,6 +37,9 @@ softhsm2-util --import "$WORK/ca.p8" --token scepd --label ca --id 01 --pin "$PI
 	{ cat "$WORK/import.log"; fail "softhsm2-util --import"; }
 shred -u "$WORK/ca.p8" 2>/dev/null || rm -f "$WORK/ca.p8"
 rm -f "$DATA/ca/ca.key"
+# And no [ca] Key line, as README's example has none (it was required).
+sed -i '/^Key = /d' "$DATA/scepd.conf"
+! grep -q "^Key = " "$DATA/scepd.conf" || fail "a Key line is left"
 printf '%s\n' "$PIN" > "$WORK/token.pin"
 chmod 600 "$WORK/token.pin"
 
@@ -248,6 +251,8 @@ ca_refuses "unknown key" '\[signer.hsm\] Slot: unknown key'
 sed -i '/^Slot = 3$/d' "$DATA/scepd.conf"
 set_conf ca Signer nowhere
 ca_refuses "no section" '\[signer.nowhere\] Module: is required'
+set_conf ca Signer file
+ca_refuses "a key file, none named" '\[ca\] Key: is required (or Signer = NAME'
 set_conf ca Signer hsm
 
 check "with the PIN right again the CA starts and signs"
