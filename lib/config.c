@@ -23,8 +23,8 @@ struct config_load {
 };
 
 /*
- * libinih as Debian builds it keeps 49 characters of a section name and
- * 199 of a line, and cuts the rest without a word: [template.X] with a
+ * libinih as Debian builds it keeps 49 characters of a section name (and
+ * 199 of a line: config_long_lines), and cuts the rest without a word: [template.X] with a
  * long X would be another template. A section name of 49 characters may
  * be a cut one: refused (once per load). 1 when refused.
  */
@@ -268,6 +268,44 @@ config_ini_handler(
 	return 1;
 }
 
+/*
+ * libinih reads a line 199 characters at a time: the rest of a longer
+ * one is read as a line of its own, which may be a section header ("[x"
+ * would move every later key into [x]), a comment (the value cut without a
+ * word), or a key of its own. Lines over 199 characters (line ends aside)
+ * are refused before the file is parsed; the number of them.
+ */
+#define CONFIG_INI_LINE_KEPT 199
+
+static int
+config_long_lines(const char *path, const char *source)
+{
+	FILE *f = fopen(path, "r");
+	size_t len = 0, lineno = 1;
+	int c, found = 0;
+
+	if (f == NULL)
+		return 0; /* ini_parse says it cannot read it */
+	while ((c = getc(f)) != EOF) {
+		if (c == '\n') {
+			lineno++;
+			len = 0;
+			continue;
+		}
+		if (c != '\r' && ++len == CONFIG_INI_LINE_KEPT + 1) {
+			fprintf(stderr,
+			    "%s: line %zu is over %d characters, where the "
+			    "INI reader cuts lines and reads the rest as a "
+			    "line of its own: shorten it (a relative path, a "
+			    "shorter name)\n",
+			    source, lineno, CONFIG_INI_LINE_KEPT);
+			found++;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 /* Defaults first, so that a key set in the file simply replaces them. */
 static void
 config_defaults(struct config_load *cl)
@@ -287,11 +325,7 @@ config_finish(struct config_load *cl, int parse_rc)
 		char line[32];
 
 		snprintf(line, sizeof(line), "line %d", parse_rc);
-		fprintf(stderr,
-		    "%s: syntax error at %s (if that line is right, the one "
-		    "before is over 199 characters, where the INI reader "
-		    "cuts lines)\n",
-		    cl->source, line);
+		fprintf(stderr, "%s: syntax error at %s\n", cl->source, line);
 		cl->errors++;
 	}
 	for (size_t i = 0; cl->table[i].name != NULL; i++)
@@ -328,6 +362,7 @@ config_load(const char *file, const char *section,
 		*(slash == dir ? slash + 1 : slash) = '\0';
 	cl.basedir = dir;
 	config_defaults(&cl);
+	cl.errors += config_long_lines(abs, file);
 	rc = ini_parse(abs, config_ini_handler, &cl);
 	if (rc < 0) {
 		fprintf(stderr, "%s: cannot read\n", file);

@@ -179,6 +179,44 @@ test_names_cut_by_the_reader(void **state)
 	rmdir(dir);
 }
 
+/* libinih reads 199 characters of a line and the rest as a line of its
+ * own: a rest starting with '[' moved every later key into another
+ * section without a word. Refused; 199 characters (CRLF aside) are read. */
+static void
+test_long_lines(void **state)
+{
+	char dir[] = "/tmp/scepd-config-XXXXXX", path[256], name[256];
+	struct settings s = {0};
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	conf_dir(dir, path, sizeof(path));
+	/* "Name = " and 192 more: 199 characters, CRLF after it. */
+	n = 199 - strlen("Name = ");
+	memset(name, 'n', n);
+	name[n] = '\0';
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "[svc]\r\nName = %s\r\nListen = ipc://run/s.sock\r\n", name);
+	fclose(f);
+	assert_int_equal(config_load(path, "svc", table, &s), 0);
+	assert_string_equal(s.name, name);
+	config_free(table, &s);
+	/* One more, a '[' where the reader cuts: refused. */
+	name[n - 1] = 'x';
+	name[n] = '[';
+	name[n + 1] = '\0';
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f,
+	    "[svc]\nListen = ipc://run/s.sock\nName = %sx]\nPasswordValidity "
+	    "= 0\n",
+	    name);
+	fclose(f);
+	assert_int_equal(config_load(path, "svc", table, &s), -1);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* A key set twice in a [prefix.*] section (a policy, a validator, a
  * signer, [challenge.paths]) is refused as in a main section: the first
  * won, unseen. The same key in two such sections is two settings. */
@@ -257,6 +295,7 @@ main(void)
 	    cmocka_unit_test(test_file),
 	    cmocka_unit_test(test_unread_sections),
 	    cmocka_unit_test(test_names_cut_by_the_reader),
+	    cmocka_unit_test(test_long_lines),
 	    cmocka_unit_test(test_pairs_set_twice),
 	};
 
