@@ -460,9 +460,15 @@ config_pairs_handler(
 	 * section's would not. */
 	for (size_t i = 0; i < p->n; i++)
 		if (strcasecmp(p->pair[i].section, section) == 0 &&
-		    strcasecmp(p->pair[i].name, name) == 0) {
-			fprintf(stderr, "%s: [%s] %s: set twice\n", pl->source,
-			    section, name);
+		    (strcasecmp(p->pair[i].name, name) == 0 ||
+		        /* paths, as the challenge service matches them */
+		        (strcasecmp(section, CONFIG_SECTION_PATHS) == 0 &&
+		            config_path_equal(p->pair[i].name, name, 1)))) {
+			fprintf(stderr, "%s: [%s] %s: set twice%s%s\n",
+			    pl->source, section, name,
+			    strcmp(p->pair[i].name, name) != 0 ? ", as " : "",
+			    strcmp(p->pair[i].name, name) != 0 ? p->pair[i].name
+			                                       : "");
 			pl->failed = 1;
 			return 1;
 		}

@@ -236,6 +236,16 @@ test_pairs_set_twice(void **state)
 	config_pairs_free(&pairs);
 	conf_put(path, "a", "[policy.a]\nrenewwithindays = not-a-number\n");
 	assert_int_equal(config_load_pairs(path, "policy.", &pairs), -1);
+	/* [challenge.paths]: one path, as the service matches it, with a
+	 * trailing '/' or in other letters (the first won, unseen). */
+	conf_put(path, "w", "[challenge.paths]\n/scep = otp\n/SCEP/ = mdm\n");
+	assert_int_equal(
+	    config_load_pairs(path, CONFIG_SECTION_PATHS, &pairs), -1);
+	conf_put(path, "w", "[challenge.paths]\n/scep = otp\n/scep2 = mdm\n");
+	assert_int_equal(
+	    config_load_pairs(path, CONFIG_SECTION_PATHS, &pairs), 0);
+	assert_int_equal(pairs.n, 2);
+	config_pairs_free(&pairs);
 	unlink(path);
 	rmdir(dir);
 }
