@@ -5,6 +5,7 @@
  */
 #include <dlfcn.h>
 #include <limits.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,15 @@ plugin_module_path(
 		/* Where `cmake --install` puts them, PREFIX/lib/scepd/plugins
 		 * for programs in PREFIX/bin; else beside the executable (the
 		 * build tree). */
-		if ((n = readlink("/proc/self/exe", dir, sizeof(dir) - 1)) <= 0)
+		if ((n = readlink("/proc/self/exe", dir, sizeof(dir) - 1)) <=
+		    0) {
+			/* Callers say no more than that they failed. */
+			fprintf(stderr,
+			    "plugin %s: where the plugins are cannot be told "
+			    "(/proc/self/exe: %s): set PluginDir\n",
+			    module, strerror(errno));
 			return NULL;
+		}
 		dir[n] = '\0';
 		if ((slash = strrchr(dir, '/')) != NULL)
 			*slash = '\0';
