@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -2804,6 +2806,33 @@ rpc_serve_inline(
 		free(arenas[i].blocks);
 }
 
+/*
+ * An ipc:// socket serves one process: a second one started on it (a
+ * service run by hand beside the launcher's, two launchers on one
+ * configuration) unlinked the first's socket and bound its own, and when
+ * it stopped left a dead one: the service that served could no longer be
+ * reached. A socket someone accepts on is in use (a stopped or hung
+ * service's too: its kernel accepts); one of a crash refuses. (Not a lock
+ * file: the sandbox lets a service make sockets there, no files.) 1 in
+ * use, 0 not.
+ */
+static int
+rpc_ipc_in_use(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd, used;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path) ||
+	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0; /* zmq_bind says what is wrong */
+	memcpy(sun.sun_path, path, strlen(path));
+	used = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	close(fd);
+	return used;
+}
+
 int
 rpc_serve(const struct rpc_server_config *config)
 {
@@ -2906,8 +2935,15 @@ rpc_serve(const struct rpc_server_config *config)
 			goto out;
 		}
 	}
-	if (strncmp(config->endpoint, "ipc://", 6) == 0)
+	if (strncmp(config->endpoint, "ipc://", 6) == 0) {
+		if (rpc_ipc_in_use(config->endpoint + 6)) {
+			log_error("another process serves %s: not serving (a "
+			          "service run by hand beside the launcher's?)",
+			    config->endpoint);
+			goto out;
+		}
 		unlink(config->endpoint + 6); /* a stale socket of a crash */
+	}
 	if (zmq_bind(front, config->endpoint) != 0) {
 		log_error("cannot listen on %s: %s", config->endpoint,
 		    zmq_strerror(errno));

@@ -320,6 +320,16 @@ sleep 6 # three times what found it hung above
 [ "$(service_pid scepd-ca)" = "$ca" ] || fail "the CA was replaced with the checks off"
 kill -CONT "$ca"
 
+check "a service run by hand beside the launcher's, on its configuration, stops at once naming the one that serves; that one is still reached"
+ca=$(service_pid scepd-ca)
+rc=0
+timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$DATA/scepd.conf" > "$WORK/second-ca.log" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "another process serves ipc://.*/run/ca.sock: not serving" "$WORK/second-ca.log" ||
+	{ cat "$WORK/second-ca.log"; fail "a second scepd-ca on the launcher's socket: exit $rc, want 1 saying another serves it"; }
+"$SCEPCTL" --data-dir "$DATA" health ca > /dev/null 2>&1 || fail "the launcher's CA is no longer reached after a second one tried its socket"
+[ "$(service_pid scepd-ca)" = "$ca" ] || fail "the launcher's CA was replaced"
+sed -n 's/^.*error: /   /p' "$WORK/second-ca.log"
+
 check "a challenge service admitting CurveZMQ clients only on ipc:// is left unchecked (said at start), not killed as hung; scepctl health checks it with its own key"
 cp "$DATA/scepd.conf" "$WORK/scepd.conf.plain"
 for k in challenge frontend ra scepctl; do
