@@ -81,6 +81,10 @@ struct validator {
 	int concurrent; /* the plugin says its instances share nothing */
 	pthread_mutex_t one_at_a_time; /* check, consume of the others */
 	atomic_int queued; /* holding or waiting for one_at_a_time */
+	/* Another section of the same module, not concurrent: the one whose
+	 * one_at_a_time and queue both take (dlopen gives them one copy of
+	 * the plugin's globals); NULL: its own. */
+	struct validator *turns_of;
 	/* Checks in a row that waited for no verdict (an MDM that hangs):
 	 * from VALIDATOR_FAILURES on, the plugin rests (validators.c) until
 	 * resting_until_ms (monotonic), then one check asks it. */

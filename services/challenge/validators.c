@@ -114,6 +114,11 @@ validator_add(struct challenge *c, const char *name,
 		    dlsym(dl, SCEPD_CHALLENGE_VALIDATOR_CONCURRENT_SYMBOL);
 
 		v->concurrent = concurrent != NULL && *concurrent == 1;
+		for (size_t i = 0; !v->concurrent && i < c->nvalidators; i++)
+			if (c->validators[i].dl == dl) {
+				v->turns_of = &c->validators[i];
+				break;
+			}
 	}
 	v->host.abi_version = SCEPD_PLUGIN_ABI_VERSION;
 	v->host.size = sizeof(v->host);
@@ -333,6 +338,8 @@ validator_turn(struct validator *v, int64_t deadline_ms, int limited)
 {
 	struct timespec until = challenge_deadline(deadline_ms);
 
+	if (v->turns_of != NULL)
+		v = v->turns_of;
 	if (limited && atomic_fetch_add(&v->queued, 1) >= 2) {
 		atomic_fetch_sub(&v->queued, 1);
 		return -1;
@@ -351,6 +358,8 @@ validator_turn(struct validator *v, int64_t deadline_ms, int limited)
 static void
 validator_turn_end(struct validator *v, int limited)
 {
+	if (v->turns_of != NULL)
+		v = v->turns_of;
 	if (limited)
 		atomic_fetch_sub(&v->queued, 1);
 	pthread_mutex_unlock(&v->one_at_a_time);

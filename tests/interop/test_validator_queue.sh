@@ -235,6 +235,30 @@ tail -n "+$from" "$SERVER_LOG" | grep "slow: \(check\|consume\) of txid" | sed '
 tail -n "+$from" "$SERVER_LOG" | grep -q "slow: consume of txid $first_tx" ||
 	fail "the plugin was not told that $first's password was used"
 
+check "two [validator.*] sections of the one plugin take turns too (one copy of its globals: it did not say it may be asked at once)"
+set_conf frontend Paths "/certsrv/mscep/mscep.dll /scep /cgi-bin/pkiclient.exe /scep/slow /scep/slow2"
+set_conf challenge.paths /scep/slow2 slow2
+add_conf_section validator.slow2
+set_conf validator.slow2 Module "$PLUGIN"
+set_conf validator.slow2 Password "$SLOW_PW"
+set_conf validator.slow2 SleepMs "$SLEEP_MS"
+set_conf validator.slow SleepMs "$SLEEP_MS"
+from=$(log_mark)
+server_restart
+for d in d14 d15; do
+	openssl genrsa -out "$WORK/$d.key" 2048 2>/dev/null || fail "openssl genrsa"
+done
+ios_enroll "$SLOW_PW" "CN=slow d14" "$WORK/d14.pem" "$SLOW_URL" --key "$WORK/d14.key" > /dev/null &
+p14=$!
+ios_enroll "$SLOW_PW" "CN=slow d15" "$WORK/d15.pem" "${SLOW_URL}2" --key "$WORK/d15.key" > /dev/null &
+p15=$!
+wait "$p14" || { cat "$WORK/d14.pem.log"; fail "d14 on /scep/slow"; }
+wait "$p15" || { cat "$WORK/d15.pem.log"; fail "d15 on /scep/slow2"; }
+tail -n "+$from" "$SERVER_LOG" | grep "slow2\?: check of txid" | sed 's/^.*: \(slow2\?: \)/   plugin \1/'
+[ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "slow2\?: check of txid .* begins")" = 2 ] || fail "the plugin was not asked twice"
+! tail -n "+$from" "$SERVER_LOG" | grep -q "slow2\?: check of txid .* begins, [1-9][0-9]* others in progress" ||
+	fail "the plugin was asked through one section while it checked through the other"
+
 check "no challenge in the server log"
 ! grep -qF "$SLOW_PW" "$SERVER_LOG" || fail "the password was logged"
 
