@@ -87,6 +87,7 @@ struct probe {
 };
 
 struct health {
+	const struct launch *launch; /* the configuration, read again */
 	void *zmq_ctx; /* made at the first RPC check */
 	int64_t interval_ms, timeout_ms, grace_ms;
 	int misses;
@@ -362,6 +363,64 @@ probe_rpc_init(struct probe *p, const struct config_pairs *conf,
 	return 0;
 }
 
+/*
+ * What `p` asks, from the service's section: at start, and again when the
+ * service is started anew (`again`), whose configuration may have changed
+ * (a Listen moved, then the service stopped for the launcher to start it
+ * again: the old address asked would get it killed as hung, again and
+ * again). Logged at start, and again when it changed.
+ */
+static void
+probe_configure(struct health *h, struct probe *p, int again)
+{
+	const struct launch *launch = h->launch;
+	const char *section =
+	    strncmp(p->name, "scepd-", 6) == 0 ? p->name + 6 : p->name;
+	struct config_pairs conf;
+	char why[512], was[sizeof(p->target) + 1024] = "", now[sizeof(was)];
+	int rc = -1;
+
+	if (p->kind == PROBE_RPC)
+		snprintf(was, sizeof(was), "%s", p->endpoint);
+	else if (p->kind == PROBE_HTTP)
+		snprintf(was, sizeof(was), "%s", p->target);
+	free(p->endpoint);
+	p->endpoint = NULL;
+	p->kind = PROBE_NONE;
+	if (config_load_pairs(launch->config, section, &conf) != 0)
+		snprintf(why, sizeof(why), "the configuration cannot be read");
+	else if (strcmp(section, "frontend") == 0) {
+		const char *listen = launch->listen;
+
+		if (listen == NULL)
+			listen = config_pairs_get(&conf, "frontend", "Listen");
+		rc = probe_http_init(p,
+		    listen != NULL ? listen : "127.0.0.1:8080", why,
+		    sizeof(why));
+	} else
+		rc = probe_rpc_init(p, &conf, section, why, sizeof(why));
+	config_pairs_free(&conf);
+	if (rc != 0)
+		p->kind = PROBE_NONE;
+	snprintf(now, sizeof(now), "%s",
+	    p->kind == PROBE_RPC        ? p->endpoint
+	        : p->kind == PROBE_HTTP ? p->target
+	                                : "");
+	if (again && strcmp(was, now) == 0)
+		return;
+	if (rc != 0)
+		log_info("%s is not checked for liveness%s: %s", p->name,
+		    again ? " (its configuration changed)" : "", why);
+	else if (p->kind == PROBE_RPC)
+		log_info("liveness check of %s%s: a HealthRequest over %s",
+		    p->name, again ? ", its configuration changed" : "",
+		    p->endpoint);
+	else
+		log_info("liveness check of %s%s: GET http://%s/healthz",
+		    p->name, again ? ", its configuration changed" : "",
+		    p->target);
+}
+
 struct health *
 health_new(const struct launch *launch, const char *const *names, size_t n)
 {
@@ -380,6 +439,7 @@ health_new(const struct launch *launch, const char *const *names, size_t n)
 		return NULL;
 	}
 	h->n = n;
+	h->launch = launch;
 	h->interval_ms = s->health_interval * 1000;
 	h->timeout_ms = s->health_timeout * 1000;
 	h->grace_ms = s->health_grace * 1000;
@@ -396,41 +456,8 @@ health_new(const struct launch *launch, const char *const *names, size_t n)
 	         "counted from its first answer, or %ld s after its start",
 	    s->health_interval, s->health_timeout, s->health_misses,
 	    s->health_grace);
-	for (size_t i = 0; i < n; i++) {
-		struct probe *p = &h->probe[i];
-		const char *section =
-		    strncmp(p->name, "scepd-", 6) == 0 ? p->name + 6 : p->name;
-		struct config_pairs conf;
-		char why[512];
-		int rc = -1;
-
-		if (config_load_pairs(launch->config, section, &conf) != 0)
-			snprintf(why, sizeof(why),
-			    "the configuration cannot be read");
-		else if (strcmp(section, "frontend") == 0) {
-			const char *listen = launch->listen;
-
-			if (listen == NULL)
-				listen = config_pairs_get(
-				    &conf, "frontend", "Listen");
-			rc = probe_http_init(p,
-			    listen != NULL ? listen : "127.0.0.1:8080", why,
-			    sizeof(why));
-		} else
-			rc =
-			    probe_rpc_init(p, &conf, section, why, sizeof(why));
-		config_pairs_free(&conf);
-		if (rc != 0)
-			log_info(
-			    "%s is not checked for liveness: %s", p->name, why);
-		else if (p->kind == PROBE_RPC)
-			log_info(
-			    "liveness check of %s: a HealthRequest over %s",
-			    p->name, p->endpoint);
-		else
-			log_info("liveness check of %s: GET http://%s/healthz",
-			    p->name, p->target);
-	}
+	for (size_t i = 0; i < n; i++)
+		probe_configure(h, &h->probe[i], 0);
 	return h;
 }
 
@@ -766,11 +793,14 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 {
 	struct probe *p;
 
-	if (h == NULL || i >= h->n || (p = &h->probe[i])->kind == PROBE_NONE)
+	if (h == NULL || i >= h->n)
 		return;
+	p = &h->probe[i];
 	if (pid != p->pid || started_ms != p->started_ms) {
 		/* Another child (or none): its counts start over. */
 		probe_end(p);
+		if (pid != 0) /* said only when it changed */
+			probe_configure(h, p, 1);
 		p->pid = pid;
 		p->started_ms = started_ms;
 		p->first_answer_ms = 0;
@@ -784,6 +814,8 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 		                                      : HEALTH_FIRST_MS);
 		p->item = -1;
 	}
+	if (p->kind == PROBE_NONE)
+		return;
 	if (pid != 0 && p->killed && !p->stuck_logged &&
 	    now - p->killed_ms >= SCEPD_STUCK_AFTER_MS) {
 		/* Not restarted until it exits: say why nothing happens. */

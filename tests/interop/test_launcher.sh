@@ -359,6 +359,26 @@ pw=$(challenge)
 ios_enroll "$pw" "CN=launcher curve" "$WORK/curve.pem" > /dev/null || fail "enrollment with the challenge service on CurveZMQ"
 cp "$WORK/scepd.conf.plain" "$DATA/scepd.conf"
 
+check "a service started anew is checked where its configuration now says (a Listen moved): not killed as hung for the old address"
+cp "$DATA/scepd.conf" "$WORK/scepd.conf.before-move"
+set_conf scepd HealthCheckInterval 1
+set_conf scepd HealthCheckTimeout 2
+set_conf scepd HealthCheckMisses 2
+set_conf scepd HealthCheckGrace 2
+server_restart
+set_conf challenge Listen ipc://run/challenge-moved.sock
+from=$(log_mark)
+pkill -TERM -f -- "scepd-challenge --config $DATA/scepd.conf" || fail "no challenge service"
+await_logged "$from" "liveness check of scepd-challenge, its configuration changed: a HealthRequest over ipc://.*/run/challenge-moved.sock" 10 ||
+	{ grep "scepd-challenge\|liveness" "$WORK/log.since"; fail "the launcher did not take the moved Listen"; }
+moved=$(service_pid scepd-challenge)
+sleep 6 # past the grace, and two misses
+[ -n "$moved" ] && [ "$(service_pid scepd-challenge)" = "$moved" ] ||
+	{ grep "scepd-challenge" "$WORK/log.since" | tail -5; fail "the moved challenge service was killed (asked at its old address)"; }
+! logged "$from" "scepd-challenge missed a liveness check" || fail "the moved challenge service missed checks"
+cp "$WORK/scepd.conf.before-move" "$DATA/scepd.conf"
+server_restart
+
 check "a bad [scepd] value stops scepd with status 1 before any service starts, naming the key"
 set_conf scepd HealthCheckMisses 0
 server_stop
