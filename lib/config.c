@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -349,7 +350,7 @@ config_load(const char *file, const char *section,
 	char *dir = NULL, *slash, *abs = NULL;
 	int rc;
 
-	if ((abs = realpath(file, NULL)) == NULL) {
+	if ((abs = config_path_absolute(file)) == NULL) {
 		fprintf(stderr, "%s: %s\n", file, strerror(errno));
 		return -1;
 	}
@@ -504,7 +505,7 @@ config_load_pairs(
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((abs = realpath(file, NULL)) == NULL) {
+	if ((abs = config_path_absolute(file)) == NULL) {
 		fprintf(stderr, "%s: %s\n", file, strerror(errno));
 		return -1;
 	}
@@ -550,6 +551,41 @@ config_pairs_free(struct config_pairs *p)
 	free(p->basedir);
 	free(p->source);
 	memset(p, 0, sizeof(*p));
+}
+
+char *
+config_path_absolute(const char *file)
+{
+	char *copy = strdup(file), *dir, *base, *out = NULL;
+	size_t len;
+
+	if (copy == NULL)
+		return NULL;
+	base = strrchr(copy, '/');
+	if (base == NULL) {
+		dir = realpath(".", NULL);
+		base = copy;
+	} else {
+		*base++ = '\0';
+		dir = realpath(copy[0] != '\0' ? copy : "/", NULL);
+	}
+	if (dir != NULL && base[0] != '\0') {
+		len = strlen(dir) + strlen(base) + 2;
+		if ((out = malloc(len)) != NULL)
+			snprintf(out, len, "%s%s%s", dir,
+			    strcmp(dir, "/") == 0 ? "" : "/", base);
+	} else if (dir != NULL)
+		errno = EISDIR;
+	if (out != NULL && access(out, F_OK) != 0) {
+		int e = errno;
+
+		free(out);
+		out = NULL;
+		errno = e;
+	}
+	free(dir);
+	free(copy);
+	return out;
 }
 
 int

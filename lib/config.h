@@ -97,6 +97,12 @@ int config_load_section(const struct config_pairs *pairs, const char *section,
  * with `slash` one trailing '/' aside. */
 int config_path_equal(const char *a, const char *b, int slash);
 
+/* `file` as an absolute path through its directory, the file itself not
+ * followed: a configuration that is a symbolic link (to a checkout, a
+ * Kubernetes ConfigMap's ..data/) has its relative paths beside the link,
+ * as README says. Allocated; NULL with errno when it does not exist. */
+char *config_path_absolute(const char *file);
+
 /* Resolves `path` against `basedir` unless absolute. Caller frees. */
 char *config_resolve_path(const char *basedir, const char *path);
 

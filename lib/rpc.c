@@ -224,7 +224,7 @@ out:
 static char *
 rpc_basedir(const char *file)
 {
-	char *dir = realpath(file, NULL), *slash;
+	char *dir = config_path_absolute(file), *slash;
 
 	if (dir == NULL)
 		dir = strdup(file);

@@ -314,9 +314,19 @@ main(int argc, char **argv)
 
 	if (config == NULL)
 		snprintf(conf_abs, sizeof(conf_abs), "%s/scepd.conf", dir_abs);
-	else if (realpath(config, conf_abs) == NULL) {
-		fprintf(stderr, "scepd: %s: %s\n", config, strerror(errno));
-		return 1;
+	else {
+		/* The link itself, not its target: its relative paths are
+		 * beside it (config_path_absolute). */
+		char *abs = config_path_absolute(config);
+
+		if (abs == NULL || strlen(abs) >= sizeof(conf_abs)) {
+			fprintf(stderr, "scepd: %s: %s\n", config,
+			    abs == NULL ? strerror(errno) : "path too long");
+			free(abs);
+			return 1;
+		}
+		memcpy(conf_abs, abs, strlen(abs) + 1);
+		free(abs);
 	}
 	/* The launcher's own section; every problem listed, as a service
 	 * lists its own. */

@@ -264,6 +264,32 @@ test_file(void **state)
 	assert_memory_equal(s.listen, "ipc://", 6);
 	assert_memory_equal(s.listen + 6, dir, strlen(dir));
 	config_free(table, &s);
+
+	/* A configuration that is a symbolic link to a file elsewhere (a
+	 * checkout, a ConfigMap's ..data/): its relative paths are beside
+	 * the link, not the target. */
+	{
+		char other[] = "/tmp/scepd-config-XXXXXX", target[256];
+		char link[300];
+		struct config_pairs pairs;
+
+		assert_non_null(mkdtemp(other));
+		snprintf(target, sizeof(target), "%s/real.conf", other);
+		conf_put(target, "w",
+		    "[svc]\nListen = ipc://run/s.sock\n[policy.p]\nA = 1\n");
+		snprintf(link, sizeof(link), "%s/linked.conf", dir);
+		assert_int_equal(symlink(target, link), 0);
+		assert_int_equal(config_load(link, "svc", table, &s), 0);
+		assert_string_equal(s.db + strlen(dir), "/db/x");
+		assert_memory_equal(s.db, dir, strlen(dir));
+		config_free(table, &s);
+		assert_int_equal(config_load_pairs(link, "policy.", &pairs), 0);
+		assert_string_equal(pairs.basedir, dir);
+		config_pairs_free(&pairs);
+		unlink(link);
+		unlink(target);
+		rmdir(other);
+	}
 	unlink(path);
 	assert_int_equal(config_load(path, "svc", table, &s), -1);
 	rmdir(dir);
