@@ -69,6 +69,26 @@ extern char **environ;
 
 /* Starts `c`; with ready_fd (a pipe's write end, else -1) passed on for
  * service_ready (lib/service.h). */
+/* fork(); with test hooks, SCEPD_TEST_FORK_FAILS=NAME fails the first
+ * fork of that service (EAGAIN), as a process limit would. */
+static pid_t
+fork_or_test_failure(const char *name)
+{
+#ifdef SCEPD_TEST_HOOKS
+	static int failed;
+	const char *fail = getenv("SCEPD_TEST_FORK_FAILS");
+
+	if (!failed && fail != NULL && strcmp(fail, name) == 0) {
+		failed = 1;
+		errno = EAGAIN;
+		return -1;
+	}
+#else
+	(void)name;
+#endif
+	return fork();
+}
+
 static int
 child_start_ready(struct child *c, const struct launch *launch, int ready_fd)
 {
@@ -106,7 +126,8 @@ child_start_ready(struct child *c, const struct launch *launch, int ready_fd)
 	sigaddset(&stops, SIGHUP);
 	sigaddset(&stops, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &stops, &old);
-	if ((pid = fork()) < 0) {
+	pid = fork_or_test_failure(c->name);
+	if (pid < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_error("cannot fork %s: %s", c->name, strerror(errno));
 		if (envp != environ)
@@ -157,6 +178,17 @@ static int
 child_start(struct child *c, const struct launch *launch)
 {
 	return child_start_ready(c, launch, -1);
+}
+
+/* No fork (a process limit, memory): tried again after its back-off, at
+ * the first start as after one, not at once in a loop nor given up. */
+static void
+child_start_later(struct child *c, int64_t now)
+{
+	c->restart_at_ms = now + c->backoff_ms;
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
 }
 
 /*
@@ -464,19 +496,16 @@ scepd_supervise(const struct launch *launch)
 		names[i] = children[i].name;
 	health = health_new(launch, names, n);
 	switch (ca_start_first(&children[0], launch)) {
-	case -1:
-		stopping = 1;
-		rc = 1;
-		break;
 	case 0: /* the main loop stops what runs */
 		break;
+	case -1: /* no fork: the others start, the CA after its back-off */
+		child_start_later(&children[0], clock_monotonic_ms());
+		/* fall through */
 	default:
 		for (size_t i = 1; i < n; i++)
-			if (child_start(&children[i], launch) != 0) {
-				stopping = 1;
-				rc = 1;
-				break;
-			}
+			if (child_start(&children[i], launch) != 0)
+				child_start_later(
+				    &children[i], clock_monotonic_ms());
 	}
 
 	while (!stopping) {
@@ -526,12 +555,7 @@ scepd_supervise(const struct launch *launch)
 			if (c->pid != 0 || c->restart_at_ms == 0 ||
 			    c->restart_at_ms > t || child_start(c, launch) == 0)
 				continue;
-			/* No fork (a process limit): try again later, not
-			 * at once in a loop. */
-			c->restart_at_ms = t + c->backoff_ms;
-			c->backoff_ms *= 2;
-			if (c->backoff_ms > BACKOFF_MAX_MS)
-				c->backoff_ms = BACKOFF_MAX_MS;
+			child_start_later(c, t);
 		}
 	}
 	if (stop_all(children, n, health, launch->stop_grace_ms) > 0)

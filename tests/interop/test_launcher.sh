@@ -379,6 +379,17 @@ sleep 6 # past the grace, and two misses
 cp "$WORK/scepd.conf.before-move" "$DATA/scepd.conf"
 server_restart
 
+check "a fork that fails at the first start is tried again after its back-off, not the end of scepd"
+server_stop
+from=$(log_mark)
+SCEPD_TEST_FORK_FAILS=scepd-ra server_start
+logged "$from" "scepd\[[0-9]*\] error: cannot fork scepd-ra: Resource temporarily unavailable" ||
+	fail "the failed fork is not logged"
+await_logged "$from" "scepd-ra\[[0-9]*\] info: serving on" 10 || fail "the RA was not started after its failed fork"
+ios_enroll "$(challenge)" "CN=after a failed fork" "$WORK/fork.pem" > /dev/null || fail "no enrollment after the RA's failed fork"
+server_stop
+server_start
+
 check "a bad [scepd] value stops scepd with status 1 before any service starts, naming the key"
 set_conf scepd HealthCheckMisses 0
 server_stop
