@@ -241,41 +241,92 @@ ra_wrapped_keys_watch(struct ra *ra)
 	    (unsigned long long)forgotten, (unsigned long long)refused);
 }
 
-/* Tries the encryption key in its token (struct ra_key_watch). */
-static void
-ra_enc_key_watch(struct ra *ra)
+/* The thread of struct ra_key_watch. */
+static void *
+ra_key_watch_main(void *arg)
 {
-	struct ra_key_watch *kw = ra->enc_watch;
-	int64_t now = clock_monotonic_ms(), wait;
-	unsigned int refusals;
-	char err[512];
-	int down, works;
+	struct ra_key_watch *kw = arg;
+	int64_t looked = clock_monotonic_ms();
+	unsigned int seen = 0;
+	int down = 0;
 
-	if (kw == NULL)
-		return;
-	refusals = atomic_load(&kw->refusals);
-	down = atomic_load(&kw->down);
-	wait = down ? 5000 : refusals != kw->refusals_seen ? 1000 : 60000;
-	if (now - kw->looked_ms < wait)
-		return;
-	kw->looked_ms = now;
-	kw->refusals_seen = refusals;
-	works = pki_check_key_works(ra->enc[0].cert, ra->enc[0].key, 1,
-	            ra->settings.encryption_signer, err, sizeof(err)) == 0;
-	if (!works && !down) {
-		atomic_store(&kw->down, 1);
-		log_error(
-		    "[signer.%s]: the RA's encryption key no longer "
-		    "decrypts (its token gone, or its session lost): "
-		    "envelopes get 503 until it does; once the token is "
-		    "back, restart scepd-ra (a lost session does not come "
-		    "back by itself)",
-		    ra->settings.encryption_signer);
-	} else if (works && down) {
-		atomic_store(&kw->down, 0);
-		log_info("[signer.%s]: the RA's encryption key decrypts again",
-		    ra->settings.encryption_signer);
+	while (!atomic_load(&kw->stop)) {
+		int64_t now, wait;
+		unsigned int refusals;
+		const char *failing = NULL;
+		char err[512];
+
+		nanosleep(&(struct timespec){0, 250 * 1000 * 1000}, NULL);
+		now = clock_monotonic_ms();
+		refusals = atomic_load(&kw->refusals);
+		wait = down ? 5000 : refusals != seen ? 1000 : 60000;
+		if (now - looked < wait)
+			continue;
+		looked = now;
+		seen = refusals;
+		for (size_t i = 0; i < kw->nkeys && failing == NULL; i++)
+			if (pki_check_key_works(kw->keys[i]->cert,
+			        kw->keys[i]->key, 1, kw->signers[i], err,
+			        sizeof(err)) != 0)
+				failing = kw->signers[i];
+		if (failing != NULL && !down) {
+			atomic_store(&kw->down, down = 1);
+			log_error(
+			    "[signer.%s]: the RA's key no longer decrypts "
+			    "(its token gone, or its session lost): "
+			    "envelopes get 503 until it does; once the "
+			    "token is back, restart scepd-ra (a lost "
+			    "session does not come back by itself)",
+			    failing);
+		} else if (failing == NULL && down) {
+			atomic_store(&kw->down, down = 0);
+			log_info("the RA's keys in tokens decrypt again");
+		}
 	}
+	return NULL;
+}
+
+/* The watch of the keys in tokens, if any: 0, or -1. After the sandbox
+ * is entered (a thread started before would stay outside Landlock), its
+ * signals blocked (the serving thread takes the stop signals). */
+static int
+ra_key_watch_start(struct ra *ra)
+{
+	struct ra_key_watch *kw;
+	const struct signer *signers[2] = {
+	    &ra->enc_signer, &ra->previous_enc_signer};
+	sigset_t all, old;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (signers[i]->p == NULL || ra->enc[i].cert == NULL)
+			continue;
+		if (ra->enc_watch == NULL &&
+		    (ra->enc_watch = calloc(1, sizeof(*kw))) == NULL)
+			return -1;
+		kw = ra->enc_watch;
+		kw->keys[kw->nkeys] = &ra->enc[i];
+		kw->signers[kw->nkeys++] = signers[i]->name;
+	}
+	if ((kw = ra->enc_watch) == NULL)
+		return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	kw->started =
+	    pthread_create(&kw->thread, NULL, ra_key_watch_main, kw) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!kw->started)
+		log_error("cannot start the watch of the RA's keys in tokens");
+	return kw->started ? 0 : -1;
+}
+
+static void
+ra_key_watch_stop(struct ra *ra)
+{
+	if (ra->enc_watch == NULL || !ra->enc_watch->started)
+		return;
+	atomic_store(&ra->enc_watch->stop, 1);
+	pthread_join(ra->enc_watch->thread, NULL);
+	ra->enc_watch->started = 0;
 }
 
 /* The serving thread's idle call. Certificates ending while it runs are
@@ -285,7 +336,6 @@ ra_idle(void *service)
 {
 	ra_validity_watch(service);
 	ra_wrapped_keys_watch(service);
-	ra_enc_key_watch(service);
 }
 
 static void *
@@ -449,11 +499,6 @@ main(int argc, char **argv)
 		log_warn("the CA certificate serves as RA: this process holds "
 		         "the CA key");
 	ra.wrapped_keys_look_s = 60;
-	if (ra.enc_signer.p != NULL) {
-		if ((ra.enc_watch = calloc(1, sizeof(*ra.enc_watch))) == NULL)
-			goto out;
-		ra.enc_watch->looked_ms = clock_monotonic_ms();
-	}
 #ifdef SCEPD_TEST_HOOKS
 	if ((ra.test_ca_late = getenv("SCEPD_TEST_RA_CA_LATE") != NULL))
 		log_warn("test hook: every CA answer comes as the device's "
@@ -474,7 +519,8 @@ main(int argc, char **argv)
 		goto out;
 
 	/* Everything is open: give up the rest before the first thread. */
-	if (ra_sandbox_enter(&ra, config_file) != 0)
+	if (ra_sandbox_enter(&ra, config_file) != 0 ||
+	    ra_key_watch_start(&ra) != 0)
 		goto out;
 	if ((ra.zmq_ctx = zmq_ctx_new()) == NULL)
 		goto out;
@@ -496,6 +542,7 @@ main(int argc, char **argv)
 	server.idle = ra_idle;
 	rc = rpc_serve(&server) == 0 ? 0 : 1;
 out:
+	ra_key_watch_stop(&ra);
 	if (ra.zmq_ctx != NULL)
 		zmq_ctx_term(ra.zmq_ctx);
 	ra_free(&ra);

@@ -431,7 +431,7 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 	}
 	if (ra->enc_watch != NULL && atomic_load(&ra->enc_watch->down)) {
 		log_event(LOG_LEVEL_WARN, sreq->transaction_id, req->id,
-		    "not opened: the encryption key's token does not decrypt "
+		    "not opened: a key of the RA in a token does not decrypt "
 		    "(see the RA's error above): 503");
 		ans->unavailable = 1;
 		return -1;

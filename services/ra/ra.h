@@ -7,6 +7,7 @@
 #ifndef SCEPD_RA_H
 #define SCEPD_RA_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,17 +85,22 @@ struct ra {
 	 * reused with other content is refused (lib/wrapped_keys.c). NULL
 	 * with EnvelopeKeyMemory = 0. Shared by the workers, locked within. */
 	struct scep_wrapped_keys *wrapped_keys;
-	/* Whether the encryption key's token still decrypts (NULL: the key
-	 * is a file). A token gone, or its session lost, fails every
-	 * envelope as bad padding would: a FAILURE badMessageCheck each
-	 * device takes as final. The serving thread tries the key (ra_idle)
-	 * a minute apart, a second after refusals came, five seconds apart
-	 * while it fails; while it fails, envelopes get 503. */
+	/* Whether the keys that open envelopes still decrypt, those in a
+	 * token (NULL: both are files). A token gone, or its session lost,
+	 * fails every envelope as bad padding would: a FAILURE
+	 * badMessageCheck each device takes as final. A thread of its own
+	 * (ra_key_watch_main: a token call that hangs holds nothing else)
+	 * tries them a minute apart, a second after refusals came, five
+	 * seconds apart while one fails; while one fails, envelopes get 503. */
 	struct ra_key_watch {
 		atomic_int down; /* read by workers */
 		atomic_uint refusals; /* envelopes refused, by workers */
-		unsigned int refusals_seen; /* the serving thread's */
-		int64_t looked_ms;
+		atomic_int stop;
+		pthread_t thread;
+		int started;
+		const struct scep_ra_key *keys[2];
+		const char *signers[2]; /* [signer.NAME] of each */
+		size_t nkeys;
 	} * enc_watch;
 	/* The serving thread's: when it looked at them, and logged. */
 	time_t wrapped_keys_looked, wrapped_keys_logged;

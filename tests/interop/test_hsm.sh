@@ -441,17 +441,18 @@ on_exit "[ -d '$WORK/tokens.away' ] && mv '$WORK/tokens.away' '$WORK/tokens'"
 # The first envelope fails as bad padding would (one answer to every
 # failure); the RA then tries its key.
 ios_enroll "$(challenge)" "CN=enc token first" "$WORK/enc-first.pem" > /dev/null 2>&1 || true
-await_logged "$from" "scepd-ra.* error: \[signer.ra-enc\]: the RA's encryption key no longer decrypts" 10 ||
+await_logged "$from" "scepd-ra.* error: \[signer.ra-enc\]: the RA's key no longer decrypts" 10 ||
 	fail "the RA did not find its encryption key failing"
 rc=0
 ios_enroll "$(challenge)" "CN=enc token away" "$WORK/enc-away.pem" > /dev/null || rc=$?
 [ $rc = 1 ] && grep -q "PKIOperation: HTTP 503" "$WORK/enc-away.pem.log" && grep -q "^Retry-After: " "$WORK/enc-away.pem.log" ||
 	{ cat "$WORK/enc-away.pem.log"; fail "with the encryption key's token gone: exit $rc, want HTTP 503 with Retry-After"; }
-logged "$from" "not opened: the encryption key's token does not decrypt" || fail "the 503 is not logged"
+logged "$from" "not opened: a key of the RA in a token does not decrypt" || fail "the 503 is not logged"
 mv "$WORK/tokens.away" "$WORK/tokens"
+from=$(log_mark)
 pkill -TERM -f -- "scepd-ra --config $DATA/scepd.conf" || fail "no RA to restart"
+await_logged "$from" "scepd-ra\[[0-9]*\] info: serving on" 30 || fail "the RA was not started again"
 ios_enroll "$(challenge)" "CN=enc token back" "$WORK/enc-back.pem" > /dev/null ||
-	{ sleep 3; ios_enroll "$(challenge)" "CN=enc token back" "$WORK/enc-back.pem" > /dev/null; } ||
 	{ cat "$WORK/enc-back.pem.log"; fail "no enrollment once the token is back and the RA restarted"; }
 verify_cert "$WORK/enc-back.pem"
 server_stop
