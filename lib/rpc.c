@@ -2812,25 +2812,41 @@ rpc_serve_inline(
  * configuration) unlinked the first's socket and bound its own, and when
  * it stopped left a dead one: the service that served could no longer be
  * reached. A socket someone accepts on is in use (a stopped or hung
- * service's too: its kernel accepts); one of a crash refuses. (Not a lock
- * file: the sandbox lets a service make sockets there, no files.) 1 in
- * use, 0 not.
+ * service's too: its kernel accepts, or its backlog is full); one that
+ * refuses (a crash's) or none is free to take. (Not a lock file: the
+ * sandbox lets a service make sockets there, no files.) 0 free, -1 not
+ * (said why).
  */
 static int
-rpc_ipc_in_use(const char *path)
+rpc_ipc_free(const char *endpoint)
 {
+	const char *path = endpoint + 6;
 	struct sockaddr_un sun;
-	int fd, used;
+	int fd, e = 0;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path) ||
-	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	    (fd = socket(
+	         AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return 0; /* zmq_bind says what is wrong */
 	memcpy(sun.sun_path, path, strlen(path));
-	used = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
+		e = errno;
 	close(fd);
-	return used;
+	if (e == 0 || e == EAGAIN) {
+		log_error("another process serves %s: not serving (a service "
+		          "run by hand beside the launcher's?)",
+		    endpoint);
+		return -1;
+	}
+	/* A socket of another user (one left by a run as root): taken, as
+	 * before this look, the directory being ours. */
+	if (e != ECONNREFUSED && e != ENOENT)
+		log_warn("%s: whether another process serves it cannot be "
+		         "told (%s): taking it",
+		    endpoint, strerror(e));
+	return 0;
 }
 
 int
@@ -2936,12 +2952,8 @@ rpc_serve(const struct rpc_server_config *config)
 		}
 	}
 	if (strncmp(config->endpoint, "ipc://", 6) == 0) {
-		if (rpc_ipc_in_use(config->endpoint + 6)) {
-			log_error("another process serves %s: not serving (a "
-			          "service run by hand beside the launcher's?)",
-			    config->endpoint);
+		if (rpc_ipc_free(config->endpoint) != 0)
 			goto out;
-		}
 		unlink(config->endpoint + 6); /* a stale socket of a crash */
 	}
 	if (zmq_bind(front, config->endpoint) != 0) {
