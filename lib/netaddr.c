@@ -84,12 +84,10 @@ int
 netaddr_counts_by_64(const struct netaddr *a)
 {
 	static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
-	static const uint8_t teredo[4] = {0x20, 0x01, 0x00, 0x00};
 	static const uint8_t zero[8];
 
 	return a->family == AF_INET6 && memcmp(a->addr, nat64, 12) != 0 &&
-	    memcmp(a->addr, teredo, 4) != 0 && memcmp(a->addr, zero, 8) != 0 &&
-	    !(a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80);
+	    memcmp(a->addr, zero, 8) != 0;
 }
 
 int

@@ -33,10 +33,12 @@ int netaddr_from_sockaddr(const void *sa, struct netaddr *out);
 void netaddr_format(const struct netaddr *a, char *out, size_t outlen);
 int netaddr_is_loopback(const struct netaddr *a);
 /* Whether a limit counts `a` by its /64 (a host picks any address of the
- * /64 it is given): an IPv6 address outside the prefixes whose /64 is
- * shared by hosts that did not choose it: NAT64's 64:ff9b::/96 (RFC 6052,
- * each address an IPv4 host), link-local fe80::/10 (every host on the
- * link), Teredo's 2001::/32 (every client of one server) and ::/64 (::1). */
+ * /64 it is given): an IPv6 address outside NAT64's 64:ff9b::/96 (RFC
+ * 6052, each address an IPv4 host) and ::/64 (::1). Link-local fe80::/10
+ * and Teredo's 2001::/32 are counted by /64 too: a host on the link, or
+ * one Teredo client, may take many of their addresses, and per address
+ * they would multiply the guesses WrongPasswordLimit allows; the devices
+ * sharing one then share its count (README). */
 int netaddr_counts_by_64(const struct netaddr *a);
 
 /*
