@@ -48,16 +48,35 @@ renewal_date(time_t t, char out[24])
 	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
-/* Whether two names are encoded alike, byte for byte. */
+/* Whether two names are encoded alike, byte for byte; with `cn_only`
+ * their commonNames alone (a template's fixed Subject gives the rest,
+ * which its operator may have rewritten since). */
 static int
-renewal_names_identical(const X509_NAME *a, const X509_NAME *b)
+renewal_names_identical(const X509_NAME *a, const X509_NAME *b, int cn_only)
 {
 	const unsigned char *da, *db;
 	size_t la, lb;
+	int ia = -1, ib = -1;
 
-	return X509_NAME_get0_der(a, &da, &la) == 1 &&
-	    X509_NAME_get0_der(b, &db, &lb) == 1 && la == lb &&
-	    memcmp(da, db, la) == 0;
+	if (!cn_only)
+		return X509_NAME_get0_der(a, &da, &la) == 1 &&
+		    X509_NAME_get0_der(b, &db, &lb) == 1 && la == lb &&
+		    memcmp(da, db, la) == 0;
+	for (;;) {
+		const ASN1_STRING *va, *vb;
+
+		ia = X509_NAME_get_index_by_NID(a, NID_commonName, ia);
+		ib = X509_NAME_get_index_by_NID(b, NID_commonName, ib);
+		if (ia < 0 || ib < 0)
+			return ia < 0 && ib < 0;
+		va = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(a, ia));
+		vb = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(b, ib));
+		if (ASN1_STRING_type(va) != ASN1_STRING_type(vb) ||
+		    ASN1_STRING_length(va) != ASN1_STRING_length(vb) ||
+		    memcmp(ASN1_STRING_get0_data(va), ASN1_STRING_get0_data(vb),
+		        (size_t)ASN1_STRING_length(va)) != 0)
+			return 0;
+	}
 }
 
 /* Whether every subjectAltName `csr` asks is one certificate `old`
@@ -215,7 +234,8 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	/* X509_NAME_cmp compares the canonical form (case, spaces and
 	 * string type aside); the certificate is issued with the bytes
 	 * asked, which another system may read as another name. */
-	if (!renewal_names_identical(subject, X509_get_subject_name(old))) {
+	if (!renewal_names_identical(subject, X509_get_subject_name(old),
+	        tpl->fixed_subject != NULL)) {
 		renewal_refuse(r,
 		    "a renewal keeps the subject of certificate %s as it is "
 		    "written; this request writes it otherwise (letter "

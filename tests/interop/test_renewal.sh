@@ -76,6 +76,20 @@ rc=0
 renew c4 c3 "O=Fabrikam,CN=LAPTOP 7" --key "$WORK/c3.key" || rc=$?
 [ $rc = 2 ] && grep -q "keeps the subject of certificate .* as it is written" "$WORK/c4.log" ||
 	{ cat "$WORK/c4.log"; fail "the subject in upper case: exit $rc"; }
+# A template's fixed Subject is the operator's: rewritten since (its
+# letters here), the device's renewal is not refused for it.
+set_conf template.IPSECIntermediateOffline Subject "O=Fabrikam"
+server_restart
+ios_enroll "$(challenge)" "CN=fixed 1" "$WORK/f1.pem" "$URL" --key "$WORK/f1.key" > /dev/null || fail "enrollment under a fixed Subject"
+set_conf template.IPSECIntermediateOffline Subject "O=FABRIKAM"
+server_restart
+openssl genrsa -out "$WORK/f2.key" 2048 2> /dev/null
+renew f2 f1 "CN=fixed 1" --key "$WORK/f2.key" ||
+	{ cat "$WORK/f2.log"; fail "a renewal refused after the template's Subject was rewritten"; }
+openssl x509 -in "$WORK/f2.pem" -noout -subject | grep -q "O = FABRIKAM, CN = fixed 1" ||
+	fail "the renewal's subject: $(openssl x509 -in "$WORK/f2.pem" -noout -subject)"
+set_conf template.IPSECIntermediateOffline Subject request
+server_restart
 
 check "a renewal asks no subjectAltName the certificate does not hold (it needs no password, and no approval); fewer is fine"
 ios_enroll "$(challenge)" "O=Fabrikam,CN=printer 12" "$WORK/s1.pem" "$URL" --key "$WORK/s1.key" \
