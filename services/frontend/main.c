@@ -270,14 +270,24 @@ frontend_prepare(struct frontend *fe, const char *file)
 	}
 	/* The admin page is routed first: a SCEP path under it would answer
 	 * every device 404. */
-	for (size_t i = 0; i < fe->npaths && fe->paths[i] != NULL; i++)
-		if (admin_subpath(fe, fe->paths[i]) != NULL) {
+	for (size_t i = 0; i < fe->npaths && fe->paths[i] != NULL; i++) {
+		/* ... nor the IIS alias PATH/pkiclient.exe (http.c) */
+		char alias[1024];
+
+		snprintf(
+		    alias, sizeof(alias), "%s/pkiclient.exe", fe->paths[i]);
+		if (admin_subpath(fe, fe->paths[i]) != NULL ||
+		    admin_subpath(fe, alias) != NULL) {
 			fprintf(stderr,
 			    "%s: [frontend] AdminPath: '%s' holds '%s', a SCEP "
 			    "path (Paths)\n",
-			    file, fe->settings.admin_path, fe->paths[i]);
+			    file, fe->settings.admin_path,
+			    admin_subpath(fe, fe->paths[i]) != NULL
+			        ? fe->paths[i]
+			        : alias);
 			errors++;
 		}
+	}
 	errors += crl_path_check(fe, file, "CRLPath", fe->settings.crl_path);
 	errors += crl_path_check(
 	    fe, file, "PreviousCRLPath", fe->settings.previous_crl_path);

@@ -38,6 +38,8 @@ done
 # device got 404).
 refused_at_start scepd-frontend frontend AdminPath /CertSrv \
 	"\[frontend\] AdminPath: '/CertSrv' holds '/certsrv/mscep/mscep.dll', a SCEP path (Paths)"
+refused_at_start scepd-frontend frontend AdminPath /scep/PKIclient.exe \
+	"\[frontend\] AdminPath: '/scep/PKIclient.exe' holds '/scep/pkiclient.exe', a SCEP path (Paths)"
 set_conf frontend AdminPath /certsrv/mscep_admin
 set_conf frontend CRLPath /crl/ca.crl
 set_conf ca CRLValidityHours 24
