@@ -248,12 +248,19 @@ server_restart
 for d in d14 d15; do
 	openssl genrsa -out "$WORK/$d.key" 2048 2>/dev/null || fail "openssl genrsa"
 done
+start=$(date +%s%N)
 ios_enroll "$SLOW_PW" "CN=slow d14" "$WORK/d14.pem" "$SLOW_URL" --key "$WORK/d14.key" > /dev/null &
 p14=$!
 ios_enroll "$SLOW_PW" "CN=slow d15" "$WORK/d15.pem" "${SLOW_URL}2" --key "$WORK/d15.key" > /dev/null &
 p15=$!
 wait "$p14" || { cat "$WORK/d14.pem.log"; fail "d14 on /scep/slow"; }
 wait "$p15" || { cat "$WORK/d15.pem.log"; fail "d15 on /scep/slow2"; }
+both_ms=$((($(date +%s%N) - start) / 1000000))
+echo "   both enrolled in $both_ms ms (checks of $SLEEP_MS ms each)"
+# Asked at once, one after the other: both took two checks' time (had
+# they not been asked at once, this run would show nothing).
+[ "$both_ms" -ge $((2 * SLEEP_MS - 300)) ] ||
+	fail "both enrolled in $both_ms ms: the plugin's two checks ran side by side"
 tail -n "+$from" "$SERVER_LOG" | grep "slow2\?: check of txid" | sed 's/^.*: \(slow2\?: \)/   plugin \1/'
 [ "$(tail -n "+$from" "$SERVER_LOG" | grep -c "slow2\?: check of txid .* begins")" = 2 ] || fail "the plugin was not asked twice"
 ! tail -n "+$from" "$SERVER_LOG" | grep -q "slow2\?: check of txid .* begins, [1-9][0-9]* others in progress" ||
