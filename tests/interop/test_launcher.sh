@@ -600,6 +600,31 @@ rm -rf "$WORK"/interrupted.init.* # what the interrupt left beside it
 	{ cat "$WORK/int2.log"; fail "the next first start failed"; }
 [ -f "$WORK/interrupted/scepd.conf" ] && [ -f "$WORK/interrupted/ca/ca.key" ] || fail "the next first start is not whole"
 
+check "a first start made in place ('.') and interrupted is made again by the next (it left part of its files, which every start refused)"
+mkdir "$WORK/dot-int"
+(cd "$WORK/dot-int" && exec "$BUILD_DIR/scepd-init" --data-dir . > "$WORK/dint1.log" 2>&1) &
+init_pid=$!
+for _ in $(seq 200); do
+	grep -q "initialising" "$WORK/dint1.log" && break
+	sleep 0.01
+done
+kill -TERM "$init_pid"
+wait "$init_pid" 2>/dev/null || true
+! grep -q "created in" "$WORK/dint1.log" || fail "the keys were made before the interrupt: test broken"
+[ -e "$WORK/dot-int/.scepd-init-unfinished" ] || fail "the interrupted start in place left no mark: $(ls -A "$WORK/dot-int" | tr '\n' ' ')"
+(cd "$WORK/dot-int" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dint2.log" 2>&1 ||
+	{ cat "$WORK/dint2.log"; fail "the next first start in place failed"; }
+grep -q "holds an interrupted first start: made again" "$WORK/dint2.log" || { cat "$WORK/dint2.log"; fail "not said"; }
+[ -f "$WORK/dot-int/scepd.conf" ] && [ -f "$WORK/dot-int/ca/ca.key" ] && [ ! -e "$WORK/dot-int/.scepd-init-unfinished" ] ||
+	fail "the first start in place made again is not whole: $(ls -A "$WORK/dot-int" | tr '\n' ' ')"
+# Something else beside the mark: not ours to remove.
+mkdir "$WORK/dot-foreign"
+touch "$WORK/dot-foreign/.scepd-init-unfinished" "$WORK/dot-foreign/notes.txt"
+rc=0
+(cd "$WORK/dot-foreign" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dforeign.log" 2>&1 || rc=$?
+[ $rc != 0 ] && [ -e "$WORK/dot-foreign/notes.txt" ] && grep -q "is not empty and has no scepd.conf" "$WORK/dforeign.log" ||
+	{ cat "$WORK/dforeign.log"; fail "a directory with another file beside the mark: exit $rc"; }
+
 check "a data directory that is a mount point (a bind mount, a volume) or '.' is made in place"
 mkdir -p "$WORK/bindsrc" "$WORK/bound" "$WORK/dot"
 mount --bind "$WORK/bindsrc" "$WORK/bound" || fail "cannot bind-mount (the test needs root)"

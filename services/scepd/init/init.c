@@ -214,6 +214,51 @@ static int init_once(const char *dir, const char *listen, int stage_allowed,
     int service_users, int *retry_in_place);
 
 /*
+ * A first start made in place (a mount point, ".") writes this first and
+ * removes it last: one interrupted (Ctrl-C, docker stop, a reboot) left
+ * DIR holding some of its files, which every later start refused as "not
+ * empty". What an init makes, and only that, beside this mark is its own
+ * unfinished work: removed, and made again.
+ */
+#define INIT_UNFINISHED ".scepd-init-unfinished"
+
+static int
+init_unfinished_clear(const char *dir)
+{
+	static const char *const ours[] = {INIT_UNFINISHED, "ca", "ra",
+	    "secrets", "db", "run", "admin", "admin.credentials", NULL};
+	char path[4200];
+	DIR *d;
+	struct dirent *e;
+	int foreign = 0;
+
+	snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
+	if (access(path, F_OK) != 0 || (d = opendir(dir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && !foreign) {
+		size_t i = 0;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		while (ours[i] != NULL && strcmp(ours[i], e->d_name) != 0)
+			i++;
+		foreign = ours[i] == NULL;
+	}
+	closedir(d);
+	if (foreign)
+		return 0;
+	printf("scepd: %s holds an interrupted first start: made again\n", dir);
+	fflush(stdout);
+	for (size_t i = 1; ours[i] != NULL; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, ours[i]);
+		remove_tree(path);
+	}
+	snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
+	unlink(path);
+	return 1;
+}
+
+/*
  * DIR's lock (flock, as scepd takes it for as long as it serves), for a
  * DIR that exists and is empty: two first starts made in place (a mount
  * point) would write the same files, so one waits for the other, then
@@ -319,8 +364,11 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	char stage[3900];
 	const char *build = dir; /* where the files are made */
 	struct init_users users;
-	int state = dir_state(dir), rc = -1;
+	int state, rc = -1;
 
+	if (init_unfinished_clear(dir) < 0)
+		return -1;
+	state = dir_state(dir);
 	if (state < 0) {
 		fprintf(stderr, "scepd: %s: not a readable directory\n", dir);
 		return -1;
@@ -364,6 +412,18 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	       "moment)\n",
 	    dir);
 	fflush(stdout);
+	if (build == dir) {
+		snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			fprintf(
+			    stderr, "scepd: %s: %s\n", dir, strerror(errno));
+			goto out;
+		}
+		if (write_text(path, "", 0600) != 0) {
+			fprintf(stderr, "scepd: cannot write %s\n", path);
+			goto out;
+		}
+	}
 	if (make_dirs(build) != 0)
 		goto out;
 	if ((ca_key = EVP_RSA_gen(3072)) == NULL ||
@@ -421,6 +481,10 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	    write_text(path, conf, 0600) != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
+	}
+	if (build == dir) {
+		snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
+		unlink(path);
 	}
 	/* Over a missing or empty DIR; another start's whole DIR stays. */
 	if (build != dir && rename(build, dir) != 0) {
