@@ -208,8 +208,10 @@ wait "${load_pids[@]}" 2> /dev/null || true
 	grep "scepd-ra" "$SERVER_LOG" | grep "liveness\|hung\|killed" | tail -5
 	fail "the RA (pid $ra) was killed with the hung CA"
 }
-grep -c "scepd-ra missed a liveness check .* while a service it waits on does not answer either: not counted" \
-	"$SERVER_LOG" | sed 's/^/   RA checks missed and not counted: /'
+# Printed, not asserted (none when the RA's checks were answered in time);
+# grep -c finding none exits 1, which ended the test under pipefail.
+{ grep -c "scepd-ra missed a liveness check .* while a service it waits on does not answer either: not counted" \
+	"$SERVER_LOG" || true; } | sed 's/^/   RA checks missed and not counted: /'
 
 check "a frontend stopped with SIGSTOP (hung) is killed and restarted by the liveness checks; it serves again"
 hung_replaced scepd-frontend
