@@ -17,6 +17,14 @@ log_init(const char *service, enum log_level level)
 {
 	log_service = service;
 	log_threshold = level;
+#ifdef SCEPD_TEST_HOOKS
+	/* Such a build serves test-only requests and environment switches
+	 * (a probe of the sandbox, faults on demand): say so where an
+	 * operator who installed it by mistake would look. */
+	log_warn("built with test hooks (SCEPD_TEST_HOOKS): it serves "
+	         "test-only requests; not for production (scripts/run.sh "
+	         "builds without them)");
+#endif
 }
 
 int

@@ -25,6 +25,17 @@ grep -q "Admin URL: http://127.0.0.1:$PORT/certsrv/mscep_admin/" "$SERVER_LOG" |
 grep -q "SCEP URL:  http://127.0.0.1:$PORT/certsrv/mscep/mscep.dll" "$SERVER_LOG" || fail "SCEP URL not printed"
 grep -q "admin:$(cut -d: -f2 "$DATA/admin.credentials")" "$SERVER_LOG" || fail "admin credentials not printed"
 
+check "a build with test hooks says so in each process's log; the start command's build holds no such hooks"
+for s in scepd scepd-init scepd-frontend scepd-ra scepd-challenge scepd-ca; do
+	grep -q "$s\[[0-9]*\] warn: built with test hooks (SCEPD_TEST_HOOKS)" "$SERVER_LOG" ||
+		fail "$s does not warn that it was built with test hooks"
+done
+# build-run is what scripts/run.sh builds (scripts/test.sh builds it too).
+if [ -x "$BUILD_DIR/../build-run/scepd-ca" ]; then
+	! grep -l "built with test hooks" "$BUILD_DIR"/../build-run/scepd* ||
+		fail "the start command's build holds test hooks"
+fi
+
 check "the keys were made by scepd-init, which has exited: the launcher maps no OpenSSL"
 if grep -q libcrypto "/proc/$SERVER_PID/maps"; then
 	fail "scepd (the launcher, pid $SERVER_PID) has libcrypto mapped"
