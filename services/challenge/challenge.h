@@ -213,6 +213,9 @@ struct challenge {
 	struct validator_route *routes;
 	size_t nroutes;
 	struct refusal_slot *refusals; /* CHALLENGE_LIMIT_SLOTS */
+	/* Shared by the addresses refused while every slot above counts
+	 * another within its window (check.c). */
+	struct refusal_slot refusal_others;
 	struct challenge_counters counters;
 	int64_t (*now)(void); /* seconds since the epoch; tests fake it */
 	struct challenge_used used;

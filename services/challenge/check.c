@@ -40,33 +40,37 @@ refusal_window_over(
 	    s->window_start > now;
 }
 
-/* The slot of `addr`, a free one, or the one idle longest. */
+/*
+ * The slot of `addr`; else, with `create`, a free one (or one whose
+ * window is over) made its; else, when every slot counts an address
+ * within its window, the slot all the others share. Taking a counting
+ * slot instead gave an address locked out its guesses back: 4096 other
+ * addresses refused once each, and the limit no longer held. NULL: none
+ * (`create` 0, a slot free).
+ */
 static struct refusal_slot *
 refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
 {
-	struct refusal_slot *oldest = NULL;
+	struct refusal_slot *free_slot = NULL;
 
 	for (size_t i = 0; i < CHALLENGE_LIMIT_SLOTS; i++) {
 		struct refusal_slot *s = &c->refusals[i];
 
 		if (s->addr[0] != '\0' && strcmp(s->addr, addr) == 0)
 			return s;
-		if (!create)
-			continue;
-		if (s->addr[0] == '\0' || refusal_window_over(c, s, now)) {
-			if (oldest == NULL || oldest->addr[0] != '\0')
-				oldest = s;
-		} else if (oldest == NULL ||
-		    (oldest->addr[0] != '\0' &&
-		        s->window_start < oldest->window_start))
-			oldest = s;
+		if ((free_slot == NULL || free_slot->addr[0] != '\0') &&
+		    (s->addr[0] == '\0' || refusal_window_over(c, s, now)))
+			free_slot = s;
 	}
-	if (oldest != NULL) {
-		memset(oldest, 0, sizeof(*oldest));
-		snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
-		oldest->window_start = now;
+	if (free_slot == NULL)
+		return &c->refusal_others;
+	if (create) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		snprintf(free_slot->addr, sizeof(free_slot->addr), "%s", addr);
+		free_slot->window_start = now;
+		return free_slot;
 	}
-	return oldest;
+	return NULL;
 }
 
 /*
@@ -124,6 +128,19 @@ refusal_record(struct challenge *c, const char *addr, int64_t now)
 		s->count = 0;
 	}
 	s->count++;
+	if (s == &c->refusal_others) {
+		if (s->count == 1 ||
+		    s->count == (unsigned long)c->settings.wrong_password_limit)
+			log_warn("security: all %d WrongPasswordLimit counts "
+			         "hold addresses refused within their window: "
+			         "client %s and every other address without "
+			         "its own share one count, %lu of %ld refusals "
+			         "(at the limit all of them get 429 for the "
+			         "rest of the window)",
+			    CHALLENGE_LIMIT_SLOTS, addr, s->count,
+			    c->settings.wrong_password_limit);
+		return;
+	}
 	if (s->count == (unsigned long)c->settings.wrong_password_limit)
 		log_warn("security: client %s refused %lu times in %ld s "
 		         "(WrongPasswordLimit): further requests get 429 for "

@@ -429,6 +429,57 @@ test_limit_ipv6_prefix(void **state)
 	client_addr = "192.0.2.1";
 }
 
+/* Every WrongPasswordLimit count taken by an address refused within its
+ * window: a locked-out address keeps its count (4096 other addresses
+ * refused once each gave its guesses back), and the addresses that find
+ * no count of their own share one, locked out together at the limit;
+ * once the windows are over, each counts alone again. */
+static void
+test_limit_slots_full(void **state)
+{
+	struct fixture *f = *state;
+	char addr[32], txid[32];
+	int wanted;
+
+	f->c.settings.wrong_password_limit = 2;
+	client_addr = "192.0.2.1";
+	assert_int_equal(redeem_check(f, "wrong", "l1", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "l2", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "l3", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	/* 4095 more addresses fill the other counts. */
+	for (int i = 0; i < CHALLENGE_LIMIT_SLOTS - 1; i++) {
+		snprintf(addr, sizeof(addr), "10.%d.%d.1", i / 256, i % 256);
+		snprintf(txid, sizeof(txid), "f%d", i);
+		client_addr = addr;
+		assert_int_equal(
+		    redeem_check(f, "wrong", txid, &wanted), REFUSED);
+	}
+	/* Two newcomers share one count: the second's refusal reaches the
+	 * limit for both, and a third newcomer too. */
+	client_addr = "198.51.100.1";
+	assert_int_equal(redeem_check(f, "wrong", "n1", &wanted), REFUSED);
+	client_addr = "198.51.100.2";
+	assert_int_equal(redeem_check(f, "wrong", "n2", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "n3", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	client_addr = "198.51.100.3";
+	assert_int_equal(redeem_check(f, "wrong", "n4", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	/* The first address is still locked out. */
+	client_addr = "192.0.2.1";
+	assert_int_equal(redeem_check(f, "wrong", "l4", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	/* After the window a newcomer takes a count of its own. */
+	fake_now += f->c.settings.wrong_password_window + 1;
+	client_addr = "198.51.100.3";
+	assert_int_equal(redeem_check(f, "wrong", "n5", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "n6", &wanted), REFUSED);
+	client_addr = "198.51.100.4";
+	assert_int_equal(redeem_check(f, "wrong", "n7", &wanted), REFUSED);
+	client_addr = "192.0.2.1";
+}
+
 /* The frontend gives back a password it could not hand out (a profile
  * whose signature failed): the cache has room again. By the password
  * only: it may not revoke others by id, nor all. */
@@ -1466,6 +1517,8 @@ main(void)
 	        test_limit_clock_steps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_limit_ipv6_prefix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_limit_slots_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
