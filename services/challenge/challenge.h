@@ -186,6 +186,11 @@ struct challenge_hold {
 	int64_t until_ms;
 	unsigned int presented; /* requests presenting it again, unreported */
 	int reserver_out; /* the request that reserved it has not reported */
+	/* Every request reported and the release asked, but its write
+	 * failed (a full disk): done by the next key that presents it
+	 * (otp.c), else it would stay reserved to the refused transaction
+	 * and that key be refused as another's. Lost with a restart. */
+	int release_owed;
 };
 
 /* The service: read-only after start-up except through LMDB, the held

@@ -82,8 +82,9 @@ otp_hold_new(struct challenge *c, const unsigned char mac[CHALLENGE_MAC_LEN],
 		struct challenge_hold *x = &c->holds[i];
 		unsigned int x_out = x->presented + (unsigned)x->reserver_out;
 
-		/* Nothing out: free. */
-		if (x->until_ms == 0 || x_out == 0) {
+		/* Nothing out: free (an owed release is kept while its
+		 * time runs, as an answer due). */
+		if (x->until_ms == 0 || (x_out == 0 && !x->release_owed)) {
 			spare = x;
 			out = 0;
 			if (x->until_ms == 0)
@@ -174,6 +175,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 {
 	struct challenge *c = state;
 	struct challenge_hold *deferred = NULL;
+	int release_due = 0; /* asked by another transaction's refusal */
 	struct challenge_record rec;
 	unsigned char mac[CHALLENGE_MAC_LEN];
 	char id[17];
@@ -216,11 +218,17 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	 * (503); past it (a report lost), told why it is refused. Neither is
 	 * a security event: it is the device's own password. */
 	if (rec.state == CHALLENGE_RESERVED &&
-	    strcmp(rec.reserved_txid, req->transaction_id) != 0 &&
-	    (rec.flags & CHALLENGE_FLAG_RELEASE_WANTED)) {
+	    strcmp(rec.reserved_txid, req->transaction_id) != 0) {
+		struct challenge_hold *h =
+		    otp_hold_find(c, mac, rec.reserved_txid);
+
+		if ((rec.flags & CHALLENGE_FLAG_RELEASE_WANTED) ||
+		    (h != NULL && h->release_owed))
+			release_due = 1, deferred = h;
+	}
+	if (release_due) {
 		int64_t left;
 
-		deferred = otp_hold_find(c, mac, rec.reserved_txid);
 		left = deferred != NULL
 		    ? deferred->until_ms - clock_monotonic_ms()
 		    : 0;
@@ -346,7 +354,9 @@ otp_use_released(struct challenge *c, struct challenge_record *rec,
 		else
 			e = challenge_txn_commit(c, txn);
 	}
-	if (e != 0) {
+	/* Not written (a full disk): held as a reservation's mark is, so
+	 * that no other key takes the password it paid for meanwhile. */
+	if (e != 0 && challenge_used_hold(c, rec->mac, txid) < 0) {
 		log_event(LOG_LEVEL_ERROR, txid, 0,
 		    "otp: password id=%s (released) not marked used: %s", id,
 		    store_strerror(e));
@@ -565,9 +575,26 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	else
 		e = challenge_txn_commit(c, txn);
 	if (e != 0) {
+		/* Owed: the device's next key, which presents it, does it
+		 * (otp_check); held until the password expires. */
+		if (h == NULL)
+			h = otp_hold_new(c, mac, id, txid);
+		if (h != NULL) {
+			int64_t now_ms = clock_monotonic_ms();
+			int64_t left_s = rec.expires_at - c->now();
+
+			h->presented = 0;
+			h->reserver_out = 0;
+			h->release_owed = 1;
+			h->until_ms = now_ms + (left_s > 0 ? left_s : 1) * 1000;
+		}
 		log_event(LOG_LEVEL_ERROR, txid, 0,
-		    "otp: password id=%s not released: %s", id,
-		    store_strerror(e));
+		    "otp: password id=%s not released: %s; %s", id,
+		    store_strerror(e),
+		    h != NULL ? "the device's next key that presents it is "
+		                "given it (unless this service restarts first)"
+		              : "no room to remember the release: it stays "
+		                "reserved until it expires");
 		return -1;
 	}
 	if (h != NULL)

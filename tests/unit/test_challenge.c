@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -948,6 +950,61 @@ release(struct fixture *f, const char *password, const char *txid)
 
 #define UNAVAILABLE SCEP__V1__STATUS__STATUS_UNAVAILABLE
 
+/* Writes to the database fail (EFBIG: past the first two pages, where
+ * LMDB's meta pages are) while `on`, as on a full disk. */
+static void
+writes_fail(int on)
+{
+	static struct rlimit saved;
+	struct rlimit rl;
+
+	if (on) {
+		signal(SIGXFSZ, SIG_IGN);
+		assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+		rl = saved;
+		rl.rlim_cur = 8192;
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	} else
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+}
+
+/* A release the CA's refusal asked whose write fails (a full disk): the
+ * device's next key, once space returns, is given the password; it was
+ * refused as "reserved by another transaction", a security event, until
+ * the password expired. And a released password whose transaction was
+ * issued after all, its "used" write failing, is used all the same: no
+ * other key takes it. */
+static void
+test_release_write_fails(void **state)
+{
+	struct fixture *f = *state;
+	char *pw = issue(f, "admin", NULL, NULL, 0);
+	char *pw2 = issue(f, "admin", NULL, NULL, 0);
+
+	assert_int_equal(redeem(f, pw, "tx-a", 0), OK);
+	writes_fail(1);
+	assert_int_equal(release_as(f, pw, "tx-a", 1, 1), -1);
+	writes_fail(0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	assert_int_equal(redeem(f, pw, "tx-b", 0), OK);
+	assert_true(last_reserved_now);
+	assert_int_equal(f->c.counters.security_events, 0);
+	assert_int_equal(redeem(f, pw, "tx-b", 1), OK);
+	free(pw);
+
+	/* Released; then its transaction's other request reports an
+	 * issued certificate while the disk is full. */
+	assert_int_equal(redeem(f, pw2, "tx-c", 0), OK);
+	assert_int_equal(release_as(f, pw2, "tx-c", 1, 1), 1);
+	assert_int_equal(stored_state(f, pw2), CHALLENGE_ISSUED);
+	writes_fail(1);
+	assert_int_equal(redeem(f, pw2, "tx-c", 1), OK);
+	writes_fail(0);
+	assert_int_equal(redeem(f, pw2, "tx-d", 0), REFUSED);
+	assert_non_null(strstr(last_error, "was already used"));
+	free(pw2);
+}
+
 /* A request the CA refused releases its password (the device's next key
  * is another transaction); only its own transaction's reservation, never
  * a used one; and a certificate issued to the transaction after all (a
@@ -1519,6 +1576,8 @@ main(void)
 	        test_limit_ipv6_prefix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_limit_slots_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_release_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
