@@ -203,7 +203,6 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		    pool == CHALLENGE_POOL_MDM ? "MdmPasswordMax"
 		                               : "PasswordMax",
 		    max);
-		c->counters.cache_full++;
 		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
 		reply->error = CHALLENGE_CACHE_FULL;
 		/* Commit the sweep anyway. */
@@ -235,8 +234,11 @@ commit:
 		challenge_internal(reply, req->id, "commit", e);
 		goto out;
 	}
-	if (reply->status != SCEP__V1__STATUS__STATUS_OK)
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK) {
+		/* Counted as answered: a failed commit answers INTERNAL. */
+		c->counters.cache_full++;
 		goto out;
+	}
 
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__challenge_issue_reply__init(out);

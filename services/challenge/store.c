@@ -623,17 +623,28 @@ challenge_record_forget(
 	return outstanding_set(c, txn, rec, 0);
 }
 
+/* A password deleted unused by a sweep: counted and logged once its
+ * transaction commits (a batch whose commit fails is swept again). */
+struct sweep_expired {
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char issued_by[CHALLENGE_WHO_MAX];
+	int reserved;
+};
+
 /* The records due by `now`: deleted, or looked at again when their keep
- * ends; at most `limit` of them, *taken counting them. */
+ * ends; at most `limit` of them, *taken counting them; those deleted
+ * unused into `expired` (`limit` long), *nexpired of them. */
 static int
 sweep_due(struct challenge *c, MDB_txn *txn, int64_t now,
-    unsigned long *deleted, unsigned long limit, unsigned long *taken)
+    unsigned long *deleted, unsigned long limit, unsigned long *taken,
+    struct sweep_expired *expired, unsigned long *nexpired)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	int e;
 
 	*taken = 0;
+	*nexpired = 0;
 	if ((e = mdb_cursor_open(txn, c->due_dbi, &cur)) != 0)
 		return e;
 	while (*taken < limit &&
@@ -642,7 +653,6 @@ sweep_due(struct challenge *c, MDB_txn *txn, int64_t now,
 		unsigned char mac[CHALLENGE_MAC_LEN];
 		MDB_val rkey = {CHALLENGE_MAC_LEN, mac};
 		int64_t keep;
-		char id[17];
 		int found;
 
 		if (key.mv_size != DUE_KEY_LEN) {
@@ -681,13 +691,12 @@ sweep_due(struct challenge *c, MDB_txn *txn, int64_t now,
 			break;
 		(*deleted)++;
 		if (rec.state != CHALLENGE_USED) {
-			challenge_mac_id(rec.mac, id);
-			c->counters.expired++;
-			log_info("password id=%s issued to %s expired %s", id,
-			    rec.issued_by,
-			    rec.state == CHALLENGE_RESERVED
-			        ? "reserved but never paid for a certificate"
-			        : "unused");
+			struct sweep_expired *x = &expired[(*nexpired)++];
+
+			memcpy(x->mac, rec.mac, CHALLENGE_MAC_LEN);
+			memcpy(
+			    x->issued_by, rec.issued_by, sizeof(x->issued_by));
+			x->reserved = rec.state == CHALLENGE_RESERVED;
 		}
 	}
 	mdb_cursor_close(cur);
@@ -739,8 +748,10 @@ int
 challenge_sweep_batches(
     struct challenge *c, int64_t now, unsigned long *deleted)
 {
-	unsigned long batch = SWEEP_BATCH, n, taken;
+	struct sweep_expired expired[SWEEP_BATCH];
+	unsigned long batch = SWEEP_BATCH, n, taken, nexpired;
 	MDB_txn *txn;
+	char id[17];
 	int e;
 
 	*deleted = 0;
@@ -748,7 +759,8 @@ challenge_sweep_batches(
 		if ((e = challenge_txn_begin(c, &txn)) != 0)
 			return e;
 		n = 0;
-		if ((e = sweep_due(c, txn, now, &n, batch, &taken)) == 0)
+		if ((e = sweep_due(c, txn, now, &n, batch, &taken, expired,
+		         &nexpired)) == 0)
 			e = challenge_txn_commit(c, txn);
 		else
 			challenge_txn_abort(c, txn);
@@ -759,6 +771,15 @@ challenge_sweep_batches(
 		if (e != 0)
 			return e;
 		*deleted += n;
+		for (unsigned long i = 0; i < nexpired; i++) {
+			challenge_mac_id(expired[i].mac, id);
+			c->counters.expired++;
+			log_info("password id=%s issued to %s expired %s", id,
+			    expired[i].issued_by,
+			    expired[i].reserved
+			        ? "reserved but never paid for a certificate"
+			        : "unused");
+		}
 		if (taken < batch)
 			return 0;
 	}

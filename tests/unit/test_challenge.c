@@ -1005,6 +1005,33 @@ test_release_write_fails(void **state)
 	free(pw2);
 }
 
+/* A sweep whose commit fails (a full disk) is tried again later: the
+ * passwords it deleted are counted expired (/metrics) once, when one
+ * commits, not at each try. */
+static void
+test_sweep_write_fails(void **state)
+{
+	struct fixture *f = *state;
+	unsigned long deleted = 1;
+	char *pw;
+
+	for (int i = 0; i < 2; i++) {
+		pw = issue(f, "admin", NULL, NULL, 0);
+		assert_non_null(pw);
+		free(pw);
+	}
+	fake_now += 61 * 60; /* past PasswordValidity */
+	writes_fail(1);
+	for (int i = 0; i < 3; i++)
+		assert_int_not_equal(
+		    challenge_sweep_batches(&f->c, fake_now, &deleted), 0);
+	writes_fail(0);
+	assert_int_equal(f->c.counters.expired, 0);
+	assert_int_equal(challenge_sweep_batches(&f->c, fake_now, &deleted), 0);
+	assert_int_equal(deleted, 2);
+	assert_int_equal(f->c.counters.expired, 2);
+}
+
 /* A request the CA refused releases its password (the device's next key
  * is another transaction); only its own transaction's reservation, never
  * a used one; and a certificate issued to the transaction after all (a
@@ -1578,6 +1605,8 @@ main(void)
 	        test_limit_slots_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_release_write_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_sweep_write_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cache_full_and_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
