@@ -64,7 +64,9 @@ struct scepd_plugin_host {
 	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 	void *opaque; /* the host's */
 	/* The CA only (NULL elsewhere): calls `each` for every certificate
-	 * issued with exactly this subject line and not revoked; stops
+	 * issued with this subject line, as X.509 name matching sees it
+	 * (letter case and runs of white space in values aside), and not
+	 * revoked; stops
 	 * early when `each` returns non-zero. Returns how many were seen,
 	 * or -1 on error. */
 	int (*issued_for_subject)(const struct scepd_plugin_host *host,

@@ -270,9 +270,11 @@ int ca_serial_normalize_any(const char *in, char out[CA_SERIAL_HEX_ANY]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
 /*
- * The `subjects` index key of a subject line: the line itself, or, past
- * what an LMDB key holds, "sha256:" and its hash in hex (a subject line
- * always holds '=', so no line is taken for a hash). The key's length.
+ * The `subjects` index key of a subject line: the line as name matching
+ * sees it (letter case and runs of white space in values aside), or,
+ * past what an LMDB key holds, "sha256:" and that form's hash in hex (a
+ * subject line always holds '=', so no line is taken for a hash). The
+ * key's length.
  */
 #define CA_SUBJECT_KEY_MAX 500
 size_t ca_subject_key(

@@ -2,7 +2,8 @@
  * ca.mdb: the ledger of issued certificates. Named databases:
  *   certs     serial (32 upper-case hex digits) -> record
  *   txids     transactionID -> serial
- *   subjects  subject line -> serial (several per subject)
+ *   subjects  subject line, as name matching sees it -> serial (several
+ *             per subject; ca_subject_key)
  *   events    time (ns, big-endian) -> a refusal, as JSON
  *   journal   transactionID -> a certificate about to be signed (journal.c)
  * A record is a fixed header followed by the DER certificate, the subject
@@ -38,6 +39,65 @@ struct ca_ledger_head {
 	int64_t not_after;
 };
 
+/*
+ * The subjects index is keyed by the subject as name matching sees it
+ * (ca_subject_key) since meta's "subjects_index" says "matched"; a
+ * ledger from before was keyed by the exact line, so that CN=ROBS IPAD
+ * was no twin of CN=Robs iPad for the duplicate-subject policy: made
+ * again from the certificates, in `txn`, once. An MDB_* code.
+ */
+static int
+ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
+{
+	static const char mark[] = "subjects_index", matched[] = "matched";
+	MDB_val key = {sizeof(mark) - 1, (void *)mark}, val;
+	MDB_cursor *cur = NULL;
+	unsigned long n = 0;
+	int e;
+
+	if ((e = mdb_get(txn, ca->meta, &key, &val)) == 0 &&
+	    val.mv_size == sizeof(matched) - 1 &&
+	    memcmp(val.mv_data, matched, val.mv_size) == 0)
+		return 0;
+	if (e != 0 && e != MDB_NOTFOUND)
+		return e;
+	if ((e = mdb_drop(txn, ca->subjects, 0)) != 0 ||
+	    (e = mdb_cursor_open(txn, ca->certs, &cur)) != 0)
+		return e;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		char subject_key[CA_SUBJECT_KEY_MAX + 1];
+		struct ca_ledger_view v;
+		MDB_val skey, serial = key;
+
+		if (ca_ledger_view(val.mv_data, val.mv_size, &v) != 0 ||
+		    v.subject_len == 0)
+			continue;
+		skey.mv_size =
+		    ca_subject_key(v.subject, v.subject_len, subject_key);
+		skey.mv_data = subject_key;
+		if ((e = mdb_put(txn, ca->subjects, &skey, &serial, 0)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (e != MDB_NOTFOUND)
+		return e;
+	key.mv_size = sizeof(mark) - 1;
+	key.mv_data = (void *)mark;
+	val.mv_size = sizeof(matched) - 1;
+	val.mv_data = (void *)matched;
+	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) != 0)
+		return e;
+	if (n > 0) /* a new ledger's is made so from the start */
+		log_info(
+		    "ledger: the subjects index was made again, %lu "
+		    "certificate%s, keyed by the subject as name matching sees "
+		    "it (letter case and runs of spaces aside)",
+		    n, n == 1 ? "" : "s");
+	return 0;
+}
+
 int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
@@ -62,10 +122,15 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->journal = dbis[6];
 	ca->renewed = dbis[7];
 	/* Several certificates per subject: its own flags, so reopened. */
-	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
-	    (e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
-	         &ca->subjects)) != 0 ||
-	    (e = mdb_txn_commit(txn)) != 0) {
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) == 0) {
+		if ((e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
+		         &ca->subjects)) != 0 ||
+		    (e = ledger_subjects_matched(ca, txn)) != 0)
+			mdb_txn_abort(txn);
+		else
+			e = mdb_txn_commit(txn);
+	}
+	if (e != 0) {
 		snprintf(err, errlen, "subjects index: %s", store_strerror(e));
 		return -1;
 	}
@@ -604,20 +669,105 @@ out:
 	json_decref(o);
 }
 
+/* Appends `c` at out[*n] while it fits in `cap`; counts it always. */
+static void
+canon_put(char *out, size_t cap, size_t *n, char c)
+{
+	if (*n < cap)
+		out[*n] = c;
+	(*n)++;
+}
+
+static int
+canon_hex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	    : c >= 'A' && c <= 'F'  ? c - 'A' + 10
+	    : c >= 'a' && c <= 'f'  ? c - 'a' + 10
+	                            : -1;
+}
+
+/*
+ * A subject line (ca_subject_line's RFC 2253 form, escapes and all) as
+ * name matching compares it (RFC 5280 7.1, OpenSSL's X509_NAME_cmp): in
+ * each value, white space at either end dropped, each run of it within
+ * one space, ASCII letters lower-case; written to `out` up to `cap`
+ * bytes, escaped again where a byte would read as a separator. The
+ * length it takes, whatever `cap`.
+ */
+static size_t
+ca_subject_canon(const char *line, size_t len, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i = 0, n = 0;
+
+	while (i < len) {
+		int started = 0, space = 0;
+
+		/* The type, as OpenSSL names it. */
+		while (i < len && line[i] != '=')
+			canon_put(out, cap, &n, line[i++]);
+		if (i == len)
+			break;
+		canon_put(out, cap, &n, line[i++]);
+		while (i < len && line[i] != ',' && line[i] != '+') {
+			unsigned char b;
+
+			if (line[i] == '\\' && i + 2 < len &&
+			    canon_hex(line[i + 1]) >= 0 &&
+			    canon_hex(line[i + 2]) >= 0) {
+				b = (unsigned char)(canon_hex(line[i + 1]) *
+				        16 +
+				    canon_hex(line[i + 2]));
+				i += 3;
+			} else if (line[i] == '\\' && i + 1 < len) {
+				b = (unsigned char)line[i + 1];
+				i += 2;
+			} else
+				b = (unsigned char)line[i++];
+			if (b == ' ' || (b >= '\t' && b <= '\r')) {
+				space = started;
+				continue;
+			}
+			if (space)
+				canon_put(out, cap, &n, ' ');
+			space = 0;
+			started = 1;
+			if (b >= 'A' && b <= 'Z')
+				b = (unsigned char)(b - 'A' + 'a');
+			if (b < 0x20 || b == 0x7f || b == '\\' || b == ',' ||
+			    b == '+' || b == '=') {
+				canon_put(out, cap, &n, '\\');
+				canon_put(out, cap, &n, hex[b >> 4]);
+				canon_put(out, cap, &n, hex[b & 15]);
+			} else
+				canon_put(out, cap, &n, (char)b);
+		}
+		if (i < len) /* the separator */
+			canon_put(out, cap, &n, line[i++]);
+	}
+	return n;
+}
+
 size_t
 ca_subject_key(
     const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	size_t n = 0;
+	size_t n;
+	char *whole;
 
 	/* LMDB keys are at most 511 bytes. */
-	if (len <= CA_SUBJECT_KEY_MAX) {
-		memcpy(out, subject, len);
-		out[len] = '\0';
-		return len;
+	if ((n = ca_subject_canon(subject, len, out, CA_SUBJECT_KEY_MAX)) <=
+	    CA_SUBJECT_KEY_MAX) {
+		out[n] = '\0';
+		return n;
 	}
-	SHA256((const unsigned char *)subject, len, md);
+	if ((whole = malloc(n)) == NULL)
+		abort(); /* as rpc_alloc does */
+	ca_subject_canon(subject, len, whole, n);
+	SHA256((const unsigned char *)whole, n, md);
+	free(whole);
 	n = (size_t)snprintf(out, CA_SUBJECT_KEY_MAX + 1, "sha256:");
 	for (size_t i = 0; i < sizeof(md); i++)
 		n += (size_t)snprintf(

@@ -62,7 +62,17 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Robs IPad" "$WORK/twin.pem" >/dev/null 
 grep -q "^failInfo: badRequest" "$WORK/twin.pem.log" || fail "not failInfo badRequest"
 grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/twin.pem.log" ||
 	{ cat "$WORK/twin.pem.log"; fail "the failInfoText does not carry the policy's reason"; }
-ios_enroll "$(challenge)" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/null ||
+# Name matching (RFC 5280 7.1) takes letter case and runs of spaces as
+# nothing: these twins were issued. One password: each refusal releases it
+# (PasswordMax here is 5).
+pw=$(challenge)
+for twin in "O=FABRIKAM,CN=robs ipad" "O=Fabrikam,CN=Robs  IPad " "O=Fabrikam,CN= Robs IPad"; do
+	rc=0
+	ios_enroll "$pw" "$twin" "$WORK/twin-case.pem" >/dev/null || rc=$?
+	[ $rc = 2 ] && grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/twin-case.pem.log" ||
+		{ cat "$WORK/twin-case.pem.log"; fail "a twin '$twin' of O=Fabrikam,CN=Robs IPad: exit $rc, want 2 from the policy"; }
+done
+ios_enroll "$pw" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/null ||
 	fail "another subject was refused"
 "$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json"
 grep -q "policy one-per-device" "$WORK/refused.json" || fail "the policy's refusal is not in the ledger"
@@ -149,4 +159,30 @@ ios_enroll "$(challenge)" "O=Fabrikam,CN=Pending IPad" "$WORK/vouched.pem" >/dev
 [ $rc = 2 ] && grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/vouched.pem.log" ||
 	{ cat "$WORK/vouched.pem.log"; fail "a twin of a certificate PreviousCACertificate vouches for: exit $rc, want 2 from the policy"; }
 
-pass "duplicate-subject policy through the plugin ABI, at approval too, revoked certificates and those of a replaced CA not counted, held ones and those PreviousCACertificate vouches for counted; wrong ABI and unknown keys refused at start"
+check "a ledger whose subjects index an older build made (by the exact line) is made again at the first start"
+server_stop
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+valid=$(openssl x509 -in "$WORK/after-switch.pem" -noout -serial | cut -d= -f2)
+printf 'VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END\n' \
+	"$(hex subjects_index)" "$(hex exact)" > "$WORK/meta.dump"
+mdb_load -s meta -f "$WORK/meta.dump" "$DATA/db/ca" || fail "mdb_load meta"
+# A key no certificate holds: refuses a ghost's first certificate unless
+# the index is made again from the certificates.
+printf 'VERSION=3\nformat=bytevalue\ntype=btree\ndupsort=1\nHEADER=END\n %s\n %s\nDATA=END\n' \
+	"$(hex "O=fabrikam,CN=ghost ipad")" "$(hex "$valid")" > "$WORK/subjects.dump"
+mdb_load -s subjects -f "$WORK/subjects.dump" "$DATA/db/ca" || fail "mdb_load subjects"
+set_conf challenge PasswordMax 50
+server_start
+grep -q "scepd-ca.*ledger: the subjects index was made again, [0-9]* certificates" "$SERVER_LOG" ||
+	fail "the CA did not say it made the subjects index again"
+ios_enroll "$(challenge)" "O=Fabrikam,CN=Ghost IPad" "$WORK/ghost.pem" >/dev/null ||
+	{ cat "$WORK/ghost.pem.log"; fail "a first certificate refused by an index entry no certificate holds"; }
+rc=0
+ios_enroll "$(challenge)" "O=FABRIKAM,CN=other ipad" "$WORK/twin-after.pem" >/dev/null || rc=$?
+[ $rc = 2 ] || fail "a twin of Other IPad after the index was made again: exit $rc, want 2"
+made=$(grep -c "subjects index was made again" "$SERVER_LOG")
+server_restart
+[ "$(grep -c "subjects index was made again" "$SERVER_LOG")" = "$made" ] ||
+	fail "the subjects index was made again at a later start"
+
+pass "duplicate-subject policy through the plugin ABI, twins by letter case and spaces, the index of an older ledger made again, at approval too, revoked certificates and those of a replaced CA not counted, held ones and those PreviousCACertificate vouches for counted; wrong ABI and unknown keys refused at start"
