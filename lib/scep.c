@@ -1947,6 +1947,56 @@ struct sign_attrs {
 	const char *failinfo_text;
 };
 
+/* The length of the UTF-8 character at s (n bytes left): 1 to 4, or 0
+ * when none begins there (cut short, overlong, a surrogate, past
+ * U+10FFFF). */
+static size_t
+utf8_char_len(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80           ? 1
+	    : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+	    : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+	    : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+	                                   : 0;
+
+	if (len == 0 || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) ||
+	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+		return 0;
+	return len;
+}
+
+/* failInfoText as a UTF8String holds: each byte that begins no UTF-8
+ * character made '?' (a plugin's reason cut short in a character, a
+ * subject's Latin-1), which a strict client would refuse the whole
+ * reply for. */
+static int
+attr_add_utf8_text(PKCS7_SIGNER_INFO *si, int nid, const char *text)
+{
+	size_t n = strlen(text), i = 0, len;
+	char *clean = malloc(n + 1);
+	int rc;
+
+	if (clean == NULL)
+		return -1;
+	while (i < n) {
+		len = utf8_char_len((const unsigned char *)text + i, n - i);
+		if (len == 0) {
+			clean[i++] = '?';
+			continue;
+		}
+		memcpy(clean + i, text + i, len);
+		i += len;
+	}
+	rc = attr_add(si, nid, V_ASN1_UTF8STRING, clean, n);
+	free(clean);
+	return rc;
+}
+
 /* SCEP's signed attributes; OpenSSL adds contentType, signingTime and
  * messageDigest. */
 static int
@@ -1963,8 +2013,7 @@ sign_attrs_add(PKCS7_SIGNER_INFO *si, const struct sign_attrs *a)
 	    attr_add_number(si, nid_fail_info, a->failinfo) != 0)
 		return -1;
 	if (a->failinfo_text != NULL &&
-	    attr_add(si, nid_fail_info_text, V_ASN1_UTF8STRING,
-	        a->failinfo_text, strlen(a->failinfo_text)) != 0)
+	    attr_add_utf8_text(si, nid_fail_info_text, a->failinfo_text) != 0)
 		return -1;
 	if (a->sender_nonce != NULL &&
 	    attr_add(si, nid_sender_nonce, V_ASN1_OCTET_STRING, a->sender_nonce,

@@ -796,6 +796,17 @@ test_certrep_failure_pending(void **state)
 	assert_null(rep->failinfo_text);
 	scep_certrep_free(rep);
 	free(der);
+	/* Not UTF-8 (a plugin's reason cut within a character, Latin-1, a
+	 * surrogate, an overlong '/'): each such byte '?', so that the
+	 * UTF8String is one; whole characters kept. */
+	rep = certrep_status(SCEP_STATUS_FAILURE, SCEP_FAILINFO_BAD_REQUEST,
+	    "\"\xC3\xA9t\xC3\xA9\xF0\x9F\x94\x92 caf\xE9 \xED\xA0\x80 \xC0\xAF "
+	    "\xC3",
+	    &der, &len);
+	assert_string_equal(rep->failinfo_text,
+	    "\"\xC3\xA9t\xC3\xA9\xF0\x9F\x94\x92 caf? ??? ?? ?");
+	scep_certrep_free(rep);
+	free(der);
 
 	rep = certrep_status(
 	    SCEP_STATUS_PENDING, SCEP_FAILINFO_NONE, NULL, &der, &len);
