@@ -786,6 +786,10 @@ scep_csr_digest_allowed(
 	                        "section to allow it"
 	    : md == NID_md5 || md == NID_md4 || md == NID_md2
 	    ? "the CSR is signed with MD5 (or MD4, MD2), which is refused"
+	    /* EdDSA names no digest: its key is what the CA refuses. */
+	    : pk == NID_ED25519 || pk == NID_ED448
+	    ? "the CSR's key is Ed25519 or Ed448: keys are accepted as RSA "
+	      "or EC only"
 	    : "the CSR's signature digest is not supported";
 	return 0;
 }

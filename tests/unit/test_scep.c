@@ -184,6 +184,22 @@ test_csr_digest_policy(void **state)
 		    i == 0 ? 1 : 0);
 	}
 	X509_REQ_free(req);
+	/* Ed25519 names no digest: the device is told of its key (as the
+	 * CA would), not of a digest it never chose. */
+	{
+		EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+
+		assert_non_null(ed);
+		assert_non_null(req = X509_REQ_new());
+		assert_int_equal(X509_REQ_set_pubkey(req, ed), 1);
+		assert_true(X509_REQ_sign(req, ed, NULL) > 0);
+		assert_int_equal(
+		    scep_csr_digest_allowed(req, &scep_default_policy, &why),
+		    0);
+		assert_non_null(strstr(why, "Ed25519"));
+		X509_REQ_free(req);
+		EVP_PKEY_free(ed);
+	}
 }
 
 static int
