@@ -585,6 +585,14 @@ at_offset $((415 * 86400)) poll e_poll "CN=expires unpolled" e1
 [ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/e_poll.log" &&
 	grep -q "failInfoText: certificate $e_serial of this transactionID has expired: enroll with a new key" "$WORK/e_poll.log" ||
 	{ cat "$WORK/e_poll.log"; fail "poll after the certificate expired: exit $rc"; }
+# GetCert signed by a certificate of this CA that has expired since
+# (x2.pem, issued on day 0 for a year): refused, naming why.
+rc=0
+at_offset $((415 * 86400)) "$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/got5.pem" --message-type 21 \
+	--issuer-serial "$WORK/x2.pem" --renew-cert "$WORK/x2.pem" --renew-key "$WORK/x1.key" \
+	> "$WORK/getcert5.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "failInfoText: the signer certificate has expired" "$WORK/getcert5.log" ||
+	{ cat "$WORK/getcert5.log"; fail "GetCert signed by an expired certificate: exit $rc, want 2 naming the expiry"; }
 
 check "an approval the CA crashed in (after the journal), the request expired unpurged and asked again: its approval makes a certificate of that day"
 # Day 415 (the clock above): PENDING, the approval crashes after the
