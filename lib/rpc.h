@@ -132,6 +132,9 @@ rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
  */
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
+/* [frontend] ChallengeEndpoint when unset: the frontend's, and scepctl's,
+ * which reads the same key to reach the challenge service. */
+#define RPC_CHALLENGE_ENDPOINT_DEFAULT "ipc://run/challenge.sock"
 /* How far ahead of the CA's clock an imported revocation may be dated
  * (RevokeImportRequest: the old CA's clock, or the lost host's in a
  * restore), and taken as revoked now; scepctl refuses a CRL beyond it

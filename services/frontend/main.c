@@ -30,7 +30,7 @@ static const struct config_key frontend_config[] = {
         "HOST:PORT to serve HTTP on"},
     {"RAEndpoint", CONFIG_ENDPOINT, 0, 0, "ipc://run/ra.sock", S(ra_endpoint),
         "the RA's ZeroMQ endpoints"},
-    {"ChallengeEndpoint", CONFIG_ENDPOINT, 0, 0, "ipc://run/challenge.sock",
+    {"ChallengeEndpoint", CONFIG_ENDPOINT, 0, 0, RPC_CHALLENGE_ENDPOINT_DEFAULT,
         S(challenge_endpoint), "the challenge service's ZeroMQ endpoints"},
     {"Paths", CONFIG_STRING, 0, 0, CONFIG_DEFAULT_SCEP_PATHS, S(paths),
         "SCEP paths served (space separated)"},

@@ -30,7 +30,7 @@ rc=0
 	{ cat "$WORK/keygen2.out"; fail "keygen beside frontend.key: exit $rc, want 1 and no frontend.pub"; }
 echo "   $(cat "$WORK/keygen.out")"
 
-check "a password scepctl challenge cannot print (stdout on /dev/full, or closed) is not left outstanding"
+check "a password scepctl challenge cannot print (stdout on /dev/full, closed, or a pipe without a reader) is not left outstanding"
 before=$(outstanding)
 rc=0
 "$SCEPCTL" --data-dir "$DATA" challenge > /dev/full 2> "$WORK/full.err" || rc=$?
@@ -43,7 +43,36 @@ rc=0
 "$SCEPCTL" --data-dir "$DATA" challenge >&- 2> "$WORK/closed.err" || rc=$?
 [ $rc = 1 ] && [ "$(outstanding)" = "$before" ] ||
 	{ cat "$WORK/closed.err"; fail "challenge with stdout closed: exit $rc, $(outstanding) outstanding, want 1 and $before"; }
+# A pipe whose reader is gone (`scepctl challenge | ssh ...` failing): it
+# died of SIGPIPE (141), said nothing and left the password outstanding.
+rc=0
+python3 - "$SCEPCTL" "$DATA" "$WORK/pipe.err" <<'PY' || rc=$?
+import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+with open(sys.argv[3], "w") as err:
+    sys.exit(subprocess.run([sys.argv[1], "--data-dir", sys.argv[2], "challenge"], stdout=w, stderr=err).returncode)
+PY
+[ $rc = 1 ] && [ "$(outstanding)" = "$before" ] && grep -q "withdrawn" "$WORK/pipe.err" ||
+	{ cat "$WORK/pipe.err"; fail "challenge into a pipe without a reader: exit $rc, $(outstanding) outstanding, want 1, $before and the password withdrawn"; }
 sed 's/^/   /' "$WORK/full.err"
+
+check "[frontend] ChallengeEndpoint unset: scepctl takes the frontend's default, as the frontend does"
+cp "$DATA/scepd.conf" "$WORK/scepd.conf.orig"
+on_exit "cp '$WORK/scepd.conf.orig' '$DATA/scepd.conf'"
+python3 - "$DATA/scepd.conf" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+head, sep, rest = text.partition("[frontend]")
+body, nxt, tail = rest.partition("\n[")
+body, n = re.subn(r"\nChallengeEndpoint = [^\n]*", "", body)
+assert n == 1, n
+open(sys.argv[1], "w").write(head + sep + body + nxt + tail)
+PY
+rc=0
+"$SCEPCTL" --data-dir "$DATA" challenge > "$WORK/default-ep.out" 2>&1 || rc=$?
+[ $rc = 0 ] || { cat "$WORK/default-ep.out"; fail "scepctl challenge without [frontend] ChallengeEndpoint: exit $rc"; }
+cp "$WORK/scepd.conf.orig" "$DATA/scepd.conf"
 
 check "as another user: a socket it cannot write is named at once; one it can, the CA says who may ask"
 NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
@@ -106,18 +135,36 @@ import json, sys
 assert json.load(open(sys.argv[1]))["subject"] == sys.argv[2], open(sys.argv[1]).read()
 PY
 
-check "a state-changing command the CA does not answer says it may have been done, and how to see"
+check "a state-changing command the CA took and did not answer says it may have been done, and how to see; one no CA took, that nothing was done"
 serial=$(openssl x509 -in "$WORK/evil.pem" -noout -serial | cut -d= -f2)
 ca=$(service_pid scepd-ca)
 [ -n "$ca" ] || fail "no scepd-ca process"
+# Stopped, it takes no connection: the request is never sent.
 kill -STOP "$ca"
 on_exit "kill -CONT $ca"
 rc=0
 "$SCEPCTL" --data-dir "$DATA" revoke "$serial" > "$WORK/stopped.out" 2>&1 || rc=$?
 kill -CONT "$ca"
-{ [ $rc = 1 ] && grep -q "may or may not have been done: see scepctl show $serial" "$WORK/stopped.out"; } ||
-	{ cat "$WORK/stopped.out"; fail "revoke, CA stopped: exit $rc, want 1 with how to check"; }
+{ [ $rc = 1 ] && grep -q "took no request within 5 s (not running, or hung): nothing was sent, nothing was done" "$WORK/stopped.out" &&
+	! grep -q "may or may not" "$WORK/stopped.out"; } ||
+	{ cat "$WORK/stopped.out"; fail "revoke, CA stopped: exit $rc, want 1 saying nothing was sent"; }
+"$SCEPCTL" --data-dir "$DATA" show "$serial" | grep -q '"status": "issued"' || fail "$serial was revoked all the same"
 sed 's/^/   /' "$WORK/stopped.out"
+# Busy (a request's checks taking 8 s: test hook), it takes the request
+# and answers after scepctl's 5 s: the revocation is done, unanswered.
+server_stop
+SCEPD_TEST_CA_CHECK_MS=8000 server_start
+ios_enroll "$(challenge)" "CN=slow checks" "$WORK/slow.pem" > /dev/null 2>&1 &
+slow=$!
+sleep 1
+rc=0
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" > "$WORK/busy.out" 2>&1 || rc=$?
+wait $slow || true
+{ [ $rc = 1 ] && grep -q "may or may not have been done: see scepctl show $serial" "$WORK/busy.out"; } ||
+	{ cat "$WORK/busy.out"; fail "revoke, CA busy: exit $rc, want 1 with how to check"; }
+sed 's/^/   /' "$WORK/busy.out"
+server_restart
+ca=$(service_pid scepd-ca)
 
 check "health: each service answers over ipc://; a stopped CA fails within --timeout; the frontend and bad values are usage errors"
 for s in ca ra challenge; do
@@ -157,4 +204,4 @@ head -c 2000 /dev/zero | tr '\0' a | "$SCEPCTL" --data-dir "$DATA" passwd carol 
 { [ $rc = 1 ] && [ "$(wc -l < "$WORK/long.err")" = 1 ] && grep -q "longer than" "$WORK/long.err"; } ||
 	{ cat "$WORK/long.err"; fail "passwd with 2000 bytes: exit $rc, want 1 and one message"; }
 
-pass "keygen keeps another host's .pub, an unprinted password is withdrawn, the wrong user is told at once, a timeout says how to check, health answers or times out, list escapes controls and bidi, --limit and passwd bounds"
+pass "keygen keeps another host's .pub, an unprinted password is withdrawn (a pipe without a reader too), ChallengeEndpoint's default, a request never sent said so, the wrong user is told at once, a timeout says how to check, health answers or times out, list escapes controls and bidi, --limit and passwd bounds"

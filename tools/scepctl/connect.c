@@ -308,6 +308,15 @@ scepctl_connect_as(const struct scepctl *ctl, const char *section,
 		    ctl->conf, parse);
 		goto out;
 	}
+	/* Unset, the frontend takes its default: so does scepctl. */
+	if (l.value[LOOKUP_ENDPOINT] == NULL &&
+	    strcmp(section, "frontend") == 0 &&
+	    strcmp(key, "ChallengeEndpoint") == 0 &&
+	    (l.value[LOOKUP_ENDPOINT] =
+	            strdup(RPC_CHALLENGE_ENDPOINT_DEFAULT)) == NULL) {
+		fprintf(stderr, "scepctl: out of memory\n");
+		goto out;
+	}
 	if (l.value[LOOKUP_ENDPOINT] == NULL ||
 	    l.value[LOOKUP_ENDPOINT][0] == '\0') {
 		fprintf(stderr, "scepctl: %s: [%s] %s is not set\n", ctl->conf,
@@ -408,6 +417,15 @@ scepctl_call(
 	 * would answer "already done" after it was done. */
 	int e = rpc_call_once(conn->client, req, SCEPCTL_TIMEOUT_MS, &reply);
 
+	/* Never taken (no peer connected: the service down, a socket left
+	 * by a crash): nothing can have been done. */
+	if (e == RPC_ETIMEDOUT && rpc_client_copies(conn->client) == 0) {
+		fprintf(stderr,
+		    "scepctl: the %s at %s took no request within %d s (not "
+		    "running, or hung): nothing was sent, nothing was done\n",
+		    service, conn->endpoint, SCEPCTL_TIMEOUT_MS / 1000);
+		return NULL;
+	}
 	if (e == RPC_ETIMEDOUT) {
 		fprintf(stderr,
 		    "scepctl: the %s at %s did not answer within %d s; is "

@@ -543,8 +543,17 @@ scepctl_decide(const struct scepctl *ctl, int argc, char **argv, int approve)
 		    reply->error ? reply->error : "refused");
 		goto out;
 	}
-	if (approve)
-		printf("%s\n", reply->decide->serial);
+	/* Done either way: a serial that cannot be printed is said so,
+	 * with where to find it (exit 1 for the script that wanted it). */
+	if (approve &&
+	    (printf("%s\n", reply->decide->serial) < 0 ||
+	        fflush(stdout) != 0)) {
+		fprintf(stderr,
+		    "scepctl: %s approved, but its serial %s could not be "
+		    "written out: see scepctl list\n",
+		    argv[optind], reply->decide->serial);
+		goto out;
+	}
 	fprintf(stderr, "scepctl: %s %s\n", argv[optind],
 	    approve ? "approved; the certificate waits for the device's poll"
 	            : "rejected");

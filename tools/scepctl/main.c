@@ -4,6 +4,7 @@
  * says where the services listen.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,10 @@ main(int argc, char **argv)
 		    commands[i].name);
 		return 2;
 	}
+	/* A reader gone (`scepctl challenge | ssh ...` failing) is a write
+	 * error each command handles (a password not handed out is
+	 * withdrawn), not a death by SIGPIPE with nothing said. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Library warnings (e.g. a ZeroMQ connect) would only repeat what
 	 * scepctl says itself. */
 	log_init("scepctl", LOG_LEVEL_ERROR);
