@@ -162,6 +162,7 @@ struct ca {
 	time_t pending_purged_at; /* ca_pending_purge's last run */
 	MDB_dbi journal; /* transactionID -> about to be signed (journal.c) */
 	MDB_dbi renewed; /* serial (hex) -> the serial that renewed it */
+	MDB_dbi compromised; /* key hash -> serial revoked for keyCompromise */
 	/* The signature AlgorithmIdentifier X509_sign writes with our key,
 	 * learnt at start: put in a certificate before its TBSCertificate is
 	 * hashed for the journal, so that the hash is of what gets signed. */
@@ -269,6 +270,22 @@ int ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX]);
 int ca_serial_normalize_any(const char *in, char out[CA_SERIAL_HEX_ANY]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
+/* SHA-256 of `key` as a SubjectPublicKeyInfo (an EC point uncompressed):
+ * the same for one key however a request encoded it. 0, or -1. */
+int ca_key_hash(const EVP_PKEY *key, unsigned char out[32]);
+/* 1 when `key` is that of a certificate revoked for keyCompromise (its
+ * serial into `serial`), 0 when not, -1 on error (logged). */
+int ca_ledger_compromised(const struct ca *ca, MDB_txn *txn,
+    const EVP_PKEY *key, char serial[CA_SERIAL_HEX]);
+/* sign.c: 1 when the CSR's key may not be certified (a certificate of
+ * it was revoked for keyCompromise; `refusal` says so), 0 when it may, -1
+ * on error (logged). */
+int ca_key_refused(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+    struct ca_refusal *refusal);
+/* Notes the key of ledger certificate `serial` as compromised (none of
+ * a serial the ledger does not hold). An MDB_* code. */
+int ca_ledger_compromised_put(
+    const struct ca *ca, MDB_txn *txn, const char *serial);
 /*
  * The `subjects` index key of a subject line: the line as name matching
  * sees it (letter case and runs of white space in values aside), or,

@@ -540,7 +540,12 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 		}
 		val.mv_size = strlen(text);
 		val.mv_data = text;
+		/* A compromised key is certified no more, whatever
+		 * transactionID a request brings it under. */
 		if ((e = mdb_put(txn, ca->revoked, &key, &val, 0)) != 0 ||
+		    (code == CRL_REASON_KEY_COMPROMISE && !foreign &&
+		        (e = ca_ledger_compromised_put(ca, txn, serial)) !=
+		            0) ||
 		    (e = crl_issue(ca, txn, now, 0, NULL, &number)) != 0)
 			goto internal;
 	}
@@ -670,6 +675,9 @@ crl_import_put(const struct ca *ca, MDB_txn *txn, struct crl_import_entry *e,
 		val.mv_size = strlen(text);
 		val.mv_data = text;
 		rc = mdb_put(txn, ca->revoked, &key, &val, 0);
+		if (rc == 0 && e->in_ledger &&
+		    e->code == CRL_REASON_KEY_COMPROMISE)
+			rc = ca_ledger_compromised_put(ca, txn, e->serial);
 	}
 	free(text);
 	return rc;
@@ -1023,6 +1031,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 			    ? "the CA certificate has expired"
 			    : "the previous CA certificate has expired and "
 			      "no CRL of it was made before";
+			X509_CRL_free(crl); /* another CA's, or none */
 			mdb_txn_abort(txn);
 			return;
 		}

@@ -6,6 +6,8 @@
  *             per subject; ca_subject_key)
  *   events    time (ns, big-endian) -> a refusal, as JSON
  *   journal   transactionID -> a certificate about to be signed (journal.c)
+ *   compromised  SHA-256 of a key (ca_key_hash) -> the serial revoked for
+ *             keyCompromise that holds it
  * A record is a fixed header followed by the DER certificate, the subject
  * line, the transactionID, the client address (no NULs stored) and, from
  * version 2 on, a JSON object of what else is known (template, SANs).
@@ -15,6 +17,9 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +44,29 @@ struct ca_ledger_head {
 	int64_t not_after;
 };
 
+/* A one-time change of the ledger's (an index made again) is noted in
+ * meta as `mark` = `done`: *marked 1 when it is, else 0. An MDB_* code. */
+static int
+ledger_marked(struct ca *ca, MDB_txn *txn, const char *mark, const char *done,
+    int *marked)
+{
+	MDB_val key = {strlen(mark), (void *)mark}, val;
+	int e = mdb_get(txn, ca->meta, &key, &val);
+
+	*marked = e == 0 && val.mv_size == strlen(done) &&
+	    memcmp(val.mv_data, done, val.mv_size) == 0;
+	return e == MDB_NOTFOUND ? 0 : e;
+}
+
+static int
+ledger_mark(struct ca *ca, MDB_txn *txn, const char *mark, const char *done)
+{
+	MDB_val key = {strlen(mark), (void *)mark},
+	        val = {strlen(done), (void *)done};
+
+	return mdb_put(txn, ca->meta, &key, &val, 0);
+}
+
 /*
  * The subjects index is keyed by the subject as name matching sees it
  * (ca_subject_key) since meta's "subjects_index" says "matched"; a
@@ -49,17 +77,14 @@ struct ca_ledger_head {
 static int
 ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 {
-	static const char mark[] = "subjects_index", matched[] = "matched";
-	MDB_val key = {sizeof(mark) - 1, (void *)mark}, val;
 	MDB_cursor *cur = NULL;
+	MDB_val key, val;
 	unsigned long n = 0;
-	int e;
+	int e, marked;
 
-	if ((e = mdb_get(txn, ca->meta, &key, &val)) == 0 &&
-	    val.mv_size == sizeof(matched) - 1 &&
-	    memcmp(val.mv_data, matched, val.mv_size) == 0)
-		return 0;
-	if (e != 0 && e != MDB_NOTFOUND)
+	if ((e = ledger_marked(
+	         ca, txn, "subjects_index", "matched", &marked)) != 0 ||
+	    marked)
 		return e;
 	if ((e = mdb_drop(txn, ca->subjects, 0)) != 0 ||
 	    (e = mdb_cursor_open(txn, ca->certs, &cur)) != 0)
@@ -83,11 +108,7 @@ ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 	mdb_cursor_close(cur);
 	if (e != MDB_NOTFOUND)
 		return e;
-	key.mv_size = sizeof(mark) - 1;
-	key.mv_data = (void *)mark;
-	val.mv_size = sizeof(matched) - 1;
-	val.mv_data = (void *)matched;
-	if ((e = mdb_put(txn, ca->meta, &key, &val, 0)) != 0)
+	if ((e = ledger_mark(ca, txn, "subjects_index", "matched")) != 0)
 		return e;
 	if (n > 0) /* a new ledger's is made so from the start */
 		log_info(
@@ -99,11 +120,139 @@ ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 }
 
 int
+ca_key_hash(const EVP_PKEY *key, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+	EVP_PKEY *copy = NULL;
+	unsigned char *der = NULL;
+	int len, rc = -1;
+
+	if (key == NULL)
+		return -1;
+	/* An EC point may come compressed or not: written one way. */
+	if (EVP_PKEY_is_a(key, "EC") &&
+	    ((copy = EVP_PKEY_dup((EVP_PKEY *)key)) == NULL ||
+	        EVP_PKEY_set_utf8_string_param(copy,
+	            OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	            OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 1))
+		goto out;
+	if ((len = i2d_PUBKEY(copy != NULL ? copy : key, &der)) <= 0)
+		goto out;
+	SHA256(der, (size_t)len, out);
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	EVP_PKEY_free(copy);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, const EVP_PKEY *key,
+    char serial[CA_SERIAL_HEX])
+{
+	unsigned char hash[SHA256_DIGEST_LENGTH];
+	MDB_val k = {sizeof(hash), hash}, val;
+	int e;
+
+	if (ca_key_hash(key, hash) != 0)
+		return -1;
+	if ((e = mdb_get(txn, ca->compromised, &k, &val)) == MDB_NOTFOUND)
+		return 0;
+	if (e != 0 || val.mv_size >= CA_SERIAL_HEX) {
+		log_error("ledger: compromised keys: %s",
+		    e != 0 ? store_strerror(e) : "a record too long");
+		return -1;
+	}
+	memcpy(serial, val.mv_data, val.mv_size);
+	serial[val.mv_size] = '\0';
+	return 1;
+}
+
+int
+ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
+{
+	unsigned char hash[SHA256_DIGEST_LENGTH];
+	MDB_val key = {strlen(serial), (void *)serial}, val, k;
+	struct ca_ledger_view v;
+	const unsigned char *p;
+	X509 *cert;
+	int e;
+
+	if ((e = mdb_get(txn, ca->certs, &key, &val)) == MDB_NOTFOUND)
+		return 0; /* not the ledger's: its key is not known */
+	if (e != 0)
+		return e;
+	if (ca_ledger_view(val.mv_data, val.mv_size, &v) != 0)
+		return MDB_CORRUPTED;
+	p = v.der;
+	if ((cert = x509parse_cert(&p, (long)v.der_len)) == NULL ||
+	    ca_key_hash(X509_get0_pubkey(cert), hash) != 0) {
+		X509_free(cert);
+		return MDB_CORRUPTED;
+	}
+	X509_free(cert);
+	k.mv_size = sizeof(hash);
+	k.mv_data = hash;
+	return mdb_put(txn, ca->compromised, &k, &key, 0);
+}
+
+/*
+ * The keys of certificates revoked for keyCompromise, indexed since meta's
+ * "compromised_index" says "made": a ledger from before has them added
+ * from its revocations, in `txn`, once. An MDB_* code.
+ */
+static int
+ledger_compromised_made(struct ca *ca, MDB_txn *txn)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	unsigned long n = 0;
+	int e, marked;
+
+	if ((e = ledger_marked(
+	         ca, txn, "compromised_index", "made", &marked)) != 0 ||
+	    marked)
+		return e;
+	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
+		return e;
+	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
+	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		json_t *o = json_loadb(val.mv_data, val.mv_size, 0, NULL);
+		const char *r = json_string_value(json_object_get(o, "reason"));
+		char serial[CA_SERIAL_HEX_ANY];
+		int compromised = r != NULL &&
+		    pki_crl_reason_code(r, NULL) == CRL_REASON_KEY_COMPROMISE;
+
+		json_decref(o);
+		if (!compromised || key.mv_size >= sizeof(serial))
+			continue;
+		memcpy(serial, key.mv_data, key.mv_size);
+		serial[key.mv_size] = '\0';
+		/* Its own gets: the cursor is left where it was. */
+		if ((e = ca_ledger_compromised_put(ca, txn, serial)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (e != MDB_NOTFOUND && e != 0)
+		return e;
+	if ((e = ledger_mark(ca, txn, "compromised_index", "made")) != 0)
+		return e;
+	if (n > 0)
+		log_info("ledger: the keys of %lu certificate%s revoked for "
+		         "keyCompromise indexed: no certificate is issued for "
+		         "them again",
+		    n, n == 1 ? "" : "s");
+	return 0;
+}
+
+int
 ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 {
 	static const char *const names[] = {"certs", "txids", "events",
-	    "revoked", "meta", "pending", "journal", "renewed", NULL};
-	MDB_dbi dbis[8];
+	    "revoked", "meta", "pending", "journal", "renewed", "compromised",
+	    NULL};
+	MDB_dbi dbis[9];
 	MDB_txn *txn;
 	int e;
 
@@ -121,11 +270,13 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->pending = dbis[5];
 	ca->journal = dbis[6];
 	ca->renewed = dbis[7];
+	ca->compromised = dbis[8];
 	/* Several certificates per subject: its own flags, so reopened. */
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) == 0) {
 		if ((e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
 		         &ca->subjects)) != 0 ||
-		    (e = ledger_subjects_matched(ca, txn)) != 0)
+		    (e = ledger_subjects_matched(ca, txn)) != 0 ||
+		    (e = ledger_compromised_made(ca, txn)) != 0)
 			mdb_txn_abort(txn);
 		else
 			e = mdb_txn_commit(txn);

@@ -720,6 +720,9 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		decide_refuse(reply, why, arena);
 		goto out;
 	}
+	if (!refused &&
+	    (refused = ca_key_refused(ca, txn, checked, &refusal)) < 0)
+		goto internal;
 	if (refused) {
 		decide_refuse(reply, refusal.why, arena);
 		goto out;

@@ -636,6 +636,24 @@ ca_sign_refused(const struct ca *ca, struct ca_sign_job *job, MDB_txn **txn,
 	    ca, in, job->csr, job->txid, job->tpl, why, job->arena);
 }
 
+int
+ca_key_refused(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
+    struct ca_refusal *refusal)
+{
+	char serial[CA_SERIAL_HEX];
+	int found =
+	    ca_ledger_compromised(ca, txn, X509_REQ_get0_pubkey(csr), serial);
+
+	if (found <= 0)
+		return found;
+	refusal->fail_info = SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST;
+	snprintf(refusal->why, sizeof(refusal->why),
+	    "the request's key is that of certificate %s, revoked for "
+	    "keyCompromise: enroll with a new key",
+	    serial);
+	return 1;
+}
+
 /*
  * Everything decided before a certificate is built, in a write
  * transaction of its own: the CSR, a retry, a renewal, the site's
@@ -701,9 +719,14 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		}
 		goto out;
 	}
-	if (ca_csr_rules(ca, job->tpl, job->csr, &refusal) != 0) {
+	if (ca_csr_rules(ca, job->tpl, job->csr, &refusal) != 0 ||
+	    (e = ca_key_refused(ca, txn, job->csr, &refusal)) > 0) {
 		ca_sign_refused(
 		    ca, job, &txn, refusal.fail_info, refusal.why, 1);
+		goto out;
+	}
+	if (e < 0) {
+		ca_sign_internal(reply, req, txid, "ledger", 0);
 		goto out;
 	}
 	job->sans = ca_csr_sans(job->csr);

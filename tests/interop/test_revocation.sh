@@ -375,6 +375,66 @@ ios_enroll "$again_pw" "CN=to be revoked" "$WORK/fresh.pem" "$URL" --key "$WORK/
 	fail "a new key after revocation, with the password the refused request sent, was refused"
 verify_cert "$WORK/fresh.pem"
 
+check "a key revoked for keyCompromise is certified no more, under whatever transactionID (a client's own, or a renewal bringing it)"
+# Under another transactionID only the ledger's transactionID was looked
+# up: the CA certified the compromised key again.
+pw=$(challenge)
+compromised_refused() { # NAME: the request's log names the revoked serial
+	[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/$1.pem.log" &&
+		grep -q "the request's key is that of certificate $serial, revoked for keyCompromise: enroll with a new key" "$WORK/$1.pem.log" ||
+		{ cat "$WORK/$1.pem.log"; fail "$1: the compromised key: exit $rc, want FAILURE naming $serial"; }
+}
+rc=0
+ios_enroll "$pw" "CN=to be revoked" "$WORK/other-txid.pem" "$URL" --key "$WORK/a.key" --txid "MY-OWN-TXID-1" >/dev/null || rc=$?
+compromised_refused other-txid
+rc=0
+ios_enroll "$pw" "CN=another name" "$WORK/other-name.pem" "$URL" --key "$WORK/a.key" --txid "MY-OWN-TXID-2" >/dev/null || rc=$?
+compromised_refused other-name
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=to be revoked" --out "$WORK/renew-compromised.pem" \
+	--renew-cert "$WORK/fresh.pem" --renew-key "$WORK/fresh.key" --key "$WORK/a.key" --txid "MY-OWN-TXID-R" > "$WORK/renew-compromised.pem.log" 2>&1 || rc=$?
+compromised_refused renew-compromised
+# The password the refusals brought paid for nothing.
+ios_enroll "$pw" "CN=new key for the same password" "$WORK/new-key.pem" "$URL" >/dev/null ||
+	fail "a new key with the password the compromised key's requests brought was refused"
+
+check "a ledger an older build kept (no index of compromised keys): indexed from its revocations at the CA's first start"
+server_stop
+old="$WORK/ca-older"
+mkdir -p "$old"
+for db in $(mdb_dump -l "$DATA/db/ca"); do
+	[ "$db" != compromised ] || continue
+	mdb_dump -s "$db" "$DATA/db/ca" > "$WORK/dump.$db" || fail "mdb_dump -s $db"
+	if [ "$db" = meta ]; then
+		# Without the mark that the index was made (keys in hex).
+		python3 - "$WORK/dump.$db" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+mark = " " + b"compromised_index".hex()
+out, i = [], 0
+while i < len(lines):
+    if lines[i] == mark:
+        i += 2
+        continue
+    out.append(lines[i])
+    i += 1
+open(sys.argv[1], "w").write("\n".join(out))
+PY
+		! grep -qx "$(printf ' %s' "$(printf compromised_index | od -An -tx1 | tr -d ' \n')")" "$WORK/dump.$db" ||
+			fail "the mark is still in the dump of meta"
+	fi
+	mdb_load -s "$db" -f "$WORK/dump.$db" "$old" 2> "$WORK/load.err" || { cat "$WORK/load.err"; fail "mdb_load -s $db"; }
+done
+! mdb_dump -l "$old" | grep -qx compromised || fail "the older ledger has the index"
+rm -rf "$DATA/db/ca.newer" && mv "$DATA/db/ca" "$DATA/db/ca.newer" && cp -a "$old" "$DATA/db/ca"
+chown -R --reference="$DATA/db/ca.newer" "$DATA/db/ca"
+server_start
+grep -q "scepd-ca.*ledger: the keys of [0-9]* certificates\? revoked for keyCompromise indexed" "$SERVER_LOG" ||
+	fail "the CA did not index the compromised keys of an older ledger"
+rc=0
+ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/older-ledger.pem" "$URL" --key "$WORK/a.key" --txid "MY-OWN-TXID-3" >/dev/null || rc=$?
+compromised_refused older-ledger
+
 check "certificateHold: released by scepctl unrevoke (the next CRL leaves it out), or made final with another reason"
 ios_enroll "$(challenge)" "CN=to be held" "$WORK/h.pem" "$URL" --key "$WORK/h.key" >/dev/null || fail "enroll h"
 b_serial=$(openssl x509 -in "$WORK/h.pem" -noout -serial | cut -d= -f2)
@@ -469,4 +529,4 @@ logged "$from" "scepd-ca.*CRL: the stored one is valid until .* past CRLValidity
 	fail "the log does not say why a new CRL was made"
 server_stop
 
-pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, certificateHold released or made final"
+pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, a key revoked for keyCompromise never certified again (an older ledger indexed), certificateHold released or made final"
