@@ -218,7 +218,8 @@ import() {
 r='R\t301231235959Z\t'
 gencrl old "${r}240501100000Z,keyCompromise\t7A1B2C3D4E5F60718293A4B5C6D7E8F901234567\tunknown\t/CN=old 1\n${r}230102030405Z\t1F\tunknown\t/CN=old 2\n${r}250303030303Z,certificateHold,holdInstructionReject\t2B\tunknown\t/CN=old 3\n"
 # Refused whole, nothing put on the CRL: another key under the CA's name,
-# a delta CRL, an indirect one, an entry removeFromCRL (each beside an
+# a delta CRL, an indirect one, one with an unknown critical extension,
+# an entry removeFromCRL (each beside an
 # entry that alone would be taken), not a CRL.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -keyout "$WORK/other.key" \
 	-subj "$(openssl x509 -in "$DATA/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" \
@@ -228,6 +229,9 @@ gencrl other-key "$good" '' "$WORK/other.key" "$WORK/other.pem"
 gencrl delta "$good" '2.5.29.27 = critical,DER:02:02:03:E7'
 gencrl indirect "$good" 'issuingDistributionPoint = critical,@idp\n[idp]\nindirectCRL = TRUE'
 gencrl remove "${good}${r}240501100000Z,removeFromCRL\t7E0002\tunknown\t/CN=y\n"
+# An extension marked critical that the reader does not know (RFC 5280:
+# such a CRL decides no status): it was imported, the extension ignored.
+gencrl critical "$good" '1.3.6.1.4.1.99999.1 = critical,ASN1:NULL'
 # And what the CA would refuse (a request of the import stopping it
 # halfway): serial 0, a revocation after the CRL was made.
 gencrl zero "${good}${r}240501100000Z\t00\tunknown\t/CN=y\n"
@@ -239,6 +243,7 @@ LD_PRELOAD="$FAKETIME_LIB" FAKETIME=-600 gencrl adcs "${r}$(date -u -d @$(($(dat
 head -c 300 /dev/urandom > "$WORK/garbage.crl"
 mark=$(log_mark)
 for bad in "other-key:signature is not the CA key's" "delta:a delta CRL" "indirect:an indirect CRL" \
+	"critical:a critical extension 1.3.6.1.4.1.99999.1 this reader does not know" \
 	"remove:reason code 8 is not a revocation" "zero:serial is not a positive number" \
 	"future:after this machine's time" "garbage:not a CRL"; do
 	rc=0

@@ -78,12 +78,43 @@ crl_signed_by(X509_CRL *crl, X509 *ca, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The first extension of `exts` marked critical that is not in `known`
+ * (NID_undef-ended), its OID in `oid`: 1; else 0. RFC 5280 (5.2, 5.3):
+ * a CRL with one is not to be used to decide a certificate's status,
+ * nor, then, imported.
+ */
+static int
+crl_unknown_critical(const STACK_OF(X509_EXTENSION) * exts, const int *known,
+    char *oid, size_t oidlen)
+{
+	for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+		X509_EXTENSION *x = sk_X509_EXTENSION_value(exts, i);
+		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(x)), k = 0;
+
+		if (!X509_EXTENSION_get_critical(x))
+			continue;
+		while (known[k] != NID_undef && known[k] != nid)
+			k++;
+		if (known[k] != NID_undef)
+			continue;
+		if (OBJ_obj2txt(
+		        oid, (int)oidlen, X509_EXTENSION_get_object(x), 1) <= 0)
+			snprintf(oid, oidlen, "?");
+		return 1;
+	}
+	return 0;
+}
+
 /* One entry into `out`: 0, or -1 with `err` naming it. */
 static int
 crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
 {
+	static const int entry_known[] = {NID_crl_reason, NID_invalidity_date,
+	    NID_hold_instruction_code, NID_certificate_issuer, NID_undef};
 	const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(r);
 	ASN1_ENUMERATED *reason;
+	char oid[80];
 	BIGNUM *bn = NULL;
 	char *hex = NULL;
 	long code = 0;
@@ -108,6 +139,15 @@ crl_read_entry(X509_REVOKED *r, struct crl_entry *out, char *err, size_t errlen)
 		goto out;
 	}
 	out->revoked_at = (int64_t)t;
+	if (crl_unknown_critical(X509_REVOKED_get0_extensions(r), entry_known,
+	        oid, sizeof(oid))) {
+		snprintf(err, errlen,
+		    "serial %s has a critical extension %s this reader does "
+		    "not know (RFC 5280: such a CRL decides no status): "
+		    "nothing imported",
+		    out->serial, oid);
+		goto out;
+	}
 	/* Another CA's certificate (an indirect CRL's entry): not this
 	 * CA's to list. */
 	if (X509_REVOKED_get_ext_by_NID(r, NID_certificate_issuer, -1) >= 0) {
@@ -146,13 +186,25 @@ out:
 int
 crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 {
+	static const int crl_known[] = {NID_crl_number,
+	    NID_authority_key_identifier, NID_issuing_distribution_point,
+	    NID_delta_crl, NID_issuer_alt_name, NID_freshest_crl, NID_undef};
 	STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
 	ISSUING_DIST_POINT *idp;
+	char oid[80];
 	ASN1_INTEGER *number;
 	int n = revoked != NULL ? sk_X509_REVOKED_num(revoked) : 0, crit = -1;
 	time_t this_update;
 
 	memset(out, 0, sizeof(*out));
+	if (crl_unknown_critical(
+	        X509_CRL_get0_extensions(crl), crl_known, oid, sizeof(oid))) {
+		snprintf(err, errlen,
+		    "a critical extension %s this reader does not know (RFC "
+		    "5280: such a CRL decides no status): nothing imported",
+		    oid);
+		return -1;
+	}
 	/* A delta CRL lists changes since its base: import the base CRL. */
 	if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0) {
 		snprintf(err, errlen,
