@@ -448,6 +448,16 @@ b_serial=$(openssl x509 -in "$WORK/h.pem" -noout -serial | cut -d= -f2)
 rc=0
 "$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason certificateHold 2> "$WORK/hold2.err" || rc=$?
 [ $rc = 1 ] && grep -q "already on hold" "$WORK/hold2.err" || fail "a second hold: exit $rc"
+# On hold, it is revoked for renewal and GetCert (a hold may become final).
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=to be held" --out "$WORK/held-renew.pem" \
+	--renew-cert "$WORK/h.pem" --renew-key "$WORK/h.key" --key "$WORK/held-new.key" > "$WORK/held-renew.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "is revoked" "$WORK/held-renew.log" || { cat "$WORK/held-renew.log"; fail "a renewal signed by a held certificate: exit $rc"; }
+rc=0
+"$IOS_CLIENT" --url "$URL" --subject "CN=x" --out "$WORK/held-getcert.pem" --message-type 21 \
+	--issuer-serial "$WORK/h.pem" --renew-cert "$WORK/h.pem" --renew-key "$WORK/h.key" > "$WORK/held-getcert.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "failInfoText: the signer certificate is revoked" "$WORK/held-getcert.log" ||
+	{ cat "$WORK/held-getcert.log"; fail "GetCert signed by a held certificate: exit $rc"; }
 server_restart # the frontend keeps a CRL a minute
 crl held
 grep -A5 "Serial Number: $b_serial" "$WORK/held.txt" | grep -q "Certificate Hold" || fail "the held serial is not in the CRL"
@@ -470,6 +480,11 @@ held_date=$(grep -A1 "Serial Number: $b_serial" "$WORK/held2.txt" | sed -n 's/.*
 sleep 1
 "$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason keyCompromise 2>/dev/null || fail "a held certificate revoked for good"
 "$SCEPCTL" --data-dir "$DATA" show "$b_serial" | grep -q '"reason": "keyCompromise"' || fail "show: not keyCompromise"
+# A hold made final for keyCompromise: its key is certified no more.
+rc=0
+ios_enroll "$(challenge)" "CN=to be held" "$WORK/held-final.pem" "$URL" --key "$WORK/h.key" --txid "MY-OWN-TXID-H" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q "the request's key is that of certificate $b_serial, revoked for keyCompromise" "$WORK/held-final.pem.log" ||
+	{ cat "$WORK/held-final.pem.log"; fail "the key of a hold made final for keyCompromise: exit $rc"; }
 server_restart
 crl final
 grep -A5 "Serial Number: $b_serial" "$WORK/final.txt" | grep -q "Key Compromise" || fail "the final reason is not in the CRL"
