@@ -684,6 +684,12 @@ judge_answer(const struct webhook *wh, long status, char *why, size_t whylen)
 		verdict = SCEPD_VERDICT_UNAVAILABLE;
 		snprintf(cause, sizeof(cause),
 		    "the MDM webhook answered HTTP %ld", status);
+	} else if (answer == NULL &&
+	    json_error_code(&jerr) == json_error_out_of_memory) {
+		/* Ours, not the device's: no verdict. */
+		verdict = SCEPD_VERDICT_UNAVAILABLE;
+		snprintf(cause, sizeof(cause),
+		    "out of memory reading the MDM webhook's answer");
 	} else if (json_is_true(allow)) {
 		verdict = SCEPD_VERDICT_ALLOW;
 		cause[0] = '\0';
