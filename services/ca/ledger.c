@@ -17,7 +17,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -120,34 +119,58 @@ ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 }
 
 int
-ca_key_hash(const EVP_PKEY *key, unsigned char out[SHA256_DIGEST_LENGTH])
+ca_key_hash(X509_PUBKEY *key, unsigned char out[SHA256_DIGEST_LENGTH])
 {
-	EVP_PKEY *copy = NULL;
-	unsigned char *der = NULL;
-	int len, rc = -1;
+	const unsigned char *bits = NULL;
+	const ASN1_OBJECT *alg_oid = NULL, *curve = NULL;
+	const void *param = NULL;
+	X509_ALGOR *alg = NULL;
+	ASN1_OBJECT *oid = NULL;
+	int len = 0, ptype = V_ASN1_UNDEF;
+	char name[2][96];
+	unsigned char *whole;
+	size_t n0, n1;
 
-	if (key == NULL)
+	/* From the key's encoding, not through an EVP_PKEY: OpenSSL 3.0
+	 * sets up an encoder for that (150 us, per request). */
+	if (key == NULL ||
+	    X509_PUBKEY_get0_param(&oid, &bits, &len, &alg, key) != 1 ||
+	    len <= 0)
 		return -1;
-	/* An EC point may come compressed or not: written one way. */
-	if (EVP_PKEY_is_a(key, "EC") &&
-	    ((copy = EVP_PKEY_dup((EVP_PKEY *)key)) == NULL ||
-	        EVP_PKEY_set_utf8_string_param(copy,
-	            OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
-	            OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 1))
-		goto out;
-	if ((len = i2d_PUBKEY(copy != NULL ? copy : key, &der)) <= 0)
-		goto out;
-	SHA256(der, (size_t)len, out);
-	rc = 0;
-out:
-	OPENSSL_free(der);
-	EVP_PKEY_free(copy);
-	ERR_clear_error();
-	return rc;
+	X509_ALGOR_get0(&alg_oid, &ptype, &param, alg);
+	if (ptype == V_ASN1_OBJECT)
+		curve = param;
+	if (OBJ_obj2txt(name[0], sizeof(name[0]), oid, 1) <= 0 ||
+	    (curve != NULL &&
+	        OBJ_obj2txt(name[1], sizeof(name[1]), curve, 1) <= 0))
+		return -1;
+	/* An EC point, compressed, hybrid or not, by its x alone (SEC 1
+	 * 2.3.3): -P's private key is n - d, known with d. */
+	if (OBJ_obj2nid(oid) == NID_X9_62_id_ecPublicKey) {
+		if (bits[0] == 0x02 || bits[0] == 0x03)
+			len = len - 1;
+		else if ((bits[0] == 0x04 || bits[0] == 0x06 ||
+		             bits[0] == 0x07) &&
+		    len % 2 == 1)
+			len = (len - 1) / 2;
+		else
+			return -1;
+		bits++;
+	}
+	n0 = strlen(name[0]) + 1;
+	n1 = curve != NULL ? strlen(name[1]) + 1 : 0;
+	if ((whole = malloc(n0 + n1 + (size_t)len)) == NULL)
+		return -1;
+	memcpy(whole, name[0], n0);
+	memcpy(whole + n0, name[1], n1);
+	memcpy(whole + n0 + n1, bits, (size_t)len);
+	SHA256(whole, n0 + n1 + (size_t)len, out);
+	free(whole);
+	return 0;
 }
 
 int
-ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, const EVP_PKEY *key,
+ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, X509_PUBKEY *key,
     char serial[CA_SERIAL_HEX])
 {
 	unsigned char hash[SHA256_DIGEST_LENGTH];
@@ -186,7 +209,7 @@ ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
 		return MDB_CORRUPTED;
 	p = v.der;
 	if ((cert = x509parse_cert(&p, (long)v.der_len)) == NULL ||
-	    ca_key_hash(X509_get0_pubkey(cert), hash) != 0) {
+	    ca_key_hash(X509_get_X509_PUBKEY(cert), hash) != 0) {
 		X509_free(cert);
 		return MDB_CORRUPTED;
 	}

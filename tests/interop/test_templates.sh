@@ -504,4 +504,16 @@ issue mail_ok
 csr mail_bad "/CN=ops/emailAddress=ceo@evil.example.net" rsa:2048
 refused mail_bad badRequest 'emailAddress "ceo@evil.example.net" is refused by template Devices'
 
-pass "templates chosen by key usage, usages from the template, key types, SAN policy (in the subject's host-name CN and emailAddress too), subject order, lint, ledger, no expired certificate handed out again, refusals recorded bounded"
+check "an EC key revoked for keyCompromise is certified no more, however its point is written (compressed: another SubjectPublicKeyInfo, one key)"
+"$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/ec256.pem" -noout -serial | cut -d= -f2)" \
+	--reason keyCompromise 2>/dev/null || fail "revoke ec256"
+openssl req -new -key "$WORK/ec256.key" -subj "/CN=ec device again" -out "$WORK/ec256again.csr" 2>/dev/null
+refused ec256again badRequest "revoked for keyCompromise"
+openssl ec -in "$WORK/ec256.key" -conv_form compressed -out "$WORK/ec256c.key" 2>/dev/null
+openssl req -new -key "$WORK/ec256c.key" -subj "/CN=ec device compressed" -out "$WORK/ec256c.csr" 2>/dev/null
+openssl req -in "$WORK/ec256c.csr" -noout -text | grep -q "pub:" && ! cmp -s \
+	<(openssl req -in "$WORK/ec256c.csr" -noout -pubkey) <(openssl req -in "$WORK/ec256again.csr" -noout -pubkey) ||
+	fail "the compressed CSR's key is encoded as the other's: this case tests nothing"
+refused ec256c badRequest "revoked for keyCompromise"
+
+pass "templates chosen by key usage, usages from the template, key types (a compromised EC key in either point form refused), SAN policy (in the subject's host-name CN and emailAddress too), subject order, lint, ledger, no expired certificate handed out again, refusals recorded bounded"
