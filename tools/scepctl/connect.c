@@ -422,7 +422,8 @@ scepctl_call(
 	if (e == RPC_ETIMEDOUT && rpc_client_copies(conn->client) == 0) {
 		fprintf(stderr,
 		    "scepctl: the %s at %s took no request within %d s (not "
-		    "running, or hung): nothing was sent, nothing was done\n",
+		    "running, hung, or it does not admit this host's CurveZMQ "
+		    "key): nothing was sent, nothing was done\n",
 		    service, conn->endpoint, SCEPCTL_TIMEOUT_MS / 1000);
 		return NULL;
 	}
