@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -578,35 +579,84 @@ out:
 	return rc;
 }
 
+/*
+ * FILE.lock taken (an open descriptor, or -1, logged): two writers would
+ * each rewrite the file they read, the last rename dropping the other's
+ * change (an account set, or one deleted coming back). Readers need none
+ * (a rename replaces the file whole). Empty; readable by all, so that
+ * the service's user may lock it as root's.
+ */
+static int
+passwd_lock(const char *file)
+{
+	char *path = malloc(strlen(file) + 6);
+	int fd = -1;
+
+	if (path == NULL)
+		return -1;
+	sprintf(path, "%s.lock", file);
+	if ((fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	         0644)) < 0 ||
+	    flock(fd, LOCK_EX) != 0) {
+		log_error("cannot lock %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	free(path);
+	return fd;
+}
+
 int
 passwd_set_file(const char *file, const char *user, const char *password,
     const char *rights)
 {
 	char hash[256], entry[PASSWD_USER_MAX + 256 + 128 + 3];
-	int rc = -1;
+	char *kept_hash = NULL, *kept = NULL;
+	int rc = -1, lock;
 
 	if (!passwd_field_ok(user, 0) || user[0] == '#' ||
-	    strlen(user) > PASSWD_USER_MAX || !passwd_field_ok(rights, 1) ||
-	    strlen(rights) >= 128) {
+	    strlen(user) > PASSWD_USER_MAX ||
+	    (rights != NULL &&
+	        (!passwd_field_ok(rights, 1) || strlen(rights) >= 128))) {
 		log_error("a user name must be 1 to %d bytes and not start "
 		          "with '#'; neither it nor the rights may hold ':' "
 		          "or a line break",
 		    PASSWD_USER_MAX);
 		return -1;
 	}
+	if ((lock = passwd_lock(file)) < 0)
+		return -1;
+	/* A new password alone keeps the account's rights (an admin
+	 * changing its password stayed no admin). */
+	if (rights == NULL && access(file, F_OK) == 0 &&
+	    passwd_find(file, user, &kept_hash, &kept) < 0)
+		goto out;
+	if (rights == NULL)
+		rights = kept != NULL ? kept : PASSWD_RIGHTS_DEFAULT;
 	if (passwd_hash(password, hash, sizeof(hash)) == 0) {
 		snprintf(entry, sizeof(entry), "%s:%s:%s", user, hash, rights);
 		rc = passwd_rewrite(file, user, entry);
 	}
 	OPENSSL_cleanse(hash, sizeof(hash));
 	OPENSSL_cleanse(entry, sizeof(entry));
+out:
+	free(kept_hash);
+	free(kept);
+	close(lock);
 	return rc;
 }
 
 int
 passwd_delete_file(const char *file, const char *user)
 {
-	return passwd_rewrite(file, user, NULL);
+	int lock = passwd_lock(file), rc;
+
+	if (lock < 0)
+		return -1;
+	rc = passwd_rewrite(file, user, NULL);
+	close(lock);
+	return rc;
 }
 
 int

@@ -63,7 +63,10 @@ int passwd_check_file(const char *file, const char *user, const char *password,
 
 /* Adds or replaces `user` in `file` (created mode 0600). 0 or -1. A file
  * rewritten keeps its owner and mode (or stays as it was, -1, when this
- * process may not give them to the new file), here and below. */
+ * process may not give them to the new file), here and below. `rights`
+ * NULL: the account's own (a new one's PASSWD_RIGHTS_DEFAULT). Writers
+ * take FILE.lock in turn. */
+#define PASSWD_RIGHTS_DEFAULT "enroll"
 int passwd_set_file(const char *file, const char *user, const char *password,
     const char *rights);
 /* Removes `user` from `file`: 0, 1 when there was no such user, -1. */

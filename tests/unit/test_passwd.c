@@ -444,6 +444,78 @@ test_owner_kept(void **state)
 	cleanup(path);
 }
 
+static void
+rights_of(
+    const char *path, const char *user, const char *password, const char *want)
+{
+	char rights[64] = "";
+
+	assert_int_equal(passwd_check_file(path, user, password, rights,
+	                     sizeof(rights), NULL),
+	    1);
+	assert_string_equal(rights, want);
+}
+
+/* A new password without rights keeps the account's (an admin changing
+ * its password lost `admin`, an MDM account `mdm` and gained `enroll`);
+ * a new account gets enroll. */
+static void
+test_rights_kept(void **state)
+{
+	char *path = tmpfile_path();
+
+	(void)state;
+	assert_int_equal(passwd_set_file(path, "fresh", "pw0", NULL), 0);
+	rights_of(path, "fresh", "pw0", PASSWD_RIGHTS_DEFAULT);
+	assert_int_equal(
+	    passwd_set_file(path, "admin", "pw1", "enroll,admin"), 0);
+	assert_int_equal(passwd_set_file(path, "mdm1", "pw2", "mdm"), 0);
+	assert_int_equal(passwd_set_file(path, "admin", "pw3", NULL), 0);
+	assert_int_equal(passwd_set_file(path, "mdm1", "pw4", NULL), 0);
+	rights_of(path, "admin", "pw3", "enroll,admin");
+	rights_of(path, "mdm1", "pw4", "mdm");
+	/* Given, they are set. */
+	assert_int_equal(passwd_set_file(path, "mdm1", "pw5", "enroll"), 0);
+	rights_of(path, "mdm1", "pw5", "enroll");
+	free(path);
+}
+
+/* Writers at once take turns: each account set by eight processes
+ * together is in the file (the last rename dropped the others'). */
+static void
+test_writers_take_turns(void **state)
+{
+	char *path = tmpfile_path(), user[16], pw[16];
+	pid_t pid[8];
+	int status;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 8; i++) {
+			if ((pid[i] = fork()) == 0) {
+				snprintf(
+				    user, sizeof(user), "u%d-%d", round, i);
+				_exit(passwd_set_file(
+				          path, user, "pw", "mdm") == 0
+				        ? 0
+				        : 1);
+			}
+			assert_true(pid[i] > 0);
+		}
+		for (int i = 0; i < 8; i++) {
+			assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+			assert_true(WIFEXITED(status));
+			assert_int_equal(WEXITSTATUS(status), 0);
+		}
+		for (int i = 0; i < 8; i++) {
+			snprintf(user, sizeof(user), "u%d-%d", round, i);
+			snprintf(pw, sizeof(pw), "pw");
+			rights_of(path, user, pw, "mdm");
+		}
+	}
+	free(path);
+}
+
 int
 main(void)
 {
@@ -454,6 +526,8 @@ main(void)
 	    cmocka_unit_test(test_seen),
 	    cmocka_unit_test(test_link_refused),
 	    cmocka_unit_test(test_owner_kept),
+	    cmocka_unit_test(test_rights_kept),
+	    cmocka_unit_test(test_writers_take_turns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,8 @@ scepctl_passwd_usage(FILE *f)
 	    "       scepctl [--data-dir DIR] passwd --list | --delete USER\n"
 	    "  Sets USER's admin-page password (first line of stdin) in\n"
 	    "  [frontend] AdminPasswordFile of DIR/scepd.conf (default\n"
-	    "  DIR/admin.passwd). LIST (comma separated, default enroll):\n"
+	    "  DIR/admin.passwd). LIST (comma separated; default: the\n"
+	    "  account's rights as they are, enroll for a new one):\n"
 	    "    enroll  get enrollment passwords (the admin page)\n"
 	    "    mdm     issue passwords through api/challenges\n"
 	    "    admin   set the single password (api/single-password)\n"
@@ -170,7 +171,7 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 	};
 	int list = 0, delete = 0, e;
 	char password[SCEPCTL_PASSWORD_MAX + 2], *file = NULL;
-	const char *user, *rights = "enroll";
+	const char *user, *rights = NULL; /* an account's own, or enroll */
 	int c, rc = 1;
 
 	memset(password, 0, sizeof(password));
@@ -251,7 +252,9 @@ scepctl_passwd(const struct scepctl *ctl, int argc, char **argv)
 		goto out;
 	}
 	fprintf(stderr, "scepctl: password of %s (rights %s) set in %s\n", user,
-	    rights, file);
+	    rights != NULL ? rights
+	                   : "as they were, or enroll for a new account",
+	    file);
 	rc = 0;
 out:
 	OPENSSL_cleanse(password, sizeof(password));
