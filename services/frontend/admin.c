@@ -625,11 +625,15 @@ admin_api_single_password(struct frontend *fe, struct MHD_Connection *c,
 		return http_not_allowed(c, r, "POST");
 	if (r->body_len > 0) {
 		in = json_loadb((const char *)r->body, r->body_len, 0, &jerr);
+		/* Strict: a mistyped key ({"Password": ...}) made a random
+		 * password replace the one every device was given. */
 		if (!json_is_object(in) ||
-		    json_unpack(in, "{s?s}", "password", &password) != 0) {
+		    json_unpack(in, "{s?s!}", "password", &password) != 0 ||
+		    (password != NULL && password[0] == '\0')) {
 			json_decref(in);
 			return admin_json_error(c, r, MHD_HTTP_BAD_REQUEST,
-			    "expected {\"password\": \"...\"} or no body");
+			    "expected {\"password\": \"...\"} (not empty), "
+			    "or no body to have one made");
 		}
 	}
 	body.password = (char *)password;

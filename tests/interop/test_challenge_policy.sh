@@ -176,6 +176,15 @@ ios_enroll "Shared-Secret-42" "CN=old single" "$WORK/s4.pem" >/dev/null || rc=$?
 [ $rc = 2 ] || fail "the replaced configured password still works (exit $rc)"
 ios_enroll "$new" "CN=new single" "$WORK/s5.pem" >/dev/null || fail "the new single password does not enroll"
 grep -q "$new" "$DATA"/db/challenge/data.mdb && fail "the single password is stored in clear"
+# A mistyped key, or an empty password: 400, the single password kept (a
+# random one replaced it, and every device's stopped working).
+for body in '{"Password":"chosen-single-1"}' '{"password":""}' '{"password":"x","set_by":"y"}'; do
+	code=$(curl -s -o "$WORK/badsingle.json" -w '%{http_code}' -u "$creds" -X POST \
+		-H "Content-Type: application/json" --data-binary "$body" "$ADMIN/api/single-password")
+	[ "$code" = 400 ] || { cat "$WORK/badsingle.json"; fail "api/single-password $body: HTTP $code, want 400"; }
+done
+ios_enroll "$new" "CN=new single kept" "$WORK/s5b.pem" >/dev/null ||
+	fail "the single password was replaced by a refused request"
 
 check "another site's page cannot use the admin's browser: a forged single password and minted passwords refused"
 # What a page elsewhere makes the admin's browser send (its credentials
