@@ -1733,6 +1733,41 @@ rpc_request_head_len(const Scep__V1__Request *req, size_t size)
 	return n < size ? n : size;
 }
 
+/* What one unpack may allocate (rpc_request_unpack). */
+struct rpc_unpack_budget {
+	size_t left;
+};
+
+static void *
+rpc_budget_alloc(void *data, size_t size)
+{
+	struct rpc_unpack_budget *b = data;
+
+	if (size > b->left)
+		return NULL;
+	b->left -= size;
+	return malloc(size);
+}
+
+static void
+rpc_budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+Scep__V1__Request *
+rpc_request_unpack(const void *data, size_t size)
+{
+	struct rpc_unpack_budget budget = {
+	    RPC_UNPACK_FACTOR * size + RPC_UNPACK_SLACK};
+	ProtobufCAllocator allocator = {
+	    rpc_budget_alloc, rpc_budget_free, &budget};
+
+	/* Freed later with the default allocator: both malloc's. */
+	return scep__v1__request__unpack(&allocator, size, data);
+}
+
 /*
  * Unpacks and admits one request frame: NULL to drop it (unreadable, past
  * its deadline). Else the request, and *route is NULL when `reply` holds
@@ -1751,10 +1786,11 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	char *why = NULL;
 
 	*route = NULL;
-	req = scep__v1__request__unpack(NULL, size, data);
+	req = rpc_request_unpack(data, size);
 	if (req == NULL) {
-		log_warn(
-		    "rpc: dropped an unreadable request of %zu bytes", size);
+		log_warn("rpc: dropped an unreadable request of %zu bytes (or "
+		         "one that unpacks to more than %d times its size)",
+		    size, RPC_UNPACK_FACTOR);
 		return NULL;
 	}
 	reply->id = req->id;

@@ -124,14 +124,27 @@ int
 rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
 
 /*
- * The largest request the challenge service and the CA read (their
+ * The largest request frame the challenge service and the CA read (their
  * ZMQ_MAXMSGSIZE). Part of the protocol: libzmq drops the connection of
  * a peer that sends more and says nothing, so a caller that sent such a
  * request would wait out its timeout and retry; callers refuse it
- * themselves (rpc_client_set_max).
+ * themselves (rpc_client_set_max). libzmq limits each frame, not a
+ * message: an admitted peer (a CurveClients key, a CallerUsers user)
+ * sending frames marked "more" without end makes it hold them all, a
+ * limit only the service's memory limit (deploy/k8s) sets.
  */
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
+/*
+ * A request frame unpacked (protobuf-c), or NULL: unreadable, or past
+ * RPC_UNPACK_FACTOR times its size plus RPC_UNPACK_SLACK in allocations.
+ * Each unknown field protobuf-c keeps costs some 90 bytes for its 2: a
+ * 4 MiB request of them took 184 MiB, one per worker at once. Free it
+ * with scep__v1__request__free_unpacked(req, NULL).
+ */
+#define RPC_UNPACK_FACTOR 4
+#define RPC_UNPACK_SLACK (64 * 1024)
+Scep__V1__Request *rpc_request_unpack(const void *data, size_t size);
 /* [frontend] ChallengeEndpoint when unset: the frontend's, and scepctl's,
  * which reads the same key to reach the challenge service. */
 #define RPC_CHALLENGE_ENDPOINT_DEFAULT "ipc://run/challenge.sock"

@@ -311,7 +311,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The service reads no more (ZMQ_MAXMSGSIZE). */
 	if (size > RPC_MAX_CHALLENGE_REQUEST)
 		return 0;
-	if ((req = scep__v1__request__unpack(NULL, size, data)) == NULL)
+	if ((req = rpc_request_unpack(data, size)) == NULL)
 		return 0;
 	/* The service's own table, as the server admits a caller of this
 	 * host. */

@@ -2,12 +2,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rpc.h"
 #include "scep.pb-c.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	Scep__V1__Request *req = scep__v1__request__unpack(NULL, size, data);
+	Scep__V1__Request *req = rpc_request_unpack(data, size);
 	Scep__V1__Reply *rep = scep__v1__reply__unpack(NULL, size, data);
 
 	scep__v1__request__free_unpacked(req, NULL);

@@ -2147,11 +2147,72 @@ test_workers_that_cannot_start(void **state)
 	zmq_ctx_term(config.zmq_ctx);
 }
 
+/* A request unpacks within RPC_UNPACK_FACTOR times its size: one of
+ * unknown fields (90 bytes each unpacked, for 2 sent) is dropped, while
+ * the largest request a service takes, a CRL import of as many entries
+ * as RPC_MAX_CA_REQUEST holds, unpacks. */
+static void
+test_unpack_budget(void **state)
+{
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT, *got;
+	Scep__V1__RevokeImportRequest imp =
+	    SCEP__V1__REVOKE_IMPORT_REQUEST__INIT;
+	Scep__V1__HealthRequest health = SCEP__V1__HEALTH_REQUEST__INIT;
+	static Scep__V1__ImportedRevocation entry[5000], *entries[5000];
+	static char serials[5000][41];
+	size_t n = 0, len, base;
+	uint8_t *buf;
+
+	(void)state;
+	req.id = 7;
+	req.body_case = SCEP__V1__REQUEST__BODY_REVOKE_IMPORT;
+	req.revoke_import = &imp;
+	imp.entries = entries;
+	for (; n < 5000; n++) {
+		scep__v1__imported_revocation__init(&entry[n]);
+		snprintf(serials[n], sizeof(serials[n]), "%040zX", n + 1);
+		entry[n].serial = serials[n];
+		entry[n].revoked_at = 1700000000;
+		entry[n].reason = "keyCompromise";
+		entries[n] = &entry[n];
+		imp.n_entries = n + 1;
+		if (scep__v1__request__get_packed_size(&req) >
+		    RPC_MAX_CA_REQUEST - 256)
+			break;
+	}
+	len = scep__v1__request__get_packed_size(&req);
+	assert_non_null(buf = malloc(len));
+	scep__v1__request__pack(&req, buf);
+	assert_non_null(got = rpc_request_unpack(buf, len));
+	assert_int_equal(got->revoke_import->n_entries, imp.n_entries);
+	scep__v1__request__free_unpacked(got, NULL);
+	free(buf);
+
+	/* A health request followed by unknown field 5 (varint 0), again
+	 * and again, to the same size. */
+	req.body_case = SCEP__V1__REQUEST__BODY_HEALTH;
+	req.health = &health;
+	base = scep__v1__request__get_packed_size(&req);
+	assert_non_null(buf = malloc(len));
+	scep__v1__request__pack(&req, buf);
+	for (size_t i = base; i + 1 < len; i += 2) {
+		buf[i] = 0x28;
+		buf[i + 1] = 0x00;
+	}
+	len = base + (len - base) / 2 * 2;
+	assert_non_null(got = scep__v1__request__unpack(NULL, len, buf));
+	assert_true(got->base.n_unknown_fields > 100000);
+	scep__v1__request__free_unpacked(got, NULL);
+	assert_null(rpc_request_unpack(buf, len));
+	free(buf);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_unpack_budget),
 	    cmocka_unit_test(test_no_route),
 	    cmocka_unit_test(test_peer_not_allowed),
 	    cmocka_unit_test(test_origin_is_one_role),
