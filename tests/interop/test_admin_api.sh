@@ -192,6 +192,16 @@ single=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["passwo
 ios_enroll "$single" "CN=single device" "$WORK/single.pem" > /dev/null || fail "the single password made does not enroll"
 verify_cert "$WORK/single.pem"
 
+check "every answer holding a password is kept by no cache and shown in no frame: Cache-Control no-store, CSP, X-Frame-Options DENY"
+code=$(call page-html -u "$creds" "$ADMIN/")
+[ "$code" = 200 ] || { show page-html; fail "the admin page: HTTP $code"; }
+# mdm-before: api/challenges' 200, before UseSinglePassword.
+for n in page-html single nobody mdm-before; do
+	[ "$(header $n Cache-Control)" = no-store ] && [ "$(header $n X-Frame-Options)" = DENY ] &&
+		header $n Content-Security-Policy | grep -q "default-src 'none'" ||
+		{ show $n; fail "$n: Cache-Control '$(header $n Cache-Control)', X-Frame-Options '$(header $n X-Frame-Options)', CSP '$(header $n Content-Security-Policy)'"; }
+done
+
 check "two password checks at once (each made to take 1.5 s): ten more logins get 429 with Retry-After: 1 at once; a device enrolls meanwhile"
 set_conf challenge UseSinglePassword 0
 set_conf challenge PasswordMax 50 # each login that passes issues one
