@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config openssl libssl-dev libzmq3-dev
 test_pkgs=(scep certmonger dbus strongswan-pki libstrongswan-extra-plugins python3
 	clang libclang-rt-14-dev
 	iproute2 procps valgrind libplist-utils wrk chromium
-	docker-compose python3-yaml systemd
+	docker-compose python3-yaml python3-cryptography systemd
 	softhsm2 libengine-pkcs11-openssl haproxy faketime)
 
 want=("${build_pkgs[@]}")

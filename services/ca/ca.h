@@ -270,14 +270,13 @@ int ca_serial_normalize(const char *in, char out[CA_SERIAL_HEX]);
 int ca_serial_normalize_any(const char *in, char out[CA_SERIAL_HEX_ANY]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
-/* SHA-256 of `key`'s algorithm, curve and key bits (an EC point by its
- * x alone): one key, one hash, however a request encoded its point. 0,
- * or -1. */
-int ca_key_hash(X509_PUBKEY *key, unsigned char out[32]);
+/* SHA-256 of what makes `key` one key: an RSA modulus, an EC curve and x
+ * (however a request encodes them). 0, or -1 (another kind of key). */
+int ca_key_hash(const EVP_PKEY *key, unsigned char out[32]);
 /* 1 when `key` is that of a certificate revoked for keyCompromise (its
  * serial into `serial`), 0 when not, -1 on error (logged). */
-int ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, X509_PUBKEY *key,
-    char serial[CA_SERIAL_HEX]);
+int ca_ledger_compromised(const struct ca *ca, MDB_txn *txn,
+    const EVP_PKEY *key, char serial[CA_SERIAL_HEX]);
 /* sign.c: 1 when the CSR's key may not be certified (a certificate of
  * it was revoked for keyCompromise; `refusal` says so), 0 when it may, -1
  * on error (logged). */

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -119,58 +120,58 @@ ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 }
 
 int
-ca_key_hash(X509_PUBKEY *key, unsigned char out[SHA256_DIGEST_LENGTH])
+ca_key_hash(const EVP_PKEY *key, unsigned char out[SHA256_DIGEST_LENGTH])
 {
-	const unsigned char *bits = NULL;
-	const ASN1_OBJECT *alg_oid = NULL, *curve = NULL;
-	const void *param = NULL;
-	X509_ALGOR *alg = NULL;
-	ASN1_OBJECT *oid = NULL;
-	int len = 0, ptype = V_ASN1_UNDEF;
-	char name[2][96];
-	unsigned char *whole;
-	size_t n0, n1;
+	char group[64] = "";
+	const char *kind;
+	unsigned char *whole = NULL;
+	BIGNUM *v = NULL;
+	size_t n0, n1, nv;
+	int rc = -1;
 
-	/* From the key's encoding, not through an EVP_PKEY: OpenSSL 3.0
-	 * sets up an encoder for that (150 us, per request). */
-	if (key == NULL ||
-	    X509_PUBKEY_get0_param(&oid, &bits, &len, &alg, key) != 1 ||
-	    len <= 0)
+	/*
+	 * The key's numbers, not its encoding, which a request may vary (a
+	 * length written long, an EC point compressed): an RSA key by its
+	 * modulus alone (whoever holds the key knows its factors, and any
+	 * exponent with them), an EC key by its curve and x alone (-P's
+	 * private key is n - d). Read from the key, not through i2d: OpenSSL
+	 * 3.0 sets up an encoder for that (150 us, per request).
+	 */
+	if (key == NULL)
 		return -1;
-	X509_ALGOR_get0(&alg_oid, &ptype, &param, alg);
-	if (ptype == V_ASN1_OBJECT)
-		curve = param;
-	if (OBJ_obj2txt(name[0], sizeof(name[0]), oid, 1) <= 0 ||
-	    (curve != NULL &&
-	        OBJ_obj2txt(name[1], sizeof(name[1]), curve, 1) <= 0))
-		return -1;
-	/* An EC point, compressed, hybrid or not, by its x alone (SEC 1
-	 * 2.3.3): -P's private key is n - d, known with d. */
-	if (OBJ_obj2nid(oid) == NID_X9_62_id_ecPublicKey) {
-		if (bits[0] == 0x02 || bits[0] == 0x03)
-			len = len - 1;
-		else if ((bits[0] == 0x04 || bits[0] == 0x06 ||
-		             bits[0] == 0x07) &&
-		    len % 2 == 1)
-			len = (len - 1) / 2;
-		else
-			return -1;
-		bits++;
-	}
-	n0 = strlen(name[0]) + 1;
-	n1 = curve != NULL ? strlen(name[1]) + 1 : 0;
-	if ((whole = malloc(n0 + n1 + (size_t)len)) == NULL)
-		return -1;
-	memcpy(whole, name[0], n0);
-	memcpy(whole + n0, name[1], n1);
-	memcpy(whole + n0 + n1, bits, (size_t)len);
-	SHA256(whole, n0 + n1 + (size_t)len, out);
+	if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) {
+		kind = "rsa";
+		if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &v) != 1)
+			goto out;
+	} else if (EVP_PKEY_is_a(key, "EC")) {
+		kind = "ec";
+		if (EVP_PKEY_get_utf8_string_param(key,
+		        OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+		        NULL) != 1 ||
+		    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &v) !=
+		        1)
+			goto out;
+	} else
+		goto out;
+	n0 = strlen(kind) + 1;
+	n1 = strlen(group) + 1;
+	nv = (size_t)BN_num_bytes(v);
+	if ((whole = malloc(n0 + n1 + nv)) == NULL)
+		goto out;
+	memcpy(whole, kind, n0);
+	memcpy(whole + n0, group, n1);
+	BN_bn2bin(v, whole + n0 + n1);
+	SHA256(whole, n0 + n1 + nv, out);
+	rc = 0;
+out:
 	free(whole);
-	return 0;
+	BN_free(v);
+	ERR_clear_error();
+	return rc;
 }
 
 int
-ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, X509_PUBKEY *key,
+ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, const EVP_PKEY *key,
     char serial[CA_SERIAL_HEX])
 {
 	unsigned char hash[SHA256_DIGEST_LENGTH];
@@ -209,7 +210,7 @@ ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
 		return MDB_CORRUPTED;
 	p = v.der;
 	if ((cert = x509parse_cert(&p, (long)v.der_len)) == NULL ||
-	    ca_key_hash(X509_get_X509_PUBKEY(cert), hash) != 0) {
+	    ca_key_hash(X509_get0_pubkey(cert), hash) != 0) {
 		X509_free(cert);
 		return MDB_CORRUPTED;
 	}

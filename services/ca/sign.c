@@ -641,8 +641,8 @@ ca_key_refused(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
     struct ca_refusal *refusal)
 {
 	char serial[CA_SERIAL_HEX];
-	int found = ca_ledger_compromised(
-	    ca, txn, X509_REQ_get_X509_PUBKEY(csr), serial);
+	int found =
+	    ca_ledger_compromised(ca, txn, X509_REQ_get0_pubkey(csr), serial);
 
 	if (found <= 0)
 		return found;

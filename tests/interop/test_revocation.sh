@@ -399,6 +399,26 @@ rc=0
 "$IOS_CLIENT" --url "$URL" --subject "CN=to be revoked" --out "$WORK/renew-compromised.pem" \
 	--renew-cert "$WORK/fresh.pem" --renew-key "$WORK/fresh.key" --key "$WORK/a.key" --txid "MY-OWN-TXID-R" > "$WORK/renew-compromised.pem.log" 2>&1 || rc=$?
 compromised_refused renew-compromised
+# The same modulus with another exponent (whoever holds the key knows its
+# factors): another SubjectPublicKeyInfo, the same compromised key.
+python3 - "$WORK/a.key" "$WORK/a-other-e.key" <<'PY' || fail "a key of a.key's modulus with another exponent"
+import math, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+n = key.private_numbers()
+p, q = n.p, n.q
+lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+e = next(e for e in (3, 5, 17, 257, 65539, 65541, 65543) if e != n.public_numbers.e and math.gcd(e, lam) == 1)
+d = pow(e, -1, lam)
+other = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), rsa.rsa_crt_iqmp(p, q),
+                              rsa.RSAPublicNumbers(e, p * q)).private_key()
+open(sys.argv[2], "wb").write(other.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+PY
+rc=0
+ios_enroll "$pw" "CN=to be revoked" "$WORK/other-e.pem" "$URL" --key "$WORK/a-other-e.key" --txid "MY-OWN-TXID-E" >/dev/null || rc=$?
+compromised_refused other-e
 # The password the refusals brought paid for nothing.
 ios_enroll "$pw" "CN=new key for the same password" "$WORK/new-key.pem" "$URL" >/dev/null ||
 	fail "a new key with the password the compromised key's requests brought was refused"
