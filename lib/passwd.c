@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -579,32 +580,66 @@ out:
 	return rc;
 }
 
+/* How long a writer waits for another's lock before it gives up. */
+#define PASSWD_LOCK_WAIT_MS 10000
+
 /*
  * FILE.lock taken (an open descriptor, or -1, logged): two writers would
  * each rewrite the file they read, the last rename dropping the other's
  * change (an account set, or one deleted coming back). Readers need none
- * (a rename replaces the file whole). Empty; readable by all, so that
- * the service's user may lock it as root's.
+ * (a rename replaces the file whole). An empty regular file, readable by
+ * all so that the service's user may lock it as root's; anything else
+ * there (a FIFO planted to hang us) is refused, and a lock held past
+ * PASSWD_LOCK_WAIT_MS is said, not waited on for ever.
  */
 static int
 passwd_lock(const char *file)
 {
 	char *path = malloc(strlen(file) + 6);
+	int64_t until = clock_monotonic_ms() + PASSWD_LOCK_WAIT_MS;
+	struct stat st;
 	int fd = -1;
 
 	if (path == NULL)
 		return -1;
 	sprintf(path, "%s.lock", file);
-	if ((fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	if ((fd = open(path,
+	         O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
 	         0644)) < 0 ||
-	    flock(fd, LOCK_EX) != 0) {
+	    fstat(fd, &st) != 0) {
 		log_error("cannot lock %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_error("cannot lock %s: not a regular file of one link "
+		          "(remove it)",
+		    path);
+		goto fail;
+	}
+	if (st.st_uid == geteuid())
+		(void)fchmod(fd, 0644); /* whatever the umask made it */
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			log_error("cannot lock %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (clock_monotonic_ms() >= until) {
+			log_error("cannot lock %s: another process holds it "
+			          "(a scepctl passwd still running?)",
+			    path);
+			goto fail;
+		}
+		nanosleep(&ts, NULL);
 	}
 	free(path);
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return -1;
 }
 
 int

@@ -480,6 +480,26 @@ test_rights_kept(void **state)
 	free(path);
 }
 
+/* A FIFO where the lock file goes (planted by the frontend's user, who
+ * owns the directory): refused at once; blocking on it hung scepctl
+ * passwd for ever (alarm: the test dies rather than hangs). */
+static void
+test_lock_not_a_file(void **state)
+{
+	char *path = tmpfile_path(), lock[300];
+
+	(void)state;
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	assert_int_equal(mkfifo(lock, 0600), 0);
+	alarm(20);
+	assert_int_equal(passwd_set_file(path, "bob", "pw", "enroll"), -1);
+	assert_int_equal(passwd_delete_file(path, "bob"), -1);
+	alarm(0);
+	assert_int_equal(unlink(lock), 0);
+	assert_int_equal(passwd_set_file(path, "bob", "pw", "enroll"), 0);
+	free(path);
+}
+
 /* Writers at once take turns: each account set by eight processes
  * together is in the file (the last rename dropped the others'). */
 static void
@@ -528,6 +548,7 @@ main(void)
 	    cmocka_unit_test(test_owner_kept),
 	    cmocka_unit_test(test_rights_kept),
 	    cmocka_unit_test(test_writers_take_turns),
+	    cmocka_unit_test(test_lock_not_a_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
