@@ -199,20 +199,24 @@ ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
 	MDB_val key = {strlen(serial), (void *)serial}, val, k;
 	struct ca_ledger_view v;
 	const unsigned char *p;
-	X509 *cert;
+	X509 *cert = NULL;
 	int e;
 
 	if ((e = mdb_get(txn, ca->certs, &key, &val)) == MDB_NOTFOUND)
 		return 0; /* not the ledger's: its key is not known */
 	if (e != 0)
 		return e;
-	if (ca_ledger_view(val.mv_data, val.mv_size, &v) != 0)
-		return MDB_CORRUPTED;
-	p = v.der;
-	if ((cert = x509parse_cert(&p, (long)v.der_len)) == NULL ||
-	    ca_key_hash(X509_get0_pubkey(cert), hash) != 0) {
+	if (ca_ledger_view(val.mv_data, val.mv_size, &v) == 0) {
+		p = v.der;
+		cert = x509parse_cert(&p, (long)v.der_len);
+	}
+	if (cert == NULL || ca_key_hash(X509_get0_pubkey(cert), hash) != 0) {
+		/* The revocation stands all the same; the index lacks it. */
+		log_error("ledger: certificate %s: its key cannot be read from "
+		          "its record: not indexed as compromised",
+		    serial);
 		X509_free(cert);
-		return MDB_CORRUPTED;
+		return 0;
 	}
 	X509_free(cert);
 	k.mv_size = sizeof(hash);
@@ -277,6 +281,7 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	    "revoked", "meta", "pending", "journal", "renewed", "compromised",
 	    NULL};
 	MDB_dbi dbis[9];
+	const char *step = "subjects index";
 	MDB_txn *txn;
 	int e;
 
@@ -300,13 +305,14 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 		if ((e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
 		         &ca->subjects)) != 0 ||
 		    (e = ledger_subjects_matched(ca, txn)) != 0 ||
-		    (e = ledger_compromised_made(ca, txn)) != 0)
+		    (step = "the index of compromised keys",
+		        e = ledger_compromised_made(ca, txn)) != 0)
 			mdb_txn_abort(txn);
 		else
 			e = mdb_txn_commit(txn);
 	}
 	if (e != 0) {
-		snprintf(err, errlen, "subjects index: %s", store_strerror(e));
+		snprintf(err, errlen, "%s: %s", step, store_strerror(e));
 		return -1;
 	}
 	/* Now, before the sandbox closes /proc: without it the ledger's
