@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1738,29 +1739,38 @@ struct rpc_unpack_budget {
 	size_t left;
 };
 
+/* Counted as malloc sizes them, and given back when freed: protobuf-c's
+ * scratch (32 bytes per field read) goes before the unpack ends. */
 static void *
 rpc_budget_alloc(void *data, size_t size)
 {
 	struct rpc_unpack_budget *b = data;
+	void *p;
 
-	if (size > b->left)
+	if (size > b->left || (p = malloc(size)) == NULL)
 		return NULL;
-	b->left -= size;
-	return malloc(size);
+	if (malloc_usable_size(p) > b->left) {
+		free(p);
+		return NULL;
+	}
+	b->left -= malloc_usable_size(p);
+	return p;
 }
 
 static void
 rpc_budget_free(void *data, void *p)
 {
-	(void)data;
+	struct rpc_unpack_budget *b = data;
+
+	if (p != NULL)
+		b->left += malloc_usable_size(p);
 	free(p);
 }
 
 Scep__V1__Request *
 rpc_request_unpack(const void *data, size_t size)
 {
-	struct rpc_unpack_budget budget = {
-	    RPC_UNPACK_FACTOR * size + RPC_UNPACK_SLACK};
+	struct rpc_unpack_budget budget = {RPC_UNPACK_BUDGET(size)};
 	ProtobufCAllocator allocator = {
 	    rpc_budget_alloc, rpc_budget_free, &budget};
 
@@ -1789,8 +1799,8 @@ rpc_admit(const struct rpc_server_config *config, const char *peer,
 	req = rpc_request_unpack(data, size);
 	if (req == NULL) {
 		log_warn("rpc: dropped an unreadable request of %zu bytes (or "
-		         "one that unpacks to more than %d times its size)",
-		    size, RPC_UNPACK_FACTOR);
+		         "one that unpacks to more than RPC_UNPACK_BUDGET)",
+		    size);
 		return NULL;
 	}
 	reply->id = req->id;

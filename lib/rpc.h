@@ -136,14 +136,19 @@ rpc_key_read(const char *path, int secret, char *out, char *err, size_t errlen);
 #define RPC_MAX_CHALLENGE_REQUEST (64 * 1024)
 #define RPC_MAX_CA_REQUEST (256 * 1024)
 /*
- * A request frame unpacked (protobuf-c), or NULL: unreadable, or past
- * RPC_UNPACK_FACTOR times its size plus RPC_UNPACK_SLACK in allocations.
- * Each unknown field protobuf-c keeps costs some 90 bytes for its 2: a
- * 4 MiB request of them took 184 MiB, one per worker at once. Free it
- * with scep__v1__request__free_unpacked(req, NULL).
+ * A request frame unpacked (protobuf-c), or NULL: unreadable, or taking
+ * more allocations than RPC_UNPACK_BUDGET(its size). Each unknown field
+ * protobuf-c keeps costs some 90 bytes for its 2: a 4 MiB request of them
+ * took 184 MiB, one per worker at once. Small fields are the dearest
+ * (a CRL import's shortest entries, 7 bytes sent, take about 120 while
+ * unpacked): up to the CA's largest request they may take 24 times
+ * their size, beyond it 4 (the RA's envelopes: bytes, copied once).
+ * Free it with scep__v1__request__free_unpacked(req, NULL).
  */
-#define RPC_UNPACK_FACTOR 4
-#define RPC_UNPACK_SLACK (64 * 1024)
+#define RPC_UNPACK_BUDGET(size) \
+	(4 * (size) + \
+	    20 * ((size) < RPC_MAX_CA_REQUEST ? (size) : RPC_MAX_CA_REQUEST) + \
+	    64 * 1024)
 Scep__V1__Request *rpc_request_unpack(const void *data, size_t size);
 /* [frontend] ChallengeEndpoint when unset: the frontend's, and scepctl's,
  * which reads the same key to reach the challenge service. */
