@@ -106,6 +106,7 @@ struct validator_route {
 
 /* Refusals per client address for the wrong-password limit. */
 #define CHALLENGE_LIMIT_SLOTS 4096
+#define CHALLENGE_LIMIT_OTHERS 256
 struct refusal_slot {
 	char addr[64];
 	int64_t window_start;
@@ -218,9 +219,9 @@ struct challenge {
 	struct validator_route *routes;
 	size_t nroutes;
 	struct refusal_slot *refusals; /* CHALLENGE_LIMIT_SLOTS */
-	/* Shared by the addresses refused while every slot above counts
-	 * another within its window (check.c). */
-	struct refusal_slot refusal_others;
+	/* Shared, by network (check.c), by the addresses refused while
+	 * every slot above counts another within its window. */
+	struct refusal_slot refusal_others[CHALLENGE_LIMIT_OTHERS];
 	struct challenge_counters counters;
 	int64_t (*now)(void); /* seconds since the epoch; tests fake it */
 	struct challenge_used used;

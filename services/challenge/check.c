@@ -41,12 +41,35 @@ refusal_window_over(
 }
 
 /*
+ * The count `addr` (a counted client: an address, or a /64) shares with
+ * the others of its network when the slots are all taken: an IPv6
+ * address's /48, an IPv4 address's /16, so that whoever fills the table
+ * (4096 /64s of one /48) locks out its own network, not every new
+ * client; hashed into CHALLENGE_LIMIT_OTHERS counts.
+ */
+static struct refusal_slot *
+refusal_others(struct challenge *c, const char *addr)
+{
+	struct netaddr a;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t len = strcspn(addr, "/"), n;
+
+	if (netaddr_parse(addr, len, &a) != 0)
+		return &c->refusal_others[0];
+	n = a.family == AF_INET6 ? 6 : 2;
+	h = (h ^ (uint32_t)a.family) * 16777619u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ a.addr[i]) * 16777619u;
+	return &c->refusal_others[h % CHALLENGE_LIMIT_OTHERS];
+}
+
+/*
  * The slot of `addr`; else, with `create`, a free one (or one whose
  * window is over) made its; else, when every slot counts an address
- * within its window, the slot all the others share. Taking a counting
- * slot instead gave an address locked out its guesses back: 4096 other
- * addresses refused once each, and the limit no longer held. NULL: none
- * (`create` 0, a slot free).
+ * within its window, the count its network shares (refusal_others).
+ * Taking a counting slot instead gave an address locked out its guesses
+ * back: 4096 other addresses refused once each, and the limit no longer
+ * held. NULL: none (`create` 0, a slot free).
  */
 static struct refusal_slot *
 refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
@@ -63,7 +86,7 @@ refusal_slot(struct challenge *c, const char *addr, int64_t now, int create)
 			free_slot = s;
 	}
 	if (free_slot == NULL)
-		return &c->refusal_others;
+		return refusal_others(c, addr);
 	if (create) {
 		memset(free_slot, 0, sizeof(*free_slot));
 		snprintf(free_slot->addr, sizeof(free_slot->addr), "%s", addr);
@@ -128,15 +151,17 @@ refusal_record(struct challenge *c, const char *addr, int64_t now)
 		s->count = 0;
 	}
 	s->count++;
-	if (s == &c->refusal_others) {
+	if (s >= c->refusal_others &&
+	    s < c->refusal_others + CHALLENGE_LIMIT_OTHERS) {
 		if (s->count == 1 ||
 		    s->count == (unsigned long)c->settings.wrong_password_limit)
-			log_warn("security: all %d WrongPasswordLimit counts "
-			         "hold addresses refused within their window: "
-			         "client %s and every other address without "
-			         "its own share one count, %lu of %ld refusals "
-			         "(at the limit all of them get 429 for the "
-			         "rest of the window)",
+			log_warn(
+			    "security: all %d WrongPasswordLimit counts "
+			    "hold addresses refused within their window: "
+			    "client %s shares one count with the others of "
+			    "its network (IPv6 /48, IPv4 /16) that have "
+			    "none, %lu of %ld refusals (at the limit all of "
+			    "them get 429 for the rest of the window)",
 			    CHALLENGE_LIMIT_SLOTS, addr, s->count,
 			    c->settings.wrong_password_limit);
 		return;

@@ -434,8 +434,9 @@ test_limit_ipv6_prefix(void **state)
 /* Every WrongPasswordLimit count taken by an address refused within its
  * window: a locked-out address keeps its count (4096 other addresses
  * refused once each gave its guesses back), and the addresses that find
- * no count of their own share one, locked out together at the limit;
- * once the windows are over, each counts alone again. */
+ * no count of their own share one with their network, locked out
+ * together at the limit; once the windows are over, each counts alone
+ * again. */
 static void
 test_limit_slots_full(void **state)
 {
@@ -468,6 +469,13 @@ test_limit_slots_full(void **state)
 	client_addr = "198.51.100.3";
 	assert_int_equal(redeem_check(f, "wrong", "n4", &wanted),
 	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	/* ... of their network (/16) only: a newcomer of another is
+	 * refused, not locked out (whoever fills the table locked out
+	 * every new client). */
+	client_addr = "203.0.113.9";
+	assert_int_equal(redeem_check(f, "wrong", "o1", &wanted), REFUSED);
+	client_addr = "2001:db8:77::1";
+	assert_int_equal(redeem_check(f, "wrong", "o2", &wanted), REFUSED);
 	/* The first address is still locked out. */
 	client_addr = "192.0.2.1";
 	assert_int_equal(redeem_check(f, "wrong", "l4", &wanted),
