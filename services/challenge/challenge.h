@@ -412,6 +412,11 @@ int challenge_used_hold(
  * reserved password whose mark waits (a full disk) is used already. */
 uint32_t
 challenge_state(const struct challenge *c, const struct challenge_record *rec);
+/* The same, `rec` made as it will be written when a held mark applies
+ * (used, by the mark's transaction: a released password a certificate
+ * paid for after all has no transaction in its stored record). */
+uint32_t
+challenge_state_held(const struct challenge *c, struct challenge_record *rec);
 /* The same against a copy of the held marks (taken under c->lock). */
 uint32_t challenge_record_state(
     const struct challenge_used *used, const struct challenge_record *rec);
@@ -420,6 +425,9 @@ uint32_t challenge_record_state(
 int challenge_used_flush(struct challenge *c);
 /* rpc_server_config.idle: writes marks held for half a second. */
 void challenge_used_idle(void *service);
+/* otp.c: the releases owed (their write failed) written now, each hold
+ * freed once done; stops at the first write that fails. Locked. */
+void otp_owed_retry(struct challenge *c);
 
 /* The admin-set single password: 0 found, 1 none, -1 error (logged; a
  * record of another size or version too). */

@@ -118,20 +118,26 @@ challenge_worker_fini(void *worker)
 
 /* Seconds between the sweeps of an idle service. */
 #define IDLE_SWEEP_S 60
+/* Releases whose write failed are tried again this often (otp.c). */
+#define OWED_RETRY_MS 2000
 
-/* The held "used" marks, and once a minute what is due (a full map then
+/* The held "used" marks, the releases owed, and once a minute what is due (a full map then
  * clears itself with no request asking): from the serving thread
  * (rpc.h), locked. */
 static void
 challenge_idle(void *service)
 {
-	static int64_t swept_at;
+	static int64_t swept_at, owed_at;
 	struct challenge *c = service;
 	int64_t now = clock_monotonic_ms();
 	unsigned long swept;
 
 	pthread_mutex_lock(&c->lock);
 	challenge_used_idle(c);
+	if (now - owed_at >= OWED_RETRY_MS) {
+		owed_at = now;
+		otp_owed_retry(c);
+	}
 	if (now - swept_at >= IDLE_SWEEP_S * 1000) {
 		swept_at = now;
 		(void)challenge_sweep_batches(c, c->now(), &swept);

@@ -200,7 +200,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 	 * (the CA bound that transactionID to its key then), retrying
 	 * (CHALLENGE_TXN_KEEP_S). A reservation alone binds no key. */
 	if (found == 0)
-		rec.state = challenge_state(c, &rec);
+		(void)challenge_state_held(c, &rec);
 	if (found > 0 ||
 	    (rec.expires_at <= now &&
 	        (rec.state != CHALLENGE_USED ||
@@ -232,6 +232,11 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		left = deferred != NULL
 		    ? deferred->until_ms - clock_monotonic_ms()
 		    : 0;
+		/* An owed release's hold lasts the password's life: the
+		 * reports awaited are due within an answer's time. */
+		if (deferred != NULL && deferred->release_owed &&
+		    left > CHALLENGE_ANSWER_WITHIN_MS)
+			left = CHALLENGE_ANSWER_WITHIN_MS;
 		if (deferred != NULL &&
 		    deferred->presented + (unsigned)deferred->reserver_out ==
 		        0) {
@@ -604,6 +609,48 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	    "transaction; the device may present it again with a new key",
 	    id, rec.issued_by);
 	return 1;
+}
+
+void
+otp_owed_retry(struct challenge *c)
+{
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++) {
+		struct challenge_hold *h = &c->holds[i];
+		struct challenge_record rec;
+		MDB_txn *txn = NULL;
+		char id[17];
+		int e, found;
+
+		if (h->until_ms == 0 || !h->release_owed)
+			continue;
+		if ((e = challenge_txn_begin(c, &txn)) != 0)
+			return; /* the disk still full: the next turn */
+		found = challenge_record_get(txn, c->dbi, h->mac, &rec);
+		/* Gone, or taken by the device's next key meanwhile. */
+		if (found != 0 ||
+		    challenge_state(c, &rec) != CHALLENGE_RESERVED ||
+		    strcmp(rec.reserved_txid, h->txid) != 0) {
+			challenge_txn_abort(c, txn);
+			h->until_ms = 0;
+			continue;
+		}
+		rec.state = CHALLENGE_ISSUED;
+		rec.flags = 0;
+		memset(rec.reserved_txid, 0, sizeof(rec.reserved_txid));
+		if ((e = challenge_record_put(c, txn, &rec)) != 0) {
+			challenge_txn_abort(c, txn);
+			return;
+		}
+		if ((e = challenge_txn_commit(c, txn)) != 0)
+			return;
+		challenge_mac_id(h->mac, id);
+		log_event(LOG_LEVEL_INFO, h->txid, 0,
+		    "otp: password id=%s (issued to %s) released, as asked "
+		    "when the CA refused this transaction (its write had "
+		    "failed)",
+		    id, rec.issued_by);
+		h->until_ms = 0;
+	}
 }
 
 static const char *const otp_keys[] = {NULL};

@@ -163,6 +163,21 @@ challenge_state(const struct challenge *c, const struct challenge_record *rec)
 	return challenge_record_state(&c->used, rec);
 }
 
+uint32_t
+challenge_state_held(const struct challenge *c, struct challenge_record *rec)
+{
+	if (rec->state == CHALLENGE_USED)
+		return rec->state;
+	for (size_t i = 0; i < c->used.n; i++)
+		if (memcmp(c->used.marks[i].mac, rec->mac, CHALLENGE_MAC_LEN) ==
+		    0) {
+			snprintf(rec->reserved_txid, sizeof(rec->reserved_txid),
+			    "%s", c->used.marks[i].txid);
+			return rec->state = CHALLENGE_USED;
+		}
+	return rec->state;
+}
+
 int
 challenge_used_hold(
     struct challenge *c, const unsigned char *mac, const char *txid)

@@ -1000,6 +1000,22 @@ test_release_write_fails(void **state)
 	assert_int_equal(redeem(f, pw, "tx-b", 1), OK);
 	free(pw);
 
+	/* Or the idle hook writes it once the disk has room, freeing its
+	 * hold (an owed release held one of the 64 till the expiry). */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-e", 0), OK);
+	writes_fail(1);
+	assert_int_equal(release_as(f, pw, "tx-e", 1, 1), -1);
+	otp_owed_retry(&f->c); /* still full: owed still */
+	writes_fail(0);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
+	otp_owed_retry(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_ISSUED);
+	for (size_t i = 0; i < CHALLENGE_HOLDS; i++)
+		assert_false(
+		    f->c.holds[i].until_ms != 0 && f->c.holds[i].release_owed);
+	free(pw);
+
 	/* Released; then its transaction's other request reports an
 	 * issued certificate while the disk is full. */
 	assert_int_equal(redeem(f, pw2, "tx-c", 0), OK);
@@ -1007,6 +1023,9 @@ test_release_write_fails(void **state)
 	assert_int_equal(stored_state(f, pw2), CHALLENGE_ISSUED);
 	writes_fail(1);
 	assert_int_equal(redeem(f, pw2, "tx-c", 1), OK);
+	/* Its transaction retrying meanwhile is its own, not a thief. */
+	assert_int_equal(redeem(f, pw2, "tx-c", 0), OK);
+	assert_int_equal(f->c.counters.security_events, 0);
 	writes_fail(0);
 	assert_int_equal(redeem(f, pw2, "tx-d", 0), REFUSED);
 	assert_non_null(strstr(last_error, "was already used"));
