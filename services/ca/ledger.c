@@ -873,8 +873,9 @@ canon_hex(char c)
  * name matching compares it (RFC 5280 7.1, OpenSSL's X509_NAME_cmp): in
  * each value, white space at either end dropped, each run of it within
  * one space, ASCII letters lower-case; written to `out` up to `cap`
- * bytes, escaped again where a byte would read as a separator. The
- * length it takes, whatever `cap`.
+ * bytes, escaped again where a byte would read as a separator (so that
+ * the only ',' and '+' left are separators). The length it takes,
+ * whatever `cap`.
  */
 static size_t
 ca_subject_canon(const char *line, size_t len, char *out, size_t cap)
@@ -930,25 +931,89 @@ ca_subject_canon(const char *line, size_t len, char *out, size_t cap)
 	return n;
 }
 
+/* Parts of a canonical subject line: where each begins, how long. */
+struct canon_part {
+	const char *at;
+	size_t len;
+};
+
+static int
+canon_part_cmp(const void *a, const void *b)
+{
+	const struct canon_part *x = a, *y = b;
+	int c = memcmp(x->at, y->at, x->len < y->len ? x->len : y->len);
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * The parts of each multi-valued RDN of canonical `in` (n bytes; its
+ * separators are the only ',' and '+' left unescaped) in sorted order
+ * into `out`, as X509_NAME_cmp sees them (a SET OF: O=x+CN=y is
+ * CN=y+O=x). The length, n.
+ */
+static size_t
+canon_sort_rdns(const char *in, size_t n, char *out)
+{
+	struct canon_part *parts = malloc((n + 1) * sizeof(*parts));
+	size_t o = 0;
+
+	if (parts == NULL)
+		abort(); /* as rpc_alloc does */
+	for (size_t i = 0; i < n;) {
+		size_t np = 0, end = i;
+
+		/* One RDN: parts up to the next ',' (or the end). */
+		while (end < n && in[end] != ',') {
+			size_t at = end;
+
+			while (end < n && in[end] != ',' && in[end] != '+')
+				end++;
+			parts[np].at = in + at;
+			parts[np++].len = end - at;
+			if (end < n && in[end] == '+')
+				end++;
+		}
+		qsort(parts, np, sizeof(*parts), canon_part_cmp);
+		for (size_t k = 0; k < np; k++) {
+			if (k > 0)
+				out[o++] = '+';
+			memcpy(out + o, parts[k].at, parts[k].len);
+			o += parts[k].len;
+		}
+		/* A '+' that ends the RDN with nothing after it stays. */
+		if (end > i && in[end - 1] == '+')
+			out[o++] = '+';
+		if (end < n)
+			out[o++] = in[end++];
+		i = end;
+	}
+	free(parts);
+	return o;
+}
+
 size_t
 ca_subject_key(
     const char *subject, size_t len, char out[CA_SUBJECT_KEY_MAX + 1])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	size_t n;
-	char *whole;
+	size_t n = ca_subject_canon(subject, len, NULL, 0);
+	char *whole, *sorted;
 
-	/* LMDB keys are at most 511 bytes. */
-	if ((n = ca_subject_canon(subject, len, out, CA_SUBJECT_KEY_MAX)) <=
-	    CA_SUBJECT_KEY_MAX) {
-		out[n] = '\0';
-		return n;
-	}
-	if ((whole = malloc(n)) == NULL)
+	if ((whole = malloc(n + 1)) == NULL || (sorted = malloc(n + 1)) == NULL)
 		abort(); /* as rpc_alloc does */
 	ca_subject_canon(subject, len, whole, n);
-	SHA256((const unsigned char *)whole, n, md);
+	n = canon_sort_rdns(whole, n, sorted);
 	free(whole);
+	/* LMDB keys are at most 511 bytes. */
+	if (n <= CA_SUBJECT_KEY_MAX) {
+		memcpy(out, sorted, n);
+		out[n] = '\0';
+		free(sorted);
+		return n;
+	}
+	SHA256((const unsigned char *)sorted, n, md);
+	free(sorted);
 	n = (size_t)snprintf(out, CA_SUBJECT_KEY_MAX + 1, "sha256:");
 	for (size_t i = 0; i < sizeof(md); i++)
 		n += (size_t)snprintf(

@@ -72,6 +72,23 @@ for twin in "O=FABRIKAM,CN=robs ipad" "O=Fabrikam,CN=Robs  IPad " "O=Fabrikam,CN
 	[ $rc = 2 ] && grep -q "policy one-per-device: .*already has a valid certificate" "$WORK/twin-case.pem.log" ||
 		{ cat "$WORK/twin-case.pem.log"; fail "a twin '$twin' of O=Fabrikam,CN=Robs IPad: exit $rc, want 2 from the policy"; }
 done
+# A multi-valued RDN is a SET: O=x+CN=y is CN=y+O=x to relying parties.
+# Straight to the CA (tests/tools/ca_sign, as the RA asks it): the
+# iOS-like client writes one value per RDN. (openssl writes both orders
+# as one sorted SET; a request encoding it unsorted, which the CA's index
+# sorts too, is not made here.)
+for m in "O=Fabrikam+CN=Multi IPad" "CN=Multi IPad+O=Fabrikam"; do
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/multi.key" -multivalue-rdn \
+		-subj "/$m" -out "$WORK/multi.csr" 2> /dev/null || fail "openssl req -subj /$m"
+	rc=0
+	"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/multi.csr" \
+		--txid "multi-$RANDOM$RANDOM" --out "$WORK/multi.pem" > "$WORK/multi.out" 2>&1 || rc=$?
+	case $m in
+	O=*) [ $rc = 0 ] || { cat "$WORK/multi.out"; fail "$m: exit $rc, want issued"; } ;;
+	*) [ $rc = 2 ] && grep -q "already has a valid certificate" "$WORK/multi.out" ||
+		{ cat "$WORK/multi.out"; fail "$m, a twin of the other order: exit $rc, want refused by the policy"; } ;;
+	esac
+done
 ios_enroll "$pw" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/null ||
 	fail "another subject was refused"
 "$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json"
