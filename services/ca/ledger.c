@@ -69,10 +69,11 @@ ledger_mark(struct ca *ca, MDB_txn *txn, const char *mark, const char *done)
 
 /*
  * The subjects index is keyed by the subject as name matching sees it
- * (ca_subject_key) since meta's "subjects_index" says "matched"; a
- * ledger from before was keyed by the exact line, so that CN=ROBS IPAD
- * was no twin of CN=Robs iPad for the duplicate-subject policy: made
- * again from the certificates, in `txn`, once. An MDB_* code.
+ * (ca_subject_key) since meta's "subjects_index" says "matched-sorted";
+ * a ledger from before was keyed by the exact line, so that CN=ROBS IPAD
+ * was no twin of CN=Robs iPad for the duplicate-subject policy (or, as
+ * "matched", before multi-valued RDNs were sorted): made again from the
+ * certificates, in `txn`, once. An MDB_* code.
  */
 static int
 ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
@@ -83,7 +84,7 @@ ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 	int e, marked;
 
 	if ((e = ledger_marked(
-	         ca, txn, "subjects_index", "matched", &marked)) != 0 ||
+	         ca, txn, "subjects_index", "matched-sorted", &marked)) != 0 ||
 	    marked)
 		return e;
 	if ((e = mdb_drop(txn, ca->subjects, 0)) != 0 ||
@@ -108,7 +109,7 @@ ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
 	mdb_cursor_close(cur);
 	if (e != MDB_NOTFOUND)
 		return e;
-	if ((e = ledger_mark(ca, txn, "subjects_index", "matched")) != 0)
+	if ((e = ledger_mark(ca, txn, "subjects_index", "matched-sorted")) != 0)
 		return e;
 	if (n > 0) /* a new ledger's is made so from the start */
 		log_info(
