@@ -271,7 +271,8 @@ int ca_serial_normalize_any(const char *in, char out[CA_SERIAL_HEX_ANY]);
 /* 1 revoked, 0 not, -1 database error. */
 int ca_ledger_is_revoked(const struct ca *ca, MDB_txn *txn, const char *serial);
 /* SHA-256 of what makes `key` one key: an RSA modulus, an EC curve and x
- * (however a request encodes them). 0, or -1 (another kind of key). */
+ * (however a request encodes them). 0; 1 for another kind of key; -1 on
+ * an error. */
 int ca_key_hash(const EVP_PKEY *key, unsigned char out[32]);
 /* 1 when `key` is that of a certificate revoked for keyCompromise (its
  * serial into `serial`), 0 when not, -1 on error (logged). */

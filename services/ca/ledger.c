@@ -152,8 +152,10 @@ ca_key_hash(const EVP_PKEY *key, unsigned char out[SHA256_DIGEST_LENGTH])
 		    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &v) !=
 		        1)
 			goto out;
-	} else
+	} else {
+		rc = 1;
 		goto out;
+	}
 	n0 = strlen(kind) + 1;
 	n1 = strlen(group) + 1;
 	nv = (size_t)BN_num_bytes(v);
@@ -179,8 +181,8 @@ ca_ledger_compromised(const struct ca *ca, MDB_txn *txn, const EVP_PKEY *key,
 	MDB_val k = {sizeof(hash), hash}, val;
 	int e;
 
-	if (ca_key_hash(key, hash) != 0)
-		return -1;
+	if ((e = ca_key_hash(key, hash)) != 0)
+		return e > 0 ? 0 : -1; /* no index of other kinds of key */
 	if ((e = mdb_get(txn, ca->compromised, &k, &val)) == MDB_NOTFOUND)
 		return 0;
 	if (e != 0 || val.mv_size >= CA_SERIAL_HEX) {
@@ -211,7 +213,12 @@ ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
 		p = v.der;
 		cert = x509parse_cert(&p, (long)v.der_len);
 	}
-	if (cert == NULL || ca_key_hash(X509_get0_pubkey(cert), hash) != 0) {
+	if (cert != NULL &&
+	    (e = ca_key_hash(X509_get0_pubkey(cert), hash)) < 0) {
+		X509_free(cert);
+		return ENOMEM; /* whatever failed may not next time */
+	}
+	if (cert == NULL || e != 0) {
 		/* The revocation stands all the same; the index lacks it. */
 		log_error("ledger: certificate %s: its key cannot be read from "
 		          "its record: not indexed as compromised",
@@ -227,7 +234,7 @@ ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
 
 /*
  * The keys of certificates revoked for keyCompromise, indexed since meta's
- * "compromised_index" says "made": a ledger from before has them added
+ * "compromised_index" says "numbers" (ca_key_hash's): a ledger from before has them added
  * from its revocations, in `txn`, once. An MDB_* code.
  */
 static int
@@ -239,10 +246,12 @@ ledger_compromised_made(struct ca *ca, MDB_txn *txn)
 	int e, marked;
 
 	if ((e = ledger_marked(
-	         ca, txn, "compromised_index", "made", &marked)) != 0 ||
+	         ca, txn, "compromised_index", "numbers", &marked)) != 0 ||
 	    marked)
 		return e;
-	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
+	/* An index of an earlier key hash ("made") is made again. */
+	if ((e = mdb_drop(txn, ca->compromised, 0)) != 0 ||
+	    (e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
 		return e;
 	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
 	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
@@ -265,7 +274,7 @@ ledger_compromised_made(struct ca *ca, MDB_txn *txn)
 	mdb_cursor_close(cur);
 	if (e != MDB_NOTFOUND && e != 0)
 		return e;
-	if ((e = ledger_mark(ca, txn, "compromised_index", "made")) != 0)
+	if ((e = ledger_mark(ca, txn, "compromised_index", "numbers")) != 0)
 		return e;
 	if (n > 0)
 		log_info("ledger: the keys of %lu certificate%s revoked for "
