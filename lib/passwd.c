@@ -603,10 +603,16 @@ passwd_lock(const char *file)
 	if (path == NULL)
 		return -1;
 	sprintf(path, "%s.lock", file);
+	/* Made here, it is made 0644 whatever the umask; one found is
+	 * left as it is (a hard link planted to another file, unlinked
+	 * again before fstat, must not have its mode changed). */
 	if ((fd = open(path,
-	         O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-	         0644)) < 0 ||
-	    fstat(fd, &st) != 0) {
+	         O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)) >=
+	    0)
+		(void)fchmod(fd, 0644);
+	else if (errno == EEXIST)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		log_error("cannot lock %s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -616,8 +622,6 @@ passwd_lock(const char *file)
 		    path);
 		goto fail;
 	}
-	if (st.st_uid == geteuid())
-		(void)fchmod(fd, 0644); /* whatever the umask made it */
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		struct timespec ts = {0, 50 * 1000 * 1000};
 
