@@ -106,7 +106,7 @@ struct validator_route {
 
 /* Refusals per client address for the wrong-password limit. */
 #define CHALLENGE_LIMIT_SLOTS 4096
-#define CHALLENGE_LIMIT_OTHERS 256
+#define CHALLENGE_LIMIT_OTHERS 1024
 struct refusal_slot {
 	char addr[64];
 	int64_t window_start;

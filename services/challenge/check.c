@@ -43,24 +43,39 @@ refusal_window_over(
 /*
  * The count `addr` (a counted client: an address, or a /64) shares with
  * the others of its network when the slots are all taken: an IPv6
- * address's /48, an IPv4 address's /16, so that whoever fills the table
- * (4096 /64s of one /48) locks out its own network, not every new
- * client; hashed into CHALLENGE_LIMIT_OTHERS counts.
+ * address's /48, an IPv4 address's /16 (one in NAT64's 64:ff9b::/96 is
+ * its IPv4 host's), so that whoever fills the table (4096 /64s of one
+ * /48) locks out its own network, not every new client. Keyed with the
+ * service's secret into CHALLENGE_LIMIT_OTHERS counts: no one can choose
+ * networks that cover them all.
  */
 static struct refusal_slot *
 refusal_others(struct challenge *c, const char *addr)
 {
+	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char text[32];
 	struct netaddr a;
-	uint32_t h = 2166136261u; /* FNV-1a */
-	size_t len = strcspn(addr, "/"), n;
+	const uint8_t *net;
+	int family;
 
-	if (netaddr_parse(addr, len, &a) != 0)
+	if (netaddr_parse(addr, strcspn(addr, "/"), &a) != 0)
 		return &c->refusal_others[0];
-	n = a.family == AF_INET6 ? 6 : 2;
-	h = (h ^ (uint32_t)a.family) * 16777619u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ a.addr[i]) * 16777619u;
-	return &c->refusal_others[h % CHALLENGE_LIMIT_OTHERS];
+	family = a.family;
+	net = a.addr;
+	if (family == AF_INET6 && memcmp(a.addr, nat64, sizeof(nat64)) == 0) {
+		family = AF_INET;
+		net = a.addr + 12;
+	}
+	if (family == AF_INET6)
+		snprintf(text, sizeof(text), "6:%02x%02x%02x%02x%02x%02x",
+		    net[0], net[1], net[2], net[3], net[4], net[5]);
+	else
+		snprintf(text, sizeof(text), "4:%u.%u", net[0], net[1]);
+	if (challenge_mac(c, text, mac) != 0)
+		return &c->refusal_others[0];
+	return &c->refusal_others[((unsigned)mac[0] << 8 | mac[1]) %
+	    CHALLENGE_LIMIT_OTHERS];
 }
 
 /*

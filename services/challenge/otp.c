@@ -621,7 +621,10 @@ otp_owed_retry(struct challenge *c)
 		char id[17];
 		int e, found;
 
-		if (h->until_ms == 0 || !h->release_owed)
+		/* A request of its transaction presented it since: its
+		 * report decides (otp_release), as in otp_check. */
+		if (h->until_ms == 0 || !h->release_owed ||
+		    h->presented + (unsigned)h->reserver_out != 0)
 			continue;
 		if ((e = challenge_txn_begin(c, &txn)) != 0)
 			return; /* the disk still full: the next turn */

@@ -445,6 +445,9 @@ test_limit_slots_full(void **state)
 	int wanted;
 
 	f->c.settings.wrong_password_limit = 2;
+	/* A fixed secret: the networks below fall in counts of their own
+	 * under it (keyed, they could share one, 1 in 1024). */
+	memset(f->c.secret, 7, sizeof(f->c.secret));
 	client_addr = "192.0.2.1";
 	assert_int_equal(redeem_check(f, "wrong", "l1", &wanted), REFUSED);
 	assert_int_equal(redeem_check(f, "wrong", "l2", &wanted), REFUSED);
@@ -476,6 +479,12 @@ test_limit_slots_full(void **state)
 	assert_int_equal(redeem_check(f, "wrong", "o1", &wanted), REFUSED);
 	client_addr = "2001:db8:77::1";
 	assert_int_equal(redeem_check(f, "wrong", "o2", &wanted), REFUSED);
+	/* NAT64: its IPv4 host's /16, not the whole 64:ff9b::/96. */
+	client_addr = "64:ff9b::198.51.100.7";
+	assert_int_equal(redeem_check(f, "wrong", "o3", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	client_addr = "64:ff9b::203.0.114.9";
+	assert_int_equal(redeem_check(f, "wrong", "o4", &wanted), REFUSED);
 	/* The first address is still locked out. */
 	client_addr = "192.0.2.1";
 	assert_int_equal(redeem_check(f, "wrong", "l4", &wanted),
@@ -986,8 +995,11 @@ static void
 test_release_write_fails(void **state)
 {
 	struct fixture *f = *state;
-	char *pw = issue(f, "admin", NULL, NULL, 0);
-	char *pw2 = issue(f, "admin", NULL, NULL, 0);
+	char *pw, *pw2;
+
+	f->c.settings.password_max = 10;
+	pw = issue(f, "admin", NULL, NULL, 0);
+	pw2 = issue(f, "admin", NULL, NULL, 0);
 
 	assert_int_equal(redeem(f, pw, "tx-a", 0), OK);
 	writes_fail(1);
@@ -1014,6 +1026,18 @@ test_release_write_fails(void **state)
 	for (size_t i = 0; i < CHALLENGE_HOLDS; i++)
 		assert_false(
 		    f->c.holds[i].until_ms != 0 && f->c.holds[i].release_owed);
+	free(pw);
+
+	/* Not while a request of its transaction, presented since, may
+	 * still be issued with it (its report decides). */
+	pw = issue(f, "admin", NULL, NULL, 0);
+	assert_int_equal(redeem(f, pw, "tx-f", 0), OK);
+	writes_fail(1);
+	assert_int_equal(release_as(f, pw, "tx-f", 1, 1), -1);
+	writes_fail(0);
+	assert_int_equal(redeem(f, pw, "tx-f", 0), OK);
+	otp_owed_retry(&f->c);
+	assert_int_equal(stored_state(f, pw), CHALLENGE_RESERVED);
 	free(pw);
 
 	/* Released; then its transaction's other request reports an
