@@ -67,57 +67,72 @@ ledger_mark(struct ca *ca, MDB_txn *txn, const char *mark, const char *done)
 	return mdb_put(txn, ca->meta, &key, &val, 0);
 }
 
-/*
- * The subjects index is keyed by the subject as name matching sees it
- * (ca_subject_key) since meta's "subjects_index" says "matched-sorted";
- * a ledger from before was keyed by the exact line, so that CN=ROBS IPAD
- * was no twin of CN=Robs iPad for the duplicate-subject policy (or, as
- * "matched", before multi-valued RDNs were sorted): made again from the
- * certificates, in `txn`, once. An MDB_* code.
- */
+/* What one record of a table gives an index made again (MDB_* code);
+ * *added is set when it put something there. */
+typedef int ledger_index_add_fn(struct ca *ca, MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, int *added);
+
+/* An index the ledger keeps, made again from its table once when meta's
+ * `mark` does not say `done` (a ledger from before it was kept so). */
+struct ledger_index {
+	const char *name; /* in logs and errors */
+	const char *mark, *done;
+	MDB_dbi index, table;
+	ledger_index_add_fn *add;
+	const char *made; /* the log line's end, when made again */
+};
+
+/* `ix` made again unless done: `index` emptied, every record of `table`
+ * offered to `add`, the mark set, all in `txn`. An MDB_* code. */
 static int
-ledger_subjects_matched(struct ca *ca, MDB_txn *txn)
+ledger_index_remake(struct ca *ca, MDB_txn *txn, const struct ledger_index *ix)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
 	unsigned long n = 0;
-	int e, marked;
+	int e, marked, added;
 
-	if ((e = ledger_marked(
-	         ca, txn, "subjects_index", "matched-sorted", &marked)) != 0 ||
+	if ((e = ledger_marked(ca, txn, ix->mark, ix->done, &marked)) != 0 ||
 	    marked)
 		return e;
-	if ((e = mdb_drop(txn, ca->subjects, 0)) != 0 ||
-	    (e = mdb_cursor_open(txn, ca->certs, &cur)) != 0)
+	if ((e = mdb_drop(txn, ix->index, 0)) != 0 ||
+	    (e = mdb_cursor_open(txn, ix->table, &cur)) != 0)
 		return e;
+	/* `add` puts into the index only: the cursor stays where it was. */
 	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
 	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		char subject_key[CA_SUBJECT_KEY_MAX + 1];
-		struct ca_ledger_view v;
-		MDB_val skey, serial = key;
-
-		if (ca_ledger_view(val.mv_data, val.mv_size, &v) != 0 ||
-		    v.subject_len == 0)
-			continue;
-		skey.mv_size =
-		    ca_subject_key(v.subject, v.subject_len, subject_key);
-		skey.mv_data = subject_key;
-		if ((e = mdb_put(txn, ca->subjects, &skey, &serial, 0)) != 0)
+		added = 0;
+		if ((e = ix->add(ca, txn, &key, &val, &added)) != 0)
 			break;
-		n++;
+		n += added != 0;
 	}
 	mdb_cursor_close(cur);
-	if (e != MDB_NOTFOUND)
-		return e;
-	if ((e = ledger_mark(ca, txn, "subjects_index", "matched-sorted")) != 0)
+	if ((e != MDB_NOTFOUND && e != 0) ||
+	    (e = ledger_mark(ca, txn, ix->mark, ix->done)) != 0)
 		return e;
 	if (n > 0) /* a new ledger's is made so from the start */
-		log_info(
-		    "ledger: the subjects index was made again, %lu "
-		    "certificate%s, keyed by the subject as name matching sees "
-		    "it (letter case and runs of spaces aside)",
-		    n, n == 1 ? "" : "s");
+		log_info("ledger: %s made again from %lu certificate%s: %s",
+		    ix->name, n, n == 1 ? "" : "s", ix->made);
 	return 0;
+}
+
+static int
+ledger_subject_add(struct ca *ca, MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, int *added)
+{
+	char subject_key[CA_SUBJECT_KEY_MAX + 1];
+	struct ca_ledger_view v;
+	MDB_val skey, serial = *key;
+	int e;
+
+	if (ca_ledger_view(val->mv_data, val->mv_size, &v) != 0 ||
+	    v.subject_len == 0)
+		return 0;
+	skey.mv_size = ca_subject_key(v.subject, v.subject_len, subject_key);
+	skey.mv_data = subject_key;
+	if ((e = mdb_put(txn, ca->subjects, &skey, &serial, 0)) == 0)
+		*added = 1;
+	return e;
 }
 
 int
@@ -232,56 +247,25 @@ ca_ledger_compromised_put(const struct ca *ca, MDB_txn *txn, const char *serial)
 	return mdb_put(txn, ca->compromised, &k, &key, 0);
 }
 
-/*
- * The keys of certificates revoked for keyCompromise, indexed since meta's
- * "compromised_index" says "numbers" (ca_key_hash's): a ledger from before has them added
- * from its revocations, in `txn`, once. An MDB_* code.
- */
 static int
-ledger_compromised_made(struct ca *ca, MDB_txn *txn)
+ledger_compromised_add(struct ca *ca, MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, int *added)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val key, val;
-	unsigned long n = 0;
-	int e, marked;
+	json_t *o = json_loadb(val->mv_data, val->mv_size, 0, NULL);
+	const char *r = json_string_value(json_object_get(o, "reason"));
+	char serial[CA_SERIAL_HEX_ANY];
+	int compromised = r != NULL &&
+	    pki_crl_reason_code(r, NULL) == CRL_REASON_KEY_COMPROMISE;
+	int e;
 
-	if ((e = ledger_marked(
-	         ca, txn, "compromised_index", "numbers", &marked)) != 0 ||
-	    marked)
-		return e;
-	/* An index of an earlier key hash ("made") is made again. */
-	if ((e = mdb_drop(txn, ca->compromised, 0)) != 0 ||
-	    (e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
-		return e;
-	for (e = mdb_cursor_get(cur, &key, &val, MDB_FIRST); e == 0;
-	     e = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		json_t *o = json_loadb(val.mv_data, val.mv_size, 0, NULL);
-		const char *r = json_string_value(json_object_get(o, "reason"));
-		char serial[CA_SERIAL_HEX_ANY];
-		int compromised = r != NULL &&
-		    pki_crl_reason_code(r, NULL) == CRL_REASON_KEY_COMPROMISE;
-
-		json_decref(o);
-		if (!compromised || key.mv_size >= sizeof(serial))
-			continue;
-		memcpy(serial, key.mv_data, key.mv_size);
-		serial[key.mv_size] = '\0';
-		/* Its own gets: the cursor is left where it was. */
-		if ((e = ca_ledger_compromised_put(ca, txn, serial)) != 0)
-			break;
-		n++;
-	}
-	mdb_cursor_close(cur);
-	if (e != MDB_NOTFOUND && e != 0)
-		return e;
-	if ((e = ledger_mark(ca, txn, "compromised_index", "numbers")) != 0)
-		return e;
-	if (n > 0)
-		log_info("ledger: the keys of %lu certificate%s revoked for "
-		         "keyCompromise indexed: no certificate is issued for "
-		         "them again",
-		    n, n == 1 ? "" : "s");
-	return 0;
+	json_decref(o);
+	if (!compromised || key->mv_size >= sizeof(serial))
+		return 0;
+	memcpy(serial, key->mv_data, key->mv_size);
+	serial[key->mv_size] = '\0';
+	if ((e = ca_ledger_compromised_put(ca, txn, serial)) == 0)
+		*added = 1;
+	return e;
 }
 
 int
@@ -291,7 +275,7 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	    "revoked", "meta", "pending", "journal", "renewed", "compromised",
 	    NULL};
 	MDB_dbi dbis[9];
-	const char *step = "subjects index";
+	const char *step = "the subjects index";
 	MDB_txn *txn;
 	int e;
 
@@ -311,16 +295,42 @@ ca_ledger_open(struct ca *ca, char *err, size_t errlen)
 	ca->renewed = dbis[7];
 	ca->compromised = dbis[8];
 	/* Several certificates per subject: its own flags, so reopened. */
-	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) == 0) {
-		if ((e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
-		         &ca->subjects)) != 0 ||
-		    (e = ledger_subjects_matched(ca, txn)) != 0 ||
-		    (step = "the index of compromised keys",
-		        e = ledger_compromised_made(ca, txn)) != 0)
-			mdb_txn_abort(txn);
-		else
-			e = mdb_txn_commit(txn);
+	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0)
+		goto out;
+	if ((e = mdb_dbi_open(txn, "subjects", MDB_CREATE | MDB_DUPSORT,
+	         &ca->subjects)) == 0) {
+		/*
+		 * Keyed by the subject as name matching sees it (ca_subject_key)
+		 * since "matched-sorted": an older ledger's, keyed by the exact
+		 * line, let CN=ROBS IPAD through as no twin of CN=Robs iPad.
+		 * Compromised keys by their numbers (ca_key_hash) since
+		 * "numbers": an older ledger's, by an earlier hash ("made") or
+		 * none, matched no request.
+		 */
+		const struct ledger_index indexes[] = {
+		    {"the subjects index", "subjects_index", "matched-sorted",
+		        ca->subjects, ca->certs, ledger_subject_add,
+		        "keyed by the subject as name matching sees it (letter "
+		        "case, runs of spaces and the order of a multi-valued "
+		        "RDN's parts aside)"},
+		    {"the index of compromised keys", "compromised_index",
+		        "numbers", ca->compromised, ca->revoked,
+		        ledger_compromised_add,
+		        "those revoked for keyCompromise: their keys are never "
+		        "certified again"},
+		};
+
+		for (size_t i = 0;
+		     e == 0 && i < sizeof(indexes) / sizeof(indexes[0]); i++) {
+			step = indexes[i].name;
+			e = ledger_index_remake(ca, txn, &indexes[i]);
+		}
 	}
+	if (e != 0)
+		mdb_txn_abort(txn);
+	else
+		e = mdb_txn_commit(txn);
+out:
 	if (e != 0) {
 		snprintf(err, errlen, "%s: %s", step, store_strerror(e));
 		return -1;

@@ -454,7 +454,7 @@ done
 rm -rf "$DATA/db/ca.newer" && mv "$DATA/db/ca" "$DATA/db/ca.newer" && cp -a "$old" "$DATA/db/ca"
 chown -R --reference="$DATA/db/ca.newer" "$DATA/db/ca"
 server_start
-grep -q "scepd-ca.*ledger: the keys of [0-9]* certificates\? revoked for keyCompromise indexed" "$SERVER_LOG" ||
+grep -q "scepd-ca.*ledger: the index of compromised keys made again from [0-9]* certificates\?: those revoked for keyCompromise" "$SERVER_LOG" ||
 	fail "the CA did not index the compromised keys of an older ledger"
 rc=0
 ios_enroll "$(challenge)" "CN=to be revoked" "$WORK/older-ledger.pem" "$URL" --key "$WORK/a.key" --txid "MY-OWN-TXID-3" >/dev/null || rc=$?
