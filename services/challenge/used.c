@@ -136,13 +136,14 @@ fail:
 	return e;
 }
 
-static int
-challenge_used_held(const struct challenge_used *used, const unsigned char *mac)
+/* The held mark of the password with this MAC, or NULL. */
+static const struct challenge_used_mark *
+challenge_used_find(const struct challenge_used *used, const unsigned char *mac)
 {
 	for (size_t i = 0; i < used->n; i++)
 		if (memcmp(used->marks[i].mac, mac, CHALLENGE_MAC_LEN) == 0)
-			return 1;
-	return 0;
+			return &used->marks[i];
+	return NULL;
 }
 
 uint32_t
@@ -152,7 +153,7 @@ challenge_record_state(
 	/* A held mark is a use, of a reserved password or of one released
 	 * after its certificate was issued (otp_consume). */
 	return rec->state != CHALLENGE_USED &&
-	        challenge_used_held(used, rec->mac)
+	        challenge_used_find(used, rec->mac) != NULL
 	    ? CHALLENGE_USED
 	    : rec->state;
 }
@@ -166,16 +167,13 @@ challenge_state(const struct challenge *c, const struct challenge_record *rec)
 uint32_t
 challenge_state_held(const struct challenge *c, struct challenge_record *rec)
 {
-	if (rec->state == CHALLENGE_USED)
+	const struct challenge_used_mark *m;
+
+	if (rec->state == CHALLENGE_USED ||
+	    (m = challenge_used_find(&c->used, rec->mac)) == NULL)
 		return rec->state;
-	for (size_t i = 0; i < c->used.n; i++)
-		if (memcmp(c->used.marks[i].mac, rec->mac, CHALLENGE_MAC_LEN) ==
-		    0) {
-			snprintf(rec->reserved_txid, sizeof(rec->reserved_txid),
-			    "%s", c->used.marks[i].txid);
-			return rec->state = CHALLENGE_USED;
-		}
-	return rec->state;
+	snprintf(rec->reserved_txid, sizeof(rec->reserved_txid), "%s", m->txid);
+	return rec->state = CHALLENGE_USED;
 }
 
 int
@@ -184,7 +182,7 @@ challenge_used_hold(
 {
 	struct challenge_used_mark *m;
 
-	if (challenge_used_held(&c->used, mac))
+	if (challenge_used_find(&c->used, mac) != NULL)
 		return 1;
 	if (c->used.n == CHALLENGE_USED_HOLD_MAX &&
 	    challenge_used_flush(c) != 0)
