@@ -152,17 +152,36 @@ kill -CONT "$ca"
 sed 's/^/   /' "$WORK/stopped.out"
 # Busy (a request's checks taking 8 s: test hook), it takes the request
 # and answers after scepctl's 5 s: the revocation is done, unanswered.
+# A list asked at the same time with --timeout 30 waits behind the same
+# check and is answered.
 server_stop
 SCEPD_TEST_CA_CHECK_MS=8000 server_start
 ios_enroll "$(challenge)" "CN=slow checks" "$WORK/slow.pem" > /dev/null 2>&1 &
 slow=$!
 sleep 1
+"$SCEPCTL" --data-dir "$DATA" revoke "$serial" > "$WORK/busy.out" 2>&1 &
+revoking=$!
+start=$(date +%s%N)
 rc=0
-"$SCEPCTL" --data-dir "$DATA" revoke "$serial" > "$WORK/busy.out" 2>&1 || rc=$?
+"$SCEPCTL" --data-dir "$DATA" --timeout 30 list --limit 1 > "$WORK/busy-list.out" 2>&1 || rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+listed=$rc
+rc=0
+wait $revoking || rc=$?
 wait $slow || true
 { [ $rc = 1 ] && grep -q "may or may not have been done: see scepctl show $serial" "$WORK/busy.out"; } ||
 	{ cat "$WORK/busy.out"; fail "revoke, CA busy: exit $rc, want 1 with how to check"; }
 sed 's/^/   /' "$WORK/busy.out"
+{ [ $listed = 0 ] && grep -q '"serial"\|^[0-9A-F]' "$WORK/busy-list.out"; } ||
+	{ cat "$WORK/busy-list.out"; fail "list with --timeout 30, CA busy: exit $listed, want 0 and the listing"; }
+[ $ms -gt 5000 ] || fail "list --timeout 30 answered in $ms ms: the CA was not busy past the default 5 s"
+echo "   scepctl --timeout 30 list, behind the same check: answered in $ms ms"
+for bad in "--timeout 0" "--timeout 3601" "--timeout 5s" "--timeout"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words are separate arguments
+	"$SCEPCTL" --data-dir "$DATA" $bad list > "$WORK/timeout.out" 2>&1 || rc=$?
+	[ $rc = 2 ] || { cat "$WORK/timeout.out"; fail "scepctl $bad list: exit $rc, want 2"; }
+done
 server_restart
 ca=$(service_pid scepd-ca)
 

@@ -29,8 +29,6 @@
 #include "config.h"
 #include "scepctl.h"
 
-#define SCEPCTL_TIMEOUT_MS 5000
-
 /* The keys of [section] scepctl needs; the service validates the rest. */
 enum {
 	LOOKUP_ENDPOINT,
@@ -281,6 +279,9 @@ scepctl_connect_as(const struct scepctl *ctl, const char *section,
 
 	memset(conn, 0, sizeof(*conn));
 	memset(&l, 0, sizeof(l));
+	conn->timeout_ms =
+	    (int)(ctl->timeout_s > 0 ? ctl->timeout_s : SCEPCTL_TIMEOUT_S) *
+	    1000;
 	/* Listen: the service's own public key; XEndpoint: XServerKey. */
 	if (strcmp(key, "Listen") == 0)
 		snprintf(server_key, sizeof(server_key), "CurvePublicKeyFile");
@@ -415,7 +416,7 @@ scepctl_call(
 	Scep__V1__Reply *reply = NULL;
 	/* One attempt: a revocation or a password's deletion sent twice
 	 * would answer "already done" after it was done. */
-	int e = rpc_call_once(conn->client, req, SCEPCTL_TIMEOUT_MS, &reply);
+	int e = rpc_call_once(conn->client, req, conn->timeout_ms, &reply);
 
 	/* Never taken (no peer connected: the service down, a socket left
 	 * by a crash): nothing can have been done. */
@@ -424,14 +425,15 @@ scepctl_call(
 		    "scepctl: the %s at %s took no request within %d s (not "
 		    "running, hung, or it does not admit this host's CurveZMQ "
 		    "key): nothing was sent, nothing was done\n",
-		    service, conn->endpoint, SCEPCTL_TIMEOUT_MS / 1000);
+		    service, conn->endpoint, conn->timeout_ms / 1000);
 		return NULL;
 	}
 	if (e == RPC_ETIMEDOUT) {
 		fprintf(stderr,
 		    "scepctl: the %s at %s did not answer within %d s; is "
-		    "scepd running?\n",
-		    service, conn->endpoint, SCEPCTL_TIMEOUT_MS / 1000);
+		    "scepd running? (scepctl --timeout SECONDS waits "
+		    "longer)\n",
+		    service, conn->endpoint, conn->timeout_ms / 1000);
 		scepctl_timeout_hint(req);
 		return NULL;
 	}

@@ -8,7 +8,6 @@
  * succeed while it hangs. Over CurveZMQ it presents the service's own key
  * pair, which the service admits for this check alone.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +48,9 @@ scepctl_health(const struct scepctl *ctl, int argc, char **argv)
 	Scep__V1__Reply *reply = NULL;
 	struct scepctl_conn conn;
 	const char *section = NULL;
-	long timeout_s = HEALTH_TIMEOUT_S;
-	char *end, name[32];
+	/* scepctl --timeout, unless the command's own says otherwise */
+	long timeout_s = ctl->timeout_s > 0 ? ctl->timeout_s : HEALTH_TIMEOUT_S;
+	char name[32];
 	int64_t start;
 	int c, e, rc = 1;
 
@@ -58,16 +58,9 @@ scepctl_health(const struct scepctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			errno = 0;
-			timeout_s = strtol(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    timeout_s < 1 || timeout_s > HEALTH_TIMEOUT_MAX_S) {
-				fprintf(stderr,
-				    "scepctl: --timeout '%s': seconds, 1 to "
-				    "%d\n",
-				    optarg, HEALTH_TIMEOUT_MAX_S);
+			if (scepctl_seconds("--timeout", optarg,
+			        HEALTH_TIMEOUT_MAX_S, &timeout_s) != 0)
 				return 2;
-			}
 			break;
 		case 'h':
 			scepctl_health_usage(stdout);

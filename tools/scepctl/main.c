@@ -3,6 +3,7 @@
  * DIR (default ./var) is the data directory scepd created; its scepd.conf
  * says where the services listen.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,12 +13,32 @@
 #include "log.h"
 #include "scepctl.h"
 
+int
+scepctl_seconds(const char *opt, const char *arg, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > max) {
+		fprintf(stderr, "scepctl: %s '%s': seconds, 1 to %ld\n", opt,
+		    arg, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: scepctl [--data-dir DIR] COMMAND [ARGS]\n"
-	    "  DIR is scepd's data directory (default ./var).\n"
+	    "usage: scepctl [--data-dir DIR] [--timeout SECONDS] COMMAND "
+	    "[ARGS]\n"
+	    "  DIR is scepd's data directory (default ./var); SECONDS how\n"
+	    "  long a service's answer is waited for (default 5, at most\n"
+	    "  3600: a large import-crl, a CA host far away).\n"
 	    "commands:\n"
 	    "  challenge [--json]  print a fresh one-time enrollment password\n"
 	    "  challenge --list [--json] | --revoke ID | --revoke-unused "
@@ -76,19 +97,25 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"data-dir", required_argument, NULL, 'd'},
+	    {"timeout", required_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct scepctl ctl = {NULL, NULL};
+	struct scepctl ctl = {NULL, NULL, 0};
 	const char *dir = "./var";
 	size_t i, len;
 	int c, rc = 2;
 
 	/* '+': options after the command are the command's. */
-	while ((c = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+d:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			dir = optarg;
+			break;
+		case 't':
+			if (scepctl_seconds("--timeout", optarg,
+			        SCEPCTL_TIMEOUT_MAX_S, &ctl.timeout_s) != 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);

@@ -6,11 +6,17 @@
 #ifndef SCEPCTL_H
 #define SCEPCTL_H
 
-/* The data directory, absolute, and its scepd.conf. */
+/* The data directory, absolute, and its scepd.conf; --timeout. */
 struct scepctl {
 	char *data_dir;
 	char *conf;
+	long timeout_s; /* a service's answer is waited for (0: 5 s) */
 };
+
+#define SCEPCTL_TIMEOUT_S 5
+#define SCEPCTL_TIMEOUT_MAX_S 3600
+/* `arg` of option `opt` as whole seconds, 1 to max: 0, or -1 said. */
+int scepctl_seconds(const char *opt, const char *arg, long max, long *out);
 
 #include "rpc.h"
 
@@ -23,6 +29,7 @@ struct scepctl_conn {
 	char *endpoint;
 	struct rpc_curve *curve;
 	struct rpc_link *link;
+	int timeout_ms; /* the scepctl's --timeout */
 };
 int scepctl_connect(const struct scepctl *ctl, const char *section,
     const char *key, struct scepctl_conn *conn);
