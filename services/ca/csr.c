@@ -580,6 +580,46 @@ ca_csr_check_subject_names(
 	return rc;
 }
 
+/*
+ * Each value of the subject a string (RFC 5280's DirectoryString, and
+ * IA5String, PrintableString or NumericString where an attribute asks
+ * for one): OpenSSL reads any value, a SEQUENCE too, which the
+ * certificate would carry as sent and no relying party reads as a name.
+ * 0, or -1 with the refusal.
+ */
+static int
+ca_csr_subject_strings(const X509_NAME *subject, struct ca_refusal *r)
+{
+	static const int strings[] = {V_ASN1_UTF8STRING, V_ASN1_PRINTABLESTRING,
+	    V_ASN1_T61STRING, V_ASN1_BMPSTRING, V_ASN1_UNIVERSALSTRING,
+	    V_ASN1_IA5STRING, V_ASN1_NUMERICSTRING, V_ASN1_VISIBLESTRING};
+
+	for (int i = 0; i < X509_NAME_entry_count(subject); i++) {
+		const X509_NAME_ENTRY *e = X509_NAME_get_entry(subject, i);
+		int type = ASN1_STRING_type(X509_NAME_ENTRY_get_data(e)),
+		    ok = 0;
+		const ASN1_OBJECT *obj;
+		char attr[80];
+
+		for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]);
+		     k++)
+			ok |= type == strings[k];
+		if (ok)
+			continue;
+		obj = X509_NAME_ENTRY_get_object(e);
+		if (OBJ_obj2nid(obj) != NID_undef)
+			snprintf(attr, sizeof(attr), "%s",
+			    OBJ_nid2sn(OBJ_obj2nid(obj)));
+		else
+			OBJ_obj2txt(attr, sizeof(attr), obj, 1);
+		return ca_refuse(r, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "the subject's %s is a %s, not a string (RFC 5280: a "
+		    "DirectoryString): refused",
+		    attr, ASN1_tag2str(type));
+	}
+	return 0;
+}
+
 int
 ca_csr_rules(const struct ca *ca, const struct ca_template *tpl, X509_REQ *req,
     struct ca_refusal *refusal)
@@ -593,6 +633,9 @@ ca_csr_rules(const struct ca *ca, const struct ca_template *tpl, X509_REQ *req,
 		    "the CSR has an empty subject");
 		goto out;
 	}
+	if (ca_csr_subject_strings(X509_REQ_get_subject_name(req), refusal) !=
+	    0)
+		goto out;
 	if (tpl->fixed_subject != NULL &&
 	    X509_NAME_get_index_by_NID(
 	        X509_REQ_get_subject_name(req), NID_commonName, -1) < 0) {

@@ -78,6 +78,33 @@ ca_akid_ext(X509 *ca_cert)
 	return ext;
 }
 
+/*
+ * The request's subject written anew, RDN by RDN (a multi-valued one kept
+ * together): a name OpenSSL read keeps the bytes it was read from, BER's
+ * indefinite lengths or a length in long form, which X509_NAME_dup and
+ * the signature would carry into the certificate (RFC 5280: DER), where
+ * strict readers refuse it. Entries added to a new name are written DER.
+ */
+static X509_NAME *
+ca_issue_subject_der(const X509_NAME *asked)
+{
+	X509_NAME *name = X509_NAME_new();
+	int set, last = -1;
+
+	for (int i = 0; name != NULL && i < X509_NAME_entry_count(asked); i++) {
+		const X509_NAME_ENTRY *e = X509_NAME_get_entry(asked, i);
+
+		set = X509_NAME_ENTRY_set(e);
+		if (X509_NAME_add_entry(name, e, -1, set == last ? -1 : 0) !=
+		    1) {
+			X509_NAME_free(name);
+			return NULL;
+		}
+		last = set;
+	}
+	return name;
+}
+
 X509_NAME *
 ca_issue_subject(const struct ca_template *t, X509_REQ *req)
 {
@@ -86,7 +113,7 @@ ca_issue_subject(const struct ca_template *t, X509_REQ *req)
 	int at = -1;
 
 	if (t->fixed_subject == NULL)
-		return X509_NAME_dup(asked);
+		return ca_issue_subject_der(asked);
 	if ((name = X509_NAME_dup(t->fixed_subject)) == NULL)
 		return NULL;
 	while (
