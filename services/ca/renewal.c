@@ -48,30 +48,39 @@ renewal_date(time_t t, char out[24])
 	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
-/* Whether two names are encoded alike, byte for byte; with `cn_only`
+/* Whether two names are written alike: each attribute, its RDN, string
+ * type and bytes (not the lengths' form: a certificate issued before
+ * subjects were written in DER kept a request's BER); with `cn_only`
  * their commonNames alone (a template's fixed Subject gives the rest,
  * which its operator may have rewritten since). */
 static int
 renewal_names_identical(const X509_NAME *a, const X509_NAME *b, int cn_only)
 {
-	const unsigned char *da, *db;
-	size_t la, lb;
+	int na = X509_NAME_entry_count(a), nb = X509_NAME_entry_count(b);
 	int ia = -1, ib = -1;
 
-	if (!cn_only)
-		return X509_NAME_get0_der(a, &da, &la) == 1 &&
-		    X509_NAME_get0_der(b, &db, &lb) == 1 && la == lb &&
-		    memcmp(da, db, la) == 0;
 	for (;;) {
+		const X509_NAME_ENTRY *ea, *eb;
 		const ASN1_STRING *va, *vb;
 
-		ia = X509_NAME_get_index_by_NID(a, NID_commonName, ia);
-		ib = X509_NAME_get_index_by_NID(b, NID_commonName, ib);
+		if (cn_only) {
+			ia = X509_NAME_get_index_by_NID(a, NID_commonName, ia);
+			ib = X509_NAME_get_index_by_NID(b, NID_commonName, ib);
+		} else {
+			ia = ia + 1 < na ? ia + 1 : -1;
+			ib = ib + 1 < nb ? ib + 1 : -1;
+		}
 		if (ia < 0 || ib < 0)
 			return ia < 0 && ib < 0;
-		va = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(a, ia));
-		vb = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(b, ib));
-		if (ASN1_STRING_type(va) != ASN1_STRING_type(vb) ||
+		ea = X509_NAME_get_entry(a, ia);
+		eb = X509_NAME_get_entry(b, ib);
+		va = X509_NAME_ENTRY_get_data(ea);
+		vb = X509_NAME_ENTRY_get_data(eb);
+		if ((!cn_only &&
+		        (X509_NAME_ENTRY_set(ea) != X509_NAME_ENTRY_set(eb) ||
+		            OBJ_cmp(X509_NAME_ENTRY_get_object(ea),
+		                X509_NAME_ENTRY_get_object(eb)) != 0)) ||
+		    ASN1_STRING_type(va) != ASN1_STRING_type(vb) ||
 		    ASN1_STRING_length(va) != ASN1_STRING_length(vb) ||
 		    memcmp(ASN1_STRING_get0_data(va), ASN1_STRING_get0_data(vb),
 		        (size_t)ASN1_STRING_length(va)) != 0)
@@ -223,6 +232,19 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		goto out;
 	}
 	subject = ca_issue_subject(tpl, csr);
+	/* The request's CN as before, the rest the template's: its Subject
+	 * was changed since (not only in letter case), not the device. */
+	if (subject != NULL && tpl->fixed_subject != NULL &&
+	    X509_NAME_cmp(subject, X509_get_subject_name(old)) != 0 &&
+	    renewal_names_identical(subject, X509_get_subject_name(old), 1)) {
+		renewal_refuse(r,
+		    "a renewal keeps the subject of certificate %s, and "
+		    "template %s's Subject = %s gives it another now (changed "
+		    "since it was issued): enroll anew with a challenge "
+		    "password",
+		    old_serial, tpl->name, tpl->s.subject);
+		goto out;
+	}
 	if (subject == NULL ||
 	    X509_NAME_cmp(subject, X509_get_subject_name(old)) != 0) {
 		renewal_refuse(r,

@@ -88,6 +88,15 @@ renew f2 f1 "CN=fixed 1" --key "$WORK/f2.key" ||
 	{ cat "$WORK/f2.log"; fail "a renewal refused after the template's Subject was rewritten"; }
 openssl x509 -in "$WORK/f2.pem" -noout -subject | grep -q "O = FABRIKAM, CN = fixed 1" ||
 	fail "the renewal's subject: $(openssl x509 -in "$WORK/f2.pem" -noout -subject)"
+# Changed for real (another organization), the refusal names the
+# template's Subject, not the device's request.
+set_conf template.IPSECIntermediateOffline Subject "O=Contoso"
+server_restart
+openssl genrsa -out "$WORK/f3.key" 2048 2> /dev/null
+rc=0
+renew f3 f2 "CN=fixed 1" --key "$WORK/f3.key" || rc=$?
+[ $rc = 2 ] && grep -q "template IPSECIntermediateOffline's Subject = O=Contoso gives it another now (changed since it was issued)" "$WORK/f3.log" ||
+	{ cat "$WORK/f3.log"; fail "a renewal after the template's Subject changed: exit $rc, want 2 naming the Subject"; }
 set_conf template.IPSECIntermediateOffline Subject request
 server_restart
 
