@@ -481,14 +481,16 @@ int ca_pending_put(const struct ca *ca, MDB_txn *txn,
  * against a new request under it (ca_pending_held). */
 enum ca_pending_held {
 	CA_PENDING_NONE, /* none is held, or one expired (PendingDays) */
-	CA_PENDING_SAME, /* the same CSR, waiting */
-	CA_PENDING_OTHER_CSR, /* another CSR of the same key, waiting */
+	CA_PENDING_SAME, /* the same CSR, for the same template, waiting */
+	CA_PENDING_OTHER_CSR, /* another CSR or template, same key, waiting */
 	CA_PENDING_OTHER_KEY, /* another key's (or an unreadable CSR) */
 };
 /* What is held under `txid` against the CSR `csr` (DER `der`, `len`)
- * at `now`; -1 when the pending table cannot be read. */
+ * for template `tpl` at `now`; -1 when the pending table cannot be
+ * read. */
 int ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
-    X509_REQ *csr, const uint8_t *der, size_t len, time_t now);
+    X509_REQ *csr, const uint8_t *der, size_t len,
+    const struct ca_template *tpl, time_t now);
 /* 1 when an operator rejected `txid` (why filled), else 0. */
 int ca_pending_rejected(
     const struct ca *ca, MDB_txn *txn, const char *txid, char *why, size_t len);

@@ -244,8 +244,10 @@ pending_asks_the_same(X509_REQ *a, X509_REQ *b)
 
 int
 ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
-    X509_REQ *csr, const uint8_t *der, size_t len, time_t now)
+    X509_REQ *csr, const uint8_t *der, size_t len,
+    const struct ca_template *tpl, time_t now)
 {
+	const char *asked;
 	json_t *o;
 	unsigned char *held_der = NULL;
 	size_t held_len = 0;
@@ -261,6 +263,13 @@ ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
 		what = CA_PENDING_OTHER_KEY;
 	else if (pending_expired(ca, o, now))
 		what = CA_PENDING_NONE;
+	/* Its template is part of what the operator sees: a key usage
+	 * picking one without approval was issued at once, on the password
+	 * the pending request presented, while the queue showed that. */
+	else if ((asked = json_string_value(json_object_get(o, "template"))) !=
+	        NULL &&
+	    strcmp(asked, tpl->name) != 0)
+		what = CA_PENDING_OTHER_CSR;
 	else if ((held_len == len && memcmp(held_der, der, len) == 0) ||
 	    pending_asks_the_same(held, csr))
 		what = CA_PENDING_SAME;

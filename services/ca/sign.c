@@ -759,7 +759,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	 * the operator's reason: any holder of a certificate of this CA
 	 * can send a renewal under any transactionID. */
 	if ((held = ca_pending_held(ca, txn, txid, job->csr, in->csr.data,
-	         in->csr.len, now)) < 0) {
+	         in->csr.len, job->tpl, now)) < 0) {
 		ca_sign_internal(
 		    reply, req, txid, "pending table unreadable", 0);
 		goto out;
@@ -784,21 +784,21 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, refusal.why, arena);
 		goto out;
 	}
+	/* What the operator sees is what is approved: a request sent again
+	 * stays as it was asked (and when, for PendingDays); another CSR
+	 * under it, or one for another template (one without approval
+	 * too), is refused until the operator decides or the request
+	 * expires. The same one after ApprovalRequired was switched off is
+	 * issued. */
+	if (held == CA_PENDING_OTHER_CSR) {
+		ca_sign_refused(ca, job, &txn,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    "transactionID already pending approval with another CSR "
+		    "or template: send the same request or poll (CertPoll)",
+		    0);
+		goto out;
+	}
 	if (job->tpl->s.approval_required && !job->renewed[0]) {
-		/* What the operator sees is what is approved: a request
-		 * sent again stays as it was asked (and when, for
-		 * PendingDays); another CSR under it is refused until the
-		 * operator decides or the request expires. */
-		if (held == CA_PENDING_OTHER_CSR) {
-			const char *why =
-			    "transactionID already pending approval with "
-			    "another CSR: send the same request or poll "
-			    "(CertPoll)";
-
-			ca_sign_refused(ca, job, &txn,
-			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, 0);
-			goto out;
-		}
 		/* Checked now, issued when an operator approves it. */
 		e = held == CA_PENDING_SAME
 		    ? 0

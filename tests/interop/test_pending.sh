@@ -135,6 +135,23 @@ at_the_ca p1again p1 "/O=Fabrikam/CN=needs approval"
 at_the_ca p1other p1 "/O=Fabrikam/CN=portal"
 refused p1other "transactionID already pending approval with another CSR" ||
 	{ cat "$WORK/p1other.out"; fail "another subject of the same key under the pending transactionID: exit $rc, want 2"; }
+# Nor when its key usage picks a template that needs no approval
+# (digitalSignature alone: SignatureTemplate): it was issued at once,
+# the operator's queue still showing the first.
+server_stop
+set_conf ca SignatureTemplate ClientAuth
+server_start
+openssl req -new -key "$WORK/p1.key" -subj "/O=Fabrikam/CN=needs approval" \
+	-addext "keyUsage=critical,digitalSignature" -out "$WORK/p1sig.csr" 2>/dev/null || fail "openssl req"
+rc=0
+"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/p1sig.csr" --txid "$txid" \
+	--out "$WORK/p1sig.pem" > "$WORK/p1sig.out" 2>&1 || rc=$?
+refused p1sig "transactionID already pending approval with another CSR or template" ||
+	{ cat "$WORK/p1sig.out"; fail "another CSR of the same key, for a template without approval, under the pending transactionID: exit $rc, want 2"; }
+"$SCEPCTL" --data-dir "$DATA" list --pending | grep -q "$txid" || fail "the pending request left the queue"
+server_stop
+set_conf ca SignatureTemplate IPSECIntermediateOffline
+server_start
 
 check "a CertPoll for an unknown transaction gets FAILURE badCertId"
 poll poll_unknown "CN=nobody" unknown
