@@ -75,8 +75,7 @@ done
 # A multi-valued RDN is a SET: O=x+CN=y is CN=y+O=x to relying parties.
 # Straight to the CA (tests/tools/ca_sign, as the RA asks it): the
 # iOS-like client writes one value per RDN. (openssl writes both orders
-# as one sorted SET; a request encoding it unsorted, which the CA's index
-# sorts too, is not made here.)
+# as one sorted SET; a request encoding it unsorted follows.)
 for m in "O=Fabrikam+CN=Multi IPad" "CN=Multi IPad+O=Fabrikam"; do
 	openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/multi.key" -multivalue-rdn \
 		-subj "/$m" -out "$WORK/multi.csr" 2> /dev/null || fail "openssl req -subj /$m"
@@ -89,6 +88,64 @@ for m in "O=Fabrikam+CN=Multi IPad" "CN=Multi IPad+O=Fabrikam"; do
 		{ cat "$WORK/multi.out"; fail "$m, a twin of the other order: exit $rc, want refused by the policy"; } ;;
 	esac
 done
+# The same SET encoded unsorted (DER sorts a SET OF; OpenSSL reads it
+# either way and X509_NAME_cmp takes both as one name): its two values
+# swapped in the bytes, the request signed again with its key.
+unsorted_csr() { # SUBJECT NAME: $WORK/NAME.csr, the SET's values swapped
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$WORK/$2.key" -multivalue-rdn \
+		-subj "/$1" -outform DER -out "$WORK/$2.sorted.der" 2> /dev/null || fail "openssl req -subj /$1"
+	python3 - "$WORK/$2.sorted.der" "$WORK/$2.key" "$WORK/$2.der" <<'PY' || fail "$1: no unsorted request made"
+import sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+def tlv(b, i):  # a DER element at i: where its content begins and ends
+    n, j = b[i + 1], i + 2
+    if n & 0x80:
+        n, j = int.from_bytes(b[j:j + (n & 0x7f)], "big"), j + (n & 0x7f)
+    return j, j + n
+der = open(sys.argv[1], "rb").read()
+t, end = tlv(der, 0)             # CertificationRequest
+s, tbs_end = tlv(der, t)         # CertificationRequestInfo, from t
+_, c = tlv(der, s)               # past the version: the subject
+c, _ = tlv(der, c)               # its first RDN, a SET
+s, e = tlv(der, c)
+_, m = tlv(der, s)
+assert tlv(der, m)[1] == e, "not two values in the first RDN"
+first, second = der[s:m], der[m:e]
+assert first < second, "openssl's SET is not sorted: nothing to swap"
+out = der[:s] + second + first + der[e:]
+key = serialization.load_pem_private_key(open(sys.argv[2], "rb").read(), None)
+sig = key.sign(out[t:tbs_end], padding.PKCS1v15(), hashes.SHA256())
+assert len(sig) == 256 and der[-257:-256] == b"\0", "not an RSA-2048 signature at the end"
+open(sys.argv[3], "wb").write(out[:-256] + sig)
+PY
+	openssl req -inform DER -in "$WORK/$2.der" -verify -out "$WORK/$2.csr" 2> "$WORK/$2.verify" ||
+		{ cat "$WORK/$2.verify"; fail "$1: the unsorted request's signature"; }
+	# The control: other bytes than openssl's, read in the other order.
+	! cmp -s "$WORK/$2.der" "$WORK/$2.sorted.der" || fail "$1: the swapped request is openssl's"
+	cmp -s "$WORK/$2.der" <(openssl req -in "$WORK/$2.csr" -outform DER) || fail "$1: PEM re-encoded it"
+	[ "$(openssl req -in "$WORK/$2.csr" -noout -subject -nameopt RFC2253)" != \
+	  "$(openssl req -inform DER -in "$WORK/$2.sorted.der" -noout -subject -nameopt RFC2253)" ] ||
+		fail "$1: openssl reads the swapped SET in openssl's order"
+}
+unsorted_csr "O=Fabrikam+CN=Multi IPad" unsorted
+rc=0
+"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/unsorted.csr" \
+	--txid "unsorted-$RANDOM$RANDOM" --out "$WORK/unsorted.pem" > "$WORK/unsorted.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "already has a valid certificate" "$WORK/unsorted.out" ||
+	{ cat "$WORK/unsorted.out"; fail "an unsorted SET of the issued O=Fabrikam+CN=Multi IPad: exit $rc, want refused by the policy"; }
+# And the other way: the unsorted one issued first, then openssl's twin.
+unsorted_csr "O=Fabrikam+CN=Swapped IPad" swapped
+"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/swapped.csr" \
+	--txid "swapped-$RANDOM$RANDOM" --out "$WORK/swapped.pem" > "$WORK/swapped.out" 2>&1 ||
+	{ cat "$WORK/swapped.out"; fail "an unsorted SET of a new subject: not issued"; }
+openssl req -inform DER -in "$WORK/swapped.sorted.der" -out "$WORK/swapped-twin.csr"
+rc=0
+"$BUILD_DIR/tests/ca_sign" --endpoint "ipc://$DATA/run/ca.sock" --csr "$WORK/swapped-twin.csr" \
+	--txid "swapped-$RANDOM$RANDOM" --out "$WORK/swapped-twin.pem" > "$WORK/swapped-twin.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "already has a valid certificate" "$WORK/swapped-twin.out" ||
+	{ cat "$WORK/swapped-twin.out"; fail "openssl's sorted twin of an issued unsorted SET: exit $rc, want refused by the policy"; }
+echo "   ok: a multi-valued RDN's SET encoded unsorted is a twin of the sorted one, either way"
 ios_enroll "$pw" "O=Fabrikam,CN=Other IPad" "$WORK/other.pem" >/dev/null ||
 	fail "another subject was refused"
 "$SCEPCTL" --data-dir "$DATA" list --refused --json > "$WORK/refused.json"
