@@ -8,8 +8,11 @@
 # other login is answered 429 with Retry-After: 1 at once while a device
 # still enrolls; api/single-password takes a body only as
 # application/json (415 otherwise: a browser's text/plain form can carry
-# JSON); a refusal of the challenge service other than "The password cache
-# is full." is a 409 (not a 429), a request it finds bad a 400 (not a 500);
+# JSON); another site's page (Sec-Fetch-Site, or an Origin not this
+# server's) gets 403 for the Apple profile and for a text/plain post with
+# only its Origin, no password issued or set; a refusal of the challenge
+# service other than "The password cache is full." is a 409 (not a 429), a
+# request it finds bad a 400 (not a 500);
 # /metrics gives each name's HELP and TYPE once, its samples together.
 . "$(dirname "$0")/lib.sh"
 interop_init admin_api
@@ -138,6 +141,48 @@ logged "$from" "profile: no challenge password for $long: account name longer th
 	fail "the profile's refusal is not logged"
 echo "   the profile: HTTP 400 \"$(cat "$WORK/longname-profile.body")\""
 
+check "the Apple profile fetched by another site's page (a link, an image, a script) is 403 before any credential is looked at, and costs no password; the admin's own fetch is 200"
+host=${ADMIN#http://}
+host=${host%%/*}
+profile="$ADMIN/profile.mobileconfig?subject=CN=csrf%20IPad&keysize=2048"
+n1=$(outstanding)
+from=$(log_mark)
+# (name, headers a browser sends): Sec-Fetch-Site (any browser since
+# about 2020-2023) other than same-origin or none; an Origin of another
+# site (a script's fetch; another port of this host is another origin).
+while IFS='|' read -r name h1 h2; do
+	set -- -H "$h1"
+	[ -z "$h2" ] || set -- "$@" -H "$h2"
+	code=$(call "cs-$name" -u "$creds" "$@" "$profile")
+	[ "$code" = 403 ] && grep -q "from another site's page are refused" "$WORK/cs-$name.body" ||
+		{ cat "$WORK/cs-$name.head"; fail "the profile fetched with $h1${h2:+ and $h2}: HTTP $code, want 403"; }
+	! grep -q "PayloadContent\|Challenge" "$WORK/cs-$name.body" || fail "$name: a profile in the 403"
+done <<HEADERS
+cross-site|Sec-Fetch-Site: cross-site|Referer: http://evil.example/page
+same-site|Sec-Fetch-Site: same-site|Referer: http://www.evil.example/
+origin|Origin: http://evil.example|
+port|Origin: http://${host%:*}:1|
+HEADERS
+# (the refusal comes first: no credentials, the same 403, not a 401)
+code=$(call cs-nocreds -H "Sec-Fetch-Site: cross-site" "$profile")
+[ "$code" = 403 ] || { show cs-nocreds; fail "a cross-site fetch without credentials: HTTP $code, want 403"; }
+logged "$from" "admin: refused GET /certsrv/mscep_admin/profile.mobileconfig from 127.0.0.1: made by another site's page (Sec-Fetch-Site)" &&
+	logged "$from" "admin: refused GET /certsrv/mscep_admin/profile.mobileconfig from 127.0.0.1: made by another site's page (Origin)" ||
+	fail "the refusals are not logged, with the header that told"
+n2=$(outstanding)
+[ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after five refused fetches of the profile"
+# The admin's own browser: the URL typed in (none), a link of the page
+# itself (same-origin, and its Origin as a script's fetch sends it).
+code=$(call cs-typed -u "$creds" -H "Sec-Fetch-Site: none" "$profile")
+[ "$code" = 200 ] || { show cs-typed; fail "the profile fetched by the admin (Sec-Fetch-Site: none): HTTP $code, want 200"; }
+code=$(call cs-same -u "$creds" -H "Sec-Fetch-Site: same-origin" -H "Origin: http://$host" \
+	-H "Referer: http://$host/certsrv/mscep_admin/" "$profile")
+[ "$code" = 200 ] && grep -qi '^Content-Type: application/x-apple-aspen-config' "$WORK/cs-same.head" ||
+	{ show cs-same; fail "the profile fetched from the admin page (same-origin): HTTP $code, want a 200 profile"; }
+n3=$(outstanding)
+[ "$n3" = $((n1 + 2)) ] || fail "outstanding passwords: $n1 before the two profiles, $n3 after, want $((n1 + 2))"
+echo "   cross-site, same-site, another Origin, another port: 403, $n1 outstanding after; same-origin and typed: 200, $n3"
+
 check "UseSinglePassword = 1, none set: api/challenges and the page 409 with the service's reason, no 'wait until a password is used'"
 set_conf challenge UseSinglePassword 1
 server_restart
@@ -178,6 +223,30 @@ rc=0
 ios_enroll "forged-single-1" "CN=forged single" "$WORK/forged.pem" > /dev/null || rc=$?
 [ $rc != 0 ] || fail "the forged single password enrolls"
 echo "   no single password was set"
+
+check "api/single-password: a text/plain post with only another site's Origin (no Sec-Fetch-Site, no Referer) is 403, changes nothing; the admin's own post sets it"
+# An older browser's form, Referer withheld (Referrer-Policy no-referrer):
+# Origin alone tells. 403, not the 415 of its type: refused first.
+from=$(log_mark)
+code=$(call origin-only -u "$creds" -X POST -H "Origin: http://evil.example" -H 'Content-Type: text/plain' \
+	--data-binary '{"password":"forged-single-2"}' "$ADMIN/api/single-password")
+[ "$code" = 403 ] && grep -q "from another site's page are refused" "$WORK/origin-only.body" ||
+	{ show origin-only; fail "a text/plain post with another Origin only: HTTP $code, want 403"; }
+logged "$from" "admin: refused POST /certsrv/mscep_admin/api/single-password from 127.0.0.1: made by another site's page (Origin)" ||
+	fail "the refusal is not logged as told by Origin"
+code=$(call origin-only-after -u "$creds" -H 'Accept: application/json' "$ADMIN/")
+[ "$code" = 409 ] && json_error origin-only-after | grep -q "no single password is set" ||
+	{ show origin-only-after; fail "after the refused post: HTTP $code, want the 409 of no single password"; }
+rc=0
+ios_enroll "forged-single-2" "CN=forged single 2" "$WORK/forged2.pem" > /dev/null || rc=$?
+[ $rc != 0 ] || fail "the single password another site's page posted enrolls"
+# The admin page's own post: its Origin, as JSON.
+code=$(call origin-same -u "$creds" -X POST -H "Origin: http://$host" -H 'Content-Type: application/json' \
+	--data-binary '{"password":"the-admins-single-0"}' "$ADMIN/api/single-password")
+[ "$code" = 200 ] || { show origin-same; fail "the admin's post with this server's Origin: HTTP $code, want 200"; }
+ios_enroll "the-admins-single-0" "CN=single same origin" "$WORK/single0.pem" > /dev/null ||
+	fail "the single password the admin's same-origin post set does not enroll"
+echo "   another Origin alone: 403, nothing set; this server's Origin: 200, it enrolls"
 
 check "api/single-password with application/json (a charset too) sets it"
 code=$(call setjson -u "$creds" -X POST -H 'Content-Type: Application/JSON; charset=utf-8' \
@@ -307,4 +376,4 @@ code=$(call known-after -u "$user:changed-secret" -H 'Accept: application/json' 
 logged "$from" "security: admin: failed logins for 64 account names within 60 s" ||
 	fail "the lock-out of every login is not logged"
 
-pass "charset in the 401; 429 after five failures per account or for 64 account names, and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 409/400 for the challenge service's refusals; /metrics typed once per name"
+pass "charset in the 401; 429 after five failures per account or for 64 account names, and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 403 for another site's profile fetch or Origin-only post; 409/400 for the challenge service's refusals; /metrics typed once per name"
