@@ -2738,6 +2738,65 @@ rpc_slot_answer(void *front, struct rpc_slot *s, struct rpc_arena *arena)
 	scep__v1__request__free_unpacked(s->req, NULL);
 }
 
+/* A request not of the batch kind: handled and answered at once. */
+static void
+rpc_slot_serve(
+    void *front, void *state, struct rpc_slot *s, struct rpc_arena *arena)
+{
+	if (!rpc_slot_expired(s) && s->route != NULL)
+		s->route->handler(state, s->req, &s->reply, arena);
+	rpc_slot_answer(front, s, arena);
+}
+
+#ifdef SCEPD_TEST_HOOKS
+static _Atomic long rpc_test_gather_n, rpc_test_gather_ms;
+
+void
+rpc_test_gather_arm(long n, long ms)
+{
+	rpc_test_gather_ms = ms;
+	rpc_test_gather_n = n;
+}
+
+/* rpc_test_gather_arm's gathering, once armed and a request of the batch
+ * kind is among the `n` read into slots[]: more are read until as many of
+ * that kind have come. The new count. */
+static size_t
+rpc_test_gather(const struct rpc_server_config *config, void *front,
+    void *state, struct rpc_slot *slots, struct rpc_arena *arenas, size_t n,
+    size_t max, const struct rpc_freshness *f)
+{
+	long want, have = 0;
+	int64_t start = clock_boottime_ms(), left;
+
+	if (rpc_test_gather_n <= 0 || config->batch == NULL)
+		return n;
+	for (size_t i = 0; i < n; i++)
+		have += rpc_slot_batched(config, &slots[i]);
+	if (have == 0)
+		return n; /* armed still: the time counts from the first */
+	want = atomic_exchange(&rpc_test_gather_n, 0);
+	while (have < want && n < max && !rpc_stop &&
+	    (left = start + rpc_test_gather_ms - clock_boottime_ms()) > 0) {
+		zmq_pollitem_t item = {front, 0, ZMQ_POLLIN, 0};
+
+		if (zmq_poll(&item, 1, (long)left) < 0 && errno != EINTR)
+			break;
+		while (n < max && rpc_slot_read(config, front, &slots[n], f, 0))
+			if (rpc_slot_batched(config, &slots[n])) {
+				have++;
+				n++;
+			} else
+				rpc_slot_serve(
+				    front, state, &slots[n], &arenas[n]);
+	}
+	log_warn("test hook: gathered %ld of %ld requests to hand over "
+	         "together in %lld ms",
+	    have, want, (long long)(clock_boottime_ms() - start));
+	return n;
+}
+#endif
+
 /*
  * The batch kind's requests among slots[]: handed over while any is left,
  * the answers of each part sent as soon as the handler returns it.
@@ -2831,17 +2890,17 @@ rpc_serve_inline(
 		for (n = 0; n < max &&
 		     rpc_slot_read(config, front, &slots[n], &fresh, n == 0);)
 			n++;
+#ifdef SCEPD_TEST_HOOKS
+		n = rpc_test_gather(
+		    config, front, state, slots, arenas, n, max, &fresh);
+#endif
 		/* The other kinds first, in turn: none waits for a batch. */
 		for (i = 0, nbatched = 0; i < n; i++) {
-			if (rpc_slot_batched(config, &slots[i])) {
+			if (rpc_slot_batched(config, &slots[i]))
 				batched[nbatched++] = i;
-				continue;
-			}
-			if (!rpc_slot_expired(&slots[i]) &&
-			    slots[i].route != NULL)
-				slots[i].route->handler(state, slots[i].req,
-				    &slots[i].reply, &arenas[i]);
-			rpc_slot_answer(front, &slots[i], &arenas[i]);
+			else
+				rpc_slot_serve(
+				    front, state, &slots[i], &arenas[i]);
 		}
 		rpc_serve_batch(
 		    config, front, state, slots, arenas, batched, nbatched);

@@ -342,6 +342,12 @@ extern void (*rpc_test_copy_hook)(void);
 extern void (*rpc_test_wiped_hook)(const void *data, size_t size);
 /* Tests: added to rpc_now_ms, as a step of the system's clock would. */
 extern _Atomic int64_t rpc_test_wall_offset_ms;
+/* Tests only: the next requests a one-worker server with a batch handler
+ * reads are gathered until `n` of the batch kind have come (at most
+ * `ms` from the first), then handed over together; the other kinds are
+ * answered meanwhile. Once. What a loaded machine sends apart arrives as
+ * one batch. */
+void rpc_test_gather_arm(long n, long ms);
 #endif
 
 #endif

@@ -185,8 +185,10 @@ struct ca {
 	int cert_alone;
 	/* SCEPD_TEST_CA_HOLD=N:MS: once, after the batch of the Nth
 	 * issuance, sleep MS ms before answering: what is sent meanwhile
-	 * arrives as one batch. */
-	long hold_after, hold_ms;
+	 * arrives as one batch. N:MS:G: instead, the next batch gathers G
+	 * SignRequests, waiting at most MS ms from the first
+	 * (rpc_test_gather_arm): a batch however slowly its requests come. */
+	long hold_after, hold_ms, hold_gather;
 	int held;
 	/* SCEPD_TEST_CA_CHECK_MS=N: each SignRequest's checks take N ms
 	 * more (a slow policy plugin). */

@@ -407,11 +407,16 @@ ca_test_hooks_read(struct ca *ca)
 		         "SignedData (SignReply.certs_only)");
 	}
 	if (hold != NULL && strchr(hold, ':') != NULL) {
+		const char *ms = strchr(hold, ':') + 1;
+
 		ca->hold_after = atol(hold);
-		ca->hold_ms = atol(strchr(hold, ':') + 1);
+		ca->hold_ms = atol(ms);
+		if (strchr(ms, ':') != NULL)
+			ca->hold_gather = atol(strchr(ms, ':') + 1);
 		log_warn("test hook: the CA will hold %ld ms after the batch "
-		         "of issuance %ld",
-		    ca->hold_ms, ca->hold_after);
+		         "of issuance %ld%s",
+		    ca->hold_ms, ca->hold_after,
+		    ca->hold_gather > 0 ? ", gathering the next batch" : "");
 	}
 	if (getenv("SCEPD_TEST_CA_CHECK_MS") != NULL) {
 		ca->check_ms = atol(getenv("SCEPD_TEST_CA_CHECK_MS"));

@@ -1002,9 +1002,18 @@ ca_handle_sign_batch(void *worker, struct rpc_batch_item *items, size_t n)
 	if (ca->hold_after > 0 && ca->issuances >= ca->hold_after &&
 	    !ca->held) {
 		ca->held = 1;
-		log_warn("test hook: holding for %ld ms after issuance %ld",
-		    ca->hold_ms, ca->issuances);
-		usleep((useconds_t)ca->hold_ms * 1000);
+		if (ca->hold_gather > 0) {
+			log_warn("test hook: gathering %ld SignRequests (at "
+			         "most %ld ms from the first) after issuance "
+			         "%ld",
+			    ca->hold_gather, ca->hold_ms, ca->issuances);
+			rpc_test_gather_arm(ca->hold_gather, ca->hold_ms);
+		} else {
+			log_warn("test hook: holding for %ld ms after issuance "
+			         "%ld",
+			    ca->hold_ms, ca->issuances);
+			usleep((useconds_t)ca->hold_ms * 1000);
+		}
 	}
 #endif
 	return i;
