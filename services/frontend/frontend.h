@@ -35,6 +35,7 @@ struct frontend_settings {
 	long connection_timeout;
 	long request_deadline;
 	long per_ip_connection_limit;
+	long max_connections;
 	long rpc_timeout;
 	long threads;
 	long upstream_threads; /* UpstreamThreads: offload.c */
@@ -209,6 +210,10 @@ struct frontend {
 		unsigned int n; /* 0: a free slot */
 	} prefixes[HTTP_PREFIX_SLOTS];
 	int64_t prefix_warned_ms;
+	/* Connections handed to libmicrohttpd and not closed yet (queued
+	 * to a thread too): the acceptor keeps them under MaxConnections. */
+	atomic_long connections;
+	int64_t full_warned_ms;
 };
 
 /* One HTTP request, from the URI log callback to NOTIFY_COMPLETED. */

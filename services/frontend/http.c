@@ -1108,9 +1108,45 @@ http_notify_connection(void *cls, struct MHD_Connection *c,
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
 	watchdog_notify(fe->watchdog, c, socket_context, code);
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&fe->connections, 1);
 	if (info != NULL)
 		http_prefix_count(fe, info->client_addr,
 		    code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+/*
+ * MaxConnections reached: the connection is told so (503, Retry-After)
+ * and closed, by the acceptor. libmicrohttpd is never let reach its own
+ * limit, which 0.9.75 handles in the thread the connection was queued
+ * to without unlocking a mutex that thread takes again: it hangs for
+ * good, and no connection is served (connections added in a burst all
+ * pass its unlocked check before that thread counts them).
+ */
+static int
+http_full(struct frontend *fe, int c)
+{
+	static const char answer[] =
+	    "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Retry-After: 5\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: 45\r\n"
+	    "Connection: close\r\n\r\n"
+	    "The server holds all the connections it may.\n";
+	int64_t now;
+
+	if (atomic_load(&fe->connections) < fe->settings.max_connections)
+		return 0;
+	/* Non-blocking: what does not fit the socket's buffer is lost. */
+	(void)!send(c, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	now = clock_monotonic_ms();
+	if (now - fe->full_warned_ms > 10000) {
+		log_warn("security: MaxConnections = %ld connections held: "
+		         "more are answered 503 and closed",
+		    fe->settings.max_connections);
+		fe->full_warned_ms = now;
+	}
+	return 1;
 }
 
 static void *
@@ -1141,14 +1177,18 @@ http_acceptor(void *arg)
 				    "accept", errno, &warned_ms);
 			continue;
 		}
-		if (http_prefix_full(fe, (struct sockaddr *)&addr)) {
+		if (http_full(fe, c) ||
+		    http_prefix_full(fe, (struct sockaddr *)&addr)) {
 			close(c);
 			continue;
 		}
-		/* Closed by libmicrohttpd on MHD_NO (its connection limits:
-		 * PerIPConnectionLimit and the process's). */
-		(void)MHD_add_connection(
-		    fe->daemon, c, (struct sockaddr *)&addr, len);
+		/* Counted down at its close (http_notify_connection), or here
+		 * when libmicrohttpd refuses it (PerIPConnectionLimit) and
+		 * closes it. */
+		atomic_fetch_add(&fe->connections, 1);
+		if (MHD_add_connection(fe->daemon, c, (struct sockaddr *)&addr,
+		        len) != MHD_YES)
+			atomic_fetch_sub(&fe->connections, 1);
 	}
 	return NULL;
 }
@@ -1166,6 +1206,10 @@ http_start(struct frontend *fe, int listen_fd)
 	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->per_ip_connection_limit,
 	        NULL},
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
+	    /* Each thread's share above MaxConnections, twice (closed
+	     * connections are counted down before libmicrohttpd forgets
+	     * them): http_full keeps it from ever being reached. */
+	    {MHD_OPTION_CONNECTION_LIMIT, 0, NULL},
 	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http_uri_log, fe},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, fe},
 	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_notify_connection,
@@ -1183,6 +1227,9 @@ http_start(struct frontend *fe, int listen_fd)
 			threads = 1;
 	}
 	opts[n - 2].value = threads;
+	for (size_t i = 0; i < n; i++)
+		if (opts[i].option == MHD_OPTION_CONNECTION_LIMIT)
+			opts[i].value = threads * (2 * s->max_connections + 16);
 	if (threads == 1) /* libmicrohttpd warns about a pool of one */
 		opts[n - 2].option = MHD_OPTION_END;
 	fe->listen_fd = listen_fd;

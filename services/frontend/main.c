@@ -57,6 +57,8 @@ static const struct config_key frontend_config[] = {
         "seconds a whole request may take; later: 408"},
     {"PerIPConnectionLimit", CONFIG_INT, 0, 65535, "32",
         S(per_ip_connection_limit), "connections per client address"},
+    {"MaxConnections", CONFIG_INT, 16, 60000, "1024", S(max_connections),
+        "connections at once, all clients; more get 503"},
     {"RPCTimeout", CONFIG_INT, 100, 600000, "5000", S(rpc_timeout),
         "milliseconds to wait for the RA or the challenge service"},
     {"Threads", CONFIG_INT, 0, 1024, "0", S(threads),

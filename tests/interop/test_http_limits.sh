@@ -282,4 +282,63 @@ timeout -s KILL 20 "$BUILD_DIR/scepd-frontend" --config "$DATA/scepd.conf" > "$W
 [ $rc = 1 ] && grep -q "MaxBodiesHeld = 200000 is below MaxBodySize = 262144" "$WORK/fe.out" ||
 	{ cat "$WORK/fe.out"; fail "MaxBodiesHeld below MaxBodySize: exit $rc, want 1 naming both"; }
 
-pass "413, idle timeout, 408 deadline, per-IP limit, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory or a large one would pass MaxBodiesHeld"
+check "MaxConnections: bursts of connections past it from many addresses are answered 503 with Retry-After, and the frontend serves again once they close (libmicrohttpd 0.9.75 hung for good on reaching its own limit)"
+set_conf frontend MaxBodiesHeld 67108864
+set_conf frontend MaxConnections 40
+set_conf frontend Threads 2
+set_conf frontend ConnectionTimeout 15
+server_start
+python3 - "$PORT" "$BASE" > "$WORK/flood.out" 2>&1 <<'PY' || { cat "$WORK/flood.out"; fail "MaxConnections: see above"; }
+import socket, sys, time, urllib.request, urllib.error
+port, base = int(sys.argv[1]), sys.argv[2]
+def healthz():
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+            return r.status, ""
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Retry-After", "")
+    except OSError as e:
+        return 0, str(e)
+for burst in range(4):
+    held = []
+    # 25 addresses x 4 (PerIPConnectionLimit), as fast as connect goes
+    for a in range(25):
+        for _ in range(4):
+            s = socket.socket()
+            s.bind(("127.0.0.%d" % (20 + a), 0))
+            try:
+                s.connect(("127.0.0.1", port))
+                held.append(s)
+            except OSError:
+                s.close()
+    time.sleep(0.5)
+    refused = 0
+    for s in held:
+        s.setblocking(False)
+        try:
+            got = s.recv(4096)
+        except BlockingIOError:
+            continue
+        if got.startswith(b"HTTP/1.1 503") and b"Retry-After: 5" in got:
+            refused += 1
+    status, why = healthz()
+    if refused < len(held) - 40 or status != 503 or why != "5":
+        sys.exit("burst %d: %d of %d connections answered 503 (want %d or more); /healthz meanwhile %s %s" %
+                 (burst, refused, len(held), len(held) - 40, status, why))
+    for s in held:
+        s.close()
+    for _ in range(50):
+        status, why = healthz()
+        if status == 200:
+            break
+        time.sleep(0.1)
+    if status != 200:
+        sys.exit("burst %d: /healthz once the connections closed: %s %s (hung?)" % (burst, status, why))
+    print("burst %d: %d connections, %d answered 503 at once, /healthz 200 again" % (burst, len(held), refused))
+PY
+sed 's/^/   /' "$WORK/flood.out"
+grep -q "security: MaxConnections = 40 connections held: more are answered 503 and closed" "$SERVER_LOG" ||
+	fail "MaxConnections reached is not logged"
+server_stop
+
+pass "413, idle timeout, 408 deadline, per-IP limit, MaxConnections, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory or a large one would pass MaxBodiesHeld"
