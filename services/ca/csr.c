@@ -40,9 +40,6 @@ ca_refuse(struct ca_refusal *refusal, int fail_info, const char *fmt, ...)
 	return -1;
 }
 
-/* Larger RSA keys cost seconds of verification: refused before any. */
-#define CA_RSA_MAX_BITS 8192
-
 /* What any template could accept, checked before the signature's math:
  * RSA up to CA_RSA_MAX_BITS, EC on a named curve. The parameters as
  * written, too: OpenSSL names the curve of explicit parameters that equal
@@ -69,8 +66,9 @@ ca_csr_key_weighable(const struct ca_template *t, X509_REQ *req, EVP_PKEY *key,
 		if ((bits = EVP_PKEY_get_bits(key)) > CA_RSA_MAX_BITS)
 			return ca_refuse(r,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-			    "RSA key of %d bits is over %d", bits,
-			    CA_RSA_MAX_BITS);
+			    "RSA key of %d bits is over %d, the most scepd "
+			    "accepts (their checks cost seconds)",
+			    bits, CA_RSA_MAX_BITS);
 		return 0;
 	case EVP_PKEY_EC:
 		if (ptype != V_ASN1_OBJECT ||

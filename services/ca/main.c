@@ -77,7 +77,7 @@ static const struct config_key ca_config[] = {
         "issuance-policy plugins, each a [policy.NAME] section"},
     {"PluginDir", CONFIG_PATH, 0, 0, "", S(plugin_dir),
         "where Module = NAME finds scepd-NAME.so"},
-    {"MinRSABits", CONFIG_INT, 2048, 16384, "2048", S(min_rsa_bits),
+    {"MinRSABits", CONFIG_INT, 2048, CA_RSA_MAX_BITS, "2048", S(min_rsa_bits),
         "smallest RSA key accepted in a request (templates never take less "
         "than 2048)"},
     {"CurveSecretKeyFile", CONFIG_PATH, 0, 0, "", S(curve.secret_key_file),

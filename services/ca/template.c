@@ -45,7 +45,7 @@ static const struct config_key template_config[] = {
         "EKUs by name (clientAuth, serverAuth, ...) or OID"},
     {"KeyTypes", CONFIG_STRING, 0, 0, "RSA EC", S(key_types),
         "key types accepted: RSA, EC"},
-    {"MinRSABits", CONFIG_INT, 2048, 16384, "2048", S(min_rsa_bits),
+    {"MinRSABits", CONFIG_INT, 2048, CA_RSA_MAX_BITS, "2048", S(min_rsa_bits),
         "smallest RSA key (never below 2048)"},
     {"ECCurves", CONFIG_STRING, 0, 0, "P-256 P-384", S(ec_curves),
         "EC curves accepted: P-256, P-384, P-521"},
@@ -157,6 +157,58 @@ template_purposes(struct ca_template *t)
 	ERR_clear_error();
 }
 
+/*
+ * What a certificate issued with basicConstraints CA:FALSE may not say:
+ * keyCertSign or cRLSign (RFC 5280 4.2.1.3: a CA's alone; a relying party
+ * refuses the certificate, or takes it for a CA's). OCSPSigning makes
+ * every device that enrolls a delegated OCSP responder of this CA, whose
+ * "good" answers for revoked certificates are believed: logged, since an
+ * OCSP responder enrolling by SCEP is the rare case it serves. Read as
+ * OpenSSL reads them (names short or long, OIDs). The number of problems.
+ */
+static int
+template_usage_of_an_end(const struct ca_template *t, const char *section)
+{
+	static const struct {
+		int bit;
+		const char *name;
+	} ca_only[] = {{5, "keyCertSign"}, {6, "cRLSign"}};
+	X509_EXTENSION *ext;
+	ASN1_BIT_STRING *ku = NULL;
+	EXTENDED_KEY_USAGE *eku = NULL;
+	int errors = 0;
+
+	if ((ext = X509V3_EXT_nconf_nid(
+	         NULL, NULL, NID_key_usage, t->s.key_usage)) != NULL)
+		ku = X509V3_EXT_d2i(ext);
+	X509_EXTENSION_free(ext);
+	for (size_t i = 0;
+	     ku != NULL && i < sizeof(ca_only) / sizeof(ca_only[0]); i++)
+		if (ASN1_BIT_STRING_get_bit(ku, ca_only[i].bit)) {
+			fprintf(stderr,
+			    "scepd-ca: [%s] KeyUsage = %s: %s is a CA's (RFC "
+			    "5280 4.2.1.3), and scepd issues certificates of "
+			    "CA:FALSE only\n",
+			    section, t->s.key_usage, ca_only[i].name);
+			errors++;
+		}
+	ASN1_BIT_STRING_free(ku);
+	if ((ext = X509V3_EXT_nconf_nid(NULL, NULL, NID_ext_key_usage,
+	         t->s.extended_key_usage)) != NULL)
+		eku = X509V3_EXT_d2i(ext);
+	X509_EXTENSION_free(ext);
+	for (int i = 0; i < sk_ASN1_OBJECT_num(eku); i++)
+		if (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) == NID_OCSP_sign)
+			log_warn("[%s] ExtendedKeyUsage = %s: every device "
+			         "enrolling under it becomes an OCSP responder "
+			         "for this CA, whose answers (a revoked "
+			         "certificate 'good') relying parties believe",
+			    section, t->s.extended_key_usage);
+	EXTENDED_KEY_USAGE_free(eku);
+	ERR_clear_error();
+	return errors;
+}
+
 static int
 template_prepare(struct ca_template *t, const char *section)
 {
@@ -179,6 +231,7 @@ template_prepare(struct ca_template *t, const char *section)
 		    section, t->s.extended_key_usage);
 		errors++;
 	}
+	errors += template_usage_of_an_end(t, section);
 	template_purposes(t);
 	copy = strdup(t->s.key_usage);
 	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;

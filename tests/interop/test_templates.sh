@@ -54,27 +54,39 @@ echo "$sans" >> "$conf"
 
 check "an unknown template or key usage stops the CA at start with the reason"
 cp "$conf" "$WORK/good.conf"
+# ca_refuses_start PATTERN WHAT: scepd-ca with $conf stops at start (exit
+# 1) saying PATTERN; $conf is put back as it was.
+ca_refuses_start() {
+	rc=0
+	timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || rc=$?
+	cp "$WORK/good.conf" "$conf"
+	[ $rc = 1 ] && grep -q "$1" "$WORK/ca.out" ||
+		{ cat "$WORK/ca.out"; fail "$2 did not stop the CA at start with the reason (exit $rc)"; }
+}
 set_conf ca SignatureTemplate Nope
-rc=0
-timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || rc=$?
-[ $rc = 1 ] || fail "scepd-ca with SignatureTemplate = Nope: exit $rc, want 1"
-grep -q "SignatureTemplate = Nope: no such template" "$WORK/ca.out" || { cat "$WORK/ca.out"; fail "no clear message"; }
-cp "$WORK/good.conf" "$conf"
-sed -i 's/^KeyUsage = keyEncipherment$/KeyUsage = flying/' "$conf"
-rc=0
-timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || rc=$?
-[ $rc = 1 ] && grep -q "\[template.Encrypting\] KeyUsage = flying" "$WORK/ca.out" ||
-	{ cat "$WORK/ca.out"; fail "a bad KeyUsage was not named at start (exit $rc)"; }
+ca_refuses_start "SignatureTemplate = Nope: no such template" "SignatureTemplate = Nope"
+# A KeyUsage OpenSSL does not know, a CA's usages in a certificate of
+# CA:FALSE (RFC 5280 4.2.1.3), a MinRSABits no key could meet (keys over
+# 8192 bits are refused anyway).
+for bad in "KeyUsage = flying|KeyUsage = flying" \
+	"KeyUsage = digitalSignature,keyCertSign|keyCertSign is a CA's (RFC 5280 4.2.1.3)" \
+	"KeyUsage = Digital Signature, CRL Sign|cRLSign is a CA's (RFC 5280 4.2.1.3)" \
+	"MinRSABits = 9000|MinRSABits"; do
+	sed -i "s/^KeyUsage = keyEncipherment$/${bad%%|*}/" "$conf"
+	ca_refuses_start "\[template.Encrypting\] .*${bad#*|}" "${bad%%|*} in a template"
+done
+# OCSPSigning makes every device an OCSP responder of this CA: said.
+sed -i "s/^ExtendedKeyUsage = emailProtection$/ExtendedKeyUsage = emailProtection,OCSPSigning/" "$conf"
+timeout -s TERM 4 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || true
+grep -q "warn: \[template.Encrypting\] ExtendedKeyUsage = emailProtection,OCSPSigning: every device enrolling under it becomes an OCSP responder for this CA" "$WORK/ca.out" ||
+	{ cat "$WORK/ca.out"; fail "OCSPSigning in a template is not logged at start"; }
 cp "$WORK/good.conf" "$conf"
 # libinih keeps 48 characters of a section name: a longer [template.NAME]
 # would silently be another template. Every service refuses it at start.
 long_name=$(printf 'T%.0s' $(seq 1 60))
 printf '\n[template.%s]\nKeyUsage = digitalSignature\n' "$long_name" >> "$conf"
-rc=0
-timeout -s KILL 20 "$BUILD_DIR/scepd-ca" --config "$conf" > "$WORK/ca.out" 2>&1 || rc=$?
-[ $rc = 1 ] && grep -q "\[template.TTTT*\.\.\.\]: section names of 49 characters or more are cut by the INI reader" "$WORK/ca.out" ||
-	{ cat "$WORK/ca.out"; fail "a template name of 60 characters did not stop the CA (exit $rc)"; }
-cp "$WORK/good.conf" "$conf"
+ca_refuses_start "\[template.TTTT*\.\.\.\]: section names of 49 characters or more are cut by the INI reader" \
+	"a template name of 60 characters"
 server_start
 CA_EP="ipc://$DATA/run/ca.sock"
 
