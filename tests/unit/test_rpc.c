@@ -9,7 +9,9 @@
  * its key (an origin that is not the key's name is refused), and the
  * start-up checks refuse bad key files and network endpoints without keys.
  * With several workers a request goes to an idle one, never queued behind
- * a slow request. With a batch handler, requests of its kind that wait
+ * a slow request; a copy of a request (the same caller, id and bytes)
+ * gets the first's answer, and another caller's request of that id and
+ * bytes its own. With a batch handler, requests of its kind that wait
  * together are handed over in one call, each answered to its caller.
  */
 #include <arpa/inet.h>
@@ -44,6 +46,8 @@ static struct rpc_curve *server_curve; /* the CURVE group's server keys */
 static int server_workers = 1; /* the "two workers" group: 2 */
 static int server_keep_cacert; /* the "two workers" group: as the RA */
 static int server_batches; /* the "batch" group: GetCACert in batches */
+/* The table served; NULL: routes (below). */
+static const struct rpc_route *server_routes;
 static char key_dir[128];
 
 /* GetCACaps answers "caps <n>" for the n-th call; the ca_ident "slow"
@@ -244,7 +248,7 @@ serve(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 	config.zmq_ctx = server_ctx;
 	config.endpoint = endpoint;
-	config.routes = routes;
+	config.routes = server_routes != NULL ? server_routes : routes;
 	config.workers = server_workers;
 	if (server_keep_cacert)
 		config.keep_body = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
@@ -701,6 +705,8 @@ load_curve(const char *secret, const char *public, const char *clients,
 
 /* Server: key "server", admitting "test" (key a) and "other" (key b);
  * "stranger" is a well-formed key nobody listed. */
+static const char *curve_clients = "test:a.pub other:b.pub";
+
 static int
 curve_setup(void **state)
 {
@@ -716,8 +722,8 @@ curve_setup(void **state)
 	write_keypair("stranger");
 	snprintf(endpoint, sizeof(endpoint),
 	    "ipc:///tmp/scepd-test-rpc-curve-%d.sock", (int)getpid());
-	server_curve = load_curve(
-	    "server.key", "server.pub", "test:a.pub other:b.pub", 0, endpoint);
+	server_curve =
+	    load_curve("server.key", "server.pub", curve_clients, 0, endpoint);
 	if (server_curve == NULL)
 		return -1;
 	sigemptyset(&block);
@@ -1895,7 +1901,8 @@ send_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
 }
 
 /* The answer to request `id` on `sock`: its content type (GetCACaps:
- * "caps N"), or "" when none came within 1.5 s. */
+ * "caps N"), "status N" when refused, or "" when none came within
+ * 1.5 s. */
 static void
 answer_of(void *sock, uint64_t id, char *answer, size_t size)
 {
@@ -1909,10 +1916,13 @@ answer_of(void *sock, uint64_t id, char *answer, size_t size)
 		return;
 	assert_non_null(reply = scep__v1__reply__unpack(NULL, (size_t)n, buf));
 	assert_int_equal(reply->id, id);
-	snprintf(answer, size, "%s",
-	    reply->body_case == SCEP__V1__REPLY__BODY_GET_CA_CAPS
-	        ? reply->get_ca_caps->caps
-	        : reply->get_ca_cert->content_type);
+	if (reply->status != SCEP__V1__STATUS__STATUS_OK)
+		snprintf(answer, size, "status %d", (int)reply->status);
+	else
+		snprintf(answer, size, "%s",
+		    reply->body_case == SCEP__V1__REPLY__BODY_GET_CA_CAPS
+		        ? reply->get_ca_caps->caps
+		        : reply->get_ca_cert->content_type);
 	scep__v1__reply__free_unpacked(reply, NULL);
 }
 
@@ -1924,25 +1934,57 @@ call_with_clock(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
 	answer_of(sock, id, answer, size);
 }
 
-/* A DEALER of our own to the server: call_with_clock's. */
+/* A DEALER of our own to the server (raw_caller) with the key pair `key`
+ * (in key_dir; NULL: none) for a server with CURVE. */
 static void *
-raw_caller(void *ctx)
+raw_keyed_caller(void *ctx, const char *key)
 {
 	void *sock = zmq_socket(ctx, ZMQ_DEALER);
+	char own_pub[RPC_KEY_LEN + 1], own_sec[RPC_KEY_LEN + 1];
+	char server_pub[RPC_KEY_LEN + 1], file[64], err[256];
 	int timeout = 1500, zero = 0;
 
 	assert_non_null(sock);
 	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	if (key != NULL) {
+		snprintf(file, sizeof(file), "%s.pub", key);
+		assert_int_equal(
+		    rpc_key_read(key_path(file), 0, own_pub, err, sizeof(err)),
+		    0);
+		snprintf(file, sizeof(file), "%s.key", key);
+		assert_int_equal(
+		    rpc_key_read(key_path(file), 1, own_sec, err, sizeof(err)),
+		    0);
+		assert_int_equal(rpc_key_read(key_path("server.pub"), 0,
+		                     server_pub, err, sizeof(err)),
+		    0);
+		assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY,
+		                     own_pub, sizeof(own_pub)),
+		    0);
+		assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY,
+		                     own_sec, sizeof(own_sec)),
+		    0);
+		assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY,
+		                     server_pub, sizeof(server_pub)),
+		    0);
+	}
 	assert_int_equal(zmq_connect(sock, endpoint), 0);
 	return sock;
 }
 
-/* GetCACert IDENT as "test" with this id, deadline and sent time: a copy
- * sent again (it says its own time, the rest as the first). */
+/* A DEALER of our own to the server: call_with_clock's. */
+static void *
+raw_caller(void *ctx)
+{
+	return raw_keyed_caller(ctx, NULL);
+}
+
+/* GetCACert IDENT as `origin` with this id, deadline and sent time: a
+ * copy sent again (it says its own time, the rest as the first). */
 static void
-send_copy(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
-    int64_t deadline_ms)
+send_copy(void *sock, uint64_t id, const char *origin, const char *ident,
+    int64_t sent_ms, int64_t deadline_ms)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__GetCACertRequest cacert = SCEP__V1__GET_CACERT_REQUEST__INIT;
@@ -1952,7 +1994,7 @@ send_copy(void *sock, uint64_t id, const char *ident, int64_t sent_ms,
 	cacert.ca_ident = (char *)ident;
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CERT;
 	req.get_ca_cert = &cacert;
-	req.origin = "test";
+	req.origin = (char *)origin;
 	req.id = id;
 	req.deadline_ms = deadline_ms;
 	req.has_sent_ms = 1;
@@ -1991,9 +2033,9 @@ test_copy_from_a_caller_behind_is_handled_once(void **state)
 	before = atomic_load(&slow_calls);
 	sent = rpc_now_ms() - 90000;
 	deadline = sent + 3000;
-	send_copy(a, 7, "slow", sent, deadline);
+	send_copy(a, 7, "test", "slow", sent, deadline);
 	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
-	send_copy(b, 7, "slow", rpc_now_ms() - 89990, deadline);
+	send_copy(b, 7, "test", "slow", rpc_now_ms() - 89990, deadline);
 	answer_of(b, 7, answer, sizeof(answer));
 	assert_string_equal(answer, "slow");
 	answer_of(a, 7, answer, sizeof(answer));
@@ -2241,6 +2283,168 @@ test_unpack_budget(void **state)
 	free(buf);
 }
 
+/* --- copies of two callers ----------------------------------------- */
+
+/* GetCACert answers "IDENT for ORIGIN", counted in whose_calls; "gate"
+ * waits at the gate first. Two callers, "test" and "tset": names of one
+ * length, so that their requests differ in nothing but the caller. */
+static atomic_int whose_calls;
+
+static void
+handle_whose(void *worker, const Scep__V1__Request *req, Scep__V1__Reply *reply,
+    struct rpc_arena *arena)
+{
+	Scep__V1__GetCACertReply *body = rpc_alloc(arena, sizeof(*body));
+	const char *ident = req->get_ca_cert->ca_ident;
+	char text[64];
+
+	(void)worker;
+	atomic_fetch_add(&whose_calls, 1);
+	if (ident != NULL && strcmp(ident, "gate") == 0)
+		gate_wait();
+	scep__v1__get_cacert_reply__init(body);
+	snprintf(text, sizeof(text), "%s for %s", ident ? ident : "none",
+	    req->origin ? req->origin : "?");
+	body->content_type = rpc_strdup(arena, text);
+	reply->body_case = SCEP__V1__REPLY__BODY_GET_CA_CERT;
+	reply->get_ca_cert = body;
+}
+
+static const struct rpc_route whose_routes[] = {
+    {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "whose", "test tset", handle_whose},
+    {0, NULL, NULL, NULL},
+};
+
+/* Two workers keeping their answers to GetCACert, as the RA does its
+ * PKIOperations; with CURVE, key a admitted as "test" and key b as
+ * "tset". */
+static int
+setup_copies_curve(void **state)
+{
+	server_workers = 2;
+	server_keep_cacert = 1;
+	server_routes = whose_routes;
+	curve_clients = "test:a.pub tset:b.pub";
+	return curve_setup(state);
+}
+
+static int
+teardown_copies(void **state)
+{
+	int rc = server_curve != NULL ? curve_teardown(state) : teardown(state);
+
+	server_workers = 1;
+	server_keep_cacert = 0;
+	server_routes = NULL;
+	curve_clients = "test:a.pub other:b.pub";
+	return rc;
+}
+
+/* Whether `n` handlers wait at the gate within `ms`. */
+static int
+gate_reached(int n, int ms)
+{
+	int waiting = 0;
+
+	for (int i = 0; i < ms && waiting < n; i++) {
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+		pthread_mutex_lock(&gate_lock);
+		waiting = gate_waiting;
+		pthread_mutex_unlock(&gate_lock);
+	}
+	return waiting >= n;
+}
+
+/* An id no earlier test of this run used. */
+static uint64_t
+fresh_id(void)
+{
+	static uint64_t next;
+
+	return ((uint64_t)rpc_now_ms() << 8) + ++next;
+}
+
+/*
+ * A copy is the same caller's request sent again. Caller "tset" sends a
+ * request of the same id and the same bytes as one of "test" that a
+ * worker has in hand: it is no copy of it. The other worker handles it,
+ * and each caller gets the answer to its own ("gate for tset"), not the
+ * other's. With CURVE the callers are told apart by their keys;
+ * without, by the origins they declare.
+ */
+static void
+test_other_callers_request_in_hand_is_its_own(void **state)
+{
+	/* With CURVE the callers' keys. */
+	const char *key_test = server_curve != NULL ? "a" : NULL;
+	const char *key_tset = server_curve != NULL ? "b" : NULL;
+	void *ctx = zmq_ctx_new();
+	void *test = raw_keyed_caller(ctx, key_test);
+	void *tset = raw_keyed_caller(ctx, key_tset);
+	uint64_t id = fresh_id();
+	char answer[64];
+	int before = atomic_load(&whose_calls), both;
+
+	(void)state;
+	gate_set(0);
+	send_copy(test, id, "test", "gate", rpc_now_ms(), rpc_now_ms() + 3000);
+	assert_true(gate_reached(1, 3000));
+	send_copy(tset, id, "tset", "gate", rpc_now_ms(), rpc_now_ms() + 3000);
+	/* Handled on its own: its handler at the gate beside the first. */
+	both = gate_reached(2, 1500);
+	gate_set(1);
+	answer_of(test, id, answer, sizeof(answer));
+	assert_string_equal(answer, "gate for test");
+	answer_of(tset, id, answer, sizeof(answer));
+	assert_string_equal(answer, "gate for tset");
+	assert_true(both);
+	assert_int_equal(atomic_load(&whose_calls) - before, 2);
+	zmq_close(test);
+	zmq_close(tset);
+	zmq_ctx_term(ctx);
+}
+
+/*
+ * The same after the first is answered and kept: "test"'s copy on a
+ * fresh socket gets the kept answer, not handled again; "tset"'s request
+ * of that id and those bytes is handled and answered on its own.
+ */
+static void
+test_other_callers_request_after_the_answer_is_its_own(void **state)
+{
+	/* With CURVE the callers' keys. */
+	const char *key_test = server_curve != NULL ? "a" : NULL;
+	const char *key_tset = server_curve != NULL ? "b" : NULL;
+	void *ctx = zmq_ctx_new();
+	void *test = raw_keyed_caller(ctx, key_test);
+	void *tset = raw_keyed_caller(ctx, key_tset);
+	void *again;
+	uint64_t id = fresh_id();
+	char answer[64];
+	int before = atomic_load(&whose_calls);
+
+	(void)state;
+	send_copy(test, id, "test", "kept", rpc_now_ms(), rpc_now_ms() + 3000);
+	answer_of(test, id, answer, sizeof(answer));
+	assert_string_equal(answer, "kept for test");
+	assert_int_equal(atomic_load(&whose_calls) - before, 1);
+	/* The caller's own copy: the kept answer. */
+	again = raw_keyed_caller(ctx, key_test);
+	send_copy(again, id, "test", "kept", rpc_now_ms(), rpc_now_ms() + 3000);
+	answer_of(again, id, answer, sizeof(answer));
+	assert_string_equal(answer, "kept for test");
+	assert_int_equal(atomic_load(&whose_calls) - before, 1);
+	/* Another caller's request of the same id and bytes. */
+	send_copy(tset, id, "tset", "kept", rpc_now_ms(), rpc_now_ms() + 3000);
+	answer_of(tset, id, answer, sizeof(answer));
+	assert_string_equal(answer, "kept for tset");
+	assert_int_equal(atomic_load(&whose_calls) - before, 2);
+	zmq_close(again);
+	zmq_close(test);
+	zmq_close(tset);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(void)
 {
@@ -2294,6 +2498,11 @@ main(void)
 	const struct CMUnitTest caller_user_tests[] = {
 	    cmocka_unit_test(test_caller_users_by_uid),
 	};
+	const struct CMUnitTest copies_tests[] = {
+	    cmocka_unit_test(test_other_callers_request_in_hand_is_its_own),
+	    cmocka_unit_test(
+	        test_other_callers_request_after_the_answer_is_its_own),
+	};
 	const struct CMUnitTest batch_tests[] = {
 	    cmocka_unit_test(test_waiting_requests_come_as_one_batch),
 	    cmocka_unit_test(
@@ -2305,6 +2514,8 @@ main(void)
 	    "curve", curve_tests, curve_setup, curve_teardown);
 	failed += cmocka_run_group_tests_name("two workers", two_worker_tests,
 	    setup_two_workers, teardown_two_workers);
+	failed += cmocka_run_group_tests_name("copies of two keys",
+	    copies_tests, setup_copies_curve, teardown_copies);
 	failed += cmocka_run_group_tests_name(
 	    "batch", batch_tests, setup_batches, teardown_batches);
 	failed += cmocka_run_group_tests_name(
