@@ -1208,7 +1208,8 @@ struct rpc_start {
  * after a third of its time sends the same request again on a fresh
  * socket (rpc_call_attempts); its first socket is closed and will not
  * take the answer. A copy of a request a worker is still answering (the
- * same caller's key, id and bytes) is not answered a second time, by
+ * same caller, id and bytes; the caller is its key's name, or without
+ * CURVE the origin it declares) is not answered a second time, by
  * another worker, beside the first (in the RA: the envelope decrypted
  * again, the challenge service and the CA asked again, while the service
  * is already slow): the first's answer goes to the copies' sockets too.
@@ -1229,7 +1230,9 @@ struct rpc_answering {
 	int busy;
 	uint64_t ticket; /* when it said it answers the request below */
 	uint64_t id;
-	const char *peer; /* the worker's name of the caller's key */
+	/* The caller: its key's name, or without CURVE the origin it
+	 * declares (rpc_answer). */
+	const char *peer;
 	const void *data; /* the request's frame, kept open meanwhile */
 	size_t size, head; /* head: rpc_request_head_len */
 	int ncopies;
@@ -2202,19 +2205,23 @@ rpc_answer(const struct rpc_worker *w, void *state, void *sock,
 	Scep__V1__Request *req;
 	zmq_msg_t copies[RPC_COPIES_MAX], answer;
 	int sent = 0, ncopies = 0, secret, kept_too;
+	int curve = rpc_curve_serves(config->curve);
 	size_t head = 0;
 
 	rpc_last_frame(sock, body);
-	req = rpc_admit(config, rpc_curve_serves(config->curve) ? name : NULL,
-	    address, fresh, zmq_msg_data(body), zmq_msg_size(body), &reply,
-	    &route, &head);
+	req = rpc_admit(config, curve ? name : NULL, address, fresh,
+	    zmq_msg_data(body), zmq_msg_size(body), &reply, &route, &head);
 	zmq_msg_init(&answer);
 	kept_too = route != NULL && config->keep_body != 0 &&
 	    req->body_case == config->keep_body;
+	/* A copy is of the same caller: with CURVE its key's name; without,
+	 * the origin it declares (admitted: one role's name). The origin is
+	 * in the head, which copies are not compared by: two roles of names
+	 * of one length would else be one caller. */
 	switch (route == NULL
 	        ? RPC_COPY_NONE
-	        : rpc_copy_find(w->copies, w->slot, name, req,
-	              zmq_msg_data(body), zmq_msg_size(body), head, ident,
+	        : rpc_copy_find(w->copies, w->slot, curve ? name : req->origin,
+	              req, zmq_msg_data(body), zmq_msg_size(body), head, ident,
 	              kept_too, &answer, copies, &ncopies)) {
 	case RPC_COPY_ABSORBED:
 		zmq_msg_close(ident);

@@ -2319,6 +2319,15 @@ static const struct rpc_route whose_routes[] = {
  * PKIOperations; with CURVE, key a admitted as "test" and key b as
  * "tset". */
 static int
+setup_copies_plain(void **state)
+{
+	server_workers = 2;
+	server_keep_cacert = 1;
+	server_routes = whose_routes;
+	return setup(state);
+}
+
+static int
 setup_copies_curve(void **state)
 {
 	server_workers = 2;
@@ -2514,6 +2523,8 @@ main(void)
 	    "curve", curve_tests, curve_setup, curve_teardown);
 	failed += cmocka_run_group_tests_name("two workers", two_worker_tests,
 	    setup_two_workers, teardown_two_workers);
+	failed += cmocka_run_group_tests_name("copies of two callers",
+	    copies_tests, setup_copies_plain, teardown_copies);
 	failed += cmocka_run_group_tests_name("copies of two keys",
 	    copies_tests, setup_copies_curve, teardown_copies);
 	failed += cmocka_run_group_tests_name(
