@@ -192,6 +192,10 @@ void ra_handle_pki_operation(void *worker, const Scep__V1__Request *req,
 void ra_handle_sign_profile(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 
+/* routes.c: the service's route table (each handler takes a struct
+ * ra_worker), ended by a zero body. */
+extern const struct rpc_route ra_routes[];
+
 /* sandbox.c: the RA's policy. ra_sandbox_enter() once the keys are read,
  * before ZeroMQ; ra_sandbox_ready() is rpc_server_config.ready. */
 int ra_sandbox_enter(const struct ra *ra, const char *config_file);
