@@ -5,6 +5,8 @@
  * gives RPC_ETIMEDOUT (never a hang) and a late answer never passes for
  * the next one; of several endpoints, one that is up but never answers is
  * skipped. A reply that holds a secret is wiped once sent.
+ * Over ipc:// only root or the service's user may speak as scepctl or
+ * scepd, and CallerUsers ties other names to users.
  * CurveZMQ: a server admits only listed client keys, names the caller by
  * its key (an origin that is not the key's name is refused), and the
  * start-up checks refuse bad key files and network endpoints without keys.
@@ -231,8 +233,9 @@ static const struct rpc_route routes[] = {
     {SCEP__V1__REQUEST__BODY_GET_CA_CERT, "cacert", "test", handle_cacert},
     {SCEP__V1__REQUEST__BODY_GET_NEXT_CA_CERT, "next", "test",
         handle_next_slowly},
-    {SCEP__V1__REQUEST__BODY_HEALTH, "health", "test " RPC_PEER_SELF,
-        rpc_handle_health},
+    /* As the services' (the launcher, the operator, the own key). */
+    {SCEP__V1__REQUEST__BODY_HEALTH, "health",
+        "test scepd scepctl " RPC_PEER_SELF, rpc_handle_health},
     {0, NULL, NULL, NULL},
 };
 
@@ -1714,10 +1717,10 @@ test_copies_say_when_they_were_sent(void **state)
 
 /* --- CallerUsers ------------------------------------------------------ */
 
-/* GetCACaps as `origin` in a process of its own (no cmocka there): the
- * reply's status, -1 for no reply. */
+/* GetCACaps (`health`: Health) as `origin` in a process of its own (no
+ * cmocka there): the reply's status, -1 for no reply. */
 static int
-raw_caps_status(const char *origin)
+raw_status(const char *origin, int health)
 {
 	void *ctx = zmq_ctx_new();
 	struct rpc_client *client = rpc_client_new(ctx, endpoint, origin);
@@ -1728,7 +1731,9 @@ raw_caps_status(const char *origin)
 
 	req.body_case = SCEP__V1__REQUEST__BODY_GET_CA_CAPS;
 	req.get_ca_caps = &body;
-	if (client != NULL && rpc_call(client, &req, 3000, &reply) == RPC_OK) {
+	if (client != NULL &&
+	    (health ? call_health(client, 3000, &reply)
+	            : rpc_call(client, &req, 3000, &reply)) == RPC_OK) {
 		status = reply->status;
 		scep__v1__reply__free_unpacked(reply, NULL);
 	}
@@ -1766,6 +1771,40 @@ teardown_caller_users(void **state)
 	return rc;
 }
 
+/* Whether `check` returns 1 in a process of the user nobody; skips the
+ * test when that cannot be (not root, no such user). */
+static int
+as_nobody(int (*check)(void))
+{
+	struct passwd *nobody = getpwnam("nobody");
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0 || nobody == NULL)
+		skip(); /* a process of another user is needed */
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		int ok = setgroups(0, NULL) == 0 &&
+		    setresgid(nobody->pw_gid, nobody->pw_gid, nobody->pw_gid) ==
+		        0 &&
+		    setresuid(nobody->pw_uid, nobody->pw_uid, nobody->pw_uid) ==
+		        0 &&
+		    check();
+
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static int
+nobody_speaks_as_other_only(void)
+{
+	return raw_status("other", 0) == SCEP__V1__STATUS__STATUS_OK &&
+	    raw_status("test", 0) == SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+}
+
 /*
  * CallerUsers = test:daemon other:nobody: a process of nobody may speak
  * as "other" and not as "test" (daemon's); root may speak as either; an
@@ -1774,32 +1813,39 @@ teardown_caller_users(void **state)
 static void
 test_caller_users_by_uid(void **state)
 {
-	struct passwd *nobody = getpwnam("nobody");
-	int status;
-	pid_t pid;
-
 	(void)state;
-	if (geteuid() != 0 || nobody == NULL)
+	if (geteuid() != 0)
 		skip(); /* a process of another user is needed */
-	assert_int_equal(raw_caps_status("test"), SCEP__V1__STATUS__STATUS_OK);
-	assert_int_equal(raw_caps_status("other"), SCEP__V1__STATUS__STATUS_OK);
-	fflush(NULL);
-	if ((pid = fork()) == 0) {
-		int ok = setgroups(0, NULL) == 0 &&
-		    setresgid(nobody->pw_gid, nobody->pw_gid, nobody->pw_gid) ==
-		        0 &&
-		    setresuid(nobody->pw_uid, nobody->pw_uid, nobody->pw_uid) ==
-		        0 &&
-		    raw_caps_status("other") == SCEP__V1__STATUS__STATUS_OK &&
-		    raw_caps_status("test") ==
-		        SCEP__V1__STATUS__STATUS_BAD_REQUEST;
+	assert_int_equal(raw_status("test", 0), SCEP__V1__STATUS__STATUS_OK);
+	assert_int_equal(raw_status("other", 0), SCEP__V1__STATUS__STATUS_OK);
+	assert_true(as_nobody(nobody_speaks_as_other_only));
+}
 
-		_exit(ok ? 0 : 1);
-	}
-	assert_true(pid > 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+static int
+nobody_is_neither_operator_nor_launcher(void)
+{
+	return raw_status("scepctl", 1) ==
+	    SCEP__V1__STATUS__STATUS_BAD_REQUEST &&
+	    raw_status("scepd", 1) == SCEP__V1__STATUS__STATUS_BAD_REQUEST &&
+	    raw_status("other", 0) == SCEP__V1__STATUS__STATUS_OK;
+}
+
+/*
+ * Over ipc:// only root or the service's own user may declare scepctl
+ * (the operator: revocations, approvals) or scepd (the launcher's
+ * liveness checks), though CallerUsers names neither: the Health route
+ * lists both, and answers them from root, not from nobody (who is
+ * answered as "other", CallerUsers' name for it).
+ */
+static void
+test_operator_and_launcher_need_root_or_the_services_user(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* a process of another user is needed */
+	assert_int_equal(raw_status("scepctl", 1), SCEP__V1__STATUS__STATUS_OK);
+	assert_int_equal(raw_status("scepd", 1), SCEP__V1__STATUS__STATUS_OK);
+	assert_true(as_nobody(nobody_is_neither_operator_nor_launcher));
 }
 
 /* --- clocks of other hosts -------------------------------------------- */
@@ -1849,8 +1895,8 @@ test_caller_users_unknown_user_refused(void **state)
 {
 	(void)state;
 	assert_int_equal(
-	    raw_caps_status("other"), SCEP__V1__STATUS__STATUS_BAD_REQUEST);
-	assert_int_equal(raw_caps_status("test"), SCEP__V1__STATUS__STATUS_OK);
+	    raw_status("other", 0), SCEP__V1__STATUS__STATUS_BAD_REQUEST);
+	assert_int_equal(raw_status("test", 0), SCEP__V1__STATUS__STATUS_OK);
 }
 
 static int
@@ -2506,6 +2552,8 @@ main(void)
 	};
 	const struct CMUnitTest caller_user_tests[] = {
 	    cmocka_unit_test(test_caller_users_by_uid),
+	    cmocka_unit_test(
+	        test_operator_and_launcher_need_root_or_the_services_user),
 	};
 	const struct CMUnitTest copies_tests[] = {
 	    cmocka_unit_test(test_other_callers_request_in_hand_is_its_own),
