@@ -214,6 +214,10 @@ struct frontend {
 	 * to a thread too): the acceptor keeps them under MaxConnections. */
 	atomic_long connections;
 	int64_t full_warned_ms;
+	/* Connections libmicrohttpd closed for PerIPConnectionLimit since
+	 * the last line saying so (http_mhd_log), and when it was. */
+	atomic_long per_ip_refused;
+	_Atomic int64_t per_ip_warned_ms;
 };
 
 /* One HTTP request, from the URI log callback to NOTIFY_COMPLETED. */

@@ -608,11 +608,34 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static const char per_ip[] = "Server reached connection limit";
+	struct frontend *fe = cls;
 	char buf[512];
+	int64_t now;
+	long n;
 
-	(void)cls;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
+	/*
+	 * Its own limit is never reached (http_full): this is one address
+	 * over PerIPConnectionLimit, said under that name, once every 10 s
+	 * with a count (a client reconnecting at once wrote a line for each,
+	 * 500 a second).
+	 */
+	if (strncmp(buf, per_ip, sizeof(per_ip) - 1) == 0) {
+		n = atomic_fetch_add(&fe->per_ip_refused, 1) + 1;
+		now = clock_monotonic_ms();
+		if (now - atomic_load(&fe->per_ip_warned_ms) < 10000)
+			return;
+		atomic_store(&fe->per_ip_warned_ms, now);
+		atomic_fetch_sub(&fe->per_ip_refused, n);
+		log_warn(
+		    "security: PerIPConnectionLimit = %ld: %ld connection%s "
+		    "of an address holding that many closed (said at most "
+		    "every 10 s)",
+		    fe->settings.per_ip_connection_limit, n, n == 1 ? "" : "s");
+		return;
+	}
 	log_warn("libmicrohttpd: %s", buf);
 }
 
@@ -700,6 +723,64 @@ http_header_bytes(
 	return MHD_YES;
 }
 
+/* What says where a request's body ends: libmicrohttpd 0.9.75 takes the
+ * first Content-Length of several, and keeps a connection open after a
+ * request with both (RFC 9112 6.1: close it), which a proxy in front
+ * that reads them otherwise turns into another request (smuggling). */
+struct http_framing {
+	int content_length, transfer_encoding, chunked;
+};
+
+static enum MHD_Result
+http_framing_header(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct http_framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->transfer_encoding++;
+		f->chunked +=
+		    value != NULL && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/* Answered now, which closes the connection unread: a body framed two
+ * ways (400) or by a transfer coding other than chunked (501, RFC 9112
+ * 6.1; it waited for RequestDeadline). MHD_NO when it is not. */
+static int
+http_framing_refused(
+    struct MHD_Connection *c, struct request *r, enum MHD_Result *ret)
+{
+	struct http_framing f = {0, 0, 0};
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, http_framing_header, &f);
+	if (f.content_length > 1 ||
+	    (f.content_length > 0 && f.transfer_encoding > 0)) {
+		log_warn("%s %s from %s: %d Content-Length and %d "
+		         "Transfer-Encoding headers: refused (where the body "
+		         "ends is ambiguous)",
+		    r->method, r->log_path, r->client, f.content_length,
+		    f.transfer_encoding);
+		*ret = http_text(c, r, MHD_HTTP_BAD_REQUEST,
+		    "Where the body ends is ambiguous: one Content-Length, or "
+		    "Transfer-Encoding: chunked alone.\n");
+		return 1;
+	}
+	if (f.transfer_encoding > 0 && f.chunked != f.transfer_encoding) {
+		log_warn(
+		    "%s %s from %s: a Transfer-Encoding other than chunked",
+		    r->method, r->log_path, r->client);
+		*ret = http_text(c, r, MHD_HTTP_NOT_IMPLEMENTED,
+		    "Transfer-Encoding: chunked is the only coding served.\n");
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * First call, headers read: note what came and refuse a body declared
  * over MaxBodySize at once (answering now closes the connection without
@@ -743,6 +824,8 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		return http_text(c, r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
 		    "Request header fields too large.\n");
 	}
+	if (http_framing_refused(c, r, &ret))
+		return ret;
 	http_forwarded(fe, c, r);
 	if (r->bad_forwarded)
 		return MHD_YES; /* answered 400 in the last call */
@@ -1201,7 +1284,7 @@ http_start(struct frontend *fe, int listen_fd)
 	size_t pool = http_pool_size(s);
 
 	struct MHD_OptionItem opts[] = {
-	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, NULL},
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, fe},
 	    {MHD_OPTION_CONNECTION_TIMEOUT, s->connection_timeout, NULL},
 	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->per_ip_connection_limit,
 	        NULL},

@@ -146,6 +146,34 @@ done < "$WORK/forged.log"
 echo "   one client per line, 127.0.0.1"
 unset edge proxied
 
+check "a body framed two ways (two Content-Length, or one beside Transfer-Encoding) gets 400 and the connection closed, a transfer coding other than chunked 501: what follows is never read as a request (smuggling)"
+python3 - "$PORT" > "$WORK/framing.out" 2>&1 <<'PY' || { cat "$WORK/framing.out"; fail "ambiguous framing: see above"; }
+import socket, sys
+port = int(sys.argv[1])
+after = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+cases = [
+    ("two Content-Length", b"Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde", b"400"),
+    ("Content-Length beside chunked", b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400"),
+    ("Transfer-Encoding gzip", b"Transfer-Encoding: gzip\r\n\r\nxxxxx", b"501"),
+]
+for name, rest, want in cases:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"POST /certsrv/mscep/mscep.dll?operation=PKIOperation HTTP/1.1\r\nHost: localhost\r\n"
+              + rest + after)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    answers = got.count(b"HTTP/1.1 ")
+    if not got.startswith(b"HTTP/1.1 " + want) or answers != 1:
+        sys.exit("%s: %r, want one answer %s and the connection closed" % (name, got[:300], want.decode()))
+    print("%s: %s, closed, the request after it not read" % (name, got.split(b"\r\n")[0].decode()))
+PY
+sed 's/^/   /' "$WORK/framing.out"
+
 check "HEAD of a PKIOperation: 405 naming GET and POST (it would be done, its answer thrown away)"
 from=$(log_mark)
 expect 405 "$(code "$URL?operation=PKIOperation&message=MIIB" -I)" "HEAD PKIOperation"

@@ -110,7 +110,19 @@ extra.close()
 if not closed or data:
     sys.exit("the 5th connection from one address was served")
 print("   5th connection refused")
+# Reconnecting at once, over and over: refused each time, said seldom.
+held = [conn() for _ in range(4)]
+for _ in range(300):
+    conn().close()
+for s in held:
+    s.close()
 PY
+# 301 refusals: said once or twice (at most every 10 s), under its name.
+said=$(grep -c "scepd-frontend.*security: PerIPConnectionLimit = 4: [0-9]* connections\? of an address holding that many closed" "$SERVER_LOG" || true)
+[ "$said" -ge 1 ] && [ "$said" -le 2 ] ||
+	fail "PerIPConnectionLimit's refusals said $said times, want once or twice"
+! grep -q "libmicrohttpd: Server reached connection limit" "$SERVER_LOG" ||
+	fail "libmicrohttpd's 'Server reached connection limit' logged (each refusal a line, naming no setting)"
 
 check "RequestDeadline runs from a request's first line: a kept-alive connection idle longer than it (within ConnectionTimeout) is served; a request line never ended is cut"
 server_stop
