@@ -209,6 +209,20 @@ template_usage_of_an_end(const struct ca_template *t, const char *section)
 	return errors;
 }
 
+/* A copy of a setting to cut into words; NULL counted as a problem (at
+ * start, out of memory: the CA does not start with a rule left out). */
+static char *
+template_copy(const char *setting, int *errors)
+{
+	char *copy = strdup(setting);
+
+	if (copy == NULL) {
+		fprintf(stderr, "scepd-ca: out of memory reading templates\n");
+		(*errors)++;
+	}
+	return copy;
+}
+
 static int
 template_prepare(struct ca_template *t, const char *section)
 {
@@ -233,7 +247,7 @@ template_prepare(struct ca_template *t, const char *section)
 	}
 	errors += template_usage_of_an_end(t, section);
 	template_purposes(t);
-	copy = strdup(t->s.key_usage);
+	copy = template_copy(t->s.key_usage, &errors);
 	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
 	     tok = strtok_r(NULL, " ,", &save))
 		if (strcmp(tok, "critical") != 0 &&
@@ -241,7 +255,7 @@ template_prepare(struct ca_template *t, const char *section)
 			t->ec_usage_left = 1;
 	free(copy);
 	save = NULL;
-	copy = strdup(t->s.key_types);
+	copy = template_copy(t->s.key_types, &errors);
 	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
 	     tok = strtok_r(NULL, " ,", &save)) {
 		if (strcasecmp(tok, "RSA") == 0)
@@ -256,7 +270,7 @@ template_prepare(struct ca_template *t, const char *section)
 		}
 	}
 	free(copy);
-	copy = strdup(t->s.ec_curves);
+	copy = template_copy(t->s.ec_curves, &errors);
 	save = NULL;
 	for (tok = copy ? strtok_r(copy, " ,", &save) : NULL; tok != NULL;
 	     tok = strtok_r(NULL, " ,", &save)) {
@@ -285,7 +299,7 @@ template_prepare(struct ca_template *t, const char *section)
 	}
 	if (strcasecmp(t->s.subject, "request") != 0) {
 		t->fixed_subject = X509_NAME_new();
-		copy = strdup(t->s.subject);
+		copy = template_copy(t->s.subject, &errors);
 		save = NULL;
 		/* "O=Fabrikam,OU=Devices": RDNs in the order written. */
 		for (tok = copy ? strtok_r(copy, ",", &save) : NULL;
@@ -311,11 +325,12 @@ template_prepare(struct ca_template *t, const char *section)
 		free(copy);
 		ERR_clear_error();
 	}
-	copy = strdup(t->s.allowed_sans);
+	copy = template_copy(t->s.allowed_sans, &errors);
 	save = NULL;
 	for (tok = copy ? strtok_r(copy, " ", &save) : NULL; tok != NULL;
 	     tok = strtok_r(NULL, " ", &save)) {
-		char *colon = strchr(tok, ':');
+		char *colon = strchr(tok, ':'), *pattern;
+		struct ca_san_rule *more;
 		enum ca_san_type type;
 
 		if (colon == NULL || colon[1] == '\0' ||
@@ -328,9 +343,17 @@ template_prepare(struct ca_template *t, const char *section)
 			errors++;
 			continue;
 		}
-		t->sans = realloc(t->sans, (t->nsans + 1) * sizeof(*t->sans));
+		if ((more = realloc(
+		         t->sans, (t->nsans + 1) * sizeof(*t->sans))) == NULL ||
+		    (pattern = template_copy(colon + 1, &errors)) == NULL) {
+			if (more != NULL)
+				t->sans = more;
+			errors += more == NULL;
+			break;
+		}
+		t->sans = more;
 		t->sans[t->nsans].type = type;
-		t->sans[t->nsans].pattern = strdup(colon + 1);
+		t->sans[t->nsans].pattern = pattern;
 		t->nsans++;
 	}
 	free(copy);
