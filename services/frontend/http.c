@@ -1013,6 +1013,24 @@ http_collect(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	r->body_len += n;
 }
 
+/* The path of a request-target in absolute form ("http://host/path", as
+ * a client talking to a proxy sends it, which a server must accept: RFC
+ * 9112 3.2.2): the host is the Host header's business. */
+static const char *
+http_origin_form(const char *url)
+{
+	const char *p;
+
+	if (strncasecmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		p = url + 8;
+	else
+		return url;
+	p += strcspn(p, "/?#");
+	return *p == '/' ? p : "/";
+}
+
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -1027,6 +1045,7 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 	(void)version;
 	if (r == NULL)
 		return MHD_NO; /* out of memory in http_uri_log */
+	url = http_origin_form(url);
 	if (r->offloaded)
 		return http_held(c, r);
 	if (r->responded) {

@@ -190,7 +190,7 @@ for cap in POSTPKIOperation SHA-256 SHA-512 AES SCEPStandard; do
 done
 ! grep -qx "DES" "$WORK/caps" || fail "GetCACaps offers single DES"
 
-check "IIS's extra path: .../mscep.dll/pkiclient.exe answers as .../mscep.dll (Windows' NDES client), another suffix 404"
+check "IIS's extra path: .../mscep.dll/pkiclient.exe answers as .../mscep.dll (Windows' NDES client), another suffix 404; a request-target in absolute form is served"
 expect 200 "$(code "$URL/pkiclient.exe?operation=GetCACaps&message=CA")" "GetCACaps on $URL/pkiclient.exe"
 tr -d '\r' < "$WORK/body" | cmp -s - "$WORK/caps" || fail "GetCACaps on /pkiclient.exe differs from $URL's"
 expect 200 "$(code "$BASE/scep/PKIClient.exe?operation=GetCACaps&message=CA")" "GetCACaps on /scep/PKIClient.exe"
@@ -198,6 +198,12 @@ expect 404 "$(code "$URL/other?operation=GetCACaps&message=CA")" "$URL/other"
 expect 404 "$(code "$URL/pkiclient.exe/x?operation=GetCACaps&message=CA")" "$URL/pkiclient.exe/x"
 expect 404 "$(code "$URL/pkiclient.exe2?operation=GetCACaps&message=CA")" "$URL/pkiclient.exe2"
 expect 404 "$(code "${URL}pkiclient.exe?operation=GetCACaps&message=CA")" "${URL}pkiclient.exe"
+# The request-target in absolute form (a client that talks to a proxy;
+# RFC 9112 3.2.2: a server must accept it).
+path=${URL#"$BASE"}
+expect 200 "$(code "$URL" --request-target "http://scep.example.com$path?operation=GetCACaps&message=CA")" \
+	"GetCACaps with the request-target http://scep.example.com$path?..."
+tr -d '\r' < "$WORK/body" | cmp -s - "$WORK/caps" || fail "GetCACaps in absolute form differs from $URL's"
 
 check "GetCACert: application/x-x509-ca-ra-cert with RA signing, RA encryption and CA"
 expect 200 "$(code "$URL?operation=GetCACert&message=CA")" "GetCACert"
