@@ -40,6 +40,9 @@
 
 #define HEALTH_ANSWER_MAX 256 /* bytes of an HTTP answer read: its start */
 #define HEALTH_FIRST_MS 1000 /* a service's first check, after its start */
+/* Checks of the frontend closed unanswered in a row that still count as
+ * answers: a minute at the default HealthCheckInterval. */
+#define HEALTH_CLOSES_MAX 12
 
 enum probe_kind {
 	PROBE_NONE, /* not checked */
@@ -70,6 +73,7 @@ struct probe {
 	int64_t first_answer_ms; /* 0: none yet */
 	int64_t answered_ms; /* its last answer; 0: none yet */
 	int misses; /* in a row */
+	int closes; /* PROBE_HTTP: connections closed unanswered, in a row */
 	int killed; /* SIGKILL sent; not checked until it is restarted */
 	int64_t killed_ms;
 	int stuck_logged; /* not gone SCEPD_STUCK_AFTER_MS after SIGKILL */
@@ -682,7 +686,7 @@ probe_http_send(struct health *h, struct probe *p, int64_t now)
 static void
 probe_http_step(struct health *h, struct probe *p, short revents, int64_t now)
 {
-	char why[160];
+	char why[256];
 	ssize_t n;
 
 	if (p->state == PROBE_HTTP_CONNECT) {
@@ -725,10 +729,25 @@ probe_http_step(struct health *h, struct probe *p, short revents, int64_t now)
 		    MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		/* Closed with or without an answer (libmicrohttpd over a
-		 * connection limit): a process that hangs does neither. */
+		/*
+		 * Closed without an answer: the address the check comes from
+		 * holds PerIPConnectionLimit connections (a proxy on this
+		 * host), an answer of sorts. But a frontend whose HTTP
+		 * threads hang while its acceptor still takes connections
+		 * answers so too: for HEALTH_CLOSES_MAX checks in a row, it
+		 * is a miss (MaxConnections reached is answered 503).
+		 */
 		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-			probe_answered(h, p, now);
+			if (++p->closes < HEALTH_CLOSES_MAX) {
+				probe_answered(h, p, now);
+				return;
+			}
+			snprintf(why, sizeof(why),
+			    "closed unanswered %d times in a row: its HTTP "
+			    "threads hang, or [frontend] PerIPConnectionLimit "
+			    "is reached from this host (a proxy here: set 0)",
+			    p->closes);
+			probe_missed(h, p, now, why);
 			return;
 		}
 		if (n < 0) {
@@ -740,6 +759,7 @@ probe_http_step(struct health *h, struct probe *p, short revents, int64_t now)
 		status = health_http_status(p->answer, p->off);
 		if (status > 0) {
 			/* Any status: its HTTP threads answer. */
+			p->closes = 0;
 			probe_answered(h, p, now);
 			return;
 		}
@@ -806,6 +826,7 @@ health_step(struct health *h, size_t i, pid_t pid, int64_t started_ms,
 		p->first_answer_ms = 0;
 		p->answered_ms = 0;
 		p->misses = 0;
+		p->closes = 0;
 		p->killed = 0;
 		p->stuck_logged = 0;
 		p->warned = 0;

@@ -235,6 +235,42 @@ ios_enroll "$(challenge)" "CN=after a hung frontend" "$WORK/hung-fe.pem" >/dev/n
 	fail "enrollment after the hung frontend was replaced"
 verify_cert "$WORK/hung-fe.pem"
 
+check "a frontend that closes the launcher's checks unanswered 12 times in a row (its HTTP threads hung, or PerIPConnectionLimit reached from this host) is killed and restarted, the log saying why; fewer are answers"
+server_stop
+set_conf frontend PerIPConnectionLimit 2
+set_conf frontend ConnectionTimeout 120
+server_start
+old=$(service_pid scepd-frontend)
+from=$(log_mark)
+# Two idle connections from 127.0.0.1, the checks' address, held until
+# the frontend that holds them goes.
+python3 - "$PORT" > "$WORK/held.out" 2>&1 <<'PY' &
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(2)]
+for s in held:
+    s.settimeout(60)
+    s.recv(1)
+print("closed by the frontend")
+PY
+holder=$!
+on_exit "kill $holder 2>/dev/null"
+sleep 5
+[ "$(service_pid scepd-frontend)" = "$old" ] || fail "the frontend was replaced after 5 s of checks closed unanswered (fewer than 12 are answers)"
+for _ in $(seq 150); do
+	new=$(service_pid scepd-frontend)
+	[ -n "$new" ] && [ "$new" != "$old" ] && break
+	sleep 0.2
+done
+[ -n "$new" ] && [ "$new" != "$old" ] || fail "the frontend whose checks were closed unanswered was not replaced within 35 s"
+wait $holder || true
+logged "$from" "scepd\[[0-9]*\] error: scepd-frontend (pid $old) has not answered for [0-9.]* s (2 liveness checks missed in a row, the last: closed unanswered 1[23] times in a row: its HTTP threads hang, or \[frontend\] PerIPConnectionLimit is reached from this host" ||
+	fail "the launcher did not say why it killed the frontend"
+grep "scepd\[.*scepd-frontend.*\(liveness\|hung\|restarting\)" "$WORK/log.since" | sed 's/^/   /' | cut -c1-250
+server_stop
+set_conf frontend PerIPConnectionLimit 32
+set_conf frontend ConnectionTimeout 15
+server_start
+
 check "a CA that exits before it serves, its exit and SIGCHLD both pending when the launcher looks: the others start all the same, and the CA again"
 # The SIGCHLD was taken for a stop signal: the CA was restarted, the
 # others never started.
