@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,9 +13,28 @@ static enum log_level log_threshold = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+/*
+ * Descriptors 0 to 2 open, on /dev/null where they were closed, before
+ * the program opens anything: else the first file it opens takes 2 and
+ * every log line is written into it (a CA started with stderr closed
+ * wrote them into its ledger's LMDB files). OpenSSH's sanitise_stdfd.
+ * Not close-on-exec: a service started by scepd inherits them.
+ */
+static void
+log_stdio_open(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
 void
 log_init(const char *service, enum log_level level)
 {
+	log_stdio_open();
 	log_service = service;
 	log_threshold = level;
 #ifdef SCEPD_TEST_HOOKS

@@ -17,7 +17,8 @@ enum log_level {
 	LOG_LEVEL_DEBUG
 };
 
-/* Names the process in every line; call once at start-up. */
+/* Names the process in every line; call once at start-up, before any
+ * file is opened: descriptors 0 to 2 are opened on /dev/null if closed. */
 void log_init(const char *service, enum log_level level);
 /* Parses "error|warn|info|debug"; -1 when unknown. */
 int log_level_parse(const char *name);

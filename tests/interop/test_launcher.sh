@@ -235,6 +235,32 @@ ios_enroll "$(challenge)" "CN=after a hung frontend" "$WORK/hung-fe.pem" >/dev/n
 	fail "enrollment after the hung frontend was replaced"
 verify_cert "$WORK/hung-fe.pem"
 
+check "started with stdout and stderr closed, no service writes its log into a file it opens (the CA's ledger): they write to /dev/null, and serve"
+server_stop
+setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >&- 2>&- &
+closed_pid=$!
+on_exit "kill $closed_pid 2>/dev/null"
+for _ in $(seq 100); do
+	curl -sf -m 2 "$BASE/healthz" > /dev/null 2>&1 && break
+	sleep 0.2
+done
+ios_enroll "$(challenge)" "CN=stdio closed" "$WORK/stdio.pem" > /dev/null ||
+	fail "no enrollment with scepd started with stdout and stderr closed"
+"$SCEPCTL" --data-dir "$DATA" list --limit 1 2> /dev/null | grep -q . || fail "scepctl list, stdio closed at start: the ledger cannot be read"
+for svc in scepd scepd-frontend scepd-ra scepd-challenge scepd-ca; do
+	pid=$(if [ $svc = scepd ]; then echo "$closed_pid"; else pgrep -P "$closed_pid" -x $svc; fi)
+	[ -n "$pid" ] || fail "no $svc process under scepd started with stdio closed"
+	for fd in 1 2; do
+		[ "$(readlink "/proc/$pid/fd/$fd")" = /dev/null ] ||
+			fail "$svc (pid $pid), started with stdio closed: descriptor $fd is $(readlink "/proc/$pid/fd/$fd"), not /dev/null"
+	done
+done
+! grep -a -q "sandbox\|serving on" "$DATA"/db/*/*.mdb || fail "log lines were written into an LMDB file"
+kill "$closed_pid"
+wait "$closed_pid" || fail "scepd with stdio closed did not stop cleanly"
+echo "   every process's descriptors 1 and 2 on /dev/null; enrolled; no log line in the LMDB files"
+server_start
+
 check "a frontend that closes the launcher's checks unanswered 12 times in a row (its HTTP threads hung, or PerIPConnectionLimit reached from this host) is killed and restarted, the log saying why; fewer are answers"
 server_stop
 set_conf frontend PerIPConnectionLimit 2
