@@ -440,6 +440,35 @@ attr_utf8(PKCS7_SIGNER_INFO *si, int nid)
 	return s;
 }
 
+/*
+ * Each signed attribute once, with one value (RFC 5652 11 for contentType,
+ * messageDigest and signingTime; SCEP's are single-valued): the readers
+ * below take the first, and the SET's DER order decides which that is,
+ * so messageType {22, 19} was read as whichever sorts first.
+ */
+static int
+attrs_single(PKCS7_SIGNER_INFO *si)
+{
+	STACK_OF(X509_ATTRIBUTE) *attrs = PKCS7_get_signed_attributes(si);
+	int n = sk_X509_ATTRIBUTE_num(attrs);
+
+	/* A client sends 6 to 10; the loop below is quadratic. */
+	if (n > 64)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		X509_ATTRIBUTE *a = sk_X509_ATTRIBUTE_value(attrs, i);
+
+		if (X509_ATTRIBUTE_count(a) != 1)
+			return 0;
+		for (int j = 0; j < i; j++)
+			if (OBJ_cmp(X509_ATTRIBUTE_get0_object(a),
+			        X509_ATTRIBUTE_get0_object(
+			            sk_X509_ATTRIBUTE_value(attrs, j))) == 0)
+				return 0;
+	}
+	return 1;
+}
+
 /* A decimal number in a PrintableString (messageType, pkiStatus, ...). */
 static int
 attr_number(PKCS7_SIGNER_INFO *si, int nid, int *value)
@@ -839,6 +868,11 @@ scep_request_parse(const uint8_t *der, size_t len,
 	}
 	si = sk_PKCS7_SIGNER_INFO_value(p7->d.sign->signer_info, 0);
 	req->digest_nid = digest_nid_of(si);
+	if (!attrs_single(si)) {
+		rc = SCEP_E_ATTRIBUTE;
+		w = "a signed attribute given twice, or with two values";
+		goto out;
+	}
 
 	/* Without these two no CertRep can be addressed. */
 	req->transaction_id = attr_text(si, nid_transaction_id, SCEP_TXID_MAX);

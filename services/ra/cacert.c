@@ -137,17 +137,20 @@ ra_cacert_prepare(struct ra *ra)
 		goto out;
 	}
 	/* RA signing, RA encryption, then the CA chain; no duplicates. */
-	if ((certs = sk_X509_new_null()) == NULL)
+	/* A push that fails (memory, at start) fails the answer: it would
+	 * lack a certificate in silence. */
+	if ((certs = sk_X509_new_null()) == NULL ||
+	    sk_X509_push(certs, ra->sign_cert) <= 0 ||
+	    (X509_cmp(ra->enc[0].cert, ra->sign_cert) != 0 &&
+	        sk_X509_push(certs, ra->enc[0].cert) <= 0))
 		goto out;
-	sk_X509_push(certs, ra->sign_cert);
-	if (X509_cmp(ra->enc[0].cert, ra->sign_cert) != 0)
-		sk_X509_push(certs, ra->enc[0].cert);
 	for (int i = 0; i < sk_X509_num(ra->ca_chain); i++) {
 		X509 *c = sk_X509_value(ra->ca_chain, i);
 
 		if (X509_cmp(c, ra->sign_cert) != 0 &&
-		    X509_cmp(c, ra->enc[0].cert) != 0)
-			sk_X509_push(certs, c);
+		    X509_cmp(c, ra->enc[0].cert) != 0 &&
+		    sk_X509_push(certs, c) <= 0)
+			goto out;
 	}
 	if (scep_certs_only_build(certs, &ra->cacert_body, &ra->cacert_len) !=
 	    SCEP_OK) {

@@ -1919,6 +1919,91 @@ test_request_without_content(void **state)
 	BIO_free(empty);
 }
 
+/* A GetCRL request whose messageType is "22", then given again as `twice`
+ * in a second attribute (`second` 1) or as a second value of the same
+ * attribute (0); `twice` NULL: once. Its DER in *len bytes. */
+static unsigned char *
+request_typed_twice(const char *twice, int second, int *len)
+{
+	PKCS7 *p7;
+	PKCS7_SIGNER_INFO *si;
+	X509_ATTRIBUTE *type = NULL;
+	BIO *empty = BIO_new_mem_buf("", 0);
+	unsigned char *der = NULL;
+	static const unsigned char nonce[16] = {7};
+	int nid = OBJ_txt2nid("2.16.840.1.113733.1.9.2");
+
+	p7 = PKCS7_sign(NULL, NULL, NULL, NULL, PKCS7_PARTIAL | PKCS7_BINARY);
+	si = PKCS7_sign_add_signer(
+	    p7, fx.client_cert, fx.client_key, EVP_sha256(), PKCS7_NOSMIMECAP);
+	assert_non_null(si);
+	assert_non_null(type = X509_ATTRIBUTE_create_by_NID(
+	                    NULL, nid, V_ASN1_PRINTABLESTRING, "22", 2));
+	if (twice != NULL && !second)
+		assert_true(X509_ATTRIBUTE_set1_data(
+		    type, V_ASN1_PRINTABLESTRING, twice, (int)strlen(twice)));
+	assert_non_null(X509at_add1_attr(&si->auth_attr, type));
+	X509_ATTRIBUTE_free(type);
+	/* Pushed: X509at_add1_attr refuses a second of a type. */
+	if (twice != NULL && second) {
+		assert_non_null(
+		    type = X509_ATTRIBUTE_create_by_NID(NULL, nid,
+		        V_ASN1_PRINTABLESTRING, twice, (int)strlen(twice)));
+		assert_true(sk_X509_ATTRIBUTE_push(si->auth_attr, type) > 0);
+	}
+	assert_non_null(X509at_add1_attr_by_NID(&si->auth_attr,
+	    OBJ_txt2nid("2.16.840.1.113733.1.9.7"), V_ASN1_PRINTABLESTRING,
+	    (const unsigned char *)"abc", 3));
+	assert_non_null(X509at_add1_attr_by_NID(&si->auth_attr,
+	    OBJ_txt2nid("2.16.840.1.113733.1.9.5"), V_ASN1_OCTET_STRING, nonce,
+	    16));
+	assert_true(PKCS7_set_detached(p7, 1));
+	assert_true(PKCS7_final(p7, empty, PKCS7_BINARY));
+	*len = i2d_PKCS7(p7, &der);
+	assert_true(*len > 0);
+	PKCS7_free(p7);
+	BIO_free(empty);
+	return der;
+}
+
+/* A signed attribute twice, or with two values, is refused before any is
+ * read: which one counts would be the SET's DER order's choice
+ * (messageType {22, 19} was read as whichever sorts first). */
+static void
+test_attribute_twice_refused(void **state)
+{
+	static const struct {
+		const char *twice;
+		int second;
+	} cases[] = {{"19", 1}, {"19", 0}, {"22", 1}, {NULL, 0}};
+	struct scep_request *req;
+	const char *why;
+	unsigned char *der;
+	int len, fi, rc;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		der =
+		    request_typed_twice(cases[i].twice, cases[i].second, &len);
+		req = NULL;
+		why = NULL;
+		rc =
+		    scep_request_parse(der, (size_t)len, NULL, &req, &fi, &why);
+		if (cases[i].twice == NULL) {
+			/* the control: once, as any client sends it */
+			assert_int_equal(rc, SCEP_OK);
+			assert_int_equal(req->message_type, SCEP_MSG_GETCRL);
+		} else {
+			assert_int_equal(rc, SCEP_E_ATTRIBUTE);
+			assert_string_equal(why,
+			    "a signed attribute given twice, or with two "
+			    "values");
+		}
+		scep_request_free(req);
+		OPENSSL_free(der);
+	}
+}
+
 /* CertPoll carries IssuerAndSubject: the CA's name and the subject. */
 static void
 test_certpoll_content(void **state)
@@ -2917,6 +3002,7 @@ main(void)
 	    cmocka_unit_test(test_signer_not_rsa_refused_first),
 	    cmocka_unit_test(test_csr_bad_signature),
 	    cmocka_unit_test(test_request_without_content),
+	    cmocka_unit_test(test_attribute_twice_refused),
 	    cmocka_unit_test(test_certpoll_content),
 	    cmocka_unit_test(test_certs_only),
 	    cmocka_unit_test(test_truncated_input),
