@@ -693,6 +693,11 @@ def k8s(kdir, secrets, opt, work):
         need(ing["spec"].get("ingressClassName"), f"k8s: Ingress {ing['metadata']['name']} has no ingressClassName")
         need(((ing["metadata"].get("annotations") or {}).get("nginx.ingress.kubernetes.io/ssl-redirect")) == "false",
              f"k8s: Ingress {ing['metadata']['name']} redirects http:// to https:// (nginx.ingress.kubernetes.io/ssl-redirect is not \"false\")")
+        # The frontends see the controller, not the devices
+        # (PerIPConnectionLimit = 0): each device is limited here.
+        ann = ing["metadata"].get("annotations") or {}
+        for k in ("nginx.ingress.kubernetes.io/limit-connections", "nginx.ingress.kubernetes.io/limit-rpm"):
+            need((ann.get(k) or "").isdigit(), f"k8s: Ingress {ing['metadata']['name']}: no {k}: one client may hold every frontend's connections")
 
     plan = Plan()
     ports = {}
@@ -891,6 +896,10 @@ def systemd(udir, sysusers, conf_file, root, secrets):
                       "rundirs": rundirs, "rundir_mode": one(u, "RuntimeDirectoryMode") or "0755", "state": state,
                       "after": " ".join(u.get(("Unit", "After"), []))}
         need(os.path.dirname(argv[2]) == "/etc/scepd", f"systemd: {f}: --config is not in /etc/scepd (ConfigurationDirectory)")
+        # Restarted for as long as it fails, as the launcher does: with a
+        # start limit systemd leaves it failed after a few quick tries.
+        need(one(u, "StartLimitIntervalSec", "Unit") == "0",
+             f"systemd: {f}: StartLimitIntervalSec={one(u, 'StartLimitIntervalSec', 'Unit')}: gives up restarting, want 0")
     need(set(by_sect) == set(SECTIONS), f"systemd: units for {sorted(set(SECTIONS) - set(by_sect))} missing")
     need(len({i["user"] for i in info.values()}) == 4, "systemd: the services do not each have their own user")
     for a, b in (("ra", "ca"), ("ra", "challenge"), ("frontend", "ra")):
