@@ -14,18 +14,20 @@ static enum log_level log_threshold = LOG_LEVEL_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 /*
- * Descriptors 0 to 2 open, on /dev/null where they were closed, before
- * the program opens anything: else the first file it opens takes 2 and
- * every log line is written into it (a CA started with stderr closed
- * wrote them into its ledger's LMDB files). OpenSSH's sanitise_stdfd.
- * Not close-on-exec: a service started by scepd inherits them.
+ * Descriptors 0 to 2 taken, where they were closed, before the program
+ * opens anything: else the first file it opens takes 2 and every log line
+ * is written into it (a CA started with stderr closed wrote them into its
+ * ledger's LMDB files). OpenSSH's sanitise_stdfd, but read-only: a write
+ * fails as on a closed descriptor (scepctl challenge, its stdout closed,
+ * withdraws the password it could not hand out). Not close-on-exec: a
+ * service started by scepd inherits them.
  */
 static void
 log_stdio_open(void)
 {
 	int fd;
 
-	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+	while ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd <= 2)
 		;
 	if (fd > 2)
 		close(fd);

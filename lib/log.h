@@ -18,7 +18,8 @@ enum log_level {
 };
 
 /* Names the process in every line; call once at start-up, before any
- * file is opened: descriptors 0 to 2 are opened on /dev/null if closed. */
+ * file is opened: descriptors 0 to 2, if closed, are taken by /dev/null
+ * read-only (writing to them fails as before). */
 void log_init(const char *service, enum log_level level);
 /* Parses "error|warn|info|debug"; -1 when unknown. */
 int log_level_parse(const char *name);
