@@ -369,6 +369,9 @@ main(int argc, char **argv)
 		usage();
 		goto out;
 	}
+	/* Before its CurveZMQ secret key is read, as the other services. */
+	if (service_no_dumps("scepd-frontend") != 0)
+		goto out;
 	log_init("scepd-frontend", LOG_LEVEL_INFO);
 	if (config_load(
 	        config_file, "frontend", frontend_config, &fe.settings) != 0)

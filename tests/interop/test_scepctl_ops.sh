@@ -211,6 +211,22 @@ for bad in "frontend" "bogus" "ca --timeout 0" "ca --timeout 301" "ca --timeout 
 done
 grep -q . "$WORK/health.out" || fail "health ca ra: no usage printed"
 
+check "scepctl waiting for a password on stdin (passwd) can dump no core: what it reads is a secret"
+mkfifo "$WORK/pw.fifo"
+"$SCEPCTL" --data-dir "$DATA" passwd dumps-test < "$WORK/pw.fifo" > "$WORK/dumps.out" 2>&1 &
+waiting=$!
+exec 7> "$WORK/pw.fifo"
+for _ in $(seq 50); do
+	grep -q "^State:.*S (sleeping)" "/proc/$waiting/status" 2>/dev/null && break
+	sleep 0.1
+done
+limits=$(grep 'Max core' "/proc/$waiting/limits")
+echo "dumps-test-password-1" >&7
+exec 7>&-
+wait $waiting || { cat "$WORK/dumps.out"; fail "scepctl passwd from a FIFO failed"; }
+grep -qE '^Max core file size +0 +0 ' <<< "$limits" || fail "scepctl passwd, reading its password: $limits"
+echo "   $limits"
+
 check "list --limit takes 1 to 4294967295 only; passwd says once that a password is too long"
 for bad in -1 0 4294967296 " 5" +5 x; do
 	rc=0

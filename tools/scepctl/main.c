@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "service.h"
 #include "scepctl.h"
 
 int
@@ -147,6 +148,10 @@ main(int argc, char **argv)
 	 * error each command handles (a password not handed out is
 	 * withdrawn), not a death by SIGPIPE with nothing said. */
 	signal(SIGPIPE, SIG_IGN);
+	/* keygen makes a secret key, passwd reads a password, challenge
+	 * prints one: none of them in a core file. */
+	if (service_no_dumps("scepctl") != 0)
+		return 1;
 	/* Library warnings (e.g. a ZeroMQ connect) would only repeat what
 	 * scepctl says itself. */
 	log_init("scepctl", LOG_LEVEL_ERROR);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "service.h"
 #include "scepd_init.h"
 
 static void
@@ -73,6 +74,9 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	/* It makes the CA's, the RA's and CurveZMQ secret keys. */
+	if (service_no_dumps("scepd-init") != 0)
+		return 1;
 	log_init("scepd-init", LOG_LEVEL_INFO);
 	return scepd_init(data_dir, listen, locked_fd, service_users) < 0 ? 1
 	                                                                  : 0;
