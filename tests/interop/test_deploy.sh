@@ -393,6 +393,7 @@ def compose(config_yml, image_json, compose_dir, secrets, opt, work):
         need(re.match(r"^10001(:10001)?$", user), f"{what}: {s} runs as '{user}', want 10001")
         need(svc.get("read_only") is True, f"{what}: {s}: read_only is not true")
         need("ALL" in (svc.get("cap_drop") or []), f"{what}: {s}: cap_drop is not [ALL]")
+        need(svc.get("mem_limit") and svc.get("pids_limit"), f"{what}: {s}: no mem_limit or pids_limit")
         need(any(re.match(r"^no-new-privileges(:true)?$", o) for o in svc.get("security_opt") or []), f"{what}: {s}: no no-new-privileges")
         hc = svc.get("healthcheck") or {}
         need(hc.get("test") and not hc.get("disable"), f"{what}: {s} has no health check")
@@ -898,6 +899,8 @@ def systemd(udir, sysusers, conf_file, root, secrets):
         need(os.path.dirname(argv[2]) == "/etc/scepd", f"systemd: {f}: --config is not in /etc/scepd (ConfigurationDirectory)")
         # Restarted for as long as it fails, as the launcher does: with a
         # start limit systemd leaves it failed after a few quick tries.
+        need(re.match(r"^[0-9]+[KMG]$", one(u, "MemoryMax") or ""),
+             f"systemd: {f}: MemoryMax={one(u, 'MemoryMax')}: no memory limit")
         need(one(u, "StartLimitIntervalSec", "Unit") == "0",
              f"systemd: {f}: StartLimitIntervalSec={one(u, 'StartLimitIntervalSec', 'Unit')}: gives up restarting, want 0")
     need(set(by_sect) == set(SECTIONS), f"systemd: units for {sorted(set(SECTIONS) - set(by_sect))} missing")
