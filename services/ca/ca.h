@@ -333,6 +333,9 @@ int ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX]);
 /* The issued subject: the template's fixed DN then the request's CN(s),
  * or the request's subject as sent. The caller frees it. */
 X509_NAME *ca_issue_subject(const struct ca_template *t, X509_REQ *req);
+/* `name` written anew, in DER (a multi-valued RDN's parts sorted as DER
+ * sorts a SET): not the bytes OpenSSL read it from. NULL: no memory. */
+X509_NAME *ca_issue_subject_der(const X509_NAME *name);
 /* The certificate for `req`, everything but the signature; its signature
  * algorithm is ca->sig_alg. NULL and *why on failure. */
 X509 *ca_issue_build(const struct ca *ca, const struct ca_template *tpl,

@@ -85,7 +85,7 @@ ca_akid_ext(X509 *ca_cert)
  * the signature would carry into the certificate (RFC 5280: DER), where
  * strict readers refuse it. Entries added to a new name are written DER.
  */
-static X509_NAME *
+X509_NAME *
 ca_issue_subject_der(const X509_NAME *asked)
 {
 	X509_NAME *name = X509_NAME_new();

@@ -48,39 +48,41 @@ renewal_date(time_t t, char out[24])
 	strftime(out, 24, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
-/* Whether two names are written alike: each attribute, its RDN, string
- * type and bytes (not the lengths' form: a certificate issued before
- * subjects were written in DER kept a request's BER); with `cn_only`
- * their commonNames alone (a template's fixed Subject gives the rest,
- * which its operator may have rewritten since). */
+/* Whether two names are written alike, as DER writes them (string types
+ * and bytes; not the lengths' form or a SET's order as sent: a certificate
+ * issued before subjects were written anew kept a request's BER); with
+ * `cn_only` their commonNames alone (a template's fixed Subject gives the
+ * rest, which its operator may have rewritten since). -1: no memory. */
 static int
 renewal_names_identical(const X509_NAME *a, const X509_NAME *b, int cn_only)
 {
-	int na = X509_NAME_entry_count(a), nb = X509_NAME_entry_count(b);
-	int ia = -1, ib = -1;
+	X509_NAME *da = NULL, *db = NULL;
+	const unsigned char *pa, *pb;
+	size_t la, lb;
+	int ia = -1, ib = -1, same;
 
+	if (!cn_only) {
+		if ((da = ca_issue_subject_der(a)) == NULL ||
+		    (db = ca_issue_subject_der(b)) == NULL ||
+		    X509_NAME_get0_der(da, &pa, &la) != 1 ||
+		    X509_NAME_get0_der(db, &pb, &lb) != 1)
+			same = -1;
+		else
+			same = la == lb && memcmp(pa, pb, la) == 0;
+		X509_NAME_free(da);
+		X509_NAME_free(db);
+		return same;
+	}
 	for (;;) {
-		const X509_NAME_ENTRY *ea, *eb;
 		const ASN1_STRING *va, *vb;
 
-		if (cn_only) {
-			ia = X509_NAME_get_index_by_NID(a, NID_commonName, ia);
-			ib = X509_NAME_get_index_by_NID(b, NID_commonName, ib);
-		} else {
-			ia = ia + 1 < na ? ia + 1 : -1;
-			ib = ib + 1 < nb ? ib + 1 : -1;
-		}
+		ia = X509_NAME_get_index_by_NID(a, NID_commonName, ia);
+		ib = X509_NAME_get_index_by_NID(b, NID_commonName, ib);
 		if (ia < 0 || ib < 0)
 			return ia < 0 && ib < 0;
-		ea = X509_NAME_get_entry(a, ia);
-		eb = X509_NAME_get_entry(b, ib);
-		va = X509_NAME_ENTRY_get_data(ea);
-		vb = X509_NAME_ENTRY_get_data(eb);
-		if ((!cn_only &&
-		        (X509_NAME_ENTRY_set(ea) != X509_NAME_ENTRY_set(eb) ||
-		            OBJ_cmp(X509_NAME_ENTRY_get_object(ea),
-		                X509_NAME_ENTRY_get_object(eb)) != 0)) ||
-		    ASN1_STRING_type(va) != ASN1_STRING_type(vb) ||
+		va = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(a, ia));
+		vb = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(b, ib));
+		if (ASN1_STRING_type(va) != ASN1_STRING_type(vb) ||
 		    ASN1_STRING_length(va) != ASN1_STRING_length(vb) ||
 		    memcmp(ASN1_STRING_get0_data(va), ASN1_STRING_get0_data(vb),
 		        (size_t)ASN1_STRING_length(va)) != 0)
@@ -126,7 +128,7 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	struct ca_ledger_view view;
 	char old_template[CA_TEMPLATE_NAME_MAX];
 	char by[CA_SERIAL_HEX];
-	int rc = -1, revoked, renewed;
+	int rc = -1, revoked, renewed, same;
 
 	if (old == NULL || p != der + der_len) {
 		renewal_refuse(r, "the certificate to renew is unreadable");
@@ -256,8 +258,12 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	/* X509_NAME_cmp compares the canonical form (case, spaces and
 	 * string type aside); the certificate is issued with the bytes
 	 * asked, which another system may read as another name. */
-	if (!renewal_names_identical(subject, X509_get_subject_name(old),
-	        tpl->fixed_subject != NULL)) {
+	if ((same = renewal_names_identical(subject, X509_get_subject_name(old),
+	         tpl->fixed_subject != NULL)) < 0) {
+		renewal_refuse(r, "out of memory comparing the subjects");
+		goto out;
+	}
+	if (!same) {
 		renewal_refuse(r,
 		    "a renewal keeps the subject of certificate %s as it is "
 		    "written; this request writes it otherwise (letter "
