@@ -169,6 +169,9 @@ void admin_guard_free(struct admin_guard *g);
 /* The /64s whose connections are counted at once: more than
  * libmicrohttpd's connection limit (FD_SETSIZE - 4). */
 #define HTTP_PREFIX_SLOTS 1024
+/* Connections past MaxConnections a loopback client may open: the
+ * launcher's liveness check reaches the HTTP threads (http_full). */
+#define HTTP_LOOPBACK_RESERVE 16
 
 struct frontend {
 	struct frontend_settings settings;

@@ -609,6 +609,7 @@ static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static const char per_ip[] = "Server reached connection limit";
+	static const char failed[] = "Failed to start serving new connection";
 	struct frontend *fe = cls;
 	char buf[512];
 	int64_t now;
@@ -636,6 +637,10 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 		    fe->settings.per_ip_connection_limit, n, n == 1 ? "" : "s");
 		return;
 	}
+	/* A connection queued to a thread that could not start it (no
+	 * memory for its pool): no close will count it down. */
+	if (strncmp(buf, failed, sizeof(failed) - 1) == 0)
+		atomic_fetch_sub(&fe->connections, 1);
 	log_warn("libmicrohttpd: %s", buf);
 }
 
@@ -758,7 +763,7 @@ http_framing_refused(
 	struct http_framing f = {0, 0, 0};
 
 	MHD_get_connection_values(c, MHD_HEADER_KIND, http_framing_header, &f);
-	if (f.content_length > 1 ||
+	if (f.content_length > 1 || f.transfer_encoding > 1 ||
 	    (f.content_length > 0 && f.transfer_encoding > 0)) {
 		log_warn("%s %s from %s: %d Content-Length and %d "
 		         "Transfer-Encoding headers: refused (where the body "
@@ -1224,23 +1229,38 @@ http_notify_connection(void *cls, struct MHD_Connection *c,
  * to without unlocking a mutex that thread takes again: it hangs for
  * good, and no connection is served (connections added in a burst all
  * pass its unlocked check before that thread counts them).
+ * A loopback client has HTTP_LOOPBACK_RESERVE more: the launcher's
+ * liveness check must reach the HTTP threads when devices hold them all,
+ * or a frontend whose threads hang would answer it 503 from here, alive.
+ * X-Scepd-Refused tells the check (and a client) who answered.
  */
 static int
-http_full(struct frontend *fe, int c)
+http_full(struct frontend *fe, int c, const struct sockaddr *sa)
 {
 	static const char answer[] =
 	    "HTTP/1.1 503 Service Unavailable\r\n"
+	    "X-Scepd-Refused: MaxConnections\r\n"
 	    "Retry-After: 5\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Length: 45\r\n"
 	    "Connection: close\r\n\r\n"
 	    "The server holds all the connections it may.\n";
+	char drain[4096];
+	struct netaddr peer;
 	int64_t now;
+	long limit = fe->settings.max_connections;
 
-	if (atomic_load(&fe->connections) < fe->settings.max_connections)
+	if (netaddr_from_sockaddr(sa, &peer) == 0 && netaddr_is_loopback(&peer))
+		limit += HTTP_LOOPBACK_RESERVE;
+	if (atomic_load(&fe->connections) < limit)
 		return 0;
-	/* Non-blocking: what does not fit the socket's buffer is lost. */
+	/* Non-blocking: what does not fit the socket's buffer is lost. What
+	 * the client sent already is read first: closed unread, the socket
+	 * would send RST, and a client may lose the answer to it. */
 	(void)!send(c, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(c, SHUT_WR);
+	while (recv(c, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+		;
 	now = clock_monotonic_ms();
 	if (now - fe->full_warned_ms > 10000) {
 		log_warn("security: MaxConnections = %ld connections held: "
@@ -1279,7 +1299,7 @@ http_acceptor(void *arg)
 				    "accept", errno, &warned_ms);
 			continue;
 		}
-		if (http_full(fe, c) ||
+		if (http_full(fe, c, (struct sockaddr *)&addr) ||
 		    http_prefix_full(fe, (struct sockaddr *)&addr)) {
 			close(c);
 			continue;
@@ -1331,7 +1351,9 @@ http_start(struct frontend *fe, int listen_fd)
 	opts[n - 2].value = threads;
 	for (size_t i = 0; i < n; i++)
 		if (opts[i].option == MHD_OPTION_CONNECTION_LIMIT)
-			opts[i].value = threads * (2 * s->max_connections + 16);
+			opts[i].value = threads *
+			    (2 * (s->max_connections + HTTP_LOOPBACK_RESERVE) +
+			        16);
 	if (threads == 1) /* libmicrohttpd warns about a pool of one */
 		opts[n - 2].option = MHD_OPTION_END;
 	fe->listen_fd = listen_fd;

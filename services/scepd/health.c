@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@
 /* Checks of the frontend closed unanswered in a row that still count as
  * answers: a minute at the default HealthCheckInterval. */
 #define HEALTH_CLOSES_MAX 12
+#define HEALTH_SOURCE_V4 0x7ffffffeU /* 127.255.255.254 */
 
 enum probe_kind {
 	PROBE_NONE, /* not checked */
@@ -659,6 +661,25 @@ probe_rpc_read(struct health *h, struct probe *p, int64_t now)
 	}
 }
 
+/*
+ * A check of a frontend on an IPv4 loopback address comes from
+ * HEALTH_SOURCE_V4, an address of 127/8 no client uses: a proxy on this
+ * host holding PerIPConnectionLimit connections from 127.0.0.1 does not
+ * hold the check out. Best effort: without it, from 127.0.0.1.
+ */
+static void
+probe_http_source(const struct probe *p)
+{
+	const struct sockaddr_in *to = (const struct sockaddr_in *)&p->addr;
+	struct sockaddr_in from = {.sin_family = AF_INET};
+
+	if (p->addr.ss_family != AF_INET ||
+	    (ntohl(to->sin_addr.s_addr) >> 24) != 127)
+		return;
+	from.sin_addr.s_addr = htonl(HEALTH_SOURCE_V4);
+	(void)bind(p->fd, (struct sockaddr *)&from, sizeof(from));
+}
+
 static void
 probe_http_send(struct health *h, struct probe *p, int64_t now)
 {
@@ -672,6 +693,7 @@ probe_http_send(struct health *h, struct probe *p, int64_t now)
 		p->next_ms = now + h->interval_ms;
 		return;
 	}
+	probe_http_source(p);
 	if (connect(p->fd, (struct sockaddr *)&p->addr, p->addrlen) == 0)
 		p->state = PROBE_HTTP_SEND;
 	else if (errno == EINPROGRESS)
@@ -723,52 +745,72 @@ probe_http_step(struct health *h, struct probe *p, short revents, int64_t now)
 		p->off = 0;
 	}
 	for (;;) {
-		int status;
+		int status, closed = 0;
 
 		n = recv(p->fd, p->answer + p->off, sizeof(p->answer) - p->off,
 		    MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		/*
-		 * Closed without an answer: the address the check comes from
-		 * holds PerIPConnectionLimit connections (a proxy on this
-		 * host), an answer of sorts. But a frontend whose HTTP
-		 * threads hang while its acceptor still takes connections
-		 * answers so too: for HEALTH_CLOSES_MAX checks in a row, it
-		 * is a miss (MaxConnections reached is answered 503).
-		 */
-		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-			if (++p->closes < HEALTH_CLOSES_MAX) {
-				probe_answered(h, p, now);
-				return;
-			}
-			snprintf(why, sizeof(why),
-			    "closed unanswered %d times in a row: its HTTP "
-			    "threads hang, or [frontend] PerIPConnectionLimit "
-			    "is reached from this host (a proxy here: set 0)",
-			    p->closes);
-			probe_missed(h, p, now, why);
-			return;
-		}
-		if (n < 0) {
+		if (n < 0 && errno != ECONNRESET) {
 			snprintf(why, sizeof(why), "recv: %s", strerror(errno));
 			probe_missed(h, p, now, why);
 			return;
 		}
-		p->off += (size_t)n;
+		if (n > 0)
+			p->off += (size_t)n;
+		else
+			closed = 1;
 		status = health_http_status(p->answer, p->off);
-		if (status > 0) {
-			/* Any status: its HTTP threads answer. */
-			p->closes = 0;
-			probe_answered(h, p, now);
-			return;
-		}
-		if (status < 0 || p->off == sizeof(p->answer)) {
+		if (status < 0 ||
+		    (status == 0 && p->off == sizeof(p->answer))) {
 			snprintf(why, sizeof(why),
 			    "not an HTTP answer: '%.40s'", p->answer);
 			probe_missed(h, p, now, why);
 			return;
 		}
+		if (status == 0 && !closed)
+			continue;
+		/* The acceptor's own 503 is known by its header (http_full):
+		 * read the headers, after which it closes. */
+		if (status == 503 && !closed && p->off < sizeof(p->answer) &&
+		    memmem(p->answer, p->off, "\r\n\r\n", 4) == NULL)
+			continue;
+		if (status > 0 &&
+		    memmem(p->answer, p->off, "\r\nX-Scepd-Refused:", 18) ==
+		        NULL) {
+			/* Any status of its HTTP threads: they answer. */
+			p->closes = 0;
+			probe_answered(h, p, now);
+			return;
+		}
+		/*
+		 * Closed unanswered (the checks' address over
+		 * PerIPConnectionLimit), or answered by the acceptor alone
+		 * (loopback clients hold MaxConnections and the reserve
+		 * past it): an answer of sorts, for a while. A frontend
+		 * whose HTTP threads hang while its acceptor still takes
+		 * connections answers so too: HEALTH_CLOSES_MAX checks in a
+		 * row are a miss.
+		 */
+		if (++p->closes < HEALTH_CLOSES_MAX) {
+			probe_answered(h, p, now);
+			return;
+		}
+		if (status > 0)
+			snprintf(why, sizeof(why),
+			    "answered by its acceptor alone (503, "
+			    "MaxConnections) %d times in a row: its HTTP "
+			    "threads hang, or loopback clients hold every "
+			    "connection",
+			    p->closes);
+		else
+			snprintf(why, sizeof(why),
+			    "closed unanswered %d times in a row: its HTTP "
+			    "threads hang, or [frontend] PerIPConnectionLimit "
+			    "is reached from this host",
+			    p->closes);
+		probe_missed(h, p, now, why);
+		return;
 	}
 }
 

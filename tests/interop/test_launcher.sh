@@ -261,40 +261,76 @@ wait "$closed_pid" || fail "scepd with stdio closed did not stop cleanly"
 echo "   every process's descriptors 1 and 2 on /dev/null; enrolled; no log line in the LMDB files"
 server_start
 
-check "a frontend that closes the launcher's checks unanswered 12 times in a row (its HTTP threads hung, or PerIPConnectionLimit reached from this host) is killed and restarted, the log saying why; fewer are answers"
+check "a frontend whose HTTP threads hang while devices hold every connection is restarted (its acceptor answering 503 is no answer of theirs); a proxy on this host holding PerIPConnectionLimit from 127.0.0.1 restarts nothing"
 server_stop
 set_conf frontend PerIPConnectionLimit 2
 set_conf frontend ConnectionTimeout 120
+set_conf frontend MaxConnections 16
+set_conf frontend Threads 2
 server_start
 old=$(service_pid scepd-frontend)
-from=$(log_mark)
-# Two idle connections from 127.0.0.1, the checks' address, held until
-# the frontend that holds them goes.
+# Two idle connections from 127.0.0.1 (PerIPConnectionLimit = 2), held
+# 20 s: the checks come from another loopback address, and pass.
 python3 - "$PORT" > "$WORK/held.out" 2>&1 <<'PY' &
 import socket, sys, time
 held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(2)]
-for s in held:
-    s.settimeout(60)
-    s.recv(1)
-print("closed by the frontend")
+time.sleep(20)
 PY
 holder=$!
 on_exit "kill $holder 2>/dev/null"
-sleep 5
-[ "$(service_pid scepd-frontend)" = "$old" ] || fail "the frontend was replaced after 5 s of checks closed unanswered (fewer than 12 are answers)"
-for _ in $(seq 150); do
+sleep 1
+curl -s -m 2 -o /dev/null "$BASE/healthz" && fail "a third connection from 127.0.0.1 was served: PerIPConnectionLimit = 2 not reached, the check proves nothing"
+wait $holder || true
+[ "$(service_pid scepd-frontend)" = "$old" ] ||
+	fail "the frontend was restarted while a client held PerIPConnectionLimit from 127.0.0.1 (the checks' address is another)"
+echo "   20 s of PerIPConnectionLimit held from 127.0.0.1: frontend $old kept"
+# Its HTTP threads stopped (ptrace, the others run), and 20 connections
+# from other addresses past MaxConnections = 16: the acceptor answers
+# them 503, the checks go to the stopped threads, unanswered.
+from=$(log_mark)
+python3 - "$old" > "$WORK/stop.out" 2>&1 <<'PY' &
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+pid = int(sys.argv[1])
+tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)
+        if open("/proc/%d/task/%s/comm" % (pid, t)).read().startswith("MHD")]
+for t in tids:  # PTRACE_SEIZE, PTRACE_INTERRUPT
+    if libc.ptrace(0x4206, t, None, None) != 0 or libc.ptrace(0x4207, t, None, None) != 0:
+        sys.exit("ptrace %d: errno %d" % (t, ctypes.get_errno()))
+print("stopped", len(tids), flush=True)
+time.sleep(60)
+PY
+stopper=$!
+on_exit "kill $stopper 2>/dev/null"
+for _ in $(seq 50); do grep -q "^stopped [1-9]" "$WORK/stop.out" && break; sleep 0.1; done
+grep -q "^stopped [1-9]" "$WORK/stop.out" || { cat "$WORK/stop.out"; fail "the frontend's HTTP threads could not be stopped"; }
+python3 - "$PORT" > "$WORK/flood.out" 2>&1 <<'PY' &
+import socket, sys, time
+held = []
+for a in range(20):
+    s = socket.socket(); s.bind(("127.0.1.%d" % (20 + a), 0)); s.connect(("127.0.0.1", int(sys.argv[1]))); held.append(s)
+time.sleep(60)
+PY
+flooder=$!
+on_exit "kill $flooder 2>/dev/null"
+await_logged "$from" "scepd\[[0-9]*\] error: scepd-frontend (pid $old) has not answered .*hung; SIGKILL" 40 ||
+	fail "a frontend whose HTTP threads hang behind its acceptor's 503s was not killed within 40 s"
+# The tracer lets it go: SIGKILL ends a traced process once it is let go.
+kill $stopper $flooder 2>/dev/null || true
+new=
+for _ in $(seq 100); do
 	new=$(service_pid scepd-frontend)
 	[ -n "$new" ] && [ "$new" != "$old" ] && break
 	sleep 0.2
 done
-[ -n "$new" ] && [ "$new" != "$old" ] || fail "the frontend whose checks were closed unanswered was not replaced within 35 s"
-wait $holder || true
-logged "$from" "scepd\[[0-9]*\] error: scepd-frontend (pid $old) has not answered for [0-9.]* s (2 liveness checks missed in a row, the last: closed unanswered 1[23] times in a row: its HTTP threads hang, or \[frontend\] PerIPConnectionLimit is reached from this host" ||
-	fail "the launcher did not say why it killed the frontend"
+[ -n "$new" ] && [ "$new" != "$old" ] || fail "the killed frontend was not restarted"
 grep "scepd\[.*scepd-frontend.*\(liveness\|hung\|restarting\)" "$WORK/log.since" | sed 's/^/   /' | cut -c1-250
 server_stop
 set_conf frontend PerIPConnectionLimit 32
 set_conf frontend ConnectionTimeout 15
+set_conf frontend MaxConnections 1024
+set_conf frontend Threads 0
 server_start
 
 check "a CA that exits before it serves, its exit and SIGCHLD both pending when the launcher looks: the others start all the same, and the CA again"
