@@ -49,7 +49,9 @@ scepctl_health(const struct scepctl *ctl, int argc, char **argv)
 	struct scepctl_conn conn;
 	const char *section = NULL;
 	/* scepctl --timeout, unless the command's own says otherwise */
-	long timeout_s = ctl->timeout_s > 0 ? ctl->timeout_s : HEALTH_TIMEOUT_S;
+	long timeout_s = ctl->timeout_s <= 0        ? HEALTH_TIMEOUT_S
+	    : ctl->timeout_s < HEALTH_TIMEOUT_MAX_S ? ctl->timeout_s
+	                                            : HEALTH_TIMEOUT_MAX_S;
 	char name[32];
 	int64_t start;
 	int c, e, rc = 1;
