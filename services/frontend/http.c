@@ -1259,7 +1259,9 @@ http_full(struct frontend *fe, int c, const struct sockaddr *sa)
 	 * would send RST, and a client may lose the answer to it. */
 	(void)!send(c, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(c, SHUT_WR);
-	while (recv(c, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+	for (int i = 0; i < 16 && /* a sender that never stops is cut */
+	     recv(c, drain, sizeof(drain), MSG_DONTWAIT) > 0;
+	     i++)
 		;
 	now = clock_monotonic_ms();
 	if (now - fe->full_warned_ms > 10000) {
