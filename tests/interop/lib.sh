@@ -313,6 +313,17 @@ await_logged() {
 	logged "$1" "$2"
 }
 
+# await_healthz URL SECONDS: waits until URL/healthz answers 200; fails
+# (status 1) after SECONDS.
+await_healthz() {
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		curl -sf -m 2 "$1/healthz" > /dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	curl -sf -m 2 "$1/healthz" > /dev/null 2>&1
+}
+
 # Sets KEY = VALUE in [SECTION] of $DATA/scepd.conf, adding it when absent.
 set_conf() {
 	local section=$1 key=$2 value=$3 conf="$DATA/scepd.conf"

@@ -81,11 +81,7 @@ mkdir "$WORK/empty"
 setsid "$SCEPD" --data-dir "$WORK/empty" --listen "127.0.0.1:$((PORT + 2))" > "$WORK/empty-first.log" 2>&1 &
 empty_pid=$!
 on_exit "kill -TERM -- -$empty_pid 2>/dev/null"
-for _ in $(seq 150); do
-	curl -sf -m 2 "http://127.0.0.1:$((PORT + 2))/healthz" > /dev/null 2>&1 && break
-	sleep 0.2
-done
-curl -sf -m 2 "http://127.0.0.1:$((PORT + 2))/healthz" > /dev/null ||
+await_healthz "http://127.0.0.1:$((PORT + 2))" 30 ||
 	{ cat "$WORK/empty-first.log"; fail "scepd on an empty directory did not start"; }
 rc=0
 timeout -s KILL 60 "$SCEPD" --data-dir "$WORK/empty" --listen "127.0.0.1:$((PORT + 3))" > "$WORK/empty-second.log" 2>&1 || rc=$?
@@ -226,11 +222,7 @@ wait "${load_pids[@]}" 2> /dev/null || true
 
 check "a frontend stopped with SIGSTOP (hung) is killed and restarted by the liveness checks; it serves again"
 hung_replaced scepd-frontend
-for _ in $(seq 50); do
-	curl -sf -m 2 "$BASE/healthz" >/dev/null 2>&1 && break
-	sleep 0.2
-done
-curl -sf -m 2 "$BASE/healthz" >/dev/null || fail "/healthz does not answer after the hung frontend was replaced"
+await_healthz "$BASE" 10 || fail "/healthz does not answer after the hung frontend was replaced"
 ios_enroll "$(challenge)" "CN=after a hung frontend" "$WORK/hung-fe.pem" >/dev/null ||
 	fail "enrollment after the hung frontend was replaced"
 verify_cert "$WORK/hung-fe.pem"
@@ -240,10 +232,7 @@ server_stop
 setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >&- 2>&- &
 closed_pid=$!
 on_exit "kill $closed_pid 2>/dev/null"
-for _ in $(seq 100); do
-	curl -sf -m 2 "$BASE/healthz" > /dev/null 2>&1 && break
-	sleep 0.2
-done
+await_healthz "$BASE" 20 || fail "scepd started with stdout and stderr closed does not answer /healthz"
 ios_enroll "$(challenge)" "CN=stdio closed" "$WORK/stdio.pem" > /dev/null ||
 	fail "no enrollment with scepd started with stdout and stderr closed"
 "$SCEPCTL" --data-dir "$DATA" list --limit 1 2> /dev/null | grep -q . || fail "scepctl list, stdio closed at start: the ledger cannot be read"
@@ -351,10 +340,7 @@ server_stop
 SCEPD_LIBEXEC_DIR="$WORK/once-libexec" SCEPD_TEST_FIRST_POLL_MS=500 \
 	setsid "$SCEPD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" >> "$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do
-	curl -sf -m 2 "$BASE/healthz" > /dev/null 2>&1 && break
-	sleep 0.2
-done
+await_healthz "$BASE" 20 || true
 [ -e "$WORK/once-libexec/ran" ] || fail "the stand-in CA never ran: this case tests nothing"
 curl -sf -m 2 "$BASE/healthz" > /dev/null ||
 	fail "after the CA exited before it served, the other services were never started"
