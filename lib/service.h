@@ -37,6 +37,12 @@ int service_no_dumps(const char *name);
  */
 #define SERVICE_HOLD_ENV "SCEPD_HOLD_ON_KEY_REFUSAL"
 /*
+ * The header on an answer the frontend's acceptor gives alone, past
+ * MaxConnections, without its HTTP threads: the launcher's liveness check
+ * counts such an answer as no proof that they work.
+ */
+#define SERVICE_REFUSED_HEADER "X-Scepd-Refused"
+/*
  * The launcher starts the CA alone and the others once it serves (its key
  * store's login done: two processes logging in to one SoftHSM2 token at
  * once made one fail "Failed to enumerate slots"). It hands the CA a

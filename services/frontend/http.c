@@ -22,6 +22,7 @@
 #include "frontend.h"
 #include "log.h"
 #include "netaddr.h"
+#include "service.h"
 
 #define ALLOW_SCEP "GET, HEAD, POST"
 #define ALLOW_READ "GET, HEAD"
@@ -1238,8 +1239,8 @@ static int
 http_full(struct frontend *fe, int c, const struct sockaddr *sa)
 {
 	static const char answer[] =
-	    "HTTP/1.1 503 Service Unavailable\r\n"
-	    "X-Scepd-Refused: MaxConnections\r\n"
+	    "HTTP/1.1 503 Service Unavailable\r\n" SERVICE_REFUSED_HEADER
+	    ": MaxConnections\r\n"
 	    "Retry-After: 5\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Length: 45\r\n"

@@ -38,6 +38,7 @@
 #include "netaddr.h"
 #include "scep.pb-c.h"
 #include "scepd.h"
+#include "service.h"
 
 #define HEALTH_ANSWER_MAX 256 /* bytes of an HTTP answer read: its start */
 #define HEALTH_FIRST_MS 1000 /* a service's first check, after its start */
@@ -708,6 +709,7 @@ probe_http_send(struct health *h, struct probe *p, int64_t now)
 static void
 probe_http_step(struct health *h, struct probe *p, short revents, int64_t now)
 {
+	static const char refused[] = "\r\n" SERVICE_REFUSED_HEADER ":";
 	char why[256];
 	ssize_t n;
 
@@ -776,7 +778,7 @@ probe_http_step(struct health *h, struct probe *p, short revents, int64_t now)
 		    memmem(p->answer, p->off, "\r\n\r\n", 4) == NULL)
 			continue;
 		if (status > 0 &&
-		    memmem(p->answer, p->off, "\r\nX-Scepd-Refused:", 18) ==
+		    memmem(p->answer, p->off, refused, sizeof(refused) - 1) ==
 		        NULL) {
 			/* Any status of its HTTP threads: they answer. */
 			p->closes = 0;
