@@ -263,11 +263,15 @@ old=$(service_pid scepd-frontend)
 python3 - "$PORT" > "$WORK/held.out" 2>&1 <<'PY' &
 import socket, sys, time
 held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(2)]
+print("held", len(held), flush=True)
 time.sleep(20)
 PY
 holder=$!
 on_exit "kill $holder 2>/dev/null"
-sleep 1
+# Connected (a busy machine starts python3 slowly); the acceptor takes
+# connections in order, so the next one is counted after them.
+for _ in $(seq 100); do grep -q "^held 2" "$WORK/held.out" && break; sleep 0.1; done
+grep -q "^held 2" "$WORK/held.out" || { cat "$WORK/held.out"; fail "two connections from 127.0.0.1 could not be opened"; }
 curl -s -m 2 -o /dev/null "$BASE/healthz" && fail "a third connection from 127.0.0.1 was served: PerIPConnectionLimit = 2 not reached, the check proves nothing"
 wait $holder || true
 [ "$(service_pid scepd-frontend)" = "$old" ] ||
