@@ -100,6 +100,50 @@ renew f3 f2 "CN=fixed 1" --key "$WORK/f3.key" || rc=$?
 set_conf template.IPSECIntermediateOffline Subject request
 server_restart
 
+check "a multi-valued RDN sent unsorted is issued in DER's order; its renewal sending it unsorted again keeps the subject, another value in it does not"
+# forge_subject NAME SUBJECT [PASSWORD]: $WORK/NAME.csr and its new key
+# NAME.key from csr_forge.py, SUBJECT's RDN values written as given.
+forge_subject() {
+	python3 "$SRC_DIR/tests/tools/csr_forge.py" subject "$WORK/$1" "$2" ${3:+"$3"} > /dev/null ||
+		fail "csr_forge.py subject $2"
+}
+# multi_rdn FILE: the types of each multi-valued RDN in FILE's (PEM)
+# names, in the order written, as openssl asn1parse reads them.
+multi_rdn() {
+	openssl asn1parse -in "$1" | awk '
+		/:d=3 .*SET/ { if (n > 1) print s; s = ""; n = 0; in_set = 1; next }
+		/:d=[0-3] / { if (n > 1) print s; s = ""; n = 0; in_set = 0 }
+		in_set && /:d=5 .*OBJECT/ { sub(/.*:/, ""); s = s (n++ ? "+" : "") $0 }
+		END { if (n > 1) print s }'
+}
+# The RDN's values are of one length: DER sorts the SET by their types
+# then (O 2.5.4.10 before OU 2.5.4.11); the device writes OU first.
+sorted=organizationName+organizationalUnitName
+unsorted=organizationalUnitName+organizationName
+m_subj="/OU=Printers+O=Fabrikam/CN=printer 3"
+forge_subject m1 "$m_subj" "$(challenge)"
+[ "$(multi_rdn "$WORK/m1.csr")" = "$unsorted" ] || fail "the request's RDN is not $unsorted: $(multi_rdn "$WORK/m1.csr")"
+# the password is in the request
+ios_enroll "" "$m_subj" "$WORK/m1.pem" "$URL" --csr "$WORK/m1.csr" --key "$WORK/m1.key" > /dev/null ||
+	fail "enrollment with an unsorted multi-valued RDN"
+[ "$(multi_rdn "$WORK/m1.pem")" = "$sorted" ] || fail "the certificate's RDN is not $sorted: $(multi_rdn "$WORK/m1.pem")"
+forge_subject m2 "$m_subj"
+renew m2 m1 "$m_subj" --message-type 17 --csr "$WORK/m2.csr" --key "$WORK/m2.key" ||
+	{ cat "$WORK/m2.log"; fail "a RenewalReq sending the multi-valued RDN unsorted again was refused"; }
+grep -q "^pkiStatus: SUCCESS" "$WORK/m2.log" || { cat "$WORK/m2.log"; fail "the renewal's pkiStatus is not SUCCESS"; }
+verify_cert "$WORK/m2.pem"
+[ "$(openssl x509 -in "$WORK/m2.pem" -noout -serial)" != "$(openssl x509 -in "$WORK/m1.pem" -noout -serial)" ] ||
+	fail "the renewal returned the old certificate"
+[ "$(openssl x509 -in "$WORK/m2.pem" -noout -subject)" = "$(openssl x509 -in "$WORK/m1.pem" -noout -subject)" ] &&
+	[ "$(multi_rdn "$WORK/m2.pem")" = "$sorted" ] ||
+	fail "the renewed certificate's subject: $(openssl x509 -in "$WORK/m2.pem" -noout -subject), $(multi_rdn "$WORK/m2.pem")"
+forge_subject m3 "/OU=Scanners+O=Fabrikam/CN=printer 3"
+rc=0
+renew m3 m2 "$m_subj" --message-type 17 --csr "$WORK/m3.csr" --key "$WORK/m3.key" || rc=$?
+[ $rc = 2 ] && grep -q "^pkiStatus: FAILURE" "$WORK/m3.log" &&
+	grep -q "^failInfoText: a renewal keeps the subject of certificate $(openssl x509 -in "$WORK/m2.pem" -noout -serial | cut -d= -f2); this request asks for another$" "$WORK/m3.log" ||
+	{ cat "$WORK/m3.log"; fail "a renewal with another OU in the multi-valued RDN: exit $rc, want 2, another subject"; }
+
 check "a renewal asks no subjectAltName the certificate does not hold (it needs no password, and no approval); fewer is fine"
 ios_enroll "$(challenge)" "O=Fabrikam,CN=printer 12" "$WORK/s1.pem" "$URL" --key "$WORK/s1.key" \
 	--san DNS:a.devices.example.com >/dev/null || fail "enrollment with a SAN"
@@ -354,4 +398,4 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/nosign.key" -subj "/CN=
 bad_previous scepd-ra "$WORK/nosign.pem" "may not sign certificates"
 bad_previous scepd-ca "$WORK/nosign.pem" "may not sign certificates"
 
-pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject, SANs, once, ledger, template, window and new-key rules; an old CA's certificates after a switch with PreviousCACertificate"
+pass "RenewalReq and PKCSReq renewals (iOS-like client, strongSwan pki); subject (a multi-valued RDN sent unsorted too), SANs, once, ledger, template, window and new-key rules; an old CA's certificates after a switch with PreviousCACertificate"

@@ -74,6 +74,7 @@ struct options {
 	const char *txid; /* --txid: this transactionID, not the key's hash */
 	int bad_csr_signature; /* flip a bit of the CSR's signature */
 	int rsa_params_absent; /* the CSR's RSA key without NULL parameters */
+	const char *csr_file; /* send this request, not one made here */
 	int message_type; /* what to send; PKCSReq normally */
 	const char *ca_fingerprint; /* a profile's CAFingerprint, hex */
 };
@@ -194,13 +195,25 @@ out:
 }
 
 /* The PKCS#10 request: subject as given, challengePassword, and the key
- * usage of an iOS payload asking for signing and encryption. */
+ * usage of an iOS payload asking for signing and encryption; or --csr's,
+ * sent as it is written (OpenSSL keeps the bytes it read). */
 static X509_REQ *
 make_csr(const struct options *o, EVP_PKEY *key, const EVP_MD *md)
 {
 	X509_NAME *name;
-	X509_REQ *req;
+	X509_REQ *req = NULL;
+	FILE *f;
 
+	if (o->csr_file != NULL) {
+		if ((f = fopen(o->csr_file, "r")) != NULL) {
+			req = PEM_read_X509_REQ(f, NULL, NULL, NULL);
+			fclose(f);
+		}
+		if (req == NULL)
+			fprintf(stderr, "--csr %s: not a PEM request\n",
+			    o->csr_file);
+		return req;
+	}
 	if ((name = parse_subject(o->subject)) == NULL)
 		return NULL;
 	req = scep_make_csr(name, o->challenge, o->key_usage, o->san, key, md);
@@ -900,6 +913,9 @@ usage(FILE *f)
 	    "                    5 both (the default)\n"
 	    "  --san SPEC        subjectAltName, e.g. DNS:a.example.com\n"
 	    "  --csr-digest NAME sign the CSR with this digest (e.g. md5)\n"
+	    "  --csr FILE        send this PEM request as it is written\n"
+	    "                    (its key in --key; --subject and\n"
+	    "                    --challenge then unused)\n"
 	    "  --second-ext-req-san SPEC  a second extensionRequest\n"
 	    "                    attribute (msExtReq) with this\n"
 	    "                    subjectAltName\n"
@@ -954,6 +970,7 @@ main(int argc, char **argv)
 	    {"bad-csr-signature", no_argument, NULL, 'B'},
 	    {"rsa-params-absent", no_argument, NULL, 'P'},
 	    {"ca-fingerprint", required_argument, NULL, 1005},
+	    {"csr", required_argument, NULL, 1006},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -994,6 +1011,9 @@ main(int argc, char **argv)
 			break;
 		case 1005:
 			o.ca_fingerprint = optarg;
+			break;
+		case 1006:
+			o.csr_file = optarg;
 			break;
 		case 'p':
 			o.force_plus = 1;
