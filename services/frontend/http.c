@@ -718,32 +718,24 @@ http_pool_size(const struct frontend_settings *s)
  * lost). */
 #define HTTP_ANSWER_ROOM 4096
 
-static enum MHD_Result
-http_header_bytes(
-    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	size_t *n = cls;
-
-	(void)kind;
-	*n += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
-	return MHD_YES;
-}
-
-/* What says where a request's body ends: libmicrohttpd 0.9.75 takes the
- * first Content-Length of several, and keeps a connection open after a
+/* What one walk over a request's headers counts: their bytes, and what
+ * says where its body ends. libmicrohttpd 0.9.75 takes the first
+ * Content-Length of several, and keeps a connection open after a
  * request with both (RFC 9112 6.1: close it), which a proxy in front
  * that reads them otherwise turns into another request (smuggling). */
-struct http_framing {
+struct http_head {
+	size_t bytes;
 	int content_length, transfer_encoding, chunked;
 };
 
 static enum MHD_Result
-http_framing_header(
+http_head_header(
     void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-	struct http_framing *f = cls;
+	struct http_head *f = cls;
 
 	(void)kind;
+	f->bytes += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
 		f->content_length++;
 	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
@@ -758,25 +750,22 @@ http_framing_header(
  * ways (400) or by a transfer coding other than chunked (501, RFC 9112
  * 6.1; it waited for RequestDeadline). MHD_NO when it is not. */
 static int
-http_framing_refused(
-    struct MHD_Connection *c, struct request *r, enum MHD_Result *ret)
+http_framing_refused(struct MHD_Connection *c, struct request *r,
+    const struct http_head *f, enum MHD_Result *ret)
 {
-	struct http_framing f = {0, 0, 0};
-
-	MHD_get_connection_values(c, MHD_HEADER_KIND, http_framing_header, &f);
-	if (f.content_length > 1 || f.transfer_encoding > 1 ||
-	    (f.content_length > 0 && f.transfer_encoding > 0)) {
+	if (f->content_length > 1 || f->transfer_encoding > 1 ||
+	    (f->content_length > 0 && f->transfer_encoding > 0)) {
 		log_warn("%s %s from %s: %d Content-Length and %d "
 		         "Transfer-Encoding headers: refused (where the body "
 		         "ends is ambiguous)",
-		    r->method, r->log_path, r->client, f.content_length,
-		    f.transfer_encoding);
+		    r->method, r->log_path, r->client, f->content_length,
+		    f->transfer_encoding);
 		*ret = http_text(c, r, MHD_HTTP_BAD_REQUEST,
 		    "Where the body ends is ambiguous: one Content-Length, or "
 		    "Transfer-Encoding: chunked alone.\n");
 		return 1;
 	}
-	if (f.transfer_encoding > 0 && f.chunked != f.transfer_encoding) {
+	if (f->transfer_encoding > 0 && f->chunked != f->transfer_encoding) {
 		log_warn(
 		    "%s %s from %s: a Transfer-Encoding other than chunked",
 		    r->method, r->log_path, r->client);
@@ -799,7 +788,7 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 {
 	const char *ua, *cl;
 	unsigned long long n;
-	size_t head;
+	struct http_head head = {0, 0, 0, 0};
 	char *end;
 	enum MHD_Result ret;
 
@@ -819,18 +808,18 @@ http_begin(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 		    (unsigned char)*p == 0x7f)
 			*p = '\'';
 	/* "METHOD URI HTTP/1.1", then "Key: Value" lines. */
-	head = strlen(method) + strlen(r->raw_uri) + 16;
-	MHD_get_connection_values(c, MHD_HEADER_KIND, http_header_bytes, &head);
-	if (head + HTTP_ANSWER_ROOM > http_pool_size(&fe->settings)) {
+	head.bytes = strlen(method) + strlen(r->raw_uri) + 16;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, http_head_header, &head);
+	if (head.bytes + HTTP_ANSWER_ROOM > http_pool_size(&fe->settings)) {
 		log_warn("%s %s from %s: %zu bytes of request line and headers "
 		         "leave no room for the answer (MaxQueryString = %ld "
 		         "in [frontend] + 16 KiB, less %d)",
-		    r->method, r->log_path, r->client, head,
+		    r->method, r->log_path, r->client, head.bytes,
 		    fe->settings.max_query_string, HTTP_ANSWER_ROOM);
 		return http_text(c, r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
 		    "Request header fields too large.\n");
 	}
-	if (http_framing_refused(c, r, &ret))
+	if (http_framing_refused(c, r, &head, &ret))
 		return ret;
 	http_forwarded(fe, c, r);
 	if (r->bad_forwarded)
