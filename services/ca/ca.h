@@ -496,6 +496,25 @@ enum ca_pending_held {
 /* What is held under `txid` against the CSR `csr` (DER `der`, `len`)
  * for template `tpl` at `now`; -1 when the pending table cannot be
  * read. */
+/*
+ * Whether `csr` asks for what certificate `serial` (`old`) holds: the
+ * subject template `tpl` gives it (as X.509 name matching compares
+ * names), the same subjectAltNames, and the template the ledger recorded.
+ * 1, 0, or -1 when memory or the ledger failed.
+ */
+int
+ca_retry_asks_the_same(const struct ca *ca, MDB_txn *txn, const char *serial,
+    X509 *old, X509_REQ *csr, const struct ca_template *tpl);
+/* The refusal of a request under a transactionID whose certificate it
+ * does not ask for (printf format: its serial). */
+#define CA_RETRY_OTHER_REQUEST \
+	"certificate %s of this transactionID (its key's) holds another " \
+	"subject, subjectAltNames or template than this request asks: " \
+	"enroll with a new key"
+/* The same of a pending request. */
+#define CA_PENDING_OTHER_REQUEST \
+	"transactionID already pending approval with another CSR or " \
+	"template: send the same request or poll (CertPoll)"
 int ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
     X509_REQ *csr, const uint8_t *der, size_t len,
     const struct ca_template *tpl, time_t now);

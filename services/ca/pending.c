@@ -432,6 +432,53 @@ poll_refuse(Scep__V1__Reply *reply, int fail_info, const char *why,
 	reply->poll = out;
 }
 
+/*
+ * A PKCSReq answered as a poll (PollRequest.csr): 1 when its CSR asks what
+ * the transaction's certificate `cert` (`serial`) holds or, `cert` NULL,
+ * what its pending request asks, as a PKCSReq sent again is checked
+ * (sign.c); else 0 with `reply` refused, or -1 with an internal error.
+ */
+static int
+poll_asks_the_same(const struct ca *ca, MDB_txn *txn,
+    const Scep__V1__PollRequest *in, const char *serial, X509 *cert,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
+{
+	struct ca_refusal refusal;
+	const struct ca_template *tpl = NULL;
+	X509_REQ *asked = NULL;
+	char why[300];
+	int same, held;
+
+	memset(&refusal, 0, sizeof(refusal));
+	if (ca_csr_read(ca, in->csr.data, in->csr.len, 1, &asked, &tpl,
+	        &refusal) != 0) {
+		poll_refuse(reply, refusal.fail_info, refusal.why, arena);
+		return 0;
+	}
+	if (cert != NULL)
+		same =
+		    ca_retry_asks_the_same(ca, txn, serial, cert, asked, tpl);
+	else {
+		held = ca_pending_held(ca, txn, in->transaction_id, asked,
+		    in->csr.data, in->csr.len, tpl, time(NULL));
+		same = held < 0 ? -1 : held == CA_PENDING_SAME;
+	}
+	X509_REQ_free(asked);
+	if (same < 0) {
+		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
+		reply->error = "the CA cannot read its ledger now";
+	} else if (same == 0) {
+		snprintf(why, sizeof(why), CA_RETRY_OTHER_REQUEST, serial);
+		poll_refuse(reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
+		    cert != NULL ? why : CA_PENDING_OTHER_REQUEST, arena);
+		log_event(LOG_LEVEL_WARN, in->transaction_id, 0,
+		    "a PKCSReq answered as a poll asks another %s",
+		    cert != NULL ? "certificate than the transaction's"
+		                 : "request than the one pending");
+	}
+	return same;
+}
+
 void
 ca_handle_poll(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -516,6 +563,10 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 			    "poll: certificate %s %s", serial, what);
 			goto out;
 		}
+		if (in->has_csr &&
+		    poll_asks_the_same(
+		        ca, txn, in, serial, cert, reply, arena) != 1)
+			goto out;
 		out = rpc_alloc(arena, sizeof(*out));
 		scep__v1__poll_reply__init(out);
 		out->has_cert = 1;
@@ -562,6 +613,9 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 		    reply, SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 		goto out;
 	}
+	if (in->has_csr &&
+	    poll_asks_the_same(ca, txn, in, "", NULL, reply, arena) != 1)
+		goto out;
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__poll_reply__init(out);
 	out->has_pending = 1;

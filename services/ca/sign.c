@@ -82,6 +82,15 @@ ca_sign_never_answered(Scep__V1__Reply *reply)
 	reply->sign->never_answered = 1;
 }
 
+/* After an answer an earlier request of the transaction paid for: the RA
+ * releases a password this one reserved. */
+static void
+ca_sign_paid_before(Scep__V1__Reply *reply)
+{
+	reply->sign->has_paid_before = 1;
+	reply->sign->paid_before = 1;
+}
+
 static void
 ca_sign_internal(Scep__V1__Reply *reply, const Scep__V1__Request *req,
     const char *txid, const char *what, int mdb_error)
@@ -174,22 +183,57 @@ ca_sign_record_refusal(const struct ca *ca, const Scep__V1__SignRequest *in,
 	ERR_clear_error();
 }
 
+/* A retry is the same request sent again; the same key asking for
+ * another name is a new enrollment, which RFC 8894's transactionID (the
+ * key's) cannot tell from a retry: handed the old certificate, the device
+ * held one for a name it did not ask, and its new password was spent. */
+int
+ca_retry_asks_the_same(const struct ca *ca, MDB_txn *txn, const char *serial,
+    X509 *old, X509_REQ *csr, const struct ca_template *tpl)
+{
+	MDB_val key = {strlen(serial), (void *)serial}, val;
+	struct ca_ledger_view view;
+	char recorded[CA_TEMPLATE_NAME_MAX];
+	X509_NAME *subject = ca_issue_subject(tpl, csr);
+	GENERAL_NAMES *had =
+	    X509_get_ext_d2i(old, NID_subject_alt_name, NULL, NULL);
+	GENERAL_NAMES *asks = NULL;
+	int same = -1;
+
+	if (subject == NULL || ca_csr_san_names(csr, &asks) != 0 ||
+	    mdb_get(txn, ca->certs, &key, &val) != 0 ||
+	    ca_ledger_view(val.mv_data, val.mv_size, &view) != 0)
+		goto out;
+	same = X509_NAME_cmp(subject, X509_get_subject_name(old)) == 0 &&
+	    ca_names_within(asks, had) && ca_names_within(had, asks) &&
+	    /* A record of version 1 does not say its template. */
+	    (ca_ledger_template(&view, recorded, sizeof(recorded)) != 0 ||
+	        strcmp(recorded, tpl->name) == 0);
+out:
+	X509_NAME_free(subject);
+	GENERAL_NAMES_free(had);
+	GENERAL_NAMES_free(asks);
+	ERR_clear_error();
+	return same;
+}
+
 /*
- * A transaction seen before: the same key gets the same certificate (the
- * device retried), another key is refused. 1 when answered, 0 when the
- * transaction is new, -1 on an internal error (answered).
+ * A transaction seen before: the same key asking the same gets the same
+ * certificate (the device retried), another key or another request is
+ * refused. 1 when answered, 0 when the transaction is new, -1 on an
+ * internal error (answered).
  */
 static int
 ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
-    const Scep__V1__SignRequest *in, const Scep__V1__Request *req,
-    const char *txid, const char *addr, Scep__V1__Reply *reply,
-    struct rpc_arena *arena)
+    const struct ca_template *tpl, const Scep__V1__SignRequest *in,
+    const Scep__V1__Request *req, const char *txid, const char *addr,
+    Scep__V1__Reply *reply, struct rpc_arena *arena)
 {
 	const uint8_t *der = NULL, *p;
 	size_t der_len = 0;
 	char serial[CA_SERIAL_HEX];
 	X509 *old = NULL;
-	int found, revoked, rc = -1;
+	int found, revoked, same, rc = -1;
 
 	found = ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial);
 	if (found == 1)
@@ -266,7 +310,23 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
+	if ((same = ca_retry_asks_the_same(ca, txn, serial, old, csr, tpl)) <
+	    0) {
+		ca_sign_internal(reply, req, txid, "retry comparison", 0);
+		goto out;
+	}
+	if (!same) {
+		char why[240];
+
+		snprintf(why, sizeof(why), CA_RETRY_OTHER_REQUEST, serial);
+		ca_sign_refuse(reply, req, txid, addr,
+		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
+		ca_sign_never_answered(reply);
+		rc = 1;
+		goto out;
+	}
 	ca_sign_answer(reply, der, der_len, old, arena);
+	ca_sign_paid_before(reply);
 	log_event(LOG_LEVEL_INFO, txid, req->id,
 	    "retry (client %s): the same certificate, serial %s", addr, serial);
 	rc = 1;
@@ -709,8 +769,8 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	/* A transaction issued before is answered from the ledger whatever
 	 * the rules say today (the rules of its day passed it: its answer
 	 * was lost, certmonger sends its request again). */
-	if (ca_sign_retry(
-	        ca, txn, job->csr, in, req, txid, addr, reply, arena) != 0) {
+	if (ca_sign_retry(ca, txn, job->csr, job->tpl, in, req, txid, addr,
+	        reply, arena) != 0) {
 		/* The transactionID holds a certificate: its password is not
 		 * to be freed, whatever the answer. */
 		if (reply->sign != NULL) {
@@ -793,9 +853,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	if (held == CA_PENDING_OTHER_CSR) {
 		ca_sign_refused(ca, job, &txn,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST,
-		    "transactionID already pending approval with another CSR "
-		    "or template: send the same request or poll (CertPoll)",
-		    0);
+		    CA_PENDING_OTHER_REQUEST, 0);
 		goto out;
 	}
 	if (job->tpl->s.approval_required && !job->renewed[0]) {
@@ -813,6 +871,8 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 			goto out;
 		}
 		ca_sign_pending(reply, arena);
+		if (held == CA_PENDING_SAME)
+			ca_sign_paid_before(reply);
 		log_event(LOG_LEVEL_INFO, txid, req->id,
 		    "%s (template %s, client %s): scepctl approve %s",
 		    held == CA_PENDING_SAME

@@ -40,6 +40,9 @@ struct ra_answer {
 	 * answer to it while this request's password was free: release. */
 	int nothing_bound;
 	int reserved_now; /* this request's check reserved the password */
+	/* The CA answered from what an earlier request of the transaction
+	 * paid for: a password this one reserved is released, not used. */
+	int paid_before;
 	int reports_counted; /* the challenge service counts every report */
 };
 
@@ -268,14 +271,13 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.has_reserving = 1;
 	release.reserving = ans->reserved_now;
 	release.has_release = 1;
-	release.release = ans->nothing_bound;
+	release.release = ans->nothing_bound || ans->paid_before;
 	release.has_outcome_unknown = ans->outcome_unknown;
 	release.outcome_unknown = ans->outcome_unknown;
 	/* An older challenge service takes any report for the reserving
 	 * request's wish to release: it gets only that one, known. */
 	if (!ans->reports_counted &&
-	    (ans->outcome_unknown ||
-	        !(ans->reserved_now && ans->nothing_bound)))
+	    (ans->outcome_unknown || !(ans->reserved_now && release.release)))
 		return;
 	if (ans->outcome_unknown)
 		log_event(LOG_LEVEL_WARN, txid, req->id,
@@ -370,6 +372,9 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		        reply->error ? reply->error : "refused by the CA"));
 		goto out;
 	}
+	ans->paid_before = reply->status == SCEP__V1__STATUS__STATUS_OK &&
+	    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
+	    reply->sign->has_paid_before && reply->sign->paid_before;
 	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
 	    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 	    reply->sign->has_pending && reply->sign->pending) {
@@ -460,8 +465,8 @@ ra_open(const struct ra *ra, const Scep__V1__Request *req,
 }
 
 static void ra_ca_poll(struct ra_worker *w, const Scep__V1__Request *req,
-    const struct scep_request *sreq, struct ra_answer *ans,
-    struct rpc_arena *arena);
+    const struct scep_request *sreq, const struct scep_content *asked,
+    struct ra_answer *ans, struct rpc_arena *arena);
 
 /*
  * A PKCSReq whose password was refused, sent again by the key of a
@@ -475,13 +480,13 @@ static void ra_ca_poll(struct ra_worker *w, const Scep__V1__Request *req,
  */
 static void
 ra_pkcsreq_known(struct ra_worker *w, const Scep__V1__Request *req,
-    const struct scep_request *sreq, struct ra_answer *ans,
-    struct rpc_arena *arena)
+    const struct scep_request *sreq, const struct scep_content *content,
+    struct ra_answer *ans, struct rpc_arena *arena)
 {
 	struct ra_answer polled;
 
 	memset(&polled, 0, sizeof(polled));
-	ra_ca_poll(w, req, sreq, &polled, arena);
+	ra_ca_poll(w, req, sreq, content, &polled, arena);
 	if (polled.unavailable ||
 	    (polled.pki_status == SCEP_STATUS_FAILURE &&
 	        polled.failinfo == SCEP_FAILINFO_BAD_CERT_ID))
@@ -571,7 +576,7 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	    ra_challenge_check(w, req, txid, &content, ans, arena, &consume) !=
 	        0) {
 		if (ans->pki_status == SCEP_STATUS_FAILURE && !ans->unavailable)
-			ra_pkcsreq_known(w, req, sreq, ans, arena);
+			ra_pkcsreq_known(w, req, sreq, &content, ans, arena);
 		goto out;
 	}
 	rc = ra_ca_sign(w, req, sreq, &content, renewal, ans, arena);
@@ -600,7 +605,11 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 	if (ra->test_no_consume)
 		consume = 0;
 #endif
-	if (consume && rc >= 0)
+	/* Answered from what an earlier request paid for (the device sent
+	 * it again with a new password): that password paid for nothing. */
+	if (consume && rc >= 0 && ans->paid_before && ans->reserved_now)
+		ra_challenge_release(w, req, challenge, txid, ans);
+	else if (consume && rc >= 0)
 		ra_challenge_consume(w, req, challenge, txid);
 	log_event(LOG_LEVEL_INFO, txid, req->id, "%s to %s via %s",
 	    rc > 0 ? "pending" : (renewal ? "renewed" : "issued"),
@@ -624,10 +633,12 @@ ra_issuer_is_ours(const struct ra *ra, const X509_NAME *issuer)
  * certificate, PENDING, or its refusal (badCertId: unknown) in `ans`. Only
  * the transaction's own key learns it (RFC 8894 3.3.3).
  */
+/* `asked`: a PKCSReq's content, whose CSR the CA compares with what the
+ * transaction holds; NULL for a CertPoll. */
 static void
 ra_ca_poll(struct ra_worker *w, const Scep__V1__Request *req,
-    const struct scep_request *sreq, struct ra_answer *ans,
-    struct rpc_arena *arena)
+    const struct scep_request *sreq, const struct scep_content *asked,
+    struct ra_answer *ans, struct rpc_arena *arena)
 {
 	Scep__V1__Request call = SCEP__V1__REQUEST__INIT;
 	Scep__V1__PollRequest poll = SCEP__V1__POLL_REQUEST__INIT;
@@ -644,6 +655,11 @@ ra_ca_poll(struct ra_worker *w, const Scep__V1__Request *req,
 	poll.transaction_id = sreq->transaction_id;
 	poll.public_key.data = key;
 	poll.public_key.len = (size_t)len;
+	if (asked != NULL) {
+		poll.has_csr = 1;
+		poll.csr.data = asked->csr_der;
+		poll.csr.len = asked->csr_der_len;
+	}
 	call.body_case = SCEP__V1__REQUEST__BODY_POLL;
 	call.poll = &poll;
 	rc = rpc_call(w->ca, &call, ra_budget_ms(w->ra, req), &reply);
@@ -707,7 +723,7 @@ ra_certpoll(struct ra_worker *w, const Scep__V1__Request *req,
 		log_event(LOG_LEVEL_DEBUG, sreq->transaction_id, req->id,
 		    "CertPoll names issuer %s, not the CA", name);
 	}
-	ra_ca_poll(w, req, sreq, ans, arena);
+	ra_ca_poll(w, req, sreq, NULL, ans, arena);
 out:
 	scep_content_clear(&content);
 }

@@ -26,6 +26,46 @@ grep -q "^failInfo: badRequest" "$WORK/second.pem.log" ||
 check "the first certificate still verifies"
 verify_cert "$WORK/first.pem"
 
+check "a kept key asking another subject with a new password is refused, not handed its old certificate, and the password serves a new key; the same request sent again with a new password gets its certificate and leaves that password free"
+# RFC 8894's transactionID is the key's: strongSwan's pki and sscep with
+# a kept key file, or a router re-enrolling without a new key, come back
+# under the first certificate's transaction.
+rc=0
+ios_enroll "$(challenge)" "O=Fabrikam,CN=kept key" "$WORK/kept.pem" "$URL" --key "$WORK/kept.key" > /dev/null || rc=$?
+[ $rc = 0 ] || fail "the kept key's first enrollment: exit $rc, want 0"
+kept_serial=$(openssl x509 -in "$WORK/kept.pem" -noout -serial | cut -d= -f2)
+pw=$(challenge)
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=renamed" "$WORK/renamed.pem" "$URL" --key "$WORK/kept.key" > /dev/null || rc=$?
+[ $rc = 2 ] && grep -q "^failInfo: badRequest" "$WORK/renamed.pem.log" &&
+	grep -q "holds another subject, subjectAltNames or template than this request asks: enroll with a new key" "$WORK/renamed.pem.log" ||
+	fail "the kept key asking another subject: exit $rc, want 2 (FAILURE badRequest naming the other subject)"
+[ ! -s "$WORK/renamed.pem" ] || fail "the kept key asking another subject was handed a certificate ($(openssl x509 -in "$WORK/renamed.pem" -noout -subject))"
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=renamed" "$WORK/renamed-new.pem" "$URL" > /dev/null || rc=$?
+[ $rc = 0 ] || fail "the refused request's password with a new key: exit $rc, want 0"
+verify_cert "$WORK/renamed-new.pem"
+pw=$(challenge)
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=kept key" "$WORK/kept-again.pem" "$URL" --key "$WORK/kept.key" > /dev/null || rc=$?
+[ $rc = 0 ] || fail "the kept key's same request with a new password: exit $rc, want 0"
+[ "$(openssl x509 -in "$WORK/kept-again.pem" -noout -serial | cut -d= -f2)" = "$kept_serial" ] ||
+	fail "the same request sent again got another certificate than serial $kept_serial"
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=after a retry" "$WORK/after-retry.pem" "$URL" > /dev/null || rc=$?
+[ $rc = 0 ] || fail "the password a retry presented, with a new key: exit $rc, want 0 (the retry was paid for before)"
+# A password refused (used up) with the kept key: answered as a CertPoll
+# of its transaction, which is the certificate only for what it holds.
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=renamed twice" "$WORK/renamed-used.pem" "$URL" --key "$WORK/kept.key" > /dev/null || rc=$?
+[ $rc = 2 ] && grep -q "holds another subject, subjectAltNames or template than this request asks" "$WORK/renamed-used.pem.log" ||
+	fail "the kept key asking another subject with a used password: exit $rc, want 2 (FAILURE naming the other subject)"
+[ ! -s "$WORK/renamed-used.pem" ] || fail "the kept key asking another subject with a used password was handed a certificate"
+rc=0
+ios_enroll "$pw" "O=Fabrikam,CN=kept key" "$WORK/kept-used.pem" "$URL" --key "$WORK/kept.key" > /dev/null || rc=$?
+[ $rc = 0 ] && [ "$(openssl x509 -in "$WORK/kept-used.pem" -noout -serial | cut -d= -f2)" = "$kept_serial" ] ||
+	fail "the kept key's same request with a used password: exit $rc, want 0 and serial $kept_serial"
+
 check "a request the CA refuses (an RSA 1024 key) leaves its password to the device's next key"
 # The challenge service reserves a password to the transactionID that
 # presents it, before the CA applies its rules; a refusal of the request
@@ -219,4 +259,4 @@ await_logged "$from" "not signed: past its deadline after its checks" 10 ||
 sleep 1 # the copies the RA sent again, dropped past their deadline
 ! logged "$from" "issued serial .* to \"CN=slow checks\"" || fail "the CA signed a request past its deadline"
 
-pass "a used challenge is refused with badRequest; the first certificate stands; a refused request's password serves the device's next key (once every request of its transaction reported); one signed as the device's time ran out is marked used; one whose mark was lost is never released; one checked past its deadline is not signed"
+pass "a used challenge is refused with badRequest; the first certificate stands; a kept key asking another subject is refused and its new password kept free; a refused request's password serves the device's next key (once every request of its transaction reported); one signed as the device's time ran out is marked used; one whose mark was lost is never released; one checked past its deadline is not signed"
