@@ -552,6 +552,11 @@ post(struct webhook *wh, const char *body)
 	SET(CURLOPT_NOSIGNAL, 1L); /* the host is multi-threaded */
 	SET(CURLOPT_TIMEOUT_MS, timeout_ms);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	/* Past the timeout while the name is being resolved, libcurl leaves
+	 * its resolver thread to end alone (it frees itself) instead of
+	 * waiting for glibc's resolver to give up: 10 s with its defaults,
+	 * a worker held past the device's 503. */
+	SET(CURLOPT_QUICK_EXIT, 1L);
 	SET(CURLOPT_USERAGENT, WEBHOOK_USER_AGENT);
 	SET(CURLOPT_HTTPHEADER, wh->headers);
 	/* libcurl (7.88) copies a body this small into its request buffer
