@@ -90,7 +90,7 @@ struct scepd_challenge_request {
 	const unsigned char *csr_der;
 	size_t csr_der_len;
 	const char *csr_pem;
-	const char *subject; /* RFC 4514, the request's RDN order */
+	const char *subject; /* RFC 4514, the request's RDN order, UTF-8 */
 	const char *const *sans; /* "DNS:x", "email:x", ...; NULL-ended */
 	const char *requester; /* client address as the frontend saw it */
 };

@@ -20,8 +20,12 @@ ra_csr_subject(X509_REQ *csr, struct rpc_arena *arena)
 	BIO *b = BIO_new(BIO_s_mem());
 	BUF_MEM *mem;
 	char *out = NULL;
-	/* RFC 2253 escaping and separators, without its reversal. */
-	unsigned long flags = XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV;
+	/* RFC 2253 escaping and separators, without its reversal, and
+	 * characters beyond ASCII as UTF-8 (RFC 4514 2.4), not \C3\AB: an
+	 * MDM compares the name with its own record of the device
+	 * ("Zoë’s iPad"). Every string type is converted to UTF-8. */
+	unsigned long flags =
+	    XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB;
 
 	if (b == NULL)
 		return NULL;

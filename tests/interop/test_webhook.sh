@@ -65,7 +65,7 @@ grep -q "validator mdm: 8 instances, one per worker: 8 checks at once" "$SERVER_
 	fail "the challenge service does not serve the plugin with 8 workers"
 
 check "the challenge the MDM allows enrolls through /scep/mdm"
-ios_enroll "$MDM_OK" "O=Fabrikam,CN=mdm device" "$WORK/mdm.pem" "$MDM_URL" ||
+ios_enroll "$MDM_OK" "O=Fabrikam,CN=mdm device Zoë’s iPad" "$WORK/mdm.pem" "$MDM_URL" ||
 	fail "enrollment with the MDM's challenge failed"
 verify_cert "$WORK/mdm.pem"
 [ "$(requests)" = 1 ] || fail "the MDM was asked $(requests) times, want 1"
@@ -78,7 +78,8 @@ assert rec["user_agent"] == "scepd-webhook/1", rec
 assert req["challenge"] == sys.argv[2], req
 assert req["path"] == "/scep/mdm", req
 assert req["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----"), req
-assert "CN=mdm device" in req["subject"], req
+# UTF-8 as the device wrote it (RFC 4514), not OpenSSL's \C3\AB escapes.
+assert req["subject"] == "O=Fabrikam,CN=mdm device Zoë’s iPad", req["subject"]
 assert len(req["transaction_id"]) > 0, req
 assert req["requester"] == "127.0.0.1", req
 assert isinstance(req["sans"], list), req
