@@ -515,5 +515,13 @@ metrics_refuse_remote(struct MHD_Connection *c, struct request *r);
 /* Counts one request by its answer's HTTP status (from the access log);
  * `sent`: the answer left whole, else it counts as "unsent". */
 void metrics_count_response(unsigned int status, int sent);
+/* A connection refused before any request of it was read: by
+ * MaxConnections (answered 503 by the acceptor) or by
+ * PerIPConnectionLimit (an address's or a /64's, closed). */
+enum metrics_refusal {
+	METRICS_REFUSED_MAX_CONNECTIONS,
+	METRICS_REFUSED_PER_IP
+};
+void metrics_count_refused(enum metrics_refusal why);
 
 #endif

@@ -625,6 +625,7 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	 * 500 a second).
 	 */
 	if (strncmp(buf, per_ip, sizeof(per_ip) - 1) == 0) {
+		metrics_count_refused(METRICS_REFUSED_PER_IP);
 		n = atomic_fetch_add(&fe->per_ip_refused, 1) + 1;
 		now = clock_monotonic_ms();
 		if (now - atomic_load(&fe->per_ip_warned_ms) < 10000)
@@ -1179,6 +1180,8 @@ http_prefix_full(struct frontend *fe, const struct sockaddr *sa)
 	full = (s = http_prefix_slot(fe, prefix, 0)) != NULL &&
 	    s->n >= (unsigned long)limit;
 	pthread_mutex_unlock(&fe->prefix_lock);
+	if (full)
+		metrics_count_refused(METRICS_REFUSED_PER_IP);
 	if (full && clock_monotonic_ms() - fe->prefix_warned_ms > 10000) {
 		struct netaddr net = {AF_INET6, {0}};
 		char text[64];
@@ -1238,6 +1241,7 @@ http_full(struct frontend *fe, int c, const struct sockaddr *sa)
 	char drain[4096];
 	struct netaddr peer;
 	int64_t now;
+	ssize_t sent;
 	long limit = fe->settings.max_connections;
 
 	if (netaddr_from_sockaddr(sa, &peer) == 0 && netaddr_is_loopback(&peer))
@@ -1247,7 +1251,10 @@ http_full(struct frontend *fe, int c, const struct sockaddr *sa)
 	/* Non-blocking: what does not fit the socket's buffer is lost. What
 	 * the client sent already is read first: closed unread, the socket
 	 * would send RST, and a client may lose the answer to it. */
-	(void)!send(c, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	sent = send(c, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	metrics_count_response(
+	    MHD_HTTP_SERVICE_UNAVAILABLE, sent == sizeof(answer) - 1);
+	metrics_count_refused(METRICS_REFUSED_MAX_CONNECTIONS);
 	shutdown(c, SHUT_WR);
 	for (int i = 0; i < 16 && /* a sender that never stops is cut */
 	     recv(c, drain, sizeof(drain), MSG_DONTWAIT) > 0;

@@ -33,6 +33,19 @@ metrics_count_response(unsigned int status, int sent)
 	atomic_fetch_add(&metrics_responses[sent ? i : METRICS_NCODES + 1], 1);
 }
 
+/* Connections refused before a request was read, by metrics_refusal. */
+static const char *const metrics_refusals[] = {
+    "max_connections", "per_ip_connection_limit"};
+#define METRICS_NREFUSALS \
+	(sizeof(metrics_refusals) / sizeof(metrics_refusals[0]))
+static atomic_ulong metrics_refused[METRICS_NREFUSALS];
+
+void
+metrics_count_refused(enum metrics_refusal why)
+{
+	atomic_fetch_add(&metrics_refused[why], 1);
+}
+
 /* The services asked, by their name as a label value (ours, so no
  * escaping needed). */
 static const struct {
@@ -169,6 +182,14 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 			    "scepd_http_responses_total{code=\"%s\"} %lu\n",
 			    i == METRICS_NCODES ? "other" : "unsent", n);
 	}
+	metrics_header(&t, "scepd_http_connections_refused_total",
+	    "Connections refused before a request was read: MaxConnections "
+	    "(answered 503), PerIPConnectionLimit (closed).",
+	    "counter");
+	for (size_t i = 0; i < METRICS_NREFUSALS; i++)
+		fprintf(t.f,
+		    "scepd_http_connections_refused_total{limit=\"%s\"} %lu\n",
+		    metrics_refusals[i], atomic_load(&metrics_refused[i]));
 	metrics_header(&t, "scepd_frontend_queued_requests",
 	    "Requests waiting for one of the frontend's UpstreamThreads.",
 	    "gauge");

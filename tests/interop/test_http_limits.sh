@@ -123,6 +123,9 @@ said=$(grep -c "scepd-frontend.*security: PerIPConnectionLimit = 4: [0-9]* conne
 	fail "PerIPConnectionLimit's refusals said $said times, want once or twice"
 ! grep -q "libmicrohttpd: Server reached connection limit" "$SERVER_LOG" ||
 	fail "libmicrohttpd's 'Server reached connection limit' logged (each refusal a line, naming no setting)"
+n=$(metric 'scepd_http_connections_refused_total{limit="per_ip_connection_limit"}')
+[ "$n" -ge 1 ] || fail "/metrics counts $n connections refused by PerIPConnectionLimit after 301, want some"
+echo "   /metrics: $n connections refused by PerIPConnectionLimit"
 
 check "RequestDeadline runs from a request's first line: a kept-alive connection idle longer than it (within ConnectionTimeout) is served; a request line never ended is cut"
 server_stop
@@ -352,6 +355,12 @@ PY
 sed 's/^/   /' "$WORK/flood.out"
 grep -q "security: MaxConnections = 40 connections held: more are answered 503 and closed" "$SERVER_LOG" ||
 	fail "MaxConnections reached is not logged"
+seen=$(awk '/^burst/ { n += $5 } END { print n + 0 }' "$WORK/flood.out")
+refused=$(metric 'scepd_http_connections_refused_total{limit="max_connections"}')
+answered=$(metric 'scepd_http_responses_total{code="503"}')
+[ "$refused" -ge "$seen" ] && [ "$answered" -ge "$seen" ] ||
+	fail "/metrics counts $refused connections refused by MaxConnections and $answered answers 503; the clients read $seen"
+echo "   /metrics: $refused connections refused by MaxConnections, $answered answers 503 (the clients read $seen)"
 server_stop
 
 pass "413, idle timeout, 408 deadline, per-IP limit, MaxConnections, RequestDeadline from the request line, the largest MaxBodySize served, a larger one refused at start, 503 when a body finds no memory or a large one would pass MaxBodiesHeld"
