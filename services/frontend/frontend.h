@@ -44,6 +44,7 @@ struct frontend_settings {
 	int sign_profiles;
 	char *profile_organization;
 	int profile_key_extractable; /* ProfileKeyIsExtractable */
+	long profile_retries, profile_retry_delay; /* Apple's PENDING polls */
 	char *trusted_proxies; /* TrustedProxies: networks whose
 	                        * X-Forwarded-For is believed */
 	char *ra_server_key; /* RAServerKey: the RA's public key file(s) */

@@ -83,6 +83,10 @@ static const struct config_key frontend_config[] = {
         S(profile_key_extractable),
         "1: a profile's key may leave the device's keychain (Apple's "
         "default); 0: KeyIsExtractable = false"},
+    {"ProfileRetries", CONFIG_INT, 0, 10000, "3", S(profile_retries),
+        "times a device polls after PENDING (Retries; Apple's default 3)"},
+    {"ProfileRetryDelay", CONFIG_INT, 1, 86400, "10", S(profile_retry_delay),
+        "seconds between its polls (RetryDelay; Apple's default 10)"},
     {"TrustedProxies", CONFIG_STRING, 0, 0, "", S(trusted_proxies),
         "reverse proxies (addresses or ADDRESS/BITS) whose "
         "X-Forwarded-For names the client"},

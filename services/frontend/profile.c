@@ -50,8 +50,6 @@
 /* Of all kinds together: Apple's CSR builder (make_general_names) makes
  * room for 10 names, grown only between kinds, and writes past it. */
 #define PROFILE_SANS_MAX 10
-#define PROFILE_RETRIES 3
-#define PROFILE_RETRY_DELAY 10 /* seconds */
 
 static const struct http_header profile_headers[] = {
     {"Content-Disposition", "attachment; filename=\"scep.mobileconfig\""},
@@ -99,6 +97,10 @@ struct profile_content {
 	plist_t challenge_node; /* its copy in the plist, wiped before free */
 	const char *organization;
 	int key_extractable; /* ProfileKeyIsExtractable */
+	/* ProfileRetries, ProfileRetryDelay: how long a device polls after
+	 * PENDING (a template with ApprovalRequired) before the install
+	 * fails and its key, which the certificate would be for, is lost. */
+	long retries, retry_delay;
 	char ident[128]; /* PayloadIdentifier prefix */
 	unsigned char ca_sha1[20]; /* the root's (CAFingerprint) */
 	struct profile_cert *certs; /* roots first, then the others */
@@ -660,9 +662,10 @@ profile_scep_content(const struct profile_query *q, struct profile_content *pc)
 		        plist_new_bool(pc->key_extractable)) |
 		    dict_set(
 		        d, "Key Usage", plist_new_uint((uint64_t)q->usage)) |
-		    dict_set(d, "Retries", plist_new_uint(PROFILE_RETRIES)) |
 		    dict_set(
-		        d, "RetryDelay", plist_new_uint(PROFILE_RETRY_DELAY)) |
+		        d, "Retries", plist_new_uint((uint64_t)pc->retries)) |
+		    dict_set(d, "RetryDelay",
+		        plist_new_uint((uint64_t)pc->retry_delay)) |
 		    dict_set(d, "CAFingerprint",
 		        plist_new_data(
 		            (const char *)pc->ca_sha1, sizeof(pc->ca_sha1)));
@@ -990,6 +993,8 @@ profile_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	pc.ca_name = ca_name;
 	pc.organization = fe->settings.profile_organization;
 	pc.key_extractable = fe->settings.profile_key_extractable;
+	pc.retries = fe->settings.profile_retries;
+	pc.retry_delay = fe->settings.profile_retry_delay;
 	subject_arg =
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "subject");
 	profile_ident(url, subject_arg != NULL ? subject_arg : "", q.usage,

@@ -70,8 +70,8 @@ if len(content) == 2:
     want("Keysize", s.get("Keysize"), int(keysize))
     want("Key Type", s.get("Key Type"), "RSA")
     want("Key Usage", s.get("Key Usage"), int(usage))
-    want("Retries", s.get("Retries"), 3)
-    want("RetryDelay", s.get("RetryDelay"), 10)
+    want("Retries", s.get("Retries"), int(os.environ.get("RETRIES", "3")))
+    want("RetryDelay", s.get("RetryDelay"), int(os.environ.get("RETRY_DELAY", "10")))
     want("KeyIsExtractable", (type(s.get("KeyIsExtractable")), s.get("KeyIsExtractable")),
          (bool, os.environ.get("KEY_EXTRACTABLE") == "1"))
     fp = s.get("CAFingerprint")
@@ -399,8 +399,10 @@ n2=$(outstanding)
 [ "$n2" = "$n1" ] || fail "outstanding passwords: $n1 before, $n2 after a profile that was not handed out"
 echo "   outstanding passwords: $n1 before and after"
 
-check "ProfileKeyIsExtractable = 1: KeyIsExtractable true (Apple's default), signed by the RA, logged at start"
+check "ProfileKeyIsExtractable = 1: KeyIsExtractable true (Apple's default), signed by the RA, logged at start; ProfileRetries and ProfileRetryDelay (a template with ApprovalRequired: the device polls long enough)"
 set_conf frontend ProfileKeyIsExtractable 1
+set_conf frontend ProfileRetries 48
+set_conf frontend ProfileRetryDelay 300
 from=$(log_mark)
 server_restart
 logged "$from" "scepd-frontend.*ProfileKeyIsExtractable = 1: configuration profiles let devices export the private key" ||
@@ -409,9 +411,11 @@ r=$(get_profile "$WORK/px" "subject=$SUBJECT_Q&keysize=2048&usage=5" -u "$CRED")
 [ "$r" = "200 application/x-apple-aspen-config" ] || fail "profile with ProfileKeyIsExtractable = 1: '$r': $(head -c 300 "$WORK/px")"
 openssl cms -verify -inform DER -in "$WORK/px" -CAfile "$CA_PEM" -purpose any -out "$WORK/px.xml" 2> "$WORK/px.verify" ||
 	fail "openssl cms -verify: $(cat "$WORK/px.verify")"
-KEY_EXTRACTABLE=1 check_plist "$WORK/px.xml" "https://scep.fabrikam.example/certsrv/mscep/mscep.dll" \
+KEY_EXTRACTABLE=1 RETRIES=48 RETRY_DELAY=300 check_plist "$WORK/px.xml" "https://scep.fabrikam.example/certsrv/mscep/mscep.dll" \
 	"Fabrikam IT" "$SUBJECT_JSON" 2048 5 null > /dev/null
 set_conf frontend ProfileKeyIsExtractable 0
+set_conf frontend ProfileRetries 3
+set_conf frontend ProfileRetryDelay 10
 
 check "an intermediate issuing CA: the root is the one root payload, the intermediate a pkcs1 payload"
 # A CA made outside scepd: a root, the issuing CA it certifies ([ca]
