@@ -685,6 +685,8 @@ struct rpc_conn {
 	int64_t failed_ms; /* monotonic ms of its last unanswered attempt */
 };
 
+#define RPC_ANY_ENDPOINT SIZE_MAX /* rpc_call_at's: none in particular */
+
 struct rpc_client {
 	void *zmq_ctx;
 	const struct rpc_link *link;
@@ -692,6 +694,7 @@ struct rpc_client {
 	struct rpc_conn *conn; /* one per endpoint of the link */
 	size_t *order; /* rpc_client_order's */
 	size_t next; /* the endpoint the next call tries first */
+	size_t only; /* rpc_call_at's endpoint; RPC_ANY_ENDPOINT: any */
 	char *origin;
 	uint64_t next_id;
 	size_t max_request; /* rpc_client_set_max; 0: none */
@@ -781,6 +784,7 @@ rpc_client_new_link(
 	/* Calls go to the endpoints in turn; clients (threads, processes)
 	 * begin at different ones. */
 	client->next = client->next_id % n;
+	client->only = RPC_ANY_ENDPOINT;
 	client->next_id >>= 1; /* room to count up */
 	return client;
 }
@@ -867,7 +871,8 @@ rpc_client_send(
 {
 	rpc_client_order(client);
 	for (size_t i = 0; i < client->link->nep; i++) {
-		size_t e = client->order[i];
+		size_t e = client->only != RPC_ANY_ENDPOINT ? client->only
+		                                            : client->order[i];
 		struct rpc_conn *c = &client->conn[e];
 
 		if (c->sock == NULL &&
@@ -879,6 +884,8 @@ rpc_client_send(
 		}
 		if (errno != EAGAIN && errno != EINTR)
 			return -1;
+		if (client->only != RPC_ANY_ENDPOINT)
+			break;
 	}
 	return 0;
 }
@@ -1028,6 +1035,33 @@ rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
 {
 	return rpc_call_attempts(
 	    client, req, timeout_ms, timeout_ms / 3, timeout_ms, reply);
+}
+
+int
+rpc_call_at(struct rpc_client *client, size_t endpoint, Scep__V1__Request *req,
+    int timeout_ms, Scep__V1__Reply **reply)
+{
+	int rc;
+
+	*reply = NULL;
+	if (endpoint >= client->link->nep)
+		return RPC_EPROTO;
+	client->only = endpoint;
+	rc = rpc_call(client, req, timeout_ms, reply);
+	client->only = RPC_ANY_ENDPOINT;
+	return rc;
+}
+
+size_t
+rpc_client_endpoints(const struct rpc_client *client)
+{
+	return client->link->nep;
+}
+
+const char *
+rpc_client_endpoint(const struct rpc_client *client, size_t i)
+{
+	return i < client->link->nep ? client->link->ep[i].addr : NULL;
 }
 
 unsigned int

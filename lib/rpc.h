@@ -198,6 +198,14 @@ unsigned int rpc_client_copies(const struct rpc_client *client);
  */
 int rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
     Scep__V1__Reply **reply);
+/* rpc_call to endpoint `endpoint` of the client's link alone, never
+ * another (what one of several services reports of itself: /metrics). */
+int rpc_call_at(struct rpc_client *client, size_t endpoint,
+    Scep__V1__Request *req, int timeout_ms, Scep__V1__Reply **reply);
+/* The endpoints of the client's link, and the address of one (NULL past
+ * the last). */
+size_t rpc_client_endpoints(const struct rpc_client *client);
+const char *rpc_client_endpoint(const struct rpc_client *client, size_t i);
 /* The same in one attempt for the whole timeout instead of sending again
  * after a third of it: for a request whose answer may take that long (a
  * challenge check asking an MDM) or that must not be done twice (an

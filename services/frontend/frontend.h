@@ -422,6 +422,16 @@ void upstream_thread_free(void *clients);
 enum upstream_result
 upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
     Scep__V1__Reply__BodyCase expect, Scep__V1__Reply **reply);
+/* The same to one endpoint of `which` (RAEndpoint's, ChallengeEndpoint's
+ * list), never another: what one of several services reports of itself. */
+enum upstream_result upstream_call_at(struct frontend *fe, enum upstream which,
+    size_t endpoint, Scep__V1__Request *req, Scep__V1__Reply__BodyCase expect,
+    Scep__V1__Reply **reply);
+/* How many endpoints `which` has (0: no client), and the address of one
+ * (NULL past the last). */
+size_t upstream_endpoints(struct frontend *fe, enum upstream which);
+const char *
+upstream_endpoint(struct frontend *fe, enum upstream which, size_t i);
 
 /* The cached answers: on UPSTREAM_OK a copy of the `want` parts
  * (CACERT_*) is the caller's; on errors, err holds the reason for a

@@ -67,10 +67,19 @@ metrics_header(struct metrics_text *t, const char *name, const char *help,
 	fprintf(t->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The service's metrics, or NULL when it did not answer; the caller frees
- * the reply. */
+/* What one service answered: its reply (NULL: none), and when its
+ * kind has several endpoints (RAEndpoint = a b), which one, a label of
+ * each of its samples: one RA's counters are not another's. */
+struct metrics_answer {
+	Scep__V1__Reply *reply;
+	const char *service;
+	const char *endpoint;
+};
+
+/* The service's metrics at `endpoint` (SIZE_MAX: any), or NULL when it
+ * did not answer; the caller frees the reply. */
 static Scep__V1__Reply *
-metrics_ask(struct frontend *fe, enum upstream which)
+metrics_ask(struct frontend *fe, enum upstream which, size_t endpoint)
 {
 	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
 	Scep__V1__MetricsRequest body = SCEP__V1__METRICS_REQUEST__INIT;
@@ -78,8 +87,8 @@ metrics_ask(struct frontend *fe, enum upstream which)
 
 	req.body_case = SCEP__V1__REQUEST__BODY_METRICS;
 	req.metrics = &body;
-	if (upstream_call(fe, which, &req, SCEP__V1__REPLY__BODY_METRICS,
-	        &rep) == UPSTREAM_OK)
+	if (upstream_call_at(fe, which, endpoint, &req,
+	        SCEP__V1__REPLY__BODY_METRICS, &rep) == UPSTREAM_OK)
 		return rep;
 	if (rep != NULL)
 		scep__v1__reply__free_unpacked(rep, NULL);
@@ -93,28 +102,68 @@ metrics_ours(const char *name)
 {
 	return strcmp(name, "scepd_up") == 0 ||
 	    strcmp(name, "scepd_http_responses_total") == 0 ||
+	    strcmp(name, "scepd_http_connections_refused_total") == 0 ||
 	    strcmp(name, "scepd_frontend_queued_requests") == 0;
+}
+
+/* A label value as the text format writes it: \\, \" and \n escaped. */
+static void
+metrics_label_value(FILE *f, const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+}
+
+/* The labels of one sample: the endpoint's, then its own. */
+static void
+metrics_labels(FILE *f, const char *endpoint, const char *labels)
+{
+	if (endpoint == NULL && labels == NULL)
+		return;
+	fputc('{', f);
+	if (endpoint != NULL) {
+		fputs("endpoint=\"", f);
+		metrics_label_value(f, endpoint);
+		fputs(labels != NULL ? "\"," : "\"", f);
+	}
+	if (labels != NULL)
+		fputs(labels, f);
+	fputc('}', f);
 }
 
 /* What the services reported, each name's samples together under one
  * HELP and TYPE, in the order the names first come: -1 out of memory. */
 static int
 metrics_services(
-    struct metrics_text *t, Scep__V1__Reply *const *reps, size_t nreps)
+    struct metrics_text *t, const struct metrics_answer *ans, size_t nans)
 {
 	const Scep__V1__Metric **all;
+	const char **endpoint;
 	size_t n = 0;
 
-	for (size_t a = 0; a < nreps; a++)
-		if (reps[a] != NULL)
-			n += reps[a]->metrics->n_metrics;
-	if ((all = calloc(n > 0 ? n : 1, sizeof(*all))) == NULL)
+	for (size_t a = 0; a < nans; a++)
+		if (ans[a].reply != NULL)
+			n += ans[a].reply->metrics->n_metrics;
+	all = calloc(n > 0 ? n : 1, sizeof(*all));
+	endpoint = calloc(n > 0 ? n : 1, sizeof(*endpoint));
+	if (all == NULL || endpoint == NULL) {
+		free(all);
+		free(endpoint);
 		return -1;
+	}
 	n = 0;
-	for (size_t a = 0; a < nreps; a++)
-		for (size_t i = 0;
-		     reps[a] != NULL && i < reps[a]->metrics->n_metrics; i++)
-			all[n++] = reps[a]->metrics->metrics[i];
+	for (size_t a = 0; a < nans; a++)
+		for (size_t i = 0; ans[a].reply != NULL &&
+		     i < ans[a].reply->metrics->n_metrics;
+		     i++) {
+			endpoint[n] = ans[a].endpoint;
+			all[n++] = ans[a].reply->metrics->metrics[i];
+		}
 	for (size_t i = 0; i < n; i++) {
 		const Scep__V1__Metric *m = all[i];
 		int seen = metrics_ours(m->name);
@@ -128,15 +177,50 @@ metrics_services(
 		for (size_t j = i; j < n; j++) {
 			const Scep__V1__Metric *s = all[j];
 
-			if (strcmp(s->name, m->name) == 0)
-				fprintf(t->f, "%s%s%s%s %.17g\n", s->name,
-				    s->labels ? "{" : "",
-				    s->labels ? s->labels : "",
-				    s->labels ? "}" : "", s->value);
+			if (strcmp(s->name, m->name) != 0)
+				continue;
+			fputs(s->name, t->f);
+			metrics_labels(t->f, endpoint[j], s->labels);
+			fprintf(t->f, " %.17g\n", s->value);
 		}
 	}
 	free(all);
+	free(endpoint);
 	return 0;
+}
+
+/* Each service of metrics_asked at each of its endpoints, in *out (the
+ * caller frees the replies and the array): how many, 0 out of memory. */
+static size_t
+metrics_ask_all(struct frontend *fe, struct metrics_answer **out)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < METRICS_NASKED; i++) {
+		size_t e = upstream_endpoints(fe, metrics_asked[i].which);
+
+		n += e > 1 ? e : 1;
+	}
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
+		return 0;
+	for (size_t i = 0; i < METRICS_NASKED; i++) {
+		enum upstream which = metrics_asked[i].which;
+		size_t e = upstream_endpoints(fe, which);
+
+		if (e <= 1) {
+			(*out)[k].service = metrics_asked[i].name;
+			(*out)[k++].reply = metrics_ask(fe, which, SIZE_MAX);
+			continue;
+		}
+		/* One after another: one that does not answer holds the
+		 * scrape for RPCTimeout. */
+		for (size_t j = 0; j < e; j++) {
+			(*out)[k].service = metrics_asked[i].name;
+			(*out)[k].endpoint = upstream_endpoint(fe, which, j);
+			(*out)[k++].reply = metrics_ask(fe, which, j);
+		}
+	}
+	return k;
 }
 
 enum MHD_Result
@@ -152,7 +236,8 @@ enum MHD_Result
 metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 {
 	struct metrics_text t = {0};
-	Scep__V1__Reply *reps[METRICS_NASKED] = {NULL};
+	struct metrics_answer *ans = NULL;
+	size_t nans = 0;
 	enum MHD_Result ret;
 	char host[256];
 	int oom;
@@ -198,12 +283,17 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	metrics_header(&t, "scepd_up",
 	    "Whether the service answered the frontend's metrics request.",
 	    "gauge");
-	for (size_t i = 0; i < METRICS_NASKED; i++) {
-		reps[i] = metrics_ask(fe, metrics_asked[i].which);
-		fprintf(t.f, "scepd_up{service=\"%s\"} %d\n",
-		    metrics_asked[i].name, reps[i] != NULL);
+	oom = (nans = metrics_ask_all(fe, &ans)) == 0;
+	for (size_t i = 0; i < nans; i++) {
+		fprintf(t.f, "scepd_up{service=\"%s\"", ans[i].service);
+		if (ans[i].endpoint != NULL) {
+			fputs(",endpoint=\"", t.f);
+			metrics_label_value(t.f, ans[i].endpoint);
+			fputc('"', t.f);
+		}
+		fprintf(t.f, "} %d\n", ans[i].reply != NULL);
 	}
-	oom = metrics_services(&t, reps, METRICS_NASKED) != 0;
+	oom = oom || metrics_services(&t, ans, nans) != 0;
 	if (fclose(t.f) != 0 || oom)
 		ret = http_no_memory(c, r, "the metrics");
 	else
@@ -211,8 +301,9 @@ metrics_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 		    "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len,
 		    NULL);
 	free(t.buf);
-	for (size_t i = 0; i < METRICS_NASKED; i++)
-		if (reps[i] != NULL)
-			scep__v1__reply__free_unpacked(reps[i], NULL);
+	for (size_t i = 0; i < nans; i++)
+		if (ans[i].reply != NULL)
+			scep__v1__reply__free_unpacked(ans[i].reply, NULL);
+	free(ans);
 	return ret;
 }

@@ -53,9 +53,34 @@ upstream_client(struct frontend *fe, enum upstream which)
 	return uc->client[which];
 }
 
+size_t
+upstream_endpoints(struct frontend *fe, enum upstream which)
+{
+	struct rpc_client *client = upstream_client(fe, which);
+
+	return client != NULL ? rpc_client_endpoints(client) : 0;
+}
+
+const char *
+upstream_endpoint(struct frontend *fe, enum upstream which, size_t i)
+{
+	struct rpc_client *client = upstream_client(fe, which);
+
+	return client != NULL ? rpc_client_endpoint(client, i) : NULL;
+}
+
 enum upstream_result
 upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
     Scep__V1__Reply__BodyCase expect, Scep__V1__Reply **reply)
+{
+	return upstream_call_at(fe, which, SIZE_MAX, req, expect, reply);
+}
+
+/* `endpoint` SIZE_MAX: any. */
+enum upstream_result
+upstream_call_at(struct frontend *fe, enum upstream which, size_t endpoint,
+    Scep__V1__Request *req, Scep__V1__Reply__BodyCase expect,
+    Scep__V1__Reply **reply)
 {
 	struct rpc_client *client = upstream_client(fe, which);
 	const char *name = upstream_names[which];
@@ -73,6 +98,9 @@ upstream_call(struct frontend *fe, enum upstream which, Scep__V1__Request *req,
 	if (req->body_case == SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE)
 		rc = rpc_call_once(
 		    client, req, (int)fe->settings.rpc_timeout, &rep);
+	else if (endpoint != SIZE_MAX)
+		rc = rpc_call_at(
+		    client, endpoint, req, (int)fe->settings.rpc_timeout, &rep);
 	else
 		rc = rpc_call(client, req, (int)fe->settings.rpc_timeout, &rep);
 	if (rc != RPC_OK) {

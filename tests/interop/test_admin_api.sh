@@ -376,4 +376,52 @@ code=$(call known-after -u "$user:changed-secret" -H 'Accept: application/json' 
 logged "$from" "security: admin: failed logins for 64 account names within 60 s" ||
 	fail "the lock-out of every login is not logged"
 
-pass "charset in the 401; 429 after five failures per account or for 64 account names, and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 403 for another site's profile fetch or Origin-only post; 409/400 for the challenge service's refusals; /metrics typed once per name"
+check "/metrics with two RAs (RAEndpoint = a b): each RA's samples under its endpoint, its own scepd_up; one stopped reads 0"
+sed -e 's|^Listen = ipc://run/ra.sock|Listen = ipc://run/ra2.sock|' "$DATA/scepd.conf" > "$DATA/ra2.conf"
+grep -q '^Listen = ipc://run/ra2.sock' "$DATA/ra2.conf" || fail "no [ra] Listen line to change in scepd.conf"
+set_conf frontend RAEndpoint "ipc://run/ra.sock ipc://run/ra2.sock"
+server_restart
+"$BUILD_DIR/scepd-ra" --config "$DATA/ra2.conf" >> "$WORK/ra2.log" 2>&1 &
+ra2=$!
+on_exit "kill $ra2 2>/dev/null"
+for _ in $(seq 50); do [ -S "$DATA/run/ra2.sock" ] && break; sleep 0.1; done
+sleep 1 # the frontend's connections to it
+# Unreadable PKIOperations, each one RA's "unanswerable": in turn.
+for _ in $(seq 8); do
+	curl -s -o /dev/null --data-binary 'MIIBAAAA' -H 'Content-Type: application/x-pki-message' \
+		"$URL?operation=PKIOperation"
+done
+for n in 1 2 3; do curl -sf "$BASE/metrics" > "$WORK/metrics2-$n.txt" || fail "/metrics"; done
+python3 - "$DATA/run" "$WORK"/metrics2-{1,2,3}.txt <<'PY' || fail "/metrics with two RAs: see above"
+import re, sys
+run, files = sys.argv[1], sys.argv[2:]
+def samples(f):
+    out = {}
+    for line in open(f):
+        m = re.match(r'(scepd_up|scepd_ra_pki_operations_total)\{(.*)\} (\S+)$', line.strip())
+        if m:
+            out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+got = [samples(f) for f in files]
+# The endpoints as the frontend resolved them (ipc:// paths absolute).
+ends = sorted(re.match(r'service="ra",endpoint="(.*)"$', k[1]).group(1)
+              for k in got[0] if k[0] == "scepd_up" and "endpoint=" in k[1])
+assert len(ends) == 2 and ends[0].endswith("run/ra.sock") and ends[1].endswith("run/ra2.sock"), \
+    "scepd_up's RA endpoints: %r" % ends
+for e in ends:
+    key = ("scepd_up", 'service="ra",endpoint="%s"' % e)
+    assert got[0].get(key) == 1, "%s: %r" % (key, got[0].get(key))
+each = [got[0].get(("scepd_ra_pki_operations_total", 'endpoint="%s",outcome="unanswerable"' % e), 0) for e in ends]
+assert sum(each) == 8 and min(each) > 0, "unanswerable by endpoint %r, want 8 in all, both some" % each
+assert got[0] == got[1] == got[2], "three scrapes differ: a counter moved without requests"
+print("   unanswerable by endpoint %s, the same in three scrapes; scepd_up 1 for both" % each)
+PY
+kill "$ra2"
+wait "$ra2" 2>/dev/null || true
+curl -sf "$BASE/metrics" > "$WORK/metrics3.txt" || fail "/metrics"
+grep -qx 'scepd_up{service="ra",endpoint="ipc://.*/run/ra2.sock"} 0' "$WORK/metrics3.txt" &&
+	grep -qx 'scepd_up{service="ra",endpoint="ipc://.*/run/ra.sock"} 1' "$WORK/metrics3.txt" ||
+	fail "the stopped RA's scepd_up: $(grep '^scepd_up' "$WORK/metrics3.txt" | tr '\n' ' ')"
+echo "   $(grep '^scepd_up{service="ra"' "$WORK/metrics3.txt" | tr '\n' ' ')"
+
+pass "charset in the 401; 429 after five failures per account or for 64 account names, and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 403 for another site's profile fetch or Origin-only post; 409/400 for the challenge service's refusals; /metrics typed once per name, each of two RAs under its endpoint"
