@@ -66,6 +66,19 @@ grep -q "otp: password id=[0-9a-f]* (issued to scepctl) used" "$SERVER_LOG" || f
 # The same PKCSReq sent again, with its password: still PENDING.
 again p1b
 [ $rc = 3 ] || { cat "$WORK/p1b.pem.log"; fail "the PKCSReq sent again: exit $rc, want 3 (PENDING)"; }
+# Sent again with a new password (the user asked for another): PENDING
+# for the request held, which the first paid for; the new one paid for
+# nothing and stays the user's, for a new key.
+pw2=$(challenge)
+rc=0
+ios_enroll "$pw2" "O=Fabrikam,CN=needs approval" "$WORK/p1c.pem" "$URL" --key "$WORK/p1.key" >/dev/null || rc=$?
+[ $rc = 3 ] || { cat "$WORK/p1c.pem.log"; fail "the PKCSReq sent again with a new password: exit $rc, want 3 (PENDING)"; }
+[ "$(metric scepd_challenge_used_total)" = 1 ] ||
+	fail "/metrics: the new password of a request already pending was counted used ($(metric scepd_challenge_used_total) used)"
+rc=0
+ios_enroll "$pw2" "O=Fabrikam,CN=needs approval too" "$WORK/p5.pem" "$URL" --key "$WORK/p5.key" >/dev/null || rc=$?
+[ $rc = 3 ] || { cat "$WORK/p5.pem.log"; fail "that password with a new key: exit $rc, want 3 (PENDING)"; }
+"$SCEPCTL" --data-dir "$DATA" approve "$(pending_txid)" > /dev/null || fail "scepctl approve (p5)"
 # ... also from an address WrongPasswordLimit throttles (a device behind
 # a NAT whose neighbours guessed): its own transaction is no guess, and
 # the RA had the CA's answer in hand. It got 429, logged as PENDING.
