@@ -173,8 +173,25 @@ pkcs11_read_pin(
 		}
 		got += (size_t)n;
 	}
-	close(fd);
 	pin[got] = '\0';
+	/* A first line longer than the buffer: cut, it would be tried
+	 * against the token, counting towards its lock-out. */
+	if (got == pinlen - 1 && strcspn(pin, "\r\n") == got) {
+		char more;
+
+		while ((n = read(fd, &more, 1)) < 0 && errno == EINTR)
+			;
+		if (n != 0 && more != '\n' && more != '\r') {
+			snprintf(err, errlen,
+			    "PINFile: %s: its first line is longer than %zu "
+			    "bytes",
+			    path, pinlen - 1);
+			close(fd);
+			OPENSSL_cleanse(pin, pinlen);
+			return -1;
+		}
+	}
+	close(fd);
 	pin[strcspn(pin, "\r\n")] = '\0';
 	if (pin[0] == '\0') {
 		snprintf(

@@ -227,6 +227,11 @@ chmod 644 "$WORK/token.pin"
 ca_refuses "PIN file 0644" 'scepd-ca: \[signer.hsm\] PINFile: .*mode 0644'
 chmod 600 "$WORK/token.pin"
 
+check "a PIN file whose first line is longer than a PIN may be is refused, not tried cut (the token counts wrong PINs)"
+{ printf '%s' "$PIN"; head -c 300 /dev/zero | tr '\0' x; echo; } > "$WORK/token.pin"
+ca_refuses "a 300-byte PIN line" 'scepd-ca: \[signer.hsm\] PINFile: .*its first line is longer than 255 bytes'
+printf '%s\n' "$PIN" > "$WORK/token.pin"
+
 check "a PIN inside KeyURI (pin-value) is refused, and not logged"
 set_conf signer.hsm KeyURI "pkcs11:token=scepd;object=ca;type=private;pin-value=$PIN"
 ca_refuses "pin-value in KeyURI" 'scepd-ca: \[signer.hsm\] KeyURI: holds pin-value or pin-source'
