@@ -73,6 +73,13 @@ struct scepd_plugin_host {
 	    const char *subject,
 	    int (*each)(void *ctx, const struct scepd_issued_certificate *c),
 	    void *ctx);
+	/* During a `check` (a validator's, a policy's): milliseconds until
+	 * the caller stops waiting for its verdict (the device is then
+	 * answered 503, and a verdict later is of no use); 0 or less: the
+	 * time is up. LLONG_MAX when no deadline is known (`consume`). A
+	 * plugin that asks a remote service bounds its wait by it. A host
+	 * older than the field lacks it: SCEPD_PLUGIN_HOST_HAS. */
+	long long (*time_left_ms)(const struct scepd_plugin_host *host);
 	/* New fields go here, after the others. */
 };
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "plugin_load.h"
+#include "rpc.h"
 
 char *
 plugin_module_path(
@@ -130,4 +131,21 @@ plugin_log_v(const char *prefix, const char *instance, int level,
 		level = SCEPD_PLUGIN_LOG_INFO;
 	log_event((enum log_level)(SCEPD_PLUGIN_LOG_ERROR - level), NULL, 0,
 	    "%s%s: %s", prefix, instance, line);
+}
+
+/* Per thread: the hosts call plugins from several workers at once. */
+static _Thread_local int64_t plugin_deadline_ms;
+
+void
+plugin_call_deadline(int64_t deadline_ms)
+{
+	plugin_deadline_ms = deadline_ms;
+}
+
+long long
+plugin_time_left_ms(const struct scepd_plugin_host *host)
+{
+	(void)host;
+	return plugin_deadline_ms > 0 ? plugin_deadline_ms - rpc_now_ms()
+	                              : LLONG_MAX;
 }

@@ -7,8 +7,10 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "plugin.h"
 
 /* Module = NAME -> PLUGIN_DIR/scepd-NAME.so (PLUGIN_DIR "" means
  * "plugins" beside the executable); a value with '/' is a path, relative
@@ -28,6 +30,11 @@ int plugin_check_keys(const struct config_pairs *pairs, const char *section,
  * level (SCEPD_PLUGIN_LOG_*; anything else is INFO). */
 void plugin_log_v(const char *prefix, const char *instance, int level,
     const char *fmt, va_list ap);
+/* The deadline (wall clock, rpc_now_ms) of the call into a plugin this
+ * thread is about to make, 0 for none, which plugin_time_left_ms (the
+ * hosts' time_left_ms) tells the plugin. */
+void plugin_call_deadline(int64_t deadline_ms);
+long long plugin_time_left_ms(const struct scepd_plugin_host *host);
 /* Letters, digits, '-' and '_': a name that is safe in logs and labels. */
 int plugin_instance_name_ok(const char *name);
 

@@ -27,6 +27,10 @@
 #define WEBHOOK_MAX_REASON 160 /* characters of the MDM's reason kept */
 #define WEBHOOK_DEFAULT_TIMEOUT 3 /* s: below the RA's RPCTimeout (4 s) */
 #define WEBHOOK_MAX_TIMEOUT 60
+/* ms kept from the caller's time left for the verdict's way back, and
+ * the least wait worth asking the MDM for. */
+#define WEBHOOK_ANSWER_MS 100
+#define WEBHOOK_MIN_WAIT_MS 200
 
 /* A PEM file read at init; data is NUL-terminated. */
 struct pem_file {
@@ -43,6 +47,7 @@ struct webhook {
 	const char *protocols; /* "https", or "http" for a loopback URL */
 	int loopback; /* never through a proxy: its loopback is not ours */
 	long timeout_s;
+	long wait_ms; /* this check's: Timeout, or the caller's time left */
 	struct pem_file ca; /* data NULL: curl's system bundle */
 	struct pem_file client_cert; /* both NULL or both set */
 	struct pem_file client_key;
@@ -523,12 +528,32 @@ out:
 	return text;
 }
 
-/* POSTs body; the answer lands in wh->answer. */
+/*
+ * How long this check may wait for the MDM: Timeout, less when its caller
+ * (the RA, for a device) stops waiting sooner: an answer after that is
+ * of no use (the device got 503; the MDM, asked again on its retry, would
+ * be asked in vain each time), and the worker is held meanwhile. 0: too
+ * little left to ask.
+ */
+static long
+wait_ms(const struct webhook *wh)
+{
+	long long left, ms = wh->timeout_s * 1000;
+
+	if (!SCEPD_PLUGIN_HOST_HAS(wh->host, time_left_ms) ||
+	    wh->host->time_left_ms == NULL ||
+	    (left = wh->host->time_left_ms(wh->host)) >= ms + WEBHOOK_ANSWER_MS)
+		return (long)ms;
+	left -= WEBHOOK_ANSWER_MS;
+	return left >= WEBHOOK_MIN_WAIT_MS ? (long)left : 0;
+}
+
+/* POSTs body within wh->wait_ms; the answer lands in wh->answer. */
 static CURLcode
 post(struct webhook *wh, const char *body)
 {
 	CURL *c = wh->curl;
-	long timeout_ms = wh->timeout_s * 1000;
+	long timeout_ms = wh->wait_ms;
 	CURLcode rc = CURLE_OK;
 
 	curl_easy_reset(c);
@@ -614,9 +639,15 @@ transfer_failure(const struct webhook *wh, CURLcode rc, char *why,
 	printable_copy(detail, detaillen, text, strlen(text), detaillen - 1);
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		snprintf(why, whylen,
-		    "the MDM webhook did not answer within %ld s",
-		    wh->timeout_s);
+		if (wh->wait_ms < wh->timeout_s * 1000)
+			snprintf(why, whylen,
+			    "the MDM webhook did not answer within the %ld ms "
+			    "its caller had left (Timeout = %ld s)",
+			    wh->wait_ms, wh->timeout_s);
+		else
+			snprintf(why, whylen,
+			    "the MDM webhook did not answer within %ld s",
+			    wh->timeout_s);
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
@@ -732,6 +763,12 @@ webhook_check(void *state, const struct scepd_challenge_request *req, char *why,
 	if ((body = request_body(req, why, whylen, &not_text)) == NULL) {
 		if (!not_text)
 			verdict = SCEPD_VERDICT_UNAVAILABLE;
+		goto out;
+	}
+	if ((wh->wait_ms = wait_ms(wh)) == 0) {
+		snprintf(why, whylen,
+		    "the MDM webhook was not asked: its caller's time was up");
+		verdict = SCEPD_VERDICT_UNAVAILABLE;
 		goto out;
 	}
 	rc = post(wh, body);

@@ -312,11 +312,13 @@ int ca_policies_check(const struct ca *ca, MDB_txn *txn,
     const struct scepd_issuance_request *req, struct ca_refusal *refusal,
     int *unavailable);
 /* The same for a checked CSR under `tpl` (the subject it will have, its
- * SANs), on the request path and at an operator's approval. */
+ * SANs), on the request path and at an operator's approval; the policies
+ * are told the caller's `deadline_ms` (host->time_left_ms). */
 int ca_policies_check_request(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
     const uint8_t *csr_der, size_t csr_len, const struct ca_template *tpl,
     char **sans, const char *txid, const char *requester, time_t now,
-    struct ca_refusal *refusal, int *unavailable, struct rpc_arena *arena);
+    int64_t deadline_ms, struct ca_refusal *refusal, int *unavailable,
+    struct rpc_arena *arena);
 
 /* template.c */
 int ca_templates_load(struct ca *ca, const char *config_file);

@@ -800,7 +800,7 @@ ca_handle_decide(void *worker, const Scep__V1__Request *req,
 		if (ca_policies_check_request(ca, txn, checked, csr_der,
 		        csr_len, tpl, sans, txid,
 		        json_string_value(json_object_get(o, "client")), now,
-		        &refusal, &unavailable, arena) != 0) {
+		        req->deadline_ms, &refusal, &unavailable, arena) != 0) {
 			if (unavailable) {
 				reply->status =
 				    SCEP__V1__STATUS__STATUS_UNAVAILABLE;

@@ -160,6 +160,7 @@ policy_load_one(struct ca *ca, const char *name)
 	p->host.config_get = policy_config_get;
 	p->host.log = policy_log;
 	p->host.issued_for_subject = policy_issued_for_subject;
+	p->host.time_left_ms = plugin_time_left_ms;
 	if (p->p->init(&p->host, &p->state, err, sizeof(err)) != 0) {
 		fprintf(stderr, "scepd-ca: [%s] %s\n", section, err);
 		p->p = NULL; /* no destroy for what did not start */
@@ -238,10 +239,12 @@ int
 ca_policies_check_request(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
     const uint8_t *csr_der, size_t csr_len, const struct ca_template *tpl,
     char **sans, const char *txid, const char *requester, time_t now,
-    struct ca_refusal *refusal, int *unavailable, struct rpc_arena *arena)
+    int64_t deadline_ms, struct ca_refusal *refusal, int *unavailable,
+    struct rpc_arena *arena)
 {
 	static const char *const no_sans[] = {NULL};
 	struct scepd_issuance_request pr;
+	int rc;
 	X509_NAME *subject = ca_issue_subject(tpl, csr);
 
 	*unavailable = 0;
@@ -261,7 +264,10 @@ ca_policies_check_request(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 	pr.csr_der_len = csr_len;
 	pr.now = (long long)now;
 	X509_NAME_free(subject);
-	return ca_policies_check(ca, txn, &pr, refusal, unavailable);
+	plugin_call_deadline(deadline_ms);
+	rc = ca_policies_check(ca, txn, &pr, refusal, unavailable);
+	plugin_call_deadline(0);
+	return rc;
 }
 
 int

@@ -800,7 +800,7 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	if (ca->npolicies > 0 &&
 	    ca_policies_check_request(ca, txn, job->csr, in->csr.data,
 	        in->csr.len, job->tpl, job->sans, txid, in->client_addr, now,
-	        &refusal, &unavailable, arena) != 0) {
+	        req->deadline_ms, &refusal, &unavailable, arena) != 0) {
 		if (unavailable) {
 			log_event(
 			    LOG_LEVEL_WARN, txid, req->id, "%s", refusal.why);

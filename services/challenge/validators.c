@@ -125,6 +125,7 @@ validator_add(struct challenge *c, const char *name,
 	v->host.instance = v->name;
 	v->host.config_get = validator_config_get;
 	v->host.log = validator_log;
+	v->host.time_left_ms = plugin_time_left_ms;
 	v->host.opaque = c;
 	c->nvalidators++;
 	if (table->init(&v->host, &v->state, err, sizeof(err)) != 0) {
@@ -463,8 +464,10 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 	if (v->concurrent) {
 		if (validator_worker_take(v, why, whylen) != 0)
 			return SCEPD_VERDICT_UNAVAILABLE;
+		plugin_call_deadline(deadline_ms);
 		verdict =
 		    v->v->check(validator_state(v, worker), vr, why, whylen);
+		plugin_call_deadline(0);
 		validator_worker_give(v->c);
 		validator_rest_count(v, verdict, clock_monotonic_ms() - t0);
 		return verdict;
@@ -476,7 +479,9 @@ validator_check(struct validator *v, size_t worker, int64_t deadline_ms,
 		return SCEPD_VERDICT_UNAVAILABLE;
 	}
 	t0 = clock_monotonic_ms(); /* its own wait, not its turn's */
+	plugin_call_deadline(deadline_ms);
 	verdict = v->v->check(v->state, vr, why, whylen);
+	plugin_call_deadline(0);
 	validator_turn_end(v, 1);
 	validator_rest_count(v, verdict, clock_monotonic_ms() - t0);
 	return verdict;

@@ -286,6 +286,19 @@ HOOK_PID=$!
 on_exit "kill $HOOK_PID"
 for _ in $(seq 100); do [ -s "$hook/port2" ] && break; sleep 0.1; done
 [ -s "$hook/port2" ] || fail "webhook_server.py did not come back on port $hook_port"
+# Through the RA, which waits 4 s for a check: the plugin waits what the
+# RA has left (host->time_left_ms), not its Timeout of 5 s, and its
+# worker is free when the device is answered.
+from=$(log_mark)
+rc=0
+ios_enroll "$MDM_OK" "CN=mdm hanging" "$WORK/hanging.pem" "$MDM_URL" > /dev/null || rc=$?
+[ $rc = 1 ] && grep -q "503" "$WORK/hanging.pem.log" || fail "an enrollment the hanging MDM decides nothing about: exit $rc, want 1 (HTTP 503)"
+await_logged "$from" "mdm: could not decide transaction .*did not answer within the [0-9]* ms its caller had left (Timeout = 5 s)" 10 ||
+	fail "the check through the RA waited its Timeout, not the RA's time left"
+line=$(grep "mdm: could not decide transaction .*its caller had left" "$WORK/log.since" | head -1)
+echo "   ${line:0:300}"
+took=$(sed -n 's/.*(\([0-9]*\) ms): .*/\1/p' <<< "$line")
+[ -n "$took" ] && [ "$took" -le 4100 ] || fail "the check through the RA took $took ms, past the RA's 4000"
 asked=$(requests)
 from=$(log_mark)
 # Straight to the challenge service, three at once (through the frontend
