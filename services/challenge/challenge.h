@@ -202,6 +202,10 @@ struct challenge {
 	/* The last otp check (under the lock) reserved a free password
 	 * (else it found it reserved or used by its transaction). */
 	int otp_reserved_now;
+	/* ... and found the password on record (issued here: used,
+	 * reserved by another transaction, expired): refused, it is no
+	 * guess, and WrongPasswordLimit does not count it. */
+	int otp_known;
 	/* The checked request's report is due in this many ms (its
 	 * ChallengeCheckRequest.report_within_ms): till then a hold's
 	 * count waits for it. */

@@ -413,6 +413,7 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 	unsigned int wait;
 	int checked = 0; /* the validator saw the password */
 	int reserved_now = 0; /* and reserved it, free till then */
+	int known = 0; /* otp: refused, but on record: no guess */
 	int copy = 0; /* the RA's request again: answered as the first */
 	enum scepd_verdict verdict;
 
@@ -500,6 +501,7 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		checked = 1;
 	} else {
 		c->otp_reserved_now = 0;
+		c->otp_known = 0;
 		c->otp_report_within_ms = in->has_report_within_ms
 		    ? in->report_within_ms
 		    : (in->has_answer_within_ms ? in->answer_within_ms
@@ -510,6 +512,7 @@ challenge_check(struct challenge *c, size_t worker, int locked,
 		    : v->v->check(v->state, &vr, why, sizeof(why));
 		reserved_now =
 		    v->v == &challenge_otp_validator && c->otp_reserved_now;
+		known = v->v == &challenge_otp_validator && c->otp_known;
 		checked = 1;
 	}
 	why[sizeof(why) - 1] = '\0';
@@ -533,7 +536,12 @@ decided:
 	default:
 		if (!copy) {
 			v->refused++;
-			refusal_record(c, counted, now);
+			/* A password issued here (used, another transaction's,
+			 * expired) teaches no one anything: a device behind a
+			 * NAT presenting its used one again (an MDM pushing a
+			 * stale profile) locked out every device there. */
+			if (!known)
+				refusal_record(c, counted, now);
 			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
 			    "validator %s refused client %s (via %s): %s",
 			    v->name, addr, in->path ? in->path : "?", why);

@@ -196,6 +196,7 @@ otp_check(void *state, const struct scepd_challenge_request *req, char *why,
 		    req->transaction_id, "read", MDB_CORRUPTED, why, whylen);
 		goto out;
 	}
+	c->otp_known = found == 0;
 	/* Expired: nobody may use it, except the transaction that used it
 	 * (the CA bound that transactionID to its key then), retrying
 	 * (CHALLENGE_TXN_KEEP_S). A reservation alone binds no key. */

@@ -383,6 +383,36 @@ test_limit_clock_steps(void **state)
 	assert_int_equal(redeem_check(f, "wrong", "t7", &wanted), REFUSED);
 }
 
+/* WrongPasswordLimit counts guesses: a password issued here and refused
+ * (used, another transaction's) teaches nothing. A device behind a NAT
+ * presenting its used one again with each new key (an MDM pushing a
+ * stale profile) locked out every other device behind that address. */
+static void
+test_limit_counts_guesses_only(void **state)
+{
+	struct fixture *f = *state;
+	char *used = issue(f, "admin", NULL, NULL, 0);
+	char *fresh = issue(f, "admin", NULL, NULL, 0);
+	char txid[32];
+	int wanted;
+
+	f->c.settings.wrong_password_limit = 2;
+	assert_int_equal(redeem(f, used, "dev1-key1", 0), OK);
+	assert_int_equal(redeem(f, used, "dev1-key1", 1), OK);
+	for (int i = 2; i <= 5; i++) {
+		snprintf(txid, sizeof(txid), "dev1-key%d", i);
+		assert_int_equal(redeem_check(f, used, txid, &wanted), REFUSED);
+	}
+	assert_int_equal(redeem_check(f, fresh, "dev2-key1", &wanted), OK);
+	/* Unknown ones still count. */
+	assert_int_equal(redeem_check(f, "wrong", "t1", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "t2", &wanted), REFUSED);
+	assert_int_equal(redeem_check(f, "wrong", "t3", &wanted),
+	    SCEP__V1__STATUS__STATUS_RATE_LIMITED);
+	free(used);
+	free(fresh);
+}
+
 /* WrongPasswordLimit counts an IPv6 client by its /64, from which it may
  * send each guess from another address; other networks are not slowed. */
 static void
@@ -1646,6 +1676,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_limit_counts_guesses_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_retry_after_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
