@@ -33,6 +33,9 @@
 #define CA_TBS_HASH_LEN 32 /* SHA-256 */
 /* A template's name and its NUL, as the journal and the ledger keep it. */
 #define CA_TEMPLATE_NAME_MAX 128
+/* Clock skew of devices and relying parties: a certificate is valid, and
+ * a CRL current, a little before the CA made it. */
+#define CA_BACKDATE_SECONDS 300
 /* Larger RSA keys cost seconds of verification: refused before any, so
  * no template or MinRSABits may ask more. */
 #define CA_RSA_MAX_BITS 8192

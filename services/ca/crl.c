@@ -171,15 +171,23 @@ crl_make(const struct ca *ca, const struct ca_crl_signer *signer, MDB_txn *txn,
 	MDB_val key, val;
 	unsigned char *der = NULL;
 	struct crl_made made;
+	time_t this_update = now - CA_BACKDATE_SECONDS, ca_from;
 	int len, at, e = -1;
 
+	/* thisUpdate backdated as certificates are: a relying party whose
+	 * clock is behind ours (OpenSSL's "CRL is not yet valid" is fatal)
+	 * refused every certificate after each revocation until its clock
+	 * caught up. Not before the signer's own validity. */
+	if (pki_time(X509_get0_notBefore(signer->cert), &ca_from) == 0 &&
+	    this_update < ca_from)
+		this_update = ca_from;
 	if ((at = X509_CRL_get_ext_by_NID(
 	         crl, NID_authority_key_identifier, -1)) >= 0)
 		X509_EXTENSION_free(X509_CRL_delete_ext(crl, at));
 	if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(
 	        crl, X509_get_subject_name(signer->cert)) ||
-	    (t = ASN1_TIME_set(NULL, now)) == NULL ||
+	    (t = ASN1_TIME_set(NULL, this_update)) == NULL ||
 	    !X509_CRL_set1_lastUpdate(crl, t) ||
 	    ASN1_TIME_set(t, crl_next_update(ca, signer, now)) == NULL ||
 	    !X509_CRL_set1_nextUpdate(crl, t) ||

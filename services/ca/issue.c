@@ -17,9 +17,6 @@
 #include "ca.h"
 #include "clock.h"
 
-/* Clock skew of devices: their certificate is valid a little early. */
-#define CA_BACKDATE_SECONDS 300
-
 int
 ca_serial_new(unsigned char serial[CA_SERIAL_LEN], char hex[CA_SERIAL_HEX])
 {

@@ -74,7 +74,9 @@ n1=$(awk '/X509v3 CRL Number/ { getline; gsub(/ /, ""); print }' "$WORK/first.tx
 [ -n "$n1" ] || fail "no CRL number"
 last=$(date -d "$(sed -n 's/ *Last Update: //p' "$WORK/first.txt")" +%s)
 next=$(date -d "$(sed -n 's/ *Next Update: //p' "$WORK/first.txt")" +%s)
-[ $((next - last)) = 86400 ] || fail "nextUpdate - thisUpdate = $((next - last)) s, want CRLValidityHours = 24"
+# thisUpdate 5 minutes back (relying parties whose clock is behind),
+# nextUpdate CRLValidityHours from when it was made.
+[ $((next - last)) = $((86400 + 300)) ] || fail "nextUpdate - thisUpdate = $((next - last)) s, want CRLValidityHours = 24 and 300 s backdated"
 
 check "a cache on the way keeps the CRL no longer than the frontend's copy is fresh"
 # max_age NAME: the Cache-Control max-age of the CRL fetched as NAME.
@@ -116,6 +118,11 @@ openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" 
 [ $rc != 0 ] && grep -q "certificate revoked" "$WORK/va.out" || { cat "$WORK/va.out"; fail "verify -crl_check accepted the revoked certificate"; }
 openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" "$WORK/b.pem" >/dev/null ||
 	fail "verify -crl_check refused the valid certificate"
+# A relying party whose clock is two minutes behind: the CRL made at
+# the revocation is current for it too (OpenSSL: "CRL is not yet valid").
+openssl verify -crl_check -attime $(($(date +%s) - 120)) -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" \
+	"$WORK/b.pem" > "$WORK/vb-behind.out" 2>&1 ||
+	{ cat "$WORK/vb-behind.out"; fail "verify -crl_check two minutes behind refused the valid certificate"; }
 "$SCEPCTL" --data-dir "$DATA" show "$serial" | grep -q '"status": "revoked"' || fail "scepctl show does not say revoked"
 "$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep -q "  $serial  .*  revoked: keyCompromise$" ||
 	fail "scepctl list does not say revoked"
@@ -564,7 +571,12 @@ server_start
 crl lowered
 last=$(date -d "$(sed -n 's/ *Last Update: //p' "$WORK/lowered.txt")" +%s)
 next=$(date -d "$(sed -n 's/ *Next Update: //p' "$WORK/lowered.txt")" +%s)
-[ $((next - last)) = 7200 ] || fail "nextUpdate - thisUpdate = $((next - last)) s after CRLValidityHours = 2"
+# (thisUpdate backdated up to 300 s: not before the CA certificate's
+# notBefore, a few seconds ago when this CA was made.)
+[ $((next - last)) -ge 7200 ] && [ $((next - last)) -le $((7200 + 300)) ] ||
+	fail "nextUpdate - thisUpdate = $((next - last)) s after CRLValidityHours = 2 (and at most 300 s backdated)"
+ca_from=$(date -d "$(openssl x509 -in "$CA_PEM" -noout -startdate | cut -d= -f2)" +%s)
+[ "$last" -ge "$ca_from" ] || fail "thisUpdate $last is before the CA certificate's notBefore $ca_from"
 logged "$from" "scepd-ca.*CRL: the stored one is valid until .* past CRLValidityHours = 2" ||
 	fail "the log does not say why a new CRL was made"
 server_stop
