@@ -485,7 +485,7 @@ extern const struct scepd_challenge_validator challenge_otp_validator;
  * 0 not (not reserved to txid, or another request of it unreported), -1
  * on a database error (logged). Under the service's lock. */
 int otp_release(struct challenge *c, const char *password, const char *txid,
-    int reserving, int release, int outcome_unknown);
+    int reserving, int release, int outcome_unknown, int paid_before);
 extern const struct scepd_challenge_validator challenge_static_validator;
 void challenge_handle_set_single(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);

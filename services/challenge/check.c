@@ -594,7 +594,8 @@ challenge_release(struct challenge *c, const Scep__V1__Request *req,
 	    (rc = otp_release(c, in->password, in->transaction_id,
 	         !in->has_reserving || in->reserving,
 	         !in->has_release || in->release,
-	         in->has_outcome_unknown && in->outcome_unknown)) < 0) {
+	         in->has_outcome_unknown && in->outcome_unknown,
+	         in->has_paid_before && in->paid_before)) < 0) {
 		reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
 		reply->error = "the password database cannot be written";
 		return;

@@ -479,7 +479,7 @@ otp_never_released(struct challenge *c, MDB_txn *txn,
 
 int
 otp_release(struct challenge *c, const char *password, const char *txid,
-    int reserving, int release, int outcome_unknown)
+    int reserving, int release, int outcome_unknown, int paid_before)
 {
 	struct challenge_hold *h;
 	struct challenge_record rec;
@@ -606,9 +606,12 @@ otp_release(struct challenge *c, const char *password, const char *txid,
 	if (h != NULL)
 		h->until_ms = 0;
 	log_event(LOG_LEVEL_INFO, txid, 0,
-	    "otp: password id=%s (issued to %s) released: the CA refused this "
-	    "transaction; the device may present it again with a new key",
-	    id, rec.issued_by);
+	    "otp: password id=%s (issued to %s) released: %s; the device may "
+	    "present it again with a new key",
+	    id, rec.issued_by,
+	    paid_before ? "the CA answered with what an earlier request of "
+	                  "this transaction paid for"
+	                : "the CA refused this transaction");
 	return 1;
 }
 

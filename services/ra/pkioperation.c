@@ -271,7 +271,11 @@ ra_challenge_release(struct ra_worker *w, const Scep__V1__Request *req,
 	release.has_reserving = 1;
 	release.reserving = ans->reserved_now;
 	release.has_release = 1;
+	/* Sent only by the request that reserved the password when the CA
+	 * answered with what an earlier request paid for. */
 	release.release = ans->nothing_bound || ans->paid_before;
+	release.has_paid_before = ans->paid_before;
+	release.paid_before = ans->paid_before;
 	release.has_outcome_unknown = ans->outcome_unknown;
 	release.outcome_unknown = ans->outcome_unknown;
 	/* An older challenge service takes any report for the reserving
@@ -372,9 +376,14 @@ ra_ca_sign(struct ra_worker *w, const Scep__V1__Request *req,
 		        reply->error ? reply->error : "refused by the CA"));
 		goto out;
 	}
+	/* Only when sent once: a copy sent again (no answer within a third
+	 * of the wait) reaches the CA after the first was issued, and is
+	 * answered as a retry, which the certificate this request's
+	 * password paid for is. */
 	ans->paid_before = reply->status == SCEP__V1__STATUS__STATUS_OK &&
 	    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
-	    reply->sign->has_paid_before && reply->sign->paid_before;
+	    reply->sign->has_paid_before && reply->sign->paid_before &&
+	    rpc_client_copies(w->ca) == 1;
 	if (reply->status == SCEP__V1__STATUS__STATUS_OK &&
 	    reply->body_case == SCEP__V1__REPLY__BODY_SIGN &&
 	    reply->sign->has_pending && reply->sign->pending) {
@@ -606,7 +615,9 @@ ra_pkcsreq(struct ra_worker *w, const Scep__V1__Request *req,
 		consume = 0;
 #endif
 	/* Answered from what an earlier request paid for (the device sent
-	 * it again with a new password): that password paid for nothing. */
+	 * it again with a new password): that password paid for nothing.
+	 * One this request found reserved may be the one that paid (its
+	 * "used" mark lost): marked used, as before. */
 	if (consume && rc >= 0 && ans->paid_before && ans->reserved_now)
 		ra_challenge_release(w, req, challenge, txid, ans);
 	else if (consume && rc >= 0)

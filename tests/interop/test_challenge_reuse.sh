@@ -66,6 +66,26 @@ ios_enroll "$pw" "O=Fabrikam,CN=kept key" "$WORK/kept-used.pem" "$URL" --key "$W
 [ $rc = 0 ] && [ "$(openssl x509 -in "$WORK/kept-used.pem" -noout -serial | cut -d= -f2)" = "$kept_serial" ] ||
 	fail "the kept key's same request with a used password: exit $rc, want 0 and serial $kept_serial"
 
+check "a CA answering late (the RA sends its request again): the copy answered as a retry still leaves the password used"
+# The copy reaches the CA after the first was issued and is answered
+# from the ledger (paid_before), but the password of this very request
+# paid for that certificate: released, it paid for a second device's.
+server_stop
+SCEPD_TEST_CA_HOLD=1:2000 server_start
+from=$(log_mark)
+pw=$(challenge)
+rc=0
+ios_enroll "$pw" "CN=late answer" "$WORK/late.pem" "$URL" > /dev/null || rc=$?
+[ $rc = 0 ] || fail "the enrollment whose answer the CA held: exit $rc, want 0"
+logged "$from" "retry (client .*): the same certificate" ||
+	fail "the RA sent no copy, or the CA did not answer it from the ledger: this case tests nothing"
+rc=0
+ios_enroll "$pw" "CN=second device" "$WORK/late-second.pem" "$URL" > /dev/null || rc=$?
+[ $rc = 2 ] || fail "a second device with the password that paid for the first's certificate: exit $rc, want 2"
+! logged "$from" "issued serial .* to \"CN=second device\"" || fail "one password paid for two certificates"
+server_stop
+server_start
+
 check "a request the CA refuses (an RSA 1024 key) leaves its password to the device's next key"
 # The challenge service reserves a password to the transactionID that
 # presents it, before the CA applies its rules; a refusal of the request
