@@ -498,13 +498,11 @@ enum ca_pending_held {
 	CA_PENDING_OTHER_CSR, /* another CSR or template, same key, waiting */
 	CA_PENDING_OTHER_KEY, /* another key's (or an unreadable CSR) */
 };
-/* What is held under `txid` against the CSR `csr` (DER `der`, `len`)
- * for template `tpl` at `now`; -1 when the pending table cannot be
- * read. */
 /*
- * Whether `csr` asks for what certificate `serial` (`old`) holds: the
- * subject template `tpl` gives it (as X.509 name matching compares
- * names), the same subjectAltNames, and the template the ledger recorded.
+ * Whether `csr` asks for what certificate `serial` (`old`) holds: its
+ * subject as asked or as template `tpl` gives it now (as X.509 name
+ * matching compares names), the same subjectAltNames, and the template
+ * the ledger recorded.
  * 1, 0, or -1 when memory or the ledger failed.
  */
 int
@@ -520,6 +518,9 @@ ca_retry_asks_the_same(const struct ca *ca, MDB_txn *txn, const char *serial,
 #define CA_PENDING_OTHER_REQUEST \
 	"transactionID already pending approval with another CSR or " \
 	"template: send the same request or poll (CertPoll)"
+/* What is held under `txid` against the CSR `csr` (DER `der`, `len`)
+ * for template `tpl` at `now`; -1 when the pending table cannot be
+ * read. */
 int ca_pending_held(const struct ca *ca, MDB_txn *txn, const char *txid,
     X509_REQ *csr, const uint8_t *der, size_t len,
     const struct ca_template *tpl, time_t now);

@@ -204,7 +204,11 @@ ca_retry_asks_the_same(const struct ca *ca, MDB_txn *txn, const char *serial,
 	    mdb_get(txn, ca->certs, &key, &val) != 0 ||
 	    ca_ledger_view(val.mv_data, val.mv_size, &view) != 0)
 		goto out;
-	same = X509_NAME_cmp(subject, X509_get_subject_name(old)) == 0 &&
+	/* As asked (a template without Subject then), or as the template
+	 * gives it now (with Subject: its RDNs and the request's CN). */
+	same = (X509_NAME_cmp(X509_REQ_get_subject_name(csr),
+	            X509_get_subject_name(old)) == 0 ||
+	           X509_NAME_cmp(subject, X509_get_subject_name(old)) == 0) &&
 	    ca_names_within(asks, had) && ca_names_within(had, asks) &&
 	    /* A record of version 1 does not say its template. */
 	    (ca_ledger_template(&view, recorded, sizeof(recorded)) != 0 ||
@@ -768,7 +772,8 @@ ca_sign_check(const struct ca *ca, struct ca_sign_job *job)
 	}
 	/* A transaction issued before is answered from the ledger whatever
 	 * the rules say today (the rules of its day passed it: its answer
-	 * was lost, certmonger sends its request again). */
+	 * was lost, certmonger sends its request again), when the request
+	 * asks what the certificate holds (ca_retry_asks_the_same). */
 	if (ca_sign_retry(ca, txn, job->csr, job->tpl, in, req, txid, addr,
 	        reply, arena) != 0) {
 		/* The transactionID holds a certificate: its password is not
