@@ -686,6 +686,9 @@ struct rpc_conn {
 };
 
 #define RPC_ANY_ENDPOINT SIZE_MAX /* rpc_call_at's: none in particular */
+/* rpc_call_at gives up on an endpoint with no connection this long (a
+ * connection over ipc:// or tcp:// with CURVE is made in milliseconds). */
+#define RPC_AT_UNCONNECTED_MS 250
 
 struct rpc_client {
 	void *zmq_ctx;
@@ -948,8 +951,8 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 {
 	/* The deadline the service is told is of the wall clock, which all
 	 * hosts share; ours to wait by is monotonic. */
-	int64_t start = rpc_now_ms(),
-	        deadline = clock_monotonic_ms() + timeout_ms;
+	int64_t start = rpc_now_ms(), begun = clock_monotonic_ms(),
+	        deadline = begun + timeout_ms;
 	int err = RPC_ETIMEDOUT;
 	uint8_t *buf = NULL;
 	size_t len, cap;
@@ -996,6 +999,11 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 			break;
 		}
 		client->copies += sent > 0;
+		/* rpc_call_at's one endpoint, not connected for a while: not
+		 * slow but stopped (its scrape would wait out the timeout). */
+		if (sent == 0 && client->only != RPC_ANY_ENDPOINT &&
+		    clock_monotonic_ms() - begun >= RPC_AT_UNCONNECTED_MS)
+			break;
 		if (sent == 0) {
 			/* No connected peer yet: wait a little, retry. */
 			struct timespec ts = {0, 20 * 1000 * 1000};

@@ -199,7 +199,8 @@ unsigned int rpc_client_copies(const struct rpc_client *client);
 int rpc_call(struct rpc_client *client, Scep__V1__Request *req, int timeout_ms,
     Scep__V1__Reply **reply);
 /* rpc_call to endpoint `endpoint` of the client's link alone, never
- * another (what one of several services reports of itself: /metrics). */
+ * another (what one of several services reports of itself: /metrics);
+ * RPC_ETIMEDOUT after 250 ms when no connection to it is up. */
 int rpc_call_at(struct rpc_client *client, size_t endpoint,
     Scep__V1__Request *req, int timeout_ms, Scep__V1__Reply **reply);
 /* The endpoints of the client's link, and the address of one (NULL past

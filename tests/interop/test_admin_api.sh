@@ -418,10 +418,16 @@ print("   unanswerable by endpoint %s, the same in three scrapes; scepd_up 1 for
 PY
 kill "$ra2"
 wait "$ra2" 2>/dev/null || true
+sleep 0.5 # its connections closed
+t0=$(date +%s%N)
 curl -sf "$BASE/metrics" > "$WORK/metrics3.txt" || fail "/metrics"
+took=$((($(date +%s%N) - t0) / 1000000))
+# Not RPCTimeout (5 s) per stopped endpoint: a scrape of several would
+# pass Prometheus's own timeout (10 s) and lose every sample.
+[ "$took" -lt 2000 ] || fail "/metrics with one RA stopped took $took ms"
 grep -qx 'scepd_up{service="ra",endpoint="ipc://.*/run/ra2.sock"} 0' "$WORK/metrics3.txt" &&
 	grep -qx 'scepd_up{service="ra",endpoint="ipc://.*/run/ra.sock"} 1' "$WORK/metrics3.txt" ||
 	fail "the stopped RA's scepd_up: $(grep '^scepd_up' "$WORK/metrics3.txt" | tr '\n' ' ')"
-echo "   $(grep '^scepd_up{service="ra"' "$WORK/metrics3.txt" | tr '\n' ' ')"
+echo "   $(grep '^scepd_up{service="ra"' "$WORK/metrics3.txt" | tr '\n' ' ')($took ms)"
 
 pass "charset in the 401; 429 after five failures per account or for 64 account names, and beyond two checks at once (a device enrolls meanwhile); known credentials not checked again, a changed password checked; 415 for a non-JSON body; 403 for another site's profile fetch or Origin-only post; 409/400 for the challenge service's refusals; /metrics typed once per name, each of two RAs under its endpoint"
