@@ -227,6 +227,16 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		challenge_internal(reply, req->id, "store", e);
 		goto out;
 	}
+	/* Its caller stopped waiting (the lock held by a slow disk's
+	 * commits): no one would be shown this password, which would count
+	 * against PasswordMax until it expired, and none can withdraw it. */
+	if (req->deadline_ms > 0 && rpc_now_ms() > req->deadline_ms) {
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "issue to %s not done: past its caller's deadline", who);
+		reply->status = SCEP__V1__STATUS__STATUS_UNAVAILABLE;
+		reply->error = "the challenge service answered too late";
+		goto out;
+	}
 commit:
 	e = challenge_txn_commit(c, txn);
 	txn = NULL;

@@ -92,6 +92,9 @@ teardown(void **state)
 
 /* Issues a password for `who` in `pool`; returns it (malloc'ed) or NULL
  * with the refusal in *error. */
+/* The deadline issue() gives its request (0: none). */
+static int64_t issue_deadline_ms;
+
 static char *
 issue(struct fixture *f, const char *who, const char *pool, char *error,
     size_t errlen)
@@ -105,6 +108,7 @@ issue(struct fixture *f, const char *who, const char *pool, char *error,
 
 	in.issued_by = (char *)who;
 	in.pool = (char *)pool;
+	req.deadline_ms = issue_deadline_ms;
 	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_ISSUE;
 	req.challenge_issue = &in;
 	reply.status = SCEP__V1__STATUS__STATUS_OK;
@@ -381,6 +385,27 @@ test_limit_clock_steps(void **state)
 	assert_in_range(last_retry_after, 1, 300);
 	fake_now += 3600;
 	assert_int_equal(redeem_check(f, "wrong", "t7", &wanted), REFUSED);
+}
+
+/* An issue whose caller stopped waiting (the service's lock held by a
+ * slow disk) issues nothing: no one would be shown the password, which
+ * would hold a PasswordMax slot until it expired. */
+static void
+test_issue_past_deadline(void **state)
+{
+	struct fixture *f = *state;
+	char err[128] = "";
+	char *late, *next;
+
+	f->c.settings.password_max = 1;
+	issue_deadline_ms = rpc_now_ms() - 1;
+	late = issue(f, "admin", NULL, err, sizeof(err));
+	issue_deadline_ms = 0;
+	assert_null(late);
+	assert_string_equal(err, "the challenge service answered too late");
+	next = issue(f, "admin", NULL, err, sizeof(err));
+	assert_non_null(next); /* the slot is free */
+	free(next);
 }
 
 /* WrongPasswordLimit counts guesses: a password issued here and refused
@@ -1678,6 +1703,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_limit_counts_guesses_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_issue_past_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_retry_after_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
