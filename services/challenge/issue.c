@@ -82,6 +82,19 @@ challenge_internal(
 	reply->error = "the challenge service cannot issue a password now";
 }
 
+/* Whether any SCEP path takes one-time passwords: the default
+ * validator's, or one of [challenge.paths]. */
+static int
+challenge_otp_served(const struct challenge *c)
+{
+	if (strcmp(c->default_validator->name, "otp") == 0)
+		return 1;
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (strcmp(c->routes[i].validator->name, "otp") == 0)
+			return 1;
+	return 0;
+}
+
 void
 challenge_handle_issue(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena)
@@ -157,6 +170,22 @@ challenge_handle_issue(void *worker, const Scep__V1__Request *req,
 		 * paths take one-time passwords (Validator = otp beside it,
 		 * static for some paths only): then they are issued here. */
 		challenge_issue_single(c, req, reply, arena, who);
+		return;
+	} else if (!challenge_otp_served(c)) {
+		/* The admin page and api/challenges name no path: a password
+		 * no path takes would be refused to every device, each
+		 * refusal counted against its address. */
+		log_event(LOG_LEVEL_WARN, NULL, req->id,
+		    "issue refused to %s: no SCEP path takes one-time "
+		    "passwords ([challenge] Validator = %s)",
+		    who, c->default_validator->name);
+		reply->status = SCEP__V1__STATUS__STATUS_REFUSED;
+		reply->error = rpc_alloc(arena, 320);
+		snprintf(reply->error, 320,
+		    "No SCEP path takes one-time passwords: [challenge] "
+		    "Validator = %.64s, and no path in [challenge.paths] is "
+		    "given otp. A device given one would be refused.",
+		    c->default_validator->name);
 		return;
 	}
 

@@ -387,6 +387,22 @@ PY
 	{ cat "$WORK/single-admin.json"; fail "the admin page: HTTP $code, want the single password's note, no password"; }
 echo "   /scep/static takes the single password, the default path asks the MDM, the admin page issues none"
 
+check "the MDM's validator on every path, no single password: the admin page issues no one-time password (every device would be refused it)"
+set_conf challenge UseSinglePassword 0
+set_conf challenge.paths /scep/static mdm
+server_restart
+code=$(curl -s -o "$WORK/no-otp-admin.json" -w '%{http_code}' -u "$creds" -H 'Accept: application/json' \
+	"$BASE/certsrv/mscep_admin/")
+python3 - "$WORK/no-otp-admin.json" <<'PY' ||
+import json, sys
+page = json.load(open(sys.argv[1]))
+assert "password" not in page, page
+assert "No SCEP path takes one-time passwords" in json.dumps(page), page
+PY
+	{ cat "$WORK/no-otp-admin.json"; fail "the admin page with no path of one-time passwords: HTTP $code"; }
+[ "$code" != 200 ] || fail "the admin page with no path of one-time passwords answered 200"
+echo "   HTTP $code: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error"))' "$WORK/no-otp-admin.json")"
+
 check "no challenge in the server log"
 if grep -qF -e "$MDM_OK" -e "MDM-DENIED-000000" -e "$SINGLE" "$SERVER_LOG"; then
 	grep -nF -e "$MDM_OK" -e "MDM-DENIED-000000" -e "$SINGLE" "$SERVER_LOG"
