@@ -576,6 +576,7 @@ ca_handle_revoke(void *worker, const Scep__V1__Request *req,
 	out = rpc_alloc(arena, sizeof(*out));
 	scep__v1__revoke_reply__init(out);
 	out->crl_number = number;
+	out->serial = rpc_strdup(arena, serial);
 	reply->body_case = SCEP__V1__REPLY__BODY_REVOKE;
 	reply->revoke = out;
 	goto out;

@@ -399,6 +399,10 @@ serial_normalize(const char *in, char *out, size_t max)
 	if (in == NULL)
 		return -1;
 	in += strspn(in, " \t\r\n");
+	/* "0x1000", as `openssl x509 -text` writes a short serial after
+	 * its decimal form: "4096 (0x1000)". */
+	if (in[0] == '0' && (in[1] == 'x' || in[1] == 'X'))
+		in += 2;
 	len = strlen(in);
 	while (len > 0 && strchr(" \t\r\n", in[len - 1]) != NULL)
 		len--;

@@ -197,6 +197,13 @@ rc=0
 "$SCEPCTL" --data-dir "$DATA" revoke "$(openssl x509 -in "$WORK/b.pem" -noout -serial | cut -d= -f2)" --not-in-ledger 2> "$WORK/foreign.err" || rc=$?
 [ $rc = 1 ] && grep -q "the ledger holds this certificate" "$WORK/foreign.err" ||
 	{ cat "$WORK/foreign.err"; fail "--not-in-ledger for a serial the ledger holds: exit $rc"; }
+# A short serial as `openssl x509 -text` writes it after its decimal
+# form ("4096 (0x1000)"): 0x1000 is read as hex 1000, and the answer
+# names the serial as the CA read it (a decimal "4096" would be 0x4096).
+"$SCEPCTL" --data-dir "$DATA" revoke 0x7f1000 --not-in-ledger 2> "$WORK/foreign.err" ||
+	{ cat "$WORK/foreign.err"; fail "revoke 0x7f1000 --not-in-ledger"; }
+grep -q "serial 0*7F1000 (hex) revoked" "$WORK/foreign.err" ||
+	{ cat "$WORK/foreign.err"; fail "the revocation does not name the serial as read (7F1000, hex)"; }
 # ARGUMENTS:STATUS: --date without the flag or not a time (usage, 2), a
 # date to come, a serial of 21 octets (refused, 1).
 for bad in "7F0012 --date 2024-05-01T10:00:00Z:2" "7F0012 --not-in-ledger --date 2024-05-01:2" \

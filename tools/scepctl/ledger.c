@@ -406,6 +406,7 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 	const char *user =
 	    getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
 	char by[128];
+	const char *shown;
 	int c, rc = 1;
 
 	/* 0, not 1: glibc then forgets the "+" of main's option string. */
@@ -465,15 +466,20 @@ scepctl_revoke(const struct scepctl *ctl, int argc, char **argv)
 		    reply->error ? reply->error : "refused");
 		goto out;
 	}
+	/* The serial as the CA read it (hex): "4096" typed from a decimal
+	 * form is 0x4096, which this shows. */
+	shown = reply->revoke->serial != NULL ? reply->revoke->serial
+	                                      : argv[optind];
 	if (release)
 		fprintf(stderr,
 		    "scepctl: %s released from its hold; CRL number %lld no "
 		    "longer lists it\n",
-		    argv[optind], (long long)reply->revoke->crl_number);
+		    shown, (long long)reply->revoke->crl_number);
 	else
 		fprintf(stderr,
-		    "scepctl: %s revoked; CRL number %lld lists it\n",
-		    argv[optind], (long long)reply->revoke->crl_number);
+		    "scepctl: serial %s (hex) revoked; CRL number %lld lists "
+		    "it\n",
+		    shown, (long long)reply->revoke->crl_number);
 	rc = 0;
 out:
 	if (reply != NULL)
