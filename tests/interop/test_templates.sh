@@ -431,6 +431,9 @@ import json, sys
 every, two = (json.load(open(f)) for f in sys.argv[1:])
 assert len(every) > 2 and two == every[:2], (two, every[:3])
 PY
+# With --json too: a script reading the newest two knows there are more.
+grep -q "scepctl: 2 of $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/refused.json") shown" \
+	"$WORK/refused2.err" || { cat "$WORK/refused2.err"; fail "list --refused --limit 2 --json does not say how many there are"; }
 "$SCEPCTL" --data-dir "$DATA" list --refused --limit 2 > /dev/null 2> "$WORK/refused2.err" ||
 	fail "scepctl list --refused --limit 2 (text)"
 grep -q "scepctl: 2 of $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/refused.json") shown" \

@@ -262,10 +262,12 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 			}
 			putchar('\n');
 		}
-		fprintf(stderr, "scepctl: %zu of %llu shown\n",
-		    reply->ledger_list->n_entries,
-		    (unsigned long long)reply->ledger_list->total);
 	}
+	/* With --json too: a script reading the newest `--limit` would
+	 * not know that more exist. */
+	fprintf(stderr, "scepctl: %zu of %llu shown\n",
+	    reply->ledger_list->n_entries,
+	    (unsigned long long)reply->ledger_list->total);
 	rc = fflush(stdout) == 0 ? 0 : 1;
 out:
 	if (reply != NULL)
