@@ -14,6 +14,30 @@
 #include "log.h"
 #include "store.h"
 
+/* The one set through the API: 0 with its MAC and who set it, 1 when
+ * none was, -1 when it cannot be read. */
+static int
+single_stored(struct challenge *c, unsigned char mac[CHALLENGE_MAC_LEN],
+    char *set_by, size_t len)
+{
+	struct challenge_single single;
+	MDB_txn *txn = NULL;
+	int found, e;
+
+	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		log_error("single password: %s", store_strerror(e));
+		return -1;
+	}
+	found = challenge_single_get(txn, c->dbi, &single);
+	mdb_txn_abort(txn);
+	if (found == 0) {
+		memcpy(mac, single.mac, CHALLENGE_MAC_LEN);
+		snprintf(set_by, len, "%s", single.set_by);
+		OPENSSL_cleanse(&single, sizeof(single));
+	}
+	return found < 0 ? -1 : found;
+}
+
 /*
  * The MAC to compare with, and who set it. 0; -1 when none is set; -2
  * when the one set through the API cannot be read: then the file's
@@ -23,24 +47,12 @@ static int
 single_current(struct challenge *c, unsigned char mac[CHALLENGE_MAC_LEN],
     char *set_by, size_t len)
 {
-	struct challenge_single single;
-	MDB_txn *txn = NULL;
-	int found, e;
+	int found = single_stored(c, mac, set_by, len);
 
-	if ((e = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn)) != 0) {
-		log_error("single password: %s", store_strerror(e));
-		return -2;
-	}
-	found = challenge_single_get(txn, c->dbi, &single);
-	mdb_txn_abort(txn);
 	if (found < 0)
 		return -2;
-	if (found == 0) {
-		memcpy(mac, single.mac, CHALLENGE_MAC_LEN);
-		snprintf(set_by, len, "%s", single.set_by);
-		OPENSSL_cleanse(&single, sizeof(single));
+	if (found == 0)
 		return 0;
-	}
 	if (c->settings.single_password != NULL &&
 	    c->settings.single_password[0] != '\0') {
 		char norm[CHALLENGE_PASSWORD_MAX + 1];
@@ -115,6 +127,8 @@ static_init(const struct scepd_plugin_host *host, void **state, char *err,
     size_t errlen)
 {
 	struct challenge *c = host->opaque;
+	unsigned char mac[CHALLENGE_MAC_LEN];
+	char set_by[CHALLENGE_WHO_MAX];
 
 	*state = c;
 	if (!c->settings.use_single_password) {
@@ -123,6 +137,16 @@ static_init(const struct scepd_plugin_host *host, void **state, char *err,
 		    "[challenge]");
 		return -1;
 	}
+	/* Said at each start: an admin who changed the file (a leaked
+	 * password rotated) would take the new one for the one in force. */
+	if (c->settings.single_password != NULL &&
+	    c->settings.single_password[0] != '\0' &&
+	    single_stored(c, mac, set_by, sizeof(set_by)) == 0)
+		log_warn("SinglePassword in [challenge] is not in force: the "
+		         "single password set through api/single-password by "
+		         "%s is, until a new one is set there",
+		    set_by);
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return 0;
 }
 

@@ -775,6 +775,47 @@ test_single_beside_otp(void **state)
 	f->c.settings.validator = NULL;
 }
 
+/* The single password set through the API wins over SinglePassword in
+ * the file: said at start, naming who set it, or an admin who rotated a
+ * leaked password in the file would take the new one for the one in
+ * force. */
+static void
+test_single_file_overridden_said(void **state)
+{
+	struct fixture *f = *state;
+	char out[1024];
+	Scep__V1__Request req = SCEP__V1__REQUEST__INIT;
+	Scep__V1__ChallengeSetSingleRequest in =
+	    SCEP__V1__CHALLENGE_SET_SINGLE_REQUEST__INIT;
+	Scep__V1__Reply reply = SCEP__V1__REPLY__INIT;
+	struct rpc_arena *arena = rpc_arena_new();
+
+	f->c.settings.use_single_password = 1;
+	f->c.settings.single_password = "file-secret-1";
+	log_init("test_challenge", LOG_LEVEL_WARN);
+	assert_int_equal(load_config(f, "[challenge]\n", out, sizeof(out)), 0);
+	log_init("test_challenge", LOG_LEVEL_ERROR);
+	assert_null(strstr(out, "is not in force"));
+	in.password = "api-secret-1";
+	in.set_by = "alice";
+	req.body_case = SCEP__V1__REQUEST__BODY_CHALLENGE_SET_SINGLE;
+	req.challenge_set_single = &in;
+	reply.status = OK;
+	challenge_handle_set_single(&f->c, &req, &reply, arena);
+	assert_int_equal(reply.status, OK);
+	rpc_arena_free(arena);
+	f->c.settings.single_password = "file-secret-2";
+	log_init("test_challenge", LOG_LEVEL_WARN); /* the line is a warning */
+	assert_int_equal(load_config(f, "[challenge]\n", out, sizeof(out)), 0);
+	log_init("test_challenge", LOG_LEVEL_ERROR);
+	assert_non_null(strstr(out,
+	    "SinglePassword in [challenge] is not in force: the single "
+	    "password set through api/single-password by alice is"));
+	assert_int_equal(redeem(f, "api-secret-1", "tx-1", 0), OK);
+	f->c.settings.use_single_password = 0;
+	f->c.settings.single_password = NULL;
+}
+
 /* ChallengeRevoke of all unused passwords of `pool` (NULL: unset), as
  * scepctl sends it; the number revoked, or -1 when refused. */
 static int
@@ -1705,6 +1746,8 @@ main(void)
 	        test_limit_counts_guesses_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_issue_past_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_single_file_overridden_said, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_retry_after_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
