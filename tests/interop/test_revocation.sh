@@ -242,6 +242,7 @@ good="${r}240601000000Z\t7E0001\tunknown\t/CN=x\n"
 gencrl other-key "$good" '' "$WORK/other.key" "$WORK/other.pem"
 gencrl delta "$good" '2.5.29.27 = critical,DER:02:02:03:E7'
 gencrl indirect "$good" 'issuingDistributionPoint = critical,@idp\n[idp]\nindirectCRL = TRUE'
+gencrl partition "$good" 'issuingDistributionPoint = critical,@idp\n[idp]\nonlysomereasons = keyCompromise'
 gencrl remove "${good}${r}240501100000Z,removeFromCRL\t7E0002\tunknown\t/CN=y\n"
 # An extension marked critical that the reader does not know (RFC 5280:
 # such a CRL decides no status): it was imported, the extension ignored.
@@ -257,6 +258,7 @@ LD_PRELOAD="$FAKETIME_LIB" FAKETIME=-600 gencrl adcs "${r}$(date -u -d @$(($(dat
 head -c 300 /dev/urandom > "$WORK/garbage.crl"
 mark=$(log_mark)
 for bad in "other-key:signature is not the CA key's" "delta:a delta CRL" "indirect:an indirect CRL" \
+	"partition:a partitioned CRL" \
 	"critical:a critical extension 1.3.6.1.4.1.99999.1 this reader does not know" \
 	"remove:reason code 8 is not a revocation" "zero:serial is not a positive number" \
 	"future:after this machine's time" "garbage:not a CRL"; do

@@ -227,6 +227,18 @@ crl_entries(X509_CRL *crl, struct crl_entries *out, char *err, size_t errlen)
 		    "nothing imported");
 		return -1;
 	}
+	/* scepd's CRL replaces it whole: a partition's revocations of other
+	 * reasons or kinds of certificate would be trusted again. */
+	if (idp != NULL &&
+	    (idp->onlysomereasons != NULL || idp->onlyuser || idp->onlyCA ||
+	        idp->onlyattr)) {
+		ISSUING_DIST_POINT_free(idp);
+		snprintf(err, errlen,
+		    "a partitioned CRL (its issuingDistributionPoint covers "
+		    "only some reasons or kinds of certificate): import the "
+		    "CA's complete CRL");
+		return -1;
+	}
 	ISSUING_DIST_POINT_free(idp);
 	if (pki_time(X509_CRL_get0_lastUpdate(crl), &this_update) != 0) {
 		snprintf(err, errlen,
