@@ -1025,6 +1025,19 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	made_key.mv_size = strlen(signer->made_name);
 	made_key.mv_data = (void *)signer->made_name;
 	made = mdb_get(txn, ca->meta, &made_key, &made_val) == 0;
+	/* Made under another certificate of the same name and key (the CA
+	 * certified again): crl_stored would never serve it, and each
+	 * GetCRL would parse it here until its half-life. */
+	if (made) {
+		struct crl_made m;
+
+		made = made_val.mv_size == sizeof(m);
+		if (made) {
+			memcpy(&m, made_val.mv_data, sizeof(m));
+			made = memcmp(m.ca, signer->cert_sha256,
+			           sizeof(m.ca)) == 0;
+		}
+	}
 	if (now >= signer->not_after) {
 		/* The last CRL stands (its nextUpdate is the CA's notAfter):
 		 * no CRL is signed past it. One not that CA's (the key

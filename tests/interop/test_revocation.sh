@@ -590,4 +590,17 @@ logged "$from" "scepd-ca.*CRL: the stored one is valid until .* past CRLValidity
 	fail "the log does not say why a new CRL was made"
 server_stop
 
+check "the CA certified again with the same key and name: the first GetCRL makes a CRL under the new certificate (the stored one, made under the old, was parsed at each GetCRL until its half-life)"
+openssl req -x509 -new -key "$DATA/ca/ca.key" -days 3650 \
+	-subj "$(openssl x509 -in "$DATA/ca/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-addext "subjectKeyIdentifier=hash" -out "$WORK/ca-again.pem" 2>/dev/null || fail "openssl req: the CA again"
+cp "$WORK/ca-again.pem" "$DATA/ca/ca.pem"
+from=$(log_mark)
+server_start
+crl recertified
+await_logged "$from" "scepd-ca.*issued CRL number" 10 ||
+	fail "no CRL was made under the CA's new certificate: the one of the old is served, parsed each time"
+server_stop
+
 pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, a key revoked for keyCompromise never certified again (an older ledger indexed), certificateHold released or made final"
