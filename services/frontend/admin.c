@@ -15,6 +15,7 @@
  * NDES does, and is a 429 {"error": ...} in JSON; any other refusal of the
  * challenge service (its configuration's, not to be waited out) is a 409.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/asn1.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -170,7 +172,7 @@ admin_html(const struct admin_page *pg, size_t *len)
 	if (f == NULL)
 		return NULL;
 	fprintf(f,
-	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	    "<!DOCTYPE html>\n<html lang=\"en\"><head>"
 	    "<meta name=\"viewport\" content=\"width=device-width, "
 	    "initial-scale=1\"><title>Network Device Enrollment Service"
 	    "</title><style>%s</style></head><body>\n"
@@ -274,6 +276,55 @@ admin_html(const struct admin_page *pg, size_t *len)
 		return NULL;
 	}
 	return buf;
+}
+
+/*
+ * The page as NDES serves it: UTF-16, little-endian, after a byte-order
+ * mark. Scripts written for NDES decode it so (Fleet's NDES proxy, and
+ * others' `decode("UTF-16")`): UTF-8 read as UTF-16 is nothing they can
+ * match. `html` (UTF-8, *len bytes; it holds the password) is wiped and
+ * freed; NULL when out of memory or not UTF-8.
+ */
+static char *
+admin_utf16(char *html, size_t *len)
+{
+	size_t n = *len, o = 0;
+	/* Each UTF-8 byte gives at most 2 bytes (a 4-byte character, a
+	 * surrogate pair: 4). */
+	unsigned char *out = n < (SIZE_MAX - 2) / 2 ? malloc(2 + 2 * n) : NULL;
+
+	if (out != NULL) {
+		out[o++] = 0xFF;
+		out[o++] = 0xFE;
+	}
+	for (size_t i = 0; out != NULL && i < n;) {
+		unsigned long cp, unit[2];
+		int k = UTF8_getc((const unsigned char *)html + i,
+		        n - i > INT_MAX ? INT_MAX : (int)(n - i), &cp),
+		    units = 1;
+
+		if (k <= 0 || cp > 0x10FFFF) {
+			OPENSSL_cleanse(out, o);
+			free(out);
+			out = NULL;
+			break;
+		}
+		i += (size_t)k;
+		unit[0] = cp;
+		if (cp >= 0x10000) {
+			unit[0] = 0xD800 + ((cp - 0x10000) >> 10);
+			unit[1] = 0xDC00 + ((cp - 0x10000) & 0x3FF);
+			units = 2;
+		}
+		for (int u = 0; u < units; u++) {
+			out[o++] = (unsigned char)(unit[u] & 0xFF);
+			out[o++] = (unsigned char)(unit[u] >> 8);
+		}
+	}
+	OPENSSL_cleanse(html, n);
+	free(html);
+	*len = o;
+	return (char *)out;
 }
 
 static char *
@@ -510,11 +561,13 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	if (pg.password == NULL && !pg.cache_full)
 		status = MHD_HTTP_CONFLICT;
 	out = json ? admin_json(&pg) : admin_html(&pg, &len);
+	if (out != NULL && !json)
+		out = admin_utf16(out, &len);
 #ifdef SCEPD_TEST_HOOKS
 	/* Test builds only: the answer not made, as with no memory
 	 * (test_admin_api). */
 	if (out != NULL && getenv("SCEPD_TEST_ADMIN_RENDER_FAIL") != NULL) {
-		OPENSSL_cleanse(out, strlen(out));
+		OPENSSL_cleanse(out, json ? strlen(out) : len);
 		free(out);
 		out = NULL;
 	}
@@ -527,7 +580,7 @@ admin_password(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	if (json)
 		len = strlen(out);
 	ret = http_respond_secret(c, r, status,
-	    json ? "application/json" : "text/html; charset=utf-8", out, len,
+	    json ? "application/json" : "text/html; charset=utf-16", out, len,
 	    admin_headers);
 	handed_out = ret == MHD_YES;
 out:

@@ -27,9 +27,16 @@ user=${creds%%:*}
 # call NAME [curl args...]: the status; headers in $WORK/NAME.head, the
 # body in $WORK/NAME.body.
 call() {
-	local name=$1
+	local name=$1 code
 	shift
-	curl -s -m 20 -D "$WORK/$name.head" -o "$WORK/$name.body" -w '%{http_code}' "$@" || true
+	code=$(curl -s -m 20 -D "$WORK/$name.head" -o "$WORK/$name.body" -w '%{http_code}' "$@" || true)
+	# The admin page is UTF-16, as NDES serves it: read here as UTF-8.
+	if grep -qi '^content-type:.*charset=utf-16' "$WORK/$name.head" 2>/dev/null; then
+		iconv -f UTF-16 -t UTF-8 "$WORK/$name.body" > "$WORK/$name.body.utf8" ||
+			fail "$name: not UTF-16 as its Content-Type says"
+		mv "$WORK/$name.body.utf8" "$WORK/$name.body"
+	fi
+	echo "$code"
 }
 # header NAME HEADER: its value in $WORK/NAME.head.
 header() {

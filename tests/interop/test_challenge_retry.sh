@@ -48,7 +48,7 @@ creds=$(cat "$DATA/admin.credentials")
 code=$(curl -s -o "$WORK/full.json" -w '%{http_code}' -u "$creds" -H 'Accept: application/json' "$BASE/certsrv/mscep_admin/")
 [ "$code" = 429 ] || fail "admin page JSON with a full cache: HTTP $code, want 429"
 grep -q "The password cache is full." "$WORK/full.json" || fail "admin JSON: $(cat "$WORK/full.json")"
-curl -s -u "$creds" "$BASE/certsrv/mscep_admin/" | grep -q "The password cache is full." ||
+curl -s -u "$creds" "$BASE/certsrv/mscep_admin/" | iconv -f UTF-16 -t UTF-8 | grep -q "The password cache is full." ||
 	fail "admin HTML page does not say the cache is full"
 
 check "using one frees a place"

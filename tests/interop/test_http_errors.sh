@@ -240,19 +240,21 @@ expect 401 "$(code "$admin" -u "nobody:${creds#*:}")" "unknown user"
 check "admin page with the right credentials: HTML with a password and the CA thumbprint"
 expect 200 "$(code "$admin" -u "$creds")" "right credentials"
 grep -qi '^content-type: text/html' "$WORK/headers" || fail "admin page is not text/html"
+# UTF-16, as NDES serves it (below).
+iconv -f UTF-16 -t UTF-8 "$WORK/body" > "$WORK/page.html" || fail "the admin page is not UTF-16"
 # NDES shows the CA certificate's hash; accept SHA-1 or SHA-256, with or
 # without separators, in any case.
 thumbs=$(for md in sha1 sha256; do
 	openssl x509 -in "$CA_PEM" -noout -fingerprint -"$md" | sed 's/.*=//; s/://g'
 done)
-flat=$(tr -d ' :\r\n' < "$WORK/body" | tr 'a-f' 'A-F')
+flat=$(tr -d ' :\r\n' < "$WORK/page.html" | tr 'a-f' 'A-F')
 found=
 for t in $thumbs; do
 	case "$flat" in *"$t"*) found=$t ;; esac
 done
 [ -n "$found" ] || fail "the admin page does not show the CA thumbprint (SHA-1 or SHA-256)"
 echo "   CA thumbprint $found shown"
-html_pw=$(grep -oE '\b[0-9A-Fa-f]{32}\b' "$WORK/body" | head -1 || true)
+html_pw=$(grep -oE '\b[0-9A-Fa-f]{32}\b' "$WORK/page.html" | head -1 || true)
 [ -n "$html_pw" ] || fail "the admin page shows no 32-hex-character password"
 echo "   password shown"
 
@@ -290,7 +292,12 @@ ndes=$(python3 - "$WORK/body" <<'EOF'
 import re
 import sys
 
-page = open(sys.argv[1], encoding="utf-8").read()
+raw = open(sys.argv[1], "rb").read()
+# As NDES serves it and Fleet decodes it (unicode.UTF16, BigEndian unless
+# a byte-order mark says otherwise; others decode("UTF-16")): UTF-16LE
+# after its mark.
+assert raw[:2] == b"\xff\xfe", "no UTF-16LE byte-order mark: %r" % raw[:8]
+page = raw.decode("utf-16")
 pw = re.search(r"(?i)The enrollment challenge password is: <B> (?P<password>\S*)", page)
 tp = re.search(r"The thumbprint \(hash value\) for the CA certificate is: "
                r"<B> ([0-9A-F]{8}(?: [0-9A-F]{8}){3}) </B>", page)
@@ -298,6 +305,8 @@ print(pw.group("password") if pw else "")
 print(tp.group(1) if tp else "")
 EOF
 )
+grep -qi '^Content-Type: text/html; charset=utf-16' "$WORK/headers" ||
+	fail "the admin page's $(grep -i '^Content-Type' "$WORK/headers"), not NDES's UTF-16"
 ndes_pw=$(sed -n 1p <<< "$ndes")
 ndes_md5=$(sed -n 2p <<< "$ndes")
 want_md5=$(openssl x509 -in "$CA_PEM" -noout -fingerprint -md5 |

@@ -93,8 +93,9 @@ stat -c '%U' "$DATA/admin/admin.passwd" | grep -qx scepd-frontend ||
 check "a device enrolls; the admin page gives a password; scepctl, as root, lists the certificate"
 ios_enroll "$(challenge)" "CN=users-1" "$WORK/users-1.pem" || fail "enrollment of CN=users-1"
 verify_cert "$WORK/users-1.pem"
-page=$(curl -s -u "$(cat "$DATA/admin.credentials")" "$BASE/certsrv/mscep_admin/") ||
-	fail "the admin page: no answer"
+# UTF-16, as NDES serves it.
+page=$(curl -s -u "$(cat "$DATA/admin.credentials")" "$BASE/certsrv/mscep_admin/" | iconv -f UTF-16 -t UTF-8) ||
+	fail "the admin page: no answer, or not UTF-16"
 pw=$(echo "$page" | grep -oE '\b[0-9A-F]{32}\b' | head -1)
 [ -n "$pw" ] || { echo "$page" | head -20; fail "the admin page shows no one-time password"; }
 ios_enroll "$pw" "CN=users-admin" "$WORK/users-admin.pem" || fail "enrollment with the admin page's password"
