@@ -272,6 +272,35 @@ scep_pki_post(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	return ret;
 }
 
+/*
+ * The SCEP URL opened without a query, in a browser: NDES's page, 200.
+ * Administrators check a server so ("browse to .../mscep.dll"), and load
+ * balancers' probes copied from NDES set-ups expect 200.
+ */
+static enum MHD_Result
+scep_ndes_page(struct frontend *fe, struct MHD_Connection *c, struct request *r)
+{
+	char page[1024];
+	int n;
+
+	n = snprintf(page, sizeof(page),
+	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
+	    "charset=\"utf-8\"><title>Network Device Enrollment Service"
+	    "</title></head><body>\n<h1>Network Device Enrollment Service"
+	    "</h1>\n<p>Network Device Enrollment Service allows you to "
+	    "obtain certificates for routers or other network devices using "
+	    "the Simple Certificate Enrollment Protocol (SCEP).</p>\n<p>This "
+	    "URL is used by network devices to submit certificate requests."
+	    "</p>\n<p>To obtain an enrollment challenge password, go to the "
+	    "admin URL: %s on this server.</p>\n</body></html>\n",
+	    fe->settings.admin_path[0] != '\0' ? fe->settings.admin_path
+	                                       : "(none: AdminPath is empty)");
+	if (n < 0 || (size_t)n >= sizeof(page))
+		return http_no_memory(c, r, "the NDES page");
+	return http_respond(c, r, MHD_HTTP_OK, "text/html; charset=utf-8", page,
+	    (size_t)n, NULL);
+}
+
 enum MHD_Result
 scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
     const char *query, size_t qlen)
@@ -283,6 +312,9 @@ scep_handle(struct frontend *fe, struct MHD_Connection *c, struct request *r,
 	enum MHD_Result ret;
 	int rc;
 
+	if (qlen == 0 &&
+	    (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0))
+		return scep_ndes_page(fe, c, r);
 	rc = query_get(query, qlen, "operation", &op, &op_len);
 	if (rc == QUERY_ENOMEM)
 		return http_no_memory(c, r, "the operation parameter");

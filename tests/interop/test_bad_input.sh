@@ -85,7 +85,7 @@ req="$SRC_DIR/tests/vectors/micromdm-scep/PKCSReq.der"
 b64() { base64 -w0 "$1" | sed 's/+/%2B/g; s/\//%2F/g; s/=/%3D/g'; }
 
 check "HTTP-level: answered with the right status, never a crash"
-expect_http 400 "no operation" "$URL"
+expect_http 400 "no operation" "$URL?message=MIIBAAAA"
 expect_http 400 "unknown operation" "$URL?operation=GetEverything"
 expect_http 400 "operation in the wrong case of a real one plus junk" "$URL?operation=PKIOperationX"
 expect_http 400 "PKIOperation without message" "$URL?operation=PKIOperation"

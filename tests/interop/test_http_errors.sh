@@ -24,8 +24,11 @@ expect() { # WANT GOT WHAT
 check "GET /healthz answers 200"
 expect 200 "$(code "$BASE/healthz")" "/healthz"
 
-check "missing or unknown operation: 400"
-expect 400 "$(code "$URL")" "no query at all"
+check "the SCEP URL without a query (a browser, a probe copied from an NDES set-up): NDES's page, 200; a missing or unknown operation: 400"
+expect 200 "$(code "$URL")" "no query at all"
+grep -q "Network Device Enrollment Service allows you to obtain certificates" "$WORK/body" &&
+	grep -q "/certsrv/mscep_admin/" "$WORK/body" || fail "the page without a query is not NDES's, naming the admin URL"
+expect 200 "$(code "$URL" -I)" "HEAD without a query"
 expect 400 "$(code "$URL?message=CA")" "no operation="
 expect 400 "$(code "$URL?operation=GetCAFoo&message=CA")" "operation=GetCAFoo"
 
