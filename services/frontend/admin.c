@@ -1084,12 +1084,18 @@ admin_refused_remote(const struct frontend *fe, struct MHD_Connection *c,
 		return 0;
 	if (admin_unrouted(fe, c, r, &route, ret))
 		return 1;
-	log_warn("admin: refused %s: the admin page needs a loopback client "
-	         "until it is served over HTTPS",
+	log_warn("admin: refused %s: the admin page is served to loopback "
+	         "clients only (its credentials and passwords travel in clear "
+	         "over plain HTTP)",
 	    r->client);
+	/* An NDES administrator opens it from a workstation: the ways in. */
 	*ret = http_text(c, r, MHD_HTTP_FORBIDDEN,
 	    "The admin page is served over plain HTTP to loopback clients "
-	    "only.\n");
+	    "only: its credentials and passwords would travel in clear.\n"
+	    "From another machine: an SSH tunnel to this server (ssh -L "
+	    "8080:127.0.0.1:PORT) and http://127.0.0.1:8080 in the "
+	    "browser; or a TLS terminator on this server (README: 'Behind a "
+	    "reverse proxy'); or, on this server, 'scepctl challenge'.\n");
 	return 1;
 }
 

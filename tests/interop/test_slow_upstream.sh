@@ -215,6 +215,9 @@ refused() {
 }
 refused /metrics "$BASE/metrics"
 refused "the admin page" "$ADMIN/" -u mdm1:mdm-secret
+# An NDES administrator opens it from a workstation: told the ways in.
+grep -q "ssh -L" "$WORK/refused.txt" && grep -q "scepctl challenge" "$WORK/refused.txt" ||
+	fail "the admin page's 403 does not say how to reach it (a tunnel, scepctl challenge)"
 refused "the MDM API" "$ADMIN/api/challenges" -X POST -u mdm1:mdm-secret
 grep -qi '^Content-Type: application/json' <(curl -s -D - -o /dev/null -H "X-Forwarded-For: 192.0.2.7" \
 	-u mdm1:mdm-secret -X POST "$ADMIN/api/challenges") || fail "the MDM API's 403 is not JSON"
