@@ -15,8 +15,8 @@
 
 #define CHALLENGE_CACHE_FULL "The password cache is full."
 
-/* PasswordLength random bytes as upper-case hex (NDES shows 16 bytes as
- * 32 digits). */
+/* PasswordLength random bytes as upper-case hex (NDES's default is 8
+ * bytes, 16 digits; scepd's 16, 32 digits). */
 int
 challenge_new_password(size_t raw_len, char out[2 * CHALLENGE_RAW_MAX + 1])
 {
