@@ -725,6 +725,29 @@ rc=0
 (cd "$WORK/dot-foreign" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dforeign.log" 2>&1 || rc=$?
 [ $rc != 0 ] && [ -e "$WORK/dot-foreign/notes.txt" ] && grep -q "is not empty and has no scepd.conf" "$WORK/dforeign.log" ||
 	{ cat "$WORK/dforeign.log"; fail "a directory with another file beside the mark: exit $rc"; }
+# A mark that outlived a finished start (a crash after scepd.conf, before
+# the mark went) is dropped by the next start; a directory without
+# scepd.conf whose databases exist is never taken for unfinished work:
+# it removed keys and ledger.
+touch "$WORK/dot-int/.scepd-init-unfinished"
+(cd "$WORK/dot-int" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dint3.log" 2>&1 ||
+	{ cat "$WORK/dint3.log"; fail "a finished directory with a stale mark"; }
+[ ! -e "$WORK/dot-int/.scepd-init-unfinished" ] || fail "the stale mark of a finished start stayed"
+touch "$WORK/dot-int/.scepd-init-unfinished"
+mkdir -p "$WORK/dot-int/db/ca"
+echo ledger > "$WORK/dot-int/db/ca/data.mdb"
+rm "$WORK/dot-int/scepd.conf"
+rc=0
+(cd "$WORK/dot-int" && "$BUILD_DIR/scepd-init" --data-dir .) > "$WORK/dint4.log" 2>&1 || rc=$?
+[ $rc != 0 ] && [ -f "$WORK/dot-int/db/ca/data.mdb" ] && [ -f "$WORK/dot-int/ca/ca.key" ] ||
+	{ cat "$WORK/dint4.log"; fail "a directory with a ledger, a mark and no scepd.conf: exit $rc, its files removed"; }
+
+check "a data directory holding only lost+found (a volume of its own, freshly made) is initialised"
+mkdir -p "$WORK/fresh-volume/lost+found"
+"$BUILD_DIR/scepd-init" --data-dir "$WORK/fresh-volume" > "$WORK/fresh.log" 2>&1 ||
+	{ cat "$WORK/fresh.log"; fail "first start on a directory holding only lost+found"; }
+[ -f "$WORK/fresh-volume/scepd.conf" ] && [ -d "$WORK/fresh-volume/lost+found" ] ||
+	fail "the fresh volume is not whole, or its lost+found is gone"
 
 check "a data directory that is a mount point (a bind mount, a volume) or '.' is made in place"
 mkdir -p "$WORK/bindsrc" "$WORK/bound" "$WORK/dot"

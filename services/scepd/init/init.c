@@ -26,6 +26,16 @@
 #define CA_DAYS 3650
 #define RA_DAYS 730
 
+/* What a directory holds that is nobody's content: a file system's
+ * own lost+found at the root of a freshly made volume (ext4's), which a
+ * data directory on a volume of its own always has. */
+static int
+dir_entry_nothing(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    strcmp(name, "lost+found") == 0;
+}
+
 /* 0: missing or empty; 1: has entries; -1: not a directory or unreadable. */
 static int
 dir_state(const char *dir)
@@ -37,8 +47,7 @@ dir_state(const char *dir)
 	if (d == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 &&
-		    strcmp(e->d_name, "..") != 0) {
+		if (!dir_entry_nothing(e->d_name)) {
 			state = 1;
 			break;
 		}
@@ -233,12 +242,31 @@ init_unfinished_clear(const char *dir)
 	int foreign = 0;
 
 	snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
-	if (access(path, F_OK) != 0 || (d = opendir(dir)) == NULL)
+	if (access(path, F_OK) != 0)
+		return 0;
+	/* Finished after all (the mark outlived its start's last step): a
+	 * later start without scepd.conf (deleted, lost) would take the
+	 * whole directory for unfinished work and remove it, keys and
+	 * ledger too. */
+	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
+	if (access(path, F_OK) == 0) {
+		snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
+		unlink(path);
+		return 0;
+	}
+	/* Databases exist only once services ran: never a first start's. */
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/db/%s/data.mdb", dir,
+		    i == 0 ? "ca" : "challenge");
+		if (access(path, F_OK) == 0)
+			return 0;
+	}
+	if ((d = opendir(dir)) == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL && !foreign) {
 		size_t i = 0;
 
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+		if (dir_entry_nothing(e->d_name))
 			continue;
 		while (ours[i] != NULL && strcmp(ours[i], e->d_name) != 0)
 			i++;
@@ -488,10 +516,15 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	}
 	/* Over a missing or empty DIR; another start's whole DIR stays. */
 	if (build != dir && rename(build, dir) != 0) {
-		if (errno != ENOTEMPTY && errno != EEXIST) {
+		int err = errno;
+
+		/* A DIR holding only a volume's lost+found is empty to us,
+		 * not to rename(2). */
+		if ((err != ENOTEMPTY && err != EEXIST) ||
+		    dir_state(dir) == 0) {
 			printf("scepd: cannot rename %s to %s (%s): making it "
 			       "in place\n",
-			    build, dir, strerror(errno));
+			    build, dir, strerror(err));
 			fflush(stdout);
 			*retry_in_place = 1;
 			goto out;
