@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "store.h"
 
 int
@@ -169,4 +170,17 @@ store_map_release_every(struct store_map *map, unsigned every)
 		return;
 	map->writes = 0;
 	store_map_release(map);
+}
+
+int
+store_readers_clear(MDB_env *env, const char *what)
+{
+	int dead = 0;
+
+	if (mdb_reader_check(env, &dead) == 0 && dead > 0)
+		log_warn("%s: %d reader slot%s of a process that died in a "
+		         "read transaction cleared (its snapshot kept freed "
+		         "pages from reuse)",
+		    what, dead, dead == 1 ? "" : "s");
+	return dead;
 }

@@ -59,4 +59,13 @@ void store_map_release(const struct store_map *map);
  * in between stay bounded (64 KiB of fault-around per page read). */
 void store_map_release_every(struct store_map *map, unsigned every);
 
+/*
+ * Reader slots of processes that died holding a read transaction (a
+ * backup's mdb_copy killed, a scepctl crashed): LMDB keeps them until
+ * asked, and the pages their snapshot pins are never reused, so the
+ * file grows until its map is full. Cleared, and logged naming `what`
+ * when there were any; how many.
+ */
+int store_readers_clear(MDB_env *env, const char *what);
+
 #endif

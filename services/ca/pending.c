@@ -313,6 +313,7 @@ ca_pending_purge(struct ca *ca, int force)
 	if (!force && now - ca->pending_purged_at < CA_PENDING_PURGE_EVERY)
 		return;
 	ca->pending_purged_at = now;
+	store_readers_clear(ca->env, "ledger");
 	if ((e = mdb_txn_begin(ca->env, NULL, 0, &txn)) != 0 ||
 	    (e = mdb_cursor_open(txn, ca->pending, &cur)) != 0)
 		goto out;

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "service.h"
+#include "store.h"
 
 #define S(field) offsetof(struct challenge_settings, field)
 static const struct config_key challenge_config[] = {
@@ -141,6 +142,7 @@ challenge_idle(void *service)
 	if (now - swept_at >= IDLE_SWEEP_S * 1000) {
 		swept_at = now;
 		(void)challenge_sweep_batches(c, c->now(), &swept);
+		store_readers_clear(c->env, "challenge database");
 	}
 	pthread_mutex_unlock(&c->lock);
 }

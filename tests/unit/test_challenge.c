@@ -18,12 +18,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
 
 #include "challenge.h"
 #include "log.h"
+#include "store.h"
 
 static int64_t fake_now = 1700000000;
 
@@ -814,6 +816,35 @@ test_single_file_overridden_said(void **state)
 	assert_int_equal(redeem(f, "api-secret-1", "tx-1", 0), OK);
 	f->c.settings.use_single_password = 0;
 	f->c.settings.single_password = NULL;
+}
+
+/* A process killed in a read transaction (a backup's mdb_copy): its
+ * reader slot is cleared (store_readers_clear, the idle sweep's), not
+ * kept pinning a snapshot whose freed pages are never reused. */
+static void
+test_dead_reader_cleared(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+
+		/* Its own environment: LMDB's may not cross a fork. */
+		if (mdb_env_create(&env) != 0 ||
+		    mdb_env_set_maxdbs(env, 16) != 0 ||
+		    mdb_env_open(env, f->dir, MDB_RDONLY, 0600) != 0 ||
+		    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+			_exit(1);
+		raise(SIGKILL);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(store_readers_clear(f->c.env, "test"), 1);
+	assert_int_equal(store_readers_clear(f->c.env, "test"), 0);
 }
 
 /* ChallengeRevoke of all unused passwords of `pool` (NULL: unset), as
@@ -1748,6 +1779,8 @@ main(void)
 	        test_issue_past_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_single_file_overridden_said, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dead_reader_cleared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_retry_after_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
