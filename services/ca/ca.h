@@ -61,7 +61,6 @@ struct ca_settings {
 	char *crl_url; /* CRL distribution point put in certificates */
 	long pending_days; /* a pending request expires after these */
 	long crl_validity_hours;
-	int crl_keep_expired; /* CRLKeepExpired */
 	long refusals_kept; /* events: the newest so many */
 	char *plugin_dir;
 	char *signer; /* "file" ([ca] Key), or a [signer.NAME] section */

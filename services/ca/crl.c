@@ -137,57 +137,6 @@ struct crl_made {
 	unsigned char ca[32]; /* SHA-256 of the CA certificate that signed it */
 };
 
-/* When the newest CRL stored was made (its "made" records); 0: none. */
-static time_t
-crl_last_made(const struct ca *ca, MDB_txn *txn)
-{
-	static const char *const names[] = {"crl_made", "crl_previous_made"};
-	time_t last = 0;
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		MDB_val key = {strlen(names[i]), (void *)names[i]}, val;
-		struct crl_made m;
-
-		if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
-		    val.mv_size == sizeof(m)) {
-			memcpy(&m, val.mv_data, sizeof(m));
-			if ((time_t)m.this_update > last)
-				last = (time_t)m.this_update;
-		}
-	}
-	return last;
-}
-
-/*
- * Whether revoked certificate `serial` (its record `rec`) leaves the CRL:
- * one the ledger holds, expired and revoked before the newest CRL stored
- * was made, which listed it (RFC 5280 3.3: an entry stays until one
- * scheduled CRL issued after the certificate's validity); a CRL that
- * only grows costs every relying party's download and each revocation's
- * signature. One imported (--not-in-ledger, import-crl) has no expiry
- * known: it stays.
- */
-static int
-crl_entry_gone(const struct ca *ca, MDB_txn *txn, const MDB_val *serial,
-    const MDB_val *rec, time_t listed)
-{
-	MDB_val key = *serial, val;
-	struct ca_ledger_view v;
-	json_t *o;
-	int64_t when;
-
-	if (listed == 0 || ca->settings.crl_keep_expired ||
-	    mdb_get(txn, ca->certs, &key, &val) != 0 ||
-	    ca_ledger_view(val.mv_data, val.mv_size, &v) != 0 ||
-	    v.not_after >= (int64_t)listed)
-		return 0;
-	if ((o = json_loadb(rec->mv_data, rec->mv_size, 0, NULL)) == NULL)
-		return 0;
-	when = json_integer_value(json_object_get(o, "time"));
-	json_decref(o);
-	return when < (int64_t)listed;
-}
-
 /* `revoked` as `crl`'s entries, sorted: read and parsed once for the
  * CRLs a revocation makes. An MDB_* code, or -1 when OpenSSL failed. */
 static int
@@ -195,29 +144,17 @@ crl_entries(const struct ca *ca, MDB_txn *txn, X509_CRL *crl)
 {
 	MDB_cursor *cur;
 	MDB_val key, val;
-	time_t listed = crl_last_made(ca, txn);
-	long gone = 0;
 	int e;
 
 	if ((e = mdb_cursor_open(txn, ca->revoked, &cur)) != 0)
 		return e;
 	for (int c = mdb_cursor_get(cur, &key, &val, MDB_FIRST); c == 0;
-	     c = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (crl_entry_gone(ca, txn, &key, &val, listed)) {
-			gone++;
-			continue;
-		}
+	     c = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
 		if (crl_add_entry(crl, &key, &val) != 0) {
 			e = -1;
 			break;
 		}
-	}
 	mdb_cursor_close(cur);
-	if (gone > 0)
-		log_info("CRL: %ld revoked certificate%s expired before the "
-		         "last CRL, which listed %s, left out (CRLKeepExpired "
-		         "= 0 in [ca])",
-		    gone, gone == 1 ? "" : "s", gone == 1 ? "it" : "them");
 	return e == 0 && !X509_CRL_sort(crl) ? -1 : e;
 }
 

@@ -70,10 +70,6 @@ static const struct config_key ca_config[] = {
         "CRL distribution point in issued certificates (http://.../crl)"},
     {"CRLValidityHours", CONFIG_INT, 1, 8760, "168", S(crl_validity_hours),
         "nextUpdate of a CRL (it is re-issued at half of it)"},
-    {"CRLKeepExpired", CONFIG_BOOL, 0, 1, "0", S(crl_keep_expired),
-        "1: a revoked certificate stays on the CRL after it expired; 0: "
-        "it leaves once a CRL made after its notAfter listed it (RFC 5280 "
-        "3.3)"},
     {"RefusalsKept", CONFIG_INT, 10, 100000000, "100000", S(refusals_kept),
         "refused requests the ledger keeps (scepctl list --refused); the "
         "oldest go"},

@@ -603,29 +603,4 @@ await_logged "$from" "scepd-ca.*issued CRL number" 10 ||
 	fail "no CRL was made under the CA's new certificate: the one of the old is served, parsed each time"
 server_stop
 
-check "a revoked certificate leaves the CRL once a CRL made after its notAfter listed it (RFC 5280 3.3; CRLKeepExpired = 0)"
-set_conf ca ValidityDays 1
-server_start
-ios_enroll "$(challenge)" "CN=expires soon" "$WORK/soon.pem" >/dev/null || fail "enroll a certificate valid a day"
-soon=$(openssl x509 -in "$WORK/soon.pem" -noout -serial | cut -d= -f2)
-"$SCEPCTL" --data-dir "$DATA" revoke "$soon" 2> "$WORK/soon.err" || { cat "$WORK/soon.err"; fail "scepctl revoke"; }
-server_stop
-# Three days on the first CRL (the stored one, of CRLValidityHours = 2,
-# has expired) is made after its notAfter: it lists it.
-at_offset $((3 * 86400)) server_start
-crl expired1
-grep -q "Serial Number: 0*$soon" "$WORK/expired1.txt" ||
-	fail "the first CRL made after the certificate expired does not list it"
-server_stop
-# Past that CRL's half-life the next leaves it out.
-from=$(log_mark)
-at_offset $((3 * 86400 + 2 * 3600)) server_start
-crl expired2
-! grep -q "Serial Number: 0*$soon" "$WORK/expired2.txt" ||
-	fail "a CRL made after one that listed the expired certificate still lists it"
-logged "$from" "scepd-ca.*CRL: 1 revoked certificate expired before the last CRL, which listed it, left out" ||
-	fail "leaving it out is not logged"
-server_stop
-set_conf ca ValidityDays 365
-
 pass "revoke, CRL over HTTP at the distribution point, verify -crl_check, no renewal when revoked, no reissue of a revoked transaction, a key revoked for keyCompromise never certified again (an older ledger indexed), certificateHold released or made final"
