@@ -282,8 +282,9 @@ admin_html(const struct admin_page *pg, size_t *len)
  * The page as NDES serves it: UTF-16, little-endian, after a byte-order
  * mark. Scripts written for NDES decode it so (Fleet's NDES proxy, and
  * others' `decode("UTF-16")`): UTF-8 read as UTF-16 is nothing they can
- * match. `html` (UTF-8, *len bytes; it holds the password) is wiped and
- * freed; NULL when out of memory or not UTF-8.
+ * match. `html` (*len bytes; it holds the password) is wiped and freed;
+ * a byte that begins no UTF-8 character (an account name from a
+ * hand-edited passwd file) becomes U+FFFD. NULL when out of memory.
  */
 static char *
 admin_utf16(char *html, size_t *len)
@@ -304,10 +305,8 @@ admin_utf16(char *html, size_t *len)
 		    units = 1;
 
 		if (k <= 0 || cp > 0x10FFFF) {
-			OPENSSL_cleanse(out, o);
-			free(out);
-			out = NULL;
-			break;
+			cp = 0xFFFD;
+			k = 1;
 		}
 		i += (size_t)k;
 		unit[0] = cp;

@@ -86,6 +86,14 @@ code=$(call noauth "$ADMIN/")
 	fail "WWW-Authenticate: '$(header noauth WWW-Authenticate)'"
 echo "   WWW-Authenticate: $(header noauth WWW-Authenticate)"
 
+check "an account whose name is not UTF-8 (a passwd file written by hand): the page is served, the name's stray byte as U+FFFD"
+# scepctl refuses such a name: the file is edited as an admin may.
+printf 'latin-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd latinx 2>/dev/null || fail "scepctl passwd latinx"
+sed -i $'s/^latinx:/j\xfcrgen:/' "$DATA/admin/admin.passwd"
+code=$(call latin -u $'j\xfcrgen:latin-secret' "$ADMIN/")
+[ "$code" = 200 ] && grep -q $'Issued to j\xef\xbf\xbdrgen' "$WORK/latin.body" ||
+	{ show latin; fail "the page of an account whose name is not UTF-8: HTTP $code (it was 500 'Out of memory.')"; }
+
 check "five failed logins for one account (from 127.0.0.2): its next login, even a right one, from any address gets 429 for the rest of the minute, credentials that passed lately too; other accounts do not"
 printf 'mdm-secret\n' | "$SCEPCTL" --data-dir "$DATA" passwd --rights mdm mdm1 2>/dev/null ||
 	fail "scepctl passwd --rights mdm"
