@@ -951,8 +951,9 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 {
 	/* The deadline the service is told is of the wall clock, which all
 	 * hosts share; ours to wait by is monotonic. */
-	int64_t start = rpc_now_ms(), begun = clock_monotonic_ms(),
-	        deadline = begun + timeout_ms;
+	int64_t start = rpc_now_ms(),
+	        deadline = clock_monotonic_ms() + timeout_ms,
+	        unconnected_since = 0; /* of the endpoints tried, none up */
 	int err = RPC_ETIMEDOUT;
 	uint8_t *buf = NULL;
 	size_t len, cap;
@@ -999,10 +1000,17 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 			break;
 		}
 		client->copies += sent > 0;
-		/* rpc_call_at's one endpoint, not connected for a while: not
-		 * slow but stopped (its scrape would wait out the timeout). */
+		/* rpc_call_at's one endpoint, not connected for a while (a
+		 * socket made anew after a Lazy Pirate reset gets its time):
+		 * not slow but stopped (its scrape would wait out the
+		 * timeout). */
+		if (sent > 0)
+			unconnected_since = 0;
+		else if (unconnected_since == 0)
+			unconnected_since = clock_monotonic_ms();
 		if (sent == 0 && client->only != RPC_ANY_ENDPOINT &&
-		    clock_monotonic_ms() - begun >= RPC_AT_UNCONNECTED_MS)
+		    clock_monotonic_ms() - unconnected_since >=
+		        RPC_AT_UNCONNECTED_MS)
 			break;
 		if (sent == 0) {
 			/* No connected peer yet: wait a little, retry. */
