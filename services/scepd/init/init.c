@@ -26,14 +26,30 @@
 #define CA_DAYS 3650
 #define RA_DAYS 730
 
-/* What a directory holds that is nobody's content: a file system's
+/* What directory `dir` holds that is nobody's content: a file system's
  * own lost+found at the root of a freshly made volume (ext4's), which a
- * data directory on a volume of its own always has. */
+ * data directory on a volume of its own always has, while empty (an
+ * fsck may have put a whole tree in it). */
 static int
-dir_entry_nothing(const char *name)
+dir_entry_nothing(const char *dir, const char *name)
 {
-	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-	    strcmp(name, "lost+found") == 0;
+	char path[4200];
+	DIR *d;
+	struct dirent *e;
+	int empty = 1;
+
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return 1;
+	if (strcmp(name, "lost+found") != 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while (empty && (e = readdir(d)) != NULL)
+		empty =
+		    strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
 }
 
 /* 0: missing or empty; 1: has entries; -1: not a directory or unreadable. */
@@ -47,7 +63,7 @@ dir_state(const char *dir)
 	if (d == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while ((e = readdir(d)) != NULL)
-		if (!dir_entry_nothing(e->d_name)) {
+		if (!dir_entry_nothing(dir, e->d_name)) {
 			state = 1;
 			break;
 		}
@@ -239,6 +255,7 @@ init_unfinished_clear(const char *dir)
 	char path[4200];
 	DIR *d;
 	struct dirent *e;
+	struct stat st;
 	int foreign = 0;
 
 	snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
@@ -249,7 +266,7 @@ init_unfinished_clear(const char *dir)
 	 * whole directory for unfinished work and remove it, keys and
 	 * ledger too. */
 	snprintf(path, sizeof(path), "%s/scepd.conf", dir);
-	if (access(path, F_OK) == 0) {
+	if (stat(path, &st) == 0 && st.st_size > 0) {
 		snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
 		unlink(path);
 		return 0;
@@ -266,7 +283,7 @@ init_unfinished_clear(const char *dir)
 	while ((e = readdir(d)) != NULL && !foreign) {
 		size_t i = 0;
 
-		if (dir_entry_nothing(e->d_name))
+		if (dir_entry_nothing(dir, e->d_name))
 			continue;
 		while (ours[i] != NULL && strcmp(ours[i], e->d_name) != 0)
 			i++;
