@@ -137,6 +137,21 @@ struct crl_made {
 	unsigned char ca[32]; /* SHA-256 of the CA certificate that signed it */
 };
 
+/* The "made" record `name` into *made: 1, or 0 when there is none (or
+ * not of this size). */
+static int
+crl_made_get(
+    const struct ca *ca, MDB_txn *txn, const char *name, struct crl_made *made)
+{
+	MDB_val key = {strlen(name), (void *)name}, val;
+
+	if (mdb_get(txn, ca->meta, &key, &val) != 0 ||
+	    val.mv_size != sizeof(*made))
+		return 0;
+	memcpy(made, val.mv_data, sizeof(*made));
+	return 1;
+}
+
 /* `revoked` as `crl`'s entries, sorted: read and parsed once for the
  * CRLs a revocation makes. An MDB_* code, or -1 when OpenSSL failed. */
 static int
@@ -852,16 +867,13 @@ crl_stored(const struct ca *ca, const struct ca_crl_signer *signer, time_t now,
     Scep__V1__GetCrlReply *out, struct rpc_arena *arena)
 {
 	MDB_txn *txn;
-	MDB_val key = {strlen(signer->made_name), (void *)signer->made_name},
-	        val;
+	MDB_val key, val;
 	struct crl_made made;
 	int ok = 0;
 
 	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) != 0)
 		return 0;
-	if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
-	    val.mv_size == sizeof(made)) {
-		memcpy(&made, val.mv_data, sizeof(made));
+	if (crl_made_get(ca, txn, signer->made_name, &made)) {
 		key.mv_size = strlen(signer->crl_name);
 		key.mv_data = (void *)signer->crl_name;
 		/* Past the CA certificate's notAfter its last CRL stands
@@ -927,14 +939,11 @@ crl_previous_last(const struct ca *ca, time_t now, Scep__V1__Reply *reply,
 	    .whose = "the previous CA's"};
 	Scep__V1__GetCrlReply *out = rpc_alloc(arena, sizeof(*out));
 	MDB_txn *txn;
-	MDB_val key = {strlen(last.made_name), (void *)last.made_name}, val;
 	struct crl_made made = {0};
 	unsigned char sha[32];
 
 	if (mdb_txn_begin(ca->env, NULL, MDB_RDONLY, &txn) == 0) {
-		if (mdb_get(txn, ca->meta, &key, &val) == 0 &&
-		    val.mv_size == sizeof(made)) {
-			memcpy(&made, val.mv_data, sizeof(made));
+		if (crl_made_get(ca, txn, last.made_name, &made)) {
 			for (int i = 0; i < sk_X509_num(ca->previous_cas) &&
 			     last.cert == NULL;
 			     i++)
@@ -979,7 +988,7 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	X509_CRL *crl = NULL;
 	ProtobufCBinaryData stood = {0, NULL};
 	time_t now = time(NULL), last = 0, next = 0, stood_next = 0;
-	MDB_val made_key, made_val;
+	struct crl_made made_rec;
 	int64_t number;
 	int e, ours, made;
 
@@ -1021,23 +1030,12 @@ ca_handle_get_crl(void *worker, const Scep__V1__Request *req,
 	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
 		(void)pki_time(X509_CRL_get0_nextUpdate(crl), &next);
 	ours = crl != NULL && crl_ours(signer, crl);
-	/* Its "made" record gone: it misses a change (crl_issue). */
-	made_key.mv_size = strlen(signer->made_name);
-	made_key.mv_data = (void *)signer->made_name;
-	made = mdb_get(txn, ca->meta, &made_key, &made_val) == 0;
-	/* Made under another certificate of the same name and key (the CA
+	/* Its "made" record gone: it misses a change (crl_issue). Made
+	 * under another certificate of the same name and key (the CA
 	 * certified again): crl_stored would never serve it, and each
 	 * GetCRL would parse it here until its half-life. */
-	if (made) {
-		struct crl_made m;
-
-		made = made_val.mv_size == sizeof(m);
-		if (made) {
-			memcpy(&m, made_val.mv_data, sizeof(m));
-			made = memcmp(m.ca, signer->cert_sha256,
-			           sizeof(m.ca)) == 0;
-		}
-	}
+	made = crl_made_get(ca, txn, signer->made_name, &made_rec) &&
+	    memcmp(made_rec.ca, signer->cert_sha256, sizeof(made_rec.ca)) == 0;
 	if (now >= signer->not_after) {
 		/* The last CRL stands (its nextUpdate is the CA's notAfter):
 		 * no CRL is signed past it. One not that CA's (the key
