@@ -175,11 +175,7 @@ admin_html(const struct admin_page *pg, size_t *len)
 	    "<!DOCTYPE html>\n<html lang=\"en\"><head>"
 	    "<meta name=\"viewport\" content=\"width=device-width, "
 	    "initial-scale=1\"><title>Network Device Enrollment Service"
-	    "</title><style>%s</style></head><body>\n"
-	    "<h1>Network Device Enrollment Service</h1>\n"
-	    "<p>Network Device Enrollment Service allows you to obtain "
-	    "certificates for routers or other network devices using the "
-	    "Simple Certificate Enrollment Protocol (SCEP).</p>\n",
+	    "</title><style>%s</style></head><body>\n" NDES_PAGE_INTRO,
 	    admin_style);
 	if (pg->single_set_by != NULL) {
 		fputs("<p>This server uses a single password for every device "

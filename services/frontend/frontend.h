@@ -394,6 +394,13 @@ int http_host_is_ours(const struct frontend *fe, struct MHD_Connection *c,
 enum MHD_Result http_not_allowed(
     struct MHD_Connection *c, struct request *r, const char *allow);
 
+/* NDES's opening lines, HTML: the admin page's and the SCEP URL's. */
+#define NDES_PAGE_INTRO \
+	"<h1>Network Device Enrollment Service</h1>\n<p>Network Device " \
+	"Enrollment Service allows you to obtain certificates for routers " \
+	"or other network devices using the Simple Certificate Enrollment " \
+	"Protocol (SCEP).</p>\n"
+
 /* --- upstream.c: RPC to the RA and the challenge service, the cache ---- */
 
 enum upstream {

@@ -286,10 +286,7 @@ scep_ndes_page(struct frontend *fe, struct MHD_Connection *c, struct request *r)
 	n = snprintf(page, sizeof(page),
 	    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
 	    "charset=\"utf-8\"><title>Network Device Enrollment Service"
-	    "</title></head><body>\n<h1>Network Device Enrollment Service"
-	    "</h1>\n<p>Network Device Enrollment Service allows you to "
-	    "obtain certificates for routers or other network devices using "
-	    "the Simple Certificate Enrollment Protocol (SCEP).</p>\n<p>This "
+	    "</title></head><body>\n" NDES_PAGE_INTRO "<p>This "
 	    "URL is used by network devices to submit certificate requests."
 	    "</p>\n<p>To obtain an enrollment challenge password, go to the "
 	    "admin URL: %s on this server.</p>\n</body></html>\n",
