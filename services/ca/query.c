@@ -76,8 +76,16 @@ ca_entry_issued(const struct ca *ca, MDB_txn *txn, const char *serial,
 		const char *why =
 		    json_string_value(json_object_get(o, "reason"));
 
+		const char *by = json_string_value(json_object_get(o, "by"));
+
 		e->status = "revoked";
 		e->reason = rpc_strdup(arena, why != NULL ? why : "");
+		e->has_revoked_at = 1;
+		e->revoked_at = json_integer_value(json_object_get(o, "time"));
+		e->revoked_by = rpc_strdup(arena, by != NULL ? by : "");
+		e->has_hold_final_at = 1;
+		e->hold_final_at =
+		    json_integer_value(json_object_get(o, "final_at"));
 		json_decref(o);
 	}
 	ca_entry_meta(e, v->meta, v->meta_len, arena);

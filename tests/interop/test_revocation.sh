@@ -92,6 +92,7 @@ check "scepctl revoke: the serial with its reason in the next CRL; verify -crl_c
 serial=$(openssl x509 -in "$WORK/a.pem" -noout -serial | cut -d= -f2)
 # By an operator whose user name is not UTF-8 (it goes into the record):
 # the revocation failed as an internal error.
+revoked_from=$(date +%s)
 env -u SUDO_USER USER=$'op\xe9rateur' "$SCEPCTL" --data-dir "$DATA" revoke "$serial" --reason keyCompromise 2> "$WORK/revoke.err" ||
 	{ cat "$WORK/revoke.err"; fail "scepctl revoke"; }
 cat "$WORK/revoke.err"
@@ -123,9 +124,21 @@ openssl verify -crl_check -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" 
 openssl verify -crl_check -attime $(($(date +%s) - 120)) -CAfile "$WORK/chain.pem" -CRLfile "$WORK/second.pem" \
 	"$WORK/b.pem" > "$WORK/vb-behind.out" 2>&1 ||
 	{ cat "$WORK/vb-behind.out"; fail "verify -crl_check two minutes behind refused the valid certificate"; }
-"$SCEPCTL" --data-dir "$DATA" show "$serial" | grep -q '"status": "revoked"' || fail "scepctl show does not say revoked"
-"$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep -q "  $serial  .*  revoked: keyCompromise$" ||
-	fail "scepctl list does not say revoked"
+"$SCEPCTL" --data-dir "$DATA" show "$serial" > "$WORK/show-revoked.json" || fail "scepctl show"
+# When and by whom (the user name as scepctl found it, its byte that is
+# not UTF-8 written \xHH), not only the log's to tell.
+python3 - "$WORK/show-revoked.json" "$revoked_from" <<'PY' || { cat "$WORK/show-revoked.json"; fail "scepctl show: not revoked, or not when and by whom"; }
+import calendar, json, sys, time
+e = json.load(open(sys.argv[1]))
+assert e["status"] == "revoked" and e["reason"] == "keyCompromise", e
+assert e["revoked_by"] == "scepctl (op\\xE9rateur)", e["revoked_by"]
+at = calendar.timegm(time.strptime(e["revoked_at"], "%Y-%m-%dT%H:%M:%SZ"))
+assert int(sys.argv[2]) <= at <= time.time(), (e["revoked_at"], sys.argv[2])
+assert "hold_final_at" not in e, e
+PY
+"$SCEPCTL" --data-dir "$DATA" list 2>/dev/null |
+	grep -q "  $serial  .*  revoked: keyCompromise [0-9T:-]*Z by scepctl (op\\\\xE9rateur)$" ||
+	{ "$SCEPCTL" --data-dir "$DATA" list; fail "scepctl list does not say revoked, when and by whom"; }
 [ "$("$SCEPCTL" --data-dir "$DATA" list 2>/dev/null | grep -c "revoked: ")" = 1 ] ||
 	fail "scepctl list says revoked of a certificate not revoked"
 
@@ -515,7 +528,14 @@ held_date=$(grep -A1 "Serial Number: $b_serial" "$WORK/held2.txt" | sed -n 's/.*
 [ -n "$held_date" ] || fail "the held serial is not in the CRL"
 sleep 1
 "$SCEPCTL" --data-dir "$DATA" revoke "$b_serial" --reason keyCompromise 2>/dev/null || fail "a held certificate revoked for good"
-"$SCEPCTL" --data-dir "$DATA" show "$b_serial" | grep -q '"reason": "keyCompromise"' || fail "show: not keyCompromise"
+"$SCEPCTL" --data-dir "$DATA" show "$b_serial" > "$WORK/show-final.json" || fail "scepctl show"
+# The hold's date stays the revocation's; when it became final is shown.
+python3 - "$WORK/show-final.json" <<'PY' || { cat "$WORK/show-final.json"; fail "show: not keyCompromise, or the hold's date or its end not shown"; }
+import json, sys
+e = json.load(open(sys.argv[1]))
+assert e["status"] == "revoked" and e["reason"] == "keyCompromise", e
+assert e["revoked_at"] < e["hold_final_at"], e
+PY
 # A hold made final for keyCompromise: its key is certified no more.
 rc=0
 ios_enroll "$(challenge)" "CN=to be held" "$WORK/held-final.pem" "$URL" --key "$WORK/h.key" --txid "MY-OWN-TXID-H" >/dev/null || rc=$?

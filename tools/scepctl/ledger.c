@@ -67,6 +67,18 @@ scepctl_entry_json(const Scep__V1__LedgerEntry *e)
 	    o, "client", json_string(e->client_addr ? e->client_addr : ""));
 	if (e->reason != NULL && e->reason[0] != '\0')
 		json_object_set_new(o, "reason", json_string(e->reason));
+	/* When and by whom: what an auditor asks of a revocation, which
+	 * the log alone kept. */
+	if (e->has_revoked_at) {
+		log_time((time_t)e->revoked_at, when);
+		json_object_set_new(o, "revoked_at", json_string(when));
+		json_object_set_new(o, "revoked_by",
+		    json_string(e->revoked_by ? e->revoked_by : ""));
+	}
+	if (e->has_hold_final_at && e->hold_final_at > 0) {
+		log_time((time_t)e->hold_final_at, when);
+		json_object_set_new(o, "hold_final_at", json_string(when));
+	}
 	return o;
 }
 
@@ -259,6 +271,11 @@ scepctl_list(const struct scepctl *ctl, int argc, char **argv)
 				        ? e->reason
 				        : "unspecified",
 				    stdout);
+				if (e->has_revoked_at) {
+					log_time((time_t)e->revoked_at, when);
+					printf(" %s by ", when);
+					scepctl_text(e->revoked_by, stdout);
+				}
 			}
 			putchar('\n');
 		}
