@@ -696,10 +696,23 @@ kill -TERM "$init_pid"
 wait "$init_pid" 2>/dev/null || true
 ! grep -q "created in" "$WORK/int1.log" || fail "the keys were made before the interrupt: test broken"
 [ -z "$(ls -A "$WORK/interrupted")" ] || fail "an interrupted first start left $(ls -A "$WORK/interrupted" | tr '\n' ' ')"
-rm -rf "$WORK"/interrupted.init.* # what the interrupt left beside it
+# What the interrupt left beside it (its demo CA key among it) the next
+# start removes, and says so; a staging directory another start holds
+# (locked) it leaves.
+left=$(ls -d "$WORK"/interrupted.init.??????) && [ -d "$left" ] ||
+	fail "the interrupted first start left no staging directory: test broken"
+mkdir "$WORK/interrupted.init.HELD00"
+exec 9< "$WORK/interrupted.init.HELD00"
+flock 9
 "$BUILD_DIR/scepd-init" --data-dir "$WORK/interrupted" > "$WORK/int2.log" 2>&1 ||
 	{ cat "$WORK/int2.log"; fail "the next first start failed"; }
+exec 9<&-
 [ -f "$WORK/interrupted/scepd.conf" ] && [ -f "$WORK/interrupted/ca/ca.key" ] || fail "the next first start is not whole"
+grep -q "removed $left, left by a first start that was interrupted" "$WORK/int2.log" && [ ! -e "$left" ] ||
+	{ cat "$WORK/int2.log"; fail "the staging directory of the interrupted start stayed, or its removal was not said"; }
+[ -d "$WORK/interrupted.init.HELD00" ] || fail "a staging directory another first start holds was removed"
+! grep -q "HELD00" "$WORK/int2.log" || fail "the held staging directory is said removed"
+rmdir "$WORK/interrupted.init.HELD00"
 
 check "a first start made in place ('.') and interrupted is made again by the next (it left part of its files, which every start refused)"
 mkdir "$WORK/dot-int"

@@ -239,6 +239,126 @@ static int init_once(const char *dir, const char *listen, int stage_allowed,
     int service_users, int *retry_in_place);
 
 /*
+ * What was written on the disk before it is named DIR or its mark of an
+ * unfinished start removed: ext4 writes a file's blocks late, and a power
+ * cut after the rename but before them left a DIR whose scepd.conf said it
+ * was whole beside an empty ca.key (a CA that may have signed meanwhile
+ * and cannot start again). syncfs(2): every file of the tree at once.
+ */
+static int
+flush_tree(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = syncfs(fd);
+	close(fd);
+	return rc;
+}
+
+/* The entries of directory `dir` (a removal's), or with `above` those
+ * of the directory holding it (a rename's), on the disk. */
+static int
+flush_dir(const char *dir, int above)
+{
+	char path[4200];
+	size_t len = strlen(dir);
+	int fd, rc;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	snprintf(
+	    path, sizeof(path), "%.*s%s", (int)len, dir, above ? "/.." : "");
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/*
+ * A staging directory DIR.init.XXXXXX, locked for as long as this start
+ * builds in it (a start killed, or the machine stopped, leaves it
+ * unlocked, a demo CA key in it that nothing uses): its descriptor, or -1
+ * (then built in place). A stage another start removed as left over
+ * between our mkdtemp and our lock is made again.
+ */
+static int
+stage_make(const char *dir, char *stage, size_t size)
+{
+	size_t len = strlen(dir);
+	struct stat st, again;
+	int fd;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	for (int tries = 0; tries < 3; tries++) {
+		if ((size_t)snprintf(stage, size, "%.*s.init.XXXXXX", (int)len,
+		        dir) >= size ||
+		    mkdtemp(stage) == NULL)
+			return -1;
+		fd = open(
+		    stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 &&
+		    st.st_nlink > 0 && stat(stage, &again) == 0 &&
+		    again.st_ino == st.st_ino && again.st_dev == st.st_dev)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	return -1;
+}
+
+/* Staging directories beside DIR that no start holds: removed, said. */
+static void
+stage_leftovers_remove(const char *dir)
+{
+	char name[4096], path[4400], *base, *slash;
+	const char *parent = ".";
+	size_t len = strlen(dir), blen;
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len >= sizeof(name))
+		return;
+	memcpy(name, dir, len);
+	name[len] = '\0';
+	if ((slash = strrchr(name, '/')) != NULL) {
+		*slash = '\0';
+		parent = slash == name ? "/" : name;
+		base = slash + 1;
+	} else
+		base = name;
+	blen = strlen(base);
+	if ((d = opendir(parent)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, base, blen) != 0 ||
+		    strncmp(e->d_name + blen, ".init.", 6) != 0 ||
+		    strlen(e->d_name + blen + 6) != 6)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		fd =
+		    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			remove_tree(path);
+			printf("scepd: removed %s, left by a first start that "
+			       "was interrupted\n",
+			    path);
+			fflush(stdout);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
+/*
  * A first start made in place (a mount point, ".") writes this first and
  * removes it last: one interrupted (Ctrl-C, docker stop, a reboot) left
  * DIR holding some of its files, which every later start refused as "not
@@ -409,7 +529,7 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	char stage[3900];
 	const char *build = dir; /* where the files are made */
 	struct init_users users;
-	int state, rc = -1;
+	int state, stage_fd = -1, rc = -1;
 
 	if (init_unfinished_clear(dir) < 0)
 		return -1;
@@ -444,13 +564,8 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	 * two at once one wins whole. Where DIR's parent is not ours to
 	 * write, in place. */
 	if (stage_allowed) {
-		size_t len = strlen(dir);
-
-		while (len > 1 && dir[len - 1] == '/')
-			len--;
-		if ((size_t)snprintf(stage, sizeof(stage), "%.*s.init.XXXXXX",
-		        (int)len, dir) < sizeof(stage) &&
-		    mkdtemp(stage) != NULL)
+		stage_leftovers_remove(dir);
+		if ((stage_fd = stage_make(dir, stage, sizeof(stage))) >= 0)
 			build = stage;
 	}
 	printf("scepd: initialising %s (demo CA, RSA 3072; this takes a "
@@ -527,9 +642,15 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
 	}
+	if (flush_tree(build) != 0) {
+		fprintf(stderr, "scepd: cannot flush %s to the disk: %s\n",
+		    build, strerror(errno));
+		goto out;
+	}
 	if (build == dir) {
 		snprintf(path, sizeof(path), "%s/" INIT_UNFINISHED, dir);
 		unlink(path);
+		(void)flush_dir(dir, 0);
 	}
 	/* Over a missing or empty DIR; another start's whole DIR stays. */
 	if (build != dir && rename(build, dir) != 0) {
@@ -561,6 +682,13 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 		rc = 0;
 		goto out;
 	}
+	/* The rename on the disk too: a power cut now would otherwise
+	 * bring back no DIR after the services began to sign. */
+	if (build != dir && flush_dir(dir, 1) != 0)
+		fprintf(stderr,
+		    "scepd: cannot flush the directory above %s "
+		    "to the disk: %s\n",
+		    dir, strerror(errno));
 	build = dir;
 	pki_thumbprint(ca, EVP_sha256(), thumb, sizeof(thumb));
 	printf("scepd: created in %s:\n"
@@ -589,6 +717,8 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 out:
 	if (build != dir)
 		remove_tree(build); /* not finished, or another's won */
+	if (stage_fd >= 0)
+		close(stage_fd);
 	OPENSSL_cleanse(password, sizeof(password));
 	OPENSSL_cleanse(creds, sizeof(creds));
 	free(conf);
