@@ -537,6 +537,12 @@ void ca_pending_purge(struct ca *ca, int force);
  * `scepctl list --pending`; NULL if unreadable. */
 Scep__V1__LedgerEntry *ca_pending_entry(const struct ca *ca, const MDB_val *key,
     const MDB_val *val, struct rpc_arena *arena);
+/* sign.c: whether the certificate a transactionID holds may not be
+ * handed to it again (revoked, expired, its key compromised through
+ * another certificate, or with `replaced_too` of a CA this one
+ * replaced): 1 with `why` (failInfoText), 0, or -1 (the ledger). */
+int ca_held_cert_refused(const struct ca *ca, MDB_txn *txn, const char *serial,
+    X509 *cert, int replaced_too, char *why, size_t why_size);
 void ca_handle_poll(void *worker, const Scep__V1__Request *req,
     Scep__V1__Reply *reply, struct rpc_arena *arena);
 void ca_handle_decide(void *worker, const Scep__V1__Request *req,

@@ -543,25 +543,25 @@ ca_handle_poll(void *worker, const Scep__V1__Request *req,
 			    "certificate's");
 			goto out;
 		}
-		/* Revoked or expired since it was approved: not handed
-		 * out, as a PKCSReq sent again would not get it (sign.c). */
-		if ((e = ca_ledger_is_revoked(ca, txn, serial)) < 0) {
-			reply->status = SCEP__V1__STATUS__STATUS_INTERNAL;
-			reply->error = "the CA cannot read its ledger now";
-			goto out;
-		}
-		if (e > 0 ||
-		    X509_cmp_time(X509_get0_notAfter(cert), NULL) <= 0) {
-			const char *what = e > 0 ? "is revoked" : "has expired";
-
-			snprintf(why, sizeof(why),
-			    "certificate %s of this transactionID %s: enroll "
-			    "with a new key",
-			    serial, what);
+		/* Revoked or expired since it was approved, or its key
+		 * compromised: not handed out, as a PKCSReq sent again would
+		 * not get it (sign.c). A PKCSReq answered as a poll (its
+		 * password refused) is that PKCSReq, and is not given a
+		 * replaced CA's certificate either; a device's CertPoll is,
+		 * approved before the switch. */
+		if ((e = ca_held_cert_refused(ca, txn, serial, cert,
+		         in->has_csr, why, sizeof(why))) != 0) {
+			if (e < 0) {
+				reply->status =
+				    SCEP__V1__STATUS__STATUS_INTERNAL;
+				reply->error =
+				    "the CA cannot read its ledger now";
+				goto out;
+			}
 			poll_refuse(reply,
 			    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 			log_event(LOG_LEVEL_WARN, in->transaction_id, req->id,
-			    "poll: certificate %s %s", serial, what);
+			    "poll: %s", why);
 			goto out;
 		}
 		if (in->has_csr &&

@@ -201,6 +201,19 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		    old_serial);
 		goto out;
 	}
+	/* Its key revoked for keyCompromise through another certificate
+	 * (the one it renewed keeping the key): whoever holds that key is
+	 * certified no more, with or without a new key. */
+	if ((revoked = ca_ledger_compromised(
+	         ca, txn, X509_get0_pubkey(old), by)) != 0) {
+		renewal_refuse(r,
+		    revoked > 0 ? "certificate %s has the key of certificate "
+		                  "%s, revoked for keyCompromise: enroll anew "
+		                  "with a new key"
+		                : "certificate %s: the ledger cannot be read",
+		    old_serial, by);
+		goto out;
+	}
 	/* Renewed already (a retry of that renewal got its certificate
 	 * before this): its holder renews the new one. Else an old key,
 	 * leaked or kept, would outlive the device's own rotation. */

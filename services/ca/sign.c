@@ -222,6 +222,60 @@ out:
 }
 
 /*
+ * Whether the certificate `serial` a transactionID holds may be its answer
+ * again (to a retry, a poll): not when revoked (a hold included) or
+ * expired since, nor when its key was revoked for keyCompromise through
+ * another certificate (a renewal that kept the key), nor, `replaced_too`,
+ * when a CA this one replaced issued it. RFC 8894's transactionID is the
+ * key's: a device re-enrolling with the key of that certificate comes back
+ * here, as strongSwan's pki and sscep do with a kept key file. 0 when it
+ * may; 1 with `why` (a failInfoText) when not; -1 when the ledger cannot
+ * be read.
+ */
+int
+ca_held_cert_refused(const struct ca *ca, MDB_txn *txn, const char *serial,
+    X509 *cert, int replaced_too, char *why, size_t why_size)
+{
+	char other[CA_SERIAL_HEX];
+	int e;
+
+	if ((e = ca_ledger_is_revoked(ca, txn, serial)) < 0)
+		return -1;
+	if (e > 0 || X509_cmp_time(X509_get0_notAfter(cert), NULL) <= 0) {
+		snprintf(why, why_size,
+		    "certificate %s of this transactionID %s: enroll with a "
+		    "new key",
+		    serial, e > 0 ? "is revoked" : "has expired");
+		return 1;
+	}
+	if ((e = ca_ledger_compromised(
+	         ca, txn, X509_get0_pubkey(cert), other)) != 0) {
+		if (e < 0)
+			return -1;
+		snprintf(why, why_size,
+		    "the request's key is that of certificate %s, revoked for "
+		    "keyCompromise: enroll with a new key",
+		    other);
+		return 1;
+	}
+	/* Not the answer (the device could not verify it with the CA
+	 * certificate it fetched), and not a new enrollment either: its
+	 * password may be the one that paid for that certificate, which
+	 * the challenge service lets its transaction present again (a
+	 * retry), and would then pay for another, of any subject. A new
+	 * key makes a new transaction. */
+	if (replaced_too && !pki_issued_by(cert, ca->cert)) {
+		snprintf(why, why_size,
+		    "certificate %s of this transactionID was issued by a CA "
+		    "this one replaced: enroll with a new key, or renew that "
+		    "certificate ([ca] PreviousCACertificate)",
+		    serial);
+		return 1;
+	}
+	return 0;
+}
+
+/*
  * A transaction seen before: the same key asking the same gets the same
  * certificate (the device retried), another key or another request is
  * refused. 1 when answered, 0 when the transaction is new, -1 on an
@@ -235,9 +289,9 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 {
 	const uint8_t *der = NULL, *p;
 	size_t der_len = 0;
-	char serial[CA_SERIAL_HEX];
+	char serial[CA_SERIAL_HEX], why[300];
 	X509 *old = NULL;
-	int found, revoked, same, rc = -1;
+	int found, refused, same, rc = -1;
 
 	found = ca_ledger_find_txid(ca, txn, txid, &der, &der_len, serial);
 	if (found == 1)
@@ -272,42 +326,13 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		rc = 1;
 		goto out;
 	}
-	/* Revoked or expired since: not handed out again as a SUCCESS (RFC
-	 * 8894's transactionID is the key's: a device re-enrolling with the
-	 * key of that certificate comes back here, as strongSwan's pki and
-	 * sscep do with a kept key file). */
-	if ((revoked = ca_ledger_is_revoked(ca, txn, serial)) < 0) {
-		ca_sign_internal(
-		    reply, req, txid, "ledger record unreadable", 0);
-		goto out;
-	}
-	if (revoked > 0 || X509_cmp_time(X509_get0_notAfter(old), NULL) <= 0) {
-		char why[160];
-
-		snprintf(why, sizeof(why),
-		    "certificate %s of this transactionID %s: enroll with a "
-		    "new key",
-		    serial, revoked > 0 ? "is revoked" : "has expired");
-		ca_sign_refuse(reply, req, txid, addr,
-		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
-		ca_sign_never_answered(reply);
-		rc = 1;
-		goto out;
-	}
-	/* Of a CA this one replaced: not the answer (the device could not
-	 * verify it with the CA certificate it fetched), and not a new
-	 * enrollment either: its password may be the one that paid for
-	 * that certificate, which the challenge service lets its
-	 * transaction present again (a retry), and would then pay for
-	 * another, of any subject. A new key makes a new transaction. */
-	if (!pki_issued_by(old, ca->cert)) {
-		char why[240];
-
-		snprintf(why, sizeof(why),
-		    "certificate %s of this transactionID was issued by a CA "
-		    "this one replaced: enroll with a new key, or renew that "
-		    "certificate ([ca] PreviousCACertificate)",
-		    serial);
+	if ((refused = ca_held_cert_refused(
+	         ca, txn, serial, old, 1, why, sizeof(why))) != 0) {
+		if (refused < 0) {
+			ca_sign_internal(
+			    reply, req, txid, "ledger record unreadable", 0);
+			goto out;
+		}
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);
 		ca_sign_never_answered(reply);
@@ -320,8 +345,6 @@ ca_sign_retry(const struct ca *ca, MDB_txn *txn, X509_REQ *csr,
 		goto out;
 	}
 	if (!same) {
-		char why[240];
-
 		snprintf(why, sizeof(why), CA_RETRY_OTHER_REQUEST, serial);
 		ca_sign_refuse(reply, req, txid, addr,
 		    SCEP__V1__FAIL_INFO__FAIL_BAD_REQUEST, why, arena);

@@ -204,6 +204,23 @@ verify_cert "$WORK/pki/new.pem"
 	fail "pki got its old certificate back"
 grep -q "renewing" "$SERVER_LOG" || fail "not handled as a renewal"
 
+check "a key revoked for keyCompromise through one certificate renews through no other holding it (a renewal that kept the key)"
+# Both certificates hold the key; its revocation named the first: the
+# second signed a renewal to a new key, with no password, and got SUCCESS.
+ios_enroll "$(challenge)" "O=Fabrikam,CN=laptop 8" "$WORK/kc1.pem" "$URL" --key "$WORK/kc1.key" >/dev/null ||
+	fail "enroll laptop 8"
+renew kc2 kc1 "O=Fabrikam,CN=laptop 8" --message-type 17 --key "$WORK/kc1.key" ||
+	{ cat "$WORK/kc2.log"; fail "laptop 8 renewed keeping its key"; }
+cp "$WORK/kc1.key" "$WORK/kc2.key"
+kc1=$(openssl x509 -in "$WORK/kc1.pem" -noout -serial | cut -d= -f2)
+kc2=$(openssl x509 -in "$WORK/kc2.pem" -noout -serial | cut -d= -f2)
+"$SCEPCTL" --data-dir "$DATA" revoke "$kc1" --reason keyCompromise 2> /dev/null || fail "scepctl revoke $kc1"
+rc=0
+renew kc3 kc2 "O=Fabrikam,CN=laptop 8" --message-type 17 --key "$WORK/kc3.key" || rc=$?
+[ $rc = 2 ] && grep -q "^failInfoText: certificate $kc2 has the key of certificate $kc1, revoked for keyCompromise: enroll anew with a new key" "$WORK/kc3.log" ||
+	{ cat "$WORK/kc3.log"; fail "a renewal signed with the compromised key's other certificate: exit $rc, want 2 naming both"; }
+[ ! -s "$WORK/kc3.pem" ] || fail "a certificate was issued"
+
 check "RenewalWindow = 30: a fresh certificate is not renewed yet, with the date it can be"
 set_conf template.IPSECIntermediateOffline RenewalWindow 30
 server_restart
@@ -277,6 +294,10 @@ k_refused() {
 k2_pw=$(challenge)
 k_refused k2 "$k2_pw" "O=Fabrikam,CN=laptop 9"
 k_refused k3 "$k_pw" "O=Fabrikam,CN=ceo laptop"
+# With a wrong password the RA asks the CA as for a CertPoll (RFC 8894
+# 3.3.3: a PKCSReq sent again): the same answer, not the old CA's
+# certificate as a SUCCESS.
+k_refused k-wrong "not the password" "O=Fabrikam,CN=laptop 9"
 # The password that paid for the old certificate pays for no other; a
 # new one sent with the kept key paid for nothing: the new key uses it.
 rc=0
