@@ -196,7 +196,10 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 	}
 	if ((revoked = ca_ledger_is_revoked(ca, txn, old_serial)) != 0) {
 		renewal_refuse(r,
-		    revoked > 0 ? "certificate %s is revoked: enroll anew"
+		    revoked > 0 ? "certificate %s is revoked: enroll anew, "
+		                  "with a challenge password and the request "
+		                  "signed by a self-signed certificate (one "
+		                  "signed by this one is its renewal)"
 		                : "certificate %s: the ledger cannot be read",
 		    old_serial);
 		goto out;
@@ -242,7 +245,8 @@ ca_renewal_check(const struct ca *ca, MDB_txn *txn, const uint8_t *der,
 		renewal_date(na, when);
 		renewal_refuse(r,
 		    "certificate %s expired on %s: enroll anew with a "
-		    "challenge password",
+		    "challenge password, the request signed by a self-signed "
+		    "certificate (one signed by this one is its renewal)",
 		    old_serial, when);
 		goto out;
 	}
