@@ -242,12 +242,12 @@ static const struct sandbox_syscall sandbox_syscalls_sanitizer[] = {
 /* --- Landlock paths ---------------------------------------------------- */
 
 const struct sandbox_path sandbox_paths_resolver[] = {
-    {"/etc/hosts", SANDBOX_FS_READ},
-    {"/etc/resolv.conf", SANDBOX_FS_READ},
-    {"/etc/nsswitch.conf", SANDBOX_FS_READ},
-    {"/etc/host.conf", SANDBOX_FS_READ},
-    {"/etc/gai.conf", SANDBOX_FS_READ},
-    {"/etc/services", SANDBOX_FS_READ},
+    {"/etc/hosts", SANDBOX_FS_READ | SANDBOX_FS_REPLACED},
+    {"/etc/resolv.conf", SANDBOX_FS_READ | SANDBOX_FS_REPLACED},
+    {"/etc/nsswitch.conf", SANDBOX_FS_READ | SANDBOX_FS_REPLACED},
+    {"/etc/host.conf", SANDBOX_FS_READ | SANDBOX_FS_REPLACED},
+    {"/etc/gai.conf", SANDBOX_FS_READ | SANDBOX_FS_REPLACED},
+    {"/etc/services", SANDBOX_FS_READ | SANDBOX_FS_REPLACED},
     /* Not all of /etc/ssl: Debian keeps TLS and CA keys in private/. */
     {"/etc/ssl/certs", SANDBOX_FS_READ},
     {"/etc/ssl/openssl.cnf", SANDBOX_FS_READ},
@@ -748,6 +748,59 @@ sandbox_landlock_path(int ruleset, uint64_t handled,
 	return 0;
 }
 
+/*
+ * The directories whose files replace those of SANDBOX_FS_REPLACED paths
+ * (`dirs`, `n` of them, each added once): a rule covers the file found
+ * at start, and /etc/hosts edited with sed -i or an editor that writes a
+ * new file, or a resolv.conf that resolvconf or NetworkManager rewrites
+ * behind its link, was then unreadable: names stopped resolving, the
+ * service's calls (and a webhook's) timing out with no word of why. A
+ * link's target's directory always; the file's own directory (/etc) only
+ * under User, where file permissions guard the rest of it
+ * (/etc/shadow, /etc/ssl/private); as root a replaced file in /etc needs
+ * the service restarted (README "Sandbox").
+ */
+static void
+sandbox_replaced_dirs(const struct sandbox *sb,
+    const struct sandbox_policy *policy, char dirs[][PATH_MAX], size_t *n,
+    size_t max)
+{
+	char target[PATH_MAX], *slash;
+	struct stat st;
+
+	for (size_t i = 0; i < policy->npaths && *n + 2 <= max; i++) {
+		const char *path = policy->paths[i].path;
+		const char *found[2] = {NULL, NULL};
+		char own[PATH_MAX];
+
+		if (!(policy->paths[i].access & SANDBOX_FS_REPLACED))
+			continue;
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
+		    realpath(path, target) != NULL &&
+		    (slash = strrchr(target, '/')) != NULL && slash != target) {
+			*slash = '\0';
+			found[0] = target;
+		}
+		snprintf(own, sizeof(own), "%s", path);
+		if (sb->has_user && (slash = strrchr(own, '/')) != NULL &&
+		    slash != own) {
+			*slash = '\0';
+			found[1] = own;
+		}
+		for (size_t f = 0; f < 2; f++) {
+			size_t k = 0;
+
+			if (found[f] == NULL)
+				continue;
+			while (k < *n && strcmp(dirs[k], found[f]) != 0)
+				k++;
+			if (k == *n)
+				snprintf(
+				    dirs[(*n)++], PATH_MAX, "%s", found[f]);
+		}
+	}
+}
+
 #ifdef SCEPD_SANITIZER_BUILD
 /*
  * Sanitizer builds: LeakSanitizer's thread list and maps in /proc, and
@@ -814,6 +867,8 @@ static int
 sandbox_landlock(struct sandbox *sb, const struct sandbox_policy *policy)
 {
 	struct ll_ruleset_attr attr;
+	static char replaced[8][PATH_MAX];
+	size_t nreplaced = 0;
 	char shown[1024] = "";
 	int abi, ruleset = -1, rc = -1;
 
@@ -846,6 +901,15 @@ sandbox_landlock(struct sandbox *sb, const struct sandbox_policy *policy)
 		if (sandbox_landlock_path(ruleset, attr.handled_access_fs,
 		        &policy->paths[i], shown, sizeof(shown)) != 0)
 			goto out;
+	sandbox_replaced_dirs(sb, policy, replaced, &nreplaced,
+	    sizeof(replaced) / sizeof(replaced[0]));
+	for (size_t i = 0; i < nreplaced; i++) {
+		struct sandbox_path dir = {replaced[i], SANDBOX_FS_READ};
+
+		if (sandbox_landlock_path(ruleset, attr.handled_access_fs, &dir,
+		        shown, sizeof(shown)) != 0)
+			goto out;
+	}
 #ifdef SCEPD_SANITIZER_BUILD
 	if (sandbox_landlock_sanitizer(
 	        ruleset, attr.handled_access_fs, shown, sizeof(shown)) != 0)
@@ -871,7 +935,6 @@ sandbox_landlock(struct sandbox *sb, const struct sandbox_policy *policy)
 	    attr.handled_access_net == 0    ? ""
 	        : policy->tcp_bind_port > 0 ? "; TCP: bind its port only"
 	                                    : "; TCP: none");
-	(void)sb;
 	rc = 0;
 out:
 	if (ruleset >= 0)

@@ -136,6 +136,11 @@ enum {
 	/* The ipc:// socket of a service this one calls: its User must
 	 * reach it (checked at sandbox_enter); no Landlock rule. */
 	SANDBOX_FS_REACH = 1 << 3,
+	/* With READ: a file that tools replace rather than rewrite (an
+	 * editor, sed -i, resolvconf), which a rule on the file found at
+	 * start no longer covers: also the directory of its symbolic link's
+	 * target (/run/resolvconf), and under User its own directory. */
+	SANDBOX_FS_REPLACED = 1 << 4,
 };
 
 struct sandbox_path {
