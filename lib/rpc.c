@@ -3119,8 +3119,15 @@ rpc_serve(const struct rpc_server_config *config)
 		unlink(config->endpoint + 6); /* a stale socket of a crash */
 	}
 	if (zmq_bind(front, config->endpoint) != 0) {
-		log_error("cannot listen on %s: %s", config->endpoint,
-		    zmq_strerror(errno));
+		/* libzmq takes a name in a bind for a network interface's:
+		 * a host name there fails as "No such device". */
+		log_error("cannot listen on %s (Listen): %s%s",
+		    config->endpoint, zmq_strerror(errno),
+		    errno == ENODEV &&
+		            strncmp(config->endpoint, "tcp://", 6) == 0
+		        ? " (Listen takes an IP address, * or a network "
+		          "interface's name, not a host name)"
+		        : "");
 		goto out;
 	}
 	if (nworkers == 1) {

@@ -301,6 +301,11 @@ chmod 640 "$H/ca/keys/ca.key"
 refused_at_start ca-mode ca scepd-ca "$H/ca/scepd.conf" "mode 0640"
 chmod 600 "$H/ca/keys/ca.key"
 
+check "... and so is a Listen that names a host: the refusal says Listen takes an address (libzmq's 'No such device' alone)"
+sed -e "s|^Listen = tcp://.*|Listen = tcp://ca.invalid:5001|" "$H/ca/scepd.conf" > "$H/ca/named.conf"
+refused_at_start ca-named ca scepd-ca "$H/ca/named.conf" \
+	"cannot listen on tcp://ca.invalid:5001 (Listen): No such device (Listen takes an IP address, \* or a network interface's name, not a host name)"
+
 check "AllowInsecureTransport = 1 starts, logged as unsafe"
 { cat "$H/ca/plain.conf"; echo "AllowInsecureTransport = 1"; } > "$H/ca/insecure.conf"
 start ca-insecure ca scepd-ca "$H/ca/insecure.conf"
