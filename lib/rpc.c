@@ -1,7 +1,9 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -109,6 +111,7 @@ struct rpc_curve {
 struct rpc_endpoint {
 	char *addr;
 	char server_key[RPC_KEY_LEN + 1]; /* "" without CURVE */
+	int ipv6; /* ZMQ_IPV6 for it (rpc_endpoint_ipv6) */
 };
 
 struct rpc_link {
@@ -556,15 +559,85 @@ rpc_link_plain(const char *endpoints)
 	    (v = rpc_split(endpoints, &n)) == NULL ||
 	    (link->ep = calloc(n ? n : 1, sizeof(*link->ep))) == NULL)
 		goto fail;
-	for (; link->nep < n; link->nep++)
+	/* IPv6 or not decided here, before the sandbox: a socket made
+	 * later (after a timeout) may not probe. */
+	for (; link->nep < n; link->nep++) {
 		if ((link->ep[link->nep].addr = strdup(v[link->nep])) == NULL)
 			goto fail;
+		link->ep[link->nep].ipv6 = rpc_endpoint_ipv6(v[link->nep], 1);
+	}
 	free(v);
 	return link;
 fail:
 	free(v);
 	rpc_link_free(link);
 	return NULL;
+}
+
+/* Whether `host` has IPv4 addresses (0), only IPv6 ones (1), or is not
+ * found now (0: as before, IPv4). */
+static int
+rpc_host_ipv6_only(const char *host)
+{
+	struct addrinfo hints, *found = NULL;
+	int v6;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_family = AF_INET;
+	if (getaddrinfo(host, NULL, &hints, &found) == 0) {
+		freeaddrinfo(found);
+		return 0;
+	}
+	hints.ai_family = AF_INET6;
+	found = NULL;
+	v6 = getaddrinfo(host, NULL, &hints, &found) == 0;
+	if (found != NULL)
+		freeaddrinfo(found);
+	return v6;
+}
+
+/*
+ * Whether libzmq is to take IPv6 for tcp:// `endpoint` (ZMQ_IPV6, off by
+ * default: "tcp://[::1]:5001" failed as "No such device", and a host name
+ * with AAAA records only was never reached, without a word). For an IPv6
+ * address in brackets, "*" (a bind: both families) and, `connecting`, a
+ * host name that has IPv6 addresses and no IPv4 one (libzmq reaches the
+ * first address it is given, and with IPv6 that of a name having both
+ * would be its IPv6 one, where a server listening on its IPv4 address
+ * alone is not); never for an IPv4 address (its socket stays IPv4, its
+ * peers' addresses as they were) nor a bind's interface name (libzmq
+ * would take the interface's IPv6 address, out of IPv4 clients' reach);
+ * and only where the kernel has IPv6 (booted with ipv6.disable=1,
+ * libzmq's IPv6 socket fails where the IPv4 one works).
+ */
+int
+rpc_endpoint_ipv6(const char *endpoint, int connecting)
+{
+	char host[256], probe[16];
+	const char *at, *colon;
+	size_t len;
+	int fd;
+
+	if (strncmp(endpoint, "tcp://", 6) != 0)
+		return 0;
+	at = endpoint + 6;
+	/* "tcp://source;destination": the destination decides */
+	if (strchr(at, ';') != NULL)
+		at = strchr(at, ';') + 1;
+	if ((colon = strrchr(at, ':')) == NULL ||
+	    (len = (size_t)(colon - at)) == 0 || len >= sizeof(host))
+		return 0;
+	memcpy(host, at, len);
+	host[len] = '\0';
+	if (host[0] != '[' && strcmp(host, "*") != 0 &&
+	    (!connecting || inet_pton(AF_INET, host, probe) == 1))
+		return 0;
+	if ((fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	close(fd);
+	return host[0] == '[' || strcmp(host, "*") == 0 ||
+	    rpc_host_ipv6_only(host);
 }
 
 struct rpc_link *
@@ -726,6 +799,8 @@ rpc_client_socket(struct rpc_client *client, size_t i)
 	zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one));
 	zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl));
 	zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof(ttl));
+	if (ep->ipv6)
+		zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one));
 	if (link->curve &&
 	    (zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, link->public_key,
 	         RPC_KEY_LEN + 1) != 0 ||
@@ -1627,6 +1702,10 @@ rpc_peer_address(zmq_msg_t *msg)
 
 	if (address == NULL || strlen(address) >= RPC_ADDRESS_MAX)
 		return "";
+	/* An IPv4 caller of a socket listening on both families ("*"):
+	 * named as on an IPv4 one. */
+	if (strncmp(address, "::ffff:", 7) == 0 && strchr(address + 7, '.'))
+		return address + 7;
 	return address;
 }
 
@@ -3118,6 +3197,8 @@ rpc_serve(const struct rpc_server_config *config)
 			goto out;
 		unlink(config->endpoint + 6); /* a stale socket of a crash */
 	}
+	if (rpc_endpoint_ipv6(config->endpoint, 0))
+		zmq_setsockopt(front, ZMQ_IPV6, &one, sizeof(one));
 	if (zmq_bind(front, config->endpoint) != 0) {
 		/* libzmq takes a name in a bind for a network interface's:
 		 * a host name there fails as "No such device". */

@@ -101,6 +101,9 @@ int rpc_curve_serves(const struct rpc_curve *curve);
  * make clients of it. Freed with rpc_link_free(), after its clients.
  */
 struct rpc_link;
+/* 1 when tcp:// `endpoint` is to be reached (`connecting`) or bound over
+ * IPv6 too (ZMQ_IPV6): an IPv6 address, "*", a host name; 0 otherwise. */
+int rpc_endpoint_ipv6(const char *endpoint, int connecting);
 struct rpc_link *rpc_link_new(const struct rpc_curve *curve,
     const char *endpoints, const char *server_keys, const char *file,
     const char *section, const char *endpoint_key, const char *server_key_key);
