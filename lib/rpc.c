@@ -121,6 +121,10 @@ struct rpc_link {
 	int curve;
 	char public_key[RPC_KEY_LEN + 1];
 	char secret_key[RPC_KEY_LEN + 1];
+	/* "[ra] CAEndpoint", "[ra] CAServerKey": named when no connection
+	 * comes up (rpc_link_unconnected); "" for a link without them. */
+	char endpoint_setting[96], key_setting[96];
+	_Atomic int64_t unconnected_said; /* monotonic ms, 0: never */
 };
 
 static const char rpc_z85_chars[] =
@@ -694,6 +698,11 @@ rpc_link_new(const struct rpc_curve *curve, const char *endpoints,
 			    sizeof(link->secret_key));
 		}
 	}
+	snprintf(link->endpoint_setting, sizeof(link->endpoint_setting),
+	    "[%s] %s", section ? section : "",
+	    endpoint_key ? endpoint_key : "");
+	snprintf(link->key_setting, sizeof(link->key_setting), "[%s] %s",
+	    section ? section : "", server_key_key ? server_key_key : "");
 	for (size_t i = 0; nfiles == 0 && i < link->nep; i++) {
 		if (!rpc_is_network(link->ep[i].addr))
 			continue;
@@ -1018,6 +1027,35 @@ rpc_client_wait(void *sock, uint64_t id, int64_t until_ms,
 	}
 }
 
+/*
+ * A call that found no endpoint of the link connected from first to last
+ * (nothing was sent): said, once a minute per link, naming the endpoints
+ * and the settings. The caller's own line ("CA: no answer before the
+ * deadline") was all an operator saw of a server that is down, of a wrong
+ * address, and of a wrong server key alike, where the server logs
+ * nothing: its CurveZMQ handshake fails before its key check.
+ */
+static void
+rpc_link_unconnected(struct rpc_link *link, int timeout_ms)
+{
+	int64_t now = clock_monotonic_ms(), said = link->unconnected_said;
+
+	if (link->endpoint_setting[0] == '\0' ||
+	    (said != 0 && now - said < 60 * 1000) ||
+	    !atomic_compare_exchange_strong(
+	        &link->unconnected_said, &said, now))
+		return;
+	log_warn("rpc: no connection to %s (%s) came up within %d ms: the "
+	         "service is not running there or not reached%s%s%s",
+	    link->endpoints, link->endpoint_setting, timeout_ms,
+	    link->curve ? ", or it refuses this service's CurveZMQ key (is "
+	                : "",
+	    link->curve ? link->key_setting : "",
+	    link->curve ? " its public key? A server refusing the right key "
+	                  "says so in its log)"
+	                : "");
+}
+
 /* rpc_call and rpc_call_once: sends again after each attempt_ms; the
  * service is told to give up after serve_ms. */
 static int
@@ -1117,6 +1155,11 @@ rpc_call_attempts(struct rpc_client *client, Scep__V1__Request *req,
 	free(buf);
 	if (*reply == NULL && err == RPC_OK)
 		err = RPC_ETIMEDOUT;
+	/* Not rpc_call_at's one endpoint of several (a scrape). */
+	if (err == RPC_ETIMEDOUT && client->copies == 0 &&
+	    client->only == RPC_ANY_ENDPOINT)
+		rpc_link_unconnected(
+		    (struct rpc_link *)client->link, timeout_ms);
 	return *reply != NULL ? RPC_OK : err;
 }
 

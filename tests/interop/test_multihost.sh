@@ -402,6 +402,12 @@ rc=0
 sign fe1 --txid mh-frontend --key "$H/fe1/keys/frontend.key" --server-key "$H/fe1/keys/ca.pub" || rc=$?
 [ $rc = 3 ] || { cat "$WORK/sign.out"; fail "the frontend's key: ca_sign exit $rc, want 3 (no answer)"; }
 
+check "a client given another key as the CA's (the handshake fails, the CA logs nothing): it says no connection came up, naming the key's setting"
+rc=0
+sign ra1 --txid mh-wrong-server-key --key "$H/ra1/keys/ra.key" --server-key "$H/ra1/keys/ra.pub" || rc=$?
+[ $rc = 3 ] && grep -qF "rpc: no connection to $CA_EP ([ca_sign] --endpoint) came up within 3000 ms: the service is not running there or not reached, or it refuses this service's CurveZMQ key (is [ca_sign] --server-key its public key?" "$WORK/sign.out" ||
+	{ cat "$WORK/sign.out"; fail "a wrong server key: exit $rc, want 3 and the line naming the setting"; }
+
 check "... nor a plain client without CurveZMQ, from the frontend's host or the RA's"
 for h in fe1 ra1; do
 	rc=0
