@@ -579,12 +579,12 @@ fail:
 }
 
 /* Whether `host` has IPv4 addresses (0), only IPv6 ones (1), or is not
- * found now (0: as before, IPv4). */
+ * found now (0: as before, IPv4; said, as it stays so until a restart). */
 static int
 rpc_host_ipv6_only(const char *host)
 {
 	struct addrinfo hints, *found = NULL;
-	int v6;
+	int v6, e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -595,9 +595,14 @@ rpc_host_ipv6_only(const char *host)
 	}
 	hints.ai_family = AF_INET6;
 	found = NULL;
-	v6 = getaddrinfo(host, NULL, &hints, &found) == 0;
+	v6 = (e = getaddrinfo(host, NULL, &hints, &found)) == 0;
 	if (found != NULL)
 		freeaddrinfo(found);
+	if (!v6 && e != EAI_NONAME && e != EAI_NODATA)
+		log_warn("rpc: %s is not resolved now (%s): reached over IPv4; "
+		         "a name with IPv6 addresses only needs this service "
+		         "restarted once it resolves",
+		    host, gai_strerror(e));
 	return v6;
 }
 
@@ -605,13 +610,16 @@ rpc_host_ipv6_only(const char *host)
  * Whether libzmq is to take IPv6 for tcp:// `endpoint` (ZMQ_IPV6, off by
  * default: "tcp://[::1]:5001" failed as "No such device", and a host name
  * with AAAA records only was never reached, without a word). For an IPv6
- * address in brackets, "*" (a bind: both families) and, `connecting`, a
+ * address in brackets ("[::]": both families) and, `connecting`, a
  * host name that has IPv6 addresses and no IPv4 one (libzmq reaches the
  * first address it is given, and with IPv6 that of a name having both
  * would be its IPv6 one, where a server listening on its IPv4 address
  * alone is not); never for an IPv4 address (its socket stays IPv4, its
  * peers' addresses as they were) nor a bind's interface name (libzmq
- * would take the interface's IPv6 address, out of IPv4 clients' reach);
+ * would take the interface's IPv6 address, out of IPv4 clients' reach)
+ * nor "*", which stays every IPv4 address (with IPv6 it would open the
+ * port on the host's IPv6 addresses too, which a firewall of IPv4 rules
+ * alone leaves open);
  * and only where the kernel has IPv6 (booted with ipv6.disable=1,
  * libzmq's IPv6 socket fails where the IPv4 one works).
  */
@@ -634,14 +642,14 @@ rpc_endpoint_ipv6(const char *endpoint, int connecting)
 		return 0;
 	memcpy(host, at, len);
 	host[len] = '\0';
-	if (host[0] != '[' && strcmp(host, "*") != 0 &&
-	    (!connecting || inet_pton(AF_INET, host, probe) == 1))
+	if (host[0] != '[' &&
+	    (!connecting || strcmp(host, "*") == 0 ||
+	        inet_pton(AF_INET, host, probe) == 1))
 		return 0;
 	if ((fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return 0;
 	close(fd);
-	return host[0] == '[' || strcmp(host, "*") == 0 ||
-	    rpc_host_ipv6_only(host);
+	return host[0] == '[' || rpc_host_ipv6_only(host);
 }
 
 struct rpc_link *
@@ -1738,6 +1746,16 @@ rpc_fresh(const struct rpc_freshness *f, int first)
 /* The address of the host a message came from: its "Peer-Address" ("" if
  * none or too long): on ipc:// libzmq gives "localhost:UID:GID:PID", a
  * process of this host (rpc_local_uid). */
+/* An IPv4 caller of a socket listening on both families ("[::]"), named
+ * as on an IPv4 one: "10.0.0.21", not "::ffff:10.0.0.21". */
+const char *
+rpc_address_shown(const char *address)
+{
+	if (strncmp(address, "::ffff:", 7) == 0 && strchr(address + 7, '.'))
+		return address + 7;
+	return address;
+}
+
 static const char *
 rpc_peer_address(zmq_msg_t *msg)
 {
@@ -1745,11 +1763,7 @@ rpc_peer_address(zmq_msg_t *msg)
 
 	if (address == NULL || strlen(address) >= RPC_ADDRESS_MAX)
 		return "";
-	/* An IPv4 caller of a socket listening on both families ("*"):
-	 * named as on an IPv4 one. */
-	if (strncmp(address, "::ffff:", 7) == 0 && strchr(address + 7, '.'))
-		return address + 7;
-	return address;
+	return rpc_address_shown(address);
 }
 
 /* A worker's peer frame (rpc_forward_request): '1' if the request is
@@ -2748,15 +2762,17 @@ rpc_zap_answer(struct rpc_zap *zap, zmq_msg_t *f, size_t n)
 {
 	const struct rpc_curve *curve = zap->curve;
 	const char *status = "400", *text = "key not admitted", *user = "";
-	char addr[64] = "?";
+	char frame[64] = "?";
+	const char *addr = frame;
 	const uint8_t *key = NULL;
 
 	if (n >= 4) {
 		size_t len = zmq_msg_size(&f[3]);
 
-		if (len > 0 && len < sizeof(addr)) {
-			memcpy(addr, zmq_msg_data(&f[3]), len);
-			addr[len] = '\0';
+		if (len > 0 && len < sizeof(frame)) {
+			memcpy(frame, zmq_msg_data(&f[3]), len);
+			frame[len] = '\0';
+			addr = rpc_address_shown(frame);
 		}
 	}
 	if (n < 6 || !rpc_frame_is(&f[0], "1.0")) {

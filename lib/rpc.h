@@ -102,8 +102,12 @@ int rpc_curve_serves(const struct rpc_curve *curve);
  */
 struct rpc_link;
 /* 1 when tcp:// `endpoint` is to be reached (`connecting`) or bound over
- * IPv6 too (ZMQ_IPV6): an IPv6 address, "*", a host name; 0 otherwise. */
+ * IPv6 (ZMQ_IPV6): an IPv6 address in brackets, a host name with IPv6
+ * addresses only; 0 otherwise ("*" and IPv4 addresses included). */
 int rpc_endpoint_ipv6(const char *endpoint, int connecting);
+/* `address` (a caller's) as logs show it: an IPv4 one on an IPv6 socket
+ * ("::ffff:10.0.0.21") as "10.0.0.21". */
+const char *rpc_address_shown(const char *address);
 struct rpc_link *rpc_link_new(const struct rpc_curve *curve,
     const char *endpoints, const char *server_keys, const char *file,
     const char *section, const char *endpoint_key, const char *server_key_key);

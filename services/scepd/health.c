@@ -36,7 +36,6 @@
 #include "config.h"
 #include "log.h"
 #include "netaddr.h"
-#include "rpc.h"
 #include "scep.pb-c.h"
 #include "scepd.h"
 #include "service.h"
@@ -585,7 +584,7 @@ probe_rpc_send(struct health *h, struct probe *p, int64_t now)
 	Scep__V1__HealthRequest body = SCEP__V1__HEALTH_REQUEST__INIT;
 	uint8_t buf[128];
 	int64_t wall = wall_ms(), max_reply = 64 * 1024;
-	int zero = 0, one = 1;
+	int zero = 0;
 	size_t len;
 
 	if (h->zmq_ctx == NULL && (h->zmq_ctx = zmq_ctx_new()) == NULL) {
@@ -599,8 +598,6 @@ probe_rpc_send(struct health *h, struct probe *p, int64_t now)
 	    zmq_setsockopt(p->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 	    zmq_setsockopt(
 	        p->sock, ZMQ_MAXMSGSIZE, &max_reply, sizeof(max_reply)) != 0 ||
-	    (rpc_endpoint_ipv6(p->endpoint, 1) &&
-	        zmq_setsockopt(p->sock, ZMQ_IPV6, &one, sizeof(one)) != 0) ||
 	    zmq_connect(p->sock, p->endpoint) != 0) {
 		log_warn("liveness check of %s: %s: %s", p->name, p->endpoint,
 		    zmq_strerror(errno));

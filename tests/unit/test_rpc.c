@@ -1957,31 +1957,37 @@ test_served_over_ipv6(void **state)
 }
 
 /* Which endpoints libzmq is told to take IPv6 for: never an IPv4
- * address (its sockets and its peers' addresses stay as they were) nor
- * a bind's interface name (libzmq would bind the interface's IPv6
- * address), nor ipc://. */
+ * address (its sockets and its peers' addresses stay as they were), "*"
+ * (IPv4 as before: IPv6 would open the port where a firewall has IPv4
+ * rules alone), a bind's interface name (libzmq would bind the
+ * interface's IPv6 address), nor ipc://. */
 static void
 test_ipv6_only_where_asked(void **state)
 {
 	(void)state;
-	if (tcp6_missing)
-		skip();
-	assert_int_equal(rpc_endpoint_ipv6("tcp://[::1]:5001", 1), 1);
-	assert_int_equal(rpc_endpoint_ipv6("tcp://[::1]:5001", 0), 1);
-	/* A name with an IPv4 address stays IPv4 (a server listening on
-	 * that address alone is reached); one with IPv6 addresses only
-	 * (Debian's /etc/hosts: ip6-localhost) is reached over IPv6. */
+	assert_int_equal(rpc_endpoint_ipv6("tcp://*:5001", 0), 0);
+	assert_int_equal(rpc_endpoint_ipv6("tcp://10.0.0.1:5001", 1), 0);
+	assert_int_equal(rpc_endpoint_ipv6("tcp://10.0.0.1:5001", 0), 0);
+	assert_int_equal(rpc_endpoint_ipv6("tcp://eth0:5001", 0), 0);
+	assert_int_equal(rpc_endpoint_ipv6("ipc:///run/scepd/ca.sock", 1), 0);
 	assert_int_equal(rpc_endpoint_ipv6("tcp://localhost:5001", 1), 0);
+	/* An IPv4 caller of "[::]" is named as on an IPv4 socket. */
+	assert_string_equal(rpc_address_shown("::ffff:10.0.0.21"), "10.0.0.21");
+	assert_string_equal(rpc_address_shown("fd00::21"), "fd00::21");
+	assert_string_equal(rpc_address_shown("::ffff:1"), "::ffff:1");
+	if (tcp6_missing)
+		skip(); /* the rest needs the host's IPv6 */
+	assert_int_equal(rpc_endpoint_ipv6("tcp://[::1]:5001", 1), 1);
+	assert_int_equal(rpc_endpoint_ipv6("tcp://[::]:5001", 0), 1);
+	/* A name with IPv6 addresses only (Debian's /etc/hosts:
+	 * ip6-localhost) is reached over IPv6; one with an IPv4 address
+	 * too (localhost, above) stays IPv4, where a server listening on
+	 * that address alone is reached. */
 	if (gethostbyname2("ip6-localhost", AF_INET) == NULL &&
 	    gethostbyname2("ip6-localhost", AF_INET6) != NULL)
 		assert_int_equal(
 		    rpc_endpoint_ipv6("tcp://ip6-localhost:5001", 1), 1);
 	assert_int_equal(rpc_endpoint_ipv6("tcp://ip6-localhost:5001", 0), 0);
-	assert_int_equal(rpc_endpoint_ipv6("tcp://*:5001", 0), 1);
-	assert_int_equal(rpc_endpoint_ipv6("tcp://10.0.0.1:5001", 1), 0);
-	assert_int_equal(rpc_endpoint_ipv6("tcp://10.0.0.1:5001", 0), 0);
-	assert_int_equal(rpc_endpoint_ipv6("tcp://eth0:5001", 0), 0);
-	assert_int_equal(rpc_endpoint_ipv6("ipc:///run/scepd/ca.sock", 1), 0);
 }
 
 /* Sends a GetCACert "IDENT" as a caller whose clock reads `sent_ms` now
