@@ -704,6 +704,10 @@ left=$(ls -d "$WORK"/interrupted.init.??????) && [ -d "$left" ] ||
 mkdir "$WORK/interrupted.init.HELD00"
 exec 9< "$WORK/interrupted.init.HELD00"
 flock 9
+# An operator's copy named alike, without the mark a start puts in its
+# stage, is not a start's leftover.
+mkdir "$WORK/interrupted.init.backup"
+echo "a copy of the CA key" > "$WORK/interrupted.init.backup/ca.key"
 "$BUILD_DIR/scepd-init" --data-dir "$WORK/interrupted" > "$WORK/int2.log" 2>&1 ||
 	{ cat "$WORK/int2.log"; fail "the next first start failed"; }
 exec 9<&-
@@ -713,6 +717,8 @@ grep -q "removed $left, left by a first start that was interrupted" "$WORK/int2.
 [ -d "$WORK/interrupted.init.HELD00" ] || fail "a staging directory another first start holds was removed"
 ! grep -q "HELD00" "$WORK/int2.log" || fail "the held staging directory is said removed"
 rmdir "$WORK/interrupted.init.HELD00"
+[ -f "$WORK/interrupted.init.backup/ca.key" ] || fail "an operator's DIR.init.backup (no stage mark in it) was removed"
+rm -r "$WORK/interrupted.init.backup"
 
 check "a first start made in place ('.') and interrupted is made again by the next (it left part of its files, which every start refused)"
 mkdir "$WORK/dot-int"

@@ -277,19 +277,28 @@ flush_dir(const char *dir, int above)
 	return rc;
 }
 
+/* In each staging directory from its making until just before its rename:
+ * only a directory holding it is taken for a start's leftover (not an
+ * operator's DIR.init.backup, which may hold a copy of the CA key). */
+#define INIT_STAGE_MARK ".scepd-init-stage"
+
 /*
- * A staging directory DIR.init.XXXXXX, locked for as long as this start
- * builds in it (a start killed, or the machine stopped, leaves it
- * unlocked, a demo CA key in it that nothing uses): its descriptor, or -1
- * (then built in place). A stage another start removed as left over
- * between our mkdtemp and our lock is made again.
+ * A staging directory DIR.init.XXXXXX, marked (INIT_STAGE_MARK) and locked
+ * for as long as this start builds in it (a start killed, or the machine
+ * stopped, leaves it unlocked, a demo CA key in it that nothing uses):
+ * its descriptor, or -1 (then built in place). A stage another start
+ * removed as left over between our mkdtemp and our lock is made again.
+ * Where directories cannot be locked (NFS: ENOLCK, EBADF), used
+ * unlocked, as before such stages were removed: another start cannot
+ * lock it either, and leaves it alone.
  */
 static int
 stage_make(const char *dir, char *stage, size_t size)
 {
 	size_t len = strlen(dir);
 	struct stat st, again;
-	int fd;
+	char mark[4200];
+	int fd, locked;
 
 	while (len > 1 && dir[len - 1] == '/')
 		len--;
@@ -300,21 +309,29 @@ stage_make(const char *dir, char *stage, size_t size)
 			return -1;
 		fd = open(
 		    stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 &&
-		    st.st_nlink > 0 && stat(stage, &again) == 0 &&
-		    again.st_ino == st.st_ino && again.st_dev == st.st_dev)
-			return fd;
+		locked = fd >= 0 && flock(fd, LOCK_EX) == 0;
+		if (fd >= 0 && (locked || errno != EINTR) &&
+		    fstat(fd, &st) == 0 && st.st_nlink > 0 &&
+		    stat(stage, &again) == 0 && again.st_ino == st.st_ino &&
+		    again.st_dev == st.st_dev) {
+			snprintf(
+			    mark, sizeof(mark), "%s/" INIT_STAGE_MARK, stage);
+			if (write_text(mark, "", 0600) == 0)
+				return fd;
+		}
 		if (fd >= 0)
 			close(fd);
+		remove_tree(stage); /* ours, or already gone */
 	}
 	return -1;
 }
 
-/* Staging directories beside DIR that no start holds: removed, said. */
+/* Staging directories beside DIR, marked, that no start holds: removed,
+ * said. */
 static void
 stage_leftovers_remove(const char *dir)
 {
-	char name[4096], path[4400], *base, *slash;
+	char name[4096], path[4400], mark[4500], *base, *slash;
 	const char *parent = ".";
 	size_t len = strlen(dir), blen;
 	struct dirent *e;
@@ -342,16 +359,20 @@ stage_leftovers_remove(const char *dir)
 		    strlen(e->d_name + blen + 6) != 6)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		snprintf(mark, sizeof(mark), "%s/" INIT_STAGE_MARK, path);
 		fd =
 		    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    access(mark, F_OK) == 0) {
 			remove_tree(path);
-			printf("scepd: removed %s, left by a first start that "
-			       "was interrupted\n",
-			    path);
-			fflush(stdout);
+			if (access(path, F_OK) != 0) {
+				printf("scepd: removed %s, left by a first "
+				       "start that was interrupted\n",
+				    path);
+				fflush(stdout);
+			}
 		}
 		close(fd);
 	}
@@ -641,6 +662,12 @@ init_once(const char *dir, const char *listen, int stage_allowed,
 	    write_text(path, conf, 0600) != 0) {
 		fprintf(stderr, "scepd: cannot write %s\n", path);
 		goto out;
+	}
+	/* Not carried into DIR; the lock, held still, keeps other starts
+	 * off the stage meanwhile. */
+	if (build != dir) {
+		snprintf(path, sizeof(path), "%s/" INIT_STAGE_MARK, build);
+		unlink(path);
 	}
 	if (flush_tree(build) != 0) {
 		fprintf(stderr, "scepd: cannot flush %s to the disk: %s\n",
