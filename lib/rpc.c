@@ -1743,9 +1743,6 @@ rpc_fresh(const struct rpc_freshness *f, int first)
 	    ((first && f->empty) || now - f->emptied < RPC_CLOCK_FRESH_MS);
 }
 
-/* The address of the host a message came from: its "Peer-Address" ("" if
- * none or too long): on ipc:// libzmq gives "localhost:UID:GID:PID", a
- * process of this host (rpc_local_uid). */
 /* An IPv4 caller of a socket listening on both families ("[::]"), named
  * as on an IPv4 one: "10.0.0.21", not "::ffff:10.0.0.21". */
 const char *
@@ -1756,6 +1753,9 @@ rpc_address_shown(const char *address)
 	return address;
 }
 
+/* The address of the host a message came from: its "Peer-Address" ("" if
+ * none or too long): on ipc:// libzmq gives "localhost:UID:GID:PID", a
+ * process of this host (rpc_local_uid). */
 static const char *
 rpc_peer_address(zmq_msg_t *msg)
 {

@@ -241,9 +241,11 @@ static int init_once(const char *dir, const char *listen, int stage_allowed,
 /*
  * What was written on the disk before it is named DIR or its mark of an
  * unfinished start removed: ext4 writes a file's blocks late, and a power
- * cut after the rename but before them left a DIR whose scepd.conf said it
- * was whole beside an empty ca.key (a CA that may have signed meanwhile
- * and cannot start again). syncfs(2): every file of the tree at once.
+ * cut after the rename but before them could leave a DIR that looks whole
+ * with an empty scepd.conf, or a directory without the entries of its
+ * keys (those were flushed one by one, their directories not), for a CA
+ * that may have signed meanwhile. syncfs(2): every file of the tree at
+ * once.
  */
 static int
 flush_tree(const char *dir)
@@ -286,8 +288,9 @@ flush_dir(const char *dir, int above)
  * A staging directory DIR.init.XXXXXX, marked (INIT_STAGE_MARK) and locked
  * for as long as this start builds in it (a start killed, or the machine
  * stopped, leaves it unlocked, a demo CA key in it that nothing uses):
- * its descriptor, or -1 (then built in place). A stage another start
- * removed as left over between our mkdtemp and our lock is made again.
+ * its descriptor, or -1 (then built in place). The mark is written once
+ * the lock is held, so another start never takes it for a leftover in
+ * between; a stage gone meanwhile all the same is made again.
  * Where directories cannot be locked (NFS: ENOLCK, EBADF), used
  * unlocked, as before such stages were removed: another start cannot
  * lock it either, and leaves it alone.
